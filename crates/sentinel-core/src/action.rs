@@ -1,0 +1,230 @@
+//! Plans (what the policy chose) and actions (what an actuator did, and how to undo it).
+
+use crate::alert::{Severity, Subject};
+use crate::ids::{ActionId, AlertId, InvestigationId, PlanId, TraceId};
+use crate::time::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// Whether a plan is only recorded or really applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Record the plan and what would be done; change nothing.
+    #[default]
+    Observe,
+    /// Apply the plan for real.
+    Enforce,
+}
+
+impl Mode {
+    /// The lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Observe => "observe",
+            Mode::Enforce => "enforce",
+        }
+    }
+}
+
+/// The kinds of response Sentinel can apply. Every one is reversible.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionKind {
+    /// Drop traffic from an address or range.
+    BlockIp,
+    /// Limit the rate of traffic from an address.
+    RateLimit,
+    /// Send an address's traffic to a honeypot.
+    RedirectToHoneypot,
+    /// Cut a container off its networks.
+    IsolateContainer,
+    /// Move a file into quarantine.
+    QuarantineFile,
+}
+
+impl ActionKind {
+    /// All kinds.
+    pub const ALL: [ActionKind; 5] = [
+        ActionKind::BlockIp,
+        ActionKind::RateLimit,
+        ActionKind::RedirectToHoneypot,
+        ActionKind::IsolateContainer,
+        ActionKind::QuarantineFile,
+    ];
+
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionKind::BlockIp => "block_ip",
+            ActionKind::RateLimit => "rate_limit",
+            ActionKind::RedirectToHoneypot => "redirect_to_honeypot",
+            ActionKind::IsolateContainer => "isolate_container",
+            ActionKind::QuarantineFile => "quarantine_file",
+        }
+    }
+}
+
+impl fmt::Display for ActionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ActionKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ActionKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown action `{s}` (block_ip, rate_limit, redirect_to_honeypot, isolate_container, quarantine_file)"
+                )
+            })
+    }
+}
+
+/// One action a plan asks for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionSpec {
+    /// What to do.
+    pub kind: ActionKind,
+    /// To whom.
+    pub subject: Subject,
+    /// How long it stays before it is reverted, in seconds.
+    pub ttl_secs: u64,
+    /// Kind-specific parameters (rate, honeypot address, …).
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub params: serde_json::Value,
+}
+
+/// What the policy chose for one investigation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Unique id.
+    pub id: PlanId,
+    /// When it was decided.
+    pub ts: Timestamp,
+    /// The alert behind it.
+    pub alert_id: AlertId,
+    /// The investigation behind it.
+    pub investigation_id: InvestigationId,
+    /// Observe or enforce.
+    pub mode: Mode,
+    /// The alert's severity.
+    pub severity: Severity,
+    /// The risk band the investigation fell in (`low`, `medium`, `high`).
+    pub risk_band: String,
+    /// The confidence band (`low`, `medium`, `high`).
+    pub confidence_band: String,
+    /// What to do; empty when the matrix asks for nothing.
+    pub actions: Vec<ActionSpec>,
+    /// Why: which matrix rule matched.
+    pub reason: String,
+    /// The trace it belongs to.
+    pub trace_id: TraceId,
+}
+
+/// Where an action is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionState {
+    /// Decided, not yet applied (or only observed).
+    Planned,
+    /// Live.
+    Applied,
+    /// Could not be applied.
+    Failed,
+    /// Undone before its time.
+    Reverted,
+    /// Undone because its time was up.
+    Expired,
+    /// Refused by the allowlist or a cap.
+    Refused,
+}
+
+impl ActionState {
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionState::Planned => "planned",
+            ActionState::Applied => "applied",
+            ActionState::Failed => "failed",
+            ActionState::Reverted => "reverted",
+            ActionState::Expired => "expired",
+            ActionState::Refused => "refused",
+        }
+    }
+}
+
+impl FromStr for ActionState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [
+            ActionState::Planned,
+            ActionState::Applied,
+            ActionState::Failed,
+            ActionState::Reverted,
+            ActionState::Expired,
+            ActionState::Refused,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+        .ok_or_else(|| format!("unknown action state `{s}`"))
+    }
+}
+
+/// The dry-run view of an action: exactly what would be done, with no effect.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Preview {
+    /// The kind of action.
+    pub kind: ActionKind,
+    /// The exact rules, commands or API calls, in order.
+    pub operations: Vec<String>,
+}
+
+/// What an actuator applied; serialisable, and all that `revert` needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Applied {
+    /// The kind of action.
+    pub kind: ActionKind,
+    /// Who it was applied to.
+    pub subject: Subject,
+    /// Actuator-specific revert token.
+    pub token: serde_json::Value,
+}
+
+/// An action and its state, as kept in the ledger.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionRecord {
+    /// Unique id.
+    pub id: ActionId,
+    /// The plan it belongs to.
+    pub plan_id: PlanId,
+    /// The alert behind it.
+    pub alert_id: AlertId,
+    /// What was asked.
+    pub spec: ActionSpec,
+    /// Observe or enforce.
+    pub mode: Mode,
+    /// Where it is in its life.
+    pub state: ActionState,
+    /// When it was created.
+    pub created: Timestamp,
+    /// When it last changed.
+    pub updated: Timestamp,
+    /// When it is reverted automatically.
+    pub expires_at: Timestamp,
+    /// The dry run: what was (or would have been) done.
+    pub preview: Preview,
+    /// The revert token, once applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied: Option<Applied>,
+    /// Why it failed or was refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The trace it belongs to.
+    pub trace_id: TraceId,
+}

@@ -1,0 +1,32 @@
+//! Sentinel's domain model and the seams between pipeline stages.
+//!
+//! This crate owns the types that travel along the golden path (`Event` → `Alert` → `Investigation` →
+//! `Plan` → `ActionRecord`), the audit record, identifiers and timestamps, redaction of secrets, and the
+//! traits every source, detector, enricher, policy, actuator, notifier, audit log and bus implements.
+//! It must not do I/O or depend on an async runtime: everything else depends on it.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod action;
+pub mod alert;
+pub mod audit;
+pub mod event;
+pub mod ids;
+pub mod redact;
+pub mod seams;
+pub mod time;
+
+pub use action::{
+    ActionKind, ActionRecord, ActionSpec, ActionState, Applied, Mode, Plan, Preview,
+};
+pub use alert::{Alert, Evidence, Investigation, Reason, Severity, Subject, Verdict};
+pub use audit::{AuditKind, AuditRecord, Notice};
+pub use event::{Event, EventKind};
+pub use ids::{ActionId, AlertId, EventId, InvestigationId, PlanId, TraceId};
+pub use redact::Redactor;
+pub use time::Timestamp;
+pub use seams::{
+    ActError, Actuator, AuditError, AuditLog, Bus, BusError, BusRx, Detector, EnrichError, Enricher,
+    EventSink, EventTx, Notifier, NotifyError, Policy, Receipt, Shutdown, SignedCheckpoint, SinkClosed,
+    Source, SourceError, Topic,
+};

@@ -1,0 +1,204 @@
+//! The seams: one trait per kind of plugin. Implementations live in the stage crates.
+//!
+//! The traits use `async_trait` so that pipelines can hold `Box<dyn …>` of any plugin kind.
+
+use crate::action::{ActionKind, ActionSpec, Applied, Plan, Preview};
+use crate::alert::{Alert, Evidence, Investigation, Subject};
+use crate::audit::{AuditRecord, Notice};
+use crate::event::Event;
+use crate::time::Timestamp;
+use async_trait::async_trait;
+use std::future::Future;
+use std::pin::Pin;
+
+/// A future that completes when the process is shutting down.
+pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Where a source delivers events. Sending waits while the queue is full (back-pressure).
+#[async_trait]
+pub trait EventSink: Send + Sync {
+    /// Delivers one event; fails only when the pipeline is gone.
+    async fn send(&self, ev: Event) -> Result<(), SinkClosed>;
+}
+
+/// The pipeline no longer accepts events.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the pipeline is closed")]
+pub struct SinkClosed;
+
+/// A shared handle to an event sink.
+pub type EventTx = std::sync::Arc<dyn EventSink>;
+
+/// Errors a source can end with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SourceError {
+    /// The source could not read its input.
+    #[error("source i/o: {0}")]
+    Io(String),
+    /// The pipeline closed under it.
+    #[error(transparent)]
+    Closed(#[from] SinkClosed),
+}
+
+/// Produces events until shut down.
+#[async_trait]
+pub trait Source: Send {
+    /// Runs until `shutdown` completes or the input ends.
+    async fn run(self: Box<Self>, out: EventTx, shutdown: Shutdown) -> Result<(), SourceError>;
+}
+
+/// Turns events into alerts. Pure and synchronous: no I/O, no clock but the one passed in.
+pub trait Detector: Send {
+    /// A stable name, e.g. `heuristic`.
+    fn id(&self) -> &str;
+    /// Looks at one event and appends any alerts it raises.
+    fn observe(&mut self, ev: &Event, out: &mut Vec<Alert>);
+    /// Lets time pass (bucket leaks, window expiry) and appends any alerts that raises.
+    fn tick(&mut self, now: Timestamp, out: &mut Vec<Alert>);
+}
+
+/// Errors an enricher can return; the investigation records them as uncertainty.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EnrichError {
+    /// The provider did not answer in time.
+    #[error("provider timed out")]
+    Timeout,
+    /// The provider refused (rate limit, auth).
+    #[error("provider refused: {0}")]
+    Refused(String),
+    /// The provider's answer could not be understood.
+    #[error("provider answer malformed: {0}")]
+    Malformed(String),
+    /// The subject is not something this enricher knows about.
+    #[error("not applicable")]
+    NotApplicable,
+}
+
+/// Finds out more about a subject.
+#[async_trait]
+pub trait Enricher: Send + Sync {
+    /// The provider's name.
+    fn name(&self) -> &str;
+    /// Looks the subject up.
+    async fn enrich(&self, subject: &Subject, alert: &Alert) -> Result<Evidence, EnrichError>;
+}
+
+/// Chooses a response. Pure.
+pub trait Policy: Send + Sync {
+    /// Decides what to do about an investigation.
+    fn decide(&self, inv: &Investigation) -> Plan;
+}
+
+/// Errors an actuator can return.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ActError {
+    /// The action's parameters are not acceptable (a dangerous path, a bad address).
+    #[error("refused: {0}")]
+    Refused(String),
+    /// The kernel or engine said no.
+    #[error("backend: {0}")]
+    Backend(String),
+    /// The revert token could not be understood.
+    #[error("bad revert token: {0}")]
+    BadToken(String),
+}
+
+/// Applies and reverts one kind of action.
+#[async_trait]
+pub trait Actuator: Send + Sync {
+    /// Which kind of action this applies.
+    fn kind(&self) -> ActionKind;
+    /// Dry run: the exact rules, commands or calls, with no effect.
+    async fn plan(&self, a: &ActionSpec) -> Result<Preview, ActError>;
+    /// Applies the action; the result is all `revert` needs.
+    async fn apply(&self, a: &ActionSpec) -> Result<Applied, ActError>;
+    /// Reverts; idempotent (already gone is `Ok`).
+    async fn revert(&self, t: &Applied) -> Result<(), ActError>;
+    /// What is really in place now.
+    async fn observe(&self) -> Result<Vec<Applied>, ActError>;
+}
+
+/// Errors a notifier can return.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NotifyError {
+    /// Delivery failed.
+    #[error("delivery failed: {0}")]
+    Delivery(String),
+}
+
+/// Tells people.
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    /// Sends one notice.
+    async fn notify(&self, n: &Notice) -> Result<(), NotifyError>;
+}
+
+/// Errors an audit log can return.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuditError {
+    /// Storage failed.
+    #[error("audit storage: {0}")]
+    Storage(String),
+}
+
+/// Proof that a record was appended.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Receipt {
+    /// The record's position in the log.
+    pub index: u64,
+}
+
+/// A signed statement of the log's size and root.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SignedCheckpoint {
+    /// Number of records.
+    pub size: u64,
+    /// Root hash, hex.
+    pub root: String,
+    /// Signature, hex.
+    pub signature: String,
+}
+
+/// The append-only audit trail.
+#[async_trait]
+pub trait AuditLog: Send + Sync {
+    /// Appends one record.
+    async fn append(&self, r: AuditRecord) -> Result<Receipt, AuditError>;
+    /// Signs the current state.
+    async fn checkpoint(&self) -> Result<SignedCheckpoint, AuditError>;
+}
+
+/// Errors a bus can return.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BusError {
+    /// The bus is unreachable or closed.
+    #[error("bus unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A named stream on the bus (`events`, `alerts`, `decisions`, …).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Topic(pub String);
+
+/// A subscription's receiving end.
+#[async_trait]
+pub trait BusRx: Send {
+    /// The next message, or `None` when the bus is closed.
+    async fn recv(&mut self) -> Option<Result<Vec<u8>, BusError>>;
+}
+
+/// Carries messages between roles.
+#[async_trait]
+pub trait Bus: Send + Sync {
+    /// Publishes one message.
+    async fn publish(&self, topic: &Topic, m: Vec<u8>) -> Result<(), BusError>;
+    /// Subscribes as part of a consumer group.
+    async fn subscribe(&self, topic: &Topic, group: &str) -> Result<Box<dyn BusRx>, BusError>;
+}
+

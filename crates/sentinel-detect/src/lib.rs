@@ -1,0 +1,13 @@
+//! Detectors: pure, synchronous functions from events to alerts.
+//!
+//! This crate owns the scoring of events: the deterministic [`Heuristic`] detector over telemetry fields
+//! (failed logins, request rate, bytes out, known-bad ports, payload signatures). It does no I/O and reads
+//! no clock except the timestamps it is given, so a replay gives the same alerts as live traffic did.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod heuristic;
+mod signatures;
+
+pub use heuristic::{Assessment, Heuristic, HeuristicSettings};
+pub use signatures::{Signature, SignatureFamily, SIGNATURES};

@@ -1,0 +1,14 @@
+//! Investigation: what Sentinel finds out about an alert's subject before deciding anything.
+//!
+//! This crate owns the enrichers (for now [`LocalContext`]: the kind of address, and how often the subject
+//! offended recently) and [`Investigator`], which runs them, tolerates their failures as recorded
+//! uncertainty, and correlates everything into a risk score and confidence. Remote threat-intelligence
+//! providers slot in as further [`sentinel_core::Enricher`]s.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod investigator;
+mod local;
+
+pub use investigator::Investigator;
+pub use local::{AddressClass, LocalContext};
