@@ -1,0 +1,68 @@
+//! The embedded default configuration, the bottom layer every other layer is merged onto.
+//! Its shape is also the schema: a key that is not here (or in a list element's known keys,
+//! see `schema`) is unknown, and the JSON type of each leaf decides how environment strings are read.
+
+use crate::error::ConfigError;
+use serde_json::Value;
+
+/// The defaults, as a commented `sentinel.yml` an operator can start from.
+pub const DEFAULT_YAML: &str = r#"# Sentinel configuration. Every key is optional; these are the defaults.
+data_dir: ./data
+api:
+  listen: 127.0.0.1:8000
+  max_body_bytes: 1048576          # 1..=64MiB
+  request_timeout: 10s
+  allow_insecure_no_auth: false    # never true outside a lab
+  tls_terminated_by_proxy: false   # set once TLS is terminated in front of the API
+  max_connections: 1024
+pipeline:
+  queue_capacity: 1024             # 1..=1000000
+  defend_timeout: 2s
+store:
+  batch_size: 256                  # 1..=10000
+  flush_interval: 50ms
+  event_retention: 7d
+  max_events: 1000000              # >= 1000
+logging:
+  level: info                      # trace|debug|info|warn|error
+  redact_keys: []                  # extra key fragments whose values are masked
+detect:
+  heuristic:
+    min_score: 20                  # 1..=100, alert threshold
+    failed_logins_threshold: 5
+    request_rate_threshold: 120    # requests per minute
+    bytes_out_threshold: 50000000
+    bad_ports: [23, 2323, 4444, 5555, 6667, 31337]
+policy:
+  mode: observe                    # observe|enforce
+  allowlist: []                    # CIDRs or plain IPs never acted on
+  default_ttl: 1h
+  max_ttl: 30d
+  rules:                           # first match wins
+    - { severity: [critical], risk: [high, medium], confidence: [high, medium], actions: [{kind: block_ip, ttl: 24h}] }
+    - { severity: [critical, high], risk: [high], confidence: [high, medium], actions: [{kind: block_ip, ttl: 4h}] }
+    - { severity: [high], risk: [medium, high], confidence: [low, medium, high], actions: [{kind: rate_limit, ttl: 1h, params: {rate_per_sec: 10}}] }
+    - { severity: [medium], risk: [high], confidence: [medium, high], actions: [{kind: rate_limit, ttl: 30m, params: {rate_per_sec: 20}}] }
+    - { severity: [medium, low, info], risk: [low, medium, high], confidence: [low, medium, high], actions: [] }
+  risk_bands: { medium: 40, high: 70 }
+  confidence_bands: { medium: 0.5, high: 0.8 }
+"#;
+
+/// The defaults as a JSON tree.
+pub(crate) fn defaults_tree() -> Result<Value, ConfigError> {
+    serde_yaml::from_str(DEFAULT_YAML)
+        .map_err(|e| ConfigError::new("(defaults)", format!("built-in defaults do not parse: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_parse_to_a_mapping() {
+        let tree = defaults_tree().unwrap();
+        assert_eq!(tree["api"]["listen"], "127.0.0.1:8000");
+        assert_eq!(tree["policy"]["rules"].as_array().unwrap().len(), 5);
+        assert!(tree["policy"]["confidence_bands"]["high"].is_f64());
+    }
+}

@@ -1,0 +1,103 @@
+//! Sentinel's configuration: layered loading, a pure all-problems-at-once validation, and what the
+//! operator is shown about the result.
+//!
+//! Layers, lowest first: the embedded defaults ([`DEFAULT_YAML`]), `sentinel.yml`, a `.env` file, and
+//! the process environment. Variables `SENTINEL__SECTION__KEY` set `section.key` (segments lower-cased);
+//! `SENTINEL_ALLOW_INSECURE_NO_AUTH` sets `api.allow_insecure_no_auth`; `REDACT_KEYS` appends to
+//! `logging.redact_keys`. Other variables (such as `SENTINEL_API_KEY`) are not configuration and are
+//! ignored. The flow is parse/merge ([`RawConfig`]) → [`validate`] (pure, reports every problem) →
+//! [`ValidatedConfig`]. This crate reads the two files it is pointed at and nothing else: it never
+//! reads the process environment itself (callers pass it in) and never holds secrets.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+mod defaults;
+mod error;
+mod layers;
+mod model;
+mod policy;
+mod reader;
+mod render;
+mod schema;
+mod validate;
+
+pub use defaults::DEFAULT_YAML;
+pub use error::{ConfigError, ConfigErrors};
+pub use layers::{RawConfig, Text, ALLOW_INSECURE_VAR, ENV_PREFIX, REDACT_KEYS_VAR};
+pub use model::{
+    ActionRule, ApiConfig, Band, ConfidenceBands, DetectConfig, HeuristicConfig, LogLevel,
+    LoggingConfig, PipelineConfig, PolicyConfig, RiskBands, Rule, StoreConfig, ValidatedConfig,
+};
+pub use validate::validate;
+
+use std::path::Path;
+
+/// Where the configuration comes from.
+#[derive(Debug, Clone, Copy)]
+pub struct Sources<'a> {
+    /// `sentinel.yml`; when given it must exist.
+    pub yaml_path: Option<&'a Path>,
+    /// A `.env` file; when given but missing it is skipped.
+    pub dotenv_path: Option<&'a Path>,
+    /// The process environment (callers pass `std::env::vars().collect()`).
+    pub env: &'a [(String, String)],
+}
+
+/// Reads the files, merges every layer, and validates the result.
+pub fn load(src: &Sources) -> Result<ValidatedConfig, ConfigErrors> {
+    let mut read_errors = Vec::new();
+    let yaml_name = src.yaml_path.map(|p| p.display().to_string());
+    let yaml_body = src
+        .yaml_path
+        .and_then(|p| match std::fs::read_to_string(p) {
+            Ok(body) => Some(body),
+            Err(e) => {
+                read_errors.push(ConfigError::new(
+                    p.display().to_string(),
+                    format!("cannot read: {e}"),
+                ));
+                None
+            }
+        });
+    let dotenv_name = src.dotenv_path.map(|p| p.display().to_string());
+    let dotenv_body = src
+        .dotenv_path
+        .and_then(|p| match std::fs::read_to_string(p) {
+            Ok(body) => Some(body),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => {
+                read_errors.push(ConfigError::new(
+                    p.display().to_string(),
+                    format!("cannot read: {e}"),
+                ));
+                None
+            }
+        });
+    let yaml = yaml_name
+        .as_deref()
+        .zip(yaml_body.as_deref())
+        .map(|(name, body)| Text { name, body });
+    let dotenv = dotenv_name
+        .as_deref()
+        .zip(dotenv_body.as_deref())
+        .map(|(name, body)| Text { name, body });
+    let mut raw = RawConfig::from_layers(yaml, dotenv, src.env);
+    read_errors.append(&mut raw.layer_errors);
+    raw.layer_errors = read_errors;
+    validate(&raw)
+}
+
+/// Like [`load`], from text instead of files (the YAML is named `sentinel.yml`, the `.env` text `.env`).
+pub fn load_str(
+    yaml: &str,
+    dotenv: Option<&str>,
+    env: &[(String, String)],
+) -> Result<ValidatedConfig, ConfigErrors> {
+    let yaml = Text {
+        name: "sentinel.yml",
+        body: yaml,
+    };
+    let dotenv = dotenv.map(|body| Text { name: ".env", body });
+    validate(&RawConfig::from_layers(Some(yaml), dotenv, env))
+}

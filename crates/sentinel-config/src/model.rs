@@ -1,0 +1,332 @@
+//! The validated, typed configuration (`ValidatedConfig` and its sections) and the small enums it
+//! introduces (`Band`, `LogLevel`). Values here are already checked; this module does no parsing of
+//! user input beyond the enums' `FromStr`.
+
+use ipnet::IpNet;
+use sentinel_core::{ActionKind, Mode, Severity};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A coarse level for a risk score or a confidence, used by policy rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Band {
+    /// Below the `medium` threshold.
+    Low,
+    /// At or above `medium`, below `high`.
+    Medium,
+    /// At or above `high`.
+    High,
+}
+
+impl Band {
+    /// All bands, lowest first.
+    pub const ALL: [Band; 3] = [Band::Low, Band::Medium, Band::High];
+
+    /// The lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Band::Low => "low",
+            Band::Medium => "medium",
+            Band::High => "high",
+        }
+    }
+}
+
+impl fmt::Display for Band {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Band {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Band::ALL
+            .into_iter()
+            .find(|b| b.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| format!("unknown band `{s}` (low, medium, high)"))
+    }
+}
+
+/// The log level of the daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogLevel {
+    /// Everything.
+    Trace,
+    /// Debugging detail.
+    Debug,
+    /// Normal operation.
+    Info,
+    /// Something looks wrong.
+    Warn,
+    /// Something failed.
+    Error,
+}
+
+impl LogLevel {
+    /// All levels, most verbose first.
+    pub const ALL: [LogLevel; 5] = [
+        LogLevel::Trace,
+        LogLevel::Debug,
+        LogLevel::Info,
+        LogLevel::Warn,
+        LogLevel::Error,
+    ];
+
+    /// The lower-case name (as `tracing` filters spell it).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Trace => "trace",
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+}
+
+impl fmt::Display for LogLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for LogLevel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        LogLevel::ALL
+            .into_iter()
+            .find(|l| l.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| format!("unknown level `{s}` (trace, debug, info, warn, error)"))
+    }
+}
+
+/// The whole configuration, checked and typed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ValidatedConfig {
+    /// Where the store and audit log live.
+    pub data_dir: PathBuf,
+    /// The HTTP API.
+    pub api: ApiConfig,
+    /// The event pipeline.
+    pub pipeline: PipelineConfig,
+    /// The event store.
+    pub store: StoreConfig,
+    /// Logging.
+    pub logging: LoggingConfig,
+    /// Detectors.
+    pub detect: DetectConfig,
+    /// The response policy.
+    pub policy: PolicyConfig,
+}
+
+/// `api`: the HTTP API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Largest request body accepted, 1..=64 MiB.
+    pub max_body_bytes: usize,
+    /// Time allowed per request.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Accept requests without an API key (lab use only).
+    pub allow_insecure_no_auth: bool,
+    /// The operator states that TLS is terminated in front of the API.
+    pub tls_terminated_by_proxy: bool,
+    /// Most concurrent connections.
+    pub max_connections: usize,
+}
+
+/// `pipeline`: the event pipeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PipelineConfig {
+    /// Capacity of each bounded queue between stages.
+    pub queue_capacity: usize,
+    /// Time allowed for one plan to be applied.
+    #[serde(with = "humantime_serde")]
+    pub defend_timeout: Duration,
+}
+
+/// `store`: the event store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoreConfig {
+    /// Events written per transaction.
+    pub batch_size: usize,
+    /// Longest wait before a partial batch is written.
+    #[serde(with = "humantime_serde")]
+    pub flush_interval: Duration,
+    /// How long events are kept.
+    #[serde(with = "humantime_serde")]
+    pub event_retention: Duration,
+    /// Most events kept.
+    pub max_events: u64,
+}
+
+/// `logging`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LoggingConfig {
+    /// Log level.
+    pub level: LogLevel,
+    /// Extra key fragments whose values are masked (on top of the built-in ones).
+    pub redact_keys: Vec<String>,
+}
+
+/// `detect`: detectors.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DetectConfig {
+    /// The heuristic detector.
+    pub heuristic: HeuristicConfig,
+}
+
+/// `detect.heuristic`: the heuristic detector's thresholds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HeuristicConfig {
+    /// Score (1..=100) at which an alert is raised.
+    pub min_score: u8,
+    /// Failed logins from one source before it counts.
+    pub failed_logins_threshold: u32,
+    /// Requests per minute from one source before it counts.
+    pub request_rate_threshold: u32,
+    /// Bytes sent out by one source before it counts.
+    pub bytes_out_threshold: u64,
+    /// Destination ports that are suspicious in themselves.
+    pub bad_ports: Vec<u16>,
+}
+
+/// `policy`: how alerts become plans.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PolicyConfig {
+    /// Observe (record only) or enforce.
+    pub mode: Mode,
+    /// Networks never acted on.
+    pub allowlist: Vec<IpNet>,
+    /// TTL of an action whose rule gives none.
+    #[serde(with = "humantime_serde")]
+    pub default_ttl: Duration,
+    /// Longest TTL any rule may ask for.
+    #[serde(with = "humantime_serde")]
+    pub max_ttl: Duration,
+    /// Rules, first match wins.
+    pub rules: Vec<Rule>,
+    /// Thresholds that turn a risk score into a band.
+    pub risk_bands: RiskBands,
+    /// Thresholds that turn a confidence into a band.
+    pub confidence_bands: ConfidenceBands,
+}
+
+impl PolicyConfig {
+    /// The TTL an action gets: its own, or `default_ttl`.
+    pub fn ttl_for(&self, action: &ActionRule) -> Duration {
+        action.ttl.unwrap_or(self.default_ttl)
+    }
+
+    /// Whether `ip` is covered by the allowlist.
+    pub fn is_allowlisted(&self, ip: std::net::IpAddr) -> bool {
+        self.allowlist.iter().any(|net| net.contains(&ip))
+    }
+
+    /// The first rule matching an alert, with its index.
+    pub fn first_match(
+        &self,
+        severity: Severity,
+        risk_score: u8,
+        confidence: f32,
+    ) -> Option<(usize, &Rule)> {
+        let risk = self.risk_bands.band(risk_score);
+        let conf = self.confidence_bands.band(confidence);
+        self.rules
+            .iter()
+            .enumerate()
+            .find(|(_, r)| r.matches(severity, risk, conf))
+    }
+}
+
+/// One policy rule: when severity, risk band and confidence band all match, its actions apply.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Rule {
+    /// Optional name, for plans and logs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Severities matched (`any` is stored expanded).
+    pub severity: Vec<Severity>,
+    /// Risk bands matched.
+    pub risk: Vec<Band>,
+    /// Confidence bands matched.
+    pub confidence: Vec<Band>,
+    /// Actions to take; empty means record only.
+    pub actions: Vec<ActionRule>,
+}
+
+impl Rule {
+    /// Whether the rule matches.
+    pub fn matches(&self, severity: Severity, risk: Band, confidence: Band) -> bool {
+        self.severity.contains(&severity)
+            && self.risk.contains(&risk)
+            && self.confidence.contains(&confidence)
+    }
+}
+
+/// One action a rule asks for.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ActionRule {
+    /// What to do.
+    pub kind: ActionKind,
+    /// For how long; `None` means `policy.default_ttl`.
+    #[serde(with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<Duration>,
+    /// Parameters for the actuator (null when none).
+    #[serde(skip_serializing_if = "serde_json::Value::is_null")]
+    pub params: serde_json::Value,
+}
+
+/// `policy.risk_bands`: `0 < medium < high <= 100`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RiskBands {
+    /// Scores at or above this are at least medium.
+    pub medium: u8,
+    /// Scores at or above this are high.
+    pub high: u8,
+}
+
+impl RiskBands {
+    /// The band of a 0–100 risk score.
+    pub fn band(&self, score: u8) -> Band {
+        if score >= self.high {
+            Band::High
+        } else if score >= self.medium {
+            Band::Medium
+        } else {
+            Band::Low
+        }
+    }
+}
+
+/// `policy.confidence_bands`: `0 < medium < high <= 1`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ConfidenceBands {
+    /// Confidences at or above this are at least medium.
+    pub medium: f64,
+    /// Confidences at or above this are high.
+    pub high: f64,
+}
+
+impl ConfidenceBands {
+    /// The band of a 0–1 confidence.
+    pub fn band(&self, confidence: f32) -> Band {
+        let confidence = f64::from(confidence);
+        if confidence >= self.high {
+            Band::High
+        } else if confidence >= self.medium {
+            Band::Medium
+        } else {
+            Band::Low
+        }
+    }
+}

@@ -1,0 +1,41 @@
+//! What a validated configuration shows to an operator: the effective configuration as YAML with
+//! secret-looking values masked, and the list of unsafe settings to warn about at start-up.
+//! It never changes the configuration and never prints anything itself.
+
+use crate::model::ValidatedConfig;
+use sentinel_core::{Mode, Redactor};
+
+impl ValidatedConfig {
+    /// The effective configuration as YAML, with every value under a secret-looking key (the built-in
+    /// fragments plus `logging.redact_keys`) replaced by `***`.
+    pub fn effective_yaml(&self) -> String {
+        let mut tree = match serde_json::to_value(self) {
+            Ok(tree) => tree,
+            Err(e) => return format!("# cannot render the configuration: {e}\n"),
+        };
+        Redactor::new(&self.logging.redact_keys).redact(&mut tree);
+        serde_yaml::to_string(&tree)
+            .unwrap_or_else(|e| format!("# cannot render the configuration: {e}\n"))
+    }
+
+    /// One line per unsafe setting (the caller prefixes `WARNING: `); empty for the defaults.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.api.allow_insecure_no_auth {
+            out.push(
+                "api.allow_insecure_no_auth is true: the API accepts requests without a key"
+                    .to_string(),
+            );
+        }
+        if !self.api.listen.ip().is_loopback() && !self.api.tls_terminated_by_proxy {
+            out.push(format!(
+                "api.listen {} is not loopback and no TLS is in front (set api.tls_terminated_by_proxy once it is)",
+                self.api.listen
+            ));
+        }
+        if self.policy.mode == Mode::Enforce && self.policy.allowlist.is_empty() {
+            out.push("policy.mode is enforce and policy.allowlist is empty".to_string());
+        }
+        out
+    }
+}

@@ -1,0 +1,180 @@
+//! The pure `validate` step: takes a merged `RawConfig`, reports unknown keys, wrong types and
+//! out-of-range or unparsable values all together, and builds the typed `ValidatedConfig`.
+//! It does no I/O and reads no process state. The `policy` section is read in `policy.rs`.
+
+use crate::defaults::defaults_tree;
+use crate::error::{dedup, ConfigError, ConfigErrors};
+use crate::layers::RawConfig;
+use crate::model::{
+    ApiConfig, DetectConfig, HeuristicConfig, LogLevel, LoggingConfig, PipelineConfig, StoreConfig,
+    ValidatedConfig,
+};
+use crate::policy::policy;
+use crate::reader::{Node, Reader};
+use crate::schema::unknown_keys;
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+const MIB: u64 = 1024 * 1024;
+
+/// Checks a merged configuration and builds the typed one, reporting every problem at once.
+///
+/// Pure: no I/O. Problems met while layering (`raw.layer_errors`) come first, then unknown keys, then
+/// type and value problems in section order.
+pub fn validate(raw: &RawConfig) -> Result<ValidatedConfig, ConfigErrors> {
+    let mut errors = raw.layer_errors.clone();
+    match defaults_tree() {
+        Ok(defaults) => errors.extend(unknown_keys(&raw.tree, &defaults)),
+        Err(e) => errors.push(e),
+    }
+    let mut reader = Reader::default();
+    let built = build(&mut reader, &raw.tree);
+    errors.extend(reader.errors);
+    let mut errors = dedup(errors);
+    match built {
+        Some(config) if errors.is_empty() => Ok(config),
+        _ => {
+            if errors.is_empty() {
+                errors.push(ConfigError::new("(root)", "invalid configuration"));
+            }
+            Err(ConfigErrors(errors))
+        }
+    }
+}
+
+fn build(r: &mut Reader, tree: &Value) -> Option<ValidatedConfig> {
+    let root = Node::root(tree);
+    let root = Some(&root);
+    if !tree.is_object() {
+        r.fail("(root)", "expected a mapping at the top level");
+        return None;
+    }
+    let data_dir = r.get(root, "data_dir").and_then(|n| {
+        let s = r.string(&n)?;
+        if s.trim().is_empty() {
+            r.fail(&n.path, "must not be empty");
+            return None;
+        }
+        Some(PathBuf::from(s))
+    });
+    let section = r.get(root, "api");
+    let api = api(r, section.as_ref());
+    let section = r.get(root, "pipeline");
+    let pipeline = pipeline(r, section.as_ref());
+    let section = r.get(root, "store");
+    let store = store(r, section.as_ref());
+    let section = r.get(root, "logging");
+    let logging = logging(r, section.as_ref());
+    let section = r.get(root, "detect");
+    let detect = detect(r, section.as_ref());
+    let section = r.get(root, "policy");
+    let policy = policy(r, section.as_ref());
+    Some(ValidatedConfig {
+        data_dir: data_dir?,
+        api: api?,
+        pipeline: pipeline?,
+        store: store?,
+        logging: logging?,
+        detect: detect?,
+        policy: policy?,
+    })
+}
+
+fn api(r: &mut Reader, s: Option<&Node<'_>>) -> Option<ApiConfig> {
+    let listen = r
+        .get(s, "listen")
+        .and_then(|n| r.parsed::<SocketAddr>(&n, "a socket address"));
+    let max_body_bytes = r
+        .get(s, "max_body_bytes")
+        .and_then(|n| r.int(&n, 1, 64 * MIB));
+    let request_timeout = r.get(s, "request_timeout").and_then(|n| r.duration(&n));
+    let allow_insecure_no_auth = r
+        .get(s, "allow_insecure_no_auth")
+        .and_then(|n| r.boolean(&n));
+    let tls_terminated_by_proxy = r
+        .get(s, "tls_terminated_by_proxy")
+        .and_then(|n| r.boolean(&n));
+    let max_connections = r
+        .get(s, "max_connections")
+        .and_then(|n| r.int(&n, 1, u64::MAX));
+    Some(ApiConfig {
+        listen: listen?,
+        max_body_bytes: max_body_bytes?,
+        request_timeout: request_timeout?,
+        allow_insecure_no_auth: allow_insecure_no_auth?,
+        tls_terminated_by_proxy: tls_terminated_by_proxy?,
+        max_connections: max_connections?,
+    })
+}
+
+fn pipeline(r: &mut Reader, s: Option<&Node<'_>>) -> Option<PipelineConfig> {
+    let queue_capacity = r
+        .get(s, "queue_capacity")
+        .and_then(|n| r.int(&n, 1, 1_000_000));
+    let defend_timeout = r.get(s, "defend_timeout").and_then(|n| r.duration(&n));
+    Some(PipelineConfig {
+        queue_capacity: queue_capacity?,
+        defend_timeout: defend_timeout?,
+    })
+}
+
+fn store(r: &mut Reader, s: Option<&Node<'_>>) -> Option<StoreConfig> {
+    let batch_size = r.get(s, "batch_size").and_then(|n| r.int(&n, 1, 10_000));
+    let flush_interval = r.get(s, "flush_interval").and_then(|n| r.duration(&n));
+    let event_retention = r.get(s, "event_retention").and_then(|n| r.duration(&n));
+    let max_events = r
+        .get(s, "max_events")
+        .and_then(|n| r.int(&n, 1000, u64::MAX));
+    Some(StoreConfig {
+        batch_size: batch_size?,
+        flush_interval: flush_interval?,
+        event_retention: event_retention?,
+        max_events: max_events?,
+    })
+}
+
+fn logging(r: &mut Reader, s: Option<&Node<'_>>) -> Option<LoggingConfig> {
+    let level = r.get(s, "level").and_then(|n| r.named::<LogLevel>(&n));
+    let redact_keys = r.get(s, "redact_keys").and_then(|n| {
+        r.each(&n, |r, item| {
+            let key = r.string(item)?.trim();
+            if key.is_empty() {
+                r.fail(&item.path, "must not be empty");
+                return None;
+            }
+            Some(key.to_string())
+        })
+    });
+    Some(LoggingConfig {
+        level: level?,
+        redact_keys: redact_keys?,
+    })
+}
+
+fn detect(r: &mut Reader, s: Option<&Node<'_>>) -> Option<DetectConfig> {
+    let h = r.get(s, "heuristic");
+    let h = h.as_ref();
+    let min_score = r.get(h, "min_score").and_then(|n| r.int(&n, 1, 100));
+    let failed_logins_threshold = r
+        .get(h, "failed_logins_threshold")
+        .and_then(|n| r.int(&n, 1, u64::MAX));
+    let request_rate_threshold = r
+        .get(h, "request_rate_threshold")
+        .and_then(|n| r.int(&n, 1, u64::MAX));
+    let bytes_out_threshold = r
+        .get(h, "bytes_out_threshold")
+        .and_then(|n| r.int(&n, 1, u64::MAX));
+    let bad_ports = r
+        .get(h, "bad_ports")
+        .and_then(|n| r.each(&n, |r, p| r.int(p, 1, 65535)));
+    Some(DetectConfig {
+        heuristic: HeuristicConfig {
+            min_score: min_score?,
+            failed_logins_threshold: failed_logins_threshold?,
+            request_rate_threshold: request_rate_threshold?,
+            bytes_out_threshold: bytes_out_threshold?,
+            bad_ports: bad_ports?,
+        },
+    })
+}

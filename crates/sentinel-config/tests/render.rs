@@ -1,0 +1,73 @@
+//! The operator-facing views: masked effective YAML and start-up warnings.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use sentinel_config::{load_str, ValidatedConfig};
+
+fn cfg(yaml: &str) -> ValidatedConfig {
+    load_str(yaml, None, &[]).unwrap()
+}
+
+#[test]
+fn effective_yaml_masks_token_and_secret_keys() {
+    let yaml = r#"
+policy:
+  rules:
+    - severity: any
+      risk: any
+      confidence: any
+      actions: [{ kind: redirect_to_honeypot, params: { api_token: tok-123, client_secret: sec-456, host: 10.9.9.9 } }]
+"#;
+    let text = cfg(yaml).effective_yaml();
+    assert!(!text.contains("tok-123"), "{text}");
+    assert!(!text.contains("sec-456"), "{text}");
+    assert!(text.contains("api_token: '***'"), "{text}");
+    assert!(text.contains("10.9.9.9"), "{text}");
+    assert!(text.contains("127.0.0.1:8000"), "{text}");
+}
+
+#[test]
+fn effective_yaml_masks_keys_matching_redact_keys() {
+    let text = cfg("logging:\n  redact_keys: [listen]\n").effective_yaml();
+    assert!(!text.contains("127.0.0.1:8000"), "{text}");
+    assert!(text.contains("listen: '***'"), "{text}");
+}
+
+#[test]
+fn effective_yaml_is_valid_config_again() {
+    let original = cfg("api:\n  listen: 127.0.0.1:9000\npolicy:\n  allowlist: [10.0.0.1]\n");
+    let again = load_str(&original.effective_yaml(), None, &[]).unwrap();
+    assert_eq!(again, original);
+}
+
+#[test]
+fn no_warnings_for_defaults() {
+    assert!(cfg("").warnings().is_empty());
+}
+
+#[test]
+fn warns_about_auth_bypass() {
+    let w = cfg("api:\n  allow_insecure_no_auth: true\n").warnings();
+    assert_eq!(
+        w,
+        ["api.allow_insecure_no_auth is true: the API accepts requests without a key"]
+    );
+}
+
+#[test]
+fn warns_about_public_listen_without_tls_in_front() {
+    let w = cfg("api:\n  listen: 0.0.0.0:8000\n").warnings();
+    assert_eq!(
+        w,
+        ["api.listen 0.0.0.0:8000 is not loopback and no TLS is in front (set api.tls_terminated_by_proxy once it is)"]
+    );
+    let w = cfg("api:\n  listen: 0.0.0.0:8000\n  tls_terminated_by_proxy: true\n").warnings();
+    assert!(w.is_empty(), "{w:?}");
+}
+
+#[test]
+fn warns_about_enforce_without_allowlist() {
+    let w = cfg("policy:\n  mode: enforce\n").warnings();
+    assert_eq!(w, ["policy.mode is enforce and policy.allowlist is empty"]);
+    let w = cfg("policy:\n  mode: enforce\n  allowlist: [10.0.0.0/8]\n").warnings();
+    assert!(w.is_empty(), "{w:?}");
+}

@@ -1,0 +1,174 @@
+//! Validation through the public API: unknown keys, types and values, all reported together.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use sentinel_config::{load_str, validate, Band, RawConfig};
+use sentinel_core::{ActionKind, Mode, Severity};
+use std::time::Duration;
+
+#[test]
+fn two_unknown_keys_and_one_bad_value_are_three_errors() {
+    let yaml = "api:\n  lisen: 0.0.0.0:1\n  max_body_bytes: lots\nstor:\n  batch_size: 1\n";
+    let errs = load_str(yaml, None, &[]).unwrap_err();
+    let mut paths: Vec<&str> = errs.0.iter().map(|e| e.path.as_str()).collect();
+    paths.sort();
+    assert_eq!(paths, ["api.lisen", "api.max_body_bytes", "stor"], "{errs}");
+    let shown = errs.to_string();
+    assert_eq!(shown.lines().count(), 3);
+    assert!(shown.contains("`api.lisen`: unknown key"), "{shown}");
+    assert!(
+        shown.contains("`api.max_body_bytes`: expected an integer, found string \"lots\""),
+        "{shown}"
+    );
+}
+
+#[test]
+fn every_semantic_problem_is_reported_at_once() {
+    let yaml = r#"
+api: { max_body_bytes: 0, request_timeout: soon }
+pipeline: { queue_capacity: 2000000 }
+store: { max_events: 10 }
+logging: { level: loud }
+detect: { heuristic: { min_score: 101, bad_ports: [22, 70000] } }
+policy: { mode: panic, risk_bands: { medium: 80, high: 70 } }
+"#;
+    let errs = load_str(yaml, None, &[]).unwrap_err();
+    for path in [
+        "api.max_body_bytes",
+        "api.request_timeout",
+        "pipeline.queue_capacity",
+        "store.max_events",
+        "logging.level",
+        "detect.heuristic.min_score",
+        "detect.heuristic.bad_ports[1]",
+        "policy.mode",
+        "policy.risk_bands",
+    ] {
+        assert!(errs.mentions(path), "{path} missing from:\n{errs}");
+    }
+    assert_eq!(errs.len(), 9, "{errs}");
+}
+
+#[test]
+fn bad_cidr_in_allowlist() {
+    let yaml = "policy:\n  allowlist: [10.0.0.0/8, 192.168.1.7, 10.0.0.300/8, \"::1\"]\n";
+    let errs = load_str(yaml, None, &[]).unwrap_err();
+    assert_eq!(errs.len(), 1, "{errs}");
+    assert_eq!(
+        errs.to_string(),
+        "`policy.allowlist[2]`: not a CIDR or IP address: \"10.0.0.300/8\""
+    );
+    let ok = load_str(
+        "policy:\n  allowlist: [10.0.0.0/8, 192.168.1.7, \"::1\"]\n",
+        None,
+        &[],
+    )
+    .unwrap();
+    let shown: Vec<String> = ok.policy.allowlist.iter().map(|n| n.to_string()).collect();
+    assert_eq!(shown, ["10.0.0.0/8", "192.168.1.7/32", "::1/128"]);
+    assert!(ok.policy.is_allowlisted("10.1.2.3".parse().unwrap()));
+}
+
+#[test]
+fn rule_with_unknown_action_kind() {
+    let yaml = r#"
+policy:
+  rules:
+    - { severity: [critical], risk: any, confidence: any, actions: [{kind: nuke_from_orbit}] }
+"#;
+    let errs = load_str(yaml, None, &[]).unwrap_err();
+    assert_eq!(errs.len(), 1, "{errs}");
+    assert_eq!(errs.0[0].path, "policy.rules[0].actions[0].kind");
+    assert!(errs.0[0].message.contains("nuke_from_orbit"), "{errs}");
+}
+
+#[test]
+fn rules_are_typed_and_any_is_expanded() {
+    let yaml = r#"
+policy:
+  default_ttl: 2h
+  rules:
+    - name: block everything critical
+      severity: critical
+      risk: any
+      confidence: [high]
+      actions:
+        - { kind: block_ip }
+        - { kind: rate_limit, ttl: 10m, params: { rate_per_sec: 5 } }
+"#;
+    let cfg = load_str(yaml, None, &[]).unwrap();
+    let rule = &cfg.policy.rules[0];
+    assert_eq!(rule.name.as_deref(), Some("block everything critical"));
+    assert_eq!(rule.severity, [Severity::Critical]);
+    assert_eq!(rule.risk, Band::ALL);
+    assert_eq!(rule.confidence, [Band::High]);
+    assert_eq!(rule.actions[0].kind, ActionKind::BlockIp);
+    assert_eq!(
+        cfg.policy.ttl_for(&rule.actions[0]),
+        Duration::from_secs(7200)
+    );
+    assert_eq!(rule.actions[1].ttl, Some(Duration::from_secs(600)));
+    assert_eq!(rule.actions[1].params["rate_per_sec"], 5);
+}
+
+#[test]
+fn rule_problems_are_all_reported_with_paths() {
+    let yaml = r#"
+policy:
+  max_ttl: 1d
+  rules:
+    - { severity: [urgent], risk: [], confidence: any, actions: [{kind: block_ip, ttl: 2d, tll: 1h}], colour: red }
+    - { risk: any, confidence: [sure], actions: [] }
+"#;
+    let errs = load_str(yaml, None, &[]).unwrap_err();
+    for path in [
+        "policy.rules[0].severity[0]",
+        "policy.rules[0].risk",
+        "policy.rules[0].actions[0].ttl",
+        "policy.rules[0].actions[0].tll",
+        "policy.rules[0].colour",
+        "policy.rules[1].severity",
+        "policy.rules[1].confidence[0]",
+    ] {
+        assert!(errs.mentions(path), "{path} missing from:\n{errs}");
+    }
+    assert_eq!(errs.len(), 7, "{errs}");
+}
+
+#[test]
+fn default_policy_picks_the_first_matching_rule() {
+    let cfg = load_str("", None, &[]).unwrap();
+    let policy = &cfg.policy;
+    let (i, rule) = policy.first_match(Severity::Critical, 90, 0.9).unwrap();
+    assert_eq!(i, 0);
+    assert_eq!(
+        policy.ttl_for(&rule.actions[0]),
+        Duration::from_secs(86_400)
+    );
+    let (i, rule) = policy.first_match(Severity::Low, 10, 0.1).unwrap();
+    assert_eq!(i, 4);
+    assert!(rule.actions.is_empty());
+    assert_eq!(policy.risk_bands.band(40), Band::Medium);
+    assert_eq!(policy.confidence_bands.band(0.79), Band::Medium);
+    assert_eq!(policy.mode, Mode::Observe);
+}
+
+#[test]
+fn validate_is_pure_over_a_raw_config() {
+    let mut raw = RawConfig::defaults();
+    assert!(validate(&raw).is_ok());
+    raw.tree["policy"]["confidence_bands"]["high"] = serde_json::json!(1.5);
+    raw.tree["policy"]["default_ttl"] = serde_json::json!("90d");
+    let errs = validate(&raw).unwrap_err();
+    assert!(errs.mentions("policy.confidence_bands.high"), "{errs}");
+    assert!(errs.mentions("policy.default_ttl"), "{errs}");
+    assert_eq!(errs.len(), 2, "{errs}");
+}
+
+#[test]
+fn a_section_of_the_wrong_shape_is_one_error() {
+    let errs = load_str("api: 5\n", None, &[]).unwrap_err();
+    assert_eq!(
+        errs.to_string(),
+        "`api`: expected a mapping, found number 5"
+    );
+}

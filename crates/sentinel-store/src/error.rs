@@ -1,0 +1,56 @@
+//! The store's error types: one enum for every fallible store call and one for a refused `try_write`.
+//!
+//! Errors carry enough to log; none of them is meant to be shown verbatim to an API client.
+
+use crate::record::Record;
+
+/// Why a store call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// SQLite refused or failed the statement.
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    /// The embedded schema migrations could not be applied.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database file or its directory could not be created.
+    #[error("cannot prepare the database file: {0}")]
+    Io(#[from] std::io::Error),
+    /// A stored row does not parse back into its record (a JSON body or an indexed column).
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    /// A record could not be serialised for storage.
+    #[error("cannot encode record: {0}")]
+    Encode(String),
+    /// A paging cursor is not an id this listing produced.
+    #[error("invalid cursor")]
+    BadCursor,
+    /// The writer task has stopped; nothing more can be queued.
+    #[error("store writer is closed")]
+    Closed,
+    /// The writer task panicked or was cancelled.
+    #[error("store writer task failed: {0}")]
+    Task(String),
+}
+
+/// Why [`StoreWriter::try_write`](crate::StoreWriter::try_write) did not queue a record; the record is
+/// handed back.
+#[derive(Debug, thiserror::Error)]
+pub enum TryWriteError {
+    /// The queue is full; retry later, or count the record as dropped.
+    #[error("store writer queue is full")]
+    Full(Record),
+    /// The writer task has stopped.
+    #[error("store writer is closed")]
+    Closed(Record),
+}
+
+impl TryWriteError {
+    /// The record that was not queued.
+    pub fn into_record(self) -> Record {
+        match self {
+            TryWriteError::Full(r) | TryWriteError::Closed(r) => r,
+        }
+    }
+}

@@ -1,0 +1,45 @@
+//! The schema migrations, embedded in the binary so the daemon needs no files besides its database.
+//!
+//! `sqlx::migrate!` needs sqlx's `macros` feature, which the workspace does not enable; this module
+//! builds the same [`Migrator`] from `include_str!`'d files instead. Add a migration by adding a file to
+//! `migrations/` and a line to [`MIGRATIONS`]; never edit one that has shipped (its checksum is recorded).
+
+use sqlx::error::BoxDynError;
+use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+use std::borrow::Cow;
+use std::future::Future;
+use std::pin::Pin;
+
+/// `(version, description, sql)` for every migration, oldest first.
+const MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "init", include_str!("../migrations/0001_init.sql"))];
+
+/// The migrations compiled into this crate.
+#[derive(Debug, Clone, Copy)]
+struct Embedded;
+
+impl MigrationSource<'static> for Embedded {
+    fn resolve(
+        self,
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<Migration>, BoxDynError>> + Send + 'static>> {
+        Box::pin(async move {
+            Ok(MIGRATIONS
+                .iter()
+                .map(|(version, description, sql)| {
+                    Migration::new(
+                        *version,
+                        Cow::Borrowed(*description),
+                        MigrationType::Simple,
+                        Cow::Borrowed(*sql),
+                        false,
+                    )
+                })
+                .collect())
+        })
+    }
+}
+
+/// A migrator holding every embedded migration.
+pub(crate) async fn migrator() -> Result<Migrator, sqlx::migrate::MigrateError> {
+    Migrator::new(Embedded).await
+}

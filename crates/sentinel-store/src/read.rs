@@ -1,0 +1,233 @@
+//! The typed reads the API serves: filtered, paged listings and single-record lookups.
+//!
+//! Rows are rebuilt from their JSON `body`; the indexed columns only select and order them. A body
+//! that no longer parses is reported as [`StoreError::Corrupt`] naming the table and id, never skipped
+//! silently. This module must not write.
+
+use crate::error::StoreError;
+use crate::filter::{
+    effective_limit, ip_text, paginate, parse_cursor, subject_key, ActionFilter, AlertFilter,
+    EventFilter, Page,
+};
+use crate::record::severity_rank;
+use crate::store::Store;
+use sentinel_core::{
+    ActionId, ActionRecord, Alert, AlertId, AuditKind, AuditRecord, Event, EventId, Investigation,
+    Plan, TraceId,
+};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sqlx::{QueryBuilder, Sqlite};
+
+/// At most this many audit records are returned for one trace.
+pub const AUDIT_PER_TRACE_LIMIT: i64 = 10_000;
+/// At most this many plans, and this many actions, are returned with one alert.
+const DETAIL_LIMIT: i64 = 1_000;
+
+/// An alert with everything that followed from it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlertDetail {
+    /// The alert.
+    pub alert: Alert,
+    /// Its latest investigation, once one has concluded.
+    pub investigation: Option<Investigation>,
+    /// The plans decided for it, oldest first.
+    pub plans: Vec<Plan>,
+    /// The actions those plans asked for, oldest first, each in its latest state.
+    pub actions: Vec<ActionRecord>,
+}
+
+fn decode<T: DeserializeOwned>(table: &str, id: &str, body: &str) -> Result<T, StoreError> {
+    serde_json::from_str(body).map_err(|e| StoreError::Corrupt(format!("{table} {id}: {e}")))
+}
+
+fn decode_all<T: DeserializeOwned>(
+    table: &str,
+    rows: Vec<(String, String)>,
+) -> Result<Vec<T>, StoreError> {
+    rows.iter()
+        .map(|(id, body)| decode(table, id, body))
+        .collect()
+}
+
+async fn fetch_page<T: DeserializeOwned>(
+    store: &Store,
+    table: &str,
+    mut q: QueryBuilder<'_, Sqlite>,
+    cursor: Option<String>,
+    limit: u32,
+) -> Result<Page<T>, StoreError> {
+    if let Some(c) = cursor {
+        q.push(" AND id < ").push_bind(c);
+    }
+    q.push(" ORDER BY id DESC LIMIT ")
+        .push_bind(i64::from(limit) + 1);
+    let rows: Vec<(String, String)> = q.build_query_as().fetch_all(store.pool()).await?;
+    let (rows, next_cursor) = paginate(rows, limit);
+    Ok(Page {
+        items: decode_all(table, rows)?,
+        next_cursor,
+    })
+}
+
+impl Store {
+    /// Alerts matching `f`, newest first.
+    pub async fn list_alerts(&self, f: &AlertFilter) -> Result<Page<Alert>, StoreError> {
+        let limit = effective_limit(f.limit);
+        let cursor = parse_cursor::<AlertId>(f.cursor.as_deref())?;
+        let mut q = QueryBuilder::new("SELECT id, body FROM alerts WHERE 1 = 1");
+        if let Some(s) = f.min_severity {
+            q.push(" AND severity_rank >= ").push_bind(severity_rank(s));
+        }
+        if let Some(s) = f.severity {
+            q.push(" AND severity = ").push_bind(s.as_str());
+        }
+        if let Some(s) = &f.scenario {
+            q.push(" AND scenario = ").push_bind(s.clone());
+        }
+        if let Some(s) = &f.subject {
+            q.push(" AND subject = ").push_bind(subject_key(s));
+        }
+        if let Some(t) = &f.trace_id {
+            q.push(" AND trace_id = ").push_bind(t.clone());
+        }
+        if let Some(t) = f.since {
+            q.push(" AND ts >= ").push_bind(t.as_millis());
+        }
+        if let Some(t) = f.until {
+            q.push(" AND ts <= ").push_bind(t.as_millis());
+        }
+        fetch_page(self, "alerts", q, cursor, limit).await
+    }
+
+    /// One alert with its investigation, plans and actions; `None` when there is no such alert.
+    pub async fn get_alert(&self, id: AlertId) -> Result<Option<AlertDetail>, StoreError> {
+        let id = id.to_string();
+        let Some((alert_id, body)) =
+            sqlx::query_as::<_, (String, String)>("SELECT id, body FROM alerts WHERE id = ?")
+                .bind(&id)
+                .fetch_optional(self.pool())
+                .await?
+        else {
+            return Ok(None);
+        };
+        let alert: Alert = decode("alerts", &alert_id, &body)?;
+        let investigation = sqlx::query_as::<_, (String, String)>(
+            "SELECT id, body FROM investigations WHERE alert_id = ? ORDER BY id DESC LIMIT 1",
+        )
+        .bind(&id)
+        .fetch_optional(self.pool())
+        .await?
+        .map(|(iid, body)| decode("investigations", &iid, &body))
+        .transpose()?;
+        let plans = sqlx::query_as::<_, (String, String)>(
+            "SELECT id, body FROM plans WHERE alert_id = ? ORDER BY id ASC LIMIT ?",
+        )
+        .bind(&id)
+        .bind(DETAIL_LIMIT)
+        .fetch_all(self.pool())
+        .await?;
+        let actions = sqlx::query_as::<_, (String, String)>(
+            "SELECT id, body FROM actions WHERE alert_id = ? ORDER BY id ASC LIMIT ?",
+        )
+        .bind(&id)
+        .bind(DETAIL_LIMIT)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(Some(AlertDetail {
+            alert,
+            investigation,
+            plans: decode_all("plans", plans)?,
+            actions: decode_all("actions", actions)?,
+        }))
+    }
+
+    /// Actions matching `f` (time bounds apply to `created`), newest first, each in its latest state.
+    pub async fn list_actions(&self, f: &ActionFilter) -> Result<Page<ActionRecord>, StoreError> {
+        let limit = effective_limit(f.limit);
+        let cursor = parse_cursor::<ActionId>(f.cursor.as_deref())?;
+        let mut q = QueryBuilder::new("SELECT id, body FROM actions WHERE 1 = 1");
+        if let Some(s) = f.state {
+            q.push(" AND state = ").push_bind(s.as_str());
+        }
+        if let Some(k) = f.kind {
+            q.push(" AND kind = ").push_bind(k.as_str());
+        }
+        if let Some(s) = &f.subject {
+            q.push(" AND subject = ").push_bind(subject_key(s));
+        }
+        if let Some(t) = &f.trace_id {
+            q.push(" AND trace_id = ").push_bind(t.clone());
+        }
+        if let Some(t) = f.since {
+            q.push(" AND created >= ").push_bind(t.as_millis());
+        }
+        if let Some(t) = f.until {
+            q.push(" AND created <= ").push_bind(t.as_millis());
+        }
+        fetch_page(self, "actions", q, cursor, limit).await
+    }
+
+    /// One action in its latest state.
+    pub async fn get_action(&self, id: ActionId) -> Result<Option<ActionRecord>, StoreError> {
+        sqlx::query_as::<_, (String, String)>("SELECT id, body FROM actions WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(self.pool())
+            .await?
+            .map(|(id, body)| decode("actions", &id, &body))
+            .transpose()
+    }
+
+    /// Events matching `f`, newest first.
+    pub async fn list_events(&self, f: &EventFilter) -> Result<Page<Event>, StoreError> {
+        let limit = effective_limit(f.limit);
+        let cursor = parse_cursor::<EventId>(f.cursor.as_deref())?;
+        let mut q = QueryBuilder::new("SELECT id, body FROM events WHERE 1 = 1");
+        if let Some(t) = &f.trace_id {
+            q.push(" AND trace_id = ").push_bind(t.clone());
+        }
+        if let Some(ip) = &f.src_ip {
+            q.push(" AND src_ip = ").push_bind(ip_text(ip));
+        }
+        if let Some(k) = &f.kind {
+            q.push(" AND kind = ").push_bind(k.clone());
+        }
+        if let Some(t) = f.since {
+            q.push(" AND ts >= ").push_bind(t.as_millis());
+        }
+        if let Some(t) = f.until {
+            q.push(" AND ts <= ").push_bind(t.as_millis());
+        }
+        fetch_page(self, "events", q, cursor, limit).await
+    }
+
+    /// The audit trail of one trace, in the order it was written (at most [`AUDIT_PER_TRACE_LIMIT`]).
+    pub async fn audit_for_trace(&self, trace: &TraceId) -> Result<Vec<AuditRecord>, StoreError> {
+        let rows = sqlx::query_as::<_, (i64, i64, String, String, String, String)>(
+            "SELECT seq, ts, kind, subject_id, trace_id, summary FROM audit \
+             WHERE trace_id = ? ORDER BY seq ASC LIMIT ?",
+        )
+        .bind(trace.as_str())
+        .bind(AUDIT_PER_TRACE_LIMIT)
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter()
+            .map(|(seq, ts, kind, subject_id, trace_id, summary)| {
+                let corrupt = |what: &str, e: serde_json::Error| {
+                    StoreError::Corrupt(format!("audit {seq}: {what}: {e}"))
+                };
+                let kind: AuditKind = serde_json::from_value(serde_json::Value::String(kind))
+                    .map_err(|e| corrupt("kind", e))?;
+                let trace_id: TraceId = serde_json::from_value(serde_json::Value::String(trace_id))
+                    .map_err(|e| corrupt("trace_id", e))?;
+                Ok(AuditRecord {
+                    ts: sentinel_core::Timestamp::from_millis(ts),
+                    kind,
+                    subject_id,
+                    trace_id,
+                    summary,
+                })
+            })
+            .collect()
+    }
+}

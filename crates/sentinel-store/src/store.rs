@@ -1,0 +1,115 @@
+//! Opening the database and the housekeeping calls: health check, event count and retention.
+//!
+//! [`Store::open`] is the only place connection settings live (WAL journal, `synchronous = NORMAL`,
+//! foreign keys, busy timeout, bounded pool) and the only place migrations run. This module must not
+//! know record layouts beyond the `events` table it prunes.
+
+use crate::error::StoreError;
+use crate::writer::{StoreWriter, WriterOptions, WriterTask};
+use sentinel_core::Timestamp;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+use std::path::Path;
+use std::time::Duration;
+
+/// How long a statement waits for another connection's write lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections in the pool (one writer at a time; the rest serve reads).
+const MAX_CONNECTIONS: u32 = 8;
+
+/// A handle on the SQLite database; cheap to clone, all clones share one pool.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path`, with its parent directory, and brings the
+    /// schema up to date.
+    pub async fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            tokio::fs::create_dir_all(dir).await?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .connect_with(options)
+            .await?;
+        crate::migrations::migrator().await?.run(&pool).await?;
+        tracing::debug!(path = %path.display(), "store opened");
+        Ok(Store { pool })
+    }
+
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Checks the database answers (`SELECT 1`).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Closes every connection, waiting for ones in use; later calls on any clone fail.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Starts a batched writer on this store. Call [`WriterTask::finish`] after dropping every
+    /// [`StoreWriter`] clone to commit what is queued.
+    pub fn writer(&self, opts: WriterOptions) -> (StoreWriter, WriterTask) {
+        crate::writer::spawn(self.clone(), opts)
+    }
+
+    /// How many events are stored.
+    pub async fn count_events(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// Bounded retention: deletes events older than `older_than`, then the oldest (by time, then id)
+    /// beyond `max_events`, in one transaction. Returns how many were deleted.
+    pub async fn prune_events(
+        &self,
+        older_than: Timestamp,
+        max_events: u64,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let by_age = sqlx::query("DELETE FROM events WHERE ts < ?")
+            .bind(older_than.as_millis())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
+            .fetch_one(&mut *tx)
+            .await?;
+        let keep = i64::try_from(max_events).unwrap_or(i64::MAX);
+        let excess = left.saturating_sub(keep);
+        let by_count = if excess > 0 {
+            sqlx::query(
+                "DELETE FROM events WHERE id IN \
+                 (SELECT id FROM events ORDER BY ts ASC, id ASC LIMIT ?)",
+            )
+            .bind(excess)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+        } else {
+            0
+        };
+        tx.commit().await?;
+        let deleted = by_age + by_count;
+        if deleted > 0 {
+            tracing::info!(by_age, by_count, "pruned events");
+        }
+        Ok(deleted)
+    }
+}
