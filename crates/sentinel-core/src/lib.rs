@@ -16,17 +16,15 @@ pub mod redact;
 pub mod seams;
 pub mod time;
 
-pub use action::{
-    ActionKind, ActionRecord, ActionSpec, ActionState, Applied, Mode, Plan, Preview,
-};
+pub use action::{ActionKind, ActionRecord, ActionSpec, ActionState, Applied, Mode, Plan, Preview};
 pub use alert::{Alert, Evidence, Investigation, Reason, Severity, Subject, Verdict};
 pub use audit::{AuditKind, AuditRecord, Notice};
 pub use event::{Event, EventKind};
 pub use ids::{ActionId, AlertId, EventId, InvestigationId, PlanId, TraceId};
 pub use redact::Redactor;
-pub use time::Timestamp;
 pub use seams::{
-    ActError, Actuator, AuditError, AuditLog, Bus, BusError, BusRx, Detector, EnrichError, Enricher,
-    EventSink, EventTx, Notifier, NotifyError, Policy, Receipt, Shutdown, SignedCheckpoint, SinkClosed,
-    Source, SourceError, Topic,
+    ActError, Actuator, AuditError, AuditLog, Bus, BusError, BusRx, Detector, EnrichError,
+    Enricher, EventSink, EventTx, Notifier, NotifyError, Policy, Receipt, Shutdown,
+    SignedCheckpoint, SinkClosed, Source, SourceError, Topic,
 };
+pub use time::Timestamp;

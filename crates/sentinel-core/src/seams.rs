@@ -201,4 +201,3 @@ pub trait Bus: Send + Sync {
     /// Subscribes as part of a consumer group.
     async fn subscribe(&self, topic: &Topic, group: &str) -> Result<Box<dyn BusRx>, BusError>;
 }
-

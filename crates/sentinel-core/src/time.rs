@@ -32,7 +32,10 @@ impl Timestamp {
 
     /// This time plus a duration (saturating).
     pub fn plus(self, d: Duration) -> Self {
-        Self(self.0.saturating_add(d.as_millis().min(i64::MAX as u128) as i64))
+        Self(
+            self.0
+                .saturating_add(d.as_millis().min(i64::MAX as u128) as i64),
+        )
     }
 
     /// Parses RFC 3339 (`2026-11-27T19:56:49Z`, `…+01:00`, fractional seconds allowed).

@@ -73,7 +73,10 @@ impl Heuristic {
                 reasons.push((
                     Reason {
                         code: "failed_logins".into(),
-                        detail: format!("{n} failed logins (threshold {})", s.failed_logins_threshold),
+                        detail: format!(
+                            "{n} failed logins (threshold {})",
+                            s.failed_logins_threshold
+                        ),
                         weight: 25 + 5 * over,
                     },
                     "credential_bruteforce",
@@ -159,6 +162,31 @@ impl Heuristic {
     }
 }
 
+impl Heuristic {
+    /// The alert an assessment raises, if it crosses the threshold and the event names a subject.
+    pub fn alert_from(&self, ev: &Event, a: Assessment) -> Option<Alert> {
+        if a.score < self.settings.min_score {
+            return None;
+        }
+        let subject = subject_of(ev)?;
+        let signals = a.reasons.len() as f32;
+        let confidence = (0.45 + 0.15 * signals + f32::from(a.score) / 500.0).min(0.99);
+        Some(Alert {
+            id: AlertId::new(),
+            ts: ev.ts,
+            detector: "heuristic".into(),
+            scenario: a.scenario.into(),
+            severity: Severity::from_score(a.score),
+            score: a.score,
+            confidence,
+            subject,
+            reasons: a.reasons,
+            evidence: vec![ev.clone()],
+            trace_id: ev.trace_id.clone(),
+        })
+    }
+}
+
 fn signature_reason(fam: SignatureFamily, field: &str, frag: &str) -> Reason {
     Reason {
         code: fam.code().into(),
@@ -170,7 +198,9 @@ fn signature_reason(fam: SignatureFamily, field: &str, frag: &str) -> Reason {
 /// A non-negative integer attribute; numbers given as strings are accepted, negatives are not.
 fn uint(ev: &Event, key: &str) -> Option<u64> {
     match ev.attrs.get(key)? {
-        Value::Number(n) => n.as_u64().or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)),
+        Value::Number(n) => n
+            .as_u64()
+            .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)),
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
     }
@@ -195,27 +225,7 @@ impl Detector for Heuristic {
 
     fn observe(&mut self, ev: &Event, out: &mut Vec<Alert>) {
         let a = self.assess(ev);
-        if a.score < self.settings.min_score {
-            return;
-        }
-        let Some(subject) = subject_of(ev) else {
-            return;
-        };
-        let signals = a.reasons.len() as f32;
-        let confidence = (0.45 + 0.15 * signals + f32::from(a.score) / 500.0).min(0.99);
-        out.push(Alert {
-            id: AlertId::new(),
-            ts: ev.ts,
-            detector: "heuristic".into(),
-            scenario: a.scenario.into(),
-            severity: Severity::from_score(a.score),
-            score: a.score,
-            confidence,
-            subject,
-            reasons: a.reasons,
-            evidence: vec![ev.clone()],
-            trace_id: ev.trace_id.clone(),
-        });
+        out.extend(self.alert_from(ev, a));
     }
 
     fn tick(&mut self, _now: Timestamp, _out: &mut Vec<Alert>) {}
@@ -249,8 +259,10 @@ mod tests {
 
     #[test]
     fn benign_telemetry_raises_nothing() {
-        let out = run(json!({"failed_logins": 1, "request_rate": 30, "bytes_out": 2048,
-            "dst_port": 443, "path": "/api/orders?page=2", "user_agent": "Mozilla/5.0"}));
+        let out = run(
+            json!({"failed_logins": 1, "request_rate": 30, "bytes_out": 2048,
+            "dst_port": 443, "path": "/api/orders?page=2", "user_agent": "Mozilla/5.0"}),
+        );
         assert!(out.is_empty(), "{out:?}");
     }
 
@@ -269,7 +281,9 @@ mod tests {
 
     #[test]
     fn payload_families_count_once_each() {
-        let out = run(json!({"payload": "' OR 1=1 -- UNION SELECT", "query": "q=<script>alert(1)</script>&x=' or 1=1"}));
+        let out = run(
+            json!({"payload": "' OR 1=1 -- UNION SELECT", "query": "q=<script>alert(1)</script>&x=' or 1=1"}),
+        );
         let a = &out[0];
         assert_eq!(a.reasons.len(), 2, "{:?}", a.reasons);
         assert_eq!(a.score, 75);
@@ -278,8 +292,10 @@ mod tests {
 
     #[test]
     fn score_is_capped_and_critical() {
-        let out = run(json!({"failed_logins": 500, "request_rate": 10000, "bytes_out": 1e12,
-            "dst_port": 4444, "payload": "${jndi:ldap://x}"}));
+        let out = run(
+            json!({"failed_logins": 500, "request_rate": 10000, "bytes_out": 1e12,
+            "dst_port": 4444, "payload": "${jndi:ldap://x}"}),
+        );
         assert_eq!(out[0].score, 100);
         assert_eq!(out[0].severity, Severity::Critical);
         assert!(out[0].confidence > 0.9);
@@ -287,7 +303,9 @@ mod tests {
 
     #[test]
     fn malformed_numbers_are_ignored_not_fatal() {
-        let out = run(json!({"failed_logins": "lots", "request_rate": -5, "dst_port": 99999, "bytes_out": null}));
+        let out = run(
+            json!({"failed_logins": "lots", "request_rate": -5, "dst_port": 99999, "bytes_out": null}),
+        );
         assert!(out.is_empty());
         let out = run(json!({"failed_logins": "12"}));
         assert_eq!(out[0].reasons[0].code, "failed_logins");
@@ -295,7 +313,10 @@ mod tests {
 
     #[test]
     fn below_threshold_scores_are_still_assessed() {
-        let d = Heuristic::new(HeuristicSettings { min_score: 90, ..Default::default() });
+        let d = Heuristic::new(HeuristicSettings {
+            min_score: 90,
+            ..Default::default()
+        });
         let a = d.assess(&event(json!({"dst_port": 23})));
         assert_eq!(a.score, 25);
         assert_eq!(a.scenario, "suspicious_port");

@@ -127,16 +127,14 @@ pub(crate) fn normalise(text: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push(h * 16 + l);
-                        i += 3;
-                        continue;
-                    }
-                    _ => out.push(b'%'),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h * 16 + l);
+                    i += 3;
+                    continue;
                 }
-            }
+                _ => out.push(b'%'),
+            },
             b'+' => out.push(b' '),
             b => out.push(b),
         }
@@ -156,7 +154,10 @@ fn hex(b: u8) -> Option<u8> {
 
 /// The families whose fragments occur in `text` (normalised by the caller), each at most once,
 /// with the first fragment that matched.
-pub(crate) fn scan(text: &str, only: Option<SignatureFamily>) -> Vec<(SignatureFamily, &'static str)> {
+pub(crate) fn scan(
+    text: &str,
+    only: Option<SignatureFamily>,
+) -> Vec<(SignatureFamily, &'static str)> {
     let mut found: Vec<(SignatureFamily, &'static str)> = Vec::new();
     for s in SIGNATURES {
         if only.is_some_and(|f| f != s.family) || found.iter().any(|(f, _)| *f == s.family) {
@@ -191,7 +192,12 @@ mod tests {
 
     #[test]
     fn benign_text_matches_nothing() {
-        for t in ["GET /index.html", "hello world", "select your plan", "user=bob&order=42"] {
+        for t in [
+            "GET /index.html",
+            "hello world",
+            "select your plan",
+            "user=bob&order=42",
+        ] {
             assert!(scan(&normalise(t), None).is_empty(), "{t}");
         }
     }

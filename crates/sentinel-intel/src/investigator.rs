@@ -3,7 +3,9 @@
 //! An enricher that fails or times out does not stop the investigation: it becomes an uncertainty flag
 //! and lowers confidence.
 
-use sentinel_core::{Alert, Enricher, Evidence, Investigation, InvestigationId, Timestamp, Verdict};
+use sentinel_core::{
+    Alert, Enricher, Evidence, Investigation, InvestigationId, Timestamp, Verdict,
+};
 use std::time::Duration;
 
 /// Runs enrichers and correlates their evidence.
@@ -27,7 +29,9 @@ impl Investigator {
             match tokio::time::timeout(self.timeout, fut).await {
                 Ok(Ok(ev)) => evidence.push(ev),
                 Ok(Err(err)) => uncertainty.push(format!("{}: {err}", e.name())),
-                Err(_) => uncertainty.push(format!("{}: timed out after {:?}", e.name(), self.timeout)),
+                Err(_) => {
+                    uncertainty.push(format!("{}: timed out after {:?}", e.name(), self.timeout))
+                }
             }
         }
         if !evidence.iter().any(|e| e.provider != "local_context") {
@@ -118,7 +122,10 @@ mod tests {
         assert_eq!(first.risk_score, 50);
         let second = inv.investigate(alert("203.0.113.7", 50)).await;
         assert_eq!(second.risk_score, 60);
-        assert!(second.uncertainty.iter().any(|u| u.contains("no threat-intelligence")));
+        assert!(second
+            .uncertainty
+            .iter()
+            .any(|u| u.contains("no threat-intelligence")));
         assert_eq!(second.trace_id, second.alert.trace_id);
     }
 
@@ -130,7 +137,13 @@ mod tests {
         );
         let i = inv.investigate(alert("127.0.0.1", 80)).await;
         assert_eq!(i.risk_score, 40);
-        assert!(i.uncertainty.iter().any(|u| u.starts_with("slow: timed out")), "{:?}", i.uncertainty);
+        assert!(
+            i.uncertainty
+                .iter()
+                .any(|u| u.starts_with("slow: timed out")),
+            "{:?}",
+            i.uncertainty
+        );
         assert!(i.confidence < 0.7);
     }
 }

@@ -87,7 +87,12 @@ pub struct PolicyMatrix {
 impl PolicyMatrix {
     /// A matrix; `risk` thresholds are on 0–100, `confidence` on 0–1.
     pub fn new(rules: Vec<MatrixRule>, risk: Bands, confidence: Bands, mode: Mode) -> Self {
-        Self { rules, risk, confidence, mode }
+        Self {
+            rules,
+            risk,
+            confidence,
+            mode,
+        }
     }
 
     /// The mode plans are made in.
@@ -120,7 +125,11 @@ impl Policy for PolicyMatrix {
         });
         let (actions, reason) = match rule {
             Some((i, r)) => {
-                let name = if r.name.is_empty() { format!("rule #{}", i + 1) } else { r.name.clone() };
+                let name = if r.name.is_empty() {
+                    format!("rule #{}", i + 1)
+                } else {
+                    r.name.clone()
+                };
                 let mut skipped = Vec::new();
                 let actions: Vec<ActionSpec> = r
                     .actions
@@ -221,8 +230,16 @@ mod tests {
                     risk: vec![High],
                     confidence: vec![High, Medium],
                     actions: vec![
-                        ActionTemplate { kind: ActionKind::BlockIp, ttl: Duration::from_secs(3600), params: serde_json::Value::Null },
-                        ActionTemplate { kind: ActionKind::IsolateContainer, ttl: Duration::from_secs(60), params: serde_json::Value::Null },
+                        ActionTemplate {
+                            kind: ActionKind::BlockIp,
+                            ttl: Duration::from_secs(3600),
+                            params: serde_json::Value::Null,
+                        },
+                        ActionTemplate {
+                            kind: ActionKind::IsolateContainer,
+                            ttl: Duration::from_secs(60),
+                            params: serde_json::Value::Null,
+                        },
                     ],
                 },
                 MatrixRule {
@@ -230,11 +247,21 @@ mod tests {
                     severity: vec![Severity::High, Severity::Medium],
                     risk: vec![Medium, High],
                     confidence: vec![Low, Medium, High],
-                    actions: vec![ActionTemplate { kind: ActionKind::RateLimit, ttl: Duration::from_secs(600), params: serde_json::json!({"rate_per_sec": 10}) }],
+                    actions: vec![ActionTemplate {
+                        kind: ActionKind::RateLimit,
+                        ttl: Duration::from_secs(600),
+                        params: serde_json::json!({"rate_per_sec": 10}),
+                    }],
                 },
             ],
-            Bands { medium: 40.0, high: 70.0 },
-            Bands { medium: 0.5, high: 0.8 },
+            Bands {
+                medium: 40.0,
+                high: 70.0,
+            },
+            Bands {
+                medium: 0.5,
+                high: 0.8,
+            },
             Mode::Observe,
         )
     }
@@ -248,7 +275,10 @@ mod tests {
         assert_eq!(p.actions[0].ttl_secs, 3600);
         assert!(p.reason.starts_with("block matched"), "{}", p.reason);
         assert!(p.reason.contains("skipped isolate_container"));
-        assert_eq!((p.risk_band.as_str(), p.confidence_band.as_str()), ("high", "high"));
+        assert_eq!(
+            (p.risk_band.as_str(), p.confidence_band.as_str()),
+            ("high", "high")
+        );
 
         let p = matrix().decide(&inv(Severity::High, 50, 0.3, ip.clone()));
         assert_eq!(p.actions[0].kind, ActionKind::RateLimit);
@@ -257,7 +287,12 @@ mod tests {
 
     #[test]
     fn nothing_matches_records_only() {
-        let p = matrix().decide(&inv(Severity::Low, 10, 0.9, Subject::Ip("203.0.113.7".parse().unwrap())));
+        let p = matrix().decide(&inv(
+            Severity::Low,
+            10,
+            0.9,
+            Subject::Ip("203.0.113.7".parse().unwrap()),
+        ));
         assert!(p.actions.is_empty());
         assert!(p.reason.starts_with("no rule matched"));
         assert_eq!(p.mode, Mode::Observe);

@@ -37,15 +37,27 @@ pub(crate) fn operations(a: &ActionSpec) -> Result<Vec<String>, ActError> {
             set_for(ip)
         )],
         (ActionKind::RateLimit, Subject::Ip(ip)) => {
-            let rate = a.params.get("rate_per_sec").and_then(|v| v.as_u64()).unwrap_or(10);
+            let rate = a
+                .params
+                .get("rate_per_sec")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(10);
             let fam = if ip.is_ipv4() { "ip" } else { "ip6" };
             vec![format!(
                 "nft add rule inet sentinel input {fam} saddr {ip} limit rate over {rate}/second drop comment \"sentinel ttl={ttl}s\""
             )]
         }
         (ActionKind::RedirectToHoneypot, Subject::Ip(ip)) => {
-            let to = a.params.get("honeypot").and_then(|v| v.as_str()).unwrap_or("<honeypot>");
-            let ports = a.params.get("ports").map(|p| p.to_string()).unwrap_or_else(|| "22".into());
+            let to = a
+                .params
+                .get("honeypot")
+                .and_then(|v| v.as_str())
+                .unwrap_or("<honeypot>");
+            let ports = a
+                .params
+                .get("ports")
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "22".into());
             vec![format!(
                 "nft add rule inet sentinel prerouting ip saddr {ip} tcp dport {ports} dnat to {to} comment \"sentinel ttl={ttl}s\""
             )]
@@ -58,7 +70,9 @@ pub(crate) fn operations(a: &ActionSpec) -> Result<Vec<String>, ActError> {
             "move {p} to the quarantine directory (0600), recording path, mode, owner and sha256"
         )],
         (kind, subject) => {
-            return Err(ActError::Refused(format!("{kind} does not apply to {subject}")));
+            return Err(ActError::Refused(format!(
+                "{kind} does not apply to {subject}"
+            )));
         }
     };
     Ok(ops)
@@ -71,7 +85,10 @@ impl Actuator for RecordOnly {
     }
 
     async fn plan(&self, a: &ActionSpec) -> Result<Preview, ActError> {
-        Ok(Preview { kind: a.kind, operations: operations(a)? })
+        Ok(Preview {
+            kind: a.kind,
+            operations: operations(a)?,
+        })
     }
 
     async fn apply(&self, a: &ActionSpec) -> Result<Applied, ActError> {

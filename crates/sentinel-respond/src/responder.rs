@@ -21,7 +21,10 @@ impl Responder {
             .into_iter()
             .map(|k| (k, Box::new(RecordOnly::new(k)) as Box<dyn Actuator>))
             .collect();
-        Self { allowlist, actuators }
+        Self {
+            allowlist,
+            actuators,
+        }
     }
 
     /// Replaces the actuator for its kind.
@@ -56,7 +59,10 @@ impl Responder {
             created: now,
             updated: now,
             expires_at: now.plus(std::time::Duration::from_secs(spec.ttl_secs)),
-            preview: Preview { kind: spec.kind, operations: Vec::new() },
+            preview: Preview {
+                kind: spec.kind,
+                operations: Vec::new(),
+            },
             applied: None,
             error: None,
             trace_id: plan.trace_id.clone(),
@@ -132,7 +138,10 @@ mod tests {
             recs[0].preview.operations,
             ["nft add element inet sentinel blocked_v4 { 203.0.113.7 timeout 60s }"]
         );
-        assert_eq!(recs[0].expires_at.as_millis() - recs[0].created.as_millis(), 60_000);
+        assert_eq!(
+            recs[0].expires_at.as_millis() - recs[0].created.as_millis(),
+            60_000
+        );
         let recs = r.execute(&plan(Mode::Observe, "2001:db8::9")).await;
         assert!(recs[0].preview.operations[0].contains("blocked_v6 { 2001:db8::9 "));
     }
@@ -152,6 +161,10 @@ mod tests {
         let r = Responder::new(Allowlist::new([]));
         let recs = r.execute(&plan(Mode::Enforce, "203.0.113.7")).await;
         assert_eq!(recs[0].state, ActionState::Failed);
-        assert!(recs[0].error.as_deref().unwrap().contains("no enforcing actuator"));
+        assert!(recs[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("no enforcing actuator"));
     }
 }

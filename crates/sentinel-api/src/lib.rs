@@ -1,0 +1,23 @@
+//! Sentinel's HTTP API: the edge where untrusted requests meet the pipeline.
+//!
+//! This crate owns the axum router: health and readiness, `/v1/defend`, event intake (JSON and NDJSON),
+//! queries over alerts, actions, events and the audit trail, fail-closed API-key auth, body limits,
+//! trace ids, one error type, and metrics. It hands events to the pipeline through a bounded queue and
+//! never blocks on a full one: a full queue is a 429 with `Retry-After`. It does not run the pipeline.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod auth;
+mod error;
+mod extract;
+pub mod metrics;
+mod routes;
+mod state;
+pub mod submit;
+mod telemetry;
+mod trace;
+
+pub use error::ApiError;
+pub use routes::router;
+pub use state::{ApiSettings, AppState};
+pub use telemetry::TelemetryError;

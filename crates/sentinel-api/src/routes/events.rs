@@ -1,0 +1,255 @@
+//! Event intake: `POST /v1/events` (a JSON array) and `POST /v1/events/stream` (NDJSON, streamed with
+//! bounded buffering). Good items are kept and bad ones reported by index or line number; a full
+//! pipeline queue answers 429 with `Retry-After` and says how many items were already accepted.
+
+use crate::error::ApiError;
+use crate::extract::{parse_json_value, read_limited, require_content_type};
+use crate::state::AppState;
+use crate::submit::Submission;
+use crate::telemetry::to_event;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use futures::StreamExt;
+use sentinel_core::{Event, TraceId};
+use serde::Serialize;
+use serde_json::{json, Value};
+use tokio::sync::mpsc::error::{SendTimeoutError, TrySendError};
+
+/// At most this many item errors are listed in one answer (all are counted).
+const MAX_LISTED_ERRORS: usize = 1000;
+
+#[derive(Debug, Default, Serialize)]
+struct ItemError {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    index: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    line: Option<usize>,
+    error: String,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct Report {
+    trace_id: String,
+    accepted: usize,
+    rejected: usize,
+    errors: Vec<ItemError>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    errors_truncated: bool,
+}
+
+impl Report {
+    fn reject(&mut self, e: ItemError) {
+        self.rejected += 1;
+        if self.errors.len() < MAX_LISTED_ERRORS {
+            self.errors.push(e);
+        } else {
+            self.errors_truncated = true;
+        }
+    }
+}
+
+enum Refused {
+    Busy,
+    Closed,
+}
+
+/// Hands one event to the pipeline, waiting a bounded time for room.
+async fn submit(s: &AppState, event: Event) -> Result<(), Refused> {
+    let sub = Submission { event, reply: None };
+    let sub = match s.intake.try_send(sub) {
+        Ok(()) => {
+            s.metrics.events_accepted.inc();
+            return Ok(());
+        }
+        Err(TrySendError::Closed(_)) => return Err(Refused::Closed),
+        Err(TrySendError::Full(sub)) => sub,
+    };
+    match s.intake.send_timeout(sub, s.settings.intake_wait).await {
+        Ok(()) => {
+            s.metrics.events_accepted.inc();
+            Ok(())
+        }
+        Err(SendTimeoutError::Timeout(_)) => {
+            s.metrics.events_rejected_busy.inc();
+            Err(Refused::Busy)
+        }
+        Err(SendTimeoutError::Closed(_)) => Err(Refused::Closed),
+    }
+}
+
+fn finish(report: Report, refused: Option<Refused>) -> Response {
+    match refused {
+        None => (StatusCode::OK, Json(report)).into_response(),
+        Some(Refused::Busy) => {
+            let mut r = (
+                StatusCode::TOO_MANY_REQUESTS,
+                Json(json!({
+                    "error": {"code": "busy", "message": "the pipeline is busy; resend the items after the accepted ones"},
+                    "report": report,
+                })),
+            )
+                .into_response();
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(1u64));
+            r
+        }
+        Some(Refused::Closed) => {
+            ApiError::Unavailable("Sentinel is shutting down".into()).into_response()
+        }
+    }
+}
+
+/// `POST /v1/events`: a JSON array of telemetry objects.
+pub(crate) async fn post_batch(
+    State(s): State<AppState>,
+    Extension(trace): Extension<TraceId>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    require_content_type(&headers, &["application/json"], "application/json")?;
+    let bytes = read_limited(&headers, body, s.settings.max_body_bytes).await?;
+    let items = match parse_json_value(&bytes).map_err(ApiError::BadRequest)? {
+        Value::Array(items) => items,
+        _ => {
+            return Err(ApiError::BadRequest(
+                "expected a JSON array of events".into(),
+            ))
+        }
+    };
+    let mut report = Report {
+        trace_id: trace.to_string(),
+        ..Default::default()
+    };
+    for (i, item) in items.into_iter().enumerate() {
+        match to_event(item, &trace, &s.redactor, false, &format!("[{i}]")) {
+            Ok((ev, masked)) => {
+                s.metrics.secrets_redacted.add(masked as u64);
+                if let Err(r) = submit(&s, ev).await {
+                    return Ok(finish(report, Some(r)));
+                }
+                report.accepted += 1;
+            }
+            Err(e) => {
+                s.metrics.events_invalid.inc();
+                report.reject(ItemError {
+                    index: Some(i),
+                    error: e.0,
+                    ..Default::default()
+                });
+            }
+        }
+    }
+    Ok(finish(report, None))
+}
+
+/// `POST /v1/events/stream`: NDJSON, one telemetry object per line, read as it arrives.
+pub(crate) async fn post_stream(
+    State(s): State<AppState>,
+    Extension(trace): Extension<TraceId>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    require_content_type(
+        &headers,
+        &[
+            "application/x-ndjson",
+            "application/ndjson",
+            "application/jsonl",
+            "application/x-jsonlines",
+        ],
+        "application/x-ndjson",
+    )?;
+    let max_line = s.settings.max_body_bytes;
+    let mut report = Report {
+        trace_id: trace.to_string(),
+        ..Default::default()
+    };
+    let mut stream = body.into_data_stream();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut line_no = 0usize;
+    let mut skipping = false; // inside an over-long line, discarding until its end
+    let handle = |s: &AppState, line: &[u8], no: usize, report: &mut Report| -> Option<Event> {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return None;
+        }
+        let parsed = parse_json_value(line)
+            .and_then(|v| to_event(v, &trace, &s.redactor, false, "").map_err(|e| e.0));
+        match parsed {
+            Ok((ev, masked)) => {
+                s.metrics.secrets_redacted.add(masked as u64);
+                Some(ev)
+            }
+            Err(e) => {
+                s.metrics.events_invalid.inc();
+                report.reject(ItemError {
+                    line: Some(no),
+                    error: e,
+                    ..Default::default()
+                });
+                None
+            }
+        }
+    };
+    loop {
+        let chunk = match stream.next().await {
+            Some(Ok(c)) => c,
+            Some(Err(e)) => {
+                return Err(ApiError::BadRequest(format!(
+                    "could not read the body: {e}"
+                )));
+            }
+            None => break,
+        };
+        let mut rest: &[u8] = &chunk;
+        while let Some(pos) = rest.iter().position(|b| *b == b'\n') {
+            let (head, tail) = rest.split_at(pos);
+            rest = &tail[1..];
+            line_no += 1;
+            if skipping {
+                skipping = false;
+                buf.clear();
+                continue;
+            }
+            let ev = if buf.is_empty() {
+                handle(&s, head, line_no, &mut report)
+            } else {
+                buf.extend_from_slice(head);
+                let line = std::mem::take(&mut buf);
+                handle(&s, &line, line_no, &mut report)
+            };
+            if let Some(ev) = ev {
+                if let Err(r) = submit(&s, ev).await {
+                    return Ok(finish(report, Some(r)));
+                }
+                report.accepted += 1;
+            }
+        }
+        if !skipping {
+            buf.extend_from_slice(rest);
+            if buf.len() > max_line {
+                s.metrics.events_invalid.inc();
+                report.reject(ItemError {
+                    line: Some(line_no + 1),
+                    error: format!("line longer than {max_line} bytes"),
+                    ..Default::default()
+                });
+                skipping = true;
+                buf.clear();
+            }
+        }
+    }
+    if !buf.is_empty() && !skipping {
+        line_no += 1;
+        if let Some(ev) = handle(&s, &buf, line_no, &mut report) {
+            if let Err(r) = submit(&s, ev).await {
+                return Ok(finish(report, Some(r)));
+            }
+            report.accepted += 1;
+        }
+    }
+    Ok(finish(report, None))
+}

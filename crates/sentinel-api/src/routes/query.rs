@@ -1,0 +1,202 @@
+//! Queries: alerts, actions, events and the audit trail, filtered and paged by cursor.
+//!
+//! Query parameters are checked strictly: an unknown parameter or a bad value is a 400 naming it.
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use sentinel_core::{
+    ActionId, ActionRecord, Alert, AlertId, AuditRecord, Event, Timestamp, TraceId,
+};
+use sentinel_store::{ActionFilter, AlertDetail, AlertFilter, EventFilter, Page};
+use std::collections::HashMap;
+use std::str::FromStr;
+
+type Params = Query<HashMap<String, String>>;
+
+struct Checked<'a> {
+    params: &'a HashMap<String, String>,
+    allowed: &'static [&'static str],
+}
+
+impl<'a> Checked<'a> {
+    fn new(
+        params: &'a HashMap<String, String>,
+        allowed: &'static [&'static str],
+    ) -> Result<Self, ApiError> {
+        let mut unknown: Vec<&str> = params
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !allowed.contains(k))
+            .collect();
+        unknown.sort_unstable();
+        if let Some(k) = unknown.first() {
+            return Err(ApiError::BadRequest(format!(
+                "`{k}`: unknown query parameter (expected one of {})",
+                allowed.join(", ")
+            )));
+        }
+        Ok(Self { params, allowed })
+    }
+
+    fn text(&self, key: &str) -> Option<String> {
+        debug_assert!(self.allowed.contains(&key));
+        self.params.get(key).filter(|v| !v.is_empty()).cloned()
+    }
+
+    fn parsed<T: FromStr>(&self, key: &str) -> Result<Option<T>, ApiError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        self.text(key)
+            .map(|v| {
+                v.parse::<T>()
+                    .map_err(|e| ApiError::BadRequest(format!("`{key}`: {e}")))
+            })
+            .transpose()
+    }
+
+    fn time(&self, key: &str) -> Result<Option<Timestamp>, ApiError> {
+        self.text(key)
+            .map(|v| {
+                Timestamp::parse_rfc3339(&v)
+                    .or_else(|e| v.parse::<i64>().map(Timestamp::from_millis).map_err(|_| e))
+                    .map_err(|_| {
+                        ApiError::BadRequest(format!(
+                            "`{key}`: not an RFC 3339 time or epoch milliseconds: {v:?}"
+                        ))
+                    })
+            })
+            .transpose()
+    }
+
+    fn limit(&self) -> Result<u32, ApiError> {
+        match self.parsed::<u32>("limit")? {
+            Some(n) if !(1..=1000).contains(&n) => Err(ApiError::BadRequest(
+                "`limit`: must be between 1 and 1000".into(),
+            )),
+            Some(n) => Ok(n),
+            None => Ok(0),
+        }
+    }
+}
+
+const ALERT_PARAMS: &[&str] = &[
+    "severity",
+    "min_severity",
+    "scenario",
+    "subject",
+    "trace_id",
+    "since",
+    "until",
+    "cursor",
+    "limit",
+];
+
+/// `GET /v1/alerts`.
+pub(crate) async fn alerts(
+    State(s): State<AppState>,
+    Query(q): Params,
+) -> Result<Json<Page<Alert>>, ApiError> {
+    let c = Checked::new(&q, ALERT_PARAMS)?;
+    let f = AlertFilter {
+        severity: c.parsed("severity")?,
+        min_severity: c.parsed("min_severity")?,
+        scenario: c.text("scenario"),
+        subject: c.text("subject"),
+        trace_id: c.text("trace_id"),
+        since: c.time("since")?,
+        until: c.time("until")?,
+        cursor: c.text("cursor"),
+        limit: c.limit()?,
+    };
+    Ok(Json(s.store.list_alerts(&f).await?))
+}
+
+/// `GET /v1/alerts/{id}`: the alert with its investigation, plans and actions.
+pub(crate) async fn alert(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<AlertDetail>, ApiError> {
+    let id =
+        AlertId::from_str(&id).map_err(|_| ApiError::BadRequest("`id`: not an alert id".into()))?;
+    s.store
+        .get_alert(id)
+        .await?
+        .map(Json)
+        .ok_or(ApiError::NotFound)
+}
+
+const ACTION_PARAMS: &[&str] = &[
+    "state", "kind", "subject", "trace_id", "since", "until", "cursor", "limit",
+];
+
+/// `GET /v1/actions`.
+pub(crate) async fn actions(
+    State(s): State<AppState>,
+    Query(q): Params,
+) -> Result<Json<Page<ActionRecord>>, ApiError> {
+    let c = Checked::new(&q, ACTION_PARAMS)?;
+    let f = ActionFilter {
+        state: c.parsed("state")?,
+        kind: c.parsed("kind")?,
+        subject: c.text("subject"),
+        trace_id: c.text("trace_id"),
+        since: c.time("since")?,
+        until: c.time("until")?,
+        cursor: c.text("cursor"),
+        limit: c.limit()?,
+    };
+    Ok(Json(s.store.list_actions(&f).await?))
+}
+
+/// `GET /v1/actions/{id}`.
+pub(crate) async fn action(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<ActionRecord>, ApiError> {
+    let id = ActionId::from_str(&id)
+        .map_err(|_| ApiError::BadRequest("`id`: not an action id".into()))?;
+    s.store
+        .get_action(id)
+        .await?
+        .map(Json)
+        .ok_or(ApiError::NotFound)
+}
+
+const EVENT_PARAMS: &[&str] = &[
+    "trace_id", "src_ip", "kind", "since", "until", "cursor", "limit",
+];
+
+/// `GET /v1/events`.
+pub(crate) async fn events(
+    State(s): State<AppState>,
+    Query(q): Params,
+) -> Result<Json<Page<Event>>, ApiError> {
+    let c = Checked::new(&q, EVENT_PARAMS)?;
+    let f = EventFilter {
+        trace_id: c.text("trace_id"),
+        src_ip: c.text("src_ip"),
+        kind: c.text("kind"),
+        since: c.time("since")?,
+        until: c.time("until")?,
+        cursor: c.text("cursor"),
+        limit: c.limit()?,
+    };
+    Ok(Json(s.store.list_events(&f).await?))
+}
+
+/// `GET /v1/audit?trace_id=…`: every stage transition recorded for one trace.
+pub(crate) async fn audit(
+    State(s): State<AppState>,
+    Query(q): Params,
+) -> Result<Json<Vec<AuditRecord>>, ApiError> {
+    let c = Checked::new(&q, &["trace_id"])?;
+    let t = c
+        .text("trace_id")
+        .ok_or_else(|| ApiError::BadRequest("`trace_id`: missing".into()))?;
+    let t = TraceId::parse(&t)
+        .ok_or_else(|| ApiError::BadRequest("`trace_id`: not a trace id".into()))?;
+    Ok(Json(s.store.audit_for_trace(&t).await?))
+}

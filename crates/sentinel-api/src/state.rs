@@ -1,0 +1,50 @@
+//! Shared state of the router.
+
+use crate::auth::Auth;
+use crate::metrics::Metrics;
+use crate::submit::IntakeTx;
+use sentinel_core::Redactor;
+use sentinel_store::Store;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Limits and switches of the HTTP edge.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// Largest request body accepted (and longest NDJSON line).
+    pub max_body_bytes: usize,
+    /// How long `/v1/defend` waits for the plan.
+    pub defend_timeout: Duration,
+    /// How long event intake waits for room in a full queue before answering 503.
+    pub intake_wait: Duration,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1 << 20,
+            defend_timeout: Duration::from_secs(2),
+            intake_wait: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Everything a handler needs.
+#[derive(Clone)]
+pub struct AppState {
+    /// Records, for queries and readiness.
+    pub store: Store,
+    /// The pipeline's intake queue.
+    pub intake: IntakeTx,
+    /// API keys.
+    pub auth: Arc<Auth>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// Set once the pipeline runs.
+    pub ready: Arc<AtomicBool>,
+    /// Masks secrets in posted events.
+    pub redactor: Arc<Redactor>,
+    /// Limits.
+    pub settings: ApiSettings,
+}

@@ -1,0 +1,51 @@
+//! What the API hands to the pipeline, and what the pipeline answers for `/v1/defend`.
+
+use sentinel_core::{AlertId, Event, EventId, Plan, Reason, Severity, TraceId};
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+/// One event for the pipeline, with a reply slot when the caller waits for the plan.
+#[derive(Debug)]
+pub struct Submission {
+    /// The event, already redacted.
+    pub event: Event,
+    /// Where to send the outcome, for synchronous callers.
+    pub reply: Option<oneshot::Sender<Outcome>>,
+}
+
+/// The sending half of the pipeline's intake queue.
+pub type IntakeTx = tokio::sync::mpsc::Sender<Submission>;
+
+/// What the pipeline made of one event, as `/v1/defend` answers it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    /// The trace it belongs to.
+    pub trace_id: TraceId,
+    /// The event's id.
+    pub event_id: EventId,
+    /// Detector score, 0–100.
+    pub score: u8,
+    /// Severity of that score.
+    pub severity: Severity,
+    /// Whether the score crossed the alert threshold.
+    pub alerted: bool,
+    /// The scenario recognised (`none` when nothing fired).
+    pub scenario: String,
+    /// Every signal that fired.
+    pub reasons: Vec<Reason>,
+    /// The alert raised, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alert_id: Option<AlertId>,
+    /// The investigation's risk, 0–100, if investigated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub risk_score: Option<u8>,
+    /// The investigation's confidence, if investigated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f32>,
+    /// Where the investigation was unsure.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub uncertainty: Vec<String>,
+    /// The mitigation plan, if an alert was raised.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Plan>,
+}

@@ -1,0 +1,154 @@
+//! Telemetry as applications post it, turned into a redacted [`Event`].
+//!
+//! Known fields are type-checked (an error names the field); every other field is kept as an attribute.
+//! Secrets are masked before anything else sees the event.
+
+use crate::extract::typed;
+use sentinel_core::{Event, EventId, EventKind, Redactor, Timestamp, TraceId};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use std::net::IpAddr;
+
+/// Why a telemetry object was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct TelemetryError(pub String);
+
+/// The fields Sentinel understands; everything else becomes an attribute.
+#[derive(Debug, Deserialize)]
+struct Known {
+    kind: Option<String>,
+    ts: Option<Timestamp>,
+    source: Option<String>,
+    src_ip: Option<IpAddr>,
+    target: Option<String>,
+    #[allow(dead_code)]
+    failed_logins: Option<u64>,
+    #[allow(dead_code)]
+    request_rate: Option<f64>,
+    #[allow(dead_code)]
+    bytes_out: Option<u64>,
+    #[allow(dead_code)]
+    dst_port: Option<u16>,
+    #[allow(dead_code)]
+    payload: Option<String>,
+    #[allow(dead_code)]
+    path: Option<String>,
+    #[allow(dead_code)]
+    user_agent: Option<String>,
+    #[allow(dead_code)]
+    user: Option<String>,
+}
+
+/// Fields lifted out of the attributes into the event itself.
+const LIFTED: [&str; 5] = ["kind", "ts", "source", "src_ip", "target"];
+
+/// Turns one posted object into an event. `prefix` names its place in the request (`[3]`), if any.
+pub(crate) fn to_event(
+    v: Value,
+    trace: &TraceId,
+    redactor: &Redactor,
+    require_ip: bool,
+    prefix: &str,
+) -> Result<(Event, usize), TelemetryError> {
+    let mut obj: Map<String, Value> = match v {
+        Value::Object(m) => m,
+        other => {
+            return Err(TelemetryError(format!(
+                "{}expected a JSON object, found {}",
+                if prefix.is_empty() {
+                    String::new()
+                } else {
+                    format!("`{prefix}`: ")
+                },
+                kind_of(&other)
+            )))
+        }
+    };
+    let masked = redactor.redact_map(&mut obj);
+    let known: Known = typed(Value::Object(obj.clone())).map_err(|e| {
+        TelemetryError(if prefix.is_empty() {
+            e
+        } else {
+            e.replacen('`', &format!("`{prefix}."), 1)
+        })
+    })?;
+    if require_ip && known.src_ip.is_none() {
+        return Err(TelemetryError(format!(
+            "`{}src_ip`: missing field",
+            dotted(prefix)
+        )));
+    }
+    for k in LIFTED {
+        obj.remove(k);
+    }
+    let ev = Event {
+        id: EventId::new(),
+        kind: EventKind(known.kind.unwrap_or_else(|| "telemetry".into())),
+        ts: known.ts.unwrap_or_else(Timestamp::now),
+        source: known.source.unwrap_or_else(|| "api".into()),
+        src_ip: known.src_ip,
+        target: known.target,
+        attrs: obj,
+        trace_id: trace.clone(),
+    };
+    Ok((ev, masked))
+}
+
+fn dotted(prefix: &str) -> String {
+    if prefix.is_empty() {
+        String::new()
+    } else {
+        format!("{prefix}.")
+    }
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn known_fields_are_lifted_and_secrets_masked() {
+        let r = Redactor::default();
+        let (ev, n) = to_event(
+            json!({"src_ip": "203.0.113.7", "kind": "login", "failed_logins": 3, "password": "hunter2", "ctx": {"token": "t"}}),
+            &TraceId::new(),
+            &r,
+            true,
+            "",
+        )
+        .unwrap();
+        assert_eq!(n, 2);
+        assert_eq!(ev.kind.0, "login");
+        assert_eq!(ev.src_ip, Some("203.0.113.7".parse().unwrap()));
+        assert!(!ev.attrs.contains_key("src_ip"));
+        assert_eq!(ev.attrs["password"], "***");
+        assert_eq!(ev.attrs["ctx"]["token"], "***");
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let r = Redactor::default();
+        let t = TraceId::new();
+        let e = to_event(json!({"src_ip": "not-an-ip"}), &t, &r, true, "").unwrap_err();
+        assert!(e.0.starts_with("`src_ip`:"), "{e}");
+        let e = to_event(json!({"failed_logins": "many"}), &t, &r, false, "[4]").unwrap_err();
+        assert!(e.0.starts_with("`[4].failed_logins`:"), "{e}");
+        let e = to_event(json!({}), &t, &r, true, "").unwrap_err();
+        assert_eq!(e.0, "`src_ip`: missing field");
+        let e = to_event(json!([1]), &t, &r, true, "").unwrap_err();
+        assert!(e.0.contains("expected a JSON object"));
+    }
+}

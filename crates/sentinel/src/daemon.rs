@@ -1,0 +1,294 @@
+//! The daemon: open the store, make sure an admin key exists, start the pipeline and the API, and on
+//! shutdown stop intake, drain every queue, flush the store, and return.
+
+use crate::pipeline::{self, LogNotifier, Stages};
+use anyhow::Context;
+use sentinel_api::auth::{self, Auth, Principal, Role};
+use sentinel_api::metrics::Metrics;
+use sentinel_api::{ApiSettings, AppState};
+use sentinel_config::{Band as CfgBand, ValidatedConfig};
+use sentinel_core::{Redactor, Timestamp};
+use sentinel_detect::{Heuristic, HeuristicSettings};
+use sentinel_intel::{Investigator, LocalContext};
+use sentinel_respond::{
+    ActionTemplate, Allowlist, Band, Bands, MatrixRule, PolicyMatrix, Responder,
+};
+use sentinel_store::{ApiKeyRow, Store, WriterOptions};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The file the admin key is written to on first start.
+pub const ADMIN_KEY_FILE: &str = "admin.key";
+/// The file the bound API address is written to (useful with port 0).
+pub const ADDR_FILE: &str = "api.addr";
+/// The variable that turns off authentication (insecure).
+pub const BYPASS_VAR: &str = "SENTINEL_ALLOW_INSECURE_NO_AUTH";
+
+/// Runs until `shutdown` completes, then drains and returns.
+pub async fn run(
+    cfg: ValidatedConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let data_dir = cfg.data_dir.clone();
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+    let store = Store::open(&data_dir.join("sentinel.db"))
+        .await
+        .context("cannot open the store")?;
+    let redactor = Arc::new(Redactor::new(cfg.logging.redact_keys.iter()));
+    let bypass = cfg.api.allow_insecure_no_auth;
+    let auth = Arc::new(Auth::new(
+        auth::load_or_create_secret(&data_dir.join("auth.secret"))?,
+        bypass,
+    ));
+    bootstrap_keys(&store, &auth, &data_dir).await?;
+    if bypass {
+        spawn_bypass_warning();
+    }
+    for w in cfg.warnings() {
+        tracing::warn!(evt = "unsafe_setting", warning = %w);
+    }
+
+    let metrics = Arc::new(Metrics::default());
+    let (writer, writer_task) = store.writer(WriterOptions {
+        queue_capacity: cfg.pipeline.queue_capacity.max(cfg.store.batch_size * 4),
+        batch_size: cfg.store.batch_size,
+        flush_interval: cfg.store.flush_interval,
+    });
+    let stages = Stages {
+        detector: Heuristic::new(heuristic_settings(&cfg)),
+        investigator: Investigator::new(
+            vec![Box::new(LocalContext::new(24 * 3600 * 1000, 100_000))],
+            Duration::from_secs(2),
+        ),
+        policy: policy_matrix(&cfg),
+        responder: Responder::new(allowlist(&cfg)),
+        notifier: Box::new(LogNotifier),
+        writer,
+        metrics: metrics.clone(),
+    };
+    let (intake, running) = pipeline::start(stages, cfg.pipeline.queue_capacity);
+
+    let ready = Arc::new(AtomicBool::new(false));
+    let state = AppState {
+        store: store.clone(),
+        intake,
+        auth,
+        metrics: metrics.clone(),
+        ready: ready.clone(),
+        redactor,
+        settings: ApiSettings {
+            max_body_bytes: cfg.api.max_body_bytes,
+            defend_timeout: cfg.pipeline.defend_timeout,
+            intake_wait: cfg.pipeline.defend_timeout,
+        },
+    };
+    let listener = tokio::net::TcpListener::bind(cfg.api.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.api.listen))?;
+    let addr: SocketAddr = listener.local_addr()?;
+    write_addr_file(&data_dir, addr);
+    let retention = spawn_retention(
+        store.clone(),
+        cfg.store.event_retention,
+        cfg.store.max_events,
+    );
+    let app = sentinel_api::router(state);
+    ready.store(true, Ordering::Release);
+    tracing::info!(
+        evt = "ready",
+        addr = %addr,
+        mode = cfg.policy.mode.as_str(),
+        data_dir = %data_dir.display(),
+        version = env!("CARGO_PKG_VERSION"),
+    );
+
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stop_rx.await;
+            })
+            .await
+    });
+    shutdown.await;
+    let started = std::time::Instant::now();
+    tracing::info!(evt = "shutting_down");
+    ready.store(false, Ordering::Release);
+    let _ = stop_tx.send(());
+    // In-flight requests get a bounded time; after that the server is dropped (and intake with it).
+    match tokio::time::timeout(Duration::from_secs(5), server).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => tracing::error!(evt = "server_error", error = %e),
+        Ok(Err(e)) => tracing::error!(evt = "server_task_failed", error = %e),
+        Err(_) => tracing::warn!(evt = "server_drain_timeout"),
+    }
+    retention.abort();
+    running.join().await;
+    let stats = writer_task.finish().await.context("flushing the store")?;
+    store.close().await;
+    let _ = std::fs::remove_file(data_dir.join(ADDR_FILE));
+    tracing::info!(
+        evt = "stopped",
+        records = stats.records,
+        batches = stats.batches,
+        failed_batches = stats.failed_batches,
+        events_accepted = metrics.events_accepted.get(),
+        drain_ms = started.elapsed().as_millis() as u64,
+    );
+    Ok(())
+}
+
+/// Loads the API keys; on first start (no key at all) creates the admin key, prints it once and writes it
+/// to `<data-dir>/admin.key` with mode 0600.
+async fn bootstrap_keys(store: &Store, auth: &Auth, data_dir: &Path) -> anyhow::Result<()> {
+    let mut rows = store.api_keys().await?;
+    if rows.is_empty() {
+        let key = Auth::generate_key();
+        let row = ApiKeyRow {
+            id: ulid::Ulid::new().to_string(),
+            name: "admin".into(),
+            role: Role::Admin.as_str().into(),
+            hash: auth.hash(&key),
+            created: Timestamp::now(),
+        };
+        let path = data_dir.join(ADMIN_KEY_FILE);
+        let _ = std::fs::remove_file(&path);
+        auth::write_private(&path, format!("{key}\n").as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        store.insert_api_key(&row).await?;
+        eprintln!(
+            "Sentinel created an admin API key. It is shown only this once and saved to {} (mode 0600):\n\n    {key}\n",
+            path.display()
+        );
+        tracing::info!(evt = "admin_key_created", key_id = %row.id, file = %path.display());
+        rows.push(row);
+    }
+    for r in rows {
+        let role = match r.role.parse::<Role>() {
+            Ok(role) => role,
+            Err(e) => {
+                tracing::error!(evt = "api_key_skipped", key_id = %r.id, error = %e);
+                continue;
+            }
+        };
+        let p = Principal {
+            key_id: r.id.clone(),
+            name: r.name.clone(),
+            role,
+        };
+        if !auth.insert(&r.hash, p) {
+            tracing::error!(evt = "api_key_skipped", key_id = %r.id, error = "stored hash is not 64 hex digits");
+        }
+    }
+    Ok(())
+}
+
+fn spawn_bypass_warning() {
+    tokio::spawn(async {
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            tracing::warn!(
+                evt = "auth_bypass_on",
+                msg = "SENTINEL_ALLOW_INSECURE_NO_AUTH is true: the API accepts requests without a key",
+            );
+        }
+    });
+}
+
+fn spawn_retention(
+    store: Store,
+    retention: Duration,
+    max_events: u64,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            let cutoff =
+                Timestamp::from_millis(Timestamp::now().as_millis() - retention.as_millis() as i64);
+            match store.prune_events(cutoff, max_events).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(evt = "events_pruned", count = n),
+                Err(e) => tracing::error!(evt = "prune_failed", error = %e),
+            }
+        }
+    })
+}
+
+fn write_addr_file(data_dir: &Path, addr: SocketAddr) {
+    if let Err(e) = std::fs::write(data_dir.join(ADDR_FILE), format!("{addr}\n")) {
+        tracing::warn!(evt = "addr_file_failed", error = %e);
+    }
+}
+
+fn heuristic_settings(cfg: &ValidatedConfig) -> HeuristicSettings {
+    let h = &cfg.detect.heuristic;
+    HeuristicSettings {
+        min_score: h.min_score,
+        failed_logins_threshold: u64::from(h.failed_logins_threshold),
+        request_rate_threshold: u64::from(h.request_rate_threshold),
+        bytes_out_threshold: h.bytes_out_threshold,
+        bad_ports: h.bad_ports.clone(),
+    }
+}
+
+fn band(b: CfgBand) -> Band {
+    match b {
+        CfgBand::Low => Band::Low,
+        CfgBand::Medium => Band::Medium,
+        CfgBand::High => Band::High,
+    }
+}
+
+/// The policy matrix the configuration describes.
+pub fn policy_matrix(cfg: &ValidatedConfig) -> PolicyMatrix {
+    let p = &cfg.policy;
+    let rules = p
+        .rules
+        .iter()
+        .enumerate()
+        .map(|(i, r)| MatrixRule {
+            name: r.name.clone().unwrap_or_else(|| format!("rule #{}", i + 1)),
+            severity: r.severity.clone(),
+            risk: r.risk.iter().copied().map(band).collect(),
+            confidence: r.confidence.iter().copied().map(band).collect(),
+            actions: r
+                .actions
+                .iter()
+                .map(|a| ActionTemplate {
+                    kind: a.kind,
+                    ttl: p.ttl_for(a),
+                    params: a.params.clone(),
+                })
+                .collect(),
+        })
+        .collect();
+    PolicyMatrix::new(
+        rules,
+        Bands {
+            medium: f64::from(p.risk_bands.medium),
+            high: f64::from(p.risk_bands.high),
+        },
+        Bands {
+            medium: p.confidence_bands.medium,
+            high: p.confidence_bands.high,
+        },
+        p.mode,
+    )
+}
+
+/// The allowlist: loopback, the configured networks, and the address the API listens on.
+pub fn allowlist(cfg: &ValidatedConfig) -> Allowlist {
+    let mut a = Allowlist::new(cfg.policy.allowlist.iter().copied());
+    let ip = cfg.api.listen.ip();
+    if !ip.is_unspecified() {
+        a.add(ipnet::IpNet::from(ip));
+    }
+    a
+}

@@ -1,0 +1,199 @@
+//! `sentinel`: the command line. Parses arguments, loads the configuration, and calls into the library.
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use sentinel::daemon;
+use sentinel_core::Redactor;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "sentinel",
+    version,
+    about = "Autonomous detection and response for Linux servers and Docker hosts"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run every role in one process on the embedded defaults (SQLite, in-memory queues).
+    Run(Common),
+    /// Work with the configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Exit 0 when the running daemon is ready, 1 otherwise (for container health checks).
+    Healthcheck {
+        #[command(flatten)]
+        common: Common,
+        /// The daemon's base URL (default: from the configuration).
+        #[arg(long)]
+        url: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate, then print the effective configuration (secrets as ***) and a WARNING per unsafe setting.
+    Check(Common),
+}
+
+#[derive(Args, Clone)]
+struct Common {
+    /// Configuration file (default: ./sentinel.yml when it exists).
+    #[arg(long, env = "SENTINEL_CONFIG")]
+    config: Option<PathBuf>,
+    /// A .env file layered over the configuration file.
+    #[arg(long, default_value = ".env")]
+    env_file: PathBuf,
+    /// Where Sentinel keeps its data (overrides `data_dir`).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Address the API listens on (overrides `api.listen`).
+    #[arg(long)]
+    listen: Option<String>,
+}
+
+impl Common {
+    fn load(&self) -> Result<sentinel_config::ValidatedConfig, String> {
+        let default = PathBuf::from("sentinel.yml");
+        let yaml = self
+            .config
+            .clone()
+            .or_else(|| default.exists().then_some(default));
+        let mut env: Vec<(String, String)> = std::env::vars().collect();
+        if let Some(d) = &self.data_dir {
+            env.push(("SENTINEL__DATA_DIR".into(), d.display().to_string()));
+        }
+        if let Some(l) = &self.listen {
+            env.push(("SENTINEL__API__LISTEN".into(), l.clone()));
+        }
+        sentinel_config::load(&sentinel_config::Sources {
+            yaml_path: yaml.as_deref(),
+            dotenv_path: Some(&self.env_file),
+            env: &env,
+        })
+        .map_err(|e| format!("the configuration has {} problem(s):\n{e}", e.0.len()))
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run(common) => run(common),
+        Command::Config {
+            command: ConfigCommand::Check(common),
+        } => match common.load() {
+            Ok(cfg) => {
+                print!("{}", cfg.effective_yaml());
+                for w in cfg.warnings() {
+                    println!("WARNING: {w}");
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Healthcheck { common, url } => healthcheck(common, url),
+    }
+}
+
+fn run(common: Common) -> ExitCode {
+    let cfg = match common.load() {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let redactor = Arc::new(Redactor::new(cfg.logging.redact_keys.iter()));
+    sentinel::logs::init(cfg.logging.level.as_str(), redactor);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(daemon::run(cfg, shutdown_signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(evt = "fatal", error = format!("{e:#}"));
+            eprintln!("sentinel: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = term => tracing::info!(evt = "signal", signal = "SIGTERM"),
+        _ = tokio::signal::ctrl_c() => tracing::info!(evt = "signal", signal = "SIGINT"),
+    }
+}
+
+fn healthcheck(common: Common, url: Option<String>) -> ExitCode {
+    let result = (|| -> anyhow::Result<bool> {
+        let base = match url {
+            Some(u) => u,
+            None => {
+                let cfg = common.load().map_err(anyhow::Error::msg)?;
+                let from_file = std::fs::read_to_string(cfg.data_dir.join(daemon::ADDR_FILE)).ok();
+                let mut addr = match from_file.and_then(|s| s.trim().parse().ok()) {
+                    Some(a) => a,
+                    None => cfg.api.listen,
+                };
+                if addr.ip().is_unspecified() {
+                    addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                }
+                format!("http://{addr}")
+            }
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(async {
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(3))
+                .build()?;
+            let resp = client
+                .get(format!("{}/ready", base.trim_end_matches('/')))
+                .send()
+                .await
+                .context("the daemon does not answer")?;
+            Ok(resp.status().is_success())
+        })
+    })();
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => {
+            eprintln!("not ready");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("not ready: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,412 @@
+//! The embedded pipeline: detect → investigate → decide → act → notify, one tokio task per stage,
+//! joined by bounded queues. Every record a stage produces goes to the store writer (which waits when
+//! full, so pressure travels back to intake), and each stage hands on only after its record is queued.
+//!
+//! Shutdown is by draining: when every intake sender is dropped, each stage finishes what is queued,
+//! closes its output, and ends; the caller then flushes the store writer.
+
+use sentinel_api::metrics::Metrics;
+use sentinel_api::submit::{Outcome, Submission};
+use sentinel_core::{
+    ActionRecord, ActionState, Alert, AuditKind, AuditRecord, Investigation, Notice, Notifier,
+    Plan, Policy, Severity, Timestamp,
+};
+use sentinel_detect::Heuristic;
+use sentinel_intel::Investigator;
+use sentinel_respond::{PolicyMatrix, Responder};
+use sentinel_store::{Record, StoreWriter};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+/// Everything the stages need.
+pub struct Stages {
+    /// The detector.
+    pub detector: Heuristic,
+    /// The investigator.
+    pub investigator: Investigator,
+    /// The policy.
+    pub policy: PolicyMatrix,
+    /// The responder.
+    pub responder: Responder,
+    /// Who to tell.
+    pub notifier: Box<dyn Notifier>,
+    /// Where records go.
+    pub writer: StoreWriter,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+}
+
+/// The running stage tasks.
+pub struct Running {
+    tasks: Vec<(&'static str, JoinHandle<()>)>,
+}
+
+impl Running {
+    /// Waits until every stage has drained and ended.
+    pub async fn join(self) {
+        for (name, t) in self.tasks {
+            if let Err(e) = t.await {
+                tracing::error!(evt = "stage_crashed", stage = name, error = %e);
+            }
+        }
+    }
+}
+
+/// An alert on its way, with the `/v1/defend` caller waiting for it (if any).
+struct Pending<T> {
+    item: T,
+    reply: Option<(oneshot::Sender<Outcome>, Outcome)>,
+}
+
+/// Starts the stages; returns the intake queue's sender and the running tasks.
+pub fn start(stages: Stages, capacity: usize) -> (mpsc::Sender<Submission>, Running) {
+    let cap = capacity.max(1);
+    let (intake_tx, intake_rx) = mpsc::channel::<Submission>(cap);
+    let (alert_tx, alert_rx) = mpsc::channel::<Pending<Alert>>(cap);
+    let (inv_tx, inv_rx) = mpsc::channel::<Pending<Investigation>>(cap);
+    let (plan_tx, plan_rx) = mpsc::channel::<Plan>(cap);
+    let (notice_tx, notice_rx) = mpsc::channel::<Notice>(cap);
+    let Stages {
+        detector,
+        investigator,
+        policy,
+        responder,
+        notifier,
+        writer,
+        metrics,
+    } = stages;
+    let tasks = vec![
+        (
+            "detect",
+            tokio::spawn(detect(
+                detector,
+                intake_rx,
+                alert_tx,
+                writer.clone(),
+                metrics.clone(),
+            )),
+        ),
+        (
+            "investigate",
+            tokio::spawn(investigate(
+                investigator,
+                alert_rx,
+                inv_tx,
+                writer.clone(),
+                metrics.clone(),
+            )),
+        ),
+        (
+            "decide",
+            tokio::spawn(decide(
+                policy,
+                inv_rx,
+                plan_tx,
+                writer.clone(),
+                metrics.clone(),
+            )),
+        ),
+        (
+            "act",
+            tokio::spawn(act(
+                responder,
+                plan_rx,
+                notice_tx,
+                writer.clone(),
+                metrics.clone(),
+            )),
+        ),
+        (
+            "notify",
+            tokio::spawn(notify(notifier, notice_rx, writer, metrics)),
+        ),
+    ];
+    (intake_tx, Running { tasks })
+}
+
+async fn store(w: &StoreWriter, m: &Metrics, r: Record) {
+    if let Err(e) = w.write(r).await {
+        m.store_write_errors.inc();
+        tracing::error!(evt = "store_write_failed", error = %e);
+    }
+}
+
+fn audit(
+    kind: AuditKind,
+    subject_id: String,
+    trace: &sentinel_core::TraceId,
+    summary: String,
+) -> Record {
+    Record::Audit(AuditRecord {
+        ts: Timestamp::now(),
+        kind,
+        subject_id,
+        trace_id: trace.clone(),
+        summary,
+    })
+}
+
+async fn detect(
+    detector: Heuristic,
+    mut rx: mpsc::Receiver<Submission>,
+    out: mpsc::Sender<Pending<Alert>>,
+    w: StoreWriter,
+    m: Arc<Metrics>,
+) {
+    while let Some(Submission { event, reply }) = rx.recv().await {
+        let assessment = detector.assess(&event);
+        let outcome = Outcome {
+            trace_id: event.trace_id.clone(),
+            event_id: event.id,
+            score: assessment.score,
+            severity: Severity::from_score(assessment.score),
+            alerted: false,
+            scenario: assessment.scenario.to_owned(),
+            reasons: assessment.reasons.clone(),
+            alert_id: None,
+            risk_score: None,
+            confidence: None,
+            uncertainty: Vec::new(),
+            plan: None,
+        };
+        let alert = detector.alert_from(&event, assessment);
+        store(&w, &m, Record::Event(event)).await;
+        let Some(alert) = alert else {
+            if let Some(tx) = reply {
+                let _ = tx.send(outcome);
+            }
+            continue;
+        };
+        m.alerts_raised.inc();
+        let _span = tracing::info_span!("alert", trace = %alert.trace_id).entered();
+        tracing::info!(
+            evt = "alert_raised",
+            alert = %alert.id,
+            scenario = %alert.scenario,
+            severity = %alert.severity,
+            score = alert.score,
+            subject = %alert.subject,
+        );
+        drop(_span);
+        store(&w, &m, Record::Alert(alert.clone())).await;
+        store(
+            &w,
+            &m,
+            audit(
+                AuditKind::AlertRaised,
+                alert.id.to_string(),
+                &alert.trace_id,
+                format!(
+                    "{} {} score {} on {}",
+                    alert.scenario, alert.severity, alert.score, alert.subject
+                ),
+            ),
+        )
+        .await;
+        let reply = reply.map(|tx| {
+            (
+                tx,
+                Outcome {
+                    alerted: true,
+                    alert_id: Some(alert.id),
+                    ..outcome
+                },
+            )
+        });
+        if out.send(Pending { item: alert, reply }).await.is_err() {
+            break;
+        }
+    }
+}
+
+async fn investigate(
+    inv: Investigator,
+    mut rx: mpsc::Receiver<Pending<Alert>>,
+    out: mpsc::Sender<Pending<Investigation>>,
+    w: StoreWriter,
+    m: Arc<Metrics>,
+) {
+    while let Some(Pending { item: alert, reply }) = rx.recv().await {
+        let i = inv.investigate(alert).await;
+        m.investigations.inc();
+        store(&w, &m, Record::Investigation(i.clone())).await;
+        store(
+            &w,
+            &m,
+            audit(
+                AuditKind::InvestigationConcluded,
+                i.id.to_string(),
+                &i.trace_id,
+                format!("risk {} confidence {:.2}", i.risk_score, i.confidence),
+            ),
+        )
+        .await;
+        let reply = reply.map(|(tx, o)| {
+            (
+                tx,
+                Outcome {
+                    risk_score: Some(i.risk_score),
+                    confidence: Some(i.confidence),
+                    uncertainty: i.uncertainty.clone(),
+                    ..o
+                },
+            )
+        });
+        if out.send(Pending { item: i, reply }).await.is_err() {
+            break;
+        }
+    }
+}
+
+async fn decide(
+    policy: PolicyMatrix,
+    mut rx: mpsc::Receiver<Pending<Investigation>>,
+    out: mpsc::Sender<Plan>,
+    w: StoreWriter,
+    m: Arc<Metrics>,
+) {
+    while let Some(Pending { item: inv, reply }) = rx.recv().await {
+        let plan = policy.decide(&inv);
+        m.plans_decided.inc();
+        store(&w, &m, Record::Plan(plan.clone())).await;
+        let kinds: Vec<&str> = plan.actions.iter().map(|a| a.kind.as_str()).collect();
+        store(
+            &w,
+            &m,
+            audit(
+                AuditKind::PlanDecided,
+                plan.id.to_string(),
+                &plan.trace_id,
+                format!(
+                    "{} [{}]: {}",
+                    plan.mode.as_str(),
+                    kinds.join(", "),
+                    plan.reason
+                ),
+            ),
+        )
+        .await;
+        if let Some((tx, o)) = reply {
+            let _ = tx.send(Outcome {
+                plan: Some(plan.clone()),
+                ..o
+            });
+        }
+        if out.send(plan).await.is_err() {
+            break;
+        }
+    }
+}
+
+async fn act(
+    responder: Responder,
+    mut rx: mpsc::Receiver<Plan>,
+    out: mpsc::Sender<Notice>,
+    w: StoreWriter,
+    m: Arc<Metrics>,
+) {
+    while let Some(plan) = rx.recv().await {
+        let records: Vec<ActionRecord> = responder.execute(&plan).await;
+        for r in &records {
+            m.actions_recorded.inc();
+            if matches!(r.state, ActionState::Refused | ActionState::Failed) {
+                m.actions_refused.inc();
+            }
+            let _span = tracing::info_span!("action", trace = %r.trace_id).entered();
+            tracing::info!(
+                evt = "action_recorded",
+                action = %r.id,
+                kind = %r.spec.kind,
+                subject = %r.spec.subject,
+                mode = r.mode.as_str(),
+                state = r.state.as_str(),
+                error = r.error.as_deref().unwrap_or(""),
+            );
+            drop(_span);
+            store(&w, &m, Record::Action(r.clone())).await;
+            store(
+                &w,
+                &m,
+                audit(
+                    AuditKind::ActionChanged,
+                    r.id.to_string(),
+                    &r.trace_id,
+                    format!("{} {} {}", r.spec.kind, r.spec.subject, r.state.as_str()),
+                ),
+            )
+            .await;
+        }
+        if plan.severity >= Severity::High || !plan.actions.is_empty() {
+            let lines: Vec<String> = records
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{} {} for {}s: {}",
+                        r.spec.kind,
+                        r.spec.subject,
+                        r.spec.ttl_secs,
+                        r.state.as_str()
+                    )
+                })
+                .collect();
+            let notice = Notice {
+                title: format!("{} alert: {}", plan.severity, plan.reason),
+                severity: plan.severity,
+                body: if lines.is_empty() {
+                    "no action".into()
+                } else {
+                    lines.join("\n")
+                },
+                trace_id: plan.trace_id.clone(),
+            };
+            if out.send(notice).await.is_err() {
+                break;
+            }
+        }
+    }
+}
+
+async fn notify(
+    n: Box<dyn Notifier>,
+    mut rx: mpsc::Receiver<Notice>,
+    w: StoreWriter,
+    m: Arc<Metrics>,
+) {
+    while let Some(notice) = rx.recv().await {
+        match n.notify(&notice).await {
+            Ok(()) => {
+                m.notices_sent.inc();
+                store(
+                    &w,
+                    &m,
+                    audit(
+                        AuditKind::NoticeSent,
+                        "log".into(),
+                        &notice.trace_id,
+                        notice.title.clone(),
+                    ),
+                )
+                .await;
+            }
+            Err(e) => tracing::warn!(evt = "notice_failed", trace = %notice.trace_id, error = %e),
+        }
+    }
+}
+
+/// Tells people through the structured log (other channels come with the notify crate).
+pub struct LogNotifier;
+
+#[async_trait::async_trait]
+impl Notifier for LogNotifier {
+    async fn notify(&self, n: &Notice) -> Result<(), sentinel_core::NotifyError> {
+        tracing::warn!(
+            evt = "notice",
+            trace = %n.trace_id,
+            severity = %n.severity,
+            title = %n.title,
+            body = %n.body,
+        );
+        Ok(())
+    }
+}
