@@ -5,7 +5,7 @@ use crate::error::ApiError;
 use axum::body::Body;
 use axum::http::{header, HeaderMap};
 use bytes::Bytes;
-use http_body_util::BodyExt;
+use futures::StreamExt;
 use serde::de::DeserializeOwned;
 
 /// Checks that the content type is `expected` (parameters such as `charset` allowed).
@@ -30,34 +30,51 @@ pub(crate) fn require_content_type(
     }
 }
 
+/// Oversized bodies up to this size are read and discarded so the client sees the 413 instead of a
+/// reset connection; anything larger is cut off at once.
+const DRAIN_MAX: usize = 8 << 20;
+
 /// Reads a whole body of at most `limit` bytes.
-pub(crate) async fn read_limited(
-    headers: &HeaderMap,
-    body: Body,
-    limit: usize,
-) -> Result<Bytes, ApiError> {
-    if let Some(len) = headers
+pub(crate) async fn read_limited(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        if len > limit as u64 {
-            return Err(ApiError::TooLarge(limit));
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > DRAIN_MAX as u64) {
+        return Err(ApiError::TooLarge(limit));
+    }
+    let mut stream = body.into_data_stream();
+    let mut buf = bytes::BytesMut::new();
+    let mut over = declared.is_some_and(|len| len > limit as u64);
+    let mut seen = 0usize;
+    loop {
+        let next = tokio::time::timeout(std::time::Duration::from_secs(10), stream.next()).await;
+        match next {
+            Ok(Some(Ok(chunk))) => {
+                seen += chunk.len();
+                if seen > limit {
+                    over = true;
+                }
+                if over {
+                    buf.clear();
+                    if seen > DRAIN_MAX {
+                        break;
+                    }
+                } else {
+                    buf.extend_from_slice(&chunk);
+                }
+            }
+            Ok(Some(Err(e))) => {
+                return Err(ApiError::BadRequest(format!("could not read the body: {e}")))
+            }
+            Ok(None) => break,
+            Err(_) => return Err(ApiError::BadRequest("timed out reading the body".into())),
         }
     }
-    let limited = http_body_util::Limited::new(body, limit);
-    match limited.collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err(ApiError::TooLarge(limit))
-        }
-        Err(e) => Err(ApiError::BadRequest(format!(
-            "could not read the body: {e}"
-        ))),
+    if over {
+        return Err(ApiError::TooLarge(limit));
     }
+    Ok(buf.freeze())
 }
 
 /// Parses JSON, naming the position of a syntax error.
