@@ -322,3 +322,56 @@ mod tests {
         assert_eq!(a.scenario, "suspicious_port");
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+    use sentinel_core::{EventId, EventKind, TraceId};
+
+    fn arb_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            ".{0,40}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map("[a-z_]{1,12}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        /// Whatever attributes arrive, scoring never panics, stays within 0–100, and the score is the
+        /// capped sum of the reasons' weights.
+        #[test]
+        fn scoring_is_total_and_consistent(
+            attrs in prop::collection::btree_map(
+                prop_oneof![Just("failed_logins".to_string()), Just("request_rate".to_string()),
+                    Just("bytes_out".to_string()), Just("dst_port".to_string()), Just("payload".to_string()),
+                    Just("user_agent".to_string()), "[a-z]{1,8}"],
+                arb_json(), 0..8)
+        ) {
+            let ev = Event {
+                id: EventId::new(),
+                kind: EventKind::telemetry(),
+                ts: Timestamp::from_millis(0),
+                source: "prop".into(),
+                src_ip: None,
+                target: None,
+                attrs: attrs.into_iter().collect(),
+                trace_id: TraceId::new(),
+            };
+            let h = Heuristic::new(HeuristicSettings::default());
+            let a = h.assess(&ev);
+            let sum: u32 = a.reasons.iter().map(|r| u32::from(r.weight)).sum();
+            prop_assert!(a.score <= 100);
+            prop_assert_eq!(u32::from(a.score), sum.min(100));
+        }
+    }
+}

@@ -202,3 +202,28 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any text, however malformed its escapes, normalises without panicking, and a fragment
+        /// found in the raw lower-cased text is still found after decoding adds nothing in front of it.
+        #[test]
+        fn normalise_never_panics(s in any::<String>()) {
+            let n = normalise(&s);
+            let _ = scan(&n, None);
+        }
+
+        #[test]
+        fn encoded_signatures_are_found(i in 0usize..SIGNATURES.len(), prefix in "[a-z0-9=&?/]{0,20}") {
+            let sig = SIGNATURES[i];
+            let encoded: String = sig.fragment.bytes().map(|b| format!("%{b:02X}")).collect();
+            let text = format!("{prefix}{encoded}");
+            let found = scan(&normalise(&text), None);
+            prop_assert!(found.iter().any(|(f, _)| *f == sig.family), "{} not found in {}", sig.fragment, text);
+        }
+    }
+}
