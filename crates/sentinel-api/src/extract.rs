@@ -35,7 +35,11 @@ pub(crate) fn require_content_type(
 const DRAIN_MAX: usize = 8 << 20;
 
 /// Reads a whole body of at most `limit` bytes.
-pub(crate) async fn read_limited(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+pub(crate) async fn read_limited(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -65,7 +69,9 @@ pub(crate) async fn read_limited(headers: &HeaderMap, body: Body, limit: usize) 
                 }
             }
             Ok(Some(Err(e))) => {
-                return Err(ApiError::BadRequest(format!("could not read the body: {e}")))
+                return Err(ApiError::BadRequest(format!(
+                    "could not read the body: {e}"
+                )))
             }
             Ok(None) => break,
             Err(_) => return Err(ApiError::BadRequest("timed out reading the body".into())),

@@ -214,6 +214,18 @@ pub(crate) async fn post_stream(
                 buf.clear();
                 continue;
             }
+            // A line that arrived whole, or whose end arrived, is checked here too: the check below
+            // only sees the unfinished tail of a chunk.
+            if buf.len() + head.len() > max_line {
+                s.metrics.events_invalid.inc();
+                report.reject(ItemError {
+                    line: Some(line_no),
+                    error: format!("line longer than {max_line} bytes"),
+                    ..Default::default()
+                });
+                buf.clear();
+                continue;
+            }
             let ev = if buf.is_empty() {
                 handle(&s, head, line_no, &mut report)
             } else {
