@@ -10,6 +10,7 @@
 pub mod auth;
 mod error;
 mod extract;
+mod limits;
 pub mod metrics;
 mod routes;
 mod state;

@@ -16,8 +16,12 @@ pub struct ApiSettings {
     pub max_body_bytes: usize,
     /// How long `/v1/defend` waits for the plan.
     pub defend_timeout: Duration,
-    /// How long event intake waits for room in a full queue before answering 503.
+    /// How long event intake waits for room in a full queue before answering 429.
     pub intake_wait: Duration,
+    /// How long any request may take (NDJSON streams excepted) before a 503.
+    pub request_timeout: Duration,
+    /// Requests served at once; more are refused with 503 and `Retry-After`.
+    pub max_in_flight: usize,
 }
 
 impl Default for ApiSettings {
@@ -26,6 +30,8 @@ impl Default for ApiSettings {
             max_body_bytes: 1 << 20,
             defend_timeout: Duration::from_secs(2),
             intake_wait: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(10),
+            max_in_flight: 1024,
         }
     }
 }

@@ -152,3 +152,60 @@ mod tests {
         assert!(e.0.contains("expected a JSON object"));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn arb_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            "[ -~]{0,24}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 32, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map(
+                    prop_oneof![
+                        Just("password".to_string()),
+                        Just("X-Api-Key".to_string()),
+                        Just("src_ip".to_string()),
+                        Just("ts".to_string()),
+                        "[a-z_]{1,10}"
+                    ],
+                    inner,
+                    0..5
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn secret_leaks(v: &Value, r: &Redactor) -> bool {
+        match v {
+            Value::Object(m) => m.iter().any(|(k, v)| {
+                (r.is_secret_key(k) && *v != Value::String("***".into())) || secret_leaks(v, r)
+            }),
+            Value::Array(a) => a.iter().any(|v| secret_leaks(v, r)),
+            _ => false,
+        }
+    }
+
+    proptest! {
+        /// Any JSON value is either refused with a message or becomes an event with no secret left.
+        #[test]
+        fn any_input_is_an_event_or_a_clear_error(v in arb_json(), require_ip in any::<bool>()) {
+            let r = Redactor::default();
+            match to_event(v, &TraceId::new(), &r, require_ip, "") {
+                Ok((ev, _)) => {
+                    prop_assert!(!secret_leaks(&Value::Object(ev.attrs.clone()), &r));
+                    prop_assert!(!require_ip || ev.src_ip.is_some());
+                }
+                Err(e) => prop_assert!(!e.0.is_empty()),
+            }
+        }
+    }
+}

@@ -765,3 +765,44 @@ async fn an_alert_is_found_by_id() {
     let r = send(&h.app, get(&format!("/v1/alerts/{unknown}"), None)).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn requests_past_the_in_flight_cap_get_503() {
+    // One request may be in flight; a /v1/defend waiting on a pipeline that never answers holds it.
+    let mut setup = common::Setup::default();
+    setup.settings.max_in_flight = 1;
+    let h = common::harness_with(setup).await;
+    let app = h.app.clone();
+    let key = h.admin_key.clone();
+    let first = tokio::spawn(async move {
+        common::send(
+            &app,
+            common::post_json("/v1/defend", &key, r#"{"src_ip":"203.0.113.7"}"#),
+        )
+        .await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let second = common::send(&h.app, common::get("/health", None)).await;
+    assert_eq!(second.status, 503);
+    assert_eq!(second.header("retry-after"), Some("1"));
+    first.abort();
+}
+
+#[tokio::test]
+async fn slow_requests_time_out_with_503() {
+    let mut setup = common::Setup::default();
+    setup.settings.request_timeout = std::time::Duration::from_millis(100);
+    let h = common::harness_with(setup).await;
+    // Nobody answers the defend reply: the request timeout (100 ms) fires before defend_timeout (5 s).
+    let r = common::send(
+        &h.app,
+        common::post_json("/v1/defend", &h.admin_key, r#"{"src_ip":"203.0.113.7"}"#),
+    )
+    .await;
+    assert_eq!(r.status, 503);
+    assert!(
+        r.error("unavailable").contains("longer than"),
+        "{:?}",
+        r.json()
+    );
+}

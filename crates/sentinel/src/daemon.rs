@@ -85,6 +85,8 @@ pub async fn run(
             max_body_bytes: cfg.api.max_body_bytes,
             defend_timeout: cfg.pipeline.defend_timeout,
             intake_wait: cfg.pipeline.defend_timeout,
+            request_timeout: cfg.api.request_timeout,
+            max_in_flight: cfg.api.max_connections,
         },
     };
     let listener = tokio::net::TcpListener::bind(cfg.api.listen)

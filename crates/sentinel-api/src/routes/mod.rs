@@ -46,6 +46,10 @@ pub fn router(state: AppState) -> Router {
         .nest("/v1", v1)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(from_fn_with_state(
+            crate::limits::Limits::new(&state.settings),
+            crate::limits::guard,
+        ))
         .layer(from_fn_with_state(state.clone(), crate::trace::layer))
         .with_state(state)
 }

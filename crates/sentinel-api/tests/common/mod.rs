@@ -35,6 +35,7 @@ impl Default for Setup {
                 max_body_bytes: 1024,
                 defend_timeout: Duration::from_secs(5),
                 intake_wait: Duration::from_millis(50),
+                ..ApiSettings::default()
             },
         }
     }
