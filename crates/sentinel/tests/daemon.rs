@@ -1,6 +1,8 @@
 //! End-to-end tests of `sentinel run` as a real process: golden path, auth, bad input, redaction,
 //! shutdown draining, configuration errors, health check.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{command, eventually, Daemon};

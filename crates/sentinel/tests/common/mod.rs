@@ -1,4 +1,5 @@
 //! A real `sentinel run` process in a temporary data directory, with its output captured.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
