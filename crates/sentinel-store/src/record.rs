@@ -86,49 +86,85 @@ fn body<T: Serialize>(v: &T) -> Result<String, StoreError> {
     serde_json::to_string(v).map_err(|e| StoreError::Encode(e.to_string()))
 }
 
-const UPSERT_EVENT: &str = "INSERT INTO events (id, ts, kind, source, src_ip, trace_id, body) \
-     VALUES (?, ?, ?, ?, ?, ?, ?) \
-     ON CONFLICT(id) DO UPDATE SET ts = excluded.ts, kind = excluded.kind, source = excluded.source, \
-     src_ip = excluded.src_ip, trace_id = excluded.trace_id, body = excluded.body";
+const EVENT_HEAD: &str =
+    "INSERT INTO events (id, ts, kind, source, src_ip, trace_id, body) VALUES ";
+const EVENT_TAIL: &str = " ON CONFLICT(id) DO UPDATE SET ts = excluded.ts, kind = excluded.kind, \
+     source = excluded.source, src_ip = excluded.src_ip, trace_id = excluded.trace_id, body = excluded.body";
 
-const UPSERT_ALERT: &str =
-    "INSERT INTO alerts (id, ts, scenario, severity, severity_rank, subject, trace_id, body) \
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
-     ON CONFLICT(id) DO UPDATE SET ts = excluded.ts, scenario = excluded.scenario, \
+const ALERT_HEAD: &str =
+    "INSERT INTO alerts (id, ts, scenario, severity, severity_rank, subject, trace_id, body) VALUES ";
+const ALERT_TAIL: &str = " ON CONFLICT(id) DO UPDATE SET ts = excluded.ts, scenario = excluded.scenario, \
      severity = excluded.severity, severity_rank = excluded.severity_rank, subject = excluded.subject, \
      trace_id = excluded.trace_id, body = excluded.body";
 
-const UPSERT_INVESTIGATION: &str =
-    "INSERT INTO investigations (id, alert_id, ts, risk_score, trace_id, body) \
-     VALUES (?, ?, ?, ?, ?, ?) \
-     ON CONFLICT(id) DO UPDATE SET alert_id = excluded.alert_id, ts = excluded.ts, \
-     risk_score = excluded.risk_score, trace_id = excluded.trace_id, body = excluded.body";
+const INVESTIGATION_HEAD: &str =
+    "INSERT INTO investigations (id, alert_id, ts, risk_score, trace_id, body) VALUES ";
+const INVESTIGATION_TAIL: &str = " ON CONFLICT(id) DO UPDATE SET alert_id = excluded.alert_id, \
+     ts = excluded.ts, risk_score = excluded.risk_score, trace_id = excluded.trace_id, body = excluded.body";
 
-const UPSERT_PLAN: &str =
-    "INSERT INTO plans (id, alert_id, investigation_id, ts, mode, trace_id, body) \
-     VALUES (?, ?, ?, ?, ?, ?, ?) \
-     ON CONFLICT(id) DO UPDATE SET alert_id = excluded.alert_id, \
+const PLAN_HEAD: &str =
+    "INSERT INTO plans (id, alert_id, investigation_id, ts, mode, trace_id, body) VALUES ";
+const PLAN_TAIL: &str = " ON CONFLICT(id) DO UPDATE SET alert_id = excluded.alert_id, \
      investigation_id = excluded.investigation_id, ts = excluded.ts, mode = excluded.mode, \
      trace_id = excluded.trace_id, body = excluded.body";
 
-const UPSERT_ACTION: &str = "INSERT INTO actions \
-     (id, plan_id, alert_id, kind, subject, state, expires_at, created, updated, trace_id, body) \
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-     ON CONFLICT(id) DO UPDATE SET plan_id = excluded.plan_id, alert_id = excluded.alert_id, \
-     kind = excluded.kind, subject = excluded.subject, state = excluded.state, \
-     expires_at = excluded.expires_at, created = excluded.created, updated = excluded.updated, \
-     trace_id = excluded.trace_id, body = excluded.body";
+const ACTION_HEAD: &str = "INSERT INTO actions \
+     (id, plan_id, alert_id, kind, subject, state, expires_at, created, updated, trace_id, body) VALUES ";
+const ACTION_TAIL: &str = " ON CONFLICT(id) DO UPDATE SET plan_id = excluded.plan_id, \
+     alert_id = excluded.alert_id, kind = excluded.kind, subject = excluded.subject, \
+     state = excluded.state, expires_at = excluded.expires_at, created = excluded.created, \
+     updated = excluded.updated, trace_id = excluded.trace_id, body = excluded.body";
 
-const INSERT_AUDIT: &str =
-    "INSERT INTO audit (ts, kind, subject_id, trace_id, summary) VALUES (?, ?, ?, ?, ?)";
+const AUDIT_HEAD: &str = "INSERT INTO audit (ts, kind, subject_id, trace_id, summary) VALUES ";
 
-/// Writes one record with one statement on `conn` (usually inside the batch's transaction).
-pub(crate) async fn persist(
-    conn: &mut SqliteConnection,
-    record: &Record,
-) -> Result<(), StoreError> {
-    let query = match record {
-        Record::Event(e) => sqlx::query(UPSERT_EVENT)
+/// The SQL pieces of one kind's upsert: `head` + one `(?, …)` tuple per row + `tail`.
+struct Shape {
+    head: &'static str,
+    cols: usize,
+    tail: &'static str,
+}
+
+fn shape(record: &Record) -> Shape {
+    match record {
+        Record::Event(_) => Shape {
+            head: EVENT_HEAD,
+            cols: 7,
+            tail: EVENT_TAIL,
+        },
+        Record::Alert(_) => Shape {
+            head: ALERT_HEAD,
+            cols: 8,
+            tail: ALERT_TAIL,
+        },
+        Record::Investigation(_) => Shape {
+            head: INVESTIGATION_HEAD,
+            cols: 6,
+            tail: INVESTIGATION_TAIL,
+        },
+        Record::Plan(_) => Shape {
+            head: PLAN_HEAD,
+            cols: 7,
+            tail: PLAN_TAIL,
+        },
+        Record::Action(_) => Shape {
+            head: ACTION_HEAD,
+            cols: 11,
+            tail: ACTION_TAIL,
+        },
+        Record::Audit(_) => Shape {
+            head: AUDIT_HEAD,
+            cols: 5,
+            tail: "",
+        },
+    }
+}
+
+type Q<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
+
+/// Binds one record's columns, in the order its `Shape` lists them.
+fn bind<'q>(query: Q<'q>, record: &Record) -> Result<Q<'q>, StoreError> {
+    Ok(match record {
+        Record::Event(e) => query
             .bind(e.id.to_string())
             .bind(e.ts.as_millis())
             .bind(e.kind.0.clone())
@@ -136,7 +172,7 @@ pub(crate) async fn persist(
             .bind(e.src_ip.map(|ip| ip.to_string()))
             .bind(e.trace_id.as_str().to_owned())
             .bind(body(e)?),
-        Record::Alert(a) => sqlx::query(UPSERT_ALERT)
+        Record::Alert(a) => query
             .bind(a.id.to_string())
             .bind(a.ts.as_millis())
             .bind(a.scenario.clone())
@@ -145,14 +181,14 @@ pub(crate) async fn persist(
             .bind(a.subject.key())
             .bind(a.trace_id.as_str().to_owned())
             .bind(body(a)?),
-        Record::Investigation(i) => sqlx::query(UPSERT_INVESTIGATION)
+        Record::Investigation(i) => query
             .bind(i.id.to_string())
             .bind(i.alert.id.to_string())
             .bind(i.ts.as_millis())
             .bind(i64::from(i.risk_score))
             .bind(i.trace_id.as_str().to_owned())
             .bind(body(i)?),
-        Record::Plan(p) => sqlx::query(UPSERT_PLAN)
+        Record::Plan(p) => query
             .bind(p.id.to_string())
             .bind(p.alert_id.to_string())
             .bind(p.investigation_id.to_string())
@@ -160,7 +196,7 @@ pub(crate) async fn persist(
             .bind(p.mode.as_str())
             .bind(p.trace_id.as_str().to_owned())
             .bind(body(p)?),
-        Record::Action(a) => sqlx::query(UPSERT_ACTION)
+        Record::Action(a) => query
             .bind(a.id.to_string())
             .bind(a.plan_id.to_string())
             .bind(a.alert_id.to_string())
@@ -172,13 +208,45 @@ pub(crate) async fn persist(
             .bind(a.updated.as_millis())
             .bind(a.trace_id.as_str().to_owned())
             .bind(body(a)?),
-        Record::Audit(a) => sqlx::query(INSERT_AUDIT)
+        Record::Audit(a) => query
             .bind(a.ts.as_millis())
             .bind(a.kind.as_str())
             .bind(a.subject_id.clone())
             .bind(a.trace_id.as_str().to_owned())
             .bind(a.summary.clone()),
+    })
+}
+
+/// Rows per statement: SQLite allows 32,766 bound values; the widest kind binds 11 per row.
+const ROWS_PER_STATEMENT: usize = 256;
+
+/// Persists records of one kind with multi-row statements (rows keep their order, so a later upsert
+/// of the same id wins). Every record in `records` must be of the same kind.
+pub(crate) async fn persist_same_kind(
+    conn: &mut SqliteConnection,
+    records: &[&Record],
+) -> Result<(), StoreError> {
+    let Some(first) = records.first() else {
+        return Ok(());
     };
-    query.execute(conn).await?;
+    let sh = shape(first);
+    let tuple = format!("({})", vec!["?"; sh.cols].join(", "));
+    for chunk in records.chunks(ROWS_PER_STATEMENT) {
+        let mut sql =
+            String::with_capacity(sh.head.len() + chunk.len() * (tuple.len() + 2) + sh.tail.len());
+        sql.push_str(sh.head);
+        for i in 0..chunk.len() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&tuple);
+        }
+        sql.push_str(sh.tail);
+        let mut query = sqlx::query(&sql);
+        for r in chunk {
+            query = bind(query, r)?;
+        }
+        query.execute(&mut *conn).await?;
+    }
     Ok(())
 }

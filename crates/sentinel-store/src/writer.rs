@@ -7,7 +7,7 @@
 //! record at a time so one bad record does not lose the rest. This module must not read.
 
 use crate::error::{StoreError, TryWriteError};
-use crate::record::{persist, Record};
+use crate::record::{persist_same_kind, Record};
 use crate::store::Store;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -170,11 +170,27 @@ async fn run(
 
 async fn write_batch(store: &Store, batch: &[Record]) -> Result<(), StoreError> {
     let mut tx = store.pool().begin().await?;
+    // One multi-row statement per kind (order within a kind kept; kinds are independent tables).
+    let mut groups: [Vec<&Record>; 6] = Default::default();
     for record in batch {
-        persist(&mut tx, record).await?;
+        groups[kind_index(record)].push(record);
+    }
+    for group in &groups {
+        persist_same_kind(&mut tx, group).await?;
     }
     tx.commit().await?;
     Ok(())
+}
+
+fn kind_index(r: &Record) -> usize {
+    match r {
+        Record::Event(_) => 0,
+        Record::Alert(_) => 1,
+        Record::Investigation(_) => 2,
+        Record::Plan(_) => 3,
+        Record::Action(_) => 4,
+        Record::Audit(_) => 5,
+    }
 }
 
 async fn commit(store: &Store, batch: &[Record], counters: &Counters) {
