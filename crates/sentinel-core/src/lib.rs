@@ -12,6 +12,7 @@ pub mod alert;
 pub mod audit;
 pub mod event;
 pub mod ids;
+pub mod observed;
 pub mod redact;
 pub mod seams;
 pub mod time;
@@ -20,6 +21,7 @@ pub use action::{ActionKind, ActionRecord, ActionSpec, ActionState, Applied, Mod
 pub use alert::{Alert, Evidence, Investigation, Reason, Severity, Subject, Verdict};
 pub use audit::{AuditKind, AuditRecord, Notice};
 pub use event::{Event, EventKind};
+pub use observed::Observed;
 pub use ids::{ActionId, AlertId, EventId, InvestigationId, PlanId, TraceId};
 pub use redact::Redactor;
 pub use seams::{
