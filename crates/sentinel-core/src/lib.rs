@@ -21,8 +21,8 @@ pub use action::{ActionKind, ActionRecord, ActionSpec, ActionState, Applied, Mod
 pub use alert::{Alert, Evidence, Investigation, Reason, Severity, Subject, Verdict};
 pub use audit::{AuditKind, AuditRecord, Notice};
 pub use event::{Event, EventKind};
-pub use observed::Observed;
 pub use ids::{ActionId, AlertId, EventId, InvestigationId, PlanId, TraceId};
+pub use observed::Observed;
 pub use redact::Redactor;
 pub use seams::{
     ActError, Actuator, AuditError, AuditLog, Bus, BusError, BusRx, Detector, EnrichError,

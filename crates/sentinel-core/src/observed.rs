@@ -26,7 +26,10 @@ impl Observed for Event {
         &self.kind.0
     }
     fn service(&self) -> &str {
-        self.attrs.get("service").and_then(|v| v.as_str()).unwrap_or("")
+        self.attrs
+            .get("service")
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
     }
     fn src_ip(&self) -> Option<IpAddr> {
         self.src_ip

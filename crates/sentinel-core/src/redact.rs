@@ -103,6 +103,75 @@ impl Redactor {
     }
 }
 
+impl Redactor {
+    /// Masks `key=value` and `key: value` pairs in free text (log lines) whose key looks secret.
+    /// The value runs to the next space, `&`, `,`, `;` or quote; `Bearer`/`Basic` schemes mask the
+    /// credential after them too. Text without such pairs is returned unchanged, without copying.
+    pub fn redact_text<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str> {
+        let lower = text.to_ascii_lowercase();
+        let mut spans: Vec<(usize, usize)> = Vec::new();
+        for f in &self.fragments {
+            let mut from = 0;
+            while let Some(pos) = lower[from..].find(f.as_str()) {
+                let start = from + pos;
+                from = start + f.len();
+                let bytes = lower.as_bytes();
+                // The rest of the key (e.g. `password_hash`), then `=` or `:` with optional quotes/spaces.
+                let mut i = from;
+                while i < bytes.len()
+                    && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_' || bytes[i] == b'-')
+                {
+                    i += 1;
+                }
+                while i < bytes.len() && (bytes[i] == b'"' || bytes[i] == b'\'') {
+                    i += 1;
+                }
+                if i >= bytes.len() || !(bytes[i] == b'=' || bytes[i] == b':') {
+                    continue;
+                }
+                i += 1;
+                while i < bytes.len() && (bytes[i] == b' ' || bytes[i] == b'"' || bytes[i] == b'\'')
+                {
+                    i += 1;
+                }
+                let token_end = |mut j: usize| {
+                    while j < bytes.len()
+                        && !matches!(bytes[j], b' ' | b'&' | b',' | b';' | b'"' | b'\'')
+                    {
+                        j += 1;
+                    }
+                    j
+                };
+                let mut end = token_end(i);
+                let word = &lower[i..end];
+                if (word == "bearer" || word == "basic") && end < bytes.len() && bytes[end] == b' '
+                {
+                    end = token_end(end + 1);
+                }
+                if end > i {
+                    spans.push((i, end));
+                }
+            }
+        }
+        if spans.is_empty() {
+            return std::borrow::Cow::Borrowed(text);
+        }
+        spans.sort_unstable();
+        let mut out = String::with_capacity(text.len());
+        let mut at = 0;
+        for (s, e) in spans {
+            if s < at {
+                continue;
+            }
+            out.push_str(&text[at..s]);
+            out.push_str(MASK);
+            at = e;
+        }
+        out.push_str(&text[at..]);
+        std::borrow::Cow::Owned(out)
+    }
+}
+
 fn normalise(s: &str) -> String {
     s.to_ascii_lowercase().replace('-', "_")
 }
@@ -128,6 +197,30 @@ mod tests {
         }
         assert_eq!(v["user"], "alice");
         assert_eq!(v["nested"]["list"][1]["ok"], 1);
+    }
+
+    #[test]
+    fn free_text_pairs_are_masked() {
+        let r = Redactor::default();
+        assert_eq!(
+            r.redact_text("login failed user=bob password=hunter2 from 203.0.113.7"),
+            "login failed user=bob password=*** from 203.0.113.7"
+        );
+        assert_eq!(
+            r.redact_text(r#"GET /cb?token=abc123&x=1 "Authorization: Bearer eyJhbGc" ok"#),
+            r#"GET /cb?token=***&x=1 "Authorization: ***" ok"#
+        );
+        assert_eq!(
+            r.redact_text("{\"api_key\": \"k-1\"}"),
+            "{\"api_key\": \"***\"}"
+        );
+        let plain = "Failed password for root from 203.0.113.7 port 22 ssh2";
+        assert!(matches!(
+            r.redact_text(plain),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        // Non-ASCII text around a secret stays intact.
+        assert_eq!(r.redact_text("ü secret=x ü"), "ü secret=*** ü");
     }
 
     #[test]

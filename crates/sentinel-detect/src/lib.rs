@@ -7,7 +7,9 @@
 #![forbid(unsafe_code)]
 
 mod heuristic;
+pub mod scenario;
 mod signatures;
 
 pub use heuristic::{Assessment, Heuristic, HeuristicSettings};
+pub use scenario::{EngineOptions, EngineStats, ScenarioDef, ScenarioEngine};
 pub use signatures::{Signature, SignatureFamily, SIGNATURES};

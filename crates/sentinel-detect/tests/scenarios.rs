@@ -1,0 +1,414 @@
+//! The scenario engine on synthetic observations: thresholds, windows, cooldowns, whitelists, IPv6
+//! aggregation, bounded state and evidence.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use sentinel_core::{Alert, Observed, Severity, Subject, Timestamp};
+use sentinel_detect::scenario::{parse_scenarios, BUILTIN};
+use sentinel_detect::{EngineOptions, ScenarioEngine};
+use std::borrow::Cow;
+use std::net::IpAddr;
+
+struct Obs {
+    ts: i64,
+    kind: &'static str,
+    service: &'static str,
+    ip: IpAddr,
+    fields: Vec<(&'static str, String)>,
+}
+
+impl Observed for Obs {
+    fn ts(&self) -> Timestamp {
+        Timestamp::from_millis(self.ts)
+    }
+    fn kind(&self) -> &str {
+        self.kind
+    }
+    fn service(&self) -> &str {
+        self.service
+    }
+    fn src_ip(&self) -> Option<IpAddr> {
+        Some(self.ip)
+    }
+    fn field(&self, name: &str) -> Option<Cow<'_, str>> {
+        self.fields
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| Cow::Borrowed(v.as_str()))
+    }
+}
+
+fn ssh_fail(ts_s: i64, ip: &str, user: &str) -> Obs {
+    Obs {
+        ts: ts_s * 1000,
+        kind: "auth_failure",
+        service: "sshd",
+        ip: ip.parse().unwrap(),
+        fields: vec![("user", user.into())],
+    }
+}
+
+fn http(ts_s: i64, ip: &str, method: &str, path: &str, status: u16, ua: &str) -> Obs {
+    Obs {
+        ts: ts_s * 1000,
+        kind: "http_request",
+        service: "nginx",
+        ip: ip.parse().unwrap(),
+        fields: vec![
+            ("method", method.into()),
+            ("path", path.into()),
+            ("status", status.to_string()),
+            ("user_agent", ua.into()),
+        ],
+    }
+}
+
+fn engine(opts: EngineOptions) -> ScenarioEngine {
+    ScenarioEngine::new(parse_scenarios("builtin", BUILTIN).unwrap(), opts)
+}
+
+fn run(e: &mut ScenarioEngine, obs: &[Obs]) -> Vec<Alert> {
+    let mut out = Vec::new();
+    for o in obs {
+        e.observe(o, Some(&format!("line for {} at {}", o.ip, o.ts)), &mut out);
+    }
+    out
+}
+
+fn names(alerts: &[Alert]) -> Vec<&str> {
+    alerts.iter().map(|a| a.scenario.as_str()).collect()
+}
+
+#[test]
+fn builtin_scenarios_load() {
+    let defs = parse_scenarios("builtin", BUILTIN).unwrap();
+    assert!(defs.len() >= 10);
+    let e = engine(EngineOptions::default());
+    for n in [
+        "ssh_bruteforce",
+        "ssh_slow_bruteforce",
+        "ssh_user_enumeration",
+        "http_probing",
+        "http_sensitive_files",
+        "http_bad_user_agent",
+        "http_credential_stuffing",
+        "mail_auth_bruteforce",
+    ] {
+        assert!(e.names().contains(&n), "{n}");
+    }
+}
+
+#[test]
+fn ssh_bruteforce_fires_on_the_sixth_fast_failure_then_cools_down() {
+    let mut e = engine(EngineOptions::default());
+    let five: Vec<Obs> = (0..5).map(|i| ssh_fail(i, "203.0.113.7", "root")).collect();
+    assert!(run(&mut e, &five).is_empty());
+    let out = run(&mut e, &[ssh_fail(5, "203.0.113.7", "root")]);
+    assert_eq!(names(&out), ["ssh_bruteforce"]);
+    let a = &out[0];
+    assert_eq!(a.subject, Subject::Ip("203.0.113.7".parse().unwrap()));
+    assert_eq!(a.severity, Severity::High);
+    assert_eq!(a.ts, Timestamp::from_millis(5000));
+    assert!(
+        a.reasons[0].detail.starts_with("6 matching lines"),
+        "{}",
+        a.reasons[0].detail
+    );
+    assert!(!a.evidence.is_empty() && a.evidence.len() <= 5);
+    assert!(a.evidence.last().unwrap().attrs["line"]
+        .as_str()
+        .unwrap()
+        .contains("at 5000"));
+    // Within the one-minute cooldown nothing more; after it, a new burst fires again.
+    let burst: Vec<Obs> = (6..20)
+        .map(|i| ssh_fail(i, "203.0.113.7", "root"))
+        .collect();
+    assert!(!names(&run(&mut e, &burst)).contains(&"ssh_bruteforce"));
+    let later: Vec<Obs> = (200..206)
+        .map(|i| ssh_fail(i, "203.0.113.7", "root"))
+        .collect();
+    assert!(names(&run(&mut e, &later)).contains(&"ssh_bruteforce"));
+}
+
+#[test]
+fn slow_bruteforce_is_caught_by_the_slow_bucket_only() {
+    let mut e = engine(EngineOptions::default());
+    let slow: Vec<Obs> = (0..30)
+        .map(|i| ssh_fail(i * 20, "198.51.100.20", "admin"))
+        .collect();
+    let out = run(&mut e, &slow);
+    let n = names(&out);
+    assert!(n.contains(&"ssh_slow_bruteforce"), "{n:?}");
+    assert!(!n.contains(&"ssh_bruteforce"), "{n:?}");
+}
+
+#[test]
+fn user_enumeration_counts_distinct_users() {
+    let mut e = engine(EngineOptions::default());
+    // The same user over and over is not enumeration (it is brute force, counted elsewhere).
+    let same: Vec<Obs> = (0..4)
+        .map(|i| ssh_fail(i * 30, "203.0.113.8", "root"))
+        .collect();
+    assert!(!names(&run(&mut e, &same)).contains(&"ssh_user_enumeration"));
+    let users = ["alice", "bob", "carol", "dave"];
+    let many: Vec<Obs> = users
+        .iter()
+        .enumerate()
+        .map(|(i, u)| ssh_fail(200 + i as i64 * 30, "203.0.113.9", u))
+        .collect();
+    assert!(run(&mut e, &many).is_empty());
+    let out = run(&mut e, &[ssh_fail(400, "203.0.113.9", "erin")]);
+    assert_eq!(names(&out), ["ssh_user_enumeration"]);
+}
+
+#[test]
+fn http_probing_counts_distinct_missing_paths_only() {
+    let mut e = engine(EngineOptions::default());
+    let ok: Vec<Obs> = (0..50)
+        .map(|i| {
+            http(
+                i,
+                "198.51.100.30",
+                "GET",
+                &format!("/p/{i}"),
+                200,
+                "Mozilla/5.0",
+            )
+        })
+        .collect();
+    assert!(run(&mut e, &ok).is_empty());
+    let probes: Vec<Obs> = (0..10)
+        .map(|i| {
+            http(
+                100 + i,
+                "198.51.100.31",
+                "GET",
+                &format!("/admin{i}.php"),
+                404,
+                "Mozilla/5.0",
+            )
+        })
+        .collect();
+    let out = run(&mut e, &probes);
+    assert_eq!(names(&out), ["http_probing"]);
+}
+
+#[test]
+fn sensitive_files_and_bad_agents() {
+    let mut e = engine(EngineOptions::default());
+    let env: Vec<Obs> = (0..3)
+        .map(|i| http(i, "203.0.113.40", "GET", "/.env", 404, "curl/8.0"))
+        .collect();
+    let out = run(&mut e, &env);
+    assert!(
+        names(&out).contains(&"http_sensitive_files"),
+        "{:?}",
+        names(&out)
+    );
+    let out = run(
+        &mut e,
+        &[http(
+            10,
+            "203.0.113.41",
+            "GET",
+            "/",
+            200,
+            "sqlmap/1.7.2#stable",
+        )],
+    );
+    assert_eq!(names(&out), ["http_bad_user_agent"]);
+    let out = run(
+        &mut e,
+        &[http(
+            11,
+            "203.0.113.41",
+            "GET",
+            "/x",
+            200,
+            "sqlmap/1.7.2#stable",
+        )],
+    );
+    assert!(out.is_empty(), "cooldown");
+}
+
+#[test]
+fn credential_stuffing_on_a_login_endpoint() {
+    let mut e = engine(EngineOptions::default());
+    let posts: Vec<Obs> = (0..15)
+        .map(|i| {
+            http(
+                i,
+                "203.0.113.50",
+                "POST",
+                "/wp-login.php",
+                200,
+                "Mozilla/5.0",
+            )
+        })
+        .collect();
+    assert!(names(&run(&mut e, &posts)).contains(&"http_credential_stuffing"));
+    let gets: Vec<Obs> = (0..30)
+        .map(|i| http(i, "203.0.113.51", "GET", "/login", 200, "Mozilla/5.0"))
+        .collect();
+    assert!(
+        run(&mut e, &gets).is_empty(),
+        "GETs of the login page are not attempts"
+    );
+}
+
+#[test]
+fn whitelisted_sources_are_never_counted() {
+    let mut e = engine(EngineOptions {
+        whitelist: vec!["203.0.113.0/28".parse().unwrap()],
+        ..Default::default()
+    });
+    let burst: Vec<Obs> = (0..50)
+        .map(|i| ssh_fail(i, "203.0.113.7", "root"))
+        .collect();
+    assert!(run(&mut e, &burst).is_empty());
+    assert_eq!(e.stats().whitelisted, 50);
+    assert_eq!(e.stats().live_keys, 0);
+}
+
+#[test]
+fn ipv6_sources_aggregate_per_prefix_when_asked() {
+    let burst = |n: i64| -> Vec<Obs> {
+        (0..n)
+            .map(|i| ssh_fail(i, &format!("2001:db8:1:2::{:x}", i + 1), "root"))
+            .collect()
+    };
+    let mut plain = engine(EngineOptions::default());
+    assert!(run(&mut plain, &burst(6)).is_empty(), "six different hosts");
+    let mut agg = engine(EngineOptions {
+        ipv6_prefix: Some(64),
+        ..Default::default()
+    });
+    let out = run(&mut agg, &burst(6));
+    assert_eq!(names(&out), ["ssh_bruteforce"]);
+    assert_eq!(
+        out[0].subject,
+        Subject::Ip("2001:db8:1:2::".parse().unwrap())
+    );
+}
+
+#[test]
+fn state_stays_under_the_cap_and_expires_by_event_time() {
+    let cap = 10_000;
+    let mut e = engine(EngineOptions {
+        max_keys_per_scenario: cap,
+        ..Default::default()
+    });
+    let scenarios_matching_ssh = 3; // bruteforce, slow, user enumeration
+    let mut out = Vec::new();
+    // 300,000 distinct sources, each failing once, all within one second: everything is live.
+    for i in 0..300_000u32 {
+        let ip = IpAddr::from(std::net::Ipv4Addr::from(
+            0xC6_33_00_00 | (i & 0xFFFF) | ((i >> 16) << 24),
+        ));
+        let o = Obs {
+            ts: 1000,
+            kind: "auth_failure",
+            service: "sshd",
+            ip,
+            fields: vec![("user", "x".into())],
+        };
+        e.observe(&o, None, &mut out);
+        assert!(e.stats().live_keys as usize <= cap * scenarios_matching_ssh);
+    }
+    assert!(out.is_empty());
+    assert!(e.stats().evicted_keys > 0);
+    // Event time moves on by a day: one more observation sweeps the idle keys instead of evicting.
+    let mut e = engine(EngineOptions {
+        max_keys_per_scenario: cap,
+        ..Default::default()
+    });
+    for i in 0..cap as u32 {
+        let ip = IpAddr::from(std::net::Ipv4Addr::from(
+            0xCB_00_71_00_u32.wrapping_add(i << 8),
+        ));
+        e.observe(
+            &Obs {
+                ts: 0,
+                kind: "auth_failure",
+                service: "sshd",
+                ip,
+                fields: vec![("user", "x".into())],
+            },
+            None,
+            &mut out,
+        );
+    }
+    e.observe(&ssh_fail(86_400, "192.0.2.1", "y"), None, &mut out);
+    let s = e.stats();
+    assert!(s.expired_keys >= cap as u64, "{s:?}");
+    assert_eq!(s.evicted_keys, 0);
+}
+
+#[test]
+fn out_of_order_and_extreme_timestamps_do_not_break_counting() {
+    let mut e = engine(EngineOptions::default());
+    let mut obs: Vec<Obs> = (0..6)
+        .rev()
+        .map(|i| ssh_fail(i, "203.0.113.77", "root"))
+        .collect();
+    obs.push(ssh_fail(i64::MAX / 2000, "203.0.113.77", "root"));
+    obs.push(ssh_fail(i64::MIN / 2000, "203.0.113.77", "root"));
+    let out = run(&mut e, &obs);
+    assert!(names(&out).contains(&"ssh_bruteforce"));
+}
+
+#[test]
+fn evidence_lines_are_redacted() {
+    let mut e = engine(EngineOptions::default());
+    let mut out = Vec::new();
+    for i in 0..6 {
+        let o = ssh_fail(i, "203.0.113.90", "root");
+        e.observe(
+            &o,
+            Some(&format!(
+                "pam: auth failure password=Hunter{i} from 203.0.113.90"
+            )),
+            &mut out,
+        );
+    }
+    let text = serde_json::to_string(&out).unwrap();
+    assert!(text.contains("password=***"));
+    assert!(!text.contains("Hunter"));
+}
+
+#[test]
+fn bad_scenario_files_report_every_problem() {
+    let yaml = r#"
+- name: ok_one
+  counting: { type: trigger }
+  severity: low
+- name: bad bucket
+  counting: { type: leaky, capacity: 0, leak: 0s }
+  severity: high
+- name: typo
+  counting: { type: trigger }
+  severty: high
+"#;
+    let errs = parse_scenarios("mine.yaml", yaml).unwrap_err();
+    let text: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+    assert!(
+        text.iter()
+            .any(|t| t.contains("scenario `typo`") && t.contains("severty")),
+        "{text:?}"
+    );
+    assert!(
+        text.iter()
+            .any(|t| t.contains("`bad bucket`") && t.contains("capacity")),
+        "{text:?}"
+    );
+    assert!(
+        text.iter()
+            .any(|t| t.contains("`bad bucket`") && t.contains("leak")),
+        "{text:?}"
+    );
+    assert!(
+        text.iter()
+            .any(|t| t.contains("`bad bucket`") && t.contains("`name`")),
+        "{text:?}"
+    );
+    assert!(text.iter().all(|t| t.starts_with("mine.yaml: ")));
+}
