@@ -72,11 +72,20 @@ pub struct Parsed {
 impl Parsed {
     /// A field's value.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.fields.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
+        self.fields
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Turns the parsed line into a pipeline event (fields become attributes, secrets masked).
-    pub fn to_event(&self, source: &str, raw: &str, fallback_ts: Timestamp, redactor: &Redactor) -> Event {
+    pub fn to_event(
+        &self,
+        source: &str,
+        raw: &str,
+        fallback_ts: Timestamp,
+        redactor: &Redactor,
+    ) -> Event {
         let mut attrs = serde_json::Map::new();
         attrs.insert("service".into(), self.service.as_ref().into());
         for (k, v) in &self.fields {
@@ -150,7 +159,10 @@ pub struct ParseCtx {
 
 impl Default for ParseCtx {
     fn default() -> Self {
-        Self { reference: Timestamp::now(), utc_offset_secs: 0 }
+        Self {
+            reference: Timestamp::now(),
+            utc_offset_secs: 0,
+        }
     }
 }
 

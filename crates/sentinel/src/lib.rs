@@ -6,5 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod daemon;
+pub mod loggen;
 pub mod logs;
 pub mod pipeline;
+pub mod replay;

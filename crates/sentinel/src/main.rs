@@ -29,6 +29,11 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Replay log files offline through the parsers and scenarios (event time, not wall time).
+    Replay(ReplayArgs),
+    /// Write synthetic logs with a known answer (for benchmarks and tests).
+    #[command(hide = true)]
+    GenLogs(GenArgs),
     /// Exit 0 when the running daemon is ready, 1 otherwise (for container health checks).
     Healthcheck {
         #[command(flatten)]
@@ -37,6 +42,61 @@ enum Command {
         #[arg(long)]
         url: Option<String>,
     },
+}
+
+#[derive(Args)]
+struct ReplayArgs {
+    /// Log files, plain or gzip; `-` reads standard input.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Line format: auto, sshd, nginx, apache, nginx-error, apache-error, postfix, dovecot, json.
+    #[arg(long, default_value = "auto")]
+    format: String,
+    /// Use a fail2ban filter file (filter.d/*.conf) instead of the built-in parsers.
+    #[arg(long)]
+    fail2ban_filter: Option<PathBuf>,
+    /// The fail2ban filter's mode (normal, aggressive, ddos, extra).
+    #[arg(long, requires = "fail2ban_filter")]
+    mode: Option<String>,
+    /// More scenarios: a YAML file or a directory of them.
+    #[arg(long)]
+    scenarios: Option<PathBuf>,
+    /// Run only the scenarios given with --scenarios.
+    #[arg(long)]
+    no_builtin: bool,
+    /// Never count these sources (CIDR or address; repeatable).
+    #[arg(long = "whitelist")]
+    whitelist: Vec<String>,
+    /// Count IPv6 sources per prefix of this length (e.g. 64).
+    #[arg(long)]
+    ipv6_prefix: Option<u8>,
+    /// Keys kept per scenario before the stalest are evicted.
+    #[arg(long, default_value_t = 250_000)]
+    max_keys: usize,
+    /// Print every matched line (file:line, parser, kind, time, fields) instead of the summary.
+    #[arg(long)]
+    matches: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct GenArgs {
+    /// What to write: sshd or sshd-distinct.
+    kind: String,
+    /// Lines to write.
+    #[arg(long, default_value_t = 1_000_000)]
+    lines: u64,
+    /// Attacking sources (sshd).
+    #[arg(long, default_value_t = 1_000)]
+    attackers: u32,
+    /// Benign sources (sshd).
+    #[arg(long, default_value_t = 10_000)]
+    benign: u32,
+    /// Seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 #[derive(Subcommand)]
@@ -104,6 +164,8 @@ fn main() -> ExitCode {
             }
         },
         Command::Healthcheck { common, url } => healthcheck(common, url),
+        Command::Replay(args) => replay(args),
+        Command::GenLogs(args) => gen_logs(args),
     }
 }
 
@@ -193,6 +255,80 @@ fn healthcheck(common: Common, url: Option<String>) -> ExitCode {
         }
         Err(e) => {
             eprintln!("not ready: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn replay(a: ReplayArgs) -> ExitCode {
+    let mut whitelist = Vec::new();
+    for w in &a.whitelist {
+        let net = w
+            .parse::<ipnet::IpNet>()
+            .or_else(|_| w.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
+        match net {
+            Ok(n) => whitelist.push(n),
+            Err(_) => {
+                eprintln!("--whitelist {w}: not an address or CIDR");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let opts = sentinel::replay::ReplayOptions {
+        files: a.files,
+        format: a.format,
+        fail2ban_filter: a.fail2ban_filter,
+        mode: a.mode,
+        scenarios: a.scenarios,
+        builtin: !a.no_builtin,
+        whitelist,
+        ipv6_prefix: a.ipv6_prefix,
+        max_keys: a.max_keys,
+        matches: a.matches,
+        json: a.json,
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    match sentinel::replay::run(&opts, &mut out) {
+        Ok(_) => {
+            use std::io::Write;
+            let _ = out.flush();
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            use std::io::Write;
+            let _ = out.flush();
+            eprintln!("sentinel replay: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn gen_logs(a: GenArgs) -> ExitCode {
+    use std::io::Write;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+    let r = match a.kind.as_str() {
+        "sshd" => {
+            sentinel::loggen::sshd(&mut out, a.lines, a.attackers, a.benign, a.seed).map(|log| {
+                eprintln!(
+                    "{} lines, {} attackers, {} benign sources",
+                    log.lines,
+                    log.attackers.len(),
+                    log.benign.len()
+                );
+            })
+        }
+        "sshd-distinct" => sentinel::loggen::sshd_distinct(&mut out, a.lines),
+        other => {
+            eprintln!("unknown kind `{other}` (sshd, sshd-distinct)");
+            return ExitCode::from(2);
+        }
+    };
+    match r.and_then(|_| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gen-logs: {e}");
             ExitCode::FAILURE
         }
     }

@@ -1,1 +1,17 @@
-//! (being written)
+//! Log-line parsers: syslog headers, sshd, nginx/apache access and error logs, postfix/dovecot and JSON
+//! lines, plus `auto` detection and the by-name registry. Each implements [`crate::LineParser`]: one line
+//! in, a [`crate::Parsed`] or an [`crate::Unparsed`] reason out, never a panic. Hot paths match by hand
+//! (`memchr`, `strip_prefix`) rather than by regex and allocate only the fields they return. Parsers
+//! report what a line says; deciding whether it is an attack is detection's job.
+
+pub mod auto;
+pub mod http;
+pub mod json;
+pub mod mail;
+pub mod sshd;
+pub mod syslog;
+
+mod clock;
+mod scan;
+
+pub use auto::{by_name, Auto, FORMATS};

@@ -1,1 +1,122 @@
-//! (being written)
+//! Sources: where raw lines enter Sentinel, each tagged with its origin.
+//!
+//! This module owns rotation-safe file tailing ([`file::FileTail`]), fast replay of plain or gzip files
+//! ([`file::LineReader`]), the syslog receiver ([`syslog::SyslogReceiver`]) and the journald stream
+//! ([`journald::Journald`]). Every source is bounded (line sizes, connections, a bounded output queue that
+//! makes it wait) and counts what it reads and rejects in a shared [`SourceMetrics`]. A source must not
+//! parse or judge its lines: it hands them over as [`RawLine`]s and parsing is the parsers' job.
+
+use sentinel_core::Timestamp;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+pub mod file;
+pub mod journald;
+mod lines;
+pub mod syslog;
+
+pub use sentinel_core::SourceError;
+
+/// One line as a source saw it, before any parsing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawLine {
+    /// The line, without its line ending; invalid UTF-8 is replaced.
+    pub text: String,
+    /// Where it came from: `file:/var/log/auth.log`, `syslog:udp:127.0.0.1:5514`, `journald`.
+    pub origin: Arc<str>,
+    /// When the source read it.
+    pub received: Timestamp,
+    /// The time the transport already knows (journald's `__REALTIME_TIMESTAMP`), if any.
+    pub ts_hint: Option<Timestamp>,
+}
+
+/// Where sources deliver lines. Bounded: when the queue is full the source waits (tailing pauses).
+pub type LineTx = tokio::sync::mpsc::Sender<RawLine>;
+
+/// Counters shared by a source and whoever reports on it.
+#[derive(Debug, Default)]
+pub struct SourceMetrics {
+    /// Lines delivered.
+    pub lines_read: AtomicU64,
+    /// Bytes read from the input (including line endings and discarded bytes).
+    pub bytes_read: AtomicU64,
+    /// Lines (or messages) longer than the limit, cut to it.
+    pub lines_too_long: AtomicU64,
+    /// Lines whose invalid UTF-8 was replaced.
+    pub lines_invalid_utf8: AtomicU64,
+    /// Files replaced at their path (rename rotation).
+    pub rotations: AtomicU64,
+    /// Files that shrank or were rewritten under the reader (copytruncate, truncation).
+    pub truncations: AtomicU64,
+    /// I/O errors, malformed records and failed child processes.
+    pub errors: AtomicU64,
+    /// Connections refused because the connection limit was reached.
+    pub connections_refused: AtomicU64,
+    /// Child process restarts (journald).
+    pub restarts: AtomicU64,
+}
+
+/// A copy of [`SourceMetrics`] at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct MetricsSnapshot {
+    /// See [`SourceMetrics::lines_read`].
+    pub lines_read: u64,
+    /// See [`SourceMetrics::bytes_read`].
+    pub bytes_read: u64,
+    /// See [`SourceMetrics::lines_too_long`].
+    pub lines_too_long: u64,
+    /// See [`SourceMetrics::lines_invalid_utf8`].
+    pub lines_invalid_utf8: u64,
+    /// See [`SourceMetrics::rotations`].
+    pub rotations: u64,
+    /// See [`SourceMetrics::truncations`].
+    pub truncations: u64,
+    /// See [`SourceMetrics::errors`].
+    pub errors: u64,
+    /// See [`SourceMetrics::connections_refused`].
+    pub connections_refused: u64,
+    /// See [`SourceMetrics::restarts`].
+    pub restarts: u64,
+}
+
+impl SourceMetrics {
+    /// Reads every counter.
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        MetricsSnapshot {
+            lines_read: get(&self.lines_read),
+            bytes_read: get(&self.bytes_read),
+            lines_too_long: get(&self.lines_too_long),
+            lines_invalid_utf8: get(&self.lines_invalid_utf8),
+            rotations: get(&self.rotations),
+            truncations: get(&self.truncations),
+            errors: get(&self.errors),
+            connections_refused: get(&self.connections_refused),
+            restarts: get(&self.restarts),
+        }
+    }
+}
+
+pub(crate) fn bump(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}
+
+/// Sends one line unless shutdown fires first. `Ok(true)` = sent, `Ok(false)` = shutting down.
+pub(crate) async fn send_or_stop<S>(
+    out: &LineTx,
+    line: RawLine,
+    shutdown: &mut std::pin::Pin<&mut S>,
+) -> Result<bool, SourceError>
+where
+    S: Future<Output = ()> + ?Sized,
+{
+    tokio::select! {
+        biased;
+        _ = shutdown.as_mut() => Ok(false),
+        r = out.send(line) => match r {
+            Ok(()) => Ok(true),
+            Err(_) => Err(SourceError::Closed(sentinel_core::SinkClosed)),
+        },
+    }
+}

@@ -1,0 +1,155 @@
+//! `--format auto` and the by-name registry of parsers. [`Auto`] tries each log family in turn and
+//! remembers the one that recognised the last line, so a homogeneous file costs one parser per line.
+
+use super::http::{AccessLog, ErrorLog, ErrorLogFlavor};
+use super::json::JsonLines;
+use super::mail::{Dovecot, Postfix};
+use super::sshd::Sshd;
+use super::syslog;
+use crate::{LineParser, ParseCtx, Parsed, Unparsed};
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// Every format name [`by_name`] knows.
+pub const FORMATS: &[&str] = &[
+    "auto",
+    "sshd",
+    "nginx",
+    "apache",
+    "access",
+    "nginx-error",
+    "apache-error",
+    "postfix",
+    "dovecot",
+    "json",
+];
+
+/// The parser for a format name (one of [`FORMATS`]); `None` for an unknown name.
+pub fn by_name(name: &str) -> Option<Box<dyn LineParser>> {
+    Some(match name {
+        "auto" => Box::new(Auto::default()),
+        "sshd" => Box::new(Sshd),
+        "nginx" => Box::new(AccessLog::new("nginx")),
+        "apache" => Box::new(AccessLog::new("apache")),
+        "access" => Box::new(AccessLog::default()),
+        "nginx-error" => Box::new(ErrorLog::new(ErrorLogFlavor::Nginx)),
+        "apache-error" => Box::new(ErrorLog::new(ErrorLogFlavor::Apache)),
+        "postfix" => Box::new(Postfix),
+        "dovecot" => Box::new(Dovecot),
+        "json" => Box::new(JsonLines::default()),
+        _ => return None,
+    })
+}
+
+/// The families [`Auto`] tells apart, in the order it tries them.
+const SYSLOG: u8 = 0;
+const ACCESS: u8 = 1;
+const ERROR: u8 = 2;
+const JSON: u8 = 3;
+const ORDER: [u8; 4] = [SYSLOG, ACCESS, ERROR, JSON];
+
+/// Detects the format line by line (format name `auto`).
+///
+/// A syslog line is handed to sshd, postfix or dovecot by its program; a syslog line of any other program
+/// is [`Unparsed::Ignored`]. Other lines are tried as access log, nginx/apache error log and JSON. The
+/// first family that does not answer [`Unparsed::NoMatch`] decides, and is tried first next time.
+#[derive(Debug, Default)]
+pub struct Auto {
+    access: AccessLog,
+    error: ErrorLog,
+    json: JsonLines,
+    last: AtomicU8,
+}
+
+impl Auto {
+    fn family(&self, family: u8, line: &str, ctx: &ParseCtx) -> Result<Parsed, Unparsed> {
+        match family {
+            SYSLOG => {
+                let l = syslog::split(line, ctx)?;
+                match Sshd.parse_syslog(&l) {
+                    Err(Unparsed::NoMatch) => {}
+                    r => return r,
+                }
+                match Postfix.parse_syslog(&l) {
+                    Err(Unparsed::NoMatch) => {}
+                    r => return r,
+                }
+                match Dovecot.parse_syslog(&l) {
+                    Err(Unparsed::NoMatch) => Err(Unparsed::Ignored),
+                    r => r,
+                }
+            }
+            ACCESS => self.access.parse(line, ctx),
+            ERROR => self.error.parse(line, ctx),
+            JSON => self.json.parse(line, ctx),
+            _ => Err(Unparsed::NoMatch),
+        }
+    }
+}
+
+impl LineParser for Auto {
+    fn name(&self) -> &str {
+        "auto"
+    }
+
+    fn parse(&self, line: &str, ctx: &ParseCtx) -> Result<Parsed, Unparsed> {
+        let last = self.last.load(Ordering::Relaxed);
+        match self.family(last, line, ctx) {
+            Err(Unparsed::NoMatch) => {}
+            r => return r,
+        }
+        for family in ORDER {
+            if family == last {
+                continue;
+            }
+            match self.family(family, line, ctx) {
+                Err(Unparsed::NoMatch) => {}
+                r => {
+                    self.last.store(family, Ordering::Relaxed);
+                    return r;
+                }
+            }
+        }
+        Err(Unparsed::NoMatch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::LogKind;
+
+    #[test]
+    fn every_format_name_builds() {
+        for name in FORMATS {
+            assert!(by_name(name).is_some(), "{name}");
+        }
+        assert!(by_name("nope").is_none());
+    }
+
+    #[test]
+    fn auto_switches_and_remembers() {
+        let auto = Auto::default();
+        let ctx = ParseCtx::default();
+        let ssh = "Nov 27 19:56:49 h sshd[1]: Invalid user bob from 1.2.3.4 port 22";
+        assert_eq!(
+            auto.parse(ssh, &ctx).map(|p| p.kind),
+            Ok(LogKind::InvalidUser)
+        );
+        let web = r#"1.2.3.4 - - [27/Nov/2026:19:56:49 +0100] "GET / HTTP/1.1" 200 1"#;
+        assert_eq!(
+            auto.parse(web, &ctx).map(|p| p.kind),
+            Ok(LogKind::HttpRequest)
+        );
+        assert_eq!(auto.last.load(Ordering::Relaxed), ACCESS);
+        assert_eq!(
+            auto.parse("Nov 27 19:56:49 h CRON[2]: hello", &ctx),
+            Err(Unparsed::Ignored)
+        );
+        assert_eq!(auto.parse("garbage", &ctx), Err(Unparsed::NoMatch));
+        assert_eq!(
+            auto.parse(r#"{"ip":"1.2.3.4"}"#, &ctx)
+                .map(|p| p.src_ip.is_some()),
+            Ok(true)
+        );
+    }
+}

@@ -1,0 +1,79 @@
+//! Recognising a file by content: the first-line fingerprint, where the last line starts, and finding the
+//! copy `copytruncate` left next to a file. Read-only; it never changes a file.
+
+use super::tail::Tracked;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+/// A file's identity on disk: (device, inode).
+pub(super) type Key = (u64, u64);
+
+/// The first line is hashed up to this many bytes.
+const FINGERPRINT_BYTES: usize = 4096;
+
+/// The SHA-256 of the first line (or of its first 4 KiB), if complete, and the bytes read.
+pub(super) fn fingerprint(file: &File) -> std::io::Result<(Option<[u8; 32]>, Vec<u8>)> {
+    let mut head = vec![0; FINGERPRINT_BYTES];
+    let mut n = 0;
+    while n < head.len() {
+        match file.read_at(&mut head[n..], n as u64) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    head.truncate(n);
+    let line = match memchr::memchr(b'\n', &head) {
+        Some(i) => &head[..i],
+        None if n == FINGERPRINT_BYTES => &head[..],
+        None => return Ok((None, head)),
+    };
+    Ok((Some(Sha256::digest(line).into()), head))
+}
+
+/// Where the last line of a file starts (so tailing from the end still delivers a line being written).
+pub(super) fn last_line_start(file: &File, size: u64, window: usize) -> u64 {
+    let from = size.saturating_sub(window as u64);
+    let mut buf = vec![0; (size - from) as usize];
+    match file.read_exact_at(&mut buf, from) {
+        Ok(()) => memchr::memrchr(b'\n', &buf).map_or(size, |i| from + i as u64 + 1),
+        Err(_) => size,
+    }
+}
+
+/// A sibling named like `f` (`auth.log.1`, `auth.log-20240101`) holding the same first line and at
+/// least the bytes already read: the copy `copytruncate` made.
+pub(super) fn find_copy(f: &Tracked) -> Option<(File, Key, u64)> {
+    let hash = f.hash?;
+    let dir = f
+        .path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = f.path.file_name()?.to_string_lossy().into_owned();
+    let mut best: HashMap<Key, (PathBuf, u64)> = HashMap::new();
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let n = entry.file_name().to_string_lossy().into_owned();
+        if n == name || !n.starts_with(&name) {
+            continue;
+        }
+        let Ok(m) = std::fs::metadata(entry.path()) else {
+            continue;
+        };
+        let key = (m.dev(), m.ino());
+        if m.is_file() && key != f.key && m.len() >= f.read_pos {
+            best.insert(key, (entry.path(), m.len()));
+        }
+    }
+    best.into_iter().find_map(|(key, (p, len))| {
+        let file = File::open(&p).ok()?;
+        match fingerprint(&file) {
+            Ok((Some(h), _)) if h == hash => Some((file, key, len)),
+            _ => None,
+        }
+    })
+}

@@ -1,0 +1,350 @@
+//! `sentinel replay`: a one-shot offline run over log files, like `fail2ban-regex` and CrowdSec's
+//! one-shot mode. It uses the lines' own timestamps, not the wall clock, so replaying a week of logs
+//! gives the alerts the week would have given. Prints a summary (or JSON), or every matched line.
+
+use anyhow::Context;
+use sentinel_core::{Alert, Redactor, Timestamp};
+use sentinel_detect::scenario::{parse_scenarios, ScenarioDef, BUILTIN};
+use sentinel_detect::{EngineOptions, EngineStats, ScenarioEngine};
+use sentinel_ingest::{LineParser, ParseCtx};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// What to replay, and how.
+#[derive(Debug, Clone)]
+pub struct ReplayOptions {
+    /// Files (`-` for standard input), plain or gzip.
+    pub files: Vec<PathBuf>,
+    /// Parser name (`auto`, `sshd`, `nginx`, …).
+    pub format: String,
+    /// A fail2ban filter to use instead of the built-in parsers.
+    pub fail2ban_filter: Option<PathBuf>,
+    /// The filter's mode (`normal`, `aggressive`, `ddos`, …).
+    pub mode: Option<String>,
+    /// Extra scenario files (a directory of `*.yaml`, or one file).
+    pub scenarios: Option<PathBuf>,
+    /// Whether the built-in scenarios run too.
+    pub builtin: bool,
+    /// Sources never counted.
+    pub whitelist: Vec<ipnet::IpNet>,
+    /// IPv6 aggregation prefix.
+    pub ipv6_prefix: Option<u8>,
+    /// Key cap per scenario.
+    pub max_keys: usize,
+    /// Print every matched line instead of the summary.
+    pub matches: bool,
+    /// Machine-readable output.
+    pub json: bool,
+}
+
+/// The outcome of a replay.
+#[derive(Debug, Default, Serialize)]
+pub struct ReplaySummary {
+    /// Files read.
+    pub files: Vec<String>,
+    /// Lines read.
+    pub lines: u64,
+    /// Lines a parser understood.
+    pub parsed: u64,
+    /// Lines not parsed, by reason.
+    pub unparsed: BTreeMap<String, u64>,
+    /// Lines with invalid UTF-8 (read lossily).
+    pub invalid_utf8: u64,
+    /// Alerts raised, by scenario.
+    pub alerts_by_scenario: BTreeMap<String, u64>,
+    /// Sources with the most alerts.
+    pub top_sources: Vec<TopSource>,
+    /// Every alert, oldest first (in JSON output).
+    pub alerts: Vec<AlertLine>,
+    /// Engine counters (state kept, expired, evicted).
+    pub live_keys: u64,
+    /// Keys dropped as idle by event time.
+    pub expired_keys: u64,
+    /// Keys evicted at the cap.
+    pub evicted_keys: u64,
+    /// Wall time.
+    pub elapsed_ms: u64,
+    /// Throughput.
+    pub lines_per_sec: u64,
+}
+
+/// A source and how many alerts it raised.
+#[derive(Debug, Serialize)]
+pub struct TopSource {
+    /// The address.
+    pub ip: String,
+    /// Alerts it raised.
+    pub alerts: u64,
+}
+
+/// One alert, flattened for output.
+#[derive(Debug, Serialize)]
+pub struct AlertLine {
+    /// When (event time).
+    pub ts: Timestamp,
+    /// Which scenario.
+    pub scenario: String,
+    /// About whom.
+    pub source: String,
+    /// How bad.
+    pub severity: String,
+    /// Why.
+    pub detail: String,
+}
+
+fn load_scenarios(opts: &ReplayOptions) -> anyhow::Result<Vec<ScenarioDef>> {
+    let mut defs = Vec::new();
+    let mut errors = Vec::new();
+    if opts.builtin {
+        match parse_scenarios("builtin", BUILTIN) {
+            Ok(d) => defs.extend(d),
+            Err(e) => errors.extend(e),
+        }
+    }
+    if let Some(p) = &opts.scenarios {
+        let mut files = Vec::new();
+        if p.is_dir() {
+            for entry in std::fs::read_dir(p).with_context(|| format!("reading {}", p.display()))? {
+                let path = entry?.path();
+                if matches!(
+                    path.extension().and_then(|e| e.to_str()),
+                    Some("yaml" | "yml")
+                ) {
+                    files.push(path);
+                }
+            }
+            files.sort();
+        } else {
+            files.push(p.clone());
+        }
+        for f in files {
+            let text =
+                std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
+            match parse_scenarios(&f.display().to_string(), &text) {
+                Ok(d) => defs.extend(d),
+                Err(e) => errors.extend(e),
+            }
+        }
+    }
+    if !errors.is_empty() {
+        let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        anyhow::bail!(
+            "the scenarios have {} problem(s):\n{}",
+            lines.len(),
+            lines.join("\n")
+        );
+    }
+    Ok(defs)
+}
+
+fn parser(opts: &ReplayOptions) -> anyhow::Result<Box<dyn LineParser>> {
+    if let Some(path) = &opts.fail2ban_filter {
+        let f = sentinel_ingest::fail2ban::Fail2banFilter::load(
+            path,
+            &sentinel_ingest::fail2ban::FilterOptions {
+                mode: opts.mode.clone(),
+                vars: Vec::new(),
+            },
+        )?;
+        return Ok(Box::new(f));
+    }
+    sentinel_ingest::parse::by_name(&opts.format).ok_or_else(|| {
+        anyhow::anyhow!(
+            "unknown format `{}` (one of: {})",
+            opts.format,
+            sentinel_ingest::parse::FORMATS.join(", ")
+        )
+    })
+}
+
+/// Runs the replay, writing the summary (or matches) to `out`.
+pub fn run(opts: &ReplayOptions, out: &mut dyn Write) -> anyhow::Result<ReplaySummary> {
+    let parser = parser(opts)?;
+    let defs = load_scenarios(opts)?;
+    let mut engine = ScenarioEngine::new(
+        defs,
+        EngineOptions {
+            whitelist: opts.whitelist.clone(),
+            ipv6_prefix: opts.ipv6_prefix,
+            max_keys_per_scenario: opts.max_keys,
+            ..Default::default()
+        },
+    )
+    .with_redactor(Redactor::default());
+    let started = Instant::now();
+    let progress = std::io::stderr().is_terminal() && !opts.matches;
+    let mut summary = ReplaySummary::default();
+    let mut unparsed: HashMap<&'static str, u64> = HashMap::new();
+    let mut alerts: Vec<Alert> = Vec::new();
+    let mut io_error: Option<std::io::Error> = None;
+    for file in &opts.files {
+        let reference = std::fs::metadata(file)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| Timestamp::from_millis(d.as_millis() as i64))
+            .unwrap_or_else(Timestamp::now);
+        let ctx = ParseCtx {
+            reference,
+            utc_offset_secs: 0,
+        };
+        summary.files.push(file.display().to_string());
+        let mut line_no = 0u64;
+        let mut per_line = |line: &str| {
+            line_no += 1;
+            summary.lines += 1;
+            match parser.parse(line, &ctx) {
+                Ok(p) => {
+                    summary.parsed += 1;
+                    let before = alerts.len();
+                    engine.observe(&p, Some(line), &mut alerts);
+                    if opts.matches {
+                        let mut fields: Vec<String> = Vec::new();
+                        if let Some(ip) = p.src_ip {
+                            fields.push(format!("src_ip={ip}"));
+                        }
+                        for (k, v) in &p.fields {
+                            fields.push(format!("{k}={v}"));
+                        }
+                        let ts = p.ts.map(|t| t.to_rfc3339()).unwrap_or_else(|| "-".into());
+                        if let Err(e) = writeln!(
+                            out,
+                            "{}:{line_no}\t{}\t{}\t{ts}\t{}",
+                            file.display(),
+                            p.service,
+                            p.kind.as_str(),
+                            fields.join(" ")
+                        ) {
+                            io_error.get_or_insert(e);
+                        }
+                        for a in &alerts[before..] {
+                            let _ = writeln!(
+                                out,
+                                "  ALERT {} {} {}",
+                                a.scenario, a.subject, a.reasons[0].detail
+                            );
+                        }
+                    }
+                }
+                Err(u) => *unparsed.entry(u.reason()).or_default() += 1,
+            }
+            if progress && summary.lines % 500_000 == 0 {
+                let secs = started.elapsed().as_secs_f64().max(1e-9);
+                eprint!(
+                    "\r{} lines, {:.0} lines/s, {} alerts   ",
+                    summary.lines,
+                    summary.lines as f64 / secs,
+                    alerts.len()
+                );
+            }
+        };
+        let mut reader = sentinel_ingest::source::file::LineReader::open(file)
+            .with_context(|| format!("opening {}", file.display()))?;
+        reader
+            .for_each_line(&mut per_line)
+            .with_context(|| format!("reading {}", file.display()))?;
+        let stats = reader.stats();
+        summary.invalid_utf8 += stats.invalid_utf8;
+        if let Some(e) = io_error.take() {
+            return Err(e).context("writing the matches");
+        }
+    }
+    if progress {
+        eprintln!();
+    }
+    let elapsed = started.elapsed();
+    summary.elapsed_ms = elapsed.as_millis() as u64;
+    summary.lines_per_sec = (summary.lines as f64 / elapsed.as_secs_f64().max(1e-9)) as u64;
+    summary.unparsed = unparsed
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    let EngineStats {
+        alerts: by_scenario,
+        live_keys,
+        expired_keys,
+        evicted_keys,
+        ..
+    } = engine.stats();
+    summary.alerts_by_scenario = by_scenario;
+    summary.live_keys = live_keys;
+    summary.expired_keys = expired_keys;
+    summary.evicted_keys = evicted_keys;
+    let mut per_source: HashMap<String, u64> = HashMap::new();
+    for a in &alerts {
+        *per_source.entry(a.subject.to_string()).or_default() += 1;
+    }
+    let mut top: Vec<(String, u64)> = per_source.into_iter().collect();
+    top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    summary.top_sources = top
+        .into_iter()
+        .take(10)
+        .map(|(ip, alerts)| TopSource {
+            ip: ip.trim_start_matches("ip:").to_owned(),
+            alerts,
+        })
+        .collect();
+    summary.alerts = alerts
+        .iter()
+        .map(|a| AlertLine {
+            ts: a.ts,
+            scenario: a.scenario.clone(),
+            source: a.subject.to_string().trim_start_matches("ip:").to_owned(),
+            severity: a.severity.to_string(),
+            detail: a
+                .reasons
+                .first()
+                .map(|r| r.detail.clone())
+                .unwrap_or_default(),
+        })
+        .collect();
+    if opts.json {
+        serde_json::to_writer_pretty(&mut *out, &summary)?;
+        writeln!(out)?;
+    } else if !opts.matches {
+        print_table(&summary, out)?;
+    }
+    Ok(summary)
+}
+
+fn print_table(s: &ReplaySummary, out: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "Replayed {} file(s) in {:.2} s ({} lines/s)",
+        s.files.len(),
+        s.elapsed_ms as f64 / 1000.0,
+        s.lines_per_sec
+    )?;
+    writeln!(out)?;
+    writeln!(out, "  lines read        {:>12}", s.lines)?;
+    writeln!(out, "  parsed            {:>12}", s.parsed)?;
+    for (reason, n) in &s.unparsed {
+        writeln!(out, "  unparsed: {reason:<15}{n:>9}")?;
+    }
+    if s.invalid_utf8 > 0 {
+        writeln!(out, "  invalid UTF-8     {:>12}", s.invalid_utf8)?;
+    }
+    writeln!(out)?;
+    let total: u64 = s.alerts_by_scenario.values().sum();
+    writeln!(out, "  alerts            {total:>12}")?;
+    for (sc, n) in &s.alerts_by_scenario {
+        writeln!(out, "    {sc:<28}{n:>8}")?;
+    }
+    if !s.top_sources.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "  top sources")?;
+        for t in &s.top_sources {
+            writeln!(out, "    {:<40}{:>6}", t.ip, t.alerts)?;
+        }
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "  scenario state: {} keys live, {} expired by event time, {} evicted at the cap",
+        s.live_keys, s.expired_keys, s.evicted_keys
+    )?;
+    Ok(())
+}
