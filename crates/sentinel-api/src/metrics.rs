@@ -65,6 +65,8 @@ metrics! {
     notices_sent: "Notices sent.",
     secrets_redacted: "Secret values masked in posted events.",
     store_write_errors: "Records the store failed to write.",
+    log_lines_parsed: "Log lines the parsers understood.",
+    log_lines_unparsed: "Log lines no parser understood (or that said nothing of interest).",
 }
 
 #[cfg(test)]

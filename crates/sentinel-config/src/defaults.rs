@@ -33,6 +33,13 @@ detect:
     request_rate_threshold: 120    # requests per minute
     bytes_out_threshold: 50000000
     bad_ports: [23, 2323, 4444, 5555, 6667, 31337]
+  scenarios:
+    builtin: true                  # the default scenario set (ssh, http, mail brute force and probing)
+    dir: ""                        # a directory of more scenario files (*.yaml)
+    ipv6_prefix: 0                 # count IPv6 sources per /N (e.g. 64); 0 = per address
+    max_keys: 250000               # per-scenario state cap; the stalest keys are evicted past it
+    whitelist: []                  # CIDRs, addresses or hostnames never counted
+sources: []                        # e.g. - { type: file, paths: [/var/log/auth.log], format: sshd }
 policy:
   mode: observe                    # observe|enforce
   allowlist: []                    # CIDRs or plain IPs never acted on

@@ -20,6 +20,7 @@ mod policy;
 mod reader;
 mod render;
 mod schema;
+mod sources;
 mod validate;
 
 pub use defaults::DEFAULT_YAML;
@@ -29,6 +30,7 @@ pub use model::{
     ActionRule, ApiConfig, Band, ConfidenceBands, DetectConfig, HeuristicConfig, LogLevel,
     LoggingConfig, PipelineConfig, PolicyConfig, RiskBands, Rule, StoreConfig, ValidatedConfig,
 };
+pub use sources::{ScenarioConfig, SourceConfig, FORMATS};
 pub use validate::validate;
 
 use std::path::Path;

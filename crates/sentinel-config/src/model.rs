@@ -124,6 +124,8 @@ pub struct ValidatedConfig {
     pub detect: DetectConfig,
     /// The response policy.
     pub policy: PolicyConfig,
+    /// Where log lines come from.
+    pub sources: Vec<crate::sources::SourceConfig>,
 }
 
 /// `api`: the HTTP API.
@@ -183,6 +185,8 @@ pub struct LoggingConfig {
 pub struct DetectConfig {
     /// The heuristic detector.
     pub heuristic: HeuristicConfig,
+    /// The scenario engine.
+    pub scenarios: crate::sources::ScenarioConfig,
 }
 
 /// `detect.heuristic`: the heuristic detector's thresholds.

@@ -12,6 +12,21 @@ const LIST_ELEMENTS: &[(&str, &[&str])] = &[
         &["name", "severity", "risk", "confidence", "actions"],
     ),
     ("policy.rules[].actions[]", &["kind", "ttl", "params"]),
+    (
+        "sources[]",
+        &[
+            "type",
+            "paths",
+            "format",
+            "from_beginning",
+            "fail2ban_filter",
+            "mode",
+            "poll_interval",
+            "udp",
+            "tcp",
+            "command",
+        ],
+    ),
 ];
 
 /// Paths whose contents are free-form (passed through to an actuator).

@@ -70,6 +70,9 @@ fn build(r: &mut Reader, tree: &Value) -> Option<ValidatedConfig> {
     let detect = detect(r, section.as_ref());
     let section = r.get(root, "policy");
     let policy = policy(r, section.as_ref());
+    let sources = r
+        .get(root, "sources")
+        .and_then(|n| r.each(&n, crate::sources::source));
     Some(ValidatedConfig {
         data_dir: data_dir?,
         api: api?,
@@ -78,6 +81,7 @@ fn build(r: &mut Reader, tree: &Value) -> Option<ValidatedConfig> {
         logging: logging?,
         detect: detect?,
         policy: policy?,
+        sources: sources?,
     })
 }
 
@@ -168,7 +172,10 @@ fn detect(r: &mut Reader, s: Option<&Node<'_>>) -> Option<DetectConfig> {
     let bad_ports = r
         .get(h, "bad_ports")
         .and_then(|n| r.each(&n, |r, p| r.int(p, 1, 65535)));
+    let sc = r.get(s, "scenarios");
+    let scenarios = crate::sources::scenarios(r, sc.as_ref());
     Some(DetectConfig {
+        scenarios: scenarios?,
         heuristic: HeuristicConfig {
             min_score: min_score?,
             failed_logins_threshold: failed_logins_threshold?,

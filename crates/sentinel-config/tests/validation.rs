@@ -172,3 +172,63 @@ fn a_section_of_the_wrong_shape_is_one_error() {
         "`api`: expected a mapping, found number 5"
     );
 }
+
+#[test]
+fn sources_and_scenarios_are_read_and_checked() {
+    let yaml = r#"
+sources:
+  - { type: file, paths: [/var/log/auth.log, "/var/log/nginx/*.log"], format: sshd }
+  - { type: syslog, udp: "127.0.0.1:5514", format: auto }
+  - { type: journald }
+detect:
+  scenarios: { ipv6_prefix: 64, whitelist: [192.0.2.0/24, 198.51.100.7, localhost] }
+"#;
+    let cfg = sentinel_config::load_str(yaml, None, &[]).unwrap();
+    assert_eq!(cfg.sources.len(), 3);
+    match &cfg.sources[0] {
+        sentinel_config::SourceConfig::File {
+            paths,
+            format,
+            from_beginning,
+            ..
+        } => {
+            assert_eq!(paths.len(), 2);
+            assert_eq!(format, "sshd");
+            assert!(!from_beginning);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        matches!(&cfg.sources[2], sentinel_config::SourceConfig::Journald { command, .. } if command[0] == "journalctl")
+    );
+    assert_eq!(cfg.detect.scenarios.ipv6_prefix, 64);
+    assert_eq!(cfg.detect.scenarios.whitelist.len(), 3);
+    // The effective configuration loads back to the same thing.
+    let again = sentinel_config::load_str(&cfg.effective_yaml(), None, &[]).unwrap();
+    assert_eq!(again.sources, cfg.sources);
+
+    let bad = r#"
+sources:
+  - { type: tail, paths: [/x] }
+  - { type: file, paths: [], format: sshdd }
+  - { type: syslog, format: auto }
+  - { type: file, paths: [/y], udp: "127.0.0.1:1" }
+  - { type: file, paths: [/z], colour: blue }
+detect:
+  scenarios: { ipv6_prefix: 129, whitelist: ["not a host!"] }
+"#;
+    let errs = sentinel_config::load_str(bad, None, &[]).unwrap_err();
+    let text = errs.to_string();
+    for needle in [
+        "`sources[0].type`: unknown source type `tail`",
+        "`sources[1].paths`: needs at least one path",
+        "`sources[1].format`: unknown format `sshdd`",
+        "`sources[2]`: a syslog source needs",
+        "`sources[3].udp`: not a key of a `file` source",
+        "`sources[4].colour`: unknown key",
+        "`detect.scenarios.ipv6_prefix`",
+        "`detect.scenarios.whitelist[0]`: not a CIDR",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+}

@@ -8,7 +8,7 @@ use sentinel_api::metrics::Metrics;
 use sentinel_api::{ApiSettings, AppState};
 use sentinel_config::{Band as CfgBand, ValidatedConfig};
 use sentinel_core::{Redactor, Timestamp};
-use sentinel_detect::{Heuristic, HeuristicSettings};
+use sentinel_detect::{EngineOptions, Heuristic, HeuristicSettings, ScenarioEngine};
 use sentinel_intel::{Investigator, LocalContext};
 use sentinel_respond::{
     ActionTemplate, Allowlist, Band, Bands, MatrixRule, PolicyMatrix, Responder,
@@ -59,8 +59,21 @@ pub async fn run(
         batch_size: cfg.store.batch_size,
         flush_interval: cfg.store.flush_interval,
     });
+    let sc = &cfg.detect.scenarios;
+    let scenario_dir = (!sc.dir.is_empty()).then(|| std::path::PathBuf::from(&sc.dir));
+    let scenarios = ScenarioEngine::new(
+        crate::scenarios::load_defs(sc.builtin, scenario_dir.as_deref())?,
+        EngineOptions {
+            whitelist: crate::scenarios::resolve_whitelist(&sc.whitelist)?,
+            ipv6_prefix: (sc.ipv6_prefix > 0).then_some(sc.ipv6_prefix),
+            max_keys_per_scenario: sc.max_keys,
+            ..EngineOptions::default()
+        },
+    )
+    .with_redactor((*redactor).clone());
     let stages = Stages {
         detector: Heuristic::new(heuristic_settings(&cfg)),
+        scenarios,
         investigator: Investigator::new(
             vec![Box::new(LocalContext::new(24 * 3600 * 1000, 100_000))],
             Duration::from_secs(2),
@@ -73,6 +86,8 @@ pub async fn run(
     };
     let (intake, running) = pipeline::start(stages, cfg.pipeline.queue_capacity);
 
+    let sources =
+        crate::sources::start(&cfg, intake.clone(), metrics.clone(), redactor.clone()).await?;
     let ready = Arc::new(AtomicBool::new(false));
     let state = AppState {
         store: store.clone(),
@@ -121,6 +136,8 @@ pub async fn run(
     let started = std::time::Instant::now();
     tracing::info!(evt = "shutting_down");
     ready.store(false, Ordering::Release);
+    // Sources stop first and hand over what they read; then HTTP intake stops.
+    sources.stop().await;
     let _ = stop_tx.send(());
     // In-flight requests get a bounded time; after that the server is dropped (and intake with it).
     match tokio::time::timeout(Duration::from_secs(5), server).await {

@@ -10,3 +10,5 @@ pub mod loggen;
 pub mod logs;
 pub mod pipeline;
 pub mod replay;
+pub mod scenarios;
+pub mod sources;

@@ -11,7 +11,7 @@ use sentinel_core::{
     ActionRecord, ActionState, Alert, AuditKind, AuditRecord, Investigation, Notice, Notifier,
     Plan, Policy, Severity, Timestamp,
 };
-use sentinel_detect::Heuristic;
+use sentinel_detect::{Heuristic, ScenarioEngine};
 use sentinel_intel::Investigator;
 use sentinel_respond::{PolicyMatrix, Responder};
 use sentinel_store::{Record, StoreWriter};
@@ -21,8 +21,10 @@ use tokio::task::JoinHandle;
 
 /// Everything the stages need.
 pub struct Stages {
-    /// The detector.
+    /// The heuristic detector (telemetry posted to the API).
     pub detector: Heuristic,
+    /// The scenario engine (every event, log lines above all).
+    pub scenarios: ScenarioEngine,
     /// The investigator.
     pub investigator: Investigator,
     /// The policy.
@@ -69,6 +71,7 @@ pub fn start(stages: Stages, capacity: usize) -> (mpsc::Sender<Submission>, Runn
     let (notice_tx, notice_rx) = mpsc::channel::<Notice>(cap);
     let Stages {
         detector,
+        scenarios,
         investigator,
         policy,
         responder,
@@ -81,6 +84,7 @@ pub fn start(stages: Stages, capacity: usize) -> (mpsc::Sender<Submission>, Runn
             "detect",
             tokio::spawn(detect(
                 detector,
+                scenarios,
                 intake_rx,
                 alert_tx,
                 writer.clone(),
@@ -149,73 +153,99 @@ fn audit(
 
 async fn detect(
     detector: Heuristic,
+    mut scenarios: ScenarioEngine,
     mut rx: mpsc::Receiver<Submission>,
     out: mpsc::Sender<Pending<Alert>>,
     w: StoreWriter,
     m: Arc<Metrics>,
 ) {
+    let mut found: Vec<Alert> = Vec::new();
     while let Some(Submission { event, reply }) = rx.recv().await {
-        let assessment = detector.assess(&event);
-        let outcome = Outcome {
-            trace_id: event.trace_id.clone(),
-            event_id: event.id,
-            score: assessment.score,
-            severity: Severity::from_score(assessment.score),
-            alerted: false,
-            scenario: assessment.scenario.to_owned(),
-            reasons: assessment.reasons.clone(),
-            alert_id: None,
-            risk_score: None,
-            confidence: None,
-            uncertainty: Vec::new(),
-            plan: None,
-        };
-        let alert = detector.alert_from(&event, assessment);
-        store(&w, &m, Record::Event(event)).await;
-        let Some(alert) = alert else {
-            if let Some(tx) = reply {
-                let _ = tx.send(outcome);
+        // Telemetry from the API is scored by the heuristic (and answered); every event is counted by
+        // the scenarios.
+        let mut pending: Vec<Pending<Alert>> = Vec::new();
+        if event.source == "api" {
+            let assessment = detector.assess(&event);
+            let outcome = Outcome {
+                trace_id: event.trace_id.clone(),
+                event_id: event.id,
+                score: assessment.score,
+                severity: Severity::from_score(assessment.score),
+                alerted: false,
+                scenario: assessment.scenario.to_owned(),
+                reasons: assessment.reasons.clone(),
+                alert_id: None,
+                risk_score: None,
+                confidence: None,
+                uncertainty: Vec::new(),
+                plan: None,
+            };
+            match detector.alert_from(&event, assessment) {
+                Some(alert) => {
+                    let reply = reply.map(|tx| {
+                        (
+                            tx,
+                            Outcome {
+                                alerted: true,
+                                alert_id: Some(alert.id),
+                                ..outcome
+                            },
+                        )
+                    });
+                    pending.push(Pending { item: alert, reply });
+                }
+                None => {
+                    if let Some(tx) = reply {
+                        let _ = tx.send(outcome);
+                    }
+                }
             }
-            continue;
-        };
-        m.alerts_raised.inc();
-        let _span = tracing::info_span!("alert", trace = %alert.trace_id).entered();
-        tracing::info!(
-            evt = "alert_raised",
-            alert = %alert.id,
-            scenario = %alert.scenario,
-            severity = %alert.severity,
-            score = alert.score,
-            subject = %alert.subject,
-        );
-        drop(_span);
-        store(&w, &m, Record::Alert(alert.clone())).await;
-        store(
-            &w,
-            &m,
-            audit(
-                AuditKind::AlertRaised,
-                alert.id.to_string(),
-                &alert.trace_id,
-                format!(
-                    "{} {} score {} on {}",
-                    alert.scenario, alert.severity, alert.score, alert.subject
+        }
+        sentinel_core::Detector::observe(&mut scenarios, &event, &mut found);
+        for mut alert in found.drain(..) {
+            // A scenario alert continues the trace of the event that tipped it over.
+            alert.trace_id = event.trace_id.clone();
+            for e in &mut alert.evidence {
+                e.trace_id = event.trace_id.clone();
+            }
+            pending.push(Pending {
+                item: alert,
+                reply: None,
+            });
+        }
+        store(&w, &m, Record::Event(event)).await;
+        for p in pending {
+            let alert = &p.item;
+            m.alerts_raised.inc();
+            let _span = tracing::info_span!("alert", trace = %alert.trace_id).entered();
+            tracing::info!(
+                evt = "alert_raised",
+                alert = %alert.id,
+                detector = %alert.detector,
+                scenario = %alert.scenario,
+                severity = %alert.severity,
+                score = alert.score,
+                subject = %alert.subject,
+            );
+            drop(_span);
+            store(&w, &m, Record::Alert(alert.clone())).await;
+            store(
+                &w,
+                &m,
+                audit(
+                    AuditKind::AlertRaised,
+                    alert.id.to_string(),
+                    &alert.trace_id,
+                    format!(
+                        "{} {} score {} on {}",
+                        alert.scenario, alert.severity, alert.score, alert.subject
+                    ),
                 ),
-            ),
-        )
-        .await;
-        let reply = reply.map(|tx| {
-            (
-                tx,
-                Outcome {
-                    alerted: true,
-                    alert_id: Some(alert.id),
-                    ..outcome
-                },
             )
-        });
-        if out.send(Pending { item: alert, reply }).await.is_err() {
-            break;
+            .await;
+            if out.send(p).await.is_err() {
+                return;
+            }
         }
     }
 }

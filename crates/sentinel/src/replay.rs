@@ -4,7 +4,7 @@
 
 use anyhow::Context;
 use sentinel_core::{Alert, Redactor, Timestamp};
-use sentinel_detect::scenario::{parse_scenarios, ScenarioDef, BUILTIN};
+use sentinel_detect::scenario::ScenarioDef;
 use sentinel_detect::{EngineOptions, EngineStats, ScenarioEngine};
 use sentinel_ingest::{LineParser, ParseCtx};
 use serde::Serialize;
@@ -96,48 +96,7 @@ pub struct AlertLine {
 }
 
 fn load_scenarios(opts: &ReplayOptions) -> anyhow::Result<Vec<ScenarioDef>> {
-    let mut defs = Vec::new();
-    let mut errors = Vec::new();
-    if opts.builtin {
-        match parse_scenarios("builtin", BUILTIN) {
-            Ok(d) => defs.extend(d),
-            Err(e) => errors.extend(e),
-        }
-    }
-    if let Some(p) = &opts.scenarios {
-        let mut files = Vec::new();
-        if p.is_dir() {
-            for entry in std::fs::read_dir(p).with_context(|| format!("reading {}", p.display()))? {
-                let path = entry?.path();
-                if matches!(
-                    path.extension().and_then(|e| e.to_str()),
-                    Some("yaml" | "yml")
-                ) {
-                    files.push(path);
-                }
-            }
-            files.sort();
-        } else {
-            files.push(p.clone());
-        }
-        for f in files {
-            let text =
-                std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
-            match parse_scenarios(&f.display().to_string(), &text) {
-                Ok(d) => defs.extend(d),
-                Err(e) => errors.extend(e),
-            }
-        }
-    }
-    if !errors.is_empty() {
-        let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-        anyhow::bail!(
-            "the scenarios have {} problem(s):\n{}",
-            lines.len(),
-            lines.join("\n")
-        );
-    }
-    Ok(defs)
+    crate::scenarios::load_defs(opts.builtin, opts.scenarios.as_deref())
 }
 
 fn parser(opts: &ReplayOptions) -> anyhow::Result<Box<dyn LineParser>> {

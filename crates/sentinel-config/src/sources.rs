@@ -1,0 +1,264 @@
+//! `sources` (where log lines come from) and `detect.scenarios` (how they are counted): reading and
+//! checking them. Pure: hostnames in the scenario whitelist are kept as text and resolved by the daemon.
+
+use crate::reader::{Node, Reader};
+use serde::Serialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Line formats the built-in parsers know (kept equal to the ingest crate's list by a test in the binary crate).
+pub const FORMATS: &[&str] = &[
+    "auto",
+    "sshd",
+    "nginx",
+    "apache",
+    "access",
+    "nginx-error",
+    "apache-error",
+    "postfix",
+    "dovecot",
+    "json",
+];
+
+/// One source of log lines.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SourceConfig {
+    /// Files followed like `tail -F` (globs, rotation, offsets kept across restarts).
+    File {
+        /// Paths or glob patterns.
+        paths: Vec<String>,
+        /// Line format (see [`FORMATS`]); ignored when `fail2ban_filter` is set.
+        format: String,
+        /// Read files that were never seen from their start instead of their end.
+        from_beginning: bool,
+        /// A fail2ban `filter.d/*.conf` to parse the lines with.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        fail2ban_filter: Option<PathBuf>,
+        /// The filter's mode.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        mode: Option<String>,
+        /// How often files are checked for new lines and rotation.
+        #[serde(with = "humantime_serde")]
+        poll_interval: Duration,
+    },
+    /// A syslog receiver (RFC 3164 and 5424, UDP and TCP).
+    Syslog {
+        /// UDP address to listen on.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        udp: Option<SocketAddr>,
+        /// TCP address to listen on.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tcp: Option<SocketAddr>,
+        /// Line format of the messages.
+        format: String,
+    },
+    /// The systemd journal, through `journalctl -o json -f`.
+    Journald {
+        /// The command to run (its output must be `journalctl -o json` lines).
+        command: Vec<String>,
+        /// Line format of the messages.
+        format: String,
+    },
+}
+
+/// `detect.scenarios`: the scenario engine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ScenarioConfig {
+    /// Whether the built-in scenarios run.
+    pub builtin: bool,
+    /// A directory of more scenario files (`*.yaml`), or empty for none.
+    pub dir: String,
+    /// Count IPv6 sources per prefix of this length; 0 counts each address.
+    pub ipv6_prefix: u8,
+    /// Keys kept per scenario before the stalest are evicted.
+    pub max_keys: usize,
+    /// Sources never counted: CIDRs, addresses, or hostnames (resolved when Sentinel starts).
+    pub whitelist: Vec<String>,
+}
+
+pub(crate) fn scenarios(r: &mut Reader, s: Option<&Node<'_>>) -> Option<ScenarioConfig> {
+    let builtin = r.get(s, "builtin").and_then(|n| r.boolean(&n));
+    let dir = r
+        .get(s, "dir")
+        .and_then(|n| r.string(&n).map(str::to_owned));
+    let ipv6_prefix = r.get(s, "ipv6_prefix").and_then(|n| r.int(&n, 0, 128));
+    let max_keys = r
+        .get(s, "max_keys")
+        .and_then(|n| r.int(&n, 100, 100_000_000));
+    let whitelist = r.get(s, "whitelist").and_then(|n| {
+        r.each(&n, |r, item| {
+            let v = r.string(item)?.trim();
+            if v.is_empty() {
+                r.fail(&item.path, "must not be empty");
+                return None;
+            }
+            let is_net = v.parse::<ipnet::IpNet>().is_ok() || v.parse::<std::net::IpAddr>().is_ok();
+            let is_host = v.len() <= 253
+                && v.split('.').all(|l| {
+                    !l.is_empty()
+                        && l.len() <= 63
+                        && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                });
+            if !is_net && !is_host {
+                r.fail(
+                    &item.path,
+                    format!("not a CIDR, an address or a hostname: {v:?}"),
+                );
+                return None;
+            }
+            Some(v.to_owned())
+        })
+    });
+    Some(ScenarioConfig {
+        builtin: builtin?,
+        dir: dir?,
+        ipv6_prefix: ipv6_prefix?,
+        max_keys: max_keys?,
+        whitelist: whitelist?,
+    })
+}
+
+fn format(r: &mut Reader, e: &Node<'_>) -> Option<String> {
+    match r.optional(e, "format") {
+        None => Some("auto".into()),
+        Some(n) => {
+            let f = r.string(&n)?;
+            if FORMATS.contains(&f) {
+                Some(f.to_owned())
+            } else {
+                r.fail(
+                    &n.path,
+                    format!("unknown format `{f}` (one of: {})", FORMATS.join(", ")),
+                );
+                None
+            }
+        }
+    }
+}
+
+fn addr(r: &mut Reader, e: &Node<'_>, key: &str) -> Option<Option<SocketAddr>> {
+    match r.optional(e, key) {
+        None => Some(None),
+        Some(n) => r.parsed::<SocketAddr>(&n, "a socket address").map(Some),
+    }
+}
+
+/// Keys each source type accepts (the schema knows their union; this names misplaced ones).
+const FILE_KEYS: &[&str] = &[
+    "type",
+    "paths",
+    "format",
+    "from_beginning",
+    "fail2ban_filter",
+    "mode",
+    "poll_interval",
+];
+const SYSLOG_KEYS: &[&str] = &["type", "udp", "tcp", "format"];
+const JOURNALD_KEYS: &[&str] = &["type", "command", "format"];
+
+pub(crate) fn source(r: &mut Reader, e: &Node<'_>) -> Option<SourceConfig> {
+    let kind = r
+        .get(Some(e), "type")
+        .and_then(|n| r.string(&n).map(str::to_owned).map(|k| (k, n)))?;
+    let allowed = match kind.0.as_str() {
+        "file" => FILE_KEYS,
+        "syslog" => SYSLOG_KEYS,
+        "journald" => JOURNALD_KEYS,
+        other => {
+            r.fail(
+                &kind.1.path,
+                format!("unknown source type `{other}` (file, syslog, journald)"),
+            );
+            return None;
+        }
+    };
+    if let serde_json::Value::Object(map) = e.value {
+        for k in map.keys() {
+            if !allowed.contains(&k.as_str()) {
+                r.fail(
+                    &format!("{}.{k}", e.path),
+                    format!("not a key of a `{}` source", kind.0),
+                );
+            }
+        }
+    }
+    match kind.0.as_str() {
+        "file" => {
+            let paths = r.get(Some(e), "paths").and_then(|n| {
+                let v = r.each(&n, |r, p| r.string(p).map(str::to_owned))?;
+                if v.is_empty() {
+                    r.fail(&n.path, "needs at least one path or glob");
+                    return None;
+                }
+                Some(v)
+            });
+            let format = format(r, e);
+            let from_beginning = match r.optional(e, "from_beginning") {
+                None => Some(false),
+                Some(n) => r.boolean(&n),
+            };
+            let fail2ban_filter = match r.optional(e, "fail2ban_filter") {
+                None => Some(None),
+                Some(n) => r.string(&n).map(|s| Some(PathBuf::from(s))),
+            };
+            let mode = match r.optional(e, "mode") {
+                None => Some(None),
+                Some(n) => r.string(&n).map(|s| Some(s.to_owned())),
+            };
+            let poll_interval = match r.optional(e, "poll_interval") {
+                None => Some(Duration::from_millis(250)),
+                Some(n) => r.duration(&n),
+            };
+            Some(SourceConfig::File {
+                paths: paths?,
+                format: format?,
+                from_beginning: from_beginning?,
+                fail2ban_filter: fail2ban_filter?,
+                mode: mode?,
+                poll_interval: poll_interval?,
+            })
+        }
+        "syslog" => {
+            let udp = addr(r, e, "udp");
+            let tcp = addr(r, e, "tcp");
+            let format = format(r, e);
+            if let (Some(None), Some(None)) = (&udp, &tcp) {
+                r.fail(&e.path, "a syslog source needs `udp`, `tcp` or both");
+                return None;
+            }
+            Some(SourceConfig::Syslog {
+                udp: udp?,
+                tcp: tcp?,
+                format: format?,
+            })
+        }
+        _ => {
+            let command = match r.optional(e, "command") {
+                None => Some(vec![
+                    "journalctl".into(),
+                    "-o".into(),
+                    "json".into(),
+                    "-f".into(),
+                    "--no-pager".into(),
+                ]),
+                Some(n) => r
+                    .each(&n, |r, p| r.string(p).map(str::to_owned))
+                    .and_then(|v| {
+                        if v.is_empty() {
+                            r.fail(&n.path, "must name a command");
+                            None
+                        } else {
+                            Some(v)
+                        }
+                    }),
+            };
+            let format = format(r, e);
+            Some(SourceConfig::Journald {
+                command: command?,
+                format: format?,
+            })
+        }
+    }
+}
