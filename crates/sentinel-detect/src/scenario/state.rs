@@ -3,6 +3,9 @@
 
 use rustc_hash::FxHashMap;
 
+/// Below this size a map is never swept early.
+const SWEEP_FLOOR: usize = 4096;
+
 /// What the map needs to know about an entry.
 pub(crate) trait Entry {
     /// Whether the entry holds nothing that could still matter at `now` (an empty bucket, no cooldown).
@@ -16,15 +19,20 @@ pub(crate) trait Entry {
 pub(crate) struct KeyMap<V> {
     map: FxHashMap<u128, V>,
     cap: usize,
+    /// Size at which idle entries are next swept (about twice the live size after the last sweep),
+    /// so memory follows the live state rather than the cap.
+    next_sweep: usize,
     pub(crate) evicted: u64,
     pub(crate) expired: u64,
 }
 
 impl<V: Entry> KeyMap<V> {
     pub(crate) fn new(cap: usize) -> Self {
+        let cap = cap.max(16);
         Self {
             map: FxHashMap::default(),
-            cap: cap.max(16),
+            cap,
+            next_sweep: SWEEP_FLOOR.min(cap),
             evicted: 0,
             expired: 0,
         }
@@ -40,16 +48,28 @@ impl<V: Entry> KeyMap<V> {
 
     /// The entry for `k`, made with `make` if absent (making room first if the map is full).
     pub(crate) fn entry(&mut self, k: u128, now: i64, make: impl FnOnce() -> V) -> &mut V {
-        if !self.map.contains_key(&k) && self.map.len() >= self.cap {
-            self.make_room(now);
+        if !self.map.contains_key(&k) {
+            if self.map.len() >= self.cap {
+                self.make_room(now);
+            } else if self.map.len() >= self.next_sweep {
+                self.sweep(now);
+            }
         }
         self.map.entry(k).or_insert_with(make)
     }
 
-    fn make_room(&mut self, now: i64) {
+    fn sweep(&mut self, now: i64) {
         let before = self.map.len();
         self.map.retain(|_, v| !v.idle(now));
         self.expired += (before - self.map.len()) as u64;
+        self.next_sweep = (self.map.len() * 2).max(SWEEP_FLOOR).min(self.cap);
+        if self.map.capacity() > 4 * self.next_sweep {
+            self.map.shrink_to(self.next_sweep);
+        }
+    }
+
+    fn make_room(&mut self, now: i64) {
+        self.sweep(now);
         // Still nearly full of live state: evict the stalest eighth.
         if self.map.len() >= self.cap - self.cap / 16 {
             let mut fresh: Vec<i64> = self.map.values().map(Entry::freshness).collect();
