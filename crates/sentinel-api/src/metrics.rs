@@ -20,6 +20,44 @@ impl Counter {
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
+    /// Sets the value (for counters mirrored from a component that counts on its own).
+    pub fn set(&self, v: u64) {
+        self.0.store(v, Ordering::Relaxed);
+    }
+}
+
+/// Counters with one label, e.g. unparsed lines by reason. The label set is small and bounded by the
+/// code (reasons, scenario names), never by input.
+#[derive(Debug, Default)]
+pub struct Labeled(std::sync::Mutex<std::collections::BTreeMap<(&'static str, String), u64>>);
+
+impl Labeled {
+    /// Adds `n` to counter `name{label}`.
+    pub fn add(&self, name: &'static str, label: &str, n: u64) {
+        if let Ok(mut m) = self.0.lock() {
+            *m.entry((name, label.to_owned())).or_default() += n;
+        }
+    }
+
+    /// Sets counter `name{label}`.
+    pub fn set(&self, name: &'static str, label: &str, v: u64) {
+        if let Ok(mut m) = self.0.lock() {
+            m.insert((name, label.to_owned()), v);
+        }
+    }
+
+    fn render(&self, label_key: &str, out: &mut String) {
+        let Ok(m) = self.0.lock() else { return };
+        let mut last = "";
+        for ((name, label), v) in m.iter() {
+            if *name != last {
+                let _ = writeln!(out, "# TYPE sentinel_{name}_total counter");
+                last = name;
+            }
+            let label = label.replace('\\', "\\\\").replace('"', "\\\"");
+            let _ = writeln!(out, "sentinel_{name}_total{{{label_key}=\"{label}\"}} {v}");
+        }
+    }
 }
 
 macro_rules! metrics {
@@ -31,6 +69,10 @@ macro_rules! metrics {
                 #[doc = $help]
                 pub $field: Counter,
             )*
+            /// Counters with a `reason` label (unparsed lines) or `scenario` label (alerts).
+            pub by_reason: Labeled,
+            /// Counters with a `scenario` label.
+            pub by_scenario: Labeled,
         }
 
         impl Metrics {
@@ -43,6 +85,8 @@ macro_rules! metrics {
                     let _ = writeln!(out, "# TYPE {name} counter");
                     let _ = writeln!(out, "{name} {}", self.$field.get());
                 )*
+                self.by_reason.render("reason", &mut out);
+                self.by_scenario.render("scenario", &mut out);
                 out
             }
         }
@@ -67,6 +111,14 @@ metrics! {
     store_write_errors: "Records the store failed to write.",
     log_lines_parsed: "Log lines the parsers understood.",
     log_lines_unparsed: "Log lines no parser understood (or that said nothing of interest).",
+    log_lines_read: "Lines the log sources read.",
+    log_bytes_read: "Bytes the log sources read.",
+    log_lines_too_long: "Lines cut because they were longer than the limit.",
+    log_rotations: "File rotations followed.",
+    log_truncations: "File truncations followed.",
+    log_source_errors: "Errors in log sources (kept running).",
+    scenario_keys_expired: "Scenario keys dropped as idle by event time.",
+    scenario_keys_evicted: "Live scenario keys evicted at the per-scenario cap.",
 }
 
 #[cfg(test)]
@@ -80,5 +132,16 @@ mod tests {
         let text = m.render();
         assert!(text.contains("sentinel_events_accepted_total 3\n"));
         assert!(text.contains("# TYPE sentinel_store_write_errors_total counter"));
+        m.by_reason.add("log_lines_unparsed", "no_match", 2);
+        m.by_reason.add("log_lines_unparsed", "bad_\"x", 1);
+        let text = m.render();
+        assert!(
+            text.contains("sentinel_log_lines_unparsed_total{reason=\"no_match\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("sentinel_log_lines_unparsed_total{reason=\"bad_\\\"x\"} 1\n"),
+            "{text}"
+        );
     }
 }

@@ -160,6 +160,7 @@ async fn detect(
     m: Arc<Metrics>,
 ) {
     let mut found: Vec<Alert> = Vec::new();
+    let mut seen: u64 = 0;
     while let Some(Submission { event, reply }) = rx.recv().await {
         // Telemetry from the API is scored by the heuristic (and answered); every event is counted by
         // the scenarios.
@@ -202,7 +203,14 @@ async fn detect(
             }
         }
         sentinel_core::Detector::observe(&mut scenarios, &event, &mut found);
+        seen += 1;
+        if seen.is_multiple_of(1024) || !found.is_empty() {
+            let st = scenarios.stats();
+            m.scenario_keys_expired.set(st.expired_keys);
+            m.scenario_keys_evicted.set(st.evicted_keys);
+        }
         for mut alert in found.drain(..) {
+            m.by_scenario.add("alerts_by_scenario", &alert.scenario, 1);
             // A scenario alert continues the trace of the event that tipped it over.
             alert.trace_id = event.trace_id.clone();
             for e in &mut alert.evidence {

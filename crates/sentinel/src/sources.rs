@@ -204,6 +204,9 @@ async fn parse_lines(
             }
             Err(u) => {
                 metrics.log_lines_unparsed.inc();
+                metrics
+                    .by_reason
+                    .add("log_lines_unparsed_by_reason", u.reason(), 1);
                 tracing::debug!(evt = "line_unparsed", origin = %raw.origin, reason = u.reason());
             }
         }
