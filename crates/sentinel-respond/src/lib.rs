@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod actuators;
 mod allowlist;
 mod matrix;
 mod preview;

@@ -1,0 +1,5 @@
+//! Actuators that change the host for real: nftables (block, rate limit, honeypot redirect), the Docker
+//! Engine (container isolation), and the file system (quarantine). Each implements
+//! [`sentinel_core::Actuator`]: a dry run that lists the exact operations, apply, an idempotent revert that
+//! needs only the serialised [`sentinel_core::Applied`], and observe (what is really in place now).
+//! Each touches only what it created.

@@ -1,0 +1,8 @@
+//! Harnesses shared by tests: real parts, set up and torn down by the test itself.
+//!
+//! [`netns`] builds hosts in network namespaces joined by veth pairs, addressed only from the
+//! documentation ranges, and removes them on drop even when a test panics.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod netns;
