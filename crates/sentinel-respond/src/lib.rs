@@ -10,11 +10,13 @@
 
 pub mod actuators;
 mod allowlist;
+mod ledger;
 mod matrix;
 mod preview;
 mod responder;
 
 pub use allowlist::Allowlist;
+pub use ledger::{Correction, Escalation, Ledger, LedgerConfig};
 pub use matrix::{ActionTemplate, Band, Bands, MatrixRule, PolicyMatrix};
 pub use preview::RecordOnly;
 pub use responder::Responder;

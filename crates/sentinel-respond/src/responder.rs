@@ -38,6 +38,18 @@ impl Responder {
         &self.allowlist
     }
 
+    /// The actuator for a kind (record-only unless a real one was given).
+    pub fn actuator(&self, kind: ActionKind) -> Option<&dyn Actuator> {
+        self.actuators.get(&kind).map(|a| a.as_ref())
+    }
+
+    /// Why the allowlist stops this action, if it does.
+    pub fn screen(&self, spec: &ActionSpec) -> Option<String> {
+        let ip = spec.subject.ip()?;
+        let net = self.allowlist.covering(ip)?;
+        Some(format!("{} is on the allowlist ({net})", spec.subject))
+    }
+
     /// Carries out a plan: one record per action, in the plan's order.
     pub async fn execute(&self, plan: &Plan) -> Vec<ActionRecord> {
         let mut out = Vec::with_capacity(plan.actions.len());

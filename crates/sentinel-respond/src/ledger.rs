@@ -1,0 +1,596 @@
+//! The action ledger: what Sentinel has applied, until when, and how to undo it.
+//!
+//! The ledger decides each action's effective mode (the actuator's own `observe | enforce`), stretches
+//! TTLs for repeat offenders (like fail2ban's `bantime.increment`), refuses past a per-kind cap of live
+//! actions (blast radius), applies through the actuators, and remembers every live action so the expiry
+//! loop can revert it on time. At start-up, [`Ledger::reconcile`] compares the records with what the
+//! kernel or engine really holds (`observe`), re-applies what should still be there, reverts what has
+//! expired or is orphaned (only Sentinel's own), and reports each correction. It returns every record it
+//! changes; storing them is the caller's job.
+
+use crate::responder::Responder;
+use sentinel_core::{
+    ActError, ActionId, ActionKind, ActionRecord, ActionSpec, ActionState, Applied, Mode, Plan,
+    Preview, Timestamp,
+};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Repeat offenders get longer TTLs: `ttl × factor^(earlier actions within window)`, at most `max_ttl`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Escalation {
+    /// Multiplier per earlier action.
+    pub factor: u32,
+    /// How far back earlier actions count.
+    pub window: Duration,
+    /// The longest TTL escalation may reach.
+    pub max_ttl: Duration,
+}
+
+/// The ledger's settings.
+#[derive(Debug, Clone, Default)]
+pub struct LedgerConfig {
+    /// Effective mode per kind; a kind not listed uses the plan's mode.
+    pub modes: HashMap<ActionKind, Mode>,
+    /// Live actions allowed per kind; a kind not listed is unlimited.
+    pub max_live: HashMap<ActionKind, usize>,
+    /// TTL escalation for repeat offenders.
+    pub escalation: Option<Escalation>,
+}
+
+/// One correction made by reconcile.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Correction {
+    /// The record after the correction.
+    pub record: ActionRecord,
+    /// What was done and why.
+    pub note: String,
+}
+
+/// Live actions and their history.
+pub struct Ledger {
+    responder: Responder,
+    cfg: LedgerConfig,
+    live: Mutex<BTreeMap<ActionId, ActionRecord>>,
+    history: Mutex<History>,
+}
+
+#[derive(Default)]
+struct History {
+    by_subject: HashMap<String, VecDeque<i64>>,
+    order: VecDeque<String>,
+}
+
+const MAX_HISTORY_SUBJECTS: usize = 100_000;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Ledger {
+    /// A ledger over a responder's actuators and allowlist.
+    pub fn new(responder: Responder, cfg: LedgerConfig) -> Self {
+        Self {
+            responder,
+            cfg,
+            live: Mutex::new(BTreeMap::new()),
+            history: Mutex::new(History::default()),
+        }
+    }
+
+    /// The responder (allowlist and actuators).
+    pub fn responder(&self) -> &Responder {
+        &self.responder
+    }
+
+    /// The mode an action of this kind runs in, given the plan's.
+    pub fn mode_for(&self, kind: ActionKind, plan_mode: Mode) -> Mode {
+        self.cfg.modes.get(&kind).copied().unwrap_or(plan_mode)
+    }
+
+    /// Live (applied, not yet reverted) actions, soonest expiry first.
+    pub fn live(&self) -> Vec<ActionRecord> {
+        let mut v: Vec<ActionRecord> = lock(&self.live).values().cloned().collect();
+        v.sort_by_key(|r| r.expires_at);
+        v
+    }
+
+    /// When the next live action expires.
+    pub fn next_expiry(&self) -> Option<Timestamp> {
+        lock(&self.live).values().map(|r| r.expires_at).min()
+    }
+
+    /// Records an action against a subject and returns how many earlier ones fall in the window.
+    fn remember(&self, subject: &str, now: i64) -> u32 {
+        let Some(esc) = self.cfg.escalation else {
+            return 0;
+        };
+        let window = i64::try_from(esc.window.as_millis()).unwrap_or(i64::MAX);
+        let mut h = lock(&self.history);
+        if !h.by_subject.contains_key(subject) {
+            if h.order.len() >= MAX_HISTORY_SUBJECTS {
+                if let Some(old) = h.order.pop_front() {
+                    h.by_subject.remove(&old);
+                }
+            }
+            h.order.push_back(subject.to_owned());
+        }
+        let q = h.by_subject.entry(subject.to_owned()).or_default();
+        while q.front().is_some_and(|t| t.saturating_add(window) < now) {
+            q.pop_front();
+        }
+        let earlier = q.len() as u32;
+        q.push_back(now);
+        if q.len() > 64 {
+            q.pop_front();
+        }
+        earlier
+    }
+
+    fn escalate(&self, ttl_secs: u64, earlier: u32) -> (u64, Option<String>) {
+        let Some(esc) = self.cfg.escalation else {
+            return (ttl_secs, None);
+        };
+        if earlier == 0 {
+            return (ttl_secs, None);
+        }
+        let factor = u64::from(esc.factor.max(1)).saturating_pow(earlier.min(32));
+        let ttl = ttl_secs
+            .saturating_mul(factor)
+            .min(esc.max_ttl.as_secs().max(ttl_secs));
+        (ttl, Some(format!("repeat offender ({earlier} earlier within {}): TTL {ttl_secs}s × {factor} → {ttl}s", humantime::format_duration(esc.window))))
+    }
+
+    fn new_record(plan: &Plan, spec: &ActionSpec, mode: Mode, now: Timestamp) -> ActionRecord {
+        ActionRecord {
+            id: ActionId::new(),
+            plan_id: plan.id,
+            alert_id: plan.alert_id,
+            spec: spec.clone(),
+            mode,
+            state: ActionState::Planned,
+            created: now,
+            updated: now,
+            expires_at: now.plus(Duration::from_secs(spec.ttl_secs)),
+            preview: Preview {
+                kind: spec.kind,
+                operations: Vec::new(),
+            },
+            applied: None,
+            error: None,
+            trace_id: plan.trace_id.clone(),
+        }
+    }
+
+    /// Carries out a plan: one record per action. Enforced actions that apply become live.
+    pub async fn execute(&self, plan: &Plan) -> Vec<ActionRecord> {
+        let mut out = Vec::with_capacity(plan.actions.len());
+        for spec in &plan.actions {
+            let mode = self.mode_for(spec.kind, plan.mode);
+            out.push(self.execute_one(plan, spec.clone(), mode, false).await);
+        }
+        out
+    }
+
+    async fn execute_one(
+        &self,
+        plan: &Plan,
+        mut spec: ActionSpec,
+        mode: Mode,
+        dry_run: bool,
+    ) -> ActionRecord {
+        let now = Timestamp::now();
+        let mut notes = Vec::new();
+        if let Some(why) = self.responder.screen(&spec) {
+            let mut rec = Self::new_record(plan, &spec, mode, now);
+            rec.state = ActionState::Refused;
+            rec.error = Some(why);
+            return rec;
+        }
+        if !dry_run {
+            let earlier = self.remember(
+                &format!("{}:{}", spec.kind, spec.subject.key()),
+                now.as_millis(),
+            );
+            let (ttl, note) = self.escalate(spec.ttl_secs, earlier);
+            spec.ttl_secs = ttl;
+            notes.extend(note);
+        }
+        let mut rec = Self::new_record(plan, &spec, mode, now);
+        let Some(act) = self.responder.actuator(spec.kind) else {
+            rec.state = ActionState::Failed;
+            rec.error = Some(format!("no actuator for {}", spec.kind));
+            return rec;
+        };
+        match act.plan(&spec).await {
+            Ok(p) => rec.preview = p,
+            Err(e) => {
+                rec.state = ActionState::Refused;
+                rec.error = Some(e.to_string());
+                return rec;
+            }
+        }
+        if mode == Mode::Enforce && !dry_run {
+            if let Some(cap) = self.cfg.max_live.get(&spec.kind) {
+                let live = lock(&self.live)
+                    .values()
+                    .filter(|r| r.spec.kind == spec.kind)
+                    .count();
+                if live >= *cap {
+                    rec.state = ActionState::Refused;
+                    rec.error = Some(format!("cap of {cap} live {} actions reached", spec.kind));
+                    return rec;
+                }
+            }
+            match act.apply(&spec).await {
+                Ok(applied) => {
+                    rec.state = ActionState::Applied;
+                    rec.applied = Some(applied);
+                    rec.updated = Timestamp::now();
+                    lock(&self.live).insert(rec.id, rec.clone());
+                }
+                Err(e) => {
+                    rec.state = ActionState::Failed;
+                    rec.error = Some(e.to_string());
+                }
+            }
+        }
+        if !notes.is_empty() {
+            let joined = notes.join("; ");
+            rec.error = Some(match rec.error.take() {
+                Some(e) => format!("{e}; {joined}"),
+                None => joined,
+            });
+        }
+        rec
+    }
+
+    /// A manual decision (CLI or API): applied now in the actuator's mode, or only previewed.
+    pub async fn decide(&self, plan: &Plan, spec: ActionSpec, dry_run: bool) -> ActionRecord {
+        let mode = self.mode_for(spec.kind, plan.mode);
+        self.execute_one(plan, spec, mode, dry_run).await
+    }
+
+    /// Reverts one live action (`Reverted` by an operator, `Expired` by the clock).
+    pub async fn revert(&self, id: ActionId, state: ActionState) -> Option<ActionRecord> {
+        let rec = lock(&self.live).remove(&id)?;
+        Some(self.undo(rec, state).await)
+    }
+
+    async fn undo(&self, mut rec: ActionRecord, state: ActionState) -> ActionRecord {
+        let result = match (&rec.applied, self.responder.actuator(rec.spec.kind)) {
+            (Some(token), Some(act)) => act.revert(token).await,
+            _ => Ok(()),
+        };
+        rec.updated = Timestamp::now();
+        match result {
+            Ok(()) => {
+                rec.state = state;
+            }
+            Err(e) => {
+                // Keep it live so the next pass retries; say why.
+                rec.error = Some(format!("revert failed, will retry: {e}"));
+                lock(&self.live).insert(rec.id, rec.clone());
+            }
+        }
+        rec
+    }
+
+    /// Reverts every live action whose time is up.
+    pub async fn expire_due(&self, now: Timestamp) -> Vec<ActionRecord> {
+        let due: Vec<ActionId> = lock(&self.live)
+            .values()
+            .filter(|r| r.expires_at <= now)
+            .map(|r| r.id)
+            .collect();
+        let mut out = Vec::with_capacity(due.len());
+        for id in due {
+            if let Some(r) = self.revert(id, ActionState::Expired).await {
+                out.push(r);
+            }
+        }
+        out
+    }
+
+    /// Start-up: takes the records the store says are applied, compares them with what each actuator
+    /// observes, and makes the two agree. Returns every correction.
+    pub async fn reconcile(&self, records: Vec<ActionRecord>) -> Result<Vec<Correction>, ActError> {
+        let now = Timestamp::now();
+        let mut observed: HashMap<(ActionKind, String), Applied> = HashMap::new();
+        for kind in ActionKind::ALL {
+            if let Some(act) = self.responder.actuator(kind) {
+                for a in act.observe().await? {
+                    observed.insert((a.kind, a.subject.key()), a);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for mut rec in records {
+            if rec.state != ActionState::Applied {
+                continue;
+            }
+            let key = (rec.spec.kind, rec.spec.subject.key());
+            let present = observed.remove(&key);
+            if rec.expires_at <= now {
+                let r = self.undo(rec, ActionState::Expired).await;
+                let note = if present.is_some() {
+                    "expired while Sentinel was down: reverted"
+                } else {
+                    "expired while Sentinel was down: already gone"
+                };
+                out.push(Correction {
+                    record: r,
+                    note: note.into(),
+                });
+                continue;
+            }
+            if present.is_none() {
+                let Some(act) = self.responder.actuator(rec.spec.kind) else {
+                    continue;
+                };
+                let remaining =
+                    (rec.expires_at.as_millis() - now.as_millis()).max(1000) as u64 / 1000;
+                let mut spec = rec.spec.clone();
+                spec.ttl_secs = remaining.max(1);
+                match act.apply(&spec).await {
+                    Ok(applied) => {
+                        rec.applied = Some(applied);
+                        rec.updated = Timestamp::now();
+                        lock(&self.live).insert(rec.id, rec.clone());
+                        out.push(Correction {
+                            record: rec,
+                            note: format!(
+                                "missing from the {}: re-applied for the remaining {remaining}s",
+                                backend(spec.kind)
+                            ),
+                        });
+                    }
+                    Err(e) => {
+                        rec.state = ActionState::Failed;
+                        rec.error = Some(format!("re-apply at start-up failed: {e}"));
+                        rec.updated = Timestamp::now();
+                        out.push(Correction {
+                            record: rec,
+                            note: "missing and could not be re-applied".into(),
+                        });
+                    }
+                }
+                continue;
+            }
+            lock(&self.live).insert(rec.id, rec);
+        }
+        // What is in place with no live record is an orphan of Sentinel's own: remove it.
+        for ((kind, subject), token) in observed {
+            if let Some(act) = self.responder.actuator(kind) {
+                act.revert(&token).await?;
+                let plan_less = ActionRecord {
+                    id: ActionId::new(),
+                    plan_id: sentinel_core::PlanId::new(),
+                    alert_id: sentinel_core::AlertId::new(),
+                    spec: ActionSpec {
+                        kind,
+                        subject: token.subject.clone(),
+                        ttl_secs: 0,
+                        params: serde_json::Value::Null,
+                    },
+                    mode: Mode::Enforce,
+                    state: ActionState::Reverted,
+                    created: now,
+                    updated: Timestamp::now(),
+                    expires_at: now,
+                    preview: Preview {
+                        kind,
+                        operations: Vec::new(),
+                    },
+                    applied: Some(token),
+                    error: None,
+                    trace_id: sentinel_core::TraceId::new(),
+                };
+                out.push(Correction {
+                    record: plan_less,
+                    note: format!("orphan {kind} on {subject} with no live record: removed"),
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn backend(kind: ActionKind) -> &'static str {
+    match kind {
+        ActionKind::BlockIp | ActionKind::RateLimit | ActionKind::RedirectToHoneypot => "kernel",
+        ActionKind::IsolateContainer => "Docker engine",
+        ActionKind::QuarantineFile => "quarantine",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Allowlist;
+    use async_trait::async_trait;
+    use sentinel_core::{Actuator, AlertId, InvestigationId, PlanId, Severity, Subject, TraceId};
+    use std::sync::Arc;
+
+    /// An in-memory stand-in for a kernel set, to test the ledger's bookkeeping (the real actuators
+    /// have their own tests against nftables, Docker and the file system).
+    #[derive(Default, Clone)]
+    struct Table(Arc<Mutex<HashMap<String, Applied>>>);
+
+    #[async_trait]
+    impl Actuator for Table {
+        fn kind(&self) -> ActionKind {
+            ActionKind::BlockIp
+        }
+        async fn plan(&self, a: &ActionSpec) -> Result<Preview, ActError> {
+            Ok(Preview {
+                kind: a.kind,
+                operations: vec![format!("add {}", a.subject)],
+            })
+        }
+        async fn apply(&self, a: &ActionSpec) -> Result<Applied, ActError> {
+            let t = Applied {
+                kind: a.kind,
+                subject: a.subject.clone(),
+                token: serde_json::json!({"ttl": a.ttl_secs}),
+            };
+            lock(&self.0).insert(a.subject.key(), t.clone());
+            Ok(t)
+        }
+        async fn revert(&self, t: &Applied) -> Result<(), ActError> {
+            lock(&self.0).remove(&t.subject.key());
+            Ok(())
+        }
+        async fn observe(&self) -> Result<Vec<Applied>, ActError> {
+            Ok(lock(&self.0).values().cloned().collect())
+        }
+    }
+
+    fn plan(mode: Mode, ip: &str, ttl: u64) -> Plan {
+        Plan {
+            id: PlanId::new(),
+            ts: Timestamp::now(),
+            alert_id: AlertId::new(),
+            investigation_id: InvestigationId::new(),
+            mode,
+            severity: Severity::High,
+            risk_band: "high".into(),
+            confidence_band: "high".into(),
+            actions: vec![ActionSpec {
+                kind: ActionKind::BlockIp,
+                subject: Subject::Ip(ip.parse().unwrap()),
+                ttl_secs: ttl,
+                params: serde_json::Value::Null,
+            }],
+            reason: "test".into(),
+            trace_id: TraceId::new(),
+        }
+    }
+
+    fn ledger(table: &Table, cfg: LedgerConfig) -> Ledger {
+        let r = Responder::new(Allowlist::new(["192.0.2.0/24".parse().unwrap()]))
+            .with_actuator(Box::new(table.clone()));
+        Ledger::new(r, cfg)
+    }
+
+    #[tokio::test]
+    async fn enforced_actions_go_live_and_expire() {
+        let t = Table::default();
+        let l = ledger(&t, LedgerConfig::default());
+        let recs = l.execute(&plan(Mode::Enforce, "203.0.113.7", 60)).await;
+        assert_eq!(recs[0].state, ActionState::Applied);
+        assert_eq!(l.live().len(), 1);
+        assert!(lock(&t.0).contains_key("ip:203.0.113.7"));
+        assert!(l.expire_due(Timestamp::now()).await.is_empty(), "not yet");
+        let later = Timestamp::now().plus(Duration::from_secs(61));
+        let expired = l.expire_due(later).await;
+        assert_eq!(expired[0].state, ActionState::Expired);
+        assert!(l.live().is_empty());
+        assert!(lock(&t.0).is_empty(), "reverted in the backend");
+    }
+
+    #[tokio::test]
+    async fn per_kind_mode_allowlist_and_cap() {
+        let t = Table::default();
+        let mut cfg = LedgerConfig::default();
+        cfg.max_live.insert(ActionKind::BlockIp, 2);
+        let l = ledger(&t, cfg.clone());
+        assert_eq!(
+            l.execute(&plan(Mode::Enforce, "192.0.2.9", 60)).await[0].state,
+            ActionState::Refused
+        );
+        for ip in ["203.0.113.1", "203.0.113.2"] {
+            assert_eq!(
+                l.execute(&plan(Mode::Enforce, ip, 60)).await[0].state,
+                ActionState::Applied
+            );
+        }
+        let third = l.execute(&plan(Mode::Enforce, "203.0.113.3", 60)).await;
+        assert_eq!(third[0].state, ActionState::Refused);
+        assert!(third[0].error.as_deref().unwrap().contains("cap of 2"));
+        cfg.modes.insert(ActionKind::BlockIp, Mode::Observe);
+        let observe = ledger(&Table::default(), cfg);
+        let r = observe
+            .execute(&plan(Mode::Enforce, "203.0.113.4", 60))
+            .await;
+        assert_eq!(
+            (r[0].state, r[0].mode),
+            (ActionState::Planned, Mode::Observe)
+        );
+    }
+
+    #[tokio::test]
+    async fn repeat_offenders_get_longer_ttls_up_to_the_cap() {
+        let t = Table::default();
+        let cfg = LedgerConfig {
+            escalation: Some(Escalation {
+                factor: 2,
+                window: Duration::from_secs(3600),
+                max_ttl: Duration::from_secs(300),
+            }),
+            ..Default::default()
+        };
+        let l = ledger(&t, cfg);
+        let ttls: Vec<u64> = {
+            let mut v = Vec::new();
+            for _ in 0..4 {
+                let r = l.execute(&plan(Mode::Observe, "203.0.113.50", 60)).await;
+                v.push(r[0].spec.ttl_secs);
+            }
+            v
+        };
+        assert_eq!(ttls, [60, 120, 240, 300]);
+    }
+
+    #[tokio::test]
+    async fn reconcile_reapplies_missing_removes_orphans_and_expires_late_ones() {
+        let t = Table::default();
+        let l = ledger(&t, LedgerConfig::default());
+        let a = l
+            .execute(&plan(Mode::Enforce, "203.0.113.10", 600))
+            .await
+            .remove(0);
+        let b = l
+            .execute(&plan(Mode::Enforce, "203.0.113.11", 600))
+            .await
+            .remove(0);
+        let mut late = l
+            .execute(&plan(Mode::Enforce, "203.0.113.12", 600))
+            .await
+            .remove(0);
+        late.expires_at = Timestamp::from_millis(0);
+        // "Restart": a new ledger over the same backend; behind Sentinel's back one element was deleted
+        // and one was added.
+        lock(&t.0).remove("ip:203.0.113.10");
+        lock(&t.0).insert(
+            "ip:198.51.100.99".into(),
+            Applied {
+                kind: ActionKind::BlockIp,
+                subject: Subject::Ip("198.51.100.99".parse().unwrap()),
+                token: serde_json::Value::Null,
+            },
+        );
+        let l2 = ledger(&t, LedgerConfig::default());
+        let fixes = l2
+            .reconcile(vec![a.clone(), b.clone(), late.clone()])
+            .await
+            .unwrap();
+        let notes: Vec<&str> = fixes.iter().map(|c| c.note.as_str()).collect();
+        assert_eq!(fixes.len(), 3, "{notes:?}");
+        assert!(notes
+            .iter()
+            .any(|n| n.starts_with("missing from the kernel: re-applied")));
+        assert!(notes
+            .iter()
+            .any(|n| n.starts_with("expired while Sentinel was down")));
+        assert!(notes
+            .iter()
+            .any(|n| n.starts_with("orphan block_ip on ip:198.51.100.99")));
+        let mut keys: Vec<String> = lock(&t.0).keys().cloned().collect();
+        keys.sort();
+        assert_eq!(keys, ["ip:203.0.113.10", "ip:203.0.113.11"]);
+        let live: Vec<ActionId> = l2.live().iter().map(|r| r.id).collect();
+        assert!(live.contains(&a.id) && live.contains(&b.id) && !live.contains(&late.id));
+    }
+}
