@@ -19,6 +19,7 @@ mod model;
 mod policy;
 mod reader;
 mod render;
+mod respond;
 mod schema;
 mod sources;
 mod validate;
@@ -30,6 +31,7 @@ pub use model::{
     ActionRule, ApiConfig, Band, ConfidenceBands, DetectConfig, HeuristicConfig, LogLevel,
     LoggingConfig, PipelineConfig, PolicyConfig, RiskBands, Rule, StoreConfig, ValidatedConfig,
 };
+pub use respond::{ActuatorConfig, RespondConfig};
 pub use sources::{ScenarioConfig, SourceConfig, FORMATS};
 pub use validate::validate;
 

@@ -124,6 +124,8 @@ pub struct ValidatedConfig {
     pub detect: DetectConfig,
     /// The response policy.
     pub policy: PolicyConfig,
+    /// How actions are carried out.
+    pub respond: crate::respond::RespondConfig,
     /// Where log lines come from.
     pub sources: Vec<crate::sources::SourceConfig>,
 }

@@ -35,6 +35,20 @@ impl ValidatedConfig {
         }
         if self.policy.mode == Mode::Enforce && self.policy.allowlist.is_empty() {
             out.push("policy.mode is enforce and policy.allowlist is empty".to_string());
+        } else if self.policy.allowlist.is_empty() {
+            let enforced: Vec<&str> = self
+                .respond
+                .actuators
+                .iter()
+                .filter(|(_, a)| a.mode == Some(Mode::Enforce))
+                .map(|(k, _)| k.as_str())
+                .collect();
+            if !enforced.is_empty() {
+                out.push(format!(
+                    "respond.actuators {} enforce and policy.allowlist is empty",
+                    enforced.join(", ")
+                ));
+            }
         }
         out
     }

@@ -70,6 +70,8 @@ fn build(r: &mut Reader, tree: &Value) -> Option<ValidatedConfig> {
     let detect = detect(r, section.as_ref());
     let section = r.get(root, "policy");
     let policy = policy(r, section.as_ref());
+    let section = r.get(root, "respond");
+    let respond = crate::respond::respond(r, section.as_ref());
     let sources = r
         .get(root, "sources")
         .and_then(|n| r.each(&n, crate::sources::source));
@@ -81,6 +83,7 @@ fn build(r: &mut Reader, tree: &Value) -> Option<ValidatedConfig> {
         logging: logging?,
         detect: detect?,
         policy: policy?,
+        respond: respond?,
         sources: sources?,
     })
 }

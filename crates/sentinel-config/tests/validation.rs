@@ -232,3 +232,38 @@ detect:
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
     }
 }
+
+#[test]
+fn respond_settings_are_read_and_checked() {
+    let yaml = "respond:\n  actuators:\n    block_ip: { mode: enforce, max_live: 50 }\n  quarantine_roots: [/srv/www]\n";
+    let cfg = load_str(yaml, None, &[]).unwrap();
+    let b = cfg.respond.actuator(ActionKind::BlockIp).unwrap();
+    assert_eq!((b.mode, b.max_live), (Some(Mode::Enforce), 50));
+    assert_eq!(
+        cfg.respond.actuator(ActionKind::RateLimit).unwrap().mode,
+        None
+    );
+    assert!(
+        cfg.warnings()
+            .iter()
+            .any(|w| w.contains("block_ip enforce")),
+        "{:?}",
+        cfg.warnings()
+    );
+    let again = load_str(&cfg.effective_yaml(), None, &[]).unwrap();
+    assert_eq!(again.respond, cfg.respond);
+
+    let bad = "respond:\n  nft_table: \"bad name\"\n  nft_hooks: [output]\n  quarantine_roots: [relative, /]\n  actuators:\n    block_ip: { mode: always, max_live: 0 }\n    nuke: { mode: enforce }\n";
+    let text = load_str(bad, None, &[]).unwrap_err().to_string();
+    for needle in [
+        "`respond.nft_table`",
+        "`respond.nft_hooks[0]`: unknown hook `output`",
+        "`respond.quarantine_roots[0]`",
+        "`respond.quarantine_roots[1]`",
+        "`respond.actuators.block_ip.mode`: unknown mode `always`",
+        "`respond.actuators.block_ip.max_live`",
+        "`respond.actuators.nuke`: unknown key",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+}

@@ -1,0 +1,150 @@
+//! `respond`: the actuators' settings, each actuator's own mode and cap, and TTL escalation.
+
+use crate::reader::{Node, Reader};
+use sentinel_core::{ActionKind, Mode};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// `respond.actuators.<kind>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ActuatorConfig {
+    /// `observe` or `enforce`; `None` follows `policy.mode`.
+    #[serde(serialize_with = "mode_or_empty")]
+    pub mode: Option<Mode>,
+    /// Live actions of this kind allowed at once (blast radius).
+    pub max_live: usize,
+}
+
+fn mode_or_empty<S: serde::Serializer>(m: &Option<Mode>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(m.map(|m| m.as_str()).unwrap_or(""))
+}
+
+/// `respond`: how actions are carried out.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RespondConfig {
+    /// nftables table name (family inet), owned entirely by Sentinel.
+    pub nft_table: String,
+    /// Hooks the block chains attach to (`input`, `forward`); a prerouting chain also catches traffic
+    /// DNAT'd to Docker-published ports.
+    pub nft_hooks: Vec<String>,
+    /// Where quarantined files go (empty: `<data_dir>/quarantine`).
+    pub quarantine_dir: String,
+    /// Files outside these directories are never quarantined.
+    pub quarantine_roots: Vec<PathBuf>,
+    /// A network isolated containers are attached to (empty: none, fully disconnected).
+    pub docker_quarantine_network: String,
+    /// Containers (names or ids) never isolated.
+    pub docker_protect: Vec<String>,
+    /// TTL multiplier per earlier action on the same subject within `escalation_window` (1: off).
+    pub escalation_factor: u32,
+    /// How far back earlier actions count.
+    #[serde(with = "humantime_serde")]
+    pub escalation_window: Duration,
+    /// The longest TTL escalation may reach.
+    #[serde(with = "humantime_serde")]
+    pub escalation_max_ttl: Duration,
+    /// Per actuator: mode and cap.
+    pub actuators: BTreeMap<String, ActuatorConfig>,
+}
+
+impl RespondConfig {
+    /// The settings of one kind's actuator.
+    pub fn actuator(&self, kind: ActionKind) -> Option<&ActuatorConfig> {
+        self.actuators.get(kind.as_str())
+    }
+}
+
+pub(crate) fn respond(r: &mut Reader, s: Option<&Node<'_>>) -> Option<RespondConfig> {
+    let nft_table = r.get(s, "nft_table").and_then(|n| {
+        let t = r.string(&n)?;
+        if t.is_empty()
+            || t.len() > 64
+            || !t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            r.fail(&n.path, "must be 1-64 letters, digits or `_`");
+            return None;
+        }
+        Some(t.to_owned())
+    });
+    let nft_hooks = r.get(s, "nft_hooks").and_then(|n| {
+        r.each(&n, |r, h| {
+            let v = r.string(h)?;
+            if matches!(v, "input" | "forward") {
+                Some(v.to_owned())
+            } else {
+                r.fail(&h.path, format!("unknown hook `{v}` (input, forward)"));
+                None
+            }
+        })
+    });
+    let quarantine_dir = r
+        .get(s, "quarantine_dir")
+        .and_then(|n| r.string(&n).map(str::to_owned));
+    let quarantine_roots = r.get(s, "quarantine_roots").and_then(|n| {
+        r.each(&n, |r, p| {
+            let v = r.string(p)?;
+            if !v.starts_with('/') || v == "/" {
+                r.fail(&p.path, "must be an absolute directory other than `/`");
+                return None;
+            }
+            Some(PathBuf::from(v))
+        })
+    });
+    let docker_quarantine_network = r
+        .get(s, "docker_quarantine_network")
+        .and_then(|n| r.string(&n).map(str::to_owned));
+    let docker_protect = r
+        .get(s, "docker_protect")
+        .and_then(|n| r.each(&n, |r, p| r.string(p).map(str::to_owned)));
+    let escalation_factor = r
+        .get(s, "escalation_factor")
+        .and_then(|n| r.int(&n, 1, 100));
+    let escalation_window = r.get(s, "escalation_window").and_then(|n| r.duration(&n));
+    let escalation_max_ttl = r.get(s, "escalation_max_ttl").and_then(|n| r.duration(&n));
+    let acts = r.get(s, "actuators");
+    let mut actuators = BTreeMap::new();
+    let mut ok = true;
+    for kind in ActionKind::ALL {
+        let a = r.get(acts.as_ref(), kind.as_str());
+        let mode = r.get(a.as_ref(), "mode").and_then(|n| {
+            let v = r.string(&n)?;
+            match v {
+                "" => Some(None),
+                "observe" => Some(Some(Mode::Observe)),
+                "enforce" => Some(Some(Mode::Enforce)),
+                other => {
+                    r.fail(
+                        &n.path,
+                        format!(
+                            "unknown mode `{other}` (observe, enforce, or empty for policy.mode)"
+                        ),
+                    );
+                    None
+                }
+            }
+        });
+        let max_live = r
+            .get(a.as_ref(), "max_live")
+            .and_then(|n| r.int(&n, 1, 10_000_000));
+        match (mode, max_live) {
+            (Some(mode), Some(max_live)) => {
+                actuators.insert(kind.as_str().to_owned(), ActuatorConfig { mode, max_live });
+            }
+            _ => ok = false,
+        }
+    }
+    Some(RespondConfig {
+        nft_table: nft_table?,
+        nft_hooks: nft_hooks?,
+        quarantine_dir: quarantine_dir?,
+        quarantine_roots: quarantine_roots?,
+        docker_quarantine_network: docker_quarantine_network?,
+        docker_protect: docker_protect?,
+        escalation_factor: escalation_factor?,
+        escalation_window: escalation_window?,
+        escalation_max_ttl: escalation_max_ttl?,
+        actuators: ok.then_some(actuators)?,
+    })
+}
