@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod decisions;
 mod error;
 mod extract;
 mod limits;

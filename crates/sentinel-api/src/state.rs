@@ -53,4 +53,6 @@ pub struct AppState {
     pub redactor: Arc<Redactor>,
     /// Limits.
     pub settings: ApiSettings,
+    /// The action ledger, for manual decisions (`None` where this role has none).
+    pub decisions: Option<Arc<dyn crate::decisions::Decisions>>,
 }

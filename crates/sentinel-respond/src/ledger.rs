@@ -63,6 +63,8 @@ struct History {
 }
 
 const MAX_HISTORY_SUBJECTS: usize = 100_000;
+/// Live records kept in memory at most (observe-mode ones are dropped from tracking past this).
+const MAX_TRACKED: usize = 200_000;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -234,6 +236,13 @@ impl Ledger {
                     rec.state = ActionState::Failed;
                     rec.error = Some(e.to_string());
                 }
+            }
+        }
+        if mode == Mode::Observe && !dry_run && rec.state == ActionState::Planned {
+            // Observe-mode decisions are tracked too (listed, expired on time), within a bound.
+            let mut live = lock(&self.live);
+            if live.len() < MAX_TRACKED {
+                live.insert(rec.id, rec.clone());
             }
         }
         if !notes.is_empty() {

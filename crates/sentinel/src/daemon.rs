@@ -10,9 +10,7 @@ use sentinel_config::{Band as CfgBand, ValidatedConfig};
 use sentinel_core::{Redactor, Timestamp};
 use sentinel_detect::{EngineOptions, Heuristic, HeuristicSettings, ScenarioEngine};
 use sentinel_intel::{Investigator, LocalContext};
-use sentinel_respond::{
-    ActionTemplate, Allowlist, Band, Bands, MatrixRule, PolicyMatrix, Responder,
-};
+use sentinel_respond::{ActionTemplate, Allowlist, Band, Bands, MatrixRule, PolicyMatrix};
 use sentinel_store::{ApiKeyRow, Store, WriterOptions};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -71,6 +69,17 @@ pub async fn run(
         },
     )
     .with_redactor((*redactor).clone());
+    let ledger = Arc::new(sentinel_respond::Ledger::new(
+        crate::ledger_tasks::responder(&cfg, allowlist(&cfg))?,
+        crate::ledger_tasks::ledger_config(&cfg),
+    ));
+    crate::ledger_tasks::reconcile(&ledger, &store, &writer).await?;
+    let expiry = crate::ledger_tasks::spawn_expiry(ledger.clone(), writer.clone());
+    let desk = Arc::new(crate::ledger_tasks::Desk {
+        ledger: ledger.clone(),
+        writer: writer.clone(),
+        mode: cfg.policy.mode,
+    });
     let stages = Stages {
         detector: Heuristic::new(heuristic_settings(&cfg)),
         scenarios,
@@ -79,7 +88,7 @@ pub async fn run(
             Duration::from_secs(2),
         ),
         policy: policy_matrix(&cfg),
-        responder: Responder::new(allowlist(&cfg)),
+        ledger: ledger.clone(),
         notifier: Box::new(LogNotifier),
         writer,
         metrics: metrics.clone(),
@@ -103,6 +112,7 @@ pub async fn run(
             request_timeout: cfg.api.request_timeout,
             max_in_flight: cfg.api.max_connections,
         },
+        decisions: Some(desk),
     };
     let listener = tokio::net::TcpListener::bind(cfg.api.listen)
         .await
@@ -147,6 +157,7 @@ pub async fn run(
         Err(_) => tracing::warn!(evt = "server_drain_timeout"),
     }
     retention.abort();
+    expiry.abort();
     running.join().await;
     let stats = writer_task.finish().await.context("flushing the store")?;
     store.close().await;

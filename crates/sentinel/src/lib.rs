@@ -5,7 +5,10 @@
 //! `main.rs` only parses arguments and calls into here.
 #![forbid(unsafe_code)]
 
+pub mod actuators;
+pub mod cli_decisions;
 pub mod daemon;
+pub mod ledger_tasks;
 pub mod loggen;
 pub mod logs;
 pub mod pipeline;

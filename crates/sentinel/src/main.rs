@@ -29,6 +29,19 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Manual decisions on the running daemon (add, list, delete), like `cscli decisions`.
+    Decisions {
+        #[command(subcommand)]
+        command: DecisionsCommand,
+        #[command(flatten)]
+        common: Common,
+        /// The daemon's base URL (default: <data-dir>/api.addr, else api.listen).
+        #[arg(long, global = true)]
+        url: Option<String>,
+        /// API key (default: <data-dir>/admin.key).
+        #[arg(long, env = "SENTINEL_API_KEY", global = true, hide_env_values = true)]
+        api_key: Option<String>,
+    },
     /// Replay log files offline through the parsers and scenarios (event time, not wall time).
     Replay(ReplayArgs),
     /// Write synthetic logs with a known answer (for benchmarks and tests).
@@ -41,6 +54,52 @@ enum Command {
         /// The daemon's base URL (default: from the configuration).
         #[arg(long)]
         url: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum DecisionsCommand {
+    /// Add a decision (block an address or range by default).
+    Add {
+        /// Address or CIDR.
+        #[arg(long)]
+        ip: Option<String>,
+        /// Container name or id (isolate_container).
+        #[arg(long)]
+        container: Option<String>,
+        /// Absolute file path (quarantine_file).
+        #[arg(long)]
+        file: Option<String>,
+        /// block_ip, rate_limit, redirect_to_honeypot, isolate_container, quarantine_file.
+        #[arg(long)]
+        kind: Option<String>,
+        /// How long (4h, 30m, 7d).
+        #[arg(long, default_value = "4h")]
+        duration: String,
+        /// Why.
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Print the exact nft/tc/Docker operations and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// List live decisions.
+    List {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete (revert) decisions.
+    Delete {
+        /// Every live decision on this address.
+        #[arg(long)]
+        ip: Option<String>,
+        /// One decision by id.
+        #[arg(long)]
+        id: Option<String>,
+        /// Every live decision.
+        #[arg(long)]
+        all: bool,
     },
 }
 
@@ -108,16 +167,16 @@ enum ConfigCommand {
 #[derive(Args, Clone)]
 struct Common {
     /// Configuration file (default: ./sentinel.yml when it exists).
-    #[arg(long, env = "SENTINEL_CONFIG")]
+    #[arg(long, env = "SENTINEL_CONFIG", global = true)]
     config: Option<PathBuf>,
     /// A .env file layered over the configuration file.
-    #[arg(long, default_value = ".env")]
+    #[arg(long, default_value = ".env", global = true)]
     env_file: PathBuf,
     /// Where Sentinel keeps its data (overrides `data_dir`).
-    #[arg(long)]
+    #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
     /// Address the API listens on (overrides `api.listen`).
-    #[arg(long)]
+    #[arg(long, global = true)]
     listen: Option<String>,
 }
 
@@ -165,6 +224,12 @@ fn main() -> ExitCode {
         },
         Command::Healthcheck { common, url } => healthcheck(common, url),
         Command::Replay(args) => replay(args),
+        Command::Decisions {
+            command,
+            common,
+            url,
+            api_key,
+        } => decisions(command, common, url, api_key),
         Command::GenLogs(args) => gen_logs(args),
     }
 }
@@ -329,6 +394,91 @@ fn gen_logs(a: GenArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("gen-logs: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn decisions(
+    cmd: DecisionsCommand,
+    common: Common,
+    url: Option<String>,
+    api_key: Option<String>,
+) -> ExitCode {
+    use sentinel::cli_decisions::{add_body, table, Target};
+    let result = (|| -> anyhow::Result<String> {
+        let cfg = common.load().map_err(anyhow::Error::msg)?;
+        let target = Target::resolve(url, api_key, &cfg.data_dir, cfg.api.listen)?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(async {
+            match cmd {
+                DecisionsCommand::Add {
+                    ip,
+                    container,
+                    file,
+                    kind,
+                    duration,
+                    reason,
+                    dry_run,
+                } => {
+                    let r = target
+                        .add(add_body(
+                            ip, container, file, kind, &duration, &reason, dry_run,
+                        ))
+                        .await?;
+                    if dry_run {
+                        let ops: Vec<&str> = r["preview"]["operations"]
+                            .as_array()
+                            .map(|a| a.iter().filter_map(|o| o.as_str()).collect())
+                            .unwrap_or_default();
+                        Ok(format!(
+                            "dry run ({} mode), would run:\n{}\n",
+                            r["mode"].as_str().unwrap_or("-"),
+                            ops.join("\n")
+                        ))
+                    } else {
+                        Ok(format!(
+                            "{} {} {} ({} mode) until {} [id {}]\n",
+                            r["spec"]["kind"].as_str().unwrap_or("-"),
+                            r["spec"]["subject"]["value"].as_str().unwrap_or("-"),
+                            r["state"].as_str().unwrap_or("-"),
+                            r["mode"].as_str().unwrap_or("-"),
+                            r["expires_at"].as_str().unwrap_or("-"),
+                            r["id"].as_str().unwrap_or("-"),
+                        ))
+                    }
+                }
+                DecisionsCommand::List { json } => {
+                    let v = target.list().await?;
+                    if json {
+                        Ok(format!("{}\n", serde_json::to_string_pretty(&v)?))
+                    } else {
+                        Ok(table(v.as_array().map(Vec::as_slice).unwrap_or(&[])))
+                    }
+                }
+                DecisionsCommand::Delete { ip, id, all } => {
+                    let q: Vec<(&str, String)> = match (ip, id, all) {
+                        (Some(ip), None, false) => vec![("ip", ip)],
+                        (None, Some(id), false) => vec![("id", id)],
+                        (None, None, true) => vec![("all", "true".into())],
+                        _ => anyhow::bail!("give exactly one of --ip, --id or --all"),
+                    };
+                    let v = target.delete(&q).await?;
+                    let n = v.as_array().map(|a| a.len()).unwrap_or(0);
+                    Ok(format!("{n} decision(s) deleted\n"))
+                }
+            }
+        })
+    })();
+    match result {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("sentinel decisions: {e:#}");
             ExitCode::FAILURE
         }
     }

@@ -13,7 +13,7 @@ use sentinel_core::{
 };
 use sentinel_detect::{Heuristic, ScenarioEngine};
 use sentinel_intel::Investigator;
-use sentinel_respond::{PolicyMatrix, Responder};
+use sentinel_respond::{Ledger, PolicyMatrix};
 use sentinel_store::{Record, StoreWriter};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -29,8 +29,8 @@ pub struct Stages {
     pub investigator: Investigator,
     /// The policy.
     pub policy: PolicyMatrix,
-    /// The responder.
-    pub responder: Responder,
+    /// The action ledger (actuators, allowlist, expiry).
+    pub ledger: Arc<Ledger>,
     /// Who to tell.
     pub notifier: Box<dyn Notifier>,
     /// Where records go.
@@ -74,7 +74,7 @@ pub fn start(stages: Stages, capacity: usize) -> (mpsc::Sender<Submission>, Runn
         scenarios,
         investigator,
         policy,
-        responder,
+        ledger,
         notifier,
         writer,
         metrics,
@@ -114,7 +114,7 @@ pub fn start(stages: Stages, capacity: usize) -> (mpsc::Sender<Submission>, Runn
         (
             "act",
             tokio::spawn(act(
-                responder,
+                ledger,
                 plan_rx,
                 notice_tx,
                 writer.clone(),
@@ -338,14 +338,14 @@ async fn decide(
 }
 
 async fn act(
-    responder: Responder,
+    ledger: Arc<Ledger>,
     mut rx: mpsc::Receiver<Plan>,
     out: mpsc::Sender<Notice>,
     w: StoreWriter,
     m: Arc<Metrics>,
 ) {
     while let Some(plan) = rx.recv().await {
-        let records: Vec<ActionRecord> = responder.execute(&plan).await;
+        let records: Vec<ActionRecord> = ledger.execute(&plan).await;
         for r in &records {
             m.actions_recorded.inc();
             if matches!(r.state, ActionState::Refused | ActionState::Failed) {

@@ -25,11 +25,16 @@ pub fn router(state: AppState) -> Router {
         .route("/actions/{id}", get(query::action))
         .route("/events", get(query::events))
         .route("/audit", get(query::audit))
+        .route("/decisions", get(crate::decisions::list))
         .layer(from_fn_with_state((state.clone(), Role::Viewer), require));
     let write = Router::new()
         .route("/defend", post(defend::defend))
         .route("/events", post(events::post_batch))
         .route("/events/stream", post(events::post_stream))
+        .route(
+            "/decisions",
+            post(crate::decisions::add).delete(crate::decisions::delete),
+        )
         .layer(from_fn_with_state((state.clone(), Role::Operator), require));
     let v1 = read
         .merge(write)

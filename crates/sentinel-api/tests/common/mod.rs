@@ -87,6 +87,7 @@ pub async fn harness_with(setup: Setup) -> Harness {
         ready: Arc::new(AtomicBool::new(false)),
         redactor: Arc::new(Redactor::default()),
         settings: setup.settings,
+        decisions: None,
     };
     Harness {
         app: sentinel_api::router(state.clone()),
