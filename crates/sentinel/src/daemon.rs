@@ -70,7 +70,7 @@ pub async fn run(
     )
     .with_redactor((*redactor).clone());
     let ledger = Arc::new(sentinel_respond::Ledger::new(
-        crate::ledger_tasks::responder(&cfg, allowlist(&cfg))?,
+        crate::ledger_tasks::responder(&cfg, allowlist(&cfg)).await?,
         crate::ledger_tasks::ledger_config(&cfg),
     ));
     crate::ledger_tasks::reconcile(&ledger, &store, &writer).await?;

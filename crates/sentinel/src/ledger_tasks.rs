@@ -244,7 +244,7 @@ impl Decisions for Desk {
 
 /// The responder for this configuration: real actuators for the kinds that enforce, record-only
 /// (dry run) for the rest.
-pub fn responder(
+pub async fn responder(
     cfg: &ValidatedConfig,
     allowlist: sentinel_respond::Allowlist,
 ) -> anyhow::Result<Responder> {
@@ -253,5 +253,5 @@ pub fn responder(
     if !enforced.is_empty() {
         tracing::info!(evt = "enforcing", kinds = ?enforced.iter().map(|k| k.as_str()).collect::<Vec<_>>());
     }
-    crate::actuators::install(r, cfg, &enforced)
+    crate::actuators::install(r, cfg, &enforced).await
 }
