@@ -32,10 +32,24 @@ fn set_for(ip: &IpAddr) -> &'static str {
 pub(crate) fn operations(a: &ActionSpec) -> Result<Vec<String>, ActError> {
     let ttl = a.ttl_secs;
     let ops = match (a.kind, &a.subject) {
-        (ActionKind::BlockIp, Subject::Ip(ip)) => vec![format!(
-            "nft add element inet sentinel {} {{ {ip} timeout {ttl}s }}",
-            set_for(ip)
-        )],
+        (ActionKind::BlockIp, Subject::Ip(ip)) => {
+            match a.params.get("cidr").and_then(|c| c.as_str()) {
+                Some(cidr) => {
+                    let set = if ip.is_ipv4() {
+                        "blocked_net_v4"
+                    } else {
+                        "blocked_net_v6"
+                    };
+                    vec![format!(
+                        "nft add element inet sentinel {set} {{ {cidr} timeout {ttl}s }}"
+                    )]
+                }
+                None => vec![format!(
+                    "nft add element inet sentinel {} {{ {ip} timeout {ttl}s }}",
+                    set_for(ip)
+                )],
+            }
+        }
         (ActionKind::RateLimit, Subject::Ip(ip)) => {
             let rate = a
                 .params

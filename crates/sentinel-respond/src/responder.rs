@@ -43,11 +43,20 @@ impl Responder {
         self.actuators.get(&kind).map(|a| a.as_ref())
     }
 
-    /// Why the allowlist stops this action, if it does.
+    /// Why the allowlist stops this action, if it does: the subject's address is covered, or a range
+    /// given in `params.cidr` overlaps an allowlisted network.
     pub fn screen(&self, spec: &ActionSpec) -> Option<String> {
         let ip = spec.subject.ip()?;
-        let net = self.allowlist.covering(ip)?;
-        Some(format!("{} is on the allowlist ({net})", spec.subject))
+        if let Some(net) = self.allowlist.covering(ip) {
+            return Some(format!("{} is on the allowlist ({net})", spec.subject));
+        }
+        let cidr: ipnet::IpNet = spec.params.get("cidr")?.as_str()?.parse().ok()?;
+        let hit = self
+            .allowlist
+            .nets()
+            .iter()
+            .find(|n| cidr.contains(&n.network()) || n.contains(&cidr.network()))?;
+        Some(format!("range {cidr} overlaps the allowlist ({hit})"))
     }
 
     /// Carries out a plan: one record per action, in the plan's order.
@@ -166,6 +175,21 @@ mod tests {
         assert!(recs[0].error.as_deref().unwrap().contains("192.0.2.0/24"));
         let recs = r.execute(&plan(Mode::Observe, "127.0.0.1")).await;
         assert_eq!(recs[0].state, ActionState::Refused);
+    }
+
+    #[test]
+    fn ranges_overlapping_the_allowlist_are_refused() {
+        let r = Responder::new(Allowlist::new(["192.0.2.128/25".parse().unwrap()]));
+        let mut spec = plan(Mode::Enforce, "192.0.2.0").actions.remove(0);
+        spec.params = serde_json::json!({"cidr": "192.0.2.0/24"});
+        assert!(r
+            .screen(&spec)
+            .unwrap()
+            .contains("overlaps the allowlist (192.0.2.128/25)"));
+        spec.params = serde_json::json!({"cidr": "192.0.2.0/25"});
+        assert!(r.screen(&spec).is_none());
+        spec.params = serde_json::json!({"cidr": "0.0.0.0/0"});
+        assert!(r.screen(&spec).is_some(), "everything overlaps loopback");
     }
 
     #[tokio::test]

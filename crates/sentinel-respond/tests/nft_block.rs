@@ -163,6 +163,16 @@ async fn a_batch_of_100000_addresses_is_one_transaction() {
     assert_eq!(act.observe().await.unwrap().len(), 100_000);
     assert!(blocked(attacker, dst));
 
+    // A range in the interval set, which a later overlapping range will collide with.
+    let wide = spec(
+        ActionKind::BlockIp,
+        "2001:db8:ff::1".parse().unwrap(),
+        60,
+        json!({"cidr": "2001:db8:ff::/48"}),
+    );
+    assert!(act.apply(&wide).await.is_ok());
+    assert_eq!(act.observe().await.unwrap().len(), 100_001);
+
     // A bad spec fails alone; a kernel refusal fails the whole transaction, adding nothing.
     let bad = vec![
         spec(
@@ -197,7 +207,7 @@ async fn a_batch_of_100000_addresses_is_one_transaction() {
         results[2],
         Err(sentinel_core::ActError::Backend(_))
     ));
-    assert_eq!(act.observe().await.unwrap().len(), 100_000);
+    assert_eq!(act.observe().await.unwrap().len(), 100_001);
 }
 
 /// The fail2ban pitfall: Docker DNATs published ports in prerouting, so the traffic never reaches input.

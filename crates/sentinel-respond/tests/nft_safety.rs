@@ -121,7 +121,7 @@ async fn plan_is_the_exact_script_and_changes_nothing() {
         let before = ns.nft_ruleset().unwrap();
         assert_eq!(
             block.plan(&b).await.unwrap().operations,
-            ["add element inet sentinel blocked_v4 { 203.0.113.0/24 timeout 60s }"]
+            ["add element inet sentinel blocked_net_v4 { 203.0.113.0/24 timeout 60s }"]
         );
         assert_eq!(
             limit.plan(&l).await.unwrap().operations,

@@ -63,7 +63,9 @@ async fn decisions_round_trip_through_cli_and_api() {
     );
     assert!(ok);
     assert!(
-        out.contains("nft add element inet sentinel blocked_v6 { 2001:db8:: timeout 3600s }"),
+        out.contains(
+            "nft add element inet sentinel blocked_net_v6 { 2001:db8::/64 timeout 3600s }"
+        ),
         "{out}"
     );
 

@@ -2,7 +2,8 @@
 //!
 //! Sentinel keeps all its state in one table (`inet sentinel` by default) and never reads, changes or
 //! flushes any other table or rule: other firewalls, Docker's chains and the operator's rules stay as they
-//! are. The table holds two interval sets with per-element timeouts (`blocked_v4`, `blocked_v6`), filter
+//! are. The table holds hash sets of single addresses (`blocked_v4`, `blocked_v6`) and interval sets of ranges
+//! (`blocked_net_v4`, `blocked_net_v6`), all with per-element timeouts, filter
 //! chains at the configured hooks (input and forward by default) that drop the sets and jump to the
 //! `ratelimit` chain, a filter chain at prerouting priority -150 that drops the sets before Docker's DNAT
 //! (-100) rewrites traffic to published container ports, and a nat chain `honeypot` at prerouting
@@ -29,6 +30,13 @@ pub use super::nft_redirect::NftHoneypotRedirect;
 pub const SET_V4: &str = "blocked_v4";
 /// The IPv6 block set.
 pub const SET_V6: &str = "blocked_v6";
+/// The set of blocked IPv4 ranges (interval, per-element timeouts).
+pub const SET_NET_V4: &str = "blocked_net_v4";
+/// The set of blocked IPv6 ranges (interval, per-element timeouts).
+pub const SET_NET_V6: &str = "blocked_net_v6";
+/// Every set of blocked sources: single addresses in hash sets (O(1) lookups and inserts however
+/// large), ranges in interval sets.
+pub const BLOCK_SETS: [&str; 4] = [SET_V4, SET_V6, SET_NET_V4, SET_NET_V6];
 /// The regular chain holding per-source rate limits.
 pub const CHAIN_RATELIMIT: &str = "ratelimit";
 /// The nat chain holding honeypot redirects.
@@ -114,6 +122,9 @@ pub struct NftTable {
     nft: String,
     /// Serialises `ensure` between clones, so two applies never both add a missing fixed rule.
     ensuring: Arc<Mutex<()>>,
+    /// Set once `ensure` has succeeded; cleared when nft reports the table or a set missing, so the
+    /// next apply rebuilds it. Listing the chains is costly once the sets hold many elements.
+    ensured: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Default for NftTable {
@@ -124,6 +135,7 @@ impl Default for NftTable {
             netns: None,
             nft: "nft".into(),
             ensuring: Arc::new(Mutex::new(())),
+            ensured: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         }
     }
 }
@@ -192,6 +204,8 @@ impl NftTable {
         let drops = [
             ("v4", format!("ip saddr @{SET_V4} counter drop")),
             ("v6", format!("ip6 saddr @{SET_V6} counter drop")),
+            ("net_v4", format!("ip saddr @{SET_NET_V4} counter drop")),
+            ("net_v6", format!("ip6 saddr @{SET_NET_V6} counter drop")),
         ];
         for hook in &self.hooks {
             for (tag, body) in &drops {
@@ -213,8 +227,10 @@ impl NftTable {
     pub fn skeleton_script(&self) -> String {
         let t = self.spec();
         let mut s = format!("add table {t}\n");
-        s += &format!("add set {t} {SET_V4} {{ type ipv4_addr; flags interval, timeout; }}\n");
-        s += &format!("add set {t} {SET_V6} {{ type ipv6_addr; flags interval, timeout; }}\n");
+        s += &format!("add set {t} {SET_V4} {{ type ipv4_addr; flags timeout; }}\n");
+        s += &format!("add set {t} {SET_V6} {{ type ipv6_addr; flags timeout; }}\n");
+        s += &format!("add set {t} {SET_NET_V4} {{ type ipv4_addr; flags interval, timeout; }}\n");
+        s += &format!("add set {t} {SET_NET_V6} {{ type ipv6_addr; flags interval, timeout; }}\n");
         s += &format!("add chain {t} {CHAIN_RATELIMIT}\n");
         for hook in &self.hooks {
             let h = hook.as_str();
@@ -229,6 +245,34 @@ impl NftTable {
             "add chain {t} {CHAIN_HONEYPOT} {{ type nat hook prerouting priority -110; policy accept; }}\n"
         );
         s
+    }
+
+    /// [`NftTable::ensure`], skipped when it already succeeded and nothing has been reported missing since.
+    pub async fn ensure_cached(&self) -> Result<(), NftError> {
+        if self.ensured.load(std::sync::atomic::Ordering::Acquire) {
+            return Ok(());
+        }
+        self.ensure().await
+    }
+
+    /// Forgets that the table was ensured (after nft reported part of it missing).
+    pub fn invalidate(&self) {
+        self.ensured
+            .store(false, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Runs `script` after making sure the table exists; if nft says part of it vanished (deleted behind
+    /// Sentinel's back), rebuilds the table once and runs the script again.
+    pub async fn run_ensured(&self, script: &str) -> Result<(), NftError> {
+        self.ensure_cached().await?;
+        match self.run(script).await {
+            Err(e) if e.is_absent() => {
+                self.invalidate();
+                self.ensure().await?;
+                self.run(script).await
+            }
+            other => other,
+        }
     }
 
     /// Creates the table, sets, chains and fixed rules that are missing; safe to call any number of times.
@@ -258,11 +302,14 @@ impl NftTable {
         if !missing.is_empty() {
             self.run(&missing).await?;
         }
+        self.ensured
+            .store(true, std::sync::atomic::Ordering::Release);
         Ok(())
     }
 
     /// Deletes the whole table (everything Sentinel put in nftables). Absent is fine.
     pub async fn remove(&self) -> Result<(), NftError> {
+        self.invalidate();
         match self.run(&format!("delete table {}\n", self.spec())).await {
             Err(e) if e.is_absent() => Ok(()),
             other => other,
@@ -325,7 +372,7 @@ impl NftTable {
     /// The rules of one of Sentinel's chains, with handles. A missing chain or table is an empty list.
     pub async fn list_rules(&self, chain: &str) -> Result<Vec<NftRule>, NftError> {
         let items = match self
-            .list_json(&["-a", "list", "chain", "inet", &self.name, chain])
+            .list_json(&["-t", "-a", "list", "chain", "inet", &self.name, chain])
             .await
         {
             Ok(items) => items,

@@ -6,7 +6,7 @@
 //! place, or none is. Revert deletes exactly the element it added; one already gone (expired, deleted by
 //! hand) counts as reverted. This module only adds and deletes elements of Sentinel's own two sets.
 
-use super::nft::{NftError, NftTable, SET_V4, SET_V6};
+use super::nft::{NftError, NftTable, BLOCK_SETS, SET_NET_V4, SET_NET_V6, SET_V4, SET_V6};
 use async_trait::async_trait;
 use ipnet::IpNet;
 use sentinel_core::{ActError, ActionKind, ActionSpec, Actuator, Applied, Preview, Subject};
@@ -107,9 +107,12 @@ impl Element {
 }
 
 fn set_for(net: &IpNet) -> &'static str {
-    match net {
-        IpNet::V4(_) => SET_V4,
-        IpNet::V6(_) => SET_V6,
+    let single = net.prefix_len() == net.max_prefix_len();
+    match (net, single) {
+        (IpNet::V4(_), true) => SET_V4,
+        (IpNet::V6(_), true) => SET_V6,
+        (IpNet::V4(_), false) => SET_NET_V4,
+        (IpNet::V6(_), false) => SET_NET_V6,
     }
 }
 
@@ -136,7 +139,7 @@ impl NftBlockIp {
     fn script_lines(&self, elems: &[&Element]) -> Vec<String> {
         let mut seen = HashSet::new();
         let mut lines = Vec::new();
-        for set in [SET_V4, SET_V6] {
+        for set in BLOCK_SETS {
             let items: Vec<String> = elems
                 .iter()
                 .filter(|e| e.set() == set && seen.insert(e.net))
@@ -163,10 +166,7 @@ impl NftBlockIp {
         } else {
             let mut script = self.script_lines(&good).join("\n");
             script.push('\n');
-            match self.table.ensure().await {
-                Ok(()) => self.table.run(&script).await,
-                Err(e) => Err(e),
-            }
+            self.table.run_ensured(&script).await
         };
         let failure = outcome.err().map(|e| e.to_string());
         parsed
@@ -182,7 +182,7 @@ impl NftBlockIp {
     /// Every element in Sentinel's sets, with its remaining time.
     async fn list(&self) -> Result<Vec<Applied>, NftError> {
         let mut out = Vec::new();
-        for set in [SET_V4, SET_V6] {
+        for set in BLOCK_SETS {
             let items = match self
                 .table
                 .list_json(&["list", "set", "inet", self.table.name(), set])
@@ -314,7 +314,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             (e.set(), e.value()),
-            (SET_V6, "2001:db8:1:2::/64".to_string())
+            (SET_NET_V6, "2001:db8:1:2::/64".to_string())
         );
         for bad in [
             json!({"cidr": "198.51.100.0/24"}),

@@ -57,7 +57,7 @@ pub async fn apply_rule(
     line: &str,
     comment: &str,
 ) -> Result<(), NftError> {
-    table.ensure().await?;
+    table.ensure_cached().await?;
     let present = table
         .list_rules(chain)
         .await?
