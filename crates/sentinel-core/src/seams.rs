@@ -115,6 +115,15 @@ pub trait Actuator: Send + Sync {
     async fn plan(&self, a: &ActionSpec) -> Result<Preview, ActError>;
     /// Applies the action; the result is all `revert` needs.
     async fn apply(&self, a: &ActionSpec) -> Result<Applied, ActError>;
+    /// Applies many actions, atomically where the backend allows (one nftables transaction); one result
+    /// per spec, in order. The default applies them one by one.
+    async fn apply_batch(&self, specs: &[ActionSpec]) -> Vec<Result<Applied, ActError>> {
+        let mut out = Vec::with_capacity(specs.len());
+        for s in specs {
+            out.push(self.apply(s).await);
+        }
+        out
+    }
     /// Reverts; idempotent (already gone is `Ok`).
     async fn revert(&self, t: &Applied) -> Result<(), ActError>;
     /// What is really in place now.

@@ -48,6 +48,15 @@ pub struct Correction {
     pub note: String,
 }
 
+/// An action screened and previewed, waiting to be applied (or already settled).
+struct Prepared {
+    rec: ActionRecord,
+    spec: ActionSpec,
+    notes: Vec<String>,
+    apply: bool,
+    track: bool,
+}
+
 /// Live actions and their history.
 pub struct Ledger {
     responder: Responder,
@@ -178,17 +187,84 @@ impl Ledger {
     async fn execute_one(
         &self,
         plan: &Plan,
-        mut spec: ActionSpec,
+        spec: ActionSpec,
         mode: Mode,
         dry_run: bool,
     ) -> ActionRecord {
+        let mut pending = HashMap::new();
+        let p = self.prepare(plan, spec, mode, dry_run, &mut pending).await;
+        let result = match (p.apply, self.responder.actuator(p.spec.kind)) {
+            (true, Some(act)) => Some(act.apply(&p.spec).await),
+            _ => None,
+        };
+        self.finish(p, result)
+    }
+
+    /// Carries out many plans at once (what the act stage found queued together): every action is
+    /// screened and previewed as in [`Ledger::execute`], then the enforced ones are applied with one
+    /// `apply_batch` per kind — one nftables transaction for all the blocks. One record list per plan.
+    pub async fn execute_many(&self, plans: &[Plan]) -> Vec<Vec<ActionRecord>> {
+        let mut pending_per_kind = HashMap::new();
+        let mut prepared: Vec<(usize, Prepared)> = Vec::new();
+        for (i, plan) in plans.iter().enumerate() {
+            for spec in &plan.actions {
+                let mode = self.mode_for(spec.kind, plan.mode);
+                let p = self
+                    .prepare(plan, spec.clone(), mode, false, &mut pending_per_kind)
+                    .await;
+                prepared.push((i, p));
+            }
+        }
+        let mut results: Vec<Option<Result<Applied, ActError>>> =
+            prepared.iter().map(|_| None).collect();
+        for kind in ActionKind::ALL {
+            let idx: Vec<usize> = (0..prepared.len())
+                .filter(|j| prepared[*j].1.apply && prepared[*j].1.spec.kind == kind)
+                .collect();
+            if idx.is_empty() {
+                continue;
+            }
+            let Some(act) = self.responder.actuator(kind) else {
+                continue;
+            };
+            let specs: Vec<ActionSpec> = idx.iter().map(|j| prepared[*j].1.spec.clone()).collect();
+            for (j, r) in idx.into_iter().zip(act.apply_batch(&specs).await) {
+                results[j] = Some(r);
+            }
+        }
+        let mut out: Vec<Vec<ActionRecord>> = plans
+            .iter()
+            .map(|p| Vec::with_capacity(p.actions.len()))
+            .collect();
+        for ((i, p), r) in prepared.into_iter().zip(results) {
+            out[i].push(self.finish(p, r));
+        }
+        out
+    }
+
+    /// Everything before applying: allowlist, escalation, preview, cap. `pending` counts the enforced
+    /// actions of each kind already prepared in this batch, so the cap holds across it.
+    async fn prepare(
+        &self,
+        plan: &Plan,
+        mut spec: ActionSpec,
+        mode: Mode,
+        dry_run: bool,
+        pending: &mut HashMap<ActionKind, usize>,
+    ) -> Prepared {
         let now = Timestamp::now();
         let mut notes = Vec::new();
         if let Some(why) = self.responder.screen(&spec) {
             let mut rec = Self::new_record(plan, &spec, mode, now);
             rec.state = ActionState::Refused;
             rec.error = Some(why);
-            return rec;
+            return Prepared {
+                rec,
+                spec,
+                notes,
+                apply: false,
+                track: false,
+            };
         }
         if !dry_run {
             let earlier = self.remember(
@@ -203,42 +279,89 @@ impl Ledger {
         let Some(act) = self.responder.actuator(spec.kind) else {
             rec.state = ActionState::Failed;
             rec.error = Some(format!("no actuator for {}", spec.kind));
-            return rec;
+            return Prepared {
+                rec,
+                spec,
+                notes,
+                apply: false,
+                track: false,
+            };
         };
         match act.plan(&spec).await {
             Ok(p) => rec.preview = p,
             Err(e) => {
                 rec.state = ActionState::Refused;
                 rec.error = Some(e.to_string());
-                return rec;
+                return Prepared {
+                    rec,
+                    spec,
+                    notes,
+                    apply: false,
+                    track: false,
+                };
             }
         }
         if mode == Mode::Enforce && !dry_run {
+            let queued = pending.entry(spec.kind).or_insert(0);
             if let Some(cap) = self.cfg.max_live.get(&spec.kind) {
                 let live = lock(&self.live)
                     .values()
-                    .filter(|r| r.spec.kind == spec.kind)
+                    .filter(|r| r.spec.kind == spec.kind && r.state == ActionState::Applied)
                     .count();
-                if live >= *cap {
+                if live + *queued >= *cap {
                     rec.state = ActionState::Refused;
                     rec.error = Some(format!("cap of {cap} live {} actions reached", spec.kind));
-                    return rec;
+                    return Prepared {
+                        rec,
+                        spec,
+                        notes,
+                        apply: false,
+                        track: false,
+                    };
                 }
             }
-            match act.apply(&spec).await {
-                Ok(applied) => {
-                    rec.state = ActionState::Applied;
-                    rec.applied = Some(applied);
-                    rec.updated = Timestamp::now();
-                    lock(&self.live).insert(rec.id, rec.clone());
-                }
-                Err(e) => {
-                    rec.state = ActionState::Failed;
-                    rec.error = Some(e.to_string());
-                }
-            }
+            *queued += 1;
+            return Prepared {
+                rec,
+                spec,
+                notes,
+                apply: true,
+                track: false,
+            };
         }
-        if mode == Mode::Observe && !dry_run && rec.state == ActionState::Planned {
+        let track = mode == Mode::Observe && !dry_run;
+        Prepared {
+            rec,
+            spec,
+            notes,
+            apply: false,
+            track,
+        }
+    }
+
+    /// Everything after applying: the record's state, the live map, the notes.
+    fn finish(&self, p: Prepared, result: Option<Result<Applied, ActError>>) -> ActionRecord {
+        let Prepared {
+            mut rec,
+            notes,
+            track,
+            ..
+        } = p;
+        match result {
+            Some(Ok(applied)) => {
+                rec.state = ActionState::Applied;
+                rec.applied = Some(applied);
+                rec.updated = Timestamp::now();
+                lock(&self.live).insert(rec.id, rec.clone());
+            }
+            Some(Err(e)) => {
+                rec.state = ActionState::Failed;
+                rec.error = Some(e.to_string());
+                rec.updated = Timestamp::now();
+            }
+            None => {}
+        }
+        if track && rec.state == ActionState::Planned {
             // Observe-mode decisions are tracked too (listed, expired on time), within a bound.
             let mut live = lock(&self.live);
             if live.len() < MAX_TRACKED {
@@ -489,6 +612,24 @@ mod tests {
         let l = ledger(&t, LedgerConfig::default());
         let recs = l.execute(&plan(Mode::Enforce, "203.0.113.7", 60)).await;
         assert_eq!(recs[0].state, ActionState::Applied);
+        // Several plans at once: one batch, the cap and allowlist still hold per action.
+        let many = l
+            .execute_many(&[
+                plan(Mode::Enforce, "203.0.113.8", 60),
+                plan(Mode::Enforce, "192.0.2.7", 60),
+                plan(Mode::Observe, "203.0.113.9", 60),
+            ])
+            .await;
+        assert_eq!(many[0][0].state, ActionState::Applied);
+        assert_eq!(many[1][0].state, ActionState::Refused);
+        assert_eq!(many[2][0].state, ActionState::Planned);
+        assert!(lock(&t.0).contains_key("ip:203.0.113.8"));
+        l.revert(many[0][0].id, ActionState::Reverted)
+            .await
+            .unwrap();
+        l.revert(many[2][0].id, ActionState::Reverted)
+            .await
+            .unwrap();
         assert_eq!(l.live().len(), 1);
         assert!(lock(&t.0).contains_key("ip:203.0.113.7"));
         assert!(l.expire_due(Timestamp::now()).await.is_empty(), "not yet");

@@ -344,9 +344,28 @@ async fn act(
     w: StoreWriter,
     m: Arc<Metrics>,
 ) {
-    while let Some(plan) = rx.recv().await {
-        let records: Vec<ActionRecord> = ledger.execute(&plan).await;
-        for r in &records {
+    // Plans queued together are applied together: one nftables transaction for all their blocks.
+    let mut batch: Vec<Plan> = Vec::with_capacity(256);
+    while rx.recv_many(&mut batch, 256).await > 0 {
+        let all = ledger.execute_many(&batch).await;
+        for (plan, records) in batch.drain(..).zip(all) {
+            if !act_one(&plan, &records, &out, &w, &m).await {
+                return;
+            }
+        }
+    }
+}
+
+/// Records, logs and notifies one plan's actions; false when the notify stage is gone.
+async fn act_one(
+    plan: &Plan,
+    records: &[ActionRecord],
+    out: &mpsc::Sender<Notice>,
+    w: &StoreWriter,
+    m: &Metrics,
+) -> bool {
+    {
+        for r in records {
             m.actions_recorded.inc();
             if matches!(r.state, ActionState::Refused | ActionState::Failed) {
                 m.actions_refused.inc();
@@ -362,10 +381,10 @@ async fn act(
                 error = r.error.as_deref().unwrap_or(""),
             );
             drop(_span);
-            store(&w, &m, Record::Action(r.clone())).await;
+            store(w, m, Record::Action(r.clone())).await;
             store(
-                &w,
-                &m,
+                w,
+                m,
                 audit(
                     AuditKind::ActionChanged,
                     r.id.to_string(),
@@ -399,10 +418,11 @@ async fn act(
                 trace_id: plan.trace_id.clone(),
             };
             if out.send(notice).await.is_err() {
-                break;
+                return false;
             }
         }
     }
+    true
 }
 
 async fn notify(

@@ -270,6 +270,10 @@ impl Actuator for NftBlockIp {
             .unwrap_or_else(|| Err(ActError::Backend("no result".into())))
     }
 
+    async fn apply_batch(&self, specs: &[ActionSpec]) -> Vec<Result<Applied, ActError>> {
+        NftBlockIp::apply_batch(self, specs).await
+    }
+
     async fn revert(&self, t: &Applied) -> Result<(), ActError> {
         let net = token_net(t)?;
         let script = format!(
