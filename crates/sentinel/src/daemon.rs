@@ -114,6 +114,7 @@ pub async fn run(
         },
         decisions: Some(desk),
     };
+    tracing::info!(evt = "allowlist", nets = ?ledger.responder().allowlist().nets().iter().map(|n| n.to_string()).collect::<Vec<_>>());
     let listener = tokio::net::TcpListener::bind(cfg.api.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cfg.api.listen))?;
@@ -319,6 +320,54 @@ pub fn allowlist(cfg: &ValidatedConfig) -> Allowlist {
     let ip = cfg.api.listen.ip();
     if !ip.is_unspecified() {
         a.add(ipnet::IpNet::from(ip));
+    } else {
+        // Listening on every address: every address of this host is a management address.
+        match local_addresses() {
+            Ok(addrs) => {
+                for ip in addrs {
+                    a.add(ipnet::IpNet::from(ip));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(evt = "local_addresses_unknown", error = %e, note = "only loopback and policy.allowlist protect this host's own addresses")
+            }
+        }
     }
     a
+}
+
+/// This host's own addresses, from `ip -j addr` (iproute2).
+fn local_addresses() -> anyhow::Result<Vec<std::net::IpAddr>> {
+    let out = std::process::Command::new("ip")
+        .args(["-j", "addr"])
+        .output()?;
+    anyhow::ensure!(out.status.success(), "ip -j addr failed");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    Ok(v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i.get("addr_info").and_then(|a| a.as_array()))
+        .flatten()
+        .filter_map(|a| {
+            a.get("local")
+                .and_then(|l| l.as_str())
+                .and_then(|l| l.parse().ok())
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_wildcard_listen_protects_every_local_address() {
+        let cfg = sentinel_config::load_str("api:\n  listen: 0.0.0.0:8000\n", None, &[]).unwrap();
+        let a = super::allowlist(&cfg);
+        for ip in super::local_addresses().unwrap() {
+            assert!(a.covering(ip).is_some(), "{ip} not protected");
+        }
+        let cfg = sentinel_config::load_str("api:\n  listen: 127.0.0.2:8000\n", None, &[]).unwrap();
+        assert!(super::allowlist(&cfg)
+            .covering("127.0.0.2".parse().unwrap())
+            .is_some());
+    }
 }
