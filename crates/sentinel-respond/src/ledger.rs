@@ -57,6 +57,27 @@ struct Prepared {
     track: bool,
 }
 
+impl Prepared {
+    /// An action that ends here (refused or failed before applying), with why.
+    fn settled(
+        mut rec: ActionRecord,
+        spec: ActionSpec,
+        notes: Vec<String>,
+        state: ActionState,
+        why: String,
+    ) -> Self {
+        rec.state = state;
+        rec.error = Some(why);
+        Prepared {
+            rec,
+            spec,
+            notes,
+            apply: false,
+            track: false,
+        }
+    }
+}
+
 /// Live actions and their history.
 pub struct Ledger {
     responder: Responder,
@@ -255,16 +276,8 @@ impl Ledger {
         let now = Timestamp::now();
         let mut notes = Vec::new();
         if let Some(why) = self.responder.screen(&spec) {
-            let mut rec = Self::new_record(plan, &spec, mode, now);
-            rec.state = ActionState::Refused;
-            rec.error = Some(why);
-            return Prepared {
-                rec,
-                spec,
-                notes,
-                apply: false,
-                track: false,
-            };
+            let rec = Self::new_record(plan, &spec, mode, now);
+            return Prepared::settled(rec, spec, notes, ActionState::Refused, why);
         }
         if !dry_run {
             let earlier = self.remember(
@@ -277,28 +290,13 @@ impl Ledger {
         }
         let mut rec = Self::new_record(plan, &spec, mode, now);
         let Some(act) = self.responder.actuator(spec.kind) else {
-            rec.state = ActionState::Failed;
-            rec.error = Some(format!("no actuator for {}", spec.kind));
-            return Prepared {
-                rec,
-                spec,
-                notes,
-                apply: false,
-                track: false,
-            };
+            let why = format!("no actuator for {}", spec.kind);
+            return Prepared::settled(rec, spec, notes, ActionState::Failed, why);
         };
         match act.plan(&spec).await {
             Ok(p) => rec.preview = p,
             Err(e) => {
-                rec.state = ActionState::Refused;
-                rec.error = Some(e.to_string());
-                return Prepared {
-                    rec,
-                    spec,
-                    notes,
-                    apply: false,
-                    track: false,
-                };
+                return Prepared::settled(rec, spec, notes, ActionState::Refused, e.to_string())
             }
         }
         if mode == Mode::Enforce && !dry_run {
@@ -309,15 +307,8 @@ impl Ledger {
                     .filter(|r| r.spec.kind == spec.kind && r.state == ActionState::Applied)
                     .count();
                 if live + *queued >= *cap {
-                    rec.state = ActionState::Refused;
-                    rec.error = Some(format!("cap of {cap} live {} actions reached", spec.kind));
-                    return Prepared {
-                        rec,
-                        spec,
-                        notes,
-                        apply: false,
-                        track: false,
-                    };
+                    let why = format!("cap of {cap} live {} actions reached", spec.kind);
+                    return Prepared::settled(rec, spec, notes, ActionState::Refused, why);
                 }
             }
             *queued += 1;
