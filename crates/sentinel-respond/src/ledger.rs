@@ -84,6 +84,8 @@ pub struct Ledger {
     cfg: LedgerConfig,
     live: Mutex<BTreeMap<ActionId, ActionRecord>>,
     history: Mutex<History>,
+    /// Failed reverts: attempts so far and when to try next (exponential backoff, capped).
+    retry: Mutex<HashMap<ActionId, (u32, i64)>>,
 }
 
 #[derive(Default)]
@@ -108,6 +110,7 @@ impl Ledger {
             cfg,
             live: Mutex::new(BTreeMap::new()),
             history: Mutex::new(History::default()),
+            retry: Mutex::new(HashMap::new()),
         }
     }
 
@@ -130,7 +133,14 @@ impl Ledger {
 
     /// When the next live action expires.
     pub fn next_expiry(&self) -> Option<Timestamp> {
-        lock(&self.live).values().map(|r| r.expires_at).min()
+        let retry = lock(&self.retry);
+        lock(&self.live)
+            .values()
+            .map(|r| {
+                let at = retry.get(&r.id).map_or(i64::MIN, |(_, at)| *at);
+                Timestamp::from_millis(r.expires_at.as_millis().max(at))
+            })
+            .min()
     }
 
     /// Records an action against a subject and returns how many earlier ones fall in the window.
@@ -390,10 +400,21 @@ impl Ledger {
         match result {
             Ok(()) => {
                 rec.state = state;
+                lock(&self.retry).remove(&rec.id);
             }
             Err(e) => {
-                // Keep it live so the next pass retries; say why.
-                rec.error = Some(format!("revert failed, will retry: {e}"));
+                // Keep it live and retry later, backing off (1 s, 2 s, 4 s … at most 10 min).
+                let mut retry = lock(&self.retry);
+                let attempts = retry.get(&rec.id).map_or(0, |(n, _)| *n) + 1;
+                let wait_ms = 1000i64.saturating_mul(1 << attempts.min(10)).min(600_000);
+                retry.insert(
+                    rec.id,
+                    (attempts, rec.updated.as_millis().saturating_add(wait_ms)),
+                );
+                rec.error = Some(format!(
+                    "revert failed (attempt {attempts}), retrying in {}s: {e}",
+                    wait_ms / 1000
+                ));
                 lock(&self.live).insert(rec.id, rec.clone());
             }
         }
@@ -402,9 +423,15 @@ impl Ledger {
 
     /// Reverts every live action whose time is up.
     pub async fn expire_due(&self, now: Timestamp) -> Vec<ActionRecord> {
+        let retry = lock(&self.retry).clone();
         let due: Vec<ActionId> = lock(&self.live)
             .values()
             .filter(|r| r.expires_at <= now)
+            .filter(|r| {
+                retry
+                    .get(&r.id)
+                    .is_none_or(|(_, at)| *at <= now.as_millis())
+            })
             .map(|r| r.id)
             .collect();
         let mut out = Vec::with_capacity(due.len());
@@ -421,10 +448,17 @@ impl Ledger {
     pub async fn reconcile(&self, records: Vec<ActionRecord>) -> Result<Vec<Correction>, ActError> {
         let now = Timestamp::now();
         let mut observed: HashMap<(ActionKind, String), Applied> = HashMap::new();
+        let mut unreadable: Vec<String> = Vec::new();
         for kind in ActionKind::ALL {
             if let Some(act) = self.responder.actuator(kind) {
-                for a in act.observe().await? {
-                    observed.insert((a.kind, a.subject.key()), a);
+                match act.observe().await {
+                    Ok(found) => {
+                        for a in found {
+                            observed.insert((a.kind, a.subject.key()), a);
+                        }
+                    }
+                    // One backend that cannot be read must not keep the others (or start-up) down.
+                    Err(e) => unreadable.push(format!("{kind}: {e}")),
                 }
             }
         }
@@ -486,7 +520,7 @@ impl Ledger {
         // What is in place with no live record is an orphan of Sentinel's own: remove it.
         for ((kind, subject), token) in observed {
             if let Some(act) = self.responder.actuator(kind) {
-                act.revert(&token).await?;
+                let removed = act.revert(&token).await;
                 let plan_less = ActionRecord {
                     id: ActionId::new(),
                     plan_id: sentinel_core::PlanId::new(),
@@ -498,7 +532,11 @@ impl Ledger {
                         params: serde_json::Value::Null,
                     },
                     mode: Mode::Enforce,
-                    state: ActionState::Reverted,
+                    state: if removed.is_ok() {
+                        ActionState::Reverted
+                    } else {
+                        ActionState::Failed
+                    },
                     created: now,
                     updated: Timestamp::now(),
                     expires_at: now,
@@ -507,14 +545,50 @@ impl Ledger {
                         operations: Vec::new(),
                     },
                     applied: Some(token),
-                    error: None,
+                    error: removed.as_ref().err().map(|e| e.to_string()),
                     trace_id: sentinel_core::TraceId::new(),
+                };
+                let note = match &removed {
+                    Ok(()) => format!("orphan {kind} on {subject} with no live record: removed"),
+                    Err(e) => format!(
+                        "orphan {kind} on {subject} with no live record: could not remove: {e}"
+                    ),
                 };
                 out.push(Correction {
                     record: plan_less,
-                    note: format!("orphan {kind} on {subject} with no live record: removed"),
+                    note,
                 });
             }
+        }
+        for u in unreadable {
+            out.push(Correction {
+                record: ActionRecord {
+                    id: ActionId::new(),
+                    plan_id: sentinel_core::PlanId::new(),
+                    alert_id: sentinel_core::AlertId::new(),
+                    spec: ActionSpec {
+                        kind: ActionKind::BlockIp,
+                        subject: sentinel_core::Subject::User("sentinel".into()),
+                        ttl_secs: 0,
+                        params: serde_json::Value::Null,
+                    },
+                    mode: Mode::Enforce,
+                    state: ActionState::Failed,
+                    created: now,
+                    updated: now,
+                    expires_at: now,
+                    preview: Preview {
+                        kind: ActionKind::BlockIp,
+                        operations: Vec::new(),
+                    },
+                    applied: None,
+                    error: Some(u.clone()),
+                    trace_id: sentinel_core::TraceId::new(),
+                },
+                note: format!(
+                    "could not observe what is in place ({u}); its records are kept as they are"
+                ),
+            });
         }
         Ok(out)
     }
@@ -659,6 +733,54 @@ mod tests {
             (r[0].state, r[0].mode),
             (ActionState::Planned, Mode::Observe)
         );
+    }
+
+    /// A backend whose reverts always fail.
+    #[derive(Clone, Default)]
+    struct Stuck(Table);
+
+    #[async_trait]
+    impl Actuator for Stuck {
+        fn kind(&self) -> ActionKind {
+            ActionKind::BlockIp
+        }
+        async fn plan(&self, a: &ActionSpec) -> Result<Preview, ActError> {
+            self.0.plan(a).await
+        }
+        async fn apply(&self, a: &ActionSpec) -> Result<Applied, ActError> {
+            self.0.apply(a).await
+        }
+        async fn revert(&self, _t: &Applied) -> Result<(), ActError> {
+            Err(ActError::Backend("stuck".into()))
+        }
+        async fn observe(&self) -> Result<Vec<Applied>, ActError> {
+            self.0.observe().await
+        }
+    }
+
+    #[tokio::test]
+    async fn failed_reverts_back_off_instead_of_spinning() {
+        let r = Responder::new(Allowlist::new([])).with_actuator(Box::new(Stuck::default()));
+        let l = Ledger::new(r, LedgerConfig::default());
+        let rec = l
+            .execute(&plan(Mode::Enforce, "203.0.113.60", 1))
+            .await
+            .remove(0);
+        let at = rec.expires_at;
+        let first = l.expire_due(at).await;
+        assert_eq!(first.len(), 1);
+        assert!(first[0].error.as_deref().unwrap().contains("attempt 1"));
+        assert!(l.expire_due(at).await.is_empty(), "not again at once");
+        assert!(
+            l.next_expiry().unwrap() > at,
+            "the loop waits for the retry"
+        );
+        let later = Timestamp::from_millis(at.as_millis() + 2_500);
+        assert!(l.expire_due(later).await[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("attempt 2"));
     }
 
     #[tokio::test]

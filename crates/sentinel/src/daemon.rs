@@ -150,12 +150,22 @@ pub async fn run(
     // Sources stop first and hand over what they read; then HTTP intake stops.
     sources.stop().await;
     let _ = stop_tx.send(());
-    // In-flight requests get a bounded time; after that the server is dropped (and intake with it).
-    match tokio::time::timeout(Duration::from_secs(5), server).await {
+    // In-flight requests get a bounded time; after that the server task is aborted, which drops the
+    // router and with it every intake sender it holds, so the pipeline can drain and finish.
+    let abort = server.abort_handle();
+    let mut server = server;
+    match tokio::time::timeout(Duration::from_secs(5), &mut server).await {
         Ok(Ok(Ok(()))) => {}
         Ok(Ok(Err(e))) => tracing::error!(evt = "server_error", error = %e),
         Ok(Err(e)) => tracing::error!(evt = "server_task_failed", error = %e),
-        Err(_) => tracing::warn!(evt = "server_drain_timeout"),
+        Err(_) => {
+            tracing::warn!(
+                evt = "server_drain_timeout",
+                note = "aborting the requests still open"
+            );
+            abort.abort();
+            let _ = server.await;
+        }
     }
     retention.abort();
     expiry.abort();

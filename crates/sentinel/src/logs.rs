@@ -106,6 +106,19 @@ where
             }
         }
         self.redactor.redact_map(&mut fields);
+        // Free text (messages, error strings) may carry `password=…` or `Bearer …`: mask those too.
+        for v in fields.values_mut().chain(line.get_mut("msg")) {
+            if let Value::String(text) = v {
+                if let std::borrow::Cow::Owned(masked) = self.redactor.redact_text(text) {
+                    *text = masked;
+                }
+            }
+        }
+        if let Some(Value::String(evt)) = line.get_mut("evt") {
+            if let std::borrow::Cow::Owned(masked) = self.redactor.redact_text(evt) {
+                *evt = masked;
+            }
+        }
         line.extend(fields);
         let mut text = Value::Object(line).to_string();
         text.push('\n');

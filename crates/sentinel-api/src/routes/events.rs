@@ -18,6 +18,9 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::sync::mpsc::error::{SendTimeoutError, TrySendError};
 
+/// An NDJSON stream that sends nothing for this long is ended (what it sent is kept and reported).
+const STREAM_IDLE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// At most this many item errors are listed in one answer (all are counted).
 const MAX_LISTED_ERRORS: usize = 1000;
 
@@ -195,14 +198,26 @@ pub(crate) async fn post_stream(
         }
     };
     loop {
-        let chunk = match stream.next().await {
-            Some(Ok(c)) => c,
-            Some(Err(e)) => {
+        // A stream that goes quiet does not hold its connection (and its in-flight slot) forever.
+        let chunk = match tokio::time::timeout(STREAM_IDLE, stream.next()).await {
+            Ok(Some(Ok(c))) => c,
+            Ok(Some(Err(e))) => {
                 return Err(ApiError::BadRequest(format!(
                     "could not read the body: {e}"
                 )));
             }
-            None => break,
+            Ok(None) => break,
+            Err(_) => {
+                report.reject(ItemError {
+                    line: Some(line_no + 1),
+                    error: format!(
+                        "no data for {}s: the stream was closed; the lines before were kept",
+                        STREAM_IDLE.as_secs()
+                    ),
+                    ..Default::default()
+                });
+                return Ok(finish(report, None));
+            }
         };
         let mut rest: &[u8] = &chunk;
         while let Some(pos) = rest.iter().position(|b| *b == b'\n') {
