@@ -55,6 +55,8 @@ struct Prepared {
     notes: Vec<String>,
     apply: bool,
     track: bool,
+    /// The action this one replaced (already reverted), to be recorded too.
+    superseded: Option<ActionRecord>,
 }
 
 impl Prepared {
@@ -74,8 +76,21 @@ impl Prepared {
             notes,
             apply: false,
             track: false,
+            superseded: None,
         }
     }
+}
+
+/// What an action acts on: its kind, subject and range (if any). One live action per target.
+type Target = (ActionKind, String, Option<String>);
+
+fn target_of(spec: &ActionSpec) -> Target {
+    let cidr = spec
+        .params
+        .get("cidr")
+        .and_then(|c| c.as_str())
+        .map(str::to_owned);
+    (spec.kind, spec.subject.key(), cidr)
 }
 
 /// Live actions and their history.
@@ -210,7 +225,9 @@ impl Ledger {
         let mut out = Vec::with_capacity(plan.actions.len());
         for spec in &plan.actions {
             let mode = self.mode_for(spec.kind, plan.mode);
-            out.push(self.execute_one(plan, spec.clone(), mode, false).await);
+            let (rec, superseded) = self.execute_one(plan, spec.clone(), mode, false).await;
+            out.extend(superseded);
+            out.push(rec);
         }
         out
     }
@@ -221,9 +238,12 @@ impl Ledger {
         spec: ActionSpec,
         mode: Mode,
         dry_run: bool,
-    ) -> ActionRecord {
+    ) -> (ActionRecord, Option<ActionRecord>) {
         let mut pending = HashMap::new();
-        let p = self.prepare(plan, spec, mode, dry_run, &mut pending).await;
+        let mut targets = std::collections::HashSet::new();
+        let p = self
+            .prepare(plan, spec, mode, dry_run, &mut pending, &mut targets)
+            .await;
         let result = match (p.apply, self.responder.actuator(p.spec.kind)) {
             (true, Some(act)) => Some(act.apply(&p.spec).await),
             _ => None,
@@ -236,12 +256,20 @@ impl Ledger {
     /// `apply_batch` per kind — one nftables transaction for all the blocks. One record list per plan.
     pub async fn execute_many(&self, plans: &[Plan]) -> Vec<Vec<ActionRecord>> {
         let mut pending_per_kind = HashMap::new();
+        let mut targets = std::collections::HashSet::new();
         let mut prepared: Vec<(usize, Prepared)> = Vec::new();
         for (i, plan) in plans.iter().enumerate() {
             for spec in &plan.actions {
                 let mode = self.mode_for(spec.kind, plan.mode);
                 let p = self
-                    .prepare(plan, spec.clone(), mode, false, &mut pending_per_kind)
+                    .prepare(
+                        plan,
+                        spec.clone(),
+                        mode,
+                        false,
+                        &mut pending_per_kind,
+                        &mut targets,
+                    )
                     .await;
                 prepared.push((i, p));
             }
@@ -268,7 +296,9 @@ impl Ledger {
             .map(|p| Vec::with_capacity(p.actions.len()))
             .collect();
         for ((i, p), r) in prepared.into_iter().zip(results) {
-            out[i].push(self.finish(p, r));
+            let (rec, superseded) = self.finish(p, r);
+            out[i].extend(superseded);
+            out[i].push(rec);
         }
         out
     }
@@ -282,6 +312,7 @@ impl Ledger {
         mode: Mode,
         dry_run: bool,
         pending: &mut HashMap<ActionKind, usize>,
+        batch_targets: &mut std::collections::HashSet<Target>,
     ) -> Prepared {
         let now = Timestamp::now();
         let mut notes = Vec::new();
@@ -310,6 +341,34 @@ impl Ledger {
             }
         }
         if mode == Mode::Enforce && !dry_run {
+            // One live action per target: a longer one replaces the one in force (reverted first,
+            // recorded as superseded), a shorter or equal one is refused as already in force.
+            let target = target_of(&spec);
+            let in_force = lock(&self.live)
+                .values()
+                .find(|r| r.state == ActionState::Applied && target_of(&r.spec) == target)
+                .cloned();
+            let mut superseded = None;
+            if let Some(ex) = in_force {
+                if ex.expires_at >= rec.expires_at {
+                    let why = format!(
+                        "already in force until {} (action {})",
+                        ex.expires_at, ex.id
+                    );
+                    return Prepared::settled(rec, spec, notes, ActionState::Refused, why);
+                }
+                if let Some(mut old) = self.revert(ex.id, ActionState::Reverted).await {
+                    old.error = Some(format!(
+                        "superseded by action {} (until {})",
+                        rec.id, rec.expires_at
+                    ));
+                    superseded = Some(old);
+                }
+            }
+            if !batch_targets.insert(target) {
+                let why = "an action on the same target is already in this batch".to_string();
+                return Prepared::settled(rec, spec, notes, ActionState::Refused, why);
+            }
             let queued = pending.entry(spec.kind).or_insert(0);
             if let Some(cap) = self.cfg.max_live.get(&spec.kind) {
                 let live = lock(&self.live)
@@ -328,6 +387,7 @@ impl Ledger {
                 notes,
                 apply: true,
                 track: false,
+                superseded,
             };
         }
         let track = mode == Mode::Observe && !dry_run;
@@ -337,15 +397,21 @@ impl Ledger {
             notes,
             apply: false,
             track,
+            superseded: None,
         }
     }
 
     /// Everything after applying: the record's state, the live map, the notes.
-    fn finish(&self, p: Prepared, result: Option<Result<Applied, ActError>>) -> ActionRecord {
+    fn finish(
+        &self,
+        p: Prepared,
+        result: Option<Result<Applied, ActError>>,
+    ) -> (ActionRecord, Option<ActionRecord>) {
         let Prepared {
             mut rec,
             notes,
             track,
+            superseded,
             ..
         } = p;
         match result {
@@ -376,11 +442,17 @@ impl Ledger {
                 None => joined,
             });
         }
-        rec
+        (rec, superseded)
     }
 
     /// A manual decision (CLI or API): applied now in the actuator's mode, or only previewed.
-    pub async fn decide(&self, plan: &Plan, spec: ActionSpec, dry_run: bool) -> ActionRecord {
+    /// The second record, if any, is the action this one superseded (already reverted).
+    pub async fn decide(
+        &self,
+        plan: &Plan,
+        spec: ActionSpec,
+        dry_run: bool,
+    ) -> (ActionRecord, Option<ActionRecord>) {
         let mode = self.mode_for(spec.kind, plan.mode);
         self.execute_one(plan, spec, mode, dry_run).await
     }
@@ -781,6 +853,45 @@ mod tests {
             .as_deref()
             .unwrap()
             .contains("attempt 2"));
+    }
+
+    #[tokio::test]
+    async fn one_live_action_per_target() {
+        let t = Table::default();
+        let l = ledger(&t, LedgerConfig::default());
+        let first = l.execute(&plan(Mode::Enforce, "203.0.113.70", 60)).await;
+        assert_eq!(first.len(), 1);
+        // Longer: the first is reverted (recorded as superseded), the new one is live.
+        let longer = l.execute(&plan(Mode::Enforce, "203.0.113.70", 600)).await;
+        assert_eq!(longer.len(), 2);
+        assert_eq!(longer[0].id, first[0].id);
+        assert_eq!(longer[0].state, ActionState::Reverted);
+        assert!(longer[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .starts_with("superseded by action"));
+        assert_eq!(longer[1].state, ActionState::Applied);
+        assert_eq!(l.live().len(), 1);
+        assert!(lock(&t.0).contains_key("ip:203.0.113.70"), "still blocked");
+        // Shorter: refused, nothing changes; expiring the live one later is what unblocks.
+        let shorter = l.execute(&plan(Mode::Enforce, "203.0.113.70", 30)).await;
+        assert_eq!(shorter[0].state, ActionState::Refused);
+        assert!(shorter[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .starts_with("already in force until"));
+        assert_eq!(l.live().len(), 1);
+        // The same target twice in one batch: the second is refused.
+        let many = l
+            .execute_many(&[
+                plan(Mode::Enforce, "203.0.113.71", 60),
+                plan(Mode::Enforce, "203.0.113.71", 90),
+            ])
+            .await;
+        assert_eq!(many[0][0].state, ActionState::Applied);
+        assert_eq!(many[1][0].state, ActionState::Refused);
     }
 
     #[tokio::test]

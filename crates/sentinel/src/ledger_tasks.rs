@@ -186,7 +186,21 @@ impl Decisions for Desk {
             ),
             trace_id: req.trace_id,
         };
-        let rec = self.ledger.decide(&plan, spec, req.dry_run).await;
+        let (rec, superseded) = self.ledger.decide(&plan, spec, req.dry_run).await;
+        if let Some(old) = superseded {
+            write(
+                &self.writer,
+                [
+                    Record::Action(old.clone()),
+                    audit(
+                        &old,
+                        AuditKind::ActionChanged,
+                        "superseded by a longer action",
+                    ),
+                ],
+            )
+            .await;
+        }
         if !req.dry_run {
             write(
                 &self.writer,
