@@ -101,6 +101,9 @@ pub struct Ledger {
     history: Mutex<History>,
     /// Failed reverts: attempts so far and when to try next (exponential backoff, capped).
     retry: Mutex<HashMap<ActionId, (u32, i64)>>,
+    /// Serialises deciding-and-applying, so caps and one-action-per-target hold between the act stage
+    /// and manual decisions arriving at the same time.
+    applying: tokio::sync::Mutex<()>,
 }
 
 #[derive(Default)]
@@ -126,6 +129,7 @@ impl Ledger {
             live: Mutex::new(BTreeMap::new()),
             history: Mutex::new(History::default()),
             retry: Mutex::new(HashMap::new()),
+            applying: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -239,6 +243,7 @@ impl Ledger {
         mode: Mode,
         dry_run: bool,
     ) -> (ActionRecord, Option<ActionRecord>) {
+        let _one_at_a_time = self.applying.lock().await;
         let mut pending = HashMap::new();
         let mut targets = std::collections::HashSet::new();
         let p = self
@@ -255,6 +260,7 @@ impl Ledger {
     /// screened and previewed as in [`Ledger::execute`], then the enforced ones are applied with one
     /// `apply_batch` per kind — one nftables transaction for all the blocks. One record list per plan.
     pub async fn execute_many(&self, plans: &[Plan]) -> Vec<Vec<ActionRecord>> {
+        let _one_at_a_time = self.applying.lock().await;
         let mut pending_per_kind = HashMap::new();
         let mut targets = std::collections::HashSet::new();
         let mut prepared: Vec<(usize, Prepared)> = Vec::new();
