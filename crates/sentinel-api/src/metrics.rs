@@ -117,6 +117,7 @@ metrics! {
     log_rotations: "File rotations followed.",
     log_truncations: "File truncations followed.",
     log_source_errors: "Errors in log sources (kept running).",
+    log_peers_refused: "Syslog datagrams and connections dropped: sender not in allowed_peers.",
     scenario_keys_expired: "Scenario keys dropped as idle by event time.",
     scenario_keys_evicted: "Live scenario keys evicted at the per-scenario cap.",
 }

@@ -25,6 +25,7 @@ const LIST_ELEMENTS: &[(&str, &[&str])] = &[
             "udp",
             "tcp",
             "command",
+            "allowed_peers",
         ],
     ),
 ];

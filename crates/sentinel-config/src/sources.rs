@@ -53,6 +53,8 @@ pub enum SourceConfig {
         tcp: Option<SocketAddr>,
         /// Line format of the messages.
         format: String,
+        /// Senders accepted (default: loopback only); anyone who can send lines can make Sentinel act.
+        allowed_peers: Vec<ipnet::IpNet>,
     },
     /// The systemd journal, through `journalctl -o json -f`.
     Journald {
@@ -155,7 +157,7 @@ const FILE_KEYS: &[&str] = &[
     "mode",
     "poll_interval",
 ];
-const SYSLOG_KEYS: &[&str] = &["type", "udp", "tcp", "format"];
+const SYSLOG_KEYS: &[&str] = &["type", "udp", "tcp", "format", "allowed_peers"];
 const JOURNALD_KEYS: &[&str] = &["type", "command", "format"];
 
 pub(crate) fn source(r: &mut Reader, e: &Node<'_>) -> Option<SourceConfig> {
@@ -228,10 +230,36 @@ pub(crate) fn source(r: &mut Reader, e: &Node<'_>) -> Option<SourceConfig> {
                 r.fail(&e.path, "a syslog source needs `udp`, `tcp` or both");
                 return None;
             }
+            let allowed_peers = match r.optional(e, "allowed_peers") {
+                None => Some(vec![
+                    ipnet::IpNet::V4(ipnet::Ipv4Net::new_assert(
+                        std::net::Ipv4Addr::new(127, 0, 0, 0),
+                        8,
+                    )),
+                    ipnet::IpNet::V6(ipnet::Ipv6Net::new_assert(
+                        std::net::Ipv6Addr::LOCALHOST,
+                        128,
+                    )),
+                ]),
+                Some(n) => r.each(&n, |r, p| {
+                    let v = r.string(p)?;
+                    let net = v
+                        .parse::<ipnet::IpNet>()
+                        .or_else(|_| v.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
+                    match net {
+                        Ok(net) => Some(net),
+                        Err(_) => {
+                            r.fail(&p.path, format!("not a CIDR or an address: {v:?}"));
+                            None
+                        }
+                    }
+                }),
+            };
             Some(SourceConfig::Syslog {
                 udp: udp?,
                 tcp: tcp?,
                 format: format?,
+                allowed_peers: allowed_peers?,
             })
         }
         _ => {

@@ -25,6 +25,7 @@ async fn source_syslog_udp_tcp_framing_and_connection_cap() {
         tcp: Some(local),
         max_message_bytes: 64,
         max_connections: 2,
+        ..SyslogConfig::default()
     };
     let rx_side = SyslogReceiver::bind(cfg, metrics.clone()).await.unwrap();
     let (udp_addr, tcp_addr) = (rx_side.udp_addr().unwrap(), rx_side.tcp_addr().unwrap());
@@ -97,5 +98,75 @@ async fn source_syslog_udp_tcp_framing_and_connection_cap() {
     assert_eq!(recv(&mut rx).await.text, "<13>after a slot freed");
 
     stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn senders_outside_allowed_peers_are_dropped_and_idle_connections_closed() {
+    let metrics = Arc::new(SourceMetrics::default());
+    let local = "127.0.0.1:0".parse().unwrap();
+    let cfg = SyslogConfig {
+        udp: Some(local),
+        tcp: Some(local),
+        allowed_peers: vec!["192.0.2.0/24".parse().unwrap()],
+        ..SyslogConfig::default()
+    };
+    let rx_side = SyslogReceiver::bind(cfg, metrics.clone()).await.unwrap();
+    let (udp_addr, tcp_addr) = (rx_side.udp_addr().unwrap(), rx_side.tcp_addr().unwrap());
+    let (tx, mut rx) = mpsc::channel(16);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(rx_side.run(tx, async move {
+        let _ = stopped.await;
+    }));
+    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    client
+        .send_to(
+            b"<34>1 2026-01-01T00:00:00Z host sshd - - - forged\n",
+            udp_addr,
+        )
+        .await
+        .unwrap();
+    let mut tcp = tokio::net::TcpStream::connect(tcp_addr).await.unwrap();
+    use tokio::io::AsyncWriteExt;
+    let _ = tcp
+        .write_all(b"<34>1 2026-01-01T00:00:00Z host sshd - - - forged over tcp\n")
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        rx.try_recv().is_err(),
+        "nothing from a sender outside allowed_peers"
+    );
+    assert_eq!(metrics.snapshot().peers_refused, 2);
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+
+    // Idle connections are closed, freeing their slot.
+    let metrics = Arc::new(SourceMetrics::default());
+    let cfg = SyslogConfig {
+        tcp: Some(local),
+        max_connections: 1,
+        idle_timeout: std::time::Duration::from_millis(200),
+        ..SyslogConfig::default()
+    };
+    let rx_side = SyslogReceiver::bind(cfg, metrics.clone()).await.unwrap();
+    let tcp_addr = rx_side.tcp_addr().unwrap();
+    let (tx, mut rx) = mpsc::channel(16);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(rx_side.run(tx, async move {
+        let _ = stopped.await;
+    }));
+    let _idle = tokio::net::TcpStream::connect(tcp_addr).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let mut second = tokio::net::TcpStream::connect(tcp_addr).await.unwrap();
+    second
+        .write_all(b"<34>1 2026-01-01T00:00:00Z host app - - - after idle\n")
+        .await
+        .unwrap();
+    let got = tokio::time::timeout(std::time::Duration::from_secs(3), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(got.text.ends_with("after idle"), "{}", got.text);
+    let _ = stop.send(());
     task.await.unwrap().unwrap();
 }

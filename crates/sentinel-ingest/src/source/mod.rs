@@ -53,6 +53,8 @@ pub struct SourceMetrics {
     pub errors: AtomicU64,
     /// Connections refused because the connection limit was reached.
     pub connections_refused: AtomicU64,
+    /// Datagrams and connections dropped because the sender is not in `allowed_peers`.
+    pub peers_refused: AtomicU64,
     /// Child process restarts (journald).
     pub restarts: AtomicU64,
 }
@@ -76,6 +78,8 @@ pub struct MetricsSnapshot {
     pub errors: u64,
     /// See [`SourceMetrics::connections_refused`].
     pub connections_refused: u64,
+    /// See [`SourceMetrics::peers_refused`].
+    pub peers_refused: u64,
     /// See [`SourceMetrics::restarts`].
     pub restarts: u64,
 }
@@ -93,6 +97,7 @@ impl SourceMetrics {
             truncations: get(&self.truncations),
             errors: get(&self.errors),
             connections_refused: get(&self.connections_refused),
+            peers_refused: get(&self.peers_refused),
             restarts: get(&self.restarts),
         }
     }

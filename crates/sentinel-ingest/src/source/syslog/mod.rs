@@ -28,6 +28,24 @@ pub struct SyslogConfig {
     pub max_message_bytes: usize,
     /// Open TCP connections allowed at once.
     pub max_connections: usize,
+    /// Senders accepted; datagrams and connections from anyone else are dropped and counted (anyone who
+    /// can send lines can make Sentinel act on forged ones). Empty accepts every sender.
+    pub allowed_peers: Vec<ipnet::IpNet>,
+    /// A TCP connection that sends nothing for this long is closed.
+    pub idle_timeout: std::time::Duration,
+}
+
+impl SyslogConfig {
+    fn allows(&self, peer: std::net::IpAddr) -> bool {
+        let peer = match peer {
+            std::net::IpAddr::V6(v6) => v6
+                .to_ipv4_mapped()
+                .map(std::net::IpAddr::V4)
+                .unwrap_or(peer),
+            v4 => v4,
+        };
+        self.allowed_peers.is_empty() || self.allowed_peers.iter().any(|n| n.contains(&peer))
+    }
 }
 
 impl Default for SyslogConfig {
@@ -37,6 +55,8 @@ impl Default for SyslogConfig {
             tcp: None,
             max_message_bytes: 8192,
             max_connections: 256,
+            allowed_peers: Vec::new(),
+            idle_timeout: std::time::Duration::from_secs(300),
         }
     }
 }
@@ -143,7 +163,12 @@ async fn udp_loop(
     let mut buf = vec![0u8; 65536];
     loop {
         let n = match sock.recv_from(&mut buf).await {
-            Ok((n, _peer)) => n,
+            Ok((n, peer)) if cfg.allows(peer.ip()) => n,
+            Ok((_, peer)) => {
+                bump(&metrics.peers_refused, 1);
+                tracing::debug!(%peer, "syslog datagram from a sender not in allowed_peers dropped");
+                continue;
+            }
             Err(e) => {
                 bump(&metrics.errors, 1);
                 tracing::debug!(error = %e, "syslog udp receive failed");
@@ -190,15 +215,22 @@ async fn tcp_loop(
                         continue;
                     }
                 };
+                if !cfg.allows(peer.ip()) {
+                    bump(&metrics.peers_refused, 1);
+                    tracing::debug!(%peer, "syslog connection from a sender not in allowed_peers refused");
+                    drop(stream);
+                    continue;
+                }
                 let Ok(permit) = slots.clone().try_acquire_owned() else {
                     bump(&metrics.connections_refused, 1);
                     tracing::debug!(%peer, "syslog tcp connection refused: limit reached");
                     drop(stream);
                     continue;
                 };
-                let (origin, metrics, out, max) = (origin.clone(), metrics.clone(), out.clone(), cfg.max_message_bytes);
+                let (origin, metrics, out, max, idle) =
+                    (origin.clone(), metrics.clone(), out.clone(), cfg.max_message_bytes, cfg.idle_timeout);
                 conns.spawn(async move {
-                    let r = connection(stream, origin, max, &metrics, &out).await;
+                    let r = connection(stream, origin, max, idle, &metrics, &out).await;
                     drop(permit);
                     r
                 });
@@ -216,6 +248,7 @@ async fn connection(
     mut stream: TcpStream,
     origin: Arc<str>,
     max: usize,
+    idle: std::time::Duration,
     metrics: &SourceMetrics,
     out: &LineTx,
 ) -> Result<(), SourceError> {
@@ -224,10 +257,10 @@ async fn connection(
     let mut frames = Vec::new();
     let mut never = std::pin::pin!(std::future::pending::<()>());
     loop {
-        let n = match stream.read(&mut buf).await {
-            Ok(0) => return Ok(()),
-            Ok(n) => n,
-            Err(_) => return Ok(()),
+        let n = match tokio::time::timeout(idle, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return Ok(()),
+            Ok(Ok(n)) => n,
+            Err(_) => return Ok(()), // idle: close, freeing the slot
         };
         bump(&metrics.bytes_read, n as u64);
         let framed = framer.feed(&buf[..n], &mut frames);
