@@ -74,7 +74,8 @@ pub async fn run(
         crate::ledger_tasks::ledger_config(&cfg),
     ));
     crate::ledger_tasks::reconcile(&ledger, &store, &writer).await?;
-    let expiry = crate::ledger_tasks::spawn_expiry(ledger.clone(), writer.clone());
+    let (stop_expiry, expiry_stopped) = tokio::sync::watch::channel(false);
+    let expiry = crate::ledger_tasks::spawn_expiry(ledger.clone(), writer.clone(), expiry_stopped);
     let desk = Arc::new(crate::ledger_tasks::Desk {
         ledger: ledger.clone(),
         writer: writer.clone(),
@@ -168,7 +169,10 @@ pub async fn run(
         }
     }
     retention.abort();
-    expiry.abort();
+    let _ = stop_expiry.send(true);
+    if let Err(e) = expiry.await {
+        tracing::error!(evt = "expiry_task_failed", error = %e);
+    }
     running.join().await;
     let stats = writer_task.finish().await.context("flushing the store")?;
     store.close().await;

@@ -122,14 +122,24 @@ pub async fn reconcile(ledger: &Ledger, store: &Store, w: &StoreWriter) -> anyho
 }
 
 /// Reverts actions when their time is up, until aborted.
-pub fn spawn_expiry(ledger: Arc<Ledger>, w: StoreWriter) -> tokio::task::JoinHandle<()> {
+///
+/// Stopping is cooperative: `stop` is only looked at between passes, so a revert and the record of it
+/// are never separated (which would make the next start re-apply an action already undone).
+pub fn spawn_expiry(
+    ledger: Arc<Ledger>,
+    w: StoreWriter,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             let wait = ledger
                 .next_expiry()
                 .map(|t| (t.as_millis() - Timestamp::now().as_millis()).clamp(0, 1000) as u64)
                 .unwrap_or(1000);
-            tokio::time::sleep(Duration::from_millis(wait)).await;
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
+                _ = stop.wait_for(|v| *v) => return,
+            }
             for r in ledger.expire_due(Timestamp::now()).await {
                 let _span = tracing::info_span!("expiry", trace = %r.trace_id).entered();
                 tracing::info!(evt = "action_expired", action = %r.id, kind = %r.spec.kind, subject = %r.spec.subject, state = r.state.as_str());
