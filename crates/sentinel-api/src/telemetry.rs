@@ -40,6 +40,9 @@ struct Known {
     user: Option<String>,
 }
 
+/// How far ahead of the clock a reported time may be before it is replaced by the time of receipt.
+const MAX_FUTURE_MS: i64 = 5 * 60 * 1000;
+
 /// Fields lifted out of the attributes into the event itself.
 const LIFTED: [&str; 5] = ["kind", "ts", "source", "src_ip", "target"];
 
@@ -82,10 +85,21 @@ pub(crate) fn to_event(
     for k in LIFTED {
         obj.remove(k);
     }
+    // A time far in the future would push detectors' windows and cooldowns ahead and blind them for
+    // that source: such times are replaced by the time of receipt (the reported one is kept).
+    let now = Timestamp::now();
+    let ts = match known.ts {
+        Some(t) if t.as_millis() > now.as_millis() + MAX_FUTURE_MS => {
+            obj.insert("reported_ts".into(), t.to_rfc3339().into());
+            now
+        }
+        Some(t) => t,
+        None => now,
+    };
     let ev = Event {
         id: EventId::new(),
         kind: EventKind(known.kind.unwrap_or_else(|| "telemetry".into())),
-        ts: known.ts.unwrap_or_else(Timestamp::now),
+        ts,
         source: known.source.unwrap_or_else(|| "api".into()),
         src_ip: known.src_ip,
         target: known.target,
@@ -136,6 +150,34 @@ mod tests {
         assert!(!ev.attrs.contains_key("src_ip"));
         assert_eq!(ev.attrs["password"], "***");
         assert_eq!(ev.attrs["ctx"]["token"], "***");
+    }
+
+    #[test]
+    fn far_future_times_are_replaced_by_the_time_of_receipt() {
+        let r = Redactor::default();
+        let (ev, _) = to_event(
+            json!({"src_ip": "203.0.113.7", "ts": "2999-01-01T00:00:00Z"}),
+            &TraceId::new(),
+            &r,
+            true,
+            "",
+        )
+        .unwrap();
+        assert!(ev.ts.as_millis() <= Timestamp::now().as_millis());
+        assert_eq!(ev.attrs["reported_ts"], "2999-01-01T00:00:00.000Z");
+        let (ev, _) = to_event(
+            json!({"src_ip": "203.0.113.7", "ts": "2020-01-01T00:00:00Z"}),
+            &TraceId::new(),
+            &r,
+            true,
+            "",
+        )
+        .unwrap();
+        assert_eq!(
+            ev.ts.to_rfc3339(),
+            "2020-01-01T00:00:00.000Z",
+            "past times are the event's own"
+        );
     }
 
     #[test]

@@ -412,3 +412,36 @@ fn bad_scenario_files_report_every_problem() {
     );
     assert!(text.iter().all(|t| t.starts_with("mine.yaml: ")));
 }
+
+#[test]
+fn evidence_of_quiet_keys_makes_room_for_new_ones() {
+    let mut e = engine(EngineOptions {
+        max_evidence_keys: 10,
+        ..Default::default()
+    });
+    let mut out = Vec::new();
+    // Ten sources get "hot" (3 failures each, below the threshold of 6) and then go quiet.
+    for k in 0..10u8 {
+        for i in 0..3 {
+            e.observe(
+                &ssh_fail(i, &format!("203.0.113.{k}"), "root"),
+                Some("warm-up line"),
+                &mut out,
+            );
+        }
+    }
+    // Two hours later a new attacker fires: its alert still carries its lines.
+    for i in 0..6 {
+        e.observe(
+            &ssh_fail(7200 + i, "198.51.100.200", "root"),
+            Some(&format!("late line {i}")),
+            &mut out,
+        );
+    }
+    let a = out.iter().find(|a| a.scenario == "ssh_bruteforce").unwrap();
+    assert!(a.evidence.len() > 1, "{:?}", a.evidence);
+    assert!(a
+        .evidence
+        .iter()
+        .all(|ev| ev.attrs["line"].as_str().unwrap().starts_with("late line")));
+}

@@ -12,6 +12,9 @@ use sentinel_core::{
 use std::hash::Hasher;
 use std::net::{IpAddr, Ipv6Addr};
 
+/// Evidence of a key with no new line for this long (event time) may be dropped when space is needed.
+const EVIDENCE_IDLE_MS: i64 = 3_600_000;
+
 /// Limits and shared settings of the engine.
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
@@ -386,7 +389,16 @@ impl ScenarioEngine {
         if !self.evidence.contains_key(&(idx, key))
             && self.evidence.len() >= self.opts.max_evidence_keys
         {
-            return;
+            // Full: drop the evidence of keys that went quiet (no line for an hour of event time),
+            // which will most likely never alert; if none did, this line goes without evidence.
+            self.evidence.retain(|_, lines| {
+                lines
+                    .last()
+                    .is_some_and(|(t, _)| t.saturating_add(EVIDENCE_IDLE_MS) > now)
+            });
+            if self.evidence.len() >= self.opts.max_evidence_keys {
+                return;
+            }
         }
         let lines = self.evidence.entry((idx, key)).or_default();
         if lines.len() >= max_lines {
