@@ -526,7 +526,7 @@ impl Ledger {
     pub async fn reconcile(&self, records: Vec<ActionRecord>) -> Result<Vec<Correction>, ActError> {
         let now = Timestamp::now();
         let mut observed: HashMap<(ActionKind, String), Applied> = HashMap::new();
-        let mut unreadable: Vec<String> = Vec::new();
+        let mut unreadable: Vec<(ActionKind, String)> = Vec::new();
         for kind in ActionKind::ALL {
             if let Some(act) = self.responder.actuator(kind) {
                 match act.observe().await {
@@ -536,7 +536,7 @@ impl Ledger {
                         }
                     }
                     // One backend that cannot be read must not keep the others (or start-up) down.
-                    Err(e) => unreadable.push(format!("{kind}: {e}")),
+                    Err(e) => unreadable.push((kind, e.to_string())),
                 }
             }
         }
@@ -599,33 +599,14 @@ impl Ledger {
         for ((kind, subject), token) in observed {
             if let Some(act) = self.responder.actuator(kind) {
                 let removed = act.revert(&token).await;
-                let plan_less = ActionRecord {
-                    id: ActionId::new(),
-                    plan_id: sentinel_core::PlanId::new(),
-                    alert_id: sentinel_core::AlertId::new(),
-                    spec: ActionSpec {
-                        kind,
-                        subject: token.subject.clone(),
-                        ttl_secs: 0,
-                        params: serde_json::Value::Null,
-                    },
-                    mode: Mode::Enforce,
-                    state: if removed.is_ok() {
-                        ActionState::Reverted
-                    } else {
-                        ActionState::Failed
-                    },
-                    created: now,
-                    updated: Timestamp::now(),
-                    expires_at: now,
-                    preview: Preview {
-                        kind,
-                        operations: Vec::new(),
-                    },
-                    applied: Some(token),
-                    error: removed.as_ref().err().map(|e| e.to_string()),
-                    trace_id: sentinel_core::TraceId::new(),
+                let state = if removed.is_ok() {
+                    ActionState::Reverted
+                } else {
+                    ActionState::Failed
                 };
+                let error = removed.as_ref().err().map(|e| e.to_string());
+                let plan_less =
+                    start_up_record(kind, token.subject.clone(), state, Some(token), error, now);
                 let note = match &removed {
                     Ok(()) => format!("orphan {kind} on {subject} with no live record: removed"),
                     Err(e) => format!(
@@ -638,37 +619,48 @@ impl Ledger {
                 });
             }
         }
-        for u in unreadable {
+        for (kind, why) in unreadable {
+            let me = sentinel_core::Subject::User("sentinel".into());
             out.push(Correction {
-                record: ActionRecord {
-                    id: ActionId::new(),
-                    plan_id: sentinel_core::PlanId::new(),
-                    alert_id: sentinel_core::AlertId::new(),
-                    spec: ActionSpec {
-                        kind: ActionKind::BlockIp,
-                        subject: sentinel_core::Subject::User("sentinel".into()),
-                        ttl_secs: 0,
-                        params: serde_json::Value::Null,
-                    },
-                    mode: Mode::Enforce,
-                    state: ActionState::Failed,
-                    created: now,
-                    updated: now,
-                    expires_at: now,
-                    preview: Preview {
-                        kind: ActionKind::BlockIp,
-                        operations: Vec::new(),
-                    },
-                    applied: None,
-                    error: Some(u.clone()),
-                    trace_id: sentinel_core::TraceId::new(),
-                },
-                note: format!(
-                    "could not observe what is in place ({u}); its records are kept as they are"
-                ),
+                record: start_up_record(kind, me, ActionState::Failed, None, Some(why.clone()), now),
+                note: format!("could not observe what is in place ({kind}: {why}); its records are kept as they are"),
             });
         }
         Ok(out)
+    }
+}
+
+/// A record of something reconcile did outside any plan (an orphan removed, a backend unreadable).
+fn start_up_record(
+    kind: ActionKind,
+    subject: sentinel_core::Subject,
+    state: ActionState,
+    applied: Option<Applied>,
+    error: Option<String>,
+    now: Timestamp,
+) -> ActionRecord {
+    ActionRecord {
+        id: ActionId::new(),
+        plan_id: sentinel_core::PlanId::new(),
+        alert_id: sentinel_core::AlertId::new(),
+        spec: ActionSpec {
+            kind,
+            subject,
+            ttl_secs: 0,
+            params: serde_json::Value::Null,
+        },
+        mode: Mode::Enforce,
+        state,
+        created: now,
+        updated: Timestamp::now(),
+        expires_at: now,
+        preview: Preview {
+            kind,
+            operations: Vec::new(),
+        },
+        applied,
+        error,
+        trace_id: sentinel_core::TraceId::new(),
     }
 }
 

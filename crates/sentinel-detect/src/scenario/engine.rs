@@ -475,12 +475,8 @@ impl Detector for ScenarioEngine {
     }
 
     fn observe(&mut self, ev: &Event, out: &mut Vec<Alert>) {
-        let line = ev
-            .attrs
-            .get("line")
-            .and_then(|v| v.as_str())
-            .map(str::to_owned);
-        ScenarioEngine::observe(self, ev, line.as_deref(), out);
+        let line = ev.attrs.get("line").and_then(|v| v.as_str());
+        ScenarioEngine::observe(self, ev, line, out);
     }
 
     fn tick(&mut self, _now: Timestamp, _out: &mut Vec<Alert>) {}
