@@ -19,6 +19,10 @@ pub const FORMATS: &[&str] = &[
     "postfix",
     "dovecot",
     "json",
+    "vhost_combined",
+    "traefik",
+    "caddy",
+    "haproxy",
 ];
 
 /// One source of log lines.

@@ -1,7 +1,7 @@
 //! `--format auto` and the by-name registry of parsers. [`Auto`] tries each log family in turn and
 //! remembers the one that recognised the last line, so a homogeneous file costs one parser per line.
 
-use super::http::{AccessLog, ErrorLog, ErrorLogFlavor};
+use super::http::{self, AccessLog, Caddy, ErrorLog, ErrorLogFlavor, Haproxy, Traefik};
 use super::json::JsonLines;
 use super::mail::{Dovecot, Postfix};
 use super::sshd::Sshd;
@@ -21,6 +21,10 @@ pub const FORMATS: &[&str] = &[
     "postfix",
     "dovecot",
     "json",
+    "vhost_combined",
+    "traefik",
+    "caddy",
+    "haproxy",
 ];
 
 /// The parser for a format name (one of [`FORMATS`]); `None` for an unknown name.
@@ -36,6 +40,10 @@ pub fn by_name(name: &str) -> Option<Box<dyn LineParser>> {
         "postfix" => Box::new(Postfix),
         "dovecot" => Box::new(Dovecot),
         "json" => Box::new(JsonLines::default()),
+        "vhost_combined" => Box::new(AccessLog::new("apache")),
+        "traefik" => Box::new(Traefik),
+        "caddy" => Box::new(Caddy),
+        "haproxy" => Box::new(Haproxy),
         _ => return None,
     })
 }
@@ -44,14 +52,17 @@ pub fn by_name(name: &str) -> Option<Box<dyn LineParser>> {
 const SYSLOG: u8 = 0;
 const ACCESS: u8 = 1;
 const ERROR: u8 = 2;
-const JSON: u8 = 3;
-const ORDER: [u8; 4] = [SYSLOG, ACCESS, ERROR, JSON];
+const HAPROXY: u8 = 3;
+const JSON: u8 = 4;
+const ORDER: [u8; 5] = [SYSLOG, ACCESS, ERROR, HAPROXY, JSON];
 
 /// Detects the format line by line (format name `auto`).
 ///
-/// A syslog line is handed to sshd, postfix or dovecot by its program; a syslog line of any other program
-/// is [`Unparsed::Ignored`]. Other lines are tried as access log, nginx/apache error log and JSON. The
-/// first family that does not answer [`Unparsed::NoMatch`] decides, and is tried first next time.
+/// A syslog line is handed to sshd, postfix, an HTTP server (nginx, apache/httpd, traefik, caddy, haproxy:
+/// see [`http::parse_syslog`]) or dovecot by its program; a syslog line of any other program is
+/// [`Unparsed::Ignored`]. Other lines are tried as access log (with or without a leading virtual host),
+/// nginx/apache error log, Traefik or Caddy JSON access log or HAProxy line without header, and JSON.
+/// The first family that does not answer [`Unparsed::NoMatch`] decides, and is tried first next time.
 #[derive(Debug, Default)]
 pub struct Auto {
     access: AccessLog,
@@ -73,6 +84,9 @@ impl Auto {
                     Err(Unparsed::NoMatch) => {}
                     r => return r,
                 }
+                if let Some(r) = http::parse_syslog(&l, ctx) {
+                    return r;
+                }
                 match Dovecot.parse_syslog(&l) {
                     Err(Unparsed::NoMatch) => Err(Unparsed::Ignored),
                     r => r,
@@ -80,7 +94,19 @@ impl Auto {
             }
             ACCESS => self.access.parse(line, ctx),
             ERROR => self.error.parse(line, ctx),
-            JSON => self.json.parse(line, ctx),
+            HAPROXY => Haproxy.parse_raw(line, ctx),
+            JSON => {
+                // Access logs are told from other JSON by a key only they write, so a file mixing
+                // Traefik's access and application lines reads each right whatever came before.
+                let trimmed = line.trim_start();
+                if http::traefik_json(trimmed) {
+                    Traefik.parse_message(trimmed, ctx)
+                } else if http::caddy_json(trimmed) {
+                    Caddy.parse_message(trimmed, ctx)
+                } else {
+                    self.json.parse(line, ctx)
+                }
+            }
             _ => Err(Unparsed::NoMatch),
         }
     }

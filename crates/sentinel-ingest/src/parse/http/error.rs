@@ -1,11 +1,13 @@
 //! nginx and apache error logs, for the lines fail2ban's `nginx-http-auth`, `nginx-limit-req` and
 //! `apache-auth` filters act on: basic-auth user-not-found and password-mismatch
-//! ([`LogKind::HttpAuthFailure`]) and `limit_req`/`limit_conn` refusals ([`LogKind::HttpRateLimited`]).
+//! ([`LogKind::HttpAuthFailure`]), `limit_req`/`limit_conn` refusals ([`LogKind::HttpRateLimited`]) and
+//! nginx mail-proxy login failures ([`LogKind::MailAuthFailure`]), in their own files or inside syslog.
 //! Every other error-log line of a recognised layout is [`Unparsed::Ignored`].
 
-use super::request_line;
+use super::{request_line, Server};
 use crate::parse::clock::{self, Civil};
 use crate::parse::scan::{self, after, quoted};
+use crate::parse::syslog;
 use crate::{LineParser, LogKind, ParseCtx, Parsed, Unparsed};
 use sentinel_core::Timestamp;
 use std::borrow::Cow;
@@ -53,25 +55,84 @@ impl LineParser for ErrorLog {
     }
 
     fn parse(&self, line: &str, ctx: &ParseCtx) -> Result<Parsed, Unparsed> {
-        match (line.as_bytes().first(), self.flavor) {
+        let direct = match (line.as_bytes().first(), self.flavor) {
             (Some(b'['), ErrorLogFlavor::Apache | ErrorLogFlavor::Either) => apache(line, ctx),
             (Some(c), ErrorLogFlavor::Nginx | ErrorLogFlavor::Either) if c.is_ascii_digit() => {
                 nginx(line, ctx)
             }
             _ => Err(Unparsed::NoMatch),
+        };
+        if direct != Err(Unparsed::NoMatch) {
+            return direct;
         }
+        // The same line sent through syslog (`… web1 nginx: 2026/11/29 10:00:00 [error] …`).
+        let Ok(l) = syslog::split(line, ctx) else {
+            return direct;
+        };
+        let mut parsed = match (Server::of_program(l.program), self.flavor) {
+            (Some(Server::Nginx), ErrorLogFlavor::Nginx | ErrorLogFlavor::Either) => {
+                nginx_message(l.message, l.ts, ctx)?
+            }
+            (Some(Server::Apache), ErrorLogFlavor::Apache | ErrorLogFlavor::Either) => {
+                apache_message(l.message, l.ts, ctx)?
+            }
+            _ => return direct,
+        };
+        parsed.ts = parsed.ts.or(l.ts);
+        Ok(parsed)
+    }
+}
+
+/// An nginx error-log message from syslog: with its own time, or without it (`[error] 1234#0: …`, the
+/// header's time `ts` then stands).
+pub(super) fn nginx_message(
+    msg: &str,
+    ts: Option<Timestamp>,
+    ctx: &ParseCtx,
+) -> Result<Parsed, Unparsed> {
+    match msg.as_bytes().first() {
+        Some(c) if c.is_ascii_digit() => nginx(msg, ctx),
+        Some(b'[') if is_nginx_level(&msg[1..]) => nginx_body(&msg[1..], ts),
+        _ => Err(Unparsed::NoMatch),
+    }
+}
+
+/// `emerg] `, `error] `, … at the start of `s`.
+fn is_nginx_level(s: &str) -> bool {
+    ["emerg] ", "alert] ", "crit] ", "error] ", "warn] ", "notice] ", "info] ", "debug] "]
+        .iter()
+        .any(|l| s.starts_with(l))
+}
+
+/// An apache error-log message from syslog: with its own `[time]`, or starting at the module section
+/// (`[auth_basic:error] [pid 1] [client …] …`, the header's time `ts` then stands).
+pub(super) fn apache_message(
+    msg: &str,
+    ts: Option<Timestamp>,
+    ctx: &ParseCtx,
+) -> Result<Parsed, Unparsed> {
+    let Some(inner) = msg.strip_prefix('[') else {
+        return Err(Unparsed::NoMatch);
+    };
+    let first_section = inner.split_once(']').map_or("", |(s, _)| s);
+    if apache_time(first_section).is_some() {
+        apache(msg, ctx)
+    } else if first_section.contains(':') || first_section.starts_with("client ") {
+        apache_body(msg, ts)
+    } else {
+        Err(Unparsed::NoMatch)
     }
 }
 
 fn hit(
     service: &'static str,
-    ts: Timestamp,
+    ts: Option<Timestamp>,
     kind: LogKind,
     ip: IpAddr,
     fields: Vec<(&'static str, String)>,
 ) -> Parsed {
     Parsed {
-        ts: Some(ts),
+        ts,
         service: Cow::Borrowed(service),
         kind,
         src_ip: Some(ip),
@@ -105,7 +166,11 @@ fn nginx(line: &str, ctx: &ParseCtx) -> Result<Parsed, Unparsed> {
     }
     .to_timestamp(ctx.utc_offset_secs)
     .ok_or(BAD_TIMESTAMP)?;
-    let rest = &line[21..];
+    nginx_body(&line[21..], Some(ts))
+}
+
+/// `level] pid#tid: [*cid ]message…`, the part of an nginx error line after its time and `[`.
+fn nginx_body(rest: &str, ts: Option<Timestamp>) -> Result<Parsed, Unparsed> {
     let (_level, rest) = rest.split_once("] ").ok_or(Unparsed::NoMatch)?;
     let (_pid, rest) = rest.split_once(": ").ok_or(Unparsed::NoMatch)?;
     let msg = match rest.strip_prefix('*') {
@@ -132,6 +197,20 @@ fn nginx(line: &str, ctx: &ParseCtx) -> Result<Parsed, Unparsed> {
             fields.push(("zone", zone.to_owned()));
         }
         LogKind::HttpRateLimited
+    } else if let Some(r) = msg.strip_prefix("client login failed: \"") {
+        // ngx_mail_auth_http_module: `client login failed: "<Auth-Status>" while in http auth state,
+        // client: IP, server: ADDR:PORT, login: "user"`.
+        if let Some((reason, _)) = r.split_once("\" while ") {
+            fields.push(("reason", reason.to_owned()));
+        }
+        // The login is the client's text and may itself hold quotes: it ends at the last one.
+        if let Some((login, _)) = after(msg, ", login: \"").and_then(|l| l.rsplit_once('"')) {
+            fields.push(("user", login.to_owned()));
+        }
+        if let Some(server) = after(msg, ", server: ").and_then(|s| s.split(',').next()) {
+            fields.push(("server", server.to_owned()));
+        }
+        LogKind::MailAuthFailure
     } else {
         return Err(Unparsed::Ignored);
     };
@@ -151,9 +230,14 @@ fn nginx(line: &str, ctx: &ParseCtx) -> Result<Parsed, Unparsed> {
 /// `[Www Mmm dd hh:mm:ss[.ffffff] yyyy] [module:level] [pid N[:tid M]] [client IP[:port]] message`
 /// (apache 2.4; 2.2's `[error] [client IP] message` too).
 fn apache(line: &str, ctx: &ParseCtx) -> Result<Parsed, Unparsed> {
-    let (stamp, mut rest) = line[1..].split_once("] ").ok_or(Unparsed::NoMatch)?;
+    let (stamp, rest) = line[1..].split_once("] ").ok_or(Unparsed::NoMatch)?;
     let ts = apache_time(stamp).ok_or(BAD_TIMESTAMP)?;
     let ts = ts.to_timestamp(ctx.utc_offset_secs).ok_or(BAD_TIMESTAMP)?;
+    apache_body(rest, Some(ts))
+}
+
+/// `[module:level] [pid N[:tid M]] [client IP[:port]] message`, an apache error line after its time.
+fn apache_body(mut rest: &str, ts: Option<Timestamp>) -> Result<Parsed, Unparsed> {
     let mut client = None;
     while let Some(section) = rest.strip_prefix('[') {
         let Some((inner, tail)) = section.split_once(']') else {
