@@ -70,15 +70,25 @@ fn bsd_header<'a>(pri: Option<u8>, s: &'a str, ctx: &ParseCtx) -> Result<SyslogL
         return Err(Unparsed::NoMatch);
     }
     const BAD: Unparsed = Unparsed::Malformed("bad_timestamp");
-    if b.len() < 16 || b[6] != b' ' || b[15] != b' ' {
+    // `Nov  7` (RFC 3164's space padding) or `Nov 07`; `Nov 7`, as some writers leave it, moves the
+    // time one byte left.
+    let (day, t) = if b.get(5) == Some(&b' ') && b.get(4).is_some_and(u8::is_ascii_digit) {
+        (clock::digits(&b[4..5]), 6)
+    } else {
+        if b.get(6) != Some(&b' ') {
+            return Err(BAD);
+        }
+        let day = match b[4] {
+            b' ' => clock::digits(&b[5..6]),
+            _ => clock::digits(&b[4..6]),
+        };
+        (day, 7)
+    };
+    let day = day.ok_or(BAD)?;
+    if b.len() < t + 9 || b[t + 8] != b' ' {
         return Err(BAD);
     }
-    let day = match b[4] {
-        b' ' => clock::digits(&b[5..6]),
-        _ => clock::digits(&b[4..6]),
-    }
-    .ok_or(BAD)?;
-    let (hour, minute, second) = clock::hms(&b[7..15]).ok_or(BAD)?;
+    let (hour, minute, second) = clock::hms(&b[t..t + 8]).ok_or(BAD)?;
     let civil = Civil {
         year: 0,
         month,
@@ -89,7 +99,7 @@ fn bsd_header<'a>(pri: Option<u8>, s: &'a str, ctx: &ParseCtx) -> Result<SyslogL
         millis: 0,
     };
     let ts = clock::infer_year(civil, ctx).ok_or(BAD)?;
-    Ok(host_and_tag(pri, Some(ts), &s[16..]))
+    Ok(host_and_tag(pri, Some(ts), &s[t + 9..]))
 }
 
 /// `2026-11-27T19:56:49.123456+01:00 host tag: msg`.
