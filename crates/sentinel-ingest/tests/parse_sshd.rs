@@ -170,23 +170,73 @@ fn probe_and_preauth_lines() {
         ok(ProtocolProbe, Some("198.51.100.7"), None, Some("timeout")),
         ok(ProtocolProbe, Some("198.51.100.8"), None, Some("timeout")),
         ok(ProtocolProbe, Some("198.51.100.9"), None, Some("timeout")),
-        ok(ProtocolProbe, Some("198.51.100.10"), None, Some("dispatch_fatal")),
-        ok(ProtocolProbe, Some("198.51.100.11"), Some("root"), Some("dispatch_fatal")),
-        ok(ProtocolProbe, Some("198.51.100.12"), None, Some("dispatch_fatal")),
+        ok(
+            ProtocolProbe,
+            Some("198.51.100.10"),
+            None,
+            Some("dispatch_fatal"),
+        ),
+        ok(
+            ProtocolProbe,
+            Some("198.51.100.11"),
+            Some("root"),
+            Some("dispatch_fatal"),
+        ),
+        ok(
+            ProtocolProbe,
+            Some("198.51.100.12"),
+            None,
+            Some("dispatch_fatal"),
+        ),
         ok(ProtocolProbe, None, None, Some("kex_ident")),
         ok(ProtocolProbe, None, None, Some("kex_ident")),
         ok(ProtocolProbe, Some("198.51.100.13"), None, Some("banner")),
         ok(ProtocolProbe, Some("198.51.100.14"), None, Some("banner")),
         ok(ProtocolProbe, Some("198.51.100.15"), None, Some("no_ident")),
-        ok(ProtocolProbe, Some("198.51.100.16"), None, Some("negotiate")),
-        ok(ProtocolProbe, Some("198.51.100.17"), None, Some("negotiate")),
-        ok(ProtocolProbe, Some("198.51.100.18"), None, Some("closed_preauth")),
-        ok(ProtocolProbe, Some("198.51.100.19"), None, Some("reset_preauth")),
-        ok(ProtocolProbe, Some("198.51.100.20"), Some("root"), Some("reset_preauth")),
+        ok(
+            ProtocolProbe,
+            Some("198.51.100.16"),
+            None,
+            Some("negotiate"),
+        ),
+        ok(
+            ProtocolProbe,
+            Some("198.51.100.17"),
+            None,
+            Some("negotiate"),
+        ),
+        ok(
+            ProtocolProbe,
+            Some("198.51.100.18"),
+            None,
+            Some("closed_preauth"),
+        ),
+        ok(
+            ProtocolProbe,
+            Some("198.51.100.19"),
+            None,
+            Some("reset_preauth"),
+        ),
+        ok(
+            ProtocolProbe,
+            Some("198.51.100.20"),
+            Some("root"),
+            Some("reset_preauth"),
+        ),
         ok(AuthFailure, Some("198.51.100.21"), Some("root"), None),
         ok(AuthFailure, Some("198.51.100.22"), Some("admin"), None),
-        ok(PreauthDisconnect, Some("198.51.100.23"), Some("guest"), None),
-        ok(PreauthDisconnect, Some("198.51.100.24"), Some("oracle"), None),
+        ok(
+            PreauthDisconnect,
+            Some("198.51.100.23"),
+            Some("guest"),
+            None,
+        ),
+        ok(
+            PreauthDisconnect,
+            Some("198.51.100.24"),
+            Some("oracle"),
+            None,
+        ),
         ok(PreauthDisconnect, Some("198.51.100.25"), None, None),
         ok(PreauthDisconnect, Some("198.51.100.26"), None, None),
         ok(PreauthDisconnect, Some("198.51.100.27"), None, None),
@@ -233,7 +283,10 @@ fn fail2ban_sample_log_probes() {
     };
     let mut probes: HashMap<String, usize> = HashMap::new();
     let mut checked = 0;
-    for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
         let Ok(p) = Sshd.parse(line, &ctx) else {
             continue;
         };
@@ -251,14 +304,46 @@ fn fail2ban_sample_log_probes() {
         };
         let msg = line.split_once("]: ").map_or(line, |(_, m)| m);
         let known = [
-            ("Disconnected from authenticating user", LogKind::AuthFailure, None),
-            ("Connection closed by authenticating user", LogKind::AuthFailure, None),
-            ("banner exchange: Connection from", LogKind::ProtocolProbe, Some("banner")),
-            ("Bad protocol version identification", LogKind::ProtocolProbe, Some("banner")),
-            ("Did not receive identification string", LogKind::ProtocolProbe, Some("no_ident")),
-            ("Unable to negotiate with", LogKind::ProtocolProbe, Some("negotiate")),
-            ("kex_exchange_identification:", LogKind::ProtocolProbe, Some("kex_ident")),
-            ("Connection reset by ", LogKind::ProtocolProbe, Some("reset_preauth")),
+            (
+                "Disconnected from authenticating user",
+                LogKind::AuthFailure,
+                None,
+            ),
+            (
+                "Connection closed by authenticating user",
+                LogKind::AuthFailure,
+                None,
+            ),
+            (
+                "banner exchange: Connection from",
+                LogKind::ProtocolProbe,
+                Some("banner"),
+            ),
+            (
+                "Bad protocol version identification",
+                LogKind::ProtocolProbe,
+                Some("banner"),
+            ),
+            (
+                "Did not receive identification string",
+                LogKind::ProtocolProbe,
+                Some("no_ident"),
+            ),
+            (
+                "Unable to negotiate with",
+                LogKind::ProtocolProbe,
+                Some("negotiate"),
+            ),
+            (
+                "kex_exchange_identification:",
+                LogKind::ProtocolProbe,
+                Some("kex_ident"),
+            ),
+            (
+                "Connection reset by ",
+                LogKind::ProtocolProbe,
+                Some("reset_preauth"),
+            ),
             ("Received disconnect from", LogKind::PreauthDisconnect, None),
         ];
         for (needle, kind, probe) in known {

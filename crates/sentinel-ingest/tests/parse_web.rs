@@ -208,7 +208,11 @@ fn check(case: &Case, p: &Parsed, via: &str) {
         (case.kind, service_via(case, via), Some(case.ip.to_owned())),
         "{via}: {line}"
     );
-    assert_eq!(p.ts.map(|t| t.to_rfc3339()).as_deref(), Some(case.ts), "{via}: {line}");
+    assert_eq!(
+        p.ts.map(|t| t.to_rfc3339()).as_deref(),
+        Some(case.ts),
+        "{via}: {line}"
+    );
     for (k, v) in case.fields {
         assert_eq!(p.get(k), Some(*v), "{via}: field {k} of {line}");
     }
@@ -285,10 +289,17 @@ fn counter_examples() {
 fn auto_reads_traefik_access_after_traefik_application_lines() {
     let auto = Auto::default();
     let app = r#"{"level":"info","msg":"Starting provider *docker.Provider","time":"2026-11-29T10:00:00Z"}"#;
-    let access = CASES.iter().find(|c| c.line.starts_with("{\"ClientAddr")).unwrap();
+    let access = CASES
+        .iter()
+        .find(|c| c.line.starts_with("{\"ClientAddr"))
+        .unwrap();
     for _ in 0..3 {
         assert_eq!(auto.parse(app, &ctx()).map(|p| p.kind), Ok(LogKind::Other));
-        check(access, &auto.parse(access.line, &ctx()).unwrap(), "auto after app line");
+        check(
+            access,
+            &auto.parse(access.line, &ctx()).unwrap(),
+            "auto after app line",
+        );
     }
 }
 
@@ -296,7 +307,16 @@ fn example_line() -> impl Strategy<Value = (&'static str, &'static str)> {
     proptest::sample::select(CASES.iter().map(|c| (c.format, c.line)).collect::<Vec<_>>())
 }
 
-const NEW_FORMATS: [&str; 8] = ["auto", "nginx", "apache", "vhost_combined", "nginx-error", "traefik", "caddy", "haproxy"];
+const NEW_FORMATS: [&str; 8] = [
+    "auto",
+    "nginx",
+    "apache",
+    "vhost_combined",
+    "nginx-error",
+    "traefik",
+    "caddy",
+    "haproxy",
+];
 
 proptest! {
     #[test]

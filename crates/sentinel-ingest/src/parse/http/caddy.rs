@@ -4,8 +4,8 @@
 use super::Server;
 use crate::parse::{clock, scan, syslog};
 use crate::{LineParser, LogKind, ParseCtx, Parsed, Unparsed};
-use serde::Deserialize;
 use sentinel_core::Timestamp;
+use serde::Deserialize;
 use std::borrow::Cow;
 
 /// The Caddy access-log parser (format name `caddy`).

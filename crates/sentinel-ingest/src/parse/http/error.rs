@@ -99,9 +99,11 @@ pub(super) fn nginx_message(
 
 /// `emerg] `, `error] `, … at the start of `s`.
 fn is_nginx_level(s: &str) -> bool {
-    ["emerg] ", "alert] ", "crit] ", "error] ", "warn] ", "notice] ", "info] ", "debug] "]
-        .iter()
-        .any(|l| s.starts_with(l))
+    [
+        "emerg] ", "alert] ", "crit] ", "error] ", "warn] ", "notice] ", "info] ", "debug] ",
+    ]
+    .iter()
+    .any(|l| s.starts_with(l))
 }
 
 /// An apache error-log message from syslog: with its own `[time]`, or starting at the module section

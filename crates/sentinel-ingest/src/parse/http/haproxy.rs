@@ -74,8 +74,8 @@ pub(super) fn message(msg: &str, ctx: &ParseCtx) -> Result<Parsed, Unparsed> {
         return Err(Unparsed::Ignored);
     }
     let (status, rest) = word(rest);
-    let status_ok = status == "-1"
-        || (status.len() == 3 && status.bytes().all(|c| c.is_ascii_digit()));
+    let status_ok =
+        status == "-1" || (status.len() == 3 && status.bytes().all(|c| c.is_ascii_digit()));
     if !status_ok {
         return Err(Unparsed::Malformed("bad_status"));
     }
@@ -97,7 +97,9 @@ pub(super) fn message(msg: &str, ctx: &ParseCtx) -> Result<Parsed, Unparsed> {
     let request = rest.trim_end().strip_prefix('"').ok_or(BAD)?;
     // A request longer than HAProxy's buffer is cut without its closing quote.
     let request = request.strip_suffix('"').unwrap_or(request);
-    let (backend, server) = backend_server.split_once('/').unwrap_or((backend_server, ""));
+    let (backend, server) = backend_server
+        .split_once('/')
+        .unwrap_or((backend_server, ""));
     let mut fields = Vec::with_capacity(9);
     match request_line(request) {
         Some((method, path)) => {
