@@ -1,4 +1,5 @@
-//! Log-line parsers: syslog headers, sshd, nginx/apache access and error logs, postfix/dovecot and JSON
+//! Log-line parsers: syslog headers, sshd, HTTP servers (nginx/apache access and error logs, virtual-host
+//! prefixed access logs, Traefik, Caddy, HAProxy, each also inside syslog), postfix/dovecot and JSON
 //! lines, plus `auto` detection and the by-name registry. Each implements [`crate::LineParser`]: one line
 //! in, a [`crate::Parsed`] or an [`crate::Unparsed`] reason out, never a panic. Hot paths match by hand
 //! (`memchr`, `strip_prefix`) rather than by regex and allocate only the fields they return. Parsers
