@@ -108,7 +108,8 @@ struct ReplayArgs {
     /// Log files, plain or gzip; `-` reads standard input.
     #[arg(required = true)]
     files: Vec<PathBuf>,
-    /// Line format: auto, sshd, nginx, apache, nginx-error, apache-error, postfix, dovecot, json.
+    /// Line format: auto, sshd, nginx, apache, access, vhost_combined, nginx-error, apache-error, traefik,
+    /// caddy, haproxy, postfix, dovecot, json.
     #[arg(long, default_value = "auto")]
     format: String,
     /// Use a fail2ban filter file (filter.d/*.conf) instead of the built-in parsers.
