@@ -169,6 +169,11 @@ impl Config {
         Ok(())
     }
 
+    /// Every section name read (lower-cased), `default` included.
+    pub(crate) fn section_names(&self) -> Vec<String> {
+        self.sections.keys().cloned().collect()
+    }
+
     /// Every key of `section` and of `[DEFAULT]`.
     pub(crate) fn keys(&self, section: &str) -> Vec<String> {
         let mut keys: Vec<String> = ["default", section]

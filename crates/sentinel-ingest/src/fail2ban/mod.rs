@@ -13,9 +13,11 @@ mod config;
 mod date;
 mod error;
 mod ini;
+mod jail;
 mod pyregex;
 
 pub use error::FilterError;
+pub use jail::{read_jails, str2seconds, BanIncrement, BanTime, Backend, Jail, JailFilter, JailProblem, JailSet};
 
 use crate::{LineParser, LogKind, ParseCtx, Parsed, Unparsed};
 use pyregex::{Compiled, Hit, Role};

@@ -1,0 +1,545 @@
+//! fail2ban jails (`jail.conf`, `jail.d/*.conf`, `jail.local`, `jail.d/*.local`) read the way fail2ban 1.0.2
+//! reads them, so a fail2ban user can point Sentinel at `/etc/fail2ban` and get the same detection.
+//!
+//! [`read_jails`] merges the files in fail2ban's order with their `[INCLUDES]` (`paths-debian.conf`,
+//! `paths-common.conf`, …), expands `%(name)s` against the jail's section and `[DEFAULT]` (with
+//! `%(__name__)s`, `%(known/name)s`, `fail2ban_version` and `fail2ban_confpath`), keeps enabled jails only,
+//! and checks each one: its `filter` (`name[mode=…, key=value]`), `backend`, `maxretry`, `findtime`,
+//! `bantime` and `bantime.*`, `ignoreip`, `port` and `logpath` lines. A jail that cannot be honoured is a
+//! [`JailProblem`] naming the jail and the key, never silently dropped. This module reads configuration only:
+//! it does not glob log paths, and it turns nothing into sources or scenarios (the binary does that).
+
+use super::config::Config;
+use super::error::FilterError;
+use super::FilterOptions;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// The version fail2ban's `%(fail2ban_version)s` expands to (the semantics followed are 1.0.2's).
+const FAIL2BAN_VERSION: &str = "1.0.2";
+
+/// How a jail reads its log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    /// `auto`, `polling`, `pyinotify` or `gamin`: log files named by `logpath` (the name kept as written).
+    Files(String),
+    /// `systemd` (with optional `[journalflags=…]` options): the journal, selected by the filter's `journalmatch`.
+    Systemd,
+}
+
+/// `bantime`: how long a ban lasts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BanTime {
+    /// A ban of this many seconds.
+    Seconds(u64),
+    /// A negative `bantime` (`-1`): banned for ever.
+    Permanent,
+}
+
+/// `bantime.increment` and its parameters (only when `bantime.increment = true`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BanIncrement {
+    /// `bantime.factor` (default 1).
+    pub factor: f64,
+    /// `bantime.formula`, when set (the default formula doubles per earlier ban).
+    pub formula: Option<String>,
+    /// `bantime.multipliers`, when set (replaces the formula).
+    pub multipliers: Vec<u64>,
+    /// `bantime.maxtime` in seconds, when set.
+    pub maxtime: Option<u64>,
+    /// `bantime.rndtime` in seconds, when set.
+    pub rndtime: Option<u64>,
+    /// `bantime.overalljails`: earlier bans in every jail count (default: only this jail's).
+    pub overalljails: bool,
+}
+
+/// The filter a jail parses its lines with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JailFilter {
+    /// The filter name (`sshd`).
+    pub name: String,
+    /// `filter.d/<name>.conf`.
+    pub path: PathBuf,
+    /// Options from `name[…]` and jail-level filter settings; `logtype` follows the backend as in fail2ban.
+    pub options: FilterOptions,
+    /// A `journalmatch` set in the jail itself (it overrides the filter's).
+    pub journalmatch: Option<String>,
+}
+
+/// One enabled jail, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Jail {
+    /// The section name (`sshd`).
+    pub name: String,
+    /// The filter.
+    pub filter: JailFilter,
+    /// `logpath`, one glob per line, without fail2ban's ` head`/` tail` suffix (empty for `systemd`).
+    pub logpaths: Vec<String>,
+    /// The backend.
+    pub backend: Backend,
+    /// `maxretry`: failures that make a ban.
+    pub maxretry: u32,
+    /// `findtime` in seconds: how far back failures count.
+    pub findtime: u64,
+    /// `bantime`.
+    pub bantime: BanTime,
+    /// `bantime.increment`, when enabled.
+    pub increment: Option<BanIncrement>,
+    /// `ignoreip`: addresses, CIDRs or host names never banned.
+    pub ignoreip: Vec<String>,
+    /// `port`, as written (Sentinel blocks the address on every port).
+    pub port: String,
+}
+
+impl Jail {
+    /// Loads the jail's filter with its options.
+    pub fn load_filter(&self) -> Result<super::Fail2banFilter, FilterError> {
+        super::Fail2banFilter::load(&self.filter.path, &self.filter.options)
+    }
+
+    /// The journal match of a `systemd` jail: the jail's own, else the filter's `journalmatch`
+    /// (`None` when neither sets one: the whole journal is read).
+    pub fn journalmatch(&self) -> Result<Option<String>, FilterError> {
+        if let Some(m) = &self.filter.journalmatch {
+            return Ok(Some(m.clone()));
+        }
+        let cfg = Config::load(&self.filter.path)?;
+        let vars: HashMap<String, String> = self.filter.options.vars.iter().cloned().collect();
+        Ok(cfg
+            .get("definition", "journalmatch", &vars)?
+            .map(|m| m.trim().to_string())
+            .filter(|m| !m.is_empty()))
+    }
+}
+
+/// A jail that is enabled but cannot be used as configured.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("jail [{jail}] {key}: {what}")]
+pub struct JailProblem {
+    /// The jail.
+    pub jail: String,
+    /// The option at fault.
+    pub key: String,
+    /// What is wrong.
+    pub what: String,
+}
+
+/// The jails of one fail2ban configuration directory.
+#[derive(Debug, Default)]
+pub struct JailSet {
+    /// The directory read.
+    pub dir: PathBuf,
+    /// Enabled jails that were checked successfully, in name order.
+    pub jails: Vec<Jail>,
+    /// Enabled jails that could not be checked, each with why.
+    pub problems: Vec<JailProblem>,
+    /// Jails present but not enabled.
+    pub disabled: Vec<String>,
+}
+
+/// Reads `dir/jail.conf` (required) with `jail.d/*.conf`, `jail.local` and `jail.d/*.local` and their
+/// includes. A file that cannot be read or parsed (syntax, include cycle, missing include) fails the whole
+/// read; a broken jail only adds a [`JailProblem`].
+pub fn read_jails(dir: &Path) -> Result<JailSet, FilterError> {
+    let cfg = Config::load(&dir.join("jail.conf"))?;
+    let mut vars = HashMap::new();
+    vars.insert("fail2ban_version".into(), FAIL2BAN_VERSION.into());
+    vars.insert("fail2ban_confpath".into(), dir.display().to_string());
+    let mut set = JailSet {
+        dir: dir.to_path_buf(),
+        ..JailSet::default()
+    };
+    let mut names: Vec<String> = cfg
+        .section_names()
+        .into_iter()
+        .filter(|s| s != "default")
+        .collect();
+    names.sort();
+    for name in names {
+        let reader = JailReader {
+            cfg: &cfg,
+            name: &name,
+            vars: &vars,
+            dir,
+        };
+        match reader.enabled() {
+            Ok(false) => set.disabled.push(name),
+            Ok(true) => match reader.jail() {
+                Ok(j) => set.jails.push(j),
+                Err(p) => set.problems.push(p),
+            },
+            Err(p) => set.problems.push(p),
+        }
+    }
+    Ok(set)
+}
+
+struct JailReader<'a> {
+    cfg: &'a Config,
+    name: &'a str,
+    vars: &'a HashMap<String, String>,
+    dir: &'a Path,
+}
+
+impl JailReader<'_> {
+    fn problem(&self, key: &str, what: impl Into<String>) -> JailProblem {
+        JailProblem {
+            jail: self.name.to_string(),
+            key: key.to_string(),
+            what: what.into(),
+        }
+    }
+
+    /// The expanded value, `Ok(None)` when the key is set nowhere. `vars` are fail2ban's static defaults:
+    /// the file wins over them.
+    fn get(&self, key: &str) -> Result<Option<String>, JailProblem> {
+        let file_has = self.cfg.raw(self.name, key).is_some();
+        let vars: HashMap<String, String> = self
+            .vars
+            .iter()
+            .filter(|(k, _)| self.cfg.raw(self.name, k).is_none())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if !file_has && !vars.contains_key(key) {
+            return Ok(None);
+        }
+        self.cfg
+            .get(self.name, key, &vars)
+            .map(|v| v.map(|s| s.trim().to_string()))
+            .map_err(|e| self.problem(key, e.to_string()))
+    }
+
+    fn enabled(&self) -> Result<bool, JailProblem> {
+        match self.get("enabled")? {
+            None => Ok(false),
+            Some(v) => parse_bool(&v).ok_or_else(|| {
+                self.problem("enabled", format!("not a boolean: {v:?} (true/false, yes/no, on/off, 1/0)"))
+            }),
+        }
+    }
+
+    fn jail(&self) -> Result<Jail, JailProblem> {
+        let backend_raw = self.get("backend")?.unwrap_or_else(|| "auto".into());
+        let (backend_name, _) = split_options(&backend_raw).map_err(|e| self.problem("backend", e))?;
+        let backend = match backend_name.as_str() {
+            "auto" | "polling" | "pyinotify" | "gamin" => Backend::Files(backend_name),
+            "systemd" => Backend::Systemd,
+            other => {
+                return Err(self.problem(
+                    "backend",
+                    format!("unknown backend `{other}` (auto, polling, pyinotify, gamin, systemd)"),
+                ))
+            }
+        };
+        let filter = self.filter(&backend)?;
+        let maxretry = match self.get("maxretry")? {
+            None => 3, // fail2ban's built-in default when nothing sets it
+            Some(v) => match v.parse::<i64>() {
+                Ok(n) if n >= 1 => u32::try_from(n).unwrap_or(u32::MAX),
+                Ok(n) => return Err(self.problem("maxretry", format!("must be at least 1, got {n}"))),
+                Err(_) => return Err(self.problem("maxretry", format!("not an integer: {v:?}"))),
+            },
+        };
+        let findtime = match self.get("findtime")? {
+            None => 600,
+            Some(v) => match str2seconds(&v) {
+                Some(s) if s > 0.0 => s.round() as u64,
+                Some(_) => return Err(self.problem("findtime", format!("must be longer than 0: {v:?}"))),
+                None => return Err(self.problem("findtime", format!("not a time: {v:?} (e.g. 600, 10m, 1h 30m)"))),
+            },
+        };
+        let bantime = match self.get("bantime")? {
+            None => BanTime::Seconds(600),
+            Some(v) => match str2seconds(&v) {
+                Some(s) if s < 0.0 => BanTime::Permanent,
+                Some(s) => BanTime::Seconds(s.round() as u64),
+                None => return Err(self.problem("bantime", format!("not a time: {v:?} (e.g. 600, 10m, -1)"))),
+            },
+        };
+        let increment = self.increment()?;
+        let logpaths = match backend {
+            Backend::Systemd => Vec::new(),
+            Backend::Files(_) => {
+                let raw = self.get("logpath")?.unwrap_or_default();
+                let paths: Vec<String> = raw
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(|l| match l.rsplit_once(' ') {
+                        Some((p, "head" | "tail")) => p.trim().to_string(),
+                        _ => l.to_string(),
+                    })
+                    .collect();
+                if paths.is_empty() {
+                    return Err(self.problem("logpath", "no log path for a file backend"));
+                }
+                paths
+            }
+        };
+        let ignoreip = self
+            .get("ignoreip")?
+            .map(|v| {
+                v.split(|c: char| c.is_whitespace() || c == ',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Jail {
+            name: self.name.to_string(),
+            filter,
+            logpaths,
+            backend,
+            maxretry,
+            findtime,
+            bantime,
+            increment,
+            ignoreip,
+            port: self.get("port")?.unwrap_or_default(),
+        })
+    }
+
+    fn filter(&self, backend: &Backend) -> Result<JailFilter, JailProblem> {
+        let raw = self.get("filter")?.unwrap_or_default();
+        if raw.is_empty() {
+            return Err(self.problem("filter", "no filter set: the jail would never match a line"));
+        }
+        let (name, opts) = split_options(&raw).map_err(|e| self.problem("filter", e))?;
+        if name.is_empty() || name.contains('/') || name.contains("..") {
+            return Err(self.problem("filter", format!("not a filter name: {raw:?}")));
+        }
+        let path = self.dir.join("filter.d").join(format!("{name}.conf"));
+        if !path.is_file() {
+            return Err(self.problem(
+                "filter",
+                format!("filter `{name}` not found: {} does not exist", path.display()),
+            ));
+        }
+        let mut mode = None;
+        let mut vars = Vec::new();
+        for (k, v) in opts {
+            if k == "mode" {
+                mode = Some(v);
+            } else {
+                vars.push((k, v));
+            }
+        }
+        // fail2ban sets `logtype` from the backend unless the filter options do.
+        if !vars.iter().any(|(k, _)| k == "logtype") {
+            let lt = if *backend == Backend::Systemd { "journal" } else { "file" };
+            vars.push(("logtype".into(), lt.into()));
+        }
+        // Filter settings given in the jail itself override the filter's (fail2ban fills them last).
+        for key in ["datepattern", "maxlines", "prefregex", "failregex", "ignoreregex"] {
+            if self.cfg.raw(self.name, key).is_some() {
+                if let Some(v) = self.get(key)? {
+                    vars.push((key.to_string(), v));
+                }
+            }
+        }
+        let journalmatch = if self.cfg.raw(self.name, "journalmatch").is_some() {
+            self.get("journalmatch")?
+        } else {
+            None
+        };
+        Ok(JailFilter {
+            name,
+            path,
+            options: FilterOptions { mode, vars },
+            journalmatch,
+        })
+    }
+
+    fn increment(&self) -> Result<Option<BanIncrement>, JailProblem> {
+        let on = match self.get("bantime.increment")? {
+            None => false,
+            Some(v) => parse_bool(&v)
+                .ok_or_else(|| self.problem("bantime.increment", format!("not a boolean: {v:?}")))?,
+        };
+        if !on {
+            return Ok(None);
+        }
+        let time = |key: &str| -> Result<Option<u64>, JailProblem> {
+            match self.get(key)? {
+                None => Ok(None),
+                Some(v) if v.is_empty() => Ok(None),
+                Some(v) => match str2seconds(&v) {
+                    Some(s) if s >= 0.0 => Ok(Some(s.round() as u64)),
+                    _ => Err(self.problem(key, format!("not a time: {v:?}"))),
+                },
+            }
+        };
+        let factor = match self.get("bantime.factor")? {
+            None => 1.0,
+            Some(v) if v.is_empty() => 1.0,
+            Some(v) => v
+                .parse::<f64>()
+                .ok()
+                .filter(|f| f.is_finite() && *f > 0.0)
+                .ok_or_else(|| self.problem("bantime.factor", format!("not a positive number: {v:?}")))?,
+        };
+        let multipliers = match self.get("bantime.multipliers")? {
+            None => Vec::new(),
+            Some(v) => v
+                .split_whitespace()
+                .map(|m| m.parse::<u64>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|_| self.problem("bantime.multipliers", format!("not a list of integers: {v:?}")))?,
+        };
+        let overalljails = match self.get("bantime.overalljails")? {
+            None => false,
+            Some(v) => parse_bool(&v)
+                .ok_or_else(|| self.problem("bantime.overalljails", format!("not a boolean: {v:?}")))?,
+        };
+        Ok(Some(BanIncrement {
+            factor,
+            formula: self.get("bantime.formula")?.filter(|f| !f.is_empty()),
+            multipliers,
+            maxtime: time("bantime.maxtime")?,
+            rndtime: time("bantime.rndtime")?,
+            overalljails,
+        }))
+    }
+}
+
+/// Python `ConfigParser` booleans.
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "yes" | "true" | "on" => Some(true),
+        "0" | "no" | "false" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// Splits `name[key=value, key="value, with comma", …]` as fail2ban's `extractOptions` does.
+pub fn split_options(s: &str) -> Result<(String, Vec<(String, String)>), String> {
+    let s = s.trim();
+    let Some(open) = s.find('[') else {
+        return Ok((s.to_string(), Vec::new()));
+    };
+    let name = s[..open].trim().to_string();
+    let Some(body) = s[open + 1..].strip_suffix(']') else {
+        return Err(format!("unbalanced `[` in {s:?}"));
+    };
+    let mut opts = Vec::new();
+    let mut rest = body.trim_start();
+    while !rest.is_empty() {
+        let Some(eq) = rest.find('=') else {
+            return Err(format!("option without `=` in {s:?}"));
+        };
+        let key = rest[..eq].trim().to_lowercase();
+        if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-') {
+            return Err(format!("bad option name {key:?} in {s:?}"));
+        }
+        let after = rest[eq + 1..].trim_start();
+        let (value, tail) = match after.chars().next() {
+            Some(q @ ('"' | '\'')) => {
+                let inner = &after[1..];
+                let Some(end) = inner.find(q) else {
+                    return Err(format!("unterminated quote in {s:?}"));
+                };
+                (inner[..end].to_string(), &inner[end + 1..])
+            }
+            _ => {
+                let end = after.find(',').unwrap_or(after.len());
+                (after[..end].trim().to_string(), &after[end..])
+            }
+        };
+        opts.push((key, value));
+        let tail = tail.trim_start();
+        rest = match tail.strip_prefix(',') {
+            Some(t) => t.trim_start(),
+            None if tail.is_empty() => tail,
+            None => return Err(format!("unexpected {tail:?} after option in {s:?}")),
+        };
+    }
+    Ok((name, opts))
+}
+
+/// fail2ban's `MyTime.str2seconds`: `600`, `10m`, `1h 30m`, `1d-2h`, `2w`, `1mo`, `1y`, `-1`.
+/// Terms are numbers with an optional unit, joined by `+`, `-` or spaces (a space means `+`).
+pub fn str2seconds(v: &str) -> Option<f64> {
+    const DAY: f64 = 86_400.0;
+    let year = (365.0 * 3.0 + 366.0) * DAY / 4.0;
+    let s = v.trim().to_ascii_lowercase();
+    if s.is_empty() {
+        return None;
+    }
+    let b = s.as_bytes();
+    let mut i = 0;
+    let mut total = 0.0;
+    let mut sign = 1.0;
+    let mut any = false;
+    while i < b.len() {
+        match b[i] {
+            b' ' | b'\t' | b'+' => {
+                i += 1;
+                continue;
+            }
+            b'-' => {
+                sign = -sign;
+                i += 1;
+                continue;
+            }
+            _ => {}
+        }
+        let start = i;
+        while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'.') {
+            i += 1;
+        }
+        let num: f64 = s[start..i].parse().ok()?;
+        while i < b.len() && b[i] == b' ' && b.get(i + 1).is_some_and(u8::is_ascii_alphabetic) {
+            i += 1;
+        }
+        let ustart = i;
+        while i < b.len() && b[i].is_ascii_alphabetic() {
+            i += 1;
+        }
+        let unit = match &s[ustart..i] {
+            "" | "s" | "ss" | "se" | "sec" | "second" | "seconds" => 1.0,
+            "m" | "mm" | "mi" | "min" | "minute" | "minutes" => 60.0,
+            "h" | "hh" | "ho" | "hou" | "hour" | "hours" => 3600.0,
+            "d" | "dd" | "da" | "day" | "days" => DAY,
+            "w" | "ww" | "we" | "wee" | "week" | "weeks" => 7.0 * DAY,
+            "mo" | "mon" | "month" | "months" => year / 12.0,
+            "y" | "yy" | "ye" | "yea" | "year" | "years" => year,
+            _ => return None,
+        };
+        total += sign * num * unit;
+        sign = 1.0;
+        any = true;
+    }
+    any.then_some(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_as_fail2ban_reads_them() {
+        assert_eq!(str2seconds("600"), Some(600.0));
+        assert_eq!(str2seconds("10m"), Some(600.0));
+        assert_eq!(str2seconds("1h 30m"), Some(5400.0));
+        assert_eq!(str2seconds("1hour+30min"), Some(5400.0));
+        assert_eq!(str2seconds("48h"), Some(172_800.0));
+        assert_eq!(str2seconds("1w"), Some(604_800.0));
+        assert_eq!(str2seconds("-1"), Some(-1.0));
+        assert_eq!(str2seconds("1d-2h"), Some(79_200.0));
+        assert_eq!(str2seconds("ten"), None);
+        assert_eq!(str2seconds(""), None);
+    }
+
+    #[test]
+    fn filter_options() {
+        let (n, o) = split_options("sshd[mode=aggressive, port=\"22, 2222\"]").unwrap();
+        assert_eq!(n, "sshd");
+        assert_eq!(
+            o,
+            vec![("mode".into(), "aggressive".into()), ("port".into(), "22, 2222".into())]
+        );
+        assert_eq!(split_options("postfix").unwrap(), ("postfix".into(), vec![]));
+        assert!(split_options("sshd[mode=normal").is_err());
+        assert!(split_options("sshd[mode]").is_err());
+    }
+}
