@@ -445,3 +445,40 @@ fn evidence_of_quiet_keys_makes_room_for_new_ones() {
         .iter()
         .all(|ev| ev.attrs["line"].as_str().unwrap().starts_with("late line")));
 }
+
+/// fail2ban's rule: `maxretry` failures within `findtime` (inclusive), counted per source on a sliding window.
+#[test]
+fn window_counting_fires_at_threshold_within_the_window_and_not_before() {
+    let defs = parse_scenarios(
+        "t",
+        "- name: f2b\n  counting: { type: window, threshold: 3, window: 10m }\n  filter: { kind: [auth_failure] }\n  severity: high\n  cooldown: 1s\n",
+    )
+    .unwrap();
+    let mut e = ScenarioEngine::new(defs, EngineOptions::default());
+    let mut out: Vec<Alert> = Vec::new();
+    // Spread out: never 3 within 10 minutes (each gap 301 s, so first-to-third is 602 s).
+    for i in 0..6 {
+        e.observe(&ssh_fail(i * 301, "192.0.2.1", "a"), None, &mut out);
+    }
+    assert!(out.is_empty(), "{out:?}");
+    // Exactly 600 s from first to third counts (fail2ban's findtime is inclusive).
+    e.observe(&ssh_fail(10_000, "192.0.2.2", "a"), None, &mut out);
+    e.observe(&ssh_fail(10_300, "192.0.2.2", "a"), None, &mut out);
+    assert!(out.is_empty());
+    e.observe(&ssh_fail(10_600, "192.0.2.2", "a"), None, &mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].subject, Subject::Ip("192.0.2.2".parse().unwrap()));
+    assert!(out[0].reasons[0].detail.contains("3 matching lines"), "{:?}", out[0].reasons);
+    // After firing the window starts again.
+    e.observe(&ssh_fail(10_602, "192.0.2.2", "a"), None, &mut out);
+    e.observe(&ssh_fail(10_603, "192.0.2.2", "a"), None, &mut out);
+    assert_eq!(out.len(), 1);
+    e.observe(&ssh_fail(10_604, "192.0.2.2", "a"), None, &mut out);
+    assert_eq!(out.len(), 2);
+    let bad = parse_scenarios(
+        "t",
+        "- name: x\n  counting: { type: window, threshold: 0, window: 0s }\n  severity: low\n",
+    )
+    .unwrap_err();
+    assert_eq!(bad.len(), 2, "{bad:?}");
+}

@@ -26,6 +26,15 @@ pub enum Counting {
         #[serde(with = "humantime_serde")]
         window: Duration,
     },
+    /// A sliding window per key: fires when `threshold` matching observations fall within `window`
+    /// (fail2ban's `maxretry` failures within `findtime`).
+    Window {
+        /// Observations within `window` that make it fire.
+        threshold: u32,
+        /// How far back observations count.
+        #[serde(with = "humantime_serde")]
+        window: Duration,
+    },
     /// Fires on the first matching observation.
     Trigger,
 }
@@ -173,10 +182,23 @@ fn check(d: &ScenarioDef) -> Vec<String> {
                 out.push("`counting.window` must be longer than 0".into());
             }
         }
+        Counting::Window { threshold, window } => {
+            if !(1..=MAX_WINDOW_THRESHOLD).contains(threshold) {
+                out.push(format!(
+                    "`counting.threshold` must be within 1..={MAX_WINDOW_THRESHOLD}"
+                ));
+            }
+            if window.is_zero() {
+                out.push("`counting.window` must be longer than 0".into());
+            }
+        }
         Counting::Trigger => {}
     }
     out
 }
+
+/// The largest `threshold` of a `window` scenario (each key keeps that many times).
+pub const MAX_WINDOW_THRESHOLD: u32 = 10_000;
 
 /// The scenarios Sentinel ships with.
 pub const BUILTIN: &str = include_str!("builtin.yaml");

@@ -102,6 +102,31 @@ impl Entry for Distinct {
     }
 }
 
+/// The times of the last matching observations (at most `threshold`), oldest first.
+#[derive(Debug, Clone)]
+struct Window {
+    times: std::collections::VecDeque<i64>,
+    window_ms: i64,
+    cooldown_until: i64,
+}
+
+impl Entry for Window {
+    fn idle(&self, now: i64) -> bool {
+        self.cooldown_until <= now
+            && self
+                .times
+                .back()
+                .is_none_or(|t| t.saturating_add(self.window_ms) < now)
+    }
+    fn freshness(&self) -> i64 {
+        let last = self
+            .times
+            .back()
+            .map_or(i64::MIN, |t| t.saturating_add(self.window_ms));
+        last.max(self.cooldown_until)
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Cooldown(i64);
 
@@ -118,6 +143,7 @@ impl Entry for Cooldown {
 enum State {
     Leaky(KeyMap<Leaky>),
     Distinct(KeyMap<Distinct>),
+    Window(KeyMap<Window>),
     Trigger(KeyMap<Cooldown>),
 }
 
@@ -165,6 +191,7 @@ impl ScenarioEngine {
                 let state = match def.counting {
                     Counting::Leaky { .. } => State::Leaky(KeyMap::new(cap)),
                     Counting::Distinct { .. } => State::Distinct(KeyMap::new(cap)),
+                    Counting::Window { .. } => State::Window(KeyMap::new(cap)),
                     Counting::Trigger => State::Trigger(KeyMap::new(cap)),
                 };
                 Compiled {
@@ -203,6 +230,7 @@ impl ScenarioEngine {
             let (l, x, e) = match &c.state {
                 State::Leaky(m) => (m.len(), m.expired, m.evicted),
                 State::Distinct(m) => (m.len(), m.expired, m.evicted),
+                State::Window(m) => (m.len(), m.expired, m.evicted),
                 State::Trigger(m) => (m.len(), m.expired, m.evicted),
             };
             live += l as u64;
@@ -361,6 +389,46 @@ impl ScenarioEngine {
                     )
                 } else {
                     (None, n * 2 >= *threshold)
+                }
+            }
+            (State::Window(m), Counting::Window { threshold, window }) => {
+                let window_ms = ms(*window);
+                let threshold = (*threshold).max(1) as usize;
+                let w = m.entry(key, now, || Window {
+                    times: std::collections::VecDeque::new(),
+                    window_ms,
+                    cooldown_until: i64::MIN,
+                });
+                if now < w.cooldown_until {
+                    return None;
+                }
+                // Lines can arrive slightly out of order: keep the times sorted.
+                let at = w.times.partition_point(|t| *t <= now);
+                w.times.insert(at, now);
+                let newest = w.times.back().copied().unwrap_or(now);
+                while w
+                    .times
+                    .front()
+                    .is_some_and(|t| t.saturating_add(window_ms) < newest)
+                {
+                    w.times.pop_front();
+                }
+                while w.times.len() > threshold {
+                    w.times.pop_front();
+                }
+                let n = w.times.len();
+                if n >= threshold {
+                    w.times.clear();
+                    w.cooldown_until = now.saturating_add(cooldown);
+                    (
+                        Some(format!(
+                            "{n} matching lines from one source within {}",
+                            humantime::format_duration(*window)
+                        )),
+                        false,
+                    )
+                } else {
+                    (None, n * 2 >= threshold)
                 }
             }
             (State::Trigger(m), _) => {
