@@ -40,7 +40,7 @@ pub enum SourceConfig {
         #[serde(skip_serializing_if = "Option::is_none")]
         mode: Option<String>,
         /// More filter variables, as in a jail's `filter = name[key=value]` (`logtype`, `port`, …).
-        #[serde(skip_serializing_if = "Vec::is_empty")]
+        #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "vars_map")]
         fail2ban_vars: Vec<(String, String)>,
         /// A fail2ban jail name: parsed lines carry the field `jail=<name>`, which scenarios can select on.
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -75,7 +75,7 @@ pub enum SourceConfig {
         #[serde(skip_serializing_if = "Option::is_none")]
         mode: Option<String>,
         /// More filter variables (`logtype`, …).
-        #[serde(skip_serializing_if = "Vec::is_empty")]
+        #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "vars_map")]
         fail2ban_vars: Vec<(String, String)>,
         /// A fail2ban jail name: parsed lines carry the field `jail=<name>`.
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -87,6 +87,16 @@ pub enum SourceConfig {
         /// The directory (`/etc/fail2ban`).
         dir: PathBuf,
     },
+}
+
+/// Filter variables as a mapping, the way they are written.
+fn vars_map<S: serde::Serializer>(v: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut m = s.serialize_map(Some(v.len()))?;
+    for (k, val) in v {
+        m.serialize_entry(k, val)?;
+    }
+    m.end()
 }
 
 /// `detect.scenarios`: the scenario engine.

@@ -96,7 +96,7 @@ pub struct AlertLine {
 }
 
 fn load_scenarios(opts: &ReplayOptions) -> anyhow::Result<Vec<ScenarioDef>> {
-    crate::scenarios::load_defs(opts.builtin, opts.scenarios.as_deref())
+    crate::scenarios::load_defs(opts.builtin, opts.scenarios.as_deref(), &[])
 }
 
 fn parser(opts: &ReplayOptions) -> anyhow::Result<Box<dyn LineParser>> {
