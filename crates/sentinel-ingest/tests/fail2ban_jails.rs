@@ -197,12 +197,10 @@ fn stock_jails_with_a_local_override_read_as_fail2ban_reads_them() {
         theirs_found.sort();
         assert_eq!(found, theirs_found, "log files, {ctx}");
         if let Some(jm) = t.get("addjournalmatch") {
-            let want: Vec<&str> = jm
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_str().unwrap())
-                .collect();
+            let want: Vec<&str> = match jm {
+                Value::Array(a) => a.iter().map(|v| v.as_str().unwrap()).collect(),
+                other => vec![other.as_str().unwrap()],
+            };
             let got = j.journalmatch().unwrap().unwrap_or_default();
             assert_eq!(
                 got.split_whitespace().collect::<Vec<_>>(),

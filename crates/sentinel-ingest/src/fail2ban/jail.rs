@@ -103,12 +103,15 @@ impl Jail {
         if let Some(m) = &self.filter.journalmatch {
             return Ok(Some(m.clone()));
         }
-        let cfg = Config::load(&self.filter.path)?;
-        let vars: HashMap<String, String> = self.filter.options.vars.iter().cloned().collect();
-        Ok(cfg
-            .get("definition", "journalmatch", &vars)?
-            .map(|m| m.trim().to_string())
-            .filter(|m| !m.is_empty()))
+        let f = self.load_filter()?;
+        let m = f
+            .journalmatch()
+            .iter()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join(" + ");
+        Ok((!m.is_empty()).then_some(m))
     }
 }
 
