@@ -61,7 +61,8 @@ pub fn plan(dir: &Path, max_ttl: Duration) -> JailPlan {
     let set = match read_jails(dir) {
         Ok(s) => s,
         Err(e) => {
-            p.errors.push(format!("fail2ban jails in {}: {e}", dir.display()));
+            p.errors
+                .push(format!("fail2ban jails in {}: {e}", dir.display()));
             return p;
         }
     };
@@ -253,7 +254,10 @@ fn escalation(jails: &[Jail], max_ttl: Duration, p: &mut JailPlan) {
             cannot.push("bantime.rndtime".to_string());
         }
         if !i.overalljails {
-            cannot.push("bantime.overalljails = false (Sentinel counts earlier blocks from every scenario)".to_string());
+            cannot.push(
+                "bantime.overalljails = false (Sentinel counts earlier blocks from every scenario)"
+                    .to_string(),
+            );
         }
         if !cannot.is_empty() {
             p.warnings.push(format!(

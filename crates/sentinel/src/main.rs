@@ -404,10 +404,14 @@ fn replay(a: ReplayArgs) -> ExitCode {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     match sentinel::replay::run(&opts, &mut out) {
-        Ok(_) => {
+        Ok(summary) => {
             use std::io::Write;
             let _ = out.flush();
-            ExitCode::SUCCESS
+            if summary.is_partial() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
         }
         Err(e) => {
             use std::io::Write;

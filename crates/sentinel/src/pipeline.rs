@@ -5,6 +5,7 @@
 //! Shutdown is by draining: when every intake sender is dropped, each stage finishes what is queued,
 //! closes its output, and ends; the caller then flushes the store writer.
 
+use crate::daemon::ScenarioPolicy;
 use sentinel_api::metrics::Metrics;
 use sentinel_api::submit::{Outcome, Submission};
 use sentinel_core::{
@@ -13,7 +14,6 @@ use sentinel_core::{
 };
 use sentinel_detect::{Heuristic, ScenarioEngine};
 use sentinel_intel::Investigator;
-use crate::daemon::ScenarioPolicy;
 use sentinel_respond::Ledger;
 use sentinel_store::{Record, StoreWriter};
 use std::sync::Arc;

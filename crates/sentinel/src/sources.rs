@@ -7,11 +7,11 @@ use sentinel_api::metrics::{LineCounts, Metrics};
 use sentinel_api::submit::Submission;
 use sentinel_config::{SourceConfig, ValidatedConfig};
 use sentinel_core::Redactor;
+use sentinel_ingest::fail2ban::FilterOptions;
 use sentinel_ingest::source::file::{FileTail, FileTailConfig};
 use sentinel_ingest::source::journald::{Journald, JournaldConfig};
 use sentinel_ingest::source::syslog::{SyslogConfig, SyslogReceiver};
 use sentinel_ingest::source::{RawLine, SourceMetrics};
-use sentinel_ingest::fail2ban::FilterOptions;
 use sentinel_ingest::{LineParser, ParseCtx};
 use std::path::Path;
 use std::sync::Arc;
@@ -52,13 +52,23 @@ pub fn preflight(cfg: &ValidatedConfig) -> (Vec<String>, Vec<String>) {
     for (i, src) in cfg.sources.iter().enumerate() {
         match source_parser(src) {
             Ok(p) => {
-                if let SourceConfig::File { jail: Some(j), paths, .. } = src {
+                if let SourceConfig::File {
+                    jail: Some(j),
+                    paths,
+                    ..
+                } = src
+                {
                     notes.push(format!(
                         "fail2ban jail {j}: filter {} on {}",
                         p.name(),
                         paths.join(", ")
                     ));
-                } else if let SourceConfig::Journald { jail: Some(j), command, .. } = src {
+                } else if let SourceConfig::Journald {
+                    jail: Some(j),
+                    command,
+                    ..
+                } = src
+                {
                     notes.push(format!(
                         "fail2ban jail {j}: filter {} on `{}`",
                         p.name(),
@@ -66,8 +76,12 @@ pub fn preflight(cfg: &ValidatedConfig) -> (Vec<String>, Vec<String>) {
                     ));
                 }
             }
-            Err(e) => errors.push(format!("{}: {e:#}", source_label(src).replace("jail:", "jail ")
-                .replace("file:", &format!("sources[{i}] file ")))),
+            Err(e) => errors.push(format!(
+                "{}: {e:#}",
+                source_label(src)
+                    .replace("jail:", "jail ")
+                    .replace("file:", &format!("sources[{i}] file "))
+            )),
         }
     }
     let sc = &cfg.detect.scenarios;
@@ -134,12 +148,9 @@ pub fn source_parser(src: &SourceConfig) -> anyhow::Result<Box<dyn LineParser>> 
 /// The `source` label of a source in `/metrics`.
 pub fn source_label(src: &SourceConfig) -> String {
     match src {
-        SourceConfig::File {
-            jail: Some(j), ..
+        SourceConfig::File { jail: Some(j), .. } | SourceConfig::Journald { jail: Some(j), .. } => {
+            format!("jail:{j}")
         }
-        | SourceConfig::Journald {
-            jail: Some(j), ..
-        } => format!("jail:{j}"),
         SourceConfig::File { paths, .. } => format!("file:{}", paths.join(",")),
         SourceConfig::Syslog { udp, tcp, .. } => format!(
             "syslog:{}",

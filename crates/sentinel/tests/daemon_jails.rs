@@ -97,11 +97,22 @@ async fn a_fail2ban_jail_alerts_at_maxretry_and_not_before() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("fail2ban jail sshd: filter sshd on"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("fail2ban jail sshd: filter sshd on"),
+        "{stdout}"
+    );
 
     let d = Daemon::start_in(dir, &[]);
-    assert_eq!(jail_lines(&d).await, (0, 0), "counters exist before any line");
+    assert_eq!(
+        jail_lines(&d).await,
+        (0, 0),
+        "counters exist before any line"
+    );
     let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
     let fail = |f: &mut std::fs::File, pid: u32, ip: &str| {
         writeln!(
@@ -156,7 +167,11 @@ async fn a_fail2ban_jail_alerts_at_maxretry_and_not_before() {
     assert_eq!(jail_lines(&d).await.0, 6);
     let id = alert["id"].as_str().unwrap().to_owned();
     let detail = eventually(Duration::from_secs(5), || async {
-        let v: Value = get(&d, &format!("/v1/alerts/{id}")).await.json().await.unwrap();
+        let v: Value = get(&d, &format!("/v1/alerts/{id}"))
+            .await
+            .json()
+            .await
+            .unwrap();
         (v["actions"].as_array().map(|a| !a.is_empty()) == Some(true)).then_some(v)
     })
     .await;
@@ -188,7 +203,10 @@ async fn a_jail_whose_filter_does_not_load_stops_config_check_and_the_daemon() {
     .unwrap();
     std::fs::write(
         dir.path().join("sentinel.yml"),
-        format!("sources:\n  - {{ type: fail2ban_jails, dir: \"{}\" }}\n", f2b.display()),
+        format!(
+            "sources:\n  - {{ type: fail2ban_jails, dir: \"{}\" }}\n",
+            f2b.display()
+        ),
     )
     .unwrap();
     let out = common::command(dir.path())
@@ -197,8 +215,14 @@ async fn a_jail_whose_filter_does_not_load_stops_config_check_and_the_daemon() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("jail [broken] filter:") && stderr.contains("undefined-tag"), "{stderr}");
-    assert!(stderr.contains("jail [unknownbackend] backend: unknown backend `magic`"), "{stderr}");
+    assert!(
+        stderr.contains("jail [broken] filter:") && stderr.contains("undefined-tag"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("jail [unknownbackend] backend: unknown backend `magic`"),
+        "{stderr}"
+    );
     let run = common::command(dir.path())
         .args(["run", "--data-dir", "data", "--listen", "127.0.0.1:0"])
         .output()
@@ -250,8 +274,14 @@ fn import_prints_a_section_config_check_accepts() {
     let sshd = sources.iter().find(|s| s["jail"] == "sshd").unwrap();
     assert_eq!(sshd["type"], "file");
     assert_eq!(sshd["mode"], "aggressive");
-    assert_eq!(sshd["fail2ban_filter"], format!("{}/filter.d/sshd.conf", f2b.display()));
-    let sasl = sources.iter().find(|s| s["jail"] == "postfix-sasl").unwrap();
+    assert_eq!(
+        sshd["fail2ban_filter"],
+        format!("{}/filter.d/sshd.conf", f2b.display())
+    );
+    let sasl = sources
+        .iter()
+        .find(|s| s["jail"] == "postfix-sasl")
+        .unwrap();
     assert_eq!(sasl["type"], "journald");
     assert_eq!(sasl["fail2ban_vars"]["logtype"], "journal");
     let cmd: Vec<&str> = sasl["command"]
@@ -260,10 +290,16 @@ fn import_prints_a_section_config_check_accepts() {
         .iter()
         .map(|c| c.as_str().unwrap())
         .collect();
-    assert!(cmd.starts_with(&["journalctl", "-o", "json", "-f"]), "{cmd:?}");
+    assert!(
+        cmd.starts_with(&["journalctl", "-o", "json", "-f"]),
+        "{cmd:?}"
+    );
     assert!(cmd.contains(&"_SYSTEMD_UNIT=postfix.service"), "{cmd:?}");
     let define = v["detect"]["scenarios"]["define"].as_array().unwrap();
-    let sc = define.iter().find(|s| s["name"] == "fail2ban-sshd").unwrap();
+    let sc = define
+        .iter()
+        .find(|s| s["name"] == "fail2ban-sshd")
+        .unwrap();
     assert_eq!(sc["counting"]["type"], "window");
     assert_eq!(sc["counting"]["threshold"], 5);
     assert_eq!(sc["counting"]["window"], "10m");
@@ -271,7 +307,10 @@ fn import_prints_a_section_config_check_accepts() {
     assert_eq!(v["respond"]["escalation_max_ttl"], "7days");
     let rules = v["policy"]["rules"].as_array().unwrap();
     assert_eq!(rules[0]["scenario"][0], "fail2ban-nginx-http-auth");
-    assert_eq!(rules[0]["actions"][0]["ttl"], "30days", "bantime -1 → policy.max_ttl");
+    assert_eq!(
+        rules[0]["actions"][0]["ttl"], "30days",
+        "bantime -1 → policy.max_ttl"
+    );
 
     std::fs::write(dir.path().join("imported.yml"), &yaml).unwrap();
     let check = common::command(dir.path())
@@ -285,6 +324,9 @@ fn import_prints_a_section_config_check_accepts() {
         String::from_utf8_lossy(&check.stderr)
     );
     for jail in ["sshd", "nginx-http-auth", "postfix-sasl"] {
-        assert!(stdout.contains(&format!("fail2ban jail {jail}: filter")), "{stdout}");
+        assert!(
+            stdout.contains(&format!("fail2ban jail {jail}: filter")),
+            "{stdout}"
+        );
     }
 }
