@@ -211,15 +211,20 @@ mod tests {
         let c = m.source_lines.counts("jail:sshd", "sshd");
         let text = m.render();
         assert!(
-            text.contains("sentinel_source_lines_matched_total{source=\"jail:sshd\",filter=\"sshd\"} 0\n"),
+            text.contains(
+                "sentinel_source_lines_matched_total{source=\"jail:sshd\",filter=\"sshd\"} 0\n"
+            ),
             "{text}"
         );
         c.matched.add(2);
         c.unmatched.inc();
         let text = m.render();
         assert!(
-            text.contains("sentinel_source_lines_matched_total{source=\"jail:sshd\",filter=\"sshd\"} 2\n")
-                && text.contains("sentinel_source_lines_unmatched_total{source=\"jail:sshd\",filter=\"sshd\"} 1\n"),
+            text.contains(
+                "sentinel_source_lines_matched_total{source=\"jail:sshd\",filter=\"sshd\"} 2\n"
+            ) && text.contains(
+                "sentinel_source_lines_unmatched_total{source=\"jail:sshd\",filter=\"sshd\"} 1\n"
+            ),
             "{text}"
         );
     }

@@ -9,7 +9,14 @@ use serde_json::Value;
 const LIST_ELEMENTS: &[(&str, &[&str])] = &[
     (
         "policy.rules[]",
-        &["name", "scenario", "severity", "risk", "confidence", "actions"],
+        &[
+            "name",
+            "scenario",
+            "severity",
+            "risk",
+            "confidence",
+            "actions",
+        ],
     ),
     ("policy.rules[].actions[]", &["kind", "ttl", "params"]),
     (

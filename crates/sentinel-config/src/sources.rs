@@ -321,7 +321,10 @@ pub(crate) fn source(r: &mut Reader, e: &Node<'_>) -> Option<SourceConfig> {
             let dir = r.get(Some(e), "dir").and_then(|n| {
                 let d = r.string(&n)?;
                 if d.is_empty() {
-                    r.fail(&n.path, "must name the fail2ban directory (e.g. /etc/fail2ban)");
+                    r.fail(
+                        &n.path,
+                        "must name the fail2ban directory (e.g. /etc/fail2ban)",
+                    );
                     return None;
                 }
                 Some(PathBuf::from(d))

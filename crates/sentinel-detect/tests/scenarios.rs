@@ -468,7 +468,11 @@ fn window_counting_fires_at_threshold_within_the_window_and_not_before() {
     e.observe(&ssh_fail(10_600, "192.0.2.2", "a"), None, &mut out);
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].subject, Subject::Ip("192.0.2.2".parse().unwrap()));
-    assert!(out[0].reasons[0].detail.contains("3 matching lines"), "{:?}", out[0].reasons);
+    assert!(
+        out[0].reasons[0].detail.contains("3 matching lines"),
+        "{:?}",
+        out[0].reasons
+    );
     // After firing the window starts again.
     e.observe(&ssh_fail(10_602, "192.0.2.2", "a"), None, &mut out);
     e.observe(&ssh_fail(10_603, "192.0.2.2", "a"), None, &mut out);

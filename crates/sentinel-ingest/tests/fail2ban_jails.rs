@@ -37,7 +37,11 @@ fn fail2ban_dump(dir: &Path) -> BTreeMap<String, BTreeMap<String, Value>> {
         .arg("-d")
         .output()
         .expect("fail2ban-client must be on PATH (Debian's fail2ban package)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let script = "import ast,json,sys\nfor l in sys.stdin:\n  l=l.strip()\n  if l.startswith('['): print(json.dumps(ast.literal_eval(l)))\n";
     let mut py = Command::new("python3")
         .arg("-c")
@@ -95,7 +99,13 @@ fn stock_jails_with_a_local_override_read_as_fail2ban_reads_them() {
     let dir = tmp.path();
     let logs = dir.join("logs");
     std::fs::create_dir(&logs).unwrap();
-    for f in ["auth.log", "error.log", "access.log", "mail.log", "fail2ban.log"] {
+    for f in [
+        "auth.log",
+        "error.log",
+        "access.log",
+        "mail.log",
+        "fail2ban.log",
+    ] {
         std::fs::write(logs.join(f), "").unwrap();
     }
     let l = logs.display();
@@ -181,7 +191,11 @@ fn stock_jails_with_a_local_override_read_as_fail2ban_reads_them() {
         let mut found: Vec<String> = j
             .logpaths
             .iter()
-            .flat_map(|g| glob::glob(g).unwrap().map(|p| p.unwrap().display().to_string()))
+            .flat_map(|g| {
+                glob::glob(g)
+                    .unwrap()
+                    .map(|p| p.unwrap().display().to_string())
+            })
             .collect();
         found.sort();
         let mut theirs_found: Vec<String> = t
@@ -304,7 +318,10 @@ fn malformed_jails_are_named_with_their_key() {
 #[test]
 fn broken_files_fail_the_whole_read_with_the_file_named() {
     let tmp = hostile(&[
-        ("jail.conf", "[INCLUDES]\nbefore = a.conf\n[x]\nenabled = false\n"),
+        (
+            "jail.conf",
+            "[INCLUDES]\nbefore = a.conf\n[x]\nenabled = false\n",
+        ),
         ("a.conf", "[INCLUDES]\nbefore = jail.conf\n"),
     ]);
     let e = read_jails(tmp.path()).unwrap_err().to_string();
@@ -316,7 +333,10 @@ fn broken_files_fail_the_whole_read_with_the_file_named() {
 
     let tmp = hostile(&[("jail.conf", "[INCLUDES]\nbefore = paths-nowhere.conf\n")]);
     let e = read_jails(tmp.path()).unwrap_err().to_string();
-    assert!(e.contains("paths-nowhere.conf") && e.contains("does not exist"), "{e}");
+    assert!(
+        e.contains("paths-nowhere.conf") && e.contains("does not exist"),
+        "{e}"
+    );
 
     let tmp = tempfile::tempdir().unwrap();
     let e = read_jails(tmp.path()).unwrap_err().to_string();
@@ -327,5 +347,9 @@ fn broken_files_fail_the_whole_read_with_the_file_named() {
         "[loop]\nenabled = true\nfilter = ok\nlogpath = %(a)s\na = %(b)s\nb = %(a)s\n",
     )]);
     let set = read_jails(tmp.path()).unwrap();
-    assert!(set.problems[0].to_string().contains("cycle"), "{:?}", set.problems);
+    assert!(
+        set.problems[0].to_string().contains("cycle"),
+        "{:?}",
+        set.problems
+    );
 }

@@ -216,14 +216,18 @@ impl JailReader<'_> {
         match self.get("enabled")? {
             None => Ok(false),
             Some(v) => parse_bool(&v).ok_or_else(|| {
-                self.problem("enabled", format!("not a boolean: {v:?} (true/false, yes/no, on/off, 1/0)"))
+                self.problem(
+                    "enabled",
+                    format!("not a boolean: {v:?} (true/false, yes/no, on/off, 1/0)"),
+                )
             }),
         }
     }
 
     fn jail(&self) -> Result<Jail, JailProblem> {
         let backend_raw = self.get("backend")?.unwrap_or_else(|| "auto".into());
-        let (backend_name, _) = split_options(&backend_raw).map_err(|e| self.problem("backend", e))?;
+        let (backend_name, _) =
+            split_options(&backend_raw).map_err(|e| self.problem("backend", e))?;
         let backend = match backend_name.as_str() {
             "auto" | "polling" | "pyinotify" | "gamin" => Backend::Files(backend_name),
             "systemd" => Backend::Systemd,
@@ -239,7 +243,9 @@ impl JailReader<'_> {
             None => 3, // fail2ban's built-in default when nothing sets it
             Some(v) => match v.parse::<i64>() {
                 Ok(n) if n >= 1 => u32::try_from(n).unwrap_or(u32::MAX),
-                Ok(n) => return Err(self.problem("maxretry", format!("must be at least 1, got {n}"))),
+                Ok(n) => {
+                    return Err(self.problem("maxretry", format!("must be at least 1, got {n}")))
+                }
                 Err(_) => return Err(self.problem("maxretry", format!("not an integer: {v:?}"))),
             },
         };
@@ -247,8 +253,15 @@ impl JailReader<'_> {
             None => 600,
             Some(v) => match str2seconds(&v) {
                 Some(s) if s > 0.0 => s.round() as u64,
-                Some(_) => return Err(self.problem("findtime", format!("must be longer than 0: {v:?}"))),
-                None => return Err(self.problem("findtime", format!("not a time: {v:?} (e.g. 600, 10m, 1h 30m)"))),
+                Some(_) => {
+                    return Err(self.problem("findtime", format!("must be longer than 0: {v:?}")))
+                }
+                None => {
+                    return Err(self.problem(
+                        "findtime",
+                        format!("not a time: {v:?} (e.g. 600, 10m, 1h 30m)"),
+                    ))
+                }
             },
         };
         let bantime = match self.get("bantime")? {
@@ -256,7 +269,11 @@ impl JailReader<'_> {
             Some(v) => match str2seconds(&v) {
                 Some(s) if s < 0.0 => BanTime::Permanent,
                 Some(s) => BanTime::Seconds(s.round() as u64),
-                None => return Err(self.problem("bantime", format!("not a time: {v:?} (e.g. 600, 10m, -1)"))),
+                None => {
+                    return Err(
+                        self.problem("bantime", format!("not a time: {v:?} (e.g. 600, 10m, -1)"))
+                    )
+                }
             },
         };
         let increment = self.increment()?;
@@ -315,7 +332,10 @@ impl JailReader<'_> {
         if !path.is_file() {
             return Err(self.problem(
                 "filter",
-                format!("filter `{name}` not found: {} does not exist", path.display()),
+                format!(
+                    "filter `{name}` not found: {} does not exist",
+                    path.display()
+                ),
             ));
         }
         let mut mode = None;
@@ -329,11 +349,21 @@ impl JailReader<'_> {
         }
         // fail2ban sets `logtype` from the backend unless the filter options do.
         if !vars.iter().any(|(k, _)| k == "logtype") {
-            let lt = if *backend == Backend::Systemd { "journal" } else { "file" };
+            let lt = if *backend == Backend::Systemd {
+                "journal"
+            } else {
+                "file"
+            };
             vars.push(("logtype".into(), lt.into()));
         }
         // Filter settings given in the jail itself override the filter's (fail2ban fills them last).
-        for key in ["datepattern", "maxlines", "prefregex", "failregex", "ignoreregex"] {
+        for key in [
+            "datepattern",
+            "maxlines",
+            "prefregex",
+            "failregex",
+            "ignoreregex",
+        ] {
             if self.cfg.raw(self.name, key).is_some() {
                 if let Some(v) = self.get(key)? {
                     vars.push((key.to_string(), v));
@@ -356,8 +386,9 @@ impl JailReader<'_> {
     fn increment(&self) -> Result<Option<BanIncrement>, JailProblem> {
         let on = match self.get("bantime.increment")? {
             None => false,
-            Some(v) => parse_bool(&v)
-                .ok_or_else(|| self.problem("bantime.increment", format!("not a boolean: {v:?}")))?,
+            Some(v) => parse_bool(&v).ok_or_else(|| {
+                self.problem("bantime.increment", format!("not a boolean: {v:?}"))
+            })?,
         };
         if !on {
             return Ok(None);
@@ -379,7 +410,9 @@ impl JailReader<'_> {
                 .parse::<f64>()
                 .ok()
                 .filter(|f| f.is_finite() && *f > 0.0)
-                .ok_or_else(|| self.problem("bantime.factor", format!("not a positive number: {v:?}")))?,
+                .ok_or_else(|| {
+                    self.problem("bantime.factor", format!("not a positive number: {v:?}"))
+                })?,
         };
         let multipliers = match self.get("bantime.multipliers")? {
             None => Vec::new(),
@@ -387,12 +420,18 @@ impl JailReader<'_> {
                 .split_whitespace()
                 .map(|m| m.parse::<u64>())
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|_| self.problem("bantime.multipliers", format!("not a list of integers: {v:?}")))?,
+                .map_err(|_| {
+                    self.problem(
+                        "bantime.multipliers",
+                        format!("not a list of integers: {v:?}"),
+                    )
+                })?,
         };
         let overalljails = match self.get("bantime.overalljails")? {
             None => false,
-            Some(v) => parse_bool(&v)
-                .ok_or_else(|| self.problem("bantime.overalljails", format!("not a boolean: {v:?}")))?,
+            Some(v) => parse_bool(&v).ok_or_else(|| {
+                self.problem("bantime.overalljails", format!("not a boolean: {v:?}"))
+            })?,
         };
         Ok(Some(BanIncrement {
             factor,
@@ -431,7 +470,11 @@ pub fn split_options(s: &str) -> Result<(String, Vec<(String, String)>), String>
             return Err(format!("option without `=` in {s:?}"));
         };
         let key = rest[..eq].trim().to_lowercase();
-        if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-') {
+        if key.is_empty()
+            || !key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
+        {
             return Err(format!("bad option name {key:?} in {s:?}"));
         }
         let after = rest[eq + 1..].trim_start();
@@ -539,9 +582,15 @@ mod tests {
         assert_eq!(n, "sshd");
         assert_eq!(
             o,
-            vec![("mode".into(), "aggressive".into()), ("port".into(), "22, 2222".into())]
+            vec![
+                ("mode".into(), "aggressive".into()),
+                ("port".into(), "22, 2222".into())
+            ]
         );
-        assert_eq!(split_options("postfix").unwrap(), ("postfix".into(), vec![]));
+        assert_eq!(
+            split_options("postfix").unwrap(),
+            ("postfix".into(), vec![])
+        );
         assert!(split_options("sshd[mode=normal").is_err());
         assert!(split_options("sshd[mode]").is_err());
     }
