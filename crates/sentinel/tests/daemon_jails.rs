@@ -330,3 +330,93 @@ fn import_prints_a_section_config_check_accepts() {
         );
     }
 }
+
+/// A `backend = systemd` jail reads the journal through `journalctl` with the filter's `journalmatch`
+/// (a stand-in `journalctl` on PATH follows a file of journal JSON entries and records its arguments).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_systemd_jail_reads_the_journal_with_the_filters_journalmatch() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let f2b = dir.path().join("fail2ban");
+    copy_etc_fail2ban(&f2b);
+    std::fs::write(
+        f2b.join("jail.local"),
+        "[sshd]\nbackend = systemd\nmaxretry = 2\nbantime = 30m\n",
+    )
+    .unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let entries = dir.path().join("journal.json");
+    std::fs::write(&entries, "").unwrap();
+    let args = dir.path().join("journalctl.args");
+    let fake = bin.join("journalctl");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\necho \"$@\" > {}\nexec tail -n +1 -f {}\n",
+            args.display(),
+            entries.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(
+        dir.path().join("sentinel.yml"),
+        format!(
+            "sources:\n  - {{ type: fail2ban_jails, dir: \"{}\" }}\nrespond:\n  escalation_factor: 1\n",
+            f2b.display()
+        ),
+    )
+    .unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let d = Daemon::start_in(dir, &[("PATH", path.as_str())]);
+    let entry = |pid: u32, ip: &str| {
+        let now = sentinel_core::Timestamp::now().as_millis() * 1000;
+        let v = serde_json::json!({
+            "__CURSOR": format!("s=1;i={pid}"),
+            "__REALTIME_TIMESTAMP": now.to_string(),
+            "_HOSTNAME": "srv",
+            "SYSLOG_IDENTIFIER": "sshd",
+            "_PID": pid.to_string(),
+            "_SYSTEMD_UNIT": "ssh.service",
+            "MESSAGE": format!("Failed password for invalid user admin from {ip} port {} ssh2", 40000 + pid),
+        });
+        let mut f = std::fs::OpenOptions::new().append(true).open(&entries).unwrap();
+        writeln!(f, "{v}").unwrap();
+    };
+    let jail_source = |text: &str| -> (u64, u64) {
+        let read = |name: &str| {
+            let prefix = format!("{name}{{source=\"jail:sshd\",filter=\"sshd\"}} ");
+            text.lines()
+                .find_map(|l| l.strip_prefix(prefix.as_str()))
+                .unwrap_or_else(|| panic!("no {prefix} in /metrics:\n{text}"))
+                .parse::<u64>()
+                .unwrap()
+        };
+        (
+            read("sentinel_source_lines_matched_total"),
+            read("sentinel_source_lines_unmatched_total"),
+        )
+    };
+    entry(501, "198.51.100.9");
+    eventually(Duration::from_secs(10), || async {
+        let text = get(&d, "/metrics").await.text().await.unwrap();
+        (jail_source(&text) == (1, 0)).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(jail_alerts(&d).await.is_empty(), "1 failure of maxretry 2");
+    entry(502, "198.51.100.9");
+    let found = eventually(Duration::from_secs(10), || async {
+        let a = jail_alerts(&d).await;
+        (!a.is_empty()).then_some(a)
+    })
+    .await;
+    assert_eq!(found[0]["subject"]["value"], "198.51.100.9");
+    let recorded = std::fs::read_to_string(&args).unwrap();
+    assert!(
+        recorded.contains("-o json -f --no-pager _SYSTEMD_UNIT=sshd.service + _COMM=sshd"),
+        "journalctl was run as: {recorded}"
+    );
+    let (_dir, _) = d.stop();
+}
