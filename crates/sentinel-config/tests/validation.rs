@@ -294,14 +294,20 @@ policy:
             mode,
             ..
         } => {
-            assert_eq!(fail2ban_vars, &vec![("logtype".to_string(), "file".to_string())]);
+            assert_eq!(
+                fail2ban_vars,
+                &vec![("logtype".to_string(), "file".to_string())]
+            );
             assert_eq!(jail.as_deref(), Some("sshd"));
             assert_eq!(mode.as_deref(), Some("aggressive"));
         }
         other => panic!("{other:?}"),
     }
     assert_eq!(cfg.detect.scenarios.define.len(), 1);
-    assert_eq!(cfg.policy.rules[0].scenario, vec!["fail2ban-sshd".to_string()]);
+    assert_eq!(
+        cfg.policy.rules[0].scenario,
+        vec!["fail2ban-sshd".to_string()]
+    );
     // The effective YAML reads back to the same configuration.
     let again = load_str(&cfg.effective_yaml(), None, &[]).unwrap();
     assert_eq!(again.sources, cfg.sources);

@@ -32,13 +32,12 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     // fail2ban jails become ordinary sources, scenarios and rules before anything is built.
-    let cfg = match crate::jails::expand(&cfg) {
-        Ok((cfg, warnings)) => {
-            for w in warnings {
-                tracing::warn!(evt = "fail2ban_jails", warning = %w);
-            }
-            cfg
-        }
+    let (expanded, warnings) = crate::jails::expand(&cfg);
+    for w in warnings {
+        tracing::warn!(evt = "fail2ban_jails", warning = %w);
+    }
+    let cfg = match expanded {
+        Ok(cfg) => cfg,
         Err(errors) => anyhow::bail!(
             "the fail2ban jails have {} problem(s):\n{}",
             errors.len(),

@@ -274,8 +274,8 @@ fn escalation(jails: &[Jail], max_ttl: Duration, p: &mut JailPlan) {
 }
 
 /// Replaces every `fail2ban_jails` source by the jails' sources, adds their scenarios, rules and whitelist.
-/// Returns the expanded configuration and the warnings, or every error.
-pub fn expand(cfg: &ValidatedConfig) -> Result<(ValidatedConfig, Vec<String>), Vec<String>> {
+/// Returns the expanded configuration (or every error) and the warnings, which hold either way.
+pub fn expand(cfg: &ValidatedConfig) -> (Result<ValidatedConfig, Vec<String>>, Vec<String>) {
     let mut out = cfg.clone();
     let mut warnings = Vec::new();
     let mut errors = Vec::new();
@@ -320,10 +320,10 @@ pub fn expand(cfg: &ValidatedConfig) -> Result<(ValidatedConfig, Vec<String>), V
         }
     }
     if !errors.is_empty() {
-        return Err(errors);
+        return (Err(errors), warnings);
     }
     rules.extend(out.policy.rules);
     out.policy.rules = rules;
     out.sources = sources;
-    Ok((out, warnings))
+    (Ok(out), warnings)
 }

@@ -41,11 +41,10 @@ impl RunningSources {
 /// (`WARNING: …` lines and a summary of the jails) and errors.
 pub fn preflight(cfg: &ValidatedConfig) -> (Vec<String>, Vec<String>) {
     let mut notes = Vec::new();
-    let cfg = match crate::jails::expand(cfg) {
-        Ok((expanded, warnings)) => {
-            notes.extend(warnings.into_iter().map(|w| format!("WARNING: {w}")));
-            expanded
-        }
+    let (expanded, warnings) = crate::jails::expand(cfg);
+    notes.extend(warnings.into_iter().map(|w| format!("WARNING: {w}")));
+    let cfg = match expanded {
+        Ok(cfg) => cfg,
         Err(errors) => return (notes, errors),
     };
     let mut errors = Vec::new();

@@ -197,8 +197,12 @@ async fn a_jail_whose_filter_does_not_load_stops_config_check_and_the_daemon() {
     .unwrap();
     std::fs::write(
         f2b.join("jail.local"),
-        "[broken]\nenabled = true\nfilter = broken\nlogpath = /nonexistent/broken.log\n\
+        format!(
+            "[sshd]\nbackend = auto\nlogpath = {}/nowhere/auth.log\n\
+         [broken]\nenabled = true\nfilter = broken\nlogpath = /nonexistent/broken.log\n\
          [unknownbackend]\nenabled = true\nfilter = sshd\nbackend = magic\n",
+            f2b.display()
+        ),
     )
     .unwrap();
     std::fs::write(
@@ -381,7 +385,10 @@ async fn a_systemd_jail_reads_the_journal_with_the_filters_journalmatch() {
             "_SYSTEMD_UNIT": "ssh.service",
             "MESSAGE": format!("Failed password for invalid user admin from {ip} port {} ssh2", 40000 + pid),
         });
-        let mut f = std::fs::OpenOptions::new().append(true).open(&entries).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&entries)
+            .unwrap();
         writeln!(f, "{v}").unwrap();
     };
     let jail_source = |text: &str| -> (u64, u64) {
