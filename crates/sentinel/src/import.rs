@@ -28,6 +28,14 @@ pub fn fail2ban(dir: &Path) -> anyhow::Result<Imported> {
         .iter()
         .map(serde_json::to_value)
         .collect::<Result<_, _>>()?;
+    // A jail's rule matches every severity, risk and confidence: say `any`.
+    for r in &mut rules {
+        for (key, all) in [("severity", 5), ("risk", 3), ("confidence", 3)] {
+            if r[key].as_array().is_some_and(|a| a.len() == all) {
+                r[key] = Value::from("any");
+            }
+        }
+    }
     for r in &defaults.policy.rules {
         rules.push(serde_json::to_value(r)?);
     }

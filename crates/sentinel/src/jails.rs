@@ -75,6 +75,7 @@ pub fn plan(dir: &Path, max_ttl: Duration) -> JailPlan {
     }
     let mut ignore_lists: Vec<(String, Vec<String>)> = Vec::new();
     let mut ports = Vec::new();
+    let mut unhonoured: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for j in &set.jails {
         if let Err(e) = map_jail(j, max_ttl, &mut p) {
             p.errors.push(format!("jail [{}] filter: {e}", j.name));
@@ -82,6 +83,12 @@ pub fn plan(dir: &Path, max_ttl: Duration) -> JailPlan {
         }
         p.jails.push(j.name.clone());
         ignore_lists.push((j.name.clone(), j.ignoreip.clone()));
+        for (k, v) in &j.unhonoured {
+            unhonoured
+                .entry(format!("{k} = {v}"))
+                .or_default()
+                .push(j.name.clone());
+        }
         if !j.port.is_empty() && j.port != "0:65535" {
             ports.push(format!("{} ({})", j.name, j.port));
         }
@@ -103,6 +110,21 @@ pub fn plan(dir: &Path, max_ttl: Duration) -> JailPlan {
         p.warnings.push(format!(
             "`port` is not used: Sentinel blocks an address on every port, not only {}",
             ports.join(", ")
+        ));
+    }
+    for (opt, jails) in unhonoured {
+        let why = if opt.starts_with("usedns") {
+            "Sentinel never resolves host names found in log lines (such lines are counted as host_not_an_address)"
+        } else if opt.starts_with("ignorecommand") {
+            "Sentinel runs no command to decide whether to ignore an address (use ignoreip / the whitelist)"
+        } else if opt.starts_with("logtimezone") {
+            "log times without a zone are read as UTC"
+        } else {
+            "log lines are read as UTF-8 (invalid bytes replaced and counted)"
+        };
+        p.warnings.push(format!(
+            "`{opt}` ({}): not honoured: {why}",
+            jails.join(", ")
         ));
     }
     escalation(&set.jails, max_ttl, &mut p);

@@ -272,7 +272,13 @@ fn import_prints_a_section_config_check_accepts() {
         stderr.contains("WARNING: jail [nginx-http-auth] bantime -1 (permanent)"),
         "{stderr}"
     );
+    assert!(
+        stderr.contains("`usedns = warn` (nginx-http-auth, postfix-sasl, sshd): not honoured"),
+        "{stderr}"
+    );
+    assert!(yaml.contains("# WARNING: jail [nginx-http-auth] bantime -1"), "{yaml}");
     let v: Value = serde_yaml::from_str(&yaml).unwrap();
+    assert_eq!(v["policy"]["rules"][0]["risk"], "any");
     let sources = v["sources"].as_array().unwrap();
     assert_eq!(sources.len(), 3, "{yaml}");
     let sshd = sources.iter().find(|s| s["jail"] == "sshd").unwrap();

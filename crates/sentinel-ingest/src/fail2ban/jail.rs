@@ -89,6 +89,9 @@ pub struct Jail {
     pub ignoreip: Vec<String>,
     /// `port`, as written (Sentinel blocks the address on every port).
     pub port: String,
+    /// Options set to something Sentinel does not do (`ignorecommand`, `usedns`, `logtimezone`,
+    /// `logencoding`), as `(key, value)`, so the caller can say so.
+    pub unhonoured: Vec<(String, String)>,
 }
 
 impl Jail {
@@ -305,7 +308,25 @@ impl JailReader<'_> {
                     .collect()
             })
             .unwrap_or_default();
+        let mut unhonoured = Vec::new();
+        for key in ["ignorecommand", "usedns", "logtimezone", "logencoding"] {
+            let Some(v) = self.get(key)? else { continue };
+            let fine = match key {
+                "usedns" => v.eq_ignore_ascii_case("no") || v.eq_ignore_ascii_case("raw"),
+                "logencoding" => {
+                    v.is_empty()
+                        || v.eq_ignore_ascii_case("auto")
+                        || v.eq_ignore_ascii_case("utf-8")
+                        || v.eq_ignore_ascii_case("utf8")
+                }
+                _ => v.is_empty(),
+            };
+            if !fine {
+                unhonoured.push((key.to_string(), v));
+            }
+        }
         Ok(Jail {
+            unhonoured,
             name: self.name.to_string(),
             filter,
             logpaths,
