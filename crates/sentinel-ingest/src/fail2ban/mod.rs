@@ -10,7 +10,7 @@
 
 mod build;
 mod config;
-mod date;
+pub mod date;
 mod error;
 mod ini;
 mod pyregex;
