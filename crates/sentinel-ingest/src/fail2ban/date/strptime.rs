@@ -376,8 +376,11 @@ impl<'a> Fields<'a> {
         };
         let offset = i64::from(zone.unwrap_or(r.default_offset));
         // "now" as a local wall-clock time in the same offset, for the parts the line lacks.
-        let now_local = PrimitiveDateTime::new(Date::from_calendar_date(1970, Month::January, 1).ok()?, Time::MIDNIGHT)
-            .checked_add(Duration::milliseconds(r.now_ms.checked_add(offset * 1000)?))?;
+        let now_local = PrimitiveDateTime::new(
+            Date::from_calendar_date(1970, Month::January, 1).ok()?,
+            Time::MIDNIGHT,
+        )
+        .checked_add(Duration::milliseconds(r.now_ms.checked_add(offset * 1000)?))?;
         let mut year = match (num(self.year), num(self.year2)) {
             (Some(y), _) => Some(y),
             (None, Some(y)) => Some(if y <= 2000 { y + 2000 } else { y }),
@@ -393,9 +396,11 @@ impl<'a> Fields<'a> {
         };
         let mut day = num(self.day).map(u8::try_from).transpose().ok()?;
         if month.is_none() || day.is_none() {
-            let julian = num(self.year_day).or_else(|| self.julian_from_week(i32::try_from(*y).ok()?));
+            let julian =
+                num(self.year_day).or_else(|| self.julian_from_week(i32::try_from(*y).ok()?));
             if let Some(j) = julian {
-                let date = Date::from_ordinal_date(i32::try_from(*y).ok()?, u16::try_from(j).ok()?).ok()?;
+                let date = Date::from_ordinal_date(i32::try_from(*y).ok()?, u16::try_from(j).ok()?)
+                    .ok()?;
                 month = Some(u8::from(date.month()));
                 day = Some(date.day());
             }
@@ -433,8 +438,15 @@ impl<'a> Fields<'a> {
             if !(1..=9999).contains(&year) {
                 return None;
             }
-            let date = Date::from_calendar_date(i32::try_from(year).ok()?, Month::try_from(month).ok()?, day).ok()?;
-            let local = PrimitiveDateTime::new(date, time).assume_utc().unix_timestamp();
+            let date = Date::from_calendar_date(
+                i32::try_from(year).ok()?,
+                Month::try_from(month).ok()?,
+                day,
+            )
+            .ok()?;
+            let local = PrimitiveDateTime::new(date, time)
+                .assume_utc()
+                .unix_timestamp();
             Some(local.checked_sub(offset)?.checked_mul(1000)? + i64::from(millis))
         };
         let mut ms = instant(*y)?;
@@ -462,17 +474,30 @@ impl Fields<'_> {
         let week: i64 = week.parse().ok()?;
         // Monday = 0 … Sunday = 6.
         let mut weekday: i64 = match (self.weekday_name, self.weekday_num) {
-            (Some(n), _) => i64::try_from(DAYS.iter().position(|d| n.get(..3).is_some_and(|p| p.eq_ignore_ascii_case(d)))?).ok()?,
+            (Some(n), _) => i64::try_from(
+                DAYS.iter()
+                    .position(|d| n.get(..3).is_some_and(|p| p.eq_ignore_ascii_case(d)))?,
+            )
+            .ok()?,
             (None, Some(w)) => (w.parse::<i64>().ok()? + 6) % 7,
             (None, None) => return None,
         };
-        let mut first = i64::from(Date::from_calendar_date(year, Month::January, 1).ok()?.weekday().number_days_from_monday());
+        let mut first = i64::from(
+            Date::from_calendar_date(year, Month::January, 1)
+                .ok()?
+                .weekday()
+                .number_days_from_monday(),
+        );
         if !monday_first {
             first = (first + 1) % 7;
             weekday = (weekday + 1) % 7;
         }
         let week0 = (7 - first) % 7;
-        Some(if week == 0 { 1 + weekday - first } else { 1 + week0 + 7 * (week - 1) + weekday })
+        Some(if week == 0 {
+            1 + weekday - first
+        } else {
+            1 + week0 + 7 * (week - 1) + weekday
+        })
     }
 }
 
@@ -544,7 +569,10 @@ fn abbr_offset_minutes(abbr: &str) -> Option<i32> {
         (-360, "S CST EAST GALT HAR HNC MDT"),
         (-300, "R CDT COT EASST ECT EST ET HAC HNE PET"),
         (-240, "Q AST BOT CLT COST EDT FKT GYT HAE HNA PYT"),
-        (-180, "P ADT ART BRT CLST FKST GFT HAA PMST PYST SRT UYT WGT"),
+        (
+            -180,
+            "P ADT ART BRT CLST FKST GFT HAA PMST PYST SRT UYT WGT",
+        ),
         (-120, "O BRST FNT PMDT UYST WGST"),
         (-60, "N AZOT CVT EGT"),
         (0, "Z EGST GMT UTC WET WT"),
@@ -552,14 +580,23 @@ fn abbr_offset_minutes(abbr: &str) -> Option<i32> {
         (120, "B CAT CEDT CEST EET SAST WAST"),
         (180, "C EAT EEDT EEST IDT MSK"),
         (240, "D AMT AZT GET GST KUYT MSD MUT RET SAMT SCT"),
-        (300, "E AMST AQTT AZST HMT MAWT MVT PKT TFT TJT TMT UZT YEKT"),
+        (
+            300,
+            "E AMST AQTT AZST HMT MAWT MVT PKT TFT TJT TMT UZT YEKT",
+        ),
         (360, "F ALMT BIOT BTT IOT KGT NOVT OMST YEKST"),
         (420, "G CXT DAVT HOVT ICT KRAT NOVST OMSST THA WIB"),
-        (480, "H ACT AWST BDT BNT CAST HKT IRKT KRAST MYT PHT SGT ULAT WITA WST"),
+        (
+            480,
+            "H ACT AWST BDT BNT CAST HKT IRKT KRAST MYT PHT SGT ULAT WITA WST",
+        ),
         (540, "I AWDT IRKST JST KST PWT TLT WDT WIT YAKT"),
         (600, "K AEST ChST PGT VLAT YAKST YAPT"),
         (660, "L AEDT LHDT MAGT NCT PONT SBT VLAST VUT"),
-        (720, "M ANAST ANAT FJT GILT MAGST MHT NZST PETST PETT TVT WFT"),
+        (
+            720,
+            "M ANAST ANAT FJT GILT MAGST MHT NZST PETST PETT TVT WFT",
+        ),
         (780, "FJST NZDT"),
         (690, "NFT"),
         (630, "ACDT LHST"),
@@ -617,7 +654,10 @@ mod tests {
     fn century_of_exy() {
         assert_eq!(Expander::new(2026).century, "20[0-2]");
         assert_eq!(Expander::new(2005).century, "200");
-        assert_eq!(Expander::new(2107).century, "(?:200|201|202|203|204|205|206|207|208|209|210|211)");
+        assert_eq!(
+            Expander::new(2107).century,
+            "(?:200|201|202|203|204|205|206|207|208|209|210|211)"
+        );
     }
 
     #[test]
@@ -627,30 +667,51 @@ mod tests {
         f.set(Field::MonthAbbr, "Dec");
         f.set(Field::Day, "31");
         f.set(Field::Hour, "23");
-        assert_eq!(f.resolve(now).unwrap().to_rfc3339(), "2004-12-31T23:00:00.000Z");
+        assert_eq!(
+            f.resolve(now).unwrap().to_rfc3339(),
+            "2004-12-31T23:00:00.000Z"
+        );
         let mut f = Fields::default();
         f.set(Field::MonthAbbr, "Aug");
         f.set(Field::Day, "15");
         f.set(Field::Hour, "9");
         // Within a day ahead: kept in this year (clock skew).
-        assert_eq!(f.resolve(now).unwrap().to_rfc3339(), "2005-08-15T09:00:00.000Z");
+        assert_eq!(
+            f.resolve(now).unwrap().to_rfc3339(),
+            "2005-08-15T09:00:00.000Z"
+        );
         let mut f = Fields::default();
         f.set(Field::Hour, "11");
-        assert_eq!(f.resolve(now).unwrap().to_rfc3339(), "2005-08-13T11:00:00.000Z");
+        assert_eq!(
+            f.resolve(now).unwrap().to_rfc3339(),
+            "2005-08-13T11:00:00.000Z"
+        );
         let mut f = Fields::default();
         f.set(Field::Hour12, "12");
         f.set(Field::AmPm, "AM");
         f.set(Field::Year, "2020");
         f.set(Field::YearDay, "60");
-        assert_eq!(f.resolve(now).unwrap().to_rfc3339(), "2020-02-29T00:00:00.000Z");
+        assert_eq!(
+            f.resolve(now).unwrap().to_rfc3339(),
+            "2020-02-29T00:00:00.000Z"
+        );
     }
 
     #[test]
     fn epochs() {
         assert_eq!(epoch_millis("1138049999", false), Some(1_138_049_999_000));
-        assert_eq!(epoch_millis("1138049999.123", false), Some(1_138_049_999_123));
+        assert_eq!(
+            epoch_millis("1138049999.123", false),
+            Some(1_138_049_999_123)
+        );
         assert_eq!(epoch_millis("1138049999123", true), Some(1_138_049_999_123));
-        assert_eq!(epoch_millis("1138049999123456", true), Some(1_138_049_999_123));
-        assert_eq!(epoch_millis("1138049999123.456", true), Some(1_138_049_999_123));
+        assert_eq!(
+            epoch_millis("1138049999123456", true),
+            Some(1_138_049_999_123)
+        );
+        assert_eq!(
+            epoch_millis("1138049999123.456", true),
+            Some(1_138_049_999_123)
+        );
     }
 }

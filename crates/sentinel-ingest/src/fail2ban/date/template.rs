@@ -92,7 +92,10 @@ impl Template {
         while let Some(at) = rest.find('{') {
             text.push_str(&rest[..at]);
             let tail = &rest[at..];
-            let upper = tail.get(..8).map(str::to_ascii_uppercase).unwrap_or_default();
+            let upper = tail
+                .get(..8)
+                .map(str::to_ascii_uppercase)
+                .unwrap_or_default();
             if upper.starts_with("{EPOCH}") {
                 text.push_str(&format!("(?P<epoch__0>{EPOCH_RE})"));
                 rest = &tail[7..];
@@ -173,9 +176,8 @@ impl Template {
             py.push_str(WORD_END_PY);
             rs.push_str(WORD_EDGE_RS);
         }
-        let anchored = (bound_begin && begin == Begin::Line)
-            || line_bound_begin(&py)
-            || line_bound_end(&py);
+        let anchored =
+            (bound_begin && begin == Begin::Line) || line_bound_begin(&py) || line_bound_end(&py);
         let (py, rs) = (remove_star_bounds(&py), remove_star_bounds(&rs));
         let flags: String = flags
             .chars()
@@ -186,11 +188,21 @@ impl Template {
         } else {
             format!("(?{flags})")
         };
-        Self::build(&format!("{prefix}{rs}"), Some(&format!("{prefix}{py}")), anchored, false)
+        Self::build(
+            &format!("{prefix}{rs}"),
+            Some(&format!("{prefix}{py}")),
+            anchored,
+            false,
+        )
     }
 
     /// Compiles `rs` with the linear-time engine, or `py` (Python look-around syntax) with the backtracking one.
-    fn build(rs: &str, py: Option<&str>, anchored: bool, value_spans: bool) -> Result<Self, String> {
+    fn build(
+        rs: &str,
+        py: Option<&str>,
+        anchored: bool,
+        value_spans: bool,
+    ) -> Result<Self, String> {
         let (engine, names): (Engine, Vec<Option<String>>) = match regex::Regex::new(rs) {
             Ok(re) => {
                 let names = re.capture_names().map(|n| n.map(str::to_string)).collect();
@@ -254,7 +266,12 @@ impl Template {
             Engine::Fancy(re) => {
                 let caps = re.captures(line).ok()??;
                 let whole = caps.get(0)?;
-                Some(self.finish(whole.start(), |i| caps.get(i).map(|m| (m.start(), m.end())), line, r))
+                Some(self.finish(
+                    whole.start(),
+                    |i| caps.get(i).map(|m| (m.start(), m.end())),
+                    line,
+                    r,
+                ))
             }
         }
     }
@@ -278,7 +295,11 @@ impl Template {
             }
         }
         // An empty span (`{NONE}`, `^WARNING:()**`): the line has no date of its own.
-        let ts = if start == end { None } else { fields.resolve(r) };
+        let ts = if start == end {
+            None
+        } else {
+            fields.resolve(r)
+        };
         (Match { at, start, end }, ts)
     }
 }
@@ -384,7 +405,11 @@ fn has_plain_group(s: &str) -> bool {
 /// Leading flag groups and `^` stay outside; a trailing `$` too.
 fn wrap_in_group(s: &str) -> String {
     let mut head = 0;
-    let flag_len = |from: usize| global_flags(&s[from..]).filter(|(at, _, _)| *at == 0).map(|(_, l, _)| l);
+    let flag_len = |from: usize| {
+        global_flags(&s[from..])
+            .filter(|(at, _, _)| *at == 0)
+            .map(|(_, l, _)| l)
+    };
     if let Some(l) = flag_len(head) {
         head += l;
     }
@@ -438,7 +463,10 @@ fn line_bound_begin(s: &str) -> bool {
     let s = skip_flag(s);
     s.starts_with('^')
         || ((s.starts_with("(^") || s.starts_with("(?:^"))
-            && !s.trim_start_matches("(?:").trim_start_matches('(').starts_with("^|"))
+            && !s
+                .trim_start_matches("(?:")
+                .trim_start_matches('(')
+                .starts_with("^|"))
 }
 
 fn line_bound_end(s: &str) -> bool {
@@ -478,7 +506,10 @@ mod tests {
             r"%Y(?:\-%m\-|/%m/|\.%m\.)%d"
         );
         // Not a simple shape: left for the backtracking engine.
-        assert_eq!(unroll_separator_backref("(?P<x>a|b)(?P=x)"), "(?P<x>a|b)(?P=x)");
+        assert_eq!(
+            unroll_separator_backref("(?P<x>a|b)(?P=x)"),
+            "(?P<x>a|b)(?P=x)"
+        );
     }
 
     #[test]
