@@ -8,6 +8,8 @@
 //! sample's `filterOptions`, following `<section/key>`, `<var>` and `%(…)s` references); the full filter loader is
 //! tested elsewhere. Requires Debian's fail2ban package; fails when it is missing.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
+
 use sentinel_core::Timestamp;
 use sentinel_ingest::fail2ban::date::DateMatcher;
 use sentinel_ingest::ParseCtx;

@@ -114,7 +114,7 @@ impl DateMatcher {
             if t.anchored || m.at == 0 {
                 return Some(self.win(i, m, ts));
             }
-            if best.as_ref().map_or(true, |(_, b, _)| m.at < b.at) {
+            if best.as_ref().is_none_or(|(_, b, _)| m.at < b.at) {
                 best = Some((i, m, ts));
             }
         }
