@@ -11,7 +11,7 @@
 
 mod build;
 mod config;
-mod date;
+pub mod date;
 mod error;
 mod ini;
 mod pyregex;
