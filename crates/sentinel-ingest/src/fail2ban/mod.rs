@@ -11,7 +11,7 @@
 
 mod build;
 mod config;
-mod date;
+pub mod date;
 mod error;
 mod ini;
 mod jail;
@@ -29,6 +29,7 @@ use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
 
 /// Caller-supplied filter parameters, as in a jail's `filter = sshd[mode=aggressive, key=value]`.
@@ -49,6 +50,8 @@ pub struct Fail2banFilter {
     name: String,
     parts: build::Parts,
     state: Mutex<State>,
+    /// The time of the last line that had one (unix ms; `i64::MIN`: none yet), for lines without a date.
+    last_date: AtomicI64,
 }
 
 /// Multi-line state.
@@ -68,6 +71,8 @@ pub struct SessionStats {
     pub evicted: u64,
     /// Sessions forgotten after 5 minutes (log time) without a line.
     pub expired: u64,
+    /// Lines that matched a failregex before their session's host was known (held as pending failures).
+    pub pending: u64,
 }
 
 impl Fail2banFilter {
@@ -87,6 +92,7 @@ impl Fail2banFilter {
             name,
             parts,
             state: Mutex::new(State::default()),
+            last_date: AtomicI64::new(i64::MIN),
         }
     }
 
@@ -145,6 +151,7 @@ impl Fail2banFilter {
             live: st.sessions.len(),
             evicted: st.sessions.evicted,
             expired: st.sessions.expired,
+            pending: st.sessions.pending,
         }
     }
 
@@ -160,7 +167,18 @@ impl LineParser for Fail2banFilter {
 
     fn parse(&self, line: &str, ctx: &ParseCtx) -> Result<Parsed, Unparsed> {
         let found = self.parts.dates.find(line, ctx);
-        let ts = found.as_ref().and_then(|f| f.ts);
+        let ts = match found.as_ref().and_then(|f| f.ts) {
+            Some(ts) => {
+                self.last_date.store(ts.as_millis(), Ordering::Relaxed);
+                Some(ts)
+            }
+            // No date (or an optional one left empty): fail2ban takes the last line's when it is recent.
+            None => {
+                let last = self.last_date.load(Ordering::Relaxed);
+                (last != i64::MIN && last > ctx.reference.as_millis().saturating_sub(60_000))
+                    .then(|| Timestamp::from_millis(last))
+            }
+        };
         let text: Cow<'_, str> = match &found {
             Some(f) if f.start < f.end => {
                 let mut s = String::with_capacity(line.len() - (f.end - f.start));
@@ -289,6 +307,13 @@ impl Fail2banFilter {
                 ..Default::default()
             };
             collect(fail, &hit, &buf, &mut cur.groups);
+            // `<F-ALT_USER>` stands in for a user the failregex did not capture.
+            if cur.get("user").is_none_or(str::is_empty) {
+                if let Some(alt) = cur.get("alt_user").filter(|a| !a.is_empty()) {
+                    let alt = alt.to_string();
+                    cur.groups.push(("user", alt));
+                }
+            }
             cur.nofail = pre_nofail || flag(fail, &hit, Role::NoFail);
             cur.gained = pre_gained || flag(fail, &hit, Role::MlfGained);
             let forget = pre_forget || flag(fail, &hit, Role::MlfForget);
@@ -322,6 +347,7 @@ impl Fail2banFilter {
             if !has_host {
                 // A failure before the session's host is known: pending until a line gives it.
                 f.pending = true;
+                st.sessions.pending += 1;
                 if merged.keep {
                     st.sessions.put(id, f, ts);
                 }
@@ -465,10 +491,8 @@ fn report(
             None => return Err(Unparsed::Malformed("no_host")),
         },
     }
-    let user = f
-        .get("user")
-        .filter(|u| !u.is_empty())
-        .or_else(|| f.get("alt_user").filter(|u| !u.is_empty()));
+    // A user group that took part is reported even when empty (`Invalid user  from …`), as fail2ban does.
+    let user = f.get("user").or_else(|| f.get("alt_user"));
     if let Some(user) = user {
         parsed.fields.push(("user", user.to_string()));
     }

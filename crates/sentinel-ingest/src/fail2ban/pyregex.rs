@@ -93,6 +93,7 @@ enum Engine {
 
 /// One match: its span and the span of each group of [`Compiled::groups`] (aligned), if it took part.
 #[derive(Debug)]
+#[allow(dead_code)] // `start`/`end`: the whole match's span, read by no caller at the moment.
 pub(crate) struct Hit {
     /// Start of the whole match.
     pub start: usize,

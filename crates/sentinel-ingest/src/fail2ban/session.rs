@@ -75,6 +75,8 @@ pub(crate) struct Sessions {
     pub evicted: u64,
     /// Sessions forgotten because they were idle longer than the TTL.
     pub expired: u64,
+    /// Lines held as pending failures (their session's host not yet known).
+    pub pending: u64,
 }
 
 /// What merging a line into its session decided.
