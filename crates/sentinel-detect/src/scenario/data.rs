@@ -3,7 +3,8 @@
 //! detect stage never fetches anything.
 //!
 //! One entry per line; lines starting with `#` and empty lines are skipped; nothing else is trimmed
-//! (some entries begin or end with a space on purpose).
+//! (some entries begin or end with a space on purpose). In a scenario, `@@…` is a literal beginning
+//! with one `@`.
 
 const LISTS: &[(&str, &str)] = &[
     ("admin_interfaces", include_str!("data/admin_interfaces.txt")),
@@ -43,12 +44,21 @@ pub fn list(name: &str) -> Option<Vec<&'static str>> {
     )
 }
 
-/// `entries` with every `@name` replaced by the lines of that list (unknown names are kept as written;
-/// validation reports them).
+/// The list an entry names (`@name`), if it names one (`@@…` is a literal `@…`).
+pub(crate) fn list_name(entry: &str) -> Option<&str> {
+    entry.strip_prefix('@').filter(|n| !n.starts_with('@'))
+}
+
+/// `entries` with every `@name` replaced by the lines of that list and `@@…` by `@…` (unknown names
+/// are kept as written; validation reports them).
 pub(crate) fn expand(entries: &[String]) -> Vec<String> {
     let mut out = Vec::with_capacity(entries.len());
     for e in entries {
-        match e.strip_prefix('@').and_then(list) {
+        if let Some(lit) = e.strip_prefix("@@") {
+            out.push(format!("@{lit}"));
+            continue;
+        }
+        match list_name(e).and_then(list) {
             Some(lines) => out.extend(lines.into_iter().map(str::to_owned)),
             None => out.push(e.clone()),
         }

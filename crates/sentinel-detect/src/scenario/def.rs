@@ -64,7 +64,7 @@ pub enum Part {
 
 /// One test of a field. Exactly one of `equals`, `contains`, `starts_with`, `ends_with`, `words`,
 /// `regex`, `present` is given. List entries of the form `@name` stand for every line of the built-in
-/// data list `name` (see `scenario/data/`). Matching ignores ASCII case unless `case_sensitive`.
+/// data list `name` (see `scenario/data/`); `@@…` is a literal starting with `@`. Matching ignores ASCII case unless `case_sensitive`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Condition {
@@ -351,7 +351,7 @@ fn check_filter(f: &Filter, at: &str, out: &mut Vec<String>) {
         }
         let lists = [&c.equals, &c.contains, &c.starts_with, &c.ends_with, &c.words, &c.regex];
         for entry in lists.into_iter().flatten() {
-            if let Some(name) = entry.strip_prefix('@') {
+            if let Some(name) = crate::scenario::data::list_name(entry) {
                 if crate::scenario::data::list(name).is_none() {
                     out.push(format!(
                         "`{at}`: no built-in list `{name}` (known: {})",
