@@ -145,19 +145,19 @@ fn slow_bruteforce_is_caught_by_the_slow_bucket_only() {
 fn user_enumeration_counts_distinct_users() {
     let mut e = engine(EngineOptions::default());
     // The same user over and over is not enumeration (it is brute force, counted elsewhere).
-    let same: Vec<Obs> = (0..4)
-        .map(|i| ssh_fail(i * 30, "203.0.113.8", "root"))
-        .collect();
+    let same: Vec<Obs> = (0..8).map(|i| ssh_fail(i, "203.0.113.8", "root")).collect();
     assert!(!names(&run(&mut e, &same)).contains(&"ssh_user_enumeration"));
-    let users = ["alice", "bob", "carol", "dave"];
+    // CrowdSec's ssh-bf_user-enum: a bucket of 5 distinct users leaking one every 10 s; the sixth
+    // distinct user within it fires. Repeats of a user already in the bucket do not pour.
+    let users = ["alice", "bob", "alice", "carol", "dave", "bob", "erin"];
     let many: Vec<Obs> = users
         .iter()
         .enumerate()
-        .map(|(i, u)| ssh_fail(200 + i as i64 * 30, "203.0.113.9", u))
+        .map(|(i, u)| ssh_fail(200 + i as i64, "203.0.113.9", u))
         .collect();
-    assert!(run(&mut e, &many).is_empty());
-    let out = run(&mut e, &[ssh_fail(400, "203.0.113.9", "erin")]);
-    assert_eq!(names(&out), ["ssh_user_enumeration"]);
+    assert!(!names(&run(&mut e, &many)).contains(&"ssh_user_enumeration"));
+    let out = run(&mut e, &[ssh_fail(208, "203.0.113.9", "frank")]);
+    assert!(names(&out).contains(&"ssh_user_enumeration"), "{:?}", names(&out));
 }
 
 #[test]
@@ -176,57 +176,61 @@ fn http_probing_counts_distinct_missing_paths_only() {
         })
         .collect();
     assert!(run(&mut e, &ok).is_empty());
-    let probes: Vec<Obs> = (0..10)
+    // Missing static files (a stale theme) are not probing.
+    let assets: Vec<Obs> = (0..30)
         .map(|i| {
             http(
-                100 + i,
-                "198.51.100.31",
+                60 + i,
+                "198.51.100.32",
                 "GET",
-                &format!("/admin{i}.php"),
+                &format!("/theme/img{i}.png"),
                 404,
                 "Mozilla/5.0",
             )
         })
         .collect();
-    let out = run(&mut e, &probes);
+    assert!(run(&mut e, &assets).is_empty());
+    // CrowdSec's http-probing: capacity 10, leak 10 s, distinct paths: the eleventh in a burst fires.
+    let probes: Vec<Obs> = (0..11)
+        .map(|i| {
+            http(
+                100,
+                "198.51.100.31",
+                "GET",
+                &format!("/old{i}.php"),
+                404,
+                "Mozilla/5.0",
+            )
+        })
+        .collect();
+    assert!(run(&mut e, &probes[..10]).is_empty());
+    let out = run(&mut e, &probes[10..]);
     assert_eq!(names(&out), ["http_probing"]);
 }
 
 #[test]
 fn sensitive_files_and_bad_agents() {
     let mut e = engine(EngineOptions::default());
-    let env: Vec<Obs> = (0..3)
+    // The same file over and over never fires by itself (distinct paths, as CrowdSec counts them).
+    let env: Vec<Obs> = (0..10)
         .map(|i| http(i, "203.0.113.40", "GET", "/.env", 404, "curl/8.0"))
         .collect();
-    let out = run(&mut e, &env);
-    assert!(
-        names(&out).contains(&"http_sensitive_files"),
-        "{:?}",
-        names(&out)
-    );
-    let out = run(
-        &mut e,
-        &[http(
-            10,
-            "203.0.113.41",
-            "GET",
-            "/",
-            200,
-            "sqlmap/1.7.2#stable",
-        )],
-    );
+    assert!(run(&mut e, &env).is_empty());
+    let files = ["/.git/config", "/backup.sql", "/.aws/credentials", "/wp-config.php.bak"];
+    let more: Vec<Obs> = files
+        .iter()
+        .enumerate()
+        .map(|(_, p)| http(9, "203.0.113.40", "GET", p, 404, "curl/8.0"))
+        .collect();
+    let out = run(&mut e, &more);
+    assert_eq!(names(&out), ["http_sensitive_files"]);
+    // CrowdSec's http-bad-user-agent: capacity 1, so the second request fires.
+    let ua = "sqlmap/1.7.2#stable (https://sqlmap.org)";
+    let out = run(&mut e, &[http(10, "203.0.113.41", "GET", "/", 200, ua)]);
+    assert!(out.is_empty());
+    let out = run(&mut e, &[http(11, "203.0.113.41", "GET", "/x", 200, ua)]);
     assert_eq!(names(&out), ["http_bad_user_agent"]);
-    let out = run(
-        &mut e,
-        &[http(
-            11,
-            "203.0.113.41",
-            "GET",
-            "/x",
-            200,
-            "sqlmap/1.7.2#stable",
-        )],
-    );
+    let out = run(&mut e, &[http(12, "203.0.113.41", "GET", "/y", 200, ua)]);
     assert!(out.is_empty(), "cooldown");
 }
 
@@ -297,7 +301,8 @@ fn state_stays_under_the_cap_and_expires_by_event_time() {
         max_keys_per_scenario: cap,
         ..Default::default()
     });
-    let scenarios_matching_ssh = 3; // bruteforce, slow, user enumeration
+    // bruteforce, slow, user enumeration, slow user enumeration, time-based
+    let scenarios_matching_ssh = 5;
     let mut out = Vec::new();
     // 300,000 distinct sources, each failing once, all within one second: everything is live.
     for i in 0..300_000u32 {

@@ -1,7 +1,7 @@
 //! The scenario engine: runs every scenario over each observation and raises alerts on overflow.
 
-use crate::scenario::def::{Counting, ScenarioDef};
-use crate::scenario::filter::CompiledFilter;
+use crate::scenario::def::{Counting, FieldSpec, ScenarioDef, ScenarioError, SOURCE};
+use crate::scenario::filter::{part_of, CompiledFilter, Memo, Views};
 use crate::scenario::state::{Entry, KeyMap};
 use ipnet::IpNet;
 use rustc_hash::{FxHashMap, FxHasher};
@@ -9,6 +9,7 @@ use sentinel_core::{
     Alert, AlertId, Detector, Event, EventId, EventKind, Observed, Reason, Redactor, Severity,
     Subject, Timestamp, TraceId,
 };
+use std::borrow::Cow;
 use std::hash::Hasher;
 use std::net::{IpAddr, Ipv6Addr};
 
@@ -61,10 +62,38 @@ pub struct EngineStats {
     pub live_keys: u64,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Leaky {
     tat: i64,
     cooldown_until: i64,
+    /// Hashes of the distinct values in the bucket (only with `distinct`).
+    recent: Vec<u64>,
+    /// Sources seen while the bucket filled, with their counts (only for groups not per source).
+    tally: Vec<(IpAddr, u32)>,
+}
+
+#[derive(Debug, Clone)]
+struct Spaced {
+    times: Vec<i64>,
+    cooldown_until: i64,
+    expire_ms: i64,
+}
+
+impl Entry for Spaced {
+    fn idle(&self, now: i64) -> bool {
+        self.cooldown_until <= now
+            && self
+                .times
+                .last()
+                .is_none_or(|t| t.saturating_add(self.expire_ms) <= now)
+    }
+    fn freshness(&self) -> i64 {
+        let last = self
+            .times
+            .last()
+            .map_or(i64::MIN, |t| t.saturating_add(self.expire_ms));
+        last.max(self.cooldown_until)
+    }
 }
 
 impl Entry for Leaky {
@@ -145,24 +174,105 @@ enum State {
     Distinct(KeyMap<Distinct>),
     Window(KeyMap<Window>),
     Trigger(KeyMap<Cooldown>),
+    Spaced(KeyMap<Spaced>),
 }
 
 #[derive(Debug)]
 struct Compiled {
     def: ScenarioDef,
     filter: CompiledFilter,
+    cancel: Option<CompiledFilter>,
+    /// Counting is per source (possibly together with `group`).
+    per_source: bool,
+    /// Fields the counting is per (besides the source).
+    group: Vec<FieldSpec>,
+    /// Leaky buckets pour only new values of this field.
+    distinct: Option<FieldSpec>,
     state: State,
     cooldown_ms: i64,
+}
+
+/// What the first pass over an observation decided for one scenario.
+#[derive(Debug, Clone, Copy)]
+struct Hit {
+    idx: usize,
+    cancel: bool,
+    group: u64,
+    distinct: u64,
 }
 
 /// Runs scenarios over observations.
 #[derive(Debug)]
 pub struct ScenarioEngine {
     scenarios: Vec<Compiled>,
+    views: Views,
+    /// Scenarios by the kinds they look at (their filter's and their `cancel_on`'s).
+    by_kind: FxHashMap<String, Vec<usize>>,
+    /// Scenarios that look at every kind.
+    any_kind: Vec<usize>,
+    hits: Vec<Hit>,
+    rejected: Vec<ScenarioError>,
     opts: EngineOptions,
     evidence: FxHashMap<(usize, u128), Vec<(i64, String)>>,
     redactor: Redactor,
     stats: EngineStats,
+}
+
+fn hash_str(h: &mut FxHasher, s: &str) {
+    h.write(s.as_bytes());
+    h.write_u8(0xff);
+}
+
+/// A 128-bit key from a source key and a group hash.
+fn mix(source: u128, group: u64) -> u128 {
+    let half = |seed: u64| {
+        let mut h = FxHasher::default();
+        h.write_u64(seed);
+        h.write_u128(source);
+        h.write_u64(group);
+        h.finish()
+    };
+    (u128::from(half(0x9e37_79b9_7f4a_7c15)) << 64) | u128::from(half(0xc2b2_ae3d_27d4_eb4f))
+}
+
+fn spec_value<'a, O: Observed + ?Sized>(o: &'a O, spec: &FieldSpec) -> Option<Cow<'a, str>> {
+    o.field(&spec.field).map(|v| part_of(v, spec.part))
+}
+
+fn compile(def: ScenarioDef, views: &mut Views, cap: usize) -> Result<Compiled, String> {
+    let state = match def.counting {
+        Counting::Leaky { .. } => State::Leaky(KeyMap::new(cap)),
+        Counting::Distinct { .. } => State::Distinct(KeyMap::new(cap)),
+        Counting::Trigger => State::Trigger(KeyMap::new(cap)),
+        Counting::Window { .. } => State::Window(KeyMap::new(cap)),
+        Counting::Spaced { .. } => State::Spaced(KeyMap::new(cap)),
+    };
+    let group = def
+        .group_by
+        .iter()
+        .filter(|g| g.as_str() != SOURCE)
+        .map(|g| FieldSpec::parse(g))
+        .collect::<Result<Vec<_>, _>>()?;
+    let distinct = match &def.counting {
+        Counting::Leaky {
+            distinct: Some(d), ..
+        } => Some(FieldSpec::parse(d)?),
+        _ => None,
+    };
+    Ok(Compiled {
+        filter: CompiledFilter::new(&def.filter, views)?,
+        cancel: def
+            .cancel_on
+            .as_ref()
+            .map(|c| CompiledFilter::new(c, views))
+            .transpose()?,
+        per_source: def.group_by.iter().any(|g| g == SOURCE),
+        group,
+        distinct,
+        cooldown_ms: ms(def.cooldown),
+        state,
+        def,
+    })
 }
 
 fn ms(d: std::time::Duration) -> i64 {
@@ -181,34 +291,76 @@ fn score(s: Severity) -> u8 {
 }
 
 impl ScenarioEngine {
-    /// An engine over the enabled scenarios in `defs`.
+    /// An engine over the enabled scenarios in `defs`. A scenario that does not compile (which
+    /// [`parse_scenarios`](crate::scenario::parse_scenarios) rules out) is left out and listed by
+    /// [`ScenarioEngine::rejected`]; [`ScenarioEngine::try_new`] refuses instead.
     pub fn new(defs: Vec<ScenarioDef>, opts: EngineOptions) -> Self {
         let cap = opts.max_keys_per_scenario;
-        let scenarios = defs
-            .into_iter()
-            .filter(|d| d.enabled)
-            .map(|def| {
-                let state = match def.counting {
-                    Counting::Leaky { .. } => State::Leaky(KeyMap::new(cap)),
-                    Counting::Distinct { .. } => State::Distinct(KeyMap::new(cap)),
-                    Counting::Window { .. } => State::Window(KeyMap::new(cap)),
-                    Counting::Trigger => State::Trigger(KeyMap::new(cap)),
-                };
-                Compiled {
-                    filter: CompiledFilter::new(&def.filter),
-                    cooldown_ms: ms(def.cooldown),
-                    state,
-                    def,
+        let mut views = Views::default();
+        let mut scenarios = Vec::new();
+        let mut rejected = Vec::new();
+        for def in defs.into_iter().filter(|d| d.enabled) {
+            let name = def.name.clone();
+            match compile(def, &mut views, cap) {
+                Ok(c) => scenarios.push(c),
+                Err(message) => rejected.push(ScenarioError {
+                    origin: format!("scenario `{name}`"),
+                    message,
+                }),
+            }
+        }
+        let mut by_kind: FxHashMap<String, Vec<usize>> = FxHashMap::default();
+        let mut any_kind = Vec::new();
+        for (i, c) in scenarios.iter().enumerate() {
+            let cancel_kinds = c.cancel.as_ref().map(|f| f.kinds());
+            if c.filter.kinds().is_empty() || cancel_kinds.is_some_and(|k| k.is_empty()) {
+                any_kind.push(i);
+                continue;
+            }
+            let kinds = c.filter.kinds().iter().chain(cancel_kinds.unwrap_or(&[]));
+            for k in kinds {
+                let list = by_kind.entry(k.clone()).or_default();
+                if list.last() != Some(&i) {
+                    list.push(i);
                 }
-            })
-            .collect();
+            }
+        }
+        // Every kind's list also holds the any-kind scenarios, in definition order.
+        for list in by_kind.values_mut() {
+            list.extend(&any_kind);
+            list.sort_unstable();
+            list.dedup();
+        }
         Self {
             scenarios,
+            views,
+            by_kind,
+            any_kind,
+            hits: Vec::new(),
+            rejected,
             opts,
             evidence: FxHashMap::default(),
             redactor: Redactor::default(),
             stats: EngineStats::default(),
         }
+    }
+
+    /// Like [`ScenarioEngine::new`], but refuses when any enabled scenario does not compile.
+    pub fn try_new(
+        defs: Vec<ScenarioDef>,
+        opts: EngineOptions,
+    ) -> Result<Self, Vec<ScenarioError>> {
+        let e = Self::new(defs, opts);
+        if e.rejected.is_empty() {
+            Ok(e)
+        } else {
+            Err(e.rejected)
+        }
+    }
+
+    /// Scenarios left out because they did not compile.
+    pub fn rejected(&self) -> &[ScenarioError] {
+        &self.rejected
     }
 
     /// Masks secrets in evidence lines with this redactor (the default masks the built-in keys).
@@ -232,6 +384,7 @@ impl ScenarioEngine {
                 State::Distinct(m) => (m.len(), m.expired, m.evicted),
                 State::Window(m) => (m.len(), m.expired, m.evicted),
                 State::Trigger(m) => (m.len(), m.expired, m.evicted),
+                State::Spaced(m) => (m.len(), m.expired, m.evicted),
             };
             live += l as u64;
             expired += x;
@@ -278,12 +431,64 @@ impl ScenarioEngine {
             return;
         };
         let kind = o.kind();
+        let candidates: &[usize] = match self.by_kind.get(kind) {
+            Some(list) => list,
+            None => &self.any_kind,
+        };
+        if candidates.is_empty() {
+            return;
+        }
+        // First pass, read-only: which scenarios count (or cancel), and their group and distinct values.
+        let mut hits = std::mem::take(&mut self.hits);
+        hits.clear();
+        {
+            let mut memo = Memo::new(o, self.views.len());
+            for &idx in candidates {
+                let sc = &self.scenarios[idx];
+                let cancel = sc
+                    .cancel
+                    .as_ref()
+                    .is_some_and(|c| c.matches(&mut memo, &self.views));
+                if !cancel
+                    && !(sc.filter.kind_matches(kind) && sc.filter.rest_matches(&mut memo, &self.views))
+                {
+                    continue;
+                }
+                let mut group = 0;
+                if !sc.group.is_empty() {
+                    let mut h = FxHasher::default();
+                    for g in &sc.group {
+                        hash_str(&mut h, spec_value(o, g).as_deref().unwrap_or(""));
+                    }
+                    group = h.finish();
+                }
+                let mut distinct = 0;
+                if let Some(d) = &sc.distinct {
+                    let mut h = FxHasher::default();
+                    hash_str(&mut h, spec_value(o, d).as_deref().unwrap_or(""));
+                    distinct = h.finish();
+                }
+                hits.push(Hit {
+                    idx,
+                    cancel,
+                    group,
+                    distinct,
+                });
+            }
+        }
         let now = o.ts().as_millis();
         let mut whitelisted: Option<bool> = None;
         let mut matched = false;
-        for idx in 0..self.scenarios.len() {
-            let sc = &self.scenarios[idx];
-            if !sc.filter.kind_matches(kind) || !sc.filter.rest_matches(o) {
+        for hit in &hits {
+            let (ip_key, subject_ip) = self.key(ip);
+            let sc = &self.scenarios[hit.idx];
+            let key = match (sc.per_source, sc.group.is_empty()) {
+                (true, true) => ip_key,
+                (true, false) => mix(ip_key, hit.group),
+                (false, _) => mix(0, hit.group),
+            };
+            if hit.cancel {
+                self.cancel(hit.idx, key);
                 continue;
             }
             let wl = *whitelisted.get_or_insert_with(|| {
@@ -297,12 +502,12 @@ impl ScenarioEngine {
                 continue;
             }
             matched = true;
-            let (key, subject_ip) = self.key(ip);
-            if let Some(detail) = self.count(idx, key, now, o, line) {
-                let evidence = self.evidence.remove(&(idx, key)).unwrap_or_default();
-                out.push(self.alert(idx, subject_ip, o, detail, evidence, line));
+            if let Some((detail, subject)) = self.count(hit, key, subject_ip, now, o, line) {
+                let evidence = self.evidence.remove(&(hit.idx, key)).unwrap_or_default();
+                out.push(self.alert(hit.idx, subject, o, detail, evidence, line));
             }
         }
+        self.hits = hits;
         if whitelisted == Some(true) && !matched {
             self.stats.whitelisted += 1;
         }
@@ -311,43 +516,176 @@ impl ScenarioEngine {
         }
     }
 
-    /// Counts one matching observation; returns the alert detail when the scenario fires.
+    fn cancel(&mut self, idx: usize, key: u128) {
+        let sc = &mut self.scenarios[idx];
+        let had = match &mut sc.state {
+            State::Leaky(m) => m.remove(key),
+            State::Distinct(m) => m.remove(key),
+            State::Trigger(m) => m.remove(key),
+            State::Window(m) => m.remove(key),
+            State::Spaced(m) => m.remove(key),
+        };
+        if had {
+            self.evidence.remove(&(idx, key));
+        }
+    }
+
+    /// Counts one matching observation; returns the alert detail and subject when the scenario fires.
     fn count<O: Observed + ?Sized>(
         &mut self,
-        idx: usize,
+        hit: &Hit,
         key: u128,
+        source: IpAddr,
         now: i64,
         o: &O,
         line: Option<&str>,
-    ) -> Option<String> {
+    ) -> Option<(String, IpAddr)> {
+        let idx = hit.idx;
         let sc = &mut self.scenarios[idx];
         let cooldown = sc.cooldown_ms;
+        let tallied = !sc.per_source;
+        let min_sources = sc.def.min_sources as usize;
+        let mut subject = source;
         let (fired, hot) = match (&mut sc.state, &sc.def.counting) {
-            (State::Leaky(m), Counting::Leaky { capacity, leak }) => {
+            (State::Leaky(m), Counting::Leaky { capacity, leak, .. }) => {
                 let leak = ms(*leak).max(1);
                 let cap = i64::from(*capacity);
                 let b = m.entry(key, now, || Leaky {
                     tat: i64::MIN,
                     cooldown_until: i64::MIN,
+                    recent: Vec::new(),
+                    tally: Vec::new(),
                 });
                 if now < b.cooldown_until {
                     return None;
                 }
+                if b.tat <= now {
+                    // Empty: what it held has leaked away.
+                    b.recent.clear();
+                    b.tally.clear();
+                }
+                if sc.distinct.is_some() {
+                    if b.recent.contains(&hit.distinct) {
+                        return None;
+                    }
+                    if b.recent.len() > *capacity as usize {
+                        b.recent.remove(0);
+                    }
+                    b.recent.push(hit.distinct);
+                }
+                if tallied {
+                    let room = b.tally.len() < crate::scenario::def::MAX_TALLIED_SOURCES as usize;
+                    match b.tally.iter_mut().find(|(ip, _)| *ip == source) {
+                        Some(t) => t.1 += 1,
+                        None if room => b.tally.push((source, 1)),
+                        None => {}
+                    }
+                }
                 b.tat = b.tat.max(now).saturating_add(leak);
                 let units = ((i128::from(b.tat) - i128::from(now) + i128::from(leak) - 1)
                     / i128::from(leak)) as i64;
-                if units > cap {
+                if units > cap && b.tally.len() < min_sources {
+                    // Full, but from too few sources: stay full without firing.
+                    b.tat = now.saturating_add(cap.saturating_mul(leak));
+                    (None, true)
+                } else if units > cap {
                     b.tat = now;
                     b.cooldown_until = now.saturating_add(cooldown);
-                    (
-                        Some(format!(
-                            "{units} matching lines from one source (bucket capacity {cap}, one leaks every {})",
-                            humantime::format_duration(std::time::Duration::from_millis(leak as u64))
-                        )),
-                        false,
-                    )
+                    b.recent.clear();
+                    let every = humantime::format_duration(std::time::Duration::from_millis(
+                        leak as u64,
+                    ));
+                    let what = match &sc.distinct {
+                        Some(d) => format!("{units} distinct `{}` values", d.field),
+                        None => format!("{units} matching lines"),
+                    };
+                    let detail = if tallied {
+                        let mut tally = std::mem::take(&mut b.tally);
+                        tally.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+                        if let Some((top, _)) = tally.first() {
+                            subject = *top;
+                        }
+                        let group: Vec<String> = sc
+                            .group
+                            .iter()
+                            .map(|g| spec_value(o, g).unwrap_or_default().into_owned())
+                            .collect();
+                        let top: Vec<String> = tally
+                            .iter()
+                            .take(5)
+                            .map(|(ip, n)| format!("{ip} ({n})"))
+                            .collect();
+                        let sources = if tally.len() as u32
+                            >= crate::scenario::def::MAX_TALLIED_SOURCES
+                        {
+                            format!("{}+", tally.len())
+                        } else {
+                            tally.len().to_string()
+                        };
+                        format!(
+                            "{what} for `{}` from {sources} sources (bucket capacity {cap}, one leaks every {every}); top sources: {}",
+                            group.join(" "),
+                            top.join(", ")
+                        )
+                    } else {
+                        format!("{what} from one source (bucket capacity {cap}, one leaks every {every})")
+                    };
+                    (Some(detail), false)
                 } else {
                     (None, units * 2 >= cap)
+                }
+            }
+            (
+                State::Spaced(m),
+                Counting::Spaced {
+                    count,
+                    median_interval,
+                    expire,
+                },
+            ) => {
+                let expire_ms = ms(*expire);
+                let need = *count as usize;
+                let s = m.entry(key, now, || Spaced {
+                    times: Vec::new(),
+                    cooldown_until: i64::MIN,
+                    expire_ms,
+                });
+                if now < s.cooldown_until {
+                    return None;
+                }
+                if s.times.last().is_some_and(|t| t.saturating_add(expire_ms) < now) {
+                    s.times.clear();
+                }
+                if s.times.len() >= need {
+                    s.times.remove(0);
+                }
+                s.times.push(now);
+                if s.times.len() >= need {
+                    let mut gaps: Vec<i64> = s.times.windows(2).map(|w| w[1] - w[0]).collect();
+                    gaps.sort_unstable();
+                    let n = gaps.len();
+                    let median = if n % 2 == 1 {
+                        gaps[n / 2]
+                    } else {
+                        (gaps[n / 2 - 1] + gaps[n / 2]) / 2
+                    };
+                    if median > ms(*median_interval) {
+                        s.times.clear();
+                        s.cooldown_until = now.saturating_add(cooldown);
+                        (
+                            Some(format!(
+                                "{need} matching lines from one source spaced by a median of {} (more than {}, none more than {} apart)",
+                                humantime::format_duration(std::time::Duration::from_millis(median.max(0) as u64)),
+                                humantime::format_duration(*median_interval),
+                                humantime::format_duration(*expire),
+                            )),
+                            false,
+                        )
+                    } else {
+                        (None, true)
+                    }
+                } else {
+                    (None, s.times.len() + 1 >= need)
                 }
             }
             (
@@ -446,7 +784,7 @@ impl ScenarioEngine {
                 self.keep_evidence(idx, key, now, line);
             }
         }
-        fired
+        fired.map(|d| (d, subject))
     }
 
     fn keep_evidence(&mut self, idx: usize, key: u128, now: i64, line: &str) {
