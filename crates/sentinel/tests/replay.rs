@@ -81,7 +81,23 @@ fn a_fail2ban_sshd_filter_matches_like_the_built_in_parser() {
     let builtin = sentinel_ingest::parse::by_name("sshd").unwrap();
     let ctx = ParseCtx::default();
     let (mut both, mut only_builtin, mut only_filter) = (0, Vec::new(), Vec::new());
+    // The generator draws pids at random, so unrelated connections share one. fail2ban's sshd filter ties
+    // lines of one pid into a session (`<F-MLFID>`) whose first address family wins (fail2ban merges the
+    // groups of a session), so the parity holds for the first line of each pid; later ones are fed to the
+    // filter (its session state must see them) but not compared.
+    let mut pids = std::collections::HashSet::new();
+    let mut later = 0;
     for line in text.lines() {
+        let pid = line
+            .split_once("sshd[")
+            .and_then(|(_, r)| r.split_once(']'))
+            .map(|(p, _)| p.to_owned());
+        let first_of_pid = pid.is_none_or(|p| pids.insert(p));
+        if !first_of_pid {
+            let _ = filter.parse(line, &ctx);
+            later += 1;
+            continue;
+        }
         let b = builtin
             .parse(line, &ctx)
             .ok()
@@ -100,7 +116,8 @@ fn a_fail2ban_sshd_filter_matches_like_the_built_in_parser() {
             (None, None) => {}
         }
     }
-    assert!(both > 2_000, "{both}");
+    assert!(both > 1_000, "{both}");
+    assert!(later < 50_000 / 2, "{later} lines share a pid with an earlier one");
     assert!(
         only_builtin.is_empty(),
         "{:?}",
