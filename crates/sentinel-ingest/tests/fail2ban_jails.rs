@@ -279,6 +279,7 @@ fn malformed_jails_are_named_with_their_key() {
          [traversal]\nenabled = true\nfilter = ../../etc/passwd\n\
          [badopts]\nenabled = true\nfilter = ok[mode=normal\n\
          [undefined]\nenabled = true\nfilter = ok\nlogpath = %(nowhere_log)s\n\
+         [badignore]\nenabled = true\nfilter = ok\nignoreip = 127.0.0.1/8 file:/etc/ignored\n\
          [fine]\nenabled = true\nfilter = ok[mode=x]\n\
          [off]\nfilter = does-not-exist\n",
     )]);
@@ -299,6 +300,11 @@ fn malformed_jails_are_named_with_their_key() {
         ("traversal", "filter", "not a filter name"),
         ("badopts", "filter", "unbalanced"),
         ("undefined", "logpath", "nowhere_log"),
+        (
+            "badignore",
+            "ignoreip",
+            "not an address, a CIDR or a host name: \"file:/etc/ignored\"",
+        ),
     ];
     for (jail, key, what) in expect {
         let msg = by
@@ -352,4 +358,40 @@ fn broken_files_fail_the_whole_read_with_the_file_named() {
         "{:?}",
         set.problems
     );
+}
+
+#[test]
+fn logtype_follows_the_backend_unless_the_filter_sets_it() {
+    let tmp = hostile(&[(
+        "jail.conf",
+        "[DEFAULT]\nenabled = true\n\
+         [files]\nfilter = ok\nlogpath = /tmp/x.log\n\
+         [journal]\nfilter = ok\nbackend = systemd\n\
+         [own]\nfilter = own\nbackend = systemd\n\
+         [given]\nfilter = ok[logtype=short]\nbackend = systemd\n",
+    )]);
+    std::fs::write(
+        tmp.path().join("filter.d/own.conf"),
+        "[Definition]\nlogtype = rfc5424\nfailregex = ^fail from <HOST>$\n",
+    )
+    .unwrap();
+    let set = read_jails(tmp.path()).unwrap();
+    assert!(set.problems.is_empty(), "{:?}", set.problems);
+    let logtype = |name: &str| {
+        let j = set.jails.iter().find(|j| j.name == name).unwrap();
+        j.filter
+            .options
+            .vars
+            .iter()
+            .filter(|(k, _)| k == "logtype")
+            .map(|(_, v)| v.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(logtype("files"), ["file"]);
+    assert_eq!(logtype("journal"), ["journal"]);
+    assert!(
+        logtype("own").is_empty(),
+        "the filter's own [Definition] logtype stays"
+    );
+    assert_eq!(logtype("given"), ["short"]);
 }

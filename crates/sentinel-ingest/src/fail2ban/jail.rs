@@ -299,7 +299,7 @@ impl JailReader<'_> {
                 paths
             }
         };
-        let ignoreip = self
+        let ignoreip: Vec<String> = self
             .get("ignoreip")?
             .map(|v| {
                 v.split(|c: char| c.is_whitespace() || c == ',')
@@ -308,6 +308,12 @@ impl JailReader<'_> {
                     .collect()
             })
             .unwrap_or_default();
+        if let Some(bad) = ignoreip.iter().find(|e| !is_address_or_host(e)) {
+            return Err(self.problem(
+                "ignoreip",
+                format!("not an address, a CIDR or a host name: {bad:?}"),
+            ));
+        }
         let mut unhonoured = Vec::new();
         for key in ["ignorecommand", "usedns", "logtimezone", "logencoding"] {
             let Some(v) = self.get(key)? else { continue };
@@ -368,8 +374,12 @@ impl JailReader<'_> {
                 vars.push((k, v));
             }
         }
-        // fail2ban sets `logtype` from the backend unless the filter options do.
-        if !vars.iter().any(|(k, _)| k == "logtype") {
+        // fail2ban sets `logtype` from the backend unless the filter options or the filter's own
+        // [Definition] (its .local included, [DEFAULT] not) set it.
+        let filter_sets_logtype = Config::load(&path)
+            .map(|c| c.own_keys("definition").iter().any(|k| k == "logtype"))
+            .unwrap_or(false);
+        if !filter_sets_logtype && !vars.iter().any(|(k, _)| k == "logtype") {
             let lt = if *backend == Backend::Systemd {
                 "journal"
             } else {
@@ -463,6 +473,27 @@ impl JailReader<'_> {
             overalljails,
         }))
     }
+}
+
+/// An `ignoreip` entry Sentinel can use: an address, a CIDR or a host name (resolved when Sentinel starts).
+fn is_address_or_host(e: &str) -> bool {
+    if e.parse::<std::net::IpAddr>().is_ok() {
+        return true;
+    }
+    if let Some((ip, len)) = e.split_once('/') {
+        let max = match ip.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V4(_)) => 32,
+            Ok(std::net::IpAddr::V6(_)) => 128,
+            Err(_) => return false,
+        };
+        return len.parse::<u8>().is_ok_and(|l| l <= max);
+    }
+    e.len() <= 253
+        && e.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
 }
 
 /// Python `ConfigParser` booleans.
