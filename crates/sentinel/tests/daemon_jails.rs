@@ -280,7 +280,10 @@ fn import_prints_a_section_config_check_accepts() {
         stderr.contains("`usedns = warn` (nginx-http-auth, postfix-sasl, sshd): not honoured"),
         "{stderr}"
     );
-    assert!(yaml.contains("# WARNING: jail [nginx-http-auth] bantime -1"), "{yaml}");
+    assert!(
+        yaml.contains("# WARNING: jail [nginx-http-auth] bantime -1"),
+        "{yaml}"
+    );
     let v: Value = serde_yaml::from_str(&yaml).unwrap();
     assert_eq!(v["policy"]["rules"][0]["risk"], "any");
     let sources = v["sources"].as_array().unwrap();

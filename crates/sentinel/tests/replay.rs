@@ -117,7 +117,10 @@ fn a_fail2ban_sshd_filter_matches_like_the_built_in_parser() {
         }
     }
     assert!(both > 1_000, "{both}");
-    assert!(later < 50_000 / 2, "{later} lines share a pid with an earlier one");
+    assert!(
+        later < 50_000 / 2,
+        "{later} lines share a pid with an earlier one"
+    );
     assert!(
         only_builtin.is_empty(),
         "{:?}",

@@ -19,7 +19,9 @@ mod pyregex;
 mod session;
 
 pub use error::FilterError;
-pub use jail::{read_jails, str2seconds, BanIncrement, BanTime, Backend, Jail, JailFilter, JailProblem, JailSet};
+pub use jail::{
+    read_jails, str2seconds, Backend, BanIncrement, BanTime, Jail, JailFilter, JailProblem, JailSet,
+};
 
 use crate::{LineParser, LogKind, ParseCtx, Parsed, Unparsed};
 use pyregex::{Compiled, Hit, Role};
