@@ -29,9 +29,19 @@ use serde_json::{json, Value};
 use std::path::Path;
 use std::time::Duration;
 
-/// The scenario name of a jail.
+/// The scenario name of a jail (`fail2ban-sshd`); characters a scenario name cannot hold become `_`.
 pub fn scenario_name(jail: &str) -> String {
-    format!("fail2ban-{jail}")
+    let clean: String = jail
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("fail2ban-{clean}")
 }
 
 /// What the jails of one or more directories add to a configuration.
@@ -348,4 +358,16 @@ pub fn expand(cfg: &ValidatedConfig) -> (Result<ValidatedConfig, Vec<String>>, V
     out.policy.rules = rules;
     out.sources = sources;
     (Ok(out), warnings)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn scenario_names_are_valid_for_any_jail_name() {
+        assert_eq!(super::scenario_name("sshd"), "fail2ban-sshd");
+        assert_eq!(
+            super::scenario_name("apache.bad bots"),
+            "fail2ban-apache_bad_bots"
+        );
+    }
 }
