@@ -215,7 +215,9 @@ fn stock_jails_with_a_local_override_read_as_fail2ban_reads_them() {
                 Value::Array(a) => a.iter().map(|v| v.as_str().unwrap()).collect(),
                 other => vec![other.as_str().unwrap()],
             };
-            let got = j.journalmatch().unwrap().unwrap_or_default();
+            let got = j
+                .journalmatch(&j.load_filter().unwrap())
+                .unwrap_or_default();
             assert_eq!(
                 got.split_whitespace().collect::<Vec<_>>(),
                 want,

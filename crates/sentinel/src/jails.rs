@@ -142,7 +142,7 @@ pub fn plan(dir: &Path, max_ttl: Duration) -> JailPlan {
 }
 
 fn map_jail(j: &Jail, max_ttl: Duration, p: &mut JailPlan) -> anyhow::Result<()> {
-    j.load_filter()?;
+    let filter = j.load_filter()?;
     let name = scenario_name(&j.name);
     let mode = j.filter.options.mode.clone();
     let vars = j.filter.options.vars.clone();
@@ -185,7 +185,7 @@ fn map_jail(j: &Jail, max_ttl: Duration, p: &mut JailPlan) -> anyhow::Result<()>
             let mut command: Vec<String> = ["journalctl", "-o", "json", "-f", "--no-pager"]
                 .map(String::from)
                 .to_vec();
-            match j.journalmatch()? {
+            match j.journalmatch(&filter) {
                 Some(m) => command.extend(m.split_whitespace().map(String::from)),
                 None => p.warnings.push(format!(
                     "jail [{}]: backend systemd and no journalmatch: the whole journal is read",

@@ -104,21 +104,20 @@ impl Jail {
         super::Fail2banFilter::load(&self.filter.path, &self.filter.options)
     }
 
-    /// The journal match of a `systemd` jail: the jail's own, else the filter's `journalmatch`
-    /// (`None` when neither sets one: the whole journal is read).
-    pub fn journalmatch(&self) -> Result<Option<String>, FilterError> {
+    /// The journal match of a `systemd` jail: the jail's own, else `filter`'s `journalmatch` (its lines
+    /// joined with ` + `, journalctl's "or"); `None` when neither sets one (the whole journal is read).
+    pub fn journalmatch(&self, filter: &super::Fail2banFilter) -> Option<String> {
         if let Some(m) = &self.filter.journalmatch {
-            return Ok(Some(m.clone()));
+            return Some(m.clone());
         }
-        let f = self.load_filter()?;
-        let m = f
+        let m = filter
             .journalmatch()
             .iter()
             .map(|s| s.trim())
             .filter(|s| !s.is_empty())
             .collect::<Vec<_>>()
             .join(" + ");
-        Ok((!m.is_empty()).then_some(m))
+        (!m.is_empty()).then_some(m)
     }
 }
 
