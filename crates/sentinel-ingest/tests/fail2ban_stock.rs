@@ -607,11 +607,20 @@ fn stock_filters_match_the_same_lines_as_fail2ban_regex() {
     let mut filters_equal = 0;
     let mut filters = 0;
     let mut hostname_lines = 0;
+    let tmp = tempfile::tempdir().unwrap();
     for name in stock_filters() {
-        let log = Path::new(LOGS).join(&name);
-        if !log.is_file() {
+        let sample = Path::new(LOGS).join(&name);
+        if !sample.is_file() {
             continue;
         }
+        // fail2ban-regex waits for a line's end, so it never reads a last line without a newline (five sample
+        // logs end so, and fail2ban's own sample test reads that line); both sides get the complete lines.
+        let mut text = std::fs::read(&sample).unwrap();
+        if text.last().is_some_and(|b| *b != b'\n') {
+            text.push(b'\n');
+        }
+        let log = tmp.path().join(&name);
+        std::fs::write(&log, text).unwrap();
         filters += 1;
         let mut all_equal = true;
         for opts in option_sets(&name) {
