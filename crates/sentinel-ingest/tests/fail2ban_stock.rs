@@ -11,9 +11,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use sentinel_core::Timestamp;
 use sentinel_ingest::fail2ban::{Fail2banFilter, FilterOptions};
 use sentinel_ingest::{LineParser, ParseCtx, Parsed, Unparsed};
-use sentinel_core::Timestamp;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -73,7 +73,10 @@ fn zurich_offset(utc: i64) -> i32 {
         while d.weekday() != Weekday::Sunday {
             d = d.previous_day().expect("in range");
         }
-        d.with_hms(1, 0, 0).expect("valid").assume_utc().unix_timestamp()
+        d.with_hms(1, 0, 0)
+            .expect("valid")
+            .assume_utc()
+            .unix_timestamp()
     };
     if utc >= last_sunday(Month::March) && utc < last_sunday(Month::October) {
         7200
@@ -88,7 +91,10 @@ fn local_millis(t: &str) -> i64 {
     // strptime("%Y-%m-%dT%H:%M:%S") accepts one-digit fields, so read the numbers directly.
     let nums: Vec<i64> = main
         .split(['-', 'T', ':'])
-        .map(|n| n.parse().unwrap_or_else(|_| panic!("bad failJSON time {t:?}")))
+        .map(|n| {
+            n.parse()
+                .unwrap_or_else(|_| panic!("bad failJSON time {t:?}"))
+        })
         .collect();
     let [y, mo, d, h, mi, se] = nums[..] else {
         panic!("bad failJSON time {t:?}")
@@ -138,7 +144,12 @@ impl Zoned {
         let w = self.winter.parse(line, &ctx(3600));
         let s = self.summer.parse(line, &ctx(7200));
         match &s {
-            Ok(p) if p.ts.is_some_and(|t| zurich_offset(t.as_millis().div_euclid(1000)) == 7200) => s,
+            Ok(p)
+                if p.ts
+                    .is_some_and(|t| zurich_offset(t.as_millis().div_euclid(1000)) == 7200) =>
+            {
+                s
+            }
             _ => w,
         }
     }
@@ -270,7 +281,9 @@ fn check_samples(name: &str, tally: &mut Tally) {
                         }
                     }
                 }
-                let Some(filter) = filters.get(key) else { continue };
+                let Some(filter) = filters.get(key) else {
+                    continue;
+                };
                 let journal = opts.get("logtype").and_then(Value::as_str) == Some("journal");
                 let mut input = sample.to_string();
                 if journal {
@@ -287,10 +300,9 @@ fn check_samples(name: &str, tally: &mut Tally) {
                         tally.checked -= 1;
                         tally.hostname_lookups += 1;
                     }
-                    Verdict::Disagree(why) => tally.disagreements.push(format!(
-                        "{file}:{} {key}: {why}\n      {sample}",
-                        n + 2
-                    )),
+                    Verdict::Disagree(why) => tally
+                        .disagreements
+                        .push(format!("{file}:{} {key}: {why}\n      {sample}", n + 2)),
                 }
             }
         }
@@ -304,7 +316,10 @@ enum Verdict {
 }
 
 fn judge(expect: &Map<String, Value>, got: &Result<Parsed, Unparsed>, journal: bool) -> Verdict {
-    let want = expect.get("match").and_then(Value::as_bool).unwrap_or(false);
+    let want = expect
+        .get("match")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     let host = expect
         .get("host")
         .or_else(|| expect.get("dns"))
@@ -312,10 +327,7 @@ fn judge(expect: &Map<String, Value>, got: &Result<Parsed, Unparsed>, journal: b
     let p = match (want, got) {
         (false, Err(_)) => return Verdict::Agree,
         (false, Ok(p)) => {
-            return Verdict::Disagree(format!(
-                "matched (host {:?}) but must not",
-                p.src_ip
-            ))
+            return Verdict::Disagree(format!("matched (host {:?}) but must not", p.src_ip))
         }
         (true, Err(Unparsed::Malformed("host_not_an_address")))
             if host.is_some_and(|h| h.parse::<IpAddr>().is_err()) =>
@@ -397,7 +409,10 @@ fn stock_filters_agree_with_fail_json() {
         lookups += t.hostname_lookups;
         rows.push((name, t));
     }
-    println!("{:<24} {:>7} {:>6} {:>9} {:>9}", "filter", "checked", "agree", "disagree", "hostname");
+    println!(
+        "{:<24} {:>7} {:>6} {:>9} {:>9}",
+        "filter", "checked", "agree", "disagree", "hostname"
+    );
     for (name, t) in &rows {
         println!(
             "{:<24} {:>7} {:>6} {:>9} {:>9}{}",
@@ -422,7 +437,11 @@ fn stock_filters_agree_with_fail_json() {
     for r in &refused {
         println!("REFUSED {r}");
     }
-    assert!(rows.len() >= 80, "only {} stock filters have a sample log", rows.len());
+    assert!(
+        rows.len() >= 80,
+        "only {} stock filters have a sample log",
+        rows.len()
+    );
     assert!(refused.is_empty(), "stock filters refused: {refused:#?}");
     assert!(pct >= 99.0, "only {pct:.2}% of failJSON lines agree");
 }
@@ -469,7 +488,12 @@ fn fail2ban_regex_matches(log: &Path, filter: &str, opts: &Map<String, Value>) -
     let params: Vec<String> = opts
         .iter()
         .filter(|(k, _)| !k.starts_with("test."))
-        .map(|(k, v)| format!("{k}={}", v.as_str().map_or_else(|| v.to_string(), str::to_string)))
+        .map(|(k, v)| {
+            format!(
+                "{k}={}",
+                v.as_str().map_or_else(|| v.to_string(), str::to_string)
+            )
+        })
         .collect();
     let mut arg = format!("{FILTERS}/{filter}.conf");
     if !params.is_empty() {
@@ -494,7 +518,11 @@ fn fail2ban_regex_matches(log: &Path, filter: &str, opts: &Map<String, Value>) -
         .output()
         .expect("fail2ban-regex must be installed (the test command installs Debian's fail2ban)");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "fail2ban-regex {arg} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "fail2ban-regex {arg} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut set = BTreeSet::new();
     let mut inside = false;
     for l in text.lines() {
@@ -523,8 +551,11 @@ struct Ours {
 }
 
 fn sentinel_matches(log: &Path, filter: &str, opts: &Map<String, Value>) -> Result<Ours, String> {
-    let f = Fail2banFilter::load(&Path::new(FILTERS).join(format!("{filter}.conf")), &options(opts))
-        .map_err(|e| e.to_string())?;
+    let f = Fail2banFilter::load(
+        &Path::new(FILTERS).join(format!("{filter}.conf")),
+        &options(opts),
+    )
+    .map_err(|e| e.to_string())?;
     let ctx = ParseCtx {
         reference: Timestamp::from_millis(TEST_NOW * 1000),
         utc_offset_secs: 3600,
@@ -545,7 +576,8 @@ fn sentinel_matches(log: &Path, filter: &str, opts: &Map<String, Value>) -> Resu
             Ok(p) => {
                 ours.matched.insert(line.trim_end().to_string());
                 if let Some(c) = p.get("context") {
-                    ours.matched.extend(c.lines().map(|l| l.trim_end().to_string()));
+                    ours.matched
+                        .extend(c.lines().map(|l| l.trim_end().to_string()));
                 }
             }
             Err(Unparsed::Malformed("host_not_an_address")) => {
@@ -569,7 +601,10 @@ fn option_sets(name: &str) -> Vec<Map<String, Value>> {
     for line in text.lines() {
         let rest = line.trim_start_matches('#').trim_start();
         if let Some(j) = rest.strip_prefix("fileOptions:") {
-            common = serde_json::from_str::<Value>(j.trim()).ok().and_then(|v| v.as_object().cloned()).unwrap_or_default();
+            common = serde_json::from_str::<Value>(j.trim())
+                .ok()
+                .and_then(|v| v.as_object().cloned())
+                .unwrap_or_default();
         } else if let Some(j) = rest.strip_prefix("filterOptions:") {
             plain = false;
             let v: Value = serde_json::from_str(j.trim()).unwrap_or(Value::Null);
@@ -666,5 +701,8 @@ fn stock_filters_match_the_same_lines_as_fail2ban_regex() {
          (their host is a name, which Sentinel does not resolve)"
     );
     assert!(filters >= 80, "only {filters} filters compared");
-    assert!(pct >= 95.0, "only {pct:.1}% of filters match the same lines as fail2ban-regex");
+    assert!(
+        pct >= 95.0,
+        "only {pct:.1}% of filters match the same lines as fail2ban-regex"
+    );
 }

@@ -281,13 +281,13 @@ impl Fail2banFilter {
         let whole = buf.as_ref();
         let buf = &whole[content.0..content.1];
         for (index, fail) in p.failregex.iter().enumerate() {
-            let Some(hit) = fail.find(&buf).map_err(|_| backtrack())? else {
+            let Some(hit) = fail.find(buf).map_err(|_| backtrack())? else {
                 continue;
             };
             let mut lines = 1;
             let mut context = None;
             if let (true, Some(st)) = (buffered, state.as_deref_mut()) {
-                let split = split(&buf, &hit, fail, st.buffer.len());
+                let split = split(buf, &hit, fail, st.buffer.len());
                 lines = split.matched.len().max(1);
                 if !p.ignoreregex.is_empty() {
                     let matched: VecDeque<(String, String)> = split
@@ -320,7 +320,7 @@ impl Fail2banFilter {
                 keep_lines(&mut st.buffer, &split.unmatched);
             } else {
                 for ig in &p.ignoreregex {
-                    if ig.find(&buf).map_err(|_| backtrack())?.is_some() {
+                    if ig.find(buf).map_err(|_| backtrack())?.is_some() {
                         return Err(Unparsed::Ignored);
                     }
                 }

@@ -309,7 +309,11 @@ impl Translator<'_> {
             },
             (Some(tag), true, false) => {
                 // Like fail2ban, a closing tag that was never opened stays literal text.
-                if !self.tag_names.iter().any(|(n, _)| *n == tag.to_ascii_lowercase()) {
+                if !self
+                    .tag_names
+                    .iter()
+                    .any(|(n, _)| *n == tag.to_ascii_lowercase())
+                {
                     return Ok(0);
                 }
                 self.out.push(')')
@@ -328,8 +332,9 @@ impl Translator<'_> {
                     "MLFFORGET" => Role::MlfForget,
                     "MLFGAINED" => Role::MlfGained,
                     t if t == "ALT_USER"
-                        || t.strip_prefix("ALT_USER_")
-                            .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit())) =>
+                        || t.strip_prefix("ALT_USER_").is_some_and(|d| {
+                            !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit())
+                        }) =>
                     {
                         Role::AltUser
                     }
