@@ -175,8 +175,13 @@ fn prefregex_content_and_custom_datepattern() {
 
 #[test]
 fn unresolved_tags_are_load_errors_naming_the_tag() {
-    let e = filter("^<__prefix_line>x <HOST>$", "").unwrap_err().to_string();
-    assert!(e.contains("<__prefix_line>") && e.contains("failregex"), "{e}");
+    let e = filter("^<__prefix_line>x <HOST>$", "")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("<__prefix_line>") && e.contains("failregex"),
+        "{e}"
+    );
     let e = filter("^<lt_<logtype>/x> <HOST>$", "logtype = file\n")
         .unwrap_err()
         .to_string();
@@ -187,7 +192,8 @@ fn unresolved_tags_are_load_errors_naming_the_tag() {
 
 #[test]
 fn section_qualified_and_nested_tags_resolve_with_definition_over_default() {
-    let text = "[DEFAULT]\n_daemon = \\S*\nlogtype = file\n__prefix_line = <lt_<logtype>/__prefix_line>\n\
+    let text =
+        "[DEFAULT]\n_daemon = \\S*\nlogtype = file\n__prefix_line = <lt_<logtype>/__prefix_line>\n\
                 [lt_file]\n__prefix_line = <_daemon>\\[\\d+\\]:\\s\n\
                 [lt_journal]\n__prefix_line = %(lt_file/__prefix_line)s\n\
                 [Definition]\n_daemon = sshd\nfailregex = ^<__prefix_line>bad from <HOST>$\n";
@@ -215,8 +221,13 @@ fn mlfid_session_reports_on_the_completing_line_with_the_earlier_host() {
         ^<F-NOFAIL><F-MLFFORGET>Closed</F-MLFFORGET></F-NOFAIL>\n";
     let f = Fail2banFilter::from_str("m", text, None).unwrap();
     assert!(f.correlates_sessions());
-    assert_eq!(f.parse("s[7]: Connection from 192.0.2.7", &ctx()), Err(Unparsed::Ignored));
-    let p = f.parse("s[7]: Disconnecting: too many failures for root", &ctx()).unwrap();
+    assert_eq!(
+        f.parse("s[7]: Connection from 192.0.2.7", &ctx()),
+        Err(Unparsed::Ignored)
+    );
+    let p = f
+        .parse("s[7]: Disconnecting: too many failures for root", &ctx())
+        .unwrap();
     assert_eq!(p.src_ip, Some("192.0.2.7".parse().unwrap()));
     assert_eq!(p.get("user"), Some("root"));
     // Another session without a known host stays pending, and is counted.
@@ -236,8 +247,14 @@ fn maxlines_buffer_and_skiplines_match_across_lines() {
         failregex = ^conn (?P<id>\\d+) from <HOST>$<SKIPLINES>^conn (?P=id) auth failed$\n";
     let f = Fail2banFilter::from_str("b", text, None).unwrap();
     assert_eq!(f.maxlines(), 4);
-    assert_eq!(f.parse("conn 1 from 192.0.2.1", &ctx()), Err(Unparsed::NoMatch));
-    assert_eq!(f.parse("conn 2 from 192.0.2.2", &ctx()), Err(Unparsed::NoMatch));
+    assert_eq!(
+        f.parse("conn 1 from 192.0.2.1", &ctx()),
+        Err(Unparsed::NoMatch)
+    );
+    assert_eq!(
+        f.parse("conn 2 from 192.0.2.2", &ctx()),
+        Err(Unparsed::NoMatch)
+    );
     assert_eq!(f.parse("noise", &ctx()), Err(Unparsed::NoMatch));
     let p = f.parse("conn 1 auth failed", &ctx()).unwrap();
     assert_eq!(p.src_ip, Some("192.0.2.1".parse().unwrap()));
@@ -249,11 +266,7 @@ fn maxlines_buffer_and_skiplines_match_across_lines() {
 
 #[test]
 fn named_backreference_to_a_user_group() {
-    let f = filter(
-        r"^login <F-USER>\S+</F-USER> from <HOST> as (?P=user)$",
-        "",
-    )
-    .unwrap();
+    let f = filter(r"^login <F-USER>\S+</F-USER> from <HOST> as (?P=user)$", "").unwrap();
     let p = f.parse("login bob from 192.0.2.3 as bob", &ctx()).unwrap();
     assert_eq!(p.get("user"), Some("bob"));
     assert_eq!(
@@ -264,6 +277,13 @@ fn named_backreference_to_a_user_group() {
 
 #[test]
 fn journalmatch_is_exposed() {
-    let f = filter(r"^x <HOST>$", "journalmatch = _SYSTEMD_UNIT=sshd.service + _COMM=sshd\n").unwrap();
-    assert_eq!(f.journalmatch(), ["_SYSTEMD_UNIT=sshd.service + _COMM=sshd"]);
+    let f = filter(
+        r"^x <HOST>$",
+        "journalmatch = _SYSTEMD_UNIT=sshd.service + _COMM=sshd\n",
+    )
+    .unwrap();
+    assert_eq!(
+        f.journalmatch(),
+        ["_SYSTEMD_UNIT=sshd.service + _COMM=sshd"]
+    );
 }

@@ -9,9 +9,11 @@
 //! Test B runs the real `fail2ban-regex` on the same logs and compares the set of matched lines.
 //! Both fail (never skip) when fail2ban is not installed.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use sentinel_core::Timestamp;
 use sentinel_ingest::fail2ban::{Fail2banFilter, FilterOptions};
 use sentinel_ingest::{LineParser, ParseCtx, Parsed, Unparsed};
-use sentinel_core::Timestamp;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -71,7 +73,10 @@ fn zurich_offset(utc: i64) -> i32 {
         while d.weekday() != Weekday::Sunday {
             d = d.previous_day().expect("in range");
         }
-        d.with_hms(1, 0, 0).expect("valid").assume_utc().unix_timestamp()
+        d.with_hms(1, 0, 0)
+            .expect("valid")
+            .assume_utc()
+            .unix_timestamp()
     };
     if utc >= last_sunday(Month::March) && utc < last_sunday(Month::October) {
         7200
@@ -86,7 +91,10 @@ fn local_millis(t: &str) -> i64 {
     // strptime("%Y-%m-%dT%H:%M:%S") accepts one-digit fields, so read the numbers directly.
     let nums: Vec<i64> = main
         .split(['-', 'T', ':'])
-        .map(|n| n.parse().unwrap_or_else(|_| panic!("bad failJSON time {t:?}")))
+        .map(|n| {
+            n.parse()
+                .unwrap_or_else(|_| panic!("bad failJSON time {t:?}"))
+        })
         .collect();
     let [y, mo, d, h, mi, se] = nums[..] else {
         panic!("bad failJSON time {t:?}")
@@ -136,7 +144,12 @@ impl Zoned {
         let w = self.winter.parse(line, &ctx(3600));
         let s = self.summer.parse(line, &ctx(7200));
         match &s {
-            Ok(p) if p.ts.is_some_and(|t| zurich_offset(t.as_millis().div_euclid(1000)) == 7200) => s,
+            Ok(p)
+                if p.ts
+                    .is_some_and(|t| zurich_offset(t.as_millis().div_euclid(1000)) == 7200) =>
+            {
+                s
+            }
             _ => w,
         }
     }
@@ -268,7 +281,9 @@ fn check_samples(name: &str, tally: &mut Tally) {
                         }
                     }
                 }
-                let Some(filter) = filters.get(key) else { continue };
+                let Some(filter) = filters.get(key) else {
+                    continue;
+                };
                 let journal = opts.get("logtype").and_then(Value::as_str) == Some("journal");
                 let mut input = sample.to_string();
                 if journal {
@@ -285,10 +300,9 @@ fn check_samples(name: &str, tally: &mut Tally) {
                         tally.checked -= 1;
                         tally.hostname_lookups += 1;
                     }
-                    Verdict::Disagree(why) => tally.disagreements.push(format!(
-                        "{file}:{} {key}: {why}\n      {sample}",
-                        n + 2
-                    )),
+                    Verdict::Disagree(why) => tally
+                        .disagreements
+                        .push(format!("{file}:{} {key}: {why}\n      {sample}", n + 2)),
                 }
             }
         }
@@ -302,7 +316,10 @@ enum Verdict {
 }
 
 fn judge(expect: &Map<String, Value>, got: &Result<Parsed, Unparsed>, journal: bool) -> Verdict {
-    let want = expect.get("match").and_then(Value::as_bool).unwrap_or(false);
+    let want = expect
+        .get("match")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     let host = expect
         .get("host")
         .or_else(|| expect.get("dns"))
@@ -310,10 +327,7 @@ fn judge(expect: &Map<String, Value>, got: &Result<Parsed, Unparsed>, journal: b
     let p = match (want, got) {
         (false, Err(_)) => return Verdict::Agree,
         (false, Ok(p)) => {
-            return Verdict::Disagree(format!(
-                "matched (host {:?}) but must not",
-                p.src_ip
-            ))
+            return Verdict::Disagree(format!("matched (host {:?}) but must not", p.src_ip))
         }
         (true, Err(Unparsed::Malformed("host_not_an_address")))
             if host.is_some_and(|h| h.parse::<IpAddr>().is_err()) =>
@@ -395,7 +409,10 @@ fn stock_filters_agree_with_fail_json() {
         lookups += t.hostname_lookups;
         rows.push((name, t));
     }
-    println!("{:<24} {:>7} {:>6} {:>9} {:>9}", "filter", "checked", "agree", "disagree", "hostname");
+    println!(
+        "{:<24} {:>7} {:>6} {:>9} {:>9}",
+        "filter", "checked", "agree", "disagree", "hostname"
+    );
     for (name, t) in &rows {
         println!(
             "{:<24} {:>7} {:>6} {:>9} {:>9}{}",
@@ -420,31 +437,50 @@ fn stock_filters_agree_with_fail_json() {
     for r in &refused {
         println!("REFUSED {r}");
     }
-    assert!(rows.len() >= 80, "only {} stock filters have a sample log", rows.len());
+    assert!(
+        rows.len() >= 80,
+        "only {} stock filters have a sample log",
+        rows.len()
+    );
     assert!(refused.is_empty(), "stock filters refused: {refused:#?}");
     assert!(pct >= 99.0, "only {pct:.2}% of failJSON lines agree");
 }
 
 #[test]
-fn every_stock_filter_loads_in_every_mode_it_names() {
+fn every_stock_filter_loads_with_every_option_set_its_samples_name() {
     require_fail2ban();
     let mut refused = Vec::new();
+    let mut loaded = 0;
     for name in stock_filters() {
         let path = PathBuf::from(FILTERS).join(format!("{name}.conf"));
-        if let Err(e) = Fail2banFilter::load(&path, &FilterOptions::default()) {
-            refused.push(e.to_string());
+        let mut sets = option_sets(&name);
+        if !sets.iter().any(Map::is_empty) {
+            sets.push(Map::new());
         }
-        for logtype in ["file", "short", "journal", "rfc5424"] {
-            let opts = FilterOptions {
-                mode: None,
-                vars: vec![("logtype".into(), logtype.into())],
-            };
-            if let Err(e) = Fail2banFilter::load(&path, &opts) {
-                refused.push(format!("logtype={logtype}: {e}"));
+        for opts in sets {
+            match Fail2banFilter::load(&path, &options(&opts)) {
+                Ok(_) => loaded += 1,
+                Err(e) => refused.push(format!("{opts:?}: {e}")),
             }
         }
     }
+    assert!(loaded >= 89, "only {loaded} (filter, options) loaded");
     assert!(refused.is_empty(), "{refused:#?}");
+}
+
+#[test]
+fn an_option_the_filter_does_not_define_is_a_loud_load_error() {
+    require_fail2ban();
+    // znc-adminlog defines `__prefix_<logtype>` for file, short and journal only: fail2ban would leave
+    // `<__prefix_rfc5424>` in the regex (matching nothing); Sentinel refuses to load it and names the tag.
+    let opts = FilterOptions {
+        mode: None,
+        vars: vec![("logtype".into(), "rfc5424".into())],
+    };
+    let e = Fail2banFilter::load(&Path::new(FILTERS).join("znc-adminlog.conf"), &opts)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("<__prefix_rfc5424>"), "{e}");
 }
 
 /// The set of lines each side matches, for one filter and option set over one whole sample log.
@@ -452,21 +488,41 @@ fn fail2ban_regex_matches(log: &Path, filter: &str, opts: &Map<String, Value>) -
     let params: Vec<String> = opts
         .iter()
         .filter(|(k, _)| !k.starts_with("test."))
-        .map(|(k, v)| format!("{k}={}", v.as_str().map_or_else(|| v.to_string(), str::to_string)))
+        .map(|(k, v)| {
+            format!(
+                "{k}={}",
+                v.as_str().map_or_else(|| v.to_string(), str::to_string)
+            )
+        })
         .collect();
     let mut arg = format!("{FILTERS}/{filter}.conf");
     if !params.is_empty() {
         arg = format!("{arg}[{}]", params.join(", "));
     }
     let out = Command::new("fail2ban-regex")
-        .args(["-r", "--print-all-matched", "--print-no-missed", "--print-no-ignored", "-e", "UTF-8"])
+        // `--no-check-all`: the first failregex that matches decides, as in fail2ban's server (and Sentinel);
+        // with every regex checked, fail2ban-regex counts a line some regex calls "no failure" as ignored even
+        // when another regex reports a failure on it.
+        .args([
+            "-r",
+            "--no-check-all",
+            "--print-all-matched",
+            "--print-no-missed",
+            "--print-no-ignored",
+            "-e",
+            "UTF-8",
+        ])
         .arg(log)
         .arg(&arg)
         .env("TZ", "CET-01CEST-02,M3.5.0,M10.5.0")
         .output()
         .expect("fail2ban-regex must be installed (the test command installs Debian's fail2ban)");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "fail2ban-regex {arg} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "fail2ban-regex {arg} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut set = BTreeSet::new();
     let mut inside = false;
     for l in text.lines() {
@@ -495,8 +551,11 @@ struct Ours {
 }
 
 fn sentinel_matches(log: &Path, filter: &str, opts: &Map<String, Value>) -> Result<Ours, String> {
-    let f = Fail2banFilter::load(&Path::new(FILTERS).join(format!("{filter}.conf")), &options(opts))
-        .map_err(|e| e.to_string())?;
+    let f = Fail2banFilter::load(
+        &Path::new(FILTERS).join(format!("{filter}.conf")),
+        &options(opts),
+    )
+    .map_err(|e| e.to_string())?;
     let ctx = ParseCtx {
         reference: Timestamp::from_millis(TEST_NOW * 1000),
         utc_offset_secs: 3600,
@@ -517,7 +576,8 @@ fn sentinel_matches(log: &Path, filter: &str, opts: &Map<String, Value>) -> Resu
             Ok(p) => {
                 ours.matched.insert(line.trim_end().to_string());
                 if let Some(c) = p.get("context") {
-                    ours.matched.extend(c.lines().map(|l| l.trim_end().to_string()));
+                    ours.matched
+                        .extend(c.lines().map(|l| l.trim_end().to_string()));
                 }
             }
             Err(Unparsed::Malformed("host_not_an_address")) => {
@@ -541,7 +601,10 @@ fn option_sets(name: &str) -> Vec<Map<String, Value>> {
     for line in text.lines() {
         let rest = line.trim_start_matches('#').trim_start();
         if let Some(j) = rest.strip_prefix("fileOptions:") {
-            common = serde_json::from_str::<Value>(j.trim()).ok().and_then(|v| v.as_object().cloned()).unwrap_or_default();
+            common = serde_json::from_str::<Value>(j.trim())
+                .ok()
+                .and_then(|v| v.as_object().cloned())
+                .unwrap_or_default();
         } else if let Some(j) = rest.strip_prefix("filterOptions:") {
             plain = false;
             let v: Value = serde_json::from_str(j.trim()).unwrap_or(Value::Null);
@@ -579,11 +642,20 @@ fn stock_filters_match_the_same_lines_as_fail2ban_regex() {
     let mut filters_equal = 0;
     let mut filters = 0;
     let mut hostname_lines = 0;
+    let tmp = tempfile::tempdir().unwrap();
     for name in stock_filters() {
-        let log = Path::new(LOGS).join(&name);
-        if !log.is_file() {
+        let sample = Path::new(LOGS).join(&name);
+        if !sample.is_file() {
             continue;
         }
+        // fail2ban-regex waits for a line's end, so it never reads a last line without a newline (five sample
+        // logs end so, and fail2ban's own sample test reads that line); both sides get the complete lines.
+        let mut text = std::fs::read(&sample).unwrap();
+        if text.last().is_some_and(|b| *b != b'\n') {
+            text.push(b'\n');
+        }
+        let log = tmp.path().join(&name);
+        std::fs::write(&log, text).unwrap();
         filters += 1;
         let mut all_equal = true;
         for opts in option_sets(&name) {
@@ -629,5 +701,8 @@ fn stock_filters_match_the_same_lines_as_fail2ban_regex() {
          (their host is a name, which Sentinel does not resolve)"
     );
     assert!(filters >= 80, "only {filters} filters compared");
-    assert!(pct >= 95.0, "only {pct:.1}% of filters match the same lines as fail2ban-regex");
+    assert!(
+        pct >= 95.0,
+        "only {pct:.1}% of filters match the same lines as fail2ban-regex"
+    );
 }

@@ -39,7 +39,16 @@ const OPTIONS: [&str; 7] = [
     "journalmatch",
 ];
 /// Tags the regex translator knows; everything else left after substitution is an unresolved option.
-const REGEX_TAGS: [&str; 8] = ["HOST", "ADDR", "IP4", "IP6", "DNS", "CIDR", "SUBNET", "SKIPLINES"];
+const REGEX_TAGS: [&str; 8] = [
+    "HOST",
+    "ADDR",
+    "IP4",
+    "IP6",
+    "DNS",
+    "CIDR",
+    "SUBNET",
+    "SKIPLINES",
+];
 
 /// The resolved (expanded and substituted) filter options.
 struct Resolver<'a> {
@@ -136,7 +145,9 @@ impl<'a> Resolver<'a> {
             return Err(interp(
                 self.cfg,
                 key,
-                format!("tag <{tag}> names no option of the filter (unresolved after substitution)"),
+                format!(
+                    "tag <{tag}> names no option of the filter (unresolved after substitution)"
+                ),
             ));
         }
         Ok(Some(v.trim().to_string()))
@@ -160,8 +171,11 @@ fn unresolved(text: &str) -> Option<&str> {
         };
         // Option names are lower case (fail2ban lower-cases keys); `<NOSRV>`, `<W>` are log text.
         let word = |s: &str| {
-            s.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
-                && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+            s.bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
+                && s.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
         };
         let qualified = opt.is_some_and(|o| !o.is_empty());
         ((word(head) && opt.is_none_or(word)) || qualified).then_some(name)
@@ -176,7 +190,13 @@ pub(crate) fn build(cfg: &Config, opts: &FilterOptions) -> Result<Parts, FilterE
             .parse::<usize>()
             .ok()
             .filter(|n| (1..=1000).contains(n))
-            .ok_or_else(|| invalid(cfg, "maxlines", format!("not a number from 1 to 1000: {m:?}")))?,
+            .ok_or_else(|| {
+                invalid(
+                    cfg,
+                    "maxlines",
+                    format!("not a number from 1 to 1000: {m:?}"),
+                )
+            })?,
         _ => 1,
     };
     let usedns = r.option("usedns")?.unwrap_or_default();
@@ -230,7 +250,9 @@ pub(crate) fn build(cfg: &Config, opts: &FilterOptions) -> Result<Parts, FilterE
         return Err(invalid(
             cfg,
             "failregex",
-            format!("failregex {i} has no <HOST>, <ADDR>, <IP4>, <IP6>, <SUBNET>, <F-ID> or <F-MLFID>"),
+            format!(
+                "failregex {i} has no <HOST>, <ADDR>, <IP4>, <IP6>, <SUBNET>, <F-ID> or <F-MLFID>"
+            ),
         ));
     }
     Ok(Parts {

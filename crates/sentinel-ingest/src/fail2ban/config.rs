@@ -219,14 +219,25 @@ impl Config {
 
     /// The raw value for `%(known/key)s`: the section's value before its last override, else `[DEFAULT]`'s.
     fn known(&self, section: &str, key: &str) -> Option<&str> {
-        self.known_own(section, key)
-            .or_else(|| self.sections.get("default")?.get(key)?.last().map(String::as_str))
+        self.known_own(section, key).or_else(|| {
+            self.sections
+                .get("default")?
+                .get(key)?
+                .last()
+                .map(String::as_str)
+        })
     }
 
     /// The raw value for `%(sec/key)s`: `key` of `sec`, else `[DEFAULT]`'s; `None` when neither exists.
     fn qualified(&self, sec: &str, key: &str) -> Option<&str> {
         let sec = sec.to_lowercase();
-        let default = || self.sections.get("default")?.get(key)?.last().map(String::as_str);
+        let default = || {
+            self.sections
+                .get("default")?
+                .get(key)?
+                .last()
+                .map(String::as_str)
+        };
         if sec == "default" {
             return default();
         }
@@ -260,7 +271,11 @@ impl Config {
                         continue;
                     }
                     let raw = self.known_own(section, &opt).or_else(|| {
-                        self.sections.get("default")?.get(&opt)?.last().map(String::as_str)
+                        self.sections
+                            .get("default")?
+                            .get(&opt)?
+                            .last()
+                            .map(String::as_str)
                     });
                     if let Some(raw) = raw {
                         return self.expand(section, &opt, raw, &HashMap::new()).map(Some);
@@ -496,7 +511,10 @@ mod tests {
     fn nested_tags() {
         let v = vals(&[("mode", "normal"), ("mdre-normal", "^x <HOST>")]);
         let mut lookup = |n: &str| Ok(v.get(n).cloned());
-        assert_eq!(substitute("<mdre-<mode>>", &mut lookup).unwrap(), "^x <HOST>");
+        assert_eq!(
+            substitute("<mdre-<mode>>", &mut lookup).unwrap(),
+            "^x <HOST>"
+        );
     }
 
     #[test]
@@ -508,8 +526,14 @@ mod tests {
         )
         .unwrap();
         let none = HashMap::new();
-        assert_eq!(cfg.get("definition", "y", &none).unwrap().unwrap(), "A-D|D|D");
-        assert_eq!(cfg.get_ex("definition", "a/x", &none).unwrap().unwrap(), "A-D");
+        assert_eq!(
+            cfg.get("definition", "y", &none).unwrap().unwrap(),
+            "A-D|D|D"
+        );
+        assert_eq!(
+            cfg.get_ex("definition", "a/x", &none).unwrap().unwrap(),
+            "A-D"
+        );
     }
 
     #[test]

@@ -181,21 +181,29 @@ impl LineParser for Fail2banFilter {
                     .then(|| Timestamp::from_millis(last))
             }
         };
-        let text: Cow<'_, str> = match &found {
-            Some(f) if f.start < f.end => {
-                let mut s = String::with_capacity(line.len() - (f.end - f.start));
-                s.push_str(&line[..f.start]);
-                s.push_str(&line[f.end..]);
-                Cow::Owned(s)
-            }
-            _ => Cow::Borrowed(line),
+        let Some(f) = found.filter(|f| f.start < f.end) else {
+            return self.run(line, line, ts);
         };
-        if !self.stateful() {
-            return self.find_failure(line, &text, ts, None);
-        }
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        self.find_failure(line, &text, ts, Some(&mut st))
+        // The line without its date, built in a per-thread buffer (no allocation per line once warm).
+        SCRATCH.with(|scratch| {
+            let Ok(mut text) = scratch.try_borrow_mut() else {
+                let text = format!("{}{}", &line[..f.start], &line[f.end..]);
+                return self.run(line, &text, ts);
+            };
+            text.clear();
+            text.push_str(&line[..f.start]);
+            text.push_str(&line[f.end..]);
+            let r = self.run(line, &text, ts);
+            if text.capacity() > 64 * 1024 {
+                *text = String::new();
+            }
+            r
+        })
     }
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
 }
 
 /// Lines of a multi-line buffer, split by a match.
@@ -205,6 +213,14 @@ struct Split {
 }
 
 impl Fail2banFilter {
+    fn run(&self, line: &str, text: &str, ts: Option<Timestamp>) -> Result<Parsed, Unparsed> {
+        if !self.stateful() {
+            return self.find_failure(line, text, ts, None);
+        }
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        self.find_failure(line, text, ts, Some(&mut st))
+    }
+
     /// fail2ban's `findFailure` for one line (`text` is the line without its date).
     fn find_failure(
         &self,
@@ -236,6 +252,8 @@ impl Fail2banFilter {
             }
         }
         let mut pre: Failure = Failure::default();
+        let mut pre_hit: Option<(&Compiled, Hit)> = None;
+        let mut content = (0, buf.len());
         let mut pre_nofail = false;
         let mut pre_forget = false;
         let mut pre_gained = false;
@@ -244,29 +262,36 @@ impl Fail2banFilter {
                 .find(&buf)
                 .map_err(|_| backtrack())?
                 .ok_or(Unparsed::NoMatch)?;
-            collect(prefregex, &hit, &buf, &mut pre.groups);
             pre_nofail = flag(prefregex, &hit, Role::NoFail);
             pre_forget = flag(prefregex, &hit, Role::MlfForget);
             pre_gained = flag(prefregex, &hit, Role::MlfGained);
-            if let Some((a, b)) = span_of(prefregex, &hit, Role::Content).filter(|(a, b)| a < b) {
-                let content = buf[a..b].to_string();
-                if let (true, Some(st)) = (buffered, state.as_deref_mut()) {
+            let span = span_of(prefregex, &hit, Role::Content).filter(|(a, b)| a < b);
+            match (span, buffered, state.as_deref_mut()) {
+                (Some((a, b)), true, Some(st)) => {
+                    collect(prefregex, &hit, &buf, &mut pre.groups);
+                    let owned = buf[a..b].to_string();
                     st.buffer.clear();
-                    st.buffer.push_back((content.clone(), content.clone()));
-                    buf = Cow::Owned(format!("{content}\n"));
-                } else {
-                    buf = Cow::Owned(content);
+                    st.buffer.push_back((owned.clone(), owned.clone()));
+                    buf = Cow::Owned(format!("{owned}\n"));
+                    content = (0, buf.len());
                 }
+                (Some(range), _, _) => {
+                    content = range;
+                    pre_hit = Some((prefregex, hit));
+                }
+                (None, _, _) => pre_hit = Some((prefregex, hit)),
             }
         }
+        let whole = buf.as_ref();
+        let buf = &whole[content.0..content.1];
         for (index, fail) in p.failregex.iter().enumerate() {
-            let Some(hit) = fail.find(&buf).map_err(|_| backtrack())? else {
+            let Some(hit) = fail.find(buf).map_err(|_| backtrack())? else {
                 continue;
             };
             let mut lines = 1;
             let mut context = None;
             if let (true, Some(st)) = (buffered, state.as_deref_mut()) {
-                let split = split(&buf, &hit, fail, st.buffer.len());
+                let split = split(buf, &hit, fail, st.buffer.len());
                 lines = split.matched.len().max(1);
                 if !p.ignoreregex.is_empty() {
                     let matched: VecDeque<(String, String)> = split
@@ -299,7 +324,7 @@ impl Fail2banFilter {
                 keep_lines(&mut st.buffer, &split.unmatched);
             } else {
                 for ig in &p.ignoreregex {
-                    if ig.find(&buf).map_err(|_| backtrack())?.is_some() {
+                    if ig.find(buf).map_err(|_| backtrack())?.is_some() {
                         return Err(Unparsed::Ignored);
                     }
                 }
@@ -308,7 +333,10 @@ impl Fail2banFilter {
                 groups: pre.groups.clone(),
                 ..Default::default()
             };
-            collect(fail, &hit, &buf, &mut cur.groups);
+            if let Some((pc, ph)) = &pre_hit {
+                collect(pc, ph, whole, &mut cur.groups);
+            }
+            collect(fail, &hit, buf, &mut cur.groups);
             // `<F-ALT_USER>` stands in for a user the failregex did not capture.
             if cur.get("user").is_none_or(str::is_empty) {
                 if let Some(alt) = cur.get("alt_user").filter(|a| !a.is_empty()) {

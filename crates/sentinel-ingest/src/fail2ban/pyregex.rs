@@ -111,6 +111,8 @@ impl Compiled {
     /// Searches `text` (Python `re.search`).
     pub(crate) fn find(&self, text: &str) -> Result<Option<Hit>, BacktrackLimit> {
         match &self.engine {
+            // Most lines match no failregex: the DFA-only `is_match` answers them without allocating captures.
+            Engine::Fast(re) if !re.is_match(text) => Ok(None),
             Engine::Fast(re) => Ok(re.captures(text).and_then(|c| {
                 let m = c.get(0)?;
                 let spans = self
@@ -156,6 +158,7 @@ impl Compiled {
 
 /// Translates and compiles a Python/fail2ban regex. The error text names the construct or the compiler's
 /// complaint.
+#[cfg(test)]
 pub(crate) fn compile(py: &str) -> Result<Compiled, String> {
     compile_with(py, &Flavor::default())
 }
@@ -306,7 +309,11 @@ impl Translator<'_> {
             },
             (Some(tag), true, false) => {
                 // Like fail2ban, a closing tag that was never opened stays literal text.
-                if !self.tag_names.iter().any(|(n, _)| *n == tag.to_ascii_lowercase()) {
+                if !self
+                    .tag_names
+                    .iter()
+                    .any(|(n, _)| *n == tag.to_ascii_lowercase())
+                {
                     return Ok(0);
                 }
                 self.out.push(')')
@@ -325,8 +332,9 @@ impl Translator<'_> {
                     "MLFFORGET" => Role::MlfForget,
                     "MLFGAINED" => Role::MlfGained,
                     t if t == "ALT_USER"
-                        || t.strip_prefix("ALT_USER_")
-                            .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit())) =>
+                        || t.strip_prefix("ALT_USER_").is_some_and(|d| {
+                            !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit())
+                        }) =>
                     {
                         Role::AltUser
                     }

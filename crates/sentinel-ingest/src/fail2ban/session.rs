@@ -218,7 +218,13 @@ mod tests {
         let m = s.merge("1", first, false, 1, None);
         assert!(m.failure.nofail && m.keep);
         s.put("1", m.failure, None);
-        let m = s.merge("1", fail(&[("mlfid", "1"), ("user", "root")]), true, 1, None);
+        let m = s.merge(
+            "1",
+            fail(&[("mlfid", "1"), ("user", "root")]),
+            true,
+            1,
+            None,
+        );
         assert!(!m.failure.nofail && !m.keep);
         assert_eq!(m.failure.get("ip4"), Some("192.0.2.1"));
         assert_eq!(s.len(), 0);
