@@ -1,7 +1,7 @@
 //! The scenario engine: runs every scenario over each observation and raises alerts on overflow.
 
 use crate::scenario::def::{Counting, FieldSpec, ScenarioDef, ScenarioError, SOURCE};
-use crate::scenario::filter::{part_of, CompiledFilter, Memo, Views};
+use crate::scenario::filter::{part_of, CompiledFilter, Memo, MemoBuf, ViewSpec, Views};
 use crate::scenario::state::{Entry, KeyMap};
 use ipnet::IpNet;
 use rustc_hash::{FxHashMap, FxHasher};
@@ -162,6 +162,9 @@ struct Compiled {
     group: Vec<FieldSpec>,
     /// Leaky buckets pour only new values of this field.
     distinct: Option<FieldSpec>,
+    /// The views of the group fields and of the distinct field.
+    group_views: Vec<usize>,
+    distinct_view: Option<usize>,
     state: State,
     cooldown_ms: i64,
 }
@@ -185,6 +188,7 @@ pub struct ScenarioEngine {
     /// Scenarios that look at every kind.
     any_kind: Vec<usize>,
     hits: Vec<Hit>,
+    memo: MemoBuf,
     rejected: Vec<ScenarioError>,
     opts: EngineOptions,
     evidence: FxHashMap<(usize, u128), Vec<(i64, String)>>,
@@ -232,7 +236,18 @@ fn compile(def: ScenarioDef, views: &mut Views, cap: usize) -> Result<Compiled, 
         } => Some(FieldSpec::parse(d)?),
         _ => None,
     };
+    let mut view = |s: &FieldSpec| {
+        views.id(ViewSpec {
+            field: s.field.clone(),
+            part: s.part,
+            decode: false,
+        })
+    };
+    let group_views = group.iter().map(&mut view).collect();
+    let distinct_view = distinct.as_ref().map(&mut view);
     Ok(Compiled {
+        group_views,
+        distinct_view,
         filter: CompiledFilter::new(&def.filter, views)?,
         cancel: def
             .cancel_on
@@ -310,6 +325,7 @@ impl ScenarioEngine {
             by_kind,
             any_kind,
             hits: Vec::new(),
+            memo: MemoBuf::default(),
             rejected,
             opts,
             evidence: FxHashMap::default(),
@@ -414,30 +430,34 @@ impl ScenarioEngine {
         let mut hits = std::mem::take(&mut self.hits);
         hits.clear();
         {
-            let mut memo = Memo::new(o, self.views.len());
+            let views = &self.views;
+            let mut memo = Memo::new(o, &mut self.memo, views);
+            let value_hash = |memo: &mut Memo<'_, '_, O>, h: &mut FxHasher, view: usize| {
+                hash_str(h, memo.get(view, views).map_or("", |f| f[0].as_str()));
+            };
             for &idx in candidates {
                 let sc = &self.scenarios[idx];
                 let cancel = sc
                     .cancel
                     .as_ref()
-                    .is_some_and(|c| c.matches(&mut memo, &self.views));
+                    .is_some_and(|c| c.matches(&mut memo, views));
                 if !cancel
-                    && !(sc.filter.kind_matches(kind) && sc.filter.rest_matches(&mut memo, &self.views))
+                    && !(sc.filter.kind_matches(kind) && sc.filter.rest_matches(&mut memo, views))
                 {
                     continue;
                 }
                 let mut group = 0;
-                if !sc.group.is_empty() {
+                if !sc.group_views.is_empty() {
                     let mut h = FxHasher::default();
-                    for g in &sc.group {
-                        hash_str(&mut h, spec_value(o, g).as_deref().unwrap_or(""));
+                    for &g in &sc.group_views {
+                        value_hash(&mut memo, &mut h, g);
                     }
                     group = h.finish();
                 }
                 let mut distinct = 0;
-                if let Some(d) = &sc.distinct {
+                if let Some(d) = sc.distinct_view {
                     let mut h = FxHasher::default();
-                    hash_str(&mut h, spec_value(o, d).as_deref().unwrap_or(""));
+                    value_hash(&mut memo, &mut h, d);
                     distinct = h.finish();
                 }
                 hits.push(Hit {
@@ -451,8 +471,8 @@ impl ScenarioEngine {
         let now = o.ts().as_millis();
         let mut whitelisted: Option<bool> = None;
         let mut matched = false;
+        let (ip_key, subject_ip) = self.key(ip);
         for hit in &hits {
-            let (ip_key, subject_ip) = self.key(ip);
             let sc = &self.scenarios[hit.idx];
             let key = match (sc.per_source, sc.group.is_empty()) {
                 (true, true) => ip_key,

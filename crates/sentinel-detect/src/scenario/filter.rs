@@ -41,46 +41,72 @@ impl Views {
     }
 }
 
-/// The views of one observation, computed on first use.
-pub(crate) struct Memo<'a, O: Observed + ?Sized> {
-    o: &'a O,
-    /// Per view: not yet computed (`None`), field absent (`Some(None)`), or its forms.
-    slots: Vec<Option<Option<Vec<Cow<'a, str>>>>>,
+/// Reusable storage for the views of one observation at a time: a slot per view, valid for the
+/// observation whose generation it carries, with string buffers kept between observations so the hot
+/// path does not allocate.
+#[derive(Debug, Default)]
+pub(crate) struct MemoBuf {
+    gen: u32,
+    slots: Vec<Slot>,
+    scratch: Vec<u8>,
 }
 
-impl<'a, O: Observed + ?Sized> Memo<'a, O> {
-    pub(crate) fn new(o: &'a O, views: usize) -> Self {
-        Self {
-            o,
-            slots: vec![None; views],
+#[derive(Debug, Default)]
+struct Slot {
+    gen: u32,
+    present: bool,
+    n: usize,
+    forms: [String; 3],
+}
+
+/// The views of one observation, computed on first use.
+pub(crate) struct Memo<'a, 'b, O: Observed + ?Sized> {
+    pub(crate) o: &'a O,
+    buf: &'b mut MemoBuf,
+}
+
+impl<'a, 'b, O: Observed + ?Sized> Memo<'a, 'b, O> {
+    pub(crate) fn new(o: &'a O, buf: &'b mut MemoBuf, views: &Views) -> Self {
+        buf.gen = buf.gen.wrapping_add(1);
+        if buf.gen == 0 {
+            // Wrapped: no slot may look valid.
+            for s in &mut buf.slots {
+                s.gen = u32::MAX;
+            }
+            buf.gen = 1;
         }
+        if buf.slots.len() < views.len() {
+            buf.slots.resize_with(views.len(), Slot::default);
+        }
+        Self { o, buf }
     }
 
     /// The forms of view `id` (the value first, then its decoded forms), or `None` if the field is absent.
-    pub(crate) fn get(&mut self, id: usize, views: &Views) -> Option<&[Cow<'a, str>]> {
+    pub(crate) fn get(&mut self, id: usize, views: &Views) -> Option<&[String]> {
         let spec = views.specs.get(id)?;
-        let o = self.o;
-        let slot = self.slots.get_mut(id)?;
-        slot.get_or_insert_with(|| {
-            let v = o.field(&spec.field)?;
-            let v = part_of(v, spec.part);
-            let mut forms = Vec::with_capacity(if spec.decode { 3 } else { 1 });
-            if spec.decode {
-                let once = decode(&v);
-                let twice = once.as_deref().and_then(decode);
-                forms.push(v);
-                if let Some(once) = once {
-                    forms.push(Cow::Owned(once));
+        let gen = self.buf.gen;
+        let scratch = &mut self.buf.scratch;
+        let slot = self.buf.slots.get_mut(id)?;
+        if slot.gen != gen {
+            slot.gen = gen;
+            slot.n = 0;
+            slot.present = false;
+            if let Some(v) = self.o.field(&spec.field) {
+                slot.present = true;
+                let v = part_of(v, spec.part);
+                let [f0, f1, f2] = &mut slot.forms;
+                f0.clear();
+                f0.push_str(&v);
+                slot.n = 1;
+                if spec.decode && decode_into(f0, scratch, f1) {
+                    slot.n = 2;
+                    if decode_into(f1, scratch, f2) {
+                        slot.n = 3;
+                    }
                 }
-                if let Some(twice) = twice {
-                    forms.push(Cow::Owned(twice));
-                }
-            } else {
-                forms.push(v);
             }
-            Some(forms)
-        })
-        .as_deref()
+        }
+        slot.present.then(|| &slot.forms[..slot.n])
     }
 }
 
@@ -117,12 +143,33 @@ fn hex(b: u8) -> Option<u8> {
 
 /// One round of decoding: `%HH` and nginx's `\xHH` escapes to bytes, `+` to a space. `None` when there
 /// was nothing to decode. Invalid UTF-8 in the result is replaced, never refused.
+#[cfg(test)]
 pub(crate) fn decode(s: &str) -> Option<String> {
+    let mut scratch = Vec::new();
+    let mut out = String::new();
+    decode_into(s, &mut scratch, &mut out).then_some(out)
+}
+
+/// [`decode`] into `out` (through `scratch`), without allocating once the buffers have grown; whether
+/// anything was decoded.
+fn decode_into(s: &str, scratch: &mut Vec<u8>, out: &mut String) -> bool {
     let b = s.as_bytes();
     if !b.iter().any(|&c| c == b'%' || c == b'+' || c == b'\\') {
-        return None;
+        return false;
     }
-    let mut out = Vec::with_capacity(b.len());
+    scratch.clear();
+    let changed = decode_bytes(b, scratch);
+    if changed {
+        out.clear();
+        match std::str::from_utf8(scratch) {
+            Ok(t) => out.push_str(t),
+            Err(_) => out.push_str(&String::from_utf8_lossy(scratch)),
+        }
+    }
+    changed
+}
+
+fn decode_bytes(b: &[u8], out: &mut Vec<u8>) -> bool {
     let mut i = 0;
     let mut changed = false;
     while i < b.len() {
@@ -149,15 +196,88 @@ pub(crate) fn decode(s: &str) -> Option<String> {
             i += 1;
         }
     }
-    changed.then(|| String::from_utf8_lossy(&out).into_owned())
+    changed
+}
+
+/// Where an [`Affixes`] needle must sit in the value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Anchor {
+    Whole,
+    Start,
+    End,
+}
+
+/// Needles compared at one end of the value (or with all of it), indexed by their byte at that end so
+/// a value is compared only with the few needles that can match.
+#[derive(Debug)]
+struct Affixes {
+    anchor: Anchor,
+    cs: bool,
+    needles: Vec<Box<[u8]>>,
+    by_byte: Vec<Vec<u32>>,
+    has_empty: bool,
+}
+
+impl Affixes {
+    fn new(anchor: Anchor, cs: bool, list: Vec<String>) -> Self {
+        let mut by_byte = vec![Vec::new(); 256];
+        let mut has_empty = false;
+        let mut needles = Vec::with_capacity(list.len());
+        for n in list {
+            let n = n.into_bytes().into_boxed_slice();
+            let key = match anchor {
+                Anchor::End => n.last(),
+                Anchor::Start | Anchor::Whole => n.first(),
+            };
+            match key {
+                None => has_empty = true,
+                Some(&k) => {
+                    let k = if cs { k } else { k.to_ascii_lowercase() };
+                    by_byte[usize::from(k)].push(needles.len() as u32);
+                }
+            }
+            needles.push(n);
+        }
+        Self {
+            anchor,
+            cs,
+            needles,
+            by_byte,
+            has_empty,
+        }
+    }
+
+    fn matches(&self, v: &[u8]) -> bool {
+        if self.has_empty && self.anchor != Anchor::Whole {
+            return true;
+        }
+        let key = match self.anchor {
+            Anchor::End => v.last(),
+            Anchor::Start | Anchor::Whole => v.first(),
+        };
+        let Some(&k) = key else {
+            return self.has_empty;
+        };
+        let k = if self.cs { k } else { k.to_ascii_lowercase() };
+        self.by_byte[usize::from(k)].iter().any(|&i| {
+            let n = &self.needles[i as usize];
+            let part = match self.anchor {
+                Anchor::Whole if v.len() == n.len() => v,
+                Anchor::Start if v.len() >= n.len() => &v[..n.len()],
+                Anchor::End if v.len() >= n.len() => &v[v.len() - n.len()..],
+                _ => return false,
+            };
+            eq(part, n, self.cs)
+        })
+    }
 }
 
 #[derive(Debug)]
 enum Test {
-    Equals(Vec<String>),
+    Equals(Affixes),
     Contains(AhoCorasick),
-    StartsWith(Vec<String>),
-    EndsWith(Vec<String>),
+    StartsWith(Affixes),
+    EndsWith(Affixes),
     Words(Regex),
     Regex(RegexSet),
     Present(bool),
@@ -167,7 +287,6 @@ enum Test {
 struct CompiledCondition {
     view: usize,
     test: Test,
-    case_sensitive: bool,
     negate: bool,
 }
 
@@ -188,7 +307,7 @@ impl CompiledCondition {
         });
         let cs = c.case_sensitive;
         let test = if !c.equals.is_empty() {
-            Test::Equals(data::expand(&c.equals))
+            Test::Equals(Affixes::new(Anchor::Whole, cs, data::expand(&c.equals)))
         } else if !c.contains.is_empty() {
             let needles = data::expand(&c.contains);
             let ac = AhoCorasickBuilder::new()
@@ -198,9 +317,9 @@ impl CompiledCondition {
                 .map_err(|e| format!("`{}`: {e}", c.field))?;
             Test::Contains(ac)
         } else if !c.starts_with.is_empty() {
-            Test::StartsWith(data::expand(&c.starts_with))
+            Test::StartsWith(Affixes::new(Anchor::Start, cs, data::expand(&c.starts_with)))
         } else if !c.ends_with.is_empty() {
-            Test::EndsWith(data::expand(&c.ends_with))
+            Test::EndsWith(Affixes::new(Anchor::End, cs, data::expand(&c.ends_with)))
         } else if !c.words.is_empty() {
             let alts: Vec<String> = data::expand(&c.words)
                 .iter()
@@ -228,12 +347,11 @@ impl CompiledCondition {
         Ok(Self {
             view,
             test,
-            case_sensitive: cs,
             negate: c.negate,
         })
     }
 
-    fn matches<O: Observed + ?Sized>(&self, memo: &mut Memo<'_, O>, views: &Views) -> bool {
+    fn matches<O: Observed + ?Sized>(&self, memo: &mut Memo<'_, '_, O>, views: &Views) -> bool {
         let forms = memo.get(self.view, views);
         if let Test::Present(want) = self.test {
             return forms.is_some() == want;
@@ -241,24 +359,12 @@ impl CompiledCondition {
         let Some(forms) = forms else {
             return false;
         };
-        let cs = self.case_sensitive;
-        let hit = forms.iter().any(|v| {
-            let v = v.as_bytes();
-            match &self.test {
-                Test::Equals(list) => list.iter().any(|n| eq(v, n.as_bytes(), cs)),
-                Test::Contains(ac) => ac.is_match(v),
-                Test::StartsWith(list) => list.iter().any(|n| {
-                    let n = n.as_bytes();
-                    v.len() >= n.len() && eq(&v[..n.len()], n, cs)
-                }),
-                Test::EndsWith(list) => list.iter().any(|n| {
-                    let n = n.as_bytes();
-                    v.len() >= n.len() && eq(&v[v.len() - n.len()..], n, cs)
-                }),
-                Test::Words(re) => std::str::from_utf8(v).is_ok_and(|s| re.is_match(s)),
-                Test::Regex(set) => std::str::from_utf8(v).is_ok_and(|s| set.is_match(s)),
-                Test::Present(_) => false,
-            }
+        let hit = forms.iter().any(|v| match &self.test {
+            Test::Equals(a) | Test::StartsWith(a) | Test::EndsWith(a) => a.matches(v.as_bytes()),
+            Test::Contains(ac) => ac.is_match(v.as_bytes()),
+            Test::Words(re) => re.is_match(v),
+            Test::Regex(set) => set.is_match(v),
+            Test::Present(_) => false,
         });
         hit != self.negate
     }
@@ -269,30 +375,38 @@ impl CompiledCondition {
 pub(crate) struct CompiledFilter {
     kinds: Vec<String>,
     services: Vec<String>,
-    field_in: Vec<(String, Vec<String>)>,
-    field_contains: Vec<(String, AhoCorasick)>,
+    field_in: Vec<(usize, Affixes)>,
+    field_contains: Vec<(usize, AhoCorasick)>,
     conditions: Vec<CompiledCondition>,
     any_of: Vec<CompiledFilter>,
 }
 
 impl CompiledFilter {
     pub(crate) fn new(f: &Filter, views: &mut Views) -> Result<Self, String> {
+        let mut whole = |field: &str| {
+            views.id(ViewSpec {
+                field: field.to_string(),
+                part: Part::Whole,
+                decode: false,
+            })
+        };
         let mut field_contains = Vec::new();
         for (k, v) in &f.field_contains {
             let ac = AhoCorasickBuilder::new()
                 .ascii_case_insensitive(true)
                 .build(data::expand(v))
                 .map_err(|e| format!("`field_contains.{k}`: {e}"))?;
-            field_contains.push((k.clone(), ac));
+            field_contains.push((whole(k), ac));
         }
+        let field_in = f
+            .field_in
+            .iter()
+            .map(|(k, v)| (whole(k), Affixes::new(Anchor::Whole, true, data::expand(v))))
+            .collect();
         Ok(Self {
             kinds: f.kind.clone(),
             services: f.service.clone(),
-            field_in: f
-                .field_in
-                .iter()
-                .map(|(k, v)| (k.clone(), data::expand(v)))
-                .collect(),
+            field_in,
             field_contains,
             conditions: f
                 .conditions
@@ -320,7 +434,7 @@ impl CompiledFilter {
     /// Whether the whole filter passes.
     pub(crate) fn matches<O: Observed + ?Sized>(
         &self,
-        memo: &mut Memo<'_, O>,
+        memo: &mut Memo<'_, '_, O>,
         views: &Views,
     ) -> bool {
         self.kind_matches(memo.o.kind()) && self.rest_matches(memo, views)
@@ -329,7 +443,7 @@ impl CompiledFilter {
     /// Whether everything but the kind passes.
     pub(crate) fn rest_matches<O: Observed + ?Sized>(
         &self,
-        memo: &mut Memo<'_, O>,
+        memo: &mut Memo<'_, '_, O>,
         views: &Views,
     ) -> bool {
         let o = memo.o;
@@ -345,15 +459,15 @@ impl CompiledFilter {
                 return false;
             }
         }
-        for (field, allowed) in &self.field_in {
-            match o.field(field) {
-                Some(v) if allowed.iter().any(|a| a == v.as_ref()) => {}
+        for (view, allowed) in &self.field_in {
+            match memo.get(*view, views) {
+                Some([v, ..]) if allowed.matches(v.as_bytes()) => {}
                 _ => return false,
             }
         }
-        for (field, ac) in &self.field_contains {
-            match o.field(field) {
-                Some(v) if ac.is_match(v.as_ref()) => {}
+        for (view, ac) in &self.field_contains {
+            match memo.get(*view, views) {
+                Some([v, ..]) if ac.is_match(v.as_str()) => {}
                 _ => return false,
             }
         }
