@@ -161,7 +161,15 @@ fn web_stream() -> Vec<Obs> {
 }
 
 fn measure(name: &str, stream: &[Obs]) {
-    let defs = parse_scenarios("builtin", BUILTIN).unwrap();
+    let mut defs = parse_scenarios("builtin", BUILTIN).unwrap();
+    // BENCH_DISABLE=a,b leaves scenarios out (to see what each costs).
+    if let Ok(off) = std::env::var("BENCH_DISABLE") {
+        for d in &mut defs {
+            if off.split(',').any(|n| n == d.name) {
+                d.enabled = false;
+            }
+        }
+    }
     let mut best = f64::MAX;
     let mut alerts = 0;
     for _ in 0..ROUNDS {

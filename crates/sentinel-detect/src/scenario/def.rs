@@ -98,7 +98,8 @@ pub struct Condition {
     /// The value contains one of these as a whole word (ASCII word boundaries on both sides).
     #[serde(default)]
     pub words: Vec<String>,
-    /// The value matches one of these regular expressions (Rust `regex` syntax).
+    /// The value matches one of these regular expressions (Rust `regex` syntax, on bytes, without
+    /// Unicode classes: `.` and `[^/]` match one byte, `(?i)` folds ASCII only).
     #[serde(default)]
     pub regex: Vec<String>,
     /// The field is present (`true`) or absent (`false`).
@@ -170,6 +171,9 @@ pub struct ScenarioDef {
 fn default_group_by() -> Vec<String> {
     vec![SOURCE.to_string()]
 }
+
+/// Most observations a `spaced` count looks back on.
+pub const MAX_SPACED: usize = 8;
 
 /// The `group_by` entry that stands for the remote address.
 pub const SOURCE: &str = "source";
@@ -274,8 +278,8 @@ fn check(d: &ScenarioDef) -> Vec<String> {
             median_interval,
             expire,
         } => {
-            if *count < 3 {
-                out.push("`counting.count` must be at least 3".into());
+            if !(3..=MAX_SPACED as u32).contains(count) {
+                out.push(format!("`counting.count` must be within 3..={MAX_SPACED}, not {count}"));
             }
             if median_interval >= expire {
                 out.push("`counting.median_interval` must be shorter than `counting.expire`".into());
@@ -361,7 +365,7 @@ fn check_filter(f: &Filter, at: &str, out: &mut Vec<String>) {
             }
         }
         for r in &c.regex {
-            if let Err(e) = regex::Regex::new(r) {
+            if let Err(e) = regex::bytes::RegexBuilder::new(r).unicode(false).build() {
                 out.push(format!("`{at}.regex` `{r}`: {e}"));
             }
         }

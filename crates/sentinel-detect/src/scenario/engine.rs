@@ -66,30 +66,53 @@ pub struct EngineStats {
 struct Leaky {
     tat: i64,
     cooldown_until: i64,
-    /// Hashes of the distinct values in the bucket (only with `distinct`).
+    /// Only for buckets with `distinct` or not per source (kept out of line so plain buckets stay small).
+    extra: Option<Box<LeakyExtra>>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct LeakyExtra {
+    /// Hashes of the distinct values in the bucket (with `distinct`).
     recent: Vec<u64>,
-    /// Sources seen while the bucket filled, with their counts (only for groups not per source).
+    /// Sources seen while the bucket filled, with their counts (for groups not per source).
     tally: Vec<(IpAddr, u32)>,
 }
 
+/// The last observation times of a spaced count, inline (at most [`MAX_SPACED`]).
 #[derive(Debug, Clone)]
 struct Spaced {
-    times: Vec<i64>,
+    times: [i64; MAX_SPACED],
+    len: usize,
     cooldown_until: i64,
     expire_ms: i64,
+}
+
+use crate::scenario::def::MAX_SPACED;
+
+impl Spaced {
+    fn last(&self) -> Option<i64> {
+        self.len.checked_sub(1).map(|i| self.times[i])
+    }
+    fn push(&mut self, t: i64, keep: usize) {
+        let keep = keep.clamp(1, MAX_SPACED);
+        if self.len >= keep {
+            self.times.copy_within(self.len + 1 - keep..self.len, 0);
+            self.len = keep - 1;
+        }
+        self.times[self.len] = t;
+        self.len += 1;
+    }
 }
 
 impl Entry for Spaced {
     fn idle(&self, now: i64) -> bool {
         self.cooldown_until <= now
             && self
-                .times
                 .last()
                 .is_none_or(|t| t.saturating_add(self.expire_ms) <= now)
     }
     fn freshness(&self) -> i64 {
         let last = self
-            .times
             .last()
             .map_or(i64::MIN, |t| t.saturating_add(self.expire_ms));
         last.max(self.cooldown_until)
@@ -183,10 +206,11 @@ struct Hit {
 pub struct ScenarioEngine {
     scenarios: Vec<Compiled>,
     views: Views,
-    /// Scenarios by the kinds they look at (their filter's and their `cancel_on`'s).
-    by_kind: FxHashMap<String, Vec<usize>>,
-    /// Scenarios that look at every kind.
-    any_kind: Vec<usize>,
+    /// Scenarios by the kinds they look at (their filter's and their `cancel_on`'s), each with whether
+    /// its filter (not only its `cancel_on`) takes the kind.
+    by_kind: FxHashMap<String, Vec<(usize, bool)>>,
+    /// Scenarios that look at every kind (with whether their filter does).
+    any_kind: Vec<(usize, bool)>,
     hits: Vec<Hit>,
     memo: MemoBuf,
     rejected: Vec<ScenarioError>,
@@ -297,27 +321,39 @@ impl ScenarioEngine {
                 }),
             }
         }
-        let mut by_kind: FxHashMap<String, Vec<usize>> = FxHashMap::default();
+        if let Err(message) = views.finalize() {
+            // Only a pattern set too large for an automaton gets here: nothing can run safely.
+            rejected.push(ScenarioError {
+                origin: "scenarios".into(),
+                message,
+            });
+            scenarios.clear();
+        }
+        let mut by_kind: FxHashMap<String, Vec<(usize, bool)>> = FxHashMap::default();
         let mut any_kind = Vec::new();
         for (i, c) in scenarios.iter().enumerate() {
             let cancel_kinds = c.cancel.as_ref().map(|f| f.kinds());
             if c.filter.kinds().is_empty() || cancel_kinds.is_some_and(|k| k.is_empty()) {
-                any_kind.push(i);
+                any_kind.push((i, c.filter.kinds().is_empty()));
                 continue;
             }
             let kinds = c.filter.kinds().iter().chain(cancel_kinds.unwrap_or(&[]));
             for k in kinds {
                 let list = by_kind.entry(k.clone()).or_default();
-                if list.last() != Some(&i) {
-                    list.push(i);
+                if list.last().map(|l| l.0) != Some(i) {
+                    list.push((i, c.filter.kind_matches(k)));
                 }
             }
         }
         // Every kind's list also holds the any-kind scenarios, in definition order.
-        for list in by_kind.values_mut() {
-            list.extend(&any_kind);
+        for (kind, list) in by_kind.iter_mut() {
+            list.extend(
+                any_kind
+                    .iter()
+                    .map(|&(i, _)| (i, scenarios[i].filter.kind_matches(kind))),
+            );
             list.sort_unstable();
-            list.dedup();
+            list.dedup_by_key(|l| l.0);
         }
         Self {
             scenarios,
@@ -419,7 +455,7 @@ impl ScenarioEngine {
             return;
         };
         let kind = o.kind();
-        let candidates: &[usize] = match self.by_kind.get(kind) {
+        let candidates: &[(usize, bool)] = match self.by_kind.get(kind) {
             Some(list) => list,
             None => &self.any_kind,
         };
@@ -435,15 +471,13 @@ impl ScenarioEngine {
             let value_hash = |memo: &mut Memo<'_, '_, O>, h: &mut FxHasher, view: usize| {
                 hash_str(h, memo.get(view, views).map_or("", |f| f[0].as_str()));
             };
-            for &idx in candidates {
+            for &(idx, kind_ok) in candidates {
                 let sc = &self.scenarios[idx];
                 let cancel = sc
                     .cancel
                     .as_ref()
                     .is_some_and(|c| c.matches(&mut memo, views));
-                if !cancel
-                    && !(sc.filter.kind_matches(kind) && sc.filter.rest_matches(&mut memo, views))
-                {
+                if !cancel && !(kind_ok && sc.filter.rest_matches(&mut memo, views)) {
                     continue;
                 }
                 let mut group = 0;
@@ -545,45 +579,52 @@ impl ScenarioEngine {
                 let b = m.entry(key, now, || Leaky {
                     tat: i64::MIN,
                     cooldown_until: i64::MIN,
-                    recent: Vec::new(),
-                    tally: Vec::new(),
+                    extra: None,
                 });
                 if now < b.cooldown_until {
                     return None;
                 }
-                if b.tat <= now {
-                    // Empty: what it held has leaked away.
-                    b.recent.clear();
-                    b.tally.clear();
+                let needs_extra = sc.distinct.is_some() || tallied;
+                let empty = b.tat <= now;
+                let mut none = LeakyExtra::default();
+                let x: &mut LeakyExtra = if needs_extra {
+                    b.extra.get_or_insert_with(Box::default)
+                } else {
+                    &mut none
+                };
+                if empty {
+                    // What it held has leaked away.
+                    x.recent.clear();
+                    x.tally.clear();
                 }
                 if sc.distinct.is_some() {
-                    if b.recent.contains(&hit.distinct) {
+                    if x.recent.contains(&hit.distinct) {
                         return None;
                     }
-                    if b.recent.len() > *capacity as usize {
-                        b.recent.remove(0);
+                    if x.recent.len() > *capacity as usize {
+                        x.recent.remove(0);
                     }
-                    b.recent.push(hit.distinct);
+                    x.recent.push(hit.distinct);
                 }
                 if tallied {
-                    let room = b.tally.len() < crate::scenario::def::MAX_TALLIED_SOURCES as usize;
-                    match b.tally.iter_mut().find(|(ip, _)| *ip == source) {
+                    let room = x.tally.len() < crate::scenario::def::MAX_TALLIED_SOURCES as usize;
+                    match x.tally.iter_mut().find(|(ip, _)| *ip == source) {
                         Some(t) => t.1 += 1,
-                        None if room => b.tally.push((source, 1)),
+                        None if room => x.tally.push((source, 1)),
                         None => {}
                     }
                 }
                 b.tat = b.tat.max(now).saturating_add(leak);
                 let units = ((i128::from(b.tat) - i128::from(now) + i128::from(leak) - 1)
                     / i128::from(leak)) as i64;
-                if units > cap && b.tally.len() < min_sources {
+                if units > cap && x.tally.len() < min_sources {
                     // Full, but from too few sources: stay full without firing.
                     b.tat = now.saturating_add(cap.saturating_mul(leak));
                     (None, true)
                 } else if units > cap {
                     b.tat = now;
                     b.cooldown_until = now.saturating_add(cooldown);
-                    b.recent.clear();
+                    x.recent.clear();
                     let every = humantime::format_duration(std::time::Duration::from_millis(
                         leak as u64,
                     ));
@@ -592,7 +633,7 @@ impl ScenarioEngine {
                         None => format!("{units} matching lines"),
                     };
                     let detail = if tallied {
-                        let mut tally = std::mem::take(&mut b.tally);
+                        let mut tally = std::mem::take(&mut x.tally);
                         tally.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
                         if let Some((top, _)) = tally.first() {
                             subject = *top;
@@ -638,22 +679,21 @@ impl ScenarioEngine {
                 let expire_ms = ms(*expire);
                 let need = *count as usize;
                 let s = m.entry(key, now, || Spaced {
-                    times: Vec::new(),
+                    times: [0; MAX_SPACED],
+                    len: 0,
                     cooldown_until: i64::MIN,
                     expire_ms,
                 });
                 if now < s.cooldown_until {
                     return None;
                 }
-                if s.times.last().is_some_and(|t| t.saturating_add(expire_ms) < now) {
-                    s.times.clear();
+                if s.last().is_some_and(|t| t.saturating_add(expire_ms) < now) {
+                    s.len = 0;
                 }
-                if s.times.len() >= need {
-                    s.times.remove(0);
-                }
-                s.times.push(now);
-                if s.times.len() >= need {
-                    let mut gaps: Vec<i64> = s.times.windows(2).map(|w| w[1] - w[0]).collect();
+                s.push(now, need);
+                if s.len >= need {
+                    let mut gaps: Vec<i64> =
+                        s.times[..s.len].windows(2).map(|w| w[1] - w[0]).collect();
                     gaps.sort_unstable();
                     let n = gaps.len();
                     let median = if n % 2 == 1 {
@@ -662,7 +702,7 @@ impl ScenarioEngine {
                         (gaps[n / 2 - 1] + gaps[n / 2]) / 2
                     };
                     if median > ms(*median_interval) {
-                        s.times.clear();
+                        s.len = 0;
                         s.cooldown_until = now.saturating_add(cooldown);
                         (
                             Some(format!(
@@ -677,7 +717,7 @@ impl ScenarioEngine {
                         (None, true)
                     }
                 } else {
-                    (None, s.times.len() + 1 >= need)
+                    (None, s.len + 1 >= need)
                 }
             }
             (

@@ -6,7 +6,7 @@
 use crate::scenario::data;
 use crate::scenario::def::{Condition, Filter, Part};
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
-use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 use sentinel_core::Observed;
 use std::borrow::Cow;
 
@@ -21,10 +21,23 @@ pub(crate) struct ViewSpec {
     pub(crate) decode: bool,
 }
 
-/// Every view the scenarios use, numbered, so an observation's views are computed once.
+/// Every view the scenarios use, numbered, so an observation's views are computed once. The
+/// `contains` lists of every condition on a view are merged into one automaton per view (and case
+/// mode), run once per observation: each condition then only reads its bit.
 #[derive(Debug, Default)]
 pub(crate) struct Views {
     specs: Vec<ViewSpec>,
+    contains: Vec<ViewContains>,
+    /// Distinct `service` lists of the filters (most filters share one).
+    services: Vec<Vec<String>>,
+}
+
+#[derive(Debug, Default)]
+struct ViewContains {
+    /// Per condition: its needles and whether it is case-sensitive.
+    lists: Vec<(Vec<String>, bool)>,
+    /// Built by [`Views::finalize`]: automaton and, per pattern, the condition it belongs to.
+    automata: Vec<(AhoCorasick, Vec<u32>)>,
 }
 
 impl Views {
@@ -33,11 +46,54 @@ impl Views {
             return i;
         }
         self.specs.push(spec);
+        self.contains.push(ViewContains::default());
         self.specs.len() - 1
     }
 
     pub(crate) fn len(&self) -> usize {
         self.specs.len()
+    }
+
+    fn service_list(&mut self, list: &[String]) -> usize {
+        if let Some(i) = self.services.iter().position(|l| l == list) {
+            return i;
+        }
+        self.services.push(list.to_vec());
+        self.services.len() - 1
+    }
+
+    /// Registers a `contains` list on `view`; returns its number among the view's lists.
+    fn add_contains(&mut self, view: usize, needles: Vec<String>, cs: bool) -> usize {
+        let vc = &mut self.contains[view];
+        vc.lists.push((needles, cs));
+        vc.lists.len() - 1
+    }
+
+    /// Builds the merged automata; call once every filter is compiled.
+    pub(crate) fn finalize(&mut self) -> Result<(), String> {
+        for (spec, vc) in self.specs.iter().zip(&mut self.contains) {
+            vc.automata.clear();
+            for cs in [false, true] {
+                let mut patterns = Vec::new();
+                let mut owner = Vec::new();
+                for (i, (needles, _)) in vc.lists.iter().enumerate().filter(|(_, l)| l.1 == cs) {
+                    for n in needles {
+                        patterns.push(n.as_str());
+                        owner.push(i as u32);
+                    }
+                }
+                if patterns.is_empty() {
+                    continue;
+                }
+                let ac = AhoCorasickBuilder::new()
+                    .ascii_case_insensitive(!cs)
+                    .match_kind(MatchKind::Standard)
+                    .build(&patterns)
+                    .map_err(|e| format!("`{}` contains: {e}", spec.field))?;
+                vc.automata.push((ac, owner));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -49,6 +105,8 @@ pub(crate) struct MemoBuf {
     gen: u32,
     slots: Vec<Slot>,
     scratch: Vec<u8>,
+    /// Per service list: the generation it was decided for, and the decision.
+    services: Vec<(u32, bool)>,
 }
 
 #[derive(Debug, Default)]
@@ -57,6 +115,10 @@ struct Slot {
     present: bool,
     n: usize,
     forms: [String; 3],
+    /// Generation for which `found` holds.
+    found_gen: u32,
+    /// Per `contains` list of the view: whether any form contains one of its needles.
+    found: Vec<bool>,
 }
 
 /// The views of one observation, computed on first use.
@@ -72,11 +134,18 @@ impl<'a, 'b, O: Observed + ?Sized> Memo<'a, 'b, O> {
             // Wrapped: no slot may look valid.
             for s in &mut buf.slots {
                 s.gen = u32::MAX;
+                s.found_gen = u32::MAX;
+            }
+            for s in &mut buf.services {
+                s.0 = u32::MAX;
             }
             buf.gen = 1;
         }
         if buf.slots.len() < views.len() {
             buf.slots.resize_with(views.len(), Slot::default);
+        }
+        if buf.services.len() < views.services.len() {
+            buf.services.resize(views.services.len(), (0, false));
         }
         Self { o, buf }
     }
@@ -107,6 +176,52 @@ impl<'a, 'b, O: Observed + ?Sized> Memo<'a, 'b, O> {
             }
         }
         slot.present.then(|| &slot.forms[..slot.n])
+    }
+
+    /// Whether the observation's service is in service list `id` (`sshd` also matches `sshd-session`).
+    fn service_in(&mut self, id: usize, views: &Views) -> bool {
+        let gen = self.buf.gen;
+        let (Some(cached), Some(list)) = (self.buf.services.get_mut(id), views.services.get(id))
+        else {
+            return false;
+        };
+        if cached.0 != gen {
+            let svc = self.o.service();
+            let ok = list.iter().any(|s| {
+                svc == s
+                    || (svc.len() > s.len()
+                        && svc.starts_with(s.as_str())
+                        && svc.as_bytes()[s.len()] == b'-')
+            });
+            *cached = (gen, ok);
+        }
+        cached.1
+    }
+
+    /// Whether the view's `contains` list `list` matched any form (the field is present).
+    fn contains(&mut self, id: usize, list: usize, views: &Views) -> bool {
+        if self.get(id, views).is_none() {
+            return false;
+        }
+        let gen = self.buf.gen;
+        let (Some(slot), Some(vc)) = (self.buf.slots.get_mut(id), views.contains.get(id)) else {
+            return false;
+        };
+        if slot.found_gen != gen {
+            slot.found_gen = gen;
+            slot.found.clear();
+            slot.found.resize(vc.lists.len(), false);
+            for form in &slot.forms[..slot.n] {
+                for (ac, owner) in &vc.automata {
+                    for m in ac.find_overlapping_iter(form.as_str()) {
+                        if let Some(&o) = owner.get(m.pattern().as_usize()) {
+                            slot.found[o as usize] = true;
+                        }
+                    }
+                }
+            }
+        }
+        slot.found.get(list).copied().unwrap_or(false)
     }
 }
 
@@ -275,7 +390,8 @@ impl Affixes {
 #[derive(Debug)]
 enum Test {
     Equals(Affixes),
-    Contains(AhoCorasick),
+    /// The number of the condition's list among its view's `contains` lists.
+    Contains(usize),
     StartsWith(Affixes),
     EndsWith(Affixes),
     Words(Regex),
@@ -309,13 +425,7 @@ impl CompiledCondition {
         let test = if !c.equals.is_empty() {
             Test::Equals(Affixes::new(Anchor::Whole, cs, data::expand(&c.equals)))
         } else if !c.contains.is_empty() {
-            let needles = data::expand(&c.contains);
-            let ac = AhoCorasickBuilder::new()
-                .ascii_case_insensitive(!cs)
-                .match_kind(MatchKind::LeftmostFirst)
-                .build(&needles)
-                .map_err(|e| format!("`{}`: {e}", c.field))?;
-            Test::Contains(ac)
+            Test::Contains(views.add_contains(view, data::expand(&c.contains), cs))
         } else if !c.starts_with.is_empty() {
             Test::StartsWith(Affixes::new(Anchor::Start, cs, data::expand(&c.starts_with)))
         } else if !c.ends_with.is_empty() {
@@ -333,8 +443,10 @@ impl CompiledCondition {
                 .map_err(|e| format!("`{}` words: {e}", c.field))?;
             Test::Words(re)
         } else if !c.regex.is_empty() {
+            // Byte regexes without Unicode classes: `[^/]` is one byte, so the lazy DFA stays small.
             let set = RegexSetBuilder::new(data::expand(&c.regex))
                 .case_insensitive(!cs)
+                .unicode(false)
                 .size_limit(REGEX_SIZE_LIMIT)
                 .build()
                 .map_err(|e| format!("`{}` regex: {e}", c.field))?;
@@ -352,6 +464,10 @@ impl CompiledCondition {
     }
 
     fn matches<O: Observed + ?Sized>(&self, memo: &mut Memo<'_, '_, O>, views: &Views) -> bool {
+        if let Test::Contains(list) = self.test {
+            return memo.get(self.view, views).is_some()
+                && memo.contains(self.view, list, views) != self.negate;
+        }
         let forms = memo.get(self.view, views);
         if let Test::Present(want) = self.test {
             return forms.is_some() == want;
@@ -361,9 +477,9 @@ impl CompiledCondition {
         };
         let hit = forms.iter().any(|v| match &self.test {
             Test::Equals(a) | Test::StartsWith(a) | Test::EndsWith(a) => a.matches(v.as_bytes()),
-            Test::Contains(ac) => ac.is_match(v.as_bytes()),
-            Test::Words(re) => re.is_match(v),
-            Test::Regex(set) => set.is_match(v),
+            Test::Contains(_) => false,
+            Test::Words(re) => re.is_match(v.as_bytes()),
+            Test::Regex(set) => set.is_match(v.as_bytes()),
             Test::Present(_) => false,
         });
         hit != self.negate
@@ -374,7 +490,8 @@ impl CompiledCondition {
 #[derive(Debug)]
 pub(crate) struct CompiledFilter {
     kinds: Vec<String>,
-    services: Vec<String>,
+    /// The number of its service list in [`Views`], if it has one.
+    services: Option<usize>,
     field_in: Vec<(usize, Affixes)>,
     field_contains: Vec<(usize, AhoCorasick)>,
     conditions: Vec<CompiledCondition>,
@@ -403,9 +520,10 @@ impl CompiledFilter {
             .iter()
             .map(|(k, v)| (whole(k), Affixes::new(Anchor::Whole, true, data::expand(v))))
             .collect();
+        let services = (!f.service.is_empty()).then(|| views.service_list(&f.service));
         Ok(Self {
             kinds: f.kind.clone(),
-            services: f.service.clone(),
+            services,
             field_in,
             field_contains,
             conditions: f
@@ -446,16 +564,8 @@ impl CompiledFilter {
         memo: &mut Memo<'_, '_, O>,
         views: &Views,
     ) -> bool {
-        let o = memo.o;
-        if !self.services.is_empty() {
-            let svc = o.service();
-            let ok = self.services.iter().any(|s| {
-                svc == s
-                    || (svc.len() > s.len()
-                        && svc.starts_with(s.as_str())
-                        && svc.as_bytes()[s.len()] == b'-')
-            });
-            if !ok {
+        if let Some(list) = self.services {
+            if !memo.service_in(list, views) {
                 return false;
             }
         }
