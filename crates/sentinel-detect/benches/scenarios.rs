@@ -66,23 +66,38 @@ fn v4(n: u64) -> IpAddr {
 /// 10,000 benign sources (successes, an occasional typo).
 fn sshd_stream() -> Vec<Obs> {
     let mut r = Rng(0x5eed);
-    let users = ["root", "admin", "test", "ubuntu", "oracle", "git", "alice", "bob"];
+    let users = [
+        "root", "admin", "test", "ubuntu", "oracle", "git", "alice", "bob",
+    ];
     (0..1_000_000i64)
         .map(|i| {
             let ts = i * 86;
             let attacker = r.below(10) < 3;
-            let src = if attacker { r.below(1000) } else { 1000 + r.below(10_000) };
+            let src = if attacker {
+                r.below(1000)
+            } else {
+                1000 + r.below(10_000)
+            };
             let (kind, fields) = if attacker {
                 match r.below(10) {
-                    0..=5 => ("auth_failure", vec![("user", users[r.below(6) as usize].to_string())]),
+                    0..=5 => (
+                        "auth_failure",
+                        vec![("user", users[r.below(6) as usize].to_string())],
+                    ),
                     6 | 7 => ("invalid_user", vec![("user", format!("u{}", r.below(500)))]),
                     8 => ("protocol_probe", vec![("probe", "kex_ident".to_string())]),
                     _ => ("preauth_disconnect", vec![]),
                 }
             } else {
                 match r.below(20) {
-                    0 => ("auth_failure", vec![("user", users[6 + r.below(2) as usize].to_string())]),
-                    _ => ("auth_success", vec![("user", users[6 + r.below(2) as usize].to_string())]),
+                    0 => (
+                        "auth_failure",
+                        vec![("user", users[6 + r.below(2) as usize].to_string())],
+                    ),
+                    _ => (
+                        "auth_success",
+                        vec![("user", users[6 + r.below(2) as usize].to_string())],
+                    ),
                 }
             };
             Obs {

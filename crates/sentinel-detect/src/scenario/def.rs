@@ -279,10 +279,14 @@ fn check(d: &ScenarioDef) -> Vec<String> {
             expire,
         } => {
             if !(3..=MAX_SPACED as u32).contains(count) {
-                out.push(format!("`counting.count` must be within 3..={MAX_SPACED}, not {count}"));
+                out.push(format!(
+                    "`counting.count` must be within 3..={MAX_SPACED}, not {count}"
+                ));
             }
             if median_interval >= expire {
-                out.push("`counting.median_interval` must be shorter than `counting.expire`".into());
+                out.push(
+                    "`counting.median_interval` must be shorter than `counting.expire`".into(),
+                );
             }
         }
         Counting::Distinct {
@@ -353,7 +357,14 @@ fn check_filter(f: &Filter, at: &str, out: &mut Vec<String>) {
                 "`{at}` must give exactly one of equals, contains, starts_with, ends_with, words, regex, present (found {ops})"
             ));
         }
-        let lists = [&c.equals, &c.contains, &c.starts_with, &c.ends_with, &c.words, &c.regex];
+        let lists = [
+            &c.equals,
+            &c.contains,
+            &c.starts_with,
+            &c.ends_with,
+            &c.words,
+            &c.regex,
+        ];
         for entry in lists.into_iter().flatten() {
             if let Some(name) = crate::scenario::data::list_name(entry) {
                 if crate::scenario::data::list(name).is_none() {

@@ -625,9 +625,8 @@ impl ScenarioEngine {
                     b.tat = now;
                     b.cooldown_until = now.saturating_add(cooldown);
                     x.recent.clear();
-                    let every = humantime::format_duration(std::time::Duration::from_millis(
-                        leak as u64,
-                    ));
+                    let every =
+                        humantime::format_duration(std::time::Duration::from_millis(leak as u64));
                     let what = match &sc.distinct {
                         Some(d) => format!("{units} distinct `{}` values", d.field),
                         None => format!("{units} matching lines"),
@@ -648,13 +647,12 @@ impl ScenarioEngine {
                             .take(5)
                             .map(|(ip, n)| format!("{ip} ({n})"))
                             .collect();
-                        let sources = if tally.len() as u32
-                            >= crate::scenario::def::MAX_TALLIED_SOURCES
-                        {
-                            format!("{}+", tally.len())
-                        } else {
-                            tally.len().to_string()
-                        };
+                        let sources =
+                            if tally.len() as u32 >= crate::scenario::def::MAX_TALLIED_SOURCES {
+                                format!("{}+", tally.len())
+                            } else {
+                                tally.len().to_string()
+                            };
                         format!(
                             "{what} for `{}` from {sources} sources (bucket capacity {cap}, one leaks every {every}); top sources: {}",
                             group.join(" "),

@@ -290,12 +290,12 @@ fn decode_bytes(b: &[u8], out: &mut Vec<u8>) -> bool {
     while i < b.len() {
         let c = b[i];
         let esc = match c {
-            b'%' if i + 2 < b.len() => {
-                hex(b[i + 1]).zip(hex(b[i + 2])).map(|(h, l)| (h << 4 | l, 3))
-            }
-            b'\\' if i + 3 < b.len() && (b[i + 1] == b'x' || b[i + 1] == b'X') => {
-                hex(b[i + 2]).zip(hex(b[i + 3])).map(|(h, l)| (h << 4 | l, 4))
-            }
+            b'%' if i + 2 < b.len() => hex(b[i + 1])
+                .zip(hex(b[i + 2]))
+                .map(|(h, l)| (h << 4 | l, 3)),
+            b'\\' if i + 3 < b.len() && (b[i + 1] == b'x' || b[i + 1] == b'X') => hex(b[i + 2])
+                .zip(hex(b[i + 3]))
+                .map(|(h, l)| (h << 4 | l, 4)),
             _ => None,
         };
         if let Some((byte, len)) = esc {
@@ -427,7 +427,11 @@ impl CompiledCondition {
         } else if !c.contains.is_empty() {
             Test::Contains(views.add_contains(view, data::expand(&c.contains), cs))
         } else if !c.starts_with.is_empty() {
-            Test::StartsWith(Affixes::new(Anchor::Start, cs, data::expand(&c.starts_with)))
+            Test::StartsWith(Affixes::new(
+                Anchor::Start,
+                cs,
+                data::expand(&c.starts_with),
+            ))
         } else if !c.ends_with.is_empty() {
             Test::EndsWith(Affixes::new(Anchor::End, cs, data::expand(&c.ends_with)))
         } else if !c.words.is_empty() {
@@ -595,9 +599,18 @@ mod tests {
     #[test]
     fn decoding_undoes_percent_nginx_and_plus_escapes() {
         assert_eq!(decode("/a%2e%2E/b"), Some("/a../b".into()));
-        assert_eq!(decode("q=O%27Brien+and+co"), Some("q=O'Brien and co".into()));
-        assert_eq!(decode(r"/index.php?s=/index/\x5Cthink"), Some(r"/index.php?s=/index/\think".into()));
-        assert_eq!(decode("%252e%252e%252f").as_deref().and_then(decode), Some("../".into()));
+        assert_eq!(
+            decode("q=O%27Brien+and+co"),
+            Some("q=O'Brien and co".into())
+        );
+        assert_eq!(
+            decode(r"/index.php?s=/index/\x5Cthink"),
+            Some(r"/index.php?s=/index/\think".into())
+        );
+        assert_eq!(
+            decode("%252e%252e%252f").as_deref().and_then(decode),
+            Some("../".into())
+        );
         assert_eq!(decode("/plain/path"), None);
         // Truncated and invalid escapes stay as they are.
         assert_eq!(decode("100%+x%zz%4"), Some("100% x%zz%4".into()));
