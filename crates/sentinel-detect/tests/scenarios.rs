@@ -228,8 +228,7 @@ fn sensitive_files_and_bad_agents() {
     ];
     let more: Vec<Obs> = files
         .iter()
-        .enumerate()
-        .map(|(_, p)| http(9, "203.0.113.40", "GET", p, 404, "curl/8.0"))
+        .map(|p| http(9, "203.0.113.40", "GET", p, 404, "curl/8.0"))
         .collect();
     let out = run(&mut e, &more);
     assert_eq!(names(&out), ["http_sensitive_files"]);

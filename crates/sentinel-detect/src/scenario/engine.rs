@@ -278,7 +278,8 @@ impl ScenarioEngine {
                     .cancel
                     .as_ref()
                     .is_some_and(|c| c.matches(&mut memo, views));
-                if !cancel && !(kind_ok && sc.filter.rest_matches(&mut memo, views)) {
+                let counts = cancel || (kind_ok && sc.filter.rest_matches(&mut memo, views));
+                if !counts {
                     continue;
                 }
                 let mut group = 0;
