@@ -559,3 +559,19 @@ fn conditions_on_parts_decoded_forms_and_negation() {
         .push(("referer", "https://example.org/".into()));
     assert!(run(&mut e, &[with_referer]).is_empty(), "present: false");
 }
+
+#[test]
+fn the_readme_scenario_example_is_valid() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let start = readme.find("- name: wp_xmlrpc_abuse").expect("example in README");
+    let yaml = &readme[start..start + readme[start..].find("```").unwrap()];
+    let defs = parse_scenarios("README.md", yaml).unwrap();
+    assert_eq!(defs.len(), 2);
+    let mut e = ScenarioEngine::try_new(defs, EngineOptions::default()).unwrap();
+    let probes: Vec<Obs> = ["/.env", "/.git/config", "/x.sql", "/.env.bak", "/.htpasswd"]
+        .iter()
+        .map(|p| http(0, "192.0.2.77", "GET", p, 404, "x"))
+        .collect();
+    assert_eq!(names(&run(&mut e, &probes)), ["env_probing"]);
+}
