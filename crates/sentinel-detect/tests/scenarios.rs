@@ -564,7 +564,9 @@ fn conditions_on_parts_decoded_forms_and_negation() {
 fn the_readme_scenario_example_is_valid() {
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
-    let start = readme.find("- name: wp_xmlrpc_abuse").expect("example in README");
+    let start = readme
+        .find("- name: wp_xmlrpc_abuse")
+        .expect("example in README");
     let yaml = &readme[start..start + readme[start..].find("```").unwrap()];
     let defs = parse_scenarios("README.md", yaml).unwrap();
     assert_eq!(defs.len(), 2);

@@ -14,6 +14,8 @@ use std::borrow::Cow;
 use std::hash::Hasher;
 use std::net::IpAddr;
 
+/// A leaky bucket as a theoretical arrival time: the bucket is empty at `tat`, and holds
+/// `ceil((tat - now) / leak)` units at `now`.
 #[derive(Debug, Clone)]
 struct Leaky {
     tat: i64,
@@ -116,6 +118,7 @@ impl Entry for Cooldown {
     }
 }
 
+/// Per-key state, one map per scenario, of the kind its counting needs.
 #[derive(Debug)]
 enum State {
     Leaky(KeyMap<Leaky>),
@@ -146,6 +149,7 @@ impl State {
     }
 }
 
+/// A scenario ready to run: its definition, compiled filters and per-key state.
 #[derive(Debug)]
 pub(super) struct Compiled {
     pub(super) def: ScenarioDef,
@@ -180,6 +184,8 @@ pub(super) fn spec_value<'a, O: Observed + ?Sized>(
     o.field(&spec.field).map(|v| part_of(v, spec.part))
 }
 
+/// Compiles one scenario: its filters (registering the views they read), its group and distinct
+/// fields, and its empty per-key state.
 pub(super) fn compile(def: ScenarioDef, views: &mut Views, cap: usize) -> Result<Compiled, String> {
     let state = match def.counting {
         Counting::Leaky { .. } => State::Leaky(KeyMap::new(cap)),
