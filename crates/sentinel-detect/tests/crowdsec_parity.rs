@@ -169,8 +169,20 @@ fn ssh_slow_bruteforce_fires_on_the_fifteenth_failure_twenty_seconds_apart() {
 #[test]
 fn ssh_user_enumeration_fast_and_slow() {
     let users = [
-        "admin", "test", "oracle", "ubuntu", "postgres", "git", "user", "ftpuser", "pi", "support",
-        "guest", "deploy", "hadoop", "minecraft",
+        "admin",
+        "test",
+        "oracle",
+        "ubuntu",
+        "postgres",
+        "git",
+        "user",
+        "ftpuser",
+        "pi",
+        "support",
+        "guest",
+        "deploy",
+        "hadoop",
+        "minecraft",
     ];
     // Fast: six distinct users in a burst.
     let fast: Vec<Obs> = users[..6]
@@ -205,7 +217,11 @@ fn ssh_time_based_bruteforce_needs_slow_regular_failures_without_success() {
         ssh(12 * min, src, "auth_failure").with("user", "root"),
     ];
     let a = assert_fires_at("ssh_time_based_bruteforce", &ev);
-    assert!(a.reasons[0].detail.contains("median"), "{}", a.reasons[0].detail);
+    assert!(
+        a.reasons[0].detail.contains("median"),
+        "{}",
+        a.reasons[0].detail
+    );
     // A successful login in between cancels the count.
     let with_success = [
         ev[0].clone(),
@@ -234,7 +250,13 @@ fn ssh_refused_connections_and_protocol_probes() {
     assert_fires_at("ssh_refused_connection", &neg);
     // "error: kex_exchange_identification: Connection closed by remote host", "Connection reset by
     // … [preauth]", "Did not receive identification string from …": eleven in a burst.
-    let kinds = ["kex_ident", "no_ident", "reset_preauth", "closed_preauth", "dispatch_fatal"];
+    let kinds = [
+        "kex_ident",
+        "no_ident",
+        "reset_preauth",
+        "closed_preauth",
+        "dispatch_fatal",
+    ];
     let probes: Vec<Obs> = (0..11)
         .map(|i| {
             ssh(i * 300, "203.0.113.15", "protocol_probe").with("probe", kinds[i as usize % 5])
@@ -259,10 +281,20 @@ fn ssh_refused_connections_and_protocol_probes() {
 #[test]
 fn http_probing_is_per_source_and_virtual_host() {
     let src = "198.51.100.40";
-    let on = |host: &str, i: i64| req(i, src, "GET", &format!("/old-{i}.php"), 404).with("vhost", host);
+    let on =
+        |host: &str, i: i64| req(i, src, "GET", &format!("/old-{i}.php"), 404).with("vhost", host);
     // Six distinct missing paths on each of two virtual hosts: neither bucket overflows.
     let split: Vec<Obs> = (0..12)
-        .map(|i| on(if i % 2 == 0 { "a.example.org" } else { "b.example.org" }, i))
+        .map(|i| {
+            on(
+                if i % 2 == 0 {
+                    "a.example.org"
+                } else {
+                    "b.example.org"
+                },
+                i,
+            )
+        })
         .collect();
     assert_silent("http_probing", &split);
     let one: Vec<Obs> = (0..11).map(|i| on("a.example.org", i)).collect();
@@ -288,7 +320,14 @@ fn http_crawl_of_non_static_pages() {
     // A search engine fetching one page every two seconds for an hour is not aggressive.
     let bot: Vec<Obs> = (0..1800)
         .map(|i| {
-            req(i * 2000, "66.249.66.1", "GET", &format!("/article/{i}"), 200).with(
+            req(
+                i * 2000,
+                "66.249.66.1",
+                "GET",
+                &format!("/article/{i}"),
+                200,
+            )
+            .with(
                 "user_agent",
                 "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
             )
@@ -395,14 +434,17 @@ fn http_path_traversal_plain_and_encoded() {
     let ev: Vec<Obs> = paths.iter().map(|p| req(0, src, "GET", p, 400)).collect();
     assert_fires_at("http_path_traversal", &ev);
     // The same traversal again and again is one distinct path (CrowdSec's false-positive guard).
-    let same: Vec<Obs> = (0..10)
-        .map(|i| req(i, src, "GET", "/../FP", 400))
-        .collect();
+    let same: Vec<Obs> = (0..10).map(|i| req(i, src, "GET", "/../FP", 400)).collect();
     assert_silent("http_path_traversal", &same);
-    let benign: Vec<Obs> = ["/docs/etc/", "/proc-edure", "/a/b/c.html", "/files/dot..dot.txt"]
-        .iter()
-        .map(|p| req(0, src, "GET", p, 200))
-        .collect();
+    let benign: Vec<Obs> = [
+        "/docs/etc/",
+        "/proc-edure",
+        "/a/b/c.html",
+        "/files/dot..dot.txt",
+    ]
+    .iter()
+    .map(|p| req(0, src, "GET", p, 200))
+    .collect();
     assert_silent("http_path_traversal", &benign);
 }
 
@@ -430,7 +472,15 @@ fn http_sqli_probing_needs_eleven_distinct_payloads() {
     assert_fires_at("http_sqli_probing", &ev);
     // CrowdSec's own test: SLEEP%28N) for N = 1..11.
     let hub: Vec<Obs> = (1..=11)
-        .map(|n| req(0, "192.0.2.91", "GET", &format!("/test.php?foobar=SLEEP%28{n})"), 200))
+        .map(|n| {
+            req(
+                0,
+                "192.0.2.91",
+                "GET",
+                &format!("/test.php?foobar=SLEEP%28{n})"),
+                200,
+            )
+        })
         .collect();
     assert_fires_at("http_sqli_probing", &hub);
     // ... and the same payload repeated never fires.
@@ -491,8 +541,20 @@ fn searches_with_quotes_and_sql_words_are_not_injection() {
         }
     }
     // Paths that contain the words too.
-    ev.push(req(1000, "203.0.113.96", "GET", "/products/select-union-jack-flag", 200));
-    ev.push(req(1010, "203.0.113.96", "GET", "/blog/union-select-explained", 200));
+    ev.push(req(
+        1000,
+        "203.0.113.96",
+        "GET",
+        "/products/select-union-jack-flag",
+        200,
+    ));
+    ev.push(req(
+        1010,
+        "203.0.113.96",
+        "GET",
+        "/blog/union-select-explained",
+        200,
+    ));
     assert_silent("http_sqli_probing", &ev);
     assert_silent("http_xss_probing", &ev);
     assert_silent("http_path_traversal", &ev);
@@ -501,7 +563,13 @@ fn searches_with_quotes_and_sql_words_are_not_injection() {
 #[test]
 fn http_backdoors_admin_interfaces_wordpress_and_open_proxy() {
     let bd = [
-        req(0, "192.0.2.100", "GET", "/wp-content/plugins/hello/c99.php", 404),
+        req(
+            0,
+            "192.0.2.100",
+            "GET",
+            "/wp-content/plugins/hello/c99.php",
+            404,
+        ),
         req(100, "192.0.2.100", "POST", "/alfa.php", 404),
     ];
     assert_fires_at("http_backdoor_attempts", &bd);
@@ -511,14 +579,28 @@ fn http_backdoors_admin_interfaces_wordpress_and_open_proxy() {
         .collect();
     assert_silent("http_backdoor_attempts", &benign);
 
-    let admin: Vec<Obs> = ["/phpmyadmin/", "/pma/index.php", "/admin/", "/administrator/", "/manager/html"]
-        .iter()
-        .map(|p| req(0, "192.0.2.102", "GET", p, 404))
-        .collect();
+    let admin: Vec<Obs> = [
+        "/phpmyadmin/",
+        "/pma/index.php",
+        "/admin/",
+        "/administrator/",
+        "/manager/html",
+    ]
+    .iter()
+    .map(|p| req(0, "192.0.2.102", "GET", p, 404))
+    .collect();
     assert_fires_at("http_admin_interface_probing", &admin);
     // The site's own admin answering 200 is administration, not probing.
     let own: Vec<Obs> = (0..30)
-        .map(|i| req(i * 100, "192.0.2.103", "GET", &format!("/admin/orders/{i}"), 200))
+        .map(|i| {
+            req(
+                i * 100,
+                "192.0.2.103",
+                "GET",
+                &format!("/admin/orders/{i}"),
+                200,
+            )
+        })
         .collect();
     assert_silent("http_admin_interface_probing", &own);
 
@@ -533,7 +615,15 @@ fn http_backdoors_admin_interfaces_wordpress_and_open_proxy() {
     .collect();
     assert_fires_at("http_wordpress_scan", &wp);
     let wp_site: Vec<Obs> = (0..50)
-        .map(|i| req(i * 500, "192.0.2.105", "POST", "/wp-admin/admin-ajax.php", 200))
+        .map(|i| {
+            req(
+                i * 500,
+                "192.0.2.105",
+                "POST",
+                "/wp-admin/admin-ajax.php",
+                200,
+            )
+        })
         .collect();
     assert_silent("http_wordpress_scan", &wp_site);
 
@@ -570,7 +660,13 @@ fn http_backdoors_admin_interfaces_wordpress_and_open_proxy() {
     // "GET /w00tw00t.at.ISC.SANS.DFind:) HTTP/1.1" 400
     assert_fires_at(
         "http_w00tw00t",
-        &[req(0, "192.0.2.110", "GET", "/w00tw00t.at.ISC.SANS.DFind:)", 400)],
+        &[req(
+            0,
+            "192.0.2.110",
+            "GET",
+            "/w00tw00t.at.ISC.SANS.DFind:)",
+            400,
+        )],
     );
 }
 
@@ -636,7 +732,11 @@ fn http_dos_distributed_groups_by_url_and_names_the_top_sources() {
     let srcs: Vec<String> = (1..=50).map(|i| format!("203.0.113.{i}")).collect();
     let flood: Vec<Obs> = (0..2001)
         .map(|i| {
-            let s = if i % 4 == 0 { "198.51.100.200" } else { srcs[i % 50].as_str() };
+            let s = if i % 4 == 0 {
+                "198.51.100.200"
+            } else {
+                srcs[i % 50].as_str()
+            };
             req(0, s, "GET", "/search?q=x", 200)
         })
         .collect();
@@ -653,7 +753,15 @@ fn http_dos_distributed_groups_by_url_and_names_the_top_sources() {
     assert_silent("http_dos_distributed", &few);
     // The same volume spread over many URLs is not one URL under attack.
     let spread: Vec<Obs> = (0..3000)
-        .map(|i| req(i as i64 / 4, srcs[i % 50].as_str(), "GET", &format!("/p/{}", i % 3), 200))
+        .map(|i| {
+            req(
+                i as i64 / 4,
+                srcs[i % 50].as_str(),
+                "GET",
+                &format!("/p/{}", i % 3),
+                200,
+            )
+        })
         .collect();
     assert_silent("http_dos_distributed", &spread);
 }
@@ -695,26 +803,66 @@ fn each_http_cve_fires_on_its_exploit_request() {
     }
     // The leaky ones: six in a burst.
     let ghost: Vec<Obs> = (0..6)
-        .map(|i| req(i * 100, "192.0.2.2", "POST", "/ghost/api/admin/session", 404))
+        .map(|i| {
+            req(
+                i * 100,
+                "192.0.2.2",
+                "POST",
+                "/ghost/api/admin/session",
+                404,
+            )
+        })
         .collect();
     assert_fires_at("http_cve_2022_41697_ghost", &ghost);
     let cacti: Vec<Obs> = (0..6)
-        .map(|i| req(i * 100, "192.0.2.3", "GET", &format!("/remote_agent.php?action=polldata&local_data_ids[0]=1&host_id={i}&poller_id=1"), 403))
+        .map(|i| {
+            req(
+                i * 100,
+                "192.0.2.3",
+                "GET",
+                &format!(
+                    "/remote_agent.php?action=polldata&local_data_ids[0]=1&host_id={i}&poller_id=1"
+                ),
+                403,
+            )
+        })
         .collect();
     assert_fires_at("http_cve_2022_46169_cacti_bruteforce", &cacti);
     // Near misses: the same endpoints used normally.
     let near = [
-        req(0, "192.0.2.4", "GET", "/public/plugins/alertlist/module.js", 200),
-        req(0, "192.0.2.4", "GET", "/api/v2/cmdb/system/admin/admin", 200),
+        req(
+            0,
+            "192.0.2.4",
+            "GET",
+            "/public/plugins/alertlist/module.js",
+            200,
+        ),
+        req(
+            0,
+            "192.0.2.4",
+            "GET",
+            "/api/v2/cmdb/system/admin/admin",
+            200,
+        ),
         req(0, "192.0.2.4", "POST", "/ghost/api/admin/session", 201),
-        req(0, "192.0.2.4", "GET", "/autodiscover/autodiscover.json?Email=a@example.org", 200),
+        req(
+            0,
+            "192.0.2.4",
+            "GET",
+            "/autodiscover/autodiscover.json?Email=a@example.org",
+            200,
+        ),
         req(0, "192.0.2.4", "POST", "/login/index.php?login=alice", 302),
         req(0, "192.0.2.4", "GET", "/docs/classloader.html", 200),
         req(0, "192.0.2.4", "GET", "/search?q=%24%7Bprice%7D", 200),
     ];
     let mut e = engine();
     let out = run(&mut e, &near);
-    assert!(out.is_empty(), "{:?}", out.iter().map(|a| a.scenario.as_str()).collect::<Vec<_>>());
+    assert!(
+        out.is_empty(),
+        "{:?}",
+        out.iter().map(|a| a.scenario.as_str()).collect::<Vec<_>>()
+    );
 }
 
 // --------------------------------------------------------------------------- a busy site's day
@@ -726,8 +874,16 @@ fn each_http_cve_fires_on_its_exploit_request() {
 fn busy_site() -> Vec<Obs> {
     let mut ev = Vec::new();
     let searches = [
-        "O%27Brien", "select+committee", "union+station", "%22don%27t+panic%22", "rock+%26+roll",
-        "drop+shipping", "a%3Cb", "where+is+my+order%3F", "1%3D1+tickets", "sleep+mask",
+        "O%27Brien",
+        "select+committee",
+        "union+station",
+        "%22don%27t+panic%22",
+        "rock+%26+roll",
+        "drop+shipping",
+        "a%3Cb",
+        "where+is+my+order%3F",
+        "1%3D1+tickets",
+        "sleep+mask",
     ];
     for v in 0..600u32 {
         let ipaddr = match v % 3 {
@@ -740,7 +896,11 @@ fn busy_site() -> Vec<Obs> {
         for page in 0..12u32 {
             let path = match page % 4 {
                 0 => format!("/products/{}", (v * 7 + page) % 300),
-                1 => format!("/search?q={}&page={}", searches[((v + page) % 10) as usize], page / 4 + 1),
+                1 => format!(
+                    "/search?q={}&page={}",
+                    searches[((v + page) % 10) as usize],
+                    page / 4 + 1
+                ),
                 2 => format!("/category/{}?sort=price&order=asc", (v + page) % 20),
                 _ => "/".to_string(),
             };
@@ -753,9 +913,21 @@ fn busy_site() -> Vec<Obs> {
                     3 => format!("/fonts/inter-{a}.woff2"),
                     _ => format!("/img/icons/{a}.svg"),
                 };
-                ev.push(req(t + 5 + i64::from(a) * 4, &ipaddr, "GET", &asset, if a == 24 { 404 } else { 200 }));
+                ev.push(req(
+                    t + 5 + i64::from(a) * 4,
+                    &ipaddr,
+                    "GET",
+                    &asset,
+                    if a == 24 { 404 } else { 200 },
+                ));
             }
-            ev.push(req(t + 150, &ipaddr, "GET", &format!("/api/v1/items?page={page}&limit=20"), 200));
+            ev.push(req(
+                t + 150,
+                &ipaddr,
+                "GET",
+                &format!("/api/v1/items?page={page}&limit=20"),
+                200,
+            ));
             ev.push(req(t + 160, &ipaddr, "POST", "/api/v1/events", 204));
             t += 3_000 + i64::from((v * 13 + page * 7) % 9_000);
         }
@@ -775,11 +947,21 @@ fn busy_site() -> Vec<Obs> {
         );
     }
     for s in 0..two_hours / 30 {
-        ev.push(req(s * 30_000 + 7, "192.0.2.251", "HEAD", "/", 200).with("user_agent", "UptimeRobot/2.0"));
+        ev.push(
+            req(s * 30_000 + 7, "192.0.2.251", "HEAD", "/", 200)
+                .with("user_agent", "UptimeRobot/2.0"),
+        );
     }
     for s in 0..two_hours / 2 {
         ev.push(
-            req(s * 2000 + 3, "66.249.66.1", "GET", &format!("/products/{}", s % 900), 200).with(
+            req(
+                s * 2000 + 3,
+                "66.249.66.1",
+                "GET",
+                &format!("/products/{}", s % 900),
+                200,
+            )
+            .with(
                 "user_agent",
                 "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
             ),

@@ -157,7 +157,11 @@ fn user_enumeration_counts_distinct_users() {
         .collect();
     assert!(!names(&run(&mut e, &many)).contains(&"ssh_user_enumeration"));
     let out = run(&mut e, &[ssh_fail(208, "203.0.113.9", "frank")]);
-    assert!(names(&out).contains(&"ssh_user_enumeration"), "{:?}", names(&out));
+    assert!(
+        names(&out).contains(&"ssh_user_enumeration"),
+        "{:?}",
+        names(&out)
+    );
 }
 
 #[test]
@@ -216,11 +220,15 @@ fn sensitive_files_and_bad_agents() {
         .map(|i| http(i, "203.0.113.40", "GET", "/.env", 404, "curl/8.0"))
         .collect();
     assert!(run(&mut e, &env).is_empty());
-    let files = ["/.git/config", "/backup.sql", "/.aws/credentials", "/wp-config.php.bak"];
+    let files = [
+        "/.git/config",
+        "/backup.sql",
+        "/.aws/credentials",
+        "/wp-config.php.bak",
+    ];
     let more: Vec<Obs> = files
         .iter()
-        .enumerate()
-        .map(|(_, p)| http(9, "203.0.113.40", "GET", p, 404, "curl/8.0"))
+        .map(|p| http(9, "203.0.113.40", "GET", p, 404, "curl/8.0"))
         .collect();
     let out = run(&mut e, &more);
     assert_eq!(names(&out), ["http_sensitive_files"]);
@@ -490,4 +498,123 @@ fn window_counting_fires_at_threshold_within_the_window_and_not_before() {
     )
     .unwrap_err();
     assert_eq!(bad.len(), 2, "{bad:?}");
+}
+
+#[test]
+fn bad_conditions_groups_and_lists_are_reported_together() {
+    let yaml = r#"
+- name: two_tests
+  counting: { type: trigger }
+  severity: low
+  filter:
+    match:
+      - { field: path, contains: [a], ends_with: [b] }
+- name: no_test
+  counting: { type: trigger }
+  severity: low
+  filter:
+    any_of:
+      - match: [{ field: path }]
+- name: unknown_list
+  counting: { type: trigger }
+  severity: low
+  filter:
+    match: [{ field: path, contains: ["@no_such_list"] }]
+- name: bad_regex
+  counting: { type: trigger }
+  severity: low
+  filter:
+    match: [{ field: path, regex: ["(unclosed"] }]
+- name: bad_groups
+  counting: { type: trigger }
+  severity: low
+  group_by: [source, "path:nowhere"]
+  min_sources: 3
+- name: bad_spaced
+  counting: { type: spaced, count: 2, median_interval: 3h, expire: 2h }
+  severity: low
+- name: bad_distinct
+  counting: { type: leaky, capacity: 3, leak: 1s, distinct: ":file" }
+  severity: low
+"#;
+    let errs = parse_scenarios("mine.yaml", yaml).unwrap_err();
+    let text: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+    let has = |name: &str, what: &str| {
+        assert!(
+            text.iter()
+                .any(|t| t.contains(&format!("`{name}`")) && t.contains(what)),
+            "{name}: {what}: {text:?}"
+        );
+    };
+    has("two_tests", "exactly one of");
+    has("no_test", "any_of[0].match[0]");
+    has("unknown_list", "no built-in list `no_such_list`");
+    has("bad_regex", "(unclosed");
+    has("bad_groups", "unknown part `nowhere`");
+    has(
+        "bad_groups",
+        "`min_sources` needs a `group_by` without `source`",
+    );
+    has("bad_spaced", "`counting.count`");
+    has("bad_spaced", "median_interval");
+    has("bad_distinct", "names no field");
+}
+
+#[test]
+fn conditions_on_parts_decoded_forms_and_negation() {
+    let yaml = r#"
+- name: encoded_dotdot
+  counting: { type: trigger }
+  severity: low
+  filter:
+    kind: [http_request]
+    match:
+      - { field: path, part: query, decode: true, contains: ["../"] }
+      - { field: path, part: path, ends_with: [".css"], negate: true }
+      - { field: referer, present: false }
+"#;
+    let mut e = ScenarioEngine::try_new(
+        parse_scenarios("t", yaml).unwrap(),
+        EngineOptions::default(),
+    )
+    .unwrap();
+    let hit = |e: &mut ScenarioEngine, ip: &str, path: &str| {
+        !run(e, &[http(0, ip, "GET", path, 200, "x")]).is_empty()
+    };
+    assert!(
+        hit(&mut e, "192.0.2.1", "/a?f=%252e%252e%252fetc"),
+        "double-encoded"
+    );
+    assert!(hit(&mut e, "192.0.2.2", "/a?f=..%2Fetc"), "encoded once");
+    assert!(
+        !hit(&mut e, "192.0.2.3", "/../a?f=x"),
+        "in the path, not the query"
+    );
+    assert!(
+        !hit(&mut e, "192.0.2.4", "/site.css?f=../x"),
+        "negated: a stylesheet"
+    );
+    let mut with_referer = http(0, "192.0.2.5", "GET", "/a?f=../x", 200, "x");
+    with_referer
+        .fields
+        .push(("referer", "https://example.org/".into()));
+    assert!(run(&mut e, &[with_referer]).is_empty(), "present: false");
+}
+
+#[test]
+fn the_readme_scenario_example_is_valid() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let start = readme
+        .find("- name: wp_xmlrpc_abuse")
+        .expect("example in README");
+    let yaml = &readme[start..start + readme[start..].find("```").unwrap()];
+    let defs = parse_scenarios("README.md", yaml).unwrap();
+    assert_eq!(defs.len(), 2);
+    let mut e = ScenarioEngine::try_new(defs, EngineOptions::default()).unwrap();
+    let probes: Vec<Obs> = ["/.env", "/.git/config", "/x.sql", "/.env.bak", "/.htpasswd"]
+        .iter()
+        .map(|p| http(0, "192.0.2.77", "GET", p, 404, "x"))
+        .collect();
+    assert_eq!(names(&run(&mut e, &probes)), ["env_probing"]);
 }

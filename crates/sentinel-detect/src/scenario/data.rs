@@ -7,14 +7,20 @@
 //! with one `@`.
 
 const LISTS: &[(&str, &str)] = &[
-    ("admin_interfaces", include_str!("data/admin_interfaces.txt")),
+    (
+        "admin_interfaces",
+        include_str!("data/admin_interfaces.txt"),
+    ),
     ("backdoors", include_str!("data/backdoors.txt")),
     ("bad_user_agents", include_str!("data/bad_user_agents.txt")),
     ("log4j_jndi", include_str!("data/log4j_jndi.txt")),
     ("path_traversal", include_str!("data/path_traversal.txt")),
     ("sensitive_files", include_str!("data/sensitive_files.txt")),
     ("sqli_probe", include_str!("data/sqli_probe.txt")),
-    ("static_extensions", include_str!("data/static_extensions.txt")),
+    (
+        "static_extensions",
+        include_str!("data/static_extensions.txt"),
+    ),
     ("thinkphp_rce", include_str!("data/thinkphp_rce.txt")),
     ("xss_probe", include_str!("data/xss_probe.txt")),
 ];
@@ -76,7 +82,10 @@ mod tests {
         for n in NAMES {
             let l = list(n).unwrap_or_default();
             assert!(l.len() >= 3, "{n}");
-            assert!(l.iter().all(|e| !e.starts_with('#') && !e.is_empty()), "{n}");
+            assert!(
+                l.iter().all(|e| !e.starts_with('#') && !e.is_empty()),
+                "{n}"
+            );
         }
         assert!(list("sqli_probe")
             .unwrap_or_default()

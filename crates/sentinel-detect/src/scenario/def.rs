@@ -107,7 +107,8 @@ pub struct Condition {
     /// The value contains one of these as a whole word (ASCII word boundaries on both sides).
     #[serde(default)]
     pub words: Vec<String>,
-    /// The value matches one of these regular expressions (Rust `regex` syntax).
+    /// The value matches one of these regular expressions (Rust `regex` syntax, on bytes, without
+    /// Unicode classes: `.` and `[^/]` match one byte, `(?i)` folds ASCII only).
     #[serde(default)]
     pub regex: Vec<String>,
     /// The field is present (`true`) or absent (`false`).
@@ -179,6 +180,9 @@ pub struct ScenarioDef {
 fn default_group_by() -> Vec<String> {
     vec![SOURCE.to_string()]
 }
+
+/// Most observations a `spaced` count looks back on.
+pub const MAX_SPACED: usize = 8;
 
 /// The `group_by` entry that stands for the remote address.
 pub const SOURCE: &str = "source";
@@ -283,11 +287,15 @@ fn check(d: &ScenarioDef) -> Vec<String> {
             median_interval,
             expire,
         } => {
-            if *count < 3 {
-                out.push("`counting.count` must be at least 3".into());
+            if !(3..=MAX_SPACED as u32).contains(count) {
+                out.push(format!(
+                    "`counting.count` must be within 3..={MAX_SPACED}, not {count}"
+                ));
             }
             if median_interval >= expire {
-                out.push("`counting.median_interval` must be shorter than `counting.expire`".into());
+                out.push(
+                    "`counting.median_interval` must be shorter than `counting.expire`".into(),
+                );
             }
         }
         Counting::Distinct {
@@ -371,7 +379,14 @@ fn check_filter(f: &Filter, at: &str, out: &mut Vec<String>) {
                 "`{at}` must give exactly one of equals, contains, starts_with, ends_with, words, regex, present (found {ops})"
             ));
         }
-        let lists = [&c.equals, &c.contains, &c.starts_with, &c.ends_with, &c.words, &c.regex];
+        let lists = [
+            &c.equals,
+            &c.contains,
+            &c.starts_with,
+            &c.ends_with,
+            &c.words,
+            &c.regex,
+        ];
         for entry in lists.into_iter().flatten() {
             if let Some(name) = crate::scenario::data::list_name(entry) {
                 if crate::scenario::data::list(name).is_none() {
@@ -383,7 +398,7 @@ fn check_filter(f: &Filter, at: &str, out: &mut Vec<String>) {
             }
         }
         for r in &c.regex {
-            if let Err(e) = regex::Regex::new(r) {
+            if let Err(e) = regex::bytes::RegexBuilder::new(r).unicode(false).build() {
                 out.push(format!("`{at}.regex` `{r}`: {e}"));
             }
         }

@@ -1,15 +1,14 @@
 //! The scenario engine: runs every scenario over each observation and raises alerts on overflow.
 
-use crate::scenario::def::{Counting, FieldSpec, ScenarioDef, ScenarioError, SOURCE};
-use crate::scenario::filter::{part_of, CompiledFilter, Memo, Views};
-use crate::scenario::state::{Entry, KeyMap};
+use crate::scenario::counting::{compile, Compiled, Hit};
+use crate::scenario::def::{ScenarioDef, ScenarioError};
+use crate::scenario::views::{Memo, MemoBuf, Views};
 use ipnet::IpNet;
 use rustc_hash::{FxHashMap, FxHasher};
 use sentinel_core::{
     Alert, AlertId, Detector, Event, EventId, EventKind, Observed, Reason, Redactor, Severity,
     Subject, Timestamp, TraceId,
 };
-use std::borrow::Cow;
 use std::hash::Hasher;
 use std::net::{IpAddr, Ipv6Addr};
 
@@ -62,155 +61,18 @@ pub struct EngineStats {
     pub live_keys: u64,
 }
 
-#[derive(Debug, Clone)]
-struct Leaky {
-    tat: i64,
-    cooldown_until: i64,
-    /// Hashes of the distinct values in the bucket (only with `distinct`).
-    recent: Vec<u64>,
-    /// Sources seen while the bucket filled, with their counts (only for groups not per source).
-    tally: Vec<(IpAddr, u32)>,
-}
-
-#[derive(Debug, Clone)]
-struct Spaced {
-    times: Vec<i64>,
-    cooldown_until: i64,
-    expire_ms: i64,
-}
-
-impl Entry for Spaced {
-    fn idle(&self, now: i64) -> bool {
-        self.cooldown_until <= now
-            && self
-                .times
-                .last()
-                .is_none_or(|t| t.saturating_add(self.expire_ms) <= now)
-    }
-    fn freshness(&self) -> i64 {
-        let last = self
-            .times
-            .last()
-            .map_or(i64::MIN, |t| t.saturating_add(self.expire_ms));
-        last.max(self.cooldown_until)
-    }
-}
-
-impl Entry for Leaky {
-    fn idle(&self, now: i64) -> bool {
-        self.tat <= now && self.cooldown_until <= now
-    }
-    fn freshness(&self) -> i64 {
-        self.tat.max(self.cooldown_until)
-    }
-}
-
-#[derive(Debug, Clone)]
-struct Distinct {
-    seen: Vec<(u64, i64)>,
-    window_ms: i64,
-    cooldown_until: i64,
-}
-
-impl Entry for Distinct {
-    fn idle(&self, now: i64) -> bool {
-        self.cooldown_until <= now
-            && self
-                .seen
-                .iter()
-                .all(|(_, t)| t.saturating_add(self.window_ms) <= now)
-    }
-    fn freshness(&self) -> i64 {
-        let last = self
-            .seen
-            .iter()
-            .map(|(_, t)| t.saturating_add(self.window_ms))
-            .max()
-            .unwrap_or(i64::MIN);
-        last.max(self.cooldown_until)
-    }
-}
-
-/// The times of the last matching observations (at most `threshold`), oldest first.
-#[derive(Debug, Clone)]
-struct Window {
-    times: std::collections::VecDeque<i64>,
-    window_ms: i64,
-    cooldown_until: i64,
-}
-
-impl Entry for Window {
-    fn idle(&self, now: i64) -> bool {
-        self.cooldown_until <= now
-            && self
-                .times
-                .back()
-                .is_none_or(|t| t.saturating_add(self.window_ms) < now)
-    }
-    fn freshness(&self) -> i64 {
-        let last = self
-            .times
-            .back()
-            .map_or(i64::MIN, |t| t.saturating_add(self.window_ms));
-        last.max(self.cooldown_until)
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Cooldown(i64);
-
-impl Entry for Cooldown {
-    fn idle(&self, now: i64) -> bool {
-        self.0 <= now
-    }
-    fn freshness(&self) -> i64 {
-        self.0
-    }
-}
-
-#[derive(Debug)]
-enum State {
-    Leaky(KeyMap<Leaky>),
-    Distinct(KeyMap<Distinct>),
-    Window(KeyMap<Window>),
-    Trigger(KeyMap<Cooldown>),
-    Spaced(KeyMap<Spaced>),
-}
-
-#[derive(Debug)]
-struct Compiled {
-    def: ScenarioDef,
-    filter: CompiledFilter,
-    cancel: Option<CompiledFilter>,
-    /// Counting is per source (possibly together with `group`).
-    per_source: bool,
-    /// Fields the counting is per (besides the source).
-    group: Vec<FieldSpec>,
-    /// Leaky buckets pour only new values of this field.
-    distinct: Option<FieldSpec>,
-    state: State,
-    cooldown_ms: i64,
-}
-
-/// What the first pass over an observation decided for one scenario.
-#[derive(Debug, Clone, Copy)]
-struct Hit {
-    idx: usize,
-    cancel: bool,
-    group: u64,
-    distinct: u64,
-}
-
 /// Runs scenarios over observations.
 #[derive(Debug)]
 pub struct ScenarioEngine {
     scenarios: Vec<Compiled>,
     views: Views,
-    /// Scenarios by the kinds they look at (their filter's and their `cancel_on`'s).
-    by_kind: FxHashMap<String, Vec<usize>>,
-    /// Scenarios that look at every kind.
-    any_kind: Vec<usize>,
+    /// Scenarios by the kinds they look at (their filter's and their `cancel_on`'s), each with whether
+    /// its filter (not only its `cancel_on`) takes the kind.
+    by_kind: FxHashMap<String, Vec<(usize, bool)>>,
+    /// Scenarios that look at every kind (with whether their filter does).
+    any_kind: Vec<(usize, bool)>,
     hits: Vec<Hit>,
+    memo: MemoBuf,
     rejected: Vec<ScenarioError>,
     opts: EngineOptions,
     evidence: FxHashMap<(usize, u128), Vec<(i64, String)>>,
@@ -233,50 +95,6 @@ fn mix(source: u128, group: u64) -> u128 {
         h.finish()
     };
     (u128::from(half(0x9e37_79b9_7f4a_7c15)) << 64) | u128::from(half(0xc2b2_ae3d_27d4_eb4f))
-}
-
-fn spec_value<'a, O: Observed + ?Sized>(o: &'a O, spec: &FieldSpec) -> Option<Cow<'a, str>> {
-    o.field(&spec.field).map(|v| part_of(v, spec.part))
-}
-
-fn compile(def: ScenarioDef, views: &mut Views, cap: usize) -> Result<Compiled, String> {
-    let state = match def.counting {
-        Counting::Leaky { .. } => State::Leaky(KeyMap::new(cap)),
-        Counting::Distinct { .. } => State::Distinct(KeyMap::new(cap)),
-        Counting::Trigger => State::Trigger(KeyMap::new(cap)),
-        Counting::Window { .. } => State::Window(KeyMap::new(cap)),
-        Counting::Spaced { .. } => State::Spaced(KeyMap::new(cap)),
-    };
-    let group = def
-        .group_by
-        .iter()
-        .filter(|g| g.as_str() != SOURCE)
-        .map(|g| FieldSpec::parse(g))
-        .collect::<Result<Vec<_>, _>>()?;
-    let distinct = match &def.counting {
-        Counting::Leaky {
-            distinct: Some(d), ..
-        } => Some(FieldSpec::parse(d)?),
-        _ => None,
-    };
-    Ok(Compiled {
-        filter: CompiledFilter::new(&def.filter, views)?,
-        cancel: def
-            .cancel_on
-            .as_ref()
-            .map(|c| CompiledFilter::new(c, views))
-            .transpose()?,
-        per_source: def.group_by.iter().any(|g| g == SOURCE),
-        group,
-        distinct,
-        cooldown_ms: ms(def.cooldown),
-        state,
-        def,
-    })
-}
-
-fn ms(d: std::time::Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
 }
 
 /// The score an alert of this severity carries.
@@ -309,27 +127,39 @@ impl ScenarioEngine {
                 }),
             }
         }
-        let mut by_kind: FxHashMap<String, Vec<usize>> = FxHashMap::default();
+        if let Err(message) = views.finalize() {
+            // Only a pattern set too large for an automaton gets here: nothing can run safely.
+            rejected.push(ScenarioError {
+                origin: "scenarios".into(),
+                message,
+            });
+            scenarios.clear();
+        }
+        let mut by_kind: FxHashMap<String, Vec<(usize, bool)>> = FxHashMap::default();
         let mut any_kind = Vec::new();
         for (i, c) in scenarios.iter().enumerate() {
             let cancel_kinds = c.cancel.as_ref().map(|f| f.kinds());
             if c.filter.kinds().is_empty() || cancel_kinds.is_some_and(|k| k.is_empty()) {
-                any_kind.push(i);
+                any_kind.push((i, c.filter.kinds().is_empty()));
                 continue;
             }
             let kinds = c.filter.kinds().iter().chain(cancel_kinds.unwrap_or(&[]));
             for k in kinds {
                 let list = by_kind.entry(k.clone()).or_default();
-                if list.last() != Some(&i) {
-                    list.push(i);
+                if list.last().map(|l| l.0) != Some(i) {
+                    list.push((i, c.filter.kind_matches(k)));
                 }
             }
         }
         // Every kind's list also holds the any-kind scenarios, in definition order.
-        for list in by_kind.values_mut() {
-            list.extend(&any_kind);
+        for (kind, list) in by_kind.iter_mut() {
+            list.extend(
+                any_kind
+                    .iter()
+                    .map(|&(i, _)| (i, scenarios[i].filter.kind_matches(kind))),
+            );
             list.sort_unstable();
-            list.dedup();
+            list.dedup_by_key(|l| l.0);
         }
         Self {
             scenarios,
@@ -337,6 +167,7 @@ impl ScenarioEngine {
             by_kind,
             any_kind,
             hits: Vec::new(),
+            memo: MemoBuf::default(),
             rejected,
             opts,
             evidence: FxHashMap::default(),
@@ -379,13 +210,7 @@ impl ScenarioEngine {
         let mut s = self.stats.clone();
         let (mut live, mut expired, mut evicted) = (0u64, 0u64, 0u64);
         for c in &self.scenarios {
-            let (l, x, e) = match &c.state {
-                State::Leaky(m) => (m.len(), m.expired, m.evicted),
-                State::Distinct(m) => (m.len(), m.expired, m.evicted),
-                State::Window(m) => (m.len(), m.expired, m.evicted),
-                State::Trigger(m) => (m.len(), m.expired, m.evicted),
-                State::Spaced(m) => (m.len(), m.expired, m.evicted),
-            };
+            let (l, x, e) = c.counters();
             live += l as u64;
             expired += x;
             evicted += e;
@@ -431,7 +256,7 @@ impl ScenarioEngine {
             return;
         };
         let kind = o.kind();
-        let candidates: &[usize] = match self.by_kind.get(kind) {
+        let candidates: &[(usize, bool)] = match self.by_kind.get(kind) {
             Some(list) => list,
             None => &self.any_kind,
         };
@@ -442,30 +267,33 @@ impl ScenarioEngine {
         let mut hits = std::mem::take(&mut self.hits);
         hits.clear();
         {
-            let mut memo = Memo::new(o, self.views.len());
-            for &idx in candidates {
+            let views = &self.views;
+            let mut memo = Memo::new(o, &mut self.memo, views);
+            let value_hash = |memo: &mut Memo<'_, '_, O>, h: &mut FxHasher, view: usize| {
+                hash_str(h, memo.get(view, views).map_or("", |f| f[0].as_str()));
+            };
+            for &(idx, kind_ok) in candidates {
                 let sc = &self.scenarios[idx];
                 let cancel = sc
                     .cancel
                     .as_ref()
-                    .is_some_and(|c| c.matches(&mut memo, &self.views));
-                if !cancel
-                    && !(sc.filter.kind_matches(kind) && sc.filter.rest_matches(&mut memo, &self.views))
-                {
+                    .is_some_and(|c| c.matches(&mut memo, views));
+                let counts = cancel || (kind_ok && sc.filter.rest_matches(&mut memo, views));
+                if !counts {
                     continue;
                 }
                 let mut group = 0;
-                if !sc.group.is_empty() {
+                if !sc.group_views.is_empty() {
                     let mut h = FxHasher::default();
-                    for g in &sc.group {
-                        hash_str(&mut h, spec_value(o, g).as_deref().unwrap_or(""));
+                    for &g in &sc.group_views {
+                        value_hash(&mut memo, &mut h, g);
                     }
                     group = h.finish();
                 }
                 let mut distinct = 0;
-                if let Some(d) = &sc.distinct {
+                if let Some(d) = sc.distinct_view {
                     let mut h = FxHasher::default();
-                    hash_str(&mut h, spec_value(o, d).as_deref().unwrap_or(""));
+                    value_hash(&mut memo, &mut h, d);
                     distinct = h.finish();
                 }
                 hits.push(Hit {
@@ -479,8 +307,8 @@ impl ScenarioEngine {
         let now = o.ts().as_millis();
         let mut whitelisted: Option<bool> = None;
         let mut matched = false;
+        let (ip_key, subject_ip) = self.key(ip);
         for hit in &hits {
-            let (ip_key, subject_ip) = self.key(ip);
             let sc = &self.scenarios[hit.idx];
             let key = match (sc.per_source, sc.group.is_empty()) {
                 (true, true) => ip_key,
@@ -518,19 +346,14 @@ impl ScenarioEngine {
 
     fn cancel(&mut self, idx: usize, key: u128) {
         let sc = &mut self.scenarios[idx];
-        let had = match &mut sc.state {
-            State::Leaky(m) => m.remove(key),
-            State::Distinct(m) => m.remove(key),
-            State::Trigger(m) => m.remove(key),
-            State::Window(m) => m.remove(key),
-            State::Spaced(m) => m.remove(key),
-        };
+        let had = sc.forget(key);
         if had {
             self.evidence.remove(&(idx, key));
         }
     }
 
-    /// Counts one matching observation; returns the alert detail and subject when the scenario fires.
+    /// Counts one matching observation; returns the alert detail and subject when the scenario
+    /// fires, and keeps the line as evidence while the key is close to firing.
     fn count<O: Observed + ?Sized>(
         &mut self,
         hit: &Hit,
@@ -540,251 +363,13 @@ impl ScenarioEngine {
         o: &O,
         line: Option<&str>,
     ) -> Option<(String, IpAddr)> {
-        let idx = hit.idx;
-        let sc = &mut self.scenarios[idx];
-        let cooldown = sc.cooldown_ms;
-        let tallied = !sc.per_source;
-        let min_sources = sc.def.min_sources as usize;
-        let mut subject = source;
-        let (fired, hot) = match (&mut sc.state, &sc.def.counting) {
-            (State::Leaky(m), Counting::Leaky { capacity, leak, .. }) => {
-                let leak = ms(*leak).max(1);
-                let cap = i64::from(*capacity);
-                let b = m.entry(key, now, || Leaky {
-                    tat: i64::MIN,
-                    cooldown_until: i64::MIN,
-                    recent: Vec::new(),
-                    tally: Vec::new(),
-                });
-                if now < b.cooldown_until {
-                    return None;
-                }
-                if b.tat <= now {
-                    // Empty: what it held has leaked away.
-                    b.recent.clear();
-                    b.tally.clear();
-                }
-                if sc.distinct.is_some() {
-                    if b.recent.contains(&hit.distinct) {
-                        return None;
-                    }
-                    if b.recent.len() > *capacity as usize {
-                        b.recent.remove(0);
-                    }
-                    b.recent.push(hit.distinct);
-                }
-                if tallied {
-                    let room = b.tally.len() < crate::scenario::def::MAX_TALLIED_SOURCES as usize;
-                    match b.tally.iter_mut().find(|(ip, _)| *ip == source) {
-                        Some(t) => t.1 += 1,
-                        None if room => b.tally.push((source, 1)),
-                        None => {}
-                    }
-                }
-                b.tat = b.tat.max(now).saturating_add(leak);
-                let units = ((i128::from(b.tat) - i128::from(now) + i128::from(leak) - 1)
-                    / i128::from(leak)) as i64;
-                if units > cap && b.tally.len() < min_sources {
-                    // Full, but from too few sources: stay full without firing.
-                    b.tat = now.saturating_add(cap.saturating_mul(leak));
-                    (None, true)
-                } else if units > cap {
-                    b.tat = now;
-                    b.cooldown_until = now.saturating_add(cooldown);
-                    b.recent.clear();
-                    let every = humantime::format_duration(std::time::Duration::from_millis(
-                        leak as u64,
-                    ));
-                    let what = match &sc.distinct {
-                        Some(d) => format!("{units} distinct `{}` values", d.field),
-                        None => format!("{units} matching lines"),
-                    };
-                    let detail = if tallied {
-                        let mut tally = std::mem::take(&mut b.tally);
-                        tally.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-                        if let Some((top, _)) = tally.first() {
-                            subject = *top;
-                        }
-                        let group: Vec<String> = sc
-                            .group
-                            .iter()
-                            .map(|g| spec_value(o, g).unwrap_or_default().into_owned())
-                            .collect();
-                        let top: Vec<String> = tally
-                            .iter()
-                            .take(5)
-                            .map(|(ip, n)| format!("{ip} ({n})"))
-                            .collect();
-                        let sources = if tally.len() as u32
-                            >= crate::scenario::def::MAX_TALLIED_SOURCES
-                        {
-                            format!("{}+", tally.len())
-                        } else {
-                            tally.len().to_string()
-                        };
-                        format!(
-                            "{what} for `{}` from {sources} sources (bucket capacity {cap}, one leaks every {every}); top sources: {}",
-                            group.join(" "),
-                            top.join(", ")
-                        )
-                    } else {
-                        format!("{what} from one source (bucket capacity {cap}, one leaks every {every})")
-                    };
-                    (Some(detail), false)
-                } else {
-                    (None, units * 2 >= cap)
-                }
-            }
-            (
-                State::Spaced(m),
-                Counting::Spaced {
-                    count,
-                    median_interval,
-                    expire,
-                },
-            ) => {
-                let expire_ms = ms(*expire);
-                let need = *count as usize;
-                let s = m.entry(key, now, || Spaced {
-                    times: Vec::new(),
-                    cooldown_until: i64::MIN,
-                    expire_ms,
-                });
-                if now < s.cooldown_until {
-                    return None;
-                }
-                if s.times.last().is_some_and(|t| t.saturating_add(expire_ms) < now) {
-                    s.times.clear();
-                }
-                if s.times.len() >= need {
-                    s.times.remove(0);
-                }
-                s.times.push(now);
-                if s.times.len() >= need {
-                    let mut gaps: Vec<i64> = s.times.windows(2).map(|w| w[1] - w[0]).collect();
-                    gaps.sort_unstable();
-                    let n = gaps.len();
-                    let median = if n % 2 == 1 {
-                        gaps[n / 2]
-                    } else {
-                        (gaps[n / 2 - 1] + gaps[n / 2]) / 2
-                    };
-                    if median > ms(*median_interval) {
-                        s.times.clear();
-                        s.cooldown_until = now.saturating_add(cooldown);
-                        (
-                            Some(format!(
-                                "{need} matching lines from one source spaced by a median of {} (more than {}, none more than {} apart)",
-                                humantime::format_duration(std::time::Duration::from_millis(median.max(0) as u64)),
-                                humantime::format_duration(*median_interval),
-                                humantime::format_duration(*expire),
-                            )),
-                            false,
-                        )
-                    } else {
-                        (None, true)
-                    }
-                } else {
-                    (None, s.times.len() + 1 >= need)
-                }
-            }
-            (
-                State::Distinct(m),
-                Counting::Distinct {
-                    field,
-                    threshold,
-                    window,
-                },
-            ) => {
-                let value = o.field(field)?;
-                let window_ms = ms(*window);
-                let mut h = FxHasher::default();
-                h.write(value.as_bytes());
-                let hv = h.finish();
-                let d = m.entry(key, now, || Distinct {
-                    seen: Vec::new(),
-                    window_ms,
-                    cooldown_until: i64::MIN,
-                });
-                if now < d.cooldown_until {
-                    return None;
-                }
-                d.seen.retain(|(_, t)| t.saturating_add(window_ms) > now);
-                match d.seen.iter_mut().find(|(v, _)| *v == hv) {
-                    Some(e) => e.1 = e.1.max(now),
-                    None => d.seen.push((hv, now)),
-                }
-                let n = d.seen.len() as u32;
-                if n >= *threshold {
-                    d.seen.clear();
-                    d.cooldown_until = now.saturating_add(cooldown);
-                    (
-                        Some(format!(
-                            "{n} distinct `{field}` values from one source within {}",
-                            humantime::format_duration(*window)
-                        )),
-                        false,
-                    )
-                } else {
-                    (None, n * 2 >= *threshold)
-                }
-            }
-            (State::Window(m), Counting::Window { threshold, window }) => {
-                let window_ms = ms(*window);
-                let threshold = (*threshold).max(1) as usize;
-                let w = m.entry(key, now, || Window {
-                    times: std::collections::VecDeque::new(),
-                    window_ms,
-                    cooldown_until: i64::MIN,
-                });
-                if now < w.cooldown_until {
-                    return None;
-                }
-                // Lines can arrive slightly out of order: keep the times sorted.
-                let at = w.times.partition_point(|t| *t <= now);
-                w.times.insert(at, now);
-                let newest = w.times.back().copied().unwrap_or(now);
-                while w
-                    .times
-                    .front()
-                    .is_some_and(|t| t.saturating_add(window_ms) < newest)
-                {
-                    w.times.pop_front();
-                }
-                while w.times.len() > threshold {
-                    w.times.pop_front();
-                }
-                let n = w.times.len();
-                if n >= threshold {
-                    w.times.clear();
-                    w.cooldown_until = now.saturating_add(cooldown);
-                    (
-                        Some(format!(
-                            "{n} matching lines from one source within {}",
-                            humantime::format_duration(*window)
-                        )),
-                        false,
-                    )
-                } else {
-                    (None, n * 2 >= threshold)
-                }
-            }
-            (State::Trigger(m), _) => {
-                if m.get_mut(key).is_some_and(|c| now < c.0) {
-                    return None;
-                }
-                let c = m.entry(key, now, || Cooldown(i64::MIN));
-                c.0 = now.saturating_add(cooldown);
-                (Some("matched on first sight".to_string()), false)
-            }
-            _ => return None,
-        };
+        let (fired, hot) = self.scenarios[hit.idx].pour(hit, key, source, now, o);
         if hot {
             if let Some(line) = line {
-                self.keep_evidence(idx, key, now, line);
+                self.keep_evidence(hit.idx, key, now, line);
             }
         }
-        fired.map(|d| (d, subject))
+        fired
     }
 
     fn keep_evidence(&mut self, idx: usize, key: u128, now: i64, line: &str) {

@@ -1,163 +1,98 @@
 //! Compiled filters: the checks a scenario applies to each observation, cheapest first. Everything is
-//! prepared at load — lists expanded, needles put in aho-corasick automata, regexes compiled into sets —
-//! and each view of a field (a part, decoded or not) is computed at most once per observation, however
-//! many scenarios look at it.
+//! prepared at load — lists expanded, needles indexed or put in aho-corasick automata, regexes
+//! compiled into sets — and the fields are read through [`views`](crate::scenario::views), computed at
+//! most once per observation however many scenarios look at them.
 
 use crate::scenario::data;
 use crate::scenario::def::{Condition, Filter, Part};
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
-use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+use crate::scenario::views::{Memo, ViewSpec, Views};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder};
+use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 use sentinel_core::Observed;
-use std::borrow::Cow;
 
 /// Regex programs may grow this large (the bad-agent word list is the biggest).
 const REGEX_SIZE_LIMIT: usize = 32 << 20;
 
-/// A way of looking at a field: which part of it, and whether decoded forms count too.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) struct ViewSpec {
-    pub(crate) field: String,
-    pub(crate) part: Part,
-    pub(crate) decode: bool,
+/// Where an [`Affixes`] needle must sit in the value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Anchor {
+    Whole,
+    Start,
+    End,
 }
 
-/// Every view the scenarios use, numbered, so an observation's views are computed once.
-#[derive(Debug, Default)]
-pub(crate) struct Views {
-    specs: Vec<ViewSpec>,
+/// Needles compared at one end of the value (or with all of it), indexed by their byte at that end so
+/// a value is compared only with the few needles that can match.
+#[derive(Debug)]
+struct Affixes {
+    anchor: Anchor,
+    cs: bool,
+    needles: Vec<Box<[u8]>>,
+    by_byte: Vec<Vec<u32>>,
+    has_empty: bool,
 }
 
-impl Views {
-    pub(crate) fn id(&mut self, spec: ViewSpec) -> usize {
-        if let Some(i) = self.specs.iter().position(|s| *s == spec) {
-            return i;
+impl Affixes {
+    fn new(anchor: Anchor, cs: bool, list: Vec<String>) -> Self {
+        let mut by_byte = vec![Vec::new(); 256];
+        let mut has_empty = false;
+        let mut needles = Vec::with_capacity(list.len());
+        for n in list {
+            let n = n.into_bytes().into_boxed_slice();
+            let key = match anchor {
+                Anchor::End => n.last(),
+                Anchor::Start | Anchor::Whole => n.first(),
+            };
+            match key {
+                None => has_empty = true,
+                Some(&k) => {
+                    let k = if cs { k } else { k.to_ascii_lowercase() };
+                    by_byte[usize::from(k)].push(needles.len() as u32);
+                }
+            }
+            needles.push(n);
         }
-        self.specs.push(spec);
-        self.specs.len() - 1
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.specs.len()
-    }
-}
-
-/// The views of one observation, computed on first use.
-pub(crate) struct Memo<'a, O: Observed + ?Sized> {
-    o: &'a O,
-    /// Per view: not yet computed (`None`), field absent (`Some(None)`), or its forms.
-    slots: Vec<Option<Option<Vec<Cow<'a, str>>>>>,
-}
-
-impl<'a, O: Observed + ?Sized> Memo<'a, O> {
-    pub(crate) fn new(o: &'a O, views: usize) -> Self {
         Self {
-            o,
-            slots: vec![None; views],
+            anchor,
+            cs,
+            needles,
+            by_byte,
+            has_empty,
         }
     }
 
-    /// The forms of view `id` (the value first, then its decoded forms), or `None` if the field is absent.
-    pub(crate) fn get(&mut self, id: usize, views: &Views) -> Option<&[Cow<'a, str>]> {
-        let spec = views.specs.get(id)?;
-        let o = self.o;
-        let slot = self.slots.get_mut(id)?;
-        slot.get_or_insert_with(|| {
-            let v = o.field(&spec.field)?;
-            let v = part_of(v, spec.part);
-            let mut forms = Vec::with_capacity(if spec.decode { 3 } else { 1 });
-            if spec.decode {
-                let once = decode(&v);
-                let twice = once.as_deref().and_then(decode);
-                forms.push(v);
-                if let Some(once) = once {
-                    forms.push(Cow::Owned(once));
-                }
-                if let Some(twice) = twice {
-                    forms.push(Cow::Owned(twice));
-                }
-            } else {
-                forms.push(v);
-            }
-            Some(forms)
-        })
-        .as_deref()
-    }
-}
-
-/// The given part of a field's value, borrowed when the value is.
-pub(crate) fn part_of(v: Cow<'_, str>, part: Part) -> Cow<'_, str> {
-    fn range(s: &str, part: Part) -> (usize, usize) {
-        let q = s.find('?');
-        let path_end = q.unwrap_or(s.len());
-        match part {
-            Part::Whole => (0, s.len()),
-            Part::Path => (0, path_end),
-            Part::Query => (q.map_or(s.len(), |i| i + 1), s.len()),
-            Part::File => (s[..path_end].rfind('/').map_or(0, |i| i + 1), path_end),
+    fn matches(&self, v: &[u8]) -> bool {
+        if self.has_empty && self.anchor != Anchor::Whole {
+            return true;
         }
-    }
-    let (a, b) = range(&v, part);
-    if a == 0 && b == v.len() {
-        return v;
-    }
-    match v {
-        Cow::Borrowed(s) => Cow::Borrowed(&s[a..b]),
-        Cow::Owned(s) => Cow::Owned(s[a..b].to_string()),
-    }
-}
-
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
-/// One round of decoding: `%HH` and nginx's `\xHH` escapes to bytes, `+` to a space. `None` when there
-/// was nothing to decode. Invalid UTF-8 in the result is replaced, never refused.
-pub(crate) fn decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    if !b.iter().any(|&c| c == b'%' || c == b'+' || c == b'\\') {
-        return None;
-    }
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    let mut changed = false;
-    while i < b.len() {
-        let c = b[i];
-        let esc = match c {
-            b'%' if i + 2 < b.len() => {
-                hex(b[i + 1]).zip(hex(b[i + 2])).map(|(h, l)| (h << 4 | l, 3))
-            }
-            b'\\' if i + 3 < b.len() && (b[i + 1] == b'x' || b[i + 1] == b'X') => {
-                hex(b[i + 2]).zip(hex(b[i + 3])).map(|(h, l)| (h << 4 | l, 4))
-            }
-            _ => None,
+        let key = match self.anchor {
+            Anchor::End => v.last(),
+            Anchor::Start | Anchor::Whole => v.first(),
         };
-        if let Some((byte, len)) = esc {
-            out.push(byte);
-            i += len;
-            changed = true;
-        } else if c == b'+' {
-            out.push(b' ');
-            i += 1;
-            changed = true;
-        } else {
-            out.push(c);
-            i += 1;
-        }
+        let Some(&k) = key else {
+            return self.has_empty;
+        };
+        let k = if self.cs { k } else { k.to_ascii_lowercase() };
+        self.by_byte[usize::from(k)].iter().any(|&i| {
+            let n = &self.needles[i as usize];
+            let part = match self.anchor {
+                Anchor::Whole if v.len() == n.len() => v,
+                Anchor::Start if v.len() >= n.len() => &v[..n.len()],
+                Anchor::End if v.len() >= n.len() => &v[v.len() - n.len()..],
+                _ => return false,
+            };
+            eq(part, n, self.cs)
+        })
     }
-    changed.then(|| String::from_utf8_lossy(&out).into_owned())
 }
 
 #[derive(Debug)]
 enum Test {
-    Equals(Vec<String>),
-    Contains(AhoCorasick),
-    StartsWith(Vec<String>),
-    EndsWith(Vec<String>),
+    Equals(Affixes),
+    /// The number of the condition's list among its view's `contains` lists.
+    Contains(usize),
+    StartsWith(Affixes),
+    EndsWith(Affixes),
     Words(Regex),
     Regex(RegexSet),
     Present(bool),
@@ -167,7 +102,6 @@ enum Test {
 struct CompiledCondition {
     view: usize,
     test: Test,
-    case_sensitive: bool,
     negate: bool,
 }
 
@@ -188,19 +122,17 @@ impl CompiledCondition {
         });
         let cs = c.case_sensitive;
         let test = if !c.equals.is_empty() {
-            Test::Equals(data::expand(&c.equals))
+            Test::Equals(Affixes::new(Anchor::Whole, cs, data::expand(&c.equals)))
         } else if !c.contains.is_empty() {
-            let needles = data::expand(&c.contains);
-            let ac = AhoCorasickBuilder::new()
-                .ascii_case_insensitive(!cs)
-                .match_kind(MatchKind::LeftmostFirst)
-                .build(&needles)
-                .map_err(|e| format!("`{}`: {e}", c.field))?;
-            Test::Contains(ac)
+            Test::Contains(views.add_contains(view, data::expand(&c.contains), cs))
         } else if !c.starts_with.is_empty() {
-            Test::StartsWith(data::expand(&c.starts_with))
+            Test::StartsWith(Affixes::new(
+                Anchor::Start,
+                cs,
+                data::expand(&c.starts_with),
+            ))
         } else if !c.ends_with.is_empty() {
-            Test::EndsWith(data::expand(&c.ends_with))
+            Test::EndsWith(Affixes::new(Anchor::End, cs, data::expand(&c.ends_with)))
         } else if !c.words.is_empty() {
             let alts: Vec<String> = data::expand(&c.words)
                 .iter()
@@ -214,8 +146,10 @@ impl CompiledCondition {
                 .map_err(|e| format!("`{}` words: {e}", c.field))?;
             Test::Words(re)
         } else if !c.regex.is_empty() {
+            // Byte regexes without Unicode classes: `[^/]` is one byte, so the lazy DFA stays small.
             let set = RegexSetBuilder::new(data::expand(&c.regex))
                 .case_insensitive(!cs)
+                .unicode(false)
                 .size_limit(REGEX_SIZE_LIMIT)
                 .build()
                 .map_err(|e| format!("`{}` regex: {e}", c.field))?;
@@ -228,12 +162,15 @@ impl CompiledCondition {
         Ok(Self {
             view,
             test,
-            case_sensitive: cs,
             negate: c.negate,
         })
     }
 
-    fn matches<O: Observed + ?Sized>(&self, memo: &mut Memo<'_, O>, views: &Views) -> bool {
+    fn matches<O: Observed + ?Sized>(&self, memo: &mut Memo<'_, '_, O>, views: &Views) -> bool {
+        if let Test::Contains(list) = self.test {
+            return memo.get(self.view, views).is_some()
+                && memo.contains(self.view, list, views) != self.negate;
+        }
         let forms = memo.get(self.view, views);
         if let Test::Present(want) = self.test {
             return forms.is_some() == want;
@@ -241,24 +178,12 @@ impl CompiledCondition {
         let Some(forms) = forms else {
             return false;
         };
-        let cs = self.case_sensitive;
-        let hit = forms.iter().any(|v| {
-            let v = v.as_bytes();
-            match &self.test {
-                Test::Equals(list) => list.iter().any(|n| eq(v, n.as_bytes(), cs)),
-                Test::Contains(ac) => ac.is_match(v),
-                Test::StartsWith(list) => list.iter().any(|n| {
-                    let n = n.as_bytes();
-                    v.len() >= n.len() && eq(&v[..n.len()], n, cs)
-                }),
-                Test::EndsWith(list) => list.iter().any(|n| {
-                    let n = n.as_bytes();
-                    v.len() >= n.len() && eq(&v[v.len() - n.len()..], n, cs)
-                }),
-                Test::Words(re) => std::str::from_utf8(v).is_ok_and(|s| re.is_match(s)),
-                Test::Regex(set) => std::str::from_utf8(v).is_ok_and(|s| set.is_match(s)),
-                Test::Present(_) => false,
-            }
+        let hit = forms.iter().any(|v| match &self.test {
+            Test::Equals(a) | Test::StartsWith(a) | Test::EndsWith(a) => a.matches(v.as_bytes()),
+            Test::Contains(_) => false,
+            Test::Words(re) => re.is_match(v.as_bytes()),
+            Test::Regex(set) => set.is_match(v.as_bytes()),
+            Test::Present(_) => false,
         });
         hit != self.negate
     }
@@ -268,31 +193,41 @@ impl CompiledCondition {
 #[derive(Debug)]
 pub(crate) struct CompiledFilter {
     kinds: Vec<String>,
-    services: Vec<String>,
-    field_in: Vec<(String, Vec<String>)>,
-    field_contains: Vec<(String, AhoCorasick)>,
+    /// The number of its service list in [`Views`], if it has one.
+    services: Option<usize>,
+    field_in: Vec<(usize, Affixes)>,
+    field_contains: Vec<(usize, AhoCorasick)>,
     conditions: Vec<CompiledCondition>,
     any_of: Vec<CompiledFilter>,
 }
 
 impl CompiledFilter {
     pub(crate) fn new(f: &Filter, views: &mut Views) -> Result<Self, String> {
+        let mut whole = |field: &str| {
+            views.id(ViewSpec {
+                field: field.to_string(),
+                part: Part::Whole,
+                decode: false,
+            })
+        };
         let mut field_contains = Vec::new();
         for (k, v) in &f.field_contains {
             let ac = AhoCorasickBuilder::new()
                 .ascii_case_insensitive(true)
                 .build(data::expand(v))
                 .map_err(|e| format!("`field_contains.{k}`: {e}"))?;
-            field_contains.push((k.clone(), ac));
+            field_contains.push((whole(k), ac));
         }
+        let field_in = f
+            .field_in
+            .iter()
+            .map(|(k, v)| (whole(k), Affixes::new(Anchor::Whole, true, data::expand(v))))
+            .collect();
+        let services = (!f.service.is_empty()).then(|| views.service_list(&f.service));
         Ok(Self {
             kinds: f.kind.clone(),
-            services: f.service.clone(),
-            field_in: f
-                .field_in
-                .iter()
-                .map(|(k, v)| (k.clone(), data::expand(v)))
-                .collect(),
+            services,
+            field_in,
             field_contains,
             conditions: f
                 .conditions
@@ -320,7 +255,7 @@ impl CompiledFilter {
     /// Whether the whole filter passes.
     pub(crate) fn matches<O: Observed + ?Sized>(
         &self,
-        memo: &mut Memo<'_, O>,
+        memo: &mut Memo<'_, '_, O>,
         views: &Views,
     ) -> bool {
         self.kind_matches(memo.o.kind()) && self.rest_matches(memo, views)
@@ -329,31 +264,23 @@ impl CompiledFilter {
     /// Whether everything but the kind passes.
     pub(crate) fn rest_matches<O: Observed + ?Sized>(
         &self,
-        memo: &mut Memo<'_, O>,
+        memo: &mut Memo<'_, '_, O>,
         views: &Views,
     ) -> bool {
-        let o = memo.o;
-        if !self.services.is_empty() {
-            let svc = o.service();
-            let ok = self.services.iter().any(|s| {
-                svc == s
-                    || (svc.len() > s.len()
-                        && svc.starts_with(s.as_str())
-                        && svc.as_bytes()[s.len()] == b'-')
-            });
-            if !ok {
+        if let Some(list) = self.services {
+            if !memo.service_in(list, views) {
                 return false;
             }
         }
-        for (field, allowed) in &self.field_in {
-            match o.field(field) {
-                Some(v) if allowed.iter().any(|a| a == v.as_ref()) => {}
+        for (view, allowed) in &self.field_in {
+            match memo.get(*view, views) {
+                Some([v, ..]) if allowed.matches(v.as_bytes()) => {}
                 _ => return false,
             }
         }
-        for (field, ac) in &self.field_contains {
-            match o.field(field) {
-                Some(v) if ac.is_match(v.as_ref()) => {}
+        for (view, ac) in &self.field_contains {
+            match memo.get(*view, views) {
+                Some([v, ..]) if ac.is_match(v.as_str()) => {}
                 _ => return false,
             }
         }
@@ -361,32 +288,5 @@ impl CompiledFilter {
             return false;
         }
         self.any_of.is_empty() || self.any_of.iter().any(|f| f.matches(memo, views))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn decoding_undoes_percent_nginx_and_plus_escapes() {
-        assert_eq!(decode("/a%2e%2E/b"), Some("/a../b".into()));
-        assert_eq!(decode("q=O%27Brien+and+co"), Some("q=O'Brien and co".into()));
-        assert_eq!(decode(r"/index.php?s=/index/\x5Cthink"), Some(r"/index.php?s=/index/\think".into()));
-        assert_eq!(decode("%252e%252e%252f").as_deref().and_then(decode), Some("../".into()));
-        assert_eq!(decode("/plain/path"), None);
-        // Truncated and invalid escapes stay as they are.
-        assert_eq!(decode("100%+x%zz%4"), Some("100% x%zz%4".into()));
-    }
-
-    #[test]
-    fn parts_split_at_the_first_question_mark() {
-        let p = |s: &'static str, part| part_of(Cow::Borrowed(s), part).into_owned();
-        assert_eq!(p("/a/b.php?x=1?y", Part::Path), "/a/b.php");
-        assert_eq!(p("/a/b.php?x=1?y", Part::Query), "x=1?y");
-        assert_eq!(p("/a/b.php?x=/c/d", Part::File), "b.php");
-        assert_eq!(p("/a/b.php", Part::Query), "");
-        assert_eq!(p("noslash", Part::File), "noslash");
-        assert_eq!(p("/dir/", Part::File), "");
     }
 }

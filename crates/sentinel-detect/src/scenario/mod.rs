@@ -10,11 +10,13 @@
 //! are dropped as event time passes, and past the cap the stalest keys are evicted (and counted). It
 //! reads no clock: replaying a week of logs gives the week's alerts.
 
+mod counting;
 pub mod data;
 pub mod def;
 mod engine;
 mod filter;
 mod state;
+mod views;
 
 pub use def::{
     parse_scenarios, Condition, Counting, FieldSpec, Filter, Part, ScenarioDef, ScenarioError,
