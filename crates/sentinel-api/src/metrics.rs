@@ -60,6 +60,67 @@ impl Labeled {
     }
 }
 
+/// Lines one source handed to one parser (a fail2ban filter or a built-in format): how many it matched and
+/// how many it did not. A filter that never matches shows here as a source whose `matched` stays at 0.
+#[derive(Debug, Default)]
+pub struct LineCounts {
+    /// Lines the parser understood (for a fail2ban filter: a failregex matched).
+    pub matched: Counter,
+    /// Lines it did not (no match, ignored, malformed).
+    pub unmatched: Counter,
+}
+
+/// [`LineCounts`] per `(source, filter)`; the set is fixed by the configuration, not by input.
+#[derive(Debug, Default)]
+pub struct SourceLines(
+    std::sync::Mutex<std::collections::BTreeMap<(String, String), std::sync::Arc<LineCounts>>>,
+);
+
+impl SourceLines {
+    /// The counters of `(source, filter)`, created at zero (so they are rendered before the first line).
+    pub fn counts(&self, source: &str, filter: &str) -> std::sync::Arc<LineCounts> {
+        match self.0.lock() {
+            Ok(mut m) => m
+                .entry((source.to_owned(), filter.to_owned()))
+                .or_default()
+                .clone(),
+            Err(_) => std::sync::Arc::default(),
+        }
+    }
+
+    fn render(&self, out: &mut String) {
+        let Ok(m) = self.0.lock() else { return };
+        if m.is_empty() {
+            return;
+        }
+        let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+        for (name, help, pick) in [
+            (
+                "sentinel_source_lines_matched_total",
+                "Lines a source's parser (fail2ban filter or format) matched, per source and filter.",
+                true,
+            ),
+            (
+                "sentinel_source_lines_unmatched_total",
+                "Lines a source's parser did not match, per source and filter.",
+                false,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} counter");
+            for ((source, filter), c) in m.iter() {
+                let v = if pick { c.matched.get() } else { c.unmatched.get() };
+                let _ = writeln!(
+                    out,
+                    "{name}{{source=\"{}\",filter=\"{}\"}} {v}",
+                    esc(source),
+                    esc(filter)
+                );
+            }
+        }
+    }
+}
+
 macro_rules! metrics {
     ($($field:ident : $help:literal),* $(,)?) => {
         /// Every counter Sentinel keeps.
@@ -73,6 +134,8 @@ macro_rules! metrics {
             pub by_reason: Labeled,
             /// Counters with a `scenario` label.
             pub by_scenario: Labeled,
+            /// Matched and unmatched lines per source and filter.
+            pub source_lines: SourceLines,
         }
 
         impl Metrics {
@@ -87,6 +150,7 @@ macro_rules! metrics {
                 )*
                 self.by_reason.render("reason", &mut out);
                 self.by_scenario.render("scenario", &mut out);
+                self.source_lines.render(&mut out);
                 out
             }
         }
@@ -142,6 +206,25 @@ mod tests {
         );
         assert!(
             text.contains("sentinel_log_lines_unparsed_total{reason=\"bad_\\\"x\"} 1\n"),
+            "{text}"
+        );
+        let c = m.source_lines.counts("jail:sshd", "sshd");
+        let text = m.render();
+        assert!(
+            text.contains(
+                "sentinel_source_lines_matched_total{source=\"jail:sshd\",filter=\"sshd\"} 0\n"
+            ),
+            "{text}"
+        );
+        c.matched.add(2);
+        c.unmatched.inc();
+        let text = m.render();
+        assert!(
+            text.contains(
+                "sentinel_source_lines_matched_total{source=\"jail:sshd\",filter=\"sshd\"} 2\n"
+            ) && text.contains(
+                "sentinel_source_lines_unmatched_total{source=\"jail:sshd\",filter=\"sshd\"} 1\n"
+            ),
             "{text}"
         );
     }

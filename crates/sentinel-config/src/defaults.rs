@@ -39,6 +39,7 @@ detect:
     ipv6_prefix: 0                 # count IPv6 sources per /N (e.g. 64); 0 = per address
     max_keys: 250000               # per-scenario state cap; the stalest keys are evicted past it
     whitelist: []                  # CIDRs, addresses or hostnames never counted
+    define: []                     # scenarios written inline (same format as the files in `dir`)
 respond:
   nft_table: sentinel              # table `inet <name>`, owned by Sentinel; nothing else is touched
   nft_hooks: [input, forward]      # plus a prerouting chain that also catches Docker-published ports
@@ -56,6 +57,7 @@ respond:
     isolate_container: { mode: "", max_live: 10 }
     quarantine_file: { mode: "", max_live: 1000 }
 sources: []                        # e.g. - { type: file, paths: [/var/log/auth.log], format: sshd }
+                                   #   or - { type: fail2ban_jails, dir: /etc/fail2ban }
 policy:
   mode: observe                    # observe|enforce
   allowlist: []                    # CIDRs or plain IPs never acted on

@@ -260,6 +260,9 @@ pub struct Rule {
     /// Optional name, for plans and logs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// Scenarios matched (alerts of other scenarios skip the rule); empty matches every alert.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub scenario: Vec<String>,
     /// Severities matched (`any` is stored expanded).
     pub severity: Vec<Severity>,
     /// Risk bands matched.

@@ -80,6 +80,13 @@ fn rule(r: &mut Reader, e: &Node<'_>, max_ttl: Option<Duration>) -> Option<Rule>
         None => Some(None),
         Some(n) => r.string(&n).map(|s| Some(s.to_string())),
     };
+    let scenario = match r.optional(e, "scenario") {
+        None => Some(Vec::new()),
+        Some(n) => match n.value {
+            Value::String(s) => Some(vec![s.clone()]),
+            _ => r.each(&n, |r, s| r.string(s).map(str::to_owned)),
+        },
+    };
     let severity = r
         .get(Some(e), "severity")
         .and_then(|n| any_or_list(r, &n, &Severity::ALL));
@@ -94,6 +101,7 @@ fn rule(r: &mut Reader, e: &Node<'_>, max_ttl: Option<Duration>) -> Option<Rule>
         .and_then(|n| r.each(&n, |r, a| action(r, a, max_ttl)));
     Some(Rule {
         name: name?,
+        scenario: scenario?,
         severity: severity?,
         risk: risk?,
         confidence: confidence?,

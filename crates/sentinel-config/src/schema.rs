@@ -9,7 +9,14 @@ use serde_json::Value;
 const LIST_ELEMENTS: &[(&str, &[&str])] = &[
     (
         "policy.rules[]",
-        &["name", "severity", "risk", "confidence", "actions"],
+        &[
+            "name",
+            "scenario",
+            "severity",
+            "risk",
+            "confidence",
+            "actions",
+        ],
     ),
     ("policy.rules[].actions[]", &["kind", "ttl", "params"]),
     (
@@ -26,12 +33,19 @@ const LIST_ELEMENTS: &[(&str, &[&str])] = &[
             "tcp",
             "command",
             "allowed_peers",
+            "fail2ban_vars",
+            "jail",
+            "dir",
         ],
     ),
 ];
 
 /// Paths whose contents are free-form (passed through to an actuator).
-const FREE_FORM: &[&str] = &["policy.rules[].actions[].params"];
+const FREE_FORM: &[&str] = &[
+    "policy.rules[].actions[].params",
+    "sources[].fail2ban_vars",
+    "detect.scenarios.define",
+];
 
 /// Every key in `tree` that the configuration does not know, as an `unknown key` error.
 pub(crate) fn unknown_keys(tree: &Value, defaults: &Value) -> Vec<ConfigError> {

@@ -43,6 +43,12 @@ pub enum SourceConfig {
         /// The filter's mode.
         #[serde(skip_serializing_if = "Option::is_none")]
         mode: Option<String>,
+        /// More filter variables, as in a jail's `filter = name[key=value]` (`logtype`, `port`, …).
+        #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "vars_map")]
+        fail2ban_vars: Vec<(String, String)>,
+        /// A fail2ban jail name: parsed lines carry the field `jail=<name>`, which scenarios can select on.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        jail: Option<String>,
         /// How often files are checked for new lines and rotation.
         #[serde(with = "humantime_serde")]
         poll_interval: Duration,
@@ -64,9 +70,37 @@ pub enum SourceConfig {
     Journald {
         /// The command to run (its output must be `journalctl -o json` lines).
         command: Vec<String>,
-        /// Line format of the messages.
+        /// Line format of the messages; ignored when `fail2ban_filter` is set.
         format: String,
+        /// A fail2ban `filter.d/*.conf` to parse the messages with.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        fail2ban_filter: Option<PathBuf>,
+        /// The filter's mode.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        mode: Option<String>,
+        /// More filter variables (`logtype`, …).
+        #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "vars_map")]
+        fail2ban_vars: Vec<(String, String)>,
+        /// A fail2ban jail name: parsed lines carry the field `jail=<name>`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        jail: Option<String>,
     },
+    /// Every enabled jail of a fail2ban configuration directory (`jail.conf`, `jail.d/`, `jail.local`), each
+    /// turned into a file or journald source, a scenario and a block TTL when Sentinel starts.
+    Fail2banJails {
+        /// The directory (`/etc/fail2ban`).
+        dir: PathBuf,
+    },
+}
+
+/// Filter variables as a mapping, the way they are written.
+fn vars_map<S: serde::Serializer>(v: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut m = s.serialize_map(Some(v.len()))?;
+    for (k, val) in v {
+        m.serialize_entry(k, val)?;
+    }
+    m.end()
 }
 
 /// `detect.scenarios`: the scenario engine.
@@ -82,6 +116,9 @@ pub struct ScenarioConfig {
     pub max_keys: usize,
     /// Sources never counted: CIDRs, addresses, or hostnames (resolved when Sentinel starts).
     pub whitelist: Vec<String>,
+    /// Scenarios written inline, in the scenario file format (checked when the scenarios are loaded).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub define: Vec<serde_json::Value>,
 }
 
 pub(crate) fn scenarios(r: &mut Reader, s: Option<&Node<'_>>) -> Option<ScenarioConfig> {
@@ -117,7 +154,18 @@ pub(crate) fn scenarios(r: &mut Reader, s: Option<&Node<'_>>) -> Option<Scenario
             Some(v.to_owned())
         })
     });
+    let define = match r.get(s, "define") {
+        None => None,
+        Some(n) => match n.value {
+            serde_json::Value::Array(items) => Some(items.clone()),
+            _ => {
+                r.fail(&n.path, "must be a list of scenarios");
+                None
+            }
+        },
+    };
     Some(ScenarioConfig {
+        define: define?,
         builtin: builtin?,
         dir: dir?,
         ipv6_prefix: ipv6_prefix?,
@@ -159,10 +207,21 @@ const FILE_KEYS: &[&str] = &[
     "from_beginning",
     "fail2ban_filter",
     "mode",
+    "fail2ban_vars",
+    "jail",
     "poll_interval",
 ];
 const SYSLOG_KEYS: &[&str] = &["type", "udp", "tcp", "format", "allowed_peers"];
-const JOURNALD_KEYS: &[&str] = &["type", "command", "format"];
+const JOURNALD_KEYS: &[&str] = &[
+    "type",
+    "command",
+    "format",
+    "fail2ban_filter",
+    "mode",
+    "fail2ban_vars",
+    "jail",
+];
+const JAILS_KEYS: &[&str] = &["type", "dir"];
 
 pub(crate) fn source(r: &mut Reader, e: &Node<'_>) -> Option<SourceConfig> {
     let kind = r
@@ -172,10 +231,11 @@ pub(crate) fn source(r: &mut Reader, e: &Node<'_>) -> Option<SourceConfig> {
         "file" => FILE_KEYS,
         "syslog" => SYSLOG_KEYS,
         "journald" => JOURNALD_KEYS,
+        "fail2ban_jails" => JAILS_KEYS,
         other => {
             r.fail(
                 &kind.1.path,
-                format!("unknown source type `{other}` (file, syslog, journald)"),
+                format!("unknown source type `{other}` (file, syslog, journald, fail2ban_jails)"),
             );
             return None;
         }
@@ -205,14 +265,7 @@ pub(crate) fn source(r: &mut Reader, e: &Node<'_>) -> Option<SourceConfig> {
                 None => Some(false),
                 Some(n) => r.boolean(&n),
             };
-            let fail2ban_filter = match r.optional(e, "fail2ban_filter") {
-                None => Some(None),
-                Some(n) => r.string(&n).map(|s| Some(PathBuf::from(s))),
-            };
-            let mode = match r.optional(e, "mode") {
-                None => Some(None),
-                Some(n) => r.string(&n).map(|s| Some(s.to_owned())),
-            };
+            let (fail2ban_filter, mode, fail2ban_vars, jail) = fail2ban_keys(r, e);
             let poll_interval = match r.optional(e, "poll_interval") {
                 None => Some(Duration::from_millis(250)),
                 Some(n) => r.duration(&n),
@@ -223,6 +276,8 @@ pub(crate) fn source(r: &mut Reader, e: &Node<'_>) -> Option<SourceConfig> {
                 from_beginning: from_beginning?,
                 fail2ban_filter: fail2ban_filter?,
                 mode: mode?,
+                fail2ban_vars: fail2ban_vars?,
+                jail: jail?,
                 poll_interval: poll_interval?,
             })
         }
@@ -266,6 +321,20 @@ pub(crate) fn source(r: &mut Reader, e: &Node<'_>) -> Option<SourceConfig> {
                 allowed_peers: allowed_peers?,
             })
         }
+        "fail2ban_jails" => {
+            let dir = r.get(Some(e), "dir").and_then(|n| {
+                let d = r.string(&n)?;
+                if d.is_empty() {
+                    r.fail(
+                        &n.path,
+                        "must name the fail2ban directory (e.g. /etc/fail2ban)",
+                    );
+                    return None;
+                }
+                Some(PathBuf::from(d))
+            });
+            Some(SourceConfig::Fail2banJails { dir: dir? })
+        }
         _ => {
             let command = match r.optional(e, "command") {
                 None => Some(vec![
@@ -287,10 +356,62 @@ pub(crate) fn source(r: &mut Reader, e: &Node<'_>) -> Option<SourceConfig> {
                     }),
             };
             let format = format(r, e);
+            let (fail2ban_filter, mode, fail2ban_vars, jail) = fail2ban_keys(r, e);
             Some(SourceConfig::Journald {
                 command: command?,
                 format: format?,
+                fail2ban_filter: fail2ban_filter?,
+                mode: mode?,
+                fail2ban_vars: fail2ban_vars?,
+                jail: jail?,
             })
         }
     }
+}
+
+type Fail2banKeys = (
+    Option<Option<PathBuf>>,
+    Option<Option<String>>,
+    Option<Vec<(String, String)>>,
+    Option<Option<String>>,
+);
+
+/// `fail2ban_filter`, `mode`, `fail2ban_vars` and `jail` of a file or journald source.
+fn fail2ban_keys(r: &mut Reader, e: &Node<'_>) -> Fail2banKeys {
+    let opt_string = |r: &mut Reader, key: &str| match r.optional(e, key) {
+        None => Some(None),
+        Some(n) => r.string(&n).map(|s| Some(s.to_owned())),
+    };
+    let filter = opt_string(r, "fail2ban_filter").map(|o| o.map(PathBuf::from));
+    let mode = opt_string(r, "mode");
+    let jail = opt_string(r, "jail");
+    let vars = match r.optional(e, "fail2ban_vars") {
+        None => Some(Vec::new()),
+        Some(n) => match n.value {
+            serde_json::Value::Object(map) => {
+                let mut out = Vec::new();
+                let mut ok = true;
+                for (k, v) in map {
+                    match v.as_str() {
+                        Some(s) => out.push((k.to_lowercase(), s.to_owned())),
+                        None => {
+                            r.fail(&format!("{}.{k}", n.path), "must be a string");
+                            ok = false;
+                        }
+                    }
+                }
+                ok.then_some(out)
+            }
+            _ => {
+                r.fail(&n.path, "must be a mapping of variable names to strings");
+                None
+            }
+        },
+    };
+    if let (Some(None), Some(v)) = (&filter, &vars) {
+        if !v.is_empty() {
+            r.fail(&e.path, "`fail2ban_vars` needs `fail2ban_filter`");
+        }
+    }
+    (filter, mode, vars, jail)
 }

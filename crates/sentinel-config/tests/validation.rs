@@ -267,3 +267,69 @@ fn respond_settings_are_read_and_checked() {
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
     }
 }
+
+#[test]
+fn fail2ban_jails_sources_and_jail_keys_are_checked() {
+    let yaml = r#"
+sources:
+  - { type: fail2ban_jails, dir: /etc/fail2ban }
+  - { type: file, paths: [/var/log/auth.log], fail2ban_filter: /etc/fail2ban/filter.d/sshd.conf, mode: aggressive, fail2ban_vars: { logtype: file }, jail: sshd }
+  - { type: journald, fail2ban_filter: /etc/fail2ban/filter.d/sshd.conf, fail2ban_vars: { logtype: journal }, jail: sshd-journal }
+detect:
+  scenarios:
+    define: [{ name: x, counting: { type: trigger }, severity: low }]
+policy:
+  rules:
+    - { scenario: fail2ban-sshd, severity: any, risk: any, confidence: any, actions: [{ kind: block_ip, ttl: 10m }] }
+"#;
+    let cfg = load_str(yaml, None, &[]).unwrap();
+    assert!(matches!(
+        &cfg.sources[0],
+        sentinel_config::SourceConfig::Fail2banJails { dir } if dir.as_os_str() == "/etc/fail2ban"
+    ));
+    match &cfg.sources[1] {
+        sentinel_config::SourceConfig::File {
+            fail2ban_vars,
+            jail,
+            mode,
+            ..
+        } => {
+            assert_eq!(
+                fail2ban_vars,
+                &vec![("logtype".to_string(), "file".to_string())]
+            );
+            assert_eq!(jail.as_deref(), Some("sshd"));
+            assert_eq!(mode.as_deref(), Some("aggressive"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(cfg.detect.scenarios.define.len(), 1);
+    assert_eq!(
+        cfg.policy.rules[0].scenario,
+        vec!["fail2ban-sshd".to_string()]
+    );
+    // The effective YAML reads back to the same configuration.
+    let again = load_str(&cfg.effective_yaml(), None, &[]).unwrap();
+    assert_eq!(again.sources, cfg.sources);
+
+    let bad = r#"
+sources:
+  - { type: fail2ban_jails }
+  - { type: fail2ban_jails, dir: /etc/fail2ban, paths: [/x] }
+  - { type: file, paths: [/x], fail2ban_vars: { logtype: file } }
+  - { type: file, paths: [/x], fail2ban_filter: /f.conf, fail2ban_vars: { port: 22 } }
+detect:
+  scenarios: { define: { name: x } }
+"#;
+    let errs = load_str(bad, None, &[]).unwrap_err();
+    let shown = errs.to_string();
+    for want in [
+        "`sources[0].dir`",
+        "`sources[1].paths`: not a key of a `fail2ban_jails` source",
+        "`sources[2]`: `fail2ban_vars` needs `fail2ban_filter`",
+        "`sources[3].fail2ban_vars.port`: must be a string",
+        "`detect.scenarios.define`: must be a list of scenarios",
+    ] {
+        assert!(shown.contains(want), "missing {want:?} in:\n{shown}");
+    }
+}

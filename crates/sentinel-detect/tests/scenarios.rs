@@ -145,19 +145,23 @@ fn slow_bruteforce_is_caught_by_the_slow_bucket_only() {
 fn user_enumeration_counts_distinct_users() {
     let mut e = engine(EngineOptions::default());
     // The same user over and over is not enumeration (it is brute force, counted elsewhere).
-    let same: Vec<Obs> = (0..4)
-        .map(|i| ssh_fail(i * 30, "203.0.113.8", "root"))
-        .collect();
+    let same: Vec<Obs> = (0..8).map(|i| ssh_fail(i, "203.0.113.8", "root")).collect();
     assert!(!names(&run(&mut e, &same)).contains(&"ssh_user_enumeration"));
-    let users = ["alice", "bob", "carol", "dave"];
+    // CrowdSec's ssh-bf_user-enum: a bucket of 5 distinct users leaking one every 10 s; the sixth
+    // distinct user within it fires. Repeats of a user already in the bucket do not pour.
+    let users = ["alice", "bob", "alice", "carol", "dave", "bob", "erin"];
     let many: Vec<Obs> = users
         .iter()
         .enumerate()
-        .map(|(i, u)| ssh_fail(200 + i as i64 * 30, "203.0.113.9", u))
+        .map(|(i, u)| ssh_fail(200 + i as i64, "203.0.113.9", u))
         .collect();
-    assert!(run(&mut e, &many).is_empty());
-    let out = run(&mut e, &[ssh_fail(400, "203.0.113.9", "erin")]);
-    assert_eq!(names(&out), ["ssh_user_enumeration"]);
+    assert!(!names(&run(&mut e, &many)).contains(&"ssh_user_enumeration"));
+    let out = run(&mut e, &[ssh_fail(208, "203.0.113.9", "frank")]);
+    assert!(
+        names(&out).contains(&"ssh_user_enumeration"),
+        "{:?}",
+        names(&out)
+    );
 }
 
 #[test]
@@ -176,57 +180,65 @@ fn http_probing_counts_distinct_missing_paths_only() {
         })
         .collect();
     assert!(run(&mut e, &ok).is_empty());
-    let probes: Vec<Obs> = (0..10)
+    // Missing static files (a stale theme) are not probing.
+    let assets: Vec<Obs> = (0..30)
         .map(|i| {
             http(
-                100 + i,
-                "198.51.100.31",
+                60 + i,
+                "198.51.100.32",
                 "GET",
-                &format!("/admin{i}.php"),
+                &format!("/theme/img{i}.png"),
                 404,
                 "Mozilla/5.0",
             )
         })
         .collect();
-    let out = run(&mut e, &probes);
+    assert!(run(&mut e, &assets).is_empty());
+    // CrowdSec's http-probing: capacity 10, leak 10 s, distinct paths: the eleventh in a burst fires.
+    let probes: Vec<Obs> = (0..11)
+        .map(|i| {
+            http(
+                100,
+                "198.51.100.31",
+                "GET",
+                &format!("/old{i}.php"),
+                404,
+                "Mozilla/5.0",
+            )
+        })
+        .collect();
+    assert!(run(&mut e, &probes[..10]).is_empty());
+    let out = run(&mut e, &probes[10..]);
     assert_eq!(names(&out), ["http_probing"]);
 }
 
 #[test]
 fn sensitive_files_and_bad_agents() {
     let mut e = engine(EngineOptions::default());
-    let env: Vec<Obs> = (0..3)
+    // The same file over and over never fires by itself (distinct paths, as CrowdSec counts them).
+    let env: Vec<Obs> = (0..10)
         .map(|i| http(i, "203.0.113.40", "GET", "/.env", 404, "curl/8.0"))
         .collect();
-    let out = run(&mut e, &env);
-    assert!(
-        names(&out).contains(&"http_sensitive_files"),
-        "{:?}",
-        names(&out)
-    );
-    let out = run(
-        &mut e,
-        &[http(
-            10,
-            "203.0.113.41",
-            "GET",
-            "/",
-            200,
-            "sqlmap/1.7.2#stable",
-        )],
-    );
+    assert!(run(&mut e, &env).is_empty());
+    let files = [
+        "/.git/config",
+        "/backup.sql",
+        "/.aws/credentials",
+        "/wp-config.php.bak",
+    ];
+    let more: Vec<Obs> = files
+        .iter()
+        .map(|p| http(9, "203.0.113.40", "GET", p, 404, "curl/8.0"))
+        .collect();
+    let out = run(&mut e, &more);
+    assert_eq!(names(&out), ["http_sensitive_files"]);
+    // CrowdSec's http-bad-user-agent: capacity 1, so the second request fires.
+    let ua = "sqlmap/1.7.2#stable (https://sqlmap.org)";
+    let out = run(&mut e, &[http(10, "203.0.113.41", "GET", "/", 200, ua)]);
+    assert!(out.is_empty());
+    let out = run(&mut e, &[http(11, "203.0.113.41", "GET", "/x", 200, ua)]);
     assert_eq!(names(&out), ["http_bad_user_agent"]);
-    let out = run(
-        &mut e,
-        &[http(
-            11,
-            "203.0.113.41",
-            "GET",
-            "/x",
-            200,
-            "sqlmap/1.7.2#stable",
-        )],
-    );
+    let out = run(&mut e, &[http(12, "203.0.113.41", "GET", "/y", 200, ua)]);
     assert!(out.is_empty(), "cooldown");
 }
 
@@ -297,7 +309,8 @@ fn state_stays_under_the_cap_and_expires_by_event_time() {
         max_keys_per_scenario: cap,
         ..Default::default()
     });
-    let scenarios_matching_ssh = 3; // bruteforce, slow, user enumeration
+    // bruteforce, slow, user enumeration, slow user enumeration, time-based
+    let scenarios_matching_ssh = 5;
     let mut out = Vec::new();
     // 300,000 distinct sources, each failing once, all within one second: everything is live.
     for i in 0..300_000u32 {
@@ -444,4 +457,164 @@ fn evidence_of_quiet_keys_makes_room_for_new_ones() {
         .evidence
         .iter()
         .all(|ev| ev.attrs["line"].as_str().unwrap().starts_with("late line")));
+}
+
+/// fail2ban's rule: `maxretry` failures within `findtime` (inclusive), counted per source on a sliding window.
+#[test]
+fn window_counting_fires_at_threshold_within_the_window_and_not_before() {
+    let defs = parse_scenarios(
+        "t",
+        "- name: f2b\n  counting: { type: window, threshold: 3, window: 10m }\n  filter: { kind: [auth_failure] }\n  severity: high\n  cooldown: 1s\n",
+    )
+    .unwrap();
+    let mut e = ScenarioEngine::new(defs, EngineOptions::default());
+    let mut out: Vec<Alert> = Vec::new();
+    // Spread out: never 3 within 10 minutes (each gap 301 s, so first-to-third is 602 s).
+    for i in 0..6 {
+        e.observe(&ssh_fail(i * 301, "192.0.2.1", "a"), None, &mut out);
+    }
+    assert!(out.is_empty(), "{out:?}");
+    // Exactly 600 s from first to third counts (fail2ban's findtime is inclusive).
+    e.observe(&ssh_fail(10_000, "192.0.2.2", "a"), None, &mut out);
+    e.observe(&ssh_fail(10_300, "192.0.2.2", "a"), None, &mut out);
+    assert!(out.is_empty());
+    e.observe(&ssh_fail(10_600, "192.0.2.2", "a"), None, &mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].subject, Subject::Ip("192.0.2.2".parse().unwrap()));
+    assert!(
+        out[0].reasons[0].detail.contains("3 matching lines"),
+        "{:?}",
+        out[0].reasons
+    );
+    // After firing the window starts again.
+    e.observe(&ssh_fail(10_602, "192.0.2.2", "a"), None, &mut out);
+    e.observe(&ssh_fail(10_603, "192.0.2.2", "a"), None, &mut out);
+    assert_eq!(out.len(), 1);
+    e.observe(&ssh_fail(10_604, "192.0.2.2", "a"), None, &mut out);
+    assert_eq!(out.len(), 2);
+    let bad = parse_scenarios(
+        "t",
+        "- name: x\n  counting: { type: window, threshold: 0, window: 0s }\n  severity: low\n",
+    )
+    .unwrap_err();
+    assert_eq!(bad.len(), 2, "{bad:?}");
+}
+
+#[test]
+fn bad_conditions_groups_and_lists_are_reported_together() {
+    let yaml = r#"
+- name: two_tests
+  counting: { type: trigger }
+  severity: low
+  filter:
+    match:
+      - { field: path, contains: [a], ends_with: [b] }
+- name: no_test
+  counting: { type: trigger }
+  severity: low
+  filter:
+    any_of:
+      - match: [{ field: path }]
+- name: unknown_list
+  counting: { type: trigger }
+  severity: low
+  filter:
+    match: [{ field: path, contains: ["@no_such_list"] }]
+- name: bad_regex
+  counting: { type: trigger }
+  severity: low
+  filter:
+    match: [{ field: path, regex: ["(unclosed"] }]
+- name: bad_groups
+  counting: { type: trigger }
+  severity: low
+  group_by: [source, "path:nowhere"]
+  min_sources: 3
+- name: bad_spaced
+  counting: { type: spaced, count: 2, median_interval: 3h, expire: 2h }
+  severity: low
+- name: bad_distinct
+  counting: { type: leaky, capacity: 3, leak: 1s, distinct: ":file" }
+  severity: low
+"#;
+    let errs = parse_scenarios("mine.yaml", yaml).unwrap_err();
+    let text: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+    let has = |name: &str, what: &str| {
+        assert!(
+            text.iter()
+                .any(|t| t.contains(&format!("`{name}`")) && t.contains(what)),
+            "{name}: {what}: {text:?}"
+        );
+    };
+    has("two_tests", "exactly one of");
+    has("no_test", "any_of[0].match[0]");
+    has("unknown_list", "no built-in list `no_such_list`");
+    has("bad_regex", "(unclosed");
+    has("bad_groups", "unknown part `nowhere`");
+    has(
+        "bad_groups",
+        "`min_sources` needs a `group_by` without `source`",
+    );
+    has("bad_spaced", "`counting.count`");
+    has("bad_spaced", "median_interval");
+    has("bad_distinct", "names no field");
+}
+
+#[test]
+fn conditions_on_parts_decoded_forms_and_negation() {
+    let yaml = r#"
+- name: encoded_dotdot
+  counting: { type: trigger }
+  severity: low
+  filter:
+    kind: [http_request]
+    match:
+      - { field: path, part: query, decode: true, contains: ["../"] }
+      - { field: path, part: path, ends_with: [".css"], negate: true }
+      - { field: referer, present: false }
+"#;
+    let mut e = ScenarioEngine::try_new(
+        parse_scenarios("t", yaml).unwrap(),
+        EngineOptions::default(),
+    )
+    .unwrap();
+    let hit = |e: &mut ScenarioEngine, ip: &str, path: &str| {
+        !run(e, &[http(0, ip, "GET", path, 200, "x")]).is_empty()
+    };
+    assert!(
+        hit(&mut e, "192.0.2.1", "/a?f=%252e%252e%252fetc"),
+        "double-encoded"
+    );
+    assert!(hit(&mut e, "192.0.2.2", "/a?f=..%2Fetc"), "encoded once");
+    assert!(
+        !hit(&mut e, "192.0.2.3", "/../a?f=x"),
+        "in the path, not the query"
+    );
+    assert!(
+        !hit(&mut e, "192.0.2.4", "/site.css?f=../x"),
+        "negated: a stylesheet"
+    );
+    let mut with_referer = http(0, "192.0.2.5", "GET", "/a?f=../x", 200, "x");
+    with_referer
+        .fields
+        .push(("referer", "https://example.org/".into()));
+    assert!(run(&mut e, &[with_referer]).is_empty(), "present: false");
+}
+
+#[test]
+fn the_readme_scenario_example_is_valid() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let start = readme
+        .find("- name: wp_xmlrpc_abuse")
+        .expect("example in README");
+    let yaml = &readme[start..start + readme[start..].find("```").unwrap()];
+    let defs = parse_scenarios("README.md", yaml).unwrap();
+    assert_eq!(defs.len(), 2);
+    let mut e = ScenarioEngine::try_new(defs, EngineOptions::default()).unwrap();
+    let probes: Vec<Obs> = ["/.env", "/.git/config", "/x.sql", "/.env.bak", "/.htpasswd"]
+        .iter()
+        .map(|p| http(0, "192.0.2.77", "GET", p, 404, "x"))
+        .collect();
+    assert_eq!(names(&run(&mut e, &probes)), ["env_probing"]);
 }

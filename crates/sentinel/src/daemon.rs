@@ -31,6 +31,19 @@ pub async fn run(
     cfg: ValidatedConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // fail2ban jails become ordinary sources, scenarios and rules before anything is built.
+    let (expanded, warnings) = crate::jails::expand(&cfg);
+    for w in warnings {
+        tracing::warn!(evt = "fail2ban_jails", warning = %w);
+    }
+    let cfg = match expanded {
+        Ok(cfg) => cfg,
+        Err(errors) => anyhow::bail!(
+            "the fail2ban jails have {} problem(s):\n{}",
+            errors.len(),
+            errors.join("\n")
+        ),
+    };
     let data_dir = cfg.data_dir.clone();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
@@ -60,7 +73,7 @@ pub async fn run(
     let sc = &cfg.detect.scenarios;
     let scenario_dir = (!sc.dir.is_empty()).then(|| std::path::PathBuf::from(&sc.dir));
     let scenarios = ScenarioEngine::new(
-        crate::scenarios::load_defs(sc.builtin, scenario_dir.as_deref())?,
+        crate::scenarios::load_defs(sc.builtin, scenario_dir.as_deref(), &sc.define)?,
         EngineOptions {
             whitelist: crate::scenarios::resolve_whitelist(&sc.whitelist)?,
             ipv6_prefix: (sc.ipv6_prefix > 0).then_some(sc.ipv6_prefix),
@@ -291,13 +304,53 @@ fn band(b: CfgBand) -> Band {
     }
 }
 
-/// The policy matrix the configuration describes.
-pub fn policy_matrix(cfg: &ValidatedConfig) -> PolicyMatrix {
+/// The policy: one matrix per scenario that some rule names (its own rules and the general ones, in
+/// order), and the general rules for every other alert.
+#[derive(Debug, Clone)]
+pub struct ScenarioPolicy {
+    general: PolicyMatrix,
+    by_scenario: std::collections::HashMap<String, PolicyMatrix>,
+}
+
+impl ScenarioPolicy {
+    /// The mode plans are made in.
+    pub fn mode(&self) -> sentinel_core::Mode {
+        self.general.mode()
+    }
+}
+
+impl sentinel_core::Policy for ScenarioPolicy {
+    fn decide(&self, inv: &sentinel_core::Investigation) -> sentinel_core::Plan {
+        self.by_scenario
+            .get(&inv.alert.scenario)
+            .unwrap_or(&self.general)
+            .decide(inv)
+    }
+}
+
+/// The policy the configuration describes.
+pub fn policy_matrix(cfg: &ValidatedConfig) -> ScenarioPolicy {
+    let general = matrix(cfg, |r| r.scenario.is_empty());
+    let mut by_scenario = std::collections::HashMap::new();
+    for name in cfg.policy.rules.iter().flat_map(|r| r.scenario.iter()) {
+        if !by_scenario.contains_key(name) {
+            let m = matrix(cfg, |r| r.scenario.is_empty() || r.scenario.contains(name));
+            by_scenario.insert(name.clone(), m);
+        }
+    }
+    ScenarioPolicy {
+        general,
+        by_scenario,
+    }
+}
+
+fn matrix(cfg: &ValidatedConfig, keep: impl Fn(&sentinel_config::Rule) -> bool) -> PolicyMatrix {
     let p = &cfg.policy;
     let rules = p
         .rules
         .iter()
         .enumerate()
+        .filter(|(_, r)| keep(r))
         .map(|(i, r)| MatrixRule {
             name: r.name.clone().unwrap_or_else(|| format!("rule #{}", i + 1)),
             severity: r.severity.clone(),

@@ -8,6 +8,8 @@
 pub mod actuators;
 pub mod cli_decisions;
 pub mod daemon;
+pub mod import;
+pub mod jails;
 pub mod ledger_tasks;
 pub mod loggen;
 pub mod logs;

@@ -42,6 +42,11 @@ enum Command {
         #[arg(long, env = "SENTINEL_API_KEY", global = true, hide_env_values = true)]
         api_key: Option<String>,
     },
+    /// Print the sentinel.yml section equivalent to another tool's configuration.
+    Import {
+        #[command(subcommand)]
+        command: ImportCommand,
+    },
     /// Replay log files offline through the parsers and scenarios (event time, not wall time).
     Replay(ReplayArgs),
     /// Write synthetic logs with a known answer (for benchmarks and tests).
@@ -160,6 +165,16 @@ struct GenArgs {
 }
 
 #[derive(Subcommand)]
+enum ImportCommand {
+    /// fail2ban's enabled jails (jail.conf, jail.d/, jail.local): sources, scenarios and block TTLs.
+    Fail2ban {
+        /// fail2ban's configuration directory.
+        #[arg(default_value = "/etc/fail2ban")]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 enum ConfigCommand {
     /// Validate, then print the effective configuration (secrets as ***) and a WARNING per unsafe setting.
     Check(Common),
@@ -216,10 +231,44 @@ fn main() -> ExitCode {
                 for w in cfg.warnings() {
                     println!("WARNING: {w}");
                 }
-                ExitCode::SUCCESS
+                let (notes, errors) = sentinel::sources::preflight(&cfg);
+                for n in notes {
+                    println!("{n}");
+                }
+                if errors.is_empty() {
+                    ExitCode::SUCCESS
+                } else {
+                    eprintln!("the configuration has {} problem(s):", errors.len());
+                    for e in errors {
+                        eprintln!("{e}");
+                    }
+                    ExitCode::from(2)
+                }
             }
             Err(e) => {
                 eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Import {
+            command: ImportCommand::Fail2ban { dir },
+        } => match sentinel::import::fail2ban(&dir) {
+            Ok(i) => {
+                print!("{}", i.yaml);
+                for w in &i.warnings {
+                    eprintln!("WARNING: {w}");
+                }
+                for e in &i.errors {
+                    eprintln!("ERROR: {e}");
+                }
+                if i.errors.is_empty() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                }
+            }
+            Err(e) => {
+                eprintln!("sentinel import: {e:#}");
                 ExitCode::from(2)
             }
         },
@@ -356,10 +405,14 @@ fn replay(a: ReplayArgs) -> ExitCode {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     match sentinel::replay::run(&opts, &mut out) {
-        Ok(_) => {
+        Ok(summary) => {
             use std::io::Write;
             let _ = out.flush();
-            ExitCode::SUCCESS
+            if summary.is_partial() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
         }
         Err(e) => {
             use std::io::Write;

@@ -5,6 +5,7 @@
 //! Shutdown is by draining: when every intake sender is dropped, each stage finishes what is queued,
 //! closes its output, and ends; the caller then flushes the store writer.
 
+use crate::daemon::ScenarioPolicy;
 use sentinel_api::metrics::Metrics;
 use sentinel_api::submit::{Outcome, Submission};
 use sentinel_core::{
@@ -13,7 +14,7 @@ use sentinel_core::{
 };
 use sentinel_detect::{Heuristic, ScenarioEngine};
 use sentinel_intel::Investigator;
-use sentinel_respond::{Ledger, PolicyMatrix};
+use sentinel_respond::Ledger;
 use sentinel_store::{Record, StoreWriter};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -28,7 +29,7 @@ pub struct Stages {
     /// The investigator.
     pub investigator: Investigator,
     /// The policy.
-    pub policy: PolicyMatrix,
+    pub policy: ScenarioPolicy,
     /// The action ledger (actuators, allowlist, expiry).
     pub ledger: Arc<Ledger>,
     /// Who to tell.
@@ -298,7 +299,7 @@ async fn investigate(
 }
 
 async fn decide(
-    policy: PolicyMatrix,
+    policy: ScenarioPolicy,
     mut rx: mpsc::Receiver<Pending<Investigation>>,
     out: mpsc::Sender<Plan>,
     w: StoreWriter,

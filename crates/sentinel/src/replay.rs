@@ -53,6 +53,12 @@ pub struct ReplaySummary {
     pub unparsed: BTreeMap<String, u64>,
     /// Lines with invalid UTF-8 (read lossily).
     pub invalid_utf8: u64,
+    /// Lines longer than the limit, cut to it (and parsed as cut).
+    pub lines_too_long: u64,
+    /// Files that could not be read (or not to their end), each with why; the others still count.
+    pub unreadable: Vec<UnreadableFile>,
+    /// What the reader must not miss (a filter that matched nothing, …); also printed to stderr.
+    pub warnings: Vec<String>,
     /// Alerts raised, by scenario.
     pub alerts_by_scenario: BTreeMap<String, u64>,
     /// Sources with the most alerts.
@@ -69,6 +75,24 @@ pub struct ReplaySummary {
     pub elapsed_ms: u64,
     /// Throughput.
     pub lines_per_sec: u64,
+}
+
+/// A file replay could not read, or not to its end.
+#[derive(Debug, Serialize)]
+pub struct UnreadableFile {
+    /// The file as given.
+    pub file: String,
+    /// Why (`No such file or directory`, `Permission denied`, `is a directory`, `corrupt gzip …`).
+    pub reason: String,
+    /// Lines read from it before the error (they were replayed).
+    pub lines_read: u64,
+}
+
+impl ReplaySummary {
+    /// Whether some file could not be read (exit code 1: the results are partial).
+    pub fn is_partial(&self) -> bool {
+        !self.unreadable.is_empty()
+    }
 }
 
 /// A source and how many alerts it raised.
@@ -96,7 +120,7 @@ pub struct AlertLine {
 }
 
 fn load_scenarios(opts: &ReplayOptions) -> anyhow::Result<Vec<ScenarioDef>> {
-    crate::scenarios::load_defs(opts.builtin, opts.scenarios.as_deref())
+    crate::scenarios::load_defs(opts.builtin, opts.scenarios.as_deref(), &[])
 }
 
 fn parser(opts: &ReplayOptions) -> anyhow::Result<Box<dyn LineParser>> {
@@ -122,6 +146,13 @@ fn parser(opts: &ReplayOptions) -> anyhow::Result<Box<dyn LineParser>> {
 /// Runs the replay, writing the summary (or matches) to `out`.
 pub fn run(opts: &ReplayOptions, out: &mut dyn Write) -> anyhow::Result<ReplaySummary> {
     let parser = parser(opts)?;
+    // A parser the user chose (a fail2ban filter, or a format other than `auto`) that matches nothing is
+    // almost always the wrong filter or a broken one: say so.
+    let explicit = opts.fail2ban_filter.is_some() || opts.format != "auto";
+    let filter_name = match &opts.fail2ban_filter {
+        Some(_) => parser.name().to_owned(),
+        None => opts.format.clone(),
+    };
     let defs = load_scenarios(opts)?;
     let mut engine = ScenarioEngine::new(
         defs,
@@ -151,6 +182,7 @@ pub fn run(opts: &ReplayOptions, out: &mut dyn Write) -> anyhow::Result<ReplaySu
             utc_offset_secs: 0,
         };
         summary.files.push(file.display().to_string());
+        let before = (summary.lines, summary.parsed);
         let mut line_no = 0u64;
         let mut per_line = |line: &str| {
             line_no += 1;
@@ -200,16 +232,50 @@ pub fn run(opts: &ReplayOptions, out: &mut dyn Write) -> anyhow::Result<ReplaySu
                 );
             }
         };
-        let mut reader = sentinel_ingest::source::file::LineReader::open(file)
-            .with_context(|| format!("opening {}", file.display()))?;
-        reader
-            .for_each_line(&mut per_line)
-            .with_context(|| format!("reading {}", file.display()))?;
-        let stats = reader.stats();
-        summary.invalid_utf8 += stats.invalid_utf8;
+        let opened = if file.as_os_str() != "-" && file.is_dir() {
+            Err(std::io::Error::other("is a directory"))
+        } else {
+            sentinel_ingest::source::file::LineReader::open(file)
+        };
+        let mut stats = None;
+        let read = opened.and_then(|mut reader| {
+            let r = reader.for_each_line(&mut per_line);
+            stats = Some(reader.stats());
+            r
+        });
+        if let Some(st) = stats {
+            summary.invalid_utf8 += st.invalid_utf8;
+            summary.lines_too_long += st.too_long;
+        }
+        if let Err(e) = read {
+            let lines_read = summary.lines - before.0;
+            let reason = if lines_read > 0 {
+                format!("{e} (after {lines_read} lines, which were replayed)")
+            } else {
+                e.to_string()
+            };
+            summary.unreadable.push(UnreadableFile {
+                file: file.display().to_string(),
+                reason,
+                lines_read,
+            });
+        }
         if let Some(e) = io_error.take() {
             return Err(e).context("writing the matches");
         }
+        let (lines, parsed) = (summary.lines - before.0, summary.parsed - before.1);
+        if explicit && opts.files.len() > 1 && lines > 0 && parsed == 0 {
+            summary.warnings.push(format!(
+                "filter {filter_name} matched 0 of {lines} lines in {}",
+                file.display()
+            ));
+        }
+    }
+    if explicit && summary.lines > 0 && summary.parsed == 0 {
+        summary.warnings.insert(
+            0,
+            format!("filter {filter_name} matched 0 of {} lines", summary.lines),
+        );
     }
     if progress {
         eprintln!();
@@ -260,6 +326,12 @@ pub fn run(opts: &ReplayOptions, out: &mut dyn Write) -> anyhow::Result<ReplaySu
                 .unwrap_or_default(),
         })
         .collect();
+    for u in &summary.unreadable {
+        eprintln!("ERROR: {}: {}", u.file, u.reason);
+    }
+    for w in &summary.warnings {
+        eprintln!("WARNING: {w}");
+    }
     if opts.json {
         serde_json::to_writer_pretty(&mut *out, &summary)?;
         writeln!(out)?;
@@ -272,8 +344,13 @@ pub fn run(opts: &ReplayOptions, out: &mut dyn Write) -> anyhow::Result<ReplaySu
 fn print_table(s: &ReplaySummary, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(
         out,
-        "Replayed {} file(s) in {:.2} s ({} lines/s)",
+        "Replayed {} file(s){} in {:.2} s ({} lines/s)",
         s.files.len(),
+        if s.unreadable.is_empty() {
+            String::new()
+        } else {
+            format!(", {} unreadable: results are PARTIAL", s.unreadable.len())
+        },
         s.elapsed_ms as f64 / 1000.0,
         s.lines_per_sec
     )?;
@@ -283,8 +360,15 @@ fn print_table(s: &ReplaySummary, out: &mut dyn Write) -> std::io::Result<()> {
     for (reason, n) in &s.unparsed {
         writeln!(out, "  unparsed: {reason:<15}{n:>9}")?;
     }
+    writeln!(out, "  cut (too long)    {:>12}", s.lines_too_long)?;
     if s.invalid_utf8 > 0 {
         writeln!(out, "  invalid UTF-8     {:>12}", s.invalid_utf8)?;
+    }
+    for u in &s.unreadable {
+        writeln!(out, "  UNREADABLE {}: {}", u.file, u.reason)?;
+    }
+    for w in &s.warnings {
+        writeln!(out, "  WARNING: {w}")?;
     }
     writeln!(out)?;
     let total: u64 = s.alerts_by_scenario.values().sum();

@@ -5,8 +5,13 @@ use anyhow::Context;
 use sentinel_detect::scenario::{parse_scenarios, ScenarioDef, BUILTIN};
 use std::path::Path;
 
-/// The built-in scenarios (when `builtin`) plus those in `extra` (a `*.yaml` directory or one file).
-pub fn load_defs(builtin: bool, extra: Option<&Path>) -> anyhow::Result<Vec<ScenarioDef>> {
+/// The built-in scenarios (when `builtin`), those in `extra` (a `*.yaml` directory or one file) and those
+/// written inline in the configuration (`define`).
+pub fn load_defs(
+    builtin: bool,
+    extra: Option<&Path>,
+    define: &[serde_json::Value],
+) -> anyhow::Result<Vec<ScenarioDef>> {
     let mut defs = Vec::new();
     let mut errors = Vec::new();
     if builtin {
@@ -38,6 +43,13 @@ pub fn load_defs(builtin: bool, extra: Option<&Path>) -> anyhow::Result<Vec<Scen
                 Ok(d) => defs.extend(d),
                 Err(e) => errors.extend(e),
             }
+        }
+    }
+    if !define.is_empty() {
+        let text = serde_yaml::to_string(define).context("detect.scenarios.define")?;
+        match parse_scenarios("detect.scenarios.define", &text) {
+            Ok(d) => defs.extend(d),
+            Err(e) => errors.extend(e),
         }
     }
     let mut seen = std::collections::BTreeSet::new();
@@ -120,11 +132,11 @@ mod tests {
             "- name: ssh_bruteforce\n  counting: { type: trigger }\n  severity: low\n",
         )
         .unwrap();
-        let err = load_defs(true, Some(dir.path())).unwrap_err();
+        let err = load_defs(true, Some(dir.path()), &[]).unwrap_err();
         assert!(err
             .to_string()
             .contains("`ssh_bruteforce` is defined twice"));
-        assert_eq!(load_defs(false, Some(dir.path())).unwrap().len(), 1);
+        assert_eq!(load_defs(false, Some(dir.path()), &[]).unwrap().len(), 1);
     }
 }
 

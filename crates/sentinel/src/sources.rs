@@ -3,10 +3,11 @@
 //! than drops). Lines no parser understands are counted by reason.
 
 use anyhow::Context;
-use sentinel_api::metrics::Metrics;
+use sentinel_api::metrics::{LineCounts, Metrics};
 use sentinel_api::submit::Submission;
 use sentinel_config::{SourceConfig, ValidatedConfig};
 use sentinel_core::Redactor;
+use sentinel_ingest::fail2ban::FilterOptions;
 use sentinel_ingest::source::file::{FileTail, FileTailConfig};
 use sentinel_ingest::source::journald::{Journald, JournaldConfig};
 use sentinel_ingest::source::syslog::{SyslogConfig, SyslogReceiver};
@@ -35,22 +36,154 @@ impl RunningSources {
     }
 }
 
+/// What `config check` verifies beyond the pure validation (it reads files): fail2ban jails (expanded as the
+/// daemon would), every source's parser (fail2ban filters load) and every scenario. Returns notes to print
+/// (`WARNING: …` lines and a summary of the jails) and errors.
+pub fn preflight(cfg: &ValidatedConfig) -> (Vec<String>, Vec<String>) {
+    let mut notes = Vec::new();
+    let (expanded, warnings) = crate::jails::expand(cfg);
+    notes.extend(warnings.into_iter().map(|w| format!("WARNING: {w}")));
+    let cfg = match expanded {
+        Ok(cfg) => cfg,
+        Err(errors) => return (notes, errors),
+    };
+    let mut errors = Vec::new();
+    for (i, src) in cfg.sources.iter().enumerate() {
+        match source_parser(src) {
+            Ok(p) => {
+                if let SourceConfig::File {
+                    jail: Some(j),
+                    paths,
+                    ..
+                } = src
+                {
+                    notes.push(format!(
+                        "fail2ban jail {j}: filter {} on {}",
+                        p.name(),
+                        paths.join(", ")
+                    ));
+                } else if let SourceConfig::Journald {
+                    jail: Some(j),
+                    command,
+                    ..
+                } = src
+                {
+                    notes.push(format!(
+                        "fail2ban jail {j}: filter {} on `{}`",
+                        p.name(),
+                        command.join(" ")
+                    ));
+                }
+            }
+            Err(e) => errors.push(format!(
+                "{}: {e:#}",
+                source_label(src)
+                    .replace("jail:", "jail ")
+                    .replace("file:", &format!("sources[{i}] file "))
+            )),
+        }
+    }
+    let sc = &cfg.detect.scenarios;
+    let dir = (!sc.dir.is_empty()).then(|| std::path::PathBuf::from(&sc.dir));
+    if let Err(e) = crate::scenarios::load_defs(sc.builtin, dir.as_deref(), &sc.define) {
+        errors.push(format!("{e:#}"));
+    }
+    (notes, errors)
+}
+
 /// Builds the parser a source's lines are read with.
 pub fn parser_for(
     format: &str,
-    fail2ban: Option<(&Path, Option<String>)>,
+    fail2ban: Option<(&Path, FilterOptions)>,
 ) -> anyhow::Result<Box<dyn LineParser>> {
-    if let Some((path, mode)) = fail2ban {
-        let opts = sentinel_ingest::fail2ban::FilterOptions {
-            mode,
-            vars: Vec::new(),
-        };
+    if let Some((path, opts)) = fail2ban {
         let f = sentinel_ingest::fail2ban::Fail2banFilter::load(path, &opts)
             .with_context(|| format!("loading the fail2ban filter {}", path.display()))?;
         return Ok(Box::new(f));
     }
     sentinel_ingest::parse::by_name(format)
         .ok_or_else(|| anyhow::anyhow!("unknown format `{format}`"))
+}
+
+/// The parser of one configured source, tagged with its jail when it has one.
+pub fn source_parser(src: &SourceConfig) -> anyhow::Result<Box<dyn LineParser>> {
+    let (format, filter, mode, vars, jail) = match src {
+        SourceConfig::File {
+            format,
+            fail2ban_filter,
+            mode,
+            fail2ban_vars,
+            jail,
+            ..
+        }
+        | SourceConfig::Journald {
+            format,
+            fail2ban_filter,
+            mode,
+            fail2ban_vars,
+            jail,
+            ..
+        } => (format, fail2ban_filter, mode, fail2ban_vars.clone(), jail),
+        SourceConfig::Syslog { format, .. } => (format, &None, &None, Vec::new(), &None),
+        SourceConfig::Fail2banJails { dir } => anyhow::bail!(
+            "fail2ban_jails {} was not expanded into its jails' sources",
+            dir.display()
+        ),
+    };
+    let opts = FilterOptions {
+        mode: mode.clone(),
+        vars,
+    };
+    let parser = parser_for(format, filter.as_deref().map(|p| (p, opts)))?;
+    Ok(match jail {
+        Some(j) => Box::new(JailTagged {
+            inner: parser,
+            jail: j.clone(),
+        }),
+        None => parser,
+    })
+}
+
+/// The `source` label of a source in `/metrics`.
+pub fn source_label(src: &SourceConfig) -> String {
+    match src {
+        SourceConfig::File { jail: Some(j), .. } | SourceConfig::Journald { jail: Some(j), .. } => {
+            format!("jail:{j}")
+        }
+        SourceConfig::File { paths, .. } => format!("file:{}", paths.join(",")),
+        SourceConfig::Syslog { udp, tcp, .. } => format!(
+            "syslog:{}",
+            udp.iter()
+                .map(|a| format!("udp:{a}"))
+                .chain(tcp.iter().map(|a| format!("tcp:{a}")))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+        SourceConfig::Journald { .. } => "journald".into(),
+        SourceConfig::Fail2banJails { dir } => format!("fail2ban_jails:{}", dir.display()),
+    }
+}
+
+/// A jail's parser: its filter's matches carry the field `jail=<name>`, which the jail's scenario selects.
+struct JailTagged {
+    inner: Box<dyn LineParser>,
+    jail: String,
+}
+
+impl LineParser for JailTagged {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn parse(
+        &self,
+        line: &str,
+        ctx: &ParseCtx,
+    ) -> Result<sentinel_ingest::Parsed, sentinel_ingest::Unparsed> {
+        let mut p = self.inner.parse(line, ctx)?;
+        p.fields.push(("jail", self.jail.clone()));
+        Ok(p)
+    }
 }
 
 fn stop_future(
@@ -75,19 +208,15 @@ pub async fn start(
     let mut tasks = Vec::new();
     for (i, src) in cfg.sources.iter().enumerate() {
         let (tx, rx) = mpsc::channel::<RawLine>(1024);
-        let parser = match src {
-            SourceConfig::File {
-                format,
-                fail2ban_filter,
-                mode,
-                ..
-            } => parser_for(
-                format,
-                fail2ban_filter.as_deref().map(|p| (p, mode.clone())),
-            )?,
-            SourceConfig::Syslog { format, .. } | SourceConfig::Journald { format, .. } => {
-                parser_for(format, None)?
-            }
+        let parser = source_parser(src).with_context(|| format!("sources[{i}]"))?;
+        let counts = metrics
+            .source_lines
+            .counts(&source_label(src), parser.name());
+        // A jail's state is named after the jail, so adding or removing jails keeps every offset.
+        let state_name = |kind: &str| match src {
+            SourceConfig::File { jail: Some(j), .. }
+            | SourceConfig::Journald { jail: Some(j), .. } => format!("{kind}-jail-{j}.json"),
+            _ => format!("{kind}-{i}.json"),
         };
         match src {
             SourceConfig::File {
@@ -100,7 +229,7 @@ pub async fn start(
                 let tail = FileTail::new(
                     FileTailConfig {
                         patterns: paths.clone(),
-                        state_path: Some(state_dir.join(format!("file-{i}.json"))),
+                        state_path: Some(state_dir.join(state_name("file"))),
                         from_beginning: *from_beginning,
                         poll_interval: *poll_interval,
                         ..FileTailConfig::default()
@@ -136,7 +265,7 @@ pub async fn start(
                 let j = Journald::new(
                     JournaldConfig {
                         command: command.clone(),
-                        state_path: Some(state_dir.join(format!("journald-{i}.json"))),
+                        state_path: Some(state_dir.join(state_name("journald"))),
                         ..JournaldConfig::default()
                     },
                     source_metrics.clone(),
@@ -148,10 +277,15 @@ pub async fn start(
                     }
                 }));
             }
+            SourceConfig::Fail2banJails { dir } => anyhow::bail!(
+                "sources[{i}]: fail2ban_jails {} was not expanded",
+                dir.display()
+            ),
         }
         tasks.push(tokio::spawn(parse_lines(
             rx,
             parser,
+            counts,
             intake.clone(),
             metrics.clone(),
             redactor.clone(),
@@ -168,6 +302,7 @@ pub async fn start(
 async fn parse_lines(
     mut rx: mpsc::Receiver<RawLine>,
     parser: Box<dyn LineParser>,
+    counts: Arc<LineCounts>,
     intake: mpsc::Sender<Submission>,
     metrics: Arc<Metrics>,
     redactor: Arc<Redactor>,
@@ -187,6 +322,7 @@ async fn parse_lines(
         match parser.parse(&text, &ctx) {
             Ok(p) => {
                 metrics.log_lines_parsed.inc();
+                counts.matched.inc();
                 let event = p.to_event(
                     &raw.origin,
                     &text,
@@ -204,6 +340,7 @@ async fn parse_lines(
             }
             Err(u) => {
                 metrics.log_lines_unparsed.inc();
+                counts.unmatched.inc();
                 metrics
                     .by_reason
                     .add("log_lines_unparsed_by_reason", u.reason(), 1);

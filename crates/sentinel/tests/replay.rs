@@ -81,7 +81,23 @@ fn a_fail2ban_sshd_filter_matches_like_the_built_in_parser() {
     let builtin = sentinel_ingest::parse::by_name("sshd").unwrap();
     let ctx = ParseCtx::default();
     let (mut both, mut only_builtin, mut only_filter) = (0, Vec::new(), Vec::new());
+    // The generator draws pids at random, so unrelated connections share one. fail2ban's sshd filter ties
+    // lines of one pid into a session (`<F-MLFID>`) whose first address family wins (fail2ban merges the
+    // groups of a session), so the parity holds for the first line of each pid; later ones are fed to the
+    // filter (its session state must see them) but not compared.
+    let mut pids = std::collections::HashSet::new();
+    let mut later = 0;
     for line in text.lines() {
+        let pid = line
+            .split_once("sshd[")
+            .and_then(|(_, r)| r.split_once(']'))
+            .map(|(p, _)| p.to_owned());
+        let first_of_pid = pid.is_none_or(|p| pids.insert(p));
+        if !first_of_pid {
+            let _ = filter.parse(line, &ctx);
+            later += 1;
+            continue;
+        }
         let b = builtin
             .parse(line, &ctx)
             .ok()
@@ -100,7 +116,11 @@ fn a_fail2ban_sshd_filter_matches_like_the_built_in_parser() {
             (None, None) => {}
         }
     }
-    assert!(both > 2_000, "{both}");
+    assert!(both > 1_000, "{both}");
+    assert!(
+        later < 50_000 / 2,
+        "{later} lines share a pid with an earlier one"
+    );
     assert!(
         only_builtin.is_empty(),
         "{:?}",
@@ -232,4 +252,231 @@ fn cli_outputs_matches_json_and_reads_gzip_and_stdin() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+fn replay_cli(dir: &Path, args: &[&str]) -> (Option<i32>, serde_json::Value, String) {
+    let out = command(dir)
+        .arg("replay")
+        .args(args)
+        .arg("--json")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let v = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{stderr}", String::from_utf8_lossy(&out.stdout)));
+    (out.status.code(), v, stderr)
+}
+
+/// One bad file among several is named with its reason, the others still give their results, exit 1.
+#[test]
+fn unreadable_files_are_named_and_the_others_still_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let (good, _) = write_sshd(dir.path(), 5_000, 5, 50);
+    let gz = dir.path().join("auth.log.1.gz");
+    let ok = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("gzip -c {} > {}", good.display(), gz.display()))
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    // A gzip cut in the middle: its first lines are replayed, then the error is reported.
+    let bytes = std::fs::read(&gz).unwrap();
+    let cut = dir.path().join("cut.gz");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let missing = dir.path().join("missing.log");
+    let subdir = dir.path().join("a-directory");
+    std::fs::create_dir(&subdir).unwrap();
+    let (code, v, stderr) = replay_cli(
+        dir.path(),
+        &[
+            good.to_str().unwrap(),
+            missing.to_str().unwrap(),
+            subdir.to_str().unwrap(),
+            cut.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, Some(1), "partial results exit 1: {stderr}");
+    let unreadable = v["unreadable"].as_array().unwrap();
+    let reason = |name: &Path| {
+        unreadable
+            .iter()
+            .find(|u| u["file"] == name.to_str().unwrap())
+            .unwrap_or_else(|| panic!("{name:?} not reported: {unreadable:?}"))["reason"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(unreadable.len(), 3, "{unreadable:?}");
+    assert!(reason(&missing).contains("No such file"), "{unreadable:?}");
+    assert!(reason(&subdir).contains("is a directory"), "{unreadable:?}");
+    assert!(
+        reason(&cut).contains("deflate") || reason(&cut).contains("gzip"),
+        "{unreadable:?}"
+    );
+    let cut_lines = unreadable
+        .iter()
+        .find(|u| u["file"] == cut.to_str().unwrap())
+        .unwrap()["lines_read"]
+        .as_u64()
+        .unwrap();
+    assert!(cut_lines > 0 && cut_lines < 5_000, "{cut_lines}");
+    // The good file still gives its alerts (5 attackers), plus whatever the cut file's lines add.
+    assert_eq!(v["lines"].as_u64().unwrap(), 5_000 + cut_lines);
+    assert!(v["alerts_by_scenario"]["ssh_bruteforce"].as_u64().unwrap() >= 5);
+    for f in [&missing, &subdir, &cut] {
+        assert!(
+            stderr.contains(&format!("ERROR: {}", f.display())),
+            "{stderr}"
+        );
+    }
+
+    // All good: exit 0, nothing unreadable.
+    let (code, v, _) = replay_cli(dir.path(), &[good.to_str().unwrap(), gz.to_str().unwrap()]);
+    assert_eq!(code, Some(0));
+    assert_eq!(v["unreadable"].as_array().unwrap().len(), 0);
+    assert_eq!(v["lines"], 10_000);
+}
+
+/// Permission denied needs a user other than root (root reads anything): the CLI runs as `nobody`.
+#[test]
+fn a_file_without_read_permission_is_reported_as_such() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (good, _) = write_sshd(dir.path(), 1_000, 2, 10);
+    std::fs::set_permissions(&good, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let denied = dir.path().join("denied.log");
+    std::fs::write(&denied, "secret\n").unwrap();
+    std::fs::set_permissions(&denied, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let mut cmd = if nix_is_root() {
+        let mut c = std::process::Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(common::BIN);
+        c
+    } else {
+        std::process::Command::new(common::BIN)
+    };
+    let out = cmd
+        .env_clear()
+        .current_dir(dir.path())
+        .args(["replay", "--json"])
+        .arg(&good)
+        .arg(&denied)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["lines"], 1_000);
+    assert_eq!(v["unreadable"][0]["file"], denied.to_str().unwrap());
+    assert!(
+        v["unreadable"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("Permission denied"),
+        "{v}"
+    );
+}
+
+fn nix_is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// Lines longer than the limit are counted in the summary and the JSON.
+#[test]
+fn lines_cut_for_length_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("long.log");
+    let long = "x".repeat((1 << 20) + 10);
+    std::fs::write(&log, format!("short line\n{long}\n{long}\nanother\n")).unwrap();
+    let (code, v, _) = replay_cli(dir.path(), &[log.to_str().unwrap()]);
+    assert_eq!(code, Some(0));
+    assert_eq!(v["lines"], 4);
+    assert_eq!(v["lines_too_long"], 2);
+    let out = command(dir.path())
+        .args(["replay", log.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.trim_start().starts_with("cut (too long)") && l.trim_end().ends_with(" 2")),
+        "{text}"
+    );
+}
+
+/// A filter (or an explicit format) that matches none of the lines is a WARNING on stderr and in the JSON.
+#[test]
+fn a_filter_that_matches_nothing_is_loud() {
+    let dir = tempfile::tempdir().unwrap();
+    let (auth, _) = write_sshd(dir.path(), 2_000, 2, 10);
+    let mail = dir.path().join("mail.log");
+    std::fs::write(
+        &mail,
+        "Mar  9 10:00:00 mx postfix/smtpd[1]: connect from unknown[192.0.2.1]\n\
+         Mar  9 10:00:01 mx postfix/smtpd[1]: disconnect from unknown[192.0.2.1]\n",
+    )
+    .unwrap();
+    // The stock postfix filter on an sshd log: 0 of 2000.
+    let postfix = Path::new("/etc/fail2ban/filter.d/postfix.conf");
+    assert!(
+        postfix.is_file(),
+        "Debian's fail2ban package must be installed"
+    );
+    let (code, v, stderr) = replay_cli(
+        dir.path(),
+        &[
+            "--fail2ban-filter",
+            postfix.to_str().unwrap(),
+            auth.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(v["parsed"], 0);
+    let want = "filter postfix matched 0 of 2000 lines";
+    assert_eq!(v["warnings"][0], want, "{v}");
+    assert!(stderr.contains(&format!("WARNING: {want}")), "{stderr}");
+    // The same with --matches (no summary printed): still on stderr.
+    let out = command(dir.path())
+        .args([
+            "replay",
+            "--matches",
+            "--format",
+            "nginx",
+            auth.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("WARNING: filter nginx matched 0 of 2000 lines"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Several files: the one the filter misses is named.
+    let (_, v, _) = replay_cli(
+        dir.path(),
+        &[
+            "--format",
+            "sshd",
+            auth.to_str().unwrap(),
+            mail.to_str().unwrap(),
+        ],
+    );
+    let warnings = v["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_eq!(
+        warnings[0],
+        format!("filter sshd matched 0 of 2 lines in {}", mail.display())
+    );
+    // A filter that matches something, and `auto`, warn about nothing.
+    let (_, v, _) = replay_cli(dir.path(), &["--format", "sshd", auth.to_str().unwrap()]);
+    assert_eq!(v["warnings"].as_array().unwrap().len(), 0);
+    let (_, v, _) = replay_cli(dir.path(), &[mail.to_str().unwrap()]);
+    assert_eq!(v["warnings"].as_array().unwrap().len(), 0);
 }

@@ -1,8 +1,8 @@
 //! The scenario engine: runs every scenario over each observation and raises alerts on overflow.
 
-use crate::scenario::def::{Counting, ScenarioDef};
-use crate::scenario::filter::CompiledFilter;
-use crate::scenario::state::{Entry, KeyMap};
+use crate::scenario::counting::{compile, Compiled, Hit};
+use crate::scenario::def::{ScenarioDef, ScenarioError};
+use crate::scenario::views::{Memo, MemoBuf, Views};
 use ipnet::IpNet;
 use rustc_hash::{FxHashMap, FxHasher};
 use sentinel_core::{
@@ -61,86 +61,40 @@ pub struct EngineStats {
     pub live_keys: u64,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Leaky {
-    tat: i64,
-    cooldown_until: i64,
-}
-
-impl Entry for Leaky {
-    fn idle(&self, now: i64) -> bool {
-        self.tat <= now && self.cooldown_until <= now
-    }
-    fn freshness(&self) -> i64 {
-        self.tat.max(self.cooldown_until)
-    }
-}
-
-#[derive(Debug, Clone)]
-struct Distinct {
-    seen: Vec<(u64, i64)>,
-    window_ms: i64,
-    cooldown_until: i64,
-}
-
-impl Entry for Distinct {
-    fn idle(&self, now: i64) -> bool {
-        self.cooldown_until <= now
-            && self
-                .seen
-                .iter()
-                .all(|(_, t)| t.saturating_add(self.window_ms) <= now)
-    }
-    fn freshness(&self) -> i64 {
-        let last = self
-            .seen
-            .iter()
-            .map(|(_, t)| t.saturating_add(self.window_ms))
-            .max()
-            .unwrap_or(i64::MIN);
-        last.max(self.cooldown_until)
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Cooldown(i64);
-
-impl Entry for Cooldown {
-    fn idle(&self, now: i64) -> bool {
-        self.0 <= now
-    }
-    fn freshness(&self) -> i64 {
-        self.0
-    }
-}
-
-#[derive(Debug)]
-enum State {
-    Leaky(KeyMap<Leaky>),
-    Distinct(KeyMap<Distinct>),
-    Trigger(KeyMap<Cooldown>),
-}
-
-#[derive(Debug)]
-struct Compiled {
-    def: ScenarioDef,
-    filter: CompiledFilter,
-    state: State,
-    cooldown_ms: i64,
-}
-
 /// Runs scenarios over observations.
 #[derive(Debug)]
 pub struct ScenarioEngine {
     scenarios: Vec<Compiled>,
+    views: Views,
+    /// Scenarios by the kinds they look at (their filter's and their `cancel_on`'s), each with whether
+    /// its filter (not only its `cancel_on`) takes the kind.
+    by_kind: FxHashMap<String, Vec<(usize, bool)>>,
+    /// Scenarios that look at every kind (with whether their filter does).
+    any_kind: Vec<(usize, bool)>,
+    hits: Vec<Hit>,
+    memo: MemoBuf,
+    rejected: Vec<ScenarioError>,
     opts: EngineOptions,
     evidence: FxHashMap<(usize, u128), Vec<(i64, String)>>,
     redactor: Redactor,
     stats: EngineStats,
 }
 
-fn ms(d: std::time::Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
+fn hash_str(h: &mut FxHasher, s: &str) {
+    h.write(s.as_bytes());
+    h.write_u8(0xff);
+}
+
+/// A 128-bit key from a source key and a group hash.
+fn mix(source: u128, group: u64) -> u128 {
+    let half = |seed: u64| {
+        let mut h = FxHasher::default();
+        h.write_u64(seed);
+        h.write_u128(source);
+        h.write_u64(group);
+        h.finish()
+    };
+    (u128::from(half(0x9e37_79b9_7f4a_7c15)) << 64) | u128::from(half(0xc2b2_ae3d_27d4_eb4f))
 }
 
 /// The score an alert of this severity carries.
@@ -155,33 +109,89 @@ fn score(s: Severity) -> u8 {
 }
 
 impl ScenarioEngine {
-    /// An engine over the enabled scenarios in `defs`.
+    /// An engine over the enabled scenarios in `defs`. A scenario that does not compile (which
+    /// [`parse_scenarios`](crate::scenario::parse_scenarios) rules out) is left out and listed by
+    /// [`ScenarioEngine::rejected`]; [`ScenarioEngine::try_new`] refuses instead.
     pub fn new(defs: Vec<ScenarioDef>, opts: EngineOptions) -> Self {
         let cap = opts.max_keys_per_scenario;
-        let scenarios = defs
-            .into_iter()
-            .filter(|d| d.enabled)
-            .map(|def| {
-                let state = match def.counting {
-                    Counting::Leaky { .. } => State::Leaky(KeyMap::new(cap)),
-                    Counting::Distinct { .. } => State::Distinct(KeyMap::new(cap)),
-                    Counting::Trigger => State::Trigger(KeyMap::new(cap)),
-                };
-                Compiled {
-                    filter: CompiledFilter::new(&def.filter),
-                    cooldown_ms: ms(def.cooldown),
-                    state,
-                    def,
+        let mut views = Views::default();
+        let mut scenarios = Vec::new();
+        let mut rejected = Vec::new();
+        for def in defs.into_iter().filter(|d| d.enabled) {
+            let name = def.name.clone();
+            match compile(def, &mut views, cap) {
+                Ok(c) => scenarios.push(c),
+                Err(message) => rejected.push(ScenarioError {
+                    origin: format!("scenario `{name}`"),
+                    message,
+                }),
+            }
+        }
+        if let Err(message) = views.finalize() {
+            // Only a pattern set too large for an automaton gets here: nothing can run safely.
+            rejected.push(ScenarioError {
+                origin: "scenarios".into(),
+                message,
+            });
+            scenarios.clear();
+        }
+        let mut by_kind: FxHashMap<String, Vec<(usize, bool)>> = FxHashMap::default();
+        let mut any_kind = Vec::new();
+        for (i, c) in scenarios.iter().enumerate() {
+            let cancel_kinds = c.cancel.as_ref().map(|f| f.kinds());
+            if c.filter.kinds().is_empty() || cancel_kinds.is_some_and(|k| k.is_empty()) {
+                any_kind.push((i, c.filter.kinds().is_empty()));
+                continue;
+            }
+            let kinds = c.filter.kinds().iter().chain(cancel_kinds.unwrap_or(&[]));
+            for k in kinds {
+                let list = by_kind.entry(k.clone()).or_default();
+                if list.last().map(|l| l.0) != Some(i) {
+                    list.push((i, c.filter.kind_matches(k)));
                 }
-            })
-            .collect();
+            }
+        }
+        // Every kind's list also holds the any-kind scenarios, in definition order.
+        for (kind, list) in by_kind.iter_mut() {
+            list.extend(
+                any_kind
+                    .iter()
+                    .map(|&(i, _)| (i, scenarios[i].filter.kind_matches(kind))),
+            );
+            list.sort_unstable();
+            list.dedup_by_key(|l| l.0);
+        }
         Self {
             scenarios,
+            views,
+            by_kind,
+            any_kind,
+            hits: Vec::new(),
+            memo: MemoBuf::default(),
+            rejected,
             opts,
             evidence: FxHashMap::default(),
             redactor: Redactor::default(),
             stats: EngineStats::default(),
         }
+    }
+
+    /// Like [`ScenarioEngine::new`], but refuses when any enabled scenario does not compile.
+    pub fn try_new(
+        defs: Vec<ScenarioDef>,
+        opts: EngineOptions,
+    ) -> Result<Self, Vec<ScenarioError>> {
+        let e = Self::new(defs, opts);
+        if e.rejected.is_empty() {
+            Ok(e)
+        } else {
+            Err(e.rejected)
+        }
+    }
+
+    /// Scenarios left out because they did not compile.
+    pub fn rejected(&self) -> &[ScenarioError] {
+        &self.rejected
     }
 
     /// Masks secrets in evidence lines with this redactor (the default masks the built-in keys).
@@ -200,11 +210,7 @@ impl ScenarioEngine {
         let mut s = self.stats.clone();
         let (mut live, mut expired, mut evicted) = (0u64, 0u64, 0u64);
         for c in &self.scenarios {
-            let (l, x, e) = match &c.state {
-                State::Leaky(m) => (m.len(), m.expired, m.evicted),
-                State::Distinct(m) => (m.len(), m.expired, m.evicted),
-                State::Trigger(m) => (m.len(), m.expired, m.evicted),
-            };
+            let (l, x, e) = c.counters();
             live += l as u64;
             expired += x;
             evicted += e;
@@ -250,12 +256,67 @@ impl ScenarioEngine {
             return;
         };
         let kind = o.kind();
+        let candidates: &[(usize, bool)] = match self.by_kind.get(kind) {
+            Some(list) => list,
+            None => &self.any_kind,
+        };
+        if candidates.is_empty() {
+            return;
+        }
+        // First pass, read-only: which scenarios count (or cancel), and their group and distinct values.
+        let mut hits = std::mem::take(&mut self.hits);
+        hits.clear();
+        {
+            let views = &self.views;
+            let mut memo = Memo::new(o, &mut self.memo, views);
+            let value_hash = |memo: &mut Memo<'_, '_, O>, h: &mut FxHasher, view: usize| {
+                hash_str(h, memo.get(view, views).map_or("", |f| f[0].as_str()));
+            };
+            for &(idx, kind_ok) in candidates {
+                let sc = &self.scenarios[idx];
+                let cancel = sc
+                    .cancel
+                    .as_ref()
+                    .is_some_and(|c| c.matches(&mut memo, views));
+                let counts = cancel || (kind_ok && sc.filter.rest_matches(&mut memo, views));
+                if !counts {
+                    continue;
+                }
+                let mut group = 0;
+                if !sc.group_views.is_empty() {
+                    let mut h = FxHasher::default();
+                    for &g in &sc.group_views {
+                        value_hash(&mut memo, &mut h, g);
+                    }
+                    group = h.finish();
+                }
+                let mut distinct = 0;
+                if let Some(d) = sc.distinct_view {
+                    let mut h = FxHasher::default();
+                    value_hash(&mut memo, &mut h, d);
+                    distinct = h.finish();
+                }
+                hits.push(Hit {
+                    idx,
+                    cancel,
+                    group,
+                    distinct,
+                });
+            }
+        }
         let now = o.ts().as_millis();
         let mut whitelisted: Option<bool> = None;
         let mut matched = false;
-        for idx in 0..self.scenarios.len() {
-            let sc = &self.scenarios[idx];
-            if !sc.filter.kind_matches(kind) || !sc.filter.rest_matches(o) {
+        let (ip_key, subject_ip) = self.key(ip);
+        for hit in &hits {
+            let sc = &self.scenarios[hit.idx];
+            let key = match (sc.per_source, sc.group.is_empty()) {
+                (true, true) => ip_key,
+                (true, false) => mix(ip_key, hit.group),
+                (false, _) => mix(0, hit.group),
+            };
+            if hit.cancel {
+                self.cancel(hit.idx, key);
                 continue;
             }
             let wl = *whitelisted.get_or_insert_with(|| {
@@ -269,12 +330,12 @@ impl ScenarioEngine {
                 continue;
             }
             matched = true;
-            let (key, subject_ip) = self.key(ip);
-            if let Some(detail) = self.count(idx, key, now, o, line) {
-                let evidence = self.evidence.remove(&(idx, key)).unwrap_or_default();
-                out.push(self.alert(idx, subject_ip, o, detail, evidence, line));
+            if let Some((detail, subject)) = self.count(hit, key, subject_ip, now, o, line) {
+                let evidence = self.evidence.remove(&(hit.idx, key)).unwrap_or_default();
+                out.push(self.alert(hit.idx, subject, o, detail, evidence, line));
             }
         }
+        self.hits = hits;
         if whitelisted == Some(true) && !matched {
             self.stats.whitelisted += 1;
         }
@@ -283,99 +344,29 @@ impl ScenarioEngine {
         }
     }
 
-    /// Counts one matching observation; returns the alert detail when the scenario fires.
+    fn cancel(&mut self, idx: usize, key: u128) {
+        let sc = &mut self.scenarios[idx];
+        let had = sc.forget(key);
+        if had {
+            self.evidence.remove(&(idx, key));
+        }
+    }
+
+    /// Counts one matching observation; returns the alert detail and subject when the scenario
+    /// fires, and keeps the line as evidence while the key is close to firing.
     fn count<O: Observed + ?Sized>(
         &mut self,
-        idx: usize,
+        hit: &Hit,
         key: u128,
+        source: IpAddr,
         now: i64,
         o: &O,
         line: Option<&str>,
-    ) -> Option<String> {
-        let sc = &mut self.scenarios[idx];
-        let cooldown = sc.cooldown_ms;
-        let (fired, hot) = match (&mut sc.state, &sc.def.counting) {
-            (State::Leaky(m), Counting::Leaky { capacity, leak }) => {
-                let leak = ms(*leak).max(1);
-                let cap = i64::from(*capacity);
-                let b = m.entry(key, now, || Leaky {
-                    tat: i64::MIN,
-                    cooldown_until: i64::MIN,
-                });
-                if now < b.cooldown_until {
-                    return None;
-                }
-                b.tat = b.tat.max(now).saturating_add(leak);
-                let units = ((i128::from(b.tat) - i128::from(now) + i128::from(leak) - 1)
-                    / i128::from(leak)) as i64;
-                if units > cap {
-                    b.tat = now;
-                    b.cooldown_until = now.saturating_add(cooldown);
-                    (
-                        Some(format!(
-                            "{units} matching lines from one source (bucket capacity {cap}, one leaks every {})",
-                            humantime::format_duration(std::time::Duration::from_millis(leak as u64))
-                        )),
-                        false,
-                    )
-                } else {
-                    (None, units * 2 >= cap)
-                }
-            }
-            (
-                State::Distinct(m),
-                Counting::Distinct {
-                    field,
-                    threshold,
-                    window,
-                },
-            ) => {
-                let value = o.field(field)?;
-                let window_ms = ms(*window);
-                let mut h = FxHasher::default();
-                h.write(value.as_bytes());
-                let hv = h.finish();
-                let d = m.entry(key, now, || Distinct {
-                    seen: Vec::new(),
-                    window_ms,
-                    cooldown_until: i64::MIN,
-                });
-                if now < d.cooldown_until {
-                    return None;
-                }
-                d.seen.retain(|(_, t)| t.saturating_add(window_ms) > now);
-                match d.seen.iter_mut().find(|(v, _)| *v == hv) {
-                    Some(e) => e.1 = e.1.max(now),
-                    None => d.seen.push((hv, now)),
-                }
-                let n = d.seen.len() as u32;
-                if n >= *threshold {
-                    d.seen.clear();
-                    d.cooldown_until = now.saturating_add(cooldown);
-                    (
-                        Some(format!(
-                            "{n} distinct `{field}` values from one source within {}",
-                            humantime::format_duration(*window)
-                        )),
-                        false,
-                    )
-                } else {
-                    (None, n * 2 >= *threshold)
-                }
-            }
-            (State::Trigger(m), _) => {
-                if m.get_mut(key).is_some_and(|c| now < c.0) {
-                    return None;
-                }
-                let c = m.entry(key, now, || Cooldown(i64::MIN));
-                c.0 = now.saturating_add(cooldown);
-                (Some("matched on first sight".to_string()), false)
-            }
-            _ => return None,
-        };
+    ) -> Option<(String, IpAddr)> {
+        let (fired, hot) = self.scenarios[hit.idx].pour(hit, key, source, now, o);
         if hot {
             if let Some(line) = line {
-                self.keep_evidence(idx, key, now, line);
+                self.keep_evidence(hit.idx, key, now, line);
             }
         }
         fired

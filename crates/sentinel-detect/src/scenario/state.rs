@@ -46,6 +46,11 @@ impl<V: Entry> KeyMap<V> {
         self.map.get_mut(&k)
     }
 
+    /// Forgets `k` (a cancelled count); whether it was there.
+    pub(crate) fn remove(&mut self, k: u128) -> bool {
+        self.map.remove(&k).is_some()
+    }
+
     /// The entry for `k`, made with `make` if absent (making room first if the map is full).
     pub(crate) fn entry(&mut self, k: u128, now: i64, make: impl FnOnce() -> V) -> &mut V {
         if !self.map.contains_key(&k) {

@@ -1,0 +1,373 @@
+//! fail2ban jails in Sentinel's terms: each enabled jail of a `fail2ban_jails` source (or of
+//! `sentinel import fail2ban`) becomes a file or journald source parsed by the jail's filter, a scenario
+//! and a block TTL.
+//!
+//! The mapping, and where it is not exact:
+//! - `maxretry` failures within `findtime` → a `window` scenario (`threshold: maxretry, window: findtime`),
+//!   counted per source address, on lines tagged `jail=<name>` by the jail's source. A leaky bucket cannot
+//!   say this exactly (a bucket that fires on a burst of `maxretry` within `findtime` also fires, later, on a
+//!   slow steady trickle that fail2ban never bans), so the jail uses the sliding window fail2ban documents.
+//! - `bantime` → a policy rule for that scenario only: `block_ip` for `bantime` (at any risk and confidence:
+//!   fail2ban bans without an investigation). `bantime = -1` (permanent) becomes `policy.max_ttl`, because every
+//!   Sentinel action has a time limit; a `bantime` above `policy.max_ttl` is cut to it. Both are warnings.
+//! - `bantime.increment` → `respond.escalation_*` (TTL × factor^earlier actions, capped): fail2ban's default
+//!   formula doubles per earlier ban, which is `escalation_factor: 2`, `escalation_max_ttl: bantime.maxtime`.
+//!   `bantime.factor` ≠ 1, a custom `bantime.formula`, `bantime.multipliers` and `bantime.rndtime` cannot be
+//!   expressed, and escalation is global in Sentinel (fail2ban's `bantime.overalljails = true`): warnings.
+//! - `ignoreip` → `detect.scenarios.whitelist`, which is global: jails with different lists are a warning.
+//! - `port` → none: Sentinel blocks the address on every port (a warning names the jails that set one).
+//! - `backend = systemd` → a journald source with the filter's `journalmatch` as `journalctl` match arguments.
+//!
+//! Errors (the daemon refuses to start, `config check` exits 2): an unreadable jail file, an enabled jail whose
+//! options are wrong, whose filter is missing or does not load. A `logpath` that matches no file now is a
+//! warning: fail2ban refuses such a jail, but Sentinel's tail picks the file up when it appears.
+
+use sentinel_config::{ActionRule, Rule, SourceConfig, ValidatedConfig};
+use sentinel_core::{ActionKind, Severity};
+use sentinel_ingest::fail2ban::{read_jails, Backend, BanTime, Jail};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::time::Duration;
+
+/// The scenario name of a jail (`fail2ban-sshd`); characters a scenario name cannot hold become `_`.
+pub fn scenario_name(jail: &str) -> String {
+    let clean: String = jail
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("fail2ban-{clean}")
+}
+
+/// What the jails of one or more directories add to a configuration.
+#[derive(Debug, Default)]
+pub struct JailPlan {
+    /// One source per enabled jail.
+    pub sources: Vec<SourceConfig>,
+    /// One scenario per jail, in the scenario file format.
+    pub scenarios: Vec<Value>,
+    /// One policy rule per jail (its block TTL).
+    pub rules: Vec<Rule>,
+    /// `ignoreip` entries, all jails together.
+    pub whitelist: Vec<String>,
+    /// `respond.escalation_*` to express `bantime.increment`: (factor, max_ttl), when a jail enables it.
+    pub escalation: Option<(u32, Duration)>,
+    /// What cannot be honoured exactly, or may not work yet.
+    pub warnings: Vec<String>,
+    /// What makes the jails unusable.
+    pub errors: Vec<String>,
+    /// Enabled jails turned into sources.
+    pub jails: Vec<String>,
+}
+
+/// Reads the jails of `dir` and maps each enabled one. `max_ttl` caps ban times.
+pub fn plan(dir: &Path, max_ttl: Duration) -> JailPlan {
+    let mut p = JailPlan::default();
+    let set = match read_jails(dir) {
+        Ok(s) => s,
+        Err(e) => {
+            p.errors
+                .push(format!("fail2ban jails in {}: {e}", dir.display()));
+            return p;
+        }
+    };
+    p.errors.extend(set.problems.iter().map(|e| e.to_string()));
+    if set.jails.is_empty() && set.problems.is_empty() {
+        p.errors.push(format!(
+            "fail2ban jails in {}: no jail is enabled (set `enabled = true` in jail.local)",
+            dir.display()
+        ));
+    }
+    let mut ignore_lists: Vec<(String, Vec<String>)> = Vec::new();
+    let mut ports = Vec::new();
+    let mut unhonoured: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for j in &set.jails {
+        if let Err(e) = map_jail(j, max_ttl, &mut p) {
+            p.errors.push(format!("jail [{}] filter: {e}", j.name));
+            continue;
+        }
+        p.jails.push(j.name.clone());
+        ignore_lists.push((j.name.clone(), j.ignoreip.clone()));
+        for (k, v) in &j.unhonoured {
+            unhonoured
+                .entry(format!("{k} = {v}"))
+                .or_default()
+                .push(j.name.clone());
+        }
+        if !j.port.is_empty() && j.port != "0:65535" {
+            ports.push(format!("{} ({})", j.name, j.port));
+        }
+    }
+    for (_, list) in &ignore_lists {
+        for ip in list {
+            if !p.whitelist.contains(ip) {
+                p.whitelist.push(ip.clone());
+            }
+        }
+    }
+    if ignore_lists.windows(2).any(|w| w[0].1 != w[1].1) {
+        p.warnings.push(format!(
+            "jails have different `ignoreip` lists; Sentinel's whitelist is global, so their union ({}) is never counted by any scenario",
+            p.whitelist.join(" ")
+        ));
+    }
+    if !ports.is_empty() {
+        p.warnings.push(format!(
+            "`port` is not used: Sentinel blocks an address on every port, not only {}",
+            ports.join(", ")
+        ));
+    }
+    for (opt, jails) in unhonoured {
+        let why = if opt.starts_with("usedns") {
+            "Sentinel never resolves host names found in log lines (such lines are counted as host_not_an_address)"
+        } else if opt.starts_with("ignorecommand") {
+            "Sentinel runs no command to decide whether to ignore an address (use ignoreip / the whitelist)"
+        } else if opt.starts_with("logtimezone") {
+            "log times without a zone are read as UTC"
+        } else {
+            "log lines are read as UTF-8 (invalid bytes replaced and counted)"
+        };
+        p.warnings.push(format!(
+            "`{opt}` ({}): not honoured: {why}",
+            jails.join(", ")
+        ));
+    }
+    escalation(&set.jails, max_ttl, &mut p);
+    p
+}
+
+fn map_jail(j: &Jail, max_ttl: Duration, p: &mut JailPlan) -> anyhow::Result<()> {
+    let filter = j.load_filter()?;
+    let name = scenario_name(&j.name);
+    let mode = j.filter.options.mode.clone();
+    let vars = j.filter.options.vars.clone();
+    match &j.backend {
+        Backend::Files(_) => {
+            let mut missing = Vec::new();
+            for g in &j.logpaths {
+                let found = glob::glob(g)
+                    .map(|paths| paths.filter_map(Result::ok).any(|p| p.is_file()))
+                    .unwrap_or(false);
+                if !found {
+                    missing.push(g.as_str());
+                }
+            }
+            if missing.len() == j.logpaths.len() {
+                p.warnings.push(format!(
+                    "jail [{}] logpath: no file matches {} now (fail2ban would refuse this jail; Sentinel reads the file once it appears)",
+                    j.name,
+                    missing.join(", ")
+                ));
+            } else if !missing.is_empty() {
+                p.warnings.push(format!(
+                    "jail [{}] logpath: no file matches {} now",
+                    j.name,
+                    missing.join(", ")
+                ));
+            }
+            p.sources.push(SourceConfig::File {
+                paths: j.logpaths.clone(),
+                format: "auto".into(),
+                from_beginning: false,
+                fail2ban_filter: Some(j.filter.path.clone()),
+                mode,
+                fail2ban_vars: vars,
+                jail: Some(j.name.clone()),
+                poll_interval: Duration::from_millis(250),
+            });
+        }
+        Backend::Systemd => {
+            let mut command: Vec<String> = ["journalctl", "-o", "json", "-f", "--no-pager"]
+                .map(String::from)
+                .to_vec();
+            match j.journalmatch(&filter) {
+                Some(m) => command.extend(m.split_whitespace().map(String::from)),
+                None => p.warnings.push(format!(
+                    "jail [{}]: backend systemd and no journalmatch: the whole journal is read",
+                    j.name
+                )),
+            }
+            p.sources.push(SourceConfig::Journald {
+                command,
+                format: "auto".into(),
+                fail2ban_filter: Some(j.filter.path.clone()),
+                mode,
+                fail2ban_vars: vars,
+                jail: Some(j.name.clone()),
+            });
+        }
+    }
+    let ttl = match j.bantime {
+        BanTime::Permanent => {
+            p.warnings.push(format!(
+                "jail [{}] bantime -1 (permanent): every Sentinel block has a time limit, so it lasts policy.max_ttl ({})",
+                j.name,
+                humantime::format_duration(max_ttl)
+            ));
+            max_ttl
+        }
+        BanTime::Seconds(s) if Duration::from_secs(s) > max_ttl => {
+            p.warnings.push(format!(
+                "jail [{}] bantime {} is longer than policy.max_ttl: blocks last {}",
+                j.name,
+                humantime::format_duration(Duration::from_secs(s)),
+                humantime::format_duration(max_ttl)
+            ));
+            max_ttl
+        }
+        BanTime::Seconds(s) => Duration::from_secs(s.max(1)),
+    };
+    let findtime = humantime::format_duration(Duration::from_secs(j.findtime)).to_string();
+    p.scenarios.push(json!({
+        "name": name,
+        "description": format!(
+            "fail2ban jail {}: {} failures within {findtime} (filter {}{})",
+            j.name,
+            j.maxretry,
+            j.filter.name,
+            j.filter.options.mode.as_deref().map(|m| format!("[mode={m}]")).unwrap_or_default()
+        ),
+        "counting": { "type": "window", "threshold": j.maxretry, "window": findtime },
+        "filter": { "kind": ["rule_match"], "field_in": { "jail": [j.name] } },
+        // A banned address is not counted by fail2ban until its ban ends; in observe mode the alert repeats
+        // at most once per ban time.
+        "cooldown": humantime::format_duration(ttl).to_string(),
+        "severity": "high",
+        "confidence": 1.0,
+    }));
+    p.rules.push(Rule {
+        name: Some(name.clone()),
+        scenario: vec![name],
+        severity: Severity::ALL.to_vec(),
+        risk: sentinel_config::Band::ALL.to_vec(),
+        confidence: sentinel_config::Band::ALL.to_vec(),
+        actions: vec![ActionRule {
+            kind: ActionKind::BlockIp,
+            ttl: Some(ttl),
+            params: Value::Null,
+        }],
+    });
+    Ok(())
+}
+
+fn escalation(jails: &[Jail], max_ttl: Duration, p: &mut JailPlan) {
+    let inc: Vec<_> = jails
+        .iter()
+        .filter(|j| p.jails.contains(&j.name))
+        .filter_map(|j| j.increment.as_ref().map(|i| (j, i)))
+        .collect();
+    if inc.is_empty() {
+        return;
+    }
+    if inc.len() != p.jails.len() {
+        p.warnings.push(
+            "bantime.increment is on for some jails only; Sentinel's escalation applies to every block"
+                .into(),
+        );
+    }
+    let mut max = Duration::ZERO;
+    for (j, i) in &inc {
+        let mut cannot = Vec::new();
+        if (i.factor - 1.0).abs() > f64::EPSILON {
+            cannot.push(format!("bantime.factor {}", i.factor));
+        }
+        if let Some(f) = &i.formula {
+            cannot.push(format!("bantime.formula {f:?}"));
+        }
+        if !i.multipliers.is_empty() {
+            cannot.push("bantime.multipliers".to_string());
+        }
+        if i.rndtime.is_some() {
+            cannot.push("bantime.rndtime".to_string());
+        }
+        if !i.overalljails {
+            cannot.push(
+                "bantime.overalljails = false (Sentinel counts earlier blocks from every scenario)"
+                    .to_string(),
+            );
+        }
+        if !cannot.is_empty() {
+            p.warnings.push(format!(
+                "jail [{}]: not expressible, ignored: {}; TTLs double per earlier block",
+                j.name,
+                cannot.join(", ")
+            ));
+        }
+        // fail2ban has no cap without maxtime; Sentinel's is policy.max_ttl.
+        let cap = i.maxtime.map_or(max_ttl, Duration::from_secs).min(max_ttl);
+        max = max.max(cap);
+    }
+    p.escalation = Some((2, max));
+}
+
+/// Replaces every `fail2ban_jails` source by the jails' sources, adds their scenarios, rules and whitelist.
+/// Returns the expanded configuration (or every error) and the warnings, which hold either way.
+pub fn expand(cfg: &ValidatedConfig) -> (Result<ValidatedConfig, Vec<String>>, Vec<String>) {
+    let mut out = cfg.clone();
+    let mut warnings = Vec::new();
+    let mut errors = Vec::new();
+    let mut sources = Vec::new();
+    let mut rules = Vec::new();
+    for src in &cfg.sources {
+        let SourceConfig::Fail2banJails { dir } = src else {
+            sources.push(src.clone());
+            continue;
+        };
+        let p = plan(dir, cfg.policy.max_ttl);
+        errors.extend(p.errors);
+        warnings.extend(p.warnings);
+        sources.extend(p.sources);
+        rules.extend(p.rules);
+        out.detect.scenarios.define.extend(p.scenarios);
+        for w in p.whitelist {
+            if !out.detect.scenarios.whitelist.contains(&w) {
+                out.detect.scenarios.whitelist.push(w);
+            }
+        }
+        match p.escalation {
+            Some((factor, max)) => {
+                let r = &cfg.respond;
+                if r.escalation_factor != factor || r.escalation_max_ttl != max {
+                    warnings.push(format!(
+                        "jails in {} use bantime.increment (double per earlier ban, at most {}); respond has escalation_factor {} and escalation_max_ttl {}: set them to {factor} and {} to match",
+                        dir.display(),
+                        humantime::format_duration(max),
+                        r.escalation_factor,
+                        humantime::format_duration(r.escalation_max_ttl),
+                        humantime::format_duration(max),
+                    ));
+                }
+            }
+            None if cfg.respond.escalation_factor > 1 => warnings.push(format!(
+                "no jail in {} uses bantime.increment, but respond.escalation_factor is {}: repeat offenders get longer blocks than fail2ban would give (set it to 1 to match)",
+                dir.display(),
+                cfg.respond.escalation_factor
+            )),
+            None => {}
+        }
+    }
+    if !errors.is_empty() {
+        return (Err(errors), warnings);
+    }
+    rules.extend(out.policy.rules);
+    out.policy.rules = rules;
+    out.sources = sources;
+    (Ok(out), warnings)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn scenario_names_are_valid_for_any_jail_name() {
+        assert_eq!(super::scenario_name("sshd"), "fail2ban-sshd");
+        assert_eq!(
+            super::scenario_name("apache.bad bots"),
+            "fail2ban-apache_bad_bots"
+        );
+    }
+}
