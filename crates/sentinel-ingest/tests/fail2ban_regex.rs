@@ -1,5 +1,6 @@
 //! Filter loading edge cases: Python regex constructs (look-behind, backreference, unsupported ones),
-//! interpolation cycles, missing includes, ignoreregex, multi-line refusals, prefregex and custom dates.
+//! interpolation cycles, missing includes, unresolved tags, ignoreregex, multi-line filters (`maxlines`,
+//! `<SKIPLINES>`, `<F-MLFID>` sessions), prefregex and custom dates.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use sentinel_core::Timestamp;
@@ -77,17 +78,10 @@ fn unsupported_construct_is_named_with_file_section_and_key() {
         e.contains("(?a)") && e.contains("test.conf") && e.contains("[Definition] failregex"),
         "{e}"
     );
-    let e = filter(r"^x<SKIPLINES>y <HOST>$", "")
+    let e = filter(r"^x <HOST>$", "maxlines = three")
         .unwrap_err()
         .to_string();
-    assert!(
-        e.contains("unsupported: <SKIPLINES> (multi-line filters)"),
-        "{e}"
-    );
-    let e = filter(r"^x <HOST>$", "maxlines = 3")
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("unsupported") && e.contains("maxlines"), "{e}");
+    assert!(e.contains("maxlines") && e.contains("three"), "{e}");
     let e = filter(r"^no host here$", "").unwrap_err().to_string();
     assert!(e.contains("<HOST>"), "{e}");
 }
@@ -101,7 +95,7 @@ fn interpolation_cycle_is_an_error() {
     let e = filter("<a> <HOST>", "a = <b>\nb = <a>\n")
         .unwrap_err()
         .to_string();
-    assert!(e.contains("cycle"), "{e}");
+    assert!(e.contains("self-referencing") && e.contains("<a>"), "{e}");
 }
 
 #[test]
@@ -180,10 +174,116 @@ fn prefregex_content_and_custom_datepattern() {
 }
 
 #[test]
-fn host_less_mlfid_filters_are_refused() {
-    let text = "[Definition]\nprefregex = ^<F-MLFID>\\S+</F-MLFID> <F-CONTENT>.+</F-CONTENT>$\nfailregex = ^Disconnecting: too many\n";
-    let e = Fail2banFilter::from_str("m", text, None)
+fn unresolved_tags_are_load_errors_naming_the_tag() {
+    let e = filter("^<__prefix_line>x <HOST>$", "")
         .unwrap_err()
         .to_string();
-    assert!(e.contains("<F-MLFID>"), "{e}");
+    assert!(
+        e.contains("<__prefix_line>") && e.contains("failregex"),
+        "{e}"
+    );
+    let e = filter("^<lt_<logtype>/x> <HOST>$", "logtype = file\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("<lt_file/x>"), "{e}");
+    // Upper-case text in angle brackets is log text, as fail2ban leaves it.
+    assert!(filter("^<NOSRV> <HOST>$", "").is_ok());
+}
+
+#[test]
+fn section_qualified_and_nested_tags_resolve_with_definition_over_default() {
+    let text =
+        "[DEFAULT]\n_daemon = \\S*\nlogtype = file\n__prefix_line = <lt_<logtype>/__prefix_line>\n\
+                [lt_file]\n__prefix_line = <_daemon>\\[\\d+\\]:\\s\n\
+                [lt_journal]\n__prefix_line = %(lt_file/__prefix_line)s\n\
+                [Definition]\n_daemon = sshd\nfailregex = ^<__prefix_line>bad from <HOST>$\n";
+    let f = Fail2banFilter::from_str("q", text, None).unwrap();
+    assert!(f.parse("sshd[1]: bad from 192.0.2.1", &ctx()).is_ok());
+    // [Definition]'s _daemon wins over [DEFAULT]'s: another program does not match.
+    assert_eq!(
+        f.parse("cron[1]: bad from 192.0.2.1", &ctx()),
+        Err(Unparsed::NoMatch)
+    );
+    let opts = sentinel_ingest::fail2ban::FilterOptions {
+        mode: None,
+        vars: vec![("logtype".into(), "journal".into())],
+    };
+    let j = Fail2banFilter::from_str_with("q", text, None, &opts).unwrap();
+    assert!(j.parse("sshd[1]: bad from 192.0.2.1", &ctx()).is_ok());
+}
+
+#[test]
+fn mlfid_session_reports_on_the_completing_line_with_the_earlier_host() {
+    let text = "[Definition]\n\
+        prefregex = ^s\\[<F-MLFID>\\d+</F-MLFID>\\]: <F-CONTENT>.+</F-CONTENT>$\n\
+        failregex = ^<F-NOFAIL>Connection from</F-NOFAIL> <HOST>\n  \
+        ^Disconnecting: too many failures for <F-USER>\\S+</F-USER>\n  \
+        ^<F-NOFAIL><F-MLFFORGET>Closed</F-MLFFORGET></F-NOFAIL>\n";
+    let f = Fail2banFilter::from_str("m", text, None).unwrap();
+    assert!(f.correlates_sessions());
+    assert_eq!(
+        f.parse("s[7]: Connection from 192.0.2.7", &ctx()),
+        Err(Unparsed::Ignored)
+    );
+    let p = f
+        .parse("s[7]: Disconnecting: too many failures for root", &ctx())
+        .unwrap();
+    assert_eq!(p.src_ip, Some("192.0.2.7".parse().unwrap()));
+    assert_eq!(p.get("user"), Some("root"));
+    // Another session without a known host stays pending, and is counted.
+    assert_eq!(
+        f.parse("s[8]: Disconnecting: too many failures for x", &ctx()),
+        Err(Unparsed::Ignored)
+    );
+    assert_eq!(f.session_stats().pending, 1);
+    assert_eq!(f.session_stats().live, 2);
+    assert_eq!(f.parse("s[7]: Closed", &ctx()), Err(Unparsed::Ignored));
+    assert_eq!(f.session_stats().live, 1);
+}
+
+#[test]
+fn maxlines_buffer_and_skiplines_match_across_lines() {
+    let text = "[Definition]\nmaxlines = 4\n\
+        failregex = ^conn (?P<id>\\d+) from <HOST>$<SKIPLINES>^conn (?P=id) auth failed$\n";
+    let f = Fail2banFilter::from_str("b", text, None).unwrap();
+    assert_eq!(f.maxlines(), 4);
+    assert_eq!(
+        f.parse("conn 1 from 192.0.2.1", &ctx()),
+        Err(Unparsed::NoMatch)
+    );
+    assert_eq!(
+        f.parse("conn 2 from 192.0.2.2", &ctx()),
+        Err(Unparsed::NoMatch)
+    );
+    assert_eq!(f.parse("noise", &ctx()), Err(Unparsed::NoMatch));
+    let p = f.parse("conn 1 auth failed", &ctx()).unwrap();
+    assert_eq!(p.src_ip, Some("192.0.2.1".parse().unwrap()));
+    assert_eq!(p.get("context"), Some("conn 1 from 192.0.2.1"));
+    // The lines the match stepped over stay in the buffer for later matches.
+    let p = f.parse("conn 2 auth failed", &ctx()).unwrap();
+    assert_eq!(p.src_ip, Some("192.0.2.2".parse().unwrap()));
+}
+
+#[test]
+fn named_backreference_to_a_user_group() {
+    let f = filter(r"^login <F-USER>\S+</F-USER> from <HOST> as (?P=user)$", "").unwrap();
+    let p = f.parse("login bob from 192.0.2.3 as bob", &ctx()).unwrap();
+    assert_eq!(p.get("user"), Some("bob"));
+    assert_eq!(
+        f.parse("login bob from 192.0.2.3 as eve", &ctx()),
+        Err(Unparsed::NoMatch)
+    );
+}
+
+#[test]
+fn journalmatch_is_exposed() {
+    let f = filter(
+        r"^x <HOST>$",
+        "journalmatch = _SYSTEMD_UNIT=sshd.service + _COMM=sshd\n",
+    )
+    .unwrap();
+    assert_eq!(
+        f.journalmatch(),
+        ["_SYSTEMD_UNIT=sshd.service + _COMM=sshd"]
+    );
 }

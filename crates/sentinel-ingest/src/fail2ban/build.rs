@@ -1,11 +1,14 @@
-//! From a merged filter configuration to compiled regexes: resolves `[Init]` and the caller's variables over
-//! `[Definition]`, expands `%(…)s` and `<…>`, splits `failregex`/`ignoreregex` into one regex per line and
-//! rejects what Sentinel cannot honour (multi-line filters, host-less failregexes that rely on `<F-MLFID>`).
+//! From a merged filter configuration to compiled regexes, the way fail2ban's `FilterReader` resolves a filter:
+//! the `[Definition]` options (`failregex`, `ignoreregex`, `prefregex`, `datepattern`, `maxlines`, `usedns`,
+//! `journalmatch`) expanded with the caller's variables, overridden by the caller's variables and `[Init]`
+//! (which also gives `known/<opt>`), then `<tag>` substitution where a tag is one of those values or any option
+//! of `[Definition]`/`[DEFAULT]` (`<sec/opt>` for another section, `<known/opt>`). A tag that still looks like an
+//! option name after substitution is a load error: a filter never compiles into a regex that matches nothing.
 
 use super::config::{self, Config};
 use super::date::DateMatcher;
 use super::error::FilterError;
-use super::pyregex::{self, Compiled, Role};
+use super::pyregex::{self, Compiled, Flavor, Role};
 use super::FilterOptions;
 use std::collections::HashMap;
 
@@ -16,77 +19,197 @@ pub(crate) struct Parts {
     pub prefregex: Option<Compiled>,
     pub failregex: Vec<Compiled>,
     pub ignoreregex: Vec<Compiled>,
+    /// Lines buffered for multi-line failregexes (1: single-line).
+    pub maxlines: usize,
+    /// `journalmatch`: one match expression per line (`_SYSTEMD_UNIT=sshd.service + _COMM=sshd`).
+    pub journalmatch: Vec<String>,
+    /// Whether a regex carries `<F-MLFID>` (failures correlated across the lines of one session).
+    pub mlfid: bool,
 }
 
 const DEF: &str = "definition";
+/// The options fail2ban's filter reader takes from `[Definition]`.
+const OPTIONS: [&str; 7] = [
+    "usedns",
+    "prefregex",
+    "ignoreregex",
+    "failregex",
+    "maxlines",
+    "datepattern",
+    "journalmatch",
+];
+/// Tags the regex translator knows; everything else left after substitution is an unresolved option.
+const REGEX_TAGS: [&str; 8] = [
+    "HOST",
+    "ADDR",
+    "IP4",
+    "IP6",
+    "DNS",
+    "CIDR",
+    "SUBNET",
+    "SKIPLINES",
+];
+
+/// The resolved (expanded and substituted) filter options.
+struct Resolver<'a> {
+    cfg: &'a Config,
+    /// The caller's variables (a jail's `filter = name[key=value]`), lower-cased keys.
+    pvars: HashMap<String, String>,
+    /// The options and `[Init]` values, before substitution.
+    combined: HashMap<String, String>,
+    /// Fully substituted values, by tag name (`None`: no such option).
+    done: HashMap<String, Option<String>>,
+    /// Tags being substituted (cycle detection).
+    chain: Vec<String>,
+}
+
+impl<'a> Resolver<'a> {
+    fn new(cfg: &'a Config, opts: &FilterOptions) -> Result<Self, FilterError> {
+        let mut pvars: HashMap<String, String> = HashMap::new();
+        for (k, v) in &opts.vars {
+            pvars.insert(k.to_lowercase(), v.clone());
+        }
+        if let Some(mode) = &opts.mode {
+            pvars.insert("mode".into(), mode.clone());
+        }
+        let mut combined = HashMap::new();
+        for opt in OPTIONS {
+            if pvars.contains_key(opt) {
+                continue;
+            }
+            if let Some(v) = cfg.get(DEF, opt, &pvars)? {
+                combined.insert(opt.to_string(), v);
+            }
+        }
+        // [Init] values (and their `known/` copies) under the caller's variables, which win.
+        let mut init = pvars.clone();
+        if cfg.has_section("init") {
+            for key in cfg.own_keys("init") {
+                let v = cfg.get("init", &key, &HashMap::new())?.unwrap_or_default();
+                if !key.starts_with("known/") {
+                    init.insert(format!("known/{key}"), v.clone());
+                }
+                init.entry(key).or_insert(v);
+            }
+        }
+        combined.extend(init);
+        Ok(Self {
+            cfg,
+            pvars,
+            combined,
+            done: HashMap::new(),
+            chain: Vec::new(),
+        })
+    }
+
+    /// The substituted value of tag `name`, or `None` when no option has that name.
+    fn tag(&mut self, name: &str) -> Result<Option<String>, String> {
+        if let Some(v) = self.done.get(name) {
+            return Ok(v.clone());
+        }
+        if self.chain.iter().any(|c| c == name) {
+            self.chain.push(name.to_string());
+            return Err(format!(
+                "self-referencing tags cannot be resolved: <{}>",
+                self.chain.join("> -> <")
+            ));
+        }
+        let raw = match self.combined.get(name) {
+            Some(v) => Some(v.clone()),
+            None => self
+                .cfg
+                .get_ex(DEF, name, &self.pvars)
+                .map_err(|e| e.to_string())?,
+        };
+        let value = match raw {
+            Some(raw) => {
+                self.chain.push(name.to_string());
+                let r = config::substitute(&raw, &mut |inner: &str| self.tag(inner));
+                self.chain.pop();
+                Some(r?)
+            }
+            None => None,
+        };
+        self.done.insert(name.to_string(), value.clone());
+        Ok(value)
+    }
+
+    /// A filter option, substituted and trimmed; unresolved option-like tags are an error.
+    fn option(&mut self, key: &str) -> Result<Option<String>, FilterError> {
+        if !self.combined.contains_key(key) {
+            return Ok(None);
+        }
+        let v = self.tag(key).map_err(|what| interp(self.cfg, key, what))?;
+        let Some(v) = v else { return Ok(None) };
+        if let Some(tag) = unresolved(&v) {
+            return Err(interp(
+                self.cfg,
+                key,
+                format!(
+                    "tag <{tag}> names no option of the filter (unresolved after substitution)"
+                ),
+            ));
+        }
+        Ok(Some(v.trim().to_string()))
+    }
+}
+
+/// The first tag in `text` that looks like an option reference and is not a regex tag.
+fn unresolved(text: &str) -> Option<&str> {
+    config::tags(text).into_iter().find_map(|(at, name)| {
+        let before = &text[..at];
+        if before.ends_with("(?P") || before.ends_with("\\k") || before.ends_with("(?") {
+            return None;
+        }
+        let bare = name.trim_start_matches('/').trim_end_matches('/');
+        if REGEX_TAGS.contains(&bare) || bare.starts_with("F-") {
+            return None;
+        }
+        let (head, opt) = match bare.split_once('/') {
+            Some((h, o)) => (h, Some(o)),
+            None => (bare, None),
+        };
+        // Option names are lower case (fail2ban lower-cases keys); `<NOSRV>`, `<W>` are log text.
+        let word = |s: &str| {
+            s.bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
+                && s.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        };
+        let qualified = opt.is_some_and(|o| !o.is_empty());
+        ((word(head) && opt.is_none_or(word)) || qualified).then_some(name)
+    })
+}
 
 /// Builds the filter parts from `cfg`.
 pub(crate) fn build(cfg: &Config, opts: &FilterOptions) -> Result<Parts, FilterError> {
-    // [Init] values, then the caller's, override [Definition] (fail2ban's `filter = name[key=value]`).
-    let mut vars: HashMap<String, String> = HashMap::new();
-    for key in cfg.keys("init") {
-        if let Some(v) = cfg.get("init", &key, &HashMap::new())? {
-            vars.insert(key, v.replace('%', "%%"));
-        }
-    }
-    for (k, v) in &opts.vars {
-        vars.insert(k.to_lowercase(), v.clone());
-    }
-    if let Some(mode) = &opts.mode {
-        vars.insert("mode".into(), mode.clone());
-    }
-    // Every value, expanded, for `<name>` substitution. A value that fails to expand only matters if used.
-    let mut values = HashMap::new();
-    let mut broken = HashMap::new();
-    let mut keys = cfg.keys(DEF);
-    keys.extend(vars.keys().cloned());
-    for key in keys {
-        match cfg.get(DEF, &key, &vars) {
-            Ok(Some(v)) => {
-                values.insert(key, v);
-            }
-            Ok(None) => {}
-            Err(e) => {
-                broken.insert(key, e.to_string());
-            }
-        }
-    }
-    let value = |key: &str| -> Result<Option<String>, FilterError> {
-        let Some(v) = cfg.get(DEF, key, &vars)? else {
-            return Ok(None);
-        };
-        let mut out = config::substitute(&v, &values).map_err(|what| interp(cfg, key, what))?;
-        // A `<name>` left in place whose value failed to expand: report that failure, not a regex error.
-        for (name, err) in &broken {
-            if out.contains(&format!("<{name}>")) {
-                return Err(interp(
+    let mut r = Resolver::new(cfg, opts)?;
+    let maxlines = match r.option("maxlines")? {
+        Some(m) if !m.is_empty() => m
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| {
+                invalid(
                     cfg,
-                    key,
-                    format!("uses <{name}>, which does not expand: {err}"),
-                ));
-            }
-        }
-        out = out.trim().to_string();
-        Ok(Some(out))
+                    "maxlines",
+                    format!("not a number from 1 to 1000: {m:?}"),
+                )
+            })?,
+        _ => 1,
     };
-
-    if let Some(maxlines) = value("maxlines")? {
-        let n: u32 = maxlines
-            .parse()
-            .map_err(|_| invalid(cfg, "maxlines", format!("not a number: {maxlines:?}")))?;
-        if n > 1 {
-            return Err(unsupported(
-                cfg,
-                "maxlines",
-                format!("maxlines = {n} (multi-line filters)"),
-            ));
-        }
-    }
-    let dates = DateMatcher::new(value("datepattern")?.as_deref())
+    let usedns = r.option("usedns")?.unwrap_or_default();
+    let flavor = Flavor {
+        addr_only: usedns.eq_ignore_ascii_case("no"),
+        multiline: maxlines > 1,
+    };
+    let datepattern = r.option("datepattern")?;
+    let dates = DateMatcher::new(datepattern.as_deref())
         .map_err(|what| invalid(cfg, "datepattern", what))?;
-    let prefregex = match value("prefregex")? {
+    let prefregex = match r.option("prefregex")? {
         Some(p) if !p.is_empty() => {
-            let c = compile_one(cfg, "prefregex", &p)?;
+            let c = compile_one(cfg, "prefregex", &p, &flavor)?;
             if !c.has(|r| r == Role::Content) {
                 return Err(invalid(
                     cfg,
@@ -98,7 +221,7 @@ pub(crate) fn build(cfg: &Config, opts: &FilterOptions) -> Result<Parts, FilterE
         }
         _ => None,
     };
-    let failregex = compile_list(cfg, "failregex", value("failregex")?)?;
+    let failregex = compile_list(cfg, "failregex", r.option("failregex")?, &flavor)?;
     if failregex.is_empty() {
         return Err(invalid(
             cfg,
@@ -106,36 +229,40 @@ pub(crate) fn build(cfg: &Config, opts: &FilterOptions) -> Result<Parts, FilterE
             "missing or empty: a filter needs at least one failregex".into(),
         ));
     }
-    let ignoreregex = compile_list(cfg, "ignoreregex", value("ignoreregex")?)?;
+    let ignoreregex = compile_list(cfg, "ignoreregex", r.option("ignoreregex")?, &flavor)?;
+    let journalmatch = r
+        .option("journalmatch")?
+        .unwrap_or_default()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect();
 
+    let has = |c: &Compiled, role: Role| c.has(|r| r == role);
+    let mlfid = prefregex.as_ref().is_some_and(|p| has(p, Role::Mlfid))
+        || failregex.iter().any(|f| has(f, Role::Mlfid));
     let prefix_host = prefregex.as_ref().is_some_and(|p| p.has(Role::is_host));
-    let mlfid = prefregex
-        .as_ref()
-        .is_some_and(|p| p.has(|r| r == Role::Mlfid))
-        || failregex.iter().any(|f| f.has(|r| r == Role::Mlfid));
     for (i, f) in failregex.iter().enumerate() {
-        if prefix_host || f.has(Role::is_host) || f.has(|r| r == Role::NoFail) {
+        if mlfid || prefix_host || f.has(Role::is_host) {
             continue;
         }
-        return Err(if mlfid {
-            unsupported(
-                cfg,
-                "failregex",
-                format!("<F-MLFID> multi-line correlation: failregex {i} has no host and would take it from an earlier line"),
-            )
-        } else {
-            invalid(
-                cfg,
-                "failregex",
-                format!("failregex {i} has no <HOST>, <ADDR>, <IP4>, <IP6>, <SUBNET> or <F-ID>"),
-            )
-        });
+        return Err(invalid(
+            cfg,
+            "failregex",
+            format!(
+                "failregex {i} has no <HOST>, <ADDR>, <IP4>, <IP6>, <SUBNET>, <F-ID> or <F-MLFID>"
+            ),
+        ));
     }
     Ok(Parts {
         dates,
         prefregex,
         failregex,
         ignoreregex,
+        maxlines,
+        journalmatch,
+        mlfid,
     })
 }
 
@@ -143,18 +270,23 @@ fn compile_list(
     cfg: &Config,
     key: &str,
     value: Option<String>,
+    flavor: &Flavor,
 ) -> Result<Vec<Compiled>, FilterError> {
     value
         .unwrap_or_default()
         .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(|l| compile_one(cfg, key, l))
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| compile_one(cfg, key, l, flavor))
         .collect()
 }
 
-fn compile_one(cfg: &Config, key: &str, regex: &str) -> Result<Compiled, FilterError> {
-    pyregex::compile(regex).map_err(|what| {
+fn compile_one(
+    cfg: &Config,
+    key: &str,
+    regex: &str,
+    flavor: &Flavor,
+) -> Result<Compiled, FilterError> {
+    pyregex::compile_with(regex, flavor).map_err(|what| {
         if what.starts_with("unsupported: ") {
             unsupported(
                 cfg,

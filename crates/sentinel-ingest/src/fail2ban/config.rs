@@ -21,6 +21,9 @@ pub(crate) struct Config {
     pub file: String,
     /// Lower-cased section name → key → every value it was given, oldest first.
     sections: HashMap<String, HashMap<String, Vec<String>>>,
+    /// Lower-cased section name → how many files defined it (fail2ban keeps a `KNOWN/section` once a later
+    /// file overrides a section).
+    readings: HashMap<String, usize>,
 }
 
 impl Config {
@@ -135,6 +138,7 @@ impl Config {
             .into_iter()
             .filter(|s| !s.name.eq_ignore_ascii_case("includes"))
         {
+            *self.readings.entry(s.name.to_lowercase()).or_default() += 1;
             let sec = self.sections.entry(s.name.to_lowercase()).or_default();
             for (k, v) in s.entries {
                 sec.entry(k).or_default().push(v);
@@ -169,18 +173,6 @@ impl Config {
         Ok(())
     }
 
-    /// Every key of `section` and of `[DEFAULT]`.
-    pub(crate) fn keys(&self, section: &str) -> Vec<String> {
-        let mut keys: Vec<String> = ["default", section]
-            .iter()
-            .filter_map(|s| self.sections.get(*s))
-            .flat_map(|m| m.keys().cloned())
-            .collect();
-        keys.sort();
-        keys.dedup();
-        keys
-    }
-
     /// The raw (unexpanded) value of `key` in `section`: the section's own, else `[DEFAULT]`'s.
     pub(crate) fn raw(&self, section: &str, key: &str) -> Option<&str> {
         [section, "default"]
@@ -190,15 +182,110 @@ impl Config {
             .next()
     }
 
-    /// The value `key` had before its last override, for `%(known/key)s`.
+    /// Whether the section exists (`[DEFAULT]` always does, as in Python).
+    pub(crate) fn has_section(&self, section: &str) -> bool {
+        section == "default" || self.sections.contains_key(section)
+    }
+
+    /// The keys the section itself defines (not `[DEFAULT]`'s).
+    pub(crate) fn own_keys(&self, section: &str) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .sections
+            .get(section)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        keys.sort();
+        keys
+    }
+
+    /// The value `key` of `section` had before a later file overrode it (fail2ban's `KNOWN/section`).
+    fn known_own(&self, section: &str, key: &str) -> Option<&str> {
+        let v = self.sections.get(section)?.get(key)?;
+        v.len()
+            .checked_sub(2)
+            .and_then(|i| v.get(i))
+            .map(String::as_str)
+    }
+
+    /// Whether fail2ban would have a `KNOWN/section` (the section was read from more than one file).
+    fn has_known(&self, section: &str) -> bool {
+        self.readings.get(section).is_some_and(|n| *n > 1)
+    }
+
+    /// The raw value for `%(known/key)s`: the section's value before its last override, else `[DEFAULT]`'s.
     fn known(&self, section: &str, key: &str) -> Option<&str> {
-        [section, "default"].iter().find_map(|s| {
-            let v = self.sections.get(*s)?.get(key)?;
-            v.len()
-                .checked_sub(2)
-                .and_then(|i| v.get(i))
+        self.known_own(section, key).or_else(|| {
+            self.sections
+                .get("default")?
+                .get(key)?
+                .last()
                 .map(String::as_str)
         })
+    }
+
+    /// The raw value for `%(sec/key)s`: `key` of `sec`, else `[DEFAULT]`'s; `None` when neither exists.
+    fn qualified(&self, sec: &str, key: &str) -> Option<&str> {
+        let sec = sec.to_lowercase();
+        let default = || {
+            self.sections
+                .get("default")?
+                .get(key)?
+                .last()
+                .map(String::as_str)
+        };
+        if sec == "default" {
+            return default();
+        }
+        self.sections
+            .get(&sec)?
+            .get(key)
+            .and_then(|v| v.last())
+            .map(String::as_str)
+            .or_else(default)
+    }
+
+    /// fail2ban's `get_ex`: `key` may be `sec/opt` (a value of another section, `known/opt` for the value
+    /// before the last override, `default/opt`); otherwise the `%(…)s`-expanded value of `key` in `section`.
+    pub(crate) fn get_ex(
+        &self,
+        section: &str,
+        key: &str,
+        vars: &HashMap<String, String>,
+    ) -> Result<Option<String>, FilterError> {
+        if let Some((sec, opt)) = split_qualified(key) {
+            let sec = sec.to_lowercase();
+            let opt = opt.to_lowercase();
+            let candidates: Vec<&str> = match sec.as_str() {
+                "known" => vec!["known", section],
+                "default" => vec!["default"],
+                other => vec![other],
+            };
+            for sec in candidates {
+                if sec == "known" {
+                    if !self.has_known(section) {
+                        continue;
+                    }
+                    let raw = self.known_own(section, &opt).or_else(|| {
+                        self.sections
+                            .get("default")?
+                            .get(&opt)?
+                            .last()
+                            .map(String::as_str)
+                    });
+                    if let Some(raw) = raw {
+                        return self.expand(section, &opt, raw, &HashMap::new()).map(Some);
+                    }
+                    continue;
+                }
+                if !self.has_section(sec) {
+                    continue;
+                }
+                if let Some(v) = self.get(sec, &opt, &HashMap::new())? {
+                    return Ok(Some(v));
+                }
+            }
+        }
+        self.get(section, &key.to_lowercase(), vars)
     }
 
     /// The `%(…)s`-expanded value of `key` in `section`; `vars` win over the file (Python's `vars=`).
@@ -215,9 +302,19 @@ impl Config {
                 None => return Ok(None),
             },
         };
+        self.expand(section, key, raw, vars).map(Some)
+    }
+
+    /// Expands `raw`, the value of `key`, in the context of `section`.
+    fn expand(
+        &self,
+        section: &str,
+        key: &str,
+        raw: &str,
+        vars: &HashMap<String, String>,
+    ) -> Result<String, FilterError> {
         let mut chain = vec![key.to_string()];
         self.interpolate(section, raw, vars, &mut chain)
-            .map(Some)
             .map_err(|what| FilterError::Interpolation {
                 file: self.file.clone(),
                 section: section_label(section),
@@ -262,10 +359,29 @@ impl Config {
             };
             let name = t[..close].to_lowercase();
             rest = &t[close + 2..];
+            let qualified = if vars.contains_key(&name) {
+                None
+            } else {
+                split_qualified(&name)
+            };
             let expanded = if name == "__name__" {
                 section_label(section)
-            } else if let Some(k) = name.strip_prefix("known/") {
-                let raw = self.known(section, k).unwrap_or_default();
+            } else if let Some((sec, k)) = qualified {
+                let raw = if sec.eq_ignore_ascii_case("known") {
+                    self.known(section, k)
+                } else {
+                    self.qualified(sec, k)
+                };
+                let Some(raw) = raw else {
+                    return Err(format!(
+                        "%({name})s refers to a key that is not defined (chain {})",
+                        chain.join(" -> ")
+                    ));
+                };
+                if chain.contains(&name) {
+                    chain.push(name);
+                    return Err(format!("interpolation cycle: {}", chain.join(" -> ")));
+                }
                 chain.push(name.clone());
                 let v = self.interpolate(section, raw, vars, chain)?;
                 chain.pop();
@@ -300,6 +416,17 @@ impl Config {
     }
 }
 
+/// `sec/opt` as fail2ban's `SECTION_OPTNAME_CRE` splits it (`^([\w\-]+)/([^\s>]+)$`).
+fn split_qualified(name: &str) -> Option<(&str, &str)> {
+    let (sec, opt) = name.split_once('/')?;
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
+    (!sec.is_empty()
+        && sec.bytes().all(word)
+        && !opt.is_empty()
+        && !opt.contains(|c: char| c.is_whitespace() || c == '>'))
+    .then_some((sec, opt))
+}
+
 /// The section name as fail2ban users write it.
 pub(crate) fn section_label(lower: &str) -> String {
     match lower {
@@ -310,39 +437,25 @@ pub(crate) fn section_label(lower: &str) -> String {
     }
 }
 
-/// Replaces `<name>` by `values[name]` (itself substituted), innermost first, so `<mdre-<mode>>` works.
-/// Tags that name no value (`<HOST>`, `<F-USER>`, …) are left alone.
-pub(crate) fn substitute(text: &str, values: &HashMap<String, String>) -> Result<String, String> {
-    let mut chain = Vec::new();
-    let mut budget = 10_000usize;
-    substitute_in(text, values, &mut chain, &mut budget)
-}
-
-fn substitute_in(
+/// Replaces each `<name>` for which `lookup` has a value (itself already substituted), innermost first, so
+/// `<lt_<logtype>/__prefix_line>` works. Tags `lookup` does not know (`<HOST>`, `<F-USER>`, …) stay.
+pub(crate) fn substitute(
     text: &str,
-    values: &HashMap<String, String>,
-    chain: &mut Vec<String>,
-    budget: &mut usize,
+    lookup: &mut dyn FnMut(&str) -> Result<Option<String>, String>,
 ) -> Result<String, String> {
     let mut out = text.to_string();
     let mut from = 0;
+    let mut budget = 10_000usize;
     while let Some((start, end)) = next_tag(&out, from) {
-        let name = &out[start + 1..end - 1];
-        let Some(value) = values.get(name) else {
+        let name = out[start + 1..end - 1].to_string();
+        let Some(value) = lookup(&name)? else {
             from = start + 1;
             continue;
         };
-        if chain.iter().any(|c| c == name) {
-            chain.push(name.to_string());
-            return Err(format!("substitution cycle: <{}>", chain.join("> -> <")));
-        }
-        *budget = budget
+        budget = budget
             .checked_sub(1)
             .ok_or("substitution does not terminate")?;
-        chain.push(name.to_string());
-        let v = substitute_in(value, values, chain, budget)?;
-        chain.pop();
-        out.replace_range(start..end, &v);
+        out.replace_range(start..end, &value);
         if out.len() > MAX_LEN {
             return Err(format!("substitution result over {MAX_LEN} bytes"));
         }
@@ -350,6 +463,17 @@ fn substitute_in(
         from = out[..start].rfind('<').unwrap_or(start);
     }
     Ok(out)
+}
+
+/// Every `<name>` left in `text` (name without space, `<` or `>`), with its byte offset.
+pub(crate) fn tags(text: &str) -> Vec<(usize, &str)> {
+    let mut found = Vec::new();
+    let mut from = 0;
+    while let Some((start, end)) = next_tag(text, from) {
+        found.push((start, &text[start + 1..end - 1]));
+        from = start + 1;
+    }
+    found
 }
 
 /// The next `<name>` (no space, `<` or `>` inside) at or after `from`: its byte range including brackets.
@@ -380,14 +504,31 @@ mod tests {
 
     #[test]
     fn nested_tags() {
-        let v = vals(&[
-            ("mode", "normal"),
-            ("mdre-normal", "^x <HOST>"),
-            ("a", "<b>"),
-            ("b", "<a>"),
-        ]);
-        assert_eq!(substitute("<mdre-<mode>>", &v).unwrap(), "^x <HOST>");
-        assert!(substitute("<a>", &v).unwrap_err().contains("cycle"));
+        let v = vals(&[("mode", "normal"), ("mdre-normal", "^x <HOST>")]);
+        let mut lookup = |n: &str| Ok(v.get(n).cloned());
+        assert_eq!(
+            substitute("<mdre-<mode>>", &mut lookup).unwrap(),
+            "^x <HOST>"
+        );
+    }
+
+    #[test]
+    fn qualified_and_known_interpolation() {
+        let cfg = Config::from_text(
+            "t",
+            "[DEFAULT]\nd = D\n[a]\nx = A-%(d)s\n[Definition]\ny = %(a/x)s|%(default/d)s|%(a/d)s\n",
+            None,
+        )
+        .unwrap();
+        let none = HashMap::new();
+        assert_eq!(
+            cfg.get("definition", "y", &none).unwrap().unwrap(),
+            "A-D|D|D"
+        );
+        assert_eq!(
+            cfg.get_ex("definition", "a/x", &none).unwrap().unwrap(),
+            "A-D"
+        );
     }
 
     #[test]

@@ -33,12 +33,41 @@ pub(crate) enum Role {
     Mlfid,
     /// `<F-NOFAIL>`: the match is not a failure.
     NoFail,
-    /// A multi-line marker without meaning for single lines (`<F-MLFFORGET>`, `<F-MLFGAINED>`).
-    Marker,
+    /// `<F-MLFFORGET>`: the session ends here (its state is forgotten after this line).
+    MlfForget,
+    /// `<F-MLFGAINED>`: the session gained access (earlier failures of it are not failures).
+    MlfGained,
+    /// The lines skipped by `<SKIPLINES>`.
+    SkipLines,
     /// Any other `<F-NAME>`: a field named after it, lower-cased.
     Field(&'static str),
     /// A group the pattern named itself (`(?P<name>…)`).
     Named,
+}
+
+impl Role {
+    /// The key fail2ban gives the group's value in a failure (`ip4`, `user`, `fport`, …); `None` for groups
+    /// that carry no failure data.
+    pub(crate) fn key(self) -> Option<&'static str> {
+        Some(match self {
+            Role::Ip4 => "ip4",
+            Role::Ip6 => "ip6",
+            Role::Dns => "dns",
+            Role::Cidr => "cidr",
+            Role::Fid => "fid",
+            Role::User => "user",
+            Role::AltUser => "alt_user",
+            Role::Port => "fport",
+            Role::Mlfid => "mlfid",
+            Role::Field(name) => name,
+            Role::Content
+            | Role::NoFail
+            | Role::MlfForget
+            | Role::MlfGained
+            | Role::SkipLines
+            | Role::Named => return None,
+        })
+    }
 }
 
 impl Role {
@@ -82,6 +111,8 @@ impl Compiled {
     /// Searches `text` (Python `re.search`).
     pub(crate) fn find(&self, text: &str) -> Result<Option<Hit>, BacktrackLimit> {
         match &self.engine {
+            // Most lines match no failregex: the DFA-only `is_match` answers them without allocating captures.
+            Engine::Fast(re) if !re.is_match(text) => Ok(None),
             Engine::Fast(re) => Ok(re.captures(text).and_then(|c| {
                 let m = c.get(0)?;
                 let spans = self
@@ -127,8 +158,27 @@ impl Compiled {
 
 /// Translates and compiles a Python/fail2ban regex. The error text names the construct or the compiler's
 /// complaint.
+#[cfg(test)]
 pub(crate) fn compile(py: &str) -> Result<Compiled, String> {
-    let t = translate(py)?;
+    compile_with(py, &Flavor::default())
+}
+
+/// How a pattern is compiled: fail2ban's `usedns = no` (`<HOST>` matches addresses only) and multi-line
+/// buffers (`^`/`$` match at every line of the buffer, as Python's `re.MULTILINE`).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Flavor {
+    /// `<HOST>` is `<ADDR>` (no host names).
+    pub addr_only: bool,
+    /// The pattern runs over a buffer of several lines joined by `\n`.
+    pub multiline: bool,
+}
+
+/// [`compile`] with a [`Flavor`].
+pub(crate) fn compile_with(py: &str, flavor: &Flavor) -> Result<Compiled, String> {
+    let mut t = translate_with(py, flavor.addr_only)?;
+    if flavor.multiline {
+        t.pattern.insert_str(0, "(?m)");
+    }
     if !t.fancy {
         if let Ok(re) = regex::Regex::new(&t.pattern) {
             return Ok(Compiled {
@@ -172,6 +222,9 @@ struct Translator<'a> {
     out: String,
     fancy: bool,
     groups: Vec<(String, Role)>,
+    /// fail2ban's name of an `<F-…>` group (`user`, `mlfid`, …) → its name in the Rust pattern, for `(?P=user)`.
+    tag_names: Vec<(String, String)>,
+    addr_only: bool,
 }
 
 impl Translator<'_> {
@@ -222,6 +275,7 @@ impl Translator<'_> {
         let bare = name.strip_prefix("F-");
         match (bare, closing, self_closed) {
             (None, false, false) => match name {
+                "HOST" if self.addr_only => self.addr(false),
                 "HOST" => {
                     self.out.push_str("(?:");
                     self.addr(false);
@@ -235,7 +289,11 @@ impl Translator<'_> {
                 "IP6" => self.single(Role::Ip6, IP6),
                 "DNS" => self.single(Role::Dns, DNS),
                 "CIDR" => self.single(Role::Cidr, r"\d+"),
-                "SKIPLINES" => return Err("unsupported: <SKIPLINES> (multi-line filters)".into()),
+                "SKIPLINES" => {
+                    self.out.push_str(r"\n");
+                    let g = self.group(Role::SkipLines);
+                    self.out.push_str(&format!(r"(?P<{g}>(?:.*\n)*?)"));
+                }
                 _ => return Ok(0),
             },
             (Some(tag), false, true) => match tag {
@@ -249,7 +307,17 @@ impl Translator<'_> {
                 "SUBNET" => self.addr(true),
                 _ => return Err(format!("unknown self-closing tag <F-{tag}/>")),
             },
-            (Some(_), true, false) => self.out.push(')'),
+            (Some(tag), true, false) => {
+                // Like fail2ban, a closing tag that was never opened stays literal text.
+                if !self
+                    .tag_names
+                    .iter()
+                    .any(|(n, _)| *n == tag.to_ascii_lowercase())
+                {
+                    return Ok(0);
+                }
+                self.out.push(')')
+            }
             (Some(tag), false, false) => {
                 let role = match tag {
                     "ID" => Role::Fid,
@@ -257,15 +325,23 @@ impl Translator<'_> {
                     "PORT" => Role::Port,
                     "IP4" => Role::Ip4,
                     "IP6" => Role::Ip6,
-                    "DNS" | "HOST" => Role::Dns,
+                    "DNS" => Role::Dns,
                     "CONTENT" => Role::Content,
                     "MLFID" => Role::Mlfid,
                     "NOFAIL" => Role::NoFail,
-                    "MLFFORGET" | "MLFGAINED" => Role::Marker,
-                    t if t.starts_with("ALT_USER") => Role::AltUser,
+                    "MLFFORGET" => Role::MlfForget,
+                    "MLFGAINED" => Role::MlfGained,
+                    t if t == "ALT_USER"
+                        || t.strip_prefix("ALT_USER_").is_some_and(|d| {
+                            !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit())
+                        }) =>
+                    {
+                        Role::AltUser
+                    }
                     t => Role::Field(intern(&t.to_ascii_lowercase())),
                 };
                 let g = self.group(role);
+                self.tag_names.push((tag.to_ascii_lowercase(), g.clone()));
                 self.out.push_str(&format!("(?P<{g}>"));
             }
             _ => return Ok(0),
@@ -288,7 +364,14 @@ impl Translator<'_> {
         }
         if let Some(r) = after.strip_prefix("P=") {
             let end = r.find(')').ok_or("unterminated backreference (?P=")?;
-            self.out.push_str(&format!(r"\k<{}>", &r[..end]));
+            let name = &r[..end];
+            // `(?P=user)` refers to the `<F-USER>` group by fail2ban's name for it.
+            let target = self
+                .tag_names
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or(name, |(_, g)| g.as_str());
+            self.out.push_str(&format!(r"\k<{target}>"));
             self.fancy = true;
             return Ok(4 + end + 1);
         }
@@ -395,12 +478,20 @@ impl Translator<'_> {
 }
 
 /// Translates a Python/fail2ban regex to Rust syntax.
+#[cfg(test)]
 pub(crate) fn translate(py: &str) -> Result<Translated, String> {
+    translate_with(py, false)
+}
+
+/// [`translate`]; with `addr_only`, `<HOST>` matches addresses only (`usedns = no`).
+pub(crate) fn translate_with(py: &str, addr_only: bool) -> Result<Translated, String> {
     let mut t = Translator {
         src: py,
         out: String::with_capacity(py.len() * 2),
         fancy: false,
         groups: Vec::new(),
+        tag_names: Vec::new(),
+        addr_only,
     };
     let mut i = 0;
     let mut in_class = false;
@@ -564,6 +655,7 @@ mod tests {
     fn unsupported_constructs_are_named() {
         assert!(compile(r"(?a)x").unwrap_err().contains("(?a)"));
         assert!(compile(r"\N{DIGIT ONE}").unwrap_err().contains(r"\N{"));
-        assert!(compile(r"<SKIPLINES>").unwrap_err().contains("<SKIPLINES>"));
+        let c = compile(r"^a$<SKIPLINES>^b (?P<u>x)(?P=u)$").unwrap();
+        assert!(c.has(|r| r == Role::SkipLines));
     }
 }
