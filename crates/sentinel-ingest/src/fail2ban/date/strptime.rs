@@ -116,6 +116,7 @@ impl Expander {
     pub(super) fn new(current_year: i32) -> Self {
         let last = (current_year.clamp(2000, 9996) + 3) / 10;
         let decades: Vec<i32> = (200..=last).collect();
+        // ASCII digits throughout: Unicode `\d` would multiply the automaton's states for nothing.
         let century = match decades.as_slice() {
             [only] => only.to_string(),
             _ if last < 210 => format!("20[0-{}]", last - 200),
@@ -192,47 +193,47 @@ impl Expander {
                 'Z' => self.group("Z", TZ_ABBR, out),
                 'z' => self.group(
                     "z",
-                    &format!(r"(?:{TZ_ABBR})?[+-][01]\d(?::?\d{{2}})?|{TZ_ABBR}"),
+                    &format!(r"(?:{TZ_ABBR})?[+-][01][0-9](?::?[0-9]{{2}})?|{TZ_ABBR}"),
                     out,
                 ),
-                'd' => self.group("d", r"[1-2]\d|0[1-9]|3[0-1]", out),
+                'd' => self.group("d", r"[1-2][0-9]|0[1-9]|3[0-1]", out),
                 'm' => self.group("m", r"0[1-9]|1[0-2]", out),
-                'H' => self.group("H", r"[0-1]\d|2[0-3]", out),
+                'H' => self.group("H", r"[0-1][0-9]|2[0-3]", out),
                 'k' => {
                     out.push_str(" ?");
-                    self.group("H", r"[0-1]?\d|2[0-3]", out);
+                    self.group("H", r"[0-1]?[0-9]|2[0-3]", out);
                 }
                 'l' => {
                     out.push_str(" ?");
-                    self.group("I", r"1[0-2]|\d", out);
+                    self.group("I", r"1[0-2]|[0-9]", out);
                 }
-                'M' => self.group("M", r"[0-5]\d", out),
-                'S' => self.group("S", r"[0-5]\d|6[0-1]", out),
+                'M' => self.group("M", r"[0-5][0-9]", out),
+                'S' => self.group("S", r"[0-5][0-9]|6[0-1]", out),
                 'Y' => {
-                    let body = format!(r"{}\d", self.century);
+                    let body = format!(r"{}[0-9]", self.century);
                     self.group("Y", &body, out);
                 }
-                'y' => self.group("y", r"\d{2}", out),
+                'y' => self.group("y", r"[0-9]{2}", out),
                 _ => return Err(()),
             }
             return Ok(());
         }
         match c {
             '%' => out.push('%'),
-            'd' => self.group("d", r"[1-2]\d|[0 ]?[1-9]|3[0-1]", out),
+            'd' => self.group("d", r"[1-2][0-9]|[0 ]?[1-9]|3[0-1]", out),
             'm' => self.group("m", r"0?[1-9]|1[0-2]", out),
-            'Y' => self.group("Y", r"\d{4}", out),
-            'y' => self.group("y", r"\d\d", out),
-            'H' => self.group("H", r"[0-1]?\d|2[0-3]", out),
-            'M' => self.group("M", r"[0-5]?\d", out),
-            'S' => self.group("S", r"[0-5]?\d|6[0-1]", out),
+            'Y' => self.group("Y", r"[0-9]{4}", out),
+            'y' => self.group("y", r"[0-9][0-9]", out),
+            'H' => self.group("H", r"[0-1]?[0-9]|2[0-3]", out),
+            'M' => self.group("M", r"[0-5]?[0-9]", out),
+            'S' => self.group("S", r"[0-5]?[0-9]|6[0-1]", out),
             'k' => {
                 out.push_str(" ?");
-                self.group("H", r"[0-2]?\d", out);
+                self.group("H", r"[0-2]?[0-9]", out);
             }
             'l' => {
                 out.push_str(" ?");
-                self.group("I", r"1?\d", out);
+                self.group("I", r"1?[0-9]", out);
             }
             'I' => self.group("I", r"1[0-2]|0[1-9]|[1-9]", out),
             'f' => self.group("f", r"[0-9]{1,6}", out),
@@ -243,15 +244,15 @@ impl Expander {
             'A' => self.group("A", DAY_NAMES, out),
             'j' => self.group(
                 "j",
-                r"36[0-6]|3[0-5]\d|[1-2]\d\d|0[1-9]\d|00[1-9]|[1-9]\d|0[1-9]|[1-9]",
+                r"36[0-6]|3[0-5][0-9]|[1-2][0-9][0-9]|0[1-9][0-9]|00[1-9]|[1-9][0-9]|0[1-9]|[1-9]",
                 out,
             ),
-            'U' | 'W' => self.group(&c.to_string(), r"5[0-3]|[0-4]\d|\d", out),
-            'V' => self.group("V", r"5[0-3]|0[1-9]|[1-4]\d|\d", out),
-            'G' => self.group("G", r"\d\d\d\d", out),
+            'U' | 'W' => self.group(&c.to_string(), r"5[0-3]|[0-4][0-9]|[0-9]", out),
+            'V' => self.group("V", r"5[0-3]|0[1-9]|[1-4][0-9]|[0-9]", out),
+            'G' => self.group("G", r"[0-9][0-9][0-9][0-9]", out),
             'u' => self.group("u", "[1-7]", out),
             'w' => self.group("w", "[0-6]", out),
-            'z' => self.group("z", r"Z|UTC|GMT|[+-][01]\d(?::?\d{2})?", out),
+            'z' => self.group("z", r"Z|UTC|GMT|[+-][01][0-9](?::?[0-9]{2})?", out),
             'Z' => self.group("Z", r"Z|[A-Z]{3,5}", out),
             // Python's C-locale composites.
             'c' => {
