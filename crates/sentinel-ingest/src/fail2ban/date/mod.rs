@@ -16,6 +16,7 @@
 mod defaults;
 mod strptime;
 mod template;
+mod zones;
 
 use crate::ParseCtx;
 use sentinel_core::Timestamp;
