@@ -4,9 +4,9 @@
 //! most once per observation however many scenarios look at them.
 
 use crate::scenario::data;
-use crate::scenario::def::{Condition, Filter, Part};
+use crate::scenario::def::{Condition, Filter};
 use crate::scenario::views::{Memo, ViewSpec, Views};
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder};
+
 use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 use sentinel_core::Observed;
 
@@ -142,6 +142,7 @@ impl CompiledCondition {
                 .case_insensitive(!cs)
                 .unicode(false)
                 .size_limit(REGEX_SIZE_LIMIT)
+                .dfa_size_limit(REGEX_SIZE_LIMIT)
                 .build()
                 .map_err(|e| format!("`{}` words: {e}", c.field))?;
             Test::Words(re)
@@ -171,6 +172,7 @@ impl CompiledCondition {
             return memo.get(self.view, views).is_some()
                 && memo.contains(self.view, list, views) != self.negate;
         }
+
         let forms = memo.get(self.view, views);
         if let Test::Present(want) = self.test {
             return forms.is_some() == want;
@@ -195,45 +197,41 @@ pub(crate) struct CompiledFilter {
     kinds: Vec<String>,
     /// The number of its service list in [`Views`], if it has one.
     services: Option<usize>,
-    field_in: Vec<(usize, Affixes)>,
-    field_contains: Vec<(usize, AhoCorasick)>,
-    conditions: Vec<CompiledCondition>,
+    /// Each with its number in the per-observation cache (identical conditions share one).
+    conditions: Vec<(usize, CompiledCondition)>,
     any_of: Vec<CompiledFilter>,
 }
 
 impl CompiledFilter {
     pub(crate) fn new(f: &Filter, views: &mut Views) -> Result<Self, String> {
-        let mut whole = |field: &str| {
-            views.id(ViewSpec {
-                field: field.to_string(),
-                part: Part::Whole,
-                decode: false,
-            })
-        };
-        let mut field_contains = Vec::new();
-        for (k, v) in &f.field_contains {
-            let ac = AhoCorasickBuilder::new()
-                .ascii_case_insensitive(true)
-                .build(data::expand(v))
-                .map_err(|e| format!("`field_contains.{k}`: {e}"))?;
-            field_contains.push((whole(k), ac));
+        // `field_in` and `field_contains` are conditions like the others (exact and case-sensitive,
+        // or substrings ignoring case), so they share the per-observation cache.
+        let mut all: Vec<Condition> = Vec::new();
+        for (k, v) in &f.field_in {
+            all.push(Condition {
+                field: k.clone(),
+                case_sensitive: true,
+                equals: v.clone(),
+                ..Condition::default()
+            });
         }
-        let field_in = f
-            .field_in
+        for (k, v) in &f.field_contains {
+            all.push(Condition {
+                field: k.clone(),
+                contains: v.clone(),
+                ..Condition::default()
+            });
+        }
+        all.extend(f.conditions.iter().cloned());
+        let conditions = all
             .iter()
-            .map(|(k, v)| (whole(k), Affixes::new(Anchor::Whole, true, data::expand(v))))
-            .collect();
+            .map(|c| Ok((views.condition_id(c), CompiledCondition::new(c, views)?)))
+            .collect::<Result<_, String>>()?;
         let services = (!f.service.is_empty()).then(|| views.service_list(&f.service));
         Ok(Self {
             kinds: f.kind.clone(),
             services,
-            field_in,
-            field_contains,
-            conditions: f
-                .conditions
-                .iter()
-                .map(|c| CompiledCondition::new(c, views))
-                .collect::<Result<_, _>>()?,
+            conditions,
             any_of: f
                 .any_of
                 .iter()
@@ -272,19 +270,18 @@ impl CompiledFilter {
                 return false;
             }
         }
-        for (view, allowed) in &self.field_in {
-            match memo.get(*view, views) {
-                Some([v, ..]) if allowed.matches(v.as_bytes()) => {}
-                _ => return false,
-            }
-        }
-        for (view, ac) in &self.field_contains {
-            match memo.get(*view, views) {
-                Some([v, ..]) if ac.is_match(v.as_str()) => {}
-                _ => return false,
-            }
-        }
-        if !self.conditions.iter().all(|c| c.matches(memo, views)) {
+        let all = self
+            .conditions
+            .iter()
+            .all(|(id, c)| match memo.cached(*id) {
+                Some(v) => v,
+                None => {
+                    let v = c.matches(memo, views);
+                    memo.cache(*id, v);
+                    v
+                }
+            });
+        if !all {
             return false;
         }
         self.any_of.is_empty() || self.any_of.iter().any(|f| f.matches(memo, views))

@@ -5,7 +5,7 @@
 //! automaton.
 
 use crate::scenario::def::Part;
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use sentinel_core::Observed;
 use std::borrow::Cow;
 
@@ -26,6 +26,8 @@ pub(crate) struct Views {
     contains: Vec<ViewContains>,
     /// Distinct `service` lists of the filters (most filters share one).
     services: Vec<Vec<String>>,
+    /// Distinct conditions: the same test in several scenarios runs once per observation.
+    conditions: Vec<crate::scenario::def::Condition>,
 }
 
 #[derive(Debug, Default)]
@@ -48,6 +50,15 @@ impl Views {
 
     pub(crate) fn len(&self) -> usize {
         self.specs.len()
+    }
+
+    /// The number of a condition in the per-observation cache (equal conditions share one).
+    pub(crate) fn condition_id(&mut self, c: &crate::scenario::def::Condition) -> usize {
+        if let Some(i) = self.conditions.iter().position(|k| k == c) {
+            return i;
+        }
+        self.conditions.push(c.clone());
+        self.conditions.len() - 1
     }
 
     pub(crate) fn service_list(&mut self, list: &[String]) -> usize {
@@ -81,9 +92,12 @@ impl Views {
                 if patterns.is_empty() {
                     continue;
                 }
+                // A full DFA: one transition per byte for the overlapping search (the lists are
+                // small enough for its memory).
                 let ac = AhoCorasickBuilder::new()
                     .ascii_case_insensitive(!cs)
                     .match_kind(MatchKind::Standard)
+                    .kind(Some(AhoCorasickKind::DFA))
                     .build(&patterns)
                     .map_err(|e| format!("`{}` contains: {e}", spec.field))?;
                 vc.automata.push((ac, owner));
@@ -103,6 +117,8 @@ pub(crate) struct MemoBuf {
     scratch: Vec<u8>,
     /// Per service list: the generation it was decided for, and the decision.
     services: Vec<(u32, bool)>,
+    /// Per distinct condition: the generation it was decided for, and the decision.
+    conditions: Vec<(u32, bool)>,
 }
 
 #[derive(Debug, Default)]
@@ -132,7 +148,7 @@ impl<'a, 'b, O: Observed + ?Sized> Memo<'a, 'b, O> {
                 s.gen = u32::MAX;
                 s.found_gen = u32::MAX;
             }
-            for s in &mut buf.services {
+            for s in buf.services.iter_mut().chain(buf.conditions.iter_mut()) {
                 s.0 = u32::MAX;
             }
             buf.gen = 1;
@@ -142,6 +158,9 @@ impl<'a, 'b, O: Observed + ?Sized> Memo<'a, 'b, O> {
         }
         if buf.services.len() < views.services.len() {
             buf.services.resize(views.services.len(), (0, false));
+        }
+        if buf.conditions.len() < views.conditions.len() {
+            buf.conditions.resize(views.conditions.len(), (0, false));
         }
         Self { o, buf }
     }
@@ -172,6 +191,22 @@ impl<'a, 'b, O: Observed + ?Sized> Memo<'a, 'b, O> {
             }
         }
         slot.present.then(|| &slot.forms[..slot.n])
+    }
+
+    /// The decision on condition `id` for this observation, if it was taken.
+    pub(crate) fn cached(&self, id: usize) -> Option<bool> {
+        self.buf
+            .conditions
+            .get(id)
+            .and_then(|&(g, v)| (g == self.buf.gen).then_some(v))
+    }
+
+    /// Records the decision on condition `id` for this observation.
+    pub(crate) fn cache(&mut self, id: usize, v: bool) {
+        let gen = self.buf.gen;
+        if let Some(slot) = self.buf.conditions.get_mut(id) {
+            *slot = (gen, v);
+        }
     }
 
     /// Whether the observation's service is in service list `id` (`sshd` also matches `sshd-session`).
