@@ -21,6 +21,14 @@
 #                            rate on mixed-200k, is over CS_TIMEOUT
 #   4. prints one table (tool, file, lines, wall, lines/s, peak RSS, alerts/matches) and the ratios
 #      sentinel/crowdsec and sentinel/fail2ban for lines/s and RSS.
+#   5. stock fail2ban filters through Sentinel's fail2ban loader vs fail2ban-regex, both pinned to core 0
+#      (taskset -c 0), in lines per CPU-second (user + sys from /usr/bin/time):
+#        /etc/fail2ban/filter.d/sshd.conf, mode normal and mode aggressive, on mixed-200k
+#        /etc/fail2ban/filter.d/nginx-botsearch.conf on nginx-botsearch-200k (generated here: nginx access
+#          lines with bot-search 404s and error-log `open() "…" failed (2: No such file or directory)` lines
+#          for the same paths, mixed with benign requests and other error lines)
+#      `sentinel replay --fail2ban-filter F [--mode M] --no-builtin` parses only (no scenarios), as
+#      fail2ban-regex does; a filter Sentinel refuses is reported as such. Goal: >= 30x fail2ban-regex.
 #
 # Wall time is taken with a nanosecond clock around the /usr/bin/time call (its own %e has 10 ms steps,
 # too coarse for sentinel on 200k lines); peak RSS is /usr/bin/time's %M. For CrowdSec the wall time
@@ -33,6 +41,7 @@
 #   CS_TIMEOUT=600      cap, in seconds, on one CrowdSec run (and the skip threshold)
 #   F2B_TIMEOUT=900     cap, in seconds, on one fail2ban-regex run
 #   SKIP_CROWDSEC=1     do not run CrowdSec;  SKIP_FAIL2BAN=1  do not run fail2ban-regex
+#   ONLY_FILTERS=1      run only section 5 (the fail2ban filter rows) and the built-in sshd rows on mixed-200k
 #   SKIP_BUILD=1        use the existing target/release/sentinel (or the binary named by SENTINEL=)
 #   KEEP_TMP=1          keep the temp dir (logs, outputs, CrowdSec config) for inspection
 #
@@ -45,6 +54,7 @@ CS_TIMEOUT=${CS_TIMEOUT:-600}
 F2B_TIMEOUT=${F2B_TIMEOUT:-900}
 SKIP_CROWDSEC=${SKIP_CROWDSEC:-0}
 SKIP_FAIL2BAN=${SKIP_FAIL2BAN:-0}
+ONLY_FILTERS=${ONLY_FILTERS:-0}
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SENTINEL=${SENTINEL:-$ROOT/target/release/sentinel}
@@ -132,12 +142,69 @@ fi
 [[ -x $SENTINEL ]] || die "$SENTINEL not built"
 
 FILES=(mixed-200k benign-200k mixed-1M distinct-5M)
+if [[ $ONLY_FILTERS == 1 ]]; then
+    FILES=(mixed-200k)
+    SKIP_CROWDSEC=1 SKIP_FAIL2BAN=1
+fi
 declare -A LINES
 log "generating logs"
 "$SENTINEL" gen-logs sshd --lines 200000 --attackers 200 --benign 2000 --seed 1 >"$TMP/mixed-200k.log"
-"$SENTINEL" gen-logs sshd --lines 200000 --attackers 0 --benign 2000 --seed 2 >"$TMP/benign-200k.log"
-"$SENTINEL" gen-logs sshd --lines 1000000 --attackers 1000 --benign 10000 --seed 3 >"$TMP/mixed-1M.log"
-"$SENTINEL" gen-logs sshd-distinct --lines 5000000 >"$TMP/distinct-5M.log"
+if [[ $ONLY_FILTERS != 1 ]]; then
+    "$SENTINEL" gen-logs sshd --lines 200000 --attackers 0 --benign 2000 --seed 2 >"$TMP/benign-200k.log"
+    "$SENTINEL" gen-logs sshd --lines 1000000 --attackers 1000 --benign 10000 --seed 3 >"$TMP/mixed-1M.log"
+    "$SENTINEL" gen-logs sshd-distinct --lines 5000000 >"$TMP/distinct-5M.log"
+fi
+
+# gen_nginx_botsearch LINES SEED: an nginx log (access and error lines interleaved, as when both go to one
+# file) where 1 line in 5 is a bot looking for admin, webmail or WordPress paths: 3 in 5 of those are 404
+# access lines, 2 in 5 the error log's "open() ... failed (2: No such file or directory)"; the rest are
+# benign requests (200/304/404 on ordinary paths) and other error lines.
+gen_nginx_botsearch() {
+    python3 - "$1" "$2" <<'PY'
+import random, sys, time
+n, seed = int(sys.argv[1]), int(sys.argv[2])
+rnd = random.Random(seed)
+bad = ["wp-login.php", "wp-admin.php", "wp-signup.php", "phpmyadmin/index.php", "phpMyAdmin/", "pma/",
+       "admin/pma/", "xampp/phpmyadmin/", "roundcube/", "webmail/", "v-webmail/", "horde/", "extmail/",
+       "cgi-bin/test.cgi", "mysqladmin/"]
+good = ["", "index.html", "about/", "blog/2024/01/hello-world", "static/app.js", "static/style.css",
+        "images/logo.png", "api/v1/items?page=2", "contact", "favicon.ico", "robots.txt", "feed.xml"]
+agents = ["Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0",
+          "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/119.0 Safari/537.36",
+          "curl/8.4.0", "Googlebot/2.1 (+http://www.google.com/bot.html)"]
+bots = ["198.51.100.%d" % i for i in range(1, 201)]
+users = ["10.%d.%d.%d" % (i // 65536 % 256, i // 256 % 256, i % 256 + 1) for i in range(2000)]
+t = 1732867200  # 2024-11-29 08:00:00 UTC
+out = sys.stdout
+for i in range(n):
+    if i % 5 == 0:
+        t += 1
+    tm = time.gmtime(t)
+    clf = time.strftime("%d/%b/%Y:%H:%M:%S +0000", tm)
+    err = time.strftime("%Y/%m/%d %H:%M:%S", tm)
+    r = rnd.random()
+    if r < 0.12:
+        ip, path = rnd.choice(bots), rnd.choice(bad)
+        out.write('%s - - [%s] "GET /%s HTTP/1.1" 404 153 "-" "%s"\n' % (ip, clf, path, rnd.choice(agents)))
+    elif r < 0.20:
+        ip, path = rnd.choice(bots), rnd.choice(bad)
+        out.write('%s [error] 1234#1234: *%d open() "/var/www/html/%s" failed (2: No such file or directory), '
+                  'client: %s, server: example.org, request: "GET /%s HTTP/1.1", host: "example.org"\n'
+                  % (err, i, path, ip, path))
+    elif r < 0.95:
+        ip, path = rnd.choice(users), rnd.choice(good)
+        status = rnd.choice([200, 200, 200, 200, 304, 404])
+        out.write('%s - - [%s] "GET /%s HTTP/1.1" %d %d "https://example.org/" "%s"\n'
+                  % (ip, clf, path, status, rnd.randint(100, 90000), rnd.choice(agents)))
+    else:
+        ip = rnd.choice(users)
+        out.write('%s [warn] 1234#1234: *%d an upstream response is buffered to a temporary file '
+                  '/var/cache/nginx/proxy_temp/1/00/0000000001 while reading upstream, client: %s, '
+                  'server: example.org, request: "GET /api/v1/items HTTP/1.1", host: "example.org"\n' % (err, i, ip))
+PY
+}
+gen_nginx_botsearch 200000 4 >"$TMP/nginx-botsearch-200k.log"
+LINES[nginx-botsearch-200k]=$(wc -l <"$TMP/nginx-botsearch-200k.log")
 for f in "${FILES[@]}"; do
     LINES[$f]=$(wc -l <"$TMP/$f.log")
     log "  $f: ${LINES[$f]} lines, $(du -m "$TMP/$f.log" | cut -f1) MiB"
@@ -149,18 +216,19 @@ NOTES=()
 
 now_ns() { date +%s%N; }
 # measure OUT_PREFIX cmd... : runs cmd with stdout to PREFIX.out, stderr to PREFIX.err; sets M_WALL
-# (seconds, ns clock), M_RSS (KiB), M_RC.
+# (seconds, ns clock), M_RSS (KiB), M_CPU (user + sys seconds), M_RC.
 measure() {
     local prefix=$1; shift
     local t0 t1
     t0=$(now_ns)
     set +e
-    /usr/bin/time -f '%e %M' -o "$prefix.time" "$@" >"$prefix.out" 2>"$prefix.err"
+    /usr/bin/time -f '%e %M %U %S' -o "$prefix.time" "$@" >"$prefix.out" 2>"$prefix.err"
     M_RC=$?
     set -e
     t1=$(now_ns)
     M_WALL=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
     M_RSS=$(awk 'END { print $2 }' "$prefix.time")
+    M_CPU=$(awk 'END { printf "%.2f", $3 + $4 }' "$prefix.time")
 }
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 rate() { awk -v n="$1" -v s="$2" 'BEGIN { if (s > 0) printf "%.0f", n / s; else print "-" }'; }
@@ -361,6 +429,55 @@ if [[ $SKIP_CROWDSEC != 1 ]]; then
     NOTES+=("CrowdSec local API (separate process, not in the RSS column) peak RSS: $(awk '/VmHWM/ { printf "%d MiB", $2 / 1024 }' "/proc/$LAPI_PID/status" 2>/dev/null || echo '?')")
 fi
 
+# ---------------------------------------------------------------- 3d. fail2ban filters, one core, CPU time
+# Rows: filter|mode|file. Results in F_<field>[tool|row].
+F_ROWS=("sshd|normal|mixed-200k" "sshd|aggressive|mixed-200k" "nginx-botsearch||nginx-botsearch-200k")
+declare -A F_CPU F_RATE F_MATCH F_NOTE
+for row in "${F_ROWS[@]}"; do
+    IFS='|' read -r flt fmode ffile <<<"$row"
+    conf=/etc/fail2ban/filter.d/$flt.conf
+    [[ -f $conf ]] || die "$conf not found (Debian's fail2ban package)"
+    n=${LINES[$ffile]}
+    mode_args=()
+    [[ -n $fmode ]] && mode_args=(--mode "$fmode")
+    cpus=() matched=
+    for ((i = 1; i <= RUNS; i++)); do
+        prefix=$TMP/f2bload-$flt-${fmode:-default}-$i
+        measure "$prefix" taskset -c 0 "$SENTINEL" replay --fail2ban-filter "$conf" "${mode_args[@]}" --no-builtin --json "$TMP/$ffile.log"
+        if ((M_RC != 0)); then
+            F_NOTE["sentinel|$row"]="refused or failed (exit $M_RC): $(grep -m1 -i 'error' "$prefix.err" | cut -c1-160)"
+            cpus=()
+            break
+        fi
+        cpus+=("$M_CPU")
+        matched=$(jq -r '.parsed' "$prefix.out")
+    done
+    if ((${#cpus[@]} > 0)); then
+        F_CPU["sentinel|$row"]=$(printf '%s\n' "${cpus[@]}" | median)
+        F_RATE["sentinel|$row"]=$(rate "$n" "${F_CPU["sentinel|$row"]}")
+        F_MATCH["sentinel|$row"]=$matched
+        F_NOTE["sentinel|$row"]="median of $RUNS; unparsed $(jq -c '.unparsed' "$prefix.out")"
+    fi
+    log "  sentinel $flt ${fmode:-(default mode)} on $ffile: cpu ${F_CPU["sentinel|$row"]:-?} s, ${F_RATE["sentinel|$row"]:-?} lines/cpu-s"
+    if [[ ${SKIP_FAIL2BAN_FILTERS:-0} != 1 ]]; then
+        spec=$conf
+        [[ -n $fmode ]] && spec="$conf[mode=$fmode]"
+        prefix=$TMP/f2bregex-$flt-${fmode:-default}
+        log "fail2ban-regex $flt ${fmode:-(default mode)} on $ffile (one core)"
+        measure "$prefix" timeout "$F2B_TIMEOUT" taskset -c 0 fail2ban-regex -r --print-no-missed --print-no-ignored "$TMP/$ffile.log" "$spec"
+        if ((M_RC == 0)); then
+            summary=$(grep -m1 '^Lines:' "$prefix.out")
+            F_CPU["fail2ban-regex|$row"]=$M_CPU
+            F_RATE["fail2ban-regex|$row"]=$(rate "$n" "$M_CPU")
+            F_MATCH["fail2ban-regex|$row"]=$(sed -E 's/.* ([0-9]+) matched.*/\1/' <<<"$summary")
+            F_NOTE["fail2ban-regex|$row"]="${summary#Lines: }"
+        else
+            F_NOTE["fail2ban-regex|$row"]="exit $M_RC$( ((M_RC == 124)) && echo " (timed out after $F2B_TIMEOUT s)" || true)"
+        fi
+        log "  fail2ban-regex: cpu ${F_CPU["fail2ban-regex|$row"]:-?} s, ${F_RATE["fail2ban-regex|$row"]:-?} lines/cpu-s"
+    fi
+done
+
 # ---------------------------------------------------------------- 4. report
 mib() { [[ $1 =~ ^[0-9]+$ ]] && awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }' || echo "-"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b > 0) printf "%.3gx", a / b; else print "-" }'; }
@@ -406,3 +523,19 @@ if ((${#NOTES[@]} > 0)); then
     echo
     printf 'note: %s\n' "${NOTES[@]}"
 fi
+
+echo
+echo "Stock fail2ban filters, one core (taskset -c 0), lines per CPU-second (user + sys)"
+fmt3='%-16s %-11s %-21s %-15s %9s %8s %12s %9s %s\n'
+printf "$fmt3" filter mode file tool lines "cpu s" "lines/cpu-s" matched notes
+printf "$fmt3" ---------------- ----------- --------------------- --------------- --------- -------- ------------ --------- -----
+for row in "${F_ROWS[@]}"; do
+    IFS='|' read -r flt fmode ffile <<<"$row"
+    for t in sentinel fail2ban-regex; do
+        k="$t|$row"
+        printf "$fmt3" "$flt" "${fmode:-default}" "$ffile" "$t" "${LINES[$ffile]}" "${F_CPU[$k]:--}" "${F_RATE[$k]:--}" "${F_MATCH[$k]:--}" "${F_NOTE[$k]:-}"
+    done
+    printf "%-16s %-11s %-21s ratio sentinel/fail2ban-regex (lines per CPU-second): %s (goal >= 30x)\n" "$flt" "${fmode:-default}" "$ffile" \
+        "$(ratio "${F_RATE[sentinel|$row]:-}" "${F_RATE[fail2ban-regex|$row]:-}")"
+done
+echo "(matched: sentinel = lines the filter parsed as failures; fail2ban-regex = its matched lines)"

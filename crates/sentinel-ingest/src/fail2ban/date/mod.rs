@@ -16,6 +16,7 @@
 mod defaults;
 mod strptime;
 mod template;
+mod zones;
 
 use crate::ParseCtx;
 use sentinel_core::Timestamp;
@@ -89,18 +90,19 @@ impl DateMatcher {
             default_offset: ctx.utc_offset_secs,
         };
         let mut tried = usize::MAX;
-        let mut best = None;
+        // (template, whole match) of the best unanchored candidate: only the winner's groups are resolved.
+        let mut best: Option<(usize, (usize, usize))> = None;
         if let Some(i) = self.last.load(Ordering::Relaxed).checked_sub(1) {
             if let Some(t) = self.templates.get(i) {
                 tried = i;
-                if let Some((m, ts)) = t.search(line, r) {
+                if let Some(whole) = t.locate(line) {
                     if t.anchored
                         || self.templates.len() == 1
-                        || m.at == self.last_at.load(Ordering::Relaxed)
+                        || whole.0 == self.last_at.load(Ordering::Relaxed)
                     {
-                        return Some(self.win(i, m, ts));
+                        return Some(self.win(i, t, line, whole, r));
                     }
-                    best = Some((i, m, ts));
+                    best = Some((i, whole));
                 }
             }
         }
@@ -108,20 +110,23 @@ impl DateMatcher {
             if i == tried {
                 continue;
             }
-            let Some((m, ts)) = t.search(line, r) else {
+            let Some(whole) = t.locate(line) else {
                 continue;
             };
-            if t.anchored || m.at == 0 {
-                return Some(self.win(i, m, ts));
+            if t.anchored || whole.0 == 0 {
+                return Some(self.win(i, t, line, whole, r));
             }
-            if best.as_ref().is_none_or(|(_, b, _)| m.at < b.at) {
-                best = Some((i, m, ts));
+            if best.is_none_or(|(_, b)| whole.0 < b.0) {
+                best = Some((i, whole));
             }
         }
-        best.map(|(i, m, ts)| self.win(i, m, ts))
+        let (i, whole) = best?;
+        let t = self.templates.get(i)?;
+        Some(self.win(i, t, line, whole, r))
     }
 
-    fn win(&self, i: usize, m: template::Match, ts: Option<Timestamp>) -> Found {
+    fn win(&self, i: usize, t: &Template, line: &str, whole: (usize, usize), r: Resolve) -> Found {
+        let (m, ts) = t.resolve(line, whole, r);
         self.last.store(i + 1, Ordering::Relaxed);
         self.last_at.store(m.at, Ordering::Relaxed);
         Found {

@@ -4,6 +4,7 @@
 //! The regex bodies follow fail2ban 1.0.2 (`server/strptime.py`) so that the same text matches; an unknown
 //! directive is a load error, as it is for fail2ban. Nothing here runs a regex or knows about templates.
 
+use super::zones::zone_offset_secs;
 use sentinel_core::Timestamp;
 use time::{Date, Duration, Month, PrimitiveDateTime, Time};
 
@@ -116,6 +117,7 @@ impl Expander {
     pub(super) fn new(current_year: i32) -> Self {
         let last = (current_year.clamp(2000, 9996) + 3) / 10;
         let decades: Vec<i32> = (200..=last).collect();
+        // ASCII digits throughout: Unicode `\d` would multiply the automaton's states for nothing.
         let century = match decades.as_slice() {
             [only] => only.to_string(),
             _ if last < 210 => format!("20[0-{}]", last - 200),
@@ -192,47 +194,47 @@ impl Expander {
                 'Z' => self.group("Z", TZ_ABBR, out),
                 'z' => self.group(
                     "z",
-                    &format!(r"(?:{TZ_ABBR})?[+-][01]\d(?::?\d{{2}})?|{TZ_ABBR}"),
+                    &format!(r"(?:{TZ_ABBR})?[+-][01][0-9](?::?[0-9]{{2}})?|{TZ_ABBR}"),
                     out,
                 ),
-                'd' => self.group("d", r"[1-2]\d|0[1-9]|3[0-1]", out),
+                'd' => self.group("d", r"[1-2][0-9]|0[1-9]|3[0-1]", out),
                 'm' => self.group("m", r"0[1-9]|1[0-2]", out),
-                'H' => self.group("H", r"[0-1]\d|2[0-3]", out),
+                'H' => self.group("H", r"[0-1][0-9]|2[0-3]", out),
                 'k' => {
                     out.push_str(" ?");
-                    self.group("H", r"[0-1]?\d|2[0-3]", out);
+                    self.group("H", r"[0-1]?[0-9]|2[0-3]", out);
                 }
                 'l' => {
                     out.push_str(" ?");
-                    self.group("I", r"1[0-2]|\d", out);
+                    self.group("I", r"1[0-2]|[0-9]", out);
                 }
-                'M' => self.group("M", r"[0-5]\d", out),
-                'S' => self.group("S", r"[0-5]\d|6[0-1]", out),
+                'M' => self.group("M", r"[0-5][0-9]", out),
+                'S' => self.group("S", r"[0-5][0-9]|6[0-1]", out),
                 'Y' => {
-                    let body = format!(r"{}\d", self.century);
+                    let body = format!(r"{}[0-9]", self.century);
                     self.group("Y", &body, out);
                 }
-                'y' => self.group("y", r"\d{2}", out),
+                'y' => self.group("y", r"[0-9]{2}", out),
                 _ => return Err(()),
             }
             return Ok(());
         }
         match c {
             '%' => out.push('%'),
-            'd' => self.group("d", r"[1-2]\d|[0 ]?[1-9]|3[0-1]", out),
+            'd' => self.group("d", r"[1-2][0-9]|[0 ]?[1-9]|3[0-1]", out),
             'm' => self.group("m", r"0?[1-9]|1[0-2]", out),
-            'Y' => self.group("Y", r"\d{4}", out),
-            'y' => self.group("y", r"\d\d", out),
-            'H' => self.group("H", r"[0-1]?\d|2[0-3]", out),
-            'M' => self.group("M", r"[0-5]?\d", out),
-            'S' => self.group("S", r"[0-5]?\d|6[0-1]", out),
+            'Y' => self.group("Y", r"[0-9]{4}", out),
+            'y' => self.group("y", r"[0-9][0-9]", out),
+            'H' => self.group("H", r"[0-1]?[0-9]|2[0-3]", out),
+            'M' => self.group("M", r"[0-5]?[0-9]", out),
+            'S' => self.group("S", r"[0-5]?[0-9]|6[0-1]", out),
             'k' => {
                 out.push_str(" ?");
-                self.group("H", r"[0-2]?\d", out);
+                self.group("H", r"[0-2]?[0-9]", out);
             }
             'l' => {
                 out.push_str(" ?");
-                self.group("I", r"1?\d", out);
+                self.group("I", r"1?[0-9]", out);
             }
             'I' => self.group("I", r"1[0-2]|0[1-9]|[1-9]", out),
             'f' => self.group("f", r"[0-9]{1,6}", out),
@@ -243,15 +245,15 @@ impl Expander {
             'A' => self.group("A", DAY_NAMES, out),
             'j' => self.group(
                 "j",
-                r"36[0-6]|3[0-5]\d|[1-2]\d\d|0[1-9]\d|00[1-9]|[1-9]\d|0[1-9]|[1-9]",
+                r"36[0-6]|3[0-5][0-9]|[1-2][0-9][0-9]|0[1-9][0-9]|00[1-9]|[1-9][0-9]|0[1-9]|[1-9]",
                 out,
             ),
-            'U' | 'W' => self.group(&c.to_string(), r"5[0-3]|[0-4]\d|\d", out),
-            'V' => self.group("V", r"5[0-3]|0[1-9]|[1-4]\d|\d", out),
-            'G' => self.group("G", r"\d\d\d\d", out),
+            'U' | 'W' => self.group(&c.to_string(), r"5[0-3]|[0-4][0-9]|[0-9]", out),
+            'V' => self.group("V", r"5[0-3]|0[1-9]|[1-4][0-9]|[0-9]", out),
+            'G' => self.group("G", r"[0-9][0-9][0-9][0-9]", out),
             'u' => self.group("u", "[1-7]", out),
             'w' => self.group("w", "[0-6]", out),
-            'z' => self.group("z", r"Z|UTC|GMT|[+-][01]\d(?::?\d{2})?", out),
+            'z' => self.group("z", r"Z|UTC|GMT|[+-][01][0-9](?::?[0-9]{2})?", out),
             'Z' => self.group("Z", r"Z|[A-Z]{3,5}", out),
             // Python's C-locale composites.
             'c' => {
@@ -529,94 +531,6 @@ fn month_index(name: &str) -> Option<u8> {
     u8::try_from(i + 1).ok()
 }
 
-/// Zone text (`Z`, `UTC`, `+0300`, `-04:00`, `+03`, `CEST`, `CET+0100`) → seconds east of UTC, as fail2ban's
-/// `zone2offset` reads it; `None` for an unknown abbreviation.
-pub(super) fn zone_offset_secs(z: &str) -> Option<i32> {
-    if matches!(z, "Z" | "UTC" | "GMT") {
-        return Some(0);
-    }
-    let split = z.find(['+', '-']).unwrap_or(z.len());
-    let (abbr, num) = z.split_at(split);
-    let base = if abbr.is_empty() {
-        0
-    } else {
-        abbr_offset_minutes(abbr)?
-    };
-    let extra = if num.is_empty() {
-        0
-    } else {
-        let sign = if num.starts_with('-') { -1 } else { 1 };
-        let digits: String = num.chars().filter(char::is_ascii_digit).collect();
-        let h: i32 = digits.get(..2)?.parse().ok()?;
-        let m: i32 = match digits.get(2..4) {
-            Some(m) => m.parse().ok()?,
-            None => 0,
-        };
-        sign * (h * 60 + m)
-    };
-    Some((base + extra) * 60)
-}
-
-/// fail2ban's fixed table of zone abbreviations (minutes east of UTC; no daylight-saving switch).
-fn abbr_offset_minutes(abbr: &str) -> Option<i32> {
-    const TABLE: &[(i32, &str)] = &[
-        (-720, "Y"),
-        (-660, "X NUT SST"),
-        (-600, "W CKT HAST HST TAHT TKT"),
-        (-540, "V AKST GAMT GIT HADT HNY"),
-        (-480, "U AKDT CIST HAY HNP PST PT"),
-        (-420, "T HAP HNR MST PDT"),
-        (-360, "S CST EAST GALT HAR HNC MDT"),
-        (-300, "R CDT COT EASST ECT EST ET HAC HNE PET"),
-        (-240, "Q AST BOT CLT COST EDT FKT GYT HAE HNA PYT"),
-        (
-            -180,
-            "P ADT ART BRT CLST FKST GFT HAA PMST PYST SRT UYT WGT",
-        ),
-        (-120, "O BRST FNT PMDT UYST WGST"),
-        (-60, "N AZOT CVT EGT"),
-        (0, "Z EGST GMT UTC WET WT"),
-        (60, "A CET DFT WAT WEDT WEST"),
-        (120, "B CAT CEDT CEST EET SAST WAST"),
-        (180, "C EAT EEDT EEST IDT MSK"),
-        (240, "D AMT AZT GET GST KUYT MSD MUT RET SAMT SCT"),
-        (
-            300,
-            "E AMST AQTT AZST HMT MAWT MVT PKT TFT TJT TMT UZT YEKT",
-        ),
-        (360, "F ALMT BIOT BTT IOT KGT NOVT OMST YEKST"),
-        (420, "G CXT DAVT HOVT ICT KRAT NOVST OMSST THA WIB"),
-        (
-            480,
-            "H ACT AWST BDT BNT CAST HKT IRKT KRAST MYT PHT SGT ULAT WITA WST",
-        ),
-        (540, "I AWDT IRKST JST KST PWT TLT WDT WIT YAKT"),
-        (600, "K AEST ChST PGT VLAT YAKST YAPT"),
-        (660, "L AEDT LHDT MAGT NCT PONT SBT VLAST VUT"),
-        (
-            720,
-            "M ANAST ANAT FJT GILT MAGST MHT NZST PETST PETT TVT WFT",
-        ),
-        (780, "FJST NZDT"),
-        (690, "NFT"),
-        (630, "ACDT LHST"),
-        (570, "ACST"),
-        (390, "CCT MMT"),
-        (345, "NPT"),
-        (330, "SLT"),
-        (270, "AFT IRDT"),
-        (210, "IRST"),
-        (-150, "HAT NDT"),
-        (-210, "HNT NST NT"),
-        (-270, "HLV VET"),
-        (-570, "MART MIT"),
-    ];
-    TABLE
-        .iter()
-        .find(|(_, names)| names.split(' ').any(|n| n == abbr))
-        .map(|(m, _)| *m)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -626,18 +540,6 @@ mod tests {
             now_ms: Timestamp::parse_rfc3339(now).unwrap().as_millis(),
             default_offset: offset,
         }
-    }
-
-    #[test]
-    fn zones_read_like_fail2ban() {
-        assert_eq!(zone_offset_secs("+0300"), Some(10_800));
-        assert_eq!(zone_offset_secs("-04:30"), Some(-16_200));
-        assert_eq!(zone_offset_secs("+03"), Some(10_800));
-        assert_eq!(zone_offset_secs("CEST"), Some(7200));
-        assert_eq!(zone_offset_secs("CET+0100"), Some(7200));
-        assert_eq!(zone_offset_secs("PDT"), Some(-25_200));
-        assert_eq!(zone_offset_secs("NPT"), Some(20_700));
-        assert_eq!(zone_offset_secs("XYZ"), None);
     }
 
     #[test]

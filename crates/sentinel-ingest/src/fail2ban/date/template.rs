@@ -33,8 +33,35 @@ pub(super) struct Template {
     pub anchored: bool,
     /// The regex text; equal keys are the same template.
     pub key: String,
-    /// Reused capture buffer, so a search on the fast engine allocates nothing.
-    locs: Mutex<Option<regex::CaptureLocations>>,
+    /// Reused capture buffer and the last result, so a search allocates nothing and a repeated date is not
+    /// parsed again.
+    scratch: Mutex<Scratch>,
+}
+
+#[derive(Debug)]
+struct Scratch {
+    locs: regex::CaptureLocations,
+    memo: Option<Memo>,
+}
+
+/// The last resolved match: its text, what surrounds it, and what it gave.
+#[derive(Debug)]
+struct Memo {
+    key: MemoKey,
+    text: String,
+    start: usize,
+    end: usize,
+    ts: Option<Timestamp>,
+}
+
+/// What besides the matched text decides the result: the bytes around it (boundary assertions) and the
+/// reference time and offset (year inference, zoneless dates).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct MemoKey {
+    prev: Option<u8>,
+    next: Option<u8>,
+    now_ms: i64,
+    offset: i32,
 }
 
 #[derive(Debug)]
@@ -56,14 +83,16 @@ pub(super) struct Match {
 
 const WORD_BEGIN_PY: &str = r"(?=^|\b|\W)";
 const WORD_END_PY: &str = r"(?=\b|\W|$)";
-/// The same guard without look-ahead: false only between two word characters.
-const WORD_EDGE_RS: &str = r"(?:\b{start-half}|\b{end-half})";
-const LINE_BEGIN: &str = r"^(?:\W{0,2})?";
+/// The same guard without look-ahead: false only between two word characters (ASCII word characters: the
+/// Unicode tables would multiply the automaton's states).
+const WORD_EDGE_RS: &str = r"(?:(?-u:\b{start-half})|(?-u:\b{end-half}))";
+const LINE_BEGIN_PY: &str = r"^(?:\W{0,2})?";
+const LINE_BEGIN_RS: &str = r"^(?:[^0-9A-Za-z_]{0,2})?";
 
 /// `EPOCH`'s value: ten or eleven digits, optionally with a fraction.
-pub(super) const EPOCH_RE: &str = r"\d{10,11}\b(?:\.\d{3,6})?";
+pub(super) const EPOCH_RE: &str = r"[0-9]{10,11}(?-u:\b)(?:\.[0-9]{3,6})?";
 /// `LEPOCH`'s value: also milliseconds or microseconds.
-pub(super) const LONG_EPOCH_RE: &str = r"\d{10,11}(?:\d{3}(?:\.\d{1,6}|\d{3})?)?";
+pub(super) const LONG_EPOCH_RE: &str = r"[0-9]{10,11}(?:[0-9]{3}(?:\.[0-9]{1,6}|[0-9]{3})?)?";
 
 impl Template {
     /// A date pattern as a filter's `datepattern` line or a default template states it.
@@ -121,10 +150,12 @@ impl Template {
             (EPOCH_RE, "epoch")
         };
         let text = if line_begin {
-            format!(r"^(?:\[(?P<{name}__0>{v})\]|(?:\W{{0,2}})?(?P<{name}__1>{v}){WORD_EDGE_RS})")
+            format!(
+                r"^(?:\[(?P<{name}__0>{v})\]|(?:[^0-9A-Za-z_]{{0,2}})?(?P<{name}__1>{v}){WORD_EDGE_RS})"
+            )
         } else {
             format!(
-                r"(?:^(?P<{name}__0>{v}){WORD_EDGE_RS}|^\[(?P<{name}__1>{v})\]|\baudit\((?P<{name}__2>{v}):\d+\))"
+                r"(?:^(?P<{name}__0>{v}){WORD_EDGE_RS}|^\[(?P<{name}__1>{v})\]|(?-u:\b)audit\((?P<{name}__2>{v}):[0-9]+\))"
             )
         };
         Self::build(&text, None, line_begin, true)
@@ -134,7 +165,7 @@ impl Template {
     pub(super) fn tai64n(line_begin: bool) -> Result<Self, String> {
         let body = format!(r"(?P<tai__0>@[0-9a-f]{{24}}){WORD_EDGE_RS}");
         let text = if line_begin {
-            format!("{LINE_BEGIN}{body}")
+            format!("{LINE_BEGIN_RS}{body}")
         } else {
             body
         };
@@ -161,8 +192,8 @@ impl Template {
         if bound_begin {
             match begin {
                 Begin::Line => {
-                    py.push_str(LINE_BEGIN);
-                    rs.push_str(LINE_BEGIN);
+                    py.push_str(LINE_BEGIN_PY);
+                    rs.push_str(LINE_BEGIN_RS);
                 }
                 _ => {
                     py.push_str(WORD_BEGIN_PY);
@@ -236,8 +267,11 @@ impl Template {
             return Err("the date pattern has no group".into());
         }
         let locs = match &engine {
-            Engine::Fast(re) => Some(re.capture_locations()),
-            Engine::Fancy(_) => None,
+            Engine::Fast(re) => re.capture_locations(),
+            // Unused by the backtracking engine; any empty buffer will do.
+            Engine::Fancy(_) => regex::Regex::new("")
+                .map_err(|e| e.to_string())?
+                .capture_locations(),
         };
         Ok(Self {
             engine,
@@ -245,35 +279,89 @@ impl Template {
             span_groups,
             anchored,
             key: rs.to_string(),
-            locs: Mutex::new(locs),
+            scratch: Mutex::new(Scratch { locs, memo: None }),
         })
     }
 
-    /// Searches `line`; on a match, also resolves the time.
-    pub(super) fn search(&self, line: &str, r: Resolve) -> Option<(Match, Option<Timestamp>)> {
+    /// Where the template matches in `line` (the whole match), without resolving groups: the fast engine
+    /// runs its DFA only.
+    pub(super) fn locate(&self, line: &str) -> Option<(usize, usize)> {
         match &self.engine {
-            Engine::Fast(re) => {
-                // An uncontended lock reuses the buffer; another thread holding it gets a fresh one.
-                let mut guard = self.locs.try_lock().ok();
-                let mut fresh = None;
-                let locs = match guard.as_mut().and_then(|g| g.as_mut()) {
-                    Some(l) => l,
-                    None => fresh.insert(re.capture_locations()),
+            Engine::Fast(re) => re.find(line).map(|m| (m.start(), m.end())),
+            Engine::Fancy(re) => re.find(line).ok()?.map(|m| (m.start(), m.end())),
+        }
+    }
+
+    /// The date's span and time for a match `whole` that [`Template::locate`] found. Consecutive lines often
+    /// carry the same date text: then the previous result is reused instead of running the capture engine.
+    pub(super) fn resolve(
+        &self,
+        line: &str,
+        whole: (usize, usize),
+        r: Resolve,
+    ) -> (Match, Option<Timestamp>) {
+        let (at, end) = whole;
+        let bytes = line.as_bytes();
+        let key = MemoKey {
+            prev: at.checked_sub(1).and_then(|i| bytes.get(i)).copied(),
+            next: bytes.get(end).copied(),
+            now_ms: r.now_ms,
+            offset: r.default_offset,
+        };
+        let text = &line[at..end];
+        // An uncontended lock reuses the buffers; another thread holding it works without them.
+        let mut guard = self.scratch.try_lock().ok();
+        // The backtracking engine's look-around may reach further than one byte: no reuse there.
+        let reuse = matches!(self.engine, Engine::Fast(_));
+        if let Some(memo) = guard
+            .as_ref()
+            .filter(|_| reuse)
+            .and_then(|g| g.memo.as_ref())
+        {
+            if memo.key == key && memo.text == text {
+                let m = Match {
+                    at,
+                    start: at + memo.start,
+                    end: at + memo.end,
                 };
-                let whole = re.captures_read(locs, line)?;
-                Some(self.finish(whole.start(), |i| locs.get(i), line, r))
-            }
-            Engine::Fancy(re) => {
-                let caps = re.captures(line).ok()??;
-                let whole = caps.get(0)?;
-                Some(self.finish(
-                    whole.start(),
-                    |i| caps.get(i).map(|m| (m.start(), m.end())),
-                    line,
-                    r,
-                ))
+                return (m, memo.ts);
             }
         }
+        let (m, ts) = match &self.engine {
+            Engine::Fast(re) => {
+                let mut fresh = None;
+                let locs = match guard.as_mut() {
+                    Some(g) => &mut g.locs,
+                    None => fresh.insert(re.capture_locations()),
+                };
+                match re.captures_read_at(locs, line, at) {
+                    Some(_) => self.finish(at, |i| locs.get(i), line, r),
+                    None => (Match { at, start: at, end }, None),
+                }
+            }
+            Engine::Fancy(re) => match re.captures_from_pos(line, at) {
+                Ok(Some(caps)) => {
+                    self.finish(at, |i| caps.get(i).map(|m| (m.start(), m.end())), line, r)
+                }
+                _ => (Match { at, start: at, end }, None),
+            },
+        };
+        if let Some(g) = guard.as_mut() {
+            let memo = g.memo.get_or_insert_with(|| Memo {
+                key,
+                text: String::new(),
+                start: 0,
+                end: 0,
+                ts: None,
+            });
+            memo.key = key;
+            memo.text.clear();
+            memo.text.push_str(text);
+            memo.start = m.start - at;
+            memo.end = m.end - at;
+            memo.ts = ts;
+        }
+        (m, ts)
     }
 
     fn finish(
