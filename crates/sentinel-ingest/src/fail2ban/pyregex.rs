@@ -88,7 +88,8 @@ pub(crate) struct Compiled {
 #[derive(Debug)]
 enum Engine {
     Fast(regex::Regex),
-    Fancy(Box<fancy_regex::Regex>),
+    /// The backtracking engine, with a linear-time superset to rule lines out first (when it compiles).
+    Fancy(Box<fancy_regex::Regex>, Option<regex::Regex>),
 }
 
 /// One match: its span and the span of each group of [`Compiled::groups`] (aligned), if it took part.
@@ -126,7 +127,8 @@ impl Compiled {
                     spans,
                 })
             })),
-            Engine::Fancy(re) => match re.captures(text) {
+            Engine::Fancy(_, Some(pre)) if !pre.is_match(text) => Ok(None),
+            Engine::Fancy(re, _) => match re.captures(text) {
                 Ok(c) => Ok(c.and_then(|c| {
                     let m = c.get(0)?;
                     let spans = self
@@ -152,7 +154,7 @@ impl Compiled {
 
     /// Whether the backtracking engine is used.
     pub(crate) fn is_fancy(&self) -> bool {
-        matches!(self.engine, Engine::Fancy(_))
+        matches!(self.engine, Engine::Fancy(..))
     }
 }
 
@@ -178,6 +180,7 @@ pub(crate) fn compile_with(py: &str, flavor: &Flavor) -> Result<Compiled, String
     let mut t = translate_with(py, flavor.addr_only)?;
     if flavor.multiline {
         t.pattern.insert_str(0, "(?m)");
+        t.relaxed.insert_str(0, "(?m)");
     }
     if !t.fancy {
         if let Ok(re) = regex::Regex::new(&t.pattern) {
@@ -189,7 +192,7 @@ pub(crate) fn compile_with(py: &str, flavor: &Flavor) -> Result<Compiled, String
     }
     match fancy_regex::Regex::new(&t.pattern) {
         Ok(re) => Ok(Compiled {
-            engine: Engine::Fancy(Box::new(re)),
+            engine: Engine::Fancy(Box::new(re), regex::Regex::new(&t.relaxed).ok()),
             groups: t.groups,
         }),
         Err(e) => Err(format!(
@@ -204,6 +207,8 @@ pub(crate) fn compile_with(py: &str, flavor: &Flavor) -> Result<Compiled, String
 pub(crate) struct Translated {
     /// The Rust pattern.
     pub pattern: String,
+    /// A superset of `pattern` in `regex` crate syntax (see `Dual`), for prefiltering backtracking patterns.
+    pub relaxed: String,
     /// Whether it needs `fancy_regex`.
     pub fancy: bool,
     /// Named groups and their roles.
@@ -217,9 +222,40 @@ const IP6: &str = r"(?:[0-9a-fA-F]{1,4}::?|:){1,7}(?:[0-9a-fA-F]{1,4}|:)";
 const DNS: &str = r"[\w\-.^_]*\w";
 const RUST_META: &str = r"\.+*?()|[]{}^$#&-~";
 
+/// The translated pattern and its relaxed twin: a superset the `regex` crate can run, where look-around becomes
+/// optional, conditionals become alternatives and backreferences match anything. A line the relaxed pattern
+/// does not match cannot match the real one, so it is a linear-time prefilter for backtracking patterns.
+#[derive(Default)]
+struct Dual {
+    main: String,
+    relaxed: String,
+}
+
+impl Dual {
+    fn push(&mut self, c: char) {
+        self.main.push(c);
+        self.relaxed.push(c);
+    }
+
+    fn push_str(&mut self, s: &str) {
+        self.main.push_str(s);
+        self.relaxed.push_str(s);
+    }
+
+    fn split(&mut self, main: &str, relaxed: &str) {
+        self.main.push_str(main);
+        self.relaxed.push_str(relaxed);
+    }
+}
+
+/// Any text, newlines included: what a backreference becomes in the relaxed pattern.
+const ANY: &str = "(?s:.*)";
+
 struct Translator<'a> {
     src: &'a str,
-    out: String,
+    out: Dual,
+    /// How each open group closes in the relaxed pattern (`)?` for look-around and conditionals).
+    closers: Vec<&'static str>,
     fancy: bool,
     groups: Vec<(String, Role)>,
     /// fail2ban's name of an `<F-…>` group (`user`, `mlfid`, …) → its name in the Rust pattern, for `(?P=user)`.
@@ -228,6 +264,11 @@ struct Translator<'a> {
 }
 
 impl Translator<'_> {
+    fn close(&mut self) {
+        let closer = self.closers.pop().unwrap_or(")");
+        self.out.split(")", closer);
+    }
+
     fn group(&mut self, role: Role) -> String {
         let name = format!("f2b{}", self.groups.len());
         self.groups.push((name.clone(), role));
@@ -343,6 +384,7 @@ impl Translator<'_> {
                 let g = self.group(role);
                 self.tag_names.push((tag.to_ascii_lowercase(), g.clone()));
                 self.out.push_str(&format!("(?P<{g}>"));
+                self.closers.push(")");
             }
             _ => return Ok(0),
         }
@@ -353,6 +395,7 @@ impl Translator<'_> {
     fn open(&mut self, rest: &str) -> Result<usize, String> {
         let Some(after) = rest.strip_prefix("(?") else {
             self.out.push('(');
+            self.closers.push(")");
             return Ok(1);
         };
         if let Some(r) = after.strip_prefix("P<") {
@@ -360,6 +403,7 @@ impl Translator<'_> {
             let name = &r[..end];
             self.groups.push((name.to_string(), Role::Named));
             self.out.push_str(&format!("(?P<{name}>"));
+            self.closers.push(")");
             return Ok(4 + end + 1);
         }
         if let Some(r) = after.strip_prefix("P=") {
@@ -371,7 +415,7 @@ impl Translator<'_> {
                 .iter()
                 .find(|(n, _)| n == name)
                 .map_or(name, |(_, g)| g.as_str());
-            self.out.push_str(&format!(r"\k<{target}>"));
+            self.out.split(&format!(r"\k<{target}>"), ANY);
             self.fancy = true;
             return Ok(4 + end + 1);
         }
@@ -381,8 +425,8 @@ impl Translator<'_> {
         }
         for look in ["=", "!", "<=", "<!", ">"] {
             if after.starts_with(look) {
-                self.out.push_str("(?");
-                self.out.push_str(look);
+                self.out.split(&format!("(?{look}"), "(?:");
+                self.closers.push(if look == ">" { ")" } else { ")?" });
                 self.fancy = true;
                 return Ok(2 + look.len());
             }
@@ -391,15 +435,17 @@ impl Translator<'_> {
             let end = r.find(')').ok_or("unterminated conditional (?(")?;
             let id = &r[..end];
             if id.bytes().all(|b| b.is_ascii_digit()) {
-                self.out.push_str(&format!("(?({id})"));
+                self.out.split(&format!("(?({id})"), "(?:");
             } else {
-                self.out.push_str(&format!("(?(<{id}>)"));
+                self.out.split(&format!("(?(<{id}>)"), "(?:");
             }
+            self.closers.push(")?");
             self.fancy = true;
             return Ok(3 + end + 1);
         }
         if after.starts_with(':') {
             self.out.push_str("(?:");
+            self.closers.push(")");
             return Ok(3);
         }
         // Flags: (?aiLmsux) or (?flags-flags:…)
@@ -424,6 +470,9 @@ impl Translator<'_> {
             }
         } else {
             self.out.push_str(&format!("(?{kept}{closer}"));
+        }
+        if closer == ":" {
+            self.closers.push(")");
         }
         Ok(2 + end + 1)
     }
@@ -453,8 +502,7 @@ impl Translator<'_> {
                     .take_while(char::is_ascii_digit)
                     .take(2)
                     .collect();
-                self.out.push('\\');
-                self.out.push_str(&digits);
+                self.out.split(&format!("\\{digits}"), ANY);
                 self.fancy = true;
                 return Ok(1 + digits.len());
             }
@@ -487,7 +535,8 @@ pub(crate) fn translate(py: &str) -> Result<Translated, String> {
 pub(crate) fn translate_with(py: &str, addr_only: bool) -> Result<Translated, String> {
     let mut t = Translator {
         src: py,
-        out: String::with_capacity(py.len() * 2),
+        out: Dual::default(),
+        closers: Vec::new(),
         fancy: false,
         groups: Vec::new(),
         tag_names: Vec::new(),
@@ -562,11 +611,16 @@ pub(crate) fn translate_with(py: &str, addr_only: bool) -> Result<Translated, St
             }
             '*' | '+' | '?' => {
                 if c == '+' && was_quantifier {
-                    t.fancy = true; // possessive
+                    t.fancy = true; // possessive; the relaxed pattern keeps the plain quantifier
+                    t.out.main.push(c);
                 } else {
                     after_quantifier = c != '?' || !was_quantifier;
+                    t.out.push(c);
                 }
-                t.out.push(c);
+                1
+            }
+            ')' => {
+                t.close();
                 1
             }
             c => {
@@ -579,7 +633,8 @@ pub(crate) fn translate_with(py: &str, addr_only: bool) -> Result<Translated, St
         return Err("unterminated character set [".into());
     }
     Ok(Translated {
-        pattern: t.out,
+        relaxed: t.out.relaxed,
+        pattern: t.out.main,
         fancy: t.fancy,
         groups: t.groups,
     })
@@ -649,6 +704,25 @@ mod tests {
             .unwrap();
         let ip4 = c.groups.iter().position(|(_, r)| *r == Role::Ip4).unwrap();
         assert_eq!(hit.spans[ip4], Some((21, 29)));
+    }
+
+    #[test]
+    fn relaxed_pattern_is_a_linear_superset() {
+        let t = translate(r"^a(?!b)(?P<x>c)(?(x)d|e)(?P=x)(?<=c)x++$").unwrap();
+        assert!(t.fancy);
+        assert_eq!(t.relaxed, r"^a(?:b)?(?P<x>c)(?:d|e)?(?s:.*)(?:c)?x+$");
+        let c =
+            compile(r"^Failed (?:(?!publickey)\S+) for <F-USER>\S+</F-USER> from <HOST>$").unwrap();
+        assert!(matches!(&c.engine, Engine::Fancy(_, Some(_))));
+        assert!(c
+            .find("Failed password for root from 192.0.2.1")
+            .unwrap()
+            .is_some());
+        assert!(c
+            .find("Failed publickey for root from 192.0.2.1")
+            .unwrap()
+            .is_none());
+        assert!(c.find("Accepted password for root").unwrap().is_none());
     }
 
     #[test]
