@@ -194,3 +194,61 @@ proptest! {
         }
     }
 }
+
+/// The user field is the client's own text (`Authorization: Basic` decoded) and may hold spaces: a probe
+/// sent with such a header is still read, with its real address, and a user that looks like another
+/// address, a virtual host or a time cannot move the address or the request.
+#[test]
+fn a_user_with_spaces_neither_hides_nor_moves_the_request() {
+    let ok = |line: &str| {
+        AccessLog::default()
+            .parse(line, &ctx(0))
+            .unwrap_or_else(|e| panic!("{e:?}: {line}"))
+    };
+    let t = "[27/Nov/2026:19:56:49 +0100]";
+    let p = ok(&format!(r#"198.51.100.1 - a b {t} "GET /.env HTTP/1.1" 404 1 "-" "x""#));
+    assert_eq!(p.src_ip, Some("198.51.100.1".parse().unwrap()));
+    assert_eq!((p.get("user"), p.get("path")), (Some("a b"), Some("/.env")));
+    assert_eq!(p.get("vhost"), None);
+    let p = ok(&format!(
+        r#"198.51.100.1 - x 203.0.113.9 - [01/Jan/2020:00:00:00 +0000 {t} "GET /.git/config HTTP/1.1" 404 1 "-" "x""#
+    ));
+    assert_eq!(p.src_ip, Some("198.51.100.1".parse().unwrap()));
+    assert_eq!(p.get("path"), Some("/.git/config"));
+    assert_eq!(
+        p.get("user"),
+        Some("x 203.0.113.9 - [01/Jan/2020:00:00:00 +0000")
+    );
+    // A time inside the user without the request's quote after it is not the line's time.
+    let p = ok(&format!(
+        r#"198.51.100.1 - u [27/Nov/2020:00:00:00 +0000] x {t} "GET /a HTTP/1.1" 200 1"#
+    ));
+    assert_eq!(p.get("path"), Some("/a"));
+    assert_eq!(p.ts, ok(&format!(r#"198.51.100.1 - - {t} "GET /a HTTP/1.1" 200 1"#)).ts);
+    // With a virtual host first.
+    let p = ok(&format!(
+        r#"www.example.com:443 198.51.100.2 - a b c {t} "GET /wp-login.php HTTP/1.1" 404 1 "-" "x""#
+    ));
+    assert_eq!(p.src_ip, Some("198.51.100.2".parse().unwrap()));
+    assert_eq!(
+        (p.get("vhost"), p.get("user")),
+        (Some("www.example.com"), Some("a b c"))
+    );
+    // The plain forms are unchanged; a bad time in the vhost form is still malformed, not foreign.
+    let p = ok(&format!(r#"www.example.com 198.51.100.3 - bob {t} "GET / HTTP/1.1" 200 1"#));
+    assert_eq!(
+        (p.src_ip, p.get("vhost"), p.get("user")),
+        (
+            Some("198.51.100.3".parse().unwrap()),
+            Some("www.example.com"),
+            Some("bob")
+        )
+    );
+    assert_eq!(
+        AccessLog::default().parse(
+            r#"www.example.com 198.51.100.3 - bob [99/Nov/2026:19:56:49 +0100] "GET / HTTP/1.1" 200 1"#,
+            &ctx(0)
+        ),
+        Err(Unparsed::Malformed("bad_timestamp"))
+    );
+}

@@ -68,18 +68,7 @@ impl LineParser for AccessLog {
 /// One common/combined line, with or without a leading virtual host (`www.example.com:443 IP - - […]`,
 /// Apache's `vhost_combined`; `www.example.com IP - - […]`, nginx's usual multi-site variant).
 pub(crate) fn clf(line: &str, service: &'static str) -> Result<Parsed, Unparsed> {
-    let (first, rest) = word(line);
-    let (second, rest) = word(rest);
-    let (third, rest) = word(rest);
-    let (vhost, client, user, rest) = if rest.starts_with('[') {
-        (None, first, third, rest)
-    } else {
-        let (fourth, rest) = word(rest);
-        if !rest.starts_with('[') || first.is_empty() {
-            return Err(Unparsed::NoMatch);
-        }
-        (Some(first), second, fourth, rest)
-    };
+    let (vhost, client, user, rest) = clf_head(line).ok_or(Unparsed::NoMatch)?;
     let rest = rest.strip_prefix('[').ok_or(Unparsed::NoMatch)?;
     let close = memchr::memchr(b']', rest.as_bytes()).ok_or(Unparsed::NoMatch)?;
     let rest_after = rest[close + 1..]
@@ -143,6 +132,60 @@ pub(crate) fn clf(line: &str, service: &'static str) -> Result<Parsed, Unparsed>
         src_ip: Some(ip),
         fields,
     })
+}
+
+/// The words before `[time]`: `(vhost, client, user, rest at "[")`.
+///
+/// The user (`$remote_user`, `%u`) is the client's own text from its `Authorization` header and may hold
+/// spaces (nginx and apache escape quotes and control bytes, not spaces), so it runs up to the ` [` that opens
+/// a valid time followed by ` "`. The ident field is `-` in practice, so `IP - user…` has no virtual host and
+/// `vhost IP ident user…` has one; with exactly three words it is `IP ident user`.
+fn clf_head(line: &str) -> Option<(Option<&str>, &str, &str, &str)> {
+    let (first, r1) = word(line);
+    let (second, r2) = word(r1);
+    let (third, r3) = word(r2);
+    // `[time] "` at the start of `s`.
+    let opens_time = |s: &str| {
+        s.get(1..27).is_some_and(|stamp| clf_time(stamp).is_some())
+            && s.get(27..).is_some_and(|r| r.starts_with("] \""))
+    };
+    if opens_time(r3) {
+        return Some((None, first, third, r3));
+    }
+    if first.is_empty() {
+        return None;
+    }
+    // The first ` [` that opens a CLF time followed by `] "` ends the user.
+    let bytes = line.as_bytes();
+    let user_from = line.len() - r3.len();
+    let mut from = user_from;
+    let at = loop {
+        let Some(found) = memchr::memmem::find(&bytes[from..], b" [") else {
+            // No valid time: read the words as they stand (a bad time is then malformed, not foreign).
+            if r3.starts_with('[') {
+                return Some((None, first, third, r3));
+            }
+            let (fourth, r4) = word(r3);
+            return r4.starts_with('[').then_some((Some(first), second, fourth, r4));
+        };
+        let at = from + found;
+        if opens_time(&line[at + 1..]) {
+            break at;
+        }
+        from = at + 2;
+    };
+    let rest = &line[at + 1..];
+    let (vhost, client, user) = if second == "-" {
+        // `IP - user with spaces`: the user is everything after the ident.
+        (None, first, &line[line.len() - r2.len()..at])
+    } else {
+        // `vhost IP ident user…`.
+        (Some(first), second, &line[user_from..at])
+    };
+    // Four words are `vhost IP ident user` whatever the address reads as (a bad one is malformed); a user
+    // with spaces is only taken after a real address, so other layouts (a syslog header) stay foreign.
+    let four_words = vhost.is_some() && !user.contains(' ');
+    (four_words || scan::ip(client).is_some()).then_some((vhost, client, user, rest))
 }
 
 /// `www.example.com:443` → `www.example.com`; an IPv6 address or a name without port is kept whole.
