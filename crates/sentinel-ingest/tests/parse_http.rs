@@ -252,3 +252,30 @@ fn a_user_with_spaces_neither_hides_nor_moves_the_request() {
         Err(Unparsed::Malformed("bad_timestamp"))
     );
 }
+
+/// A basic-auth user holding quotes (nginx writes it as sent) is still a failure from the real client,
+/// for both wordings; the address is never taken from the user.
+#[test]
+fn nginx_auth_failures_with_quotes_in_the_user() {
+    let parse = |line: &str| ErrorLog::default().parse(line, &ctx(0));
+    let p = parse(
+        r#"2026/11/27 19:56:49 [error] 1234#0: *5 user "ad"min" x": password mismatch, client: 198.51.100.2, server: example.com, request: "GET / HTTP/1.1", host: "example.com""#,
+    )
+    .unwrap();
+    assert_eq!(p.kind, LogKind::HttpAuthFailure);
+    assert_eq!(p.src_ip, Some("198.51.100.2".parse().unwrap()));
+    assert_eq!(p.get("user"), Some(r#"ad"min" x"#));
+    let p = parse(
+        r#"2026/11/27 19:56:49 [error] 1234#0: *5 user "a"b" was not found in "/etc/nginx/.htpasswd", client: 198.51.100.3, server: example.com"#,
+    )
+    .unwrap();
+    assert_eq!(
+        (p.src_ip, p.get("user")),
+        (Some("198.51.100.3".parse().unwrap()), Some(r#"a"b"#))
+    );
+    // Other messages about a user stay ignored.
+    assert_eq!(
+        parse(r#"2026/11/27 19:56:49 [error] 1234#0: *5 user "a" said hello, client: 198.51.100.3, server: e"#),
+        Err(Unparsed::Ignored)
+    );
+}
