@@ -93,6 +93,11 @@ impl ReplaySummary {
     pub fn is_partial(&self) -> bool {
         !self.unreadable.is_empty()
     }
+
+    /// Whether no file could be read at all (exit code 2: there are no results, not partial ones).
+    pub fn nothing_read(&self) -> bool {
+        !self.unreadable.is_empty() && self.unreadable.len() == self.files.len() && self.lines == 0
+    }
 }
 
 /// A source and how many alerts it raised.
@@ -277,6 +282,18 @@ pub fn run(opts: &ReplayOptions, out: &mut dyn Write) -> anyhow::Result<ReplaySu
             format!("filter {filter_name} matched 0 of {} lines", summary.lines),
         );
     }
+    // `auto` with no line even recognised (every one foreign to every built-in parser): binary data, or a
+    // format Sentinel does not read. Lines a parser recognised and set aside (`ignored`) do not count here.
+    let no_match = unparsed.get("no_match").copied().unwrap_or(0);
+    if !explicit && summary.lines > 0 && summary.parsed == 0 && no_match == summary.lines {
+        summary.warnings.insert(
+            0,
+            format!(
+                "no built-in parser recognised any of {} lines (format auto): name the format with --format or use --fail2ban-filter",
+                summary.lines
+            ),
+        );
+    }
     if progress {
         eprintln!();
     }
@@ -348,6 +365,8 @@ fn print_table(s: &ReplaySummary, out: &mut dyn Write) -> std::io::Result<()> {
         s.files.len(),
         if s.unreadable.is_empty() {
             String::new()
+        } else if s.nothing_read() {
+            ": NOTHING could be read".to_owned()
         } else {
             format!(", {} unreadable: results are PARTIAL", s.unreadable.len())
         },

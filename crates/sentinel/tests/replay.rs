@@ -480,3 +480,43 @@ fn a_filter_that_matches_nothing_is_loud() {
     let (_, v, _) = replay_cli(dir.path(), &[mail.to_str().unwrap()]);
     assert_eq!(v["warnings"].as_array().unwrap().len(), 0);
 }
+
+/// `auto` on data no built-in parser recognises at all (binary junk) warns; recognised-but-ignored lines
+/// (see above) do not. When no file can be read at all there are no results: exit 2, not 1.
+#[test]
+fn unrecognised_data_warns_and_nothing_read_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.bin");
+    let bytes: Vec<u8> = (0..20_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(&junk, &bytes).unwrap();
+    let (code, v, stderr) = replay_cli(dir.path(), &[junk.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(v["parsed"], 0);
+    let lines = v["lines"].as_u64().unwrap();
+    assert!(lines > 0);
+    let want = format!(
+        "no built-in parser recognised any of {lines} lines (format auto): name the format with --format or use --fail2ban-filter"
+    );
+    assert_eq!(v["warnings"][0], want.as_str(), "{v}");
+    assert!(stderr.contains(&format!("WARNING: {want}")), "{stderr}");
+
+    let missing = dir.path().join("missing.log");
+    let (code, v, stderr) = replay_cli(dir.path(), &[missing.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_eq!(v["unreadable"].as_array().unwrap().len(), 1);
+    let out = command(dir.path())
+        .args(["replay", missing.to_str().unwrap(), dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("NOTHING could be read"), "{text}");
+    // One readable file among them: partial, exit 1.
+    let (code, _, _) = replay_cli(
+        dir.path(),
+        &[missing.to_str().unwrap(), junk.to_str().unwrap()],
+    );
+    assert_eq!(code, Some(1));
+}
