@@ -141,15 +141,29 @@ pub fn plan(dir: &Path, max_ttl: Duration) -> JailPlan {
     p
 }
 
+/// A `logpath` glob as fail2ban expands it (Python's `glob.glob`, not recursive): `**` is `*` there, one
+/// path component, where Sentinel's file source would descend into every directory below (`/var/log/**`
+/// would tail every file under /var/log, re-walked at each poll).
+pub fn logpath_glob(g: &str) -> String {
+    let mut out = String::with_capacity(g.len());
+    for c in g.chars() {
+        if !(c == '*' && out.ends_with('*')) {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn map_jail(j: &Jail, max_ttl: Duration, p: &mut JailPlan) -> anyhow::Result<()> {
     let filter = j.load_filter()?;
+    let logpaths: Vec<String> = j.logpaths.iter().map(|g| logpath_glob(g)).collect();
     let name = scenario_name(&j.name);
     let mode = j.filter.options.mode.clone();
     let vars = j.filter.options.vars.clone();
     match &j.backend {
         Backend::Files(_) => {
             let mut missing = Vec::new();
-            for g in &j.logpaths {
+            for g in &logpaths {
                 let found = glob::glob(g)
                     .map(|paths| paths.filter_map(Result::ok).any(|p| p.is_file()))
                     .unwrap_or(false);
@@ -157,7 +171,7 @@ fn map_jail(j: &Jail, max_ttl: Duration, p: &mut JailPlan) -> anyhow::Result<()>
                     missing.push(g.as_str());
                 }
             }
-            if missing.len() == j.logpaths.len() {
+            if missing.len() == logpaths.len() {
                 p.warnings.push(format!(
                     "jail [{}] logpath: no file matches {} now (fail2ban would refuse this jail; Sentinel reads the file once it appears)",
                     j.name,
@@ -171,7 +185,7 @@ fn map_jail(j: &Jail, max_ttl: Duration, p: &mut JailPlan) -> anyhow::Result<()>
                 ));
             }
             p.sources.push(SourceConfig::File {
-                paths: j.logpaths.clone(),
+                paths: logpaths,
                 format: "auto".into(),
                 from_beginning: false,
                 fail2ban_filter: Some(j.filter.path.clone()),
@@ -369,5 +383,26 @@ mod tests {
             super::scenario_name("apache.bad bots"),
             "fail2ban-apache_bad_bots"
         );
+    }
+
+    #[test]
+    fn logpath_globs_do_not_recurse_as_in_fail2ban() {
+        assert_eq!(super::logpath_glob("/var/log/**"), "/var/log/*");
+        assert_eq!(super::logpath_glob("/**/x/***.log"), "/*/x/*.log");
+        assert_eq!(
+            super::logpath_glob("/var/log/nginx/*error.log"),
+            "/var/log/nginx/*error.log"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
+        std::fs::write(dir.path().join("top.log"), "").unwrap();
+        std::fs::write(dir.path().join("a/b/deep.log"), "").unwrap();
+        let pattern = super::logpath_glob(&format!("{}/**", dir.path().display()));
+        let found: Vec<_> = glob::glob(&pattern)
+            .unwrap()
+            .flatten()
+            .filter(|p| p.is_file())
+            .collect();
+        assert_eq!(found, [dir.path().join("top.log")]);
     }
 }
