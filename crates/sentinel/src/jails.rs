@@ -157,7 +157,15 @@ pub fn logpath_glob(g: &str) -> String {
 fn map_jail(j: &Jail, max_ttl: Duration, p: &mut JailPlan) -> anyhow::Result<()> {
     let filter = j.load_filter()?;
     let logpaths: Vec<String> = j.logpaths.iter().map(|g| logpath_glob(g)).collect();
-    let name = scenario_name(&j.name);
+    // Jails whose names differ only in characters a scenario name cannot hold (`ssh.d`, `ssh_d`) get
+    // distinct scenarios.
+    let base = scenario_name(&j.name);
+    let mut name = base.clone();
+    let mut n = 2;
+    while p.scenarios.iter().any(|s| s["name"] == name.as_str()) {
+        name = format!("{base}-{n}");
+        n += 1;
+    }
     let mode = j.filter.options.mode.clone();
     let vars = j.filter.options.vars.clone();
     match &j.backend {
@@ -383,6 +391,35 @@ mod tests {
             super::scenario_name("apache.bad bots"),
             "fail2ban-apache_bad_bots"
         );
+    }
+
+    #[test]
+    fn jails_whose_names_clean_to_the_same_scenario_get_distinct_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let f2b = dir.path();
+        std::fs::create_dir(f2b.join("filter.d")).unwrap();
+        std::fs::write(
+            f2b.join("filter.d/x.conf"),
+            "[Definition]\nfailregex = ^fail <HOST>$\n",
+        )
+        .unwrap();
+        std::fs::write(
+            f2b.join("jail.conf"),
+            "[DEFAULT]\nfilter = x\nlogpath = /dev/null\nenabled = true\n[ssh.d]\n[ssh_d]\n[ssh d]\n",
+        )
+        .unwrap();
+        let p = super::plan(f2b, std::time::Duration::from_secs(86_400));
+        assert!(p.errors.is_empty(), "{:?}", p.errors);
+        let mut names: Vec<&str> = p
+            .scenarios
+            .iter()
+            .map(|s| s["name"].as_str().unwrap())
+            .collect();
+        names.sort_unstable();
+        assert_eq!(names, ["fail2ban-ssh_d", "fail2ban-ssh_d-2", "fail2ban-ssh_d-3"]);
+        let mut ruled: Vec<&str> = p.rules.iter().map(|r| r.scenario[0].as_str()).collect();
+        ruled.sort_unstable();
+        assert_eq!(ruled, names);
     }
 
     #[test]
