@@ -136,37 +136,42 @@ pub(crate) fn clf(line: &str, service: &'static str) -> Result<Parsed, Unparsed>
 
 /// The words before `[time]`: `(vhost, client, user, rest at "[")`.
 ///
-/// The user (`$remote_user`, `%u`) is the client's own text from its `Authorization` header and may hold
-/// spaces (nginx and apache escape quotes and control bytes, not spaces), so it runs up to the ` [` that opens
-/// a valid time followed by ` "`. The ident field is `-` in practice, so `IP - user…` has no virtual host and
-/// `vhost IP ident user…` has one; with exactly three words it is `IP ident user`.
+/// `IP ident user [` or `vhost IP ident user [`, one word each. The user (`$remote_user`, `%u`) is the
+/// client's own text from its `Authorization` header and may hold spaces (nginx and apache escape quotes and
+/// control bytes, not spaces): `IP - user with spaces [` is read too, the user running up to the first ` [`
+/// that opens a valid time followed by ` "`. A virtual host may hold spaces as well (nginx's `$host` is the
+/// client's `Host`), so that form is only taken when no word of the user is an address: in a virtual-host
+/// layout the real address would be such a word, and the first words the client's own.
 fn clf_head(line: &str) -> Option<(Option<&str>, &str, &str, &str)> {
-    let (first, r1) = word(line);
-    let (second, r2) = word(r1);
-    let (third, r3) = word(r2);
     // `[time] "` at the start of `s`.
     let opens_time = |s: &str| {
         s.get(1..27).is_some_and(|stamp| clf_time(stamp).is_some())
             && s.get(27..).is_some_and(|r| r.starts_with("] \""))
     };
-    if opens_time(r3) {
+    let (first, r1) = word(line);
+    let (second, r2) = word(r1);
+    let (third, r3) = word(r2);
+    // An address is never `-`: `IP - a b [` is a user with a space, not a virtual host.
+    let user_with_spaces = second == "-" && scan::ip(first).is_some();
+    if r3.starts_with('[') && (!user_with_spaces || opens_time(r3)) {
         return Some((None, first, third, r3));
     }
     if first.is_empty() {
         return None;
     }
-    // The first ` [` that opens a CLF time followed by `] "` ends the user.
+    if !user_with_spaces {
+        let (fourth, r4) = word(r3);
+        return r4
+            .starts_with('[')
+            .then_some((Some(first), second, fourth, r4));
+    }
     let bytes = line.as_bytes();
-    let user_from = line.len() - r3.len();
+    let user_from = line.len() - r2.len();
     let mut from = user_from;
     let at = loop {
         let Some(found) = memchr::memmem::find(&bytes[from..], b" [") else {
             // No valid time: read the words as they stand (a bad time is then malformed, not foreign).
-            if r3.starts_with('[') {
-                return Some((None, first, third, r3));
-            }
-            let (fourth, r4) = word(r3);
-            return r4.starts_with('[').then_some((Some(first), second, fourth, r4));
+            return r3.starts_with('[').then_some((None, first, third, r3));
         };
         let at = from + found;
         if opens_time(&line[at + 1..]) {
@@ -174,18 +179,9 @@ fn clf_head(line: &str) -> Option<(Option<&str>, &str, &str, &str)> {
         }
         from = at + 2;
     };
-    let rest = &line[at + 1..];
-    let (vhost, client, user) = if second == "-" {
-        // `IP - user with spaces`: the user is everything after the ident.
-        (None, first, &line[line.len() - r2.len()..at])
-    } else {
-        // `vhost IP ident user…`.
-        (Some(first), second, &line[user_from..at])
-    };
-    // Four words are `vhost IP ident user` whatever the address reads as (a bad one is malformed); a user
-    // with spaces is only taken after a real address, so other layouts (a syslog header) stay foreign.
-    let four_words = vhost.is_some() && !user.contains(' ');
-    (four_words || scan::ip(client).is_some()).then_some((vhost, client, user, rest))
+    let user = &line[user_from..at];
+    let holds_address = user.split(' ').any(|w| scan::ip_with_port(w).is_some());
+    (!holds_address).then_some((None, first, user, &line[at + 1..]))
 }
 
 /// `www.example.com:443` → `www.example.com`; an IPv6 address or a name without port is kept whole.
