@@ -136,7 +136,19 @@ fn parser(opts: &ReplayOptions) -> anyhow::Result<Box<dyn LineParser>> {
                 mode: opts.mode.clone(),
                 vars: Vec::new(),
             },
-        )?;
+        )
+        // The error names the file, the option and the cause itself (its I/O source included): as a chain
+        // the cause would print twice.
+        .map_err(|e| {
+            let text = e.to_string();
+            match &opts.mode {
+                // A mode the filter does not define leaves its `<mdre-MODE…>` tag unresolved.
+                Some(mode) if text.contains(&format!("<mdre-{mode}")) => anyhow::anyhow!(
+                    "{text}: the filter has no mode `{mode}` (its modes are the `mdre-*` options of its [Definition])"
+                ),
+                _ => anyhow::anyhow!("{text}"),
+            }
+        })?;
         return Ok(Box::new(f));
     }
     sentinel_ingest::parse::by_name(&opts.format).ok_or_else(|| {

@@ -507,7 +507,11 @@ fn unrecognised_data_warns_and_nothing_read_is_an_error() {
     assert_eq!(code, Some(2), "{stderr}");
     assert_eq!(v["unreadable"].as_array().unwrap().len(), 1);
     let out = command(dir.path())
-        .args(["replay", missing.to_str().unwrap(), dir.path().to_str().unwrap()])
+        .args([
+            "replay",
+            missing.to_str().unwrap(),
+            dir.path().to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -519,4 +523,43 @@ fn unrecognised_data_warns_and_nothing_read_is_an_error() {
         &[missing.to_str().unwrap(), junk.to_str().unwrap()],
     );
     assert_eq!(code, Some(1));
+}
+
+/// A filter that cannot be loaded is one clear line: the I/O cause once, and a mode the filter lacks named.
+#[test]
+fn filter_load_errors_are_said_once_and_name_a_missing_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("a.log");
+    std::fs::write(&log, "x\n").unwrap();
+    let run = |args: &[&str]| {
+        let out = command(dir.path())
+            .arg("replay")
+            .args(args)
+            .arg(&log)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let missing = dir.path().join("nope.conf");
+    let (code, stderr) = run(&["--fail2ban-filter", missing.to_str().unwrap()]);
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        stderr.matches("No such file or directory").count(),
+        1,
+        "{stderr}"
+    );
+    let sshd = "/etc/fail2ban/filter.d/sshd.conf";
+    assert!(
+        Path::new(sshd).is_file(),
+        "Debian's fail2ban package must be installed"
+    );
+    let (code, stderr) = run(&["--fail2ban-filter", sshd, "--mode", "bogus"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("the filter has no mode `bogus`"),
+        "{stderr}"
+    );
 }
