@@ -455,6 +455,8 @@ fn ignoreip_netmasks_become_prefix_lengths() {
     );
     let bad: Vec<String> = set.problems.iter().map(|p| p.to_string()).collect();
     assert_eq!(bad.len(), 2, "{bad:?}");
-    assert!(bad.iter().any(|p| p.contains("[holes] ignoreip") && p.contains("10.0.0.0/255.0.255.0")));
+    assert!(bad
+        .iter()
+        .any(|p| p.contains("[holes] ignoreip") && p.contains("10.0.0.0/255.0.255.0")));
     assert!(bad.iter().any(|p| p.contains("[mixed] ignoreip")));
 }

@@ -416,7 +416,10 @@ mod tests {
             .map(|s| s["name"].as_str().unwrap())
             .collect();
         names.sort_unstable();
-        assert_eq!(names, ["fail2ban-ssh_d", "fail2ban-ssh_d-2", "fail2ban-ssh_d-3"]);
+        assert_eq!(
+            names,
+            ["fail2ban-ssh_d", "fail2ban-ssh_d-2", "fail2ban-ssh_d-3"]
+        );
         let mut ruled: Vec<&str> = p.rules.iter().map(|r| r.scenario[0].as_str()).collect();
         ruled.sort_unstable();
         assert_eq!(ruled, names);

@@ -470,11 +470,6 @@ fn import_comments_hold_multi_line_values() {
         "{yaml}"
     );
     let v: Value = serde_yaml::from_str(&yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
-    let keys: Vec<&str> = v
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
+    let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(keys, ["detect", "policy", "respond", "sources"], "{yaml}");
 }

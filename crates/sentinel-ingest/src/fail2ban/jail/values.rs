@@ -21,7 +21,8 @@ pub(super) fn normalize_ignoreip(e: &str) -> Option<String> {
     };
     let prefix = bits.leading_ones();
     // Contiguous: every bit after the leading ones is zero.
-    (bits.checked_shl(prefix).unwrap_or(0) == 0 && prefix <= width).then(|| format!("{ip}/{prefix}"))
+    (bits.checked_shl(prefix).unwrap_or(0) == 0 && prefix <= width)
+        .then(|| format!("{ip}/{prefix}"))
 }
 
 /// An `ignoreip` entry Sentinel can use: an address, a CIDR or a host name (resolved when Sentinel starts).

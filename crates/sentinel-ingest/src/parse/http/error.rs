@@ -183,11 +183,14 @@ fn nginx_body(rest: &str, ts: Option<Timestamp>) -> Result<Parsed, Unparsed> {
     let kind = if let Some(r) = msg.strip_prefix("user \"") {
         // The user is the client's text and may hold quotes (not `:`, where basic auth splits it): it ends
         // at the quote that starts nginx's own wording.
-        let end = [r.find("\": password mismatch"), r.find("\" was not found in \"")]
-            .into_iter()
-            .flatten()
-            .min()
-            .ok_or(Unparsed::Ignored)?;
+        let end = [
+            r.find("\": password mismatch"),
+            r.find("\" was not found in \""),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .ok_or(Unparsed::Ignored)?;
         fields.push(("user", r[..end].to_owned()));
         LogKind::HttpAuthFailure
     } else if let Some(r) = msg.strip_prefix("limiting requests, excess: ") {
