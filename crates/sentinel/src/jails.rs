@@ -154,6 +154,18 @@ pub fn logpath_glob(g: &str) -> String {
     out
 }
 
+/// `FIELD=value` (a journal field name: upper-case letters, digits, `_`) or `+`.
+fn is_journal_match(term: &str) -> bool {
+    term == "+"
+        || term.split_once('=').is_some_and(|(field, _)| {
+            !field.is_empty()
+                && !field.starts_with(|c: char| c.is_ascii_digit())
+                && field
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        })
+}
+
 fn map_jail(j: &Jail, max_ttl: Duration, p: &mut JailPlan) -> anyhow::Result<()> {
     let filter = j.load_filter()?;
     let logpaths: Vec<String> = j.logpaths.iter().map(|g| logpath_glob(g)).collect();
@@ -208,7 +220,16 @@ fn map_jail(j: &Jail, max_ttl: Duration, p: &mut JailPlan) -> anyhow::Result<()>
                 .map(String::from)
                 .to_vec();
             match j.journalmatch(&filter) {
-                Some(m) => command.extend(m.split_whitespace().map(String::from)),
+                Some(m) => {
+                    // fail2ban hands each term to the journal as a match; here they become journalctl
+                    // arguments, so anything but `FIELD=value` and `+` (an option such as `-D /dir`) is refused.
+                    if let Some(bad) = m.split_whitespace().find(|t| !is_journal_match(t)) {
+                        anyhow::bail!(
+                            "journalmatch: {bad:?} is not a journal match (FIELD=value, or + between groups)"
+                        );
+                    }
+                    command.extend(m.split_whitespace().map(String::from));
+                }
                 None => p.warnings.push(format!(
                     "jail [{}]: backend systemd and no journalmatch: the whole journal is read",
                     j.name
@@ -423,6 +444,51 @@ mod tests {
         let mut ruled: Vec<&str> = p.rules.iter().map(|r| r.scenario[0].as_str()).collect();
         ruled.sort_unstable();
         assert_eq!(ruled, names);
+    }
+
+    #[test]
+    fn journalmatch_terms_are_matches_never_options() {
+        for ok in [
+            "_SYSTEMD_UNIT=sshd.service",
+            "+",
+            "_COMM=sshd",
+            "SYSLOG_IDENTIFIER=a=b",
+        ] {
+            assert!(super::is_journal_match(ok), "{ok}");
+        }
+        for bad in [
+            "-D",
+            "/var/log/journal",
+            "--file=/x",
+            "=x",
+            "lower=x",
+            "1X=y",
+            "--output=cat",
+        ] {
+            assert!(!super::is_journal_match(bad), "{bad}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let f2b = dir.path();
+        std::fs::create_dir(f2b.join("filter.d")).unwrap();
+        std::fs::write(
+            f2b.join("filter.d/x.conf"),
+            "[Definition]\nfailregex = ^fail <HOST>$\njournalmatch = -D /tmp/elsewhere\n",
+        )
+        .unwrap();
+        std::fs::write(
+            f2b.join("jail.conf"),
+            "[j]\nenabled = true\nfilter = x\nbackend = systemd\n",
+        )
+        .unwrap();
+        let p = super::plan(f2b, std::time::Duration::from_secs(86_400));
+        assert!(p.sources.is_empty());
+        assert_eq!(p.errors.len(), 1, "{:?}", p.errors);
+        assert!(
+            p.errors[0].contains("jail [j]")
+                && p.errors[0].contains("\"-D\" is not a journal match"),
+            "{:?}",
+            p.errors
+        );
     }
 
     #[test]
