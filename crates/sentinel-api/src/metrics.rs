@@ -54,10 +54,25 @@ impl Labeled {
                 let _ = writeln!(out, "# TYPE sentinel_{name}_total counter");
                 last = name;
             }
-            let label = label.replace('\\', "\\\\").replace('"', "\\\"");
+            let label = escape_label(label);
             let _ = writeln!(out, "sentinel_{name}_total{{{label_key}=\"{label}\"}} {v}");
         }
     }
+}
+
+/// A label value in the text format: backslash, double quote and line feed escaped (a raw line feed would
+/// end the sample and let the rest of the value read as a sample of its own).
+fn escape_label(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Lines one source handed to one parser (a fail2ban filter or a built-in format): how many it matched and
@@ -93,7 +108,7 @@ impl SourceLines {
         if m.is_empty() {
             return;
         }
-        let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+        let esc = escape_label;
         for (name, help, pick) in [
             (
                 "sentinel_source_lines_matched_total",
@@ -218,6 +233,23 @@ mod tests {
         );
         c.matched.add(2);
         c.unmatched.inc();
+        // Names come from the configuration (file paths may hold any byte but NUL): a hostile one stays one
+        // label value and cannot add a sample of its own.
+        m.source_lines
+            .counts("file:/var/log/a\"}\nsentinel_fake_total 99\n#", "x\\y")
+            .matched
+            .inc();
+        let text = m.render();
+        assert!(
+            text.contains(
+                "sentinel_source_lines_matched_total{source=\"file:/var/log/a\\\"}\\nsentinel_fake_total 99\\n#\",filter=\"x\\\\y\"} 1\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            !text.lines().any(|l| l.starts_with("sentinel_fake_total")),
+            "{text}"
+        );
         let text = m.render();
         assert!(
             text.contains(

@@ -337,7 +337,7 @@ fn malformed_jails_are_named_with_their_key() {
         (
             "badignore",
             "ignoreip",
-            "not an address, a CIDR or a host name: \"file:/etc/ignored\"",
+            "not an address, a CIDR, an address/netmask or a host name: \"file:/etc/ignored\"",
         ),
     ];
     for (jail, key, what) in expect {
@@ -428,4 +428,35 @@ fn logtype_follows_the_backend_unless_the_filter_sets_it() {
         "the filter's own [Definition] logtype stays"
     );
     assert_eq!(logtype("given"), ["short"]);
+}
+
+/// fail2ban reads `address/netmask` in `ignoreip` (its IPAddr turns the mask into a prefix length): the
+/// jail keeps it as `address/prefix`, which Sentinel's whitelist reads; a mask with holes is refused.
+#[test]
+fn ignoreip_netmasks_become_prefix_lengths() {
+    let tmp = hostile(&[(
+        "jail.conf",
+        "[DEFAULT]\nlogpath = /tmp/x.log\nfilter = ok\nenabled = true\n\
+         [masked]\nignoreip = 10.0.0.0/255.0.0.0 192.0.2.0/255.255.255.128 2001:db8::/ffff:ffff:: 198.51.100.1/255.255.255.255 127.0.0.1/8\n\
+         [holes]\nignoreip = 10.0.0.0/255.0.255.0\n\
+         [mixed]\nignoreip = 10.0.0.0/ffff::\n",
+    )]);
+    let set = read_jails(tmp.path()).unwrap();
+    assert_eq!(set.jails.len(), 1, "{:?}", set.problems);
+    assert_eq!(
+        set.jails[0].ignoreip,
+        [
+            "10.0.0.0/8",
+            "192.0.2.0/25",
+            "2001:db8::/32",
+            "198.51.100.1/32",
+            "127.0.0.1/8"
+        ]
+    );
+    let bad: Vec<String> = set.problems.iter().map(|p| p.to_string()).collect();
+    assert_eq!(bad.len(), 2, "{bad:?}");
+    assert!(bad
+        .iter()
+        .any(|p| p.contains("[holes] ignoreip") && p.contains("10.0.0.0/255.0.255.0")));
+    assert!(bad.iter().any(|p| p.contains("[mixed] ignoreip")));
 }

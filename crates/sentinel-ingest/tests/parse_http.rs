@@ -194,3 +194,101 @@ proptest! {
         }
     }
 }
+
+/// The user field is the client's own text (`Authorization: Basic` decoded) and may hold spaces: a probe
+/// sent with such a header is still read, with its real address; neither a user nor a virtual host (the
+/// client's `Host`) that holds another address or a time can move the address or the request.
+#[test]
+fn a_user_with_spaces_neither_hides_nor_moves_the_request() {
+    let ok = |line: &str| {
+        AccessLog::default()
+            .parse(line, &ctx(0))
+            .unwrap_or_else(|e| panic!("{e:?}: {line}"))
+    };
+    let t = "[27/Nov/2026:19:56:49 +0100]";
+    let p = ok(&format!(
+        r#"198.51.100.1 - a b {t} "GET /.env HTTP/1.1" 404 1 "-" "x""#
+    ));
+    assert_eq!(p.src_ip, Some("198.51.100.1".parse().unwrap()));
+    assert_eq!((p.get("user"), p.get("path")), (Some("a b"), Some("/.env")));
+    assert_eq!(p.get("vhost"), None);
+    // A user holding an address is not taken (in a virtual-host layout that address would be the real
+    // one): the line stays unread rather than read with the wrong address.
+    assert_eq!(
+        AccessLog::default().parse(
+            &format!(r#"198.51.100.1 - x 203.0.113.9 y {t} "GET /.git/config HTTP/1.1" 404 1"#),
+            &ctx(0)
+        ),
+        Err(Unparsed::NoMatch)
+    );
+    // nginx's `$host $remote_addr - $remote_user` with a `Host` header holding spaces and an address: never
+    // read as coming from the address the client wrote.
+    for host in [
+        "evil 203.0.113.9",
+        "203.0.113.9 -",
+        "203.0.113.9 - x",
+        "a 203.0.113.9 -",
+    ] {
+        let line = format!(r#"{host} 198.51.100.1 - - {t} "GET /.env HTTP/1.1" 404 1 "-" "x""#);
+        if let Ok(p) = AccessLog::default().parse(&line, &ctx(0)) {
+            assert_eq!(p.src_ip, Some("198.51.100.1".parse().unwrap()), "{line}");
+        }
+    }
+    // A time inside the user without the request's quote after it is not the line's time.
+    let p = ok(&format!(
+        r#"198.51.100.1 - u [27/Nov/2020:00:00:00 +0000] x {t} "GET /a HTTP/1.1" 200 1"#
+    ));
+    assert_eq!(p.get("path"), Some("/a"));
+    assert_eq!(
+        p.ts,
+        ok(&format!(r#"198.51.100.1 - - {t} "GET /a HTTP/1.1" 200 1"#)).ts
+    );
+    // The plain forms are unchanged; a bad time in the vhost form is still malformed, not foreign.
+    let p = ok(&format!(
+        r#"www.example.com 198.51.100.3 - bob {t} "GET / HTTP/1.1" 200 1"#
+    ));
+    assert_eq!(
+        (p.src_ip, p.get("vhost"), p.get("user")),
+        (
+            Some("198.51.100.3".parse().unwrap()),
+            Some("www.example.com"),
+            Some("bob")
+        )
+    );
+    assert_eq!(
+        AccessLog::default().parse(
+            r#"www.example.com 198.51.100.3 - bob [99/Nov/2026:19:56:49 +0100] "GET / HTTP/1.1" 200 1"#,
+            &ctx(0)
+        ),
+        Err(Unparsed::Malformed("bad_timestamp"))
+    );
+}
+
+/// A basic-auth user holding quotes (nginx writes it as sent) is still a failure from the real client,
+/// for both wordings; the address is never taken from the user.
+#[test]
+fn nginx_auth_failures_with_quotes_in_the_user() {
+    let parse = |line: &str| ErrorLog::default().parse(line, &ctx(0));
+    let p = parse(
+        r#"2026/11/27 19:56:49 [error] 1234#0: *5 user "ad"min" x": password mismatch, client: 198.51.100.2, server: example.com, request: "GET / HTTP/1.1", host: "example.com""#,
+    )
+    .unwrap();
+    assert_eq!(p.kind, LogKind::HttpAuthFailure);
+    assert_eq!(p.src_ip, Some("198.51.100.2".parse().unwrap()));
+    assert_eq!(p.get("user"), Some(r#"ad"min" x"#));
+    let p = parse(
+        r#"2026/11/27 19:56:49 [error] 1234#0: *5 user "a"b" was not found in "/etc/nginx/.htpasswd", client: 198.51.100.3, server: example.com"#,
+    )
+    .unwrap();
+    assert_eq!(
+        (p.src_ip, p.get("user")),
+        (Some("198.51.100.3".parse().unwrap()), Some(r#"a"b"#))
+    );
+    // Other messages about a user stay ignored.
+    assert_eq!(
+        parse(
+            r#"2026/11/27 19:56:49 [error] 1234#0: *5 user "a" said hello, client: 198.51.100.3, server: e"#
+        ),
+        Err(Unparsed::Ignored)
+    );
+}

@@ -64,11 +64,13 @@ pub fn fail2ban(dir: &Path) -> anyhow::Result<Imported> {
         plan.jails.len(),
         plan.jails.join(", ")
     );
+    // Messages quote values from the jail files, which may span lines: every line stays a comment.
+    let comment = |text: &str| text.replace('\r', "").replace('\n', "\n#   ");
     for e in &plan.errors {
-        yaml.push_str(&format!("# ERROR (jail left out): {e}\n"));
+        yaml.push_str(&format!("# ERROR (jail left out): {}\n", comment(e)));
     }
     for w in &plan.warnings {
-        yaml.push_str(&format!("# WARNING: {w}\n"));
+        yaml.push_str(&format!("# WARNING: {}\n", comment(w)));
     }
     yaml.push_str(&serde_yaml::to_string(&doc)?);
     Ok(Imported {

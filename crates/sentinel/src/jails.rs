@@ -141,15 +141,49 @@ pub fn plan(dir: &Path, max_ttl: Duration) -> JailPlan {
     p
 }
 
+/// A `logpath` glob as fail2ban expands it (Python's `glob.glob`, not recursive): `**` is `*` there, one
+/// path component, where Sentinel's file source would descend into every directory below (`/var/log/**`
+/// would tail every file under /var/log, re-walked at each poll).
+pub fn logpath_glob(g: &str) -> String {
+    let mut out = String::with_capacity(g.len());
+    for c in g.chars() {
+        if !(c == '*' && out.ends_with('*')) {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `FIELD=value` (a journal field name: upper-case letters, digits, `_`) or `+`.
+fn is_journal_match(term: &str) -> bool {
+    term == "+"
+        || term.split_once('=').is_some_and(|(field, _)| {
+            !field.is_empty()
+                && !field.starts_with(|c: char| c.is_ascii_digit())
+                && field
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        })
+}
+
 fn map_jail(j: &Jail, max_ttl: Duration, p: &mut JailPlan) -> anyhow::Result<()> {
     let filter = j.load_filter()?;
-    let name = scenario_name(&j.name);
+    let logpaths: Vec<String> = j.logpaths.iter().map(|g| logpath_glob(g)).collect();
+    // Jails whose names differ only in characters a scenario name cannot hold (`ssh.d`, `ssh_d`) get
+    // distinct scenarios.
+    let base = scenario_name(&j.name);
+    let mut name = base.clone();
+    let mut n = 2;
+    while p.scenarios.iter().any(|s| s["name"] == name.as_str()) {
+        name = format!("{base}-{n}");
+        n += 1;
+    }
     let mode = j.filter.options.mode.clone();
     let vars = j.filter.options.vars.clone();
     match &j.backend {
         Backend::Files(_) => {
             let mut missing = Vec::new();
-            for g in &j.logpaths {
+            for g in &logpaths {
                 let found = glob::glob(g)
                     .map(|paths| paths.filter_map(Result::ok).any(|p| p.is_file()))
                     .unwrap_or(false);
@@ -157,7 +191,7 @@ fn map_jail(j: &Jail, max_ttl: Duration, p: &mut JailPlan) -> anyhow::Result<()>
                     missing.push(g.as_str());
                 }
             }
-            if missing.len() == j.logpaths.len() {
+            if missing.len() == logpaths.len() {
                 p.warnings.push(format!(
                     "jail [{}] logpath: no file matches {} now (fail2ban would refuse this jail; Sentinel reads the file once it appears)",
                     j.name,
@@ -171,7 +205,7 @@ fn map_jail(j: &Jail, max_ttl: Duration, p: &mut JailPlan) -> anyhow::Result<()>
                 ));
             }
             p.sources.push(SourceConfig::File {
-                paths: j.logpaths.clone(),
+                paths: logpaths,
                 format: "auto".into(),
                 from_beginning: false,
                 fail2ban_filter: Some(j.filter.path.clone()),
@@ -186,7 +220,16 @@ fn map_jail(j: &Jail, max_ttl: Duration, p: &mut JailPlan) -> anyhow::Result<()>
                 .map(String::from)
                 .to_vec();
             match j.journalmatch(&filter) {
-                Some(m) => command.extend(m.split_whitespace().map(String::from)),
+                Some(m) => {
+                    // fail2ban hands each term to the journal as a match; here they become journalctl
+                    // arguments, so anything but `FIELD=value` and `+` (an option such as `-D /dir`) is refused.
+                    if let Some(bad) = m.split_whitespace().find(|t| !is_journal_match(t)) {
+                        anyhow::bail!(
+                            "journalmatch: {bad:?} is not a journal match (FIELD=value, or + between groups)"
+                        );
+                    }
+                    command.extend(m.split_whitespace().map(String::from));
+                }
                 None => p.warnings.push(format!(
                     "jail [{}]: backend systemd and no journalmatch: the whole journal is read",
                     j.name
@@ -369,5 +412,103 @@ mod tests {
             super::scenario_name("apache.bad bots"),
             "fail2ban-apache_bad_bots"
         );
+    }
+
+    #[test]
+    fn jails_whose_names_clean_to_the_same_scenario_get_distinct_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let f2b = dir.path();
+        std::fs::create_dir(f2b.join("filter.d")).unwrap();
+        std::fs::write(
+            f2b.join("filter.d/x.conf"),
+            "[Definition]\nfailregex = ^fail <HOST>$\n",
+        )
+        .unwrap();
+        std::fs::write(
+            f2b.join("jail.conf"),
+            "[DEFAULT]\nfilter = x\nlogpath = /dev/null\nenabled = true\n[ssh.d]\n[ssh_d]\n[ssh d]\n",
+        )
+        .unwrap();
+        let p = super::plan(f2b, std::time::Duration::from_secs(86_400));
+        assert!(p.errors.is_empty(), "{:?}", p.errors);
+        let mut names: Vec<&str> = p
+            .scenarios
+            .iter()
+            .map(|s| s["name"].as_str().unwrap())
+            .collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            ["fail2ban-ssh_d", "fail2ban-ssh_d-2", "fail2ban-ssh_d-3"]
+        );
+        let mut ruled: Vec<&str> = p.rules.iter().map(|r| r.scenario[0].as_str()).collect();
+        ruled.sort_unstable();
+        assert_eq!(ruled, names);
+    }
+
+    #[test]
+    fn journalmatch_terms_are_matches_never_options() {
+        for ok in [
+            "_SYSTEMD_UNIT=sshd.service",
+            "+",
+            "_COMM=sshd",
+            "SYSLOG_IDENTIFIER=a=b",
+        ] {
+            assert!(super::is_journal_match(ok), "{ok}");
+        }
+        for bad in [
+            "-D",
+            "/var/log/journal",
+            "--file=/x",
+            "=x",
+            "lower=x",
+            "1X=y",
+            "--output=cat",
+        ] {
+            assert!(!super::is_journal_match(bad), "{bad}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let f2b = dir.path();
+        std::fs::create_dir(f2b.join("filter.d")).unwrap();
+        std::fs::write(
+            f2b.join("filter.d/x.conf"),
+            "[Definition]\nfailregex = ^fail <HOST>$\njournalmatch = -D /tmp/elsewhere\n",
+        )
+        .unwrap();
+        std::fs::write(
+            f2b.join("jail.conf"),
+            "[j]\nenabled = true\nfilter = x\nbackend = systemd\n",
+        )
+        .unwrap();
+        let p = super::plan(f2b, std::time::Duration::from_secs(86_400));
+        assert!(p.sources.is_empty());
+        assert_eq!(p.errors.len(), 1, "{:?}", p.errors);
+        assert!(
+            p.errors[0].contains("jail [j]")
+                && p.errors[0].contains("\"-D\" is not a journal match"),
+            "{:?}",
+            p.errors
+        );
+    }
+
+    #[test]
+    fn logpath_globs_do_not_recurse_as_in_fail2ban() {
+        assert_eq!(super::logpath_glob("/var/log/**"), "/var/log/*");
+        assert_eq!(super::logpath_glob("/**/x/***.log"), "/*/x/*.log");
+        assert_eq!(
+            super::logpath_glob("/var/log/nginx/*error.log"),
+            "/var/log/nginx/*error.log"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
+        std::fs::write(dir.path().join("top.log"), "").unwrap();
+        std::fs::write(dir.path().join("a/b/deep.log"), "").unwrap();
+        let pattern = super::logpath_glob(&format!("{}/**", dir.path().display()));
+        let found: Vec<_> = glob::glob(&pattern)
+            .unwrap()
+            .flatten()
+            .filter(|p| p.is_file())
+            .collect();
+        assert_eq!(found, [dir.path().join("top.log")]);
     }
 }

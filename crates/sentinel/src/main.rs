@@ -48,6 +48,9 @@ enum Command {
         command: ImportCommand,
     },
     /// Replay log files offline through the parsers and scenarios (event time, not wall time).
+    ///
+    /// Exit code 0; 1 when some file could not be read (the others' results stand, PARTIAL); 2 on a usage
+    /// or configuration error, or when no file could be read at all.
     Replay(ReplayArgs),
     /// Write synthetic logs with a known answer (for benchmarks and tests).
     #[command(hide = true)]
@@ -408,7 +411,9 @@ fn replay(a: ReplayArgs) -> ExitCode {
         Ok(summary) => {
             use std::io::Write;
             let _ = out.flush();
-            if summary.is_partial() {
+            if summary.nothing_read() {
+                ExitCode::from(2)
+            } else if summary.is_partial() {
                 ExitCode::from(1)
             } else {
                 ExitCode::SUCCESS

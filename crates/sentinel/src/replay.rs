@@ -93,6 +93,11 @@ impl ReplaySummary {
     pub fn is_partial(&self) -> bool {
         !self.unreadable.is_empty()
     }
+
+    /// Whether no file could be read at all (exit code 2: there are no results, not partial ones).
+    pub fn nothing_read(&self) -> bool {
+        !self.unreadable.is_empty() && self.unreadable.len() == self.files.len() && self.lines == 0
+    }
 }
 
 /// A source and how many alerts it raised.
@@ -131,7 +136,19 @@ fn parser(opts: &ReplayOptions) -> anyhow::Result<Box<dyn LineParser>> {
                 mode: opts.mode.clone(),
                 vars: Vec::new(),
             },
-        )?;
+        )
+        // The error names the file, the option and the cause itself (its I/O source included): as a chain
+        // the cause would print twice.
+        .map_err(|e| {
+            let text = e.to_string();
+            match &opts.mode {
+                // A mode the filter does not define leaves its `<mdre-MODE…>` tag unresolved.
+                Some(mode) if text.contains(&format!("<mdre-{mode}")) => anyhow::anyhow!(
+                    "{text}: the filter has no mode `{mode}` (its modes are the `mdre-*` options of its [Definition])"
+                ),
+                _ => anyhow::anyhow!("{text}"),
+            }
+        })?;
         return Ok(Box::new(f));
     }
     sentinel_ingest::parse::by_name(&opts.format).ok_or_else(|| {
@@ -277,6 +294,18 @@ pub fn run(opts: &ReplayOptions, out: &mut dyn Write) -> anyhow::Result<ReplaySu
             format!("filter {filter_name} matched 0 of {} lines", summary.lines),
         );
     }
+    // `auto` with no line even recognised (every one foreign to every built-in parser): binary data, or a
+    // format Sentinel does not read. Lines a parser recognised and set aside (`ignored`) do not count here.
+    let no_match = unparsed.get("no_match").copied().unwrap_or(0);
+    if !explicit && summary.lines > 0 && summary.parsed == 0 && no_match == summary.lines {
+        summary.warnings.insert(
+            0,
+            format!(
+                "no built-in parser recognised any of {} lines (format auto): name the format with --format or use --fail2ban-filter",
+                summary.lines
+            ),
+        );
+    }
     if progress {
         eprintln!();
     }
@@ -348,6 +377,8 @@ fn print_table(s: &ReplaySummary, out: &mut dyn Write) -> std::io::Result<()> {
         s.files.len(),
         if s.unreadable.is_empty() {
             String::new()
+        } else if s.nothing_read() {
+            ": NOTHING could be read".to_owned()
         } else {
             format!(", {} unreadable: results are PARTIAL", s.unreadable.len())
         },

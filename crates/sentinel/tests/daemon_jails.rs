@@ -440,3 +440,36 @@ async fn a_systemd_jail_reads_the_journal_with_the_filters_journalmatch() {
     );
     let (_dir, _) = d.stop();
 }
+
+/// Values quoted in the header's WARNING/ERROR comments may span lines (INI continuation lines): each line
+/// stays a comment, so a jail file cannot add keys to the printed YAML or make it unreadable.
+#[test]
+fn import_comments_hold_multi_line_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let f2b = dir.path().join("fail2ban");
+    copy_etc_fail2ban(&f2b);
+    std::fs::write(dir.path().join("auth.log"), "").unwrap();
+    std::fs::write(
+        f2b.join("jail.local"),
+        format!(
+            "[sshd]\nenabled = true\nlogpath = {}/auth.log\nusedns = warn\n  api: {{listen: \"0.0.0.0:1\"}}\n\
+             port = ssh\n  injected: 1\n[broken]\nenabled = true\nfilter = sshd\nlogpath = /x\nmaxretry = 3\n  evil: 2\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let out = common::command(dir.path())
+        .args(["import", "fail2ban"])
+        .arg(&f2b)
+        .output()
+        .unwrap();
+    let yaml = String::from_utf8(out.stdout).unwrap();
+    assert!(yaml.contains("#   api: {listen"), "{yaml}");
+    assert!(
+        yaml.contains(r#"jail [broken] maxretry: not an integer: "3\nevil: 2""#),
+        "{yaml}"
+    );
+    let v: Value = serde_yaml::from_str(&yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+    let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys, ["detect", "policy", "respond", "sources"], "{yaml}");
+}

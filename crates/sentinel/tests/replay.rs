@@ -480,3 +480,86 @@ fn a_filter_that_matches_nothing_is_loud() {
     let (_, v, _) = replay_cli(dir.path(), &[mail.to_str().unwrap()]);
     assert_eq!(v["warnings"].as_array().unwrap().len(), 0);
 }
+
+/// `auto` on data no built-in parser recognises at all (binary junk) warns; recognised-but-ignored lines
+/// (see above) do not. When no file can be read at all there are no results: exit 2, not 1.
+#[test]
+fn unrecognised_data_warns_and_nothing_read_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.bin");
+    let bytes: Vec<u8> = (0..20_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(&junk, &bytes).unwrap();
+    let (code, v, stderr) = replay_cli(dir.path(), &[junk.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(v["parsed"], 0);
+    let lines = v["lines"].as_u64().unwrap();
+    assert!(lines > 0);
+    let want = format!(
+        "no built-in parser recognised any of {lines} lines (format auto): name the format with --format or use --fail2ban-filter"
+    );
+    assert_eq!(v["warnings"][0], want.as_str(), "{v}");
+    assert!(stderr.contains(&format!("WARNING: {want}")), "{stderr}");
+
+    let missing = dir.path().join("missing.log");
+    let (code, v, stderr) = replay_cli(dir.path(), &[missing.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_eq!(v["unreadable"].as_array().unwrap().len(), 1);
+    let out = command(dir.path())
+        .args([
+            "replay",
+            missing.to_str().unwrap(),
+            dir.path().to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("NOTHING could be read"), "{text}");
+    // One readable file among them: partial, exit 1.
+    let (code, _, _) = replay_cli(
+        dir.path(),
+        &[missing.to_str().unwrap(), junk.to_str().unwrap()],
+    );
+    assert_eq!(code, Some(1));
+}
+
+/// A filter that cannot be loaded is one clear line: the I/O cause once, and a mode the filter lacks named.
+#[test]
+fn filter_load_errors_are_said_once_and_name_a_missing_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("a.log");
+    std::fs::write(&log, "x\n").unwrap();
+    let run = |args: &[&str]| {
+        let out = command(dir.path())
+            .arg("replay")
+            .args(args)
+            .arg(&log)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let missing = dir.path().join("nope.conf");
+    let (code, stderr) = run(&["--fail2ban-filter", missing.to_str().unwrap()]);
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        stderr.matches("No such file or directory").count(),
+        1,
+        "{stderr}"
+    );
+    let sshd = "/etc/fail2ban/filter.d/sshd.conf";
+    assert!(
+        Path::new(sshd).is_file(),
+        "Debian's fail2ban package must be installed"
+    );
+    let (code, stderr) = run(&["--fail2ban-filter", sshd, "--mode", "bogus"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("the filter has no mode `bogus`"),
+        "{stderr}"
+    );
+}

@@ -14,7 +14,7 @@ use super::error::FilterError;
 use super::FilterOptions;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use values::{is_address_or_host, parse_bool};
+use values::{is_address_or_host, normalize_ignoreip, parse_bool};
 pub use values::{split_options, str2seconds};
 
 mod values;
@@ -302,20 +302,22 @@ impl JailReader<'_> {
                 paths
             }
         };
-        let ignoreip: Vec<String> = self
+        let mut ignoreip = Vec::new();
+        for e in self
             .get("ignoreip")?
-            .map(|v| {
-                v.split(|c: char| c.is_whitespace() || c == ',')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default();
-        if let Some(bad) = ignoreip.iter().find(|e| !is_address_or_host(e)) {
-            return Err(self.problem(
-                "ignoreip",
-                format!("not an address, a CIDR or a host name: {bad:?}"),
-            ));
+            .unwrap_or_default()
+            .split(|c: char| c.is_whitespace() || c == ',')
+            .filter(|s| !s.is_empty())
+        {
+            match normalize_ignoreip(e).filter(|n| is_address_or_host(n)) {
+                Some(n) => ignoreip.push(n),
+                None => {
+                    return Err(self.problem(
+                        "ignoreip",
+                        format!("not an address, a CIDR, an address/netmask or a host name: {e:?}"),
+                    ))
+                }
+            }
         }
         let mut unhonoured = Vec::new();
         for key in ["ignorecommand", "usedns", "logtimezone", "logencoding"] {

@@ -1,6 +1,30 @@
 //! The small value syntaxes of jail files, as fail2ban reads them: times (`10m`, `1h 30m`, `-1`), booleans,
 //! `name[key=value, …]` options and `ignoreip` entries.
 
+/// An `ignoreip` entry in a form Sentinel's whitelist reads: fail2ban's `address/netmask`
+/// (`10.0.0.0/255.0.0.0`, `2001:db8::/ffff:ffff::`) becomes `address/prefix`; anything else is kept.
+/// `None` for a netmask whose bits are not contiguous.
+pub(super) fn normalize_ignoreip(e: &str) -> Option<String> {
+    let Some((ip, mask)) = e.split_once('/') else {
+        return Some(e.to_owned());
+    };
+    let (Ok(addr), Ok(mask)) = (
+        ip.parse::<std::net::IpAddr>(),
+        mask.parse::<std::net::IpAddr>(),
+    ) else {
+        return Some(e.to_owned());
+    };
+    let (bits, width) = match (addr, mask) {
+        (std::net::IpAddr::V4(_), std::net::IpAddr::V4(m)) => (u128::from(u32::from(m)) << 96, 32),
+        (std::net::IpAddr::V6(_), std::net::IpAddr::V6(m)) => (u128::from(m), 128),
+        _ => return None,
+    };
+    let prefix = bits.leading_ones();
+    // Contiguous: every bit after the leading ones is zero.
+    (bits.checked_shl(prefix).unwrap_or(0) == 0 && prefix <= width)
+        .then(|| format!("{ip}/{prefix}"))
+}
+
 /// An `ignoreip` entry Sentinel can use: an address, a CIDR or a host name (resolved when Sentinel starts).
 pub(super) fn is_address_or_host(e: &str) -> bool {
     if e.parse::<std::net::IpAddr>().is_ok() {

@@ -68,18 +68,7 @@ impl LineParser for AccessLog {
 /// One common/combined line, with or without a leading virtual host (`www.example.com:443 IP - - […]`,
 /// Apache's `vhost_combined`; `www.example.com IP - - […]`, nginx's usual multi-site variant).
 pub(crate) fn clf(line: &str, service: &'static str) -> Result<Parsed, Unparsed> {
-    let (first, rest) = word(line);
-    let (second, rest) = word(rest);
-    let (third, rest) = word(rest);
-    let (vhost, client, user, rest) = if rest.starts_with('[') {
-        (None, first, third, rest)
-    } else {
-        let (fourth, rest) = word(rest);
-        if !rest.starts_with('[') || first.is_empty() {
-            return Err(Unparsed::NoMatch);
-        }
-        (Some(first), second, fourth, rest)
-    };
+    let (vhost, client, user, rest) = clf_head(line).ok_or(Unparsed::NoMatch)?;
     let rest = rest.strip_prefix('[').ok_or(Unparsed::NoMatch)?;
     let close = memchr::memchr(b']', rest.as_bytes()).ok_or(Unparsed::NoMatch)?;
     let rest_after = rest[close + 1..]
@@ -143,6 +132,56 @@ pub(crate) fn clf(line: &str, service: &'static str) -> Result<Parsed, Unparsed>
         src_ip: Some(ip),
         fields,
     })
+}
+
+/// The words before `[time]`: `(vhost, client, user, rest at "[")`.
+///
+/// `IP ident user [` or `vhost IP ident user [`, one word each. The user (`$remote_user`, `%u`) is the
+/// client's own text from its `Authorization` header and may hold spaces (nginx and apache escape quotes and
+/// control bytes, not spaces): `IP - user with spaces [` is read too, the user running up to the first ` [`
+/// that opens a valid time followed by ` "`. A virtual host may hold spaces as well (nginx's `$host` is the
+/// client's `Host`), so that form is only taken when no word of the user is an address: in a virtual-host
+/// layout the real address would be such a word, and the first words the client's own.
+fn clf_head(line: &str) -> Option<(Option<&str>, &str, &str, &str)> {
+    // `[time] "` at the start of `s`.
+    let opens_time = |s: &str| {
+        s.get(1..27).is_some_and(|stamp| clf_time(stamp).is_some())
+            && s.get(27..).is_some_and(|r| r.starts_with("] \""))
+    };
+    let (first, r1) = word(line);
+    let (second, r2) = word(r1);
+    let (third, r3) = word(r2);
+    // An address is never `-`: `IP - a b [` is a user with a space, not a virtual host.
+    let user_with_spaces = second == "-" && scan::ip(first).is_some();
+    if r3.starts_with('[') && (!user_with_spaces || opens_time(r3)) {
+        return Some((None, first, third, r3));
+    }
+    if first.is_empty() {
+        return None;
+    }
+    if !user_with_spaces {
+        let (fourth, r4) = word(r3);
+        return r4
+            .starts_with('[')
+            .then_some((Some(first), second, fourth, r4));
+    }
+    let bytes = line.as_bytes();
+    let user_from = line.len() - r2.len();
+    let mut from = user_from;
+    let at = loop {
+        let Some(found) = memchr::memmem::find(&bytes[from..], b" [") else {
+            // No valid time: read the words as they stand (a bad time is then malformed, not foreign).
+            return r3.starts_with('[').then_some((None, first, third, r3));
+        };
+        let at = from + found;
+        if opens_time(&line[at + 1..]) {
+            break at;
+        }
+        from = at + 2;
+    };
+    let user = &line[user_from..at];
+    let holds_address = user.split(' ').any(|w| scan::ip_with_port(w).is_some());
+    (!holds_address).then_some((None, first, user, &line[at + 1..]))
 }
 
 /// `www.example.com:443` → `www.example.com`; an IPv6 address or a name without port is kept whole.

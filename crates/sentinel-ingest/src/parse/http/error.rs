@@ -181,11 +181,17 @@ fn nginx_body(rest: &str, ts: Option<Timestamp>) -> Result<Parsed, Unparsed> {
     };
     let mut fields = Vec::with_capacity(5);
     let kind = if let Some(r) = msg.strip_prefix("user \"") {
-        let (user, tail) = r.split_once('"').ok_or(Unparsed::Ignored)?;
-        if !(tail.starts_with(": password mismatch") || tail.starts_with(" was not found in \"")) {
-            return Err(Unparsed::Ignored);
-        }
-        fields.push(("user", user.to_owned()));
+        // The user is the client's text and may hold quotes (not `:`, where basic auth splits it): it ends
+        // at the quote that starts nginx's own wording.
+        let end = [
+            r.find("\": password mismatch"),
+            r.find("\" was not found in \""),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .ok_or(Unparsed::Ignored)?;
+        fields.push(("user", r[..end].to_owned()));
         LogKind::HttpAuthFailure
     } else if let Some(r) = msg.strip_prefix("limiting requests, excess: ") {
         let (excess, tail) = r.split_once(' ').ok_or(Unparsed::Ignored)?;
