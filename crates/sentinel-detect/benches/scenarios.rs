@@ -6,43 +6,16 @@
 //! fresh engine `ROUNDS` times; the best round is printed, with the alerts it raised.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use sentinel_core::{Observed, Timestamp};
 use sentinel_detect::scenario::{parse_scenarios, BUILTIN};
 use sentinel_detect::{EngineOptions, ScenarioEngine};
-use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
 
 const ROUNDS: usize = 5;
 
-struct Obs {
-    ts: i64,
-    kind: &'static str,
-    service: &'static str,
-    ip: IpAddr,
-    fields: Vec<(&'static str, String)>,
-}
-
-impl Observed for Obs {
-    fn ts(&self) -> Timestamp {
-        Timestamp::from_millis(self.ts)
-    }
-    fn kind(&self) -> &str {
-        self.kind
-    }
-    fn service(&self) -> &str {
-        self.service
-    }
-    fn src_ip(&self) -> Option<IpAddr> {
-        Some(self.ip)
-    }
-    fn field(&self, name: &str) -> Option<Cow<'_, str>> {
-        self.fields
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| Cow::Borrowed(v.as_str()))
-    }
-}
+#[path = "../tests/common/mod.rs"]
+mod common;
+use common::Obs;
 
 /// A small deterministic generator (xorshift), so runs compare.
 struct Rng(u64);

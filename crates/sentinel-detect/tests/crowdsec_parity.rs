@@ -4,41 +4,13 @@
 //! traffic, which must raise nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use sentinel_core::{Alert, Observed, Subject, Timestamp};
+use sentinel_core::{Alert, Subject};
 use sentinel_detect::scenario::{parse_scenarios, BUILTIN};
 use sentinel_detect::{EngineOptions, ScenarioEngine};
-use std::borrow::Cow;
 use std::net::IpAddr;
 
-#[derive(Clone, Debug)]
-struct Obs {
-    ts: i64,
-    kind: &'static str,
-    service: &'static str,
-    ip: IpAddr,
-    fields: Vec<(&'static str, String)>,
-}
-
-impl Observed for Obs {
-    fn ts(&self) -> Timestamp {
-        Timestamp::from_millis(self.ts)
-    }
-    fn kind(&self) -> &str {
-        self.kind
-    }
-    fn service(&self) -> &str {
-        self.service
-    }
-    fn src_ip(&self) -> Option<IpAddr> {
-        Some(self.ip)
-    }
-    fn field(&self, name: &str) -> Option<Cow<'_, str>> {
-        self.fields
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| Cow::Borrowed(v.as_str()))
-    }
-}
+mod common;
+use common::Obs;
 
 impl Obs {
     fn with(mut self, k: &'static str, v: &str) -> Self {

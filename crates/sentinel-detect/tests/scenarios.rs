@@ -2,40 +2,13 @@
 //! aggregation, bounded state and evidence.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use sentinel_core::{Alert, Observed, Severity, Subject, Timestamp};
+use sentinel_core::{Alert, Severity, Subject, Timestamp};
 use sentinel_detect::scenario::{parse_scenarios, BUILTIN};
 use sentinel_detect::{EngineOptions, ScenarioEngine};
-use std::borrow::Cow;
 use std::net::IpAddr;
 
-struct Obs {
-    ts: i64,
-    kind: &'static str,
-    service: &'static str,
-    ip: IpAddr,
-    fields: Vec<(&'static str, String)>,
-}
-
-impl Observed for Obs {
-    fn ts(&self) -> Timestamp {
-        Timestamp::from_millis(self.ts)
-    }
-    fn kind(&self) -> &str {
-        self.kind
-    }
-    fn service(&self) -> &str {
-        self.service
-    }
-    fn src_ip(&self) -> Option<IpAddr> {
-        Some(self.ip)
-    }
-    fn field(&self, name: &str) -> Option<Cow<'_, str>> {
-        self.fields
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| Cow::Borrowed(v.as_str()))
-    }
-}
+mod common;
+use common::Obs;
 
 fn ssh_fail(ts_s: i64, ip: &str, user: &str) -> Obs {
     Obs {

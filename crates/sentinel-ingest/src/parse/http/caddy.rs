@@ -1,8 +1,8 @@
 //! Caddy's JSON access log (`log { output file … }`, the `http.log.access` logger's `handled request`
 //! entries), in its own file or inside syslog. Only the fields returned are copied out of the line.
 
-use super::Server;
-use crate::parse::{clock, scan, syslog};
+use super::{bare_or_in_syslog, Server};
+use crate::parse::{clock, scan};
 use crate::{LineParser, LogKind, ParseCtx, Parsed, Unparsed};
 use sentinel_core::Timestamp;
 use serde::Deserialize;
@@ -75,19 +75,7 @@ impl LineParser for Caddy {
     }
 
     fn parse(&self, line: &str, ctx: &ParseCtx) -> Result<Parsed, Unparsed> {
-        match self.parse_message(line, ctx) {
-            Err(Unparsed::NoMatch) => {}
-            r => return r,
-        }
-        let Ok(l) = syslog::split(line, ctx) else {
-            return Err(Unparsed::NoMatch);
-        };
-        if Server::of_program(l.program) != Some(Server::Caddy) {
-            return Err(Unparsed::NoMatch);
-        }
-        let mut parsed = self.parse_message(l.message, ctx)?;
-        parsed.ts = parsed.ts.or(l.ts);
-        Ok(parsed)
+        bare_or_in_syslog(line, ctx, Server::Caddy, |m, c| self.parse_message(m, c))
     }
 }
 

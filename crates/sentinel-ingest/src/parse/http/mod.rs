@@ -98,6 +98,29 @@ pub fn parse_syslog(line: &SyslogLine<'_>, ctx: &ParseCtx) -> Option<Result<Pars
     }))
 }
 
+/// Reads a line as `server` writes it on its own (`read`), or else inside a syslog line whose program is
+/// `server`, the syslog time standing in when the message has none.
+fn bare_or_in_syslog(
+    line: &str,
+    ctx: &ParseCtx,
+    server: Server,
+    read: impl Fn(&str, &ParseCtx) -> Result<Parsed, Unparsed>,
+) -> Result<Parsed, Unparsed> {
+    match read(line, ctx) {
+        Err(Unparsed::NoMatch) => {}
+        r => return r,
+    }
+    let Ok(l) = super::syslog::split(line, ctx) else {
+        return Err(Unparsed::NoMatch);
+    };
+    if Server::of_program(l.program) != Some(server) {
+        return Err(Unparsed::NoMatch);
+    }
+    let mut parsed = read(l.message, ctx)?;
+    parsed.ts = parsed.ts.or(l.ts);
+    Ok(parsed)
+}
+
 /// `GET /path HTTP/1.1` → method and target; anything else (TLS bytes sent to a plain port, garbage) →
 /// `None`.
 fn request_line(request: &str) -> Option<(&str, &str)> {

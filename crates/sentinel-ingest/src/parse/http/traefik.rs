@@ -2,8 +2,8 @@
 //! `ClientHost`, `RequestMethod`, `RequestPath`, `DownstreamStatus`, `request_User-Agent`, …) and its
 //! CLF format, in their own file or inside syslog. Only the fields returned are copied out of the line.
 
-use super::{access, Server};
-use crate::parse::{clock, scan, syslog};
+use super::{access, bare_or_in_syslog, Server};
+use crate::parse::{clock, scan};
 use crate::{LineParser, LogKind, ParseCtx, Parsed, Unparsed};
 use serde::Deserialize;
 use std::borrow::Cow;
@@ -67,19 +67,7 @@ impl LineParser for Traefik {
     }
 
     fn parse(&self, line: &str, ctx: &ParseCtx) -> Result<Parsed, Unparsed> {
-        match self.parse_message(line, ctx) {
-            Err(Unparsed::NoMatch) => {}
-            r => return r,
-        }
-        let Ok(l) = syslog::split(line, ctx) else {
-            return Err(Unparsed::NoMatch);
-        };
-        if Server::of_program(l.program) != Some(Server::Traefik) {
-            return Err(Unparsed::NoMatch);
-        }
-        let mut parsed = self.parse_message(l.message, ctx)?;
-        parsed.ts = parsed.ts.or(l.ts);
-        Ok(parsed)
+        bare_or_in_syslog(line, ctx, Server::Traefik, |m, c| self.parse_message(m, c))
     }
 }
 
