@@ -6,6 +6,7 @@
 use sentinel_core::Timestamp;
 use sentinel_ingest::fail2ban::{Fail2banFilter, FilterError};
 use sentinel_ingest::{LineParser, ParseCtx, Unparsed};
+use std::path::Path;
 
 fn ctx() -> ParseCtx {
     ParseCtx {
@@ -286,4 +287,43 @@ fn journalmatch_is_exposed() {
         f.journalmatch(),
         ["_SYSTEMD_UNIT=sshd.service + _COMM=sshd"]
     );
+}
+
+#[cfg(unix)]
+#[test]
+fn special_files_are_refused_not_read_forever() {
+    let dir = tempfile::tempdir().unwrap();
+    // A device as the filter itself, or included: refused at once (reading /dev/zero never ends).
+    let e = Fail2banFilter::load(Path::new("/dev/zero"), &Default::default()).unwrap_err();
+    assert!(e.to_string().contains("not a regular file"), "{e}");
+    let path = dir.path().join("f.conf");
+    std::fs::write(
+        &path,
+        "[INCLUDES]\nbefore = /dev/zero\n[Definition]\nfailregex = ^x <HOST>$\n",
+    )
+    .unwrap();
+    let e = Fail2banFilter::load(&path, &Default::default()).unwrap_err();
+    assert!(e.to_string().contains("not a regular file"), "{e}");
+    // A FIFO would block on open: refused by its type, and named, not reported as missing.
+    let fifo = dir.path().join("pipe.conf");
+    let ok = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    std::fs::write(
+        &path,
+        "[INCLUDES]\nbefore = pipe.conf\n[Definition]\nfailregex = ^x <HOST>$\n",
+    )
+    .unwrap();
+    let e = Fail2banFilter::load(&path, &Default::default()).unwrap_err();
+    assert!(matches!(e, FilterError::Read { .. }), "{e}");
+    assert!(e.to_string().contains("pipe.conf"), "{e}");
+    // An oversized file is refused, not loaded into memory whole.
+    let big = dir.path().join("big.conf");
+    let mut text = String::from("[Definition]\nfailregex = ^x <HOST>$\n");
+    text.push_str(&format!("# {}\n", "x".repeat(5 << 20)));
+    std::fs::write(&big, text).unwrap();
+    let e = Fail2banFilter::load(&big, &Default::default()).unwrap_err();
+    assert!(e.to_string().contains("larger than"), "{e}");
 }
