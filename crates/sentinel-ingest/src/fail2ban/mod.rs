@@ -75,6 +75,8 @@ pub struct SessionStats {
     pub expired: u64,
     /// Lines that matched a failregex before their session's host was known (held as pending failures).
     pub pending: u64,
+    /// User names not remembered because their session already had many (see the session cap).
+    pub users_dropped: u64,
 }
 
 impl Fail2banFilter {
@@ -154,6 +156,7 @@ impl Fail2banFilter {
             evicted: st.sessions.evicted,
             expired: st.sessions.expired,
             pending: st.sessions.pending,
+            users_dropped: st.sessions.users_dropped,
         }
     }
 
