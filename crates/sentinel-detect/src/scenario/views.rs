@@ -301,18 +301,54 @@ pub(crate) fn decode(s: &str) -> Option<String> {
 fn decode_into(s: &str, scratch: &mut Vec<u8>, out: &mut String) -> bool {
     let b = s.as_bytes();
     if !b.iter().any(|&c| c == b'%' || c == b'+' || c == b'\\') {
-        return false;
+        // Nothing escaped, but raw look-alikes (a JSON log keeps UTF-8 as sent) still fold.
+        if s.is_ascii() || !s.chars().any(folds) {
+            return false;
+        }
+        out.clear();
+        push_folded(out, s);
+        return true;
     }
     scratch.clear();
     let changed = decode_bytes(b, scratch);
     if changed {
         out.clear();
         match std::str::from_utf8(scratch) {
-            Ok(t) => out.push_str(t),
-            Err(_) => out.push_str(&String::from_utf8_lossy(scratch)),
+            Ok(t) => push_folded(out, t),
+            Err(_) => push_folded(out, &String::from_utf8_lossy(scratch)),
         }
     }
     changed
+}
+
+/// Appends `t`, folding the look-alikes servers map to ASCII ("best fit"): full-width forms
+/// (`．．／` is `../`) and the division slash and set minus (`∕`, `∖`), so signatures written in ASCII
+/// see through them.
+fn folds(c: char) -> bool {
+    matches!(c, '\u{FF01}'..='\u{FF5E}' | '\u{2215}' | '\u{2216}')
+}
+
+fn push_folded(out: &mut String, t: &str) {
+    if t.is_ascii() {
+        out.push_str(t);
+        return;
+    }
+    out.extend(t.chars().map(|c| match c {
+        '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+        '\u{2215}' => '/',
+        '\u{2216}' => '\\',
+        _ => c,
+    }));
+}
+
+/// The byte an escape at `i` (`%HH` or `\\xHH`) spells, and the escape's length.
+fn decode_one(b: &[u8], i: usize) -> Option<(u8, usize)> {
+    let pair = |j: usize| hex(*b.get(j)?).zip(hex(*b.get(j + 1)?)).map(|(h, l)| h << 4 | l);
+    match b.get(i)? {
+        b'%' => pair(i + 1).map(|v| (v, 3)),
+        b'\\' if matches!(b.get(i + 1), Some(b'x' | b'X')) => pair(i + 2).map(|v| (v, 4)),
+        _ => None,
+    }
 }
 
 fn decode_bytes(b: &[u8], out: &mut Vec<u8>) -> bool {
@@ -320,6 +356,19 @@ fn decode_bytes(b: &[u8], out: &mut Vec<u8>) -> bool {
     let mut changed = false;
     while i < b.len() {
         let c = b[i];
+        // IIS's `%uHHHH`: the code point, as UTF-8.
+        if c == b'%' && i + 5 < b.len() && (b[i + 1] == b'u' || b[i + 1] == b'U') {
+            let cp = b[i + 2..i + 6]
+                .iter()
+                .try_fold(0u32, |acc, &d| hex(d).map(|v| acc << 4 | u32::from(v)));
+            if let Some(ch) = cp.and_then(char::from_u32) {
+                let mut tmp = [0u8; 4];
+                out.extend_from_slice(ch.encode_utf8(&mut tmp).as_bytes());
+                i += 6;
+                changed = true;
+                continue;
+            }
+        }
         let esc = match c {
             b'%' if i + 2 < b.len() => hex(b[i + 1])
                 .zip(hex(b[i + 2]))
@@ -330,6 +379,18 @@ fn decode_bytes(b: &[u8], out: &mut Vec<u8>) -> bool {
             _ => None,
         };
         if let Some((byte, len)) = esc {
+            // An overlong two-byte UTF-8 form (`%c0%af` for `/`, `%c0%ae` for `.`) that lenient
+            // decoders accept: the ASCII byte it spells.
+            if byte == 0xC0 || byte == 0xC1 {
+                if let Some((cont, clen)) = decode_one(b, i + len) {
+                    if cont & 0xC0 == 0x80 {
+                        out.push((byte & 1) << 6 | (cont & 0x3F));
+                        i += len + clen;
+                        changed = true;
+                        continue;
+                    }
+                }
+            }
             out.push(byte);
             i += len;
             changed = true;
@@ -367,6 +428,20 @@ mod tests {
         assert_eq!(decode("/plain/path"), None);
         // Truncated and invalid escapes stay as they are.
         assert_eq!(decode("100%+x%zz%4"), Some("100% x%zz%4".into()));
+    }
+
+    #[test]
+    fn decoding_sees_through_iis_overlong_and_full_width_forms() {
+        assert_eq!(decode("/%u002e%u002E%u2215x"), Some("/../x".into()));
+        assert_eq!(decode("/..%c0%af..%C0%AFx%c1%9c"), Some("/../../x\\".into()));
+        assert_eq!(
+            decode(r"/\xEF\xBC\x8E\xEF\xBC\x8E\xEF\xBC\x8Fx"),
+            Some("/../x".into())
+        );
+        assert_eq!(decode("/\u{FF0E}\u{FF0E}\u{FF0F}x"), Some("/../x".into()));
+        // Not escapes: left as they are.
+        assert_eq!(decode("%uZZZZ%c0"), Some("%uZZZZ\u{FFFD}".into()));
+        assert_eq!(decode("/caf\u{e9}"), None);
     }
 
     #[test]
