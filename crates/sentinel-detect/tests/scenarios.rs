@@ -705,3 +705,25 @@ fn benign_look_alikes_do_not_fire_signature_scenarios() {
         );
     }
 }
+
+#[test]
+fn an_empty_needle_is_an_error_not_a_match_everything() {
+    for op in ["contains", "starts_with", "ends_with", "words", "regex"] {
+        let yaml = format!(
+            "- name: mine\n  counting: {{ type: trigger }}\n  severity: low\n  filter:\n    kind: [http_request]\n    match: [{{ field: path, {op}: [\"/x\", \"\"] }}]\n"
+        );
+        let errs = parse_scenarios("mine.yaml", &yaml).unwrap_err();
+        let text = errs
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(
+            text.contains("mine.yaml") && text.contains(&format!("filter.match[0].{op}` has an empty entry")),
+            "{op}: {text}"
+        );
+    }
+    // `equals: [""]` is meaningful (an empty query) and stays valid.
+    let yaml = "- name: mine\n  counting: { type: trigger }\n  severity: low\n  filter:\n    kind: [http_request]\n    match: [{ field: path, part: query, equals: [\"\"] }]\n";
+    assert!(parse_scenarios("mine.yaml", yaml).is_ok());
+}
