@@ -327,3 +327,23 @@ fn special_files_are_refused_not_read_forever() {
     let e = Fail2banFilter::load(&big, &Default::default()).unwrap_err();
     assert!(e.to_string().contains("larger than"), "{e}");
 }
+
+#[test]
+fn a_misspelt_host_tag_is_a_load_error_not_literal_text() {
+    for (re, tag, meant) in [
+        ("^x <HOST> from <HOTS>$", "HOTS", "HOST"),
+        ("^x <HOST> <IP5>$", "IP5", "IP4"),
+        ("^x <HOST> <ADR>$", "ADR", "ADDR"),
+    ] {
+        let e = filter(re, "").unwrap_err();
+        let s = e.to_string();
+        assert!(
+            s.contains("[Definition] failregex")
+                && s.contains(&format!("<{tag}>"))
+                && s.contains(&format!("<{meant}>")),
+            "{re}: {s}"
+        );
+    }
+    // Upper-case tags that are log text (haproxy's `<NOSRV>`) still load.
+    assert!(filter("^x <HOST> <NOSRV>$", "").is_ok());
+}

@@ -150,7 +150,48 @@ impl<'a> Resolver<'a> {
                 ),
             ));
         }
+        if let Some((tag, meant)) = misspelt_regex_tag(&v) {
+            return Err(interp(
+                self.cfg,
+                key,
+                format!("tag <{tag}> is not a fail2ban tag (a misspelt <{meant}>?); it would stay literal text"),
+            ));
+        }
         Ok(Some(v.trim().to_string()))
+    }
+}
+
+/// The first upper-case tag in `text` one typo (a changed, added, dropped or swapped character) away from a
+/// regex tag, e.g. `<HOTS>` or `<IP5>`: fail2ban keeps it as literal text, so the regex silently never
+/// matches. Other upper-case tags (`<NOSRV>`, `<W>`) are log text some filters really match.
+fn misspelt_regex_tag(text: &str) -> Option<(&str, &'static str)> {
+    config::tags(text).into_iter().find_map(|(_, name)| {
+        let bare = name.trim_start_matches('/');
+        if REGEX_TAGS.contains(&bare) || !bare.bytes().any(|b| b.is_ascii_uppercase()) {
+            return None;
+        }
+        REGEX_TAGS
+            .iter()
+            .find(|t| one_typo(bare.as_bytes(), t.as_bytes()))
+            .map(|t| (name, *t))
+    })
+}
+
+/// Whether `a` and `b` differ by exactly one edit (substitution, insertion, deletion or adjacent swap).
+fn one_typo(a: &[u8], b: &[u8]) -> bool {
+    if a == b {
+        return false;
+    }
+    let p = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    let (ra, rb) = (&a[p..], &b[p..]);
+    match ra.len() as isize - rb.len() as isize {
+        0 => {
+            ra[1..] == rb[1..]
+                || (ra.len() >= 2 && ra[0] == rb[1] && ra[1] == rb[0] && ra[2..] == rb[2..])
+        }
+        1 => ra[1..] == *rb,
+        -1 => *ra == rb[1..],
+        _ => false,
     }
 }
 
