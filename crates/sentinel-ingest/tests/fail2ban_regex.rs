@@ -347,3 +347,23 @@ fn a_misspelt_host_tag_is_a_load_error_not_literal_text() {
     // Upper-case tags that are log text (haproxy's `<NOSRV>`) still load.
     assert!(filter("^x <HOST> <NOSRV>$", "").is_ok());
 }
+
+#[test]
+fn maxlines_buffer_is_bounded_in_bytes_and_trimming_is_counted() {
+    let text = "[Definition]\nmaxlines = 1000\n\
+        failregex = ^conn (?P<id>\\d+) from <HOST>$<SKIPLINES>^conn (?P=id) auth failed$\n";
+    let f = Fail2banFilter::from_str("b", text, None).unwrap();
+    let long = format!("noise {}", "x".repeat(100_000));
+    for _ in 0..20 {
+        assert_eq!(f.parse(&long, &ctx()), Err(Unparsed::NoMatch));
+    }
+    // 20 lines of 100 kB would be 4 MB held (and searched) per line: the oldest went early, counted.
+    assert!(f.session_stats().buffer_trimmed >= 17, "{:?}", f.session_stats());
+    // Short lines still correlate across the buffer as before.
+    assert_eq!(
+        f.parse("conn 7 from 192.0.2.7", &ctx()),
+        Err(Unparsed::NoMatch)
+    );
+    let p = f.parse("conn 7 auth failed", &ctx()).unwrap();
+    assert_eq!(p.src_ip, Some("192.0.2.7".parse().unwrap()));
+}
