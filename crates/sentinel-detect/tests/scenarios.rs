@@ -638,7 +638,10 @@ fn encoded_and_obfuscated_payloads_are_still_detected() {
         "/?x=${j${lower:n}di:ldap://x/a}",
         "/?x=%24%7B%24%7Bmain%3Ax%3A-j%7Dndi%3Aldap%3A%2F%2Fx%7D",
     ] {
-        assert!(fires("http_log4j_jndi", vec![p.into()], "Mozilla/5.0"), "{p}");
+        assert!(
+            fires("http_log4j_jndi", vec![p.into()], "Mozilla/5.0"),
+            "{p}"
+        );
     }
     assert!(fires(
         "http_log4j_jndi",
@@ -719,7 +722,8 @@ fn an_empty_needle_is_an_error_not_a_match_everything() {
             .collect::<Vec<_>>()
             .join("\n");
         assert!(
-            text.contains("mine.yaml") && text.contains(&format!("filter.match[0].{op}` has an empty entry")),
+            text.contains("mine.yaml")
+                && text.contains(&format!("filter.match[0].{op}` has an empty entry")),
             "{op}: {text}"
         );
     }

@@ -358,7 +358,11 @@ fn maxlines_buffer_is_bounded_in_bytes_and_trimming_is_counted() {
         assert_eq!(f.parse(&long, &ctx()), Err(Unparsed::NoMatch));
     }
     // 20 lines of 100 kB would be 4 MB held (and searched) per line: the oldest went early, counted.
-    assert!(f.session_stats().buffer_trimmed >= 17, "{:?}", f.session_stats());
+    assert!(
+        f.session_stats().buffer_trimmed >= 17,
+        "{:?}",
+        f.session_stats()
+    );
     // Short lines still correlate across the buffer as before.
     assert_eq!(
         f.parse("conn 7 from 192.0.2.7", &ctx()),

@@ -343,7 +343,11 @@ fn push_folded(out: &mut String, t: &str) {
 
 /// The byte an escape at `i` (`%HH` or `\\xHH`) spells, and the escape's length.
 fn decode_one(b: &[u8], i: usize) -> Option<(u8, usize)> {
-    let pair = |j: usize| hex(*b.get(j)?).zip(hex(*b.get(j + 1)?)).map(|(h, l)| h << 4 | l);
+    let pair = |j: usize| {
+        hex(*b.get(j)?)
+            .zip(hex(*b.get(j + 1)?))
+            .map(|(h, l)| h << 4 | l)
+    };
     match b.get(i)? {
         b'%' => pair(i + 1).map(|v| (v, 3)),
         b'\\' if matches!(b.get(i + 1), Some(b'x' | b'X')) => pair(i + 2).map(|v| (v, 4)),
@@ -433,7 +437,10 @@ mod tests {
     #[test]
     fn decoding_sees_through_iis_overlong_and_full_width_forms() {
         assert_eq!(decode("/%u002e%u002E%u2215x"), Some("/../x".into()));
-        assert_eq!(decode("/..%c0%af..%C0%AFx%c1%9c"), Some("/../../x\\".into()));
+        assert_eq!(
+            decode("/..%c0%af..%C0%AFx%c1%9c"),
+            Some("/../../x\\".into())
+        );
         assert_eq!(
             decode(r"/\xEF\xBC\x8E\xEF\xBC\x8E\xEF\xBC\x8Fx"),
             Some("/../x".into())
