@@ -731,3 +731,51 @@ fn an_empty_needle_is_an_error_not_a_match_everything() {
     let yaml = "- name: mine\n  counting: { type: trigger }\n  severity: low\n  filter:\n    kind: [http_request]\n    match: [{ field: path, part: query, equals: [\"\"] }]\n";
     assert!(parse_scenarios("mine.yaml", yaml).is_ok());
 }
+
+/// Sensitive files asked for with paths the server normalizes (`//`, `/./`, `;param`, `%00`).
+#[test]
+fn sensitive_files_behind_path_normalization_are_detected() {
+    let forms: [[&str; 5]; 4] = [
+        [
+            "//.env",
+            "/.git//config",
+            "//backup.sql",
+            "//.htpasswd",
+            "//wp-config.php.bak",
+        ],
+        [
+            "/./.env",
+            "/.git/./config",
+            "/x/.git/./index",
+            "/.git/logs//HEAD",
+            "/y/./.htpasswd",
+        ],
+        [
+            "/.env;x",
+            "/.git/config;a",
+            "/backup.sql;b",
+            "/.htpasswd;c",
+            "/wp-config.php.bak;d",
+        ],
+        [
+            "/.env%00",
+            "/.git/config%00.jpg",
+            "/backup.sql%00",
+            "/.htpasswd%00.png",
+            "/wp-config.php.bak%00",
+        ],
+    ];
+    for paths in forms {
+        let mut e = engine(EngineOptions::default());
+        let obs: Vec<Obs> = paths
+            .iter()
+            .map(|p| http(100, "198.51.100.9", "GET", p, 404, "Mozilla/5.0"))
+            .collect();
+        let alerts = run(&mut e, &obs);
+        assert!(
+            names(&alerts).contains(&"http_sensitive_files"),
+            "{paths:?}: {:?}",
+            names(&alerts)
+        );
+    }
+}

@@ -126,7 +126,7 @@ struct Slot {
     gen: u32,
     present: bool,
     n: usize,
-    forms: [String; 3],
+    forms: [String; 4],
     /// Generation for which `found` holds.
     found_gen: u32,
     /// Per `contains` list of the view: whether any form contains one of its needles.
@@ -178,7 +178,7 @@ impl<'a, 'b, O: Observed + ?Sized> Memo<'a, 'b, O> {
             if let Some(v) = self.o.field(&spec.field) {
                 slot.present = true;
                 let v = part_of(v, spec.part);
-                let [f0, f1, f2] = &mut slot.forms;
+                let [f0, f1, f2, _] = &mut slot.forms;
                 f0.clear();
                 f0.push_str(&v);
                 slot.n = 1;
@@ -186,6 +186,15 @@ impl<'a, 'b, O: Observed + ?Sized> Memo<'a, 'b, O> {
                     slot.n = 2;
                     if decode_into(f1, scratch, f2) {
                         slot.n = 3;
+                    }
+                }
+                if spec.decode && spec.part == Part::Path {
+                    // The path as the server resolves it, when that differs from what was sent.
+                    let (done, rest) = slot.forms.split_at_mut(slot.n);
+                    if let (Some(last), Some(out)) = (done.last(), rest.first_mut()) {
+                        if normalize_path(last, out) {
+                            slot.n += 1;
+                        }
                     }
                 }
             }
@@ -324,6 +333,38 @@ fn decode_into(s: &str, scratch: &mut Vec<u8>, out: &mut String) -> bool {
 /// Appends `t`, folding the look-alikes servers map to ASCII ("best fit"): full-width forms
 /// (`．．／` is `../`) and the division slash and set minus (`∕`, `∖`), so signatures written in ASCII
 /// see through them.
+/// `path` as a server resolves it before mapping it to a file: repeated slashes merged, `/./` segments
+/// dropped, `;parameters` of a segment dropped (Tomcat, Jetty), and the text from a NUL byte on ignored
+/// (old PHP). Writes into `out` and says whether anything changed.
+fn normalize_path(path: &str, out: &mut String) -> bool {
+    let cut = path.find('\0').unwrap_or(path.len());
+    let had_nul = cut < path.len();
+    let path = &path[..cut];
+    if !had_nul
+        && !path.contains("//")
+        && !path.contains("/./")
+        && !path.ends_with("/.")
+        && !path.contains(';')
+    {
+        return false;
+    }
+    out.clear();
+    for (i, seg) in path.split('/').enumerate() {
+        let seg = seg.split(';').next().unwrap_or("");
+        if i > 0 && (seg.is_empty() || seg == ".") {
+            continue;
+        }
+        if i > 0 {
+            out.push('/');
+        }
+        out.push_str(seg);
+    }
+    if path.ends_with('/') && !out.ends_with('/') {
+        out.push('/');
+    }
+    had_nul || out != path
+}
+
 fn folds(c: char) -> bool {
     matches!(c, '\u{FF01}'..='\u{FF5E}' | '\u{2215}' | '\u{2216}')
 }
@@ -449,6 +490,21 @@ mod tests {
         // Not escapes: left as they are.
         assert_eq!(decode("%uZZZZ%c0"), Some("%uZZZZ\u{FFFD}".into()));
         assert_eq!(decode("/caf\u{e9}"), None);
+    }
+
+    #[test]
+    fn paths_normalize_as_servers_resolve_them() {
+        let n = |p: &str| {
+            let mut out = String::new();
+            normalize_path(p, &mut out).then_some(out)
+        };
+        assert_eq!(n("//.env").as_deref(), Some("/.env"));
+        assert_eq!(n("/.git/./config").as_deref(), Some("/.git/config"));
+        assert_eq!(n("/a/.git//HEAD").as_deref(), Some("/a/.git/HEAD"));
+        assert_eq!(n("/backup.sql;x").as_deref(), Some("/backup.sql"));
+        assert_eq!(n("/.env\0.png").as_deref(), Some("/.env"));
+        assert_eq!(n("/x/").as_deref(), None);
+        assert_eq!(n("/plain/path.html"), None);
     }
 
     #[test]
