@@ -371,3 +371,19 @@ fn maxlines_buffer_is_bounded_in_bytes_and_trimming_is_counted() {
     let p = f.parse("conn 7 auth failed", &ctx()).unwrap();
     assert_eq!(p.src_ip, Some("192.0.2.7".parse().unwrap()));
 }
+
+#[test]
+fn an_unknown_usedns_value_is_a_load_error() {
+    let e = filter("^x <HOST>$", "usedns = maybe\n").unwrap_err();
+    let s = e.to_string();
+    assert!(
+        s.contains("[Definition] usedns") && s.contains("maybe"),
+        "{s}"
+    );
+    for ok in ["yes", "no", "warn", "raw", "No"] {
+        assert!(
+            filter("^x <HOST>$", &format!("usedns = {ok}\n")).is_ok(),
+            "{ok}"
+        );
+    }
+}

@@ -241,6 +241,17 @@ pub(crate) fn build(cfg: &Config, opts: &FilterOptions) -> Result<Parts, FilterE
         _ => 1,
     };
     let usedns = r.option("usedns")?.unwrap_or_default();
+    if !["", "yes", "warn", "no", "raw"]
+        .iter()
+        .any(|v| usedns.eq_ignore_ascii_case(v))
+    {
+        // fail2ban falls back to `no` with a log warning; a load error is harder to miss.
+        return Err(invalid(
+            cfg,
+            "usedns",
+            format!("{usedns:?} is not one of yes, warn, no, raw"),
+        ));
+    }
     let flavor = Flavor {
         addr_only: usedns.eq_ignore_ascii_case("no"),
         multiline: maxlines > 1,
