@@ -387,3 +387,29 @@ fn an_unknown_usedns_value_is_a_load_error() {
         );
     }
 }
+
+#[test]
+fn a_failregex_that_can_never_match_is_a_load_error() {
+    for re in [
+        "^x <HOST>$ port \\d+",
+        "^x (?:<HOST>$) y",
+        "a^x <HOST>",
+        "^x <HOST> [^\\s\\S]",
+    ] {
+        let e = filter(re, "").unwrap_err();
+        let s = e.to_string();
+        assert!(
+            s.contains("[Definition] failregex") && s.contains("can never match"),
+            "{re}: {s}"
+        );
+    }
+    // Anchors that leave room for a match still load, optional text after `$` too.
+    for re in [
+        "^x <HOST>$",
+        "^x <HOST>(?: port \\d+)?$",
+        "^(?:a|b^)? <HOST>",
+        "^x <HOST>$(?:\\s*)",
+    ] {
+        assert!(filter(re, "").is_ok(), "{re}");
+    }
+}

@@ -338,6 +338,21 @@ fn compile_one(
     regex: &str,
     flavor: &Flavor,
 ) -> Result<Compiled, FilterError> {
+    // Multi-line filters search a buffer where `$` and `^` also match at line breaks: not checked.
+    if key != "ignoreregex" && !flavor.multiline {
+        if let Some(why) = pyregex::translate_with(regex, flavor.addr_only)
+            .ok()
+            .and_then(|t| never_matches(if t.fancy { &t.relaxed } else { &t.pattern }))
+        {
+            return Err(FilterError::Regex {
+                file: cfg.file.clone(),
+                section: "Definition".into(),
+                key: key.into(),
+                regex: regex.into(),
+                what: format!("can never match: {why}"),
+            });
+        }
+    }
     pyregex::compile_with(regex, flavor).map_err(|what| {
         if what.starts_with("unsupported: ") {
             unsupported(
@@ -355,6 +370,65 @@ fn compile_one(
             }
         }
     })
+}
+
+/// Why a pattern (in `regex` crate syntax, or a superset of the real one) can match no text at all, when
+/// that is plain from its structure: text required after the end of the input (`<HOST>$ from`), before its
+/// start (`x^`), or an empty class. Conservative: `None` says nothing.
+fn never_matches(pattern: &str) -> Option<&'static str> {
+    use regex_syntax::hir::{Hir, HirKind, Look};
+    fn min_len(h: &Hir) -> usize {
+        h.properties().minimum_len().unwrap_or(usize::MAX)
+    }
+    /// Every match of `h` ends (starts) at the end (start) of the input.
+    fn anchored(h: &Hir, look: Look) -> bool {
+        match h.kind() {
+            HirKind::Look(l) => *l == look,
+            HirKind::Capture(c) => anchored(&c.sub, look),
+            HirKind::Concat(items) => {
+                let mut it: Box<dyn Iterator<Item = &Hir>> = if look == Look::End {
+                    Box::new(items.iter().rev())
+                } else {
+                    Box::new(items.iter())
+                };
+                it.find(|i| !matches!(i.kind(), HirKind::Look(l) if *l != look))
+                    .is_some_and(|i| anchored(i, look))
+            }
+            HirKind::Alternation(alts) => alts.iter().all(|a| anchored(a, look)),
+            _ => false,
+        }
+    }
+    fn walk(h: &Hir) -> Option<&'static str> {
+        match h.kind() {
+            HirKind::Class(c) if c.is_empty() => Some("an empty character class"),
+            HirKind::Capture(c) => walk(&c.sub),
+            HirKind::Repetition(r) if r.min > 0 => walk(&r.sub),
+            HirKind::Alternation(alts) => {
+                let why: Vec<_> = alts.iter().map(walk).collect();
+                why.iter().all(Option::is_some).then(|| why[0]).flatten()
+            }
+            HirKind::Concat(items) => {
+                if let Some(why) = items.iter().find_map(walk) {
+                    return Some(why);
+                }
+                for (i, item) in items.iter().enumerate() {
+                    if anchored(item, Look::End) && items[i + 1..].iter().any(|r| min_len(r) > 0) {
+                        return Some("text is required after `$` (the end of the line)");
+                    }
+                    if anchored(item, Look::Start) && items[..i].iter().any(|r| min_len(r) > 0) {
+                        return Some("text is required before `^` (the start of the line)");
+                    }
+                }
+                None
+            }
+            _ => None,
+        }
+    }
+    let hir = regex_syntax::ParserBuilder::new()
+        .build()
+        .parse(pattern)
+        .ok()?;
+    walk(&hir)
 }
 
 fn interp(cfg: &Config, key: &str, what: String) -> FilterError {
