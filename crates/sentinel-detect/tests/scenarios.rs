@@ -670,6 +670,18 @@ fn encoded_and_obfuscated_payloads_are_still_detected() {
         &|i| format!("/item?id=1+union(select+{i})"),
         &|i| format!("/item?id={i}+/*!50000union*/+/*!50000select*/+1"),
     ];
+    // XSS: a javascript: URL with the tabs or newlines browsers ignore inside the scheme.
+    let xss: [&dyn Fn(usize) -> String; 2] =
+        [&|i| format!("/go?u=java%09script:alert({i})"), &|i| {
+            format!("/go?u=j%0Aava%0Dscript:prompt({i})")
+        }];
+    for f in xss {
+        let paths = many(f, 8);
+        assert!(
+            fires("http_xss_probing", paths.clone(), "Mozilla/5.0"),
+            "{paths:?}"
+        );
+    }
     for f in sqli {
         let paths = many(f, 12);
         assert!(
