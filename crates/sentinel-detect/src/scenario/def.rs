@@ -397,6 +397,20 @@ fn check_filter(f: &Filter, at: &str, out: &mut Vec<String>) {
                 }
             }
         }
+        // An empty needle is found in every value: the condition would match everything, silently.
+        for (op, list) in [
+            ("contains", &c.contains),
+            ("starts_with", &c.starts_with),
+            ("ends_with", &c.ends_with),
+            ("words", &c.words),
+            ("regex", &c.regex),
+        ] {
+            if list.iter().any(|e| e.is_empty()) {
+                out.push(format!(
+                    "`{at}.{op}` has an empty entry, which every value would match"
+                ));
+            }
+        }
         for r in &c.regex {
             if let Err(e) = regex::bytes::RegexBuilder::new(r).unicode(false).build() {
                 out.push(format!("`{at}.regex` `{r}`: {e}"));

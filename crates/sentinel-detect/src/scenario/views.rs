@@ -126,7 +126,7 @@ struct Slot {
     gen: u32,
     present: bool,
     n: usize,
-    forms: [String; 3],
+    forms: [String; 4],
     /// Generation for which `found` holds.
     found_gen: u32,
     /// Per `contains` list of the view: whether any form contains one of its needles.
@@ -178,7 +178,7 @@ impl<'a, 'b, O: Observed + ?Sized> Memo<'a, 'b, O> {
             if let Some(v) = self.o.field(&spec.field) {
                 slot.present = true;
                 let v = part_of(v, spec.part);
-                let [f0, f1, f2] = &mut slot.forms;
+                let [f0, f1, f2, _] = &mut slot.forms;
                 f0.clear();
                 f0.push_str(&v);
                 slot.n = 1;
@@ -186,6 +186,15 @@ impl<'a, 'b, O: Observed + ?Sized> Memo<'a, 'b, O> {
                     slot.n = 2;
                     if decode_into(f1, scratch, f2) {
                         slot.n = 3;
+                    }
+                }
+                if spec.decode && spec.part == Part::Path {
+                    // The path as the server resolves it, when that differs from what was sent.
+                    let (done, rest) = slot.forms.split_at_mut(slot.n);
+                    if let (Some(last), Some(out)) = (done.last(), rest.first_mut()) {
+                        if normalize_path(last, out) {
+                            slot.n += 1;
+                        }
                     }
                 }
             }
@@ -301,18 +310,90 @@ pub(crate) fn decode(s: &str) -> Option<String> {
 fn decode_into(s: &str, scratch: &mut Vec<u8>, out: &mut String) -> bool {
     let b = s.as_bytes();
     if !b.iter().any(|&c| c == b'%' || c == b'+' || c == b'\\') {
-        return false;
+        // Nothing escaped, but raw look-alikes (a JSON log keeps UTF-8 as sent) still fold.
+        if s.is_ascii() || !s.chars().any(folds) {
+            return false;
+        }
+        out.clear();
+        push_folded(out, s);
+        return true;
     }
     scratch.clear();
     let changed = decode_bytes(b, scratch);
     if changed {
         out.clear();
         match std::str::from_utf8(scratch) {
-            Ok(t) => out.push_str(t),
-            Err(_) => out.push_str(&String::from_utf8_lossy(scratch)),
+            Ok(t) => push_folded(out, t),
+            Err(_) => push_folded(out, &String::from_utf8_lossy(scratch)),
         }
     }
     changed
+}
+
+/// Appends `t`, folding the look-alikes servers map to ASCII ("best fit"): full-width forms
+/// (`．．／` is `../`) and the division slash and set minus (`∕`, `∖`), so signatures written in ASCII
+/// see through them.
+/// `path` as a server resolves it before mapping it to a file: repeated slashes merged, `/./` segments
+/// dropped, `;parameters` of a segment dropped (Tomcat, Jetty), and the text from a NUL byte on ignored
+/// (old PHP). Writes into `out` and says whether anything changed.
+fn normalize_path(path: &str, out: &mut String) -> bool {
+    let cut = path.find('\0').unwrap_or(path.len());
+    let had_nul = cut < path.len();
+    let path = &path[..cut];
+    if !had_nul
+        && !path.contains("//")
+        && !path.contains("/./")
+        && !path.ends_with("/.")
+        && !path.contains(';')
+    {
+        return false;
+    }
+    out.clear();
+    for (i, seg) in path.split('/').enumerate() {
+        let seg = seg.split(';').next().unwrap_or("");
+        if i > 0 && (seg.is_empty() || seg == ".") {
+            continue;
+        }
+        if i > 0 {
+            out.push('/');
+        }
+        out.push_str(seg);
+    }
+    if path.ends_with('/') && !out.ends_with('/') {
+        out.push('/');
+    }
+    had_nul || out != path
+}
+
+fn folds(c: char) -> bool {
+    matches!(c, '\u{FF01}'..='\u{FF5E}' | '\u{2215}' | '\u{2216}')
+}
+
+fn push_folded(out: &mut String, t: &str) {
+    if t.is_ascii() {
+        out.push_str(t);
+        return;
+    }
+    out.extend(t.chars().map(|c| match c {
+        '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+        '\u{2215}' => '/',
+        '\u{2216}' => '\\',
+        _ => c,
+    }));
+}
+
+/// The byte an escape at `i` (`%HH` or `\\xHH`) spells, and the escape's length.
+fn decode_one(b: &[u8], i: usize) -> Option<(u8, usize)> {
+    let pair = |j: usize| {
+        hex(*b.get(j)?)
+            .zip(hex(*b.get(j + 1)?))
+            .map(|(h, l)| h << 4 | l)
+    };
+    match b.get(i)? {
+        b'%' => pair(i + 1).map(|v| (v, 3)),
+        b'\\' if matches!(b.get(i + 1), Some(b'x' | b'X')) => pair(i + 2).map(|v| (v, 4)),
+        _ => None,
+    }
 }
 
 fn decode_bytes(b: &[u8], out: &mut Vec<u8>) -> bool {
@@ -320,6 +401,19 @@ fn decode_bytes(b: &[u8], out: &mut Vec<u8>) -> bool {
     let mut changed = false;
     while i < b.len() {
         let c = b[i];
+        // IIS's `%uHHHH`: the code point, as UTF-8.
+        if c == b'%' && i + 5 < b.len() && (b[i + 1] == b'u' || b[i + 1] == b'U') {
+            let cp = b[i + 2..i + 6]
+                .iter()
+                .try_fold(0u32, |acc, &d| hex(d).map(|v| acc << 4 | u32::from(v)));
+            if let Some(ch) = cp.and_then(char::from_u32) {
+                let mut tmp = [0u8; 4];
+                out.extend_from_slice(ch.encode_utf8(&mut tmp).as_bytes());
+                i += 6;
+                changed = true;
+                continue;
+            }
+        }
         let esc = match c {
             b'%' if i + 2 < b.len() => hex(b[i + 1])
                 .zip(hex(b[i + 2]))
@@ -330,6 +424,18 @@ fn decode_bytes(b: &[u8], out: &mut Vec<u8>) -> bool {
             _ => None,
         };
         if let Some((byte, len)) = esc {
+            // An overlong two-byte UTF-8 form (`%c0%af` for `/`, `%c0%ae` for `.`) that lenient
+            // decoders accept: the ASCII byte it spells.
+            if byte == 0xC0 || byte == 0xC1 {
+                if let Some((cont, clen)) = decode_one(b, i + len) {
+                    if cont & 0xC0 == 0x80 {
+                        out.push((byte & 1) << 6 | (cont & 0x3F));
+                        i += len + clen;
+                        changed = true;
+                        continue;
+                    }
+                }
+            }
             out.push(byte);
             i += len;
             changed = true;
@@ -367,6 +473,38 @@ mod tests {
         assert_eq!(decode("/plain/path"), None);
         // Truncated and invalid escapes stay as they are.
         assert_eq!(decode("100%+x%zz%4"), Some("100% x%zz%4".into()));
+    }
+
+    #[test]
+    fn decoding_sees_through_iis_overlong_and_full_width_forms() {
+        assert_eq!(decode("/%u002e%u002E%u2215x"), Some("/../x".into()));
+        assert_eq!(
+            decode("/..%c0%af..%C0%AFx%c1%9c"),
+            Some("/../../x\\".into())
+        );
+        assert_eq!(
+            decode(r"/\xEF\xBC\x8E\xEF\xBC\x8E\xEF\xBC\x8Fx"),
+            Some("/../x".into())
+        );
+        assert_eq!(decode("/\u{FF0E}\u{FF0E}\u{FF0F}x"), Some("/../x".into()));
+        // Not escapes: left as they are.
+        assert_eq!(decode("%uZZZZ%c0"), Some("%uZZZZ\u{FFFD}".into()));
+        assert_eq!(decode("/caf\u{e9}"), None);
+    }
+
+    #[test]
+    fn paths_normalize_as_servers_resolve_them() {
+        let n = |p: &str| {
+            let mut out = String::new();
+            normalize_path(p, &mut out).then_some(out)
+        };
+        assert_eq!(n("//.env").as_deref(), Some("/.env"));
+        assert_eq!(n("/.git/./config").as_deref(), Some("/.git/config"));
+        assert_eq!(n("/a/.git//HEAD").as_deref(), Some("/a/.git/HEAD"));
+        assert_eq!(n("/backup.sql;x").as_deref(), Some("/backup.sql"));
+        assert_eq!(n("/.env\0.png").as_deref(), Some("/.env"));
+        assert_eq!(n("/x/").as_deref(), None);
+        assert_eq!(n("/plain/path.html"), None);
     }
 
     #[test]

@@ -150,7 +150,48 @@ impl<'a> Resolver<'a> {
                 ),
             ));
         }
+        if let Some((tag, meant)) = misspelt_regex_tag(&v) {
+            return Err(interp(
+                self.cfg,
+                key,
+                format!("tag <{tag}> is not a fail2ban tag (a misspelt <{meant}>?); it would stay literal text"),
+            ));
+        }
         Ok(Some(v.trim().to_string()))
+    }
+}
+
+/// The first upper-case tag in `text` one typo (a changed, added, dropped or swapped character) away from a
+/// regex tag, e.g. `<HOTS>` or `<IP5>`: fail2ban keeps it as literal text, so the regex silently never
+/// matches. Other upper-case tags (`<NOSRV>`, `<W>`) are log text some filters really match.
+fn misspelt_regex_tag(text: &str) -> Option<(&str, &'static str)> {
+    config::tags(text).into_iter().find_map(|(_, name)| {
+        let bare = name.trim_start_matches('/');
+        if REGEX_TAGS.contains(&bare) || !bare.bytes().any(|b| b.is_ascii_uppercase()) {
+            return None;
+        }
+        REGEX_TAGS
+            .iter()
+            .find(|t| one_typo(bare.as_bytes(), t.as_bytes()))
+            .map(|t| (name, *t))
+    })
+}
+
+/// Whether `a` and `b` differ by exactly one edit (substitution, insertion, deletion or adjacent swap).
+fn one_typo(a: &[u8], b: &[u8]) -> bool {
+    if a == b {
+        return false;
+    }
+    let p = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    let (ra, rb) = (&a[p..], &b[p..]);
+    match ra.len() as isize - rb.len() as isize {
+        0 => {
+            ra[1..] == rb[1..]
+                || (ra.len() >= 2 && ra[0] == rb[1] && ra[1] == rb[0] && ra[2..] == rb[2..])
+        }
+        1 => ra[1..] == *rb,
+        -1 => *ra == rb[1..],
+        _ => false,
     }
 }
 
@@ -200,6 +241,17 @@ pub(crate) fn build(cfg: &Config, opts: &FilterOptions) -> Result<Parts, FilterE
         _ => 1,
     };
     let usedns = r.option("usedns")?.unwrap_or_default();
+    if !["", "yes", "warn", "no", "raw"]
+        .iter()
+        .any(|v| usedns.eq_ignore_ascii_case(v))
+    {
+        // fail2ban falls back to `no` with a log warning; a load error is harder to miss.
+        return Err(invalid(
+            cfg,
+            "usedns",
+            format!("{usedns:?} is not one of yes, warn, no, raw"),
+        ));
+    }
     let flavor = Flavor {
         addr_only: usedns.eq_ignore_ascii_case("no"),
         multiline: maxlines > 1,
@@ -286,6 +338,21 @@ fn compile_one(
     regex: &str,
     flavor: &Flavor,
 ) -> Result<Compiled, FilterError> {
+    // Multi-line filters search a buffer where `$` and `^` also match at line breaks: not checked.
+    if key != "ignoreregex" && !flavor.multiline {
+        if let Some(why) = pyregex::translate_with(regex, flavor.addr_only)
+            .ok()
+            .and_then(|t| never_matches(if t.fancy { &t.relaxed } else { &t.pattern }))
+        {
+            return Err(FilterError::Regex {
+                file: cfg.file.clone(),
+                section: "Definition".into(),
+                key: key.into(),
+                regex: regex.into(),
+                what: format!("can never match: {why}"),
+            });
+        }
+    }
     pyregex::compile_with(regex, flavor).map_err(|what| {
         if what.starts_with("unsupported: ") {
             unsupported(
@@ -303,6 +370,65 @@ fn compile_one(
             }
         }
     })
+}
+
+/// Why a pattern (in `regex` crate syntax, or a superset of the real one) can match no text at all, when
+/// that is plain from its structure: text required after the end of the input (`<HOST>$ from`), before its
+/// start (`x^`), or an empty class. Conservative: `None` says nothing.
+fn never_matches(pattern: &str) -> Option<&'static str> {
+    use regex_syntax::hir::{Hir, HirKind, Look};
+    fn min_len(h: &Hir) -> usize {
+        h.properties().minimum_len().unwrap_or(usize::MAX)
+    }
+    /// Every match of `h` ends (starts) at the end (start) of the input.
+    fn anchored(h: &Hir, look: Look) -> bool {
+        match h.kind() {
+            HirKind::Look(l) => *l == look,
+            HirKind::Capture(c) => anchored(&c.sub, look),
+            HirKind::Concat(items) => {
+                let mut it: Box<dyn Iterator<Item = &Hir>> = if look == Look::End {
+                    Box::new(items.iter().rev())
+                } else {
+                    Box::new(items.iter())
+                };
+                it.find(|i| !matches!(i.kind(), HirKind::Look(l) if *l != look))
+                    .is_some_and(|i| anchored(i, look))
+            }
+            HirKind::Alternation(alts) => alts.iter().all(|a| anchored(a, look)),
+            _ => false,
+        }
+    }
+    fn walk(h: &Hir) -> Option<&'static str> {
+        match h.kind() {
+            HirKind::Class(c) if c.is_empty() => Some("an empty character class"),
+            HirKind::Capture(c) => walk(&c.sub),
+            HirKind::Repetition(r) if r.min > 0 => walk(&r.sub),
+            HirKind::Alternation(alts) => {
+                let why: Vec<_> = alts.iter().map(walk).collect();
+                why.iter().all(Option::is_some).then(|| why[0]).flatten()
+            }
+            HirKind::Concat(items) => {
+                if let Some(why) = items.iter().find_map(walk) {
+                    return Some(why);
+                }
+                for (i, item) in items.iter().enumerate() {
+                    if anchored(item, Look::End) && items[i + 1..].iter().any(|r| min_len(r) > 0) {
+                        return Some("text is required after `$` (the end of the line)");
+                    }
+                    if anchored(item, Look::Start) && items[..i].iter().any(|r| min_len(r) > 0) {
+                        return Some("text is required before `^` (the start of the line)");
+                    }
+                }
+                None
+            }
+            _ => None,
+        }
+    }
+    let hir = regex_syntax::ParserBuilder::new()
+        .build()
+        .parse(pattern)
+        .ok()?;
+    walk(&hir)
 }
 
 fn interp(cfg: &Config, key: &str, what: String) -> FilterError {

@@ -13,6 +13,29 @@ use std::path::{Path, PathBuf};
 /// Expansion gives up beyond this depth or size (a runaway definition, not a real filter).
 const MAX_DEPTH: usize = 64;
 const MAX_LEN: usize = 1 << 20;
+/// A filter file (or include) larger than this is refused: stock filters are a few KiB.
+const MAX_FILE: u64 = 4 << 20;
+
+/// Reads a filter file as UTF-8 text, refusing anything that is not a regular file (a FIFO would block, a
+/// device like `/dev/zero` would never end) and anything over [`MAX_FILE`] bytes.
+fn read_bounded(path: &Path) -> std::io::Result<String> {
+    use std::io::{Error, ErrorKind, Read};
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(Error::new(ErrorKind::InvalidInput, "not a regular file"));
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_FILE + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_FILE {
+        return Err(Error::new(
+            ErrorKind::InvalidData,
+            format!("larger than {MAX_FILE} bytes"),
+        ));
+    }
+    Ok(text)
+}
 
 /// All sections of a filter and its includes, merged in reading order (later files override).
 #[derive(Debug, Default)]
@@ -63,7 +86,7 @@ impl Config {
         for ext in ["conf", "local"] {
             if ext == "local" {
                 let local = conf.with_extension("local");
-                if local.is_file() {
+                if local.exists() {
                     self.read_file(&local, stack)?;
                 }
             }
@@ -88,7 +111,7 @@ impl Config {
                 what: "include cycle: the file includes itself (directly or through others)".into(),
             });
         }
-        let text = std::fs::read_to_string(path).map_err(|source| FilterError::Read {
+        let text = read_bounded(path).map_err(|source| FilterError::Read {
             path: path.to_path_buf(),
             source,
         })?;
@@ -159,7 +182,8 @@ impl Config {
                 Some(d) => d.join(rel),
                 None => PathBuf::from(rel),
             };
-            if path.is_file() {
+            if path.exists() {
+                // A directory, FIFO or device is refused by `read_file` with a clear error.
                 self.read_file(&path, stack)?;
             } else if !rel.ends_with(".local") {
                 // `.local` files are optional overrides by convention; a missing `.conf` is a broken filter.

@@ -22,6 +22,12 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<Vec<Section>, FilterError>
     for (idx, raw) in text.lines().enumerate() {
         let lineno = idx + 1;
         let line = raw.strip_suffix('\r').unwrap_or(raw);
+        let stripped = strip_inline_comment(line);
+        if stripped.trim().is_empty() && !line.trim().is_empty() {
+            // Only a comment: not a blank line of a value.
+            continue;
+        }
+        let line = stripped;
         let trimmed = line.trim();
         if trimmed.is_empty() {
             if let Some((_, _, blanks)) = open.as_mut() {
@@ -44,13 +50,24 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<Vec<Section>, FilterError>
             }
         }
         close_value(&mut sections, &mut open);
-        if trimmed.starts_with('[') && trimmed.ends_with(']') && trimmed.len() > 2 {
-            let name = trimmed[1..trimmed.len() - 1].trim().to_string();
+        // Python's header pattern `\[(.+)\]`: text after the last `]` (a `# comment`) is ignored.
+        if let Some(end) = trimmed
+            .rfind(']')
+            .filter(|&e| trimmed.starts_with('[') && e > 1)
+        {
+            let name = trimmed[1..end].trim().to_string();
             sections.push(Section {
                 name,
                 entries: Vec::new(),
             });
             continue;
+        }
+        if trimmed.starts_with('[') && !trimmed.contains('=') {
+            return Err(FilterError::Syntax {
+                file: file.into(),
+                line: lineno,
+                what: format!("section header without its closing `]`: {trimmed:?}"),
+            });
         }
         let Some(section) = sections.last_mut() else {
             return Err(FilterError::Syntax {
@@ -89,6 +106,17 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<Vec<Section>, FilterError>
     Ok(sections)
 }
 
+/// `line` without an inline comment: fail2ban's parser takes a `;` preceded by white space (or opening the
+/// line) as the start of a comment, in values and continuation lines alike.
+fn strip_inline_comment(line: &str) -> &str {
+    let b = line.as_bytes();
+    let cut = (0..b.len()).find(|&i| b[i] == b';' && (i == 0 || b[i - 1].is_ascii_whitespace()));
+    match cut {
+        Some(i) => &line[..i],
+        None => line,
+    }
+}
+
 /// Stores the open multi-line value into the last entry of the last section.
 fn close_value(sections: &mut [Section], open: &mut Option<(usize, Vec<String>, usize)>) {
     if let Some((_, lines, _)) = open.take() {
@@ -113,6 +141,20 @@ mod tests {
         );
         assert_eq!(s[0].entries[1], ("key".into(), "v".into()));
         assert_eq!(s[1].entries[0], ("mode".into(), "x".into()));
+    }
+
+    #[test]
+    fn inline_semicolon_comments_and_commented_headers_read_as_fail2ban_does() {
+        let text = "[Definition] # the main part\nfailregex = ^a <HOST>$ ; why\n  ^b;c$\n  ; whole line\n  ^d$\t;x\n";
+        let s = parse("t", text).unwrap();
+        assert_eq!(s[0].name, "Definition");
+        assert_eq!(s[0].entries[0].1, "^a <HOST>$\n^b;c$\n^d$");
+        let e = parse("t", "[Definition\nfailregex = x\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("t:1: section header without its closing"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -61,8 +61,13 @@ pub struct Fail2banFilter {
 struct State {
     /// The last `maxlines` lines: (the line as read, the line without its date).
     buffer: VecDeque<(String, String)>,
+    /// Lines dropped from the buffer early because it held more than [`MAX_BUFFER_BYTES`].
+    buffer_trimmed: u64,
     sessions: Sessions,
 }
+
+/// The most bytes (lines as read plus without their dates) a `maxlines` buffer holds.
+const MAX_BUFFER_BYTES: usize = 256 * 1024;
 
 /// Counters of a filter's multi-line state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -75,6 +80,10 @@ pub struct SessionStats {
     pub expired: u64,
     /// Lines that matched a failregex before their session's host was known (held as pending failures).
     pub pending: u64,
+    /// User names not remembered because their session already had many (see the session cap).
+    pub users_dropped: u64,
+    /// Lines dropped from the `maxlines` buffer before their turn because it was over its byte budget.
+    pub buffer_trimmed: u64,
 }
 
 impl Fail2banFilter {
@@ -154,6 +163,8 @@ impl Fail2banFilter {
             evicted: st.sessions.evicted,
             expired: st.sessions.expired,
             pending: st.sessions.pending,
+            users_dropped: st.sessions.users_dropped,
+            buffer_trimmed: st.buffer_trimmed,
         }
     }
 
@@ -236,6 +247,15 @@ impl Fail2banFilter {
             st.buffer.push_back((line.to_string(), text.to_string()));
             while st.buffer.len() > p.maxlines {
                 st.buffer.pop_front();
+            }
+            // Long lines cannot make the buffer (and the text searched per line) grow to `maxlines` × the
+            // line cap: past a byte budget the oldest lines go, counted.
+            let mut bytes: usize = st.buffer.iter().map(|(l, t)| l.len() + t.len()).sum();
+            while st.buffer.len() > 1 && bytes > MAX_BUFFER_BYTES {
+                if let Some((l, t)) = st.buffer.pop_front() {
+                    bytes -= l.len() + t.len();
+                    st.buffer_trimmed += 1;
+                }
             }
             buf = Cow::Owned(joined(&st.buffer));
         }

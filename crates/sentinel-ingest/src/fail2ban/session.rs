@@ -12,6 +12,9 @@ pub(crate) type Groups = Vec<(&'static str, String)>;
 
 /// Sessions kept at most; the oldest is evicted (and counted) to make room.
 pub(crate) const MAX_SESSIONS: usize = 1000;
+/// Distinct users remembered per session (fail2ban only needs to know whether there was more than one; the
+/// cap keeps a session that tries thousands of names from growing without bound). Further names are counted.
+pub(crate) const MAX_USERS: usize = 64;
 /// A session not continued for this long (in log time) is forgotten, as fail2ban's 5-minute cache.
 const SESSION_TTL_MS: i64 = 5 * 60 * 1000;
 
@@ -27,6 +30,8 @@ pub(crate) struct Failure {
     pub pending: bool,
     /// Every user the session tried.
     pub users: Vec<String>,
+    /// Distinct users beyond [`MAX_USERS`], not remembered.
+    pub users_dropped: u64,
     /// Lines that make up the failure.
     pub matches: usize,
     /// Lines of the session seen while it was not failing.
@@ -53,7 +58,11 @@ impl Failure {
     fn add_user(&mut self, user: Option<&str>) {
         if let Some(u) = user.filter(|u| !u.is_empty()) {
             if !self.users.iter().any(|x| x == u) {
-                self.users.push(u.to_string());
+                if self.users.len() < MAX_USERS {
+                    self.users.push(u.to_string());
+                } else {
+                    self.users_dropped += 1;
+                }
             }
         }
     }
@@ -77,6 +86,8 @@ pub(crate) struct Sessions {
     pub expired: u64,
     /// Lines held as pending failures (their session's host not yet known).
     pub pending: u64,
+    /// User names not remembered because their session already had [`MAX_USERS`].
+    pub users_dropped: u64,
 }
 
 /// What merging a line into its session decided.
@@ -114,7 +125,9 @@ impl Sessions {
         let keep = flags & 2 == 0;
         let mut f = match self.take(mlfid, now) {
             Some(mut s) => {
+                let before = s.users_dropped;
                 s.add_user(cur.get("user"));
+                self.users_dropped += s.users_dropped - before;
                 if std::mem::take(&mut s.nofail) {
                     flags |= 4;
                 }
@@ -228,6 +241,26 @@ mod tests {
         assert!(!m.failure.nofail && !m.keep);
         assert_eq!(m.failure.get("ip4"), Some("192.0.2.1"));
         assert_eq!(s.len(), 0);
+    }
+
+    #[test]
+    fn users_per_session_are_bounded_and_the_rest_counted() {
+        let mut s = Sessions::default();
+        for i in 0..MAX_USERS + 10 {
+            let cur = Failure {
+                groups: vec![("user", format!("u{i}")), ("ip4", "198.51.100.9".into())],
+                ..Default::default()
+            };
+            let m = s.merge("pid1", cur, false, 1, None);
+            assert!(m.keep);
+            s.put("pid1", m.failure, None);
+        }
+        let f = s.take("pid1", None).unwrap();
+        assert_eq!(f.users.len(), MAX_USERS);
+        assert_eq!(f.users_dropped, 10);
+        assert_eq!(s.users_dropped, 10);
+        // Still counted as a multi-user session (failures revived), as fail2ban does.
+        assert!(f.users.len() > 1);
     }
 
     #[test]
