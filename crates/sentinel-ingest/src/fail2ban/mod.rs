@@ -267,9 +267,9 @@ impl Fail2banFilter {
         match (head_end, &p.prefregex) {
             (Some(None), Some(_)) => return Err(Unparsed::NoMatch),
             // HEAD's leftmost-first match leaves text for `.+$`: the whole prefregex takes the same path.
-            (Some(Some(end)), Some(prefregex)) if end < buf.len() => {
+            (Some(Some(end)), Some(_)) if end < buf.len() => {
                 content = (end, buf.len());
-                lazy_pre = Some(prefregex);
+                lazy_pre = p.pref_head.as_ref();
             }
             _ => {}
         }
@@ -304,6 +304,7 @@ impl Fail2banFilter {
             let Some(hit) = fail.find(buf).map_err(|_| backtrack())? else {
                 continue;
             };
+            // HEAD takes the path the whole prefregex takes, so its groups are the prefregex's (but the content).
             if let Some(prefregex) = lazy_pre.take() {
                 let ph = prefregex
                     .find(whole)
