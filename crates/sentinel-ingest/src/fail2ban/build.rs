@@ -17,6 +17,10 @@ use std::collections::HashMap;
 pub(crate) struct Parts {
     pub dates: DateMatcher,
     pub prefregex: Option<Compiled>,
+    /// For a single-line `prefregex` of the form `HEAD<F-CONTENT>.+</F-CONTENT>$` (most stock filters): HEAD
+    /// alone, so the content's start is found by a DFA without the capture step; the whole prefregex runs only
+    /// on lines a failregex matches (see `Fail2banFilter::find_failure`).
+    pub pref_head: Option<Compiled>,
     pub failregex: Vec<Compiled>,
     pub ignoreregex: Vec<Compiled>,
     /// Lines buffered for multi-line failregexes (1: single-line).
@@ -28,6 +32,8 @@ pub(crate) struct Parts {
 }
 
 const DEF: &str = "definition";
+/// How most stock prefregexes end: the rest of the line is the content.
+const CONTENT_TAIL: &str = "<F-CONTENT>.+</F-CONTENT>$";
 /// The options fail2ban's filter reader takes from `[Definition]`.
 const OPTIONS: [&str; 7] = [
     "usedns",
@@ -259,8 +265,15 @@ pub(crate) fn build(cfg: &Config, opts: &FilterOptions) -> Result<Parts, FilterE
     let datepattern = r.option("datepattern")?;
     let dates = DateMatcher::new(datepattern.as_deref())
         .map_err(|what| invalid(cfg, "datepattern", what))?;
+    let mut pref_head = None;
     let prefregex = match r.option("prefregex")? {
         Some(p) if !p.is_empty() => {
+            if !flavor.multiline {
+                pref_head = p
+                    .strip_suffix(CONTENT_TAIL)
+                    .and_then(|head| pyregex::compile_with(head, &flavor).ok())
+                    .filter(|h| h.match_end("").is_some());
+            }
             let c = compile_one(cfg, "prefregex", &p, &flavor)?;
             if !c.has(|r| r == Role::Content) {
                 return Err(invalid(
@@ -310,6 +323,7 @@ pub(crate) fn build(cfg: &Config, opts: &FilterOptions) -> Result<Parts, FilterE
     Ok(Parts {
         dates,
         prefregex,
+        pref_head,
         failregex,
         ignoreregex,
         maxlines,

@@ -277,7 +277,23 @@ impl Fail2banFilter {
         let mut pre_nofail = false;
         let mut pre_forget = false;
         let mut pre_gained = false;
-        if let Some(prefregex) = &p.prefregex {
+        // The prefregex's own groups are needed only when a failregex matches: with a `pref_head`, a DFA finds
+        // where the content starts and the capture step waits for a failregex hit (`lazy_pre`).
+        let head_end = match (&p.pref_head, buffered) {
+            (Some(head), false) if !buf.contains('\n') => head.match_end(&buf),
+            _ => None,
+        };
+        let mut lazy_pre = None;
+        match (head_end, &p.prefregex) {
+            (Some(None), Some(_)) => return Err(Unparsed::NoMatch),
+            // HEAD's leftmost-first match leaves text for `.+$`: the whole prefregex takes the same path.
+            (Some(Some(end)), Some(_)) if end < buf.len() => {
+                content = (end, buf.len());
+                lazy_pre = p.pref_head.as_ref();
+            }
+            _ => {}
+        }
+        if let (None, Some(prefregex)) = (lazy_pre, &p.prefregex) {
             let hit = prefregex
                 .find(&buf)
                 .map_err(|_| backtrack())?
@@ -308,6 +324,17 @@ impl Fail2banFilter {
             let Some(hit) = fail.find(buf).map_err(|_| backtrack())? else {
                 continue;
             };
+            // HEAD takes the path the whole prefregex takes, so its groups are the prefregex's (but the content).
+            if let Some(prefregex) = lazy_pre.take() {
+                let ph = prefregex
+                    .find(whole)
+                    .map_err(|_| backtrack())?
+                    .ok_or(Unparsed::NoMatch)?;
+                pre_nofail = flag(prefregex, &ph, Role::NoFail);
+                pre_forget = flag(prefregex, &ph, Role::MlfForget);
+                pre_gained = flag(prefregex, &ph, Role::MlfGained);
+                pre_hit = Some((prefregex, ph));
+            }
             let mut lines = 1;
             let mut context = None;
             if let (true, Some(st)) = (buffered, state.as_deref_mut()) {

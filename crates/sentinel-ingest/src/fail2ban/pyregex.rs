@@ -83,6 +83,20 @@ pub(crate) struct Compiled {
     engine: Engine,
     /// Named groups and what they mean, in pattern order.
     pub groups: Vec<(String, Role)>,
+    /// The capture index of each of `groups` (aligned), so a match reads its groups without name look-ups.
+    index: Vec<Option<usize>>,
+}
+
+/// The capture index of each group name.
+fn indexes<'a>(
+    groups: &[(String, Role)],
+    names: impl Iterator<Item = Option<&'a str>>,
+) -> Vec<Option<usize>> {
+    let names: Vec<Option<&str>> = names.collect();
+    groups
+        .iter()
+        .map(|(g, _)| names.iter().position(|n| *n == Some(g.as_str())))
+        .collect()
 }
 
 #[derive(Debug)]
@@ -114,12 +128,20 @@ impl Compiled {
         match &self.engine {
             // Most lines match no failregex: the DFA-only `is_match` answers them without allocating captures.
             Engine::Fast(re) if !re.is_match(text) => Ok(None),
+            Engine::Fancy(_, Some(pre)) if !pre.is_match(text) => Ok(None),
+            _ => self.find_candidate(text),
+        }
+    }
+
+    /// The capture step of [`Compiled::find`], without the linear-time check first.
+    fn find_candidate(&self, text: &str) -> Result<Option<Hit>, BacktrackLimit> {
+        match &self.engine {
             Engine::Fast(re) => Ok(re.captures(text).and_then(|c| {
                 let m = c.get(0)?;
                 let spans = self
-                    .groups
+                    .index
                     .iter()
-                    .map(|(n, _)| c.name(n).map(|g| (g.start(), g.end())))
+                    .map(|i| i.and_then(|i| c.get(i)).map(|g| (g.start(), g.end())))
                     .collect();
                 Some(Hit {
                     start: m.start(),
@@ -127,14 +149,13 @@ impl Compiled {
                     spans,
                 })
             })),
-            Engine::Fancy(_, Some(pre)) if !pre.is_match(text) => Ok(None),
             Engine::Fancy(re, _) => match re.captures(text) {
                 Ok(c) => Ok(c.and_then(|c| {
                     let m = c.get(0)?;
                     let spans = self
-                        .groups
+                        .index
                         .iter()
-                        .map(|(n, _)| c.name(n).map(|g| (g.start(), g.end())))
+                        .map(|i| i.and_then(|i| c.get(i)).map(|g| (g.start(), g.end())))
                         .collect();
                     Some(Hit {
                         start: m.start(),
@@ -144,6 +165,16 @@ impl Compiled {
                 })),
                 Err(_) => Err(BacktrackLimit),
             },
+        }
+    }
+
+    /// The end of the leftmost-first match of a pattern the linear-time engine runs, found without capture
+    /// groups (no backtracking engine step): `Some(None)` when it does not match, `None` for a pattern that
+    /// needs the backtracking engine.
+    pub(crate) fn match_end(&self, text: &str) -> Option<Option<usize>> {
+        match &self.engine {
+            Engine::Fast(re) => Some(re.find(text).map(|m| m.end())),
+            Engine::Fancy(..) => None,
         }
     }
 
@@ -184,14 +215,17 @@ pub(crate) fn compile_with(py: &str, flavor: &Flavor) -> Result<Compiled, String
     }
     if !t.fancy {
         if let Ok(re) = regex::Regex::new(&t.pattern) {
+            let index = indexes(&t.groups, re.capture_names());
             return Ok(Compiled {
                 engine: Engine::Fast(re),
                 groups: t.groups,
+                index,
             });
         }
     }
     match fancy_regex::Regex::new(&t.pattern) {
         Ok(re) => Ok(Compiled {
+            index: indexes(&t.groups, re.capture_names()),
             engine: Engine::Fancy(Box::new(re), regex::Regex::new(&t.relaxed).ok()),
             groups: t.groups,
         }),
