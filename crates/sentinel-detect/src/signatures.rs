@@ -143,7 +143,8 @@ pub(crate) fn normalise(text: &str) -> String {
     String::from_utf8_lossy(&out).to_lowercase()
 }
 
-fn hex(b: u8) -> Option<u8> {
+/// The value of one hexadecimal digit.
+pub(crate) fn hex(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
         b'a'..=b'f' => Some(b - b'a' + 10),

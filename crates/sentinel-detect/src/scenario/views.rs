@@ -5,6 +5,7 @@
 //! automaton.
 
 use crate::scenario::def::Part;
+use crate::signatures::hex;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use sentinel_core::Observed;
 use std::borrow::Cow;
@@ -284,15 +285,6 @@ pub(crate) fn part_of(v: Cow<'_, str>, part: Part) -> Cow<'_, str> {
     match v {
         Cow::Borrowed(s) => Cow::Borrowed(&s[a..b]),
         Cow::Owned(s) => Cow::Owned(s[a..b].to_string()),
-    }
-}
-
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
     }
 }
 
