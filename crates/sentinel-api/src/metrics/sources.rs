@@ -320,18 +320,20 @@ mod tests {
         }
         let lines = Arc::new(AtomicU64::new(0));
         let l = lines.clone();
-        m.log_sources.register("file:/var/log/a.log", move || SourceReading {
-            lines_read: l.load(Ordering::Relaxed),
-            bytes_read: 10,
-            peers_refused: 1,
-            ..SourceReading::default()
-        });
-        m.log_sources.register("syslog:udp:127.0.0.1:514", || SourceReading {
-            lines_read: 5,
-            restarts: 2,
-            errors: 3,
-            ..SourceReading::default()
-        });
+        m.log_sources
+            .register("file:/var/log/a.log", move || SourceReading {
+                lines_read: l.load(Ordering::Relaxed),
+                bytes_read: 10,
+                peers_refused: 1,
+                ..SourceReading::default()
+            });
+        m.log_sources
+            .register("syslog:udp:127.0.0.1:514", || SourceReading {
+                lines_read: 5,
+                restarts: 2,
+                errors: 3,
+                ..SourceReading::default()
+            });
         lines.store(7, Ordering::Relaxed);
         let text = m.render();
         assert_eq!(sample(&text, "sentinel_log_lines_read_total"), Some("12"));
@@ -367,12 +369,13 @@ mod tests {
         assert!(!m.render().contains("sentinel_fail2ban_"));
         let evicted = Arc::new(AtomicU64::new(0));
         let e = evicted.clone();
-        m.fail2ban_filters.register("jail:sshd", "sshd", move || SessionReading {
-            live: 1000,
-            evicted: e.load(Ordering::Relaxed),
-            users_dropped: 6,
-            ..SessionReading::default()
-        });
+        m.fail2ban_filters
+            .register("jail:sshd", "sshd", move || SessionReading {
+                live: 1000,
+                evicted: e.load(Ordering::Relaxed),
+                users_dropped: 6,
+                ..SessionReading::default()
+            });
         evicted.store(5, Ordering::Relaxed);
         let text = m.render();
         let series = |name: &str| format!("{name}{{source=\"jail:sshd\",filter=\"sshd\"}}");
@@ -386,7 +389,10 @@ mod tests {
             Some("1000")
         );
         assert_eq!(
-            sample(&text, &series("sentinel_fail2ban_session_users_dropped_total")),
+            sample(
+                &text,
+                &series("sentinel_fail2ban_session_users_dropped_total")
+            ),
             Some("6")
         );
         assert!(text.contains("# TYPE sentinel_fail2ban_sessions_live gauge\n"));
