@@ -201,9 +201,12 @@ pub struct SessionReading {
     pub buffer_trimmed: u64,
 }
 
+/// A filter's `(source, filter)` labels and how to read its counters.
+type FilterEntry = ((String, String), Read<SessionReading>);
+
 /// The fail2ban filters of the running sources, each under its `(source, filter)` labels.
 #[derive(Default)]
-pub struct Fail2banFilters(Mutex<Vec<((String, String), Read<SessionReading>)>>);
+pub struct Fail2banFilters(Mutex<Vec<FilterEntry>>);
 
 impl std::fmt::Debug for Fail2banFilters {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
