@@ -1,6 +1,7 @@
 //! Log sources in the daemon: each configured source feeds raw lines to a parse task, which turns them
 //! into redacted events for the pipeline's intake (waiting when it is full, so tailing pauses rather
-//! than drops). Lines no parser understands are counted by reason.
+//! than drops). Lines no parser understands are counted by reason. Each source's own counters (and its
+//! fail2ban filter's session counters) are registered with the metrics, which read them at every scrape.
 
 use anyhow::Context;
 use sentinel_api::metrics::{LineCounts, Metrics, SessionReading, SourceReading};
