@@ -3,6 +3,9 @@
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+mod sources;
+pub use sources::{Fail2banFilters, LogSources, SessionReading, SourceReading};
+
 /// A monotonically increasing counter.
 #[derive(Debug, Default)]
 pub struct Counter(AtomicU64);
@@ -151,6 +154,10 @@ macro_rules! metrics {
             pub by_scenario: Labeled,
             /// Matched and unmatched lines per source and filter.
             pub source_lines: SourceLines,
+            /// The log sources' own counters (`sentinel_log_*` totals and per source), read at render time.
+            pub log_sources: LogSources,
+            /// The fail2ban filters' session counters, read at render time.
+            pub fail2ban_filters: Fail2banFilters,
         }
 
         impl Metrics {
@@ -166,6 +173,8 @@ macro_rules! metrics {
                 self.by_reason.render("reason", &mut out);
                 self.by_scenario.render("scenario", &mut out);
                 self.source_lines.render(&mut out);
+                self.log_sources.render(&mut out);
+                self.fail2ban_filters.render(&mut out);
                 out
             }
         }
@@ -190,13 +199,6 @@ metrics! {
     store_write_errors: "Records the store failed to write.",
     log_lines_parsed: "Log lines the parsers understood.",
     log_lines_unparsed: "Log lines no parser understood (or that said nothing of interest).",
-    log_lines_read: "Lines the log sources read.",
-    log_bytes_read: "Bytes the log sources read.",
-    log_lines_too_long: "Lines cut because they were longer than the limit.",
-    log_rotations: "File rotations followed.",
-    log_truncations: "File truncations followed.",
-    log_source_errors: "Errors in log sources (kept running).",
-    log_peers_refused: "Syslog datagrams and connections dropped: sender not in allowed_peers.",
     scenario_keys_expired: "Scenario keys dropped as idle by event time.",
     scenario_keys_evicted: "Live scenario keys evicted at the per-scenario cap.",
 }

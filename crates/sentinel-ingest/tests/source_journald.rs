@@ -85,3 +85,50 @@ async fn source_journald_fake_journalctl_restart_and_cursor() {
         r#"{"cursor":"s=1;i=3"}"#
     );
 }
+
+#[tokio::test]
+async fn source_journald_counts_cut_and_invalid_utf8_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("journalctl.sh");
+    // A line over the 64-byte limit (cut, so no longer JSON: an error too), then one with a byte that is not
+    // UTF-8 (replaced, the entry kept).
+    std::fs::write(
+        &script,
+        format!(
+            "printf '%s\\n' '{{\"MESSAGE\":\"{}\"}}'\nprintf '{{\"MESSAGE\":\"caf\\377\"}}\\n'\nexec sleep 30\n",
+            "x".repeat(100)
+        ),
+    )
+    .unwrap();
+    let metrics = Arc::new(SourceMetrics::default());
+    let cfg = JournaldConfig {
+        command: vec!["sh".into(), script.to_string_lossy().into_owned()],
+        max_line_bytes: 64,
+        ..JournaldConfig::default()
+    };
+    let (tx, mut rx) = mpsc::channel(16);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(Journald::new(cfg, metrics.clone()).run(tx, async move {
+        let _ = stopped.await;
+    }));
+    let l = recv(&mut rx).await;
+    assert_eq!(l.text, "-: caf\u{fffd}");
+    let s = metrics.snapshot();
+    assert_eq!(
+        (
+            s.lines_read,
+            s.lines_too_long,
+            s.lines_invalid_utf8,
+            s.errors
+        ),
+        (1, 1, 1, 1),
+        "{s:?}"
+    );
+    assert_eq!(s.bytes_read, 100 + 15 + 19);
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}

@@ -1,13 +1,14 @@
 //! Log sources in the daemon: each configured source feeds raw lines to a parse task, which turns them
 //! into redacted events for the pipeline's intake (waiting when it is full, so tailing pauses rather
-//! than drops). Lines no parser understands are counted by reason.
+//! than drops). Lines no parser understands are counted by reason. Each source's own counters (and its
+//! fail2ban filter's session counters) are registered with the metrics, which read them at every scrape.
 
 use anyhow::Context;
-use sentinel_api::metrics::{LineCounts, Metrics};
+use sentinel_api::metrics::{LineCounts, Metrics, SessionReading, SourceReading};
 use sentinel_api::submit::Submission;
 use sentinel_config::{SourceConfig, ValidatedConfig};
 use sentinel_core::Redactor;
-use sentinel_ingest::fail2ban::FilterOptions;
+use sentinel_ingest::fail2ban::{Fail2banFilter, FilterOptions};
 use sentinel_ingest::source::file::{FileTail, FileTailConfig};
 use sentinel_ingest::source::journald::{Journald, JournaldConfig};
 use sentinel_ingest::source::syslog::{SyslogConfig, SyslogReceiver};
@@ -22,8 +23,6 @@ use tokio::task::JoinHandle;
 pub struct RunningSources {
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
-    /// What the sources read, all together.
-    pub metrics: Arc<SourceMetrics>,
 }
 
 impl RunningSources {
@@ -96,17 +95,51 @@ pub fn parser_for(
     format: &str,
     fail2ban: Option<(&Path, FilterOptions)>,
 ) -> anyhow::Result<Box<dyn LineParser>> {
+    build_parser(format, fail2ban).map(|(p, _)| p)
+}
+
+/// A parser, and its fail2ban filter when it is one (whose session counters `/metrics` reads).
+type BuiltParser = (Box<dyn LineParser>, Option<Arc<Fail2banFilter>>);
+
+fn build_parser(
+    format: &str,
+    fail2ban: Option<(&Path, FilterOptions)>,
+) -> anyhow::Result<BuiltParser> {
     if let Some((path, opts)) = fail2ban {
-        let f = sentinel_ingest::fail2ban::Fail2banFilter::load(path, &opts)
-            .with_context(|| format!("loading the fail2ban filter {}", path.display()))?;
-        return Ok(Box::new(f));
+        let f = Arc::new(
+            Fail2banFilter::load(path, &opts)
+                .with_context(|| format!("loading the fail2ban filter {}", path.display()))?,
+        );
+        return Ok((Box::new(SharedFilter(f.clone())), Some(f)));
     }
-    sentinel_ingest::parse::by_name(format)
-        .ok_or_else(|| anyhow::anyhow!("unknown format `{format}`"))
+    let p = sentinel_ingest::parse::by_name(format)
+        .ok_or_else(|| anyhow::anyhow!("unknown format `{format}`"))?;
+    Ok((p, None))
+}
+
+/// A fail2ban filter shared between the parse task and the metrics that read its session counters.
+struct SharedFilter(Arc<Fail2banFilter>);
+
+impl LineParser for SharedFilter {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+
+    fn parse(
+        &self,
+        line: &str,
+        ctx: &ParseCtx,
+    ) -> Result<sentinel_ingest::Parsed, sentinel_ingest::Unparsed> {
+        self.0.parse(line, ctx)
+    }
 }
 
 /// The parser of one configured source, tagged with its jail when it has one.
 pub fn source_parser(src: &SourceConfig) -> anyhow::Result<Box<dyn LineParser>> {
+    source_parser_and_filter(src).map(|(p, _)| p)
+}
+
+fn source_parser_and_filter(src: &SourceConfig) -> anyhow::Result<BuiltParser> {
     let (format, filter, mode, vars, jail) = match src {
         SourceConfig::File {
             format,
@@ -134,14 +167,15 @@ pub fn source_parser(src: &SourceConfig) -> anyhow::Result<Box<dyn LineParser>> 
         mode: mode.clone(),
         vars,
     };
-    let parser = parser_for(format, filter.as_deref().map(|p| (p, opts)))?;
-    Ok(match jail {
+    let (parser, filter) = build_parser(format, filter.as_deref().map(|p| (p, opts)))?;
+    let parser: Box<dyn LineParser> = match jail {
         Some(j) => Box::new(JailTagged {
             inner: parser,
             jail: j.clone(),
         }),
         None => parser,
-    })
+    };
+    Ok((parser, filter))
 }
 
 /// The `source` label of a source in `/metrics`.
@@ -203,15 +237,16 @@ pub async fn start(
     redactor: Arc<Redactor>,
 ) -> anyhow::Result<RunningSources> {
     let (stop, stop_rx) = watch::channel(false);
-    let source_metrics = Arc::new(SourceMetrics::default());
     let state_dir = cfg.data_dir.join("sources");
     let mut tasks = Vec::new();
     for (i, src) in cfg.sources.iter().enumerate() {
         let (tx, rx) = mpsc::channel::<RawLine>(1024);
-        let parser = source_parser(src).with_context(|| format!("sources[{i}]"))?;
-        let counts = metrics
-            .source_lines
-            .counts(&source_label(src), parser.name());
+        let (parser, filter) =
+            source_parser_and_filter(src).with_context(|| format!("sources[{i}]"))?;
+        let label = source_label(src);
+        let counts = metrics.source_lines.counts(&label, parser.name());
+        let source_metrics = Arc::new(SourceMetrics::default());
+        register_metrics(&metrics, &label, &source_metrics, filter);
         // A jail's state is named after the jail, so adding or removing jails keeps every offset.
         let state_name = |kind: &str| match src {
             SourceConfig::File { jail: Some(j), .. }
@@ -243,10 +278,16 @@ pub async fn start(
                     }
                 }));
             }
-            SourceConfig::Syslog { udp, tcp, .. } => {
+            SourceConfig::Syslog {
+                udp,
+                tcp,
+                allowed_peers,
+                ..
+            } => {
                 let rx_cfg = SyslogConfig {
                     udp: *udp,
                     tcp: *tcp,
+                    allowed_peers: allowed_peers.clone(),
                     ..SyslogConfig::default()
                 };
                 let recv = SyslogReceiver::bind(rx_cfg, source_metrics.clone())
@@ -291,11 +332,47 @@ pub async fn start(
             redactor.clone(),
         )));
     }
-    Ok(RunningSources {
-        stop,
-        tasks,
-        metrics: source_metrics,
-    })
+    Ok(RunningSources { stop, tasks })
+}
+
+/// Makes `/metrics` read the source's own counters (and its fail2ban filter's session counters) each
+/// time it is rendered, under the source's label.
+fn register_metrics(
+    metrics: &Metrics,
+    label: &str,
+    source: &Arc<SourceMetrics>,
+    filter: Option<Arc<Fail2banFilter>>,
+) {
+    let source = source.clone();
+    metrics.log_sources.register(label, move || {
+        let s = source.snapshot();
+        SourceReading {
+            lines_read: s.lines_read,
+            bytes_read: s.bytes_read,
+            lines_too_long: s.lines_too_long,
+            lines_invalid_utf8: s.lines_invalid_utf8,
+            rotations: s.rotations,
+            truncations: s.truncations,
+            errors: s.errors,
+            connections_refused: s.connections_refused,
+            peers_refused: s.peers_refused,
+            restarts: s.restarts,
+        }
+    });
+    if let Some(f) = filter {
+        let name = f.name().to_owned();
+        metrics.fail2ban_filters.register(label, &name, move || {
+            let s = f.session_stats();
+            SessionReading {
+                live: s.live as u64,
+                evicted: s.evicted,
+                expired: s.expired,
+                pending: s.pending,
+                users_dropped: s.users_dropped,
+                buffer_trimmed: s.buffer_trimmed,
+            }
+        });
+    }
 }
 
 /// Parses lines into events and hands them to the pipeline, waiting while intake is full.

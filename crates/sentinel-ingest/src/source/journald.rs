@@ -228,6 +228,12 @@ impl Journald {
             splitter.feed(&buf[..n], &mut lines);
             let received = Timestamp::now();
             for l in lines.drain(..) {
+                if l.cut {
+                    bump(&self.metrics.lines_too_long, 1);
+                }
+                if l.lossy {
+                    bump(&self.metrics.lines_invalid_utf8, 1);
+                }
                 let Some(e) = parse_entry(&l.text) else {
                     bump(&self.metrics.errors, 1);
                     continue;
