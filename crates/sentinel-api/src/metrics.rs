@@ -136,6 +136,36 @@ impl SourceLines {
     }
 }
 
+/// The store writer's transactions: a histogram of records per committed transaction (group commit),
+/// the largest one, and the batches that failed.
+fn render_store_writer(w: &sentinel_store::WriterMonitor, out: &mut String) {
+    let sizes = w.batch_sizes();
+    let stats = w.stats();
+    let name = "sentinel_store_batch_records";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Records per committed store transaction (group commit)."
+    );
+    let _ = writeln!(out, "# TYPE {name} histogram");
+    for (le, n) in &sizes.buckets {
+        let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {n}");
+    }
+    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", sizes.count);
+    let _ = writeln!(out, "{name}_sum {}", sizes.sum);
+    let _ = writeln!(out, "{name}_count {}", sizes.count);
+    let name = "sentinel_store_batch_records_max";
+    let _ = writeln!(out, "# HELP {name} The most records committed in one store transaction.");
+    let _ = writeln!(out, "# TYPE {name} gauge");
+    let _ = writeln!(out, "{name} {}", sizes.max);
+    let name = "sentinel_store_failed_batches_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Store transactions that failed and were retried record by record."
+    );
+    let _ = writeln!(out, "# TYPE {name} counter");
+    let _ = writeln!(out, "{name} {}", stats.failed_batches);
+}
+
 macro_rules! metrics {
     ($($field:ident : $help:literal),* $(,)?) => {
         /// Every counter Sentinel keeps.
@@ -151,6 +181,8 @@ macro_rules! metrics {
             pub by_scenario: Labeled,
             /// Matched and unmatched lines per source and filter.
             pub source_lines: SourceLines,
+            /// The store writer's counters (group-commit batch sizes), once the writer runs.
+            pub store_writer: std::sync::OnceLock<sentinel_store::WriterMonitor>,
         }
 
         impl Metrics {
@@ -166,6 +198,9 @@ macro_rules! metrics {
                 self.by_reason.render("reason", &mut out);
                 self.by_scenario.render("scenario", &mut out);
                 self.source_lines.render(&mut out);
+                if let Some(w) = self.store_writer.get() {
+                    render_store_writer(w, &mut out);
+                }
                 out
             }
         }
@@ -188,6 +223,8 @@ metrics! {
     notices_sent: "Notices sent.",
     secrets_redacted: "Secret values masked in posted events.",
     store_write_errors: "Records the store failed to write.",
+    events_not_stored: "Events (or /v1/defend records) handed to the pipeline that the store did not write; the client was told.",
+    events_store_unconfirmed: "Events whose commit was not confirmed before the answer's deadline; the client got a 503.",
     log_lines_parsed: "Log lines the parsers understood.",
     log_lines_unparsed: "Log lines no parser understood (or that said nothing of interest).",
     log_lines_read: "Lines the log sources read.",
