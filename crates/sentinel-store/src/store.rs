@@ -141,3 +141,32 @@ impl Store {
         Ok(deleted)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn synchronous(sync: SyncMode) -> i64 {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_with(&dir.path().join("s.db"), StoreOptions { sync })
+            .await
+            .unwrap();
+        let v: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(mode, "wal");
+        store.close().await;
+        v
+    }
+
+    #[tokio::test]
+    async fn sync_modes_set_the_pragma() {
+        assert_eq!(synchronous(SyncMode::Normal).await, 1);
+        assert_eq!(synchronous(SyncMode::Full).await, 2);
+    }
+}
