@@ -242,6 +242,53 @@ metrics! {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn renders_the_store_writers_batch_sizes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sentinel_store::Store::open(&dir.path().join("s.db"))
+            .await
+            .unwrap();
+        let (writer, task) = store.writer(sentinel_store::WriterOptions::default());
+        let m = Metrics::default();
+        assert!(!m.render().contains("sentinel_store_batch_records"));
+        m.store_writer.set(writer.monitor()).unwrap();
+        let group = sentinel_store::AckGroup::new();
+        for n in 0..3 {
+            let ev = sentinel_core::Event {
+                id: sentinel_core::EventId::new(),
+                kind: sentinel_core::EventKind::telemetry(),
+                ts: sentinel_core::Timestamp::now(),
+                source: "test".into(),
+                src_ip: None,
+                target: None,
+                attrs: Default::default(),
+                trace_id: sentinel_core::TraceId::new(),
+            };
+            writer
+                .write_acked(sentinel_store::Record::Event(ev), group.token(n))
+                .await
+                .unwrap();
+        }
+        assert_eq!(group.settled().await.committed, 3);
+        let text = m.render();
+        assert!(text.contains("# TYPE sentinel_store_batch_records histogram\n"), "{text}");
+        assert!(text.contains("sentinel_store_batch_records_sum 3\n"), "{text}");
+        let count = writer.stats().batches;
+        assert!((1..=3).contains(&count));
+        assert!(
+            text.contains(&format!("sentinel_store_batch_records_count {count}\n"))
+                && text.contains(&format!(
+                    "sentinel_store_batch_records_bucket{{le=\"+Inf\"}} {count}\n"
+                ))
+                && text.contains(&format!(
+                    "sentinel_store_batch_records_bucket{{le=\"4\"}} {count}\n"
+                )),
+            "{text}"
+        );
+        drop(writer);
+        task.finish().await.unwrap();
+    }
+
     #[test]
     fn renders_every_counter() {
         let m = Metrics::default();
