@@ -154,7 +154,10 @@ fn render_store_writer(w: &sentinel_store::WriterMonitor, out: &mut String) {
     let _ = writeln!(out, "{name}_sum {}", sizes.sum);
     let _ = writeln!(out, "{name}_count {}", sizes.count);
     let name = "sentinel_store_batch_records_max";
-    let _ = writeln!(out, "# HELP {name} The most records committed in one store transaction.");
+    let _ = writeln!(
+        out,
+        "# HELP {name} The most records committed in one store transaction."
+    );
     let _ = writeln!(out, "# TYPE {name} gauge");
     let _ = writeln!(out, "{name} {}", sizes.max);
     let name = "sentinel_store_failed_batches_total";
@@ -271,8 +274,14 @@ mod tests {
         }
         assert_eq!(group.settled().await.committed, 3);
         let text = m.render();
-        assert!(text.contains("# TYPE sentinel_store_batch_records histogram\n"), "{text}");
-        assert!(text.contains("sentinel_store_batch_records_sum 3\n"), "{text}");
+        assert!(
+            text.contains("# TYPE sentinel_store_batch_records histogram\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("sentinel_store_batch_records_sum 3\n"),
+            "{text}"
+        );
         let count = writer.stats().batches;
         assert!((1..=3).contains(&count));
         assert!(

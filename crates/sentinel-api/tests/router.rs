@@ -835,7 +835,10 @@ async fn items_the_store_cannot_write_are_rejected_not_accepted() {
     assert_eq!(v["accepted"], 0, "{v}");
     assert_eq!(v["rejected"], 3, "{v}");
     let errors = v["errors"].as_array().unwrap();
-    let indexes: Vec<u64> = errors.iter().map(|e| e["index"].as_u64().unwrap()).collect();
+    let indexes: Vec<u64> = errors
+        .iter()
+        .map(|e| e["index"].as_u64().unwrap())
+        .collect();
     assert_eq!(indexes, [0, 1, 2], "{v}");
     assert_eq!(
         errors[0]["error"], "not stored: the store could not write it",
@@ -903,10 +906,7 @@ async fn unconfirmed_items_get_a_503_never_a_2xx() {
     .await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
     let m = r.error("unavailable");
-    assert!(
-        m.contains("0 stored, 0 not stored, 2 unconfirmed"),
-        "{m}"
-    );
+    assert!(m.contains("0 stored, 0 not stored, 2 unconfirmed"), "{m}");
     let r = send(&h.app, ndjson(format!("{GOOD}\n"), &h.admin_key)).await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
     let r = send(&h.app, post_json("/v1/defend", &h.admin_key, GOOD)).await;

@@ -7,8 +7,7 @@ use crate::error::{dedup, ConfigError, ConfigErrors};
 use crate::layers::RawConfig;
 use crate::model::{
     ApiConfig, DetectConfig, HeuristicConfig, LogLevel, LoggingConfig, PipelineConfig, StoreConfig,
-    StoreSync,
-    ValidatedConfig,
+    StoreSync, ValidatedConfig,
 };
 use crate::policy::policy;
 use crate::reader::{Node, Reader};

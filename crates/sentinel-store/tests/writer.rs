@@ -175,10 +175,7 @@ async fn acknowledged_records_are_settled_after_their_commit_and_failures_name_t
         if n == 6 {
             ev.source = "poison".into();
         }
-        writer
-            .write_acked(ev.into(), group.token(n))
-            .await
-            .unwrap();
+        writer.write_acked(ev.into(), group.token(n)).await.unwrap();
     }
     let summary = tokio::time::timeout(Duration::from_secs(10), group.settled())
         .await
@@ -221,7 +218,10 @@ async fn a_commit_that_fails_settles_its_token_as_failed() {
     store.close().await;
     let group = AckGroup::new();
     other
-        .write_acked(event(1, "192.0.2.8", "flow", "t-closed").into(), group.token(3))
+        .write_acked(
+            event(1, "192.0.2.8", "flow", "t-closed").into(),
+            group.token(3),
+        )
         .await
         .unwrap();
     let summary = tokio::time::timeout(Duration::from_secs(10), group.settled())
@@ -249,10 +249,7 @@ async fn concurrent_acknowledged_writers_share_transactions() {
             for n in 0..50i64 {
                 let group = AckGroup::new();
                 let ev = event(10_000 + c * 100 + n, "192.0.2.9", "flow", "t-group");
-                writer
-                    .write_acked(ev.into(), group.token(0))
-                    .await
-                    .unwrap();
+                writer.write_acked(ev.into(), group.token(0)).await.unwrap();
                 assert_eq!(group.settled().await.committed, 1);
             }
         }));

@@ -87,7 +87,11 @@ fn acknowledged(report: &Value, sent: usize, numbering: &str, first: usize) -> V
     let accepted = report["accepted"].as_u64().unwrap_or(0) as usize;
     let handed = (accepted + errored.len()).min(sent);
     let ok: Vec<usize> = (0..handed).filter(|i| !errored.contains(i)).collect();
-    assert_eq!(ok.len(), accepted, "accepted must count exactly the items kept: {report}");
+    assert_eq!(
+        ok.len(),
+        accepted,
+        "accepted must count exactly the items kept: {report}"
+    );
     ok
 }
 
@@ -148,7 +152,7 @@ async fn defend_client(t: Target, id: usize) {
     while !t.stop.load(Ordering::Relaxed) {
         let marker = format!("m{}-defend{id}-{seq}", t.round);
         let mut ev = t.event(&marker, seq);
-        if seq % 3 == 0 {
+        if seq.is_multiple_of(3) {
             ev["failed_logins"] = json!(40);
             ev["src_ip"] = json!(format!("203.0.113.{}", 1 + (seq + id as u64 * 7) % 250));
         }
