@@ -7,7 +7,7 @@
 //! after each restart, every acknowledged event must be found through `GET /v1/events`, and every
 //! alert a `/v1/defend` answer promised must be found with its investigation and plan.
 //!
-//! The seed is printed (and `SENTINEL_KILL_SEED` replays it); `SENTINEL_KILL_ROUNDS` changes the
+//! One round in five runs with `store.sync: full`, the others with `normal`. The seed is printed (and `SENTINEL_KILL_SEED` replays it); `SENTINEL_KILL_ROUNDS` changes the
 //! number of rounds (at least 50 by default).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const DEFAULT_ROUNDS: usize = 50;
-const ENV: [(&str, &str); 1] = [("SENTINEL__PIPELINE__DEFEND_TIMEOUT", "5s")];
+const DEFEND_TIMEOUT: (&str, &str) = ("SENTINEL__PIPELINE__DEFEND_TIMEOUT", "5s");
 
 /// What one round's clients were told was stored.
 #[derive(Default)]
@@ -282,7 +282,9 @@ async fn acknowledged_events_survive_sigkill() {
     for round in 0..=rounds {
         // A killed daemon leaves its address file behind: the new one must write its own.
         let _ = std::fs::remove_file(dir.path().join("data/api.addr"));
-        let mut d = Daemon::start_in(dir, &ENV);
+        // One round in five runs with `store.sync: full`; the others with the default (normal).
+        let sync = if round % 5 == 4 { "full" } else { "normal" };
+        let mut d = Daemon::start_in(dir, &[DEFEND_TIMEOUT, ("SENTINEL__STORE__SYNC", sync)]);
         if let Some((r, acked)) = previous.take() {
             let (lost, missing) = verify(&d, r, &acked).await;
             println!(
