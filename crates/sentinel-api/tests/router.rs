@@ -918,3 +918,46 @@ async fn unconfirmed_items_get_a_503_never_a_2xx() {
     drop(h.state);
     assert_eq!(held.await.unwrap(), 4);
 }
+
+#[tokio::test]
+async fn a_partial_429_answers_after_the_items_it_counts_are_stored() {
+    let h = harness_with(Setup {
+        intake_capacity: 1,
+        ..Setup::default()
+    })
+    .await;
+    let mut rx = h.rx;
+    let (writer, _task) = h.store.writer(WriterOptions::default());
+    // A slow pipeline: one event every 300 ms, each stored with its token.
+    tokio::spawn(async move {
+        while let Some(sub) = rx.recv().await {
+            let record = Record::Event(sub.event);
+            match sub.ack {
+                Some(t) => writer.write_acked(record, t).await.unwrap(),
+                None => writer.write(record).await.unwrap(),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
+    });
+    let batch: Vec<Value> = (0..5)
+        .map(|i| json!({"src_ip": "203.0.113.7", "seq": i}))
+        .collect();
+    let r = send(
+        &h.app,
+        post_json("/v1/events", &h.admin_key, Value::Array(batch).to_string()),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    let v = r.json();
+    let report = &v["report"];
+    // The first is taken at once, the second waits in the queue (capacity 1), the third finds it
+    // full for longer than intake_wait. The answer waits until the second is stored too.
+    assert_eq!(report["accepted"], 2, "{v}");
+    let kept = stored(&h.store, report["trace_id"].as_str().unwrap()).await;
+    let mut seqs: Vec<u64> = kept
+        .iter()
+        .map(|e| e.attrs["seq"].as_u64().unwrap())
+        .collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, [0, 1], "exactly the accepted items are stored");
+}
