@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# bench/defend.sh — throughput, latency and memory of POST /v1/defend.
+# bench/defend.sh — throughput, latency and memory of POST /v1/defend (or, with MODE=events, of
+# POST /v1/events with JSON arrays of BATCH events).
 #
 # Builds the release binary, starts one Sentinel on a fresh temporary data dir on a free loopback
 # port (--listen 127.0.0.1:0, the bound address read from DATA_DIR/api.addr), measures its idle RSS,
 # drives /v1/defend with wrk (a mix of benign and attack telemetry from 203.0.113.0/24 and
 # 198.51.100.0/24), samples RSS under load, runs a single-connection latency pass, prints a summary,
-# stops the daemon with SIGTERM and checks that it exits 0.
+# stops the daemon with SIGTERM and checks that it exits 0. A 2xx means the records are committed, so
+# the summary also shows the store's group-commit batch sizes (records per transaction), read from
+# /metrics after the runs.
 #
 # Traffic goes to 127.0.0.1 only. Every wrk run is bounded in time.
 #
@@ -15,7 +18,10 @@
 #   SINGLE_DURATION=10s                       the -t1 -c1 run
 #   IDLE_SETTLE=5                             seconds to wait before reading idle RSS
 #   LOG_LEVEL=warn                            the daemon's logging.level (notices are logged at warn)
+#   MODE=defend|events                        which route is driven (default defend)
+#   BATCH=50                                  events per POST /v1/events request (MODE=events)
 #   SKIP_BUILD=1                              use the existing target/release/sentinel
+#   BIN=path                                  the binary to run (implies nothing is built)
 #   KEEP_TMP=1                                keep the temp dir (logs, wrk output) for inspection
 #
 # Exit status: 0 when every request answered 2xx, wrk saw no socket errors and the daemon exited 0;
@@ -30,6 +36,9 @@ WARMUP=${WARMUP:-5s}
 SINGLE_DURATION=${SINGLE_DURATION:-10s}
 IDLE_SETTLE=${IDLE_SETTLE:-5}
 LOG_LEVEL=${LOG_LEVEL:-warn}
+MODE=${MODE:-defend}
+BATCH=${BATCH:-50}
+case $MODE in defend | events) ;; *) echo "MODE must be defend or events, not $MODE" >&2; exit 2 ;; esac
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
@@ -56,7 +65,10 @@ command -v cargo >/dev/null 2>&1 || die "cargo not found"
 TARGET_DIR=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps 2>/dev/null |
     sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 TARGET_DIR=${TARGET_DIR:-$ROOT/target}
-BIN=$TARGET_DIR/release/sentinel
+if [ -n "${BIN:-}" ]; then
+    SKIP_BUILD=1
+fi
+BIN=${BIN:-$TARGET_DIR/release/sentinel}
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
     log "cargo build --release -p sentinel"
     (cd "$ROOT" && cargo build --release -p sentinel) >&2
@@ -120,13 +132,14 @@ done
 case $ADDR in 127.0.0.1:*) ;; *) die "unexpected listen address $ADDR" ;; esac
 [ -s "$DATA/admin.key" ] || die "no $DATA/admin.key"
 KEY=$(tr -d '[:space:]' <"$DATA/admin.key")
-URL="http://$ADDR/v1/defend"
-log "ready on $ADDR (pid $PID)"
+if [ "$MODE" = events ]; then URL="http://$ADDR/v1/events"; else URL="http://$ADDR/v1/defend"; fi
+log "ready on $ADDR (pid $PID), MODE=$MODE"
 
 # A smoke request, so a broken setup fails loudly before any measurement.
+SMOKE_BODY='{"src_ip":"203.0.113.7","failed_logins":40,"user_agent":"hydra","path":"/login"}'
+[ "$MODE" = events ] && SMOKE_BODY="[$SMOKE_BODY]"
 SMOKE=$(curl -sS --max-time 5 -o "$TMP/smoke.json" -w '%{http_code}' -X POST "$URL" \
-    -H "X-API-Key: $KEY" -H 'Content-Type: application/json' \
-    -d '{"src_ip":"203.0.113.7","failed_logins":40,"user_agent":"hydra","path":"/login"}')
+    -H "X-API-Key: $KEY" -H 'Content-Type: application/json' -d "$SMOKE_BODY")
 [ "$SMOKE" = 200 ] || { cat "$TMP/smoke.json" >&2; die "smoke request answered $SMOKE"; }
 
 # ---------------------------------------------------------------- helpers
@@ -170,7 +183,11 @@ LUA=$TMP/defend.lua
 cat >"$LUA" <<'LUA'
 -- POST /v1/defend with a pool of pre-built requests: half benign, half attack telemetry,
 -- src_ip spread over 203.0.113.1-254 and 198.51.100.1-254. Counts every status class.
+-- SENTINEL_BENCH_MODE=events: POST /v1/events, each body a JSON array of SENTINEL_BENCH_BATCH of them;
+-- a 2xx whose report does not say "rejected":0 is counted as partial.
 local key = os.getenv("SENTINEL_BENCH_KEY") or ""
+local mode = os.getenv("SENTINEL_BENCH_MODE") or "defend"
+local batch = tonumber(os.getenv("SENTINEL_BENCH_BATCH") or "50")
 local templates = {
   -- benign
   '{"src_ip":"%s","kind":"http_request","path":"/index.html","user_agent":"Mozilla/5.0 (X11; Linux x86_64)","request_rate":12}',
@@ -198,15 +215,24 @@ end
 function init(args)
   local headers = { ["X-API-Key"] = key, ["Content-Type"] = "application/json" }
   local n = 0
+  local bodies = {}
   for host = 1, 254 do
     for net = 1, 2 do
       n = n + 1
-      local body = string.format(templates[((host * 3 + net) % #templates) + 1], nets[net] .. host)
-      pool[n] = wrk.format("POST", "/v1/defend", headers, body)
+      bodies[n] = string.format(templates[((host * 3 + net) % #templates) + 1], nets[net] .. host)
     end
   end
+  if mode == "events" then
+    for i = 1, n do
+      local items = {}
+      for j = 0, batch - 1 do items[#items + 1] = bodies[((i + j * 7) % n) + 1] end
+      pool[i] = wrk.format("POST", "/v1/events", headers, "[" .. table.concat(items, ",") .. "]")
+    end
+  else
+    for i = 1, n do pool[i] = wrk.format("POST", "/v1/defend", headers, bodies[i]) end
+  end
   idx = ((tid or 1) * 97) % #pool        -- threads start at different places
-  ok, s429, s4xx, s5xx, sother, alerted = 0, 0, 0, 0, 0, 0
+  ok, s429, s4xx, s5xx, sother, alerted, partial = 0, 0, 0, 0, 0, 0, 0
 end
 
 function request()
@@ -218,6 +244,7 @@ function response(status, headers, body)
   if status >= 200 and status < 300 then
     ok = ok + 1
     if body and string.find(body, '"alerted":true', 1, true) then alerted = alerted + 1 end
+    if mode == "events" and not (body and string.find(body, '"rejected":0', 1, true)) then partial = partial + 1 end
   elseif status == 429 then s429 = s429 + 1
   elseif status >= 400 and status < 500 then s4xx = s4xx + 1
   elseif status >= 500 then s5xx = s5xx + 1
@@ -225,22 +252,23 @@ function response(status, headers, body)
 end
 
 function done(summary, latency, requests)
-  local t = { ok = 0, s429 = 0, s4xx = 0, s5xx = 0, sother = 0, alerted = 0 }
+  local t = { ok = 0, s429 = 0, s4xx = 0, s5xx = 0, sother = 0, alerted = 0, partial = 0 }
   for _, th in ipairs(threads) do
     for k, _ in pairs(t) do t[k] = t[k] + (tonumber(th:get(k)) or 0) end
   end
   local e = summary.errors
   io.write(string.format(
     "BENCH requests=%d duration_us=%d rps=%.1f p50_us=%d p90_us=%d p99_us=%d max_us=%d " ..
-    "ok=%d non2xx=%d s429=%d s4xx=%d s5xx=%d sother=%d alerted=%d " ..
+    "ok=%d non2xx=%d s429=%d s4xx=%d s5xx=%d sother=%d alerted=%d partial=%d " ..
     "connect_err=%d read_err=%d write_err=%d timeout_err=%d status_err=%d\n",
     summary.requests, summary.duration, summary.requests / (summary.duration / 1e6),
     latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max,
-    t.ok, t.s429 + t.s4xx + t.s5xx + t.sother, t.s429, t.s4xx, t.s5xx, t.sother, t.alerted,
+    t.ok, t.s429 + t.s4xx + t.s5xx + t.sother + t.partial, t.s429, t.s4xx, t.s5xx, t.sother, t.alerted,
+    t.partial,
     e.connect, e.read, e.write, e.timeout, e.status))
 end
 LUA
-export SENTINEL_BENCH_KEY=$KEY
+export SENTINEL_BENCH_KEY=$KEY SENTINEL_BENCH_MODE=$MODE SENTINEL_BENCH_BATCH=$BATCH
 
 field() { sed -n "s/.*[[:space:]]$1=\([^[:space:]]*\).*/\1/p" "$2" | tail -n1; }
 
@@ -285,6 +313,34 @@ FINAL_HWM=$(status_kb "$PID" VmHWM)
 METRICS=$(curl -fsS --max-time 5 -H "X-API-Key: $KEY" "http://$ADDR/metrics" || true)
 metric() { awk -v n="sentinel_$1" '$1 == n { print $2 }' <<<"$METRICS"; }
 
+# Group commit: records per committed store transaction, from the writer's histogram (absent in
+# builds that do not export it).
+BATCH_COUNT=$(metric store_batch_records_count)
+if [ -n "$BATCH_COUNT" ] && [ "$BATCH_COUNT" -gt 0 ]; then
+    BATCH_SUM=$(metric store_batch_records_sum)
+    BATCH_MAX=$(metric store_batch_records_max)
+    BATCH_MEAN=$(awk -v s="$BATCH_SUM" -v c="$BATCH_COUNT" 'BEGIN { printf "%.1f", s / c }')
+    # Percentiles as bucket upper bounds: the smallest `le` holding that share of transactions.
+    BATCH_PCT=$(awk -v c="$BATCH_COUNT" '
+        /^sentinel_store_batch_records_bucket\{le="[0-9]+"\}/ {
+            le = $1; sub(/.*le="/, "", le); sub(/".*/, "", le)
+            if (!p50 && $2 >= 0.5 * c) p50 = le
+            if (!p90 && $2 >= 0.9 * c) p90 = le
+            if (!p99 && $2 >= 0.99 * c) p99 = le
+        }
+        END { printf "<=%s / <=%s / <=%s", p50 ? p50 : "?", p90 ? p90 : "?", p99 ? p99 : "?" }' <<<"$METRICS")
+    BATCH_HIST=$(awk '
+        /^sentinel_store_batch_records_bucket\{le="[0-9]+"\}/ {
+            le = $1; sub(/.*le="/, "", le); sub(/".*/, "", le)
+            n = $2 - prev; prev = $2; if (n > 0) printf "%s<=%s:%d", sep, le, n; if (n > 0) sep = " "
+        }' <<<"$METRICS")
+    GROUP_COMMIT="$BATCH_COUNT transactions, $BATCH_SUM records, mean $BATCH_MEAN, max $BATCH_MAX"
+else
+    GROUP_COMMIT="n/a (this build does not export sentinel_store_batch_records)"
+    BATCH_PCT=n/a
+    BATCH_HIST=n/a
+fi
+
 # ---------------------------------------------------------------- 6. stop
 log "SIGTERM to sentinel (pid $PID)"
 kill -TERM "$PID"
@@ -308,7 +364,8 @@ TOTAL_NON2XX=$(sum_field non2xx "${ALL_RUNS[@]}")
 TOTAL_429=$(sum_field s429 "${ALL_RUNS[@]}")
 TOTAL_SOCK=0
 for f in connect_err read_err write_err timeout_err; do TOTAL_SOCK=$((TOTAL_SOCK + $(sum_field "$f" "${ALL_RUNS[@]}"))); done
-[ "$TOTAL_NON2XX" -eq 0 ] || PROBLEMS+=("$TOTAL_NON2XX non-2xx responses ($TOTAL_429 of them 429 busy)")
+TOTAL_PARTIAL=$(sum_field partial "${ALL_RUNS[@]}")
+[ "$TOTAL_NON2XX" -eq 0 ] || PROBLEMS+=("$TOTAL_NON2XX non-2xx or partial responses ($TOTAL_429 of them 429 busy, $TOTAL_PARTIAL partial)")
 [ "$TOTAL_SOCK" -eq 0 ] || PROBLEMS+=("$TOTAL_SOCK wrk socket errors (connect/read/write/timeout)")
 [ "$EXIT_RC" = 0 ] || PROBLEMS+=("sentinel exit status after SIGTERM: $EXIT_RC")
 # The LogNotifier writes one warn line ("evt":"notice") per alert: expected, counted, not a problem.
@@ -326,11 +383,15 @@ OTHER_MAX=$(for r in "${ALL_RUNS[@]}"; do cpu cpu_other "$TMP/$r.txt"; done | so
 
 {
 echo
-echo "=================== Sentinel /v1/defend benchmark ==================="
+echo "=================== Sentinel /v1/$MODE benchmark ==================="
 printf '%-22s %s\n' "binary" "$BIN ($(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?'))"
 printf '%-22s %s\n' "machine" "$NCPU cores, $(uname -r), load avg $(cut -d' ' -f1-3 /proc/loadavg) (at end)"
 printf '%-22s %s\n' "daemon" "listen $ADDR, logging.level=$LOG_LEVEL, defaults otherwise"
-printf '%-22s %s\n' "traffic" "POST /v1/defend, 8 bodies (4 benign / 4 attack), 508 src_ips in 203.0.113.0/24 + 198.51.100.0/24"
+if [ "$MODE" = events ]; then
+    printf '%-22s %s\n' "traffic" "POST /v1/events, $BATCH events per request from 8 bodies (4 benign / 4 attack), 508 src_ips"
+else
+    printf '%-22s %s\n' "traffic" "POST /v1/defend, 8 bodies (4 benign / 4 attack), 508 src_ips in 203.0.113.0/24 + 198.51.100.0/24"
+fi
 echo
 printf '%-9s %-14s %10s %9s %9s %9s %9s %8s %7s %14s\n' run "wrk" "req/s" "p50 ms" "p90 ms" "p99 ms" "max ms" "requests" non2xx "cpu% s/wrk/oth"
 for r in "${ALL_RUNS[@]}"; do
@@ -343,6 +404,9 @@ for r in "${ALL_RUNS[@]}"; do
 done
 echo
 printf '%-44s %s\n' "throughput, median of $RUNS (-t$THREADS -c$CONNS)" "$RPS_MED req/s"
+if [ "$MODE" = events ]; then
+    printf '%-44s %s\n' "events stored per second, median" "$(awk -v r="$RPS_MED" -v b="$BATCH" 'BEGIN { printf "%.0f", r * b }')"
+fi
 printf '%-44s %s\n' "latency p50 / p99, median of $RUNS" "$(ms "$P50_MED") ms / $(ms "$P99_MED") ms"
 printf '%-44s %s\n' "latency p50 / p99, single connection" "$(ms "$(field p50_us "$TMP/single.txt")") ms / $(ms "$(field p99_us "$TMP/single.txt")") ms ($(field rps "$TMP/single.txt") req/s)"
 printf '%-44s %s\n' "RSS idle (VmRSS / VmHWM)" "$(mib "$IDLE_RSS") MiB / $(mib "$IDLE_HWM") MiB"
@@ -352,6 +416,9 @@ printf '%-44s %s\n' "requests sent (all runs) / non-2xx / 429" "$TOTAL_REQ / $TO
 printf '%-44s %s\n' "responses with an alert (all runs)" "$(sum_field alerted "${ALL_RUNS[@]}")"
 printf '%-44s %s\n' "daemon counters: accepted/busy/timeouts" "$(metric events_accepted_total)/$(metric events_rejected_busy_total)/$(metric defend_timeouts_total)"
 printf '%-44s %s\n' "daemon counters: store write errors" "$(metric store_write_errors_total)"
+printf '%-44s %s\n' "group commit (records per transaction)" "$GROUP_COMMIT"
+printf '%-44s %s\n' "group commit p50 / p90 / p99 (bucket bound)" "$BATCH_PCT"
+printf '%-44s %s\n' "group commit histogram (records: count)" "$BATCH_HIST"
 printf '%-44s %s\n' "daemon log lines: notices / other warn+error" "$NOTICE_LINES / $ERR_LINES"
 printf '%-44s %s\n' "other processes' CPU, worst run" "${OTHER_MAX}% of one core"
 printf '%-44s %s\n' "sentinel exit status after SIGTERM" "$EXIT_RC"

@@ -139,6 +139,39 @@ impl SourceLines {
     }
 }
 
+/// The store writer's transactions: a histogram of records per committed transaction (group commit),
+/// the largest one, and the batches that failed.
+fn render_store_writer(w: &sentinel_store::WriterMonitor, out: &mut String) {
+    let sizes = w.batch_sizes();
+    let stats = w.stats();
+    let name = "sentinel_store_batch_records";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Records per committed store transaction (group commit)."
+    );
+    let _ = writeln!(out, "# TYPE {name} histogram");
+    for (le, n) in &sizes.buckets {
+        let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {n}");
+    }
+    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", sizes.count);
+    let _ = writeln!(out, "{name}_sum {}", sizes.sum);
+    let _ = writeln!(out, "{name}_count {}", sizes.count);
+    let name = "sentinel_store_batch_records_max";
+    let _ = writeln!(
+        out,
+        "# HELP {name} The most records committed in one store transaction."
+    );
+    let _ = writeln!(out, "# TYPE {name} gauge");
+    let _ = writeln!(out, "{name} {}", sizes.max);
+    let name = "sentinel_store_failed_batches_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Store transactions that failed and were retried record by record."
+    );
+    let _ = writeln!(out, "# TYPE {name} counter");
+    let _ = writeln!(out, "{name} {}", stats.failed_batches);
+}
+
 macro_rules! metrics {
     ($($field:ident : $help:literal),* $(,)?) => {
         /// Every counter Sentinel keeps.
@@ -158,6 +191,8 @@ macro_rules! metrics {
             pub log_sources: LogSources,
             /// The fail2ban filters' session counters, read at render time.
             pub fail2ban_filters: Fail2banFilters,
+            /// The store writer's counters (group-commit batch sizes), once the writer runs.
+            pub store_writer: std::sync::OnceLock<sentinel_store::WriterMonitor>,
         }
 
         impl Metrics {
@@ -175,6 +210,9 @@ macro_rules! metrics {
                 self.source_lines.render(&mut out);
                 self.log_sources.render(&mut out);
                 self.fail2ban_filters.render(&mut out);
+                if let Some(w) = self.store_writer.get() {
+                    render_store_writer(w, &mut out);
+                }
                 out
             }
         }
@@ -197,6 +235,8 @@ metrics! {
     notices_sent: "Notices sent.",
     secrets_redacted: "Secret values masked in posted events.",
     store_write_errors: "Records the store failed to write.",
+    events_not_stored: "Events (or /v1/defend records) handed to the pipeline that the store did not write; the client was told.",
+    events_store_unconfirmed: "Events whose commit was not confirmed before the answer's deadline; the client got a 503.",
     log_lines_parsed: "Log lines the parsers understood.",
     log_lines_unparsed: "Log lines no parser understood (or that said nothing of interest).",
     scenario_keys_expired: "Scenario keys dropped as idle by event time.",
@@ -206,6 +246,59 @@ metrics! {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn renders_the_store_writers_batch_sizes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sentinel_store::Store::open(&dir.path().join("s.db"))
+            .await
+            .unwrap();
+        let (writer, task) = store.writer(sentinel_store::WriterOptions::default());
+        let m = Metrics::default();
+        assert!(!m.render().contains("sentinel_store_batch_records"));
+        m.store_writer.set(writer.monitor()).unwrap();
+        let group = sentinel_store::AckGroup::new();
+        for n in 0..3 {
+            let ev = sentinel_core::Event {
+                id: sentinel_core::EventId::new(),
+                kind: sentinel_core::EventKind::telemetry(),
+                ts: sentinel_core::Timestamp::now(),
+                source: "test".into(),
+                src_ip: None,
+                target: None,
+                attrs: Default::default(),
+                trace_id: sentinel_core::TraceId::new(),
+            };
+            writer
+                .write_acked(sentinel_store::Record::Event(ev), group.token(n))
+                .await
+                .unwrap();
+        }
+        assert_eq!(group.settled().await.committed, 3);
+        let text = m.render();
+        assert!(
+            text.contains("# TYPE sentinel_store_batch_records histogram\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("sentinel_store_batch_records_sum 3\n"),
+            "{text}"
+        );
+        let count = writer.stats().batches;
+        assert!((1..=3).contains(&count));
+        assert!(
+            text.contains(&format!("sentinel_store_batch_records_count {count}\n"))
+                && text.contains(&format!(
+                    "sentinel_store_batch_records_bucket{{le=\"+Inf\"}} {count}\n"
+                ))
+                && text.contains(&format!(
+                    "sentinel_store_batch_records_bucket{{le=\"4\"}} {count}\n"
+                )),
+            "{text}"
+        );
+        drop(writer);
+        task.finish().await.unwrap();
+    }
 
     #[test]
     fn renders_every_counter() {

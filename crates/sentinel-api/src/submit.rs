@@ -1,6 +1,12 @@
 //! What the API hands to the pipeline, and what the pipeline answers for `/v1/defend`.
+//!
+//! A submission may carry an [`AckToken`]: the pipeline stores the event with it, so the caller
+//! learns when the event is committed (or that it was not). For `/v1/defend` the stages that store
+//! the alert, investigation and plan the answer promises use siblings of that token, made before the
+//! reply is sent.
 
 use sentinel_core::{AlertId, Event, EventId, Plan, Reason, Severity, TraceId};
+use sentinel_store::AckToken;
 use serde::Serialize;
 use tokio::sync::oneshot;
 
@@ -11,6 +17,8 @@ pub struct Submission {
     pub event: Event,
     /// Where to send the outcome, for synchronous callers.
     pub reply: Option<oneshot::Sender<Outcome>>,
+    /// Settled once the event (and, with a reply, every record the outcome promises) is committed.
+    pub ack: Option<AckToken>,
 }
 
 /// The sending half of the pipeline's intake queue.

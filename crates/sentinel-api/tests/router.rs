@@ -148,7 +148,7 @@ async fn ready_is_503_until_the_pipeline_runs() {
 
 async fn defend_with_trace(trace: &str) -> (Reply, sentinel_core::Event) {
     let h = harness().await;
-    let mut seen = spawn_pipeline(h.rx);
+    let mut seen = spawn_pipeline(h.rx, &h.store);
     let req = Request::post("/v1/defend")
         .header("x-api-key", &h.admin_key)
         .header("content-type", "application/json")
@@ -198,7 +198,7 @@ async fn every_answer_carries_a_trace_id() {
 #[tokio::test]
 async fn defend_answers_with_the_pipeline_outcome() {
     let h = harness().await;
-    let mut seen = spawn_pipeline(h.rx);
+    let mut seen = spawn_pipeline(h.rx, &h.store);
     let r = send(&h.app, post_json("/v1/defend", &h.admin_key, GOOD)).await;
     assert_eq!(r.status, StatusCode::OK);
     let ev = seen.recv().await.unwrap();
@@ -214,7 +214,7 @@ async fn defend_answers_with_the_pipeline_outcome() {
 #[tokio::test]
 async fn bad_defend_input_is_refused_and_the_router_keeps_serving() {
     let h = harness().await;
-    let mut seen = spawn_pipeline(h.rx);
+    let mut seen = spawn_pipeline(h.rx, &h.store);
     let key = h.admin_key.clone();
 
     let r = send(
@@ -317,6 +317,7 @@ async fn a_full_queue_answers_429_with_retry_after() {
         .try_send(Submission {
             event: filler_event(),
             reply: None,
+            ack: None,
         })
         .unwrap();
 
@@ -345,7 +346,8 @@ async fn a_full_queue_answers_429_with_retry_after() {
 
 #[tokio::test]
 async fn a_batch_keeps_good_items_and_reports_bad_ones_by_index() {
-    let mut h = harness().await;
+    let h = harness().await;
+    let mut seen = spawn_pipeline(h.rx, &h.store);
     let batch = json!([
         {"src_ip": "203.0.113.7", "kind": "login"},
         {"src_ip": "not-an-ip"},
@@ -379,11 +381,15 @@ async fn a_batch_keeps_good_items_and_reports_bad_ones_by_index() {
         .unwrap()
         .contains("expected a JSON object"));
 
-    let subs = drain(&mut h.rx);
+    let subs = received(&mut seen);
     assert_eq!(subs.len(), 3);
-    assert!(subs.iter().all(|s| s.reply.is_none()));
-    assert_eq!(subs[0].event.kind.0, "login");
-    assert_eq!(subs[2].event.attrs["path"], "/admin");
+    assert_eq!(subs[0].kind.0, "login");
+    assert_eq!(subs[2].attrs["path"], "/admin");
+    // Accepted means stored: the three are committed before the answer.
+    let kept = stored(&h.store, v["trace_id"].as_str().unwrap()).await;
+    let ids: HashSet<_> = kept.iter().map(|e| e.id).collect();
+    assert_eq!(kept.len(), 3);
+    assert_eq!(ids, subs.iter().map(|e| e.id).collect::<HashSet<_>>());
 
     let r = send(&h.app, post_json("/v1/events", &h.admin_key, GOOD)).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
@@ -396,7 +402,8 @@ fn ndjson(req_body: impl Into<Body>, key: &str) -> Request<Body> {
 
 #[tokio::test]
 async fn a_stream_reports_bad_lines_by_number() {
-    let mut h = harness().await;
+    let h = harness().await;
+    let mut seen = spawn_pipeline(h.rx, &h.store);
     let bad: [(usize, &str); 3] = [
         (7, r#"{"src_ip": "203.0.113.7", oops}"#),
         (42, r#"{"src_ip": "999.1.1.1"}"#),
@@ -442,14 +449,16 @@ async fn a_stream_reports_bad_lines_by_number() {
         "{v}"
     );
 
-    let subs = drain(&mut h.rx);
+    let subs = received(&mut seen);
     assert_eq!(subs.len(), 97);
     let seqs: Vec<u64> = subs
         .iter()
-        .map(|s| s.event.attrs["seq"].as_u64().unwrap())
+        .map(|e| e.attrs["seq"].as_u64().unwrap())
         .collect();
     let expected: Vec<u64> = (1..=100).filter(|n| ![7, 42, 99].contains(n)).collect();
     assert_eq!(seqs, expected, "good lines keep their order");
+    let kept = stored(&h.store, v["trace_id"].as_str().unwrap()).await;
+    assert_eq!(kept.len(), 97, "accepted means stored before the answer");
 }
 
 fn stream_with_long_line(max: usize) -> String {
@@ -464,7 +473,8 @@ fn stream_with_long_line(max: usize) -> String {
     body
 }
 
-async fn check_long_line_rejected(h: &mut Harness, body: Body) {
+async fn check_long_line_rejected(h: Harness, body: Body) {
+    let mut seen = spawn_pipeline(h.rx, &h.store);
     let r = send(&h.app, ndjson(body, &h.admin_key)).await;
     assert_eq!(r.status, StatusCode::OK);
     let v = r.json();
@@ -475,37 +485,40 @@ async fn check_long_line_rejected(h: &mut Harness, body: Body) {
         v["errors"][0]["error"], "line longer than 1024 bytes",
         "{v}"
     );
-    let seqs: Vec<u64> = drain(&mut h.rx)
+    let seqs: Vec<u64> = received(&mut seen)
         .iter()
-        .map(|s| s.event.attrs["seq"].as_u64().unwrap())
+        .map(|e| e.attrs["seq"].as_u64().unwrap())
         .collect();
     assert_eq!(seqs, [1, 3, 4]);
+    let kept = stored(&h.store, v["trace_id"].as_str().unwrap()).await;
+    assert_eq!(kept.len(), 3, "accepted means stored before the answer");
 }
 
 #[tokio::test]
 async fn a_stream_rejects_an_overlong_line_in_one_chunk() {
-    let mut h = harness().await;
+    let h = harness().await;
     let body = stream_with_long_line(1024);
-    check_long_line_rejected(&mut h, Body::from(body)).await;
+    check_long_line_rejected(h, Body::from(body)).await;
 }
 
 #[tokio::test]
 async fn a_stream_rejects_an_overlong_line_across_chunks() {
     let body = stream_with_long_line(1024);
     for chunk_size in [1, 7, 100, 1000, 1030, 4096] {
-        let mut h = harness().await;
+        let h = harness().await;
         let chunks: Vec<Result<Bytes, std::io::Error>> = body
             .as_bytes()
             .chunks(chunk_size)
             .map(|c| Ok(Bytes::copy_from_slice(c)))
             .collect();
-        check_long_line_rejected(&mut h, Body::from_stream(futures::stream::iter(chunks))).await;
+        check_long_line_rejected(h, Body::from_stream(futures::stream::iter(chunks))).await;
     }
 }
 
 #[tokio::test]
 async fn a_line_of_exactly_the_limit_is_accepted() {
-    let mut h = harness().await;
+    let h = harness().await;
+    let mut seen = spawn_pipeline(h.rx, &h.store);
     let prefix = r#"{"src_ip":"203.0.113.7","pad":""#;
     let pad = 1024 - prefix.len() - 2;
     let line = format!(r#"{prefix}{}"}}"#, "a".repeat(pad));
@@ -513,7 +526,7 @@ async fn a_line_of_exactly_the_limit_is_accepted() {
     let r = send(&h.app, ndjson(format!("{line}\n{line}"), &h.admin_key)).await;
     let v = r.json();
     assert_eq!(v["accepted"], 2, "{v}");
-    assert_eq!(drain(&mut h.rx).len(), 2);
+    assert_eq!(received(&mut seen).len(), 2);
 }
 
 #[tokio::test]
@@ -534,7 +547,7 @@ async fn a_stream_needs_an_ndjson_content_type() {
 #[tokio::test]
 async fn secrets_are_masked_before_the_pipeline_sees_them() {
     let h = harness().await;
-    let mut seen = spawn_pipeline(h.rx);
+    let mut seen = spawn_pipeline(h.rx, &h.store);
     let body = r#"{"src_ip":"203.0.113.7","password":"hunter2","nested":{"api_key":"k"}}"#;
     let r = send(&h.app, post_json("/v1/defend", &h.admin_key, body)).await;
     assert_eq!(r.status, StatusCode::OK);
@@ -805,4 +818,146 @@ async fn slow_requests_time_out_with_503() {
         "{:?}",
         r.json()
     );
+}
+
+// ---------------------------------------------------------------- accepted means stored
+
+#[tokio::test]
+async fn items_the_store_cannot_write_are_rejected_not_accepted() {
+    let h = harness().await;
+    let store = h.store.clone();
+    let _seen = spawn_pipeline(h.rx, &h.store);
+    store.close().await; // every transaction now fails
+    let batch = format!(r#"[{GOOD}, {{"src_ip":"nope"}}, {GOOD}]"#);
+    let r = send(&h.app, post_json("/v1/events", &h.admin_key, batch)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let v = r.json();
+    assert_eq!(v["accepted"], 0, "{v}");
+    assert_eq!(v["rejected"], 3, "{v}");
+    let errors = v["errors"].as_array().unwrap();
+    let indexes: Vec<u64> = errors
+        .iter()
+        .map(|e| e["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(indexes, [0, 1, 2], "{v}");
+    assert_eq!(
+        errors[0]["error"], "not stored: the store could not write it",
+        "{v}"
+    );
+    assert_eq!(errors[2]["error"], errors[0]["error"], "{v}");
+    assert_eq!(h.state.metrics.events_not_stored.get(), 2);
+
+    let r = send(&h.app, post_json("/v1/defend", &h.admin_key, GOOD)).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    let m = r.error("unavailable");
+    assert!(m.contains("could not be stored"), "{m}");
+    assert_eq!(h.state.metrics.defend_requests.get(), 0);
+}
+
+#[tokio::test]
+async fn a_submission_dropped_by_the_pipeline_is_reported_as_not_stored() {
+    let h = harness().await;
+    let mut rx = h.rx;
+    // A stage that ends (or throws the event away) without storing it.
+    tokio::spawn(async move { while rx.recv().await.is_some() {} });
+    let body = format!("{GOOD}\n{GOOD}\n");
+    let r = send(&h.app, ndjson(body, &h.admin_key)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let v = r.json();
+    assert_eq!(v["accepted"], 0, "{v}");
+    assert_eq!(v["rejected"], 2, "{v}");
+    let lines: Vec<u64> = v["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lines, [1, 2], "{v}");
+    assert!(
+        v["errors"][0]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("not stored: dropped before it was stored"),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn unconfirmed_items_get_a_503_never_a_2xx() {
+    let mut setup = Setup::default();
+    setup.settings.defend_timeout = std::time::Duration::from_millis(300);
+    let h = harness_with(setup).await;
+    let mut rx = h.rx;
+    // A pipeline that answers the plan but never gets the records committed (a stuck store).
+    let held = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Some(mut sub) = rx.recv().await {
+            if let Some(reply) = sub.reply.take() {
+                let _ = reply.send(outcome_for(&sub.event));
+            }
+            held.push(sub);
+        }
+        held.len()
+    });
+    let r = send(
+        &h.app,
+        post_json("/v1/events", &h.admin_key, format!("[{GOOD},{GOOD}]")),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    let m = r.error("unavailable");
+    assert!(m.contains("0 stored, 0 not stored, 2 unconfirmed"), "{m}");
+    let r = send(&h.app, ndjson(format!("{GOOD}\n"), &h.admin_key)).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    let r = send(&h.app, post_json("/v1/defend", &h.admin_key, GOOD)).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    let m = r.error("unavailable");
+    assert!(m.contains("did not confirm"), "{m}");
+    assert_eq!(h.state.metrics.events_store_unconfirmed.get(), 4);
+    drop(h.app);
+    drop(h.state);
+    assert_eq!(held.await.unwrap(), 4);
+}
+
+#[tokio::test]
+async fn a_partial_429_answers_after_the_items_it_counts_are_stored() {
+    let h = harness_with(Setup {
+        intake_capacity: 1,
+        ..Setup::default()
+    })
+    .await;
+    let mut rx = h.rx;
+    let (writer, _task) = h.store.writer(WriterOptions::default());
+    // A slow pipeline: one event every 300 ms, each stored with its token.
+    tokio::spawn(async move {
+        while let Some(sub) = rx.recv().await {
+            let record = Record::Event(sub.event);
+            match sub.ack {
+                Some(t) => writer.write_acked(record, t).await.unwrap(),
+                None => writer.write(record).await.unwrap(),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
+    });
+    let batch: Vec<Value> = (0..5)
+        .map(|i| json!({"src_ip": "203.0.113.7", "seq": i}))
+        .collect();
+    let r = send(
+        &h.app,
+        post_json("/v1/events", &h.admin_key, Value::Array(batch).to_string()),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    let v = r.json();
+    let report = &v["report"];
+    // The first is taken at once, the second waits in the queue (capacity 1), the third finds it
+    // full for longer than intake_wait. The answer waits until the second is stored too.
+    assert_eq!(report["accepted"], 2, "{v}");
+    let kept = stored(&h.store, report["trace_id"].as_str().unwrap()).await;
+    let mut seqs: Vec<u64> = kept
+        .iter()
+        .map(|e| e.attrs["seq"].as_u64().unwrap())
+        .collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, [0, 1], "exactly the accepted items are stored");
 }

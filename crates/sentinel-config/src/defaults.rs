@@ -23,6 +23,7 @@ store:
   flush_interval: 50ms
   event_retention: 7d
   max_events: 1000000              # >= 1000
+  sync: normal                     # normal: survives a killed process; full: also power loss (fsync per commit)
 logging:
   level: info                      # trace|debug|info|warn|error
   redact_keys: []                  # extra key fragments whose values are masked

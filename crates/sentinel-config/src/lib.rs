@@ -29,7 +29,8 @@ pub use error::{ConfigError, ConfigErrors};
 pub use layers::{RawConfig, Text, ALLOW_INSECURE_VAR, ENV_PREFIX, REDACT_KEYS_VAR};
 pub use model::{
     ActionRule, ApiConfig, Band, ConfidenceBands, DetectConfig, HeuristicConfig, LogLevel,
-    LoggingConfig, PipelineConfig, PolicyConfig, RiskBands, Rule, StoreConfig, ValidatedConfig,
+    LoggingConfig, PipelineConfig, PolicyConfig, RiskBands, Rule, StoreConfig, StoreSync,
+    ValidatedConfig,
 };
 pub use respond::{ActuatorConfig, RespondConfig};
 pub use sources::{ScenarioConfig, SourceConfig, FORMATS};

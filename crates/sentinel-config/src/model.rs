@@ -107,6 +107,46 @@ impl FromStr for LogLevel {
     }
 }
 
+/// `store.sync`: how hard each commit is pushed to disk before it is acknowledged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreSync {
+    /// WAL with `synchronous=NORMAL`: acknowledged records survive a killed process.
+    #[default]
+    Normal,
+    /// `synchronous=FULL`: acknowledged records also survive power loss (an fsync per commit).
+    Full,
+}
+
+impl StoreSync {
+    /// Both modes.
+    pub const ALL: [StoreSync; 2] = [StoreSync::Normal, StoreSync::Full];
+
+    /// The name as written in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreSync::Normal => "normal",
+            StoreSync::Full => "full",
+        }
+    }
+}
+
+impl fmt::Display for StoreSync {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for StoreSync {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        StoreSync::ALL
+            .into_iter()
+            .find(|m| m.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| format!("unknown sync mode `{s}` (normal, full)"))
+    }
+}
+
 /// The whole configuration, checked and typed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ValidatedConfig {
@@ -171,6 +211,8 @@ pub struct StoreConfig {
     pub event_retention: Duration,
     /// Most events kept.
     pub max_events: u64,
+    /// How hard each commit is pushed to disk before it is acknowledged.
+    pub sync: StoreSync,
 }
 
 /// `logging`.

@@ -7,7 +7,7 @@ use crate::error::{dedup, ConfigError, ConfigErrors};
 use crate::layers::RawConfig;
 use crate::model::{
     ApiConfig, DetectConfig, HeuristicConfig, LogLevel, LoggingConfig, PipelineConfig, StoreConfig,
-    ValidatedConfig,
+    StoreSync, ValidatedConfig,
 };
 use crate::policy::policy;
 use crate::reader::{Node, Reader};
@@ -133,11 +133,13 @@ fn store(r: &mut Reader, s: Option<&Node<'_>>) -> Option<StoreConfig> {
     let max_events = r
         .get(s, "max_events")
         .and_then(|n| r.int(&n, 1000, u64::MAX));
+    let sync = r.get(s, "sync").and_then(|n| r.named::<StoreSync>(&n));
     Some(StoreConfig {
         batch_size: batch_size?,
         flush_interval: flush_interval?,
         event_retention: event_retention?,
         max_events: max_events?,
+        sync: sync?,
     })
 }
 

@@ -333,3 +333,23 @@ detect:
         assert!(shown.contains(want), "missing {want:?} in:\n{shown}");
     }
 }
+
+#[test]
+fn store_sync_is_normal_or_full_and_anything_else_names_the_key() {
+    use sentinel_config::StoreSync;
+    assert_eq!(
+        load_str("", None, &[]).unwrap().store.sync,
+        StoreSync::Normal
+    );
+    let cfg = load_str("store: { sync: full }\n", None, &[]).unwrap();
+    assert_eq!(cfg.store.sync, StoreSync::Full);
+    let env = [("SENTINEL__STORE__SYNC".to_string(), "FULL".to_string())];
+    assert_eq!(
+        load_str("", None, &env).unwrap().store.sync,
+        StoreSync::Full
+    );
+    let errs = load_str("store: { sync: fsync }\n", None, &[]).unwrap_err();
+    assert_eq!(errs.len(), 1, "{errs}");
+    assert!(errs.mentions("store.sync"), "{errs}");
+    assert!(errs.to_string().contains("normal, full"), "{errs}");
+}

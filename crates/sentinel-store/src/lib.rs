@@ -2,12 +2,14 @@
 //! SQLite file, plus the API keys.
 //!
 //! This crate owns the schema (embedded migrations), the batched [`StoreWriter`] the pipeline writes
-//! through, and the typed, filtered, paged reads the API serves. Each record is kept whole as JSON in a
-//! `body` column with the fields reads filter on copied into indexed columns. It must not make pipeline
+//! through (with commit acknowledgements, [`AckGroup`]), and the typed, filtered, paged reads the API
+//! serves. Each record is kept whole as JSON in a `body` column with the fields reads filter on copied
+//! into indexed columns. It must not make pipeline
 //! decisions, hash secrets or know about HTTP: callers hand it finished records and hashes.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod ack;
 mod api_keys;
 mod error;
 mod filter;
@@ -17,10 +19,13 @@ mod record;
 mod store;
 mod writer;
 
+pub use ack::{AckFailure, AckGroup, AckSummary, AckToken, MAX_LISTED_FAILURES};
 pub use api_keys::ApiKeyRow;
 pub use error::{StoreError, TryWriteError};
 pub use filter::{ActionFilter, AlertFilter, EventFilter, Page, DEFAULT_LIMIT, MAX_LIMIT};
 pub use read::{AlertDetail, AUDIT_PER_TRACE_LIMIT};
 pub use record::Record;
-pub use store::Store;
-pub use writer::{StoreWriter, WriterOptions, WriterStats, WriterTask};
+pub use store::{Store, StoreOptions, SyncMode};
+pub use writer::{
+    BatchSizes, StoreWriter, WriterMonitor, WriterOptions, WriterStats, WriterTask, BATCH_BUCKETS,
+};

@@ -1,7 +1,7 @@
 //! Opening the database and the housekeeping calls: health check, event count and retention.
 //!
-//! [`Store::open`] is the only place connection settings live (WAL journal, `synchronous = NORMAL`,
-//! foreign keys, busy timeout, bounded pool) and the only place migrations run. This module must not
+//! [`Store::open_with`] is the only place connection settings live (WAL journal, `synchronous` as
+//! [`SyncMode`] says, foreign keys, busy timeout, bounded pool) and the only place migrations run. This module must not
 //! know record layouts beyond the `events` table it prunes.
 
 use crate::error::StoreError;
@@ -17,6 +17,26 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections in the pool (one writer at a time; the rest serve reads).
 const MAX_CONNECTIONS: u32 = 8;
 
+/// How hard a commit is pushed to disk before the writer reports it stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SyncMode {
+    /// WAL with `synchronous = NORMAL`: a committed transaction survives the process being killed
+    /// (it is in the WAL file); the last ones may be lost if the machine loses power.
+    #[default]
+    Normal,
+    /// WAL with `synchronous = FULL`: every commit is synced to the device, so it also survives
+    /// power loss; each commit costs an fsync.
+    Full,
+}
+
+/// How the store is opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Durability of each commit.
+    pub sync: SyncMode,
+}
+
 /// A handle on the SQLite database; cheap to clone, all clones share one pool.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -24,9 +44,14 @@ pub struct Store {
 }
 
 impl Store {
+    /// Opens (creating if needed) the database at `path` with the default options.
+    pub async fn open(path: &Path) -> Result<Store, StoreError> {
+        Store::open_with(path, StoreOptions::default()).await
+    }
+
     /// Opens (creating if needed) the database at `path`, with its parent directory, and brings the
     /// schema up to date.
-    pub async fn open(path: &Path) -> Result<Store, StoreError> {
+    pub async fn open_with(path: &Path, opts: StoreOptions) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             tokio::fs::create_dir_all(dir).await?;
         }
@@ -34,7 +59,10 @@ impl Store {
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            .synchronous(match opts.sync {
+                SyncMode::Normal => SqliteSynchronous::Normal,
+                SyncMode::Full => SqliteSynchronous::Full,
+            })
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
         let pool = SqlitePoolOptions::new()
@@ -42,7 +70,7 @@ impl Store {
             .connect_with(options)
             .await?;
         crate::migrations::migrator().await?.run(&pool).await?;
-        tracing::debug!(path = %path.display(), "store opened");
+        tracing::debug!(path = %path.display(), sync = ?opts.sync, "store opened");
         Ok(Store { pool })
     }
 
@@ -111,5 +139,34 @@ impl Store {
             tracing::info!(by_age, by_count, "pruned events");
         }
         Ok(deleted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn synchronous(sync: SyncMode) -> i64 {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_with(&dir.path().join("s.db"), StoreOptions { sync })
+            .await
+            .unwrap();
+        let v: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(mode, "wal");
+        store.close().await;
+        v
+    }
+
+    #[tokio::test]
+    async fn sync_modes_set_the_pragma() {
+        assert_eq!(synchronous(SyncMode::Normal).await, 1);
+        assert_eq!(synchronous(SyncMode::Full).await, 2);
     }
 }

@@ -1,11 +1,18 @@
 //! The batched writer: a bounded queue in front of one task that commits records in transactions.
 //!
 //! Producers hold cheap [`StoreWriter`] clones; a full queue makes [`StoreWriter::write`] wait (back
-//! pressure) and [`StoreWriter::try_write`] hand the record back. The task takes up to `batch_size`
-//! records, or whatever arrived within `flush_interval` of the first, and commits them in one
-//! transaction, so a crash never leaves half a batch. A failed batch is logged, counted and retried one
-//! record at a time so one bad record does not lose the rest. This module must not read.
+//! pressure) and [`StoreWriter::try_write`] hand the record back. A record queued with an [`AckToken`]
+//! ([`StoreWriter::write_acked`]) has its token settled after the transaction holding it commits, or
+//! fails, so a caller can answer "stored" only when it is.
+//!
+//! Group commit: the task takes everything queued (up to `batch_size`) and commits it in one
+//! transaction, so a crash never leaves half a batch and many requests share one commit; batches grow
+//! by themselves under load, while the previous commit runs. Only when nobody waits for an
+//! acknowledgement does a batch wait up to `flush_interval` to fill. A failed batch is logged, counted
+//! and retried one record at a time so one bad record does not lose the rest. The sizes of committed
+//! batches are kept in a histogram ([`WriterMonitor`]). This module must not read.
 
+use crate::ack::AckToken;
 use crate::error::{StoreError, TryWriteError};
 use crate::record::{persist_same_kind, Record};
 use crate::store::Store;
@@ -23,7 +30,8 @@ pub struct WriterOptions {
     pub queue_capacity: usize,
     /// Most records committed in one transaction (at least 1).
     pub batch_size: usize,
-    /// Longest a record waits for its batch to fill before it is committed anyway.
+    /// Longest a record nobody waits for waits for its batch to fill before it is committed anyway.
+    /// A batch holding an acknowledged record is committed as soon as it is taken.
     pub flush_interval: Duration,
 }
 
@@ -48,6 +56,24 @@ pub struct WriterStats {
     pub failed_batches: u64,
     /// Records that failed even on their own and were dropped (each is logged).
     pub dropped: u64,
+    /// The most records committed in one transaction.
+    pub largest_batch: u64,
+}
+
+/// Upper bounds of the batch-size histogram's buckets (records per committed transaction).
+pub const BATCH_BUCKETS: [u64; 12] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096];
+
+/// Sizes of committed transactions, as a cumulative histogram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchSizes {
+    /// `(upper bound, transactions of at most that many records)`, for each of [`BATCH_BUCKETS`].
+    pub buckets: Vec<(u64, u64)>,
+    /// Transactions committed.
+    pub count: u64,
+    /// Records committed.
+    pub sum: u64,
+    /// The largest transaction.
+    pub max: u64,
 }
 
 #[derive(Debug, Default)]
@@ -56,6 +82,9 @@ struct Counters {
     batches: AtomicU64,
     failed_batches: AtomicU64,
     dropped: AtomicU64,
+    largest_batch: AtomicU64,
+    // One more than the bounds: the last slot holds batches above every bound.
+    by_size: [AtomicU64; BATCH_BUCKETS.len() + 1],
 }
 
 impl Counters {
@@ -65,14 +94,70 @@ impl Counters {
             batches: self.batches.load(Ordering::Relaxed),
             failed_batches: self.failed_batches.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
+            largest_batch: self.largest_batch.load(Ordering::Relaxed),
         }
     }
+
+    fn committed(&self, records: usize) {
+        let n = records as u64;
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.records.fetch_add(n, Ordering::Relaxed);
+        self.largest_batch.fetch_max(n, Ordering::Relaxed);
+        let slot = BATCH_BUCKETS
+            .iter()
+            .position(|b| n <= *b)
+            .unwrap_or(BATCH_BUCKETS.len());
+        self.by_size[slot].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn batch_sizes(&self) -> BatchSizes {
+        let mut cumulative = 0;
+        let buckets = BATCH_BUCKETS
+            .iter()
+            .zip(&self.by_size)
+            .map(|(bound, c)| {
+                cumulative += c.load(Ordering::Relaxed);
+                (*bound, cumulative)
+            })
+            .collect();
+        BatchSizes {
+            buckets,
+            count: self.batches.load(Ordering::Relaxed),
+            sum: self.records.load(Ordering::Relaxed),
+            max: self.largest_batch.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A read-only view of the writer's counters that does not keep the writer open (for metrics).
+#[derive(Debug, Clone)]
+pub struct WriterMonitor {
+    counters: Arc<Counters>,
+}
+
+impl WriterMonitor {
+    /// Live counters of the writer task.
+    pub fn stats(&self) -> WriterStats {
+        self.counters.snapshot()
+    }
+
+    /// Sizes of the transactions committed so far.
+    pub fn batch_sizes(&self) -> BatchSizes {
+        self.counters.batch_sizes()
+    }
+}
+
+/// A record in the queue, with the token to settle once it is stored.
+#[derive(Debug)]
+struct Queued {
+    record: Record,
+    ack: Option<AckToken>,
 }
 
 /// Queues records for the writer task; clone freely.
 #[derive(Debug, Clone)]
 pub struct StoreWriter {
-    tx: mpsc::Sender<Record>,
+    tx: mpsc::Sender<Queued>,
     counters: Arc<Counters>,
 }
 
@@ -80,21 +165,61 @@ impl StoreWriter {
     /// Queues a record, waiting while the queue is full; fails with [`StoreError::Closed`] when the
     /// writer task has stopped.
     pub async fn write(&self, r: Record) -> Result<(), StoreError> {
-        self.tx.send(r).await.map_err(|_| StoreError::Closed)
+        self.tx
+            .send(Queued {
+                record: r,
+                ack: None,
+            })
+            .await
+            .map_err(|_| StoreError::Closed)
+    }
+
+    /// Queues a record whose `ack` is settled once the transaction holding it commits (or fails).
+    /// Waits while the queue is full. When the writer has stopped, the token is settled as failed and
+    /// [`StoreError::Closed`] returned.
+    pub async fn write_acked(&self, r: Record, ack: AckToken) -> Result<(), StoreError> {
+        match self
+            .tx
+            .send(Queued {
+                record: r,
+                ack: Some(ack),
+            })
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::SendError(q)) => {
+                if let Some(t) = q.ack {
+                    t.failed("the store writer is closed");
+                }
+                Err(StoreError::Closed)
+            }
+        }
     }
 
     /// Queues a record if there is room now; otherwise hands it back.
     #[allow(clippy::result_large_err)] // The record is handed back by value, as tokio's `try_send` does.
     pub fn try_write(&self, r: Record) -> Result<(), TryWriteError> {
-        self.tx.try_send(r).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(r) => TryWriteError::Full(r),
-            mpsc::error::TrySendError::Closed(r) => TryWriteError::Closed(r),
-        })
+        self.tx
+            .try_send(Queued {
+                record: r,
+                ack: None,
+            })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(q) => TryWriteError::Full(q.record),
+                mpsc::error::TrySendError::Closed(q) => TryWriteError::Closed(q.record),
+            })
     }
 
     /// Live counters of the writer task.
     pub fn stats(&self) -> WriterStats {
         self.counters.snapshot()
+    }
+
+    /// A view of the counters that does not keep the writer open.
+    pub fn monitor(&self) -> WriterMonitor {
+        WriterMonitor {
+            counters: Arc::clone(&self.counters),
+        }
     }
 
     /// Records waiting in the queue right now.
@@ -136,31 +261,40 @@ pub(crate) fn spawn(store: Store, opts: WriterOptions) -> (StoreWriter, WriterTa
 
 async fn run(
     store: Store,
-    mut rx: mpsc::Receiver<Record>,
+    mut rx: mpsc::Receiver<Queued>,
     opts: WriterOptions,
     counters: Arc<Counters>,
 ) {
     let batch_size = opts.batch_size.max(1);
-    let mut batch: Vec<Record> = Vec::with_capacity(batch_size);
+    let mut batch: Vec<Queued> = Vec::with_capacity(batch_size);
     loop {
+        // Everything queued now, up to a batch: what arrived during the last commit rides together.
         if rx.recv_many(&mut batch, batch_size).await == 0 {
             break; // every sender dropped and the queue is empty
         }
-        let deadline = Instant::now() + opts.flush_interval;
         let mut closed = false;
-        while batch.len() < batch_size {
-            let room = batch_size - batch.len();
-            match tokio::time::timeout_at(deadline, rx.recv_many(&mut batch, room)).await {
-                Ok(0) => {
-                    closed = true;
-                    break;
+        // Nobody waits on these records: let the batch fill a little to save transactions, but stop
+        // as soon as someone does.
+        if !batch.iter().any(|q| q.ack.is_some()) {
+            let deadline = Instant::now() + opts.flush_interval;
+            while batch.len() < batch_size {
+                let before = batch.len();
+                let room = batch_size - before;
+                match tokio::time::timeout_at(deadline, rx.recv_many(&mut batch, room)).await {
+                    Ok(0) => {
+                        closed = true;
+                        break;
+                    }
+                    Ok(_) => {
+                        if batch[before..].iter().any(|q| q.ack.is_some()) {
+                            break;
+                        }
+                    }
+                    Err(_) => break, // flush interval elapsed
                 }
-                Ok(_) => {}
-                Err(_) => break, // flush interval elapsed
             }
         }
-        commit(&store, &batch, &counters).await;
-        batch.clear();
+        commit(&store, &mut batch, &counters).await;
         if closed {
             break;
         }
@@ -168,7 +302,7 @@ async fn run(
     tracing::debug!(stats = ?counters.snapshot(), "store writer stopped");
 }
 
-async fn write_batch(store: &Store, batch: &[Record]) -> Result<(), StoreError> {
+async fn write_batch(store: &Store, batch: &[&Record]) -> Result<(), StoreError> {
     let mut tx = store.pool().begin().await?;
     // One multi-row statement per kind (order within a kind kept; kinds are independent tables).
     let mut groups: [Vec<&Record>; 6] = Default::default();
@@ -193,26 +327,37 @@ fn kind_index(r: &Record) -> usize {
     }
 }
 
-async fn commit(store: &Store, batch: &[Record], counters: &Counters) {
-    match write_batch(store, batch).await {
+/// Commits `batch` (emptying it) and settles its tokens.
+async fn commit(store: &Store, batch: &mut Vec<Queued>, counters: &Counters) {
+    let records: Vec<&Record> = batch.iter().map(|q| &q.record).collect();
+    let result = write_batch(store, &records).await;
+    drop(records);
+    match result {
         Ok(()) => {
-            counters.batches.fetch_add(1, Ordering::Relaxed);
-            counters
-                .records
-                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            counters.committed(batch.len());
+            for q in batch.drain(..) {
+                if let Some(t) = q.ack {
+                    t.committed();
+                }
+            }
         }
         Err(error) => {
             tracing::error!(%error, records = batch.len(), "store batch failed; retrying records one by one");
             counters.failed_batches.fetch_add(1, Ordering::Relaxed);
-            for record in batch {
-                match write_batch(store, std::slice::from_ref(record)).await {
+            for q in batch.drain(..) {
+                match write_batch(store, &[&q.record]).await {
                     Ok(()) => {
-                        counters.batches.fetch_add(1, Ordering::Relaxed);
-                        counters.records.fetch_add(1, Ordering::Relaxed);
+                        counters.committed(1);
+                        if let Some(t) = q.ack {
+                            t.committed();
+                        }
                     }
                     Err(error) => {
-                        tracing::error!(%error, table = record.table(), "store record dropped");
+                        tracing::error!(%error, table = q.record.table(), "store record dropped");
                         counters.dropped.fetch_add(1, Ordering::Relaxed);
+                        if let Some(t) = q.ack {
+                            t.failed("the store could not write it");
+                        }
                     }
                 }
             }

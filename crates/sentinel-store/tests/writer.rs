@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use sentinel_store::{Record, TryWriteError, WriterOptions};
+use sentinel_store::{AckGroup, AckSummary, Record, TryWriteError, WriterOptions};
 use sqlx::Connection;
 use std::time::Duration;
 
@@ -145,4 +145,123 @@ async fn a_lone_record_is_committed_after_the_flush_interval() {
     assert_eq!(writer.stats().batches, 1);
     drop(writer);
     assert_eq!(task.finish().await.unwrap().records, 1);
+}
+
+#[tokio::test]
+async fn acknowledged_records_are_settled_after_their_commit_and_failures_name_the_item() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let path = dir.path().join("nested/dir/sentinel.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    sqlx::query(
+        "CREATE TRIGGER poison BEFORE INSERT ON events WHEN NEW.source = 'poison' \
+         BEGIN SELECT RAISE(ABORT, 'poisoned record'); END",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    // A flush interval far longer than the test: acknowledged records must not wait for it.
+    let (writer, task) = store.writer(WriterOptions {
+        queue_capacity: 64,
+        batch_size: 64,
+        flush_interval: Duration::from_secs(3600),
+    });
+    let group = AckGroup::new();
+    for n in 0..10u64 {
+        let mut ev = event(7_000 + n as i64, "192.0.2.7", "flow", "t-acked");
+        if n == 6 {
+            ev.source = "poison".into();
+        }
+        writer.write_acked(ev.into(), group.token(n)).await.unwrap();
+    }
+    let summary = tokio::time::timeout(Duration::from_secs(10), group.settled())
+        .await
+        .expect("acknowledged records are committed without waiting for the flush interval");
+    assert_eq!(
+        summary,
+        AckSummary {
+            outstanding: 0,
+            committed: 9,
+            failed: 1
+        }
+    );
+    let failures = group.failures();
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0].item, 6);
+    assert_eq!(failures[0].error, "the store could not write it");
+    // Settled means committed: a fresh connection sees them.
+    assert_eq!(store.count_events().await.unwrap(), 9);
+    let sizes = writer.monitor().batch_sizes();
+    assert_eq!(sizes.sum, 9, "{sizes:?}");
+    assert_eq!(sizes.count, writer.stats().batches, "{sizes:?}");
+    assert_eq!(
+        sizes.buckets.last().map(|b| b.1),
+        Some(sizes.count),
+        "cumulative buckets end at the count: {sizes:?}"
+    );
+    drop(writer);
+    let stats = task.finish().await.unwrap();
+    assert_eq!(stats.dropped, 1, "{stats:?}");
+}
+
+#[tokio::test]
+async fn a_commit_that_fails_settles_its_token_as_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let (writer, task) = store.writer(WriterOptions::default());
+    let other = writer.clone();
+    drop(writer);
+    // Close the store under the writer: its next commit fails, and the token says so.
+    store.close().await;
+    let group = AckGroup::new();
+    other
+        .write_acked(
+            event(1, "192.0.2.8", "flow", "t-closed").into(),
+            group.token(3),
+        )
+        .await
+        .unwrap();
+    let summary = tokio::time::timeout(Duration::from_secs(10), group.settled())
+        .await
+        .unwrap();
+    assert_eq!((summary.committed, summary.failed), (0, 1));
+    assert_eq!(group.failures()[0].item, 3);
+    drop(other);
+    task.finish().await.unwrap();
+}
+
+#[tokio::test]
+async fn concurrent_acknowledged_writers_share_transactions() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let (writer, task) = store.writer(WriterOptions {
+        queue_capacity: 4096,
+        batch_size: 256,
+        flush_interval: Duration::from_millis(50),
+    });
+    let mut clients = Vec::new();
+    for c in 0..32i64 {
+        let writer = writer.clone();
+        clients.push(tokio::spawn(async move {
+            for n in 0..50i64 {
+                let group = AckGroup::new();
+                let ev = event(10_000 + c * 100 + n, "192.0.2.9", "flow", "t-group");
+                writer.write_acked(ev.into(), group.token(0)).await.unwrap();
+                assert_eq!(group.settled().await.committed, 1);
+            }
+        }));
+    }
+    for c in clients {
+        c.await.unwrap();
+    }
+    drop(writer);
+    let stats = task.finish().await.unwrap();
+    assert_eq!(stats.records, 32 * 50);
+    assert_eq!(store.count_events().await.unwrap(), 32 * 50);
+    // 32 clients each waiting on their own commit: at least some commits carry several of them.
+    assert!(stats.largest_batch > 1, "{stats:?}");
+    assert!(stats.batches < stats.records, "{stats:?}");
 }

@@ -6,12 +6,12 @@ use anyhow::Context;
 use sentinel_api::auth::{self, Auth, Principal, Role};
 use sentinel_api::metrics::Metrics;
 use sentinel_api::{ApiSettings, AppState};
-use sentinel_config::{Band as CfgBand, ValidatedConfig};
+use sentinel_config::{Band as CfgBand, StoreSync, ValidatedConfig};
 use sentinel_core::{Redactor, Timestamp};
 use sentinel_detect::{EngineOptions, Heuristic, HeuristicSettings, ScenarioEngine};
 use sentinel_intel::{Investigator, LocalContext};
 use sentinel_respond::{ActionTemplate, Allowlist, Band, Bands, MatrixRule, PolicyMatrix};
-use sentinel_store::{ApiKeyRow, Store, WriterOptions};
+use sentinel_store::{ApiKeyRow, Store, StoreOptions, SyncMode, WriterOptions};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -47,7 +47,13 @@ pub async fn run(
     let data_dir = cfg.data_dir.clone();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
-    let store = Store::open(&data_dir.join("sentinel.db"))
+    let store_opts = StoreOptions {
+        sync: match cfg.store.sync {
+            StoreSync::Normal => SyncMode::Normal,
+            StoreSync::Full => SyncMode::Full,
+        },
+    };
+    let store = Store::open_with(&data_dir.join("sentinel.db"), store_opts)
         .await
         .context("cannot open the store")?;
     let redactor = Arc::new(Redactor::new(cfg.logging.redact_keys.iter()));
@@ -70,6 +76,7 @@ pub async fn run(
         batch_size: cfg.store.batch_size,
         flush_interval: cfg.store.flush_interval,
     });
+    let _ = metrics.store_writer.set(writer.monitor());
     let sc = &cfg.detect.scenarios;
     let scenario_dir = (!sc.dir.is_empty()).then(|| std::path::PathBuf::from(&sc.dir));
     let scenarios = ScenarioEngine::new(

@@ -2,6 +2,11 @@
 //! joined by bounded queues. Every record a stage produces goes to the store writer (which waits when
 //! full, so pressure travels back to intake), and each stage hands on only after its record is queued.
 //!
+//! A submission's [`AckToken`] goes with its event to the writer. For a `/v1/defend` caller, the
+//! alert, investigation and plan its answer promises are stored with siblings of that token, each made
+//! before the token it comes from can settle, so the caller's group settles only when all of them are
+//! committed (or one failed). Audit records and actions are not part of the answer and carry none.
+//!
 //! Shutdown is by draining: when every intake sender is dropped, each stage finishes what is queued,
 //! closes its output, and ends; the caller then flushes the store writer.
 
@@ -15,7 +20,7 @@ use sentinel_core::{
 use sentinel_detect::{Heuristic, ScenarioEngine};
 use sentinel_intel::Investigator;
 use sentinel_respond::Ledger;
-use sentinel_store::{Record, StoreWriter};
+use sentinel_store::{AckToken, Record, StoreWriter};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -60,6 +65,8 @@ impl Running {
 struct Pending<T> {
     item: T,
     reply: Option<(oneshot::Sender<Outcome>, Outcome)>,
+    /// The token the next stage stores its record with (the caller waits for it).
+    ack: Option<AckToken>,
 }
 
 /// Starts the stages; returns the intake queue's sender and the running tasks.
@@ -137,6 +144,23 @@ async fn store(w: &StoreWriter, m: &Metrics, r: Record) {
     }
 }
 
+/// Stores `r`, settling `ack` (if any) once it is committed; a failure settles it as failed.
+async fn store_acked(w: &StoreWriter, m: &Metrics, r: Record, ack: Option<AckToken>) {
+    let result = match ack {
+        Some(t) => w.write_acked(r, t).await,
+        None => w.write(r).await,
+    };
+    if let Err(e) = result {
+        m.store_write_errors.inc();
+        tracing::error!(evt = "store_write_failed", error = %e);
+    }
+}
+
+/// A further token of the same request, when there is one.
+fn sibling(ack: &Option<AckToken>) -> Option<AckToken> {
+    ack.as_ref().map(AckToken::sibling)
+}
+
 fn audit(
     kind: AuditKind,
     subject_id: String,
@@ -162,10 +186,12 @@ async fn detect(
 ) {
     let mut found: Vec<Alert> = Vec::new();
     let mut seen: u64 = 0;
-    while let Some(Submission { event, reply }) = rx.recv().await {
+    while let Some(Submission { event, reply, ack }) = rx.recv().await {
         // Telemetry from the API is scored by the heuristic (and answered); every event is counted by
         // the scenarios.
         let mut pending: Vec<Pending<Alert>> = Vec::new();
+        // The alert the answer promises is stored with this token; the next stages get `next`.
+        let mut alert_ack: Option<AckToken> = None;
         if event.source == "api" {
             let assessment = detector.assess(&event);
             let outcome = Outcome {
@@ -194,7 +220,18 @@ async fn detect(
                             },
                         )
                     });
-                    pending.push(Pending { item: alert, reply });
+                    // Only a waiting caller's records are promised.
+                    let next = if reply.is_some() {
+                        alert_ack = sibling(&ack);
+                        sibling(&ack)
+                    } else {
+                        None
+                    };
+                    pending.push(Pending {
+                        item: alert,
+                        reply,
+                        ack: next,
+                    });
                 }
                 None => {
                     if let Some(tx) = reply {
@@ -220,9 +257,10 @@ async fn detect(
             pending.push(Pending {
                 item: alert,
                 reply: None,
+                ack: None,
             });
         }
-        store(&w, &m, Record::Event(event)).await;
+        store_acked(&w, &m, Record::Event(event), ack).await;
         for p in pending {
             let alert = &p.item;
             m.alerts_raised.inc();
@@ -237,7 +275,12 @@ async fn detect(
                 subject = %alert.subject,
             );
             drop(_span);
-            store(&w, &m, Record::Alert(alert.clone())).await;
+            let ack = if p.reply.is_some() {
+                alert_ack.take()
+            } else {
+                None
+            };
+            store_acked(&w, &m, Record::Alert(alert.clone()), ack).await;
             store(
                 &w,
                 &m,
@@ -266,10 +309,16 @@ async fn investigate(
     w: StoreWriter,
     m: Arc<Metrics>,
 ) {
-    while let Some(Pending { item: alert, reply }) = rx.recv().await {
+    while let Some(Pending {
+        item: alert,
+        reply,
+        ack,
+    }) = rx.recv().await
+    {
         let i = inv.investigate(alert).await;
         m.investigations.inc();
-        store(&w, &m, Record::Investigation(i.clone())).await;
+        let next = sibling(&ack);
+        store_acked(&w, &m, Record::Investigation(i.clone()), ack).await;
         store(
             &w,
             &m,
@@ -292,7 +341,15 @@ async fn investigate(
                 },
             )
         });
-        if out.send(Pending { item: i, reply }).await.is_err() {
+        if out
+            .send(Pending {
+                item: i,
+                reply,
+                ack: next,
+            })
+            .await
+            .is_err()
+        {
             break;
         }
     }
@@ -305,10 +362,15 @@ async fn decide(
     w: StoreWriter,
     m: Arc<Metrics>,
 ) {
-    while let Some(Pending { item: inv, reply }) = rx.recv().await {
+    while let Some(Pending {
+        item: inv,
+        reply,
+        ack,
+    }) = rx.recv().await
+    {
         let plan = policy.decide(&inv);
         m.plans_decided.inc();
-        store(&w, &m, Record::Plan(plan.clone())).await;
+        store_acked(&w, &m, Record::Plan(plan.clone()), ack).await;
         let kinds: Vec<&str> = plan.actions.iter().map(|a| a.kind.as_str()).collect();
         store(
             &w,

@@ -407,7 +407,11 @@ async fn parse_lines(
                     &redactor,
                 );
                 if intake
-                    .send(Submission { event, reply: None })
+                    .send(Submission {
+                        event,
+                        reply: None,
+                        ack: None,
+                    })
                     .await
                     .is_err()
                 {

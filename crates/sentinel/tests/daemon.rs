@@ -78,6 +78,14 @@ async fn golden_path_keeps_one_trace_id() {
     assert_eq!(out["plan"]["trace_id"], trace);
     let alert_id = out["alert_id"].as_str().unwrap().to_owned();
 
+    // Acknowledged means stored: the event, alert, investigation and plan the answer promises are
+    // readable at once, with no waiting.
+    let now = get_json(&d, &format!("/v1/alerts/{alert_id}")).await;
+    assert_eq!(now["investigation"]["alert"]["id"], alert_id.as_str());
+    assert_eq!(now["plans"][0]["id"], out["plan"]["id"]);
+    let events = get_json(&d, &format!("/v1/events?trace_id={trace}")).await;
+    assert_eq!(events["items"][0]["id"], out["event_id"]);
+
     // The alert, its investigation, its plan and the observe-mode action are all readable, one trace.
     let detail = eventually(Duration::from_secs(5), || async {
         let v = get_json_when_stored(&d, &format!("/v1/alerts/{alert_id}")).await?;

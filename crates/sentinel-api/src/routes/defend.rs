@@ -1,4 +1,9 @@
 //! `POST /v1/defend`: telemetry in, the mitigation plan out, synchronously.
+//!
+//! The answer is sent only after the event and the records it promises (alert, investigation, plan,
+//! when present) are committed: the event goes in with a token of the request's [`AckGroup`], the
+//! stages store those records with siblings of it, and the handler waits for the plan and then for
+//! the group. Anything short of that is a 503 saying what is known, never a 2xx.
 
 use crate::error::ApiError;
 use crate::extract::{parse_json_value, read_limited, require_content_type};
@@ -10,7 +15,9 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::{Extension, Json};
 use sentinel_core::TraceId;
+use sentinel_store::AckGroup;
 use tokio::sync::{mpsc::error::TrySendError, oneshot};
+use tokio::time::Instant;
 
 pub(crate) async fn defend(
     State(s): State<AppState>,
@@ -30,32 +37,70 @@ pub(crate) async fn defend(
     })?;
     s.metrics.secrets_redacted.add(masked as u64);
     let (tx, rx) = oneshot::channel();
+    let group = AckGroup::new();
+    let deadline = Instant::now() + s.settings.defend_timeout;
     match s.intake.try_send(Submission {
         event,
         reply: Some(tx),
+        ack: Some(group.token(0)),
     }) {
         Ok(()) => s.metrics.events_accepted.inc(),
-        Err(TrySendError::Full(_)) => {
+        Err(TrySendError::Full(sub)) => {
+            if let Some(t) = sub.ack {
+                t.withdraw();
+            }
             s.metrics.events_rejected_busy.inc();
             return Err(ApiError::Busy { retry_after: 1 });
         }
-        Err(TrySendError::Closed(_)) => {
+        Err(TrySendError::Closed(sub)) => {
+            if let Some(t) = sub.ack {
+                t.withdraw();
+            }
             return Err(ApiError::Unavailable("Sentinel is shutting down".into()));
         }
     }
-    match tokio::time::timeout(s.settings.defend_timeout, rx).await {
-        Ok(Ok(outcome)) => {
+    let outcome = match tokio::time::timeout_at(deadline, rx).await {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(_)) => {
+            return Err(ApiError::Unavailable(
+                "the pipeline dropped the request; the event may not be stored".into(),
+            ))
+        }
+        Err(_) => {
+            s.metrics.defend_timeouts.inc();
+            return Err(ApiError::Unavailable(format!(
+                "no plan within {:?}; the event was queued but is not confirmed stored",
+                s.settings.defend_timeout
+            )));
+        }
+    };
+    // Every token was made before the reply was sent: waiting now covers all of them.
+    match tokio::time::timeout_at(deadline, group.settled()).await {
+        Ok(summary) if summary.failed == 0 => {
             s.metrics.defend_requests.inc();
             Ok(Json(outcome))
         }
-        Ok(Err(_)) => Err(ApiError::Unavailable(
-            "the pipeline dropped the request".into(),
-        )),
+        Ok(summary) => {
+            s.metrics.events_not_stored.inc();
+            let why = group
+                .failures()
+                .first()
+                .map(|f| f.error.clone())
+                .unwrap_or_default();
+            tracing::error!(evt = "defend_not_stored", trace = %trace, failed = summary.failed, error = %why);
+            Err(ApiError::Unavailable(format!(
+                "a plan was made but {} of its records could not be stored ({why}); resend the event",
+                summary.failed
+            )))
+        }
         Err(_) => {
             s.metrics.defend_timeouts.inc();
+            let now = group.summary();
+            s.metrics.events_store_unconfirmed.inc();
             Err(ApiError::Unavailable(format!(
-                "no plan within {:?}; the event was accepted and will still be processed",
-                s.settings.defend_timeout
+                "a plan was made but the store did not confirm it within {:?} ({} record(s) stored, \
+                 {} unconfirmed); it may or may not be kept",
+                s.settings.defend_timeout, now.committed, now.outstanding
             )))
         }
     }

@@ -1,6 +1,12 @@
 //! Event intake: `POST /v1/events` (a JSON array) and `POST /v1/events/stream` (NDJSON, streamed with
 //! bounded buffering). Good items are kept and bad ones reported by index or line number; a full
 //! pipeline queue answers 429 with `Retry-After` and says how many items were already accepted.
+//!
+//! Accepted means stored: every item goes to the pipeline with a token of the request's [`AckGroup`],
+//! and the answer (the 429 partial one and the stream's too) waits until each of them is committed or
+//! failed. `accepted` counts only committed items; an item the store could not write is rejected with
+//! its index or line. If the store does not confirm within the defend timeout, the answer is a 503
+//! that says how many items are stored, failed and unconfirmed (never a 2xx).
 
 use crate::error::ApiError;
 use crate::extract::{parse_json_value, read_limited, require_content_type};
@@ -14,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use futures::StreamExt;
 use sentinel_core::{Event, TraceId};
+use sentinel_store::{AckGroup, AckToken};
 use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::sync::mpsc::error::{SendTimeoutError, TrySendError};
@@ -59,15 +66,38 @@ enum Refused {
     Closed,
 }
 
-/// Hands one event to the pipeline, waiting a bounded time for room.
-async fn submit(s: &AppState, event: Event) -> Result<(), Refused> {
-    let sub = Submission { event, reply: None };
+/// How a request's items are numbered in its report.
+#[derive(Clone, Copy)]
+enum Numbering {
+    /// By index in a JSON array (from 0).
+    Index,
+    /// By line in an NDJSON stream (from 1).
+    Line,
+}
+
+/// A submission that was not queued: its token is withdrawn (the client is told by the refusal).
+fn withdraw(sub: Submission) {
+    if let Some(t) = sub.ack {
+        t.withdraw();
+    }
+}
+
+/// Hands one event to the pipeline with its token, waiting a bounded time for room.
+async fn submit(s: &AppState, event: Event, ack: AckToken) -> Result<(), Refused> {
+    let sub = Submission {
+        event,
+        reply: None,
+        ack: Some(ack),
+    };
     let sub = match s.intake.try_send(sub) {
         Ok(()) => {
             s.metrics.events_accepted.inc();
             return Ok(());
         }
-        Err(TrySendError::Closed(_)) => return Err(Refused::Closed),
+        Err(TrySendError::Closed(sub)) => {
+            withdraw(sub);
+            return Err(Refused::Closed);
+        }
         Err(TrySendError::Full(sub)) => sub,
     };
     match s.intake.send_timeout(sub, s.settings.intake_wait).await {
@@ -75,12 +105,78 @@ async fn submit(s: &AppState, event: Event) -> Result<(), Refused> {
             s.metrics.events_accepted.inc();
             Ok(())
         }
-        Err(SendTimeoutError::Timeout(_)) => {
+        Err(SendTimeoutError::Timeout(sub)) => {
+            withdraw(sub);
             s.metrics.events_rejected_busy.inc();
             Err(Refused::Busy)
         }
-        Err(SendTimeoutError::Closed(_)) => Err(Refused::Closed),
+        Err(SendTimeoutError::Closed(sub)) => {
+            withdraw(sub);
+            Err(Refused::Closed)
+        }
     }
+}
+
+/// Waits until every item handed to the pipeline is committed or failed, then answers: `accepted`
+/// is what was committed, and each item the store could not write is rejected with its number.
+async fn answer(
+    s: &AppState,
+    group: &AckGroup,
+    mut report: Report,
+    refused: Option<Refused>,
+    numbering: Numbering,
+) -> Response {
+    let wait = s.settings.defend_timeout;
+    let summary = match tokio::time::timeout(wait, group.settled()).await {
+        Ok(summary) => summary,
+        Err(_) => {
+            let now = group.summary();
+            s.metrics.events_store_unconfirmed.add(now.outstanding);
+            tracing::warn!(
+                evt = "store_unconfirmed",
+                trace = %report.trace_id,
+                committed = now.committed,
+                failed = now.failed,
+                unconfirmed = now.outstanding,
+            );
+            return ApiError::Unavailable(format!(
+                "the store did not confirm every item within {wait:?}: {} stored, {} not stored, \
+                 {} unconfirmed (they may or may not be kept); {} malformed; resend what is not \
+                 confirmed",
+                now.committed, now.failed, now.outstanding, report.rejected
+            ))
+            .into_response();
+        }
+    };
+    report.accepted = usize::try_from(summary.committed).unwrap_or(usize::MAX);
+    if summary.failed > 0 {
+        s.metrics.events_not_stored.add(summary.failed);
+        let failures = group.failures();
+        tracing::error!(
+            evt = "events_not_stored",
+            trace = %report.trace_id,
+            count = summary.failed,
+            first = failures.first().map(|f| f.error.as_str()).unwrap_or(""),
+        );
+        let listed = failures.len() as u64;
+        for f in failures {
+            let n = usize::try_from(f.item).unwrap_or(usize::MAX);
+            report.reject(ItemError {
+                index: matches!(numbering, Numbering::Index).then_some(n),
+                line: matches!(numbering, Numbering::Line).then_some(n),
+                error: format!("not stored: {}", f.error),
+            });
+        }
+        let unlisted = usize::try_from(summary.failed - listed).unwrap_or(usize::MAX);
+        if unlisted > 0 {
+            report.rejected += unlisted;
+            report.errors_truncated = true;
+        }
+        report
+            .errors
+            .sort_by_key(|e| (e.index.unwrap_or(0), e.line.unwrap_or(0)));
+    }
+    finish(report, refused)
 }
 
 fn finish(report: Report, refused: Option<Refused>) -> Response {
@@ -126,14 +222,14 @@ pub(crate) async fn post_batch(
         trace_id: trace.to_string(),
         ..Default::default()
     };
+    let group = AckGroup::new();
     for (i, item) in items.into_iter().enumerate() {
         match to_event(item, &trace, &s.redactor, false, &format!("[{i}]")) {
             Ok((ev, masked)) => {
                 s.metrics.secrets_redacted.add(masked as u64);
-                if let Err(r) = submit(&s, ev).await {
-                    return Ok(finish(report, Some(r)));
+                if let Err(r) = submit(&s, ev, group.token(i as u64)).await {
+                    return Ok(answer(&s, &group, report, Some(r), Numbering::Index).await);
                 }
-                report.accepted += 1;
             }
             Err(e) => {
                 s.metrics.events_invalid.inc();
@@ -145,7 +241,7 @@ pub(crate) async fn post_batch(
             }
         }
     }
-    Ok(finish(report, None))
+    Ok(answer(&s, &group, report, None, Numbering::Index).await)
 }
 
 /// `POST /v1/events/stream`: NDJSON, one telemetry object per line, read as it arrives.
@@ -170,6 +266,7 @@ pub(crate) async fn post_stream(
         trace_id: trace.to_string(),
         ..Default::default()
     };
+    let group = AckGroup::new();
     let mut stream = body.into_data_stream();
     let mut buf: Vec<u8> = Vec::new();
     let mut line_no = 0usize;
@@ -216,7 +313,7 @@ pub(crate) async fn post_stream(
                     ),
                     ..Default::default()
                 });
-                return Ok(finish(report, None));
+                return Ok(answer(&s, &group, report, None, Numbering::Line).await);
             }
         };
         let mut rest: &[u8] = &chunk;
@@ -249,10 +346,9 @@ pub(crate) async fn post_stream(
                 handle(&s, &line, line_no, &mut report)
             };
             if let Some(ev) = ev {
-                if let Err(r) = submit(&s, ev).await {
-                    return Ok(finish(report, Some(r)));
+                if let Err(r) = submit(&s, ev, group.token(line_no as u64)).await {
+                    return Ok(answer(&s, &group, report, Some(r), Numbering::Line).await);
                 }
-                report.accepted += 1;
             }
         }
         if !skipping {
@@ -272,11 +368,10 @@ pub(crate) async fn post_stream(
     if !buf.is_empty() && !skipping {
         line_no += 1;
         if let Some(ev) = handle(&s, &buf, line_no, &mut report) {
-            if let Err(r) = submit(&s, ev).await {
-                return Ok(finish(report, Some(r)));
+            if let Err(r) = submit(&s, ev, group.token(line_no as u64)).await {
+                return Ok(answer(&s, &group, report, Some(r), Numbering::Line).await);
             }
-            report.accepted += 1;
         }
     }
-    Ok(finish(report, None))
+    Ok(answer(&s, &group, report, None, Numbering::Line).await)
 }

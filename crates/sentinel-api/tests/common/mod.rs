@@ -118,20 +118,55 @@ pub fn outcome_for(ev: &Event) -> Outcome {
     }
 }
 
-/// Plays the pipeline: answers every reply slot and forwards every event it received.
-pub fn spawn_pipeline(mut rx: mpsc::Receiver<Submission>) -> mpsc::UnboundedReceiver<Event> {
+/// Plays the pipeline's detect stage over the real store: answers every reply slot, stores every event
+/// through a real [`StoreWriter`](sentinel_store::StoreWriter) with the submission's token (so the
+/// route learns when it is committed), and forwards every event it received.
+pub fn spawn_pipeline(
+    mut rx: mpsc::Receiver<Submission>,
+    store: &Store,
+) -> mpsc::UnboundedReceiver<Event> {
     let (seen_tx, seen_rx) = mpsc::unbounded_channel();
+    let (writer, _task) = store.writer(sentinel_store::WriterOptions::default());
     tokio::spawn(async move {
         while let Some(sub) = rx.recv().await {
             if let Some(reply) = sub.reply {
                 let _ = reply.send(outcome_for(&sub.event));
             }
-            if seen_tx.send(sub.event).is_err() {
+            let record = sentinel_store::Record::Event(sub.event.clone());
+            let queued = match sub.ack {
+                Some(t) => writer.write_acked(record, t).await,
+                None => writer.write(record).await,
+            };
+            if queued.is_err() || seen_tx.send(sub.event).is_err() {
                 break;
             }
         }
     });
     seen_rx
+}
+
+/// Every event received so far (the route answered, so all of them were handed over).
+pub fn received(seen: &mut mpsc::UnboundedReceiver<Event>) -> Vec<Event> {
+    let mut out = Vec::new();
+    while let Ok(ev) = seen.try_recv() {
+        out.push(ev);
+    }
+    out
+}
+
+/// The events stored under `trace`, oldest first.
+pub async fn stored(store: &Store, trace: &str) -> Vec<Event> {
+    let page = store
+        .list_events(&sentinel_store::EventFilter {
+            trace_id: Some(trace.to_owned()),
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut items = page.items;
+    items.reverse();
+    items
 }
 
 /// Every submission waiting in the queue right now.
