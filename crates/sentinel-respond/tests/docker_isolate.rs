@@ -126,7 +126,7 @@ fn spec(c: &str, params: serde_json::Value) -> ActionSpec {
         kind: ActionKind::IsolateContainer,
         subject: Subject::Container(c.to_string()),
         ttl_secs: 60,
-        params,
+        params: sentinel_core::ActionParams::parse(ActionKind::IsolateContainer, &params).unwrap(),
     }
 }
 

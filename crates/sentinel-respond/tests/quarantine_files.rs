@@ -14,7 +14,7 @@ fn spec(p: &Path) -> ActionSpec {
         kind: ActionKind::QuarantineFile,
         subject: Subject::File(p.display().to_string()),
         ttl_secs: 60,
-        params: serde_json::Value::Null,
+        params: sentinel_core::ActionParams::QuarantineFile,
     }
 }
 
