@@ -151,7 +151,9 @@ impl AddBody {
                             params = serde_json::json!({ "cidr": net.to_string() })
                         }
                         serde_json::Value::Object(m) => {
-                            if m.get("cidr").is_some_and(|c| c.as_str() != Some(&net.to_string())) {
+                            if m.get("cidr")
+                                .is_some_and(|c| c.as_str() != Some(&net.to_string()))
+                            {
                                 return Err(
                                     "`params.cidr`: differs from the range given as `ip`".into()
                                 );
@@ -182,8 +184,8 @@ impl AddBody {
             Subject::File(_) => ActionKind::QuarantineFile,
             _ => ActionKind::BlockIp,
         });
-        let spec = ActionSpec::parse(kind, subject, ttl.as_secs(), &params)
-            .map_err(|e| named(&e, key))?;
+        let spec =
+            ActionSpec::parse(kind, subject, ttl.as_secs(), &params).map_err(|e| named(&e, key))?;
         Ok((spec, self.reason, self.dry_run))
     }
 }

@@ -116,13 +116,29 @@ policy:
 fn malformed_action_params_are_config_errors_naming_rule_and_field() {
     let cases = [
         ("block_ip", r#"{ cidr: "127.0.0.0/8 " }"#, "params.cidr"),
-        ("block_ip", r#"{ cidr: "203.0.113.0/24; flush ruleset" }"#, "params.cidr"),
+        (
+            "block_ip",
+            r#"{ cidr: "203.0.113.0/24; flush ruleset" }"#,
+            "params.cidr",
+        ),
         ("block_ip", r#"{ cidr: "128.0.0.0/1" }"#, "params.cidr"),
-        ("redirect_to_honeypot", r#"{ honeypot: "192.0.2.30:2222; flush ruleset" }"#, "params.honeypot"),
-        ("redirect_to_honeypot", r#"{ honeypot: "192.0.2.30:22", ports: [0] }"#, "params.ports"),
+        (
+            "redirect_to_honeypot",
+            r#"{ honeypot: "192.0.2.30:2222; flush ruleset" }"#,
+            "params.honeypot",
+        ),
+        (
+            "redirect_to_honeypot",
+            r#"{ honeypot: "192.0.2.30:22", ports: [0] }"#,
+            "params.ports",
+        ),
         ("rate_limit", "{ rate_per_sec: -1 }", "params.rate_per_sec"),
         ("rate_limit", "{ rate_per_sec: 0 }", "params.rate_per_sec"),
-        ("isolate_container", r#"{ quarantine_network: "x/../../images/y?force=1" }"#, "params.quarantine_network"),
+        (
+            "isolate_container",
+            r#"{ quarantine_network: "x/../../images/y?force=1" }"#,
+            "params.quarantine_network",
+        ),
         ("block_ip", "{ password: hunter2 }", "params"),
         ("quarantine_file", "{ anything: 1 }", "params"),
     ];

@@ -118,9 +118,9 @@ impl FromStr for Cidr {
         if s.is_empty() || s.len() > 64 || !s.bytes().all(|b| b.is_ascii_graphic()) {
             return Err("must be an address range like 203.0.113.0/24, with no spaces".into());
         }
-        let net: IpNet = s
-            .parse()
-            .map_err(|_| "not an address range (e.g. 203.0.113.0/24 or 2001:db8::/48)".to_string())?;
+        let net: IpNet = s.parse().map_err(|_| {
+            "not an address range (e.g. 203.0.113.0/24 or 2001:db8::/48)".to_string()
+        })?;
         let min = if net.addr().is_ipv4() {
             MIN_PREFIX_V4
         } else {
@@ -168,14 +168,20 @@ impl PortSpec {
                 .ok_or_else(|| WANT.to_string())
         };
         match v {
-            Value::Number(n) => n.as_u64().ok_or_else(|| WANT.to_string()).and_then(port).map(PortSpec::One),
+            Value::Number(n) => n
+                .as_u64()
+                .ok_or_else(|| WANT.to_string())
+                .and_then(port)
+                .map(PortSpec::One),
             Value::String(s) if s.len() <= 11 => {
                 let (lo, hi) = s.split_once('-').ok_or_else(|| WANT.to_string())?;
                 let num = |t: &str| {
                     if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
                         return Err(WANT.to_string());
                     }
-                    t.parse::<u64>().map_err(|_| WANT.to_string()).and_then(port)
+                    t.parse::<u64>()
+                        .map_err(|_| WANT.to_string())
+                        .and_then(port)
                 };
                 let (lo, hi) = (num(lo)?, num(hi)?);
                 if lo >= hi {
@@ -221,7 +227,11 @@ impl PortList {
         if items.is_empty() || items.len() > MAX_PORTS {
             return Err(format!("a redirect needs 1 to {MAX_PORTS} ports"));
         }
-        items.iter().map(PortSpec::parse).collect::<Result<_, _>>().map(PortList)
+        items
+            .iter()
+            .map(PortSpec::parse)
+            .collect::<Result<_, _>>()
+            .map(PortList)
     }
 }
 
@@ -338,7 +348,10 @@ impl FromStr for QuarantinePath {
                     .all(|c| matches!(c, Component::Normal(_)))
                 && !s.split('/').any(|part| part == "." || part == ".."));
         if !normal {
-            return Err("must be a normalised absolute path to a file (no `.`, `..`, `//` or trailing `/`)".into());
+            return Err(
+                "must be a normalised absolute path to a file (no `.`, `..`, `//` or trailing `/`)"
+                    .into(),
+            );
         }
         Ok(QuarantinePath(PathBuf::from(s)))
     }
@@ -404,7 +417,8 @@ impl FromStr for RuleTag {
     fn from_str(s: &str) -> Result<Self, String> {
         let ok = !s.is_empty()
             && s.len() <= 64
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if ok {
             Ok(RuleTag(s.to_owned()))
         } else {
@@ -531,7 +545,10 @@ fn positive(m: &Map<String, Value>, key: &'static str) -> Result<Option<NonZeroU
             .and_then(NonZeroU32::new)
             .map(Some)
             .ok_or_else(|| {
-                SpecError::param(key, format!("must be a whole number from 1 to {}", u32::MAX))
+                SpecError::param(
+                    key,
+                    format!("must be a whole number from 1 to {}", u32::MAX),
+                )
             }),
     }
 }
@@ -545,7 +562,9 @@ impl ActionParams {
             ActionKind::RedirectToHoneypot => {
                 ActionParams::RedirectToHoneypot(RedirectParams::default())
             }
-            ActionKind::IsolateContainer => ActionParams::IsolateContainer(IsolateParams::default()),
+            ActionKind::IsolateContainer => {
+                ActionParams::IsolateContainer(IsolateParams::default())
+            }
             ActionKind::QuarantineFile => ActionParams::QuarantineFile,
         }
     }
@@ -566,7 +585,8 @@ impl ActionParams {
         let known = known_keys(kind);
         if let Some(k) = m.keys().find(|k| !known.contains(&k.as_str())) {
             let shown = if k.len() <= 32
-                && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                && k.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
             {
                 format!("`{k}` is not")
             } else {
@@ -602,10 +622,7 @@ impl ActionParams {
                     ));
                 }
                 if p.burst_bytes.is_some() && p.rate_bytes_per_sec.is_none() {
-                    return Err(SpecError::param(
-                        "burst_bytes",
-                        "needs rate_bytes_per_sec",
-                    ));
+                    return Err(SpecError::param("burst_bytes", "needs rate_bytes_per_sec"));
                 }
                 ActionParams::RateLimit(p)
             }
@@ -815,7 +832,10 @@ mod tests {
         ] {
             assert!(bad.parse::<Cidr>().is_err(), "{bad:?}");
         }
-        let e = err(ActionKind::BlockIp, json!({"cidr": "203.0.113.0/24; flush ruleset"}));
+        let e = err(
+            ActionKind::BlockIp,
+            json!({"cidr": "203.0.113.0/24; flush ruleset"}),
+        );
         assert!(e.starts_with("params.cidr: "), "{e}");
         assert!(!e.contains("flush"), "no echo: {e}");
     }
@@ -824,7 +844,13 @@ mod tests {
     fn every_kind_parses_its_own_keys_only() {
         let p = ActionParams::parse(ActionKind::RateLimit, &json!({"rate_per_sec": 100})).unwrap();
         assert_eq!(p.to_json(), json!({"rate_per_sec": 100}));
-        for bad in [json!(-1), json!(0), json!("10"), json!(1.5), json!(5_000_000_000u64)] {
+        for bad in [
+            json!(-1),
+            json!(0),
+            json!("10"),
+            json!(1.5),
+            json!(5_000_000_000u64),
+        ] {
             let e = err(ActionKind::RateLimit, json!({ "rate_per_sec": bad }));
             assert!(e.starts_with("params.rate_per_sec: "), "{e}");
         }
@@ -848,13 +874,27 @@ mod tests {
             json!({"honeypot": "192.0.2.30:0"}),
         ] {
             let e = err(ActionKind::RedirectToHoneypot, bad);
-            assert!(e.starts_with("params.honeypot: ") && !e.contains("flush"), "{e}");
+            assert!(
+                e.starts_with("params.honeypot: ") && !e.contains("flush"),
+                "{e}"
+            );
         }
-        for bad in [json!([0]), json!([65536]), json!(["22 } flush"]), json!([]), json!(["9-3"])] {
+        for bad in [
+            json!([0]),
+            json!([65536]),
+            json!(["22 } flush"]),
+            json!([]),
+            json!(["9-3"]),
+        ] {
             let e = err(ActionKind::RedirectToHoneypot, json!({ "ports": bad }));
             assert!(e.starts_with("params.ports: "), "{e}");
         }
-        assert_eq!(ActionParams::parse(ActionKind::BlockIp, &Value::Null).unwrap().to_json(), Value::Null);
+        assert_eq!(
+            ActionParams::parse(ActionKind::BlockIp, &Value::Null)
+                .unwrap()
+                .to_json(),
+            Value::Null
+        );
     }
 
     #[test]
@@ -862,12 +902,28 @@ mod tests {
         for ok in ["web", "a1b2c3d4e5f6", "my_app.v2-1"] {
             assert!(ok.parse::<ContainerName>().is_ok(), "{ok}");
         }
-        for bad in ["x/../../images/y?force=1", "..", "a..b", "-x", "", "a b", "a/b", "a?b"] {
+        for bad in [
+            "x/../../images/y?force=1",
+            "..",
+            "a..b",
+            "-x",
+            "",
+            "a b",
+            "a/b",
+            "a?b",
+        ] {
             assert!(bad.parse::<ContainerName>().is_err(), "{bad:?}");
             assert!(bad.parse::<NetworkName>().is_err(), "{bad:?}");
         }
         assert!("/srv/uploads/x.php".parse::<QuarantinePath>().is_ok());
-        for bad in ["srv/x", "/srv/../etc/passwd", "/srv/./x", "/srv//x", "/srv/x/", "/a\nb"] {
+        for bad in [
+            "srv/x",
+            "/srv/../etc/passwd",
+            "/srv/./x",
+            "/srv//x",
+            "/srv/x/",
+            "/a\nb",
+        ] {
             assert!(bad.parse::<QuarantinePath>().is_err(), "{bad:?}");
         }
     }
@@ -876,27 +932,48 @@ mod tests {
     fn limits_cap_ttls_and_keep_files_inside_roots() {
         let none = ActionLimits::default();
         let f = Subject::File("/root/.bashrc".into());
-        assert!(none.check_subject(&f).unwrap_err().to_string().contains("no quarantine roots"));
+        assert!(none
+            .check_subject(&f)
+            .unwrap_err()
+            .to_string()
+            .contains("no quarantine roots"));
         let l = ActionLimits {
             max_ttl: Some(Duration::from_secs(3600)),
             quarantine_roots: vec![PathBuf::from("/srv/uploads")],
         };
         assert!(l.check_subject(&f).is_err());
-        assert!(l.check_subject(&Subject::File("/srv/uploads/a.php".into())).is_ok());
-        assert!(l.check_subject(&Subject::File("/srv/uploadsX/a.php".into())).is_err());
+        assert!(l
+            .check_subject(&Subject::File("/srv/uploads/a.php".into()))
+            .is_ok());
+        assert!(l
+            .check_subject(&Subject::File("/srv/uploadsX/a.php".into()))
+            .is_err());
         assert!(l.check_ttl(3600).is_ok());
-        assert!(l.check_ttl(3601).unwrap_err().to_string().starts_with("ttl: "));
+        assert!(l
+            .check_ttl(3601)
+            .unwrap_err()
+            .to_string()
+            .starts_with("ttl: "));
         assert_eq!(l.cap(1_000_000), 3600);
     }
 
     #[test]
     fn fit_checks_ranges_and_families() {
         let s = Subject::Ip("203.0.113.7".parse().unwrap());
-        let p = ActionParams::parse(ActionKind::BlockIp, &json!({"cidr": "198.51.100.0/24"})).unwrap();
+        let p =
+            ActionParams::parse(ActionKind::BlockIp, &json!({"cidr": "198.51.100.0/24"})).unwrap();
         assert!(check_fit(ActionKind::BlockIp, &s, &p).is_err());
-        let p = ActionParams::parse(ActionKind::RedirectToHoneypot, &json!({"honeypot": "[2001:db8::1]:22"})).unwrap();
+        let p = ActionParams::parse(
+            ActionKind::RedirectToHoneypot,
+            &json!({"honeypot": "[2001:db8::1]:22"}),
+        )
+        .unwrap();
         assert!(check_fit(ActionKind::RedirectToHoneypot, &s, &p).is_err());
         assert!(check_fit(ActionKind::BlockIp, &s, &p).is_err());
-        assert!(check_subject(ActionKind::IsolateContainer, &Subject::Container("x/../y".into())).is_err());
+        assert!(check_subject(
+            ActionKind::IsolateContainer,
+            &Subject::Container("x/../y".into())
+        )
+        .is_err());
     }
 }

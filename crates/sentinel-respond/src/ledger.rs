@@ -932,9 +932,15 @@ mod tests {
             ..Default::default()
         };
         let l = ledger(&t, cfg);
-        let first = l.execute(&plan(Mode::Enforce, "203.0.113.51", 86_400)).await;
+        let first = l
+            .execute(&plan(Mode::Enforce, "203.0.113.51", 86_400))
+            .await;
         assert_eq!(first[0].spec.ttl_secs, 600);
-        assert!(first[0].error.as_deref().unwrap().contains("policy.max_ttl"));
+        assert!(first[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("policy.max_ttl"));
         assert_eq!(
             first[0].expires_at.as_millis() - first[0].created.as_millis(),
             600_000

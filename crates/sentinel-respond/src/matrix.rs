@@ -1,8 +1,8 @@
 //! The policy matrix: the first rule whose severity, risk band and confidence band all match decides.
 
 use sentinel_core::{
-    ActionKind, ActionParams, ActionSpec, Investigation, Mode, Plan, PlanId, Policy, Severity, Subject,
-    Timestamp,
+    ActionKind, ActionParams, ActionSpec, Investigation, Mode, Plan, PlanId, Policy, Severity,
+    Subject, Timestamp,
 };
 use std::time::Duration;
 
@@ -259,7 +259,11 @@ mod tests {
                     actions: vec![ActionTemplate {
                         kind: ActionKind::RateLimit,
                         ttl: Duration::from_secs(600),
-                        params: ActionParams::parse(ActionKind::RateLimit, &serde_json::json!({"rate_per_sec": 10})).unwrap(),
+                        params: ActionParams::parse(
+                            ActionKind::RateLimit,
+                            &serde_json::json!({"rate_per_sec": 10}),
+                        )
+                        .unwrap(),
                     }],
                 },
             ],

@@ -75,11 +75,13 @@ mod tests {
             .screen(&spec("192.0.2.0", json!({"cidr": "192.0.2.0/25"})))
             .is_none());
         assert!(
-            r.screen(&spec("127.0.0.9", json!({"cidr": "127.0.0.0/8"}))).is_some(),
+            r.screen(&spec("127.0.0.9", json!({"cidr": "127.0.0.0/8"})))
+                .is_some(),
             "loopback itself"
         );
         assert!(
-            r.screen(&spec("126.1.2.3", json!({"cidr": "126.0.0.0/8"}))).is_none(),
+            r.screen(&spec("126.1.2.3", json!({"cidr": "126.0.0.0/8"})))
+                .is_none(),
             "a neighbour of loopback"
         );
     }

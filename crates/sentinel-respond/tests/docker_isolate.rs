@@ -193,7 +193,10 @@ async fn isolate_cuts_the_container_off_and_revert_restores_ip_and_aliases() {
     for bad in ["x/../../images/y?force=1", "..", "a?b"] {
         match observe.plan(&spec(bad, serde_json::Value::Null)).await {
             Err(ActError::Refused(msg)) => {
-                assert!(msg.starts_with("subject: ") && !msg.contains("images"), "{msg}")
+                assert!(
+                    msg.starts_with("subject: ") && !msg.contains("images"),
+                    "{msg}"
+                )
             }
             other => panic!("expected a refusal, got {other:?}"),
         }

@@ -44,10 +44,7 @@ fn listed(ns: &Netns) -> Value {
 }
 
 /// Observe in `a`, enforce in `a`, the preview by hand in `b`; returns the enforced table.
-async fn same_path(
-    make: impl Fn(NftTable) -> Box<dyn Actuator>,
-    specs: &[ActionSpec],
-) -> Value {
+async fn same_path(make: impl Fn(NftTable) -> Box<dyn Actuator>, specs: &[ActionSpec]) -> Value {
     let a = Netns::new("onepatha").unwrap();
     let b = Netns::new("onepathb").unwrap();
     let observe = PlanOnly::new(make(table(&a)));
@@ -83,7 +80,11 @@ async fn same_path(
             .unwrap();
     }
     let enforced = listed(&a);
-    assert_eq!(enforced, listed(&b), "the kernel holds what the preview says");
+    assert_eq!(
+        enforced,
+        listed(&b),
+        "the kernel holds what the preview says"
+    );
     assert_ne!(enforced, skeleton, "the action is really there");
     enforced
 }
@@ -91,7 +92,12 @@ async fn same_path(
 #[tokio::test]
 async fn block_ip_preview_is_what_enforce_applies() {
     let specs = [
-        spec(ActionKind::BlockIp, "203.0.113.7".parse().unwrap(), 600, Value::Null),
+        spec(
+            ActionKind::BlockIp,
+            "203.0.113.7".parse().unwrap(),
+            600,
+            Value::Null,
+        ),
         spec(
             ActionKind::BlockIp,
             "2001:db8:1::9".parse().unwrap(),
@@ -107,9 +113,15 @@ async fn block_ip_preview_is_what_enforce_applies() {
     ];
     let t = same_path(|t| Box::new(NftBlockIp::new(t)), &specs).await;
     let text = t.to_string();
-    assert!(text.contains(r#""val":"203.0.113.7""#) && text.contains(r#""timeout":600"#), "{text}");
+    assert!(
+        text.contains(r#""val":"203.0.113.7""#) && text.contains(r#""timeout":600"#),
+        "{text}"
+    );
     assert!(text.contains(r#""addr":"2001:db8:1::","len":48"#), "{text}");
-    assert!(text.contains(r#""addr":"198.51.100.64","len":26"#), "{text}");
+    assert!(
+        text.contains(r#""addr":"198.51.100.64","len":26"#),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -127,11 +139,19 @@ async fn rate_limit_preview_is_what_enforce_applies() {
             600,
             json!({"rate_bytes_per_sec": 10000}),
         ),
-        spec(ActionKind::RateLimit, "192.0.2.19".parse().unwrap(), 600, Value::Null),
+        spec(
+            ActionKind::RateLimit,
+            "192.0.2.19".parse().unwrap(),
+            600,
+            Value::Null,
+        ),
     ];
     let t = same_path(|t| Box::new(NftRateLimit::new(t)), &specs).await;
     let text = t.to_string();
-    assert!(text.contains(r#""rate":50"#) && text.contains(r#""burst":7"#), "{text}");
+    assert!(
+        text.contains(r#""rate":50"#) && text.contains(r#""burst":7"#),
+        "{text}"
+    );
     assert!(text.contains(r#""right":"2001:db8::7""#), "{text}");
     assert!(text.contains(r#""right":"192.0.2.19""#), "{text}");
 }
@@ -165,11 +185,20 @@ async fn honeypot_redirect_preview_is_what_enforce_applies() {
 fn hostile_values_never_become_parameters() {
     for (kind, params) in [
         (ActionKind::BlockIp, json!({"cidr": "127.0.0.0/8 "})),
-        (ActionKind::BlockIp, json!({"cidr": "203.0.113.0/24 } ; flush ruleset ; add element inet sentinel blocked_v4 { 192.0.2.1"})),
+        (
+            ActionKind::BlockIp,
+            json!({"cidr": "203.0.113.0/24 } ; flush ruleset ; add element inet sentinel blocked_v4 { 192.0.2.1"}),
+        ),
         (ActionKind::BlockIp, json!({"cidr": "128.0.0.0/1"})),
-        (ActionKind::RedirectToHoneypot, json!({"honeypot": "192.0.2.30:22 ; flush ruleset"})),
+        (
+            ActionKind::RedirectToHoneypot,
+            json!({"honeypot": "192.0.2.30:22 ; flush ruleset"}),
+        ),
         (ActionKind::RateLimit, json!({"rate_per_sec": -1})),
-        (ActionKind::IsolateContainer, json!({"quarantine_network": "x/../../images/y?force=1"})),
+        (
+            ActionKind::IsolateContainer,
+            json!({"quarantine_network": "x/../../images/y?force=1"}),
+        ),
     ] {
         let e = ActionParams::parse(kind, &params).unwrap_err().to_string();
         assert!(e.starts_with("params."), "{e}");

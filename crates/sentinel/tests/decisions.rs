@@ -64,9 +64,7 @@ async fn decisions_round_trip_through_cli_and_api() {
     );
     assert!(ok);
     assert!(
-        out.contains(
-            "add element inet sentinel blocked_net_v6 { 2001:db8::/64 timeout 3600s }"
-        ),
+        out.contains("add element inet sentinel blocked_net_v6 { 2001:db8::/64 timeout 3600s }"),
         "{out}"
     );
 
@@ -228,7 +226,10 @@ async fn malformed_decisions_are_refused_naming_the_field() {
             "`params.rate_per_sec`",
         ),
         (json!({"file": "/root/.bashrc", "duration": "1h"}), "`file`"),
-        (json!({"ip": "203.0.113.7", "duration": "500years"}), "`duration`"),
+        (
+            json!({"ip": "203.0.113.7", "duration": "500years"}),
+            "`duration`",
+        ),
         (
             json!({"ip": "203.0.113.7", "duration": "1h", "params": {"password": "hunter2-secret"}}),
             "`params`",
@@ -239,7 +240,10 @@ async fn malformed_decisions_are_refused_naming_the_field() {
         assert_eq!(status, 400, "{body}: {text}");
         assert!(text.contains(field), "{body}: want {field} in {text}");
         for raw in ["flush ruleset", "images/y", "hunter2", "127.0.0.0/8 "] {
-            assert!(!text.contains(raw), "{body}: the raw value is echoed: {text}");
+            assert!(
+                !text.contains(raw),
+                "{body}: the raw value is echoed: {text}"
+            );
         }
         // A dry run is refused the same way.
         let mut dry = body.clone();
@@ -254,9 +258,18 @@ async fn malformed_decisions_are_refused_naming_the_field() {
     // The CLI runs the same parse and says the same thing, before sending anything.
     let (ok, _, err) = cli(
         &d,
-        &["add", "--container", "x/../../images/y?force=1", "--duration", "1h"],
+        &[
+            "add",
+            "--container",
+            "x/../../images/y?force=1",
+            "--duration",
+            "1h",
+        ],
     );
-    assert!(!ok && err.contains("`container`") && !err.contains("images/y"), "{err}");
+    assert!(
+        !ok && err.contains("`container`") && !err.contains("images/y"),
+        "{err}"
+    );
     let (ok, _, err) = cli(&d, &["add", "--ip", "128.0.0.0/1", "--duration", "1h"]);
     assert!(!ok && err.contains("`ip`"), "{err}");
 
@@ -287,8 +300,16 @@ async fn limits_come_from_the_configuration() {
     let d = Daemon::start_in(dir, &[]);
     let (status, text) = post(&d, json!({"ip": "203.0.113.7", "duration": "25h"})).await;
     assert_eq!(status, 400, "{text}");
-    assert!(text.contains("`duration`") && text.contains("policy.max_ttl"), "{text}");
-    assert_eq!(post(&d, json!({"ip": "203.0.113.7", "duration": "1d"})).await.0, 201);
+    assert!(
+        text.contains("`duration`") && text.contains("policy.max_ttl"),
+        "{text}"
+    );
+    assert_eq!(
+        post(&d, json!({"ip": "203.0.113.7", "duration": "1d"}))
+            .await
+            .0,
+        201
+    );
     for f in [
         "/etc/hosts".to_string(),
         format!("{}/../sentinel.yml", uploads.display()),

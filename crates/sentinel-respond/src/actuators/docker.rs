@@ -104,9 +104,15 @@ enum EngineCall {
     /// `POST /networks/create` (an internal bridge, inter-container traffic off, labelled).
     CreateNetwork(NetworkName),
     /// `POST /networks/{net}/disconnect`.
-    Disconnect { network: String, container_id: String },
+    Disconnect {
+        network: String,
+        container_id: String,
+    },
     /// `POST /networks/{net}/connect`.
-    Connect { network: NetworkName, container_id: String },
+    Connect {
+        network: NetworkName,
+        container_id: String,
+    },
 }
 
 impl EngineCall {
@@ -231,9 +237,9 @@ impl IsolateContainer {
     }
 
     fn api(&self) -> Result<&Docker, ActError> {
-        self.docker.as_ref().ok_or_else(|| {
-            ActError::Backend("the Docker Engine's socket is not there".into())
-        })
+        self.docker
+            .as_ref()
+            .ok_or_else(|| ActError::Backend("the Docker Engine's socket is not there".into()))
     }
 
     /// The names and ids this actuator refuses to isolate.

@@ -307,8 +307,8 @@ mod tests {
         );
         // A range not holding the subject never becomes a spec; built by hand, the actuator refuses it.
         let mut s = spec("203.0.113.7", Value::Null);
-        s.params = ActionParams::parse(ActionKind::BlockIp, &json!({"cidr": "198.51.100.0/24"}))
-            .unwrap();
+        s.params =
+            ActionParams::parse(ActionKind::BlockIp, &json!({"cidr": "198.51.100.0/24"})).unwrap();
         assert!(Element::from_spec(&s).is_err());
         for bad in [
             json!({"cidr": "0.0.0.0/0"}),

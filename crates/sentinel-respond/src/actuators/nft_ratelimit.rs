@@ -129,10 +129,14 @@ mod tests {
             "ip6 saddr 2001:db8::7 limit rate over 10000 bytes/second burst 10000 bytes"
         ));
         for bad in [json!("10; flush"), json!(0), json!(-1)] {
-            assert!(ActionParams::parse(ActionKind::RateLimit, &json!({ "rate_per_sec": bad }))
-                .is_err());
+            assert!(
+                ActionParams::parse(ActionKind::RateLimit, &json!({ "rate_per_sec": bad }))
+                    .is_err()
+            );
         }
-        let (line, _) = r.rule(&spec("192.0.2.18", serde_json::Value::Null)).unwrap();
+        let (line, _) = r
+            .rule(&spec("192.0.2.18", serde_json::Value::Null))
+            .unwrap();
         assert!(line.contains("limit rate over 10/second burst 5 packets"));
     }
 }
