@@ -65,7 +65,7 @@ struct AddBody {
     #[serde(default)]
     file: Option<String>,
     #[serde(default)]
-    kind: Option<ActionKind>,
+    kind: Option<String>,
     duration: String,
     #[serde(default)]
     reason: String,
@@ -179,11 +179,14 @@ impl AddBody {
                 )
             }
         };
-        let kind = self.kind.unwrap_or(match subject {
-            Subject::Container(_) => ActionKind::IsolateContainer,
-            Subject::File(_) => ActionKind::QuarantineFile,
-            _ => ActionKind::BlockIp,
-        });
+        let kind = match self.kind {
+            Some(k) => k.parse().map_err(|e| format!("`kind`: {e}"))?,
+            None => match subject {
+                Subject::Container(_) => ActionKind::IsolateContainer,
+                Subject::File(_) => ActionKind::QuarantineFile,
+                _ => ActionKind::BlockIp,
+            },
+        };
         let spec =
             ActionSpec::parse(kind, subject, ttl.as_secs(), &params).map_err(|e| named(&e, key))?;
         Ok((spec, self.reason, self.dry_run))

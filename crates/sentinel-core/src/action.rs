@@ -80,8 +80,16 @@ impl FromStr for ActionKind {
             .into_iter()
             .find(|k| k.as_str() == s)
             .ok_or_else(|| {
+                // Quote the name only when it is short and plain: never echo long or hostile input.
+                let shown = if s.len() <= 32
+                    && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                {
+                    format!("`{s}`")
+                } else {
+                    "given".to_string()
+                };
                 format!(
-                    "unknown action `{s}` (block_ip, rate_limit, redirect_to_honeypot, isolate_container, quarantine_file)"
+                    "unknown action {shown} (block_ip, rate_limit, redirect_to_honeypot, isolate_container, quarantine_file)"
                 )
             })
     }
