@@ -53,3 +53,38 @@ impl Actuator for PlanOnly {
         Ok(Vec::new())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::actuators::nft::{NftBlockIp, NftTable};
+    use sentinel_core::Subject;
+
+    #[tokio::test]
+    async fn plans_as_the_real_actuator_and_refuses_to_apply() {
+        let spec = ActionSpec::plain(
+            ActionKind::BlockIp,
+            Subject::Ip("203.0.113.7".parse().unwrap()),
+            60,
+        );
+        let real = NftBlockIp::new(NftTable::default());
+        let p = PlanOnly::new(Box::new(real.clone()));
+        assert_eq!(p.kind(), ActionKind::BlockIp);
+        assert_eq!(
+            p.plan(&spec).await.unwrap(),
+            real.plan(&spec).await.unwrap()
+        );
+        assert_eq!(
+            p.plan(&spec).await.unwrap().operations,
+            ["add element inet sentinel blocked_v4 { 203.0.113.7 timeout 60s }"]
+        );
+        let e = p.apply(&spec).await.unwrap_err().to_string();
+        assert!(
+            e.contains("no enforcing actuator is configured for block_ip"),
+            "{e}"
+        );
+        assert!(p.apply_batch(&[spec.clone()]).await[0].is_err());
+        assert!(p.observe().await.unwrap().is_empty());
+    }
+}

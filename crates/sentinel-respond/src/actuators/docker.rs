@@ -12,16 +12,14 @@
 //! here) is the record of what the container was attached to; a container found only through the engine
 //! is reported with a `partial` token.
 
+use super::docker_calls::{quarantine_network_options, seg, EngineCall};
 use super::docker_token::is_protected;
 pub use super::docker_token::{own_container_id, IsolationToken, NetworkAttachment};
 use async_trait::async_trait;
 use bollard::errors::Error as DockerError;
 use bollard::models::{ContainerInspectResponse, EndpointSettings};
-use bollard::network::{
-    ConnectNetworkOptions, CreateNetworkOptions, DisconnectNetworkOptions, InspectNetworkOptions,
-};
+use bollard::network::{ConnectNetworkOptions, DisconnectNetworkOptions, InspectNetworkOptions};
 use bollard::{Docker, API_DEFAULT_VERSION};
-use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use sentinel_core::params::{ContainerName, NetworkName};
 use sentinel_core::{
     ActError, ActionKind, ActionParams, ActionSpec, Actuator, Applied, Preview, Subject,
@@ -80,68 +78,6 @@ pub struct IsolateContainer {
     protect: Vec<String>,
     quarantine_network: Option<NetworkName>,
     isolated: Arc<Mutex<HashMap<String, Applied>>>,
-}
-
-/// Characters left as they are in a URL path segment: RFC 3986's unreserved set.
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
-
-/// A name as one URL path segment, percent-encoded. Names Sentinel sends are validated to Docker's
-/// grammar (which needs no encoding) or come from the engine itself; encoding is the second guard.
-fn seg(name: &str) -> String {
-    utf8_percent_encode(name, SEGMENT).to_string()
-}
-
-/// One Engine API call isolation makes, built only from validated names and the engine's own ids.
-/// `plan()` renders these; `apply()` runs the very same list.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum EngineCall {
-    /// `GET /containers/{c}/json`.
-    Inspect(ContainerName),
-    /// `POST /networks/create` (an internal bridge, inter-container traffic off, labelled).
-    CreateNetwork(NetworkName),
-    /// `POST /networks/{net}/disconnect`.
-    Disconnect {
-        network: String,
-        container_id: String,
-    },
-    /// `POST /networks/{net}/connect`.
-    Connect {
-        network: NetworkName,
-        container_id: String,
-    },
-}
-
-impl EngineCall {
-    fn render(&self) -> String {
-        match self {
-            EngineCall::Inspect(c) => format!("GET /containers/{}/json", seg(c.as_str())),
-            EngineCall::CreateNetwork(q) => {
-                let body = serde_json::to_string(&IsolateContainer::create_options(q.as_str()))
-                    .unwrap_or_default();
-                format!("POST /networks/create {body}")
-            }
-            EngineCall::Disconnect {
-                network,
-                container_id,
-            } => format!(
-                "POST /networks/{}/disconnect {}",
-                seg(network),
-                serde_json::json!({"Container": container_id, "Force": false})
-            ),
-            EngineCall::Connect {
-                network,
-                container_id,
-            } => format!(
-                "POST /networks/{}/connect {}",
-                seg(network.as_str()),
-                serde_json::json!({"Container": container_id, "EndpointConfig": {}})
-            ),
-        }
-    }
 }
 
 fn engine(what: &str, e: DockerError) -> ActError {
@@ -376,26 +312,15 @@ impl IsolateContainer {
         }
     }
 
-    fn create_options(q: &str) -> CreateNetworkOptions<String> {
-        CreateNetworkOptions {
-            name: q.to_string(),
-            check_duplicate: true,
-            driver: "bridge".into(),
-            internal: true,
-            labels: HashMap::from([(QUARANTINE_LABEL.to_string(), "true".to_string())]),
-            options: HashMap::from([(
-                "com.docker.network.bridge.enable_icc".to_string(),
-                "false".to_string(),
-            )]),
-            ..Default::default()
-        }
-    }
-
     async fn ensure_quarantine_network(&self, q: &str) -> Result<(), ActError> {
         if self.quarantine_network_exists(q).await? {
             return Ok(());
         }
-        match self.api()?.create_network(Self::create_options(q)).await {
+        match self
+            .api()?
+            .create_network(quarantine_network_options(q))
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) if status(&e) == Some(409) => {
                 self.quarantine_network_exists(q).await.map(|_| ())
@@ -689,21 +614,5 @@ mod tests {
             ..DockerConfig::default()
         })
         .is_err());
-    }
-
-    #[test]
-    fn calls_are_rendered_from_validated_names_only() {
-        assert_eq!(seg("a/../b?c=1"), "a%2F..%2Fb%3Fc%3D1");
-        assert_eq!(seg("web_1.v-2"), "web_1.v-2");
-        let c: ContainerName = "web".parse().unwrap();
-        assert_eq!(EngineCall::Inspect(c).render(), "GET /containers/web/json");
-        let d = EngineCall::Disconnect {
-            network: "odd name/x".into(),
-            container_id: "abc".into(),
-        };
-        assert_eq!(
-            d.render(),
-            "POST /networks/odd%20name%2Fx/disconnect {\"Container\":\"abc\",\"Force\":false}"
-        );
     }
 }
