@@ -84,7 +84,7 @@ mod tests {
             e.contains("no enforcing actuator is configured for block_ip"),
             "{e}"
         );
-        assert!(p.apply_batch(&[spec.clone()]).await[0].is_err());
+        assert!(p.apply_batch(std::slice::from_ref(&spec)).await[0].is_err());
         assert!(p.observe().await.unwrap().is_empty());
     }
 }
