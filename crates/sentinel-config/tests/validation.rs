@@ -389,3 +389,23 @@ detect:
         assert!(shown.contains(want), "missing {want:?} in:\n{shown}");
     }
 }
+
+#[test]
+fn docker_network_and_quarantine_roots_are_checked_at_load() {
+    let yaml = "respond:\n  docker_quarantine_network: \"x/../../networks/y?force=1\"\n  quarantine_roots: [/srv/uploads/../../etc, /srv/ok]\n";
+    let errs = load_str(yaml, None, &[]).unwrap_err();
+    let paths: Vec<&str> = errs.0.iter().map(|e| e.path.as_str()).collect();
+    assert!(
+        paths.contains(&"respond.docker_quarantine_network"),
+        "{errs}"
+    );
+    assert!(paths.contains(&"respond.quarantine_roots[0]"), "{errs}");
+    assert!(!paths.contains(&"respond.quarantine_roots[1]"), "{errs}");
+    assert!(!errs.to_string().contains("networks/y"), "{errs}");
+    let ok = load_str(
+        "respond:\n  docker_quarantine_network: sentinel-quarantine\n  quarantine_roots: [/srv/uploads]\n",
+        None,
+        &[],
+    );
+    assert!(ok.is_ok(), "{:?}", ok.err());
+}
