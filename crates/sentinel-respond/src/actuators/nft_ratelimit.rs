@@ -74,12 +74,12 @@ impl Actuator for NftRateLimit {
 
     async fn apply(&self, a: &ActionSpec) -> Result<Applied, ActError> {
         let (line, comment) = self.rule(a)?;
-        tagged::apply_rule(&self.table, CHAIN_RATELIMIT, &line, &comment).await?;
+        let operations = tagged::apply_rule(&self.table, CHAIN_RATELIMIT, &line, &comment).await?;
         Ok(Applied {
             kind: ActionKind::RateLimit,
             subject: a.subject.clone(),
             token: tagged::token(CHAIN_RATELIMIT, &comment),
-            operations: vec![line],
+            operations,
         })
     }
 

@@ -79,12 +79,12 @@ impl Actuator for NftHoneypotRedirect {
 
     async fn apply(&self, a: &ActionSpec) -> Result<Applied, ActError> {
         let (line, comment) = self.rule(a)?;
-        tagged::apply_rule(&self.table, CHAIN_HONEYPOT, &line, &comment).await?;
+        let operations = tagged::apply_rule(&self.table, CHAIN_HONEYPOT, &line, &comment).await?;
         Ok(Applied {
             kind: ActionKind::RedirectToHoneypot,
             subject: a.subject.clone(),
             token: tagged::token(CHAIN_HONEYPOT, &comment),
-            operations: vec![line],
+            operations,
         })
     }
 

@@ -39,13 +39,14 @@ pub fn add_line(table: &NftTable, chain: &str, body: &str, comment: &str) -> Str
     )
 }
 
-/// Adds the rule unless a rule with the same comment is already in the chain.
+/// Adds the rule unless a rule with the same comment is already in the chain; returns the operations
+/// it ran: the rule's line, or none when the rule was found in place.
 pub async fn apply_rule(
     table: &NftTable,
     chain: &str,
     line: &str,
     comment: &str,
-) -> Result<(), NftError> {
+) -> Result<Vec<String>, NftError> {
     table.ensure_cached().await?;
     let present = table
         .list_rules(chain)
@@ -53,9 +54,10 @@ pub async fn apply_rule(
         .iter()
         .any(|r| r.comment.as_deref() == Some(comment));
     if present {
-        return Ok(());
+        return Ok(Vec::new());
     }
-    table.run(&format!("{line}\n")).await
+    table.run(&format!("{line}\n")).await?;
+    Ok(vec![line.to_owned()])
 }
 
 /// The revert token of a tagged rule.
