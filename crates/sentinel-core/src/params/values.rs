@@ -53,6 +53,11 @@ impl FromStr for Cidr {
         } else {
             MIN_PREFIX_V6
         };
+        if let IpNet::V6(v6) = net {
+            if v6.prefix_len() >= 96 && v6.network().to_ipv4_mapped().is_some() {
+                return Err("an IPv4-mapped IPv6 range; give the IPv4 range instead".into());
+            }
+        }
         if net.prefix_len() < min {
             return Err(format!(
                 "range /{} is too wide (at most /{min} for IPv{})",
