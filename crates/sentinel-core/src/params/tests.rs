@@ -257,3 +257,27 @@ fn fit_checks_ranges_and_families() {
     )
     .is_err());
 }
+
+/// Stored specs and plans keep their shape: what was written before parameters were typed reads back
+/// and is written again byte for byte; a record no longer acceptable says which field.
+#[test]
+fn stored_shapes_round_trip() {
+    use crate::action::ActionSpec;
+    for stored in [
+        r#"{"kind":"block_ip","subject":{"type":"ip","value":"203.0.113.7"},"ttl_secs":3600}"#,
+        r#"{"kind":"block_ip","subject":{"type":"ip","value":"2001:db8::9"},"ttl_secs":60,"params":{"cidr":"2001:db8::/64"}}"#,
+        r#"{"kind":"rate_limit","subject":{"type":"ip","value":"192.0.2.18"},"ttl_secs":600,"params":{"burst":5,"rate_per_sec":10}}"#,
+        r#"{"kind":"redirect_to_honeypot","subject":{"type":"ip","value":"192.0.2.18"},"ttl_secs":600,"params":{"honeypot":"192.0.2.30:2222","ports":[22,2022]}}"#,
+        r#"{"kind":"isolate_container","subject":{"type":"container","value":"web"},"ttl_secs":60,"params":{"quarantine_network":"sentinel-q"}}"#,
+        r#"{"kind":"quarantine_file","subject":{"type":"file","value":"/srv/uploads/x.php"},"ttl_secs":60}"#,
+    ] {
+        let spec: ActionSpec = serde_json::from_str(stored).unwrap();
+        assert_eq!(serde_json::to_string(&spec).unwrap(), stored);
+    }
+    let old_null = r#"{"kind":"block_ip","subject":{"type":"ip","value":"203.0.113.7"},"ttl_secs":1,"params":null}"#;
+    let spec: ActionSpec = serde_json::from_str(old_null).unwrap();
+    assert_eq!(spec.params, ActionParams::none(ActionKind::BlockIp));
+    let bad = r#"{"kind":"rate_limit","subject":{"type":"ip","value":"192.0.2.18"},"ttl_secs":1,"params":{"rate_per_sec":-1}}"#;
+    let e = serde_json::from_str::<ActionSpec>(bad).unwrap_err().to_string();
+    assert!(e.contains("params.rate_per_sec"), "{e}");
+}
