@@ -11,6 +11,10 @@
 //! container's labels cannot change after creation, so the revert token (kept by the ledger, and in memory
 //! here) is the record of what the container was attached to; a container found only through the engine
 //! is reported with a `partial` token.
+//!
+//! `plan()` and `apply()` share one builder: after inspecting the container, both compute the same list
+//! of Engine API calls (see `docker_calls`); the dry run renders it, apply runs it and records it in
+//! [`Applied::operations`]. Container and network names are typed (Docker's grammar) before they get here.
 
 use super::docker_calls::{quarantine_network_options, seg, EngineCall};
 use super::docker_token::is_protected;
