@@ -278,6 +278,8 @@ fn stored_shapes_round_trip() {
     let spec: ActionSpec = serde_json::from_str(old_null).unwrap();
     assert_eq!(spec.params, ActionParams::none(ActionKind::BlockIp));
     let bad = r#"{"kind":"rate_limit","subject":{"type":"ip","value":"192.0.2.18"},"ttl_secs":1,"params":{"rate_per_sec":-1}}"#;
-    let e = serde_json::from_str::<ActionSpec>(bad).unwrap_err().to_string();
+    let e = serde_json::from_str::<ActionSpec>(bad)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("params.rate_per_sec"), "{e}");
 }

@@ -137,7 +137,7 @@ impl NftBlockIp {
 
     /// Applies many blocks in one nftables transaction; one result per spec, in order. Specs that are
     /// not acceptable fail alone; if the kernel refuses the transaction, every other spec fails with it.
-    /// The script is [`NftBlockIp::script_lines`] of every element, the same builder `plan()` renders
+    /// The script is `script_lines` of every element, the same builder `plan()` renders
     /// one element with; each result lists its own element's line (merged into the batch's lines).
     pub async fn apply_batch(&self, specs: &[ActionSpec]) -> Vec<Result<Applied, ActError>> {
         let parsed: Vec<Result<Element, NftError>> = specs.iter().map(Element::from_spec).collect();
