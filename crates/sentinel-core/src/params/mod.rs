@@ -71,7 +71,7 @@ impl SpecError {
         Self::new(SpecField::Param(name), reason)
     }
 
-    /// The same problem, reported under another field name (`container`, `file`, …).
+    /// What is wrong, without the field (for callers that name the field their own way).
     pub fn reason(&self) -> &str {
         &self.reason
     }
