@@ -1,6 +1,7 @@
 //! Manual decisions through the API, with CrowdSec-like verbs: `POST /v1/decisions` (add, or preview
 //! with `dry_run`), `GET /v1/decisions` (live ones), `DELETE /v1/decisions?ip=…|id=…|all=true`.
-//! The ledger behind [`Decisions`] stays the one source of truth.
+//! The ledger behind [`Decisions`] stays the one source of truth. A body is parsed into a typed
+//! [`ActionSpec`] here (every malformed value is a 400 naming its field); the daemon adds its limits.
 
 use crate::error::ApiError;
 use crate::extract::{parse_json_value, read_limited, require_content_type, typed};
@@ -10,24 +11,21 @@ use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json};
-use sentinel_core::{ActionId, ActionKind, ActionRecord, Subject, TraceId};
+use sentinel_core::params::{Cidr, ContainerName, QuarantinePath};
+use sentinel_core::{
+    ActionId, ActionKind, ActionRecord, ActionSpec, SpecError, SpecField, Subject, TraceId,
+};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-/// A decision to add.
+/// A decision to add, already parsed into its typed action.
 #[derive(Debug, Clone)]
 pub struct DecisionRequest {
-    /// What to do.
-    pub kind: ActionKind,
-    /// To whom.
-    pub subject: Subject,
-    /// For how long, in seconds.
-    pub ttl_secs: u64,
+    /// What to do, to whom, for how long, with which (typed) parameters.
+    pub spec: ActionSpec,
     /// Why (kept in the plan's reason).
     pub reason: String,
-    /// Kind-specific parameters (`cidr`, `rate_per_sec`, `honeypot`, …).
-    pub params: serde_json::Value,
     /// Only show what would be done.
     pub dry_run: bool,
     /// The request's trace.
@@ -48,7 +46,8 @@ pub enum DecisionSelector {
 /// The ledger, as the API sees it.
 #[async_trait]
 pub trait Decisions: Send + Sync {
-    /// Adds (or previews) a decision.
+    /// Adds (or previews) a decision. The daemon checks what only it knows (`policy.max_ttl`, the
+    /// quarantine roots) and answers a problem as `` `field`: reason ``.
     async fn add(&self, req: DecisionRequest) -> Result<ActionRecord, String>;
     /// Live decisions, soonest expiry first.
     async fn list(&self) -> Vec<ActionRecord>;
@@ -66,7 +65,7 @@ struct AddBody {
     #[serde(default)]
     file: Option<String>,
     #[serde(default)]
-    kind: Option<ActionKind>,
+    kind: Option<String>,
     duration: String,
     #[serde(default)]
     reason: String,
@@ -93,51 +92,12 @@ pub(crate) async fn add(
     let bytes = read_limited(&headers, body, s.settings.max_body_bytes).await?;
     let b: AddBody = typed(parse_json_value(&bytes).map_err(ApiError::BadRequest)?)
         .map_err(ApiError::BadRequest)?;
-    let ttl = humantime::parse_duration(&b.duration)
-        .map_err(|e| ApiError::BadRequest(format!("`duration`: {e} (e.g. 4h, 30m, 7d)")))?;
-    if ttl.as_secs() == 0 {
-        return Err(ApiError::BadRequest(
-            "`duration`: must be at least 1s".into(),
-        ));
-    }
-    let mut params = b.params;
-    let subject = match (b.ip, b.container, b.file) {
-        (Some(ip), None, None) => match ip.parse::<IpAddr>() {
-            Ok(addr) => Subject::Ip(addr),
-            Err(_) => {
-                let net: ipnet::IpNet = ip.parse().map_err(|_| {
-                    ApiError::BadRequest(format!("`ip`: not an address or CIDR: {ip:?}"))
-                })?;
-                if !params.is_object() {
-                    params = serde_json::json!({});
-                }
-                if let Some(m) = params.as_object_mut() {
-                    m.insert("cidr".into(), net.to_string().into());
-                }
-                Subject::Ip(net.network())
-            }
-        },
-        (None, Some(c), None) if !c.is_empty() => Subject::Container(c),
-        (None, None, Some(f)) if f.starts_with('/') => Subject::File(f),
-        _ => {
-            return Err(ApiError::BadRequest(
-                "give exactly one of `ip`, `container` or `file` (an absolute path)".into(),
-            ))
-        }
-    };
-    let kind = b.kind.unwrap_or(match subject {
-        Subject::Container(_) => ActionKind::IsolateContainer,
-        Subject::File(_) => ActionKind::QuarantineFile,
-        _ => ActionKind::BlockIp,
-    });
-    let dry_run = b.dry_run;
+
+    let (spec, reason, dry_run) = b.into_spec().map_err(ApiError::BadRequest)?;
     let rec = desk(&s)?
         .add(DecisionRequest {
-            kind,
-            subject,
-            ttl_secs: ttl.as_secs(),
-            reason: b.reason,
-            params,
+            spec,
+            reason,
             dry_run,
             trace_id: trace,
         })
@@ -151,6 +111,86 @@ pub(crate) async fn add(
         },
         Json(rec),
     ))
+}
+
+/// Checks an add body as `POST /v1/decisions` does, without the daemon's limits: what the CLI runs
+/// before sending, so both refuse the same things with the same words.
+pub fn check_add_body(body: &serde_json::Value) -> Result<ActionSpec, String> {
+    let b: AddBody = typed(body.clone())?;
+    b.into_spec().map(|(spec, _, _)| spec)
+}
+
+/// `` `field`: reason `` for a problem in the action, named as the request names it.
+fn named(e: &SpecError, subject_key: &str) -> String {
+    match e.field {
+        SpecField::Subject => format!("`{subject_key}`: {}", e.reason),
+        SpecField::Ttl => format!("`duration`: {}", e.reason),
+        other => format!("`{other}`: {}", e.reason),
+    }
+}
+
+impl AddBody {
+    /// The typed action, the reason and whether it is a dry run. No message quotes the raw input.
+    fn into_spec(self) -> Result<(ActionSpec, String, bool), String> {
+        if self.duration.len() > 32 {
+            return Err("`duration`: too long (e.g. 4h, 30m, 7d)".into());
+        }
+        let ttl = humantime::parse_duration(self.duration.trim())
+            .map_err(|_| "`duration`: not a duration (e.g. 4h, 30m, 7d)".to_string())?;
+        if ttl.as_secs() == 0 {
+            return Err("`duration`: must be at least 1s".into());
+        }
+        let mut params = self.params;
+        let (subject, key) = match (self.ip, self.container, self.file) {
+            (Some(ip), None, None) => match ip.parse::<IpAddr>() {
+                Ok(addr) => (Subject::Ip(addr), "ip"),
+                Err(_) => {
+                    let net: Cidr = ip.parse().map_err(|e| format!("`ip`: {e}"))?;
+                    match &mut params {
+                        serde_json::Value::Null => {
+                            params = serde_json::json!({ "cidr": net.to_string() })
+                        }
+                        serde_json::Value::Object(m) => {
+                            if m.get("cidr")
+                                .is_some_and(|c| c.as_str() != Some(&net.to_string()))
+                            {
+                                return Err(
+                                    "`params.cidr`: differs from the range given as `ip`".into()
+                                );
+                            }
+                            m.insert("cidr".into(), net.to_string().into());
+                        }
+                        _ => return Err("`params`: must be an object".into()),
+                    }
+                    (Subject::Ip(net.net().network()), "ip")
+                }
+            },
+            (None, Some(c), None) => {
+                let c: ContainerName = c.parse().map_err(|e| format!("`container`: {e}"))?;
+                (Subject::Container(c.to_string()), "container")
+            }
+            (None, None, Some(f)) => {
+                let f: QuarantinePath = f.parse().map_err(|e| format!("`file`: {e}"))?;
+                (Subject::File(f.to_string()), "file")
+            }
+            _ => {
+                return Err(
+                    "give exactly one of `ip`, `container` or `file` (an absolute path)".into(),
+                )
+            }
+        };
+        let kind = match self.kind {
+            Some(k) => k.parse().map_err(|e| format!("`kind`: {e}"))?,
+            None => match subject {
+                Subject::Container(_) => ActionKind::IsolateContainer,
+                Subject::File(_) => ActionKind::QuarantineFile,
+                _ => ActionKind::BlockIp,
+            },
+        };
+        let spec =
+            ActionSpec::parse(kind, subject, ttl.as_secs(), &params).map_err(|e| named(&e, key))?;
+        Ok((spec, self.reason, self.dry_run))
+    }
 }
 
 /// `GET /v1/decisions`.

@@ -332,9 +332,9 @@ pub struct ActionRule {
     /// For how long; `None` means `policy.default_ttl`.
     #[serde(with = "humantime_serde", skip_serializing_if = "Option::is_none")]
     pub ttl: Option<Duration>,
-    /// Parameters for the actuator (null when none).
-    #[serde(skip_serializing_if = "serde_json::Value::is_null")]
-    pub params: serde_json::Value,
+    /// Parameters for the actuator, parsed for its kind (omitted when none is given).
+    #[serde(skip_serializing_if = "sentinel_core::ActionParams::is_empty")]
+    pub params: sentinel_core::ActionParams,
 }
 
 /// `policy.risk_bands`: `0 < medium < high <= 100`.

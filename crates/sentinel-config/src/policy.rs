@@ -1,11 +1,12 @@
 //! Reading and checking the `policy` section: mode, allowlist, TTLs, the ordered rules (severity
-//! names, band names, action kinds, TTLs within `max_ttl`) and the risk and confidence bands.
+//! names, band names, action kinds, TTLs within `max_ttl`, each action's parameters parsed into their
+//! typed form) and the risk and confidence bands.
 //! Part of the pure `validate` step; it does no I/O.
 
 use crate::model::{ActionRule, Band, ConfidenceBands, PolicyConfig, RiskBands, Rule};
 use crate::reader::{Node, Reader};
 use ipnet::IpNet;
-use sentinel_core::{ActionKind, Mode, Severity};
+use sentinel_core::{ActionKind, ActionParams, Mode, Severity};
 use serde_json::Value;
 use std::fmt::Display;
 use std::net::IpAddr;
@@ -155,13 +156,22 @@ fn action(r: &mut Reader, a: &Node<'_>, max_ttl: Option<Duration>) -> Option<Act
             _ => Some(Some(d)),
         }),
     };
-    let params = r
+    // Parsed into the kind's typed parameters now, so a bad value is a config error naming the rule's
+    // action and the field, never a surprise at the first alert.
+    let given = r
         .optional(a, "params")
         .map_or(Value::Null, |n| n.value.clone());
+    let params = kind.and_then(|k| match ActionParams::parse(k, &given) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            r.fail(&format!("{}.{}", a.path, e.field), e.reason);
+            None
+        }
+    });
     Some(ActionRule {
         kind: kind?,
         ttl: ttl?,
-        params,
+        params: params?,
     })
 }
 

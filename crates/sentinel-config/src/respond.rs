@@ -1,6 +1,7 @@
 //! `respond`: the actuators' settings, each actuator's own mode and cap, and TTL escalation.
 
 use crate::reader::{Node, Reader};
+use sentinel_core::params::{NetworkName, QuarantinePath};
 use sentinel_core::{ActionKind, Mode};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -85,16 +86,26 @@ pub(crate) fn respond(r: &mut Reader, s: Option<&Node<'_>>) -> Option<RespondCon
     let quarantine_roots = r.get(s, "quarantine_roots").and_then(|n| {
         r.each(&n, |r, p| {
             let v = r.string(p)?;
-            if !v.starts_with('/') || v == "/" {
-                r.fail(&p.path, "must be an absolute directory other than `/`");
+            if v == "/" || v.parse::<QuarantinePath>().is_err() {
+                r.fail(
+                    &p.path,
+                    "must be a normalised absolute directory other than `/` (no `.`, `..`, `//` or trailing `/`)",
+                );
                 return None;
             }
             Some(PathBuf::from(v))
         })
     });
-    let docker_quarantine_network = r
-        .get(s, "docker_quarantine_network")
-        .and_then(|n| r.string(&n).map(str::to_owned));
+    let docker_quarantine_network = r.get(s, "docker_quarantine_network").and_then(|n| {
+        let v = r.string(&n)?;
+        if !v.is_empty() {
+            if let Err(e) = v.parse::<NetworkName>() {
+                r.fail(&n.path, e);
+                return None;
+            }
+        }
+        Some(v.to_owned())
+    });
     let docker_protect = r
         .get(s, "docker_protect")
         .and_then(|n| r.each(&n, |r, p| r.string(p).map(str::to_owned)));

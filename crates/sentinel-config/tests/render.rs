@@ -9,13 +9,11 @@ fn cfg(yaml: &str) -> ValidatedConfig {
 
 #[test]
 fn effective_yaml_masks_token_and_secret_keys() {
+    // Action parameters are typed (a secret-looking key there is a config error); free-form maps such
+    // as a source's fail2ban variables are where such keys can still appear.
     let yaml = r#"
-policy:
-  rules:
-    - severity: any
-      risk: any
-      confidence: any
-      actions: [{ kind: redirect_to_honeypot, params: { api_token: tok-123, client_secret: sec-456, host: 10.9.9.9 } }]
+sources:
+  - { type: file, paths: [/var/log/auth.log], fail2ban_filter: /etc/fail2ban/filter.d/sshd.conf, fail2ban_vars: { api_token: tok-123, client_secret: sec-456, host: 10.9.9.9 }, jail: sshd }
 "#;
     let text = cfg(yaml).effective_yaml();
     assert!(!text.contains("tok-123"), "{text}");

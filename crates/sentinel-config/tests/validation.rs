@@ -107,7 +107,63 @@ policy:
         Duration::from_secs(7200)
     );
     assert_eq!(rule.actions[1].ttl, Some(Duration::from_secs(600)));
-    assert_eq!(rule.actions[1].params["rate_per_sec"], 5);
+    assert_eq!(rule.actions[1].params.to_json()["rate_per_sec"], 5);
+}
+
+/// Every malformed action parameter is a config error at load, at the rule's action and the field,
+/// without the raw value in the message.
+#[test]
+fn malformed_action_params_are_config_errors_naming_rule_and_field() {
+    let cases = [
+        ("block_ip", r#"{ cidr: "127.0.0.0/8 " }"#, "params.cidr"),
+        (
+            "block_ip",
+            r#"{ cidr: "203.0.113.0/24; flush ruleset" }"#,
+            "params.cidr",
+        ),
+        ("block_ip", r#"{ cidr: "128.0.0.0/1" }"#, "params.cidr"),
+        (
+            "redirect_to_honeypot",
+            r#"{ honeypot: "192.0.2.30:2222; flush ruleset" }"#,
+            "params.honeypot",
+        ),
+        (
+            "redirect_to_honeypot",
+            r#"{ honeypot: "192.0.2.30:22", ports: [0] }"#,
+            "params.ports",
+        ),
+        ("rate_limit", "{ rate_per_sec: -1 }", "params.rate_per_sec"),
+        ("rate_limit", "{ rate_per_sec: 0 }", "params.rate_per_sec"),
+        (
+            "isolate_container",
+            r#"{ quarantine_network: "x/../../images/y?force=1" }"#,
+            "params.quarantine_network",
+        ),
+        ("block_ip", "{ password: hunter2 }", "params"),
+        ("quarantine_file", "{ anything: 1 }", "params"),
+    ];
+    for (kind, params, field) in cases {
+        let yaml = format!(
+            "policy:\n  rules:\n    - {{ severity: any, risk: any, confidence: any, actions: [{{ kind: block_ip }}, {{ kind: {kind}, params: {params} }}] }}\n"
+        );
+        let errs = load_str(&yaml, None, &[]).unwrap_err();
+        let want = format!("policy.rules[0].actions[1].{field}");
+        assert!(
+            errs.0.iter().any(|e| e.path == want),
+            "{kind} {params}: want an error at {want}, got {errs}"
+        );
+        let text = errs.to_string();
+        for raw in ["flush ruleset", "hunter2", "images/y"] {
+            assert!(!text.contains(raw), "the raw value is echoed: {text}");
+        }
+    }
+    // Well-formed ones load, in the same shape.
+    let yaml = "policy:\n  rules:\n    - { severity: any, risk: any, confidence: any, actions: [{ kind: redirect_to_honeypot, params: { honeypot: \"192.0.2.30:2222\", ports: [22, \"8000-8010\"] } }] }\n";
+    let cfg = load_str(yaml, None, &[]).unwrap();
+    assert_eq!(
+        cfg.policy.rules[0].actions[0].params.to_json(),
+        serde_json::json!({"honeypot": "192.0.2.30:2222", "ports": [22, "8000-8010"]})
+    );
 }
 
 #[test]
@@ -352,4 +408,24 @@ fn store_sync_is_normal_or_full_and_anything_else_names_the_key() {
     assert_eq!(errs.len(), 1, "{errs}");
     assert!(errs.mentions("store.sync"), "{errs}");
     assert!(errs.to_string().contains("normal, full"), "{errs}");
+}
+
+#[test]
+fn docker_network_and_quarantine_roots_are_checked_at_load() {
+    let yaml = "respond:\n  docker_quarantine_network: \"x/../../networks/y?force=1\"\n  quarantine_roots: [/srv/uploads/../../etc, /srv/ok]\n";
+    let errs = load_str(yaml, None, &[]).unwrap_err();
+    let paths: Vec<&str> = errs.0.iter().map(|e| e.path.as_str()).collect();
+    assert!(
+        paths.contains(&"respond.docker_quarantine_network"),
+        "{errs}"
+    );
+    assert!(paths.contains(&"respond.quarantine_roots[0]"), "{errs}");
+    assert!(!paths.contains(&"respond.quarantine_roots[1]"), "{errs}");
+    assert!(!errs.to_string().contains("networks/y"), "{errs}");
+    let ok = load_str(
+        "respond:\n  docker_quarantine_network: sentinel-quarantine\n  quarantine_roots: [/srv/uploads]\n",
+        None,
+        &[],
+    );
+    assert!(ok.is_ok(), "{:?}", ok.err());
 }

@@ -2,6 +2,7 @@
 
 use crate::alert::{Severity, Subject};
 use crate::ids::{ActionId, AlertId, InvestigationId, PlanId, TraceId};
+use crate::params::{check_fit, check_subject, ActionParams, SpecError};
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -79,15 +80,27 @@ impl FromStr for ActionKind {
             .into_iter()
             .find(|k| k.as_str() == s)
             .ok_or_else(|| {
+                // Quote the name only when it is short and plain: never echo long or hostile input.
+                let shown = if s.len() <= 32
+                    && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                {
+                    format!("`{s}`")
+                } else {
+                    "given".to_string()
+                };
                 format!(
-                    "unknown action `{s}` (block_ip, rate_limit, redirect_to_honeypot, isolate_container, quarantine_file)"
+                    "unknown action {shown} (block_ip, rate_limit, redirect_to_honeypot, isolate_container, quarantine_file)"
                 )
             })
     }
 }
 
-/// One action a plan asks for.
+/// One action a plan asks for, its parameters already parsed into their types.
+///
+/// Read from JSON, the parameters are parsed for the kind (unknown keys and malformed values are
+/// errors); [`ActionSpec::new`] also checks that the subject fits the kind and is well formed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "RawActionSpec")]
 pub struct ActionSpec {
     /// What to do.
     pub kind: ActionKind,
@@ -96,8 +109,78 @@ pub struct ActionSpec {
     /// How long it stays before it is reverted, in seconds.
     pub ttl_secs: u64,
     /// Kind-specific parameters (rate, honeypot address, …).
-    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
-    pub params: serde_json::Value,
+    #[serde(skip_serializing_if = "ActionParams::is_empty")]
+    pub params: ActionParams,
+}
+
+/// The wire form of an [`ActionSpec`], before its parameters are parsed.
+#[derive(Deserialize)]
+struct RawActionSpec {
+    kind: ActionKind,
+    subject: Subject,
+    ttl_secs: u64,
+    #[serde(default)]
+    params: serde_json::Value,
+}
+
+impl TryFrom<RawActionSpec> for ActionSpec {
+    type Error = SpecError;
+    fn try_from(r: RawActionSpec) -> Result<Self, SpecError> {
+        let params = ActionParams::parse(r.kind, &r.params)?;
+        Ok(ActionSpec {
+            kind: r.kind,
+            subject: r.subject,
+            ttl_secs: r.ttl_secs,
+            params,
+        })
+    }
+}
+
+impl ActionSpec {
+    /// A checked action: the subject fits the kind and is well formed, the parameters belong to the
+    /// kind and fit the subject (a range contains the address, a honeypot has its family).
+    pub fn new(
+        kind: ActionKind,
+        subject: Subject,
+        ttl_secs: u64,
+        params: ActionParams,
+    ) -> Result<Self, SpecError> {
+        check_subject(kind, &subject)?;
+        check_fit(kind, &subject, &params)?;
+        Ok(ActionSpec {
+            kind,
+            subject,
+            ttl_secs,
+            params,
+        })
+    }
+
+    /// [`ActionSpec::new`] with the parameters still in their JSON form.
+    pub fn parse(
+        kind: ActionKind,
+        subject: Subject,
+        ttl_secs: u64,
+        params: &serde_json::Value,
+    ) -> Result<Self, SpecError> {
+        let params = ActionParams::parse(kind, params)?;
+        Self::new(kind, subject, ttl_secs, params)
+    }
+
+    /// An action of `kind` on `subject` with no parameters (all defaults).
+    pub fn plain(kind: ActionKind, subject: Subject, ttl_secs: u64) -> Self {
+        ActionSpec {
+            kind,
+            subject,
+            ttl_secs,
+            params: ActionParams::none(kind),
+        }
+    }
+
+    /// Checks the whole action again ([`ActionSpec::new`]'s rules).
+    pub fn check(&self) -> Result<(), SpecError> {
+        check_subject(self.kind, &self.subject)?;
+        check_fit(self.kind, &self.subject, &self.params)
+    }
 }
 
 /// What the policy chose for one investigation.
@@ -194,6 +277,10 @@ pub struct Applied {
     pub subject: Subject,
     /// Actuator-specific revert token.
     pub token: serde_json::Value,
+    /// The operations apply carried out, rendered as its dry run renders them (empty for what was
+    /// found in place rather than applied).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub operations: Vec<String>,
 }
 
 /// An action and its state, as kept in the ledger.

@@ -13,6 +13,7 @@ pub mod audit;
 pub mod event;
 pub mod ids;
 pub mod observed;
+pub mod params;
 pub mod redact;
 pub mod seams;
 pub mod time;
@@ -23,6 +24,7 @@ pub use audit::{AuditKind, AuditRecord, Notice};
 pub use event::{Event, EventKind};
 pub use ids::{ActionId, AlertId, EventId, InvestigationId, PlanId, TraceId};
 pub use observed::Observed;
+pub use params::{ActionLimits, ActionParams, SpecError, SpecField};
 pub use redact::Redactor;
 pub use seams::{
     ActError, Actuator, AuditError, AuditLog, Bus, BusError, BusRx, Detector, EnrichError,

@@ -92,7 +92,7 @@ async fn main() {
             actions: vec![ActionTemplate {
                 kind: ActionKind::BlockIp,
                 ttl: Duration::from_secs(3600),
-                params: serde_json::Value::Null,
+                params: sentinel_core::ActionParams::none(ActionKind::BlockIp),
             }],
         }],
         Bands {
@@ -171,7 +171,7 @@ async fn main() {
                         n as u16,
                     ))),
                     ttl_secs: 3600,
-                    params: serde_json::Value::Null,
+                    params: sentinel_core::ActionParams::none(ActionKind::BlockIp),
                 }
             })
             .collect();

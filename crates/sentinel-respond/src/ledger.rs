@@ -37,6 +37,9 @@ pub struct LedgerConfig {
     pub max_live: HashMap<ActionKind, usize>,
     /// TTL escalation for repeat offenders.
     pub escalation: Option<Escalation>,
+    /// The longest TTL any action may have (`policy.max_ttl`): matrix plans, escalation and manual
+    /// decisions alike are capped to it.
+    pub max_ttl: Option<Duration>,
 }
 
 /// One correction made by reconcile.
@@ -85,11 +88,7 @@ impl Prepared {
 type Target = (ActionKind, String, Option<String>);
 
 fn target_of(spec: &ActionSpec) -> Target {
-    let cidr = spec
-        .params
-        .get("cidr")
-        .and_then(|c| c.as_str())
-        .map(str::to_owned);
+    let cidr = spec.params.cidr().map(|c| c.to_string());
     (spec.kind, spec.subject.key(), cidr)
 }
 
@@ -334,6 +333,16 @@ impl Ledger {
             let (ttl, note) = self.escalate(spec.ttl_secs, earlier);
             spec.ttl_secs = ttl;
             notes.extend(note);
+        }
+        if let Some(max) = self.cfg.max_ttl {
+            let max = max.as_secs().max(1);
+            if spec.ttl_secs > max {
+                notes.push(format!(
+                    "TTL {}s capped at policy.max_ttl ({max}s)",
+                    spec.ttl_secs
+                ));
+                spec.ttl_secs = max;
+            }
         }
         let mut rec = Self::new_record(plan, &spec, mode, now);
         let Some(act) = self.responder.actuator(spec.kind) else {
@@ -643,12 +652,7 @@ fn start_up_record(
         id: ActionId::new(),
         plan_id: sentinel_core::PlanId::new(),
         alert_id: sentinel_core::AlertId::new(),
-        spec: ActionSpec {
-            kind,
-            subject,
-            ttl_secs: 0,
-            params: serde_json::Value::Null,
-        },
+        spec: ActionSpec::plain(kind, subject, 0),
         mode: Mode::Enforce,
         state,
         created: now,
@@ -701,6 +705,7 @@ mod tests {
                 kind: a.kind,
                 subject: a.subject.clone(),
                 token: serde_json::json!({"ttl": a.ttl_secs}),
+                operations: vec![format!("add {}", a.subject)],
             };
             lock(&self.0).insert(a.subject.key(), t.clone());
             Ok(t)
@@ -724,12 +729,11 @@ mod tests {
             severity: Severity::High,
             risk_band: "high".into(),
             confidence_band: "high".into(),
-            actions: vec![ActionSpec {
-                kind: ActionKind::BlockIp,
-                subject: Subject::Ip(ip.parse().unwrap()),
-                ttl_secs: ttl,
-                params: serde_json::Value::Null,
-            }],
+            actions: vec![ActionSpec::plain(
+                ActionKind::BlockIp,
+                Subject::Ip(ip.parse().unwrap()),
+                ttl,
+            )],
             reason: "test".into(),
             trace_id: TraceId::new(),
         }
@@ -916,6 +920,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn max_ttl_caps_every_action_escalated_or_not() {
+        let t = Table::default();
+        let cfg = LedgerConfig {
+            escalation: Some(Escalation {
+                factor: 10,
+                window: Duration::from_secs(3600),
+                max_ttl: Duration::from_secs(100_000),
+            }),
+            max_ttl: Some(Duration::from_secs(600)),
+            ..Default::default()
+        };
+        let l = ledger(&t, cfg);
+        let first = l
+            .execute(&plan(Mode::Enforce, "203.0.113.51", 86_400))
+            .await;
+        assert_eq!(first[0].spec.ttl_secs, 600);
+        assert!(first[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("policy.max_ttl"));
+        assert_eq!(
+            first[0].expires_at.as_millis() - first[0].created.as_millis(),
+            600_000
+        );
+        let again = l.execute(&plan(Mode::Observe, "203.0.113.52", 120)).await;
+        assert_eq!(again[0].spec.ttl_secs, 120);
+        let escalated = l.execute(&plan(Mode::Observe, "203.0.113.52", 120)).await;
+        assert_eq!(escalated[0].spec.ttl_secs, 600, "min(120 s x 10, max_ttl)");
+    }
+
+    #[tokio::test]
     async fn reconcile_reapplies_missing_removes_orphans_and_expires_late_ones() {
         let t = Table::default();
         let l = ledger(&t, LedgerConfig::default());
@@ -941,6 +977,7 @@ mod tests {
                 kind: ActionKind::BlockIp,
                 subject: Subject::Ip("198.51.100.99".parse().unwrap()),
                 token: serde_json::Value::Null,
+                operations: Vec::new(),
             },
         );
         let l2 = ledger(&t, LedgerConfig::default());

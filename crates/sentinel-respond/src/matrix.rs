@@ -1,7 +1,8 @@
 //! The policy matrix: the first rule whose severity, risk band and confidence band all match decides.
 
 use sentinel_core::{
-    ActionKind, ActionSpec, Investigation, Mode, Plan, PlanId, Policy, Severity, Subject, Timestamp,
+    ActionKind, ActionParams, ActionSpec, Investigation, Mode, Plan, PlanId, Policy, Severity,
+    Subject, Timestamp,
 };
 use std::time::Duration;
 
@@ -56,8 +57,8 @@ pub struct ActionTemplate {
     pub kind: ActionKind,
     /// For how long.
     pub ttl: Duration,
-    /// Kind-specific parameters.
-    pub params: serde_json::Value,
+    /// Kind-specific parameters, parsed when the configuration was loaded.
+    pub params: ActionParams,
 }
 
 /// One row of the matrix.
@@ -131,6 +132,7 @@ impl Policy for PolicyMatrix {
                     r.name.clone()
                 };
                 let mut skipped = Vec::new();
+                let mut unfit = Vec::new();
                 let actions: Vec<ActionSpec> = r
                     .actions
                     .iter()
@@ -141,11 +143,15 @@ impl Policy for PolicyMatrix {
                         }
                         ok
                     })
-                    .map(|t| ActionSpec {
-                        kind: t.kind,
-                        subject: inv.alert.subject.clone(),
-                        ttl_secs: t.ttl.as_secs(),
-                        params: t.params.clone(),
+                    .filter_map(|t| {
+                        let subject = inv.alert.subject.clone();
+                        match ActionSpec::new(t.kind, subject, t.ttl.as_secs(), t.params.clone()) {
+                            Ok(spec) => Some(spec),
+                            Err(e) => {
+                                unfit.push(format!("{} ({e})", t.kind));
+                                None
+                            }
+                        }
                     })
                     .collect();
                 let mut reason = format!(
@@ -161,6 +167,9 @@ impl Policy for PolicyMatrix {
                         skipped.join(", "),
                         inv.alert.subject
                     ));
+                }
+                if !unfit.is_empty() {
+                    reason.push_str(&format!("; refused {}", unfit.join(", ")));
                 }
                 (actions, reason)
             }
@@ -233,12 +242,12 @@ mod tests {
                         ActionTemplate {
                             kind: ActionKind::BlockIp,
                             ttl: Duration::from_secs(3600),
-                            params: serde_json::Value::Null,
+                            params: ActionParams::none(ActionKind::BlockIp),
                         },
                         ActionTemplate {
                             kind: ActionKind::IsolateContainer,
                             ttl: Duration::from_secs(60),
-                            params: serde_json::Value::Null,
+                            params: ActionParams::none(ActionKind::IsolateContainer),
                         },
                     ],
                 },
@@ -250,7 +259,11 @@ mod tests {
                     actions: vec![ActionTemplate {
                         kind: ActionKind::RateLimit,
                         ttl: Duration::from_secs(600),
-                        params: serde_json::json!({"rate_per_sec": 10}),
+                        params: ActionParams::parse(
+                            ActionKind::RateLimit,
+                            &serde_json::json!({"rate_per_sec": 10}),
+                        )
+                        .unwrap(),
                     }],
                 },
             ],
@@ -282,7 +295,7 @@ mod tests {
 
         let p = matrix().decide(&inv(Severity::High, 50, 0.3, ip.clone()));
         assert_eq!(p.actions[0].kind, ActionKind::RateLimit);
-        assert_eq!(p.actions[0].params["rate_per_sec"], 10);
+        assert_eq!(p.actions[0].params.to_json()["rate_per_sec"], 10);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 use sentinel_core::{ActError, ActionKind, ActionSpec, Actuator, Applied, Subject};
 use sentinel_respond::actuators::docker::{DockerConfig, IsolateContainer, IsolationToken};
+use sentinel_respond::PlanOnly;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -45,6 +46,9 @@ impl Drop for Env {
 }
 
 fn ensure_busybox() {
+    // One install at a time: tests run in parallel, and two apt-get runs fight over dpkg's lock.
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = INSTALL.lock().unwrap_or_else(|p| p.into_inner());
     if !Path::new("/bin/busybox").exists() {
         let st = Command::new("apt-get")
             .args(["install", "-y", "busybox-static"])
@@ -126,7 +130,7 @@ fn spec(c: &str, params: serde_json::Value) -> ActionSpec {
         kind: ActionKind::IsolateContainer,
         subject: Subject::Container(c.to_string()),
         ttl_secs: 60,
-        params,
+        params: sentinel_core::ActionParams::parse(ActionKind::IsolateContainer, &params).unwrap(),
     }
 }
 
@@ -162,14 +166,47 @@ async fn isolate_cuts_the_container_off_and_revert_restores_ip_and_aliases() {
     let act = IsolateContainer::connect(DockerConfig::default())
         .await
         .unwrap();
-    let preview = act.plan(&spec(a, serde_json::Value::Null)).await.unwrap();
-    assert!(preview
-        .operations
-        .iter()
-        .any(|o| o.starts_with(&format!("POST /networks/{net}/disconnect"))));
+    // Observe mode: the same actuator, built without negotiating with the engine, may only plan.
+    let observe = PlanOnly::new(Box::new(
+        IsolateContainer::offline(DockerConfig::default()).unwrap(),
+    ));
+    let preview = observe
+        .plan(&spec(a, serde_json::Value::Null))
+        .await
+        .unwrap();
+    let id = docker_ok(&["inspect", "-f", "{{.Id}}", a]);
+    assert_eq!(
+        preview.operations,
+        [
+            format!("GET /containers/{a}/json"),
+            format!("POST /networks/{net}/disconnect {{\"Container\":\"{id}\",\"Force\":false}}"),
+        ]
+    );
+    assert!(observe
+        .apply(&spec(a, serde_json::Value::Null))
+        .await
+        .unwrap_err()
+        .to_string()
+        .contains("no enforcing actuator"));
     assert!(reaches(a, &b_ip), "plan must change nothing");
+    // A name that would walk the Engine API's paths is refused before any call.
+    for bad in ["x/../../images/y?force=1", "..", "a?b"] {
+        match observe.plan(&spec(bad, serde_json::Value::Null)).await {
+            Err(ActError::Refused(msg)) => {
+                assert!(
+                    msg.starts_with("subject: ") && !msg.contains("images"),
+                    "{msg}"
+                )
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
 
     let applied = act.apply(&spec(a, serde_json::Value::Null)).await.unwrap();
+    assert_eq!(
+        applied.operations, preview.operations,
+        "enforce ran exactly what observe recorded"
+    );
     let tok: IsolationToken = serde_json::from_value(applied.token.clone()).unwrap();
     assert_eq!(tok.networks.len(), 1);
     assert_eq!(tok.networks[0].aliases, ["web"]);
@@ -241,12 +278,28 @@ async fn quarantine_network_protect_list_and_a_vanished_container() {
     assert!(networks(&b).contains_key(&net));
 
     let params = serde_json::json!({ "quarantine_network": qnet });
-    let preview = act.plan(&spec(&a, params.clone())).await.unwrap();
+    let observe = PlanOnly::new(Box::new(
+        IsolateContainer::offline(DockerConfig {
+            protect: vec![b.clone()],
+            ..DockerConfig::default()
+        })
+        .unwrap(),
+    ));
+    let preview = observe.plan(&spec(&a, params.clone())).await.unwrap();
     assert!(preview
         .operations
         .iter()
         .any(|o| o.contains("/networks/create")));
+    assert!(preview
+        .operations
+        .last()
+        .unwrap()
+        .starts_with(&format!("POST /networks/{qnet}/connect")));
     let applied = act.apply(&spec(&a, params)).await.unwrap();
+    assert_eq!(
+        applied.operations, preview.operations,
+        "enforce ran exactly what observe recorded"
+    );
     let internal = docker_ok(&["network", "inspect", "-f", "{{.Internal}}", &qnet]);
     assert_eq!(internal, "true");
     let now = networks(&a);

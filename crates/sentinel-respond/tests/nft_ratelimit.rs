@@ -28,8 +28,14 @@ async fn rate_limit_cuts_throughput_tenfold_and_revert_restores_it() {
         json!({"rate_per_sec": 100}),
     );
     let applied = act.apply(&s).await.unwrap();
-    // Applying the same action again adds no second rule.
-    assert_eq!(act.apply(&s).await.unwrap(), applied);
+    // Applying the same action again adds no second rule, and says it ran nothing.
+    assert_eq!(applied.operations.len(), 1);
+    let again = act.apply(&s).await.unwrap();
+    assert_eq!(
+        (&again.token, &again.subject),
+        (&applied.token, &applied.subject)
+    );
+    assert!(again.operations.is_empty(), "{:?}", again.operations);
     let seen = NftRateLimit::new(table(&victim.ns))
         .observe()
         .await

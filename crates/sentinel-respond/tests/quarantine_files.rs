@@ -3,6 +3,7 @@
 
 use sentinel_core::{ActError, ActionKind, ActionSpec, Actuator, Subject};
 use sentinel_respond::actuators::quarantine::{Manifest, QuarantineConfig, QuarantineFile};
+use sentinel_respond::PlanOnly;
 use sha2::{Digest, Sha256};
 use std::fs::{self, FileTimes};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -14,7 +15,7 @@ fn spec(p: &Path) -> ActionSpec {
         kind: ActionKind::QuarantineFile,
         subject: Subject::File(p.display().to_string()),
         ttl_secs: 60,
-        params: serde_json::Value::Null,
+        params: sentinel_core::ActionParams::QuarantineFile,
     }
 }
 
@@ -69,11 +70,27 @@ async fn roundtrip(root_base: &Path) {
     let file = sub.join("shell.php");
     let (uid, gid, mtime) = plant(&file);
 
-    let preview = s.act.plan(&spec(&file)).await.unwrap();
+    // Observe mode: the planner (nothing created, same configuration) behind PlanOnly.
+    let observe = PlanOnly::new(Box::new(QuarantineFile::planner(QuarantineConfig {
+        dir: qdir.clone(),
+        roots: vec![s.root.clone()],
+    })));
+    let preview = observe.plan(&spec(&file)).await.unwrap();
     assert!(preview.operations.iter().any(|o| o.contains("rename")));
+    assert!(preview.operations[0].contains(&file.display().to_string()));
+    assert!(observe
+        .apply(&spec(&file))
+        .await
+        .unwrap_err()
+        .to_string()
+        .contains("no enforcing actuator"));
     assert!(file.exists(), "plan must change nothing");
 
     let applied = s.act.apply(&spec(&file)).await.unwrap();
+    assert_eq!(
+        applied.operations, preview.operations,
+        "enforce ran exactly what observe recorded"
+    );
     assert!(!file.exists(), "moved away from its path");
     let m: Manifest = serde_json::from_value(applied.token.clone()).unwrap();
     assert_eq!(m.original_path, file);
@@ -93,8 +110,11 @@ async fn roundtrip(root_base: &Path) {
         serde_json::from_slice(&fs::read(qdir.join(format!("{}.json", m.id))).unwrap()).unwrap();
     assert_eq!(on_disk, m);
 
+    // Observe reports what is in place (the same token), not the operations that put it there.
     let seen = s.act.observe().await.unwrap();
-    assert_eq!(seen, vec![applied.clone()]);
+    let mut found = applied.clone();
+    found.operations.clear();
+    assert_eq!(seen, vec![found]);
 
     // Revert after a "restart": a new actuator with the same config and only the serialised token.
     let again = QuarantineFile::new(QuarantineConfig {
@@ -230,4 +250,30 @@ fn config_validation_reports_every_problem() {
     .validate()
     .unwrap_err();
     assert_eq!(errs.len(), 3, "{errs:?}");
+}
+
+/// With no quarantine roots configured, the planner refuses every file, naming the setting; paths that
+/// are not absolute and normalised are refused before the file system is looked at.
+#[tokio::test]
+async fn planner_without_roots_or_with_odd_paths_refuses() {
+    let q = tempfile::tempdir().unwrap();
+    let none = QuarantineFile::planner(QuarantineConfig {
+        dir: q.path().join("q"),
+        roots: Vec::new(),
+    });
+    match none.plan(&spec(Path::new("/root/.bashrc"))).await {
+        Err(ActError::Refused(msg)) => assert!(msg.contains("respond.quarantine_roots"), "{msg}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(!q.path().join("q").exists(), "the planner creates nothing");
+    let some = QuarantineFile::planner(QuarantineConfig {
+        dir: q.path().join("q"),
+        roots: vec![q.path().to_path_buf()],
+    });
+    for bad in ["relative/x", "/tmp/../root/.bashrc", "/tmp/./x", "/tmp//x"] {
+        match some.plan(&spec(Path::new(bad))).await {
+            Err(ActError::Refused(msg)) => assert!(msg.starts_with("subject: "), "{bad}: {msg}"),
+            other => panic!("{bad}: expected a refusal, got {other:?}"),
+        }
+    }
 }

@@ -66,8 +66,12 @@ impl Target {
         Ok(body)
     }
 
-    /// `POST /v1/decisions`.
+    /// `POST /v1/decisions`. The body is first checked as the API checks it, so a malformed value is
+    /// refused here with the API's own words, before anything is sent.
     pub async fn add(&self, body: Value) -> anyhow::Result<Value> {
+        if let Err(e) = sentinel_api::decisions::check_add_body(&body) {
+            bail!("400 Bad Request: {e}");
+        }
         let r = Self::client()?
             .post(format!("{}/v1/decisions", self.base))
             .bearer_auth(&self.key)

@@ -100,6 +100,7 @@ pub async fn run(
         ledger: ledger.clone(),
         writer: writer.clone(),
         mode: cfg.policy.mode,
+        limits: crate::ledger_tasks::action_limits(&cfg),
     });
     let stages = Stages {
         detector: Heuristic::new(heuristic_settings(&cfg)),

@@ -292,7 +292,7 @@ fn map_jail(j: &Jail, max_ttl: Duration, p: &mut JailPlan) -> anyhow::Result<()>
         actions: vec![ActionRule {
             kind: ActionKind::BlockIp,
             ttl: Some(ttl),
-            params: Value::Null,
+            params: sentinel_core::ActionParams::none(ActionKind::BlockIp),
         }],
     });
     Ok(())

@@ -5,8 +5,9 @@
 use sentinel_api::decisions::{DecisionRequest, DecisionSelector, Decisions};
 use sentinel_config::ValidatedConfig;
 use sentinel_core::{
-    ActionKind, ActionRecord, ActionSpec, ActionState, AlertId, AuditKind, AuditRecord,
-    InvestigationId, Mode, Plan, PlanId, Severity, Timestamp, TraceId,
+    ActionKind, ActionLimits, ActionRecord, ActionSpec, ActionState, AlertId, AuditKind,
+    AuditRecord, InvestigationId, Mode, Plan, PlanId, Severity, SpecError, SpecField, Timestamp,
+    TraceId,
 };
 use sentinel_respond::{Escalation, Ledger, LedgerConfig, Responder};
 use sentinel_store::{ActionFilter, Record, Store, StoreWriter};
@@ -24,6 +25,7 @@ pub fn ledger_config(cfg: &ValidatedConfig) -> LedgerConfig {
             lc.max_live.insert(kind, a.max_live);
         }
     }
+    lc.max_ttl = Some(cfg.policy.max_ttl);
     if cfg.respond.escalation_factor > 1 {
         lc.escalation = Some(Escalation {
             factor: cfg.respond.escalation_factor,
@@ -165,17 +167,42 @@ pub struct Desk {
     pub writer: StoreWriter,
     /// The mode manual decisions start from (each actuator's own mode still wins).
     pub mode: Mode,
+    /// What a manual decision may ask for at most (`policy.max_ttl`, the quarantine roots).
+    pub limits: ActionLimits,
+}
+
+/// The limits every action is held to, from the configuration.
+pub fn action_limits(cfg: &ValidatedConfig) -> ActionLimits {
+    ActionLimits {
+        max_ttl: Some(cfg.policy.max_ttl),
+        quarantine_roots: cfg.respond.quarantine_roots.clone(),
+    }
+}
+
+/// A limit a manual decision breaks, named as the request names the field.
+fn over_limit(limits: &ActionLimits, spec: &ActionSpec) -> Result<(), String> {
+    let subject_key = match spec.subject {
+        sentinel_core::Subject::File(_) => "file",
+        sentinel_core::Subject::Container(_) => "container",
+        _ => "ip",
+    };
+    let named = |e: SpecError| match e.field {
+        SpecField::Ttl => format!("`duration`: {}", e.reason),
+        SpecField::Subject => format!("`{subject_key}`: {}", e.reason),
+        other => format!("`{other}`: {}", e.reason),
+    };
+    limits.check_ttl(spec.ttl_secs).map_err(named)?;
+    if spec.kind == ActionKind::QuarantineFile {
+        limits.check_subject(&spec.subject).map_err(named)?;
+    }
+    spec.check().map_err(named)
 }
 
 #[async_trait::async_trait]
 impl Decisions for Desk {
     async fn add(&self, req: DecisionRequest) -> Result<ActionRecord, String> {
-        let spec = ActionSpec {
-            kind: req.kind,
-            subject: req.subject,
-            ttl_secs: req.ttl_secs,
-            params: req.params,
-        };
+        let spec = req.spec;
+        over_limit(&self.limits, &spec)?;
         let plan = Plan {
             id: PlanId::new(),
             ts: Timestamp::now(),
@@ -266,8 +293,8 @@ impl Decisions for Desk {
     }
 }
 
-/// The responder for this configuration: real actuators for the kinds that enforce, record-only
-/// (dry run) for the rest.
+/// The responder for this configuration: every kind has its real actuator; the kinds that do not
+/// enforce get it behind `PlanOnly` (it plans, and refuses to apply).
 pub async fn responder(
     cfg: &ValidatedConfig,
     allowlist: sentinel_respond::Allowlist,

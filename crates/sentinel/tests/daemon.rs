@@ -107,7 +107,7 @@ async fn golden_path_keeps_one_trace_id() {
     assert_eq!(action["state"], "planned");
     assert_eq!(
         action["preview"]["operations"][0],
-        "nft add element inet sentinel blocked_v4 { 203.0.113.7 timeout 14400s }"
+        "add element inet sentinel blocked_v4 { 203.0.113.7 timeout 14400s }"
     );
 
     let alerts = get_json(&d, &format!("/v1/alerts?trace_id={trace}")).await;

@@ -1,5 +1,6 @@
 //! Manual decisions through the CLI and the API, in the default observe mode: added, listed, previewed
-//! with the exact operation, refused on the allowlist (and recorded), deleted, and expired on time.
+//! with the exact operation (the real actuator's own dry run), refused on the allowlist (and recorded),
+//! deleted, and expired on time. Malformed values are 400s naming the field, and nothing is recorded.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -63,9 +64,7 @@ async fn decisions_round_trip_through_cli_and_api() {
     );
     assert!(ok);
     assert!(
-        out.contains(
-            "nft add element inet sentinel blocked_net_v6 { 2001:db8::/64 timeout 3600s }"
-        ),
+        out.contains("add element inet sentinel blocked_net_v6 { 2001:db8::/64 timeout 3600s }"),
         "{out}"
     );
 
@@ -162,5 +161,178 @@ async fn decisions_round_trip_through_cli_and_api() {
     assert_eq!(r.status(), 400);
     let r = d.client().get(d.url("/v1/decisions")).send().await.unwrap();
     assert_eq!(r.status(), 401);
+    let (_dir, _) = d.stop();
+}
+
+async fn post(d: &Daemon, body: Value) -> (u16, String) {
+    let r = d
+        .client()
+        .post(d.url("/v1/decisions"))
+        .bearer_auth(&d.key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+async fn recorded_actions(d: &Daemon) -> usize {
+    let v: Value = d
+        .client()
+        .get(d.url("/v1/actions"))
+        .bearer_auth(&d.key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["items"].as_array().unwrap().len()
+}
+
+/// Each value that once became a live planned action, or reached the preview or the Docker API path
+/// verbatim, is now a 400 naming the field, without the raw value; nothing is recorded or live.
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_decisions_are_refused_naming_the_field() {
+    let d = Daemon::start(&[]);
+    let cases = [
+        (
+            json!({"ip": "203.0.113.7", "duration": "1h", "params": {"cidr": "127.0.0.0/8 "}}),
+            "`params.cidr`",
+        ),
+        (
+            json!({"ip": "203.0.113.7", "duration": "1h", "params": {"cidr": "203.0.113.0/24 } ; flush ruleset ; add element inet sentinel blocked_v4 { 192.0.2.1"}}),
+            "`params.cidr`",
+        ),
+        (
+            json!({"ip": "203.0.113.7", "kind": "redirect_to_honeypot", "duration": "1h", "params": {"honeypot": "192.0.2.30:2222 ; flush ruleset"}}),
+            "`params.honeypot`",
+        ),
+        (
+            json!({"ip": "128.0.0.7", "duration": "1h", "params": {"cidr": "128.0.0.0/1"}}),
+            "`params.cidr`",
+        ),
+        (json!({"ip": "128.0.0.0/1", "duration": "1h"}), "`ip`"),
+        (
+            json!({"container": "x/../../images/y?force=1", "duration": "1h"}),
+            "`container`",
+        ),
+        (
+            json!({"ip": "203.0.113.7", "kind": "rate_limit", "duration": "1h", "params": {"rate_per_sec": -1}}),
+            "`params.rate_per_sec`",
+        ),
+        (
+            json!({"ip": "203.0.113.7", "kind": "rate_limit", "duration": "1h", "params": {"rate_per_sec": 0}}),
+            "`params.rate_per_sec`",
+        ),
+        (json!({"file": "/root/.bashrc", "duration": "1h"}), "`file`"),
+        (
+            json!({"ip": "203.0.113.7", "duration": "500years"}),
+            "`duration`",
+        ),
+        (
+            json!({"ip": "203.0.113.7", "duration": "1h", "params": {"password": "hunter2-secret"}}),
+            "`params`",
+        ),
+    ];
+    for (body, field) in cases {
+        let (status, text) = post(&d, body.clone()).await;
+        assert_eq!(status, 400, "{body}: {text}");
+        assert!(text.contains(field), "{body}: want {field} in {text}");
+        for raw in ["flush ruleset", "images/y", "hunter2", "127.0.0.0/8 "] {
+            assert!(
+                !text.contains(raw),
+                "{body}: the raw value is echoed: {text}"
+            );
+        }
+        // A dry run is refused the same way.
+        let mut dry = body.clone();
+        dry["dry_run"] = json!(true);
+        assert_eq!(post(&d, dry).await.0, 400);
+    }
+    let (_, text) = post(&d, json!({"file": "/root/.bashrc", "duration": "1h"})).await;
+    assert!(text.contains("respond.quarantine_roots"), "{text}");
+    let (_, text) = post(&d, json!({"ip": "203.0.113.7", "duration": "500years"})).await;
+    assert!(text.contains("policy.max_ttl"), "{text}");
+
+    // The CLI runs the same parse and says the same thing, before sending anything.
+    let (ok, _, err) = cli(
+        &d,
+        &[
+            "add",
+            "--container",
+            "x/../../images/y?force=1",
+            "--duration",
+            "1h",
+        ],
+    );
+    assert!(
+        !ok && err.contains("`container`") && !err.contains("images/y"),
+        "{err}"
+    );
+    let (ok, _, err) = cli(&d, &["add", "--ip", "128.0.0.0/1", "--duration", "1h"]);
+    assert!(!ok && err.contains("`ip`"), "{err}");
+
+    let (ok, out, _) = cli(&d, &["list", "--json"]);
+    assert!(ok);
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), json!([]));
+    assert_eq!(recorded_actions(&d).await, 0, "nothing recorded");
+    let (_dir, _) = d.stop();
+}
+
+/// With a tighter `policy.max_ttl` and a quarantine root: a longer duration and a file outside the root
+/// are 400s; a file inside is previewed with the quarantine actuator's own dry run.
+#[tokio::test(flavor = "multi_thread")]
+async fn limits_come_from_the_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let uploads = dir.path().join("uploads");
+    std::fs::create_dir(&uploads).unwrap();
+    let shell = uploads.join("shell.php");
+    std::fs::write(&shell, "<?php ?>").unwrap();
+    std::fs::write(
+        dir.path().join("sentinel.yml"),
+        format!(
+            "policy:\n  max_ttl: 1d\nrespond:\n  quarantine_roots: [{}]\n",
+            uploads.display()
+        ),
+    )
+    .unwrap();
+    let d = Daemon::start_in(dir, &[]);
+    let (status, text) = post(&d, json!({"ip": "203.0.113.7", "duration": "25h"})).await;
+    assert_eq!(status, 400, "{text}");
+    assert!(
+        text.contains("`duration`") && text.contains("policy.max_ttl"),
+        "{text}"
+    );
+    assert_eq!(
+        post(&d, json!({"ip": "203.0.113.7", "duration": "1d"}))
+            .await
+            .0,
+        201
+    );
+    for f in [
+        "/etc/hosts".to_string(),
+        format!("{}/../sentinel.yml", uploads.display()),
+    ] {
+        let (status, text) = post(&d, json!({"file": f, "duration": "1h"})).await;
+        assert_eq!(status, 400, "{f}: {text}");
+        assert!(text.contains("`file`"), "{f}: {text}");
+    }
+    let (status, text) = post(
+        &d,
+        json!({"file": shell.display().to_string(), "duration": "1h", "dry_run": true}),
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    let rec: Value = serde_json::from_str(&text).unwrap();
+    let canonical = std::fs::canonicalize(&shell).unwrap();
+    assert_eq!(
+        rec["preview"]["operations"][0],
+        format!(
+            "sha256 {}; record path, mode, uid/gid, size, mtime",
+            canonical.display()
+        )
+    );
+    assert!(shell.exists(), "a dry run moves nothing");
     let (_dir, _) = d.stop();
 }

@@ -224,6 +224,23 @@ fn logs_to_kernel_block_decisions_restart_and_reconcile() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("applied (enforce mode)"));
     assert!(!reaches(attacker, victim));
+    // One action path: the record's dry run is exactly what apply ran.
+    let out = sentinel(
+        &ns,
+        dir.path(),
+        &["decisions", "list", "--json", "--data-dir", "data"],
+    );
+    let live: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rec = &live[0];
+    // (A repeat offender by now: the TTL is escalated, and the operation shows the escalated one.)
+    let ttl = rec["spec"]["ttl_secs"].as_u64().unwrap();
+    assert!(ttl >= 3600);
+    let want = format!(
+        "add element inet sentinel blocked_v4 {{ {} timeout {ttl}s }}",
+        attacker.v4
+    );
+    assert_eq!(rec["preview"]["operations"], serde_json::json!([want]));
+    assert_eq!(rec["applied"]["operations"], rec["preview"]["operations"]);
 
     // 3. Behind Sentinel's back while it is down: its element deleted, a foreign table added.
     d.stop();

@@ -11,17 +11,23 @@
 //! container's labels cannot change after creation, so the revert token (kept by the ledger, and in memory
 //! here) is the record of what the container was attached to; a container found only through the engine
 //! is reported with a `partial` token.
+//!
+//! `plan()` and `apply()` share one builder: after inspecting the container, both compute the same list
+//! of Engine API calls (see `docker_calls`); the dry run renders it, apply runs it and records it in
+//! [`Applied::operations`]. Container and network names are typed (Docker's grammar) before they get here.
 
+use super::docker_calls::{quarantine_network_options, seg, EngineCall};
 use super::docker_token::is_protected;
 pub use super::docker_token::{own_container_id, IsolationToken, NetworkAttachment};
 use async_trait::async_trait;
 use bollard::errors::Error as DockerError;
 use bollard::models::{ContainerInspectResponse, EndpointSettings};
-use bollard::network::{
-    ConnectNetworkOptions, CreateNetworkOptions, DisconnectNetworkOptions, InspectNetworkOptions,
-};
+use bollard::network::{ConnectNetworkOptions, DisconnectNetworkOptions, InspectNetworkOptions};
 use bollard::{Docker, API_DEFAULT_VERSION};
-use sentinel_core::{ActError, ActionKind, ActionSpec, Actuator, Applied, Preview, Subject};
+use sentinel_core::params::{ContainerName, NetworkName};
+use sentinel_core::{
+    ActError, ActionKind, ActionParams, ActionSpec, Actuator, Applied, Preview, Subject,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -71,9 +77,10 @@ pub struct RevertReport {
 
 /// The [`ActionKind::IsolateContainer`] actuator.
 pub struct IsolateContainer {
-    docker: Docker,
+    /// `None`: the engine's socket is not there (a role that only plans).
+    docker: Option<Docker>,
     protect: Vec<String>,
-    quarantine_network: Option<String>,
+    quarantine_network: Option<NetworkName>,
     isolated: Arc<Mutex<HashMap<String, Applied>>>,
 }
 
@@ -86,13 +93,6 @@ fn status(e: &DockerError) -> Option<u16> {
         DockerError::DockerResponseServerError { status_code, .. } => Some(*status_code),
         _ => None,
     }
-}
-
-fn valid_network_name(n: &str) -> bool {
-    let mut chars = n.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-        && n.len() <= 128
 }
 
 /// The parts of an inspect the actuator needs.
@@ -136,31 +136,34 @@ impl Target {
     }
 }
 
-fn disconnect_op(net: &str, id: &str) -> String {
-    format!("POST /networks/{net}/disconnect {{\"Container\":\"{id}\",\"Force\":false}}")
-}
-
-fn connect_op(net: &str, id: &str, ep: &EndpointSettings) -> String {
-    let ep = serde_json::to_string(ep).unwrap_or_else(|_| "{}".into());
-    format!("POST /networks/{net}/connect {{\"Container\":\"{id}\",\"EndpointConfig\":{ep}}}")
-}
-
 impl IsolateContainer {
     /// Connects to the engine (negotiating the API version) and builds the protect list.
     pub async fn connect(cfg: DockerConfig) -> Result<Self, ActError> {
-        if let Some(q) = &cfg.quarantine_network {
-            if !valid_network_name(q) {
-                return Err(ActError::Refused(format!(
-                    "bad quarantine network name `{q}`"
-                )));
-            }
-        }
+        let mut me = Self::offline(cfg)?;
+        let docker = me.docker.take().ok_or_else(|| {
+            ActError::Backend("docker connect: the engine's socket is not there".into())
+        })?;
+        me.docker = Some(
+            docker
+                .negotiate_version()
+                .await
+                .map_err(|e| engine("version negotiation", e))?,
+        );
+        Ok(me)
+    }
+
+    /// The actuator without talking to the engine: what a role that only plans uses. Its dry run
+    /// still inspects the container when the engine's socket is there (read-only), to list the exact
+    /// networks it would cut; without the engine it lists the calls in general terms.
+    pub fn offline(cfg: DockerConfig) -> Result<Self, ActError> {
+        let quarantine_network = match &cfg.quarantine_network {
+            Some(q) => Some(q.parse::<NetworkName>().map_err(|e| {
+                ActError::Refused(format!("respond.docker_quarantine_network: {e}"))
+            })?),
+            None => None,
+        };
         let socket = cfg.socket.display().to_string();
-        let docker = Docker::connect_with_socket(&socket, 120, API_DEFAULT_VERSION)
-            .map_err(|e| engine("connect", e))?
-            .negotiate_version()
-            .await
-            .map_err(|e| engine("version negotiation", e))?;
+        let docker = Docker::connect_with_unix(&socket, 120, API_DEFAULT_VERSION).ok();
         let mut protect = cfg.protect;
         if cfg.protect_self {
             protect.extend(own_container_id());
@@ -168,9 +171,15 @@ impl IsolateContainer {
         Ok(Self {
             docker,
             protect,
-            quarantine_network: cfg.quarantine_network,
+            quarantine_network,
             isolated: Arc::default(),
         })
+    }
+
+    fn api(&self) -> Result<&Docker, ActError> {
+        self.docker
+            .as_ref()
+            .ok_or_else(|| ActError::Backend("the Docker Engine's socket is not there".into()))
     }
 
     /// The names and ids this actuator refuses to isolate.
@@ -182,30 +191,93 @@ impl IsolateContainer {
         self.isolated.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn container_of(a: &ActionSpec) -> Result<&str, ActError> {
+    fn container_of(a: &ActionSpec) -> Result<ContainerName, ActError> {
         match (&a.kind, &a.subject) {
-            (ActionKind::IsolateContainer, Subject::Container(c)) if !c.is_empty() => Ok(c),
+            (ActionKind::IsolateContainer, Subject::Container(c)) => c
+                .parse()
+                .map_err(|e| ActError::Refused(format!("subject: {e}"))),
             (kind, subject) => Err(ActError::Refused(format!(
                 "{kind} does not apply to {subject}"
             ))),
         }
     }
 
-    fn qnet_of(&self, a: &ActionSpec) -> Result<Option<String>, ActError> {
-        match a.params.get("quarantine_network") {
-            None | Some(serde_json::Value::Null) => Ok(self.quarantine_network.clone()),
-            Some(serde_json::Value::String(q)) if valid_network_name(q) => Ok(Some(q.clone())),
-            Some(other) => Err(ActError::Refused(format!(
-                "bad quarantine_network parameter {other}"
+    fn qnet_of(&self, a: &ActionSpec) -> Result<Option<NetworkName>, ActError> {
+        match &a.params {
+            ActionParams::IsolateContainer(p) => Ok(p
+                .quarantine_network
+                .clone()
+                .or_else(|| self.quarantine_network.clone())),
+            other => Err(ActError::Refused(format!(
+                "{} parameters given to isolate_container",
+                other.kind()
             ))),
         }
     }
 
     async fn inspect(&self, c: &str) -> Result<Option<Target>, ActError> {
-        match self.docker.inspect_container(c, None).await {
+        match self.api()?.inspect_container(&seg(c), None).await {
             Ok(info) => Ok(Some(Target::from_inspect(info))),
             Err(e) if status(&e) == Some(404) => Ok(None),
-            Err(e) => Err(engine(&format!("inspect {c}"), e)),
+            Err(e) => Err(engine("inspect", e)),
+        }
+    }
+
+    /// The calls isolating `target` makes after inspecting it, in order: create the quarantine network
+    /// if it is missing, disconnect every other network, connect the quarantine network.
+    fn isolation_calls(
+        c: &ContainerName,
+        target: &Target,
+        qnet: Option<&NetworkName>,
+        qnet_exists: bool,
+    ) -> Result<Vec<EngineCall>, ActError> {
+        let mut calls = vec![EngineCall::Inspect(c.clone())];
+        if let (Some(q), false) = (qnet, qnet_exists) {
+            calls.push(EngineCall::CreateNetwork(q.clone()));
+        }
+        let cut: Vec<&String> = target.to_cut(qnet.map(|q| q.as_str())).collect();
+        if cut.is_empty() && qnet.is_none() {
+            return Err(ActError::Refused(format!(
+                "container {} has no networks to disconnect",
+                target.name
+            )));
+        }
+        for net in cut {
+            calls.push(EngineCall::Disconnect {
+                network: net.clone(),
+                container_id: target.id.clone(),
+            });
+        }
+        if let Some(q) = qnet {
+            if !target.networks.iter().any(|(n, _)| n == q.as_str()) {
+                calls.push(EngineCall::Connect {
+                    network: q.clone(),
+                    container_id: target.id.clone(),
+                });
+            }
+        }
+        Ok(calls)
+    }
+
+    /// Runs one call (the inspect is done by the caller, whose result the list was built from).
+    async fn run(&self, call: &EngineCall) -> Result<(), ActError> {
+        match call {
+            EngineCall::Inspect(_) => Ok(()),
+            EngineCall::CreateNetwork(q) => self.ensure_quarantine_network(q.as_str()).await,
+            EngineCall::Disconnect {
+                network,
+                container_id,
+            } => self
+                .disconnect(network, container_id)
+                .await
+                .map_err(|e| engine(&format!("disconnect from {network}"), e)),
+            EngineCall::Connect {
+                network,
+                container_id,
+            } => self
+                .connect_to(network.as_str(), container_id, EndpointSettings::default())
+                .await
+                .map_err(|e| engine(&format!("connect to {network}"), e)),
         }
     }
 
@@ -231,8 +303,8 @@ impl IsolateContainer {
     /// Whether the quarantine network exists; refuses one that exists but is not internal.
     async fn quarantine_network_exists(&self, q: &str) -> Result<bool, ActError> {
         match self
-            .docker
-            .inspect_network(q, None::<InspectNetworkOptions<String>>)
+            .api()?
+            .inspect_network(&seg(q), None::<InspectNetworkOptions<String>>)
             .await
         {
             Ok(n) if n.internal == Some(true) => Ok(true),
@@ -244,26 +316,15 @@ impl IsolateContainer {
         }
     }
 
-    fn create_options(q: &str) -> CreateNetworkOptions<String> {
-        CreateNetworkOptions {
-            name: q.to_string(),
-            check_duplicate: true,
-            driver: "bridge".into(),
-            internal: true,
-            labels: HashMap::from([(QUARANTINE_LABEL.to_string(), "true".to_string())]),
-            options: HashMap::from([(
-                "com.docker.network.bridge.enable_icc".to_string(),
-                "false".to_string(),
-            )]),
-            ..Default::default()
-        }
-    }
-
     async fn ensure_quarantine_network(&self, q: &str) -> Result<(), ActError> {
         if self.quarantine_network_exists(q).await? {
             return Ok(());
         }
-        match self.docker.create_network(Self::create_options(q)).await {
+        match self
+            .api()?
+            .create_network(quarantine_network_options(q))
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) if status(&e) == Some(409) => {
                 self.quarantine_network_exists(q).await.map(|_| ())
@@ -277,7 +338,10 @@ impl IsolateContainer {
             container: id.to_string(),
             force: false,
         };
-        self.docker.disconnect_network(net, opts).await
+        match &self.docker {
+            Some(d) => d.disconnect_network(&seg(net), opts).await,
+            None => Err(DockerError::SocketNotFoundError("docker".into())),
+        }
     }
 
     async fn connect_to(
@@ -290,7 +354,10 @@ impl IsolateContainer {
             container: id.to_string(),
             endpoint_config: ep,
         };
-        self.docker.connect_network(net, opts).await
+        match &self.docker {
+            Some(d) => d.connect_network(&seg(net), opts).await,
+            None => Err(DockerError::SocketNotFoundError("docker".into())),
+        }
     }
 
     /// Puts back attachments after a failed apply; best effort, the apply error is what is reported.
@@ -387,15 +454,24 @@ impl Actuator for IsolateContainer {
     async fn plan(&self, a: &ActionSpec) -> Result<Preview, ActError> {
         let c = Self::container_of(a)?;
         let qnet = self.qnet_of(a)?;
-        let mut operations = vec![format!("GET /containers/{c}/json")];
-        let target = match self.inspect(c).await {
+        let target = match self.inspect(c.as_str()).await {
             Ok(Some(t)) => t,
-            Ok(None) => return Err(ActError::Refused(format!("no such container `{c}`"))),
+            Ok(None) => return Err(ActError::Refused("subject: no such container".into())),
             Err(_) => {
-                // The engine is unreachable: say what would be done in general terms.
-                operations.push(disconnect_op("<each network>", c));
-                if let Some(q) = &qnet {
-                    operations.push(connect_op(q, c, &EndpointSettings::default()));
+                // The engine is not reachable from here: the calls in general terms.
+                let mut operations = vec![EngineCall::Inspect(c.clone()).render()];
+                operations.push(format!(
+                    "POST /networks/<each network>/disconnect {}",
+                    serde_json::json!({"Container": "<id>", "Force": false})
+                ));
+                if let Some(q) = qnet {
+                    operations.push(
+                        EngineCall::Connect {
+                            network: q,
+                            container_id: "<id>".into(),
+                        }
+                        .render(),
+                    );
                 }
                 return Ok(Preview {
                     kind: ActionKind::IsolateContainer,
@@ -404,72 +480,49 @@ impl Actuator for IsolateContainer {
             }
         };
         self.screen(&target)?;
-        for net in target.to_cut(qnet.as_deref()) {
-            operations.push(disconnect_op(net, &target.id));
-        }
-        if let Some(q) = &qnet {
-            if !self.quarantine_network_exists(q).await? {
-                let body = serde_json::to_string(&Self::create_options(q)).unwrap_or_default();
-                operations.push(format!("POST /networks/create {body}"));
-            }
-            operations.push(connect_op(q, &target.id, &EndpointSettings::default()));
-        }
+        let exists = match &qnet {
+            Some(q) => self.quarantine_network_exists(q.as_str()).await?,
+            None => false,
+        };
+        let calls = Self::isolation_calls(&c, &target, qnet.as_ref(), exists)?;
         Ok(Preview {
             kind: ActionKind::IsolateContainer,
-            operations,
+            operations: calls.iter().map(EngineCall::render).collect(),
         })
     }
 
     async fn apply(&self, a: &ActionSpec) -> Result<Applied, ActError> {
         let c = Self::container_of(a)?;
         let qnet = self.qnet_of(a)?;
-        let Some(target) = self.inspect(c).await? else {
-            return Err(ActError::Refused(format!("no such container `{c}`")));
+        let Some(target) = self.inspect(c.as_str()).await? else {
+            return Err(ActError::Refused("subject: no such container".into()));
         };
         self.screen(&target)?;
         if let Some(prev) = self.ledger().get(&target.id) {
             return Ok(prev.clone());
         }
-        let cut: Vec<NetworkAttachment> = target
-            .networks
-            .iter()
-            .filter(|(n, _)| target.to_cut(qnet.as_deref()).any(|m| m == n))
-            .map(|(n, ep)| NetworkAttachment::from_endpoint(n, &target.id, ep))
-            .collect();
-        if cut.is_empty() && qnet.is_none() {
-            return Err(ActError::Refused(format!(
-                "container {} has no networks to disconnect",
-                target.name
-            )));
-        }
-        if let Some(q) = &qnet {
-            self.ensure_quarantine_network(q).await?;
-        }
-        let mut done = Vec::with_capacity(cut.len());
-        for att in &cut {
-            if let Err(e) = self.disconnect(&att.network, &target.id).await {
+        let exists = match &qnet {
+            Some(q) => self.quarantine_network_exists(q.as_str()).await?,
+            None => false,
+        };
+        let calls = Self::isolation_calls(&c, &target, qnet.as_ref(), exists)?;
+        let mut done: Vec<NetworkAttachment> = Vec::new();
+        for call in &calls {
+            if let Err(e) = self.run(call).await {
                 self.roll_back(&target.id, &done).await;
-                return Err(engine(&format!("disconnect from {}", att.network), e));
+                return Err(e);
             }
-            done.push(att.clone());
-        }
-        if let Some(q) = &qnet {
-            let on_q = target.networks.iter().any(|(n, _)| n == q);
-            if !on_q {
-                if let Err(e) = self
-                    .connect_to(q, &target.id, EndpointSettings::default())
-                    .await
-                {
-                    self.roll_back(&target.id, &done).await;
-                    return Err(engine(&format!("connect to {q}"), e));
+            if let EngineCall::Disconnect { network, .. } = call {
+                if let Some((n, ep)) = target.networks.iter().find(|(n, _)| n == network) {
+                    done.push(NetworkAttachment::from_endpoint(n, &target.id, ep));
                 }
             }
         }
         let token = IsolationToken {
             container_id: target.id.clone(),
             container_name: target.name.clone(),
-            networks: cut,
-            quarantine_network: qnet,
+            networks: done,
+            quarantine_network: qnet.map(|q| q.as_str().to_owned()),
             partial: false,
         };
         let applied = Applied {
@@ -477,6 +530,7 @@ impl Actuator for IsolateContainer {
             subject: a.subject.clone(),
             token: serde_json::to_value(&token)
                 .map_err(|e| ActError::Backend(format!("token: {e}")))?,
+            operations: calls.iter().map(EngineCall::render).collect(),
         };
         self.ledger().insert(target.id, applied.clone());
         Ok(applied)
@@ -488,7 +542,11 @@ impl Actuator for IsolateContainer {
 
     async fn observe(&self) -> Result<Vec<Applied>, ActError> {
         let known = self.ledger().clone();
-        let mut qnets: BTreeSet<String> = self.quarantine_network.iter().cloned().collect();
+        let mut qnets: BTreeSet<String> = self
+            .quarantine_network
+            .iter()
+            .map(|q| q.as_str().to_owned())
+            .collect();
         for a in known.values() {
             if let Some(q) = a.token.get("quarantine_network").and_then(|v| v.as_str()) {
                 qnets.insert(q.to_string());
@@ -498,8 +556,8 @@ impl Actuator for IsolateContainer {
         let mut seen = BTreeSet::new();
         for q in &qnets {
             let net = match self
-                .docker
-                .inspect_network(q, None::<InspectNetworkOptions<String>>)
+                .api()?
+                .inspect_network(&seg(q), None::<InspectNetworkOptions<String>>)
                 .await
             {
                 Ok(n) => n,
@@ -527,6 +585,7 @@ impl Actuator for IsolateContainer {
                     subject: Subject::Container(name),
                     token: serde_json::to_value(&token)
                         .map_err(|e| ActError::Backend(format!("token: {e}")))?,
+                    operations: Vec::new(),
                 });
             }
         }
@@ -550,9 +609,14 @@ mod tests {
 
     #[test]
     fn network_names_are_checked() {
-        assert!(valid_network_name("sentinel-quarantine"));
-        assert!(!valid_network_name("../x"));
-        assert!(!valid_network_name(""));
+        assert!("sentinel-quarantine".parse::<NetworkName>().is_ok());
+        assert!("../x".parse::<NetworkName>().is_err());
+        assert!("".parse::<NetworkName>().is_err());
         assert!(super::super::docker_token::is_default_network("bridge"));
+        assert!(IsolateContainer::offline(DockerConfig {
+            quarantine_network: Some("x/../y".into()),
+            ..DockerConfig::default()
+        })
+        .is_err());
     }
 }

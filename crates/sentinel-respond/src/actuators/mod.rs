@@ -4,6 +4,7 @@
 //! needs only the serialised [`sentinel_core::Applied`], and observe (what is really in place now).
 //! Each touches only what it created.
 pub mod docker;
+mod docker_calls;
 mod docker_token;
 pub mod quarantine;
 mod quarantine_rules;

@@ -9,16 +9,15 @@
 use super::nft::{NftError, NftTable, BLOCK_SETS, SET_NET_V4, SET_NET_V6, SET_V4, SET_V6};
 use async_trait::async_trait;
 use ipnet::IpNet;
-use sentinel_core::{ActError, ActionKind, ActionSpec, Actuator, Applied, Preview, Subject};
+use sentinel_core::{
+    ActError, ActionKind, ActionParams, ActionSpec, Actuator, Applied, Preview, Subject,
+};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::net::IpAddr;
 
 /// Elements per `add element` line of a batch script (one transaction whatever the count).
 const CHUNK: usize = 5000;
-/// The shortest prefixes a block may cover.
-const MIN_PREFIX_V4: u8 = 8;
-const MIN_PREFIX_V6: u8 = 16;
 
 /// Blocks addresses and ranges through Sentinel's nftables sets.
 #[derive(Debug, Clone)]
@@ -34,46 +33,25 @@ struct Element {
 }
 
 impl Element {
+    /// The element a spec adds: its parameters are already typed (the range's bounds and normal form
+    /// are the [`Cidr`] type's); here only what ties them to the subject is checked again.
     fn from_spec(a: &ActionSpec) -> Result<Element, NftError> {
-        if a.kind != ActionKind::BlockIp {
-            return Err(NftError::Invalid(format!("{} is not block_ip", a.kind)));
-        }
-        let Subject::Ip(ip) = a.subject else {
+        let (Subject::Ip(ip), ActionParams::BlockIp(p)) = (&a.subject, &a.params) else {
             return Err(NftError::Invalid(format!(
-                "block_ip needs an address, not {}",
-                a.subject
+                "block_ip needs an address and block_ip parameters, not {} with {} parameters",
+                a.subject,
+                a.params.kind()
             )));
         };
-        let net = match a.params.get("cidr") {
-            None | Some(Value::Null) => IpNet::from(ip),
-            Some(Value::String(s)) => {
-                let net: IpNet = s
-                    .parse()
-                    .map_err(|_| NftError::Invalid(format!("`{s}` is not a CIDR range")))?;
-                let net = net.trunc();
-                if !net.contains(&ip) {
-                    return Err(NftError::Invalid(format!(
-                        "range {net} does not contain the subject {ip}"
-                    )));
-                }
-                net
-            }
-            Some(other) => {
+        let net = match p.cidr {
+            None => IpNet::from(*ip),
+            Some(c) if c.contains(ip) => c.net(),
+            Some(c) => {
                 return Err(NftError::Invalid(format!(
-                    "cidr must be a string, not {other}"
+                    "params.cidr: range {c} does not contain the subject {ip}"
                 )))
             }
         };
-        let min = if net.addr().is_ipv4() {
-            MIN_PREFIX_V4
-        } else {
-            MIN_PREFIX_V6
-        };
-        if net.prefix_len() < min {
-            return Err(NftError::Invalid(format!(
-                "range {net} is too wide (at most /{min})"
-            )));
-        }
         if a.ttl_secs == 0 {
             return Err(NftError::Invalid("block_ip needs a ttl above 0 s".into()));
         }
@@ -92,7 +70,7 @@ impl Element {
         format_net(&self.net)
     }
 
-    fn applied(&self, expires: Option<u64>) -> Applied {
+    fn applied(&self, expires: Option<u64>, operations: Vec<String>) -> Applied {
         Applied {
             kind: ActionKind::BlockIp,
             subject: Subject::Ip(self.net.addr()),
@@ -102,6 +80,7 @@ impl Element {
                 "timeout_secs": self.ttl,
                 "expires_secs": expires.unwrap_or(self.ttl),
             }),
+            operations,
         }
     }
 }
@@ -158,6 +137,8 @@ impl NftBlockIp {
 
     /// Applies many blocks in one nftables transaction; one result per spec, in order. Specs that are
     /// not acceptable fail alone; if the kernel refuses the transaction, every other spec fails with it.
+    /// The script is `script_lines` of every element, the same builder `plan()` renders
+    /// one element with; each result lists its own element's line (merged into the batch's lines).
     pub async fn apply_batch(&self, specs: &[ActionSpec]) -> Vec<Result<Applied, ActError>> {
         let parsed: Vec<Result<Element, NftError>> = specs.iter().map(Element::from_spec).collect();
         let good: Vec<&Element> = parsed.iter().filter_map(|p| p.as_ref().ok()).collect();
@@ -174,7 +155,10 @@ impl NftBlockIp {
             .map(|p| match (p, &failure) {
                 (Err(e), _) => Err(e.into()),
                 (Ok(_), Some(msg)) => Err(ActError::Backend(msg.clone())),
-                (Ok(el), None) => Ok(el.applied(None)),
+                (Ok(el), None) => {
+                    let ops = self.script_lines(&[&el]);
+                    Ok(el.applied(None, ops))
+                }
             })
             .collect()
     }
@@ -231,7 +215,7 @@ fn parse_elem(v: &Value) -> Option<Applied> {
         net,
         ttl: timeout.unwrap_or(0),
     };
-    Some(el.applied(Some(expires.unwrap_or(0))))
+    Some(el.applied(Some(expires.unwrap_or(0)), Vec::new()))
 }
 
 fn token_net(t: &Applied) -> Result<IpNet, NftError> {
@@ -299,12 +283,13 @@ mod tests {
     use super::*;
 
     fn spec(ip: &str, params: Value) -> ActionSpec {
-        ActionSpec {
-            kind: ActionKind::BlockIp,
-            subject: Subject::Ip(ip.parse().unwrap()),
-            ttl_secs: 60,
-            params,
-        }
+        ActionSpec::parse(
+            ActionKind::BlockIp,
+            Subject::Ip(ip.parse().unwrap()),
+            60,
+            &params,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -320,13 +305,17 @@ mod tests {
             (e.set(), e.value()),
             (SET_NET_V6, "2001:db8:1:2::/64".to_string())
         );
+        // A range not holding the subject never becomes a spec; built by hand, the actuator refuses it.
+        let mut s = spec("203.0.113.7", Value::Null);
+        s.params =
+            ActionParams::parse(ActionKind::BlockIp, &json!({"cidr": "198.51.100.0/24"})).unwrap();
+        assert!(Element::from_spec(&s).is_err());
         for bad in [
-            json!({"cidr": "198.51.100.0/24"}),
             json!({"cidr": "0.0.0.0/0"}),
             json!({"cidr": "203.0.113.0/24; flush ruleset"}),
             json!({"cidr": 5}),
         ] {
-            assert!(Element::from_spec(&spec("203.0.113.7", bad)).is_err());
+            assert!(ActionParams::parse(ActionKind::BlockIp, &bad).is_err());
         }
     }
 

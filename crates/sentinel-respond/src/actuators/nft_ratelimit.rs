@@ -9,27 +9,15 @@
 use super::nft::{NftError, NftTable, CHAIN_RATELIMIT};
 use super::nft_tagged as tagged;
 use async_trait::async_trait;
-use sentinel_core::{ActError, ActionKind, ActionSpec, Actuator, Applied, Preview, Subject};
-use serde_json::Value;
+use sentinel_core::params::{DEFAULT_BURST, DEFAULT_RATE_PER_SEC};
+use sentinel_core::{
+    ActError, ActionKind, ActionParams, ActionSpec, Actuator, Applied, Preview, Subject,
+};
 
 /// Limits the rate of traffic from single addresses.
 #[derive(Debug, Clone)]
 pub struct NftRateLimit {
     table: NftTable,
-}
-
-fn param_u32(params: &Value, key: &str) -> Result<Option<u32>, NftError> {
-    match params.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => v
-            .as_u64()
-            .and_then(|n| u32::try_from(n).ok())
-            .filter(|n| *n > 0)
-            .map(Some)
-            .ok_or_else(|| {
-                NftError::Invalid(format!("{key} must be a whole number from 1, not {v}"))
-            }),
-    }
 }
 
 impl NftRateLimit {
@@ -38,30 +26,30 @@ impl NftRateLimit {
         Self { table }
     }
 
-    /// The rule line and its comment for a spec.
+    /// The rule line and its comment for a spec, built only from its typed values: the address is
+    /// re-formatted from its parsed form, rates and bursts are integers above zero, the comment is
+    /// generated.
     fn rule(&self, a: &ActionSpec) -> Result<(String, String), NftError> {
-        if a.kind != ActionKind::RateLimit {
-            return Err(NftError::Invalid(format!("{} is not rate_limit", a.kind)));
-        }
-        let Subject::Ip(ip) = a.subject else {
+        let (Subject::Ip(ip), ActionParams::RateLimit(p)) = (&a.subject, &a.params) else {
             return Err(NftError::Invalid(format!(
-                "rate_limit needs an address, not {}",
-                a.subject
+                "rate_limit needs an address and rate_limit parameters, not {} with {} parameters",
+                a.subject,
+                a.params.kind()
             )));
         };
         let fam = if ip.is_ipv4() { "ip" } else { "ip6" };
-        let limit = match param_u32(&a.params, "rate_bytes_per_sec")? {
+        let limit = match p.rate_bytes_per_sec {
             Some(bytes) => {
-                let burst = param_u32(&a.params, "burst_bytes")?.unwrap_or(bytes);
+                let burst = p.burst_bytes.unwrap_or(bytes);
                 format!("limit rate over {bytes} bytes/second burst {burst} bytes")
             }
             None => {
-                let rate = param_u32(&a.params, "rate_per_sec")?.unwrap_or(10);
-                let burst = param_u32(&a.params, "burst")?.unwrap_or(5);
+                let rate = p.rate_per_sec.map_or(DEFAULT_RATE_PER_SEC, |r| r.get());
+                let burst = p.burst.map_or(DEFAULT_BURST, |b| b.get());
                 format!("limit rate over {rate}/second burst {burst} packets")
             }
         };
-        let comment = tagged::comment_for(a)?;
+        let comment = tagged::comment_for(a, p.action_id.as_ref())?;
         let body = format!("{fam} saddr {ip} {limit} counter drop");
         Ok((
             tagged::add_line(&self.table, CHAIN_RATELIMIT, &body, &comment),
@@ -86,11 +74,12 @@ impl Actuator for NftRateLimit {
 
     async fn apply(&self, a: &ActionSpec) -> Result<Applied, ActError> {
         let (line, comment) = self.rule(a)?;
-        tagged::apply_rule(&self.table, CHAIN_RATELIMIT, &line, &comment).await?;
+        let operations = tagged::apply_rule(&self.table, CHAIN_RATELIMIT, &line, &comment).await?;
         Ok(Applied {
             kind: ActionKind::RateLimit,
             subject: a.subject.clone(),
             token: tagged::token(CHAIN_RATELIMIT, &comment),
+            operations,
         })
     }
 
@@ -110,13 +99,14 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn spec(ip: &str, params: Value) -> ActionSpec {
-        ActionSpec {
-            kind: ActionKind::RateLimit,
-            subject: Subject::Ip(ip.parse().unwrap()),
-            ttl_secs: 60,
-            params,
-        }
+    fn spec(ip: &str, params: serde_json::Value) -> ActionSpec {
+        ActionSpec::parse(
+            ActionKind::RateLimit,
+            Subject::Ip(ip.parse().unwrap()),
+            60,
+            &params,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -138,11 +128,15 @@ mod tests {
         assert!(line.contains(
             "ip6 saddr 2001:db8::7 limit rate over 10000 bytes/second burst 10000 bytes"
         ));
-        assert!(r
-            .rule(&spec("192.0.2.18", json!({"rate_per_sec": "10; flush"})))
-            .is_err());
-        assert!(r
-            .rule(&spec("192.0.2.18", json!({"rate_per_sec": 0})))
-            .is_err());
+        for bad in [json!("10; flush"), json!(0), json!(-1)] {
+            assert!(
+                ActionParams::parse(ActionKind::RateLimit, &json!({ "rate_per_sec": bad }))
+                    .is_err()
+            );
+        }
+        let (line, _) = r
+            .rule(&spec("192.0.2.18", serde_json::Value::Null))
+            .unwrap();
+        assert!(line.contains("limit rate over 10/second burst 5 packets"));
     }
 }

@@ -10,12 +10,10 @@
 use super::nft::{NftError, NftTable, CHAIN_HONEYPOT};
 use super::nft_tagged as tagged;
 use async_trait::async_trait;
-use sentinel_core::{ActError, ActionKind, ActionSpec, Actuator, Applied, Preview, Subject};
-use serde_json::Value;
+use sentinel_core::{
+    ActError, ActionKind, ActionParams, ActionSpec, Actuator, Applied, Preview, Subject,
+};
 use std::net::SocketAddr;
-
-/// Most ports one redirect may list.
-const MAX_PORTS: usize = 64;
 
 /// Redirects an address's TCP connections to a honeypot.
 #[derive(Debug, Clone)]
@@ -29,56 +27,31 @@ impl NftHoneypotRedirect {
         Self { table }
     }
 
-    /// The rule line and its comment for a spec.
+    /// The rule line and its comment for a spec, built only from its typed values: addresses and
+    /// ports are re-formatted from their parsed forms, the comment is generated.
     fn rule(&self, a: &ActionSpec) -> Result<(String, String), NftError> {
-        if a.kind != ActionKind::RedirectToHoneypot {
+        let (Subject::Ip(ip), ActionParams::RedirectToHoneypot(p)) = (&a.subject, &a.params) else {
             return Err(NftError::Invalid(format!(
-                "{} is not redirect_to_honeypot",
-                a.kind
-            )));
-        }
-        let Subject::Ip(ip) = a.subject else {
-            return Err(NftError::Invalid(format!(
-                "redirect_to_honeypot needs an address, not {}",
-                a.subject
+                "redirect_to_honeypot needs an address and redirect parameters, not {} with {} parameters",
+                a.subject,
+                a.params.kind()
             )));
         };
-        let honeypot: SocketAddr = a
-            .params
-            .get("honeypot")
-            .and_then(Value::as_str)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| NftError::Invalid("params.honeypot must be an address:port".into()))?;
-        if honeypot.is_ipv4() != ip.is_ipv4() || honeypot.port() == 0 {
-            return Err(NftError::Invalid(format!(
-                "honeypot {honeypot} does not fit the attacker {ip} (same family, port above 0)"
-            )));
+        let honeypot = p.honeypot.ok_or_else(|| {
+            NftError::Invalid("params.honeypot: required (an address:port)".into())
+        })?;
+        let honeypot: SocketAddr = honeypot.addr();
+        if honeypot.is_ipv4() != ip.is_ipv4() {
+            return Err(NftError::Invalid(
+                "params.honeypot: must be of the attacker's address family".into(),
+            ));
         }
-        let ports: Vec<u16> = match a.params.get("ports") {
-            None | Some(Value::Null) => vec![22],
-            Some(Value::Array(list)) => list
-                .iter()
-                .map(|p| {
-                    p.as_u64()
-                        .and_then(|n| u16::try_from(n).ok())
-                        .filter(|n| *n > 0)
-                })
-                .collect::<Option<Vec<u16>>>()
-                .ok_or_else(|| NftError::Invalid("ports must be numbers 1-65535".into()))?,
-            Some(other) => {
-                return Err(NftError::Invalid(format!(
-                    "ports must be a list, not {other}"
-                )))
-            }
+        let ports: Vec<String> = match &p.ports {
+            Some(list) => list.entries().iter().map(|p| p.to_string()).collect(),
+            None => vec!["22".into()],
         };
-        if ports.is_empty() || ports.len() > MAX_PORTS {
-            return Err(NftError::Invalid(format!(
-                "a redirect needs 1 to {MAX_PORTS} ports"
-            )));
-        }
-        let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
         let fam = if ip.is_ipv4() { "ip" } else { "ip6" };
-        let comment = tagged::comment_for(a)?;
+        let comment = tagged::comment_for(a, p.action_id.as_ref())?;
         let body = format!(
             "{fam} saddr {ip} tcp dport {{ {} }} counter dnat {fam} to {honeypot}",
             ports.join(", ")
@@ -106,11 +79,12 @@ impl Actuator for NftHoneypotRedirect {
 
     async fn apply(&self, a: &ActionSpec) -> Result<Applied, ActError> {
         let (line, comment) = self.rule(a)?;
-        tagged::apply_rule(&self.table, CHAIN_HONEYPOT, &line, &comment).await?;
+        let operations = tagged::apply_rule(&self.table, CHAIN_HONEYPOT, &line, &comment).await?;
         Ok(Applied {
             kind: ActionKind::RedirectToHoneypot,
             subject: a.subject.clone(),
             token: tagged::token(CHAIN_HONEYPOT, &comment),
+            operations,
         })
     }
 
@@ -133,12 +107,13 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn spec(ip: &str, params: Value) -> ActionSpec {
+    fn spec(ip: &str, params: serde_json::Value) -> ActionSpec {
+        let p = ActionParams::parse(ActionKind::RedirectToHoneypot, &params).unwrap();
         ActionSpec {
             kind: ActionKind::RedirectToHoneypot,
             subject: Subject::Ip(ip.parse().unwrap()),
             ttl_secs: 60,
-            params,
+            params: p,
         }
     }
 
@@ -164,14 +139,28 @@ mod tests {
         assert!(line.contains(
             "ip6 saddr 2001:db8::7 tcp dport { 22 } counter dnat ip6 to [2001:db8::30]:2222"
         ));
+        // Wrong family or no honeypot: refused by the actuator.
+        for bad in [
+            json!({"honeypot": "[2001:db8::30]:2222"}),
+            json!({"ports": [22]}),
+        ] {
+            assert!(r.rule(&spec("192.0.2.18", bad)).is_err());
+        }
+        // Malformed values never become parameters at all.
         for bad in [
             json!({"honeypot": "2001:db8::30"}),
-            json!({"honeypot": "[2001:db8::30]:2222"}),
             json!({"honeypot": "192.0.2.30:2222", "ports": [0]}),
             json!({"honeypot": "192.0.2.30:2222", "ports": ["22 } flush ruleset"]}),
             json!({"honeypot": "192.0.2.30:2222", "ports": []}),
         ] {
-            assert!(r.rule(&spec("192.0.2.18", bad)).is_err());
+            assert!(ActionParams::parse(ActionKind::RedirectToHoneypot, &bad).is_err());
         }
+        let (line, _) = r
+            .rule(&spec(
+                "192.0.2.18",
+                json!({"honeypot": "192.0.2.30:2222", "ports": [22, "8000-8010"]}),
+            ))
+            .unwrap();
+        assert!(line.contains("tcp dport { 22, 8000-8010 } counter dnat ip to 192.0.2.30:2222"));
     }
 }

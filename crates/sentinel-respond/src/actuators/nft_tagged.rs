@@ -7,29 +7,18 @@
 //! exactly those rules. Only rules in Sentinel's own chains are ever listed or deleted.
 
 use super::nft::{NftError, NftTable, COMMENT_PREFIX};
+use sentinel_core::params::RuleTag;
 use sentinel_core::{ActionKind, ActionSpec, Applied, Subject};
 use serde_json::{json, Value};
 
-/// The comment that identifies the rule an action adds.
-pub fn comment_for(a: &ActionSpec) -> Result<String, NftError> {
-    let tag = match a.params.get("action_id") {
-        None | Some(Value::Null) => {
+/// The comment that identifies the rule an action adds: the action's typed `action_id` tag, or a
+/// stable hash of the whole (typed) spec.
+pub fn comment_for(a: &ActionSpec, tag: Option<&RuleTag>) -> Result<String, NftError> {
+    let tag = match tag {
+        Some(t) => t.as_str().to_owned(),
+        None => {
             let text = serde_json::to_string(a).map_err(|e| NftError::Invalid(e.to_string()))?;
             format!("{:016x}", fnv1a(text.as_bytes()))
-        }
-        Some(Value::String(id))
-            if !id.is_empty()
-                && id.len() <= 64
-                && id
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') =>
-        {
-            id.clone()
-        }
-        Some(other) => {
-            return Err(NftError::Invalid(format!(
-                "action_id must be 1-64 letters, digits, `-` or `_`, not {other}"
-            )))
         }
     };
     Ok(format!("{COMMENT_PREFIX}{tag}"))
@@ -50,13 +39,14 @@ pub fn add_line(table: &NftTable, chain: &str, body: &str, comment: &str) -> Str
     )
 }
 
-/// Adds the rule unless a rule with the same comment is already in the chain.
+/// Adds the rule unless a rule with the same comment is already in the chain; returns the operations
+/// it ran: the rule's line, or none when the rule was found in place.
 pub async fn apply_rule(
     table: &NftTable,
     chain: &str,
     line: &str,
     comment: &str,
-) -> Result<(), NftError> {
+) -> Result<Vec<String>, NftError> {
     table.ensure_cached().await?;
     let present = table
         .list_rules(chain)
@@ -64,9 +54,10 @@ pub async fn apply_rule(
         .iter()
         .any(|r| r.comment.as_deref() == Some(comment));
     if present {
-        return Ok(());
+        return Ok(Vec::new());
     }
-    table.run(&format!("{line}\n")).await
+    table.run(&format!("{line}\n")).await?;
+    Ok(vec![line.to_owned()])
 }
 
 /// The revert token of a tagged rule.
@@ -138,6 +129,7 @@ pub async fn observe_rules(
                 kind,
                 subject: Subject::Ip(ip),
                 token: tok,
+                operations: Vec::new(),
             })
         })
         .collect())
@@ -148,25 +140,25 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
-    fn spec(params: Value) -> ActionSpec {
-        ActionSpec {
-            kind: ActionKind::RateLimit,
-            subject: Subject::Ip("192.0.2.18".parse().unwrap()),
-            ttl_secs: 60,
-            params,
-        }
+    fn spec() -> ActionSpec {
+        ActionSpec::plain(
+            ActionKind::RateLimit,
+            Subject::Ip("192.0.2.18".parse().unwrap()),
+            60,
+        )
     }
 
     #[test]
     fn comments_are_generated_and_stable() {
-        let a = comment_for(&spec(Value::Null)).unwrap();
-        assert_eq!(a, comment_for(&spec(Value::Null)).unwrap());
+        let a = comment_for(&spec(), None).unwrap();
+        assert_eq!(a, comment_for(&spec(), None).unwrap());
         assert!(a.starts_with("sentinel:") && a.len() == 9 + 16);
+        let tag: RuleTag = "01HX-a_b".parse().unwrap();
         assert_eq!(
-            comment_for(&spec(json!({"action_id": "01HX-a_b"}))).unwrap(),
+            comment_for(&spec(), Some(&tag)).unwrap(),
             "sentinel:01HX-a_b"
         );
-        assert!(comment_for(&spec(json!({"action_id": "x\" ; flush ruleset"}))).is_err());
+        assert!("x\" ; flush ruleset".parse::<RuleTag>().is_err());
     }
 
     #[test]
@@ -175,6 +167,7 @@ mod tests {
             kind: ActionKind::RateLimit,
             subject: Subject::Ip("192.0.2.18".parse().unwrap()),
             token: token("ratelimit", "sentinel:abc"),
+            operations: Vec::new(),
         };
         assert_eq!(
             token_comment(&t, ActionKind::RateLimit).unwrap(),

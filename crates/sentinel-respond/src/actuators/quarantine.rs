@@ -10,6 +10,7 @@ use super::quarantine_rules::{screen, screen_restore_target};
 pub use super::quarantine_store::Manifest;
 use super::quarantine_store::{self, Restore, RestoreError};
 use async_trait::async_trait;
+use sentinel_core::params::QuarantinePath;
 use sentinel_core::{
     ActError, ActionId, ActionKind, ActionSpec, Actuator, Applied, Preview, Subject,
 };
@@ -103,6 +104,30 @@ impl QuarantineFile {
         Ok(Self { dir, roots })
     }
 
+    /// The actuator for a role that only plans: nothing is created or changed, the roots may be empty
+    /// (then every file is refused), and paths that do not exist yet are used as written.
+    pub fn planner(cfg: QuarantineConfig) -> Self {
+        let resolve = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        Self {
+            dir: resolve(&cfg.dir),
+            roots: cfg.roots.iter().map(|r| resolve(r)).collect(),
+        }
+    }
+
+    /// What quarantining the (checked, canonical) file `c` does, in order: the same list for `plan()`
+    /// and for `apply()`, which runs it as one step. `<id>` is the entry's name, generated when it runs
+    /// and kept in the revert token.
+    fn operations(&self, c: &Path) -> Vec<String> {
+        let c = c.display();
+        let q = self.dir.display();
+        vec![
+            format!("sha256 {c}; record path, mode, uid/gid, size, mtime"),
+            format!("write {q}/<id>.json (manifest; tmp + fsync + rename)"),
+            format!("rename {c} {q}/<id> (copy + fsync + unlink across file systems)"),
+            format!("chown 0:0 {q}/<id>; chmod 0600 {q}/<id>"),
+        ]
+    }
+
     /// The (canonical) quarantine directory.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -113,13 +138,23 @@ impl QuarantineFile {
         screen(path, &self.roots, &self.dir)
     }
 
-    fn path_of(a: &ActionSpec) -> Result<PathBuf, ActError> {
-        match (&a.kind, &a.subject) {
-            (ActionKind::QuarantineFile, Subject::File(p)) => Ok(PathBuf::from(p)),
-            (kind, subject) => Err(ActError::Refused(format!(
-                "{kind} does not apply to {subject}"
-            ))),
+    fn path_of(&self, a: &ActionSpec) -> Result<PathBuf, ActError> {
+        let p = match (&a.kind, &a.subject) {
+            (ActionKind::QuarantineFile, Subject::File(p)) => p
+                .parse::<QuarantinePath>()
+                .map_err(|e| ActError::Refused(format!("subject: {e}")))?,
+            (kind, subject) => {
+                return Err(ActError::Refused(format!(
+                    "{kind} does not apply to {subject}"
+                )))
+            }
+        };
+        if self.roots.is_empty() {
+            return Err(ActError::Refused(
+                "subject: no quarantine roots are configured (respond.quarantine_roots); no file may be quarantined".into(),
+            ));
         }
+        Ok(p.as_path().to_path_buf())
     }
 
     fn manifest_of(&self, t: &Applied) -> Result<Manifest, ActError> {
@@ -147,11 +182,12 @@ impl QuarantineFile {
     }
 }
 
-fn applied(m: &Manifest) -> Result<Applied, ActError> {
+fn applied(m: &Manifest, operations: Vec<String>) -> Result<Applied, ActError> {
     Ok(Applied {
         kind: ActionKind::QuarantineFile,
         subject: Subject::File(m.original_path.display().to_string()),
         token: serde_json::to_value(m).map_err(|e| backend("manifest", e))?,
+        operations,
     })
 }
 
@@ -162,32 +198,27 @@ impl Actuator for QuarantineFile {
     }
 
     async fn plan(&self, a: &ActionSpec) -> Result<Preview, ActError> {
-        let path = Self::path_of(a)?;
+        let path = self.path_of(a)?;
         let this = self.clone();
         let canonical = blocking(move || this.check(&path)).await?;
-        let c = canonical.display();
-        let q = self.dir.display();
         Ok(Preview {
             kind: ActionKind::QuarantineFile,
-            operations: vec![
-                format!("sha256 {c}; record path, mode, uid/gid, size, mtime"),
-                format!("write {q}/<id>.json (manifest; tmp + fsync + rename)"),
-                format!("rename {c} {q}/<id> (copy + fsync + unlink across file systems)"),
-                format!("chown 0:0 {q}/<id>; chmod 0600 {q}/<id>"),
-            ],
+            operations: self.operations(&canonical),
         })
     }
 
     async fn apply(&self, a: &ActionSpec) -> Result<Applied, ActError> {
-        let path = Self::path_of(a)?;
+        let path = self.path_of(a)?;
         let this = self.clone();
-        let m = blocking(move || {
+        let (m, canonical) = blocking(move || {
             let canonical = this.check(&path)?;
-            quarantine_store::quarantine(&this.dir, &canonical, ActionId::new().to_string())
-                .map_err(|e| backend(&format!("quarantining `{}`", canonical.display()), e))
+            let m =
+                quarantine_store::quarantine(&this.dir, &canonical, ActionId::new().to_string())
+                    .map_err(|e| backend(&format!("quarantining `{}`", canonical.display()), e))?;
+            Ok((m, canonical))
         })
         .await?;
-        applied(&m)
+        applied(&m, self.operations(&canonical))
     }
 
     async fn revert(&self, t: &Applied) -> Result<(), ActError> {
@@ -221,6 +252,6 @@ impl Actuator for QuarantineFile {
                 bad.join("; ")
             )));
         }
-        good.iter().map(applied).collect()
+        good.iter().map(|m| applied(m, Vec::new())).collect()
     }
 }

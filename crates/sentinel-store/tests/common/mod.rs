@@ -118,7 +118,7 @@ pub fn plan(a: &Alert, i: &Investigation) -> Plan {
             kind: ActionKind::BlockIp,
             subject: a.subject.clone(),
             ttl_secs: 3600,
-            params: serde_json::Value::Null,
+            params: sentinel_core::ActionParams::none(ActionKind::BlockIp),
         }],
         reason: "high risk, medium confidence".into(),
         trace_id: a.trace_id.clone(),
@@ -135,7 +135,14 @@ pub fn action(p: &Plan, kind: ActionKind, state: ActionState, created: i64) -> A
             kind,
             subject: subject.clone(),
             ttl_secs: 3600,
-            params: serde_json::json!({"rate": 10}),
+            params: match kind {
+                ActionKind::RateLimit => sentinel_core::ActionParams::parse(
+                    kind,
+                    &serde_json::json!({"rate_per_sec": 10}),
+                )
+                .unwrap(),
+                _ => sentinel_core::ActionParams::none(kind),
+            },
         },
         mode: p.mode,
         state,
@@ -150,6 +157,7 @@ pub fn action(p: &Plan, kind: ActionKind, state: ActionState, created: i64) -> A
             kind,
             subject,
             token: serde_json::json!({"handle": 7}),
+            operations: Vec::new(),
         }),
         error: None,
         trace_id: p.trace_id.clone(),

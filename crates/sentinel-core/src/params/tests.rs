@@ -1,0 +1,285 @@
+//! Tests of the typed parameters: bounds, grammars, unknown keys, errors that name the field without
+//! echoing input, and property tests over arbitrary and near-valid input.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+use super::*;
+use serde_json::json;
+
+fn err(kind: ActionKind, v: Value) -> String {
+    ActionParams::parse(kind, &v).unwrap_err().to_string()
+}
+
+#[test]
+fn cidrs_are_bounded_and_strict() {
+    assert_eq!(
+        "203.0.113.7/24".parse::<Cidr>().unwrap().to_string(),
+        "203.0.113.0/24"
+    );
+    assert!("10.0.0.0/8".parse::<Cidr>().is_ok());
+    assert!("2001:db8::/16".parse::<Cidr>().is_ok());
+    for bad in [
+        "127.0.0.0/8 ",
+        " 127.0.0.0/8",
+        "128.0.0.0/1",
+        "0.0.0.0/0",
+        "2001:db8::/15",
+        "::ffff:127.0.0.0/104",
+        "203.0.113.0/24; flush ruleset",
+        "",
+    ] {
+        assert!(bad.parse::<Cidr>().is_err(), "{bad:?}");
+    }
+    let e = err(
+        ActionKind::BlockIp,
+        json!({"cidr": "203.0.113.0/24; flush ruleset"}),
+    );
+    assert!(e.starts_with("params.cidr: "), "{e}");
+    assert!(!e.contains("flush"), "no echo: {e}");
+}
+
+#[test]
+fn every_kind_parses_its_own_keys_only() {
+    let p = ActionParams::parse(ActionKind::RateLimit, &json!({"rate_per_sec": 100})).unwrap();
+    assert_eq!(p.to_json(), json!({"rate_per_sec": 100}));
+    for bad in [
+        json!(-1),
+        json!(0),
+        json!("10"),
+        json!(1.5),
+        json!(5_000_000_000u64),
+    ] {
+        let e = err(ActionKind::RateLimit, json!({ "rate_per_sec": bad }));
+        assert!(e.starts_with("params.rate_per_sec: "), "{e}");
+    }
+    assert!(err(ActionKind::BlockIp, json!({"password": "hunter2"})).contains("`password`"));
+    let long = "k".repeat(200);
+    let e = err(ActionKind::BlockIp, json!({ long.clone(): 1 }));
+    assert!(!e.contains(&long), "{e}");
+    assert!(err(ActionKind::QuarantineFile, json!({"x": 1})).contains("takes none"));
+    let p = ActionParams::parse(
+        ActionKind::RedirectToHoneypot,
+        &json!({"honeypot": "[2001:db8::30]:2222", "ports": [22, "8000-8010"]}),
+    )
+    .unwrap();
+    assert_eq!(
+        p.to_json(),
+        json!({"honeypot": "[2001:db8::30]:2222", "ports": [22, "8000-8010"]})
+    );
+    for bad in [
+        json!({"honeypot": "192.0.2.30:2222; flush ruleset"}),
+        json!({"honeypot": "192.0.2.30"}),
+        json!({"honeypot": "192.0.2.30:0"}),
+    ] {
+        let e = err(ActionKind::RedirectToHoneypot, bad);
+        assert!(
+            e.starts_with("params.honeypot: ") && !e.contains("flush"),
+            "{e}"
+        );
+    }
+    for bad in [
+        json!([0]),
+        json!([65536]),
+        json!(["22 } flush"]),
+        json!([]),
+        json!(["9-3"]),
+    ] {
+        let e = err(ActionKind::RedirectToHoneypot, json!({ "ports": bad }));
+        assert!(e.starts_with("params.ports: "), "{e}");
+    }
+    assert_eq!(
+        ActionParams::parse(ActionKind::BlockIp, &Value::Null)
+            .unwrap()
+            .to_json(),
+        Value::Null
+    );
+}
+
+#[test]
+fn names_and_paths_follow_their_grammar() {
+    for ok in ["web", "a1b2c3d4e5f6", "my_app.v2-1"] {
+        assert!(ok.parse::<ContainerName>().is_ok(), "{ok}");
+    }
+    for bad in [
+        "x/../../images/y?force=1",
+        "..",
+        "a..b",
+        "-x",
+        "",
+        "a b",
+        "a/b",
+        "a?b",
+    ] {
+        assert!(bad.parse::<ContainerName>().is_err(), "{bad:?}");
+        assert!(bad.parse::<NetworkName>().is_err(), "{bad:?}");
+    }
+    assert!("/srv/uploads/x.php".parse::<QuarantinePath>().is_ok());
+    for bad in [
+        "srv/x",
+        "/srv/../etc/passwd",
+        "/srv/./x",
+        "/srv//x",
+        "/srv/x/",
+        "/a\nb",
+    ] {
+        assert!(bad.parse::<QuarantinePath>().is_err(), "{bad:?}");
+    }
+}
+
+#[test]
+fn limits_cap_ttls_and_keep_files_inside_roots() {
+    let none = ActionLimits::default();
+    let f = Subject::File("/root/.bashrc".into());
+    assert!(none
+        .check_subject(&f)
+        .unwrap_err()
+        .to_string()
+        .contains("no quarantine roots"));
+    let l = ActionLimits {
+        max_ttl: Some(Duration::from_secs(3600)),
+        quarantine_roots: vec![PathBuf::from("/srv/uploads")],
+    };
+    assert!(l.check_subject(&f).is_err());
+    assert!(l
+        .check_subject(&Subject::File("/srv/uploads/a.php".into()))
+        .is_ok());
+    assert!(l
+        .check_subject(&Subject::File("/srv/uploadsX/a.php".into()))
+        .is_err());
+    assert!(l.check_ttl(3600).is_ok());
+    assert!(l
+        .check_ttl(3601)
+        .unwrap_err()
+        .to_string()
+        .starts_with("ttl: "));
+    assert_eq!(l.cap(1_000_000), 3600);
+}
+
+proptest::proptest! {
+    /// Whatever a caller sends, parsing never panics, an error never quotes more than a short
+    /// validated part, and what is accepted renders with no character an nft script or a URL path
+    /// could be steered by, and parses back to the same value.
+    #[test]
+    fn any_input_parses_safely(text in "\\PC{0,80}", n in proptest::num::i64::ANY) {
+        for (kind, key) in [
+            (ActionKind::BlockIp, "cidr"),
+            (ActionKind::RedirectToHoneypot, "honeypot"),
+            (ActionKind::IsolateContainer, "quarantine_network"),
+            (ActionKind::RateLimit, "rate_per_sec"),
+            (ActionKind::RedirectToHoneypot, "ports"),
+        ] {
+            for v in [json!(text.clone()), json!(n), json!([text.clone()]), json!([n])] {
+                match ActionParams::parse(kind, &json!({ key: v })) {
+                    Ok(p) => {
+                        let out = p.to_json();
+                        let strings: Vec<&str> = out
+                            .as_object()
+                            .into_iter()
+                            .flat_map(|m| m.values())
+                            .flat_map(|v| match v {
+                                Value::Array(a) => a.iter().collect::<Vec<_>>(),
+                                other => vec![other],
+                            })
+                            .filter_map(Value::as_str)
+                            .collect();
+                        for s in strings {
+                            proptest::prop_assert!(
+                                !s.chars().any(|c| c.is_whitespace() || ";{}?#`$\"\\".contains(c))
+                                    && !s.contains(".."),
+                                "{}", s
+                            );
+                        }
+                        proptest::prop_assert_eq!(ActionParams::parse(kind, &p.to_json()).ok(), Some(p));
+                    }
+                    Err(e) => {
+                        let msg = e.to_string();
+                        proptest::prop_assert!(msg.starts_with("params."));
+                        if text.len() > 8 {
+                            proptest::prop_assert!(!msg.contains(text.as_str()), "{}", msg);
+                        }
+                    }
+                }
+            }
+        }
+        let _ = text.parse::<ContainerName>();
+        let _ = text.parse::<Cidr>();
+        if let Ok(p) = text.parse::<QuarantinePath>() {
+            proptest::prop_assert!(!p.to_string().contains("/../") && p.as_path().is_absolute());
+        }
+    }
+}
+
+proptest::proptest! {
+    /// Near-valid ranges and honeypots: accepted exactly when well formed and within bounds, and
+    /// then rendered from the parsed value (so never with the trailing junk).
+    #[test]
+    fn near_valid_ranges_and_honeypots(
+        o in proptest::array::uniform4(0u8..=255),
+        len in 0u8..=40,
+        port in 0u32..=70_000,
+        junk in proptest::sample::select(vec!["", " ", "; flush ruleset", "\n", "/", "}"]),
+    ) {
+        let text = format!("{}.{}.{}.{}/{len}{junk}", o[0], o[1], o[2], o[3]);
+        let ok = junk.is_empty() && (8..=32).contains(&len);
+        match text.parse::<Cidr>() {
+            Ok(c) => {
+                proptest::prop_assert!(ok, "{} accepted", text);
+                proptest::prop_assert_eq!(c.net().prefix_len(), len);
+                proptest::prop_assert_eq!(c.to_string().parse::<Cidr>().ok(), Some(c));
+            }
+            Err(_) => proptest::prop_assert!(!ok, "{} refused", text),
+        }
+        let hp = format!("{}.{}.{}.{}:{port}{junk}", o[0], o[1], o[2], o[3]);
+        let ok = junk.is_empty() && (1..=65_535).contains(&port);
+        match hp.parse::<Honeypot>() {
+            Ok(h) => {
+                proptest::prop_assert!(ok, "{} accepted", hp);
+                proptest::prop_assert_eq!(h.to_string(), hp);
+            }
+            Err(_) => proptest::prop_assert!(!ok, "{} refused", hp),
+        }
+    }
+}
+
+#[test]
+fn fit_checks_ranges_and_families() {
+    let s = Subject::Ip("203.0.113.7".parse().unwrap());
+    let p = ActionParams::parse(ActionKind::BlockIp, &json!({"cidr": "198.51.100.0/24"})).unwrap();
+    assert!(check_fit(ActionKind::BlockIp, &s, &p).is_err());
+    let p = ActionParams::parse(
+        ActionKind::RedirectToHoneypot,
+        &json!({"honeypot": "[2001:db8::1]:22"}),
+    )
+    .unwrap();
+    assert!(check_fit(ActionKind::RedirectToHoneypot, &s, &p).is_err());
+    assert!(check_fit(ActionKind::BlockIp, &s, &p).is_err());
+    assert!(check_subject(
+        ActionKind::IsolateContainer,
+        &Subject::Container("x/../y".into())
+    )
+    .is_err());
+}
+
+/// Stored specs and plans keep their shape: what was written before parameters were typed reads back
+/// and is written again byte for byte; a record no longer acceptable says which field.
+#[test]
+fn stored_shapes_round_trip() {
+    use crate::action::ActionSpec;
+    for stored in [
+        r#"{"kind":"block_ip","subject":{"type":"ip","value":"203.0.113.7"},"ttl_secs":3600}"#,
+        r#"{"kind":"block_ip","subject":{"type":"ip","value":"2001:db8::9"},"ttl_secs":60,"params":{"cidr":"2001:db8::/64"}}"#,
+        r#"{"kind":"rate_limit","subject":{"type":"ip","value":"192.0.2.18"},"ttl_secs":600,"params":{"burst":5,"rate_per_sec":10}}"#,
+        r#"{"kind":"redirect_to_honeypot","subject":{"type":"ip","value":"192.0.2.18"},"ttl_secs":600,"params":{"honeypot":"192.0.2.30:2222","ports":[22,2022]}}"#,
+        r#"{"kind":"isolate_container","subject":{"type":"container","value":"web"},"ttl_secs":60,"params":{"quarantine_network":"sentinel-q"}}"#,
+        r#"{"kind":"quarantine_file","subject":{"type":"file","value":"/srv/uploads/x.php"},"ttl_secs":60}"#,
+    ] {
+        let spec: ActionSpec = serde_json::from_str(stored).unwrap();
+        assert_eq!(serde_json::to_string(&spec).unwrap(), stored);
+    }
+    let old_null = r#"{"kind":"block_ip","subject":{"type":"ip","value":"203.0.113.7"},"ttl_secs":1,"params":null}"#;
+    let spec: ActionSpec = serde_json::from_str(old_null).unwrap();
+    assert_eq!(spec.params, ActionParams::none(ActionKind::BlockIp));
+    let bad = r#"{"kind":"rate_limit","subject":{"type":"ip","value":"192.0.2.18"},"ttl_secs":1,"params":{"rate_per_sec":-1}}"#;
+    let e = serde_json::from_str::<ActionSpec>(bad)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("params.rate_per_sec"), "{e}");
+}
