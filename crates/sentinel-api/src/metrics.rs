@@ -186,7 +186,7 @@ metrics! {
     actions_recorded: "Action records produced.",
     actions_refused: "Actions refused by the allowlist or an actuator.",
     notices_sent: "Notices sent.",
-    secrets_redacted: "Secret values masked in posted events.",
+    secrets_redacted: "Secret values masked in posted events, log lines and manual decisions.",
     store_write_errors: "Records the store failed to write.",
     log_lines_parsed: "Log lines the parsers understood.",
     log_lines_unparsed: "Log lines no parser understood (or that said nothing of interest).",
