@@ -32,8 +32,9 @@
 //!
 //! # Speed
 //!
-//! One Aho-Corasick automaton over the trigger fragments runs first; text without any trigger is
-//! returned as it is, without copying (`cargo bench -p sentinel-core --bench redact`).
+//! `memchr` finds `=` and `:` and a case-sensitive, SIMD-prefiltered Aho-Corasick pass finds the token
+//! shapes; only then does any rule run. Text without a trigger is returned as it is, without copying
+//! (`cargo bench -p sentinel-core --bench redact`).
 
 mod scan;
 
@@ -165,7 +166,7 @@ impl Redactor {
     /// Whether values under this key must be masked (see the module documentation for the rule).
     pub fn is_secret_key(&self, key: &str) -> bool {
         if let Some(s) = &self.scanner {
-            if !s.any(key) {
+            if !s.key_trigger(key) {
                 return false;
             }
         }
@@ -241,7 +242,8 @@ impl Redactor {
             // closed rather than let text through unexamined.
             return (text != MASK && !text.is_empty()).then(|| (MASK.to_owned(), 1));
         };
-        if !scanner.any(text) {
+        let found = scanner.scan(text, |k| self.is_secret_key(k));
+        if !found.triggered {
             return None;
         }
         let t = text.trim_start();
@@ -251,7 +253,7 @@ impl Redactor {
                 return (n > 0).then(|| (v.to_string(), n));
             }
         }
-        let spans = scanner.spans(text, |k| self.is_secret_key(k));
+        let spans = found.spans;
         if spans.is_empty() {
             return None;
         }
