@@ -232,7 +232,9 @@ mod properties {
             // boolean or a null may remain.
             Value::Object(m) => m.iter().any(|(k, v)| {
                 let masked = match v {
-                    Value::String(s) => s == "***" || s.split_once(' ').is_some_and(|(_, t)| t == "***"),
+                    Value::String(s) => {
+                        s == "***" || s.split_once(' ').is_some_and(|(_, t)| t == "***")
+                    }
                     Value::Bool(_) | Value::Null => true,
                     _ => false,
                 };

@@ -78,5 +78,8 @@ fn main() {
         }
         best = best.min(t.elapsed().as_nanos() as f64 / 50_000.0);
     }
-    println!("{:<28} {best:>8.1} ns/object (clone included)", "clean telemetry object");
+    println!(
+        "{:<28} {best:>8.1} ns/object (clone included)",
+        "clean telemetry object"
+    );
 }

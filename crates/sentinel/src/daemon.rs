@@ -281,7 +281,9 @@ fn spawn_retention(
 }
 
 fn write_addr_file(data_dir: &Path, addr: SocketAddr) {
-    if let Err(e) = crate::private::write_private(&data_dir.join(ADDR_FILE), format!("{addr}\n").as_bytes()) {
+    if let Err(e) =
+        crate::private::write_private(&data_dir.join(ADDR_FILE), format!("{addr}\n").as_bytes())
+    {
         tracing::warn!(evt = "addr_file_failed", error = %e);
     }
 }

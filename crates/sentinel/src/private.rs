@@ -21,7 +21,10 @@ pub const FILE_MODE: u32 = 0o600;
 pub fn restrict_umask() {
     let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     if old.bits() & 0o077 != 0o077 {
-        tracing::debug!(evt = "umask_restricted", was = format!("{:03o}", old.bits()));
+        tracing::debug!(
+            evt = "umask_restricted",
+            was = format!("{:03o}", old.bits())
+        );
     }
 }
 
@@ -115,7 +118,11 @@ mod tests {
             let got = fs::metadata(d.join(p)).unwrap().permissions().mode() & 0o7777;
             assert_eq!(got, m, "{p}: {got:o}");
         }
-        assert_eq!(tighten_tree(&d).unwrap(), 0, "a second pass changes nothing");
+        assert_eq!(
+            tighten_tree(&d).unwrap(),
+            0,
+            "a second pass changes nothing"
+        );
         write_private(&d.join("a"), b"z").unwrap();
         assert_eq!(fs::read(d.join("a")).unwrap(), b"z");
     }

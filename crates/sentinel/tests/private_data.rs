@@ -22,7 +22,11 @@ fn modes(dir: &Path) -> Vec<(String, bool, u32)> {
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         let m = std::fs::symlink_metadata(&d).unwrap();
-        out.push((d.display().to_string(), true, m.permissions().mode() & 0o7777));
+        out.push((
+            d.display().to_string(),
+            true,
+            m.permissions().mode() & 0o7777,
+        ));
         for e in std::fs::read_dir(&d).unwrap() {
             let e = e.unwrap();
             let m = std::fs::symlink_metadata(e.path()).unwrap();
@@ -80,17 +84,37 @@ async fn every_path_in_the_data_dir_is_private_under_umask_000() {
     .unwrap();
     // The umask really is 000 here: a file made now is world-writable.
     std::fs::write(dir.path().join("probe"), "").unwrap();
-    let probe = std::fs::metadata(dir.path().join("probe")).unwrap().permissions().mode() & 0o777;
+    let probe = std::fs::metadata(dir.path().join("probe"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(probe, 0o666, "the test's umask is not 000");
 
     let d = Daemon::start_in(dir, &[]);
     let events = json!([{"src_ip": "203.0.113.9", "failed_logins": 3}]).to_string();
-    assert_eq!(post(&d, "/v1/events", "application/json", events).await, 200);
+    assert_eq!(
+        post(&d, "/v1/events", "application/json", events).await,
+        200
+    );
     let line = json!({"src_ip": "203.0.113.10", "failed_logins": 40}).to_string();
-    assert_eq!(post(&d, "/v1/events/stream", "application/x-ndjson", format!("{line}\n")).await, 200);
+    assert_eq!(
+        post(
+            &d,
+            "/v1/events/stream",
+            "application/x-ndjson",
+            format!("{line}\n")
+        )
+        .await,
+        200
+    );
     assert_eq!(post(&d, "/v1/defend", "application/json", line).await, 200);
-    let decision = json!({"ip": "198.51.100.7", "duration": "1h", "reason": "modes test"}).to_string();
-    assert_eq!(post(&d, "/v1/decisions", "application/json", decision).await, 201);
+    let decision =
+        json!({"ip": "198.51.100.7", "duration": "1h", "reason": "modes test"}).to_string();
+    assert_eq!(
+        post(&d, "/v1/decisions", "application/json", decision).await,
+        201
+    );
     {
         use std::io::Write;
         let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
@@ -112,7 +136,15 @@ async fn every_path_in_the_data_dir_is_private_under_umask_000() {
     .await;
 
     let running = assert_private(&d.data(), "while running");
-    for name in ["sentinel.db", "sentinel.db-wal", "sentinel.db-shm", "api.addr", "auth.secret", "admin.key", "sources"] {
+    for name in [
+        "sentinel.db",
+        "sentinel.db-wal",
+        "sentinel.db-shm",
+        "api.addr",
+        "auth.secret",
+        "admin.key",
+        "sources",
+    ] {
         assert!(
             running.iter().any(|p| p.ends_with(&format!("/{name}"))),
             "{name} not found among {running:?}"
@@ -120,7 +152,10 @@ async fn every_path_in_the_data_dir_is_private_under_umask_000() {
     }
     let (dir, out) = d.stop();
     assert_private(&dir.path().join("data"), "after a clean stop");
-    assert!(!out.contains("private_mode_restored"), "nothing should need tightening:\n{out}");
+    assert!(
+        !out.contains("private_mode_restored"),
+        "nothing should need tightening:\n{out}"
+    );
 }
 
 #[test]
@@ -141,7 +176,10 @@ fn a_wide_data_dir_is_tightened_with_a_warning() {
         .filter(|l| l.contains("\"lvl\":\"warn\"") && l.contains("private_mode_restored"))
         .collect();
     assert_eq!(warnings.len(), 3, "one WARNING per path:\n{out}");
-    assert!(warnings.iter().any(|l| l.contains("\"was\":\"0755\"")), "{out}");
+    assert!(
+        warnings.iter().any(|l| l.contains("\"was\":\"0755\"")),
+        "{out}"
+    );
     assert!(out
         .lines()
         .any(|l| l.contains("\"lvl\":\"warn\"") && l.contains("data_dir_tightened")));
@@ -158,7 +196,10 @@ async fn the_store_alone_keeps_its_files_private_under_umask_000() {
     assert!(store.count_events().await.is_ok());
     let running = assert_private(&dir.path().join("fresh"), "store open");
     for name in ["store.db", "store.db-wal", "store.db-shm"] {
-        assert!(running.iter().any(|p| p.ends_with(name)), "{name} not in {running:?}");
+        assert!(
+            running.iter().any(|p| p.ends_with(name)),
+            "{name} not in {running:?}"
+        );
     }
     store.close().await;
     // An existing database readable by others is restricted when opened again.

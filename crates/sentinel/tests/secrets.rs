@@ -200,7 +200,10 @@ struct Probe {
 impl Probe {
     fn check(&self, what: &str, text: &str) -> Result<(), TestCaseError> {
         for (raw, shape) in &self.sent {
-            prop_assert!(!text.contains(raw.as_str()), "{shape} secret {raw} in {what}: {text}");
+            prop_assert!(
+                !text.contains(raw.as_str()),
+                "{shape} secret {raw} in {what}: {text}"
+            );
         }
         Ok(())
     }
@@ -234,7 +237,14 @@ impl Probe {
 
     fn get_one(&self, path: &str) -> String {
         self.rt.block_on(async {
-            let r = self.d.client().get(self.d.url(path)).bearer_auth(&self.d.key).send().await.unwrap();
+            let r = self
+                .d
+                .client()
+                .get(self.d.url(path))
+                .bearer_auth(&self.d.key)
+                .send()
+                .await
+                .unwrap();
             assert_eq!(r.status(), 200, "{path}");
             r.text().await.unwrap()
         })
@@ -425,12 +435,20 @@ fn no_secret_reaches_the_store_the_logs_or_an_answer() {
         let pages = probe.get_all("/v1/events?kind=auth_failure");
         let lines: usize = pages
             .iter()
-            .map(|p| serde_json::from_str::<Value>(p).unwrap()["items"].as_array().unwrap().len())
+            .map(|p| {
+                serde_json::from_str::<Value>(p).unwrap()["items"]
+                    .as_array()
+                    .unwrap()
+                    .len()
+            })
             .sum();
         if lines >= CASES as usize {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "only {lines} log-line events stored");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {lines} log-line events stored"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 
@@ -448,23 +466,42 @@ fn no_secret_reaches_the_store_the_logs_or_an_answer() {
         audited += usize::from(page.len() > 2);
         probe.check("/v1/audit", &page).unwrap();
     }
-    assert!(audited >= CASES as usize, "only {audited} traces with audit records");
+    assert!(
+        audited >= CASES as usize,
+        "only {audited} traces with audit records"
+    );
     assert!(answers > 100_000, "the API answered only {answers} bytes");
     // Masks are visible where secrets were.
     let events = probe.get_all("/v1/events").concat();
     assert!(events.contains("***"));
     assert!(events.contains("Bearer ***"));
-    assert!(events.contains("GET /login?"), "no access-log line was stored");
+    assert!(
+        events.contains("GET /login?"),
+        "no access-log line was stored"
+    );
     let decisions = probe.get_one("/v1/decisions");
-    let listed = serde_json::from_str::<Value>(&decisions).unwrap().as_array().map_or(0, Vec::len);
-    assert!(listed >= CASES.min(100) as usize, "only {listed} decisions listed");
+    let listed = serde_json::from_str::<Value>(&decisions)
+        .unwrap()
+        .as_array()
+        .map_or(0, Vec::len);
+    assert!(
+        listed >= CASES.min(100) as usize,
+        "only {listed} decisions listed"
+    );
 
     // The data directory while running (the WAL holds the recent pages), then after a clean stop.
     let hits = search_dir(&probe.d.data(), &probe.sent);
     assert!(hits.is_empty(), "{}", hits.join("\n"));
     // Every masking was counted.
     let metrics = probe.rt.block_on(async {
-        let r = probe.d.client().get(probe.d.url("/metrics")).bearer_auth(&probe.d.key).send().await.unwrap();
+        let r = probe
+            .d
+            .client()
+            .get(probe.d.url("/metrics"))
+            .bearer_auth(&probe.d.key)
+            .send()
+            .await
+            .unwrap();
         r.text().await.unwrap()
     });
     let masked: u64 = metrics
@@ -472,12 +509,18 @@ fn no_secret_reaches_the_store_the_logs_or_an_answer() {
         .find_map(|l| l.strip_prefix("sentinel_secrets_redacted_total "))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0);
-    assert!(masked >= u64::from(CASES) * 100, "secrets_redacted = {masked}\n{metrics}");
+    assert!(
+        masked >= u64::from(CASES) * 100,
+        "secrets_redacted = {masked}\n{metrics}"
+    );
     let Probe { d, sent, .. } = probe;
     let (dir, output) = d.stop();
     let hits = search_dir(&dir.path().join("data"), &sent);
     assert!(hits.is_empty(), "{}", hits.join("\n"));
     for (raw, shape) in &sent {
-        assert!(!output.contains(raw.as_str()), "{shape} secret {raw} in the daemon's output");
+        assert!(
+            !output.contains(raw.as_str()),
+            "{shape} secret {raw} in the daemon's output"
+        );
     }
 }

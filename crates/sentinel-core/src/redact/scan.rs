@@ -38,8 +38,25 @@ enum Trigger {
 /// Fragments that start a key check (matched without regard to ASCII case). Every built-in key
 /// fragment and word of [`super`] contains one of them.
 const KEY_TRIGGERS: &[&str] = &[
-    "pass", "pw", "auth", "sess", "secret", "token", "cookie", "cred", "apikey", "api_key",
-    "api-key", "private", "access", "otp", "pin", "jwt", "psk", "signing", "encryption",
+    "pass",
+    "pw",
+    "auth",
+    "sess",
+    "secret",
+    "token",
+    "cookie",
+    "cred",
+    "apikey",
+    "api_key",
+    "api-key",
+    "private",
+    "access",
+    "otp",
+    "pin",
+    "jwt",
+    "psk",
+    "signing",
+    "encryption",
 ];
 
 /// Token shapes, case-sensitive as they are written (the few written in several cases are listed so).
@@ -278,7 +295,13 @@ fn key_before(b: &[u8], q: usize) -> Option<(usize, usize)> {
         ks -= 1;
     }
     // A key has at least two letters: `10:00:00`, `[1]:` and `a=b` end here cheaply.
-    (ke - ks >= 2 && b[ks..ke].iter().filter(|c| c.is_ascii_alphabetic()).take(2).count() == 2)
+    (ke - ks >= 2
+        && b[ks..ke]
+            .iter()
+            .filter(|c| c.is_ascii_alphabetic())
+            .take(2)
+            .count()
+            == 2)
         .then_some((ks, ke))
 }
 
@@ -368,7 +391,8 @@ fn url_userinfo(b: &[u8], p: usize) -> Option<(usize, usize)> {
     }
     let a = p + 3;
     let e = run(b, a, |c| {
-        !(c.is_ascii_whitespace() || matches!(c, b'/' | b'?' | b'#' | b'"' | b'\'' | b'<' | b'>' | b'\\'))
+        !(c.is_ascii_whitespace()
+            || matches!(c, b'/' | b'?' | b'#' | b'"' | b'\'' | b'<' | b'>' | b'\\'))
     });
     let at = b[a..e].iter().rposition(|&c| c == b'@')? + a;
     match b[a..at].iter().position(|&c| c == b':') {
@@ -400,7 +424,9 @@ fn pem(text: &str, p: usize) -> Option<(usize, usize)> {
     let close = find(b, label_start, b"-----")?;
     let label = b.get(label_start..close)?;
     if label.len() > 64
-        || !label.iter().all(|c| c.is_ascii_alphanumeric() || *c == b' ')
+        || !label
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b' ')
         || !label
             .windows(11)
             .any(|w| w.eq_ignore_ascii_case(b"PRIVATE KEY"))
@@ -419,8 +445,7 @@ fn aws_key_id(b: &[u8], p: usize) -> Option<(usize, usize)> {
         return None;
     }
     let e = run(b, p + 4, |c| c.is_ascii_uppercase() || c.is_ascii_digit());
-    (e - (p + 4) == 16 && b.get(e).is_none_or(|c| !c.is_ascii_alphanumeric()))
-        .then_some((p + 4, e))
+    (e - (p + 4) == 16 && b.get(e).is_none_or(|c| !c.is_ascii_alphanumeric())).then_some((p + 4, e))
 }
 
 /// A run of exactly 40 base64 characters starting within [`AWS_WINDOW`] bytes after `aws`.
@@ -431,7 +456,10 @@ fn aws_secret(b: &[u8], from: usize, spans: &mut Vec<(usize, usize)>) {
     while i < limit {
         if is_b64(b[i]) && (i == 0 || !(is_b64(b[i - 1]) || b[i - 1] == b'=')) {
             let e = run(b, i, is_b64);
-            if e - i == 40 && b.get(e).is_none_or(|c| !(c.is_ascii_alphanumeric() || *c == b'=')) {
+            if e - i == 40
+                && b.get(e)
+                    .is_none_or(|c| !(c.is_ascii_alphanumeric() || *c == b'='))
+            {
                 spans.push((i, e));
             }
             i = e;
@@ -482,6 +510,8 @@ fn slack_hook(b: &[u8], host_end: usize) -> Option<(usize, usize)> {
         return None;
     }
     let s = kind_end + 1;
-    let e = run(b, s, |c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'/'));
+    let e = run(b, s, |c| {
+        c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'/')
+    });
     (e - s >= 8).then_some((s, e))
 }

@@ -106,9 +106,13 @@ fn innocent_keys_are_left_alone() {
 
 #[test]
 fn numbers_and_containers_under_secret_keys_are_masked() {
-    let mut v = json!({"pin": 1234, "credentials": {"user": "u", "x": "y"}, "passwords": ["a", "b"]});
+    let mut v =
+        json!({"pin": 1234, "credentials": {"user": "u", "x": "y"}, "passwords": ["a", "b"]});
     assert_eq!(Redactor::default().redact(&mut v), 3);
-    assert_eq!(v, json!({"pin": "***", "credentials": "***", "passwords": "***"}));
+    assert_eq!(
+        v,
+        json!({"pin": "***", "credentials": "***", "passwords": "***"})
+    );
 }
 
 #[test]
@@ -124,7 +128,10 @@ fn free_text_pairs_are_masked() {
     assert_eq!(text("{\"api_key\": \"k-1\", "), "{\"api_key\": \"***\", ");
     assert_eq!(text("pwd: s3cr3t!"), "pwd: ***");
     assert_eq!(text("passphrase = 'two words'"), "passphrase = '***'");
-    assert_eq!(text("--db-password=\"a b c\" next"), "--db-password=\"***\" next");
+    assert_eq!(
+        text("--db-password=\"a b c\" next"),
+        "--db-password=\"***\" next"
+    );
     assert_eq!(text(":auth_token => abc"), ":auth_token => ***");
     assert_eq!(
         text("https://h/x?user=a&access_token=AAA&password=BBB"),
@@ -201,7 +208,8 @@ fn url_userinfo() {
 fn jwt_pem_and_cloud_shapes() {
     let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U";
     assert_eq!(text(&format!("tok {jwt} end")), "tok *** end");
-    let pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA7\nabc+/=\n-----END RSA PRIVATE KEY-----";
+    let pem =
+        "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA7\nabc+/=\n-----END RSA PRIVATE KEY-----";
     assert_eq!(
         text(&format!("key: {pem}")),
         "key: -----BEGIN RSA PRIVATE KEY-----***-----END RSA PRIVATE KEY-----"
@@ -238,7 +246,8 @@ fn jwt_pem_and_cloud_shapes() {
 #[test]
 fn json_inside_strings() {
     let r = Redactor::default();
-    let mut v = json!({"body": "{\"password\":\"hunter2\",\"inner\":\"{\\\"token\\\":\\\"t1\\\"}\"}"});
+    let mut v =
+        json!({"body": "{\"password\":\"hunter2\",\"inner\":\"{\\\"token\\\":\\\"t1\\\"}\"}"});
     assert_eq!(r.redact(&mut v), 2);
     let t = v.to_string();
     assert!(!t.contains("hunter2") && !t.contains("t1"), "{t}");
@@ -246,7 +255,10 @@ fn json_inside_strings() {
     let sa = json!({"type": "service_account", "private_key_id": "abc123", "private_key": "-----BEGIN PRIVATE KEY-----\nMIIEvQ\n-----END PRIVATE KEY-----\n", "client_email": "x@y.iam.gserviceaccount.com"}).to_string();
     let (masked, n) = r.redact_text_counted(&sa);
     assert_eq!(n, 2);
-    assert!(!masked.contains("MIIEvQ") && !masked.contains("abc123"), "{masked}");
+    assert!(
+        !masked.contains("MIIEvQ") && !masked.contains("abc123"),
+        "{masked}"
+    );
     assert!(masked.contains("service_account"));
 }
 
