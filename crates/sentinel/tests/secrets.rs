@@ -43,7 +43,8 @@ fn s(shape: &'static str, text: String, value: String, raw: Vec<String>) -> Secr
 
 fn secret() -> impl Strategy<Value = Secret> {
     prop_oneof![
-        "[A-Za-z0-9]{16,24}"
+        // Passwords with the symbols people use (all but quotes, separators and spaces).
+        "[A-Za-z0-9][A-Za-z0-9!@#$%^()_+=:/?.~-]{15,23}"
             .prop_map(|v| s("password", format!("password={v}"), v.clone(), vec![v])),
         "[A-Za-z0-9]{20,40}".prop_map(|v| s("bearer", format!("Bearer {v}"), v.clone(), vec![v])),
         "[A-Za-z0-9+/]{16,32}".prop_map(|v| s(

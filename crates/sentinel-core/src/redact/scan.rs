@@ -313,8 +313,6 @@ fn value_start(b: &[u8], q: usize) -> Option<usize> {
         b':' if b.get(i) == Some(&b'/') && b.get(i + 1) == Some(&b'/') => return None,
         b':' if b.get(i) == Some(&b'=') => i += 1,
         b'=' if b.get(i) == Some(&b'>') => i += 1,
-        // `==` and `!=`-like comparisons are not assignments.
-        b'=' if b.get(i) == Some(&b'=') || (q > 0 && b[q - 1] == b'=') => return None,
         _ => {}
     }
     Some(run(b, i, is_space))

@@ -148,6 +148,11 @@ fn free_text_pairs_are_masked() {
         r#"body={\"password\":\"***\",\"n\":1}"#
     );
     assert_eq!(count("a password=x token=y"), 2);
+    assert_eq!(text("password==s3cret:x/y?z#1"), "password=***");
+    assert_eq!(
+        text("GET /login?password=p@ss:w0rd!#x&next=/"),
+        "GET /login?password=***&next=/"
+    );
 }
 
 #[test]
