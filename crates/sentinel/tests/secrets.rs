@@ -180,6 +180,9 @@ fn telemetry(sec: &Secret, key: &str, ip: &str) -> Vec<Value> {
             items.push(json!({ "src_ip": ip, *f: form }));
         }
     }
+    // Refused items: their errors (in the answer) must not quote the secret either.
+    items.push(json!({ "src_ip": ip, "failed_logins": sec.text }));
+    items.push(json!({ "src_ip": ip, "dst_port": sec.text, "ts": sec.text }));
     items.push(json!({
         "src_ip": ip,
         "ctx": {"deep": [{ key: sec.value }], "note": sec.text, "body": json!({ key: sec.value }).to_string()},
@@ -299,6 +302,7 @@ impl Probe {
             Value::Array(items.clone()).to_string(),
         );
         prop_assert_eq!(st, 200, "{}", body);
+        prop_assert!(body.contains("\"rejected\":2"), "{}", body);
         self.check("the /v1/events answer", &body)?;
         let ndjson: String = items.iter().map(|i| format!("{i}\n")).collect();
         let (st, body) = self.post("/v1/events/stream", "application/x-ndjson", ndjson);
@@ -316,6 +320,11 @@ impl Probe {
         let (st, body) = self.post("/v1/defend", "application/json", ev.to_string());
         prop_assert_eq!(st, 200, "{}\n{}", body, self.d.output());
         self.check("the /v1/defend answer", &body)?;
+
+        let bad = json!({"src_ip": ip, "failed_logins": sec.text, "kind": sec.text});
+        let (st, body) = self.post("/v1/defend", "application/json", bad.to_string());
+        prop_assert_eq!(st, 400, "{}", body);
+        self.check("a /v1/defend error", &body)?;
 
         // A manual decision with the secret in the reason and in params.
         let decision = json!({
