@@ -260,10 +260,10 @@ impl Redactor {
         let mut out = String::with_capacity(text.len());
         let mut at = 0;
         for &(s, e) in &spans {
-            // Spans start and end next to ASCII bytes or at the ends of the text; `get` keeps a
-            // malformed span from panicking (it would be skipped, never printed in clear).
-            let (Some(keep), Some(_)) = (text.get(at..s), text.get(s..e)) else {
-                continue;
+            // Spans start and end next to ASCII bytes or at the ends of the text, so on char
+            // boundaries; were one not, the whole text is masked rather than risk printing it.
+            let (Some(keep), true) = (text.get(at..s), text.is_char_boundary(e)) else {
+                return Some((MASK.to_owned(), spans.len()));
             };
             out.push_str(keep);
             out.push_str(MASK);

@@ -292,6 +292,32 @@ mod properties {
             prop_assert_eq!(&once, &twice);
         }
 
+        /// Each shape, with a random body, between random text: the body never survives.
+        #[test]
+        fn shapes_in_any_text(
+            pre in "\\PC{0,20}",
+            post in "\\PC{0,20}",
+            body in "[A-Za-z0-9]{36,40}",
+            shape in 0usize..10,
+        ) {
+            let r = Redactor::default();
+            let (secret, raw) = match shape {
+                0 => (format!("Authorization: Bearer {body}"), body.clone()),
+                1 => (format!("eyJ{}.eyJ{}.{}", &body[..12], &body[12..24], &body[24..]), body[..12].to_owned()),
+                2 => (format!("-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----"), body.clone()),
+                3 => (format!("AKIA{}", body[..16].to_ascii_uppercase()), body[..16].to_ascii_uppercase()),
+                4 => (format!("AIza{}", &body[..35]), body[..35].to_owned()),
+                5 => (format!("ghp_{}", &body[..36]), body[..36].to_owned()),
+                6 => (format!("xoxb-{body}"), body.clone()),
+                7 => (format!("https://hooks.slack.com/services/{body}"), body.clone()),
+                8 => (format!("https://u:{body}@h.example/"), body.clone()),
+                _ => (format!("{{\"client_secret\": \"{body}\"}}"), body.clone()),
+            };
+            let input = format!("{pre} {secret} {post}");
+            let out = r.redact_text(&input);
+            prop_assert!(!out.contains(&raw), "{} -> {}", input, out);
+        }
+
         #[test]
         fn secret_values_never_survive(v in "[A-Za-z0-9]{12,30}") {
             let r = Redactor::default();
