@@ -90,8 +90,11 @@ pub(crate) async fn add(
 ) -> Result<(StatusCode, Json<ActionRecord>), ApiError> {
     require_content_type(&headers, &["application/json"], "application/json")?;
     let bytes = read_limited(&headers, body, s.settings.max_body_bytes).await?;
-    let b: AddBody = typed(parse_json_value(&bytes).map_err(ApiError::BadRequest)?)
-        .map_err(ApiError::BadRequest)?;
+    let mut body = parse_json_value(&bytes).map_err(ApiError::BadRequest)?;
+    // Secrets in `reason`, `params` or anywhere else are masked before anything reads, stores or echoes them.
+    let masked = s.redactor.redact(&mut body);
+    s.metrics.secrets_redacted.add(masked as u64);
+    let b: AddBody = typed(body).map_err(ApiError::BadRequest)?;
 
     let (spec, reason, dry_run) = b.into_spec().map_err(ApiError::BadRequest)?;
     let rec = desk(&s)?

@@ -83,7 +83,10 @@ impl IntoResponse for ApiError {
                 tracing::error!(evt = "internal_error", detail = %detail);
                 "internal error".to_string()
             }
-            other => other.to_string(),
+            // Messages may quote what the caller sent: no secret goes back (or into a log) in clear.
+            other => sentinel_core::redact::builtin()
+                .redact_text(&other.to_string())
+                .into_owned(),
         };
         let mut resp = (
             status,

@@ -233,7 +233,7 @@ metrics! {
     actions_recorded: "Action records produced.",
     actions_refused: "Actions refused by the allowlist or an actuator.",
     notices_sent: "Notices sent.",
-    secrets_redacted: "Secret values masked in posted events.",
+    secrets_redacted: "Secret values masked in posted events, log lines and manual decisions.",
     store_write_errors: "Records the store failed to write.",
     events_not_stored: "Events (or /v1/defend records) handed to the pipeline that the store did not write; the client was told.",
     events_store_unconfirmed: "Events whose commit was not confirmed before the answer's deadline; the client got a 503.",

@@ -228,8 +228,17 @@ mod properties {
 
     fn secret_leaks(v: &Value, r: &Redactor) -> bool {
         match v {
+            // Under a secret key only the mask (an authorization scheme may stay in front of it), a
+            // boolean or a null may remain.
             Value::Object(m) => m.iter().any(|(k, v)| {
-                (r.is_secret_key(k) && *v != Value::String("***".into())) || secret_leaks(v, r)
+                let masked = match v {
+                    Value::String(s) => {
+                        s == "***" || s.split_once(' ').is_some_and(|(_, t)| t == "***")
+                    }
+                    Value::Bool(_) | Value::Null => true,
+                    _ => false,
+                };
+                (r.is_secret_key(k) && !masked) || secret_leaks(v, r)
             }),
             Value::Array(a) => a.iter().any(|v| secret_leaks(v, r)),
             _ => false,

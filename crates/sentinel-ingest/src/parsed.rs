@@ -86,14 +86,25 @@ impl Parsed {
         fallback_ts: Timestamp,
         redactor: &Redactor,
     ) -> Event {
+        self.to_event_counted(source, raw, fallback_ts, redactor).0
+    }
+
+    /// [`Parsed::to_event`], with how many secrets the redactor masked.
+    pub fn to_event_counted(
+        &self,
+        source: &str,
+        raw: &str,
+        fallback_ts: Timestamp,
+        redactor: &Redactor,
+    ) -> (Event, usize) {
         let mut attrs = serde_json::Map::new();
         attrs.insert("service".into(), self.service.as_ref().into());
         for (k, v) in &self.fields {
             attrs.insert((*k).into(), v.clone().into());
         }
         attrs.insert("line".into(), raw.into());
-        redactor.redact_map(&mut attrs);
-        Event {
+        let masked = redactor.redact_map(&mut attrs);
+        let event = Event {
             id: EventId::new(),
             kind: EventKind(self.kind.as_str().into()),
             ts: self.ts.unwrap_or(fallback_ts),
@@ -102,7 +113,8 @@ impl Parsed {
             target: None,
             attrs,
             trace_id: TraceId::new(),
-        }
+        };
+        (event, masked)
     }
 }
 

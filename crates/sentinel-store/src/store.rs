@@ -9,6 +9,7 @@ use crate::writer::{StoreWriter, WriterOptions, WriterTask};
 use sentinel_core::Timestamp;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -37,6 +38,36 @@ pub struct StoreOptions {
     pub sync: SyncMode,
 }
 
+/// Creates the database file 0600 (or restricts an existing one and its `-wal`/`-shm`) before SQLite
+/// opens it: SQLite gives the `-wal` and `-shm` files it creates the database file's mode, so the
+/// whole database stays readable by its owner only, whatever the umask.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    use std::fs::{OpenOptions, Permissions};
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)?;
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        let p = std::path::PathBuf::from(p);
+        match std::fs::metadata(&p) {
+            Ok(m) if m.permissions().mode() & 0o077 != 0 => {
+                tracing::warn!(path = %p.display(), was = format!("{:04o}", m.permissions().mode() & 0o7777), "database file readable by others; restricted to 0600");
+                std::fs::set_permissions(&p, Permissions::from_mode(0o600))?;
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// A handle on the SQLite database; cheap to clone, all clones share one pool.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -53,8 +84,12 @@ impl Store {
     /// schema up to date.
     pub async fn open_with(path: &Path, opts: StoreOptions) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            tokio::fs::create_dir_all(dir).await?;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
         }
+        create_private(path)?;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)

@@ -45,8 +45,9 @@ pub async fn run(
         ),
     };
     let data_dir = cfg.data_dir.clone();
-    std::fs::create_dir_all(&data_dir)
-        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+    // The data directory holds secrets: private whatever the umask (see `private`).
+    crate::private::restrict_umask();
+    crate::private::prepare_data_dir(&data_dir)?;
     let store_opts = StoreOptions {
         sync: match cfg.store.sync {
             StoreSync::Normal => SyncMode::Normal,
@@ -288,7 +289,9 @@ fn spawn_retention(
 }
 
 fn write_addr_file(data_dir: &Path, addr: SocketAddr) {
-    if let Err(e) = std::fs::write(data_dir.join(ADDR_FILE), format!("{addr}\n")) {
+    if let Err(e) =
+        crate::private::write_private(&data_dir.join(ADDR_FILE), format!("{addr}\n").as_bytes())
+    {
         tracing::warn!(evt = "addr_file_failed", error = %e);
     }
 }

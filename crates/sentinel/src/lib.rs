@@ -14,6 +14,7 @@ pub mod ledger_tasks;
 pub mod loggen;
 pub mod logs;
 pub mod pipeline;
+pub mod private;
 pub mod replay;
 pub mod scenarios;
 pub mod sources;

@@ -1,5 +1,6 @@
 //! Structured logs: one JSON object per line with `ts`, `svc`, `lvl`, `evt`, `trace` and the event's
-//! fields. Values under secret-looking keys are masked at any depth (also inside fields that hold JSON).
+//! fields. Everything passes the redactor first: values under secret-looking keys at any depth, and
+//! credentials in any text (also inside fields that hold JSON).
 
 use sentinel_core::{Redactor, Timestamp};
 use serde_json::{Map, Value};
@@ -105,18 +106,11 @@ where
                 line.insert("msg".into(), msg);
             }
         }
+        // Keys at any depth, and free text in every string (messages, error strings, JSON inside them).
         self.redactor.redact_map(&mut fields);
-        // Free text (messages, error strings) may carry `password=…` or `Bearer …`: mask those too.
-        for v in fields.values_mut().chain(line.get_mut("msg")) {
-            if let Value::String(text) = v {
-                if let std::borrow::Cow::Owned(masked) = self.redactor.redact_text(text) {
-                    *text = masked;
-                }
-            }
-        }
-        if let Some(Value::String(evt)) = line.get_mut("evt") {
-            if let std::borrow::Cow::Owned(masked) = self.redactor.redact_text(evt) {
-                *evt = masked;
+        for key in ["msg", "evt"] {
+            if let Some(v) = line.get_mut(key) {
+                self.redactor.redact(v);
             }
         }
         line.extend(fields);

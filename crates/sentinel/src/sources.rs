@@ -400,12 +400,13 @@ async fn parse_lines(
             Ok(p) => {
                 metrics.log_lines_parsed.inc();
                 counts.matched.inc();
-                let event = p.to_event(
+                let (event, masked) = p.to_event_counted(
                     &raw.origin,
                     &text,
                     raw.ts_hint.unwrap_or(raw.received),
                     &redactor,
                 );
+                metrics.secrets_redacted.add(masked as u64);
                 if intake
                     .send(Submission {
                         event,

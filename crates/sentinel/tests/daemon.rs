@@ -423,7 +423,7 @@ async fn secrets_reach_neither_logs_nor_store() {
     .await;
     let ev = &detail["alert"]["evidence"][0]["attrs"];
     assert_eq!(ev["password"], "***");
-    assert_eq!(ev["context"]["headers"]["Authorization"], "***");
+    assert_eq!(ev["context"]["headers"]["Authorization"], "Bearer ***");
     assert_eq!(ev["context"]["session_ref"], "***");
     assert_eq!(ev["list"][0]["api_key"], "***");
     let (dir, logs) = d.stop();
