@@ -2,14 +2,14 @@
 //! loop, and manual decisions for the API. Every record the ledger changes is written to the store with
 //! an audit entry, so the store stays the history and the ledger the live truth.
 
-use sentinel_api::decisions::{DecisionRequest, DecisionSelector, Decisions};
+use sentinel_api::decisions::{DecisionError, DecisionRequest, DecisionSelector, Decisions};
 use sentinel_config::ValidatedConfig;
 use sentinel_core::{
     ActionKind, ActionRecord, ActionSpec, ActionState, AlertId, AuditKind, AuditRecord,
     InvestigationId, Mode, Plan, PlanId, Severity, Timestamp, TraceId,
 };
 use sentinel_respond::{Escalation, Ledger, LedgerConfig, Responder};
-use sentinel_store::{ActionFilter, Record, Store, StoreWriter};
+use sentinel_store::{AckGroup, ActionFilter, Record, Store, StoreWriter};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -69,6 +69,34 @@ async fn write(w: &StoreWriter, recs: impl IntoIterator<Item = Record>) {
             tracing::error!(evt = "store_write_failed", error = %e);
         }
     }
+}
+
+/// Stores `recs` and waits until they are committed: an operator's answer promises them. On failure,
+/// says how many were not stored and why.
+async fn write_committed(
+    w: &StoreWriter,
+    recs: impl IntoIterator<Item = Record>,
+) -> Result<(), String> {
+    let group = AckGroup::new();
+    for (i, r) in recs.into_iter().enumerate() {
+        if let Err(e) = w.write_acked(r, group.token(i as u64)).await {
+            tracing::error!(evt = "store_write_failed", error = %e);
+        }
+    }
+    let summary = group.settled().await;
+    if summary.failed == 0 {
+        return Ok(());
+    }
+    let why = group
+        .failures()
+        .first()
+        .map(|f| f.error.clone())
+        .unwrap_or_default();
+    tracing::error!(evt = "decision_not_stored", failed = summary.failed, error = %why);
+    Err(format!(
+        "{} record(s) of this decision could not be stored ({why})",
+        summary.failed
+    ))
 }
 
 /// Loads what the store says is applied and makes the kernel and engine agree with it.
@@ -169,7 +197,7 @@ pub struct Desk {
 
 #[async_trait::async_trait]
 impl Decisions for Desk {
-    async fn add(&self, req: DecisionRequest) -> Result<ActionRecord, String> {
+    async fn add(&self, req: DecisionRequest) -> Result<ActionRecord, DecisionError> {
         let spec = ActionSpec {
             kind: req.kind,
             subject: req.subject,
@@ -197,35 +225,34 @@ impl Decisions for Desk {
             trace_id: req.trace_id,
         };
         let (rec, superseded) = self.ledger.decide(&plan, spec, req.dry_run).await;
+        // The answer promises these records: it is sent only once they are committed.
+        let mut records = Vec::new();
         if let Some(old) = superseded {
-            write(
-                &self.writer,
-                [
-                    Record::Action(old.clone()),
-                    audit(
-                        &old,
-                        AuditKind::ActionChanged,
-                        "superseded by a longer action",
-                    ),
-                ],
-            )
-            .await;
+            records.push(Record::Action(old.clone()));
+            records.push(audit(
+                &old,
+                AuditKind::ActionChanged,
+                "superseded by a longer action",
+            ));
         }
         if !req.dry_run {
-            write(
-                &self.writer,
-                [
-                    Record::Plan(plan.clone()),
-                    Record::Action(rec.clone()),
-                    audit(&rec, AuditKind::Operator, &plan.reason),
-                ],
-            )
-            .await;
+            records.push(Record::Plan(plan.clone()));
+            records.push(Record::Action(rec.clone()));
+            records.push(audit(&rec, AuditKind::Operator, &plan.reason));
+        }
+        if !records.is_empty() {
+            write_committed(&self.writer, records).await.map_err(|e| {
+                DecisionError::NotStored(format!(
+                    "the decision was taken ({} {}) but not recorded: {e}; it will not survive a restart",
+                    rec.spec.kind,
+                    rec.state.as_str()
+                ))
+            })?;
         }
         match rec.state {
-            ActionState::Refused | ActionState::Failed => {
-                Err(rec.error.clone().unwrap_or_else(|| "refused".into()))
-            }
+            ActionState::Refused | ActionState::Failed => Err(DecisionError::Invalid(
+                rec.error.clone().unwrap_or_else(|| "refused".into()),
+            )),
             _ => Ok(rec),
         }
     }
@@ -234,7 +261,11 @@ impl Decisions for Desk {
         self.ledger.live()
     }
 
-    async fn delete(&self, sel: DecisionSelector, trace: TraceId) -> Vec<ActionRecord> {
+    async fn delete(
+        &self,
+        sel: DecisionSelector,
+        trace: TraceId,
+    ) -> Result<Vec<ActionRecord>, DecisionError> {
         let ids: Vec<_> = self
             .ledger
             .live()
@@ -247,22 +278,30 @@ impl Decisions for Desk {
             .map(|r| r.id)
             .collect();
         let mut out = Vec::new();
+        let mut records = Vec::new();
         for id in ids {
             if let Some(r) = self.ledger.revert(id, ActionState::Reverted).await {
                 let mut note_rec = r.clone();
                 note_rec.trace_id = trace.clone();
-                write(
-                    &self.writer,
-                    [
-                        Record::Action(r.clone()),
-                        audit(&note_rec, AuditKind::Operator, "deleted by an operator"),
-                    ],
-                )
-                .await;
+                records.push(Record::Action(r.clone()));
+                records.push(audit(
+                    &note_rec,
+                    AuditKind::Operator,
+                    "deleted by an operator",
+                ));
                 out.push(r);
             }
         }
-        out
+        if !records.is_empty() {
+            // The answer promises the reverted states: it is sent only once they are committed.
+            write_committed(&self.writer, records).await.map_err(|e| {
+                DecisionError::NotStored(format!(
+                    "{} decision(s) were reverted but not recorded: {e}",
+                    out.len()
+                ))
+            })?;
+        }
+        Ok(out)
     }
 }
 
