@@ -83,11 +83,16 @@ enum Next {
 
 /// The stream's next chunk, unless it stays quiet for [`STREAM_IDLE`] or Sentinel begins to stop
 /// (then the stream is answered with what it sent so far, instead of being cut without an answer).
-async fn next_chunk(s: &AppState, stream: &mut axum::body::BodyDataStream) -> Next {
+/// Stopping is readiness lost while the stream runs (`was_ready`: ready when it began).
+async fn next_chunk(
+    s: &AppState,
+    was_ready: bool,
+    stream: &mut axum::body::BodyDataStream,
+) -> Next {
     let idle = tokio::time::sleep(STREAM_IDLE);
     tokio::pin!(idle);
     loop {
-        if !s.ready.load(std::sync::atomic::Ordering::Acquire) {
+        if was_ready && !s.ready.load(std::sync::atomic::Ordering::Acquire) {
             return Next::Stopping;
         }
         tokio::select! {
@@ -326,6 +331,7 @@ pub(crate) async fn post_stream(
     };
     let group = AckGroup::new();
     let mut stream = body.into_data_stream();
+    let was_ready = s.ready.load(std::sync::atomic::Ordering::Acquire);
     let mut buf: Vec<u8> = Vec::new();
     let mut line_no = 0usize;
     let mut skipping = false; // inside an over-long line, discarding until its end
@@ -354,7 +360,7 @@ pub(crate) async fn post_stream(
     };
     loop {
         // A stream that goes quiet does not hold its connection (and its in-flight slot) forever.
-        let chunk = match next_chunk(&s, &mut stream).await {
+        let chunk = match next_chunk(&s, was_ready, &mut stream).await {
             Next::Chunk(Ok(c)) => c,
             Next::Chunk(Err(e)) => {
                 return Err(ApiError::BadRequest(format!(
