@@ -230,7 +230,7 @@ macro_rules! metrics {
 metrics! {
     http_requests: "HTTP requests answered.",
     auth_failures: "Requests refused for a missing or wrong API key.",
-    events_accepted: "Events accepted into the pipeline.",
+    events_accepted: "Events handed to the pipeline (counted when queued, before they are stored).",
     events_invalid: "Events refused as malformed (per line or item).",
     events_rejected_busy: "Events refused because the pipeline queue was full.",
     defend_requests: "Calls to /v1/defend answered with a plan.",
