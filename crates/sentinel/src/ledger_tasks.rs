@@ -318,3 +318,67 @@ pub async fn responder(
     }
     crate::actuators::install(r, cfg, &enforced).await
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use sentinel_core::{ActionKind, Subject};
+    use sentinel_store::WriterOptions;
+
+    fn desk(writer: StoreWriter) -> Desk {
+        Desk {
+            ledger: Arc::new(Ledger::new(
+                Responder::new(sentinel_respond::Allowlist::new([])),
+                LedgerConfig::default(),
+            )),
+            writer,
+            mode: Mode::Observe,
+        }
+    }
+
+    fn request(ip: &str) -> DecisionRequest {
+        DecisionRequest {
+            kind: ActionKind::BlockIp,
+            subject: Subject::Ip(ip.parse().unwrap()),
+            ttl_secs: 600,
+            reason: "test".into(),
+            params: serde_json::json!({}),
+            dry_run: false,
+            trace_id: TraceId::new(),
+        }
+    }
+
+    /// A decision is answered with its record only once the record is committed; a store that cannot
+    /// write it makes the answer an error saying so, never the record.
+    #[tokio::test]
+    async fn a_decision_waits_for_its_commit_and_a_failed_store_is_not_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).await.unwrap();
+        // A long flush interval: a record nobody waited for would still be in the queue.
+        let (writer, task) = store.writer(WriterOptions {
+            flush_interval: Duration::from_secs(30),
+            ..WriterOptions::default()
+        });
+        let d = desk(writer.clone());
+        let rec = d.add(request("203.0.113.5")).await.unwrap();
+        let stored = store.get_action(rec.id).await.unwrap();
+        assert_eq!(stored.map(|r| r.state), Some(ActionState::Planned));
+        let deleted = d
+            .delete(DecisionSelector::Id(rec.id), TraceId::new())
+            .await
+            .unwrap();
+        assert_eq!(deleted.len(), 1);
+        let stored = store.get_action(rec.id).await.unwrap();
+        assert_eq!(stored.map(|r| r.state), Some(ActionState::Reverted));
+
+        // The store fails under the writer: the answer says the decision was not recorded.
+        store.close().await;
+        match d.add(request("203.0.113.6")).await {
+            Err(DecisionError::NotStored(m)) => assert!(m.contains("not recorded"), "{m}"),
+            other => panic!("a decision the store did not write was answered: {other:?}"),
+        }
+        drop((d, writer));
+        task.finish().await.unwrap();
+    }
+}
