@@ -363,9 +363,15 @@ pub(crate) async fn post_stream(
         let chunk = match next_chunk(&s, was_ready, &mut stream).await {
             Next::Chunk(Ok(c)) => c,
             Next::Chunk(Err(e)) => {
-                return Err(ApiError::BadRequest(format!(
-                    "could not read the body: {e}"
-                )));
+                // The lines before were handed over and may be stored: the client is told which.
+                report.reject(ItemError {
+                    line: Some(line_no + 1),
+                    error: format!(
+                        "could not read the body: {e}; the stream was closed; the lines before were kept"
+                    ),
+                    ..Default::default()
+                });
+                return Ok(answer(&s, &group, report, None, Numbering::Line).await);
             }
             Next::End => break,
             Next::Stopping => {
