@@ -193,8 +193,12 @@ pub async fn run(
     if let Err(e) = expiry.await {
         tracing::error!(evt = "expiry_task_failed", error = %e);
     }
+    // A connection that outlived the deadline (aborting the server does not end the connections it
+    // spawned: a client sending its headers slowly keeps one) still holds intake and writer handles:
+    // close both queues instead of waiting for them, so what was queued is committed and nothing hangs.
+    running.close_intake();
     running.join().await;
-    let stats = writer_task.finish().await.context("flushing the store")?;
+    let stats = writer_task.close().await.context("flushing the store")?;
     store.close().await;
     let _ = std::fs::remove_file(data_dir.join(ADDR_FILE));
     tracing::info!(

@@ -110,3 +110,43 @@ async fn sigterm_answers_a_trickling_stream_with_what_it_stored() {
     assert_eq!(stored(&d).await, want);
     let _ = d.stop();
 }
+
+/// A client that sends its request headers slowly (one line every 300 ms, never finishing) keeps its
+/// connection past the drain deadline, and the server cannot abort it: Sentinel still stops, after
+/// committing what it acknowledged, instead of waiting for that client forever.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_does_not_wait_for_a_client_that_never_finishes_its_headers() {
+    let mut d = Daemon::start(&[]);
+    let r = d
+        .client()
+        .post(d.url("/v1/events"))
+        .bearer_auth(&d.key)
+        .json(&serde_json::json!([{"kind": KIND, "target": "before-stop"}]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let host = d.base.strip_prefix("http://").unwrap().to_owned();
+    let mut s = TcpStream::connect(&host).unwrap();
+    write!(s, "POST /v1/events HTTP/1.1\r\nHost: {host}\r\n").unwrap();
+    let slow = std::thread::spawn(move || {
+        for i in 0..400 {
+            std::thread::sleep(Duration::from_millis(300));
+            if write!(s, "X-Slow-{i}: still coming\r\n").is_err() {
+                return;
+            }
+        }
+    });
+    let status = d.terminate(Duration::from_secs(20));
+    assert!(status.success(), "{status}:\n{}", d.output());
+    let out = d.output();
+    assert!(out.contains("\"evt\":\"stopped\""), "{out}");
+    slow.join().unwrap();
+
+    let dir = std::mem::replace(&mut d.dir, tempfile::tempdir().unwrap());
+    drop(d);
+    let d = Daemon::start_in(dir, &[]);
+    assert_eq!(stored(&d).await, ["before-stop"]);
+    let _ = d.stop();
+}
