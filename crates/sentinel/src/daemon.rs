@@ -171,8 +171,8 @@ pub async fn run(
     // Sources stop first and hand over what they read; then HTTP intake stops.
     sources.stop().await;
     let _ = stop_tx.send(());
-    // In-flight requests get a bounded time; after that the server task is aborted, which drops the
-    // router and with it every intake sender it holds, so the pipeline can drain and finish.
+    // In-flight requests get a bounded time; after that the server task is aborted (the connections
+    // it spawned live on until the process ends; the queues are closed below so they cannot hold it).
     let abort = server.abort_handle();
     let mut server = server;
     match tokio::time::timeout(Duration::from_secs(5), &mut server).await {
