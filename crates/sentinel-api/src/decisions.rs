@@ -43,16 +43,44 @@ pub enum DecisionSelector {
     All,
 }
 
-/// The ledger, as the API sees it.
+/// Why a decision was not answered with its record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecisionError {
+    /// The request was refused (allowlist, bad parameter): a `400`.
+    Invalid(String),
+    /// The decision was made but its records were not committed: a `503`, never a 2xx.
+    NotStored(String),
+}
+
+impl From<String> for DecisionError {
+    fn from(reason: String) -> Self {
+        DecisionError::Invalid(reason)
+    }
+}
+
+impl From<DecisionError> for ApiError {
+    fn from(e: DecisionError) -> Self {
+        match e {
+            DecisionError::Invalid(m) => ApiError::BadRequest(m),
+            DecisionError::NotStored(m) => ApiError::Unavailable(m),
+        }
+    }
+}
+
+/// The ledger, as the API sees it. An `Ok` answer means the records it describes are committed.
 #[async_trait]
 pub trait Decisions: Send + Sync {
     /// Adds (or previews) a decision. The daemon checks what only it knows (`policy.max_ttl`, the
     /// quarantine roots) and answers a problem as `` `field`: reason ``.
-    async fn add(&self, req: DecisionRequest) -> Result<ActionRecord, String>;
+    async fn add(&self, req: DecisionRequest) -> Result<ActionRecord, DecisionError>;
     /// Live decisions, soonest expiry first.
     async fn list(&self) -> Vec<ActionRecord>;
     /// Reverts the selected live decisions; returns them in their new state.
-    async fn delete(&self, sel: DecisionSelector, trace: TraceId) -> Vec<ActionRecord>;
+    async fn delete(
+        &self,
+        sel: DecisionSelector,
+        trace: TraceId,
+    ) -> Result<Vec<ActionRecord>, DecisionError>;
 }
 
 #[derive(Debug, Deserialize)]
@@ -105,7 +133,7 @@ pub(crate) async fn add(
             trace_id: trace,
         })
         .await
-        .map_err(ApiError::BadRequest)?;
+        .map_err(ApiError::from)?;
     Ok((
         if dry_run {
             StatusCode::OK
@@ -230,5 +258,7 @@ pub(crate) async fn delete(
             ))
         }
     };
-    Ok(Json(desk(&s)?.delete(sel, trace).await))
+    Ok(Json(
+        desk(&s)?.delete(sel, trace).await.map_err(ApiError::from)?,
+    ))
 }

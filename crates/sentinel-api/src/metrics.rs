@@ -170,6 +170,14 @@ fn render_store_writer(w: &sentinel_store::WriterMonitor, out: &mut String) {
     );
     let _ = writeln!(out, "# TYPE {name} counter");
     let _ = writeln!(out, "{name} {}", stats.failed_batches);
+    let name = "sentinel_store_records_dropped_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Records the store could not write even on their own (each logged; an \
+         acknowledged one was reported to its client)."
+    );
+    let _ = writeln!(out, "# TYPE {name} counter");
+    let _ = writeln!(out, "{name} {}", stats.dropped);
 }
 
 macro_rules! metrics {
@@ -222,7 +230,7 @@ macro_rules! metrics {
 metrics! {
     http_requests: "HTTP requests answered.",
     auth_failures: "Requests refused for a missing or wrong API key.",
-    events_accepted: "Events accepted into the pipeline.",
+    events_accepted: "Events handed to the pipeline (counted when queued, before they are stored).",
     events_invalid: "Events refused as malformed (per line or item).",
     events_rejected_busy: "Events refused because the pipeline queue was full.",
     defend_requests: "Calls to /v1/defend answered with a plan.",
@@ -296,8 +304,35 @@ mod tests {
                 )),
             "{text}"
         );
+        assert!(
+            text.contains("sentinel_store_records_dropped_total 0\n"),
+            "{text}"
+        );
+        // A store that fails under the writer: the record nobody waits for (a log line's event, an
+        // audit record) is dropped, and /metrics says so.
+        store.close().await;
+        let lost = sentinel_core::Event {
+            id: sentinel_core::EventId::new(),
+            kind: sentinel_core::EventKind::telemetry(),
+            ts: sentinel_core::Timestamp::now(),
+            source: "test".into(),
+            src_ip: None,
+            target: None,
+            attrs: Default::default(),
+            trace_id: sentinel_core::TraceId::new(),
+        };
+        writer
+            .write(sentinel_store::Record::Event(lost))
+            .await
+            .unwrap();
         drop(writer);
         task.finish().await.unwrap();
+        let text = m.render();
+        assert!(
+            text.contains("sentinel_store_records_dropped_total 1\n")
+                && text.contains("sentinel_store_failed_batches_total 1\n"),
+            "{text}"
+        );
     }
 
     #[test]

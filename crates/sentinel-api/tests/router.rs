@@ -961,3 +961,45 @@ async fn a_partial_429_answers_after_the_items_it_counts_are_stored() {
     seqs.sort_unstable();
     assert_eq!(seqs, [0, 1], "exactly the accepted items are stored");
 }
+
+/// A stream whose body breaks after some lines is answered with what it stored (the lines before
+/// the break are committed and counted), not with a bare 400 that reads as "nothing kept".
+#[tokio::test]
+async fn a_stream_that_breaks_reports_the_lines_it_stored() {
+    let h = harness().await;
+    let _seen = spawn_pipeline(h.rx, &h.store);
+    let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
+        Ok(Bytes::from_static(
+            b"{\"src_ip\":\"203.0.113.7\",\"seq\":1}\n{\"src_ip\":\"203.0.113.7\",\"seq\":2}\n",
+        )),
+        Ok(Bytes::from_static(
+            b"{\"src_ip\":\"203.0.113.7\",\"seq\":3}\n{\"src_ip\"",
+        )),
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "peer went away",
+        )),
+    ];
+    let r = send(
+        &h.app,
+        ndjson(
+            Body::from_stream(futures::stream::iter(chunks)),
+            &h.admin_key,
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let v = r.json();
+    assert_eq!(v["accepted"], 3, "{v}");
+    assert_eq!(v["rejected"], 1, "{v}");
+    assert_eq!(v["errors"][0]["line"], 4, "{v}");
+    assert!(
+        v["errors"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("could not read the body"),
+        "{v}"
+    );
+    let kept = stored(&h.store, v["trace_id"].as_str().unwrap()).await;
+    assert_eq!(kept.len(), 3);
+}

@@ -33,6 +33,16 @@ impl ValidatedConfig {
                 self.api.listen
             ));
         }
+        for (i, src) in self.sources.iter().enumerate() {
+            if let crate::SourceConfig::Syslog { allowed_peers, .. } = src {
+                if let Some(all) = allowed_peers.iter().find(|n| n.prefix_len() == 0) {
+                    out.push(format!(
+                        "sources[{i}].allowed_peers has {all}: the syslog source accepts every \
+                         sender, and anyone who can send it lines can make Sentinel act"
+                    ));
+                }
+            }
+        }
         if self.policy.mode == Mode::Enforce && self.policy.allowlist.is_empty() {
             out.push("policy.mode is enforce and policy.allowlist is empty".to_string());
         } else if self.policy.allowlist.is_empty() {

@@ -300,19 +300,34 @@ pub(crate) fn source(r: &mut Reader, e: &Node<'_>) -> Option<SourceConfig> {
                         128,
                     )),
                 ]),
-                Some(n) => r.each(&n, |r, p| {
-                    let v = r.string(p)?;
-                    let net = v
-                        .parse::<ipnet::IpNet>()
-                        .or_else(|_| v.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
-                    match net {
-                        Ok(net) => Some(net),
-                        Err(_) => {
-                            r.fail(&p.path, format!("not a CIDR or an address: {v:?}"));
-                            None
+                Some(n) => r
+                    .each(&n, |r, p| {
+                        let v = r.string(p)?;
+                        let net = v
+                            .parse::<ipnet::IpNet>()
+                            .or_else(|_| v.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
+                        match net {
+                            Ok(net) => Some(net),
+                            Err(_) => {
+                                r.fail(&p.path, format!("not a CIDR or an address: {v:?}"));
+                                None
+                            }
                         }
-                    }
-                }),
+                    })
+                    .and_then(|nets| {
+                        // An empty allowlist reads as "nobody", but the receiver would take it as
+                        // "everybody": refuse it rather than open the source silently.
+                        if nets.is_empty() {
+                            r.fail(
+                                &n.path,
+                                "is empty: list the senders to accept (e.g. [192.0.2.0/24]), leave \
+                                 the key out for loopback only, or write [0.0.0.0/0, \"::/0\"] to \
+                                 accept every sender",
+                            );
+                            return None;
+                        }
+                        Some(nets)
+                    }),
             };
             Some(SourceConfig::Syslog {
                 udp: udp?,

@@ -429,3 +429,52 @@ fn docker_network_and_quarantine_roots_are_checked_at_load() {
     );
     assert!(ok.is_ok(), "{:?}", ok.err());
 }
+
+#[test]
+fn an_empty_syslog_allowlist_is_an_error_and_every_sender_is_a_warning() {
+    let yaml = "sources:\n  - { type: syslog, udp: \"127.0.0.1:5514\", allowed_peers: [] }\n";
+    let errs = load_str(yaml, None, &[]).unwrap_err();
+    assert_eq!(errs.len(), 1, "{errs}");
+    let text = errs.to_string();
+    assert!(
+        text.starts_with("`sources[0].allowed_peers`: is empty: list the senders"),
+        "{text}"
+    );
+
+    // Left out: loopback only, and nothing to warn about.
+    let cfg = load_str(
+        "sources:\n  - { type: syslog, udp: \"127.0.0.1:5514\" }\n",
+        None,
+        &[],
+    )
+    .unwrap();
+    match &cfg.sources[0] {
+        sentinel_config::SourceConfig::Syslog { allowed_peers, .. } => {
+            let shown: Vec<String> = allowed_peers.iter().map(|n| n.to_string()).collect();
+            assert_eq!(shown, ["127.0.0.0/8", "::1/128"]);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(cfg.warnings().iter().all(|w| !w.contains("allowed_peers")));
+
+    // Every sender, said explicitly: accepted, with a warning naming the source.
+    let cfg = load_str(
+        "sources:\n  - { type: syslog, udp: \"127.0.0.1:5514\", allowed_peers: [0.0.0.0/0, \"::/0\"] }\n",
+        None,
+        &[],
+    )
+    .unwrap();
+    let warnings = cfg.warnings();
+    let w: Vec<&String> = warnings
+        .iter()
+        .filter(|w| w.contains("allowed_peers"))
+        .collect();
+    assert_eq!(w.len(), 1, "{warnings:?}");
+    assert!(
+        w[0].starts_with(
+            "sources[0].allowed_peers has 0.0.0.0/0: the syslog source accepts every sender"
+        ),
+        "{}",
+        w[0]
+    );
+}

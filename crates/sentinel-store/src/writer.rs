@@ -233,9 +233,19 @@ impl StoreWriter {
 pub struct WriterTask {
     handle: JoinHandle<()>,
     counters: Arc<Counters>,
+    close: Arc<tokio::sync::Notify>,
 }
 
 impl WriterTask {
+    /// Closes the queue (a [`StoreWriter`] clone still held somewhere then gets
+    /// [`StoreError::Closed`], and an acknowledged record it sends is settled as failed), commits
+    /// everything already queued, and returns the final counts. Unlike [`WriterTask::finish`], it
+    /// does not wait for every clone to be dropped.
+    pub async fn close(self) -> Result<WriterStats, StoreError> {
+        self.close.notify_one();
+        self.finish().await
+    }
+
     /// Waits until every [`StoreWriter`] clone is dropped and everything queued is committed, then
     /// returns the final counts.
     pub async fn finish(self) -> Result<WriterStats, StoreError> {
@@ -249,13 +259,24 @@ impl WriterTask {
 pub(crate) fn spawn(store: Store, opts: WriterOptions) -> (StoreWriter, WriterTask) {
     let (tx, rx) = mpsc::channel(opts.queue_capacity.max(1));
     let counters = Arc::new(Counters::default());
-    let handle = tokio::spawn(run(store, rx, opts, Arc::clone(&counters)));
+    let close = Arc::new(tokio::sync::Notify::new());
+    let handle = tokio::spawn(run(
+        store,
+        rx,
+        opts,
+        Arc::clone(&counters),
+        Arc::clone(&close),
+    ));
     (
         StoreWriter {
             tx,
             counters: Arc::clone(&counters),
         },
-        WriterTask { handle, counters },
+        WriterTask {
+            handle,
+            counters,
+            close,
+        },
     )
 }
 
@@ -264,13 +285,28 @@ async fn run(
     mut rx: mpsc::Receiver<Queued>,
     opts: WriterOptions,
     counters: Arc<Counters>,
+    close: Arc<tokio::sync::Notify>,
 ) {
     let batch_size = opts.batch_size.max(1);
     let mut batch: Vec<Queued> = Vec::with_capacity(batch_size);
+    let mut closing = false;
     loop {
         // Everything queued now, up to a batch: what arrived during the last commit rides together.
-        if rx.recv_many(&mut batch, batch_size).await == 0 {
-            break; // every sender dropped and the queue is empty
+        let got = if closing {
+            rx.recv_many(&mut batch, batch_size).await
+        } else {
+            tokio::select! {
+                n = rx.recv_many(&mut batch, batch_size) => n,
+                _ = close.notified() => {
+                    // No new records; what is queued is still received and committed.
+                    rx.close();
+                    closing = true;
+                    continue;
+                }
+            }
+        };
+        if got == 0 {
+            break; // every sender dropped (or the queue closed) and the queue is empty
         }
         let mut closed = false;
         // Nobody waits on these records: let the batch fill a little to save transactions, but stop

@@ -265,3 +265,39 @@ async fn concurrent_acknowledged_writers_share_transactions() {
     assert!(stats.largest_batch > 1, "{stats:?}");
     assert!(stats.batches < stats.records, "{stats:?}");
 }
+
+#[tokio::test]
+async fn close_commits_what_is_queued_without_waiting_for_every_clone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let (writer, task) = store.writer(WriterOptions {
+        flush_interval: Duration::from_secs(30),
+        ..WriterOptions::default()
+    });
+    for i in 0..5 {
+        writer
+            .write(event(i, "192.0.2.9", "flow", "t-close").into())
+            .await
+            .unwrap();
+    }
+    // `writer` is still held: `finish` would wait for it; `close` does not.
+    let stats = tokio::time::timeout(Duration::from_secs(10), task.close())
+        .await
+        .expect("close waited for a clone still held")
+        .unwrap();
+    assert_eq!(stats.records, 5, "{stats:?}");
+    assert_eq!(store.count_events().await.unwrap(), 5);
+    // A clone that outlived the writer is told so, and its token settles as failed.
+    let group = AckGroup::new();
+    let late = writer
+        .write_acked(
+            event(9, "192.0.2.9", "flow", "t-late").into(),
+            group.token(0),
+        )
+        .await;
+    assert!(
+        matches!(late, Err(sentinel_store::StoreError::Closed)),
+        "{late:?}"
+    );
+    assert_eq!(group.settled().await.failed, 1);
+}

@@ -173,8 +173,8 @@ pub async fn run(
     // Sources stop first and hand over what they read; then HTTP intake stops.
     sources.stop().await;
     let _ = stop_tx.send(());
-    // In-flight requests get a bounded time; after that the server task is aborted, which drops the
-    // router and with it every intake sender it holds, so the pipeline can drain and finish.
+    // In-flight requests get a bounded time; after that the server task is aborted (the connections
+    // it spawned live on until the process ends; the queues are closed below so they cannot hold it).
     let abort = server.abort_handle();
     let mut server = server;
     match tokio::time::timeout(Duration::from_secs(5), &mut server).await {
@@ -195,8 +195,12 @@ pub async fn run(
     if let Err(e) = expiry.await {
         tracing::error!(evt = "expiry_task_failed", error = %e);
     }
+    // A connection that outlived the deadline (aborting the server does not end the connections it
+    // spawned: a client sending its headers slowly keeps one) still holds intake and writer handles:
+    // close both queues instead of waiting for them, so what was queued is committed and nothing hangs.
+    running.close_intake();
     running.join().await;
-    let stats = writer_task.finish().await.context("flushing the store")?;
+    let stats = writer_task.close().await.context("flushing the store")?;
     store.close().await;
     let _ = std::fs::remove_file(data_dir.join(ADDR_FILE));
     tracing::info!(

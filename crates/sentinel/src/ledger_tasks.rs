@@ -2,7 +2,7 @@
 //! loop, and manual decisions for the API. Every record the ledger changes is written to the store with
 //! an audit entry, so the store stays the history and the ledger the live truth.
 
-use sentinel_api::decisions::{DecisionRequest, DecisionSelector, Decisions};
+use sentinel_api::decisions::{DecisionError, DecisionRequest, DecisionSelector, Decisions};
 use sentinel_config::ValidatedConfig;
 use sentinel_core::{
     ActionKind, ActionLimits, ActionRecord, ActionSpec, ActionState, AlertId, AuditKind,
@@ -10,7 +10,7 @@ use sentinel_core::{
     TraceId,
 };
 use sentinel_respond::{Escalation, Ledger, LedgerConfig, Responder};
-use sentinel_store::{ActionFilter, Record, Store, StoreWriter};
+use sentinel_store::{AckGroup, ActionFilter, Record, Store, StoreWriter};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -71,6 +71,34 @@ async fn write(w: &StoreWriter, recs: impl IntoIterator<Item = Record>) {
             tracing::error!(evt = "store_write_failed", error = %e);
         }
     }
+}
+
+/// Stores `recs` and waits until they are committed: an operator's answer promises them. On failure,
+/// says how many were not stored and why.
+async fn write_committed(
+    w: &StoreWriter,
+    recs: impl IntoIterator<Item = Record>,
+) -> Result<(), String> {
+    let group = AckGroup::new();
+    for (i, r) in recs.into_iter().enumerate() {
+        if let Err(e) = w.write_acked(r, group.token(i as u64)).await {
+            tracing::error!(evt = "store_write_failed", error = %e);
+        }
+    }
+    let summary = group.settled().await;
+    if summary.failed == 0 {
+        return Ok(());
+    }
+    let why = group
+        .failures()
+        .first()
+        .map(|f| f.error.clone())
+        .unwrap_or_default();
+    tracing::error!(evt = "decision_not_stored", failed = summary.failed, error = %why);
+    Err(format!(
+        "{} record(s) of this decision could not be stored ({why})",
+        summary.failed
+    ))
 }
 
 /// Loads what the store says is applied and makes the kernel and engine agree with it.
@@ -200,7 +228,7 @@ fn over_limit(limits: &ActionLimits, spec: &ActionSpec) -> Result<(), String> {
 
 #[async_trait::async_trait]
 impl Decisions for Desk {
-    async fn add(&self, req: DecisionRequest) -> Result<ActionRecord, String> {
+    async fn add(&self, req: DecisionRequest) -> Result<ActionRecord, DecisionError> {
         let spec = req.spec;
         over_limit(&self.limits, &spec)?;
         let plan = Plan {
@@ -224,35 +252,34 @@ impl Decisions for Desk {
             trace_id: req.trace_id,
         };
         let (rec, superseded) = self.ledger.decide(&plan, spec, req.dry_run).await;
+        // The answer promises these records: it is sent only once they are committed.
+        let mut records = Vec::new();
         if let Some(old) = superseded {
-            write(
-                &self.writer,
-                [
-                    Record::Action(old.clone()),
-                    audit(
-                        &old,
-                        AuditKind::ActionChanged,
-                        "superseded by a longer action",
-                    ),
-                ],
-            )
-            .await;
+            records.push(Record::Action(old.clone()));
+            records.push(audit(
+                &old,
+                AuditKind::ActionChanged,
+                "superseded by a longer action",
+            ));
         }
         if !req.dry_run {
-            write(
-                &self.writer,
-                [
-                    Record::Plan(plan.clone()),
-                    Record::Action(rec.clone()),
-                    audit(&rec, AuditKind::Operator, &plan.reason),
-                ],
-            )
-            .await;
+            records.push(Record::Plan(plan.clone()));
+            records.push(Record::Action(rec.clone()));
+            records.push(audit(&rec, AuditKind::Operator, &plan.reason));
+        }
+        if !records.is_empty() {
+            write_committed(&self.writer, records).await.map_err(|e| {
+                DecisionError::NotStored(format!(
+                    "the decision was taken ({} {}) but not recorded: {e}; it will not survive a restart",
+                    rec.spec.kind,
+                    rec.state.as_str()
+                ))
+            })?;
         }
         match rec.state {
-            ActionState::Refused | ActionState::Failed => {
-                Err(rec.error.clone().unwrap_or_else(|| "refused".into()))
-            }
+            ActionState::Refused | ActionState::Failed => Err(DecisionError::Invalid(
+                rec.error.clone().unwrap_or_else(|| "refused".into()),
+            )),
             _ => Ok(rec),
         }
     }
@@ -261,7 +288,11 @@ impl Decisions for Desk {
         self.ledger.live()
     }
 
-    async fn delete(&self, sel: DecisionSelector, trace: TraceId) -> Vec<ActionRecord> {
+    async fn delete(
+        &self,
+        sel: DecisionSelector,
+        trace: TraceId,
+    ) -> Result<Vec<ActionRecord>, DecisionError> {
         let ids: Vec<_> = self
             .ledger
             .live()
@@ -274,22 +305,30 @@ impl Decisions for Desk {
             .map(|r| r.id)
             .collect();
         let mut out = Vec::new();
+        let mut records = Vec::new();
         for id in ids {
             if let Some(r) = self.ledger.revert(id, ActionState::Reverted).await {
                 let mut note_rec = r.clone();
                 note_rec.trace_id = trace.clone();
-                write(
-                    &self.writer,
-                    [
-                        Record::Action(r.clone()),
-                        audit(&note_rec, AuditKind::Operator, "deleted by an operator"),
-                    ],
-                )
-                .await;
+                records.push(Record::Action(r.clone()));
+                records.push(audit(
+                    &note_rec,
+                    AuditKind::Operator,
+                    "deleted by an operator",
+                ));
                 out.push(r);
             }
         }
-        out
+        if !records.is_empty() {
+            // The answer promises the reverted states: it is sent only once they are committed.
+            write_committed(&self.writer, records).await.map_err(|e| {
+                DecisionError::NotStored(format!(
+                    "{} decision(s) were reverted but not recorded: {e}",
+                    out.len()
+                ))
+            })?;
+        }
+        Ok(out)
     }
 }
 
@@ -305,4 +344,71 @@ pub async fn responder(
         tracing::info!(evt = "enforcing", kinds = ?enforced.iter().map(|k| k.as_str()).collect::<Vec<_>>());
     }
     crate::actuators::install(r, cfg, &enforced).await
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use sentinel_core::{ActionKind, Subject};
+    use sentinel_store::WriterOptions;
+
+    fn desk(writer: StoreWriter) -> Desk {
+        Desk {
+            ledger: Arc::new(Ledger::new(
+                Responder::new(sentinel_respond::Allowlist::new([])),
+                LedgerConfig::default(),
+            )),
+            writer,
+            mode: Mode::Observe,
+            limits: ActionLimits::default(),
+        }
+    }
+
+    fn request(ip: &str) -> DecisionRequest {
+        DecisionRequest {
+            spec: ActionSpec {
+                kind: ActionKind::BlockIp,
+                subject: Subject::Ip(ip.parse().unwrap()),
+                ttl_secs: 600,
+                params: sentinel_core::ActionParams::none(ActionKind::BlockIp),
+            },
+            reason: "test".into(),
+            dry_run: false,
+            trace_id: TraceId::new(),
+        }
+    }
+
+    /// A decision is answered with its record only once the record is committed; a store that cannot
+    /// write it makes the answer an error saying so, never the record.
+    #[tokio::test]
+    async fn a_decision_waits_for_its_commit_and_a_failed_store_is_not_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).await.unwrap();
+        // A long flush interval: a record nobody waited for would still be in the queue.
+        let (writer, task) = store.writer(WriterOptions {
+            flush_interval: Duration::from_secs(30),
+            ..WriterOptions::default()
+        });
+        let d = desk(writer.clone());
+        let rec = d.add(request("203.0.113.5")).await.unwrap();
+        let stored = store.get_action(rec.id).await.unwrap();
+        assert_eq!(stored.map(|r| r.state), Some(ActionState::Planned));
+        let deleted = d
+            .delete(DecisionSelector::Id(rec.id), TraceId::new())
+            .await
+            .unwrap();
+        assert_eq!(deleted.len(), 1);
+        let stored = store.get_action(rec.id).await.unwrap();
+        assert_eq!(stored.map(|r| r.state), Some(ActionState::Reverted));
+
+        // The store fails under the writer: the answer says the decision was not recorded.
+        store.close().await;
+        match d.add(request("203.0.113.6")).await {
+            Err(DecisionError::NotStored(m)) => assert!(m.contains("not recorded"), "{m}"),
+            other => panic!("a decision the store did not write was answered: {other:?}"),
+        }
+        drop((d, writer));
+        task.finish().await.unwrap();
+    }
 }

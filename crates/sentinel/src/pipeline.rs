@@ -48,9 +48,16 @@ pub struct Stages {
 /// The running stage tasks.
 pub struct Running {
     tasks: Vec<(&'static str, JoinHandle<()>)>,
+    close_intake: Arc<tokio::sync::Notify>,
 }
 
 impl Running {
+    /// Closes the intake queue even while senders are still held (by connections that outlived the
+    /// drain deadline): they then get a closed queue, and what is already queued still goes through.
+    pub fn close_intake(&self) {
+        self.close_intake.notify_one();
+    }
+
     /// Waits until every stage has drained and ended.
     pub async fn join(self) {
         for (name, t) in self.tasks {
@@ -87,13 +94,18 @@ pub fn start(stages: Stages, capacity: usize) -> (mpsc::Sender<Submission>, Runn
         writer,
         metrics,
     } = stages;
+    let close_intake = Arc::new(tokio::sync::Notify::new());
     let tasks = vec![
         (
             "detect",
             tokio::spawn(detect(
                 detector,
                 scenarios,
-                intake_rx,
+                Intake {
+                    rx: intake_rx,
+                    close: Arc::clone(&close_intake),
+                    closed: false,
+                },
                 alert_tx,
                 writer.clone(),
                 metrics.clone(),
@@ -134,7 +146,38 @@ pub fn start(stages: Stages, capacity: usize) -> (mpsc::Sender<Submission>, Runn
             tokio::spawn(notify(notifier, notice_rx, writer, metrics)),
         ),
     ];
-    (intake_tx, Running { tasks })
+    (
+        intake_tx,
+        Running {
+            tasks,
+            close_intake,
+        },
+    )
+}
+
+/// The intake queue's receiving end, which can be closed from outside.
+struct Intake {
+    rx: mpsc::Receiver<Submission>,
+    close: Arc<tokio::sync::Notify>,
+    closed: bool,
+}
+
+impl Intake {
+    /// The next submission; `None` once every sender is gone, or the queue was closed and drained.
+    async fn recv(&mut self) -> Option<Submission> {
+        loop {
+            if self.closed {
+                return self.rx.recv().await;
+            }
+            tokio::select! {
+                sub = self.rx.recv() => return sub,
+                _ = self.close.notified() => {
+                    self.rx.close();
+                    self.closed = true;
+                }
+            }
+        }
+    }
 }
 
 async fn store(w: &StoreWriter, m: &Metrics, r: Record) {
@@ -179,7 +222,7 @@ fn audit(
 async fn detect(
     detector: Heuristic,
     mut scenarios: ScenarioEngine,
-    mut rx: mpsc::Receiver<Submission>,
+    mut rx: Intake,
     out: mpsc::Sender<Pending<Alert>>,
     w: StoreWriter,
     m: Arc<Metrics>,

@@ -336,3 +336,74 @@ async fn limits_come_from_the_configuration() {
     assert!(shell.exists(), "a dry run moves nothing");
     let (_dir, _) = d.stop();
 }
+
+/// A manual decision's answer is sent only once its records are committed: with a long flush interval
+/// (records nobody waits for sit in the writer's queue that long), the action is readable through the
+/// API the moment `201` (or the delete's `200`) arrives, and so is the audit record of the operator.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_decision_is_answered_only_once_its_records_are_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("sentinel.yml"),
+        "policy:\n  allowlist: [192.0.2.0/24]\nstore:\n  flush_interval: 4s\n",
+    )
+    .unwrap();
+    let d = Daemon::start_in(dir, &[]);
+    let get = |path: String| {
+        let c = d.client();
+        let url = d.url(&path);
+        let key = d.key.clone();
+        async move {
+            let r = c.get(url).bearer_auth(key).send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    for round in 0..3 {
+        let r = d
+            .client()
+            .post(d.url("/v1/decisions"))
+            .bearer_auth(&d.key)
+            .json(&json!({"ip": format!("203.0.113.{}", 40 + round), "duration": "1h", "reason": "durable"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let trace = r.headers()["x-trace-id"].to_str().unwrap().to_owned();
+        let id = r.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let (status, rec) = get(format!("/v1/actions/{id}")).await;
+        assert_eq!(
+            status, 200,
+            "round {round}: the 201 came before the action was stored"
+        );
+        assert_eq!(rec["state"], "planned", "{rec}");
+        let (status, audit) = get(format!("/v1/audit?trace_id={trace}")).await;
+        assert_eq!(status, 200);
+        assert!(
+            audit.to_string().contains("manual decision: durable"),
+            "round {round}: the operator's audit record is not stored yet: {audit}"
+        );
+
+        let r = d
+            .client()
+            .delete(d.url(&format!("/v1/decisions?id={id}")))
+            .bearer_auth(&d.key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(
+            r.json::<Value>().await.unwrap().as_array().unwrap().len(),
+            1
+        );
+        let (_, rec) = get(format!("/v1/actions/{id}")).await;
+        assert_eq!(
+            rec["state"], "reverted",
+            "round {round}: the delete answered before the reverted state was stored: {rec}"
+        );
+    }
+    let (_dir, _) = d.stop();
+}

@@ -64,6 +64,46 @@ impl Report {
 enum Refused {
     Busy,
     Closed,
+    /// Sentinel began to stop during an NDJSON stream: the lines after the last one read were not.
+    Stopping {
+        last_read: usize,
+    },
+}
+
+/// How often a stream waiting for its next chunk checks whether Sentinel is stopping.
+const STOP_CHECK: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// What waiting for a stream's next chunk gave.
+enum Next {
+    Chunk(Result<axum::body::Bytes, axum::Error>),
+    End,
+    Idle,
+    Stopping,
+}
+
+/// The stream's next chunk, unless it stays quiet for [`STREAM_IDLE`] or Sentinel begins to stop
+/// (then the stream is answered with what it sent so far, instead of being cut without an answer).
+/// Stopping is readiness lost while the stream runs (`was_ready`: ready when it began).
+async fn next_chunk(
+    s: &AppState,
+    was_ready: bool,
+    stream: &mut axum::body::BodyDataStream,
+) -> Next {
+    let idle = tokio::time::sleep(STREAM_IDLE);
+    tokio::pin!(idle);
+    loop {
+        if was_ready && !s.ready.load(std::sync::atomic::Ordering::Acquire) {
+            return Next::Stopping;
+        }
+        tokio::select! {
+            c = stream.next() => return match c {
+                Some(c) => Next::Chunk(c),
+                None => Next::End,
+            },
+            _ = &mut idle => return Next::Idle,
+            _ = tokio::time::sleep(STOP_CHECK) => {}
+        }
+    }
 }
 
 /// How a request's items are numbered in its report.
@@ -195,10 +235,33 @@ fn finish(report: Report, refused: Option<Refused>) -> Response {
                 .insert(header::RETRY_AFTER, HeaderValue::from(1u64));
             r
         }
-        Some(Refused::Closed) => {
-            ApiError::Unavailable("Sentinel is shutting down".into()).into_response()
-        }
+        Some(Refused::Closed) => unavailable(
+            "Sentinel is shutting down; resend the items after the accepted ones".into(),
+            report,
+        ),
+        Some(Refused::Stopping { last_read }) => unavailable(
+            format!(
+                "Sentinel is stopping: lines after line {last_read} were not read; resend them \
+                 (and any listed as not stored)"
+            ),
+            report,
+        ),
     }
+}
+
+/// A `503` that still says what was stored: the items before the refusal may have been accepted.
+fn unavailable(message: String, report: Report) -> Response {
+    let mut r = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({
+            "error": {"code": "unavailable", "message": message},
+            "report": report,
+        })),
+    )
+        .into_response();
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(1u64));
+    r
 }
 
 /// `POST /v1/events`: a JSON array of telemetry objects.
@@ -268,6 +331,7 @@ pub(crate) async fn post_stream(
     };
     let group = AckGroup::new();
     let mut stream = body.into_data_stream();
+    let was_ready = s.ready.load(std::sync::atomic::Ordering::Acquire);
     let mut buf: Vec<u8> = Vec::new();
     let mut line_no = 0usize;
     let mut skipping = false; // inside an over-long line, discarding until its end
@@ -296,15 +360,25 @@ pub(crate) async fn post_stream(
     };
     loop {
         // A stream that goes quiet does not hold its connection (and its in-flight slot) forever.
-        let chunk = match tokio::time::timeout(STREAM_IDLE, stream.next()).await {
-            Ok(Some(Ok(c))) => c,
-            Ok(Some(Err(e))) => {
-                return Err(ApiError::BadRequest(format!(
-                    "could not read the body: {e}"
-                )));
+        let chunk = match next_chunk(&s, was_ready, &mut stream).await {
+            Next::Chunk(Ok(c)) => c,
+            Next::Chunk(Err(e)) => {
+                // The lines before were handed over and may be stored: the client is told which.
+                report.reject(ItemError {
+                    line: Some(line_no + 1),
+                    error: format!(
+                        "could not read the body: {e}; the stream was closed; the lines before were kept"
+                    ),
+                    ..Default::default()
+                });
+                return Ok(answer(&s, &group, report, None, Numbering::Line).await);
             }
-            Ok(None) => break,
-            Err(_) => {
+            Next::End => break,
+            Next::Stopping => {
+                let refused = Refused::Stopping { last_read: line_no };
+                return Ok(answer(&s, &group, report, Some(refused), Numbering::Line).await);
+            }
+            Next::Idle => {
                 report.reject(ItemError {
                     line: Some(line_no + 1),
                     error: format!(
