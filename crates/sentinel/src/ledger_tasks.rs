@@ -356,7 +356,13 @@ mod tests {
     fn desk(writer: StoreWriter) -> Desk {
         Desk {
             ledger: Arc::new(Ledger::new(
-                Responder::new(sentinel_respond::Allowlist::new([])),
+                Responder::new(sentinel_respond::Allowlist::new([])).with_actuator(Box::new(
+                    sentinel_respond::PlanOnly::new(Box::new(
+                        sentinel_respond::actuators::nft::NftBlockIp::new(
+                            sentinel_respond::actuators::nft::NftTable::default(),
+                        ),
+                    )),
+                )),
                 LedgerConfig::default(),
             )),
             writer,
