@@ -88,8 +88,36 @@ impl Prepared {
 type Target = (ActionKind, String, Option<String>);
 
 fn target_of(spec: &ActionSpec) -> Target {
-    let cidr = spec.params.cidr().map(|c| c.to_string());
-    (spec.kind, spec.subject.key(), cidr)
+    match (spec.kind, spec.params.cidr()) {
+        // A range is one set element whatever address inside it was the subject: two blocks of the
+        // same range are the same target (the second would only overwrite the first's timeout, and
+        // reverting either would lift both).
+        (ActionKind::BlockIp, Some(c)) => (spec.kind, "range".into(), Some(c.to_string())),
+        (_, cidr) => (spec.kind, spec.subject.key(), cidr.map(|c| c.to_string())),
+    }
+}
+
+/// What reconcile matches records and observed state on: the kind, the subject and, for a block, the
+/// set element (a range's element is listed under its network address, not the subject's).
+type Found = (ActionKind, String, Option<String>);
+
+fn found_key(a: &Applied) -> Found {
+    let element = match a.kind {
+        ActionKind::BlockIp => a
+            .token
+            .get("element")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned),
+        _ => None,
+    };
+    (a.kind, a.subject.key(), element)
+}
+
+fn record_key(rec: &ActionRecord) -> Found {
+    match (&rec.applied, rec.spec.kind) {
+        (Some(a), ActionKind::BlockIp) if a.token.get("element").is_some() => found_key(a),
+        _ => (rec.spec.kind, rec.spec.subject.key(), None),
+    }
 }
 
 /// Live actions and their history.
@@ -321,6 +349,12 @@ impl Ledger {
     ) -> Prepared {
         let now = Timestamp::now();
         let mut notes = Vec::new();
+        // Every action is checked again here, whatever its origin: parameters kept from a record
+        // stored before they were typed (`ActionParams::Stored`) are never applied.
+        if let Err(e) = spec.check() {
+            let rec = Self::new_record(plan, &spec, mode, now);
+            return Prepared::settled(rec, spec, notes, ActionState::Refused, e.to_string());
+        }
         if let Some(why) = self.responder.screen(&spec) {
             let rec = Self::new_record(plan, &spec, mode, now);
             return Prepared::settled(rec, spec, notes, ActionState::Refused, why);
@@ -534,14 +568,14 @@ impl Ledger {
     /// observes, and makes the two agree. Returns every correction.
     pub async fn reconcile(&self, records: Vec<ActionRecord>) -> Result<Vec<Correction>, ActError> {
         let now = Timestamp::now();
-        let mut observed: HashMap<(ActionKind, String), Applied> = HashMap::new();
+        let mut observed: HashMap<Found, Applied> = HashMap::new();
         let mut unreadable: Vec<(ActionKind, String)> = Vec::new();
         for kind in ActionKind::ALL {
             if let Some(act) = self.responder.actuator(kind) {
                 match act.observe().await {
                     Ok(found) => {
                         for a in found {
-                            observed.insert((a.kind, a.subject.key()), a);
+                            observed.insert(found_key(&a), a);
                         }
                     }
                     // One backend that cannot be read must not keep the others (or start-up) down.
@@ -554,8 +588,7 @@ impl Ledger {
             if rec.state != ActionState::Applied {
                 continue;
             }
-            let key = (rec.spec.kind, rec.spec.subject.key());
-            let present = observed.remove(&key);
+            let present = observed.remove(&record_key(&rec));
             if rec.expires_at <= now {
                 let r = self.undo(rec, ActionState::Expired).await;
                 let note = if present.is_some() {
@@ -577,6 +610,16 @@ impl Ledger {
                     (rec.expires_at.as_millis() - now.as_millis()).max(1000) as u64 / 1000;
                 let mut spec = rec.spec.clone();
                 spec.ttl_secs = remaining.max(1);
+                if let Err(e) = spec.check() {
+                    rec.state = ActionState::Failed;
+                    rec.error = Some(format!("not re-applied at start-up: {e}"));
+                    rec.updated = Timestamp::now();
+                    out.push(Correction {
+                        record: rec,
+                        note: "missing, and its stored parameters cannot be applied".into(),
+                    });
+                    continue;
+                }
                 match act.apply(&spec).await {
                     Ok(applied) => {
                         rec.applied = Some(applied);
@@ -605,7 +648,7 @@ impl Ledger {
             lock(&self.live).insert(rec.id, rec);
         }
         // What is in place with no live record is an orphan of Sentinel's own: remove it.
-        for ((kind, subject), token) in observed {
+        for ((kind, subject, _), token) in observed {
             if let Some(act) = self.responder.actuator(kind) {
                 let removed = act.revert(&token).await;
                 let state = if removed.is_ok() {
@@ -681,7 +724,9 @@ mod tests {
     use super::*;
     use crate::Allowlist;
     use async_trait::async_trait;
-    use sentinel_core::{Actuator, AlertId, InvestigationId, PlanId, Severity, Subject, TraceId};
+    use sentinel_core::{
+        ActionParams, Actuator, AlertId, InvestigationId, PlanId, Severity, Subject, TraceId,
+    };
     use std::sync::Arc;
 
     /// An in-memory stand-in for a kernel set, to test the ledger's bookkeeping (the real actuators
@@ -1001,5 +1046,37 @@ mod tests {
         assert_eq!(keys, ["ip:203.0.113.10", "ip:203.0.113.11"]);
         let live: Vec<ActionId> = l2.live().iter().map(|r| r.id).collect();
         assert!(live.contains(&a.id) && live.contains(&b.id) && !live.contains(&late.id));
+    }
+
+    /// A record stored before parameters were typed (params that no longer parse) is readable but is
+    /// never applied: not by a plan, not by reconcile at start-up.
+    #[tokio::test]
+    async fn stored_params_that_no_longer_parse_are_never_applied() {
+        let t = Table::default();
+        let l = ledger(&t, LedgerConfig::default());
+        let mut rec = l
+            .execute(&plan(Mode::Enforce, "203.0.113.20", 600))
+            .await
+            .remove(0);
+        assert_eq!(rec.state, ActionState::Applied);
+        rec.spec.params =
+            ActionParams::from_stored(ActionKind::BlockIp, &serde_json::json!({"anything": 1}));
+        assert!(matches!(rec.spec.params, ActionParams::Stored(_)));
+        lock(&t.0).clear();
+        let l2 = ledger(&t, LedgerConfig::default());
+        let fixes = l2.reconcile(vec![rec.clone()]).await.unwrap();
+        assert_eq!(fixes.len(), 1);
+        assert_eq!(fixes[0].record.state, ActionState::Failed);
+        assert!(
+            fixes[0].note.contains("cannot be applied"),
+            "{}",
+            fixes[0].note
+        );
+        assert!(lock(&t.0).is_empty(), "nothing re-applied");
+        let mut p = plan(Mode::Enforce, "203.0.113.21", 600);
+        p.actions[0].params = rec.spec.params.clone();
+        let r = l2.execute(&p).await.remove(0);
+        assert_eq!(r.state, ActionState::Refused);
+        assert!(lock(&t.0).is_empty(), "nothing applied");
     }
 }

@@ -198,6 +198,22 @@ fn over_limit(limits: &ActionLimits, spec: &ActionSpec) -> Result<(), String> {
     spec.check().map_err(named)
 }
 
+/// A refusal of a manual decision, naming the field as the request names it: the range for a range
+/// that overlaps the allowlist, else the subject (allowlisted, refused by its actuator, already in
+/// force). A message that already names its field is kept.
+fn refusal_named(spec: &ActionSpec, why: String) -> String {
+    if why.starts_with('`') {
+        return why;
+    }
+    let field = match spec.subject {
+        _ if why.starts_with("range ") && spec.params.cidr().is_some() => "params.cidr",
+        sentinel_core::Subject::File(_) => "file",
+        sentinel_core::Subject::Container(_) => "container",
+        _ => "ip",
+    };
+    format!("`{field}`: {why}")
+}
+
 #[async_trait::async_trait]
 impl Decisions for Desk {
     async fn add(&self, req: DecisionRequest) -> Result<ActionRecord, String> {
@@ -251,7 +267,8 @@ impl Decisions for Desk {
         }
         match rec.state {
             ActionState::Refused | ActionState::Failed => {
-                Err(rec.error.clone().unwrap_or_else(|| "refused".into()))
+                let why = rec.error.clone().unwrap_or_else(|| "refused".into());
+                Err(refusal_named(&rec.spec, why))
             }
             _ => Ok(rec),
         }

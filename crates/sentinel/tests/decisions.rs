@@ -336,3 +336,255 @@ async fn limits_come_from_the_configuration() {
     assert!(shell.exists(), "a dry run moves nothing");
     let (_dir, _) = d.stop();
 }
+
+/// Hostile values of every parameter of every kind, and of the subject and duration: each is a 400 that
+/// names its field (never a 5xx), never echoes the value, and nothing is recorded. Includes values the
+/// typed parser once let through to nftables (a honeypot with a zone id, repeated or overlapping ports,
+/// an IPv4-mapped subject that a v6 set never matches) and ranges holding an allowlisted address.
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_values_are_400s_naming_the_field() {
+    let d = Daemon::start(&[]);
+    let long = "a".repeat(1024);
+    let ip = |v: Value| json!({"ip": v, "duration": "1h"});
+    let with = |kind: &str, subject: &str, params: Value| json!({"ip": subject, "kind": kind, "duration": "1h", "params": params});
+    let rate = |p: Value| with("rate_limit", "203.0.113.7", p);
+    let redirect = |p: Value| with("redirect_to_honeypot", "203.0.113.7", p);
+    let mut cases: Vec<(Value, &str)> = vec![
+        (ip(json!(" 203.0.113.7")), "`ip`"),
+        (ip(json!("203.0.113.7\n")), "`ip`"),
+        (ip(json!("٢٠٣.0.113.7")), "`ip`"),
+        (ip(json!("0xcb.0.113.7")), "`ip`"),
+        (ip(json!("fe80::1%eth0")), "`ip`"),
+        (ip(json!(3405803783u64)), "`ip`"),
+        (ip(json!(["203.0.113.7"])), "`ip`"),
+        (ip(json!("::ffff:127.0.0.1")), "`ip`"),
+        (ip(json!("::ffff:0:0/96")), "`ip`"),
+        (ip(json!("0.0.0.0/7")), "`ip`"),
+        (ip(json!("::/15")), "`ip`"),
+        (ip(json!("127.0.0.0/8")), "allowlist"),
+        (ip(json!("::/16")), "allowlist"),
+        (ip(json!(long.clone())), "`ip`"),
+        (
+            json!({"ip": "2001:db8::1", "duration": "1h", "params": {"cidr": "::/16"}}),
+            "`params.cidr`",
+        ),
+        (
+            json!({"ip": "203.0.113.7", "duration": "1h", "params": {"cidr": ["203.0.113.0/24"]}}),
+            "`params.cidr`",
+        ),
+        (
+            json!({"ip": "203.0.113.7", "duration": "1h", "params": {"cidr": "203.0.113.0/24\u{0}"}}),
+            "`params.cidr`",
+        ),
+        (
+            json!({"ip": "203.0.113.7", "duration": "1h", "params": [1]}),
+            "`params`",
+        ),
+        (rate(json!({"rate_per_sec": "10"})), "`params.rate_per_sec`"),
+        (rate(json!({"rate_per_sec": 10.0})), "`params.rate_per_sec`"),
+        (rate(json!({"rate_per_sec": 1e3})), "`params.rate_per_sec`"),
+        (
+            rate(json!({"rate_per_sec": 4294967296u64})),
+            "`params.rate_per_sec`",
+        ),
+        (
+            rate(json!({"rate_per_sec": u64::MAX})),
+            "`params.rate_per_sec`",
+        ),
+        (rate(json!({"rate_per_sec": -0.0})), "`params.rate_per_sec`"),
+        (rate(json!({"rate_per_sec": true})), "`params.rate_per_sec`"),
+        (rate(json!({"rate_per_sec": [10]})), "`params.rate_per_sec`"),
+        (rate(json!({"burst": 0})), "`params.burst`"),
+        (
+            rate(json!({"rate_per_sec": 10, "rate_bytes_per_sec": 10})),
+            "`params.rate_bytes_per_sec`",
+        ),
+        (rate(json!({"burst_bytes": 10})), "`params.burst_bytes`"),
+        (rate(json!({"action_id": "a b"})), "`params.action_id`"),
+        (
+            rate(json!({"action_id": long.clone()})),
+            "`params.action_id`",
+        ),
+        (
+            redirect(json!({"honeypot": "192.0.2.30:2222", "ports": [0]})),
+            "`params.ports`",
+        ),
+        (
+            redirect(json!({"honeypot": "192.0.2.30:2222", "ports": [65536]})),
+            "`params.ports`",
+        ),
+        (
+            redirect(json!({"honeypot": "192.0.2.30:2222", "ports": ["10-1"]})),
+            "`params.ports`",
+        ),
+        (
+            redirect(json!({"honeypot": "192.0.2.30:2222", "ports": ["1-65535 "]})),
+            "`params.ports`",
+        ),
+        (
+            redirect(json!({"honeypot": "192.0.2.30:2222", "ports": ["٢٢-٢٣"]})),
+            "`params.ports`",
+        ),
+        (
+            redirect(json!({"honeypot": "192.0.2.30:2222", "ports": "22"})),
+            "`params.ports`",
+        ),
+        (
+            redirect(json!({"honeypot": "192.0.2.30:2222", "ports": [22.0]})),
+            "`params.ports`",
+        ),
+        (
+            redirect(json!({"honeypot": "192.0.2.30:2222", "ports": [22, 22]})),
+            "`params.ports`",
+        ),
+        (
+            redirect(json!({"honeypot": "192.0.2.30:2222", "ports": ["20-30", 25]})),
+            "`params.ports`",
+        ),
+        (
+            redirect(json!({"honeypot": "192.0.2.30:2222", "ports": []})),
+            "`params.ports`",
+        ),
+        (
+            redirect(json!({"honeypot": "0.0.0.0:22"})),
+            "`params.honeypot`",
+        ),
+        (
+            redirect(json!({"honeypot": "224.0.0.1:22"})),
+            "`params.honeypot`",
+        ),
+        (
+            redirect(json!({"honeypot": "192.0.2.30"})),
+            "`params.honeypot`",
+        ),
+        (
+            redirect(json!({"honeypot": "192.0.2.30:0"})),
+            "`params.honeypot`",
+        ),
+        (
+            redirect(json!({"honeypot": "[2001:db8::30]:22"})),
+            "`params.honeypot`",
+        ),
+        (
+            with(
+                "redirect_to_honeypot",
+                "2001:db8::7",
+                json!({"honeypot": "[fe80::1%2]:2222"}),
+            ),
+            "`params.honeypot`",
+        ),
+        (
+            with(
+                "redirect_to_honeypot",
+                "2001:db8::7",
+                json!({"honeypot": "[::ffff:192.0.2.30]:2222"}),
+            ),
+            "`params.honeypot`",
+        ),
+        (
+            json!({"container": "web", "duration": "1h", "params": {"quarantine_network": "../x"}}),
+            "`params.quarantine_network`",
+        ),
+        (
+            json!({"container": "kind", "kind": "drop_all", "duration": "1h"}),
+            "`kind`",
+        ),
+        (json!({"ip": "203.0.113.7", "duration": "0s"}), "`duration`"),
+        (
+            json!({"ip": "203.0.113.7", "duration": "-1h"}),
+            "`duration`",
+        ),
+        (json!({"ip": "203.0.113.7", "duration": 3600}), "`duration`"),
+        (
+            json!({"ip": "203.0.113.7", "duration": "99999999999999y"}),
+            "`duration`",
+        ),
+    ];
+    for c in [
+        "%2e%2e",
+        "..",
+        "a..b",
+        ".hidden",
+        "ünï",
+        "web/../x",
+        "",
+        long.as_str(),
+    ] {
+        cases.push((json!({"container": c, "duration": "1h"}), "`container`"));
+    }
+    for f in [
+        "/srv/root/../etc",
+        "/srv/x/",
+        "/srv//x",
+        "/srv/x\u{0}y",
+        "relative/x",
+        "/srv/./x",
+    ] {
+        cases.push((json!({"file": f, "duration": "1h"}), "`file`"));
+    }
+    for (body, field) in &cases {
+        for dry_run in [false, true] {
+            let mut b = body.clone();
+            b["dry_run"] = json!(dry_run);
+            let (status, text) = post(&d, b).await;
+            assert_eq!(status, 400, "{body}: {text}");
+            assert!(text.contains(field), "{body}: want {field} in {text}");
+            assert!(!text.contains(&long), "{body}: echoed");
+            assert!(!text.contains("%2e") && !text.contains("ünï"), "{text}");
+        }
+    }
+    // Duplicate keys: the last one is the one parsed, checked and acted on.
+    let r = d
+        .client()
+        .post(d.url("/v1/decisions"))
+        .bearer_auth(&d.key)
+        .header("Content-Type", "application/json")
+        .body(r#"{"ip":"203.0.113.7","ip":"127.0.0.1","duration":"1h"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("`ip`"));
+
+    // An IPv4-mapped address is the IPv4 address: planned on the v4 set, which nftables matches.
+    let (status, text) = post(
+        &d,
+        json!({"ip": "::ffff:203.0.113.9", "duration": "1h", "dry_run": true}),
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    let rec: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(rec["spec"]["subject"]["value"], "203.0.113.9");
+    assert_eq!(
+        rec["preview"]["operations"][0],
+        "add element inet sentinel blocked_v4 { 203.0.113.9 timeout 3600s }"
+    );
+
+    // The CLI refuses the same way, and `policy.max_ttl` holds there too.
+    let (ok, _, err) = cli(&d, &["add", "--ip", "::ffff:127.0.0.1", "--duration", "1h"]);
+    assert!(!ok && err.contains("`ip`"), "{err}");
+    let (ok, _, err) = cli(&d, &["add", "--ip", "203.0.113.7", "--duration", "31d"]);
+    assert!(
+        !ok && err.contains("`duration`") && err.contains("policy.max_ttl"),
+        "{err}"
+    );
+    // Allowlist refusals are recorded as refused (with their reason); nothing else is recorded.
+    let v: Value = d
+        .client()
+        .get(d.url("/v1/actions"))
+        .bearer_auth(&d.key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for a in v["items"].as_array().unwrap() {
+        assert_eq!(a["state"], "refused", "{a}");
+        assert!(a["error"].as_str().unwrap().contains("allowlist"), "{a}");
+    }
+    let (ok, out, _) = cli(&d, &["list", "--json"]);
+    assert!(ok);
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), json!([]));
+    let (_dir, _) = d.stop();
+}

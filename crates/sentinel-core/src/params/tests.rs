@@ -277,9 +277,42 @@ fn stored_shapes_round_trip() {
     let old_null = r#"{"kind":"block_ip","subject":{"type":"ip","value":"203.0.113.7"},"ttl_secs":1,"params":null}"#;
     let spec: ActionSpec = serde_json::from_str(old_null).unwrap();
     assert_eq!(spec.params, ActionParams::none(ActionKind::BlockIp));
-    let bad = r#"{"kind":"rate_limit","subject":{"type":"ip","value":"192.0.2.18"},"ttl_secs":1,"params":{"rate_per_sec":-1}}"#;
-    let e = serde_json::from_str::<ActionSpec>(bad)
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("params.rate_per_sec"), "{e}");
+}
+
+/// A record stored before parameters were typed, with parameters that no longer parse, still reads
+/// back (a user who upgrades keeps their records), is written back unchanged, and can never be applied:
+/// `check()` refuses it naming the field.
+#[test]
+fn stored_params_that_no_longer_parse_are_kept_but_refused() {
+    use crate::action::ActionSpec;
+    for (stored, field) in [
+        (
+            r#"{"kind":"rate_limit","subject":{"type":"ip","value":"192.0.2.18"},"ttl_secs":1,"params":{"rate_per_sec":-1}}"#,
+            "params.rate_per_sec",
+        ),
+        (
+            r#"{"kind":"block_ip","subject":{"type":"ip","value":"203.0.113.7"},"ttl_secs":60,"params":{"anything":1}}"#,
+            "params",
+        ),
+        (
+            r#"{"kind":"block_ip","subject":{"type":"ip","value":"203.0.113.7"},"ttl_secs":60,"params":{"rate_per_sec":10}}"#,
+            "params",
+        ),
+        (
+            r#"{"kind":"quarantine_file","subject":{"type":"file","value":"/srv/uploads/x.php"},"ttl_secs":60,"params":{"anything":1}}"#,
+            "params",
+        ),
+        (
+            r#"{"kind":"block_ip","subject":{"type":"ip","value":"203.0.113.7"},"ttl_secs":60,"params":"x"}"#,
+            "params",
+        ),
+    ] {
+        let spec: ActionSpec = serde_json::from_str(stored).unwrap();
+        assert!(matches!(spec.params, ActionParams::Stored(_)), "{stored}");
+        assert_eq!(serde_json::to_string(&spec).unwrap(), stored);
+        let e = spec.check().unwrap_err();
+        assert_eq!(e.field.to_string(), field, "{stored}");
+        assert!(e.to_string().contains("cannot be applied"), "{e}");
+        assert!(ActionSpec::new(spec.kind, spec.subject.clone(), 60, spec.params.clone()).is_err());
+    }
 }
