@@ -189,6 +189,18 @@ impl Ledger {
             .min()
     }
 
+    /// How many earlier actions against a subject fall in the window, without recording one (what a
+    /// dry run escalates by, so it shows the TTL the same decision would really get).
+    fn earlier(&self, subject: &str, now: i64) -> u32 {
+        let Some(esc) = self.cfg.escalation else {
+            return 0;
+        };
+        let window = i64::try_from(esc.window.as_millis()).unwrap_or(i64::MAX);
+        lock(&self.history).by_subject.get(subject).map_or(0, |q| {
+            q.iter().filter(|t| t.saturating_add(window) >= now).count() as u32
+        })
+    }
+
     /// Records an action against a subject and returns how many earlier ones fall in the window.
     fn remember(&self, subject: &str, now: i64) -> u32 {
         let Some(esc) = self.cfg.escalation else {
@@ -359,11 +371,14 @@ impl Ledger {
             let rec = Self::new_record(plan, &spec, mode, now);
             return Prepared::settled(rec, spec, notes, ActionState::Refused, why);
         }
-        if !dry_run {
-            let earlier = self.remember(
-                &format!("{}:{}", spec.kind, spec.subject.key()),
-                now.as_millis(),
-            );
+        {
+            // A dry run escalates as the real decision would, without counting as an offence.
+            let key = format!("{}:{}", spec.kind, spec.subject.key());
+            let earlier = if dry_run {
+                self.earlier(&key, now.as_millis())
+            } else {
+                self.remember(&key, now.as_millis())
+            };
             let (ttl, note) = self.escalate(spec.ttl_secs, earlier);
             spec.ttl_secs = ttl;
             notes.extend(note);
@@ -414,6 +429,9 @@ impl Ledger {
                     superseded = Some(old);
                 }
             }
+            if let Some(why) = self.range_clash(&spec, &target, batch_targets) {
+                return Prepared::settled(rec, spec, notes, ActionState::Refused, why);
+            }
             if !batch_targets.insert(target) {
                 let why = "an action on the same target is already in this batch".to_string();
                 return Prepared::settled(rec, spec, notes, ActionState::Refused, why);
@@ -448,6 +466,40 @@ impl Ledger {
             track,
             superseded: None,
         }
+    }
+
+    /// Why a range cannot be added next to what is in force or queued in this batch: nftables refuses a
+    /// range overlapping another one of the same set ("conflicting intervals"), which would fail the
+    /// apply, or the whole batch's transaction, after its dry run had passed.
+    fn range_clash(
+        &self,
+        spec: &ActionSpec,
+        target: &Target,
+        batch_targets: &std::collections::HashSet<Target>,
+    ) -> Option<String> {
+        let net = match (spec.kind, spec.params.cidr()) {
+            (ActionKind::BlockIp, Some(c)) => c.net(),
+            _ => return None,
+        };
+        let overlaps = |o: ipnet::IpNet| o.contains(&net.network()) || net.contains(&o.network());
+        let live = lock(&self.live)
+            .values()
+            .filter(|r| r.state == ActionState::Applied && target_of(&r.spec) != *target)
+            .filter_map(|r| match (r.spec.kind, r.spec.params.cidr()) {
+                (ActionKind::BlockIp, Some(o)) if overlaps(o.net()) => {
+                    Some(format!("overlaps range {o} of live action {}", r.id))
+                }
+                _ => None,
+            })
+            .next();
+        let queued = || {
+            batch_targets.iter().find_map(|(kind, _, cidr)| {
+                let o: ipnet::IpNet = cidr.as_deref()?.parse().ok()?;
+                (*kind == ActionKind::BlockIp && overlaps(o))
+                    .then(|| format!("overlaps range {o} already in this batch"))
+            })
+        };
+        live.or_else(queued).map(|why| format!("range {net} {why}"))
     }
 
     /// Everything after applying: the record's state, the live map, the notes.
@@ -962,6 +1014,37 @@ mod tests {
             v
         };
         assert_eq!(ttls, [60, 120, 240, 300]);
+    }
+
+    /// A manual dry run shows the TTL the same decision would really get (escalated for a repeat
+    /// offender), and does not itself count as an offence.
+    #[tokio::test]
+    async fn dry_runs_escalate_as_the_real_decision_would() {
+        let t = Table::default();
+        let cfg = LedgerConfig {
+            escalation: Some(Escalation {
+                factor: 2,
+                window: Duration::from_secs(3600),
+                max_ttl: Duration::from_secs(10_000),
+            }),
+            ..Default::default()
+        };
+        let l = ledger(&t, cfg);
+        let p = plan(Mode::Observe, "203.0.113.51", 60);
+        let spec = p.actions[0].clone();
+        let (dry, _) = l.decide(&p, spec.clone(), true).await;
+        assert_eq!(dry.spec.ttl_secs, 60);
+        let (real, _) = l.decide(&p, spec.clone(), false).await;
+        assert_eq!(real.spec.ttl_secs, 60);
+        for _ in 0..2 {
+            let (dry, _) = l.decide(&p, spec.clone(), true).await;
+            assert_eq!(
+                dry.spec.ttl_secs, 120,
+                "one earlier offence, not counting dry runs"
+            );
+        }
+        let (real, _) = l.decide(&p, spec, false).await;
+        assert_eq!(real.spec.ttl_secs, 120, "the dry run showed what it got");
     }
 
     #[tokio::test]

@@ -96,4 +96,34 @@ async fn a_range_survives_a_restart_and_is_one_target() {
     assert!(elements(&ns).contains("203.0.113.0/24"));
     l2.revert(applied.id, ActionState::Reverted).await.unwrap();
     assert!(!elements(&ns).contains("203.0.113.0/24"));
+
+    // Overlapping ranges: nftables refuses them ("conflicting intervals"), so the ledger refuses the
+    // second one before applying, live or in the same batch, and the rest of the batch still applies.
+    let wide = l2
+        .execute(&plan("198.51.100.7", "198.51.100.0/24", 600))
+        .await
+        .remove(0);
+    assert_eq!(wide.state, ActionState::Applied, "{:?}", wide.error);
+    let narrow = l2
+        .execute(&plan("198.51.100.8", "198.51.100.0/25", 600))
+        .await
+        .remove(0);
+    assert_eq!(narrow.state, ActionState::Refused, "{narrow:?}");
+    assert!(narrow
+        .error
+        .unwrap()
+        .contains("overlaps range 198.51.100.0/24"));
+    let batch = l2
+        .execute_many(&[
+            plan("192.0.2.130", "192.0.2.128/25", 600),
+            plan("192.0.2.7", "192.0.2.0/24", 600),
+            plan("203.0.113.9", "203.0.113.8/29", 600),
+        ])
+        .await;
+    assert_eq!(batch[0][0].state, ActionState::Applied, "{:?}", batch[0][0]);
+    assert_eq!(batch[1][0].state, ActionState::Refused, "{:?}", batch[1][0]);
+    assert_eq!(batch[2][0].state, ActionState::Applied, "{:?}", batch[2][0]);
+    let listed = elements(&ns);
+    assert!(listed.contains("192.0.2.128/25") && listed.contains("203.0.113.8/29"));
+    assert!(!listed.contains("192.0.2.0/24"));
 }
