@@ -588,3 +588,60 @@ async fn hostile_values_are_400s_naming_the_field() {
     assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), json!([]));
     let (_dir, _) = d.stop();
 }
+
+/// Enforcing `quarantine_file` on the default, relative data directory (`--data-dir data`) starts (its
+/// quarantine directory is made absolute), and a file reached through a link out of the root, a
+/// directory link, or a `..` path is a 400 naming `file`; a real file in the root is quarantined and
+/// restored.
+#[tokio::test(flavor = "multi_thread")]
+async fn quarantine_enforces_on_a_relative_data_dir_and_refuses_links_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("uploads");
+    let outside = dir.path().join("outside");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("f"), "secret").unwrap();
+    std::fs::write(root.join("shell.php"), "<?php ?>").unwrap();
+    std::os::unix::fs::symlink(outside.join("f"), root.join("link")).unwrap();
+    std::os::unix::fs::symlink(&outside, root.join("dirlink")).unwrap();
+    std::fs::write(
+        dir.path().join("sentinel.yml"),
+        format!(
+            "respond:\n  quarantine_roots: [{}]\n  actuators:\n    quarantine_file: {{ mode: enforce }}\n",
+            root.display()
+        ),
+    )
+    .unwrap();
+    let d = Daemon::start_in(dir, &[]);
+    for f in [
+        root.join("link").display().to_string(),
+        root.join("dirlink/f").display().to_string(),
+        format!("{}/../outside/f", root.display()),
+        format!("{}/", root.join("shell.php").display()),
+    ] {
+        for dry_run in [true, false] {
+            let (status, text) =
+                post(&d, json!({"file": f, "duration": "1h", "dry_run": dry_run})).await;
+            assert_eq!(status, 400, "{f}: {text}");
+            assert!(text.contains("`file`"), "{f}: {text}");
+        }
+    }
+    assert_eq!(
+        std::fs::read_to_string(outside.join("f")).unwrap(),
+        "secret"
+    );
+    let shell = root.join("shell.php");
+    let (status, text) = post(
+        &d,
+        json!({"file": shell.display().to_string(), "duration": "1h"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{text}");
+    let rec: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(rec["state"], "applied", "{text}");
+    assert!(!shell.exists(), "moved into quarantine");
+    let (ok, _, err) = cli(&d, &["delete", "--all"]);
+    assert!(ok, "{err}");
+    assert_eq!(std::fs::read_to_string(&shell).unwrap(), "<?php ?>");
+    let (_dir, _) = d.stop();
+}
