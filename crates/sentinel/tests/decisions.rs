@@ -645,3 +645,63 @@ async fn quarantine_enforces_on_a_relative_data_dir_and_refuses_links_out() {
     assert_eq!(std::fs::read_to_string(&shell).unwrap(), "<?php ?>");
     let (_dir, _) = d.stop();
 }
+
+/// A database from before parameters were typed: an action whose params are free JSON
+/// (`{"anything":1}`) and a plan with a rate on a block. After the upgrade the daemon starts, and
+/// `GET /v1/actions`, the action by id and the plan's alert still answer, with the params as stored.
+#[tokio::test(flavor = "multi_thread")]
+async fn records_with_untyped_params_survive_an_upgrade() {
+    let d = Daemon::start(&[]);
+    let (status, text) = post(
+        &d,
+        json!({"ip": "203.0.113.44", "duration": "1h", "reason": "old"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{text}");
+    let rec: Value = serde_json::from_str(&text).unwrap();
+    let id = rec["id"].as_str().unwrap().to_string();
+    let data = d.data();
+    let (dir, _) = d.stop();
+
+    let db = data.join("sentinel.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let n = sqlx::query(
+        "UPDATE actions SET body = json_set(body, '$.spec.params', json('{\"anything\":1}'))",
+    )
+    .execute(&pool)
+    .await
+    .unwrap()
+    .rows_affected();
+    assert_eq!(n, 1);
+    sqlx::query(
+        "UPDATE plans SET body = json_set(body, '$.actions[0].params', json('{\"rate_per_sec\":10}'))",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let d = Daemon::start_in(dir, &[]);
+    let get = |path: String| {
+        let c = d.client();
+        let url = d.url(&path);
+        let key = d.key.clone();
+        async move {
+            let r = c.get(url).bearer_auth(key).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let (status, text) = get("/v1/actions".into()).await;
+    assert_eq!(status, 200, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["items"][0]["id"], id.as_str(), "{text}");
+    assert_eq!(v["items"][0]["spec"]["params"], json!({"anything": 1}));
+    let (status, text) = get(format!("/v1/actions/{id}")).await;
+    assert_eq!(status, 200, "{text}");
+    let (ok, out, err) = cli(&d, &["list"]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("ID"), "{out}");
+    let (_dir, _) = d.stop();
+}
