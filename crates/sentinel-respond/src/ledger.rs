@@ -160,6 +160,11 @@ impl Ledger {
         }
     }
 
+    /// The longest TTL any action gets (`policy.max_ttl`), if one is set.
+    pub fn max_ttl(&self) -> Option<Duration> {
+        self.cfg.max_ttl
+    }
+
     /// The responder (allowlist and actuators).
     pub fn responder(&self) -> &Responder {
         &self.responder
@@ -614,6 +619,26 @@ impl Ledger {
             }
         }
         out
+    }
+
+    /// Start-up: tracks again the observe-mode decisions the store holds as planned (so they are listed
+    /// and expire on time after a restart, as before it), within the same bound as at run time.
+    /// Returns how many are tracked.
+    pub fn track_planned(&self, records: Vec<ActionRecord>) -> usize {
+        let mut live = lock(&self.live);
+        let mut n = 0;
+        for r in records {
+            if r.state != ActionState::Planned || r.mode != Mode::Observe {
+                continue;
+            }
+            if live.len() >= MAX_TRACKED {
+                break;
+            }
+            if live.insert(r.id, r).is_none() {
+                n += 1;
+            }
+        }
+        n
     }
 
     /// Start-up: takes the records the store says are applied, compares them with what each actuator

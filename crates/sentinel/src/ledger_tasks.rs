@@ -115,12 +115,42 @@ pub async fn reconcile(ledger: &Ledger, store: &Store, w: &StoreWriter) -> anyho
         )
         .await;
     }
+    // Observe-mode decisions are tracked in memory only: take them back from the store, so a restart
+    // neither drops them from `GET /v1/decisions` nor leaves them "planned" past their expiry. None
+    // can be older than the longest TTL.
+    let since = Timestamp::now().as_millis() - max_ttl_millis(ledger);
+    let mut planned = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store
+            .list_actions(&ActionFilter {
+                state: Some(ActionState::Planned),
+                since: Some(Timestamp::from_millis(since)),
+                cursor,
+                limit: 1000,
+                ..Default::default()
+            })
+            .await?;
+        planned.extend(page.items);
+        match page.next_cursor {
+            Some(c) if planned.len() < 200_000 => cursor = Some(c),
+            _ => break,
+        }
+    }
+    let tracked = ledger.track_planned(planned);
     tracing::info!(
         evt = "reconciled",
         applied_records = n,
+        planned_tracked = tracked,
         corrections = fixes.len()
     );
     Ok(fixes.len())
+}
+
+fn max_ttl_millis(ledger: &Ledger) -> i64 {
+    ledger.max_ttl().map_or(i64::MAX / 2, |d| {
+        i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2)
+    })
 }
 
 /// Reverts actions when their time is up, until aborted.

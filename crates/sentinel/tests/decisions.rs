@@ -705,3 +705,49 @@ async fn records_with_untyped_params_survive_an_upgrade() {
     assert!(out.starts_with("ID"), "{out}");
     let (_dir, _) = d.stop();
 }
+
+/// Observe-mode decisions (the default mode) are still listed after a restart, and one that expired
+/// while the daemon was down is marked expired instead of staying "planned" for ever.
+#[tokio::test(flavor = "multi_thread")]
+async fn observe_decisions_survive_a_restart() {
+    let d = Daemon::start(&[]);
+    let (status, text) = post(&d, json!({"ip": "203.0.113.61", "duration": "1h"})).await;
+    assert_eq!(status, 201, "{text}");
+    let (status, text) = post(&d, json!({"ip": "203.0.113.62", "duration": "1s"})).await;
+    assert_eq!(status, 201, "{text}");
+    let (dir, _) = d.stop();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let d = Daemon::start_in(dir, &[]);
+    let (ok, out, err) = cli(&d, &["list", "--json"]);
+    assert!(ok, "{err}");
+    let live: Value = serde_json::from_str(&out).unwrap();
+    let subjects: Vec<&str> = live
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["spec"]["subject"]["value"].as_str())
+        .collect();
+    assert_eq!(subjects, ["203.0.113.61"], "{out}");
+    let mut expired = Value::Null;
+    for _ in 0..50 {
+        expired = d
+            .client()
+            .get(d.url("/v1/actions?state=expired"))
+            .bearer_auth(&d.key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if !expired["items"].as_array().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        expired["items"][0]["spec"]["subject"]["value"], "203.0.113.62",
+        "{expired}"
+    );
+    let (_dir, _) = d.stop();
+}
