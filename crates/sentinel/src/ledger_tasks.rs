@@ -235,6 +235,16 @@ fn refusal_named(spec: &ActionSpec, why: String) -> String {
     if why.starts_with('`') {
         return why;
     }
+    // An actuator's refusal that names a parameter (`… params.honeypot: required …`) is about it.
+    if let Some(at) = why.find("params.") {
+        let name: String = why[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '.')
+            .collect();
+        if name.len() > "params.".len() {
+            return format!("`{name}`: {why}");
+        }
+    }
     let field = match spec.subject {
         _ if why.starts_with("range ") && spec.params.cidr().is_some() => "params.cidr",
         sentinel_core::Subject::File(_) => "file",
