@@ -388,6 +388,13 @@ pub fn check_subject(kind: ActionKind, subject: &Subject) -> Result<(), SpecErro
             std::net::IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => {
                 bad("an IPv4-mapped IPv6 address; give the IPv4 address instead".into())
             }
+            // No attack comes from these, and dropping them breaks DHCP and IPv6 address set-up.
+            ip if ip.is_unspecified()
+                || ip.is_multicast()
+                || matches!(ip, std::net::IpAddr::V4(v4) if v4.is_broadcast()) =>
+            {
+                bad("must be a unicast address (not unspecified, multicast or broadcast)".into())
+            }
             _ => Ok(()),
         },
         (ActionKind::IsolateContainer, Subject::Container(c)) => {

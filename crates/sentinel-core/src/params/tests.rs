@@ -364,6 +364,14 @@ fn values_nftables_would_change_or_refuse_are_refused() {
         let e = check_subject(kind, &mapped).unwrap_err();
         assert_eq!(e.field, SpecField::Subject);
     }
+    for odd in ["0.0.0.0", "::", "224.0.0.1", "ff02::1", "255.255.255.255"] {
+        let s = Subject::Ip(odd.parse().unwrap());
+        assert_eq!(
+            check_subject(ActionKind::BlockIp, &s).unwrap_err().field,
+            SpecField::Subject,
+            "{odd}"
+        );
+    }
     let limits = ActionLimits::default();
     assert!(limits.check_ttl(MAX_TTL_SECS).is_ok());
     assert_eq!(
