@@ -25,9 +25,9 @@ pub(crate) fn policy(r: &mut Reader, s: Option<&Node<'_>>) -> Option<PolicyConfi
             r.fail(
                 &n.path,
                 format!(
-                    "{} is longer than any action may last ({}; nftables refuses longer timeouts)",
+                    "{} is longer than any action may last ({}d; nftables refuses longer timeouts)",
                     fmt(m),
-                    fmt(Duration::from_secs(sentinel_core::params::MAX_TTL_SECS))
+                    sentinel_core::params::MAX_TTL_SECS / 86_400
                 ),
             );
             None
