@@ -497,3 +497,16 @@ fn max_ttl_past_the_nftables_limit_is_a_config_error() {
     let cfg = load_str("policy:\n  max_ttl: 1000d\n", None, &[]).unwrap();
     assert_eq!(cfg.policy.max_ttl, Duration::from_secs(1000 * 86_400));
 }
+
+/// A key given twice in YAML is an error (read into JSON values it would silently keep the last one,
+/// e.g. a second `cidr` in a rule's params, or a second `mode`).
+#[test]
+fn duplicate_yaml_keys_are_errors() {
+    for yaml in [
+        "policy:\n  mode: enforce\n  mode: observe\n",
+        "policy:\n  rules:\n    - { severity: any, risk: any, confidence: any, actions: [{ kind: block_ip, params: { cidr: \"203.0.113.0/24\", cidr: \"198.51.100.0/24\" } }] }\n",
+    ] {
+        let errs = load_str(yaml, None, &[]).unwrap_err();
+        assert!(errs.to_string().contains("duplicate entry"), "{errs}");
+    }
+}
