@@ -174,7 +174,8 @@ impl AddBody {
         let mut params = self.params;
         let (subject, key) = match (self.ip, self.container, self.file) {
             (Some(ip), None, None) => match ip.parse::<IpAddr>() {
-                Ok(addr) => (Subject::Ip(addr), "ip"),
+                // `::ffff:a.b.c.d` is the IPv4 address a.b.c.d (what nftables can match).
+                Ok(addr) => (Subject::Ip(addr.to_canonical()), "ip"),
                 Err(_) => {
                     let net: Cidr = ip.parse().map_err(|e| format!("`ip`: {e}"))?;
                     match &mut params {
@@ -244,8 +245,9 @@ pub(crate) async fn delete(
     }
     let sel = match (q.get("ip"), q.get("id"), q.get("all").map(String::as_str)) {
         (Some(ip), None, None) => DecisionSelector::Ip(
-            ip.parse()
-                .map_err(|_| ApiError::BadRequest(format!("`ip`: not an address: {ip:?}")))?,
+            ip.parse::<IpAddr>()
+                .map(|a| a.to_canonical())
+                .map_err(|_| ApiError::BadRequest("`ip`: not an address".into()))?,
         ),
         (None, Some(id), None) => DecisionSelector::Id(
             id.parse()

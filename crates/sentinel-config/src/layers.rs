@@ -89,6 +89,14 @@ pub(crate) fn merge(base: &mut Value, overlay: Value) {
 }
 
 fn apply_yaml(tree: &mut Value, text: Text<'_>, errors: &mut Vec<ConfigError>) {
+    // Read into JSON values, a key given twice would silently keep the last one (a rule's `cidr`, a
+    // `mode`); YAML's own mapping refuses duplicates, so it is asked first.
+    if let Err(e) = serde_yaml::from_str::<serde_yaml::Value>(text.body) {
+        if e.to_string().contains("duplicate entry") {
+            errors.push(ConfigError::new(text.name, format!("invalid YAML: {e}")));
+            return;
+        }
+    }
     match serde_yaml::from_str::<Value>(text.body) {
         Ok(Value::Null) => {}
         Ok(v @ Value::Object(_)) => merge(tree, v),

@@ -20,6 +20,20 @@ pub(crate) fn policy(r: &mut Reader, s: Option<&Node<'_>>) -> Option<PolicyConfi
     let default_ttl = r.get(s, "default_ttl").and_then(|n| r.duration(&n));
     let max_ttl_node = r.get(s, "max_ttl");
     let max_ttl = max_ttl_node.as_ref().and_then(|n| r.duration(n));
+    let max_ttl = match (max_ttl, &max_ttl_node) {
+        (Some(m), Some(n)) if m.as_secs() > sentinel_core::params::MAX_TTL_SECS => {
+            r.fail(
+                &n.path,
+                format!(
+                    "{} is longer than any action may last ({}d; nftables refuses longer timeouts)",
+                    fmt(m),
+                    sentinel_core::params::MAX_TTL_SECS / 86_400
+                ),
+            );
+            None
+        }
+        (m, _) => m,
+    };
     if let (Some(d), Some(m), Some(s)) = (default_ttl, max_ttl, s) {
         if d > m {
             r.fail(

@@ -141,6 +141,63 @@ fn malformed_action_params_are_config_errors_naming_rule_and_field() {
         ),
         ("block_ip", "{ password: hunter2 }", "params"),
         ("quarantine_file", "{ anything: 1 }", "params"),
+        // Hostile shapes YAML can carry: floats, strings, lists, huge numbers, unicode digits,
+        // zone ids, repeated ports, non-unicast honeypots.
+        (
+            "rate_limit",
+            "{ rate_per_sec: 10.0 }",
+            "params.rate_per_sec",
+        ),
+        (
+            "rate_limit",
+            "{ rate_per_sec: \"10\" }",
+            "params.rate_per_sec",
+        ),
+        (
+            "rate_limit",
+            "{ rate_per_sec: [10] }",
+            "params.rate_per_sec",
+        ),
+        (
+            "rate_limit",
+            "{ rate_per_sec: 99999999999999999999999 }",
+            "params.rate_per_sec",
+        ),
+        ("rate_limit", "{ burst: -5 }", "params.burst"),
+        ("block_ip", r#"{ cidr: "0.0.0.0/7" }"#, "params.cidr"),
+        ("block_ip", r#"{ cidr: "::ffff:0:0/96" }"#, "params.cidr"),
+        ("block_ip", r#"{ cidr: "٢٠٣.0.113.0/24" }"#, "params.cidr"),
+        ("block_ip", "{ cidr: [203.0.113.0/24] }", "params.cidr"),
+        (
+            "redirect_to_honeypot",
+            r#"{ honeypot: "[fe80::1%2]:2222" }"#,
+            "params.honeypot",
+        ),
+        (
+            "redirect_to_honeypot",
+            r#"{ honeypot: "0.0.0.0:22" }"#,
+            "params.honeypot",
+        ),
+        (
+            "redirect_to_honeypot",
+            r#"{ honeypot: "192.0.2.30:22", ports: [22, 22] }"#,
+            "params.ports",
+        ),
+        (
+            "redirect_to_honeypot",
+            r#"{ honeypot: "192.0.2.30:22", ports: ["1-65535", 80] }"#,
+            "params.ports",
+        ),
+        (
+            "redirect_to_honeypot",
+            r#"{ honeypot: "192.0.2.30:22", ports: [65536] }"#,
+            "params.ports",
+        ),
+        (
+            "isolate_container",
+            r#"{ quarantine_network: "%2e%2e" }"#,
+            "params.quarantine_network",
+        ),
     ];
     for (kind, params, field) in cases {
         let yaml = format!(
@@ -148,8 +205,9 @@ fn malformed_action_params_are_config_errors_naming_rule_and_field() {
         );
         let errs = load_str(&yaml, None, &[]).unwrap_err();
         let want = format!("policy.rules[0].actions[1].{field}");
+        // (A number past 64 bits is refused by the YAML reader, naming the same path.)
         assert!(
-            errs.0.iter().any(|e| e.path == want),
+            errs.0.iter().any(|e| e.path == want) || errs.to_string().contains(&want),
             "{kind} {params}: want an error at {want}, got {errs}"
         );
         let text = errs.to_string();
@@ -477,4 +535,27 @@ fn an_empty_syslog_allowlist_is_an_error_and_every_sender_is_a_warning() {
         "{}",
         w[0]
     );
+}
+
+/// `policy.max_ttl` past what nftables accepts as a timeout (10^8 s) would make every long block fail
+/// at apply time; it is a config error naming the key.
+#[test]
+fn max_ttl_past_the_nftables_limit_is_a_config_error() {
+    let errs = load_str("policy:\n  max_ttl: 5y\n", None, &[]).unwrap_err();
+    assert!(errs.0.iter().any(|e| e.path == "policy.max_ttl"), "{errs}");
+    let cfg = load_str("policy:\n  max_ttl: 1000d\n", None, &[]).unwrap();
+    assert_eq!(cfg.policy.max_ttl, Duration::from_secs(1000 * 86_400));
+}
+
+/// A key given twice in YAML is an error (read into JSON values it would silently keep the last one,
+/// e.g. a second `cidr` in a rule's params, or a second `mode`).
+#[test]
+fn duplicate_yaml_keys_are_errors() {
+    for yaml in [
+        "policy:\n  mode: enforce\n  mode: observe\n",
+        "policy:\n  rules:\n    - { severity: any, risk: any, confidence: any, actions: [{ kind: block_ip, params: { cidr: \"203.0.113.0/24\", cidr: \"198.51.100.0/24\" } }] }\n",
+    ] {
+        let errs = load_str(yaml, None, &[]).unwrap_err();
+        assert!(errs.to_string().contains("duplicate entry"), "{errs}");
+    }
 }

@@ -97,10 +97,11 @@ impl FromStr for ActionKind {
 
 /// One action a plan asks for, its parameters already parsed into their types.
 ///
-/// Read from JSON, the parameters are parsed for the kind (unknown keys and malformed values are
-/// errors); [`ActionSpec::new`] also checks that the subject fits the kind and is well formed.
+/// Read from JSON (a stored record), the parameters are parsed for the kind; parameters that no longer
+/// parse are kept as [`ActionParams::Stored`] so the record stays readable, and [`ActionSpec::check`]
+/// refuses them. [`ActionSpec::new`] checks that the subject fits the kind and is well formed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "RawActionSpec")]
+#[serde(from = "RawActionSpec")]
 pub struct ActionSpec {
     /// What to do.
     pub kind: ActionKind,
@@ -123,16 +124,18 @@ struct RawActionSpec {
     params: serde_json::Value,
 }
 
-impl TryFrom<RawActionSpec> for ActionSpec {
-    type Error = SpecError;
-    fn try_from(r: RawActionSpec) -> Result<Self, SpecError> {
-        let params = ActionParams::parse(r.kind, &r.params)?;
-        Ok(ActionSpec {
+impl From<RawActionSpec> for ActionSpec {
+    /// Parameters that no longer parse (a record stored before they were typed) are kept as
+    /// [`ActionParams::Stored`]: the record stays readable, and [`ActionSpec::check`] refuses to let it
+    /// be applied.
+    fn from(r: RawActionSpec) -> Self {
+        let params = ActionParams::from_stored(r.kind, &r.params);
+        ActionSpec {
             kind: r.kind,
             subject: r.subject,
             ttl_secs: r.ttl_secs,
             params,
-        })
+        }
     }
 }
 

@@ -88,8 +88,36 @@ impl Prepared {
 type Target = (ActionKind, String, Option<String>);
 
 fn target_of(spec: &ActionSpec) -> Target {
-    let cidr = spec.params.cidr().map(|c| c.to_string());
-    (spec.kind, spec.subject.key(), cidr)
+    match (spec.kind, spec.params.cidr()) {
+        // A range is one set element whatever address inside it was the subject: two blocks of the
+        // same range are the same target (the second would only overwrite the first's timeout, and
+        // reverting either would lift both).
+        (ActionKind::BlockIp, Some(c)) => (spec.kind, "range".into(), Some(c.to_string())),
+        (_, cidr) => (spec.kind, spec.subject.key(), cidr.map(|c| c.to_string())),
+    }
+}
+
+/// What reconcile matches records and observed state on: the kind, the subject and, for a block, the
+/// set element (a range's element is listed under its network address, not the subject's).
+type Found = (ActionKind, String, Option<String>);
+
+fn found_key(a: &Applied) -> Found {
+    let element = match a.kind {
+        ActionKind::BlockIp => a
+            .token
+            .get("element")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned),
+        _ => None,
+    };
+    (a.kind, a.subject.key(), element)
+}
+
+fn record_key(rec: &ActionRecord) -> Found {
+    match (&rec.applied, rec.spec.kind) {
+        (Some(a), ActionKind::BlockIp) if a.token.get("element").is_some() => found_key(a),
+        _ => (rec.spec.kind, rec.spec.subject.key(), None),
+    }
 }
 
 /// Live actions and their history.
@@ -132,6 +160,11 @@ impl Ledger {
         }
     }
 
+    /// The longest TTL any action gets (`policy.max_ttl`), if one is set.
+    pub fn max_ttl(&self) -> Option<Duration> {
+        self.cfg.max_ttl
+    }
+
     /// The responder (allowlist and actuators).
     pub fn responder(&self) -> &Responder {
         &self.responder
@@ -159,6 +192,18 @@ impl Ledger {
                 Timestamp::from_millis(r.expires_at.as_millis().max(at))
             })
             .min()
+    }
+
+    /// How many earlier actions against a subject fall in the window, without recording one (what a
+    /// dry run escalates by, so it shows the TTL the same decision would really get).
+    fn earlier(&self, subject: &str, now: i64) -> u32 {
+        let Some(esc) = self.cfg.escalation else {
+            return 0;
+        };
+        let window = i64::try_from(esc.window.as_millis()).unwrap_or(i64::MAX);
+        lock(&self.history).by_subject.get(subject).map_or(0, |q| {
+            q.iter().filter(|t| t.saturating_add(window) >= now).count() as u32
+        })
     }
 
     /// Records an action against a subject and returns how many earlier ones fall in the window.
@@ -321,15 +366,24 @@ impl Ledger {
     ) -> Prepared {
         let now = Timestamp::now();
         let mut notes = Vec::new();
+        // Every action is checked again here, whatever its origin: parameters kept from a record
+        // stored before they were typed (`ActionParams::Stored`) are never applied.
+        if let Err(e) = spec.check() {
+            let rec = Self::new_record(plan, &spec, mode, now);
+            return Prepared::settled(rec, spec, notes, ActionState::Refused, e.to_string());
+        }
         if let Some(why) = self.responder.screen(&spec) {
             let rec = Self::new_record(plan, &spec, mode, now);
             return Prepared::settled(rec, spec, notes, ActionState::Refused, why);
         }
-        if !dry_run {
-            let earlier = self.remember(
-                &format!("{}:{}", spec.kind, spec.subject.key()),
-                now.as_millis(),
-            );
+        {
+            // A dry run escalates as the real decision would, without counting as an offence.
+            let key = format!("{}:{}", spec.kind, spec.subject.key());
+            let earlier = if dry_run {
+                self.earlier(&key, now.as_millis())
+            } else {
+                self.remember(&key, now.as_millis())
+            };
             let (ttl, note) = self.escalate(spec.ttl_secs, earlier);
             spec.ttl_secs = ttl;
             notes.extend(note);
@@ -380,6 +434,9 @@ impl Ledger {
                     superseded = Some(old);
                 }
             }
+            if let Some(why) = self.range_clash(&spec, &target, batch_targets) {
+                return Prepared::settled(rec, spec, notes, ActionState::Refused, why);
+            }
             if !batch_targets.insert(target) {
                 let why = "an action on the same target is already in this batch".to_string();
                 return Prepared::settled(rec, spec, notes, ActionState::Refused, why);
@@ -414,6 +471,40 @@ impl Ledger {
             track,
             superseded: None,
         }
+    }
+
+    /// Why a range cannot be added next to what is in force or queued in this batch: nftables refuses a
+    /// range overlapping another one of the same set ("conflicting intervals"), which would fail the
+    /// apply, or the whole batch's transaction, after its dry run had passed.
+    fn range_clash(
+        &self,
+        spec: &ActionSpec,
+        target: &Target,
+        batch_targets: &std::collections::HashSet<Target>,
+    ) -> Option<String> {
+        let net = match (spec.kind, spec.params.cidr()) {
+            (ActionKind::BlockIp, Some(c)) => c.net(),
+            _ => return None,
+        };
+        let overlaps = |o: ipnet::IpNet| o.contains(&net.network()) || net.contains(&o.network());
+        let live = lock(&self.live)
+            .values()
+            .filter(|r| r.state == ActionState::Applied && target_of(&r.spec) != *target)
+            .filter_map(|r| match (r.spec.kind, r.spec.params.cidr()) {
+                (ActionKind::BlockIp, Some(o)) if overlaps(o.net()) => {
+                    Some(format!("overlaps range {o} of live action {}", r.id))
+                }
+                _ => None,
+            })
+            .next();
+        let queued = || {
+            batch_targets.iter().find_map(|(kind, _, cidr)| {
+                let o: ipnet::IpNet = cidr.as_deref()?.parse().ok()?;
+                (*kind == ActionKind::BlockIp && overlaps(o))
+                    .then(|| format!("overlaps range {o} already in this batch"))
+            })
+        };
+        live.or_else(queued).map(|why| format!("range {net} {why}"))
     }
 
     /// Everything after applying: the record's state, the live map, the notes.
@@ -530,18 +621,38 @@ impl Ledger {
         out
     }
 
+    /// Start-up: tracks again the observe-mode decisions the store holds as planned (so they are listed
+    /// and expire on time after a restart, as before it), within the same bound as at run time.
+    /// Returns how many are tracked.
+    pub fn track_planned(&self, records: Vec<ActionRecord>) -> usize {
+        let mut live = lock(&self.live);
+        let mut n = 0;
+        for r in records {
+            if r.state != ActionState::Planned || r.mode != Mode::Observe {
+                continue;
+            }
+            if live.len() >= MAX_TRACKED {
+                break;
+            }
+            if live.insert(r.id, r).is_none() {
+                n += 1;
+            }
+        }
+        n
+    }
+
     /// Start-up: takes the records the store says are applied, compares them with what each actuator
     /// observes, and makes the two agree. Returns every correction.
     pub async fn reconcile(&self, records: Vec<ActionRecord>) -> Result<Vec<Correction>, ActError> {
         let now = Timestamp::now();
-        let mut observed: HashMap<(ActionKind, String), Applied> = HashMap::new();
+        let mut observed: HashMap<Found, Applied> = HashMap::new();
         let mut unreadable: Vec<(ActionKind, String)> = Vec::new();
         for kind in ActionKind::ALL {
             if let Some(act) = self.responder.actuator(kind) {
                 match act.observe().await {
                     Ok(found) => {
                         for a in found {
-                            observed.insert((a.kind, a.subject.key()), a);
+                            observed.insert(found_key(&a), a);
                         }
                     }
                     // One backend that cannot be read must not keep the others (or start-up) down.
@@ -554,8 +665,7 @@ impl Ledger {
             if rec.state != ActionState::Applied {
                 continue;
             }
-            let key = (rec.spec.kind, rec.spec.subject.key());
-            let present = observed.remove(&key);
+            let present = observed.remove(&record_key(&rec));
             if rec.expires_at <= now {
                 let r = self.undo(rec, ActionState::Expired).await;
                 let note = if present.is_some() {
@@ -577,6 +687,16 @@ impl Ledger {
                     (rec.expires_at.as_millis() - now.as_millis()).max(1000) as u64 / 1000;
                 let mut spec = rec.spec.clone();
                 spec.ttl_secs = remaining.max(1);
+                if let Err(e) = spec.check() {
+                    rec.state = ActionState::Failed;
+                    rec.error = Some(format!("not re-applied at start-up: {e}"));
+                    rec.updated = Timestamp::now();
+                    out.push(Correction {
+                        record: rec,
+                        note: "missing, and its stored parameters cannot be applied".into(),
+                    });
+                    continue;
+                }
                 match act.apply(&spec).await {
                     Ok(applied) => {
                         rec.applied = Some(applied);
@@ -605,7 +725,7 @@ impl Ledger {
             lock(&self.live).insert(rec.id, rec);
         }
         // What is in place with no live record is an orphan of Sentinel's own: remove it.
-        for ((kind, subject), token) in observed {
+        for ((kind, subject, _), token) in observed {
             if let Some(act) = self.responder.actuator(kind) {
                 let removed = act.revert(&token).await;
                 let state = if removed.is_ok() {
@@ -681,7 +801,9 @@ mod tests {
     use super::*;
     use crate::Allowlist;
     use async_trait::async_trait;
-    use sentinel_core::{Actuator, AlertId, InvestigationId, PlanId, Severity, Subject, TraceId};
+    use sentinel_core::{
+        ActionParams, Actuator, AlertId, InvestigationId, PlanId, Severity, Subject, TraceId,
+    };
     use std::sync::Arc;
 
     /// An in-memory stand-in for a kernel set, to test the ledger's bookkeeping (the real actuators
@@ -919,6 +1041,37 @@ mod tests {
         assert_eq!(ttls, [60, 120, 240, 300]);
     }
 
+    /// A manual dry run shows the TTL the same decision would really get (escalated for a repeat
+    /// offender), and does not itself count as an offence.
+    #[tokio::test]
+    async fn dry_runs_escalate_as_the_real_decision_would() {
+        let t = Table::default();
+        let cfg = LedgerConfig {
+            escalation: Some(Escalation {
+                factor: 2,
+                window: Duration::from_secs(3600),
+                max_ttl: Duration::from_secs(10_000),
+            }),
+            ..Default::default()
+        };
+        let l = ledger(&t, cfg);
+        let p = plan(Mode::Observe, "203.0.113.51", 60);
+        let spec = p.actions[0].clone();
+        let (dry, _) = l.decide(&p, spec.clone(), true).await;
+        assert_eq!(dry.spec.ttl_secs, 60);
+        let (real, _) = l.decide(&p, spec.clone(), false).await;
+        assert_eq!(real.spec.ttl_secs, 60);
+        for _ in 0..2 {
+            let (dry, _) = l.decide(&p, spec.clone(), true).await;
+            assert_eq!(
+                dry.spec.ttl_secs, 120,
+                "one earlier offence, not counting dry runs"
+            );
+        }
+        let (real, _) = l.decide(&p, spec, false).await;
+        assert_eq!(real.spec.ttl_secs, 120, "the dry run showed what it got");
+    }
+
     #[tokio::test]
     async fn max_ttl_caps_every_action_escalated_or_not() {
         let t = Table::default();
@@ -1001,5 +1154,37 @@ mod tests {
         assert_eq!(keys, ["ip:203.0.113.10", "ip:203.0.113.11"]);
         let live: Vec<ActionId> = l2.live().iter().map(|r| r.id).collect();
         assert!(live.contains(&a.id) && live.contains(&b.id) && !live.contains(&late.id));
+    }
+
+    /// A record stored before parameters were typed (params that no longer parse) is readable but is
+    /// never applied: not by a plan, not by reconcile at start-up.
+    #[tokio::test]
+    async fn stored_params_that_no_longer_parse_are_never_applied() {
+        let t = Table::default();
+        let l = ledger(&t, LedgerConfig::default());
+        let mut rec = l
+            .execute(&plan(Mode::Enforce, "203.0.113.20", 600))
+            .await
+            .remove(0);
+        assert_eq!(rec.state, ActionState::Applied);
+        rec.spec.params =
+            ActionParams::from_stored(ActionKind::BlockIp, &serde_json::json!({"anything": 1}));
+        assert!(matches!(rec.spec.params, ActionParams::Stored(_)));
+        lock(&t.0).clear();
+        let l2 = ledger(&t, LedgerConfig::default());
+        let fixes = l2.reconcile(vec![rec.clone()]).await.unwrap();
+        assert_eq!(fixes.len(), 1);
+        assert_eq!(fixes[0].record.state, ActionState::Failed);
+        assert!(
+            fixes[0].note.contains("cannot be applied"),
+            "{}",
+            fixes[0].note
+        );
+        assert!(lock(&t.0).is_empty(), "nothing re-applied");
+        let mut p = plan(Mode::Enforce, "203.0.113.21", 600);
+        p.actions[0].params = rec.spec.params.clone();
+        let r = l2.execute(&p).await.remove(0);
+        assert_eq!(r.state, ActionState::Refused);
+        assert!(lock(&t.0).is_empty(), "nothing applied");
     }
 }

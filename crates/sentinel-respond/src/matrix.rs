@@ -144,7 +144,14 @@ impl Policy for PolicyMatrix {
                         ok
                     })
                     .filter_map(|t| {
-                        let subject = inv.alert.subject.clone();
+                        // An IPv4 source logged in its IPv4-mapped IPv6 form (a dual-stack
+                        // socket) is acted on as the IPv4 address nftables matches.
+                        let subject = match &inv.alert.subject {
+                            sentinel_core::Subject::Ip(ip) => {
+                                sentinel_core::Subject::Ip(ip.to_canonical())
+                            }
+                            other => other.clone(),
+                        };
                         match ActionSpec::new(t.kind, subject, t.ttl.as_secs(), t.params.clone()) {
                             Ok(spec) => Some(spec),
                             Err(e) => {

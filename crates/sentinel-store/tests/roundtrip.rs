@@ -188,3 +188,95 @@ async fn open_reports_an_unusable_path() {
     let res = Store::open(&file.join("db.sqlite")).await;
     assert!(res.is_err());
 }
+
+/// A database written before action parameters were typed holds params as free JSON (`{"anything":1}`,
+/// a rate on a block). After an upgrade those records must still be listed, fetched and shown with the
+/// alert (its plan too), with their params exactly as stored, and refused by `check()` so nothing can
+/// apply them.
+#[tokio::test]
+async fn records_stored_with_untyped_params_still_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let t = "trace-old-params";
+    let al = alert(
+        2_000,
+        "ssh_bruteforce",
+        Severity::High,
+        ip("203.0.113.7"),
+        t,
+    );
+    let inv = investigation(&al);
+    let pl = plan(&al, &inv);
+    let act = action(&pl, ActionKind::BlockIp, ActionState::Applied, 3_000);
+    let (writer, task) = store.writer(fast_writer());
+    for r in [
+        Record::from(al.clone()),
+        inv.clone().into(),
+        pl.clone().into(),
+        act.clone().into(),
+    ] {
+        writer.write(r).await.unwrap();
+    }
+    drop(writer);
+    task.finish().await.unwrap();
+    store.close().await;
+    drop(store);
+
+    // Rewrite the stored bodies as an older release wrote them.
+    let path = dir.path().join("nested/dir/sentinel.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    let old = |body: String, params: &str| {
+        let mut v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let spec = if v.get("spec").is_some() {
+            &mut v["spec"]
+        } else {
+            &mut v["actions"][0]
+        };
+        spec["params"] = serde_json::from_str(params).unwrap();
+        v.to_string()
+    };
+    for (table, id, params) in [
+        ("actions", act.id.to_string(), r#"{"anything":1}"#),
+        ("plans", pl.id.to_string(), r#"{"rate_per_sec":10}"#),
+    ] {
+        let (body,): (String,) = sqlx::query_as(&format!("SELECT body FROM {table} WHERE id = ?"))
+            .bind(&id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        sqlx::query(&format!("UPDATE {table} SET body = ? WHERE id = ?"))
+            .bind(old(body, params))
+            .bind(&id)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    pool.close().await;
+
+    let store = open(&dir).await;
+    let listed = store
+        .list_actions(&sentinel_store::ActionFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 1);
+    let got = &listed.items[0];
+    assert_eq!(got.id, act.id);
+    assert_eq!(got.state, ActionState::Applied);
+    assert_eq!(
+        serde_json::to_value(&got.spec).unwrap()["params"],
+        serde_json::json!({"anything": 1}),
+        "the params are kept as they were stored"
+    );
+    let e = got.spec.check().unwrap_err().to_string();
+    assert!(e.contains("cannot be applied"), "{e}");
+    assert_eq!(store.get_action(act.id).await.unwrap().as_ref(), Some(got));
+    let detail = store.get_alert(al.id).await.unwrap().unwrap();
+    assert_eq!(detail.actions.len(), 1);
+    assert_eq!(
+        serde_json::to_value(&detail.plans[0].actions[0]).unwrap()["params"],
+        serde_json::json!({"rate_per_sec": 10})
+    );
+    assert!(detail.plans[0].actions[0].check().is_err());
+}

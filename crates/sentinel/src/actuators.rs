@@ -43,7 +43,10 @@ fn docker_config(cfg: &ValidatedConfig) -> DockerConfig {
 
 fn quarantine_config(cfg: &ValidatedConfig) -> QuarantineConfig {
     let dir = if cfg.respond.quarantine_dir.is_empty() {
-        cfg.data_dir.join("quarantine")
+        // The default lives in the data directory, which is relative by default (`./data`): made
+        // absolute against the working directory, as every other file in it is reached.
+        let d = cfg.data_dir.join("quarantine");
+        std::path::absolute(&d).unwrap_or(d)
     } else {
         cfg.respond.quarantine_dir.clone().into()
     };

@@ -143,12 +143,42 @@ pub async fn reconcile(ledger: &Ledger, store: &Store, w: &StoreWriter) -> anyho
         )
         .await;
     }
+    // Observe-mode decisions are tracked in memory only: take them back from the store, so a restart
+    // neither drops them from `GET /v1/decisions` nor leaves them "planned" past their expiry. None
+    // can be older than the longest TTL.
+    let since = Timestamp::now().as_millis() - max_ttl_millis(ledger);
+    let mut planned = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store
+            .list_actions(&ActionFilter {
+                state: Some(ActionState::Planned),
+                since: Some(Timestamp::from_millis(since)),
+                cursor,
+                limit: 1000,
+                ..Default::default()
+            })
+            .await?;
+        planned.extend(page.items);
+        match page.next_cursor {
+            Some(c) if planned.len() < 200_000 => cursor = Some(c),
+            _ => break,
+        }
+    }
+    let tracked = ledger.track_planned(planned);
     tracing::info!(
         evt = "reconciled",
         applied_records = n,
+        planned_tracked = tracked,
         corrections = fixes.len()
     );
     Ok(fixes.len())
+}
+
+fn max_ttl_millis(ledger: &Ledger) -> i64 {
+    ledger.max_ttl().map_or(i64::MAX / 2, |d| {
+        i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2)
+    })
 }
 
 /// Reverts actions when their time is up, until aborted.
@@ -226,6 +256,32 @@ fn over_limit(limits: &ActionLimits, spec: &ActionSpec) -> Result<(), String> {
     spec.check().map_err(named)
 }
 
+/// A refusal of a manual decision, naming the field as the request names it: the range for a range
+/// that overlaps the allowlist, else the subject (allowlisted, refused by its actuator, already in
+/// force). A message that already names its field is kept.
+fn refusal_named(spec: &ActionSpec, why: String) -> String {
+    if why.starts_with('`') {
+        return why;
+    }
+    // An actuator's refusal that names a parameter (`… params.honeypot: required …`) is about it.
+    if let Some(at) = why.find("params.") {
+        let name: String = why[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '.')
+            .collect();
+        if name.len() > "params.".len() {
+            return format!("`{name}`: {why}");
+        }
+    }
+    let field = match spec.subject {
+        _ if why.starts_with("range ") && spec.params.cidr().is_some() => "params.cidr",
+        sentinel_core::Subject::File(_) => "file",
+        sentinel_core::Subject::Container(_) => "container",
+        _ => "ip",
+    };
+    format!("`{field}`: {why}")
+}
+
 #[async_trait::async_trait]
 impl Decisions for Desk {
     async fn add(&self, req: DecisionRequest) -> Result<ActionRecord, DecisionError> {
@@ -277,9 +333,10 @@ impl Decisions for Desk {
             })?;
         }
         match rec.state {
-            ActionState::Refused | ActionState::Failed => Err(DecisionError::Invalid(
-                rec.error.clone().unwrap_or_else(|| "refused".into()),
-            )),
+            ActionState::Refused | ActionState::Failed => {
+                let why = rec.error.clone().unwrap_or_else(|| "refused".into());
+                Err(DecisionError::Invalid(refusal_named(&rec.spec, why)))
+            }
             _ => Ok(rec),
         }
     }

@@ -87,7 +87,7 @@ enum DecisionsCommand {
         /// Why.
         #[arg(long, default_value = "")]
         reason: String,
-        /// Print the exact nft/tc/Docker operations and change nothing.
+        /// Print the exact nftables, Docker or file operations and change nothing.
         #[arg(long)]
         dry_run: bool,
     },

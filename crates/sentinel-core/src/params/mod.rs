@@ -26,7 +26,7 @@ mod values;
 pub use values::*;
 
 /// Which part of an action a problem is in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SpecField {
     /// The action's subject (address, container, file).
     Subject,
@@ -50,7 +50,7 @@ impl fmt::Display for SpecField {
 }
 
 /// An action that is not acceptable, and where.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, thiserror::Error)]
 #[error("{field}: {reason}")]
 pub struct SpecError {
     /// Where the problem is.
@@ -157,6 +157,21 @@ pub enum ActionParams {
     IsolateContainer(IsolateParams),
     /// `quarantine_file` (takes none).
     QuarantineFile,
+    /// Parameters read back from a stored record that no longer parse (a record written before
+    /// parameters were typed, e.g. `{"anything": 1}`): kept as they were so the record stays readable
+    /// and is written back unchanged, but never applied ([`check_fit`] refuses them).
+    Stored(StoredParams),
+}
+
+/// Stored parameters that do not parse for their kind any more.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct StoredParams {
+    /// The kind of the record they were read with.
+    pub kind: ActionKind,
+    /// The JSON exactly as it was stored.
+    pub raw: Value,
+    /// Why they do not parse (naming the field).
+    pub problem: SpecError,
 }
 
 /// The keys each kind accepts.
@@ -305,7 +320,20 @@ impl ActionParams {
             ActionParams::RedirectToHoneypot(_) => ActionKind::RedirectToHoneypot,
             ActionParams::IsolateContainer(_) => ActionKind::IsolateContainer,
             ActionParams::QuarantineFile => ActionKind::QuarantineFile,
+            ActionParams::Stored(p) => p.kind,
         }
+    }
+
+    /// Reads parameters back from a stored record: parsed as [`ActionParams::parse`] does, or, when
+    /// they no longer parse, kept as [`ActionParams::Stored`] (readable, never applied).
+    pub fn from_stored(kind: ActionKind, v: &Value) -> Self {
+        ActionParams::parse(kind, v).unwrap_or_else(|problem| {
+            ActionParams::Stored(StoredParams {
+                kind,
+                raw: v.clone(),
+                problem,
+            })
+        })
     }
 
     /// The JSON form (an object of the keys given; null when none is).
@@ -316,6 +344,7 @@ impl ActionParams {
             ActionParams::RedirectToHoneypot(p) => serde_json::to_value(p),
             ActionParams::IsolateContainer(p) => serde_json::to_value(p),
             ActionParams::QuarantineFile => Ok(Value::Null),
+            ActionParams::Stored(p) => Ok(p.raw.clone()),
         };
         match v {
             Ok(Value::Object(m)) if m.is_empty() => Value::Null,
@@ -352,8 +381,22 @@ pub fn check_subject(kind: ActionKind, subject: &Subject) -> Result<(), SpecErro
     match (kind, subject) {
         (
             ActionKind::BlockIp | ActionKind::RateLimit | ActionKind::RedirectToHoneypot,
-            Subject::Ip(_),
-        ) => Ok(()),
+            Subject::Ip(ip),
+        ) => match ip {
+            // nftables matches IPv4 traffic with `ip saddr`, never with its IPv4-mapped IPv6 form: an
+            // action on `::ffff:a.b.c.d` would be recorded as live and change nothing.
+            std::net::IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => {
+                bad("an IPv4-mapped IPv6 address; give the IPv4 address instead".into())
+            }
+            // No attack comes from these, and dropping them breaks DHCP and IPv6 address set-up.
+            ip if ip.is_unspecified()
+                || ip.is_multicast()
+                || matches!(ip, std::net::IpAddr::V4(v4) if v4.is_broadcast()) =>
+            {
+                bad("must be a unicast address (not unspecified, multicast or broadcast)".into())
+            }
+            _ => Ok(()),
+        },
         (ActionKind::IsolateContainer, Subject::Container(c)) => {
             c.parse::<ContainerName>().map(|_| ()).or_else(bad)
         }
@@ -375,6 +418,15 @@ pub fn check_fit(
         return Err(SpecError::new(
             SpecField::Params,
             format!("parameters of {} given to {kind}", params.kind()),
+        ));
+    }
+    if let ActionParams::Stored(p) = params {
+        return Err(SpecError::new(
+            p.problem.field,
+            format!(
+                "{} (stored before parameters were typed; the record is kept but cannot be applied)",
+                p.problem.reason
+            ),
         ));
     }
     let ip = subject.ip();
@@ -422,6 +474,10 @@ impl ActionLimits {
                     ttl_secs,
                     m.as_secs()
                 ),
+            )),
+            _ if ttl_secs > MAX_TTL_SECS => Err(SpecError::new(
+                SpecField::Ttl,
+                format!("{ttl_secs}s is longer than any action may last ({MAX_TTL_SECS}s)"),
             )),
             _ => Ok(()),
         }

@@ -228,7 +228,9 @@ proptest::proptest! {
             Err(_) => proptest::prop_assert!(!ok, "{} refused", text),
         }
         let hp = format!("{}.{}.{}.{}:{port}{junk}", o[0], o[1], o[2], o[3]);
-        let ok = junk.is_empty() && (1..=65_535).contains(&port);
+        let addr = std::net::Ipv4Addr::from(o);
+        let unicast = !addr.is_unspecified() && !addr.is_multicast() && !addr.is_broadcast();
+        let ok = junk.is_empty() && (1..=65_535).contains(&port) && unicast;
         match hp.parse::<Honeypot>() {
             Ok(h) => {
                 proptest::prop_assert!(ok, "{} accepted", hp);
@@ -277,9 +279,103 @@ fn stored_shapes_round_trip() {
     let old_null = r#"{"kind":"block_ip","subject":{"type":"ip","value":"203.0.113.7"},"ttl_secs":1,"params":null}"#;
     let spec: ActionSpec = serde_json::from_str(old_null).unwrap();
     assert_eq!(spec.params, ActionParams::none(ActionKind::BlockIp));
-    let bad = r#"{"kind":"rate_limit","subject":{"type":"ip","value":"192.0.2.18"},"ttl_secs":1,"params":{"rate_per_sec":-1}}"#;
-    let e = serde_json::from_str::<ActionSpec>(bad)
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("params.rate_per_sec"), "{e}");
+}
+
+/// A record stored before parameters were typed, with parameters that no longer parse, still reads
+/// back (a user who upgrades keeps their records), is written back unchanged, and can never be applied:
+/// `check()` refuses it naming the field.
+#[test]
+fn stored_params_that_no_longer_parse_are_kept_but_refused() {
+    use crate::action::ActionSpec;
+    for (stored, field) in [
+        (
+            r#"{"kind":"rate_limit","subject":{"type":"ip","value":"192.0.2.18"},"ttl_secs":1,"params":{"rate_per_sec":-1}}"#,
+            "params.rate_per_sec",
+        ),
+        (
+            r#"{"kind":"block_ip","subject":{"type":"ip","value":"203.0.113.7"},"ttl_secs":60,"params":{"anything":1}}"#,
+            "params",
+        ),
+        (
+            r#"{"kind":"block_ip","subject":{"type":"ip","value":"203.0.113.7"},"ttl_secs":60,"params":{"rate_per_sec":10}}"#,
+            "params",
+        ),
+        (
+            r#"{"kind":"quarantine_file","subject":{"type":"file","value":"/srv/uploads/x.php"},"ttl_secs":60,"params":{"anything":1}}"#,
+            "params",
+        ),
+        (
+            r#"{"kind":"block_ip","subject":{"type":"ip","value":"203.0.113.7"},"ttl_secs":60,"params":"x"}"#,
+            "params",
+        ),
+    ] {
+        let spec: ActionSpec = serde_json::from_str(stored).unwrap();
+        assert!(matches!(spec.params, ActionParams::Stored(_)), "{stored}");
+        assert_eq!(serde_json::to_string(&spec).unwrap(), stored);
+        let e = spec.check().unwrap_err();
+        assert_eq!(e.field.to_string(), field, "{stored}");
+        assert!(e.to_string().contains("cannot be applied"), "{e}");
+        assert!(ActionSpec::new(spec.kind, spec.subject.clone(), 60, spec.params.clone()).is_err());
+    }
+}
+
+/// Values nftables would merge, refuse or never match are refused before any rule is built: a honeypot
+/// with a zone id (nft cannot write it), an IPv4-mapped or non-unicast honeypot, repeated or overlapping
+/// ports (nft merges them, so the rule in place would differ from the dry run), an IPv4-mapped subject
+/// (the v6 set never matches IPv4 traffic), and a TTL past what nft accepts.
+#[test]
+fn values_nftables_would_change_or_refuse_are_refused() {
+    for hp in [
+        "[fe80::1%2]:2222",
+        "[::ffff:192.0.2.30]:2222",
+        "0.0.0.0:22",
+        "[::]:22",
+        "224.0.0.1:22",
+        "[ff02::1]:22",
+        "255.255.255.255:22",
+    ] {
+        assert!(hp.parse::<Honeypot>().is_err(), "{hp}");
+    }
+    assert!("[2001:db8::30]:2222".parse::<Honeypot>().is_ok());
+    for ports in [
+        json!([22, 22]),
+        json!(["20-30", 25]),
+        json!(["20-30", "30-40"]),
+        json!([80, "1-65535"]),
+    ] {
+        let e = ActionParams::parse(
+            ActionKind::RedirectToHoneypot,
+            &json!({"honeypot": "192.0.2.30:22", "ports": ports}),
+        )
+        .unwrap_err();
+        assert_eq!(e.field, SpecField::Param("ports"), "{ports}");
+    }
+    assert!(ActionParams::parse(
+        ActionKind::RedirectToHoneypot,
+        &json!({"honeypot": "192.0.2.30:22", "ports": [22, "20-21", "23-30", 2222]}),
+    )
+    .is_ok());
+    let mapped = Subject::Ip("::ffff:203.0.113.7".parse().unwrap());
+    for kind in [
+        ActionKind::BlockIp,
+        ActionKind::RateLimit,
+        ActionKind::RedirectToHoneypot,
+    ] {
+        let e = check_subject(kind, &mapped).unwrap_err();
+        assert_eq!(e.field, SpecField::Subject);
+    }
+    for odd in ["0.0.0.0", "::", "224.0.0.1", "ff02::1", "255.255.255.255"] {
+        let s = Subject::Ip(odd.parse().unwrap());
+        assert_eq!(
+            check_subject(ActionKind::BlockIp, &s).unwrap_err().field,
+            SpecField::Subject,
+            "{odd}"
+        );
+    }
+    let limits = ActionLimits::default();
+    assert!(limits.check_ttl(MAX_TTL_SECS).is_ok());
+    assert_eq!(
+        limits.check_ttl(MAX_TTL_SECS + 1).unwrap_err().field,
+        SpecField::Ttl
+    );
 }

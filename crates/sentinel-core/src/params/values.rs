@@ -20,6 +20,9 @@ pub const MIN_PREFIX_V6: u8 = 16;
 pub const MAX_PORTS: usize = 64;
 /// Longest container or network name accepted.
 pub const MAX_NAME_LEN: usize = 128;
+/// The longest TTL any action may have, whatever `policy.max_ttl` says: 1000 days (nftables refuses a
+/// set element timeout of 10^8 s or more).
+pub const MAX_TTL_SECS: u64 = 1000 * 86_400;
 /// Longest file path accepted.
 pub const MAX_PATH_LEN: usize = 4096;
 
@@ -159,11 +162,22 @@ impl PortList {
         if items.is_empty() || items.len() > MAX_PORTS {
             return Err(format!("a redirect needs 1 to {MAX_PORTS} ports"));
         }
-        items
+        let list: Vec<PortSpec> = items
             .iter()
             .map(PortSpec::parse)
-            .collect::<Result<_, _>>()
-            .map(PortList)
+            .collect::<Result<_, _>>()?;
+        // nftables merges repeated and overlapping ports silently, so the rule it holds would not be
+        // the one the dry run showed: refuse them instead.
+        let bounds = |p: &PortSpec| match *p {
+            PortSpec::One(n) => (n.get(), n.get()),
+            PortSpec::Range(lo, hi) => (lo.get(), hi.get()),
+        };
+        let mut spans: Vec<(u16, u16)> = list.iter().map(bounds).collect();
+        spans.sort_unstable();
+        if spans.windows(2).any(|w| w[1].0 <= w[0].1) {
+            return Err("ports must not repeat or overlap".into());
+        }
+        Ok(PortList(list))
     }
 }
 
@@ -316,6 +330,23 @@ impl FromStr for Honeypot {
         let a: SocketAddr = s.parse().map_err(|_| want.to_string())?;
         if a.port() == 0 {
             return Err("the port must be 1-65535".into());
+        }
+        if let SocketAddr::V6(v6) = a {
+            // nftables cannot write `[fe80::1%2]:22`; a zone or flow label would make enforce fail
+            // where the dry run succeeded.
+            if v6.scope_id() != 0 || v6.flowinfo() != 0 {
+                return Err(
+                    "an IPv6 zone id (`%…`) is not accepted; give a routable address".into(),
+                );
+            }
+            if v6.ip().to_ipv4_mapped().is_some() {
+                return Err("an IPv4-mapped IPv6 address; give the IPv4 address instead".into());
+            }
+        }
+        let ip = a.ip();
+        let broadcast = matches!(ip, std::net::IpAddr::V4(v4) if v4.is_broadcast());
+        if ip.is_unspecified() || ip.is_multicast() || broadcast {
+            return Err("must be a unicast address a connection can be redirected to".into());
         }
         Ok(Honeypot(a))
     }

@@ -74,7 +74,14 @@ impl Actuator for NftRateLimit {
 
     async fn apply(&self, a: &ActionSpec) -> Result<Applied, ActError> {
         let (line, comment) = self.rule(a)?;
-        let operations = tagged::apply_rule(&self.table, CHAIN_RATELIMIT, &line, &comment).await?;
+        let operations = tagged::apply_rule(
+            &self.table,
+            CHAIN_RATELIMIT,
+            &line,
+            &comment,
+            a.subject.ip(),
+        )
+        .await?;
         Ok(Applied {
             kind: ActionKind::RateLimit,
             subject: a.subject.clone(),

@@ -79,7 +79,9 @@ impl Actuator for NftHoneypotRedirect {
 
     async fn apply(&self, a: &ActionSpec) -> Result<Applied, ActError> {
         let (line, comment) = self.rule(a)?;
-        let operations = tagged::apply_rule(&self.table, CHAIN_HONEYPOT, &line, &comment).await?;
+        let operations =
+            tagged::apply_rule(&self.table, CHAIN_HONEYPOT, &line, &comment, a.subject.ip())
+                .await?;
         Ok(Applied {
             kind: ActionKind::RedirectToHoneypot,
             subject: a.subject.clone(),

@@ -41,19 +41,29 @@ pub fn add_line(table: &NftTable, chain: &str, body: &str, comment: &str) -> Str
 
 /// Adds the rule unless a rule with the same comment is already in the chain; returns the operations
 /// it ran: the rule's line, or none when the rule was found in place.
+///
+/// A rule with the comment but another source address is not this action's rule: a caller-given
+/// `action_id` naming another source's rule is refused (taking it as "in place" would record an action
+/// that changed nothing, and its revert would delete the other source's rule).
 pub async fn apply_rule(
     table: &NftTable,
     chain: &str,
     line: &str,
     comment: &str,
+    saddr: Option<std::net::IpAddr>,
 ) -> Result<Vec<String>, NftError> {
     table.ensure_cached().await?;
-    let present = table
-        .list_rules(chain)
-        .await?
+    let rules = table.list_rules(chain).await?;
+    let same: Vec<_> = rules
         .iter()
-        .any(|r| r.comment.as_deref() == Some(comment));
-    if present {
+        .filter(|r| r.comment.as_deref() == Some(comment))
+        .collect();
+    if same.iter().any(|r| r.saddr() != saddr) {
+        return Err(NftError::Invalid(
+            "params.action_id: already tags the rule of another source".into(),
+        ));
+    }
+    if !same.is_empty() {
         return Ok(Vec::new());
     }
     table.run(&format!("{line}\n")).await?;
