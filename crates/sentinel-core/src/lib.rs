@@ -10,6 +10,7 @@
 pub mod action;
 pub mod alert;
 pub mod audit;
+pub mod counts;
 pub mod event;
 pub mod ids;
 pub mod observed;
@@ -21,6 +22,7 @@ pub mod time;
 pub use action::{ActionKind, ActionRecord, ActionSpec, ActionState, Applied, Mode, Plan, Preview};
 pub use alert::{Alert, Evidence, Investigation, Reason, Severity, Subject, Verdict};
 pub use audit::{AuditKind, AuditRecord, Notice};
+pub use counts::SourceCounts;
 pub use event::{Event, EventKind};
 pub use ids::{ActionId, AlertId, EventId, InvestigationId, PlanId, TraceId};
 pub use observed::Observed;

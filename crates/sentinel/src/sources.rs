@@ -4,7 +4,7 @@
 //! fail2ban filter's session counters) are registered with the metrics, which read them at every scrape.
 
 use anyhow::Context;
-use sentinel_api::metrics::{LineCounts, Metrics, SessionReading, SourceReading};
+use sentinel_api::metrics::{LineCounts, Metrics, SessionReading};
 use sentinel_api::submit::Submission;
 use sentinel_config::{SourceConfig, ValidatedConfig};
 use sentinel_core::Redactor;
@@ -344,21 +344,9 @@ fn register_metrics(
     filter: Option<Arc<Fail2banFilter>>,
 ) {
     let source = source.clone();
-    metrics.log_sources.register(label, move || {
-        let s = source.snapshot();
-        SourceReading {
-            lines_read: s.lines_read,
-            bytes_read: s.bytes_read,
-            lines_too_long: s.lines_too_long,
-            lines_invalid_utf8: s.lines_invalid_utf8,
-            rotations: s.rotations,
-            truncations: s.truncations,
-            errors: s.errors,
-            connections_refused: s.connections_refused,
-            peers_refused: s.peers_refused,
-            restarts: s.restarts,
-        }
-    });
+    metrics
+        .log_sources
+        .register(label, move || source.snapshot());
     if let Some(f) = filter {
         let name = f.name().to_owned();
         metrics.fail2ban_filters.register(label, &name, move || {

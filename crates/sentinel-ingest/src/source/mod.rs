@@ -60,29 +60,7 @@ pub struct SourceMetrics {
 }
 
 /// A copy of [`SourceMetrics`] at one moment.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct MetricsSnapshot {
-    /// See [`SourceMetrics::lines_read`].
-    pub lines_read: u64,
-    /// See [`SourceMetrics::bytes_read`].
-    pub bytes_read: u64,
-    /// See [`SourceMetrics::lines_too_long`].
-    pub lines_too_long: u64,
-    /// See [`SourceMetrics::lines_invalid_utf8`].
-    pub lines_invalid_utf8: u64,
-    /// See [`SourceMetrics::rotations`].
-    pub rotations: u64,
-    /// See [`SourceMetrics::truncations`].
-    pub truncations: u64,
-    /// See [`SourceMetrics::errors`].
-    pub errors: u64,
-    /// See [`SourceMetrics::connections_refused`].
-    pub connections_refused: u64,
-    /// See [`SourceMetrics::peers_refused`].
-    pub peers_refused: u64,
-    /// See [`SourceMetrics::restarts`].
-    pub restarts: u64,
-}
+pub type MetricsSnapshot = sentinel_core::SourceCounts;
 
 impl SourceMetrics {
     /// Reads every counter.
