@@ -313,8 +313,8 @@ impl Probe {
         // raise an alert (whose evidence and plan are stored and served back).
         let f = forms(sec, key);
         let mut ev = json!({"src_ip": ip, "failed_logins": 40, "ctx": {key: sec.value}});
-        // (`source` stays unset: the pipeline scores and answers only events whose source is `api`.)
-        for (i, field) in FIELDS.iter().enumerate().filter(|(_, f)| **f != "source") {
+        // (`source` too: API telemetry is scored and answered whatever source it names.)
+        for (i, field) in FIELDS.iter().enumerate() {
             ev[*field] = f[(i + usize::from(n)) % f.len()].clone().into();
         }
         let (st, body) = self.post("/v1/defend", "application/json", ev.to_string());
