@@ -229,10 +229,12 @@ impl Scanner {
                 }
             }
         }
-        let mut covered = 0;
+        // Per shape: a hit inside a span the same shape already masked is skipped (`Bearer Bearer …`
+        // stays linear), while another shape's hit there is still checked (a PEM block after `Bearer`).
+        let mut covered = [0usize; SHAPE_TRIGGERS.len()];
         self.shapes.each(text, |pattern, p, end| {
             triggered = true;
-            if p < covered {
+            if covered.get(pattern).is_some_and(|c| p < *c) {
                 return;
             }
             let span = match self.kinds.get(pattern).copied() {
@@ -253,7 +255,9 @@ impl Scanner {
                 None => None,
             };
             if let Some(sp) = span {
-                covered = sp.1;
+                if let Some(c) = covered.get_mut(pattern) {
+                    *c = sp.1;
+                }
                 spans.push(sp);
             }
         });

@@ -157,6 +157,12 @@ fn free_text_pairs_are_masked() {
 }
 
 #[test]
+fn a_shape_inside_another_is_still_masked() {
+    let out = text("Authorization: Bearer -----BEGIN PRIVATE KEY-----\nQUJDREVGR0hJSktMTU5PUFFSU1RVVldY\n-----END PRIVATE KEY-----");
+    assert!(!out.contains("QUJDREVGR0hJSktMTU5PUFFSU1RVVldY"), "{out}");
+}
+
+#[test]
 fn paths_and_look_alike_words_are_left_alone() {
     for t in [
         "author=jane passenger=joe tokens_used=5 /reset-password?id=3",
