@@ -13,12 +13,54 @@ use tokio::sync::oneshot;
 /// One event for the pipeline, with a reply slot when the caller waits for the plan.
 #[derive(Debug)]
 pub struct Submission {
-    /// The event, already redacted.
+    /// The event, already redacted: what is stored, logged and answered.
     pub event: Event,
+    /// Set for telemetry posted to the API, which the heuristic scores whatever its `source` says
+    /// (log-line events leave it unset).
+    pub telemetry: Option<Telemetry>,
     /// Where to send the outcome, for synchronous callers.
     pub reply: Option<oneshot::Sender<Outcome>>,
     /// Settled once the event (and, with a reply, every record the outcome promises) is committed.
     pub ack: Option<AckToken>,
+}
+
+impl Submission {
+    /// API telemetry: scored by the heuristic. `raw` is the event as posted when redaction changed
+    /// it (the detector must see an attack hidden under a secret-looking key).
+    pub fn telemetry(
+        event: Event,
+        raw: Option<Event>,
+        reply: Option<oneshot::Sender<Outcome>>,
+        ack: Option<AckToken>,
+    ) -> Self {
+        Self {
+            event,
+            telemetry: Some(Telemetry {
+                raw: raw.map(Box::new),
+            }),
+            reply,
+            ack,
+        }
+    }
+
+    /// An event read from a log source: counted by the scenarios, not scored by the heuristic.
+    pub fn log(event: Event) -> Self {
+        Self {
+            event,
+            telemetry: None,
+            reply: None,
+            ack: None,
+        }
+    }
+}
+
+/// What the pipeline needs besides the redacted event to score API telemetry.
+#[derive(Debug, Default)]
+pub struct Telemetry {
+    /// The event before redaction, when redaction changed it (otherwise the redacted event is the
+    /// same). Only the detector reads it: it is never stored, logged or answered, and whatever the
+    /// detector derives from it is redacted before it is.
+    pub raw: Option<Box<Event>>,
 }
 
 /// The sending half of the pipeline's intake queue.

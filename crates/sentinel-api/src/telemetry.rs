@@ -1,7 +1,9 @@
 //! Telemetry as applications post it, turned into a redacted [`Event`].
 //!
 //! Known fields are type-checked (an error names the field); every other field is kept as an attribute.
-//! Secrets are masked before anything else sees the event.
+//! Secrets are masked before anything is stored, logged or answered; the event as posted is kept
+//! aside (when redaction changed it) for the detector alone, so an attack under a secret-looking key
+//! (`password=' OR 1=1 --`) is still seen.
 
 use crate::extract::typed;
 use sentinel_core::{Event, EventId, EventKind, Redactor, Timestamp, TraceId};
@@ -46,6 +48,17 @@ const MAX_FUTURE_MS: i64 = 5 * 60 * 1000;
 /// Fields lifted out of the attributes into the event itself.
 const LIFTED: [&str; 5] = ["kind", "ts", "source", "src_ip", "target"];
 
+/// One posted object, redacted, with what the detector scores.
+#[derive(Debug)]
+pub(crate) struct Posted {
+    /// The redacted event (stored, logged, answered).
+    pub(crate) event: Event,
+    /// The event as posted, when redaction changed it (for the detector only).
+    pub(crate) raw: Option<Event>,
+    /// How many values or spans were masked.
+    pub(crate) masked: usize,
+}
+
 /// Turns one posted object into an event. `prefix` names its place in the request (`[3]`), if any.
 pub(crate) fn to_event(
     v: Value,
@@ -53,7 +66,7 @@ pub(crate) fn to_event(
     redactor: &Redactor,
     require_ip: bool,
     prefix: &str,
-) -> Result<(Event, usize), TelemetryError> {
+) -> Result<Posted, TelemetryError> {
     let mut obj: Map<String, Value> = match v {
         Value::Object(m) => m,
         other => {
@@ -68,7 +81,9 @@ pub(crate) fn to_event(
             )))
         }
     };
+    let mut raw = obj.clone();
     let masked = redactor.redact_map(&mut obj);
+    // Known fields are typed from the redacted object: an error quoting a value quotes it masked.
     let known: Known = typed(Value::Object(obj.clone())).map_err(|e| {
         TelemetryError(if prefix.is_empty() {
             e
@@ -84,6 +99,7 @@ pub(crate) fn to_event(
     }
     for k in LIFTED {
         obj.remove(k);
+        raw.remove(k);
     }
     // A time far in the future would push detectors' windows and cooldowns ahead and blind them for
     // that source: such times are replaced by the time of receipt (the reported one is kept).
@@ -91,12 +107,13 @@ pub(crate) fn to_event(
     let ts = match known.ts {
         Some(t) if t.as_millis() > now.as_millis() + MAX_FUTURE_MS => {
             obj.insert("reported_ts".into(), t.to_rfc3339().into());
+            raw.insert("reported_ts".into(), t.to_rfc3339().into());
             now
         }
         Some(t) => t,
         None => now,
     };
-    let ev = Event {
+    let event = Event {
         id: EventId::new(),
         kind: EventKind(known.kind.unwrap_or_else(|| "telemetry".into())),
         ts,
@@ -106,7 +123,18 @@ pub(crate) fn to_event(
         attrs: obj,
         trace_id: trace.clone(),
     };
-    Ok((ev, masked))
+    // The lifted fields are the redacted ones: only the attributes differ.
+    let raw = (masked > 0).then(|| Event {
+        id: event.id,
+        kind: event.kind.clone(),
+        ts: event.ts,
+        source: event.source.clone(),
+        src_ip: event.src_ip,
+        target: event.target.clone(),
+        attrs: raw,
+        trace_id: event.trace_id.clone(),
+    });
+    Ok(Posted { event, raw, masked })
 }
 
 fn dotted(prefix: &str) -> String {
@@ -136,7 +164,11 @@ mod tests {
     #[test]
     fn known_fields_are_lifted_and_secrets_masked() {
         let r = Redactor::default();
-        let (ev, n) = to_event(
+        let Posted {
+            event: ev,
+            raw,
+            masked: n,
+        } = to_event(
             json!({"src_ip": "203.0.113.7", "kind": "login", "failed_logins": 3, "password": "hunter2", "ctx": {"token": "t"}}),
             &TraceId::new(),
             &r,
@@ -145,6 +177,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(n, 2);
+        // The detector's copy is the event as posted, with the same identity.
+        let raw = raw.expect("redaction changed the event");
+        assert_eq!(raw.id, ev.id);
+        assert_eq!(raw.attrs["password"], "hunter2");
+        assert!(!raw.attrs.contains_key("src_ip"));
         assert_eq!(ev.kind.0, "login");
         assert_eq!(ev.src_ip, Some("203.0.113.7".parse().unwrap()));
         assert!(!ev.attrs.contains_key("src_ip"));
@@ -155,7 +192,7 @@ mod tests {
     #[test]
     fn far_future_times_are_replaced_by_the_time_of_receipt() {
         let r = Redactor::default();
-        let (ev, _) = to_event(
+        let Posted { event: ev, .. } = to_event(
             json!({"src_ip": "203.0.113.7", "ts": "2999-01-01T00:00:00Z"}),
             &TraceId::new(),
             &r,
@@ -165,7 +202,7 @@ mod tests {
         .unwrap();
         assert!(ev.ts.as_millis() <= Timestamp::now().as_millis());
         assert_eq!(ev.attrs["reported_ts"], "2999-01-01T00:00:00.000Z");
-        let (ev, _) = to_event(
+        let Posted { event: ev, .. } = to_event(
             json!({"src_ip": "203.0.113.7", "ts": "2020-01-01T00:00:00Z"}),
             &TraceId::new(),
             &r,
@@ -251,8 +288,9 @@ mod properties {
         fn any_input_is_an_event_or_a_clear_error(v in arb_json(), require_ip in any::<bool>()) {
             let r = Redactor::default();
             match to_event(v, &TraceId::new(), &r, require_ip, "") {
-                Ok((ev, _)) => {
+                Ok(Posted { event: ev, raw, masked }) => {
                     prop_assert!(!secret_leaks(&Value::Object(ev.attrs.clone()), &r));
+                    prop_assert_eq!(raw.is_some(), masked > 0);
                     prop_assert!(!require_ip || ev.src_ip.is_some());
                 }
                 Err(e) => prop_assert!(!e.0.is_empty()),

@@ -314,11 +314,7 @@ async fn a_full_queue_answers_429_with_retry_after() {
     .await;
     h.state
         .intake
-        .try_send(Submission {
-            event: filler_event(),
-            reply: None,
-            ack: None,
-        })
+        .try_send(Submission::telemetry(filler_event(), None, None, None))
         .unwrap();
 
     let r = send(&h.app, post_json("/v1/defend", &h.admin_key, GOOD)).await;

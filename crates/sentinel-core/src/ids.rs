@@ -74,12 +74,17 @@ impl TraceId {
         Self(Ulid::new().to_string())
     }
 
-    /// Accepts a caller's trace id if it is well formed.
+    /// Accepts a caller's trace id if it is well formed and not shaped like a credential (a trace id
+    /// is stored with every record and logged in clear: `ghp_…` or `AKIA…` is refused).
     pub fn parse(s: &str) -> Option<Self> {
         let ok = !s.is_empty()
             && s.len() <= 64
             && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            && matches!(
+                crate::redact::builtin().redact_text(s),
+                std::borrow::Cow::Borrowed(_)
+            );
         ok.then(|| Self(s.to_owned()))
     }
 
@@ -112,6 +117,11 @@ mod tests {
         assert!(TraceId::parse("has space").is_none());
         assert!(TraceId::parse(&"a".repeat(65)).is_none());
         assert!(TraceId::parse("line\nbreak").is_none());
+        // Credential shapes are not taken as trace ids (they would be stored and logged in clear).
+        assert!(TraceId::parse("ghp_aB3dE6gH9jK2mN5pQ8sT1vW4yZ7bC0eF3hJ6").is_none());
+        assert!(TraceId::parse("AKIAABCDEFGHIJKLMNOP").is_none());
+        assert!(TraceId::parse("AIzaSyA1b2C3d4E5f6G7h8I9j0KlMnOpQrStUvW").is_none());
+        assert!(TraceId::parse("req-2026-11-29.0042").is_some());
     }
 
     #[test]

@@ -34,8 +34,12 @@ impl Default for HeuristicSettings {
     }
 }
 
-/// Text attributes scanned for payload signatures.
-const PAYLOAD_FIELDS: [&str; 6] = ["payload", "path", "query", "body", "url", "uri"];
+/// Text attributes scanned for payload signatures: request parts and the fields of a login form
+/// (an injection is typed into those; the pipeline hands over the event as posted, unredacted).
+const PAYLOAD_FIELDS: [&str; 11] = [
+    "payload", "path", "query", "body", "url", "uri", "user", "username", "login", "password",
+    "passwd",
+];
 /// Attributes scanned for scanner user agents.
 const AGENT_FIELDS: [&str; 2] = ["user_agent", "ua"];
 

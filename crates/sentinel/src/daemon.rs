@@ -115,6 +115,7 @@ pub async fn run(
         notifier: Box::new(LogNotifier),
         writer,
         metrics: metrics.clone(),
+        redactor: (*redactor).clone(),
     };
     let (intake, running) = pipeline::start(stages, cfg.pipeline.queue_capacity);
 

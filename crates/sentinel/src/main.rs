@@ -218,7 +218,15 @@ impl Common {
             dotenv_path: Some(&self.env_file),
             env: &env,
         })
-        .map_err(|e| format!("the configuration has {} problem(s):\n{e}", e.0.len()))
+        // A problem quotes the value it refuses: a secret pasted into the wrong setting is masked.
+        .map_err(|e| {
+            sentinel_core::redact::builtin()
+                .redact_text(&format!(
+                    "the configuration has {} problem(s):\n{e}",
+                    e.0.len()
+                ))
+                .into_owned()
+        })
     }
 }
 
@@ -243,7 +251,10 @@ fn main() -> ExitCode {
                 } else {
                     eprintln!("the configuration has {} problem(s):", errors.len());
                     for e in errors {
-                        eprintln!("{e}");
+                        eprintln!(
+                            "{}",
+                            sentinel_core::redact::builtin().redact_text(&e.to_string())
+                        );
                     }
                     ExitCode::from(2)
                 }

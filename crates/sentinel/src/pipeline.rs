@@ -15,7 +15,7 @@ use sentinel_api::metrics::Metrics;
 use sentinel_api::submit::{Outcome, Submission};
 use sentinel_core::{
     ActionRecord, ActionState, Alert, AuditKind, AuditRecord, Investigation, Notice, Notifier,
-    Plan, Policy, Severity, Timestamp,
+    Plan, Policy, Reason, Redactor, Severity, Timestamp,
 };
 use sentinel_detect::{Heuristic, ScenarioEngine};
 use sentinel_intel::Investigator;
@@ -43,6 +43,8 @@ pub struct Stages {
     pub writer: StoreWriter,
     /// Counters.
     pub metrics: Arc<Metrics>,
+    /// Masks what the detector derives from an event as posted before it is stored or answered.
+    pub redactor: Redactor,
 }
 
 /// The running stage tasks.
@@ -93,6 +95,7 @@ pub fn start(stages: Stages, capacity: usize) -> (mpsc::Sender<Submission>, Runn
         notifier,
         writer,
         metrics,
+        redactor,
     } = stages;
     let close_intake = Arc::new(tokio::sync::Notify::new());
     let tasks = vec![
@@ -100,6 +103,7 @@ pub fn start(stages: Stages, capacity: usize) -> (mpsc::Sender<Submission>, Runn
             "detect",
             tokio::spawn(detect(
                 detector,
+                redactor,
                 scenarios,
                 Intake {
                     rx: intake_rx,
@@ -219,8 +223,18 @@ fn audit(
     })
 }
 
+/// Masks anything quoted from the event as posted in a reason's detail.
+fn redact_reasons(r: &Redactor, reasons: &mut [Reason]) {
+    for reason in reasons {
+        if let std::borrow::Cow::Owned(d) = r.redact_text(&reason.detail) {
+            reason.detail = d;
+        }
+    }
+}
+
 async fn detect(
     detector: Heuristic,
+    redactor: Redactor,
     mut scenarios: ScenarioEngine,
     mut rx: Intake,
     out: mpsc::Sender<Pending<Alert>>,
@@ -229,14 +243,25 @@ async fn detect(
 ) {
     let mut found: Vec<Alert> = Vec::new();
     let mut seen: u64 = 0;
-    while let Some(Submission { event, reply, ack }) = rx.recv().await {
-        // Telemetry from the API is scored by the heuristic (and answered); every event is counted by
-        // the scenarios.
+    while let Some(Submission {
+        event,
+        telemetry,
+        reply,
+        ack,
+    }) = rx.recv().await
+    {
+        // Telemetry from the API (marked so, whatever its `source` says) is scored by the heuristic
+        // and answered; every event is counted by the scenarios. The heuristic scores the event as
+        // posted, so an attack under a secret-looking key is seen; only the redacted event is stored
+        // and the alert is built from it (its evidence), with the reasons redacted too.
         let mut pending: Vec<Pending<Alert>> = Vec::new();
         // The alert the answer promises is stored with this token; the next stages get `next`.
         let mut alert_ack: Option<AckToken> = None;
-        if event.source == "api" {
-            let assessment = detector.assess(&event);
+        if telemetry.is_some() || reply.is_some() {
+            let raw = telemetry.and_then(|t| t.raw);
+            let mut assessment = detector.assess(raw.as_deref().unwrap_or(&event));
+            drop(raw);
+            redact_reasons(&redactor, &mut assessment.reasons);
             let outcome = Outcome {
                 trace_id: event.trace_id.clone(),
                 event_id: event.id,

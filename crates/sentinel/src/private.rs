@@ -55,14 +55,16 @@ pub fn tighten_tree(dir: &Path) -> std::io::Result<usize> {
     let mut changed = 0;
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        changed += usize::from(tighten(&d, DIR_MODE)?);
+        // The data directory itself may be a symlink to the real one: its target's mode is what
+        // counts (a symlink's own mode is always 0777). Inside, symlinks are not followed.
+        changed += usize::from(tighten(&d, DIR_MODE, d == dir)?);
         for entry in fs::read_dir(&d)? {
             let entry = entry?;
             let ft = entry.file_type()?;
             if ft.is_dir() {
                 stack.push(entry.path());
             } else if ft.is_file() {
-                changed += usize::from(tighten(&entry.path(), FILE_MODE)?);
+                changed += usize::from(tighten(&entry.path(), FILE_MODE, false)?);
             }
         }
     }
@@ -70,8 +72,13 @@ pub fn tighten_tree(dir: &Path) -> std::io::Result<usize> {
 }
 
 /// Restricts one path to `mode` if it grants anything to group or others; says whether it did.
-fn tighten(path: &Path, mode: u32) -> std::io::Result<bool> {
-    let old = fs::symlink_metadata(path)?.permissions().mode() & 0o7777;
+fn tighten(path: &Path, mode: u32, follow: bool) -> std::io::Result<bool> {
+    let meta = if follow {
+        fs::metadata(path)?
+    } else {
+        fs::symlink_metadata(path)?
+    };
+    let old = meta.permissions().mode() & 0o7777;
     if old & !mode == 0 {
         return Ok(false);
     }
@@ -125,5 +132,28 @@ mod tests {
         );
         write_private(&d.join("a"), b"z").unwrap();
         assert_eq!(fs::read(d.join("a")).unwrap(), b"z");
+    }
+
+    #[test]
+    fn a_symlinked_data_dir_is_tightened_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let real = tmp.path().join("real");
+        fs::create_dir(&real).unwrap();
+        fs::write(real.join("a"), "x").unwrap();
+        fs::set_permissions(&real, fs::Permissions::from_mode(0o777)).unwrap();
+        fs::set_permissions(real.join("a"), fs::Permissions::from_mode(0o666)).unwrap();
+        let link = tmp.path().join("data");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        assert_eq!(tighten_tree(&link).unwrap(), 2);
+        assert_eq!(
+            fs::metadata(&real).unwrap().permissions().mode() & 0o7777,
+            0o700
+        );
+        // The link's own mode (always 0777) is not mistaken for a wide directory at every start.
+        assert_eq!(
+            tighten_tree(&link).unwrap(),
+            0,
+            "a second pass changes nothing"
+        );
     }
 }

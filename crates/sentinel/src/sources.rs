@@ -395,15 +395,7 @@ async fn parse_lines(
                     &redactor,
                 );
                 metrics.secrets_redacted.add(masked as u64);
-                if intake
-                    .send(Submission {
-                        event,
-                        reply: None,
-                        ack: None,
-                    })
-                    .await
-                    .is_err()
-                {
+                if intake.send(Submission::log(event)).await.is_err() {
                     break;
                 }
                 metrics.events_accepted.inc();

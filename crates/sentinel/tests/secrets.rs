@@ -313,8 +313,8 @@ impl Probe {
         // raise an alert (whose evidence and plan are stored and served back).
         let f = forms(sec, key);
         let mut ev = json!({"src_ip": ip, "failed_logins": 40, "ctx": {key: sec.value}});
-        // (`source` stays unset: the pipeline scores and answers only events whose source is `api`.)
-        for (i, field) in FIELDS.iter().enumerate().filter(|(_, f)| **f != "source") {
+        // (`source` too: API telemetry is scored and answered whatever source it names.)
+        for (i, field) in FIELDS.iter().enumerate() {
             ev[*field] = f[(i + usize::from(n)) % f.len()].clone().into();
         }
         let (st, body) = self.post("/v1/defend", "application/json", ev.to_string());
@@ -532,5 +532,29 @@ fn no_secret_reaches_the_store_the_logs_or_an_answer() {
             !output.contains(raw.as_str()),
             "{shape} secret {raw} in the daemon's output"
         );
+    }
+}
+
+/// A configuration problem quotes the value it refuses; a secret pasted into the wrong setting is
+/// masked in what `sentinel config check` and `sentinel run` print.
+#[test]
+fn config_problems_do_not_quote_a_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = "ghp_aB3dE6gH9jK2mN5pQ8sT1vW4yZ7bC0eF3hJ6";
+    std::fs::write(
+        dir.path().join("sentinel.yml"),
+        format!("api:\n  listen: \"{token}\"\n"),
+    )
+    .unwrap();
+    for args in [&["config", "check"][..], &["run", "--data-dir", "data"][..]] {
+        let out = common::command(dir.path()).args(args).output().unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("api.listen"), "{args:?}: {text}");
+        assert!(!text.contains(&token[4..]), "{args:?}: {text}");
     }
 }

@@ -31,19 +31,21 @@ pub(crate) async fn defend(
         s.metrics.events_invalid.inc();
         ApiError::BadRequest(e)
     })?;
-    let (event, masked) = to_event(value, &trace, &s.redactor, true, "").map_err(|e| {
+    let posted = to_event(value, &trace, &s.redactor, true, "").map_err(|e| {
         s.metrics.events_invalid.inc();
         ApiError::BadRequest(e.0)
     })?;
-    s.metrics.secrets_redacted.add(masked as u64);
+    s.metrics.secrets_redacted.add(posted.masked as u64);
     let (tx, rx) = oneshot::channel();
     let group = AckGroup::new();
     let deadline = Instant::now() + s.settings.defend_timeout;
-    match s.intake.try_send(Submission {
-        event,
-        reply: Some(tx),
-        ack: Some(group.token(0)),
-    }) {
+    // Marked as telemetry: scored and answered whatever `source` the caller set.
+    match s.intake.try_send(Submission::telemetry(
+        posted.event,
+        posted.raw,
+        Some(tx),
+        Some(group.token(0)),
+    )) {
         Ok(()) => s.metrics.events_accepted.inc(),
         Err(TrySendError::Full(sub)) => {
             if let Some(t) = sub.ack {

@@ -12,14 +12,14 @@ use crate::error::ApiError;
 use crate::extract::{parse_json_value, read_limited, require_content_type};
 use crate::state::AppState;
 use crate::submit::Submission;
-use crate::telemetry::to_event;
+use crate::telemetry::{to_event, Posted};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use futures::StreamExt;
-use sentinel_core::{Event, TraceId};
+use sentinel_core::TraceId;
 use sentinel_store::{AckGroup, AckToken};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -123,12 +123,9 @@ fn withdraw(sub: Submission) {
 }
 
 /// Hands one event to the pipeline with its token, waiting a bounded time for room.
-async fn submit(s: &AppState, event: Event, ack: AckToken) -> Result<(), Refused> {
-    let sub = Submission {
-        event,
-        reply: None,
-        ack: Some(ack),
-    };
+async fn submit(s: &AppState, posted: Posted, ack: AckToken) -> Result<(), Refused> {
+    // Marked as telemetry: scored by the heuristic whatever `source` the caller set.
+    let sub = Submission::telemetry(posted.event, posted.raw, None, Some(ack));
     let sub = match s.intake.try_send(sub) {
         Ok(()) => {
             s.metrics.events_accepted.inc();
@@ -288,9 +285,9 @@ pub(crate) async fn post_batch(
     let group = AckGroup::new();
     for (i, item) in items.into_iter().enumerate() {
         match to_event(item, &trace, &s.redactor, false, &format!("[{i}]")) {
-            Ok((ev, masked)) => {
-                s.metrics.secrets_redacted.add(masked as u64);
-                if let Err(r) = submit(&s, ev, group.token(i as u64)).await {
+            Ok(posted) => {
+                s.metrics.secrets_redacted.add(posted.masked as u64);
+                if let Err(r) = submit(&s, posted, group.token(i as u64)).await {
                     return Ok(answer(&s, &group, report, Some(r), Numbering::Index).await);
                 }
             }
@@ -335,7 +332,7 @@ pub(crate) async fn post_stream(
     let mut buf: Vec<u8> = Vec::new();
     let mut line_no = 0usize;
     let mut skipping = false; // inside an over-long line, discarding until its end
-    let handle = |s: &AppState, line: &[u8], no: usize, report: &mut Report| -> Option<Event> {
+    let handle = |s: &AppState, line: &[u8], no: usize, report: &mut Report| -> Option<Posted> {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.iter().all(u8::is_ascii_whitespace) {
             return None;
@@ -343,9 +340,9 @@ pub(crate) async fn post_stream(
         let parsed = parse_json_value(line)
             .and_then(|v| to_event(v, &trace, &s.redactor, false, "").map_err(|e| e.0));
         match parsed {
-            Ok((ev, masked)) => {
-                s.metrics.secrets_redacted.add(masked as u64);
-                Some(ev)
+            Ok(posted) => {
+                s.metrics.secrets_redacted.add(posted.masked as u64);
+                Some(posted)
             }
             Err(e) => {
                 s.metrics.events_invalid.inc();

@@ -170,7 +170,12 @@ impl Redactor {
                 return false;
             }
         }
-        let k = normalise(key);
+        // `user%5Bpassword%5D` is `user[password]`.
+        let k = if key.contains('%') {
+            normalise(&percent_decode(key))
+        } else {
+            normalise(key)
+        };
         if self.extra.iter().any(|f| k.contains(f.as_str())) {
             return true;
         }
@@ -196,7 +201,7 @@ impl Redactor {
     pub fn redact(&self, v: &mut Value) -> usize {
         match v {
             Value::Object(map) => self.redact_map(map),
-            Value::Array(items) => items.iter_mut().map(|c| self.redact(c)).sum(),
+            Value::Array(items) => self.redact_array(items),
             Value::String(s) => match self.mask(s) {
                 Some((masked, n)) => {
                     *s = masked;
@@ -208,11 +213,57 @@ impl Redactor {
         }
     }
 
-    /// Masks secrets inside a map of attributes (as [`Redactor::redact`] does for an object).
+    /// Masks secrets in an array; a name and its value side by side count as a key: each pair of a
+    /// list of pairs (`[["Authorization", "Basic …"]]`), and a flag followed by its value
+    /// (`["--password", "…"]`).
+    fn redact_array(&self, items: &mut [Value]) -> usize {
+        // A list of pairs (`[["Host", …], ["Authorization", …]]`): each pair is a name and a value.
+        // A lone two-item list is not a pair (`["auth", "failure"]` may be tags).
+        let pairs = !items.is_empty()
+            && items
+                .iter()
+                .all(|i| matches!(i, Value::Array(p) if p.len() == 2 && p[0].is_string()));
+        if pairs {
+            let mut n = 0;
+            for item in items.iter_mut() {
+                if let Value::Array(p) = item {
+                    let secret = p[0].as_str().is_some_and(|k| self.is_secret_key(k));
+                    n += if secret {
+                        mask_whole(&mut p[1])
+                    } else {
+                        self.redact(&mut p[1])
+                    };
+                }
+            }
+            return n;
+        }
+        let mut n = 0;
+        let mut mask_next = false;
+        for item in items.iter_mut() {
+            if std::mem::take(&mut mask_next) {
+                n += mask_whole(item);
+                continue;
+            }
+            if let Value::String(s) = item {
+                let flag = s.strip_prefix('-').map(|f| f.trim_start_matches('-'));
+                mask_next = flag.is_some_and(|f| !f.contains('=') && self.is_secret_key(f));
+            }
+            n += self.redact(item);
+        }
+        n
+    }
+
+    /// Masks secrets inside a map of attributes (as [`Redactor::redact`] does for an object). An
+    /// object naming a secret (`{"name": "password", "value": …}`) has its value masked.
     pub fn redact_map(&self, m: &mut Map<String, Value>) -> usize {
         let mut n = 0;
+        let named = PAIR_NAMES.iter().any(|k| {
+            m.get(*k)
+                .and_then(Value::as_str)
+                .is_some_and(|s| self.is_secret_key(s))
+        });
         for (k, child) in m.iter_mut() {
-            if self.is_secret_key(k) {
+            if self.is_secret_key(k) || (named && PAIR_VALUES.contains(&k.as_str())) {
                 n += mask_whole(child);
             } else {
                 n += self.redact(child);
@@ -243,11 +294,18 @@ impl Redactor {
             return (text != MASK && !text.is_empty()).then(|| (MASK.to_owned(), 1));
         };
         let found = scanner.scan(text, |k| self.is_secret_key(k));
-        if !found.triggered {
+        let t = text.trim_start();
+        let json_like = t.starts_with('{') || t.starts_with('[');
+        // A key may hide behind JSON escapes (`"\u0070assword"`): such JSON is always parsed.
+        // and a secret may be named by a value (`{"name": "password", "value": …}`).
+        if !found.triggered
+            && !(json_like
+                && (scanner.key_trigger(text)
+                    || memchr::memmem::find(text.as_bytes(), b"\\u").is_some()))
+        {
             return None;
         }
-        let t = text.trim_start();
-        if t.starts_with('{') || t.starts_with('[') {
+        if json_like {
             if let Ok(mut v) = serde_json::from_str::<Value>(text) {
                 let n = self.redact(&mut v);
                 return (n > 0).then(|| (v.to_string(), n));
@@ -272,6 +330,35 @@ impl Redactor {
         out.push_str(text.get(at..).unwrap_or(""));
         Some((out, spans.len()))
     }
+}
+
+/// Keys that name the entry of a name/value object (`{"name": "password", "value": …}`).
+const PAIR_NAMES: [&str; 6] = ["name", "key", "header", "field", "param", "Name"];
+
+/// Keys that hold the value of a name/value object.
+const PAIR_VALUES: [&str; 6] = ["value", "val", "values", "content", "data", "Value"];
+
+/// `%XX` sequences decoded (invalid ones kept as they are), for reading an encoded key.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            if let Some(v) = b
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Replaces a value under a secret key; returns 1 if it changed. Booleans and nulls say nothing secret
@@ -310,7 +397,7 @@ fn normalise(s: &str) -> String {
             }
             out.push(c.to_ascii_lowercase());
             prev_lower = false;
-        } else if matches!(c, '-' | '.' | ' ' | '/') {
+        } else if matches!(c, '-' | '.' | ' ' | '/' | '[' | ']') {
             out.push('_');
             prev_lower = false;
         } else {

@@ -15,6 +15,8 @@ use aho_corasick::{AhoCorasick, MatchKind};
 enum Trigger {
     /// `Bearer <credential>` anywhere.
     Bearer,
+    /// `Basic <base64 of user:password>` anywhere.
+    Basic,
     /// `scheme://user:password@host`.
     Url,
     /// `eyJ….….…`.
@@ -64,6 +66,9 @@ const SHAPE_TRIGGERS: &[(&str, Trigger)] = &[
     ("Bearer", Trigger::Bearer),
     ("bearer", Trigger::Bearer),
     ("BEARER", Trigger::Bearer),
+    ("Basic ", Trigger::Basic),
+    ("basic ", Trigger::Basic),
+    ("BASIC ", Trigger::Basic),
     ("://", Trigger::Url),
     ("eyJ", Trigger::Jwt),
     ("-----BEGIN ", Trigger::Pem),
@@ -89,6 +94,12 @@ const SHAPE_TRIGGERS: &[(&str, Trigger)] = &[
 
 /// Authorization schemes kept in front of a masked credential (`Bearer ***`).
 pub(super) const SCHEMES: &[&str] = &["bearer", "basic", "token", "digest", "bot", "negotiate"];
+
+/// The longest key read in front of a separator.
+const MAX_KEY: usize = 128;
+
+/// The longest URL userinfo looked at (a longer one is not a credential in a URL).
+const MAX_USERINFO: usize = 1024;
 
 /// How far after `aws` a 40-character secret access key is looked for.
 const AWS_WINDOW: usize = 128;
@@ -181,7 +192,22 @@ impl Scanner {
         let b = text.as_bytes();
         let mut spans: Vec<(usize, usize)> = Vec::new();
         let mut triggered = false;
-        for q in memchr::memchr2_iter(b'=', b':', b) {
+        // A separator inside a value already masked is skipped: each byte is looked at a bounded
+        // number of times (`password=password=…` must not be quadratic).
+        let mut covered = 0;
+        for q in memchr::memchr3_iter(b'=', b':', b'%', b) {
+            if q < covered {
+                continue;
+            }
+            // `%3D` and `%3A` are separators too (`password%3D…` in a URL-encoded query or body).
+            let sep = match b[q] {
+                b'%' => match b.get(q + 1..q + 3) {
+                    Some([b'3', b'D' | b'd' | b'A' | b'a']) => Sep::Encoded,
+                    _ => continue,
+                },
+                b':' => Sep::Colon,
+                _ => Sep::Equals,
+            };
             let Some((ks, ke)) = key_before(b, q) else {
                 continue;
             };
@@ -196,14 +222,24 @@ impl Scanner {
             if !secret_key(key) {
                 continue;
             }
-            if let Some(v) = value_start(b, q) {
-                spans.extend(value_span(b, v));
+            if let Some(v) = value_start(b, q, sep) {
+                if let Some(span) = value_span(b, v, sep) {
+                    covered = span.1;
+                    spans.push(span);
+                }
             }
         }
+        // Per shape: a hit inside a span the same shape already masked is skipped (`Bearer Bearer …`
+        // stays linear), while another shape's hit there is still checked (a PEM block after `Bearer`).
+        let mut covered = [0usize; SHAPE_TRIGGERS.len()];
         self.shapes.each(text, |pattern, p, end| {
             triggered = true;
+            if covered.get(pattern).is_some_and(|c| p < *c) {
+                return;
+            }
             let span = match self.kinds.get(pattern).copied() {
                 Some(Trigger::Bearer) => bearer(b, p),
+                Some(Trigger::Basic) => basic(b, p),
                 Some(Trigger::Url) => url_userinfo(b, p),
                 Some(Trigger::Jwt) => jwt(b, p),
                 Some(Trigger::Pem) => pem(text, p),
@@ -218,7 +254,12 @@ impl Scanner {
                 Some(Trigger::SlackHook) => slack_hook(b, end),
                 None => None,
             };
-            spans.extend(span);
+            if let Some(sp) = span {
+                if let Some(c) = covered.get_mut(pattern) {
+                    *c = sp.1;
+                }
+                spans.push(sp);
+            }
         });
         Found {
             spans: if spans.is_empty() {
@@ -245,8 +286,20 @@ fn merge(mut spans: Vec<(usize, usize)>, b: &[u8]) -> Vec<(usize, usize)> {
     out
 }
 
+/// Which separator a value follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sep {
+    /// `=` (or `=>`): an unquoted value ends at a space or a list separator.
+    Equals,
+    /// `:` (or `:=`): a header or YAML value, which runs to the end of its line.
+    Colon,
+    /// `%3D` or `%3A`: a URL-encoded value, which ends where `&` or a space would (`%26`, `%20`).
+    Encoded,
+}
+
+/// Key characters: brackets and `%` too, so `user[password]` and `user%5Bpassword%5D` are keys.
 fn is_key_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.')
+    c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.' | b'[' | b']' | b'%')
 }
 
 fn is_space(c: u8) -> bool {
@@ -286,12 +339,13 @@ fn key_before(b: &[u8], q: usize) -> Option<(usize, usize)> {
         ke -= 1;
     }
     let mut quotes = 0;
-    while ke > 0 && quotes < 3 && matches!(b[ke - 1], b'"' | b'\'' | b'\\') {
+    while ke > 0 && quotes < 8 && matches!(b[ke - 1], b'"' | b'\'' | b'\\') {
         ke -= 1;
         quotes += 1;
     }
+    // A key is at most `MAX_KEY` bytes long (its tail is read): the walk back stays bounded.
     let mut ks = ke;
-    while ks > 0 && is_key_char(b[ks - 1]) {
+    while ks > 0 && ke - ks < MAX_KEY && is_key_char(b[ks - 1]) {
         ks -= 1;
     }
     // A key has at least two letters: `10:00:00`, `[1]:` and `a=b` end here cheaply.
@@ -305,9 +359,21 @@ fn key_before(b: &[u8], q: usize) -> Option<(usize, usize)> {
         .then_some((ks, ke))
 }
 
-/// Where the value after the separator at `q` starts (`=`, `=>`, `:`, `:=`, then spaces); `None` for
-/// `://`, which starts a URL, not a value.
-fn value_start(b: &[u8], q: usize) -> Option<usize> {
+/// Where the value after the separator at `q` starts (`=`, `=>`, `:`, `:=`, `%3D`, then spaces); `None`
+/// for `://`, which starts a URL, not a value. A value on the next, indented line (a folded header,
+/// a YAML scalar) is the value.
+fn value_start(b: &[u8], q: usize, sep: Sep) -> Option<usize> {
+    if sep == Sep::Encoded {
+        // Encoded spaces (`%20`, `+`) in front of the value are skipped too.
+        let mut i = q + 3;
+        loop {
+            match b.get(i) {
+                Some(b' ' | b'\t' | b'+') => i += 1,
+                Some(b'%') if b.get(i + 1..i + 3) == Some(b"20") => i += 3,
+                _ => return Some(i),
+            }
+        }
+    }
     let mut i = q + 1;
     match b[q] {
         b':' if b.get(i) == Some(&b'/') && b.get(i + 1) == Some(&b'/') => return None,
@@ -315,19 +381,42 @@ fn value_start(b: &[u8], q: usize) -> Option<usize> {
         b'=' if b.get(i) == Some(&b'>') => i += 1,
         _ => {}
     }
-    Some(run(b, i, is_space))
+    let v = run(b, i, is_space);
+    let nl = match b.get(v) {
+        Some(b'\r') if b.get(v + 1) == Some(&b'\n') => v + 2,
+        Some(b'\n') => v + 1,
+        _ => return Some(v),
+    };
+    let next = run(b, nl, is_space);
+    Some(if next > nl { next } else { v })
 }
 
-/// The span of a value starting at `v`: quoted (`"…"`, `'…'`, `\"…\"`) or up to the next separator;
-/// an authorization scheme in front of it is kept (`Bearer ***`). Objects and arrays are left to the
-/// triggers inside them.
-fn value_span(b: &[u8], v: usize) -> Option<(usize, usize)> {
-    let (start, end, quoted) = match b.get(v)? {
-        b'\\' if b.get(v + 1) == Some(&b'"') => {
-            let s = v + 2;
-            (s, find(b, s, b"\\\"").unwrap_or(b.len()), true)
+/// The span of a value starting at `v`: quoted (`"…"`, `'…'`, `` `…` ``, `\"…\"`, `\\\"…\\\"`) or up
+/// to the next separator (for `:`, the end of the line); an authorization scheme in front of it is
+/// kept (`Bearer ***`). A bracketed value is masked like any other (JSON text is parsed first).
+fn value_span(b: &[u8], v: usize, sep: Sep) -> Option<(usize, usize)> {
+    let unquoted_end = |from: usize| match sep {
+        Sep::Equals => run(b, from, |c| !ends_value(c)),
+        Sep::Colon => run(b, from, |c| !matches!(c, b'\r' | b'\n')),
+        Sep::Encoded => {
+            let mut e = from;
+            while e < b.len()
+                && !ends_value(b[e])
+                && !(b[e] == b'%'
+                    && matches!(b.get(e + 1..e + 3), Some(b"26" | b"20" | b"3B" | b"3b")))
+            {
+                e += 1;
+            }
+            e
         }
-        q @ (b'"' | b'\'') => {
+    };
+    let (start, end, quoted) = match b.get(v)? {
+        // Escaped quotes, as deep as JSON inside JSON inside JSON makes them.
+        b'\\' if b.get(run(b, v, |c| c == b'\\')) == Some(&b'"') => {
+            let s = run(b, v, |c| c == b'\\') + 1;
+            (s, find(b, s, &b[v..s]).unwrap_or(b.len()), true)
+        }
+        q @ (b'"' | b'\'' | b'`') => {
             let s = v + 1;
             let mut e = s;
             while e < b.len() && !(b[e] == *q && b[e - 1] != b'\\') {
@@ -335,8 +424,7 @@ fn value_span(b: &[u8], v: usize) -> Option<(usize, usize)> {
             }
             (s, e, true)
         }
-        b'{' | b'[' => return None,
-        _ => (v, run(b, v, |c| !ends_value(c)), false),
+        _ => (v, unquoted_end(v), false),
     };
     let w = run(b, start, |c| c.is_ascii_alphabetic());
     if w < b.len()
@@ -346,10 +434,14 @@ fn value_span(b: &[u8], v: usize) -> Option<(usize, usize)> {
             .any(|sc| sc.as_bytes().eq_ignore_ascii_case(&b[start..w]))
     {
         let after = run(b, w, is_space);
-        let cred_end = if quoted {
-            end
-        } else {
-            run(b, after, |c| !ends_value(c))
+        // After `Authorization: Digest` the parameters run to the end of the line, quotes and all.
+        let cred_end = match sep {
+            Sep::Colon if b[start..w].eq_ignore_ascii_case(b"digest") => {
+                run(b, after, |c| !matches!(c, b'\r' | b'\n'))
+            }
+            _ if quoted => end,
+            // A scheme's credential is one token (`Bearer abc" ok`).
+            _ => run(b, after, |c| !ends_value(c)),
         };
         if after < cred_end {
             return Some((after, cred_end));
@@ -382,6 +474,43 @@ fn bearer(b: &[u8], p: usize) -> Option<(usize, usize)> {
     (e - t >= 8).then_some((t, e))
 }
 
+/// `Basic <credential>` where the credential is base64 of `user:password`.
+fn basic(b: &[u8], p: usize) -> Option<(usize, usize)> {
+    if !starts_word(b, p) {
+        return None;
+    }
+    let t = run(b, p + 6, is_space);
+    let e = run(b, t, |c| {
+        c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'=')
+    });
+    (e - t >= 8 && base64_has_colon(&b[t..e])).then_some((t, e))
+}
+
+/// Whether standard base64 `s` decodes to bytes holding a `:`.
+fn base64_has_colon(s: &[u8]) -> bool {
+    let mut acc: u32 = 0;
+    let mut bits = 0;
+    for &c in s {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => break,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            if (acc >> bits) & 0xff == u32::from(b':') {
+                return true;
+            }
+        }
+    }
+    false
+}
+
 /// `scheme://userinfo@host`: the password after `:` or, without one, the whole userinfo.
 fn url_userinfo(b: &[u8], p: usize) -> Option<(usize, usize)> {
     if p == 0 || !b[p - 1].is_ascii_alphanumeric() {
@@ -391,7 +520,8 @@ fn url_userinfo(b: &[u8], p: usize) -> Option<(usize, usize)> {
     let e = run(b, a, |c| {
         !(c.is_ascii_whitespace()
             || matches!(c, b'/' | b'?' | b'#' | b'"' | b'\'' | b'<' | b'>' | b'\\'))
-    });
+    })
+    .min(a + MAX_USERINFO);
     let at = b[a..e].iter().rposition(|&c| c == b'@')? + a;
     match b[a..at].iter().position(|&c| c == b':') {
         Some(c) => Some((a + c + 1, at)),

@@ -137,11 +137,12 @@ fn free_text_pairs_are_masked() {
         text("https://h/x?user=a&access_token=AAA&password=BBB"),
         "https://h/x?user=a&access_token=***&password=***"
     );
-    assert_eq!(text("X-Api-Key: k123 more"), "X-Api-Key: *** more");
-    assert_eq!(
-        text("Cookie: sessionid=abc; csrftoken=def"),
-        "Cookie: ***; csrftoken=***"
-    );
+    // After `:` (a header, a YAML value) the value runs to the end of its line: a password with a
+    // space, or a cookie header's other cookies, are not left half shown.
+    assert_eq!(text("X-Api-Key: k123 more\nnext"), "X-Api-Key: ***\nnext");
+    assert_eq!(text("Cookie: sessionid=abc; csrftoken=def"), "Cookie: ***");
+    assert_eq!(text("Cookie: theme=dark; sid=abc"), "Cookie: ***");
+    assert_eq!(text("password: a b;c d"), "password: ***");
     // JSON escaped inside a log line.
     assert_eq!(
         text(r#"body={\"password\":\"hunter2\",\"n\":1}"#),
@@ -153,6 +154,31 @@ fn free_text_pairs_are_masked() {
         text("GET /login?password=p@ss:w0rd!#x&next=/"),
         "GET /login?password=***&next=/"
     );
+}
+
+#[test]
+fn a_shape_inside_another_is_still_masked() {
+    let out = text("Authorization: Bearer -----BEGIN PRIVATE KEY-----\nQUJDREVGR0hJSktMTU5PUFFSU1RVVldY\n-----END PRIVATE KEY-----");
+    assert!(!out.contains("QUJDREVGR0hJSktMTU5PUFFSU1RVVldY"), "{out}");
+}
+
+#[test]
+fn paths_and_look_alike_words_are_left_alone() {
+    for t in [
+        "author=jane passenger=joe tokens_used=5 /reset-password?id=3",
+        "GET /reset-password HTTP/1.1",
+        "GET /api/password-reset?email=a@b.c HTTP/1.1",
+        "path=/user/password/edit",
+        "Basic usage: see the manual",
+        "Basic authentication failed for bob",
+        "token_count=12 bypass=1",
+    ] {
+        assert_eq!(text(t), t);
+    }
+    let mut v = serde_json::json!({"tags": ["auth", "failure"], "pairs": [["user", "bob"]]});
+    let before = v.clone();
+    assert_eq!(Redactor::default().redact(&mut v), 0);
+    assert_eq!(v, before);
 }
 
 #[test]
@@ -280,6 +306,22 @@ fn custom_keys_are_normalised() {
 mod properties {
     use super::*;
     use proptest::prelude::*;
+    use serde_json::json;
+
+    fn b64(s: &str) -> String {
+        const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = String::new();
+        for c in s.as_bytes().chunks(3) {
+            let n = c.iter().fold(0u32, |a, b| (a << 8) | u32::from(*b)) << (8 * (3 - c.len()));
+            for i in 0..=c.len() {
+                out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            }
+        }
+        while !out.len().is_multiple_of(4) {
+            out.push('=');
+        }
+        out
+    }
 
     proptest! {
         /// Never panics on any text, never grows a secret, and is idempotent.
@@ -316,6 +358,50 @@ mod properties {
             let input = format!("{pre} {secret} {post}");
             let out = r.redact_text(&input);
             prop_assert!(!out.contains(&raw), "{} -> {}", input, out);
+        }
+
+        /// Encoded, escaped, quoted, bracketed, folded and structured forms of a secret key and its
+        /// value: the value never survives.
+        #[test]
+        fn odd_forms_never_survive(
+            v in "[A-Za-z0-9]{12,30}",
+            key in prop::sample::select(vec!["password", "PASSWORD", "Password", "api_key", "token", "client_secret", "passwd"]),
+            // Printable text without quotes (a quoted empty value ends the value, by design).
+            pre in "[A-Za-z0-9 ,;:=/.()\\[\\]{}<>-]{0,12}",
+        ) {
+            let r = Redactor::default();
+            let first = key.chars().next().unwrap_or('p') as u32;
+            let texts = [
+                format!("q=1&{key}%3D{v}&x=2"),
+                format!("user%3Dbob%26{key}%3d{v}%26next%3D1"),
+                format!("{key}%3A%20{v}"),
+                format!("user[{key}]={v}"),
+                format!("user%5B{key}%5D={v}"),
+                format!("{{\"\\u{first:04x}{}\":\"{v}\"}}", &key[1..]),
+                format!("{pre} Basic {}", b64(&format!("bob:{v}"))),
+                format!("[{{\"name\":\"{key}\",\"value\":\"{v}\"}}]"),
+                format!("{key}: {pre} {v} tail"),
+                format!("{key}=\"a b;{v}\""),
+                format!("{key}=`{v}`"),
+                format!("{{\\\\\\\"{key}\\\\\\\":\\\\\\\"{v}\\\\\\\"}}"),
+                format!("{key}:\n  {v}\nnext: 1"),
+                format!("Authorization: Digest username=\"bob\", response=\"{v}\""),
+            ];
+            for t in &texts {
+                let out = r.redact_text(t);
+                prop_assert!(!out.contains(&v), "{} -> {}", t, out);
+            }
+            let values = [
+                json!({"headers": [["Host", "h"], [key, v]]}),
+                json!({"args": ["run", format!("--{key}"), v]}),
+                json!({"form": [{"name": key, "value": v}]}),
+                json!({"body": format!("{{\"\\u{first:04x}{}\":\"{v}\"}}", &key[1..])}),
+            ];
+            for mut val in values {
+                let before = val.to_string();
+                r.redact(&mut val);
+                prop_assert!(!val.to_string().contains(&v), "{} -> {}", before, val);
+            }
         }
 
         #[test]
