@@ -316,7 +316,20 @@ async fn run(
             while batch.len() < batch_size {
                 let before = batch.len();
                 let room = batch_size - before;
-                match tokio::time::timeout_at(deadline, rx.recv_many(&mut batch, room)).await {
+                let got = if closing {
+                    tokio::time::timeout_at(deadline, rx.recv_many(&mut batch, room)).await
+                } else {
+                    tokio::select! {
+                        r = tokio::time::timeout_at(deadline, rx.recv_many(&mut batch, room)) => r,
+                        _ = close.notified() => {
+                            // Closing: commit what is here now rather than at the end of the interval.
+                            rx.close();
+                            closing = true;
+                            break;
+                        }
+                    }
+                };
+                match got {
                     Ok(0) => {
                         closed = true;
                         break;

@@ -280,6 +280,8 @@ async fn close_commits_what_is_queued_without_waiting_for_every_clone() {
             .await
             .unwrap();
     }
+    // Let the writer take them and start waiting for its batch to fill (30 s): close must cut that short.
+    tokio::time::sleep(Duration::from_millis(200)).await;
     // `writer` is still held: `finish` would wait for it; `close` does not.
     let stats = tokio::time::timeout(Duration::from_secs(10), task.close())
         .await
