@@ -156,28 +156,35 @@ fn render_store_writer(w: &sentinel_store::WriterMonitor, out: &mut String) {
     let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", sizes.count);
     let _ = writeln!(out, "{name}_sum {}", sizes.sum);
     let _ = writeln!(out, "{name}_count {}", sizes.count);
-    let name = "sentinel_store_batch_records_max";
-    let _ = writeln!(
+    scalar(
         out,
-        "# HELP {name} The most records committed in one store transaction."
+        "sentinel_store_batch_records_max",
+        "gauge",
+        "The most records committed in one store transaction.",
+        sizes.max,
     );
-    let _ = writeln!(out, "# TYPE {name} gauge");
-    let _ = writeln!(out, "{name} {}", sizes.max);
-    let name = "sentinel_store_failed_batches_total";
-    let _ = writeln!(
+    scalar(
         out,
-        "# HELP {name} Store transactions that failed and were retried record by record."
+        "sentinel_store_failed_batches_total",
+        "counter",
+        "Store transactions that failed and were retried record by record.",
+        stats.failed_batches,
     );
-    let _ = writeln!(out, "# TYPE {name} counter");
-    let _ = writeln!(out, "{name} {}", stats.failed_batches);
-    let name = "sentinel_store_records_dropped_total";
-    let _ = writeln!(
+    scalar(
         out,
-        "# HELP {name} Records the store could not write even on their own (each logged; an \
-         acknowledged one was reported to its client)."
+        "sentinel_store_records_dropped_total",
+        "counter",
+        "Records the store could not write even on their own (each logged; an acknowledged one was \
+         reported to its client).",
+        stats.dropped,
     );
-    let _ = writeln!(out, "# TYPE {name} counter");
-    let _ = writeln!(out, "{name} {}", stats.dropped);
+}
+
+/// One unlabelled sample with its `HELP` and `TYPE` lines.
+fn scalar(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+    let _ = writeln!(out, "{name} {value}");
 }
 
 macro_rules! metrics {
