@@ -6,82 +6,18 @@
 use crate::error::ApiError;
 use crate::extract::{parse_json_value, read_limited, require_content_type, typed};
 use crate::state::AppState;
-use async_trait::async_trait;
 use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json};
 use sentinel_core::params::{Cidr, ContainerName, QuarantinePath};
-use sentinel_core::{
-    ActionId, ActionKind, ActionRecord, ActionSpec, SpecError, SpecField, Subject, TraceId,
+use sentinel_core::{ActionKind, ActionRecord, ActionSpec, SpecError, SpecField, Subject, TraceId};
+pub use sentinel_pipeline::decisions::{
+    DecisionError, DecisionRequest, DecisionSelector, Decisions,
 };
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::net::IpAddr;
-
-/// A decision to add, already parsed into its typed action.
-#[derive(Debug, Clone)]
-pub struct DecisionRequest {
-    /// What to do, to whom, for how long, with which (typed) parameters.
-    pub spec: ActionSpec,
-    /// Why (kept in the plan's reason).
-    pub reason: String,
-    /// Only show what would be done.
-    pub dry_run: bool,
-    /// The request's trace.
-    pub trace_id: TraceId,
-}
-
-/// Which live decisions to delete.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DecisionSelector {
-    /// One decision by id.
-    Id(ActionId),
-    /// Every live decision on this address.
-    Ip(IpAddr),
-    /// Every live decision.
-    All,
-}
-
-/// Why a decision was not answered with its record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DecisionError {
-    /// The request was refused (allowlist, bad parameter): a `400`.
-    Invalid(String),
-    /// The decision was made but its records were not committed: a `503`, never a 2xx.
-    NotStored(String),
-}
-
-impl From<String> for DecisionError {
-    fn from(reason: String) -> Self {
-        DecisionError::Invalid(reason)
-    }
-}
-
-impl From<DecisionError> for ApiError {
-    fn from(e: DecisionError) -> Self {
-        match e {
-            DecisionError::Invalid(m) => ApiError::BadRequest(m),
-            DecisionError::NotStored(m) => ApiError::Unavailable(m),
-        }
-    }
-}
-
-/// The ledger, as the API sees it. An `Ok` answer means the records it describes are committed.
-#[async_trait]
-pub trait Decisions: Send + Sync {
-    /// Adds (or previews) a decision. The daemon checks what only it knows (`policy.max_ttl`, the
-    /// quarantine roots) and answers a problem as `` `field`: reason ``.
-    async fn add(&self, req: DecisionRequest) -> Result<ActionRecord, DecisionError>;
-    /// Live decisions, soonest expiry first.
-    async fn list(&self) -> Vec<ActionRecord>;
-    /// Reverts the selected live decisions; returns them in their new state.
-    async fn delete(
-        &self,
-        sel: DecisionSelector,
-        trace: TraceId,
-    ) -> Result<Vec<ActionRecord>, DecisionError>;
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -101,6 +37,15 @@ struct AddBody {
     params: serde_json::Value,
     #[serde(default)]
     dry_run: bool,
+}
+
+impl From<DecisionError> for ApiError {
+    fn from(e: DecisionError) -> Self {
+        match e {
+            DecisionError::Invalid(m) => ApiError::BadRequest(m),
+            DecisionError::NotStored(m) => ApiError::Unavailable(m),
+        }
+    }
 }
 
 fn desk(s: &AppState) -> Result<&dyn Decisions, ApiError> {

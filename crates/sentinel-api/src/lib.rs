@@ -11,11 +11,10 @@ pub mod auth;
 pub mod decisions;
 mod error;
 mod extract;
+pub mod keys;
 mod limits;
-pub mod metrics;
 mod routes;
 mod state;
-pub mod submit;
 mod telemetry;
 mod trace;
 

@@ -1,9 +1,9 @@
 //! Shared state of the router.
 
 use crate::auth::Auth;
-use crate::metrics::Metrics;
-use crate::submit::IntakeTx;
 use sentinel_core::Redactor;
+use sentinel_pipeline::intake::IntakeTx;
+use sentinel_pipeline::metrics::Metrics;
 use sentinel_store::Store;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;

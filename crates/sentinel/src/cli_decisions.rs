@@ -39,10 +39,10 @@ impl Target {
         };
         let key = match key {
             Some(k) => k,
-            None => std::fs::read_to_string(data_dir.join(crate::daemon::ADMIN_KEY_FILE))
+            None => std::fs::read_to_string(data_dir.join(sentinel_api::keys::ADMIN_KEY_FILE))
                 .map(|k| k.trim().to_owned())
                 .with_context(|| {
-                    format!("no API key: pass --api-key, set SENTINEL_API_KEY, or run where {} is readable", data_dir.join(crate::daemon::ADMIN_KEY_FILE).display())
+                    format!("no API key: pass --api-key, set SENTINEL_API_KEY, or run where {} is readable", data_dir.join(sentinel_api::keys::ADMIN_KEY_FILE).display())
                 })?,
         };
         Ok(Self { base, key })

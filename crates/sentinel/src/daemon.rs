@@ -1,17 +1,17 @@
 //! The daemon: open the store, make sure an admin key exists, start the pipeline and the API, and on
 //! shutdown stop intake, drain every queue, flush the store, and return.
 
-use crate::pipeline::{self, LogNotifier, Stages};
 use anyhow::Context;
-use sentinel_api::auth::{self, Auth, Principal, Role};
-use sentinel_api::metrics::Metrics;
+use sentinel_api::auth::{self, Auth};
 use sentinel_api::{ApiSettings, AppState};
-use sentinel_config::{Band as CfgBand, StoreSync, ValidatedConfig};
-use sentinel_core::{Redactor, Timestamp};
-use sentinel_detect::{EngineOptions, Heuristic, HeuristicSettings, ScenarioEngine};
+use sentinel_config::{StoreSync, ValidatedConfig};
+use sentinel_core::Redactor;
+use sentinel_detect::{EngineOptions, Heuristic, ScenarioEngine};
 use sentinel_intel::{Investigator, LocalContext};
-use sentinel_respond::{ActionTemplate, Allowlist, Band, Bands, MatrixRule, PolicyMatrix};
-use sentinel_store::{ApiKeyRow, Store, StoreOptions, SyncMode, WriterOptions};
+use sentinel_pipeline::metrics::Metrics;
+use sentinel_pipeline::policy::{allowlist, heuristic_settings, policy_matrix};
+use sentinel_pipeline::stages::{self as pipeline, LogNotifier, Stages};
+use sentinel_store::{Store, StoreOptions, SyncMode, WriterOptions};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -19,8 +19,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The file the admin key is written to on first start.
-pub const ADMIN_KEY_FILE: &str = "admin.key";
 /// The file the bound API address is written to (useful with port 0).
 pub const ADDR_FILE: &str = "api.addr";
 /// The variable that turns off authentication (insecure).
@@ -32,7 +30,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     // fail2ban jails become ordinary sources, scenarios and rules before anything is built.
-    let (expanded, warnings) = crate::jails::expand(&cfg);
+    let (expanded, warnings) = sentinel_pipeline::jails::expand(&cfg);
     for w in warnings {
         tracing::warn!(evt = "fail2ban_jails", warning = %w);
     }
@@ -63,7 +61,7 @@ pub async fn run(
         auth::load_or_create_secret(&data_dir.join("auth.secret"))?,
         bypass,
     ));
-    bootstrap_keys(&store, &auth, &data_dir).await?;
+    sentinel_api::keys::bootstrap_keys(&store, &auth, &data_dir).await?;
     if bypass {
         spawn_bypass_warning();
     }
@@ -81,9 +79,9 @@ pub async fn run(
     let sc = &cfg.detect.scenarios;
     let scenario_dir = (!sc.dir.is_empty()).then(|| std::path::PathBuf::from(&sc.dir));
     let scenarios = ScenarioEngine::new(
-        crate::scenarios::load_defs(sc.builtin, scenario_dir.as_deref(), &sc.define)?,
+        sentinel_pipeline::scenarios::load_defs(sc.builtin, scenario_dir.as_deref(), &sc.define)?,
         EngineOptions {
-            whitelist: crate::scenarios::resolve_whitelist(&sc.whitelist)?,
+            whitelist: sentinel_pipeline::scenarios::resolve_whitelist(&sc.whitelist)?,
             ipv6_prefix: (sc.ipv6_prefix > 0).then_some(sc.ipv6_prefix),
             max_keys_per_scenario: sc.max_keys,
             ..EngineOptions::default()
@@ -91,17 +89,18 @@ pub async fn run(
     )
     .with_redactor((*redactor).clone());
     let ledger = Arc::new(sentinel_respond::Ledger::new(
-        crate::ledger_tasks::responder(&cfg, allowlist(&cfg)).await?,
-        crate::ledger_tasks::ledger_config(&cfg),
+        sentinel_pipeline::ledger::responder(&cfg, allowlist(&cfg)).await?,
+        sentinel_pipeline::ledger::ledger_config(&cfg),
     ));
-    crate::ledger_tasks::reconcile(&ledger, &store, &writer).await?;
+    sentinel_pipeline::ledger::reconcile(&ledger, &store, &writer).await?;
     let (stop_expiry, expiry_stopped) = tokio::sync::watch::channel(false);
-    let expiry = crate::ledger_tasks::spawn_expiry(ledger.clone(), writer.clone(), expiry_stopped);
-    let desk = Arc::new(crate::ledger_tasks::Desk {
+    let expiry =
+        sentinel_pipeline::ledger::spawn_expiry(ledger.clone(), writer.clone(), expiry_stopped);
+    let desk = Arc::new(sentinel_pipeline::ledger::Desk {
         ledger: ledger.clone(),
         writer: writer.clone(),
         mode: cfg.policy.mode,
-        limits: crate::ledger_tasks::action_limits(&cfg),
+        limits: sentinel_pipeline::ledger::action_limits(&cfg),
     });
     let stages = Stages {
         detector: Heuristic::new(heuristic_settings(&cfg)),
@@ -120,7 +119,8 @@ pub async fn run(
     let (intake, running) = pipeline::start(stages, cfg.pipeline.queue_capacity);
 
     let sources =
-        crate::sources::start(&cfg, intake.clone(), metrics.clone(), redactor.clone()).await?;
+        sentinel_pipeline::sources::start(&cfg, intake.clone(), metrics.clone(), redactor.clone())
+            .await?;
     let ready = Arc::new(AtomicBool::new(false));
     let state = AppState {
         store: store.clone(),
@@ -144,7 +144,7 @@ pub async fn run(
         .with_context(|| format!("cannot listen on {}", cfg.api.listen))?;
     let addr: SocketAddr = listener.local_addr()?;
     write_addr_file(&data_dir, addr);
-    let retention = spawn_retention(
+    let retention = sentinel_pipeline::retention::spawn_retention(
         store.clone(),
         cfg.store.event_retention,
         cfg.store.max_events,
@@ -215,51 +215,6 @@ pub async fn run(
     Ok(())
 }
 
-/// Loads the API keys; on first start (no key at all) creates the admin key, prints it once and writes it
-/// to `<data-dir>/admin.key` with mode 0600.
-async fn bootstrap_keys(store: &Store, auth: &Auth, data_dir: &Path) -> anyhow::Result<()> {
-    let mut rows = store.api_keys().await?;
-    if rows.is_empty() {
-        let key = Auth::generate_key();
-        let row = ApiKeyRow {
-            id: ulid::Ulid::new().to_string(),
-            name: "admin".into(),
-            role: Role::Admin.as_str().into(),
-            hash: auth.hash(&key),
-            created: Timestamp::now(),
-        };
-        let path = data_dir.join(ADMIN_KEY_FILE);
-        let _ = std::fs::remove_file(&path);
-        auth::write_private(&path, format!("{key}\n").as_bytes())
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        store.insert_api_key(&row).await?;
-        eprintln!(
-            "Sentinel created an admin API key. It is shown only this once and saved to {} (mode 0600):\n\n    {key}\n",
-            path.display()
-        );
-        tracing::info!(evt = "admin_key_created", key_id = %row.id, file = %path.display());
-        rows.push(row);
-    }
-    for r in rows {
-        let role = match r.role.parse::<Role>() {
-            Ok(role) => role,
-            Err(e) => {
-                tracing::error!(evt = "api_key_skipped", key_id = %r.id, error = %e);
-                continue;
-            }
-        };
-        let p = Principal {
-            key_id: r.id.clone(),
-            name: r.name.clone(),
-            role,
-        };
-        if !auth.insert(&r.hash, p) {
-            tracing::error!(evt = "api_key_skipped", key_id = %r.id, error = "stored hash is not 64 hex digits");
-        }
-    }
-    Ok(())
-}
-
 fn spawn_bypass_warning() {
     tokio::spawn(async {
         let mut tick = tokio::time::interval(Duration::from_secs(3600));
@@ -273,184 +228,10 @@ fn spawn_bypass_warning() {
     });
 }
 
-fn spawn_retention(
-    store: Store,
-    retention: Duration,
-    max_events: u64,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(60));
-        loop {
-            tick.tick().await;
-            let cutoff =
-                Timestamp::from_millis(Timestamp::now().as_millis() - retention.as_millis() as i64);
-            match store.prune_events(cutoff, max_events).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(evt = "events_pruned", count = n),
-                Err(e) => tracing::error!(evt = "prune_failed", error = %e),
-            }
-        }
-    })
-}
-
 fn write_addr_file(data_dir: &Path, addr: SocketAddr) {
     if let Err(e) =
         crate::private::write_private(&data_dir.join(ADDR_FILE), format!("{addr}\n").as_bytes())
     {
         tracing::warn!(evt = "addr_file_failed", error = %e);
-    }
-}
-
-fn heuristic_settings(cfg: &ValidatedConfig) -> HeuristicSettings {
-    let h = &cfg.detect.heuristic;
-    HeuristicSettings {
-        min_score: h.min_score,
-        failed_logins_threshold: u64::from(h.failed_logins_threshold),
-        request_rate_threshold: u64::from(h.request_rate_threshold),
-        bytes_out_threshold: h.bytes_out_threshold,
-        bad_ports: h.bad_ports.clone(),
-    }
-}
-
-fn band(b: CfgBand) -> Band {
-    match b {
-        CfgBand::Low => Band::Low,
-        CfgBand::Medium => Band::Medium,
-        CfgBand::High => Band::High,
-    }
-}
-
-/// The policy: one matrix per scenario that some rule names (its own rules and the general ones, in
-/// order), and the general rules for every other alert.
-#[derive(Debug, Clone)]
-pub struct ScenarioPolicy {
-    general: PolicyMatrix,
-    by_scenario: std::collections::HashMap<String, PolicyMatrix>,
-}
-
-impl ScenarioPolicy {
-    /// The mode plans are made in.
-    pub fn mode(&self) -> sentinel_core::Mode {
-        self.general.mode()
-    }
-}
-
-impl sentinel_core::Policy for ScenarioPolicy {
-    fn decide(&self, inv: &sentinel_core::Investigation) -> sentinel_core::Plan {
-        self.by_scenario
-            .get(&inv.alert.scenario)
-            .unwrap_or(&self.general)
-            .decide(inv)
-    }
-}
-
-/// The policy the configuration describes.
-pub fn policy_matrix(cfg: &ValidatedConfig) -> ScenarioPolicy {
-    let general = matrix(cfg, |r| r.scenario.is_empty());
-    let mut by_scenario = std::collections::HashMap::new();
-    for name in cfg.policy.rules.iter().flat_map(|r| r.scenario.iter()) {
-        if !by_scenario.contains_key(name) {
-            let m = matrix(cfg, |r| r.scenario.is_empty() || r.scenario.contains(name));
-            by_scenario.insert(name.clone(), m);
-        }
-    }
-    ScenarioPolicy {
-        general,
-        by_scenario,
-    }
-}
-
-fn matrix(cfg: &ValidatedConfig, keep: impl Fn(&sentinel_config::Rule) -> bool) -> PolicyMatrix {
-    let p = &cfg.policy;
-    let rules = p
-        .rules
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| keep(r))
-        .map(|(i, r)| MatrixRule {
-            name: r.name.clone().unwrap_or_else(|| format!("rule #{}", i + 1)),
-            severity: r.severity.clone(),
-            risk: r.risk.iter().copied().map(band).collect(),
-            confidence: r.confidence.iter().copied().map(band).collect(),
-            actions: r
-                .actions
-                .iter()
-                .map(|a| ActionTemplate {
-                    kind: a.kind,
-                    ttl: p.ttl_for(a),
-                    params: a.params.clone(),
-                })
-                .collect(),
-        })
-        .collect();
-    PolicyMatrix::new(
-        rules,
-        Bands {
-            medium: f64::from(p.risk_bands.medium),
-            high: f64::from(p.risk_bands.high),
-        },
-        Bands {
-            medium: p.confidence_bands.medium,
-            high: p.confidence_bands.high,
-        },
-        p.mode,
-    )
-}
-
-/// The allowlist: loopback, the configured networks, and the address the API listens on.
-pub fn allowlist(cfg: &ValidatedConfig) -> Allowlist {
-    let mut a = Allowlist::new(cfg.policy.allowlist.iter().copied());
-    let ip = cfg.api.listen.ip();
-    if !ip.is_unspecified() {
-        a.add(ipnet::IpNet::from(ip));
-    } else {
-        // Listening on every address: every address of this host is a management address.
-        match local_addresses() {
-            Ok(addrs) => {
-                for ip in addrs {
-                    a.add(ipnet::IpNet::from(ip));
-                }
-            }
-            Err(e) => {
-                tracing::warn!(evt = "local_addresses_unknown", error = %e, note = "only loopback and policy.allowlist protect this host's own addresses")
-            }
-        }
-    }
-    a
-}
-
-/// This host's own addresses, from `ip -j addr` (iproute2).
-fn local_addresses() -> anyhow::Result<Vec<std::net::IpAddr>> {
-    let out = std::process::Command::new("ip")
-        .args(["-j", "addr"])
-        .output()?;
-    anyhow::ensure!(out.status.success(), "ip -j addr failed");
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    Ok(v.as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|i| i.get("addr_info").and_then(|a| a.as_array()))
-        .flatten()
-        .filter_map(|a| {
-            a.get("local")
-                .and_then(|l| l.as_str())
-                .and_then(|l| l.parse().ok())
-        })
-        .collect())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn a_wildcard_listen_protects_every_local_address() {
-        let cfg = sentinel_config::load_str("api:\n  listen: 0.0.0.0:8000\n", None, &[]).unwrap();
-        let a = super::allowlist(&cfg);
-        for ip in super::local_addresses().unwrap() {
-            assert!(a.covering(ip).is_some(), "{ip} not protected");
-        }
-        let cfg = sentinel_config::load_str("api:\n  listen: 127.0.0.2:8000\n", None, &[]).unwrap();
-        assert!(super::allowlist(&cfg)
-            .covering("127.0.0.2".parse().unwrap())
-            .is_some());
     }
 }

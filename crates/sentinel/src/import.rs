@@ -1,9 +1,9 @@
 //! `sentinel import fail2ban [DIR]`: prints the `sentinel.yml` section equivalent to a fail2ban
-//! configuration (one source, one scenario and one block rule per enabled jail; see [`crate::jails`] for the
+//! configuration (one source, one scenario and one block rule per enabled jail; see [`sentinel_pipeline::jails`] for the
 //! mapping and what it cannot express). The text is meant to be pasted into `sentinel.yml` and passes
 //! `sentinel config check`.
 
-use crate::jails;
+use sentinel_pipeline::jails;
 use serde_json::{json, Value};
 use std::path::Path;
 

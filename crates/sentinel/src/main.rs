@@ -242,7 +242,7 @@ fn main() -> ExitCode {
                 for w in cfg.warnings() {
                     println!("WARNING: {w}");
                 }
-                let (notes, errors) = sentinel::sources::preflight(&cfg);
+                let (notes, errors) = sentinel_pipeline::sources::preflight(&cfg);
                 for n in notes {
                     println!("{n}");
                 }
@@ -403,7 +403,7 @@ fn replay(a: ReplayArgs) -> ExitCode {
             }
         }
     }
-    let opts = sentinel::replay::ReplayOptions {
+    let opts = sentinel_pipeline::replay::ReplayOptions {
         files: a.files,
         format: a.format,
         fail2ban_filter: a.fail2ban_filter,
@@ -418,7 +418,7 @@ fn replay(a: ReplayArgs) -> ExitCode {
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    match sentinel::replay::run(&opts, &mut out) {
+    match sentinel_pipeline::replay::run(&opts, &mut out) {
         Ok(summary) => {
             use std::io::Write;
             let _ = out.flush();

@@ -5,9 +5,9 @@
 mod common;
 
 use common::command;
-use sentinel::replay::{run, ReplayOptions};
 use sentinel_core::Observed;
 use sentinel_ingest::{LineParser, LogKind, ParseCtx};
+use sentinel_pipeline::replay::{run, ReplayOptions};
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -8,13 +8,13 @@
 use crate::error::ApiError;
 use crate::extract::{parse_json_value, read_limited, require_content_type};
 use crate::state::AppState;
-use crate::submit::{Outcome, Submission};
 use crate::telemetry::to_event;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::{Extension, Json};
 use sentinel_core::TraceId;
+use sentinel_pipeline::intake::{Outcome, Submission};
 use sentinel_store::AckGroup;
 use tokio::sync::{mpsc::error::TrySendError, oneshot};
 use tokio::time::Instant;

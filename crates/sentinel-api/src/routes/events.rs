@@ -11,7 +11,6 @@
 use crate::error::ApiError;
 use crate::extract::{parse_json_value, read_limited, require_content_type};
 use crate::state::AppState;
-use crate::submit::Submission;
 use crate::telemetry::{to_event, Posted};
 use axum::body::Body;
 use axum::extract::State;
@@ -20,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use futures::StreamExt;
 use sentinel_core::TraceId;
+use sentinel_pipeline::intake::Submission;
 use sentinel_store::{AckGroup, AckToken};
 use serde::Serialize;
 use serde_json::{json, Value};

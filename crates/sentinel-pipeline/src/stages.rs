@@ -10,9 +10,9 @@
 //! Shutdown is by draining: when every intake sender is dropped, each stage finishes what is queued,
 //! closes its output, and ends; the caller then flushes the store writer.
 
-use crate::daemon::ScenarioPolicy;
-use sentinel_api::metrics::Metrics;
-use sentinel_api::submit::{Outcome, Submission};
+use crate::intake::{Outcome, Submission};
+use crate::metrics::Metrics;
+use crate::policy::ScenarioPolicy;
 use sentinel_core::{
     ActionRecord, ActionState, Alert, AuditKind, AuditRecord, Investigation, Notice, Notifier,
     Plan, Policy, Reason, Redactor, Severity, Timestamp,

@@ -3,9 +3,9 @@
 //! than drops). Lines no parser understands are counted by reason. Each source's own counters (and its
 //! fail2ban filter's session counters) are registered with the metrics, which read them at every scrape.
 
+use crate::intake::Submission;
+use crate::metrics::{LineCounts, Metrics, SessionReading};
 use anyhow::Context;
-use sentinel_api::metrics::{LineCounts, Metrics, SessionReading};
-use sentinel_api::submit::Submission;
 use sentinel_config::{SourceConfig, ValidatedConfig};
 use sentinel_core::Redactor;
 use sentinel_ingest::fail2ban::{Fail2banFilter, FilterOptions};

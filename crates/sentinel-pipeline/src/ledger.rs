@@ -2,7 +2,7 @@
 //! loop, and manual decisions for the API. Every record the ledger changes is written to the store with
 //! an audit entry, so the store stays the history and the ledger the live truth.
 
-use sentinel_api::decisions::{DecisionError, DecisionRequest, DecisionSelector, Decisions};
+use crate::decisions::{DecisionError, DecisionRequest, DecisionSelector, Decisions};
 use sentinel_config::ValidatedConfig;
 use sentinel_core::{
     ActionKind, ActionLimits, ActionRecord, ActionSpec, ActionState, AlertId, AuditKind,

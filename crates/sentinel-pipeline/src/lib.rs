@@ -1,0 +1,23 @@
+//! Sentinel's golden path as a library: detect → investigate → decide → act → notify.
+//!
+//! This crate owns the stages ([`stages`]), what enters them and what they answer ([`intake`]), the log
+//! sources' parse stage ([`sources`]), scenario loading ([`scenarios`]), the actuators the configuration
+//! asks for ([`actuators`]), the ledger's tasks (manual decisions, expiry, reconcile: [`ledger`]), the
+//! policy ([`policy`]), fail2ban jails as sources, scenarios and rules ([`jails`]), offline replay
+//! ([`replay`]), event retention ([`retention`]) and the metrics every stage moves ([`metrics`]).
+//!
+//! It never depends on the API: the API, the daemon and any future role process depend on it.
+#![forbid(unsafe_code)]
+
+pub mod actuators;
+pub mod decisions;
+pub mod intake;
+pub mod jails;
+pub mod ledger;
+pub mod metrics;
+pub mod policy;
+pub mod replay;
+pub mod retention;
+pub mod scenarios;
+pub mod sources;
+pub mod stages;

@@ -1,0 +1,160 @@
+//! The policy and the allowlist the configuration describes, and the heuristic's settings.
+
+use sentinel_config::{Band as CfgBand, ValidatedConfig};
+use sentinel_detect::HeuristicSettings;
+use sentinel_respond::{ActionTemplate, Allowlist, Band, Bands, MatrixRule, PolicyMatrix};
+
+/// The heuristic detector's settings.
+pub fn heuristic_settings(cfg: &ValidatedConfig) -> HeuristicSettings {
+    let h = &cfg.detect.heuristic;
+    HeuristicSettings {
+        min_score: h.min_score,
+        failed_logins_threshold: u64::from(h.failed_logins_threshold),
+        request_rate_threshold: u64::from(h.request_rate_threshold),
+        bytes_out_threshold: h.bytes_out_threshold,
+        bad_ports: h.bad_ports.clone(),
+    }
+}
+
+fn band(b: CfgBand) -> Band {
+    match b {
+        CfgBand::Low => Band::Low,
+        CfgBand::Medium => Band::Medium,
+        CfgBand::High => Band::High,
+    }
+}
+
+/// The policy: one matrix per scenario that some rule names (its own rules and the general ones, in
+/// order), and the general rules for every other alert.
+#[derive(Debug, Clone)]
+pub struct ScenarioPolicy {
+    general: PolicyMatrix,
+    by_scenario: std::collections::HashMap<String, PolicyMatrix>,
+}
+
+impl ScenarioPolicy {
+    /// The mode plans are made in.
+    pub fn mode(&self) -> sentinel_core::Mode {
+        self.general.mode()
+    }
+}
+
+impl sentinel_core::Policy for ScenarioPolicy {
+    fn decide(&self, inv: &sentinel_core::Investigation) -> sentinel_core::Plan {
+        self.by_scenario
+            .get(&inv.alert.scenario)
+            .unwrap_or(&self.general)
+            .decide(inv)
+    }
+}
+
+/// The policy the configuration describes.
+pub fn policy_matrix(cfg: &ValidatedConfig) -> ScenarioPolicy {
+    let general = matrix(cfg, |r| r.scenario.is_empty());
+    let mut by_scenario = std::collections::HashMap::new();
+    for name in cfg.policy.rules.iter().flat_map(|r| r.scenario.iter()) {
+        if !by_scenario.contains_key(name) {
+            let m = matrix(cfg, |r| r.scenario.is_empty() || r.scenario.contains(name));
+            by_scenario.insert(name.clone(), m);
+        }
+    }
+    ScenarioPolicy {
+        general,
+        by_scenario,
+    }
+}
+
+fn matrix(cfg: &ValidatedConfig, keep: impl Fn(&sentinel_config::Rule) -> bool) -> PolicyMatrix {
+    let p = &cfg.policy;
+    let rules = p
+        .rules
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| keep(r))
+        .map(|(i, r)| MatrixRule {
+            name: r.name.clone().unwrap_or_else(|| format!("rule #{}", i + 1)),
+            severity: r.severity.clone(),
+            risk: r.risk.iter().copied().map(band).collect(),
+            confidence: r.confidence.iter().copied().map(band).collect(),
+            actions: r
+                .actions
+                .iter()
+                .map(|a| ActionTemplate {
+                    kind: a.kind,
+                    ttl: p.ttl_for(a),
+                    params: a.params.clone(),
+                })
+                .collect(),
+        })
+        .collect();
+    PolicyMatrix::new(
+        rules,
+        Bands {
+            medium: f64::from(p.risk_bands.medium),
+            high: f64::from(p.risk_bands.high),
+        },
+        Bands {
+            medium: p.confidence_bands.medium,
+            high: p.confidence_bands.high,
+        },
+        p.mode,
+    )
+}
+
+/// The allowlist: loopback, the configured networks, and the address the API listens on.
+pub fn allowlist(cfg: &ValidatedConfig) -> Allowlist {
+    let mut a = Allowlist::new(cfg.policy.allowlist.iter().copied());
+    let ip = cfg.api.listen.ip();
+    if !ip.is_unspecified() {
+        a.add(ipnet::IpNet::from(ip));
+    } else {
+        // Listening on every address: every address of this host is a management address.
+        match local_addresses() {
+            Ok(addrs) => {
+                for ip in addrs {
+                    a.add(ipnet::IpNet::from(ip));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(evt = "local_addresses_unknown", error = %e, note = "only loopback and policy.allowlist protect this host's own addresses")
+            }
+        }
+    }
+    a
+}
+
+/// This host's own addresses, from `ip -j addr` (iproute2).
+fn local_addresses() -> anyhow::Result<Vec<std::net::IpAddr>> {
+    let out = std::process::Command::new("ip")
+        .args(["-j", "addr"])
+        .output()?;
+    anyhow::ensure!(out.status.success(), "ip -j addr failed");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    Ok(v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i.get("addr_info").and_then(|a| a.as_array()))
+        .flatten()
+        .filter_map(|a| {
+            a.get("local")
+                .and_then(|l| l.as_str())
+                .and_then(|l| l.parse().ok())
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_wildcard_listen_protects_every_local_address() {
+        let cfg = sentinel_config::load_str("api:\n  listen: 0.0.0.0:8000\n", None, &[]).unwrap();
+        let a = super::allowlist(&cfg);
+        for ip in super::local_addresses().unwrap() {
+            assert!(a.covering(ip).is_some(), "{ip} not protected");
+        }
+        let cfg = sentinel_config::load_str("api:\n  listen: 127.0.0.2:8000\n", None, &[]).unwrap();
+        assert!(super::allowlist(&cfg)
+            .covering("127.0.0.2".parse().unwrap())
+            .is_some());
+    }
+}
