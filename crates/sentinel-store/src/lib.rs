@@ -13,6 +13,7 @@ mod ack;
 mod api_keys;
 mod error;
 mod filter;
+mod metrics;
 mod migrations;
 mod read;
 mod record;
