@@ -48,10 +48,11 @@ async fn the_whole_exposition_parses_and_counts_what_happened() {
     m.register_queue("intake", &h.state.intake);
     let (writer, _task) = h.store.writer(sentinel_store::WriterOptions::default());
     m.store_writer.set(writer.monitor()).unwrap();
-    m.log_sources.register("file:/var/log/auth.log", || SourceReading {
-        lines_read: 5,
-        ..SourceReading::default()
-    });
+    m.log_sources
+        .register("file:/var/log/auth.log", || SourceReading {
+            lines_read: 5,
+            ..SourceReading::default()
+        });
     m.fail2ban_filters
         .register("file:/var/log/auth.log", "sshd", || SessionReading {
             live: 2,
@@ -62,7 +63,8 @@ async fn the_whole_exposition_parses_and_counts_what_happened() {
         .matched
         .add(4);
     m.by_scenario.add("alerts_by_scenario", "ssh_bruteforce", 1);
-    m.by_reason.add("log_lines_unparsed_by_reason", "no_match", 1);
+    m.by_reason
+        .add("log_lines_unparsed_by_reason", "no_match", 1);
     m.stage_latency(Stage::Investigate).observe(0.2);
     for _ in 0..3 {
         h.state
@@ -128,7 +130,11 @@ async fn the_whole_exposition_parses_and_counts_what_happened() {
     let gauges = [
         ("sentinel_intake_queue_depth", &[][..], 3.0),
         ("sentinel_queue_depth", &[("queue", "intake")][..], 3.0),
-        ("sentinel_queue_capacity", &[("queue", "intake")][..], 1024.0),
+        (
+            "sentinel_queue_capacity",
+            &[("queue", "intake")][..],
+            1024.0,
+        ),
         (
             "sentinel_fail2ban_sessions_live",
             &[("source", "file:/var/log/auth.log"), ("filter", "sshd")][..],
@@ -140,14 +146,32 @@ async fn the_whole_exposition_parses_and_counts_what_happened() {
         assert_eq!(kind(&e, family), Some(PrometheusType::Gauge), "{family}");
         assert_eq!(value(&e, family, labels), Some(want), "{family}: {text}");
     }
-    for family in ["sentinel_stage_latency_seconds", "sentinel_store_batch_records"] {
-        assert_eq!(kind(&e, family), Some(PrometheusType::Histogram), "{family}");
-        assert!(text.contains(&format!("# TYPE {family} histogram\n")), "{text}");
+    for family in [
+        "sentinel_stage_latency_seconds",
+        "sentinel_store_batch_records",
+    ] {
+        assert_eq!(
+            kind(&e, family),
+            Some(PrometheusType::Histogram),
+            "{family}"
+        );
+        assert!(
+            text.contains(&format!("# TYPE {family} histogram\n")),
+            "{text}"
+        );
     }
     for stage in Stage::ALL {
-        let want = if stage == Stage::Investigate { 1.0 } else { 0.0 };
+        let want = if stage == Stage::Investigate {
+            1.0
+        } else {
+            0.0
+        };
         assert_eq!(
-            value(&e, "sentinel_stage_latency_seconds", &[("stage", stage.as_str())]),
+            value(
+                &e,
+                "sentinel_stage_latency_seconds",
+                &[("stage", stage.as_str())]
+            ),
             Some(want),
             "{stage:?}: {text}"
         );

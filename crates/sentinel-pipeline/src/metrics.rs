@@ -16,8 +16,8 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Instant;
 
 mod sources;
@@ -97,7 +97,9 @@ impl Labeled {
     /// The value of `sentinel_{name}_total{key="label"}` (0 when never counted).
     pub fn get(&self, name: &'static str, label: &str) -> u64 {
         let m = self.families.lock().unwrap_or_else(PoisonError::into_inner);
-        m.get(name).and_then(|f| f.get(label)).map_or(0, Counter::get)
+        m.get(name)
+            .and_then(|f| f.get(label))
+            .map_or(0, Counter::get)
     }
 }
 
@@ -256,8 +258,7 @@ pub struct StageTimer<'a> {
 
 impl Drop for StageTimer<'_> {
     fn drop(&mut self) {
-        self.histogram
-            .observe(self.started.elapsed().as_secs_f64());
+        self.histogram.observe(self.started.elapsed().as_secs_f64());
     }
 }
 
@@ -335,7 +336,8 @@ impl Collector for Queues {
             ),
         ];
         for (name, help, pick) in families {
-            let mut family_encoder = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            let mut family_encoder =
+                encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
             for (queue, v) in &now {
                 let labels = [("queue", queue.as_str())];
                 ConstGauge::new(pick(v) as u64).encode(family_encoder.encode_family(&labels)?)?;
@@ -598,7 +600,10 @@ pub(crate) mod tests {
             let family = format!("sentinel_{name}_total");
             assert_eq!(sample(&e, &family, &[]), Some(0.0), "{family}: {text}");
             assert_eq!(family_type(&e, &family), Some(PrometheusType::Counter));
-            assert!(text.contains(&format!("# TYPE {family} counter\n")), "{text}");
+            assert!(
+                text.contains(&format!("# TYPE {family} counter\n")),
+                "{text}"
+            );
         }
         assert_eq!(sample(&e, "sentinel_intake_queue_depth", &[]), Some(0.0));
         assert_eq!(
@@ -618,13 +623,23 @@ pub(crate) mod tests {
         );
         for stage in Stage::ALL {
             assert_eq!(
-                histogram_count(&e, "sentinel_stage_latency_seconds", &[("stage", stage.as_str())]),
+                histogram_count(
+                    &e,
+                    "sentinel_stage_latency_seconds",
+                    &[("stage", stage.as_str())]
+                ),
                 Some(0),
                 "{stage:?}: {text}"
             );
         }
-        assert!(text.contains("# TYPE sentinel_queue_depth gauge\n"), "{text}");
-        assert!(text.contains("# TYPE sentinel_queue_capacity gauge\n"), "{text}");
+        assert!(
+            text.contains("# TYPE sentinel_queue_depth gauge\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE sentinel_queue_capacity gauge\n"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -639,18 +654,35 @@ pub(crate) mod tests {
         let text = m.render();
         let e = parse(&text);
         let family = "sentinel_stage_latency_seconds";
-        assert_eq!(histogram_count(&e, family, &[("stage", "decide")]), Some(1), "{text}");
-        assert_eq!(histogram_count(&e, family, &[("stage", "act")]), Some(2), "{text}");
-        assert_eq!(histogram_count(&e, family, &[("stage", "detect")]), Some(0), "{text}");
+        assert_eq!(
+            histogram_count(&e, family, &[("stage", "decide")]),
+            Some(1),
+            "{text}"
+        );
+        assert_eq!(
+            histogram_count(&e, family, &[("stage", "act")]),
+            Some(2),
+            "{text}"
+        );
+        assert_eq!(
+            histogram_count(&e, family, &[("stage", "detect")]),
+            Some(0),
+            "{text}"
+        );
         // 2 ms or more: not in the 1 ms bucket, in the 2.5 ms one (or above, on a slow machine).
         assert!(
-            text.contains("sentinel_stage_latency_seconds_bucket{stage=\"decide\",le=\"0.001\"} 0\n"),
+            text.contains(
+                "sentinel_stage_latency_seconds_bucket{stage=\"decide\",le=\"0.001\"} 0\n"
+            ),
             "{text}"
         );
         assert!(
             text.contains("sentinel_stage_latency_seconds_bucket{stage=\"act\",le=\"0.0001\"} 1\n")
-                && text.contains("sentinel_stage_latency_seconds_bucket{stage=\"act\",le=\"10\"} 1\n")
-                && text.contains("sentinel_stage_latency_seconds_bucket{stage=\"act\",le=\"+Inf\"} 2\n"),
+                && text
+                    .contains("sentinel_stage_latency_seconds_bucket{stage=\"act\",le=\"10\"} 1\n")
+                && text.contains(
+                    "sentinel_stage_latency_seconds_bucket{stage=\"act\",le=\"+Inf\"} 2\n"
+                ),
             "{text}"
         );
         let sum: f64 = text
@@ -674,10 +706,22 @@ pub(crate) mod tests {
         plans.send("p".into()).await.unwrap();
         let e = parse(&m.render());
         assert_eq!(sample(&e, "sentinel_intake_queue_depth", &[]), Some(3.0));
-        assert_eq!(sample(&e, "sentinel_queue_depth", &[("queue", "intake")]), Some(3.0));
-        assert_eq!(sample(&e, "sentinel_queue_capacity", &[("queue", "intake")]), Some(8.0));
-        assert_eq!(sample(&e, "sentinel_queue_depth", &[("queue", "plans")]), Some(1.0));
-        assert_eq!(sample(&e, "sentinel_queue_capacity", &[("queue", "plans")]), Some(4.0));
+        assert_eq!(
+            sample(&e, "sentinel_queue_depth", &[("queue", "intake")]),
+            Some(3.0)
+        );
+        assert_eq!(
+            sample(&e, "sentinel_queue_capacity", &[("queue", "intake")]),
+            Some(8.0)
+        );
+        assert_eq!(
+            sample(&e, "sentinel_queue_depth", &[("queue", "plans")]),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(&e, "sentinel_queue_capacity", &[("queue", "plans")]),
+            Some(4.0)
+        );
         intake_rx.recv().await.unwrap();
         let e = parse(&m.render());
         assert_eq!(sample(&e, "sentinel_intake_queue_depth", &[]), Some(2.0));
@@ -687,13 +731,22 @@ pub(crate) mod tests {
         assert_eq!(intake_rx.recv().await, Some(2));
         assert_eq!(intake_rx.recv().await, None);
         let e = parse(&m.render());
-        assert_eq!(sample(&e, "sentinel_queue_depth", &[("queue", "intake")]), None);
+        assert_eq!(
+            sample(&e, "sentinel_queue_depth", &[("queue", "intake")]),
+            None
+        );
         assert_eq!(sample(&e, "sentinel_intake_queue_depth", &[]), Some(0.0));
-        assert_eq!(sample(&e, "sentinel_queue_depth", &[("queue", "plans")]), Some(1.0));
+        assert_eq!(
+            sample(&e, "sentinel_queue_depth", &[("queue", "plans")]),
+            Some(1.0)
+        );
         // A queue read through a function of its own, registered again under the same name: replaced.
         m.queues.register("plans", || Some((7, 9)));
         let e = parse(&m.render());
-        assert_eq!(sample(&e, "sentinel_queue_depth", &[("queue", "plans")]), Some(7.0));
+        assert_eq!(
+            sample(&e, "sentinel_queue_depth", &[("queue", "plans")]),
+            Some(7.0)
+        );
     }
 
     #[test]
@@ -793,22 +846,23 @@ pub(crate) mod tests {
         let text = m.render();
         assert!(text.contains("sentinel_events_accepted_total 3\n"));
         assert!(text.contains("# TYPE sentinel_store_write_errors_total counter"));
-        m.by_reason.add("log_lines_unparsed_by_reason", "no_match", 2);
-        m.by_reason.add("log_lines_unparsed_by_reason", "bad_\"x", 1);
+        m.by_reason
+            .add("log_lines_unparsed_by_reason", "no_match", 2);
+        m.by_reason
+            .add("log_lines_unparsed_by_reason", "bad_\"x", 1);
         let text = m.render();
         assert!(
-            text.contains(
-                "sentinel_log_lines_unparsed_by_reason_total{reason=\"no_match\"} 2\n"
-            ),
+            text.contains("sentinel_log_lines_unparsed_by_reason_total{reason=\"no_match\"} 2\n"),
             "{text}"
         );
         assert!(
-            text.contains(
-                "sentinel_log_lines_unparsed_by_reason_total{reason=\"bad_\\\"x\"} 1\n"
-            ),
+            text.contains("sentinel_log_lines_unparsed_by_reason_total{reason=\"bad_\\\"x\"} 1\n"),
             "{text}"
         );
-        assert_eq!(m.by_reason.get("log_lines_unparsed_by_reason", "no_match"), 2);
+        assert_eq!(
+            m.by_reason.get("log_lines_unparsed_by_reason", "no_match"),
+            2
+        );
         let c = m.source_lines.counts("jail:sshd", "sshd");
         let text = m.render();
         assert!(

@@ -43,7 +43,10 @@ pub(crate) async fn version() -> Json<Value> {
 /// included (registered by whoever made the queue).
 pub(crate) async fn metrics(State(s): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     Ok((
-        [(header::CONTENT_TYPE, sentinel_pipeline::metrics::CONTENT_TYPE)],
+        [(
+            header::CONTENT_TYPE,
+            sentinel_pipeline::metrics::CONTENT_TYPE,
+        )],
         s.metrics.render(),
     ))
 }

@@ -136,8 +136,12 @@ impl Collector for LogSources {
         }
         for c in SOURCE_COUNTERS {
             let help = format!("{}, per source.", c.help);
-            let mut family_encoder =
-                encoder.encode_descriptor(family(c.per_source), &help, None, MetricType::Counter)?;
+            let mut family_encoder = encoder.encode_descriptor(
+                family(c.per_source),
+                &help,
+                None,
+                MetricType::Counter,
+            )?;
             for (label, r) in &by_label {
                 let labels = [("source", label.as_str())];
                 ConstCounter::new((c.field)(r)).encode(family_encoder.encode_family(&labels)?)?;
@@ -194,7 +198,6 @@ impl Fail2banFilters {
         let mut v = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         v.push(((source.to_owned(), filter.to_owned()), Box::new(read)));
     }
-
 }
 
 /// The session counters per source and filter (nothing when no source uses a fail2ban filter).
