@@ -133,9 +133,12 @@ pub struct LineCounts {
     pub unmatched: Counter,
 }
 
+/// A `(source, filter)` label pair.
+type SourceFilter = (String, String);
+
 /// [`LineCounts`] per `(source, filter)`; the set is fixed by the configuration, not by input.
 #[derive(Debug, Clone, Default)]
-pub struct SourceLines(Arc<Mutex<BTreeMap<(String, String), Arc<LineCounts>>>>);
+pub struct SourceLines(Arc<Mutex<BTreeMap<SourceFilter, Arc<LineCounts>>>>);
 
 impl SourceLines {
     /// The counters of `(source, filter)`, created at zero (so they are rendered before the first line).
@@ -564,6 +567,23 @@ pub(crate) mod tests {
 
     fn family_type(e: &Exposition, family: &str) -> Option<PrometheusType> {
         e.families.get(family).map(|f| f.family_type.clone())
+    }
+
+    #[test]
+    fn the_parser_these_tests_use_rejects_a_broken_exposition() {
+        for bad in [
+            // A raw line feed in a label value (what an unescaped hostile name would make).
+            "# TYPE a_total counter\na_total{x=\"1\n\"} 1\n",
+            // A family twice.
+            "# TYPE a gauge\na 1\n# TYPE a gauge\na 2\n",
+            // Buckets that are not cumulative.
+            "# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count 1\n",
+        ] {
+            assert!(
+                openmetrics_parser::prometheus::parse_prometheus(bad).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

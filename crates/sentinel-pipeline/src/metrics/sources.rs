@@ -89,9 +89,12 @@ const SOURCE_COUNTERS: &[SourceCounter] = &[
     },
 ];
 
+/// A source's `source` label and how to read its counters.
+type SourceEntry = (String, Read<SourceReading>);
+
 /// The running log sources, each under its `source` label (clones share the list).
 #[derive(Default, Clone)]
-pub struct LogSources(Arc<Mutex<Vec<(String, Read<SourceReading>)>>>);
+pub struct LogSources(Arc<Mutex<Vec<SourceEntry>>>);
 
 impl std::fmt::Debug for LogSources {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
