@@ -1,81 +1,126 @@
-//! Counters, rendered in the Prometheus text format at `/metrics`.
+//! Sentinel's metrics, kept in one [`prometheus_client`] registry and rendered at `/metrics` in the
+//! Prometheus text format (0.0.4) by the library's encoder.
+//!
+//! Each crate that owns metrics registers them: the pipeline its counters, stage latency histograms and
+//! queue depths; the store writer its batch histogram ([`sentinel_store::WriterMonitor::register_metrics`]);
+//! the log sources their own counters, read at scrape time ([`LogSources`], [`Fail2banFilters`]). Metric
+//! names and label sets are a user contract (README): they do not change. Labels come from the code or the
+//! configuration (bounded), never from input. This module never reads a queue's items or a source's data,
+//! only their counts.
 
-use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::Counter as Atomic;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Instant;
 
 mod sources;
 pub use sources::{Fail2banFilters, LogSources, SessionReading, SourceReading};
 
-/// A monotonically increasing counter.
-#[derive(Debug, Default)]
-pub struct Counter(AtomicU64);
+/// The `Content-Type` of [`Metrics::render`]'s text.
+pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+
+/// A monotonically increasing counter (a [`prometheus_client`] counter; clones share the value).
+#[derive(Debug, Default, Clone)]
+pub struct Counter(Atomic<u64>);
 
 impl Counter {
     /// Adds one.
     pub fn inc(&self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
+        self.0.inc();
     }
     /// Adds `n`.
     pub fn add(&self, n: u64) {
-        self.0.fetch_add(n, Ordering::Relaxed);
+        self.0.inc_by(n);
     }
     /// The current value.
     pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+        self.0.get()
     }
     /// Sets the value (for counters mirrored from a component that counts on its own).
     pub fn set(&self, v: u64) {
-        self.0.store(v, Ordering::Relaxed);
+        self.0.inner().store(v, Ordering::Relaxed);
     }
 }
+
+/// Help texts of the labelled counter families the code uses (by name without `sentinel_` and `_total`).
+const LABELED_HELP: &[(&str, &str)] = &[
+    (
+        "log_lines_unparsed_by_reason",
+        "Log lines no parser understood (or that said nothing of interest), by reason.",
+    ),
+    ("alerts_by_scenario", "Scenario alerts raised, by scenario."),
+];
 
 /// Counters with one label, e.g. unparsed lines by reason. The label set is small and bounded by the
-/// code (reasons, scenario names), never by input.
-#[derive(Debug, Default)]
-pub struct Labeled(std::sync::Mutex<std::collections::BTreeMap<(&'static str, String), u64>>);
+/// code (reasons, scenario names), never by input. A family is rendered from its first sample on.
+#[derive(Debug, Clone)]
+pub struct Labeled {
+    key: &'static str,
+    families: Arc<Mutex<BTreeMap<&'static str, BTreeMap<String, Counter>>>>,
+}
 
 impl Labeled {
-    /// Adds `n` to counter `name{label}`.
+    /// Counters labelled `key="…"`.
+    pub fn new(key: &'static str) -> Self {
+        Self {
+            key,
+            families: Arc::default(),
+        }
+    }
+
+    fn counter(&self, name: &'static str, label: &str) -> Counter {
+        let mut m = self.families.lock().unwrap_or_else(PoisonError::into_inner);
+        let family = m.entry(name).or_default();
+        match family.get(label) {
+            Some(c) => c.clone(),
+            None => family.entry(label.to_owned()).or_default().clone(),
+        }
+    }
+
+    /// Adds `n` to counter `sentinel_{name}_total{key="label"}`.
     pub fn add(&self, name: &'static str, label: &str, n: u64) {
-        if let Ok(mut m) = self.0.lock() {
-            *m.entry((name, label.to_owned())).or_default() += n;
-        }
+        self.counter(name, label).add(n);
     }
 
-    /// Sets counter `name{label}`.
+    /// Sets counter `sentinel_{name}_total{key="label"}`.
     pub fn set(&self, name: &'static str, label: &str, v: u64) {
-        if let Ok(mut m) = self.0.lock() {
-            m.insert((name, label.to_owned()), v);
-        }
+        self.counter(name, label).set(v);
     }
 
-    fn render(&self, label_key: &str, out: &mut String) {
-        let Ok(m) = self.0.lock() else { return };
-        let mut last = "";
-        for ((name, label), v) in m.iter() {
-            if *name != last {
-                let _ = writeln!(out, "# TYPE sentinel_{name}_total counter");
-                last = name;
-            }
-            let label = escape_label(label);
-            let _ = writeln!(out, "sentinel_{name}_total{{{label_key}=\"{label}\"}} {v}");
-        }
+    /// The value of `sentinel_{name}_total{key="label"}` (0 when never counted).
+    pub fn get(&self, name: &'static str, label: &str) -> u64 {
+        let m = self.families.lock().unwrap_or_else(PoisonError::into_inner);
+        m.get(name)
+            .and_then(|f| f.get(label))
+            .map_or(0, Counter::get)
     }
 }
 
-/// A label value in the text format: backslash, double quote and line feed escaped (a raw line feed would
-/// end the sample and let the rest of the value read as a sample of its own).
-fn escape_label(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
+impl Collector for Labeled {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let m = self.families.lock().unwrap_or_else(PoisonError::into_inner);
+        for (name, family) in m.iter() {
+            let full = format!("sentinel_{name}");
+            let help = LABELED_HELP
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or("", |(_, h)| *h);
+            let mut family_encoder =
+                encoder.encode_descriptor(&full, help, None, MetricType::Counter)?;
+            for (label, c) in family {
+                let labels = [(self.key, label.as_str())];
+                c.0.encode(family_encoder.encode_family(&labels)?)?;
+            }
         }
+        Ok(())
     }
-    out
 }
 
 /// Lines one source handed to one parser (a fail2ban filter or a built-in format): how many it matched and
@@ -88,117 +133,259 @@ pub struct LineCounts {
     pub unmatched: Counter,
 }
 
+/// A `(source, filter)` label pair.
+type SourceFilter = (String, String);
+
 /// [`LineCounts`] per `(source, filter)`; the set is fixed by the configuration, not by input.
-#[derive(Debug, Default)]
-pub struct SourceLines(
-    std::sync::Mutex<std::collections::BTreeMap<(String, String), std::sync::Arc<LineCounts>>>,
-);
+#[derive(Debug, Clone, Default)]
+pub struct SourceLines(Arc<Mutex<BTreeMap<SourceFilter, Arc<LineCounts>>>>);
 
 impl SourceLines {
     /// The counters of `(source, filter)`, created at zero (so they are rendered before the first line).
-    pub fn counts(&self, source: &str, filter: &str) -> std::sync::Arc<LineCounts> {
-        match self.0.lock() {
-            Ok(mut m) => m
-                .entry((source.to_owned(), filter.to_owned()))
-                .or_default()
-                .clone(),
-            Err(_) => std::sync::Arc::default(),
-        }
+    pub fn counts(&self, source: &str, filter: &str) -> Arc<LineCounts> {
+        let mut m = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        m.entry((source.to_owned(), filter.to_owned()))
+            .or_default()
+            .clone()
     }
+}
 
-    fn render(&self, out: &mut String) {
-        let Ok(m) = self.0.lock() else { return };
+impl Collector for SourceLines {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let m = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         if m.is_empty() {
-            return;
+            return Ok(());
         }
-        let esc = escape_label;
-        for (name, help, pick) in [
+        type Pick = fn(&LineCounts) -> &Counter;
+        let families: [(&str, &str, Pick); 2] = [
             (
-                "sentinel_source_lines_matched_total",
+                "sentinel_source_lines_matched",
                 "Lines a source's parser (fail2ban filter or format) matched, per source and filter.",
-                true,
+                |c| &c.matched,
             ),
             (
-                "sentinel_source_lines_unmatched_total",
+                "sentinel_source_lines_unmatched",
                 "Lines a source's parser did not match, per source and filter.",
-                false,
+                |c| &c.unmatched,
             ),
-        ] {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} counter");
+        ];
+        for (name, help, pick) in families {
+            let mut family_encoder =
+                encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
             for ((source, filter), c) in m.iter() {
-                let v = if pick { c.matched.get() } else { c.unmatched.get() };
-                let _ = writeln!(
-                    out,
-                    "{name}{{source=\"{}\",filter=\"{}\"}} {v}",
-                    esc(source),
-                    esc(filter)
-                );
+                let labels = [("source", source.as_str()), ("filter", filter.as_str())];
+                pick(c).0.encode(family_encoder.encode_family(&labels)?)?;
             }
         }
+        Ok(())
     }
 }
 
-/// The store writer's transactions: a histogram of records per committed transaction (group commit),
-/// the largest one, and the batches that failed.
-fn render_store_writer(w: &sentinel_store::WriterMonitor, out: &mut String) {
-    let sizes = w.batch_sizes();
-    let stats = w.stats();
-    let name = "sentinel_store_batch_records";
-    let _ = writeln!(
-        out,
-        "# HELP {name} Records per committed store transaction (group commit)."
-    );
-    let _ = writeln!(out, "# TYPE {name} histogram");
-    for (le, n) in &sizes.buckets {
-        let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {n}");
-    }
-    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", sizes.count);
-    let _ = writeln!(out, "{name}_sum {}", sizes.sum);
-    let _ = writeln!(out, "{name}_count {}", sizes.count);
-    scalar(
-        out,
-        "sentinel_store_batch_records_max",
-        "gauge",
-        "The most records committed in one store transaction.",
-        sizes.max,
-    );
-    scalar(
-        out,
-        "sentinel_store_failed_batches_total",
-        "counter",
-        "Store transactions that failed and were retried record by record.",
-        stats.failed_batches,
-    );
-    scalar(
-        out,
-        "sentinel_store_records_dropped_total",
-        "counter",
-        "Records the store could not write even on their own (each logged; an acknowledged one was \
-         reported to its client).",
-        stats.dropped,
-    );
+/// A pipeline stage, as labelled in `sentinel_stage_latency_seconds{stage="…"}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stage {
+    /// Heuristic and scenarios: an event in, its alerts handed on.
+    Detect,
+    /// An alert in, its investigation handed on.
+    Investigate,
+    /// An investigation in, its plan handed on.
+    Decide,
+    /// A plan in, its actions recorded and its notice handed on.
+    Act,
+    /// A notice in, sent.
+    Notify,
 }
 
-/// One unlabelled sample with its `HELP` and `TYPE` lines.
-fn scalar(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-    let _ = writeln!(out, "{name} {value}");
+impl Stage {
+    /// Every stage, in pipeline order.
+    pub const ALL: [Stage; 5] = [
+        Stage::Detect,
+        Stage::Investigate,
+        Stage::Decide,
+        Stage::Act,
+        Stage::Notify,
+    ];
+
+    /// The `stage` label's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Detect => "detect",
+            Stage::Investigate => "investigate",
+            Stage::Decide => "decide",
+            Stage::Act => "act",
+            Stage::Notify => "notify",
+        }
+    }
+}
+
+/// Upper bounds (seconds) of the stage latency buckets: from tens of microseconds (a policy decision) to
+/// seconds (an investigation waiting on enrichers).
+const STAGE_BUCKETS: [f64; 16] = [
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 10.0,
+];
+
+/// One latency histogram per stage, all present (at 0) from the start.
+#[derive(Debug, Clone)]
+struct StageLatency([Histogram; 5]);
+
+impl Default for StageLatency {
+    fn default() -> Self {
+        Self(std::array::from_fn(|_| Histogram::new(STAGE_BUCKETS)))
+    }
+}
+
+impl Collector for StageLatency {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let mut family_encoder = encoder.encode_descriptor(
+            "sentinel_stage_latency_seconds",
+            "Seconds from a stage receiving an item to handing it on, per stage.",
+            None,
+            MetricType::Histogram,
+        )?;
+        for (stage, h) in Stage::ALL.iter().zip(&self.0) {
+            let labels = [("stage", stage.as_str())];
+            h.encode(family_encoder.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}
+
+/// Observes the time since it was made into its stage's latency histogram when dropped.
+#[must_use = "the latency is observed when the timer is dropped"]
+#[derive(Debug)]
+pub struct StageTimer<'a> {
+    histogram: &'a Histogram,
+    started: Instant,
+}
+
+impl Drop for StageTimer<'_> {
+    fn drop(&mut self) {
+        self.histogram.observe(self.started.elapsed().as_secs_f64());
+    }
+}
+
+/// Reads a queue's `(items waiting, capacity)`; `None` once the queue is gone.
+type QueueRead = Box<dyn Fn() -> Option<(usize, usize)> + Send + Sync>;
+
+/// The pipeline's bounded queues by name, read at each scrape.
+#[derive(Clone, Default)]
+pub struct Queues(Arc<Mutex<BTreeMap<String, QueueRead>>>);
+
+impl std::fmt::Debug for Queues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queues").finish_non_exhaustive()
+    }
+}
+
+impl Queues {
+    /// Adds (or replaces) the queue `name`: `read` returns `(items waiting, capacity)`, or `None` once the
+    /// queue is gone, and is called at every scrape.
+    pub fn register(
+        &self,
+        name: &str,
+        read: impl Fn() -> Option<(usize, usize)> + Send + Sync + 'static,
+    ) {
+        let mut m = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        m.insert(name.to_owned(), Box::new(read));
+    }
+
+    /// Adds (or replaces) the queue `name`, read through its sender. Only a weak handle is kept, so the
+    /// queue still closes when its real senders are gone (and is then no longer rendered).
+    pub fn register_sender<T: Send + 'static>(
+        &self,
+        name: &str,
+        tx: &tokio::sync::mpsc::Sender<T>,
+    ) {
+        let weak = tx.downgrade();
+        self.register(name, move || {
+            let tx = weak.upgrade()?;
+            let cap = tx.max_capacity();
+            Some((cap.saturating_sub(tx.capacity()), cap))
+        });
+    }
+
+    /// Every queue's `(items waiting, capacity)` now, by name.
+    pub fn read(&self) -> BTreeMap<String, (usize, usize)> {
+        let m = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        m.iter()
+            .filter_map(|(name, read)| Some((name.clone(), read()?)))
+            .collect()
+    }
+}
+
+impl Collector for Queues {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let now = self.read();
+        // The documented intake gauge, always there (0 before the intake queue is registered).
+        let intake = ConstGauge::new(now.get("intake").map_or(0, |(depth, _)| *depth as u64));
+        intake.encode(encoder.encode_descriptor(
+            "sentinel_intake_queue_depth",
+            "Events waiting in the intake queue.",
+            None,
+            intake.metric_type(),
+        )?)?;
+        type Pick = fn(&(usize, usize)) -> usize;
+        let families: [(&str, &str, Pick); 2] = [
+            (
+                "sentinel_queue_depth",
+                "Items waiting in a pipeline queue (intake, then between stages), per queue.",
+                |(depth, _)| *depth,
+            ),
+            (
+                "sentinel_queue_capacity",
+                "Items a pipeline queue holds before its senders wait, per queue.",
+                |(_, cap)| *cap,
+            ),
+        ];
+        for (name, help, pick) in families {
+            let mut family_encoder =
+                encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for (queue, v) in &now {
+                let labels = [("queue", queue.as_str())];
+                ConstGauge::new(pick(v) as u64).encode(family_encoder.encode_family(&labels)?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The store writer's metrics once the writer runs (the daemon sets it after opening the store).
+#[derive(Debug)]
+struct LateWriter(Arc<OnceLock<sentinel_store::WriterMonitor>>);
+
+impl Collector for LateWriter {
+    fn encode(&self, encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        match self.0.get() {
+            Some(w) => Collector::encode(w, encoder),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A help text without its final period (the registry adds one).
+const fn help(text: &'static str) -> &'static str {
+    match text.as_bytes() {
+        [rest @ .., b'.'] => match std::str::from_utf8(rest) {
+            Ok(s) => s,
+            Err(_) => text,
+        },
+        _ => text,
+    }
 }
 
 macro_rules! metrics {
     ($($field:ident : $help:literal),* $(,)?) => {
-        /// Every counter Sentinel keeps.
-        #[derive(Debug, Default)]
+        /// Every metric Sentinel keeps, in one registry.
+        #[derive(Debug)]
         pub struct Metrics {
             $(
                 #[doc = $help]
                 pub $field: Counter,
             )*
-            /// Counters with a `reason` label (unparsed lines) or `scenario` label (alerts).
+            /// Counters with a `reason` label (unparsed lines).
             pub by_reason: Labeled,
-            /// Counters with a `scenario` label.
+            /// Counters with a `scenario` label (alerts).
             pub by_scenario: Labeled,
             /// Matched and unmatched lines per source and filter.
             pub source_lines: SourceLines,
@@ -207,31 +394,95 @@ macro_rules! metrics {
             /// The fail2ban filters' session counters, read at render time.
             pub fail2ban_filters: Fail2banFilters,
             /// The store writer's counters (group-commit batch sizes), once the writer runs.
-            pub store_writer: std::sync::OnceLock<sentinel_store::WriterMonitor>,
+            pub store_writer: Arc<OnceLock<sentinel_store::WriterMonitor>>,
+            /// The pipeline's queues, read at render time (see [`Metrics::register_queue`]).
+            pub queues: Queues,
+            stage_latency: StageLatency,
+            registry: Mutex<Registry>,
+        }
+
+        impl Default for Metrics {
+            fn default() -> Self {
+                Self::new()
+            }
         }
 
         impl Metrics {
-            /// Renders all counters in the Prometheus text format.
-            pub fn render(&self) -> String {
-                let mut out = String::new();
+            /// Every metric at zero, registered.
+            pub fn new() -> Self {
+                let mut registry = Registry::default();
                 $(
-                    let name = concat!("sentinel_", stringify!($field), "_total");
-                    let _ = writeln!(out, "# HELP {name} {}", $help);
-                    let _ = writeln!(out, "# TYPE {name} counter");
-                    let _ = writeln!(out, "{name} {}", self.$field.get());
+                    let $field = Counter::default();
+                    registry.register(
+                        concat!("sentinel_", stringify!($field)),
+                        help($help),
+                        $field.0.clone(),
+                    );
                 )*
-                self.by_reason.render("reason", &mut out);
-                self.by_scenario.render("scenario", &mut out);
-                self.source_lines.render(&mut out);
-                self.log_sources.render(&mut out);
-                self.fail2ban_filters.render(&mut out);
-                if let Some(w) = self.store_writer.get() {
-                    render_store_writer(w, &mut out);
-                }
-                out
+                let m = Self {
+                    $($field,)*
+                    by_reason: Labeled::new("reason"),
+                    by_scenario: Labeled::new("scenario"),
+                    source_lines: SourceLines::default(),
+                    log_sources: LogSources::default(),
+                    fail2ban_filters: Fail2banFilters::default(),
+                    store_writer: Arc::default(),
+                    queues: Queues::default(),
+                    stage_latency: StageLatency::default(),
+                    registry: Mutex::new(Registry::default()),
+                };
+                registry.register_collector(Box::new(m.by_reason.clone()));
+                registry.register_collector(Box::new(m.by_scenario.clone()));
+                registry.register_collector(Box::new(m.source_lines.clone()));
+                registry.register_collector(Box::new(m.log_sources.clone()));
+                registry.register_collector(Box::new(m.fail2ban_filters.clone()));
+                registry.register_collector(Box::new(LateWriter(m.store_writer.clone())));
+                registry.register_collector(Box::new(m.stage_latency.clone()));
+                registry.register_collector(Box::new(m.queues.clone()));
+                *m.registry.lock().unwrap_or_else(PoisonError::into_inner) = registry;
+                m
             }
         }
     };
+}
+
+impl Metrics {
+    /// Lets a component register metrics of its own (they are rendered with the rest).
+    pub fn register(&self, register: impl FnOnce(&mut Registry)) {
+        register(&mut self.registry.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+
+    /// Renders every metric in the Prometheus text format (0.0.4, [`CONTENT_TYPE`]).
+    pub fn render(&self) -> String {
+        let registry = self.registry.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::prometheus_text::encode(&mut out, &registry) {
+            // Only a collector can fail (writing to a String cannot): say so rather than serve half.
+            tracing::error!(evt = "metrics_render_failed", error = %e);
+        }
+        out
+    }
+
+    /// The latency histogram of `stage` (seconds from receiving an item to handing it on).
+    pub fn stage_latency(&self, stage: Stage) -> &Histogram {
+        let i = Stage::ALL.iter().position(|s| *s == stage).unwrap_or(0);
+        &self.stage_latency.0[i]
+    }
+
+    /// A timer that observes `stage`'s latency when dropped: make it when the stage receives an item, and
+    /// drop it once the item is handed on.
+    pub fn stage_timer(&self, stage: Stage) -> StageTimer<'_> {
+        StageTimer {
+            histogram: self.stage_latency(stage),
+            started: Instant::now(),
+        }
+    }
+
+    /// Renders the depth of queue `name` (`sentinel_queue_depth{queue="name"}` and its capacity, and for
+    /// `intake` also `sentinel_intake_queue_depth`), read through `tx` at each scrape.
+    pub fn register_queue<T: Send + 'static>(&self, name: &str, tx: &tokio::sync::mpsc::Sender<T>) {
+        self.queues.register_sender(name, tx);
+    }
 }
 
 metrics! {
@@ -259,8 +510,274 @@ metrics! {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use openmetrics_parser::{MetricsExposition, PrometheusType, PrometheusValue};
+
+    type Exposition = MetricsExposition<PrometheusType, PrometheusValue>;
+
+    /// The text read by a strict parser of the Prometheus text format (grammar, types, histogram
+    /// rules, one family per name): a failure here is a scrape Prometheus would reject.
+    pub(crate) fn parse(text: &str) -> Exposition {
+        match openmetrics_parser::prometheus::parse_prometheus(text) {
+            Ok(e) => e,
+            Err(e) => panic!("/metrics does not parse: {e:?}\n{text}"),
+        }
+    }
+
+    /// The sample of `family` with exactly these labels.
+    fn find<'e>(
+        e: &'e Exposition,
+        family: &str,
+        labels: &[(&str, &str)],
+    ) -> Option<&'e openmetrics_parser::Sample<PrometheusValue>> {
+        let f = e.families.get(family)?;
+        let names = f.get_label_names();
+        if names.len() != labels.len() {
+            return None;
+        }
+        let values = names
+            .iter()
+            .map(|n| {
+                labels
+                    .iter()
+                    .find(|(k, _)| k == n)
+                    .map(|(_, v)| (*v).to_owned())
+            })
+            .collect::<Option<Vec<String>>>()?;
+        f.get_sample_by_label_values(&values)
+    }
+
+    /// The value of a counter or gauge sample of `family` with these labels.
+    pub(crate) fn sample(e: &Exposition, family: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        match &find(e, family, labels)?.value {
+            PrometheusValue::Counter(c) => Some(c.value.as_f64()),
+            PrometheusValue::Gauge(g) => Some(g.as_f64()),
+            _ => None,
+        }
+    }
+
+    /// The sample count of a histogram sample of `family` with these labels.
+    fn histogram_count(e: &Exposition, family: &str, labels: &[(&str, &str)]) -> Option<u64> {
+        match &find(e, family, labels)?.value {
+            PrometheusValue::Histogram(h) => h.count,
+            _ => None,
+        }
+    }
+
+    fn family_type(e: &Exposition, family: &str) -> Option<PrometheusType> {
+        e.families.get(family).map(|f| f.family_type.clone())
+    }
+
+    #[test]
+    fn the_parser_these_tests_use_rejects_a_broken_exposition() {
+        for bad in [
+            // A raw line feed in a label value (what an unescaped hostile name would make).
+            "# TYPE a_total counter\na_total{x=\"1\n\"} 1\n",
+            // A family twice.
+            "# TYPE a gauge\na 1\n# TYPE a gauge\na 2\n",
+            // Buckets that are not cumulative.
+            "# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count 1\n",
+        ] {
+            assert!(
+                openmetrics_parser::prometheus::parse_prometheus(bad).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_metric_is_there_at_zero_from_the_start_and_parses() {
+        let m = Metrics::new();
+        let text = m.render();
+        let e = parse(&text);
+        for name in [
+            "http_requests",
+            "auth_failures",
+            "events_accepted",
+            "events_invalid",
+            "events_rejected_busy",
+            "defend_requests",
+            "defend_timeouts",
+            "alerts_raised",
+            "investigations",
+            "plans_decided",
+            "actions_recorded",
+            "actions_refused",
+            "notices_sent",
+            "secrets_redacted",
+            "store_write_errors",
+            "events_not_stored",
+            "events_store_unconfirmed",
+            "log_lines_parsed",
+            "log_lines_unparsed",
+            "scenario_keys_expired",
+            "scenario_keys_evicted",
+            "log_lines_read",
+            "log_bytes_read",
+            "log_source_errors",
+        ] {
+            let family = format!("sentinel_{name}_total");
+            assert_eq!(sample(&e, &family, &[]), Some(0.0), "{family}: {text}");
+            assert_eq!(family_type(&e, &family), Some(PrometheusType::Counter));
+            assert!(
+                text.contains(&format!("# TYPE {family} counter\n")),
+                "{text}"
+            );
+        }
+        assert_eq!(sample(&e, "sentinel_intake_queue_depth", &[]), Some(0.0));
+        assert_eq!(
+            family_type(&e, "sentinel_intake_queue_depth"),
+            Some(PrometheusType::Gauge)
+        );
+        // The help texts keep their one final period.
+        assert!(
+            text.contains("# HELP sentinel_events_accepted_total Events handed to the pipeline (counted when queued, before they are stored).\n"),
+            "{text}"
+        );
+        // Every stage's latency histogram, empty.
+        assert!(text.contains("# TYPE sentinel_stage_latency_seconds histogram\n"));
+        assert_eq!(
+            family_type(&e, "sentinel_stage_latency_seconds"),
+            Some(PrometheusType::Histogram)
+        );
+        for stage in Stage::ALL {
+            assert_eq!(
+                histogram_count(
+                    &e,
+                    "sentinel_stage_latency_seconds",
+                    &[("stage", stage.as_str())]
+                ),
+                Some(0),
+                "{stage:?}: {text}"
+            );
+        }
+        assert!(
+            text.contains("# TYPE sentinel_queue_depth gauge\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE sentinel_queue_capacity gauge\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_stage_timer_observes_its_stage_only() {
+        let m = Metrics::new();
+        {
+            let _t = m.stage_timer(Stage::Decide);
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        m.stage_latency(Stage::Act).observe(0.000_07);
+        m.stage_latency(Stage::Act).observe(20.0);
+        let text = m.render();
+        let e = parse(&text);
+        let family = "sentinel_stage_latency_seconds";
+        assert_eq!(
+            histogram_count(&e, family, &[("stage", "decide")]),
+            Some(1),
+            "{text}"
+        );
+        assert_eq!(
+            histogram_count(&e, family, &[("stage", "act")]),
+            Some(2),
+            "{text}"
+        );
+        assert_eq!(
+            histogram_count(&e, family, &[("stage", "detect")]),
+            Some(0),
+            "{text}"
+        );
+        // 2 ms or more: not in the 1 ms bucket, in the 2.5 ms one (or above, on a slow machine).
+        assert!(
+            text.contains(
+                "sentinel_stage_latency_seconds_bucket{stage=\"decide\",le=\"0.001\"} 0\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("sentinel_stage_latency_seconds_bucket{stage=\"act\",le=\"0.0001\"} 1\n")
+                && text
+                    .contains("sentinel_stage_latency_seconds_bucket{stage=\"act\",le=\"10\"} 1\n")
+                && text.contains(
+                    "sentinel_stage_latency_seconds_bucket{stage=\"act\",le=\"+Inf\"} 2\n"
+                ),
+            "{text}"
+        );
+        let sum: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("sentinel_stage_latency_seconds_sum{stage=\"decide\"} "))
+            .and_then(|v| v.parse().ok())
+            .unwrap();
+        assert!(sum >= 0.002, "{text}");
+    }
+
+    #[tokio::test]
+    async fn queue_depths_are_read_from_the_channels_at_scrape_time() {
+        let m = Metrics::new();
+        let (intake, mut intake_rx) = tokio::sync::mpsc::channel::<u32>(8);
+        let (plans, _plans_rx) = tokio::sync::mpsc::channel::<String>(4);
+        m.register_queue("intake", &intake);
+        m.register_queue("plans", &plans);
+        for n in 0..3 {
+            intake.send(n).await.unwrap();
+        }
+        plans.send("p".into()).await.unwrap();
+        let e = parse(&m.render());
+        assert_eq!(sample(&e, "sentinel_intake_queue_depth", &[]), Some(3.0));
+        assert_eq!(
+            sample(&e, "sentinel_queue_depth", &[("queue", "intake")]),
+            Some(3.0)
+        );
+        assert_eq!(
+            sample(&e, "sentinel_queue_capacity", &[("queue", "intake")]),
+            Some(8.0)
+        );
+        assert_eq!(
+            sample(&e, "sentinel_queue_depth", &[("queue", "plans")]),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(&e, "sentinel_queue_capacity", &[("queue", "plans")]),
+            Some(4.0)
+        );
+        intake_rx.recv().await.unwrap();
+        let e = parse(&m.render());
+        assert_eq!(sample(&e, "sentinel_intake_queue_depth", &[]), Some(2.0));
+        // Registering keeps no sender alive: the queue still closes (and drains) when its senders go.
+        drop(intake);
+        assert_eq!(intake_rx.recv().await, Some(1));
+        assert_eq!(intake_rx.recv().await, Some(2));
+        assert_eq!(intake_rx.recv().await, None);
+        let e = parse(&m.render());
+        assert_eq!(
+            sample(&e, "sentinel_queue_depth", &[("queue", "intake")]),
+            None
+        );
+        assert_eq!(sample(&e, "sentinel_intake_queue_depth", &[]), Some(0.0));
+        assert_eq!(
+            sample(&e, "sentinel_queue_depth", &[("queue", "plans")]),
+            Some(1.0)
+        );
+        // A queue read through a function of its own, registered again under the same name: replaced.
+        m.queues.register("plans", || Some((7, 9)));
+        let e = parse(&m.render());
+        assert_eq!(
+            sample(&e, "sentinel_queue_depth", &[("queue", "plans")]),
+            Some(7.0)
+        );
+    }
+
+    #[test]
+    fn a_component_registers_metrics_of_its_own() {
+        let m = Metrics::new();
+        let g = prometheus_client::metrics::gauge::Gauge::<i64>::default();
+        m.register(|r| r.register("sentinel_test_things", "Things", g.clone()));
+        g.set(4);
+        let e = parse(&m.render());
+        assert_eq!(sample(&e, "sentinel_test_things", &[]), Some(4.0));
+    }
 
     #[tokio::test]
     async fn renders_the_store_writers_batch_sizes() {
@@ -296,7 +813,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("sentinel_store_batch_records_sum 3\n"),
+            text.contains("sentinel_store_batch_records_sum 3.0\n"),
             "{text}"
         );
         let count = writer.stats().batches;
@@ -349,16 +866,22 @@ mod tests {
         let text = m.render();
         assert!(text.contains("sentinel_events_accepted_total 3\n"));
         assert!(text.contains("# TYPE sentinel_store_write_errors_total counter"));
-        m.by_reason.add("log_lines_unparsed", "no_match", 2);
-        m.by_reason.add("log_lines_unparsed", "bad_\"x", 1);
+        m.by_reason
+            .add("log_lines_unparsed_by_reason", "no_match", 2);
+        m.by_reason
+            .add("log_lines_unparsed_by_reason", "bad_\"x", 1);
         let text = m.render();
         assert!(
-            text.contains("sentinel_log_lines_unparsed_total{reason=\"no_match\"} 2\n"),
+            text.contains("sentinel_log_lines_unparsed_by_reason_total{reason=\"no_match\"} 2\n"),
             "{text}"
         );
         assert!(
-            text.contains("sentinel_log_lines_unparsed_total{reason=\"bad_\\\"x\"} 1\n"),
+            text.contains("sentinel_log_lines_unparsed_by_reason_total{reason=\"bad_\\\"x\"} 1\n"),
             "{text}"
+        );
+        assert_eq!(
+            m.by_reason.get("log_lines_unparsed_by_reason", "no_match"),
+            2
         );
         let c = m.source_lines.counts("jail:sshd", "sshd");
         let text = m.render();
@@ -387,6 +910,21 @@ mod tests {
             !text.lines().any(|l| l.starts_with("sentinel_fake_total")),
             "{text}"
         );
+        // A parser reads the hostile name back as the one label value it is.
+        let parsed = parse(&text);
+        assert_eq!(
+            sample(
+                &parsed,
+                "sentinel_source_lines_matched_total",
+                &[
+                    ("source", "file:/var/log/a\"}\nsentinel_fake_total 99\n#"),
+                    ("filter", "x\\y")
+                ]
+            ),
+            Some(1.0),
+            "{text}"
+        );
+        assert!(!parsed.families.contains_key("sentinel_fake_total"));
         let text = m.render();
         assert!(
             text.contains(

@@ -11,7 +11,7 @@
 //! closes its output, and ends; the caller then flushes the store writer.
 
 use crate::intake::{Outcome, Submission};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Stage};
 use crate::policy::ScenarioPolicy;
 use sentinel_core::{
     ActionRecord, ActionState, Alert, AuditKind, AuditRecord, Investigation, Notice, Notifier,
@@ -97,6 +97,11 @@ pub fn start(stages: Stages, capacity: usize) -> (mpsc::Sender<Submission>, Runn
         metrics,
         redactor,
     } = stages;
+    metrics.register_queue("intake", &intake_tx);
+    metrics.register_queue("alerts", &alert_tx);
+    metrics.register_queue("investigations", &inv_tx);
+    metrics.register_queue("plans", &plan_tx);
+    metrics.register_queue("notices", &notice_tx);
     let close_intake = Arc::new(tokio::sync::Notify::new());
     let tasks = vec![
         (
@@ -250,6 +255,7 @@ async fn detect(
         ack,
     }) = rx.recv().await
     {
+        let _latency = m.stage_timer(Stage::Detect);
         // Telemetry from the API (marked so, whatever its `source` says) is scored by the heuristic
         // and answered; every event is counted by the scenarios. The heuristic scores the event as
         // posted, so an attack under a secret-looking key is seen; only the redacted event is stored
@@ -383,6 +389,7 @@ async fn investigate(
         ack,
     }) = rx.recv().await
     {
+        let _latency = m.stage_timer(Stage::Investigate);
         let i = inv.investigate(alert).await;
         m.investigations.inc();
         let next = sibling(&ack);
@@ -436,6 +443,7 @@ async fn decide(
         ack,
     }) = rx.recv().await
     {
+        let _latency = m.stage_timer(Stage::Decide);
         let plan = policy.decide(&inv);
         m.plans_decided.inc();
         store_acked(&w, &m, Record::Plan(plan.clone()), ack).await;
@@ -478,11 +486,14 @@ async fn act(
     // Plans queued together are applied together: one nftables transaction for all their blocks.
     let mut batch: Vec<Plan> = Vec::with_capacity(256);
     while rx.recv_many(&mut batch, 256).await > 0 {
+        let started = std::time::Instant::now();
         let all = ledger.execute_many(&batch).await;
         for (plan, records) in batch.drain(..).zip(all) {
             if !act_one(&plan, &records, &out, &w, &m).await {
                 return;
             }
+            m.stage_latency(Stage::Act)
+                .observe(started.elapsed().as_secs_f64());
         }
     }
 }
@@ -563,6 +574,7 @@ async fn notify(
     m: Arc<Metrics>,
 ) {
     while let Some(notice) = rx.recv().await {
+        let _latency = m.stage_timer(Stage::Notify);
         match n.notify(&notice).await {
             Ok(()) => {
                 m.notices_sent.inc();

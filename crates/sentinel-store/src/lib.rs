@@ -4,7 +4,8 @@
 //! This crate owns the schema (embedded migrations), the batched [`StoreWriter`] the pipeline writes
 //! through (with commit acknowledgements, [`AckGroup`]), and the typed, filtered, paged reads the API
 //! serves. Each record is kept whole as JSON in a `body` column with the fields reads filter on copied
-//! into indexed columns. It must not make pipeline
+//! into indexed columns. The writer's metrics (batch sizes, failures) are named here and registered by
+//! [`WriterMonitor::register_metrics`]. It must not make pipeline
 //! decisions, hash secrets or know about HTTP: callers hand it finished records and hashes.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -13,6 +14,7 @@ mod ack;
 mod api_keys;
 mod error;
 mod filter;
+mod metrics;
 mod migrations;
 mod read;
 mod record;

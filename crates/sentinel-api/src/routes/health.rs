@@ -39,12 +39,14 @@ pub(crate) async fn version() -> Json<Value> {
     Json(json!({"name": "sentinel", "version": env!("CARGO_PKG_VERSION"), "api": "v1"}))
 }
 
-/// `GET /metrics`, Prometheus text format.
+/// `GET /metrics`, Prometheus text format: every metric in the one registry, the intake queue's depth
+/// included (registered by whoever made the queue).
 pub(crate) async fn metrics(State(s): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    let mut text = s.metrics.render();
-    let queued = s.intake.max_capacity() - s.intake.capacity();
-    text.push_str(&format!(
-        "# HELP sentinel_intake_queue_depth Events waiting in the intake queue.\n# TYPE sentinel_intake_queue_depth gauge\nsentinel_intake_queue_depth {queued}\n"
-    ));
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            sentinel_pipeline::metrics::CONTENT_TYPE,
+        )],
+        s.metrics.render(),
+    ))
 }

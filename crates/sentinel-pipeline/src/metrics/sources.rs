@@ -4,10 +4,13 @@
 //! This module knows nothing of the ingest crate: the daemon registers, per configured source, a function
 //! that reads the source's counters. Labels come from the configuration (bounded), never from input.
 
-use super::escape_label;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
 use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// What one log source has counted since it started (the source's own counters, read at once).
 pub use sentinel_core::SourceCounts as SourceReading;
@@ -86,9 +89,12 @@ const SOURCE_COUNTERS: &[SourceCounter] = &[
     },
 ];
 
-/// The running log sources, each under its `source` label.
-#[derive(Default)]
-pub struct LogSources(Mutex<Vec<(String, Read<SourceReading>)>>);
+/// A source's `source` label and how to read its counters.
+type SourceEntry = (String, Read<SourceReading>);
+
+/// The running log sources, each under its `source` label (clones share the list).
+#[derive(Default, Clone)]
+pub struct LogSources(Arc<Mutex<Vec<SourceEntry>>>);
 
 impl std::fmt::Debug for LogSources {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -99,52 +105,58 @@ impl std::fmt::Debug for LogSources {
 impl LogSources {
     /// Adds a source: `read` is called at every render. Sources that share a label are summed.
     pub fn register(&self, source: &str, read: impl Fn() -> SourceReading + Send + Sync + 'static) {
-        if let Ok(mut v) = self.0.lock() {
-            v.push((source.to_owned(), Box::new(read)));
-        }
+        let mut v = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        v.push((source.to_owned(), Box::new(read)));
     }
 
     /// Every source's counters by label, read now.
     pub fn read(&self) -> BTreeMap<String, SourceReading> {
         let mut by_label: BTreeMap<String, SourceReading> = BTreeMap::new();
-        if let Ok(v) = self.0.lock() {
-            for (label, read) in v.iter() {
-                *by_label.entry(label.clone()).or_default() += read();
-            }
+        let v = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        for (label, read) in v.iter() {
+            *by_label.entry(label.clone()).or_default() += read();
         }
         by_label
     }
+}
 
-    /// Renders the totals under the documented `sentinel_log_*` names (always, 0 without sources) and the
-    /// same counters per source (`sentinel_source_*{source="…"}`), from one reading so they agree.
-    pub(super) fn render(&self, out: &mut String) {
+/// The totals under the documented `sentinel_log_*` names (always, 0 without sources) and the same
+/// counters per source (`sentinel_source_*{source="…"}`), from one reading so they agree.
+impl Collector for LogSources {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let by_label = self.read();
         let mut total = SourceReading::default();
         for r in by_label.values() {
             total += *r;
         }
         for c in SOURCE_COUNTERS {
-            let _ = writeln!(out, "# HELP {} {}, all sources.", c.total, c.help);
-            let _ = writeln!(out, "# TYPE {} counter", c.total);
-            let _ = writeln!(out, "{} {}", c.total, (c.field)(&total));
+            let help = format!("{}, all sources.", c.help);
+            let v = ConstCounter::new((c.field)(&total));
+            v.encode(encoder.encode_descriptor(family(c.total), &help, None, v.metric_type())?)?;
         }
         if by_label.is_empty() {
-            return;
+            return Ok(());
         }
         for c in SOURCE_COUNTERS {
-            let _ = writeln!(out, "# HELP {} {}, per source.", c.per_source, c.help);
-            let _ = writeln!(out, "# TYPE {} counter", c.per_source);
+            let help = format!("{}, per source.", c.help);
+            let mut family_encoder = encoder.encode_descriptor(
+                family(c.per_source),
+                &help,
+                None,
+                MetricType::Counter,
+            )?;
             for (label, r) in &by_label {
-                let _ = writeln!(
-                    out,
-                    "{}{{source=\"{}\"}} {}",
-                    c.per_source,
-                    escape_label(label),
-                    (c.field)(r)
-                );
+                let labels = [("source", label.as_str())];
+                ConstCounter::new((c.field)(r)).encode(family_encoder.encode_family(&labels)?)?;
             }
         }
+        Ok(())
     }
+}
+
+/// A counter family's name as the registry takes it: without `_total`, which the encoder adds.
+fn family(counter: &str) -> &str {
+    counter.strip_suffix("_total").unwrap_or(counter)
 }
 
 /// What one fail2ban filter's multi-line state has counted (see the ingest crate's `SessionStats`).
@@ -167,9 +179,10 @@ pub struct SessionReading {
 /// A filter's `(source, filter)` labels and how to read its counters.
 type FilterEntry = ((String, String), Read<SessionReading>);
 
-/// The fail2ban filters of the running sources, each under its `(source, filter)` labels.
-#[derive(Default)]
-pub struct Fail2banFilters(Mutex<Vec<FilterEntry>>);
+/// The fail2ban filters of the running sources, each under its `(source, filter)` labels (clones share
+/// the list).
+#[derive(Default, Clone)]
+pub struct Fail2banFilters(Arc<Mutex<Vec<FilterEntry>>>);
 
 impl std::fmt::Debug for Fail2banFilters {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -185,15 +198,17 @@ impl Fail2banFilters {
         filter: &str,
         read: impl Fn() -> SessionReading + Send + Sync + 'static,
     ) {
-        if let Ok(mut v) = self.0.lock() {
-            v.push(((source.to_owned(), filter.to_owned()), Box::new(read)));
-        }
+        let mut v = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        v.push(((source.to_owned(), filter.to_owned()), Box::new(read)));
     }
+}
 
-    /// Renders the session counters per source and filter (nothing when no source uses a fail2ban filter).
-    pub(super) fn render(&self, out: &mut String) {
+/// The session counters per source and filter (nothing when no source uses a fail2ban filter).
+impl Collector for Fail2banFilters {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let mut by_label: BTreeMap<(String, String), SessionReading> = BTreeMap::new();
-        if let Ok(v) = self.0.lock() {
+        {
+            let v = self.0.lock().unwrap_or_else(PoisonError::into_inner);
             for (label, read) in v.iter() {
                 let r = read();
                 let e = by_label.entry(label.clone()).or_default();
@@ -206,60 +221,59 @@ impl Fail2banFilters {
             }
         }
         if by_label.is_empty() {
-            return;
+            return Ok(());
         }
         type Field = fn(&SessionReading) -> u64;
-        let families: [(&str, &str, &str, Field); 6] = [
+        let families: [(&str, MetricType, &str, Field); 6] = [
             (
                 "sentinel_fail2ban_sessions_live",
-                "gauge",
+                MetricType::Gauge,
                 "fail2ban <F-MLFID> sessions held now, per source and filter.",
                 |r| r.live,
             ),
             (
-                "sentinel_fail2ban_sessions_evicted_total",
-                "counter",
+                "sentinel_fail2ban_sessions_evicted",
+                MetricType::Counter,
                 "fail2ban sessions evicted at the session cap, per source and filter.",
                 |r| r.evicted,
             ),
             (
-                "sentinel_fail2ban_sessions_expired_total",
-                "counter",
+                "sentinel_fail2ban_sessions_expired",
+                MetricType::Counter,
                 "fail2ban sessions forgotten after 5 minutes of log time without a line, per source and filter.",
                 |r| r.expired,
             ),
             (
-                "sentinel_fail2ban_pending_failures_total",
-                "counter",
+                "sentinel_fail2ban_pending_failures",
+                MetricType::Counter,
                 "fail2ban failures held until their session's host is known, per source and filter.",
                 |r| r.pending,
             ),
             (
-                "sentinel_fail2ban_session_users_dropped_total",
-                "counter",
+                "sentinel_fail2ban_session_users_dropped",
+                MetricType::Counter,
                 "User names a fail2ban session did not remember (per-session cap), per source and filter.",
                 |r| r.users_dropped,
             ),
             (
-                "sentinel_fail2ban_buffer_lines_trimmed_total",
-                "counter",
+                "sentinel_fail2ban_buffer_lines_trimmed",
+                MetricType::Counter,
                 "Lines dropped early from a fail2ban maxlines buffer over its byte budget, per source and filter.",
                 |r| r.buffer_trimmed,
             ),
         ];
         for (name, kind, help, field) in families {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} {kind}");
+            let mut family_encoder = encoder.encode_descriptor(name, help, None, kind)?;
             for ((source, filter), r) in &by_label {
-                let _ = writeln!(
-                    out,
-                    "{name}{{source=\"{}\",filter=\"{}\"}} {}",
-                    escape_label(source),
-                    escape_label(filter),
-                    field(r)
-                );
+                let labels = [("source", source.as_str()), ("filter", filter.as_str())];
+                let metric_encoder = family_encoder.encode_family(&labels)?;
+                match kind {
+                    MetricType::Gauge => ConstGauge::new(field(r)).encode(metric_encoder)?,
+                    _ => ConstCounter::new(field(r)).encode(metric_encoder)?,
+                }
             }
         }
+        Ok(())
     }
 }
 
