@@ -1,0 +1,302 @@
+//! The resident nftables writer: one long-lived `nft -i` (interactive) process per table, fed one
+//! transaction per line on stdin, so applying a decision costs a write and a read instead of a process
+//! spawn (≈ 0.2 ms instead of ≈ 10 ms).
+//!
+//! Framing: nft runs each input line as one transaction (commands joined by `;` on a line are committed
+//! together or not at all) and writes its errors, and only those, to stderr. After every transaction the
+//! session writes a marker line, `list table inet <marker>`, naming a table that cannot exist (longer
+//! than any table name Sentinel accepts). nft answers it with `Error: …`, the echoed marker line and a
+//! line of carets. Everything read from stderr before the echo, minus the marker's own `Error:` line just
+//! above it, is the transaction's output: an `Error:` line in it means the transaction failed. stdout
+//! is never read (no listing runs through the session) and goes to /dev/null.
+//!
+//! When the process has died (killed, crashed), the session is restarted, counted and logged as an
+//! error, and the transaction is sent once more — unless the process may already have committed it and
+//! the script is not safe to run twice (it adds a rule), in which case the caller gets an error saying
+//! the outcome is unknown; the actuators list before adding rules, so a later retry is safe.
+//!
+//! This module never builds commands: it carries the scripts the table gives it.
+
+use super::nft::NftError;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStderr, ChildStdin, Command};
+use tokio::sync::Mutex;
+
+/// How long one transaction may take before the session is declared stuck and killed.
+const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(30);
+/// The most stderr lines kept for one transaction (nft prints three per error).
+const MAX_OUTPUT_LINES: usize = 64;
+
+/// How to start `nft`: the program and the arguments before nft's own (`ip netns exec NS nft`).
+#[derive(Debug, Clone)]
+pub(crate) struct NftProgram {
+    pub(crate) program: String,
+    pub(crate) prefix: Vec<String>,
+}
+
+impl NftProgram {
+    /// The command running nft with `args`.
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.program);
+        c.args(&self.prefix).args(args).kill_on_drop(true);
+        c
+    }
+}
+
+/// One running `nft -i`.
+struct Session {
+    // Held so the process is killed when the session is dropped (`kill_on_drop`).
+    child: Child,
+    stdin: ChildStdin,
+    stderr: BufReader<ChildStderr>,
+    next_marker: u64,
+    /// Set while a transaction's answer has not been read to its end (an exchange cut short by its
+    /// caller going away): the stream is out of step, and the session is replaced.
+    in_flight: bool,
+}
+
+/// What became of one attempt.
+enum Attempt {
+    /// nft answered: the transaction's error lines, empty when it was committed.
+    Answered(Vec<String>),
+    /// The process was gone before it could read the transaction: safe to send again.
+    NotDelivered(String),
+    /// The process died or stalled after the transaction was sent: it may or may not be committed.
+    Lost(String),
+}
+
+/// The resident writer of one table, shared by every clone of the table.
+pub(crate) struct NftSession {
+    program: NftProgram,
+    session: Mutex<Option<Session>>,
+    restarts: AtomicU64,
+    started: AtomicU64,
+}
+
+impl std::fmt::Debug for NftSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NftSession")
+            .field("program", &self.program)
+            .field("restarts", &self.restarts())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The one line nft -i gets for `script`: its non-empty lines joined by `; `, so they form one
+/// transaction. `None` when the script holds nothing to run.
+pub(crate) fn one_line(script: &str) -> Option<String> {
+    let cmds: Vec<&str> = script
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    if cmds.is_empty() {
+        None
+    } else {
+        Some(cmds.join("; "))
+    }
+}
+
+/// Whether running `line` twice leaves the same state as running it once (or fails only with "absent",
+/// which every caller treats as done): everything Sentinel writes except adding a rule.
+fn safe_to_repeat(line: &str) -> bool {
+    !line.split(';').any(|c| {
+        let c = c.trim_start();
+        c.starts_with("add rule ") || c.starts_with("insert rule ")
+    })
+}
+
+/// The marker line after transaction `n`: a table name no Sentinel table can have (over 32 characters).
+fn marker(n: u64) -> String {
+    format!("list table inet sentinel_session_marker_{n:020}")
+}
+
+/// A line of nft's error display that underlines the faulty part (`   ^^^^~~~`).
+fn is_caret_line(l: &str) -> bool {
+    !l.trim().is_empty() && l.trim().chars().all(|c| c == '^' || c == '~')
+}
+
+impl NftSession {
+    pub(crate) fn new(program: NftProgram) -> Self {
+        Self {
+            program,
+            session: Mutex::new(None),
+            restarts: AtomicU64::new(0),
+            started: AtomicU64::new(0),
+        }
+    }
+
+    /// How many times a session died and was started again.
+    pub(crate) fn restarts(&self) -> u64 {
+        self.restarts.load(Ordering::Relaxed)
+    }
+
+    /// The process id of the running `nft -i`, if one runs (tests kill it to check the restart).
+    pub(crate) async fn pid(&self) -> Option<u32> {
+        self.session.lock().await.as_ref().and_then(|s| s.child.id())
+    }
+
+    fn spawn(&self) -> Result<Session, NftError> {
+        let mut child = self
+            .program
+            .command(&["-i"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let (Some(stdin), Some(stderr)) = (child.stdin.take(), child.stderr.take()) else {
+            return Err(NftError::Output("nft -i: no pipes".into()));
+        };
+        if self.started.fetch_add(1, Ordering::Relaxed) > 0 {
+            self.restarts.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(
+                program = %self.program.program,
+                restarts = self.restarts(),
+                "nft session: the resident `nft -i` died (or fell out of step); started a new one"
+            );
+        }
+        Ok(Session {
+            child,
+            stdin,
+            stderr: BufReader::new(stderr),
+            next_marker: 0,
+            in_flight: false,
+        })
+    }
+
+    /// Runs `line` (one transaction) in the resident session; `Ok` once nft has committed it.
+    pub(crate) async fn run_line(&self, line: &str) -> Result<(), NftError> {
+        let mut guard = self.session.lock().await;
+        let mut last = String::new();
+        for attempt in 0..2 {
+            // A session whose process has exited is replaced before anything is sent to it.
+            let alive = match guard.as_mut() {
+                Some(s) => !s.in_flight && matches!(s.child.try_wait(), Ok(None)),
+                None => false,
+            };
+            if !alive {
+                *guard = Some(self.spawn()?);
+            }
+            let Some(session) = guard.as_mut() else {
+                return Err(NftError::Output("nft session: not started".into()));
+            };
+            let outcome = match tokio::time::timeout(TRANSACTION_TIMEOUT, session.exchange(line))
+                .await
+            {
+                Ok(o) => o,
+                Err(_) => Attempt::Lost(format!(
+                    "no answer within {} s",
+                    TRANSACTION_TIMEOUT.as_secs()
+                )),
+            };
+            match outcome {
+                Attempt::Answered(errors) if errors.is_empty() => return Ok(()),
+                Attempt::Answered(errors) => return Err(NftError::Nft(errors.join("; "))),
+                Attempt::NotDelivered(why) => {
+                    tracing::error!(%why, attempt, "nft session: transaction not delivered");
+                    *guard = None;
+                    last = why;
+                }
+                Attempt::Lost(why) => {
+                    tracing::error!(%why, attempt, "nft session: lost during a transaction");
+                    *guard = None;
+                    if !safe_to_repeat(line) {
+                        return Err(NftError::Nft(format!(
+                            "nft session lost ({why}); the rule may or may not have been added"
+                        )));
+                    }
+                    last = why;
+                }
+            }
+        }
+        Err(NftError::Nft(format!(
+            "nft session failed twice in a row ({last}); transaction not applied"
+        )))
+    }
+}
+
+impl Session {
+    /// Sends `line` and its marker, and reads until the marker's echo.
+    async fn exchange(&mut self, line: &str) -> Attempt {
+        self.next_marker += 1;
+        let mark = marker(self.next_marker);
+        let payload = format!("{line}\n{mark}\n");
+        self.in_flight = true;
+        if let Err(e) = self.stdin.write_all(payload.as_bytes()).await {
+            // Nothing reached a live nft (the pipe has no reader), so nothing can have been committed.
+            return Attempt::NotDelivered(format!("write: {e}"));
+        }
+        if let Err(e) = self.stdin.flush().await {
+            return Attempt::NotDelivered(format!("flush: {e}"));
+        }
+        let mut lines: Vec<String> = Vec::new();
+        let mut buf = String::new();
+        loop {
+            buf.clear();
+            match self.stderr.read_line(&mut buf).await {
+                Ok(0) => return Attempt::Lost("nft -i exited".into()),
+                Ok(_) => {}
+                Err(e) => return Attempt::Lost(format!("read: {e}")),
+            }
+            let l = buf.trim_end_matches(['\n', '\r']);
+            if l.trim() == mark {
+                break;
+            }
+            if is_caret_line(l) || l.trim().is_empty() {
+                continue;
+            }
+            if lines.len() < MAX_OUTPUT_LINES {
+                lines.push(l.to_owned());
+            }
+        }
+        self.in_flight = false;
+        // The last `Error:` line is the marker's own answer.
+        if let Some(i) = lines.iter().rposition(|l| l.contains("Error:")) {
+            lines.remove(i);
+        }
+        Attempt::Answered(
+            lines
+                .into_iter()
+                .filter_map(|l| l.find("Error:").map(|i| l[i..].to_owned()))
+                .collect(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn scripts_become_one_line() {
+        assert_eq!(
+            one_line("add table inet t\n\n  add set inet t s { type ipv4_addr; flags timeout; }\n")
+                .unwrap(),
+            "add table inet t; add set inet t s { type ipv4_addr; flags timeout; }"
+        );
+        assert!(one_line("\n \n").is_none());
+    }
+
+    #[test]
+    fn only_rule_additions_are_unsafe_to_repeat() {
+        assert!(safe_to_repeat(
+            "add element inet t s { 192.0.2.1 timeout 60s }; delete element inet t s { 192.0.2.2 }"
+        ));
+        assert!(!safe_to_repeat(
+            "add table inet t; add rule inet t ratelimit ip saddr 192.0.2.1 drop"
+        ));
+    }
+
+    #[test]
+    fn markers_cannot_name_a_sentinel_table() {
+        let m = marker(7);
+        let name = m.rsplit(' ').next().unwrap();
+        assert!(name.len() > 32);
+        assert!(is_caret_line("                ^^^^^^^^~~~"));
+        assert!(!is_caret_line("Error: x"));
+    }
+}
