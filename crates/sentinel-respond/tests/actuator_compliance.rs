@@ -58,10 +58,10 @@ impl Fixture for Nft {
 
     async fn in_effect(&self) -> bool {
         let [what, name] = self.list;
-        let Ok(out) = self.ns.exec(
-            "nft",
-            &["-j", "list", what, "inet", "sentinel", name],
-        ) else {
+        let Ok(out) = self
+            .ns
+            .exec("nft", &["-j", "list", what, "inet", "sentinel", name])
+        else {
             return false;
         };
         if !out.status.success() {
@@ -178,7 +178,12 @@ fn tree(dir: &Path) -> Vec<String> {
             out.extend(tree(&p));
         } else {
             let body = std::fs::read(&p).unwrap_or_default();
-            out.push(format!("{} {} {:?}", p.display(), body.len(), &body[..body.len().min(16)]));
+            out.push(format!(
+                "{} {} {:?}",
+                p.display(),
+                body.len(),
+                &body[..body.len().min(16)]
+            ));
         }
     }
     out.sort();
@@ -209,7 +214,10 @@ impl Fixture for Quarantine {
     async fn in_effect(&self) -> bool {
         let moved = !self.file.exists();
         if !moved {
-            assert_eq!(std::fs::read(&self.file).unwrap(), b"<?php eval($_POST['x']); ?>\n");
+            assert_eq!(
+                std::fs::read(&self.file).unwrap(),
+                b"<?php eval($_POST['x']); ?>\n"
+            );
         }
         moved
     }
@@ -346,10 +354,22 @@ async fn docker_isolate_complies() {
     // A documentation range (`docker_isolate` uses the /24 around it: cargo runs one test binary at a
     // time, so the two never exist at once).
     docker_ok(&[
-        "network", "create", "--driver", "bridge", "--subnet", "198.51.100.192/26", &fx.network,
+        "network",
+        "create",
+        "--driver",
+        "bridge",
+        "--subnet",
+        "198.51.100.192/26",
+        &fx.network,
     ]);
     docker_ok(&[
-        "run", "-d", "--name", &fx.container, "--network", &fx.network, &fx.image,
+        "run",
+        "-d",
+        "--name",
+        &fx.container,
+        "--network",
+        &fx.network,
+        &fx.image,
     ]);
     check(&fx).await;
 }

@@ -16,8 +16,8 @@
 //! Nothing untrusted is ever interpolated: addresses are parsed and re-formatted, ports and rates are
 //! integers, comments are generated, and table and namespace names are validated.
 
-use sentinel_core::ActError;
 use super::nft_session::{one_line, NftProgram, NftSession};
+use sentinel_core::ActError;
 use serde_json::Value;
 use std::process::Stdio;
 use std::sync::Arc;
@@ -131,6 +131,8 @@ pub struct NftTable {
     nft: String,
     /// The resident `nft -i` every clone writes through.
     session: Arc<NftSession>,
+    /// Whether transactions go through the session (else each spawns `nft -f -`).
+    resident: bool,
     /// Serialises `ensure` between clones, so two applies never both add a missing fixed rule.
     ensuring: Arc<Mutex<()>>,
     /// Set once `ensure` has succeeded; cleared when nft reports the table or a set missing, so the
@@ -149,6 +151,7 @@ impl Default for NftTable {
                 program: "nft".into(),
                 prefix: Vec::new(),
             })),
+            resident: true,
             ensuring: Arc::new(Mutex::new(())),
             ensured: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         }
@@ -190,6 +193,13 @@ impl NftTable {
         self.netns = Some(ns.into());
         self.session = Arc::new(NftSession::new(self.program()));
         Ok(self)
+    }
+
+    /// Runs every transaction in an `nft -f -` process of its own instead of the resident session:
+    /// the way Sentinel wrote before the session, kept as the baseline `bench/enforce.sh` compares with.
+    pub fn without_session(mut self) -> Self {
+        self.resident = false;
+        self
     }
 
     /// The filter hooks that get a blocking chain (input and forward by default).
@@ -362,7 +372,7 @@ impl NftTable {
     /// Runs `script` as one atomic transaction: through the resident session, or a fresh `nft -f -`
     /// when it is longer than [`SESSION_MAX_SCRIPT`].
     pub async fn run(&self, script: &str) -> Result<(), NftError> {
-        if script.len() > SESSION_MAX_SCRIPT {
+        if !self.resident || script.len() > SESSION_MAX_SCRIPT {
             return self.run_spawned(script).await;
         }
         match one_line(script) {

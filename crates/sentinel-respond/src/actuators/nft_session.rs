@@ -136,7 +136,11 @@ impl NftSession {
 
     /// The process id of the running `nft -i`, if one runs (tests kill it to check the restart).
     pub(crate) async fn pid(&self) -> Option<u32> {
-        self.session.lock().await.as_ref().and_then(|s| s.child.id())
+        self.session
+            .lock()
+            .await
+            .as_ref()
+            .and_then(|s| s.child.id())
     }
 
     fn spawn(&self) -> Result<Session, NftError> {
@@ -183,15 +187,14 @@ impl NftSession {
             let Some(session) = guard.as_mut() else {
                 return Err(NftError::Output("nft session: not started".into()));
             };
-            let outcome = match tokio::time::timeout(TRANSACTION_TIMEOUT, session.exchange(line))
-                .await
-            {
-                Ok(o) => o,
-                Err(_) => Attempt::Lost(format!(
-                    "no answer within {} s",
-                    TRANSACTION_TIMEOUT.as_secs()
-                )),
-            };
+            let outcome =
+                match tokio::time::timeout(TRANSACTION_TIMEOUT, session.exchange(line)).await {
+                    Ok(o) => o,
+                    Err(_) => Attempt::Lost(format!(
+                        "no answer within {} s",
+                        TRANSACTION_TIMEOUT.as_secs()
+                    )),
+                };
             match outcome {
                 Attempt::Answered(errors) if errors.is_empty() => return Ok(()),
                 Attempt::Answered(errors) => return Err(NftError::Nft(errors.join("; "))),

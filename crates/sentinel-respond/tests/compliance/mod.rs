@@ -43,16 +43,25 @@ pub async fn check(fx: &impl Fixture) {
     let before = fx.world().await;
     let preview = act.plan(&spec).await.unwrap();
     assert_eq!(preview.kind, spec.kind);
-    assert!(!preview.operations.is_empty(), "a plan lists its operations");
+    assert!(
+        !preview.operations.is_empty(),
+        "a plan lists its operations"
+    );
     assert_eq!(fx.world().await, before, "plan changed the world");
     assert!(!fx.in_effect().await, "plan put the action in effect");
 
     // Apply, observe.
     let applied = act.apply(&spec).await.unwrap();
     assert_eq!(applied.kind, spec.kind);
-    assert!(fx.in_effect().await, "apply did not put the action in effect");
+    assert!(
+        fx.in_effect().await,
+        "apply did not put the action in effect"
+    );
     let seen = act.observe().await.unwrap();
-    assert!(holds(&seen, &applied), "observe does not show {applied:?}: {seen:?}");
+    assert!(
+        holds(&seen, &applied),
+        "observe does not show {applied:?}: {seen:?}"
+    );
 
     // Revert, twice.
     act.revert(&applied).await.unwrap();
@@ -68,7 +77,10 @@ pub async fn check(fx: &impl Fixture) {
 
     // Apply again, store the token, "restart": a fresh instance reverts from the stored token alone.
     let applied = act.apply(&spec).await.unwrap();
-    assert!(fx.in_effect().await, "apply after revert did not put the action in effect");
+    assert!(
+        fx.in_effect().await,
+        "apply after revert did not put the action in effect"
+    );
     let stored = serde_json::to_string(&applied).unwrap();
     drop(act);
     let fresh = fx.build().await;
@@ -78,7 +90,10 @@ pub async fn check(fx: &impl Fixture) {
         "a fresh instance does not observe the action in place"
     );
     fresh.revert(&token).await.unwrap();
-    assert!(!fx.in_effect().await, "revert after restart left the action in effect");
+    assert!(
+        !fx.in_effect().await,
+        "revert after restart left the action in effect"
+    );
     fresh
         .revert(&token)
         .await
