@@ -364,6 +364,12 @@ impl NftTable {
         self.session.restarts()
     }
 
+    /// How many times the resident session was replaced by a fresh one after reaching its budget of
+    /// bytes and transactions (its history grows with every line; not a failure).
+    pub fn session_recycles(&self) -> u64 {
+        self.session.recycled()
+    }
+
     /// The process id of the resident `nft -i` session, while one runs.
     pub async fn session_pid(&self) -> Option<u32> {
         self.session.pid().await

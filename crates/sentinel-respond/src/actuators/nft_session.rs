@@ -15,11 +15,15 @@
 //! the script is not safe to run twice (it adds a rule), in which case the caller gets an error saying
 //! the outcome is unknown; the actuators list before adding rules, so a later retry is safe.
 //!
+//! nft -i keeps every line in its history and writes it to `$HOME/.nft.history` on exit: the session
+//! runs with `HOME=/dev/null` (no history file is read or written), and is replaced by a fresh process
+//! after a bounded number of bytes and transactions, so its memory stays bounded.
+//!
 //! This module never builds commands: it carries the scripts the table gives it.
 
 use super::nft::NftError;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStderr, ChildStdin, Command};
@@ -29,6 +33,12 @@ use tokio::sync::Mutex;
 const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(30);
 /// The most stderr lines kept for one transaction (nft prints three per error).
 const MAX_OUTPUT_LINES: usize = 64;
+/// `nft -i` keeps every line it reads in its (libedit) history, without bound: a session is replaced
+/// by a fresh one once it has been sent this many bytes (≈ 40,000 single-element decisions) …
+const RECYCLE_AFTER_BYTES: usize = 4 * 1024 * 1024;
+/// … or this many transactions, whichever comes first. Measured: 20,000 two-command lines grow the
+/// process by ≈ 7 MB.
+const RECYCLE_AFTER_TRANSACTIONS: u64 = 20_000;
 
 /// How to start `nft`: the program and the arguments before nft's own (`ip netns exec NS nft`).
 #[derive(Debug, Clone)]
@@ -53,6 +63,8 @@ struct Session {
     stdin: ChildStdin,
     stderr: BufReader<ChildStderr>,
     next_marker: u64,
+    /// Bytes sent to this process so far (what its history holds).
+    sent_bytes: usize,
     /// Set while a transaction's answer has not been read to its end (an exchange cut short by its
     /// caller going away): the stream is out of step, and the session is replaced.
     in_flight: bool,
@@ -73,7 +85,22 @@ pub(crate) struct NftSession {
     program: NftProgram,
     session: Mutex<Option<Session>>,
     restarts: AtomicU64,
-    started: AtomicU64,
+    recycled: AtomicU64,
+    /// Whether a process was ever started (so the next start replaces one).
+    started: AtomicBool,
+    /// Bytes and transactions a process gets before it is recycled.
+    budget: (usize, u64),
+}
+
+/// Why a session is started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Start {
+    /// The table's first.
+    First,
+    /// The previous one reached its byte or transaction budget.
+    Recycle,
+    /// The previous one died, stalled or fell out of step.
+    Replace,
 }
 
 impl std::fmt::Debug for NftSession {
@@ -125,13 +152,20 @@ impl NftSession {
             program,
             session: Mutex::new(None),
             restarts: AtomicU64::new(0),
-            started: AtomicU64::new(0),
+            recycled: AtomicU64::new(0),
+            started: AtomicBool::new(false),
+            budget: (RECYCLE_AFTER_BYTES, RECYCLE_AFTER_TRANSACTIONS),
         }
     }
 
     /// How many times a session died and was started again.
     pub(crate) fn restarts(&self) -> u64 {
         self.restarts.load(Ordering::Relaxed)
+    }
+
+    /// How many times a session was replaced after reaching its budget (not a failure).
+    pub(crate) fn recycled(&self) -> u64 {
+        self.recycled.load(Ordering::Relaxed)
     }
 
     /// The process id of the running `nft -i`, if one runs (tests kill it to check the restart).
@@ -143,10 +177,12 @@ impl NftSession {
             .and_then(|s| s.child.id())
     }
 
-    fn spawn(&self) -> Result<Session, NftError> {
+    fn spawn(&self, why: Start) -> Result<Session, NftError> {
         let mut child = self
             .program
             .command(&["-i"])
+            // No history file: nft -i would read it at start and write every line to it on exit.
+            .env("HOME", "/dev/null")
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -154,19 +190,28 @@ impl NftSession {
         let (Some(stdin), Some(stderr)) = (child.stdin.take(), child.stderr.take()) else {
             return Err(NftError::Output("nft -i: no pipes".into()));
         };
-        if self.started.fetch_add(1, Ordering::Relaxed) > 0 {
-            self.restarts.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(
-                program = %self.program.program,
-                restarts = self.restarts(),
-                "nft session: the resident `nft -i` died (or fell out of step); started a new one"
-            );
+        self.started.store(true, Ordering::Relaxed);
+        match why {
+            Start::First => {}
+            Start::Recycle => {
+                self.recycled.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("nft session: budget reached; started a fresh `nft -i`");
+            }
+            Start::Replace => {
+                self.restarts.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(
+                    program = %self.program.program,
+                    restarts = self.restarts(),
+                    "nft session: the resident `nft -i` died (or fell out of step); started a new one"
+                );
+            }
         }
         Ok(Session {
             child,
             stdin,
             stderr: BufReader::new(stderr),
             next_marker: 0,
+            sent_bytes: 0,
             in_flight: false,
         })
     }
@@ -176,13 +221,25 @@ impl NftSession {
         let mut guard = self.session.lock().await;
         let mut last = String::new();
         for attempt in 0..2 {
-            // A session whose process has exited is replaced before anything is sent to it.
-            let alive = match guard.as_mut() {
-                Some(s) => !s.in_flight && matches!(s.child.try_wait(), Ok(None)),
-                None => false,
+            // A session whose process has exited is replaced before anything is sent to it, one that
+            // has used up its budget is recycled.
+            let start = match guard.as_mut() {
+                None if !self.started.load(Ordering::Relaxed) => Some(Start::First),
+                None => Some(Start::Replace),
+                Some(s) => {
+                    let exited = !matches!(s.child.try_wait(), Ok(None));
+                    if s.in_flight || exited {
+                        Some(Start::Replace)
+                    } else if s.sent_bytes >= self.budget.0 || s.next_marker >= self.budget.1 {
+                        Some(Start::Recycle)
+                    } else {
+                        None
+                    }
+                }
             };
-            if !alive {
-                *guard = Some(self.spawn()?);
+            if let Some(why) = start {
+                *guard = None;
+                *guard = Some(self.spawn(why)?);
             }
             let Some(session) = guard.as_mut() else {
                 return Err(NftError::Output("nft session: not started".into()));
@@ -227,6 +284,7 @@ impl Session {
         self.next_marker += 1;
         let mark = marker(self.next_marker);
         let payload = format!("{line}\n{mark}\n");
+        self.sent_bytes += payload.len();
         self.in_flight = true;
         if let Err(e) = self.stdin.write_all(payload.as_bytes()).await {
             // Nothing reached a live nft (the pipe has no reader), so nothing can have been committed.
@@ -292,6 +350,42 @@ mod tests {
         assert!(!safe_to_repeat(
             "add table inet t; add rule inet t ratelimit ip saddr 192.0.2.1 drop"
         ));
+    }
+
+    #[tokio::test]
+    async fn a_session_is_recycled_after_its_budget() {
+        let ns = sentinel_testkit::netns::Netns::new("sessbudget").unwrap();
+        let mut session = NftSession::new(NftProgram {
+            program: "ip".into(),
+            prefix: vec![
+                "netns".into(),
+                "exec".into(),
+                ns.name().into(),
+                "nft".into(),
+            ],
+        });
+        session.budget = (usize::MAX, 3);
+        let mut pids = Vec::new();
+        for i in 0..7 {
+            session
+                .run_line(&format!("add table inet budget{i}"))
+                .await
+                .unwrap();
+            pids.push(session.pid().await.unwrap());
+        }
+        pids.dedup();
+        assert_eq!(pids.len(), 3, "7 transactions, 3 per process");
+        assert_eq!((session.recycled(), session.restarts()), (2, 0));
+        session.budget = (10, u64::MAX);
+        session.run_line("add table inet budget7").await.unwrap();
+        session.run_line("add table inet budget8").await.unwrap();
+        assert_eq!(
+            session.recycled(),
+            4,
+            "over the byte budget, each one starts afresh"
+        );
+        let tables = ns.run("nft", &["list", "tables"]).unwrap();
+        assert_eq!(tables.lines().count(), 9, "{tables}");
     }
 
     #[test]
