@@ -10,9 +10,9 @@
 //! priority -110 for redirects.
 //!
 //! Scripts run as one atomic transaction each, optionally inside a network namespace
-//! (`ip netns exec NS nft …`, used by tests): through the table's resident `nft -i` session (see
+//! (`ip netns exec NS nft …`, used by tests): through the table's resident `nft -j -a -i` session (see
 //! `nft_session`), or, for scripts too long for it, fed to a fresh `nft -f -` on stdin. State is read
-//! back with `nft -j`.
+//! back as nft's JSON, through the same session.
 //! Nothing untrusted is ever interpolated: addresses are parsed and re-formatted, ports and rates are
 //! integers, comments are generated, and table and namespace names are validated.
 
@@ -409,17 +409,30 @@ impl NftTable {
         }
     }
 
-    /// Runs `nft -j <args>` and returns the `nftables` array.
+    /// Runs `nft -j <args>` and returns the `nftables` array. A plain listing (`list …`, or `-a list
+    /// …`: the session runs `nft -j -a`) goes through the resident session; other flags spawn `nft`.
     pub async fn list_json(&self, args: &[&str]) -> Result<Vec<Value>, NftError> {
-        let mut full = vec!["-j"];
-        full.extend_from_slice(args);
-        let out = self.command(&full).stdin(Stdio::null()).output().await?;
-        if !out.status.success() {
-            return Err(NftError::Nft(first_error(&String::from_utf8_lossy(
-                &out.stderr,
-            ))));
-        }
-        let v: Value = serde_json::from_slice(&out.stdout)
+        let words: Vec<&str> = match args {
+            ["-a", rest @ ..] => rest.to_vec(),
+            rest => rest.to_vec(),
+        };
+        let stdout = if self.resident
+            && words.first() == Some(&"list")
+            && words.iter().all(|w| !w.starts_with('-'))
+        {
+            self.session.query(&words.join(" ")).await?.into_bytes()
+        } else {
+            let mut full = vec!["-j"];
+            full.extend_from_slice(args);
+            let out = self.command(&full).stdin(Stdio::null()).output().await?;
+            if !out.status.success() {
+                return Err(NftError::Nft(first_error(&String::from_utf8_lossy(
+                    &out.stderr,
+                ))));
+            }
+            out.stdout
+        };
+        let v: Value = serde_json::from_slice(&stdout)
             .map_err(|e| NftError::Output(format!("nft -j {}: {e}", args.join(" "))))?;
         match v.get("nftables") {
             Some(Value::Array(items)) => Ok(items.clone()),
@@ -430,7 +443,8 @@ impl NftTable {
     /// The rules of one of Sentinel's chains, with handles. A missing chain or table is an empty list.
     pub async fn list_rules(&self, chain: &str) -> Result<Vec<NftRule>, NftError> {
         let items = match self
-            .list_json(&["-t", "-a", "list", "chain", "inet", &self.name, chain])
+            // A chain's listing holds no set elements, so `-t` (terse) would change nothing.
+            .list_json(&["-a", "list", "chain", "inet", &self.name, chain])
             .await
         {
             Ok(items) => items,
