@@ -264,7 +264,9 @@ impl NftSession {
                 return Err(NftError::Output("nft session: not started".into()));
             };
             let outcome =
-                match tokio::time::timeout(TRANSACTION_TIMEOUT, session.exchange(line, listing)).await {
+                match tokio::time::timeout(TRANSACTION_TIMEOUT, session.exchange(line, listing))
+                    .await
+                {
                     Ok(o) => o,
                     Err(_) => Attempt::Lost(format!(
                         "no answer within {} s",
@@ -353,7 +355,10 @@ impl Session {
 
 /// Reads nft's stderr up to the echo of `mark`; returns the transaction's `Error:` lines (the
 /// marker's own, the last one, taken out), or why the stream ended.
-async fn read_answer(stderr: &mut BufReader<ChildStderr>, mark: &str) -> Result<Vec<String>, String> {
+async fn read_answer(
+    stderr: &mut BufReader<ChildStderr>,
+    mark: &str,
+) -> Result<Vec<String>, String> {
     let mut lines: Vec<String> = Vec::new();
     let mut buf = String::new();
     loop {
