@@ -1,6 +1,7 @@
-//! The actuator compliance suite (see `compliance/mod.rs`, the harness) run on every actuator against the real
-//! thing: the three nftables actuators in a network namespace each test creates, container isolation
-//! against the machine's Docker Engine, file quarantine on real files. Needs root.
+//! The actuator compliance suite (the harness is `compliance/mod.rs`) run on every actuator against
+//! the real thing: the three nftables actuators (block as an address and as a range) in a network
+//! namespace each test creates, container isolation against the machine's Docker Engine, file
+//! quarantine on real files. Needs root.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod compliance;
