@@ -2,7 +2,8 @@
 //!
 //! 1. decide → live in the kernel: for 1,000 alerts, the time from the investigation entering the decide
 //!    stage (policy matrix) through the ledger applying `block_ip` until `nft` has committed the element;
-//!    p50/p99.
+//!    p50/p99, through the table's resident `nft -i` session, then (the baseline, same process) with a
+//!    table that spawns `nft -f -` per transaction, and the ratio.
 //! 2. one batch of 100,000 addresses applied in a single nft transaction;
 //! 3. lookups with 1,000,000 elements in the set: TCP connect latency from a (not blocked) source to the
 //!    victim, p50/p99 over 2,000 connects, with an empty set and with the full one.
@@ -105,17 +106,40 @@ async fn main() {
         },
         Mode::Enforce,
     );
+    let resident = decide_to_kernel(&policy, &table, 0).await;
+    let spawned = decide_to_kernel(&policy, &table.clone().without_session(), 1).await;
+    println!(
+        "decide_to_kernel_ms resident_session p50={:.3} p99={:.3} n=1000",
+        resident.0, resident.1
+    );
+    println!(
+        "decide_to_kernel_ms spawn_per_batch p50={:.3} p99={:.3} n=1000 (baseline)",
+        spawned.0, spawned.1
+    );
+    println!(
+        "decide_to_kernel ratio resident/spawn p50={:.3} p99={:.3} session_restarts={}",
+        resident.0 / spawned.0,
+        resident.1 / spawned.1,
+        table.session_restarts()
+    );
+    run_rest(&table, client, victim).await;
+}
+
+/// 1,000 decisions through the ledger onto `table`, each a fresh address (`round` picks the range);
+/// (p50, p99) in ms.
+async fn decide_to_kernel(policy: &PolicyMatrix, table: &NftTable, round: u16) -> (f64, f64) {
     let ledger = Ledger::new(
         Responder::new(Allowlist::new([])).with_actuator(Box::new(NftBlockIp::new(table.clone()))),
         LedgerConfig::default(),
     );
     let mut lat = Vec::with_capacity(1000);
     for i in 0..1000u32 {
-        let ip = IpAddr::from([203, 0, 113, (i % 250) as u8]);
-        let ip = if i < 250 {
-            ip
+        let ip = if i < 250 && round == 0 {
+            IpAddr::from([203, 0, 113, (i % 250) as u8])
         } else {
-            IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0x100, 0, 0, 0, 0, i as u16))
+            IpAddr::V6(Ipv6Addr::new(
+                0x2001, 0xdb8, 0x100, round, 0, 0, 0, i as u16,
+            ))
         };
         let inv = investigation(ip);
         let t = Instant::now();
@@ -129,9 +153,14 @@ async fn main() {
             recs[0].error
         );
     }
-    let (p50, p99) = (pct(&mut lat.clone(), 0.5), pct(&mut lat, 0.99));
-    println!("decide_to_kernel_ms p50={p50:.3} p99={p99:.3} n=1000");
+    (pct(&mut lat.clone(), 0.5), pct(&mut lat, 0.99))
+}
 
+async fn run_rest(
+    table: &NftTable,
+    client: &sentinel_testkit::netns::Host,
+    victim: &sentinel_testkit::netns::Host,
+) {
     // Empty set for the lookup baseline.
     table
         .run("flush set inet sentinel blocked_v4\nflush set inet sentinel blocked_v6\n")

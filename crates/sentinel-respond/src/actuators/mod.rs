@@ -14,4 +14,5 @@ pub mod nft;
 mod nft_block;
 mod nft_ratelimit;
 mod nft_redirect;
+mod nft_session;
 mod nft_tagged;

@@ -2,7 +2,7 @@
 //! own kernel timeout, so a block ends on time even if Sentinel is not running.
 //!
 //! A spec blocks `Subject::Ip`, or the range in `params.cidr` (which must contain the subject's address).
-//! [`NftBlockIp::apply_batch`] puts any number of elements in one `nft -f` transaction: all of them are in
+//! [`NftBlockIp::apply_batch`] puts any number of elements in one nftables transaction: all of them are in
 //! place, or none is. Revert deletes exactly the element it added; one already gone (expired, deleted by
 //! hand) counts as reverted. This module only adds and deletes elements of Sentinel's own two sets.
 
