@@ -20,6 +20,7 @@ use std::fmt;
 use std::io::Write;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
 use subtle::ConstantTimeEq;
 
@@ -87,6 +88,7 @@ pub struct Auth {
     secret: [u8; 32],
     keys: RwLock<HashMap<[u8; 32], Principal>>,
     bypass: bool,
+    checks: AtomicU64,
 }
 
 impl fmt::Debug for Auth {
@@ -106,6 +108,7 @@ impl Auth {
             secret,
             keys: RwLock::new(HashMap::new()),
             bypass,
+            checks: AtomicU64::new(0),
         }
     }
 
@@ -170,8 +173,14 @@ impl Auth {
         bool::from(stored.ct_eq(&d)).then(|| p.clone())
     }
 
+    /// How many times [`Auth::check`] ran (one per authenticated request; shown at `/metrics`).
+    pub fn checks(&self) -> u64 {
+        self.checks.load(Ordering::Relaxed)
+    }
+
     /// Authenticates a request's headers (`Authorization: Bearer …` or `X-API-Key`).
     pub fn check(&self, headers: &HeaderMap) -> Result<Principal, ApiError> {
+        self.checks.fetch_add(1, Ordering::Relaxed);
         if self.bypass {
             return Ok(Principal {
                 key_id: "-".into(),
@@ -236,9 +245,10 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.sync_all()
 }
 
-/// Middleware: lets the request through only with a key of at least `min` role.
-pub async fn require(
-    State((state, min)): State<(AppState, Role)>,
+/// Middleware: authenticates the request once and hands its [`Principal`] on (every role may read).
+/// Routes that need more add [`require`] after it, which checks the role without authenticating again.
+pub async fn authenticate(
+    State(state): State<AppState>,
     mut req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
@@ -249,11 +259,18 @@ pub async fn require(
             return Err(e);
         }
     };
-    if p.role < min {
-        return Err(ApiError::Forbidden);
-    }
     req.extensions_mut().insert(p);
     Ok(next.run(req).await)
+}
+
+/// Middleware behind [`authenticate`]: lets the request through only if its principal has at least the
+/// `min` role. A request that was never authenticated is refused (fail closed).
+pub async fn require(State(min): State<Role>, req: Request, next: Next) -> Result<Response, ApiError> {
+    match req.extensions().get::<Principal>() {
+        Some(p) if p.role >= min => Ok(next.run(req).await),
+        Some(_) => Err(ApiError::Forbidden),
+        None => Err(ApiError::Unauthorized),
+    }
 }
 
 #[cfg(test)]

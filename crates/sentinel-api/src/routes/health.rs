@@ -46,5 +46,9 @@ pub(crate) async fn metrics(State(s): State<AppState>) -> Result<impl IntoRespon
     text.push_str(&format!(
         "# HELP sentinel_intake_queue_depth Events waiting in the intake queue.\n# TYPE sentinel_intake_queue_depth gauge\nsentinel_intake_queue_depth {queued}\n"
     ));
+    text.push_str(&format!(
+        "# HELP sentinel_auth_checks_total API keys checked (one per authenticated request).\n# TYPE sentinel_auth_checks_total counter\nsentinel_auth_checks_total {}\n",
+        s.auth.checks()
+    ));
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))
 }
