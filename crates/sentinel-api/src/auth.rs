@@ -265,7 +265,11 @@ pub async fn authenticate(
 
 /// Middleware behind [`authenticate`]: lets the request through only if its principal has at least the
 /// `min` role. A request that was never authenticated is refused (fail closed).
-pub async fn require(State(min): State<Role>, req: Request, next: Next) -> Result<Response, ApiError> {
+pub async fn require(
+    State(min): State<Role>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
     match req.extensions().get::<Principal>() {
         Some(p) if p.role >= min => Ok(next.run(req).await),
         Some(_) => Err(ApiError::Forbidden),

@@ -136,10 +136,16 @@ async fn every_request_is_authenticated_exactly_once() {
         (get("/v1/alerts", Some(&h.viewer_key)), StatusCode::OK),
         (get("/v1/version", Some(&h.admin_key)), StatusCode::OK),
         (post_json("/v1/events", &h.admin_key, "[]"), StatusCode::OK),
-        (post_json("/v1/defend", &h.viewer_key, GOOD), StatusCode::FORBIDDEN),
+        (
+            post_json("/v1/defend", &h.viewer_key, GOOD),
+            StatusCode::FORBIDDEN,
+        ),
         (get("/v1/nope", Some(&h.admin_key)), StatusCode::NOT_FOUND),
         (get("/v1/nope", None), StatusCode::UNAUTHORIZED),
-        (get("/v1/defend", Some(&h.admin_key)), StatusCode::METHOD_NOT_ALLOWED),
+        (
+            get("/v1/defend", Some(&h.admin_key)),
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
         (get("/metrics", Some(&h.viewer_key)), StatusCode::OK),
     ];
     for (req, status) in cases {
@@ -152,7 +158,10 @@ async fn every_request_is_authenticated_exactly_once() {
     let r = send(&h.app, get("/metrics", Some(&h.viewer_key))).await;
     let text = String::from_utf8(r.body).unwrap();
     assert!(
-        text.contains(&format!("sentinel_auth_checks_total {}", h.state.auth.checks())),
+        text.contains(&format!(
+            "sentinel_auth_checks_total {}",
+            h.state.auth.checks()
+        )),
         "{text}"
     );
 }

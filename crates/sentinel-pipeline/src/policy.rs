@@ -152,7 +152,10 @@ mod tests {
         for info in v.as_array().unwrap() {
             for addr in info["addr_info"].as_array().unwrap() {
                 let ip: std::net::IpAddr = addr["local"].as_str().unwrap().parse().unwrap();
-                assert!(local.contains(&ip), "{ip} (from ip -j addr) missing: {local:?}");
+                assert!(
+                    local.contains(&ip),
+                    "{ip} (from ip -j addr) missing: {local:?}"
+                );
             }
         }
         let cfg = sentinel_config::load_str("api:\n  listen: 127.0.0.2:8000\n", None, &[]).unwrap();

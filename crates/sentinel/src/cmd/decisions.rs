@@ -78,7 +78,8 @@ enum DecisionsCommand {
 #[derive(Clone, Copy, Debug)]
 struct Kind(ActionKind);
 
-static KINDS: LazyLock<Vec<Kind>> = LazyLock::new(|| ActionKind::ALL.into_iter().map(Kind).collect());
+static KINDS: LazyLock<Vec<Kind>> =
+    LazyLock::new(|| ActionKind::ALL.into_iter().map(Kind).collect());
 
 impl ValueEnum for Kind {
     fn value_variants<'a>() -> &'a [Self] {
@@ -117,9 +118,21 @@ fn talk(a: DecisionsArgs) -> anyhow::Result<String> {
                 reason,
                 dry_run,
             } => {
-                let body = add_body(ip, container, file, kind.map(|k| k.0), &duration, &reason, dry_run);
+                let body = add_body(
+                    ip,
+                    container,
+                    file,
+                    kind.map(|k| k.0),
+                    &duration,
+                    &reason,
+                    dry_run,
+                );
                 let r = target.add(body).await?;
-                Ok(if dry_run { dry_run_text(&r) } else { added_text(&r) })
+                Ok(if dry_run {
+                    dry_run_text(&r)
+                } else {
+                    added_text(&r)
+                })
             }
             DecisionsCommand::List { json } => {
                 let v = target.list().await?;

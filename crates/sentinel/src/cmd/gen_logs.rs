@@ -38,16 +38,15 @@ pub fn run(a: GenArgs) -> ExitCode {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
     let written = match a.kind {
-        LogKind::Sshd => {
-            sentinel::loggen::sshd(&mut out, a.lines, a.attackers, a.benign, a.seed).map(|log| {
+        LogKind::Sshd => sentinel::loggen::sshd(&mut out, a.lines, a.attackers, a.benign, a.seed)
+            .map(|log| {
                 eprintln!(
                     "{} lines, {} attackers, {} benign sources",
                     log.lines,
                     log.attackers.len(),
                     log.benign.len()
                 );
-            })
-        }
+            }),
         LogKind::SshdDistinct => sentinel::loggen::sshd_distinct(&mut out, a.lines),
     };
     match written.and_then(|()| out.flush()) {
