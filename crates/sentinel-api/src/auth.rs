@@ -20,6 +20,7 @@ use std::fmt;
 use std::io::Write;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
 use subtle::ConstantTimeEq;
 
@@ -87,6 +88,8 @@ pub struct Auth {
     secret: [u8; 32],
     keys: RwLock<HashMap<[u8; 32], Principal>>,
     bypass: bool,
+    checks: AtomicU64,
+    metrics_registered: std::sync::atomic::AtomicBool,
 }
 
 impl fmt::Debug for Auth {
@@ -106,6 +109,8 @@ impl Auth {
             secret,
             keys: RwLock::new(HashMap::new()),
             bypass,
+            checks: AtomicU64::new(0),
+            metrics_registered: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -170,8 +175,27 @@ impl Auth {
         bool::from(stored.ct_eq(&d)).then(|| p.clone())
     }
 
+    /// How many times [`Auth::check`] ran (one per authenticated request; shown at `/metrics`).
+    pub fn checks(&self) -> u64 {
+        self.checks.load(Ordering::Relaxed)
+    }
+
+    /// Registers `sentinel_auth_checks_total` (read from [`Auth::checks`] at each scrape) once, however
+    /// many routers are built over this `Auth`.
+    pub fn register_metrics(
+        self: &std::sync::Arc<Self>,
+        metrics: &sentinel_pipeline::metrics::Metrics,
+    ) {
+        if self.metrics_registered.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let me = AuthChecks(self.clone());
+        metrics.register(|r| r.register_collector(Box::new(me)));
+    }
+
     /// Authenticates a request's headers (`Authorization: Bearer …` or `X-API-Key`).
     pub fn check(&self, headers: &HeaderMap) -> Result<Principal, ApiError> {
+        self.checks.fetch_add(1, Ordering::Relaxed);
         if self.bypass {
             return Ok(Principal {
                 key_id: "-".into(),
@@ -236,9 +260,10 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.sync_all()
 }
 
-/// Middleware: lets the request through only with a key of at least `min` role.
-pub async fn require(
-    State((state, min)): State<(AppState, Role)>,
+/// Middleware: authenticates the request once and hands its [`Principal`] on (every role may read).
+/// Routes that need more add [`require`] after it, which checks the role without authenticating again.
+pub async fn authenticate(
+    State(state): State<AppState>,
     mut req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
@@ -249,11 +274,22 @@ pub async fn require(
             return Err(e);
         }
     };
-    if p.role < min {
-        return Err(ApiError::Forbidden);
-    }
     req.extensions_mut().insert(p);
     Ok(next.run(req).await)
+}
+
+/// Middleware behind [`authenticate`]: lets the request through only if its principal has at least the
+/// `min` role. A request that was never authenticated is refused (fail closed).
+pub async fn require(
+    State(min): State<Role>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    match req.extensions().get::<Principal>() {
+        Some(p) if p.role >= min => Ok(next.run(req).await),
+        Some(_) => Err(ApiError::Forbidden),
+        None => Err(ApiError::Unauthorized),
+    }
 }
 
 #[cfg(test)]
@@ -311,5 +347,25 @@ mod tests {
             std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
             0o600
         );
+    }
+}
+
+/// `sentinel_auth_checks_total`, read from the [`Auth`] at each scrape.
+#[derive(Debug)]
+struct AuthChecks(std::sync::Arc<Auth>);
+
+impl prometheus_client::collector::Collector for AuthChecks {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric;
+        let c = prometheus_client::metrics::counter::ConstCounter::new(self.0.checks());
+        c.encode(encoder.encode_descriptor(
+            "sentinel_auth_checks",
+            "API keys checked (one per authenticated request).",
+            None,
+            c.metric_type(),
+        )?)
     }
 }

@@ -5,8 +5,10 @@ use crate::error::ApiError;
 use axum::body::Body;
 use axum::http::{header, HeaderMap};
 use bytes::Bytes;
-use futures::StreamExt;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::de::DeserializeOwned;
+use std::time::Duration;
+use tokio::time::timeout;
 
 /// Checks that the content type is `expected` (parameters such as `charset` allowed).
 pub(crate) fn require_content_type(
@@ -30,9 +32,12 @@ pub(crate) fn require_content_type(
     }
 }
 
-/// Oversized bodies up to this size are read and discarded so the client sees the 413 instead of a
-/// reset connection; anything larger is cut off at once.
+/// Oversized bodies that declare their length up to this size are read and discarded so the client
+/// sees the 413 instead of a reset connection; anything larger is cut off at once.
 const DRAIN_MAX: usize = 8 << 20;
+
+/// How long reading a body may take.
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Reads a whole body of at most `limit` bytes.
 pub(crate) async fn read_limited(
@@ -44,43 +49,23 @@ pub(crate) async fn read_limited(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > DRAIN_MAX as u64) {
-        return Err(ApiError::TooLarge(limit));
-    }
-    let mut stream = body.into_data_stream();
-    let mut buf = bytes::BytesMut::new();
-    let mut over = declared.is_some_and(|len| len > limit as u64);
-    let mut seen = 0usize;
-    loop {
-        let next = tokio::time::timeout(std::time::Duration::from_secs(10), stream.next()).await;
-        match next {
-            Ok(Some(Ok(chunk))) => {
-                seen += chunk.len();
-                if seen > limit {
-                    over = true;
-                }
-                if over {
-                    buf.clear();
-                    if seen > DRAIN_MAX {
-                        break;
-                    }
-                } else {
-                    buf.extend_from_slice(&chunk);
-                }
-            }
-            Ok(Some(Err(e))) => {
-                return Err(ApiError::BadRequest(format!(
-                    "could not read the body: {e}"
-                )))
-            }
-            Ok(None) => break,
-            Err(_) => return Err(ApiError::BadRequest("timed out reading the body".into())),
+    match declared {
+        Some(len) if len > DRAIN_MAX as u64 => return Err(ApiError::TooLarge(limit)),
+        Some(len) if len > limit as u64 => {
+            // Whatever happens while discarding, the answer is the same 413.
+            let _ = timeout(READ_TIMEOUT, Limited::new(body, DRAIN_MAX).collect()).await;
+            return Err(ApiError::TooLarge(limit));
         }
+        _ => {}
     }
-    if over {
-        return Err(ApiError::TooLarge(limit));
+    match timeout(READ_TIMEOUT, Limited::new(body, limit).collect()).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<LengthLimitError>() => Err(ApiError::TooLarge(limit)),
+        Ok(Err(e)) => Err(ApiError::BadRequest(format!(
+            "could not read the body: {e}"
+        ))),
+        Err(_) => Err(ApiError::BadRequest("timed out reading the body".into())),
     }
-    Ok(buf.freeze())
 }
 
 /// Parses JSON, naming the position of a syntax error.

@@ -1,42 +1,55 @@
-//! Request limits: at most `max_in_flight` requests at once (more get 503 with `Retry-After`), and
-//! each bounded by `request_timeout` — except NDJSON streams, which are bounded per line instead.
+//! Request limits, from tower: at most `max_in_flight` requests at once (more are shed at once with a
+//! 503 and `Retry-After`, never queued), and each bounded by `request_timeout` (also a 503). Bodies are
+//! bounded where they are read ([`crate::extract`]).
 
 use crate::error::ApiError;
-use crate::state::ApiSettings;
-use axum::extract::{Request, State};
-use axum::middleware::Next;
+use axum::error_handling::HandleErrorLayer;
 use axum::response::{IntoResponse, Response};
-use std::sync::Arc;
+use axum::Router;
 use std::time::Duration;
-use tokio::sync::Semaphore;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::load_shed::error::Overloaded;
+use tower::timeout::error::Elapsed;
+use tower::{BoxError, ServiceBuilder};
 
-/// The shared state of the guard.
-#[derive(Clone)]
-pub(crate) struct Limits {
-    in_flight: Arc<Semaphore>,
-    timeout: Duration,
+/// Caps the requests `router` serves at once at `max`: one semaphore shared by every route (hence the
+/// global layer: `ConcurrencyLimitLayer` would give each route its own), and a request that finds it
+/// full is shed with a 503 instead of waiting.
+pub(crate) fn cap_in_flight<S>(router: Router<S>, max: usize) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    router.layer(
+        ServiceBuilder::new()
+            .layer(HandleErrorLayer::new(refused))
+            .load_shed()
+            .layer(GlobalConcurrencyLimitLayer::new(max.max(1))),
+    )
 }
 
-impl Limits {
-    pub(crate) fn new(s: &ApiSettings) -> Self {
-        Self {
-            in_flight: Arc::new(Semaphore::new(s.max_in_flight.max(1))),
-            timeout: s.request_timeout,
-        }
-    }
+/// Answers with a 503 every request of `router` (as built so far) that takes longer than `limit`.
+pub(crate) fn time_out<S>(router: Router<S>, limit: Duration) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    router.layer(
+        ServiceBuilder::new()
+            .layer(HandleErrorLayer::new(move |e: BoxError| async move {
+                if e.is::<Elapsed>() {
+                    ApiError::Unavailable(format!("the request took longer than {limit:?}"))
+                        .into_response()
+                } else {
+                    refused(e).await
+                }
+            }))
+            .timeout(limit),
+    )
 }
 
-/// Middleware: refuses past the in-flight cap, and times requests out.
-pub(crate) async fn guard(State(l): State<Limits>, req: Request, next: Next) -> Response {
-    let Ok(_permit) = l.in_flight.clone().try_acquire_owned() else {
-        return ApiError::Unavailable("too many requests in flight".into()).into_response();
-    };
-    if req.uri().path() == "/v1/events/stream" {
-        return next.run(req).await;
-    }
-    match tokio::time::timeout(l.timeout, next.run(req)).await {
-        Ok(r) => r,
-        Err(_) => ApiError::Unavailable(format!("the request took longer than {:?}", l.timeout))
-            .into_response(),
+async fn refused(e: BoxError) -> Response {
+    if e.is::<Overloaded>() {
+        ApiError::Unavailable("too many requests in flight".into()).into_response()
+    } else {
+        ApiError::Internal(e.to_string()).into_response()
     }
 }

@@ -129,6 +129,43 @@ async fn a_viewer_may_read_but_not_write() {
     );
 }
 
+#[tokio::test]
+async fn every_request_is_authenticated_exactly_once() {
+    let h = harness().await;
+    let cases = [
+        (get("/v1/alerts", Some(&h.viewer_key)), StatusCode::OK),
+        (get("/v1/version", Some(&h.admin_key)), StatusCode::OK),
+        (post_json("/v1/events", &h.admin_key, "[]"), StatusCode::OK),
+        (
+            post_json("/v1/defend", &h.viewer_key, GOOD),
+            StatusCode::FORBIDDEN,
+        ),
+        (get("/v1/nope", Some(&h.admin_key)), StatusCode::NOT_FOUND),
+        (get("/v1/nope", None), StatusCode::UNAUTHORIZED),
+        (
+            get("/v1/defend", Some(&h.admin_key)),
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+        (get("/metrics", Some(&h.viewer_key)), StatusCode::OK),
+    ];
+    for (req, status) in cases {
+        let what = format!("{} {}", req.method(), req.uri());
+        let before = h.state.auth.checks();
+        let r = send(&h.app, req).await;
+        assert_eq!(r.status, status, "{what}");
+        assert_eq!(h.state.auth.checks() - before, 1, "{what}: auth checks");
+    }
+    let r = send(&h.app, get("/metrics", Some(&h.viewer_key))).await;
+    let text = String::from_utf8(r.body).unwrap();
+    assert!(
+        text.contains(&format!(
+            "sentinel_auth_checks_total {}",
+            h.state.auth.checks()
+        )),
+        "{text}"
+    );
+}
+
 // ---------------------------------------------------------------- readiness
 
 #[tokio::test]

@@ -123,34 +123,40 @@ pub fn allowlist(cfg: &ValidatedConfig) -> Allowlist {
     a
 }
 
-/// This host's own addresses, from `ip -j addr` (iproute2).
-fn local_addresses() -> anyhow::Result<Vec<std::net::IpAddr>> {
-    let out = std::process::Command::new("ip")
-        .args(["-j", "addr"])
-        .output()?;
-    anyhow::ensure!(out.status.success(), "ip -j addr failed");
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    Ok(v.as_array()
+/// This host's own addresses (every interface's, link-local ones included), from `getifaddrs`.
+fn local_addresses() -> std::io::Result<Vec<std::net::IpAddr>> {
+    Ok(if_addrs::get_if_addrs()?
         .into_iter()
-        .flatten()
-        .filter_map(|i| i.get("addr_info").and_then(|a| a.as_array()))
-        .flatten()
-        .filter_map(|a| {
-            a.get("local")
-                .and_then(|l| l.as_str())
-                .and_then(|l| l.parse().ok())
-        })
+        .map(|i| i.ip())
         .collect())
 }
 
 #[cfg(test)]
 mod tests {
+
     #[test]
     fn a_wildcard_listen_protects_every_local_address() {
         let cfg = sentinel_config::load_str("api:\n  listen: 0.0.0.0:8000\n", None, &[]).unwrap();
         let a = super::allowlist(&cfg);
-        for ip in super::local_addresses().unwrap() {
-            assert!(a.covering(ip).is_some(), "{ip} not protected");
+        let local = super::local_addresses().unwrap();
+        assert!(local.contains(&"127.0.0.1".parse().unwrap()), "{local:?}");
+        for ip in &local {
+            assert!(a.covering(*ip).is_some(), "{ip} not protected");
+        }
+        // The same addresses iproute2 reports (what Sentinel read before, by running `ip -j addr`).
+        let out = std::process::Command::new("ip")
+            .args(["-j", "addr"])
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        for info in v.as_array().unwrap() {
+            for addr in info["addr_info"].as_array().unwrap() {
+                let ip: std::net::IpAddr = addr["local"].as_str().unwrap().parse().unwrap();
+                assert!(
+                    local.contains(&ip),
+                    "{ip} (from ip -j addr) missing: {local:?}"
+                );
+            }
         }
         let cfg = sentinel_config::load_str("api:\n  listen: 127.0.0.2:8000\n", None, &[]).unwrap();
         assert!(super::allowlist(&cfg)

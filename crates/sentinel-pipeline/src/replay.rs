@@ -229,11 +229,9 @@ pub fn run(opts: &ReplayOptions, out: &mut dyn Write) -> anyhow::Result<ReplaySu
                             io_error.get_or_insert(e);
                         }
                         for a in &alerts[before..] {
-                            let _ = writeln!(
-                                out,
-                                "  ALERT {} {} {}",
-                                a.scenario, a.subject, a.reasons[0].detail
-                            );
+                            if let Err(e) = writeln!(out, "{}", match_alert_line(a)) {
+                                io_error.get_or_insert(e);
+                            }
                         }
                     }
                 }
@@ -370,6 +368,13 @@ pub fn run(opts: &ReplayOptions, out: &mut dyn Write) -> anyhow::Result<ReplaySu
     Ok(summary)
 }
 
+/// The line `--matches` prints under the line that raised `a`: scenario, subject and the first
+/// reason's detail (`-` for an alert that gives none).
+fn match_alert_line(a: &Alert) -> String {
+    let detail = a.reasons.first().map_or("-", |r| r.detail.as_str());
+    format!("  ALERT {} {} {detail}", a.scenario, a.subject)
+}
+
 fn print_table(s: &ReplaySummary, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(
         out,
@@ -421,4 +426,43 @@ fn print_table(s: &ReplaySummary, out: &mut dyn Write) -> std::io::Result<()> {
         s.live_keys, s.expired_keys, s.evicted_keys
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sentinel_core::{AlertId, Reason, Severity, Subject, TraceId};
+
+    fn alert(reasons: Vec<Reason>) -> Alert {
+        Alert {
+            id: AlertId::new(),
+            ts: Timestamp::from_millis(0),
+            detector: "scenario".into(),
+            scenario: "ssh_bruteforce".into(),
+            severity: Severity::High,
+            score: 80,
+            confidence: 0.9,
+            subject: Subject::Ip("203.0.113.7".parse().unwrap()),
+            reasons,
+            evidence: vec![],
+            trace_id: TraceId::new(),
+        }
+    }
+
+    #[test]
+    fn an_alert_without_reasons_prints_a_dash() {
+        assert_eq!(
+            match_alert_line(&alert(vec![])),
+            "  ALERT ssh_bruteforce ip:203.0.113.7 -"
+        );
+        let reason = Reason {
+            code: "failed_logins".into(),
+            detail: "6 failed logins in 60s".into(),
+            weight: 40,
+        };
+        assert_eq!(
+            match_alert_line(&alert(vec![reason])),
+            "  ALERT ssh_bruteforce ip:203.0.113.7 6 failed logins in 60s"
+        );
+    }
 }

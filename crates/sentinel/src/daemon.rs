@@ -29,65 +29,24 @@ pub async fn run(
     cfg: ValidatedConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    // fail2ban jails become ordinary sources, scenarios and rules before anything is built.
-    let (expanded, warnings) = sentinel_pipeline::jails::expand(&cfg);
-    for w in warnings {
-        tracing::warn!(evt = "fail2ban_jails", warning = %w);
-    }
-    let cfg = match expanded {
-        Ok(cfg) => cfg,
-        Err(errors) => anyhow::bail!(
-            "the fail2ban jails have {} problem(s):\n{}",
-            errors.len(),
-            errors.join("\n")
-        ),
-    };
+    let cfg = expand_jails(cfg)?;
     let data_dir = cfg.data_dir.clone();
     // The data directory holds secrets: private whatever the umask (see `private`).
     crate::private::restrict_umask();
     crate::private::prepare_data_dir(&data_dir)?;
-    let store_opts = StoreOptions {
-        sync: match cfg.store.sync {
-            StoreSync::Normal => SyncMode::Normal,
-            StoreSync::Full => SyncMode::Full,
-        },
-    };
-    let store = Store::open_with(&data_dir.join("sentinel.db"), store_opts)
+    let store = Store::open_with(&data_dir.join("sentinel.db"), store_options(&cfg))
         .await
         .context("cannot open the store")?;
     let redactor = Arc::new(Redactor::new(cfg.logging.redact_keys.iter()));
-    let bypass = cfg.api.allow_insecure_no_auth;
-    let auth = Arc::new(Auth::new(
-        auth::load_or_create_secret(&data_dir.join("auth.secret"))?,
-        bypass,
-    ));
-    sentinel_api::keys::bootstrap_keys(&store, &auth, &data_dir).await?;
-    if bypass {
-        spawn_bypass_warning();
-    }
+    let auth = open_auth(&cfg, &store).await?;
     for w in cfg.warnings() {
         tracing::warn!(evt = "unsafe_setting", warning = %w);
     }
 
     let metrics = Arc::new(Metrics::default());
-    let (writer, writer_task) = store.writer(WriterOptions {
-        queue_capacity: cfg.pipeline.queue_capacity.max(cfg.store.batch_size * 4),
-        batch_size: cfg.store.batch_size,
-        flush_interval: cfg.store.flush_interval,
-    });
+    let (writer, writer_task) = store.writer(writer_options(&cfg));
     let _ = metrics.store_writer.set(writer.monitor());
-    let sc = &cfg.detect.scenarios;
-    let scenario_dir = (!sc.dir.is_empty()).then(|| std::path::PathBuf::from(&sc.dir));
-    let scenarios = ScenarioEngine::new(
-        sentinel_pipeline::scenarios::load_defs(sc.builtin, scenario_dir.as_deref(), &sc.define)?,
-        EngineOptions {
-            whitelist: sentinel_pipeline::scenarios::resolve_whitelist(&sc.whitelist)?,
-            ipv6_prefix: (sc.ipv6_prefix > 0).then_some(sc.ipv6_prefix),
-            max_keys_per_scenario: sc.max_keys,
-            ..EngineOptions::default()
-        },
-    )
-    .with_redactor((*redactor).clone());
+    let scenarios = scenario_engine(&cfg, &redactor)?;
     let ledger = Arc::new(sentinel_respond::Ledger::new(
         sentinel_pipeline::ledger::responder(&cfg, allowlist(&cfg)).await?,
         sentinel_pipeline::ledger::ledger_config(&cfg),
@@ -129,13 +88,7 @@ pub async fn run(
         metrics: metrics.clone(),
         ready: ready.clone(),
         redactor,
-        settings: ApiSettings {
-            max_body_bytes: cfg.api.max_body_bytes,
-            defend_timeout: cfg.pipeline.defend_timeout,
-            intake_wait: cfg.pipeline.defend_timeout,
-            request_timeout: cfg.api.request_timeout,
-            max_in_flight: cfg.api.max_connections,
-        },
+        settings: api_settings(&cfg),
         decisions: Some(desk),
     };
     tracing::info!(evt = "allowlist", nets = ?ledger.responder().allowlist().nets().iter().map(|n| n.to_string()).collect::<Vec<_>>());
@@ -173,24 +126,7 @@ pub async fn run(
     ready.store(false, Ordering::Release);
     // Sources stop first and hand over what they read; then HTTP intake stops.
     sources.stop().await;
-    let _ = stop_tx.send(());
-    // In-flight requests get a bounded time; after that the server task is aborted (the connections
-    // it spawned live on until the process ends; the queues are closed below so they cannot hold it).
-    let abort = server.abort_handle();
-    let mut server = server;
-    match tokio::time::timeout(Duration::from_secs(5), &mut server).await {
-        Ok(Ok(Ok(()))) => {}
-        Ok(Ok(Err(e))) => tracing::error!(evt = "server_error", error = %e),
-        Ok(Err(e)) => tracing::error!(evt = "server_task_failed", error = %e),
-        Err(_) => {
-            tracing::warn!(
-                evt = "server_drain_timeout",
-                note = "aborting the requests still open"
-            );
-            abort.abort();
-            let _ = server.await;
-        }
-    }
+    stop_server(server, stop_tx).await;
     retention.abort();
     let _ = stop_expiry.send(true);
     if let Err(e) = expiry.await {
@@ -213,6 +149,101 @@ pub async fn run(
         drain_ms = started.elapsed().as_millis() as u64,
     );
     Ok(())
+}
+
+/// Stops accepting requests. In-flight ones get a bounded time; after that the server task is aborted
+/// (the connections it spawned live on until the process ends; the caller closes the queues so they
+/// cannot hold it).
+async fn stop_server(
+    mut server: tokio::task::JoinHandle<std::io::Result<()>>,
+    stop: tokio::sync::oneshot::Sender<()>,
+) {
+    let _ = stop.send(());
+    let abort = server.abort_handle();
+    match tokio::time::timeout(Duration::from_secs(5), &mut server).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => tracing::error!(evt = "server_error", error = %e),
+        Ok(Err(e)) => tracing::error!(evt = "server_task_failed", error = %e),
+        Err(_) => {
+            tracing::warn!(
+                evt = "server_drain_timeout",
+                note = "aborting the requests still open"
+            );
+            abort.abort();
+            let _ = server.await;
+        }
+    }
+}
+
+/// fail2ban jails become ordinary sources, scenarios and rules before anything is built.
+fn expand_jails(cfg: ValidatedConfig) -> anyhow::Result<ValidatedConfig> {
+    let (expanded, warnings) = sentinel_pipeline::jails::expand(&cfg);
+    for w in warnings {
+        tracing::warn!(evt = "fail2ban_jails", warning = %w);
+    }
+    expanded.map_err(|errors| {
+        anyhow::anyhow!(
+            "the fail2ban jails have {} problem(s):\n{}",
+            errors.len(),
+            errors.join("\n")
+        )
+    })
+}
+
+fn store_options(cfg: &ValidatedConfig) -> StoreOptions {
+    StoreOptions {
+        sync: match cfg.store.sync {
+            StoreSync::Normal => SyncMode::Normal,
+            StoreSync::Full => SyncMode::Full,
+        },
+    }
+}
+
+fn writer_options(cfg: &ValidatedConfig) -> WriterOptions {
+    WriterOptions {
+        queue_capacity: cfg.pipeline.queue_capacity.max(cfg.store.batch_size * 4),
+        batch_size: cfg.store.batch_size,
+        flush_interval: cfg.store.flush_interval,
+    }
+}
+
+/// The key registry: the hashing secret from the data directory, and an admin key made on first start.
+async fn open_auth(cfg: &ValidatedConfig, store: &Store) -> anyhow::Result<Arc<Auth>> {
+    let bypass = cfg.api.allow_insecure_no_auth;
+    let auth = Arc::new(Auth::new(
+        auth::load_or_create_secret(&cfg.data_dir.join("auth.secret"))?,
+        bypass,
+    ));
+    sentinel_api::keys::bootstrap_keys(store, &auth, &cfg.data_dir).await?;
+    if bypass {
+        spawn_bypass_warning();
+    }
+    Ok(auth)
+}
+
+fn scenario_engine(cfg: &ValidatedConfig, redactor: &Redactor) -> anyhow::Result<ScenarioEngine> {
+    let sc = &cfg.detect.scenarios;
+    let scenario_dir = (!sc.dir.is_empty()).then(|| std::path::PathBuf::from(&sc.dir));
+    Ok(ScenarioEngine::new(
+        sentinel_pipeline::scenarios::load_defs(sc.builtin, scenario_dir.as_deref(), &sc.define)?,
+        EngineOptions {
+            whitelist: sentinel_pipeline::scenarios::resolve_whitelist(&sc.whitelist)?,
+            ipv6_prefix: (sc.ipv6_prefix > 0).then_some(sc.ipv6_prefix),
+            max_keys_per_scenario: sc.max_keys,
+            ..EngineOptions::default()
+        },
+    )
+    .with_redactor(redactor.clone()))
+}
+
+fn api_settings(cfg: &ValidatedConfig) -> ApiSettings {
+    ApiSettings {
+        max_body_bytes: cfg.api.max_body_bytes,
+        defend_timeout: cfg.pipeline.defend_timeout,
+        intake_wait: cfg.pipeline.defend_timeout,
+        request_timeout: cfg.api.request_timeout,
+        max_in_flight: cfg.api.max_connections,
+    }
 }
 
 fn spawn_bypass_warning() {

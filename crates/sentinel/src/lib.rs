@@ -1,13 +1,13 @@
-//! The `sentinel` binary's library half: wiring the stage crates into a running daemon.
+//! The `sentinel` binary's library half: wiring the library crates into a running daemon.
 //!
 //! [`daemon`] builds every part from a validated configuration, runs the API and the pipeline (the
-//! `sentinel-pipeline` crate), and shuts them down by draining; [`logs`] the JSON-lines logger. The CLI
-//! in `main.rs` only parses arguments and calls into here.
+//! `sentinel-pipeline` crate), and shuts them down by draining; [`logs`] is the JSON-lines logger;
+//! [`private`] keeps the data directory private; [`loggen`] writes synthetic logs with a known answer
+//! (for `sentinel gen-logs`, the benchmarks and the tests). The command line (`main.rs` and `cmd/`) only
+//! parses arguments and calls into here. Nothing here detects, decides or acts.
 #![forbid(unsafe_code)]
 
-pub mod cli_decisions;
 pub mod daemon;
-pub mod import;
 pub mod loggen;
 pub mod logs;
 pub mod private;

@@ -234,7 +234,13 @@ fn cli_outputs_matches_json_and_reads_gzip_and_stdin() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown format `nope`"));
+    // The format is a clap value: an unknown one is refused with the list of known ones.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("invalid value 'nope' for '--format"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("possible values: auto, sshd"), "{stderr}");
     let bad = dir.path().join("bad.conf");
     std::fs::write(&bad, "[Definition]\nfailregex = ^(?a)x <HOST>$\n").unwrap();
     let out = command(dir.path())

@@ -1,12 +1,13 @@
-//! The router: which routes exist, and which auth each needs.
+//! The router: which routes exist, which role each needs, and the limits every request passes.
 
 mod defend;
 mod events;
 mod health;
 mod query;
 
-use crate::auth::{require, Role};
+use crate::auth::{authenticate, require, Role};
 use crate::error::ApiError;
+use crate::limits;
 use crate::state::AppState;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
@@ -15,8 +16,13 @@ use axum::Router;
 /// Builds the whole API as a value (testable with `oneshot`, no port needed).
 ///
 /// `/health` and `/ready` need no key; everything under `/v1` and `/metrics` does — including
-/// routes that do not exist, so an anonymous caller learns nothing about the API.
+/// routes that do not exist, so an anonymous caller learns nothing about the API. A request is
+/// authenticated once (any role may read); write routes then check the role the key carries.
+/// Every request counts against the in-flight cap; every one but an NDJSON stream (bounded per line
+/// instead) against the request timeout.
 pub fn router(state: AppState) -> Router {
+    state.auth.register_metrics(&state.metrics);
+    let limit = state.settings.request_timeout;
     let read = Router::new()
         .route("/version", get(health::version))
         .route("/alerts", get(query::alerts))
@@ -25,36 +31,36 @@ pub fn router(state: AppState) -> Router {
         .route("/actions/{id}", get(query::action))
         .route("/events", get(query::events))
         .route("/audit", get(query::audit))
-        .route("/decisions", get(crate::decisions::list))
-        .layer(from_fn_with_state((state.clone(), Role::Viewer), require));
+        .route("/decisions", get(crate::decisions::list));
+    let read = limits::time_out(read, limit);
     let write = Router::new()
         .route("/defend", post(defend::defend))
         .route("/events", post(events::post_batch))
-        .route("/events/stream", post(events::post_stream))
         .route(
             "/decisions",
             post(crate::decisions::add).delete(crate::decisions::delete),
-        )
-        .layer(from_fn_with_state((state.clone(), Role::Operator), require));
+        );
+    // The stream joins after the timeout: it is bounded per line instead.
+    let write = limits::time_out(write, limit)
+        .route("/events/stream", post(events::post_stream))
+        .route_layer(from_fn_with_state(Role::Operator, require));
     let v1 = read
         .merge(write)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(from_fn_with_state((state.clone(), Role::Viewer), require));
+        .layer(from_fn_with_state(state.clone(), authenticate));
     let metrics = Router::new()
         .route("/metrics", get(health::metrics))
-        .layer(from_fn_with_state((state.clone(), Role::Viewer), require));
-    Router::new()
+        .layer(from_fn_with_state(state.clone(), authenticate));
+    let top = Router::new()
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
-        .merge(metrics)
+        .merge(metrics);
+    let app = limits::time_out(top, limit)
         .nest("/v1", v1)
         .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(from_fn_with_state(
-            crate::limits::Limits::new(&state.settings),
-            crate::limits::guard,
-        ))
+        .method_not_allowed_fallback(method_not_allowed);
+    limits::cap_in_flight(app, state.settings.max_in_flight)
         .layer(from_fn_with_state(state.clone(), crate::trace::layer))
         .with_state(state)
 }

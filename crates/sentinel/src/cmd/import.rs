@@ -3,23 +3,61 @@
 //! mapping and what it cannot express). The text is meant to be pasted into `sentinel.yml` and passes
 //! `sentinel config check`.
 
+use clap::Subcommand;
 use sentinel_pipeline::jails;
 use serde_json::{json, Value};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// `sentinel import …`.
+#[derive(Subcommand)]
+pub enum ImportCommand {
+    /// fail2ban's enabled jails (jail.conf, jail.d/, jail.local): sources, scenarios and block TTLs.
+    Fail2ban {
+        /// fail2ban's configuration directory.
+        #[arg(default_value = "/etc/fail2ban")]
+        dir: PathBuf,
+    },
+}
+
+/// Prints the section; exit 1 when some jail was left out, 2 when nothing could be imported.
+pub fn run(command: ImportCommand) -> ExitCode {
+    let ImportCommand::Fail2ban { dir } = command;
+    match fail2ban(&dir) {
+        Ok(i) => {
+            print!("{}", i.yaml);
+            for w in &i.warnings {
+                eprintln!("WARNING: {w}");
+            }
+            for e in &i.errors {
+                eprintln!("ERROR: {e}");
+            }
+            if i.errors.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("sentinel import: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
 
 /// What an import produced.
 #[derive(Debug)]
-pub struct Imported {
+struct Imported {
     /// The YAML section (with the warnings and errors as comments at the top).
-    pub yaml: String,
+    yaml: String,
     /// What cannot be expressed exactly.
-    pub warnings: Vec<String>,
+    warnings: Vec<String>,
     /// Jails left out because they are broken.
-    pub errors: Vec<String>,
+    errors: Vec<String>,
 }
 
 /// Reads fail2ban's jails in `dir` and renders the equivalent configuration.
-pub fn fail2ban(dir: &Path) -> anyhow::Result<Imported> {
+fn fail2ban(dir: &Path) -> anyhow::Result<Imported> {
     let defaults = sentinel_config::load_str("", None, &[])
         .map_err(|e| anyhow::anyhow!("the built-in defaults do not validate: {e}"))?;
     let plan = jails::plan(dir, defaults.policy.max_ttl);

@@ -1,0 +1,86 @@
+//! One file per subcommand: each parses its own arguments (clap), calls into the library crates, and
+//! turns the result into output and an exit code. Nothing here decides anything about security events.
+
+pub mod config;
+pub mod decisions;
+pub mod gen_logs;
+pub mod healthcheck;
+pub mod import;
+pub mod replay;
+pub mod run;
+
+use clap::Args;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Where the configuration comes from, shared by the subcommands that read it.
+#[derive(Args, Clone)]
+pub struct Common {
+    /// Configuration file (default: ./sentinel.yml when it exists).
+    #[arg(long, env = "SENTINEL_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// A .env file layered over the configuration file.
+    #[arg(long, default_value = ".env", global = true)]
+    env_file: PathBuf,
+    /// Where Sentinel keeps its data (overrides `data_dir`).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// Address the API listens on (overrides `api.listen`).
+    #[arg(long, global = true)]
+    listen: Option<String>,
+}
+
+impl Common {
+    /// Loads and validates the configuration; the error lists every problem (secrets masked).
+    pub fn load(&self) -> Result<sentinel_config::ValidatedConfig, String> {
+        let default = PathBuf::from("sentinel.yml");
+        let yaml = self
+            .config
+            .clone()
+            .or_else(|| default.exists().then_some(default));
+        let mut env: Vec<(String, String)> = std::env::vars().collect();
+        if let Some(d) = &self.data_dir {
+            env.push(("SENTINEL__DATA_DIR".into(), d.display().to_string()));
+        }
+        if let Some(l) = &self.listen {
+            env.push(("SENTINEL__API__LISTEN".into(), l.clone()));
+        }
+        sentinel_config::load(&sentinel_config::Sources {
+            yaml_path: yaml.as_deref(),
+            dotenv_path: Some(&self.env_file),
+            env: &env,
+        })
+        // A problem quotes the value it refuses: a secret pasted into the wrong setting is masked.
+        .map_err(|e| {
+            sentinel_core::redact::builtin()
+                .redact_text(&format!(
+                    "the configuration has {} problem(s):\n{e}",
+                    e.0.len()
+                ))
+                .into_owned()
+        })
+    }
+}
+
+/// The running daemon's base URL: `url` if given, else the address it wrote to `<data_dir>/api.addr`,
+/// else the configured `listen` (an unspecified address becomes loopback).
+pub fn daemon_url(url: Option<String>, data_dir: &Path, listen: SocketAddr) -> String {
+    if let Some(u) = url {
+        return u.trim_end_matches('/').to_owned();
+    }
+    let mut addr = std::fs::read_to_string(data_dir.join(sentinel::daemon::ADDR_FILE))
+        .ok()
+        .and_then(|s| s.trim().parse::<SocketAddr>().ok())
+        .unwrap_or(listen);
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    format!("http://{addr}")
+}
+
+/// A single-threaded runtime for the subcommands that make a few HTTP calls.
+pub fn small_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}

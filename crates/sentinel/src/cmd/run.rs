@@ -1,0 +1,54 @@
+//! `sentinel run`: load the configuration, start the logger and the runtime, and run the daemon until
+//! SIGTERM or SIGINT.
+
+use super::Common;
+use sentinel_core::Redactor;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Runs the daemon in the foreground.
+pub fn run(common: Common) -> ExitCode {
+    let cfg = match common.load() {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let redactor = Arc::new(Redactor::new(cfg.logging.redact_keys.iter()));
+    sentinel::logs::init(cfg.logging.level.as_str(), redactor);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(sentinel::daemon::run(cfg, shutdown_signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(evt = "fatal", error = format!("{e:#}"));
+            eprintln!("sentinel: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = term => tracing::info!(evt = "signal", signal = "SIGTERM"),
+        _ = tokio::signal::ctrl_c() => tracing::info!(evt = "signal", signal = "SIGINT"),
+    }
+}
