@@ -75,6 +75,9 @@ fn build(r: &mut Reader, tree: &Value) -> Option<ValidatedConfig> {
     let sources = r
         .get(root, "sources")
         .and_then(|n| r.each(&n, crate::sources::source));
+    if let (Some(p), Some(resp)) = (&policy, &respond) {
+        quarantine_enforceable(r, p.mode, resp);
+    }
     Some(ValidatedConfig {
         data_dir: data_dir?,
         api: api?,
@@ -189,4 +192,46 @@ fn detect(r: &mut Reader, s: Option<&Node<'_>>) -> Option<DetectConfig> {
             bad_ports: bad_ports?,
         },
     })
+}
+
+/// When `quarantine_file` enforces, what its actuator would refuse at start-up (no root, a relative
+/// directory, a directory inside a root) is a configuration error now. The default directory
+/// (`<data_dir>/quarantine`) is made absolute only when the actuator is built.
+fn quarantine_enforceable(
+    r: &mut Reader,
+    policy_mode: sentinel_core::Mode,
+    resp: &crate::respond::RespondConfig,
+) {
+    let kind = sentinel_core::ActionKind::QuarantineFile;
+    let mode = resp
+        .actuator(kind)
+        .and_then(|a| a.mode)
+        .unwrap_or(policy_mode);
+    if mode != sentinel_core::Mode::Enforce {
+        return;
+    }
+    if resp.quarantine_roots.is_empty() {
+        r.fail(
+            "respond.quarantine_roots",
+            "quarantine_file enforces but no root is listed: name the directories files may be taken from",
+        );
+    }
+    if let Some(d) = &resp.quarantine_dir {
+        if !d.is_absolute() {
+            r.fail(
+                "respond.quarantine_dir",
+                format!("`{}` must be an absolute path", d.display()),
+            );
+        }
+        for root in resp.quarantine_roots.iter().filter(|root| d.starts_with(root)) {
+            r.fail(
+                "respond.quarantine_dir",
+                format!(
+                    "`{}` must not be inside the quarantine root `{}`",
+                    d.display(),
+                    root.display()
+                ),
+            );
+        }
+    }
 }

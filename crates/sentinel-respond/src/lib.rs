@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod actuators;
+pub mod config;
 mod allowlist;
 mod ledger;
 mod matrix;
