@@ -46,7 +46,7 @@ pub fn load_defs(
         }
     }
     if !define.is_empty() {
-        let text = serde_yaml::to_string(define).context("detect.scenarios.define")?;
+        let text = serde_norway::to_string(define).context("detect.scenarios.define")?;
         match parse_scenarios("detect.scenarios.define", &text) {
             Ok(d) => defs.extend(d),
             Err(e) => errors.extend(e),
@@ -137,13 +137,5 @@ mod tests {
             .to_string()
             .contains("`ssh_bruteforce` is defined twice"));
         assert_eq!(load_defs(false, Some(dir.path()), &[]).unwrap().len(), 1);
-    }
-}
-
-#[cfg(test)]
-mod format_list {
-    #[test]
-    fn config_knows_exactly_the_parsers_formats() {
-        assert_eq!(sentinel_config::FORMATS, sentinel_ingest::parse::FORMATS);
     }
 }

@@ -77,7 +77,7 @@ pub async fn run(
     });
     let _ = metrics.store_writer.set(writer.monitor());
     let sc = &cfg.detect.scenarios;
-    let scenario_dir = (!sc.dir.is_empty()).then(|| std::path::PathBuf::from(&sc.dir));
+    let scenario_dir = sc.dir.clone();
     let scenarios = ScenarioEngine::new(
         sentinel_pipeline::scenarios::load_defs(sc.builtin, scenario_dir.as_deref(), &sc.define)?,
         EngineOptions {
