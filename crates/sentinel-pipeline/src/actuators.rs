@@ -75,9 +75,15 @@ pub async fn install(
 }
 
 /// What `config check` verifies of the actuators beyond the pure validation, without changing anything:
-/// each kind's actuator builds from the configuration, and an enforcing quarantine's roots exist (the
-/// daemon canonicalises them when it starts). Returns every problem.
-pub fn preflight(cfg: &ValidatedConfig, enforced: &[ActionKind]) -> Vec<String> {
+/// each kind's actuator builds from the configuration, and a quarantine set to enforce
+/// (`respond.actuators.quarantine_file.mode: enforce`) has roots that exist (the daemon canonicalises
+/// them when it starts). A quarantine that enforces only through `policy.mode` is not checked: `config
+/// check` has always accepted `policy.mode: enforce` alone, though the daemon then needs
+/// `quarantine_roots` (an open question, not settled here).
+pub fn preflight(cfg: &ValidatedConfig) -> Vec<String> {
+    let explicit = |k: ActionKind| {
+        cfg.respond.actuator(k).and_then(|a| a.mode) == Some(sentinel_core::Mode::Enforce)
+    };
     let mut errors = Vec::new();
     for kind in ActionKind::ALL {
         match kind {
@@ -91,7 +97,7 @@ pub fn preflight(cfg: &ValidatedConfig, enforced: &[ActionKind]) -> Vec<String> 
                     errors.push(format!("isolate_container: {e}"));
                 }
             }
-            ActionKind::QuarantineFile if enforced.contains(&kind) => {
+            ActionKind::QuarantineFile if explicit(kind) => {
                 let qc = cfg.respond.quarantine().build(&cfg.data_dir);
                 if let Err(problems) = qc.validate() {
                     errors.push(format!("respond.quarantine: {}", problems.join("; ")));

@@ -21,27 +21,42 @@ pub fn load_defs(
         }
     }
     if let Some(p) = extra {
+        let unreadable = |path: &Path, e: std::io::Error| sentinel_detect::scenario::ScenarioError {
+            origin: path.display().to_string(),
+            message: format!("cannot read: {e}"),
+        };
         let mut files = Vec::new();
         if p.is_dir() {
-            for entry in std::fs::read_dir(p).with_context(|| format!("reading {}", p.display()))? {
-                let path = entry?.path();
-                if matches!(
-                    path.extension().and_then(|e| e.to_str()),
-                    Some("yaml" | "yml")
-                ) {
-                    files.push(path);
+            match std::fs::read_dir(p) {
+                Ok(entries) => {
+                    for entry in entries {
+                        match entry {
+                            Ok(entry) => {
+                                let path = entry.path();
+                                if matches!(
+                                    path.extension().and_then(|e| e.to_str()),
+                                    Some("yaml" | "yml")
+                                ) {
+                                    files.push(path);
+                                }
+                            }
+                            Err(e) => errors.push(unreadable(p, e)),
+                        }
+                    }
                 }
+                Err(e) => errors.push(unreadable(p, e)),
             }
             files.sort();
         } else {
             files.push(p.to_path_buf());
         }
         for f in files {
-            let text =
-                std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
-            match parse_scenarios(&f.display().to_string(), &text) {
-                Ok(d) => defs.extend(d),
-                Err(e) => errors.extend(e),
+            match std::fs::read_to_string(&f) {
+                Ok(text) => match parse_scenarios(&f.display().to_string(), &text) {
+                    Ok(d) => defs.extend(d),
+                    Err(e) => errors.extend(e),
+                },
+                Err(e) => errors.push(unreadable(&f, e)),
             }
         }
     }

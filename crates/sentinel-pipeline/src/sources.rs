@@ -88,10 +88,7 @@ pub fn preflight(cfg: &ValidatedConfig) -> (Vec<String>, Vec<String>) {
     if let Err(e) = crate::scenarios::resolve_whitelist(&sc.whitelist) {
         errors.push(format!("detect.scenarios.{e:#}"));
     }
-    errors.extend(crate::actuators::preflight(
-        &cfg,
-        &crate::ledger::enforced_kinds(&cfg),
-    ));
+    errors.extend(crate::actuators::preflight(&cfg));
     (notes, errors)
 }
 
