@@ -103,9 +103,7 @@ pub(crate) fn respond(r: &mut Reader, s: Option<&Node<'_>>) -> Option<RespondCon
         },
         _ => None,
     };
-    let quarantine_dir = r
-        .get(s, "quarantine_dir")
-        .and_then(|n| r.optional_path(&n));
+    let quarantine_dir = r.get(s, "quarantine_dir").and_then(|n| r.optional_path(&n));
     let quarantine_roots = r.get(s, "quarantine_roots").and_then(|n| {
         r.each(&n, |r, p| {
             let v = r.string(p)?;
@@ -119,18 +117,18 @@ pub(crate) fn respond(r: &mut Reader, s: Option<&Node<'_>>) -> Option<RespondCon
             Some(PathBuf::from(v))
         })
     });
-    let docker_quarantine_network = r.get(s, "docker_quarantine_network").and_then(|n| {
-        match r.optional_string(&n)? {
-            None => Some(None),
-            Some(v) => match v.parse::<NetworkName>() {
-                Ok(name) => Some(Some(name)),
-                Err(e) => {
-                    r.fail(&n.path, e);
-                    None
-                }
-            },
-        }
-    });
+    let docker_quarantine_network =
+        r.get(s, "docker_quarantine_network")
+            .and_then(|n| match r.optional_string(&n)? {
+                None => Some(None),
+                Some(v) => match v.parse::<NetworkName>() {
+                    Ok(name) => Some(Some(name)),
+                    Err(e) => {
+                        r.fail(&n.path, e);
+                        None
+                    }
+                },
+            });
     let docker_protect = r
         .get(s, "docker_protect")
         .and_then(|n| r.each(&n, |r, p| r.string(p).map(str::to_owned)));

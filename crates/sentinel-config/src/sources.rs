@@ -63,7 +63,9 @@ impl SourceConfig {
     /// The jail a file or journald source was made for.
     pub fn jail(&self) -> Option<&str> {
         match self {
-            SourceConfig::File { jail, .. } | SourceConfig::Journald { jail, .. } => jail.as_deref(),
+            SourceConfig::File { jail, .. } | SourceConfig::Journald { jail, .. } => {
+                jail.as_deref()
+            }
             _ => None,
         }
     }
@@ -399,7 +401,11 @@ fn line_format(r: &mut Reader, e: &Node<'_>) -> (Option<LineFormat>, Option<Opti
                 );
                 None
             } else {
-                Some(LineFormat::Fail2ban(Fail2banFilterConfig { path, mode, vars }))
+                Some(LineFormat::Fail2ban(Fail2banFilterConfig {
+                    path,
+                    mode,
+                    vars,
+                }))
             }
         }
         (None, mode, vars) => {

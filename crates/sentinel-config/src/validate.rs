@@ -217,7 +217,11 @@ fn quarantine_enforceable(r: &mut Reader, resp: &crate::respond::RespondConfig) 
                 format!("`{}` must be an absolute path", d.display()),
             );
         }
-        for root in resp.quarantine_roots.iter().filter(|root| d.starts_with(root)) {
+        for root in resp
+            .quarantine_roots
+            .iter()
+            .filter(|root| d.starts_with(root))
+        {
             r.fail(
                 "respond.quarantine_dir",
                 format!(

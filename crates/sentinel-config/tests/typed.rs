@@ -79,7 +79,8 @@ fn empty_strings_mean_none_and_are_typed_as_such() {
 
 #[test]
 fn a_quarantine_that_enforces_must_be_able_to() {
-    let text = errors("respond:\n  actuators:\n    quarantine_file: { mode: enforce, max_live: 10 }\n");
+    let text =
+        errors("respond:\n  actuators:\n    quarantine_file: { mode: enforce, max_live: 10 }\n");
     assert!(
         text.contains("`respond.quarantine_roots`: quarantine_file enforces but no root"),
         "{text}"
@@ -92,7 +93,12 @@ fn a_quarantine_that_enforces_must_be_able_to() {
         "{text}"
     );
     // In observe mode the same settings only plan: accepted, as before.
-    assert!(load_str("respond:\n  quarantine_dir: /srv/up/q\n  quarantine_roots: [/srv/up]\n", None, &[]).is_ok());
+    assert!(load_str(
+        "respond:\n  quarantine_dir: /srv/up/q\n  quarantine_roots: [/srv/up]\n",
+        None,
+        &[]
+    )
+    .is_ok());
 }
 
 #[test]

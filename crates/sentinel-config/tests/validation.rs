@@ -2,8 +2,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use sentinel_config::{load_str, validate, Band, RawConfig};
-use sentinel_ingest::config::{LineFormat, LogFormat};
 use sentinel_core::{ActionKind, Mode, Severity};
+use sentinel_ingest::config::{LineFormat, LogFormat};
 use std::time::Duration;
 
 #[test]

@@ -53,7 +53,9 @@ async fn build(
                     .context("quarantine_file")?,
             )
         }
-        ActionKind::QuarantineFile => Box::new(QuarantineFile::planner(cfg.respond.quarantine().build(&cfg.data_dir))),
+        ActionKind::QuarantineFile => Box::new(QuarantineFile::planner(
+            cfg.respond.quarantine().build(&cfg.data_dir),
+        )),
     };
     Ok(if enforce {
         real

@@ -21,10 +21,11 @@ pub fn load_defs(
         }
     }
     if let Some(p) = extra {
-        let unreadable = |path: &Path, e: std::io::Error| sentinel_detect::scenario::ScenarioError {
-            origin: path.display().to_string(),
-            message: format!("cannot read: {e}"),
-        };
+        let unreadable =
+            |path: &Path, e: std::io::Error| sentinel_detect::scenario::ScenarioError {
+                origin: path.display().to_string(),
+                message: format!("cannot read: {e}"),
+            };
         let mut files = Vec::new();
         if p.is_dir() {
             match std::fs::read_dir(p) {

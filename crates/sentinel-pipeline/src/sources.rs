@@ -101,9 +101,10 @@ fn build_parser(format: &LineFormat) -> anyhow::Result<BuiltParser> {
     match format {
         LineFormat::Named(f) => Ok((f.build(), None)),
         LineFormat::Fail2ban(f) => {
-            let filter = Arc::new(f.build().with_context(|| {
-                format!("loading the fail2ban filter {}", f.path.display())
-            })?);
+            let filter =
+                Arc::new(f.build().with_context(|| {
+                    format!("loading the fail2ban filter {}", f.path.display())
+                })?);
             Ok((Box::new(SharedFilter(filter.clone())), Some(filter)))
         }
     }

@@ -192,7 +192,10 @@ mod tests {
         assert!(NftSettings::new("sentinel", &[FilterHook::Input]).is_ok());
         // 1-32 characters starting with a letter: what nftables and `NftTable::new` accept.
         for bad in ["9table", "", "a-b", &"x".repeat(33)] {
-            assert!(NftSettings::new(bad, &[FilterHook::Input]).is_err(), "{bad}");
+            assert!(
+                NftSettings::new(bad, &[FilterHook::Input]).is_err(),
+                "{bad}"
+            );
         }
         assert!(NftSettings::new("sentinel", &[]).is_err());
         let s = NftSettings::new("t1", &[FilterHook::Forward, FilterHook::Forward]).unwrap();

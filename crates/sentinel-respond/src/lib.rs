@@ -10,8 +10,8 @@
 #![forbid(unsafe_code)]
 
 pub mod actuators;
-pub mod config;
 mod allowlist;
+pub mod config;
 mod ledger;
 mod matrix;
 mod plan_only;
