@@ -187,7 +187,7 @@ pub struct LoggingConfig {
 }
 
 /// `detect`: detectors.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DetectConfig {
     /// The heuristic detector.
     pub heuristic: HeuristicConfig,
@@ -195,20 +195,8 @@ pub struct DetectConfig {
     pub scenarios: crate::sources::ScenarioConfig,
 }
 
-/// `detect.heuristic`: the heuristic detector's thresholds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct HeuristicConfig {
-    /// Score (1..=100) at which an alert is raised.
-    pub min_score: u8,
-    /// Failed logins from one source before it counts.
-    pub failed_logins_threshold: u32,
-    /// Requests per minute from one source before it counts.
-    pub request_rate_threshold: u32,
-    /// Bytes sent out by one source before it counts.
-    pub bytes_out_threshold: u64,
-    /// Destination ports that are suspicious in themselves.
-    pub bad_ports: Vec<u16>,
-}
+/// `detect.heuristic`: the heuristic detector's thresholds, the detector's own settings type.
+pub use sentinel_detect::HeuristicSettings as HeuristicConfig;
 
 /// `policy`: how alerts become plans.
 #[derive(Debug, Clone, PartialEq, Serialize)]

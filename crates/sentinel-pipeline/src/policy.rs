@@ -4,16 +4,9 @@ use sentinel_config::ValidatedConfig;
 use sentinel_detect::HeuristicSettings;
 use sentinel_respond::{ActionTemplate, Allowlist, Bands, MatrixRule, PolicyMatrix};
 
-/// The heuristic detector's settings.
+/// The heuristic detector's settings (the detector's own type, validated by the configuration).
 pub fn heuristic_settings(cfg: &ValidatedConfig) -> HeuristicSettings {
-    let h = &cfg.detect.heuristic;
-    HeuristicSettings {
-        min_score: h.min_score,
-        failed_logins_threshold: u64::from(h.failed_logins_threshold),
-        request_rate_threshold: u64::from(h.request_rate_threshold),
-        bytes_out_threshold: h.bytes_out_threshold,
-        bad_ports: h.bad_ports.clone(),
-    }
+    cfg.detect.heuristic.clone()
 }
 
 /// The policy: one matrix per scenario that some rule names (its own rules and the general ones, in
