@@ -76,7 +76,7 @@ policy:
 
 /// The defaults as a JSON tree.
 pub(crate) fn defaults_tree() -> Result<Value, ConfigError> {
-    serde_yaml::from_str(DEFAULT_YAML)
+    serde_norway::from_str(DEFAULT_YAML)
         .map_err(|e| ConfigError::new("(defaults)", format!("built-in defaults do not parse: {e}")))
 }
 

@@ -91,13 +91,13 @@ pub(crate) fn merge(base: &mut Value, overlay: Value) {
 fn apply_yaml(tree: &mut Value, text: Text<'_>, errors: &mut Vec<ConfigError>) {
     // Read into JSON values, a key given twice would silently keep the last one (a rule's `cidr`, a
     // `mode`); YAML's own mapping refuses duplicates, so it is asked first.
-    if let Err(e) = serde_yaml::from_str::<serde_yaml::Value>(text.body) {
+    if let Err(e) = serde_norway::from_str::<serde_norway::Value>(text.body) {
         if e.to_string().contains("duplicate entry") {
             errors.push(ConfigError::new(text.name, format!("invalid YAML: {e}")));
             return;
         }
     }
-    match serde_yaml::from_str::<Value>(text.body) {
+    match serde_norway::from_str::<Value>(text.body) {
         Ok(Value::Null) => {}
         Ok(v @ Value::Object(_)) => merge(tree, v),
         Ok(_) => errors.push(ConfigError::new(
@@ -245,7 +245,7 @@ pub(crate) fn coerce(raw: &str, default: &Value, path: &str) -> Result<Value, Co
             }
         }
         Value::Array(items) if items.iter().any(|i| i.is_object() || i.is_array()) => {
-            match serde_yaml::from_str::<Value>(raw) {
+            match serde_norway::from_str::<Value>(raw) {
                 Ok(v @ Value::Array(_)) => Ok(v),
                 Ok(_) => Err(fail("a YAML list")),
                 Err(e) => Err(ConfigError::new(path, format!("invalid YAML list: {e}"))),
@@ -264,7 +264,7 @@ pub(crate) fn coerce(raw: &str, default: &Value, path: &str) -> Result<Value, Co
                 .collect::<Result<Vec<_>, _>>()
                 .map(Value::Array)
         }
-        Value::Object(_) => match serde_yaml::from_str::<Value>(raw) {
+        Value::Object(_) => match serde_norway::from_str::<Value>(raw) {
             Ok(v @ Value::Object(_)) => Ok(v),
             Ok(_) => Err(fail("a YAML mapping")),
             Err(e) => Err(ConfigError::new(path, format!("invalid YAML mapping: {e}"))),

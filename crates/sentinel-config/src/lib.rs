@@ -8,6 +8,12 @@
 //! ignored. The flow is parse/merge ([`RawConfig`]) → [`validate`] (pure, reports every problem) →
 //! [`ValidatedConfig`]. This crate reads the two files it is pointed at and nothing else: it never
 //! reads the process environment itself (callers pass it in) and never holds secrets.
+//!
+//! Values come out typed: enums for closed choices (log formats, nft hooks, bands, modes), `Option` where
+//! a value may be absent (an empty string in the YAML still reads as "none"), globs parsed. The component
+//! crates own those types and the `build()` that turns them into running parts (the ingest crate's
+//! [`sentinel_ingest::config`], the response crate's [`sentinel_respond::config`]); this crate composes
+//! them (the closed [`SourceConfig`] enum) and validates once, so the binary never re-checks a value.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
@@ -33,6 +39,12 @@ pub use model::{
     ValidatedConfig,
 };
 pub use respond::{ActuatorConfig, RespondConfig};
+pub use sentinel_ingest::config::{
+    Fail2banFilterConfig, FileSourceConfig, Glob, JournaldSourceConfig, LineFormat, LogFormat,
+    SyslogSourceConfig,
+};
+pub use sentinel_respond::actuators::nft::FilterHook;
+pub use sentinel_respond::config::{DockerSettings, NftSettings, QuarantineSettings};
 pub use sources::{ScenarioConfig, SourceConfig, FORMATS};
 pub use validate::validate;
 

@@ -11,47 +11,9 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-/// A coarse level for a risk score or a confidence, used by policy rules.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Band {
-    /// Below the `medium` threshold.
-    Low,
-    /// At or above `medium`, below `high`.
-    Medium,
-    /// At or above `high`.
-    High,
-}
-
-impl Band {
-    /// All bands, lowest first.
-    pub const ALL: [Band; 3] = [Band::Low, Band::Medium, Band::High];
-
-    /// The lower-case name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Band::Low => "low",
-            Band::Medium => "medium",
-            Band::High => "high",
-        }
-    }
-}
-
-impl fmt::Display for Band {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Band {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Band::ALL
-            .into_iter()
-            .find(|b| b.as_str().eq_ignore_ascii_case(s))
-            .ok_or_else(|| format!("unknown band `{s}` (low, medium, high)"))
-    }
-}
+/// A coarse level for a risk score or a confidence, used by policy rules: the policy matrix's own
+/// [`sentinel_respond::Band`], one type for the configuration and the response.
+pub use sentinel_respond::Band;
 
 /// The log level of the daemon.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -225,7 +187,7 @@ pub struct LoggingConfig {
 }
 
 /// `detect`: detectors.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DetectConfig {
     /// The heuristic detector.
     pub heuristic: HeuristicConfig,
@@ -233,20 +195,8 @@ pub struct DetectConfig {
     pub scenarios: crate::sources::ScenarioConfig,
 }
 
-/// `detect.heuristic`: the heuristic detector's thresholds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct HeuristicConfig {
-    /// Score (1..=100) at which an alert is raised.
-    pub min_score: u8,
-    /// Failed logins from one source before it counts.
-    pub failed_logins_threshold: u32,
-    /// Requests per minute from one source before it counts.
-    pub request_rate_threshold: u32,
-    /// Bytes sent out by one source before it counts.
-    pub bytes_out_threshold: u64,
-    /// Destination ports that are suspicious in themselves.
-    pub bad_ports: Vec<u16>,
-}
+/// `detect.heuristic`: the heuristic detector's thresholds, the detector's own settings type.
+pub use sentinel_detect::HeuristicSettings as HeuristicConfig;
 
 /// `policy`: how alerts become plans.
 #[derive(Debug, Clone, PartialEq, Serialize)]

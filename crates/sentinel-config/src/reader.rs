@@ -111,6 +111,25 @@ impl Reader {
         }
     }
 
+    /// A string where nothing (`null`) or the empty string means "none": `Some(None)` then.
+    pub fn optional_string<'t>(&mut self, n: &Node<'t>) -> Option<Option<&'t str>> {
+        match n.value {
+            Value::Null => Some(None),
+            Value::String(s) if s.is_empty() => Some(None),
+            Value::String(s) => Some(Some(s.as_str())),
+            _ => {
+                self.expected(n, "a string");
+                None
+            }
+        }
+    }
+
+    /// A path where nothing or the empty string means "none".
+    pub fn optional_path(&mut self, n: &Node<'_>) -> Option<Option<std::path::PathBuf>> {
+        self.optional_string(n)
+            .map(|s| s.map(std::path::PathBuf::from))
+    }
+
     /// A boolean.
     pub fn boolean(&mut self, n: &Node<'_>) -> Option<bool> {
         match n.value {

@@ -14,7 +14,7 @@ impl ValidatedConfig {
             Err(e) => return format!("# cannot render the configuration: {e}\n"),
         };
         Redactor::new(&self.logging.redact_keys).redact(&mut tree);
-        serde_yaml::to_string(&tree)
+        serde_norway::to_string(&tree)
             .unwrap_or_else(|e| format!("# cannot render the configuration: {e}\n"))
     }
 
@@ -34,7 +34,8 @@ impl ValidatedConfig {
             ));
         }
         for (i, src) in self.sources.iter().enumerate() {
-            if let crate::SourceConfig::Syslog { allowed_peers, .. } = src {
+            if let crate::SourceConfig::Syslog { syslog, .. } = src {
+                let allowed_peers = &syslog.allowed_peers;
                 if let Some(all) = allowed_peers.iter().find(|n| n.prefix_len() == 0) {
                     out.push(format!(
                         "sources[{i}].allowed_peers has {all}: the syslog source accepts every \

@@ -3,6 +3,8 @@
 use crate::reader::{Node, Reader};
 use sentinel_core::params::{NetworkName, QuarantinePath};
 use sentinel_core::{ActionKind, Mode};
+use sentinel_respond::actuators::nft::FilterHook;
+use sentinel_respond::config::{DockerSettings, NftSettings, QuarantineSettings};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -25,17 +27,16 @@ fn mode_or_empty<S: serde::Serializer>(m: &Option<Mode>, s: S) -> Result<S::Ok, 
 /// `respond`: how actions are carried out.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RespondConfig {
-    /// nftables table name (family inet), owned entirely by Sentinel.
-    pub nft_table: String,
-    /// Hooks the block chains attach to (`input`, `forward`); a prerouting chain also catches traffic
-    /// DNAT'd to Docker-published ports.
-    pub nft_hooks: Vec<String>,
-    /// Where quarantined files go (empty: `<data_dir>/quarantine`).
-    pub quarantine_dir: String,
+    /// `nft_table` (family inet, owned entirely by Sentinel) and `nft_hooks`, the hooks the block chains
+    /// attach to; a prerouting chain also catches traffic DNAT'd to Docker-published ports.
+    #[serde(flatten)]
+    pub nft: NftSettings,
+    /// Where quarantined files go (`None`, written `""`: `<data_dir>/quarantine`).
+    pub quarantine_dir: Option<PathBuf>,
     /// Files outside these directories are never quarantined.
     pub quarantine_roots: Vec<PathBuf>,
-    /// A network isolated containers are attached to (empty: none, fully disconnected).
-    pub docker_quarantine_network: String,
+    /// A network isolated containers are attached to (`None`, written `""`: fully disconnected).
+    pub docker_quarantine_network: Option<NetworkName>,
     /// Containers (names or ids) never isolated.
     pub docker_protect: Vec<String>,
     /// TTL multiplier per earlier action on the same subject within `escalation_window` (1: off).
@@ -55,34 +56,54 @@ impl RespondConfig {
     pub fn actuator(&self, kind: ActionKind) -> Option<&ActuatorConfig> {
         self.actuators.get(kind.as_str())
     }
+
+    /// The container isolation actuator's settings.
+    pub fn docker(&self) -> DockerSettings {
+        DockerSettings {
+            quarantine_network: self.docker_quarantine_network.clone(),
+            protect: self.docker_protect.clone(),
+        }
+    }
+
+    /// The file quarantine actuator's settings.
+    pub fn quarantine(&self) -> QuarantineSettings {
+        QuarantineSettings {
+            dir: self.quarantine_dir.clone(),
+            roots: self.quarantine_roots.clone(),
+        }
+    }
 }
 
 pub(crate) fn respond(r: &mut Reader, s: Option<&Node<'_>>) -> Option<RespondConfig> {
     let nft_table = r.get(s, "nft_table").and_then(|n| {
         let t = r.string(&n)?;
-        if t.is_empty()
-            || t.len() > 64
-            || !t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        {
-            r.fail(&n.path, "must be 1-64 letters, digits or `_`");
-            return None;
-        }
-        Some(t.to_owned())
-    });
-    let nft_hooks = r.get(s, "nft_hooks").and_then(|n| {
-        r.each(&n, |r, h| {
-            let v = r.string(h)?;
-            if matches!(v, "input" | "forward") {
-                Some(v.to_owned())
-            } else {
-                r.fail(&h.path, format!("unknown hook `{v}` (input, forward)"));
+        match NftSettings::check_name(t) {
+            Ok(()) => Some((t.to_owned(), n.path)),
+            Err(e) => {
+                r.fail(&n.path, e);
                 None
             }
-        })
+        }
     });
-    let quarantine_dir = r
-        .get(s, "quarantine_dir")
-        .and_then(|n| r.string(&n).map(str::to_owned));
+    let nft_hooks = r.get(s, "nft_hooks").and_then(|n| {
+        let hooks = r.each(&n, |r, h| r.named::<FilterHook>(h))?;
+        if hooks.is_empty() {
+            r.fail(&n.path, "needs at least one hook (input, forward)");
+            return None;
+        }
+        Some(hooks)
+    });
+    let nft = match (nft_table, nft_hooks) {
+        (Some((name, path)), Some(hooks)) => match NftSettings::new(&name, &hooks) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                r.fail(&path, e);
+                None
+            }
+        },
+        _ => None,
+    };
+    let quarantine_dir = r.get(s, "quarantine_dir").and_then(|n| r.optional_path(&n));
     let quarantine_roots = r.get(s, "quarantine_roots").and_then(|n| {
         r.each(&n, |r, p| {
             let v = r.string(p)?;
@@ -96,16 +117,18 @@ pub(crate) fn respond(r: &mut Reader, s: Option<&Node<'_>>) -> Option<RespondCon
             Some(PathBuf::from(v))
         })
     });
-    let docker_quarantine_network = r.get(s, "docker_quarantine_network").and_then(|n| {
-        let v = r.string(&n)?;
-        if !v.is_empty() {
-            if let Err(e) = v.parse::<NetworkName>() {
-                r.fail(&n.path, e);
-                return None;
-            }
-        }
-        Some(v.to_owned())
-    });
+    let docker_quarantine_network =
+        r.get(s, "docker_quarantine_network")
+            .and_then(|n| match r.optional_string(&n)? {
+                None => Some(None),
+                Some(v) => match v.parse::<NetworkName>() {
+                    Ok(name) => Some(Some(name)),
+                    Err(e) => {
+                        r.fail(&n.path, e);
+                        None
+                    }
+                },
+            });
     let docker_protect = r
         .get(s, "docker_protect")
         .and_then(|n| r.each(&n, |r, p| r.string(p).map(str::to_owned)));
@@ -147,8 +170,7 @@ pub(crate) fn respond(r: &mut Reader, s: Option<&Node<'_>>) -> Option<RespondCon
         }
     }
     Some(RespondConfig {
-        nft_table: nft_table?,
-        nft_hooks: nft_hooks?,
+        nft: nft?,
         quarantine_dir: quarantine_dir?,
         quarantine_roots: quarantine_roots?,
         docker_quarantine_network: docker_quarantine_network?,

@@ -2,85 +2,51 @@
 //! checking them. Pure: hostnames in the scenario whitelist are kept as text and resolved by the daemon.
 
 use crate::reader::{Node, Reader};
+use sentinel_ingest::config::{
+    Fail2banFilterConfig, FileSourceConfig, Glob, JournaldSourceConfig, LineFormat, LogFormat,
+    SyslogSourceConfig,
+};
 use serde::Serialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Line formats the built-in parsers know (kept equal to the ingest crate's list by a test in the binary crate).
-pub const FORMATS: &[&str] = &[
-    "auto",
-    "sshd",
-    "nginx",
-    "apache",
-    "access",
-    "nginx-error",
-    "apache-error",
-    "postfix",
-    "dovecot",
-    "json",
-    "vhost_combined",
-    "traefik",
-    "caddy",
-    "haproxy",
-];
+/// Line formats the built-in parsers know: the names of [`LogFormat`], one list for the whole workspace.
+pub const FORMATS: &[&str] = LogFormat::NAMES;
 
-/// One source of log lines.
+/// One source of log lines: a closed set of kinds, each holding its component's own checked settings
+/// (owned by the ingest crate, which builds the running source from them).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SourceConfig {
     /// Files followed like `tail -F` (globs, rotation, offsets kept across restarts).
     File {
-        /// Paths or glob patterns.
-        paths: Vec<String>,
-        /// Line format (see [`FORMATS`]); ignored when `fail2ban_filter` is set.
-        format: String,
-        /// Read files that were never seen from their start instead of their end.
-        from_beginning: bool,
-        /// A fail2ban `filter.d/*.conf` to parse the lines with.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        fail2ban_filter: Option<PathBuf>,
-        /// The filter's mode.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        mode: Option<String>,
-        /// More filter variables, as in a jail's `filter = name[key=value]` (`logtype`, `port`, …).
-        #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "vars_map")]
-        fail2ban_vars: Vec<(String, String)>,
+        /// Paths (parsed globs), start position and poll interval.
+        #[serde(flatten)]
+        file: FileSourceConfig,
+        /// How the lines are parsed: `format`, or `fail2ban_filter` with `mode` and `fail2ban_vars`.
+        #[serde(flatten)]
+        parse: LineFormat,
         /// A fail2ban jail name: parsed lines carry the field `jail=<name>`, which scenarios can select on.
         #[serde(skip_serializing_if = "Option::is_none")]
         jail: Option<String>,
-        /// How often files are checked for new lines and rotation.
-        #[serde(with = "humantime_serde")]
-        poll_interval: Duration,
     },
     /// A syslog receiver (RFC 3164 and 5424, UDP and TCP).
     Syslog {
-        /// UDP address to listen on.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        udp: Option<SocketAddr>,
-        /// TCP address to listen on.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        tcp: Option<SocketAddr>,
+        /// Addresses and accepted senders.
+        #[serde(flatten)]
+        syslog: SyslogSourceConfig,
         /// Line format of the messages.
-        format: String,
-        /// Senders accepted (default: loopback only); anyone who can send lines can make Sentinel act.
-        allowed_peers: Vec<ipnet::IpNet>,
+        format: LogFormat,
     },
     /// The systemd journal, through `journalctl -o json -f`.
     Journald {
         /// The command to run (its output must be `journalctl -o json` lines).
-        command: Vec<String>,
-        /// Line format of the messages; ignored when `fail2ban_filter` is set.
-        format: String,
-        /// A fail2ban `filter.d/*.conf` to parse the messages with.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        fail2ban_filter: Option<PathBuf>,
-        /// The filter's mode.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        mode: Option<String>,
-        /// More filter variables (`logtype`, …).
-        #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "vars_map")]
-        fail2ban_vars: Vec<(String, String)>,
+        #[serde(flatten)]
+        journald: JournaldSourceConfig,
+        /// How the messages are parsed: `format`, or `fail2ban_filter` with `mode` and `fail2ban_vars`.
+        #[serde(flatten)]
+        parse: LineFormat,
         /// A fail2ban jail name: parsed lines carry the field `jail=<name>`.
         #[serde(skip_serializing_if = "Option::is_none")]
         jail: Option<String>,
@@ -93,14 +59,16 @@ pub enum SourceConfig {
     },
 }
 
-/// Filter variables as a mapping, the way they are written.
-fn vars_map<S: serde::Serializer>(v: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
-    use serde::ser::SerializeMap;
-    let mut m = s.serialize_map(Some(v.len()))?;
-    for (k, val) in v {
-        m.serialize_entry(k, val)?;
+impl SourceConfig {
+    /// The jail a file or journald source was made for.
+    pub fn jail(&self) -> Option<&str> {
+        match self {
+            SourceConfig::File { jail, .. } | SourceConfig::Journald { jail, .. } => {
+                jail.as_deref()
+            }
+            _ => None,
+        }
     }
-    m.end()
 }
 
 /// `detect.scenarios`: the scenario engine.
@@ -108,8 +76,9 @@ fn vars_map<S: serde::Serializer>(v: &[(String, String)], s: S) -> Result<S::Ok,
 pub struct ScenarioConfig {
     /// Whether the built-in scenarios run.
     pub builtin: bool,
-    /// A directory of more scenario files (`*.yaml`), or empty for none.
-    pub dir: String,
+    /// A directory (or one file) of more scenario files (`*.yaml`); written `""` or left out for none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dir: Option<PathBuf>,
     /// Count IPv6 sources per prefix of this length; 0 counts each address.
     pub ipv6_prefix: u8,
     /// Keys kept per scenario before the stalest are evicted.
@@ -123,9 +92,7 @@ pub struct ScenarioConfig {
 
 pub(crate) fn scenarios(r: &mut Reader, s: Option<&Node<'_>>) -> Option<ScenarioConfig> {
     let builtin = r.get(s, "builtin").and_then(|n| r.boolean(&n));
-    let dir = r
-        .get(s, "dir")
-        .and_then(|n| r.string(&n).map(str::to_owned));
+    let dir = r.get(s, "dir").and_then(|n| r.optional_path(&n));
     let ipv6_prefix = r.get(s, "ipv6_prefix").and_then(|n| r.int(&n, 0, 128));
     let max_keys = r
         .get(s, "max_keys")
@@ -174,19 +141,17 @@ pub(crate) fn scenarios(r: &mut Reader, s: Option<&Node<'_>>) -> Option<Scenario
     })
 }
 
-fn format(r: &mut Reader, e: &Node<'_>) -> Option<String> {
+fn format(r: &mut Reader, e: &Node<'_>) -> Option<LogFormat> {
     match r.optional(e, "format") {
-        None => Some("auto".into()),
+        None => Some(LogFormat::Auto),
         Some(n) => {
             let f = r.string(&n)?;
-            if FORMATS.contains(&f) {
-                Some(f.to_owned())
-            } else {
-                r.fail(
-                    &n.path,
-                    format!("unknown format `{f}` (one of: {})", FORMATS.join(", ")),
-                );
-                None
+            match LogFormat::named(f) {
+                Ok(f) => Some(f),
+                Err(msg) => {
+                    r.fail(&n.path, msg);
+                    None
+                }
             }
         }
     }
@@ -253,32 +218,30 @@ pub(crate) fn source(r: &mut Reader, e: &Node<'_>) -> Option<SourceConfig> {
     match kind.0.as_str() {
         "file" => {
             let paths = r.get(Some(e), "paths").and_then(|n| {
-                let v = r.each(&n, |r, p| r.string(p).map(str::to_owned))?;
+                let v = r.each(&n, |r, p| r.named::<Glob>(p))?;
                 if v.is_empty() {
                     r.fail(&n.path, "needs at least one path or glob");
                     return None;
                 }
                 Some(v)
             });
-            let format = format(r, e);
             let from_beginning = match r.optional(e, "from_beginning") {
                 None => Some(false),
                 Some(n) => r.boolean(&n),
             };
-            let (fail2ban_filter, mode, fail2ban_vars, jail) = fail2ban_keys(r, e);
+            let (parse, jail) = line_format(r, e);
             let poll_interval = match r.optional(e, "poll_interval") {
                 None => Some(Duration::from_millis(250)),
                 Some(n) => r.duration(&n),
             };
             Some(SourceConfig::File {
-                paths: paths?,
-                format: format?,
-                from_beginning: from_beginning?,
-                fail2ban_filter: fail2ban_filter?,
-                mode: mode?,
-                fail2ban_vars: fail2ban_vars?,
+                file: FileSourceConfig {
+                    paths: paths?,
+                    from_beginning: from_beginning?,
+                    poll_interval: poll_interval?,
+                },
+                parse: parse?,
                 jail: jail?,
-                poll_interval: poll_interval?,
             })
         }
         "syslog" => {
@@ -330,10 +293,12 @@ pub(crate) fn source(r: &mut Reader, e: &Node<'_>) -> Option<SourceConfig> {
                     }),
             };
             Some(SourceConfig::Syslog {
-                udp: udp?,
-                tcp: tcp?,
+                syslog: SyslogSourceConfig {
+                    udp: udp?,
+                    tcp: tcp?,
+                    allowed_peers: allowed_peers?,
+                },
                 format: format?,
-                allowed_peers: allowed_peers?,
             })
         }
         "fail2ban_jails" => {
@@ -370,33 +335,34 @@ pub(crate) fn source(r: &mut Reader, e: &Node<'_>) -> Option<SourceConfig> {
                         }
                     }),
             };
-            let format = format(r, e);
-            let (fail2ban_filter, mode, fail2ban_vars, jail) = fail2ban_keys(r, e);
+            let (parse, jail) = line_format(r, e);
             Some(SourceConfig::Journald {
-                command: command?,
-                format: format?,
-                fail2ban_filter: fail2ban_filter?,
-                mode: mode?,
-                fail2ban_vars: fail2ban_vars?,
+                journald: JournaldSourceConfig { command: command? },
+                parse: parse?,
                 jail: jail?,
             })
         }
     }
 }
 
-type Fail2banKeys = (
-    Option<Option<PathBuf>>,
-    Option<Option<String>>,
-    Option<Vec<(String, String)>>,
-    Option<Option<String>>,
-);
-
-/// `fail2ban_filter`, `mode`, `fail2ban_vars` and `jail` of a file or journald source.
-fn fail2ban_keys(r: &mut Reader, e: &Node<'_>) -> Fail2banKeys {
+/// `format`, or `fail2ban_filter` with `mode` and `fail2ban_vars`, of a file or journald source; and `jail`.
+/// A filter parses the lines itself, so a `format` other than `auto` beside it, or `mode` or
+/// `fail2ban_vars` without it, is an error rather than a setting silently ignored.
+fn line_format(r: &mut Reader, e: &Node<'_>) -> (Option<LineFormat>, Option<Option<String>>) {
     let opt_string = |r: &mut Reader, key: &str| match r.optional(e, key) {
         None => Some(None),
-        Some(n) => r.string(&n).map(|s| Some(s.to_owned())),
+        Some(n) => match r.string(&n) {
+            Some("") => {
+                r.fail(&n.path, "must not be empty (leave the key out instead)");
+                None
+            }
+            other => other.map(|s| Some(s.to_owned())),
+        },
     };
+    let format_given = r
+        .optional(e, "format")
+        .is_some_and(|n| n.value.as_str() != Some("auto"));
+    let format = format(r, e);
     let filter = opt_string(r, "fail2ban_filter").map(|o| o.map(PathBuf::from));
     let mode = opt_string(r, "mode");
     let jail = opt_string(r, "jail");
@@ -423,10 +389,38 @@ fn fail2ban_keys(r: &mut Reader, e: &Node<'_>) -> Fail2banKeys {
             }
         },
     };
-    if let (Some(None), Some(v)) = (&filter, &vars) {
-        if !v.is_empty() {
-            r.fail(&e.path, "`fail2ban_vars` needs `fail2ban_filter`");
+    let (Some(filter), Some(mode), Some(vars)) = (filter, mode, vars) else {
+        return (None, jail);
+    };
+    let parse = match (filter, mode, vars) {
+        (Some(path), mode, vars) => {
+            if format_given {
+                r.fail(
+                    &format!("{}.format", e.path),
+                    "`format` and `fail2ban_filter` exclude each other: the filter parses the lines",
+                );
+                None
+            } else {
+                Some(LineFormat::Fail2ban(Fail2banFilterConfig {
+                    path,
+                    mode,
+                    vars,
+                }))
+            }
         }
-    }
-    (filter, mode, vars, jail)
+        (None, mode, vars) => {
+            if !vars.is_empty() {
+                r.fail(&e.path, "`fail2ban_vars` needs `fail2ban_filter`");
+            }
+            if mode.is_some() {
+                r.fail(&e.path, "`mode` needs `fail2ban_filter`");
+            }
+            if !vars.is_empty() || mode.is_some() {
+                None
+            } else {
+                format.map(LineFormat::Named)
+            }
+        }
+    };
+    (parse, jail)
 }

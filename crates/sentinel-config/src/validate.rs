@@ -75,6 +75,9 @@ fn build(r: &mut Reader, tree: &Value) -> Option<ValidatedConfig> {
     let sources = r
         .get(root, "sources")
         .and_then(|n| r.each(&n, crate::sources::source));
+    if let Some(resp) = &respond {
+        quarantine_enforceable(r, resp);
+    }
     Some(ValidatedConfig {
         data_dir: data_dir?,
         api: api?,
@@ -189,4 +192,44 @@ fn detect(r: &mut Reader, s: Option<&Node<'_>>) -> Option<DetectConfig> {
             bad_ports: bad_ports?,
         },
     })
+}
+
+/// When `quarantine_file` is set to enforce, what its actuator would refuse at start-up (no root, a
+/// relative directory, a directory inside a root) is a configuration error now. The default directory
+/// (`<data_dir>/quarantine`) is made absolute only when the actuator is built. (Enforcing only through
+/// `policy.mode` is not checked here: such configurations were accepted before; see the open question in
+/// the pipeline's actuator preflight.)
+fn quarantine_enforceable(r: &mut Reader, resp: &crate::respond::RespondConfig) {
+    let kind = sentinel_core::ActionKind::QuarantineFile;
+    if resp.actuator(kind).and_then(|a| a.mode) != Some(sentinel_core::Mode::Enforce) {
+        return;
+    }
+    if resp.quarantine_roots.is_empty() {
+        r.fail(
+            "respond.quarantine_roots",
+            "quarantine_file enforces but no root is listed: name the directories files may be taken from",
+        );
+    }
+    if let Some(d) = &resp.quarantine_dir {
+        if !d.is_absolute() {
+            r.fail(
+                "respond.quarantine_dir",
+                format!("`{}` must be an absolute path", d.display()),
+            );
+        }
+        for root in resp
+            .quarantine_roots
+            .iter()
+            .filter(|root| d.starts_with(root))
+        {
+            r.fail(
+                "respond.quarantine_dir",
+                format!(
+                    "`{}` must not be inside the quarantine root `{}`",
+                    d.display(),
+                    root.display()
+                ),
+            );
+        }
+    }
 }

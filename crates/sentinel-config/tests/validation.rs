@@ -3,6 +3,7 @@
 
 use sentinel_config::{load_str, validate, Band, RawConfig};
 use sentinel_core::{ActionKind, Mode, Severity};
+use sentinel_ingest::config::{LineFormat, LogFormat};
 use std::time::Duration;
 
 #[test]
@@ -300,20 +301,16 @@ detect:
     let cfg = sentinel_config::load_str(yaml, None, &[]).unwrap();
     assert_eq!(cfg.sources.len(), 3);
     match &cfg.sources[0] {
-        sentinel_config::SourceConfig::File {
-            paths,
-            format,
-            from_beginning,
-            ..
-        } => {
-            assert_eq!(paths.len(), 2);
-            assert_eq!(format, "sshd");
-            assert!(!from_beginning);
+        sentinel_config::SourceConfig::File { file, parse, .. } => {
+            assert_eq!(file.paths.len(), 2);
+            assert_eq!(file.paths[1].as_str(), "/var/log/nginx/*.log");
+            assert_eq!(parse, &LineFormat::Named(LogFormat::Sshd));
+            assert!(!file.from_beginning);
         }
         other => panic!("{other:?}"),
     }
     assert!(
-        matches!(&cfg.sources[2], sentinel_config::SourceConfig::Journald { command, .. } if command[0] == "journalctl")
+        matches!(&cfg.sources[2], sentinel_config::SourceConfig::Journald { journald, .. } if journald.command[0] == "journalctl")
     );
     assert_eq!(cfg.detect.scenarios.ipv6_prefix, 64);
     assert_eq!(cfg.detect.scenarios.whitelist.len(), 3);
@@ -403,17 +400,16 @@ policy:
     ));
     match &cfg.sources[1] {
         sentinel_config::SourceConfig::File {
-            fail2ban_vars,
+            parse: LineFormat::Fail2ban(filter),
             jail,
-            mode,
             ..
         } => {
             assert_eq!(
-                fail2ban_vars,
-                &vec![("logtype".to_string(), "file".to_string())]
+                filter.vars,
+                vec![("logtype".to_string(), "file".to_string())]
             );
             assert_eq!(jail.as_deref(), Some("sshd"));
-            assert_eq!(mode.as_deref(), Some("aggressive"));
+            assert_eq!(filter.mode.as_deref(), Some("aggressive"));
         }
         other => panic!("{other:?}"),
     }
@@ -507,8 +503,8 @@ fn an_empty_syslog_allowlist_is_an_error_and_every_sender_is_a_warning() {
     )
     .unwrap();
     match &cfg.sources[0] {
-        sentinel_config::SourceConfig::Syslog { allowed_peers, .. } => {
-            let shown: Vec<String> = allowed_peers.iter().map(|n| n.to_string()).collect();
+        sentinel_config::SourceConfig::Syslog { syslog, .. } => {
+            let shown: Vec<String> = syslog.allowed_peers.iter().map(|n| n.to_string()).collect();
             assert_eq!(shown, ["127.0.0.0/8", "::1/128"]);
         }
         other => panic!("{other:?}"),

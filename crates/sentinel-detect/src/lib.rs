@@ -6,6 +6,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod config;
 mod heuristic;
 pub mod scenario;
 mod signatures;

@@ -7,53 +7,16 @@
 use anyhow::Context;
 use sentinel_config::ValidatedConfig;
 use sentinel_core::{ActionKind, Actuator};
-use sentinel_respond::actuators::docker::{DockerConfig, IsolateContainer};
-use sentinel_respond::actuators::nft::{
-    FilterHook, NftBlockIp, NftHoneypotRedirect, NftRateLimit, NftTable,
-};
-use sentinel_respond::actuators::quarantine::{QuarantineConfig, QuarantineFile};
+use sentinel_respond::actuators::docker::IsolateContainer;
+use sentinel_respond::actuators::nft::{NftBlockIp, NftHoneypotRedirect, NftRateLimit, NftTable};
+use sentinel_respond::actuators::quarantine::QuarantineFile;
 use sentinel_respond::{PlanOnly, Responder};
 
 fn nft_table(cfg: &ValidatedConfig) -> anyhow::Result<NftTable> {
-    let hooks: Vec<FilterHook> = cfg
-        .respond
-        .nft_hooks
-        .iter()
-        .map(|h| {
-            if h == "forward" {
-                FilterHook::Forward
-            } else {
-                FilterHook::Input
-            }
-        })
-        .collect();
-    NftTable::new(&cfg.respond.nft_table)
-        .and_then(|t| t.with_hooks(&hooks))
+    cfg.respond
+        .nft
+        .build()
         .map_err(|e| anyhow::anyhow!("respond.nft_table: {e}"))
-}
-
-fn docker_config(cfg: &ValidatedConfig) -> DockerConfig {
-    DockerConfig {
-        protect: cfg.respond.docker_protect.clone(),
-        quarantine_network: (!cfg.respond.docker_quarantine_network.is_empty())
-            .then(|| cfg.respond.docker_quarantine_network.clone()),
-        ..DockerConfig::default()
-    }
-}
-
-fn quarantine_config(cfg: &ValidatedConfig) -> QuarantineConfig {
-    let dir = if cfg.respond.quarantine_dir.is_empty() {
-        // The default lives in the data directory, which is relative by default (`./data`): made
-        // absolute against the working directory, as every other file in it is reached.
-        let d = cfg.data_dir.join("quarantine");
-        std::path::absolute(&d).unwrap_or(d)
-    } else {
-        cfg.respond.quarantine_dir.clone().into()
-    };
-    QuarantineConfig {
-        dir,
-        roots: cfg.respond.quarantine_roots.clone(),
-    }
 }
 
 /// The real actuator of `kind`, ready to enforce (`enforce`) or only to plan.
@@ -67,7 +30,7 @@ async fn build(
         ActionKind::RateLimit => Box::new(NftRateLimit::new(nft_table(cfg)?)),
         ActionKind::RedirectToHoneypot => Box::new(NftHoneypotRedirect::new(nft_table(cfg)?)),
         ActionKind::IsolateContainer if enforce => Box::new(
-            IsolateContainer::connect(docker_config(cfg))
+            IsolateContainer::connect(cfg.respond.docker().build())
                 .await
                 .map_err(|e| {
                     anyhow::anyhow!(
@@ -76,11 +39,11 @@ async fn build(
                 })?,
         ),
         ActionKind::IsolateContainer => Box::new(
-            IsolateContainer::offline(docker_config(cfg))
+            IsolateContainer::offline(cfg.respond.docker().build())
                 .map_err(|e| anyhow::anyhow!("isolate_container: {e}"))?,
         ),
         ActionKind::QuarantineFile if enforce => {
-            let qc = quarantine_config(cfg);
+            let qc = cfg.respond.quarantine().build(&cfg.data_dir);
             if let Err(problems) = qc.validate() {
                 anyhow::bail!("respond.quarantine: {}", problems.join("; "));
             }
@@ -90,7 +53,9 @@ async fn build(
                     .context("quarantine_file")?,
             )
         }
-        ActionKind::QuarantineFile => Box::new(QuarantineFile::planner(quarantine_config(cfg))),
+        ActionKind::QuarantineFile => Box::new(QuarantineFile::planner(
+            cfg.respond.quarantine().build(&cfg.data_dir),
+        )),
     };
     Ok(if enforce {
         real
@@ -109,4 +74,47 @@ pub async fn install(
         r = r.with_actuator(build(kind, cfg, enforced.contains(&kind)).await?);
     }
     Ok(r)
+}
+
+/// What `config check` verifies of the actuators beyond the pure validation, without changing anything:
+/// each kind's actuator builds from the configuration, and a quarantine set to enforce
+/// (`respond.actuators.quarantine_file.mode: enforce`) has roots that exist (the daemon canonicalises
+/// them when it starts). A quarantine that enforces only through `policy.mode` is not checked: `config
+/// check` has always accepted `policy.mode: enforce` alone, though the daemon then needs
+/// `quarantine_roots` (an open question, not settled here).
+pub fn preflight(cfg: &ValidatedConfig) -> Vec<String> {
+    let explicit = |k: ActionKind| {
+        cfg.respond.actuator(k).and_then(|a| a.mode) == Some(sentinel_core::Mode::Enforce)
+    };
+    let mut errors = Vec::new();
+    for kind in ActionKind::ALL {
+        match kind {
+            ActionKind::BlockIp | ActionKind::RateLimit | ActionKind::RedirectToHoneypot => {
+                if let Err(e) = nft_table(cfg) {
+                    errors.push(format!("{}: {e:#}", kind.as_str()));
+                }
+            }
+            ActionKind::IsolateContainer => {
+                if let Err(e) = IsolateContainer::offline(cfg.respond.docker().build()) {
+                    errors.push(format!("isolate_container: {e}"));
+                }
+            }
+            ActionKind::QuarantineFile if explicit(kind) => {
+                let qc = cfg.respond.quarantine().build(&cfg.data_dir);
+                if let Err(problems) = qc.validate() {
+                    errors.push(format!("respond.quarantine: {}", problems.join("; ")));
+                }
+                for root in &qc.roots {
+                    if let Err(e) = std::fs::canonicalize(root) {
+                        errors.push(format!(
+                            "respond.quarantine_roots: `{}`: {e}",
+                            root.display()
+                        ));
+                    }
+                }
+            }
+            ActionKind::QuarantineFile => {}
+        }
+    }
+    errors
 }

@@ -24,6 +24,9 @@
 
 use sentinel_config::{ActionRule, Rule, SourceConfig, ValidatedConfig};
 use sentinel_core::{ActionKind, Severity};
+use sentinel_ingest::config::{
+    Fail2banFilterConfig, FileSourceConfig, Glob, JournaldSourceConfig, LineFormat,
+};
 use sentinel_ingest::fail2ban::{read_jails, Backend, BanTime, Jail};
 use serde_json::{json, Value};
 use std::path::Path;
@@ -178,8 +181,11 @@ fn map_jail(j: &Jail, max_ttl: Duration, p: &mut JailPlan) -> anyhow::Result<()>
         name = format!("{base}-{n}");
         n += 1;
     }
-    let mode = j.filter.options.mode.clone();
-    let vars = j.filter.options.vars.clone();
+    let filter_config = Fail2banFilterConfig {
+        path: j.filter.path.clone(),
+        mode: j.filter.options.mode.clone(),
+        vars: j.filter.options.vars.clone(),
+    };
     match &j.backend {
         Backend::Files(_) => {
             let mut missing = Vec::new();
@@ -204,15 +210,21 @@ fn map_jail(j: &Jail, max_ttl: Duration, p: &mut JailPlan) -> anyhow::Result<()>
                     missing.join(", ")
                 ));
             }
+            let mut paths = Vec::with_capacity(logpaths.len());
+            for g in &logpaths {
+                paths.push(
+                    g.parse::<Glob>()
+                        .map_err(|e| anyhow::anyhow!("logpath {e}"))?,
+                );
+            }
             p.sources.push(SourceConfig::File {
-                paths: logpaths,
-                format: "auto".into(),
-                from_beginning: false,
-                fail2ban_filter: Some(j.filter.path.clone()),
-                mode,
-                fail2ban_vars: vars,
+                file: FileSourceConfig {
+                    paths,
+                    from_beginning: false,
+                    poll_interval: Duration::from_millis(250),
+                },
+                parse: LineFormat::Fail2ban(filter_config),
                 jail: Some(j.name.clone()),
-                poll_interval: Duration::from_millis(250),
             });
         }
         Backend::Systemd => {
@@ -236,11 +248,8 @@ fn map_jail(j: &Jail, max_ttl: Duration, p: &mut JailPlan) -> anyhow::Result<()>
                 )),
             }
             p.sources.push(SourceConfig::Journald {
-                command,
-                format: "auto".into(),
-                fail2ban_filter: Some(j.filter.path.clone()),
-                mode,
-                fail2ban_vars: vars,
+                journald: JournaldSourceConfig { command },
+                parse: LineFormat::Fail2ban(filter_config),
                 jail: Some(j.name.clone()),
             });
         }

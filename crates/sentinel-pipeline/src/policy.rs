@@ -1,27 +1,12 @@
 //! The policy and the allowlist the configuration describes, and the heuristic's settings.
 
-use sentinel_config::{Band as CfgBand, ValidatedConfig};
+use sentinel_config::ValidatedConfig;
 use sentinel_detect::HeuristicSettings;
-use sentinel_respond::{ActionTemplate, Allowlist, Band, Bands, MatrixRule, PolicyMatrix};
+use sentinel_respond::{ActionTemplate, Allowlist, Bands, MatrixRule, PolicyMatrix};
 
-/// The heuristic detector's settings.
+/// The heuristic detector's settings (the detector's own type, validated by the configuration).
 pub fn heuristic_settings(cfg: &ValidatedConfig) -> HeuristicSettings {
-    let h = &cfg.detect.heuristic;
-    HeuristicSettings {
-        min_score: h.min_score,
-        failed_logins_threshold: u64::from(h.failed_logins_threshold),
-        request_rate_threshold: u64::from(h.request_rate_threshold),
-        bytes_out_threshold: h.bytes_out_threshold,
-        bad_ports: h.bad_ports.clone(),
-    }
-}
-
-fn band(b: CfgBand) -> Band {
-    match b {
-        CfgBand::Low => Band::Low,
-        CfgBand::Medium => Band::Medium,
-        CfgBand::High => Band::High,
-    }
+    cfg.detect.heuristic.clone()
 }
 
 /// The policy: one matrix per scenario that some rule names (its own rules and the general ones, in
@@ -74,8 +59,8 @@ fn matrix(cfg: &ValidatedConfig, keep: impl Fn(&sentinel_config::Rule) -> bool) 
         .map(|(i, r)| MatrixRule {
             name: r.name.clone().unwrap_or_else(|| format!("rule #{}", i + 1)),
             severity: r.severity.clone(),
-            risk: r.risk.iter().copied().map(band).collect(),
-            confidence: r.confidence.iter().copied().map(band).collect(),
+            risk: r.risk.clone(),
+            confidence: r.confidence.clone(),
             actions: r
                 .actions
                 .iter()

@@ -21,32 +21,48 @@ pub fn load_defs(
         }
     }
     if let Some(p) = extra {
+        let unreadable =
+            |path: &Path, e: std::io::Error| sentinel_detect::scenario::ScenarioError {
+                origin: path.display().to_string(),
+                message: format!("cannot read: {e}"),
+            };
         let mut files = Vec::new();
         if p.is_dir() {
-            for entry in std::fs::read_dir(p).with_context(|| format!("reading {}", p.display()))? {
-                let path = entry?.path();
-                if matches!(
-                    path.extension().and_then(|e| e.to_str()),
-                    Some("yaml" | "yml")
-                ) {
-                    files.push(path);
+            match std::fs::read_dir(p) {
+                Ok(entries) => {
+                    for entry in entries {
+                        match entry {
+                            Ok(entry) => {
+                                let path = entry.path();
+                                if matches!(
+                                    path.extension().and_then(|e| e.to_str()),
+                                    Some("yaml" | "yml")
+                                ) {
+                                    files.push(path);
+                                }
+                            }
+                            Err(e) => errors.push(unreadable(p, e)),
+                        }
+                    }
                 }
+                Err(e) => errors.push(unreadable(p, e)),
             }
             files.sort();
         } else {
             files.push(p.to_path_buf());
         }
         for f in files {
-            let text =
-                std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
-            match parse_scenarios(&f.display().to_string(), &text) {
-                Ok(d) => defs.extend(d),
-                Err(e) => errors.extend(e),
+            match std::fs::read_to_string(&f) {
+                Ok(text) => match parse_scenarios(&f.display().to_string(), &text) {
+                    Ok(d) => defs.extend(d),
+                    Err(e) => errors.extend(e),
+                },
+                Err(e) => errors.push(unreadable(&f, e)),
             }
         }
     }
     if !define.is_empty() {
-        let text = serde_yaml::to_string(define).context("detect.scenarios.define")?;
+        let text = serde_norway::to_string(define).context("detect.scenarios.define")?;
         match parse_scenarios("detect.scenarios.define", &text) {
             Ok(d) => defs.extend(d),
             Err(e) => errors.extend(e),
@@ -104,6 +120,24 @@ pub fn resolve_whitelist(entries: &[String]) -> anyhow::Result<Vec<ipnet::IpNet>
     Ok(nets)
 }
 
+/// The scenario engine the configuration describes: its scenarios loaded, its whitelist resolved.
+pub fn engine(
+    cfg: &sentinel_config::ValidatedConfig,
+    redactor: &sentinel_core::Redactor,
+) -> anyhow::Result<sentinel_detect::ScenarioEngine> {
+    let sc = &cfg.detect.scenarios;
+    Ok(sentinel_detect::ScenarioEngine::new(
+        load_defs(sc.builtin, sc.dir.as_deref(), &sc.define)?,
+        sentinel_detect::EngineOptions {
+            whitelist: resolve_whitelist(&sc.whitelist)?,
+            ipv6_prefix: (sc.ipv6_prefix > 0).then_some(sc.ipv6_prefix),
+            max_keys_per_scenario: sc.max_keys,
+            ..sentinel_detect::EngineOptions::default()
+        },
+    )
+    .with_redactor(redactor.clone()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,13 +171,5 @@ mod tests {
             .to_string()
             .contains("`ssh_bruteforce` is defined twice"));
         assert_eq!(load_defs(false, Some(dir.path()), &[]).unwrap().len(), 1);
-    }
-}
-
-#[cfg(test)]
-mod format_list {
-    #[test]
-    fn config_knows_exactly_the_parsers_formats() {
-        assert_eq!(sentinel_config::FORMATS, sentinel_ingest::parse::FORMATS);
     }
 }

@@ -8,13 +8,10 @@ use crate::metrics::{LineCounts, Metrics, SessionReading};
 use anyhow::Context;
 use sentinel_config::{SourceConfig, ValidatedConfig};
 use sentinel_core::Redactor;
-use sentinel_ingest::fail2ban::{Fail2banFilter, FilterOptions};
-use sentinel_ingest::source::file::{FileTail, FileTailConfig};
-use sentinel_ingest::source::journald::{Journald, JournaldConfig};
-use sentinel_ingest::source::syslog::{SyslogConfig, SyslogReceiver};
+use sentinel_ingest::config::LineFormat;
+use sentinel_ingest::fail2ban::Fail2banFilter;
 use sentinel_ingest::source::{RawLine, SourceMetrics};
 use sentinel_ingest::{LineParser, ParseCtx};
-use std::path::Path;
 use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -36,7 +33,8 @@ impl RunningSources {
 }
 
 /// What `config check` verifies beyond the pure validation (it reads files): fail2ban jails (expanded as the
-/// daemon would), every source's parser (fail2ban filters load) and every scenario. Returns notes to print
+/// daemon would), every source's parser (fail2ban filters load), every scenario, the scenario whitelist's
+/// host names (resolved as the daemon does), and that every actuator builds. Returns notes to print
 /// (`WARNING: …` lines and a summary of the jails) and errors.
 pub fn preflight(cfg: &ValidatedConfig) -> (Vec<String>, Vec<String>) {
     let mut notes = Vec::new();
@@ -52,10 +50,11 @@ pub fn preflight(cfg: &ValidatedConfig) -> (Vec<String>, Vec<String>) {
             Ok(p) => {
                 if let SourceConfig::File {
                     jail: Some(j),
-                    paths,
+                    file,
                     ..
                 } = src
                 {
+                    let paths: Vec<&str> = file.paths.iter().map(|g| g.as_str()).collect();
                     notes.push(format!(
                         "fail2ban jail {j}: filter {} on {}",
                         p.name(),
@@ -63,14 +62,14 @@ pub fn preflight(cfg: &ValidatedConfig) -> (Vec<String>, Vec<String>) {
                     ));
                 } else if let SourceConfig::Journald {
                     jail: Some(j),
-                    command,
+                    journald,
                     ..
                 } = src
                 {
                     notes.push(format!(
                         "fail2ban jail {j}: filter {} on `{}`",
                         p.name(),
-                        command.join(" ")
+                        journald.command.join(" ")
                     ));
                 }
             }
@@ -83,38 +82,32 @@ pub fn preflight(cfg: &ValidatedConfig) -> (Vec<String>, Vec<String>) {
         }
     }
     let sc = &cfg.detect.scenarios;
-    let dir = (!sc.dir.is_empty()).then(|| std::path::PathBuf::from(&sc.dir));
-    if let Err(e) = crate::scenarios::load_defs(sc.builtin, dir.as_deref(), &sc.define) {
+    if let Err(e) = crate::scenarios::load_defs(sc.builtin, sc.dir.as_deref(), &sc.define) {
         errors.push(format!("{e:#}"));
     }
+    if let Err(e) = crate::scenarios::resolve_whitelist(&sc.whitelist) {
+        errors.push(format!("detect.scenarios.{e:#}"));
+    }
+    errors.extend(crate::actuators::preflight(&cfg));
     (notes, errors)
-}
-
-/// Builds the parser a source's lines are read with.
-pub fn parser_for(
-    format: &str,
-    fail2ban: Option<(&Path, FilterOptions)>,
-) -> anyhow::Result<Box<dyn LineParser>> {
-    build_parser(format, fail2ban).map(|(p, _)| p)
 }
 
 /// A parser, and its fail2ban filter when it is one (whose session counters `/metrics` reads).
 type BuiltParser = (Box<dyn LineParser>, Option<Arc<Fail2banFilter>>);
 
-fn build_parser(
-    format: &str,
-    fail2ban: Option<(&Path, FilterOptions)>,
-) -> anyhow::Result<BuiltParser> {
-    if let Some((path, opts)) = fail2ban {
-        let f = Arc::new(
-            Fail2banFilter::load(path, &opts)
-                .with_context(|| format!("loading the fail2ban filter {}", path.display()))?,
-        );
-        return Ok((Box::new(SharedFilter(f.clone())), Some(f)));
+/// Builds the parser a source's lines are read with: a named format always builds; a fail2ban filter is
+/// read and compiled now (its errors name the file).
+fn build_parser(format: &LineFormat) -> anyhow::Result<BuiltParser> {
+    match format {
+        LineFormat::Named(f) => Ok((f.build(), None)),
+        LineFormat::Fail2ban(f) => {
+            let filter =
+                Arc::new(f.build().with_context(|| {
+                    format!("loading the fail2ban filter {}", f.path.display())
+                })?);
+            Ok((Box::new(SharedFilter(filter.clone())), Some(filter)))
+        }
     }
-    let p = sentinel_ingest::parse::by_name(format)
-        .ok_or_else(|| anyhow::anyhow!("unknown format `{format}`"))?;
-    Ok((p, None))
 }
 
 /// A fail2ban filter shared between the parse task and the metrics that read its session counters.
@@ -140,34 +133,17 @@ pub fn source_parser(src: &SourceConfig) -> anyhow::Result<Box<dyn LineParser>> 
 }
 
 fn source_parser_and_filter(src: &SourceConfig) -> anyhow::Result<BuiltParser> {
-    let (format, filter, mode, vars, jail) = match src {
-        SourceConfig::File {
-            format,
-            fail2ban_filter,
-            mode,
-            fail2ban_vars,
-            jail,
-            ..
+    let (format, jail) = match src {
+        SourceConfig::File { parse, jail, .. } | SourceConfig::Journald { parse, jail, .. } => {
+            (parse.clone(), jail)
         }
-        | SourceConfig::Journald {
-            format,
-            fail2ban_filter,
-            mode,
-            fail2ban_vars,
-            jail,
-            ..
-        } => (format, fail2ban_filter, mode, fail2ban_vars.clone(), jail),
-        SourceConfig::Syslog { format, .. } => (format, &None, &None, Vec::new(), &None),
+        SourceConfig::Syslog { format, .. } => (LineFormat::Named(*format), &None),
         SourceConfig::Fail2banJails { dir } => anyhow::bail!(
             "fail2ban_jails {} was not expanded into its jails' sources",
             dir.display()
         ),
     };
-    let opts = FilterOptions {
-        mode: mode.clone(),
-        vars,
-    };
-    let (parser, filter) = build_parser(format, filter.as_deref().map(|p| (p, opts)))?;
+    let (parser, filter) = build_parser(&format)?;
     let parser: Box<dyn LineParser> = match jail {
         Some(j) => Box::new(JailTagged {
             inner: parser,
@@ -184,12 +160,21 @@ pub fn source_label(src: &SourceConfig) -> String {
         SourceConfig::File { jail: Some(j), .. } | SourceConfig::Journald { jail: Some(j), .. } => {
             format!("jail:{j}")
         }
-        SourceConfig::File { paths, .. } => format!("file:{}", paths.join(",")),
-        SourceConfig::Syslog { udp, tcp, .. } => format!(
+        SourceConfig::File { file, .. } => format!(
+            "file:{}",
+            file.paths
+                .iter()
+                .map(|g| g.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+        SourceConfig::Syslog { syslog, .. } => format!(
             "syslog:{}",
-            udp.iter()
+            syslog
+                .udp
+                .iter()
                 .map(|a| format!("udp:{a}"))
-                .chain(tcp.iter().map(|a| format!("tcp:{a}")))
+                .chain(syslog.tcp.iter().map(|a| format!("tcp:{a}")))
                 .collect::<Vec<_>>()
                 .join(",")
         ),
@@ -254,21 +239,10 @@ pub async fn start(
             _ => format!("{kind}-{i}.json"),
         };
         match src {
-            SourceConfig::File {
-                paths,
-                from_beginning,
-                poll_interval,
-                ..
-            } => {
+            SourceConfig::File { file, .. } => {
                 std::fs::create_dir_all(&state_dir)?;
-                let tail = FileTail::new(
-                    FileTailConfig {
-                        patterns: paths.clone(),
-                        state_path: Some(state_dir.join(state_name("file"))),
-                        from_beginning: *from_beginning,
-                        poll_interval: *poll_interval,
-                        ..FileTailConfig::default()
-                    },
+                let tail = file.build(
+                    Some(state_dir.join(state_name("file"))),
                     source_metrics.clone(),
                 );
                 let stopped = stop_future(&stop_rx);
@@ -278,19 +252,9 @@ pub async fn start(
                     }
                 }));
             }
-            SourceConfig::Syslog {
-                udp,
-                tcp,
-                allowed_peers,
-                ..
-            } => {
-                let rx_cfg = SyslogConfig {
-                    udp: *udp,
-                    tcp: *tcp,
-                    allowed_peers: allowed_peers.clone(),
-                    ..SyslogConfig::default()
-                };
-                let recv = SyslogReceiver::bind(rx_cfg, source_metrics.clone())
+            SourceConfig::Syslog { syslog, .. } => {
+                let recv = syslog
+                    .build(source_metrics.clone())
                     .await
                     .with_context(|| format!("sources[{i}]: cannot listen for syslog"))?;
                 tracing::info!(evt = "syslog_listening", udp = ?recv.udp_addr(), tcp = ?recv.tcp_addr());
@@ -301,14 +265,10 @@ pub async fn start(
                     }
                 }));
             }
-            SourceConfig::Journald { command, .. } => {
+            SourceConfig::Journald { journald, .. } => {
                 std::fs::create_dir_all(&state_dir)?;
-                let j = Journald::new(
-                    JournaldConfig {
-                        command: command.clone(),
-                        state_path: Some(state_dir.join(state_name("journald"))),
-                        ..JournaldConfig::default()
-                    },
+                let j = journald.build(
+                    Some(state_dir.join(state_name("journald"))),
                     source_metrics.clone(),
                 );
                 let stopped = stop_future(&stop_rx);

@@ -11,6 +11,7 @@
 
 pub mod actuators;
 mod allowlist;
+pub mod config;
 mod ledger;
 mod matrix;
 mod plan_only;

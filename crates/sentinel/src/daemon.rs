@@ -6,7 +6,7 @@ use sentinel_api::auth::{self, Auth};
 use sentinel_api::{ApiSettings, AppState};
 use sentinel_config::{StoreSync, ValidatedConfig};
 use sentinel_core::Redactor;
-use sentinel_detect::{EngineOptions, Heuristic, ScenarioEngine};
+use sentinel_detect::Heuristic;
 use sentinel_intel::{Investigator, LocalContext};
 use sentinel_pipeline::metrics::Metrics;
 use sentinel_pipeline::policy::{allowlist, heuristic_settings, policy_matrix};
@@ -46,7 +46,7 @@ pub async fn run(
     let metrics = Arc::new(Metrics::default());
     let (writer, writer_task) = store.writer(writer_options(&cfg));
     let _ = metrics.store_writer.set(writer.monitor());
-    let scenarios = scenario_engine(&cfg, &redactor)?;
+    let scenarios = sentinel_pipeline::scenarios::engine(&cfg, &redactor)?;
     let ledger = Arc::new(sentinel_respond::Ledger::new(
         sentinel_pipeline::ledger::responder(&cfg, allowlist(&cfg)).await?,
         sentinel_pipeline::ledger::ledger_config(&cfg),
@@ -219,21 +219,6 @@ async fn open_auth(cfg: &ValidatedConfig, store: &Store) -> anyhow::Result<Arc<A
         spawn_bypass_warning();
     }
     Ok(auth)
-}
-
-fn scenario_engine(cfg: &ValidatedConfig, redactor: &Redactor) -> anyhow::Result<ScenarioEngine> {
-    let sc = &cfg.detect.scenarios;
-    let scenario_dir = (!sc.dir.is_empty()).then(|| std::path::PathBuf::from(&sc.dir));
-    Ok(ScenarioEngine::new(
-        sentinel_pipeline::scenarios::load_defs(sc.builtin, scenario_dir.as_deref(), &sc.define)?,
-        EngineOptions {
-            whitelist: sentinel_pipeline::scenarios::resolve_whitelist(&sc.whitelist)?,
-            ipv6_prefix: (sc.ipv6_prefix > 0).then_some(sc.ipv6_prefix),
-            max_keys_per_scenario: sc.max_keys,
-            ..EngineOptions::default()
-        },
-    )
-    .with_redactor(redactor.clone()))
 }
 
 fn api_settings(cfg: &ValidatedConfig) -> ApiSettings {

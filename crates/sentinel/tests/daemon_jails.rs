@@ -284,7 +284,7 @@ fn import_prints_a_section_config_check_accepts() {
         yaml.contains("# WARNING: jail [nginx-http-auth] bantime -1"),
         "{yaml}"
     );
-    let v: Value = serde_yaml::from_str(&yaml).unwrap();
+    let v: Value = serde_norway::from_str(&yaml).unwrap();
     assert_eq!(v["policy"]["rules"][0]["risk"], "any");
     let sources = v["sources"].as_array().unwrap();
     assert_eq!(sources.len(), 3, "{yaml}");
@@ -469,7 +469,7 @@ fn import_comments_hold_multi_line_values() {
         yaml.contains(r#"jail [broken] maxretry: not an integer: "3\nevil: 2""#),
         "{yaml}"
     );
-    let v: Value = serde_yaml::from_str(&yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+    let v: Value = serde_norway::from_str(&yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
     let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(keys, ["detect", "policy", "respond", "sources"], "{yaml}");
 }

@@ -217,10 +217,10 @@ pub fn parse_scenarios(origin: &str, text: &str) -> Result<Vec<ScenarioDef>, Vec
         message,
     };
     // Parse as a generic value first so each scenario's error names it.
-    let value: serde_yaml::Value =
-        serde_yaml::from_str(text).map_err(|e| vec![err(e.to_string())])?;
+    let value: serde_norway::Value =
+        serde_norway::from_str(text).map_err(|e| vec![err(e.to_string())])?;
     let items = match value {
-        serde_yaml::Value::Sequence(items) => items,
+        serde_norway::Value::Sequence(items) => items,
         other => vec![other],
     };
     let mut defs = Vec::new();
@@ -231,7 +231,7 @@ pub fn parse_scenarios(origin: &str, text: &str) -> Result<Vec<ScenarioDef>, Vec
             .and_then(|n| n.as_str())
             .map(|n| format!("scenario `{n}`"))
             .unwrap_or_else(|| format!("scenario #{}", i + 1));
-        match serde_yaml::from_value::<ScenarioDef>(item) {
+        match serde_norway::from_value::<ScenarioDef>(item) {
             Ok(d) => defs.push(d),
             Err(e) => errors.push(err(format!("{label}: {e}"))),
         }

@@ -1,7 +1,7 @@
 //! `--format auto` and the by-name registry of parsers. [`Auto`] tries each log family in turn and
 //! remembers the one that recognised the last line, so a homogeneous file costs one parser per line.
 
-use super::http::{self, AccessLog, Caddy, ErrorLog, ErrorLogFlavor, Haproxy, Traefik};
+use super::http::{self, AccessLog, Caddy, ErrorLog, Haproxy, Traefik};
 use super::json::JsonLines;
 use super::mail::{Dovecot, Postfix};
 use super::sshd::Sshd;
@@ -9,43 +9,14 @@ use super::syslog;
 use crate::{LineParser, ParseCtx, Parsed, Unparsed};
 use std::sync::atomic::{AtomicU8, Ordering};
 
-/// Every format name [`by_name`] knows.
-pub const FORMATS: &[&str] = &[
-    "auto",
-    "sshd",
-    "nginx",
-    "apache",
-    "access",
-    "nginx-error",
-    "apache-error",
-    "postfix",
-    "dovecot",
-    "json",
-    "vhost_combined",
-    "traefik",
-    "caddy",
-    "haproxy",
-];
+/// Every format name [`by_name`] knows (the names of [`crate::config::LogFormat`]).
+pub const FORMATS: &[&str] = crate::config::LogFormat::NAMES;
 
 /// The parser for a format name (one of [`FORMATS`]); `None` for an unknown name.
 pub fn by_name(name: &str) -> Option<Box<dyn LineParser>> {
-    Some(match name {
-        "auto" => Box::new(Auto::default()),
-        "sshd" => Box::new(Sshd),
-        "nginx" => Box::new(AccessLog::new("nginx")),
-        "apache" => Box::new(AccessLog::new("apache")),
-        "access" => Box::new(AccessLog::default()),
-        "nginx-error" => Box::new(ErrorLog::new(ErrorLogFlavor::Nginx)),
-        "apache-error" => Box::new(ErrorLog::new(ErrorLogFlavor::Apache)),
-        "postfix" => Box::new(Postfix),
-        "dovecot" => Box::new(Dovecot),
-        "json" => Box::new(JsonLines::default()),
-        "vhost_combined" => Box::new(AccessLog::new("apache")),
-        "traefik" => Box::new(Traefik),
-        "caddy" => Box::new(Caddy),
-        "haproxy" => Box::new(Haproxy),
-        _ => return None,
-    })
+    name.parse::<crate::config::LogFormat>()
+        .ok()
+        .map(crate::config::LogFormat::build)
 }
 
 /// The families [`Auto`] tells apart, in the order it tries them.

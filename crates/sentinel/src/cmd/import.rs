@@ -110,7 +110,7 @@ fn fail2ban(dir: &Path) -> anyhow::Result<Imported> {
     for w in &plan.warnings {
         yaml.push_str(&format!("# WARNING: {}\n", comment(w)));
     }
-    yaml.push_str(&serde_yaml::to_string(&doc)?);
+    yaml.push_str(&serde_norway::to_string(&doc)?);
     Ok(Imported {
         yaml,
         warnings: plan.warnings,
