@@ -30,7 +30,7 @@ pub use params::{ActionLimits, ActionParams, SpecError, SpecField};
 pub use redact::Redactor;
 pub use seams::{
     ActError, Actuator, AuditError, AuditLog, Bus, BusError, BusRx, Detector, EnrichError,
-    Enricher, EventSink, EventTx, Notifier, NotifyError, Policy, Receipt, Shutdown,
+    Enricher, LineTx, Notifier, NotifyError, Policy, RawLine, Receipt, Shutdown,
     SignedCheckpoint, SinkClosed, Source, SourceError, Topic,
 };
 pub use time::Timestamp;

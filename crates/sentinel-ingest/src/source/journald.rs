@@ -289,3 +289,18 @@ fn load_cursor(path: &std::path::Path) -> std::io::Result<Option<String>> {
         Err(e) => Err(e),
     }
 }
+
+#[async_trait::async_trait]
+impl sentinel_core::Source for Journald {
+    fn kind(&self) -> &'static str {
+        "journald"
+    }
+
+    async fn run(
+        self: Box<Self>,
+        out: sentinel_core::LineTx,
+        shutdown: sentinel_core::Shutdown,
+    ) -> Result<(), SourceError> {
+        Journald::run(*self, out, shutdown).await
+    }
+}

@@ -759,3 +759,18 @@ impl From<SourceError> for Failure {
         Failure::Closed(e)
     }
 }
+
+#[async_trait::async_trait]
+impl sentinel_core::Source for FileTail {
+    fn kind(&self) -> &'static str {
+        "file"
+    }
+
+    async fn run(
+        self: Box<Self>,
+        out: sentinel_core::LineTx,
+        shutdown: sentinel_core::Shutdown,
+    ) -> Result<(), SourceError> {
+        FileTail::run(*self, out, shutdown).await
+    }
+}
