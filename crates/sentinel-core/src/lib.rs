@@ -30,7 +30,7 @@ pub use params::{ActionLimits, ActionParams, SpecError, SpecField};
 pub use redact::Redactor;
 pub use seams::{
     ActError, Actuator, AuditError, AuditLog, Bus, BusError, BusRx, Detector, EnrichError,
-    Enricher, LineTx, Notifier, NotifyError, Policy, RawLine, Receipt, Shutdown,
-    SignedCheckpoint, SinkClosed, Source, SourceError, Topic,
+    Enricher, LineTx, Notifier, NotifyError, Policy, RawLine, Receipt, Shutdown, SignedCheckpoint,
+    SinkClosed, Source, SourceError, Topic,
 };
 pub use time::Timestamp;
