@@ -3,7 +3,8 @@
 //! This crate owns the types that travel along the golden path (`Event` → `Alert` → `Investigation` →
 //! `Plan` → `ActionRecord`), the audit record, identifiers and timestamps, redaction of secrets, and the
 //! traits every source, detector, enricher, policy, actuator, notifier, audit log and bus implements.
-//! It must not do I/O or depend on an async runtime: everything else depends on it.
+//! It must not do I/O or depend on an async runtime (it uses only tokio's runtime-independent bounded channel,
+//! the type of a source's line queue): everything else depends on it.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -30,7 +31,7 @@ pub use params::{ActionLimits, ActionParams, SpecError, SpecField};
 pub use redact::Redactor;
 pub use seams::{
     ActError, Actuator, AuditError, AuditLog, Bus, BusError, BusRx, Detector, EnrichError,
-    Enricher, EventSink, EventTx, Notifier, NotifyError, Policy, Receipt, Shutdown,
-    SignedCheckpoint, SinkClosed, Source, SourceError, Topic,
+    Enricher, LineTx, Notifier, NotifyError, Policy, RawLine, Receipt, Shutdown, SignedCheckpoint,
+    SinkClosed, Source, SourceError, Topic,
 };
 pub use time::Timestamp;

@@ -14,20 +14,28 @@ use std::pin::Pin;
 /// A future that completes when the process is shutting down.
 pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
 
-/// Where a source delivers events. Sending waits while the queue is full (back-pressure).
-#[async_trait]
-pub trait EventSink: Send + Sync {
-    /// Delivers one event; fails only when the pipeline is gone.
-    async fn send(&self, ev: Event) -> Result<(), SinkClosed>;
+/// One line as a source read it, before any parsing: sources deliver lines, and turning them into [`Event`]s
+/// is the parse stage's job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawLine {
+    /// The line, without its line ending; invalid UTF-8 is replaced.
+    pub text: String,
+    /// Where it came from: `file:/var/log/auth.log`, `syslog:udp:127.0.0.1:5514`, `journald`.
+    pub origin: std::sync::Arc<str>,
+    /// When the source read it.
+    pub received: Timestamp,
+    /// The time the transport already knows (journald's `__REALTIME_TIMESTAMP`), if any.
+    pub ts_hint: Option<Timestamp>,
 }
 
-/// The pipeline no longer accepts events.
+/// Where a source delivers its lines: a bounded queue; sending waits while it is full (back-pressure), so a
+/// source reads no faster than the pipeline parses.
+pub type LineTx = tokio::sync::mpsc::Sender<RawLine>;
+
+/// The pipeline no longer accepts what a source sends.
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("the pipeline is closed")]
 pub struct SinkClosed;
-
-/// A shared handle to an event sink.
-pub type EventTx = std::sync::Arc<dyn EventSink>;
 
 /// Errors a source can end with.
 #[derive(Debug, thiserror::Error)]
@@ -41,11 +49,14 @@ pub enum SourceError {
     Closed(#[from] SinkClosed),
 }
 
-/// Produces events until shut down.
+/// Reads lines from somewhere (files, a socket, the journal) until shut down.
 #[async_trait]
 pub trait Source: Send {
-    /// Runs until `shutdown` completes or the input ends.
-    async fn run(self: Box<Self>, out: EventTx, shutdown: Shutdown) -> Result<(), SourceError>;
+    /// What kind of source this is (`file`, `syslog`, `journald`).
+    fn kind(&self) -> &'static str;
+    /// Delivers every line it reads to `out` until `shutdown` completes, the input ends, or `out` is closed
+    /// (`SourceError::Closed`).
+    async fn run(self: Box<Self>, out: LineTx, shutdown: Shutdown) -> Result<(), SourceError>;
 }
 
 /// Turns events into alerts. Pure and synchronous: no I/O, no clock but the one passed in.

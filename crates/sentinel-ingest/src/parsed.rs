@@ -3,6 +3,7 @@
 use sentinel_core::{Event, EventId, EventKind, Observed, Redactor, Timestamp, TraceId};
 use std::borrow::Cow;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// What a log line reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -67,15 +68,23 @@ pub struct Parsed {
     pub src_ip: Option<IpAddr>,
     /// Further fields: `user`, `method`, `path`, `status`, `user_agent`, `port`, `rule`, ….
     pub fields: Vec<(&'static str, String)>,
+    /// Fields named by a fail2ban filter's own `<F-NAME>` tags (lower-cased `name`), after [`Parsed::fields`].
+    /// The names are shared with the filter that defines them, not kept for the life of the process.
+    pub extra: Vec<(Arc<str>, String)>,
 }
 
 impl Parsed {
-    /// A field's value.
+    /// A field's value ([`Parsed::fields`] first, then [`Parsed::extra`]).
     pub fn get(&self, name: &str) -> Option<&str> {
+        self.all_fields().find(|(k, _)| *k == name).map(|(_, v)| v)
+    }
+
+    /// Every field, [`Parsed::fields`] then [`Parsed::extra`], as (name, value).
+    pub fn all_fields(&self) -> impl Iterator<Item = (&str, &str)> {
         self.fields
             .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.as_str())
+            .map(|(k, v)| (*k, v.as_str()))
+            .chain(self.extra.iter().map(|(k, v)| (k.as_ref(), v.as_str())))
     }
 
     /// Turns the parsed line into a pipeline event (fields become attributes, secrets masked).
@@ -99,8 +108,8 @@ impl Parsed {
     ) -> (Event, usize) {
         let mut attrs = serde_json::Map::new();
         attrs.insert("service".into(), self.service.as_ref().into());
-        for (k, v) in &self.fields {
-            attrs.insert((*k).into(), v.clone().into());
+        for (k, v) in self.all_fields() {
+            attrs.insert(k.into(), v.into());
         }
         attrs.insert("line".into(), raw.into());
         let masked = redactor.redact_map(&mut attrs);

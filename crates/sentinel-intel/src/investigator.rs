@@ -1,7 +1,8 @@
 //! The investigator: runs every enricher on an alert's subject and correlates the answers into risk.
 //!
-//! An enricher that fails or times out does not stop the investigation: it becomes an uncertainty flag
-//! and lowers confidence.
+//! The enrichers run concurrently under one deadline for the whole investigation, so slow providers do not
+//! add up. An enricher that fails or has not answered by the deadline does not stop the investigation: it
+//! becomes an uncertainty flag and lowers confidence.
 
 use sentinel_core::{
     Alert, Enricher, Evidence, Investigation, InvestigationId, Timestamp, Verdict,
@@ -11,27 +12,44 @@ use std::time::Duration;
 /// Runs enrichers and correlates their evidence.
 pub struct Investigator {
     enrichers: Vec<Box<dyn Enricher>>,
-    timeout: Duration,
+    deadline: Duration,
 }
 
 impl Investigator {
-    /// An investigator over these enrichers, each given at most `timeout`.
-    pub fn new(enrichers: Vec<Box<dyn Enricher>>, timeout: Duration) -> Self {
-        Self { enrichers, timeout }
+    /// An investigator over these enrichers. They run at the same time, and the whole investigation is
+    /// given at most `deadline`: whoever has not answered by then is recorded as uncertainty.
+    pub fn new(enrichers: Vec<Box<dyn Enricher>>, deadline: Duration) -> Self {
+        Self {
+            enrichers,
+            deadline,
+        }
+    }
+
+    /// The per-investigation deadline.
+    pub fn deadline(&self) -> Duration {
+        self.deadline
     }
 
     /// Investigates one alert. Never fails: missing answers become uncertainty.
     pub async fn investigate(&self, alert: Alert) -> Investigation {
+        let until = tokio::time::Instant::now() + self.deadline;
+        let answers = futures::future::join_all(
+            self.enrichers
+                .iter()
+                .map(|e| tokio::time::timeout_at(until, e.enrich(&alert.subject, &alert))),
+        )
+        .await;
         let mut evidence = Vec::with_capacity(self.enrichers.len());
         let mut uncertainty = Vec::new();
-        for e in &self.enrichers {
-            let fut = e.enrich(&alert.subject, &alert);
-            match tokio::time::timeout(self.timeout, fut).await {
+        for (e, answer) in self.enrichers.iter().zip(answers) {
+            match answer {
                 Ok(Ok(ev)) => evidence.push(ev),
                 Ok(Err(err)) => uncertainty.push(format!("{}: {err}", e.name())),
-                Err(_) => {
-                    uncertainty.push(format!("{}: timed out after {:?}", e.name(), self.timeout))
-                }
+                Err(_) => uncertainty.push(format!(
+                    "{}: no answer within the investigation deadline of {:?}",
+                    e.name(),
+                    self.deadline
+                )),
             }
         }
         if !evidence.iter().any(|e| e.provider != "local_context") {
@@ -140,10 +158,105 @@ mod tests {
         assert!(
             i.uncertainty
                 .iter()
-                .any(|u| u.starts_with("slow: timed out")),
+                .any(|u| u.starts_with("slow: no answer within")),
             "{:?}",
             i.uncertainty
         );
         assert!(i.confidence < 0.7);
+    }
+
+    /// Sleeps for real, writing down when it starts and when it ends.
+    struct Recorder {
+        name: &'static str,
+        sleep: Duration,
+        log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    }
+    #[async_trait]
+    impl Enricher for Recorder {
+        fn name(&self) -> &str {
+            self.name
+        }
+        async fn enrich(&self, _: &Subject, _: &Alert) -> Result<Evidence, EnrichError> {
+            self.log
+                .lock()
+                .unwrap()
+                .push(format!("start {}", self.name));
+            tokio::time::sleep(self.sleep).await;
+            self.log.lock().unwrap().push(format!("end {}", self.name));
+            Ok(Evidence {
+                provider: self.name.into(),
+                verdict: Verdict::Suspicious,
+                score: Some(50),
+                details: serde_json::Value::Null,
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn enrichers_run_at_the_same_time() {
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let rec = |name| {
+            Box::new(Recorder {
+                name,
+                sleep: Duration::from_millis(300),
+                log: log.clone(),
+            }) as Box<dyn Enricher>
+        };
+        let inv = Investigator::new(vec![rec("a"), rec("b")], Duration::from_secs(30));
+        let i = inv.investigate(alert("203.0.113.7", 50)).await;
+        let log = log.lock().unwrap().clone();
+        // Both started before either finished: they overlapped.
+        let first_end = log.iter().position(|l| l.starts_with("end")).unwrap();
+        assert_eq!(
+            log[..first_end]
+                .iter()
+                .filter(|l| l.starts_with("start"))
+                .count(),
+            2,
+            "{log:?}"
+        );
+        assert_eq!(i.evidence.len(), 2);
+        assert_eq!(
+            i.evidence[0].provider, "a",
+            "evidence keeps the enrichers' order"
+        );
+        assert_eq!(i.evidence[1].provider, "b");
+    }
+
+    /// On tokio's paused clock (time jumps to the next timer, so nothing here waits): three enrichers that
+    /// never answer cost one deadline together, not one each.
+    #[tokio::test(start_paused = true)]
+    async fn one_deadline_for_the_whole_investigation() {
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let hang = |name| {
+            Box::new(Recorder {
+                name,
+                sleep: Duration::from_secs(3600),
+                log: log.clone(),
+            }) as Box<dyn Enricher>
+        };
+        let quick = Box::new(Recorder {
+            name: "quick",
+            sleep: Duration::from_millis(10),
+            log: log.clone(),
+        });
+        let inv = Investigator::new(
+            vec![hang("h1"), quick, hang("h2"), hang("h3")],
+            Duration::from_secs(2),
+        );
+        let t0 = tokio::time::Instant::now();
+        let i = inv.investigate(alert("203.0.113.7", 50)).await;
+        assert_eq!(t0.elapsed(), Duration::from_secs(2));
+        assert_eq!(i.evidence.len(), 1);
+        assert_eq!(i.evidence[0].provider, "quick");
+        for h in ["h1", "h2", "h3"] {
+            assert!(
+                i.uncertainty
+                    .iter()
+                    .any(|u| u.starts_with(&format!("{h}: no answer within"))),
+                "{:?}",
+                i.uncertainty
+            );
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! Investigation: what Sentinel finds out about an alert's subject before deciding anything.
 //!
 //! This crate owns the enrichers (for now [`LocalContext`]: the kind of address, and how often the subject
-//! offended recently) and [`Investigator`], which runs them, tolerates their failures as recorded
+//! offended recently) and [`Investigator`], which runs them concurrently under one deadline, tolerates their failures as recorded
 //! uncertainty, and correlates everything into a risk score and confidence. Remote threat-intelligence
 //! providers slot in as further [`sentinel_core::Enricher`]s.
 #![deny(missing_docs)]

@@ -214,7 +214,7 @@ pub fn run(opts: &ReplayOptions, out: &mut dyn Write) -> anyhow::Result<ReplaySu
                         if let Some(ip) = p.src_ip {
                             fields.push(format!("src_ip={ip}"));
                         }
-                        for (k, v) in &p.fields {
+                        for (k, v) in p.all_fields() {
                             fields.push(format!("{k}={v}"));
                         }
                         let ts = p.ts.map(|t| t.to_rfc3339()).unwrap_or_else(|| "-".into());

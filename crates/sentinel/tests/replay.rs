@@ -569,3 +569,29 @@ fn filter_load_errors_are_said_once_and_name_a_missing_mode() {
         "{stderr}"
     );
 }
+
+/// `--matches` prints a fail2ban filter's own `<F-…>` fields too, not only the built-in ones.
+#[test]
+fn matches_print_a_filters_own_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let filter = dir.path().join("custom.conf");
+    std::fs::write(
+        &filter,
+        "[Definition]\nfailregex = ^login failed from <HOST> tenant <F-TENANT>\\S+</F-TENANT>$\n",
+    )
+    .unwrap();
+    let log = dir.path().join("app.log");
+    std::fs::write(&log, "login failed from 203.0.113.9 tenant acme\n").unwrap();
+    let mut o = opts(vec![log]);
+    o.format = "auto".into();
+    o.fail2ban_filter = Some(filter);
+    o.matches = true;
+    let mut out = Vec::new();
+    run(&o, &mut out).unwrap();
+    let out = String::from_utf8(out).unwrap();
+    assert!(out.contains("src_ip=203.0.113.9"), "{out}");
+    assert!(
+        out.contains("f-tenant=acme") || out.contains("tenant=acme"),
+        "{out}"
+    );
+}

@@ -275,7 +275,7 @@ pub(crate) fn build(cfg: &Config, opts: &FilterOptions) -> Result<Parts, FilterE
                     .filter(|h| h.match_end("").is_some());
             }
             let c = compile_one(cfg, "prefregex", &p, &flavor)?;
-            if !c.has(|r| r == Role::Content) {
+            if !c.has(|r| *r == Role::Content) {
                 return Err(invalid(
                     cfg,
                     "prefregex",
@@ -304,7 +304,7 @@ pub(crate) fn build(cfg: &Config, opts: &FilterOptions) -> Result<Parts, FilterE
         .map(String::from)
         .collect();
 
-    let has = |c: &Compiled, role: Role| c.has(|r| r == role);
+    let has = |c: &Compiled, role: Role| c.has(|r| *r == role);
     let mlfid = prefregex.as_ref().is_some_and(|p| has(p, Role::Mlfid))
         || failregex.iter().any(|f| has(f, Role::Mlfid));
     let prefix_host = prefregex.as_ref().is_some_and(|p| p.has(Role::is_host));

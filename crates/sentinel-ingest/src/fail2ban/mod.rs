@@ -24,7 +24,7 @@ pub use jail::{
 };
 
 use crate::{LineParser, LogKind, ParseCtx, Parsed, Unparsed};
-use pyregex::{Compiled, Hit, Role};
+use pyregex::{Compiled, Hit, Key, Role};
 use sentinel_core::Timestamp;
 use session::{Failure, Sessions};
 use std::borrow::Cow;
@@ -388,7 +388,7 @@ impl Fail2banFilter {
             if cur.get("user").is_none_or(str::is_empty) {
                 if let Some(alt) = cur.get("alt_user").filter(|a| !a.is_empty()) {
                     let alt = alt.to_string();
-                    cur.groups.push(("user", alt));
+                    cur.groups.push((Key::Known("user"), alt));
                 }
             }
             cur.nofail = pre_nofail || flag(fail, &hit, Role::NoFail);
@@ -549,6 +549,7 @@ fn report(
         kind: LogKind::RuleMatch,
         src_ip: None,
         fields: Vec::new(),
+        extra: Vec::new(),
     };
     let fid = f.get("fid");
     let host = f.get("ip4").or_else(|| f.get("ip6"));
@@ -591,13 +592,17 @@ fn report(
     }
     for (key, v) in &f.groups {
         if matches!(
-            *key,
+            key.as_str(),
             "ip4" | "ip6" | "dns" | "fid" | "user" | "alt_user" | "fport" | "cidr" | "mlfid"
         ) {
             continue;
         }
-        if !parsed.fields.iter().any(|(k, _)| k == key) {
-            parsed.fields.push((key, v.clone()));
+        if parsed.get(key.as_str()).is_some() {
+            continue;
+        }
+        match key {
+            Key::Known(k) => parsed.fields.push((k, v.clone())),
+            Key::Field(k) => parsed.extra.push((k.clone(), v.clone())),
         }
     }
     Ok(parsed)

@@ -5,11 +5,10 @@
 //! has are reported by name; nothing is silently dropped. This module knows nothing about files or sections:
 //! callers wrap its messages with the file, section and key.
 
-use std::collections::HashSet;
-use std::sync::{Mutex, OnceLock};
+use std::sync::Arc;
 
 /// What a capture group means to fail2ban.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Role {
     /// An IPv4 address (from `<HOST>`, `<ADDR>`, `<IP4>`, `<SUBNET>`).
     Ip4,
@@ -39,8 +38,9 @@ pub(crate) enum Role {
     MlfGained,
     /// The lines skipped by `<SKIPLINES>`.
     SkipLines,
-    /// Any other `<F-NAME>`: a field named after it, lower-cased.
-    Field(&'static str),
+    /// Any other `<F-NAME>`: a field named after it, lower-cased (owned by the filter, shared with the
+    /// failures and parsed lines that carry it).
+    Field(Arc<str>),
     /// A group the pattern named itself (`(?P<name>…)`).
     Named,
 }
@@ -48,8 +48,8 @@ pub(crate) enum Role {
 impl Role {
     /// The key fail2ban gives the group's value in a failure (`ip4`, `user`, `fport`, …); `None` for groups
     /// that carry no failure data.
-    pub(crate) fn key(self) -> Option<&'static str> {
-        Some(match self {
+    pub(crate) fn key(&self) -> Option<Key> {
+        Some(Key::Known(match self {
             Role::Ip4 => "ip4",
             Role::Ip6 => "ip6",
             Role::Dns => "dns",
@@ -59,20 +59,46 @@ impl Role {
             Role::AltUser => "alt_user",
             Role::Port => "fport",
             Role::Mlfid => "mlfid",
-            Role::Field(name) => name,
+            Role::Field(name) => return Some(Key::Field(name.clone())),
             Role::Content
             | Role::NoFail
             | Role::MlfForget
             | Role::MlfGained
             | Role::SkipLines
             | Role::Named => return None,
-        })
+        }))
+    }
+}
+
+/// A failure value's key: one of fail2ban's own (`ip4`, `user`, `fport`, …) or a field a filter names itself.
+#[derive(Debug, Clone, Eq)]
+pub(crate) enum Key {
+    /// fail2ban's own keys.
+    Known(&'static str),
+    /// A lower-cased `<F-NAME>`, shared with the filter's [`Role::Field`].
+    Field(Arc<str>),
+}
+
+impl Key {
+    /// The key's text.
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            Key::Known(k) => k,
+            Key::Field(k) => k,
+        }
+    }
+}
+
+/// Keys are equal when their text is, whichever kind they are.
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
     }
 }
 
 impl Role {
     /// Whether the group can give the failure's source.
-    pub(crate) fn is_host(self) -> bool {
+    pub(crate) fn is_host(&self) -> bool {
         matches!(self, Role::Ip4 | Role::Ip6 | Role::Dns | Role::Fid)
     }
 }
@@ -179,8 +205,8 @@ impl Compiled {
     }
 
     /// Whether any group has this role.
-    pub(crate) fn has(&self, pred: impl Fn(Role) -> bool) -> bool {
-        self.groups.iter().any(|(_, r)| pred(*r))
+    pub(crate) fn has(&self, pred: impl Fn(&Role) -> bool) -> bool {
+        self.groups.iter().any(|(_, r)| pred(r))
     }
 
     /// Whether the backtracking engine is used.
@@ -413,7 +439,7 @@ impl Translator<'_> {
                     {
                         Role::AltUser
                     }
-                    t => Role::Field(intern(&t.to_ascii_lowercase())),
+                    t => Role::Field(Arc::from(t.to_ascii_lowercase())),
                 };
                 let g = self.group(role);
                 self.tag_names.push((tag.to_ascii_lowercase(), g.clone()));
@@ -694,21 +720,6 @@ fn quantifier(rest: &str) -> Option<(String, usize)> {
     Some((text, end + 1))
 }
 
-/// A `'static` copy of a field name, made once per distinct name (bounded by the names filters use).
-pub(crate) fn intern(name: &str) -> &'static str {
-    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
-    let mut set = NAMES
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    if let Some(s) = set.get(name) {
-        return s;
-    }
-    let s: &'static str = Box::leak(name.to_string().into_boxed_str());
-    set.insert(s);
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -764,6 +775,6 @@ mod tests {
         assert!(compile(r"(?a)x").unwrap_err().contains("(?a)"));
         assert!(compile(r"\N{DIGIT ONE}").unwrap_err().contains(r"\N{"));
         let c = compile(r"^a$<SKIPLINES>^b (?P<u>x)(?P=u)$").unwrap();
-        assert!(c.has(|r| r == Role::SkipLines));
+        assert!(c.has(|r| *r == Role::SkipLines));
     }
 }

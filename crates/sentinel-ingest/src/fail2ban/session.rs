@@ -4,11 +4,12 @@
 //! `maxlines`, the sessions by a count (oldest evicted, counted) and by age in log time.
 //! This module holds state and fail2ban's merge rules; it does not run regexes.
 
+use super::pyregex::Key;
 use sentinel_core::Timestamp;
 use std::collections::HashMap;
 
 /// A failure's values by fail2ban's key (`ip4`, `user`, `fid`, …), in the order they were set.
-pub(crate) type Groups = Vec<(&'static str, String)>;
+pub(crate) type Groups = Vec<(Key, String)>;
 
 /// Sessions kept at most; the oldest is evicted (and counted) to make room.
 pub(crate) const MAX_SESSIONS: usize = 1000;
@@ -44,11 +45,11 @@ impl Failure {
         self.groups
             .iter()
             .rev()
-            .find(|(k, _)| *k == key)
+            .find(|(k, _)| k.as_str() == key)
             .map(|(_, v)| v.as_str())
     }
 
-    fn set(&mut self, key: &'static str, value: String) {
+    fn set(&mut self, key: Key, value: String) {
         match self.groups.iter_mut().find(|(k, _)| *k == key) {
             Some(slot) => slot.1 = value,
             None => self.groups.push((key, value)),
@@ -218,7 +219,10 @@ mod tests {
 
     fn fail(pairs: &[(&'static str, &str)]) -> Failure {
         Failure {
-            groups: pairs.iter().map(|(k, v)| (*k, v.to_string())).collect(),
+            groups: pairs
+                .iter()
+                .map(|(k, v)| (Key::Known(k), v.to_string()))
+                .collect(),
             ..Default::default()
         }
     }
@@ -248,7 +252,10 @@ mod tests {
         let mut s = Sessions::default();
         for i in 0..MAX_USERS + 10 {
             let cur = Failure {
-                groups: vec![("user", format!("u{i}")), ("ip4", "198.51.100.9".into())],
+                groups: vec![
+                    (Key::Known("user"), format!("u{i}")),
+                    (Key::Known("ip4"), "198.51.100.9".into()),
+                ],
                 ..Default::default()
             };
             let m = s.merge("pid1", cur, false, 1, None);

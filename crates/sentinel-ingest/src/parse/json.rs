@@ -114,6 +114,7 @@ impl LineParser for JsonLines {
             kind,
             src_ip,
             fields,
+            extra: Vec::new(),
         })
     }
 }

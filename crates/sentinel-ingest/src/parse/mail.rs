@@ -49,6 +49,7 @@ impl Postfix {
             kind: LogKind::MailAuthFailure,
             src_ip: Some(ip),
             fields,
+            extra: Vec::new(),
         })
     }
 }
@@ -166,6 +167,7 @@ fn message(msg: &str) -> Result<Parsed, Unparsed> {
         kind,
         src_ip: Some(ip),
         fields,
+        extra: Vec::new(),
     })
 }
 

@@ -94,6 +94,7 @@ impl Sshd {
             kind: hit.kind,
             src_ip: hit.ip,
             fields,
+            extra: Vec::new(),
         })
     }
 }

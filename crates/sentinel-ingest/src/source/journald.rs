@@ -3,7 +3,8 @@
 //!
 //! The child is restarted with backoff when it exits and killed at shutdown. The last `__CURSOR` is
 //! checkpointed (JSON, atomic rename) and passed back as `--after-cursor=` so a restart neither repeats nor
-//! skips entries. It must not interpret messages beyond picking the journal fields.
+//! skips entries (the checkpoint is read and written on the blocking pool, not on the async runtime). It must
+//! not interpret messages beyond picking the journal fields.
 
 use crate::source::lines::{LineSplitter, SplitLine};
 use crate::source::{bump, send_or_stop, LineTx, RawLine, SourceError, SourceMetrics};
@@ -139,9 +140,16 @@ impl Journald {
             return Err(SourceError::Io("journald: empty command".into()));
         };
         let mut cursor = match &self.cfg.state_path {
-            Some(p) => load_cursor(p).map_err(|e| {
-                SourceError::Io(format!("journald checkpoint {}: {e}", p.display()))
-            })?,
+            Some(p) => {
+                let path = p.clone();
+                tokio::task::spawn_blocking(move || load_cursor(&path))
+                    .await
+                    .map_err(|e| std::io::Error::other(e.to_string()))
+                    .and_then(|r| r)
+                    .map_err(|e| {
+                        SourceError::Io(format!("journald checkpoint {}: {e}", p.display()))
+                    })?
+            }
             None => None,
         };
         tokio::pin!(shutdown);
@@ -194,7 +202,7 @@ impl Journald {
             }
             backoff = (backoff * 2).min(self.cfg.backoff_max);
         };
-        self.store(&cursor);
+        self.store(&cursor).await;
         result
     }
 
@@ -256,23 +264,30 @@ impl Journald {
             if since_flush >= self.cfg.checkpoint_lines
                 || last_flush.elapsed() >= self.cfg.checkpoint_interval
             {
-                self.store(cursor);
+                self.store(cursor).await;
                 since_flush = 0;
                 last_flush = Instant::now();
             }
         }
     }
 
-    fn store(&self, cursor: &Option<String>) {
-        let Some(path) = &self.cfg.state_path else {
+    /// Writes the cursor checkpoint on the blocking pool (it fsyncs), never on the async runtime.
+    async fn store(&self, cursor: &Option<String>) {
+        let Some(path) = self.cfg.state_path.clone() else {
             return;
         };
         let cp = JournaldCheckpoint {
             cursor: cursor.clone(),
         };
-        let r = serde_json::to_vec(&cp)
-            .map_err(std::io::Error::other)
-            .and_then(|b| crate::source::file::write_atomic(path, &b));
+        let p = path.clone();
+        let r = tokio::task::spawn_blocking(move || {
+            serde_json::to_vec(&cp)
+                .map_err(std::io::Error::other)
+                .and_then(|b| crate::source::file::write_atomic(&p, &b))
+        })
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))
+        .and_then(|r| r);
         if let Err(e) = r {
             bump(&self.metrics.errors, 1);
             tracing::warn!(path = %path.display(), error = %e, "could not write journald checkpoint");
@@ -287,5 +302,20 @@ fn load_cursor(path: &std::path::Path) -> std::io::Result<Option<String>> {
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
+    }
+}
+
+#[async_trait::async_trait]
+impl sentinel_core::Source for Journald {
+    fn kind(&self) -> &'static str {
+        "journald"
+    }
+
+    async fn run(
+        self: Box<Self>,
+        out: sentinel_core::LineTx,
+        shutdown: sentinel_core::Shutdown,
+    ) -> Result<(), SourceError> {
+        Journald::run(*self, out, shutdown).await
     }
 }

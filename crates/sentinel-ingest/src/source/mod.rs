@@ -5,11 +5,12 @@
 //! ([`journald::Journald`]). Every source is bounded (line sizes, connections, a bounded output queue that
 //! makes it wait) and counts what it reads and rejects in a shared [`SourceMetrics`]. A source must not
 //! parse or judge its lines: it hands them over as [`RawLine`]s and parsing is the parsers' job.
+//!
+//! Each source implements [`sentinel_core::Source`] (so a pipeline can hold any of them as
+//! `Box<dyn Source>`) and also keeps an inherent `run` that takes any shutdown future.
 
-use sentinel_core::Timestamp;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
 pub mod file;
 pub mod journald;
@@ -18,21 +19,7 @@ pub mod syslog;
 
 pub use sentinel_core::SourceError;
 
-/// One line as a source saw it, before any parsing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RawLine {
-    /// The line, without its line ending; invalid UTF-8 is replaced.
-    pub text: String,
-    /// Where it came from: `file:/var/log/auth.log`, `syslog:udp:127.0.0.1:5514`, `journald`.
-    pub origin: Arc<str>,
-    /// When the source read it.
-    pub received: Timestamp,
-    /// The time the transport already knows (journald's `__REALTIME_TIMESTAMP`), if any.
-    pub ts_hint: Option<Timestamp>,
-}
-
-/// Where sources deliver lines. Bounded: when the queue is full the source waits (tailing pauses).
-pub type LineTx = tokio::sync::mpsc::Sender<RawLine>;
+pub use sentinel_core::{LineTx, RawLine, Shutdown, Source};
 
 /// Counters shared by a source and whoever reports on it.
 #[derive(Debug, Default)]

@@ -131,6 +131,7 @@ pub(crate) fn clf(line: &str, service: &'static str) -> Result<Parsed, Unparsed>
         kind: LogKind::HttpRequest,
         src_ip: Some(ip),
         fields,
+        extra: Vec::new(),
     })
 }
 

@@ -133,6 +133,7 @@ fn json(line: &str, ctx: &ParseCtx) -> Result<Parsed, Unparsed> {
         kind: LogKind::HttpRequest,
         src_ip: Some(ip),
         fields,
+        extra: Vec::new(),
     })
 }
 

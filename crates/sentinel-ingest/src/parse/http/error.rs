@@ -139,6 +139,7 @@ fn hit(
         kind,
         src_ip: Some(ip),
         fields,
+        extra: Vec::new(),
     }
 }
 

@@ -124,6 +124,7 @@ pub(super) fn message(msg: &str, ctx: &ParseCtx) -> Result<Parsed, Unparsed> {
         kind: LogKind::HttpRequest,
         src_ip: Some(ip),
         fields,
+        extra: Vec::new(),
     })
 }
 

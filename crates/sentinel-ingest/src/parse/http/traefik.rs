@@ -118,5 +118,6 @@ fn json(line: &str, ctx: &ParseCtx) -> Result<Parsed, Unparsed> {
         kind: LogKind::HttpRequest,
         src_ip: Some(ip),
         fields,
+        extra: Vec::new(),
     })
 }

@@ -1,7 +1,6 @@
 //! Recognising a file by content: the first-line fingerprint, where the last line starts, and finding the
 //! copy `copytruncate` left next to a file. Read-only; it never changes a file.
 
-use super::tail::Tracked;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::fs::File;
@@ -45,16 +44,20 @@ pub(super) fn last_line_start(file: &File, size: u64, window: usize) -> u64 {
     }
 }
 
-/// A sibling named like `f` (`auth.log.1`, `auth.log-20240101`) holding the same first line and at
-/// least the bytes already read: the copy `copytruncate` made.
-pub(super) fn find_copy(f: &Tracked) -> Option<(File, Key, u64)> {
-    let hash = f.hash?;
-    let dir = f
-        .path
+/// A sibling named like `path` (`auth.log.1`, `auth.log-20240101`), other than the file `key`, holding the
+/// first line hashed to `hash` and at least the `read_pos` bytes already read: the copy `copytruncate` made.
+pub(super) fn find_copy(
+    path: &Path,
+    hash: Option<[u8; 32]>,
+    key: Key,
+    read_pos: u64,
+) -> Option<(File, Key, u64)> {
+    let hash = hash?;
+    let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let name = f.path.file_name()?.to_string_lossy().into_owned();
+    let name = path.file_name()?.to_string_lossy().into_owned();
     let mut best: HashMap<Key, (PathBuf, u64)> = HashMap::new();
     for entry in std::fs::read_dir(dir).ok()?.flatten() {
         let n = entry.file_name().to_string_lossy().into_owned();
@@ -64,9 +67,9 @@ pub(super) fn find_copy(f: &Tracked) -> Option<(File, Key, u64)> {
         let Ok(m) = std::fs::metadata(entry.path()) else {
             continue;
         };
-        let key = (m.dev(), m.ino());
-        if m.is_file() && key != f.key && m.len() >= f.read_pos {
-            best.insert(key, (entry.path(), m.len()));
+        let k = (m.dev(), m.ino());
+        if m.is_file() && k != key && m.len() >= read_pos {
+            best.insert(k, (entry.path(), m.len()));
         }
     }
     best.into_iter().find_map(|(key, (p, len))| {

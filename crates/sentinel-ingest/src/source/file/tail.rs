@@ -9,6 +9,11 @@
 //! A file whose first line matches a file already being read is such a copy and is never read on its own.
 //! Partial last lines are held (bounded by `max_line_bytes`) until their newline arrives. Offsets are
 //! checkpointed (always just after a newline) and resumed only if inode, device and first-line hash match.
+//!
+//! No file-system call runs on the async runtime: globbing, stat, open, reads (positional, `pread`) and
+//! checkpoint writes go to tokio's blocking pool, so a stalled disk, a network filesystem or a FIFO at a
+//! checkpoint path holds up this tailer only, never the tasks sharing its runtime. One checkpoint write is
+//! in flight at a time; while one is stuck, later ones are skipped (and counted as errors) until it ends.
 
 use super::identity::{find_copy, fingerprint, last_line_start, Key};
 use super::state::{FileCheckpoint, TailCheckpoint};
@@ -18,15 +23,68 @@ use sentinel_core::Timestamp;
 use std::collections::HashSet;
 use std::fs::File;
 use std::future::Future;
-use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Read chunk size.
 const CHUNK: usize = 64 * 1024;
+/// How long shutdown waits for the last checkpoint write.
+const FINAL_STORE_WAIT: Duration = Duration::from_secs(5);
+
+/// Runs blocking file-system work on tokio's blocking pool.
+async fn off_runtime<T, F>(f: F) -> std::io::Result<T>
+where
+    F: FnOnce() -> std::io::Result<T> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| std::io::Error::other(format!("blocking file task failed: {e}")))?
+}
+
+/// One positional read, retried on `EINTR`.
+fn read_at(file: &File, buf: &mut [u8], pos: u64) -> std::io::Result<usize> {
+    loop {
+        match file.read_at(buf, pos) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            r => return r,
+        }
+    }
+}
+
+type ReadJob = tokio::task::JoinHandle<std::io::Result<(usize, Vec<u8>)>>;
+
+/// Starts reading up to `min(limit, CHUNK)` bytes of `file` at `pos` off the runtime, into `buf` (handed back
+/// with the count; a buffer of the wrong size is replaced).
+fn start_read(file: &Arc<File>, mut buf: Vec<u8>, pos: u64, limit: usize) -> ReadJob {
+    let file = file.clone();
+    tokio::task::spawn_blocking(move || {
+        if buf.len() != CHUNK {
+            buf = vec![0; CHUNK];
+        }
+        let want = limit.min(CHUNK);
+        let n = read_at(&file, &mut buf[..want], pos)?;
+        Ok((n, buf))
+    })
+}
+
+async fn finish_read(job: ReadJob) -> std::io::Result<(usize, Vec<u8>)> {
+    job.await
+        .map_err(|e| std::io::Error::other(format!("blocking file task failed: {e}")))?
+}
+
+/// Reads up to `min(limit, CHUNK)` bytes of `file` at `pos` off the runtime.
+async fn read_chunk(
+    file: &Arc<File>,
+    buf: Vec<u8>,
+    pos: u64,
+    limit: usize,
+) -> std::io::Result<(usize, Vec<u8>)> {
+    finish_read(start_read(file, buf, pos, limit)).await
+}
 
 /// What to tail and how.
 #[derive(Debug, Clone)]
@@ -101,7 +159,7 @@ pub(super) struct Tracked {
     pub(super) key: Key,
     pub(super) path: PathBuf,
     origin: Arc<str>,
-    file: File,
+    file: Arc<File>,
     /// Bytes handed to the splitter.
     pub(super) read_pos: u64,
     /// Bytes whose lines were delivered (just after a newline).
@@ -139,8 +197,37 @@ struct Tailer {
     first_poll: bool,
     since_flush: u64,
     last_flush: Instant,
+    /// The checkpoint write in flight, if any.
+    storing: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    /// The chunk being delivered.
     chunk: Vec<u8>,
+    /// The buffer the next chunk is read into while `chunk` is delivered.
+    spare: Vec<u8>,
     lines: Vec<SplitLine>,
+}
+
+/// What opening a newly seen file found (read off the runtime).
+struct Opened {
+    file: File,
+    size: u64,
+    hash: Option<[u8; 32]>,
+    gzip: bool,
+    /// Where the last line starts, when asked for.
+    tail_start: Option<u64>,
+}
+
+fn open_new(path: &Path, tail_window: Option<usize>) -> std::io::Result<Opened> {
+    let file = File::open(path)?;
+    let size = file.metadata()?.len();
+    let (hash, head) = fingerprint(&file)?;
+    let tail_start = tail_window.map(|w| last_line_start(&file, size, w));
+    Ok(Opened {
+        gzip: head.starts_with(&[0x1f, 0x8b]),
+        file,
+        size,
+        hash,
+        tail_start,
+    })
 }
 
 impl FileTail {
@@ -159,10 +246,12 @@ impl FileTail {
         self.cfg
             .validate()
             .map_err(|e| SourceError::Io(e.join("; ")))?;
-        let prior = match &self.cfg.state_path {
+        let prior = match self.cfg.state_path.clone() {
             Some(p) => {
-                TailCheckpoint::load(p)
-                    .map_err(|e| SourceError::Io(format!("checkpoint {}: {e}", p.display())))?
+                let shown = p.display().to_string();
+                off_runtime(move || TailCheckpoint::load(&p))
+                    .await
+                    .map_err(|e| SourceError::Io(format!("checkpoint {shown}: {e}")))?
                     .files
             }
             None => Vec::new(),
@@ -177,7 +266,9 @@ impl FileTail {
             first_poll: true,
             since_flush: 0,
             last_flush: Instant::now(),
+            storing: None,
             chunk: vec![0; CHUNK],
+            spare: vec![0; CHUNK],
             lines: Vec::new(),
         };
         let result = loop {
@@ -197,18 +288,84 @@ impl FileTail {
                 _ = tokio::time::sleep(t.cfg.poll_interval) => {}
             }
         };
-        t.store();
+        t.store_final().await;
         result
     }
 }
 
 impl Tailer {
+    /// Starts writing the checkpoint off the runtime, unless the previous write is still going.
     fn store(&mut self) {
         self.since_flush = 0;
         self.last_flush = Instant::now();
-        let Some(path) = &self.cfg.state_path else {
+        if self.cfg.state_path.is_none() {
+            return;
+        }
+        if let Some(h) = &self.storing {
+            if !h.is_finished() {
+                bump(&self.metrics.errors, 1);
+                tracing::warn!(
+                    "tail checkpoint write still in progress; this checkpoint is skipped"
+                );
+                return;
+            }
+        }
+        self.reap_store();
+        if let Some(job) = self.checkpoint_job() {
+            self.storing = Some(tokio::task::spawn_blocking(job));
+        }
+    }
+
+    /// Counts the outcome of a finished checkpoint write.
+    fn reap_store(&mut self) {
+        let Some(h) = self.storing.take_if(|h| h.is_finished()) else {
             return;
         };
+        let r = finished_result(h);
+        self.count_store(r);
+    }
+
+    fn count_store(&self, r: std::io::Result<()>) {
+        if let Err(e) = r {
+            bump(&self.metrics.errors, 1);
+            let path = self.cfg.state_path.as_deref().unwrap_or(Path::new(""));
+            tracing::warn!(path = %path.display(), error = %e, "could not write tail checkpoint");
+        }
+    }
+
+    /// At shutdown: waits (bounded) for a write in flight, then writes the last checkpoint and waits for it.
+    async fn store_final(&mut self) {
+        self.since_flush = 0;
+        for round in 0..2 {
+            if let Some(h) = self.storing.take() {
+                match tokio::time::timeout(FINAL_STORE_WAIT, h).await {
+                    Ok(r) => {
+                        let r = r
+                            .map_err(|e| std::io::Error::other(e.to_string()))
+                            .and_then(|r| r);
+                        self.count_store(r);
+                    }
+                    Err(_) => {
+                        bump(&self.metrics.errors, 1);
+                        tracing::warn!(
+                            wait = ?FINAL_STORE_WAIT,
+                            "tail checkpoint write did not finish; the last checkpoint is not written"
+                        );
+                        return;
+                    }
+                }
+            }
+            if round == 0 {
+                if let Some(job) = self.checkpoint_job() {
+                    self.storing = Some(tokio::task::spawn_blocking(job));
+                }
+            }
+        }
+    }
+
+    /// The write of the current checkpoint, ready to run off the runtime.
+    fn checkpoint_job(&self) -> Option<impl FnOnce() -> std::io::Result<()> + Send + 'static> {
+        let path = self.cfg.state_path.clone()?;
         let mut files: Vec<FileCheckpoint> = self
             .files
             .iter()
@@ -223,35 +380,55 @@ impl Tailer {
                 .cloned(),
         );
         let cp = TailCheckpoint { version: 1, files };
-        if let Err(e) = cp.store(path) {
-            bump(&self.metrics.errors, 1);
-            tracing::warn!(path = %path.display(), error = %e, "could not write tail checkpoint");
-        }
+        Some(move || cp.store(&path))
     }
+}
 
-    fn expand(&self) -> Vec<(PathBuf, std::fs::Metadata)> {
-        let mut seen = HashSet::new();
-        let mut found = Vec::new();
-        for pat in &self.cfg.patterns {
-            let Ok(paths) = glob::glob(pat) else { continue };
-            for p in paths.flatten() {
-                if let Ok(m) = std::fs::metadata(&p) {
-                    if m.is_file() && seen.insert((m.dev(), m.ino())) {
-                        found.push((p, m));
-                    }
+/// The result of a finished blocking task, without waiting.
+fn finished_result(h: tokio::task::JoinHandle<std::io::Result<()>>) -> std::io::Result<()> {
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    let mut h = h;
+    match Pin::new(&mut h).poll(&mut cx) {
+        std::task::Poll::Ready(Ok(r)) => r,
+        std::task::Poll::Ready(Err(e)) => Err(std::io::Error::other(e.to_string())),
+        std::task::Poll::Pending => Ok(()),
+    }
+}
+
+/// Every regular file the patterns match now, once per (device, inode).
+fn expand(patterns: &[String]) -> Vec<(PathBuf, std::fs::Metadata)> {
+    let mut seen = HashSet::new();
+    let mut found = Vec::new();
+    for pat in patterns {
+        let Ok(paths) = glob::glob(pat) else { continue };
+        for p in paths.flatten() {
+            if let Ok(m) = std::fs::metadata(&p) {
+                if m.is_file() && seen.insert((m.dev(), m.ino())) {
+                    found.push((p, m));
                 }
             }
         }
-        found
     }
+    found
+}
 
+impl Tailer {
     /// One poll: discover, detect rotation and truncation, read. `Ok(false)` when shutting down.
     async fn poll<S: Future<Output = ()> + ?Sized>(
         &mut self,
         out: &LineTx,
         stop: &mut Stop<'_, S>,
     ) -> Result<bool, SourceError> {
-        let found = self.expand();
+        let patterns = self.cfg.patterns.clone();
+        let found = match off_runtime(move || Ok(expand(&patterns))).await {
+            Ok(f) => f,
+            Err(e) => {
+                bump(&self.metrics.errors, 1);
+                tracing::warn!(error = %e, "tail pattern expansion failed");
+                return Ok(true);
+            }
+        };
         for f in &mut self.files {
             f.visible = false;
         }
@@ -261,7 +438,7 @@ impl Tailer {
                 f.visible = true;
                 f.path = path;
             } else if !self.ignored.contains(&key) {
-                self.discover(path, key);
+                self.discover(path, key).await;
             }
         }
         self.first_poll = false;
@@ -307,17 +484,21 @@ impl Tailer {
         self.prior.push(cp);
     }
 
-    fn discover(&mut self, path: PathBuf, key: Key) {
-        let file = match File::open(&path) {
-            Ok(f) => f,
-            Err(_) => return,
-        };
-        let Ok(meta) = file.metadata() else { return };
-        let size = meta.len();
-        let Ok((hash, head)) = fingerprint(&file) else {
+    async fn discover(&mut self, path: PathBuf, key: Key) {
+        let window =
+            (self.first_poll && !self.cfg.from_beginning).then_some(self.cfg.max_line_bytes);
+        let p = path.clone();
+        let Ok(Opened {
+            file,
+            size,
+            hash,
+            gzip,
+            tail_start,
+        }) = off_runtime(move || open_new(&p, window)).await
+        else {
             return;
         };
-        if head.starts_with(&[0x1f, 0x8b]) {
+        if gzip {
             // A compressed rotation matched by the pattern: not text to tail.
             self.ignored.insert(key);
             return;
@@ -348,21 +529,16 @@ impl Tailer {
             self.prior.remove(ix);
             bump(&self.metrics.rotations, 1);
             0
-        } else if self.first_poll && !self.cfg.from_beginning {
-            last_line_start(&file, size, self.cfg.max_line_bytes)
         } else {
-            0
+            // From the last line on a first poll (unless replaying from the beginning), else the start.
+            tail_start.unwrap_or_default()
         };
-        let mut file = file;
-        if file.seek(SeekFrom::Start(start)).is_err() {
-            return;
-        }
         tracing::debug!(path = %path.display(), start, copy, "tailing file");
         self.files.push(Tracked {
             key,
             origin: Arc::from(format!("file:{path_text}")),
             path,
-            file,
+            file: Arc::new(file),
             read_pos: start,
             committed: start,
             splitter: LineSplitter::new(self.cfg.max_line_bytes),
@@ -395,11 +571,21 @@ impl Tailer {
         out: &LineTx,
         stop: &mut Stop<'_, S>,
     ) -> Result<bool, Failure> {
-        let size = f.file.metadata()?.len();
-        if size != f.last_size {
+        let file = f.file.clone();
+        let last = f.last_size;
+        let (size, hash) = off_runtime(move || {
+            let size = file.metadata()?.len();
+            let hash = if size != last {
+                Some(fingerprint(&file)?.0)
+            } else {
+                None
+            };
+            Ok((size, hash))
+        })
+        .await?;
+        if let Some(hash) = hash {
             f.last_size = size;
             f.last_growth = Instant::now();
-            let (hash, _) = fingerprint(&f.file)?;
             let rewritten =
                 size < f.read_pos || (f.read_pos > 0 && f.hash.is_some() && hash != f.hash);
             if rewritten {
@@ -411,22 +597,24 @@ impl Tailer {
                 f.splitter.reset();
                 f.read_pos = 0;
                 f.committed = 0;
-                f.file.seek(SeekFrom::Start(0))?;
             }
             if rewritten || f.hash.is_none() {
                 f.hash = hash;
             }
         }
+        let spare = std::mem::take(&mut self.spare);
+        let mut ahead = start_read(&f.file, spare, f.read_pos, CHUNK);
         loop {
-            let n = match f.file.read(&mut self.chunk) {
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e.into()),
-            };
+            // On an early return the read in flight finishes unobserved; its buffer is made anew.
+            let (n, buf) = finish_read(ahead).await?;
             if n == 0 {
+                self.spare = buf;
                 return Ok(true);
             }
             f.last_growth = Instant::now();
+            // The next chunk is read while this one is split and sent.
+            let next = std::mem::replace(&mut self.chunk, buf);
+            ahead = start_read(&f.file, next, f.read_pos + n as u64, CHUNK);
             if !self.deliver_chunk(f, n, out, stop).await? {
                 return Ok(false);
             }
@@ -497,17 +685,21 @@ impl Tailer {
         out: &LineTx,
         stop: &mut Stop<'_, S>,
     ) -> Result<bool, Failure> {
-        let Some((mut copy, key, size)) = find_copy(f) else {
+        let (path, hash, key, read_pos) = (f.path.clone(), f.hash, f.key, f.read_pos);
+        let found = off_runtime(move || Ok(find_copy(&path, hash, key, read_pos))).await?;
+        let Some((copy, key, size)) = found else {
             if f.splitter.pending_bytes() > 0 {
                 tracing::debug!(path = %f.path.display(), "partial line lost to truncation");
             }
             return Ok(true);
         };
-        copy.seek(SeekFrom::Start(f.read_pos))?;
+        let copy = Arc::new(copy);
         let mut left = size.saturating_sub(f.read_pos);
         while left > 0 {
-            let want = (left as usize).min(self.chunk.len());
-            let n = copy.read(&mut self.chunk[..want])?;
+            let want = usize::try_from(left).unwrap_or(usize::MAX);
+            let buf = std::mem::take(&mut self.chunk);
+            let (n, buf) = read_chunk(&copy, buf, f.read_pos, want).await?;
+            self.chunk = buf;
             if n == 0 {
                 break;
             }
@@ -565,5 +757,20 @@ impl From<std::io::Error> for Failure {
 impl From<SourceError> for Failure {
     fn from(e: SourceError) -> Self {
         Failure::Closed(e)
+    }
+}
+
+#[async_trait::async_trait]
+impl sentinel_core::Source for FileTail {
+    fn kind(&self) -> &'static str {
+        "file"
+    }
+
+    async fn run(
+        self: Box<Self>,
+        out: sentinel_core::LineTx,
+        shutdown: sentinel_core::Shutdown,
+    ) -> Result<(), SourceError> {
+        FileTail::run(*self, out, shutdown).await
     }
 }

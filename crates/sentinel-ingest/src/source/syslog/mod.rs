@@ -282,3 +282,18 @@ async fn connection(
         }
     }
 }
+
+#[async_trait::async_trait]
+impl sentinel_core::Source for SyslogReceiver {
+    fn kind(&self) -> &'static str {
+        "syslog"
+    }
+
+    async fn run(
+        self: Box<Self>,
+        out: sentinel_core::LineTx,
+        shutdown: sentinel_core::Shutdown,
+    ) -> Result<(), SourceError> {
+        SyslogReceiver::run(*self, out, shutdown).await
+    }
+}
