@@ -19,7 +19,9 @@ pub mod redact;
 pub mod seams;
 pub mod time;
 
-pub use action::{ActionKind, ActionRecord, ActionSpec, ActionState, Applied, Mode, Plan, Preview};
+pub use action::{
+    ActionKind, ActionRecord, ActionSpec, ActionState, Applied, Mode, Origin, Plan, Preview,
+};
 pub use alert::{Alert, Evidence, Investigation, Reason, Severity, Subject, Verdict};
 pub use audit::{AuditKind, AuditRecord, Notice};
 pub use counts::SourceCounts;
@@ -31,6 +33,6 @@ pub use redact::Redactor;
 pub use seams::{
     ActError, Actuator, AuditError, AuditLog, Bus, BusError, BusRx, Detector, EnrichError,
     Enricher, EventSink, EventTx, Notifier, NotifyError, Policy, Receipt, Shutdown,
-    SignedCheckpoint, SinkClosed, Source, SourceError, Topic,
+    SinkClosed, Source, SourceError, Topic,
 };
 pub use time::Timestamp;

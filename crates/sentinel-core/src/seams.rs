@@ -155,31 +155,26 @@ pub enum AuditError {
     Storage(String),
 }
 
-/// Proof that a record was appended.
+/// Word that an audit record is committed: it survives a crash from now on.
+///
+/// It carries no position and no inclusion proof yet: the trail is a table the store writer fills in
+/// batches, which does not report row positions. The Merkle log (its own issue) brings both, and
+/// signed checkpoints with them; until then the trait promises only what the store can keep.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Receipt {
-    /// The record's position in the log.
-    pub index: u64,
-}
-
-/// A signed statement of the log's size and root.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct SignedCheckpoint {
-    /// Number of records.
-    pub size: u64,
-    /// Root hash, hex.
-    pub root: String,
-    /// Signature, hex.
-    pub signature: String,
+    /// When the commit was confirmed.
+    pub committed_at: Timestamp,
 }
 
 /// The append-only audit trail.
 #[async_trait]
 pub trait AuditLog: Send + Sync {
-    /// Appends one record.
+    /// Appends one record and answers once it is committed.
     async fn append(&self, r: AuditRecord) -> Result<Receipt, AuditError>;
-    /// Signs the current state.
-    async fn checkpoint(&self) -> Result<SignedCheckpoint, AuditError>;
+    /// Appends one record in order, answering once it is queued, not committed: for stages that must
+    /// not wait on the disk. A record that fails later is counted and logged by the log, never dropped
+    /// silently.
+    async fn append_queued(&self, r: AuditRecord) -> Result<(), AuditError>;
 }
 
 /// Errors a bus can return.

@@ -16,6 +16,7 @@ pub mod jails;
 pub mod ledger;
 pub mod metrics;
 pub mod policy;
+pub mod recorder;
 pub mod replay;
 pub mod retention;
 pub mod scenarios;

@@ -2,6 +2,13 @@
 //! joined by bounded queues. Every record a stage produces goes to the store writer (which waits when
 //! full, so pressure travels back to intake), and each stage hands on only after its record is queued.
 //!
+//! Every record goes through the [`Recorder`], which builds its audit entry and masks both.
+//!
+//! A `/v1/defend` caller's answer is built once, at the end: the detect stage keeps what the caller
+//! will be told about detection in an [`Outcomes`] registry under the event's id, the alert travels on
+//! with that id only, and the decide stage takes the entry out and answers with the investigation and
+//! plan it has in hand. No stage patches a reply on its way.
+//!
 //! A submission's [`AckToken`] goes with its event to the writer. For a `/v1/defend` caller, the
 //! alert, investigation and plan its answer promises are stored with siblings of that token, each made
 //! before the token it comes from can settle, so the caller's group settles only when all of them are
@@ -10,19 +17,20 @@
 //! Shutdown is by draining: when every intake sender is dropped, each stage finishes what is queued,
 //! closes its output, and ends; the caller then flushes the store writer.
 
-use crate::intake::{Outcome, Submission};
+use crate::intake::{Outcome, Outcomes, Submission};
 use crate::metrics::Metrics;
 use crate::policy::ScenarioPolicy;
+use crate::recorder::{Change, Recorder};
 use sentinel_core::{
-    ActionRecord, ActionState, Alert, AuditKind, AuditRecord, Investigation, Notice, Notifier,
-    Plan, Policy, Reason, Redactor, Severity, Timestamp,
+    ActionRecord, ActionState, Alert, EventId, Investigation, Notice, Notifier, Plan, Policy,
+    Reason, Redactor, Severity,
 };
 use sentinel_detect::{Heuristic, ScenarioEngine};
 use sentinel_intel::Investigator;
 use sentinel_respond::Ledger;
-use sentinel_store::{AckToken, Record, StoreWriter};
+use sentinel_store::AckToken;
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 /// Everything the stages need.
@@ -39,8 +47,8 @@ pub struct Stages {
     pub ledger: Arc<Ledger>,
     /// Who to tell.
     pub notifier: Box<dyn Notifier>,
-    /// Where records go.
-    pub writer: StoreWriter,
+    /// Where records and their audit entries go.
+    pub recorder: Recorder,
     /// Counters.
     pub metrics: Arc<Metrics>,
     /// Masks what the detector derives from an event as posted before it is stored or answered.
@@ -70,10 +78,11 @@ impl Running {
     }
 }
 
-/// An alert on its way, with the `/v1/defend` caller waiting for it (if any).
+/// An alert on its way, with the id of the event a `/v1/defend` caller waits on (if any).
 struct Pending<T> {
     item: T,
-    reply: Option<(oneshot::Sender<Outcome>, Outcome)>,
+    /// The key of the caller's entry in [`Outcomes`].
+    waiting: Option<EventId>,
     /// The token the next stage stores its record with (the caller waits for it).
     ack: Option<AckToken>,
 }
@@ -93,10 +102,11 @@ pub fn start(stages: Stages, capacity: usize) -> (mpsc::Sender<Submission>, Runn
         policy,
         ledger,
         notifier,
-        writer,
+        recorder,
         metrics,
         redactor,
     } = stages;
+    let outcomes = Arc::new(Outcomes::default());
     let close_intake = Arc::new(tokio::sync::Notify::new());
     let tasks = vec![
         (
@@ -111,7 +121,8 @@ pub fn start(stages: Stages, capacity: usize) -> (mpsc::Sender<Submission>, Runn
                     closed: false,
                 },
                 alert_tx,
-                writer.clone(),
+                Arc::clone(&outcomes),
+                recorder.clone(),
                 metrics.clone(),
             )),
         ),
@@ -121,7 +132,7 @@ pub fn start(stages: Stages, capacity: usize) -> (mpsc::Sender<Submission>, Runn
                 investigator,
                 alert_rx,
                 inv_tx,
-                writer.clone(),
+                recorder.clone(),
                 metrics.clone(),
             )),
         ),
@@ -131,7 +142,8 @@ pub fn start(stages: Stages, capacity: usize) -> (mpsc::Sender<Submission>, Runn
                 policy,
                 inv_rx,
                 plan_tx,
-                writer.clone(),
+                outcomes,
+                recorder.clone(),
                 metrics.clone(),
             )),
         ),
@@ -141,13 +153,13 @@ pub fn start(stages: Stages, capacity: usize) -> (mpsc::Sender<Submission>, Runn
                 ledger,
                 plan_rx,
                 notice_tx,
-                writer.clone(),
+                recorder.clone(),
                 metrics.clone(),
             )),
         ),
         (
             "notify",
-            tokio::spawn(notify(notifier, notice_rx, writer, metrics)),
+            tokio::spawn(notify(notifier, notice_rx, recorder, metrics)),
         ),
     ];
     (
@@ -184,43 +196,9 @@ impl Intake {
     }
 }
 
-async fn store(w: &StoreWriter, m: &Metrics, r: Record) {
-    if let Err(e) = w.write(r).await {
-        m.store_write_errors.inc();
-        tracing::error!(evt = "store_write_failed", error = %e);
-    }
-}
-
-/// Stores `r`, settling `ack` (if any) once it is committed; a failure settles it as failed.
-async fn store_acked(w: &StoreWriter, m: &Metrics, r: Record, ack: Option<AckToken>) {
-    let result = match ack {
-        Some(t) => w.write_acked(r, t).await,
-        None => w.write(r).await,
-    };
-    if let Err(e) = result {
-        m.store_write_errors.inc();
-        tracing::error!(evt = "store_write_failed", error = %e);
-    }
-}
-
 /// A further token of the same request, when there is one.
 fn sibling(ack: &Option<AckToken>) -> Option<AckToken> {
     ack.as_ref().map(AckToken::sibling)
-}
-
-fn audit(
-    kind: AuditKind,
-    subject_id: String,
-    trace: &sentinel_core::TraceId,
-    summary: String,
-) -> Record {
-    Record::Audit(AuditRecord {
-        ts: Timestamp::now(),
-        kind,
-        subject_id,
-        trace_id: trace.clone(),
-        summary,
-    })
 }
 
 /// Masks anything quoted from the event as posted in a reason's detail.
@@ -232,13 +210,15 @@ fn redact_reasons(r: &Redactor, reasons: &mut [Reason]) {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn detect(
     detector: Heuristic,
     redactor: Redactor,
     mut scenarios: ScenarioEngine,
     mut rx: Intake,
     out: mpsc::Sender<Pending<Alert>>,
-    w: StoreWriter,
+    outcomes: Arc<Outcomes>,
+    rec: Recorder,
     m: Arc<Metrics>,
 ) {
     let mut found: Vec<Alert> = Vec::new();
@@ -276,36 +256,35 @@ async fn detect(
                 uncertainty: Vec::new(),
                 plan: None,
             };
-            match detector.alert_from(&event, assessment) {
-                Some(alert) => {
-                    let reply = reply.map(|tx| {
-                        (
-                            tx,
-                            Outcome {
-                                alerted: true,
-                                alert_id: Some(alert.id),
-                                ..outcome
-                            },
-                        )
-                    });
+            match (detector.alert_from(&event, assessment), reply) {
+                (Some(alert), Some(tx)) => {
+                    // The caller's answer waits under the event's id for the plan.
+                    outcomes.wait(
+                        event.id,
+                        tx,
+                        Outcome {
+                            alerted: true,
+                            alert_id: Some(alert.id),
+                            ..outcome
+                        },
+                    );
                     // Only a waiting caller's records are promised.
-                    let next = if reply.is_some() {
-                        alert_ack = sibling(&ack);
-                        sibling(&ack)
-                    } else {
-                        None
-                    };
+                    alert_ack = sibling(&ack);
                     pending.push(Pending {
                         item: alert,
-                        reply,
-                        ack: next,
+                        waiting: Some(event.id),
+                        ack: sibling(&ack),
                     });
                 }
-                None => {
-                    if let Some(tx) = reply {
-                        let _ = tx.send(outcome);
-                    }
+                (Some(alert), None) => pending.push(Pending {
+                    item: alert,
+                    waiting: None,
+                    ack: None,
+                }),
+                (None, Some(tx)) => {
+                    let _ = tx.send(outcome);
                 }
+                (None, None) => {}
             }
         }
         sentinel_core::Detector::observe(&mut scenarios, &event, &mut found);
@@ -324,11 +303,11 @@ async fn detect(
             }
             pending.push(Pending {
                 item: alert,
-                reply: None,
+                waiting: None,
                 ack: None,
             });
         }
-        store_acked(&w, &m, Record::Event(event), ack).await;
+        rec.record(event, ack).await;
         for p in pending {
             let alert = &p.item;
             m.alerts_raised.inc();
@@ -343,26 +322,12 @@ async fn detect(
                 subject = %alert.subject,
             );
             drop(_span);
-            let ack = if p.reply.is_some() {
+            let ack = if p.waiting.is_some() {
                 alert_ack.take()
             } else {
                 None
             };
-            store_acked(&w, &m, Record::Alert(alert.clone()), ack).await;
-            store(
-                &w,
-                &m,
-                audit(
-                    AuditKind::AlertRaised,
-                    alert.id.to_string(),
-                    &alert.trace_id,
-                    format!(
-                        "{} {} score {} on {}",
-                        alert.scenario, alert.severity, alert.score, alert.subject
-                    ),
-                ),
-            )
-            .await;
+            rec.record(alert, ack).await;
             if out.send(p).await.is_err() {
                 return;
             }
@@ -374,45 +339,23 @@ async fn investigate(
     inv: Investigator,
     mut rx: mpsc::Receiver<Pending<Alert>>,
     out: mpsc::Sender<Pending<Investigation>>,
-    w: StoreWriter,
+    rec: Recorder,
     m: Arc<Metrics>,
 ) {
     while let Some(Pending {
         item: alert,
-        reply,
+        waiting,
         ack,
     }) = rx.recv().await
     {
         let i = inv.investigate(alert).await;
         m.investigations.inc();
         let next = sibling(&ack);
-        store_acked(&w, &m, Record::Investigation(i.clone()), ack).await;
-        store(
-            &w,
-            &m,
-            audit(
-                AuditKind::InvestigationConcluded,
-                i.id.to_string(),
-                &i.trace_id,
-                format!("risk {} confidence {:.2}", i.risk_score, i.confidence),
-            ),
-        )
-        .await;
-        let reply = reply.map(|(tx, o)| {
-            (
-                tx,
-                Outcome {
-                    risk_score: Some(i.risk_score),
-                    confidence: Some(i.confidence),
-                    uncertainty: i.uncertainty.clone(),
-                    ..o
-                },
-            )
-        });
+        rec.record(&i, ack).await;
         if out
             .send(Pending {
                 item: i,
-                reply,
+                waiting,
                 ack: next,
             })
             .await
@@ -427,40 +370,22 @@ async fn decide(
     policy: ScenarioPolicy,
     mut rx: mpsc::Receiver<Pending<Investigation>>,
     out: mpsc::Sender<Plan>,
-    w: StoreWriter,
+    outcomes: Arc<Outcomes>,
+    rec: Recorder,
     m: Arc<Metrics>,
 ) {
     while let Some(Pending {
         item: inv,
-        reply,
+        waiting,
         ack,
     }) = rx.recv().await
     {
         let plan = policy.decide(&inv);
         m.plans_decided.inc();
-        store_acked(&w, &m, Record::Plan(plan.clone()), ack).await;
-        let kinds: Vec<&str> = plan.actions.iter().map(|a| a.kind.as_str()).collect();
-        store(
-            &w,
-            &m,
-            audit(
-                AuditKind::PlanDecided,
-                plan.id.to_string(),
-                &plan.trace_id,
-                format!(
-                    "{} [{}]: {}",
-                    plan.mode.as_str(),
-                    kinds.join(", "),
-                    plan.reason
-                ),
-            ),
-        )
-        .await;
-        if let Some((tx, o)) = reply {
-            let _ = tx.send(Outcome {
-                plan: Some(plan.clone()),
-                ..o
-            });
+        rec.record(&plan, ack).await;
+        // The plan's token was made before this answer is sent: the caller's wait covers it.
+        if let Some(id) = waiting {
+            outcomes.answer(id, &inv, &plan);
         }
         if out.send(plan).await.is_err() {
             break;
@@ -472,7 +397,7 @@ async fn act(
     ledger: Arc<Ledger>,
     mut rx: mpsc::Receiver<Plan>,
     out: mpsc::Sender<Notice>,
-    w: StoreWriter,
+    rec: Recorder,
     m: Arc<Metrics>,
 ) {
     // Plans queued together are applied together: one nftables transaction for all their blocks.
@@ -480,7 +405,7 @@ async fn act(
     while rx.recv_many(&mut batch, 256).await > 0 {
         let all = ledger.execute_many(&batch).await;
         for (plan, records) in batch.drain(..).zip(all) {
-            if !act_one(&plan, &records, &out, &w, &m).await {
+            if !act_one(&plan, &records, &out, &rec, &m).await {
                 return;
             }
         }
@@ -492,65 +417,52 @@ async fn act_one(
     plan: &Plan,
     records: &[ActionRecord],
     out: &mpsc::Sender<Notice>,
-    w: &StoreWriter,
+    rec: &Recorder,
     m: &Metrics,
 ) -> bool {
-    {
-        for r in records {
-            m.actions_recorded.inc();
-            if matches!(r.state, ActionState::Refused | ActionState::Failed) {
-                m.actions_refused.inc();
-            }
-            let _span = tracing::info_span!("action", trace = %r.trace_id).entered();
-            tracing::info!(
-                evt = "action_recorded",
-                action = %r.id,
-                kind = %r.spec.kind,
-                subject = %r.spec.subject,
-                mode = r.mode.as_str(),
-                state = r.state.as_str(),
-                error = r.error.as_deref().unwrap_or(""),
-            );
-            drop(_span);
-            store(w, m, Record::Action(r.clone())).await;
-            store(
-                w,
-                m,
-                audit(
-                    AuditKind::ActionChanged,
-                    r.id.to_string(),
-                    &r.trace_id,
-                    format!("{} {} {}", r.spec.kind, r.spec.subject, r.state.as_str()),
-                ),
-            )
-            .await;
+    for r in records {
+        m.actions_recorded.inc();
+        if matches!(r.state, ActionState::Refused | ActionState::Failed) {
+            m.actions_refused.inc();
         }
-        if plan.severity >= Severity::High || !plan.actions.is_empty() {
-            let lines: Vec<String> = records
-                .iter()
-                .map(|r| {
-                    format!(
-                        "{} {} for {}s: {}",
-                        r.spec.kind,
-                        r.spec.subject,
-                        r.spec.ttl_secs,
-                        r.state.as_str()
-                    )
-                })
-                .collect();
-            let notice = Notice {
-                title: format!("{} alert: {}", plan.severity, plan.reason),
-                severity: plan.severity,
-                body: if lines.is_empty() {
-                    "no action".into()
-                } else {
-                    lines.join("\n")
-                },
-                trace_id: plan.trace_id.clone(),
-            };
-            if out.send(notice).await.is_err() {
-                return false;
-            }
+        let _span = tracing::info_span!("action", trace = %r.trace_id).entered();
+        tracing::info!(
+            evt = "action_recorded",
+            action = %r.id,
+            kind = %r.spec.kind,
+            subject = %r.spec.subject,
+            mode = r.mode.as_str(),
+            state = r.state.as_str(),
+            error = r.error.as_deref().unwrap_or(""),
+        );
+        drop(_span);
+        rec.record((r, Change::Acted), None).await;
+    }
+    if plan.severity >= Severity::High || !plan.actions.is_empty() {
+        let lines: Vec<String> = records
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {} for {}s: {}",
+                    r.spec.kind,
+                    r.spec.subject,
+                    r.spec.ttl_secs,
+                    r.state.as_str()
+                )
+            })
+            .collect();
+        let notice = Notice {
+            title: format!("{} alert: {}", plan.severity, plan.reason),
+            severity: plan.severity,
+            body: if lines.is_empty() {
+                "no action".into()
+            } else {
+                lines.join("\n")
+            },
+            trace_id: plan.trace_id.clone(),
+        };
+        if out.send(notice).await.is_err() {
+            return false;
         }
     }
     true
@@ -559,24 +471,14 @@ async fn act_one(
 async fn notify(
     n: Box<dyn Notifier>,
     mut rx: mpsc::Receiver<Notice>,
-    w: StoreWriter,
+    rec: Recorder,
     m: Arc<Metrics>,
 ) {
     while let Some(notice) = rx.recv().await {
         match n.notify(&notice).await {
             Ok(()) => {
                 m.notices_sent.inc();
-                store(
-                    &w,
-                    &m,
-                    audit(
-                        AuditKind::NoticeSent,
-                        "log".into(),
-                        &notice.trace_id,
-                        notice.title.clone(),
-                    ),
-                )
-                .await;
+                rec.record(&notice, None).await;
             }
             Err(e) => tracing::warn!(evt = "notice_failed", trace = %notice.trace_id, error = %e),
         }

@@ -92,13 +92,15 @@ pub async fn run(
         sentinel_pipeline::ledger::responder(&cfg, allowlist(&cfg)).await?,
         sentinel_pipeline::ledger::ledger_config(&cfg),
     ));
-    sentinel_pipeline::ledger::reconcile(&ledger, &store, &writer).await?;
+    let recorder =
+        sentinel_pipeline::recorder::Recorder::new(writer, redactor.clone(), metrics.clone());
+    sentinel_pipeline::ledger::reconcile(&ledger, &store, &recorder).await?;
     let (stop_expiry, expiry_stopped) = tokio::sync::watch::channel(false);
     let expiry =
-        sentinel_pipeline::ledger::spawn_expiry(ledger.clone(), writer.clone(), expiry_stopped);
+        sentinel_pipeline::ledger::spawn_expiry(ledger.clone(), recorder.clone(), expiry_stopped);
     let desk = Arc::new(sentinel_pipeline::ledger::Desk {
         ledger: ledger.clone(),
-        writer: writer.clone(),
+        recorder: recorder.clone(),
         mode: cfg.policy.mode,
         limits: sentinel_pipeline::ledger::action_limits(&cfg),
     });
@@ -112,7 +114,7 @@ pub async fn run(
         policy: policy_matrix(&cfg),
         ledger: ledger.clone(),
         notifier: Box::new(LogNotifier),
-        writer,
+        recorder,
         metrics: metrics.clone(),
         redactor: (*redactor).clone(),
     };
