@@ -445,3 +445,87 @@ impl TryFrom<RawActionRecord> for ActionRecord {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use serde_json::json;
+
+    fn stored(extra: serde_json::Value) -> serde_json::Value {
+        let mut v = json!({
+            "id": "01J0000000000000000000000A",
+            "spec": {"kind": "block_ip", "subject": {"type": "ip", "value": "203.0.113.7"}, "ttl_secs": 60},
+            "mode": "observe",
+            "state": "planned",
+            "created": 1_000,
+            "updated": 1_000,
+            "expires_at": 61_000,
+            "preview": {"kind": "block_ip", "operations": []},
+            "trace_id": "t-1"
+        });
+        if let (Some(m), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+            m.extend(e.clone());
+        }
+        v
+    }
+
+    /// A record stored before the origin was kept (ids only) reads as coming from its plan, and is
+    /// written back with the same ids plus `"origin": "plan"`.
+    #[test]
+    fn an_old_record_reads_as_from_its_plan_and_keeps_its_ids() {
+        let plan = "01J0000000000000000000000B";
+        let alert = "01J0000000000000000000000C";
+        let old = stored(json!({"plan_id": plan, "alert_id": alert}));
+        let rec: ActionRecord = serde_json::from_value(old).unwrap();
+        match &rec.origin {
+            Origin::Plan {
+                plan_id,
+                alert_id,
+                investigation_id,
+            } => {
+                assert_eq!(plan_id.to_string(), plan);
+                assert_eq!(alert_id.to_string(), alert);
+                assert_eq!(*investigation_id, None);
+            }
+            other => panic!("read as {other:?}"),
+        }
+        let back = serde_json::to_value(&rec).unwrap();
+        assert_eq!(back["origin"], "plan");
+        assert_eq!(back["plan_id"], plan);
+        assert_eq!(back["alert_id"], alert);
+        assert!(back.get("investigation_id").is_none());
+        let again: ActionRecord = serde_json::from_value(back).unwrap();
+        assert_eq!(again, rec);
+    }
+
+    /// An operator's and reconcile's actions name no plan, alert or investigation.
+    #[test]
+    fn operator_and_reconcile_actions_name_no_plan() {
+        for (origin, name) in [(Origin::Operator, "operator"), (Origin::Reconcile, "reconcile")] {
+            let mut rec: ActionRecord =
+                serde_json::from_value(stored(json!({"origin": name}))).unwrap();
+            assert_eq!(rec.origin, origin);
+            rec.origin = origin.clone();
+            let v = serde_json::to_value(&rec).unwrap();
+            assert_eq!(v["origin"], name);
+            for key in ["plan_id", "alert_id", "investigation_id"] {
+                assert!(v.get(key).is_none(), "{name} record has {key}: {v}");
+            }
+            assert_eq!(serde_json::from_value::<ActionRecord>(v).unwrap(), rec);
+        }
+    }
+
+    /// A plan origin without its ids, or an unknown origin, is an error naming it, not a guess.
+    #[test]
+    fn a_plan_origin_without_ids_or_an_unknown_origin_is_refused() {
+        let e = serde_json::from_value::<ActionRecord>(stored(json!({"origin": "plan"})))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("plan_id"), "{e}");
+        let e = serde_json::from_value::<ActionRecord>(stored(json!({"origin": "expiry"})))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown action origin `expiry`"), "{e}");
+    }
+}
