@@ -32,7 +32,7 @@ pub use params::{ActionLimits, ActionParams, SpecError, SpecField};
 pub use redact::Redactor;
 pub use seams::{
     ActError, Actuator, AuditError, AuditLog, Bus, BusError, BusRx, Detector, EnrichError,
-    Enricher, EventSink, EventTx, Notifier, NotifyError, Policy, Receipt, Shutdown,
-    SinkClosed, Source, SourceError, Topic,
+    Enricher, EventSink, EventTx, Notifier, NotifyError, Policy, Receipt, Scored, Shutdown,
+    SinkClosed, Source, SourceError, StateCounts, Topic,
 };
 pub use time::Timestamp;

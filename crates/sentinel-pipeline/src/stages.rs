@@ -22,23 +22,55 @@ use crate::metrics::Metrics;
 use crate::policy::ScenarioPolicy;
 use crate::recorder::{Change, Recorder};
 use sentinel_core::{
-    ActionRecord, ActionState, Alert, EventId, Investigation, Notice, Notifier, Plan, Policy,
-    Reason, Redactor, Severity,
+    ActionRecord, ActionState, Alert, Detector, EventId, Investigation, Notice, Notifier, Plan,
+    Policy, Reason, Redactor, Scored, Severity, StateCounts, Timestamp,
 };
 use sentinel_detect::{Heuristic, ScenarioEngine};
 use sentinel_intel::Investigator;
 use sentinel_respond::Ledger;
 use sentinel_store::AckToken;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+/// The detectors the detect stage runs, every one through [`Detector`].
+pub struct Detectors {
+    /// Score telemetry posted to the API (the submission says it is telemetry, whatever its
+    /// `source`); the first that scores the event answers a waiting caller (the heuristic).
+    pub telemetry: Vec<Box<dyn Detector>>,
+    /// See every event (the scenario engine; log lines above all).
+    pub every: Vec<Box<dyn Detector>>,
+    /// How often every detector is told the time ([`Detector::tick`]), events or not.
+    pub tick: Duration,
+}
+
+impl Detectors {
+    /// The daemon's set: the heuristic for telemetry, the scenarios for every event, a tick a second.
+    pub fn new(heuristic: Heuristic, scenarios: ScenarioEngine) -> Self {
+        Detectors {
+            telemetry: vec![Box::new(heuristic)],
+            every: vec![Box::new(scenarios)],
+            tick: Duration::from_secs(1),
+        }
+    }
+
+    /// What the `every` detectors dropped, together.
+    fn state_counts(&self) -> StateCounts {
+        self.every
+            .iter()
+            .map(|d| d.state_counts())
+            .fold(StateCounts::default(), |a, b| StateCounts {
+                expired: a.expired + b.expired,
+                evicted: a.evicted + b.evicted,
+            })
+    }
+}
+
 /// Everything the stages need.
 pub struct Stages {
-    /// The heuristic detector (telemetry posted to the API).
-    pub detector: Heuristic,
-    /// The scenario engine (every event, log lines above all).
-    pub scenarios: ScenarioEngine,
+    /// The detectors.
+    pub detectors: Detectors,
     /// The investigator.
     pub investigator: Investigator,
     /// The policy.
@@ -96,8 +128,7 @@ pub fn start(stages: Stages, capacity: usize) -> (mpsc::Sender<Submission>, Runn
     let (plan_tx, plan_rx) = mpsc::channel::<Plan>(cap);
     let (notice_tx, notice_rx) = mpsc::channel::<Notice>(cap);
     let Stages {
-        detector,
-        scenarios,
+        detectors,
         investigator,
         policy,
         ledger,
@@ -112,9 +143,8 @@ pub fn start(stages: Stages, capacity: usize) -> (mpsc::Sender<Submission>, Runn
         (
             "detect",
             tokio::spawn(detect(
-                detector,
+                detectors,
                 redactor,
-                scenarios,
                 Intake {
                     rx: intake_rx,
                     close: Arc::clone(&close_intake),
@@ -212,9 +242,8 @@ fn redact_reasons(r: &Redactor, reasons: &mut [Reason]) {
 
 #[allow(clippy::too_many_arguments)]
 async fn detect(
-    detector: Heuristic,
+    mut detectors: Detectors,
     redactor: Redactor,
-    mut scenarios: ScenarioEngine,
     mut rx: Intake,
     out: mpsc::Sender<Pending<Alert>>,
     outcomes: Arc<Outcomes>,
@@ -223,41 +252,97 @@ async fn detect(
 ) {
     let mut found: Vec<Alert> = Vec::new();
     let mut seen: u64 = 0;
-    while let Some(Submission {
-        event,
-        telemetry,
-        reply,
-        ack,
-    }) = rx.recv().await
-    {
-        // Telemetry from the API (marked so, whatever its `source` says) is scored by the heuristic
-        // and answered; every event is counted by the scenarios. The heuristic scores the event as
-        // posted, so an attack under a secret-looking key is seen; only the redacted event is stored
-        // and the alert is built from it (its evidence), with the reasons redacted too.
+    let mut ticker = tokio::time::interval(detectors.tick.max(Duration::from_millis(10)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let sub = tokio::select! {
+            sub = rx.recv() => match sub {
+                Some(sub) => sub,
+                None => return,
+            },
+            _ = ticker.tick() => {
+                // Time passes for every detector, events or not (windows run out, state is freed).
+                let now = Timestamp::now();
+                for d in detectors.telemetry.iter_mut().chain(detectors.every.iter_mut()) {
+                    d.tick(now, &mut found);
+                }
+                let st = detectors.state_counts();
+                m.scenario_keys_expired.set(st.expired);
+                m.scenario_keys_evicted.set(st.evicted);
+                let pending: Vec<Pending<Alert>> = found
+                    .drain(..)
+                    .map(|alert| {
+                        m.by_scenario.add("alerts_by_scenario", &alert.scenario, 1);
+                        Pending { item: alert, waiting: None, ack: None }
+                    })
+                    .collect();
+                if !raise(pending, None, &out, &rec, &m).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        let Submission {
+            event,
+            telemetry,
+            reply,
+            ack,
+        } = sub;
+        // Telemetry from the API (marked so, whatever its `source` says) is scored by the telemetry
+        // detectors and answered; every event goes through the others. A telemetry detector scores
+        // the event as posted, so an attack under a secret-looking key is seen; only the redacted
+        // event is stored and alerts are built from it (their evidence), with the reasons redacted.
         let mut pending: Vec<Pending<Alert>> = Vec::new();
-        // The alert the answer promises is stored with this token; the next stages get `next`.
+        // The alert the answer promises is stored with this token; the next stages get a sibling.
         let mut alert_ack: Option<AckToken> = None;
         if telemetry.is_some() || reply.is_some() {
             let raw = telemetry.and_then(|t| t.raw);
-            let mut assessment = detector.assess(raw.as_deref().unwrap_or(&event));
+            let seen_as_posted = raw.as_deref().unwrap_or(&event);
+            let mut answer: Option<(Scored, Option<Alert>)> = None;
+            for d in &mut detectors.telemetry {
+                let scored = d.assess(seen_as_posted, &event, &mut found);
+                let mut alerts = found.drain(..);
+                if let (Some(scored), None) = (scored, &answer) {
+                    answer = Some((scored, alerts.next()));
+                }
+                for mut alert in alerts {
+                    redact_reasons(&redactor, &mut alert.reasons);
+                    pending.push(Pending {
+                        item: alert,
+                        waiting: None,
+                        ack: None,
+                    });
+                }
+            }
             drop(raw);
-            redact_reasons(&redactor, &mut assessment.reasons);
+            let (mut scored, alert) = answer.unwrap_or_else(|| {
+                (
+                    Scored {
+                        score: 0,
+                        scenario: "none".into(),
+                        reasons: Vec::new(),
+                    },
+                    None,
+                )
+            });
+            redact_reasons(&redactor, &mut scored.reasons);
             let outcome = Outcome {
                 trace_id: event.trace_id.clone(),
                 event_id: event.id,
-                score: assessment.score,
-                severity: Severity::from_score(assessment.score),
+                score: scored.score,
+                severity: Severity::from_score(scored.score),
                 alerted: false,
-                scenario: assessment.scenario.to_owned(),
-                reasons: assessment.reasons.clone(),
+                scenario: scored.scenario,
+                reasons: scored.reasons,
                 alert_id: None,
                 risk_score: None,
                 confidence: None,
                 uncertainty: Vec::new(),
                 plan: None,
             };
-            match (detector.alert_from(&event, assessment), reply) {
-                (Some(alert), Some(tx)) => {
+            match (alert, reply) {
+                (Some(mut alert), Some(tx)) => {
+                    redact_reasons(&redactor, &mut alert.reasons);
                     // The caller's answer waits under the event's id for the plan.
                     outcomes.wait(
                         event.id,
@@ -270,29 +355,40 @@ async fn detect(
                     );
                     // Only a waiting caller's records are promised.
                     alert_ack = sibling(&ack);
-                    pending.push(Pending {
-                        item: alert,
-                        waiting: Some(event.id),
-                        ack: sibling(&ack),
-                    });
+                    pending.insert(
+                        0,
+                        Pending {
+                            item: alert,
+                            waiting: Some(event.id),
+                            ack: sibling(&ack),
+                        },
+                    );
                 }
-                (Some(alert), None) => pending.push(Pending {
-                    item: alert,
-                    waiting: None,
-                    ack: None,
-                }),
+                (Some(mut alert), None) => {
+                    redact_reasons(&redactor, &mut alert.reasons);
+                    pending.insert(
+                        0,
+                        Pending {
+                            item: alert,
+                            waiting: None,
+                            ack: None,
+                        },
+                    );
+                }
                 (None, Some(tx)) => {
                     let _ = tx.send(outcome);
                 }
                 (None, None) => {}
             }
         }
-        sentinel_core::Detector::observe(&mut scenarios, &event, &mut found);
+        for d in &mut detectors.every {
+            d.observe(&event, &mut found);
+        }
         seen += 1;
         if seen.is_multiple_of(1024) || !found.is_empty() {
-            let st = scenarios.stats();
-            m.scenario_keys_expired.set(st.expired_keys);
-            m.scenario_keys_evicted.set(st.evicted_keys);
+            let st = detectors.state_counts();
+            m.scenario_keys_expired.set(st.expired);
+            m.scenario_keys_evicted.set(st.evicted);
         }
         for mut alert in found.drain(..) {
             m.by_scenario.add("alerts_by_scenario", &alert.scenario, 1);
@@ -308,31 +404,46 @@ async fn detect(
             });
         }
         rec.record(event, ack).await;
-        for p in pending {
-            let alert = &p.item;
-            m.alerts_raised.inc();
-            let _span = tracing::info_span!("alert", trace = %alert.trace_id).entered();
-            tracing::info!(
-                evt = "alert_raised",
-                alert = %alert.id,
-                detector = %alert.detector,
-                scenario = %alert.scenario,
-                severity = %alert.severity,
-                score = alert.score,
-                subject = %alert.subject,
-            );
-            drop(_span);
-            let ack = if p.waiting.is_some() {
-                alert_ack.take()
-            } else {
-                None
-            };
-            rec.record(alert, ack).await;
-            if out.send(p).await.is_err() {
-                return;
-            }
+        if !raise(pending, alert_ack, &out, &rec, &m).await {
+            return;
         }
     }
+}
+
+/// Logs, records and hands on alerts; the one a caller waits on is stored with `alert_ack`. False
+/// when the investigate stage is gone.
+async fn raise(
+    pending: Vec<Pending<Alert>>,
+    mut alert_ack: Option<AckToken>,
+    out: &mpsc::Sender<Pending<Alert>>,
+    rec: &Recorder,
+    m: &Metrics,
+) -> bool {
+    for p in pending {
+        let alert = &p.item;
+        m.alerts_raised.inc();
+        let _span = tracing::info_span!("alert", trace = %alert.trace_id).entered();
+        tracing::info!(
+            evt = "alert_raised",
+            alert = %alert.id,
+            detector = %alert.detector,
+            scenario = %alert.scenario,
+            severity = %alert.severity,
+            score = alert.score,
+            subject = %alert.subject,
+        );
+        drop(_span);
+        let ack = if p.waiting.is_some() {
+            alert_ack.take()
+        } else {
+            None
+        };
+        rec.record(alert, ack).await;
+        if out.send(p).await.is_err() {
+            return false;
+        }
+    }
+    true
 }
 
 async fn investigate(

@@ -10,7 +10,7 @@ use sentinel_pipeline::intake::Submission;
 use sentinel_pipeline::metrics::Metrics;
 use sentinel_pipeline::policy::{heuristic_settings, policy_matrix};
 use sentinel_pipeline::recorder::Recorder;
-use sentinel_pipeline::stages::{self, LogNotifier, Stages};
+use sentinel_pipeline::stages::{self, Detectors, LogNotifier, Stages};
 use sentinel_respond::{Allowlist, Ledger, LedgerConfig, PlanOnly, Responder};
 use sentinel_store::{AckGroup, Store, WriterOptions};
 use std::sync::Arc;
@@ -56,8 +56,10 @@ async fn a_defend_event_is_answered_once_after_its_records_commit() {
     ));
     let (intake, running) = stages::start(
         Stages {
-            detector: Heuristic::new(heuristic_settings(&cfg)),
-            scenarios: ScenarioEngine::new(Vec::new(), EngineOptions::default()),
+            detectors: Detectors::new(
+                Heuristic::new(heuristic_settings(&cfg)),
+                ScenarioEngine::new(Vec::new(), EngineOptions::default()),
+            ),
             investigator: Investigator::new(Vec::new(), Duration::from_secs(2)),
             policy: policy_matrix(&cfg),
             ledger,
@@ -153,4 +155,62 @@ async fn raw_size(db: &std::path::Path, table: &str, size: &str) -> (i64, i64) {
     .await
     .unwrap();
     sqlx::query_as(&sql).fetch_one(&mut conn).await.unwrap()
+}
+
+/// The detect stage tells the detectors the time on its own: a scenario's state for a source that
+/// went quiet is freed once its bucket has leaked, with no further event arriving.
+#[tokio::test]
+async fn the_clock_expires_scenario_state_without_new_events() {
+    let cfg = sentinel_config::load_str("", None, &[]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.db")).await.unwrap();
+    let (writer, task) = store.writer(WriterOptions::default());
+    let metrics = Arc::new(Metrics::default());
+    let redactor = Redactor::new(Vec::<String>::new());
+    let recorder = Recorder::new(writer.clone(), Arc::new(redactor.clone()), metrics.clone());
+    let defs = sentinel_detect::scenario::parse_scenarios(
+        "test",
+        "- name: quick_failures\n  description: failed logins leaking fast\n  counting: { type: leaky, capacity: 5, leak: 200ms }\n  filter:\n    kind: [auth_failure]\n  severity: low\n  confidence: 0.5\n",
+    )
+    .unwrap();
+    let mut detectors = Detectors::new(
+        Heuristic::new(heuristic_settings(&cfg)),
+        ScenarioEngine::new(defs, EngineOptions::default()),
+    );
+    detectors.tick = Duration::from_millis(50);
+    let (intake, running) = stages::start(
+        Stages {
+            detectors,
+            investigator: Investigator::new(Vec::new(), Duration::from_secs(2)),
+            policy: policy_matrix(&cfg),
+            ledger: Arc::new(Ledger::new(
+                Responder::new(Allowlist::new([])),
+                LedgerConfig::default(),
+            )),
+            notifier: Box::new(LogNotifier),
+            recorder,
+            metrics: metrics.clone(),
+            redactor,
+        },
+        16,
+    );
+    let mut ev = attack("203.0.113.40");
+    ev.kind = EventKind("auth_failure".into());
+    ev.source = "file:/var/log/auth.log".into();
+    intake.send(Submission::log(ev)).await.unwrap();
+    // Nothing else is sent: only the clock can free the key.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while metrics.scenario_keys_expired.get() == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the scenario key was never expired without new events"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(metrics.scenario_keys_expired.get(), 1);
+    assert_eq!(metrics.alerts_raised.get(), 0);
+    drop(intake);
+    running.join().await;
+    drop(writer);
+    task.finish().await.unwrap();
 }

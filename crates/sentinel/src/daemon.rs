@@ -10,7 +10,7 @@ use sentinel_detect::{EngineOptions, Heuristic, ScenarioEngine};
 use sentinel_intel::{Investigator, LocalContext};
 use sentinel_pipeline::metrics::Metrics;
 use sentinel_pipeline::policy::{allowlist, heuristic_settings, policy_matrix};
-use sentinel_pipeline::stages::{self as pipeline, LogNotifier, Stages};
+use sentinel_pipeline::stages::{self as pipeline, Detectors, LogNotifier, Stages};
 use sentinel_store::{Store, StoreOptions, SyncMode, WriterOptions};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -105,8 +105,7 @@ pub async fn run(
         limits: sentinel_pipeline::ledger::action_limits(&cfg),
     });
     let stages = Stages {
-        detector: Heuristic::new(heuristic_settings(&cfg)),
-        scenarios,
+        detectors: Detectors::new(Heuristic::new(heuristic_settings(&cfg)), scenarios),
         investigator: Investigator::new(
             vec![Box::new(LocalContext::new(24 * 3600 * 1000, 100_000))],
             Duration::from_secs(2),
