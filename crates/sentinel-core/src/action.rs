@@ -502,7 +502,10 @@ mod tests {
     /// An operator's and reconcile's actions name no plan, alert or investigation.
     #[test]
     fn operator_and_reconcile_actions_name_no_plan() {
-        for (origin, name) in [(Origin::Operator, "operator"), (Origin::Reconcile, "reconcile")] {
+        for (origin, name) in [
+            (Origin::Operator, "operator"),
+            (Origin::Reconcile, "reconcile"),
+        ] {
             let mut rec: ActionRecord =
                 serde_json::from_value(stored(json!({"origin": name}))).unwrap();
             assert_eq!(rec.origin, origin);

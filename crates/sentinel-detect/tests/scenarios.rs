@@ -783,7 +783,11 @@ fn a_tick_expires_idle_keys_without_new_events() {
     assert!(live > 0);
     let mut out = Vec::new();
     e.tick(Timestamp::from_millis(1_002_000), &mut out);
-    assert_eq!(e.stats().live_keys, live, "a tick inside the window dropped live state");
+    assert_eq!(
+        e.stats().live_keys,
+        live,
+        "a tick inside the window dropped live state"
+    );
     assert_eq!(e.state_counts().expired, 0);
     // A day later, nothing is inside any window.
     e.tick(Timestamp::from_millis((1_001 + 86_400) * 1000), &mut out);

@@ -4,8 +4,8 @@
 //! A manual decision's action has the origin `operator` and names no plan, alert or investigation.
 
 use crate::decisions::{DecisionError, DecisionRequest, DecisionSelector, Decisions};
-use sentinel_config::ValidatedConfig;
 use crate::recorder::{Change, Entry, Recorder};
+use sentinel_config::ValidatedConfig;
 use sentinel_core::{
     ActionKind, ActionLimits, ActionRecord, ActionSpec, ActionState, Mode, SpecError, SpecField,
     Timestamp, TraceId,

@@ -16,11 +16,12 @@ use sentinel_store::{AckGroup, AckToken, Record, StoreWriter};
 use std::borrow::Cow;
 use std::sync::Arc;
 
-/// A record for the store and the audit entry that notes it (none for an event).
+/// A record for the store and the audit entry that notes it (no entry for an event, no record for a
+/// notice, which only the audit trail keeps).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
     /// What is stored.
-    pub record: Record,
+    pub record: Option<Record>,
     /// What the audit trail says about it.
     pub audit: Option<AuditRecord>,
 }
@@ -39,7 +40,7 @@ impl From<Event> for Entry {
     /// An event is stored; the audit trail notes what is made of it, not its arrival.
     fn from(e: Event) -> Self {
         Entry {
-            record: Record::Event(e),
+            record: Some(Record::Event(e)),
             audit: None,
         }
     }
@@ -57,7 +58,7 @@ impl From<&Alert> for Entry {
                     a.scenario, a.severity, a.score, a.subject
                 ),
             )),
-            record: Record::Alert(a.clone()),
+            record: Some(Record::Alert(a.clone())),
         }
     }
 }
@@ -71,7 +72,7 @@ impl From<&Investigation> for Entry {
                 &i.trace_id,
                 format!("risk {} confidence {:.2}", i.risk_score, i.confidence),
             )),
-            record: Record::Investigation(i.clone()),
+            record: Some(Record::Investigation(i.clone())),
         }
     }
 }
@@ -86,7 +87,7 @@ impl From<&Plan> for Entry {
                 &p.trace_id,
                 format!("{} [{}]: {}", p.mode.as_str(), kinds.join(", "), p.reason),
             )),
-            record: Record::Plan(p.clone()),
+            record: Some(Record::Plan(p.clone())),
         }
     }
 }
@@ -137,19 +138,22 @@ impl From<(&ActionRecord, Change<'_>)> for Entry {
         };
         Entry {
             audit: Some(note(kind, r.id.to_string(), trace, summary)),
-            record: Record::Action(r.clone()),
+            record: Some(Record::Action(r.clone())),
         }
     }
 }
 
 impl From<&Notice> for Entry {
-    /// A notice is not stored; only the audit trail notes that it went out. Its record is the audit
-    /// entry itself.
+    /// A notice is not stored; only the audit trail notes that it went out.
     fn from(n: &Notice) -> Self {
-        let a = note(AuditKind::NoticeSent, "log".into(), &n.trace_id, n.title.clone());
         Entry {
-            record: Record::Audit(a),
-            audit: None,
+            record: None,
+            audit: Some(note(
+                AuditKind::NoticeSent,
+                "log".into(),
+                &n.trace_id,
+                n.title.clone(),
+            )),
         }
     }
 }
@@ -165,17 +169,17 @@ impl Entry {
     /// alert evidence are redacted when they are made (the event as posted is never stored).
     fn redact(&mut self, r: &Redactor) {
         match &mut self.record {
-            Record::Alert(a) => a.reasons.iter_mut().for_each(|x| mask(r, &mut x.detail)),
+            None | Some(Record::Event(_)) => {}
+            Some(Record::Alert(a)) => a.reasons.iter_mut().for_each(|x| mask(r, &mut x.detail)),
             // Stored without its alert (the alert is its own record).
-            Record::Investigation(i) => i.uncertainty.iter_mut().for_each(|u| mask(r, u)),
-            Record::Plan(p) => mask(r, &mut p.reason),
-            Record::Action(a) => {
+            Some(Record::Investigation(i)) => i.uncertainty.iter_mut().for_each(|u| mask(r, u)),
+            Some(Record::Plan(p)) => mask(r, &mut p.reason),
+            Some(Record::Action(a)) => {
                 if let Some(e) = &mut a.error {
                     mask(r, e);
                 }
             }
-            Record::Audit(a) => mask(r, &mut a.summary),
-            Record::Event(_) => {}
+            Some(Record::Audit(a)) => mask(r, &mut a.summary),
         }
         if let Some(a) = &mut self.audit {
             mask(r, &mut a.summary);
@@ -271,9 +275,16 @@ impl Recorder {
     pub async fn record(&self, entry: impl Into<Entry>, ack: Option<AckToken>) {
         let mut entry = entry.into();
         entry.redact(&self.redactor);
-        let result = match ack {
-            Some(t) => self.writer.write_acked(entry.record, t).await,
-            None => self.writer.write(entry.record).await,
+        let result = match (entry.record, ack) {
+            (Some(r), Some(t)) => self.writer.write_acked(r, t).await,
+            (Some(r), None) => self.writer.write(r).await,
+            (None, t) => {
+                // Nothing to store under the token: it settles as having nothing to wait for.
+                if let Some(t) = t {
+                    t.withdraw();
+                }
+                Ok(())
+            }
         };
         if let Err(e) = result {
             self.failed("record", &e);
@@ -292,12 +303,10 @@ impl Recorder {
         let mut audit_failures: Vec<String> = Vec::new();
         for (i, mut entry) in entries.into_iter().enumerate() {
             entry.redact(&self.redactor);
-            if let Err(e) = self
-                .writer
-                .write_acked(entry.record, group.token(i as u64))
-                .await
-            {
-                self.failed("record", &e);
+            if let Some(r) = entry.record {
+                if let Err(e) = self.writer.write_acked(r, group.token(i as u64)).await {
+                    self.failed("record", &e);
+                }
             }
             if let Some(a) = entry.audit {
                 if let Err(e) = self.audit.append(a).await {

@@ -79,7 +79,12 @@ async fn a_defend_event_is_answered_once_after_its_records_commit() {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let group = AckGroup::new();
         intake
-            .send(Submission::telemetry(ev, None, Some(tx), Some(group.token(0))))
+            .send(Submission::telemetry(
+                ev,
+                None,
+                Some(tx),
+                Some(group.token(0)),
+            ))
             .await
             .unwrap();
         let out = rx.await.unwrap();
@@ -92,7 +97,11 @@ async fn a_defend_event_is_answered_once_after_its_records_commit() {
         // Event, alert, investigation and plan: all committed once the group settles.
         let summary = group.settled().await;
         assert_eq!((summary.committed, summary.failed), (4, 0));
-        let detail = store.get_alert(out.alert_id.unwrap()).await.unwrap().unwrap();
+        let detail = store
+            .get_alert(out.alert_id.unwrap())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(detail.plans, vec![plan.clone()]);
         assert_eq!(
             detail.investigation.as_ref().map(|i| i.alert.id),
@@ -110,7 +119,9 @@ async fn a_defend_event_is_answered_once_after_its_records_commit() {
     let mut old_investigations = 0usize;
     for id in &alert_ids {
         let d = store.get_alert(*id).await.unwrap().unwrap();
-        old_investigations += serde_json::to_string(&d.investigation.unwrap()).unwrap().len();
+        old_investigations += serde_json::to_string(&d.investigation.unwrap())
+            .unwrap()
+            .len();
     }
     let mut total = 0i64;
     let mut rows = 0i64;
@@ -122,7 +133,10 @@ async fn a_defend_event_is_answered_once_after_its_records_commit() {
         ("investigations", "length(body)"),
         ("plans", "length(body)"),
         ("actions", "length(body)"),
-        ("audit", "length(summary) + length(subject_id) + length(trace_id) + length(kind) + 8"),
+        (
+            "audit",
+            "length(summary) + length(subject_id) + length(trace_id) + length(kind) + 8",
+        ),
     ] {
         let (n, bytes) = raw_size(&dir.path().join("s.db"), table, size).await;
         line.push_str(&format!(" {table}={n}/{bytes}B"));

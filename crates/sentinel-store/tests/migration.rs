@@ -36,7 +36,13 @@ async fn old_records_read_back_after_the_migration_and_new_ones_are_compact() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sentinel.db");
     let t = "trace-mig-1";
-    let al = alert(5_000, "ssh_bruteforce", Severity::High, ip("203.0.113.8"), t);
+    let al = alert(
+        5_000,
+        "ssh_bruteforce",
+        Severity::High,
+        ip("203.0.113.8"),
+        t,
+    );
     let inv = investigation(&al);
     let pl = plan(&al, &inv);
     let act = action(&pl, ActionKind::BlockIp, ActionState::Applied, 5_100);
