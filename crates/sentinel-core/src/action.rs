@@ -286,15 +286,77 @@ pub struct Applied {
     pub operations: Vec<String>,
 }
 
+/// Where an action came from: a plan the pipeline decided, an operator, or reconcile at start-up.
+///
+/// Serialised flat into its [`ActionRecord`] as `"origin": "plan" | "operator" | "reconcile"`, with a
+/// plan's ids beside it (`plan_id`, `alert_id`, `investigation_id`), so a plan's action keeps the JSON
+/// it always had. Only an action that comes from a plan names a plan, an alert and an investigation;
+/// records stored before the origin was kept read as `plan`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "origin", rename_all = "snake_case")]
+pub enum Origin {
+    /// The policy decided it for an investigated alert.
+    Plan {
+        /// The plan it belongs to.
+        plan_id: PlanId,
+        /// The alert behind it.
+        alert_id: AlertId,
+        /// The investigation behind it (absent in records stored before it was kept).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        investigation_id: Option<InvestigationId>,
+    },
+    /// An operator asked for it (API or CLI); the record's trace is the request's.
+    Operator,
+    /// Reconcile at start-up found something outside any plan (an orphan removed, a backend that
+    /// could not be read).
+    Reconcile,
+}
+
+impl Origin {
+    /// The origin of an action `plan` asks for.
+    pub fn of_plan(plan: &Plan) -> Self {
+        Origin::Plan {
+            plan_id: plan.id,
+            alert_id: plan.alert_id,
+            investigation_id: Some(plan.investigation_id),
+        }
+    }
+
+    /// The plan, when the action comes from one.
+    pub fn plan_id(&self) -> Option<PlanId> {
+        match self {
+            Origin::Plan { plan_id, .. } => Some(*plan_id),
+            _ => None,
+        }
+    }
+
+    /// The alert, when the action comes from a plan.
+    pub fn alert_id(&self) -> Option<AlertId> {
+        match self {
+            Origin::Plan { alert_id, .. } => Some(*alert_id),
+            _ => None,
+        }
+    }
+
+    /// The snake_case name (`plan`, `operator`, `reconcile`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Origin::Plan { .. } => "plan",
+            Origin::Operator => "operator",
+            Origin::Reconcile => "reconcile",
+        }
+    }
+}
+
 /// An action and its state, as kept in the ledger.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "RawActionRecord")]
 pub struct ActionRecord {
     /// Unique id.
     pub id: ActionId,
-    /// The plan it belongs to.
-    pub plan_id: PlanId,
-    /// The alert behind it.
-    pub alert_id: AlertId,
+    /// Where it came from (flattened: `origin` and, for a plan, its ids).
+    #[serde(flatten)]
+    pub origin: Origin,
     /// What was asked.
     pub spec: ActionSpec,
     /// Observe or enforce.
@@ -317,4 +379,156 @@ pub struct ActionRecord {
     pub error: Option<String>,
     /// The trace it belongs to.
     pub trace_id: TraceId,
+}
+
+/// The stored form of an [`ActionRecord`], read before its origin is known: records stored before
+/// the origin was kept have only `plan_id` and `alert_id`, and read as coming from that plan.
+#[derive(Deserialize)]
+struct RawActionRecord {
+    id: ActionId,
+    #[serde(default)]
+    origin: Option<String>,
+    #[serde(default)]
+    plan_id: Option<PlanId>,
+    #[serde(default)]
+    alert_id: Option<AlertId>,
+    #[serde(default)]
+    investigation_id: Option<InvestigationId>,
+    spec: ActionSpec,
+    mode: Mode,
+    state: ActionState,
+    created: Timestamp,
+    updated: Timestamp,
+    expires_at: Timestamp,
+    preview: Preview,
+    #[serde(default)]
+    applied: Option<Applied>,
+    #[serde(default)]
+    error: Option<String>,
+    trace_id: TraceId,
+}
+
+impl TryFrom<RawActionRecord> for ActionRecord {
+    type Error = String;
+    fn try_from(r: RawActionRecord) -> Result<Self, Self::Error> {
+        let origin = match r.origin.as_deref() {
+            None | Some("plan") => match (r.plan_id, r.alert_id) {
+                (Some(plan_id), Some(alert_id)) => Origin::Plan {
+                    plan_id,
+                    alert_id,
+                    investigation_id: r.investigation_id,
+                },
+                _ => return Err("an action from a plan needs `plan_id` and `alert_id`".into()),
+            },
+            Some("operator") => Origin::Operator,
+            Some("reconcile") => Origin::Reconcile,
+            Some(other) => {
+                let shown: String = other.chars().take(32).collect();
+                return Err(format!(
+                    "unknown action origin `{shown}` (plan, operator, reconcile)"
+                ));
+            }
+        };
+        Ok(ActionRecord {
+            id: r.id,
+            origin,
+            spec: r.spec,
+            mode: r.mode,
+            state: r.state,
+            created: r.created,
+            updated: r.updated,
+            expires_at: r.expires_at,
+            preview: r.preview,
+            applied: r.applied,
+            error: r.error,
+            trace_id: r.trace_id,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use serde_json::json;
+
+    fn stored(extra: serde_json::Value) -> serde_json::Value {
+        let mut v = json!({
+            "id": "01J0000000000000000000000A",
+            "spec": {"kind": "block_ip", "subject": {"type": "ip", "value": "203.0.113.7"}, "ttl_secs": 60},
+            "mode": "observe",
+            "state": "planned",
+            "created": 1_000,
+            "updated": 1_000,
+            "expires_at": 61_000,
+            "preview": {"kind": "block_ip", "operations": []},
+            "trace_id": "t-1"
+        });
+        if let (Some(m), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+            m.extend(e.clone());
+        }
+        v
+    }
+
+    /// A record stored before the origin was kept (ids only) reads as coming from its plan, and is
+    /// written back with the same ids plus `"origin": "plan"`.
+    #[test]
+    fn an_old_record_reads_as_from_its_plan_and_keeps_its_ids() {
+        let plan = "01J0000000000000000000000B";
+        let alert = "01J0000000000000000000000C";
+        let old = stored(json!({"plan_id": plan, "alert_id": alert}));
+        let rec: ActionRecord = serde_json::from_value(old).unwrap();
+        match &rec.origin {
+            Origin::Plan {
+                plan_id,
+                alert_id,
+                investigation_id,
+            } => {
+                assert_eq!(plan_id.to_string(), plan);
+                assert_eq!(alert_id.to_string(), alert);
+                assert_eq!(*investigation_id, None);
+            }
+            other => panic!("read as {other:?}"),
+        }
+        let back = serde_json::to_value(&rec).unwrap();
+        assert_eq!(back["origin"], "plan");
+        assert_eq!(back["plan_id"], plan);
+        assert_eq!(back["alert_id"], alert);
+        assert!(back.get("investigation_id").is_none());
+        let again: ActionRecord = serde_json::from_value(back).unwrap();
+        assert_eq!(again, rec);
+    }
+
+    /// An operator's and reconcile's actions name no plan, alert or investigation.
+    #[test]
+    fn operator_and_reconcile_actions_name_no_plan() {
+        for (origin, name) in [
+            (Origin::Operator, "operator"),
+            (Origin::Reconcile, "reconcile"),
+        ] {
+            let mut rec: ActionRecord =
+                serde_json::from_value(stored(json!({"origin": name}))).unwrap();
+            assert_eq!(rec.origin, origin);
+            rec.origin = origin.clone();
+            let v = serde_json::to_value(&rec).unwrap();
+            assert_eq!(v["origin"], name);
+            for key in ["plan_id", "alert_id", "investigation_id"] {
+                assert!(v.get(key).is_none(), "{name} record has {key}: {v}");
+            }
+            assert_eq!(serde_json::from_value::<ActionRecord>(v).unwrap(), rec);
+        }
+    }
+
+    /// A plan origin without its ids, or an unknown origin, is an error naming it, not a guess.
+    #[test]
+    fn a_plan_origin_without_ids_or_an_unknown_origin_is_refused() {
+        let e = serde_json::from_value::<ActionRecord>(stored(json!({"origin": "plan"})))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("plan_id"), "{e}");
+        let e = serde_json::from_value::<ActionRecord>(stored(json!({"origin": "expiry"})))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown action origin `expiry`"), "{e}");
+    }
 }

@@ -20,7 +20,9 @@ pub mod redact;
 pub mod seams;
 pub mod time;
 
-pub use action::{ActionKind, ActionRecord, ActionSpec, ActionState, Applied, Mode, Plan, Preview};
+pub use action::{
+    ActionKind, ActionRecord, ActionSpec, ActionState, Applied, Mode, Origin, Plan, Preview,
+};
 pub use alert::{Alert, Evidence, Investigation, Reason, Severity, Subject, Verdict};
 pub use audit::{AuditKind, AuditRecord, Notice};
 pub use counts::SourceCounts;
@@ -31,7 +33,7 @@ pub use params::{ActionLimits, ActionParams, SpecError, SpecField};
 pub use redact::Redactor;
 pub use seams::{
     ActError, Actuator, AuditError, AuditLog, Bus, BusError, BusRx, Detector, EnrichError,
-    Enricher, LineTx, Notifier, NotifyError, Policy, RawLine, Receipt, Shutdown, SignedCheckpoint,
-    SinkClosed, Source, SourceError, Topic,
+    Enricher, LineTx, Notifier, NotifyError, Policy, RawLine, Receipt, Scored, Shutdown,
+    SinkClosed, Source, SourceError, StateCounts, Topic,
 };
 pub use time::Timestamp;

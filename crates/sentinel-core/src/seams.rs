@@ -3,7 +3,7 @@
 //! The traits use `async_trait` so that pipelines can hold `Box<dyn …>` of any plugin kind.
 
 use crate::action::{ActionKind, ActionSpec, Applied, Plan, Preview};
-use crate::alert::{Alert, Evidence, Investigation, Subject};
+use crate::alert::{Alert, Evidence, Investigation, Reason, Subject};
 use crate::audit::{AuditRecord, Notice};
 use crate::event::Event;
 use crate::time::Timestamp;
@@ -59,14 +59,47 @@ pub trait Source: Send {
     async fn run(self: Box<Self>, out: LineTx, shutdown: Shutdown) -> Result<(), SourceError>;
 }
 
+/// What a detector made of one event, alert or not: what a caller waiting on that event is told.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scored {
+    /// 0–100.
+    pub score: u8,
+    /// The scenario recognised (`none` when nothing fired).
+    pub scenario: String,
+    /// Every signal that fired.
+    pub reasons: Vec<Reason>,
+}
+
+/// How much state a detector dropped: keys idle past their window, live keys evicted at a cap.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StateCounts {
+    /// Keys dropped because they were idle.
+    pub expired: u64,
+    /// Live keys evicted because a cap was reached.
+    pub evicted: u64,
+}
+
 /// Turns events into alerts. Pure and synchronous: no I/O, no clock but the one passed in.
 pub trait Detector: Send {
     /// A stable name, e.g. `heuristic`.
     fn id(&self) -> &str;
     /// Looks at one event and appends any alerts it raises.
     fn observe(&mut self, ev: &Event, out: &mut Vec<Alert>);
+    /// Scores one event for a caller who waits on the answer, appending any alerts. `seen` is the
+    /// event as posted (it may hold what redaction masked: score it, never quote it); alerts quote
+    /// `stored`, the redacted event. A detector that does not score single events observes `stored`
+    /// and answers `None`.
+    fn assess(&mut self, seen: &Event, stored: &Event, out: &mut Vec<Alert>) -> Option<Scored> {
+        let _ = seen;
+        self.observe(stored, out);
+        None
+    }
     /// Lets time pass (bucket leaks, window expiry) and appends any alerts that raises.
     fn tick(&mut self, now: Timestamp, out: &mut Vec<Alert>);
+    /// The state this detector has dropped so far (nothing, for a stateless one).
+    fn state_counts(&self) -> StateCounts {
+        StateCounts::default()
+    }
 }
 
 /// Errors an enricher can return; the investigation records them as uncertainty.
@@ -166,31 +199,26 @@ pub enum AuditError {
     Storage(String),
 }
 
-/// Proof that a record was appended.
+/// Word that an audit record is committed: it survives a crash from now on.
+///
+/// It carries no position and no inclusion proof yet: the trail is a table the store writer fills in
+/// batches, which does not report row positions. The Merkle log (its own issue) brings both, and
+/// signed checkpoints with them; until then the trait promises only what the store can keep.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Receipt {
-    /// The record's position in the log.
-    pub index: u64,
-}
-
-/// A signed statement of the log's size and root.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct SignedCheckpoint {
-    /// Number of records.
-    pub size: u64,
-    /// Root hash, hex.
-    pub root: String,
-    /// Signature, hex.
-    pub signature: String,
+    /// When the commit was confirmed.
+    pub committed_at: Timestamp,
 }
 
 /// The append-only audit trail.
 #[async_trait]
 pub trait AuditLog: Send + Sync {
-    /// Appends one record.
+    /// Appends one record and answers once it is committed.
     async fn append(&self, r: AuditRecord) -> Result<Receipt, AuditError>;
-    /// Signs the current state.
-    async fn checkpoint(&self) -> Result<SignedCheckpoint, AuditError>;
+    /// Appends one record in order, answering once it is queued, not committed: for stages that must
+    /// not wait on the disk. A record that fails later is counted and logged by the log, never dropped
+    /// silently.
+    async fn append_queued(&self, r: AuditRecord) -> Result<(), AuditError>;
 }
 
 /// Errors a bus can return.

@@ -228,10 +228,27 @@ impl Detector for Heuristic {
     }
 
     fn observe(&mut self, ev: &Event, out: &mut Vec<Alert>) {
-        let a = self.assess(ev);
+        let a = Heuristic::assess(self, ev);
         out.extend(self.alert_from(ev, a));
     }
 
+    fn assess(
+        &mut self,
+        seen: &Event,
+        stored: &Event,
+        out: &mut Vec<Alert>,
+    ) -> Option<sentinel_core::Scored> {
+        let a = Heuristic::assess(self, seen);
+        let scored = sentinel_core::Scored {
+            score: a.score,
+            scenario: a.scenario.to_owned(),
+            reasons: a.reasons.clone(),
+        };
+        out.extend(self.alert_from(stored, a));
+        Some(scored)
+    }
+
+    /// Stateless: time passing changes nothing.
     fn tick(&mut self, _now: Timestamp, _out: &mut Vec<Alert>) {}
 }
 

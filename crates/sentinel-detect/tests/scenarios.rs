@@ -764,3 +764,34 @@ fn sensitive_files_behind_path_normalization_are_detected() {
         );
     }
 }
+
+/// The clock's tick frees an attacker's state once it is idle, with no new event to make room: the
+/// keys are live before the window runs out, still live on a tick inside it, and gone on a tick after.
+#[test]
+fn a_tick_expires_idle_keys_without_new_events() {
+    use sentinel_core::Detector;
+    let mut e = engine(EngineOptions::default());
+    let alerts = run(
+        &mut e,
+        &[
+            ssh_fail(1_000, "203.0.113.30", "root"),
+            ssh_fail(1_001, "203.0.113.31", "admin"),
+        ],
+    );
+    assert!(alerts.is_empty());
+    let live = e.stats().live_keys;
+    assert!(live > 0);
+    let mut out = Vec::new();
+    e.tick(Timestamp::from_millis(1_002_000), &mut out);
+    assert_eq!(
+        e.stats().live_keys,
+        live,
+        "a tick inside the window dropped live state"
+    );
+    assert_eq!(e.state_counts().expired, 0);
+    // A day later, nothing is inside any window.
+    e.tick(Timestamp::from_millis((1_001 + 86_400) * 1000), &mut out);
+    assert!(out.is_empty(), "silence raised an alert: {out:?}");
+    assert_eq!(e.stats().live_keys, 0);
+    assert_eq!(e.state_counts().expired, live);
+}

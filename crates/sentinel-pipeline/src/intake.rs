@@ -4,10 +4,15 @@
 //! learns when the event is committed (or that it was not). For `/v1/defend` the stages that store
 //! the alert, investigation and plan the answer promises use siblings of that token, made before the
 //! reply is sent.
+//!
+//! The answer itself is built once: [`Outcomes`] keeps, under the event's id, the caller's reply slot
+//! and what detection found, until the decide stage completes it with the investigation and plan.
 
-use sentinel_core::{AlertId, Event, EventId, Plan, Reason, Severity, TraceId};
+use sentinel_core::{AlertId, Event, EventId, Investigation, Plan, Reason, Severity, TraceId};
 use sentinel_store::AckToken;
 use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::Mutex;
 use tokio::sync::oneshot;
 
 /// One event for the pipeline, with a reply slot when the caller waits for the plan.
@@ -98,4 +103,52 @@ pub struct Outcome {
     /// The mitigation plan, if an alert was raised.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan: Option<Plan>,
+}
+
+/// The `/v1/defend` callers waiting on their event's outcome, by event id.
+///
+/// The detect stage files what detection found ([`Outcomes::wait`]); the decide stage completes it
+/// with the investigation and plan and sends it ([`Outcomes::answer`]). Between them, only the event
+/// id travels with the alert. Dropping the registry (the stages ended) drops every reply slot, so a
+/// caller still waiting learns the pipeline is gone.
+#[derive(Debug, Default)]
+pub struct Outcomes {
+    waiting: Mutex<HashMap<EventId, (oneshot::Sender<Outcome>, Outcome)>>,
+}
+
+impl Outcomes {
+    /// Files `detected` (what the caller will be told about detection) under `event`.
+    pub fn wait(&self, event: EventId, reply: oneshot::Sender<Outcome>, detected: Outcome) {
+        if let Ok(mut w) = self.waiting.lock() {
+            w.insert(event, (reply, detected));
+        }
+        // A poisoned lock drops the slot: the caller is told the pipeline dropped the request.
+    }
+
+    /// Completes the outcome filed under `event` with `inv` and `plan`, and sends it. False when no
+    /// caller waits (anymore) under that id.
+    pub fn answer(&self, event: EventId, inv: &Investigation, plan: &Plan) -> bool {
+        let entry = self.waiting.lock().ok().and_then(|mut w| w.remove(&event));
+        let Some((tx, detected)) = entry else {
+            return false;
+        };
+        tx.send(Outcome {
+            risk_score: Some(inv.risk_score),
+            confidence: Some(inv.confidence),
+            uncertainty: inv.uncertainty.clone(),
+            plan: Some(plan.clone()),
+            ..detected
+        })
+        .is_ok()
+    }
+
+    /// How many callers wait.
+    pub fn len(&self) -> usize {
+        self.waiting.lock().map(|w| w.len()).unwrap_or(0)
+    }
+
+    /// Whether no caller waits.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }

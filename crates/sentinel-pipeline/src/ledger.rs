@@ -1,16 +1,17 @@
 //! The ledger in the daemon: building it from the configuration, reconciling at start-up, the expiry
-//! loop, and manual decisions for the API. Every record the ledger changes is written to the store with
-//! an audit entry, so the store stays the history and the ledger the live truth.
+//! loop, and manual decisions for the API. Every record the ledger changes goes through the
+//! [`Recorder`] with its audit entry, so the store stays the history and the ledger the live truth.
+//! A manual decision's action has the origin `operator` and names no plan, alert or investigation.
 
 use crate::decisions::{DecisionError, DecisionRequest, DecisionSelector, Decisions};
+use crate::recorder::{Change, Entry, Recorder};
 use sentinel_config::ValidatedConfig;
 use sentinel_core::{
-    ActionKind, ActionLimits, ActionRecord, ActionSpec, ActionState, AlertId, AuditKind,
-    AuditRecord, InvestigationId, Mode, Plan, PlanId, Severity, SpecError, SpecField, Timestamp,
-    TraceId,
+    ActionKind, ActionLimits, ActionRecord, ActionSpec, ActionState, Mode, SpecError, SpecField,
+    Timestamp, TraceId,
 };
 use sentinel_respond::{Escalation, Ledger, LedgerConfig, Responder};
-use sentinel_store::{AckGroup, ActionFilter, Record, Store, StoreWriter};
+use sentinel_store::{ActionFilter, Store};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,59 +51,8 @@ pub fn enforced_kinds(cfg: &ValidatedConfig) -> Vec<ActionKind> {
         .collect()
 }
 
-fn audit(rec: &ActionRecord, kind: AuditKind, note: &str) -> Record {
-    Record::Audit(AuditRecord {
-        ts: Timestamp::now(),
-        kind,
-        subject_id: rec.id.to_string(),
-        trace_id: rec.trace_id.clone(),
-        summary: format!(
-            "{} {} {}: {note}",
-            rec.spec.kind,
-            rec.spec.subject,
-            rec.state.as_str()
-        ),
-    })
-}
-
-async fn write(w: &StoreWriter, recs: impl IntoIterator<Item = Record>) {
-    for r in recs {
-        if let Err(e) = w.write(r).await {
-            tracing::error!(evt = "store_write_failed", error = %e);
-        }
-    }
-}
-
-/// Stores `recs` and waits until they are committed: an operator's answer promises them. On failure,
-/// says how many were not stored and why.
-async fn write_committed(
-    w: &StoreWriter,
-    recs: impl IntoIterator<Item = Record>,
-) -> Result<(), String> {
-    let group = AckGroup::new();
-    for (i, r) in recs.into_iter().enumerate() {
-        if let Err(e) = w.write_acked(r, group.token(i as u64)).await {
-            tracing::error!(evt = "store_write_failed", error = %e);
-        }
-    }
-    let summary = group.settled().await;
-    if summary.failed == 0 {
-        return Ok(());
-    }
-    let why = group
-        .failures()
-        .first()
-        .map(|f| f.error.clone())
-        .unwrap_or_default();
-    tracing::error!(evt = "decision_not_stored", failed = summary.failed, error = %why);
-    Err(format!(
-        "{} record(s) of this decision could not be stored ({why})",
-        summary.failed
-    ))
-}
-
 /// Loads what the store says is applied and makes the kernel and engine agree with it.
-pub async fn reconcile(ledger: &Ledger, store: &Store, w: &StoreWriter) -> anyhow::Result<usize> {
+pub async fn reconcile(ledger: &Ledger, store: &Store, rec: &Recorder) -> anyhow::Result<usize> {
     let mut records = Vec::new();
     let mut cursor = None;
     loop {
@@ -134,14 +84,8 @@ pub async fn reconcile(ledger: &Ledger, store: &Store, w: &StoreWriter) -> anyho
             subject = %f.record.spec.subject,
             note = %f.note,
         );
-        write(
-            w,
-            [
-                Record::Action(f.record.clone()),
-                audit(&f.record, AuditKind::ActionChanged, &f.note),
-            ],
-        )
-        .await;
+        rec.record((&f.record, Change::Reconciled(&f.note)), None)
+            .await;
     }
     // Observe-mode decisions are tracked in memory only: take them back from the store, so a restart
     // neither drops them from `GET /v1/decisions` nor leaves them "planned" past their expiry. None
@@ -187,7 +131,7 @@ fn max_ttl_millis(ledger: &Ledger) -> i64 {
 /// are never separated (which would make the next start re-apply an action already undone).
 pub fn spawn_expiry(
     ledger: Arc<Ledger>,
-    w: StoreWriter,
+    rec: Recorder,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -204,14 +148,7 @@ pub fn spawn_expiry(
                 let _span = tracing::info_span!("expiry", trace = %r.trace_id).entered();
                 tracing::info!(evt = "action_expired", action = %r.id, kind = %r.spec.kind, subject = %r.spec.subject, state = r.state.as_str());
                 drop(_span);
-                write(
-                    &w,
-                    [
-                        Record::Action(r.clone()),
-                        audit(&r, AuditKind::ActionChanged, "time is up"),
-                    ],
-                )
-                .await;
+                rec.record((&r, Change::Expired), None).await;
             }
         }
     })
@@ -221,8 +158,8 @@ pub fn spawn_expiry(
 pub struct Desk {
     /// The ledger.
     pub ledger: Arc<Ledger>,
-    /// Where records go.
-    pub writer: StoreWriter,
+    /// Where records and their audit entries go.
+    pub recorder: Recorder,
     /// The mode manual decisions start from (each actuator's own mode still wins).
     pub mode: Mode,
     /// What a manual decision may ask for at most (`policy.max_ttl`, the quarantine roots).
@@ -287,44 +224,28 @@ impl Decisions for Desk {
     async fn add(&self, req: DecisionRequest) -> Result<ActionRecord, DecisionError> {
         let spec = req.spec;
         over_limit(&self.limits, &spec)?;
-        let plan = Plan {
-            id: PlanId::new(),
-            ts: Timestamp::now(),
-            alert_id: AlertId::new(),
-            investigation_id: InvestigationId::new(),
-            mode: self.mode,
-            severity: Severity::High,
-            risk_band: "manual".into(),
-            confidence_band: "manual".into(),
-            actions: vec![spec.clone()],
-            reason: format!(
-                "manual decision: {}",
-                if req.reason.is_empty() {
-                    "(no reason given)"
-                } else {
-                    &req.reason
-                }
-            ),
-            trace_id: req.trace_id,
-        };
-        let (rec, superseded) = self.ledger.decide(&plan, spec, req.dry_run).await;
+        let why = format!(
+            "manual decision: {}",
+            if req.reason.is_empty() {
+                "(no reason given)"
+            } else {
+                &req.reason
+            }
+        );
+        let (rec, superseded) = self
+            .ledger
+            .decide(self.mode, &req.trace_id, spec, req.dry_run)
+            .await;
         // The answer promises these records: it is sent only once they are committed.
-        let mut records = Vec::new();
-        if let Some(old) = superseded {
-            records.push(Record::Action(old.clone()));
-            records.push(audit(
-                &old,
-                AuditKind::ActionChanged,
-                "superseded by a longer action",
-            ));
+        let mut entries: Vec<Entry> = Vec::new();
+        if let Some(old) = &superseded {
+            entries.push((old, Change::Superseded).into());
         }
         if !req.dry_run {
-            records.push(Record::Plan(plan.clone()));
-            records.push(Record::Action(rec.clone()));
-            records.push(audit(&rec, AuditKind::Operator, &plan.reason));
+            entries.push((&rec, Change::Decided(&why)).into());
         }
-        if !records.is_empty() {
-            write_committed(&self.writer, records).await.map_err(|e| {
+        if !entries.is_empty() {
+            self.recorder.record_committed(entries).await.map_err(|e| {
                 DecisionError::NotStored(format!(
                     "the decision was taken ({} {}) but not recorded: {e}; it will not survive a restart",
                     rec.spec.kind,
@@ -362,23 +283,16 @@ impl Decisions for Desk {
             .map(|r| r.id)
             .collect();
         let mut out = Vec::new();
-        let mut records = Vec::new();
+        let mut entries: Vec<Entry> = Vec::new();
         for id in ids {
             if let Some(r) = self.ledger.revert(id, ActionState::Reverted).await {
-                let mut note_rec = r.clone();
-                note_rec.trace_id = trace.clone();
-                records.push(Record::Action(r.clone()));
-                records.push(audit(
-                    &note_rec,
-                    AuditKind::Operator,
-                    "deleted by an operator",
-                ));
+                entries.push((&r, Change::Deleted(&trace)).into());
                 out.push(r);
             }
         }
-        if !records.is_empty() {
+        if !entries.is_empty() {
             // The answer promises the reverted states: it is sent only once they are committed.
-            write_committed(&self.writer, records).await.map_err(|e| {
+            self.recorder.record_committed(entries).await.map_err(|e| {
                 DecisionError::NotStored(format!(
                     "{} decision(s) were reverted but not recorded: {e}",
                     out.len()
@@ -408,9 +322,14 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use sentinel_core::{ActionKind, Subject};
-    use sentinel_store::WriterOptions;
+    use sentinel_store::{StoreWriter, WriterOptions};
 
     fn desk(writer: StoreWriter) -> Desk {
+        let recorder = Recorder::new(
+            writer,
+            Arc::new(sentinel_core::Redactor::new(Vec::<String>::new())),
+            Arc::new(crate::metrics::Metrics::default()),
+        );
         Desk {
             ledger: Arc::new(Ledger::new(
                 Responder::new(sentinel_respond::Allowlist::new([])).with_actuator(Box::new(
@@ -422,7 +341,7 @@ mod tests {
                 )),
                 LedgerConfig::default(),
             )),
-            writer,
+            recorder,
             mode: Mode::Observe,
             limits: ActionLimits::default(),
         }

@@ -1,6 +1,7 @@
 //! Sentinel's golden path as a library: detect → investigate → decide → act → notify.
 //!
-//! This crate owns the stages ([`stages`]), what enters them and what they answer ([`intake`]), the log
+//! This crate owns the stages ([`stages`]), what enters them and what they answer ([`intake`]), the one
+//! way records and their audit entries reach the store ([`recorder`]), the in-process [`bus`], the log
 //! sources' parse stage ([`sources`]), scenario loading ([`scenarios`]), the actuators the configuration
 //! asks for ([`actuators`]), the ledger's tasks (manual decisions, expiry, reconcile: [`ledger`]), the
 //! policy ([`policy`]), fail2ban jails as sources, scenarios and rules ([`jails`]), offline replay
@@ -10,12 +11,14 @@
 #![forbid(unsafe_code)]
 
 pub mod actuators;
+pub mod bus;
 pub mod decisions;
 pub mod intake;
 pub mod jails;
 pub mod ledger;
 pub mod metrics;
 pub mod policy;
+pub mod recorder;
 pub mod replay;
 pub mod retention;
 pub mod scenarios;

@@ -2,6 +2,13 @@
 //! joined by bounded queues. Every record a stage produces goes to the store writer (which waits when
 //! full, so pressure travels back to intake), and each stage hands on only after its record is queued.
 //!
+//! Every record goes through the [`Recorder`], which builds its audit entry and masks both.
+//!
+//! A `/v1/defend` caller's answer is built once, at the end: the detect stage keeps what the caller
+//! will be told about detection in an [`Outcomes`] registry under the event's id, the alert travels on
+//! with that id only, and the decide stage takes the entry out and answers with the investigation and
+//! plan it has in hand. No stage patches a reply on its way.
+//!
 //! A submission's [`AckToken`] goes with its event to the writer. For a `/v1/defend` caller, the
 //! alert, investigation and plan its answer promises are stored with siblings of that token, each made
 //! before the token it comes from can settle, so the caller's group settles only when all of them are
@@ -10,27 +17,60 @@
 //! Shutdown is by draining: when every intake sender is dropped, each stage finishes what is queued,
 //! closes its output, and ends; the caller then flushes the store writer.
 
-use crate::intake::{Outcome, Submission};
+use crate::intake::{Outcome, Outcomes, Submission};
 use crate::metrics::{Metrics, Stage};
 use crate::policy::ScenarioPolicy;
+use crate::recorder::{Change, Recorder};
 use sentinel_core::{
-    ActionRecord, ActionState, Alert, AuditKind, AuditRecord, Investigation, Notice, Notifier,
-    Plan, Policy, Reason, Redactor, Severity, Timestamp,
+    ActionRecord, ActionState, Alert, Detector, EventId, Investigation, Notice, Notifier, Plan,
+    Policy, Reason, Redactor, Scored, Severity, StateCounts, Timestamp,
 };
 use sentinel_detect::{Heuristic, ScenarioEngine};
 use sentinel_intel::Investigator;
 use sentinel_respond::Ledger;
-use sentinel_store::{AckToken, Record, StoreWriter};
+use sentinel_store::AckToken;
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot};
+use std::time::Duration;
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+
+/// The detectors the detect stage runs, every one through [`Detector`].
+pub struct Detectors {
+    /// Score telemetry posted to the API (the submission says it is telemetry, whatever its
+    /// `source`); the first that scores the event answers a waiting caller (the heuristic).
+    pub telemetry: Vec<Box<dyn Detector>>,
+    /// See every event (the scenario engine; log lines above all).
+    pub every: Vec<Box<dyn Detector>>,
+    /// How often every detector is told the time ([`Detector::tick`]), events or not.
+    pub tick: Duration,
+}
+
+impl Detectors {
+    /// The daemon's set: the heuristic for telemetry, the scenarios for every event, a tick a second.
+    pub fn new(heuristic: Heuristic, scenarios: ScenarioEngine) -> Self {
+        Detectors {
+            telemetry: vec![Box::new(heuristic)],
+            every: vec![Box::new(scenarios)],
+            tick: Duration::from_secs(1),
+        }
+    }
+
+    /// What the `every` detectors dropped, together.
+    fn state_counts(&self) -> StateCounts {
+        self.every
+            .iter()
+            .map(|d| d.state_counts())
+            .fold(StateCounts::default(), |a, b| StateCounts {
+                expired: a.expired + b.expired,
+                evicted: a.evicted + b.evicted,
+            })
+    }
+}
 
 /// Everything the stages need.
 pub struct Stages {
-    /// The heuristic detector (telemetry posted to the API).
-    pub detector: Heuristic,
-    /// The scenario engine (every event, log lines above all).
-    pub scenarios: ScenarioEngine,
+    /// The detectors.
+    pub detectors: Detectors,
     /// The investigator.
     pub investigator: Investigator,
     /// The policy.
@@ -39,8 +79,8 @@ pub struct Stages {
     pub ledger: Arc<Ledger>,
     /// Who to tell.
     pub notifier: Box<dyn Notifier>,
-    /// Where records go.
-    pub writer: StoreWriter,
+    /// Where records and their audit entries go.
+    pub recorder: Recorder,
     /// Counters.
     pub metrics: Arc<Metrics>,
     /// Masks what the detector derives from an event as posted before it is stored or answered.
@@ -70,10 +110,11 @@ impl Running {
     }
 }
 
-/// An alert on its way, with the `/v1/defend` caller waiting for it (if any).
+/// An alert on its way, with the id of the event a `/v1/defend` caller waits on (if any).
 struct Pending<T> {
     item: T,
-    reply: Option<(oneshot::Sender<Outcome>, Outcome)>,
+    /// The key of the caller's entry in [`Outcomes`].
+    waiting: Option<EventId>,
     /// The token the next stage stores its record with (the caller waits for it).
     ack: Option<AckToken>,
 }
@@ -87,13 +128,12 @@ pub fn start(stages: Stages, capacity: usize) -> (mpsc::Sender<Submission>, Runn
     let (plan_tx, plan_rx) = mpsc::channel::<Plan>(cap);
     let (notice_tx, notice_rx) = mpsc::channel::<Notice>(cap);
     let Stages {
-        detector,
-        scenarios,
+        detectors,
         investigator,
         policy,
         ledger,
         notifier,
-        writer,
+        recorder,
         metrics,
         redactor,
     } = stages;
@@ -102,21 +142,22 @@ pub fn start(stages: Stages, capacity: usize) -> (mpsc::Sender<Submission>, Runn
     metrics.register_queue("investigations", &inv_tx);
     metrics.register_queue("plans", &plan_tx);
     metrics.register_queue("notices", &notice_tx);
+    let outcomes = Arc::new(Outcomes::default());
     let close_intake = Arc::new(tokio::sync::Notify::new());
     let tasks = vec![
         (
             "detect",
             tokio::spawn(detect(
-                detector,
+                detectors,
                 redactor,
-                scenarios,
                 Intake {
                     rx: intake_rx,
                     close: Arc::clone(&close_intake),
                     closed: false,
                 },
                 alert_tx,
-                writer.clone(),
+                Arc::clone(&outcomes),
+                recorder.clone(),
                 metrics.clone(),
             )),
         ),
@@ -126,7 +167,7 @@ pub fn start(stages: Stages, capacity: usize) -> (mpsc::Sender<Submission>, Runn
                 investigator,
                 alert_rx,
                 inv_tx,
-                writer.clone(),
+                recorder.clone(),
                 metrics.clone(),
             )),
         ),
@@ -136,7 +177,8 @@ pub fn start(stages: Stages, capacity: usize) -> (mpsc::Sender<Submission>, Runn
                 policy,
                 inv_rx,
                 plan_tx,
-                writer.clone(),
+                outcomes,
+                recorder.clone(),
                 metrics.clone(),
             )),
         ),
@@ -146,13 +188,13 @@ pub fn start(stages: Stages, capacity: usize) -> (mpsc::Sender<Submission>, Runn
                 ledger,
                 plan_rx,
                 notice_tx,
-                writer.clone(),
+                recorder.clone(),
                 metrics.clone(),
             )),
         ),
         (
             "notify",
-            tokio::spawn(notify(notifier, notice_rx, writer, metrics)),
+            tokio::spawn(notify(notifier, notice_rx, recorder, metrics)),
         ),
     ];
     (
@@ -189,43 +231,9 @@ impl Intake {
     }
 }
 
-async fn store(w: &StoreWriter, m: &Metrics, r: Record) {
-    if let Err(e) = w.write(r).await {
-        m.store_write_errors.inc();
-        tracing::error!(evt = "store_write_failed", error = %e);
-    }
-}
-
-/// Stores `r`, settling `ack` (if any) once it is committed; a failure settles it as failed.
-async fn store_acked(w: &StoreWriter, m: &Metrics, r: Record, ack: Option<AckToken>) {
-    let result = match ack {
-        Some(t) => w.write_acked(r, t).await,
-        None => w.write(r).await,
-    };
-    if let Err(e) = result {
-        m.store_write_errors.inc();
-        tracing::error!(evt = "store_write_failed", error = %e);
-    }
-}
-
 /// A further token of the same request, when there is one.
 fn sibling(ack: &Option<AckToken>) -> Option<AckToken> {
     ack.as_ref().map(AckToken::sibling)
-}
-
-fn audit(
-    kind: AuditKind,
-    subject_id: String,
-    trace: &sentinel_core::TraceId,
-    summary: String,
-) -> Record {
-    Record::Audit(AuditRecord {
-        ts: Timestamp::now(),
-        kind,
-        subject_id,
-        trace_id: trace.clone(),
-        summary,
-    })
 }
 
 /// Masks anything quoted from the event as posted in a reason's detail.
@@ -237,89 +245,156 @@ fn redact_reasons(r: &Redactor, reasons: &mut [Reason]) {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn detect(
-    detector: Heuristic,
+    mut detectors: Detectors,
     redactor: Redactor,
-    mut scenarios: ScenarioEngine,
     mut rx: Intake,
     out: mpsc::Sender<Pending<Alert>>,
-    w: StoreWriter,
+    outcomes: Arc<Outcomes>,
+    rec: Recorder,
     m: Arc<Metrics>,
 ) {
     let mut found: Vec<Alert> = Vec::new();
     let mut seen: u64 = 0;
-    while let Some(Submission {
-        event,
-        telemetry,
-        reply,
-        ack,
-    }) = rx.recv().await
-    {
+    let mut ticker = tokio::time::interval(detectors.tick.max(Duration::from_millis(10)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let sub = tokio::select! {
+            sub = rx.recv() => match sub {
+                Some(sub) => sub,
+                None => return,
+            },
+            _ = ticker.tick() => {
+                // Time passes for every detector, events or not (windows run out, state is freed).
+                let now = Timestamp::now();
+                for d in detectors.telemetry.iter_mut().chain(detectors.every.iter_mut()) {
+                    d.tick(now, &mut found);
+                }
+                let st = detectors.state_counts();
+                m.scenario_keys_expired.set(st.expired);
+                m.scenario_keys_evicted.set(st.evicted);
+                let pending: Vec<Pending<Alert>> = found
+                    .drain(..)
+                    .map(|alert| {
+                        m.by_scenario.add("alerts_by_scenario", &alert.scenario, 1);
+                        Pending { item: alert, waiting: None, ack: None }
+                    })
+                    .collect();
+                if !raise(pending, None, &out, &rec, &m).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        let Submission {
+            event,
+            telemetry,
+            reply,
+            ack,
+        } = sub;
+        // Telemetry from the API (marked so, whatever its `source` says) is scored by the telemetry
+        // detectors and answered; every event goes through the others. A telemetry detector scores
+        // the event as posted, so an attack under a secret-looking key is seen; only the redacted
+        // event is stored and alerts are built from it (their evidence), with the reasons redacted.
         let _latency = m.stage_timer(Stage::Detect);
-        // Telemetry from the API (marked so, whatever its `source` says) is scored by the heuristic
-        // and answered; every event is counted by the scenarios. The heuristic scores the event as
-        // posted, so an attack under a secret-looking key is seen; only the redacted event is stored
-        // and the alert is built from it (its evidence), with the reasons redacted too.
         let mut pending: Vec<Pending<Alert>> = Vec::new();
-        // The alert the answer promises is stored with this token; the next stages get `next`.
+        // The alert the answer promises is stored with this token; the next stages get a sibling.
         let mut alert_ack: Option<AckToken> = None;
         if telemetry.is_some() || reply.is_some() {
             let raw = telemetry.and_then(|t| t.raw);
-            let mut assessment = detector.assess(raw.as_deref().unwrap_or(&event));
+            let seen_as_posted = raw.as_deref().unwrap_or(&event);
+            let mut answer: Option<(Scored, Option<Alert>)> = None;
+            for d in &mut detectors.telemetry {
+                let scored = d.assess(seen_as_posted, &event, &mut found);
+                let mut alerts = found.drain(..);
+                if let (Some(scored), None) = (scored, &answer) {
+                    answer = Some((scored, alerts.next()));
+                }
+                for mut alert in alerts {
+                    redact_reasons(&redactor, &mut alert.reasons);
+                    pending.push(Pending {
+                        item: alert,
+                        waiting: None,
+                        ack: None,
+                    });
+                }
+            }
             drop(raw);
-            redact_reasons(&redactor, &mut assessment.reasons);
+            let (mut scored, alert) = answer.unwrap_or_else(|| {
+                (
+                    Scored {
+                        score: 0,
+                        scenario: "none".into(),
+                        reasons: Vec::new(),
+                    },
+                    None,
+                )
+            });
+            redact_reasons(&redactor, &mut scored.reasons);
             let outcome = Outcome {
                 trace_id: event.trace_id.clone(),
                 event_id: event.id,
-                score: assessment.score,
-                severity: Severity::from_score(assessment.score),
+                score: scored.score,
+                severity: Severity::from_score(scored.score),
                 alerted: false,
-                scenario: assessment.scenario.to_owned(),
-                reasons: assessment.reasons.clone(),
+                scenario: scored.scenario,
+                reasons: scored.reasons,
                 alert_id: None,
                 risk_score: None,
                 confidence: None,
                 uncertainty: Vec::new(),
                 plan: None,
             };
-            match detector.alert_from(&event, assessment) {
-                Some(alert) => {
-                    let reply = reply.map(|tx| {
-                        (
-                            tx,
-                            Outcome {
-                                alerted: true,
-                                alert_id: Some(alert.id),
-                                ..outcome
-                            },
-                        )
-                    });
+            match (alert, reply) {
+                (Some(mut alert), Some(tx)) => {
+                    redact_reasons(&redactor, &mut alert.reasons);
+                    // The caller's answer waits under the event's id for the plan.
+                    outcomes.wait(
+                        event.id,
+                        tx,
+                        Outcome {
+                            alerted: true,
+                            alert_id: Some(alert.id),
+                            ..outcome
+                        },
+                    );
                     // Only a waiting caller's records are promised.
-                    let next = if reply.is_some() {
-                        alert_ack = sibling(&ack);
-                        sibling(&ack)
-                    } else {
-                        None
-                    };
-                    pending.push(Pending {
-                        item: alert,
-                        reply,
-                        ack: next,
-                    });
+                    alert_ack = sibling(&ack);
+                    pending.insert(
+                        0,
+                        Pending {
+                            item: alert,
+                            waiting: Some(event.id),
+                            ack: sibling(&ack),
+                        },
+                    );
                 }
-                None => {
-                    if let Some(tx) = reply {
-                        let _ = tx.send(outcome);
-                    }
+                (Some(mut alert), None) => {
+                    redact_reasons(&redactor, &mut alert.reasons);
+                    pending.insert(
+                        0,
+                        Pending {
+                            item: alert,
+                            waiting: None,
+                            ack: None,
+                        },
+                    );
                 }
+                (None, Some(tx)) => {
+                    let _ = tx.send(outcome);
+                }
+                (None, None) => {}
             }
         }
-        sentinel_core::Detector::observe(&mut scenarios, &event, &mut found);
+        for d in &mut detectors.every {
+            d.observe(&event, &mut found);
+        }
         seen += 1;
         if seen.is_multiple_of(1024) || !found.is_empty() {
-            let st = scenarios.stats();
-            m.scenario_keys_expired.set(st.expired_keys);
-            m.scenario_keys_evicted.set(st.evicted_keys);
+            let st = detectors.state_counts();
+            m.scenario_keys_expired.set(st.expired);
+            m.scenario_keys_evicted.set(st.evicted);
         }
         for mut alert in found.drain(..) {
             m.by_scenario.add("alerts_by_scenario", &alert.scenario, 1);
@@ -330,62 +405,63 @@ async fn detect(
             }
             pending.push(Pending {
                 item: alert,
-                reply: None,
+                waiting: None,
                 ack: None,
             });
         }
-        store_acked(&w, &m, Record::Event(event), ack).await;
-        for p in pending {
-            let alert = &p.item;
-            m.alerts_raised.inc();
-            let _span = tracing::info_span!("alert", trace = %alert.trace_id).entered();
-            tracing::info!(
-                evt = "alert_raised",
-                alert = %alert.id,
-                detector = %alert.detector,
-                scenario = %alert.scenario,
-                severity = %alert.severity,
-                score = alert.score,
-                subject = %alert.subject,
-            );
-            drop(_span);
-            let ack = if p.reply.is_some() {
-                alert_ack.take()
-            } else {
-                None
-            };
-            store_acked(&w, &m, Record::Alert(alert.clone()), ack).await;
-            store(
-                &w,
-                &m,
-                audit(
-                    AuditKind::AlertRaised,
-                    alert.id.to_string(),
-                    &alert.trace_id,
-                    format!(
-                        "{} {} score {} on {}",
-                        alert.scenario, alert.severity, alert.score, alert.subject
-                    ),
-                ),
-            )
-            .await;
-            if out.send(p).await.is_err() {
-                return;
-            }
+        rec.record(event, ack).await;
+        if !raise(pending, alert_ack, &out, &rec, &m).await {
+            return;
         }
     }
+}
+
+/// Logs, records and hands on alerts; the one a caller waits on is stored with `alert_ack`. False
+/// when the investigate stage is gone.
+async fn raise(
+    pending: Vec<Pending<Alert>>,
+    mut alert_ack: Option<AckToken>,
+    out: &mpsc::Sender<Pending<Alert>>,
+    rec: &Recorder,
+    m: &Metrics,
+) -> bool {
+    for p in pending {
+        let alert = &p.item;
+        m.alerts_raised.inc();
+        let _span = tracing::info_span!("alert", trace = %alert.trace_id).entered();
+        tracing::info!(
+            evt = "alert_raised",
+            alert = %alert.id,
+            detector = %alert.detector,
+            scenario = %alert.scenario,
+            severity = %alert.severity,
+            score = alert.score,
+            subject = %alert.subject,
+        );
+        drop(_span);
+        let ack = if p.waiting.is_some() {
+            alert_ack.take()
+        } else {
+            None
+        };
+        rec.record(alert, ack).await;
+        if out.send(p).await.is_err() {
+            return false;
+        }
+    }
+    true
 }
 
 async fn investigate(
     inv: Investigator,
     mut rx: mpsc::Receiver<Pending<Alert>>,
     out: mpsc::Sender<Pending<Investigation>>,
-    w: StoreWriter,
+    rec: Recorder,
     m: Arc<Metrics>,
 ) {
     while let Some(Pending {
         item: alert,
-        reply,
+        waiting,
         ack,
     }) = rx.recv().await
     {
@@ -393,33 +469,11 @@ async fn investigate(
         let i = inv.investigate(alert).await;
         m.investigations.inc();
         let next = sibling(&ack);
-        store_acked(&w, &m, Record::Investigation(i.clone()), ack).await;
-        store(
-            &w,
-            &m,
-            audit(
-                AuditKind::InvestigationConcluded,
-                i.id.to_string(),
-                &i.trace_id,
-                format!("risk {} confidence {:.2}", i.risk_score, i.confidence),
-            ),
-        )
-        .await;
-        let reply = reply.map(|(tx, o)| {
-            (
-                tx,
-                Outcome {
-                    risk_score: Some(i.risk_score),
-                    confidence: Some(i.confidence),
-                    uncertainty: i.uncertainty.clone(),
-                    ..o
-                },
-            )
-        });
+        rec.record(&i, ack).await;
         if out
             .send(Pending {
                 item: i,
-                reply,
+                waiting,
                 ack: next,
             })
             .await
@@ -434,41 +488,23 @@ async fn decide(
     policy: ScenarioPolicy,
     mut rx: mpsc::Receiver<Pending<Investigation>>,
     out: mpsc::Sender<Plan>,
-    w: StoreWriter,
+    outcomes: Arc<Outcomes>,
+    rec: Recorder,
     m: Arc<Metrics>,
 ) {
     while let Some(Pending {
         item: inv,
-        reply,
+        waiting,
         ack,
     }) = rx.recv().await
     {
         let _latency = m.stage_timer(Stage::Decide);
         let plan = policy.decide(&inv);
         m.plans_decided.inc();
-        store_acked(&w, &m, Record::Plan(plan.clone()), ack).await;
-        let kinds: Vec<&str> = plan.actions.iter().map(|a| a.kind.as_str()).collect();
-        store(
-            &w,
-            &m,
-            audit(
-                AuditKind::PlanDecided,
-                plan.id.to_string(),
-                &plan.trace_id,
-                format!(
-                    "{} [{}]: {}",
-                    plan.mode.as_str(),
-                    kinds.join(", "),
-                    plan.reason
-                ),
-            ),
-        )
-        .await;
-        if let Some((tx, o)) = reply {
-            let _ = tx.send(Outcome {
-                plan: Some(plan.clone()),
-                ..o
-            });
+        rec.record(&plan, ack).await;
+        // The plan's token was made before this answer is sent: the caller's wait covers it.
+        if let Some(id) = waiting {
+            outcomes.answer(id, &inv, &plan);
         }
         if out.send(plan).await.is_err() {
             break;
@@ -480,7 +516,7 @@ async fn act(
     ledger: Arc<Ledger>,
     mut rx: mpsc::Receiver<Plan>,
     out: mpsc::Sender<Notice>,
-    w: StoreWriter,
+    rec: Recorder,
     m: Arc<Metrics>,
 ) {
     // Plans queued together are applied together: one nftables transaction for all their blocks.
@@ -489,7 +525,7 @@ async fn act(
         let started = std::time::Instant::now();
         let all = ledger.execute_many(&batch).await;
         for (plan, records) in batch.drain(..).zip(all) {
-            if !act_one(&plan, &records, &out, &w, &m).await {
+            if !act_one(&plan, &records, &out, &rec, &m).await {
                 return;
             }
             m.stage_latency(Stage::Act)
@@ -503,65 +539,52 @@ async fn act_one(
     plan: &Plan,
     records: &[ActionRecord],
     out: &mpsc::Sender<Notice>,
-    w: &StoreWriter,
+    rec: &Recorder,
     m: &Metrics,
 ) -> bool {
-    {
-        for r in records {
-            m.actions_recorded.inc();
-            if matches!(r.state, ActionState::Refused | ActionState::Failed) {
-                m.actions_refused.inc();
-            }
-            let _span = tracing::info_span!("action", trace = %r.trace_id).entered();
-            tracing::info!(
-                evt = "action_recorded",
-                action = %r.id,
-                kind = %r.spec.kind,
-                subject = %r.spec.subject,
-                mode = r.mode.as_str(),
-                state = r.state.as_str(),
-                error = r.error.as_deref().unwrap_or(""),
-            );
-            drop(_span);
-            store(w, m, Record::Action(r.clone())).await;
-            store(
-                w,
-                m,
-                audit(
-                    AuditKind::ActionChanged,
-                    r.id.to_string(),
-                    &r.trace_id,
-                    format!("{} {} {}", r.spec.kind, r.spec.subject, r.state.as_str()),
-                ),
-            )
-            .await;
+    for r in records {
+        m.actions_recorded.inc();
+        if matches!(r.state, ActionState::Refused | ActionState::Failed) {
+            m.actions_refused.inc();
         }
-        if plan.severity >= Severity::High || !plan.actions.is_empty() {
-            let lines: Vec<String> = records
-                .iter()
-                .map(|r| {
-                    format!(
-                        "{} {} for {}s: {}",
-                        r.spec.kind,
-                        r.spec.subject,
-                        r.spec.ttl_secs,
-                        r.state.as_str()
-                    )
-                })
-                .collect();
-            let notice = Notice {
-                title: format!("{} alert: {}", plan.severity, plan.reason),
-                severity: plan.severity,
-                body: if lines.is_empty() {
-                    "no action".into()
-                } else {
-                    lines.join("\n")
-                },
-                trace_id: plan.trace_id.clone(),
-            };
-            if out.send(notice).await.is_err() {
-                return false;
-            }
+        let _span = tracing::info_span!("action", trace = %r.trace_id).entered();
+        tracing::info!(
+            evt = "action_recorded",
+            action = %r.id,
+            kind = %r.spec.kind,
+            subject = %r.spec.subject,
+            mode = r.mode.as_str(),
+            state = r.state.as_str(),
+            error = r.error.as_deref().unwrap_or(""),
+        );
+        drop(_span);
+        rec.record((r, Change::Acted), None).await;
+    }
+    if plan.severity >= Severity::High || !plan.actions.is_empty() {
+        let lines: Vec<String> = records
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {} for {}s: {}",
+                    r.spec.kind,
+                    r.spec.subject,
+                    r.spec.ttl_secs,
+                    r.state.as_str()
+                )
+            })
+            .collect();
+        let notice = Notice {
+            title: format!("{} alert: {}", plan.severity, plan.reason),
+            severity: plan.severity,
+            body: if lines.is_empty() {
+                "no action".into()
+            } else {
+                lines.join("\n")
+            },
+            trace_id: plan.trace_id.clone(),
+        };
+        if out.send(notice).await.is_err() {
+            return false;
         }
     }
     true
@@ -570,7 +593,7 @@ async fn act_one(
 async fn notify(
     n: Box<dyn Notifier>,
     mut rx: mpsc::Receiver<Notice>,
-    w: StoreWriter,
+    rec: Recorder,
     m: Arc<Metrics>,
 ) {
     while let Some(notice) = rx.recv().await {
@@ -578,17 +601,7 @@ async fn notify(
         match n.notify(&notice).await {
             Ok(()) => {
                 m.notices_sent.inc();
-                store(
-                    &w,
-                    &m,
-                    audit(
-                        AuditKind::NoticeSent,
-                        "log".into(),
-                        &notice.trace_id,
-                        notice.title.clone(),
-                    ),
-                )
-                .await;
+                rec.record(&notice, None).await;
             }
             Err(e) => tracing::warn!(evt = "notice_failed", trace = %notice.trace_id, error = %e),
         }

@@ -10,8 +10,8 @@
 
 use crate::responder::Responder;
 use sentinel_core::{
-    ActError, ActionId, ActionKind, ActionRecord, ActionSpec, ActionState, Applied, Mode, Plan,
-    Preview, Timestamp,
+    ActError, ActionId, ActionKind, ActionRecord, ActionSpec, ActionState, Applied, Mode, Origin,
+    Plan, Preview, Timestamp, TraceId,
 };
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
@@ -247,11 +247,10 @@ impl Ledger {
         (ttl, Some(format!("repeat offender ({earlier} earlier within {}): TTL {ttl_secs}s × {factor} → {ttl}s", humantime::format_duration(esc.window))))
     }
 
-    fn new_record(plan: &Plan, spec: &ActionSpec, mode: Mode, now: Timestamp) -> ActionRecord {
+    fn new_record(by: &By<'_>, spec: &ActionSpec, mode: Mode, now: Timestamp) -> ActionRecord {
         ActionRecord {
             id: ActionId::new(),
-            plan_id: plan.id,
-            alert_id: plan.alert_id,
+            origin: by.origin.clone(),
             spec: spec.clone(),
             mode,
             state: ActionState::Planned,
@@ -264,7 +263,7 @@ impl Ledger {
             },
             applied: None,
             error: None,
-            trace_id: plan.trace_id.clone(),
+            trace_id: by.trace_id.clone(),
         }
     }
 
@@ -273,7 +272,9 @@ impl Ledger {
         let mut out = Vec::with_capacity(plan.actions.len());
         for spec in &plan.actions {
             let mode = self.mode_for(spec.kind, plan.mode);
-            let (rec, superseded) = self.execute_one(plan, spec.clone(), mode, false).await;
+            let (rec, superseded) = self
+                .execute_one(&By::plan(plan), spec.clone(), mode, false)
+                .await;
             out.extend(superseded);
             out.push(rec);
         }
@@ -282,7 +283,7 @@ impl Ledger {
 
     async fn execute_one(
         &self,
-        plan: &Plan,
+        by: &By<'_>,
         spec: ActionSpec,
         mode: Mode,
         dry_run: bool,
@@ -291,7 +292,7 @@ impl Ledger {
         let mut pending = HashMap::new();
         let mut targets = std::collections::HashSet::new();
         let p = self
-            .prepare(plan, spec, mode, dry_run, &mut pending, &mut targets)
+            .prepare(by, spec, mode, dry_run, &mut pending, &mut targets)
             .await;
         let result = match (p.apply, self.responder.actuator(p.spec.kind)) {
             (true, Some(act)) => Some(act.apply(&p.spec).await),
@@ -309,11 +310,12 @@ impl Ledger {
         let mut targets = std::collections::HashSet::new();
         let mut prepared: Vec<(usize, Prepared)> = Vec::new();
         for (i, plan) in plans.iter().enumerate() {
+            let by = By::plan(plan);
             for spec in &plan.actions {
                 let mode = self.mode_for(spec.kind, plan.mode);
                 let p = self
                     .prepare(
-                        plan,
+                        &by,
                         spec.clone(),
                         mode,
                         false,
@@ -357,7 +359,7 @@ impl Ledger {
     /// actions of each kind already prepared in this batch, so the cap holds across it.
     async fn prepare(
         &self,
-        plan: &Plan,
+        by: &By<'_>,
         mut spec: ActionSpec,
         mode: Mode,
         dry_run: bool,
@@ -369,11 +371,11 @@ impl Ledger {
         // Every action is checked again here, whatever its origin: parameters kept from a record
         // stored before they were typed (`ActionParams::Stored`) are never applied.
         if let Err(e) = spec.check() {
-            let rec = Self::new_record(plan, &spec, mode, now);
+            let rec = Self::new_record(by, &spec, mode, now);
             return Prepared::settled(rec, spec, notes, ActionState::Refused, e.to_string());
         }
         if let Some(why) = self.responder.screen(&spec) {
-            let rec = Self::new_record(plan, &spec, mode, now);
+            let rec = Self::new_record(by, &spec, mode, now);
             return Prepared::settled(rec, spec, notes, ActionState::Refused, why);
         }
         {
@@ -398,7 +400,7 @@ impl Ledger {
                 spec.ttl_secs = max;
             }
         }
-        let mut rec = Self::new_record(plan, &spec, mode, now);
+        let mut rec = Self::new_record(by, &spec, mode, now);
         let Some(act) = self.responder.actuator(spec.kind) else {
             let why = format!("no actuator for {}", spec.kind);
             return Prepared::settled(rec, spec, notes, ActionState::Failed, why);
@@ -553,14 +555,21 @@ impl Ledger {
 
     /// A manual decision (CLI or API): applied now in the actuator's mode, or only previewed.
     /// The second record, if any, is the action this one superseded (already reverted).
+    /// `mode` is the one manual decisions start from (the actuator's own mode still wins); the
+    /// record's origin is [`Origin::Operator`] and its trace is the request's.
     pub async fn decide(
         &self,
-        plan: &Plan,
+        mode: Mode,
+        trace_id: &TraceId,
         spec: ActionSpec,
         dry_run: bool,
     ) -> (ActionRecord, Option<ActionRecord>) {
-        let mode = self.mode_for(spec.kind, plan.mode);
-        self.execute_one(plan, spec, mode, dry_run).await
+        let mode = self.mode_for(spec.kind, mode);
+        let by = By {
+            origin: Origin::Operator,
+            trace_id,
+        };
+        self.execute_one(&by, spec, mode, dry_run).await
     }
 
     /// Reverts one live action (`Reverted` by an operator, `Expired` by the clock).
@@ -770,8 +779,7 @@ fn start_up_record(
 ) -> ActionRecord {
     ActionRecord {
         id: ActionId::new(),
-        plan_id: sentinel_core::PlanId::new(),
-        alert_id: sentinel_core::AlertId::new(),
+        origin: Origin::Reconcile,
         spec: ActionSpec::plain(kind, subject, 0),
         mode: Mode::Enforce,
         state,
@@ -785,6 +793,21 @@ fn start_up_record(
         applied,
         error,
         trace_id: sentinel_core::TraceId::new(),
+    }
+}
+
+/// Who an action is taken for: its origin and the trace it continues.
+struct By<'a> {
+    origin: Origin,
+    trace_id: &'a TraceId,
+}
+
+impl<'a> By<'a> {
+    fn plan(plan: &'a Plan) -> Self {
+        By {
+            origin: Origin::of_plan(plan),
+            trace_id: &plan.trace_id,
+        }
     }
 }
 
@@ -1057,18 +1080,18 @@ mod tests {
         let l = ledger(&t, cfg);
         let p = plan(Mode::Observe, "203.0.113.51", 60);
         let spec = p.actions[0].clone();
-        let (dry, _) = l.decide(&p, spec.clone(), true).await;
+        let (dry, _) = l.decide(p.mode, &p.trace_id, spec.clone(), true).await;
         assert_eq!(dry.spec.ttl_secs, 60);
-        let (real, _) = l.decide(&p, spec.clone(), false).await;
+        let (real, _) = l.decide(p.mode, &p.trace_id, spec.clone(), false).await;
         assert_eq!(real.spec.ttl_secs, 60);
         for _ in 0..2 {
-            let (dry, _) = l.decide(&p, spec.clone(), true).await;
+            let (dry, _) = l.decide(p.mode, &p.trace_id, spec.clone(), true).await;
             assert_eq!(
                 dry.spec.ttl_secs, 120,
                 "one earlier offence, not counting dry runs"
             );
         }
-        let (real, _) = l.decide(&p, spec, false).await;
+        let (real, _) = l.decide(p.mode, &p.trace_id, spec, false).await;
         assert_eq!(real.spec.ttl_secs, 120, "the dry run showed what it got");
     }
 

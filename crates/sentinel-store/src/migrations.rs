@@ -11,8 +11,14 @@ use std::future::Future;
 use std::pin::Pin;
 
 /// `(version, description, sql)` for every migration, oldest first.
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "init", include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../migrations/0001_init.sql")),
+    (
+        2,
+        "action origin",
+        include_str!("../migrations/0002_action_origin.sql"),
+    ),
+];
 
 /// The migrations compiled into this crate.
 #[derive(Debug, Clone, Copy)]

@@ -9,7 +9,7 @@ use crate::filter::{
     effective_limit, ip_text, paginate, parse_cursor, subject_key, ActionFilter, AlertFilter,
     EventFilter, Page,
 };
-use crate::record::severity_rank;
+use crate::record::{severity_rank, ReadInvestigation};
 use crate::store::Store;
 use sentinel_core::{
     ActionId, ActionRecord, Alert, AlertId, AuditKind, AuditRecord, Event, EventId, Investigation,
@@ -118,7 +118,9 @@ impl Store {
         .bind(&id)
         .fetch_optional(self.pool())
         .await?
-        .map(|(iid, body)| decode("investigations", &iid, &body))
+        .map(|(iid, body)| {
+            decode::<ReadInvestigation>("investigations", &iid, &body).map(|i| i.with_alert(&alert))
+        })
         .transpose()?;
         let plans = sqlx::query_as::<_, (String, String)>(
             "SELECT id, body FROM plans WHERE alert_id = ? ORDER BY id ASC LIMIT ?",

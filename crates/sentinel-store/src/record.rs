@@ -5,7 +5,10 @@
 //! This module must not read; reads live in `read`.
 
 use crate::error::StoreError;
-use sentinel_core::{ActionRecord, Alert, AuditRecord, Event, Investigation, Plan, Severity};
+use sentinel_core::{
+    ActionRecord, Alert, AlertId, AuditRecord, Event, Evidence, Investigation, InvestigationId,
+    Plan, Severity, Timestamp, TraceId,
+};
 use serde::Serialize;
 use sqlx::SqliteConnection;
 
@@ -68,6 +71,68 @@ impl From<ActionRecord> for Record {
 impl From<AuditRecord> for Record {
     fn from(v: AuditRecord) -> Self {
         Record::Audit(v)
+    }
+}
+
+/// An investigation as stored: its alert by id only (the alert is its own row, evidence and all), so
+/// each alert is stored once. Reads put the alert back ([`Store::get_alert`](crate::Store::get_alert)).
+#[derive(Serialize)]
+struct StoredInvestigation<'a> {
+    id: InvestigationId,
+    ts: Timestamp,
+    alert_id: AlertId,
+    evidence: &'a [Evidence],
+    risk_score: u8,
+    confidence: f32,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    uncertainty: &'a [String],
+    trace_id: &'a TraceId,
+}
+
+impl<'a> From<&'a Investigation> for StoredInvestigation<'a> {
+    fn from(i: &'a Investigation) -> Self {
+        StoredInvestigation {
+            id: i.id,
+            ts: i.ts,
+            alert_id: i.alert.id,
+            evidence: &i.evidence,
+            risk_score: i.risk_score,
+            confidence: i.confidence,
+            uncertainty: &i.uncertainty,
+            trace_id: &i.trace_id,
+        }
+    }
+}
+
+/// A stored investigation read back: either the compact form (`alert_id`) or one stored before it,
+/// with its alert copied in.
+#[derive(serde::Deserialize)]
+pub(crate) struct ReadInvestigation {
+    id: InvestigationId,
+    ts: Timestamp,
+    #[serde(default)]
+    alert: Option<Alert>,
+    evidence: Vec<Evidence>,
+    risk_score: u8,
+    confidence: f32,
+    #[serde(default)]
+    uncertainty: Vec<String>,
+    trace_id: TraceId,
+}
+
+impl ReadInvestigation {
+    /// The investigation, with `alert` (the row its `alert_id` names) unless it carries its own copy.
+    pub(crate) fn with_alert(self, alert: &Alert) -> Investigation {
+        Investigation {
+            id: self.id,
+            ts: self.ts,
+            alert: self.alert.unwrap_or_else(|| alert.clone()),
+            evidence: self.evidence,
+            risk_score: self.risk_score,
+            confidence: self.confidence,
+            uncertainty: self.uncertainty,
+            trace_id: self.trace_id,
+        }
     }
 }
 
@@ -187,7 +252,7 @@ fn bind<'q>(query: Q<'q>, record: &Record) -> Result<Q<'q>, StoreError> {
             .bind(i.ts.as_millis())
             .bind(i64::from(i.risk_score))
             .bind(i.trace_id.as_str().to_owned())
-            .bind(body(i)?),
+            .bind(body(&StoredInvestigation::from(i))?),
         Record::Plan(p) => query
             .bind(p.id.to_string())
             .bind(p.alert_id.to_string())
@@ -198,8 +263,8 @@ fn bind<'q>(query: Q<'q>, record: &Record) -> Result<Q<'q>, StoreError> {
             .bind(body(p)?),
         Record::Action(a) => query
             .bind(a.id.to_string())
-            .bind(a.plan_id.to_string())
-            .bind(a.alert_id.to_string())
+            .bind(a.origin.plan_id().map(|id| id.to_string()))
+            .bind(a.origin.alert_id().map(|id| id.to_string()))
             .bind(a.spec.kind.as_str())
             .bind(a.spec.subject.key())
             .bind(a.state.as_str())

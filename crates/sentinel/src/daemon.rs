@@ -10,7 +10,7 @@ use sentinel_detect::Heuristic;
 use sentinel_intel::{Investigator, LocalContext};
 use sentinel_pipeline::metrics::Metrics;
 use sentinel_pipeline::policy::{allowlist, heuristic_settings, policy_matrix};
-use sentinel_pipeline::stages::{self as pipeline, LogNotifier, Stages};
+use sentinel_pipeline::stages::{self as pipeline, Detectors, LogNotifier, Stages};
 use sentinel_store::{Store, StoreOptions, SyncMode, WriterOptions};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -51,19 +51,20 @@ pub async fn run(
         sentinel_pipeline::ledger::responder(&cfg, allowlist(&cfg)).await?,
         sentinel_pipeline::ledger::ledger_config(&cfg),
     ));
-    sentinel_pipeline::ledger::reconcile(&ledger, &store, &writer).await?;
+    let recorder =
+        sentinel_pipeline::recorder::Recorder::new(writer, redactor.clone(), metrics.clone());
+    sentinel_pipeline::ledger::reconcile(&ledger, &store, &recorder).await?;
     let (stop_expiry, expiry_stopped) = tokio::sync::watch::channel(false);
     let expiry =
-        sentinel_pipeline::ledger::spawn_expiry(ledger.clone(), writer.clone(), expiry_stopped);
+        sentinel_pipeline::ledger::spawn_expiry(ledger.clone(), recorder.clone(), expiry_stopped);
     let desk = Arc::new(sentinel_pipeline::ledger::Desk {
         ledger: ledger.clone(),
-        writer: writer.clone(),
+        recorder: recorder.clone(),
         mode: cfg.policy.mode,
         limits: sentinel_pipeline::ledger::action_limits(&cfg),
     });
     let stages = Stages {
-        detector: Heuristic::new(heuristic_settings(&cfg)),
-        scenarios,
+        detectors: Detectors::new(Heuristic::new(heuristic_settings(&cfg)), scenarios),
         investigator: Investigator::new(
             vec![Box::new(LocalContext::new(24 * 3600 * 1000, 100_000))],
             Duration::from_secs(2),
@@ -71,7 +72,7 @@ pub async fn run(
         policy: policy_matrix(&cfg),
         ledger: ledger.clone(),
         notifier: Box::new(LogNotifier),
-        writer,
+        recorder,
         metrics: metrics.clone(),
         redactor: (*redactor).clone(),
     };

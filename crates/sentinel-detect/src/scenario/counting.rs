@@ -165,6 +165,17 @@ impl State {
         }
     }
 
+    /// Drops the keys idle at `now`.
+    fn expire_idle(&mut self, now: i64) {
+        match self {
+            State::Leaky(m) => m.expire_idle(now),
+            State::Distinct(m) => m.expire_idle(now),
+            State::Trigger(m) => m.expire_idle(now),
+            State::Spaced(m) => m.expire_idle(now),
+            State::Window(m) => m.expire_idle(now),
+        }
+    }
+
     /// Forgets a key; whether it was there.
     fn remove(&mut self, key: u128) -> bool {
         match self {
@@ -269,6 +280,11 @@ impl Compiled {
     /// Live keys, keys expired, keys evicted.
     pub(super) fn counters(&self) -> (usize, u64, u64) {
         self.state.counters()
+    }
+
+    /// Drops the keys idle at `now` (the clock's tick, not an event).
+    pub(super) fn expire_idle(&mut self, now: i64) {
+        self.state.expire_idle(now);
     }
 
     /// Forgets a key (a cancelled count); whether it was there.

@@ -470,5 +470,21 @@ impl Detector for ScenarioEngine {
         ScenarioEngine::observe(self, ev, line, out);
     }
 
-    fn tick(&mut self, _now: Timestamp, _out: &mut Vec<Alert>) {}
+    /// Drops the keys idle at `now` (their window or bucket has run out) without waiting for a new
+    /// key to make room: the state of an attacker who went quiet is freed on time. Raises nothing:
+    /// a scenario fires on a counted event, never on silence.
+    fn tick(&mut self, now: Timestamp, _out: &mut Vec<Alert>) {
+        let now = now.as_millis();
+        for c in &mut self.scenarios {
+            c.expire_idle(now);
+        }
+    }
+
+    fn state_counts(&self) -> sentinel_core::StateCounts {
+        let st = self.stats();
+        sentinel_core::StateCounts {
+            expired: st.expired_keys,
+            evicted: st.evicted_keys,
+        }
+    }
 }

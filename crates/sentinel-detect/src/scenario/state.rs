@@ -63,6 +63,11 @@ impl<V: Entry> KeyMap<V> {
         self.map.entry(k).or_insert_with(make)
     }
 
+    /// Drops every entry idle at `now` (a clock tick, between events).
+    pub(crate) fn expire_idle(&mut self, now: i64) {
+        self.sweep(now);
+    }
+
     fn sweep(&mut self, now: i64) {
         let before = self.map.len();
         self.map.retain(|_, v| !v.idle(now));

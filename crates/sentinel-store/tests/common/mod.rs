@@ -129,8 +129,7 @@ pub fn action(p: &Plan, kind: ActionKind, state: ActionState, created: i64) -> A
     let subject = p.actions[0].subject.clone();
     ActionRecord {
         id: ActionId(ulid_at(created)),
-        plan_id: p.id,
-        alert_id: p.alert_id,
+        origin: sentinel_core::Origin::of_plan(p),
         spec: ActionSpec {
             kind,
             subject: subject.clone(),
