@@ -174,7 +174,11 @@ async fn ready_is_503_until_the_pipeline_runs() {
     let r = send(&h.app, get("/ready", None)).await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(r.json(), json!({"status": "starting"}));
-    assert_eq!(r.header("retry-after"), Some("1"), "every 503 says when to retry");
+    assert_eq!(
+        r.header("retry-after"),
+        Some("1"),
+        "every 503 says when to retry"
+    );
 
     h.state.ready.store(true, Ordering::Release);
     let r = send(&h.app, get("/ready", None)).await;
@@ -1047,7 +1051,8 @@ fn raw_exchange(addr: std::net::SocketAddr, head: String, body: Vec<u8>) -> Resu
     let mut s = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
     s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
         .unwrap();
-    s.write_all(head.as_bytes()).map_err(|e| format!("write head: {e}"))?;
+    s.write_all(head.as_bytes())
+        .map_err(|e| format!("write head: {e}"))?;
     // A write error (the server stopped reading) is not the end: the answer may be there to read.
     let wrote = s.write_all(&body).map_err(|e| format!("write body: {e}"));
     let mut got = Vec::new();

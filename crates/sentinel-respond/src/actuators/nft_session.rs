@@ -239,6 +239,8 @@ impl NftSession {
     async fn send(&self, line: &str, listing: bool) -> Result<Option<String>, NftError> {
         let mut guard = self.session.lock().await;
         let mut last = String::new();
+        // Set once an attempt was lost after the line was sent: nft may have committed it.
+        let mut maybe_committed = false;
         for attempt in 0..2 {
             // A session whose process has exited is replaced before anything is sent to it, one that
             // has used up its budget is recycled.
@@ -285,13 +287,20 @@ impl NftSession {
                     tracing::error!(%why, attempt, "nft session: lost during a transaction");
                     *guard = None;
                     if !listing && !safe_to_repeat(line) {
-                        return Err(NftError::Nft(format!(
+                        return Err(NftError::Unknown(format!(
                             "nft session lost ({why}); the rule may or may not have been added"
                         )));
                     }
+                    maybe_committed |= !listing;
                     last = why;
                 }
             }
+        }
+        if maybe_committed {
+            return Err(NftError::Unknown(format!(
+                "nft session failed twice in a row ({last}); the transaction may or may not have \
+                 been applied"
+            )));
         }
         Err(NftError::Nft(format!(
             "nft session failed twice in a row ({last}); transaction not applied"
