@@ -174,6 +174,11 @@ async fn ready_is_503_until_the_pipeline_runs() {
     let r = send(&h.app, get("/ready", None)).await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(r.json(), json!({"status": "starting"}));
+    assert_eq!(
+        r.header("retry-after"),
+        Some("1"),
+        "every 503 says when to retry"
+    );
 
     h.state.ready.store(true, Ordering::Release);
     let r = send(&h.app, get("/ready", None)).await;
@@ -1035,4 +1040,59 @@ async fn a_stream_that_breaks_reports_the_lines_it_stored() {
     );
     let kept = stored(&h.store, v["trace_id"].as_str().unwrap()).await;
     assert_eq!(kept.len(), 3);
+}
+
+// ---------------------------------------------------------------- over a real socket
+
+/// Sends `head` and then `body` over one TCP connection to `addr` (a client still writing when the
+/// server answers), and returns what it reads back, or the error that ended the exchange.
+fn raw_exchange(addr: std::net::SocketAddr, head: String, body: Vec<u8>) -> Result<String, String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    s.write_all(head.as_bytes())
+        .map_err(|e| format!("write head: {e}"))?;
+    // A write error (the server stopped reading) is not the end: the answer may be there to read.
+    let wrote = s.write_all(&body).map_err(|e| format!("write body: {e}"));
+    let mut got = Vec::new();
+    match s.read_to_end(&mut got) {
+        Ok(_) if !got.is_empty() => Ok(String::from_utf8_lossy(&got).into_owned()),
+        Ok(_) => Err(format!("no answer ({wrote:?})")),
+        Err(e) if !got.is_empty() => Ok(format!("{}[then {e}]", String::from_utf8_lossy(&got))),
+        Err(e) => Err(format!("read: {e} ({wrote:?})")),
+    }
+}
+
+/// A chunked body (no Content-Length) over the limit gets its 413, like a declared one: the server
+/// discards the rest instead of closing on a client still sending (the client would see a reset).
+#[tokio::test]
+async fn an_oversized_chunked_body_gets_a_413_not_a_reset() {
+    let h = harness().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = h.app.clone();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    // 1 MiB in 4 KiB chunks against a 1 KiB limit: far more than the sockets' buffers hold.
+    let mut body = Vec::new();
+    for _ in 0..256 {
+        body.extend_from_slice(format!("{:x}\r\n", 4096).as_bytes());
+        body.extend_from_slice(&[b' '; 4096]);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(b"0\r\n\r\n");
+    for path in ["/v1/events", "/v1/defend"] {
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nhost: x\r\nx-api-key: {}\r\ncontent-type: application/json\r\n\
+             transfer-encoding: chunked\r\nconnection: close\r\n\r\n",
+            h.admin_key
+        );
+        let b = body.clone();
+        let answer = tokio::task::spawn_blocking(move || raw_exchange(addr, head, b))
+            .await
+            .unwrap();
+        let answer = answer.unwrap_or_else(|e| panic!("{path}: no answer, {e}"));
+        assert!(answer.starts_with("HTTP/1.1 413"), "{path}: {answer}");
+    }
+    server.abort();
 }

@@ -14,22 +14,25 @@ pub(crate) async fn health() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// `GET /ready`: the store answers and the pipeline runs.
-pub(crate) async fn ready(State(s): State<AppState>) -> (StatusCode, Json<Value>) {
-    if !s.ready.load(Ordering::Acquire) {
-        return (
+/// `GET /ready`: the store answers and the pipeline runs. Not ready is a 503 with `Retry-After`, as
+/// every 503 of the API.
+pub(crate) async fn ready(State(s): State<AppState>) -> impl IntoResponse {
+    let not_ready = |status: &str| {
+        (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "starting"})),
-        );
+            [(header::RETRY_AFTER, "1")],
+            Json(json!({"status": status})),
+        )
+            .into_response()
+    };
+    if !s.ready.load(Ordering::Acquire) {
+        return not_ready("starting");
     }
     match s.store.ping().await {
-        Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))),
+        Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))).into_response(),
         Err(e) => {
             tracing::warn!(evt = "ready_store_unreachable", error = %e);
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"status": "store unreachable"})),
-            )
+            not_ready("store unreachable")
         }
     }
 }

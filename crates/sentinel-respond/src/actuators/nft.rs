@@ -71,6 +71,10 @@ pub enum NftError {
     /// `nft` ran and refused.
     #[error("nft failed: {0}")]
     Nft(String),
+    /// The transaction was sent and the session lost before nft answered: it may or may not be
+    /// committed (the caller can look).
+    #[error("nft outcome unknown: {0}")]
+    Unknown(String),
     /// `nft -j` printed something we do not understand.
     #[error("unexpected nft output: {0}")]
     Output(String),
@@ -89,6 +93,11 @@ impl NftError {
             _ => false,
         }
     }
+
+    /// Whether the transaction may or may not have been committed.
+    pub fn is_unknown(&self) -> bool {
+        matches!(self, NftError::Unknown(_))
+    }
 }
 
 impl From<NftError> for ActError {
@@ -96,7 +105,7 @@ impl From<NftError> for ActError {
         match e {
             NftError::Config(_) | NftError::Invalid(_) => ActError::Refused(e.to_string()),
             NftError::Token(m) => ActError::BadToken(m),
-            NftError::Spawn(_) | NftError::Nft(_) | NftError::Output(_) => {
+            NftError::Spawn(_) | NftError::Nft(_) | NftError::Output(_) | NftError::Unknown(_) => {
                 ActError::Backend(e.to_string())
             }
         }

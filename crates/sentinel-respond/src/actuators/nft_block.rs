@@ -147,7 +147,11 @@ impl NftBlockIp {
         } else {
             let mut script = self.script_lines(&good).join("\n");
             script.push('\n');
-            self.table.run_ensured(&script).await
+            match self.table.run_ensured(&script).await {
+                // Lost mid-transaction: the kernel says whether it was committed (all or nothing).
+                Err(e) if e.is_unknown() => self.confirm(&good, e).await,
+                other => other,
+            }
         };
         let failure = outcome.err().map(|e| e.to_string());
         parsed
@@ -161,6 +165,31 @@ impl NftBlockIp {
                 }
             })
             .collect()
+    }
+
+    /// After a transaction whose outcome is unknown: `Ok` if every one of `elems` is in its set (the
+    /// transaction was committed), else an error saying which it was, or that it cannot be told.
+    async fn confirm(&self, elems: &[&Element], unknown: NftError) -> Result<(), NftError> {
+        let present: HashSet<IpNet> = match self.list().await {
+            Ok(found) => found.iter().filter_map(|a| token_net(a).ok()).collect(),
+            Err(e) => {
+                return Err(NftError::Unknown(format!(
+                    "{unknown}; and the sets could not be listed to tell: {e}"
+                )))
+            }
+        };
+        if elems.iter().all(|e| present.contains(&e.net.trunc())) {
+            tracing::warn!(
+                elements = elems.len(),
+                "nft: a transaction whose session was lost was committed (checked in the sets)"
+            );
+            Ok(())
+        } else {
+            // One transaction: none of it is there, so none of it was committed.
+            Err(NftError::Nft(format!(
+                "{unknown}; checked: not in the sets, so not applied"
+            )))
+        }
     }
 
     /// Every element in Sentinel's sets, with its remaining time.

@@ -13,6 +13,29 @@ pub(super) type Key = (u64, u64);
 /// The first line is hashed up to this many bytes.
 const FINGERPRINT_BYTES: usize = 4096;
 
+/// `O_NONBLOCK` on Linux (x86, x86-64, arm, aarch64, riscv); no effect on a regular file's reads.
+const O_NONBLOCK: i32 = 0o4000;
+
+/// Opens `path` for reading only if it is a regular file. The path is checked (stat) before, but it
+/// may be replaced between that check and the open: a FIFO put there would make a plain open wait
+/// for a writer forever (holding the tailer and a blocking-pool thread), so the open does not wait,
+/// and what it opened is checked again.
+pub(super) fn open_regular(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(O_NONBLOCK)
+        .open(path)?;
+    if file.metadata()?.is_file() {
+        Ok(file)
+    } else {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ))
+    }
+}
+
 /// The SHA-256 of the first line (or of its first 4 KiB), if complete, and the bytes read.
 pub(super) fn fingerprint(file: &File) -> std::io::Result<(Option<[u8; 32]>, Vec<u8>)> {
     let mut head = vec![0; FINGERPRINT_BYTES];
@@ -73,7 +96,7 @@ pub(super) fn find_copy(
         }
     }
     best.into_iter().find_map(|(key, (p, len))| {
-        let file = File::open(&p).ok()?;
+        let file = open_regular(&p).ok()?;
         match fingerprint(&file) {
             Ok((Some(h), _)) if h == hash => Some((file, key, len)),
             _ => None,

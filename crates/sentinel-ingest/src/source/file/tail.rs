@@ -15,7 +15,7 @@
 //! checkpoint path holds up this tailer only, never the tasks sharing its runtime. One checkpoint write is
 //! in flight at a time; while one is stuck, later ones are skipped (and counted as errors) until it ends.
 
-use super::identity::{find_copy, fingerprint, last_line_start, Key};
+use super::identity::{find_copy, fingerprint, last_line_start, open_regular, Key};
 use super::state::{FileCheckpoint, TailCheckpoint};
 use crate::source::lines::{LineSplitter, SplitLine};
 use crate::source::{bump, send_or_stop, LineTx, RawLine, SourceError, SourceMetrics};
@@ -194,6 +194,8 @@ struct Tailer {
     /// Checkpoint entries not (or no longer) matched to a file being read.
     prior: Vec<FileCheckpoint>,
     ignored: HashSet<Key>,
+    /// Files the patterns match that could not be opened (counted and logged once each; retried).
+    unopenable: HashSet<Key>,
     first_poll: bool,
     since_flush: u64,
     last_flush: Instant,
@@ -217,7 +219,7 @@ struct Opened {
 }
 
 fn open_new(path: &Path, tail_window: Option<usize>) -> std::io::Result<Opened> {
-    let file = File::open(path)?;
+    let file = open_regular(path)?;
     let size = file.metadata()?.len();
     let (hash, head) = fingerprint(&file)?;
     let tail_start = tail_window.map(|w| last_line_start(&file, size, w));
@@ -263,6 +265,7 @@ impl FileTail {
             files: Vec::new(),
             prior,
             ignored: HashSet::new(),
+            unopenable: HashSet::new(),
             first_poll: true,
             since_flush: 0,
             last_flush: Instant::now(),
@@ -488,15 +491,25 @@ impl Tailer {
         let window =
             (self.first_poll && !self.cfg.from_beginning).then_some(self.cfg.max_line_bytes);
         let p = path.clone();
-        let Ok(Opened {
+        let Opened {
             file,
             size,
             hash,
             gzip,
             tail_start,
-        }) = off_runtime(move || open_new(&p, window)).await
-        else {
-            return;
+        } = match off_runtime(move || open_new(&p, window)).await {
+            Ok(o) => {
+                self.unopenable.remove(&key);
+                o
+            }
+            Err(e) => {
+                // Tried again every poll; counted and logged once, not at every poll.
+                if self.unopenable.insert(key) {
+                    bump(&self.metrics.errors, 1);
+                    tracing::warn!(path = %path.display(), error = %e, "tail: cannot open a matched file; retrying");
+                }
+                return;
+            }
         };
         if gzip {
             // A compressed rotation matched by the pattern: not text to tail.
@@ -772,5 +785,90 @@ impl sentinel_core::Source for FileTail {
         shutdown: sentinel_core::Shutdown,
     ) -> Result<(), SourceError> {
         FileTail::run(*self, out, shutdown).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use std::sync::atomic::Ordering;
+
+    /// Lets an open blocked on `fifo`'s read end return (else the runtime would wait for it at drop).
+    fn release(fifo: &Path) {
+        use std::os::unix::fs::OpenOptionsExt;
+        let _ = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(0o4000)
+            .open(fifo);
+    }
+
+    fn tailer(metrics: Arc<SourceMetrics>) -> Tailer {
+        Tailer {
+            cfg: FileTailConfig::default(),
+            metrics,
+            files: Vec::new(),
+            prior: Vec::new(),
+            ignored: HashSet::new(),
+            unopenable: HashSet::new(),
+            first_poll: false,
+            since_flush: 0,
+            last_flush: Instant::now(),
+            storing: None,
+            chunk: vec![0; CHUNK],
+            spare: vec![0; CHUNK],
+            lines: Vec::new(),
+        }
+    }
+
+    /// A matched path replaced by a FIFO between the poll's stat and the open (a writer-less FIFO makes
+    /// a plain open wait forever): the open is refused at once, counted and logged once, and the
+    /// tailer goes on.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_path_replaced_by_a_fifo_is_refused_not_waited_on_and_counted_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("auth.log");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let meta = std::fs::metadata(&fifo).unwrap();
+        let key = (meta.dev(), meta.ino());
+        let metrics = Arc::new(SourceMetrics::default());
+        let mut t = tailer(metrics.clone());
+        for _ in 0..3 {
+            let found = tokio::time::timeout(Duration::from_secs(5), t.discover(fifo.clone(), key));
+            let waited = found.await.is_err();
+            if waited {
+                release(&fifo);
+            }
+            assert!(!waited, "the open waited on the FIFO");
+        }
+        assert!(t.files.is_empty());
+        assert_eq!(metrics.errors.load(Ordering::Relaxed), 1, "counted once");
+        // Once it is a regular file again, it is tailed.
+        std::fs::remove_file(&fifo).unwrap();
+        std::fs::write(&fifo, "one\n").unwrap();
+        let meta = std::fs::metadata(&fifo).unwrap();
+        t.discover(fifo.clone(), (meta.dev(), meta.ino())).await;
+        assert_eq!(t.files.len(), 1);
+        // The copytruncate sibling search skips a FIFO the same way.
+        let sib = dir.path().join("auth.log.1");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&sib)
+            .status()
+            .unwrap()
+            .success());
+        let hash = t.files[0].hash;
+        let found = tokio::time::timeout(
+            Duration::from_secs(5),
+            off_runtime(move || Ok(find_copy(&fifo, hash, (0, 0), 0).is_some())),
+        )
+        .await;
+        if found.is_err() {
+            release(&sib);
+        }
+        assert!(!found.expect("find_copy waited on the FIFO").unwrap());
     }
 }
