@@ -46,8 +46,36 @@ fn nft_table_and_hooks_are_checked_as_nftables_will() {
     assert_eq!(cfg.respond.nft.name(), "sentinel");
 }
 
+/// An empty string is never "none" in disguise: each optional setting refuses it by name, and `null`
+/// (the default) is how "none" is written.
 #[test]
-fn empty_strings_mean_none_and_are_typed_as_such() {
+fn an_empty_string_is_an_error_not_none() {
+    let text = errors(
+        "respond:\n  quarantine_dir: \"\"\n  docker_quarantine_network: \"\"\n  actuators:\n    block_ip: { mode: \"\", max_live: 10 }\ndetect:\n  scenarios:\n    dir: \"\"\n",
+    );
+    for key in [
+        "respond.quarantine_dir",
+        "respond.docker_quarantine_network",
+        "respond.actuators.block_ip.mode",
+        "detect.scenarios.dir",
+    ] {
+        assert!(
+            text.contains(&format!("`{key}`: must not be empty (write null for none)")),
+            "{key}: {text}"
+        );
+    }
+    let cfg = load_str(
+        "respond:\n  quarantine_dir: null\n  actuators:\n    block_ip: { mode: null, max_live: 10 }\ndetect:\n  scenarios:\n    dir: null\n",
+        None,
+        &[],
+    )
+    .unwrap();
+    assert_eq!(cfg.respond.quarantine_dir, None);
+    assert_eq!(cfg.detect.scenarios.dir, None);
+}
+
+#[test]
+fn absent_optional_values_are_none_and_typed_as_such() {
     let cfg = load_str("", None, &[]).unwrap();
     assert_eq!(cfg.respond.quarantine_dir, None);
     assert_eq!(cfg.respond.docker_quarantine_network, None);
