@@ -137,20 +137,22 @@ pub(crate) fn respond(r: &mut Reader, s: Option<&Node<'_>>) -> Option<RespondCon
     let mut ok = true;
     for kind in ActionKind::ALL {
         let a = r.get(acts.as_ref(), kind.as_str());
-        let mode = r.get(a.as_ref(), "mode").and_then(|n| {
-            match r.optional_string(&n)? {
+        let mode = r
+            .get(a.as_ref(), "mode")
+            .and_then(|n| match r.optional_string(&n)? {
                 None => Some(None),
                 Some("observe") => Some(Some(Mode::Observe)),
                 Some("enforce") => Some(Some(Mode::Enforce)),
                 Some(other) => {
                     r.fail(
                         &n.path,
-                        format!("unknown mode `{other}` (observe, enforce, or null for policy.mode)"),
+                        format!(
+                            "unknown mode `{other}` (observe, enforce, or null for policy.mode)"
+                        ),
                     );
                     None
                 }
-            }
-        });
+            });
         let max_live = r
             .get(a.as_ref(), "max_live")
             .and_then(|n| r.int(&n, 1, 10_000_000));

@@ -34,17 +34,20 @@ impl RunningSources {
 
 /// What `config check` verifies beyond the pure validation (it reads files): fail2ban jails (expanded as the
 /// daemon would), every source's parser (fail2ban filters load), every scenario, the scenario whitelist's
-/// host names (resolved as the daemon does), and that every actuator builds. Returns notes to print
-/// (`WARNING: …` lines and a summary of the jails) and errors.
+/// host names (resolved as the daemon does), that every actuator builds, and that `data_dir` is (or can
+/// become) a directory. Returns notes to print (`WARNING: …` lines and a summary of the jails) and errors.
 pub fn preflight(cfg: &ValidatedConfig) -> (Vec<String>, Vec<String>) {
     let mut notes = Vec::new();
+    let mut errors: Vec<String> = data_dir_problem(&cfg.data_dir).into_iter().collect();
     let (expanded, warnings) = crate::jails::expand(cfg);
     notes.extend(warnings.into_iter().map(|w| format!("WARNING: {w}")));
     let cfg = match expanded {
         Ok(cfg) => cfg,
-        Err(errors) => return (notes, errors),
+        Err(jail_errors) => {
+            errors.extend(jail_errors);
+            return (notes, errors);
+        }
     };
-    let mut errors = Vec::new();
     for (i, src) in cfg.sources.iter().enumerate() {
         match source_parser(src) {
             Ok(p) => {
@@ -92,6 +95,32 @@ pub fn preflight(cfg: &ValidatedConfig) -> (Vec<String>, Vec<String>) {
     (notes, errors)
 }
 
+/// Why the daemon could not use `dir` as its data directory: it, or the nearest part of its path that
+/// exists, is not a directory. Whether it may be written is left to the daemon (a check here could pass as
+/// another user).
+fn data_dir_problem(dir: &std::path::Path) -> Option<String> {
+    let existing = dir
+        .ancestors()
+        .find(|p| !p.as_os_str().is_empty() && std::fs::symlink_metadata(p).is_ok())?;
+    match std::fs::metadata(existing) {
+        Ok(m) if m.is_dir() => None,
+        Ok(_) if existing == dir => Some(format!(
+            "`data_dir`: {} exists and is not a directory",
+            dir.display()
+        )),
+        Ok(_) => Some(format!(
+            "`data_dir`: {} cannot be created: {} is not a directory",
+            dir.display(),
+            existing.display()
+        )),
+        Err(e) => Some(format!(
+            "`data_dir`: {} cannot be used: {}: {e}",
+            dir.display(),
+            existing.display()
+        )),
+    }
+}
+
 /// A parser, and its fail2ban filter when it is one (whose session counters `/metrics` reads).
 type BuiltParser = (Box<dyn LineParser>, Option<Arc<Fail2banFilter>>);
 
@@ -101,10 +130,11 @@ fn build_parser(format: &LineFormat) -> anyhow::Result<BuiltParser> {
     match format {
         LineFormat::Named(f) => Ok((f.build(), None)),
         LineFormat::Fail2ban(f) => {
-            let filter =
-                Arc::new(f.build().with_context(|| {
-                    format!("loading the fail2ban filter {}", f.path.display())
-                })?);
+            // The filter's error names the file and its cause (an I/O error's text included): as an
+            // error chain the cause would print twice.
+            let filter = Arc::new(f.build().map_err(|e| {
+                anyhow::anyhow!("loading the fail2ban filter {}: {e}", f.path.display())
+            })?);
             Ok((Box::new(SharedFilter(filter.clone())), Some(filter)))
         }
     }

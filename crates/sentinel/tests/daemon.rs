@@ -588,3 +588,61 @@ fn healthcheck_follows_readiness() {
     let (dir, _) = d.stop();
     assert_eq!(hc(dir.path()).code(), Some(1));
 }
+
+/// What would stop the daemon while starting is found by `config check` first: a `data_dir` that is a
+/// file (or under one), and a fail2ban filter that cannot be read, whose cause is said once.
+#[test]
+fn config_check_finds_what_the_daemon_would_fail_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, "x").unwrap();
+    for (data_dir, want) in [
+        (file.clone(), "exists and is not a directory"),
+        (file.join("data"), "is not a directory"),
+    ] {
+        std::fs::write(
+            dir.path().join("sentinel.yml"),
+            format!("data_dir: {}\n", data_dir.display()),
+        )
+        .unwrap();
+        let out = command(dir.path())
+            .args(["config", "check"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains(&format!("`data_dir`: {}", data_dir.display()))
+                && stderr.contains(want),
+            "{stderr}"
+        );
+        // The daemon refuses it too: `config check` and `run` agree.
+        let out = command(dir.path())
+            .args(["run", "--listen", "127.0.0.1:0"])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+    }
+    let missing = dir.path().join("missing.conf");
+    std::fs::write(
+        dir.path().join("sentinel.yml"),
+        format!(
+            "data_dir: {}\nsources:\n  - {{ type: file, paths: [/var/log/syslog], fail2ban_filter: {} }}\n",
+            dir.path().join("data").display(),
+            missing.display()
+        ),
+    )
+    .unwrap();
+    let out = command(dir.path())
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&missing.display().to_string()), "{stderr}");
+    assert_eq!(
+        stderr.matches("No such file or directory").count(),
+        1,
+        "{stderr}"
+    );
+}

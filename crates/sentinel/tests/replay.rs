@@ -6,8 +6,8 @@ mod common;
 
 use common::command;
 use sentinel_core::Observed;
-use sentinel_ingest::{LineParser, LogKind, ParseCtx};
 use sentinel_ingest::config::{Fail2banFilterConfig, LineFormat, LogFormat};
+use sentinel_ingest::{LineParser, LogKind, ParseCtx};
 use sentinel_pipeline::replay::{run, ReplayOptions};
 use std::collections::BTreeSet;
 use std::io::Write;
