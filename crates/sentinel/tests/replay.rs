@@ -624,4 +624,14 @@ fn a_format_and_a_fail2ban_filter_together_are_refused() {
         stderr.contains("--format") && stderr.contains("--fail2ban-filter"),
         "{stderr}"
     );
+    // An empty mode is refused by the command line, not taken for a mode named ``.
+    let out = command(dir.path())
+        .args(["replay", "--mode", "", "--fail2ban-filter"])
+        .arg(fixture_filter())
+        .arg(&log)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("'--mode <MODE>'"), "{stderr}");
 }

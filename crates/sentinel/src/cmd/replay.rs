@@ -38,7 +38,7 @@ pub struct ReplayArgs {
     #[arg(long)]
     fail2ban_filter: Option<PathBuf>,
     /// The fail2ban filter's mode (normal, aggressive, ddos, extra: each filter names its own).
-    #[arg(long, requires = "fail2ban_filter")]
+    #[arg(long, requires = "fail2ban_filter", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     mode: Option<String>,
     /// More scenarios: a YAML file or a directory of them.
     #[arg(long)]
