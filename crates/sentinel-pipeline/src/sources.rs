@@ -38,7 +38,8 @@ impl RunningSources {
 /// become) a directory. Returns notes to print (`WARNING: …` lines and a summary of the jails) and errors.
 pub fn preflight(cfg: &ValidatedConfig) -> (Vec<String>, Vec<String>) {
     let mut notes = Vec::new();
-    let mut errors: Vec<String> = data_dir_problem(&cfg.data_dir).into_iter().collect();
+    let mut errors: Vec<String> = dir_problem("data_dir", &cfg.data_dir).into_iter().collect();
+    errors.extend(listen_problems(cfg));
     let (expanded, warnings) = crate::jails::expand(cfg);
     notes.extend(warnings.into_iter().map(|w| format!("WARNING: {w}")));
     let cfg = match expanded {
@@ -95,26 +96,52 @@ pub fn preflight(cfg: &ValidatedConfig) -> (Vec<String>, Vec<String>) {
     (notes, errors)
 }
 
-/// Why the daemon could not use `dir` as its data directory: it, or the nearest part of its path that
-/// exists, is not a directory. Whether it may be written is left to the daemon (a check here could pass as
-/// another user).
-fn data_dir_problem(dir: &std::path::Path) -> Option<String> {
+/// Addresses the daemon would listen on (the API, syslog sources) that are not this host's: binding them
+/// fails when the daemon starts. Whether a port is free is left to the daemon (a check here would fail
+/// while the daemon itself runs).
+fn listen_problems(cfg: &ValidatedConfig) -> Vec<String> {
+    let mut wanted: Vec<(String, std::net::SocketAddr)> =
+        vec![("`api.listen`".into(), cfg.api.listen)];
+    for (i, src) in cfg.sources.iter().enumerate() {
+        if let SourceConfig::Syslog { syslog, .. } = src {
+            for (proto, addr) in [("udp", syslog.udp), ("tcp", syslog.tcp)] {
+                if let Some(addr) = addr {
+                    wanted.push((format!("`sources[{i}].{proto}`"), addr));
+                }
+            }
+        }
+    }
+    let local = match crate::policy::local_addresses() {
+        Ok(local) => local,
+        Err(e) => return vec![format!("cannot list this host's addresses: {e}")],
+    };
+    wanted
+        .into_iter()
+        .filter(|(_, a)| !a.ip().is_unspecified() && !local.contains(&a.ip()))
+        .map(|(key, a)| format!("{key}: {} is not an address of this host", a.ip()))
+        .collect()
+}
+
+/// Why the daemon could not use `dir` (the setting `key`) as a directory: it, or the nearest part of its
+/// path that exists, is not a directory. Whether it may be written is left to the daemon (a check here
+/// could pass as another user).
+pub(crate) fn dir_problem(key: &str, dir: &std::path::Path) -> Option<String> {
     let existing = dir
         .ancestors()
         .find(|p| !p.as_os_str().is_empty() && std::fs::symlink_metadata(p).is_ok())?;
     match std::fs::metadata(existing) {
         Ok(m) if m.is_dir() => None,
         Ok(_) if existing == dir => Some(format!(
-            "`data_dir`: {} exists and is not a directory",
+            "`{key}`: {} exists and is not a directory",
             dir.display()
         )),
         Ok(_) => Some(format!(
-            "`data_dir`: {} cannot be created: {} is not a directory",
+            "`{key}`: {} cannot be created: {} is not a directory",
             dir.display(),
             existing.display()
         )),
         Err(e) => Some(format!(
-            "`data_dir`: {} cannot be used: {}: {e}",
+            "`{key}`: {} cannot be used: {}: {e}",
             dir.display(),
             existing.display()
         )),

@@ -623,6 +623,41 @@ fn config_check_finds_what_the_daemon_would_fail_on() {
             .unwrap();
         assert!(!out.status.success());
     }
+    let roots = dir.path().join("uploads");
+    std::fs::create_dir(&roots).unwrap();
+    let data = dir.path().join("data");
+    for (yaml, want) in [
+        (
+            "sources:\n  - { type: syslog, udp: \"192.0.2.1:5514\" }\n".to_owned(),
+            "`sources[0].udp`: 192.0.2.1 is not an address of this host".to_owned(),
+        ),
+        (
+            format!(
+                "respond:\n  quarantine_dir: {}\n  quarantine_roots: [{}]\n  actuators:\n    quarantine_file: {{ mode: enforce, max_live: 10 }}\n",
+                file.join("q").display(),
+                roots.display()
+            ),
+            format!("`respond.quarantine_dir`: {}", file.join("q").display()),
+        ),
+    ] {
+        std::fs::write(
+            dir.path().join("sentinel.yml"),
+            format!("data_dir: {}\n{yaml}", data.display()),
+        )
+        .unwrap();
+        let out = command(dir.path())
+            .args(["config", "check"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{yaml}\n{stderr}");
+        assert!(stderr.contains(&want), "{want}\n{stderr}");
+        let out = command(dir.path())
+            .args(["run", "--listen", "127.0.0.1:0"])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{yaml}");
+    }
     let missing = dir.path().join("missing.conf");
     std::fs::write(
         dir.path().join("sentinel.yml"),
