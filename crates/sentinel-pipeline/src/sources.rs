@@ -77,12 +77,21 @@ pub fn preflight(cfg: &ValidatedConfig) -> (Vec<String>, Vec<String>) {
                     ));
                 }
             }
-            Err(e) => errors.push(format!(
-                "{}: {e:#}",
-                source_label(src)
-                    .replace("jail:", "jail ")
-                    .replace("file:", &format!("sources[{i}] file "))
-            )),
+            // Names and paths are quoted: `config check` masks secrets in what it prints, and a bare
+            // `…/auth.log:` or `nginx-http-auth.conf:` would read as a secret key whose value is the cause.
+            Err(e) => errors.push(match src {
+                SourceConfig::File { jail: Some(j), .. }
+                | SourceConfig::Journald { jail: Some(j), .. } => format!("jail `{j}`: {e:#}"),
+                SourceConfig::File { file, .. } => format!(
+                    "sources[{i}] file `{}`: {e:#}",
+                    file.paths
+                        .iter()
+                        .map(|g| g.as_str())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ),
+                _ => format!("sources[{i}] {}: {e:#}", source_label(src)),
+            }),
         }
     }
     let sc = &cfg.detect.scenarios;
@@ -159,8 +168,15 @@ fn build_parser(format: &LineFormat) -> anyhow::Result<BuiltParser> {
         LineFormat::Fail2ban(f) => {
             // The filter's error names the file and its cause (an I/O error's text included): as an
             // error chain the cause would print twice.
+            // The filter's path is quoted and said once (its error starts with it).
             let filter = Arc::new(f.build().map_err(|e| {
-                anyhow::anyhow!("loading the fail2ban filter {}: {e}", f.path.display())
+                let path = f.path.display().to_string();
+                let text = e.to_string();
+                let cause = text
+                    .strip_prefix(path.as_str())
+                    .and_then(|t| t.strip_prefix(": "))
+                    .unwrap_or(&text);
+                anyhow::anyhow!("loading the fail2ban filter `{path}`: {cause}")
             })?);
             Ok((Box::new(SharedFilter(filter.clone())), Some(filter)))
         }

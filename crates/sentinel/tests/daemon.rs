@@ -681,3 +681,35 @@ fn config_check_finds_what_the_daemon_would_fail_on() {
         "{stderr}"
     );
 }
+
+/// A problem with a source on `/var/log/auth.log`, or with a filter named like fail2ban's stock
+/// `nginx-http-auth`, is printed, not masked as if `auth…:` were a secret key.
+#[test]
+fn config_check_problems_on_auth_files_are_not_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nginx-http-auth.conf");
+    std::fs::write(
+        dir.path().join("sentinel.yml"),
+        format!(
+            "data_dir: {}\nsources:\n  - {{ type: file, paths: [/var/log/auth.log], fail2ban_filter: {} }}\n",
+            dir.path().join("data").display(),
+            missing.display()
+        ),
+    )
+    .unwrap();
+    let out = command(dir.path())
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(!stderr.contains("***"), "{stderr}");
+    assert!(
+        stderr.contains("sources[0] file `/var/log/auth.log`")
+            && stderr.contains(&format!(
+                "`{}`: cannot read: No such file",
+                missing.display()
+            )),
+        "{stderr}"
+    );
+}
