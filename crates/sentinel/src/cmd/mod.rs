@@ -63,19 +63,29 @@ impl Common {
 }
 
 /// The running daemon's base URL: `url` if given, else the address it wrote to `<data_dir>/api.addr`,
-/// else the configured `listen` (an unspecified address becomes loopback).
-pub fn daemon_url(url: Option<String>, data_dir: &Path, listen: SocketAddr) -> String {
+/// else (no such file) the configured `listen`; an unspecified address becomes loopback. An `api.addr`
+/// that cannot be read or does not hold an address is an error, not a silent fall back to `listen`.
+pub fn daemon_url(
+    url: Option<String>,
+    data_dir: &Path,
+    listen: SocketAddr,
+) -> anyhow::Result<String> {
     if let Some(u) = url {
-        return u.trim_end_matches('/').to_owned();
+        return Ok(u.trim_end_matches('/').to_owned());
     }
-    let mut addr = std::fs::read_to_string(data_dir.join(sentinel::daemon::ADDR_FILE))
-        .ok()
-        .and_then(|s| s.trim().parse::<SocketAddr>().ok())
-        .unwrap_or(listen);
+    let file = data_dir.join(sentinel::daemon::ADDR_FILE);
+    let mut addr = match std::fs::read_to_string(&file) {
+        Ok(text) => text
+            .trim()
+            .parse::<SocketAddr>()
+            .map_err(|e| anyhow::anyhow!("{}: not an address ({e}); pass --url", file.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => listen,
+        Err(e) => anyhow::bail!("cannot read {}: {e}; pass --url", file.display()),
+    };
     if addr.ip().is_unspecified() {
         addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
-    format!("http://{addr}")
+    Ok(format!("http://{addr}"))
 }
 
 /// A single-threaded runtime for the subcommands that make a few HTTP calls.
