@@ -37,7 +37,7 @@ detect:
   scenarios:
     builtin: true                  # the default scenario set (ssh, http, mail brute force and probing)
     dir: null                      # a directory of more scenario files (*.yaml)
-    ipv6_prefix: 0                 # count IPv6 sources per /N (e.g. 64); 0 = per address
+    ipv6_prefix: null              # count IPv6 sources per /N (1..=128, e.g. 64); null = per address
     max_keys: 250000               # per-scenario state cap; the stalest keys are evicted past it
     whitelist: []                  # CIDRs, addresses or hostnames never counted
     define: []                     # scenarios written inline (same format as the files in `dir`)

@@ -171,3 +171,21 @@ fn the_format_list_is_the_parsers_own() {
         assert!(sentinel_ingest::parse::by_name(name).is_some(), "{name}");
     }
 }
+
+/// `ipv6_prefix` is a prefix length or null (per address): 0 is refused, not read as "per address" by the
+/// daemon while `sentinel replay --ipv6-prefix 0` lumped every IPv6 source into one.
+#[test]
+fn ipv6_prefix_is_a_length_or_null() {
+    let text = errors("detect:\n  scenarios:\n    ipv6_prefix: 0\n");
+    assert!(text.contains("`detect.scenarios.ipv6_prefix`"), "{text}");
+    assert_eq!(
+        load_str("", None, &[])
+            .unwrap()
+            .detect
+            .scenarios
+            .ipv6_prefix,
+        None
+    );
+    let cfg = load_str("detect:\n  scenarios:\n    ipv6_prefix: 64\n", None, &[]).unwrap();
+    assert_eq!(cfg.detect.scenarios.ipv6_prefix, Some(64));
+}

@@ -634,4 +634,15 @@ fn a_format_and_a_fail2ban_filter_together_are_refused() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("'--mode <MODE>'"), "{stderr}");
+    // A prefix length is 1..=128: 0 would lump every IPv6 source into one, 200 would mean nothing.
+    for bad in ["0", "200"] {
+        let out = command(dir.path())
+            .args(["replay", "--format", "sshd", "--ipv6-prefix", bad])
+            .arg(&log)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {stderr}");
+        assert!(stderr.contains("--ipv6-prefix"), "{stderr}");
+    }
 }

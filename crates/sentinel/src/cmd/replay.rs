@@ -50,7 +50,7 @@ pub struct ReplayArgs {
     #[arg(long = "whitelist", value_parser = parse_net)]
     whitelist: Vec<ipnet::IpNet>,
     /// Count IPv6 sources per prefix of this length (e.g. 64).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=128))]
     ipv6_prefix: Option<u8>,
     /// Keys kept per scenario before the stalest are evicted.
     #[arg(long, default_value_t = 250_000)]
