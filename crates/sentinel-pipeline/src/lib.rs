@@ -8,7 +8,8 @@
 //! ([`decisions`]) and the metrics every stage moves ([`metrics`]).
 //!
 //! It never depends on the API: the API, the daemon and any future role process depend on it. It never
-//! reads configuration text (it gets a validated configuration) and never parses a command line.
+//! parses Sentinel's configuration text (it is handed a validated configuration) and never parses a
+//! command line.
 #![forbid(unsafe_code)]
 
 pub mod actuators;
