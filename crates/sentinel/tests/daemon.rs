@@ -713,3 +713,26 @@ fn config_check_problems_on_auth_files_are_not_masked() {
         "{stderr}"
     );
 }
+
+/// `--env-file` names a file that must exist: a typo is an error, not a layer skipped silently (only the
+/// default `./.env` is optional).
+#[test]
+fn a_missing_env_file_given_on_the_command_line_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = command(dir.path())
+        .args(["config", "check", "--env-file", "prod.env"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("`prod.env`: cannot read"), "{stderr}");
+    let out = command(dir.path())
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
