@@ -645,13 +645,4 @@ fn a_format_and_a_fail2ban_filter_together_are_refused() {
         assert_eq!(out.status.code(), Some(2), "{bad}: {stderr}");
         assert!(stderr.contains("--ipv6-prefix"), "{stderr}");
     }
-    // `--no-builtin` alone would run no scenario at all and report no alert as if the log were clean.
-    let out = command(dir.path())
-        .args(["replay", "--no-builtin"])
-        .arg(&log)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("--scenarios"), "{stderr}");
 }

@@ -43,8 +43,8 @@ pub struct ReplayArgs {
     /// More scenarios: a YAML file or a directory of them.
     #[arg(long)]
     scenarios: Option<PathBuf>,
-    /// Run only the scenarios given with --scenarios (without them nothing would be counted).
-    #[arg(long, requires = "scenarios")]
+    /// Run only the scenarios given with --scenarios (alone: parse only, like fail2ban-regex).
+    #[arg(long)]
     no_builtin: bool,
     /// Never count these sources (CIDR or address; repeatable).
     #[arg(long = "whitelist", value_parser = parse_net)]
