@@ -115,6 +115,7 @@ done < <(env)
 SENTINEL_ENV+=(SENTINEL__LOGGING__LEVEL="$LOG_LEVEL")
 
 log "starting $BIN (data dir $DATA)"
+: >"$TMP/none.env"   # an empty .env layer: nothing from the caller's ./.env (--env-file must exist)
 (cd "$TMP" && exec "${SENTINEL_ENV[@]}" "$BIN" run --data-dir "$DATA" --listen 127.0.0.1:0 \
     --env-file "$TMP/none.env" >"$TMP/sentinel.out" 2>"$TMP/sentinel.err") &
 PID=$!

@@ -36,27 +36,27 @@ detect:
     bad_ports: [23, 2323, 4444, 5555, 6667, 31337]
   scenarios:
     builtin: true                  # the default scenario set (ssh, http, mail brute force and probing)
-    dir: ""                        # a directory of more scenario files (*.yaml)
-    ipv6_prefix: 0                 # count IPv6 sources per /N (e.g. 64); 0 = per address
+    dir: null                      # a directory of more scenario files (*.yaml)
+    ipv6_prefix: null              # count IPv6 sources per /N (1..=128, e.g. 64); null = per address
     max_keys: 250000               # per-scenario state cap; the stalest keys are evicted past it
     whitelist: []                  # CIDRs, addresses or hostnames never counted
     define: []                     # scenarios written inline (same format as the files in `dir`)
 respond:
   nft_table: sentinel              # table `inet <name>`, owned by Sentinel; nothing else is touched
   nft_hooks: [input, forward]      # plus a prerouting chain that also catches Docker-published ports
-  quarantine_dir: ""               # empty: <data_dir>/quarantine
+  quarantine_dir: null             # null: <data_dir>/quarantine
   quarantine_roots: []             # files outside these directories are never quarantined
-  docker_quarantine_network: ""    # attach isolated containers here (empty: fully disconnected)
+  docker_quarantine_network: null  # attach isolated containers here (null: fully disconnected)
   docker_protect: []               # containers never isolated
   escalation_factor: 2             # repeat offenders: TTL x factor per earlier action (1 = off)
   escalation_window: 24h
   escalation_max_ttl: 7d
-  actuators:                       # mode: observe | enforce | "" (follow policy.mode); max_live: blast radius
-    block_ip: { mode: "", max_live: 1000000 }
-    rate_limit: { mode: "", max_live: 10000 }
-    redirect_to_honeypot: { mode: "", max_live: 1000 }
-    isolate_container: { mode: "", max_live: 10 }
-    quarantine_file: { mode: "", max_live: 1000 }
+  actuators:                       # mode: observe | enforce | null (follow policy.mode); max_live: blast radius
+    block_ip: { mode: null, max_live: 1000000 }
+    rate_limit: { mode: null, max_live: 10000 }
+    redirect_to_honeypot: { mode: null, max_live: 1000 }
+    isolate_container: { mode: null, max_live: 10 }
+    quarantine_file: { mode: null, max_live: 1000 }
 sources: []                        # e.g. - { type: file, paths: [/var/log/auth.log], format: sshd }
                                    #   or - { type: fail2ban_jails, dir: /etc/fail2ban }
 policy:

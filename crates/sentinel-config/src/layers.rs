@@ -88,6 +88,24 @@ pub(crate) fn merge(base: &mut Value, overlay: Value) {
     }
 }
 
+/// The paths where `overlay` holds null over a value `base` has.
+fn null_over_value(base: &Value, overlay: &Value, path: &str, out: &mut Vec<String>) {
+    if let (Value::Object(b), Value::Object(o)) = (base, overlay) {
+        for (k, v) in o {
+            let child = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
+            match (b.get(k), v) {
+                (Some(slot), Value::Null) if !slot.is_null() => out.push(child),
+                (Some(slot), v) => null_over_value(slot, v, &child, out),
+                (None, _) => {}
+            }
+        }
+    }
+}
+
 fn apply_yaml(tree: &mut Value, text: Text<'_>, errors: &mut Vec<ConfigError>) {
     // Read into JSON values, a key given twice would silently keep the last one (a rule's `cidr`, a
     // `mode`); YAML's own mapping refuses duplicates, so it is asked first.
@@ -99,7 +117,23 @@ fn apply_yaml(tree: &mut Value, text: Text<'_>, errors: &mut Vec<ConfigError>) {
     }
     match serde_norway::from_str::<Value>(text.body) {
         Ok(Value::Null) => {}
-        Ok(v @ Value::Object(_)) => merge(tree, v),
+        Ok(v @ Value::Object(_)) => {
+            // A key written without a value (`mode:`) over one that has a default would silently keep
+            // the default: say so instead. Where the default is itself null (an optional setting),
+            // null is how "none" is written.
+            let mut nulls = Vec::new();
+            null_over_value(tree, &v, "", &mut nulls);
+            for path in nulls {
+                errors.push(ConfigError::new(
+                    path,
+                    format!(
+                        "has no value (in {}); give one, or leave the key out for the default",
+                        text.name
+                    ),
+                ));
+            }
+            merge(tree, v)
+        }
         Ok(_) => errors.push(ConfigError::new(
             text.name,
             "expected a mapping at the top level",

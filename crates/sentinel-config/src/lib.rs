@@ -10,7 +10,7 @@
 //! reads the process environment itself (callers pass it in) and never holds secrets.
 //!
 //! Values come out typed: enums for closed choices (log formats, nft hooks, bands, modes), `Option` where
-//! a value may be absent (an empty string in the YAML still reads as "none"), globs parsed. The component
+//! a value may be absent (written `null`; an empty string is an error, never "none"), globs parsed. The component
 //! crates own those types and the `build()` that turns them into running parts (the ingest crate's
 //! [`sentinel_ingest::config`], the response crate's [`sentinel_respond::config`]); this crate composes
 //! them (the closed [`SourceConfig`] enum) and validates once, so the binary never re-checks a value.

@@ -111,11 +111,15 @@ impl Reader {
         }
     }
 
-    /// A string where nothing (`null`) or the empty string means "none": `Some(None)` then.
+    /// A string where `null` means "none": `Some(None)` then. The empty string is an error, never
+    /// "none" in disguise.
     pub fn optional_string<'t>(&mut self, n: &Node<'t>) -> Option<Option<&'t str>> {
         match n.value {
             Value::Null => Some(None),
-            Value::String(s) if s.is_empty() => Some(None),
+            Value::String(s) if s.is_empty() => {
+                self.fail(&n.path, "must not be empty (write null for none)");
+                None
+            }
             Value::String(s) => Some(Some(s.as_str())),
             _ => {
                 self.expected(n, "a string");
@@ -124,7 +128,7 @@ impl Reader {
         }
     }
 
-    /// A path where nothing or the empty string means "none".
+    /// A path where `null` means "none" (the empty string is an error).
     pub fn optional_path(&mut self, n: &Node<'_>) -> Option<Option<std::path::PathBuf>> {
         self.optional_string(n)
             .map(|s| s.map(std::path::PathBuf::from))

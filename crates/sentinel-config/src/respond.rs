@@ -14,14 +14,9 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ActuatorConfig {
     /// `observe` or `enforce`; `None` follows `policy.mode`.
-    #[serde(serialize_with = "mode_or_empty")]
     pub mode: Option<Mode>,
     /// Live actions of this kind allowed at once (blast radius).
     pub max_live: usize,
-}
-
-fn mode_or_empty<S: serde::Serializer>(m: &Option<Mode>, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(m.map(|m| m.as_str()).unwrap_or(""))
 }
 
 /// `respond`: how actions are carried out.
@@ -31,11 +26,11 @@ pub struct RespondConfig {
     /// attach to; a prerouting chain also catches traffic DNAT'd to Docker-published ports.
     #[serde(flatten)]
     pub nft: NftSettings,
-    /// Where quarantined files go (`None`, written `""`: `<data_dir>/quarantine`).
+    /// Where quarantined files go (`None`, written `null`: `<data_dir>/quarantine`).
     pub quarantine_dir: Option<PathBuf>,
     /// Files outside these directories are never quarantined.
     pub quarantine_roots: Vec<PathBuf>,
-    /// A network isolated containers are attached to (`None`, written `""`: fully disconnected).
+    /// A network isolated containers are attached to (`None`, written `null`: fully disconnected).
     pub docker_quarantine_network: Option<NetworkName>,
     /// Containers (names or ids) never isolated.
     pub docker_protect: Vec<String>,
@@ -142,23 +137,22 @@ pub(crate) fn respond(r: &mut Reader, s: Option<&Node<'_>>) -> Option<RespondCon
     let mut ok = true;
     for kind in ActionKind::ALL {
         let a = r.get(acts.as_ref(), kind.as_str());
-        let mode = r.get(a.as_ref(), "mode").and_then(|n| {
-            let v = r.string(&n)?;
-            match v {
-                "" => Some(None),
-                "observe" => Some(Some(Mode::Observe)),
-                "enforce" => Some(Some(Mode::Enforce)),
-                other => {
+        let mode = r
+            .get(a.as_ref(), "mode")
+            .and_then(|n| match r.optional_string(&n)? {
+                None => Some(None),
+                Some("observe") => Some(Some(Mode::Observe)),
+                Some("enforce") => Some(Some(Mode::Enforce)),
+                Some(other) => {
                     r.fail(
                         &n.path,
                         format!(
-                            "unknown mode `{other}` (observe, enforce, or empty for policy.mode)"
+                            "unknown mode `{other}` (observe, enforce, or null for policy.mode)"
                         ),
                     );
                     None
                 }
-            }
-        });
+            });
         let max_live = r
             .get(a.as_ref(), "max_live")
             .and_then(|n| r.int(&n, 1, 10_000_000));

@@ -76,11 +76,11 @@ impl SourceConfig {
 pub struct ScenarioConfig {
     /// Whether the built-in scenarios run.
     pub builtin: bool,
-    /// A directory (or one file) of more scenario files (`*.yaml`); written `""` or left out for none.
+    /// A directory (or one file) of more scenario files (`*.yaml`); `null` (or left out) for none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dir: Option<PathBuf>,
-    /// Count IPv6 sources per prefix of this length; 0 counts each address.
-    pub ipv6_prefix: u8,
+    /// Count IPv6 sources per prefix of this length (1..=128); `None` counts each address.
+    pub ipv6_prefix: Option<u8>,
     /// Keys kept per scenario before the stalest are evicted.
     pub max_keys: usize,
     /// Sources never counted: CIDRs, addresses, or hostnames (resolved when Sentinel starts).
@@ -93,7 +93,10 @@ pub struct ScenarioConfig {
 pub(crate) fn scenarios(r: &mut Reader, s: Option<&Node<'_>>) -> Option<ScenarioConfig> {
     let builtin = r.get(s, "builtin").and_then(|n| r.boolean(&n));
     let dir = r.get(s, "dir").and_then(|n| r.optional_path(&n));
-    let ipv6_prefix = r.get(s, "ipv6_prefix").and_then(|n| r.int(&n, 0, 128));
+    let ipv6_prefix = r.get(s, "ipv6_prefix").and_then(|n| match n.value {
+        serde_json::Value::Null => Some(None),
+        _ => r.int(&n, 1, 128).map(Some),
+    });
     let max_keys = r
         .get(s, "max_keys")
         .and_then(|n| r.int(&n, 100, 100_000_000));

@@ -173,3 +173,19 @@ fn yaml_parse_error_reports_line_and_column() {
         "{shown}"
     );
 }
+
+/// A key written without a value (`mode:`) over a default is an error naming it, not the default kept
+/// silently; an optional setting whose default is null takes null as "none".
+#[test]
+fn a_key_without_a_value_is_an_error_not_the_default() {
+    let err = load_str("policy:\n  mode:\napi:\n  listen:\n", None, &[]).unwrap_err();
+    let text = err.to_string();
+    for key in ["policy.mode", "api.listen"] {
+        assert!(
+            text.contains(&format!("`{key}`: has no value")),
+            "{key}: {text}"
+        );
+    }
+    let cfg = load_str("detect:\n  scenarios:\n    dir:\n", None, &[]).unwrap();
+    assert_eq!(cfg.detect.scenarios.dir, None);
+}

@@ -46,8 +46,36 @@ fn nft_table_and_hooks_are_checked_as_nftables_will() {
     assert_eq!(cfg.respond.nft.name(), "sentinel");
 }
 
+/// An empty string is never "none" in disguise: each optional setting refuses it by name, and `null`
+/// (the default) is how "none" is written.
 #[test]
-fn empty_strings_mean_none_and_are_typed_as_such() {
+fn an_empty_string_is_an_error_not_none() {
+    let text = errors(
+        "respond:\n  quarantine_dir: \"\"\n  docker_quarantine_network: \"\"\n  actuators:\n    block_ip: { mode: \"\", max_live: 10 }\ndetect:\n  scenarios:\n    dir: \"\"\n",
+    );
+    for key in [
+        "respond.quarantine_dir",
+        "respond.docker_quarantine_network",
+        "respond.actuators.block_ip.mode",
+        "detect.scenarios.dir",
+    ] {
+        assert!(
+            text.contains(&format!("`{key}`: must not be empty (write null for none)")),
+            "{key}: {text}"
+        );
+    }
+    let cfg = load_str(
+        "respond:\n  quarantine_dir: null\n  actuators:\n    block_ip: { mode: null, max_live: 10 }\ndetect:\n  scenarios:\n    dir: null\n",
+        None,
+        &[],
+    )
+    .unwrap();
+    assert_eq!(cfg.respond.quarantine_dir, None);
+    assert_eq!(cfg.detect.scenarios.dir, None);
+}
+
+#[test]
+fn absent_optional_values_are_none_and_typed_as_such() {
     let cfg = load_str("", None, &[]).unwrap();
     assert_eq!(cfg.respond.quarantine_dir, None);
     assert_eq!(cfg.respond.docker_quarantine_network, None);
@@ -142,4 +170,22 @@ fn the_format_list_is_the_parsers_own() {
     for name in sentinel_config::FORMATS {
         assert!(sentinel_ingest::parse::by_name(name).is_some(), "{name}");
     }
+}
+
+/// `ipv6_prefix` is a prefix length or null (per address): 0 is refused, not read as "per address" by the
+/// daemon while `sentinel replay --ipv6-prefix 0` lumped every IPv6 source into one.
+#[test]
+fn ipv6_prefix_is_a_length_or_null() {
+    let text = errors("detect:\n  scenarios:\n    ipv6_prefix: 0\n");
+    assert!(text.contains("`detect.scenarios.ipv6_prefix`"), "{text}");
+    assert_eq!(
+        load_str("", None, &[])
+            .unwrap()
+            .detect
+            .scenarios
+            .ipv6_prefix,
+        None
+    );
+    let cfg = load_str("detect:\n  scenarios:\n    ipv6_prefix: 64\n", None, &[]).unwrap();
+    assert_eq!(cfg.detect.scenarios.ipv6_prefix, Some(64));
 }

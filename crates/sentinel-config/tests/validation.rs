@@ -312,7 +312,7 @@ detect:
     assert!(
         matches!(&cfg.sources[2], sentinel_config::SourceConfig::Journald { journald, .. } if journald.command[0] == "journalctl")
     );
-    assert_eq!(cfg.detect.scenarios.ipv6_prefix, 64);
+    assert_eq!(cfg.detect.scenarios.ipv6_prefix, Some(64));
     assert_eq!(cfg.detect.scenarios.whitelist.len(), 3);
     // The effective configuration loads back to the same thing.
     let again = sentinel_config::load_str(&cfg.effective_yaml(), None, &[]).unwrap();

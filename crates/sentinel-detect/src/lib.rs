@@ -1,8 +1,11 @@
 //! Detectors: pure, synchronous functions from events to alerts.
 //!
 //! This crate owns the scoring of events: the deterministic [`Heuristic`] detector over telemetry fields
-//! (failed logins, request rate, bytes out, known-bad ports, payload signatures). It does no I/O and reads
-//! no clock except the timestamps it is given, so a replay gives the same alerts as live traffic did.
+//! (failed logins, request rate, bytes out, known-bad ports, payload signatures), and the
+//! [`ScenarioEngine`] over parsed log lines (leaky buckets, distinct counts, the built-in scenario set and
+//! the scenario file format). It does no I/O (callers hand it scenario text) and reads no clock except the
+//! timestamps it is given, so a replay gives the same alerts as live traffic did. It never investigates,
+//! decides or acts.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 

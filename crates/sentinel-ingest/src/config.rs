@@ -90,6 +90,8 @@ pub enum LogFormat {
 impl LogFormat {
     /// Every format name, in declaration order.
     pub const NAMES: &'static [&'static str] = <LogFormat as VariantNames>::VARIANTS;
+    /// Every format, in declaration order.
+    pub const ALL: &'static [LogFormat] = <LogFormat as strum::VariantArray>::VARIANTS;
 
     /// The name as written in the configuration.
     pub fn as_str(self) -> &'static str {

@@ -3,7 +3,8 @@
 //! This crate owns the enrichers (for now [`LocalContext`]: the kind of address, and how often the subject
 //! offended recently) and [`Investigator`], which runs them concurrently under one deadline, tolerates their failures as recorded
 //! uncertainty, and correlates everything into a risk score and confidence. Remote threat-intelligence
-//! providers slot in as further [`sentinel_core::Enricher`]s.
+//! providers slot in as further [`sentinel_core::Enricher`]s. It never decides what to do about an alert
+//! (that is the policy's job) and never writes to the store.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 

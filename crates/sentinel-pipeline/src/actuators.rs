@@ -104,6 +104,10 @@ pub fn preflight(cfg: &ValidatedConfig) -> Vec<String> {
                 if let Err(problems) = qc.validate() {
                     errors.push(format!("respond.quarantine: {}", problems.join("; ")));
                 }
+                errors.extend(crate::sources::dir_problem(
+                    "respond.quarantine_dir",
+                    &qc.dir,
+                ));
                 for root in &qc.roots {
                     if let Err(e) = std::fs::canonicalize(root) {
                         errors.push(format!(

@@ -5,9 +5,12 @@
 //! sources' parse stage ([`sources`]), scenario loading ([`scenarios`]), the actuators the configuration
 //! asks for ([`actuators`]), the ledger's tasks (manual decisions, expiry, reconcile: [`ledger`]), the
 //! policy ([`policy`]), fail2ban jails as sources, scenarios and rules ([`jails`]), offline replay
-//! ([`replay`]), event retention ([`retention`]) and the metrics every stage moves ([`metrics`]).
+//! ([`replay`]), event retention ([`retention`]), the manual-decision contract front ends call
+//! ([`decisions`]) and the metrics every stage moves ([`metrics`]).
 //!
-//! It never depends on the API: the API, the daemon and any future role process depend on it.
+//! It never depends on the API: the API, the daemon and any future role process depend on it. It never
+//! parses Sentinel's configuration text (it is handed a validated configuration) and never parses a
+//! command line.
 #![forbid(unsafe_code)]
 
 pub mod actuators;

@@ -109,7 +109,7 @@ pub fn allowlist(cfg: &ValidatedConfig) -> Allowlist {
 }
 
 /// This host's own addresses (every interface's, link-local ones included), from `getifaddrs`.
-fn local_addresses() -> std::io::Result<Vec<std::net::IpAddr>> {
+pub(crate) fn local_addresses() -> std::io::Result<Vec<std::net::IpAddr>> {
     Ok(if_addrs::get_if_addrs()?
         .into_iter()
         .map(|i| i.ip())

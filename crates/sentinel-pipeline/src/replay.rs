@@ -6,6 +6,7 @@ use anyhow::Context;
 use sentinel_core::{Alert, Redactor, Timestamp};
 use sentinel_detect::scenario::ScenarioDef;
 use sentinel_detect::{EngineOptions, EngineStats, ScenarioEngine};
+use sentinel_ingest::config::{LineFormat, LogFormat};
 use sentinel_ingest::{LineParser, ParseCtx};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -18,12 +19,9 @@ use std::time::Instant;
 pub struct ReplayOptions {
     /// Files (`-` for standard input), plain or gzip.
     pub files: Vec<PathBuf>,
-    /// Parser name (`auto`, `sshd`, `nginx`, …).
-    pub format: String,
-    /// A fail2ban filter to use instead of the built-in parsers.
-    pub fail2ban_filter: Option<PathBuf>,
-    /// The filter's mode (`normal`, `aggressive`, `ddos`, …).
-    pub mode: Option<String>,
+    /// How lines are parsed: a built-in format (`auto`, `sshd`, `nginx`, …) or a fail2ban filter with
+    /// its mode (`normal`, `aggressive`, `ddos`, … as the filter defines them).
+    pub format: LineFormat,
     /// Extra scenario files (a directory of `*.yaml`, or one file).
     pub scenarios: Option<PathBuf>,
     /// Whether the built-in scenarios run too.
@@ -129,35 +127,23 @@ fn load_scenarios(opts: &ReplayOptions) -> anyhow::Result<Vec<ScenarioDef>> {
 }
 
 fn parser(opts: &ReplayOptions) -> anyhow::Result<Box<dyn LineParser>> {
-    if let Some(path) = &opts.fail2ban_filter {
-        let f = sentinel_ingest::fail2ban::Fail2banFilter::load(
-            path,
-            &sentinel_ingest::fail2ban::FilterOptions {
-                mode: opts.mode.clone(),
-                vars: Vec::new(),
-            },
-        )
-        // The error names the file, the option and the cause itself (its I/O source included): as a chain
-        // the cause would print twice.
-        .map_err(|e| {
-            let text = e.to_string();
-            match &opts.mode {
-                // A mode the filter does not define leaves its `<mdre-MODE…>` tag unresolved.
-                Some(mode) if text.contains(&format!("<mdre-{mode}")) => anyhow::anyhow!(
-                    "{text}: the filter has no mode `{mode}` (its modes are the `mdre-*` options of its [Definition])"
-                ),
-                _ => anyhow::anyhow!("{text}"),
-            }
-        })?;
-        return Ok(Box::new(f));
-    }
-    sentinel_ingest::parse::by_name(&opts.format).ok_or_else(|| {
-        anyhow::anyhow!(
-            "unknown format `{}` (one of: {})",
-            opts.format,
-            sentinel_ingest::parse::FORMATS.join(", ")
-        )
-    })
+    let f = match &opts.format {
+        LineFormat::Named(format) => return Ok(format.build()),
+        LineFormat::Fail2ban(f) => f,
+    };
+    // The error names the file, the option and the cause itself (its I/O source included): as a chain
+    // the cause would print twice.
+    let filter = f.build().map_err(|e| {
+        let text = e.to_string();
+        match &f.mode {
+            // A mode the filter does not define leaves its `<mdre-MODE…>` tag unresolved.
+            Some(mode) if text.contains(&format!("<mdre-{mode}")) => anyhow::anyhow!(
+                "{text}: the filter has no mode `{mode}` (its modes are the `mdre-*` options of its [Definition])"
+            ),
+            _ => anyhow::anyhow!("{text}"),
+        }
+    })?;
+    Ok(Box::new(filter))
 }
 
 /// Runs the replay, writing the summary (or matches) to `out`.
@@ -165,10 +151,10 @@ pub fn run(opts: &ReplayOptions, out: &mut dyn Write) -> anyhow::Result<ReplaySu
     let parser = parser(opts)?;
     // A parser the user chose (a fail2ban filter, or a format other than `auto`) that matches nothing is
     // almost always the wrong filter or a broken one: say so.
-    let explicit = opts.fail2ban_filter.is_some() || opts.format != "auto";
-    let filter_name = match &opts.fail2ban_filter {
-        Some(_) => parser.name().to_owned(),
-        None => opts.format.clone(),
+    let explicit = opts.format != LineFormat::Named(LogFormat::Auto);
+    let filter_name = match &opts.format {
+        LineFormat::Fail2ban(_) => parser.name().to_owned(),
+        LineFormat::Named(format) => format.as_str().to_owned(),
     };
     let defs = load_scenarios(opts)?;
     let mut engine = ScenarioEngine::new(

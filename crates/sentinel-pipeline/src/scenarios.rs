@@ -130,7 +130,7 @@ pub fn engine(
         load_defs(sc.builtin, sc.dir.as_deref(), &sc.define)?,
         sentinel_detect::EngineOptions {
             whitelist: resolve_whitelist(&sc.whitelist)?,
-            ipv6_prefix: (sc.ipv6_prefix > 0).then_some(sc.ipv6_prefix),
+            ipv6_prefix: sc.ipv6_prefix,
             max_keys_per_scenario: sc.max_keys,
             ..sentinel_detect::EngineOptions::default()
         },

@@ -34,17 +34,21 @@ impl RunningSources {
 
 /// What `config check` verifies beyond the pure validation (it reads files): fail2ban jails (expanded as the
 /// daemon would), every source's parser (fail2ban filters load), every scenario, the scenario whitelist's
-/// host names (resolved as the daemon does), and that every actuator builds. Returns notes to print
-/// (`WARNING: …` lines and a summary of the jails) and errors.
+/// host names (resolved as the daemon does), that every actuator builds, and that `data_dir` is (or can
+/// become) a directory. Returns notes to print (`WARNING: …` lines and a summary of the jails) and errors.
 pub fn preflight(cfg: &ValidatedConfig) -> (Vec<String>, Vec<String>) {
     let mut notes = Vec::new();
+    let mut errors: Vec<String> = dir_problem("data_dir", &cfg.data_dir).into_iter().collect();
+    errors.extend(listen_problems(cfg));
     let (expanded, warnings) = crate::jails::expand(cfg);
     notes.extend(warnings.into_iter().map(|w| format!("WARNING: {w}")));
     let cfg = match expanded {
         Ok(cfg) => cfg,
-        Err(errors) => return (notes, errors),
+        Err(jail_errors) => {
+            errors.extend(jail_errors);
+            return (notes, errors);
+        }
     };
-    let mut errors = Vec::new();
     for (i, src) in cfg.sources.iter().enumerate() {
         match source_parser(src) {
             Ok(p) => {
@@ -73,12 +77,21 @@ pub fn preflight(cfg: &ValidatedConfig) -> (Vec<String>, Vec<String>) {
                     ));
                 }
             }
-            Err(e) => errors.push(format!(
-                "{}: {e:#}",
-                source_label(src)
-                    .replace("jail:", "jail ")
-                    .replace("file:", &format!("sources[{i}] file "))
-            )),
+            // Names and paths are quoted: `config check` masks secrets in what it prints, and a bare
+            // `…/auth.log:` or `nginx-http-auth.conf:` would read as a secret key whose value is the cause.
+            Err(e) => errors.push(match src {
+                SourceConfig::File { jail: Some(j), .. }
+                | SourceConfig::Journald { jail: Some(j), .. } => format!("jail `{j}`: {e:#}"),
+                SourceConfig::File { file, .. } => format!(
+                    "sources[{i}] file `{}`: {e:#}",
+                    file.paths
+                        .iter()
+                        .map(|g| g.as_str())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ),
+                _ => format!("sources[{i}] {}: {e:#}", source_label(src)),
+            }),
         }
     }
     let sc = &cfg.detect.scenarios;
@@ -92,6 +105,58 @@ pub fn preflight(cfg: &ValidatedConfig) -> (Vec<String>, Vec<String>) {
     (notes, errors)
 }
 
+/// Addresses the daemon would listen on (the API, syslog sources) that are not this host's: binding them
+/// fails when the daemon starts. Whether a port is free is left to the daemon (a check here would fail
+/// while the daemon itself runs).
+fn listen_problems(cfg: &ValidatedConfig) -> Vec<String> {
+    let mut wanted: Vec<(String, std::net::SocketAddr)> =
+        vec![("`api.listen`".into(), cfg.api.listen)];
+    for (i, src) in cfg.sources.iter().enumerate() {
+        if let SourceConfig::Syslog { syslog, .. } = src {
+            for (proto, addr) in [("udp", syslog.udp), ("tcp", syslog.tcp)] {
+                if let Some(addr) = addr {
+                    wanted.push((format!("`sources[{i}].{proto}`"), addr));
+                }
+            }
+        }
+    }
+    let local = match crate::policy::local_addresses() {
+        Ok(local) => local,
+        Err(e) => return vec![format!("cannot list this host's addresses: {e}")],
+    };
+    wanted
+        .into_iter()
+        .filter(|(_, a)| !a.ip().is_unspecified() && !local.contains(&a.ip()))
+        .map(|(key, a)| format!("{key}: {} is not an address of this host", a.ip()))
+        .collect()
+}
+
+/// Why the daemon could not use `dir` (the setting `key`) as a directory: it, or the nearest part of its
+/// path that exists, is not a directory. Whether it may be written is left to the daemon (a check here
+/// could pass as another user).
+pub(crate) fn dir_problem(key: &str, dir: &std::path::Path) -> Option<String> {
+    let existing = dir
+        .ancestors()
+        .find(|p| !p.as_os_str().is_empty() && std::fs::symlink_metadata(p).is_ok())?;
+    match std::fs::metadata(existing) {
+        Ok(m) if m.is_dir() => None,
+        Ok(_) if existing == dir => Some(format!(
+            "`{key}`: {} exists and is not a directory",
+            dir.display()
+        )),
+        Ok(_) => Some(format!(
+            "`{key}`: {} cannot be created: {} is not a directory",
+            dir.display(),
+            existing.display()
+        )),
+        Err(e) => Some(format!(
+            "`{key}`: {} cannot be used: {}: {e}",
+            dir.display(),
+            existing.display()
+        )),
+    }
+}
+
 /// A parser, and its fail2ban filter when it is one (whose session counters `/metrics` reads).
 type BuiltParser = (Box<dyn LineParser>, Option<Arc<Fail2banFilter>>);
 
@@ -101,10 +166,18 @@ fn build_parser(format: &LineFormat) -> anyhow::Result<BuiltParser> {
     match format {
         LineFormat::Named(f) => Ok((f.build(), None)),
         LineFormat::Fail2ban(f) => {
-            let filter =
-                Arc::new(f.build().with_context(|| {
-                    format!("loading the fail2ban filter {}", f.path.display())
-                })?);
+            // The filter's error names the file and its cause (an I/O error's text included): as an
+            // error chain the cause would print twice.
+            // The filter's path is quoted and said once (its error starts with it).
+            let filter = Arc::new(f.build().map_err(|e| {
+                let path = f.path.display().to_string();
+                let text = e.to_string();
+                let cause = text
+                    .strip_prefix(path.as_str())
+                    .and_then(|t| t.strip_prefix(": "))
+                    .unwrap_or(&text);
+                anyhow::anyhow!("loading the fail2ban filter `{path}`: {cause}")
+            })?);
             Ok((Box::new(SharedFilter(filter.clone())), Some(filter)))
         }
     }

@@ -588,3 +588,151 @@ fn healthcheck_follows_readiness() {
     let (dir, _) = d.stop();
     assert_eq!(hc(dir.path()).code(), Some(1));
 }
+
+/// What would stop the daemon while starting is found by `config check` first: a `data_dir` that is a
+/// file (or under one), and a fail2ban filter that cannot be read, whose cause is said once.
+#[test]
+fn config_check_finds_what_the_daemon_would_fail_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, "x").unwrap();
+    for (data_dir, want) in [
+        (file.clone(), "exists and is not a directory"),
+        (file.join("data"), "is not a directory"),
+    ] {
+        std::fs::write(
+            dir.path().join("sentinel.yml"),
+            format!("data_dir: {}\n", data_dir.display()),
+        )
+        .unwrap();
+        let out = command(dir.path())
+            .args(["config", "check"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains(&format!("`data_dir`: {}", data_dir.display()))
+                && stderr.contains(want),
+            "{stderr}"
+        );
+        // The daemon refuses it too: `config check` and `run` agree.
+        let out = command(dir.path())
+            .args(["run", "--listen", "127.0.0.1:0"])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+    }
+    let roots = dir.path().join("uploads");
+    std::fs::create_dir(&roots).unwrap();
+    let data = dir.path().join("data");
+    for (yaml, want) in [
+        (
+            "sources:\n  - { type: syslog, udp: \"192.0.2.1:5514\" }\n".to_owned(),
+            "`sources[0].udp`: 192.0.2.1 is not an address of this host".to_owned(),
+        ),
+        (
+            format!(
+                "respond:\n  quarantine_dir: {}\n  quarantine_roots: [{}]\n  actuators:\n    quarantine_file: {{ mode: enforce, max_live: 10 }}\n",
+                file.join("q").display(),
+                roots.display()
+            ),
+            format!("`respond.quarantine_dir`: {}", file.join("q").display()),
+        ),
+    ] {
+        std::fs::write(
+            dir.path().join("sentinel.yml"),
+            format!("data_dir: {}\n{yaml}", data.display()),
+        )
+        .unwrap();
+        let out = command(dir.path())
+            .args(["config", "check"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{yaml}\n{stderr}");
+        assert!(stderr.contains(&want), "{want}\n{stderr}");
+        let out = command(dir.path())
+            .args(["run", "--listen", "127.0.0.1:0"])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{yaml}");
+    }
+    let missing = dir.path().join("missing.conf");
+    std::fs::write(
+        dir.path().join("sentinel.yml"),
+        format!(
+            "data_dir: {}\nsources:\n  - {{ type: file, paths: [/var/log/syslog], fail2ban_filter: {} }}\n",
+            dir.path().join("data").display(),
+            missing.display()
+        ),
+    )
+    .unwrap();
+    let out = command(dir.path())
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&missing.display().to_string()), "{stderr}");
+    assert_eq!(
+        stderr.matches("No such file or directory").count(),
+        1,
+        "{stderr}"
+    );
+}
+
+/// A problem with a source on `/var/log/auth.log`, or with a filter named like fail2ban's stock
+/// `nginx-http-auth`, is printed, not masked as if `auth…:` were a secret key.
+#[test]
+fn config_check_problems_on_auth_files_are_not_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nginx-http-auth.conf");
+    std::fs::write(
+        dir.path().join("sentinel.yml"),
+        format!(
+            "data_dir: {}\nsources:\n  - {{ type: file, paths: [/var/log/auth.log], fail2ban_filter: {} }}\n",
+            dir.path().join("data").display(),
+            missing.display()
+        ),
+    )
+    .unwrap();
+    let out = command(dir.path())
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(!stderr.contains("***"), "{stderr}");
+    assert!(
+        stderr.contains("sources[0] file `/var/log/auth.log`")
+            && stderr.contains(&format!(
+                "`{}`: cannot read: No such file",
+                missing.display()
+            )),
+        "{stderr}"
+    );
+}
+
+/// `--env-file` names a file that must exist: a typo is an error, not a layer skipped silently (only the
+/// default `./.env` is optional).
+#[test]
+fn a_missing_env_file_given_on_the_command_line_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = command(dir.path())
+        .args(["config", "check", "--env-file", "prod.env"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("`prod.env`: cannot read"), "{stderr}");
+    let out = command(dir.path())
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -473,3 +473,27 @@ fn import_comments_hold_multi_line_values() {
     let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(keys, ["detect", "policy", "respond", "sources"], "{yaml}");
 }
+
+/// An import that found no jail because the directory is wrong prints no configuration (a file of
+/// Sentinel's defaults would pass for an import) and exits 2 naming the problem.
+#[test]
+fn an_import_of_nothing_is_an_error_without_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-fail2ban-here");
+    let out = common::command(dir.path())
+        .args(["import", "fail2ban"])
+        .arg(&missing)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        stderr.contains(&format!("{}/jail.conf: cannot read", missing.display())),
+        "{stderr}"
+    );
+}

@@ -832,3 +832,32 @@ async fn a_decision_is_answered_only_once_its_records_are_committed() {
     }
     let (_dir, _) = d.stop();
 }
+
+/// An `api.addr` that does not hold an address is named as the problem, not silently replaced by the
+/// configured `listen` (which could be another daemon, or none).
+#[test]
+fn a_corrupt_api_addr_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("api.addr"), "garbage\n").unwrap();
+    for args in [
+        &["decisions", "--api-key", "k", "list"][..],
+        &["healthcheck"][..],
+    ] {
+        let out = command(dir.path())
+            .args(args)
+            .args(["--data-dir", data.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "{}: not an address",
+                data.join("api.addr").display()
+            )),
+            "{args:?}: {stderr}"
+        );
+    }
+}

@@ -6,6 +6,7 @@ mod common;
 
 use common::command;
 use sentinel_core::Observed;
+use sentinel_ingest::config::{Fail2banFilterConfig, LineFormat, LogFormat};
 use sentinel_ingest::{LineParser, LogKind, ParseCtx};
 use sentinel_pipeline::replay::{run, ReplayOptions};
 use std::collections::BTreeSet;
@@ -20,9 +21,7 @@ fn fixture_filter() -> PathBuf {
 fn opts(files: Vec<PathBuf>) -> ReplayOptions {
     ReplayOptions {
         files,
-        format: "sshd".into(),
-        fail2ban_filter: None,
-        mode: None,
+        format: LineFormat::Named(LogFormat::Sshd),
         scenarios: None,
         builtin: true,
         whitelist: Vec::new(),
@@ -138,8 +137,11 @@ fn replay_with_a_fail2ban_filter_finds_the_attackers() {
     let dir = tempfile::tempdir().unwrap();
     let (path, log) = write_sshd(dir.path(), 50_000, 50, 500);
     let mut o = opts(vec![path]);
-    o.fail2ban_filter = Some(fixture_filter());
-    o.mode = Some("aggressive".into());
+    o.format = LineFormat::Fail2ban(Fail2banFilterConfig {
+        path: fixture_filter(),
+        mode: Some("aggressive".into()),
+        vars: Vec::new(),
+    });
     let s = run(&o, &mut Vec::new()).unwrap();
     let alerted: BTreeSet<String> = s
         .alerts
@@ -583,8 +585,11 @@ fn matches_print_a_filters_own_fields() {
     let log = dir.path().join("app.log");
     std::fs::write(&log, "login failed from 203.0.113.9 tenant acme\n").unwrap();
     let mut o = opts(vec![log]);
-    o.format = "auto".into();
-    o.fail2ban_filter = Some(filter);
+    o.format = LineFormat::Fail2ban(Fail2banFilterConfig {
+        path: filter,
+        mode: None,
+        vars: Vec::new(),
+    });
     o.matches = true;
     let mut out = Vec::new();
     run(&o, &mut out).unwrap();
@@ -594,4 +599,50 @@ fn matches_print_a_filters_own_fields() {
         out.contains("f-tenant=acme") || out.contains("tenant=acme"),
         "{out}"
     );
+}
+
+/// `--format` and `--fail2ban-filter` both choose the parser: given together, one would be ignored
+/// silently, so the pair is a usage error (exit 2) naming both.
+#[test]
+fn a_format_and_a_fail2ban_filter_together_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    std::fs::write(
+        &log,
+        "Jan  1 00:00:00 host sshd[1]: Failed password for root from 203.0.113.9 port 22 ssh2\n",
+    )
+    .unwrap();
+    let out = command(dir.path())
+        .args(["replay", "--format", "nginx", "--fail2ban-filter"])
+        .arg(fixture_filter())
+        .arg(&log)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--format") && stderr.contains("--fail2ban-filter"),
+        "{stderr}"
+    );
+    // An empty mode is refused by the command line, not taken for a mode named ``.
+    let out = command(dir.path())
+        .args(["replay", "--mode", "", "--fail2ban-filter"])
+        .arg(fixture_filter())
+        .arg(&log)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("'--mode <MODE>'"), "{stderr}");
+    // A prefix length is 1..=128: 0 would lump every IPv6 source into one, 200 would mean nothing.
+    for bad in ["0", "200"] {
+        let out = command(dir.path())
+            .args(["replay", "--format", "sshd", "--ipv6-prefix", bad])
+            .arg(&log)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {stderr}");
+        assert!(stderr.contains("--ipv6-prefix"), "{stderr}");
+    }
 }

@@ -198,7 +198,7 @@ impl Target {
         data_dir: &Path,
         listen: std::net::SocketAddr,
     ) -> anyhow::Result<Self> {
-        let base = super::daemon_url(url, data_dir, listen);
+        let base = super::daemon_url(url, data_dir, listen)?;
         let key = match key {
             Some(k) => k,
             None => std::fs::read_to_string(data_dir.join(sentinel_api::keys::ADMIN_KEY_FILE))

@@ -37,7 +37,7 @@ fn ready(a: HealthcheckArgs) -> anyhow::Result<bool> {
         Some(u) => u.trim_end_matches('/').to_owned(),
         None => {
             let cfg = a.common.load().map_err(anyhow::Error::msg)?;
-            super::daemon_url(None, &cfg.data_dir, cfg.api.listen)
+            super::daemon_url(None, &cfg.data_dir, cfg.api.listen)?
         }
     };
     super::small_runtime()?.block_on(async {

@@ -24,6 +24,15 @@ pub enum ImportCommand {
 pub fn run(command: ImportCommand) -> ExitCode {
     let ImportCommand::Fail2ban { dir } = command;
     match fail2ban(&dir) {
+        // Nothing imported and something wrong (no such directory, a broken jail.conf): a configuration
+        // of Sentinel's defaults alone would read as a successful import when redirected to a file.
+        Ok(i) if i.jails == 0 && !i.errors.is_empty() => {
+            for e in &i.errors {
+                eprintln!("ERROR: {e}");
+            }
+            eprintln!("sentinel import: nothing imported from {}", dir.display());
+            ExitCode::from(2)
+        }
         Ok(i) => {
             print!("{}", i.yaml);
             for w in &i.warnings {
@@ -54,6 +63,8 @@ struct Imported {
     warnings: Vec<String>,
     /// Jails left out because they are broken.
     errors: Vec<String>,
+    /// How many jails were imported.
+    jails: usize,
 }
 
 /// Reads fail2ban's jails in `dir` and renders the equivalent configuration.
@@ -115,5 +126,6 @@ fn fail2ban(dir: &Path) -> anyhow::Result<Imported> {
         yaml,
         warnings: plan.warnings,
         errors: plan.errors,
+        jails: plan.jails.len(),
     })
 }

@@ -19,9 +19,9 @@ pub struct Common {
     /// Configuration file (default: ./sentinel.yml when it exists).
     #[arg(long, env = "SENTINEL_CONFIG", global = true)]
     config: Option<PathBuf>,
-    /// A .env file layered over the configuration file.
-    #[arg(long, default_value = ".env", global = true)]
-    env_file: PathBuf,
+    /// A .env file layered over the configuration file (default: ./.env when it exists).
+    #[arg(long, global = true)]
+    env_file: Option<PathBuf>,
     /// Where Sentinel keeps its data (overrides `data_dir`).
     #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
@@ -38,6 +38,17 @@ impl Common {
             .config
             .clone()
             .or_else(|| default.exists().then_some(default));
+        // A file named on the command line must exist; only the default `./.env` is optional.
+        if let Some(p) = self.env_file.as_deref().filter(|p| !p.exists()) {
+            return Err(format!(
+                "the configuration has 1 problem(s):\n`{}`: cannot read: no such file (--env-file)",
+                p.display()
+            ));
+        }
+        let dotenv = self
+            .env_file
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(".env"));
         let mut env: Vec<(String, String)> = std::env::vars().collect();
         if let Some(d) = &self.data_dir {
             env.push(("SENTINEL__DATA_DIR".into(), d.display().to_string()));
@@ -47,7 +58,7 @@ impl Common {
         }
         sentinel_config::load(&sentinel_config::Sources {
             yaml_path: yaml.as_deref(),
-            dotenv_path: Some(&self.env_file),
+            dotenv_path: Some(&dotenv),
             env: &env,
         })
         // A problem quotes the value it refuses: a secret pasted into the wrong setting is masked.
@@ -63,19 +74,29 @@ impl Common {
 }
 
 /// The running daemon's base URL: `url` if given, else the address it wrote to `<data_dir>/api.addr`,
-/// else the configured `listen` (an unspecified address becomes loopback).
-pub fn daemon_url(url: Option<String>, data_dir: &Path, listen: SocketAddr) -> String {
+/// else (no such file) the configured `listen`; an unspecified address becomes loopback. An `api.addr`
+/// that cannot be read or does not hold an address is an error, not a silent fall back to `listen`.
+pub fn daemon_url(
+    url: Option<String>,
+    data_dir: &Path,
+    listen: SocketAddr,
+) -> anyhow::Result<String> {
     if let Some(u) = url {
-        return u.trim_end_matches('/').to_owned();
+        return Ok(u.trim_end_matches('/').to_owned());
     }
-    let mut addr = std::fs::read_to_string(data_dir.join(sentinel::daemon::ADDR_FILE))
-        .ok()
-        .and_then(|s| s.trim().parse::<SocketAddr>().ok())
-        .unwrap_or(listen);
+    let file = data_dir.join(sentinel::daemon::ADDR_FILE);
+    let mut addr = match std::fs::read_to_string(&file) {
+        Ok(text) => text
+            .trim()
+            .parse::<SocketAddr>()
+            .map_err(|e| anyhow::anyhow!("{}: not an address ({e}); pass --url", file.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => listen,
+        Err(e) => anyhow::bail!("cannot read {}: {e}; pass --url", file.display()),
+    };
     if addr.ip().is_unspecified() {
         addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
-    format!("http://{addr}")
+    Ok(format!("http://{addr}"))
 }
 
 /// A single-threaded runtime for the subcommands that make a few HTTP calls.

@@ -3,29 +3,25 @@
 
 use clap::builder::PossibleValue;
 use clap::{Args, ValueEnum};
+use sentinel_ingest::config::{Fail2banFilterConfig, LineFormat, LogFormat};
 use sentinel_pipeline::replay::ReplayOptions;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::LazyLock;
 
-/// A line format, one of the names the ingest crate's parsers answer to (the list lives there only).
+/// A line format on the command line: the ingest crate's [`LogFormat`] (the list lives there only).
 #[derive(Clone, Copy, Debug)]
-pub struct Format(&'static str);
-
-static FORMATS: LazyLock<Vec<Format>> = LazyLock::new(|| {
-    sentinel_ingest::parse::FORMATS
-        .iter()
-        .map(|f| Format(f))
-        .collect()
-});
+pub struct Format(LogFormat);
 
 impl ValueEnum for Format {
     fn value_variants<'a>() -> &'a [Self] {
-        &FORMATS
+        static ALL: LazyLock<Vec<Format>> =
+            LazyLock::new(|| LogFormat::ALL.iter().copied().map(Format).collect());
+        &ALL
     }
     fn to_possible_value(&self) -> Option<PossibleValue> {
-        Some(PossibleValue::new(self.0))
+        Some(PossibleValue::new(self.0.as_str()))
     }
 }
 
@@ -35,26 +31,26 @@ pub struct ReplayArgs {
     /// Log files, plain or gzip; `-` reads standard input.
     #[arg(required = true)]
     files: Vec<PathBuf>,
-    /// Line format.
-    #[arg(long, default_value = "auto")]
-    format: Format,
+    /// Line format (default: auto).
+    #[arg(long, conflicts_with = "fail2ban_filter")]
+    format: Option<Format>,
     /// Use a fail2ban filter file (filter.d/*.conf) instead of the built-in parsers.
     #[arg(long)]
     fail2ban_filter: Option<PathBuf>,
     /// The fail2ban filter's mode (normal, aggressive, ddos, extra: each filter names its own).
-    #[arg(long, requires = "fail2ban_filter")]
+    #[arg(long, requires = "fail2ban_filter", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     mode: Option<String>,
     /// More scenarios: a YAML file or a directory of them.
     #[arg(long)]
     scenarios: Option<PathBuf>,
-    /// Run only the scenarios given with --scenarios.
+    /// Run only the scenarios given with --scenarios (alone: parse only, like fail2ban-regex).
     #[arg(long)]
     no_builtin: bool,
     /// Never count these sources (CIDR or address; repeatable).
     #[arg(long = "whitelist", value_parser = parse_net)]
     whitelist: Vec<ipnet::IpNet>,
     /// Count IPv6 sources per prefix of this length (e.g. 64).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=128))]
     ipv6_prefix: Option<u8>,
     /// Keys kept per scenario before the stalest are evicted.
     #[arg(long, default_value_t = 250_000)]
@@ -78,9 +74,14 @@ fn parse_net(s: &str) -> Result<ipnet::IpNet, String> {
 pub fn run(a: ReplayArgs) -> ExitCode {
     let opts = ReplayOptions {
         files: a.files,
-        format: a.format.0.to_owned(),
-        fail2ban_filter: a.fail2ban_filter,
-        mode: a.mode,
+        format: match a.fail2ban_filter {
+            Some(path) => LineFormat::Fail2ban(Fail2banFilterConfig {
+                path,
+                mode: a.mode,
+                vars: Vec::new(),
+            }),
+            None => LineFormat::Named(a.format.map_or(LogFormat::Auto, |f| f.0)),
+        },
         scenarios: a.scenarios,
         builtin: !a.no_builtin,
         whitelist: a.whitelist,
