@@ -176,6 +176,17 @@ pub struct SessionReading {
     pub buffer_trimmed: u64,
 }
 
+impl std::ops::AddAssign for SessionReading {
+    fn add_assign(&mut self, r: Self) {
+        self.live += r.live;
+        self.evicted += r.evicted;
+        self.expired += r.expired;
+        self.pending += r.pending;
+        self.users_dropped += r.users_dropped;
+        self.buffer_trimmed += r.buffer_trimmed;
+    }
+}
+
 /// A filter's `(source, filter)` labels and how to read its counters.
 type FilterEntry = ((String, String), Read<SessionReading>);
 
@@ -210,14 +221,7 @@ impl Collector for Fail2banFilters {
         {
             let v = self.0.lock().unwrap_or_else(PoisonError::into_inner);
             for (label, read) in v.iter() {
-                let r = read();
-                let e = by_label.entry(label.clone()).or_default();
-                e.live += r.live;
-                e.evicted += r.evicted;
-                e.expired += r.expired;
-                e.pending += r.pending;
-                e.users_dropped += r.users_dropped;
-                e.buffer_trimmed += r.buffer_trimmed;
+                *by_label.entry(label.clone()).or_default() += read();
             }
         }
         if by_label.is_empty() {

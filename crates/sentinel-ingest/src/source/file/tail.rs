@@ -259,21 +259,7 @@ impl FileTail {
             None => Vec::new(),
         };
         tokio::pin!(shutdown);
-        let mut t = Tailer {
-            cfg: self.cfg,
-            metrics: self.metrics,
-            files: Vec::new(),
-            prior,
-            ignored: HashSet::new(),
-            unopenable: HashSet::new(),
-            first_poll: true,
-            since_flush: 0,
-            last_flush: Instant::now(),
-            storing: None,
-            chunk: vec![0; CHUNK],
-            spare: vec![0; CHUNK],
-            lines: Vec::new(),
-        };
+        let mut t = Tailer::new(self.cfg, self.metrics, prior);
         let result = loop {
             match t.poll(&out, &mut shutdown).await {
                 Ok(true) => {}
@@ -297,6 +283,25 @@ impl FileTail {
 }
 
 impl Tailer {
+    /// A tailer that has not polled yet, resuming from `prior` checkpoints.
+    fn new(cfg: FileTailConfig, metrics: Arc<SourceMetrics>, prior: Vec<FileCheckpoint>) -> Self {
+        Tailer {
+            cfg,
+            metrics,
+            files: Vec::new(),
+            prior,
+            ignored: HashSet::new(),
+            unopenable: HashSet::new(),
+            first_poll: true,
+            since_flush: 0,
+            last_flush: Instant::now(),
+            storing: None,
+            chunk: vec![0; CHUNK],
+            spare: vec![0; CHUNK],
+            lines: Vec::new(),
+        }
+    }
+
     /// Starts writing the checkpoint off the runtime, unless the previous write is still going.
     fn store(&mut self) {
         self.since_flush = 0;
@@ -804,21 +809,9 @@ mod tests {
     }
 
     fn tailer(metrics: Arc<SourceMetrics>) -> Tailer {
-        Tailer {
-            cfg: FileTailConfig::default(),
-            metrics,
-            files: Vec::new(),
-            prior: Vec::new(),
-            ignored: HashSet::new(),
-            unopenable: HashSet::new(),
-            first_poll: false,
-            since_flush: 0,
-            last_flush: Instant::now(),
-            storing: None,
-            chunk: vec![0; CHUNK],
-            spare: vec![0; CHUNK],
-            lines: Vec::new(),
-        }
+        let mut t = Tailer::new(FileTailConfig::default(), metrics, Vec::new());
+        t.first_poll = false;
+        t
     }
 
     /// A matched path replaced by a FIFO between the poll's stat and the open (a writer-less FIFO makes
