@@ -23,6 +23,18 @@ pub enum AuditKind {
     NoticeSent,
     /// An operator did something through the API.
     Operator,
+    /// An API key was created.
+    KeyCreated,
+    /// An API key was revoked.
+    KeyRevoked,
+    /// A configuration was loaded (its content hash is the hash of what was loaded).
+    ConfigLoaded,
+    /// Sentinel started.
+    Started,
+    /// Sentinel stopped.
+    Stopped,
+    /// The head of the process log's hash chain, every N lines.
+    LogChain,
 }
 
 impl AuditKind {
@@ -36,6 +48,12 @@ impl AuditKind {
             AuditKind::ActionChanged => "action_changed",
             AuditKind::NoticeSent => "notice_sent",
             AuditKind::Operator => "operator",
+            AuditKind::KeyCreated => "key_created",
+            AuditKind::KeyRevoked => "key_revoked",
+            AuditKind::ConfigLoaded => "config_loaded",
+            AuditKind::Started => "started",
+            AuditKind::Stopped => "stopped",
+            AuditKind::LogChain => "log_chain",
         }
     }
 }
@@ -53,6 +71,10 @@ pub struct AuditRecord {
     pub trace_id: TraceId,
     /// A short summary.
     pub summary: String,
+    /// SHA-256 of what the record is about (the stored record's JSON, the configuration file's
+    /// bytes), as 64 lowercase hex digits, so the store can be checked against the audit log.
+    #[serde(default)]
+    pub content_hash: Option<String>,
 }
 
 /// A message for people about something Sentinel saw or did.

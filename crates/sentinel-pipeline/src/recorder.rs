@@ -33,6 +33,7 @@ fn note(kind: AuditKind, subject_id: String, trace: &TraceId, summary: String) -
         subject_id,
         trace_id: trace.clone(),
         summary,
+        content_hash: None,
     }
 }
 

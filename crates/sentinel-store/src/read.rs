@@ -228,6 +228,7 @@ impl Store {
                     subject_id,
                     trace_id,
                     summary,
+                    content_hash: None,
                 })
             })
             .collect()

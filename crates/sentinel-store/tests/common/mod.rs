@@ -170,5 +170,6 @@ pub fn audit(ts: i64, kind: AuditKind, subject_id: &str, trace_id: &str) -> Audi
         subject_id: subject_id.into(),
         trace_id: trace(trace_id),
         summary: format!("{} {subject_id}", kind.as_str()),
+        content_hash: None,
     }
 }
