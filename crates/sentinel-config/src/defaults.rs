@@ -24,6 +24,13 @@ store:
   event_retention: 7d
   max_events: 1000000              # >= 1000
   sync: normal                     # normal: survives a killed process; full: also power loss (fsync per commit)
+audit:
+  origin: null                     # names the log and its signing key; null: sentinel/<hostname>
+  checkpoint_every: 1000           # records between signed checkpoints (1..=1000000)
+  checkpoint_interval: 10s         # ... or this long, whichever comes first
+  segment_bytes: 67108864          # roll to a new segment file at this size (1MiB..=1GiB)
+  witness_url: null                # POST each signed checkpoint here (https, or http on loopback)
+  witness_secret: null             # HMAC-SHA256 key signing those requests (required with witness_url)
 logging:
   level: info                      # trace|debug|info|warn|error
   redact_keys: []                  # extra key fragments whose values are masked

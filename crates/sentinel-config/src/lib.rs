@@ -34,9 +34,9 @@ pub use defaults::DEFAULT_YAML;
 pub use error::{ConfigError, ConfigErrors};
 pub use layers::{RawConfig, Text, ALLOW_INSECURE_VAR, ENV_PREFIX, REDACT_KEYS_VAR};
 pub use model::{
-    ActionRule, ApiConfig, Band, ConfidenceBands, DetectConfig, HeuristicConfig, LogLevel,
-    LoggingConfig, PipelineConfig, PolicyConfig, RiskBands, Rule, StoreConfig, StoreSync,
-    ValidatedConfig,
+    ActionRule, ApiConfig, AuditConfig, Band, ConfidenceBands, DetectConfig, HeuristicConfig,
+    LogLevel, LoggingConfig, PipelineConfig, PolicyConfig, RiskBands, Rule, StoreConfig, StoreSync,
+    ValidatedConfig, WitnessConfig,
 };
 pub use respond::{ActuatorConfig, RespondConfig};
 pub use sentinel_ingest::config::{

@@ -122,6 +122,8 @@ pub struct ValidatedConfig {
     pub store: StoreConfig,
     /// Logging.
     pub logging: LoggingConfig,
+    /// The audit log.
+    pub audit: AuditConfig,
     /// Detectors.
     pub detect: DetectConfig,
     /// The response policy.
@@ -175,6 +177,35 @@ pub struct StoreConfig {
     pub max_events: u64,
     /// How hard each commit is pushed to disk before it is acknowledged.
     pub sync: StoreSync,
+}
+
+/// `audit`: the tamper-evident audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditConfig {
+    /// Names the log and its signing key (`sentinel/<hostname>` when not set).
+    pub origin: Option<String>,
+    /// Records between signed checkpoints.
+    pub checkpoint_every: u64,
+    /// Longest time between checkpoints while records arrive.
+    #[serde(with = "humantime_serde")]
+    pub checkpoint_interval: Duration,
+    /// Size at which a new segment file is started.
+    pub segment_bytes: u64,
+    /// The outside witness each checkpoint is sent to, if any (shown as `witness_url` and
+    /// `witness_secret`, the keys it is read from).
+    #[serde(flatten)]
+    pub witness: Option<WitnessConfig>,
+}
+
+/// `audit.witness_url` and `audit.witness_secret`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WitnessConfig {
+    /// Where checkpoints are posted.
+    #[serde(rename = "witness_url")]
+    pub url: String,
+    /// The HMAC key signing each request (masked when the configuration is shown).
+    #[serde(rename = "witness_secret")]
+    pub secret: String,
 }
 
 /// `logging`.

@@ -6,8 +6,8 @@ use crate::defaults::defaults_tree;
 use crate::error::{dedup, ConfigError, ConfigErrors};
 use crate::layers::RawConfig;
 use crate::model::{
-    ApiConfig, DetectConfig, HeuristicConfig, LogLevel, LoggingConfig, PipelineConfig, StoreConfig,
-    StoreSync, ValidatedConfig,
+    ApiConfig, AuditConfig, DetectConfig, HeuristicConfig, LogLevel, LoggingConfig, PipelineConfig,
+    StoreConfig, StoreSync, ValidatedConfig, WitnessConfig,
 };
 use crate::policy::policy;
 use crate::reader::{Node, Reader};
@@ -66,6 +66,8 @@ fn build(r: &mut Reader, tree: &Value) -> Option<ValidatedConfig> {
     let store = store(r, section.as_ref());
     let section = r.get(root, "logging");
     let logging = logging(r, section.as_ref());
+    let section = r.get(root, "audit");
+    let audit = audit(r, section.as_ref());
     let section = r.get(root, "detect");
     let detect = detect(r, section.as_ref());
     let section = r.get(root, "policy");
@@ -84,6 +86,7 @@ fn build(r: &mut Reader, tree: &Value) -> Option<ValidatedConfig> {
         pipeline: pipeline?,
         store: store?,
         logging: logging?,
+        audit: audit?,
         detect: detect?,
         policy: policy?,
         respond: respond?,
@@ -162,6 +165,90 @@ fn logging(r: &mut Reader, s: Option<&Node<'_>>) -> Option<LoggingConfig> {
         level: level?,
         redact_keys: redact_keys?,
     })
+}
+
+fn audit(r: &mut Reader, s: Option<&Node<'_>>) -> Option<AuditConfig> {
+    let origin = r.get(s, "origin").and_then(|n| {
+        let o = r.optional_string(&n)?;
+        if let Some(o) = o {
+            if o.chars()
+                .any(|c| c == '+' || c.is_whitespace() || c.is_control())
+            {
+                r.fail(
+                    &n.path,
+                    "must not contain '+', spaces or control characters",
+                );
+                return None;
+            }
+        }
+        Some(o.map(str::to_owned))
+    });
+    let checkpoint_every = r
+        .get(s, "checkpoint_every")
+        .and_then(|n| r.int(&n, 1, 1_000_000));
+    let checkpoint_interval = r.get(s, "checkpoint_interval").and_then(|n| r.duration(&n));
+    let segment_bytes = r
+        .get(s, "segment_bytes")
+        .and_then(|n| r.int(&n, MIB, 1024 * MIB));
+    let url = r
+        .get(s, "witness_url")
+        .and_then(|n| Some((r.optional_string(&n)?, n.path)));
+    let secret = r
+        .get(s, "witness_secret")
+        .and_then(|n| Some((r.optional_string(&n)?, n.path)));
+    let witness = match (url?, secret?) {
+        ((None, _), (None, _)) => None,
+        ((Some(url), path), (Some(secret), _)) => {
+            if !witness_url_ok(url) {
+                r.fail(
+                    &path,
+                    format!("`{url}` must be an https:// URL (http:// only on a loopback host)"),
+                );
+                return None;
+            }
+            Some(WitnessConfig {
+                url: url.to_owned(),
+                secret: secret.to_owned(),
+            })
+        }
+        ((Some(_), _), (None, path)) => {
+            r.fail(
+                &path,
+                "witness_url is set: the witness needs a secret to sign with",
+            );
+            return None;
+        }
+        ((None, path), (Some(_), _)) => {
+            r.fail(&path, "witness_secret is set but there is no witness_url");
+            return None;
+        }
+    };
+    Some(AuditConfig {
+        origin: origin?,
+        checkpoint_every: checkpoint_every?,
+        checkpoint_interval: checkpoint_interval?,
+        segment_bytes: segment_bytes?,
+        witness,
+    })
+}
+
+/// An https URL, or an http one whose host is loopback (a witness on the same machine).
+fn witness_url_ok(url: &str) -> bool {
+    if let Some(rest) = url.strip_prefix("https://") {
+        return !rest.is_empty();
+    }
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn detect(r: &mut Reader, s: Option<&Node<'_>>) -> Option<DetectConfig> {

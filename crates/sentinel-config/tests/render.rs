@@ -38,6 +38,45 @@ fn effective_yaml_is_valid_config_again() {
 }
 
 #[test]
+fn the_witness_secret_is_masked_and_its_url_checked() {
+    let c =
+        cfg("audit:\n  witness_url: https://witness.example/cp\n  witness_secret: hmac-key-123\n");
+    let text = c.effective_yaml();
+    assert!(!text.contains("hmac-key-123"), "{text}");
+    assert!(
+        text.contains("witness_url: https://witness.example/cp"),
+        "{text}"
+    );
+    for (yaml, path) in [
+        (
+            "audit:\n  witness_url: http://192.0.2.7/cp\n  witness_secret: k\n",
+            "audit.witness_url",
+        ),
+        (
+            "audit:\n  witness_url: https://w.example/\n",
+            "audit.witness_secret",
+        ),
+        ("audit:\n  witness_secret: k\n", "audit.witness_url"),
+        ("audit:\n  origin: 'two words'\n", "audit.origin"),
+    ] {
+        let e = load_str(yaml, None, &[]).unwrap_err().to_string();
+        assert!(e.contains(path), "{yaml}: {e}");
+    }
+    assert!(load_str(
+        "audit:\n  witness_url: http://127.0.0.1:9/cp\n  witness_secret: k\n",
+        None,
+        &[]
+    )
+    .is_ok());
+    assert!(load_str(
+        "audit:\n  witness_url: http://[::1]:9/cp\n  witness_secret: k\n",
+        None,
+        &[]
+    )
+    .is_ok());
+}
+
+#[test]
 fn no_warnings_for_defaults() {
     assert!(cfg("").warnings().is_empty());
 }
