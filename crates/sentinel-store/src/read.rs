@@ -260,9 +260,10 @@ impl Store {
     /// The highest audit log seq indexed, `None` when no indexed record came from the log. Catching
     /// the index up from the log starts after it (see also [`Store::audit_log_seq_gaps`]).
     pub async fn max_audit_log_seq(&self) -> Result<Option<u64>, StoreError> {
-        let max: Option<i64> = sqlx::query_scalar("SELECT MAX(log_seq) FROM audit")
-            .fetch_one(self.pool())
-            .await?;
+        let max: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(log_seq) FROM audit WHERE log_seq IS NOT NULL")
+                .fetch_one(self.pool())
+                .await?;
         max.map(|m| u64::try_from(m).map_err(|_| StoreError::Corrupt(format!("audit log_seq {m}"))))
             .transpose()
     }
