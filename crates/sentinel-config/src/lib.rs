@@ -63,6 +63,20 @@ pub struct Sources<'a> {
 
 /// Reads the files, merges every layer, and validates the result.
 pub fn load(src: &Sources) -> Result<ValidatedConfig, ConfigErrors> {
+    load_read(src).map(|(cfg, _)| cfg)
+}
+
+/// The text of the files [`load_read`] read (`None`: not given, or a `.env` that does not exist).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReadText {
+    /// The configuration file's text.
+    pub yaml: Option<String>,
+    /// The `.env` file's text.
+    pub dotenv: Option<String>,
+}
+
+/// Like [`load`], and hands back the text read from each file, exactly as loaded (for its hash).
+pub fn load_read(src: &Sources) -> Result<(ValidatedConfig, ReadText), ConfigErrors> {
     let mut read_errors = Vec::new();
     let yaml_name = src.yaml_path.map(|p| p.display().to_string());
     let yaml_body = src
@@ -102,7 +116,14 @@ pub fn load(src: &Sources) -> Result<ValidatedConfig, ConfigErrors> {
     let mut raw = RawConfig::from_layers(yaml, dotenv, src.env);
     read_errors.append(&mut raw.layer_errors);
     raw.layer_errors = read_errors;
-    validate(&raw)
+    let cfg = validate(&raw)?;
+    Ok((
+        cfg,
+        ReadText {
+            yaml: yaml_body,
+            dotenv: dotenv_body,
+        },
+    ))
 }
 
 /// Like [`load`], from text instead of files (the YAML is named `sentinel.yml`, the `.env` text `.env`).

@@ -3,6 +3,12 @@
 //! store writer (with the caller's commit token, when it waits) and the audit entry through the
 //! [`AuditLog`].
 //!
+//! The audit entry about a stored record carries that record's content hash
+//! ([`sentinel_store::content_hash`]: SHA-256 of its JSON exactly as stored), computed after masking,
+//! so the stored row can be checked against the audit trail. Records of Sentinel itself (keys made or
+//! revoked, the configuration loaded, start and stop) are written with [`Recorder::note`] and its
+//! helpers, each answering once committed.
+//!
 //! The stages and the ledger's tasks (manual decisions, expiry, reconcile) hold a [`Recorder`]; none of
 //! them builds an audit record or a store record by hand.
 
@@ -12,7 +18,7 @@ use sentinel_core::{
     ActionRecord, Alert, AuditError, AuditKind, AuditLog, AuditRecord, Event, Investigation,
     Notice, Plan, Receipt, Redactor, Timestamp, TraceId,
 };
-use sentinel_store::{AckGroup, AckToken, Record, StoreWriter};
+use sentinel_store::{AckGroup, AckToken, AuditRow, Record, StoreWriter};
 use std::borrow::Cow;
 use std::sync::Arc;
 
@@ -180,10 +186,24 @@ impl Entry {
                     mask(r, e);
                 }
             }
-            Some(Record::Audit(a)) => mask(r, &mut a.summary),
+            Some(Record::Audit(AuditRow { record: a, .. })) => mask(r, &mut a.summary),
         }
         if let Some(a) = &mut self.audit {
             mask(r, &mut a.summary);
+        }
+    }
+
+    /// Masks (see `redact`), then gives the audit entry the content hash of the record as it will be
+    /// stored. A record that cannot be encoded gets no hash; the writer fails it and says so.
+    fn seal(&mut self, r: &Redactor) {
+        self.redact(r);
+        if let (Some(record), Some(audit)) = (&self.record, &mut self.audit) {
+            match sentinel_store::content_hash(record) {
+                Ok(hash) => audit.content_hash = hash,
+                Err(error) => {
+                    tracing::error!(evt = "content_hash_failed", table = record.table(), %error);
+                }
+            }
         }
     }
 }
@@ -209,7 +229,7 @@ impl AuditLog for StoreAudit {
     async fn append(&self, r: AuditRecord) -> Result<Receipt, AuditError> {
         let group = AckGroup::new();
         self.writer
-            .write_acked(Record::Audit(r), group.token(0))
+            .write_acked(Record::from(r), group.token(0))
             .await
             .map_err(|e| AuditError::Storage(e.to_string()))?;
         let summary = group.settled().await;
@@ -228,7 +248,7 @@ impl AuditLog for StoreAudit {
 
     async fn append_queued(&self, r: AuditRecord) -> Result<(), AuditError> {
         self.writer
-            .write(Record::Audit(r))
+            .write(Record::from(r))
             .await
             .map_err(|e| AuditError::Storage(e.to_string()))
     }
@@ -275,7 +295,7 @@ impl Recorder {
     /// part of any answer.
     pub async fn record(&self, entry: impl Into<Entry>, ack: Option<AckToken>) {
         let mut entry = entry.into();
-        entry.redact(&self.redactor);
+        entry.seal(&self.redactor);
         let result = match (entry.record, ack) {
             (Some(r), Some(t)) => self.writer.write_acked(r, t).await,
             (Some(r), None) => self.writer.write(r).await,
@@ -303,7 +323,7 @@ impl Recorder {
         let group = AckGroup::new();
         let mut audit_failures: Vec<String> = Vec::new();
         for (i, mut entry) in entries.into_iter().enumerate() {
-            entry.redact(&self.redactor);
+            entry.seal(&self.redactor);
             if let Some(r) = entry.record {
                 if let Err(e) = self.writer.write_acked(r, group.token(i as u64)).await {
                     self.failed("record", &e);
@@ -330,6 +350,70 @@ impl Recorder {
         tracing::error!(evt = "decision_not_stored", failed, error = %why);
         Err(format!("{failed} record(s) could not be stored ({why})"))
     }
+
+    /// Writes one audit record about Sentinel itself (no stored record goes with it) and answers once
+    /// it is committed. The summary is masked; `content_hash` is the SHA-256 hex of what the record is
+    /// about, when there is something to hash ([`sentinel_store::sha256_hex`]).
+    pub async fn note(
+        &self,
+        kind: AuditKind,
+        subject_id: &str,
+        trace: &TraceId,
+        summary: String,
+        content_hash: Option<String>,
+    ) -> Result<(), String> {
+        let mut record = note(kind, subject_id.to_owned(), trace, summary);
+        mask(&self.redactor, &mut record.summary);
+        record.content_hash = content_hash;
+        self.audit.append(record).await.map(drop).map_err(|e| {
+            self.failed("audit", &e);
+            format!("the audit record could not be stored ({e})")
+        })
+    }
+
+    /// Notes that an API key was created: its id, name and role, never the key or its hash.
+    pub async fn key_created(
+        &self,
+        trace: &TraceId,
+        key_id: &str,
+        name: &str,
+        role: &str,
+    ) -> Result<(), String> {
+        let summary = format!("API key {name:?} ({role}) created");
+        self.note(AuditKind::KeyCreated, key_id, trace, summary, None)
+            .await
+    }
+
+    /// Notes that an API key was revoked, and why (who asked).
+    pub async fn key_revoked(
+        &self,
+        trace: &TraceId,
+        key_id: &str,
+        why: &str,
+    ) -> Result<(), String> {
+        let summary = format!("API key revoked: {why}");
+        self.note(AuditKind::KeyRevoked, key_id, trace, summary, None)
+            .await
+    }
+
+    /// Notes the configuration loaded: `source` names where it came from (the file's path, or the
+    /// embedded defaults), `bytes` are what was read from it (its content hash).
+    pub async fn config_loaded(
+        &self,
+        trace: &TraceId,
+        source: &str,
+        bytes: &[u8],
+        detail: &str,
+    ) -> Result<(), String> {
+        let summary = if detail.is_empty() {
+            format!("configuration loaded from {source}")
+        } else {
+            format!("configuration loaded from {source}; {detail}")
+        };
+        let hash = sentinel_store::sha256_hex(bytes);
+        self.note(AuditKind::ConfigLoaded, source, trace, summary, Some(hash))
+            .await
+    }
 }
 
 #[cfg(test)]
@@ -338,6 +422,7 @@ mod tests {
     use super::*;
     use sentinel_core::{ActionKind, ActionSpec, AuditLog, Subject};
     use sentinel_store::{Store, WriterOptions};
+    use sqlx::Connection;
     use std::time::Duration;
 
     fn action() -> ActionRecord {
@@ -379,7 +464,10 @@ mod tests {
         let trace = TraceId::new();
         let rec = note(AuditKind::Operator, "x".into(), &trace, "hello".into());
         log.append(rec.clone()).await.unwrap();
-        assert_eq!(store.audit_for_trace(&trace).await.unwrap(), vec![rec]);
+        assert_eq!(
+            store.audit_for_trace(&trace).await.unwrap(),
+            vec![AuditRow::unlogged(rec)]
+        );
 
         store.close().await;
         let r = note(AuditKind::Operator, "y".into(), &trace, "lost".into());
@@ -409,8 +497,168 @@ mod tests {
         assert!(!err.contains("hunter22"), "{err}");
         let audit = store.audit_for_trace(&a.trace_id).await.unwrap();
         assert_eq!(audit.len(), 1);
-        assert!(!audit[0].summary.contains("abc123secret"), "{audit:?}");
-        assert_eq!(audit[0].kind, AuditKind::Operator);
+        assert!(
+            !audit[0].record.summary.contains("abc123secret"),
+            "{audit:?}"
+        );
+        assert_eq!(audit[0].record.kind, AuditKind::Operator);
+        drop((rec, writer));
+        task.finish().await.unwrap();
+    }
+
+    fn alert_quoting(detail: &str) -> Alert {
+        Alert {
+            id: sentinel_core::AlertId::new(),
+            ts: Timestamp::now(),
+            detector: "heuristic".into(),
+            scenario: "credential_bruteforce".into(),
+            severity: sentinel_core::Severity::High,
+            score: 80,
+            confidence: 0.9,
+            subject: Subject::Ip("203.0.113.7".parse().unwrap()),
+            reasons: vec![sentinel_core::Reason {
+                code: "failed_logins".into(),
+                detail: detail.into(),
+                weight: 40,
+            }],
+            evidence: vec![],
+            trace_id: TraceId::new(),
+        }
+    }
+
+    /// The audit entry about a stored record carries the hash of the record as stored, after masking:
+    /// recomputed from the store's row it is equal; it is not the hash of the record as given; and
+    /// editing the row breaks it. Every kind the recorder stores gets one.
+    #[tokio::test]
+    async fn audit_entries_carry_the_content_hash_of_the_masked_stored_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let store = Store::open(&path).await.unwrap();
+        let (writer, task) = store.writer(WriterOptions::default());
+        let rec = Recorder::new(
+            writer.clone(),
+            Arc::new(Redactor::new(["password"])),
+            Arc::new(Metrics::default()),
+        );
+        let al = alert_quoting("login with password=hunter22 refused 40 times");
+        let act = action();
+        rec.record_committed(vec![(&al).into(), (&act, Change::Acted).into()])
+            .await
+            .unwrap();
+
+        let audit = store.audit_for_trace(&al.trace_id).await.unwrap();
+        assert_eq!(audit.len(), 1);
+        let noted = audit[0]
+            .record
+            .content_hash
+            .clone()
+            .expect("a content hash");
+        let stored = store
+            .stored_content_hash(AuditKind::AlertRaised, &al.id.to_string())
+            .await
+            .unwrap();
+        assert_eq!(stored.as_deref(), Some(noted.as_str()));
+        let as_given = sentinel_store::content_hash(&Record::Alert(al.clone()))
+            .unwrap()
+            .unwrap();
+        assert_ne!(noted, as_given, "hashed before masking");
+        let read = store.get_alert(al.id).await.unwrap().unwrap().alert;
+        assert!(!read.reasons[0].detail.contains("hunter22"));
+
+        let act_audit = store.audit_for_trace(&act.trace_id).await.unwrap();
+        assert_eq!(
+            act_audit[0].record.content_hash,
+            store
+                .stored_content_hash(AuditKind::ActionChanged, &act.id.to_string())
+                .await
+                .unwrap()
+        );
+        assert!(act_audit[0].record.content_hash.is_some());
+
+        // Not through the recorder: an edit of the stored alert no longer matches its audit entry.
+        let mut conn = sqlx::SqliteConnection::connect(path.to_str().unwrap())
+            .await
+            .unwrap();
+        let edited = sqlx::query(
+            "UPDATE alerts SET body = replace(body, '\"score\":80', '\"score\":10') WHERE id = ?",
+        )
+        .bind(al.id.to_string())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(edited.rows_affected(), 1);
+        conn.close().await.unwrap();
+        let edited = store
+            .stored_content_hash(AuditKind::AlertRaised, &al.id.to_string())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_ne!(edited, noted);
+        drop((rec, writer));
+        task.finish().await.unwrap();
+    }
+
+    /// `note` answers only once its record is committed (a writer that would otherwise wait 30 s),
+    /// masks its summary, keeps the content hash given, and fails when the store does.
+    #[tokio::test]
+    async fn notes_are_committed_before_they_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).await.unwrap();
+        let (writer, task) = store.writer(WriterOptions {
+            flush_interval: Duration::from_secs(30),
+            ..WriterOptions::default()
+        });
+        let rec = Recorder::new(
+            writer.clone(),
+            Arc::new(Redactor::new(["password"])),
+            Arc::new(Metrics::default()),
+        );
+        let trace = TraceId::new();
+        rec.key_created(&trace, "01KEY", "admin", "admin")
+            .await
+            .unwrap();
+        rec.config_loaded(
+            &trace,
+            "/etc/sentinel/sentinel.yml",
+            b"policy:\n  mode: observe\n",
+            "",
+        )
+        .await
+        .unwrap();
+        rec.note(
+            AuditKind::Started,
+            "sentinel",
+            &trace,
+            "started with password=hunter22".into(),
+            None,
+        )
+        .await
+        .unwrap();
+        let rows = store.audit_for_trace(&trace).await.unwrap();
+        let kinds: Vec<AuditKind> = rows.iter().map(|r| r.record.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                AuditKind::KeyCreated,
+                AuditKind::ConfigLoaded,
+                AuditKind::Started
+            ]
+        );
+        assert_eq!(rows[0].record.subject_id, "01KEY");
+        assert_eq!(rows[0].record.content_hash, None);
+        assert_eq!(
+            rows[1].record.content_hash.as_deref(),
+            // sha256 of "policy:\n  mode: observe\n", computed with sha256sum.
+            Some("fcc20322d17646cc041dca014fc4b91ac768a3f95479531e3cc82dac79017df3")
+        );
+        assert!(!rows[2].record.summary.contains("hunter22"), "{rows:?}");
+
+        store.close().await;
+        let err = rec
+            .key_revoked(&trace, "01KEY", "revoked by an operator")
+            .await
+            .unwrap_err();
+        assert!(err.contains("could not be stored"), "{err}");
         drop((rec, writer));
         task.finish().await.unwrap();
     }

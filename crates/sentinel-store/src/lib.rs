@@ -26,7 +26,7 @@ pub use api_keys::ApiKeyRow;
 pub use error::{StoreError, TryWriteError};
 pub use filter::{ActionFilter, AlertFilter, EventFilter, Page, DEFAULT_LIMIT, MAX_LIMIT};
 pub use read::{AlertDetail, AUDIT_PER_TRACE_LIMIT};
-pub use record::Record;
+pub use record::{audited_table, content_hash, sha256_hex, stored_body, AuditRow, Record};
 pub use store::{Store, StoreOptions, SyncMode};
 pub use writer::{
     BatchSizes, StoreWriter, WriterMonitor, WriterOptions, WriterStats, WriterTask, BATCH_BUCKETS,

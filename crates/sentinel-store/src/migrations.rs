@@ -18,6 +18,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "action origin",
         include_str!("../migrations/0002_action_origin.sql"),
     ),
+    (
+        3,
+        "audit index",
+        include_str!("../migrations/0003_audit_index.sql"),
+    ),
 ];
 
 /// The migrations compiled into this crate.

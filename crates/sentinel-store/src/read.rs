@@ -9,7 +9,9 @@ use crate::filter::{
     effective_limit, ip_text, paginate, parse_cursor, subject_key, ActionFilter, AlertFilter,
     EventFilter, Page,
 };
-use crate::record::{severity_rank, ReadInvestigation};
+use crate::record::{
+    audited_table, seq_column, severity_rank, sha256_hex, AuditRow, ReadInvestigation,
+};
 use crate::store::Store;
 use sentinel_core::{
     ActionId, ActionRecord, Alert, AlertId, AuditKind, AuditRecord, Event, EventId, Investigation,
@@ -203,10 +205,21 @@ impl Store {
         fetch_page(self, "events", q, cursor, limit).await
     }
 
-    /// The audit trail of one trace, in the order it was written (at most [`AUDIT_PER_TRACE_LIMIT`]).
-    pub async fn audit_for_trace(&self, trace: &TraceId) -> Result<Vec<AuditRecord>, StoreError> {
-        let rows = sqlx::query_as::<_, (i64, i64, String, String, String, String)>(
-            "SELECT seq, ts, kind, subject_id, trace_id, summary FROM audit \
+    /// The audit trail of one trace, in the order it was written (at most [`AUDIT_PER_TRACE_LIMIT`]),
+    /// each record with its audit log seq (when the log holds it) and content hash.
+    pub async fn audit_for_trace(&self, trace: &TraceId) -> Result<Vec<AuditRow>, StoreError> {
+        type Row = (
+            i64,
+            i64,
+            String,
+            String,
+            String,
+            String,
+            Option<i64>,
+            Option<String>,
+        );
+        let rows = sqlx::query_as::<_, Row>(
+            "SELECT seq, ts, kind, subject_id, trace_id, summary, log_seq, content_hash FROM audit \
              WHERE trace_id = ? ORDER BY seq ASC LIMIT ?",
         )
         .bind(trace.as_str())
@@ -214,23 +227,99 @@ impl Store {
         .fetch_all(self.pool())
         .await?;
         rows.into_iter()
-            .map(|(seq, ts, kind, subject_id, trace_id, summary)| {
-                let corrupt = |what: &str, e: serde_json::Error| {
-                    StoreError::Corrupt(format!("audit {seq}: {what}: {e}"))
-                };
-                let kind: AuditKind = serde_json::from_value(serde_json::Value::String(kind))
-                    .map_err(|e| corrupt("kind", e))?;
-                let trace_id: TraceId = serde_json::from_value(serde_json::Value::String(trace_id))
-                    .map_err(|e| corrupt("trace_id", e))?;
-                Ok(AuditRecord {
-                    ts: sentinel_core::Timestamp::from_millis(ts),
-                    kind,
-                    subject_id,
-                    trace_id,
-                    summary,
-                    content_hash: None,
-                })
-            })
+            .map(
+                |(seq, ts, kind, subject_id, trace_id, summary, log_seq, content_hash)| {
+                    let corrupt = |what: &str, e: &dyn std::fmt::Display| {
+                        StoreError::Corrupt(format!("audit {seq}: {what}: {e}"))
+                    };
+                    let kind: AuditKind = serde_json::from_value(serde_json::Value::String(kind))
+                        .map_err(|e| corrupt("kind", &e))?;
+                    let trace_id: TraceId =
+                        serde_json::from_value(serde_json::Value::String(trace_id))
+                            .map_err(|e| corrupt("trace_id", &e))?;
+                    let log_seq = log_seq
+                        .map(u64::try_from)
+                        .transpose()
+                        .map_err(|e| corrupt("log_seq", &e))?;
+                    Ok(AuditRow {
+                        log_seq,
+                        record: AuditRecord {
+                            ts: sentinel_core::Timestamp::from_millis(ts),
+                            kind,
+                            subject_id,
+                            trace_id,
+                            summary,
+                            content_hash,
+                        },
+                    })
+                },
+            )
             .collect()
+    }
+
+    /// The highest audit log seq indexed, `None` when no indexed record came from the log. Catching
+    /// the index up from the log starts after it (see also [`Store::audit_log_seq_gaps`]).
+    pub async fn max_audit_log_seq(&self) -> Result<Option<u64>, StoreError> {
+        let max: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(log_seq) FROM audit WHERE log_seq IS NOT NULL")
+                .fetch_one(self.pool())
+                .await?;
+        max.map(|m| u64::try_from(m).map_err(|_| StoreError::Corrupt(format!("audit log_seq {m}"))))
+            .transpose()
+    }
+
+    /// The audit log seqs in `from..to` that the index lacks, as ranges in ascending order: the
+    /// records to add again after a crash (the index is written after the log, and not necessarily in
+    /// seq order, so a gap can sit below the highest seq indexed).
+    pub async fn audit_log_seq_gaps(
+        &self,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<std::ops::Range<u64>>, StoreError> {
+        if from >= to {
+            return Ok(Vec::new());
+        }
+        let present: Vec<i64> = sqlx::query_scalar(
+            "SELECT log_seq FROM audit WHERE log_seq >= ? AND log_seq < ? ORDER BY log_seq ASC",
+        )
+        .bind(seq_column(from)?)
+        .bind(seq_column(to)?)
+        .fetch_all(self.pool())
+        .await?;
+        let mut gaps = Vec::new();
+        let mut next = from;
+        for seq in present {
+            let seq = u64::try_from(seq)
+                .map_err(|_| StoreError::Corrupt(format!("audit log_seq {seq}")))?;
+            if seq > next {
+                gaps.push(next..seq);
+            }
+            next = seq + 1;
+        }
+        if next < to {
+            gaps.push(next..to);
+        }
+        Ok(gaps)
+    }
+
+    /// The content hash of a stored record, recomputed from its row exactly as stored: the record an
+    /// audit record of `kind` about `subject_id` notes. `None` when `kind` is not about a stored record
+    /// (see [`audited_table`](crate::audited_table)) or there is no such row. An action's row holds its
+    /// latest state: it matches the hash of the latest audit record about it.
+    pub async fn stored_content_hash(
+        &self,
+        kind: AuditKind,
+        subject_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let Some(table) = audited_table(kind) else {
+            return Ok(None);
+        };
+        // `table` is one of the fixed names `audited_table` answers, never caller text.
+        let body: Option<String> =
+            sqlx::query_scalar(&format!("SELECT body FROM {table} WHERE id = ?"))
+                .bind(subject_id)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(body.map(|b| sha256_hex(b.as_bytes())))
     }
 }

@@ -1,15 +1,22 @@
 //! What the writer stores: the [`Record`] enum and the one SQL statement that persists each kind.
 //!
 //! Every kind is an upsert by id, so a retried batch or a replayed record never duplicates a row and an
-//! action's later state overwrites its earlier one. Audit records have no id and are appended.
+//! action's later state overwrites its earlier one. Audit records have no id and are appended; one the
+//! audit log holds carries its log sequence number, which is unique, so adding it again (catching the
+//! index up after a crash) changes nothing.
+//!
+//! [`content_hash`] is the one definition of a record's content hash: SHA-256 of its JSON body exactly
+//! as stored here (an investigation's compact form, not the one reads rebuild), so it can be recomputed
+//! from the row ([`Store::stored_content_hash`](crate::Store::stored_content_hash)).
 //! This module must not read; reads live in `read`.
 
 use crate::error::StoreError;
 use sentinel_core::{
-    ActionRecord, Alert, AlertId, AuditRecord, Event, Evidence, Investigation, InvestigationId,
-    Plan, Severity, Timestamp, TraceId,
+    ActionRecord, Alert, AlertId, AuditKind, AuditRecord, Event, Evidence, Investigation,
+    InvestigationId, Plan, Severity, Timestamp, TraceId,
 };
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 use sqlx::SqliteConnection;
 
 /// One record for the [`StoreWriter`](crate::StoreWriter).
@@ -25,8 +32,38 @@ pub enum Record {
     Plan(Plan),
     /// An action; written again on every state change, replacing the earlier row.
     Action(ActionRecord),
-    /// One entry of the audit trail (appended, never replaced).
-    Audit(AuditRecord),
+    /// One entry of the audit trail (appended, never replaced), with its place in the audit log.
+    Audit(AuditRow),
+}
+
+/// An audit record as the store indexes it: the record and, once the audit log holds it, its sequence
+/// number there. Serialised (for the API) as the record's fields plus `seq`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditRow {
+    /// The record's sequence number in the audit log; `None` for a record the log does not hold.
+    #[serde(rename = "seq")]
+    pub log_seq: Option<u64>,
+    /// The record.
+    #[serde(flatten)]
+    pub record: AuditRecord,
+}
+
+impl AuditRow {
+    /// A record the audit log does not hold (yet).
+    pub fn unlogged(record: AuditRecord) -> Self {
+        AuditRow {
+            log_seq: None,
+            record,
+        }
+    }
+
+    /// The record at `seq` in the audit log.
+    pub fn logged(seq: u64, record: AuditRecord) -> Self {
+        AuditRow {
+            log_seq: Some(seq),
+            record,
+        }
+    }
 }
 
 impl Record {
@@ -69,8 +106,57 @@ impl From<ActionRecord> for Record {
     }
 }
 impl From<AuditRecord> for Record {
+    /// An audit record the audit log does not hold.
     fn from(v: AuditRecord) -> Self {
+        Record::Audit(AuditRow::unlogged(v))
+    }
+}
+impl From<AuditRow> for Record {
+    fn from(v: AuditRow) -> Self {
         Record::Audit(v)
+    }
+}
+
+/// SHA-256 of `bytes` as 64 lowercase hex digits: the form of every content hash.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// The JSON body a record is stored as (`None` for an audit record, which is stored as columns).
+pub fn stored_body(record: &Record) -> Result<Option<String>, StoreError> {
+    Ok(Some(match record {
+        Record::Event(e) => body(e)?,
+        Record::Alert(a) => body(a)?,
+        Record::Investigation(i) => body(&StoredInvestigation::from(i))?,
+        Record::Plan(p) => body(p)?,
+        Record::Action(a) => body(a)?,
+        Record::Audit(_) => return Ok(None),
+    }))
+}
+
+/// The content hash of a record: [`sha256_hex`] of its [`stored_body`]; `None` for an audit record.
+/// The audit record noting a stored record carries it, and it can be recomputed from the row
+/// ([`Store::stored_content_hash`](crate::Store::stored_content_hash)).
+pub fn content_hash(record: &Record) -> Result<Option<String>, StoreError> {
+    Ok(stored_body(record)?.map(|b| sha256_hex(b.as_bytes())))
+}
+
+/// The table holding the record an audit record of `kind` is about, when it is a stored record (an
+/// alert, an investigation, a plan or an action; an operator's record is about an action).
+pub fn audited_table(kind: AuditKind) -> Option<&'static str> {
+    match kind {
+        AuditKind::AlertRaised => Some("alerts"),
+        AuditKind::InvestigationConcluded => Some("investigations"),
+        AuditKind::PlanDecided => Some("plans"),
+        AuditKind::ActionChanged | AuditKind::Operator => Some("actions"),
+        AuditKind::EventAccepted
+        | AuditKind::NoticeSent
+        | AuditKind::KeyCreated
+        | AuditKind::KeyRevoked
+        | AuditKind::ConfigLoaded
+        | AuditKind::Started
+        | AuditKind::Stopped
+        | AuditKind::LogChain => None,
     }
 }
 
@@ -180,7 +266,11 @@ const ACTION_TAIL: &str = " ON CONFLICT(id) DO UPDATE SET plan_id = excluded.pla
      state = excluded.state, expires_at = excluded.expires_at, created = excluded.created, \
      updated = excluded.updated, trace_id = excluded.trace_id, body = excluded.body";
 
-const AUDIT_HEAD: &str = "INSERT INTO audit (ts, kind, subject_id, trace_id, summary) VALUES ";
+const AUDIT_HEAD: &str =
+    "INSERT INTO audit (ts, kind, subject_id, trace_id, summary, log_seq, content_hash) VALUES ";
+/// A log sequence number already indexed is kept as it is (the audit log is the authority; adding a
+/// record again only happens when catching up, and [`persist_same_kind`] reports a skip).
+const AUDIT_TAIL: &str = " ON CONFLICT (log_seq) WHERE log_seq IS NOT NULL DO NOTHING";
 
 /// The SQL pieces of one kind's upsert: `head` + one `(?, …)` tuple per row + `tail`.
 struct Shape {
@@ -218,8 +308,8 @@ fn shape(record: &Record) -> Shape {
         },
         Record::Audit(_) => Shape {
             head: AUDIT_HEAD,
-            cols: 5,
-            tail: "",
+            cols: 7,
+            tail: AUDIT_TAIL,
         },
     }
 }
@@ -273,27 +363,37 @@ fn bind<'q>(query: Q<'q>, record: &Record) -> Result<Q<'q>, StoreError> {
             .bind(a.updated.as_millis())
             .bind(a.trace_id.as_str().to_owned())
             .bind(body(a)?),
-        Record::Audit(a) => query
+        Record::Audit(AuditRow { log_seq, record: a }) => query
             .bind(a.ts.as_millis())
             .bind(a.kind.as_str())
             .bind(a.subject_id.clone())
             .bind(a.trace_id.as_str().to_owned())
-            .bind(a.summary.clone()),
+            .bind(a.summary.clone())
+            .bind(log_seq.map(seq_column).transpose()?)
+            .bind(a.content_hash.clone()),
     })
+}
+
+/// A log sequence number as SQLite stores it (a signed 64-bit integer).
+pub(crate) fn seq_column(seq: u64) -> Result<i64, StoreError> {
+    i64::try_from(seq).map_err(|_| StoreError::Encode(format!("audit log seq {seq} is too large")))
 }
 
 /// Rows per statement: SQLite allows 32,766 bound values; the widest kind binds 11 per row.
 const ROWS_PER_STATEMENT: usize = 256;
 
 /// Persists records of one kind with multi-row statements (rows keep their order, so a later upsert
-/// of the same id wins). Every record in `records` must be of the same kind.
+/// of the same id wins). Every record in `records` must be of the same kind. Returns the rows written:
+/// fewer than given only for audit records whose log sequence number was already indexed (each such
+/// skip is logged as `audit_index_duplicate`).
 pub(crate) async fn persist_same_kind(
     conn: &mut SqliteConnection,
     records: &[&Record],
-) -> Result<(), StoreError> {
+) -> Result<u64, StoreError> {
     let Some(first) = records.first() else {
-        return Ok(());
+        return Ok(0);
     };
+    let mut written = 0;
     let sh = shape(first);
     let tuple = format!("({})", vec!["?"; sh.cols].join(", "));
     for chunk in records.chunks(ROWS_PER_STATEMENT) {
@@ -311,7 +411,17 @@ pub(crate) async fn persist_same_kind(
         for r in chunk {
             query = bind(query, r)?;
         }
-        query.execute(&mut *conn).await?;
+        let done = query.execute(&mut *conn).await?.rows_affected();
+        let given = chunk.len() as u64;
+        if done < given {
+            tracing::warn!(
+                evt = "audit_index_duplicate",
+                table = first.table(),
+                skipped = given - done,
+                "records already indexed under their audit log seq were kept as they were"
+            );
+        }
+        written += done;
     }
-    Ok(())
+    Ok(written)
 }

@@ -14,7 +14,7 @@
 
 use crate::ack::AckToken;
 use crate::error::{StoreError, TryWriteError};
-use crate::record::{persist_same_kind, Record};
+use crate::record::{persist_same_kind, AuditRow, Record};
 use crate::store::Store;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -363,6 +363,20 @@ async fn write_batch(store: &Store, batch: &[&Record]) -> Result<(), StoreError>
     }
     tx.commit().await?;
     Ok(())
+}
+
+impl Store {
+    /// Adds audit index rows in one transaction, beside the batched writer: catching the index up
+    /// from the audit log at start-up. A row whose log seq is already indexed is kept as it is, so
+    /// adding a range again is harmless. Returns how many rows were added.
+    pub async fn insert_audit_index_batch(&self, rows: &[AuditRow]) -> Result<u64, StoreError> {
+        let records: Vec<Record> = rows.iter().cloned().map(Record::Audit).collect();
+        let refs: Vec<&Record> = records.iter().collect();
+        let mut tx = self.pool().begin().await?;
+        let added = persist_same_kind(&mut tx, &refs).await?;
+        tx.commit().await?;
+        Ok(added)
+    }
 }
 
 fn kind_index(r: &Record) -> usize {

@@ -1,11 +1,14 @@
 //! The daemon: open the store, make sure an admin key exists, start the pipeline and the API, and on
 //! shutdown stop intake, drain every queue, flush the store, and return.
+//!
+//! Each run has its own trace id (logged with `evt=ready` as `run_trace`): the audit records of the
+//! configuration loaded, an admin key created, the start and the clean stop are written in it.
 
 use anyhow::Context;
 use sentinel_api::auth::{self, Auth};
 use sentinel_api::{ApiSettings, AppState};
 use sentinel_config::{StoreSync, ValidatedConfig};
-use sentinel_core::Redactor;
+use sentinel_core::{AuditKind, Redactor, TraceId};
 use sentinel_detect::Heuristic;
 use sentinel_intel::{Investigator, LocalContext};
 use sentinel_pipeline::metrics::Metrics;
@@ -14,7 +17,7 @@ use sentinel_pipeline::stages::{self as pipeline, Detectors, LogNotifier, Stages
 use sentinel_store::{Store, StoreOptions, SyncMode, WriterOptions};
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,9 +27,21 @@ pub const ADDR_FILE: &str = "api.addr";
 /// The variable that turns off authentication (insecure).
 pub const BYPASS_VAR: &str = "SENTINEL_ALLOW_INSECURE_NO_AUTH";
 
+/// Where the configuration came from, for its audit record.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfigOrigin {
+    /// The configuration file read, if any.
+    pub yaml_path: Option<PathBuf>,
+    /// Its text, exactly as loaded; with no file, the embedded defaults were loaded.
+    pub yaml: Option<String>,
+    /// The `.env` file read over it, if any.
+    pub dotenv_path: Option<PathBuf>,
+}
+
 /// Runs until `shutdown` completes, then drains and returns.
 pub async fn run(
     cfg: ValidatedConfig,
+    origin: ConfigOrigin,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let cfg = expand_jails(cfg)?;
@@ -38,21 +53,25 @@ pub async fn run(
         .await
         .context("cannot open the store")?;
     let redactor = Arc::new(Redactor::new(cfg.logging.redact_keys.iter()));
-    let auth = open_auth(&cfg, &store).await?;
+    let metrics = Arc::new(Metrics::default());
+    let (writer, writer_task) = store.writer(writer_options(&cfg));
+    let _ = metrics.store_writer.set(writer.monitor());
+    let recorder =
+        sentinel_pipeline::recorder::Recorder::new(writer, redactor.clone(), metrics.clone());
+    let run_trace = TraceId::new();
+    note_config(&recorder, &run_trace, &cfg, &origin)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let auth = open_auth(&cfg, &store, &recorder, &run_trace).await?;
     for w in cfg.warnings() {
         tracing::warn!(evt = "unsafe_setting", warning = %w);
     }
 
-    let metrics = Arc::new(Metrics::default());
-    let (writer, writer_task) = store.writer(writer_options(&cfg));
-    let _ = metrics.store_writer.set(writer.monitor());
     let scenarios = sentinel_pipeline::scenarios::engine(&cfg, &redactor)?;
     let ledger = Arc::new(sentinel_respond::Ledger::new(
         sentinel_pipeline::ledger::responder(&cfg, allowlist(&cfg)).await?,
         sentinel_pipeline::ledger::ledger_config(&cfg),
     ));
-    let recorder =
-        sentinel_pipeline::recorder::Recorder::new(writer, redactor.clone(), metrics.clone());
     sentinel_pipeline::ledger::reconcile(&ledger, &store, &recorder).await?;
     let (stop_expiry, expiry_stopped) = tokio::sync::watch::channel(false);
     let expiry =
@@ -72,7 +91,7 @@ pub async fn run(
         policy: policy_matrix(&cfg),
         ledger: ledger.clone(),
         notifier: Box::new(LogNotifier),
-        recorder,
+        recorder: recorder.clone(),
         metrics: metrics.clone(),
         redactor: (*redactor).clone(),
     };
@@ -111,7 +130,23 @@ pub async fn run(
         mode = cfg.policy.mode.as_str(),
         data_dir = %data_dir.display(),
         version = env!("CARGO_PKG_VERSION"),
+        run_trace = run_trace.as_str(),
     );
+    // A failure is logged and counted by the recorder; the daemon runs on.
+    let _ = recorder
+        .note(
+            AuditKind::Started,
+            "sentinel",
+            &run_trace,
+            format!(
+                "sentinel {} started: pid {}, mode {}, api {addr}",
+                env!("CARGO_PKG_VERSION"),
+                std::process::id(),
+                cfg.policy.mode.as_str()
+            ),
+            None,
+        )
+        .await;
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
@@ -138,6 +173,23 @@ pub async fn run(
     // close both queues instead of waiting for them, so what was queued is committed and nothing hangs.
     running.close_intake();
     running.join().await;
+    // The pipeline has drained; the store still takes this last record.
+    let _ = recorder
+        .note(
+            AuditKind::Stopped,
+            "sentinel",
+            &run_trace,
+            format!(
+                "sentinel {} stopped: pid {}, {} events accepted, drained in {} ms",
+                env!("CARGO_PKG_VERSION"),
+                std::process::id(),
+                metrics.events_accepted.get(),
+                started.elapsed().as_millis()
+            ),
+            None,
+        )
+        .await;
+    drop(recorder);
     let stats = writer_task.close().await.context("flushing the store")?;
     store.close().await;
     let _ = std::fs::remove_file(data_dir.join(ADDR_FILE));
@@ -208,14 +260,58 @@ fn writer_options(cfg: &ValidatedConfig) -> WriterOptions {
     }
 }
 
-/// The key registry: the hashing secret from the data directory, and an admin key made on first start.
-async fn open_auth(cfg: &ValidatedConfig, store: &Store) -> anyhow::Result<Arc<Auth>> {
+/// Notes the configuration loaded: its content hash is SHA-256 of the configuration file's text as
+/// loaded (of the embedded defaults when there was no file); the summary names the file, a `.env`
+/// read over it, and the hash of the effective configuration (environment overrides included).
+async fn note_config(
+    recorder: &sentinel_pipeline::recorder::Recorder,
+    trace: &TraceId,
+    cfg: &ValidatedConfig,
+    origin: &ConfigOrigin,
+) -> Result<(), String> {
+    let (source, text) = match (&origin.yaml_path, &origin.yaml) {
+        (Some(p), Some(text)) => (
+            std::fs::canonicalize(p)
+                .unwrap_or_else(|_| p.clone())
+                .display()
+                .to_string(),
+            text.as_str(),
+        ),
+        _ => (
+            "the embedded defaults".to_owned(),
+            sentinel_config::DEFAULT_YAML,
+        ),
+    };
+    let mut detail = Vec::new();
+    if let Some(p) = &origin.dotenv_path {
+        detail.push(format!(".env {} layered over it", p.display()));
+    }
+    match serde_json::to_vec(cfg) {
+        Ok(effective) => detail.push(format!(
+            "effective configuration sha256 {}",
+            sentinel_store::sha256_hex(&effective)
+        )),
+        Err(e) => tracing::warn!(evt = "config_hash_failed", error = %e),
+    }
+    recorder
+        .config_loaded(trace, &source, text.as_bytes(), &detail.join("; "))
+        .await
+}
+
+/// The key registry: the hashing secret from the data directory, and an admin key made on first start
+/// (noted in the audit trail in `trace`).
+async fn open_auth(
+    cfg: &ValidatedConfig,
+    store: &Store,
+    recorder: &sentinel_pipeline::recorder::Recorder,
+    trace: &TraceId,
+) -> anyhow::Result<Arc<Auth>> {
     let bypass = cfg.api.allow_insecure_no_auth;
     let auth = Arc::new(Auth::new(
         auth::load_or_create_secret(&cfg.data_dir.join("auth.secret"))?,
         bypass,
     ));
-    sentinel_api::keys::bootstrap_keys(store, &auth, &cfg.data_dir).await?;
+    sentinel_api::keys::bootstrap_keys(store, &auth, &cfg.data_dir, recorder, trace).await?;
     if bypass {
         spawn_bypass_warning();
     }

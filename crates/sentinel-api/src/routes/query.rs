@@ -6,10 +6,8 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use axum::extract::{Path, Query, State};
 use axum::Json;
-use sentinel_core::{
-    ActionId, ActionRecord, Alert, AlertId, AuditRecord, Event, Timestamp, TraceId,
-};
-use sentinel_store::{ActionFilter, AlertDetail, AlertFilter, EventFilter, Page};
+use sentinel_core::{ActionId, ActionRecord, Alert, AlertId, Event, Timestamp, TraceId};
+use sentinel_store::{ActionFilter, AlertDetail, AlertFilter, AuditRow, EventFilter, Page};
 use std::collections::HashMap;
 use std::str::FromStr;
 
@@ -187,11 +185,13 @@ pub(crate) async fn events(
     Ok(Json(s.store.list_events(&f).await?))
 }
 
-/// `GET /v1/audit?trace_id=…`: every stage transition recorded for one trace.
+/// `GET /v1/audit?trace_id=…`: every audit record of one trace, in the order written, each with its
+/// `seq` in the audit log (`null` for a record the log does not hold) and its `content_hash` (SHA-256
+/// hex of the stored record it notes, or of the configuration loaded; `null` when there is none).
 pub(crate) async fn audit(
     State(s): State<AppState>,
     Query(q): Params,
-) -> Result<Json<Vec<AuditRecord>>, ApiError> {
+) -> Result<Json<Vec<AuditRow>>, ApiError> {
     let c = Checked::new(&q, &["trace_id"])?;
     let t = c
         .text("trace_id")

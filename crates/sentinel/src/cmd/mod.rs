@@ -33,6 +33,19 @@ pub struct Common {
 impl Common {
     /// Loads and validates the configuration; the error lists every problem (secrets masked).
     pub fn load(&self) -> Result<sentinel_config::ValidatedConfig, String> {
+        self.load_with_origin().map(|(cfg, _)| cfg)
+    }
+
+    /// Like [`Common::load`], with what was read from where (for the daemon's audit record).
+    pub fn load_with_origin(
+        &self,
+    ) -> Result<
+        (
+            sentinel_config::ValidatedConfig,
+            sentinel::daemon::ConfigOrigin,
+        ),
+        String,
+    > {
         let default = PathBuf::from("sentinel.yml");
         let yaml = self
             .config
@@ -56,10 +69,18 @@ impl Common {
         if let Some(l) = &self.listen {
             env.push(("SENTINEL__API__LISTEN".into(), l.clone()));
         }
-        sentinel_config::load(&sentinel_config::Sources {
+        sentinel_config::load_read(&sentinel_config::Sources {
             yaml_path: yaml.as_deref(),
             dotenv_path: Some(&dotenv),
             env: &env,
+        })
+        .map(|(cfg, read)| {
+            let origin = sentinel::daemon::ConfigOrigin {
+                dotenv_path: read.dotenv.is_some().then_some(dotenv),
+                yaml_path: yaml.filter(|_| read.yaml.is_some()),
+                yaml: read.yaml,
+            };
+            (cfg, origin)
         })
         // A problem quotes the value it refuses: a secret pasted into the wrong setting is masked.
         .map_err(|e| {

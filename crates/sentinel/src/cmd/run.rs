@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 /// Runs the daemon in the foreground.
 pub fn run(common: Common) -> ExitCode {
-    let cfg = match common.load() {
-        Ok(cfg) => cfg,
+    let (cfg, origin) = match common.load_with_origin() {
+        Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("{e}");
             return ExitCode::from(2);
@@ -27,7 +27,7 @@ pub fn run(common: Common) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(sentinel::daemon::run(cfg, shutdown_signal())) {
+    match rt.block_on(sentinel::daemon::run(cfg, origin, shutdown_signal())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(evt = "fatal", error = format!("{e:#}"));
