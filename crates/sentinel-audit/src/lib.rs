@@ -5,3 +5,8 @@
 pub mod format;
 pub mod merkle;
 pub mod note;
+pub mod reader;
+pub mod verify;
+pub mod archive;
+#[cfg(any(test, feature = "testlog"))]
+pub mod testlog;
