@@ -33,6 +33,8 @@ pub struct VerifyOptions {
     /// with the general RFC 3339 parser). The default check reads the same JSON without allocating
     /// and accepts exactly what `LogEntry` accepts; this is the slower cross-check.
     pub full_parse: bool,
+    /// Threads that check entries and hash leaves (default: the machine's cores, up to 8).
+    pub threads: Option<usize>,
 }
 
 /// Where a record sits.
@@ -325,6 +327,9 @@ pub fn verify(dir: &Path, verifier: &Verifier, opts: &VerifyOptions) -> Result<R
         range_start: (0, None),
         dir,
         full_parse: opts.full_parse,
+        threads: opts.threads.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+        }),
     };
     v.at_size()?; // checkpoints of the empty tree
 
@@ -570,6 +575,7 @@ struct Verifier_<'a> {
     range_start: (u64, Option<Place>),
     dir: &'a Path,
     full_parse: bool,
+    threads: usize,
 }
 
 impl Verifier_<'_> {
@@ -745,60 +751,143 @@ impl Verifier_<'_> {
             segment: name.clone(),
             offset: offset as u64,
         };
+        // 1. Find the frames (their lengths and checksums), in order: cheap.
+        let mut frames: Vec<FrameAt> = Vec::new();
         let mut pos = HEADER_LEN;
-        loop {
-            let seq = self.range.size();
-            let f = match format::decode_frame(bytes, pos) {
-                Ok(Some(f)) => f,
-                Ok(None) => break,
-                Err(e) => {
-                    if last && reader::is_torn(bytes, pos, &e) {
-                        return Ok(Some(TornTail {
-                            file: name.clone(),
-                            offset: pos as u64,
-                            bytes: (bytes.len() - pos) as u64,
-                        }));
-                    }
-                    let why = match e {
-                        FrameError::Torn { .. } => {
-                            "the segment ends inside this frame (and is not the last)".into()
-                        }
-                        FrameError::Corrupt { why, .. } => why,
-                    };
-                    return Err(VerifyError::Record {
-                        seq,
-                        place: Some(place(pos)),
-                        problem: RecordProblem::Corrupt(why),
+        let stop = loop {
+            match format::decode_frame(bytes, pos) {
+                Ok(Some(f)) => {
+                    frames.push(FrameAt {
+                        seq: f.seq,
+                        offset: f.offset,
+                        payload: f.end - f.payload.len()..f.end,
                     });
+                    pos = f.end;
                 }
-            };
+                Ok(None) => break None,
+                Err(e) => break Some(e),
+            }
+        };
+        // 2. Check the entries and hash the leaves, on every core: the costly part.
+        let base = self.range.size();
+        let (leaves, bad_entry) = entries_and_leaves(bytes, &frames, base, self.full_parse, self.threads);
+        // 3. In order: sequence numbers, entries, the tree, the stored hashes, the checkpoints.
+        for (i, f) in frames.iter().enumerate() {
+            let seq = base + i as u64;
             if f.seq != seq {
                 return Err(VerifyError::Record {
                     seq,
-                    place: Some(place(pos)),
+                    place: Some(place(f.offset)),
                     problem: match f.seq > seq {
                         true => RecordProblem::Missing { next: Some(f.seq) },
                         false => RecordProblem::OutOfOrder { found: f.seq },
                     },
                 });
             }
-            check_entry(f.payload, seq, self.full_parse).map_err(|problem| VerifyError::Record {
-                seq,
-                place: Some(place(pos)),
-                problem,
-            })?;
-            if self.range_start.1.is_none() {
-                self.range_start = (seq, Some(place(pos)));
+            if let Some((at, problem)) = bad_entry.as_ref().filter(|(at, _)| *at == i) {
+                let _ = at;
+                return Err(VerifyError::Record {
+                    seq,
+                    place: Some(place(f.offset)),
+                    problem: problem.clone(),
+                });
             }
-            let leaf = merkle::leaf_hash(f.payload);
-            self.push(leaf, seq, || Some(place(pos)))?;
+            if self.range_start.1.is_none() {
+                self.range_start = (seq, Some(place(f.offset)));
+            }
+            self.push(leaves[i], seq, || Some(place(f.offset)))?;
             if self.cps.get(self.next_cp).is_some_and(|(_, c)| c.size == seq + 1) {
                 self.at_size()?;
             }
-            pos = f.end;
+        }
+        if let Some(e) = stop {
+            if last && reader::is_torn(bytes, pos, &e) {
+                return Ok(Some(TornTail {
+                    file: name.clone(),
+                    offset: pos as u64,
+                    bytes: (bytes.len() - pos) as u64,
+                }));
+            }
+            let why = match e {
+                FrameError::Torn { .. } => {
+                    "the segment ends inside this frame (and is not the last)".into()
+                }
+                FrameError::Corrupt { why, .. } => why,
+            };
+            return Err(VerifyError::Record {
+                seq: self.range.size(),
+                place: Some(place(pos)),
+                problem: RecordProblem::Corrupt(why),
+            });
         }
         Ok(None)
     }
+}
+
+/// A frame found in a segment.
+struct FrameAt {
+    seq: u64,
+    offset: usize,
+    payload: Range<usize>,
+}
+
+/// Below this many frames a segment is checked on one thread.
+const PARALLEL_MIN: usize = 4096;
+
+/// Checks the entries of `frames` (the entry at `i` must say `base + i`) and hashes their leaves,
+/// split over `threads` threads; answers the leaves and the first bad entry (the leaves from it
+/// on are not computed).
+fn entries_and_leaves(
+    bytes: &[u8],
+    frames: &[FrameAt],
+    base: u64,
+    full: bool,
+    threads: usize,
+) -> (Vec<Hash>, Option<(usize, RecordProblem)>) {
+    let mut leaves = vec![[0u8; 32]; frames.len()];
+    let work = |first: usize, out: &mut [Hash], fr: &[FrameAt]| -> Option<(usize, RecordProblem)> {
+        for (j, (o, f)) in out.iter_mut().zip(fr).enumerate() {
+            let payload = &bytes[f.payload.clone()];
+            let i = first + j;
+            if let Err(p) = check_entry(payload, base + i as u64, full) {
+                return Some((i, p));
+            }
+            *o = merkle::leaf_hash(payload);
+        }
+        None
+    };
+    let threads = match frames.len() < PARALLEL_MIN {
+        true => 1,
+        false => threads.max(1),
+    };
+    if threads == 1 {
+        let bad = work(0, &mut leaves, frames);
+        return (leaves, bad);
+    }
+    let chunk = frames.len().div_ceil(threads);
+    let bad = std::thread::scope(|s| {
+        let mut parts = leaves.chunks_mut(chunk).zip(frames.chunks(chunk)).enumerate();
+        let first = parts.next();
+        let handles: Vec<_> = parts
+            .map(|(c, (out, fr))| (c, s.spawn(move || work(c * chunk, out, fr))))
+            .collect();
+        let mut bad = first.and_then(|(_, (out, fr))| work(0, out, fr));
+        for (c, h) in handles {
+            let found = match h.join() {
+                Ok(found) => found,
+                // A thread that failed checked nothing: say so at its first record.
+                Err(_) => Some((
+                    c * chunk,
+                    RecordProblem::BadEntry("the checking thread failed".into()),
+                )),
+            };
+            if bad.is_none() {
+                bad = found;
+            }
+        }
+        bad
+    });
+    (leaves, bad)
 }
 
 /// An entry read without allocating: the same fields and rules as [`LogEntry`].
@@ -939,7 +1028,11 @@ mod tests {
             .write(tmp.path(), 130)
             .unwrap();
         for full_parse in [false, true] {
-            let r = verify(&built.dir, &built.verifier(), &VerifyOptions { full_parse }).unwrap();
+            let opts = VerifyOptions {
+                full_parse,
+                threads: None,
+            };
+            let r = verify(&built.dir, &built.verifier(), &opts).unwrap();
             assert_eq!(r.records, 130);
             assert_eq!(r.records_read, 130);
             assert_eq!(r.segments, 5);
