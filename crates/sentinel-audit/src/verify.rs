@@ -778,7 +778,9 @@ impl Verifier_<'_> {
                 return Err(VerifyError::Record {
                     seq,
                     place: Some(place(f.offset)),
-                    problem: match f.seq > seq {
+                    // A later number where this one belongs: missing, unless it comes later on
+                    // (then the records were moved).
+                    problem: match f.seq > seq && !frames[i..].iter().any(|g| g.seq == seq) {
                         true => RecordProblem::Missing { next: Some(f.seq) },
                         false => RecordProblem::OutOfOrder { found: f.seq },
                     },
