@@ -49,7 +49,15 @@ fn main() {
         let mut cpu = Vec::new();
         for _ in 0..5 {
             let (t, c) = (Instant::now(), cpu_seconds());
-            let r = verify(&built.dir, &v, &VerifyOptions { full_parse, threads }).unwrap();
+            let r = verify(
+                &built.dir,
+                &v,
+                &VerifyOptions {
+                    full_parse,
+                    threads,
+                },
+            )
+            .unwrap();
             times.push(t.elapsed().as_secs_f64());
             cpu.push(cpu_seconds() - c);
             assert_eq!(r.records, n);

@@ -81,7 +81,13 @@ pub fn archive(
     dest: Option<&Path>,
 ) -> Result<ArchiveReport, ArchiveError> {
     let log = LogDir::open(dir)?;
-    let checkpointed = log.checkpoints()?.frames.iter().map(|f| f.size).max().unwrap_or(0);
+    let checkpointed = log
+        .checkpoints()?
+        .frames
+        .iter()
+        .map(|f| f.size)
+        .max()
+        .unwrap_or(0);
     let limit = before_seq.min(checkpointed);
     let mut report = ArchiveReport {
         archived: Vec::new(),
@@ -107,9 +113,7 @@ pub fn archive(
 }
 
 fn sync_dir(dir: &Path) -> Result<(), ArchiveError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(dir))
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
 }
 
 fn check_segment(seg: &SegmentFile, bytes: &[u8], end_seq: u64) -> Result<(), ArchiveError> {

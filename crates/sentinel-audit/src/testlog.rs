@@ -22,10 +22,17 @@ pub fn test_entry(seq: u64) -> LogEntry {
         ts: Timestamp::from_millis(1_764_476_400_000 + seq as i64),
         kind: KINDS[(seq % 4) as usize],
         subject_id: format!("01JDQ{seq:021}"),
-        trace_id: serde_json::from_value(serde_json::Value::String(format!("01JDT{:021}", seq / 3)))
-            .unwrap_or_default(),
-        summary: format!("enforce [block_ip]: ssh brute force from 192.0.2.{}", seq % 250),
-        content_hash: (seq % 5 != 0).then(|| hex::encode(crate::merkle::leaf_hash(&seq.to_le_bytes()))),
+        trace_id: serde_json::from_value(serde_json::Value::String(format!(
+            "01JDT{:021}",
+            seq / 3
+        )))
+        .unwrap_or_default(),
+        summary: format!(
+            "enforce [block_ip]: ssh brute force from 192.0.2.{}",
+            seq % 250
+        ),
+        content_hash: (!seq.is_multiple_of(5))
+            .then(|| hex::encode(crate::merkle::leaf_hash(&seq.to_le_bytes()))),
     }
 }
 
@@ -116,7 +123,8 @@ impl TestLog {
         std::fs::write(dir.join("key"), signer.to_private_text())?;
         std::fs::write(dir.join(KEY_PUB_FILE), signer.verifier().to_text())?;
 
-        let mut hashes = io::BufWriter::with_capacity(1 << 20, std::fs::File::create(dir.join(HASHES_FILE))?);
+        let mut hashes =
+            io::BufWriter::with_capacity(1 << 20, std::fs::File::create(dir.join(HASHES_FILE))?);
         let mut cps_bytes = format::checkpoints_header().to_vec();
         let mut checkpoints = Vec::new();
         let mut range = CompactRange::new();
@@ -137,7 +145,7 @@ impl TestLog {
         };
         checkpoint(&range, &mut cps_bytes);
         for seq in 0..n {
-            if seq % self.segment_records == 0 {
+            if seq.is_multiple_of(self.segment_records) {
                 if let Some(mut s) = seg.take() {
                     s.flush()?;
                 }
@@ -161,7 +169,7 @@ impl TestLog {
             for h in &stored {
                 hashes.write_all(h)?;
             }
-            if self.checkpoint_every > 0 && (seq + 1) % self.checkpoint_every == 0 {
+            if self.checkpoint_every > 0 && (seq + 1).is_multiple_of(self.checkpoint_every) {
                 checkpoint(&range, &mut cps_bytes);
             }
         }
@@ -169,7 +177,10 @@ impl TestLog {
             s.flush()?;
         }
         if n == 0 {
-            std::fs::write(seg_dir.join(format::segment_name(0)), format::segment_header(0))?;
+            std::fs::write(
+                seg_dir.join(format::segment_name(0)),
+                format::segment_header(0),
+            )?;
         }
         let last_at = checkpoints_last_size(&cps_bytes);
         if self.final_checkpoint && last_at != Some(n) {

@@ -180,20 +180,24 @@ pub enum VerifyError {
         /// What is wrong.
         why: String,
     },
-    /// The stored hashes disagree with records that the checkpoints confirm.
-    #[error(
-        "hashes file: stored hash {index} (record {record}) does not match the records, which \
-         checkpoint {checkpoint} confirms"
-    )]
+    /// The hashes file disagrees with the records.
+    #[error("hashes file: stored hash {index} (record {record}) {}", hashes_message(*checkpoint))]
     Hashes {
         /// The index of the first wrong hash.
         index: u64,
         /// The record it belongs to.
         record: u64,
-        /// The checkpoint that confirms the records (`usize::MAX`: none, the leaf matched and an
-        /// inner hash did not).
-        checkpoint: usize,
+        /// The checkpoint that confirms the records, when it was the leaf hash that differed;
+        /// `None` when the leaf matched and a hash above it did not.
+        checkpoint: Option<usize>,
     },
+}
+
+fn hashes_message(checkpoint: Option<usize>) -> String {
+    match checkpoint {
+        Some(c) => format!("does not match the record, which checkpoint {c} confirms"),
+        None => "does not match the hashes below it".into(),
+    }
 }
 
 fn record_message(seq: u64, place: Option<&Place>, p: &RecordProblem) -> String {
@@ -242,7 +246,12 @@ fn record_message(seq: u64, place: Option<&Place>, p: &RecordProblem) -> String 
         } => {
             let tail = torn
                 .as_ref()
-                .map(|t| format!(", ending in {} torn bytes in {} at byte {}", t.bytes, t.file, t.offset))
+                .map(|t| {
+                    format!(
+                        ", ending in {} torn bytes in {} at byte {}",
+                        t.bytes, t.file, t.offset
+                    )
+                })
                 .unwrap_or_default();
             format!(
                 "record {seq} missing: the log ends at record {seq}{tail}, but checkpoint \
@@ -313,7 +322,11 @@ pub struct Report {
 }
 
 /// Checks a whole log directory (the `audit` directory) against `verifier`.
-pub fn verify(dir: &Path, verifier: &Verifier, opts: &VerifyOptions) -> Result<Report, VerifyError> {
+pub fn verify(
+    dir: &Path,
+    verifier: &Verifier,
+    opts: &VerifyOptions,
+) -> Result<Report, VerifyError> {
     let log = LogDir::open(dir)?;
     let cps = read_checkpoints(&log, verifier)?;
     let archived = log.archived()?;
@@ -327,9 +340,9 @@ pub fn verify(dir: &Path, verifier: &Verifier, opts: &VerifyOptions) -> Result<R
         range_start: (0, None),
         dir,
         full_parse: opts.full_parse,
-        threads: opts.threads.unwrap_or_else(|| {
-            std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
-        }),
+        threads: opts
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(8))),
     };
     v.at_size()?; // checkpoints of the empty tree
 
@@ -383,11 +396,10 @@ pub fn verify(dir: &Path, verifier: &Verifier, opts: &VerifyOptions) -> Result<R
     let end = v.range.size();
     // Archived past the last segment on disk cannot happen (the last segment is never archived),
     // but a log whose every segment went away still has its hashes.
-    if let Some(a) = archived.iter().find(|a| a.first_seq == end) {
-        let stop = archived
-            .iter()
-            .fold(end, |e, a| if a.first_seq == e { a.end_seq } else { e });
-        let _ = a;
+    let stop = archived
+        .iter()
+        .fold(end, |e, a| if a.first_seq == e { a.end_seq } else { e });
+    if stop > end {
         v.archived_range(end, stop)?;
         report.archived_elsewhere.push(end..stop);
     }
@@ -412,7 +424,12 @@ pub fn verify(dir: &Path, verifier: &Verifier, opts: &VerifyOptions) -> Result<R
     }
     let checkpointed = report.latest.as_ref().map_or(0, |c| c.size);
     report.records = end;
-    report.records_read = end - report.archived_elsewhere.iter().map(|r| r.end - r.start).sum::<u64>();
+    report.records_read = end
+        - report
+            .archived_elsewhere
+            .iter()
+            .map(|r| r.end - r.start)
+            .sum::<u64>();
     report.not_checkpointed = checkpointed..end;
     report.expected_hashes = merkle::stored_hash_count(end);
     Ok(report)
@@ -422,7 +439,10 @@ pub fn verify(dir: &Path, verifier: &Verifier, opts: &VerifyOptions) -> Result<R
 fn archived_cover(archived: &[ArchivedRange], from: u64, to: u64) -> bool {
     let mut at = from;
     while at < to {
-        match archived.iter().find(|a| a.first_seq == at && a.end_seq > at) {
+        match archived
+            .iter()
+            .find(|a| a.first_seq == at && a.end_seq > at)
+        {
             Some(a) => at = a.end_seq,
             None => return false,
         }
@@ -580,7 +600,12 @@ struct Verifier_<'a> {
 
 impl Verifier_<'_> {
     /// Pushes a leaf and compares the hashes it stores with the hashes file.
-    fn push(&mut self, leaf: Hash, seq: u64, place: impl Fn() -> Option<Place>) -> Result<(), VerifyError> {
+    fn push(
+        &mut self,
+        leaf: Hash,
+        seq: u64,
+        place: impl Fn() -> Option<Place>,
+    ) -> Result<(), VerifyError> {
         self.stored.clear();
         self.range.push_into(leaf, &mut self.stored);
         for (k, h) in self.stored.iter().enumerate() {
@@ -600,7 +625,7 @@ impl Verifier_<'_> {
                     return Err(VerifyError::Hashes {
                         index,
                         record: seq,
-                        checkpoint: usize::MAX,
+                        checkpoint: None,
                     });
                 }
             }
@@ -629,7 +654,7 @@ impl Verifier_<'_> {
                 return Err(VerifyError::Hashes {
                     index: p.hash_index,
                     record: p.seq,
-                    checkpoint: *index,
+                    checkpoint: Some(*index),
                 });
             }
             self.next_cp += 1;
@@ -699,7 +724,7 @@ impl Verifier_<'_> {
                         return Err(VerifyError::Hashes {
                             index,
                             record: seq,
-                            checkpoint: usize::MAX,
+                            checkpoint: None,
                         })
                     }
                     None => {
@@ -770,7 +795,8 @@ impl Verifier_<'_> {
         };
         // 2. Check the entries and hash the leaves, on every core: the costly part.
         let base = self.range.size();
-        let (leaves, bad_entry) = entries_and_leaves(bytes, &frames, base, self.full_parse, self.threads);
+        let (leaves, bad_entry) =
+            entries_and_leaves(bytes, &frames, base, self.full_parse, self.threads);
         // 3. In order: sequence numbers, entries, the tree, the stored hashes, the checkpoints.
         for (i, f) in frames.iter().enumerate() {
             let seq = base + i as u64;
@@ -798,7 +824,11 @@ impl Verifier_<'_> {
                 self.range_start = (seq, Some(place(f.offset)));
             }
             self.push(leaves[i], seq, || Some(place(f.offset)))?;
-            if self.cps.get(self.next_cp).is_some_and(|(_, c)| c.size == seq + 1) {
+            if self
+                .cps
+                .get(self.next_cp)
+                .is_some_and(|(_, c)| c.size == seq + 1)
+            {
                 self.at_size()?;
             }
         }
@@ -868,7 +898,10 @@ fn entries_and_leaves(
     }
     let chunk = frames.len().div_ceil(threads);
     let bad = std::thread::scope(|s| {
-        let mut parts = leaves.chunks_mut(chunk).zip(frames.chunks(chunk)).enumerate();
+        let mut parts = leaves
+            .chunks_mut(chunk)
+            .zip(frames.chunks(chunk))
+            .enumerate();
         let first = parts.next();
         let handles: Vec<_> = parts
             .map(|(c, (out, fr))| (c, s.spawn(move || work(c * chunk, out, fr))))
@@ -972,7 +1005,11 @@ fn canonical_time_ok(ts: &[u8]) -> bool {
     }) {
         return false;
     }
-    let num = |r: Range<usize>| ts[r].iter().fold(0u32, |n, &d| n * 10 + u32::from(d - b'0'));
+    let num = |r: Range<usize>| {
+        ts[r]
+            .iter()
+            .fold(0u32, |n, &d| n * 10 + u32::from(d - b'0'))
+    };
     let (year, month, day) = (num(0..4), num(5..7), num(8..10));
     let (hour, min, sec) = (num(11..13), num(14..16), num(17..19));
     let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
@@ -1051,7 +1088,10 @@ mod tests {
             let p = test_entry(seq).to_payload();
             assert_eq!(check_entry(&p, seq, false), Ok(()));
             assert_eq!(check_entry(&p, seq, true), Ok(()));
-            assert_eq!(check_entry(&p, seq + 1, false), Err(RecordProblem::EntrySeq { found: seq }));
+            assert_eq!(
+                check_entry(&p, seq + 1, false),
+                Err(RecordProblem::EntrySeq { found: seq })
+            );
         }
         let good = String::from_utf8(test_entry(5).to_payload()).unwrap();
         let variants = [
@@ -1063,8 +1103,8 @@ mod tests {
             good.replace("\"2025-11-30T04:20:00.005Z\"", "1.5"),
             good.replace("\"2025-11-30T04:20:00.005Z\"", "18446744073709551615"),
             good.replace("\"2025-11-30T04:20:00.005Z\"", "null"),
-            good.replace("2025-11-30", "2025-02-30"),           // no such day: refused
-            good.replace("2025-11-30", "2024-02-29"),           // leap day: accepted
+            good.replace("2025-11-30", "2025-02-30"), // no such day: refused
+            good.replace("2025-11-30", "2024-02-29"), // leap day: accepted
             good.replace("2025-11-30", "2025-02-29"),
             good.replace("T04:", "T24:"),
             good.replace("\"kind\":\"plan_decided\"", "\"kind\":\"no_such\""),
@@ -1072,7 +1112,7 @@ mod tests {
             good.replace(",\"content_hash\":null", ""),
             good.replace("}", ",\"extra\":1}"),
             good.replace("\"seq\":5", "\"seq\":\"5\""),
-            good.replace("ssh", "s\\u0073h"),                   // escapes: accepted
+            good.replace("ssh", "s\\u0073h"), // escapes: accepted
             good[..good.len() - 1].to_string(),
         ];
         assert!(good.contains(",\"content_hash\":null"), "{good}");

@@ -83,7 +83,11 @@ impl Rfc<'_> {
     fn subproof(&self, m: usize, lo: usize, hi: usize, b: bool) -> Vec<H> {
         let n = hi - lo;
         if m == n {
-            return if b { Vec::new() } else { vec![self.mth(lo, hi)] };
+            return if b {
+                Vec::new()
+            } else {
+                vec![self.mth(lo, hi)]
+            };
         }
         let k = k_of(n);
         let mut p;
@@ -186,11 +190,19 @@ fn indexes(n: usize, all_up_to: usize) -> Vec<usize> {
 fn check_size(l: &Log, rfc: &Rfc<'_>, n: usize, all_up_to: usize) {
     let d = &l.leaves[..n];
     let root = rfc.mth(0, n);
-    assert_eq!(merkle::tree_hash(n as u64, &l.stored).unwrap(), root, "root of {n}");
+    assert_eq!(
+        merkle::tree_hash(n as u64, &l.stored).unwrap(),
+        root,
+        "root of {n}"
+    );
     for m in indexes(n, all_up_to) {
         let p = merkle::inclusion_proof(m as u64, n as u64, &l.stored).unwrap();
         // The reference accepts it, and it is the RFC's PATH exactly.
-        assert_eq!(root_from_path(m, n, &d[m], &p), Some(root), "inclusion {m} in {n}");
+        assert_eq!(
+            root_from_path(m, n, &d[m], &p),
+            Some(root),
+            "inclusion {m} in {n}"
+        );
         let reference = rfc.path(m, 0, n);
         assert_eq!(p, reference, "PATH({m}, D[{n}])");
         // The crate accepts the reference's proof (same thing, other direction).
@@ -207,7 +219,10 @@ fn check_size(l: &Log, rfc: &Rfc<'_>, n: usize, all_up_to: usize) {
     for m in indexes(n + 1, all_up_to) {
         let old = rfc.mth(0, m);
         let p = merkle::consistency_proof(m as u64, n as u64, &l.stored).unwrap();
-        assert!(check_consistency(m, n, &p, &old, &root), "consistency {m} -> {n}");
+        assert!(
+            check_consistency(m, n, &p, &old, &root),
+            "consistency {m} -> {n}"
+        );
         let reference = rfc.proof(m, n);
         assert_eq!(p, reference, "PROOF({m}, D[{n}])");
         merkle::verify_consistency(m as u64, n as u64, &reference, &old, &root).unwrap();
@@ -222,7 +237,10 @@ fn check_size(l: &Log, rfc: &Rfc<'_>, n: usize, all_up_to: usize) {
 #[test]
 fn every_size_up_to_300() {
     let l = log(300);
-    let rfc = Rfc { d: &l.leaves, memo: RefCell::default() };
+    let rfc = Rfc {
+        d: &l.leaves,
+        memo: RefCell::default(),
+    };
     for n in 1..=300 {
         check_size(&l, &rfc, n, 64);
     }
@@ -231,7 +249,10 @@ fn every_size_up_to_300() {
 #[test]
 fn large_sizes_around_powers_of_two() {
     let l = log(4097);
-    let rfc = Rfc { d: &l.leaves, memo: RefCell::default() };
+    let rfc = Rfc {
+        d: &l.leaves,
+        memo: RefCell::default(),
+    };
     for n in [1000, 1023, 1024, 1025, 2047, 2049, 4095, 4096, 4097] {
         check_size(&l, &rfc, n, 0);
     }
