@@ -114,7 +114,7 @@ pub fn is_torn(buf: &[u8], offset: usize, e: &FrameError) -> bool {
     }
 }
 
-/// The frames of a loaded segment, after its header.
+/// Checks a loaded segment's header against its file name; answers its first record.
 pub fn segment_first_seq(seg: &SegmentFile, bytes: &[u8]) -> Result<u64, ReadError> {
     let first = format::parse_header(SEGMENT_MAGIC, bytes).map_err(|e| ReadError::Format {
         path: seg.path.clone(),

@@ -231,8 +231,9 @@ fn record_message(seq: u64, place: Option<&Place>, p: &RecordProblem) -> String 
         ),
         RecordProblem::RangeMismatch { end, checkpoint } => format!(
             "records {seq}..{end} (from {at}): their root does not match checkpoint {checkpoint} \
-             at size {end}; the hashes file was rewritten to match, so the changed record is \
-             somewhere in this range",
+             at size {end}, and the hashes file was rewritten to match them: a record in this \
+             range was changed (or the checkpoint is over another log, which no later \
+             checkpoint can tell)",
             at = place.map(|p| p.to_string()).unwrap_or_default()
         ),
         RecordProblem::UncheckpointedMismatch => format!(
@@ -337,6 +338,7 @@ pub fn verify(
         stored: Vec::with_capacity(64),
         hashes: HashStream::open(&dir.join(HASHES_FILE))?,
         pending: None,
+        deferred: None,
         range_start: (0, None),
         dir,
         full_parse: opts.full_parse,
@@ -402,6 +404,11 @@ pub fn verify(
     if stop > end {
         v.archived_range(end, stop)?;
         report.archived_elsewhere.push(end..stop);
+    }
+    if let Some((_, records)) = v.deferred.take() {
+        // The last checkpoint disagrees with records the hashes file agrees with: either was
+        // rewritten, and no later checkpoint tells which.
+        return Err(records);
     }
     let end = v.range.size();
     if let Some((index, cp)) = cps.list.get(v.next_cp) {
@@ -591,6 +598,9 @@ struct Verifier_<'a> {
     stored: Vec<Hash>,
     hashes: HashStream,
     pending: Option<Pending>,
+    /// A checkpoint whose root the records (and the stored hashes) do not match: the checkpoint's
+    /// error and the records' error, until the next checkpoint tells which one is wrong.
+    deferred: Option<(VerifyError, VerifyError)>,
     /// The first record after the last checkpoint passed, and where it is.
     range_start: (u64, Option<Place>),
     dir: &'a Path,
@@ -640,25 +650,53 @@ impl Verifier_<'_> {
 
     fn at_size_archived(&mut self, archived: bool) -> Result<(), VerifyError> {
         let size = self.range.size();
+        let mut matched = false;
         let mut passed = false;
         while let Some((index, cp)) = self.cps.get(self.next_cp) {
             if cp.size != size {
                 break;
             }
-            let root = self.range.root();
-            if root != cp.root {
-                return Err(self.mismatch(*index, cp, archived));
+            let index = *index;
+            self.next_cp += 1;
+            passed = true;
+            let bad_checkpoint = VerifyError::Checkpoint {
+                index,
+                size,
+                problem: CheckpointProblem::RootMismatch { archived },
+            };
+            if self.range.root() != cp.root {
+                if matched || archived {
+                    // Another signed checkpoint of this size matches the records (two roots for
+                    // one size), or the records are only known by their stored hashes.
+                    return Err(bad_checkpoint);
+                }
+                if let Some(d) = self.deferred.take() {
+                    // Two checkpoints in a row disagree with the records: the records changed.
+                    return Err(d.1);
+                }
+                if self.pending.is_some() {
+                    return Err(self.mismatch(index, cp, false));
+                }
+                // Either the records and the hashes file were both rewritten, or this checkpoint
+                // is the odd one: the next checkpoint tells (it commits to these records too).
+                let e = self.mismatch(index, cp, false);
+                self.deferred = Some((bad_checkpoint, e));
+                continue;
             }
+            if let Some((c, _)) = self.deferred.take() {
+                // A later checkpoint matches the records, so they are what the log signed: the
+                // earlier one that did not is a checkpoint over some other log.
+                return Err(c);
+            }
+            matched = true;
             if let Some(p) = self.pending.take() {
                 // The records match the checkpoint: the stored hash was what changed.
                 return Err(VerifyError::Hashes {
                     index: p.hash_index,
                     record: p.seq,
-                    checkpoint: Some(*index),
+                    checkpoint: Some(index),
                 });
             }
-            self.next_cp += 1;
-            passed = true;
         }
         if passed {
             self.range_start = (size, None);
@@ -1030,7 +1068,8 @@ struct Prefetch {
 
 impl Prefetch {
     fn start(segs: Vec<SegmentFile>) -> Self {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        // Rendezvous: at most the segment being checked and the next one are in memory.
+        let (tx, rx) = std::sync::mpsc::sync_channel(0);
         std::thread::spawn(move || {
             for s in segs {
                 let r = s.load();

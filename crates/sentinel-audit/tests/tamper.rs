@@ -454,13 +454,35 @@ fn checkpoints_out_of_order_or_with_a_wrong_root_are_named() {
     );
 
     // A checkpoint signed with the log's own key over a root the records do not have (what a
-    // thief of the key would add): named as a mismatch at that size.
+    // thief of the key would add): the next checkpoint matches the records, so the checkpoint is
+    // named.
     let tmp2 = tempfile::tempdir().unwrap();
     let b = build(tmp2.path());
     let mut cp: Checkpoint = b.checkpoints[6].checkpoint.clone();
     cp.root[0] ^= 1;
+    let forged = b.signer.sign(&cp).text.into_bytes();
+    rewrite_checkpoints(&b.dir, |frames| frames[6].1 = forged.clone());
+    let (index, size, problem, msg) = checkpoint_err(check(&b));
+    assert_eq!((index, size), (6, 150));
+    assert_eq!(problem, CheckpointProblem::RootMismatch { archived: false });
+    assert_eq!(
+        msg,
+        "checkpoint 6 (size 150): root hash does not match the records"
+    );
+
+    // Added next to the genuine one of the same size: two roots for one size.
     rewrite_checkpoints(&b.dir, |frames| {
-        frames[6].1 = b.signer.sign(&cp).text.into_bytes()
+        frames[6].1 = b.checkpoints[6].text.clone().into_bytes();
+        frames.insert(7, (150, forged.clone()));
+    });
+    let (index, size, _, _) = checkpoint_err(check(&b));
+    assert_eq!((index, size), (7, 150));
+
+    // The forged one is the last: nothing after it tells the records from the checkpoint, and
+    // the records' range is named.
+    rewrite_checkpoints(&b.dir, |frames| {
+        frames.truncate(6);
+        frames.push((150, forged.clone()));
     });
     let (seq, _, problem, _) = record_err(check(&b));
     assert_eq!(seq, 125);
