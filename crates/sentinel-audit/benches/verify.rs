@@ -41,7 +41,7 @@ fn main() {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("{cores} cores; load average before: {}", load());
     for (label, full_parse, threads) in [
-        ("default (all cores, borrowed entry check)", false, None),
+        ("default (all cores, entry scan)", false, None),
         ("one thread", false, Some(1)),
         ("all cores, full LogEntry parse", true, None),
     ] {
