@@ -12,7 +12,8 @@
 //! (readers prefer the original) and running it again finishes the work.
 
 use crate::format::{self, HEADER_LEN, SEGMENT_MAGIC};
-use crate::reader::{LogDir, ReadError, SegmentFile, ARCHIVED_FILE};
+use crate::merkle;
+use crate::reader::{LogDir, ReadError, SegmentFile, StoredHashes, ARCHIVED_FILE, HASHES_FILE};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -31,6 +32,14 @@ pub enum ArchiveError {
         path: PathBuf,
         /// Why.
         source: std::io::Error,
+    },
+    /// The hashes file cannot stand in for a segment moved away: it is left where it is.
+    #[error("{segment}: not moved away: {why}")]
+    Hashes {
+        /// The segment.
+        segment: String,
+        /// What is wrong.
+        why: String,
     },
     /// A segment is damaged: it is left as it is (run `verify`).
     #[error("{segment}: not archived, the segment is damaged: {why}")]
@@ -116,7 +125,50 @@ fn sync_dir(dir: &Path) -> Result<(), ArchiveError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
 }
 
-fn check_segment(seg: &SegmentFile, bytes: &[u8], end_seq: u64) -> Result<(), ArchiveError> {
+/// Checks that the hashes file holds the leaf hash of every record of the segment.
+fn check_stored_leaves(
+    dir: &Path,
+    seg: &SegmentFile,
+    leaves: &[merkle::Hash],
+) -> Result<(), ArchiveError> {
+    let hashes = StoredHashes::open(&dir.join(HASHES_FILE))?;
+    let end = seg.first_seq + leaves.len() as u64;
+    if hashes.count() < merkle::stored_hash_count(end) {
+        return Err(ArchiveError::Hashes {
+            segment: seg.name(),
+            why: format!(
+                "the hashes file holds {} hashes, {} are needed up to record {end} \
+                 (the daemon rebuilds it when it opens the log)",
+                hashes.count(),
+                merkle::stored_hash_count(end)
+            ),
+        });
+    }
+    for (i, leaf) in leaves.iter().enumerate() {
+        let seq = seg.first_seq + i as u64;
+        let stored =
+            hashes
+                .get(merkle::stored_hash_index(0, seq))
+                .map_err(|e| ArchiveError::Hashes {
+                    segment: seg.name(),
+                    why: e.to_string(),
+                })?;
+        if stored != *leaf {
+            return Err(ArchiveError::Hashes {
+                segment: seg.name(),
+                why: format!("the stored hash of record {seq} is not its hash (run verify)"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Checks a segment's header, frames and sequence; answers its records' leaf hashes.
+fn check_segment(
+    seg: &SegmentFile,
+    bytes: &[u8],
+    end_seq: u64,
+) -> Result<Vec<merkle::Hash>, ArchiveError> {
     let damaged = |why: String| ArchiveError::Damaged {
         segment: seg.name(),
         why,
@@ -129,6 +181,7 @@ fn check_segment(seg: &SegmentFile, bytes: &[u8], end_seq: u64) -> Result<(), Ar
         )));
     }
     let (mut pos, mut want) = (HEADER_LEN, first);
+    let mut leaves = Vec::new();
     while let Some(f) = format::decode_frame(bytes, pos).map_err(|e| damaged(e.to_string()))? {
         if f.seq != want {
             return Err(damaged(format!(
@@ -136,6 +189,7 @@ fn check_segment(seg: &SegmentFile, bytes: &[u8], end_seq: u64) -> Result<(), Ar
                 f.seq
             )));
         }
+        leaves.push(merkle::leaf_hash(f.payload));
         want += 1;
         pos = f.end;
     }
@@ -144,7 +198,7 @@ fn check_segment(seg: &SegmentFile, bytes: &[u8], end_seq: u64) -> Result<(), Ar
             "it ends at record {want}, the next segment starts at {end_seq}"
         )));
     }
-    Ok(())
+    Ok(leaves)
 }
 
 fn archive_one(
@@ -155,7 +209,12 @@ fn archive_one(
 ) -> Result<ArchivedSegment, ArchiveError> {
     let seg_dir = seg.path.parent().unwrap_or(dir).to_owned();
     let bytes = seg.load()?;
-    check_segment(seg, &bytes, end_seq)?;
+    let leaves = check_segment(seg, &bytes, end_seq)?;
+    if dest.is_some() {
+        // Once moved away, these records are checked through their stored hashes only: those
+        // must be there and be the records' hashes.
+        check_stored_leaves(dir, seg, &leaves)?;
+    }
     let gz_name = format!("{}.gz", format::segment_name(seg.first_seq));
     let gz = seg_dir.join(&gz_name);
     if !seg.compressed {

@@ -205,3 +205,44 @@ fn only_checkpointed_whole_segments_are_archived_and_damaged_ones_refused() {
         .join("00000000000000000000.seg.gz")
         .exists());
 }
+
+#[test]
+fn nothing_is_moved_away_that_the_hashes_file_cannot_stand_in_for() {
+    let tmp = tempfile::tempdir().unwrap();
+    let b = build(tmp.path());
+    let dest = tmp.path().join("cold");
+    let path = b.dir.join("hashes");
+    let orig = std::fs::read(&path).unwrap();
+
+    // Short (the daemon rebuilds it when it opens the log): nothing leaves.
+    std::fs::write(&path, &orig[..merkle::stored_hash_count(30) as usize * 32]).unwrap();
+    let e = archive(&b.dir, 200, Some(&dest)).unwrap_err();
+    assert!(
+        matches!(e, ArchiveError::Hashes { ref segment, .. } if segment == "segments/00000000000000000000.seg"),
+        "{e:?}"
+    );
+    assert!(b
+        .dir
+        .join("segments")
+        .join(format::segment_name(0))
+        .exists());
+
+    // A stored leaf that is not the record's: that segment stays, the one before it went.
+    let mut bytes = orig.clone();
+    bytes[merkle::stored_hash_index(0, 50) as usize * 32] ^= 1;
+    std::fs::write(&path, &bytes).unwrap();
+    let e = archive(&b.dir, 200, Some(&dest)).unwrap_err();
+    assert!(e.to_string().contains("record 50"), "{e}");
+    assert_eq!(files(&dest), vec!["00000000000000000000.seg.gz"]);
+    assert!(b
+        .dir
+        .join("segments")
+        .join(format::segment_name(40))
+        .exists());
+
+    // Repaired, the rest goes and the log verifies.
+    std::fs::write(&path, &orig).unwrap();
+    archive(&b.dir, 200, Some(&dest)).unwrap();
+    let rep = verify(&b.dir, &b.verifier(), &VerifyOptions::default()).unwrap();
+    assert_eq!(rep.archived_elsewhere, vec![0..160]);
+}
