@@ -332,7 +332,7 @@ pub fn verify(
     let log = LogDir::open(dir)?;
     let cps = read_checkpoints(&log, verifier)?;
     let archived = log.archived()?;
-    let mut v = Verifier_ {
+    let mut v = Walk {
         cps: &cps.list,
         next_cp: 0,
         range: CompactRange::new(),
@@ -591,8 +591,8 @@ struct Pending {
     hash_index: u64,
 }
 
-#[allow(non_camel_case_types)]
-struct Verifier_<'a> {
+/// The state of one verification walk over the log.
+struct Walk<'a> {
     cps: &'a [(usize, Checkpoint)],
     next_cp: usize,
     range: CompactRange,
@@ -609,7 +609,7 @@ struct Verifier_<'a> {
     threads: usize,
 }
 
-impl Verifier_<'_> {
+impl Walk<'_> {
     /// Pushes a leaf and compares the hashes it stores with the hashes file.
     fn push(
         &mut self,
@@ -676,11 +676,11 @@ impl Verifier_<'_> {
                     return Err(d.1);
                 }
                 if self.pending.is_some() {
-                    return Err(self.mismatch(index, cp, false));
+                    return Err(self.mismatch(index, cp));
                 }
                 // Either the records and the hashes file were both rewritten, or this checkpoint
                 // is the odd one: the next checkpoint tells (it commits to these records too).
-                let e = self.mismatch(index, cp, false);
+                let e = self.mismatch(index, cp);
                 self.deferred = Some((bad_checkpoint, e));
                 continue;
             }
@@ -705,14 +705,8 @@ impl Verifier_<'_> {
         Ok(())
     }
 
-    fn mismatch(&mut self, index: usize, cp: &Checkpoint, archived: bool) -> VerifyError {
-        if archived {
-            return VerifyError::Checkpoint {
-                index,
-                size: cp.size,
-                problem: CheckpointProblem::RootMismatch { archived: true },
-            };
-        }
+    /// The records' error when checkpoint `index` does not match them.
+    fn mismatch(&mut self, index: usize, cp: &Checkpoint) -> VerifyError {
         if let Some(p) = self.pending.take() {
             let confirmed = reader::StoredHashes::open(&self.dir.join(HASHES_FILE))
                 .ok()

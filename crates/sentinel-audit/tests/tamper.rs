@@ -533,3 +533,50 @@ fn an_edited_hashes_file_is_named() {
         format!("hashes file: stored hash {inner} (record 59) does not match the hashes below it")
     );
 }
+
+/// Segments of many records are checked on several threads: the first bad record is still the one
+/// named, whichever thread found which.
+#[test]
+fn the_first_bad_record_is_named_whatever_the_threads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let b = TestLog::new()
+        .segment_records(6_000)
+        .checkpoint_every(1000)
+        .write(tmp.path(), 6_000)
+        .unwrap();
+    let path = seg_path(&b.dir, 0);
+    let mut frames = read_frames(&path);
+    frames[4500].1[0] = b'[';
+    frames[1500].1 = edit(&frames[1500].1, |e| e.seq = 1499);
+    write_frames(&path, 0, &frames);
+    for threads in 1..=4 {
+        let opts = VerifyOptions {
+            threads: Some(threads),
+            ..VerifyOptions::default()
+        };
+        let (seq, place, problem, _) = record_err(verify(&b.dir, &b.verifier(), &opts));
+        assert_eq!(seq, 1500, "{threads} threads");
+        assert_eq!(place, Some((seg_name(0), offset_of(&frames, 1500))));
+        assert_eq!(problem, RecordProblem::EntrySeq { found: 1499 });
+    }
+    frames[1500].1 = edit(&frames[1500].1, |e| e.seq = 1500);
+    write_frames(&path, 0, &frames);
+    for threads in 1..=4 {
+        let opts = VerifyOptions {
+            threads: Some(threads),
+            ..VerifyOptions::default()
+        };
+        let (seq, _, problem, _) = record_err(verify(&b.dir, &b.verifier(), &opts));
+        assert_eq!(seq, 4500, "{threads} threads");
+        assert!(matches!(problem, RecordProblem::BadEntry(_)), "{problem:?}");
+    }
+    frames[4500].1[0] = b'{';
+    write_frames(&path, 0, &frames);
+    for threads in 1..=4 {
+        let opts = VerifyOptions {
+            threads: Some(threads),
+            ..VerifyOptions::default()
+        };
+        assert_eq!(verify(&b.dir, &b.verifier(), &opts).unwrap().records, 6_000);
+    }
+}
