@@ -361,13 +361,26 @@ fn a_torn_tail_after_the_last_checkpoint_is_reported_not_failed() {
     assert_eq!(t.file, seg_name(160));
     assert!(t.bytes > 0);
 
-    // A changed record no checkpoint covers yet: the hashes file disagrees, and that is named.
+    // A changed record no checkpoint covers yet: nothing signed covers it, and the stored
+    // hashes past the latest checkpoint are what a crash may leave unsynced: reported, not failed.
     let mut frames = read_frames(&path);
     frames[20].1 = edit(&frames[20].1, |e| e.summary.push('!'));
     write_frames(&path, 160, &frames);
-    let (seq, _, problem, _) = record_err(check(&b));
-    assert_eq!(seq, 180);
-    assert_eq!(problem, RecordProblem::UncheckpointedMismatch);
+    let r = check(&b).unwrap();
+    assert_eq!(r.hashes_differ_from, Some(180));
+    assert_eq!(r.not_checkpointed, 175..189);
+
+    // Stored hashes past the latest checkpoint zeroed (unsynced at a crash): the same report.
+    let mut fixed = read_frames(&path);
+    fixed[20].1 = sentinel_audit::testlog::test_entry(180).to_payload();
+    write_frames(&path, 160, &fixed);
+    assert_eq!(check(&b).unwrap().hashes_differ_from, None);
+    let hashes = b.dir.join("hashes");
+    let mut bytes = std::fs::read(&hashes).unwrap();
+    let from = merkle::stored_hash_index(0, 177) as usize * 32;
+    bytes[from..].fill(0);
+    std::fs::write(&hashes, &bytes).unwrap();
+    assert_eq!(check(&b).unwrap().hashes_differ_from, Some(177));
 }
 
 fn rewrite_checkpoints(dir: &Path, f: impl FnOnce(&mut Vec<(u64, Vec<u8>)>)) {
