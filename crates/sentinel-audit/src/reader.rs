@@ -211,6 +211,15 @@ impl LogDir {
         }
     }
 
+    /// Record `seq`, when a segment in the directory holds it (`None` when it is past the end, or
+    /// its segment was archived out of the directory: see [`Self::archived`]).
+    pub fn record(&self, seq: u64) -> Result<Option<StoredRecord>, ReadError> {
+        match self.records(seq).next().transpose()? {
+            Some(r) if r.seq == seq => Ok(Some(r)),
+            _ => Ok(None),
+        }
+    }
+
     /// The checkpoints file's frames (their signatures unchecked: see [`crate::verify`]).
     pub fn checkpoints(&self) -> Result<CheckpointsFile, ReadError> {
         let path = self.dir.join(CHECKPOINTS_FILE);
@@ -575,6 +584,12 @@ mod tests {
         let r: Vec<StoredRecord> = log.records(12).take(1).map(|r| r.unwrap()).collect();
         assert_eq!(r[0].entry, crate::testlog::test_entry(12));
         assert_eq!(r[0].segment, "segments/00000000000000000010.seg.gz");
+        assert_eq!(log.record(12).unwrap().unwrap().payload, r[0].payload);
+        assert!(log.record(34).unwrap().is_none(), "the torn record");
+        std::fs::remove_file(&gz).unwrap();
+        let log = LogDir::open(&built.dir).unwrap();
+        assert!(log.record(12).unwrap().is_none(), "archived away");
+        assert_eq!(log.record(25).unwrap().unwrap().seq, 25);
     }
 
     #[test]
