@@ -2,6 +2,15 @@
 //! (RFC 6962 / RFC 9162 Merkle tree hashing), with Ed25519-signed checkpoints in the C2SP signed-note
 //! form, inclusion and consistency proofs, and verification that names the first bad record.
 
+pub mod files;
 pub mod format;
+pub mod keyfile;
+pub mod log;
 pub mod merkle;
 pub mod note;
+mod writer;
+
+pub use log::{
+    Appended, AuditSettings, Log, LogError, LogStats, LogTask, PendingAppend, StatsSnapshot,
+    StoredEntry,
+};
