@@ -585,9 +585,11 @@ fn read_frames(
 ) -> Result<(), LogError> {
     const CHUNK: u64 = 256 << 10;
     let (mut at_seq, mut off) = start;
+    // A guess of the bytes needed (records are a few hundred bytes), grown when a frame does not fit.
+    let mut chunk = ((stop - at_seq) * 384).clamp(4096, CHUNK);
     let mut buf = Vec::new();
     while at_seq < stop {
-        let want = (bytes.saturating_sub(off)).min(CHUNK.max(buf.capacity() as u64));
+        let want = bytes.saturating_sub(off).min(chunk);
         if want == 0 {
             return Err(LogError::Corrupt {
                 file: path.display().to_string(),
@@ -637,7 +639,7 @@ fn read_frames(
                 }
                 Ok(None) | Err(format::FrameError::Torn { .. }) => {
                     // Not even one frame fits: read a larger chunk.
-                    buf.reserve(buf.len());
+                    chunk = chunk.saturating_mul(2);
                     if off + buf.len() as u64 >= bytes {
                         return Err(LogError::Corrupt {
                             file: path.display().to_string(),
