@@ -21,9 +21,9 @@
 use crate::files::{self, HashFile, ScanEnd, SegmentIndex};
 use crate::format::{self, LogEntry};
 use crate::keyfile;
-use crate::merkle::{self, CompactRange, Hash, HashReader};
+use crate::merkle::{self, CompactRange, Hash};
 use crate::note::{SignedCheckpoint, Verifier};
-use crate::writer::{refuse, Req, Writer};
+use crate::writer::{refuse, CheckpointSlot, Checkpointer, Req, Writer};
 use async_trait::async_trait;
 use sentinel_core::{AuditRecord, Receipt, Timestamp};
 use std::fs::{self, File, OpenOptions};
@@ -243,15 +243,6 @@ pub(crate) struct Shared {
     pub latest: watch::Sender<SignedCheckpoint>,
     pub stats: LogStats,
     pub poisoned: AtomicBool,
-}
-
-impl Shared {
-    pub(crate) fn checkpoint_count(&self) -> usize {
-        self.checkpoint_index
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .len()
-    }
 }
 
 /// The running audit log. Cheap to clone; every clone feeds the same writer.
@@ -1127,10 +1118,35 @@ fn recover(s: &AuditSettings) -> Result<((Writer, usize), Arc<Shared>), LogError
         stats: LogStats::default(),
         poisoned: AtomicBool::new(false),
     });
-    let mut writer = Writer {
+    let hashes_sync = hashes_w.try_clone().map_err(io(&hashes_path))?;
+    let mut checkpointer = Checkpointer {
         shared: shared.clone(),
         signer,
         origin: s.origin.clone(),
+        hashes: hashes_sync,
+        checkpoints,
+        checkpoints_len: cp_len,
+        last_size: latest.as_ref().map(|c| c.checkpoint.size),
+    };
+    if latest.is_none() && size > 0 {
+        tracing::warn!(evt = "audit_checkpoints_missing", records = size, "the audit log holds records but no checkpoint; signing one now");
+    }
+    // A log without a checkpoint gets one (of the empty tree when new); records durable after the
+    // last checkpoint (a crash before it was signed) are signed now.
+    checkpointer.checkpoint(size, range.root())?;
+    let slot = Arc::new(CheckpointSlot::default());
+    let cp_slot = slot.clone();
+    let cp_thread = std::thread::Builder::new()
+        .name("audit-checkpoints".into())
+        .spawn(move || checkpointer.run(cp_slot))
+        .map_err(|e| LogError::Io {
+            path: "audit checkpoint thread".into(),
+            why: e.to_string(),
+        })?;
+    let writer = Writer {
+        shared: shared.clone(),
+        slot,
+        checkpointer: Some(cp_thread),
         segment_bytes: s.segment_bytes,
         checkpoint_every: s.checkpoint_every,
         checkpoint_interval: s.checkpoint_interval,
@@ -1140,24 +1156,8 @@ fn recover(s: &AuditSettings) -> Result<((Writer, usize), Arc<Shared>), LogError
         seg_len: last.1,
         hashes: hashes_w,
         range,
-        checkpoints,
-        checkpoints_len: cp_len,
-        last_cp_size: cp_size,
+        last_cp_size: size,
         last_cp_at: Instant::now(),
     };
-    if latest.is_none() {
-        if size > 0 {
-            tracing::warn!(
-                evt = "audit_checkpoints_missing",
-                records = size,
-                "the audit log holds records but no checkpoint; signing one now"
-            );
-        }
-        writer.checkpoint_now()?;
-    } else if size > cp_size {
-        // Records durable after the last checkpoint (a crash before it was signed): sign them now.
-        writer.checkpoint_now()?;
-    }
-    let _ = &writer.shared.hashes.read_hashes(&[]);
     Ok(((writer, s.queue), shared))
 }

@@ -12,7 +12,7 @@ use sentinel_core::AuditRecord;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
 
@@ -34,8 +34,8 @@ pub(crate) enum Req {
 /// Everything the writer owns.
 pub(crate) struct Writer {
     pub shared: Arc<Shared>,
-    pub signer: Signer,
-    pub origin: String,
+    pub slot: Arc<CheckpointSlot>,
+    pub checkpointer: Option<std::thread::JoinHandle<()>>,
     pub segment_bytes: u64,
     pub checkpoint_every: u64,
     pub checkpoint_interval: Duration,
@@ -46,8 +46,7 @@ pub(crate) struct Writer {
     pub seg_len: u64,
     pub hashes: File,
     pub range: CompactRange,
-    pub checkpoints: File,
-    pub checkpoints_len: u64,
+    /// The size of the last checkpoint asked for.
     pub last_cp_size: u64,
     pub last_cp_at: Instant,
 }
@@ -89,6 +88,7 @@ impl Writer {
                 Ok(None) => {
                     // Every handle is gone: a last checkpoint, as finish() would.
                     self.checkpoint_if_grown();
+                    self.stop_checkpointer();
                     return;
                 }
                 Ok(Some(r)) => self.take(r, &mut batch),
@@ -103,11 +103,9 @@ impl Writer {
             let mut finished = false;
             for c in batch.controls.drain(..) {
                 match c {
-                    Req::Checkpoint(reply) => {
-                        let _ = reply.send(self.checkpoint_now());
-                    }
+                    Req::Checkpoint(reply) => self.request_checkpoint(Some(reply)),
                     Req::Finish(reply) => {
-                        let _ = reply.send(self.checkpoint_now());
+                        self.request_checkpoint(Some(reply));
                         finished = true;
                     }
                     Req::Append(..) => {}
@@ -119,6 +117,7 @@ impl Writer {
                 while let Ok(r) = rx.try_recv() {
                     refuse(r, LogError::Closed);
                 }
+                self.stop_checkpointer();
                 return;
             }
             if self.shared.committed.load(Ordering::Acquire) - self.last_cp_size
@@ -126,6 +125,13 @@ impl Writer {
             {
                 self.checkpoint_if_grown();
             }
+        }
+    }
+
+    fn stop_checkpointer(&mut self) {
+        self.slot.stop();
+        if let Some(t) = self.checkpointer.take() {
+            let _ = t.join();
         }
     }
 
@@ -229,14 +235,17 @@ impl Writer {
         let _ = seg_records_before;
         let end = start + batch.appends.len() as u64;
         self.flush_segment(frames, &mut new_entries, end)?;
+        // The stored hashes are derived from the records: they are written now (readers need them)
+        // but made durable only before a checkpoint that relies on them; recovery rebuilds the rest
+        // from the records.
         files::hash_bytes(&stored, hbuf);
         self.hashes
             .write_all(hbuf)
-            .and_then(|()| self.hashes.sync_data())
             .map_err(|e| format!("hashes file: {e}"))?;
-        let s = &self.shared.stats;
-        s.fsyncs.fetch_add(1, Ordering::Relaxed);
-        s.bytes.fetch_add(hbuf.len() as u64, Ordering::Relaxed);
+        self.shared
+            .stats
+            .bytes
+            .fetch_add(hbuf.len() as u64, Ordering::Relaxed);
         self.shared.committed.store(end, Ordering::Release);
         Ok(leaves)
     }
@@ -328,15 +337,91 @@ impl Writer {
 
     fn checkpoint_if_grown(&mut self) {
         if self.shared.committed.load(Ordering::Acquire) > self.last_cp_size {
-            let _ = self.checkpoint_now();
+            self.request_checkpoint(None);
         }
     }
 
-    /// Signs and stores a checkpoint of everything committed, unless the latest already covers it
-    /// (then answers the latest).
-    pub(crate) fn checkpoint_now(&mut self) -> Result<SignedCheckpoint, LogError> {
+    /// Asks the checkpointer for a checkpoint of everything committed now.
+    fn request_checkpoint(&mut self, reply: Option<CheckpointReply>) {
         let size = self.shared.committed.load(Ordering::Acquire);
-        if size == self.last_cp_size && self.shared.checkpoint_count() > 0 {
+        self.slot.request(size, self.range.root(), reply);
+        self.last_cp_size = size;
+        self.last_cp_at = Instant::now();
+    }
+}
+
+/// Where the writer leaves checkpoint requests: only the newest size is kept (a checkpoint of it
+/// covers every earlier request), with every caller waiting for it.
+#[derive(Default)]
+pub(crate) struct CheckpointSlot {
+    state: Mutex<SlotState>,
+    cv: Condvar,
+}
+
+#[derive(Default)]
+struct SlotState {
+    pending: Option<(u64, Hash)>,
+    replies: Vec<CheckpointReply>,
+    stop: bool,
+}
+
+impl CheckpointSlot {
+    fn lock(&self) -> std::sync::MutexGuard<'_, SlotState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn request(&self, size: u64, root: Hash, reply: Option<CheckpointReply>) {
+        let mut st = self.lock();
+        if st.pending.is_none_or(|(s, _)| s <= size) {
+            st.pending = Some((size, root));
+        }
+        st.replies.extend(reply);
+        self.cv.notify_one();
+    }
+
+    pub(crate) fn stop(&self) {
+        self.lock().stop = true;
+        self.cv.notify_one();
+    }
+}
+
+/// Signs and stores checkpoints on its own thread, so that the writer's batches never wait for a
+/// checkpoint's `fsync`s. A checkpoint is asked for only after the records it covers are durable.
+pub(crate) struct Checkpointer {
+    pub shared: Arc<Shared>,
+    pub signer: Signer,
+    pub origin: String,
+    /// The stored-hashes file (synced before each checkpoint that relies on it).
+    pub hashes: File,
+    pub checkpoints: File,
+    pub checkpoints_len: u64,
+    pub last_size: Option<u64>,
+}
+
+impl Checkpointer {
+    pub(crate) fn run(mut self, slot: Arc<CheckpointSlot>) {
+        loop {
+            let (job, replies) = {
+                let mut st = slot.lock();
+                while st.pending.is_none() && !st.stop {
+                    st = slot.cv.wait(st).unwrap_or_else(|e| e.into_inner());
+                }
+                match st.pending.take() {
+                    Some(job) => (job, std::mem::take(&mut st.replies)),
+                    None => return,
+                }
+            };
+            let out = self.checkpoint(job.0, job.1);
+            for r in replies {
+                let _ = r.send(out.clone());
+            }
+        }
+    }
+
+    /// Signs and stores a checkpoint of `size` records with root `root`, unless the latest already
+    /// covers them (then answers the latest).
+    pub(crate) fn checkpoint(&mut self, size: u64, root: Hash) -> Result<SignedCheckpoint, LogError> {
+        if self.last_size.is_some_and(|l| l >= size) {
             return Ok(self.shared.latest.borrow().clone());
         }
         if self.shared.poisoned.load(Ordering::SeqCst) {
@@ -345,14 +430,14 @@ impl Writer {
         let cp = Checkpoint {
             origin: self.origin.clone(),
             size,
-            root: self.range.root(),
+            root,
             time_ms: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_millis() as u64)
                 .unwrap_or(0),
         };
         let signed = self.signer.sign(&cp);
-        match self.store_checkpoint(&signed) {
+        match self.store(&signed) {
             Ok(()) => Ok(signed),
             Err(why) => {
                 self.shared.poisoned.store(true, Ordering::SeqCst);
@@ -363,10 +448,14 @@ impl Writer {
         }
     }
 
-    fn store_checkpoint(&mut self, signed: &SignedCheckpoint) -> Result<(), String> {
+    fn store(&mut self, signed: &SignedCheckpoint) -> Result<(), String> {
         let size = signed.checkpoint.size;
         let mut buf = Vec::with_capacity(signed.text.len() + format::FRAME_HEAD);
         format::encode_frame(size, signed.text.as_bytes(), &mut buf);
+        // The hashes the checkpoint's root comes from are durable before it is.
+        self.hashes
+            .sync_data()
+            .map_err(|e| format!("hashes file: {e}"))?;
         self.checkpoints
             .write_all(&buf)
             .and_then(|()| self.checkpoints.sync_data())
@@ -379,10 +468,9 @@ impl Writer {
             .unwrap_or_else(|e| e.into_inner())
             .push((size, offset, buf.len() as u32));
         let s = &self.shared.stats;
-        s.fsyncs.fetch_add(1, Ordering::Relaxed);
+        s.fsyncs.fetch_add(2, Ordering::Relaxed);
         s.checkpoints.fetch_add(1, Ordering::Relaxed);
-        self.last_cp_size = size;
-        self.last_cp_at = Instant::now();
+        self.last_size = Some(size);
         self.shared.latest.send_replace(signed.clone());
         tracing::debug!(evt = "audit_checkpoint", size);
         Ok(())
