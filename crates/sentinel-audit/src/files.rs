@@ -61,7 +61,7 @@ impl SegmentIndex {
 
     /// Reads a file written by [`Self::encode`].
     pub fn decode(b: &[u8]) -> Result<Self, String> {
-        if b.len() < 36 || (b.len() - 36) % 16 != 0 {
+        if b.len() < 36 || !(b.len() - 36).is_multiple_of(16) {
             return Err(format!("{} bytes is not an index's length", b.len()));
         }
         if &b[..8] != INDEX_MAGIC {
@@ -200,7 +200,7 @@ pub fn scan_segment(
                         why: format!("found record {} where {seq} belongs", f.seq),
                     });
                 }
-                if (seq - first_seq) % INDEX_EVERY == 0 {
+                if (seq - first_seq).is_multiple_of(INDEX_EVERY) {
                     entries.push((seq, off as u64));
                 }
                 each(seq, f.payload);

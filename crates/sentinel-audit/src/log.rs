@@ -701,11 +701,12 @@ fn truncate_to(path: &Path, len: u64) -> Result<(), LogError> {
     f.set_len(len).and_then(|()| f.sync_all()).map_err(io(path))
 }
 
-/// The checkpoints file, recovered: `(size, offset, len)` of each, and the file's good length.
-fn recover_checkpoints(
-    dir: &Path,
-    verifier: &Verifier,
-) -> Result<(Vec<(u64, u64, u32)>, u64, Option<SignedCheckpoint>), LogError> {
+/// The checkpoints file, recovered: `(size, offset, len)` of each, the file's good length, and the
+/// latest checkpoint (its signature checked).
+type RecoveredCheckpoints = (Vec<(u64, u64, u32)>, u64, Option<SignedCheckpoint>);
+
+/// Recovers the checkpoints file.
+fn recover_checkpoints(dir: &Path, verifier: &Verifier) -> Result<RecoveredCheckpoints, LogError> {
     let path = dir.join("checkpoints");
     let buf = match read_all(&path)? {
         Some(b) if b.len() >= format::HEADER_LEN => b,
@@ -816,6 +817,19 @@ fn recover(s: &AuditSettings) -> Result<((Writer, usize), Arc<Shared>), LogError
             }
         }
     }
+    let lock_path = dir.join("lock");
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(io(&lock_path))?;
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
+        |e| LogError::Io {
+            path: lock_path.display().to_string(),
+            why: format!("another writer has this audit log open ({e})"),
+        },
+    )?;
     let (signer, _) = keyfile::load_or_create(dir, &s.origin)?;
     let verifier = signer.verifier();
     let (cp_index, cp_len, latest) = recover_checkpoints(dir, &verifier)?;
@@ -1129,7 +1143,11 @@ fn recover(s: &AuditSettings) -> Result<((Writer, usize), Arc<Shared>), LogError
         last_size: latest.as_ref().map(|c| c.checkpoint.size),
     };
     if latest.is_none() && size > 0 {
-        tracing::warn!(evt = "audit_checkpoints_missing", records = size, "the audit log holds records but no checkpoint; signing one now");
+        tracing::warn!(
+            evt = "audit_checkpoints_missing",
+            records = size,
+            "the audit log holds records but no checkpoint; signing one now"
+        );
     }
     // A log without a checkpoint gets one (of the empty tree when new); records durable after the
     // last checkpoint (a crash before it was signed) are signed now.
@@ -1146,6 +1164,7 @@ fn recover(s: &AuditSettings) -> Result<((Writer, usize), Arc<Shared>), LogError
     let writer = Writer {
         shared: shared.clone(),
         slot,
+        _lock: lock,
         checkpointer: Some(cp_thread),
         segment_bytes: s.segment_bytes,
         checkpoint_every: s.checkpoint_every,

@@ -35,6 +35,8 @@ pub(crate) enum Req {
 pub(crate) struct Writer {
     pub shared: Arc<Shared>,
     pub slot: Arc<CheckpointSlot>,
+    /// `<dir>/lock`, held (flock) while the writer runs: one writer per log.
+    pub _lock: File,
     pub checkpointer: Option<std::thread::JoinHandle<()>>,
     pub segment_bytes: u64,
     pub checkpoint_every: u64,
@@ -210,7 +212,6 @@ impl Writer {
         let mut stored: Vec<Hash> = Vec::with_capacity(batch.appends.len() * 2);
         let mut leaves = Vec::with_capacity(batch.appends.len());
         let mut new_entries: Vec<(u64, u64)> = Vec::new();
-        let mut seg_records_before = 0u64;
         for (i, (rec, _)) in batch.appends.iter().enumerate() {
             let seq = start + i as u64;
             let payload = LogEntry::new(seq, rec.clone()).to_payload();
@@ -220,19 +221,16 @@ impl Writer {
                 // Seal this segment (its records durable first) and start the next.
                 self.flush_segment(frames, &mut new_entries, seq)?;
                 self.roll(seq)?;
-                seg_records_before = 0;
             }
             let offset = self.seg_len + frames.len() as u64;
-            if (seq - self.seg_first) % INDEX_EVERY == 0 {
+            if (seq - self.seg_first).is_multiple_of(INDEX_EVERY) {
                 new_entries.push((seq, offset));
             }
             format::encode_frame(seq, &payload, frames);
             let leaf = leaf_hash(&payload);
             self.range.push_into(leaf, &mut stored);
             leaves.push(leaf);
-            seg_records_before += 1;
         }
-        let _ = seg_records_before;
         let end = start + batch.appends.len() as u64;
         self.flush_segment(frames, &mut new_entries, end)?;
         // The stored hashes are derived from the records: they are written now (readers need them)
@@ -420,7 +418,11 @@ impl Checkpointer {
 
     /// Signs and stores a checkpoint of `size` records with root `root`, unless the latest already
     /// covers them (then answers the latest).
-    pub(crate) fn checkpoint(&mut self, size: u64, root: Hash) -> Result<SignedCheckpoint, LogError> {
+    pub(crate) fn checkpoint(
+        &mut self,
+        size: u64,
+        root: Hash,
+    ) -> Result<SignedCheckpoint, LogError> {
         if self.last_size.is_some_and(|l| l >= size) {
             return Ok(self.shared.latest.borrow().clone());
         }

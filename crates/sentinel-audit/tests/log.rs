@@ -63,7 +63,7 @@ fn record(i: u64) -> AuditRecord {
         subject_id: format!("alert-{i}"),
         trace_id: TraceId::new(),
         summary: format!("ssh brute force number {i}"),
-        content_hash: (i % 2 == 0).then(|| format!("{i:064x}")),
+        content_hash: i.is_multiple_of(2).then(|| format!("{i:064x}")),
     }
 }
 
@@ -541,5 +541,56 @@ async fn the_audit_log_seam_appends_and_checkpoints_follow_the_interval() {
         "no checkpoint without new records"
     );
     check_records(&log, 2);
+    task.finish().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_write_fails_its_batch_and_refuses_appends_until_reopened() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("audit");
+    let mut s = settings(&dir);
+    s.segment_bytes = 4096;
+    let (log, task) = Log::open(s.clone()).await.unwrap();
+    // A second writer on the same log is refused.
+    let err = Log::open(s.clone()).await.unwrap_err();
+    assert!(err.to_string().contains("another writer"), "{err}");
+    // Directories where the next segments would go: the roll cannot create its file.
+    let seg_dir = dir.join("segments");
+    for i in 1..100u64 {
+        fs::create_dir(seg_dir.join(format::segment_name(i))).unwrap();
+    }
+    let mut acked = 0u64;
+    let failed = loop {
+        match log.append(record(acked)).await {
+            Ok(a) => {
+                assert_eq!(a.seq, acked);
+                acked += 1;
+            }
+            Err(e) => break e,
+        }
+        assert!(acked < 100, "no roll happened");
+    };
+    assert!(matches!(failed, LogError::Write(_)), "{failed}");
+    assert!(
+        failed.to_string().contains(&format::segment_name(acked)),
+        "{failed}"
+    );
+    assert!(matches!(
+        log.append(record(acked)).await,
+        Err(LogError::Poisoned)
+    ));
+    let st = log.stats().snapshot();
+    assert_eq!((st.appends, st.failures), (acked, 2));
+    assert_eq!(log.size(), acked);
+    check_records(&log, acked);
+    let _ = task.finish().await;
+
+    for i in 1..100u64 {
+        fs::remove_dir(seg_dir.join(format::segment_name(i))).unwrap();
+    }
+    let (log, task) = Log::open(s).await.unwrap();
+    assert_eq!(log.size(), acked);
+    check_records(&log, acked);
+    assert_eq!(log.append(record(acked)).await.unwrap().seq, acked);
     task.finish().await.unwrap();
 }
