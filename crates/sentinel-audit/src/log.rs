@@ -897,7 +897,15 @@ fn recover(s: &AuditSettings) -> Result<((Writer, usize), Arc<Shared>), LogError
                 info.records = next_first - first;
             } else {
                 let idx = match SegmentIndex::read(&seg_dir, *first) {
-                    Ok(Some(idx)) => Some(idx),
+                    Ok(Some(idx)) => {
+                        let len = fs::metadata(path).map_err(io(path))?.len();
+                        if len == idx.bytes {
+                            Some(idx)
+                        } else {
+                            tracing::warn!(evt = "audit_index_rebuilt", segment = %path.display(), len, indexed = idx.bytes, "a segment's length is not the one its index records; rebuilding the index");
+                            None
+                        }
+                    }
                     Ok(None) => None,
                     Err(why) => {
                         tracing::warn!(evt = "audit_index_rebuilt", segment = %path.display(), why = %why, "a segment index is unreadable; rebuilding it");
@@ -955,7 +963,7 @@ fn recover(s: &AuditSettings) -> Result<((Writer, usize), Arc<Shared>), LogError
 
     // The stored hashes: cut back to the latest checkpoint (or to nothing when too short).
     let hashes_path = dir.join("hashes");
-    let hashes_rw = HashFile::open_rw(&hashes_path).map_err(io(&hashes_path))?;
+    let mut hashes_rw = HashFile::open_rw(&hashes_path).map_err(io(&hashes_path))?;
     let have = hashes_rw.metadata().map_err(io(&hashes_path))?.len() / 32;
     let need = merkle::stored_hash_count(cp_size);
     let start = if have >= need {
@@ -1053,6 +1061,8 @@ fn recover(s: &AuditSettings) -> Result<((Writer, usize), Arc<Shared>), LogError
         info.bytes = scan.good_len;
         info.entries = scan.entries;
         next = scan.next_seq;
+        // Bounded memory when rebuilding a long log: out to the file after each segment.
+        flush_hashes(&mut hashes_rw, &mut stored, &hashes_path)?;
     }
     let size = next;
     if size == cp_size && root_at_cp.is_none() {
@@ -1073,20 +1083,12 @@ fn recover(s: &AuditSettings) -> Result<((Writer, usize), Arc<Shared>), LogError
             }
         }
     }
-    // The rebuilt hashes after `start`.
+    // The rebuilt hashes after `start` (written segment by segment above).
     let mut hashes_w = hashes_rw;
-    {
-        use std::io::Seek;
-        hashes_w
-            .seek(std::io::SeekFrom::End(0))
-            .map_err(io(&hashes_path))?;
-        let mut b = Vec::new();
-        files::hash_bytes(&stored, &mut b);
-        hashes_w
-            .write_all(&b)
-            .and_then(|()| hashes_w.sync_all())
-            .map_err(io(&hashes_path))?;
-    }
+    flush_hashes(&mut hashes_w, &mut stored, &hashes_path)?;
+    hashes_w.sync_all().map_err(io(&hashes_path))?;
+    // The writer appends from here.
+    std::io::Seek::seek(&mut hashes_w, std::io::SeekFrom::End(0)).map_err(io(&hashes_path))?;
     if hashes_w.metadata().map_err(io(&hashes_path))?.len() != merkle::stored_hash_count(size) * 32
     {
         return Err(LogError::Io {
@@ -1179,4 +1181,19 @@ fn recover(s: &AuditSettings) -> Result<((Writer, usize), Arc<Shared>), LogError
         last_cp_at: Instant::now(),
     };
     Ok(((writer, s.queue), shared))
+}
+
+/// Appends `stored` to the end of the hashes file and clears it.
+fn flush_hashes(f: &mut File, stored: &mut Vec<Hash>, path: &Path) -> Result<(), LogError> {
+    use std::io::Seek;
+    if stored.is_empty() {
+        return Ok(());
+    }
+    let mut b = Vec::new();
+    files::hash_bytes(stored, &mut b);
+    f.seek(std::io::SeekFrom::End(0))
+        .and_then(|_| f.write_all(&b))
+        .map_err(io(path))?;
+    stored.clear();
+    Ok(())
 }

@@ -135,6 +135,17 @@ async fn open_append_reopen_round_trip() {
     assert_eq!(log.verifier_key(), v.to_text());
     check_records(&log, 100);
     assert_eq!(log.append(record(100)).await.unwrap().seq, 100);
+    // Proofs over records from before and after the reopen verify.
+    let cp = log.checkpoint_now().await.unwrap();
+    assert_eq!(cp.checkpoint.size, 101);
+    for seq in [0u64, 5, 99, 100] {
+        let leaf = log.read(seq, 1).unwrap()[0].leaf;
+        let proof = log.inclusion_proof(seq, 101).unwrap();
+        merkle::verify_inclusion(seq, 101, &leaf, &proof, &cp.checkpoint.root).unwrap();
+    }
+    let proof = log.consistency_proof(100, 101).unwrap();
+    merkle::verify_consistency(100, 101, &proof, &last.checkpoint.root, &cp.checkpoint.root)
+        .unwrap();
     // Reads of one record in the middle, and past the end.
     let one = log.read(37, 1).unwrap();
     assert_eq!((one.len(), one[0].seq), (1, 37));
