@@ -830,6 +830,16 @@ fn recover(s: &AuditSettings) -> Result<((Writer, usize), Arc<Shared>), LogError
             why: format!("another writer has this audit log open ({e})"),
         },
     )?;
+    // A log with signed checkpoints never gets a new key: that would hide the loss of the old one.
+    let cp_path = dir.join("checkpoints");
+    if !dir.join("key").exists()
+        && fs::metadata(&cp_path).is_ok_and(|m| m.len() > format::HEADER_LEN as u64)
+    {
+        return Err(LogError::Key(keyfile::KeyError::Io {
+            path: dir.join("key").display().to_string(),
+            why: "the key is missing but the log holds checkpoints signed with it; restore the key (a new one would not match them)".into(),
+        }));
+    }
     let (signer, _) = keyfile::load_or_create(dir, &s.origin)?;
     let verifier = signer.verifier();
     let (cp_index, cp_len, latest) = recover_checkpoints(dir, &verifier)?;

@@ -1,7 +1,13 @@
 //! The log's single writer: a dedicated OS thread that takes batches of appends from the queue,
-//! numbers them, writes their frames and stored hashes, `fdatasync`s the segment and the hashes file
-//! once per batch (group commit), and only then answers every append of the batch. It signs
-//! checkpoints after the records they cover are durable.
+//! numbers them, writes their frames and stored hashes, `fdatasync`s the segment once per batch
+//! (group commit), and only then answers every append of the batch.
+//!
+//! The stored hashes are derived from the records: each batch writes them (readers need them at
+//! once) but only the segment is synced per batch; the hashes file is synced before every checkpoint
+//! that relies on it, and recovery cuts it back to the latest checkpoint and rebuilds the rest from
+//! the records. Checkpoints are signed on their own thread ([`Checkpointer`]), asked for only after
+//! the records they cover are durable; a request made while one is being stored is merged into the
+//! next (the newest size wins), so checkpoints never slow the appends down.
 
 use crate::files::{self, SegmentIndex, INDEX_EVERY};
 use crate::format::{self, LogEntry};

@@ -463,6 +463,15 @@ async fn a_torn_checkpoint_is_cut_off_and_a_bad_key_name_refused() {
         .any(|l| l.contains("audit_checkpoints_tail_truncated")));
     task.finish().await.unwrap();
 
+    // A lost key is not silently replaced: the log's checkpoints were signed with it.
+    let key = fs::read(dir.join("key")).unwrap();
+    fs::remove_file(dir.join("key")).unwrap();
+    let err = Log::open(settings(&dir)).await.unwrap_err();
+    assert!(err.to_string().contains("key is missing"), "{err}");
+    assert!(!dir.join("key").exists());
+    fs::write(dir.join("key"), key).unwrap();
+    fs::set_permissions(dir.join("key"), fs::Permissions::from_mode(0o600)).unwrap();
+
     let mut other = settings(&dir);
     other.origin = "sentinel/other-host".into();
     let err = Log::open(other).await.unwrap_err();
