@@ -69,6 +69,24 @@ async fn durable_appends(concurrency: u64, secs: u64) -> (f64, f64) {
     (total as f64 / secs, total as f64 / batches as f64)
 }
 
+/// The disk's own latency for what a batch does: append and `fdatasync`.
+fn fsync_probe() -> Duration {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut f = std::fs::File::create(tmp.path().join("probe")).unwrap();
+    let block = vec![7u8; 40_000];
+    let mut t: Vec<Duration> = (0..200)
+        .map(|_| {
+            f.write_all(&block).unwrap();
+            let s = Instant::now();
+            f.sync_data().unwrap();
+            s.elapsed()
+        })
+        .collect();
+    t.sort();
+    t[t.len() / 2]
+}
+
 fn main() {
     let runs = env("AUDIT_BENCH_RUNS", 5);
     let secs = env("AUDIT_BENCH_SECS", 2);
@@ -77,6 +95,11 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    let probe = fsync_probe();
+    println!(
+        "disk: write 40 KB + fdatasync p50 {probe:?} (ceiling for 256 appenders each waiting for its fsync: {:.0}/s)",
+        256.0 / probe.as_secs_f64()
+    );
     rt.block_on(async move {
         for c in [1u64, 16, 256] {
             let mut rates = Vec::new();
