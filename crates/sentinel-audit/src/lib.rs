@@ -3,10 +3,19 @@
 //! form, inclusion and consistency proofs, and verification that names the first bad record.
 
 pub mod archive;
+pub mod files;
 pub mod format;
+pub mod keyfile;
+pub mod log;
 pub mod merkle;
 pub mod note;
 pub mod reader;
 #[cfg(any(test, feature = "testlog"))]
 pub mod testlog;
 pub mod verify;
+mod writer;
+
+pub use log::{
+    Appended, AuditSettings, Log, LogError, LogStats, LogTask, PendingAppend, StatsSnapshot,
+    StoredEntry,
+};

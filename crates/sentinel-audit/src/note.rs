@@ -124,8 +124,9 @@ impl Signer {
         let rest = text
             .strip_prefix("PRIVATE+KEY+")
             .ok_or_else(|| NoteError::Key("a private key starts with PRIVATE+KEY+".into()))?;
-        let mut parts = rest.rsplitn(3, '+');
-        let (Some(data), Some(id), Some(name)) = (parts.next(), parts.next(), parts.next()) else {
+        // A name holds no '+' but base64 data may: split from the left.
+        let mut parts = rest.splitn(3, '+');
+        let (Some(name), Some(id), Some(data)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(NoteError::Key(
                 "expected PRIVATE+KEY+<name>+<id>+<data>".into(),
             ));
@@ -192,8 +193,9 @@ impl Verifier {
     /// Reads a verifier key `<name>+<id>+<base64(0x01 ‖ key)>`.
     pub fn parse(text: &str) -> Result<Self, NoteError> {
         let text = text.trim();
-        let mut parts = text.rsplitn(3, '+');
-        let (Some(data), Some(id), Some(name)) = (parts.next(), parts.next(), parts.next()) else {
+        // A name holds no '+' but base64 data may: split from the left.
+        let mut parts = text.splitn(3, '+');
+        let (Some(name), Some(id), Some(data)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(NoteError::Key("expected <name>+<id>+<data>".into()));
         };
         check_name(name)?;
@@ -422,6 +424,22 @@ mod tests {
         ));
         assert!(v.verify("sentinel/test\n12\n").is_err());
         assert!(v.verify(&signed.text.replace("time", "tine")).is_err());
+    }
+
+    /// Base64 key data may hold '+': keys are split from the left (a name never holds one).
+    #[test]
+    fn keys_whose_data_holds_a_plus_round_trip() {
+        let mut found = 0;
+        for b in 0..=255u8 {
+            let s = Signer::from_seed("sentinel/test", [b; 32]).unwrap();
+            let (private, public) = (s.to_private_text(), s.verifier().to_text());
+            if private.matches('+').count() > 4 || public.matches('+').count() > 2 {
+                found += 1;
+                assert_eq!(Signer::parse(&private).unwrap().verifier(), s.verifier());
+                assert_eq!(Verifier::parse(&public).unwrap(), s.verifier());
+            }
+        }
+        assert!(found > 0);
     }
 
     #[test]

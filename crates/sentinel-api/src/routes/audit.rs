@@ -1,0 +1,274 @@
+//! The Merkle audit log over HTTP: its records, inclusion proofs, consistency proofs and signed
+//! checkpoints, in the forms a client needs to check them itself (hex hashes, the signed note text).
+//!
+//! Reads touch files, so each runs on the blocking pool.
+
+use super::query::Checked;
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use sentinel_audit::format::LogEntry;
+use sentinel_audit::{Log, LogError};
+use serde::Serialize;
+use std::collections::HashMap;
+
+type Params = Query<HashMap<String, String>>;
+
+/// Most records one `GET /v1/audit/records` answers.
+const MAX_RECORDS: u32 = 1000;
+
+fn log(s: &AppState) -> Result<Log, ApiError> {
+    s.audit
+        .clone()
+        .ok_or_else(|| ApiError::Unavailable("this node keeps no audit log".into()))
+}
+
+impl From<LogError> for ApiError {
+    fn from(e: LogError) -> Self {
+        match e {
+            LogError::OutOfRange { .. } => ApiError::BadRequest(e.to_string()),
+            LogError::Archived { .. } => ApiError::Gone(e.to_string()),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, LogError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Internal(format!("audit read task failed: {e}")))?
+        .map_err(ApiError::from)
+}
+
+/// One record as the API shows it.
+#[derive(Debug, Serialize)]
+pub(crate) struct RecordView {
+    seq: u64,
+    leaf_hash: String,
+    entry: LogEntry,
+}
+
+/// A page of records.
+#[derive(Debug, Serialize)]
+pub(crate) struct RecordsPage {
+    records: Vec<RecordView>,
+    /// The `from` of the next page; `None` at the end of what is committed.
+    next: Option<u64>,
+    /// Records committed now.
+    size: u64,
+}
+
+/// `GET /v1/audit/records?from=SEQ&limit=N`: records in order, from `from` (default 0).
+pub(crate) async fn records(
+    State(s): State<AppState>,
+    Query(q): Params,
+) -> Result<Json<RecordsPage>, ApiError> {
+    let c = Checked::new(&q, &["from", "limit"])?;
+    let from = c.parsed::<u64>("from")?.unwrap_or(0);
+    let limit = match c.parsed::<u32>("limit")? {
+        Some(n) if !(1..=MAX_RECORDS).contains(&n) => {
+            return Err(ApiError::BadRequest(format!(
+                "`limit`: must be between 1 and {MAX_RECORDS}"
+            )))
+        }
+        Some(n) => n,
+        None => 100,
+    };
+    let log = log(&s)?;
+    let size = log.size();
+    if from > size {
+        return Err(ApiError::BadRequest(format!(
+            "`from`: {from} is past the committed size {size}"
+        )));
+    }
+    let read = log.clone();
+    let rows = blocking(move || read.read(from, limit as usize)).await?;
+    let next = rows.last().map(|r| r.seq + 1).filter(|&n| n < size);
+    Ok(Json(RecordsPage {
+        records: rows
+            .into_iter()
+            .map(|r| RecordView {
+                seq: r.seq,
+                leaf_hash: hex::encode(r.leaf),
+                entry: r.entry,
+            })
+            .collect(),
+        next,
+        size,
+    }))
+}
+
+/// An inclusion proof with what it proves.
+#[derive(Debug, Serialize)]
+pub(crate) struct InclusionView {
+    seq: u64,
+    tree_size: u64,
+    leaf_hash: String,
+    root_hash: String,
+    proof: Vec<String>,
+    /// The signed checkpoint for `tree_size` (the root a client checks against), when one exists.
+    checkpoint: Option<String>,
+    entry: LogEntry,
+}
+
+/// The latest checkpoint covering `size` records: the newest one, or a new one when records arrived
+/// since (it is signed only when the tree grew, so repeated calls cost nothing more).
+async fn covering(log: &Log, size_needed: u64) -> Result<sentinel_audit::note::SignedCheckpoint, ApiError> {
+    let latest = log.latest_checkpoint();
+    if latest.checkpoint.size >= size_needed {
+        return Ok(latest);
+    }
+    Ok(log.checkpoint_now().await?)
+}
+
+/// `GET /v1/audit/proof/{seq}?tree_size=N`: the inclusion proof of record `seq` in the tree of `N`
+/// records (default: the latest signed checkpoint, signing a new one if the record is newer).
+pub(crate) async fn proof(
+    State(s): State<AppState>,
+    Path(seq): Path<String>,
+    Query(q): Params,
+) -> Result<Json<InclusionView>, ApiError> {
+    let c = Checked::new(&q, &["tree_size"])?;
+    let seq: u64 = seq
+        .parse()
+        .map_err(|_| ApiError::BadRequest(format!("`seq`: not a record number: {seq:?}")))?;
+    let log = log(&s)?;
+    if seq >= log.size() {
+        return Err(ApiError::NotFound);
+    }
+    let (tree_size, checkpoint) = match c.parsed::<u64>("tree_size")? {
+        Some(n) => {
+            if n <= seq {
+                return Err(ApiError::BadRequest(format!(
+                    "`tree_size`: record {seq} is not in a tree of {n} records"
+                )));
+            }
+            let read = log.clone();
+            let cp = blocking(move || read.checkpoint_at(n)).await?;
+            (n, cp.map(|c| c.text))
+        }
+        None => {
+            let cp = covering(&log, seq + 1).await?;
+            (cp.checkpoint.size, Some(cp.text))
+        }
+    };
+    let read = log.clone();
+    let (entry, proof, root) = blocking(move || {
+        let entry = read
+            .read(seq, 1)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| LogError::OutOfRange {
+                what: format!("record {seq}"),
+                size: read.size(),
+            })?;
+        let proof = read.inclusion_proof(seq, tree_size)?;
+        let root = read.root_at(tree_size)?;
+        Ok((entry, proof, root))
+    })
+    .await?;
+    Ok(Json(InclusionView {
+        seq,
+        tree_size,
+        leaf_hash: hex::encode(entry.leaf),
+        root_hash: hex::encode(root),
+        proof: proof.iter().map(hex::encode).collect(),
+        checkpoint,
+        entry: entry.entry,
+    }))
+}
+
+/// A consistency proof with the checkpoints at both ends.
+#[derive(Debug, Serialize)]
+pub(crate) struct ConsistencyView {
+    from: u64,
+    to: u64,
+    from_root: String,
+    to_root: String,
+    proof: Vec<String>,
+    from_checkpoint: Option<String>,
+    to_checkpoint: Option<String>,
+}
+
+/// `GET /v1/audit/consistency?from=M&to=N`: proof that the tree of `M` records is a prefix of the tree
+/// of `N` (default: the latest checkpoint).
+pub(crate) async fn consistency(
+    State(s): State<AppState>,
+    Query(q): Params,
+) -> Result<Json<ConsistencyView>, ApiError> {
+    let c = Checked::new(&q, &["from", "to"])?;
+    let from = c
+        .parsed::<u64>("from")?
+        .ok_or_else(|| ApiError::BadRequest("`from`: missing".into()))?;
+    let log = log(&s)?;
+    let to = match c.parsed::<u64>("to")? {
+        Some(n) => n,
+        None => log.latest_checkpoint().checkpoint.size,
+    };
+    if from > to {
+        return Err(ApiError::BadRequest(format!(
+            "`from`: {from} is larger than `to` {to}"
+        )));
+    }
+    let read = log.clone();
+    let view = blocking(move || {
+        let proof = read.consistency_proof(from, to)?;
+        Ok(ConsistencyView {
+            from,
+            to,
+            from_root: hex::encode(read.root_at(from)?),
+            to_root: hex::encode(read.root_at(to)?),
+            proof: proof.iter().map(hex::encode).collect(),
+            from_checkpoint: read.checkpoint_at(from)?.map(|c| c.text),
+            to_checkpoint: read.checkpoint_at(to)?.map(|c| c.text),
+        })
+    })
+    .await?;
+    Ok(Json(view))
+}
+
+/// The latest checkpoint as JSON.
+#[derive(Debug, Serialize)]
+struct CheckpointView {
+    origin: String,
+    size: u64,
+    root_hash: String,
+    time_ms: u64,
+    note: String,
+    verifier_key: String,
+}
+
+/// `GET /v1/audit/checkpoint`: the latest signed checkpoint as its note text (`?format=json` for JSON
+/// with the verifier key).
+pub(crate) async fn checkpoint(
+    State(s): State<AppState>,
+    Query(q): Params,
+) -> Result<Response, ApiError> {
+    let c = Checked::new(&q, &["format"])?;
+    let log = log(&s)?;
+    let cp = log.latest_checkpoint();
+    match c.text("format").as_deref() {
+        None | Some("note") => Ok((
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            cp.text,
+        )
+            .into_response()),
+        Some("json") => Ok(Json(CheckpointView {
+            origin: cp.checkpoint.origin.clone(),
+            size: cp.checkpoint.size,
+            root_hash: hex::encode(cp.checkpoint.root),
+            time_ms: cp.checkpoint.time_ms,
+            note: cp.text,
+            verifier_key: log.verifier_key(),
+        })
+        .into_response()),
+        Some(other) => Err(ApiError::BadRequest(format!(
+            "`format`: {other:?} is not note or json"
+        ))),
+    }
+}
