@@ -53,6 +53,8 @@ pub struct AppState {
     pub redactor: Arc<Redactor>,
     /// Limits.
     pub settings: ApiSettings,
+    /// The Merkle audit log, for records, proofs and checkpoints (`None` where this node keeps none).
+    pub audit: Option<sentinel_audit::Log>,
     /// The action ledger, for manual decisions (`None` where this role has none).
     pub decisions: Option<Arc<dyn crate::decisions::Decisions>>,
 }

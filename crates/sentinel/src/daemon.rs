@@ -109,6 +109,7 @@ pub async fn run(
         ready: ready.clone(),
         redactor,
         settings: api_settings(&cfg),
+        audit: None,
         decisions: Some(desk),
     };
     tracing::info!(evt = "allowlist", nets = ?ledger.responder().allowlist().nets().iter().map(|n| n.to_string()).collect::<Vec<_>>());

@@ -118,7 +118,10 @@ pub(crate) struct InclusionView {
 
 /// The latest checkpoint covering `size` records: the newest one, or a new one when records arrived
 /// since (it is signed only when the tree grew, so repeated calls cost nothing more).
-async fn covering(log: &Log, size_needed: u64) -> Result<sentinel_audit::note::SignedCheckpoint, ApiError> {
+async fn covering(
+    log: &Log,
+    size_needed: u64,
+) -> Result<sentinel_audit::note::SignedCheckpoint, ApiError> {
     let latest = log.latest_checkpoint();
     if latest.checkpoint.size >= size_needed {
         return Ok(latest);

@@ -1,5 +1,6 @@
 //! The router: which routes exist, which role each needs, and the limits every request passes.
 
+mod audit;
 mod defend;
 mod events;
 mod health;
@@ -31,6 +32,10 @@ pub fn router(state: AppState) -> Router {
         .route("/actions/{id}", get(query::action))
         .route("/events", get(query::events))
         .route("/audit", get(query::audit))
+        .route("/audit/records", get(audit::records))
+        .route("/audit/proof/{seq}", get(audit::proof))
+        .route("/audit/consistency", get(audit::consistency))
+        .route("/audit/checkpoint", get(audit::checkpoint))
         .route("/decisions", get(crate::decisions::list));
     let read = limits::time_out(read, limit);
     let write = Router::new()

@@ -13,13 +13,13 @@ use std::str::FromStr;
 
 type Params = Query<HashMap<String, String>>;
 
-struct Checked<'a> {
+pub(super) struct Checked<'a> {
     params: &'a HashMap<String, String>,
     allowed: &'static [&'static str],
 }
 
 impl<'a> Checked<'a> {
-    fn new(
+    pub(super) fn new(
         params: &'a HashMap<String, String>,
         allowed: &'static [&'static str],
     ) -> Result<Self, ApiError> {
@@ -38,12 +38,12 @@ impl<'a> Checked<'a> {
         Ok(Self { params, allowed })
     }
 
-    fn text(&self, key: &str) -> Option<String> {
+    pub(super) fn text(&self, key: &str) -> Option<String> {
         debug_assert!(self.allowed.contains(&key));
         self.params.get(key).filter(|v| !v.is_empty()).cloned()
     }
 
-    fn parsed<T: FromStr>(&self, key: &str) -> Result<Option<T>, ApiError>
+    pub(super) fn parsed<T: FromStr>(&self, key: &str) -> Result<Option<T>, ApiError>
     where
         T::Err: std::fmt::Display,
     {

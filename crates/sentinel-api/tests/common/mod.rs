@@ -87,6 +87,7 @@ pub async fn harness_with(setup: Setup) -> Harness {
         ready: Arc::new(AtomicBool::new(false)),
         redactor: Arc::new(Redactor::default()),
         settings: setup.settings,
+        audit: None,
         decisions: None,
     };
     Harness {
