@@ -324,9 +324,10 @@ mod tests {
     use sentinel_core::{ActionKind, Subject};
     use sentinel_store::{StoreWriter, WriterOptions};
 
-    fn desk(writer: StoreWriter) -> Desk {
+    fn desk(writer: StoreWriter, audit: &crate::recorder::LogAudit) -> Desk {
         let recorder = Recorder::new(
             writer,
+            Arc::new(audit.clone()),
             Arc::new(sentinel_core::Redactor::new(Vec::<String>::new())),
             Arc::new(crate::metrics::Metrics::default()),
         );
@@ -372,7 +373,9 @@ mod tests {
             flush_interval: Duration::from_secs(30),
             ..WriterOptions::default()
         });
-        let d = desk(writer.clone());
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let t = crate::recorder::tests::trail(dir.path(), &writer, &metrics).await;
+        let d = desk(writer.clone(), &t.audit);
         let rec = d.add(request("203.0.113.5")).await.unwrap();
         let stored = store.get_action(rec.id).await.unwrap();
         assert_eq!(stored.map(|r| r.state), Some(ActionState::Planned));
@@ -391,6 +394,7 @@ mod tests {
             other => panic!("a decision the store did not write was answered: {other:?}"),
         }
         drop((d, writer));
+        t.finish().await;
         task.finish().await.unwrap();
     }
 }

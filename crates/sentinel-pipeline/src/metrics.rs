@@ -10,7 +10,7 @@
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
-use prometheus_client::metrics::counter::Counter as Atomic;
+use prometheus_client::metrics::counter::{ConstCounter, Counter as Atomic};
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::MetricType;
@@ -363,6 +363,80 @@ impl Collector for LateWriter {
     }
 }
 
+/// The audit log's counters (`sentinel_audit_*`), read from the log at each scrape once the daemon has
+/// opened it ([`AuditLogMetrics::set`]); nothing is rendered before.
+#[derive(Debug, Clone, Default)]
+pub struct AuditLogMetrics(Arc<OnceLock<sentinel_audit::Log>>);
+
+impl AuditLogMetrics {
+    /// Renders `log`'s counters from now on (the first log set stays).
+    pub fn set(&self, log: sentinel_audit::Log) {
+        let _ = self.0.set(log);
+    }
+}
+
+impl Collector for AuditLogMetrics {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(log) = self.0.get() else {
+            return Ok(());
+        };
+        let s = log.stats().snapshot();
+        let counters: [(&str, &str, u64); 6] = [
+            (
+                "sentinel_audit_appends",
+                "Records appended to the audit log (acknowledged once durable).",
+                s.appends,
+            ),
+            (
+                "sentinel_audit_batches",
+                "Group commits of the audit log (one write and sync for many appends).",
+                s.batches,
+            ),
+            (
+                "sentinel_audit_fsyncs",
+                "fsync/fdatasync calls the audit log made.",
+                s.fsyncs,
+            ),
+            (
+                "sentinel_audit_checkpoints",
+                "Signed checkpoints the audit log stored.",
+                s.checkpoints,
+            ),
+            (
+                "sentinel_audit_failures",
+                "Audit log appends and checkpoints that failed.",
+                s.failures,
+            ),
+            (
+                "sentinel_audit_bytes",
+                "Bytes the audit log wrote (segments and stored hashes).",
+                s.bytes,
+            ),
+        ];
+        for (name, help, v) in counters {
+            let c = ConstCounter::new(v);
+            c.encode(encoder.encode_descriptor(name, help, None, c.metric_type())?)?;
+        }
+        let gauges: [(&str, &str, u64); 2] = [
+            (
+                "sentinel_audit_tree_size",
+                "Records committed in the audit log (its Merkle tree size).",
+                log.size(),
+            ),
+            (
+                "sentinel_audit_checkpoint_size",
+                "Tree size of the latest signed checkpoint of the audit log.",
+                log.latest_checkpoint().checkpoint.size,
+            ),
+        ];
+        for (name, help, v) in gauges {
+            let g = ConstGauge::new(v);
+            g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)?;
+        }
+        Ok(())
+    }
+}
+
 /// A help text without its final period (the registry adds one).
 const fn help(text: &'static str) -> &'static str {
     match text.as_bytes() {
@@ -397,6 +471,8 @@ macro_rules! metrics {
             pub store_writer: Arc<OnceLock<sentinel_store::WriterMonitor>>,
             /// The pipeline's queues, read at render time (see [`Metrics::register_queue`]).
             pub queues: Queues,
+            /// The audit log's counters, read at render time once it is open.
+            pub audit_log: AuditLogMetrics,
             stage_latency: StageLatency,
             registry: Mutex<Registry>,
         }
@@ -428,6 +504,7 @@ macro_rules! metrics {
                     fail2ban_filters: Fail2banFilters::default(),
                     store_writer: Arc::default(),
                     queues: Queues::default(),
+                    audit_log: AuditLogMetrics::default(),
                     stage_latency: StageLatency::default(),
                     registry: Mutex::new(Registry::default()),
                 };
@@ -439,6 +516,7 @@ macro_rules! metrics {
                 registry.register_collector(Box::new(LateWriter(m.store_writer.clone())));
                 registry.register_collector(Box::new(m.stage_latency.clone()));
                 registry.register_collector(Box::new(m.queues.clone()));
+                registry.register_collector(Box::new(m.audit_log.clone()));
                 *m.registry.lock().unwrap_or_else(PoisonError::into_inner) = registry;
                 m
             }
@@ -507,6 +585,7 @@ metrics! {
     log_lines_unparsed: "Log lines no parser understood (or that said nothing of interest).",
     scenario_keys_expired: "Scenario keys dropped as idle by event time.",
     scenario_keys_evicted: "Live scenario keys evicted at the per-scenario cap.",
+    audit_index_failures: "Audit records the store's index row was not written for (the audit log holds them; they are indexed again at the next start).",
 }
 
 #[cfg(test)]
@@ -613,6 +692,7 @@ pub(crate) mod tests {
             "log_lines_unparsed",
             "scenario_keys_expired",
             "scenario_keys_evicted",
+            "audit_index_failures",
             "log_lines_read",
             "log_bytes_read",
             "log_source_errors",

@@ -1,7 +1,7 @@
 //! The one way records reach the store: each record and the audit entry that notes it are built here
 //! (the [`Entry`] conversions), masked by the redactor here, and written here, the record through the
 //! store writer (with the caller's commit token, when it waits) and the audit entry through the
-//! [`AuditLog`].
+//! [`AuditLog`]: the Merkle log, indexed in the store ([`LogAudit`]; [`catch_up_index`] at start-up).
 //!
 //! The audit entry about a stored record carries that record's content hash
 //! ([`sentinel_store::content_hash`]: SHA-256 of its JSON exactly as stored), computed after masking,
@@ -18,9 +18,11 @@ use sentinel_core::{
     ActionRecord, Alert, AuditError, AuditKind, AuditLog, AuditRecord, Event, Investigation,
     Notice, Plan, Receipt, Redactor, Timestamp, TraceId,
 };
-use sentinel_store::{AckGroup, AckToken, AuditRow, Record, StoreWriter};
+use sentinel_audit::{Log, LogError, PendingAppend};
+use sentinel_store::{AckGroup, AckToken, AuditRow, Record, Store, StoreWriter};
 use std::borrow::Cow;
 use std::sync::Arc;
+use tokio::sync::{mpsc, Notify};
 
 /// A record for the store and the audit entry that notes it (no entry for an event, no record for a
 /// notice, which only the audit trail keeps).
@@ -208,38 +210,170 @@ impl Entry {
     }
 }
 
-/// The audit trail kept in the store, written through the store writer in order with the records.
+/// Index rows waiting for their log appends to complete (the index task's queue).
+const INDEX_QUEUE: usize = 8192;
+
+/// Records read from the log per index batch when catching up.
+const CATCH_UP_BATCH: usize = 1024;
+
+/// Index seqs examined per query when looking for gaps (bounds the memory of one query).
+const GAP_WINDOW: u64 = 65_536;
+
+/// An append queued in the log and the record its index row will hold.
+type Queued = (PendingAppend, AuditRecord);
+
+/// The audit trail: the Merkle log ([`sentinel_audit::Log`]), with the store keeping an index of it
+/// (`AuditRow { log_seq, record }`, what `/v1/audit?trace_id=` answers from).
 ///
-/// [`AuditLog::append`] answers once the entry is committed; [`AuditLog::append_queued`] once it is
-/// queued (a batch that fails later is counted by the writer, `failed_batches`, and logged there).
+/// [`AuditLog::append`] answers once the record is durable in the log *and* its index row is committed;
+/// [`AuditLog::append_queued`] once the record is queued in the log: the [`IndexTask`] awaits each queued
+/// append in order and writes its index row through the store writer. A failed append or index row is
+/// counted (`store_write_errors`, and `audit_index_failures` for an index row) and logged; a record the
+/// log holds but the index lacks is added again by [`catch_up_index`] at the next start.
 #[derive(Clone)]
-pub struct StoreAudit {
+pub struct LogAudit {
+    log: Log,
     writer: StoreWriter,
+    index: mpsc::Sender<Queued>,
+    metrics: Arc<Metrics>,
 }
 
-impl StoreAudit {
-    /// The trail behind `writer`.
-    pub fn new(writer: StoreWriter) -> Self {
-        StoreAudit { writer }
+/// The task writing the index rows of queued appends, in log order.
+#[derive(Debug)]
+pub struct IndexTask {
+    handle: tokio::task::JoinHandle<u64>,
+    close: Arc<Notify>,
+}
+
+impl IndexTask {
+    /// Stops taking queued appends (a [`LogAudit`] clone still held somewhere then gets an error,
+    /// counted and logged), writes the index rows of those already queued, and answers how many index
+    /// rows it wrote in all. Call it before the log and the store writer are finished.
+    pub async fn close(self) -> u64 {
+        self.close.notify_one();
+        match self.handle.await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!(evt = "audit_index_task_failed", error = %e);
+                0
+            }
+        }
+    }
+}
+
+impl LogAudit {
+    /// The trail of `log`, indexed through `writer`; the index task runs until [`IndexTask::close`]
+    /// (or until every clone of the trail is dropped).
+    pub fn start(log: Log, writer: StoreWriter, metrics: Arc<Metrics>) -> (LogAudit, IndexTask) {
+        let (tx, rx) = mpsc::channel(INDEX_QUEUE);
+        let close = Arc::new(Notify::new());
+        let handle = tokio::spawn(index_rows(
+            rx,
+            writer.clone(),
+            metrics.clone(),
+            close.clone(),
+        ));
+        (
+            LogAudit {
+                log,
+                writer,
+                index: tx,
+                metrics,
+            },
+            IndexTask { handle, close },
+        )
+    }
+
+    /// The log behind the trail.
+    pub fn log(&self) -> &Log {
+        &self.log
+    }
+}
+
+/// Counts and logs an index row that could not be written.
+fn index_failed(metrics: &Metrics, seq: u64, r: &AuditRecord, why: &dyn std::fmt::Display) {
+    metrics.audit_index_failures.inc();
+    metrics.store_write_errors.inc();
+    tracing::error!(
+        evt = "audit_index_failed",
+        seq,
+        kind = r.kind.as_str(),
+        trace = r.trace_id.as_str(),
+        error = %why,
+        "the audit log holds the record but the store's index row was not written; it is added again from the log at the next start"
+    );
+}
+
+/// The index task: awaits each queued append in order and writes its index row.
+async fn index_rows(
+    mut rx: mpsc::Receiver<Queued>,
+    writer: StoreWriter,
+    metrics: Arc<Metrics>,
+    close: Arc<Notify>,
+) -> u64 {
+    let mut written = 0u64;
+    let mut closing = false;
+    loop {
+        let item = if closing {
+            rx.recv().await
+        } else {
+            tokio::select! {
+                biased;
+                () = close.notified() => {
+                    rx.close();
+                    closing = true;
+                    continue;
+                }
+                item = rx.recv() => item,
+            }
+        };
+        let Some((pending, record)) = item else {
+            return written;
+        };
+        match pending.await {
+            Ok(a) => match writer.write(AuditRow::logged(a.seq, record.clone()).into()).await {
+                Ok(()) => written += 1,
+                Err(e) => index_failed(&metrics, a.seq, &record, &e),
+            },
+            Err(e) => {
+                metrics.store_write_errors.inc();
+                tracing::error!(
+                    evt = "audit_append_failed",
+                    kind = record.kind.as_str(),
+                    subject_id = %record.subject_id,
+                    trace = record.trace_id.as_str(),
+                    error = %e,
+                    "an audit record could not be made durable in the audit log"
+                );
+            }
+        }
     }
 }
 
 #[async_trait]
-impl AuditLog for StoreAudit {
+impl AuditLog for LogAudit {
     async fn append(&self, r: AuditRecord) -> Result<Receipt, AuditError> {
+        let a = self.log.append(r.clone()).await?;
         let group = AckGroup::new();
-        self.writer
-            .write_acked(Record::from(r), group.token(0))
-            .await
-            .map_err(|e| AuditError::Storage(e.to_string()))?;
-        let summary = group.settled().await;
-        if summary.failed > 0 {
+        let row = AuditRow::logged(a.seq, r.clone());
+        if let Err(e) = self.writer.write_acked(row.into(), group.token(0)).await {
+            index_failed(&self.metrics, a.seq, &r, &e);
+            return Err(AuditError::Storage(format!(
+                "audit record {} is in the log but its index row was not stored: {e}",
+                a.seq
+            )));
+        }
+        if group.settled().await.failed > 0 {
             let why = group
                 .failures()
                 .first()
                 .map(|f| f.error.clone())
                 .unwrap_or_default();
-            return Err(AuditError::Storage(why));
+            index_failed(&self.metrics, a.seq, &r, &why);
+            return Err(AuditError::Storage(format!(
+                "audit record {} is in the log but its index row was not stored: {why}",
+                a.seq
+            )));
         }
         Ok(Receipt {
             committed_at: Timestamp::now(),
@@ -247,11 +381,136 @@ impl AuditLog for StoreAudit {
     }
 
     async fn append_queued(&self, r: AuditRecord) -> Result<(), AuditError> {
-        self.writer
-            .write(Record::from(r))
-            .await
-            .map_err(|e| AuditError::Storage(e.to_string()))
+        let pending = self.log.submit(r.clone()).await?;
+        // A full index queue makes the caller wait (bounded, never dropped).
+        self.index.send((pending, r)).await.map_err(|_| {
+            AuditError::Storage(
+                "the audit index task has stopped: the record is queued in the log without its index row (added again at the next start)"
+                    .into(),
+            )
+        })
     }
+}
+
+/// What [`catch_up_index`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IndexCatchUp {
+    /// Records in the log.
+    pub log_size: u64,
+    /// Index rows added from the log.
+    pub added: u64,
+    /// Records the index lacked that could not be read back (in archived segments).
+    pub archived: u64,
+    /// Index rows whose log seq is past the log's size (a store newer than the log).
+    pub ahead: u64,
+}
+
+/// The gaps of the index in `from..to`, queried window by window.
+async fn index_gaps(
+    store: &Store,
+    from: u64,
+    to: u64,
+) -> Result<Vec<std::ops::Range<u64>>, String> {
+    let mut gaps: Vec<std::ops::Range<u64>> = Vec::new();
+    let mut at = from;
+    while at < to {
+        let end = to.min(at.saturating_add(GAP_WINDOW));
+        for g in store
+            .audit_log_seq_gaps(at, end)
+            .await
+            .map_err(|e| format!("cannot read the audit index: {e}"))?
+        {
+            match gaps.last_mut() {
+                Some(last) if last.end == g.start => last.end = g.end,
+                _ => gaps.push(g),
+            }
+        }
+        at = end;
+    }
+    Ok(gaps)
+}
+
+/// Start-up: adds to the store's index the records the log holds and the index lacks (a crash between
+/// the log's `fsync` and the index row's commit), read back from the log; logs how many
+/// (`evt=audit_index_caught_up`). Index rows whose log seq is past the log's size (a store restored
+/// newer than the log) are reported at error level (`evt=audit_index_ahead_of_log`) and kept. Call it
+/// before anything records.
+pub async fn catch_up_index(log: &Log, store: &Store) -> Result<IndexCatchUp, String> {
+    let size = log.size();
+    let mut out = IndexCatchUp {
+        log_size: size,
+        ..IndexCatchUp::default()
+    };
+    let max = store
+        .max_audit_log_seq()
+        .await
+        .map_err(|e| format!("cannot read the audit index: {e}"))?;
+    if let Some(max) = max.filter(|&m| m >= size) {
+        let missing: u64 = index_gaps(store, size, max + 1)
+            .await?
+            .iter()
+            .map(|g| g.end - g.start)
+            .sum();
+        out.ahead = max + 1 - size - missing;
+        tracing::error!(
+            evt = "audit_index_ahead_of_log",
+            rows = out.ahead,
+            index_max_seq = max,
+            log_size = size,
+            "the store indexes audit records the audit log does not hold: the store is newer than the log (restored from another copy?); those rows are kept but no proof can be given for them"
+        );
+    }
+    for gap in index_gaps(store, 0, size).await? {
+        let mut seq = gap.start;
+        while seq < gap.end {
+            let want = ((gap.end - seq) as usize).min(CATCH_UP_BATCH);
+            let read = log.clone();
+            let entries = tokio::task::spawn_blocking(move || read.read(seq, want))
+                .await
+                .map_err(|e| format!("audit log read task failed: {e}"))?;
+            let entries = match entries {
+                Ok(e) => e,
+                Err(LogError::Archived { segment, .. }) => {
+                    // Archived records cannot be read back here: skip the rest of this gap.
+                    let skipped = gap.end - seq;
+                    out.archived += skipped;
+                    tracing::warn!(
+                        evt = "audit_index_archived_gap",
+                        from_seq = seq,
+                        records = skipped,
+                        segment = %segment,
+                        "records the index lacks are in an archived audit segment; they are not indexed"
+                    );
+                    break;
+                }
+                Err(e) => return Err(format!("cannot read the audit log to catch the index up: {e}")),
+            };
+            if entries.is_empty() {
+                return Err(format!(
+                    "the audit log answered no record at {seq} (size {size})"
+                ));
+            }
+            seq += entries.len() as u64;
+            let rows: Vec<AuditRow> = entries
+                .iter()
+                .map(|e| AuditRow::logged(e.seq, e.entry.record()))
+                .collect();
+            out.added += store
+                .insert_audit_index_batch(&rows)
+                .await
+                .map_err(|e| format!("cannot add audit index rows: {e}"))?;
+        }
+    }
+    if out.added > 0 || out.archived > 0 {
+        tracing::warn!(
+            evt = "audit_index_caught_up",
+            added = out.added,
+            archived = out.archived,
+            log_size = size,
+            "audit records the store's index lacked were added from the audit log"
+        );
+    }
+    Ok(out)
 }
 
 /// Writes records and their audit entries: the one recorder the stages and the ledger's tasks share.
@@ -264,14 +523,8 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// A recorder writing through `writer`, its audit trail in the same store.
-    pub fn new(writer: StoreWriter, redactor: Arc<Redactor>, metrics: Arc<Metrics>) -> Self {
-        let audit = Arc::new(StoreAudit::new(writer.clone()));
-        Self::with_audit(writer, audit, redactor, metrics)
-    }
-
-    /// A recorder whose audit entries go to `audit` (the Merkle log, later).
-    pub fn with_audit(
+    /// A recorder writing records through `writer` and audit entries to `audit` (a [`LogAudit`]).
+    pub fn new(
         writer: StoreWriter,
         audit: Arc<dyn AuditLog>,
         redactor: Arc<Redactor>,
@@ -417,13 +670,57 @@ impl Recorder {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use sentinel_core::{ActionKind, ActionSpec, AuditLog, Subject};
     use sentinel_store::{Store, WriterOptions};
     use sqlx::Connection;
+    use std::path::Path;
     use std::time::Duration;
+
+    /// A real audit log in `dir/audit`, indexed through `writer`.
+    pub(crate) struct Trail {
+        pub audit: LogAudit,
+        pub index: IndexTask,
+        pub task: sentinel_audit::LogTask,
+    }
+
+    impl Trail {
+        /// Writes the queued index rows, then finishes the log; answers the index rows written.
+        pub async fn finish(self) -> u64 {
+            drop(self.audit);
+            let n = self.index.close().await;
+            self.task.finish().await.unwrap();
+            n
+        }
+    }
+
+    pub(crate) async fn trail(dir: &Path, writer: &StoreWriter, metrics: &Arc<Metrics>) -> Trail {
+        let (log, task) = Log::open(sentinel_audit::AuditSettings::new(
+            dir.join("audit"),
+            "sentinel/test",
+        ))
+        .await
+        .unwrap();
+        let (audit, index) = LogAudit::start(log, writer.clone(), metrics.clone());
+        Trail { audit, index, task }
+    }
+
+    async fn eventually<T, F, Fut>(mut f: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(v) = f().await {
+                return v;
+            }
+            assert!(std::time::Instant::now() < deadline, "not within 10 s");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 
     fn action() -> ActionRecord {
         let now = Timestamp::now();
@@ -450,29 +747,159 @@ mod tests {
         }
     }
 
-    /// The store-backed trail answers `append` only once the entry is committed: with a writer that
-    /// would otherwise wait 30 s to flush, the entry is readable as soon as the receipt comes.
+    /// The committed path: `append` answers once the record is durable in the log and its index row
+    /// is committed (a writer that would otherwise wait 30 s to flush), the row carrying the record's
+    /// seq; when the store fails under it, the record stays in the log, the answer is an error, and
+    /// the failure is counted.
     #[tokio::test]
-    async fn append_answers_after_the_commit_and_fails_when_the_store_does() {
+    async fn append_answers_after_the_log_and_its_index_row_commit() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("s.db")).await.unwrap();
         let (writer, task) = store.writer(WriterOptions {
             flush_interval: Duration::from_secs(30),
             ..WriterOptions::default()
         });
-        let log = StoreAudit::new(writer.clone());
+        let metrics = Arc::new(Metrics::default());
+        let t = trail(dir.path(), &writer, &metrics).await;
         let trace = TraceId::new();
-        let rec = note(AuditKind::Operator, "x".into(), &trace, "hello".into());
-        log.append(rec.clone()).await.unwrap();
+        let first = note(AuditKind::Operator, "x".into(), &trace, "hello".into());
+        let second = note(AuditKind::Operator, "y".into(), &trace, "again".into());
+        t.audit.append(first.clone()).await.unwrap();
+        t.audit.append(second.clone()).await.unwrap();
         assert_eq!(
             store.audit_for_trace(&trace).await.unwrap(),
-            vec![AuditRow::unlogged(rec)]
+            vec![
+                AuditRow::logged(0, first.clone()),
+                AuditRow::logged(1, second)
+            ]
         );
+        let read = t.audit.log().read(0, 1).unwrap();
+        assert_eq!(read[0].entry.record(), first);
 
         store.close().await;
-        let r = note(AuditKind::Operator, "y".into(), &trace, "lost".into());
-        assert!(matches!(log.append(r).await, Err(AuditError::Storage(_))));
-        drop((log, writer));
+        let r = note(AuditKind::Operator, "z".into(), &trace, "unindexed".into());
+        let err = t.audit.append(r).await.unwrap_err();
+        assert!(
+            err.to_string().contains("record 2 is in the log"),
+            "{err}"
+        );
+        assert_eq!(t.audit.log().size(), 3);
+        assert_eq!(metrics.audit_index_failures.get(), 1);
+        t.finish().await;
+        drop(writer);
+        task.finish().await.unwrap();
+    }
+
+    /// The queued path: records appended without waiting all reach the index, in log order, each row
+    /// with its seq; the index task answers how many it wrote once closed.
+    #[tokio::test]
+    async fn queued_appends_reach_the_index_in_log_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).await.unwrap();
+        let (writer, task) = store.writer(WriterOptions::default());
+        let metrics = Arc::new(Metrics::default());
+        let t = trail(dir.path(), &writer, &metrics).await;
+        let trace = TraceId::new();
+        for i in 0..300 {
+            let r = note(AuditKind::NoticeSent, format!("n{i}"), &trace, format!("notice {i}"));
+            t.audit.append_queued(r).await.unwrap();
+        }
+        let rows = eventually(|| async {
+            let rows = store.audit_for_trace(&trace).await.unwrap();
+            (rows.len() == 300).then_some(rows)
+        })
+        .await;
+        for (i, row) in rows.iter().enumerate() {
+            assert_eq!(row.log_seq, Some(i as u64), "{row:?}");
+            assert_eq!(row.record.subject_id, format!("n{i}"));
+        }
+        let logged = t.audit.log().read(0, 300).unwrap();
+        for (row, e) in rows.iter().zip(&logged) {
+            assert_eq!(row.record, e.entry.record());
+        }
+        assert_eq!(t.finish().await, 300);
+        assert_eq!(metrics.audit_index_failures.get(), 0);
+        drop(writer);
+        task.finish().await.unwrap();
+    }
+
+    /// A queued append whose index row cannot be written (the store writer has stopped) is counted and
+    /// logged, never silently dropped; the log still holds it.
+    #[tokio::test]
+    async fn a_queued_index_row_that_cannot_be_written_is_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).await.unwrap();
+        let (writer, task) = store.writer(WriterOptions::default());
+        let metrics = Arc::new(Metrics::default());
+        let t = trail(dir.path(), &writer, &metrics).await;
+        drop(writer);
+        task.close().await.unwrap();
+        let trace = TraceId::new();
+        t.audit
+            .append_queued(note(AuditKind::NoticeSent, "n".into(), &trace, "x".into()))
+            .await
+            .unwrap();
+        assert_eq!(t.finish().await, 0);
+        assert_eq!(metrics.audit_index_failures.get(), 1);
+        assert_eq!(metrics.store_write_errors.get(), 1);
+        assert!(store.audit_for_trace(&trace).await.unwrap().is_empty());
+    }
+
+    /// Catch-up at start-up: index rows deleted behind the recorder's back (what a crash between the
+    /// log's fsync and the index commit leaves) are added again from the log, the rest kept as they
+    /// are; a second run adds nothing; index rows past the log's size are counted, not removed.
+    #[tokio::test]
+    async fn catch_up_adds_what_the_index_lacks_and_counts_rows_past_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let store = Store::open(&path).await.unwrap();
+        let (writer, task) = store.writer(WriterOptions::default());
+        let metrics = Arc::new(Metrics::default());
+        let t = trail(dir.path(), &writer, &metrics).await;
+        let trace = TraceId::new();
+        for i in 0..40 {
+            let r = note(AuditKind::Operator, format!("s{i}"), &trace, format!("op {i}"));
+            t.audit.append(r).await.unwrap();
+        }
+        let before = store.audit_for_trace(&trace).await.unwrap();
+        assert_eq!(before.len(), 40);
+        let mut conn = sqlx::SqliteConnection::connect(path.to_str().unwrap())
+            .await
+            .unwrap();
+        let deleted = sqlx::query(
+            "DELETE FROM audit WHERE log_seq IN (0, 5, 6, 7, 20, 39)",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(deleted.rows_affected(), 6);
+        let log = t.audit.log().clone();
+        let done = catch_up_index(&log, &store).await.unwrap();
+        assert_eq!(
+            done,
+            IndexCatchUp {
+                log_size: 40,
+                added: 6,
+                archived: 0,
+                ahead: 0
+            }
+        );
+        let mut after = store.audit_for_trace(&trace).await.unwrap();
+        after.sort_by_key(|r| r.log_seq);
+        assert_eq!(after, before);
+        assert_eq!(catch_up_index(&log, &store).await.unwrap().added, 0);
+
+        // Rows for records the log does not hold (a store newer than the log).
+        let extra = |seq| AuditRow::logged(seq, note(AuditKind::Operator, "e".into(), &trace, "e".into()));
+        store
+            .insert_audit_index_batch(&[extra(40), extra(41), extra(45)])
+            .await
+            .unwrap();
+        let done = catch_up_index(&log, &store).await.unwrap();
+        assert_eq!((done.added, done.ahead), (0, 3));
+        conn.close().await.unwrap();
+        t.finish().await;
+        drop(writer);
         task.finish().await.unwrap();
     }
 
@@ -483,10 +910,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("s.db")).await.unwrap();
         let (writer, task) = store.writer(WriterOptions::default());
+        let metrics = Arc::new(Metrics::default());
+        let t = trail(dir.path(), &writer, &metrics).await;
         let rec = Recorder::new(
             writer.clone(),
+            Arc::new(t.audit.clone()),
             Arc::new(Redactor::new(["password"])),
-            Arc::new(Metrics::default()),
+            metrics,
         );
         let a = action();
         rec.record_committed(vec![(&a, Change::Decided("token=abc123secret")).into()])
@@ -503,6 +933,7 @@ mod tests {
         );
         assert_eq!(audit[0].record.kind, AuditKind::Operator);
         drop((rec, writer));
+        t.finish().await;
         task.finish().await.unwrap();
     }
 
@@ -535,10 +966,13 @@ mod tests {
         let path = dir.path().join("s.db");
         let store = Store::open(&path).await.unwrap();
         let (writer, task) = store.writer(WriterOptions::default());
+        let metrics = Arc::new(Metrics::default());
+        let t = trail(dir.path(), &writer, &metrics).await;
         let rec = Recorder::new(
             writer.clone(),
+            Arc::new(t.audit.clone()),
             Arc::new(Redactor::new(["password"])),
-            Arc::new(Metrics::default()),
+            metrics,
         );
         let al = alert_quoting("login with password=hunter22 refused 40 times");
         let act = action();
@@ -595,6 +1029,7 @@ mod tests {
             .unwrap();
         assert_ne!(edited, noted);
         drop((rec, writer));
+        t.finish().await;
         task.finish().await.unwrap();
     }
 
@@ -608,10 +1043,13 @@ mod tests {
             flush_interval: Duration::from_secs(30),
             ..WriterOptions::default()
         });
+        let metrics = Arc::new(Metrics::default());
+        let t = trail(dir.path(), &writer, &metrics).await;
         let rec = Recorder::new(
             writer.clone(),
+            Arc::new(t.audit.clone()),
             Arc::new(Redactor::new(["password"])),
-            Arc::new(Metrics::default()),
+            metrics,
         );
         let trace = TraceId::new();
         rec.key_created(&trace, "01KEY", "admin", "admin")
@@ -660,6 +1098,7 @@ mod tests {
             .unwrap_err();
         assert!(err.contains("could not be stored"), "{err}");
         drop((rec, writer));
+        t.finish().await;
         task.finish().await.unwrap();
     }
 }

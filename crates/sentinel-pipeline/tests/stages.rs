@@ -9,12 +9,26 @@ use sentinel_intel::Investigator;
 use sentinel_pipeline::intake::Submission;
 use sentinel_pipeline::metrics::Metrics;
 use sentinel_pipeline::policy::{heuristic_settings, policy_matrix};
-use sentinel_pipeline::recorder::Recorder;
+use sentinel_audit::{AuditSettings, Log, LogTask};
+use sentinel_pipeline::recorder::{IndexTask, LogAudit, Recorder};
 use sentinel_pipeline::stages::{self, Detectors, LogNotifier, Stages};
 use sentinel_respond::{Allowlist, Ledger, LedgerConfig, PlanOnly, Responder};
 use sentinel_store::{AckGroup, Store, WriterOptions};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// A real audit log in `dir/audit`, indexed through `writer`.
+async fn trail(
+    dir: &std::path::Path,
+    writer: &sentinel_store::StoreWriter,
+    metrics: &Arc<Metrics>,
+) -> (Arc<LogAudit>, IndexTask, LogTask) {
+    let (log, task) = Log::open(AuditSettings::new(dir.join("audit"), "sentinel/test"))
+        .await
+        .unwrap();
+    let (audit, index) = LogAudit::start(log, writer.clone(), metrics.clone());
+    (Arc::new(audit), index, task)
+}
 
 fn attack(ip: &str) -> Event {
     let mut attrs = serde_json::Map::new();
@@ -45,7 +59,13 @@ async fn a_defend_event_is_answered_once_after_its_records_commit() {
     });
     let metrics = Arc::new(Metrics::default());
     let redactor = Redactor::new(Vec::<String>::new());
-    let recorder = Recorder::new(writer.clone(), Arc::new(redactor.clone()), metrics.clone());
+    let (audit, index, log_task) = trail(dir.path(), &writer, &metrics).await;
+    let recorder = Recorder::new(
+        writer.clone(),
+        audit.clone(),
+        Arc::new(redactor.clone()),
+        metrics.clone(),
+    );
     let ledger = Arc::new(Ledger::new(
         Responder::new(Allowlist::new([])).with_actuator(Box::new(PlanOnly::new(Box::new(
             sentinel_respond::actuators::nft::NftBlockIp::new(
@@ -111,6 +131,13 @@ async fn a_defend_event_is_answered_once_after_its_records_commit() {
     }
     drop(intake);
     running.join().await;
+    let log = audit.log().clone();
+    drop(audit);
+    // Every alert's audit records (alert, investigation, plan, action, notice) are in the log and
+    // indexed.
+    assert_eq!(index.close().await, 5 * ALERTS as u64);
+    assert_eq!(log.size(), 5 * ALERTS as u64);
+    log_task.finish().await.unwrap();
     drop(writer);
     task.finish().await.unwrap();
 
@@ -181,7 +208,13 @@ async fn the_clock_expires_scenario_state_without_new_events() {
     let (writer, task) = store.writer(WriterOptions::default());
     let metrics = Arc::new(Metrics::default());
     let redactor = Redactor::new(Vec::<String>::new());
-    let recorder = Recorder::new(writer.clone(), Arc::new(redactor.clone()), metrics.clone());
+    let (audit, index, log_task) = trail(dir.path(), &writer, &metrics).await;
+    let recorder = Recorder::new(
+        writer.clone(),
+        audit.clone(),
+        Arc::new(redactor.clone()),
+        metrics.clone(),
+    );
     let defs = sentinel_detect::scenario::parse_scenarios(
         "test",
         "- name: quick_failures\n  description: failed logins leaking fast\n  counting: { type: leaky, capacity: 5, leak: 200ms }\n  filter:\n    kind: [auth_failure]\n  severity: low\n  confidence: 0.5\n",
@@ -225,6 +258,9 @@ async fn the_clock_expires_scenario_state_without_new_events() {
     assert_eq!(metrics.alerts_raised.get(), 0);
     drop(intake);
     running.join().await;
+    drop(audit);
+    index.close().await;
+    log_task.finish().await.unwrap();
     drop(writer);
     task.finish().await.unwrap();
 }
