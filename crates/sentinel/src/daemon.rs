@@ -3,6 +3,11 @@
 //!
 //! Each run has its own trace id (logged with `evt=ready` as `run_trace`): the audit records of the
 //! configuration loaded, an admin key created, the start and the clean stop are written in it.
+//!
+//! The audit trail is the Merkle log in `<data_dir>/audit` (`sentinel_audit::Log`), opened before
+//! anything records; the store keeps an index of it, caught up from the log at start-up. A log that
+//! cannot be opened (damaged, or not matching its signed checkpoints) stops start-up: it is never
+//! replaced by a new one. At a clean stop the log signs a final checkpoint before the store closes.
 
 use anyhow::Context;
 use sentinel_api::auth::{self, Auth};
@@ -13,6 +18,7 @@ use sentinel_detect::Heuristic;
 use sentinel_intel::{Investigator, LocalContext};
 use sentinel_pipeline::metrics::Metrics;
 use sentinel_pipeline::policy::{allowlist, heuristic_settings, policy_matrix};
+use sentinel_pipeline::recorder::{catch_up_index, LogAudit, Recorder};
 use sentinel_pipeline::stages::{self as pipeline, Detectors, LogNotifier, Stages};
 use sentinel_store::{Store, StoreOptions, SyncMode, WriterOptions};
 use std::future::Future;
@@ -54,10 +60,16 @@ pub async fn run(
         .context("cannot open the store")?;
     let redactor = Arc::new(Redactor::new(cfg.logging.redact_keys.iter()));
     let metrics = Arc::new(Metrics::default());
+    let (audit_log, log_task) = open_audit_log(&cfg).await?;
+    metrics.audit_log.set(audit_log.clone());
+    catch_up_index(&audit_log, &store)
+        .await
+        .map_err(anyhow::Error::msg)
+        .context("cannot catch the audit index up from the audit log")?;
     let (writer, writer_task) = store.writer(writer_options(&cfg));
     let _ = metrics.store_writer.set(writer.monitor());
-    let recorder =
-        sentinel_pipeline::recorder::Recorder::new(writer, redactor.clone(), metrics.clone());
+    let (audit, index_task) = LogAudit::start(audit_log.clone(), writer.clone(), metrics.clone());
+    let recorder = Recorder::new(writer, Arc::new(audit), redactor.clone(), metrics.clone());
     let run_trace = TraceId::new();
     note_config(&recorder, &run_trace, &cfg, &origin)
         .await
@@ -109,7 +121,7 @@ pub async fn run(
         ready: ready.clone(),
         redactor,
         settings: api_settings(&cfg),
-        audit: None,
+        audit: Some(audit_log.clone()),
         decisions: Some(desk),
     };
     tracing::info!(evt = "allowlist", nets = ?ledger.responder().allowlist().nets().iter().map(|n| n.to_string()).collect::<Vec<_>>());
@@ -191,6 +203,9 @@ pub async fn run(
         )
         .await;
     drop(recorder);
+    // The index rows of queued audit records, then the log's final checkpoint, then the store.
+    let indexed = index_task.close().await;
+    let log_closed = log_task.finish().await;
     let stats = writer_task.close().await.context("flushing the store")?;
     store.close().await;
     let _ = std::fs::remove_file(data_dir.join(ADDR_FILE));
@@ -202,7 +217,73 @@ pub async fn run(
         events_accepted = metrics.events_accepted.get(),
         drain_ms = started.elapsed().as_millis() as u64,
     );
+    match log_closed {
+        Ok(cp) => tracing::info!(
+            evt = "audit_log_closed",
+            size = cp.checkpoint.size,
+            indexed,
+            checkpoint = %cp.text,
+        ),
+        Err(e) => {
+            tracing::error!(evt = "audit_log_close_failed", error = %e);
+            anyhow::bail!("the audit log could not sign its final checkpoint: {e}");
+        }
+    }
     Ok(())
+}
+
+/// The audit log's name when `audit.origin` is not set: `sentinel/<hostname>`.
+fn default_origin() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    origin_for_host(&host)
+}
+
+/// `sentinel/<host>`, the host name made a valid key name (no '+', spaces or control characters).
+fn origin_for_host(host: &str) -> String {
+    let host: String = host
+        .trim()
+        .chars()
+        .map(|c| match c == '+' || c.is_whitespace() || c.is_control() {
+            true => '-',
+            false => c,
+        })
+        .collect();
+    match host.is_empty() {
+        true => "sentinel/localhost".to_owned(),
+        false => format!("sentinel/{host}"),
+    }
+}
+
+/// Opens (creating on first start) and recovers the audit log in `<data_dir>/audit`. Any failure stops
+/// start-up with the log's own words: damage is never papered over with a new log.
+async fn open_audit_log(
+    cfg: &ValidatedConfig,
+) -> anyhow::Result<(sentinel_audit::Log, sentinel_audit::LogTask)> {
+    let dir = sentinel_audit::format::audit_dir(&cfg.data_dir);
+    let origin = cfg.audit.origin.clone().unwrap_or_else(default_origin);
+    let mut settings = sentinel_audit::AuditSettings::new(&dir, origin.clone());
+    settings.checkpoint_every = cfg.audit.checkpoint_every;
+    settings.checkpoint_interval = cfg.audit.checkpoint_interval;
+    settings.segment_bytes = cfg.audit.segment_bytes;
+    let (log, task) = sentinel_audit::Log::open(settings).await.map_err(|e| {
+        let hint = match e {
+            sentinel_audit::LogError::Corrupt { .. } | sentinel_audit::LogError::Mismatch(_) => {
+                "; the log is left as it is (check it with `sentinel audit verify`, restore it from a backup)"
+            }
+            _ => "",
+        };
+        anyhow::anyhow!("cannot open the audit log {}: {e}{hint}", dir.display())
+    })?;
+    let latest = log.latest_checkpoint();
+    tracing::info!(
+        evt = "audit_log_open",
+        dir = %dir.display(),
+        origin = %origin,
+        size = log.size(),
+        checkpoint_size = latest.checkpoint.size,
+        verifier_key = %log.verifier_key(),
+    );
+    Ok((log, task))
 }
 
 /// Stops accepting requests. In-flight ones get a bounded time; after that the server task is aborted
@@ -347,5 +428,24 @@ fn write_addr_file(data_dir: &Path, addr: SocketAddr) {
         crate::private::write_private(&data_dir.join(ADDR_FILE), format!("{addr}\n").as_bytes())
     {
         tracing::warn!(evt = "addr_file_failed", error = %e);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The default origin is a valid key name whatever the host is called.
+    #[test]
+    fn the_default_origin_is_a_valid_key_name() {
+        assert_eq!(origin_for_host("web-1.example\n"), "sentinel/web-1.example");
+        assert_eq!(origin_for_host("a+b c\td"), "sentinel/a-b-c-d");
+        assert_eq!(origin_for_host(" \n"), "sentinel/localhost");
+        let o = default_origin();
+        assert!(
+            o.starts_with("sentinel/") && !o.contains('+') && !o.contains(char::is_whitespace),
+            "{o}"
+        );
+        assert!(sentinel_audit::note::Signer::generate(&o).is_ok(), "{o}");
     }
 }
