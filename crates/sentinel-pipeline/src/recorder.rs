@@ -14,11 +14,11 @@
 
 use crate::metrics::Metrics;
 use async_trait::async_trait;
+use sentinel_audit::{Log, LogError, PendingAppend};
 use sentinel_core::{
     ActionRecord, Alert, AuditError, AuditKind, AuditLog, AuditRecord, Event, Investigation,
     Notice, Plan, Receipt, Redactor, Timestamp, TraceId,
 };
-use sentinel_audit::{Log, LogError, PendingAppend};
 use sentinel_store::{AckGroup, AckToken, AuditRow, Record, Store, StoreWriter};
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -331,7 +331,10 @@ async fn index_rows(
             return written;
         };
         match pending.await {
-            Ok(a) => match writer.write(AuditRow::logged(a.seq, record.clone()).into()).await {
+            Ok(a) => match writer
+                .write(AuditRow::logged(a.seq, record.clone()).into())
+                .await
+            {
                 Ok(()) => written += 1,
                 Err(e) => index_failed(&metrics, a.seq, &record, &e),
             },
@@ -483,7 +486,11 @@ pub async fn catch_up_index(log: &Log, store: &Store) -> Result<IndexCatchUp, St
                     );
                     break;
                 }
-                Err(e) => return Err(format!("cannot read the audit log to catch the index up: {e}")),
+                Err(e) => {
+                    return Err(format!(
+                        "cannot read the audit log to catch the index up: {e}"
+                    ))
+                }
             };
             if entries.is_empty() {
                 return Err(format!(
@@ -779,10 +786,7 @@ pub(crate) mod tests {
         store.close().await;
         let r = note(AuditKind::Operator, "z".into(), &trace, "unindexed".into());
         let err = t.audit.append(r).await.unwrap_err();
-        assert!(
-            err.to_string().contains("record 2 is in the log"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("record 2 is in the log"), "{err}");
         assert_eq!(t.audit.log().size(), 3);
         assert_eq!(metrics.audit_index_failures.get(), 1);
         t.finish().await;
@@ -801,7 +805,12 @@ pub(crate) mod tests {
         let t = trail(dir.path(), &writer, &metrics).await;
         let trace = TraceId::new();
         for i in 0..300 {
-            let r = note(AuditKind::NoticeSent, format!("n{i}"), &trace, format!("notice {i}"));
+            let r = note(
+                AuditKind::NoticeSent,
+                format!("n{i}"),
+                &trace,
+                format!("notice {i}"),
+            );
             t.audit.append_queued(r).await.unwrap();
         }
         let rows = eventually(|| async {
@@ -858,7 +867,12 @@ pub(crate) mod tests {
         let t = trail(dir.path(), &writer, &metrics).await;
         let trace = TraceId::new();
         for i in 0..40 {
-            let r = note(AuditKind::Operator, format!("s{i}"), &trace, format!("op {i}"));
+            let r = note(
+                AuditKind::Operator,
+                format!("s{i}"),
+                &trace,
+                format!("op {i}"),
+            );
             t.audit.append(r).await.unwrap();
         }
         let before = store.audit_for_trace(&trace).await.unwrap();
@@ -866,12 +880,10 @@ pub(crate) mod tests {
         let mut conn = sqlx::SqliteConnection::connect(path.to_str().unwrap())
             .await
             .unwrap();
-        let deleted = sqlx::query(
-            "DELETE FROM audit WHERE log_seq IN (0, 5, 6, 7, 20, 39)",
-        )
-        .execute(&mut conn)
-        .await
-        .unwrap();
+        let deleted = sqlx::query("DELETE FROM audit WHERE log_seq IN (0, 5, 6, 7, 20, 39)")
+            .execute(&mut conn)
+            .await
+            .unwrap();
         assert_eq!(deleted.rows_affected(), 6);
         let log = t.audit.log().clone();
         let done = catch_up_index(&log, &store).await.unwrap();
@@ -890,7 +902,12 @@ pub(crate) mod tests {
         assert_eq!(catch_up_index(&log, &store).await.unwrap().added, 0);
 
         // Rows for records the log does not hold (a store newer than the log).
-        let extra = |seq| AuditRow::logged(seq, note(AuditKind::Operator, "e".into(), &trace, "e".into()));
+        let extra = |seq| {
+            AuditRow::logged(
+                seq,
+                note(AuditKind::Operator, "e".into(), &trace, "e".into()),
+            )
+        };
         store
             .insert_audit_index_batch(&[extra(40), extra(41), extra(45)])
             .await

@@ -3,13 +3,13 @@
 //! alert costs in stored bytes (printed, with the cost of the investigation's old form).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
+use sentinel_audit::{AuditSettings, Log, LogTask};
 use sentinel_core::{Event, EventId, EventKind, Mode, Redactor, Timestamp, TraceId};
 use sentinel_detect::{EngineOptions, Heuristic, ScenarioEngine};
 use sentinel_intel::Investigator;
 use sentinel_pipeline::intake::Submission;
 use sentinel_pipeline::metrics::Metrics;
 use sentinel_pipeline::policy::{heuristic_settings, policy_matrix};
-use sentinel_audit::{AuditSettings, Log, LogTask};
 use sentinel_pipeline::recorder::{IndexTask, LogAudit, Recorder};
 use sentinel_pipeline::stages::{self, Detectors, LogNotifier, Stages};
 use sentinel_respond::{Allowlist, Ledger, LedgerConfig, PlanOnly, Responder};

@@ -221,8 +221,8 @@ pub async fn run(
         Ok(cp) => tracing::info!(
             evt = "audit_log_closed",
             size = cp.checkpoint.size,
+            root = cp.text.lines().nth(2).unwrap_or_default(),
             indexed,
-            checkpoint = %cp.text,
         ),
         Err(e) => {
             tracing::error!(evt = "audit_log_close_failed", error = %e);

@@ -120,14 +120,14 @@ async fn check_inclusion(
 }
 
 /// Checks the consistency proof between two signed checkpoints from the API.
-async fn check_consistency(d: &Daemon, v: &Verifier, old: &SignedCheckpoint, new: &SignedCheckpoint) {
+async fn check_consistency(
+    d: &Daemon,
+    v: &Verifier,
+    old: &SignedCheckpoint,
+    new: &SignedCheckpoint,
+) {
     let (m, n) = (old.checkpoint.size, new.checkpoint.size);
-    let c = get_json(
-        d,
-        &d.key,
-        &format!("/v1/audit/consistency?from={m}&to={n}"),
-    )
-    .await;
+    let c = get_json(d, &d.key, &format!("/v1/audit/consistency?from={m}&to={n}")).await;
     assert_eq!((c["from"].as_u64(), c["to"].as_u64()), (Some(m), Some(n)));
     let proof = hashes(&c["proof"]);
     merkle::verify_consistency(m, n, &proof, &old.checkpoint.root, &new.checkpoint.root).unwrap();
@@ -137,9 +137,7 @@ async fn check_consistency(d: &Daemon, v: &Verifier, old: &SignedCheckpoint, new
     if m > 0 && m < n {
         let mut wrong = old.checkpoint.root;
         wrong[31] ^= 1;
-        assert!(
-            merkle::verify_consistency(m, n, &proof, &wrong, &new.checkpoint.root).is_err()
-        );
+        assert!(merkle::verify_consistency(m, n, &proof, &wrong, &new.checkpoint.root).is_err());
     }
 }
 
@@ -257,7 +255,10 @@ async fn the_daemon_keeps_its_audit_trail_in_the_merkle_log_across_restarts() {
         "sentinel_audit_bytes_total",
         "sentinel_audit_tree_size",
     ] {
-        let (b, a) = (sample(&before, name).unwrap(), sample(&after, name).unwrap());
+        let (b, a) = (
+            sample(&before, name).unwrap(),
+            sample(&after, name).unwrap(),
+        );
         assert!(a > b, "{name}: {b} then {a}\n{after}");
     }
     assert!(
@@ -270,7 +271,10 @@ async fn the_daemon_keeps_its_audit_trail_in_the_merkle_log_across_restarts() {
         Some(latest.checkpoint.size as f64)
     );
     assert_eq!(sample(&after, "sentinel_audit_failures_total"), Some(0.0));
-    assert_eq!(sample(&after, "sentinel_audit_index_failures_total"), Some(0.0));
+    assert_eq!(
+        sample(&after, "sentinel_audit_index_failures_total"),
+        Some(0.0)
+    );
 
     // Stopped: a final checkpoint covers everything, including the stop record.
     let (dir, out) = d.stop();
