@@ -35,7 +35,6 @@
 
 use crate::merkle::Hash;
 use sha2::{Digest, Sha256};
-use std::collections::VecDeque;
 use std::io::BufRead;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -569,38 +568,22 @@ fn diagnose<R: BufRead>(
 ) -> Result<Problem, std::io::Error> {
     lines.report_foreign = false;
     // The lines after the bad one, up to the next checkpoint (within the look-ahead).
-    let mut ahead: VecDeque<Line> = VecDeque::new();
+    // The first lines after the bad one (to tell reordering from insertion), and how far the next
+    // checkpoint is (lines after the bad one, the checkpoint included).
+    let mut ahead: Vec<Line> = Vec::new();
     let mut checkpoint: Option<(usize, Checkpoint)> = bad.checkpoint.clone().map(|c| (0, c));
-    if checkpoint.is_none() {
-        while ahead.len() < LOOKAHEAD {
-            let Some(l) = lines.next_chain()? else { break };
-            let cp = l.checkpoint.clone();
-            if ahead.len() < WINDOW || cp.is_some() {
-                ahead.push_back(l);
-            }
-            if let Some(cp) = cp {
-                checkpoint = Some((ahead.len(), cp));
-                break;
-            }
-            if ahead.len() >= WINDOW {
-                // Keep counting lines to the checkpoint without keeping them.
-                let mut skipped = ahead.len();
-                loop {
-                    let Some(l) = lines.next_chain()? else { break };
-                    skipped += 1;
-                    if let Some(cp) = l.checkpoint {
-                        checkpoint = Some((skipped, cp));
-                        break;
-                    }
-                    if skipped >= LOOKAHEAD {
-                        break;
-                    }
-                }
-                break;
-            }
+    let mut seen = 0usize;
+    while checkpoint.is_none() && seen < LOOKAHEAD {
+        let Some(l) = lines.next_chain()? else { break };
+        seen += 1;
+        if let Some(cp) = l.checkpoint.clone() {
+            checkpoint = Some((seen, cp));
+        }
+        if ahead.len() < WINDOW {
+            ahead.push(l);
         }
     }
-    let window: Vec<&Line> = ahead.iter().take(WINDOW).collect();
+    let window: Vec<&Line> = ahead.iter().collect();
     // A later line continues from the last good one: the lines in between are out of place.
     if let Some(j) = window
         .iter()

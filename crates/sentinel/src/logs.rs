@@ -1,12 +1,20 @@
 //! Structured logs: one JSON object per line with `ts`, `svc`, `lvl`, `evt`, `trace` and the event's
 //! fields. Everything passes the redactor first: values under secret-looking keys at any depth, and
 //! credentials in any text (also inside fields that hold JSON).
+//!
+//! Every line also carries `chain`, always as its last member: a running SHA-256 hash chain
+//! ([`sentinel_audit::chain`]) so a shipped log file can be checked with `sentinel audit verify-logs`
+//! for removed, edited, inserted or reordered lines. Every `logging.chain_every` lines (and at a clean
+//! shutdown, [`finish`]) a `log_chain_checkpoint` line seals the block; the seals are handed out through
+//! [`take_seals`] for the daemon to anchor in the audit log (`AuditKind::LogChain`). Lines are hashed
+//! and written under one lock, so they appear in chain order.
 
+use sentinel_audit::chain::{seal_channel, BlockSeal, ChainWriter};
 use sentinel_core::{Redactor, Timestamp};
 use serde_json::{Map, Value};
 use std::fmt;
 use std::io::Write;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::layer::{Context, SubscriberExt};
@@ -45,10 +53,72 @@ impl Visit for Collect<'_> {
     }
 }
 
+/// Seals waiting for the daemon (at most this many; more are counted in `seals_dropped`).
+const SEAL_QUEUE: usize = 1024;
+
+/// The output: the chain (None when `chain_every` is 0) behind the one lock that orders lines.
+struct Output {
+    chain: Mutex<Option<ChainWriter>>,
+}
+
+impl Output {
+    /// Chains `text` (a JSON object without `chain`) and writes it, under the lock.
+    fn write(&self, text: &str) {
+        let mut chain = self.chain.lock().unwrap_or_else(|p| p.into_inner());
+        let mut buf = String::with_capacity(text.len() + 96);
+        let chained = match chain.as_mut() {
+            Some(w) => w
+                .append(text, &Timestamp::now().to_rfc3339(), &mut buf)
+                .is_ok(),
+            None => false,
+        };
+        if !chained {
+            // Chain off (or, never for a serialised object, not an object): the line as it is.
+            buf.clear();
+            buf.push_str(text);
+            buf.push('\n');
+        }
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(buf.as_bytes());
+        let _ = out.flush();
+    }
+
+    fn seal(&self) {
+        let mut chain = self.chain.lock().unwrap_or_else(|p| p.into_inner());
+        let mut buf = String::new();
+        if let Some(w) = chain.as_mut() {
+            w.seal(&Timestamp::now().to_rfc3339(), true, &mut buf);
+        }
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(buf.as_bytes());
+        let _ = out.flush();
+    }
+}
+
+static OUTPUT: OnceLock<Arc<Output>> = OnceLock::new();
+static SEALS: Mutex<Option<tokio::sync::mpsc::Receiver<BlockSeal>>> = Mutex::new(None);
+
+/// The receiver of the chain's block seals (once; None afterwards, or when the chain is off). The
+/// daemon appends each as an `AuditKind::LogChain` audit record with `content_hash` = the seal (hex),
+/// so the log file's blocks are anchored in the signed Merkle log. Until it is taken, seals wait in a
+/// bounded queue; beyond it they are counted, and every checkpoint line says how many (`seals_dropped`).
+pub fn take_seals() -> Option<tokio::sync::mpsc::Receiver<BlockSeal>> {
+    SEALS.lock().unwrap_or_else(|p| p.into_inner()).take()
+}
+
+/// Seals the chain's current block (`"final":true`) at a clean shutdown. Lines logged afterwards
+/// start a new block.
+pub fn finish() {
+    if let Some(o) = OUTPUT.get() {
+        o.seal();
+    }
+}
+
 /// The JSON-lines layer.
 pub struct JsonLines {
     redactor: Arc<Redactor>,
     max_level: Level,
+    out: Arc<Output>,
 }
 
 impl<S> Layer<S> for JsonLines
@@ -113,16 +183,18 @@ where
                 self.redactor.redact(v);
             }
         }
+        // `chain` is added by the output, as the last member; a field of that name would collide.
+        if let Some(v) = fields.remove("chain") {
+            fields.insert("chain_field".into(), v);
+        }
         line.extend(fields);
-        let mut text = Value::Object(line).to_string();
-        text.push('\n');
-        let mut out = std::io::stdout().lock();
-        let _ = out.write_all(text.as_bytes());
+        self.out.write(&Value::Object(line).to_string());
     }
 }
 
-/// Installs the JSON-lines logger for the process. Safe to call twice (the second call does nothing).
-pub fn init(level: &str, redactor: Arc<Redactor>) {
+/// Installs the JSON-lines logger for the process, chaining lines in blocks of `chain_every` (0: no
+/// chain). Safe to call twice (the second call does nothing).
+pub fn init(level: &str, redactor: Arc<Redactor>, chain_every: u64) {
     let max_level = match level {
         "trace" => Level::TRACE,
         "debug" => Level::DEBUG,
@@ -130,6 +202,21 @@ pub fn init(level: &str, redactor: Arc<Redactor>) {
         "error" => Level::ERROR,
         _ => Level::INFO,
     };
+    if OUTPUT.get().is_some() {
+        return;
+    }
+    let chain = (chain_every > 0).then(|| {
+        let (tx, rx) = seal_channel(SEAL_QUEUE);
+        *SEALS.lock().unwrap_or_else(|p| p.into_inner()) = Some(rx);
+        ChainWriter::new(chain_every).with_seals(tx)
+    });
+    let out = OUTPUT
+        .get_or_init(|| {
+            Arc::new(Output {
+                chain: Mutex::new(chain),
+            })
+        })
+        .clone();
     let _ = tracing_subscriber::registry()
         .with(tracing_subscriber::filter::LevelFilter::from_level(
             max_level,
@@ -137,6 +224,7 @@ pub fn init(level: &str, redactor: Arc<Redactor>) {
         .with(JsonLines {
             redactor,
             max_level,
+            out,
         })
         .try_init();
 }
