@@ -56,17 +56,29 @@ impl Visit for Collect<'_> {
 /// Seals waiting for the daemon (at most this many; more are counted in `seals_dropped`).
 const SEAL_QUEUE: usize = 1024;
 
-/// The output: the chain (None when `chain_every` is 0) behind the one lock that orders lines.
+/// The output: the chain (None when `chain_every` is 0) and where lines go, behind the one lock that
+/// orders lines.
 struct Output {
-    chain: Mutex<Option<ChainWriter>>,
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    chain: Option<ChainWriter>,
+    sink: Box<dyn Write + Send>,
 }
 
 impl Output {
+    fn new(chain: Option<ChainWriter>, sink: Box<dyn Write + Send>) -> Self {
+        Output {
+            inner: Mutex::new(Inner { chain, sink }),
+        }
+    }
+
     /// Chains `text` (a JSON object without `chain`) and writes it, under the lock.
     fn write(&self, text: &str) {
-        let mut chain = self.chain.lock().unwrap_or_else(|p| p.into_inner());
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let mut buf = String::with_capacity(text.len() + 96);
-        let chained = match chain.as_mut() {
+        let chained = match inner.chain.as_mut() {
             Some(w) => w
                 .append(text, &Timestamp::now().to_rfc3339(), &mut buf)
                 .is_ok(),
@@ -78,20 +90,18 @@ impl Output {
             buf.push_str(text);
             buf.push('\n');
         }
-        let mut out = std::io::stdout().lock();
-        let _ = out.write_all(buf.as_bytes());
-        let _ = out.flush();
+        let _ = inner.sink.write_all(buf.as_bytes());
+        let _ = inner.sink.flush();
     }
 
     fn seal(&self) {
-        let mut chain = self.chain.lock().unwrap_or_else(|p| p.into_inner());
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let mut buf = String::new();
-        if let Some(w) = chain.as_mut() {
+        if let Some(w) = inner.chain.as_mut() {
             w.seal(&Timestamp::now().to_rfc3339(), true, &mut buf);
         }
-        let mut out = std::io::stdout().lock();
-        let _ = out.write_all(buf.as_bytes());
-        let _ = out.flush();
+        let _ = inner.sink.write_all(buf.as_bytes());
+        let _ = inner.sink.flush();
     }
 }
 
@@ -211,11 +221,7 @@ pub fn init(level: &str, redactor: Arc<Redactor>, chain_every: u64) {
         ChainWriter::new(chain_every).with_seals(tx)
     });
     let out = OUTPUT
-        .get_or_init(|| {
-            Arc::new(Output {
-                chain: Mutex::new(chain),
-            })
-        })
+        .get_or_init(|| Arc::new(Output::new(chain, Box::new(std::io::stdout()))))
         .clone();
     let _ = tracing_subscriber::registry()
         .with(tracing_subscriber::filter::LevelFilter::from_level(
@@ -227,4 +233,80 @@ pub fn init(level: &str, redactor: Arc<Redactor>, chain_every: u64) {
             out,
         })
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Many threads logging at once through the real layer: the lines land in chain order (hash and
+    /// write under one lock), so the file verifies; seals are handed out.
+    #[test]
+    fn concurrent_lines_are_written_in_chain_order() {
+        let buf = Shared::default();
+        let (tx, mut rx) = seal_channel(1024);
+        let out = Arc::new(Output::new(
+            Some(ChainWriter::new(7).with_seals(tx)),
+            Box::new(buf.clone()),
+        ));
+        let layer = JsonLines {
+            redactor: Arc::new(Redactor::new(std::iter::empty::<&str>())),
+            max_level: Level::INFO,
+            out: out.clone(),
+        };
+        let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+        std::thread::scope(|s| {
+            for t in 0..8 {
+                let d = dispatch.clone();
+                s.spawn(move || {
+                    tracing::dispatcher::with_default(&d, || {
+                        for i in 0..250 {
+                            tracing::info!(
+                                evt = "work",
+                                thread = t,
+                                i,
+                                chain = "a field named chain"
+                            );
+                        }
+                    });
+                });
+            }
+        });
+        out.seal();
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        let report = sentinel_audit::chain::verify_log(text.as_bytes()).unwrap();
+        // 2000 lines in blocks of 7: 285 full blocks and a final one of 5.
+        assert_eq!(report.chain_lines, 2000 + 286);
+        assert_eq!(report.foreign_lines, 0);
+        assert!(report.runs[0].clean_end);
+        let mut seals = 0;
+        while rx.try_recv().is_ok() {
+            seals += 1;
+        }
+        assert_eq!(seals, 286);
+        // A field named `chain` is kept under another name; `chain` is the last member.
+        let first = text.lines().next().unwrap();
+        assert!(
+            first.contains("\"chain_field\":\"a field named chain\""),
+            "{first}"
+        );
+        // Every line holds the one and only `"chain":` key at its end.
+        for l in text.lines() {
+            assert_eq!(l.matches("\"chain\":").count(), 1, "{l}");
+        }
+    }
 }
