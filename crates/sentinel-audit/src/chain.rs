@@ -179,9 +179,10 @@ impl ChainWriter {
         Ok(None)
     }
 
-    /// Seals the current block now (clean shutdown: `last` = true). Nothing when the block is empty.
+    /// Seals the current block now (clean shutdown: `last` = true). An empty block is sealed only when
+    /// `last` (so the clean end shows even when the previous line just filled a block).
     pub fn seal(&mut self, ts: &str, last: bool, out: &mut String) -> Option<BlockSeal> {
-        (self.in_block > 0).then(|| self.seal_block(ts, last, out))
+        (self.in_block > 0 || last).then(|| self.seal_block(ts, last, out))
     }
 
     fn seal_block(&mut self, ts: &str, last: bool, out: &mut String) -> BlockSeal {
@@ -299,6 +300,9 @@ pub struct RunReport {
     pub clean_end: bool,
     /// Every sealed block, in order (what the audit log anchors).
     pub seals: Vec<BlockSeal>,
+    /// The run began before this file (a rotated log, verified with [`verify_log_continued`]): its
+    /// first line is taken as given, and lines before it cannot be checked.
+    pub continued: bool,
 }
 
 /// The result of verifying an intact log.
@@ -354,6 +358,8 @@ pub enum Problem {
     Broken,
     /// A checkpoint line whose chain is right but whose fields are not.
     BadCheckpoint(String),
+    /// The file's first chained line does not start a run.
+    NotARunStart,
 }
 
 impl std::fmt::Display for Problem {
@@ -374,6 +380,11 @@ impl std::fmt::Display for Problem {
                 "does not follow the line before it (edited, or lines removed or inserted; no checkpoint after it tells which)"
             ),
             Problem::BadCheckpoint(why) => write!(f, "bad checkpoint line: {why}"),
+            Problem::NotARunStart => write!(
+                f,
+                "the first chained line does not start a run: lines before it were removed, or the file \
+                 continues a rotated one (check that with --continued)"
+            ),
         }
     }
 }
@@ -449,6 +460,8 @@ impl<R: BufRead> Lines<R> {
 /// Where the verifier is in a run.
 struct State {
     block: u64,
+    /// False at the start of a continued run, until its first checkpoint says which block it is.
+    block_known: bool,
     in_block: u64,
     prev: Hash,
     run: RunReport,
@@ -458,6 +471,7 @@ impl State {
     fn new(first_line: u64) -> Self {
         State {
             block: 0,
+            block_known: true,
             in_block: 0,
             prev: seed(0, &[0; 32]),
             run: RunReport {
@@ -467,15 +481,48 @@ impl State {
                 unsealed_tail: 0,
                 clean_end: false,
                 seals: Vec::new(),
+                continued: false,
             },
         }
+    }
+
+    /// A run that began in an earlier file: `line` is taken as given.
+    fn continued(line: &Line) -> Self {
+        let mut s = State::new(line.no);
+        s.run.continued = true;
+        s.run.lines = 1;
+        match &line.checkpoint {
+            Some(cp) => {
+                s.block = cp.block + 1;
+                s.prev = seed(s.block, &line.chain);
+            }
+            None => {
+                s.block_known = false;
+                s.in_block = 1;
+                s.run.unsealed_tail = 1;
+                s.prev = line.chain;
+            }
+        }
+        s
     }
 }
 
 /// Verifies a log read from `r`, on its raw bytes. Ok with a report when every chained line is where
 /// and as it was written (lines after the last checkpoint are reported as an unsealed tail); otherwise
-/// the first bad line and why.
+/// the first bad line and why. The file must start where a run starts: a file whose first lines
+/// were removed fails (for a rotated file that continues another, see [`verify_log_continued`]).
 pub fn verify_log<R: BufRead>(r: R) -> Result<ChainReport, ChainError> {
+    verify(r, false)
+}
+
+/// Like [`verify_log`], for a file that may begin in the middle of a run (log rotation): its first
+/// chained line is taken as given (reported as [`RunReport::continued`]); everything after it is
+/// checked. Lines removed from the very start of such a file cannot show.
+pub fn verify_log_continued<R: BufRead>(r: R) -> Result<ChainReport, ChainError> {
+    verify(r, true)
+}
+
+fn verify<R: BufRead>(r: R, continued: bool) -> Result<ChainReport, ChainError> {
     let mut lines = Lines {
         r,
         no: 0,
@@ -488,6 +535,16 @@ pub fn verify_log<R: BufRead>(r: R) -> Result<ChainReport, ChainError> {
     let genesis = seed(0, &[0; 32]);
     while let Some(line) = lines.next_chain()? {
         report.chain_lines += 1;
+        if st.is_none() && link(&genesis, &line.body) != line.chain {
+            if !continued {
+                return Err(ChainError::Bad {
+                    line: line.no,
+                    problem: Problem::NotARunStart,
+                });
+            }
+            st = Some(State::continued(&line));
+            continue;
+        }
         let s = st.get_or_insert_with(|| State::new(line.no));
         if link(&s.prev, &line.body) != line.chain {
             if link(&genesis, &line.body) == line.chain {
@@ -508,6 +565,13 @@ pub fn verify_log<R: BufRead>(r: R) -> Result<ChainReport, ChainError> {
         s.run.lines += 1;
         match &line.checkpoint {
             Some(cp) => {
+                if !s.block_known {
+                    // The first checkpoint of a continued run: it tells the block; the lines before
+                    // this file cannot be counted.
+                    s.block = cp.block;
+                    s.block_known = true;
+                    s.in_block = cp.lines.max(s.in_block);
+                }
                 let why = if cp.block != s.block {
                     Some(format!(
                         "says block {}, this is block {}",
@@ -603,6 +667,10 @@ fn diagnose<R: BufRead>(
     let Some((content_to_cp, cp)) = checkpoint else {
         return Ok(Problem::Broken);
     };
+    if !s.block_known {
+        // The block's start is in an earlier file: its line count cannot tell.
+        return Ok(Problem::Broken);
+    }
     if cp.block != s.block {
         return Ok(match s.in_block {
             0 if cp.block > s.block => Problem::BlocksMissing {
@@ -685,6 +753,36 @@ mod tests {
     }
 
     #[test]
+    fn a_rotated_file_verifies_only_as_continued_and_is_still_checked() {
+        let l = log(35, 10, true);
+        // Cut at a line in the middle of block 1, and at a block's start.
+        for start in [14, 22] {
+            let rest = &l[start..];
+            assert_eq!(bad_line(verify(rest)), (1, Problem::NotARunStart));
+            let mut text = rest.join("\n");
+            text.push('\n');
+            let r = verify_log_continued(text.as_bytes()).unwrap();
+            assert!(r.runs[0].continued);
+            assert!(r.runs[0].clean_end);
+            assert_eq!(r.runs[0].seals.last().unwrap().block, 3);
+            assert_eq!(r.chain_lines, rest.len() as u64);
+            // Still checked after its first line.
+            let mut cut = rest.to_vec();
+            cut.remove(3);
+            let mut text = cut.join("\n");
+            text.push('\n');
+            assert!(matches!(
+                verify_log_continued(text.as_bytes()),
+                Err(ChainError::Bad { line: 4, .. })
+            ));
+        }
+        // A file that starts a run verifies the same either way.
+        let mut text = l.join("\n");
+        text.push('\n');
+        assert!(!verify_log_continued(text.as_bytes()).unwrap().runs[0].continued);
+    }
+
+    #[test]
     fn intact_log_verifies_with_blocks_checkpoints_and_tail() {
         let l = log(25, 10, false);
         // 2 full blocks (10 + checkpoint each) + 5 unsealed.
@@ -695,6 +793,12 @@ mod tests {
         assert_eq!(r.runs[0].sealed_blocks, 2);
         assert_eq!(r.unsealed_tail(), 5);
         assert!(!r.runs[0].clean_end);
+        // The shutdown lands right after a full block: an empty final block marks the clean end.
+        let l = log(20, 10, true);
+        let r = verify(&l).unwrap();
+        assert_eq!(r.runs[0].sealed_blocks, 3);
+        assert_eq!(r.runs[0].seals[2].lines, 0);
+        assert!(r.runs[0].clean_end);
         let l = log(25, 10, true);
         let r = verify(&l).unwrap();
         assert_eq!(r.runs[0].sealed_blocks, 3);
@@ -743,6 +847,10 @@ mod tests {
             bad_line(verify(&l)),
             (5, Problem::Removed { count: Some(1) })
         );
+        // The first line.
+        let mut l = log(25, 10, true);
+        l.remove(0);
+        assert_eq!(bad_line(verify(&l)), (1, Problem::NotARunStart));
         // The checkpoint line itself.
         let mut l = log(25, 10, true);
         l.remove(10);

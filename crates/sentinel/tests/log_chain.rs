@@ -64,8 +64,31 @@ fn a_real_daemon_log_verifies_and_a_deleted_line_is_named() {
     assert!(out.contains(": intact: "), "{out}");
     assert!(out.contains("clean shutdown"), "{out}");
 
-    // Delete one chained line in the middle of a block: the line now in its place is named.
     let lines: Vec<&str> = log.lines().collect();
+    // A rotated file (the second half): refused as it is, accepted with --continued.
+    let tail = lines[lines.len() / 2..].join("\n") + "\n";
+    let rotated = dir.join("sentinel.log.2");
+    std::fs::write(&rotated, tail).unwrap();
+    let strict = verify_logs(&dir, &rotated);
+    assert_eq!(strict.status.code(), Some(1), "{}", text(&strict));
+    assert!(
+        text(&strict).contains("does not start a run"),
+        "{}",
+        text(&strict)
+    );
+    let cont = common::command(&dir)
+        .args(["audit", "verify-logs", "--continued"])
+        .arg(&rotated)
+        .output()
+        .unwrap();
+    assert_eq!(cont.status.code(), Some(0), "{}", text(&cont));
+    assert!(
+        text(&cont).contains("continues an earlier file"),
+        "{}",
+        text(&cont)
+    );
+
+    // Delete one chained line in the middle of a block: the line now in its place is named.
     let victim = lines
         .iter()
         .enumerate()

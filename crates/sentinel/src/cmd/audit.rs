@@ -2,7 +2,7 @@
 //! which checks the hash chain of a JSON process log file (`logging.chain_every`).
 
 use clap::Subcommand;
-use sentinel_audit::chain::{verify_log, ChainError, ChainReport};
+use sentinel_audit::chain::{verify_log, verify_log_continued, ChainError, ChainReport};
 use std::io::BufReader;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,22 +22,34 @@ pub enum AuditCmd {
         /// Also print every block's seal (what the audit log anchors as `log_chain` records).
         #[arg(long)]
         seals: bool,
+        /// The file may begin in the middle of a run (it continues a rotated file): its first chained
+        /// line is taken as given. Without it, a file must start where a run starts.
+        #[arg(long)]
+        continued: bool,
     },
 }
 
 /// Runs an `audit` subcommand.
 pub fn run(command: AuditCmd) -> ExitCode {
     match command {
-        AuditCmd::VerifyLogs { file, seals } => verify_logs(&file, seals),
+        AuditCmd::VerifyLogs {
+            file,
+            seals,
+            continued,
+        } => verify_logs(&file, seals, continued),
     }
 }
 
-fn verify_logs(file: &PathBuf, seals: bool) -> ExitCode {
+fn verify_logs(file: &PathBuf, seals: bool, continued: bool) -> ExitCode {
+    let check = |r: &mut dyn std::io::BufRead| match continued {
+        true => verify_log_continued(r),
+        false => verify_log(r),
+    };
     let result = if file.as_os_str() == "-" {
-        verify_log(std::io::stdin().lock())
+        check(&mut std::io::stdin().lock())
     } else {
         match std::fs::File::open(file) {
-            Ok(f) => verify_log(BufReader::new(f)),
+            Ok(f) => check(&mut BufReader::new(f)),
             Err(e) => {
                 eprintln!("cannot read {}: {e}", file.display());
                 return ExitCode::from(2);
@@ -71,9 +83,14 @@ fn verify_logs(file: &PathBuf, seals: bool) -> ExitCode {
                     ),
                 };
                 println!(
-                    "run {} from line {}: {} line(s), {} block(s), {end}",
+                    "run {} from line {}{}: {} line(s), {} block(s), {end}",
                     i + 1,
                     run.first_line,
+                    if run.continued {
+                        " (continues an earlier file: its first line is taken as given)"
+                    } else {
+                        ""
+                    },
                     run.lines,
                     run.sealed_blocks
                 );
@@ -94,6 +111,7 @@ fn verify_logs(file: &PathBuf, seals: bool) -> ExitCode {
         }
         Err(ChainError::Bad { line, problem }) => {
             println!("{}: FAILED at line {line}: {problem}", file.display());
+
             ExitCode::FAILURE
         }
         Err(e @ ChainError::Io(_)) => {
