@@ -255,7 +255,8 @@ impl Witness {
             }
             Ok(r) => Outcome::Permanent(format!("HTTP {}", r.status())),
             // Timeouts, refused or reset connections, TLS handshakes that did not finish: all retried.
-            Err(e) => Outcome::Transient(error_chain(&e)),
+            // The URL is left out of the message (its path or query may hold a token).
+            Err(e) => Outcome::Transient(error_chain(&e.without_url())),
         }
     }
 

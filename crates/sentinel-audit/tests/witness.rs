@@ -17,6 +17,35 @@ use tokio::sync::{oneshot, watch};
 
 const SECRET: &str = "witness-shared-secret";
 
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+/// The process's log, captured (one global subscriber: scoped ones miss events when tests run in
+/// parallel threads).
+fn log_capture() -> Captured {
+    static LOG: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    LOG.get_or_init(|| {
+        let c = Captured::default();
+        let sink = c.clone();
+        tracing_subscriber::fmt()
+            .with_writer(move || sink.clone())
+            .with_ansi(false)
+            .init();
+        c
+    })
+    .clone()
+}
+
+impl std::io::Write for Captured {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Received {
     body: String,
@@ -116,6 +145,7 @@ async fn until(what: &str, mut f: impl FnMut() -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retries_after_two_500s_and_the_receiver_verifies_the_hmac() {
+    log_capture();
     let (url, r) = receiver(&[500, 500]).await;
     let w = Witness::new(fast(&url)).unwrap();
     let counters = w.counters();
@@ -155,6 +185,7 @@ async fn a_receiver_that_is_down_is_counted_as_a_failure() {
     let counters = w.counters();
     let (_tx, rx) = watch::channel(checkpoint(3));
     let (stop, stopped) = oneshot::channel::<()>();
+    let logged = log_capture();
     let task = tokio::spawn(w.run(rx, async {
         let _ = stopped.await;
     }));
@@ -165,12 +196,42 @@ async fn a_receiver_that_is_down_is_counted_as_a_failure() {
         "max_attempts requests, then the round fails"
     );
     assert_eq!(counters.sent(), 0);
+    // Only this test uses tree size 3.
+    let mine = || -> Vec<String> {
+        String::from_utf8(logged.0.lock().unwrap().clone())
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(" size=3 "))
+            .map(str::to_owned)
+            .collect()
+    };
+    until("the error is logged", || {
+        mine().iter().any(|l| l.contains("audit_witness_failed"))
+    })
+    .await;
+    let log = mine();
+    assert!(
+        log.iter().all(|l| !l.contains("/hook")),
+        "the URL's path is not logged: {log:?}"
+    );
+    let failed: Vec<&String> = log
+        .iter()
+        .filter(|l| l.contains("evt=\"audit_witness_failed\""))
+        .collect();
+    assert_eq!(failed.len(), 1, "{log:?}");
+    assert!(failed[0].contains("ERROR"), "{log:?}");
+    let retries = log
+        .iter()
+        .filter(|l| l.contains("audit_witness_retry"))
+        .count();
+    assert_eq!(retries, 3, "{log:?}");
     stop.send(()).unwrap();
     task.await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_4xx_is_not_retried_but_429_is() {
+    log_capture();
     let (url, r) = receiver(&[429, 403]).await;
     let w = Witness::new(fast(&url)).unwrap();
     let counters = w.counters();
@@ -191,6 +252,7 @@ async fn a_4xx_is_not_retried_but_429_is() {
 // when they pile up while it waits (no race on which one it sees).
 #[tokio::test(flavor = "current_thread")]
 async fn the_newest_checkpoint_wins_while_the_receiver_is_failing() {
+    log_capture();
     let (url, r) = receiver(&[500]).await;
     let mut s = fast(&url);
     // Long enough for the newer checkpoints to arrive during the first backoff.
@@ -223,6 +285,7 @@ async fn the_newest_checkpoint_wins_while_the_receiver_is_failing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_shutdown_an_undelivered_checkpoint_gets_a_last_try() {
+    log_capture();
     let (url, r) = receiver(&[500]).await;
     let mut s = fast(&url);
     s.max_attempts = 1;
