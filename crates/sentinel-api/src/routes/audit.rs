@@ -36,6 +36,17 @@ impl From<LogError> for ApiError {
     }
 }
 
+/// `limit`: 1..=1000, 100 when not given.
+fn limit(c: &Checked<'_>) -> Result<usize, ApiError> {
+    match c.parsed::<u32>("limit")? {
+        Some(n) if !(1..=MAX_RECORDS).contains(&n) => Err(ApiError::BadRequest(format!(
+            "`limit`: must be between 1 and {MAX_RECORDS}"
+        ))),
+        Some(n) => Ok(n as usize),
+        None => Ok(100),
+    }
+}
+
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, LogError> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -77,15 +88,7 @@ pub(crate) async fn records(
 ) -> Result<Json<RecordsPage>, ApiError> {
     let c = Checked::new(&q, &["from", "limit"])?;
     let from = c.parsed::<u64>("from")?.unwrap_or(0);
-    let limit = match c.parsed::<u32>("limit")? {
-        Some(n) if !(1..=MAX_RECORDS).contains(&n) => {
-            return Err(ApiError::BadRequest(format!(
-                "`limit`: must be between 1 and {MAX_RECORDS}"
-            )))
-        }
-        Some(n) => n,
-        None => 100,
-    };
+    let limit = limit(&c)?;
     let log = log(&s)?;
     let size = log.size();
     if from > size {
@@ -94,7 +97,7 @@ pub(crate) async fn records(
         )));
     }
     let read = log.clone();
-    let rows = blocking(move || read.read(from, limit as usize)).await?;
+    let rows = blocking(move || read.read(from, limit)).await?;
     let next = rows.last().map(|r| r.seq + 1).filter(|&n| n < size);
     Ok(Json(RecordsPage {
         records: rows
@@ -272,15 +275,7 @@ pub(crate) async fn checkpoints(
 ) -> Result<Json<CheckpointsPage>, ApiError> {
     let c = Checked::new(&q, &["from", "limit"])?;
     let from = c.parsed::<u64>("from")?.unwrap_or(0);
-    let limit = match c.parsed::<u32>("limit")? {
-        Some(n) if !(1..=MAX_RECORDS).contains(&n) => {
-            return Err(ApiError::BadRequest(format!(
-                "`limit`: must be between 1 and {MAX_RECORDS}"
-            )))
-        }
-        Some(n) => n as usize,
-        None => 100,
-    };
+    let limit = limit(&c)?;
     let read = log(&s)?;
     let cps = blocking(move || read.checkpoints(from, limit)).await?;
     let next = (cps.len() == limit)
