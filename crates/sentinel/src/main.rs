@@ -43,6 +43,11 @@ enum Command {
     GenLogs(cmd::gen_logs::GenArgs),
     /// Exit 0 when the running daemon is ready, 1 otherwise (for container health checks).
     Healthcheck(cmd::healthcheck::HealthcheckArgs),
+    /// Check Sentinel's tamper-evident records (the log file hash chain).
+    Audit {
+        #[command(subcommand)]
+        command: cmd::audit::AuditCmd,
+    },
 }
 
 fn main() -> ExitCode {
@@ -54,6 +59,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => cmd::replay::run(args),
         Command::GenLogs(args) => cmd::gen_logs::run(args),
         Command::Healthcheck(args) => cmd::healthcheck::run(args),
+        Command::Audit { command } => cmd::audit::run(command),
     }
 }
 
