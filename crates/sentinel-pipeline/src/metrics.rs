@@ -366,18 +366,54 @@ impl Collector for LateWriter {
 /// The audit log's counters (`sentinel_audit_*`), read from the log at each scrape once the daemon has
 /// opened it ([`AuditLogMetrics::set`]); nothing is rendered before.
 #[derive(Debug, Clone, Default)]
-pub struct AuditLogMetrics(Arc<OnceLock<sentinel_audit::Log>>);
+pub struct AuditLogMetrics {
+    log: Arc<OnceLock<sentinel_audit::Log>>,
+    witness: Arc<OnceLock<Arc<sentinel_audit::witness::WitnessCounters>>>,
+}
 
 impl AuditLogMetrics {
     /// Renders `log`'s counters from now on (the first log set stays).
     pub fn set(&self, log: sentinel_audit::Log) {
-        let _ = self.0.set(log);
+        let _ = self.log.set(log);
+    }
+
+    /// Renders the witness's counters (`sentinel_audit_witness_*`) from now on.
+    pub fn set_witness(&self, counters: Arc<sentinel_audit::witness::WitnessCounters>) {
+        let _ = self.witness.set(counters);
     }
 }
 
 impl Collector for AuditLogMetrics {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let Some(log) = self.0.get() else {
+        if let Some(w) = self.witness.get() {
+            let counters: [(&str, &str, u64); 4] = [
+                (
+                    "sentinel_audit_witness_sent",
+                    "Signed checkpoints the audit witness accepted.",
+                    w.sent(),
+                ),
+                (
+                    "sentinel_audit_witness_failed",
+                    "Delivery rounds to the audit witness that failed (logged as audit_witness_failed).",
+                    w.failed(),
+                ),
+                (
+                    "sentinel_audit_witness_requests",
+                    "Requests sent to the audit witness, retries included.",
+                    w.requests(),
+                ),
+                (
+                    "sentinel_audit_witness_superseded",
+                    "Checkpoints not sent to the witness because a newer one covered them.",
+                    w.superseded(),
+                ),
+            ];
+            for (name, help, v) in counters {
+                let c = ConstCounter::new(v);
+                c.encode(encoder.encode_descriptor(name, help, None, c.metric_type())?)?;
+            }
+        }
+        let Some(log) = self.log.get() else {
             return Ok(());
         };
         let s = log.stats().snapshot();

@@ -62,6 +62,7 @@ pub async fn run(
     let metrics = Arc::new(Metrics::default());
     let (audit_log, log_task) = open_audit_log(&cfg).await?;
     metrics.audit_log.set(audit_log.clone());
+    let witness = start_witness(&cfg, &audit_log, &metrics)?;
     catch_up_index(&audit_log, &store)
         .await
         .map_err(anyhow::Error::msg)
@@ -71,6 +72,7 @@ pub async fn run(
     let (audit, index_task) = LogAudit::start(audit_log.clone(), writer.clone(), metrics.clone());
     let recorder = Recorder::new(writer, Arc::new(audit), redactor.clone(), metrics.clone());
     let run_trace = TraceId::new();
+    let anchors = anchor_log_chain(recorder.clone(), run_trace.clone());
     note_config(&recorder, &run_trace, &cfg, &origin)
         .await
         .map_err(anyhow::Error::msg)?;
@@ -186,6 +188,9 @@ pub async fn run(
     // close both queues instead of waiting for them, so what was queued is committed and nothing hangs.
     running.close_intake();
     running.join().await;
+    if let Some(a) = anchors {
+        a.stop().await;
+    }
     // The pipeline has drained; the store still takes this last record.
     let _ = recorder
         .note(
@@ -206,6 +211,9 @@ pub async fn run(
     // The index rows of queued audit records, then the log's final checkpoint, then the store.
     let indexed = index_task.close().await;
     let log_closed = log_task.finish().await;
+    if let Some(w) = witness {
+        w.stop().await;
+    }
     let stats = writer_task.close().await.context("flushing the store")?;
     store.close().await;
     let _ = std::fs::remove_file(data_dir.join(ADDR_FILE));
@@ -230,6 +238,128 @@ pub async fn run(
         }
     }
     Ok(())
+}
+
+/// The webhook witness task, sent every new signed checkpoint.
+struct WitnessTask {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+    counters: Arc<sentinel_audit::witness::WitnessCounters>,
+}
+
+impl WitnessTask {
+    /// Stops it once the log's final checkpoint is signed: that one gets a last attempt (bounded).
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let abort = self.task.abort_handle();
+        if tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .is_err()
+        {
+            abort.abort();
+            tracing::error!(
+                evt = "audit_witness_stop_timeout",
+                "the audit witness did not finish its last attempt in 30 s"
+            );
+        }
+        tracing::info!(
+            evt = "audit_witness_stopped",
+            sent = self.counters.sent(),
+            failed = self.counters.failed(),
+        );
+    }
+}
+
+/// Starts the webhook witness when `audit.witness_url` is set: every new signed checkpoint of the log
+/// is posted to it (`sentinel_audit::witness`), its counters exported as `sentinel_audit_witness_*`.
+fn start_witness(
+    cfg: &ValidatedConfig,
+    log: &sentinel_audit::Log,
+    metrics: &Metrics,
+) -> anyhow::Result<Option<WitnessTask>> {
+    let Some(w) = &cfg.audit.witness else {
+        return Ok(None);
+    };
+    let settings = sentinel_audit::witness::WitnessSettings::new(&w.url, &w.secret);
+    let witness = sentinel_audit::witness::Witness::new(settings)
+        .map_err(|e| anyhow::anyhow!("cannot start the audit witness: {e}"))?;
+    let counters = witness.counters();
+    metrics.audit_log.set_witness(counters.clone());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(witness.run(log.subscribe_checkpoints(), async move {
+        let _ = stopped.await;
+    }));
+    // The URL is not logged: its path or query may hold a token.
+    tracing::info!(evt = "audit_witness_started");
+    Ok(Some(WitnessTask {
+        stop,
+        task,
+        counters,
+    }))
+}
+
+/// The task anchoring the process log's hash chain in the audit log.
+struct Anchors {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Anchors {
+    /// Anchors the seals already handed out, then stops. Seals made later (the final one, at exit)
+    /// are in the process log only.
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        if let Err(e) = self.task.await {
+            tracing::error!(evt = "log_chain_anchor_task_failed", error = %e);
+        }
+    }
+}
+
+/// Appends one `AuditKind::LogChain` record per sealed block of the process log's hash chain
+/// ([`crate::logs::take_seals`]), its content hash the block's seal, in the run's trace: a shipped log
+/// file is then anchored in the signed Merkle log. `None` when the chain is off.
+fn anchor_log_chain(recorder: Recorder, trace: TraceId) -> Option<Anchors> {
+    let mut seals = crate::logs::take_seals()?;
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(async move {
+        loop {
+            let seal = tokio::select! {
+                biased;
+                s = seals.recv() => s,
+                _ = stopped.changed() => None,
+            };
+            let Some(seal) = seal else { break };
+            anchor_seal(&recorder, &trace, &seal).await;
+        }
+        while let Ok(seal) = seals.try_recv() {
+            anchor_seal(&recorder, &trace, &seal).await;
+        }
+    });
+    Some(Anchors { stop, task })
+}
+
+async fn anchor_seal(
+    recorder: &Recorder,
+    trace: &TraceId,
+    seal: &sentinel_audit::chain::BlockSeal,
+) {
+    let hex: String = seal.seal.iter().map(|b| format!("{b:02x}")).collect();
+    let summary = format!(
+        "process log chain block {} sealed after {} line(s){}",
+        seal.block,
+        seal.lines,
+        if seal.last { " (final)" } else { "" }
+    );
+    // A failure is counted and logged by the recorder.
+    let _ = recorder
+        .note(
+            AuditKind::LogChain,
+            &format!("log_chain/{}", seal.block),
+            trace,
+            summary,
+            Some(hex),
+        )
+        .await;
 }
 
 /// The audit log's name when `audit.origin` is not set: `sentinel/<hostname>`.
