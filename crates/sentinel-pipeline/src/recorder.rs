@@ -228,8 +228,9 @@ type Queued = (PendingAppend, AuditRecord);
 /// [`AuditLog::append`] answers once the record is durable in the log *and* its index row is committed;
 /// [`AuditLog::append_queued`] once the record is queued in the log: the [`IndexTask`] awaits each queued
 /// append in order and writes its index row through the store writer. A failed append or index row is
-/// counted (`store_write_errors`, and `audit_index_failures` for an index row) and logged; a record the
-/// log holds but the index lacks is added again by [`catch_up_index`] at the next start.
+/// counted (`store_write_errors`: by the [`Recorder`] for a caller that waits, by the index task
+/// otherwise; and `audit_index_failures` for an index row) and logged; a record the log holds but the
+/// index lacks is added again by [`catch_up_index`] at the next start.
 #[derive(Clone)]
 pub struct LogAudit {
     log: Log,
@@ -248,7 +249,8 @@ pub struct IndexTask {
 impl IndexTask {
     /// Stops taking queued appends (a [`LogAudit`] clone still held somewhere then gets an error,
     /// counted and logged), writes the index rows of those already queued, and answers how many index
-    /// rows it wrote in all. Call it before the log and the store writer are finished.
+    /// rows of queued appends it wrote in all. Call it before the log and the store writer are
+    /// finished.
     pub async fn close(self) -> u64 {
         self.close.notify_one();
         match self.handle.await {
@@ -290,10 +292,9 @@ impl LogAudit {
     }
 }
 
-/// Counts and logs an index row that could not be written.
+/// Counts (`audit_index_failures`) and logs an index row that could not be written.
 fn index_failed(metrics: &Metrics, seq: u64, r: &AuditRecord, why: &dyn std::fmt::Display) {
     metrics.audit_index_failures.inc();
-    metrics.store_write_errors.inc();
     tracing::error!(
         evt = "audit_index_failed",
         seq,
@@ -336,7 +337,11 @@ async fn index_rows(
                 .await
             {
                 Ok(()) => written += 1,
-                Err(e) => index_failed(&metrics, a.seq, &record, &e),
+                Err(e) => {
+                    // No caller waits to count it: counted here as a failed store write too.
+                    metrics.store_write_errors.inc();
+                    index_failed(&metrics, a.seq, &record, &e);
+                }
             },
             Err(e) => {
                 metrics.store_write_errors.inc();
@@ -1066,7 +1071,7 @@ pub(crate) mod tests {
             writer.clone(),
             Arc::new(t.audit.clone()),
             Arc::new(Redactor::new(["password"])),
-            metrics,
+            metrics.clone(),
         );
         let trace = TraceId::new();
         rec.key_created(&trace, "01KEY", "admin", "admin")
@@ -1114,6 +1119,14 @@ pub(crate) mod tests {
             .await
             .unwrap_err();
         assert!(err.contains("could not be stored"), "{err}");
+        // In the log, not in the index: counted once as a failed write, once as an index failure.
+        assert_eq!(
+            (
+                metrics.store_write_errors.get(),
+                metrics.audit_index_failures.get()
+            ),
+            (1, 1)
+        );
         drop((rec, writer));
         t.finish().await;
         task.finish().await.unwrap();
