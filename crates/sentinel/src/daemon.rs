@@ -362,7 +362,15 @@ async fn anchor_seal(
         .await;
 }
 
-/// The audit log's name when `audit.origin` is not set: `sentinel/<hostname>`.
+/// The name of an existing log's key (`audit/key.pub`): with `audit.origin` not set, a log keeps the
+/// name it was created with when the host is renamed.
+fn existing_origin(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join("key.pub")).ok()?;
+    let v = sentinel_audit::note::Verifier::parse(text.trim()).ok()?;
+    Some(v.name().to_owned())
+}
+
+/// The name of a new audit log when `audit.origin` is not set: `sentinel/<hostname>`.
 fn default_origin() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     origin_for_host(&host)
@@ -390,7 +398,10 @@ async fn open_audit_log(
     cfg: &ValidatedConfig,
 ) -> anyhow::Result<(sentinel_audit::Log, sentinel_audit::LogTask)> {
     let dir = sentinel_audit::format::audit_dir(&cfg.data_dir);
-    let origin = cfg.audit.origin.clone().unwrap_or_else(default_origin);
+    let origin = match &cfg.audit.origin {
+        Some(o) => o.clone(),
+        None => existing_origin(&dir).unwrap_or_else(default_origin),
+    };
     let mut settings = sentinel_audit::AuditSettings::new(&dir, origin.clone());
     settings.checkpoint_every = cfg.audit.checkpoint_every;
     settings.checkpoint_interval = cfg.audit.checkpoint_interval;

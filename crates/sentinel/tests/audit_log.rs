@@ -528,3 +528,40 @@ async fn checkpoints_reach_the_witness_and_log_chain_seals_are_anchored() {
         "the final checkpoint reached the witness:\n{out}"
     );
 }
+
+/// The log keeps the name it was created with: with `audit.origin` not set (the host may have been
+/// renamed since) it opens under its key's name; a configured origin that differs from the key's name
+/// stops start-up, and the key is not replaced.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_log_keeps_its_name_and_a_different_origin_is_refused() {
+    let d = Daemon::start(&[("SENTINEL__AUDIT__ORIGIN", "sentinel/first-name")]);
+    let v = verifier(&d.data());
+    assert_eq!(v.name(), "sentinel/first-name");
+    let (dir, _) = d.stop();
+
+    let d = Daemon::start_in(dir, &[]);
+    let opened = log_line(&d.output(), "audit_log_open").unwrap();
+    assert_eq!(opened["origin"], "sentinel/first-name");
+    let cp = latest_checkpoint(&d, &d.key, &v).await;
+    assert_eq!(cp.checkpoint.origin, "sentinel/first-name");
+    let (dir, _) = d.stop();
+
+    let out = command(dir.path())
+        .args(["run", "--data-dir", "data", "--listen", "127.0.0.1:0"])
+        .env("SENTINEL__AUDIT__ORIGIN", "sentinel/other-name")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("cannot open the audit log"), "{text}");
+    assert!(text.contains("sentinel/other-name"), "{text}");
+    assert_eq!(
+        verifier(&dir.path().join("data")),
+        v,
+        "the key was replaced"
+    );
+}
