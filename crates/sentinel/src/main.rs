@@ -41,6 +41,11 @@ enum Command {
     /// Write synthetic logs with a known answer (for benchmarks and tests).
     #[command(hide = true)]
     GenLogs(cmd::gen_logs::GenArgs),
+    /// Read and check the audit log offline (verify, show, tail, archive): works without the daemon.
+    Audit(cmd::audit::AuditArgs),
+    /// Copy the store and the audit log, consistently, while the daemon runs (the copy holds the
+    /// audit signing key: keep it private).
+    Backup(cmd::backup::BackupArgs),
     /// Exit 0 when the running daemon is ready, 1 otherwise (for container health checks).
     Healthcheck(cmd::healthcheck::HealthcheckArgs),
 }
@@ -54,6 +59,8 @@ fn main() -> ExitCode {
         Command::Replay(args) => cmd::replay::run(args),
         Command::GenLogs(args) => cmd::gen_logs::run(args),
         Command::Healthcheck(args) => cmd::healthcheck::run(args),
+        Command::Audit(args) => cmd::audit::run(args),
+        Command::Backup(args) => cmd::backup::run(args),
     }
 }
 

@@ -1,6 +1,8 @@
 //! One file per subcommand: each parses its own arguments (clap), calls into the library crates, and
 //! turns the result into output and an exit code. Nothing here decides anything about security events.
 
+pub mod audit;
+pub mod backup;
 pub mod config;
 pub mod decisions;
 pub mod gen_logs;
