@@ -3,6 +3,7 @@
 //! form, inclusion and consistency proofs, and verification that names the first bad record.
 
 pub mod archive;
+pub mod chain;
 pub mod files;
 pub mod format;
 pub mod keyfile;
@@ -13,6 +14,7 @@ pub mod reader;
 #[cfg(any(test, feature = "testlog"))]
 pub mod testlog;
 pub mod verify;
+pub mod witness;
 mod writer;
 
 pub use log::{

@@ -34,6 +34,7 @@ audit:
 logging:
   level: info                      # trace|debug|info|warn|error
   redact_keys: []                  # extra key fragments whose values are masked
+  chain_every: 1000                # lines per block of the log hash chain (`sentinel audit verify-logs`); 0 = off
 detect:
   heuristic:
     min_score: 20                  # 1..=100, alert threshold

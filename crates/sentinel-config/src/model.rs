@@ -215,6 +215,9 @@ pub struct LoggingConfig {
     pub level: LogLevel,
     /// Extra key fragments whose values are masked (on top of the built-in ones).
     pub redact_keys: Vec<String>,
+    /// Lines per block of the log hash chain (each line carries `chain`; a checkpoint line ends each
+    /// block); 0 = no chain.
+    pub chain_every: u64,
 }
 
 /// `detect`: detectors.

@@ -161,9 +161,11 @@ fn logging(r: &mut Reader, s: Option<&Node<'_>>) -> Option<LoggingConfig> {
             Some(key.to_string())
         })
     });
+    let chain_every = r.get(s, "chain_every").and_then(|n| r.int(&n, 0, u64::MAX));
     Some(LoggingConfig {
         level: level?,
         redact_keys: redact_keys?,
+        chain_every: chain_every?,
     })
 }
 

@@ -189,3 +189,13 @@ fn a_key_without_a_value_is_an_error_not_the_default() {
     let cfg = load_str("detect:\n  scenarios:\n    dir:\n", None, &[]).unwrap();
     assert_eq!(cfg.detect.scenarios.dir, None);
 }
+
+#[test]
+fn logging_chain_every_defaults_to_1000_and_0_turns_it_off() {
+    assert_eq!(load_str("", None, &[]).unwrap().logging.chain_every, 1000);
+    let vars = env(&[("SENTINEL__LOGGING__CHAIN_EVERY", "0")]);
+    assert_eq!(load_str("", None, &vars).unwrap().logging.chain_every, 0);
+    let yaml = "logging:\n  chain_every: 50\n";
+    assert_eq!(load_str(yaml, None, &[]).unwrap().logging.chain_every, 50);
+    assert!(load_str("logging:\n  chain_every: -1\n", None, &[]).is_err());
+}

@@ -1,12 +1,20 @@
 //! Structured logs: one JSON object per line with `ts`, `svc`, `lvl`, `evt`, `trace` and the event's
 //! fields. Everything passes the redactor first: values under secret-looking keys at any depth, and
 //! credentials in any text (also inside fields that hold JSON).
+//!
+//! Every line also carries `chain`, always as its last member: a running SHA-256 hash chain
+//! ([`sentinel_audit::chain`]) so a shipped log file can be checked with `sentinel audit verify-logs`
+//! for removed, edited, inserted or reordered lines. Every `logging.chain_every` lines (and at a clean
+//! shutdown, [`finish`]) a `log_chain_checkpoint` line seals the block; the seals are handed out through
+//! [`take_seals`] for the daemon to anchor in the audit log (`AuditKind::LogChain`). Lines are hashed
+//! and written under one lock, so they appear in chain order.
 
+use sentinel_audit::chain::{seal_channel, BlockSeal, ChainWriter};
 use sentinel_core::{Redactor, Timestamp};
 use serde_json::{Map, Value};
 use std::fmt;
 use std::io::Write;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::layer::{Context, SubscriberExt};
@@ -45,10 +53,82 @@ impl Visit for Collect<'_> {
     }
 }
 
+/// Seals waiting for the daemon (at most this many; more are counted in `seals_dropped`).
+const SEAL_QUEUE: usize = 1024;
+
+/// The output: the chain (None when `chain_every` is 0) and where lines go, behind the one lock that
+/// orders lines.
+struct Output {
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    chain: Option<ChainWriter>,
+    sink: Box<dyn Write + Send>,
+}
+
+impl Output {
+    fn new(chain: Option<ChainWriter>, sink: Box<dyn Write + Send>) -> Self {
+        Output {
+            inner: Mutex::new(Inner { chain, sink }),
+        }
+    }
+
+    /// Chains `text` (a JSON object without `chain`) and writes it, under the lock.
+    fn write(&self, text: &str) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut buf = String::with_capacity(text.len() + 96);
+        let chained = match inner.chain.as_mut() {
+            Some(w) => w
+                .append(text, &Timestamp::now().to_rfc3339(), &mut buf)
+                .is_ok(),
+            None => false,
+        };
+        if !chained {
+            // Chain off (or, never for a serialised object, not an object): the line as it is.
+            buf.clear();
+            buf.push_str(text);
+            buf.push('\n');
+        }
+        let _ = inner.sink.write_all(buf.as_bytes());
+        let _ = inner.sink.flush();
+    }
+
+    fn seal(&self) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut buf = String::new();
+        if let Some(w) = inner.chain.as_mut() {
+            w.seal(&Timestamp::now().to_rfc3339(), true, &mut buf);
+        }
+        let _ = inner.sink.write_all(buf.as_bytes());
+        let _ = inner.sink.flush();
+    }
+}
+
+static OUTPUT: OnceLock<Arc<Output>> = OnceLock::new();
+static SEALS: Mutex<Option<tokio::sync::mpsc::Receiver<BlockSeal>>> = Mutex::new(None);
+
+/// The receiver of the chain's block seals (once; None afterwards, or when the chain is off). The
+/// daemon appends each as an `AuditKind::LogChain` audit record with `content_hash` = the seal (hex),
+/// so the log file's blocks are anchored in the signed Merkle log. Until it is taken, seals wait in a
+/// bounded queue; beyond it they are counted, and every checkpoint line says how many (`seals_dropped`).
+pub fn take_seals() -> Option<tokio::sync::mpsc::Receiver<BlockSeal>> {
+    SEALS.lock().unwrap_or_else(|p| p.into_inner()).take()
+}
+
+/// Seals the chain's current block (`"final":true`) at a clean shutdown. Lines logged afterwards
+/// start a new block.
+pub fn finish() {
+    if let Some(o) = OUTPUT.get() {
+        o.seal();
+    }
+}
+
 /// The JSON-lines layer.
 pub struct JsonLines {
     redactor: Arc<Redactor>,
     max_level: Level,
+    out: Arc<Output>,
 }
 
 impl<S> Layer<S> for JsonLines
@@ -113,16 +193,18 @@ where
                 self.redactor.redact(v);
             }
         }
+        // `chain` is added by the output, as the last member; a field of that name would collide.
+        if let Some(v) = fields.remove("chain") {
+            fields.insert("chain_field".into(), v);
+        }
         line.extend(fields);
-        let mut text = Value::Object(line).to_string();
-        text.push('\n');
-        let mut out = std::io::stdout().lock();
-        let _ = out.write_all(text.as_bytes());
+        self.out.write(&Value::Object(line).to_string());
     }
 }
 
-/// Installs the JSON-lines logger for the process. Safe to call twice (the second call does nothing).
-pub fn init(level: &str, redactor: Arc<Redactor>) {
+/// Installs the JSON-lines logger for the process, chaining lines in blocks of `chain_every` (0: no
+/// chain). Safe to call twice (the second call does nothing).
+pub fn init(level: &str, redactor: Arc<Redactor>, chain_every: u64) {
     let max_level = match level {
         "trace" => Level::TRACE,
         "debug" => Level::DEBUG,
@@ -130,6 +212,17 @@ pub fn init(level: &str, redactor: Arc<Redactor>) {
         "error" => Level::ERROR,
         _ => Level::INFO,
     };
+    if OUTPUT.get().is_some() {
+        return;
+    }
+    let chain = (chain_every > 0).then(|| {
+        let (tx, rx) = seal_channel(SEAL_QUEUE);
+        *SEALS.lock().unwrap_or_else(|p| p.into_inner()) = Some(rx);
+        ChainWriter::new(chain_every).with_seals(tx)
+    });
+    let out = OUTPUT
+        .get_or_init(|| Arc::new(Output::new(chain, Box::new(std::io::stdout()))))
+        .clone();
     let _ = tracing_subscriber::registry()
         .with(tracing_subscriber::filter::LevelFilter::from_level(
             max_level,
@@ -137,6 +230,83 @@ pub fn init(level: &str, redactor: Arc<Redactor>) {
         .with(JsonLines {
             redactor,
             max_level,
+            out,
         })
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Many threads logging at once through the real layer: the lines land in chain order (hash and
+    /// write under one lock), so the file verifies; seals are handed out.
+    #[test]
+    fn concurrent_lines_are_written_in_chain_order() {
+        let buf = Shared::default();
+        let (tx, mut rx) = seal_channel(1024);
+        let out = Arc::new(Output::new(
+            Some(ChainWriter::new(7).with_seals(tx)),
+            Box::new(buf.clone()),
+        ));
+        let layer = JsonLines {
+            redactor: Arc::new(Redactor::new(std::iter::empty::<&str>())),
+            max_level: Level::INFO,
+            out: out.clone(),
+        };
+        let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+        std::thread::scope(|s| {
+            for t in 0..8 {
+                let d = dispatch.clone();
+                s.spawn(move || {
+                    tracing::dispatcher::with_default(&d, || {
+                        for i in 0..250 {
+                            tracing::info!(
+                                evt = "work",
+                                thread = t,
+                                i,
+                                chain = "a field named chain"
+                            );
+                        }
+                    });
+                });
+            }
+        });
+        out.seal();
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        let report = sentinel_audit::chain::verify_log(text.as_bytes()).unwrap();
+        // 2000 lines in blocks of 7: 285 full blocks and a final one of 5.
+        assert_eq!(report.chain_lines, 2000 + 286);
+        assert_eq!(report.foreign_lines, 0);
+        assert!(report.runs[0].clean_end);
+        let mut seals = 0;
+        while rx.try_recv().is_ok() {
+            seals += 1;
+        }
+        assert_eq!(seals, 286);
+        // A field named `chain` is kept under another name; `chain` is the last member.
+        let first = text.lines().next().unwrap();
+        assert!(
+            first.contains("\"chain_field\":\"a field named chain\""),
+            "{first}"
+        );
+        // Every line holds the one and only `"chain":` key at its end.
+        for l in text.lines() {
+            assert_eq!(l.matches("\"chain\":").count(), 1, "{l}");
+        }
+    }
 }

@@ -41,7 +41,8 @@ enum Command {
     /// Write synthetic logs with a known answer (for benchmarks and tests).
     #[command(hide = true)]
     GenLogs(cmd::gen_logs::GenArgs),
-    /// Read and check the audit log offline (verify, show, tail, archive): works without the daemon.
+    /// Check Sentinel's tamper-evident records offline: the audit log (verify, show, tail, archive)
+    /// and the JSON log file's hash chain (verify-logs). Works without the daemon.
     Audit(cmd::audit::AuditArgs),
     /// Copy the store and the audit log, consistently, while the daemon runs (the copy holds the
     /// audit signing key: keep it private).

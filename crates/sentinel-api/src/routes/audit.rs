@@ -36,6 +36,17 @@ impl From<LogError> for ApiError {
     }
 }
 
+/// `limit`: 1..=1000, 100 when not given.
+fn limit(c: &Checked<'_>) -> Result<usize, ApiError> {
+    match c.parsed::<u32>("limit")? {
+        Some(n) if !(1..=MAX_RECORDS).contains(&n) => Err(ApiError::BadRequest(format!(
+            "`limit`: must be between 1 and {MAX_RECORDS}"
+        ))),
+        Some(n) => Ok(n as usize),
+        None => Ok(100),
+    }
+}
+
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, LogError> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -50,7 +61,14 @@ async fn blocking<T: Send + 'static>(
 pub(crate) struct RecordView {
     seq: u64,
     leaf_hash: String,
+    /// The leaf's bytes exactly as hashed: SHA-256(0x00 ‖ payload) is `leaf_hash`.
+    payload: String,
     entry: LogEntry,
+}
+
+/// The leaf's bytes as text (the payload is JSON, so UTF-8).
+fn payload(e: &LogEntry) -> String {
+    String::from_utf8_lossy(&e.to_payload()).into_owned()
 }
 
 /// A page of records.
@@ -70,15 +88,7 @@ pub(crate) async fn records(
 ) -> Result<Json<RecordsPage>, ApiError> {
     let c = Checked::new(&q, &["from", "limit"])?;
     let from = c.parsed::<u64>("from")?.unwrap_or(0);
-    let limit = match c.parsed::<u32>("limit")? {
-        Some(n) if !(1..=MAX_RECORDS).contains(&n) => {
-            return Err(ApiError::BadRequest(format!(
-                "`limit`: must be between 1 and {MAX_RECORDS}"
-            )))
-        }
-        Some(n) => n,
-        None => 100,
-    };
+    let limit = limit(&c)?;
     let log = log(&s)?;
     let size = log.size();
     if from > size {
@@ -87,7 +97,7 @@ pub(crate) async fn records(
         )));
     }
     let read = log.clone();
-    let rows = blocking(move || read.read(from, limit as usize)).await?;
+    let rows = blocking(move || read.read(from, limit)).await?;
     let next = rows.last().map(|r| r.seq + 1).filter(|&n| n < size);
     Ok(Json(RecordsPage {
         records: rows
@@ -95,6 +105,7 @@ pub(crate) async fn records(
             .map(|r| RecordView {
                 seq: r.seq,
                 leaf_hash: hex::encode(r.leaf),
+                payload: payload(&r.entry),
                 entry: r.entry,
             })
             .collect(),
@@ -113,6 +124,8 @@ pub(crate) struct InclusionView {
     proof: Vec<String>,
     /// The signed checkpoint for `tree_size` (the root a client checks against), when one exists.
     checkpoint: Option<String>,
+    /// The leaf's bytes exactly as hashed.
+    payload: String,
     entry: LogEntry,
 }
 
@@ -182,6 +195,7 @@ pub(crate) async fn proof(
         root_hash: hex::encode(root),
         proof: proof.iter().map(hex::encode).collect(),
         checkpoint,
+        payload: payload(&entry.entry),
         entry: entry.entry,
     }))
 }
@@ -233,6 +247,52 @@ pub(crate) async fn consistency(
     })
     .await?;
     Ok(Json(view))
+}
+
+/// A page of stored checkpoints.
+#[derive(Debug, Serialize)]
+pub(crate) struct CheckpointsPage {
+    /// The signed notes, by tree size.
+    checkpoints: Vec<CheckpointSummary>,
+    /// The `from` of the next page, if there may be more.
+    next: Option<u64>,
+}
+
+/// One stored checkpoint: its size, root and note.
+#[derive(Debug, Serialize)]
+pub(crate) struct CheckpointSummary {
+    size: u64,
+    root_hash: String,
+    time_ms: u64,
+    note: String,
+}
+
+/// `GET /v1/audit/checkpoints?from=SIZE&limit=N`: the stored checkpoints with size ≥ `from`, by size
+/// (the sizes a client can ask consistency proofs between).
+pub(crate) async fn checkpoints(
+    State(s): State<AppState>,
+    Query(q): Params,
+) -> Result<Json<CheckpointsPage>, ApiError> {
+    let c = Checked::new(&q, &["from", "limit"])?;
+    let from = c.parsed::<u64>("from")?.unwrap_or(0);
+    let limit = limit(&c)?;
+    let read = log(&s)?;
+    let cps = blocking(move || read.checkpoints(from, limit)).await?;
+    let next = (cps.len() == limit)
+        .then(|| cps.last().map(|c| c.checkpoint.size + 1))
+        .flatten();
+    Ok(Json(CheckpointsPage {
+        checkpoints: cps
+            .into_iter()
+            .map(|c| CheckpointSummary {
+                size: c.checkpoint.size,
+                root_hash: hex::encode(c.checkpoint.root),
+                time_ms: c.checkpoint.time_ms,
+                note: c.text,
+            })
+            .collect(),
+        next,
+    }))
 }
 
 /// The latest checkpoint as JSON.

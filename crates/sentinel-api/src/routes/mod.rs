@@ -36,6 +36,7 @@ pub fn router(state: AppState) -> Router {
         .route("/audit/proof/{seq}", get(audit::proof))
         .route("/audit/consistency", get(audit::consistency))
         .route("/audit/checkpoint", get(audit::checkpoint))
+        .route("/audit/checkpoints", get(audit::checkpoints))
         .route("/decisions", get(crate::decisions::list));
     let read = limits::time_out(read, limit);
     let write = Router::new()

@@ -1,4 +1,6 @@
-//! `sentinel audit verify|show|tail|archive`: the audit log read straight from its files.
+//! `sentinel audit verify|show|tail|archive`: the audit log read straight from its files; and
+//! `sentinel audit verify-logs`, which checks the hash chain of a JSON process log file
+//! (`logging.chain_every`).
 //!
 //! Nothing here asks the daemon: the commands work while it runs, when it is stopped, and on a copy of
 //! the data directory, and a compromised daemon cannot answer for them. The work is done by
@@ -11,6 +13,7 @@
 use super::Common;
 use clap::{Args, Subcommand};
 use sentinel_audit::archive::{self, ArchiveError};
+use sentinel_audit::chain::{verify_log, verify_log_continued, ChainError, ChainReport};
 use sentinel_audit::format::{self, FrameError, LogEntry, HEADER_LEN};
 use sentinel_audit::merkle::{self, Hash};
 use sentinel_audit::note::{Checkpoint, Verifier};
@@ -18,7 +21,7 @@ use sentinel_audit::reader::{self, LogDir, ReadError, KEY_PUB_FILE, SEGMENTS_DIR
 use sentinel_audit::verify::{self, Report, VerifyError, VerifyOptions};
 use sentinel_core::Timestamp;
 use serde_json::{json, Value};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -86,6 +89,23 @@ enum AuditCommand {
         #[arg(long, value_name = "DIR")]
         to: Option<PathBuf>,
     },
+    /// Check the hash chain of a JSON log file written by Sentinel: exit 0 when no chained line was
+    /// removed, edited, inserted or reordered; 1 naming the first bad line (or when the file has no
+    /// chained line at all); 2 when the file cannot be read.
+    ///
+    /// Lines after the last checkpoint are reported as an unsealed tail (a crash or a file cut short
+    /// cannot be told from a truncation there); lines that are not chain lines are counted and listed.
+    VerifyLogs {
+        /// The log file ("-" for standard input).
+        file: PathBuf,
+        /// Also print every block's seal (what the audit log anchors as `log_chain` records).
+        #[arg(long)]
+        seals: bool,
+        /// The file may begin in the middle of a run (it continues a rotated file): its first chained
+        /// line is taken as given. Without it, a file must start where a run starts.
+        #[arg(long)]
+        continued: bool,
+    },
 }
 
 /// A failure with its exit code: 1 (the log is bad, or not what was asked) or 2 (usage, I/O).
@@ -119,11 +139,21 @@ pub(crate) fn read_fail(e: ReadError) -> Fail {
 
 /// Runs an `audit` subcommand.
 pub fn run(a: AuditArgs) -> ExitCode {
+    if let AuditCommand::VerifyLogs {
+        file,
+        seals,
+        continued,
+    } = &a.command
+    {
+        // A file on its own: no configuration or data directory involved.
+        return verify_logs(file, *seals, *continued);
+    }
     let name = match &a.command {
         AuditCommand::Verify { .. } => "verify",
         AuditCommand::Show { .. } => "show",
         AuditCommand::Tail { .. } => "tail",
         AuditCommand::Archive { .. } => "archive",
+        AuditCommand::VerifyLogs { .. } => "verify-logs",
     };
     let done = audit_dir(&a.common).and_then(|dir| match a.command {
         AuditCommand::Verify { key, threads, json } => {
@@ -137,6 +167,7 @@ pub fn run(a: AuditArgs) -> ExitCode {
         } => show(&dir, seq, proof, key.as_deref(), json),
         AuditCommand::Tail { n, follow } => tail(&dir, n, follow),
         AuditCommand::Archive { before, to } => run_archive(&dir, before, to.as_deref()),
+        AuditCommand::VerifyLogs { .. } => Ok(()), // answered above
     });
     match done {
         Ok(()) => ExitCode::SUCCESS,
@@ -171,8 +202,8 @@ enum KeySource {
 
 const SAME_DIR_WARNING: &str = "the verifier key was read from the log's own directory: this proves \
 only that the log agrees with itself, since whoever could rewrite the log could replace the key too. \
-Pass --key with the key noted elsewhere (the daemon logs it when it starts) to detect a replaced \
-key.";
+Pass --key with the key noted elsewhere (the daemon logs it when it opens the log, evt=audit_log_open) \
+to detect a replaced key.";
 
 /// The verifier key: `--key` (a file holding it, or the text), else the log's `key.pub` (warned).
 fn load_key(key: Option<&str>, dir: &Path) -> Result<(Verifier, KeySource), Fail> {
@@ -789,4 +820,100 @@ fn run_archive(dir: &Path, before: u64, to: Option<&Path>) -> Result<(), Fail> {
         ));
     }
     out(&s)
+}
+
+fn verify_logs(file: &PathBuf, seals: bool, continued: bool) -> ExitCode {
+    let check = |r: &mut dyn std::io::BufRead| match continued {
+        true => verify_log_continued(r),
+        false => verify_log(r),
+    };
+    let result = if file.as_os_str() == "-" {
+        check(&mut std::io::stdin().lock())
+    } else {
+        match std::fs::File::open(file) {
+            Ok(f) => check(&mut BufReader::new(f)),
+            Err(e) => {
+                eprintln!("cannot read {}: {e}", file.display());
+                return ExitCode::from(2);
+            }
+        }
+    };
+    match result {
+        Ok(r) if r.chain_lines == 0 => {
+            print_foreign(&r);
+            println!(
+                "{}: FAILED: no chained line in {} line(s) (logging.chain_every = 0, or every `chain` was removed)",
+                file.display(),
+                r.total_lines
+            );
+            ExitCode::FAILURE
+        }
+        Ok(r) => {
+            println!(
+                "{}: intact: {} chained line(s) in {} run(s), {} sealed block(s)",
+                file.display(),
+                r.chain_lines,
+                r.runs.len(),
+                r.runs.iter().map(|r| r.sealed_blocks).sum::<u64>()
+            );
+            for (i, run) in r.runs.iter().enumerate() {
+                let end = match (run.clean_end, run.unsealed_tail) {
+                    (true, _) => "clean shutdown".to_owned(),
+                    (false, 0) => "no final checkpoint (crashed or still running)".to_owned(),
+                    (false, k) => format!(
+                        "unsealed tail of {k} line(s) (after the last checkpoint: a truncation there does not show)"
+                    ),
+                };
+                println!(
+                    "run {} from line {}{}: {} line(s), {} block(s), {end}",
+                    i + 1,
+                    run.first_line,
+                    if run.continued {
+                        " (continues an earlier file: its first line is taken as given)"
+                    } else {
+                        ""
+                    },
+                    run.lines,
+                    run.sealed_blocks
+                );
+                if seals {
+                    for s in &run.seals {
+                        println!(
+                            "  block {} lines {} seal {}{}",
+                            s.block,
+                            s.lines,
+                            hex_of(&s.seal),
+                            if s.last { " (final)" } else { "" }
+                        );
+                    }
+                }
+            }
+            print_foreign(&r);
+            ExitCode::SUCCESS
+        }
+        Err(ChainError::Bad { line, problem }) => {
+            println!("{}: FAILED at line {line}: {problem}", file.display());
+
+            ExitCode::FAILURE
+        }
+        Err(e @ ChainError::Io(_)) => {
+            eprintln!("{}: {e}", file.display());
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn print_foreign(r: &ChainReport) {
+    if r.foreign_lines > 0 {
+        let first: Vec<String> = r.foreign_examples.iter().map(u64::to_string).collect();
+        println!(
+            "{} line(s) are not chain lines (not covered by the chain; first: {})",
+            r.foreign_lines,
+            first.join(", ")
+        );
+    }
+}
+
+fn hex_of(h: &[u8; 32]) -> String {
+    h.iter().map(|b| format!("{b:02x}")).collect()
 }

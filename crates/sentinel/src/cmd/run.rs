@@ -16,7 +16,11 @@ pub fn run(common: Common) -> ExitCode {
         }
     };
     let redactor = Arc::new(Redactor::new(cfg.logging.redact_keys.iter()));
-    sentinel::logs::init(cfg.logging.level.as_str(), redactor);
+    sentinel::logs::init(
+        cfg.logging.level.as_str(),
+        redactor,
+        cfg.logging.chain_every,
+    );
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -27,14 +31,19 @@ pub fn run(common: Common) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(sentinel::daemon::run(cfg, origin, shutdown_signal())) {
+    let code = match rt.block_on(sentinel::daemon::run(cfg, origin, shutdown_signal())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(evt = "fatal", error = format!("{e:#}"));
             eprintln!("sentinel: {e:#}");
             ExitCode::FAILURE
         }
-    }
+    };
+    // The runtime's tasks are gone (they may log as they are dropped), then the log chain's last block
+    // is sealed (`"final":true`) so a verifier sees a clean end.
+    drop(rt);
+    sentinel::logs::finish();
+    code
 }
 
 async fn shutdown_signal() {
