@@ -4,7 +4,7 @@
 
 mod common;
 
-use sentinel_audit::format::LogEntry;
+use sentinel_audit::format::{self, LogEntry};
 use sentinel_audit::merkle::{self, Hash};
 use sentinel_audit::note::{Signer, Verifier};
 use sentinel_audit::reader::LogDir;
@@ -12,7 +12,7 @@ use sentinel_audit::{AuditSettings, Log};
 use sentinel_core::{AuditKind, AuditRecord, Timestamp, TraceId};
 use sentinel_store::{AuditRow, Record, Store, WriterOptions};
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
@@ -101,6 +101,11 @@ fn checkpoint_sizes(data: &Path) -> Vec<u64> {
         .collect()
 }
 
+fn last_segment(data: &Path) -> PathBuf {
+    let log = LogDir::open(&data.join("audit")).unwrap();
+    log.segments().last().unwrap().path.clone()
+}
+
 fn unhex(s: &str) -> Hash {
     let v: Vec<u8> = (0..s.len())
         .step_by(2)
@@ -127,14 +132,25 @@ fn verify_passes_with_a_summary_and_json_report() {
     assert!(out.contains("latest:        size 300"), "{out}");
     assert!(out.contains("not yet checkpointed: none"), "{out}");
     // Without --key the key comes from the directory: said clearly.
-    assert!(err.contains("proves only that the log agrees with itself"), "{err}");
+    assert!(
+        err.contains("proves only that the log agrees with itself"),
+        "{err}"
+    );
 
     // JSON, with the key given as text and with several threads.
     let key = key_pub(&data);
     let o = sentinel(
         tmp.path(),
         &[
-            "audit", "verify", "--data-dir", d, "--key", &key, "--threads", "3", "--json",
+            "audit",
+            "verify",
+            "--data-dir",
+            d,
+            "--key",
+            &key,
+            "--threads",
+            "3",
+            "--json",
         ],
     );
     let (out, err) = text(&o);
@@ -149,7 +165,10 @@ fn verify_passes_with_a_summary_and_json_report() {
     assert!(v["segments"].as_u64().unwrap() > 1, "{v}");
 
     // A usage error is exit 2; a missing log directory too.
-    let o = sentinel(tmp.path(), &["audit", "verify", "--data-dir", d, "--threads", "0"]);
+    let o = sentinel(
+        tmp.path(),
+        &["audit", "verify", "--data-dir", d, "--threads", "0"],
+    );
     assert_eq!(o.status.code(), Some(2));
     let o = sentinel(tmp.path(), &["audit", "verify", "--data-dir", "nowhere"]);
     assert_eq!(o.status.code(), Some(2), "{:?}", text(&o));
@@ -199,7 +218,10 @@ fn a_replaced_key_fails_verify_unless_the_real_key_is_given() {
     // The key noted elsewhere, as a file or as text: the log itself is intact and passes, and the
     // replaced key.pub is reported.
     for key in [real_file.to_str().unwrap(), real.as_str()] {
-        let o = sentinel(tmp.path(), &["audit", "verify", "--data-dir", d, "--key", key]);
+        let o = sentinel(
+            tmp.path(),
+            &["audit", "verify", "--data-dir", d, "--key", key],
+        );
         let (out, err) = text(&o);
         assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
         assert!(out.contains("records:       200"), "{out}");
@@ -251,7 +273,10 @@ fn show_prints_a_record_and_a_proof_that_verifies() {
     assert!(merkle::verify_inclusion(201, cp.size, &leaf, &wrong, &cp.root).is_err());
 
     // The human form says what it checked.
-    let o = sentinel(tmp.path(), &["audit", "show", "201", "--proof", "--data-dir", d]);
+    let o = sentinel(
+        tmp.path(),
+        &["audit", "show", "201", "--proof", "--data-dir", d],
+    );
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
     assert!(out.contains(&format!("leaf hash: {}", hex(&leaf))), "{out}");
@@ -297,7 +322,10 @@ fn tail_prints_the_last_records() {
     // The default is 10, across a segment boundary when needed; more than there are is all of them.
     let o = sentinel(tmp.path(), &["audit", "tail", "--data-dir", d]);
     assert_eq!(seqs(&text(&o).0), (290..300).collect::<Vec<_>>());
-    let o = sentinel(tmp.path(), &["audit", "tail", "-n", "1000", "--data-dir", d]);
+    let o = sentinel(
+        tmp.path(),
+        &["audit", "tail", "-n", "1000", "--data-dir", d],
+    );
     assert_eq!(seqs(&text(&o).0), (0..300).collect::<Vec<_>>());
 }
 
@@ -337,6 +365,19 @@ fn tail_follow_sees_appends_across_segment_rolls_and_stops_on_sigterm() {
     for want in 101..251 {
         assert_eq!(next(&rx), want);
     }
+    // A frame the writer is still writing is "not yet": nothing is printed until it is whole.
+    let mut frame = Vec::new();
+    format::encode_frame(
+        251,
+        &LogEntry::new(251, record(251)).to_payload(),
+        &mut frame,
+    );
+    let seg = last_segment(&data);
+    let mut f = std::fs::OpenOptions::new().append(true).open(&seg).unwrap();
+    f.write_all(&frame[..frame.len() / 2]).unwrap();
+    assert!(rx.recv_timeout(Duration::from_millis(800)).is_err());
+    f.write_all(&frame[frame.len() / 2..]).unwrap();
+    assert_eq!(next(&rx), 251);
     // SIGTERM: a clean stop.
     let kill = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -351,7 +392,10 @@ fn tail_follow_sees_appends_across_segment_rolls_and_stops_on_sigterm() {
 fn archived_segments_still_verify_in_place_and_moved_away() {
     let (tmp, data) = with_log(400);
     let d = data.to_str().unwrap();
-    let o = sentinel(tmp.path(), &["audit", "archive", "--before", "150", "--data-dir", d]);
+    let o = sentinel(
+        tmp.path(),
+        &["audit", "archive", "--before", "150", "--data-dir", d],
+    );
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
     assert!(out.contains("records 0.."), "{out}");
@@ -374,7 +418,16 @@ fn archived_segments_still_verify_in_place_and_moved_away() {
     let away = tmp.path().join("cold");
     let o = sentinel(
         tmp.path(),
-        &["audit", "archive", "--before", "250", "--to", away.to_str().unwrap(), "--data-dir", d],
+        &[
+            "audit",
+            "archive",
+            "--before",
+            "250",
+            "--to",
+            away.to_str().unwrap(),
+            "--data-dir",
+            d,
+        ],
     );
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
@@ -385,7 +438,10 @@ fn archived_segments_still_verify_in_place_and_moved_away() {
     assert!(out.contains("archived elsewhere: 0.."), "{out}");
     assert!(out.contains("records:       400"), "{out}");
     // Nothing left below the limit: said, not silent.
-    let o = sentinel(tmp.path(), &["audit", "archive", "--before", "1", "--data-dir", d]);
+    let o = sentinel(
+        tmp.path(),
+        &["audit", "archive", "--before", "1", "--data-dir", d],
+    );
     assert_eq!(o.status.code(), Some(0));
     assert!(text(&o).0.contains("nothing to archive"), "{:?}", text(&o));
 }
@@ -404,9 +460,7 @@ fn backup_while_writing_is_consistent_and_verifies() {
     let rt = runtime();
     let _in_runtime = rt.enter();
     let (log, task) = rt.block_on(Log::open(settings(&data))).unwrap();
-    let store = rt
-        .block_on(Store::open(&data.join("sentinel.db")))
-        .unwrap();
+    let store = rt.block_on(Store::open(&data.join("sentinel.db"))).unwrap();
     let (writer, wtask) = store.writer(WriterOptions {
         queue_capacity: 1024,
         batch_size: 32,
@@ -435,7 +489,12 @@ fn backup_while_writing_is_consistent_and_verifies() {
     }
     let o = sentinel(
         tmp.path(),
-        &["backup", dest.to_str().unwrap(), "--data-dir", data.to_str().unwrap()],
+        &[
+            "backup",
+            dest.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
     );
     let written_during = log.size();
     stop.store(true, Ordering::Relaxed);
@@ -454,15 +513,25 @@ fn backup_while_writing_is_consistent_and_verifies() {
     let key = key_pub(&data);
     let o = sentinel(
         tmp.path(),
-        &["audit", "verify", "--json", "--key", &key, "--data-dir", dest.to_str().unwrap()],
+        &[
+            "audit",
+            "verify",
+            "--json",
+            "--key",
+            &key,
+            "--data-dir",
+            dest.to_str().unwrap(),
+        ],
     );
     let (vout, verr) = text(&o);
     assert_eq!(o.status.code(), Some(0), "{vout}\n{verr}");
     let v: Value = serde_json::from_str(&vout).unwrap();
     let copied = v["records"].as_u64().unwrap();
     assert!(copied >= 600, "{vout}");
-    eprintln!("DEBUG {out} copied={copied} during={written_during}");
-    assert!(out.contains(&format!("audit log: {copied} records")), "{out}");
+    assert!(
+        out.contains(&format!("audit log: {copied} records")),
+        "{out}"
+    );
 
     // The copied store opens, holds rows, and refers to no record past the copied log.
     let (rows, max): (i64, Option<i64>) = rt.block_on(async {
@@ -480,7 +549,10 @@ fn backup_while_writing_is_consistent_and_verifies() {
             .unwrap()
     });
     assert!(rows > 0, "the copied store holds rows");
-    assert!((max.unwrap() as u64) < copied, "max log_seq {max:?}, log {copied}");
+    assert!(
+        (max.unwrap() as u64) < copied,
+        "max log_seq {max:?}, log {copied}"
+    );
 
     // Private: directories 0700, files 0600 (the signing key among them).
     assert_eq!(mode(&dest), 0o700);
@@ -489,16 +561,19 @@ fn backup_while_writing_is_consistent_and_verifies() {
     for e in std::fs::read_dir(dest.join("audit/segments")).unwrap() {
         assert_eq!(mode(&e.unwrap().path()), 0o600);
     }
-    for f in ["sentinel.db", "audit/key.pub", "audit/hashes", "audit/checkpoints"] {
+    for f in [
+        "sentinel.db",
+        "audit/key.pub",
+        "audit/hashes",
+        "audit/checkpoints",
+    ] {
         assert_eq!(mode(&dest.join(f)), 0o600, "{f}");
     }
     // The original log carries on and verifies; a daemon could start from the copy.
     drop(log);
     rt.block_on(task.finish()).unwrap();
     rt.block_on(store.close());
-    let (copy_log, copy_task) = rt
-        .block_on(Log::open(settings(&dest)))
-        .unwrap();
+    let (copy_log, copy_task) = rt.block_on(Log::open(settings(&dest))).unwrap();
     assert_eq!(copy_log.size(), copied);
     drop(copy_log);
     rt.block_on(copy_task.finish()).unwrap();
@@ -506,8 +581,100 @@ fn backup_while_writing_is_consistent_and_verifies() {
     // A directory that is not empty is refused, and left alone.
     let o = sentinel(
         tmp.path(),
-        &["backup", dest.to_str().unwrap(), "--data-dir", data.to_str().unwrap()],
+        &[
+            "backup",
+            dest.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
     );
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).1.contains("not empty"), "{:?}", text(&o));
+}
+
+/// A half-written record frame and a half-written checkpoint frame (a writer caught mid-write, or a
+/// crash) are left out of the copy, and the stored hashes are recomputed (here the original's are
+/// cut short, as after a crash): the copy verifies with no torn tail, and a log opens on it.
+#[test]
+fn backup_leaves_out_half_written_frames_and_recomputes_the_hashes() {
+    let (tmp, data) = with_log(200);
+    let dest = tmp.path().join("copy");
+    std::fs::create_dir(&dest).unwrap(); // an empty directory is accepted
+    let mut frame = Vec::new();
+    format::encode_frame(
+        200,
+        &LogEntry::new(200, record(200)).to_payload(),
+        &mut frame,
+    );
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(last_segment(&data))
+        .unwrap();
+    f.write_all(&frame[..frame.len() - 7]).unwrap();
+    let mut cp = Vec::new();
+    format::encode_frame(300, b"origin\n300\n", &mut cp);
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(data.join("audit/checkpoints"))
+        .unwrap();
+    f.write_all(&cp[..10]).unwrap();
+    let hashes = data.join("audit/hashes");
+    let len = std::fs::metadata(&hashes).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&hashes)
+        .unwrap()
+        .set_len(len / 2 / 32 * 32)
+        .unwrap();
+
+    let o = sentinel(
+        tmp.path(),
+        &[
+            "backup",
+            dest.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+    );
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    assert!(out.contains("store: none"), "{out}");
+    assert!(out.contains("audit log: 200 records"), "{out}");
+    let o = sentinel(
+        tmp.path(),
+        &[
+            "audit",
+            "verify",
+            "--json",
+            "--data-dir",
+            dest.to_str().unwrap(),
+        ],
+    );
+    let (vout, verr) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{vout}\n{verr}");
+    let v: Value = serde_json::from_str(&vout).unwrap();
+    assert_eq!(v["records"], 200);
+    assert_eq!(v["torn_tail"], Value::Null);
+    assert_eq!(v["torn_checkpoint"], Value::Null);
+    assert_eq!(v["stored_hashes"], v["expected_hashes"]);
+    assert_eq!(v["warnings"].as_array().unwrap().len(), 1, "{vout}"); // the key's origin only
+                                                                      // The original's torn tail is reported by verify, not an error.
+    let o = sentinel(
+        tmp.path(),
+        &[
+            "audit",
+            "verify",
+            "--json",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+    );
+    let v: Value = serde_json::from_str(&text(&o).0).unwrap();
+    assert!(v["torn_tail"]["bytes"].as_u64().unwrap() > 0, "{v}");
+    assert!(v["torn_checkpoint"]["bytes"].as_u64().unwrap() > 0, "{v}");
+    let rt = runtime();
+    let (log, task) = rt.block_on(Log::open(settings(&dest))).unwrap();
+    assert_eq!(log.size(), 200);
+    drop(log);
+    rt.block_on(task.finish()).unwrap();
 }

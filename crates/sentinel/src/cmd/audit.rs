@@ -466,13 +466,7 @@ fn report_json(dir: &Path, v: &Verifier, r: &Report, warnings: &[String]) -> Val
     })
 }
 
-fn show(
-    dir: &Path,
-    seq: u64,
-    proof: bool,
-    key: Option<&str>,
-    json_out: bool,
-) -> Result<(), Fail> {
+fn show(dir: &Path, seq: u64, proof: bool, key: Option<&str>, json_out: bool) -> Result<(), Fail> {
     let log = LogDir::open(dir).map_err(read_fail)?;
     let Some(rec) = log.record(seq).map_err(read_fail)? else {
         let archived = log.archived().map_err(read_fail)?;
@@ -594,18 +588,39 @@ fn tail_line(seq: u64, payload: &[u8]) -> String {
     }
 }
 
-/// The good frames of a segment's bytes from `pos`: `(seq, payload)`, and where they end.
-fn frames_from(bytes: &[u8], pos: usize) -> (Vec<(u64, Vec<u8>)>, usize, Option<FrameError>) {
+/// The whole frames of a segment's bytes from a position, and where reading stopped.
+struct Frames {
+    /// `(seq, payload)` of each.
+    found: Vec<(u64, Vec<u8>)>,
+    /// The byte after the last whole frame.
+    end: usize,
+    /// What stopped reading before the end of the bytes (a torn or damaged frame).
+    err: Option<FrameError>,
+}
+
+fn frames_from(bytes: &[u8], pos: usize) -> Frames {
     let mut found = Vec::new();
     let mut at = pos;
     loop {
         match format::decode_frame(bytes, at) {
-            Ok(None) => return (found, at, None),
+            Ok(None) => {
+                return Frames {
+                    found,
+                    end: at,
+                    err: None,
+                }
+            }
             Ok(Some(f)) => {
                 found.push((f.seq, f.payload.to_vec()));
                 at = f.end;
             }
-            Err(e) => return (found, at, Some(e)),
+            Err(e) => {
+                return Frames {
+                    found,
+                    end: at,
+                    err: Some(e),
+                }
+            }
         }
     }
 }
@@ -645,7 +660,11 @@ fn tail(dir: &Path, n: usize, follow: bool) -> Result<(), Fail> {
             continue;
         }
         reader::segment_first_seq(seg, &bytes).map_err(read_fail)?;
-        let (frames, end, err) = frames_from(&bytes, HEADER_LEN);
+        let Frames {
+            found: frames,
+            end,
+            err,
+        } = frames_from(&bytes, HEADER_LEN);
         if let Some(e) = err.filter(|e| !(newest && reader::is_torn(&bytes, end, e))) {
             return Err(bad(format!(
                 "{}: {e} (run `sentinel audit verify`)",
@@ -665,10 +684,7 @@ fn tail(dir: &Path, n: usize, follow: bool) -> Result<(), Fail> {
         }
     }
     let skip = last.len().saturating_sub(n);
-    let text: String = last[skip..]
-        .iter()
-        .map(|(s, p)| tail_line(*s, p))
-        .collect();
+    let text: String = last[skip..].iter().map(|(s, p)| tail_line(*s, p)).collect();
     if out(&text).is_err() {
         return Ok(());
     }
@@ -741,7 +757,11 @@ impl Follow {
             Err(_) if !path.exists() => return Ok(String::new()),
             Err(e) => return Err(e),
         };
-        let (frames, end, err) = frames_from(&bytes, 0);
+        let Frames {
+            found: frames,
+            end,
+            err,
+        } = frames_from(&bytes, 0);
         let mut lines = String::new();
         for (seq, payload) in &frames {
             if *seq != self.next_seq {

@@ -177,8 +177,7 @@ fn prepare_dest(dest: &Path) -> Result<(), Fail> {
                     dest.display()
                 )));
             }
-            fs::set_permissions(dest, fs::Permissions::from_mode(0o700))
-                .map_err(io_fail(dest))?;
+            fs::set_permissions(dest, fs::Permissions::from_mode(0o700)).map_err(io_fail(dest))?;
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             fs::DirBuilder::new()
@@ -315,12 +314,14 @@ fn copy_audit(src: &Path, dst: &Path) -> Result<LogCopy, Fail> {
         if seg.first_seq > range.size() {
             let orig = match &original {
                 Some(o) => o,
-                None => original.insert(StoredHashes::open(&src.join(HASHES_FILE)).map_err(read_fail)?),
+                None => {
+                    original.insert(StoredHashes::open(&src.join(HASHES_FILE)).map_err(read_fail)?)
+                }
             };
             for seq in range.size()..seg.first_seq {
-                let leaf = orig
-                    .get(merkle::stored_hash_index(0, seq))
-                    .map_err(|e| bad(format!("record {seq}, archived out of the directory: {e}")))?;
+                let leaf = orig.get(merkle::stored_hash_index(0, seq)).map_err(|e| {
+                    bad(format!("record {seq}, archived out of the directory: {e}"))
+                })?;
                 push(&mut range, leaf, &mut stored, &mut hashes, &hashes_path)?;
             }
         } else if seg.first_seq < range.size() {
