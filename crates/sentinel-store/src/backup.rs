@@ -3,7 +3,8 @@
 //! `VACUUM INTO` reads one snapshot of the database (a read transaction: everything committed before
 //! it started, WAL included, nothing after) and writes it as a new, compact database file. Writers
 //! carry on meanwhile. The copy is created 0600 before SQLite writes it and synced before this returns.
-//! This module must not know record layouts.
+//! The copy is then read once, immutable (no `-wal` or `-shm` made beside it), for the highest audit
+//! log sequence number its index refers to; beyond that this module must not know record layouts.
 
 use crate::error::StoreError;
 use sqlx::sqlite::SqliteConnectOptions;
@@ -23,12 +24,21 @@ fn io(path: &Path, e: &std::io::Error) -> StoreError {
     ))
 }
 
-/// Writes a consistent copy of the database at `db` to `dest` and answers the copy's size in bytes.
+/// What [`backup_to`] wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreBackup {
+    /// The copy's size in bytes.
+    pub bytes: u64,
+    /// The highest audit log sequence number the copy's audit index refers to (`None`: none).
+    pub max_audit_log_seq: Option<u64>,
+}
+
+/// Writes a consistent copy of the database at `db` to `dest` and says what it holds.
 ///
 /// `db` must exist (it is never created) and `dest` must not (it is created 0600 and synced). The copy
 /// is taken on a read-only connection of its own, so it runs beside a live [`crate::Store`] and its
 /// writer. On failure `dest` is removed.
-pub async fn backup_to(db: &Path, dest: &Path) -> Result<u64, StoreError> {
+pub async fn backup_to(db: &Path, dest: &Path) -> Result<StoreBackup, StoreError> {
     // The source must be there: a wrong path is an error, not a new empty database.
     std::fs::metadata(db).map_err(|e| io(db, &e))?;
     // Created empty and private before SQLite fills it (it accepts an empty file).
@@ -39,7 +49,7 @@ pub async fn backup_to(db: &Path, dest: &Path) -> Result<u64, StoreError> {
         .open(dest)
         .map_err(|e| io(dest, &e))?;
     match copy(db, dest).await {
-        Ok(bytes) => Ok(bytes),
+        Ok(done) => Ok(done),
         Err(e) => {
             let _ = std::fs::remove_file(dest);
             Err(e)
@@ -47,7 +57,7 @@ pub async fn backup_to(db: &Path, dest: &Path) -> Result<u64, StoreError> {
     }
 }
 
-async fn copy(db: &Path, dest: &Path) -> Result<u64, StoreError> {
+async fn copy(db: &Path, dest: &Path) -> Result<StoreBackup, StoreError> {
     let dest_text = dest.to_str().ok_or_else(|| {
         StoreError::Io(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
@@ -75,6 +85,22 @@ async fn copy(db: &Path, dest: &Path) -> Result<u64, StoreError> {
             .and_then(|d| d.sync_all())
             .map_err(|e| io(dir, &e))?;
     }
+    // Read back from the copy itself, immutable: nothing is written beside it.
+    let mut conn = SqliteConnectOptions::new()
+        .filename(dest)
+        .read_only(true)
+        .immutable(true)
+        .create_if_missing(false)
+        .connect()
+        .await?;
+    let max: Result<Option<i64>, sqlx::Error> =
+        sqlx::query_scalar("SELECT MAX(log_seq) FROM audit WHERE log_seq IS NOT NULL")
+            .fetch_one(&mut conn)
+            .await;
+    conn.close().await?;
+    let max_audit_log_seq = max?
+        .map(|m| u64::try_from(m).map_err(|_| StoreError::Corrupt(format!("audit log_seq {m}"))))
+        .transpose()?;
     tracing::info!(
         evt = "store_backup",
         from = %db.display(),
@@ -82,7 +108,10 @@ async fn copy(db: &Path, dest: &Path) -> Result<u64, StoreError> {
         bytes,
         "store copied"
     );
-    Ok(bytes)
+    Ok(StoreBackup {
+        bytes,
+        max_audit_log_seq,
+    })
 }
 
 #[cfg(test)]
@@ -148,13 +177,19 @@ mod tests {
         }
         let dest = dir.path().join("copy/sentinel.db");
         std::fs::create_dir(dir.path().join("copy")).unwrap();
-        let bytes = backup_to(&db, &dest).await.unwrap();
+        let done = backup_to(&db, &dest).await.unwrap();
+        let bytes = done.bytes;
         stop.store(true, Ordering::Relaxed);
         let written = feeder.await.unwrap();
         drop(writer);
         task.finish().await.unwrap();
 
         assert_eq!(bytes, std::fs::metadata(&dest).unwrap().len());
+        // Nothing but the copy was written beside it.
+        assert_eq!(
+            std::fs::read_dir(dest.parent().unwrap()).unwrap().count(),
+            1
+        );
         assert_eq!(
             std::fs::metadata(&dest).unwrap().permissions().mode() & 0o777,
             0o600
@@ -165,6 +200,7 @@ mod tests {
         // A snapshot: seqs 0..copied, no gap (each row was committed in order).
         let max = copy.max_audit_log_seq().await.unwrap().unwrap();
         assert_eq!(max + 1, copied as u64);
+        assert_eq!(done.max_audit_log_seq, Some(max));
         assert!((copied as u64) <= written);
         copy.close().await;
         store.close().await;
@@ -189,7 +225,9 @@ mod tests {
 
         // A database nobody has open (no -wal or -shm left) is copied too.
         std::fs::remove_file(&dest).unwrap();
-        assert!(backup_to(&db, &dest).await.unwrap() > 0);
+        let done = backup_to(&db, &dest).await.unwrap();
+        assert!(done.bytes > 0);
+        assert_eq!(done.max_audit_log_seq, None);
         let copy = Store::open(&dest).await.unwrap();
         assert_eq!(count(&copy).await, 0);
         copy.close().await;

@@ -24,7 +24,7 @@ mod writer;
 
 pub use ack::{AckFailure, AckGroup, AckSummary, AckToken, MAX_LISTED_FAILURES};
 pub use api_keys::ApiKeyRow;
-pub use backup::backup_to;
+pub use backup::{backup_to, StoreBackup};
 pub use error::{StoreError, TryWriteError};
 pub use filter::{ActionFilter, AlertFilter, EventFilter, Page, DEFAULT_LIMIT, MAX_LIMIT};
 pub use read::{AlertDetail, AUDIT_PER_TRACE_LIMIT};

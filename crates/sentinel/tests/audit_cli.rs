@@ -197,6 +197,12 @@ fn a_flipped_byte_fails_verify_naming_the_record() {
     assert_eq!(v["ok"], false);
     assert_eq!(v["record"], 123);
     assert_eq!(v["segment"], r.segment.as_str());
+
+    // A file removed from the log directory: the log is incomplete (1), not a usage error.
+    std::fs::remove_file(data.join("audit/checkpoints")).unwrap();
+    let o = sentinel(tmp.path(), &["audit", "verify", "--data-dir", d]);
+    assert_eq!(o.status.code(), Some(1), "{:?}", text(&o));
+    assert!(text(&o).1.contains("checkpoints"), "{:?}", text(&o));
 }
 
 #[test]
@@ -508,6 +514,13 @@ fn backup_while_writing_is_consistent_and_verifies() {
     assert!(out.contains("the copy verifies"), "{out}");
     assert!(out.contains("SIGNING KEY"), "{out}");
     assert!(written_during > 600);
+    // Only the store and the log: no API key files, no SQLite side files left behind.
+    let mut names: Vec<String> = std::fs::read_dir(&dest)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["audit", "sentinel.db"]);
 
     // The copy verifies with the CLI, against the original log's key.
     let key = key_pub(&data);
@@ -534,7 +547,7 @@ fn backup_while_writing_is_consistent_and_verifies() {
     );
 
     // The copied store opens, holds rows, and refers to no record past the copied log.
-    let (rows, max): (i64, Option<i64>) = rt.block_on(async {
+    let rows: Vec<(i64, String)> = rt.block_on(async {
         let copy = Store::open(&dest.join("sentinel.db")).await.unwrap();
         copy.close().await;
         let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!(
@@ -543,16 +556,33 @@ fn backup_while_writing_is_consistent_and_verifies() {
         ))
         .await
         .unwrap();
-        sqlx::query_as("SELECT COUNT(*), MAX(log_seq) FROM audit")
-            .fetch_one(&mut conn)
+        let rows = sqlx::query_as("SELECT log_seq, subject_id FROM audit ORDER BY log_seq")
+            .fetch_all(&mut conn)
             .await
-            .unwrap()
+            .unwrap();
+        sqlx::Connection::close(conn).await.unwrap();
+        rows
     });
-    assert!(rows > 0, "the copied store holds rows");
     assert!(
-        (max.unwrap() as u64) < copied,
-        "max log_seq {max:?}, log {copied}"
+        rows.len() > 100,
+        "the copied store holds rows: {}",
+        rows.len()
     );
+    let max = rows.last().unwrap().0 as u64;
+    assert!(max < copied, "max log_seq {max}, log {copied}");
+    // Every index row names a record the copied log holds, and the same one.
+    let copy_log = LogDir::open(&dest.join("audit")).unwrap();
+    let by_seq: std::collections::HashMap<u64, String> = copy_log
+        .records(0)
+        .map(|r| {
+            let r = r.unwrap();
+            (r.seq, r.entry.subject_id)
+        })
+        .collect();
+    assert_eq!(by_seq.len() as u64, copied);
+    for (seq, subject) in &rows {
+        assert_eq!(by_seq.get(&(*seq as u64)), Some(subject), "record {seq}");
+    }
 
     // Private: directories 0700, files 0600 (the signing key among them).
     assert_eq!(mode(&dest), 0o700);

@@ -305,6 +305,12 @@ fn run_verify(
         }
         Err(e) => {
             let code = match &e {
+                // A file missing from a log directory that is there: the log is incomplete.
+                VerifyError::Read(ReadError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound && dir.is_dir() =>
+                {
+                    1
+                }
                 VerifyError::Read(ReadError::Io { .. }) => 2,
                 _ => 1,
             };

@@ -84,6 +84,17 @@ fn backup(a: &BackupArgs) -> Result<String, Fail> {
         .unwrap_or_default();
     let dest = &a.dir;
     prepare_dest(dest)?;
+    fill(dest, &data_dir, &src_audit).map_err(|mut f| {
+        f.msg.push_str(&format!(
+            " (the incomplete copy in {} should be removed)",
+            dest.display()
+        ));
+        f
+    })
+}
+
+/// Copies into the prepared `dest`: the store, then the audit log.
+fn fill(dest: &Path, data_dir: &Path, src_audit: &Path) -> Result<String, Fail> {
     let mut text = format!("backup of {} to {}\n", data_dir.display(), dest.display());
 
     // 1. The store: one snapshot, before anything of the log is read.
@@ -91,10 +102,10 @@ fn backup(a: &BackupArgs) -> Result<String, Fail> {
     let rt = super::small_runtime().map_err(|e| usage(format!("cannot start: {e}")))?;
     let store_copy = if src_db.exists() {
         let dest_db = dest.join(DB_FILE);
-        let bytes = rt
+        let copied = rt
             .block_on(sentinel_store::backup_to(&src_db, &dest_db))
             .map_err(|e| usage(format!("store: {e}")))?;
-        Some((dest_db, bytes))
+        Some((dest_db, copied))
     } else {
         text.push_str(&format!(
             "  store: none at {} (not copied)\n",
@@ -115,26 +126,18 @@ fn backup(a: &BackupArgs) -> Result<String, Fail> {
     };
     sync_dir(dest)?;
 
-    // What the copied index refers to, read from the copy.
-    if let Some((dest_db, bytes)) = &store_copy {
-        let max_seq = rt.block_on(async {
-            let store = sentinel_store::Store::open(dest_db)
-                .await
-                .map_err(|e| bad(format!("the copied store does not open: {e}")))?;
-            let max = store.max_audit_log_seq().await;
-            store.close().await;
-            max.map_err(|e| bad(format!("the copied store: {e}")))
-        })?;
-        let index = match max_seq {
+    if let Some((dest_db, copied)) = &store_copy {
+        let index = match copied.max_audit_log_seq {
             Some(m) => format!("its audit index refers to records up to {m}"),
             None => "its audit index refers to no log record".into(),
         };
         text.push_str(&format!(
-            "  store: {} ({bytes} bytes), {index}\n",
-            dest_db.display()
+            "  store: {} ({} bytes), {index}\n",
+            dest_db.display(),
+            copied.bytes
         ));
         let records = log.as_ref().map_or(0, |l| l.records);
-        if let Some(m) = max_seq.filter(|&m| m >= records) {
+        if let Some(m) = copied.max_audit_log_seq.filter(|&m| m >= records) {
             return Err(bad(format!(
                 "the copied store refers to audit record {m}, but the copied log holds {records} \
                  records (was the daemon writing the log elsewhere?)"
