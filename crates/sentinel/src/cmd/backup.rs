@@ -116,7 +116,7 @@ fn fill(dest: &Path, data_dir: &Path, src_audit: &Path) -> Result<String, Fail> 
 
     // 2-4. The audit log.
     let log = if src_audit.is_dir() {
-        Some(copy_audit(&src_audit, &dest.join("audit"))?)
+        Some(copy_audit(src_audit, &dest.join("audit"))?)
     } else {
         text.push_str(&format!(
             "  audit log: none at {} (not copied)\n",
