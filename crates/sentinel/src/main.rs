@@ -46,6 +46,11 @@ enum Command {
     Audit(cmd::audit::AuditArgs),
     /// Copy the store and the audit log, consistently, while the daemon runs (the copy holds the
     /// audit signing key: keep it private).
+    ///
+    /// The store first (SQLite VACUUM INTO), then the audit log's checkpoints and segments up to their
+    /// last complete frame, so the copy verifies (`sentinel audit verify --data-dir DIR`) and holds
+    /// every record its store refers to. API key files are not copied (the store keeps key hashes
+    /// only). Exit 0 with what was copied; 1 when the log is damaged; 2 on a usage or I/O error.
     Backup(cmd::backup::BackupArgs),
     /// Exit 0 when the running daemon is ready, 1 otherwise (for container health checks).
     Healthcheck(cmd::healthcheck::HealthcheckArgs),

@@ -301,6 +301,42 @@ fn show_prints_a_record_and_a_proof_that_verifies() {
     let o = sentinel(tmp.path(), &["audit", "show", "300", "--data-dir", d]);
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).1.contains("no record 300"), "{:?}", text(&o));
+
+    // A whole record after the latest checkpoint: shown, but no proof yet (exit 1, said why), and
+    // verify counts it as not yet checkpointed.
+    let mut frame = Vec::new();
+    format::encode_frame(
+        300,
+        &LogEntry::new(300, record(300)).to_payload(),
+        &mut frame,
+    );
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(last_segment(&data))
+        .unwrap();
+    f.write_all(&frame).unwrap();
+    let o = sentinel(tmp.path(), &["audit", "show", "300", "--data-dir", d]);
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+    assert!(text(&o).0.contains("alert-300"), "{:?}", text(&o));
+    let o = sentinel(
+        tmp.path(),
+        &["audit", "show", "300", "--proof", "--data-dir", d],
+    );
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}\n{err}");
+    assert!(out.contains("alert-300"), "{out}");
+    assert!(err.contains("not covered by a checkpoint yet"), "{err}");
+    let o = sentinel(tmp.path(), &["audit", "verify", "--data-dir", d]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    assert!(
+        out.contains("not yet checkpointed: 1 record(s), 300..301"),
+        "{out}"
+    );
+    assert!(
+        out.contains("warning: the stored hashes") || out.contains("warning: the hashes file"),
+        "{out}"
+    );
 }
 
 fn hex(h: &Hash) -> String {

@@ -503,7 +503,8 @@ fn show(dir: &Path, seq: u64, proof: bool, key: Option<&str>, json_out: bool) ->
         rec.segment,
         rec.offset,
         hex(&leaf),
-        pretty(&v["entry"])
+        // In the log's own field order.
+        serde_json::to_string_pretty(&rec.entry).unwrap_or_else(|_| v["entry"].to_string())
     );
     if proof {
         let (verifier, _) = load_key(key, dir)?;
@@ -527,6 +528,11 @@ fn show(dir: &Path, seq: u64, proof: bool, key: Option<&str>, json_out: bool) ->
         })?;
         let cp = &signed.checkpoint;
         if cp.size <= seq {
+            out(&if json_out {
+                format!("{}\n", pretty(&v))
+            } else {
+                text
+            })?;
             return Err(bad(format!(
                 "record {seq} is not covered by a checkpoint yet (the latest, {}, has size {}); \
                  try again after the next one",
