@@ -428,6 +428,25 @@ fn tail_follow_sees_appends_across_segment_rolls_and_stops_on_sigterm() {
     assert!(kill.success());
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0), "{status:?}");
+
+    // Ctrl-C (SIGINT) too.
+    let mut child = common::command(tmp.path())
+        .args(["audit", "tail", "-n", "1", "-f", "--data-dir"])
+        .arg(&data)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("251\t"), "{first}");
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    assert_eq!(child.wait().unwrap().code(), Some(0));
 }
 
 #[test]

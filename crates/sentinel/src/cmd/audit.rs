@@ -695,21 +695,26 @@ fn tail(dir: &Path, n: usize, follow: bool) -> Result<(), Fail> {
             break;
         }
     }
+    // With -f, the signals are watched before anything is printed: a Ctrl-C that follows the first
+    // lines stops it cleanly.
+    let watch = match follow {
+        true => Some(Signals::watch()?),
+        false => None,
+    };
     let skip = last.len().saturating_sub(n);
     let text: String = last[skip..].iter().map(|(s, p)| tail_line(*s, p)).collect();
     if out(&text).is_err() {
         return Ok(());
     }
-    if !follow {
+    let Some(Signals {
+        rt,
+        mut term,
+        mut int,
+    }) = watch
+    else {
         return Ok(());
-    }
-    let rt = super::small_runtime().map_err(|e| usage(format!("cannot start: {e}")))?;
+    };
     rt.block_on(async {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate())
-            .map_err(|e| usage(format!("cannot watch SIGTERM: {e}")))?;
-        let mut int = signal(SignalKind::interrupt())
-            .map_err(|e| usage(format!("cannot watch SIGINT: {e}")))?;
         loop {
             let lines = state.poll()?;
             if !lines.is_empty() && out(&lines).is_err() {
@@ -722,6 +727,27 @@ fn tail(dir: &Path, n: usize, follow: bool) -> Result<(), Fail> {
             }
         }
     })
+}
+
+/// SIGTERM and SIGINT, caught (a runtime to wait on them in).
+struct Signals {
+    rt: tokio::runtime::Runtime,
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn watch() -> Result<Self, Fail> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let rt = super::small_runtime().map_err(|e| usage(format!("cannot start: {e}")))?;
+        let guard = rt.enter();
+        let term = signal(SignalKind::terminate())
+            .map_err(|e| usage(format!("cannot watch SIGTERM: {e}")))?;
+        let int = signal(SignalKind::interrupt())
+            .map_err(|e| usage(format!("cannot watch SIGINT: {e}")))?;
+        drop(guard);
+        Ok(Signals { rt, term, int })
+    }
 }
 
 impl Follow {
