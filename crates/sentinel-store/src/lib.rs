@@ -12,6 +12,7 @@
 
 mod ack;
 mod api_keys;
+mod backup;
 mod error;
 mod filter;
 mod metrics;
@@ -23,6 +24,7 @@ mod writer;
 
 pub use ack::{AckFailure, AckGroup, AckSummary, AckToken, MAX_LISTED_FAILURES};
 pub use api_keys::ApiKeyRow;
+pub use backup::{backup_to, StoreBackup};
 pub use error::{StoreError, TryWriteError};
 pub use filter::{ActionFilter, AlertFilter, EventFilter, Page, DEFAULT_LIMIT, MAX_LIMIT};
 pub use read::{AlertDetail, AUDIT_PER_TRACE_LIMIT};

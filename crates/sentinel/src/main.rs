@@ -41,13 +41,19 @@ enum Command {
     /// Write synthetic logs with a known answer (for benchmarks and tests).
     #[command(hide = true)]
     GenLogs(cmd::gen_logs::GenArgs),
+    /// Check Sentinel's tamper-evident records offline: the audit log (verify, show, tail, archive)
+    /// and the JSON log file's hash chain (verify-logs). Works without the daemon.
+    Audit(cmd::audit::AuditArgs),
+    /// Copy the store and the audit log, consistently, while the daemon runs (the copy holds the
+    /// audit signing key: keep it private).
+    ///
+    /// The store first (SQLite VACUUM INTO), then the audit log's checkpoints and segments up to their
+    /// last complete frame, so the copy verifies (`sentinel audit verify --data-dir DIR`) and holds
+    /// every record its store refers to. API key files are not copied (the store keeps key hashes
+    /// only). Exit 0 with what was copied; 1 when the log is damaged; 2 on a usage or I/O error.
+    Backup(cmd::backup::BackupArgs),
     /// Exit 0 when the running daemon is ready, 1 otherwise (for container health checks).
     Healthcheck(cmd::healthcheck::HealthcheckArgs),
-    /// Check Sentinel's tamper-evident records (the log file hash chain).
-    Audit {
-        #[command(subcommand)]
-        command: cmd::audit::AuditCmd,
-    },
 }
 
 fn main() -> ExitCode {
@@ -59,7 +65,8 @@ fn main() -> ExitCode {
         Command::Replay(args) => cmd::replay::run(args),
         Command::GenLogs(args) => cmd::gen_logs::run(args),
         Command::Healthcheck(args) => cmd::healthcheck::run(args),
-        Command::Audit { command } => cmd::audit::run(command),
+        Command::Audit(args) => cmd::audit::run(args),
+        Command::Backup(args) => cmd::backup::run(args),
     }
 }
 

@@ -2,6 +2,7 @@
 //! turns the result into output and an exit code. Nothing here decides anything about security events.
 
 pub mod audit;
+pub mod backup;
 pub mod config;
 pub mod decisions;
 pub mod gen_logs;
