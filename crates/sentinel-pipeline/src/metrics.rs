@@ -1051,4 +1051,78 @@ pub(crate) mod tests {
             "{text}"
         );
     }
+
+    /// The audit log's counters are read from the log at each scrape (strictly parsed): nothing before
+    /// the log is set, then values that follow its appends and checkpoints; the witness's counters
+    /// appear once it is set.
+    #[tokio::test]
+    async fn audit_log_counters_follow_the_log() {
+        let m = Metrics::new();
+        assert!(
+            !m.render().contains("sentinel_audit_appends"),
+            "{}",
+            m.render()
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let (log, task) = sentinel_audit::Log::open(sentinel_audit::AuditSettings::new(
+            dir.path().join("audit"),
+            "sentinel/test",
+        ))
+        .await
+        .unwrap();
+        m.audit_log.set(log.clone());
+        let trace = sentinel_core::TraceId::new();
+        for i in 0..3 {
+            log.append(sentinel_core::AuditRecord {
+                ts: sentinel_core::Timestamp::now(),
+                kind: sentinel_core::AuditKind::Operator,
+                subject_id: format!("s{i}"),
+                trace_id: trace.clone(),
+                summary: "x".into(),
+                content_hash: None,
+            })
+            .await
+            .unwrap();
+        }
+        let cp = log.checkpoint_now().await.unwrap();
+        let text = m.render();
+        let e = parse(&text);
+        let stats = log.stats().snapshot();
+        for (family, want) in [
+            ("sentinel_audit_appends_total", 3),
+            ("sentinel_audit_batches_total", stats.batches),
+            ("sentinel_audit_fsyncs_total", stats.fsyncs),
+            ("sentinel_audit_bytes_total", stats.bytes),
+            ("sentinel_audit_checkpoints_total", stats.checkpoints),
+            ("sentinel_audit_failures_total", 0),
+            ("sentinel_audit_tree_size", 3),
+            ("sentinel_audit_checkpoint_size", cp.checkpoint.size),
+        ] {
+            assert_eq!(
+                sample(&e, family, &[]),
+                Some(want as f64),
+                "{family}: {text}"
+            );
+        }
+        assert_eq!(cp.checkpoint.size, 3);
+        assert!(stats.fsyncs > 0 && stats.bytes > 0 && stats.checkpoints >= 1);
+        assert_eq!(
+            family_type(&e, "sentinel_audit_tree_size"),
+            Some(PrometheusType::Gauge)
+        );
+        assert!(!text.contains("sentinel_audit_witness"), "{text}");
+        let w = Arc::new(sentinel_audit::witness::WitnessCounters::default());
+        w.sent.fetch_add(2, Ordering::Relaxed);
+        m.audit_log.set_witness(w);
+        let e = parse(&m.render());
+        assert_eq!(
+            sample(&e, "sentinel_audit_witness_sent_total", &[]),
+            Some(2.0)
+        );
+        assert_eq!(
+            sample(&e, "sentinel_audit_witness_failed_total", &[]),
+            Some(0.0)
+        );
+        task.finish().await.unwrap();
+    }
 }
