@@ -1,9 +1,9 @@
 //! Sentinel's golden path as a library: detect → investigate → decide → act → notify.
 //!
 //! This crate owns the stages ([`stages`]), what enters them and what they answer ([`intake`]), the one
-//! way records and their audit entries reach the store ([`recorder`]), the in-process [`bus`], the log
-//! sources' parse stage ([`sources`]), scenario loading ([`scenarios`]), the actuators the configuration
-//! asks for ([`actuators`]), the ledger's tasks (manual decisions, expiry, reconcile: [`ledger`]), the
+//! way records reach the store and their audit entries the Merkle audit log ([`recorder`]), the
+//! in-process [`bus`], the log sources' parse stage ([`sources`]), scenario loading ([`scenarios`]),
+//! the actuators the configuration asks for ([`actuators`]), the ledger's tasks (manual decisions, expiry, reconcile: [`ledger`]), the
 //! policy ([`policy`]), fail2ban jails as sources, scenarios and rules ([`jails`]), offline replay
 //! ([`replay`]), event retention ([`retention`]), the manual-decision contract front ends call
 //! ([`decisions`]) and the metrics every stage moves ([`metrics`]).
