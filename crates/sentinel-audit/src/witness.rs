@@ -303,7 +303,11 @@ impl Witness {
                 return;
             }
             tokio::select! {
-                _ = &mut shutdown => return,
+                // A checkpoint published just before the shutdown still gets its last try.
+                _ = &mut shutdown => {
+                    self.last_try(&rx, &delivered).await;
+                    return;
+                }
                 c = rx.changed() => {
                     if c.is_err() {
                         // The log is closed: deliver its last checkpoint, then stop.

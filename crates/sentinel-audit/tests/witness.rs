@@ -303,6 +303,29 @@ async fn at_shutdown_an_undelivered_checkpoint_gets_a_last_try() {
     assert_eq!(r.got.lock().unwrap().len(), 2);
 }
 
+/// A checkpoint published at the same moment as the shutdown is still delivered, whichever of the
+/// two the witness sees first (many rounds, since which comes first is up to the scheduler).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_published_with_the_shutdown_is_still_delivered() {
+    log_capture();
+    for round in 0..20u64 {
+        let (url, r) = receiver(&[]).await;
+        let w = Witness::new(fast(&url)).unwrap();
+        let counters = w.counters();
+        let (tx, rx) = watch::channel(checkpoint(1));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(w.run(rx, async {
+            let _ = stopped.await;
+        }));
+        until("first delivery", || counters.sent() == 1).await;
+        tx.send(checkpoint(2)).unwrap();
+        stop.send(()).unwrap();
+        task.await.unwrap();
+        let sizes: Vec<u64> = r.got.lock().unwrap().iter().map(|g| g.size).collect();
+        assert_eq!(sizes.last(), Some(&2), "round {round}: {sizes:?}");
+    }
+}
+
 #[test]
 fn settings_are_validated() {
     let ok = |u: &str| WitnessSettings::new(u, "s").validate().is_ok();
