@@ -370,6 +370,22 @@ fn existing_origin(dir: &Path) -> Option<String> {
     Some(v.name().to_owned())
 }
 
+/// With `audit.origin` set and an existing audit log whose key has another name, why the daemon would
+/// refuse to start (`sentinel config check` reports it before a start fails on it).
+pub fn audit_origin_problem(cfg: &ValidatedConfig) -> Option<String> {
+    let configured = cfg.audit.origin.as_ref()?;
+    let dir = sentinel_audit::format::audit_dir(&cfg.data_dir);
+    let existing = existing_origin(&dir)?;
+    (existing != *configured).then(|| {
+        format!(
+            "`audit.origin`: {configured:?} is not the name of the existing audit log in {} \
+             ({existing:?}, from its key.pub): the daemon would refuse to start; leave audit.origin \
+             unset (an existing log keeps its name) or set it to {existing:?}",
+            dir.display()
+        )
+    })
+}
+
 /// The name of a new audit log when `audit.origin` is not set: `sentinel/<hostname>`.
 fn default_origin() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
