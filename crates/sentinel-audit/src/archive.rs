@@ -276,7 +276,9 @@ fn archive_one(
         sync_dir(d)?;
         file = target;
     }
-    // The list of what went where, durable before the segment leaves the directory.
+    // The list of what went where, durable before the segment leaves the directory. The location is
+    // absolute: a path relative to where `archive` ran would mislead a reader running elsewhere.
+    let file = std::fs::canonicalize(&file).unwrap_or(file);
     let list = dir.join(ARCHIVED_FILE);
     let mut f = OpenOptions::new()
         .create(true)

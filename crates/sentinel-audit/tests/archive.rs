@@ -279,3 +279,29 @@ fn archived_files_are_private_whatever_the_umask() {
     assert_eq!(mode(&b.dir.join("archived")), 0o600);
     verify(&b.dir, &b.verifier(), &VerifyOptions::default()).unwrap();
 }
+
+/// A segment compressed in place and later moved away is listed where it is now (the later line of the
+/// append-only list), and every location is absolute, whatever directory `archive` ran in.
+#[test]
+fn the_archived_list_names_where_each_segment_is_now() {
+    let tmp = tempfile::tempdir().unwrap();
+    let b = build(tmp.path());
+    archive(&b.dir, 80, None).unwrap();
+    let cold = tmp.path().join("cold");
+    archive(&b.dir, 80, Some(&cold)).unwrap();
+    let list = LogDir::open(&b.dir).unwrap().archived().unwrap();
+    let got: Vec<(u64, u64, std::path::PathBuf)> = list
+        .iter()
+        .map(|a| (a.first_seq, a.end_seq, a.location.clone()))
+        .collect();
+    let cold = std::fs::canonicalize(&cold).unwrap();
+    assert_eq!(
+        got,
+        vec![
+            (0, 40, cold.join("00000000000000000000.seg.gz")),
+            (40, 80, cold.join("00000000000000000040.seg.gz")),
+        ]
+    );
+    assert!(got.iter().all(|(_, _, p)| p.is_absolute() && p.exists()));
+    verify(&b.dir, &b.verifier(), &VerifyOptions::default()).unwrap();
+}
