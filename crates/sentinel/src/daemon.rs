@@ -418,6 +418,7 @@ async fn open_audit_log(
         Some(o) => o.clone(),
         None => existing_origin(&dir).unwrap_or_else(default_origin),
     };
+    let new_key = !dir.join("key.pub").exists();
     let mut settings = sentinel_audit::AuditSettings::new(&dir, origin.clone());
     settings.checkpoint_every = cfg.audit.checkpoint_every;
     settings.checkpoint_interval = cfg.audit.checkpoint_interval;
@@ -440,6 +441,16 @@ async fn open_audit_log(
         checkpoint_size = latest.checkpoint.size,
         verifier_key = %log.verifier_key(),
     );
+    if new_key && dir.join("key.pub").exists() {
+        // Like the admin key: said once, where the operator sees it. The copy in key.pub is only as
+        // trustworthy as the host; a copy kept elsewhere is what `verify --key` needs.
+        eprintln!(
+            "Sentinel created the audit log's signing key. Keep a copy of its verifier key off this \
+             host (it is also in {}) and check the log with `sentinel audit verify --key KEY`:\n\n    {}\n",
+            dir.join("key.pub").display(),
+            log.verifier_key()
+        );
+    }
     Ok((log, task))
 }
 
