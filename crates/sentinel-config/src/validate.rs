@@ -258,7 +258,7 @@ fn witness_url_ok(url: &str) -> bool {
     let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
     let (host, port) = match host_port.strip_prefix('[') {
         Some(v6) => match v6.split_once(']') {
-            Some((h, tail)) if tail.is_empty() => (h, None),
+            Some((h, "")) => (h, None),
             Some((h, tail)) => match tail.strip_prefix(':') {
                 Some(p) => (h, Some(p)),
                 None => return false,
