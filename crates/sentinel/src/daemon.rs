@@ -557,11 +557,14 @@ async fn open_auth(
     trace: &TraceId,
 ) -> anyhow::Result<Arc<Auth>> {
     let bypass = cfg.api.allow_insecure_no_auth;
+    let secret_path = cfg.data_dir.join("auth.secret");
+    let secret_is_new = !secret_path.exists();
     let auth = Arc::new(Auth::new(
-        auth::load_or_create_secret(&cfg.data_dir.join("auth.secret"))?,
+        auth::load_or_create_secret(&secret_path)?,
         bypass,
     ));
-    sentinel_api::keys::bootstrap_keys(store, &auth, &cfg.data_dir, recorder, trace).await?;
+    sentinel_api::keys::bootstrap_keys(store, &auth, &cfg.data_dir, recorder, trace, secret_is_new)
+        .await?;
     if bypass {
         spawn_bypass_warning();
     }
