@@ -14,15 +14,34 @@ pub const ADMIN_KEY_FILE: &str = "admin.key";
 /// Loads the API keys; on first start (no key at all) creates the admin key, prints it once, writes it
 /// to `<data-dir>/admin.key` with mode 0600, and notes it in the audit trail (in `trace`), answering
 /// once that record is committed.
+///
+/// `secret_is_new`: the key-hashing secret was made by this start. Keys stored under an earlier one
+/// can never match again (the secret was lost, or the store was copied without it), so rather than
+/// start with no usable key, a new admin key is made as on a first start and the loss is said loudly.
 pub async fn bootstrap_keys(
     store: &Store,
     auth: &Auth,
     data_dir: &Path,
     recorder: &Recorder,
     trace: &TraceId,
+    secret_is_new: bool,
 ) -> anyhow::Result<()> {
     let mut rows = store.api_keys().await?;
-    if rows.is_empty() {
+    let orphaned = if secret_is_new { rows.len() } else { 0 };
+    if orphaned > 0 {
+        eprintln!(
+            "WARNING: {} was missing and a new one was made: the {orphaned} API key(s) stored before \
+             no longer match any key. A new admin key follows; restore the old auth.secret instead to \
+             keep the old keys.",
+            data_dir.join("auth.secret").display()
+        );
+        tracing::warn!(
+            evt = "api_keys_unusable",
+            keys = orphaned,
+            msg = "auth.secret was missing and a new one was made: the stored API keys no longer match; a new admin key is made",
+        );
+    }
+    if rows.is_empty() || orphaned > 0 {
         let key = Auth::generate_key();
         let row = ApiKeyRow {
             id: ulid::Ulid::new().to_string(),

@@ -16,6 +16,7 @@ use crate::merkle;
 use crate::reader::{LogDir, ReadError, SegmentFile, StoredHashes, ARCHIVED_FILE, HASHES_FILE};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// Why archiving stopped (segments archived before it stay archived: each step is complete).
@@ -103,7 +104,12 @@ pub fn archive(
         limit,
     };
     if let Some(d) = dest {
-        std::fs::create_dir_all(d).map_err(io(d))?;
+        // Created private (0700), as the data directory is; an existing directory is left as it is.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(d)
+            .map_err(io(d))?;
     }
     let segs = log.segments();
     for pair in segs.windows(2) {
@@ -119,6 +125,22 @@ pub fn archive(
             .push(archive_one(dir, seg, next.first_seq, dest)?);
     }
     Ok(report)
+}
+
+/// A new (or emptied) file only its owner can read or write (0600, whatever the umask): archived
+/// segments hold the same records as the private data directory.
+fn private_file(path: &Path) -> Result<File, ArchiveError> {
+    let f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io(path))?;
+    // A leftover file of an interrupted run keeps its old mode through `open`: set it.
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .map_err(io(path))?;
+    Ok(f)
 }
 
 fn sync_dir(dir: &Path) -> Result<(), ArchiveError> {
@@ -219,7 +241,7 @@ fn archive_one(
     let gz = seg_dir.join(&gz_name);
     if !seg.compressed {
         let tmp = seg_dir.join(format!("{gz_name}.tmp"));
-        let f = File::create(&tmp).map_err(io(&tmp))?;
+        let f = private_file(&tmp)?;
         let mut enc = flate2::write::GzEncoder::new(f, flate2::Compression::default());
         enc.write_all(&bytes).map_err(io(&tmp))?;
         let f = enc.finish().map_err(io(&tmp))?;
@@ -244,19 +266,24 @@ fn archive_one(
     if let Some(d) = dest {
         let target = d.join(&gz_name);
         let tmp = d.join(format!("{gz_name}.tmp"));
-        std::fs::copy(&gz, &tmp).map_err(io(&tmp))?;
-        File::open(&tmp)
-            .and_then(|f| f.sync_all())
+        let mut out = private_file(&tmp)?;
+        File::open(&gz)
+            .and_then(|mut f| std::io::copy(&mut f, &mut out))
+            .and_then(|_| out.sync_all())
             .map_err(io(&tmp))?;
+        drop(out);
         std::fs::rename(&tmp, &target).map_err(io(&target))?;
         sync_dir(d)?;
         file = target;
     }
-    // The list of what went where, durable before the segment leaves the directory.
+    // The list of what went where, durable before the segment leaves the directory. The location is
+    // absolute: a path relative to where `archive` ran would mislead a reader running elsewhere.
+    let file = std::fs::canonicalize(&file).unwrap_or(file);
     let list = dir.join(ARCHIVED_FILE);
     let mut f = OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
         .open(&list)
         .map_err(io(&list))?;
     writeln!(f, "{} {} {}", seg.first_seq, end_seq, file.display()).map_err(io(&list))?;

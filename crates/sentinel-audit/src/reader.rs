@@ -252,7 +252,9 @@ impl LogDir {
         std::fs::read_to_string(&path).map_err(io_err(&path))
     }
 
-    /// The segments archived out of the directory (empty when none was).
+    /// The segments archived (empty when none was), by first record, each where it was put last: the
+    /// list is appended to, so a segment compressed in place and later moved away with `--to` is listed
+    /// twice, and the later line is where it is.
     pub fn archived(&self) -> Result<Vec<ArchivedRange>, ReadError> {
         let path = self.dir.join(ARCHIVED_FILE);
         let text = match std::fs::read_to_string(&path) {
@@ -260,7 +262,7 @@ impl LogDir {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(io_err(&path)(e)),
         };
-        let mut out = Vec::new();
+        let mut out = std::collections::BTreeMap::new();
         for (n, line) in text.lines().enumerate() {
             if line.is_empty() {
                 continue;
@@ -280,14 +282,16 @@ impl LogDir {
                     why: format!("line {}: bad record numbers", n + 1),
                 });
             };
-            out.push(ArchivedRange {
+            out.insert(
                 first_seq,
-                end_seq,
-                location: PathBuf::from(location),
-            });
+                ArchivedRange {
+                    first_seq,
+                    end_seq,
+                    location: PathBuf::from(location),
+                },
+            );
         }
-        out.sort_by_key(|a| a.first_seq);
-        Ok(out)
+        Ok(out.into_values().collect())
     }
 }
 

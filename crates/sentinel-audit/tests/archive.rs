@@ -246,3 +246,62 @@ fn nothing_is_moved_away_that_the_hashes_file_cannot_stand_in_for() {
     let rep = verify(&b.dir, &b.verifier(), &VerifyOptions::default()).unwrap();
     assert_eq!(rep.archived_elsewhere, vec![0..160]);
 }
+
+/// Archived segments hold the same records as the private data directory: whatever the umask, every
+/// file archiving writes is 0600 and a directory it creates for `--to` is 0700.
+#[test]
+fn archived_files_are_private_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let tmp = tempfile::tempdir().unwrap();
+    let b = build(tmp.path());
+    // Under the usual umask (022) a plain new file is 0644: archiving must not inherit that.
+    let probe = tmp.path().join("probe");
+    std::fs::write(&probe, b"x").unwrap();
+    assert_ne!(
+        mode(&probe),
+        0o600,
+        "a umask that already makes files private proves nothing"
+    );
+
+    archive(&b.dir, 80, None).unwrap();
+    let seg_dir = b.dir.join("segments");
+    for name in ["00000000000000000000.seg.gz", "00000000000000000040.seg.gz"] {
+        assert_eq!(mode(&seg_dir.join(name)), 0o600, "{name}");
+    }
+    let cold = tmp.path().join("cold/deeper");
+    archive(&b.dir, 120, Some(&cold)).unwrap();
+    assert_eq!(mode(&cold), 0o700);
+    for name in files(&cold) {
+        assert_eq!(mode(&cold.join(&name)), 0o600, "{name}");
+    }
+    assert_eq!(files(&cold).len(), 3);
+    assert_eq!(mode(&b.dir.join("archived")), 0o600);
+    verify(&b.dir, &b.verifier(), &VerifyOptions::default()).unwrap();
+}
+
+/// A segment compressed in place and later moved away is listed where it is now (the later line of the
+/// append-only list), and every location is absolute, whatever directory `archive` ran in.
+#[test]
+fn the_archived_list_names_where_each_segment_is_now() {
+    let tmp = tempfile::tempdir().unwrap();
+    let b = build(tmp.path());
+    archive(&b.dir, 80, None).unwrap();
+    let cold = tmp.path().join("cold");
+    archive(&b.dir, 80, Some(&cold)).unwrap();
+    let list = LogDir::open(&b.dir).unwrap().archived().unwrap();
+    let got: Vec<(u64, u64, std::path::PathBuf)> = list
+        .iter()
+        .map(|a| (a.first_seq, a.end_seq, a.location.clone()))
+        .collect();
+    let cold = std::fs::canonicalize(&cold).unwrap();
+    assert_eq!(
+        got,
+        vec![
+            (0, 40, cold.join("00000000000000000000.seg.gz")),
+            (40, 80, cold.join("00000000000000000040.seg.gz")),
+        ]
+    );
+    assert!(got.iter().all(|(_, _, p)| p.is_absolute() && p.exists()));
+    verify(&b.dir, &b.verifier(), &VerifyOptions::default()).unwrap();
+}

@@ -25,7 +25,7 @@ store:
   max_events: 1000000              # >= 1000
   sync: normal                     # normal: survives a killed process; full: also power loss (fsync per commit)
 audit:
-  origin: null                     # names the log and its signing key; null: sentinel/<hostname>
+  origin: null                     # names the log and its signing key; null: a new log is named sentinel/<hostname>, an existing one keeps its key's name
   checkpoint_every: 1000           # records between signed checkpoints (1..=1000000)
   checkpoint_interval: 10s         # ... or this long, whichever comes first
   segment_bytes: 67108864          # roll to a new segment file at this size (1MiB..=1GiB)

@@ -182,7 +182,8 @@ pub struct StoreConfig {
 /// `audit`: the tamper-evident audit log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuditConfig {
-    /// Names the log and its signing key (`sentinel/<hostname>` when not set).
+    /// Names the log and its signing key. When not set, a new log is named `sentinel/<hostname>` and an
+    /// existing log keeps the name of its key (`audit/key.pub`).
     pub origin: Option<String>,
     /// Records between signed checkpoints.
     pub checkpoint_every: u64,

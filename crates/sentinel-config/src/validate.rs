@@ -204,7 +204,10 @@ fn audit(r: &mut Reader, s: Option<&Node<'_>>) -> Option<AuditConfig> {
             if !witness_url_ok(url) {
                 r.fail(
                     &path,
-                    format!("`{url}` must be an https:// URL (http:// only on a loopback host)"),
+                    format!(
+                        "`{url}` must be an https:// URL with a host (http:// only to a loopback \
+                         host), a port from 1 to 65535 if any, and no spaces or backslashes"
+                    ),
                 );
                 return None;
             }
@@ -234,20 +237,44 @@ fn audit(r: &mut Reader, s: Option<&Node<'_>>) -> Option<AuditConfig> {
     })
 }
 
-/// An https URL, or an http one whose host is loopback (a witness on the same machine).
+/// An https URL, or an http one whose host is loopback (a witness on the same machine), with a host
+/// (and, if given, a port from 1 to 65535). Spaces, control characters and backslashes are refused: URL
+/// parsers read them differently (a backslash is a path separator to some), and a URL this check reads
+/// one way must not be sent somewhere else.
 fn witness_url_ok(url: &str) -> bool {
-    if let Some(rest) = url.strip_prefix("https://") {
-        return !rest.is_empty();
-    }
-    let Some(rest) = url.strip_prefix("http://") else {
+    if url
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || c == '\\')
+    {
         return false;
+    }
+    let (rest, https) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
+        (Some(rest), _) => (rest, true),
+        (None, Some(rest)) => (rest, false),
+        (None, None) => return false,
     };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or_default(),
-        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    // user:password@ before the host (a witness behind basic auth) is allowed.
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
+    let (host, port) = match host_port.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((h, "")) => (h, None),
+            Some((h, tail)) => match tail.strip_prefix(':') {
+                Some(p) => (h, Some(p)),
+                None => return false,
+            },
+            None => return false,
+        },
+        None => match host_port.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (host_port, None),
+        },
     };
-    host == "localhost"
+    if host.is_empty() || port.is_some_and(|p| !p.parse::<u16>().is_ok_and(|p| p > 0)) {
+        return false;
+    }
+    https
+        || host == "localhost"
         || host
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())

@@ -205,8 +205,10 @@ impl Store {
         fetch_page(self, "events", q, cursor, limit).await
     }
 
-    /// The audit trail of one trace, in the order it was written (at most [`AUDIT_PER_TRACE_LIMIT`]),
-    /// each record with its audit log seq (when the log holds it) and content hash.
+    /// The audit trail of one trace in audit log order (by log seq; rows the log does not hold come
+    /// after, in the order they were stored), at most [`AUDIT_PER_TRACE_LIMIT`], each record with its
+    /// audit log seq (when the log holds it) and content hash. Log order holds even for rows the index
+    /// caught up after a crash, which are stored later than the rows around them.
     pub async fn audit_for_trace(&self, trace: &TraceId) -> Result<Vec<AuditRow>, StoreError> {
         type Row = (
             i64,
@@ -220,7 +222,7 @@ impl Store {
         );
         let rows = sqlx::query_as::<_, Row>(
             "SELECT seq, ts, kind, subject_id, trace_id, summary, log_seq, content_hash FROM audit \
-             WHERE trace_id = ? ORDER BY seq ASC LIMIT ?",
+             WHERE trace_id = ? ORDER BY log_seq IS NULL, log_seq ASC, seq ASC LIMIT ?",
         )
         .bind(trace.as_str())
         .bind(AUDIT_PER_TRACE_LIMIT)

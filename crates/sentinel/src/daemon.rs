@@ -370,6 +370,22 @@ fn existing_origin(dir: &Path) -> Option<String> {
     Some(v.name().to_owned())
 }
 
+/// With `audit.origin` set and an existing audit log whose key has another name, why the daemon would
+/// refuse to start (`sentinel config check` reports it before a start fails on it).
+pub fn audit_origin_problem(cfg: &ValidatedConfig) -> Option<String> {
+    let configured = cfg.audit.origin.as_ref()?;
+    let dir = sentinel_audit::format::audit_dir(&cfg.data_dir);
+    let existing = existing_origin(&dir)?;
+    (existing != *configured).then(|| {
+        format!(
+            "`audit.origin`: {configured:?} is not the name of the existing audit log in {} \
+             ({existing:?}, from its key.pub): the daemon would refuse to start; leave audit.origin \
+             unset (an existing log keeps its name) or set it to {existing:?}",
+            dir.display()
+        )
+    })
+}
+
 /// The name of a new audit log when `audit.origin` is not set: `sentinel/<hostname>`.
 fn default_origin() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
@@ -402,6 +418,7 @@ async fn open_audit_log(
         Some(o) => o.clone(),
         None => existing_origin(&dir).unwrap_or_else(default_origin),
     };
+    let new_key = !dir.join("key.pub").exists();
     let mut settings = sentinel_audit::AuditSettings::new(&dir, origin.clone());
     settings.checkpoint_every = cfg.audit.checkpoint_every;
     settings.checkpoint_interval = cfg.audit.checkpoint_interval;
@@ -424,6 +441,16 @@ async fn open_audit_log(
         checkpoint_size = latest.checkpoint.size,
         verifier_key = %log.verifier_key(),
     );
+    if new_key && dir.join("key.pub").exists() {
+        // Like the admin key: said once, where the operator sees it. The copy in key.pub is only as
+        // trustworthy as the host; a copy kept elsewhere is what `verify --key` needs.
+        eprintln!(
+            "Sentinel created the audit log's signing key. Keep a copy of its verifier key off this \
+             host (it is also in {}) and check the log with `sentinel audit verify --key KEY`:\n\n    {}\n",
+            dir.join("key.pub").display(),
+            log.verifier_key()
+        );
+    }
     Ok((log, task))
 }
 
@@ -530,11 +557,14 @@ async fn open_auth(
     trace: &TraceId,
 ) -> anyhow::Result<Arc<Auth>> {
     let bypass = cfg.api.allow_insecure_no_auth;
+    let secret_path = cfg.data_dir.join("auth.secret");
+    let secret_is_new = !secret_path.exists();
     let auth = Arc::new(Auth::new(
-        auth::load_or_create_secret(&cfg.data_dir.join("auth.secret"))?,
+        auth::load_or_create_secret(&secret_path)?,
         bypass,
     ));
-    sentinel_api::keys::bootstrap_keys(store, &auth, &cfg.data_dir, recorder, trace).await?;
+    sentinel_api::keys::bootstrap_keys(store, &auth, &cfg.data_dir, recorder, trace, secret_is_new)
+        .await?;
     if bypass {
         spawn_bypass_warning();
     }

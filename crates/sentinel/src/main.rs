@@ -45,12 +45,13 @@ enum Command {
     /// and the JSON log file's hash chain (verify-logs). Works without the daemon.
     Audit(cmd::audit::AuditArgs),
     /// Copy the store and the audit log, consistently, while the daemon runs (the copy holds the
-    /// audit signing key: keep it private).
+    /// audit signing key and the API key secret: keep it private).
     ///
     /// The store first (SQLite VACUUM INTO), then the audit log's checkpoints and segments up to their
     /// last complete frame, so the copy verifies (`sentinel audit verify --data-dir DIR`) and holds
-    /// every record its store refers to. API key files are not copied (the store keeps key hashes
-    /// only). Exit 0 with what was copied; 1 when the log is damaged; 2 on a usage or I/O error.
+    /// every record its store refers to. A daemon starts from the copy (`sentinel run --data-dir
+    /// DIR`) and accepts the same API keys (`auth.secret` is copied; `admin.key` is not). Exit 0 with
+    /// what was copied; 1 when the log is damaged; 2 on a usage or I/O error.
     Backup(cmd::backup::BackupArgs),
     /// Exit 0 when the running daemon is ready, 1 otherwise (for container health checks).
     Healthcheck(cmd::healthcheck::HealthcheckArgs),

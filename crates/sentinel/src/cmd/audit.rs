@@ -78,9 +78,11 @@ enum AuditCommand {
         #[arg(short = 'f', long)]
         follow: bool,
     },
-    /// Compress old sealed segments (or move them to --to); checkpoints and proofs keep working.
+    /// Compress old sealed segments (or move them to --to); checkpoints and `verify` keep working.
     ///
-    /// Only whole segments whose records are all below --before and covered by a checkpoint go.
+    /// Only whole segments whose records are all below --before and covered by a checkpoint go. The
+    /// stored hashes stay, so consistency proofs and `verify` keep working; records moved with --to
+    /// are no longer read (no `show` or inclusion proof of them: the API answers 410).
     Archive {
         /// Archive segments holding only records below this sequence number.
         #[arg(long, value_name = "SEQ")]

@@ -21,8 +21,10 @@
 //!    `verify` checks them), so they match the copied records exactly.
 //!
 //! The key files go first: `key.pub` and `key`, the **signing key** (0600): the backup can sign
-//! checkpoints and must be kept as private as the data directory. API key files (`admin.key`) and the
-//! API's secret are not copied. Everything is created 0600 (directories 0700) and synced; at the end
+//! checkpoints and must be kept as private as the data directory. The API's key-hashing secret
+//! (`auth.secret`) is copied too: the store holds only HMACs of the API keys under it, so without it a
+//! daemon started from the copy would accept none of them (and, since the store has keys, make no new
+//! admin key). The plaintext admin key file (`admin.key`) is not copied. Everything is created 0600 (directories 0700) and synced; at the end
 //! the copy is verified as `sentinel audit verify` would (against its own `key.pub`).
 
 use super::audit::{audit_dir, bad, hex, read_fail, usage, Fail};
@@ -47,12 +49,15 @@ use std::process::ExitCode;
 const DB_FILE: &str = "sentinel.db";
 /// The signing key's file in the audit directory.
 const KEY_FILE: &str = "key";
+/// The API's key-hashing secret in a data directory.
+const AUTH_SECRET_FILE: &str = "auth.secret";
 
 /// `sentinel backup` arguments.
 #[derive(Args)]
 pub struct BackupArgs {
     /// Where to write the copy: a directory that does not exist yet or is empty. It becomes a data
-    /// directory (`sentinel.db`, `audit/`) holding the audit SIGNING KEY: keep it private.
+    /// directory (`sentinel.db`, `audit/`, `auth.secret`) holding the audit SIGNING KEY and the API key
+    /// secret: keep it private. Start a daemon from it with `sentinel run --data-dir DIR`.
     dir: PathBuf,
     #[command(flatten)]
     common: Common,
@@ -113,6 +118,23 @@ fn fill(dest: &Path, data_dir: &Path, src_audit: &Path) -> Result<String, Fail> 
         ));
         None
     };
+
+    // The API's key-hashing secret, so the stored API keys work in a daemon started from the copy.
+    let secret = data_dir.join(AUTH_SECRET_FILE);
+    match fs::read(&secret) {
+        Ok(bytes) => {
+            write_new(&dest.join(AUTH_SECRET_FILE), &bytes)?;
+            text.push_str(&format!(
+                "  api: {AUTH_SECRET_FILE} (0600: the API keys stored in the copy keep working; \
+                 admin.key is not copied)\n"
+            ));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => text.push_str(&format!(
+            "  api: no {AUTH_SECRET_FILE} at {} (not copied)\n",
+            secret.display()
+        )),
+        Err(e) => return Err(io_fail(&secret)(e)),
+    }
 
     // 2-4. The audit log.
     let log = if src_audit.is_dir() {

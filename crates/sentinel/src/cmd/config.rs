@@ -1,5 +1,6 @@
 //! `sentinel config check`: validate, print the effective configuration (secrets as `***`), a WARNING
-//! per unsafe setting, and what the sources' preflight finds (globs, files). Exit 2 on any problem.
+//! per unsafe setting, what the sources' preflight finds (globs, files), and an `audit.origin` an
+//! existing audit log would refuse. Exit 2 on any problem.
 
 use super::Common;
 use clap::Subcommand;
@@ -26,19 +27,17 @@ pub fn run(command: ConfigCommand) -> ExitCode {
     for w in cfg.warnings() {
         println!("WARNING: {w}");
     }
-    let (notes, errors) = sentinel_pipeline::sources::preflight(&cfg);
+    let (notes, mut errors) = sentinel_pipeline::sources::preflight(&cfg);
     for n in notes {
         println!("{n}");
     }
+    errors.extend(sentinel::daemon::audit_origin_problem(&cfg));
     if errors.is_empty() {
         return ExitCode::SUCCESS;
     }
     eprintln!("the configuration has {} problem(s):", errors.len());
     for e in errors {
-        eprintln!(
-            "{}",
-            sentinel_core::redact::builtin().redact_text(&e.to_string())
-        );
+        eprintln!("{}", sentinel_core::redact::builtin().redact_text(&e));
     }
     ExitCode::from(2)
 }
