@@ -230,7 +230,9 @@ pub async fn run(
             evt = "audit_log_closed",
             size = cp.checkpoint.size,
             root = cp.text.lines().nth(2).unwrap_or_default(),
-            indexed,
+            // Rows this run's queued path indexed (operators' committed records and earlier runs
+            // are not in it): not a count of the whole index.
+            queued_rows_indexed_this_run = indexed,
         ),
         Err(e) => {
             tracing::error!(evt = "audit_log_close_failed", error = %e);
