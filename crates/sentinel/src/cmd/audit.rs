@@ -50,6 +50,13 @@ enum AuditCommand {
         /// Threads that check entries and hash leaves (default: the cores, up to 8).
         #[arg(long, value_name = "N")]
         threads: Option<usize>,
+        /// A checkpoint saved earlier (the signed note from `GET /v1/audit/checkpoint` or the
+        /// checkpoints file), repeatable: its signature must verify with the verifier key, the log
+        /// must hold its size, and the root of the log's records at that size must be its root. A
+        /// log rolled back to an older copy, truncated or rewritten (even with every checkpoint
+        /// signed again) fails naming the file.
+        #[arg(long = "checkpoint", value_name = "FILE")]
+        checkpoints: Vec<PathBuf>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -156,9 +163,12 @@ pub fn run(a: AuditArgs) -> ExitCode {
         AuditCommand::VerifyLogs { .. } => "verify-logs",
     };
     let done = audit_dir(&a.common).and_then(|dir| match a.command {
-        AuditCommand::Verify { key, threads, json } => {
-            run_verify(&dir, key.as_deref(), threads, json)
-        }
+        AuditCommand::Verify {
+            key,
+            threads,
+            checkpoints,
+            json,
+        } => run_verify(&dir, key.as_deref(), threads, &checkpoints, json),
         AuditCommand::Show {
             seq,
             proof,
@@ -274,16 +284,38 @@ fn checkpoint_json(c: &Checkpoint) -> Value {
     })
 }
 
+/// The saved checkpoints of `--checkpoint`, each signed by `verifier` (else exit 1 naming the file).
+fn load_pinned(files: &[PathBuf], verifier: &Verifier) -> Result<Vec<Checkpoint>, Fail> {
+    files
+        .iter()
+        .map(|f| {
+            let text = std::fs::read_to_string(f)
+                .map_err(|e| usage(format!("--checkpoint {}: {e}", f.display())))?;
+            match verifier.verify(&text) {
+                Ok(s) => Ok(s.checkpoint),
+                Err(e) => Err(bad(format!(
+                    "saved checkpoint {}: {e} (verifier key {}): the log's key was replaced, or \
+                     the checkpoint is of another log",
+                    f.display(),
+                    verifier.to_text()
+                ))),
+            }
+        })
+        .collect()
+}
+
 fn run_verify(
     dir: &Path,
     key: Option<&str>,
     threads: Option<usize>,
+    pinned_files: &[PathBuf],
     json_out: bool,
 ) -> Result<(), Fail> {
     if threads == Some(0) {
         return Err(usage("--threads must be at least 1"));
     }
     let (verifier, source) = load_key(key, dir)?;
+    let pinned = load_pinned(pinned_files, &verifier)?;
     let mut warnings: Vec<String> = Vec::new();
     match &source {
         KeySource::LogDir(p) => warnings.push(format!("verifier key read from {}", p.display())),
@@ -291,19 +323,37 @@ fn run_verify(
     }
     let opts = VerifyOptions {
         threads,
+        pinned,
         ..VerifyOptions::default()
     };
     match verify::verify(dir, &verifier, &opts) {
         Ok(report) => {
             warnings.extend(report_warnings(&report));
+            let saved: Vec<String> = pinned_files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect();
             if json_out {
-                let v = report_json(dir, &verifier, &report, &warnings);
+                let mut v = report_json(dir, &verifier, &report, &warnings);
+                v["saved_checkpoints"] = json!(saved);
                 out(&format!("{}\n", pretty(&v)))
             } else {
-                out(&report_text(dir, &verifier, &report, &warnings))
+                let mut text = report_text(dir, &verifier, &report, &warnings);
+                if !saved.is_empty() {
+                    text.push_str(&format!(
+                        "  saved:         {} checkpoint(s) consistent with the log ({})\n",
+                        saved.len(),
+                        saved.join(", ")
+                    ));
+                }
+                out(&text)
             }
         }
         Err(e) => {
+            let pinned_file = match &e {
+                VerifyError::Pinned { index, .. } => pinned_files.get(*index),
+                _ => None,
+            };
             let code = match &e {
                 // A file missing from a log directory that is there: the log is incomplete.
                 VerifyError::Read(ReadError::Io { source, .. })
@@ -337,6 +387,12 @@ fn run_verify(
                         v["record"] = json!(record);
                         v["stored_hash"] = json!(index);
                     }
+                    VerifyError::Pinned { size, .. } => {
+                        v["saved_checkpoint"] = json!({
+                            "file": pinned_file.map(|f| f.display().to_string()),
+                            "size": size,
+                        });
+                    }
                     _ => {}
                 }
                 out(&format!("{}\n", pretty(&v)))?;
@@ -345,9 +401,13 @@ fn run_verify(
                     eprintln!("warning: {w}");
                 }
             }
+            let what = match pinned_file {
+                Some(f) => format!("{e} [{}]", f.display()),
+                None => e.to_string(),
+            };
             Err(Fail {
                 code,
-                msg: format!("audit log {} FAILED verification: {e}", dir.display()),
+                msg: format!("audit log {} FAILED verification: {what}", dir.display()),
             })
         }
     }
