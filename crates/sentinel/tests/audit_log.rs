@@ -577,3 +577,129 @@ async fn the_log_keeps_its_name_and_a_different_origin_is_refused() {
         "the key was replaced"
     );
 }
+
+fn sqlite(db: &Path, sql: &str) -> String {
+    let o = std::process::Command::new("sqlite3")
+        .arg(db)
+        .arg(sql)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn verify_store(dir: &Path) -> (Option<i32>, String) {
+    let o = command(dir)
+        .args(["audit", "verify", "--store", "--data-dir", "data"])
+        .output()
+        .unwrap();
+    (
+        o.status.code(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    )
+}
+
+/// Whoever can write the data directory can edit the SQLite store without touching the log:
+/// `audit verify --store` recomputes every noted row's content hash and compares the audit index
+/// with the log, naming what was edited.
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_store_names_an_edited_alert_row_action_row_or_index_row() {
+    let d = Daemon::start(&[]);
+    for i in 0..3 {
+        let r = d
+            .client()
+            .post(d.url("/v1/defend"))
+            .bearer_auth(&d.key)
+            .header("content-type", "application/json")
+            .header("x-trace-id", format!("store-check-{i}"))
+            .body(ATTACK.replace("203.0.113.7", &format!("203.0.113.{}", 10 + i)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    eventually(Duration::from_secs(5), || async {
+        (audit_rows(&d, "store-check-2").await.len() >= 5).then_some(())
+    })
+    .await;
+    let (dir, _) = d.stop();
+    let db = dir.path().join("data/sentinel.db");
+    let (code, out) = verify_store(dir.path());
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("store:"), "{out}");
+    assert!(!out.contains(" 0 alert/investigation/plan row(s)"), "{out}");
+    assert!(!out.contains(" 0 action(s)"), "{out}");
+    let pristine = std::fs::read(&db).unwrap();
+    let restore = || {
+        std::fs::write(&db, &pristine).unwrap();
+        let _ = std::fs::remove_file(dir.path().join("data/sentinel.db-wal"));
+        let _ = std::fs::remove_file(dir.path().join("data/sentinel.db-shm"));
+    };
+
+    // An alert row edited (its score lowered): named by the alert and its log record.
+    let alert = sqlite(&db, "SELECT id FROM alerts ORDER BY id LIMIT 1");
+    let alert = alert.trim();
+    sqlite(
+        &db,
+        &format!("UPDATE alerts SET body = replace(body, '203.0.113', '198.51.100') WHERE id = '{alert}'"),
+    );
+    let (code, out) = verify_store(dir.path());
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains(&format!("the alerts row {alert} hashes to")),
+        "{out}"
+    );
+    restore();
+    assert_eq!(verify_store(dir.path()).0, Some(0));
+
+    // An action row edited: its hash is none of the states the log recorded.
+    sqlite(
+        &db,
+        "UPDATE actions SET body = replace(body, '203.0.113', '198.51.100') \
+         WHERE id = (SELECT id FROM actions LIMIT 1)",
+    );
+    let (code, out) = verify_store(dir.path());
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("the actions row") && out.contains("none of the"),
+        "{out}"
+    );
+    restore();
+
+    // The audit index edited (a summary rewritten): named by its record.
+    let seq = sqlite(
+        &db,
+        "SELECT log_seq FROM audit WHERE kind = 'alert_raised' LIMIT 1",
+    );
+    let seq = seq.trim();
+    sqlite(
+        &db,
+        &format!("UPDATE audit SET summary = 'nothing' WHERE log_seq = {seq}"),
+    );
+    let (code, out) = verify_store(dir.path());
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains(&format!(
+            "audit index row for record {seq} differs from the log in its summary"
+        )),
+        "{out}"
+    );
+    restore();
+
+    // An index row pointing past the log.
+    sqlite(
+        &db,
+        "UPDATE audit SET log_seq = 999999 WHERE log_seq = (SELECT MAX(log_seq) FROM audit)",
+    );
+    let (code, out) = verify_store(dir.path());
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("row for record 999999"), "{out}");
+}

@@ -57,6 +57,11 @@ enum AuditCommand {
         /// signed again) fails naming the file.
         #[arg(long = "checkpoint", value_name = "FILE")]
         checkpoints: Vec<PathBuf>,
+        /// Also check the store against the log: every audit index row must be its log record,
+        /// and every alert, investigation and plan row must hash to what the log noted (an action
+        /// row to one of the states the log recorded for it).
+        #[arg(long)]
+        store: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -167,8 +172,9 @@ pub fn run(a: AuditArgs) -> ExitCode {
             key,
             threads,
             checkpoints,
+            store,
             json,
-        } => run_verify(&dir, key.as_deref(), threads, &checkpoints, json),
+        } => run_verify(&dir, key.as_deref(), threads, &checkpoints, store, json),
         AuditCommand::Show {
             seq,
             proof,
@@ -309,6 +315,7 @@ fn run_verify(
     key: Option<&str>,
     threads: Option<usize>,
     pinned_files: &[PathBuf],
+    check_store: bool,
     json_out: bool,
 ) -> Result<(), Fail> {
     if threads == Some(0) {
@@ -329,6 +336,24 @@ fn run_verify(
     match verify::verify(dir, &verifier, &opts) {
         Ok(report) => {
             warnings.extend(report_warnings(&report));
+            let store = match check_store {
+                true => Some(super::audit_store::check(dir, report.records)?),
+                false => None,
+            };
+            if let Some(s) = &store {
+                if let (n, Some(first)) = s.index_missing {
+                    warnings.push(format!(
+                        "the store's audit index lacks {n} record(s) of the log, the first {first} \
+                         (the daemon adds them again when it starts)"
+                    ));
+                }
+                if let (n, Some(first)) = s.rows_missing {
+                    warnings.push(format!(
+                        "{n} record(s) of the log note a row the store does not hold, the first \
+                         {first} (a crash between the log and the store, or a deleted row)"
+                    ));
+                }
+            }
             let saved: Vec<String> = pinned_files
                 .iter()
                 .map(|f| f.display().to_string())
@@ -336,6 +361,16 @@ fn run_verify(
             if json_out {
                 let mut v = report_json(dir, &verifier, &report, &warnings);
                 v["saved_checkpoints"] = json!(saved);
+                if let Some(s) = &store {
+                    v["store"] = json!({
+                        "index_rows": s.index_rows,
+                        "index_archived": s.index_archived,
+                        "index_missing": s.index_missing.0,
+                        "rows_checked": s.rows_checked,
+                        "actions_checked": s.actions_checked,
+                        "rows_missing": s.rows_missing.0,
+                    });
+                }
                 out(&format!("{}\n", pretty(&v)))
             } else {
                 let mut text = report_text(dir, &verifier, &report, &warnings);
@@ -344,6 +379,14 @@ fn run_verify(
                         "  saved:         {} checkpoint(s) consistent with the log ({})\n",
                         saved.len(),
                         saved.join(", ")
+                    ));
+                }
+                if let Some(s) = &store {
+                    text.push_str(&format!(
+                        "  store:         {} index row(s) match the log ({} archived, not compared); \
+                         {} alert/investigation/plan row(s) and {} action(s) match their content \
+                         hash\n",
+                        s.index_rows, s.index_archived, s.rows_checked, s.actions_checked
                     ));
                 }
                 out(&text)
