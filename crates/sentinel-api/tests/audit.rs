@@ -208,6 +208,46 @@ async fn records_page_in_order_and_bad_requests_are_named() {
             StatusCode::BAD_REQUEST,
         ),
         ("/v1/audit/checkpoint?format=xml", StatusCode::BAD_REQUEST),
+        // Hostile numbers and repeated parameters: a clear 400, never a guess at which one counts.
+        (
+            "/v1/audit/records?from=18446744073709551616",
+            StatusCode::BAD_REQUEST,
+        ),
+        ("/v1/audit/records?from=-1", StatusCode::BAD_REQUEST),
+        ("/v1/audit/records?from=5&from=0", StatusCode::BAD_REQUEST),
+        (
+            "/v1/audit/records?limit=1&limit=1000",
+            StatusCode::BAD_REQUEST,
+        ),
+        ("/v1/audit/proof/0?tree_size=0", StatusCode::BAD_REQUEST),
+        (
+            "/v1/audit/proof/0?tree_size=18446744073709551615",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/v1/audit/proof/18446744073709551615",
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/v1/audit/proof/3?tree_size=5&tree_size=25",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/v1/audit/consistency?from=1&from=2",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/v1/audit/consistency?from=0&to=18446744073709551615",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/v1/audit/checkpoints?from=0&from=1",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/v1/audit/checkpoint?format=json&format=note",
+            StatusCode::BAD_REQUEST,
+        ),
     ] {
         let r = send(&f.app, get(path, Some(&key))).await;
         assert_eq!(

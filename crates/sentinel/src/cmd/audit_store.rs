@@ -109,7 +109,8 @@ async fn walk(log: &LogDir, store: &Store, records: u64) -> Result<StoreReport, 
                 if let Some((field, _)) = differs.iter().find(|(_, d)| *d) {
                     return Err(bad(format!(
                         "store: the audit index row for record {} differs from the log in its \
-                         {field} (the log's record is in {} at byte {}): the store was edited",
+                         {field} (the log's record is in {} at byte {}): the store was edited, or the \
+                         log was rolled back or rewritten under it",
                         r.seq, r.segment, r.offset
                     )));
                 }
