@@ -117,6 +117,12 @@ enum AuditCommand {
         /// line is taken as given. Without it, a file must start where a run starts.
         #[arg(long)]
         continued: bool,
+        /// Also check the file against the audit log (of --data-dir or the configuration): every
+        /// block seal the audit log anchored (`log_chain` records) must be in the file, so a whole
+        /// run or sealed block removed from it shows. With --continued, anchors older than the
+        /// first one the file holds are not looked for (they were in an earlier file).
+        #[arg(long)]
+        anchors: bool,
     },
 }
 
@@ -155,10 +161,21 @@ pub fn run(a: AuditArgs) -> ExitCode {
         file,
         seals,
         continued,
+        anchors,
     } = &a.command
     {
-        // A file on its own: no configuration or data directory involved.
-        return verify_logs(file, *seals, *continued);
+        // A file on its own: no configuration or data directory involved, unless --anchors.
+        let dir = match anchors {
+            true => match audit_dir(&a.common) {
+                Ok(d) => Some(d),
+                Err(f) => {
+                    eprintln!("sentinel audit verify-logs: {}", f.msg);
+                    return ExitCode::from(f.code);
+                }
+            },
+            false => None,
+        };
+        return verify_logs(file, *seals, *continued, dir.as_deref());
     }
     let name = match &a.command {
         AuditCommand::Verify { .. } => "verify",
@@ -983,7 +1000,50 @@ fn run_archive(dir: &Path, before: u64, to: Option<&Path>) -> Result<(), Fail> {
     out(&s)
 }
 
-fn verify_logs(file: &PathBuf, seals: bool, continued: bool) -> ExitCode {
+/// The block seals the audit log in `dir` anchored (`log_chain` records): (record seq, seal hex).
+fn anchored_seals(dir: &Path) -> Result<Vec<(u64, String)>, Fail> {
+    let log = LogDir::open(dir).map_err(read_fail)?;
+    let mut out = Vec::new();
+    for r in log.records(0) {
+        let r = r.map_err(read_fail)?;
+        if r.entry.kind == sentinel_core::AuditKind::LogChain {
+            if let Some(h) = r.entry.content_hash {
+                out.push((r.seq, h));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The first anchored seal the file lacks (with --continued: after the first one it holds).
+fn missing_anchor<'a>(
+    anchors: &'a [(u64, String)],
+    r: &ChainReport,
+    continued: bool,
+) -> Option<&'a (u64, String)> {
+    let in_file: std::collections::HashSet<String> = r
+        .runs
+        .iter()
+        .flat_map(|run| run.seals.iter().map(|s| hex_of(&s.seal)))
+        .collect();
+    let start = match continued {
+        true => anchors
+            .iter()
+            .position(|(_, h)| in_file.contains(h))
+            .unwrap_or(anchors.len()),
+        false => 0,
+    };
+    anchors[start..].iter().find(|(_, h)| !in_file.contains(h))
+}
+
+fn verify_logs(file: &PathBuf, seals: bool, continued: bool, anchors: Option<&Path>) -> ExitCode {
+    let anchored = match anchors.map(anchored_seals).transpose() {
+        Ok(a) => a,
+        Err(f) => {
+            eprintln!("sentinel audit verify-logs: {}", f.msg);
+            return ExitCode::from(f.code);
+        }
+    };
     let check = |r: &mut dyn std::io::BufRead| match continued {
         true => verify_log_continued(r),
         false => verify_log(r),
@@ -1050,6 +1110,21 @@ fn verify_logs(file: &PathBuf, seals: bool, continued: bool) -> ExitCode {
                 }
             }
             print_foreign(&r);
+            if let (Some(a), Some(dir)) = (&anchored, anchors) {
+                if let Some((seq, seal)) = missing_anchor(a, &r, continued) {
+                    println!(
+                        "{}: FAILED: audit record {seq} in {} anchors block seal {seal}, which is \
+                         not in the file: lines (a whole run or sealed block) were removed",
+                        file.display(),
+                        dir.display()
+                    );
+                    return ExitCode::FAILURE;
+                }
+                println!(
+                    "every block seal the audit log anchored ({}) is in the file",
+                    a.len()
+                );
+            }
             ExitCode::SUCCESS
         }
         Err(ChainError::Bad { line, problem }) => {
