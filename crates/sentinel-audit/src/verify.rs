@@ -1262,7 +1262,7 @@ mod tests {
         for full_parse in [false, true] {
             let opts = VerifyOptions {
                 full_parse,
-                threads: None,
+                ..VerifyOptions::default()
             };
             let r = verify(&built.dir, &built.verifier(), &opts).unwrap();
             assert_eq!(r.records, 130);

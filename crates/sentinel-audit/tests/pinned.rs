@@ -73,7 +73,7 @@ fn fork_at(b: &BuiltLog, seq: u64, signer: &Signer) {
         for h in range.push(merkle::leaf_hash(&r.unwrap().payload)) {
             hashes.extend_from_slice(&h);
         }
-        if range.size() % 25 == 0 {
+        if range.size().is_multiple_of(25) {
             sign(&range, &mut cps);
         }
     }
