@@ -703,3 +703,48 @@ async fn verify_store_names_an_edited_alert_row_action_row_or_index_row() {
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("row for record 999999"), "{out}");
 }
+
+/// `verify --store` on a running daemon that keeps recording: rows indexed and actions changed
+/// while it reads are not taken for edits (the index is bounded before the log is read, and an
+/// action's newer state is looked for in the log appended since).
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_store_on_a_daemon_that_keeps_recording_passes() {
+    let d = Daemon::start(&[]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut posters = Vec::new();
+    for k in 0..4u32 {
+        let (client, url, key, stop) = (
+            d.client(),
+            d.url("/v1/decisions"),
+            d.key.clone(),
+            stop.clone(),
+        );
+        posters.push(tokio::spawn(async move {
+            let mut i = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                i += 1;
+                let _ = client
+                    .post(&url)
+                    .bearer_auth(&key)
+                    .json(&json!({"ip": format!("198.18.{k}.{}", i % 250 + 1), "duration": "1h"}))
+                    .send()
+                    .await;
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let dir = d.dir.path().to_path_buf();
+    for _ in 0..5 {
+        let dir = dir.clone();
+        let (code, out) = tokio::task::spawn_blocking(move || verify_store(&dir))
+            .await
+            .unwrap();
+        assert_eq!(code, Some(0), "{out}");
+        assert!(!out.contains("index lacks"), "{out}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for p in posters {
+        p.await.unwrap();
+    }
+    let _ = d.stop();
+}

@@ -345,6 +345,11 @@ fn run_verify(
         KeySource::LogDir(p) => warnings.push(format!("verifier key read from {}", p.display())),
         KeySource::Given => warnings.extend(key_pub_differs(dir, &verifier)),
     }
+    // The store's index bound first: the log read after it must hold every row up to it.
+    let bound = match check_store {
+        true => Some(super::audit_store::index_bound(dir)?),
+        false => None,
+    };
     let opts = VerifyOptions {
         threads,
         pinned,
@@ -353,9 +358,9 @@ fn run_verify(
     match verify::verify(dir, &verifier, &opts) {
         Ok(report) => {
             warnings.extend(report_warnings(&report));
-            let store = match check_store {
-                true => Some(super::audit_store::check(dir, report.records)?),
-                false => None,
+            let store = match bound {
+                Some(b) => Some(super::audit_store::check(dir, report.records, b)?),
+                None => None,
             };
             if let Some(s) = &store {
                 if let (n, Some(first)) = s.index_missing {

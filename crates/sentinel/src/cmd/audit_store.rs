@@ -57,9 +57,7 @@ fn count_first(c: &mut (u64, Option<u64>), seq: u64) {
     c.1.get_or_insert(seq);
 }
 
-/// Checks the store of the data directory holding `audit_dir` against the log, which holds
-/// `records` records and has verified. Exit 1 naming the first mismatch.
-pub(crate) fn check(audit_dir: &Path, records: u64) -> Result<StoreReport, Fail> {
+fn db_path(audit_dir: &Path) -> Result<std::path::PathBuf, Fail> {
     let data = audit_dir
         .parent()
         .ok_or_else(|| usage(format!("{}: no data directory", audit_dir.display())))?;
@@ -67,21 +65,74 @@ pub(crate) fn check(audit_dir: &Path, records: u64) -> Result<StoreReport, Fail>
     if !db.is_file() {
         return Err(usage(format!("--store: no store at {}", db.display())));
     }
-    let log = LogDir::open(audit_dir).map_err(|e| usage(e.to_string()))?;
+    Ok(db)
+}
+
+fn with_store<T>(
+    audit_dir: &Path,
+    f: impl AsyncFnOnce(&Store) -> Result<T, Fail>,
+) -> Result<T, Fail> {
+    let db = db_path(audit_dir)?;
     let rt = super::small_runtime().map_err(|e| usage(format!("cannot start: {e}")))?;
     rt.block_on(async {
         let store = Store::open(&db)
             .await
             .map_err(|e| usage(format!("{}: {e}", db.display())))?;
-        let done = walk(&log, &store, records).await;
+        let done = f(&store).await;
         store.close().await;
         done
     })
 }
 
-async fn walk(log: &LogDir, store: &Store, records: u64) -> Result<StoreReport, Fail> {
+/// The highest log seq the store's index holds, read BEFORE the log: the daemon makes a record
+/// durable in the log before it indexes it, so every row up to here must be in the log read after;
+/// rows a running daemon adds later are not looked at.
+pub(crate) fn index_bound(audit_dir: &Path) -> Result<Option<u64>, Fail> {
+    with_store(audit_dir, async |store: &Store| {
+        store
+            .max_audit_log_seq()
+            .await
+            .map_err(|e| usage(format!("store: {e}")))
+    })
+}
+
+/// Checks the store of the data directory holding `audit_dir` against the log, which holds
+/// `records` records and has verified; index rows above `bound` ([`index_bound`]) are not looked
+/// at. Exit 1 naming the first mismatch.
+pub(crate) fn check(
+    audit_dir: &Path,
+    records: u64,
+    bound: Option<u64>,
+) -> Result<StoreReport, Fail> {
+    let log = LogDir::open(audit_dir).map_err(|e| usage(e.to_string()))?;
+    with_store(audit_dir, async |store: &Store| {
+        walk(&log, audit_dir, store, records, bound).await
+    })
+}
+
+/// The content hashes of records about action `id` appended from `from` on (a running daemon's
+/// newer states), read from the log as it is now.
+fn later_action_hashes(audit_dir: &Path, from: u64, id: &str) -> Result<Vec<String>, Fail> {
+    let log = LogDir::open(audit_dir).map_err(|e| usage(e.to_string()))?;
+    let mut out = Vec::new();
+    for r in log.records(from) {
+        let r = r.map_err(|e| usage(e.to_string()))?;
+        if r.entry.subject_id == id && audited_table(r.entry.kind) == Some("actions") {
+            out.extend(r.entry.content_hash);
+        }
+    }
+    Ok(out)
+}
+
+async fn walk(
+    log: &LogDir,
+    audit_dir: &Path,
+    store: &Store,
+    records: u64,
+    bound: Option<u64>,
+) -> Result<StoreReport, Fail> {
     let mut rep = StoreReport::default();
-    let mut index = IndexRows::new(store);
+    let mut index = IndexRows::new(store, bound);
     // Every state the log recorded for each action: (seq of the latest, hashes).
     let mut actions: BTreeMap<String, (u64, Vec<String>)> = BTreeMap::new();
     for r in log.records(0) {
@@ -116,7 +167,9 @@ async fn walk(log: &LogDir, store: &Store, records: u64) -> Result<StoreReport, 
                 }
                 rep.index_rows += 1;
             }
-            None => count_first(&mut rep.index_missing, r.seq),
+            // Records after the bound were appended while this ran: not indexed yet.
+            None if bound.is_some_and(|b| r.seq <= b) => count_first(&mut rep.index_missing, r.seq),
+            None => {}
         }
         let (Some(hash), Some(_)) = (&e.content_hash, audited_table(e.kind)) else {
             continue;
@@ -155,6 +208,10 @@ async fn walk(log: &LogDir, store: &Store, records: u64) -> Result<StoreReport, 
     for (id, (latest, hashes)) in &actions {
         match stored_hash(store, AuditKind::ActionChanged, id).await? {
             Some(h) if hashes.contains(&h) => rep.actions_checked += 1,
+            // A running daemon changed the action since the log was read.
+            Some(h) if later_action_hashes(audit_dir, records, id)?.contains(&h) => {
+                rep.actions_checked += 1
+            }
             Some(h) => {
                 return Err(bad(format!(
                     "store: the actions row {id} hashes to {h}, which is none of the {} states the \
@@ -189,15 +246,18 @@ async fn stored_hash(store: &Store, kind: AuditKind, id: &str) -> Result<Option<
 /// The index rows in log seq order, a page at a time.
 struct IndexRows<'a> {
     store: &'a Store,
+    /// The highest seq looked at (`None`: no row is).
+    bound: Option<u64>,
     page: VecDeque<AuditRow>,
     next_from: u64,
     done: bool,
 }
 
 impl<'a> IndexRows<'a> {
-    fn new(store: &'a Store) -> Self {
+    fn new(store: &'a Store, bound: Option<u64>) -> Self {
         IndexRows {
             store,
+            bound,
             page: VecDeque::new(),
             next_from: 0,
             done: false,
@@ -217,7 +277,11 @@ impl<'a> IndexRows<'a> {
             }
             self.page.extend(rows);
         }
-        Ok(self.page.front().and_then(|r| r.log_seq))
+        Ok(self
+            .page
+            .front()
+            .and_then(|r| r.log_seq)
+            .filter(|&s| self.bound.is_some_and(|b| s <= b)))
     }
 
     /// The next row if its seq is below `seq`.
