@@ -208,6 +208,46 @@ async fn records_page_in_order_and_bad_requests_are_named() {
             StatusCode::BAD_REQUEST,
         ),
         ("/v1/audit/checkpoint?format=xml", StatusCode::BAD_REQUEST),
+        // Hostile numbers and repeated parameters: a clear 400, never a guess at which one counts.
+        (
+            "/v1/audit/records?from=18446744073709551616",
+            StatusCode::BAD_REQUEST,
+        ),
+        ("/v1/audit/records?from=-1", StatusCode::BAD_REQUEST),
+        ("/v1/audit/records?from=5&from=0", StatusCode::BAD_REQUEST),
+        (
+            "/v1/audit/records?limit=1&limit=1000",
+            StatusCode::BAD_REQUEST,
+        ),
+        ("/v1/audit/proof/0?tree_size=0", StatusCode::BAD_REQUEST),
+        (
+            "/v1/audit/proof/0?tree_size=18446744073709551615",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/v1/audit/proof/18446744073709551615",
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/v1/audit/proof/3?tree_size=5&tree_size=25",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/v1/audit/consistency?from=1&from=2",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/v1/audit/consistency?from=0&to=18446744073709551615",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/v1/audit/checkpoints?from=0&from=1",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/v1/audit/checkpoint?format=json&format=note",
+            StatusCode::BAD_REQUEST,
+        ),
     ] {
         let r = send(&f.app, get(path, Some(&key))).await;
         assert_eq!(
@@ -237,4 +277,47 @@ async fn a_node_without_a_log_says_so() {
     let h = harness().await;
     let r = send(&h.app, get("/v1/audit/checkpoint", Some(&h.viewer_key))).await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+}
+
+/// A failed audit write (here: the next segment cannot be created) leaves a log that refuses every
+/// append until it is reopened; the node then records nothing it does, so `/ready` says so (503)
+/// instead of staying ready with a dead audit trail.
+#[tokio::test]
+async fn ready_is_503_once_the_audit_log_refuses_appends() {
+    let h = harness().await;
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit");
+    let mut s = AuditSettings::new(audit.clone(), "sentinel/api-test");
+    s.segment_bytes = 4096;
+    let (log, task) = Log::open(s).await.unwrap();
+    let mut state = h.state.clone();
+    state.audit = Some(log.clone());
+    state
+        .ready
+        .store(true, std::sync::atomic::Ordering::Release);
+    let app = sentinel_api::router(state);
+    assert_eq!(send(&app, get("/ready", None)).await.status, StatusCode::OK);
+    // Directories where the next segments would go: the roll fails like a full disk would.
+    for i in 1..200u64 {
+        std::fs::create_dir(
+            audit
+                .join("segments")
+                .join(sentinel_audit::format::segment_name(i)),
+        )
+        .unwrap();
+    }
+    let mut i = 0;
+    while log.append(record(i)).await.is_ok() {
+        i += 1;
+        assert!(i < 200, "no roll happened");
+    }
+    assert!(log.refuses_appends());
+    let r = send(&app, get("/ready", None)).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        String::from_utf8_lossy(&r.body).contains("audit log refuses appends"),
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let _ = task.finish().await;
 }

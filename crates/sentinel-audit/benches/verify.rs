@@ -55,6 +55,7 @@ fn main() {
                 &VerifyOptions {
                     full_parse,
                     threads,
+                    ..VerifyOptions::default()
                 },
             )
             .unwrap();

@@ -27,6 +27,19 @@ pub enum KeyError {
         /// What is wrong.
         why: String,
     },
+    /// The key file belongs to another user, who can read the signing key.
+    #[error(
+        "audit key {path} is owned by uid {owner}, not by this process (uid {uid}): that user can \
+         read the signing key and forge checkpoints; give it to uid {uid} (chown) or make a new log"
+    )]
+    Owner {
+        /// The file.
+        path: String,
+        /// Its owner's uid.
+        owner: u32,
+        /// This process's uid.
+        uid: u32,
+    },
     /// The key is named for another log.
     #[error("audit key {path} is named {found:?}, not the configured origin {origin:?}: refusing to sign with it")]
     WrongName {
@@ -65,10 +78,19 @@ pub fn load_or_create(dir: &Path, origin: &str) -> Result<(Signer, bool), KeyErr
                     origin: origin.to_owned(),
                 });
             }
-            let mode = fs::metadata(&key_path)
-                .map_err(|e| io(&key_path, e))?
-                .permissions()
-                .mode();
+            let meta = fs::metadata(&key_path).map_err(|e| io(&key_path, e))?;
+            // The process's own uid is the owner of /proc/self (Linux).
+            if let Ok(me) = fs::metadata("/proc/self") {
+                use std::os::unix::fs::MetadataExt;
+                if meta.uid() != me.uid() {
+                    return Err(KeyError::Owner {
+                        path: key_path.display().to_string(),
+                        owner: meta.uid(),
+                        uid: me.uid(),
+                    });
+                }
+            }
+            let mode = meta.permissions().mode();
             if mode & 0o077 != 0 {
                 tracing::warn!(
                     evt = "audit_key_mode",

@@ -342,6 +342,12 @@ impl Log {
         ))
     }
 
+    /// Whether the log refuses appends because a write failed ([`LogError::Poisoned`]): nothing is
+    /// recorded until it is reopened (the daemon restarted), so the node is not ready.
+    pub fn refuses_appends(&self) -> bool {
+        self.shared.poisoned.load(Ordering::SeqCst)
+    }
+
     /// Appends a record; answers once it is durable.
     pub async fn append(&self, e: AuditRecord) -> Result<Appended, LogError> {
         self.submit(e).await?.await

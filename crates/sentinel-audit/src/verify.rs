@@ -36,6 +36,25 @@ pub struct VerifyOptions {
     pub full_parse: bool,
     /// Threads that check entries and hash leaves (default: the machine's cores, up to 8).
     pub threads: Option<usize>,
+    /// Checkpoints saved earlier by a client (their signatures already checked by the caller, as
+    /// a Certificate Transparency client keeps the last checkpoint it saw): the log must hold at
+    /// least each one's size, and the root recomputed from its records at that size must be the
+    /// saved root. A log rolled back to an older copy, truncated, or forked (rewritten from some
+    /// point, with new checkpoints) fails naming the saved checkpoint, by its position here.
+    pub pinned: Vec<Checkpoint>,
+}
+
+/// What is wrong with the log against a saved checkpoint ([`VerifyOptions::pinned`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PinnedProblem {
+    /// The log holds fewer records than the saved checkpoint: it was rolled back or truncated.
+    Beyond {
+        /// The records the log holds.
+        records: u64,
+    },
+    /// The root of the log's first `size` records is not the saved root: the log was forked.
+    RootMismatch,
 }
 
 /// Where a record sits.
@@ -179,6 +198,16 @@ pub enum VerifyError {
         /// What is wrong.
         why: String,
     },
+    /// The log disagrees with a checkpoint saved earlier ([`VerifyOptions::pinned`]).
+    #[error("saved checkpoint {index} (size {size}): {}", pinned_message(problem))]
+    Pinned {
+        /// Its position in [`VerifyOptions::pinned`].
+        index: usize,
+        /// Its tree size.
+        size: u64,
+        /// What is wrong.
+        problem: PinnedProblem,
+    },
     /// The hashes file disagrees with the records.
     #[error("hashes file: stored hash {index} (record {record}) {}", hashes_message(*checkpoint))]
     Hashes {
@@ -190,6 +219,17 @@ pub enum VerifyError {
         /// `None` when the leaf matched and a hash above it did not.
         checkpoint: Option<usize>,
     },
+}
+
+fn pinned_message(p: &PinnedProblem) -> String {
+    match p {
+        PinnedProblem::Beyond { records } => format!(
+            "the log holds only {records} records: it was rolled back to an older copy or truncated"
+        ),
+        PinnedProblem::RootMismatch => "the root of the log's records at that size is not the \
+            saved root: the log was rewritten (forked) at or before that size"
+            .into(),
+    }
 }
 
 fn hashes_message(checkpoint: Option<usize>) -> String {
@@ -331,7 +371,11 @@ pub fn verify(
     let log = LogDir::open(dir)?;
     let cps = read_checkpoints(&log, verifier)?;
     let archived = log.archived()?;
+    let mut pins: Vec<(usize, Checkpoint)> = opts.pinned.iter().cloned().enumerate().collect();
+    pins.sort_by_key(|(_, c)| c.size);
     let mut v = Walk {
+        pins: &pins,
+        next_pin: 0,
         cps: &cps.list,
         next_cp: 0,
         range: CompactRange::new(),
@@ -349,6 +393,7 @@ pub fn verify(
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(8))),
     };
     v.at_size()?; // checkpoints of the empty tree
+    v.at_pin()?;
 
     let mut report = Report {
         records: 0,
@@ -414,6 +459,13 @@ pub fn verify(
         return Err(records);
     }
     let end = v.range.size();
+    if let Some((index, cp)) = pins.get(v.next_pin) {
+        return Err(VerifyError::Pinned {
+            index: *index,
+            size: cp.size,
+            problem: PinnedProblem::Beyond { records: end },
+        });
+    }
     if let Some((index, cp)) = cps.list.get(v.next_cp) {
         return Err(VerifyError::Record {
             seq: end,
@@ -590,6 +642,9 @@ struct Pending {
 /// The state of one verification walk over the log.
 struct Walk<'a> {
     cps: &'a [(usize, Checkpoint)],
+    /// The saved checkpoints (their index in the options), by size.
+    pins: &'a [(usize, Checkpoint)],
+    next_pin: usize,
     next_cp: usize,
     range: CompactRange,
     stored: Vec<Hash>,
@@ -644,6 +699,22 @@ impl Walk<'_> {
                         checkpoint: None,
                     });
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Compares the tree with the saved checkpoints at its current size.
+    fn at_pin(&mut self) -> Result<(), VerifyError> {
+        let size = self.range.size();
+        while let Some((index, cp)) = self.pins.get(self.next_pin).filter(|(_, c)| c.size == size) {
+            self.next_pin += 1;
+            if self.range.root() != cp.root {
+                return Err(VerifyError::Pinned {
+                    index: *index,
+                    size,
+                    problem: PinnedProblem::RootMismatch,
+                });
             }
         }
         Ok(())
@@ -775,6 +846,7 @@ impl Walk<'_> {
                 }
             }
             self.at_size_archived(true)?;
+            self.at_pin()?;
         }
         Ok(())
     }
@@ -868,6 +940,13 @@ impl Walk<'_> {
                 .is_some_and(|(_, c)| c.size == seq + 1)
             {
                 self.at_size()?;
+            }
+            if self
+                .pins
+                .get(self.next_pin)
+                .is_some_and(|(_, c)| c.size == seq + 1)
+            {
+                self.at_pin()?;
             }
         }
         if let Some(e) = stop {
@@ -1183,7 +1262,7 @@ mod tests {
         for full_parse in [false, true] {
             let opts = VerifyOptions {
                 full_parse,
-                threads: None,
+                ..VerifyOptions::default()
             };
             let r = verify(&built.dir, &built.verifier(), &opts).unwrap();
             assert_eq!(r.records, 130);

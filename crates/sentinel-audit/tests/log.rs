@@ -614,3 +614,39 @@ async fn a_failed_write_fails_its_batch_and_refuses_appends_until_reopened() {
     assert_eq!(log.append(record(acked)).await.unwrap().seq, acked);
     task.finish().await.unwrap();
 }
+
+/// A signing key owned by another user (a log directory handed over, or planted): that user can
+/// read the key and sign checkpoints over any history, so the log does not open with it.
+/// Changing a file's owner needs root; elsewhere there is nothing to set up and the test stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signing_key_owned_by_another_user_is_refused() {
+    use std::os::unix::fs::MetadataExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("audit");
+    let (log, task) = Log::open(settings(&dir)).await.unwrap();
+    log.append(record(0)).await.unwrap();
+    drop(log);
+    task.finish().await.unwrap();
+    let key = dir.join("key");
+    let me = fs::metadata(&key).unwrap().uid();
+    if std::os::unix::fs::chown(&key, Some(65534), None).is_err() {
+        eprintln!("not root: cannot give the key to another user; nothing to check");
+        return;
+    }
+    let Err(err) = Log::open(settings(&dir)).await else {
+        panic!("opened with a key another user owns");
+    };
+    assert!(
+        matches!(
+            &err,
+            LogError::Key(sentinel_audit::keyfile::KeyError::Owner { owner: 65534, .. })
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("owned by uid 65534"), "{err}");
+    std::os::unix::fs::chown(&key, Some(me), None).unwrap();
+    let (log, task) = Log::open(settings(&dir)).await.unwrap();
+    assert_eq!(log.size(), 1);
+    drop(log);
+    task.finish().await.unwrap();
+}

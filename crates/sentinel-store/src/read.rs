@@ -210,17 +210,7 @@ impl Store {
     /// audit log seq (when the log holds it) and content hash. Log order holds even for rows the index
     /// caught up after a crash, which are stored later than the rows around them.
     pub async fn audit_for_trace(&self, trace: &TraceId) -> Result<Vec<AuditRow>, StoreError> {
-        type Row = (
-            i64,
-            i64,
-            String,
-            String,
-            String,
-            String,
-            Option<i64>,
-            Option<String>,
-        );
-        let rows = sqlx::query_as::<_, Row>(
+        let rows = sqlx::query_as::<_, AuditIndexRow>(
             "SELECT seq, ts, kind, subject_id, trace_id, summary, log_seq, content_hash FROM audit \
              WHERE trace_id = ? ORDER BY log_seq IS NULL, log_seq ASC, seq ASC LIMIT ?",
         )
@@ -228,35 +218,25 @@ impl Store {
         .bind(AUDIT_PER_TRACE_LIMIT)
         .fetch_all(self.pool())
         .await?;
-        rows.into_iter()
-            .map(
-                |(seq, ts, kind, subject_id, trace_id, summary, log_seq, content_hash)| {
-                    let corrupt = |what: &str, e: &dyn std::fmt::Display| {
-                        StoreError::Corrupt(format!("audit {seq}: {what}: {e}"))
-                    };
-                    let kind: AuditKind = serde_json::from_value(serde_json::Value::String(kind))
-                        .map_err(|e| corrupt("kind", &e))?;
-                    let trace_id: TraceId =
-                        serde_json::from_value(serde_json::Value::String(trace_id))
-                            .map_err(|e| corrupt("trace_id", &e))?;
-                    let log_seq = log_seq
-                        .map(u64::try_from)
-                        .transpose()
-                        .map_err(|e| corrupt("log_seq", &e))?;
-                    Ok(AuditRow {
-                        log_seq,
-                        record: AuditRecord {
-                            ts: sentinel_core::Timestamp::from_millis(ts),
-                            kind,
-                            subject_id,
-                            trace_id,
-                            summary,
-                            content_hash,
-                        },
-                    })
-                },
-            )
-            .collect()
+        rows.into_iter().map(audit_row).collect()
+    }
+
+    /// Up to `limit` indexed audit records the audit log holds, from log seq `from` on, in log seq
+    /// order: for checking the index against the log.
+    pub async fn audit_index_from(
+        &self,
+        from: u64,
+        limit: u32,
+    ) -> Result<Vec<AuditRow>, StoreError> {
+        let rows = sqlx::query_as::<_, AuditIndexRow>(
+            "SELECT seq, ts, kind, subject_id, trace_id, summary, log_seq, content_hash FROM audit \
+             WHERE log_seq >= ? ORDER BY log_seq ASC LIMIT ?",
+        )
+        .bind(seq_column(from)?)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter().map(audit_row).collect()
     }
 
     /// The highest audit log seq indexed, `None` when no indexed record came from the log. Catching
@@ -324,4 +304,43 @@ impl Store {
                 .await?;
         Ok(body.map(|b| sha256_hex(b.as_bytes())))
     }
+}
+
+/// An `audit` row as selected: seq, ts, kind, subject_id, trace_id, summary, log_seq, content_hash.
+type AuditIndexRow = (
+    i64,
+    i64,
+    String,
+    String,
+    String,
+    String,
+    Option<i64>,
+    Option<String>,
+);
+
+fn audit_row(
+    (seq, ts, kind, subject_id, trace_id, summary, log_seq, content_hash): AuditIndexRow,
+) -> Result<AuditRow, StoreError> {
+    let corrupt = |what: &str, e: &dyn std::fmt::Display| {
+        StoreError::Corrupt(format!("audit {seq}: {what}: {e}"))
+    };
+    let kind: AuditKind =
+        serde_json::from_value(serde_json::Value::String(kind)).map_err(|e| corrupt("kind", &e))?;
+    let trace_id: TraceId = serde_json::from_value(serde_json::Value::String(trace_id))
+        .map_err(|e| corrupt("trace_id", &e))?;
+    let log_seq = log_seq
+        .map(u64::try_from)
+        .transpose()
+        .map_err(|e| corrupt("log_seq", &e))?;
+    Ok(AuditRow {
+        log_seq,
+        record: AuditRecord {
+            ts: sentinel_core::Timestamp::from_millis(ts),
+            kind,
+            subject_id,
+            trace_id,
+            summary,
+            content_hash,
+        },
+    })
 }

@@ -763,3 +763,72 @@ fn backup_leaves_out_half_written_frames_and_recomputes_the_hashes() {
     drop(log);
     rt.block_on(task.finish()).unwrap();
 }
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
+#[test]
+fn verify_against_a_saved_checkpoint_catches_a_rolled_back_log() {
+    let (tmp, data) = with_log(100);
+    let d = data.to_str().unwrap();
+    let old_copy = tmp.path().join("old-audit");
+    copy_dir(&data.join("audit"), &old_copy);
+    runtime().block_on(append(&data, 100, 100));
+    // What a client saved: the latest signed note, as `GET /v1/audit/checkpoint` serves it.
+    let log = LogDir::open(&data.join("audit")).unwrap();
+    let last = log.checkpoints().unwrap().frames.last().unwrap().clone();
+    assert_eq!(last.size, 200);
+    let saved = tmp.path().join("saved-200.note");
+    std::fs::write(&saved, &last.text).unwrap();
+    let s = saved.to_str().unwrap();
+
+    let o = sentinel(
+        tmp.path(),
+        &["audit", "verify", "--data-dir", d, "--checkpoint", s],
+    );
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    assert!(
+        out.contains("saved:         1 checkpoint(s) consistent"),
+        "{out}"
+    );
+
+    // Root puts the older copy back: it verifies on its own, not against the saved checkpoint.
+    std::fs::remove_dir_all(data.join("audit")).unwrap();
+    copy_dir(&old_copy, &data.join("audit"));
+    let o = sentinel(tmp.path(), &["audit", "verify", "--data-dir", d]);
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+    let o = sentinel(
+        tmp.path(),
+        &["audit", "verify", "--data-dir", d, "--checkpoint", s],
+    );
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}\n{err}");
+    assert!(err.contains("saved checkpoint 0 (size 200)"), "{err}");
+    assert!(err.contains("holds only 100 records"), "{err}");
+    assert!(err.contains("saved-200.note"), "{err}");
+
+    // And with a new key in place (key and key.pub replaced): the saved note is not signed by it.
+    let other = Signer::generate(ORIGIN).unwrap();
+    std::fs::write(data.join("audit/key.pub"), other.verifier().to_text()).unwrap();
+    let o = sentinel(
+        tmp.path(),
+        &["audit", "verify", "--data-dir", d, "--checkpoint", s],
+    );
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}\n{err}");
+    assert!(
+        err.contains("saved checkpoint") && err.contains("saved-200.note"),
+        "{err}"
+    );
+}

@@ -577,3 +577,174 @@ async fn the_log_keeps_its_name_and_a_different_origin_is_refused() {
         "the key was replaced"
     );
 }
+
+fn sqlite(db: &Path, sql: &str) -> String {
+    let o = std::process::Command::new("sqlite3")
+        .arg(db)
+        .arg(sql)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn verify_store(dir: &Path) -> (Option<i32>, String) {
+    let o = command(dir)
+        .args(["audit", "verify", "--store", "--data-dir", "data"])
+        .output()
+        .unwrap();
+    (
+        o.status.code(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    )
+}
+
+/// Whoever can write the data directory can edit the SQLite store without touching the log:
+/// `audit verify --store` recomputes every noted row's content hash and compares the audit index
+/// with the log, naming what was edited.
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_store_names_an_edited_alert_row_action_row_or_index_row() {
+    let d = Daemon::start(&[]);
+    for i in 0..3 {
+        let r = d
+            .client()
+            .post(d.url("/v1/defend"))
+            .bearer_auth(&d.key)
+            .header("content-type", "application/json")
+            .header("x-trace-id", format!("store-check-{i}"))
+            .body(ATTACK.replace("203.0.113.7", &format!("203.0.113.{}", 10 + i)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    eventually(Duration::from_secs(5), || async {
+        (audit_rows(&d, "store-check-2").await.len() >= 5).then_some(())
+    })
+    .await;
+    let (dir, _) = d.stop();
+    let db = dir.path().join("data/sentinel.db");
+    let (code, out) = verify_store(dir.path());
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("store:"), "{out}");
+    assert!(!out.contains(" 0 alert/investigation/plan row(s)"), "{out}");
+    assert!(!out.contains(" 0 action(s)"), "{out}");
+    let pristine = std::fs::read(&db).unwrap();
+    let restore = || {
+        std::fs::write(&db, &pristine).unwrap();
+        let _ = std::fs::remove_file(dir.path().join("data/sentinel.db-wal"));
+        let _ = std::fs::remove_file(dir.path().join("data/sentinel.db-shm"));
+    };
+
+    // An alert row edited (its score lowered): named by the alert and its log record.
+    let alert = sqlite(&db, "SELECT id FROM alerts ORDER BY id LIMIT 1");
+    let alert = alert.trim();
+    sqlite(
+        &db,
+        &format!("UPDATE alerts SET body = replace(body, '203.0.113', '198.51.100') WHERE id = '{alert}'"),
+    );
+    let (code, out) = verify_store(dir.path());
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains(&format!("the alerts row {alert} hashes to")),
+        "{out}"
+    );
+    restore();
+    assert_eq!(verify_store(dir.path()).0, Some(0));
+
+    // An action row edited: its hash is none of the states the log recorded.
+    sqlite(
+        &db,
+        "UPDATE actions SET body = replace(body, '203.0.113', '198.51.100') \
+         WHERE id = (SELECT id FROM actions LIMIT 1)",
+    );
+    let (code, out) = verify_store(dir.path());
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("the actions row") && out.contains("none of the"),
+        "{out}"
+    );
+    restore();
+
+    // The audit index edited (a summary rewritten): named by its record.
+    let seq = sqlite(
+        &db,
+        "SELECT log_seq FROM audit WHERE kind = 'alert_raised' LIMIT 1",
+    );
+    let seq = seq.trim();
+    sqlite(
+        &db,
+        &format!("UPDATE audit SET summary = 'nothing' WHERE log_seq = {seq}"),
+    );
+    let (code, out) = verify_store(dir.path());
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains(&format!(
+            "audit index row for record {seq} differs from the log in its summary"
+        )),
+        "{out}"
+    );
+    restore();
+
+    // An index row pointing past the log.
+    sqlite(
+        &db,
+        "UPDATE audit SET log_seq = 999999 WHERE log_seq = (SELECT MAX(log_seq) FROM audit)",
+    );
+    let (code, out) = verify_store(dir.path());
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("row for record 999999"), "{out}");
+}
+
+/// `verify --store` on a running daemon that keeps recording: rows indexed and actions changed
+/// while it reads are not taken for edits (the index is bounded before the log is read, and an
+/// action's newer state is looked for in the log appended since).
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_store_on_a_daemon_that_keeps_recording_passes() {
+    let d = Daemon::start(&[]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut posters = Vec::new();
+    for k in 0..4u32 {
+        let (client, url, key, stop) = (
+            d.client(),
+            d.url("/v1/decisions"),
+            d.key.clone(),
+            stop.clone(),
+        );
+        posters.push(tokio::spawn(async move {
+            let mut i = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                i += 1;
+                let _ = client
+                    .post(&url)
+                    .bearer_auth(&key)
+                    .json(&json!({"ip": format!("198.18.{k}.{}", i % 250 + 1), "duration": "1h"}))
+                    .send()
+                    .await;
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let dir = d.dir.path().to_path_buf();
+    for _ in 0..5 {
+        let dir = dir.clone();
+        let (code, out) = tokio::task::spawn_blocking(move || verify_store(&dir))
+            .await
+            .unwrap();
+        assert_eq!(code, Some(0), "{out}");
+        assert!(!out.contains("index lacks"), "{out}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for p in posters {
+        p.await.unwrap();
+    }
+    let _ = d.stop();
+}

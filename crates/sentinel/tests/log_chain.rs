@@ -133,3 +133,50 @@ fn chain_every_0_writes_plain_lines_and_verify_logs_says_there_is_no_chain() {
     let missing = verify_logs(&dir, &dir.join("nope.log"));
     assert_eq!(missing.status.code(), Some(2), "{}", text(&missing));
 }
+
+/// A whole run removed from a shipped log file leaves a file whose chain is intact (each run starts
+/// its own); the seals the audit log anchored show it: `verify-logs --anchors` fails naming one.
+#[test]
+fn a_removed_run_is_found_by_the_seals_the_audit_log_anchored() {
+    let env = [
+        ("SENTINEL__LOGGING__CHAIN_EVERY", "4"),
+        ("SENTINEL__LOGGING__LEVEL", "debug"),
+    ];
+    let d = Daemon::start(&env);
+    for _ in 0..3 {
+        common::blocking_get_status(&d.url("/ready"));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let (dir, first) = d.stop();
+    let d = Daemon::start_in(dir, &env);
+    for _ in 0..3 {
+        common::blocking_get_status(&d.url("/ready"));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let (dir, second) = d.stop();
+    let file = dir.path().join("sentinel.log");
+    std::fs::write(&file, format!("{first}{second}")).unwrap();
+    let anchors = |f: &std::path::Path| {
+        common::command(dir.path())
+            .args(["audit", "verify-logs", "--anchors", "--data-dir", "data"])
+            .arg(f)
+            .output()
+            .unwrap()
+    };
+    let o = anchors(&file);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("every block seal the audit log anchored"),
+        "{}",
+        text(&o)
+    );
+
+    // The first run's lines gone: the chain alone does not tell.
+    let cut = dir.path().join("cut.log");
+    std::fs::write(&cut, &second).unwrap();
+    let o = verify_logs(dir.path(), &cut);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = anchors(&cut);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("were removed"), "{}", text(&o));
+}

@@ -15,7 +15,21 @@ use sentinel_audit::{Log, LogError};
 use serde::Serialize;
 use std::collections::HashMap;
 
-type Params = Query<HashMap<String, String>>;
+/// The query string as given, every pair kept: a repeated parameter is refused ([`unique`]).
+type Params = Query<Vec<(String, String)>>;
+
+/// The query parameters by name; a name given twice is a 400 (`?from=5&from=0` has no one meaning,
+/// and a cache or proxy in front may pick another one than Sentinel would).
+fn unique(pairs: Vec<(String, String)>) -> Result<HashMap<String, String>, ApiError> {
+    let mut map = HashMap::with_capacity(pairs.len());
+    for (k, v) in pairs {
+        if map.contains_key(&k) {
+            return Err(ApiError::BadRequest(format!("`{k}`: given more than once")));
+        }
+        map.insert(k, v);
+    }
+    Ok(map)
+}
 
 /// Most records one `GET /v1/audit/records` answers.
 const MAX_RECORDS: u32 = 1000;
@@ -86,6 +100,7 @@ pub(crate) async fn records(
     State(s): State<AppState>,
     Query(q): Params,
 ) -> Result<Json<RecordsPage>, ApiError> {
+    let q = unique(q)?;
     let c = Checked::new(&q, &["from", "limit"])?;
     let from = c.parsed::<u64>("from")?.unwrap_or(0);
     let limit = limit(&c)?;
@@ -149,6 +164,7 @@ pub(crate) async fn proof(
     Path(seq): Path<String>,
     Query(q): Params,
 ) -> Result<Json<InclusionView>, ApiError> {
+    let q = unique(q)?;
     let c = Checked::new(&q, &["tree_size"])?;
     let seq: u64 = seq
         .parse()
@@ -218,6 +234,7 @@ pub(crate) async fn consistency(
     State(s): State<AppState>,
     Query(q): Params,
 ) -> Result<Json<ConsistencyView>, ApiError> {
+    let q = unique(q)?;
     let c = Checked::new(&q, &["from", "to"])?;
     let from = c
         .parsed::<u64>("from")?
@@ -273,6 +290,7 @@ pub(crate) async fn checkpoints(
     State(s): State<AppState>,
     Query(q): Params,
 ) -> Result<Json<CheckpointsPage>, ApiError> {
+    let q = unique(q)?;
     let c = Checked::new(&q, &["from", "limit"])?;
     let from = c.parsed::<u64>("from")?.unwrap_or(0);
     let limit = limit(&c)?;
@@ -312,6 +330,7 @@ pub(crate) async fn checkpoint(
     State(s): State<AppState>,
     Query(q): Params,
 ) -> Result<Response, ApiError> {
+    let q = unique(q)?;
     let c = Checked::new(&q, &["format"])?;
     let log = log(&s)?;
     let cp = log.latest_checkpoint();

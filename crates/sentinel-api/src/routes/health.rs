@@ -28,6 +28,11 @@ pub(crate) async fn ready(State(s): State<AppState>) -> impl IntoResponse {
     if !s.ready.load(Ordering::Acquire) {
         return not_ready("starting");
     }
+    if s.audit.as_ref().is_some_and(|l| l.refuses_appends()) {
+        // A write to the audit log failed (a full disk, an I/O error): nothing Sentinel does is
+        // recorded from here on, until the daemon is restarted with the cause fixed.
+        return not_ready("audit log refuses appends after a failed write");
+    }
     match s.store.ping().await {
         Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))).into_response(),
         Err(e) => {

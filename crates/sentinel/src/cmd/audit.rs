@@ -50,6 +50,18 @@ enum AuditCommand {
         /// Threads that check entries and hash leaves (default: the cores, up to 8).
         #[arg(long, value_name = "N")]
         threads: Option<usize>,
+        /// A checkpoint saved earlier (the signed note from `GET /v1/audit/checkpoint` or the
+        /// checkpoints file), repeatable: its signature must verify with the verifier key, the log
+        /// must hold its size, and the root of the log's records at that size must be its root. A
+        /// log rolled back to an older copy, truncated or rewritten (even with every checkpoint
+        /// signed again) fails naming the file.
+        #[arg(long = "checkpoint", value_name = "FILE")]
+        checkpoints: Vec<PathBuf>,
+        /// Also check the store against the log: every audit index row must be its log record,
+        /// and every alert, investigation and plan row must hash to what the log noted (an action
+        /// row to one of the states the log recorded for it).
+        #[arg(long)]
+        store: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -107,6 +119,12 @@ enum AuditCommand {
         /// line is taken as given. Without it, a file must start where a run starts.
         #[arg(long)]
         continued: bool,
+        /// Also check the file against the audit log (of --data-dir or the configuration): every
+        /// block seal the audit log anchored (`log_chain` records) must be in the file, so a whole
+        /// run or sealed block removed from it shows. With --continued, anchors older than the
+        /// first one the file holds are not looked for (they were in an earlier file).
+        #[arg(long)]
+        anchors: bool,
     },
 }
 
@@ -145,10 +163,21 @@ pub fn run(a: AuditArgs) -> ExitCode {
         file,
         seals,
         continued,
+        anchors,
     } = &a.command
     {
-        // A file on its own: no configuration or data directory involved.
-        return verify_logs(file, *seals, *continued);
+        // A file on its own: no configuration or data directory involved, unless --anchors.
+        let dir = match anchors {
+            true => match audit_dir(&a.common) {
+                Ok(d) => Some(d),
+                Err(f) => {
+                    eprintln!("sentinel audit verify-logs: {}", f.msg);
+                    return ExitCode::from(f.code);
+                }
+            },
+            false => None,
+        };
+        return verify_logs(file, *seals, *continued, dir.as_deref());
     }
     let name = match &a.command {
         AuditCommand::Verify { .. } => "verify",
@@ -158,9 +187,13 @@ pub fn run(a: AuditArgs) -> ExitCode {
         AuditCommand::VerifyLogs { .. } => "verify-logs",
     };
     let done = audit_dir(&a.common).and_then(|dir| match a.command {
-        AuditCommand::Verify { key, threads, json } => {
-            run_verify(&dir, key.as_deref(), threads, json)
-        }
+        AuditCommand::Verify {
+            key,
+            threads,
+            checkpoints,
+            store,
+            json,
+        } => run_verify(&dir, key.as_deref(), threads, &checkpoints, store, json),
         AuditCommand::Show {
             seq,
             proof,
@@ -276,36 +309,118 @@ fn checkpoint_json(c: &Checkpoint) -> Value {
     })
 }
 
+/// The saved checkpoints of `--checkpoint`, each signed by `verifier` (else exit 1 naming the file).
+fn load_pinned(files: &[PathBuf], verifier: &Verifier) -> Result<Vec<Checkpoint>, Fail> {
+    files
+        .iter()
+        .map(|f| {
+            let text = std::fs::read_to_string(f)
+                .map_err(|e| usage(format!("--checkpoint {}: {e}", f.display())))?;
+            match verifier.verify(&text) {
+                Ok(s) => Ok(s.checkpoint),
+                Err(e) => Err(bad(format!(
+                    "saved checkpoint {}: {e} (verifier key {}): the log's key was replaced, or \
+                     the checkpoint is of another log",
+                    f.display(),
+                    verifier.to_text()
+                ))),
+            }
+        })
+        .collect()
+}
+
 fn run_verify(
     dir: &Path,
     key: Option<&str>,
     threads: Option<usize>,
+    pinned_files: &[PathBuf],
+    check_store: bool,
     json_out: bool,
 ) -> Result<(), Fail> {
     if threads == Some(0) {
         return Err(usage("--threads must be at least 1"));
     }
     let (verifier, source) = load_key(key, dir)?;
+    let pinned = load_pinned(pinned_files, &verifier)?;
     let mut warnings: Vec<String> = Vec::new();
     match &source {
         KeySource::LogDir(p) => warnings.push(format!("verifier key read from {}", p.display())),
         KeySource::Given => warnings.extend(key_pub_differs(dir, &verifier)),
     }
+    // The store's index bound first: the log read after it must hold every row up to it.
+    let bound = match check_store {
+        true => Some(super::audit_store::index_bound(dir)?),
+        false => None,
+    };
     let opts = VerifyOptions {
         threads,
+        pinned,
         ..VerifyOptions::default()
     };
     match verify::verify(dir, &verifier, &opts) {
         Ok(report) => {
             warnings.extend(report_warnings(&report));
+            let store = match bound {
+                Some(b) => Some(super::audit_store::check(dir, report.records, b)?),
+                None => None,
+            };
+            if let Some(s) = &store {
+                if let (n, Some(first)) = s.index_missing {
+                    warnings.push(format!(
+                        "the store's audit index lacks {n} record(s) of the log, the first {first} \
+                         (the daemon adds them again when it starts)"
+                    ));
+                }
+                if let (n, Some(first)) = s.rows_missing {
+                    warnings.push(format!(
+                        "{n} record(s) of the log note a row the store does not hold, the first \
+                         {first} (a crash between the log and the store, or a deleted row)"
+                    ));
+                }
+            }
+            let saved: Vec<String> = pinned_files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect();
             if json_out {
-                let v = report_json(dir, &verifier, &report, &warnings);
+                let mut v = report_json(dir, &verifier, &report, &warnings);
+                v["saved_checkpoints"] = json!(saved);
+                if let Some(s) = &store {
+                    v["store"] = json!({
+                        "index_rows": s.index_rows,
+                        "index_archived": s.index_archived,
+                        "index_missing": s.index_missing.0,
+                        "rows_checked": s.rows_checked,
+                        "actions_checked": s.actions_checked,
+                        "rows_missing": s.rows_missing.0,
+                    });
+                }
                 out(&format!("{}\n", pretty(&v)))
             } else {
-                out(&report_text(dir, &verifier, &report, &warnings))
+                let mut text = report_text(dir, &verifier, &report, &warnings);
+                if !saved.is_empty() {
+                    text.push_str(&format!(
+                        "  saved:         {} checkpoint(s) consistent with the log ({})\n",
+                        saved.len(),
+                        saved.join(", ")
+                    ));
+                }
+                if let Some(s) = &store {
+                    text.push_str(&format!(
+                        "  store:         {} index row(s) match the log ({} archived, not compared); \
+                         {} alert/investigation/plan row(s) and {} action(s) match their content \
+                         hash\n",
+                        s.index_rows, s.index_archived, s.rows_checked, s.actions_checked
+                    ));
+                }
+                out(&text)
             }
         }
         Err(e) => {
+            let pinned_file = match &e {
+                VerifyError::Pinned { index, .. } => pinned_files.get(*index),
+                _ => None,
+            };
             let code = match &e {
                 // A file missing from a log directory that is there: the log is incomplete.
                 VerifyError::Read(ReadError::Io { source, .. })
@@ -339,6 +454,12 @@ fn run_verify(
                         v["record"] = json!(record);
                         v["stored_hash"] = json!(index);
                     }
+                    VerifyError::Pinned { size, .. } => {
+                        v["saved_checkpoint"] = json!({
+                            "file": pinned_file.map(|f| f.display().to_string()),
+                            "size": size,
+                        });
+                    }
                     _ => {}
                 }
                 out(&format!("{}\n", pretty(&v)))?;
@@ -347,9 +468,13 @@ fn run_verify(
                     eprintln!("warning: {w}");
                 }
             }
+            let what = match pinned_file {
+                Some(f) => format!("{e} [{}]", f.display()),
+                None => e.to_string(),
+            };
             Err(Fail {
                 code,
-                msg: format!("audit log {} FAILED verification: {e}", dir.display()),
+                msg: format!("audit log {} FAILED verification: {what}", dir.display()),
             })
         }
     }
@@ -882,7 +1007,50 @@ fn run_archive(dir: &Path, before: u64, to: Option<&Path>) -> Result<(), Fail> {
     out(&s)
 }
 
-fn verify_logs(file: &PathBuf, seals: bool, continued: bool) -> ExitCode {
+/// The block seals the audit log in `dir` anchored (`log_chain` records): (record seq, seal hex).
+fn anchored_seals(dir: &Path) -> Result<Vec<(u64, String)>, Fail> {
+    let log = LogDir::open(dir).map_err(read_fail)?;
+    let mut out = Vec::new();
+    for r in log.records(0) {
+        let r = r.map_err(read_fail)?;
+        if r.entry.kind == sentinel_core::AuditKind::LogChain {
+            if let Some(h) = r.entry.content_hash {
+                out.push((r.seq, h));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The first anchored seal the file lacks (with --continued: after the first one it holds).
+fn missing_anchor<'a>(
+    anchors: &'a [(u64, String)],
+    r: &ChainReport,
+    continued: bool,
+) -> Option<&'a (u64, String)> {
+    let in_file: std::collections::HashSet<String> = r
+        .runs
+        .iter()
+        .flat_map(|run| run.seals.iter().map(|s| hex_of(&s.seal)))
+        .collect();
+    let start = match continued {
+        true => anchors
+            .iter()
+            .position(|(_, h)| in_file.contains(h))
+            .unwrap_or(anchors.len()),
+        false => 0,
+    };
+    anchors[start..].iter().find(|(_, h)| !in_file.contains(h))
+}
+
+fn verify_logs(file: &PathBuf, seals: bool, continued: bool, anchors: Option<&Path>) -> ExitCode {
+    let anchored = match anchors.map(anchored_seals).transpose() {
+        Ok(a) => a,
+        Err(f) => {
+            eprintln!("sentinel audit verify-logs: {}", f.msg);
+            return ExitCode::from(f.code);
+        }
+    };
     let check = |r: &mut dyn std::io::BufRead| match continued {
         true => verify_log_continued(r),
         false => verify_log(r),
@@ -949,6 +1117,21 @@ fn verify_logs(file: &PathBuf, seals: bool, continued: bool) -> ExitCode {
                 }
             }
             print_foreign(&r);
+            if let (Some(a), Some(dir)) = (&anchored, anchors) {
+                if let Some((seq, seal)) = missing_anchor(a, &r, continued) {
+                    println!(
+                        "{}: FAILED: audit record {seq} in {} anchors block seal {seal}, which is \
+                         not in the file: lines (a whole run or sealed block) were removed",
+                        file.display(),
+                        dir.display()
+                    );
+                    return ExitCode::FAILURE;
+                }
+                println!(
+                    "every block seal the audit log anchored ({}) is in the file",
+                    a.len()
+                );
+            }
             ExitCode::SUCCESS
         }
         Err(ChainError::Bad { line, problem }) => {

@@ -2,6 +2,7 @@
 //! turns the result into output and an exit code. Nothing here decides anything about security events.
 
 pub mod audit;
+mod audit_store;
 pub mod backup;
 pub mod config;
 pub mod decisions;
