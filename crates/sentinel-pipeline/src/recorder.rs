@@ -441,7 +441,8 @@ async fn index_gaps(
 /// Start-up: adds to the store's index the records the log holds and the index lacks (a crash between
 /// the log's `fsync` and the index row's commit), read back from the log; logs how many
 /// (`evt=audit_index_caught_up`). Index rows whose log seq is past the log's size (a store restored
-/// newer than the log) are reported at error level (`evt=audit_index_ahead_of_log`) and kept. Call it
+/// newer than the log) are reported at error level (`evt=audit_index_ahead_of_log`) and counted in
+/// [`IndexCatchUp::ahead`]; the daemon then refuses to start (a rolled-back log). Call it
 /// before anything records.
 pub async fn catch_up_index(log: &Log, store: &Store) -> Result<IndexCatchUp, String> {
     let size = log.size();

@@ -63,10 +63,23 @@ pub async fn run(
     let (audit_log, log_task) = open_audit_log(&cfg).await?;
     metrics.audit_log.set(audit_log.clone());
     let witness = start_witness(&cfg, &audit_log, &metrics)?;
-    catch_up_index(&audit_log, &store)
+    let caught_up = catch_up_index(&audit_log, &store)
         .await
         .map_err(anyhow::Error::msg)
         .context("cannot catch the audit index up from the audit log")?;
+    if caught_up.ahead > 0 {
+        // The store remembers audit records the log no longer holds: the log was rolled back or put
+        // back from an older copy. Appending would reuse those sequence numbers for new records.
+        anyhow::bail!(
+            "the store indexes {} audit record(s) the audit log does not hold (the log has {}): \
+             the audit log in {} was rolled back or restored from an older copy. Sentinel will not \
+             append to it; check with `sentinel audit verify --store` and restore the audit \
+             directory that belongs to this store",
+            caught_up.ahead,
+            caught_up.log_size,
+            data_dir.join("audit").display()
+        );
+    }
     let (writer, writer_task) = store.writer(writer_options(&cfg));
     let _ = metrics.store_writer.set(writer.monitor());
     let (audit, index_task) = LogAudit::start(audit_log.clone(), writer.clone(), metrics.clone());

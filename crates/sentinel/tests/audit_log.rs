@@ -418,6 +418,82 @@ async fn a_damaged_audit_log_stops_start_up() {
     assert_eq!(std::fs::read(&seg).unwrap(), bytes, "the log was changed");
 }
 
+/// An audit directory put back from an older copy (a rollback) while the store remembers newer
+/// records: start-up refuses to append over it, saying so, and changes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rolled_back_audit_log_stops_start_up() {
+    let d = Daemon::start(&[]);
+    let data = d.data();
+    let (dir, _) = d.stop();
+    let old = dir.path().join("audit-old");
+    copy_dir(&data.join("audit"), &old);
+
+    let d = Daemon::start_in(dir, &[]);
+    for i in 0..3 {
+        let r = d
+            .client()
+            .post(d.url("/v1/defend"))
+            .bearer_auth(&d.key)
+            .header("content-type", "application/json")
+            .body(ATTACK.replace("203.0.113.7", &format!("203.0.113.{}", 40 + i)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let (dir, _) = d.stop();
+    std::fs::remove_dir_all(data.join("audit")).unwrap();
+    std::fs::rename(&old, data.join("audit")).unwrap();
+    let before = std::fs::read(data.join("audit/checkpoints")).unwrap();
+
+    let mut child = command(dir.path())
+        .args(["run", "--data-dir", "data", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A daemon that starts anyway would run until stopped: give it 30 s, then fail.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the daemon started on a rolled-back audit log");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("rolled back or restored from an older copy"),
+        "{text}"
+    );
+    assert!(!data.join("api.addr").exists());
+    assert_eq!(
+        std::fs::read(data.join("audit/checkpoints")).unwrap(),
+        before,
+        "the rolled-back log was written to"
+    );
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
 /// Requests a witness received: (timestamp header, signature header, body).
 type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, String, String)>>>;
 
