@@ -272,6 +272,29 @@ async fn records_page_in_order_and_bad_requests_are_named() {
     f.task.finish().await.unwrap();
 }
 
+/// Asking for the proof of the newest record makes the log sign a checkpoint, but a client cannot
+/// make it sign (and fsync) more than once a second however fast it asks.
+#[tokio::test]
+async fn on_demand_checkpoints_are_at_most_one_a_second() {
+    let f = fixture(3, 1_000_000).await;
+    let key = f.h.viewer_key.clone();
+    let before = f.log.checkpoints(0, 1000).unwrap().len();
+    for i in 3..8u64 {
+        f.log.append(record(i)).await.unwrap();
+        let r = send(&f.app, get(&format!("/v1/audit/proof/{i}"), Some(&key))).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.json());
+        assert!(r.json()["tree_size"].as_u64().unwrap() > i);
+    }
+    let cps = f.log.checkpoints(0, 1000).unwrap();
+    let made = &cps[before - 1..];
+    assert!(made.len() > 1, "{made:?}");
+    for w in made.windows(2) {
+        let gap = w[1].checkpoint.time_ms - w[0].checkpoint.time_ms;
+        assert!(gap >= 999, "checkpoints {gap} ms apart");
+    }
+    f.task.finish().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_node_without_a_log_says_so() {
     let h = harness().await;

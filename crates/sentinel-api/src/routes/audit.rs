@@ -144,8 +144,13 @@ pub(crate) struct InclusionView {
     entry: LogEntry,
 }
 
-/// The latest checkpoint covering `size` records: the newest one, or a new one when records arrived
-/// since (it is signed only when the tree grew, so repeated calls cost nothing more).
+/// Callers may ask for a checkpoint at most this often; more wait for the next one.
+const ON_DEMAND_CHECKPOINT_GAP_MS: u64 = 1000;
+
+/// The latest checkpoint covering `size_needed` records: the newest one, or a new one when records
+/// arrived since. A caller cannot make the log sign (and fsync) more than once a second: within a
+/// second of the latest checkpoint it waits out the second first, by which time the next request's
+/// checkpoint (or an interval one) usually covers it already.
 async fn covering(
     log: &Log,
     size_needed: u64,
@@ -153,6 +158,20 @@ async fn covering(
     let latest = log.latest_checkpoint();
     if latest.checkpoint.size >= size_needed {
         return Ok(latest);
+    }
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let age = now_ms.saturating_sub(latest.checkpoint.time_ms);
+    if age < ON_DEMAND_CHECKPOINT_GAP_MS {
+        tokio::time::sleep(std::time::Duration::from_millis(
+            ON_DEMAND_CHECKPOINT_GAP_MS - age,
+        ))
+        .await;
+        let latest = log.latest_checkpoint();
+        if latest.checkpoint.size >= size_needed {
+            return Ok(latest);
+        }
     }
     Ok(log.checkpoint_now().await?)
 }
