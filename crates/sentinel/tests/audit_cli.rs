@@ -675,6 +675,32 @@ fn backup_while_writing_is_consistent_and_verifies() {
     );
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).1.contains("not empty"), "{:?}", text(&o));
+
+    // A symbolic link is refused, even to an empty directory (the copy holds the signing key).
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let link = tmp.path().join("link");
+    std::os::unix::fs::symlink(&empty, &link).unwrap();
+    let o = sentinel(
+        tmp.path(),
+        &[
+            "backup",
+            link.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("symbolic link"), "{:?}", text(&o));
+    assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0);
+
+    // A data directory without an audit log is named as such.
+    let o = sentinel(
+        tmp.path(),
+        &["audit", "verify", "--data-dir", empty.to_str().unwrap()],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("no audit log in"), "{:?}", text(&o));
 }
 
 /// A half-written record frame and a half-written checkpoint frame (a writer caught mid-write, or a

@@ -260,6 +260,13 @@ fn load_key(key: Option<&str>, dir: &Path) -> Result<(Verifier, KeySource), Fail
         }
         None => {
             let path = dir.join(KEY_PUB_FILE);
+            if !dir.is_dir() {
+                return Err(usage(format!(
+                    "no audit log in {}: point --data-dir (or the configuration's data_dir) at \
+                     the directory that holds audit/",
+                    dir.display()
+                )));
+            }
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| usage(format!("cannot read {}: {e}", path.display())))?;
             let v = Verifier::parse(&text)
@@ -1000,7 +1007,8 @@ fn run_archive(dir: &Path, before: u64, to: Option<&Path>) -> Result<(), Fail> {
             .fold((0, 0), |(r, g), a| (r + a.bytes, g + a.compressed_bytes));
         s.push_str(&format!(
             "{} segment(s) archived ({raw} -> {gz} bytes); checkpoints and the stored hashes stay, \
-             so proofs and `sentinel audit verify` keep working\n",
+             so `sentinel audit verify` and consistency proofs keep working (records moved with \
+             --to are no longer served, nor their inclusion proofs)\n",
             report.archived.len()
         ));
     }

@@ -194,6 +194,13 @@ fn fill(dest: &Path, data_dir: &Path, src_audit: &Path) -> Result<String, Fail> 
 
 /// Creates `dest` 0700, or accepts an existing empty directory (restricted to 0700).
 fn prepare_dest(dest: &Path) -> Result<(), Fail> {
+    // A symlink could point the copy (keys included) somewhere its name does not say.
+    if fs::symlink_metadata(dest).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(usage(format!(
+            "{} is a symbolic link: give the real directory",
+            dest.display()
+        )));
+    }
     match fs::read_dir(dest) {
         Ok(mut entries) => {
             if entries.next().is_some() {
