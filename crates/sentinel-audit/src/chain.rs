@@ -708,6 +708,7 @@ fn diagnose<R: BufRead>(
     })
 }
 
+// Unit tests only (compiled under cfg(test)): unwrap and panic are how they fail.
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]

@@ -851,24 +851,20 @@ fn recover(s: &AuditSettings) -> Result<((Writer, usize), Arc<Shared>), LogError
     let (cp_index, cp_len, latest) = recover_checkpoints(dir, &verifier)?;
     let cp_size = latest.as_ref().map_or(0, |c| c.checkpoint.size);
 
-    // The segments, by first record.
-    let mut names: Vec<(u64, bool, PathBuf)> = Vec::new();
-    for ent in fs::read_dir(&seg_dir).map_err(io(&seg_dir))? {
-        let ent = ent.map_err(io(&seg_dir))?;
-        let name = ent.file_name().to_string_lossy().into_owned();
-        if let Some(first) = format::parse_segment_name(&name) {
-            names.push((first, name.ends_with(".gz"), ent.path()));
-        }
+    // The segments, by first record (the original wins over a compressed copy an interrupted archive
+    // left beside it).
+    let (listed, shadowed) = crate::reader::list_segments(&seg_dir).map_err(io(&seg_dir))?;
+    for p in &shadowed {
+        tracing::warn!(
+            evt = "audit_segment_shadowed",
+            file = %p.display(),
+            "a compressed copy beside its original segment (an interrupted archive): the original is used"
+        );
     }
-    names.sort_by_key(|n| n.0);
-    if let Some(w) = names.windows(2).find(|w| w[0].0 == w[1].0) {
-        return Err(LogError::Corrupt {
-            file: w[1].2.display().to_string(),
-            offset: 0,
-            seq: w[1].0,
-            why: "two segments start at the same record".into(),
-        });
-    }
+    let mut names: Vec<(u64, bool, PathBuf)> = listed
+        .into_iter()
+        .map(|s| (s.first_seq, s.compressed, s.path))
+        .collect();
     if names.is_empty() {
         if cp_size > 0 {
             return Err(LogError::Mismatch(format!(

@@ -140,37 +140,43 @@ pub struct LogDir {
     shadowed: Vec<PathBuf>,
 }
 
+/// The segment files in `seg_dir`, by first record. An archive interrupted between writing the
+/// compressed copy and removing the original leaves both for the same first record: the original is
+/// the truth and kept; the compressed copy is returned apart ("shadowed"). Other files (`.idx`,
+/// temporary files) are not segments.
+pub fn list_segments(seg_dir: &Path) -> std::io::Result<(Vec<SegmentFile>, Vec<PathBuf>)> {
+    let mut segments: Vec<SegmentFile> = Vec::new();
+    for e in std::fs::read_dir(seg_dir)? {
+        let e = e?;
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(first_seq) = format::parse_segment_name(name) else {
+            continue;
+        };
+        segments.push(SegmentFile {
+            first_seq,
+            path: e.path(),
+            compressed: name.ends_with(".gz"),
+        });
+    }
+    segments.sort_by_key(|s| (s.first_seq, s.compressed));
+    let mut shadowed = Vec::new();
+    segments.dedup_by(|later, kept| {
+        let same = later.first_seq == kept.first_seq;
+        if same {
+            shadowed.push(later.path.clone());
+        }
+        same
+    });
+    Ok((segments, shadowed))
+}
+
 impl LogDir {
     /// Lists the segments of the audit directory `dir` (which holds `segments/`, `hashes`,
     /// `checkpoints` and `key.pub`), in order.
     pub fn open(dir: &Path) -> Result<Self, ReadError> {
         let seg_dir = dir.join(SEGMENTS_DIR);
-        let listing = std::fs::read_dir(&seg_dir).map_err(io_err(&seg_dir))?;
-        let mut segments: Vec<SegmentFile> = Vec::new();
-        for e in listing {
-            let e = e.map_err(io_err(&seg_dir))?;
-            let name = e.file_name();
-            let Some(name) = name.to_str() else { continue };
-            let Some(first_seq) = format::parse_segment_name(name) else {
-                continue; // .idx files, temporary files
-            };
-            segments.push(SegmentFile {
-                first_seq,
-                path: e.path(),
-                compressed: name.ends_with(".gz"),
-            });
-        }
-        // Plain before compressed for the same first record: an archive interrupted between writing
-        // the compressed copy and removing the original leaves both, and the original is the truth.
-        segments.sort_by_key(|s| (s.first_seq, s.compressed));
-        let mut shadowed = Vec::new();
-        segments.dedup_by(|later, kept| {
-            let same = later.first_seq == kept.first_seq;
-            if same {
-                shadowed.push(later.path.clone());
-            }
-            same
-        });
+        let (segments, shadowed) = list_segments(&seg_dir).map_err(io_err(&seg_dir))?;
         Ok(LogDir {
             dir: dir.to_owned(),
             segments,

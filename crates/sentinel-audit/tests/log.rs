@@ -650,3 +650,35 @@ async fn a_signing_key_owned_by_another_user_is_refused() {
     drop(log);
     task.finish().await.unwrap();
 }
+
+/// An archive interrupted after writing a segment's compressed copy and before removing the original
+/// leaves both: the log still opens on the original (warning about the copy), as the offline reader
+/// reads it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_archive_leaves_a_log_that_opens() {
+    let _ = logs();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("audit");
+    let mut s = settings(&dir);
+    s.segment_bytes = 4096;
+    let (log, task) = Log::open(s.clone()).await.unwrap();
+    fill(&log, 0, 200).await;
+    drop(log);
+    task.finish().await.unwrap();
+    let first = dir
+        .join("segments")
+        .join(sentinel_audit::format::segment_name(0));
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    use std::io::Write as _;
+    gz.write_all(&fs::read(&first).unwrap()).unwrap();
+    let copy = first.with_extension("seg.gz");
+    fs::write(&copy, gz.finish().unwrap()).unwrap();
+
+    let (log, task) = Log::open(s).await.unwrap();
+    assert_eq!(log.size(), 200);
+    check_records(&log, 200);
+    assert!(copy.exists(), "the copy is left for the archive to finish");
+    assert!(!logged_lines("audit_segment_shadowed").is_empty());
+    drop(log);
+    task.finish().await.unwrap();
+}
