@@ -197,6 +197,22 @@ pub struct Investigation {
     pub confidence: f32,
     /// Where providers were missing, slow or disagreed.
     pub uncertainty: Vec<String>,
+    /// How the risk score and confidence were made: one entry per input, in the order applied.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contributions: Vec<Contribution>,
     /// The trace it belongs to.
     pub trace_id: TraceId,
+}
+
+/// One input's part in an investigation's risk score and confidence, so the score can be explained.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Contribution {
+    /// The input (`alert`, a provider's name, `feed:<name>`, `history`, `asset`, `disagreement`, …).
+    pub input: String,
+    /// What the input said, in words (`abuseipdb: malicious (confidence score 100)`).
+    pub detail: String,
+    /// Points this input added to (or took from) the risk score.
+    pub risk: i32,
+    /// What it added to (or took from) the confidence.
+    pub confidence: f32,
 }

@@ -23,7 +23,7 @@ pub mod time;
 pub use action::{
     ActionKind, ActionRecord, ActionSpec, ActionState, Applied, Mode, Origin, Plan, Preview,
 };
-pub use alert::{Alert, Evidence, Investigation, Reason, Severity, Subject, Verdict};
+pub use alert::{Alert, Contribution, Evidence, Investigation, Reason, Severity, Subject, Verdict};
 pub use audit::{AuditKind, AuditRecord, Notice};
 pub use counts::SourceCounts;
 pub use event::{Event, EventKind};

@@ -65,6 +65,7 @@ impl Investigator {
             risk_score,
             confidence,
             uncertainty,
+            contributions: Vec::new(),
         }
     }
 }

@@ -8,8 +8,12 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod config;
 mod investigator;
 mod local;
+pub mod provider;
 
+pub use config::IntelConfig;
 pub use investigator::Investigator;
 pub use local::{AddressClass, LocalContext};
+pub use provider::{Answer, ApiKey, Provider, ProviderError, Quota, RateInfo, Reply};

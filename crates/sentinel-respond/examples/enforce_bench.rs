@@ -53,6 +53,7 @@ fn investigation(ip: IpAddr) -> Investigation {
         risk_score: 85,
         confidence: 0.9,
         uncertainty: vec![],
+        contributions: vec![],
     }
 }
 

@@ -233,6 +233,7 @@ mod tests {
             risk_score: risk,
             confidence,
             uncertainty: vec![],
+            contributions: vec![],
         }
     }
 

@@ -12,7 +12,7 @@
 
 use crate::error::StoreError;
 use sentinel_core::{
-    ActionRecord, Alert, AlertId, AuditKind, AuditRecord, Event, Evidence, Investigation,
+    ActionRecord, Alert, AlertId, AuditKind, AuditRecord, Contribution, Event, Evidence, Investigation,
     InvestigationId, Plan, Severity, Timestamp, TraceId,
 };
 use serde::Serialize;
@@ -172,6 +172,8 @@ struct StoredInvestigation<'a> {
     confidence: f32,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     uncertainty: &'a [String],
+    #[serde(skip_serializing_if = "<[Contribution]>::is_empty")]
+    contributions: &'a [Contribution],
     trace_id: &'a TraceId,
 }
 
@@ -185,6 +187,7 @@ impl<'a> From<&'a Investigation> for StoredInvestigation<'a> {
             risk_score: i.risk_score,
             confidence: i.confidence,
             uncertainty: &i.uncertainty,
+            contributions: &i.contributions,
             trace_id: &i.trace_id,
         }
     }
@@ -203,6 +206,8 @@ pub(crate) struct ReadInvestigation {
     confidence: f32,
     #[serde(default)]
     uncertainty: Vec<String>,
+    #[serde(default)]
+    contributions: Vec<Contribution>,
     trace_id: TraceId,
 }
 
@@ -217,6 +222,7 @@ impl ReadInvestigation {
             risk_score: self.risk_score,
             confidence: self.confidence,
             uncertainty: self.uncertainty,
+            contributions: self.contributions,
             trace_id: self.trace_id,
         }
     }

@@ -100,6 +100,12 @@ pub fn investigation(a: &Alert) -> Investigation {
         risk_score: 82,
         confidence: 0.5,
         uncertainty: vec!["greynoise timed out".into()],
+        contributions: vec![sentinel_core::Contribution {
+            input: "abuseipdb".into(),
+            detail: "abuseipdb: malicious (confidence score 100)".into(),
+            risk: 30,
+            confidence: 0.1,
+        }],
         trace_id: a.trace_id.clone(),
     }
 }
