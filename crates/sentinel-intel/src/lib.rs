@@ -12,8 +12,10 @@ pub mod config;
 mod investigator;
 mod local;
 pub mod provider;
+pub mod providers;
 
 pub use config::IntelConfig;
 pub use investigator::Investigator;
 pub use local::{AddressClass, LocalContext};
 pub use provider::{Answer, ApiKey, Provider, ProviderError, Quota, RateInfo, Reply};
+pub use providers::{http_client, AbuseIpDb, Otx, VirusTotal};
