@@ -117,6 +117,15 @@ pub enum Behaviour {
     StallBody,
     /// 200 `application/json` with this text as the body (broken JSON, or JSON of the wrong shape).
     Malformed(String),
+    /// Exactly this status, these headers and this body (for answers no other behaviour gives).
+    Raw {
+        /// The status.
+        status: u16,
+        /// Headers added to the response.
+        headers: Vec<(String, String)>,
+        /// The body, as is.
+        body: String,
+    },
     /// Each hit on the address (or on the default) takes the next behaviour; the last one repeats.
     /// The items should not be sequences themselves.
     Sequence(Vec<Behaviour>),
@@ -350,7 +359,12 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         return body.error(405, None);
     }
     let ip = match target {
-        Target::NoRoute => return body.error(404, None),
+        // What a front end answers for a path no API serves: not the provider's JSON.
+        Target::NoRoute => {
+            let mut r = Response::new(Body::from("404 page not found"));
+            *r.status_mut() = StatusCode::NOT_FOUND;
+            return r;
+        }
         Target::BadIp(why) => return body.bad_request(&why),
         Target::Ip(ip) => ip,
     };
@@ -643,6 +657,23 @@ impl Bodies<'_> {
                     axum::http::header::CONTENT_TYPE,
                     HeaderValue::from_static("application/json"),
                 );
+                r
+            }
+            Behaviour::Raw {
+                status,
+                headers,
+                body,
+            } => {
+                let mut r = Response::new(Body::from(body));
+                *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+                for (name, value) in headers {
+                    if let (Ok(n), Ok(v)) = (
+                        axum::http::HeaderName::from_bytes(name.as_bytes()),
+                        HeaderValue::from_str(&value),
+                    ) {
+                        r.headers_mut().append(n, v);
+                    }
+                }
                 r
             }
             Behaviour::Sequence(items) => match items.into_iter().next() {
