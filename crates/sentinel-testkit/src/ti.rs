@@ -126,7 +126,8 @@ pub enum Behaviour {
         /// The body, as is.
         body: String,
     },
-    /// Each hit on the address (or on the default) takes the next behaviour; the last one repeats.
+    /// Each authenticated, well-formed request for the address (or for the default) takes the next
+    /// behaviour; the last one repeats.
     /// The items should not be sequences themselves.
     Sequence(Vec<Behaviour>),
 }
@@ -911,6 +912,105 @@ mod tests {
             route(TiKind::Otx, "/api/v1/indicators/url/x/general", &[]),
             Target::NoRoute
         ));
+    }
+
+    /// One HTTP/1.1 GET over a plain socket (the testkit has no HTTP client): status line, headers
+    /// and body as text.
+    async fn get(
+        fake: &FakeProvider,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> (u16, String, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(fake.addr).await.unwrap();
+        let mut request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
+            fake.addr
+        );
+        for (k, v) in headers {
+            request.push_str(&format!("{k}: {v}\r\n"));
+        }
+        request.push_str("\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap();
+        let status = head[9..12].parse().unwrap();
+        (status, head.to_ascii_lowercase(), body.to_owned())
+    }
+
+    #[tokio::test]
+    async fn checks_the_key_then_follows_the_script_and_records_everything() {
+        let fake = FakeProvider::start(TiKind::AbuseIpDb).await;
+        let ip: IpAddr = "203.0.113.7".parse().unwrap();
+        fake.set(
+            ip,
+            Behaviour::Sequence(vec![
+                Behaviour::RateLimited {
+                    retry_after: Some(RetryAfter::Seconds(7)),
+                },
+                Behaviour::listed(100, 2),
+            ]),
+        );
+        let path = "/api/v2/check?ipAddress=203.0.113.7&maxAgeInDays=90&verbose";
+        let (status, _, body) = get(&fake, path, &[]).await;
+        assert_eq!(status, 401);
+        assert!(body.contains("Authentication failed"), "{body}");
+        let key = fake.key().to_owned();
+        let (status, head, body) = get(&fake, path, &[("Key", &key)]).await;
+        assert_eq!(status, 429);
+        assert!(head.contains("retry-after: 7"), "{head}");
+        assert!(head.contains("x-ratelimit-remaining: 0"), "{head}");
+        assert!(body.contains("Daily rate limit"), "{body}");
+        for _ in 0..2 {
+            let (status, head, body) = get(&fake, path, &[("Key", &key)]).await;
+            assert_eq!(status, 200);
+            assert!(head.contains("x-ratelimit-limit: 1000"), "{head}");
+            let v: Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(v["data"]["abuseConfidenceScore"], json!(100));
+        }
+        let (status, _, body) = get(&fake, "/api/v2/check?ipAddress=nope", &[("Key", &key)]).await;
+        assert_eq!(status, 422, "{body}");
+        assert_eq!(fake.hits(ip), 4, "the unauthenticated request counts too");
+        let requests = fake.requests();
+        assert_eq!(requests.len(), 5);
+        assert_eq!(requests[0].query("verbose"), Some(""));
+        assert_eq!(requests[1].header("key"), Some(key.as_str()));
+        assert_eq!(requests[4].ip, None);
+    }
+
+    #[tokio::test]
+    async fn each_kind_answers_unknown_in_its_own_way() {
+        let vt = FakeProvider::start(TiKind::VirusTotal).await;
+        let (status, _, body) = get(
+            &vt,
+            "/api/v3/ip_addresses/2001:db8::1",
+            &[("x-apikey", vt.key())],
+        )
+        .await;
+        assert_eq!(status, 404);
+        assert!(body.contains("NotFoundError"), "{body}");
+        let (status, _, body) = get(&vt, "/api/v3/ip_addresses/2001:db8::1", &[]).await;
+        assert_eq!(status, 401);
+        assert!(body.contains("AuthenticationRequiredError"), "{body}");
+        let otx = FakeProvider::start(TiKind::Otx).await;
+        let (status, _, body) = get(
+            &otx,
+            "/api/v1/indicators/IPv6/2001:db8::1/general",
+            &[("X-OTX-API-KEY", otx.key())],
+        )
+        .await;
+        assert_eq!(status, 200);
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["pulse_info"]["count"], json!(0));
+        assert_eq!(v["type"], json!("IPv6"));
+        let (status, _, _) = get(
+            &otx,
+            "/api/v1/indicators/IPv4/2001:db8::1/general",
+            &[("X-OTX-API-KEY", otx.key())],
+        )
+        .await;
+        assert_eq!(status, 400);
     }
 
     #[test]
