@@ -12,8 +12,19 @@ pub mod config;
 mod investigator;
 mod local;
 pub mod provider;
+// resilience + cache (helper B)
+pub mod backoff;
+pub mod breaker;
+pub mod cache;
+pub mod coalesce;
+pub mod guarded;
+pub mod limiter;
 
 pub use config::IntelConfig;
 pub use investigator::Investigator;
 pub use local::{AddressClass, LocalContext};
 pub use provider::{Answer, ApiKey, Provider, ProviderError, Quota, RateInfo, Reply};
+// resilience + cache (helper B)
+pub use breaker::BreakerState;
+pub use cache::{AnswerCache, CacheSource, CacheStats, Cached};
+pub use guarded::{GuardSettings, GuardStats, Guarded};

@@ -3,7 +3,9 @@
 //! [`netns`] builds hosts in network namespaces joined by veth pairs, addressed only from the
 //! documentation ranges, and removes them on drop even when a test panics. It is a dev-dependency only:
 //! nothing in a shipped binary links it, and it never stands in for a real component (no mocks).
+//! [`redis`] runs a real `redis-server` on a free loopback port.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod netns;
+pub mod redis;
