@@ -184,7 +184,9 @@ struct Inner {
     counters: Counters,
 }
 
-/// A provider behind cache, coalescing, circuit breaker, rate limiter and retries.
+/// A provider behind cache, coalescing, circuit breaker, rate limiter and retries. Clones share
+/// everything (one limiter, breaker and set of counters per provider).
+#[derive(Clone)]
 pub struct Guarded {
     inner: Arc<Inner>,
 }
