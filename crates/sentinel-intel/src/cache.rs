@@ -213,13 +213,8 @@ impl AnswerCache {
     /// A memory cache in front of a shared Redis. Only the URL is checked here; the connection is
     /// made on first use (and remade when lost), so a Redis that is down at start only costs misses.
     pub fn with_redis(max_entries: usize, url: &RedisUrl, prefix: &str) -> Result<Self, String> {
-        let client = redis::Client::open(url.expose()).map_err(|e| {
-            format!(
-                "invalid Redis URL {}: {}",
-                url.masked(),
-                format!("{:?}", e.kind())
-            )
-        })?;
+        let client = redis::Client::open(url.expose())
+            .map_err(|e| format!("invalid Redis URL {}: {:?}", url.masked(), e.kind()))?;
         Ok(Self::build(
             max_entries,
             Some(RedisTier {
