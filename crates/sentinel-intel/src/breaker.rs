@@ -234,6 +234,18 @@ impl Breaker {
         }
     }
 
+    /// Why a request would be refused now, if the breaker is open and cooling down (takes no permit,
+    /// counts nothing: for deciding not to wait for a retry that would be refused).
+    pub fn refusal(&self) -> Option<Rejected> {
+        let s = self.lock();
+        let reopen = s.opened_at + self.settings.cooldown;
+        let now = Instant::now();
+        (s.state == BreakerState::Open && now < reopen).then(|| Rejected::Open {
+            failures: s.opened_after,
+            retry_in: reopen - now,
+        })
+    }
+
     /// Its state now (an open breaker whose cooldown has passed reads as half-open).
     pub fn state(&self) -> BreakerState {
         let s = self.lock();

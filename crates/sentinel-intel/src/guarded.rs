@@ -325,13 +325,20 @@ impl Inner {
     async fn fetch(self: Arc<Self>, ip: IpAddr, deadline: Instant) -> Outcome2 {
         let attempts = self.settings.retry.attempts.max(1);
         let mut attempt = 0u32;
+        // The previous attempt's failure: a retry that cannot go out reports it, not only why the
+        // retry could not go out.
+        let mut last: Option<ProviderError> = None;
+        let stop = |last: &Option<ProviderError>, attempt: u32, why: String| match last {
+            Some(e) => Failure::from_provider(e, attempt - 1, &format!("; no retry: {why}")),
+            None => Failure::Refused(why),
+        };
         loop {
             attempt += 1;
             let permit = match self.breaker.admit() {
                 Ok(p) => p,
                 Err(rejected) => {
                     bump(&self.counters.fast_fails);
-                    return Err(Failure::Refused(rejected.to_string()));
+                    return Err(stop(&last, attempt, rejected.to_string()));
                 }
             };
             let budget = deadline.saturating_duration_since(Instant::now());
@@ -344,7 +351,7 @@ impl Inner {
                 Err(throttled) => {
                     bump(&self.counters.fast_fails);
                     permit.record(Outcome::Neutral);
-                    return Err(Failure::Refused(throttled.to_string()));
+                    return Err(stop(&last, attempt, throttled.to_string()));
                 }
             }
             bump(&self.counters.requests);
@@ -379,6 +386,11 @@ impl Inner {
             if !e.retryable() || attempt >= attempts {
                 return Err(Failure::from_provider(&e, attempt, ""));
             }
+            // The circuit this failure opened would refuse the retry: say so now, not after a backoff.
+            if let Some(rejected) = self.breaker.refusal() {
+                let note = format!("; no retry: {rejected}");
+                return Err(Failure::from_provider(&e, attempt, &note));
+            }
             let delay = {
                 let mut rng = rand::thread_rng();
                 self.backoff.delay(attempt - 1, e.retry_after(), &mut rng)
@@ -394,6 +406,7 @@ impl Inner {
             }
             tracing::debug!(provider = %self.name, %ip, attempt, error = %e, ?delay, "intel: retrying");
             tokio::time::sleep(delay).await;
+            last = Some(e);
         }
     }
 }
