@@ -13,9 +13,18 @@ mod investigator;
 mod local;
 pub mod provider;
 pub mod providers;
+pub mod backoff;
+pub mod breaker;
+pub mod cache;
+pub mod coalesce;
+pub mod guarded;
+pub mod limiter;
 
 pub use config::IntelConfig;
 pub use investigator::Investigator;
 pub use local::{AddressClass, LocalContext};
 pub use provider::{Answer, ApiKey, Provider, ProviderError, Quota, RateInfo, Reply};
 pub use providers::{http_client, AbuseIpDb, Otx, VirusTotal};
+pub use breaker::BreakerState;
+pub use cache::{AnswerCache, CacheSource, CacheStats, Cached};
+pub use guarded::{GuardSettings, GuardStats, Guarded};
