@@ -9,11 +9,13 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod feeds;
 mod investigator;
 mod local;
 pub mod provider;
 
 pub use config::IntelConfig;
+pub use feeds::{FeedMatch, FeedReport, FeedStats, Feeds};
 pub use investigator::Investigator;
 pub use local::{AddressClass, LocalContext};
 pub use provider::{Answer, ApiKey, Provider, ProviderError, Quota, RateInfo, Reply};
