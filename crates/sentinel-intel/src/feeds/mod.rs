@@ -211,7 +211,12 @@ fn load_one(cfg: &FeedConfig) -> (FeedReport, Option<FeedData>, u64) {
             report.malformed = parsed.malformed;
             report.warnings = parsed.warnings;
             report.notes = parsed.notes.clone();
-            report.samples = parsed.samples.iter().cloned().map(ReportLine::from).collect();
+            report.samples = parsed
+                .samples
+                .iter()
+                .cloned()
+                .map(ReportLine::from)
+                .collect();
             if parsed.entries.is_empty() {
                 report.error = Some(format!(
                     "{} lists no address ({} malformed lines)",
@@ -252,7 +257,9 @@ impl Feeds {
                     samples: Vec::new(),
                     warnings: 0,
                     notes: Vec::new(),
-                    error: Some(format!("more than {MAX_FEEDS} feeds; this one is not loaded")),
+                    error: Some(format!(
+                        "more than {MAX_FEEDS} feeds; this one is not loaded"
+                    )),
                     kept_previous: false,
                 };
                 r.log();

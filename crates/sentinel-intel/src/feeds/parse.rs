@@ -306,7 +306,10 @@ fn split_fields(line: &str, delim: char) -> Option<Vec<String>> {
 /// Finds a column: a header name (case-insensitive), or a 0-based index.
 fn column(name: &str, header: Option<&[String]>) -> Result<usize, String> {
     if let Some(h) = header {
-        if let Some(i) = h.iter().position(|c| c.trim().eq_ignore_ascii_case(name.trim())) {
+        if let Some(i) = h
+            .iter()
+            .position(|c| c.trim().eq_ignore_ascii_case(name.trim()))
+        {
             return Ok(i);
         }
     }
@@ -398,7 +401,8 @@ mod tests {
 
     #[test]
     fn list_comments_crlf_and_host_bits() {
-        let text = "# header\r\n\r\n192.0.2.1\r\n198.51.100.7/24 ; SBL1\r\n  2001:db8::/32 # trailing\r\n\
+        let text =
+            "# header\r\n\r\n192.0.2.1\r\n198.51.100.7/24 ; SBL1\r\n  2001:db8::/32 # trailing\r\n\
                     ; whole-line\r\nnot-an-ip\r\n203.0.113.0/24 extra\r\n";
         let f = parse(&FeedFormat::List, text).unwrap();
         let nets: Vec<String> = f.entries.iter().map(|e| e.net.to_string()).collect();
@@ -407,7 +411,10 @@ mod tests {
         assert_eq!(f.malformed, 2);
         assert_eq!(f.samples[0].line, 7);
         assert_eq!(f.samples[1].line, 8);
-        assert_eq!(f.entries[1].reason.map(|r| &*f.reasons[r as usize]), Some("SBL1"));
+        assert_eq!(
+            f.entries[1].reason.map(|r| &*f.reasons[r as usize]),
+            Some("SBL1")
+        );
         assert_eq!(f.entries[2].reason, None);
     }
 

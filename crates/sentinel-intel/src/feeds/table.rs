@@ -14,7 +14,6 @@ pub const MAX_FEEDS: usize = 64;
 
 /// An address as an integer key (IPv4 as `u32`, IPv6 as `u128`).
 trait Key: Copy + Ord {
-    const BITS: u32;
     /// The next key, `None` past the end of the space.
     fn succ(self) -> Option<Self>;
     /// The top `bits` bits, as a bucket number.
@@ -24,7 +23,6 @@ trait Key: Copy + Ord {
 }
 
 impl Key for u32 {
-    const BITS: u32 = 32;
     fn succ(self) -> Option<Self> {
         self.checked_add(1)
     }
@@ -37,7 +35,6 @@ impl Key for u32 {
 }
 
 impl Key for u128 {
-    const BITS: u32 = 128;
     fn succ(self) -> Option<Self> {
         self.checked_add(1)
     }
@@ -138,7 +135,7 @@ fn sweep_masks<K: Key + Default>(mut nets: Vec<(K, K, u8)>, index_bits: u32) -> 
             events.push((after, feed, false));
         }
     }
-    events.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    events.sort_unstable_by_key(|e| e.0);
     let mut counts = [0u32; MAX_FEEDS];
     let mut mask = 0u64;
     let mut bounds: Vec<(K, u64)> = vec![(K::default(), 0)];
