@@ -41,10 +41,11 @@ fn main() {
                 nets.push((IpNet::V6(n.trunc()), feed));
             }
         } else {
-            // Real blocklists are mostly long prefixes: weight /24–/32, with a tail down to /8.
-            let len = match rng.next() % 100 {
-                0 => 8 + (rng.next() % 8) as u8,
-                1..=20 => 16 + (rng.next() % 8) as u8,
+            // Real blocklists are mostly long prefixes: /24–/32, 10% /16–/23 and about a hundred
+            // /8–/15 (short ones are rare, else everything would be a hit).
+            let len = match rng.next() % 10_000 {
+                0..=1 => 8 + (rng.next() % 8) as u8,
+                2..=1_001 => 16 + (rng.next() % 8) as u8,
                 _ => 24 + (rng.next() % 9) as u8,
             };
             let addr = rng.next() as u32;
