@@ -313,18 +313,19 @@ impl Feeds {
 
     /// Every feed listing `ip`, in configuration order. Allocates only when something matches.
     pub fn lookup(&self, ip: IpAddr) -> Vec<FeedMatch> {
-        let snap = {
+        let (snap, mut mask) = {
             let guard = self
                 .shared
                 .snapshot
                 .read()
                 .unwrap_or_else(|e| e.into_inner());
-            if guard.table.lookup(ip) == 0 {
+            let mask = guard.table.lookup(ip);
+            if mask == 0 {
                 return Vec::new();
             }
-            Arc::clone(&guard)
+            // Held past the lock so the slow part (names, reasons) never blocks a reload's swap.
+            (Arc::clone(&guard), mask)
         };
-        let mut mask = snap.table.lookup(ip);
         let mut out = Vec::with_capacity(mask.count_ones() as usize);
         while mask != 0 {
             let i = mask.trailing_zeros() as usize;

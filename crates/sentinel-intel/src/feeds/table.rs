@@ -60,15 +60,18 @@ struct Intervals<K, V> {
 }
 
 impl<K: Key + Default, V: Copy + Eq> Intervals<K, V> {
-    /// From `(start, value)` boundaries already sorted, starting at 0, neighbours distinct.
-    fn new(bounds: Vec<(K, V)>, index_bits: u32) -> Self {
+    /// From `(start, value)` boundaries already sorted, starting at 0, neighbours distinct; a direct
+    /// index of up to `max_bits` bits (0: none).
+    fn new(bounds: Vec<(K, V)>, max_bits: u32) -> Self {
         let mut t = Intervals {
             bounds,
             index: Vec::new(),
             index_bits: 0,
         };
-        // A direct index only pays when there is something to narrow; small tables search directly.
-        if index_bits > 0 && t.bounds.len() > 64 {
+        // About one bucket per interval, so the search after the index touches one or two cache
+        // lines; small tables search directly.
+        let index_bits = (usize::BITS - t.bounds.len().leading_zeros()).clamp(8, max_bits.max(8));
+        if max_bits > 0 && t.bounds.len() > 64 {
             t.index_bits = index_bits;
             let buckets = 1usize << index_bits;
             let mut index = Vec::with_capacity(buckets + 1);
@@ -249,8 +252,9 @@ impl PrefixTable {
             }
         }
         let mut palette = vec![0];
-        let v4 = sweep_masks(v4, 16, &mut palette);
-        // IPv6 in use sits mostly under 2000::/3; 20 bits still spread it over 2^17 buckets.
+        // Up to 2^20 buckets (4 MiB of index) for the largest tables.
+        let v4 = sweep_masks(v4, 20, &mut palette);
+        // IPv6 in use sits mostly under 2000::/3, so the same bits spread it over fewer buckets.
         let v6 = sweep_masks(v6, 20, &mut palette);
         PrefixTable { v4, v6, palette }
     }
@@ -458,15 +462,24 @@ mod tests {
         #[test]
         fn large_tables_use_the_index_correctly(
             v4 in proptest::collection::vec((any::<u32>(), 8u8..=32, 0u8..64), 200..600),
+            v6 in proptest::collection::vec((0u128..8, any::<u128>(), 16u8..=128, 0u8..64), 200..400),
             rnd in proptest::collection::vec(any::<u32>(), 0..200),
         ) {
-            let v4: Vec<(IpNet, u8)> = v4.into_iter().map(|(a, len, f)| {
+            let v4 = v4.into_iter().map(|(a, len, f)| {
                 (IpNet::V4(ipnet::Ipv4Net::new(Ipv4Addr::from(a), len).unwrap().trunc()), f)
-            }).collect();
-            let table = PrefixTable::build(v4.iter().copied());
+            });
+            // Under 2000::/3 and nearby, as IPv6 in use is.
+            let v6 = v6.into_iter().map(|(hi, lo, len, f)| {
+                let a = (hi << 125) | (lo >> 3);
+                (IpNet::V6(ipnet::Ipv6Net::new(Ipv6Addr::from(a), len).unwrap().trunc()), f)
+            });
+            let all: Vec<(IpNet, u8)> = v4.chain(v6).collect();
+            let table = PrefixTable::build(all.iter().copied());
+            let (i4, i6) = table.intervals();
+            prop_assert!(i4 > 64 && i6 > 64, "the index is in use");
             let extra: Vec<IpAddr> = rnd.into_iter().map(|a| IpAddr::V4(a.into())).collect();
-            for a in probes(&v4, &extra) {
-                let want = v4.iter().filter(|(n, _)| n.contains(&a)).fold(0u64, |m, (_, f)| m | 1 << f);
+            for a in probes(&all, &extra).into_iter().filter(|a| !matches!(a, IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some())) {
+                let want = all.iter().filter(|(n, _)| n.contains(&a)).fold(0u64, |m, (_, f)| m | 1 << f);
                 prop_assert_eq!(table.lookup(a), want, "mask of {}", a);
             }
         }
