@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod feeds;
 mod investigator;
 mod local;
 pub mod provider;
@@ -21,6 +22,7 @@ pub mod guarded;
 pub mod limiter;
 
 pub use config::IntelConfig;
+pub use feeds::{FeedMatch, FeedReport, FeedStats, Feeds};
 pub use investigator::Investigator;
 pub use local::{AddressClass, LocalContext};
 pub use provider::{Answer, ApiKey, Provider, ProviderError, Quota, RateInfo, Reply};
