@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod build;
 pub mod config;
 pub mod feeds;
 mod investigator;
@@ -21,6 +22,7 @@ pub mod coalesce;
 pub mod guarded;
 pub mod limiter;
 
+pub use build::{build, AssumedAlert, Intel, IntelStats, LookupReport, ProviderStats};
 pub use config::IntelConfig;
 pub use feeds::{FeedMatch, FeedReport, FeedStats, Feeds};
 pub use investigator::Investigator;
