@@ -47,6 +47,7 @@ pub use sentinel_ingest::config::{
     Fail2banFilterConfig, FileSourceConfig, Glob, JournaldSourceConfig, LineFormat, LogFormat,
     SyslogSourceConfig,
 };
+pub use sentinel_intel::IntelConfig;
 pub use sentinel_respond::actuators::nft::FilterHook;
 pub use sentinel_respond::config::{DockerSettings, NftSettings, QuarantineSettings};
 pub use sources::{ScenarioConfig, SourceConfig, FORMATS};
