@@ -259,6 +259,17 @@ fn read_key_file(r: &mut Reader, path: &str, file: &Path) -> Option<String> {
 /// slashes are dropped so the clients can append their paths.
 fn base_url(r: &mut Reader, n: &Node<'_>) -> Option<String> {
     let url = r.string(n)?.trim();
+    if url.contains('@') {
+        // Credentials in the URL would be shown wherever the URL is; the key goes in a header.
+        r.fail(
+            &n.path,
+            format!(
+                "`{}` must not carry user:password@ (the API key is sent in a header)",
+                RedisUrl::new(url).masked()
+            ),
+        );
+        return None;
+    }
     let Some(parsed) = http_url(url).filter(|_| !url.contains(['?', '#'])) else {
         r.fail(
             &n.path,

@@ -477,6 +477,7 @@ fn keys_and_redis_passwords_never_show() {
     let bad = [
         "intel:\n  abuseipdb: { key: abuse-key-secret-1, base_url: http://192.0.2.1 }\n",
         "intel:\n  virustotal: { key: \"vt-key-secret-2 with a space\" }\n",
+        "intel:\n  virustotal: { base_url: \"https://u:redis-pass-secret-4@vt.example\" }\n",
         "intel:\n  otx: { key: [otx-key-secret-3] }\n",
         "intel:\n  otx: { key: 98765432109876 }\n",
         "intel:\n  cache: { redis: 98765432109876 }\n",
