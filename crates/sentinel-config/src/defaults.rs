@@ -65,6 +65,48 @@ respond:
     redirect_to_honeypot: { mode: null, max_live: 1000 }
     isolate_container: { mode: null, max_live: 10 }
     quarantine_file: { mode: null, max_live: 1000 }
+intel:                             # investigation: what others know about an alert's source
+  offline: false                   # true: never ask a remote provider (also the case while no key is set)
+  deadline: 2s                     # the longest one investigation takes (<= 60s); late providers become uncertainty
+  concurrency: 64                  # investigations in flight at once (1..=4096)
+  abuseipdb:
+    key: null                      # API key (or SENTINEL__INTEL__ABUSEIPDB__KEY); null: provider off
+    key_file: null                 # ... or a file holding the key, read at start-up (not with key)
+    base_url: https://api.abuseipdb.com  # https; http only to a loopback host
+    timeout: 5s                    # one attempt
+    rate: { requests: 1000, per: 1d, burst: 10 }  # the plan's quota (free: 1,000 checks a day); burst <= requests
+    ttl: 6h                        # how long an answer is cached
+    negative_ttl: 1h               # ... and a "knows nothing" answer (<= ttl)
+    max_age_days: 90               # reports older than this are not counted (1..=365)
+  virustotal:
+    key: null                      # or SENTINEL__INTEL__VIRUSTOTAL__KEY
+    key_file: null
+    base_url: https://www.virustotal.com
+    timeout: 5s
+    rate: { requests: 4, per: 1m, burst: 4 }  # the public API: 4 lookups a minute
+    ttl: 1d
+    negative_ttl: 1h
+  otx:
+    key: null                      # or SENTINEL__INTEL__OTX__KEY
+    key_file: null
+    base_url: https://otx.alienvault.com
+    timeout: 5s
+    rate: { requests: 10000, per: 1h, burst: 20 }  # 10,000 requests an hour
+    ttl: 6h
+    negative_ttl: 1h
+  retry: { attempts: 3, base: 200ms, max: 5s }  # per provider and investigation (attempts 1..=10); backoff with jitter, Retry-After honoured
+  breaker: { failures: 5, cooldown: 30s }  # opens after this many failures in a row; one trial request after cooldown
+  cache:
+    max_entries: 100000            # answers kept in memory
+    redis: null                    # redis:// or rediss:// URL of a cache shared by every node
+    prefix: "sentinel:intel:"      # of every Redis key
+  feeds: []                        # at most 64, e.g. - { name: firehol_level1, path: /var/lib/sentinel/firehol_level1.netset, format: list, verdict: malicious, score: 90 }
+                                   #   name: a-z 0-9 _ -; format: list | spamhaus_json | tor_exit_addresses | csv; verdict: malicious | suspicious | benign; score: 0..=100
+                                   #   format csv also takes csv: { ip_column: ip, score_column: null, reason_column: null, delimiter: ",", header: true }
+  feed_poll: 30s                   # how often feed files are checked for changes
+  assets: []                       # e.g. - { name: shop, targets: [nginx, "shop-*"], nets: [198.51.100.0/24], criticality: high }
+  default_criticality: medium      # of a target no asset names: low | medium | high | critical
+  history_window: 1d               # how far back the source's history in the store counts
 sources: []                        # e.g. - { type: file, paths: [/var/log/auth.log], format: sshd }
                                    #   or - { type: fail2ban_jails, dir: /etc/fail2ban }
 policy:

@@ -6,13 +6,16 @@
 //! `SENTINEL_ALLOW_INSECURE_NO_AUTH` sets `api.allow_insecure_no_auth`; `REDACT_KEYS` appends to
 //! `logging.redact_keys`. Other variables (such as `SENTINEL_API_KEY`) are not configuration and are
 //! ignored. The flow is parse/merge ([`RawConfig`]) → [`validate`] (pure, reports every problem) →
-//! [`ValidatedConfig`]. This crate reads the two files it is pointed at and nothing else: it never
-//! reads the process environment itself (callers pass it in) and never holds secrets.
+//! [`ValidatedConfig`]. This crate reads the two files it is pointed at, and the API key files
+//! `intel.<provider>.key_file` names, and nothing else: it never reads the process environment itself
+//! (callers pass it in). The secrets it holds (API keys, a Redis password, the witness secret) never
+//! show in errors or in the rendered configuration.
 //!
 //! Values come out typed: enums for closed choices (log formats, nft hooks, bands, modes), `Option` where
 //! a value may be absent (written `null`; an empty string is an error, never "none"), globs parsed. The component
 //! crates own those types and the `build()` that turns them into running parts (the ingest crate's
-//! [`sentinel_ingest::config`], the response crate's [`sentinel_respond::config`]); this crate composes
+//! [`sentinel_ingest::config`], the response crate's [`sentinel_respond::config`], the investigation's
+//! [`sentinel_intel::IntelConfig`]); this crate composes
 //! them (the closed [`SourceConfig`] enum) and validates once, so the binary never re-checks a value.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -20,6 +23,7 @@
 
 mod defaults;
 mod error;
+mod intel;
 mod layers;
 mod model;
 mod policy;
@@ -43,6 +47,7 @@ pub use sentinel_ingest::config::{
     Fail2banFilterConfig, FileSourceConfig, Glob, JournaldSourceConfig, LineFormat, LogFormat,
     SyslogSourceConfig,
 };
+pub use sentinel_intel::IntelConfig;
 pub use sentinel_respond::actuators::nft::FilterHook;
 pub use sentinel_respond::config::{DockerSettings, NftSettings, QuarantineSettings};
 pub use sources::{ScenarioConfig, SourceConfig, FORMATS};

@@ -132,6 +132,9 @@ pub struct ValidatedConfig {
     pub respond: crate::respond::RespondConfig,
     /// Where log lines come from.
     pub sources: Vec<crate::sources::SourceConfig>,
+    /// How alerts are investigated (shown in the configuration's own shape, keys masked).
+    #[serde(serialize_with = "crate::intel::serialize")]
+    pub intel: sentinel_intel::IntelConfig,
 }
 
 /// `api`: the HTTP API.

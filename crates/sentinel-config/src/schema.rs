@@ -38,6 +38,24 @@ const LIST_ELEMENTS: &[(&str, &[&str])] = &[
             "dir",
         ],
     ),
+    (
+        "intel.feeds[]",
+        &["name", "path", "format", "verdict", "score", "csv"],
+    ),
+    (
+        "intel.feeds[].csv",
+        &[
+            "ip_column",
+            "score_column",
+            "reason_column",
+            "delimiter",
+            "header",
+        ],
+    ),
+    (
+        "intel.assets[]",
+        &["name", "targets", "nets", "criticality"],
+    ),
 ];
 
 /// Paths whose contents are free-form (passed through to an actuator).

@@ -1,6 +1,6 @@
 //! The pure `validate` step: takes a merged `RawConfig`, reports unknown keys, wrong types and
 //! out-of-range or unparsable values all together, and builds the typed `ValidatedConfig`.
-//! It does no I/O and reads no process state. The `policy` section is read in `policy.rs`.
+//! It reads no process state and no files but the API key files `intel.<provider>.key_file` names. The `policy` section is read in `policy.rs`.
 
 use crate::defaults::defaults_tree;
 use crate::error::{dedup, ConfigError, ConfigErrors};
@@ -20,7 +20,8 @@ const MIB: u64 = 1024 * 1024;
 
 /// Checks a merged configuration and builds the typed one, reporting every problem at once.
 ///
-/// Pure: no I/O. Problems met while layering (`raw.layer_errors`) come first, then unknown keys, then
+/// Pure but for one read: a key file named by `intel.<provider>.key_file` (its path is named when it
+/// cannot be read; its contents never are). Problems met while layering (`raw.layer_errors`) come first, then unknown keys, then
 /// type and value problems in section order.
 pub fn validate(raw: &RawConfig) -> Result<ValidatedConfig, ConfigErrors> {
     let mut errors = raw.layer_errors.clone();
@@ -74,6 +75,8 @@ fn build(r: &mut Reader, tree: &Value) -> Option<ValidatedConfig> {
     let policy = policy(r, section.as_ref());
     let section = r.get(root, "respond");
     let respond = crate::respond::respond(r, section.as_ref());
+    let section = r.get(root, "intel");
+    let intel = crate::intel::intel(r, section.as_ref());
     let sources = r
         .get(root, "sources")
         .and_then(|n| r.each(&n, crate::sources::source));
@@ -91,6 +94,7 @@ fn build(r: &mut Reader, tree: &Value) -> Option<ValidatedConfig> {
         policy: policy?,
         respond: respond?,
         sources: sources?,
+        intel: intel?,
     })
 }
 
@@ -238,32 +242,44 @@ fn audit(r: &mut Reader, s: Option<&Node<'_>>) -> Option<AuditConfig> {
 }
 
 /// An https URL, or an http one whose host is loopback (a witness on the same machine), with a host
-/// (and, if given, a port from 1 to 65535). Spaces, control characters and backslashes are refused: URL
-/// parsers read them differently (a backslash is a path separator to some), and a URL this check reads
-/// one way must not be sent somewhere else.
+/// (and, if given, a port from 1 to 65535).
 fn witness_url_ok(url: &str) -> bool {
+    http_url(url).is_some_and(|u| u.https || u.loopback)
+}
+
+/// What [`http_url`] found in a URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HttpUrl {
+    /// `https://` (else `http://`).
+    pub https: bool,
+    /// The host is `localhost` or a loopback address.
+    pub loopback: bool,
+}
+
+/// Reads an `http://` or `https://` URL with a host (and, if given, a port from 1 to 65535); `None`
+/// when it is not one. Spaces, control characters and backslashes are refused: URL parsers read them
+/// differently (a backslash is a path separator to some), and a URL this check reads one way must not
+/// be sent somewhere else.
+pub(crate) fn http_url(url: &str) -> Option<HttpUrl> {
     if url
         .chars()
         .any(|c| c.is_whitespace() || c.is_control() || c == '\\')
     {
-        return false;
+        return None;
     }
     let (rest, https) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
         (Some(rest), _) => (rest, true),
         (None, Some(rest)) => (rest, false),
-        (None, None) => return false,
+        (None, None) => return None,
     };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    // user:password@ before the host (a witness behind basic auth) is allowed.
+    // user:password@ before the host (a server behind basic auth) is allowed.
     let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
     let (host, port) = match host_port.strip_prefix('[') {
         Some(v6) => match v6.split_once(']') {
             Some((h, "")) => (h, None),
-            Some((h, tail)) => match tail.strip_prefix(':') {
-                Some(p) => (h, Some(p)),
-                None => return false,
-            },
-            None => return false,
+            Some((h, tail)) => (h, Some(tail.strip_prefix(':')?)),
+            None => return None,
         },
         None => match host_port.rsplit_once(':') {
             Some((h, p)) => (h, Some(p)),
@@ -271,13 +287,13 @@ fn witness_url_ok(url: &str) -> bool {
         },
     };
     if host.is_empty() || port.is_some_and(|p| !p.parse::<u16>().is_ok_and(|p| p > 0)) {
-        return false;
+        return None;
     }
-    https
-        || host == "localhost"
+    let loopback = host == "localhost"
         || host
             .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+            .is_ok_and(|ip| ip.is_loopback());
+    Some(HttpUrl { https, loopback })
 }
 
 fn detect(r: &mut Reader, s: Option<&Node<'_>>) -> Option<DetectConfig> {
