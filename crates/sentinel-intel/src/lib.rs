@@ -9,11 +9,15 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod correlate;
+pub mod history;
 mod investigator;
 mod local;
 pub mod provider;
 
 pub use config::IntelConfig;
+pub use correlate::{correlate, Context, Scored};
+pub use history::{History, SourceHistory};
 pub use investigator::Investigator;
 pub use local::{AddressClass, LocalContext};
 pub use provider::{Answer, ApiKey, Provider, ProviderError, Quota, RateInfo, Reply};

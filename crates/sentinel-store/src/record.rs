@@ -12,8 +12,8 @@
 
 use crate::error::StoreError;
 use sentinel_core::{
-    ActionRecord, Alert, AlertId, AuditKind, AuditRecord, Contribution, Event, Evidence, Investigation,
-    InvestigationId, Plan, Severity, Timestamp, TraceId,
+    ActionRecord, Alert, AlertId, AuditKind, AuditRecord, Contribution, Event, Evidence,
+    Investigation, InvestigationId, Plan, Severity, Timestamp, TraceId,
 };
 use serde::Serialize;
 use sha2::{Digest, Sha256};
