@@ -8,23 +8,27 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod backoff;
+pub mod breaker;
 mod build;
+pub mod cache;
+pub mod coalesce;
 pub mod config;
+pub mod correlate;
 pub mod feeds;
+pub mod guarded;
+pub mod history;
 mod investigator;
+pub mod limiter;
 mod local;
 pub mod provider;
 pub mod providers;
-pub mod backoff;
-pub mod breaker;
-pub mod cache;
-pub mod coalesce;
-pub mod guarded;
-pub mod limiter;
 
 pub use build::{build, AssumedAlert, Intel, IntelStats, LookupReport, ProviderStats};
 pub use config::IntelConfig;
 pub use feeds::{FeedMatch, FeedReport, FeedStats, Feeds};
+pub use correlate::{correlate, Context, Scored};
+pub use history::{History, SourceHistory};
 pub use investigator::Investigator;
 pub use local::{AddressClass, LocalContext};
 pub use provider::{Answer, ApiKey, Provider, ProviderError, Quota, RateInfo, Reply};

@@ -3,7 +3,8 @@
 //! This crate owns the stages ([`stages`]), what enters them and what they answer ([`intake`]), the one
 //! way records reach the store and their audit entries the Merkle audit log ([`recorder`]), the
 //! in-process [`bus`], the log sources' parse stage ([`sources`]), scenario loading ([`scenarios`]),
-//! the actuators the configuration asks for ([`actuators`]), the ledger's tasks (manual decisions, expiry, reconcile: [`ledger`]), the
+//! the actuators the configuration asks for ([`actuators`]), a source's history in the store for the
+//! investigator ([`history`]), the ledger's tasks (manual decisions, expiry, reconcile: [`ledger`]), the
 //! policy ([`policy`]), fail2ban jails as sources, scenarios and rules ([`jails`]), offline replay
 //! ([`replay`]), event retention ([`retention`]), the manual-decision contract front ends call
 //! ([`decisions`]) and the metrics every stage moves ([`metrics`]).
@@ -16,6 +17,7 @@
 pub mod actuators;
 pub mod bus;
 pub mod decisions;
+pub mod history;
 pub mod intake;
 pub mod jails;
 pub mod ledger;

@@ -27,7 +27,7 @@ pub use api_keys::ApiKeyRow;
 pub use backup::{backup_to, StoreBackup};
 pub use error::{StoreError, TryWriteError};
 pub use filter::{ActionFilter, AlertFilter, EventFilter, Page, DEFAULT_LIMIT, MAX_LIMIT};
-pub use read::{AlertDetail, AUDIT_PER_TRACE_LIMIT};
+pub use read::{AlertDetail, SubjectHistory, AUDIT_PER_TRACE_LIMIT};
 pub use record::{audited_table, content_hash, sha256_hex, stored_body, AuditRow, Record};
 pub use store::{Store, StoreOptions, SyncMode};
 pub use writer::{

@@ -15,7 +15,7 @@ use crate::record::{
 use crate::store::Store;
 use sentinel_core::{
     ActionId, ActionRecord, Alert, AlertId, AuditKind, AuditRecord, Event, EventId, Investigation,
-    Plan, TraceId,
+    Plan, Subject, Timestamp, TraceId,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -25,6 +25,18 @@ use sqlx::{QueryBuilder, Sqlite};
 pub const AUDIT_PER_TRACE_LIMIT: i64 = 10_000;
 /// At most this many plans, and this many actions, are returned with one alert.
 const DETAIL_LIMIT: i64 = 1_000;
+
+/// What the store holds about one subject over a time window: how often it was alerted on and acted
+/// against (the investigation's "source history").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct SubjectHistory {
+    /// Alerts about the subject with `since <= ts < before`.
+    pub alerts: u64,
+    /// Actions against the subject created with `since <= created < before`, whatever their state now.
+    pub actions: u64,
+    /// The latest of those alerts' times.
+    pub last_alert: Option<Timestamp>,
+}
 
 /// An alert with everything that followed from it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -170,6 +182,38 @@ impl Store {
             q.push(" AND created <= ").push_bind(t.as_millis());
         }
         fetch_page(self, "actions", q, cursor, limit).await
+    }
+
+    /// How often `subject` was alerted on and acted against from `since` up to (not including)
+    /// `before`. Both counts use the `subject` indexes of `alerts` and `actions`.
+    pub async fn subject_history(
+        &self,
+        subject: &Subject,
+        since: Timestamp,
+        before: Timestamp,
+    ) -> Result<SubjectHistory, StoreError> {
+        let key = subject.key();
+        let (alerts, last): (i64, Option<i64>) = sqlx::query_as(
+            "SELECT COUNT(*), MAX(ts) FROM alerts WHERE subject = ? AND ts >= ? AND ts < ?",
+        )
+        .bind(&key)
+        .bind(since.as_millis())
+        .bind(before.as_millis())
+        .fetch_one(self.pool())
+        .await?;
+        let actions: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM actions WHERE subject = ? AND created >= ? AND created < ?",
+        )
+        .bind(&key)
+        .bind(since.as_millis())
+        .bind(before.as_millis())
+        .fetch_one(self.pool())
+        .await?;
+        Ok(SubjectHistory {
+            alerts: u64::try_from(alerts).unwrap_or(0),
+            actions: u64::try_from(actions).unwrap_or(0),
+            last_alert: last.map(Timestamp::from_millis),
+        })
     }
 
     /// One action in its latest state.

@@ -389,3 +389,88 @@ async fn prune_events_by_age_then_by_count() {
         0
     );
 }
+
+/// A subject's history counts its alerts and actions in `[since, before)` and nobody else's, and
+/// names the latest alert; the alert at `before` itself (the one under investigation) does not count.
+#[tokio::test]
+async fn subject_history_counts_alerts_and_actions_in_the_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let me = ip("203.0.113.7");
+    let mut records: Vec<Record> = Vec::new();
+    for ts in [500, 1_000, 2_000, 3_000, 4_000] {
+        records.push(alert(ts, "ssh_bruteforce", Severity::High, me.clone(), "t-h").into());
+    }
+    records.push(
+        alert(
+            2_500,
+            "ssh_bruteforce",
+            Severity::High,
+            ip("203.0.113.8"),
+            "t-o",
+        )
+        .into(),
+    );
+    records.push(
+        alert(
+            2_600,
+            "http_attack",
+            Severity::High,
+            Subject::Container("web".into()),
+            "t-c",
+        )
+        .into(),
+    );
+    let a = alert(1_500, "ssh_bruteforce", Severity::High, me.clone(), "t-h");
+    let p = plan(&a, &investigation(&a));
+    records.push(action(&p, ActionKind::BlockIp, ActionState::Applied, 1_600).into());
+    records.push(action(&p, ActionKind::RateLimit, ActionState::Expired, 2_900).into());
+    records.push(action(&p, ActionKind::BlockIp, ActionState::Applied, 100).into());
+    let other = alert(
+        1_500,
+        "ssh_bruteforce",
+        Severity::High,
+        ip("203.0.113.8"),
+        "t-o",
+    );
+    let po = plan(&other, &investigation(&other));
+    records.push(action(&po, ActionKind::BlockIp, ActionState::Applied, 1_700).into());
+    write_all(&store, records).await;
+
+    let h = store
+        .subject_history(
+            &me,
+            Timestamp::from_millis(1_000),
+            Timestamp::from_millis(4_000),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        h.alerts, 3,
+        "1000, 2000 and 3000; not 500 (before), not 4000 (the one investigated)"
+    );
+    assert_eq!(
+        h.actions, 2,
+        "1600 and 2900; not 100, not the other address's"
+    );
+    assert_eq!(h.last_alert, Some(Timestamp::from_millis(3_000)));
+
+    let none = store
+        .subject_history(
+            &ip("192.0.2.1"),
+            Timestamp::from_millis(0),
+            Timestamp::from_millis(10_000),
+        )
+        .await
+        .unwrap();
+    assert_eq!(none, sentinel_store::SubjectHistory::default());
+    let container = store
+        .subject_history(
+            &Subject::Container("web".into()),
+            Timestamp::from_millis(0),
+            Timestamp::from_millis(10_000),
+        )
+        .await
+        .unwrap();
+    assert_eq!((container.alerts, container.actions), (1, 0));
+}
