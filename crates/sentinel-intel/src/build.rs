@@ -7,6 +7,7 @@ use crate::cache::AnswerCache;
 use crate::config::{IntelConfig, ProviderSettings};
 use crate::feeds::{FeedReport, FeedStats, Feeds};
 use crate::guarded::{GuardSettings, GuardStats, Guarded};
+use crate::history::History;
 use crate::investigator::Investigator;
 use crate::local::LocalContext;
 use crate::provider::Provider;
@@ -38,10 +39,14 @@ impl std::fmt::Debug for Intel {
     }
 }
 
-/// Builds the investigation. Feeds that did not load are in the reports (loud, not fatal: the file
-/// may appear later and is picked up by the watcher); a provider that cannot be built (a bad base
-/// URL) or a Redis URL that cannot be used is an error.
-pub fn build(cfg: &IntelConfig) -> Result<(Intel, Vec<FeedReport>), String> {
+/// Builds the investigation, with the source's history from `history` (the store) when given. Feeds
+/// that did not load are in the reports (loud, not fatal: the file may appear later and is picked up
+/// by the watcher); a provider that cannot be built (a bad base URL) or a Redis URL that cannot be used
+/// is an error.
+pub fn build(
+    cfg: &IntelConfig,
+    history: Option<Arc<dyn History>>,
+) -> Result<(Intel, Vec<FeedReport>), String> {
     let cache = Arc::new(match &cfg.cache.redis {
         Some(url) => AnswerCache::with_redis(cfg.cache.max_entries, url, &cfg.cache.prefix)?,
         None => AnswerCache::memory(cfg.cache.max_entries),
@@ -81,7 +86,15 @@ pub fn build(cfg: &IntelConfig) -> Result<(Intel, Vec<FeedReport>), String> {
             .iter()
             .map(|g| Box::new(g.clone()) as Box<dyn Enricher>),
     );
-    let investigator = Investigator::new(enrichers, cfg.deadline);
+    let remote = providers.len();
+    let mut investigator = Investigator::new(enrichers, cfg.deadline)
+        .offline(offline)
+        .remote_providers(remote)
+        .with_assets(cfg.assets.clone(), cfg.default_criticality)
+        .with_concurrency(cfg.concurrency);
+    if let Some(h) = history {
+        investigator = investigator.with_history(h, cfg.history_window);
+    }
     Ok((
         Intel {
             investigator: Arc::new(investigator),

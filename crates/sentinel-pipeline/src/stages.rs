@@ -71,8 +71,8 @@ impl Detectors {
 pub struct Stages {
     /// The detectors.
     pub detectors: Detectors,
-    /// The investigator.
-    pub investigator: Investigator,
+    /// The investigator (shared with the API's one-off lookups).
+    pub investigator: Arc<Investigator>,
     /// The policy.
     pub policy: ScenarioPolicy,
     /// The action ledger (actuators, allowlist, expiry).
@@ -458,7 +458,7 @@ async fn raise(
 /// many are in flight (finished or not, until handed on), so pressure still travels back to detect.
 /// When the alert queue closes, everything in flight is finished and handed on before the stage ends.
 async fn investigate(
-    inv: Investigator,
+    inv: Arc<Investigator>,
     mut rx: mpsc::Receiver<Pending<Alert>>,
     out: mpsc::Sender<Pending<Investigation>>,
     rec: Recorder,
@@ -466,7 +466,6 @@ async fn investigate(
 ) {
     type InFlight = (JoinHandle<Investigation>, Option<EventId>, Option<AckToken>);
     let limit = inv.concurrency().max(1);
-    let inv = Arc::new(inv);
     let mut in_flight: std::collections::VecDeque<InFlight> = std::collections::VecDeque::new();
     let mut open = true;
     loop {
@@ -759,7 +758,7 @@ mod tests {
         .with_concurrency(8);
         let (alert_tx, alert_rx) = mpsc::channel(64);
         let (inv_tx, mut inv_rx) = mpsc::channel(64);
-        let stage = tokio::spawn(investigate(inv, alert_rx, inv_tx, rec, metrics.clone()));
+        let stage = tokio::spawn(investigate(Arc::new(inv), alert_rx, inv_tx, rec, metrics.clone()));
 
         let group = AckGroup::new();
         let mut sent = Vec::new();

@@ -80,7 +80,7 @@ async fn a_defend_event_is_answered_once_after_its_records_commit() {
                 Heuristic::new(heuristic_settings(&cfg)),
                 ScenarioEngine::new(Vec::new(), EngineOptions::default()),
             ),
-            investigator: Investigator::new(Vec::new(), Duration::from_secs(2)),
+            investigator: Arc::new(Investigator::new(Vec::new(), Duration::from_secs(2))),
             policy: policy_matrix(&cfg),
             ledger,
             notifier: Box::new(LogNotifier),
@@ -228,7 +228,7 @@ async fn the_clock_expires_scenario_state_without_new_events() {
     let (intake, running) = stages::start(
         Stages {
             detectors,
-            investigator: Investigator::new(Vec::new(), Duration::from_secs(2)),
+            investigator: Arc::new(Investigator::new(Vec::new(), Duration::from_secs(2))),
             policy: policy_matrix(&cfg),
             ledger: Arc::new(Ledger::new(
                 Responder::new(Allowlist::new([])),

@@ -15,7 +15,6 @@ use sentinel_api::{ApiSettings, AppState};
 use sentinel_config::{StoreSync, ValidatedConfig};
 use sentinel_core::{AuditKind, Redactor, TraceId};
 use sentinel_detect::Heuristic;
-use sentinel_intel::{Investigator, LocalContext};
 use sentinel_pipeline::metrics::Metrics;
 use sentinel_pipeline::policy::{allowlist, heuristic_settings, policy_matrix};
 use sentinel_pipeline::recorder::{catch_up_index, LogAudit, Recorder};
@@ -109,12 +108,26 @@ pub async fn run(
         mode: cfg.policy.mode,
         limits: sentinel_pipeline::ledger::action_limits(&cfg),
     });
+    let history: Arc<dyn sentinel_intel::History> =
+        Arc::new(sentinel_pipeline::history::StoreHistory::new(store.clone()));
+    let (intel, feed_reports) = sentinel_intel::build(&cfg.intel, Some(history))
+        .map_err(anyhow::Error::msg)
+        .context("cannot start the investigation")?;
+    log_feed_reports(&feed_reports);
+    tracing::info!(
+        evt = "intel_ready",
+        offline = intel.is_offline(),
+        providers = ?intel.provider_names(),
+        feeds = cfg.intel.feeds.len(),
+        cache = %cfg.intel.cache.redis.as_ref().map_or("memory".to_owned(), |u| format!("memory + {u}")),
+        deadline_ms = cfg.intel.deadline.as_millis() as u64,
+    );
+    let feed_watcher = intel
+        .feeds()
+        .spawn_watcher(cfg.intel.feed_poll, stop_expiry.subscribe());
     let stages = Stages {
         detectors: Detectors::new(Heuristic::new(heuristic_settings(&cfg)), scenarios),
-        investigator: Investigator::new(
-            vec![Box::new(LocalContext::new(24 * 3600 * 1000, 100_000))],
-            Duration::from_secs(2),
-        ),
+        investigator: intel.investigator(),
         policy: policy_matrix(&cfg),
         ledger: ledger.clone(),
         notifier: Box::new(LogNotifier),
@@ -195,6 +208,9 @@ pub async fn run(
     let _ = stop_expiry.send(true);
     if let Err(e) = expiry.await {
         tracing::error!(evt = "expiry_task_failed", error = %e);
+    }
+    if let Err(e) = feed_watcher.await {
+        tracing::error!(evt = "feed_watcher_failed", error = %e);
     }
     // A connection that outlived the deadline (aborting the server does not end the connections it
     // spawned: a client sending its headers slowly keeps one) still holds intake and writer handles:
@@ -287,6 +303,33 @@ impl WitnessTask {
 
 /// Starts the webhook witness when `audit.witness_url` is set: every new signed checkpoint of the log
 /// is posted to it (`sentinel_audit::witness`), its counters exported as `sentinel_audit_witness_*`.
+/// Says what each local feed loaded: a feed that could not be read or lists nothing is an error in
+/// the log (it serves nothing until its file is fixed, which the watcher picks up), never silence.
+fn log_feed_reports(reports: &[sentinel_intel::FeedReport]) {
+    for r in reports {
+        match &r.error {
+            Some(error) => tracing::error!(
+                evt = "intel_feed_failed",
+                feed = %r.feed,
+                path = %r.path.display(),
+                error = %error,
+                malformed = r.malformed,
+            ),
+            None => tracing::info!(
+                evt = "intel_feed_loaded",
+                feed = %r.feed,
+                path = %r.path.display(),
+                entries = r.entries,
+                malformed = r.malformed,
+                warnings = r.warnings,
+            ),
+        }
+        for line in &r.samples {
+            tracing::warn!(evt = "intel_feed_malformed_line", feed = %r.feed, line = ?line);
+        }
+    }
+}
+
 fn start_witness(
     cfg: &ValidatedConfig,
     log: &sentinel_audit::Log,
