@@ -125,10 +125,7 @@ impl Intel {
 
     /// The remote providers in use, in the order they are asked.
     pub fn provider_names(&self) -> Vec<String> {
-        self.providers
-            .iter()
-            .map(|g| g.name().to_owned())
-            .collect()
+        self.providers.iter().map(|g| g.name().to_owned()).collect()
     }
 
     /// Every part's counters now.

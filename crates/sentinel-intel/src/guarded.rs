@@ -21,6 +21,7 @@ use crate::cache::{now_ms, AnswerCache};
 use crate::coalesce::Coalescer;
 use crate::config::{BreakerSettings, IntelConfig, ProviderSettings, RetrySettings};
 use crate::limiter::RateLimiter;
+use crate::local::AddressClass;
 use crate::provider::{Answer, Provider, ProviderError, Quota};
 use async_trait::async_trait;
 use sentinel_core::{Alert, EnrichError, Enricher, Evidence, Subject};
@@ -417,10 +418,19 @@ impl Enricher for Guarded {
         &self.inner.name
     }
 
+    /// Loopback, private, link-local and CGNAT addresses are never sent to a provider: they say nothing
+    /// about who is behind them, and asking would tell a third party about the inside network.
     async fn enrich(&self, subject: &Subject, _alert: &Alert) -> Result<Evidence, EnrichError> {
         match subject.ip() {
-            Some(ip) => self.lookup(ip).await,
-            None => Err(EnrichError::NotApplicable),
+            Some(ip)
+                if !matches!(
+                    AddressClass::of(ip),
+                    AddressClass::Loopback | AddressClass::Private
+                ) =>
+            {
+                self.lookup(ip).await
+            }
+            _ => Err(EnrichError::NotApplicable),
         }
     }
 }

@@ -7,7 +7,7 @@
 use crate::config::{AssetRule, Criticality};
 use crate::correlate::{correlate, Context};
 use crate::history::{History, SourceHistory};
-use sentinel_core::{Alert, Enricher, Investigation, InvestigationId, Timestamp};
+use sentinel_core::{Alert, EnrichError, Enricher, Investigation, InvestigationId, Timestamp};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -161,9 +161,17 @@ impl Investigator {
         let (answers, history) = tokio::join!(enrich, history);
         let mut evidence = Vec::with_capacity(self.enrichers.len());
         let mut uncertainty = Vec::new();
+        // A remote provider that does not look up this kind of subject (a container, a private
+        // address) is neither evidence nor missing: the subject is out of its reach, not unknown.
+        let mut remote_providers = self.remote_providers;
         for (e, answer) in self.enrichers.iter().zip(answers) {
             match answer {
                 Ok(Ok(ev)) => evidence.push(ev),
+                Ok(Err(EnrichError::NotApplicable)) => {
+                    if !LOCAL_ENRICHERS.contains(&e.name()) {
+                        remote_providers = remote_providers.saturating_sub(1);
+                    }
+                }
                 Ok(Err(err)) => uncertainty.push(format!("{}: {err}", e.name())),
                 Err(_) => uncertainty.push(format!(
                     "{}: no answer within the investigation deadline of {:?}",
@@ -193,7 +201,7 @@ impl Investigator {
             asset,
             history,
             offline: self.offline,
-            remote_providers: self.remote_providers,
+            remote_providers,
         };
         let scored = correlate(&alert, &evidence, &uncertainty, &ctx);
         Investigation {

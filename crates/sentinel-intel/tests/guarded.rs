@@ -704,3 +704,40 @@ async fn redis_down_is_a_counted_miss_and_the_investigation_still_answers() {
     assert!(ask(&g, ip(3)).await.is_ok());
     assert!(cache.stats().redis_errors >= 1);
 }
+
+/// Inside addresses never reach a provider, and their absence is not held against the investigation:
+/// the provider does not apply, it is not missing.
+#[tokio::test(start_paused = true)]
+async fn private_and_loopback_addresses_are_never_sent() {
+    let p = Scripted::new(step(ok(Verdict::Malicious, 90)));
+    let g = guard(&p, settings());
+    let inv = Investigator::new(vec![Box::new(g.clone())], Duration::from_secs(2));
+    for inside in [
+        "10.1.2.3",
+        "192.168.0.9",
+        "127.0.0.1",
+        "fd00::5",
+        "fe80::1",
+        "100.64.1.1",
+    ] {
+        let a: IpAddr = inside.parse().unwrap();
+        assert!(matches!(ask(&g, a).await, Err(EnrichError::NotApplicable)));
+        let i = inv.investigate(alert(a)).await;
+        assert!(
+            i.uncertainty.iter().all(|u| !u.starts_with("scripted")),
+            "{:?}",
+            i.uncertainty
+        );
+        assert!(
+            i.contributions
+                .iter()
+                .all(|c| !c.input.starts_with("missing")),
+            "{:?}",
+            i.contributions
+        );
+    }
+    assert_eq!(p.count(), 0);
+    // A public (here: documentation) address is asked.
+    assert!(ask(&g, ip(9)).await.is_ok());
+    assert_eq!(p.count(), 1);
+}

@@ -758,7 +758,13 @@ mod tests {
         .with_concurrency(8);
         let (alert_tx, alert_rx) = mpsc::channel(64);
         let (inv_tx, mut inv_rx) = mpsc::channel(64);
-        let stage = tokio::spawn(investigate(Arc::new(inv), alert_rx, inv_tx, rec, metrics.clone()));
+        let stage = tokio::spawn(investigate(
+            Arc::new(inv),
+            alert_rx,
+            inv_tx,
+            rec,
+            metrics.clone(),
+        ));
 
         let group = AckGroup::new();
         let mut sent = Vec::new();

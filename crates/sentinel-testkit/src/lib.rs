@@ -9,5 +9,5 @@
 #![forbid(unsafe_code)]
 
 pub mod netns;
-pub mod ti;
 pub mod redis;
+pub mod ti;
