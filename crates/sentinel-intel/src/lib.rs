@@ -1,10 +1,21 @@
 //! Investigation: what Sentinel finds out about an alert's subject before deciding anything.
 //!
-//! This crate owns the enrichers (for now [`LocalContext`]: the kind of address, and how often the subject
-//! offended recently) and [`Investigator`], which runs them concurrently under one deadline, tolerates their failures as recorded
-//! uncertainty, and correlates everything into a risk score and confidence. Remote threat-intelligence
-//! providers slot in as further [`sentinel_core::Enricher`]s. It never decides what to do about an alert
-//! (that is the policy's job) and never writes to the store.
+//! [`build`] turns the `intel:` configuration into an [`Intel`]: the [`Investigator`] the pipeline runs,
+//! over these enrichers, all at once under one per-investigation deadline:
+//! - [`LocalContext`]: the kind of address (loopback, private, documentation, public);
+//! - [`Feeds`]: local IP/CIDR lists, FireHOL netsets, Spamhaus DROP/EDROP, Tor exit lists and CSV feeds
+//!   in one prefix table, reloaded when their files change;
+//! - the remote providers that have a key ([`providers`]: AbuseIPDB v2, VirusTotal v3, OTX), each
+//!   behind a [`Guarded`] layer: answer cache (memory, and Redis shared by every node), request
+//!   coalescing, circuit breaker, rate limiter matching the provider's quota, and retries with backoff
+//!   that honour `Retry-After`;
+//! - the source's history in the store ([`History`]).
+//!
+//! A provider that fails or does not answer in time becomes an uncertainty flag, never a failed
+//! investigation. [`correlate`] turns the answers, the alert and the local context (asset criticality,
+//! history) into a risk score and confidence with the contribution of every input recorded. Without
+//! keys everything is local and deterministic (offline mode). The crate never decides what to do about
+//! an alert (that is the policy's job) and never writes to the store.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
