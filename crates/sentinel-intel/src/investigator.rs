@@ -38,7 +38,7 @@ impl Investigator {
     /// given at most `deadline`: whoever has not answered by then is recorded as uncertainty. Every
     /// enricher other than `local_context` and `feeds` counts as a remote provider until
     /// [`Investigator::remote_providers`] says otherwise; no history, no asset rules (medium
-    /// criticality), [`DEFAULT_CONCURRENCY`].
+    /// criticality), 64 investigations at once.
     pub fn new(enrichers: Vec<Box<dyn Enricher>>, deadline: Duration) -> Self {
         let remote_providers = enrichers
             .iter()

@@ -12,7 +12,7 @@
 //! - the source's history in the store ([`History`]).
 //!
 //! A provider that fails or does not answer in time becomes an uncertainty flag, never a failed
-//! investigation. [`correlate`] turns the answers, the alert and the local context (asset criticality,
+//! investigation. [`correlate()`] turns the answers, the alert and the local context (asset criticality,
 //! history) into a risk score and confidence with the contribution of every input recorded. Without
 //! keys everything is local and deterministic (offline mode). The crate never decides what to do about
 //! an alert (that is the policy's job) and never writes to the store.

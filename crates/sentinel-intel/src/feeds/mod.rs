@@ -3,7 +3,7 @@
 //!
 //! Every feed is loaded into one [`PrefixTable`] (which feeds list an address) plus, per feed, a
 //! [`NetIndex`] naming the most specific listed prefix. The whole set is an immutable snapshot swapped
-//! in atomically when a file changes ([`watch`]); a feed that fails to load or lists nothing is reported
+//! in atomically when a file changes (`watch`); a feed that fails to load or lists nothing is reported
 //! loudly and, on reload, keeps its previous contents. Lookups never touch the disk and, when nothing
 //! matches, never allocate.
 
