@@ -52,21 +52,7 @@ impl AbuseIpDb {
     }
 
     fn answer(&self, raw: &Raw) -> Result<Answer, ProviderError> {
-        match raw.status {
-            200..=299 => parse_check(&raw.body)
-                .map_err(|e| ProviderError::Malformed(self.endpoint.clean(&e))),
-            401 | 403 => Err(ProviderError::Unauthorized {
-                status: raw.status,
-                message: self.message(&raw.body),
-            }),
-            429 => Err(ProviderError::RateLimited {
-                retry_after: raw.retry_after,
-            }),
-            status => Err(ProviderError::Status {
-                status,
-                message: self.message(&raw.body),
-            }),
-        }
+        raw.answer(&self.endpoint, parse_check, |body| self.message(body))
     }
 
     /// `{"errors":[{"detail":"…","status":…}]}`: the details joined, else the body's text.
@@ -105,13 +91,7 @@ impl Provider for AbuseIpDb {
             .append_pair("ipAddress", &super::canonical(ip).to_string())
             .append_pair("maxAgeInDays", &self.max_age_days.to_string())
             .append_key_only("verbose");
-        match self.endpoint.get(url).await {
-            Ok(raw) => Reply {
-                result: self.answer(&raw),
-                rate: raw.rate,
-            },
-            Err(e) => Reply::new(Err(e)),
-        }
+        self.endpoint.reply(url, |raw| self.answer(raw)).await
     }
 }
 

@@ -4,7 +4,7 @@
 //!
 //! It knows nothing of any provider's JSON: each client maps statuses and bodies itself.
 
-use crate::provider::{ApiKey, ProviderError, RateInfo};
+use crate::provider::{Answer, ApiKey, ProviderError, RateInfo, Reply};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use reqwest::{Client, Url};
 use std::fmt::Write as _;
@@ -36,7 +36,51 @@ pub(crate) struct Raw {
     pub retry_after: Option<Duration>,
 }
 
+impl Raw {
+    /// How every provider's response reads: a 2xx is parsed by `parse` (what it cannot read is
+    /// malformed), 401/403 is a refused key, 429 a rate limit with its `Retry-After`, anything else a
+    /// status error; `message` turns an error body into the provider's own explanation.
+    pub(crate) fn answer(
+        &self,
+        endpoint: &Endpoint,
+        parse: impl FnOnce(&[u8]) -> Result<Answer, String>,
+        message: impl FnOnce(&[u8]) -> String,
+    ) -> Result<Answer, ProviderError> {
+        match self.status {
+            200..=299 => {
+                parse(&self.body).map_err(|e| ProviderError::Malformed(endpoint.clean(&e)))
+            }
+            401 | 403 => Err(ProviderError::Unauthorized {
+                status: self.status,
+                message: message(&self.body),
+            }),
+            429 => Err(ProviderError::RateLimited {
+                retry_after: self.retry_after,
+            }),
+            status => Err(ProviderError::Status {
+                status,
+                message: message(&self.body),
+            }),
+        }
+    }
+}
+
 impl Endpoint {
+    /// One attempt: a GET of `url`, its response read by `answer`, with the quota headers it carried.
+    pub(crate) async fn reply(
+        &self,
+        url: Url,
+        answer: impl FnOnce(&Raw) -> Result<Answer, ProviderError>,
+    ) -> Reply {
+        match self.get(url).await {
+            Ok(raw) => Reply {
+                result: answer(&raw),
+                rate: raw.rate,
+            },
+            Err(e) => Reply::new(Err(e)),
+        }
+    }
+
     /// Checks the base URL and the key up front so that a misconfiguration is an error at start,
     /// not a failure on every lookup.
     pub(crate) fn new(

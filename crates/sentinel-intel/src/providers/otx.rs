@@ -51,21 +51,7 @@ impl Otx {
     }
 
     fn answer(&self, raw: &Raw) -> Result<Answer, ProviderError> {
-        match raw.status {
-            200..=299 => parse_general(&raw.body)
-                .map_err(|e| ProviderError::Malformed(self.endpoint.clean(&e))),
-            401 | 403 => Err(ProviderError::Unauthorized {
-                status: raw.status,
-                message: self.message(&raw.body),
-            }),
-            429 => Err(ProviderError::RateLimited {
-                retry_after: raw.retry_after,
-            }),
-            status => Err(ProviderError::Status {
-                status,
-                message: self.message(&raw.body),
-            }),
-        }
+        raw.answer(&self.endpoint, parse_general, |body| self.message(body))
     }
 
     /// OTX errors are `{"detail":"…"}`; anything else is shown as text.
@@ -94,13 +80,7 @@ impl Provider for Otx {
         let url = self
             .endpoint
             .url(&["api", "v1", "indicators", family, &ip, "general"]);
-        match self.endpoint.get(url).await {
-            Ok(raw) => Reply {
-                result: self.answer(&raw),
-                rate: raw.rate,
-            },
-            Err(e) => Reply::new(Err(e)),
-        }
+        self.endpoint.reply(url, |raw| self.answer(raw)).await
     }
 }
 

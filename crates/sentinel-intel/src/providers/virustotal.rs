@@ -66,30 +66,19 @@ impl VirusTotal {
         let error = serde_json::from_slice::<ErrorBody>(&raw.body)
             .ok()
             .map(|b| b.error);
-        match raw.status {
-            200..=299 => {
-                parse_ip(&raw.body).map_err(|e| ProviderError::Malformed(self.endpoint.clean(&e)))
-            }
-            // Only VirusTotal's own "not found" is an answer; a 404 from anything else (a wrong
-            // base_url) is an error, not "nothing known".
-            404 if error.as_ref().is_some_and(|e| e.code == "NotFoundError") => Ok(Answer {
+        // Only VirusTotal's own "not found" is an answer; a 404 from anything else (a wrong
+        // base_url) is an error, not "nothing known".
+        if raw.status == 404 && error.as_ref().is_some_and(|e| e.code == "NotFoundError") {
+            return Ok(Answer {
                 verdict: Verdict::Unknown,
                 score: None,
                 details: json!({"found": false}),
                 negative: true,
-            }),
-            401 | 403 => Err(ProviderError::Unauthorized {
-                status: raw.status,
-                message: self.message(error.as_ref(), &raw.body),
-            }),
-            429 => Err(ProviderError::RateLimited {
-                retry_after: raw.retry_after,
-            }),
-            status => Err(ProviderError::Status {
-                status,
-                message: self.message(error.as_ref(), &raw.body),
-            }),
+            });
         }
+        raw.answer(&self.endpoint, parse_ip, |body| {
+            self.message(error.as_ref(), body)
+        })
     }
 
     /// `code: message`, else the body's text.
@@ -117,13 +106,7 @@ impl Provider for VirusTotal {
     async fn lookup(&self, ip: IpAddr) -> Reply {
         let ip = super::canonical(ip).to_string();
         let url = self.endpoint.url(&["api", "v3", "ip_addresses", &ip]);
-        match self.endpoint.get(url).await {
-            Ok(raw) => Reply {
-                result: self.answer(&raw),
-                rate: raw.rate,
-            },
-            Err(e) => Reply::new(Err(e)),
-        }
+        self.endpoint.reply(url, |raw| self.answer(raw)).await
     }
 }
 
