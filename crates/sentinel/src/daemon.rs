@@ -110,10 +110,10 @@ pub async fn run(
     });
     let history: Arc<dyn sentinel_intel::History> =
         Arc::new(sentinel_pipeline::history::StoreHistory::new(store.clone()));
-    let (intel, feed_reports) = sentinel_intel::build(&cfg.intel, Some(history))
+    // Each feed's load is logged by the feeds themselves (a feed serving nothing is an error).
+    let (intel, _feed_reports) = sentinel_intel::build(&cfg.intel, Some(history))
         .map_err(anyhow::Error::msg)
         .context("cannot start the investigation")?;
-    log_feed_reports(&feed_reports);
     tracing::info!(
         evt = "intel_ready",
         offline = intel.is_offline(),
@@ -303,33 +303,6 @@ impl WitnessTask {
 
 /// Starts the webhook witness when `audit.witness_url` is set: every new signed checkpoint of the log
 /// is posted to it (`sentinel_audit::witness`), its counters exported as `sentinel_audit_witness_*`.
-/// Says what each local feed loaded: a feed that could not be read or lists nothing is an error in
-/// the log (it serves nothing until its file is fixed, which the watcher picks up), never silence.
-fn log_feed_reports(reports: &[sentinel_intel::FeedReport]) {
-    for r in reports {
-        match &r.error {
-            Some(error) => tracing::error!(
-                evt = "intel_feed_failed",
-                feed = %r.feed,
-                path = %r.path.display(),
-                error = %error,
-                malformed = r.malformed,
-            ),
-            None => tracing::info!(
-                evt = "intel_feed_loaded",
-                feed = %r.feed,
-                path = %r.path.display(),
-                entries = r.entries,
-                malformed = r.malformed,
-                warnings = r.warnings,
-            ),
-        }
-        for line in &r.samples {
-            tracing::warn!(evt = "intel_feed_malformed_line", feed = %r.feed, line = ?line);
-        }
-    }
-}
-
 fn start_witness(
     cfg: &ValidatedConfig,
     log: &sentinel_audit::Log,

@@ -92,20 +92,40 @@ impl FeedReport {
         self.error.is_some()
     }
 
+    /// Logs the report: an error when the feed serves nothing from its file, a warning naming the
+    /// first malformed line, else what it loaded.
     fn log(&self) {
         if let Some(e) = &self.error {
-            tracing::error!(feed = %self.feed, path = %self.path.display(), kept_previous = self.kept_previous,
-                entries = self.entries, "feed not loaded: {e}");
+            tracing::error!(
+                evt = "intel_feed_failed",
+                feed = %self.feed,
+                path = %self.path.display(),
+                kept_previous = self.kept_previous,
+                entries = self.entries,
+                error = %e,
+            );
         } else if self.malformed > 0 {
             let first = self
                 .samples
                 .first()
                 .map(|s| format!("line {}: {} ({})", s.line, s.why, s.text))
                 .unwrap_or_default();
-            tracing::warn!(feed = %self.feed, path = %self.path.display(), entries = self.entries,
-                malformed = self.malformed, "feed loaded with malformed lines; first: {first}");
+            tracing::warn!(
+                evt = "intel_feed_malformed_lines",
+                feed = %self.feed,
+                path = %self.path.display(),
+                entries = self.entries,
+                malformed = self.malformed,
+                first = %first,
+            );
         } else {
-            tracing::info!(feed = %self.feed, entries = self.entries, warnings = self.warnings, "feed loaded");
+            tracing::info!(
+                evt = "intel_feed_loaded",
+                feed = %self.feed,
+                path = %self.path.display(),
+                entries = self.entries,
+                warnings = self.warnings,
+            );
         }
     }
 }

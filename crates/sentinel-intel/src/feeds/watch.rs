@@ -138,7 +138,7 @@ impl Feeds {
                 }
                 let f = feeds.clone();
                 if let Err(e) = tokio::task::spawn_blocking(move || f.reload_changed()).await {
-                    tracing::error!("feed reload task failed: {e}");
+                    tracing::error!(evt = "intel_feed_reload_failed", error = %e);
                 }
             }
         })
