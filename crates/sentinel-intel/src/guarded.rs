@@ -376,11 +376,24 @@ impl Inner {
                 Err(e) => e,
             };
             self.count_failure(&e);
+            let opens = self.breaker.stats().opens;
             permit.record(if e.counts_as_failure() {
                 Outcome::Failure
             } else {
                 Outcome::Neutral
             });
+            // A provider that stops working is said once per opening of its circuit, not per alert.
+            if self.breaker.stats().opens > opens {
+                tracing::warn!(
+                    evt = "intel_provider_circuit_open",
+                    provider = %self.name,
+                    error = %e,
+                    cooldown_secs = self.settings.breaker.cooldown.as_secs(),
+                );
+            }
+            if matches!(e, ProviderError::Unauthorized { .. }) {
+                tracing::error!(evt = "intel_provider_key_refused", provider = %self.name, error = %e);
+            }
             if let Some(after) = e.retry_after() {
                 self.limiter.block_until(Instant::now() + after);
             }
