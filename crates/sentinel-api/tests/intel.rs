@@ -172,5 +172,7 @@ async fn the_provider_key_is_in_no_answer() {
         assert!(!b.contains(fake.key()), "key leaked: {b}");
     }
     let metrics = send(&app, get("/metrics", Some(&h.admin_key))).await;
-    assert!(!String::from_utf8(metrics.body).unwrap().contains(fake.key()));
+    assert!(!String::from_utf8(metrics.body)
+        .unwrap()
+        .contains(fake.key()));
 }

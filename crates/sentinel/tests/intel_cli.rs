@@ -103,15 +103,24 @@ async fn lookup_asks_the_daemon_whose_cache_answers_the_second_time() {
     assert!(first.out.contains("risk score "), "{}", first.out);
     assert!(first.out.contains("contributions:\n"), "{}", first.out);
     assert!(
-        first.out.lines().any(|l| l.trim_start().starts_with("abuseipdb ")
-            && l.contains('+')),
+        first
+            .out
+            .lines()
+            .any(|l| l.trim_start().starts_with("abuseipdb ") && l.contains('+')),
         "a contribution line for the provider: {}",
         first.out
     );
 
     let second = run(
         dir,
-        &["intel", "lookup", "203.0.113.7", "--json", "--data-dir", "data"],
+        &[
+            "intel",
+            "lookup",
+            "203.0.113.7",
+            "--json",
+            "--data-dir",
+            "data",
+        ],
         &[],
     )
     .await;
@@ -193,13 +202,24 @@ async fn lookup_local_builds_the_investigation_from_the_configuration() {
     // Without a key: offline, the feed still says so, and nothing is asked.
     let r = run(
         dir.path(),
-        &["intel", "lookup", "203.0.113.7", "--local", "--data-dir", "data"],
+        &[
+            "intel",
+            "lookup",
+            "203.0.113.7",
+            "--local",
+            "--data-dir",
+            "data",
+        ],
         &[],
     )
     .await;
     assert_eq!(r.code, Some(0), "{}", r.err);
     assert!(r.out.contains("[offline"), "{}", r.out);
-    assert!(!r.out.lines().any(|l| l.starts_with("abuseipdb")), "{}", r.out);
+    assert!(
+        !r.out.lines().any(|l| l.starts_with("abuseipdb")),
+        "{}",
+        r.out
+    );
     assert!(
         r.out
             .lines()
@@ -243,12 +263,23 @@ async fn lookup_exit_codes_say_what_went_wrong() {
 
     for args in [
         &["intel", "lookup", "not-an-ip", "--local"][..],
-        &["intel", "lookup", "203.0.113.7", "--severity", "extreme", "--local"],
+        &[
+            "intel",
+            "lookup",
+            "203.0.113.7",
+            "--severity",
+            "extreme",
+            "--local",
+        ],
     ] {
         let r = run(dir.path(), args, &[]).await;
         assert_eq!(r.code, Some(2), "{args:?}: {}", r.err);
     }
-    std::fs::write(dir.path().join("sentinel.yml"), "intel:\n  deadline: forever\n").unwrap();
+    std::fs::write(
+        dir.path().join("sentinel.yml"),
+        "intel:\n  deadline: forever\n",
+    )
+    .unwrap();
     let r = run(
         dir.path(),
         &["intel", "lookup", "203.0.113.7", "--local"],

@@ -16,9 +16,9 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 fn intel(s: &AppState) -> Result<&Intel, ApiError> {
-    s.intel
-        .as_ref()
-        .ok_or_else(|| ApiError::Unavailable("the investigation is not available in this role".into()))
+    s.intel.as_ref().ok_or_else(|| {
+        ApiError::Unavailable("the investigation is not available in this role".into())
+    })
 }
 
 /// `GET /v1/intel/{ip}?severity=…` (severity of the assumed alert, default `medium`).

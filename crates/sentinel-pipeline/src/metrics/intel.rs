@@ -286,8 +286,14 @@ mod tests {
 
         let e = parse(&m.render());
         let p = [("provider", "abuseipdb")];
-        assert_eq!(sample(&e, "sentinel_intel_provider_requests_total", &p), Some(0.0));
-        assert_eq!(sample(&e, "sentinel_intel_provider_breaker_state", &p), Some(0.0));
+        assert_eq!(
+            sample(&e, "sentinel_intel_provider_requests_total", &p),
+            Some(0.0)
+        );
+        assert_eq!(
+            sample(&e, "sentinel_intel_provider_breaker_state", &p),
+            Some(0.0)
+        );
 
         intel.lookup(listed, Severity::High).await;
         intel.lookup(listed, Severity::High).await;
@@ -321,10 +327,17 @@ mod tests {
             Some(0.0),
             "{text}"
         );
-        assert_eq!(sample(&e, "sentinel_intel_cache_memory_hits_total", &[]), Some(1.0));
+        assert_eq!(
+            sample(&e, "sentinel_intel_cache_memory_hits_total", &[]),
+            Some(1.0)
+        );
         assert_eq!(sample(&e, "sentinel_intel_cache_entries", &[]), Some(1.0));
         let f = [("feed", "firehol_level1")];
-        assert_eq!(sample(&e, "sentinel_intel_feed_entries", &f), Some(1.0), "{text}");
+        assert_eq!(
+            sample(&e, "sentinel_intel_feed_entries", &f),
+            Some(1.0),
+            "{text}"
+        );
         assert_eq!(
             sample(&e, "sentinel_intel_feed_malformed_lines", &f),
             Some(1.0),

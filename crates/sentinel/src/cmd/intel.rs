@@ -105,8 +105,14 @@ fn lookup(
     if local {
         return rt.block_on(lookup_local(&cfg, ip, severity));
     }
-    let target = Target::resolve(remote, &cfg.data_dir, cfg.api.listen)
-        .map_err(|e| Fail(2, format!("{e:#}")))?;
+    let target = Target::resolve(remote, &cfg.data_dir, cfg.api.listen).map_err(|e| {
+        Fail(
+            2,
+            format!(
+                "{e:#}\n(is the daemon running here? start it with `sentinel run`, or use --local)"
+            ),
+        )
+    })?;
     rt.block_on(async {
         let client = Target::client().map_err(|e| Fail(2, format!("{e:#}")))?;
         let resp = client
@@ -154,7 +160,8 @@ async fn lookup_local(
         None
     };
     let history = store.clone().map(|s| {
-        Arc::new(sentinel_pipeline::history::StoreHistory::new(s)) as Arc<dyn sentinel_intel::History>
+        Arc::new(sentinel_pipeline::history::StoreHistory::new(s))
+            as Arc<dyn sentinel_intel::History>
     });
     let built = sentinel_intel::build(&cfg.intel, history);
     let (intel, reports) = match built {
