@@ -57,4 +57,6 @@ pub struct AppState {
     pub audit: Option<sentinel_audit::Log>,
     /// The action ledger, for manual decisions (`None` where this role has none).
     pub decisions: Option<Arc<dyn crate::decisions::Decisions>>,
+    /// The investigation, for one-off lookups and its counters (`None` where this role has none).
+    pub intel: Option<sentinel_intel::Intel>,
 }

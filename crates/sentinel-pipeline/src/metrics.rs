@@ -20,7 +20,9 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Instant;
 
+mod intel;
 mod sources;
+pub use intel::IntelMetrics;
 pub use sources::{Fail2banFilters, LogSources, SessionReading, SourceReading};
 
 /// The `Content-Type` of [`Metrics::render`]'s text.
@@ -509,6 +511,9 @@ macro_rules! metrics {
             pub queues: Queues,
             /// The audit log's counters, read at render time once it is open.
             pub audit_log: AuditLogMetrics,
+            /// The investigation's counters (providers, cache, feeds), read at render time once it
+            /// is built.
+            pub intel: IntelMetrics,
             stage_latency: StageLatency,
             registry: Mutex<Registry>,
         }
@@ -541,6 +546,7 @@ macro_rules! metrics {
                     store_writer: Arc::default(),
                     queues: Queues::default(),
                     audit_log: AuditLogMetrics::default(),
+                    intel: IntelMetrics::default(),
                     stage_latency: StageLatency::default(),
                     registry: Mutex::new(Registry::default()),
                 };
@@ -553,6 +559,7 @@ macro_rules! metrics {
                 registry.register_collector(Box::new(m.stage_latency.clone()));
                 registry.register_collector(Box::new(m.queues.clone()));
                 registry.register_collector(Box::new(m.audit_log.clone()));
+                registry.register_collector(Box::new(m.intel.clone()));
                 *m.registry.lock().unwrap_or_else(PoisonError::into_inner) = registry;
                 m
             }

@@ -114,6 +114,7 @@ pub async fn run(
     let (intel, _feed_reports) = sentinel_intel::build(&cfg.intel, Some(history))
         .map_err(anyhow::Error::msg)
         .context("cannot start the investigation")?;
+    metrics.intel.set(intel.clone());
     tracing::info!(
         evt = "intel_ready",
         offline = intel.is_offline(),
@@ -151,6 +152,7 @@ pub async fn run(
         settings: api_settings(&cfg),
         audit: Some(audit_log.clone()),
         decisions: Some(desk),
+        intel: Some(intel.clone()),
     };
     tracing::info!(evt = "allowlist", nets = ?ledger.responder().allowlist().nets().iter().map(|n| n.to_string()).collect::<Vec<_>>());
     let listener = tokio::net::TcpListener::bind(cfg.api.listen)

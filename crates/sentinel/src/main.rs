@@ -28,6 +28,11 @@ enum Command {
     },
     /// Manual decisions on the running daemon (add, list, delete), like `cscli decisions`.
     Decisions(cmd::decisions::DecisionsArgs),
+    /// Investigate an address (providers, feeds, cache state, risk score) or check the local feeds.
+    ///
+    /// Exit code 0; 1 when the daemon cannot be reached (start it, or use --local) or a feed did not
+    /// load; 2 on a usage or configuration error.
+    Intel(cmd::intel::IntelArgs),
     /// Print the sentinel.yml section equivalent to another tool's configuration.
     Import {
         #[command(subcommand)]
@@ -62,6 +67,7 @@ fn main() -> ExitCode {
         Command::Run(common) => cmd::run::run(common),
         Command::Config { command } => cmd::config::run(command),
         Command::Decisions(args) => cmd::decisions::run(args),
+        Command::Intel(args) => cmd::intel::run(args),
         Command::Import { command } => cmd::import::run(command),
         Command::Replay(args) => cmd::replay::run(args),
         Command::GenLogs(args) => cmd::gen_logs::run(args),

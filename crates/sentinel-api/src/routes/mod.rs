@@ -4,6 +4,7 @@ mod audit;
 mod defend;
 mod events;
 mod health;
+mod intel;
 mod query;
 
 use crate::auth::{authenticate, require, Role};
@@ -37,7 +38,8 @@ pub fn router(state: AppState) -> Router {
         .route("/audit/consistency", get(audit::consistency))
         .route("/audit/checkpoint", get(audit::checkpoint))
         .route("/audit/checkpoints", get(audit::checkpoints))
-        .route("/decisions", get(crate::decisions::list));
+        .route("/decisions", get(crate::decisions::list))
+        .route("/intel", get(intel::stats));
     let read = limits::time_out(read, limit);
     let write = Router::new()
         .route("/defend", post(defend::defend))
@@ -45,7 +47,9 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/decisions",
             post(crate::decisions::add).delete(crate::decisions::delete),
-        );
+        )
+        // A read, but it spends the providers' quota: operators only.
+        .route("/intel/{ip}", get(intel::lookup));
     // The stream joins after the timeout: it is bounded per line instead.
     let write = limits::time_out(write, limit)
         .route("/events/stream", post(events::post_stream))

@@ -89,6 +89,7 @@ pub async fn harness_with(setup: Setup) -> Harness {
         settings: setup.settings,
         audit: None,
         decisions: None,
+        intel: None,
     };
     Harness {
         app: sentinel_api::router(state.clone()),

@@ -2,16 +2,15 @@
 //! the ledger stays the one source of truth. The address and key come from flags, `SENTINEL_API_KEY`,
 //! or `<data-dir>/api.addr` and `<data-dir>/admin.key`.
 
+use super::client::{Remote, Target};
 use super::Common;
 use anyhow::{bail, Context};
 use clap::builder::PossibleValue;
 use clap::{Args, Subcommand, ValueEnum};
 use sentinel_core::ActionKind;
 use serde_json::{json, Value};
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::LazyLock;
-use std::time::Duration;
 
 /// `sentinel decisions` arguments.
 #[derive(Args)]
@@ -20,12 +19,8 @@ pub struct DecisionsArgs {
     command: DecisionsCommand,
     #[command(flatten)]
     common: Common,
-    /// The daemon's base URL (default: <data-dir>/api.addr, else api.listen).
-    #[arg(long, global = true)]
-    url: Option<String>,
-    /// API key (default: <data-dir>/admin.key).
-    #[arg(long, env = "SENTINEL_API_KEY", global = true, hide_env_values = true)]
-    api_key: Option<String>,
+    #[command(flatten)]
+    remote: Remote,
 }
 
 #[derive(Subcommand)]
@@ -106,7 +101,7 @@ pub fn run(a: DecisionsArgs) -> ExitCode {
 
 fn talk(a: DecisionsArgs) -> anyhow::Result<String> {
     let cfg = a.common.load().map_err(anyhow::Error::msg)?;
-    let target = Target::resolve(a.url, a.api_key, &cfg.data_dir, cfg.api.listen)?;
+    let target = Target::resolve(a.remote, &cfg.data_dir, cfg.api.listen)?;
     super::small_runtime()?.block_on(async {
         match a.command {
             DecisionsCommand::Add {
@@ -181,53 +176,7 @@ fn added_text(r: &Value) -> String {
     )
 }
 
-/// Where and how to reach the daemon.
-#[derive(Debug, Clone)]
-struct Target {
-    /// Base URL (`http://127.0.0.1:8000`).
-    base: String,
-    /// API key.
-    key: String,
-}
-
 impl Target {
-    /// From explicit values, else the data directory's files, else the configured address.
-    fn resolve(
-        url: Option<String>,
-        key: Option<String>,
-        data_dir: &Path,
-        listen: std::net::SocketAddr,
-    ) -> anyhow::Result<Self> {
-        let base = super::daemon_url(url, data_dir, listen)?;
-        let key = match key {
-            Some(k) => k,
-            None => std::fs::read_to_string(data_dir.join(sentinel_api::keys::ADMIN_KEY_FILE))
-                .map(|k| k.trim().to_owned())
-                .with_context(|| {
-                    format!("no API key: pass --api-key, set SENTINEL_API_KEY, or run where {} is readable", data_dir.join(sentinel_api::keys::ADMIN_KEY_FILE).display())
-                })?,
-        };
-        Ok(Self { base, key })
-    }
-
-    fn client() -> anyhow::Result<reqwest::Client> {
-        Ok(reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()?)
-    }
-
-    async fn check(resp: reqwest::Response) -> anyhow::Result<Value> {
-        let status = resp.status();
-        let body: Value = resp.json().await.unwrap_or(Value::Null);
-        if !status.is_success() {
-            let msg = body["error"]["message"]
-                .as_str()
-                .unwrap_or("request failed");
-            bail!("{status}: {msg}");
-        }
-        Ok(body)
-    }
-
     /// `POST /v1/decisions`. The body is first checked as the API checks it, so a malformed value is
     /// refused here with the API's own words, before anything is sent.
     async fn add(&self, body: Value) -> anyhow::Result<Value> {

@@ -4,11 +4,13 @@
 pub mod audit;
 mod audit_store;
 pub mod backup;
+pub mod client;
 pub mod config;
 pub mod decisions;
 pub mod gen_logs;
 pub mod healthcheck;
 pub mod import;
+pub mod intel;
 pub mod replay;
 pub mod run;
 
