@@ -77,10 +77,16 @@ pub fn build(
         }
     }
     let (feeds, reports) = Feeds::load(&cfg.feeds);
-    let mut enrichers: Vec<Box<dyn Enricher>> = vec![
-        Box::new(LocalContext::new(24 * 3600 * 1000, 100_000)),
-        Box::new(feeds.clone()),
-    ];
+    // With the store's history, local context only classifies addresses (the store counts
+    // offences, and a one-off lookup must not count as one); without it, it remembers alerts itself.
+    let local = match &history {
+        Some(_) => LocalContext::addresses_only(),
+        None => LocalContext::new(
+            i64::try_from(cfg.history_window.as_millis()).unwrap_or(i64::MAX),
+            100_000,
+        ),
+    };
+    let mut enrichers: Vec<Box<dyn Enricher>> = vec![Box::new(local), Box::new(feeds.clone())];
     enrichers.extend(
         providers
             .iter()

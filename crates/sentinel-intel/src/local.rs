@@ -73,6 +73,8 @@ impl AddressClass {
 pub struct LocalContext {
     window_ms: i64,
     max_subjects: usize,
+    /// False: addresses are only classified (the store keeps the history instead).
+    remember: bool,
     history: Mutex<History>,
 }
 
@@ -88,12 +90,28 @@ impl LocalContext {
         Self {
             window_ms,
             max_subjects: max_subjects.max(1),
+            remember: true,
+            history: Mutex::new(History::default()),
+        }
+    }
+
+    /// Classifies addresses and remembers nothing: for when the source's history comes from the store,
+    /// so that nothing (a one-off `sentinel intel lookup` above all) is counted twice or counted as an
+    /// offence.
+    pub fn addresses_only() -> Self {
+        Self {
+            window_ms: 0,
+            max_subjects: 1,
+            remember: false,
             history: Mutex::new(History::default()),
         }
     }
 
     /// Records this alert and returns how many earlier alerts the subject had within the window.
     fn record(&self, key: String, now: i64) -> usize {
+        if !self.remember {
+            return 0;
+        }
         let Ok(mut h) = self.history.lock() else {
             return 0;
         };
@@ -141,11 +159,15 @@ impl Enricher for LocalContext {
             provider: "local_context".into(),
             verdict,
             score: Some(score),
-            details: json!({
-                "address_class": class.map(AddressClass::as_str),
-                "prior_alerts": prior,
-                "window_secs": self.window_ms / 1000,
-            }),
+            details: if self.remember {
+                json!({
+                    "address_class": class.map(AddressClass::as_str),
+                    "prior_alerts": prior,
+                    "window_secs": self.window_ms / 1000,
+                })
+            } else {
+                json!({ "address_class": class.map(AddressClass::as_str) })
+            },
         })
     }
 }
@@ -165,6 +187,15 @@ mod tests {
         assert_eq!(c("fd00::1"), AddressClass::Private);
         assert_eq!(c("::ffff:192.168.1.1"), AddressClass::Private);
         assert_eq!(c("8.8.8.8"), AddressClass::Public);
+    }
+
+    #[test]
+    fn addresses_only_remembers_nothing() {
+        let l = LocalContext::addresses_only();
+        for t in 0..5 {
+            assert_eq!(l.record("a".into(), t), 0);
+        }
+        assert!(l.history.lock().unwrap().seen.is_empty());
     }
 
     #[test]
