@@ -67,7 +67,7 @@ respond:
     quarantine_file: { mode: null, max_live: 1000 }
 intel:                             # investigation: what others know about an alert's source
   offline: false                   # true: never ask a remote provider (also the case while no key is set)
-  deadline: 2s                     # the longest one investigation takes (<= 60s); late providers become uncertainty
+  deadline: 1500ms                 # the longest one investigation takes (< pipeline.defend_timeout); late providers become uncertainty
   concurrency: 64                  # investigations in flight at once (1..=4096)
   abuseipdb:
     key: null                      # API key (or SENTINEL__INTEL__ABUSEIPDB__KEY); null: provider off

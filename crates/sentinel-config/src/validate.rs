@@ -83,6 +83,9 @@ fn build(r: &mut Reader, tree: &Value) -> Option<ValidatedConfig> {
     if let Some(resp) = &respond {
         quarantine_enforceable(r, resp);
     }
+    if let (Some(i), Some(p), Some(a)) = (&intel, &pipeline, &api) {
+        decision_waits_for_intel(r, i, p, a);
+    }
     Some(ValidatedConfig {
         data_dir: data_dir?,
         api: api?,
@@ -331,6 +334,33 @@ fn detect(r: &mut Reader, s: Option<&Node<'_>>) -> Option<DetectConfig> {
 /// (`<data_dir>/quarantine`) is made absolute only when the actuator is built. (Enforcing only through
 /// `policy.mode` is not checked here: such configurations were accepted before; see the open question in
 /// the pipeline's actuator preflight.)
+/// A caller waiting on a decision (`/v1/defend`, an API request) must not give up before the
+/// investigation's deadline has passed and the decision is made.
+fn decision_waits_for_intel(
+    r: &mut Reader,
+    intel: &sentinel_intel::IntelConfig,
+    pipeline: &PipelineConfig,
+    api: &ApiConfig,
+) {
+    let d = intel.deadline;
+    for (path, wait) in [
+        ("pipeline.defend_timeout", pipeline.defend_timeout),
+        ("api.request_timeout", api.request_timeout),
+    ] {
+        if d >= wait {
+            r.fail(
+                "intel.deadline",
+                format!(
+                    "{} must be shorter than {path} ({}): callers would give up before the \
+                     investigation ends and its decision is made",
+                    humantime::format_duration(d),
+                    humantime::format_duration(wait)
+                ),
+            );
+        }
+    }
+}
+
 fn quarantine_enforceable(r: &mut Reader, resp: &crate::respond::RespondConfig) {
     let kind = sentinel_core::ActionKind::QuarantineFile;
     if resp.actuator(kind).and_then(|a| a.mode) != Some(sentinel_core::Mode::Enforce) {

@@ -502,3 +502,29 @@ fn keys_and_redis_passwords_never_show() {
     assert!(errs.mentions("intel.abuseipdb.key"), "{errs}");
     assert!(!errs.to_string().contains("abuse-key-secret-1"), "{errs}");
 }
+
+/// A decision never outlives its caller's wait: the investigation deadline must be shorter than
+/// `/v1/defend`'s and the API's timeouts, and the defaults keep that.
+#[test]
+fn the_deadline_leaves_time_for_the_decision() {
+    let cfg = load_str("", None, &[]).unwrap();
+    assert!(cfg.intel.deadline < cfg.pipeline.defend_timeout);
+    let err = load_str(
+        "intel: { deadline: 2s }\npipeline: { defend_timeout: 2s }",
+        None,
+        &[],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("intel.deadline"), "{err}");
+    assert!(err.contains("pipeline.defend_timeout"), "{err}");
+    let err = load_str(
+        "intel: { deadline: 20s }\npipeline: { defend_timeout: 30s }\napi: { request_timeout: 10s }",
+        None,
+        &[],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("api.request_timeout"), "{err}");
+    assert!(!err.contains("pipeline.defend_timeout"), "{err}");
+}

@@ -62,7 +62,7 @@ impl Default for IntelConfig {
     fn default() -> Self {
         IntelConfig {
             offline: false,
-            deadline: Duration::from_secs(2),
+            deadline: Duration::from_millis(1500),
             concurrency: 64,
             abuseipdb: ProviderSettings {
                 key: None,
