@@ -120,8 +120,10 @@ fn main() {
         };
         let ips = ips();
 
-        let mut offline = IntelConfig::default();
-        offline.feeds = vec![feed.clone()];
+        let offline = IntelConfig {
+            feeds: vec![feed],
+            ..IntelConfig::default()
+        };
         let (off, reports) = sentinel_intel::build(&offline, None).unwrap();
         assert!(off.is_offline());
         println!("feed: {reports:?}");

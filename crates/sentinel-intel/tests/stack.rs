@@ -71,7 +71,13 @@ async fn offline_investigations_of_one_alert_are_identical() {
             Verdict::Malicious,
             90,
         ),
-        feed(dir.path(), "scanners", "203.0.113.7\n", Verdict::Suspicious, 60),
+        feed(
+            dir.path(),
+            "scanners",
+            "203.0.113.7\n",
+            Verdict::Suspicious,
+            60,
+        ),
     ];
     let history = SourceHistory {
         alerts: 2,
@@ -99,16 +105,23 @@ async fn offline_investigations_of_one_alert_are_identical() {
     for want in ["alert", "feeds", "history"] {
         assert!(inputs.contains(&want), "{inputs:?}");
     }
-    let feeds = one.contributions.iter().find(|c| c.input == "feeds").unwrap();
+    let feeds = one
+        .contributions
+        .iter()
+        .find(|c| c.input == "feeds")
+        .unwrap();
     assert!(
         feeds.detail.contains("bad_nets") && feeds.detail.contains("scanners"),
         "{feeds:?}"
     );
     assert!(one.risk_score >= 70, "{one:?}");
-    assert!(one
-        .uncertainty
-        .iter()
-        .any(|f| f.contains("no threat-intelligence provider answered")));
+    assert!(
+        one.uncertainty
+            .iter()
+            .any(|f| f == "offline: local evidence only"),
+        "{:?}",
+        one.uncertainty
+    );
     let risk: i32 = one.contributions.iter().map(|c| c.risk).sum();
     assert_eq!(risk, i32::from(one.risk_score));
 }
@@ -144,7 +157,10 @@ async fn a_redis_cached_answer_is_shared_by_two_nodes() {
     let (second, _) = sentinel_intel::build(&online(&fake, Some(&redis)), None).unwrap();
     assert_eq!(first.provider_names(), ["abuseipdb"]);
 
-    let a = first.investigator().investigate(alert("203.0.113.44")).await;
+    let a = first
+        .investigator()
+        .investigate(alert("203.0.113.44"))
+        .await;
     assert_eq!(cache_source(&a), "provider");
     assert_eq!(fake.hits(ip), 1);
     let b = second
@@ -172,7 +188,10 @@ async fn ten_concurrent_investigations_of_one_address_make_one_request() {
     // Slow enough that all ten are waiting while the one request is out.
     fake.set(
         ip,
-        Behaviour::Slow(Duration::from_millis(300), Box::new(Behaviour::listed(90, 12))),
+        Behaviour::Slow(
+            Duration::from_millis(300),
+            Box::new(Behaviour::listed(90, 12)),
+        ),
     );
     let (intel, _) = sentinel_intel::build(&online(&fake, None), None).unwrap();
     let inv = intel.investigator();

@@ -52,7 +52,11 @@ async fn get(d: &Daemon, path: &str) -> Value {
 /// investigation, the plans and the actions.
 async fn planned_alert(d: &Daemon, ip: &str) -> Value {
     let id = eventually(Duration::from_secs(15), || async {
-        let v = get(d, &format!("/v1/alerts?scenario=ssh_bruteforce&subject={ip}")).await;
+        let v = get(
+            d,
+            &format!("/v1/alerts?scenario=ssh_bruteforce&subject={ip}"),
+        )
+        .await;
         v["items"][0]["id"].as_str().map(str::to_owned)
     })
     .await;
