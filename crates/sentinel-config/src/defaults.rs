@@ -114,10 +114,10 @@ policy:
   allowlist: []                    # CIDRs or plain IPs never acted on
   default_ttl: 1h
   max_ttl: 30d
-  rules:                           # first match wins
+  rules:                           # first match wins; none acts below medium confidence (an alert nobody could corroborate is only recorded)
     - { severity: [critical], risk: [high, medium], confidence: [high, medium], actions: [{kind: block_ip, ttl: 24h}] }
     - { severity: [critical, high], risk: [high], confidence: [high, medium], actions: [{kind: block_ip, ttl: 4h}] }
-    - { severity: [high], risk: [medium, high], confidence: [low, medium, high], actions: [{kind: rate_limit, ttl: 1h, params: {rate_per_sec: 10}}] }
+    - { severity: [high], risk: [medium, high], confidence: [medium, high], actions: [{kind: rate_limit, ttl: 1h, params: {rate_per_sec: 10}}] }
     - { severity: [medium], risk: [high], confidence: [medium, high], actions: [{kind: rate_limit, ttl: 30m, params: {rate_per_sec: 20}}] }
     - { severity: [medium, low, info], risk: [low, medium, high], confidence: [low, medium, high], actions: [] }
   risk_bands: { medium: 40, high: 70 }

@@ -26,13 +26,13 @@
 //! | a remote provider or `feeds` | corroborates (malicious) [`CONF_CORROBORATES`] +0.10, suspicious [`CONF_SUSPICIOUS`] +0.05, contradicts (safe) −0.10, info 0 |
 //! | `history` (or `local_context`'s count without it) | [`CONF_HISTORY`] +0.05 when the source offended before |
 //! | `missing:<provider>` | [`CONF_MISSING`] −0.10 for each remote provider that did not answer (an uncertainty `"<provider>: …"`) |
-//! | `no_remote_answer` | [`CONF_NO_REMOTE_ANSWER`] −0.25 more when remote providers are configured and none answered |
+//! | `no_remote_answer` | when remote providers are configured and none answered: [`CONF_NO_REMOTE_ANSWER`] −0.25 more, or as much more as brings the detector's confidence and the `missing:` parts down to [`NO_REMOTE_ANSWER_MAX`] 0.45 (an alert nobody could corroborate is never trusted at the policy's medium band on the detector's word alone; local evidence still adds to it) |
 //! | `disagreement` | [`CONF_DISAGREE`] −0.15 when one source says bad (malicious/suspicious) and another safe |
 //! | `clamp` | whatever brings the sum back into [`CONF_MIN`]–[`CONF_MAX`] |
 //!
-//! So with remote providers configured and none answering, an alert whose detector confidence is at
-//! most 0.8 and has no other corroboration ends below 0.5 (0.8 − 0.10 − 0.25 = 0.45), the default
-//! policy's medium-confidence band.
+//! So with remote providers configured and none answering, an alert with no other corroboration ends
+//! at most at 0.45, below the default policy's medium-confidence band (0.5), whatever its detector's
+//! confidence (0.8 − 0.10 − 0.25 = 0.45; 0.9 − 0.10 − 0.35 = 0.45).
 //!
 //! # Offline (no remote provider configured)
 //!
@@ -103,6 +103,9 @@ pub const CONF_HISTORY: f32 = 0.05;
 pub const CONF_MISSING: f32 = -0.10;
 /// Confidence lost when remote providers are configured and none answered.
 pub const CONF_NO_REMOTE_ANSWER: f32 = -0.25;
+/// With remote providers configured and none answering, the detector's confidence and the `missing:`
+/// parts together are brought down to at most this (before local evidence).
+pub const NO_REMOTE_ANSWER_MAX: f32 = 0.45;
 /// Confidence lost when sources disagree (one bad, another safe).
 pub const CONF_DISAGREE: f32 = -0.15;
 /// The lowest confidence.
@@ -489,12 +492,10 @@ pub fn correlate(
                 "no threat-intelligence provider answered ({} configured, {missing} failed)",
                 ctx.remote_providers
             );
-            cs.push(contribution(
-                "no_remote_answer",
-                flag.clone(),
-                0,
-                CONF_NO_REMOTE_ANSWER,
-            ));
+            // Counts the missing parts as applied (f32 sums), so the cap is exact.
+            let unsupported = detector_conf + (0..missing).fold(0.0f32, |a, _| a + CONF_MISSING);
+            let part = CONF_NO_REMOTE_ANSWER.min(NO_REMOTE_ANSWER_MAX - unsupported);
+            cs.push(contribution("no_remote_answer", flag.clone(), 0, part));
             flags.push(flag);
         }
     } else if remote_answered == 0 {
@@ -808,6 +809,22 @@ mod tests {
             &online(2),
         );
         assert_eq!(feeds_failed.confidence, all.confidence);
+    }
+
+    #[test]
+    fn no_remote_answer_keeps_even_a_confident_detector_below_the_medium_band() {
+        let down = ["abuseipdb: provider answered 503".to_string()];
+        for conf in [0.6f32, 0.8, 0.9, 0.99, 1.0] {
+            let s = correlate(&alert(75, conf), &[], &down, &online(1));
+            assert!(s.confidence <= NO_REMOTE_ANSWER_MAX + 1e-5, "{conf}: {s:?}");
+            assert!(part(&s, "no_remote_answer").confidence <= CONF_NO_REMOTE_ANSWER);
+            let sum: f32 = s.contributions.iter().map(|c| c.confidence).sum();
+            assert!((sum - s.confidence).abs() < 1e-5);
+        }
+        // Local corroboration still counts on top.
+        let listed = ev("feeds", Verdict::Malicious, Some(90));
+        let s = correlate(&alert(75, 0.9), &[listed], &down, &online(1));
+        assert!(s.confidence > NO_REMOTE_ANSWER_MAX + 0.05, "{s:?}");
     }
 
     #[test]
