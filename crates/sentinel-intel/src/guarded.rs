@@ -395,7 +395,7 @@ impl Inner {
                 tracing::error!(evt = "intel_provider_key_refused", provider = %self.name, error = %e);
             }
             if let Some(after) = e.retry_after() {
-                self.limiter.block_until(Instant::now() + after);
+                self.limiter.block_for(after);
             }
             if !e.retryable() || attempt >= attempts {
                 return Err(Failure::from_provider(&e, attempt, ""));

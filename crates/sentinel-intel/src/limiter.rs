@@ -11,7 +11,7 @@
 //! and a caller whose wait would not fit its remaining budget takes no slot and is told how long it
 //! would have been. All time is tokio's clock, so tests run on the paused clock.
 
-use crate::provider::{Quota, RateInfo};
+use crate::provider::{Quota, RateInfo, MAX_PROVIDER_WAIT};
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Mutex;
@@ -191,12 +191,20 @@ impl RateLimiter {
         }
     }
 
+    /// No request for `wait` from now (the provider's `Retry-After`), at most [`MAX_PROVIDER_WAIT`]:
+    /// whatever a provider answers, it can neither switch itself off for good nor overflow the clock.
+    pub fn block_for(&self, wait: Duration) {
+        let now = Instant::now();
+        let until = now.checked_add(wait.min(MAX_PROVIDER_WAIT)).unwrap_or(now);
+        self.block_until(until);
+    }
+
     /// Reads a response's quota headers: no requests remaining and a reset time block the provider
-    /// until that reset.
+    /// until that reset (at most [`MAX_PROVIDER_WAIT`]).
     pub fn observe(&self, rate: &RateInfo) {
         if rate.remaining == Some(0) {
             if let Some(reset) = rate.reset_after {
-                self.block_until(Instant::now() + reset);
+                self.block_for(reset);
             }
         }
     }

@@ -13,7 +13,7 @@ use sentinel_core::{
 use sentinel_intel::config::{BreakerSettings, RedisUrl, RetrySettings};
 use sentinel_intel::{
     Answer, AnswerCache, ApiKey, BreakerState, GuardSettings, Guarded, Investigator, Provider,
-    ProviderError, Quota, RateInfo, Reply,
+    ProviderError, Quota, RateInfo, Reply, MAX_PROVIDER_WAIT,
 };
 use sentinel_testkit::redis::RedisServer;
 use std::collections::{HashMap, VecDeque};
@@ -740,4 +740,31 @@ async fn private_and_loopback_addresses_are_never_sent() {
     // A public (here: documentation) address is asked.
     assert!(ask(&g, ip(9)).await.is_ok());
     assert_eq!(p.count(), 1);
+}
+
+/// A provider (any `Provider`, not only the built-in clients) that asks for an absurd wait: a
+/// `Retry-After` of `Duration::MAX`, no requests remaining until a reset of `Duration::MAX`. The call
+/// is refused with a rate-limit message (no panic in the request task, which would only say "ended
+/// without an answer"), and the provider is blocked for at most [`MAX_PROVIDER_WAIT`], not forever.
+#[tokio::test(start_paused = true)]
+async fn an_absurd_wait_from_the_provider_is_capped_not_a_panic() {
+    let p = Scripted::new(step(ok(Verdict::Malicious, 90)));
+    let mut huge = fail(ProviderError::RateLimited {
+        retry_after: Some(Duration::MAX),
+    });
+    huge.rate = RateInfo {
+        limit: Some(1000),
+        remaining: Some(0),
+        reset_after: Some(Duration::MAX),
+    };
+    p.then(step(huge));
+    let g = guard(&p, settings());
+    let m = refused(ask(&g, ip(1)).await);
+    assert!(m.contains("rate limited"), "{m}");
+    let m = refused(ask(&g, ip(2)).await);
+    assert!(m.contains("rate limited by the provider"), "{m}");
+    assert_eq!(p.count(), 1);
+    tokio::time::advance(MAX_PROVIDER_WAIT).await;
+    assert_eq!(ask(&g, ip(2)).await.unwrap().verdict, Verdict::Malicious);
+    assert_eq!(p.count(), 2);
 }

@@ -8,6 +8,7 @@ use sentinel_core::Verdict;
 use sentinel_intel::config::ProviderSettings;
 use sentinel_intel::{
     http_client, AbuseIpDb, ApiKey, IntelConfig, Otx, Provider, ProviderError, Reply, VirusTotal,
+    MAX_PROVIDER_WAIT,
 };
 use sentinel_testkit::ti::{Behaviour, FakeProvider, RetryAfter, TiKind};
 use serde_json::json;
@@ -679,4 +680,54 @@ async fn the_providers_debug_output_never_shows_the_key() {
     let text = format!("{a:?} {v:?} {o:?} {s:?}");
     assert!(text.contains(&fake.base_url()));
     assert!(!text.contains(fake.key()), "{text}");
+}
+
+/// A provider (or something in front of it) that sends absurd quota headers: `Retry-After` of
+/// u64::MAX seconds, a negative or garbage one, an `X-RateLimit-Reset` beyond what a clock can hold.
+/// The answer is a rate limit with a wait capped at a sane ceiling, never a panic and never a
+/// provider blocked for centuries.
+#[tokio::test]
+async fn absurd_quota_headers_are_capped_not_a_panic() {
+    for kind in KINDS {
+        let (fake, p) = start(kind).await;
+        let huge = u64::MAX.to_string();
+        fake.set(
+            ip(BAD),
+            Behaviour::Raw {
+                status: 429,
+                headers: vec![
+                    ("retry-after".into(), huge.clone()),
+                    ("x-ratelimit-remaining".into(), "0".into()),
+                    ("x-ratelimit-reset".into(), huge.clone()),
+                ],
+                body: "{}".into(),
+            },
+        );
+        fake.set(
+            ip(CLEAN),
+            Behaviour::Raw {
+                status: 429,
+                headers: vec![
+                    // Ten years.
+                    ("retry-after".into(), "315360000".into()),
+                    ("x-ratelimit-remaining".into(), "0".into()),
+                    ("x-ratelimit-reset".into(), "-5".into()),
+                ],
+                body: "{}".into(),
+            },
+        );
+        for addr in [BAD, CLEAN] {
+            let reply = p.lookup(ip(addr)).await;
+            let after = err(&reply).retry_after().expect("a retry_after");
+            assert!(
+                after <= MAX_PROVIDER_WAIT,
+                "{kind:?} {addr}: {after:?} above the cap"
+            );
+            let reset = reply.rate.reset_after.expect("a reset");
+            assert!(
+                reset <= MAX_PROVIDER_WAIT,
+                "{kind:?} {addr}: {reset:?} above the cap"
+            );
+        }
+    }
 }

@@ -4,7 +4,7 @@
 //!
 //! It knows nothing of any provider's JSON: each client maps statuses and bodies itself.
 
-use crate::provider::{Answer, ApiKey, ProviderError, RateInfo, Reply};
+use crate::provider::{Answer, ApiKey, ProviderError, RateInfo, Reply, MAX_PROVIDER_WAIT};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use reqwest::{Client, Url};
 use std::fmt::Write as _;
@@ -217,14 +217,19 @@ pub(crate) fn parse_base_url(text: &str) -> Result<Url, String> {
     Ok(url)
 }
 
-/// `Retry-After` as delay-seconds or an HTTP-date (RFC 9110 §10.2.3). A date in the past means "now".
+/// `Retry-After` as delay-seconds or an HTTP-date (RFC 9110 §10.2.3). A date in the past means "now";
+/// a wait above [`MAX_PROVIDER_WAIT`] is cut to it.
 pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let text = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(secs) = text.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+        return Some(Duration::from_secs(secs).min(MAX_PROVIDER_WAIT));
     }
     let at = httpdate::parse_http_date(text).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+    Some(
+        at.duration_since(now)
+            .unwrap_or(Duration::ZERO)
+            .min(MAX_PROVIDER_WAIT),
+    )
 }
 
 /// Values of `X-RateLimit-Reset` above this are Unix times (AbuseIPDB sends epoch seconds); below it
@@ -232,7 +237,8 @@ pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Durati
 const EPOCH_THRESHOLD: u64 = 1_000_000_000;
 
 /// The quota headers. `reset_after` comes from `X-RateLimit-Reset`, or from `Retry-After` when the
-/// reset is absent.
+/// reset is absent; never above [`MAX_PROVIDER_WAIT`] (a reset beyond what the clock can hold is
+/// that too, not an overflow).
 pub(crate) fn rate_info(
     headers: &HeaderMap,
     retry_after: Option<Duration>,
@@ -244,11 +250,14 @@ pub(crate) fn rate_info(
     let reset_after = number("x-ratelimit-reset")
         .map(|reset| {
             if reset >= EPOCH_THRESHOLD {
-                let at = UNIX_EPOCH + Duration::from_secs(reset);
-                at.duration_since(now).unwrap_or(Duration::ZERO)
+                match UNIX_EPOCH.checked_add(Duration::from_secs(reset)) {
+                    Some(at) => at.duration_since(now).unwrap_or(Duration::ZERO),
+                    None => MAX_PROVIDER_WAIT,
+                }
             } else {
                 Duration::from_secs(reset)
             }
+            .min(MAX_PROVIDER_WAIT)
         })
         .or(retry_after);
     RateInfo {
