@@ -731,3 +731,39 @@ async fn absurd_quota_headers_are_capped_not_a_panic() {
         }
     }
 }
+
+/// A hostile or broken provider pads its answer (each field within the 8 MiB body limit): megabyte
+/// strings in `as_owner`, `usageType` and the pulse tags, a huge `validation` array. What the details
+/// keep is bounded: they are cached (up to `max_entries` answers) and stored with every
+/// investigation, so unbounded details would let one provider fill the memory and the store.
+#[tokio::test]
+async fn padded_answers_keep_bounded_details() {
+    let big = "A".repeat(1 << 20);
+    let answers = [
+        (
+            TiKind::AbuseIpDb,
+            json!({"data": {"ipAddress": BAD, "abuseConfidenceScore": 90, "totalReports": 3,
+                "usageType": big, "countryCode": big, "lastReportedAt": big}}),
+        ),
+        (
+            TiKind::VirusTotal,
+            json!({"data": {"id": BAD, "type": "ip_address", "attributes": {
+                "last_analysis_stats": {"malicious": 5}, "reputation": -20,
+                "as_owner": big, "country": big}}}),
+        ),
+        (
+            TiKind::Otx,
+            json!({"pulse_info": {"count": 7, "pulses": [{"tags": [big, format!("{big}x")]}]},
+                "reputation": big, "country_code": big, "asn": big,
+                "validation": vec![json!({"source": "x", "message": big}); 2]}),
+        ),
+    ];
+    for (kind, body) in answers {
+        let (fake, p) = start(kind).await;
+        fake.set(ip(BAD), Behaviour::Json(body));
+        let a = p.lookup(ip(BAD)).await.result.unwrap();
+        assert_eq!(a.verdict, Verdict::Malicious, "{kind:?}");
+        let kept = serde_json::to_string(&a.details).unwrap().len();
+        assert!(kept <= 32 * 1024, "{kind:?}: details of {kept} bytes kept");
+    }
+}

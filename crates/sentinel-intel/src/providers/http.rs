@@ -7,6 +7,7 @@
 use crate::provider::{Answer, ApiKey, ProviderError, RateInfo, Reply, MAX_PROVIDER_WAIT};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use reqwest::{Client, Url};
+use serde_json::Value;
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -47,9 +48,13 @@ impl Raw {
         message: impl FnOnce(&[u8]) -> String,
     ) -> Result<Answer, ProviderError> {
         match self.status {
-            200..=299 => {
-                parse(&self.body).map_err(|e| ProviderError::Malformed(endpoint.clean(&e)))
-            }
+            200..=299 => match parse(&self.body) {
+                Ok(mut answer) => {
+                    answer.details = bounded(std::mem::take(&mut answer.details));
+                    Ok(answer)
+                }
+                Err(e) => Err(ProviderError::Malformed(endpoint.clean(&e))),
+            },
             401 | 403 => Err(ProviderError::Unauthorized {
                 status: self.status,
                 message: message(&self.body),
@@ -188,6 +193,68 @@ impl Endpoint {
             return "(empty body)".to_owned();
         }
         self.clean(text)
+    }
+}
+
+/// The most of its answer a provider's details keep (bytes of JSON, roughly): the fields the issue
+/// lists fit many times over. Details are cached (up to `max_entries` answers) and stored with every
+/// investigation, so a padded answer (megabyte strings, huge arrays, each within [`MAX_BODY`]) must
+/// not be kept whole.
+pub(crate) const MAX_DETAILS: usize = 16 * 1024;
+
+/// The longest string kept in details (characters).
+const MAX_DETAIL_STRING: usize = 256;
+
+/// `details` cut down to about [`MAX_DETAILS`] bytes: strings shortened, and arrays and objects
+/// cut off (in order) once the budget is spent.
+pub(crate) fn bounded(details: Value) -> Value {
+    let mut budget = MAX_DETAILS;
+    bound(details, &mut budget)
+}
+
+fn bound(value: Value, budget: &mut usize) -> Value {
+    match value {
+        Value::String(s) => {
+            let s = match s.char_indices().nth(MAX_DETAIL_STRING) {
+                Some((i, _)) => format!("{}…", &s[..i]),
+                None => s,
+            };
+            // The cost as JSON (escapes included).
+            let cost = serde_json::to_string(&s).map_or(s.len(), |j| j.len());
+            *budget = budget.saturating_sub(cost);
+            Value::String(s)
+        }
+        Value::Array(items) => {
+            let mut out = Vec::new();
+            for item in items {
+                if *budget == 0 {
+                    break;
+                }
+                *budget = budget.saturating_sub(1);
+                out.push(bound(item, budget));
+            }
+            Value::Array(out)
+        }
+        Value::Object(map) => {
+            let mut out = serde_json::Map::new();
+            for (k, v) in map {
+                if *budget == 0 {
+                    break;
+                }
+                let k = match k.char_indices().nth(MAX_DETAIL_STRING) {
+                    Some((i, _)) => k[..i].to_owned(),
+                    None => k,
+                };
+                *budget = budget.saturating_sub(k.len() + 4);
+                let v = bound(v, budget);
+                out.insert(k, v);
+            }
+            Value::Object(out)
+        }
+        other => {
+            *budget = budget.saturating_sub(24);
+            other
+        }
     }
 }
 
