@@ -9,6 +9,7 @@ use crate::config::{CsvMapping, FeedFormat};
 use ipnet::IpNet;
 use serde::Deserialize;
 use std::collections::HashMap;
+use std::io::Read;
 use std::net::IpAddr;
 use std::path::Path;
 
@@ -16,6 +17,9 @@ use std::path::Path;
 pub const SAMPLES: usize = 5;
 /// The longest quoted line or reason kept (characters).
 const MAX_TEXT: usize = 120;
+/// The largest feed file read (bytes). 500,000 CIDRs with reasons take tens of MB; a file far
+/// bigger is not a feed, and reading it whole would cost that much memory on every reload.
+pub const MAX_FEED_BYTES: u64 = 128 * 1024 * 1024;
 
 /// One listed net, with what its row said about it when the row said anything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,10 +141,41 @@ pub fn parse_net(s: &str) -> Result<(IpNet, bool), &'static str> {
 /// Reads a feed file. `Err` when the file cannot be read or its layout does not fit the mapping
 /// (a CSV column that is not there); bad lines are counted in the result instead.
 pub fn parse_file(path: &Path, format: &FeedFormat) -> Result<ParsedFeed, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let bytes = read_bounded(path)?;
     // Invalid UTF-8 spoils only the lines it is on (they then fail to parse and are counted).
     let text = String::from_utf8_lossy(&bytes);
     parse(format, &text)
+}
+
+/// A feed file's bytes: only a regular file (a FIFO would block the read, and so the start or a
+/// reload, forever; a device like `/dev/zero` never ends), and at most [`MAX_FEED_BYTES`] of it.
+fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
+    let shown = path.display();
+    let cannot = |e: std::io::Error| format!("cannot read {shown}: {e}");
+    // Checked before opening: opening a FIFO blocks until a writer comes.
+    let meta = std::fs::metadata(path).map_err(cannot)?;
+    if !meta.is_file() {
+        return Err(format!("cannot read {shown}: not a regular file"));
+    }
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    // Checked again on what was opened, in case the path was swapped in between.
+    let meta = file.metadata().map_err(cannot)?;
+    if !meta.is_file() {
+        return Err(format!("cannot read {shown}: not a regular file"));
+    }
+    let too_big = || format!("cannot read {shown}: larger than {MAX_FEED_BYTES} bytes, not a feed");
+    if meta.len() > MAX_FEED_BYTES {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    // Bounded again while reading: the file may grow after the check.
+    file.take(MAX_FEED_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() as u64 > MAX_FEED_BYTES {
+        return Err(too_big());
+    }
+    Ok(bytes)
 }
 
 /// Reads a feed's text.
