@@ -604,3 +604,29 @@ fn an_oversized_feed_is_refused_before_it_is_read() {
     let e = parse_file(&big, &FeedFormat::List).unwrap_err();
     assert!(e.contains("larger than"), "{e}");
 }
+
+/// `0.0.0.0/0` or `::/0` in a blocklist (a typo, or a poisoned upstream) would silently list every
+/// address there is. Such a line is a counted, quoted bad line; the rest of the feed still loads.
+#[test]
+fn a_default_route_in_a_feed_is_a_bad_line_not_the_whole_internet() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("poisoned.netset");
+    std::fs::write(&path, "203.0.113.0/24\n0.0.0.0/0\n::/0\n2001:db8::/32\n").unwrap();
+    let (feeds, reports) = Feeds::load(&[feed(
+        "poisoned",
+        path,
+        FeedFormat::List,
+        Verdict::Malicious,
+        90,
+    )]);
+    assert_eq!(reports[0].entries, 2);
+    assert_eq!(reports[0].malformed, 2);
+    assert!(
+        reports[0].samples[0].why.contains("every address"),
+        "{:?}",
+        reports[0].samples
+    );
+    assert!(feeds.lookup(ip("198.51.100.1")).is_empty());
+    assert!(feeds.lookup(ip("2001:db9::1")).is_empty());
+    assert_eq!(feeds.lookup(ip("203.0.113.9")).len(), 1);
+}

@@ -126,10 +126,14 @@ fn shorten(s: &str) -> String {
 }
 
 /// Reads an IP or CIDR. A bare address is a /32 or /128; a CIDR with host bits set is cleared to its
-/// network (`true` says so).
+/// network (`true` says so). A /0 is refused: in a feed it would silently list every address there
+/// is (a typo, or a poisoned upstream), so it is a bad line, counted and quoted in the report.
 pub fn parse_net(s: &str) -> Result<(IpNet, bool), &'static str> {
     if s.contains('/') {
         let net: IpNet = s.parse().map_err(|_| "not a CIDR")?;
+        if net.prefix_len() == 0 {
+            return Err("a /0 would list every address; not loaded");
+        }
         let trunc = net.trunc();
         Ok((trunc, trunc != net))
     } else {
