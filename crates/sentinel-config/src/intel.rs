@@ -229,12 +229,24 @@ fn checked_key(r: &mut Reader, path: &str, key: &str, from: &str) -> Option<ApiK
     Some(ApiKey::new(key))
 }
 
-/// The text of a key file, bounded. Errors name the file, never its contents.
+/// The text of a key file, bounded. Errors name the file, never its contents. Only a regular file
+/// is read: opening a FIFO blocks until a writer comes (the daemon would never start), and a device
+/// is no key file.
 fn read_key_file(r: &mut Reader, path: &str, file: &Path) -> Option<String> {
     let shown = file.display();
     let mut bytes = Vec::new();
-    let read =
-        std::fs::File::open(file).and_then(|f| f.take(MAX_KEY_FILE + 1).read_to_end(&mut bytes));
+    let regular = |m: std::fs::Metadata| {
+        if m.is_file() {
+            Ok(())
+        } else {
+            Err(std::io::Error::other("not a regular file"))
+        }
+    };
+    let read = std::fs::metadata(file).and_then(regular).and_then(|()| {
+        let f = std::fs::File::open(file)?;
+        regular(f.metadata()?)?;
+        f.take(MAX_KEY_FILE + 1).read_to_end(&mut bytes)
+    });
     if let Err(e) = read {
         r.fail(path, format!("cannot read `{shown}`: {e}"));
         return None;

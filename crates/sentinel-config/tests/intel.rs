@@ -502,3 +502,44 @@ fn keys_and_redis_passwords_never_show() {
     assert!(errs.mentions("intel.abuseipdb.key"), "{errs}");
     assert!(!errs.to_string().contains("abuse-key-secret-1"), "{errs}");
 }
+
+/// A `key_file` that is not a regular file: a FIFO nobody writes to would block `open` (and so the
+/// daemon's start) forever; `/dev/zero` is endless. Both are refused at once, naming the file.
+#[test]
+fn a_key_file_that_is_a_fifo_or_a_device_is_refused_without_hanging() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("key.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let yaml = format!(
+        "intel:\n  abuseipdb: {{ key_file: {} }}\n  otx: {{ key_file: /dev/zero }}\n",
+        fifo.display()
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(load_str(&yaml, None, &[]).map(|_| ()).unwrap_err());
+    });
+    // Generous: only proves it did not wait for a writer that never comes.
+    let errs = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("loading a config whose key_file is a FIFO hung");
+    let line = |path: &str| {
+        errs.0
+            .iter()
+            .find(|e| e.path == path)
+            .unwrap_or_else(|| panic!("{path} missing from:\n{errs}"))
+            .message
+            .clone()
+    };
+    let m = line("intel.abuseipdb.key_file");
+    assert!(m.contains("not a regular file"), "{m}");
+    assert!(m.contains(&fifo.display().to_string()), "{m}");
+    let m = line("intel.otx.key_file");
+    assert!(
+        m.contains("not a regular file") && m.contains("/dev/zero"),
+        "{m}"
+    );
+}
