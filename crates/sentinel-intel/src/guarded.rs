@@ -253,8 +253,10 @@ impl Guarded {
         }
     }
 
-    /// Looks an address up through the whole layer.
+    /// Looks an address up through the whole layer. An IPv4-mapped IPv6 address is its IPv4 address
+    /// (one cache entry and one request, whichever spelling the alert used).
     pub async fn lookup(&self, ip: IpAddr) -> Result<Evidence, EnrichError> {
+        let ip = ip.to_canonical();
         let inner = &self.inner;
         let deadline = Instant::now() + inner.settings.deadline;
         if let Some(hit) = inner.cache.get(&inner.name, ip).await {

@@ -768,3 +768,23 @@ async fn an_absurd_wait_from_the_provider_is_capped_not_a_panic() {
     assert_eq!(ask(&g, ip(2)).await.unwrap().verdict, Verdict::Malicious);
     assert_eq!(p.count(), 2);
 }
+
+/// An IPv4 address seen in its IPv4-mapped IPv6 form (`::ffff:203.0.113.7`, as a dual-stack
+/// listener logs it) is the same source: one cache entry, one request, not one per spelling.
+#[tokio::test(start_paused = true)]
+async fn a_mapped_address_shares_the_cache_and_the_request_of_its_ipv4_form() {
+    let p = Scripted::new(Step {
+        delay: Duration::from_millis(500),
+        reply: ok(Verdict::Malicious, 95),
+    });
+    let g = guard(&p, settings());
+    let v4 = ip(7);
+    let IpAddr::V4(a) = v4 else { unreachable!() };
+    let mapped = IpAddr::V6(a.to_ipv6_mapped());
+    let (x, y) = tokio::join!(ask(&g, v4), ask(&g, mapped));
+    assert_eq!(x.unwrap().verdict, Verdict::Malicious);
+    assert_eq!(y.unwrap().verdict, Verdict::Malicious);
+    assert_eq!(p.count(), 1, "{:?}", p.calls());
+    assert_eq!(source(&ask(&g, mapped).await.unwrap()), "memory");
+    assert_eq!(p.count(), 1);
+}
