@@ -26,6 +26,9 @@ pub const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
 const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 /// Redis failures are warned about at most this often.
 const WARN_EVERY: Duration = Duration::from_secs(60);
+/// The largest Redis value read or written (bytes). An answer's details are bounded by the clients
+/// to about 16 KiB; a bigger value was not written by a Sentinel and is not read whole.
+pub const MAX_REDIS_VALUE: usize = 64 * 1024;
 
 /// Which tier an answer came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -308,6 +311,10 @@ impl AnswerCache {
                 fetched_at_ms,
             };
             let result = match serde_json::to_string(&stored) {
+                Ok(json) if json.len() > MAX_REDIS_VALUE => Err(format!(
+                    "answer of {} bytes is above {MAX_REDIS_VALUE}: kept in memory only",
+                    json.len()
+                )),
                 Ok(json) => self.redis_set(r, &rkey, json, ttl).await,
                 Err(e) => Err(format!("answer not serialisable: {e}")),
             };
@@ -391,24 +398,33 @@ impl AnswerCache {
     ) -> Result<Option<(Stored, Duration)>, String> {
         let mut c = self.connection(r).await?;
         let mut pipe = redis::pipe();
-        pipe.get(key).pttl(key);
-        let reply = tokio::time::timeout(
-            REDIS_TIMEOUT,
-            pipe.query_async::<(Option<String>, i64)>(&mut c),
-        )
-        .await
-        .map_err(|_| "timed out".to_owned())?;
+        // At most one byte more than a value may hold, so a huge value is never read whole.
+        pipe.cmd("GETRANGE")
+            .arg(key)
+            .arg(0)
+            .arg(MAX_REDIS_VALUE)
+            .pttl(key);
+        let reply = tokio::time::timeout(REDIS_TIMEOUT, pipe.query_async::<(String, i64)>(&mut c))
+            .await
+            .map_err(|_| "timed out".to_owned())?;
         let (value, pttl) = reply.map_err(|e| e.to_string())?;
-        let Some(value) = value else {
-            return Ok(None);
-        };
-        // PTTL is -1 (no expiry: someone else wrote it) or -2 (gone since the GET): such a value
-        // is not trusted beyond a read.
+        // PTTL is -2 when there is no such key (GETRANGE then reads ""), -1 when it has no expiry
+        // (someone else wrote it): neither is a cached answer.
         let Ok(ttl_ms) = u64::try_from(pttl) else {
             return Ok(None);
         };
+        if value.len() > MAX_REDIS_VALUE {
+            return Err(format!(
+                "value of {key} is larger than {MAX_REDIS_VALUE} bytes: not a cached answer"
+            ));
+        }
         let stored: Stored = serde_json::from_str(&value)
             .map_err(|e| format!("value of {key} is not a cached answer: {e}"))?;
+        if stored.answer.score.is_some_and(|s| s > 100) {
+            return Err(format!(
+                "value of {key} is not a cached answer: a score above 100"
+            ));
+        }
         Ok(Some((stored, Duration::from_millis(ttl_ms))))
     }
 

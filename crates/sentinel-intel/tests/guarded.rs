@@ -788,3 +788,60 @@ async fn a_mapped_address_shares_the_cache_and_the_request_of_its_ipv4_form() {
     assert_eq!(source(&ask(&g, mapped).await.unwrap()), "memory");
     assert_eq!(p.count(), 1);
 }
+
+/// What Sentinel does with values it did not write under its own Redis keys. Redis is inside the
+/// trust boundary: a well-formed answer planted there (here a "benign" verdict, the kind that would
+/// whitelist an attacker) is believed, and this test records that. What it must not believe is a
+/// value no Sentinel writes: garbage, a score above 100, a huge value. Those are counted misses
+/// and the provider is asked.
+#[tokio::test]
+async fn values_planted_in_redis() {
+    let server = RedisServer::start();
+    let url = RedisUrl::new(server.url());
+    let cache = Arc::new(AnswerCache::with_redis(100, &url, "test:intel:").unwrap());
+    let p = Scripted::new(step(ok(Verdict::Malicious, 90)));
+    let g = Guarded::new(p.clone(), settings(), cache.clone());
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let plant = |n: u8, value: String| {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(format!("test:intel:scripted:{}", ip(n)))
+            .arg(value)
+            .arg("PX")
+            .arg(60_000);
+        cmd
+    };
+    let answer = |score: u32, details: serde_json::Value| {
+        serde_json::json!({
+            "answer": {"verdict": "benign", "score": score, "details": details, "negative": false},
+            "fetched_at_ms": 1_785_000_000_000u64,
+        })
+        .to_string()
+    };
+    let planted = [
+        (1, answer(0, serde_json::json!({}))),
+        (2, "<html>not json</html>".to_owned()),
+        (3, answer(250, serde_json::json!({}))),
+        (
+            4,
+            answer(0, serde_json::json!({"pad": "A".repeat(4 << 20)})),
+        ),
+    ];
+    for (n, value) in planted {
+        plant(n, value).query_async::<()>(&mut c).await.unwrap();
+    }
+    // The trust boundary: a well-formed planted answer is believed.
+    let e = ask(&g, ip(1)).await.unwrap();
+    assert_eq!((e.verdict, source(&e)), (Verdict::Benign, "redis"));
+    // Values no Sentinel writes are misses: the provider answers.
+    for n in [2, 3, 4] {
+        let e = ask(&g, ip(n)).await.unwrap();
+        assert_eq!(
+            (e.verdict, source(&e)),
+            (Verdict::Malicious, "provider"),
+            "planted value {n}"
+        );
+    }
+    assert_eq!(p.count(), 3);
+    assert!(cache.stats().redis_errors >= 3, "{:?}", cache.stats());
+}
