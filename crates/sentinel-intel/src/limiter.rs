@@ -306,7 +306,11 @@ mod tests {
         use rand::{Rng, SeedableRng};
         for seed in 0..60u64 {
             let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-            let q = quota(rng.gen_range(1..6), rng.gen_range(1..5), rng.gen_range(1..8));
+            let q = quota(
+                rng.gen_range(1..6),
+                rng.gen_range(1..5),
+                rng.gen_range(1..8),
+            );
             let l = std::sync::Arc::new(RateLimiter::new(q));
             let start = Instant::now();
             let mut tasks = Vec::new();
@@ -314,7 +318,9 @@ mod tests {
                 let l = std::sync::Arc::clone(&l);
                 let at = Duration::from_millis(rng.gen_range(0..8000));
                 let budget = Duration::from_millis(rng.gen_range(0..6000));
-                let block = rng.gen_bool(0.1).then(|| Duration::from_millis(rng.gen_range(0..3000)));
+                let block = rng
+                    .gen_bool(0.1)
+                    .then(|| Duration::from_millis(rng.gen_range(0..3000)));
                 tasks.push(tokio::spawn(async move {
                     tokio::time::sleep_until(start + at).await;
                     if let Some(b) = block {

@@ -767,3 +767,30 @@ async fn padded_answers_keep_bounded_details() {
         assert!(kept <= 32 * 1024, "{kind:?}: details of {kept} bytes kept");
     }
 }
+
+/// A provider (or a gateway in front of it) that echoes the key into a 200 answer: the details are
+/// cached, stored with the investigation and shown on the dashboard, so the key is scrubbed out of
+/// them like out of error messages (also when the echo sits past where a long string is cut).
+#[tokio::test]
+async fn a_key_echoed_in_an_answer_never_reaches_the_details() {
+    for kind in KINDS {
+        let fake = FakeProvider::start(kind).await;
+        let key = fake.key().to_owned();
+        let echo = format!("echo {key}");
+        let late = format!("{}{key}", "x".repeat(250));
+        let body = match kind {
+            TiKind::AbuseIpDb => json!({"data": {"ipAddress": BAD, "abuseConfidenceScore": 90,
+                "totalReports": 3, "usageType": echo, "countryCode": late}}),
+            TiKind::VirusTotal => json!({"data": {"id": BAD, "type": "ip_address", "attributes": {
+                "last_analysis_stats": {"malicious": 5}, "as_owner": echo, "country": late}}}),
+            TiKind::Otx => json!({"pulse_info": {"count": 7, "pulses": [{"tags": [echo, late]}]},
+                "reputation": {&key: 1}, "asn": echo}),
+        };
+        fake.set(ip(BAD), Behaviour::Json(body));
+        let p = build(kind, &settings(&fake)).unwrap();
+        let a = p.lookup(ip(BAD)).await.result.unwrap();
+        let shown = serde_json::to_string(&a.details).unwrap();
+        assert!(!shown.contains(&key[..8]), "{kind:?}: {shown}");
+        assert!(shown.contains("[key]"), "{kind:?}: {shown}");
+    }
+}

@@ -50,7 +50,7 @@ impl Raw {
         match self.status {
             200..=299 => match parse(&self.body) {
                 Ok(mut answer) => {
-                    answer.details = bounded(std::mem::take(&mut answer.details));
+                    answer.details = bounded(std::mem::take(&mut answer.details), &endpoint.key);
                     Ok(answer)
                 }
                 Err(e) => Err(ProviderError::Malformed(endpoint.clean(&e))),
@@ -206,15 +206,26 @@ pub(crate) const MAX_DETAILS: usize = 16 * 1024;
 const MAX_DETAIL_STRING: usize = 256;
 
 /// `details` cut down to about [`MAX_DETAILS`] bytes: strings shortened, and arrays and objects
-/// cut off (in order) once the budget is spent.
-pub(crate) fn bounded(details: Value) -> Value {
+/// cut off (in order) once the budget is spent. The key is scrubbed out of every string first (a
+/// provider or gateway that echoes it would otherwise put it in the cache and the store).
+pub(crate) fn bounded(details: Value, key: &ApiKey) -> Value {
     let mut budget = MAX_DETAILS;
-    bound(details, &mut budget)
+    bound(details, key, &mut budget)
 }
 
-fn bound(value: Value, budget: &mut usize) -> Value {
+/// The key scrubbed out of `s` (before any cut, so no part of it is left either).
+fn scrubbed(s: String, key: &ApiKey) -> String {
+    if s.contains(key.expose()) {
+        key.scrub(&s)
+    } else {
+        s
+    }
+}
+
+fn bound(value: Value, key: &ApiKey, budget: &mut usize) -> Value {
     match value {
         Value::String(s) => {
+            let s = scrubbed(s, key);
             let s = match s.char_indices().nth(MAX_DETAIL_STRING) {
                 Some((i, _)) => format!("{}…", &s[..i]),
                 None => s,
@@ -231,7 +242,7 @@ fn bound(value: Value, budget: &mut usize) -> Value {
                     break;
                 }
                 *budget = budget.saturating_sub(1);
-                out.push(bound(item, budget));
+                out.push(bound(item, key, budget));
             }
             Value::Array(out)
         }
@@ -241,12 +252,13 @@ fn bound(value: Value, budget: &mut usize) -> Value {
                 if *budget == 0 {
                     break;
                 }
+                let k = scrubbed(k, key);
                 let k = match k.char_indices().nth(MAX_DETAIL_STRING) {
                     Some((i, _)) => k[..i].to_owned(),
                     None => k,
                 };
                 *budget = budget.saturating_sub(k.len() + 4);
-                let v = bound(v, budget);
+                let v = bound(v, key, budget);
                 out.insert(k, v);
             }
             Value::Object(out)
