@@ -794,3 +794,44 @@ async fn a_key_echoed_in_an_answer_never_reaches_the_details() {
         assert!(shown.contains("[key]"), "{kind:?}: {shown}");
     }
 }
+
+/// Hostile answers that held when attacked (kept so they keep holding): numbers out of range or of
+/// the wrong kind, JSON nested past any sane depth, a body over the size limit, and a redirect to
+/// another host, which is not followed (the key header would go with it).
+#[tokio::test]
+async fn hostile_answers_are_errors_and_redirects_are_not_followed() {
+    let (fake, p) = start(TiKind::AbuseIpDb).await;
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let huge = format!("{{\"data\": \"{}\"}}", "A".repeat(9 << 20));
+    for body in [
+        r#"{"data": {"abuseConfidenceScore": 1e9, "totalReports": 1}}"#.to_owned(),
+        r#"{"data": {"abuseConfidenceScore": -5, "totalReports": 1}}"#.to_owned(),
+        r#"{"data": {"abuseConfidenceScore": 18446744073709551616, "totalReports": 1}}"#.to_owned(),
+        r#"{"data": {"abuseConfidenceScore": 90, "totalReports": -1}}"#.to_owned(),
+        deep,
+        huge,
+    ] {
+        fake.set_default(Behaviour::Malformed(body.clone()));
+        let reply = p.lookup(ip(BAD)).await;
+        assert!(
+            matches!(err(&reply), ProviderError::Malformed(_)),
+            "{}: {reply:?}",
+            &body[..body.len().min(80)]
+        );
+    }
+    let elsewhere = FakeProvider::start(TiKind::AbuseIpDb).await;
+    fake.set_default(Behaviour::Raw {
+        status: 302,
+        headers: vec![(
+            "location".into(),
+            format!("{}/api/v2/check?ipAddress={BAD}", elsewhere.base_url()),
+        )],
+        body: String::new(),
+    });
+    let reply = p.lookup(ip(BAD)).await;
+    assert!(
+        matches!(err(&reply), ProviderError::Status { status: 302, .. }),
+        "{reply:?}"
+    );
+    assert!(elsewhere.requests().is_empty(), "the redirect was followed");
+}
