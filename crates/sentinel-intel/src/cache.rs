@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::time::Instant;
 
@@ -297,6 +297,46 @@ impl AnswerCache {
         if ttl.is_zero() {
             return;
         }
+        self.put_memory(provider, ip, answer, ttl, fetched_at_ms);
+        self.put_shared(provider, ip, answer, ttl, fetched_at_ms)
+            .await;
+    }
+
+    /// Keeps an answer fetched now: in memory at once, and in Redis (when configured) from a task
+    /// of its own, so that a slow or stalled Redis never holds back whoever is waiting for the
+    /// answer (the write is bounded by [`REDIS_TIMEOUT`] all the same). Must be called inside a
+    /// tokio runtime.
+    pub fn put_detached(
+        self: &Arc<Self>,
+        provider: &str,
+        ip: IpAddr,
+        answer: &Answer,
+        ttl: Duration,
+    ) {
+        if ttl.is_zero() {
+            return;
+        }
+        let fetched_at_ms = now_ms();
+        self.put_memory(provider, ip, answer, ttl, fetched_at_ms);
+        if self.redis.is_some() {
+            let cache = Arc::clone(self);
+            let (provider, answer) = (provider.to_owned(), answer.clone());
+            tokio::spawn(async move {
+                cache
+                    .put_shared(&provider, ip, &answer, ttl, fetched_at_ms)
+                    .await;
+            });
+        }
+    }
+
+    fn put_memory(
+        &self,
+        provider: &str,
+        ip: IpAddr,
+        answer: &Answer,
+        ttl: Duration,
+        fetched_at_ms: u64,
+    ) {
         let evicted = self.mem().put(
             (provider.to_owned(), ip),
             answer.clone(),
@@ -304,6 +344,16 @@ impl AnswerCache {
             Instant::now() + ttl,
         );
         self.evictions.fetch_add(evicted, Ordering::Relaxed);
+    }
+
+    async fn put_shared(
+        &self,
+        provider: &str,
+        ip: IpAddr,
+        answer: &Answer,
+        ttl: Duration,
+        fetched_at_ms: u64,
+    ) {
         if let Some(r) = &self.redis {
             let rkey = Self::redis_key(&r.prefix, provider, ip);
             let stored = Stored {

@@ -372,7 +372,8 @@ impl Inner {
                     } else {
                         self.settings.ttl
                     };
-                    self.cache.put(&self.name, ip, &answer, ttl).await;
+                    // Memory now, Redis behind the answer: a stalled Redis must not hold it back.
+                    self.cache.put_detached(&self.name, ip, &answer, ttl);
                     return Ok(answer);
                 }
                 Err(e) => e,

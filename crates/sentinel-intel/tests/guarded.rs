@@ -635,6 +635,23 @@ async fn a_redis_answer_is_shared_by_every_node() {
 
     assert_eq!(source(&ask(&g1, ip(1)).await.unwrap()), "provider");
     assert_eq!(source(&ask(&g1, ip(2)).await.unwrap()), "provider");
+    // The shared copy is written behind the answer: wait until it is there.
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    for n in [1, 2] {
+        let key = format!("test:intel:scripted:{}", ip(n));
+        let mut tries = 0;
+        while !redis::cmd("EXISTS")
+            .arg(&key)
+            .query_async::<bool>(&mut c)
+            .await
+            .unwrap()
+        {
+            tries += 1;
+            assert!(tries < 500, "{key} never written");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
     let e = ask(&g2, ip(1)).await.unwrap();
     assert_eq!((e.verdict, e.score), (Verdict::Malicious, Some(90)));
     assert_eq!(e.details["cache"]["hit"], true);
@@ -647,8 +664,6 @@ async fn a_redis_answer_is_shared_by_every_node() {
     assert_eq!((s.redis_hits, s.memory_hits, s.redis_errors), (2, 1, 0));
 
     // The stored form: `<prefix><provider>:<ip>`, JSON with fetched_at, expiring with the TTL.
-    let client = redis::Client::open(server.url()).unwrap();
-    let mut c = client.get_multiplexed_async_connection().await.unwrap();
     for (n, ttl_ms) in [(1, 60_000), (2, 10_000)] {
         let key = format!("test:intel:scripted:{}", ip(n));
         let (value, pttl): (String, i64) = redis::pipe()
@@ -844,4 +859,32 @@ async fn values_planted_in_redis() {
     }
     assert_eq!(p.count(), 3);
     assert!(cache.stats().redis_errors >= 3, "{:?}", cache.stats());
+}
+
+/// A Redis that stalls on writes (here `CLIENT PAUSE … WRITE`: reads answer, writes hang) must not
+/// hold back an answer the provider already gave: the shared copy is written after the callers have
+/// it. With a 200 ms deadline, below one Redis timeout, the answer still arrives (the bound is
+/// generous: the provider answers at once, and only a wait for the stalled write could miss it).
+#[tokio::test]
+async fn a_stalled_redis_write_does_not_hold_back_the_answer() {
+    let server = RedisServer::start();
+    let url = RedisUrl::new(server.url());
+    let cache = Arc::new(AnswerCache::with_redis(100, &url, "test:intel:").unwrap());
+    let p = Scripted::new(step(ok(Verdict::Malicious, 90)));
+    let mut s = settings();
+    s.deadline = Duration::from_millis(200);
+    let g = Guarded::new(p.clone(), s, cache.clone());
+    // Connected, and the first write done, before the stall.
+    assert_eq!(source(&ask(&g, ip(1)).await.unwrap()), "provider");
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(10_000)
+        .arg("WRITE")
+        .query_async::<()>(&mut c)
+        .await
+        .unwrap();
+    let e = ask(&g, ip(2)).await.unwrap();
+    assert_eq!((e.verdict, source(&e)), (Verdict::Malicious, "provider"));
 }
