@@ -118,10 +118,17 @@ impl Builder {
     }
 }
 
+/// At most [`MAX_TEXT`] characters, control characters (escape sequences, carriage returns) each
+/// replaced by `\u{fffd}`: what a feed says ends up in the log, the store and the dashboard.
 fn shorten(s: &str) -> String {
+    let clean = |t: &str| -> String {
+        t.chars()
+            .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+            .collect()
+    };
     match s.char_indices().nth(MAX_TEXT) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_string(),
+        Some((i, _)) => format!("{}…", clean(&s[..i])),
+        None => clean(s),
     }
 }
 
@@ -469,6 +476,20 @@ mod tests {
         assert_eq!(strip_scope("2001:db8::1"), "2001:db8::1");
         assert_eq!(parse_score("87.4"), Some(87));
         assert_eq!(parse_score("101"), None);
+    }
+
+    #[test]
+    fn control_characters_never_reach_reasons_or_samples() {
+        let f = parse(
+            &FeedFormat::List,
+            "203.0.113.1 ; SBL1\u{1b}[2J\rforged log line\n\u{1b}[31m198.51.100.x\u{7}\n",
+        )
+        .unwrap();
+        assert_eq!(f.entries.len(), 1);
+        let shown = format!("{:?} {:?}", f.reasons, f.samples);
+        assert!(!f.reasons[0].chars().any(char::is_control), "{shown}");
+        assert!(!f.samples[0].text.chars().any(char::is_control), "{shown}");
+        assert!(f.reasons[0].contains("forged log line"), "{shown}");
     }
 
     #[test]
