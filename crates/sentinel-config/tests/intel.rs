@@ -543,3 +543,27 @@ fn a_key_file_that_is_a_fifo_or_a_device_is_refused_without_hanging() {
         "{m}"
     );
 }
+
+/// Durations beyond any use (here ~584 billion years, which humantime still reads) would overflow
+/// the clock when added to "now" (the cache expiry, the breaker's reopening, the limiter's window):
+/// a panic in every lookup. Each is a configuration error naming its path instead.
+#[test]
+fn absurd_durations_are_errors_not_clock_overflows() {
+    let huge = "584000000000y";
+    let yaml = format!(
+        "intel:\n  abuseipdb:\n    ttl: {huge}\n    negative_ttl: {huge}\n    timeout: {huge}\n    rate: {{ requests: 10, per: {huge}, burst: 1 }}\n  retry: {{ attempts: 2, base: 1s, max: {huge} }}\n  breaker: {{ failures: 3, cooldown: {huge} }}\n  feed_poll: {huge}\n  history_window: {huge}\n"
+    );
+    let errs = load_str(&yaml, None, &[]).unwrap_err();
+    for path in [
+        "intel.abuseipdb.ttl",
+        "intel.abuseipdb.negative_ttl",
+        "intel.abuseipdb.timeout",
+        "intel.abuseipdb.rate.per",
+        "intel.retry.max",
+        "intel.breaker.cooldown",
+        "intel.feed_poll",
+        "intel.history_window",
+    ] {
+        assert!(errs.mentions(path), "{path} not refused:\n{errs}");
+    }
+}
