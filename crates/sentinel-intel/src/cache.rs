@@ -27,7 +27,7 @@ const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 /// Redis failures are warned about at most this often.
 const WARN_EVERY: Duration = Duration::from_secs(60);
 /// The largest Redis value read or written (bytes). An answer's details are bounded by the clients
-/// to about 16 KiB; a bigger value was not written by a Sentinel and is not read whole.
+/// to about 4 KiB; a bigger value was not written by a Sentinel and is not read whole.
 pub const MAX_REDIS_VALUE: usize = 64 * 1024;
 
 /// Which tier an answer came from.

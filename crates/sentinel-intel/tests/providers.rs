@@ -764,7 +764,7 @@ async fn padded_answers_keep_bounded_details() {
         let a = p.lookup(ip(BAD)).await.result.unwrap();
         assert_eq!(a.verdict, Verdict::Malicious, "{kind:?}");
         let kept = serde_json::to_string(&a.details).unwrap().len();
-        assert!(kept <= 32 * 1024, "{kind:?}: details of {kept} bytes kept");
+        assert!(kept <= 8 * 1024, "{kind:?}: details of {kept} bytes kept");
     }
 }
 

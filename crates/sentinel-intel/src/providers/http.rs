@@ -197,10 +197,11 @@ impl Endpoint {
 }
 
 /// The most of its answer a provider's details keep (bytes of JSON, roughly): the fields the issue
-/// lists fit many times over. Details are cached (up to `max_entries` answers) and stored with every
+/// lists take a few hundred bytes. Details are cached (up to `max_entries` answers, 100,000 by
+/// default, so at most ~400 MB even if every answer is padded) and stored with every
 /// investigation, so a padded answer (megabyte strings, huge arrays, each within [`MAX_BODY`]) must
 /// not be kept whole.
-pub(crate) const MAX_DETAILS: usize = 16 * 1024;
+pub(crate) const MAX_DETAILS: usize = 4 * 1024;
 
 /// The longest string kept in details (characters).
 const MAX_DETAIL_STRING: usize = 256;
