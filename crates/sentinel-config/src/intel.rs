@@ -33,6 +33,27 @@ const MAX_FEEDS: usize = 64;
 const MAX_KEY_FILE: u64 = 4096;
 /// What a rendered configuration shows in place of a key; refused as a key.
 const KEY_MASK: &str = "***";
+/// The longest any other intel duration may be (TTLs, timeouts, quota windows, cooldowns, polls,
+/// the history window). Far beyond any use, and far below what added to "now" would overflow the
+/// clock (humantime reads up to ~584 billion years).
+const MAX_SPAN: Duration = Duration::from_secs(366 * 24 * 60 * 60);
+
+/// A duration of at most [`MAX_SPAN`].
+fn span(r: &mut Reader, n: &Node<'_>) -> Option<Duration> {
+    let d = r.duration(n)?;
+    if d > MAX_SPAN {
+        r.fail(
+            &n.path,
+            format!(
+                "must be at most 366d, got {}",
+                humantime::format_duration(d)
+            ),
+        );
+        return None;
+    }
+    Some(d)
+}
+
 /// Feed formats as written in the configuration.
 const FEED_FORMATS: &str = "list, spamhaus_json, tor_exit_addresses, csv";
 
@@ -61,12 +82,12 @@ pub(crate) fn intel(r: &mut Reader, s: Option<&Node<'_>>) -> Option<IntelConfig>
     let breaker = breaker(r, s);
     let cache = cache(r, s);
     let feeds = r.get(s, "feeds").and_then(|n| feeds(r, &n));
-    let feed_poll = r.get(s, "feed_poll").and_then(|n| r.duration(&n));
+    let feed_poll = r.get(s, "feed_poll").and_then(|n| span(r, &n));
     let assets = r.get(s, "assets").and_then(|n| assets(r, &n));
     let default_criticality = r
         .get(s, "default_criticality")
         .and_then(|n| r.named::<Criticality>(&n));
-    let history_window = r.get(s, "history_window").and_then(|n| r.duration(&n));
+    let history_window = r.get(s, "history_window").and_then(|n| span(r, &n));
     Some(IntelConfig {
         offline: offline?,
         deadline: deadline?,
@@ -116,12 +137,12 @@ fn provider(
     let p = p.as_ref();
     let key = api_key(r, p);
     let base_url = r.get(p, "base_url").and_then(|n| base_url(r, &n));
-    let timeout = r.get(p, "timeout").and_then(|n| r.duration(&n));
+    let timeout = r.get(p, "timeout").and_then(|n| span(r, &n));
     let rate = r.get(p, "rate");
     let requests = r
         .get(rate.as_ref(), "requests")
         .and_then(|n| r.int::<u32>(&n, 1, u64::from(u32::MAX)));
-    let per = r.get(rate.as_ref(), "per").and_then(|n| r.duration(&n));
+    let per = r.get(rate.as_ref(), "per").and_then(|n| span(r, &n));
     let burst = r
         .get(rate.as_ref(), "burst")
         .and_then(|n| Some((r.int::<u32>(&n, 1, u64::from(u32::MAX))?, n.path)));
@@ -136,10 +157,10 @@ fn provider(
             );
         }
     }
-    let ttl = r.get(p, "ttl").and_then(|n| r.duration(&n));
+    let ttl = r.get(p, "ttl").and_then(|n| span(r, &n));
     let negative_ttl = r
         .get(p, "negative_ttl")
-        .and_then(|n| Some((r.duration(&n)?, n.path)));
+        .and_then(|n| Some((span(r, &n)?, n.path)));
     if let (Some(ttl), Some((neg, path))) = (ttl, &negative_ttl) {
         if *neg > ttl {
             r.fail(
@@ -229,12 +250,24 @@ fn checked_key(r: &mut Reader, path: &str, key: &str, from: &str) -> Option<ApiK
     Some(ApiKey::new(key))
 }
 
-/// The text of a key file, bounded. Errors name the file, never its contents.
+/// The text of a key file, bounded. Errors name the file, never its contents. Only a regular file
+/// is read: opening a FIFO blocks until a writer comes (the daemon would never start), and a device
+/// is no key file.
 fn read_key_file(r: &mut Reader, path: &str, file: &Path) -> Option<String> {
     let shown = file.display();
     let mut bytes = Vec::new();
-    let read =
-        std::fs::File::open(file).and_then(|f| f.take(MAX_KEY_FILE + 1).read_to_end(&mut bytes));
+    let regular = |m: std::fs::Metadata| {
+        if m.is_file() {
+            Ok(())
+        } else {
+            Err(std::io::Error::other("not a regular file"))
+        }
+    };
+    let read = std::fs::metadata(file).and_then(regular).and_then(|()| {
+        let f = std::fs::File::open(file)?;
+        regular(f.metadata()?)?;
+        f.take(MAX_KEY_FILE + 1).read_to_end(&mut bytes)
+    });
     if let Err(e) = read {
         r.fail(path, format!("cannot read `{shown}`: {e}"));
         return None;
@@ -297,10 +330,8 @@ fn retry(r: &mut Reader, s: Option<&Node<'_>>) -> Option<RetrySettings> {
     let n = r.get(s, "retry");
     let n = n.as_ref();
     let attempts = r.get(n, "attempts").and_then(|a| r.int(&a, 1, 10));
-    let base = r.get(n, "base").and_then(|b| r.duration(&b));
-    let max = r
-        .get(n, "max")
-        .and_then(|m| Some((r.duration(&m)?, m.path)));
+    let base = r.get(n, "base").and_then(|b| span(r, &b));
+    let max = r.get(n, "max").and_then(|m| Some((span(r, &m)?, m.path)));
     let (base, (max, path)) = (base?, max?);
     if base > max {
         r.fail(
@@ -324,7 +355,7 @@ fn breaker(r: &mut Reader, s: Option<&Node<'_>>) -> Option<BreakerSettings> {
     let n = r.get(s, "breaker");
     let n = n.as_ref();
     let failures = r.get(n, "failures").and_then(|f| r.int(&f, 1, 1000));
-    let cooldown = r.get(n, "cooldown").and_then(|c| r.duration(&c));
+    let cooldown = r.get(n, "cooldown").and_then(|c| span(r, &c));
     Some(BreakerSettings {
         failures: failures?,
         cooldown: cooldown?,

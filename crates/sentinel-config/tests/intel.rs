@@ -528,3 +528,68 @@ fn the_deadline_leaves_time_for_the_decision() {
     assert!(err.contains("api.request_timeout"), "{err}");
     assert!(!err.contains("pipeline.defend_timeout"), "{err}");
 }
+
+/// A `key_file` that is not a regular file: a FIFO nobody writes to would block `open` (and so the
+/// daemon's start) forever; `/dev/zero` is endless. Both are refused at once, naming the file.
+#[test]
+fn a_key_file_that_is_a_fifo_or_a_device_is_refused_without_hanging() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("key.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let yaml = format!(
+        "intel:\n  abuseipdb: {{ key_file: {} }}\n  otx: {{ key_file: /dev/zero }}\n",
+        fifo.display()
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(load_str(&yaml, None, &[]).map(|_| ()).unwrap_err());
+    });
+    // Generous: only proves it did not wait for a writer that never comes.
+    let errs = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("loading a config whose key_file is a FIFO hung");
+    let line = |path: &str| {
+        errs.0
+            .iter()
+            .find(|e| e.path == path)
+            .unwrap_or_else(|| panic!("{path} missing from:\n{errs}"))
+            .message
+            .clone()
+    };
+    let m = line("intel.abuseipdb.key_file");
+    assert!(m.contains("not a regular file"), "{m}");
+    assert!(m.contains(&fifo.display().to_string()), "{m}");
+    let m = line("intel.otx.key_file");
+    assert!(
+        m.contains("not a regular file") && m.contains("/dev/zero"),
+        "{m}"
+    );
+}
+
+/// Durations beyond any use (here ~584 billion years, which humantime still reads) would overflow
+/// the clock when added to "now" (the cache expiry, the breaker's reopening, the limiter's window):
+/// a panic in every lookup. Each is a configuration error naming its path instead.
+#[test]
+fn absurd_durations_are_errors_not_clock_overflows() {
+    let huge = "584000000000y";
+    let yaml = format!(
+        "intel:\n  abuseipdb:\n    ttl: {huge}\n    negative_ttl: {huge}\n    timeout: {huge}\n    rate: {{ requests: 10, per: {huge}, burst: 1 }}\n  retry: {{ attempts: 2, base: 1s, max: {huge} }}\n  breaker: {{ failures: 3, cooldown: {huge} }}\n  feed_poll: {huge}\n  history_window: {huge}\n"
+    );
+    let errs = load_str(&yaml, None, &[]).unwrap_err();
+    for path in [
+        "intel.abuseipdb.ttl",
+        "intel.abuseipdb.negative_ttl",
+        "intel.abuseipdb.timeout",
+        "intel.abuseipdb.rate.per",
+        "intel.retry.max",
+        "intel.breaker.cooldown",
+        "intel.feed_poll",
+        "intel.history_window",
+    ] {
+        assert!(errs.mentions(path), "{path} not refused:\n{errs}");
+    }
+}

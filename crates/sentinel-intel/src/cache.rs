@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::time::Instant;
 
@@ -26,6 +26,9 @@ pub const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
 const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 /// Redis failures are warned about at most this often.
 const WARN_EVERY: Duration = Duration::from_secs(60);
+/// The largest Redis value read or written (bytes). An answer's details are bounded by the clients
+/// to about 4 KiB; a bigger value was not written by a Sentinel and is not read whole.
+pub const MAX_REDIS_VALUE: usize = 64 * 1024;
 
 /// Which tier an answer came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -294,6 +297,46 @@ impl AnswerCache {
         if ttl.is_zero() {
             return;
         }
+        self.put_memory(provider, ip, answer, ttl, fetched_at_ms);
+        self.put_shared(provider, ip, answer, ttl, fetched_at_ms)
+            .await;
+    }
+
+    /// Keeps an answer fetched now: in memory at once, and in Redis (when configured) from a task
+    /// of its own, so that a slow or stalled Redis never holds back whoever is waiting for the
+    /// answer (the write is bounded by [`REDIS_TIMEOUT`] all the same). Must be called inside a
+    /// tokio runtime.
+    pub fn put_detached(
+        self: &Arc<Self>,
+        provider: &str,
+        ip: IpAddr,
+        answer: &Answer,
+        ttl: Duration,
+    ) {
+        if ttl.is_zero() {
+            return;
+        }
+        let fetched_at_ms = now_ms();
+        self.put_memory(provider, ip, answer, ttl, fetched_at_ms);
+        if self.redis.is_some() {
+            let cache = Arc::clone(self);
+            let (provider, answer) = (provider.to_owned(), answer.clone());
+            tokio::spawn(async move {
+                cache
+                    .put_shared(&provider, ip, &answer, ttl, fetched_at_ms)
+                    .await;
+            });
+        }
+    }
+
+    fn put_memory(
+        &self,
+        provider: &str,
+        ip: IpAddr,
+        answer: &Answer,
+        ttl: Duration,
+        fetched_at_ms: u64,
+    ) {
         let evicted = self.mem().put(
             (provider.to_owned(), ip),
             answer.clone(),
@@ -301,6 +344,16 @@ impl AnswerCache {
             Instant::now() + ttl,
         );
         self.evictions.fetch_add(evicted, Ordering::Relaxed);
+    }
+
+    async fn put_shared(
+        &self,
+        provider: &str,
+        ip: IpAddr,
+        answer: &Answer,
+        ttl: Duration,
+        fetched_at_ms: u64,
+    ) {
         if let Some(r) = &self.redis {
             let rkey = Self::redis_key(&r.prefix, provider, ip);
             let stored = Stored {
@@ -308,6 +361,10 @@ impl AnswerCache {
                 fetched_at_ms,
             };
             let result = match serde_json::to_string(&stored) {
+                Ok(json) if json.len() > MAX_REDIS_VALUE => Err(format!(
+                    "answer of {} bytes is above {MAX_REDIS_VALUE}: kept in memory only",
+                    json.len()
+                )),
                 Ok(json) => self.redis_set(r, &rkey, json, ttl).await,
                 Err(e) => Err(format!("answer not serialisable: {e}")),
             };
@@ -391,24 +448,33 @@ impl AnswerCache {
     ) -> Result<Option<(Stored, Duration)>, String> {
         let mut c = self.connection(r).await?;
         let mut pipe = redis::pipe();
-        pipe.get(key).pttl(key);
-        let reply = tokio::time::timeout(
-            REDIS_TIMEOUT,
-            pipe.query_async::<(Option<String>, i64)>(&mut c),
-        )
-        .await
-        .map_err(|_| "timed out".to_owned())?;
+        // At most one byte more than a value may hold, so a huge value is never read whole.
+        pipe.cmd("GETRANGE")
+            .arg(key)
+            .arg(0)
+            .arg(MAX_REDIS_VALUE)
+            .pttl(key);
+        let reply = tokio::time::timeout(REDIS_TIMEOUT, pipe.query_async::<(String, i64)>(&mut c))
+            .await
+            .map_err(|_| "timed out".to_owned())?;
         let (value, pttl) = reply.map_err(|e| e.to_string())?;
-        let Some(value) = value else {
-            return Ok(None);
-        };
-        // PTTL is -1 (no expiry: someone else wrote it) or -2 (gone since the GET): such a value
-        // is not trusted beyond a read.
+        // PTTL is -2 when there is no such key (GETRANGE then reads ""), -1 when it has no expiry
+        // (someone else wrote it): neither is a cached answer.
         let Ok(ttl_ms) = u64::try_from(pttl) else {
             return Ok(None);
         };
+        if value.len() > MAX_REDIS_VALUE {
+            return Err(format!(
+                "value of {key} is larger than {MAX_REDIS_VALUE} bytes: not a cached answer"
+            ));
+        }
         let stored: Stored = serde_json::from_str(&value)
             .map_err(|e| format!("value of {key} is not a cached answer: {e}"))?;
+        if stored.answer.score.is_some_and(|s| s > 100) {
+            return Err(format!(
+                "value of {key} is not a cached answer: a score above 100"
+            ));
+        }
         Ok(Some((stored, Duration::from_millis(ttl_ms))))
     }
 

@@ -253,8 +253,10 @@ impl Guarded {
         }
     }
 
-    /// Looks an address up through the whole layer.
+    /// Looks an address up through the whole layer. An IPv4-mapped IPv6 address is its IPv4 address
+    /// (one cache entry and one request, whichever spelling the alert used).
     pub async fn lookup(&self, ip: IpAddr) -> Result<Evidence, EnrichError> {
+        let ip = ip.to_canonical();
         let inner = &self.inner;
         let deadline = Instant::now() + inner.settings.deadline;
         if let Some(hit) = inner.cache.get(&inner.name, ip).await {
@@ -370,7 +372,8 @@ impl Inner {
                     } else {
                         self.settings.ttl
                     };
-                    self.cache.put(&self.name, ip, &answer, ttl).await;
+                    // Memory now, Redis behind the answer: a stalled Redis must not hold it back.
+                    self.cache.put_detached(&self.name, ip, &answer, ttl);
                     return Ok(answer);
                 }
                 Err(e) => e,
@@ -395,7 +398,7 @@ impl Inner {
                 tracing::error!(evt = "intel_provider_key_refused", provider = %self.name, error = %e);
             }
             if let Some(after) = e.retry_after() {
-                self.limiter.block_until(Instant::now() + after);
+                self.limiter.block_for(after);
             }
             if !e.retryable() || attempt >= attempts {
                 return Err(Failure::from_provider(&e, attempt, ""));

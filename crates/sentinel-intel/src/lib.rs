@@ -45,5 +45,7 @@ pub use guarded::{GuardSettings, GuardStats, Guarded};
 pub use history::{History, SourceHistory};
 pub use investigator::Investigator;
 pub use local::{AddressClass, LocalContext};
-pub use provider::{Answer, ApiKey, Provider, ProviderError, Quota, RateInfo, Reply};
+pub use provider::{
+    Answer, ApiKey, Provider, ProviderError, Quota, RateInfo, Reply, MAX_PROVIDER_WAIT,
+};
 pub use providers::{http_client, AbuseIpDb, Otx, VirusTotal};

@@ -11,7 +11,7 @@
 //! and a caller whose wait would not fit its remaining budget takes no slot and is told how long it
 //! would have been. All time is tokio's clock, so tests run on the paused clock.
 
-use crate::provider::{Quota, RateInfo};
+use crate::provider::{Quota, RateInfo, MAX_PROVIDER_WAIT};
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Mutex;
@@ -191,12 +191,20 @@ impl RateLimiter {
         }
     }
 
+    /// No request for `wait` from now (the provider's `Retry-After`), at most [`MAX_PROVIDER_WAIT`]:
+    /// whatever a provider answers, it can neither switch itself off for good nor overflow the clock.
+    pub fn block_for(&self, wait: Duration) {
+        let now = Instant::now();
+        let until = now.checked_add(wait.min(MAX_PROVIDER_WAIT)).unwrap_or(now);
+        self.block_until(until);
+    }
+
     /// Reads a response's quota headers: no requests remaining and a reset time block the provider
-    /// until that reset.
+    /// until that reset (at most [`MAX_PROVIDER_WAIT`]).
     pub fn observe(&self, rate: &RateInfo) {
         if rate.remaining == Some(0) {
             if let Some(reset) = rate.reset_after {
-                self.block_until(Instant::now() + reset);
+                self.block_for(reset);
             }
         }
     }
@@ -289,5 +297,53 @@ mod tests {
             reset_after: Some(Duration::from_secs(50)),
         });
         assert_eq!(l.blocked_for(), None);
+    }
+
+    /// Many callers at random times with random budgets, the provider asking for waits now and then:
+    /// no window of `per` ever holds more than `requests` grants.
+    #[tokio::test(start_paused = true)]
+    async fn concurrent_callers_never_exceed_the_quota() {
+        use rand::{Rng, SeedableRng};
+        for seed in 0..60u64 {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            let q = quota(
+                rng.gen_range(1..6),
+                rng.gen_range(1..5),
+                rng.gen_range(1..8),
+            );
+            let l = std::sync::Arc::new(RateLimiter::new(q));
+            let start = Instant::now();
+            let mut tasks = Vec::new();
+            for _ in 0..80 {
+                let l = std::sync::Arc::clone(&l);
+                let at = Duration::from_millis(rng.gen_range(0..8000));
+                let budget = Duration::from_millis(rng.gen_range(0..6000));
+                let block = rng
+                    .gen_bool(0.1)
+                    .then(|| Duration::from_millis(rng.gen_range(0..3000)));
+                tasks.push(tokio::spawn(async move {
+                    tokio::time::sleep_until(start + at).await;
+                    if let Some(b) = block {
+                        l.block_for(b);
+                    }
+                    l.acquire(budget).await.ok().map(|_| Instant::now())
+                }));
+            }
+            let mut grants: Vec<Instant> = Vec::new();
+            for t in tasks {
+                if let Some(at) = t.await.unwrap() {
+                    grants.push(at);
+                }
+            }
+            grants.sort();
+            for (i, &g) in grants.iter().enumerate() {
+                let within = grants[i..].iter().take_while(|&&x| x < g + q.per).count();
+                assert!(
+                    within <= q.requests as usize,
+                    "seed {seed}, {q:?}: {within} grants in one window from {:?}",
+                    g - start
+                );
+            }
+        }
     }
 }

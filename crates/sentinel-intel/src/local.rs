@@ -115,7 +115,8 @@ impl LocalContext {
         let Ok(mut h) = self.history.lock() else {
             return 0;
         };
-        let cutoff = now - self.window_ms;
+        // Saturating: an alert's time comes from a parsed log line, and may be absurdly early.
+        let cutoff = now.saturating_sub(self.window_ms);
         if !h.seen.contains_key(&key) {
             while h.seen.len() >= self.max_subjects {
                 match h.order.pop_front() {
@@ -209,5 +210,12 @@ mod tests {
         assert_eq!(l.record("a".into(), 2001), 0);
         let h = l.history.lock().unwrap();
         assert!(h.seen.len() <= 2);
+    }
+
+    #[test]
+    fn an_absurdly_early_alert_time_is_no_overflow() {
+        let l = LocalContext::new(24 * 3600 * 1000, 10);
+        assert_eq!(l.record("a".into(), i64::MIN), 0);
+        assert_eq!(l.record("a".into(), i64::MIN + 1), 1);
     }
 }

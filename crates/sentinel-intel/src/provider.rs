@@ -142,6 +142,11 @@ impl Reply {
     }
 }
 
+/// The longest a provider can make Sentinel wait (`Retry-After`, `X-RateLimit-Reset`). The daily
+/// quotas the providers publish reset within a day; a longer wait is a broken or hostile header, and
+/// taken as is it would switch the provider off until a restart (or overflow the clock).
+pub const MAX_PROVIDER_WAIT: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// A provider's request quota: `requests` per `per`, with bursts of up to `burst`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Quota {

@@ -554,3 +554,79 @@ async fn the_watcher_picks_up_changes_and_stops_on_shutdown() {
         .expect("the watcher did not stop")
         .unwrap();
 }
+
+/// A feed path that is not a regular file: a FIFO nobody writes to would block the read (and the
+/// daemon's start, which loads the feeds) forever; `/dev/zero` never ends and would eat all memory.
+/// Both are load errors, reported at once.
+#[test]
+fn a_feed_that_is_a_fifo_or_a_device_is_an_error_not_a_hang() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("feed.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let configs = vec![
+        feed("fifo", fifo, FeedFormat::List, Verdict::Malicious, 90),
+        feed(
+            "zero",
+            PathBuf::from("/dev/zero"),
+            FeedFormat::List,
+            Verdict::Malicious,
+            90,
+        ),
+    ];
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(Feeds::load(&configs).1);
+    });
+    // Generous: only proves it did not wait for a writer that never comes.
+    let reports = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("loading a feed that is a FIFO hung");
+    for r in &reports {
+        let e = r.error.as_deref().unwrap_or_default();
+        assert!(e.contains("not a regular file"), "{}: {e}", r.feed);
+    }
+}
+
+/// A feed file far larger than any real feed (500,000 CIDRs are ~10 MB) is refused before it is
+/// read into memory, not parsed whole. The file is sparse: no disk is used.
+#[test]
+fn an_oversized_feed_is_refused_before_it_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.netset");
+    let f = std::fs::File::create(&big).unwrap();
+    f.set_len(sentinel_intel::feeds::parse::MAX_FEED_BYTES + 1)
+        .unwrap();
+    drop(f);
+    let e = parse_file(&big, &FeedFormat::List).unwrap_err();
+    assert!(e.contains("larger than"), "{e}");
+}
+
+/// `0.0.0.0/0` or `::/0` in a blocklist (a typo, or a poisoned upstream) would silently list every
+/// address there is. Such a line is a counted, quoted bad line; the rest of the feed still loads.
+#[test]
+fn a_default_route_in_a_feed_is_a_bad_line_not_the_whole_internet() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("poisoned.netset");
+    std::fs::write(&path, "203.0.113.0/24\n0.0.0.0/0\n::/0\n2001:db8::/32\n").unwrap();
+    let (feeds, reports) = Feeds::load(&[feed(
+        "poisoned",
+        path,
+        FeedFormat::List,
+        Verdict::Malicious,
+        90,
+    )]);
+    assert_eq!(reports[0].entries, 2);
+    assert_eq!(reports[0].malformed, 2);
+    assert!(
+        reports[0].samples[0].why.contains("every address"),
+        "{:?}",
+        reports[0].samples
+    );
+    assert!(feeds.lookup(ip("198.51.100.1")).is_empty());
+    assert!(feeds.lookup(ip("2001:db9::1")).is_empty());
+    assert_eq!(feeds.lookup(ip("203.0.113.9")).len(), 1);
+}

@@ -13,7 +13,7 @@ use sentinel_core::{
 use sentinel_intel::config::{BreakerSettings, RedisUrl, RetrySettings};
 use sentinel_intel::{
     Answer, AnswerCache, ApiKey, BreakerState, GuardSettings, Guarded, Investigator, Provider,
-    ProviderError, Quota, RateInfo, Reply,
+    ProviderError, Quota, RateInfo, Reply, MAX_PROVIDER_WAIT,
 };
 use sentinel_testkit::redis::RedisServer;
 use std::collections::{HashMap, VecDeque};
@@ -635,6 +635,23 @@ async fn a_redis_answer_is_shared_by_every_node() {
 
     assert_eq!(source(&ask(&g1, ip(1)).await.unwrap()), "provider");
     assert_eq!(source(&ask(&g1, ip(2)).await.unwrap()), "provider");
+    // The shared copy is written behind the answer: wait until it is there.
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    for n in [1, 2] {
+        let key = format!("test:intel:scripted:{}", ip(n));
+        let mut tries = 0;
+        while !redis::cmd("EXISTS")
+            .arg(&key)
+            .query_async::<bool>(&mut c)
+            .await
+            .unwrap()
+        {
+            tries += 1;
+            assert!(tries < 500, "{key} never written");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
     let e = ask(&g2, ip(1)).await.unwrap();
     assert_eq!((e.verdict, e.score), (Verdict::Malicious, Some(90)));
     assert_eq!(e.details["cache"]["hit"], true);
@@ -647,8 +664,6 @@ async fn a_redis_answer_is_shared_by_every_node() {
     assert_eq!((s.redis_hits, s.memory_hits, s.redis_errors), (2, 1, 0));
 
     // The stored form: `<prefix><provider>:<ip>`, JSON with fetched_at, expiring with the TTL.
-    let client = redis::Client::open(server.url()).unwrap();
-    let mut c = client.get_multiplexed_async_connection().await.unwrap();
     for (n, ttl_ms) in [(1, 60_000), (2, 10_000)] {
         let key = format!("test:intel:scripted:{}", ip(n));
         let (value, pttl): (String, i64) = redis::pipe()
@@ -740,4 +755,136 @@ async fn private_and_loopback_addresses_are_never_sent() {
     // A public (here: documentation) address is asked.
     assert!(ask(&g, ip(9)).await.is_ok());
     assert_eq!(p.count(), 1);
+}
+
+/// A provider (any `Provider`, not only the built-in clients) that asks for an absurd wait: a
+/// `Retry-After` of `Duration::MAX`, no requests remaining until a reset of `Duration::MAX`. The call
+/// is refused with a rate-limit message (no panic in the request task, which would only say "ended
+/// without an answer"), and the provider is blocked for at most [`MAX_PROVIDER_WAIT`], not forever.
+#[tokio::test(start_paused = true)]
+async fn an_absurd_wait_from_the_provider_is_capped_not_a_panic() {
+    let p = Scripted::new(step(ok(Verdict::Malicious, 90)));
+    let mut huge = fail(ProviderError::RateLimited {
+        retry_after: Some(Duration::MAX),
+    });
+    huge.rate = RateInfo {
+        limit: Some(1000),
+        remaining: Some(0),
+        reset_after: Some(Duration::MAX),
+    };
+    p.then(step(huge));
+    let g = guard(&p, settings());
+    let m = refused(ask(&g, ip(1)).await);
+    assert!(m.contains("rate limited"), "{m}");
+    let m = refused(ask(&g, ip(2)).await);
+    assert!(m.contains("rate limited by the provider"), "{m}");
+    assert_eq!(p.count(), 1);
+    tokio::time::advance(MAX_PROVIDER_WAIT).await;
+    assert_eq!(ask(&g, ip(2)).await.unwrap().verdict, Verdict::Malicious);
+    assert_eq!(p.count(), 2);
+}
+
+/// An IPv4 address seen in its IPv4-mapped IPv6 form (`::ffff:203.0.113.7`, as a dual-stack
+/// listener logs it) is the same source: one cache entry, one request, not one per spelling.
+#[tokio::test(start_paused = true)]
+async fn a_mapped_address_shares_the_cache_and_the_request_of_its_ipv4_form() {
+    let p = Scripted::new(Step {
+        delay: Duration::from_millis(500),
+        reply: ok(Verdict::Malicious, 95),
+    });
+    let g = guard(&p, settings());
+    let v4 = ip(7);
+    let IpAddr::V4(a) = v4 else { unreachable!() };
+    let mapped = IpAddr::V6(a.to_ipv6_mapped());
+    let (x, y) = tokio::join!(ask(&g, v4), ask(&g, mapped));
+    assert_eq!(x.unwrap().verdict, Verdict::Malicious);
+    assert_eq!(y.unwrap().verdict, Verdict::Malicious);
+    assert_eq!(p.count(), 1, "{:?}", p.calls());
+    assert_eq!(source(&ask(&g, mapped).await.unwrap()), "memory");
+    assert_eq!(p.count(), 1);
+}
+
+/// What Sentinel does with values it did not write under its own Redis keys. Redis is inside the
+/// trust boundary: a well-formed answer planted there (here a "benign" verdict, the kind that would
+/// whitelist an attacker) is believed, and this test records that. What it must not believe is a
+/// value no Sentinel writes: garbage, a score above 100, a huge value. Those are counted misses
+/// and the provider is asked.
+#[tokio::test]
+async fn values_planted_in_redis() {
+    let server = RedisServer::start();
+    let url = RedisUrl::new(server.url());
+    let cache = Arc::new(AnswerCache::with_redis(100, &url, "test:intel:").unwrap());
+    let p = Scripted::new(step(ok(Verdict::Malicious, 90)));
+    let g = Guarded::new(p.clone(), settings(), cache.clone());
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let plant = |n: u8, value: String| {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(format!("test:intel:scripted:{}", ip(n)))
+            .arg(value)
+            .arg("PX")
+            .arg(60_000);
+        cmd
+    };
+    let answer = |score: u32, details: serde_json::Value| {
+        serde_json::json!({
+            "answer": {"verdict": "benign", "score": score, "details": details, "negative": false},
+            "fetched_at_ms": 1_785_000_000_000u64,
+        })
+        .to_string()
+    };
+    let planted = [
+        (1, answer(0, serde_json::json!({}))),
+        (2, "<html>not json</html>".to_owned()),
+        (3, answer(250, serde_json::json!({}))),
+        (
+            4,
+            answer(0, serde_json::json!({"pad": "A".repeat(4 << 20)})),
+        ),
+    ];
+    for (n, value) in planted {
+        plant(n, value).query_async::<()>(&mut c).await.unwrap();
+    }
+    // The trust boundary: a well-formed planted answer is believed.
+    let e = ask(&g, ip(1)).await.unwrap();
+    assert_eq!((e.verdict, source(&e)), (Verdict::Benign, "redis"));
+    // Values no Sentinel writes are misses: the provider answers.
+    for n in [2, 3, 4] {
+        let e = ask(&g, ip(n)).await.unwrap();
+        assert_eq!(
+            (e.verdict, source(&e)),
+            (Verdict::Malicious, "provider"),
+            "planted value {n}"
+        );
+    }
+    assert_eq!(p.count(), 3);
+    assert!(cache.stats().redis_errors >= 3, "{:?}", cache.stats());
+}
+
+/// A Redis that stalls on writes (here `CLIENT PAUSE … WRITE`: reads answer, writes hang) must not
+/// hold back an answer the provider already gave: the shared copy is written after the callers have
+/// it. With a 200 ms deadline, below one Redis timeout, the answer still arrives (the bound is
+/// generous: the provider answers at once, and only a wait for the stalled write could miss it).
+#[tokio::test]
+async fn a_stalled_redis_write_does_not_hold_back_the_answer() {
+    let server = RedisServer::start();
+    let url = RedisUrl::new(server.url());
+    let cache = Arc::new(AnswerCache::with_redis(100, &url, "test:intel:").unwrap());
+    let p = Scripted::new(step(ok(Verdict::Malicious, 90)));
+    let mut s = settings();
+    s.deadline = Duration::from_millis(200);
+    let g = Guarded::new(p.clone(), s, cache.clone());
+    // Connected, and the first write done, before the stall.
+    assert_eq!(source(&ask(&g, ip(1)).await.unwrap()), "provider");
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(10_000)
+        .arg("WRITE")
+        .query_async::<()>(&mut c)
+        .await
+        .unwrap();
+    let e = ask(&g, ip(2)).await.unwrap();
+    assert_eq!((e.verdict, source(&e)), (Verdict::Malicious, "provider"));
 }

@@ -8,6 +8,7 @@ use sentinel_core::Verdict;
 use sentinel_intel::config::ProviderSettings;
 use sentinel_intel::{
     http_client, AbuseIpDb, ApiKey, IntelConfig, Otx, Provider, ProviderError, Reply, VirusTotal,
+    MAX_PROVIDER_WAIT,
 };
 use sentinel_testkit::ti::{Behaviour, FakeProvider, RetryAfter, TiKind};
 use serde_json::json;
@@ -679,4 +680,158 @@ async fn the_providers_debug_output_never_shows_the_key() {
     let text = format!("{a:?} {v:?} {o:?} {s:?}");
     assert!(text.contains(&fake.base_url()));
     assert!(!text.contains(fake.key()), "{text}");
+}
+
+/// A provider (or something in front of it) that sends absurd quota headers: `Retry-After` of
+/// u64::MAX seconds, a negative or garbage one, an `X-RateLimit-Reset` beyond what a clock can hold.
+/// The answer is a rate limit with a wait capped at a sane ceiling, never a panic and never a
+/// provider blocked for centuries.
+#[tokio::test]
+async fn absurd_quota_headers_are_capped_not_a_panic() {
+    for kind in KINDS {
+        let (fake, p) = start(kind).await;
+        let huge = u64::MAX.to_string();
+        fake.set(
+            ip(BAD),
+            Behaviour::Raw {
+                status: 429,
+                headers: vec![
+                    ("retry-after".into(), huge.clone()),
+                    ("x-ratelimit-remaining".into(), "0".into()),
+                    ("x-ratelimit-reset".into(), huge.clone()),
+                ],
+                body: "{}".into(),
+            },
+        );
+        fake.set(
+            ip(CLEAN),
+            Behaviour::Raw {
+                status: 429,
+                headers: vec![
+                    // Ten years.
+                    ("retry-after".into(), "315360000".into()),
+                    ("x-ratelimit-remaining".into(), "0".into()),
+                    ("x-ratelimit-reset".into(), "-5".into()),
+                ],
+                body: "{}".into(),
+            },
+        );
+        for addr in [BAD, CLEAN] {
+            let reply = p.lookup(ip(addr)).await;
+            let after = err(&reply).retry_after().expect("a retry_after");
+            assert!(
+                after <= MAX_PROVIDER_WAIT,
+                "{kind:?} {addr}: {after:?} above the cap"
+            );
+            let reset = reply.rate.reset_after.expect("a reset");
+            assert!(
+                reset <= MAX_PROVIDER_WAIT,
+                "{kind:?} {addr}: {reset:?} above the cap"
+            );
+        }
+    }
+}
+
+/// A hostile or broken provider pads its answer (each field within the 8 MiB body limit): megabyte
+/// strings in `as_owner`, `usageType` and the pulse tags, a huge `validation` array. What the details
+/// keep is bounded: they are cached (up to `max_entries` answers) and stored with every
+/// investigation, so unbounded details would let one provider fill the memory and the store.
+#[tokio::test]
+async fn padded_answers_keep_bounded_details() {
+    let big = "A".repeat(1 << 20);
+    let answers = [
+        (
+            TiKind::AbuseIpDb,
+            json!({"data": {"ipAddress": BAD, "abuseConfidenceScore": 90, "totalReports": 3,
+                "usageType": big, "countryCode": big, "lastReportedAt": big}}),
+        ),
+        (
+            TiKind::VirusTotal,
+            json!({"data": {"id": BAD, "type": "ip_address", "attributes": {
+                "last_analysis_stats": {"malicious": 5}, "reputation": -20,
+                "as_owner": big, "country": big}}}),
+        ),
+        (
+            TiKind::Otx,
+            json!({"pulse_info": {"count": 7, "pulses": [{"tags": [big, format!("{big}x")]}]},
+                "reputation": big, "country_code": big, "asn": big,
+                "validation": vec![json!({"source": "x", "message": big}); 2]}),
+        ),
+    ];
+    for (kind, body) in answers {
+        let (fake, p) = start(kind).await;
+        fake.set(ip(BAD), Behaviour::Json(body));
+        let a = p.lookup(ip(BAD)).await.result.unwrap();
+        assert_eq!(a.verdict, Verdict::Malicious, "{kind:?}");
+        let kept = serde_json::to_string(&a.details).unwrap().len();
+        assert!(kept <= 8 * 1024, "{kind:?}: details of {kept} bytes kept");
+    }
+}
+
+/// A provider (or a gateway in front of it) that echoes the key into a 200 answer: the details are
+/// cached, stored with the investigation and shown on the dashboard, so the key is scrubbed out of
+/// them like out of error messages (also when the echo sits past where a long string is cut).
+#[tokio::test]
+async fn a_key_echoed_in_an_answer_never_reaches_the_details() {
+    for kind in KINDS {
+        let fake = FakeProvider::start(kind).await;
+        let key = fake.key().to_owned();
+        let echo = format!("echo {key}");
+        let late = format!("{}{key}", "x".repeat(250));
+        let body = match kind {
+            TiKind::AbuseIpDb => json!({"data": {"ipAddress": BAD, "abuseConfidenceScore": 90,
+                "totalReports": 3, "usageType": echo, "countryCode": late}}),
+            TiKind::VirusTotal => json!({"data": {"id": BAD, "type": "ip_address", "attributes": {
+                "last_analysis_stats": {"malicious": 5}, "as_owner": echo, "country": late}}}),
+            TiKind::Otx => json!({"pulse_info": {"count": 7, "pulses": [{"tags": [echo, late]}]},
+                "reputation": {&key: 1}, "asn": echo}),
+        };
+        fake.set(ip(BAD), Behaviour::Json(body));
+        let p = build(kind, &settings(&fake)).unwrap();
+        let a = p.lookup(ip(BAD)).await.result.unwrap();
+        let shown = serde_json::to_string(&a.details).unwrap();
+        assert!(!shown.contains(&key[..8]), "{kind:?}: {shown}");
+        assert!(shown.contains("[key]"), "{kind:?}: {shown}");
+    }
+}
+
+/// Hostile answers that held when attacked (kept so they keep holding): numbers out of range or of
+/// the wrong kind, JSON nested past any sane depth, a body over the size limit, and a redirect to
+/// another host, which is not followed (the key header would go with it).
+#[tokio::test]
+async fn hostile_answers_are_errors_and_redirects_are_not_followed() {
+    let (fake, p) = start(TiKind::AbuseIpDb).await;
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let huge = format!("{{\"data\": \"{}\"}}", "A".repeat(9 << 20));
+    for body in [
+        r#"{"data": {"abuseConfidenceScore": 1e9, "totalReports": 1}}"#.to_owned(),
+        r#"{"data": {"abuseConfidenceScore": -5, "totalReports": 1}}"#.to_owned(),
+        r#"{"data": {"abuseConfidenceScore": 18446744073709551616, "totalReports": 1}}"#.to_owned(),
+        r#"{"data": {"abuseConfidenceScore": 90, "totalReports": -1}}"#.to_owned(),
+        deep,
+        huge,
+    ] {
+        fake.set_default(Behaviour::Malformed(body.clone()));
+        let reply = p.lookup(ip(BAD)).await;
+        assert!(
+            matches!(err(&reply), ProviderError::Malformed(_)),
+            "{}: {reply:?}",
+            &body[..body.len().min(80)]
+        );
+    }
+    let elsewhere = FakeProvider::start(TiKind::AbuseIpDb).await;
+    fake.set_default(Behaviour::Raw {
+        status: 302,
+        headers: vec![(
+            "location".into(),
+            format!("{}/api/v2/check?ipAddress={BAD}", elsewhere.base_url()),
+        )],
+        body: String::new(),
+    });
+    let reply = p.lookup(ip(BAD)).await;
+    assert!(
+        matches!(err(&reply), ProviderError::Status { status: 302, .. }),
+        "{reply:?}"
+    );
+    assert!(elsewhere.requests().is_empty(), "the redirect was followed");
 }

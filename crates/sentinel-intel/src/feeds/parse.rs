@@ -9,6 +9,7 @@ use crate::config::{CsvMapping, FeedFormat};
 use ipnet::IpNet;
 use serde::Deserialize;
 use std::collections::HashMap;
+use std::io::Read;
 use std::net::IpAddr;
 use std::path::Path;
 
@@ -16,6 +17,9 @@ use std::path::Path;
 pub const SAMPLES: usize = 5;
 /// The longest quoted line or reason kept (characters).
 const MAX_TEXT: usize = 120;
+/// The largest feed file read (bytes). 500,000 CIDRs with reasons take tens of MB; a file far
+/// bigger is not a feed, and reading it whole would cost that much memory on every reload.
+pub const MAX_FEED_BYTES: u64 = 128 * 1024 * 1024;
 
 /// One listed net, with what its row said about it when the row said anything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,18 +118,29 @@ impl Builder {
     }
 }
 
+/// At most [`MAX_TEXT`] characters, control characters (escape sequences, carriage returns) each
+/// replaced by `\u{fffd}`: what a feed says ends up in the log, the store and the dashboard.
 fn shorten(s: &str) -> String {
+    let clean = |t: &str| -> String {
+        t.chars()
+            .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+            .collect()
+    };
     match s.char_indices().nth(MAX_TEXT) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_string(),
+        Some((i, _)) => format!("{}…", clean(&s[..i])),
+        None => clean(s),
     }
 }
 
 /// Reads an IP or CIDR. A bare address is a /32 or /128; a CIDR with host bits set is cleared to its
-/// network (`true` says so).
+/// network (`true` says so). A /0 is refused: in a feed it would silently list every address there
+/// is (a typo, or a poisoned upstream), so it is a bad line, counted and quoted in the report.
 pub fn parse_net(s: &str) -> Result<(IpNet, bool), &'static str> {
     if s.contains('/') {
         let net: IpNet = s.parse().map_err(|_| "not a CIDR")?;
+        if net.prefix_len() == 0 {
+            return Err("a /0 would list every address; not loaded");
+        }
         let trunc = net.trunc();
         Ok((trunc, trunc != net))
     } else {
@@ -137,10 +152,61 @@ pub fn parse_net(s: &str) -> Result<(IpNet, bool), &'static str> {
 /// Reads a feed file. `Err` when the file cannot be read or its layout does not fit the mapping
 /// (a CSV column that is not there); bad lines are counted in the result instead.
 pub fn parse_file(path: &Path, format: &FeedFormat) -> Result<ParsedFeed, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let bytes = read_bounded(path)?;
     // Invalid UTF-8 spoils only the lines it is on (they then fail to parse and are counted).
     let text = String::from_utf8_lossy(&bytes);
     parse(format, &text)
+}
+
+/// A feed file's bytes: only a regular file (a FIFO would block the read, and so the start or a
+/// reload, forever; a device like `/dev/zero` never ends), and at most [`MAX_FEED_BYTES`] of it.
+fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
+    let shown = path.display();
+    let cannot = |e: std::io::Error| format!("cannot read {shown}: {e}");
+    // Checked before opening: opening a FIFO blocks until a writer comes.
+    let meta = std::fs::metadata(path).map_err(cannot)?;
+    if !meta.is_file() {
+        return Err(format!("cannot read {shown}: not a regular file"));
+    }
+    let file = open_nonblocking(path).map_err(cannot)?;
+    // Checked again on what was opened, in case the path was swapped in between (the open does not
+    // wait for a FIFO's writer, so a swap cannot hang it either).
+    let meta = file.metadata().map_err(cannot)?;
+    if !meta.is_file() {
+        return Err(format!("cannot read {shown}: not a regular file"));
+    }
+    let too_big = || format!("cannot read {shown}: larger than {MAX_FEED_BYTES} bytes, not a feed");
+    if meta.len() > MAX_FEED_BYTES {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    // Bounded again while reading: the file may grow after the check.
+    file.take(MAX_FEED_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() as u64 > MAX_FEED_BYTES {
+        return Err(too_big());
+    }
+    Ok(bytes)
+}
+
+/// `O_NONBLOCK` on Linux (x86, x86-64, arm, aarch64, riscv); no effect on a regular file's reads.
+#[cfg(target_os = "linux")]
+const O_NONBLOCK: i32 = 0o4000;
+
+/// Opens for reading without waiting for a FIFO's writer.
+#[cfg(target_os = "linux")]
+fn open_nonblocking(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(O_NONBLOCK)
+        .open(path)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn open_nonblocking(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::File::open(path)
 }
 
 /// Reads a feed's text.
@@ -430,6 +496,20 @@ mod tests {
         assert_eq!(strip_scope("2001:db8::1"), "2001:db8::1");
         assert_eq!(parse_score("87.4"), Some(87));
         assert_eq!(parse_score("101"), None);
+    }
+
+    #[test]
+    fn control_characters_never_reach_reasons_or_samples() {
+        let f = parse(
+            &FeedFormat::List,
+            "203.0.113.1 ; SBL1\u{1b}[2J\rforged log line\n\u{1b}[31m198.51.100.x\u{7}\n",
+        )
+        .unwrap();
+        assert_eq!(f.entries.len(), 1);
+        let shown = format!("{:?} {:?}", f.reasons, f.samples);
+        assert!(!f.reasons[0].chars().any(char::is_control), "{shown}");
+        assert!(!f.samples[0].text.chars().any(char::is_control), "{shown}");
+        assert!(f.reasons[0].contains("forged log line"), "{shown}");
     }
 
     #[test]

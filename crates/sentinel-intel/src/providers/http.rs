@@ -4,9 +4,10 @@
 //!
 //! It knows nothing of any provider's JSON: each client maps statuses and bodies itself.
 
-use crate::provider::{Answer, ApiKey, ProviderError, RateInfo, Reply};
+use crate::provider::{Answer, ApiKey, ProviderError, RateInfo, Reply, MAX_PROVIDER_WAIT};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use reqwest::{Client, Url};
+use serde_json::Value;
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -47,9 +48,13 @@ impl Raw {
         message: impl FnOnce(&[u8]) -> String,
     ) -> Result<Answer, ProviderError> {
         match self.status {
-            200..=299 => {
-                parse(&self.body).map_err(|e| ProviderError::Malformed(endpoint.clean(&e)))
-            }
+            200..=299 => match parse(&self.body) {
+                Ok(mut answer) => {
+                    answer.details = bounded(std::mem::take(&mut answer.details), &endpoint.key);
+                    Ok(answer)
+                }
+                Err(e) => Err(ProviderError::Malformed(endpoint.clean(&e))),
+            },
             401 | 403 => Err(ProviderError::Unauthorized {
                 status: self.status,
                 message: message(&self.body),
@@ -191,6 +196,81 @@ impl Endpoint {
     }
 }
 
+/// The most of its answer a provider's details keep (bytes of JSON, roughly): the fields the issue
+/// lists take a few hundred bytes. Details are cached (up to `max_entries` answers, 100,000 by
+/// default, so at most ~400 MB even if every answer is padded) and stored with every
+/// investigation, so a padded answer (megabyte strings, huge arrays, each within [`MAX_BODY`]) must
+/// not be kept whole.
+pub(crate) const MAX_DETAILS: usize = 4 * 1024;
+
+/// The longest string kept in details (characters).
+const MAX_DETAIL_STRING: usize = 256;
+
+/// `details` cut down to about [`MAX_DETAILS`] bytes: strings shortened, and arrays and objects
+/// cut off (in order) once the budget is spent. The key is scrubbed out of every string first (a
+/// provider or gateway that echoes it would otherwise put it in the cache and the store).
+pub(crate) fn bounded(details: Value, key: &ApiKey) -> Value {
+    let mut budget = MAX_DETAILS;
+    bound(details, key, &mut budget)
+}
+
+/// The key scrubbed out of `s` (before any cut, so no part of it is left either).
+fn scrubbed(s: String, key: &ApiKey) -> String {
+    if s.contains(key.expose()) {
+        key.scrub(&s)
+    } else {
+        s
+    }
+}
+
+fn bound(value: Value, key: &ApiKey, budget: &mut usize) -> Value {
+    match value {
+        Value::String(s) => {
+            let s = scrubbed(s, key);
+            let s = match s.char_indices().nth(MAX_DETAIL_STRING) {
+                Some((i, _)) => format!("{}…", &s[..i]),
+                None => s,
+            };
+            // The cost as JSON (escapes included).
+            let cost = serde_json::to_string(&s).map_or(s.len(), |j| j.len());
+            *budget = budget.saturating_sub(cost);
+            Value::String(s)
+        }
+        Value::Array(items) => {
+            let mut out = Vec::new();
+            for item in items {
+                if *budget == 0 {
+                    break;
+                }
+                *budget = budget.saturating_sub(1);
+                out.push(bound(item, key, budget));
+            }
+            Value::Array(out)
+        }
+        Value::Object(map) => {
+            let mut out = serde_json::Map::new();
+            for (k, v) in map {
+                if *budget == 0 {
+                    break;
+                }
+                let k = scrubbed(k, key);
+                let k = match k.char_indices().nth(MAX_DETAIL_STRING) {
+                    Some((i, _)) => k[..i].to_owned(),
+                    None => k,
+                };
+                *budget = budget.saturating_sub(k.len() + 4);
+                let v = bound(v, key, budget);
+                out.insert(k, v);
+            }
+            Value::Object(out)
+        }
+        other => {
+            *budget = budget.saturating_sub(24);
+            other
+        }
+    }
+}
+
 /// A provider's base URL: `http` or `https` with a host, no credentials, query or fragment. A path
 /// prefix (a gateway in front of the provider) is kept.
 pub(crate) fn parse_base_url(text: &str) -> Result<Url, String> {
@@ -217,14 +297,19 @@ pub(crate) fn parse_base_url(text: &str) -> Result<Url, String> {
     Ok(url)
 }
 
-/// `Retry-After` as delay-seconds or an HTTP-date (RFC 9110 §10.2.3). A date in the past means "now".
+/// `Retry-After` as delay-seconds or an HTTP-date (RFC 9110 §10.2.3). A date in the past means "now";
+/// a wait above [`MAX_PROVIDER_WAIT`] is cut to it.
 pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let text = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(secs) = text.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+        return Some(Duration::from_secs(secs).min(MAX_PROVIDER_WAIT));
     }
     let at = httpdate::parse_http_date(text).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+    Some(
+        at.duration_since(now)
+            .unwrap_or(Duration::ZERO)
+            .min(MAX_PROVIDER_WAIT),
+    )
 }
 
 /// Values of `X-RateLimit-Reset` above this are Unix times (AbuseIPDB sends epoch seconds); below it
@@ -232,7 +317,8 @@ pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Durati
 const EPOCH_THRESHOLD: u64 = 1_000_000_000;
 
 /// The quota headers. `reset_after` comes from `X-RateLimit-Reset`, or from `Retry-After` when the
-/// reset is absent.
+/// reset is absent; never above [`MAX_PROVIDER_WAIT`] (a reset beyond what the clock can hold is
+/// that too, not an overflow).
 pub(crate) fn rate_info(
     headers: &HeaderMap,
     retry_after: Option<Duration>,
@@ -244,11 +330,14 @@ pub(crate) fn rate_info(
     let reset_after = number("x-ratelimit-reset")
         .map(|reset| {
             if reset >= EPOCH_THRESHOLD {
-                let at = UNIX_EPOCH + Duration::from_secs(reset);
-                at.duration_since(now).unwrap_or(Duration::ZERO)
+                match UNIX_EPOCH.checked_add(Duration::from_secs(reset)) {
+                    Some(at) => at.duration_since(now).unwrap_or(Duration::ZERO),
+                    None => MAX_PROVIDER_WAIT,
+                }
             } else {
                 Duration::from_secs(reset)
             }
+            .min(MAX_PROVIDER_WAIT)
         })
         .or(retry_after);
     RateInfo {
