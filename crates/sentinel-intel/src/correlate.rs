@@ -398,9 +398,9 @@ pub fn correlate(
                         class_pts,
                         0.0,
                         0,
-                        format!(
-                            "{class} address ({prior} recent alerts here; the store's history counts instead)"
-                        ),
+                        // With the store, local context only classifies; naming its (always 0)
+                        // in-process count read as "no earlier alerts" next to a history of several.
+                        format!("{class} address (earlier alerts: see `history`, from the store)"),
                     )
                 } else {
                     let conf = if prior > 0 { CONF_HISTORY } else { 0.0 };
@@ -762,6 +762,10 @@ mod tests {
             s.risk_score, 50,
             "the store's history replaces the local count"
         );
+        // The detail sends the reader to `history`, and names no in-process count next to it.
+        let detail = &part(&s, "local_context").detail;
+        assert!(detail.contains("see `history`"), "{detail}");
+        assert!(!detail.contains("recent alerts"), "{detail}");
     }
 
     #[test]
