@@ -40,7 +40,8 @@
 //! no `missing:` or `no_remote_answer` penalty: the confidence is the detector's, moved only by local
 //! evidence (feeds, the source's history and address class), then clamped. The flag
 //! `"offline: local evidence only"` (or `"no threat-intelligence provider answered (none configured)"`
-//! when not explicitly offline) says so. The same inputs always give the same result.
+//! when not explicitly offline, or `"no threat-intelligence provider asked: … not asked about this
+//! subject …"` when the providers that are on do not look up this subject, e.g. a private address) says so. The same inputs always give the same result.
 
 use crate::config::Criticality;
 use crate::history::SourceHistory;
@@ -129,6 +130,10 @@ pub struct Context {
     pub offline: bool,
     /// How many remote providers are on (0 offline).
     pub remote_providers: usize,
+    /// Remote providers that are on but do not look up this subject (a private or loopback address,
+    /// a container): not counted in `remote_providers`, named in the flag so an operator is not told
+    /// that none is configured.
+    pub out_of_reach: Vec<String>,
 }
 
 impl Default for Context {
@@ -140,6 +145,7 @@ impl Default for Context {
             history: None,
             offline: false,
             remote_providers: 0,
+            out_of_reach: Vec::new(),
         }
     }
 }
@@ -392,9 +398,9 @@ pub fn correlate(
                         class_pts,
                         0.0,
                         0,
-                        format!(
-                            "{class} address ({prior} recent alerts here; the store's history counts instead)"
-                        ),
+                        // With the store, local context only classifies; naming its (always 0)
+                        // in-process count read as "no earlier alerts" next to a history of several.
+                        format!("{class} address (earlier alerts: see `history`, from the store)"),
                     )
                 } else {
                     let conf = if prior > 0 { CONF_HISTORY } else { 0.0 };
@@ -501,6 +507,11 @@ pub fn correlate(
     } else if remote_answered == 0 {
         flags.push(if ctx.offline {
             "offline: local evidence only".into()
+        } else if !ctx.out_of_reach.is_empty() {
+            format!(
+                "no threat-intelligence provider asked: {} not asked about this subject (a private, loopback or reserved address, or not an IP)",
+                ctx.out_of_reach.join(", ")
+            )
         } else {
             "no threat-intelligence provider answered (none configured)".into()
         });
@@ -632,6 +643,25 @@ mod tests {
     }
 
     #[test]
+    fn providers_out_of_reach_are_named_not_called_unconfigured() {
+        let ctx = Context {
+            out_of_reach: vec!["abuseipdb".into()],
+            ..Context::default()
+        };
+        let s = correlate(&alert(50, 0.6), &[], &[], &ctx);
+        assert!(
+            s.flags.iter().any(|f| f.contains("abuseipdb not asked")),
+            "{:?}",
+            s.flags
+        );
+        assert!(!s.flags.iter().any(|f| f.contains("none configured")));
+        assert!(
+            (s.confidence - 0.6).abs() < 1e-6,
+            "no missing-provider penalty"
+        );
+    }
+
+    #[test]
     fn provider_levels_are_weighted_by_score() {
         let a = alert(50, 0.6);
         let c = online(1);
@@ -732,6 +762,10 @@ mod tests {
             s.risk_score, 50,
             "the store's history replaces the local count"
         );
+        // The detail sends the reader to `history`, and names no in-process count next to it.
+        let detail = &part(&s, "local_context").detail;
+        assert!(detail.contains("see `history`"), "{detail}");
+        assert!(!detail.contains("recent alerts"), "{detail}");
     }
 
     #[test]
@@ -1066,6 +1100,7 @@ mod tests {
                 history: history.map(|(alerts, actions)| SourceHistory { alerts, actions, last_seen: None }),
                 offline,
                 remote_providers: remote,
+                out_of_reach: Vec::new(),
             };
             let s = correlate(&a, &evs, &unc, &ctx);
             let risk: i32 = s.contributions.iter().map(|c| c.risk).sum();

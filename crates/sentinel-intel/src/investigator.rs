@@ -164,12 +164,14 @@ impl Investigator {
         // A remote provider that does not look up this kind of subject (a container, a private
         // address) is neither evidence nor missing: the subject is out of its reach, not unknown.
         let mut remote_providers = self.remote_providers;
+        let mut out_of_reach = Vec::new();
         for (e, answer) in self.enrichers.iter().zip(answers) {
             match answer {
                 Ok(Ok(ev)) => evidence.push(ev),
                 Ok(Err(EnrichError::NotApplicable)) => {
-                    if !LOCAL_ENRICHERS.contains(&e.name()) {
-                        remote_providers = remote_providers.saturating_sub(1);
+                    if !LOCAL_ENRICHERS.contains(&e.name()) && remote_providers > 0 {
+                        remote_providers -= 1;
+                        out_of_reach.push(e.name().to_string());
                     }
                 }
                 Ok(Err(err)) => uncertainty.push(format!("{}: {err}", e.name())),
@@ -202,6 +204,7 @@ impl Investigator {
             history,
             offline: self.offline,
             remote_providers,
+            out_of_reach,
         };
         let scored = correlate(&alert, &evidence, &uncertainty, &ctx);
         Investigation {
@@ -287,6 +290,42 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(5)).await;
             Err(EnrichError::Timeout)
         }
+    }
+
+    /// A remote provider that never looks up private addresses, as the real clients do.
+    struct PublicOnly;
+    #[async_trait]
+    impl Enricher for PublicOnly {
+        fn name(&self) -> &str {
+            "abuseipdb"
+        }
+        async fn enrich(&self, _: &Subject, _: &Alert) -> Result<Evidence, EnrichError> {
+            Err(EnrichError::NotApplicable)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_configured_provider_out_of_reach_is_not_called_unconfigured() {
+        let inv = Investigator::new(
+            vec![
+                Box::new(LocalContext::new(3_600_000, 100)),
+                Box::new(PublicOnly),
+            ],
+            Duration::from_secs(1),
+        );
+        let i = inv.investigate(alert("10.1.2.3", 50)).await;
+        assert!(
+            i.uncertainty
+                .iter()
+                .any(|u| u.contains("abuseipdb not asked")),
+            "{:?}",
+            i.uncertainty
+        );
+        assert!(
+            !i.uncertainty.iter().any(|u| u.contains("none configured")),
+            "{:?}",
+            i.uncertainty
+        );
     }
 
     #[tokio::test]

@@ -630,3 +630,61 @@ fn a_default_route_in_a_feed_is_a_bad_line_not_the_whole_internet() {
     assert!(feeds.lookup(ip("2001:db9::1")).is_empty());
     assert_eq!(feeds.lookup(ip("203.0.113.9")).len(), 1);
 }
+
+/// Log lines written by the test's own subscriber.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_cut_spamhaus_file_is_a_warning_in_the_log_not_a_silent_info() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("drop_v4.json");
+    // The metadata line promises two records; the download was cut and one is left.
+    std::fs::write(
+        &p,
+        concat!(
+            r#"{"cidr":"203.0.113.128/25","sblid":"SBL000002","rir":"ripencc"}"#,
+            "\n",
+            r#"{"type":"metadata","timestamp":1764486000,"size":2,"records":2,"copyright":"(c) 2026 The Spamhaus Project SLU"}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let sink = Captured::default();
+    let writer = sink.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let (_feeds, reports) = tracing::subscriber::with_default(subscriber, || {
+        Feeds::load(&[feed(
+            "spamhaus_drop",
+            p.clone(),
+            FeedFormat::SpamhausJson,
+            Verdict::Malicious,
+            90,
+        )])
+    });
+    assert_eq!(reports[0].entries, 1);
+    assert!(!reports[0].notes.is_empty());
+    let log = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.contains("spamhaus_drop"))
+        .unwrap_or_else(|| panic!("no log line for the feed: {log}"));
+    assert!(line.contains("WARN"), "{line}");
+    assert!(
+        line.contains("declares 2 records but 1 were read"),
+        "{line}"
+    );
+}

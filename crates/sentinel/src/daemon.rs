@@ -115,9 +115,18 @@ pub async fn run(
         .map_err(anyhow::Error::msg)
         .context("cannot start the investigation")?;
     metrics.intel.set(intel.clone());
+    // `offline=true` alone does not say why, nor what it changes; a new operator reads it here.
+    let investigation = if !intel.is_offline() {
+        "online: remote providers are asked, within the deadline"
+    } else if cfg.intel.offline {
+        "offline (intel.offline is set): local feeds and the store's history only"
+    } else {
+        "offline (no provider key is set): local feeds and the store's history only"
+    };
     tracing::info!(
         evt = "intel_ready",
         offline = intel.is_offline(),
+        investigation,
         providers = ?intel.provider_names(),
         feeds = cfg.intel.feeds.len(),
         cache = %cfg.intel.cache.redis.as_ref().map_or("memory".to_owned(), |u| format!("memory + {u}")),

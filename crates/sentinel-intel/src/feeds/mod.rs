@@ -93,7 +93,7 @@ impl FeedReport {
     }
 
     /// Logs the report: an error when the feed serves nothing from its file, a warning naming the
-    /// first malformed line, else what it loaded.
+    /// first malformed line or carrying the notes, else what it loaded.
     fn log(&self) {
         if let Some(e) = &self.error {
             tracing::error!(
@@ -117,6 +117,18 @@ impl FeedReport {
                 entries = self.entries,
                 malformed = self.malformed,
                 first = %first,
+                notes = %self.notes.join("; "),
+            );
+        } else if !self.notes.is_empty() {
+            // A note is about the file as a whole (a Spamhaus file shorter than its metadata line
+            // says: a cut download); served, but an operator must hear of it.
+            tracing::warn!(
+                evt = "intel_feed_loaded",
+                feed = %self.feed,
+                path = %self.path.display(),
+                entries = self.entries,
+                warnings = self.warnings,
+                notes = %self.notes.join("; "),
             );
         } else {
             tracing::info!(

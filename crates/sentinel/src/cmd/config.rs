@@ -1,5 +1,6 @@
 //! `sentinel config check`: validate, print the effective configuration (secrets as `***`), a WARNING
-//! per unsafe setting, what the sources' preflight finds (globs, files), and an `audit.origin` an
+//! per unsafe setting, whether investigations are offline, a WARNING per local feed that does not load
+//! or has malformed lines, what the sources' preflight finds (globs, files), and an `audit.origin` an
 //! existing audit log would refuse. Exit 2 on any problem.
 
 use super::Common;
@@ -9,7 +10,7 @@ use std::process::ExitCode;
 /// `sentinel config …`.
 #[derive(Subcommand)]
 pub enum ConfigCommand {
-    /// Validate, then print the effective configuration (secrets as ***) and a WARNING per unsafe setting.
+    /// Validate, then print the effective configuration (secrets as ***), a WARNING per unsafe setting and per intel feed that does not load, and whether investigations are offline.
     Check(Common),
 }
 
@@ -26,6 +27,33 @@ pub fn run(command: ConfigCommand) -> ExitCode {
     print!("{}", cfg.effective_yaml());
     for w in cfg.warnings() {
         println!("WARNING: {w}");
+    }
+    // Feeds and offline mode are not errors (the daemon starts without a feed that does not load,
+    // and offline is the default), but a check that passes them silently hides why a listed
+    // address is not scored or why no provider is asked.
+    if cfg.intel.is_offline() {
+        println!(
+            "intel: offline ({}): investigations use the local feeds and the store's history only",
+            if cfg.intel.offline {
+                "intel.offline is set"
+            } else {
+                "no provider key is set"
+            }
+        );
+    }
+    let (_feeds, reports) = sentinel_intel::Feeds::load(&cfg.intel.feeds);
+    for (i, r) in reports.iter().enumerate() {
+        if let Some(e) = &r.error {
+            println!(
+                "WARNING: `intel.feeds[{i}]` ({}): {e}; the daemon starts without it (details: `sentinel intel feeds`)",
+                r.feed
+            );
+        } else if r.malformed > 0 {
+            println!(
+                "WARNING: `intel.feeds[{i}]` ({}): {} malformed line(s), skipped (details: `sentinel intel feeds`)",
+                r.feed, r.malformed
+            );
+        }
     }
     let (notes, mut errors) = sentinel_pipeline::sources::preflight(&cfg);
     for n in notes {
