@@ -13,6 +13,11 @@ use sentinel_testkit::netns::Netns;
 use serde_json::Value;
 use std::net::IpAddr;
 
+/// The random-kill test kills every resident `nft -i` of this test process, which would also kill the
+/// sessions of tests running beside it in other threads: it runs alone (write), the others together
+/// (read).
+static SESSIONS: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
 fn set_has(ns: &Netns, set: &str, addr: &str) -> bool {
     let out = ns
         .run("nft", &["-j", "list", "set", "inet", "sentinel", set])
@@ -29,6 +34,7 @@ fn set_has(ns: &Netns, set: &str, addr: &str) -> bool {
 
 #[tokio::test]
 async fn a_refused_transaction_changes_nothing_and_the_session_stays_in_step() {
+    let _beside = SESSIONS.read().await;
     let ns = Netns::new("sessfail").unwrap();
     let t = table(&ns);
     t.ensure().await.unwrap();
@@ -69,6 +75,7 @@ async fn a_refused_transaction_changes_nothing_and_the_session_stays_in_step() {
 
 #[tokio::test]
 async fn a_killed_session_is_restarted_counted_and_the_action_applied() {
+    let _beside = SESSIONS.read().await;
     let ns = Netns::new("sesskill").unwrap();
     let t = table(&ns);
     let act = NftBlockIp::new(t.clone());
@@ -108,6 +115,7 @@ async fn a_killed_session_is_restarted_counted_and_the_action_applied() {
 
 #[tokio::test]
 async fn clones_of_a_table_share_one_session() {
+    let _beside = SESSIONS.read().await;
     let ns = Netns::new("sessshare").unwrap();
     let t = table(&ns);
     let a = NftBlockIp::new(t.clone());
@@ -135,6 +143,7 @@ async fn clones_of_a_table_share_one_session() {
 
 #[tokio::test]
 async fn a_batch_too_long_for_the_session_is_still_one_transaction() {
+    let _beside = SESSIONS.read().await;
     let ns = Netns::new("sesslong").unwrap();
     let t = table(&ns);
     let act = NftBlockIp::new(t.clone());
@@ -187,6 +196,7 @@ fn own_nft_children() -> Vec<u32> {
 /// then show what is really there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_killed_at_random_moments_never_make_a_success_untrue() {
+    let _alone = SESSIONS.write().await;
     let ns = Netns::new("sessrand").unwrap();
     let t = table(&ns);
     let act = NftBlockIp::new(t.clone());
