@@ -163,6 +163,21 @@ async fn a_redis_cached_answer_is_shared_by_two_nodes() {
         .await;
     assert_eq!(cache_source(&a), "provider");
     assert_eq!(fake.hits(ip), 1);
+    // The shared copy is written behind the answer (a stalled Redis never delays one): wait for it.
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let key = format!("stack-test:intel:abuseipdb:{ip}");
+    let mut tries = 0;
+    while !redis::cmd("EXISTS")
+        .arg(&key)
+        .query_async::<bool>(&mut c)
+        .await
+        .unwrap()
+    {
+        tries += 1;
+        assert!(tries < 500, "{key} never written");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     let b = second
         .investigator()
         .investigate(alert("203.0.113.44"))
