@@ -62,7 +62,9 @@ async fn planned_alert(d: &Daemon, ip: &str) -> Value {
     .await;
     eventually(Duration::from_secs(10), || async {
         let v = get(d, &format!("/v1/alerts/{id}")).await;
-        (v["plans"].as_array().map(|p| !p.is_empty()) == Some(true)).then_some(v)
+        // The plan and its investigation are separate records: wait until both are readable.
+        let planned = v["plans"].as_array().map(|p| !p.is_empty()) == Some(true);
+        (planned && v["investigation"].is_object()).then_some(v)
     })
     .await
 }
