@@ -24,7 +24,7 @@ pub use action::{
     ActionKind, ActionRecord, ActionSpec, ActionState, Applied, Mode, Origin, Plan, Preview,
 };
 pub use alert::{Alert, Contribution, Evidence, Investigation, Reason, Severity, Subject, Verdict};
-pub use audit::{AuditKind, AuditRecord, Notice};
+pub use audit::{AuditKind, AuditRecord, Notice, NoticeKind};
 pub use counts::SourceCounts;
 pub use event::{Event, EventKind};
 pub use ids::{ActionId, AlertId, EventId, InvestigationId, PlanId, TraceId};

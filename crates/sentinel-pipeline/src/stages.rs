@@ -22,7 +22,7 @@ use crate::metrics::{Metrics, Stage};
 use crate::policy::ScenarioPolicy;
 use crate::recorder::{Change, Recorder};
 use sentinel_core::{
-    ActionRecord, ActionState, Alert, Detector, EventId, Investigation, Notice, Notifier, Plan,
+    ActionRecord, ActionState, Alert, Detector, EventId, Investigation, Notice, NoticeKind, Notifier, Plan,
     Policy, Reason, Redactor, Scored, Severity, StateCounts, Timestamp,
 };
 use sentinel_detect::{Heuristic, ScenarioEngine};
@@ -625,6 +625,17 @@ async fn act_one(
                 lines.join("\n")
             },
             trace_id: plan.trace_id.clone(),
+            kind: if records
+                .iter()
+                .any(|r| matches!(r.state, ActionState::Failed))
+            {
+                NoticeKind::ActionFailed
+            } else if records.is_empty() {
+                NoticeKind::Alert
+            } else {
+                NoticeKind::ActionApplied
+            },
+            key: None,
         };
         if out.send(notice).await.is_err() {
             return false;

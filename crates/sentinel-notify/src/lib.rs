@@ -1,0 +1,22 @@
+//! Sentinel's notifications: telling people what Sentinel saw and did, and when something broke.
+//!
+//! The flow: a [`sentinel_core::Notice`] reaches [`Notifications`] (the pipeline's `Notifier`), the
+//! [`config::Route`]s choose channels by kind and severity, and one outbox row per channel is written
+//! to the store before `notify` returns — a notice accepted is a notice on disk. Delivery workers
+//! (one per channel) take due rows, fold rows with the same de-duplication key into one message with
+//! a count, send it with retries and backoff, and move it to the dead-letter list after the last
+//! attempt. Every message carries a delivery id that stays the same across retries and restarts, so
+//! a receiver that de-duplicates on it sees each message exactly once.
+//!
+//! Channels ([`channel::Channel`]): a webhook (JSON, HMAC-SHA256 signed), email over SMTP (STARTTLS),
+//! Matrix (client-server API) and Slack-compatible incoming webhooks, each built from its closed
+//! config enum by [`build`].
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod channel;
+pub mod config;
+
+pub use channel::{Channel, Message, SendError};
+pub use config::NotifyConfig;
