@@ -107,6 +107,78 @@ impl Output {
 
 static OUTPUT: OnceLock<Arc<Output>> = OnceLock::new();
 static SEALS: Mutex<Option<tokio::sync::mpsc::Receiver<BlockSeal>>> = Mutex::new(None);
+static ERRORS: OnceLock<ErrorQueue> = OnceLock::new();
+
+/// Error lines waiting for the daemon to turn them into notices (at most this many; more are counted).
+const ERROR_QUEUE: usize = 256;
+
+/// An error-level log line, as the notification routes receive it (kind `error`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ErrorLine {
+    /// Its `evt` (the de-duplication key: one wave of the same error is one message with a count).
+    pub evt: String,
+    /// The trace it belongs to, if any.
+    pub trace: Option<String>,
+    /// The whole line as logged (redacted), for the notice's body.
+    pub line: String,
+}
+
+/// The queue of error lines and what did not fit.
+struct ErrorQueue {
+    tx: tokio::sync::mpsc::Sender<ErrorLine>,
+    rx: Mutex<Option<tokio::sync::mpsc::Receiver<ErrorLine>>>,
+    dropped: std::sync::atomic::AtomicU64,
+}
+
+fn error_queue() -> &'static ErrorQueue {
+    ERRORS.get_or_init(|| {
+        let (tx, rx) = tokio::sync::mpsc::channel(ERROR_QUEUE);
+        ErrorQueue {
+            tx,
+            rx: Mutex::new(Some(rx)),
+            dropped: std::sync::atomic::AtomicU64::new(0),
+        }
+    })
+}
+
+/// The receiver of error-level lines (once; None afterwards). The daemon sends each through the
+/// notification routes as a notice of kind `error`. Lines logged by the notification crate itself
+/// are not queued (a failing channel must not notify about itself in a loop).
+pub fn take_errors() -> Option<tokio::sync::mpsc::Receiver<ErrorLine>> {
+    error_queue()
+        .rx
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
+}
+
+/// Error lines that found the queue full (they are still in the log).
+pub fn errors_dropped() -> u64 {
+    error_queue()
+        .dropped
+        .load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Queues an error line for the notification routes; never blocks.
+fn queue_error(line: &Value, text: &str) {
+    let evt = match line.get("evt") {
+        Some(Value::String(s)) => s.clone(),
+        Some(v) => v.to_string(),
+        None => "error".to_owned(),
+    };
+    let trace = line.get("trace").and_then(Value::as_str).map(str::to_owned);
+    let q = error_queue();
+    if q.tx
+        .try_send(ErrorLine {
+            evt,
+            trace,
+            line: text.to_owned(),
+        })
+        .is_err()
+    {
+        q.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
 
 /// The receiver of the chain's block seals (once; None afterwards, or when the chain is off). The
 /// daemon appends each as an `AuditKind::LogChain` audit record with `content_hash` = the seal (hex),
@@ -198,7 +270,12 @@ where
             fields.insert("chain_field".into(), v);
         }
         line.extend(fields);
-        self.out.write(&Value::Object(line).to_string());
+        let line = Value::Object(line);
+        let text = line.to_string();
+        if *meta.level() == Level::ERROR && !meta.target().starts_with("sentinel_notify") {
+            queue_error(&line, &text);
+        }
+        self.out.write(&text);
     }
 }
 
@@ -308,5 +385,36 @@ mod tests {
         for l in text.lines() {
             assert_eq!(l.matches("\"chain\":").count(), 1, "{l}");
         }
+    }
+
+    /// Error lines reach the notification queue with their `evt` and trace (secrets redacted);
+    /// warnings do not, nor errors the notification crate logs about itself.
+    #[test]
+    fn error_lines_are_queued_for_notices() {
+        let buf = Shared::default();
+        let layer = JsonLines {
+            redactor: Arc::new(Redactor::new(["password"])),
+            max_level: Level::INFO,
+            out: Arc::new(Output::new(None, Box::new(buf.clone()))),
+        };
+        let mut rx = take_errors().unwrap();
+        let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+        tracing::dispatcher::with_default(&dispatch, || {
+            tracing::warn!(evt = "only_a_warning");
+            tracing::error!(target: "sentinel_notify::deliver", evt = "notice_dead_letter");
+            tracing::error!(
+                evt = "stage_crashed",
+                trace = "t-1",
+                password = "hunter2",
+                stage = "act"
+            );
+        });
+        let got = rx.try_recv().unwrap();
+        assert_eq!(got.evt, "stage_crashed");
+        assert_eq!(got.trace.as_deref(), Some("t-1"));
+        assert!(got.line.contains("\"stage\":\"act\""), "{}", got.line);
+        assert!(!got.line.contains("hunter2"), "{}", got.line);
+        assert!(rx.try_recv().is_err(), "only the one error line is queued");
+        assert!(take_errors().is_none(), "the receiver is handed out once");
     }
 }
