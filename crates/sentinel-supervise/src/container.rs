@@ -73,6 +73,10 @@ pub(crate) async fn run(
             Ok(d) => break d,
             Err(error) => {
                 tracing::error!(evt = "docker_unavailable", child = %ctx.cfg.name, error = %error);
+                let mut e = Entry::new(ctx.cfg.name.clone(), "container");
+                e.status.last_exit = Some(LastExit::StartFailed { error });
+                e.set_state(ChildState::Stopped);
+                *lock(&ctx.slot) = vec![e];
                 if let Some(tx) = started.take() {
                     let _ = tx.send(());
                 }
@@ -121,10 +125,7 @@ pub(crate) async fn run(
                 }
             }
         }
-        {
-            let mut s = lock(&ctx.slot);
-            *s = watched.values().map(|w| w.entry.clone()).collect();
-        }
+        publish(&ctx, &watched, &target);
         if let Some(tx) = started.take() {
             let _ = tx.send(());
         }
@@ -143,7 +144,7 @@ pub(crate) async fn run(
     // Stop: `docker stop` with the grace as timeout.
     let t = ctx.grace.as_secs_f64().ceil() as i64;
     for w in watched.values_mut() {
-        if matches!(w.phase, Phase::Up) {
+        {
             let r = tokio::time::timeout(
                 ctx.grace + CALL_TIMEOUT,
                 docker.stop_container(&w.id, Some(StopContainerOptions { t })),
@@ -162,8 +163,24 @@ pub(crate) async fn run(
         w.entry.status.pid = None;
         w.entry.set_state(ChildState::Stopped);
     }
-    let mut s = lock(&ctx.slot);
-    *s = watched.values().map(|w| w.entry.clone()).collect();
+    publish(&ctx, &watched, &target);
+}
+
+/// Writes the watched containers' status into the child's slot; when nothing matches, one
+/// `stopped` entry says so (a missing container is never silent).
+fn publish(ctx: &ChildCtx, watched: &BTreeMap<String, Watched>, target: &ContainerTarget) {
+    let mut entries: Vec<Entry> = watched.values().map(|w| w.entry.clone()).collect();
+    if entries.is_empty() {
+        let mut e = Entry::new(ctx.cfg.name.clone(), "container");
+        let what = match target {
+            ContainerTarget::Name(n) => format!("no container named {n:?}"),
+            ContainerTarget::Label(l) => format!("no container labelled {l:?}"),
+        };
+        e.status.last_exit = Some(LastExit::StartFailed { error: what });
+        e.set_state(ChildState::Stopped);
+        entries.push(e);
+    }
+    *lock(&ctx.slot) = entries;
 }
 
 fn first_sight(

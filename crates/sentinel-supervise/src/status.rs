@@ -165,3 +165,37 @@ pub(crate) type Slot = Arc<Mutex<Vec<Entry>>>;
 pub(crate) fn lock(slot: &Slot) -> std::sync::MutexGuard<'_, Vec<Entry>> {
     slot.lock().unwrap_or_else(|p| p.into_inner())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn the_heartbeat_shape() {
+        let mut e = Entry::new("api".into(), "process");
+        e.status.restarts = 2;
+        e.status.last_exit = Some(LastExit::Code { code: 1 });
+        e.status.since = Timestamp::from_millis(0);
+        e.set_state(ChildState::Backoff);
+        let now = Instant::now();
+        e.next_restart_at = Some(now + Duration::from_millis(1500));
+        let mut v = serde_json::to_value(e.snapshot(now)).unwrap();
+        v["since"] = serde_json::Value::Null;
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "name": "api", "kind": "process", "state": "backoff", "restarts": 2,
+                "last_exit": {"type": "code", "code": 1}, "next_restart_in_ms": 1500,
+                "since": null
+            })
+        );
+        e.set_state(ChildState::CrashLoop);
+        assert_eq!(e.snapshot(now).next_restart_in_ms, None);
+        assert_eq!(
+            serde_json::to_value(ChildState::CrashLoop).unwrap(),
+            serde_json::json!("crash_loop")
+        );
+        assert_eq!(LastExit::Signal { signal: 9 }.to_string(), "signal 9");
+    }
+}

@@ -228,3 +228,22 @@ async fn killed_containers_found_by_label_are_started_again() {
     sup.stop().await;
     assert!(!running(&a) && !running(&b), "stop ran docker stop on both");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_container_shows_as_stopped_with_the_reason() {
+    let name = unique("missing");
+    let child_cfg = container_child("ghost", ContainerTarget::Name(name.clone()));
+    let (rec, n) = recorder();
+    let sup = Supervisor::start(cfg(vec![child_cfg]), n).await.unwrap();
+    let s = sup.status();
+    let g = child(&s, "ghost");
+    assert_eq!(g.state, ChildState::Stopped);
+    assert_eq!(
+        g.last_exit,
+        Some(LastExit::StartFailed {
+            error: format!("no container named {name:?}")
+        })
+    );
+    sup.stop().await;
+    assert!(rec.notices().is_empty());
+}
