@@ -99,6 +99,50 @@ async fn repeated_crashes_double_the_wait_between_restarts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_alive_for_reset_after_starts_the_backoff_again_from_the_base() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("starts");
+    // Lives 0.5 s, longer than reset_after (0.3 s): every wait is the base again (0.3 s), where
+    // without the reset they would grow 0.3, 0.6, 1.2, 2.4 s.
+    let mut c = sh(
+        "steady",
+        &format!("date +%s%N >> {}; sleep 0.5; exit 1", log.display()),
+    );
+    c.restart.base = Duration::from_millis(300);
+    c.restart.reset_after = Duration::from_millis(300);
+    let (_rec, n) = recorder();
+    let sup = Supervisor::start(cfg(vec![c]), n).await.unwrap();
+    let backoff = until(Duration::from_secs(10), || {
+        let s = sup.status();
+        let c = child(&s, "steady").clone();
+        (c.state == ChildState::Backoff).then_some(c)
+    })
+    .await
+    .expect("in backoff");
+    let left = backoff.next_restart_in_ms.expect("next restart shown");
+    assert!(left <= 300, "{left}");
+    let starts = until(Duration::from_secs(20), || {
+        let t = std::fs::read_to_string(&log).ok()?;
+        let v: Vec<u128> = t.lines().filter_map(|l| l.trim().parse().ok()).collect();
+        (v.len() >= 5).then_some(v)
+    })
+    .await
+    .expect("five starts");
+    sup.stop().await;
+    let gaps: Vec<Duration> = starts
+        .windows(2)
+        .map(|w| Duration::from_nanos((w[1] - w[0]) as u64))
+        .collect();
+    for g in &gaps[..4] {
+        assert!(*g >= Duration::from_millis(800), "{gaps:?}");
+        assert!(
+            *g < Duration::from_millis(1500),
+            "the backoff grew: {gaps:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_loop_stops_restarting_and_sends_a_critical_notice_with_the_output() {
     let mut c = sh(
         "looper",
