@@ -25,4 +25,4 @@ pub mod user;
 
 pub use config::SuperviseConfig;
 pub use status::{ChildState, ChildStatus, LastExit};
-pub use supervisor::{SuperviseError, Supervisor};
+pub use supervisor::{StatusHandle, SuperviseError, Supervisor};

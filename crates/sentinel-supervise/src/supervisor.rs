@@ -48,6 +48,31 @@ impl std::fmt::Debug for Supervisor {
     }
 }
 
+/// Reads the children's status; see [`Supervisor::status_handle`].
+#[derive(Clone)]
+pub struct StatusHandle {
+    slots: Arc<Vec<Slot>>,
+}
+
+impl std::fmt::Debug for StatusHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StatusHandle")
+            .field("children", &self.slots.len())
+            .finish()
+    }
+}
+
+impl StatusHandle {
+    /// Every child's status, in start order.
+    pub fn status(&self) -> Vec<ChildStatus> {
+        let now = Instant::now();
+        self.slots
+            .iter()
+            .flat_map(|s| lock(s).iter().map(|e| e.snapshot(now)).collect::<Vec<_>>())
+            .collect()
+    }
+}
+
 /// What a child needs resolved before it starts.
 struct Prepared {
     run_as: Option<RunAs>,
@@ -155,16 +180,15 @@ impl Supervisor {
 
     /// Every child's status, in start order.
     pub fn status(&self) -> Vec<ChildStatus> {
-        let now = Instant::now();
-        self.children
-            .iter()
-            .flat_map(|c| {
-                lock(&c.slot)
-                    .iter()
-                    .map(|e| e.snapshot(now))
-                    .collect::<Vec<_>>()
-            })
-            .collect()
+        self.status_handle().status()
+    }
+
+    /// A cheap, cloneable reader of the children's status (for the heartbeat), usable while
+    /// [`Supervisor::stop`] owns the supervisor; it shows the final `stopped` states afterwards.
+    pub fn status_handle(&self) -> StatusHandle {
+        StatusHandle {
+            slots: Arc::new(self.children.iter().map(|c| Arc::clone(&c.slot)).collect()),
+        }
     }
 
     /// Stops every child in reverse start order (SIGTERM, the grace period, SIGKILL; `docker stop`

@@ -411,7 +411,16 @@ async fn children_stop_in_reverse_start_order() {
         s.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
         names.to_vec()
     );
+    let handle = sup.status_handle();
     sup.stop().await;
+    assert!(
+        handle
+            .status()
+            .iter()
+            .all(|c| c.state == ChildState::Stopped && c.pid.is_none()),
+        "{:?}",
+        handle.status()
+    );
     let t: Vec<u128> = names
         .iter()
         .map(|n| {
