@@ -11,6 +11,18 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod backoff;
+mod child;
 pub mod config;
+mod container;
+mod notice;
+pub mod output;
+mod probe;
+mod process;
+pub mod status;
+mod supervisor;
+pub mod user;
 
 pub use config::SuperviseConfig;
+pub use status::{ChildState, ChildStatus, LastExit};
+pub use supervisor::{StatusHandle, SuperviseError, Supervisor};
