@@ -126,7 +126,11 @@ mod tests {
             let c = partial.ceiling(n);
             for _ in 0..50 {
                 let d = partial.delay(n, None, &mut rng);
-                assert!(d >= c / 2 && d <= c, "{n}: {d:?} not in [{:?}, {c:?}]", c / 2);
+                assert!(
+                    d >= c / 2 && d <= c,
+                    "{n}: {d:?} not in [{:?}, {c:?}]",
+                    c / 2
+                );
                 let d = full.delay(n, None, &mut rng);
                 assert!(d <= c);
             }
@@ -156,10 +160,7 @@ mod tests {
         assert_eq!(b.ceiling(10), Duration::from_secs(1));
         let mut rng = StdRng::seed_from_u64(3);
         assert!(b.delay(10, None, &mut rng) <= Duration::from_secs(1));
-        let huge = Backoff {
-            factor: 1e300,
-            ..b
-        };
+        let huge = Backoff { factor: 1e300, ..b };
         assert_eq!(huge.ceiling(1000), Duration::from_secs(5));
     }
 }

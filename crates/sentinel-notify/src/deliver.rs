@@ -57,7 +57,13 @@ pub fn fold(delivery_id: &str, rows: &[OutboxRow]) -> Message {
     }
     let count = u64::try_from(rows.len()).unwrap_or(u64::MAX);
     let first = first.unwrap_or_else(|| {
-        Notice::new(NoticeKind::Error, Severity::Info, "empty delivery", "", TraceId::new())
+        Notice::new(
+            NoticeKind::Error,
+            Severity::Info,
+            "empty delivery",
+            "",
+            TraceId::new(),
+        )
     });
     let mut body = first.body;
     if count > 1 {
@@ -109,9 +115,9 @@ impl SendLog {
         if self.sent.len() < usize::try_from(t.max).unwrap_or(usize::MAX) {
             return Duration::ZERO;
         }
-        self.sent
-            .front()
-            .map_or(Duration::ZERO, |s| (*s + t.per).saturating_duration_since(now))
+        self.sent.front().map_or(Duration::ZERO, |s| {
+            (*s + t.per).saturating_duration_since(now)
+        })
     }
 
     fn record(&mut self, now: Instant) {
@@ -315,7 +321,9 @@ async fn deliver_group(
             } else {
                 let delay = retry_delay(&shared.backoff, attempts, retry_after);
                 tracing::warn!(evt = "notice_delivery_failed", channel = %name, delivery = %delivery, attempts, retry_in_ms = delay.as_millis() as u64, error = %reason, "delivery failed; will retry");
-                store.outbox_retry(&delivery, now.plus(delay), &reason).await
+                store
+                    .outbox_retry(&delivery, now.plus(delay), &reason)
+                    .await
             }
         }
     };
@@ -371,8 +379,20 @@ mod tests {
     #[test]
     fn fold_counts_takes_the_first_and_the_highest_severity() {
         let t = TraceId::new();
-        let a = Notice::new(NoticeKind::Alert, Severity::Low, "first", "body one", t.clone());
-        let b = Notice::new(NoticeKind::Alert, Severity::Critical, "second", "body two", TraceId::new());
+        let a = Notice::new(
+            NoticeKind::Alert,
+            Severity::Low,
+            "first",
+            "body one",
+            t.clone(),
+        );
+        let b = Notice::new(
+            NoticeKind::Alert,
+            Severity::Critical,
+            "second",
+            "body two",
+            TraceId::new(),
+        );
         let mut rows = vec![row(0, &a), row(1, &b), row(2, &a)];
         rows[2].body = "not json".into();
         let m = fold("d1", &rows);
@@ -399,7 +419,10 @@ mod tests {
         assert_eq!(log.wait(t0), Duration::ZERO);
         log.record(t0);
         log.record(t0 + Duration::from_secs(1));
-        assert_eq!(log.wait(t0 + Duration::from_secs(2)), Duration::from_secs(8));
+        assert_eq!(
+            log.wait(t0 + Duration::from_secs(2)),
+            Duration::from_secs(8)
+        );
         assert_eq!(log.wait(t0 + Duration::from_secs(10)), Duration::ZERO);
         let mut free = SendLog::new(None);
         for _ in 0..100 {

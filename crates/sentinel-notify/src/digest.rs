@@ -102,12 +102,7 @@ fn list(out: &mut String, name: &str, items: &[(String, u64)]) {
 }
 
 /// The digest as a notice (kind digest, severity info, key `key`), listing every figure.
-pub fn digest_notice(
-    f: &DigestFigures,
-    since: Timestamp,
-    until: Timestamp,
-    key: &str,
-) -> Notice {
+pub fn digest_notice(f: &DigestFigures, since: Timestamp, until: Timestamp, key: &str) -> Notice {
     let mut body = String::new();
     let _ = writeln!(body, "Sentinel digest from {since} to {until}");
     let _ = writeln!(body);
@@ -209,7 +204,12 @@ mod tests {
         ] {
             assert!(n.body.contains(needle), "{needle} missing from\n{}", n.body);
         }
-        let empty = digest_notice(&DigestFigures::default(), at("2026-11-29T08:00:00Z"), at("2026-11-30T08:00:00Z"), "k");
+        let empty = digest_notice(
+            &DigestFigures::default(),
+            at("2026-11-29T08:00:00Z"),
+            at("2026-11-30T08:00:00Z"),
+            "k",
+        );
         assert!(empty.body.contains("top sources: none"));
     }
 }

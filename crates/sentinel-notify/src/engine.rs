@@ -123,7 +123,10 @@ impl NotifyTask {
         for h in std::mem::take(&mut self.handles) {
             let abort = h.abort_handle();
             if tokio::time::timeout(STOP_GRACE, h).await.is_err() {
-                tracing::warn!(evt = "notify_task_abandoned", "a notification task did not stop in time; aborted");
+                tracing::warn!(
+                    evt = "notify_task_abandoned",
+                    "a notification task did not stop in time; aborted"
+                );
                 abort.abort();
             }
         }
@@ -195,7 +198,10 @@ impl Notifications {
                 stop_rx,
             )));
         } else if shared.digest.is_some() {
-            tracing::warn!(evt = "digest_disabled", "a digest is configured but no digest source was given; no digest is sent");
+            tracing::warn!(
+                evt = "digest_disabled",
+                "a digest is configured but no digest source was given; no digest is sent"
+            );
         }
         (Notifications { shared }, NotifyTask { stop, handles })
     }
@@ -222,8 +228,14 @@ impl Notifications {
             .into_iter()
             .map(|t| (t.channel, t.group_wait))
             .collect();
-        self.insert(n, now, rows.iter().map(|(c, w)| (new_id(), c.clone(), now.plus(*w))).collect())
-            .await
+        self.insert(
+            n,
+            now,
+            rows.iter()
+                .map(|(c, w)| (new_id(), c.clone(), now.plus(*w)))
+                .collect(),
+        )
+        .await
     }
 
     async fn insert(
@@ -310,7 +322,10 @@ impl Notifications {
             .await?;
         if done {
             tracing::info!(evt = "notice_dead_letter_requeued", delivery = %delivery_id, rows = rows.len());
-            if let Some(w) = rows.first().and_then(|r| self.shared.wakers.get(&r.channel)) {
+            if let Some(w) = rows
+                .first()
+                .and_then(|r| self.shared.wakers.get(&r.channel))
+            {
                 w.notify_one();
             }
             if let Ok(counts) = self.shared.store.outbox_counts().await {

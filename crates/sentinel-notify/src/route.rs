@@ -130,9 +130,11 @@ mod tests {
         let names: Vec<_> = t.iter().map(|t| t.channel.as_str()).collect();
         assert_eq!(names, vec!["mail", "log"]);
         assert_eq!(t[0].group_wait, Duration::from_secs(2));
-        assert!(Router::new(vec![route(&[NoticeKind::Crash], Severity::High, &["x"], 0)])
-            .targets(NoticeKind::Crash, Severity::Medium)
-            .is_empty());
+        assert!(
+            Router::new(vec![route(&[NoticeKind::Crash], Severity::High, &["x"], 0)])
+                .targets(NoticeKind::Crash, Severity::Medium)
+                .is_empty()
+        );
         assert_eq!(r.channels(), vec!["pager", "mail", "log", "ops"]);
         assert!(r.target("ops", NoticeKind::Alert, Severity::High).is_none());
     }

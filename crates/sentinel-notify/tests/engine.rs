@@ -149,7 +149,13 @@ fn config(routes: Vec<Route>, retry: RetrySettings) -> NotifyConfig {
 }
 
 fn notice(kind: NoticeKind, severity: Severity, title: &str) -> Notice {
-    Notice::new(kind, severity, title, format!("details of {title}"), TraceId::new())
+    Notice::new(
+        kind,
+        severity,
+        title,
+        format!("details of {title}"),
+        TraceId::new(),
+    )
 }
 
 fn db(dir: &tempfile::TempDir) -> PathBuf {
@@ -246,11 +252,17 @@ async fn a_burst_of_one_key_is_one_message_with_its_count() {
         got[0].1.duration_since(started) >= Duration::from_secs(5),
         "held for group_wait"
     );
-    eventually(10, "the delivery recorded", || notify.stats().delivered == 1).await;
+    eventually(10, "the delivery recorded", || {
+        notify.stats().delivered == 1
+    })
+    .await;
     let s = notify.stats();
     assert_eq!(s.folded, 999);
     assert_eq!(s.channels["hook"].delivered, 1);
-    assert_eq!(states(&store).await.get(&OutboxState::Delivered), Some(&1000));
+    assert_eq!(
+        states(&store).await.get(&OutboxState::Delivered),
+        Some(&1000)
+    );
     task.stop().await;
 }
 
@@ -324,7 +336,10 @@ async fn an_outage_and_a_restart_deliver_everything_once_under_the_same_delivery
     .await;
     // The receiver comes back but its answers are lost: it has the messages, the sender retries.
     rx.set(Mode::LoseAnswer);
-    eventually(30, "some messages through with lost answers", || rx.unique() >= 5).await;
+    eventually(30, "some messages through with lost answers", || {
+        rx.unique() >= 5
+    })
+    .await;
     rx.set(Mode::Down);
     let failed_before = notify.stats().attempts_failed;
     assert!(failed_before >= 2 * total as u64);
@@ -405,7 +420,11 @@ async fn a_permanent_error_is_a_dead_letter_until_requeued() {
     let cfg = config(vec![route(&["hook"], &[], Severity::Info)], fast_retry(5));
     let (notify, task) = start(&cfg, &store, channels(&[("hook", &rx)]));
     notify
-        .notify(&notice(NoticeKind::ActionFailed, Severity::High, "block failed"))
+        .notify(&notice(
+            NoticeKind::ActionFailed,
+            Severity::High,
+            "block failed",
+        ))
         .await
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -471,7 +490,10 @@ async fn retries_run_out_after_max_attempts() {
         tokio::time::sleep(Duration::from_millis(25)).await;
     };
     assert_eq!(dead[0].attempts, 3);
-    assert_eq!(dead[0].last_error.as_deref(), Some("503 service unavailable"));
+    assert_eq!(
+        dead[0].last_error.as_deref(),
+        Some("503 service unavailable")
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     let attempts = rx.attempts();
     assert_eq!(attempts.len(), 3, "no attempt after the last");
@@ -534,7 +556,11 @@ async fn routes_choose_channels_by_kind_and_severity() {
         .unwrap();
     assert!(low.rows.is_empty() && low.channels.is_empty());
     let high = notify
-        .submit(&notice(NoticeKind::Alert, Severity::Critical, "critical alert"))
+        .submit(&notice(
+            NoticeKind::Alert,
+            Severity::Critical,
+            "critical alert",
+        ))
         .await
         .unwrap();
     assert_eq!(high.channels, vec!["pager"]);
@@ -548,7 +574,11 @@ async fn routes_choose_channels_by_kind_and_severity() {
     assert_eq!(row.channel, "ops");
     assert_eq!(row.key, "crash:web restarted");
     let applied = notify
-        .submit(&notice(NoticeKind::ActionApplied, Severity::Critical, "blocked"))
+        .submit(&notice(
+            NoticeKind::ActionApplied,
+            Severity::Critical,
+            "blocked",
+        ))
         .await
         .unwrap();
     assert!(applied.rows.is_empty());
@@ -611,7 +641,12 @@ async fn the_daily_digest_goes_once_per_day_even_across_a_restart() {
     let day_end = Timestamp::parse_rfc3339("2026-11-30T08:00:00Z").unwrap();
     let first = notify.send_daily_digest(day_end).await.unwrap();
     assert_eq!(first.channels, vec!["mail"]);
-    assert!(notify.send_daily_digest(day_end).await.unwrap().rows.is_empty());
+    assert!(notify
+        .send_daily_digest(day_end)
+        .await
+        .unwrap()
+        .rows
+        .is_empty());
     eventually(20, "the digest", || mail.unique() == 1).await;
     let m = mail.received()[0].0.clone();
     assert_eq!(m.kind, NoticeKind::Digest);
@@ -634,9 +669,17 @@ async fn the_daily_digest_goes_once_per_day_even_across_a_restart() {
         channels(&[("mail", &mail)]),
         Some(source),
     );
-    assert!(notify.send_daily_digest(day_end).await.unwrap().rows.is_empty());
+    assert!(notify
+        .send_daily_digest(day_end)
+        .await
+        .unwrap()
+        .rows
+        .is_empty());
     let next_day = Timestamp::parse_rfc3339("2026-12-01T08:00:00Z").unwrap();
-    assert_eq!(notify.send_daily_digest(next_day).await.unwrap().rows.len(), 1);
+    assert_eq!(
+        notify.send_daily_digest(next_day).await.unwrap().rows.len(),
+        1
+    );
     // An operator's digest does not use up the day's.
     assert_eq!(notify.send_digest_now().await.unwrap().rows.len(), 1);
     eventually(20, "the next two", || mail.unique() == 3).await;
