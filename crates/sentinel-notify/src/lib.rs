@@ -15,8 +15,17 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod backoff;
 pub mod channel;
 pub mod config;
+pub mod deliver;
+pub mod digest;
+pub mod engine;
+pub mod route;
+pub mod stats;
 
 pub use channel::{Channel, Message, SendError};
 pub use config::NotifyConfig;
+pub use digest::{next_run, DigestFigures, DigestSource, StoreDigestSource};
+pub use engine::{DeadLetter, Notifications, NotifyTask, OutboxError, Submitted};
+pub use stats::{ChannelStats, NotifyStats};

@@ -13,10 +13,12 @@
 mod ack;
 mod api_keys;
 mod backup;
+mod digest;
 mod error;
 mod filter;
 mod metrics;
 mod migrations;
+mod outbox;
 mod read;
 mod record;
 mod store;
@@ -25,8 +27,12 @@ mod writer;
 pub use ack::{AckFailure, AckGroup, AckSummary, AckToken, MAX_LISTED_FAILURES};
 pub use api_keys::ApiKeyRow;
 pub use backup::{backup_to, StoreBackup};
+pub use digest::StoreDigest;
 pub use error::{StoreError, TryWriteError};
 pub use filter::{ActionFilter, AlertFilter, EventFilter, Page, DEFAULT_LIMIT, MAX_LIMIT};
+pub use outbox::{
+    DeadDelivery, NewOutboxRow, OutboxCount, OutboxGroup, OutboxRow, OutboxState, MAX_GROUP_ROWS,
+};
 pub use read::{AlertDetail, SubjectHistory, AUDIT_PER_TRACE_LIMIT};
 pub use record::{audited_table, content_hash, sha256_hex, stored_body, AuditRow, Record};
 pub use store::{Store, StoreOptions, SyncMode};

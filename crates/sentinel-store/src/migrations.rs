@@ -23,6 +23,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "audit index",
         include_str!("../migrations/0003_audit_index.sql"),
     ),
+    (4, "outbox", include_str!("../migrations/0004_outbox.sql")),
 ];
 
 /// The migrations compiled into this crate.

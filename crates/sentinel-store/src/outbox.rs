@@ -1,0 +1,537 @@
+//! The notification outbox: one row per notice per channel, kept until it is delivered (then pruned
+//! after a while) or becomes a dead letter.
+//!
+//! This module only keeps rows and moves them between states (`pending` → `delivered` | `dead`, and a
+//! dead delivery back to `pending`); routing, folding rows into messages, backoff and sending are the
+//! notify crate's job. Rows folded into one message share a delivery id, assigned before the first
+//! send and kept across retries and restarts. Every call that changes rows runs in one transaction
+//! that is committed before it returns.
+
+use crate::error::StoreError;
+use crate::store::Store;
+use sentinel_core::Timestamp;
+use serde::{Deserialize, Serialize};
+use sqlx::{QueryBuilder, Sqlite};
+
+/// The most rows one group holds; a larger burst of one key becomes several messages.
+pub const MAX_GROUP_ROWS: usize = 10_000;
+/// Ids per statement when updating rows by id (SQLite limits bound variables).
+const ID_CHUNK: usize = 500;
+
+/// Where an outbox row is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboxState {
+    /// Waiting to be sent (or to be retried).
+    Pending,
+    /// Sent; kept for de-duplication windows until pruned.
+    Delivered,
+    /// Given up on: a permanent error or the last attempt failed.
+    Dead,
+}
+
+impl OutboxState {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxState::Pending => "pending",
+            OutboxState::Delivered => "delivered",
+            OutboxState::Dead => "dead",
+        }
+    }
+
+    fn parse(s: &str) -> Result<OutboxState, StoreError> {
+        match s {
+            "pending" => Ok(OutboxState::Pending),
+            "delivered" => Ok(OutboxState::Delivered),
+            "dead" => Ok(OutboxState::Dead),
+            other => Err(StoreError::Corrupt(format!("outbox state {other:?}"))),
+        }
+    }
+}
+
+/// A row to add to the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOutboxRow {
+    /// Unique id (a ULID, or a fixed id such as `digest:<date>:<channel>` to make the insert
+    /// happen at most once).
+    pub id: String,
+    /// The channel it goes to.
+    pub channel: String,
+    /// The de-duplication key; rows with the same key on a channel fold into one message.
+    pub key: String,
+    /// The notice, as JSON.
+    pub body: String,
+    /// When it was accepted.
+    pub created: Timestamp,
+    /// When it may be sent at the earliest.
+    pub due: Timestamp,
+}
+
+/// One stored outbox row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    /// Row id.
+    pub id: String,
+    /// Channel name.
+    pub channel: String,
+    /// De-duplication key.
+    pub key: String,
+    /// The notice, as JSON.
+    pub body: String,
+    /// When it was accepted.
+    pub created: Timestamp,
+    /// When it may be sent (next attempt) at the earliest.
+    pub due: Timestamp,
+    /// The delivery (message) it belongs to, once assigned.
+    pub delivery: Option<String>,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// The last failure, if any.
+    pub last_error: Option<String>,
+    /// Its state.
+    pub state: OutboxState,
+    /// When it was delivered or died.
+    pub done_at: Option<Timestamp>,
+}
+
+/// Rows of one channel that go out as one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxGroup {
+    /// The channel.
+    pub channel: String,
+    /// The shared de-duplication key.
+    pub key: String,
+    /// The delivery id when already assigned (a retry, or a message in flight at the last stop);
+    /// `None` for a new group, which needs one assigned before it is sent.
+    pub delivery: Option<String>,
+    /// Its rows, oldest first (by creation time, then id).
+    pub rows: Vec<OutboxRow>,
+}
+
+/// One dead delivery, with its rows (so the message can be shown as it was sent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadDelivery {
+    /// The delivery id.
+    pub delivery: String,
+    /// The channel.
+    pub channel: String,
+    /// The de-duplication key.
+    pub key: String,
+    /// Attempts made.
+    pub attempts: u32,
+    /// The error it died of.
+    pub last_error: Option<String>,
+    /// When its first row was accepted.
+    pub created: Timestamp,
+    /// When it died.
+    pub died_at: Timestamp,
+    /// Its rows, oldest first.
+    pub rows: Vec<OutboxRow>,
+}
+
+/// How many rows a channel has in one state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OutboxCount {
+    /// The channel.
+    pub channel: String,
+    /// The state.
+    pub state: OutboxState,
+    /// Rows in it.
+    pub rows: u64,
+}
+
+type RowTuple = (
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    Option<String>,
+    i64,
+    Option<String>,
+    String,
+    Option<i64>,
+);
+
+const ROW_COLUMNS: &str =
+    "id, channel, key, body, created, due, delivery, attempts, last_error, state, done_at";
+
+fn to_row(t: RowTuple) -> Result<OutboxRow, StoreError> {
+    let (id, channel, key, body, created, due, delivery, attempts, last_error, state, done_at) = t;
+    Ok(OutboxRow {
+        id,
+        channel,
+        key,
+        body,
+        created: Timestamp::from_millis(created),
+        due: Timestamp::from_millis(due),
+        delivery,
+        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+        last_error,
+        state: OutboxState::parse(&state)?,
+        done_at: done_at.map(Timestamp::from_millis),
+    })
+}
+
+fn to_rows(ts: Vec<RowTuple>) -> Result<Vec<OutboxRow>, StoreError> {
+    ts.into_iter().map(to_row).collect()
+}
+
+fn limit(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+impl Store {
+    /// Adds rows in one transaction, committed before returning. A row whose id is already stored
+    /// is left as it is (so a fixed id makes an insert happen at most once). Returns how many rows
+    /// were added.
+    pub async fn insert_outbox(&self, rows: &[NewOutboxRow]) -> Result<u64, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let mut added = 0;
+        for chunk in rows.chunks(ID_CHUNK / 6) {
+            let mut q: QueryBuilder<Sqlite> =
+                QueryBuilder::new("INSERT INTO outbox (id, channel, key, body, created, due) ");
+            q.push_values(chunk, |mut b, r| {
+                b.push_bind(&r.id)
+                    .push_bind(&r.channel)
+                    .push_bind(&r.key)
+                    .push_bind(&r.body)
+                    .push_bind(r.created.as_millis())
+                    .push_bind(r.due.as_millis());
+            });
+            q.push(" ON CONFLICT(id) DO NOTHING");
+            added += q.build().execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(added)
+    }
+
+    /// The groups of `channel` ready at `now`, at most `max_groups`: first the deliveries already
+    /// assigned whose retry is due (all their rows), then keys with a due row and no delivery in
+    /// flight (every pending unassigned row of the key, due or not, up to [`MAX_GROUP_ROWS`]).
+    pub async fn outbox_due_groups(
+        &self,
+        channel: &str,
+        now: Timestamp,
+        max_groups: usize,
+    ) -> Result<Vec<OutboxGroup>, StoreError> {
+        let mut groups = Vec::new();
+        let deliveries: Vec<(String, String)> = sqlx::query_as(
+            "SELECT delivery, MIN(key) FROM outbox WHERE channel = ? AND state = 'pending' \
+             AND delivery IS NOT NULL AND due <= ? GROUP BY delivery ORDER BY MIN(due) LIMIT ?",
+        )
+        .bind(channel)
+        .bind(now.as_millis())
+        .bind(limit(max_groups))
+        .fetch_all(self.pool())
+        .await?;
+        for (delivery, key) in deliveries {
+            let rows = sqlx::query_as::<_, RowTuple>(&format!(
+                "SELECT {ROW_COLUMNS} FROM outbox WHERE delivery = ? AND state = 'pending' \
+                 ORDER BY created, id"
+            ))
+            .bind(&delivery)
+            .fetch_all(self.pool())
+            .await?;
+            groups.push(OutboxGroup {
+                channel: channel.to_owned(),
+                key,
+                delivery: Some(delivery),
+                rows: to_rows(rows)?,
+            });
+        }
+        let room = max_groups.saturating_sub(groups.len());
+        if room == 0 {
+            return Ok(groups);
+        }
+        let keys: Vec<(String,)> = sqlx::query_as(
+            "SELECT o.key FROM outbox o WHERE o.channel = ? AND o.state = 'pending' \
+             AND o.delivery IS NULL AND o.due <= ? AND NOT EXISTS (SELECT 1 FROM outbox p \
+             WHERE p.channel = o.channel AND p.key = o.key AND p.state = 'pending' \
+             AND p.delivery IS NOT NULL) GROUP BY o.key ORDER BY MIN(o.due) LIMIT ?",
+        )
+        .bind(channel)
+        .bind(now.as_millis())
+        .bind(limit(room))
+        .fetch_all(self.pool())
+        .await?;
+        for (key,) in keys {
+            let rows = sqlx::query_as::<_, RowTuple>(&format!(
+                "SELECT {ROW_COLUMNS} FROM outbox WHERE channel = ? AND key = ? \
+                 AND state = 'pending' AND delivery IS NULL ORDER BY created, id LIMIT ?"
+            ))
+            .bind(channel)
+            .bind(&key)
+            .bind(limit(MAX_GROUP_ROWS))
+            .fetch_all(self.pool())
+            .await?;
+            groups.push(OutboxGroup {
+                channel: channel.to_owned(),
+                key,
+                delivery: None,
+                rows: to_rows(rows)?,
+            });
+        }
+        Ok(groups)
+    }
+
+    /// When the next group of `channel` is due: the earliest retry of an assigned delivery, or the
+    /// earliest due row of a key with no delivery in flight. `None` when nothing is pending.
+    pub async fn outbox_next_due(&self, channel: &str) -> Result<Option<Timestamp>, StoreError> {
+        let due: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(o.due) FROM outbox o WHERE o.channel = ? AND o.state = 'pending' \
+             AND (o.delivery IS NOT NULL OR NOT EXISTS (SELECT 1 FROM outbox p \
+             WHERE p.channel = o.channel AND p.key = o.key AND p.state = 'pending' \
+             AND p.delivery IS NOT NULL))",
+        )
+        .bind(channel)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(due.map(Timestamp::from_millis))
+    }
+
+    /// Writes `delivery` to the given pending, unassigned rows (one transaction, committed before
+    /// returning). Returns how many rows took it.
+    pub async fn outbox_assign(&self, delivery: &str, ids: &[String]) -> Result<u64, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let mut n = 0;
+        for chunk in ids.chunks(ID_CHUNK) {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("UPDATE outbox SET delivery = ");
+            q.push_bind(delivery);
+            q.push(" WHERE state = 'pending' AND delivery IS NULL AND id IN (");
+            let mut sep = q.separated(", ");
+            for id in chunk {
+                sep.push_bind(id);
+            }
+            q.push(")");
+            n += q.build().execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// Moves the unassigned pending rows of `key` on `channel` due before `due` to `due` (a
+    /// de-duplication window not over yet). Returns how many rows moved.
+    pub async fn outbox_defer(
+        &self,
+        channel: &str,
+        key: &str,
+        due: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE outbox SET due = ? WHERE channel = ? AND key = ? AND state = 'pending' \
+             AND delivery IS NULL AND due < ?",
+        )
+        .bind(due.as_millis())
+        .bind(channel)
+        .bind(key)
+        .bind(due.as_millis())
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Marks the pending rows of `delivery` delivered at `at` (counting the attempt). Returns how
+    /// many rows changed.
+    pub async fn outbox_delivered(&self, delivery: &str, at: Timestamp) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE outbox SET state = 'delivered', done_at = ?, attempts = attempts + 1, \
+             last_error = NULL WHERE delivery = ? AND state = 'pending'",
+        )
+        .bind(at.as_millis())
+        .bind(delivery)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Counts a failed attempt of `delivery` and sets its next try to `due`. Returns how many rows
+    /// changed.
+    pub async fn outbox_retry(
+        &self,
+        delivery: &str,
+        due: Timestamp,
+        error: &str,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?, due = ? \
+             WHERE delivery = ? AND state = 'pending'",
+        )
+        .bind(error)
+        .bind(due.as_millis())
+        .bind(delivery)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Counts the last failed attempt of `delivery` and makes it a dead letter at `at`. Returns how
+    /// many rows changed.
+    pub async fn outbox_dead(
+        &self,
+        delivery: &str,
+        at: Timestamp,
+        error: &str,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE outbox SET state = 'dead', done_at = ?, attempts = attempts + 1, \
+             last_error = ? WHERE delivery = ? AND state = 'pending'",
+        )
+        .bind(at.as_millis())
+        .bind(error)
+        .bind(delivery)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Dead deliveries, newest first (by when they died, then delivery id), at most `limit`;
+    /// `before` is the last delivery id of the previous page. An unknown or live cursor is
+    /// [`StoreError::BadCursor`].
+    pub async fn outbox_dead_letters(
+        &self,
+        limit_n: usize,
+        before: Option<&str>,
+    ) -> Result<Vec<DeadDelivery>, StoreError> {
+        type Head = (String, String, String, i64, Option<String>, i64, i64);
+        let heads: Vec<Head> = match before {
+            None => {
+                sqlx::query_as(
+                    "SELECT delivery, MIN(channel), MIN(key), MAX(attempts), MAX(last_error), \
+                     MIN(created), MAX(done_at) FROM outbox WHERE state = 'dead' \
+                     AND delivery IS NOT NULL GROUP BY delivery \
+                     ORDER BY MAX(done_at) DESC, delivery DESC LIMIT ?",
+                )
+                .bind(limit(limit_n))
+                .fetch_all(self.pool())
+                .await?
+            }
+            Some(cursor) => {
+                let at: Option<i64> = sqlx::query_scalar(
+                    "SELECT MAX(done_at) FROM outbox WHERE state = 'dead' AND delivery = ?",
+                )
+                .bind(cursor)
+                .fetch_one(self.pool())
+                .await?;
+                let at = at.ok_or(StoreError::BadCursor)?;
+                sqlx::query_as(
+                    "SELECT delivery, MIN(channel), MIN(key), MAX(attempts), MAX(last_error), \
+                     MIN(created), MAX(done_at) FROM outbox WHERE state = 'dead' \
+                     AND delivery IS NOT NULL GROUP BY delivery \
+                     HAVING MAX(done_at) < ? OR (MAX(done_at) = ? AND delivery < ?) \
+                     ORDER BY MAX(done_at) DESC, delivery DESC LIMIT ?",
+                )
+                .bind(at)
+                .bind(at)
+                .bind(cursor)
+                .bind(limit(limit_n))
+                .fetch_all(self.pool())
+                .await?
+            }
+        };
+        let mut out = Vec::with_capacity(heads.len());
+        for (delivery, channel, key, attempts, last_error, created, died) in heads {
+            let rows = sqlx::query_as::<_, RowTuple>(&format!(
+                "SELECT {ROW_COLUMNS} FROM outbox WHERE delivery = ? AND state = 'dead' \
+                 ORDER BY created, id LIMIT ?"
+            ))
+            .bind(&delivery)
+            .bind(limit(MAX_GROUP_ROWS))
+            .fetch_all(self.pool())
+            .await?;
+            out.push(DeadDelivery {
+                delivery,
+                channel,
+                key,
+                attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                last_error,
+                created: Timestamp::from_millis(created),
+                died_at: Timestamp::from_millis(died),
+                rows: to_rows(rows)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Puts a dead delivery back in line: its rows become pending again, due at `now`, with their
+    /// attempts reset and the same delivery id. `false` when no dead delivery has that id.
+    pub async fn outbox_requeue(&self, delivery: &str, now: Timestamp) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE outbox SET state = 'pending', attempts = 0, due = ?, done_at = NULL \
+             WHERE delivery = ? AND state = 'dead'",
+        )
+        .bind(now.as_millis())
+        .bind(delivery)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// When a message with `key` was last delivered on `channel`, if one was (and not yet pruned).
+    pub async fn outbox_last_delivered(
+        &self,
+        channel: &str,
+        key: &str,
+    ) -> Result<Option<Timestamp>, StoreError> {
+        let at: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(done_at) FROM outbox WHERE channel = ? AND key = ? AND state = 'delivered'",
+        )
+        .bind(channel)
+        .bind(key)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(at.map(Timestamp::from_millis))
+    }
+
+    /// Row counts by channel and state.
+    pub async fn outbox_counts(&self) -> Result<Vec<OutboxCount>, StoreError> {
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT channel, state, COUNT(*) FROM outbox GROUP BY channel, state \
+             ORDER BY channel, state",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter()
+            .map(|(channel, state, n)| {
+                Ok(OutboxCount {
+                    channel,
+                    state: OutboxState::parse(&state)?,
+                    rows: u64::try_from(n).unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    /// The row with `id`, in any state.
+    pub async fn outbox_row(&self, id: &str) -> Result<Option<OutboxRow>, StoreError> {
+        let row = sqlx::query_as::<_, RowTuple>(&format!(
+            "SELECT {ROW_COLUMNS} FROM outbox WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(to_row).transpose()
+    }
+
+    /// Every row of `delivery`, oldest first.
+    pub async fn outbox_delivery_rows(&self, delivery: &str) -> Result<Vec<OutboxRow>, StoreError> {
+        let rows = sqlx::query_as::<_, RowTuple>(&format!(
+            "SELECT {ROW_COLUMNS} FROM outbox WHERE delivery = ? ORDER BY created, id"
+        ))
+        .bind(delivery)
+        .fetch_all(self.pool())
+        .await?;
+        to_rows(rows)
+    }
+
+    /// Deletes delivered rows done before `older_than`. Returns how many were deleted.
+    pub async fn outbox_prune_delivered(&self, older_than: Timestamp) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM outbox WHERE state = 'delivered' AND done_at < ?")
+            .bind(older_than.as_millis())
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected())
+    }
+}
