@@ -65,7 +65,14 @@ impl RawConfig {
         if let Some(text) = dotenv {
             let vars = parse_dotenv(text, &mut errors);
             let origin = format!("in {}", text.name);
-            apply_vars(&mut tree, &defaults, &vars, ENV_PREFIX, &origin, &mut errors);
+            apply_vars(
+                &mut tree,
+                &defaults,
+                &vars,
+                ENV_PREFIX,
+                &origin,
+                &mut errors,
+            );
         }
         apply_vars(
             &mut tree,
@@ -179,7 +186,10 @@ fn parse_dotenv(text: Text<'_>, errors: &mut Vec<ConfigError>) -> Vec<(String, S
 
 /// A standalone `supervise.yml` merged with the `SENTINEL_SUPERVISE__` variables of `env`, and the
 /// problems met doing so. There is no defaults layer: the reader supplies each default.
-pub(crate) fn supervise_tree(text: Text<'_>, env: &[(String, String)]) -> (Value, Vec<ConfigError>) {
+pub(crate) fn supervise_tree(
+    text: Text<'_>,
+    env: &[(String, String)],
+) -> (Value, Vec<ConfigError>) {
     let mut errors = Vec::new();
     // Only for reading variables as the right JSON type.
     let mut types = serde_json::json!({

@@ -11,6 +11,12 @@
 //! (callers pass it in). The secrets it holds (API keys, a Redis password, the witness secret) never
 //! show in errors or in the rendered configuration.
 //!
+//! The same reader serves the supervisor: `notify:` (channels, routes, retries, the digest:
+//! [`NotifyConfig`]) and the optional `supervise:` section ([`SuperviseConfig`]) of `sentinel.yml`, and
+//! a standalone `supervise.yml` through [`load_supervise`] ([`SuperviseFile`]). Their secrets (webhook
+//! secrets, SMTP passwords, Matrix tokens, Slack URLs) may come from `<key>_file` files, read while
+//! validating, and are masked like the others.
+//!
 //! Values come out typed: enums for closed choices (log formats, nft hooks, bands, modes), `Option` where
 //! a value may be absent (written `null`; an empty string is an error, never "none"), globs parsed. The component
 //! crates own those types and the `build()` that turns them into running parts (the ingest crate's
@@ -21,6 +27,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+mod channels;
 mod defaults;
 mod error;
 mod intel;
@@ -52,9 +59,9 @@ pub use sentinel_ingest::config::{
     SyslogSourceConfig,
 };
 pub use sentinel_intel::IntelConfig;
+pub use sentinel_notify::NotifyConfig;
 pub use sentinel_respond::actuators::nft::FilterHook;
 pub use sentinel_respond::config::{DockerSettings, NftSettings, QuarantineSettings};
-pub use sentinel_notify::NotifyConfig;
 pub use sentinel_supervise::SuperviseConfig;
 pub use sources::{ScenarioConfig, SourceConfig, FORMATS};
 pub use supervise::{SuperviseFile, SUPERVISE_DATA_DIR};
@@ -167,7 +174,13 @@ pub fn load_supervise(
             format!("cannot read: {e}"),
         )])
     })?;
-    supervise_text(Text { name: &name, body: &body }, env)
+    supervise_text(
+        Text {
+            name: &name,
+            body: &body,
+        },
+        env,
+    )
 }
 
 /// Like [`load_supervise`], from text (named `supervise.yml` in messages).

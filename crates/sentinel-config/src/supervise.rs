@@ -67,21 +67,33 @@ impl SuperviseFile {
 /// The keys of the section in `sentinel.yml`.
 const SECTION_KEYS: &[&str] = &["stop_grace", "output_lines", "children"];
 /// The keys of a standalone file.
-const FILE_KEYS: &[&str] = &["data_dir", "notify", "stop_grace", "output_lines", "children"];
+const FILE_KEYS: &[&str] = &[
+    "data_dir",
+    "notify",
+    "stop_grace",
+    "output_lines",
+    "children",
+];
 
 /// A standalone file's tree.
 pub(crate) fn supervise_file(r: &mut Reader, root: &Node<'_>) -> Option<SuperviseFile> {
     if !r.known_keys(root, FILE_KEYS) {
         return None;
     }
-    let data_dir = or_default(r, root, "data_dir", PathBuf::from(SUPERVISE_DATA_DIR), |r, n| {
-        let s = r.string(n)?;
-        if s.trim().is_empty() {
-            r.fail(&n.path, "must not be empty");
-            return None;
-        }
-        Some(PathBuf::from(s))
-    });
+    let data_dir = or_default(
+        r,
+        root,
+        "data_dir",
+        PathBuf::from(SUPERVISE_DATA_DIR),
+        |r, n| {
+            let s = r.string(n)?;
+            if s.trim().is_empty() {
+                r.fail(&n.path, "must not be empty");
+                return None;
+            }
+            Some(PathBuf::from(s))
+        },
+    );
     let n = r.optional(root, "notify");
     let notify = crate::notify::notify(r, n.as_ref());
     let supervise = body(r, root);
@@ -131,7 +143,10 @@ fn children(r: &mut Reader, n: &Node<'_>) -> Option<Vec<ChildConfig>> {
     let items = r.list(n)?;
     let mut ok = true;
     if items.is_empty() {
-        r.fail(&n.path, "lists no child: name at least one process or container");
+        r.fail(
+            &n.path,
+            "lists no child: name at least one process or container",
+        );
         ok = false;
     }
     if items.len() > MAX_CHILDREN {
@@ -166,7 +181,14 @@ fn children(r: &mut Reader, n: &Node<'_>) -> Option<Vec<ChildConfig>> {
 fn child(r: &mut Reader, e: &Node<'_>) -> Option<ChildConfig> {
     if !r.known_keys(
         e,
-        &["name", "process", "container", "probe", "restart", "stop_grace"],
+        &[
+            "name",
+            "process",
+            "container",
+            "probe",
+            "restart",
+            "stop_grace",
+        ],
     ) {
         return None;
     }
@@ -230,7 +252,9 @@ fn process(r: &mut Reader, p: &Node<'_>) -> Option<ProcessTarget> {
     if !r.known_keys(p, &["command", "args", "env", "clear_env", "cwd", "user"]) {
         return None;
     }
-    let command = r.get(Some(p), "command").and_then(|n| arg(r, &n, "program"));
+    let command = r
+        .get(Some(p), "command")
+        .and_then(|n| arg(r, &n, "program"));
     let args = or_default(r, p, "args", Vec::new(), |r, n| {
         r.each(n, |r, a| match a.value {
             // An argument may be empty (`""`) but not NUL; numbers are written as they read.
@@ -254,7 +278,10 @@ fn process(r: &mut Reader, p: &Node<'_>) -> Option<ProcessTarget> {
     });
     let user = or_default(r, p, "user", None, |r, n| {
         let v = r.string(n)?.trim();
-        if v.is_empty() || v.chars().any(|c| c.is_whitespace() || c.is_control() || c == ':') {
+        if v.is_empty()
+            || v.chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == ':')
+        {
             r.fail(&n.path, format!("{v:?} must be a user name or a uid"));
             return None;
         }
@@ -282,7 +309,10 @@ fn env(r: &mut Reader, n: &Node<'_>) -> Option<BTreeMap<String, String>> {
     for (k, v) in map {
         let path = n.child_path(k);
         if k.is_empty() || k.contains(['=', '\0']) || k.chars().any(char::is_whitespace) {
-            r.fail(&path, "a variable name must be non-empty, without `=`, spaces or NUL");
+            r.fail(
+                &path,
+                "a variable name must be non-empty, without `=`, spaces or NUL",
+            );
             ok = false;
             continue;
         }
@@ -291,7 +321,10 @@ fn env(r: &mut Reader, n: &Node<'_>) -> Option<BTreeMap<String, String>> {
             Value::Number(x) => x.to_string(),
             Value::Bool(b) => b.to_string(),
             _ => {
-                r.fail(&path, "must be a string without NUL (the value is not shown)");
+                r.fail(
+                    &path,
+                    "must be a string without NUL (the value is not shown)",
+                );
                 ok = false;
                 continue;
             }
@@ -308,7 +341,10 @@ fn container(r: &mut Reader, c: &Node<'_>) -> Option<ContainerTarget> {
     let text = |r: &mut Reader, n: &Node<'_>| -> Option<String> {
         let v = r.string(n)?.trim();
         if v.is_empty() || v.starts_with('=') || v.chars().any(|c| c.is_control()) {
-            r.fail(&n.path, "must not be empty (a label is `key` or `key=value`)");
+            r.fail(
+                &n.path,
+                "must not be empty (a label is `key` or `key=value`)",
+            );
             return None;
         }
         Some(v.to_owned())
@@ -317,7 +353,10 @@ fn container(r: &mut Reader, c: &Node<'_>) -> Option<ContainerTarget> {
         (Some(n), None) => text(r, &n).map(ContainerTarget::Name),
         (None, Some(l)) => text(r, &l).map(ContainerTarget::Label),
         (Some(_), Some(l)) => {
-            r.fail(&l.path, "`name` is set too: give a container name or a label, not both");
+            r.fail(
+                &l.path,
+                "`name` is set too: give a container name or a label, not both",
+            );
             None
         }
         (None, None) => {
@@ -364,16 +403,18 @@ fn probe(r: &mut Reader, p: &Node<'_>, is_container: bool) -> Option<ProbeConfig
         checks.push((n.path, check));
     }
     if let Some(n) = r.optional(p, "tcp") {
-        let check = r.string(&n).and_then(|a| match a.trim().parse::<SocketAddr>() {
-            Ok(addr) if addr.port() != 0 => Some(Check::Tcp { addr }),
-            _ => {
-                r.fail(
+        let check =
+            r.string(&n)
+                .and_then(|a| match a.trim().parse::<SocketAddr>() {
+                    Ok(addr) if addr.port() != 0 => Some(Check::Tcp { addr }),
+                    _ => {
+                        r.fail(
                     &n.path,
                     format!("{a:?} must be an address and port, e.g. 127.0.0.1:5432 or [::1]:5432"),
                 );
-                None
-            }
-        });
+                        None
+                    }
+                });
         checks.push((n.path, check));
     }
     if let Some(n) = r.optional(p, "exec") {
