@@ -368,3 +368,26 @@ supervise:
         &["supervise.data_dir", "supervise.children[0].probe.exec"],
     );
 }
+
+#[test]
+fn secret_looking_child_variables_are_masked_when_shown() {
+    let yaml = "children:\n  - { name: a, process: { command: /a, env: { SENTINEL_API_KEY: k-123-secret, DB_PASSWORD: p-456-secret, RUST_LOG: info } } }\n";
+    let s = load_supervise_str(yaml, &[]).unwrap();
+    let text = s.effective_yaml();
+    assert!(
+        !text.contains("k-123-secret") && !text.contains("p-456-secret"),
+        "{text}"
+    );
+    assert!(text.contains("RUST_LOG: info"), "{text}");
+    let cfg = load_str(
+        &format!("supervise:\n  {}", yaml.replace('\n', "\n  ")),
+        None,
+        &[],
+    )
+    .unwrap();
+    let text = cfg.effective_yaml();
+    assert!(
+        !text.contains("k-123-secret") && !text.contains("p-456-secret"),
+        "{text}"
+    );
+}
