@@ -107,6 +107,22 @@ intel:                             # investigation: what others know about an al
   assets: []                       # e.g. - { name: shop, targets: [nginx, "shop-*"], nets: [198.51.100.0/24], criticality: high }
   default_criticality: medium      # of a target no asset names: low | medium | high | critical
   history_window: 1d               # how far back the source's history in the store counts
+notify:                            # where notices (alerts, failed actions, crashes, errors) are sent; with no route they go to the log only
+  channels: {}                     # by name (a-z 0-9 _ -), e.g.
+                                   #   ops:   { type: webhook, url: https://hooks.example/x, secret_file: /run/secrets/hook, timeout: 10s }  # JSON, HMAC-SHA256 signed
+                                   #   mail:  { type: smtp, host: mail.example.org, port: 587, security: starttls, username: u, password_file: /run/secrets/smtp, from: sentinel@example.org, to: [ops@example.org], ca_file: null, timeout: 30s }
+                                   #   chat:  { type: matrix, homeserver: https://matrix.example.org, room: "!abc:example.org", access_token_file: /run/secrets/matrix }
+                                   #   slack: { type: slack, url_file: /run/secrets/slack }  # the URL is the credential
+                                   #   log:   { type: log }
+                                   #   a secret is given as a value or as <key>_file (read at start-up), not both; security: starttls | tls | none (none: loopback relays)
+  routes: []                       # e.g. - { kinds: [alert, action_failed, crash, error], min_severity: high, channels: [ops, mail], group_wait: 10s, dedup_window: 5m, throttle: { max: 20, per: 1m } }
+                                   #   kinds: alert action_applied action_failed action_reverted error crash audit_checkpoint digest manual test ([]: every kind)
+  retry: { base: 1s, factor: 2, cap: 5m, max_attempts: 12 }  # a failed delivery is retried base x factor^n (capped), then kept as a dead letter
+  digest: null                     # a daily summary, e.g. { at: "08:00", channels: [mail], top: 10 } (UTC)
+  keep_delivered: 7d               # delivered notices are kept this long (>= every route's dedup_window)
+supervise: null                    # processes and containers to keep running, e.g.
+                                   #   children: [{ name: web, container: { name: web1 }, probe: { docker_health: true } }]
+                                   #   (the shape of supervise.yml, without its data_dir and notify)
 sources: []                        # e.g. - { type: file, paths: [/var/log/auth.log], format: sshd }
                                    #   or - { type: fail2ban_jails, dir: /etc/fail2ban }
 policy:

@@ -30,7 +30,7 @@ const MAX_DEADLINE: Duration = Duration::from_secs(60);
 /// Local feeds at most (the prefix table marks each address with a bitmask of feeds).
 const MAX_FEEDS: usize = 64;
 /// A key file larger than this is not a key file (and `/dev/zero` must not hang the start-up).
-const MAX_KEY_FILE: u64 = 4096;
+pub(crate) const MAX_KEY_FILE: u64 = 4096;
 /// What a rendered configuration shows in place of a key; refused as a key.
 const KEY_MASK: &str = "***";
 /// The longest any other intel duration may be (TTLs, timeouts, quota windows, cooldowns, polls,
@@ -253,7 +253,7 @@ fn checked_key(r: &mut Reader, path: &str, key: &str, from: &str) -> Option<ApiK
 /// The text of a key file, bounded. Errors name the file, never its contents. Only a regular file
 /// is read: opening a FIFO blocks until a writer comes (the daemon would never start), and a device
 /// is no key file.
-fn read_key_file(r: &mut Reader, path: &str, file: &Path) -> Option<String> {
+pub(crate) fn read_key_file(r: &mut Reader, path: &str, file: &Path) -> Option<String> {
     let shown = file.display();
     let mut bytes = Vec::new();
     let regular = |m: std::fs::Metadata| {

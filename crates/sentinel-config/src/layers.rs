@@ -9,6 +9,11 @@ use serde_json::{Map, Value};
 
 /// Prefix of variables that set a config path (`SENTINEL__API__LISTEN` sets `api.listen`).
 pub const ENV_PREFIX: &str = "SENTINEL__";
+/// Prefix of variables that set a path in a standalone `supervise.yml`
+/// (`SENTINEL_SUPERVISE__NOTIFY__CHANNELS__OPS__SECRET` sets `notify.channels.ops.secret`). It differs
+/// from [`ENV_PREFIX`] so the daemon's own variables, which a supervisor passes on to it, are not read
+/// as the supervisor's.
+pub const SUPERVISE_ENV_PREFIX: &str = "SENTINEL_SUPERVISE__";
 /// Plain variable that sets `api.allow_insecure_no_auth`.
 pub const ALLOW_INSECURE_VAR: &str = "SENTINEL_ALLOW_INSECURE_NO_AUTH";
 /// Plain variable whose comma-separated fragments are appended to `logging.redact_keys`.
@@ -60,9 +65,23 @@ impl RawConfig {
         if let Some(text) = dotenv {
             let vars = parse_dotenv(text, &mut errors);
             let origin = format!("in {}", text.name);
-            apply_vars(&mut tree, &defaults, &vars, &origin, &mut errors);
+            apply_vars(
+                &mut tree,
+                &defaults,
+                &vars,
+                ENV_PREFIX,
+                &origin,
+                &mut errors,
+            );
         }
-        apply_vars(&mut tree, &defaults, env, "in the environment", &mut errors);
+        apply_vars(
+            &mut tree,
+            &defaults,
+            env,
+            ENV_PREFIX,
+            "in the environment",
+            &mut errors,
+        );
         Self {
             tree,
             layer_errors: errors,
@@ -165,18 +184,54 @@ fn parse_dotenv(text: Text<'_>, errors: &mut Vec<ConfigError>) -> Vec<(String, S
     vars
 }
 
+/// A standalone `supervise.yml` merged with the `SENTINEL_SUPERVISE__` variables of `env`, and the
+/// problems met doing so. There is no defaults layer: the reader supplies each default.
+pub(crate) fn supervise_tree(
+    text: Text<'_>,
+    env: &[(String, String)],
+) -> (Value, Vec<ConfigError>) {
+    let mut errors = Vec::new();
+    // Only for reading variables as the right JSON type.
+    let mut types = serde_json::json!({
+        "data_dir": "", "stop_grace": "10s", "output_lines": 20, "children": [], "notify": {},
+    });
+    match defaults_tree() {
+        Ok(d) => {
+            if let Some(n) = d.get("notify") {
+                types["notify"] = n.clone();
+            }
+        }
+        Err(e) => errors.push(e),
+    }
+    let mut tree = Value::Object(Map::new());
+    apply_yaml(&mut tree, text, &mut errors);
+    apply_vars(
+        &mut tree,
+        &types,
+        env,
+        SUPERVISE_ENV_PREFIX,
+        "in the environment",
+        &mut errors,
+    );
+    (tree, errors)
+}
+
 /// Applies one layer of variables (in name order, so the result does not depend on their order).
+/// Only variables starting with `prefix` set paths; the daemon's plain variables are read only
+/// with [`ENV_PREFIX`].
 fn apply_vars(
     tree: &mut Value,
     defaults: &Value,
     vars: &[(String, String)],
+    prefix: &str,
     origin: &str,
     errors: &mut Vec<ConfigError>,
 ) {
     let mut sorted: Vec<&(String, String)> = vars.iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
     for (name, value) in sorted {
-        let segments: Vec<String> = if let Some(rest) = name.strip_prefix(ENV_PREFIX) {
+        let daemon = prefix == ENV_PREFIX;
+        let segments: Vec<String> = if let Some(rest) = name.strip_prefix(prefix) {
             let segs: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
             if segs.iter().any(String::is_empty) {
                 errors.push(ConfigError::new(
@@ -186,9 +241,9 @@ fn apply_vars(
                 continue;
             }
             segs
-        } else if name == ALLOW_INSECURE_VAR {
+        } else if daemon && name == ALLOW_INSECURE_VAR {
             vec!["api".into(), "allow_insecure_no_auth".into()]
-        } else if name == REDACT_KEYS_VAR {
+        } else if daemon && name == REDACT_KEYS_VAR {
             append_redact_keys(tree, value);
             continue;
         } else {

@@ -11,6 +11,12 @@
 //! (callers pass it in). The secrets it holds (API keys, a Redis password, the witness secret) never
 //! show in errors or in the rendered configuration.
 //!
+//! The same reader serves the supervisor: `notify:` (channels, routes, retries, the digest:
+//! [`NotifyConfig`]) and the optional `supervise:` section ([`SuperviseConfig`]) of `sentinel.yml`, and
+//! a standalone `supervise.yml` through [`load_supervise`] ([`SuperviseFile`]). Their secrets (webhook
+//! secrets, SMTP passwords, Matrix tokens, Slack URLs) may come from `<key>_file` files, read while
+//! validating, and are masked like the others.
+//!
 //! Values come out typed: enums for closed choices (log formats, nft hooks, bands, modes), `Option` where
 //! a value may be absent (written `null`; an empty string is an error, never "none"), globs parsed. The component
 //! crates own those types and the `build()` that turns them into running parts (the ingest crate's
@@ -21,22 +27,27 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+mod channels;
 mod defaults;
 mod error;
 mod intel;
 mod layers;
 mod model;
+mod notify;
 mod policy;
 mod reader;
 mod render;
 mod respond;
 mod schema;
 mod sources;
+mod supervise;
 mod validate;
 
 pub use defaults::DEFAULT_YAML;
 pub use error::{ConfigError, ConfigErrors};
-pub use layers::{RawConfig, Text, ALLOW_INSECURE_VAR, ENV_PREFIX, REDACT_KEYS_VAR};
+pub use layers::{
+    RawConfig, Text, ALLOW_INSECURE_VAR, ENV_PREFIX, REDACT_KEYS_VAR, SUPERVISE_ENV_PREFIX,
+};
 pub use model::{
     ActionRule, ApiConfig, AuditConfig, Band, ConfidenceBands, DetectConfig, HeuristicConfig,
     LogLevel, LoggingConfig, PipelineConfig, PolicyConfig, RiskBands, Rule, StoreConfig, StoreSync,
@@ -48,9 +59,12 @@ pub use sentinel_ingest::config::{
     SyslogSourceConfig,
 };
 pub use sentinel_intel::IntelConfig;
+pub use sentinel_notify::NotifyConfig;
 pub use sentinel_respond::actuators::nft::FilterHook;
 pub use sentinel_respond::config::{DockerSettings, NftSettings, QuarantineSettings};
+pub use sentinel_supervise::SuperviseConfig;
 pub use sources::{ScenarioConfig, SourceConfig, FORMATS};
+pub use supervise::{SuperviseFile, SUPERVISE_DATA_DIR};
 pub use validate::validate;
 
 use std::path::Path;
@@ -143,4 +157,64 @@ pub fn load_str(
     };
     let dotenv = dotenv.map(|body| Text { name: ".env", body });
     validate(&RawConfig::from_layers(Some(yaml), dotenv, env))
+}
+
+/// Reads and validates a standalone `supervise.yml` (the supervisor's children, its own `data_dir`
+/// and `notify`), with `SENTINEL_SUPERVISE__SECTION__KEY` variables from `env` on top
+/// ([`SUPERVISE_ENV_PREFIX`]). Every problem is reported at once; secrets are never shown. Besides
+/// the file it reads only the secret files `notify.channels.<name>.<secret>_file` name.
+pub fn load_supervise(
+    path: &Path,
+    env: &[(String, String)],
+) -> Result<SuperviseFile, ConfigErrors> {
+    let name = path.display().to_string();
+    let body = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError::new(
+            name.as_str(),
+            format!("cannot read: {e}"),
+        )])
+    })?;
+    supervise_text(
+        Text {
+            name: &name,
+            body: &body,
+        },
+        env,
+    )
+}
+
+/// Like [`load_supervise`], from text (named `supervise.yml` in messages).
+pub fn load_supervise_str(
+    yaml: &str,
+    env: &[(String, String)],
+) -> Result<SuperviseFile, ConfigErrors> {
+    supervise_text(
+        Text {
+            name: "supervise.yml",
+            body: yaml,
+        },
+        env,
+    )
+}
+
+fn supervise_text(text: Text<'_>, env: &[(String, String)]) -> Result<SuperviseFile, ConfigErrors> {
+    let (tree, mut errors) = layers::supervise_tree(text, env);
+    let mut reader = reader::Reader::default();
+    let root = reader::Node::root(&tree);
+    let built = if tree.is_object() {
+        supervise::supervise_file(&mut reader, &root)
+    } else {
+        None
+    };
+    errors.extend(reader.errors);
+    let mut errors = error::dedup(errors);
+    match built {
+        Some(file) if errors.is_empty() => Ok(file),
+        _ => {
+            if errors.is_empty() {
+                errors.push(ConfigError::new(text.name, "invalid configuration"));
+            }
+            Err(ConfigErrors(errors))
+        }
+    }
 }

@@ -135,6 +135,12 @@ pub struct ValidatedConfig {
     /// How alerts are investigated (shown in the configuration's own shape, keys masked).
     #[serde(serialize_with = "crate::intel::serialize")]
     pub intel: sentinel_intel::IntelConfig,
+    /// Where notices go (shown in the configuration's own shape, secrets masked).
+    #[serde(serialize_with = "crate::notify::serialize")]
+    pub notify: sentinel_notify::NotifyConfig,
+    /// Processes and containers the daemon supervises, if any.
+    #[serde(serialize_with = "crate::supervise::serialize")]
+    pub supervise: Option<sentinel_supervise::SuperviseConfig>,
 }
 
 /// `api`: the HTTP API.

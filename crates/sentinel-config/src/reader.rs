@@ -24,7 +24,8 @@ impl<'t> Node<'t> {
         }
     }
 
-    fn child_path(&self, key: &str) -> String {
+    /// The path of `key` under this node.
+    pub fn child_path(&self, key: &str) -> String {
         if self.path.is_empty() {
             key.to_string()
         } else {
@@ -98,6 +99,24 @@ impl Reader {
                 None
             }
         }
+    }
+
+    /// Records `unknown key` for every key of the mapping `n` that is not in `known` (and a type
+    /// error when `n` is not a mapping); false when `n` is not a mapping.
+    pub fn known_keys(&mut self, n: &Node<'_>, known: &[&str]) -> bool {
+        let Value::Object(map) = n.value else {
+            self.expected(n, "a mapping");
+            return false;
+        };
+        for k in map.keys() {
+            if !known.contains(&k.as_str()) {
+                self.fail(
+                    &n.child_path(k),
+                    format!("unknown key (known here: {})", known.join(", ")),
+                );
+            }
+        }
+        true
     }
 
     /// A string.

@@ -61,6 +61,7 @@ impl ValidatedConfig {
                 ));
             }
         }
+        crate::notify::warnings(&self.notify, "notify", &mut out);
         out
     }
 }

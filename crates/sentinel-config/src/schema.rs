@@ -63,6 +63,9 @@ const FREE_FORM: &[&str] = &[
     "policy.rules[].actions[].params",
     "sources[].fail2ban_vars",
     "detect.scenarios.define",
+    // Read, keys included, by `notify.rs` and `supervise.rs` (channel names are the operator's).
+    "notify",
+    "supervise",
 ];
 
 /// Every key in `tree` that the configuration does not know, as an `unknown key` error.

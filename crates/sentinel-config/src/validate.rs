@@ -1,6 +1,7 @@
 //! The pure `validate` step: takes a merged `RawConfig`, reports unknown keys, wrong types and
 //! out-of-range or unparsable values all together, and builds the typed `ValidatedConfig`.
-//! It reads no process state and no files but the API key files `intel.<provider>.key_file` names. The `policy` section is read in `policy.rs`.
+//! It reads no process state and no files but the secret files `intel.<provider>.key_file` and
+//! `notify.channels.<name>.<secret>_file` name. The `policy` section is read in `policy.rs`.
 
 use crate::defaults::defaults_tree;
 use crate::error::{dedup, ConfigError, ConfigErrors};
@@ -77,6 +78,10 @@ fn build(r: &mut Reader, tree: &Value) -> Option<ValidatedConfig> {
     let respond = crate::respond::respond(r, section.as_ref());
     let section = r.get(root, "intel");
     let intel = crate::intel::intel(r, section.as_ref());
+    let section = r.get(root, "notify");
+    let notify = crate::notify::notify(r, section.as_ref());
+    let section = root.and_then(|n| r.optional(n, "supervise"));
+    let supervise = crate::supervise::section(r, section.as_ref());
     let sources = r
         .get(root, "sources")
         .and_then(|n| r.each(&n, crate::sources::source));
@@ -98,6 +103,8 @@ fn build(r: &mut Reader, tree: &Value) -> Option<ValidatedConfig> {
         respond: respond?,
         sources: sources?,
         intel: intel?,
+        notify: notify?,
+        supervise: supervise?,
     })
 }
 
