@@ -16,7 +16,9 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod channel;
+pub mod channels;
 pub mod config;
 
 pub use channel::{Channel, Message, SendError};
+pub use channels::build_channel;
 pub use config::NotifyConfig;
