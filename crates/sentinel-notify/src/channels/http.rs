@@ -33,7 +33,9 @@ pub(crate) fn check_url(url: &str, what: &str) -> Result<reqwest::Url, String> {
     match parsed.scheme() {
         "http" | "https" if parsed.host().is_some() => Ok(parsed),
         "http" | "https" => Err(format!("{what}: the URL has no host")),
-        other => Err(format!("{what}: the URL scheme must be http or https, not {other:?}")),
+        other => Err(format!(
+            "{what}: the URL scheme must be http or https, not {other:?}"
+        )),
     }
 }
 
@@ -120,10 +122,12 @@ pub(crate) fn classify(reply: &Reply, what: &str, secrets: &[&str]) -> Result<()
     if (200..300).contains(&status) {
         return Ok(());
     }
-    let reason = redact(
-        &format!("{what}: HTTP {status}: {}", reply.snippet()),
-        secrets,
-    );
+    let snippet = reply.snippet();
+    let reason = if snippet.is_empty() {
+        format!("{what}: HTTP {status}")
+    } else {
+        redact(&format!("{what}: HTTP {status}: {snippet}"), secrets)
+    };
     if status == 408 || status == 429 || status >= 500 {
         Err(SendError::Transient {
             reason,
@@ -145,7 +149,8 @@ pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
         Duration::from_secs(value.parse::<u64>().ok()?)
     } else {
         let at = httpdate::parse_http_date(value).ok()?;
-        at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO)
+        at.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO)
     };
     Some(wait.min(RETRY_AFTER_CAP))
 }
@@ -153,7 +158,12 @@ pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
 /// A request that got no answer: timeouts and connection failures are transient; a request that
 /// could not even be built (a bad URL) is permanent. The text is the error's causes without the
 /// URL reqwest puts at the top.
-fn transport_error(e: reqwest::Error, what: &str, timeout: Duration, secrets: &[&str]) -> SendError {
+fn transport_error(
+    e: reqwest::Error,
+    what: &str,
+    timeout: Duration,
+    secrets: &[&str],
+) -> SendError {
     let e = e.without_url();
     if e.is_timeout() {
         return SendError::transient(format!(
@@ -207,7 +217,10 @@ mod tests {
         assert_eq!(parse_retry_after(" 0 "), Some(Duration::ZERO));
         let soon = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(120));
         let wait = parse_retry_after(&soon).unwrap();
-        assert!(wait > Duration::from_secs(100) && wait <= Duration::from_secs(120), "{wait:?}");
+        assert!(
+            wait > Duration::from_secs(100) && wait <= Duration::from_secs(120),
+            "{wait:?}"
+        );
         let past = httpdate::fmt_http_date(SystemTime::now() - Duration::from_secs(120));
         assert_eq!(parse_retry_after(&past), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("999999999"), Some(RETRY_AFTER_CAP));

@@ -46,8 +46,10 @@ impl std::fmt::Debug for MatrixChannel {
 impl MatrixChannel {
     /// Builds the channel; fails on a homeserver URL that is not http(s), an empty room or token.
     pub fn new(name: &str, cfg: &MatrixConfig) -> Result<MatrixChannel, String> {
-        let homeserver =
-            http::check_url(&cfg.homeserver, &format!("channel {name}: matrix homeserver"))?;
+        let homeserver = http::check_url(
+            &cfg.homeserver,
+            &format!("channel {name}: matrix homeserver"),
+        )?;
         if cfg.room.trim().is_empty() {
             return Err(format!("channel {name}: the matrix room is empty"));
         }

@@ -49,7 +49,10 @@ impl std::fmt::Debug for SmtpChannel {
             .field("username", &self.username)
             .field("password", &self.password)
             .field("from", &self.from.to_string())
-            .field("to", &self.to.iter().map(|m| m.to_string()).collect::<Vec<_>>())
+            .field(
+                "to",
+                &self.to.iter().map(|m| m.to_string()).collect::<Vec<_>>(),
+            )
             .field("timeout", &self.timeout)
             .finish()
     }
@@ -59,7 +62,10 @@ impl std::fmt::Debug for SmtpChannel {
 fn is_loopback(host: &str) -> bool {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     bare.eq_ignore_ascii_case("localhost")
-        || bare.parse::<IpAddr>().map(|ip| ip.is_loopback()).unwrap_or(false)
+        || bare
+            .parse::<IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false)
 }
 
 impl SmtpChannel {
@@ -99,16 +105,15 @@ impl SmtpChannel {
             SmtpSecurity::Starttls => Tls::Required(tls_parameters(&ctx, cfg)?),
             SmtpSecurity::Tls => Tls::Wrapper(tls_parameters(&ctx, cfg)?),
         };
-        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(cfg.host.as_str())
-            .port(cfg.port)
-            .tls(tls)
-            .timeout(Some(cfg.timeout));
+        let mut builder =
+            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(cfg.host.as_str())
+                .port(cfg.port)
+                .tls(tls)
+                .timeout(Some(cfg.timeout));
         match (&cfg.username, &cfg.password) {
             (Some(user), Some(pass)) => {
-                builder = builder.credentials(Credentials::new(
-                    user.clone(),
-                    pass.expose().to_string(),
-                ));
+                builder =
+                    builder.credentials(Credentials::new(user.clone(), pass.expose().to_string()));
             }
             (None, None) => {}
             (Some(_), None) => return Err(format!("{ctx}: smtp username without a password")),
@@ -173,8 +178,12 @@ fn classify(e: &lettre::transport::smtp::Error, secrets: &[&str]) -> SendError {
         SendError::Permanent(format!("smtp: server refused: {detail}"))
     } else if e.is_transient() {
         SendError::transient(format!("smtp: server deferred: {detail}"))
+    } else if e.is_client() && detail.contains("STARTTLS") {
+        SendError::Permanent(format!(
+            "smtp: the server does not offer STARTTLS and security is starttls: nothing was sent ({detail})"
+        ))
     } else if e.is_client() {
-        SendError::Permanent(format!("smtp: {detail}"))
+        SendError::Permanent(format!("smtp: refused by the client: {detail}"))
     } else if e.is_timeout() {
         SendError::transient(format!("smtp: timed out: {detail}"))
     } else {

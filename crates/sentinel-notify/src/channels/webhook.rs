@@ -50,7 +50,10 @@ pub const HEADER_SIGNATURE: &str = "X-Sentinel-Signature";
 /// The `X-Sentinel-Signature` value for `body` signed at `ts`: `sha256=<hex HMAC-SHA256(secret,
 /// "<ts>.<body>")>`.
 pub fn sign(secret: &[u8], ts: u64, body: &[u8]) -> String {
-    format!("sha256={}", hex::encode(mac(secret, ts, body).finalize().into_bytes()))
+    format!(
+        "sha256={}",
+        hex::encode(mac(secret, ts, body).finalize().into_bytes())
+    )
 }
 
 fn mac(secret: &[u8], ts: u64, body: &[u8]) -> HmacSha256 {
@@ -155,8 +158,9 @@ impl WebhookChannel {
 
     /// The JSON body: the message's fields plus `sent_at`.
     fn body(m: &Message) -> Result<Vec<u8>, SendError> {
-        let mut value = serde_json::to_value(m)
-            .map_err(|e| SendError::Permanent(format!("webhook: cannot encode the message: {e}")))?;
+        let mut value = serde_json::to_value(m).map_err(|e| {
+            SendError::Permanent(format!("webhook: cannot encode the message: {e}"))
+        })?;
         if let serde_json::Value::Object(map) = &mut value {
             map.insert(
                 "sent_at".to_string(),
@@ -211,22 +215,47 @@ mod tests {
             sig,
             "sha256=1698a50bc74d1ff1db85c4e0a5297c2ad9fdba245d5737cdb789e4cc6e098940"
         );
-        assert_eq!(verify(b"s3cret", "1700000000", &sig, br#"{"a":1}"#, 1_700_000_010, 300), Ok(()));
+        assert_eq!(
+            verify(
+                b"s3cret",
+                "1700000000",
+                &sig,
+                br#"{"a":1}"#,
+                1_700_000_010,
+                300
+            ),
+            Ok(())
+        );
     }
 
     #[test]
     fn verify_refuses_what_it_should() {
         let body = b"{}";
         let sig = sign(b"k", 1000, body);
-        assert_eq!(verify(b"other", "1000", &sig, body, 1000, 300), Err(VerifyError::Mismatch));
-        assert_eq!(verify(b"k", "1000", &sig, b"{ }", 1000, 300), Err(VerifyError::Mismatch));
-        assert_eq!(verify(b"k", "1001", &sig, body, 1000, 300), Err(VerifyError::Mismatch));
+        assert_eq!(
+            verify(b"other", "1000", &sig, body, 1000, 300),
+            Err(VerifyError::Mismatch)
+        );
+        assert_eq!(
+            verify(b"k", "1000", &sig, b"{ }", 1000, 300),
+            Err(VerifyError::Mismatch)
+        );
+        assert_eq!(
+            verify(b"k", "1001", &sig, body, 1000, 300),
+            Err(VerifyError::Mismatch)
+        );
         assert_eq!(
             verify(b"k", "1000", &sig, body, 1400, 300),
             Err(VerifyError::Stale { skew_secs: 400 })
         );
-        assert_eq!(verify(b"k", "x", &sig, body, 1000, 300), Err(VerifyError::BadTimestamp));
-        assert_eq!(verify(b"k", "-5", &sig, body, 1000, 300), Err(VerifyError::BadTimestamp));
+        assert_eq!(
+            verify(b"k", "x", &sig, body, 1000, 300),
+            Err(VerifyError::BadTimestamp)
+        );
+        assert_eq!(
+            verify(b"k", "-5", &sig, body, 1000, 300),
+            Err(VerifyError::BadTimestamp)
+        );
         assert_eq!(
             verify(b"k", "1000", &sig[7..], body, 1000, 300),
             Err(VerifyError::BadSignatureHeader)
