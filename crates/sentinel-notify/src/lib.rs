@@ -10,7 +10,7 @@
 //!
 //! Channels ([`channel::Channel`]): a webhook (JSON, HMAC-SHA256 signed), email over SMTP (STARTTLS),
 //! Matrix (client-server API) and Slack-compatible incoming webhooks, each built from its closed
-//! config enum by [`build`].
+//! config enum by [`build_channel`].
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]

@@ -264,6 +264,67 @@ async fn webhook_redirects_are_not_followed() {
     server.abort();
 }
 
+/// A raw HTTP server: each connection's request is read, then `answer` is written; with
+/// `endless`, chunks of `x` follow for as long as the client reads. Dropping the handle stops it.
+async fn raw_http(answer: &'static str, endless: bool) -> (u16, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                let _ = s.read(&mut buf).await;
+                if s.write_all(answer.as_bytes()).await.is_err() {
+                    return;
+                }
+                let chunk = format!("{:x}\r\n{}\r\n", 8192, "x".repeat(8192));
+                while endless && s.write_all(chunk.as_bytes()).await.is_ok() {}
+                // Without `endless`: hold the connection open, answering nothing more.
+                tokio::time::sleep(Duration::from_secs(60)).await;
+            });
+        }
+    });
+    (port, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_answers_are_read_at_most_64_kib_and_attempts_time_out() {
+    // An error answer with an endless body: classified by its status, the body cut at the cap
+    // (reading it all would never end, and the attempt would time out instead).
+    let (port, endless) = raw_http(
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n",
+        true,
+    )
+    .await;
+    let ch = webhook(format!("http://127.0.0.1:{port}/hook"), WEBHOOK_SECRET);
+    let reason = permanent(ch.send(&message("01HBODYCAP0000000000000001")).await);
+    assert!(reason.contains("HTTP 400"), "{reason}");
+    assert!(reason.len() < 400, "{reason}");
+    endless.abort();
+
+    // A server that accepts and never answers: transient, after the configured timeout.
+    let (port, silent) = raw_http("", false).await;
+    let ch = build_channel(
+        "hook",
+        &ChannelConfig::Webhook(WebhookConfig {
+            url: format!("http://127.0.0.1:{port}/hook"),
+            secret: Secret::new(WEBHOOK_SECRET),
+            timeout: Duration::from_secs(1),
+        }),
+    )
+    .unwrap();
+    let (reason, _) = transient(ch.send(&message("01HTIMEOUT0000000000000001")).await);
+    assert!(reason.contains("no answer within 1.0s"), "{reason}");
+
+    // The same silence from an SMTP server (no greeting): transient.
+    let mut cfg = smtp_cfg(port, SmtpSecurity::Starttls, None, false);
+    cfg.timeout = Duration::from_secs(1);
+    let (reason, _) = transient(smtp(cfg).send(&message("01HTIMEOUT0000000000000002")).await);
+    assert!(!reason.is_empty());
+    silent.abort();
+}
+
 // ---------------------------------------------------------------------------------------------
 // Slack
 
