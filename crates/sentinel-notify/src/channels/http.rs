@@ -101,6 +101,7 @@ pub(crate) async fn execute(
             }
             Ok(None) => break,
             Err(e) => {
+                let e = e.without_url();
                 // The status is the answer; a body cut short only loses detail.
                 tracing::debug!(evt = "notify_body_read_failed", channel_type = what,
                     error = %redact(&chain(&e), secrets));
