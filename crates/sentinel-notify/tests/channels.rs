@@ -197,6 +197,58 @@ async fn webhook_with_a_wrong_secret_is_rejected_and_permanent() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_receiver_refuses_replays_and_unsigned_requests() {
+    // What a receiver following the documented scheme refuses: a correctly signed request whose
+    // timestamp is outside the window (a replay), and requests without the headers.
+    let rx = WebhookReceiver::start(WEBHOOK_SECRET).await;
+    let client = reqwest::Client::new();
+    let body = br#"{"delivery_id":"01HREPLAY"}"#.to_vec();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let old = now - 3600;
+    let resp = client
+        .post(rx.url())
+        .header("X-Sentinel-Delivery", "01HREPLAY")
+        .header("X-Sentinel-Timestamp", old.to_string())
+        .header(
+            "X-Sentinel-Signature",
+            sign(WEBHOOK_SECRET.as_bytes(), old, &body),
+        )
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    let resp = client
+        .post(rx.url())
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    // The same body signed now is accepted.
+    let resp = client
+        .post(rx.url())
+        .header("X-Sentinel-Delivery", "01HREPLAY")
+        .header("X-Sentinel-Timestamp", now.to_string())
+        .header(
+            "X-Sentinel-Signature",
+            sign(WEBHOOK_SECRET.as_bytes(), now, &body),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let rejected = rx.rejected();
+    assert_eq!(rejected.len(), 2, "{rejected:?}");
+    assert!(rejected[0].contains("replay window"), "{rejected:?}");
+    assert_eq!(rx.received().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_down_rate_limited_refused_and_missing_are_classified() {
     let rx = WebhookReceiver::start(WEBHOOK_SECRET).await;
     let ch = webhook(rx.url(), WEBHOOK_SECRET);
@@ -523,14 +575,17 @@ async fn smtp_implicit_tls_and_plain_loopback_deliver() {
     assert_eq!(mails.len(), 1);
     assert!(mails[0].tls);
 
+    // Lines starting with a dot survive the transfer (stuffed by the client, unstuffed by the
+    // server), and a line with a lone dot does not end the message early.
     let relay = SmtpSink::start(SmtpOptions::plain()).await;
     let ch = smtp(smtp_cfg(relay.port(), SmtpSecurity::None, None, false));
-    ch.send(&message("01HRELAY000000000000000001"))
-        .await
-        .unwrap();
+    let mut m = message("01HRELAY000000000000000001");
+    m.body = ".leading dot\n..two dots\n.\nafter a lone dot".to_string();
+    ch.send(&m).await.unwrap();
     let mails = relay.received();
     assert_eq!(mails.len(), 1);
     assert!(!mails[0].tls);
+    assert_eq!(mails[0].body.trim_end(), m.text().trim_end());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
