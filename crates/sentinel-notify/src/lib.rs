@@ -10,13 +10,14 @@
 //!
 //! Channels ([`channel::Channel`]): a webhook (JSON, HMAC-SHA256 signed), email over SMTP (STARTTLS),
 //! Matrix (client-server API) and Slack-compatible incoming webhooks, each built from its closed
-//! config enum by [`build`].
+//! config enum by [`build_channel`].
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod backoff;
 pub mod channel;
+pub mod channels;
 pub mod config;
 pub mod deliver;
 pub mod digest;
@@ -25,6 +26,7 @@ pub mod route;
 pub mod stats;
 
 pub use channel::{Channel, Message, SendError};
+pub use channels::build_channel;
 pub use config::NotifyConfig;
 pub use digest::{next_run, DigestFigures, DigestSource, StoreDigestSource};
 pub use engine::{DeadLetter, Notifications, NotifyTask, OutboxError, Submitted};
