@@ -166,7 +166,10 @@ impl Tasks {
 
     /// Active tasks by kind (every kind seen so far, at 0 when none runs).
     pub fn by_kind(&self) -> BTreeMap<&'static str, u64> {
-        self.kinds().into_iter().map(|k| (k.kind, k.active)).collect()
+        self.kinds()
+            .into_iter()
+            .map(|k| (k.kind, k.active))
+            .collect()
     }
 
     /// Every count now.
