@@ -12,5 +12,6 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod config;
+pub mod sdnotify;
 
 pub use config::SuperviseConfig;
