@@ -8,9 +8,9 @@
 //! not return to its baseline is therefore a real leak, which `GET /v1/system/heartbeat` and the
 //! `sentinel_tasks_*` metrics make visible.
 //!
-//! The hot path is lock-free: a kind's counters live in one of [`MAX_KINDS`] fixed slots, claimed
-//! once by name (kinds are code constants, not input); starting and finishing are two relaxed atomic
-//! additions each. Kinds beyond the slots are counted under [`OVERFLOW_KIND`]. This module does no I/O.
+//! The hot path takes no lock: a kind's counters live in one of [`MAX_KINDS`] fixed slots, claimed
+//! once by name on the kind's first use (kinds are code constants, not input); after that, starting a
+//! task is a scan of a few claimed slots and two atomic additions, finishing two more. Kinds beyond the slots are counted under [`OVERFLOW_KIND`]. This module does no I/O.
 
 use std::collections::BTreeMap;
 use std::future::Future;
