@@ -20,5 +20,6 @@ mod trace;
 
 pub use error::ApiError;
 pub use routes::router;
+pub use routes::system::{JsonHook, SystemInfo, HTTP_REQUEST_TASK};
 pub use state::{ApiSettings, AppState};
 pub use telemetry::TelemetryError;

@@ -59,4 +59,6 @@ pub struct AppState {
     pub decisions: Option<Arc<dyn crate::decisions::Decisions>>,
     /// The investigation, for one-off lookups and its counters (`None` where this role has none).
     pub intel: Option<sentinel_intel::Intel>,
+    /// Process facts and hooks for `GET /v1/system/heartbeat` (`SystemInfo::default()` where none).
+    pub system: crate::SystemInfo,
 }

@@ -3,8 +3,9 @@
 //! This crate owns the types that travel along the golden path (`Event` → `Alert` → `Investigation` →
 //! `Plan` → `ActionRecord`), the audit record, identifiers and timestamps, redaction of secrets, and the
 //! traits every source, detector, enricher, policy, actuator, notifier, audit log and bus implements.
-//! It must not do I/O or depend on an async runtime (it uses only tokio's runtime-independent bounded channel,
-//! the type of a source's line queue): everything else depends on it.
+//! It must not do I/O or start an async runtime (it uses tokio's runtime-independent bounded channel, the
+//! type of a source's line queue, and spawns onto the caller's runtime in [`tasks::Tasks::spawn`]):
+//! everything else depends on it. The task tracker ([`tasks`]) counts the daemon's work in flight.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -18,6 +19,7 @@ pub mod observed;
 pub mod params;
 pub mod redact;
 pub mod seams;
+pub mod tasks;
 pub mod time;
 
 pub use action::{

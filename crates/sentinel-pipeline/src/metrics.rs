@@ -15,6 +15,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
+use sentinel_core::tasks::Tasks;
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -475,6 +476,46 @@ impl Collector for AuditLogMetrics {
     }
 }
 
+/// The task tracker's counts (`sentinel_tasks_active{kind}`, `sentinel_tasks_started_total{kind}`,
+/// `sentinel_tasks_finished_total{kind}`), read at each scrape. Kinds are code constants.
+#[derive(Debug)]
+struct TaskCounts(Tasks);
+
+impl Collector for TaskCounts {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let kinds = self.0.kinds();
+        let mut active = encoder.encode_descriptor(
+            "sentinel_tasks_active",
+            "Tasks in flight (investigations, action batches, HTTP requests, pipeline stages), per kind.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for k in &kinds {
+            ConstGauge::new(k.active).encode(active.encode_family(&[("kind", k.kind)])?)?;
+        }
+        type Pick = fn(&sentinel_core::tasks::KindCounts) -> u64;
+        let families: [(&str, &str, Pick); 2] = [
+            ("sentinel_tasks_started", "Tasks started, per kind.", |k| {
+                k.started
+            }),
+            (
+                "sentinel_tasks_finished",
+                "Tasks finished (returned, failed, panicked or cancelled), per kind.",
+                |k| k.finished,
+            ),
+        ];
+        for (name, help, pick) in families {
+            let mut family_encoder =
+                encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for k in &kinds {
+                ConstCounter::new(pick(k))
+                    .encode(family_encoder.encode_family(&[("kind", k.kind)])?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A help text without its final period (the registry adds one).
 const fn help(text: &'static str) -> &'static str {
     match text.as_bytes() {
@@ -514,6 +555,8 @@ macro_rules! metrics {
             /// The investigation's counters (providers, cache, feeds), read at render time once it
             /// is built.
             pub intel: IntelMetrics,
+            /// The daemon's work in flight by kind (`sentinel_tasks_*`), read at render time.
+            pub tasks: Tasks,
             stage_latency: StageLatency,
             registry: Mutex<Registry>,
         }
@@ -547,6 +590,7 @@ macro_rules! metrics {
                     queues: Queues::default(),
                     audit_log: AuditLogMetrics::default(),
                     intel: IntelMetrics::default(),
+                    tasks: Tasks::new(),
                     stage_latency: StageLatency::default(),
                     registry: Mutex::new(Registry::default()),
                 };
@@ -560,6 +604,7 @@ macro_rules! metrics {
                 registry.register_collector(Box::new(m.queues.clone()));
                 registry.register_collector(Box::new(m.audit_log.clone()));
                 registry.register_collector(Box::new(m.intel.clone()));
+                registry.register_collector(Box::new(TaskCounts(m.tasks.clone())));
                 *m.registry.lock().unwrap_or_else(PoisonError::into_inner) = registry;
                 m
             }
@@ -1131,5 +1176,40 @@ pub(crate) mod tests {
             Some(0.0)
         );
         task.finish().await.unwrap();
+    }
+
+    #[test]
+    fn renders_the_task_counts_per_kind() {
+        let m = Metrics::new();
+        // No kind yet: the families parse empty.
+        parse(&m.render());
+        let a = m.tasks.track("investigation");
+        let b = m.tasks.track("http_request");
+        drop(m.tasks.track("http_request"));
+        let text = m.render();
+        let e = parse(&text);
+        for (family, kind, want) in [
+            ("sentinel_tasks_active", "investigation", 1.0),
+            ("sentinel_tasks_active", "http_request", 1.0),
+            ("sentinel_tasks_started_total", "http_request", 2.0),
+            ("sentinel_tasks_finished_total", "http_request", 1.0),
+            ("sentinel_tasks_finished_total", "investigation", 0.0),
+        ] {
+            assert_eq!(
+                sample(&e, family, &[("kind", kind)]),
+                Some(want),
+                "{family}{{kind={kind}}}: {text}"
+            );
+        }
+        assert_eq!(
+            family_type(&e, "sentinel_tasks_active"),
+            Some(PrometheusType::Gauge)
+        );
+        drop((a, b));
+        let e = parse(&m.render());
+        assert_eq!(
+            sample(&e, "sentinel_tasks_active", &[("kind", "http_request")]),
+            Some(0.0)
+        );
     }
 }

@@ -22,8 +22,8 @@ use crate::metrics::{Metrics, Stage};
 use crate::policy::ScenarioPolicy;
 use crate::recorder::{Change, Recorder};
 use sentinel_core::{
-    ActionRecord, ActionState, Alert, Detector, EventId, Investigation, Notice, NoticeKind, Notifier, Plan,
-    Policy, Reason, Redactor, Scored, Severity, StateCounts, Timestamp,
+    ActionRecord, ActionState, Alert, Detector, EventId, Investigation, Notice, NoticeKind,
+    Notifier, Plan, Policy, Reason, Redactor, Scored, Severity, StateCounts, Timestamp,
 };
 use sentinel_detect::{Heuristic, ScenarioEngine};
 use sentinel_intel::Investigator;
@@ -119,6 +119,18 @@ struct Pending<T> {
     ack: Option<AckToken>,
 }
 
+/// The task kind of each running stage (`sentinel_tasks_active{kind="pipeline_stage"}` is 5 while the
+/// pipeline runs).
+pub const STAGE_TASK: &str = "pipeline_stage";
+/// The task kind of one alert's investigation.
+pub const INVESTIGATION_TASK: &str = "investigation";
+/// The task kind of one batch of plans applied by the ledger (their actions, records and notices).
+pub const ACTION_BATCH_TASK: &str = "action_batch";
+/// The task kind of one notice being sent.
+pub const NOTICE_TASK: &str = "notice";
+/// How many stages run ([`STAGE_TASK`] tasks while the pipeline is up).
+pub const STAGES: u64 = 5;
+
 /// Starts the stages; returns the intake queue's sender and the running tasks.
 pub fn start(stages: Stages, capacity: usize) -> (mpsc::Sender<Submission>, Running) {
     let cap = capacity.max(1);
@@ -144,57 +156,71 @@ pub fn start(stages: Stages, capacity: usize) -> (mpsc::Sender<Submission>, Runn
     metrics.register_queue("notices", &notice_tx);
     let outcomes = Arc::new(Outcomes::default());
     let close_intake = Arc::new(tokio::sync::Notify::new());
+    // Each stage counts as one `pipeline_stage` task while it runs (five while the pipeline is up).
+    let tracker = metrics.tasks.clone();
     let tasks = vec![
         (
             "detect",
-            tokio::spawn(detect(
-                detectors,
-                redactor,
-                Intake {
-                    rx: intake_rx,
-                    close: Arc::clone(&close_intake),
-                    closed: false,
-                },
-                alert_tx,
-                Arc::clone(&outcomes),
-                recorder.clone(),
-                metrics.clone(),
-            )),
+            tracker.spawn(
+                STAGE_TASK,
+                detect(
+                    detectors,
+                    redactor,
+                    Intake {
+                        rx: intake_rx,
+                        close: Arc::clone(&close_intake),
+                        closed: false,
+                    },
+                    alert_tx,
+                    Arc::clone(&outcomes),
+                    recorder.clone(),
+                    metrics.clone(),
+                ),
+            ),
         ),
         (
             "investigate",
-            tokio::spawn(investigate(
-                investigator,
-                alert_rx,
-                inv_tx,
-                recorder.clone(),
-                metrics.clone(),
-            )),
+            tracker.spawn(
+                STAGE_TASK,
+                investigate(
+                    investigator,
+                    alert_rx,
+                    inv_tx,
+                    recorder.clone(),
+                    metrics.clone(),
+                ),
+            ),
         ),
         (
             "decide",
-            tokio::spawn(decide(
-                policy,
-                inv_rx,
-                plan_tx,
-                outcomes,
-                recorder.clone(),
-                metrics.clone(),
-            )),
+            tracker.spawn(
+                STAGE_TASK,
+                decide(
+                    policy,
+                    inv_rx,
+                    plan_tx,
+                    outcomes,
+                    recorder.clone(),
+                    metrics.clone(),
+                ),
+            ),
         ),
         (
             "act",
-            tokio::spawn(act(
-                ledger,
-                plan_rx,
-                notice_tx,
-                recorder.clone(),
-                metrics.clone(),
-            )),
+            tracker.spawn(
+                STAGE_TASK,
+                act(
+                    ledger,
+                    plan_rx,
+                    notice_tx,
+                    recorder.clone(),
+                    metrics.clone(),
+                ),
+            ),
         ),
         (
             "notify",
-            tokio::spawn(notify(notifier, notice_rx, recorder, metrics)),
+            tracker.spawn(STAGE_TASK, notify(notifier, notice_rx, recorder, metrics)),
         ),
     ];
     (
@@ -514,7 +540,7 @@ async fn investigate(
                 }) => {
                     let inv = Arc::clone(&inv);
                     let m = Arc::clone(&m);
-                    let task = tokio::spawn(async move {
+                    let task = m.tasks.clone().spawn(INVESTIGATION_TASK, async move {
                         let _latency = m.stage_timer(Stage::Investigate);
                         inv.investigate(item).await
                     });
@@ -566,6 +592,7 @@ async fn act(
     let mut batch: Vec<Plan> = Vec::with_capacity(256);
     while rx.recv_many(&mut batch, 256).await > 0 {
         let started = std::time::Instant::now();
+        let _task = m.tasks.track(ACTION_BATCH_TASK);
         let all = ledger.execute_many(&batch).await;
         for (plan, records) in batch.drain(..).zip(all) {
             if !act_one(&plan, &records, &out, &rec, &m).await {
@@ -651,6 +678,7 @@ async fn notify(
     m: Arc<Metrics>,
 ) {
     while let Some(notice) = rx.recv().await {
+        let _task = m.tasks.track(NOTICE_TASK);
         let _latency = m.stage_timer(Stage::Notify);
         match n.notify(&notice).await {
             Ok(()) => {

@@ -19,6 +19,7 @@ mod notice;
 pub mod output;
 mod probe;
 mod process;
+pub mod sdnotify;
 pub mod status;
 mod supervisor;
 pub mod user;

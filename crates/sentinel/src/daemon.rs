@@ -11,7 +11,7 @@
 
 use anyhow::Context;
 use sentinel_api::auth::{self, Auth};
-use sentinel_api::{ApiSettings, AppState};
+use sentinel_api::{ApiSettings, AppState, SystemInfo};
 use sentinel_config::{StoreSync, ValidatedConfig};
 use sentinel_core::{AuditKind, Redactor, TraceId};
 use sentinel_detect::Heuristic;
@@ -49,6 +49,7 @@ pub async fn run(
     origin: ConfigOrigin,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let system_started = (sentinel_core::Timestamp::now(), std::time::Instant::now());
     let cfg = expand_jails(cfg)?;
     let data_dir = cfg.data_dir.clone();
     // The data directory holds secrets: private whatever the umask (see `private`).
@@ -81,6 +82,7 @@ pub async fn run(
     }
     let (writer, writer_task) = store.writer(writer_options(&cfg));
     let _ = metrics.store_writer.set(writer.monitor());
+    let pending_writes = writer.clone();
     let (audit, index_task) = LogAudit::start(audit_log.clone(), writer.clone(), metrics.clone());
     let recorder = Recorder::new(writer, Arc::new(audit), redactor.clone(), metrics.clone());
     let run_trace = TraceId::new();
@@ -162,6 +164,12 @@ pub async fn run(
         audit: Some(audit_log.clone()),
         decisions: Some(desk),
         intel: Some(intel.clone()),
+        system: SystemInfo {
+            started_at: system_started.0,
+            started: system_started.1,
+            store_writer: Some(pending_writes),
+            ..SystemInfo::default()
+        },
     };
     tracing::info!(evt = "allowlist", nets = ?ledger.responder().allowlist().nets().iter().map(|n| n.to_string()).collect::<Vec<_>>());
     let listener = tokio::net::TcpListener::bind(cfg.api.listen)
@@ -208,9 +216,17 @@ pub async fn run(
             })
             .await
     });
+    let (sd, watchdog) = tell_systemd_ready(&addr, cfg.policy.mode.as_str(), &store, &metrics);
     shutdown.await;
     let started = std::time::Instant::now();
     tracing::info!(evt = "shutting_down");
+    if let Some(sd) = &sd {
+        sd_send(sd.stopping(), "STOPPING=1");
+        sd_send(sd.status("stopping: draining the queues"), "STATUS");
+    }
+    if let Some(w) = watchdog {
+        w.abort();
+    }
     ready.store(false, Ordering::Release);
     // Sources stop first and hand over what they read; then HTTP intake stops.
     sources.stop().await;
@@ -280,6 +296,80 @@ pub async fn run(
         }
     }
     Ok(())
+}
+
+/// Tells systemd (when it started us with `Type=notify`: `$NOTIFY_SOCKET`) that the daemon is ready and
+/// what it serves, and starts the watchdog pings when `WatchdogSec=` is set. A ping is sent only while
+/// every pipeline stage runs and the store answers a ping within a quarter of the interval: a daemon
+/// that is up but wedged stops pinging and systemd restarts it.
+fn tell_systemd_ready(
+    addr: &SocketAddr,
+    mode: &str,
+    store: &Store,
+    metrics: &Arc<Metrics>,
+) -> (
+    Option<sentinel_supervise::sdnotify::SdNotify>,
+    Option<tokio::task::JoinHandle<()>>,
+) {
+    let Some(sd) = sentinel_supervise::sdnotify::SdNotify::from_env() else {
+        return (None, None);
+    };
+    sd_send(sd.ready(), "READY=1");
+    sd_send(
+        sd.status(&format!(
+            "ready: api on {addr}, mode {mode}, pid {}",
+            std::process::id()
+        )),
+        "STATUS",
+    );
+    let store = store.clone();
+    let tasks = metrics.tasks.clone();
+    let limit = sd.watchdog_interval().unwrap_or(Duration::from_secs(4)) / 4;
+    let watchdog = sd.spawn_watchdog(move || {
+        let store = store.clone();
+        let stages = tasks
+            .by_kind()
+            .get(pipeline::STAGE_TASK)
+            .copied()
+            .unwrap_or(0);
+        async move {
+            if stages < pipeline::STAGES {
+                tracing::error!(
+                    evt = "watchdog_unhealthy",
+                    stages_running = stages,
+                    "a pipeline stage has ended"
+                );
+                return false;
+            }
+            match tokio::time::timeout(limit, store.ping()).await {
+                Ok(Ok(())) => true,
+                Ok(Err(e)) => {
+                    tracing::error!(evt = "watchdog_unhealthy", error = %e, "the store does not answer");
+                    false
+                }
+                Err(_) => {
+                    tracing::error!(
+                        evt = "watchdog_unhealthy",
+                        timeout_ms = limit.as_millis() as u64,
+                        "the store ping timed out"
+                    );
+                    false
+                }
+            }
+        }
+    });
+    tracing::info!(
+        evt = "sd_notify_ready",
+        watchdog_ms = sd.watchdog_interval().map(|d| d.as_millis() as u64),
+    );
+    (Some(sd), watchdog)
+}
+
+/// Logs a notification systemd did not get (the daemon runs on).
+fn sd_send(r: std::io::Result<()>, what: &str) {
+    if let Err(e) = r {
+        tracing::error!(evt = "sd_notify_failed", state = what, error = %e);
+    }
 }
 
 /// The webhook witness task, sent every new signed checkpoint.

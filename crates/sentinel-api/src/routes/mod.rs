@@ -6,6 +6,7 @@ mod events;
 mod health;
 mod intel;
 mod query;
+pub(crate) mod system;
 
 use crate::auth::{authenticate, require, Role};
 use crate::error::ApiError;
@@ -39,7 +40,8 @@ pub fn router(state: AppState) -> Router {
         .route("/audit/checkpoint", get(audit::checkpoint))
         .route("/audit/checkpoints", get(audit::checkpoints))
         .route("/decisions", get(crate::decisions::list))
-        .route("/intel", get(intel::stats));
+        .route("/intel", get(intel::stats))
+        .route("/system/heartbeat", get(system::heartbeat));
     let read = limits::time_out(read, limit);
     let write = Router::new()
         .route("/defend", post(defend::defend))
@@ -72,6 +74,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed);
     limits::cap_in_flight(app, state.settings.max_in_flight)
         .layer(from_fn_with_state(state.clone(), crate::trace::layer))
+        .layer(from_fn_with_state(state.clone(), system::track))
         .with_state(state)
 }
 

@@ -90,6 +90,7 @@ pub async fn harness_with(setup: Setup) -> Harness {
         audit: None,
         decisions: None,
         intel: None,
+        system: Default::default(),
     };
     Harness {
         app: sentinel_api::router(state.clone()),
