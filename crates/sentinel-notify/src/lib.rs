@@ -31,3 +31,21 @@ pub use config::NotifyConfig;
 pub use digest::{next_run, DigestFigures, DigestSource, StoreDigestSource};
 pub use engine::{DeadLetter, Notifications, NotifyTask, OutboxError, Submitted};
 pub use stats::{ChannelStats, NotifyStats};
+
+/// Builds every configured channel and starts the engine on `store` (the daemon's and the
+/// supervisor's one entry point). Fails, naming the channel, when a channel cannot be built (an
+/// unreadable `ca_file`, a bad address): a configured channel that could not send would be silent.
+/// Needs a Tokio runtime.
+pub fn build(
+    cfg: &NotifyConfig,
+    store: sentinel_store::Store,
+    digest: Option<std::sync::Arc<dyn DigestSource>>,
+) -> Result<(Notifications, NotifyTask), String> {
+    let mut channels = std::collections::BTreeMap::new();
+    for (name, c) in &cfg.channels {
+        let ch = build_channel(name, c)
+            .map_err(|e| format!("notify.channels.{name} ({}): {e}", c.kind()))?;
+        channels.insert(name.clone(), ch);
+    }
+    Ok(Notifications::start(cfg, store, channels, digest))
+}
