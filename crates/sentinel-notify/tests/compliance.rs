@@ -18,6 +18,9 @@
 //! - `restart`: notices accepted while the fake is down survive dropping the engine and starting a
 //!   new one on the same store file, and arrive exactly once, under the delivery ids assigned
 //!   before the restart.
+//! - `lost_answer`: a proxy cuts the fake's answer to a message it stored; the engine sends it
+//!   again under the same delivery id and the receiver, de-duplicating on it, has it once (Slack,
+//!   whose incoming webhooks carry no id, gets the same post twice: at least once).
 //! - `secrets`: the channel's secret is in no stored `last_error`, dead letter, or `Debug` output.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
@@ -32,8 +35,13 @@ use sentinel_testkit::receivers::{MatrixFake, SlackFake, WebhookReceiver};
 use sentinel_testkit::smtp::{SmtpOptions, SmtpSink};
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::task::JoinHandle;
 
 /// The one channel name every scenario routes to.
 const CHANNEL: &str = "out";
@@ -77,6 +85,8 @@ trait Fixture: Send + Sync {
     /// Refuses every message for good by itself (SMTP 550), or stops; `false` when the fake
     /// cannot (the HTTP fakes refuse for good only on a wrong credential).
     fn refuse(&self, on: bool) -> bool;
+    /// Where the fake listens.
+    fn addr(&self) -> SocketAddr;
 }
 
 /// Distinct secrets per fixture (a test-run marker), at least 4 characters so redaction applies.
@@ -99,9 +109,9 @@ struct Webhook {
 }
 
 impl Webhook {
-    async fn start() -> Box<dyn Fixture> {
+    async fn start() -> Arc<dyn Fixture> {
         let secret = format!("whsec-{}", marker());
-        Box::new(Webhook {
+        Arc::new(Webhook {
             rx: WebhookReceiver::start(&secret).await,
             secret,
         })
@@ -150,6 +160,9 @@ impl Fixture for Webhook {
     fn refuse(&self, _on: bool) -> bool {
         false
     }
+    fn addr(&self) -> SocketAddr {
+        self.rx.addr()
+    }
 }
 
 struct Slack {
@@ -157,8 +170,8 @@ struct Slack {
 }
 
 impl Slack {
-    async fn start() -> Box<dyn Fixture> {
-        Box::new(Slack {
+    async fn start() -> Arc<dyn Fixture> {
+        Arc::new(Slack {
             fake: SlackFake::start().await,
         })
     }
@@ -227,6 +240,9 @@ impl Fixture for Slack {
     fn refuse(&self, _on: bool) -> bool {
         false
     }
+    fn addr(&self) -> SocketAddr {
+        self.fake.addr()
+    }
 }
 
 struct Matrix {
@@ -237,9 +253,9 @@ struct Matrix {
 const ROOM: &str = "!ops:fake.local";
 
 impl Matrix {
-    async fn start() -> Box<dyn Fixture> {
+    async fn start() -> Arc<dyn Fixture> {
         let token = format!("syt_{}", marker());
-        Box::new(Matrix {
+        Arc::new(Matrix {
             fake: MatrixFake::start(ROOM, &token).await,
             token,
         })
@@ -293,6 +309,12 @@ impl Fixture for Matrix {
     fn refuse(&self, _on: bool) -> bool {
         false
     }
+    fn addr(&self) -> SocketAddr {
+        reqwest::Url::parse(&self.fake.homeserver())
+            .unwrap()
+            .socket_addrs(|| None)
+            .unwrap()[0]
+    }
 }
 
 struct Smtp {
@@ -302,12 +324,12 @@ struct Smtp {
 }
 
 impl Smtp {
-    async fn start() -> Box<dyn Fixture> {
+    async fn start() -> Arc<dyn Fixture> {
         let user = "sentinel".to_string();
         let password = format!("pw-{}", marker());
         // STARTTLS offered and required, login required (only after TLS).
         let sink = SmtpSink::start(SmtpOptions::default().with_auth(&user, &password)).await;
-        Box::new(Smtp {
+        Arc::new(Smtp {
             sink,
             user,
             password,
@@ -379,6 +401,9 @@ impl Fixture for Smtp {
     fn refuse(&self, on: bool) -> bool {
         self.sink.fail_next(550, if on { usize::MAX } else { 0 });
         true
+    }
+    fn addr(&self) -> SocketAddr {
+        self.sink.addr()
     }
 }
 
@@ -550,13 +575,82 @@ fn assert_no_secret(f: &dyn Fixture, what: &str, text: &str) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// A lost answer
+
+/// A TCP proxy on loopback in front of a fake that, once, cuts the connection instead of passing
+/// on the fake's answer to a message the fake has just stored: the receiver has the message, the
+/// sender does not know it (the lost answer that receiver-side de-duplication is for). It sees
+/// only bytes (SMTP is encrypted after STARTTLS), so "just stored" is the fake's own record.
+struct CuttingProxy {
+    port: u16,
+    cut: Arc<AtomicBool>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for CuttingProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl CuttingProxy {
+    async fn start(f: Arc<dyn Fixture>) -> CuttingProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = Arc::new(AtomicBool::new(false));
+        let done = cut.clone();
+        let task = tokio::spawn(async move {
+            let mut conns = tokio::task::JoinSet::new();
+            while let Ok((client, _)) = listener.accept().await {
+                let (f, done) = (f.clone(), done.clone());
+                conns.spawn(async move {
+                    let Ok(upstream) = tokio::net::TcpStream::connect(f.addr()).await else {
+                        return;
+                    };
+                    let (mut cr, mut cw) = client.into_split();
+                    let (mut ur, mut uw) = upstream.into_split();
+                    let up = tokio::spawn(async move {
+                        let _ = tokio::io::copy(&mut cr, &mut uw).await;
+                        let _ = uw.shutdown().await;
+                    });
+                    let stored_before = f.received().len();
+                    let mut buf = vec![0u8; 16 * 1024];
+                    loop {
+                        let n = match ur.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        if f.received().len() > stored_before && !done.swap(true, Ordering::SeqCst)
+                        {
+                            // The fake stored the message and is answering: lose the answer.
+                            up.abort();
+                            return;
+                        }
+                        if cw.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                    up.abort();
+                });
+                while conns.try_join_next().is_some() {}
+            }
+        });
+        CuttingProxy { port, cut, task }
+    }
+
+    fn has_cut(&self) -> bool {
+        self.cut.load(Ordering::SeqCst)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // The suite
 
 mod suite {
     use super::*;
 
     /// One notice arrives with its title and body; kind and severity are visible.
-    pub async fn deliver(f: Box<dyn Fixture>) {
+    pub async fn deliver(f: Arc<dyn Fixture>) {
         let f = f.as_ref();
         let dir = tempfile::tempdir().unwrap();
         let e = Engine::start(&db(&dir), &notify_config(f.config(), Duration::ZERO)).await;
@@ -603,7 +697,7 @@ mod suite {
 
     /// A permanent failure is a dead letter after one attempt; fixed and retried, it arrives
     /// under the same delivery id.
-    pub async fn fail(f: Box<dyn Fixture>) {
+    pub async fn fail(f: Arc<dyn Fixture>) {
         let f = f.as_ref();
         let dir = tempfile::tempdir().unwrap();
         // A credential that is wrong (rotated, revoked) is refused for good.
@@ -689,7 +783,7 @@ mod suite {
     }
 
     /// Down for a while, then up: the message arrives once, after more than one attempt.
-    pub async fn retry(f: Box<dyn Fixture>) {
+    pub async fn retry(f: Arc<dyn Fixture>) {
         let f = f.as_ref();
         let dir = tempfile::tempdir().unwrap();
         let e = Engine::start(&db(&dir), &notify_config(f.config(), Duration::ZERO)).await;
@@ -734,7 +828,7 @@ mod suite {
     }
 
     /// 200 notices with one key within `group_wait` are one message carrying the count 200.
-    pub async fn dedup(f: Box<dyn Fixture>) {
+    pub async fn dedup(f: Arc<dyn Fixture>) {
         const BURST: usize = 200;
         let group_wait = Duration::from_secs(5);
         let f = f.as_ref();
@@ -778,7 +872,7 @@ mod suite {
 
     /// Notices accepted while the fake is down survive dropping the engine, and arrive exactly
     /// once from a new engine on the same store, under the ids assigned before the restart.
-    pub async fn restart(f: Box<dyn Fixture>) {
+    pub async fn restart(f: Arc<dyn Fixture>) {
         const N: usize = 5;
         let f = f.as_ref();
         let dir = tempfile::tempdir().unwrap();
@@ -837,7 +931,7 @@ mod suite {
     }
 
     /// The channel's secret shows nowhere: stored errors, dead letters, Debug, serialised config.
-    pub async fn secrets(f: Box<dyn Fixture>) {
+    pub async fn secrets(f: Arc<dyn Fixture>) {
         let f = f.as_ref();
         let dir = tempfile::tempdir().unwrap();
         let mut seen: Vec<(String, String)> = Vec::new();
@@ -923,6 +1017,36 @@ mod suite {
         };
         assert!(f.secrets().iter().any(|s| exposed.contains(s.as_str())));
     }
+    /// The fake stores the message but its answer is lost: the engine tries again under the same
+    /// delivery id, and a receiver that de-duplicates on it has the message once. (Slack's
+    /// incoming webhooks carry no id: there the retry is a second, identical post — at least once.)
+    pub async fn lost_answer(f: Arc<dyn Fixture>) {
+        let dir = tempfile::tempdir().unwrap();
+        let proxy = CuttingProxy::start(f.clone()).await;
+        let cfg = notify_config(at_port(&f.config(), proxy.port), Duration::ZERO);
+        let e = Engine::start(&db(&dir), &cfg).await;
+        let n = notice("answer lost", "stored, but the sender never heard");
+        let row = e.submit(&n).await;
+        eventually("the delivery recorded", || e.notify.stats().delivered == 1).await;
+        assert!(proxy.has_cut(), "the first answer was lost");
+        let r = e.store.outbox_row(&row).await.unwrap().unwrap();
+        assert_eq!(r.state, OutboxState::Delivered);
+        assert!(r.attempts >= 2, "sent again after the lost answer: {r:?}");
+        let delivery = r.delivery.clone().unwrap();
+        assert!(f.attempts() >= 2, "the fake saw the repeat");
+        let got = f.received();
+        if got.iter().all(|g| g.id.is_some()) {
+            settles(f.as_ref(), 1).await;
+            let got = f.received();
+            assert_eq!(got[0].id.as_deref(), Some(delivery.as_str()));
+            assert!(got[0].title.contains(&n.title), "{got:#?}");
+        } else {
+            settles(f.as_ref(), 2).await;
+            let got = f.received();
+            assert_eq!(got[0].text, got[1].text, "the same message twice");
+        }
+        e.stop().await;
+    }
 }
 
 /// Instantiates the suite for each channel kind: `kind => fixture constructor`.
@@ -954,6 +1078,11 @@ macro_rules! compliance {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn restart() {
                 suite::restart($fixture::start().await).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn lost_answer() {
+                suite::lost_answer($fixture::start().await).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
