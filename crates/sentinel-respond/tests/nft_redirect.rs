@@ -10,6 +10,7 @@ use sentinel_respond::actuators::nft::NftHoneypotRedirect;
 use sentinel_testkit::netns::Lan;
 use serde_json::json;
 use std::net::IpAddr;
+use std::time::Duration;
 
 async fn redirect(v6: bool) {
     let lan = Lan::new(&["victim", "attacker", "honeypot", "bystander"]).unwrap();
@@ -48,9 +49,17 @@ async fn redirect(v6: bool) {
         .await
         .unwrap();
     assert_eq!(banner(attacker).as_deref(), Some("honeypot"));
-    assert!(pot.peers().contains(&src), "honeypot saw {:?}", pot.peers());
+    assert!(
+        pot.wait_accepted(src, Duration::from_secs(5)),
+        "honeypot saw {:?}",
+        pot.peers()
+    );
     assert_eq!(banner(bystander).as_deref(), Some("victim"));
-    assert!(real.peers().contains(&by_src));
+    assert!(
+        real.wait_accepted(by_src, Duration::from_secs(5)),
+        "victim saw {:?}",
+        real.peers()
+    );
 
     let seen = NftHoneypotRedirect::new(table(&victim.ns))
         .observe()

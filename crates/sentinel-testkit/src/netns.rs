@@ -284,6 +284,30 @@ impl Listener {
             .collect()
     }
 
+    /// Waits until a connection from `peer` was accepted (the listener reports it on its own
+    /// stdout, read by a thread: it may come in a moment after the banner did); `false` on timeout.
+    pub fn wait_accepted(&self, peer: IpAddr, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let (lock, cvar) = &*self.events;
+        let Ok(mut q) = lock.lock() else {
+            return false;
+        };
+        loop {
+            if q.iter()
+                .any(|e| matches!(e, ListenerEvent::Accepted(ip) if *ip == peer))
+            {
+                return true;
+            }
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                return false;
+            };
+            match cvar.wait_timeout(q, left) {
+                Ok((g, _)) => q = g,
+                Err(_) => return false,
+            }
+        }
+    }
+
     /// Forgets what was reported so far.
     pub fn clear(&self) {
         if let Ok(mut q) = self.events.0.lock() {
