@@ -91,6 +91,11 @@ impl Supervise {
     /// SIGTERM, then the exit status (at most `within`).
     fn terminate(&mut self, within: Duration) -> ExitStatus {
         signal(self.child.id(), "TERM");
+        self.wait_exit(within)
+    }
+
+    /// The exit status (at most `within`).
+    fn wait_exit(&mut self, within: Duration) -> ExitStatus {
         let deadline = Instant::now() + within;
         loop {
             if let Some(s) = self.child.try_wait().unwrap() {
@@ -632,9 +637,9 @@ fn check_and_status() {
     };
     let out = status(dir.path());
     assert_eq!(out.status.code(), Some(1), "no supervisor has run yet");
-    let mut sup = Supervise::start(&format!(
-        "notify: {{ channels: {{ log: {{ type: log }} }} }}\nchildren:\n  - {{ name: a, process: {{ command: sh, args: [\"-c\", \"echo $$ > {{dir}}/a.pid; exec sleep 1000\"] }} }}\n"
-    ));
+    let mut sup = Supervise::start(
+        "notify: { channels: { log: { type: log } } }\nchildren:\n  - { name: a, process: { command: sh, args: [\"-c\", \"echo $$ > {dir}/a.pid; exec sleep 1000\"] } }\n",
+    );
     std::fs::write(
         sup.path("good.yml"),
         std::fs::read_to_string(sup.path("supervise.yml")).unwrap(),
@@ -672,4 +677,84 @@ fn check_and_status() {
     let out = status(sup.dir.path());
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("stopped"));
+}
+
+/// Under systemd (`Type=notify`): READY=1 and STATUS once the children are started, WATCHDOG=1
+/// at half of WATCHDOG_USEC while it supervises, STOPPING=1 at SIGTERM; the children do not see
+/// the notification socket.
+#[test]
+fn it_tells_systemd_it_is_ready_alive_and_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let sock_dir = tempfile::tempdir().unwrap();
+    let sock = sock_dir.path().join("notify.sock");
+    let listener = UnixDatagram::bind(&sock).unwrap();
+    listener
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    std::fs::write(
+        dir.path().join("supervise.yml"),
+        format!(
+            "data_dir: {d}/data\nnotify: {{ channels: {{ log: {{ type: log }} }} }}\nchildren:\n  - {{ name: one, process: {{ command: sh, args: [\"-c\", \"echo $$ > {d}/one.pid; env > {d}/one.env; exec sleep 1000\"] }} }}\n  - {{ name: two, process: {{ command: sleep, args: [\"1000\"] }} }}\n"
+        ),
+    )
+    .unwrap();
+    let mut cmd = command(dir.path());
+    cmd.args(["supervise", "--config", "supervise.yml"])
+        .env("NOTIFY_SOCKET", &sock)
+        .env("WATCHDOG_USEC", "1000000")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let output = Arc::new(Mutex::new(String::new()));
+    capture(child.stdout.take().unwrap(), output.clone());
+    capture(child.stderr.take().unwrap(), output.clone());
+    let mut sup = Supervise { child, dir, output };
+    let mut got: Vec<String> = Vec::new();
+    let until = |want: &str, within: Duration, got: &mut Vec<String>| {
+        let deadline = Instant::now() + within;
+        loop {
+            let mut buf = [0u8; 4096];
+            if let Ok(n) = listener.recv(&mut buf) {
+                got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                if got.last().is_some_and(|m| m == want) {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {want:?} within {within:?}: {got:?}"
+            );
+        }
+    };
+    until("READY=1", Duration::from_secs(20), &mut got);
+    until(
+        "STATUS=supervising 2 children",
+        Duration::from_secs(5),
+        &mut got,
+    );
+    for _ in 0..3 {
+        let before = got.len();
+        until("WATCHDOG=1", Duration::from_secs(5), &mut got);
+        assert!(got.len() > before);
+    }
+    let env = poll(
+        Duration::from_secs(10),
+        "one.env",
+        || sup.output(),
+        || {
+            std::fs::read_to_string(sup.path("one.env"))
+                .ok()
+                .filter(|e| e.contains("PATH="))
+        },
+    );
+    assert!(
+        !env.contains("NOTIFY_SOCKET") && !env.contains("WATCHDOG_"),
+        "{env}"
+    );
+    signal(sup.child.id(), "TERM");
+    until("STOPPING=1", Duration::from_secs(10), &mut got);
+    let status = sup.wait_exit(Duration::from_secs(20));
+    assert!(status.success(), "{status}:\n{}", sup.output());
 }
