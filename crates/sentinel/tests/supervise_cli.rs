@@ -629,6 +629,23 @@ fn check_and_status() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 
+    // What the supervisor refuses at start is a configuration problem too: exit 2.
+    std::fs::write(
+        dir.path().join("nouser.yml"),
+        format!(
+            "data_dir: {}/data2\nnotify: {{ channels: {{ log: {{ type: log }} }} }}\nchildren:\n  - {{ name: a, process: {{ command: sleep, args: [\"1000\"], user: no-such-user-sentinel-test }} }}\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let out = command(dir.path())
+        .args(["supervise", "--config", "nouser.yml"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("child \"a\": user"), "{err}");
+
     let status = |dir: &Path| {
         command(dir)
             .args(["supervise", "status", "--config", "good.yml"])

@@ -113,7 +113,12 @@ fn supervise(file: SuperviseFile, level: &str) -> ExitCode {
         Err(e) => {
             tracing::error!(evt = "fatal", error = format!("{e:#}"));
             eprintln!("sentinel supervise: {e:#}");
-            ExitCode::FAILURE
+            // What the supervisor refuses at start (a user that does not exist, a probe that
+            // cannot be built) is a configuration problem like the loader's.
+            match e.downcast_ref::<sentinel_supervise::SuperviseError>() {
+                Some(_) => ExitCode::from(2),
+                None => ExitCode::FAILURE,
+            }
         }
     };
     drop(rt);
