@@ -5,8 +5,6 @@ use crate::backoff::{Decision, Schedule};
 use crate::config::ChildConfig;
 use crate::notice;
 use crate::status::{lock, ChildState, Entry, LastExit, Slot};
-use sentinel_core::Notifier;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
@@ -15,7 +13,7 @@ pub(crate) struct ChildCtx {
     pub cfg: ChildConfig,
     pub grace: Duration,
     pub output_lines: usize,
-    pub notifier: Arc<dyn Notifier>,
+    pub notifier: notice::Notices,
     pub slot: Slot,
     pub stop: watch::Receiver<bool>,
 }
@@ -52,7 +50,7 @@ pub(crate) enum AfterFailure {
 /// status, log and notify.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn on_failure(
-    notifier: &Arc<dyn Notifier>,
+    notifier: &notice::Notices,
     entry: &mut Entry,
     name: &str,
     schedule: &mut Schedule,
@@ -84,14 +82,14 @@ pub(crate) fn on_failure(
                 exit = %exit,
                 "stopped restarting"
             );
-            notice::send(notifier, notice::crash_loop(name, &exit, n, window, lines));
+            notifier.send(notice::crash_loop(name, &exit, n, window, lines));
             entry.status.pid = None;
             entry.status.last_exit = Some(exit);
             entry.set_state(ChildState::CrashLoop);
             AfterFailure::CrashLoop
         }
         Decision::Restart { after, .. } => {
-            notice::send(notifier, notice::crash(name, &exit, restarts, after, lines));
+            notifier.send(notice::crash(name, &exit, restarts, after, lines));
             entry.status.pid = None;
             entry.status.last_exit = Some(exit);
             entry.set_state(ChildState::Backoff);

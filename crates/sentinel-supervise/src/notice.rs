@@ -3,6 +3,7 @@
 
 use crate::status::LastExit;
 use sentinel_core::{Notice, NoticeKind, Notifier, Severity, TraceId};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -87,14 +88,62 @@ pub(crate) fn crash_loop(
     .with_key(format!("crash:{name}"))
 }
 
-/// Sends a notice in the background (a slow notifier never delays a restart); a failure is loud.
-pub(crate) fn send(notifier: &Arc<dyn Notifier>, notice: Notice) {
-    let notifier = Arc::clone(notifier);
-    tokio::spawn(async move {
-        if let Err(e) = notifier.notify(&notice).await {
-            tracing::error!(evt = "crash_notice_failed", title = %notice.title, error = %e);
+/// The notifier with a count of the notices being handed to it, so that a stopping supervisor can
+/// wait until every notice it raised is accepted (queued) before the notification engine stops.
+#[derive(Clone)]
+pub(crate) struct Notices {
+    notifier: Arc<dyn Notifier>,
+    in_flight: Arc<(AtomicUsize, tokio::sync::Notify)>,
+}
+
+/// Decrements the in-flight count when a send ends (or its task is dropped).
+struct InFlight(Arc<(AtomicUsize, tokio::sync::Notify)>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if self.0 .0.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0 .1.notify_waiters();
         }
-    });
+    }
+}
+
+impl Notices {
+    /// Sends through `notifier`.
+    pub fn new(notifier: Arc<dyn Notifier>) -> Notices {
+        Notices {
+            notifier,
+            in_flight: Arc::new((AtomicUsize::new(0), tokio::sync::Notify::new())),
+        }
+    }
+
+    /// Sends a notice in the background (a slow notifier never delays a restart); a failure is
+    /// loud. It counts as in flight from this call on, until the notifier answers.
+    pub fn send(&self, notice: Notice) {
+        self.in_flight.0.fetch_add(1, Ordering::AcqRel);
+        let guard = InFlight(Arc::clone(&self.in_flight));
+        let notifier = Arc::clone(&self.notifier);
+        tokio::spawn(async move {
+            let _guard = guard;
+            if let Err(e) = notifier.notify(&notice).await {
+                tracing::error!(evt = "crash_notice_failed", title = %notice.title, error = %e);
+            }
+        });
+    }
+
+    /// Waits until no notice is in flight, at most `limit`; answers how many still are.
+    pub async fn settle(&self, limit: Duration) -> usize {
+        let wait = async {
+            loop {
+                let notified = self.in_flight.1.notified();
+                if self.in_flight.0.load(Ordering::Acquire) == 0 {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        let _ = tokio::time::timeout(limit, wait).await;
+        self.in_flight.0.load(Ordering::Acquire)
+    }
 }
 
 #[cfg(test)]

@@ -151,6 +151,11 @@ fn spawn(
             cmd.env("PATH", path);
         }
     }
+    // systemd's notification socket is the supervisor's: a child must not speak for it (its
+    // READY=1 or WATCHDOG=1 would be taken as the supervisor's with NotifyAccess=all).
+    for v in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"] {
+        cmd.env_remove(v);
+    }
     cmd.envs(&t.env);
     if let Some(cwd) = &t.cwd {
         cmd.current_dir(cwd);

@@ -3,6 +3,7 @@
 
 use crate::child::ChildCtx;
 use crate::config::{Check, SuperviseConfig, Target};
+use crate::notice::Notices;
 use crate::probe::Prober;
 use crate::status::{lock, ChildStatus, Entry, Slot};
 use crate::user::{self, RunAs};
@@ -11,9 +12,12 @@ use sentinel_core::Notifier;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
+
+/// How long [`Supervisor::stop`] waits for crash notices still being handed to the notifier.
+pub const NOTICE_SETTLE: Duration = Duration::from_secs(10);
 
 /// Why the supervisor would not start.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +39,7 @@ struct Running {
 /// Runs and watches the configured children until [`Supervisor::stop`].
 pub struct Supervisor {
     children: Vec<Running>,
+    notices: Notices,
 }
 
 impl std::fmt::Debug for Supervisor {
@@ -140,6 +145,7 @@ impl Supervisor {
         notifier: Arc<dyn Notifier>,
     ) -> Result<Supervisor, SuperviseError> {
         let prepared = prepare(&cfg)?;
+        let notices = Notices::new(notifier);
         let mut children = Vec::new();
         for (c, p) in cfg.children.into_iter().zip(prepared) {
             let kind = match c.target {
@@ -155,7 +161,7 @@ impl Supervisor {
             let ctx = ChildCtx {
                 grace: c.stop_grace.unwrap_or(cfg.stop_grace),
                 output_lines: cfg.output_lines,
-                notifier: Arc::clone(&notifier),
+                notifier: notices.clone(),
                 slot: Arc::clone(&slot),
                 stop: stop_rx,
                 cfg: c.clone(),
@@ -175,7 +181,7 @@ impl Supervisor {
                 task,
             });
         }
-        Ok(Supervisor { children })
+        Ok(Supervisor { children, notices })
     }
 
     /// Every child's status, in start order.
@@ -191,14 +197,34 @@ impl Supervisor {
         }
     }
 
+    /// The children whose supervising task has ended although the supervisor was not stopped (a
+    /// panic: the child is no longer watched). Empty while all is well; for the watchdog.
+    pub fn ended(&self) -> Vec<String> {
+        self.children
+            .iter()
+            .filter(|c| c.task.is_finished())
+            .map(|c| c.name.clone())
+            .collect()
+    }
+
     /// Stops every child in reverse start order (SIGTERM, the grace period, SIGKILL; `docker stop`
-    /// for containers), each one gone before the next is stopped.
+    /// for containers), each one gone before the next is stopped. Returns once every crash notice
+    /// raised so far has been accepted by the notifier (at most [`NOTICE_SETTLE`] more), so the
+    /// caller may stop the notification engine next without losing one.
     pub async fn stop(self) {
         for c in self.children.into_iter().rev() {
             let _ = c.stop.send(true);
             if let Err(e) = c.task.await {
                 tracing::error!(evt = "child_task_failed", child = %c.name, error = %e);
             }
+        }
+        let left = self.notices.settle(NOTICE_SETTLE).await;
+        if left > 0 {
+            tracing::error!(
+                evt = "crash_notices_unsettled",
+                in_flight = left,
+                "crash notices were still being handed to the notifier when the supervisor stopped"
+            );
         }
     }
 }

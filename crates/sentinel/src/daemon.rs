@@ -152,6 +152,12 @@ pub async fn run(
     let sources =
         sentinel_pipeline::sources::start(&cfg, intake.clone(), metrics.clone(), redactor.clone())
             .await?;
+    // The supervisor (a `supervise:` section) runs its children under the daemon's notifier.
+    let (supervisor, children) =
+        match crate::supervised::start(cfg.supervise.clone(), Arc::new(LogNotifier)).await? {
+            Some((sup, hook)) => (Some(sup), Some(hook)),
+            None => (None, None),
+        };
     let ready = Arc::new(AtomicBool::new(false));
     let state = AppState {
         store: store.clone(),
@@ -168,6 +174,7 @@ pub async fn run(
             started_at: system_started.0,
             started: system_started.1,
             store_writer: Some(pending_writes),
+            children,
             ..SystemInfo::default()
         },
     };
@@ -228,6 +235,8 @@ pub async fn run(
         w.abort();
     }
     ready.store(false, Ordering::Release);
+    // Supervised children stop before the pipeline drains (their crash notices are queued first).
+    crate::supervised::stop(supervisor).await;
     // Sources stop first and hand over what they read; then HTTP intake stops.
     sources.stop().await;
     stop_server(server, stop_tx).await;

@@ -2,7 +2,8 @@
 //!
 //! [`daemon`] builds every part from a validated configuration, runs the API and the pipeline (the
 //! `sentinel-pipeline` crate), and shuts them down by draining; [`logs`] is the JSON-lines logger;
-//! [`private`] keeps the data directory private; [`loggen`] writes synthetic logs with a known answer
+//! [`private`] keeps the data directory private; [`supervised`] runs the supervisor (in the daemon
+//! and as `sentinel supervise`); [`loggen`] writes synthetic logs with a known answer
 //! (for `sentinel gen-logs`, the benchmarks and the tests). The command line (`main.rs` and `cmd/`) only
 //! parses arguments and calls into here. Nothing here detects, decides or acts.
 #![forbid(unsafe_code)]
@@ -11,3 +12,4 @@ pub mod daemon;
 pub mod loggen;
 pub mod logs;
 pub mod private;
+pub mod supervised;

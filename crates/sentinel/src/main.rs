@@ -60,6 +60,13 @@ enum Command {
     Backup(cmd::backup::BackupArgs),
     /// Exit 0 when the running daemon is ready, 1 otherwise (for container health checks).
     Healthcheck(cmd::healthcheck::HealthcheckArgs),
+    /// Run and watch processes and Docker containers from supervise.yml: health probes, restarts
+    /// with backoff, crash-loop detection, crash notices, graceful stop (`--check` validates the
+    /// file; `status` shows the children of the running supervisor).
+    ///
+    /// Exit code 0 after a clean stop (SIGTERM or SIGINT); 1 when it cannot start; 2 on a
+    /// configuration error.
+    Supervise(cmd::supervise::SuperviseArgs),
 }
 
 fn main() -> ExitCode {
@@ -74,6 +81,7 @@ fn main() -> ExitCode {
         Command::Healthcheck(args) => cmd::healthcheck::run(args),
         Command::Audit(args) => cmd::audit::run(args),
         Command::Backup(args) => cmd::backup::run(args),
+        Command::Supervise(args) => cmd::supervise::run(args),
     }
 }
 

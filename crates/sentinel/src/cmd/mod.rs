@@ -13,6 +13,7 @@ pub mod import;
 pub mod intel;
 pub mod replay;
 pub mod run;
+pub mod supervise;
 
 use clap::Args;
 use std::net::SocketAddr;
