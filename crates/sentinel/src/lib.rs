@@ -10,4 +10,5 @@
 pub mod daemon;
 pub mod loggen;
 pub mod logs;
+pub mod notices;
 pub mod private;
