@@ -178,7 +178,11 @@ pub fn expiry_notice(r: &sentinel_core::ActionRecord) -> sentinel_core::Notice {
     let failed = r.state == ActionState::Failed || r.error.is_some();
     let (kind, severity, verb) = match failed {
         true => (NoticeKind::ActionFailed, Severity::High, "revert failed"),
-        false => (NoticeKind::ActionReverted, Severity::Info, "reverted on expiry"),
+        false => (
+            NoticeKind::ActionReverted,
+            Severity::Info,
+            "reverted on expiry",
+        ),
     };
     Notice::new(
         kind,

@@ -146,10 +146,7 @@ pub fn checkpoint_notice(cp: &sentinel_audit::note::SignedCheckpoint) -> Notice 
         NoticeKind::AuditCheckpoint,
         Severity::Info,
         format!("audit checkpoint: {} records", cp.checkpoint.size),
-        format!(
-            "size: {}\nroot: {root}\n\n{}",
-            cp.checkpoint.size, cp.text
-        ),
+        format!("size: {}\nroot: {root}\n\n{}", cp.checkpoint.size, cp.text),
         TraceId::new(),
     )
     .with_key("audit_checkpoint")
@@ -191,7 +188,11 @@ impl DigestSource for DaemonDigest {
             for p in intel.stats().providers {
                 let x = p.stats.failures;
                 // Addresses a provider does not look up are not errors.
-                let total = x.rate_limited + x.unauthorized + x.status + x.malformed + x.timeout
+                let total = x.rate_limited
+                    + x.unauthorized
+                    + x.status
+                    + x.malformed
+                    + x.timeout
                     + x.transport;
                 let before = seen.insert(p.name.clone(), total).unwrap_or(0);
                 let delta = total.saturating_sub(before);

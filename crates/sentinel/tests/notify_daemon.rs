@@ -92,7 +92,12 @@ async fn a_receiver_down_across_a_restart_gets_every_notice_exactly_once() {
     let d = start(dir);
     let titles: Vec<String> = (0..5).map(|i| format!("manual notice {i}")).collect();
     for t in &titles {
-        let (status, body) = post(&d, "/v1/notify", json!({"title": t, "body": "from the test"})).await;
+        let (status, body) = post(
+            &d,
+            "/v1/notify",
+            json!({"title": t, "body": "from the test"}),
+        )
+        .await;
         assert_eq!(status, 202, "{body}");
         assert_eq!(body["accepted"], true);
         assert_eq!(body["channels"], json!(["hook"]));
@@ -101,7 +106,10 @@ async fn a_receiver_down_across_a_restart_gets_every_notice_exactly_once() {
     // Five manual notices and the alert's: all on disk before the stop.
     eventually(WAIT, || async { (accepted(&d).await >= 6).then_some(()) }).await;
     // The receiver is down: attempts come and fail.
-    eventually(WAIT, || async { (!hook.attempts().is_empty()).then_some(()) }).await;
+    eventually(WAIT, || async {
+        (!hook.attempts().is_empty()).then_some(())
+    })
+    .await;
     let (dir, out) = stop(d);
     assert!(hook.received().is_empty());
     assert!(out.contains("\"evt\":\"stopped\""), "{out}");
@@ -120,10 +128,20 @@ async fn a_receiver_down_across_a_restart_gets_every_notice_exactly_once() {
     let ids: BTreeSet<String> = got_after.iter().map(|r| r.delivery_id.clone()).collect();
     assert_eq!(ids.len(), 6, "six unique deliveries: {ids:?}");
     for a in hook.attempts() {
-        let id = a.header("x-sentinel-delivery").unwrap_or_default().to_owned();
-        assert!(ids.contains(&id), "an attempt's delivery {id} was never received");
+        let id = a
+            .header("x-sentinel-delivery")
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            ids.contains(&id),
+            "an attempt's delivery {id} was never received"
+        );
     }
-    assert!(hook.rejected().is_empty(), "signatures: {:?}", hook.rejected());
+    assert!(
+        hook.rejected().is_empty(),
+        "signatures: {:?}",
+        hook.rejected()
+    );
     let got_titles: BTreeSet<String> = got_after
         .iter()
         .map(|r| r.json["title"].as_str().unwrap().to_owned())
@@ -199,7 +217,12 @@ async fn an_attack_wave_of_one_scenario_is_one_message_with_a_count() {
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let all = hook.received();
-    assert_eq!(all.len(), 1, "one message for the wave: {:?}", all.iter().map(|r| &r.json).collect::<Vec<_>>());
+    assert_eq!(
+        all.len(),
+        1,
+        "one message for the wave: {:?}",
+        all.iter().map(|r| &r.json).collect::<Vec<_>>()
+    );
     assert_eq!(got[0].json["count"], WAVE, "{}", got[0].json);
     let stats = get(&d, "/v1/notify").await;
     assert_eq!(stats["folded"], WAVE - 1, "{stats}");
@@ -220,7 +243,12 @@ async fn a_matrix_channel_with_a_wrong_token_dead_letters_and_retry_requeues() {
         "",
     );
     let d = start(dir);
-    let (status, body) = post(&d, "/v1/notify", json!({"title": "to the room", "severity": "high"})).await;
+    let (status, body) = post(
+        &d,
+        "/v1/notify",
+        json!({"title": "to the room", "severity": "high"}),
+    )
+    .await;
     assert_eq!(status, 202, "{body}");
     let dead = eventually(WAIT, || async {
         let v = get(&d, "/v1/notify/dead-letters").await;
@@ -231,7 +259,10 @@ async fn a_matrix_channel_with_a_wrong_token_dead_letters_and_retry_requeues() {
     let id = dead[0]["delivery_id"].as_str().unwrap().to_owned();
     assert_eq!(dead[0]["channel"], "chat");
     assert_eq!(dead[0]["message"]["title"], "to the room");
-    assert!(!dead[0]["last_error"].as_str().unwrap().contains("a-wrong-token"));
+    assert!(!dead[0]["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("a-wrong-token"));
     // 401 is permanent: one attempt, no retry.
     assert_eq!(mx.attempts().len(), 1);
     assert!(mx.received().is_empty());
@@ -240,9 +271,19 @@ async fn a_matrix_channel_with_a_wrong_token_dead_letters_and_retry_requeues() {
     assert_eq!(stats["outbox_dead"], 1, "{stats}");
 
     // An unknown id is a 404; the real one is queued again, and dies again (one more attempt).
-    let (status, _) = post(&d, "/v1/notify/dead-letters/no-such-delivery/retry", json!({})).await;
+    let (status, _) = post(
+        &d,
+        "/v1/notify/dead-letters/no-such-delivery/retry",
+        json!({}),
+    )
+    .await;
     assert_eq!(status, 404);
-    let (status, body) = post(&d, &format!("/v1/notify/dead-letters/{id}/retry"), json!({})).await;
+    let (status, body) = post(
+        &d,
+        &format!("/v1/notify/dead-letters/{id}/retry"),
+        json!({}),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     eventually(WAIT, || async { (mx.attempts().len() >= 2).then_some(()) }).await;
     let stats = eventually(WAIT, || async {
@@ -258,7 +299,11 @@ async fn a_matrix_channel_with_a_wrong_token_dead_letters_and_retry_requeues() {
         .iter()
         .map(|a| a.path.rsplit('/').next().unwrap().to_owned())
         .collect();
-    assert_eq!(txns.len(), 1, "the retry keeps the delivery id as txn id: {txns:?}");
+    assert_eq!(
+        txns.len(),
+        1,
+        "the retry keeps the delivery id as txn id: {txns:?}"
+    );
     // The operator's actions are in the audit trail.
     let audit = get(&d, "/v1/audit/records?limit=1000").await;
     let text = audit.to_string();
@@ -318,7 +363,11 @@ async fn an_error_log_line_becomes_an_error_notice() {
     .await;
     assert_eq!(got.json["kind"], "error");
     assert_eq!(got.json["severity"], "high");
-    assert!(got.json["body"].as_str().unwrap().contains("bad.netset"), "{}", got.json);
+    assert!(
+        got.json["body"].as_str().unwrap().contains("bad.netset"),
+        "{}",
+        got.json
+    );
     stop(d);
 }
 
@@ -365,7 +414,10 @@ async fn the_cli_tests_a_channel_and_talks_to_the_daemon() {
 
     let d = start(dir);
     let (ok, out, err) = tokio::task::block_in_place(|| {
-        cli(&path, &["send", "--title", "from the cli", "--severity", "high"])
+        cli(
+            &path,
+            &["send", "--title", "from the cli", "--severity", "high"],
+        )
     });
     assert!(ok, "{out}{err}");
     assert!(out.contains("queued for hook"), "{out}");
@@ -387,5 +439,9 @@ async fn the_cli_tests_a_channel_and_talks_to_the_daemon() {
     assert!(!ok && err.contains("404"), "{err}");
     let (ok, _, err) = tokio::task::block_in_place(|| cli(&path, &["send", "--title", ""]));
     assert!(!ok && err.contains("`title`"), "{err}");
+    let big = "x".repeat(16 * 1024 + 1);
+    let (ok, _, err) =
+        tokio::task::block_in_place(|| cli(&path, &["send", "--title", "t", "--body", &big]));
+    assert!(!ok && err.contains("`body`"), "{err}");
     stop(d);
 }

@@ -40,9 +40,9 @@ struct SendBody {
 }
 
 fn engine(s: &AppState) -> Result<&Notifications, ApiError> {
-    s.notify.as_ref().ok_or_else(|| {
-        ApiError::Unavailable("notifications are not available in this role".into())
-    })
+    s.notify
+        .as_ref()
+        .ok_or_else(|| ApiError::Unavailable("notifications are not available in this role".into()))
 }
 
 impl From<OutboxError> for ApiError {
@@ -250,7 +250,10 @@ mod tests {
         for (v, field) in [
             (json!({"title": ""}), "`title`"),
             (json!({"title": "x".repeat(201)}), "`title`"),
-            (json!({"title": "t", "body": "x".repeat(16 * 1024 + 1)}), "`body`"),
+            (
+                json!({"title": "t", "body": "x".repeat(16 * 1024 + 1)}),
+                "`body`",
+            ),
             (json!({"title": "t", "severity": "dire"}), "`severity`"),
             (json!({"title": "t", "kind": "crash"}), "`kind`"),
         ] {

@@ -166,9 +166,12 @@ async fn test_channel(cfg: &sentinel_notify::NotifyConfig, name: &str) -> anyhow
         first_seen: now,
         last_seen: now,
     };
-    ch.send(&m)
-        .await
-        .map_err(|e| anyhow::anyhow!("channel {name} ({}): the test message failed: {e}", c.kind()))?;
+    ch.send(&m).await.map_err(|e| {
+        anyhow::anyhow!(
+            "channel {name} ({}): the test message failed: {e}",
+            c.kind()
+        )
+    })?;
     Ok(format!(
         "channel {name} ({}): test message sent (delivery {})\n",
         c.kind(),
