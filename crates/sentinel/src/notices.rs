@@ -4,6 +4,8 @@
 //! log lines (kind `error`), new signed audit checkpoints (kind `audit_checkpoint`). Its counters are
 //! exported as `sentinel_notify_*` metrics ([`NotifyMetrics`]) and in the heartbeat (`queues.notify`).
 //!
+//! A forwarder runs only when a route takes its kind (else the notice would only repeat the log).
+//!
 //! Order at shutdown ([`NoticeTasks::stop`]): the forwarders hand over what they hold, then the
 //! delivery workers stop; rows not yet delivered stay in the outbox and go out at the next start.
 
@@ -63,14 +65,18 @@ pub fn start(
     let (notifications, engine) = sentinel_notify::build(cfg, store, Some(digest))?;
     let (stop, stopped) = watch::channel(false);
     let mut forwarders = Vec::new();
-    if let Some(rx) = crate::logs::take_errors() {
+    // Without a route for them these would only repeat, as `evt=notice`, what the log already says.
+    let routed = |kind, severity| cfg.routes.iter().any(|r| r.matches(kind, severity));
+    if let Some(rx) =
+        crate::logs::take_errors().filter(|_| routed(NoticeKind::Error, Severity::High))
+    {
         forwarders.push(tokio::spawn(forward_errors(
             notifications.clone(),
             rx,
             stopped.clone(),
         )));
     }
-    if let Some(log) = audit_log {
+    if let Some(log) = audit_log.filter(|_| routed(NoticeKind::AuditCheckpoint, Severity::Info)) {
         forwarders.push(tokio::spawn(forward_checkpoints(
             notifications.clone(),
             log.subscribe_checkpoints(),
