@@ -45,7 +45,11 @@ fn send_req(key: &str, body: serde_json::Value) -> axum::http::Request<axum::bod
 async fn operators_send_and_the_answer_comes_after_the_outbox_commit() {
     let h = harness().await;
     let (app, task) = with_notify(&h).await;
-    let r = send(&app, send_req(&h.admin_key, json!({"title": "hello", "body": "b"}))).await;
+    let r = send(
+        &app,
+        send_req(&h.admin_key, json!({"title": "hello", "body": "b"})),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
     let v = r.json();
     assert_eq!(v["accepted"], true);
@@ -53,37 +57,70 @@ async fn operators_send_and_the_answer_comes_after_the_outbox_commit() {
     assert_eq!(v["rows"].as_array().unwrap().len(), 1);
     // On disk: the outbox counts it (group_wait keeps it pending).
     let counts = h.store.outbox_counts().await.unwrap();
-    assert_eq!(counts.iter().map(|c| c.rows).sum::<u64>() as usize, 1, "{counts:?}");
+    assert_eq!(
+        counts.iter().map(|c| c.rows).sum::<u64>() as usize,
+        1,
+        "{counts:?}"
+    );
 
     // A test notice matches no route: 200, no channel, a note.
-    let r = send(&app, send_req(&h.admin_key, json!({"title": "t", "kind": "test"}))).await;
+    let r = send(
+        &app,
+        send_req(&h.admin_key, json!({"title": "t", "kind": "test"})),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK);
     let v = r.json();
     assert_eq!(v["channels"], json!([]));
-    assert!(v["note"].as_str().unwrap().contains("no route matches"), "{v}");
+    assert!(
+        v["note"].as_str().unwrap().contains("no route matches"),
+        "{v}"
+    );
 
     // Viewers read, they do not send nor retry.
     let r = send(&app, send_req(&h.viewer_key, json!({"title": "x"}))).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     let r = send(
         &app,
-        post("/v1/notify/dead-letters/x/retry", &h.viewer_key, "application/json", ""),
+        post(
+            "/v1/notify/dead-letters/x/retry",
+            &h.viewer_key,
+            "application/json",
+            "",
+        ),
     )
     .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     let r = send(&app, get("/v1/notify", Some(&h.viewer_key))).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.json()["accepted"], 1);
-    let r = send(&app, get("/v1/notify/dead-letters?limit=10", Some(&h.viewer_key))).await;
+    let r = send(
+        &app,
+        get("/v1/notify/dead-letters?limit=10", Some(&h.viewer_key)),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.json()["items"], json!([]));
-    let r = send(&app, get("/v1/notify/dead-letters?page=2", Some(&h.viewer_key))).await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    let r = send(&app, get("/v1/notify/dead-letters?before=nope", Some(&h.viewer_key))).await;
+    let r = send(
+        &app,
+        get("/v1/notify/dead-letters?page=2", Some(&h.viewer_key)),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     let r = send(
         &app,
-        post("/v1/notify/dead-letters/nope/retry", &h.admin_key, "application/json", ""),
+        get("/v1/notify/dead-letters?before=nope", Some(&h.viewer_key)),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = send(
+        &app,
+        post(
+            "/v1/notify/dead-letters/nope/retry",
+            &h.admin_key,
+            "application/json",
+            "",
+        ),
     )
     .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);

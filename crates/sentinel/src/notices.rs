@@ -301,3 +301,25 @@ impl Collector for NotifyMetrics {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    /// An error line is a high `error` notice keyed by its `evt`, its body the whole line.
+    #[test]
+    fn an_error_line_is_keyed_by_its_evt() {
+        let trace = TraceId::new();
+        let n = error_notice(&crate::logs::ErrorLine {
+            evt: "stage_crashed".into(),
+            trace: Some(trace.as_str().to_owned()),
+            line: "{\"evt\":\"stage_crashed\"}".into(),
+        });
+        assert_eq!((n.kind, n.severity), (NoticeKind::Error, Severity::High));
+        assert_eq!(n.title, "error: stage_crashed");
+        assert_eq!(n.dedup_key(), "error:stage_crashed");
+        assert_eq!(n.body, "{\"evt\":\"stage_crashed\"}");
+        assert_eq!(n.trace_id, trace);
+    }
+}

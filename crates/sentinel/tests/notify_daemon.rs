@@ -445,3 +445,51 @@ async fn the_cli_tests_a_channel_and_talks_to_the_daemon() {
     assert!(!ok && err.contains("`body`"), "{err}");
     stop(d);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn expiries_and_audit_checkpoints_are_notices() {
+    let hook = WebhookReceiver::start(SECRET).await;
+    let dir = dir_with(
+        &format!(
+            "  channels:\n    hook: {{type: webhook, url: \"{}\", secret: \"{SECRET}\"}}\n  \
+             routes:\n    - {{kinds: [action_reverted, action_failed, audit_checkpoint], channels: [hook], group_wait: 0s, dedup_window: 0s}}",
+            hook.url()
+        ),
+        "audit:\n  checkpoint_every: 1\n",
+    );
+    let d = start(dir);
+    let (status, body) = post(
+        &d,
+        "/v1/decisions",
+        json!({"ip": "203.0.113.44", "duration": "1s", "reason": "test expiry"}),
+    )
+    .await;
+    assert!(status == 200 || status == 201, "{status} {body}");
+    let reverted = eventually(WAIT, || async {
+        hook.received()
+            .into_iter()
+            .find(|r| r.json["kind"] == "action_reverted")
+    })
+    .await;
+    assert_eq!(reverted.json["severity"], "info");
+    assert!(
+        reverted.json["body"]
+            .as_str()
+            .unwrap()
+            .contains("203.0.113.44"),
+        "{}",
+        reverted.json
+    );
+    let cp = eventually(WAIT, || async {
+        hook.received()
+            .into_iter()
+            .find(|r| r.json["kind"] == "audit_checkpoint")
+    })
+    .await;
+    let body = cp.json["body"].as_str().unwrap();
+    assert!(body.starts_with("size: "), "{body}");
+    assert!(body.contains("root: "), "{body}");
+    // The signed note: origin line, size, root, time, blank line, signature line(s).
+    assert!(body.contains("\n\u{2014} "), "{body}");
+    stop(d);
+}
