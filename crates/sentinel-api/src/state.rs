@@ -59,6 +59,11 @@ pub struct AppState {
     pub decisions: Option<Arc<dyn crate::decisions::Decisions>>,
     /// The investigation, for one-off lookups and its counters (`None` where this role has none).
     pub intel: Option<sentinel_intel::Intel>,
+    /// The notification engine, for `/v1/notify` (`None` where this role sends none).
+    pub notify: Option<sentinel_notify::Notifications>,
+    /// Where operator actions without a desk of their own (sending a notice, retrying a dead letter)
+    /// are recorded in the audit trail (`None`: they are logged only).
+    pub operator_audit: Option<sentinel_pipeline::recorder::Recorder>,
     /// Process facts and hooks for `GET /v1/system/heartbeat` (`SystemInfo::default()` where none).
     pub system: crate::SystemInfo,
 }

@@ -132,7 +132,18 @@ fn max_ttl_millis(ledger: &Ledger) -> i64 {
 pub fn spawn_expiry(
     ledger: Arc<Ledger>,
     rec: Recorder,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    spawn_expiry_notifying(ledger, rec, stop, None)
+}
+
+/// [`spawn_expiry`], telling `notifier` about each revert: kind `action_reverted` (info), or
+/// `action_failed` (high) when the revert failed. A notice that cannot be queued is logged.
+pub fn spawn_expiry_notifying(
+    ledger: Arc<Ledger>,
+    rec: Recorder,
     mut stop: tokio::sync::watch::Receiver<bool>,
+    notifier: Option<Arc<dyn sentinel_core::Notifier>>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
@@ -149,9 +160,48 @@ pub fn spawn_expiry(
                 tracing::info!(evt = "action_expired", action = %r.id, kind = %r.spec.kind, subject = %r.spec.subject, state = r.state.as_str());
                 drop(_span);
                 rec.record((&r, Change::Expired), None).await;
+                if let Some(n) = &notifier {
+                    let notice = expiry_notice(&r);
+                    if let Err(e) = n.notify(&notice).await {
+                        tracing::error!(evt = "notice_failed", trace = %r.trace_id, kind = %notice.kind, error = %e);
+                    }
+                }
             }
         }
     })
+}
+
+/// The notice about an action reverted on expiry (or a revert that failed), keyed by its kind so a
+/// wave of expiries folds into one message.
+pub fn expiry_notice(r: &sentinel_core::ActionRecord) -> sentinel_core::Notice {
+    use sentinel_core::{ActionState, Notice, NoticeKind, Severity};
+    let failed = r.state == ActionState::Failed || r.error.is_some();
+    let (kind, severity, verb) = match failed {
+        true => (NoticeKind::ActionFailed, Severity::High, "revert failed"),
+        false => (
+            NoticeKind::ActionReverted,
+            Severity::Info,
+            "reverted on expiry",
+        ),
+    };
+    Notice::new(
+        kind,
+        severity,
+        format!("{} {} {verb}", r.spec.kind, r.spec.subject),
+        format!(
+            "action {} ({} {}): {}{}",
+            r.id,
+            r.spec.kind,
+            r.spec.subject,
+            r.state.as_str(),
+            r.error
+                .as_deref()
+                .map(|e| format!(", error: {e}"))
+                .unwrap_or_default()
+        ),
+        r.trace_id.clone(),
+    )
+    .with_key(format!("expiry:{}", r.spec.kind))
 }
 
 /// Manual decisions for the API, backed by the ledger and the store.

@@ -137,7 +137,8 @@ pub fn start(stages: Stages, capacity: usize) -> (mpsc::Sender<Submission>, Runn
     let (intake_tx, intake_rx) = mpsc::channel::<Submission>(cap);
     let (alert_tx, alert_rx) = mpsc::channel::<Pending<Alert>>(cap);
     let (inv_tx, inv_rx) = mpsc::channel::<Pending<Investigation>>(cap);
-    let (plan_tx, plan_rx) = mpsc::channel::<Plan>(cap);
+    // Each plan travels with its notice key (the alert's scenario, else its detector).
+    let (plan_tx, plan_rx) = mpsc::channel::<(Plan, String)>(cap);
     let (notice_tx, notice_rx) = mpsc::channel::<Notice>(cap);
     let Stages {
         detectors,
@@ -556,7 +557,7 @@ async fn investigate(
 async fn decide(
     policy: ScenarioPolicy,
     mut rx: mpsc::Receiver<Pending<Investigation>>,
-    out: mpsc::Sender<Plan>,
+    out: mpsc::Sender<(Plan, String)>,
     outcomes: Arc<Outcomes>,
     rec: Recorder,
     m: Arc<Metrics>,
@@ -575,27 +576,37 @@ async fn decide(
         if let Some(id) = waiting {
             outcomes.answer(id, &inv, &plan);
         }
-        if out.send(plan).await.is_err() {
+        if out.send((plan, notice_key(&inv.alert))).await.is_err() {
             break;
         }
     }
 }
 
+/// The de-duplication key of an alert's notice: its scenario (so a wave of one scenario from many
+/// addresses folds into one message), else its detector.
+fn notice_key(alert: &Alert) -> String {
+    match alert.scenario.as_str() {
+        "" | "none" => alert.detector.clone(),
+        s => s.to_owned(),
+    }
+}
+
 async fn act(
     ledger: Arc<Ledger>,
-    mut rx: mpsc::Receiver<Plan>,
+    mut rx: mpsc::Receiver<(Plan, String)>,
     out: mpsc::Sender<Notice>,
     rec: Recorder,
     m: Arc<Metrics>,
 ) {
     // Plans queued together are applied together: one nftables transaction for all their blocks.
-    let mut batch: Vec<Plan> = Vec::with_capacity(256);
+    let mut batch: Vec<(Plan, String)> = Vec::with_capacity(256);
     while rx.recv_many(&mut batch, 256).await > 0 {
         let started = std::time::Instant::now();
         let _task = m.tasks.track(ACTION_BATCH_TASK);
-        let all = ledger.execute_many(&batch).await;
-        for (plan, records) in batch.drain(..).zip(all) {
-            if !act_one(&plan, &records, &out, &rec, &m).await {
+        let (plans, keys): (Vec<Plan>, Vec<String>) = batch.drain(..).unzip();
+        let all = ledger.execute_many(&plans).await;
+        for ((plan, key), records) in plans.into_iter().zip(keys).zip(all) {
+            if !act_one(&plan, key, &records, &out, &rec, &m).await {
                 return;
             }
             m.stage_latency(Stage::Act)
@@ -607,6 +618,7 @@ async fn act(
 /// Records, logs and notifies one plan's actions; false when the notify stage is gone.
 async fn act_one(
     plan: &Plan,
+    key: String,
     records: &[ActionRecord],
     out: &mpsc::Sender<Notice>,
     rec: &Recorder,
@@ -662,7 +674,7 @@ async fn act_one(
             } else {
                 NoticeKind::ActionApplied
             },
-            key: None,
+            key: Some(key),
         };
         if out.send(notice).await.is_err() {
             return false;

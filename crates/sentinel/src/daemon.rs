@@ -18,7 +18,7 @@ use sentinel_detect::Heuristic;
 use sentinel_pipeline::metrics::Metrics;
 use sentinel_pipeline::policy::{allowlist, heuristic_settings, policy_matrix};
 use sentinel_pipeline::recorder::{catch_up_index, LogAudit, Recorder};
-use sentinel_pipeline::stages::{self as pipeline, Detectors, LogNotifier, Stages};
+use sentinel_pipeline::stages::{self as pipeline, Detectors, Stages};
 use sentinel_store::{Store, StoreOptions, SyncMode, WriterOptions};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -102,8 +102,6 @@ pub async fn run(
     ));
     sentinel_pipeline::ledger::reconcile(&ledger, &store, &recorder).await?;
     let (stop_expiry, expiry_stopped) = tokio::sync::watch::channel(false);
-    let expiry =
-        sentinel_pipeline::ledger::spawn_expiry(ledger.clone(), recorder.clone(), expiry_stopped);
     let desk = Arc::new(sentinel_pipeline::ledger::Desk {
         ledger: ledger.clone(),
         recorder: recorder.clone(),
@@ -134,15 +132,34 @@ pub async fn run(
         cache = %cfg.intel.cache.redis.as_ref().map_or("memory".to_owned(), |u| format!("memory + {u}")),
         deadline_ms = cfg.intel.deadline.as_millis() as u64,
     );
+    // Notifications: the outbox lives in the store; a channel that cannot be built stops start-up.
+    let (notifications, notice_tasks) = crate::notices::start(
+        &cfg.notify,
+        store.clone(),
+        Some(intel.clone()),
+        Some(audit_log.clone()),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot start the notifications: {e}"))?;
+    metrics.register(|r| {
+        r.register_collector(Box::new(crate::notices::NotifyMetrics(
+            notifications.clone(),
+        )))
+    });
     let feed_watcher = intel
         .feeds()
         .spawn_watcher(cfg.intel.feed_poll, stop_expiry.subscribe());
+    let expiry = sentinel_pipeline::ledger::spawn_expiry_notifying(
+        ledger.clone(),
+        recorder.clone(),
+        expiry_stopped,
+        Some(Arc::new(notifications.clone())),
+    );
     let stages = Stages {
         detectors: Detectors::new(Heuristic::new(heuristic_settings(&cfg)), scenarios),
         investigator: intel.investigator(),
         policy: policy_matrix(&cfg),
         ledger: ledger.clone(),
-        notifier: Box::new(LogNotifier),
+        notifier: Box::new(notifications.clone()),
         recorder: recorder.clone(),
         metrics: metrics.clone(),
         redactor: (*redactor).clone(),
@@ -154,7 +171,9 @@ pub async fn run(
             .await?;
     // The supervisor (a `supervise:` section) runs its children under the daemon's notifier.
     let (supervisor, children) =
-        match crate::supervised::start(cfg.supervise.clone(), Arc::new(LogNotifier)).await? {
+        match crate::supervised::start(cfg.supervise.clone(), Arc::new(notifications.clone()))
+            .await?
+        {
             Some((sup, hook)) => (Some(sup), Some(hook)),
             None => (None, None),
         };
@@ -170,12 +189,14 @@ pub async fn run(
         audit: Some(audit_log.clone()),
         decisions: Some(desk),
         intel: Some(intel.clone()),
+        notify: Some(notifications.clone()),
+        operator_audit: Some(recorder.clone()),
         system: SystemInfo {
             started_at: system_started.0,
             started: system_started.1,
             store_writer: Some(pending_writes),
             children,
-            ..SystemInfo::default()
+            notify: Some(crate::notices::heartbeat_hook(notifications.clone())),
         },
     };
     tracing::info!(evt = "allowlist", nets = ?ledger.responder().allowlist().nets().iter().map(|n| n.to_string()).collect::<Vec<_>>());
@@ -273,6 +294,8 @@ pub async fn run(
         )
         .await;
     drop(recorder);
+    // The pipeline's last notices are in the outbox; undelivered rows go out at the next start.
+    notice_tasks.stop().await;
     // The index rows of queued audit records, then the log's final checkpoint, then the store.
     let indexed = index_task.close().await;
     let log_closed = log_task.finish().await;

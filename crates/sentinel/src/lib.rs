@@ -11,5 +11,6 @@
 pub mod daemon;
 pub mod loggen;
 pub mod logs;
+pub mod notices;
 pub mod private;
 pub mod supervised;

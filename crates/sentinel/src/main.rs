@@ -58,6 +58,11 @@ enum Command {
     /// DIR`) and accepts the same API keys (`auth.secret` is copied; `admin.key` is not). Exit 0 with
     /// what was copied; 1 when the log is damaged; 2 on a usage or I/O error.
     Backup(cmd::backup::BackupArgs),
+    /// Notifications: send a notice, show the counters and dead letters, retry one (through the
+    /// daemon), or send a test message to one configured channel (`notify test --channel NAME`).
+    ///
+    /// Exit code 0; 1 when the daemon or the channel fails (with the reason).
+    Notify(cmd::notify::NotifyArgs),
     /// Exit 0 when the running daemon is ready, 1 otherwise (for container health checks).
     Healthcheck(cmd::healthcheck::HealthcheckArgs),
     /// Run and watch processes and Docker containers from supervise.yml: health probes, restarts
@@ -79,6 +84,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => cmd::replay::run(args),
         Command::GenLogs(args) => cmd::gen_logs::run(args),
         Command::Healthcheck(args) => cmd::healthcheck::run(args),
+        Command::Notify(args) => cmd::notify::run(args),
         Command::Audit(args) => cmd::audit::run(args),
         Command::Backup(args) => cmd::backup::run(args),
         Command::Supervise(args) => cmd::supervise::run(args),

@@ -5,6 +5,7 @@ mod defend;
 mod events;
 mod health;
 mod intel;
+mod notify;
 mod query;
 pub(crate) mod system;
 
@@ -41,6 +42,8 @@ pub fn router(state: AppState) -> Router {
         .route("/audit/checkpoints", get(audit::checkpoints))
         .route("/decisions", get(crate::decisions::list))
         .route("/intel", get(intel::stats))
+        .route("/notify", get(notify::stats))
+        .route("/notify/dead-letters", get(notify::dead_letters))
         .route("/system/heartbeat", get(system::heartbeat));
     let read = limits::time_out(read, limit);
     let write = Router::new()
@@ -51,7 +54,12 @@ pub fn router(state: AppState) -> Router {
             post(crate::decisions::add).delete(crate::decisions::delete),
         )
         // A read, but it spends the providers' quota: operators only.
-        .route("/intel/{ip}", get(intel::lookup));
+        .route("/intel/{ip}", get(intel::lookup))
+        .route("/notify", post(notify::send))
+        .route(
+            "/notify/dead-letters/{delivery_id}/retry",
+            post(notify::retry),
+        );
     // The stream joins after the timeout: it is bounded per line instead.
     let write = limits::time_out(write, limit)
         .route("/events/stream", post(events::post_stream))

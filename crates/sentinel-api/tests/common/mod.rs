@@ -90,6 +90,8 @@ pub async fn harness_with(setup: Setup) -> Harness {
         audit: None,
         decisions: None,
         intel: None,
+        notify: None,
+        operator_audit: None,
         system: Default::default(),
     };
     Harness {

@@ -1,0 +1,267 @@
+//! Notifications through the API: `POST /v1/notify` (operator) sends a notice of the operator's
+//! through the routes and answers once its outbox rows are committed; `GET /v1/notify` (viewer)
+//! answers the engine's counters; `GET /v1/notify/dead-letters` (viewer) pages the messages that
+//! exhausted their attempts; `POST /v1/notify/dead-letters/{delivery_id}/retry` (operator) queues one
+//! again. Every operator action is recorded in the audit trail (kind `operator`) with the key's id.
+
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::extract::{parse_json_value, read_limited, require_content_type, typed};
+use crate::state::AppState;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::{Extension, Json};
+use sentinel_core::{AuditKind, Notice, NoticeKind, Severity, TraceId};
+use sentinel_notify::{Notifications, OutboxError};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+
+/// The longest title, in characters.
+pub const MAX_TITLE_CHARS: usize = 200;
+/// The largest body, in bytes.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+/// The default page of dead letters.
+const DEFAULT_PAGE: usize = 50;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SendBody {
+    title: String,
+    #[serde(default)]
+    body: String,
+    #[serde(default)]
+    severity: Option<String>,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    key: Option<String>,
+}
+
+fn engine(s: &AppState) -> Result<&Notifications, ApiError> {
+    s.notify
+        .as_ref()
+        .ok_or_else(|| ApiError::Unavailable("notifications are not available in this role".into()))
+}
+
+impl From<OutboxError> for ApiError {
+    fn from(e: OutboxError) -> Self {
+        match e {
+            OutboxError::BadCursor => {
+                ApiError::BadRequest("`before`: not a dead letter's delivery id".into())
+            }
+            other => ApiError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+/// Checks a send request and makes its notice (every problem names its field).
+fn notice_of(b: SendBody, trace: TraceId) -> Result<Notice, String> {
+    let title = b.title.trim();
+    let n = title.chars().count();
+    if n == 0 || n > MAX_TITLE_CHARS {
+        return Err(format!(
+            "`title`: must be 1 to {MAX_TITLE_CHARS} characters, got {n}"
+        ));
+    }
+    if b.body.len() > MAX_BODY_BYTES {
+        return Err(format!(
+            "`body`: must be at most {MAX_BODY_BYTES} bytes, got {}",
+            b.body.len()
+        ));
+    }
+    let severity = match b.severity.as_deref() {
+        None => Severity::Info,
+        Some(v) => v
+            .parse::<Severity>()
+            .map_err(|e| format!("`severity`: {e}"))?,
+    };
+    let kind = match b.kind.as_deref() {
+        None | Some("manual") => NoticeKind::Manual,
+        Some("test") => NoticeKind::Test,
+        Some(other) => {
+            return Err(format!(
+                "`kind`: {other:?} is not allowed here (manual or test)"
+            ))
+        }
+    };
+    let mut notice = Notice::new(kind, severity, title, b.body, trace);
+    if let Some(k) = b.key {
+        let k = k.trim();
+        if k.is_empty() || k.chars().count() > MAX_TITLE_CHARS {
+            return Err(format!("`key`: must be 1 to {MAX_TITLE_CHARS} characters"));
+        }
+        notice = notice.with_key(k);
+    }
+    Ok(notice)
+}
+
+/// Records an operator's action in the audit trail (logged when it cannot be).
+async fn audit(s: &AppState, who: &Principal, subject: &str, trace: &TraceId, what: String) {
+    let summary = format!("{what} (key {} {:?})", who.key_id, who.name);
+    tracing::info!(evt = "notify_operator", trace = %trace, key_id = %who.key_id, subject, summary = %summary);
+    if let Some(rec) = &s.operator_audit {
+        // A failure is logged and counted by the recorder.
+        let _ = rec
+            .note(AuditKind::Operator, subject, trace, summary, None)
+            .await;
+    }
+}
+
+/// `POST /v1/notify`: 202 `{accepted, rows, channels}` once the outbox holds the notice; 200 with no
+/// channel and a `note` when no route matches it (it is logged only).
+pub(crate) async fn send(
+    State(s): State<AppState>,
+    Extension(trace): Extension<TraceId>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    require_content_type(&headers, &["application/json"], "application/json")?;
+    let bytes = read_limited(&headers, body, s.settings.max_body_bytes).await?;
+    let mut body = parse_json_value(&bytes).map_err(ApiError::BadRequest)?;
+    let masked = s.redactor.redact(&mut body);
+    s.metrics.secrets_redacted.add(masked as u64);
+    let b: SendBody = typed(body).map_err(ApiError::BadRequest)?;
+    let notice = notice_of(b, trace.clone()).map_err(ApiError::BadRequest)?;
+    let done = engine(&s)?
+        .submit(&notice)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("the notice was not queued: {e}")))?;
+    audit(
+        &s,
+        &who,
+        &format!("notify/{trace}"),
+        &trace,
+        format!(
+            "operator sent a {} notice ({}) {:?} to [{}]",
+            notice.kind,
+            notice.severity,
+            notice.title,
+            done.channels.join(", ")
+        ),
+    )
+    .await;
+    if done.channels.is_empty() {
+        return Ok((
+            StatusCode::OK,
+            Json(json!({
+                "accepted": false,
+                "rows": [],
+                "channels": [],
+                "note": format!("no route matches kind {} at severity {}: the notice was logged only", notice.kind, notice.severity),
+            })),
+        ));
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"accepted": true, "rows": done.rows, "channels": done.channels})),
+    ))
+}
+
+/// `GET /v1/notify`: the engine's counters.
+pub(crate) async fn stats(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
+    serde_json::to_value(engine(&s)?.stats())
+        .map(Json)
+        .map_err(|e| ApiError::Internal(format!("notify stats: {e}")))
+}
+
+/// `GET /v1/notify/dead-letters?limit=&before=`: newest first; `next_before` is the cursor of the
+/// next page (absent on the last).
+pub(crate) async fn dead_letters(
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    if let Some(k) = q.keys().find(|k| !matches!(k.as_str(), "limit" | "before")) {
+        return Err(ApiError::BadRequest(format!(
+            "`{k}`: unknown parameter (only `limit` and `before`)"
+        )));
+    }
+    let max = sentinel_notify::engine::MAX_DEAD_LETTER_PAGE;
+    let limit = match q.get("limit") {
+        None => DEFAULT_PAGE,
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if (1..=max).contains(&n) => n,
+            _ => {
+                return Err(ApiError::BadRequest(format!(
+                    "`limit`: must be between 1 and {max}"
+                )))
+            }
+        },
+    };
+    let items = engine(&s)?
+        .dead_letters(limit, q.get("before").cloned())
+        .await?;
+    let next = (items.len() == limit)
+        .then(|| items.last().map(|d| d.delivery_id.clone()))
+        .flatten();
+    Ok(Json(json!({"items": items, "next_before": next})))
+}
+
+/// `POST /v1/notify/dead-letters/{delivery_id}/retry`: 200 when it is queued again, 404 when there
+/// is no such dead letter.
+pub(crate) async fn retry(
+    State(s): State<AppState>,
+    Extension(trace): Extension<TraceId>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    if id.is_empty() || id.len() > 200 {
+        return Err(ApiError::BadRequest("`delivery_id`: malformed".into()));
+    }
+    if !engine(&s)?.retry_dead_letter(&id).await? {
+        return Err(ApiError::NotFound);
+    }
+    audit(
+        &s,
+        &who,
+        &format!("notify/{id}"),
+        &trace,
+        format!("operator requeued dead letter {id}"),
+    )
+    .await;
+    Ok(Json(json!({"requeued": true, "delivery_id": id})))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn body(v: Value) -> SendBody {
+        typed(v).unwrap()
+    }
+
+    #[test]
+    fn a_send_request_is_checked_field_by_field() {
+        let n = notice_of(body(json!({"title": "hi"})), TraceId::new()).unwrap();
+        assert_eq!(
+            (n.kind, n.severity, n.body.as_str()),
+            (NoticeKind::Manual, Severity::Info, "")
+        );
+        let n = notice_of(
+            body(json!({"title": "t", "severity": "high", "kind": "test", "key": "k"})),
+            TraceId::new(),
+        )
+        .unwrap();
+        assert_eq!((n.kind, n.severity), (NoticeKind::Test, Severity::High));
+        assert_eq!(n.dedup_key(), "test:k");
+        for (v, field) in [
+            (json!({"title": ""}), "`title`"),
+            (json!({"title": "x".repeat(201)}), "`title`"),
+            (
+                json!({"title": "t", "body": "x".repeat(16 * 1024 + 1)}),
+                "`body`",
+            ),
+            (json!({"title": "t", "severity": "dire"}), "`severity`"),
+            (json!({"title": "t", "kind": "crash"}), "`kind`"),
+        ] {
+            let e = notice_of(body(v.clone()), TraceId::new()).unwrap_err();
+            assert!(e.starts_with(field), "{v}: {e}");
+        }
+        assert!(typed::<SendBody>(json!({"title": "t", "color": "red"}))
+            .unwrap_err()
+            .contains("color"));
+    }
+}
