@@ -188,6 +188,15 @@ pub enum NotifyError {
 pub trait Notifier: Send + Sync {
     /// Sends one notice.
     async fn notify(&self, n: &Notice) -> Result<(), NotifyError>;
+
+    /// Sends a burst of notices; one error stands for the whole burst. The default sends them one
+    /// by one (stopping at the first failure); a notifier with a store commits them together.
+    async fn notify_many(&self, ns: &[Notice]) -> Result<(), NotifyError> {
+        for n in ns {
+            self.notify(n).await?;
+        }
+        Ok(())
+    }
 }
 
 /// Errors an audit log can return.

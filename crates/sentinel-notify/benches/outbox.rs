@@ -2,6 +2,8 @@
 //!
 //! - `accept`: notices/s through `Notifications::notify` (each committed to the outbox before it
 //!   returns), one caller, as the pipeline's notify stage calls it;
+//! - `accept_burst`: the same in bursts of 256 (`notify_many`, one commit each), as the notify stage
+//!   hands over what queued up behind the first notice;
 //! - `deliver`: messages/s from outbox to a channel that accepts at once (the `log` channel, with no
 //!   log subscriber installed), every notice with its own key so nothing folds;
 //! - `fold`: a wave of notices with one key (group_wait 2 s): how many messages carry them, and the
@@ -62,6 +64,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut accept = Vec::new();
     let mut deliver = Vec::new();
     let mut fold = Vec::new();
+    let mut burst = Vec::new();
     let mut messages = Vec::new();
     for _ in 0..RUNS {
         // accept + deliver: distinct keys, due at once.
@@ -75,6 +78,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         accept.push(NOTICES as f64 / started.elapsed().as_secs_f64());
         wait_delivered(&n, NOTICES as u64).await;
         deliver.push(NOTICES as f64 / started.elapsed().as_secs_f64());
+        task.stop().await;
+        store.close().await;
+
+        let dir = tempfile::tempdir()?;
+        let store = sentinel_store::Store::open(&dir.path().join("sentinel.db")).await?;
+        let (n, task) = sentinel_notify::build(&config(Duration::ZERO), store.clone(), None)?;
+        let all: Vec<Notice> = (0..NOTICES).map(|i| notice(i, None)).collect();
+        let started = Instant::now();
+        for chunk in all.chunks(256) {
+            n.notify_many(chunk).await?;
+        }
+        burst.push(NOTICES as f64 / started.elapsed().as_secs_f64());
         task.stop().await;
         store.close().await;
 
@@ -101,6 +116,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "accept: {:.0} notices/s median of {RUNS} ({NOTICES} notices, each committed before notify returns)",
         median(accept)
+    );
+    println!(
+        "accept_burst: {:.0} notices/s median of {RUNS} (bursts of 256, one commit each)",
+        median(burst)
     );
     println!(
         "deliver: {:.0} messages/s median of {RUNS} (accept to last delivered, distinct keys)",

@@ -238,6 +238,66 @@ impl Notifications {
         .await
     }
 
+    /// Routes every notice and writes all their outbox rows in ONE transaction, committed before
+    /// it returns (how the pipeline's notify stage hands over a burst: one commit, not one per
+    /// notice). On a store failure nothing of the batch is accepted and every notice is counted.
+    pub async fn submit_many(&self, ns: &[Notice]) -> Result<(), NotifyError> {
+        let now = Timestamp::now();
+        let mut new = Vec::new();
+        let mut channels_of = Vec::with_capacity(ns.len());
+        for n in ns {
+            let targets = self.shared.router.targets(n.kind, n.severity);
+            if targets.is_empty() {
+                self.shared.counters.unrouted();
+                tracing::warn!(evt = "notice", trace = %n.trace_id, kind = %n.kind, severity = %n.severity, title = %n.title, body = %n.body);
+                continue;
+            }
+            let body = match serde_json::to_string(n) {
+                Ok(b) => b,
+                Err(e) => {
+                    self.shared.counters.store_error();
+                    tracing::error!(evt = "notify_outbox_failed", trace = %n.trace_id, error = %e, "cannot encode a notice");
+                    continue;
+                }
+            };
+            let key = n.dedup_key();
+            let mut channels = Vec::with_capacity(targets.len());
+            for t in targets {
+                new.push(NewOutboxRow {
+                    id: new_id(),
+                    channel: t.channel.clone(),
+                    key: key.clone(),
+                    body: body.clone(),
+                    created: now,
+                    due: now.plus(t.group_wait),
+                });
+                channels.push(t.channel);
+            }
+            channels_of.push(channels);
+        }
+        if new.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.shared.store.insert_outbox(&new).await {
+            for _ in &channels_of {
+                self.shared.counters.store_error();
+            }
+            tracing::error!(evt = "notify_outbox_failed", notices = channels_of.len(), error = %e, "cannot queue notices");
+            return Err(NotifyError::Delivery(format!("outbox: {e}")));
+        }
+        let mut woken = std::collections::BTreeSet::new();
+        for channels in &channels_of {
+            self.shared.counters.accepted(channels);
+            woken.extend(channels.iter().cloned());
+        }
+        for c in woken {
+            if let Some(w) = self.shared.wakers.get(&c) {
+                w.notify_one();
+            }
+        }
+        Ok(())
+    }
+
     async fn insert(
         &self,
         n: &Notice,
@@ -414,6 +474,10 @@ impl Notifications {
 impl Notifier for Notifications {
     async fn notify(&self, n: &Notice) -> Result<(), NotifyError> {
         self.submit(n).await.map(|_| ())
+    }
+
+    async fn notify_many(&self, ns: &[Notice]) -> Result<(), NotifyError> {
+        self.submit_many(ns).await
     }
 }
 

@@ -689,18 +689,47 @@ async fn notify(
     rec: Recorder,
     m: Arc<Metrics>,
 ) {
-    while let Some(notice) = rx.recv().await {
+    let mut burst: Vec<Notice> = Vec::with_capacity(NOTICE_BURST);
+    while let Some(first) = rx.recv().await {
         let _task = m.tasks.track(NOTICE_TASK);
         let _latency = m.stage_timer(Stage::Notify);
-        match n.notify(&notice).await {
-            Ok(()) => {
-                m.notices_sent.inc();
-                rec.record(&notice, None).await;
+        // What queued up behind the first goes in the same commit (an attack wave is a burst).
+        burst.clear();
+        burst.push(first);
+        while burst.len() < NOTICE_BURST {
+            match rx.try_recv() {
+                Ok(next) => burst.push(next),
+                Err(_) => break,
             }
-            Err(e) => tracing::warn!(evt = "notice_failed", trace = %notice.trace_id, error = %e),
+        }
+        match n.notify_many(&burst).await {
+            Ok(()) => {
+                for notice in &burst {
+                    m.notices_sent.inc();
+                    rec.record(notice, None).await;
+                }
+            }
+            Err(e) => {
+                // Not accepted: each is logged whole, so what it said is not lost with it (at warn:
+                // an error line would itself become a notice, and fail the same way).
+                for notice in &burst {
+                    tracing::warn!(
+                        evt = "notice_failed",
+                        trace = %notice.trace_id,
+                        kind = %notice.kind,
+                        severity = %notice.severity,
+                        title = %notice.title,
+                        body = %notice.body,
+                        error = %e,
+                    );
+                }
+            }
         }
     }
 }
+
+/// Notices handed to the notifier in one call at most.
+const NOTICE_BURST: usize = 256;
 
 /// Tells people through the structured log (other channels come with the notify crate).
 pub struct LogNotifier;
