@@ -87,6 +87,21 @@ pub(crate) fn crash_loop(
     .with_key(format!("crash:{name}"))
 }
 
+/// `<name>: the Docker engine is unreachable`: the container is not watched until it is back.
+pub(crate) fn docker_unavailable(name: &str, error: &str) -> Notice {
+    Notice::new(
+        NoticeKind::Crash,
+        Severity::High,
+        format!("{name}: the Docker engine is unreachable"),
+        format!(
+            "The supervisor cannot reach the Docker engine ({error}), so the container {name} is \
+             not watched, probed or restarted. It keeps trying every few seconds."
+        ),
+        TraceId::new(),
+    )
+    .with_key(format!("docker:{name}"))
+}
+
 /// Sends a notice in the background (a slow notifier never delays a restart); a failure is loud.
 pub(crate) fn send(notifier: &Arc<dyn Notifier>, notice: Notice) {
     let notifier = Arc::clone(notifier);
