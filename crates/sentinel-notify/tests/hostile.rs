@@ -62,18 +62,37 @@ async fn smtp_header_and_data_injection_is_inert() {
     );
     ch.send(&message("inj-1", title, &body)).await.unwrap();
     let mails = sink.received();
-    assert_eq!(mails.len(), 1, "one message, not a smuggled second: {mails:?}");
+    assert_eq!(
+        mails.len(),
+        1,
+        "one message, not a smuggled second: {mails:?}"
+    );
     let m = &mails[0];
     assert_eq!(m.rcpt_to, vec!["ops@example.org".to_string()]);
-    assert!(m.header("Bcc").is_none(), "a header was injected: {}", m.raw);
+    assert!(
+        m.header("Bcc").is_none(),
+        "a header was injected: {}",
+        m.raw
+    );
     let subject = m.subject.clone().unwrap();
     assert!(subject.contains("pwned"), "{subject:?}");
-    assert!(!subject.contains('\r') && !subject.contains('\n'), "{subject:?}");
-    assert!(m.body.contains("MAIL FROM:<evil@evil.example>"), "{}", m.body);
+    assert!(
+        !subject.contains('\r') && !subject.contains('\n'),
+        "{subject:?}"
+    );
+    assert!(
+        m.body.contains("MAIL FROM:<evil@evil.example>"),
+        "{}",
+        m.body
+    );
     assert!(m.body.contains("smuggled"), "{}", m.body);
     assert!(m.body.contains(&long), "the long line was cut");
     assert!(m.body.contains(".leading dot"), "{}", m.body);
-    assert!(m.body.contains("delivery: inj-1"), "the body was cut short: {}", m.body);
+    assert!(
+        m.body.contains("delivery: inj-1"),
+        "the body was cut short: {}",
+        m.body
+    );
 }
 
 /// A server that accepts the connection and never greets: the attempt ends within its timeout.
@@ -123,7 +142,10 @@ async fn slack_control_sequences_are_escaped() {
     assert!(!text.contains("<!channel>"), "mention went out: {text}");
     assert!(!text.contains("<http://evil"), "link went out: {text}");
     assert!(!text.contains("<@U123>"), "user mention went out: {text}");
-    assert!(text.contains("&lt;!channel&gt; wake up &amp; &lt;http://evil.example|click here&gt;"), "{text}");
+    assert!(
+        text.contains("&lt;!channel&gt; wake up &amp; &lt;http://evil.example|click here&gt;"),
+        "{text}"
+    );
 }
 
 /// Markup in a notice reaches Matrix escaped in `formatted_body`, and a room id with `/`, `?`,
@@ -152,7 +174,10 @@ async fn matrix_markup_and_odd_room_ids() {
     .unwrap();
     let ev = fake.received();
     assert_eq!(ev.len(), 1, "{:?}", fake.attempts());
-    let content = ev[0].content["formatted_body"].as_str().unwrap().to_string();
+    let content = ev[0].content["formatted_body"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(!content.contains("<script>"), "{content}");
     assert!(!content.contains("<img"), "{content}");
 }
@@ -195,7 +220,10 @@ async fn webhook_endless_and_silent_receivers_are_bounded() {
     .unwrap();
     let t0 = Instant::now();
     let r = ch.send(&message("e-1", "t", "b")).await;
-    assert!(matches!(&r, Err(SendError::Transient { reason, .. }) if reason.contains("500")), "{r:?}");
+    assert!(
+        matches!(&r, Err(SendError::Transient { reason, .. }) if reason.contains("500")),
+        "{r:?}"
+    );
     let r = ch.send(&message("e-2", "t", "b")).await;
     assert!(matches!(r, Err(SendError::Transient { .. })), "{r:?}");
     assert!(t0.elapsed() < Duration::from_secs(20), "{:?}", t0.elapsed());

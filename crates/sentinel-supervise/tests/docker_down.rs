@@ -48,7 +48,11 @@ async fn an_unreachable_docker_engine_is_a_clear_error_and_one_notice() {
     .await
     .expect("a notice that the container is not watched");
     assert_eq!(notices[0].title, "web: the Docker engine is unreachable");
-    assert!(notices[0].body.contains("not watched"), "{}", notices[0].body);
+    assert!(
+        notices[0].body.contains("not watched"),
+        "{}",
+        notices[0].body
+    );
     // Another retry (every 5 s) does not send another notice.
     tokio::time::sleep(Duration::from_secs(6)).await;
     assert_eq!(rec.notices().len(), 1, "{:?}", rec.notices());

@@ -115,7 +115,10 @@ async fn a_daemon_left_behind_by_an_exiting_child_is_killed() {
     let gone = until(Duration::from_secs(10), || (!alive(daemon)).then_some(())).await;
     assert!(gone.is_some(), "daemon {daemon} outlived its parent");
     let s = sup.status();
-    assert_eq!(child(&s, "forker").last_exit, Some(LastExit::Code { code: 3 }));
+    assert_eq!(
+        child(&s, "forker").last_exit,
+        Some(LastExit::Code { code: 3 })
+    );
     sup.stop().await;
 }
 
@@ -170,7 +173,9 @@ async fn sigkill_storms_count_one_restart_per_death() {
     for _ in 0..6 {
         kill9(pid);
         kill9(pid);
-        pid = running_pid(&sup, "victim", Some(pid)).await.expect("restarted");
+        pid = running_pid(&sup, "victim", Some(pid))
+            .await
+            .expect("restarted");
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let s = sup.status();
