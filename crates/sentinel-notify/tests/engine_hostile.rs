@@ -182,3 +182,52 @@ async fn a_store_that_cannot_record_a_delivery_does_not_make_the_message_repeat(
     assert_eq!(notify.stats().delivered, 1);
     task.stop().await;
 }
+
+/// A corrupt row (not JSON, with a NUL) in the outbox: the engine sends an "unreadable notice"
+/// saying so, marks it delivered, and goes on with the next row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_outbox_row_is_sent_as_unreadable_and_the_rest_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&db(&dir)).await.unwrap();
+    let now = sentinel_core::Timestamp::now();
+    store
+        .insert_outbox(&[sentinel_store::NewOutboxRow {
+            id: "corrupt-1".into(),
+            channel: "chat".into(),
+            key: "k-corrupt".into(),
+            body: "{\"kind\": \u{0}garbage".into(),
+            created: now,
+            due: now,
+        }])
+        .await
+        .unwrap();
+    let ch = Arc::new(Hooked {
+        attempts: Mutex::new(Vec::new()),
+        first: Mutex::new(None),
+    });
+    let chans: BTreeMap<String, Arc<dyn Channel>> =
+        [("chat".to_string(), Arc::clone(&ch) as Arc<dyn Channel>)].into();
+    let (notify, task) = Notifications::start(&config(), store.clone(), chans, None);
+    let task = Running(Some(task));
+    notify
+        .notify(&Notice::new(
+            NoticeKind::Alert,
+            Severity::High,
+            "after",
+            "fine",
+            TraceId::new(),
+        ))
+        .await
+        .unwrap();
+    let t0 = Instant::now();
+    while delivered(&store).await != 2 {
+        assert!(t0.elapsed() < Duration::from_secs(20), "not both delivered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let got = ch.attempts.lock().unwrap().clone();
+    assert_eq!(got.len(), 2, "{got:?}");
+    let bad = got.iter().find(|m| m.title == "unreadable notice").unwrap();
+    assert!(bad.body.contains("corrupt-1"), "{}", bad.body);
+    assert!(got.iter().any(|m| m.title == "after"));
+    task.stop().await;
+}

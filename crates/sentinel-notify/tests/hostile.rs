@@ -254,3 +254,57 @@ async fn webhook_escapes_json_and_refuses_header_breaking_ids() {
     assert!(r.is_err(), "{r:?}");
     assert_eq!(rx.received().len(), 1);
 }
+
+/// A homeserver that answers with a redirect to another host: not followed (the token is never
+/// sent anywhere else), a permanent error that names no token.
+#[tokio::test]
+async fn matrix_redirect_is_not_followed_and_the_token_stays_home() {
+    let other = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let other_port = other.local_addr().unwrap().port();
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let h = Arc::clone(&hits);
+    let other_task = tokio::spawn(async move {
+        loop {
+            let (_s, _) = other.accept().await.unwrap();
+            h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let srv = tokio::spawn(async move {
+        loop {
+            let (mut s, _) = l.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                let _ = s.read(&mut buf).await;
+                let ans = format!(
+                    "HTTP/1.1 307 Temporary Redirect\r\nlocation: http://127.0.0.1:{other_port}/steal\r\ncontent-length: 0\r\n\r\n"
+                );
+                let _ = s.write_all(ans.as_bytes()).await;
+            });
+        }
+    });
+    let token = "syt_must_not_leave_0123";
+    let ch = build_channel(
+        "matrix",
+        &ChannelConfig::Matrix(MatrixConfig {
+            homeserver: format!("http://127.0.0.1:{port}"),
+            room: "!r:fake.local".into(),
+            access_token: Secret::new(token),
+            timeout: TIMEOUT,
+        }),
+    )
+    .unwrap();
+    let r = ch.send(&message("red-1", "t", "b")).await;
+    match &r {
+        Err(SendError::Permanent(reason)) => {
+            assert!(reason.contains("307"), "{reason}");
+            assert!(!reason.contains(token), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+    srv.abort();
+    other_task.abort();
+}
