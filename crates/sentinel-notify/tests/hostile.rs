@@ -308,3 +308,71 @@ async fn matrix_redirect_is_not_followed_and_the_token_stays_home() {
     srv.abort();
     other_task.abort();
 }
+
+/// A hostile SMTP server that echoes the AUTH line back in its refusal: the error (which goes to
+/// the outbox's last_error, the API and the logs) carries neither the password nor its base64.
+#[tokio::test]
+async fn smtp_refusal_echoing_the_credentials_is_redacted() {
+    use tokio::io::AsyncBufReadExt;
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let srv = tokio::spawn(async move {
+        loop {
+            let (s, _) = l.accept().await.unwrap();
+            tokio::spawn(async move {
+                let (r, mut w) = s.into_split();
+                let mut r = tokio::io::BufReader::new(r);
+                let _ = w.write_all(b"220 evil ESMTP\r\n").await;
+                let mut line = String::new();
+                while r.read_line(&mut line).await.unwrap_or(0) > 0 {
+                    let cmd = line.trim_end().to_string();
+                    line.clear();
+                    let ans = if cmd.starts_with("EHLO") {
+                        "250-evil\r\n250 AUTH PLAIN LOGIN\r\n".to_string()
+                    } else if cmd.starts_with("AUTH") {
+                        format!("535 5.7.8 credentials {cmd} rejected\r\n")
+                    } else if cmd.starts_with("QUIT") {
+                        "221 bye\r\n".to_string()
+                    } else {
+                        format!("535 5.7.8 {cmd} rejected\r\n")
+                    };
+                    if w.write_all(ans.as_bytes()).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let password = "smtp-pass-very-secret-77";
+    let ch = build_channel(
+        "mail",
+        &ChannelConfig::Smtp(SmtpConfig {
+            host: "127.0.0.1".to_string(),
+            port,
+            security: SmtpSecurity::None,
+            username: Some("bot@example.org".into()),
+            password: Some(Secret::new(password)),
+            from: "Sentinel <sentinel@example.org>".to_string(),
+            to: vec!["ops@example.org".to_string()],
+            ca_file: None,
+            timeout: TIMEOUT,
+        }),
+    )
+    .unwrap();
+    let r = ch.send(&message("auth-1", "t", "b")).await;
+    let reason = match r {
+        Err(SendError::Permanent(reason)) => reason,
+        other => panic!("{other:?}"),
+    };
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let plain = b64.encode(format!("\0bot@example.org\0{password}"));
+    assert!(reason.contains("535"), "{reason}");
+    assert!(!reason.contains(password), "{reason}");
+    assert!(
+        !reason.contains(&plain),
+        "the AUTH PLAIN credentials leaked: {reason}"
+    );
+    assert!(!reason.contains(&b64.encode(password)), "{reason}");
+    srv.abort();
+}
