@@ -376,3 +376,32 @@ async fn smtp_refusal_echoing_the_credentials_is_redacted() {
     assert!(!reason.contains(&b64.encode(password)), "{reason}");
     srv.abort();
 }
+
+/// A notice with a 1 MB body of characters that HTML-escape to six bytes: the Matrix event stays
+/// under the 65 536-byte limit homeservers enforce (else `M_TOO_LARGE` makes it a dead letter).
+#[tokio::test]
+async fn matrix_event_stays_under_the_homeserver_size_limit() {
+    let room = "!big:fake.local";
+    let token = "syt_big_token_0123";
+    let fake = MatrixFake::start(room, token).await;
+    let ch = build_channel(
+        "matrix",
+        &ChannelConfig::Matrix(MatrixConfig {
+            homeserver: fake.homeserver(),
+            room: room.to_string(),
+            access_token: Secret::new(token),
+            timeout: TIMEOUT,
+        }),
+    )
+    .unwrap();
+    let body = "\"é".repeat(350_000);
+    ch.send(&message("big-1", &"'".repeat(10_000), &body))
+        .await
+        .unwrap();
+    let ev = fake.received();
+    assert_eq!(ev.len(), 1);
+    let size = ev[0].content.to_string().len();
+    assert!(size < 65_536 - 1024, "event content is {size} bytes");
+    let plain = ev[0].content["body"].as_str().unwrap();
+    assert!(plain.contains("[truncated]"), "no truncation mark");
+}
