@@ -30,13 +30,20 @@ pub struct Message {
 }
 
 impl Message {
-    /// The one-line subject: `[Sentinel] HIGH: <title>`, with ` (×N)` when folded.
+    /// The one-line subject: `[Sentinel] HIGH: <title>`, with ` (×N)` when folded. Control
+    /// characters in the title (CR, LF, NUL, tab…) become spaces, so a title cannot add lines to a
+    /// mail subject, a chat heading or anything else that expects one line.
     pub fn subject(&self) -> String {
         let upper = self.severity.as_str().to_ascii_uppercase();
+        let title: String = self
+            .title
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
         if self.count > 1 {
-            format!("[Sentinel] {upper}: {} (×{})", self.title, self.count)
+            format!("[Sentinel] {upper}: {title} (×{})", self.count)
         } else {
-            format!("[Sentinel] {upper}: {}", self.title)
+            format!("[Sentinel] {upper}: {title}")
         }
     }
 

@@ -6,6 +6,11 @@
 //! throttles, sends, and records the outcome: delivered, retried later with backoff, or dead. It never
 //! deletes a row it has not delivered: stopping mid-send leaves the rows pending, to be sent again
 //! under the same delivery id (at-least-once).
+//!
+//! When the store cannot record an outcome (the database is locked by another process, the disk is
+//! full), the worker keeps the outcome in memory and records it once the store works again, instead
+//! of sending the message again each time it rescans: a channel with no de-duplication (Slack, email)
+//! would otherwise show a duplicate every second for as long as the store is stuck.
 
 use crate::backoff::Backoff;
 use crate::channel::{Channel, Message, SendError};
@@ -13,7 +18,7 @@ use crate::engine::Shared;
 use crate::route::Throttle;
 use sentinel_core::{Notice, NoticeKind, Severity, Timestamp, TraceId};
 use sentinel_store::{OutboxGroup, OutboxRow};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
@@ -142,6 +147,61 @@ fn until(t: Timestamp, now: Timestamp) -> Duration {
     Duration::from_millis(u64::try_from(t.as_millis() - now.as_millis()).unwrap_or(0))
 }
 
+/// An outcome that was decided (the message was sent, or refused) but not yet recorded in the store.
+enum Unrecorded {
+    /// Sent: mark the delivery delivered.
+    Delivered {
+        at: Timestamp,
+        rows: usize,
+        count: u64,
+        attempts: u32,
+        kind: NoticeKind,
+        title: String,
+    },
+    /// Failed for now: retry no sooner than `due`.
+    Retry { due: Timestamp, reason: String },
+    /// Given up on: make it a dead letter.
+    Dead {
+        at: Timestamp,
+        rows: usize,
+        attempts: u32,
+        reason: String,
+    },
+}
+
+/// Writes an outcome to the store (and counts and logs it once it is written).
+async fn record(
+    shared: &Shared,
+    name: &str,
+    delivery: &str,
+    u: &Unrecorded,
+) -> Result<u64, sentinel_store::StoreError> {
+    match u {
+        Unrecorded::Delivered {
+            at,
+            rows,
+            count,
+            attempts,
+            kind,
+            title,
+        } => {
+            let n = shared.store.outbox_delivered(delivery, *at).await?;
+            shared.counters.delivered(name, *rows);
+            tracing::info!(evt = "notice_delivered", channel = %name, delivery = %delivery, count, attempts, kind = %kind, title = %title);
+            Ok(n)
+        }
+        Unrecorded::Retry { due, reason } => {
+            shared.store.outbox_retry(delivery, *due, reason).await
+        }
+        Unrecorded::Dead {
+            at,
+            rows,
+            attempts,
+            reason,
+        } => dead(shared, name, delivery, *rows, *attempts, reason, *at).await,
+    }
+}
+
 /// What became of one group.
 enum Outcome {
     /// Carry on with the next group.
@@ -161,6 +221,8 @@ pub(crate) async fn run(
 ) {
     let name = channel.name().to_owned();
     let mut log = SendLog::new(shared.router.throttle(&name));
+    // Outcomes decided but not yet written to the store, by delivery id.
+    let mut unrecorded: HashMap<String, Unrecorded> = HashMap::new();
     tracing::debug!(channel = %name, kind = channel.kind(), "delivery worker started");
     'scan: loop {
         if *stop.borrow() {
@@ -201,7 +263,16 @@ pub(crate) async fn run(
             continue;
         }
         for g in groups {
-            match deliver_group(&shared, channel.as_ref(), &mut log, &mut stop, g).await {
+            let outcome = deliver_group(
+                &shared,
+                channel.as_ref(),
+                &mut log,
+                &mut stop,
+                &mut unrecorded,
+                g,
+            )
+            .await;
+            match outcome {
                 Outcome::Next => {}
                 Outcome::StoreFailed => {
                     if pause(&mut stop, STORE_BACKOFF).await {
@@ -221,12 +292,29 @@ async fn deliver_group(
     channel: &dyn Channel,
     log: &mut SendLog,
     stop: &mut watch::Receiver<bool>,
+    unrecorded: &mut HashMap<String, Unrecorded>,
     g: OutboxGroup,
 ) -> Outcome {
     let name = channel.name();
     let store = &shared.store;
     let (delivery, rows) = match g.delivery {
-        Some(d) => (d, g.rows),
+        Some(d) => {
+            // Sent (or refused) already: only the store has to catch up; do not send it again.
+            if let Some(u) = unrecorded.get(&d) {
+                return match record(shared, name, &d, u).await {
+                    Ok(_) => {
+                        tracing::info!(evt = "notify_outcome_recorded_late", channel = %name, delivery = %d, "the store recorded an earlier outcome");
+                        unrecorded.remove(&d);
+                        Outcome::Next
+                    }
+                    Err(e) => {
+                        tracing::error!(evt = "notify_outbox_failed", channel = %name, delivery = %d, error = %e, "still cannot record a delivery outcome; not sending it again");
+                        Outcome::StoreFailed
+                    }
+                };
+            }
+            (d, g.rows)
+        }
         None => {
             if g.rows.is_empty() {
                 return Outcome::Next;
@@ -298,18 +386,23 @@ async fn deliver_group(
     };
     let now = Timestamp::now();
     let attempts = before.saturating_add(1);
-    let result = match sent {
-        Ok(()) => {
-            let r = store.outbox_delivered(&delivery, now).await;
-            if r.is_ok() {
-                shared.counters.delivered(name, rows.len());
-                tracing::info!(evt = "notice_delivered", channel = %name, delivery = %delivery, count = message.count, attempts, kind = %message.kind, title = %message.title);
-            }
-            r
-        }
+    let outcome = match sent {
+        Ok(()) => Unrecorded::Delivered {
+            at: now,
+            rows: rows.len(),
+            count: message.count,
+            attempts,
+            kind: message.kind,
+            title: message.title.clone(),
+        },
         Err(SendError::Permanent(reason)) => {
             shared.counters.attempt_failed(name);
-            dead(shared, name, &delivery, &rows, attempts, &reason, now).await
+            Unrecorded::Dead {
+                at: now,
+                rows: rows.len(),
+                attempts,
+                reason,
+            }
         }
         Err(SendError::Transient {
             reason,
@@ -317,20 +410,27 @@ async fn deliver_group(
         }) => {
             shared.counters.attempt_failed(name);
             if attempts >= shared.retry.max_attempts.max(1) {
-                dead(shared, name, &delivery, &rows, attempts, &reason, now).await
+                Unrecorded::Dead {
+                    at: now,
+                    rows: rows.len(),
+                    attempts,
+                    reason,
+                }
             } else {
                 let delay = retry_delay(&shared.backoff, attempts, retry_after);
                 tracing::warn!(evt = "notice_delivery_failed", channel = %name, delivery = %delivery, attempts, retry_in_ms = delay.as_millis() as u64, error = %reason, "delivery failed; will retry");
-                store
-                    .outbox_retry(&delivery, now.plus(delay), &reason)
-                    .await
+                Unrecorded::Retry {
+                    due: now.plus(delay),
+                    reason,
+                }
             }
         }
     };
-    match result {
+    match record(shared, name, &delivery, &outcome).await {
         Ok(_) => Outcome::Next,
         Err(e) => {
-            tracing::error!(evt = "notify_outbox_failed", channel = %name, delivery = %delivery, error = %e, "cannot record a delivery outcome; it will be tried again");
+            tracing::error!(evt = "notify_outbox_failed", channel = %name, delivery = %delivery, error = %e, "cannot record a delivery outcome; kept in memory and recorded when the store works again (a restart before then sends it again under the same delivery id)");
+            unrecorded.insert(delivery, outcome);
             Outcome::StoreFailed
         }
     }
@@ -344,14 +444,14 @@ async fn dead(
     shared: &Shared,
     channel: &str,
     delivery: &str,
-    rows: &[OutboxRow],
+    rows: usize,
     attempts: u32,
     reason: &str,
     now: Timestamp,
 ) -> Result<u64, sentinel_store::StoreError> {
     let n = shared.store.outbox_dead(delivery, now, reason).await?;
-    shared.counters.dead(channel, rows.len());
-    tracing::error!(evt = "notice_dead_letter", channel = %channel, delivery = %delivery, attempts, count = rows.len(), error = %reason, "notice not delivered; kept as a dead letter");
+    shared.counters.dead(channel, rows);
+    tracing::error!(evt = "notice_dead_letter", channel = %channel, delivery = %delivery, attempts, count = rows, error = %reason, "notice not delivered; kept as a dead letter");
     Ok(n)
 }
 

@@ -388,7 +388,12 @@ async fn slack_posts_subject_and_text_and_hides_its_url() {
     ch.send(&m).await.unwrap();
     let posts = fake.received();
     assert_eq!(posts.len(), 1);
-    assert_eq!(posts[0].text, format!("{}\n{}", m.subject(), m.text()));
+    // Slack's formatting escapes `&`, `<` and `>` (the title carries `<b>&`).
+    let escaped = format!("{}\n{}", m.subject(), m.text())
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    assert_eq!(posts[0].text, escaped);
     assert!(posts[0]
         .text
         .starts_with("[Sentinel] HIGH: ssh brute force"));

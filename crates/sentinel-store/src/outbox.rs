@@ -15,6 +15,24 @@ use sqlx::{QueryBuilder, Sqlite};
 
 /// The most rows one group holds; a larger burst of one key becomes several messages.
 pub const MAX_GROUP_ROWS: usize = 10_000;
+/// Assigned deliveries whose retry is due: along the partial index of assigned rows (few: those in
+/// flight or retrying), not along `outbox_due`, which would visit every pending row of a flood of
+/// unassigned rows on each scan.
+const DUE_DELIVERIES_SQL: &str =
+    "SELECT delivery, MIN(key) FROM outbox INDEXED BY outbox_delivery \
+     WHERE channel = ? AND state = 'pending' AND delivery IS NOT NULL AND due <= ? \
+     GROUP BY delivery ORDER BY MIN(due) LIMIT ?";
+
+/// The keys of due unassigned rows with no delivery in flight, one per row in `due` order (read
+/// along `outbox_due`, stopping at the limit; no aggregation over every pending row).
+const DUE_KEY_ROWS_SQL: &str = "SELECT o.key FROM outbox o WHERE o.channel = ? \
+     AND o.state = 'pending' AND o.delivery IS NULL AND o.due <= ? AND NOT EXISTS \
+     (SELECT 1 FROM outbox p WHERE p.channel = o.channel AND p.key = o.key \
+     AND p.state = 'pending' AND p.delivery IS NOT NULL) ORDER BY o.due LIMIT ?";
+
+/// Due rows read per group wanted when looking for the next keys (a key with many due rows takes
+/// several; a scan that finds fewer keys than wanted returns fewer groups, the rest come next scan).
+const KEY_SCAN_ROWS: usize = 64;
 /// Ids per statement when updating rows by id (SQLite limits bound variables).
 const ID_CHUNK: usize = 500;
 
@@ -218,15 +236,12 @@ impl Store {
         max_groups: usize,
     ) -> Result<Vec<OutboxGroup>, StoreError> {
         let mut groups = Vec::new();
-        let deliveries: Vec<(String, String)> = sqlx::query_as(
-            "SELECT delivery, MIN(key) FROM outbox WHERE channel = ? AND state = 'pending' \
-             AND delivery IS NOT NULL AND due <= ? GROUP BY delivery ORDER BY MIN(due) LIMIT ?",
-        )
-        .bind(channel)
-        .bind(now.as_millis())
-        .bind(limit(max_groups))
-        .fetch_all(self.pool())
-        .await?;
+        let deliveries: Vec<(String, String)> = sqlx::query_as(DUE_DELIVERIES_SQL)
+            .bind(channel)
+            .bind(now.as_millis())
+            .bind(limit(max_groups))
+            .fetch_all(self.pool())
+            .await?;
         for (delivery, key) in deliveries {
             let rows = sqlx::query_as::<_, RowTuple>(&format!(
                 "SELECT {ROW_COLUMNS} FROM outbox WHERE delivery = ? AND state = 'pending' \
@@ -246,18 +261,26 @@ impl Store {
         if room == 0 {
             return Ok(groups);
         }
-        let keys: Vec<(String,)> = sqlx::query_as(
-            "SELECT o.key FROM outbox o WHERE o.channel = ? AND o.state = 'pending' \
-             AND o.delivery IS NULL AND o.due <= ? AND NOT EXISTS (SELECT 1 FROM outbox p \
-             WHERE p.channel = o.channel AND p.key = o.key AND p.state = 'pending' \
-             AND p.delivery IS NOT NULL) GROUP BY o.key ORDER BY MIN(o.due) LIMIT ?",
-        )
-        .bind(channel)
-        .bind(now.as_millis())
-        .bind(limit(room))
-        .fetch_all(self.pool())
-        .await?;
-        for (key,) in keys {
+        // The keys in the order of their earliest due row: the first distinct keys of the due rows
+        // read in `due` order along the `outbox_due` index. A `GROUP BY key` would aggregate every
+        // pending row on each scan, which made draining a flood of distinct keys quadratic.
+        let candidates: Vec<(String,)> = sqlx::query_as(DUE_KEY_ROWS_SQL)
+            .bind(channel)
+            .bind(now.as_millis())
+            .bind(limit(room.saturating_mul(KEY_SCAN_ROWS)))
+            .fetch_all(self.pool())
+            .await?;
+        let mut seen = std::collections::HashSet::new();
+        let mut keys = Vec::new();
+        for (key,) in candidates {
+            if keys.len() == room {
+                break;
+            }
+            if seen.insert(key.clone()) {
+                keys.push(key);
+            }
+        }
+        for key in keys {
             let rows = sqlx::query_as::<_, RowTuple>(&format!(
                 "SELECT {ROW_COLUMNS} FROM outbox WHERE channel = ? AND key = ? \
                  AND state = 'pending' AND delivery IS NULL ORDER BY created, id LIMIT ?"
@@ -533,5 +556,42 @@ impl Store {
             .execute(self.pool())
             .await?;
         Ok(done.rows_affected())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    /// The scan for due work must not aggregate or sort every pending row: with a flood of
+    /// distinct keys that made each scan (16 groups) cost O(pending), and draining quadratic.
+    #[tokio::test]
+    async fn due_scans_walk_indexes_without_aggregating_every_pending_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).await.unwrap();
+        for (sql, index, forbidden) in [
+            (DUE_DELIVERIES_SQL, "outbox_delivery", "outbox_due"),
+            (DUE_KEY_ROWS_SQL, "outbox_due", "TEMP B-TREE"),
+        ] {
+            let plan: Vec<(i64, i64, i64, String)> =
+                sqlx::query_as(&format!("EXPLAIN QUERY PLAN {sql}"))
+                    .bind("c")
+                    .bind(0i64)
+                    .bind(16i64)
+                    .fetch_all(store.pool())
+                    .await
+                    .unwrap();
+            let text: Vec<&str> = plan.iter().map(|p| p.3.as_str()).collect();
+            let first = text.first().copied().unwrap_or_default();
+            assert!(first.contains(index), "{sql}: {text:?}");
+            assert!(!first.contains(forbidden), "{sql}: {text:?}");
+            if forbidden == "TEMP B-TREE" {
+                assert!(
+                    !text.iter().any(|t| t.contains(forbidden)),
+                    "{sql}: {text:?}"
+                );
+            }
+        }
     }
 }

@@ -357,3 +357,63 @@ async fn digest_counts_the_window_only() {
     assert!(d.reverted_recent[0].starts_with("block_ip "));
     assert!(d.reverted_recent[0].contains("203.0.113.7"));
 }
+
+/// A flood: 3000 rows of one key due first, then 2000 distinct keys. Groups come in the order of
+/// each key's earliest due row, the big key whole; draining group by group takes every row once.
+#[tokio::test]
+async fn due_groups_drain_a_flood_of_keys_in_due_order_each_row_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let mut rows = Vec::new();
+    for i in 0..3000 {
+        rows.push(row(&format!("big{i:05}"), "hook", "big", i, i));
+    }
+    for i in 0..2000 {
+        // Interleaved due times: key k{i} is due at 10_000 + i, its second row later.
+        rows.push(row(
+            &format!("a{i:05}"),
+            "hook",
+            &format!("k{i:05}"),
+            0,
+            10_000 + i,
+        ));
+        rows.push(row(
+            &format!("b{i:05}"),
+            "hook",
+            &format!("k{i:05}"),
+            0,
+            20_000 + i,
+        ));
+    }
+    store.insert_outbox(&rows).await.unwrap();
+    let now = Timestamp::from_millis(1_000_000);
+    let first = store.outbox_due_groups("hook", now, 16).await.unwrap();
+    assert!(!first.is_empty());
+    assert_eq!(first[0].key, "big");
+    assert_eq!(first[0].rows.len(), 3000);
+    let mut seen = std::collections::BTreeSet::new();
+    let mut order = Vec::new();
+    let mut n = 0;
+    loop {
+        let groups = store.outbox_due_groups("hook", now, 16).await.unwrap();
+        if groups.is_empty() {
+            break;
+        }
+        for g in groups {
+            assert!(g.delivery.is_none());
+            for r in &g.rows {
+                assert!(seen.insert(r.id.clone()), "{} twice", r.id);
+            }
+            order.push(g.key.clone());
+            n += 1;
+            let d = format!("d{n}");
+            let ids: Vec<String> = g.rows.iter().map(|r| r.id.clone()).collect();
+            store.outbox_assign(&d, &ids).await.unwrap();
+            store.outbox_delivered(&d, now).await.unwrap();
+        }
+    }
+    assert_eq!(seen.len(), 7000);
+    let mut expected = vec!["big".to_string()];
+    expected.extend((0..2000).map(|i| format!("k{i:05}")));
+    assert_eq!(order, expected);
+}

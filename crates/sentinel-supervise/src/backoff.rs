@@ -114,15 +114,17 @@ impl Schedule {
         }
         let base = self.delay(self.attempt);
         let jitter = self.policy.jitter;
+        // Jitter is a fraction of the wait (0..=1, as the configuration checks); clamped here too,
+        // so a policy built in code with a huge jitter cannot overflow the wait (a panic).
         let extra = if jitter.is_finite() && jitter > 0.0 {
-            base.mul_f64(jitter * self.rng.gen::<f64>())
+            base.mul_f64(jitter.min(1.0) * self.rng.gen::<f64>())
         } else {
             Duration::ZERO
         };
         self.attempt = self.attempt.saturating_add(1);
         self.restarts.push_back(now);
         Decision::Restart {
-            after: base + extra,
+            after: base.saturating_add(extra),
             restarts: self.restarts.len() as u32,
         }
     }
@@ -137,6 +139,25 @@ mod tests {
             jitter,
             crash_max: 100,
             ..RestartPolicy::default()
+        }
+    }
+
+    #[test]
+    fn absurd_policies_built_in_code_do_not_panic() {
+        let mut s = Schedule::seeded(
+            RestartPolicy {
+                jitter: 1e300,
+                cap: Duration::MAX,
+                base: Duration::from_secs(u64::MAX / 2),
+                crash_max: 100,
+                ..RestartPolicy::default()
+            },
+            7,
+        );
+        let now = Instant::now();
+        for _ in 0..5 {
+            let w = after(s.next(now));
+            assert!(w >= Duration::from_secs(u64::MAX / 2));
         }
     }
 

@@ -68,11 +68,18 @@ pub(crate) async fn run(
     started: oneshot::Sender<()>,
 ) {
     let mut started = Some(started);
+    let mut notified = false;
     let docker = loop {
         match connect().await {
             Ok(d) => break d,
             Err(error) => {
                 tracing::error!(evt = "docker_unavailable", child = %ctx.cfg.name, error = %error);
+                // One notice per outage, not one per retry.
+                if !notified {
+                    notified = true;
+                    ctx.notifier
+                        .send(crate::notice::docker_unavailable(&ctx.cfg.name, &error));
+                }
                 let mut e = Entry::new(ctx.cfg.name.clone(), "container");
                 e.status.last_exit = Some(LastExit::StartFailed { error });
                 e.set_state(ChildState::Stopped);

@@ -88,6 +88,21 @@ pub(crate) fn crash_loop(
     .with_key(format!("crash:{name}"))
 }
 
+/// `<name>: the Docker engine is unreachable`: the container is not watched until it is back.
+pub(crate) fn docker_unavailable(name: &str, error: &str) -> Notice {
+    Notice::new(
+        NoticeKind::Crash,
+        Severity::High,
+        format!("{name}: the Docker engine is unreachable"),
+        format!(
+            "The supervisor cannot reach the Docker engine ({error}), so the container {name} is \
+             not watched, probed or restarted. It keeps trying every few seconds."
+        ),
+        TraceId::new(),
+    )
+    .with_key(format!("docker:{name}"))
+}
+
 /// The notifier with a count of the notices being handed to it, so that a stopping supervisor can
 /// wait until every notice it raised is accepted (queued) before the notification engine stops.
 #[derive(Clone)]

@@ -77,10 +77,13 @@ impl MatrixChannel {
         )
     }
 
-    /// The event content: plain `body`, and the same as HTML in `formatted_body`.
+    /// The event content: plain `body`, and the same as HTML in `formatted_body`. Subject and text
+    /// are cut (at a character boundary, marked) so the event stays under the 65 536-byte limit a
+    /// homeserver enforces (`M_TOO_LARGE`, a permanent refusal) even when every character of the
+    /// HTML copy is escaped to six bytes.
     fn content(m: &Message) -> serde_json::Value {
-        let subject = m.subject();
-        let text = m.text();
+        let subject = cut(&m.subject(), MAX_SUBJECT);
+        let text = cut(&m.text(), MAX_TEXT);
         let html = format!(
             "<strong>{}</strong><br>{}",
             escape_html(&subject),
@@ -93,6 +96,23 @@ impl MatrixChannel {
             "formatted_body": html,
         })
     }
+}
+
+/// The longest subject sent, in bytes.
+const MAX_SUBJECT: usize = 512;
+/// The longest text sent, in bytes: (512 + 8192) × 7 (plain + escaped HTML) + JSON stays < 64 KiB.
+const MAX_TEXT: usize = 8192;
+
+/// `s` cut to at most `max` bytes at a character boundary, with a mark when cut.
+fn cut(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… [truncated]", &s[..end])
 }
 
 fn escape_html(s: &str) -> String {

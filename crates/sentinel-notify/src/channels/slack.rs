@@ -1,5 +1,7 @@
 //! The Slack channel: a Slack-compatible incoming webhook (Slack, Mattermost, Rocket.Chat) gets
-//! `{"text": "<subject>\n<text>"}`. The URL is itself the credential: it is kept as a secret and never
+//! `{"text": "<subject>\n<text>"}`, with `&`, `<` and `>` escaped as Slack's message formatting
+//! requires, so a notice (whose title may carry attacker-chosen text: a user name, a URL, a log
+//! line) cannot ping `<!channel>`/`<@user>` or show a disguised `<url|label>` link. The URL is itself the credential: it is kept as a secret and never
 //! shown in `Debug`, an error or a log.
 
 use super::http;
@@ -38,6 +40,20 @@ impl SlackChannel {
     }
 }
 
+/// Slack's escaping of message text: `&` → `&amp;`, `<` → `&lt;`, `>` → `&gt;` (nothing else).
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 #[async_trait::async_trait]
 impl Channel for SlackChannel {
     fn name(&self) -> &str {
@@ -49,7 +65,8 @@ impl Channel for SlackChannel {
     }
 
     async fn send(&self, m: &Message) -> Result<(), SendError> {
-        let payload = serde_json::json!({ "text": format!("{}\n{}", m.subject(), m.text()) });
+        let text = escape(&format!("{}\n{}", m.subject(), m.text()));
+        let payload = serde_json::json!({ "text": text });
         let req = self
             .client
             .post(self.url.expose())

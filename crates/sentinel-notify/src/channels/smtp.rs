@@ -146,8 +146,24 @@ impl SmtpChannel {
             .map_err(|e| SendError::Permanent(format!("smtp: cannot build the message: {e}")))
     }
 
-    fn secrets(&self) -> Vec<&str> {
-        self.password.iter().map(|p| p.expose()).collect()
+    /// What must never show in an error: the password, and the base64 forms it travels in (AUTH
+    /// PLAIN's `\0user\0password`, AUTH LOGIN's password line), which a hostile or careless server
+    /// may echo back in its refusal.
+    fn secrets(&self) -> Vec<String> {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let Some(p) = &self.password else {
+            return Vec::new();
+        };
+        let pass = p.expose();
+        let user = self.username.as_deref().unwrap_or_default();
+        let plain = b64.encode(format!("\0{user}\0{pass}"));
+        vec![
+            pass.to_string(),
+            b64.encode(pass),
+            plain.trim_end_matches('=').to_string(),
+            b64.encode(pass).trim_end_matches('=').to_string(),
+        ]
     }
 }
 
@@ -205,7 +221,11 @@ impl Channel for SmtpChannel {
         let email = self.email(m)?;
         match tokio::time::timeout(self.timeout, self.transport.send(email)).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(classify(&e, &self.secrets())),
+            Ok(Err(e)) => {
+                let secrets = self.secrets();
+                let refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
+                Err(classify(&e, &refs))
+            }
             Err(_) => Err(SendError::transient(format!(
                 "smtp: no complete answer within {:.1}s",
                 self.timeout.as_secs_f64()
