@@ -123,7 +123,7 @@ pub struct OutboxGroup {
     /// The delivery id when already assigned (a retry, or a message in flight at the last stop);
     /// `None` for a new group, which needs one assigned before it is sent.
     pub delivery: Option<String>,
-    /// Its rows, oldest first (by creation time, then id).
+    /// Its rows, oldest first (by creation time, then insertion order).
     pub rows: Vec<OutboxRow>,
 }
 
@@ -245,7 +245,7 @@ impl Store {
         for (delivery, key) in deliveries {
             let rows = sqlx::query_as::<_, RowTuple>(&format!(
                 "SELECT {ROW_COLUMNS} FROM outbox WHERE delivery = ? AND state = 'pending' \
-                 ORDER BY created, id"
+                 ORDER BY created, rowid"
             ))
             .bind(&delivery)
             .fetch_all(self.pool())
@@ -283,7 +283,7 @@ impl Store {
         for key in keys {
             let rows = sqlx::query_as::<_, RowTuple>(&format!(
                 "SELECT {ROW_COLUMNS} FROM outbox WHERE channel = ? AND key = ? \
-                 AND state = 'pending' AND delivery IS NULL ORDER BY created, id LIMIT ?"
+                 AND state = 'pending' AND delivery IS NULL ORDER BY created, rowid LIMIT ?"
             ))
             .bind(channel)
             .bind(&key)
@@ -458,7 +458,7 @@ impl Store {
         for (delivery, channel, key, attempts, last_error, created, died) in heads {
             let rows = sqlx::query_as::<_, RowTuple>(&format!(
                 "SELECT {ROW_COLUMNS} FROM outbox WHERE delivery = ? AND state = 'dead' \
-                 ORDER BY created, id LIMIT ?"
+                 ORDER BY created, rowid LIMIT ?"
             ))
             .bind(&delivery)
             .bind(limit(MAX_GROUP_ROWS))
@@ -541,7 +541,7 @@ impl Store {
     /// Every row of `delivery`, oldest first.
     pub async fn outbox_delivery_rows(&self, delivery: &str) -> Result<Vec<OutboxRow>, StoreError> {
         let rows = sqlx::query_as::<_, RowTuple>(&format!(
-            "SELECT {ROW_COLUMNS} FROM outbox WHERE delivery = ? ORDER BY created, id"
+            "SELECT {ROW_COLUMNS} FROM outbox WHERE delivery = ? ORDER BY created, rowid"
         ))
         .bind(delivery)
         .fetch_all(self.pool())

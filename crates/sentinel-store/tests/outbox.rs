@@ -417,3 +417,29 @@ async fn due_groups_drain_a_flood_of_keys_in_due_order_each_row_once() {
     expected.extend((0..2000).map(|i| format!("k{i:05}")));
     assert_eq!(order, expected);
 }
+
+/// Rows created in the same millisecond keep the order they were written in (their ids are random
+/// ULIDs within a millisecond): the first notice of a folded message is the first one accepted.
+#[tokio::test]
+async fn rows_of_one_millisecond_keep_their_insertion_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    for id in ["z", "m", "a"] {
+        store
+            .insert_outbox(&[row(id, "hook", "k", 500, 500)])
+            .await
+            .unwrap();
+    }
+    let groups = store
+        .outbox_due_groups("hook", Timestamp::from_millis(600), 4)
+        .await
+        .unwrap();
+    assert_eq!(groups.len(), 1);
+    assert_eq!(ids(&groups[0].rows), ["z", "m", "a"]);
+    store
+        .outbox_assign("d1", &["z".into(), "m".into(), "a".into()])
+        .await
+        .unwrap();
+    let rows = store.outbox_delivery_rows("d1").await.unwrap();
+    assert_eq!(ids(&rows), ["z", "m", "a"]);
+}
