@@ -74,7 +74,8 @@ pub(crate) fn crash_loop(
     );
     let body = format!(
         "{name} went down again ({exit}) after {restarts} restarts within {}; the supervisor \
-         no longer restarts it. Fix the cause, then restart the supervisor.\n\nLast output:\n{}",
+         no longer restarts it. Fix the cause, then restart the supervisor (`sentinel supervise`, or \
+         `sentinel run` for a child of sentinel.yml's `supervise:`).\n\nLast output:\n{}",
         human(window),
         tail(lines)
     );

@@ -645,6 +645,28 @@ fn check_and_status() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("child \"a\": user"), "{err}");
+    // `--check` finds it first, and a channel that cannot be built (a ca_file with no certificate).
+    std::fs::write(dir.path().join("nopem.pem"), "not a certificate\n").unwrap();
+    std::fs::write(
+        dir.path().join("nouser-check.yml"),
+        format!(
+            "data_dir: {0}/data3\nnotify:\n  channels:\n    mail: {{ type: smtp, host: 127.0.0.1, port: 9, from: a@example.org, to: [b@example.org], ca_file: {0}/nopem.pem }}\n  routes: [{{ channels: [mail] }}]\nchildren:\n  - {{ name: a, process: {{ command: sleep, args: [\"1000\"], user: no-such-user-sentinel-test }} }}\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let out = command(dir.path())
+        .args(["supervise", "--config", "nouser-check.yml", "--check"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("child \"a\": user"), "{err}");
+    assert!(
+        err.contains("`notify.channels.mail`: cannot be built")
+            && err.contains("no PEM certificate"),
+        "{err}"
+    );
 
     let status = |dir: &Path| {
         command(dir)

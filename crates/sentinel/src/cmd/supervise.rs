@@ -69,7 +69,31 @@ pub fn run(a: SuperviseArgs) -> ExitCode {
             for w in file.warnings() {
                 println!("WARNING: {w}");
             }
-            ExitCode::SUCCESS
+            let mut problems = super::notify::channel_build_problems(&file.notify);
+            // What the supervisor would refuse at start (users, probes), as the user running this.
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            match &rt {
+                Ok(rt) => {
+                    let _guard = rt.enter();
+                    problems.extend(sentinel_supervise::check(&file.supervise));
+                }
+                Err(e) => {
+                    problems.push(format!("cannot start a runtime to check the children: {e}"))
+                }
+            }
+            if problems.is_empty() {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!(
+                "the supervise configuration has {} problem(s):",
+                problems.len()
+            );
+            for p in problems {
+                eprintln!("{}", sentinel_core::redact::builtin().redact_text(&p));
+            }
+            ExitCode::from(2)
         }
         None => supervise(file, &a.log_level),
     }
