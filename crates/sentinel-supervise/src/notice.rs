@@ -86,7 +86,9 @@ pub(crate) fn crash_loop(
         body,
         TraceId::new(),
     )
-    .with_key(format!("crash:{name}"))
+    // Its own key: folded with the crashes before it, it would wait out their `dedup_window` and
+    // go out under the first crash's title.
+    .with_key(format!("crash_loop:{name}"))
 }
 
 /// The notifier with a count of the notices being handed to it, so that a stopping supervisor can
@@ -185,5 +187,6 @@ mod tests {
             "api is crash-looping: stopped restarting after 5 restarts in 5m"
         );
         assert_eq!(n.severity, Severity::Critical);
+        assert_eq!(n.key.as_deref(), Some("crash_loop:api"));
     }
 }

@@ -309,6 +309,42 @@ async fn a_killed_child_is_restarted_and_its_crash_is_notified() {
 
 /// (b) A child that exits at once: after `crash_max` restarts it is left down, and a critical
 /// "is crash-looping" notice arrives.
+/// With a route that folds a flapping child's crashes for minutes (`dedup_window: 5m`, as in
+/// deploy/supervise.yml), the crash-loop notice is not held back with them: it arrives at once,
+/// under its own title.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_crash_loop_notice_is_not_held_back_by_the_crash_dedup_window() {
+    let hook = WebhookReceiver::start(SECRET).await;
+    let yaml = format!(
+        "notify:\n  channels:\n    hook: {{ type: webhook, url: \"{}\", secret: \"{SECRET}\", timeout: 5s }}\n  routes:\n    - {{ kinds: [crash], channels: [hook], group_wait: 0s, dedup_window: 5m }}\n  retry: {{ base: 100ms, cap: 1s, max_attempts: 20 }}\nchildren:\n  - name: flaky\n    process:\n      command: sh\n      args: [\"-c\", \"echo boom-flaky; exit 7\"]\n    restart: {{ base: 100ms, cap: 400ms, crash_max: 3, crash_window: 1m }}\n",
+        hook.url()
+    );
+    let _sup = tokio::task::block_in_place(|| Supervise::start(&yaml));
+    let critical = eventually(Duration::from_secs(20), || {
+        let got = hook.received();
+        async move {
+            got.into_iter().find(|d| {
+                d.json["severity"]
+                    .as_str()
+                    .map(str::to_ascii_lowercase)
+                    .as_deref()
+                    == Some("critical")
+            })
+        }
+    })
+    .await;
+    assert_eq!(
+        critical.json["title"], "flaky is crash-looping: stopped restarting after 3 restarts in 1m",
+        "{}",
+        critical.json
+    );
+    // The first crash went out at once; the later ones wait out the window (not asserted).
+    assert!(hook
+        .received()
+        .iter()
+        .any(|d| d.json["title"] == "flaky exited (code 7)"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_loop_stops_restarting_and_raises_a_critical_notice() {
     let hook = WebhookReceiver::start(SECRET).await;
