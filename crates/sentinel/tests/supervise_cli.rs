@@ -833,3 +833,36 @@ fn it_tells_systemd_it_is_ready_alive_and_stopping() {
     let status = sup.wait_exit(Duration::from_secs(20));
     assert!(status.success(), "{status}:\n{}", sup.output());
 }
+
+/// The standalone supervisor has no API: a crash notice its receiver never took is counted in
+/// `status.json` and `supervise status` says so, instead of staying in its outbox unseen.
+#[test]
+fn undelivered_crash_notices_show_in_the_status() {
+    // A port nothing listens on: every attempt is refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let sup = Supervise::start(&format!(
+        "notify:\n  channels:\n    hook: {{ type: webhook, url: \"http://127.0.0.1:{port}/hook\", secret: \"{SECRET}\", timeout: 2s }}\n  routes:\n    - {{ kinds: [crash], channels: [hook], group_wait: 0s, dedup_window: 0s }}\n  retry: {{ base: 100ms, cap: 200ms, max_attempts: 2 }}\nchildren:\n  - name: once\n    process: {{ command: sh, args: [\"-c\", \"echo bye; exit 1\"] }}\n    restart: {{ base: 100ms, crash_max: 1 }}\n"
+    ));
+    // The crash and the crash loop: two dead letters, once the 5 s refresh has written them.
+    let doc = poll(
+        Duration::from_secs(30),
+        "two dead letters in status.json",
+        || sup.output(),
+        || sup.status().filter(|s| s["notify"]["outbox_dead"] == 2),
+    );
+    assert_eq!(doc["notify"]["channels"]["hook"]["dead"], 2, "{doc}");
+    let out = command(sup.dir.path())
+        .args(["supervise", "status", "--config", "supervise.yml"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("notices: 0 sent, 0 waiting in the outbox, 2 dead letter(s)"),
+        "{text}"
+    );
+}

@@ -171,6 +171,7 @@ async fn serve(
         };
     let started_at = Timestamp::now();
     let n = file.supervise.children.len();
+    let stats_of = notifications.clone();
     let sup = match Supervisor::start(file.supervise, Arc::new(notifications)).await {
         Ok(sup) => sup,
         Err(e) => {
@@ -180,7 +181,7 @@ async fn serve(
         }
     };
     let handle = sup.status_handle();
-    let mut writer = StatusWriter::new(&data_dir, started_at);
+    let mut writer = StatusWriter::new(&data_dir, started_at, stats_of);
     writer.write("running", &handle.status());
     tracing::info!(
         evt = "supervise_ready",
@@ -302,16 +303,23 @@ fn sd_send(r: std::io::Result<()>, what: &str) {
 struct StatusWriter {
     dir: PathBuf,
     started_at: Timestamp,
+    /// The notification engine, for its counters and outbox gauges (`notify` in the document).
+    notify: sentinel_notify::Notifications,
     last: Option<(String, Vec<ChildStatus>)>,
     written: Instant,
     failing: bool,
 }
 
 impl StatusWriter {
-    fn new(dir: &Path, started_at: Timestamp) -> StatusWriter {
+    fn new(
+        dir: &Path,
+        started_at: Timestamp,
+        notify: sentinel_notify::Notifications,
+    ) -> StatusWriter {
         StatusWriter {
             dir: dir.to_path_buf(),
             started_at,
+            notify,
             last: None,
             written: Instant::now(),
             failing: false,
@@ -330,7 +338,8 @@ impl StatusWriter {
     }
 
     fn write(&mut self, state: &str, children: &[ChildStatus]) {
-        let doc = supervised::status_document(state, self.started_at, children);
+        let mut doc = supervised::status_document(state, self.started_at, children);
+        doc["notify"] = serde_json::to_value(self.notify.stats()).unwrap_or(Value::Null);
         match supervised::write_status(&self.dir, &doc) {
             Ok(()) => {
                 if self.failing {
@@ -474,6 +483,21 @@ fn render(doc: &Value, state: &str, running: bool) -> String {
             .collect();
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
+    }
+    let n = &doc["notify"];
+    if n.is_object() {
+        let k = |key: &str| n[key].as_u64().unwrap_or(0);
+        out.push_str(&format!(
+            "notices: {} sent, {} waiting in the outbox, {} dead letter(s){}\n",
+            k("delivered"),
+            k("outbox_pending"),
+            k("outbox_dead"),
+            if k("outbox_dead") > 0 {
+                " (not delivered after every retry: see the `notice_dead_letter` lines in the log)"
+            } else {
+                ""
+            }
+        ));
     }
     out
 }
