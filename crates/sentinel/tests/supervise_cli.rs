@@ -655,6 +655,32 @@ fn check_and_status() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("problem(s)"), "{err}");
+    // A program that is not there is a WARNING (it may be installed later), not a problem.
+    std::fs::write(
+        dir.path().join("noprog.yml"),
+        format!(
+            "data_dir: {}/data4\nchildren:\n  - {{ name: a, process: {{ command: /nonexistent/sentinel-test-prog }} }}\n  - {{ name: b, process: {{ command: no-such-prog-sentinel-test }} }}\n  - {{ name: c, process: {{ command: sh }} }}\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let out = command(dir.path())
+        .args(["supervise", "--config", "noprog.yml", "--check"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains(
+            "WARNING: children[0].process.command: `/nonexistent/sentinel-test-prog` is not a file"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("WARNING: children[1].process.command: `no-such-prog-sentinel-test` is not found on PATH"),
+        "{text}"
+    );
+    assert!(!text.contains("children[2].process.command"), "{text}");
     assert!(err.contains("children[0].name"), "{err}");
     assert!(err.contains("children[0].process.command"), "{err}");
     assert!(err.contains("children[1].restart.jitter"), "{err}");
@@ -698,6 +724,11 @@ fn check_and_status() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("child \"a\": user"), "{err}");
+    let out_text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out_text.contains("children[0].process.command"),
+        "{out_text}"
+    );
     assert!(
         err.contains("`notify.channels.mail`: cannot be built")
             && err.contains("no PEM certificate"),

@@ -66,7 +66,7 @@ pub fn run(a: SuperviseArgs) -> ExitCode {
         Some(SuperviseCommand::Status { json }) => status(&file, json),
         None if a.check => {
             print!("{}", file.effective_yaml());
-            for w in file.warnings() {
+            for w in file.warnings().into_iter().chain(command_warnings(&file)) {
                 println!("WARNING: {w}");
             }
             let mut problems = super::notify::channel_build_problems(&file.notify);
@@ -97,6 +97,44 @@ pub fn run(a: SuperviseArgs) -> ExitCode {
         }
         None => supervise(file, &a.log_level),
     }
+}
+
+/// A WARNING per process child whose program is not there now (a path that is not a file, a name
+/// not found on `PATH`): it would fail to start and be retried until it is a crash loop. Not an
+/// error: the program may be installed after the check.
+fn command_warnings(file: &SuperviseFile) -> Vec<String> {
+    let here = std::env::current_dir().unwrap_or_default();
+    let path_var = std::env::var_os("PATH").unwrap_or_default();
+    let mut out = Vec::new();
+    for (i, c) in file.supervise.children.iter().enumerate() {
+        let sentinel_supervise::config::Target::Process(t) = &c.target else {
+            continue;
+        };
+        let cmd = t.command.trim();
+        let found = if cmd.contains('/') {
+            let base = t.cwd.as_deref().map_or(here.clone(), |d| here.join(d));
+            base.join(cmd).is_file()
+        } else {
+            let dirs = t
+                .env
+                .get("PATH")
+                .map(std::ffi::OsString::from)
+                .unwrap_or_else(|| path_var.clone());
+            std::env::split_paths(&dirs).any(|d| d.join(cmd).is_file())
+        };
+        if !found {
+            out.push(format!(
+                "children[{i}].process.command: `{cmd}` is {} here: `{}` would fail to start",
+                if cmd.contains('/') {
+                    "not a file"
+                } else {
+                    "not found on PATH"
+                },
+                c.name
+            ));
+        }
+    }
+    out
 }
 
 /// Loads the file; every problem on stderr (secrets masked) and exit code 2 when it is not valid.
