@@ -390,7 +390,8 @@ async fn the_cli_tests_a_channel_and_talks_to_the_daemon() {
     let hook = WebhookReceiver::start(SECRET).await;
     let dir = dir_with(
         &format!(
-            "  channels:\n    hook: {{type: webhook, url: \"{}\", secret: \"{SECRET}\"}}\n  \
+            "  channels:\n    hook: {{type: webhook, url: \"{}\", secret: \"{SECRET}\"}}\n    \
+             quiet: {{type: log}}\n  \
              routes:\n    - {{kinds: [manual], channels: [hook], group_wait: 0s}}",
             hook.url()
         ),
@@ -408,6 +409,10 @@ async fn the_cli_tests_a_channel_and_talks_to_the_daemon() {
     assert!(!ok);
     assert!(err.contains("503"), "{err}");
     assert!(!err.contains(SECRET), "{err}");
+    // A log channel's test line goes to a JSON log, not the terminal: the answer says where.
+    let (ok, out, err) =
+        tokio::task::block_in_place(|| cli(&path, &["test", "--channel", "quiet"]));
+    assert!(ok && out.contains("not to this terminal"), "{out}{err}");
     let (ok, _, err) = tokio::task::block_in_place(|| cli(&path, &["test", "--channel", "nope"]));
     assert!(!ok && err.contains("no channel \"nope\""), "{err}");
     hook.set_down(false);

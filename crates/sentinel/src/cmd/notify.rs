@@ -204,8 +204,14 @@ async fn test_channel(cfg: &sentinel_notify::NotifyConfig, name: &str) -> anyhow
             c.kind()
         )
     })?;
+    let note = if c.kind() == "log" {
+        " — a log channel writes an `evt=notice` line to the JSON log of the daemon (or supervisor) \
+         that uses it, not to this terminal"
+    } else {
+        ""
+    };
     Ok(format!(
-        "channel {name} ({}): test message sent (delivery {})\n",
+        "channel {name} ({}): test message sent (delivery {}){note}\n",
         c.kind(),
         m.delivery_id
     ))
