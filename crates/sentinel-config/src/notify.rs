@@ -356,6 +356,31 @@ pub(crate) fn warnings(c: &NotifyConfig, at: &str, out: &mut Vec<String>) {
     }
 }
 
+/// A warning when supervised children exist but no route takes their crash notices (kind `crash`,
+/// severity High; a crash loop is Critical): those notices would reach the JSON log only.
+pub(crate) fn crash_route_warnings(
+    c: &NotifyConfig,
+    at: &str,
+    children: usize,
+    out: &mut Vec<String>,
+) {
+    if children == 0 {
+        return;
+    }
+    let takes = |sev: Severity| c.routes.iter().any(|rt| rt.matches(NoticeKind::Crash, sev));
+    if !takes(Severity::Critical) {
+        out.push(format!(
+            "{children} supervised child(ren) but no {at}.routes entry takes kind `crash`: crash and \
+             crash-loop notices go to the JSON log only (evt=notice); add a route with `kinds: [crash]`"
+        ));
+    } else if !takes(Severity::High) {
+        out.push(format!(
+            "no {at}.routes entry takes kind `crash` at severity high: a child's crashes go to the JSON \
+             log only, only crash loops (critical) are sent"
+        ));
+    }
+}
+
 fn dur(d: Duration) -> Value {
     Value::String(humantime::format_duration(d).to_string())
 }

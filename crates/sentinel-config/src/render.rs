@@ -62,6 +62,14 @@ impl ValidatedConfig {
             }
         }
         crate::notify::warnings(&self.notify, "notify", &mut out);
+        if let Some(sup) = &self.supervise {
+            crate::notify::crash_route_warnings(
+                &self.notify,
+                "notify",
+                sup.children.len(),
+                &mut out,
+            );
+        }
         out
     }
 }

@@ -60,6 +60,12 @@ impl SuperviseFile {
     pub fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
         crate::notify::warnings(&self.notify, "notify", &mut out);
+        crate::notify::crash_route_warnings(
+            &self.notify,
+            "notify",
+            self.supervise.children.len(),
+            &mut out,
+        );
         out
     }
 }

@@ -391,3 +391,45 @@ fn secret_looking_child_variables_are_masked_when_shown() {
         "{text}"
     );
 }
+
+#[test]
+fn children_whose_crashes_no_route_takes_are_warned_about() {
+    let child = "children: [{ name: a, process: { command: /bin/true } }]\n";
+    // No route at all: every crash notice would reach the log only.
+    let s = load_supervise_str(child, &[]).unwrap();
+    let w = s.warnings().join("\n");
+    assert!(
+        w.contains("no notify.routes entry takes kind `crash`"),
+        "{w}"
+    );
+    // Only crash loops (critical) are routed.
+    let s = load_supervise_str(
+        &format!("notify:\n  channels: {{ l: {{ type: log }} }}\n  routes: [{{ kinds: [crash], min_severity: critical, channels: [l] }}]\n{child}"),
+        &[],
+    )
+    .unwrap();
+    let w = s.warnings().join("\n");
+    assert!(w.contains("at severity high"), "{w}");
+    // A route taking every kind covers crashes: no warning.
+    let s = load_supervise_str(
+        &format!("notify:\n  channels: {{ l: {{ type: log }} }}\n  routes: [{{ channels: [l] }}]\n{child}"),
+        &[],
+    )
+    .unwrap();
+    assert!(s.warnings().is_empty(), "{:?}", s.warnings());
+    // The same check for the `supervise:` section of sentinel.yml.
+    let cfg = load_str(
+        "notify:\n  channels: { l: { type: log } }\n  routes: [{ kinds: [alert], channels: [l] }]\nsupervise:\n  children: [{ name: a, process: { command: /bin/true } }]\n",
+        None,
+        &[],
+    )
+    .unwrap();
+    let w = cfg.warnings().join("\n");
+    assert!(
+        w.contains("no notify.routes entry takes kind `crash`"),
+        "{w}"
+    );
+    // No supervised children: nothing to say.
+    let cfg = load_str("notify:\n  channels: { l: { type: log } }\n  routes: [{ kinds: [alert], channels: [l] }]\n", None, &[]).unwrap();
+    assert!(!cfg.warnings().join("\n").contains("crash"));
+}

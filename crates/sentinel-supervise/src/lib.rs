@@ -26,4 +26,4 @@ pub mod user;
 
 pub use config::SuperviseConfig;
 pub use status::{ChildState, ChildStatus, LastExit};
-pub use supervisor::{StatusHandle, SuperviseError, Supervisor};
+pub use supervisor::{check, StatusHandle, SuperviseError, Supervisor};

@@ -74,7 +74,8 @@ pub(crate) fn crash_loop(
     );
     let body = format!(
         "{name} went down again ({exit}) after {restarts} restarts within {}; the supervisor \
-         no longer restarts it. Fix the cause, then restart the supervisor.\n\nLast output:\n{}",
+         no longer restarts it. Fix the cause, then restart the supervisor (`sentinel supervise`, or \
+         `sentinel run` for a child of sentinel.yml's `supervise:`).\n\nLast output:\n{}",
         human(window),
         tail(lines)
     );
@@ -85,7 +86,9 @@ pub(crate) fn crash_loop(
         body,
         TraceId::new(),
     )
-    .with_key(format!("crash:{name}"))
+    // Its own key: folded with the crashes before it, it would wait out their `dedup_window` and
+    // go out under the first crash's title.
+    .with_key(format!("crash_loop:{name}"))
 }
 
 /// `<name>: the Docker engine is unreachable`: the container is not watched until it is back.
@@ -199,5 +202,6 @@ mod tests {
             "api is crash-looping: stopped restarting after 5 restarts in 5m"
         );
         assert_eq!(n.severity, Severity::Critical);
+        assert_eq!(n.key.as_deref(), Some("crash_loop:api"));
     }
 }

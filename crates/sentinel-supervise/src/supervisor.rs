@@ -137,6 +137,16 @@ fn prepare(cfg: &SuperviseConfig) -> Result<Vec<Prepared>, SuperviseError> {
     }
 }
 
+/// Every problem [`Supervisor::start`] would refuse `cfg` for (a user missing from `/etc/passwd`, a
+/// user the current one cannot switch to, a probe that cannot be set up), without starting anything:
+/// what `sentinel supervise --check` adds to the file's validation. Empty when it would start.
+pub fn check(cfg: &SuperviseConfig) -> Vec<String> {
+    match prepare(cfg) {
+        Ok(_) => Vec::new(),
+        Err(SuperviseError::Config(errors)) => errors,
+    }
+}
+
 impl Supervisor {
     /// Validates `cfg` (every problem at once) and starts the children in order: each child's first
     /// start is made before the next child's. Must run inside a Tokio runtime.

@@ -170,7 +170,7 @@ async fn a_crash_loop_stops_restarting_and_sends_a_critical_notice_with_the_outp
         "looper is crash-looping: stopped restarting after 3 restarts in 1m"
     );
     assert_eq!(critical.kind, NoticeKind::Crash);
-    assert_eq!(critical.key.as_deref(), Some("crash:looper"));
+    assert_eq!(critical.key.as_deref(), Some("crash_loop:looper"));
     assert!(
         critical.body.contains("fatal: bad config line 3"),
         "{}",

@@ -390,7 +390,8 @@ async fn the_cli_tests_a_channel_and_talks_to_the_daemon() {
     let hook = WebhookReceiver::start(SECRET).await;
     let dir = dir_with(
         &format!(
-            "  channels:\n    hook: {{type: webhook, url: \"{}\", secret: \"{SECRET}\"}}\n  \
+            "  channels:\n    hook: {{type: webhook, url: \"{}\", secret: \"{SECRET}\"}}\n    \
+             quiet: {{type: log}}\n  \
              routes:\n    - {{kinds: [manual], channels: [hook], group_wait: 0s}}",
             hook.url()
         ),
@@ -408,6 +409,10 @@ async fn the_cli_tests_a_channel_and_talks_to_the_daemon() {
     assert!(!ok);
     assert!(err.contains("503"), "{err}");
     assert!(!err.contains(SECRET), "{err}");
+    // A log channel's test line goes to a JSON log, not the terminal: the answer says where.
+    let (ok, out, err) =
+        tokio::task::block_in_place(|| cli(&path, &["test", "--channel", "quiet"]));
+    assert!(ok && out.contains("not to this terminal"), "{out}{err}");
     let (ok, _, err) = tokio::task::block_in_place(|| cli(&path, &["test", "--channel", "nope"]));
     assert!(!ok && err.contains("no channel \"nope\""), "{err}");
     hook.set_down(false);
@@ -435,8 +440,13 @@ async fn the_cli_tests_a_channel_and_talks_to_the_daemon() {
     assert!(ok);
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["items"], json!([]));
+    let (ok, out, _) = tokio::task::block_in_place(|| cli(&path, &["dead-letters"]));
+    assert!(ok && out.contains("no dead letters"), "{out}");
     let (ok, _, err) = tokio::task::block_in_place(|| cli(&path, &["retry", "no-such-delivery"]));
-    assert!(!ok && err.contains("404"), "{err}");
+    assert!(
+        !ok && err.contains("no dead letter has delivery id \"no-such-delivery\""),
+        "{err}"
+    );
     let (ok, _, err) = tokio::task::block_in_place(|| cli(&path, &["send", "--title", ""]));
     assert!(!ok && err.contains("`title`"), "{err}");
     let big = "x".repeat(16 * 1024 + 1);
@@ -492,4 +502,40 @@ async fn expiries_and_audit_checkpoints_are_notices() {
     // The signed note: origin line, size, root, time, blank line, signature line(s).
     assert!(body.contains("\n\u{2014} "), "{body}");
     stop(d);
+}
+
+/// `config check` refuses a channel that validates but cannot be built (a `ca_file` holding no
+/// certificate), as the daemon would at start, and warns about supervised children whose crash
+/// notices no route takes.
+#[test]
+fn config_check_builds_the_channels_and_warns_about_unrouted_crashes() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("nopem.pem"), "not a certificate\n").unwrap();
+    std::fs::write(
+        dir.path().join("sentinel.yml"),
+        format!(
+            "notify:\n  channels:\n    mail: {{type: smtp, host: 127.0.0.1, port: 9, from: a@example.org, to: [b@example.org], ca_file: {}/nopem.pem}}\n  routes: [{{kinds: [alert], channels: [mail]}}]\nsupervise:\n  children: [{{name: a, process: {{command: /bin/true}}}}]\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let out = common::command(dir.path())
+        .args(["config", "check", "--data-dir", "data"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("`notify.channels.mail`: cannot be built") && stderr.contains("no PEM"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains(
+            "WARNING: 1 supervised child(ren) but no notify.routes entry takes kind `crash`"
+        ),
+        "{stdout}"
+    );
 }

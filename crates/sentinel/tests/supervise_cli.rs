@@ -309,6 +309,42 @@ async fn a_killed_child_is_restarted_and_its_crash_is_notified() {
 
 /// (b) A child that exits at once: after `crash_max` restarts it is left down, and a critical
 /// "is crash-looping" notice arrives.
+/// With a route that folds a flapping child's crashes for minutes (`dedup_window: 5m`, as in
+/// deploy/supervise.yml), the crash-loop notice is not held back with them: it arrives at once,
+/// under its own title.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_crash_loop_notice_is_not_held_back_by_the_crash_dedup_window() {
+    let hook = WebhookReceiver::start(SECRET).await;
+    let yaml = format!(
+        "notify:\n  channels:\n    hook: {{ type: webhook, url: \"{}\", secret: \"{SECRET}\", timeout: 5s }}\n  routes:\n    - {{ kinds: [crash], channels: [hook], group_wait: 0s, dedup_window: 5m }}\n  retry: {{ base: 100ms, cap: 1s, max_attempts: 20 }}\nchildren:\n  - name: flaky\n    process:\n      command: sh\n      args: [\"-c\", \"echo boom-flaky; exit 7\"]\n    restart: {{ base: 100ms, cap: 400ms, crash_max: 3, crash_window: 1m }}\n",
+        hook.url()
+    );
+    let _sup = tokio::task::block_in_place(|| Supervise::start(&yaml));
+    let critical = eventually(Duration::from_secs(20), || {
+        let got = hook.received();
+        async move {
+            got.into_iter().find(|d| {
+                d.json["severity"]
+                    .as_str()
+                    .map(str::to_ascii_lowercase)
+                    .as_deref()
+                    == Some("critical")
+            })
+        }
+    })
+    .await;
+    assert_eq!(
+        critical.json["title"], "flaky is crash-looping: stopped restarting after 3 restarts in 1m",
+        "{}",
+        critical.json
+    );
+    // The first crash went out at once; the later ones wait out the window (not asserted).
+    assert!(hook
+        .received()
+        .iter()
+        .any(|d| d.json["title"] == "flaky exited (code 7)"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_loop_stops_restarting_and_raises_a_critical_notice() {
     let hook = WebhookReceiver::start(SECRET).await;
@@ -619,6 +655,32 @@ fn check_and_status() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("problem(s)"), "{err}");
+    // A program that is not there is a WARNING (it may be installed later), not a problem.
+    std::fs::write(
+        dir.path().join("noprog.yml"),
+        format!(
+            "data_dir: {}/data4\nchildren:\n  - {{ name: a, process: {{ command: /nonexistent/sentinel-test-prog }} }}\n  - {{ name: b, process: {{ command: no-such-prog-sentinel-test }} }}\n  - {{ name: c, process: {{ command: sh }} }}\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let out = command(dir.path())
+        .args(["supervise", "--config", "noprog.yml", "--check"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains(
+            "WARNING: children[0].process.command: `/nonexistent/sentinel-test-prog` is not a file"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("WARNING: children[1].process.command: `no-such-prog-sentinel-test` is not found on PATH"),
+        "{text}"
+    );
+    assert!(!text.contains("children[2].process.command"), "{text}");
     assert!(err.contains("children[0].name"), "{err}");
     assert!(err.contains("children[0].process.command"), "{err}");
     assert!(err.contains("children[1].restart.jitter"), "{err}");
@@ -645,6 +707,33 @@ fn check_and_status() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("child \"a\": user"), "{err}");
+    // `--check` finds it first, and a channel that cannot be built (a ca_file with no certificate).
+    std::fs::write(dir.path().join("nopem.pem"), "not a certificate\n").unwrap();
+    std::fs::write(
+        dir.path().join("nouser-check.yml"),
+        format!(
+            "data_dir: {0}/data3\nnotify:\n  channels:\n    mail: {{ type: smtp, host: 127.0.0.1, port: 9, from: a@example.org, to: [b@example.org], ca_file: {0}/nopem.pem }}\n  routes: [{{ channels: [mail] }}]\nchildren:\n  - {{ name: a, process: {{ command: sleep, args: [\"1000\"], user: no-such-user-sentinel-test }} }}\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let out = command(dir.path())
+        .args(["supervise", "--config", "nouser-check.yml", "--check"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("child \"a\": user"), "{err}");
+    let out_text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out_text.contains("children[0].process.command"),
+        "{out_text}"
+    );
+    assert!(
+        err.contains("`notify.channels.mail`: cannot be built")
+            && err.contains("no PEM certificate"),
+        "{err}"
+    );
 
     let status = |dir: &Path| {
         command(dir)
@@ -774,4 +863,37 @@ fn it_tells_systemd_it_is_ready_alive_and_stopping() {
     until("STOPPING=1", Duration::from_secs(10), &mut got);
     let status = sup.wait_exit(Duration::from_secs(20));
     assert!(status.success(), "{status}:\n{}", sup.output());
+}
+
+/// The standalone supervisor has no API: a crash notice its receiver never took is counted in
+/// `status.json` and `supervise status` says so, instead of staying in its outbox unseen.
+#[test]
+fn undelivered_crash_notices_show_in_the_status() {
+    // A port nothing listens on: every attempt is refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let sup = Supervise::start(&format!(
+        "notify:\n  channels:\n    hook: {{ type: webhook, url: \"http://127.0.0.1:{port}/hook\", secret: \"{SECRET}\", timeout: 2s }}\n  routes:\n    - {{ kinds: [crash], channels: [hook], group_wait: 0s, dedup_window: 0s }}\n  retry: {{ base: 100ms, cap: 200ms, max_attempts: 2 }}\nchildren:\n  - name: once\n    process: {{ command: sh, args: [\"-c\", \"echo bye; exit 1\"] }}\n    restart: {{ base: 100ms, crash_max: 1 }}\n"
+    ));
+    // The crash and the crash loop: two dead letters, once the 5 s refresh has written them.
+    let doc = poll(
+        Duration::from_secs(30),
+        "two dead letters in status.json",
+        || sup.output(),
+        || sup.status().filter(|s| s["notify"]["outbox_dead"] == 2),
+    );
+    assert_eq!(doc["notify"]["channels"]["hook"]["dead"], 2, "{doc}");
+    let out = command(sup.dir.path())
+        .args(["supervise", "status", "--config", "supervise.yml"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("notices: 0 sent, 0 waiting in the outbox, 2 dead letter(s)"),
+        "{text}"
+    );
 }

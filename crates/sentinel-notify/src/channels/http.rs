@@ -188,12 +188,32 @@ pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut source = e.source();
     while let Some(s) = source {
         let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
+        if parts.iter().any(|p| p.contains(&text)) {
+            // Already said.
+        } else if parts
+            .last()
+            .is_some_and(|last| text.starts_with(last.as_str()))
+        {
+            // A cause that repeats its wrapper's text and adds to it ("Connection error" then
+            // "Connection error: invalid peer certificate"): keep the longer one only.
+            if let Some(last) = parts.last_mut() {
+                *last = text;
+            }
+        } else {
             parts.push(text);
         }
         source = s.source();
     }
-    parts.join(": ")
+    // Some libraries wrap an error of their own kind and print both ("Connection error: Connection
+    // error: …"): say each consecutive segment once.
+    let mut segments: Vec<&str> = Vec::new();
+    let joined = parts.join(": ");
+    for seg in joined.split(": ") {
+        if segments.last() != Some(&seg) {
+            segments.push(seg);
+        }
+    }
+    segments.join(": ")
 }
 
 /// `text` with every non-empty secret replaced by `***` (a last line of defence: error texts are
@@ -227,6 +247,40 @@ mod tests {
         assert_eq!(parse_retry_after("999999999"), Some(RETRY_AFTER_CAP));
         assert_eq!(parse_retry_after("soon"), None);
         assert_eq!(parse_retry_after("-3"), None);
+    }
+
+    #[test]
+    fn a_cause_repeating_its_wrapper_is_said_once() {
+        #[derive(Debug)]
+        struct E(&'static str, Option<Box<E>>);
+        impl std::fmt::Display for E {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.0)
+            }
+        }
+        impl std::error::Error for E {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                self.1.as_deref().map(|e| e as _)
+            }
+        }
+        let e = E(
+            "Connection error",
+            Some(Box::new(E(
+                "Connection error: invalid peer certificate: UnknownIssuer",
+                Some(Box::new(E("UnknownIssuer", None))),
+            ))),
+        );
+        assert_eq!(
+            chain(&e),
+            "Connection error: invalid peer certificate: UnknownIssuer"
+        );
+        let e = E(
+            "Connection error: Connection error: received corrupt message",
+            None,
+        );
+        assert_eq!(chain(&e), "Connection error: received corrupt message");
+        let e = E("smtp", Some(Box::new(E("refused", None))));
+        assert_eq!(chain(&e), "smtp: refused");
     }
 
     #[test]

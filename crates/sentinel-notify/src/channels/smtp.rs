@@ -186,12 +186,33 @@ fn tls_parameters(ctx: &str, cfg: &SmtpConfig) -> Result<TlsParameters, String> 
         .map_err(|e| format!("{ctx}: cannot set up TLS: {e}"))
 }
 
+/// What to look at for a TLS failure the operator can fix in the channel's configuration.
+fn hint(detail: &str) -> &'static str {
+    if detail.contains("UnknownIssuer") || detail.contains("CaUsedAsEndEntity") {
+        " (the server's certificate is not signed by a CA Sentinel trusts: set the channel's \
+         `ca_file` to the CA that signed it)"
+    } else if detail.contains("NotValidForName") {
+        " (the server's certificate is not for this `host`: use the name it was issued to)"
+    } else if detail.contains("invalid peer certificate") {
+        " (the server's certificate was refused: check the channel's `ca_file` and `host`)"
+    } else if detail.contains("InvalidContentType") || detail.contains("corrupt message") {
+        " (no TLS answer on this port: `security: tls` is for port 465, `starttls` for 587)"
+    } else {
+        ""
+    }
+}
+
 /// 4xx, connection, TLS, network and timeouts are transient; 5xx and refusals by the client itself
 /// (no STARTTLS offered) permanent.
 fn classify(e: &lettre::transport::smtp::Error, secrets: &[&str]) -> SendError {
     let detail = redact(&super::http::chain(e), secrets);
     if e.is_permanent() {
-        SendError::Permanent(format!("smtp: server refused: {detail}"))
+        let hint = if detail.to_ascii_uppercase().contains("STARTTLS") {
+            " (the server wants TLS first: set the channel's `security: starttls`)"
+        } else {
+            ""
+        };
+        SendError::Permanent(format!("smtp: server refused: {detail}{hint}"))
     } else if e.is_transient() {
         SendError::transient(format!("smtp: server deferred: {detail}"))
     } else if e.is_client() && detail.contains("STARTTLS") {
@@ -203,7 +224,7 @@ fn classify(e: &lettre::transport::smtp::Error, secrets: &[&str]) -> SendError {
     } else if e.is_timeout() {
         SendError::transient(format!("smtp: timed out: {detail}"))
     } else {
-        SendError::transient(format!("smtp: {detail}"))
+        SendError::transient(format!("smtp: {detail}{}", hint(&detail)))
     }
 }
 
@@ -237,6 +258,16 @@ impl Channel for SmtpChannel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tls_failures_say_what_to_fix() {
+        assert!(
+            hint("Connection error: invalid peer certificate: UnknownIssuer").contains("ca_file")
+        );
+        assert!(hint("invalid peer certificate: NotValidForName").contains("`host`"));
+        assert!(hint("received corrupt message of type InvalidContentType").contains("465"));
+        assert_eq!(hint("Connection refused (os error 111)"), "");
+    }
 
     #[test]
     fn loopback_hosts() {

@@ -60,6 +60,7 @@ pub fn run(command: ConfigCommand) -> ExitCode {
         println!("{n}");
     }
     errors.extend(sentinel::daemon::audit_origin_problem(&cfg));
+    errors.extend(super::notify::channel_build_problems(&cfg.notify));
     if errors.is_empty() {
         return ExitCode::SUCCESS;
     }

@@ -137,12 +137,44 @@ fn talk(a: NotifyArgs) -> anyhow::Result<String> {
                         &format!("/v1/notify/dead-letters/{delivery_id}/retry"),
                         None,
                     )
-                    .await?;
+                    .await
+                    .map_err(|e| {
+                        if e.to_string().starts_with("404") {
+                            anyhow::anyhow!(
+                                "no dead letter has delivery id {delivery_id:?} (the ids are in \
+                                 `sentinel notify dead-letters`)"
+                            )
+                        } else {
+                            e
+                        }
+                    })?;
                 Ok(format!("{delivery_id} queued again\n"))
             }
             NotifyCommand::Test { .. } => bail!("unreachable"),
         }
     })
+}
+
+/// One problem per channel that passes validation but cannot be built (a `ca_file` that holds no
+/// certificate, …): the daemon and the supervisor refuse to start on it, so `config check` and
+/// `supervise --check` say so first. Builds only; nothing is sent.
+pub fn channel_build_problems(cfg: &sentinel_notify::NotifyConfig) -> Vec<String> {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return vec![format!("cannot start a runtime to build the channels: {e}")],
+    };
+    let _guard = rt.enter();
+    cfg.channels
+        .iter()
+        .filter_map(|(name, c)| {
+            sentinel_notify::build_channel(name, c)
+                .err()
+                .map(|e| format!("`notify.channels.{name}`: cannot be built: {e}"))
+        })
+        .collect()
 }
 
 /// Builds `name` from the configuration and sends it one message of kind `test`.
@@ -172,8 +204,14 @@ async fn test_channel(cfg: &sentinel_notify::NotifyConfig, name: &str) -> anyhow
             c.kind()
         )
     })?;
+    let note = if c.kind() == "log" {
+        " — a log channel writes an `evt=notice` line to the JSON log of the daemon (or supervisor) \
+         that uses it, not to this terminal"
+    } else {
+        ""
+    };
     Ok(format!(
-        "channel {name} ({}): test message sent (delivery {})\n",
+        "channel {name} ({}): test message sent (delivery {}){note}\n",
         c.kind(),
         m.delivery_id
     ))
@@ -226,6 +264,9 @@ fn status_text(v: &Value) -> String {
 }
 
 fn dead_text(items: &[Value]) -> String {
+    if items.is_empty() {
+        return "no dead letters\n".to_string();
+    }
     let mut out = format!(
         "{:<28} {:<12} {:>8} {:<25} {}\n",
         "DELIVERY", "CHANNEL", "ATTEMPTS", "DIED", "TITLE / LAST ERROR"

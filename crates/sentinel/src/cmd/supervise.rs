@@ -66,13 +66,75 @@ pub fn run(a: SuperviseArgs) -> ExitCode {
         Some(SuperviseCommand::Status { json }) => status(&file, json),
         None if a.check => {
             print!("{}", file.effective_yaml());
-            for w in file.warnings() {
+            for w in file.warnings().into_iter().chain(command_warnings(&file)) {
                 println!("WARNING: {w}");
             }
-            ExitCode::SUCCESS
+            let mut problems = super::notify::channel_build_problems(&file.notify);
+            // What the supervisor would refuse at start (users, probes), as the user running this.
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            match &rt {
+                Ok(rt) => {
+                    let _guard = rt.enter();
+                    problems.extend(sentinel_supervise::check(&file.supervise));
+                }
+                Err(e) => {
+                    problems.push(format!("cannot start a runtime to check the children: {e}"))
+                }
+            }
+            if problems.is_empty() {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!(
+                "the supervise configuration has {} problem(s):",
+                problems.len()
+            );
+            for p in problems {
+                eprintln!("{}", sentinel_core::redact::builtin().redact_text(&p));
+            }
+            ExitCode::from(2)
         }
         None => supervise(file, &a.log_level),
     }
+}
+
+/// A WARNING per process child whose program is not there now (a path that is not a file, a name
+/// not found on `PATH`): it would fail to start and be retried until it is a crash loop. Not an
+/// error: the program may be installed after the check.
+fn command_warnings(file: &SuperviseFile) -> Vec<String> {
+    let here = std::env::current_dir().unwrap_or_default();
+    let path_var = std::env::var_os("PATH").unwrap_or_default();
+    let mut out = Vec::new();
+    for (i, c) in file.supervise.children.iter().enumerate() {
+        let sentinel_supervise::config::Target::Process(t) = &c.target else {
+            continue;
+        };
+        let cmd = t.command.trim();
+        let found = if cmd.contains('/') {
+            let base = t.cwd.as_deref().map_or(here.clone(), |d| here.join(d));
+            base.join(cmd).is_file()
+        } else {
+            let dirs = t
+                .env
+                .get("PATH")
+                .map(std::ffi::OsString::from)
+                .unwrap_or_else(|| path_var.clone());
+            std::env::split_paths(&dirs).any(|d| d.join(cmd).is_file())
+        };
+        if !found {
+            out.push(format!(
+                "children[{i}].process.command: `{cmd}` is {} here: `{}` would fail to start",
+                if cmd.contains('/') {
+                    "not a file"
+                } else {
+                    "not found on PATH"
+                },
+                c.name
+            ));
+        }
+    }
+    out
 }
 
 /// Loads the file; every problem on stderr (secrets masked) and exit code 2 when it is not valid.
@@ -147,6 +209,7 @@ async fn serve(
         };
     let started_at = Timestamp::now();
     let n = file.supervise.children.len();
+    let stats_of = notifications.clone();
     let sup = match Supervisor::start(file.supervise, Arc::new(notifications)).await {
         Ok(sup) => sup,
         Err(e) => {
@@ -156,7 +219,7 @@ async fn serve(
         }
     };
     let handle = sup.status_handle();
-    let mut writer = StatusWriter::new(&data_dir, started_at);
+    let mut writer = StatusWriter::new(&data_dir, started_at, stats_of);
     writer.write("running", &handle.status());
     tracing::info!(
         evt = "supervise_ready",
@@ -278,16 +341,23 @@ fn sd_send(r: std::io::Result<()>, what: &str) {
 struct StatusWriter {
     dir: PathBuf,
     started_at: Timestamp,
+    /// The notification engine, for its counters and outbox gauges (`notify` in the document).
+    notify: sentinel_notify::Notifications,
     last: Option<(String, Vec<ChildStatus>)>,
     written: Instant,
     failing: bool,
 }
 
 impl StatusWriter {
-    fn new(dir: &Path, started_at: Timestamp) -> StatusWriter {
+    fn new(
+        dir: &Path,
+        started_at: Timestamp,
+        notify: sentinel_notify::Notifications,
+    ) -> StatusWriter {
         StatusWriter {
             dir: dir.to_path_buf(),
             started_at,
+            notify,
             last: None,
             written: Instant::now(),
             failing: false,
@@ -306,7 +376,8 @@ impl StatusWriter {
     }
 
     fn write(&mut self, state: &str, children: &[ChildStatus]) {
-        let doc = supervised::status_document(state, self.started_at, children);
+        let mut doc = supervised::status_document(state, self.started_at, children);
+        doc["notify"] = serde_json::to_value(self.notify.stats()).unwrap_or(Value::Null);
         match supervised::write_status(&self.dir, &doc) {
             Ok(()) => {
                 if self.failing {
@@ -450,6 +521,21 @@ fn render(doc: &Value, state: &str, running: bool) -> String {
             .collect();
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
+    }
+    let n = &doc["notify"];
+    if n.is_object() {
+        let k = |key: &str| n[key].as_u64().unwrap_or(0);
+        out.push_str(&format!(
+            "notices: {} sent, {} waiting in the outbox, {} dead letter(s){}\n",
+            k("delivered"),
+            k("outbox_pending"),
+            k("outbox_dead"),
+            if k("outbox_dead") > 0 {
+                " (not delivered after every retry: see the `notice_dead_letter` lines in the log)"
+            } else {
+                ""
+            }
+        ));
     }
     out
 }
