@@ -31,8 +31,8 @@ const IDLE: Duration = Duration::from_secs(30);
 /// The wait after the store failed.
 const STORE_BACKOFF: Duration = Duration::from_secs(1);
 
-/// Folds the rows of one delivery (oldest first) into the message sent for it: the first notice's
-/// kind, title, body and trace, the highest severity, the count, first and last seen. A row whose
+/// Folds the rows of one delivery (oldest first) into the message sent for it: the kind, title, body
+/// and trace of the first of its most severe notices, that severity, the count, first and last seen. A row whose
 /// body does not parse counts as an unreadable high-severity notice (logged).
 pub fn fold(delivery_id: &str, rows: &[OutboxRow]) -> Message {
     let mut first: Option<Notice> = None;
@@ -56,7 +56,9 @@ pub fn fold(delivery_id: &str, rows: &[OutboxRow]) -> Message {
         severity = severity.max(n.severity);
         first_seen = Some(first_seen.map_or(r.created, |t| t.min(r.created)));
         last_seen = Some(last_seen.map_or(r.created, |t| t.max(r.created)));
-        if first.is_none() {
+        // The message leads with the first of its most severe notices: a critical one is never
+        // announced under an earlier low one's title.
+        if first.as_ref().is_none_or(|f| n.severity > f.severity) {
             first = Some(n);
         }
     }
@@ -477,7 +479,7 @@ mod tests {
     }
 
     #[test]
-    fn fold_counts_takes_the_first_and_the_highest_severity() {
+    fn fold_leads_with_the_first_of_the_most_severe() {
         let t = TraceId::new();
         let a = Notice::new(
             NoticeKind::Alert,
@@ -498,10 +500,11 @@ mod tests {
         let m = fold("d1", &rows);
         assert_eq!(m.delivery_id, "d1");
         assert_eq!(m.count, 3);
-        assert_eq!(m.title, "first");
+        // Led by the first of the most severe (the critical one), not by the earlier low one.
+        assert_eq!(m.title, "second");
         assert_eq!(m.severity, Severity::Critical);
-        assert_eq!(m.trace_id, t);
-        assert_eq!(m.body, "body one\n\n… and 2 more");
+        assert_eq!(m.trace_id, b.trace_id);
+        assert_eq!(m.body, "body two\n\n… and 2 more");
         assert_eq!(m.first_seen, Timestamp::from_millis(1_000));
         assert_eq!(m.last_seen, Timestamp::from_millis(1_002));
         let one = fold("d2", &rows[..1]);

@@ -40,6 +40,10 @@ pub(crate) async fn run(
     let mut restarts: u64 = 0;
     loop {
         ctx.update(0, |e| e.set_state(ChildState::Starting));
+        if restarts > 0 {
+            // A crash notice's "last output" may span runs: mark where this one begins.
+            ring.push(format!("--- restart {restarts} ---"));
+        }
         let spawned = spawn(&target, run_as, &ring, &name);
         if let Some(tx) = started.take() {
             let _ = tx.send(());

@@ -177,6 +177,12 @@ async fn a_crash_loop_stops_restarting_and_sends_a_critical_notice_with_the_outp
         critical.body
     );
     assert!(critical.body.contains("starting "), "{}", critical.body);
+    // The output spans runs: each restart is marked where it begins.
+    assert!(
+        critical.body.contains("--- restart 3 ---"),
+        "{}",
+        critical.body
+    );
     // No more restarts.
     tokio::time::sleep(Duration::from_millis(600)).await;
     let s = sup.status();
