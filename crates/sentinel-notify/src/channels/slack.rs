@@ -1,6 +1,8 @@
 //! The Slack channel: a Slack-compatible incoming webhook (Slack, Mattermost, Rocket.Chat) gets
 //! `{"text": "<subject>\n<text>"}`. The URL is itself the credential: it is kept as a secret and never
-//! shown in `Debug`, an error or a log.
+//! shown in `Debug`, an error or a log. The text is escaped as Slack asks (`&`, `<`, `>`): a title or
+//! body carrying what an attacker wrote (a user name, a user agent) cannot mention `@channel`
+//! (`<!channel>`), a user, or dress up a link (`<https://evil|text>`).
 
 use super::http;
 use crate::channel::{Channel, Message, SendError};
@@ -49,7 +51,8 @@ impl Channel for SlackChannel {
     }
 
     async fn send(&self, m: &Message) -> Result<(), SendError> {
-        let payload = serde_json::json!({ "text": format!("{}\n{}", m.subject(), m.text()) });
+        let text = format!("{}\n{}", m.subject(), m.text());
+        let payload = serde_json::json!({ "text": escape(&text) });
         let req = self
             .client
             .post(self.url.expose())
@@ -63,5 +66,26 @@ impl Channel for SlackChannel {
         let secrets = [url, path.as_str()];
         let reply = http::execute(req, "slack", self.timeout, &secrets).await?;
         http::classify(&reply, "slack", &secrets)
+    }
+}
+
+/// Escapes the three characters Slack's message formatting gives a meaning to.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape;
+
+    #[test]
+    fn mentions_and_links_are_escaped() {
+        assert_eq!(
+            escape("<!channel> & <https://evil.example|unblock> <@U123>"),
+            "&lt;!channel&gt; &amp; &lt;https://evil.example|unblock&gt; &lt;@U123&gt;"
+        );
+        assert_eq!(escape("plain text"), "plain text");
     }
 }
