@@ -388,7 +388,17 @@ async fn slack_posts_subject_and_text_and_hides_its_url() {
     ch.send(&m).await.unwrap();
     let posts = fake.received();
     assert_eq!(posts.len(), 1);
-    assert_eq!(posts[0].text, format!("{}\n{}", m.subject(), m.text()));
+    // Slack's formatting characters are escaped (no mention, no disguised link).
+    let escaped = format!("{}\n{}", m.subject(), m.text())
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    assert_eq!(posts[0].text, escaped);
+    assert!(
+        posts[0].text.contains("&lt;b&gt;&amp;"),
+        "{}",
+        posts[0].text
+    );
     assert!(posts[0]
         .text
         .starts_with("[Sentinel] HIGH: ssh brute force"));
