@@ -9,6 +9,9 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The default [`ApiSettings::max_notify_pending`].
+pub const DEFAULT_MAX_NOTIFY_PENDING: u64 = 10_000;
+
 /// Limits and switches of the HTTP edge.
 #[derive(Debug, Clone)]
 pub struct ApiSettings {
@@ -22,6 +25,11 @@ pub struct ApiSettings {
     pub request_timeout: Duration,
     /// Requests served at once; more are refused with 503 and `Retry-After`.
     pub max_in_flight: usize,
+    /// Outbox rows waiting for delivery above which `POST /v1/notify` refuses new notices (429 with
+    /// `Retry-After`, counted in `sentinel_notices_rejected_busy_total`): a flood of sends while a
+    /// channel is down must not grow the store without bound. The daemon's own notices (alerts,
+    /// errors, crashes) are not refused.
+    pub max_notify_pending: u64,
 }
 
 impl Default for ApiSettings {
@@ -32,6 +40,7 @@ impl Default for ApiSettings {
             intake_wait: Duration::from_secs(2),
             request_timeout: Duration::from_secs(10),
             max_in_flight: 1024,
+            max_notify_pending: DEFAULT_MAX_NOTIFY_PENDING,
         }
     }
 }

@@ -65,12 +65,27 @@ pub fn status_document(state: &str, started_at: Timestamp, children: &[ChildStat
 }
 
 /// Writes `status.json` in `dir` atomically (a private temporary file renamed over it): a reader
-/// sees the old document or the new one, never half of one.
+/// sees the old document or the new one, never half of one. The temporary file is made new
+/// (`O_CREAT|O_EXCL`, which follows no symbolic link): a link planted at its name is removed, never
+/// written through (the supervisor may run as root).
 pub fn write_status(dir: &Path, doc: &Value) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let tmp = dir.join(format!("{STATUS_FILE}.tmp"));
     let mut text = serde_json::to_vec_pretty(doc).map_err(std::io::Error::other)?;
     text.push(b'\n');
-    crate::private::write_private(&tmp, &text)?;
+    match std::fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(crate::private::FILE_MODE)
+        .open(&tmp)?;
+    f.write_all(&text)?;
+    drop(f);
     std::fs::rename(&tmp, dir.join(STATUS_FILE))
 }
 
@@ -108,5 +123,24 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    /// A symbolic link planted at the temporary file's name is not written through.
+    #[test]
+    fn a_planted_link_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.path().join("status.json.tmp")).unwrap();
+        let doc = status_document("running", Timestamp::now(), &[]);
+        write_status(dir.path(), &doc).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        let read: Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join(STATUS_FILE)).unwrap()).unwrap();
+        assert_eq!(read["state"], "running");
+        assert!(!std::fs::symlink_metadata(dir.path().join(STATUS_FILE))
+            .unwrap()
+            .file_type()
+            .is_symlink());
     }
 }

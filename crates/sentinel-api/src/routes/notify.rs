@@ -56,6 +56,22 @@ impl From<OutboxError> for ApiError {
     }
 }
 
+/// How long a client refused at the outbox cap is told to wait, in seconds.
+const OUTBOX_FULL_RETRY_SECS: u64 = 5;
+
+/// A one-line field (a title, a key) holds no control character: a CR/LF would forge a line in a
+/// plain-text log or a header in a receiver that does not encode its headers, an escape sequence
+/// would rewrite a terminal showing it.
+fn one_line(field: &str, v: &str) -> Result<(), String> {
+    match v.chars().find(|c| c.is_control()) {
+        Some(c) => Err(format!(
+            "`{field}`: must be one line without control characters (found U+{:04X})",
+            u32::from(c)
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Checks a send request and makes its notice (every problem names its field).
 fn notice_of(b: SendBody, trace: TraceId) -> Result<Notice, String> {
     let title = b.title.trim();
@@ -65,6 +81,7 @@ fn notice_of(b: SendBody, trace: TraceId) -> Result<Notice, String> {
             "`title`: must be 1 to {MAX_TITLE_CHARS} characters, got {n}"
         ));
     }
+    one_line("title", title)?;
     if b.body.len() > MAX_BODY_BYTES {
         return Err(format!(
             "`body`: must be at most {MAX_BODY_BYTES} bytes, got {}",
@@ -92,6 +109,7 @@ fn notice_of(b: SendBody, trace: TraceId) -> Result<Notice, String> {
         if k.is_empty() || k.chars().count() > MAX_TITLE_CHARS {
             return Err(format!("`key`: must be 1 to {MAX_TITLE_CHARS} characters"));
         }
+        one_line("key", k)?;
         notice = notice.with_key(k);
     }
     Ok(notice)
@@ -119,13 +137,30 @@ pub(crate) async fn send(
     body: Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     require_content_type(&headers, &["application/json"], "application/json")?;
+    let engine = engine(&s)?;
+    // A flood while a channel is down would grow the outbox (the store, the disk) without bound.
+    let pending = engine.stats().outbox_pending;
+    if pending >= s.settings.max_notify_pending {
+        s.metrics.notices_rejected_busy.inc();
+        tracing::warn!(
+            evt = "notify_outbox_full",
+            trace = %trace,
+            key_id = %who.key_id,
+            pending,
+            cap = s.settings.max_notify_pending,
+            "the outbox holds more pending rows than its cap: the notice is refused"
+        );
+        return Err(ApiError::Busy {
+            retry_after: OUTBOX_FULL_RETRY_SECS,
+        });
+    }
     let bytes = read_limited(&headers, body, s.settings.max_body_bytes).await?;
     let mut body = parse_json_value(&bytes).map_err(ApiError::BadRequest)?;
     let masked = s.redactor.redact(&mut body);
     s.metrics.secrets_redacted.add(masked as u64);
     let b: SendBody = typed(body).map_err(ApiError::BadRequest)?;
     let notice = notice_of(b, trace.clone()).map_err(ApiError::BadRequest)?;
-    let done = engine(&s)?
+    let done = engine
         .submit(&notice)
         .await
         .map_err(|e| ApiError::Unavailable(format!("the notice was not queued: {e}")))?;
@@ -256,6 +291,9 @@ mod tests {
             ),
             (json!({"title": "t", "severity": "dire"}), "`severity`"),
             (json!({"title": "t", "kind": "crash"}), "`kind`"),
+            (json!({"title": "a\r\nBcc: x@example.com"}), "`title`"),
+            (json!({"title": "a\u{1b}[2J"}), "`title`"),
+            (json!({"title": "t", "key": "a\nb"}), "`key`"),
         ] {
             let e = notice_of(body(v.clone()), TraceId::new()).unwrap_err();
             assert!(e.starts_with(field), "{v}: {e}");
