@@ -38,6 +38,37 @@ fn capture(r: impl std::io::Read + Send + 'static, buf: Arc<Mutex<String>>) {
     });
 }
 
+/// The child while it starts: killed if the start fails (a panic), so no daemon outlives its test.
+struct KillOnPanic(Option<std::process::Child>);
+
+impl KillOnPanic {
+    fn take(&mut self) -> std::process::Child {
+        self.0.take().unwrap()
+    }
+}
+
+impl std::ops::Deref for KillOnPanic {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        self.0.as_ref().unwrap()
+    }
+}
+
+impl std::ops::DerefMut for KillOnPanic {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        self.0.as_mut().unwrap()
+    }
+}
+
+impl Drop for KillOnPanic {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 impl Daemon {
     pub fn start(env: &[(&str, &str)]) -> Daemon {
         Self::start_in(tempfile::tempdir().unwrap(), env)
@@ -52,7 +83,9 @@ impl Daemon {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().expect("spawn sentinel");
+        // A daemon killed earlier in this directory leaves its address behind: not this one's.
+        let _ = std::fs::remove_file(dir.path().join("data/api.addr"));
+        let mut child = KillOnPanic(Some(cmd.spawn().expect("spawn sentinel")));
         let output = Arc::new(Mutex::new(String::new()));
         capture(child.stdout.take().unwrap(), output.clone());
         capture(child.stderr.take().unwrap(), output.clone());
@@ -93,7 +126,7 @@ impl Daemon {
             .map(|k| k.trim().to_owned())
             .unwrap_or_default();
         Daemon {
-            child,
+            child: child.take(),
             dir,
             base,
             key,
