@@ -120,6 +120,7 @@ notify:                            # where notices (alerts, failed actions, cras
   retry: { base: 1s, factor: 2, cap: 5m, max_attempts: 12 }  # a failed delivery is retried base x factor^n (capped), then kept as a dead letter
   digest: null                     # a daily summary, e.g. { at: "08:00", channels: [mail], top: 10 } (UTC)
   keep_delivered: 7d               # delivered notices are kept this long (>= every route's dedup_window)
+  max_pending: 10000               # POST /v1/notify answers 429 while this many rows wait in the outbox
 supervise: null                    # processes and containers to keep running, e.g.
                                    #   children: [{ name: web, container: { name: web1 }, probe: { docker_health: true } }]
                                    #   (the shape of supervise.yml, without its data_dir and notify)

@@ -94,7 +94,14 @@ pub(crate) fn notify(r: &mut Reader, s: Option<&Node<'_>>) -> Option<NotifyConfi
     };
     if !r.known_keys(
         s,
-        &["channels", "routes", "retry", "digest", "keep_delivered"],
+        &[
+            "channels",
+            "routes",
+            "retry",
+            "digest",
+            "keep_delivered",
+            "max_pending",
+        ],
     ) {
         return None;
     }
@@ -113,6 +120,10 @@ pub(crate) fn notify(r: &mut Reader, s: Option<&Node<'_>>) -> Option<NotifyConfi
     let keep = match r.optional(s, "keep_delivered") {
         None => Some((d.keep_delivered, format!("{}.keep_delivered", s.path))),
         Some(n) => bounded(r, &n, MAX_KEEP, false).map(|k| (k, n.path)),
+    };
+    let max_pending = match r.optional(s, "max_pending") {
+        None => Some(d.max_pending),
+        Some(n) => r.int(&n, 1, 10_000_000),
     };
     let (routes, (keep_delivered, keep_path)) = (routes?, keep?);
     if let Some(longest) = routes.iter().map(|rt| rt.dedup_window).max() {
@@ -135,6 +146,7 @@ pub(crate) fn notify(r: &mut Reader, s: Option<&Node<'_>>) -> Option<NotifyConfi
         retry: retry?,
         digest: digest?,
         keep_delivered,
+        max_pending: max_pending?,
     })
 }
 
@@ -457,6 +469,7 @@ pub(crate) fn to_tree(c: &NotifyConfig) -> Value {
             "top": d.top,
         })),
         "keep_delivered": dur(c.keep_delivered),
+        "max_pending": c.max_pending,
     })
 }
 

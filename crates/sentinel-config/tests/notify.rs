@@ -482,3 +482,17 @@ fn smtp_defaults_follow_the_security() {
     assert_eq!((b.security, b.port), (SmtpSecurity::Tls, 465));
     assert_eq!(b.ca_file, Some(PathBuf::from("/etc/ssl/ca.pem")));
 }
+
+#[test]
+fn the_pending_cap_of_operator_notices_is_a_setting() {
+    assert_eq!(
+        load_str("", None, &[]).unwrap().notify.max_pending,
+        sentinel_notify::config::DEFAULT_MAX_PENDING
+    );
+    let cfg = load_str("notify:\n  max_pending: 50\n", None, &[]).unwrap();
+    assert_eq!(cfg.notify.max_pending, 50);
+    for bad in ["0", "-1", "many"] {
+        let e = errors(&format!("notify:\n  max_pending: {bad}\n"));
+        assert_mentions(&e, &["notify.max_pending"]);
+    }
+}

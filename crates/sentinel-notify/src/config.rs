@@ -51,7 +51,13 @@ pub struct NotifyConfig {
     pub digest: Option<DigestConfig>,
     /// Delivered outbox rows are kept this long (for de-duplication windows and inspection), then pruned.
     pub keep_delivered: Duration,
+    /// `POST /v1/notify` is refused (429) while this many rows wait in the outbox; Sentinel's own
+    /// notices (alerts, errors, crashes) are never refused.
+    pub max_pending: u64,
 }
+
+/// The default [`NotifyConfig::max_pending`].
+pub const DEFAULT_MAX_PENDING: u64 = 10_000;
 
 impl Default for NotifyConfig {
     /// The embedded defaults: no channel (notices go to the log only), no route, default retries.
@@ -62,6 +68,7 @@ impl Default for NotifyConfig {
             retry: RetrySettings::default(),
             digest: None,
             keep_delivered: Duration::from_secs(7 * 24 * 3600),
+            max_pending: DEFAULT_MAX_PENDING,
         }
     }
 }

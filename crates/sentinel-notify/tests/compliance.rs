@@ -431,6 +431,7 @@ fn notify_config(channel: ChannelConfig, group_wait: Duration) -> NotifyConfig {
         },
         digest: None,
         keep_delivered: Duration::from_secs(3600),
+        max_pending: sentinel_notify::config::DEFAULT_MAX_PENDING,
     }
 }
 

@@ -742,7 +742,7 @@ fn api_settings(cfg: &ValidatedConfig) -> ApiSettings {
         intake_wait: cfg.pipeline.defend_timeout,
         request_timeout: cfg.api.request_timeout,
         max_in_flight: cfg.api.max_connections,
-        ..ApiSettings::default()
+        max_notify_pending: cfg.notify.max_pending,
     }
 }
 
