@@ -330,32 +330,36 @@ impl Session {
         }
         let Session { stdout, stderr, .. } = self;
         let mut json = String::new();
-        let mut doc = None;
-        let errors = {
+        let (errors, doc) = {
             let answer = read_answer(stderr, &mark);
             tokio::pin!(answer);
+            // One read of the document, polled to its end: `read_line` is not cancel safe (a
+            // dropped read loses what it had taken from the pipe, and the next listing would read
+            // the rest of this one's line), so it is never started twice.
             let document = stdout.read_line(&mut json);
             tokio::pin!(document);
-            loop {
+            let mut doc = None;
+            let errors = loop {
                 tokio::select! {
                     r = &mut document, if listing && doc.is_none() => doc = Some(r),
                     e = &mut answer => break e,
                 }
+            };
+            let errors = match errors {
+                Ok(e) => e,
+                Err(why) => return Attempt::Lost(why),
+            };
+            if listing && errors.is_empty() && doc.is_none() {
+                doc = Some((&mut document).await);
             }
-        };
-        let errors = match errors {
-            Ok(e) => e,
-            Err(why) => return Attempt::Lost(why),
+            (errors, doc)
         };
         if listing && errors.is_empty() {
-            let read = match doc {
-                Some(r) => r,
-                None => stdout.read_line(&mut json).await,
-            };
-            match read {
-                Ok(0) => return Attempt::Lost("nft -i closed stdout".into()),
-                Ok(_) => {}
-                Err(e) => return Attempt::Lost(format!("read stdout: {e}")),
+            match doc {
+                Some(Ok(0)) => return Attempt::Lost("nft -i closed stdout".into()),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Attempt::Lost(format!("read stdout: {e}")),
+                None => return Attempt::Lost("nft -i: no document read".into()),
             }
         }
         // A failed listing prints nothing on stdout, so nothing is left half read.
