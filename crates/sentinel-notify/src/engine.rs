@@ -512,10 +512,28 @@ async fn housekeeping(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     }
 }
 
+/// How long after the digest time a start still sends the day's digest it missed (6 h).
+const DIGEST_CATCH_UP_MS: i64 = 6 * 3_600_000;
+
 async fn digest_scheduler(shared: Arc<Shared>, at: (u8, u8), mut stop: watch::Receiver<bool>) {
     let handle = Notifications {
         shared: shared.clone(),
     };
+    // Down at the digest time (a restart, an upgrade): the day's digest goes at start instead, if
+    // the time passed less than DIGEST_CATCH_UP ago. The day's fixed row ids keep it to once.
+    let now = Timestamp::now();
+    let missed = Timestamp::from_millis(next_run(now, at).as_millis() - DAY_MS);
+    if now.as_millis() - missed.as_millis() <= DIGEST_CATCH_UP_MS {
+        match handle.send_daily_digest(missed).await {
+            Ok(s) if !s.rows.is_empty() => {
+                tracing::info!(evt = "digest_catch_up", day = %utc_date(missed), "the digest time passed while Sentinel was not running; sent now");
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(evt = "digest_failed", day = %utc_date(missed), error = %e, "the missed daily digest was not sent");
+            }
+        }
+    }
     loop {
         let target = next_run(Timestamp::now(), at);
         // Sleep in bounded steps so a wall-clock change is noticed.

@@ -623,9 +623,12 @@ async fn the_daily_digest_goes_once_per_day_even_across_a_restart() {
     let path = db(&dir);
     let store = open(&path).await;
     let mail = Receiver::new(Mode::Up);
+    // Twelve hours from now: the scheduler's own catch-up (a digest time passed < 6 h ago) stays
+    // out of the way of the explicit calls below.
+    let hour = ((Timestamp::now().as_millis() / 3_600_000 + 12) % 24) as u8;
     let cfg = NotifyConfig {
         digest: Some(DigestConfig {
-            at: (8, 0),
+            at: (hour, 0),
             channels: vec!["mail".into()],
             top: 5,
         }),
@@ -729,5 +732,44 @@ async fn retry_after_is_honoured_as_a_floor() {
         t0.elapsed()
     );
     assert_eq!(rx.attempts().len(), 2);
+    task.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_digest_time_missed_while_down_is_caught_up_once_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&db(&dir)).await;
+    let mail = Receiver::new(Mode::Up);
+    // Two minutes ago: the daemon was "down" at the digest time.
+    let t = (Timestamp::now().as_millis() - 120_000).rem_euclid(86_400_000);
+    let at = ((t / 3_600_000) as u8, ((t / 60_000) % 60) as u8);
+    let cfg = NotifyConfig {
+        digest: Some(DigestConfig {
+            at,
+            channels: vec!["mail".into()],
+            top: 5,
+        }),
+        ..config(Vec::new(), fast_retry(5))
+    };
+    let source = Arc::new(StoreDigestSource::new(store.clone(), 5));
+    let (_notify, task) = Notifications::start(
+        &cfg,
+        store.clone(),
+        channels(&[("mail", &mail)]),
+        Some(source.clone()),
+    );
+    eventually(20, "the missed digest", || mail.unique() == 1).await;
+    assert_eq!(mail.received()[0].0.kind, NoticeKind::Digest);
+    task.stop().await;
+    // Another start the same day does not send it again.
+    let (_notify, task) = Notifications::start(
+        &cfg,
+        store.clone(),
+        channels(&[("mail", &mail)]),
+        Some(source),
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(mail.unique(), 1);
+    assert_eq!(mail.attempts().len(), 1);
     task.stop().await;
 }
