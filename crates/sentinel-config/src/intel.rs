@@ -612,27 +612,7 @@ fn csv_mapping(r: &mut Reader, c: &Node<'_>) -> Option<CsvMapping> {
 
 fn assets(r: &mut Reader, n: &Node<'_>) -> Option<Vec<AssetRule>> {
     let items = r.list(n)?;
-    let mut ok = true;
-    let mut seen: BTreeMap<String, String> = BTreeMap::new();
-    let mut out = Vec::with_capacity(items.len());
-    for item in &items {
-        if let Some(Value::String(name)) = item.value.get("name") {
-            if let Some(first) = seen.get(name) {
-                r.fail(
-                    &format!("{}.name", item.path),
-                    format!("`{name}` is also the name of {first}: asset names must be unique"),
-                );
-                ok = false;
-            } else {
-                seen.insert(name.clone(), item.path.clone());
-            }
-        }
-        match asset(r, item) {
-            Some(a) => out.push(a),
-            None => ok = false,
-        }
-    }
-    ok.then_some(out)
+    r.unique_named(&items, "asset", asset)
 }
 
 fn asset(r: &mut Reader, e: &Node<'_>) -> Option<AssetRule> {

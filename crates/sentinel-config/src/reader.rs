@@ -274,6 +274,40 @@ impl Reader {
         }
     }
 
+    /// Reads list elements that carry a `name` with `f`, refusing a name used twice (`what` names
+    /// them in the error: "asset", "child"); `None` if any element is bad (every element is still
+    /// read, so every problem is recorded).
+    pub fn unique_named<T>(
+        &mut self,
+        items: &[Node<'_>],
+        what: &str,
+        mut f: impl FnMut(&mut Reader, &Node<'_>) -> Option<T>,
+    ) -> Option<Vec<T>> {
+        let mut ok = true;
+        let mut seen: std::collections::BTreeMap<&str, &str> = std::collections::BTreeMap::new();
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            if let Some(Value::String(name)) = item.value.get("name") {
+                if let Some(first) = seen.get(name.as_str()) {
+                    self.fail(
+                        &format!("{}.name", item.path),
+                        format!(
+                            "`{name}` is also the name of {first}: {what} names must be unique"
+                        ),
+                    );
+                    ok = false;
+                } else {
+                    seen.insert(name, &item.path);
+                }
+            }
+            match f(self, item) {
+                Some(v) => out.push(v),
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+
     /// Reads every element of a list with `f`; `None` if the list or any element is bad
     /// (every element is still read, so every problem is recorded).
     pub fn each<'t, T>(

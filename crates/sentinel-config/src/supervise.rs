@@ -162,26 +162,7 @@ fn children(r: &mut Reader, n: &Node<'_>) -> Option<Vec<ChildConfig>> {
         );
         ok = false;
     }
-    let mut seen: BTreeMap<String, String> = BTreeMap::new();
-    let mut out = Vec::with_capacity(items.len());
-    for item in &items {
-        if let Some(Value::String(name)) = item.value.get("name") {
-            if let Some(first) = seen.get(name) {
-                r.fail(
-                    &format!("{}.name", item.path),
-                    format!("`{name}` is also the name of {first}: child names must be unique"),
-                );
-                ok = false;
-            } else {
-                seen.insert(name.clone(), item.path.clone());
-            }
-        }
-        match child(r, item) {
-            Some(c) => out.push(c),
-            None => ok = false,
-        }
-    }
-    ok.then_some(out)
+    r.unique_named(&items, "child", child).filter(|_| ok)
 }
 
 fn child(r: &mut Reader, e: &Node<'_>) -> Option<ChildConfig> {
