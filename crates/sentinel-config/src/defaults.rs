@@ -139,6 +139,11 @@ policy:
     - { severity: [medium, low, info], risk: [low, medium, high], confidence: [low, medium, high], actions: [] }
   risk_bands: { medium: 40, high: 70 }
   confidence_bands: { medium: 0.5, high: 0.8 }
+tracing:                           # OpenTelemetry: each trace's spans (the HTTP request, then one per pipeline stage) sent over OTLP/HTTP
+  otlp_endpoint: null              # the collector, e.g. http://127.0.0.1:4318 (/v1/traces is appended); null: no export
+  service_name: sentinel           # service.name of the spans
+  sample: 1.0                      # share of traces exported, 0.0..=1.0
+  queue: 2048                      # spans waiting for export at most (1..=1000000); beyond it they are dropped and counted, never waited for
 "#;
 
 /// The defaults as a JSON tree.

@@ -34,6 +34,7 @@ mod intel;
 mod layers;
 mod model;
 mod notify;
+mod otlp;
 mod policy;
 mod reader;
 mod render;
@@ -58,6 +59,7 @@ pub use sentinel_ingest::config::{
     Fail2banFilterConfig, FileSourceConfig, Glob, JournaldSourceConfig, LineFormat, LogFormat,
     SyslogSourceConfig,
 };
+pub use otlp::TracingConfig;
 pub use sentinel_intel::IntelConfig;
 pub use sentinel_notify::NotifyConfig;
 pub use sentinel_respond::actuators::nft::FilterHook;

@@ -141,6 +141,8 @@ pub struct ValidatedConfig {
     /// Processes and containers the daemon supervises, if any.
     #[serde(serialize_with = "crate::supervise::serialize")]
     pub supervise: Option<sentinel_supervise::SuperviseConfig>,
+    /// OpenTelemetry export of each trace (off unless a collector is named).
+    pub tracing: crate::otlp::TracingConfig,
 }
 
 /// `api`: the HTTP API.

@@ -82,6 +82,8 @@ fn build(r: &mut Reader, tree: &Value) -> Option<ValidatedConfig> {
     let notify = crate::notify::notify(r, section.as_ref());
     let section = root.and_then(|n| r.optional(n, "supervise"));
     let supervise = crate::supervise::section(r, section.as_ref());
+    let section = r.get(root, "tracing");
+    let tracing = crate::otlp::tracing(r, section.as_ref());
     let sources = r
         .get(root, "sources")
         .and_then(|n| r.each(&n, crate::sources::source));
@@ -105,6 +107,7 @@ fn build(r: &mut Reader, tree: &Value) -> Option<ValidatedConfig> {
         intel: intel?,
         notify: notify?,
         supervise: supervise?,
+        tracing: tracing?,
     })
 }
 

@@ -7,7 +7,8 @@
 //! investigator ([`history`]), the ledger's tasks (manual decisions, expiry, reconcile: [`ledger`]), the
 //! policy ([`policy`]), fail2ban jails as sources, scenarios and rules ([`jails`]), offline replay
 //! ([`replay`]), event retention ([`retention`]), the manual-decision contract front ends call
-//! ([`decisions`]) and the metrics every stage moves ([`metrics`]).
+//! ([`decisions`]), the metrics every stage moves ([`metrics`]) and the OTLP export of each trace
+//! ([`otel`]).
 //!
 //! It never depends on the API: the API, the daemon and any future role process depend on it. It never
 //! parses Sentinel's configuration text (it is handed a validated configuration) and never parses a
@@ -22,6 +23,7 @@ pub mod intake;
 pub mod jails;
 pub mod ledger;
 pub mod metrics;
+pub mod otel;
 pub mod policy;
 pub mod recorder;
 pub mod replay;

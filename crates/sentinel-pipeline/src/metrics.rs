@@ -557,6 +557,8 @@ macro_rules! metrics {
             pub intel: IntelMetrics,
             /// The daemon's work in flight by kind (`sentinel_tasks_*`), read at render time.
             pub tasks: Tasks,
+            /// The OTLP trace exporter and its counters (`sentinel_otel_*`; off until started).
+            pub otel: crate::otel::Otel,
             stage_latency: StageLatency,
             registry: Mutex<Registry>,
         }
@@ -591,6 +593,7 @@ macro_rules! metrics {
                     audit_log: AuditLogMetrics::default(),
                     intel: IntelMetrics::default(),
                     tasks: Tasks::new(),
+                    otel: crate::otel::Otel::default(),
                     stage_latency: StageLatency::default(),
                     registry: Mutex::new(Registry::default()),
                 };
@@ -605,6 +608,7 @@ macro_rules! metrics {
                 registry.register_collector(Box::new(m.audit_log.clone()));
                 registry.register_collector(Box::new(m.intel.clone()));
                 registry.register_collector(Box::new(TaskCounts(m.tasks.clone())));
+                m.otel.register(&mut registry);
                 *m.registry.lock().unwrap_or_else(PoisonError::into_inner) = registry;
                 m
             }

@@ -325,6 +325,7 @@ async fn detect(
         // the event as posted, so an attack under a secret-looking key is seen; only the redacted
         // event is stored and alerts are built from it (their evidence), with the reasons redacted.
         let _latency = m.stage_timer(Stage::Detect);
+        let _span = m.otel.stage_span(&event.trace_id, "detect");
         let mut pending: Vec<Pending<Alert>> = Vec::new();
         // The alert the answer promises is stored with this token; the next stages get a sibling.
         let mut alert_ack: Option<AckToken> = None;
@@ -543,6 +544,7 @@ async fn investigate(
                     let m = Arc::clone(&m);
                     let task = m.tasks.clone().spawn(INVESTIGATION_TASK, async move {
                         let _latency = m.stage_timer(Stage::Investigate);
+                        let _span = m.otel.stage_span(&item.trace_id, "investigate");
                         inv.investigate(item).await
                     });
                     in_flight.push_back((task, waiting, ack));
@@ -569,6 +571,7 @@ async fn decide(
     }) = rx.recv().await
     {
         let _latency = m.stage_timer(Stage::Decide);
+        let _span = m.otel.stage_span(&inv.alert.trace_id, "decide");
         let plan = policy.decide(&inv);
         m.plans_decided.inc();
         rec.record(&plan, ack).await;
@@ -604,11 +607,17 @@ async fn act(
         let started = std::time::Instant::now();
         let _task = m.tasks.track(ACTION_BATCH_TASK);
         let (plans, keys): (Vec<Plan>, Vec<String>) = batch.drain(..).unzip();
+        // One span per plan, from the batch's start to the plan's notice handed on.
+        let spans: Vec<_> = plans
+            .iter()
+            .map(|p| m.otel.stage_span(&p.trace_id, "act"))
+            .collect();
         let all = ledger.execute_many(&plans).await;
-        for ((plan, key), records) in plans.into_iter().zip(keys).zip(all) {
+        for (((plan, key), records), span) in plans.into_iter().zip(keys).zip(all).zip(spans) {
             if !act_one(&plan, key, &records, &out, &rec, &m).await {
                 return;
             }
+            drop(span);
             m.stage_latency(Stage::Act)
                 .observe(started.elapsed().as_secs_f64());
         }
@@ -702,6 +711,10 @@ async fn notify(
                 Err(_) => break,
             }
         }
+        let _spans: Vec<_> = burst
+            .iter()
+            .map(|n| m.otel.stage_span(&n.trace_id, "notify"))
+            .collect();
         match n.notify_many(&burst).await {
             Ok(()) => {
                 for notice in &burst {

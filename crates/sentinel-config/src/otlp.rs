@@ -1,0 +1,113 @@
+//! `tracing`: OpenTelemetry export of each trace (OTLP/HTTP with protobuf bodies), off unless a
+//! collector is named. Every value is range-checked here, with an error naming its key.
+
+use crate::reader::{Node, Reader};
+use crate::validate::http_url;
+use serde::Serialize;
+
+/// The longest service name (OTel's `service.name` resource attribute).
+const MAX_SERVICE_NAME: usize = 128;
+/// The most spans waiting for export (each is a few hundred bytes).
+const MAX_QUEUE: u64 = 1_000_000;
+
+/// `tracing`: where each trace's spans are sent, if anywhere.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TracingConfig {
+    /// The collector's OTLP/HTTP base URL (`http://127.0.0.1:4318`; `/v1/traces` is appended unless
+    /// the path already ends with it); `None`: no export (the default).
+    pub otlp_endpoint: Option<String>,
+    /// The `service.name` the spans are reported under.
+    pub service_name: String,
+    /// The share of traces exported, 0.0..=1.0 (decided by the trace id, so every span of a trace
+    /// agrees).
+    pub sample: f64,
+    /// The most spans waiting for export; beyond it spans are dropped (counted), never waited for.
+    pub queue: usize,
+}
+
+/// Reads and checks the `tracing` section.
+pub(crate) fn tracing(r: &mut Reader, s: Option<&Node<'_>>) -> Option<TracingConfig> {
+    let otlp_endpoint = r.get(s, "otlp_endpoint").and_then(|n| {
+        let url = r.optional_string(&n)?;
+        match url {
+            Some(u) if http_url(u).is_none() => {
+                r.fail(
+                    &n.path,
+                    "must be an http:// or https:// URL with a host (the collector's OTLP/HTTP address)",
+                );
+                None
+            }
+            u => Some(u.map(str::to_owned)),
+        }
+    });
+    let service_name = r.get(s, "service_name").and_then(|n| {
+        let name = r.string(&n)?;
+        let ok = !name.is_empty()
+            && name.len() <= MAX_SERVICE_NAME
+            && name.chars().all(|c| !c.is_control());
+        if !ok {
+            r.fail(
+                &n.path,
+                format!("must be 1 to {MAX_SERVICE_NAME} characters, none of them control characters"),
+            );
+            return None;
+        }
+        Some(name.to_owned())
+    });
+    let sample = r.get(s, "sample").and_then(|n| {
+        let f = r.float(&n)?;
+        if !(0.0..=1.0).contains(&f) {
+            r.fail(&n.path, format!("must be between 0.0 and 1.0, got {f}"));
+            return None;
+        }
+        Some(f)
+    });
+    let queue = r.get(s, "queue").and_then(|n| r.int(&n, 1, MAX_QUEUE));
+    Some(TracingConfig {
+        otlp_endpoint: otlp_endpoint?,
+        service_name: service_name?,
+        sample: sample?,
+        queue: queue?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    fn load(yaml: &str) -> Result<crate::ValidatedConfig, crate::ConfigErrors> {
+        crate::load_str(yaml, None, &[])
+    }
+
+    #[test]
+    fn off_by_default() {
+        let c = load("{}").unwrap();
+        assert_eq!(c.tracing.otlp_endpoint, None);
+        assert_eq!(c.tracing.service_name, "sentinel");
+        assert!((c.tracing.sample - 1.0).abs() < f64::EPSILON);
+        assert_eq!(c.tracing.queue, 2048);
+    }
+
+    #[test]
+    fn a_collector_is_taken() {
+        let c = load("tracing: { otlp_endpoint: http://127.0.0.1:4318, sample: 0.25, queue: 10 }")
+            .unwrap();
+        assert_eq!(c.tracing.otlp_endpoint.as_deref(), Some("http://127.0.0.1:4318"));
+        assert!((c.tracing.sample - 0.25).abs() < f64::EPSILON);
+        assert_eq!(c.tracing.queue, 10);
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        for (yaml, key) in [
+            ("tracing: { otlp_endpoint: 'ftp://x' }", "tracing.otlp_endpoint"),
+            ("tracing: { otlp_endpoint: '' }", "tracing.otlp_endpoint"),
+            ("tracing: { sample: 1.5 }", "tracing.sample"),
+            ("tracing: { sample: -0.1 }", "tracing.sample"),
+            ("tracing: { service_name: '' }", "tracing.service_name"),
+            ("tracing: { queue: 0 }", "tracing.queue"),
+            ("tracing: { nope: 1 }", "tracing.nope"),
+        ] {
+            let e = load(yaml).unwrap_err().to_string();
+            assert!(e.contains(key), "{yaml}: {e}");
+        }
+    }
+}
