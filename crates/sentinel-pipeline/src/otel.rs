@@ -107,7 +107,8 @@ impl Otel {
         }
         let task = Task {
             client,
-            url: url.clone(),
+            shown: shown(&url),
+            url,
             resource: Resource {
                 attributes: vec![
                     kv("service.name", &cfg.service_name),
@@ -119,14 +120,14 @@ impl Otel {
             dropped: self.spans_dropped.clone(),
             failures: self.export_failures.clone(),
         };
-        tokio::spawn(task.run(rx));
         tracing::info!(
             evt = "otel_export_on",
-            url = %url,
+            url = %task.shown,
             service = %cfg.service_name,
             sample,
             queue = cfg.queue,
         );
+        tokio::spawn(task.run(rx));
         Ok(())
     }
 
@@ -303,10 +304,24 @@ fn traces_url(endpoint: &str) -> String {
     }
 }
 
+/// The URL as logged: credentials before an `@` (basic auth to the collector) masked.
+fn shown(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..end].rsplit_once('@') {
+        Some((_, host)) => format!("{scheme}://***@{host}{}", &rest[end..]),
+        None => url.to_owned(),
+    }
+}
+
 /// The exporter task: batches spans and posts them.
 struct Task {
     client: reqwest::Client,
     url: String,
+    /// `url` as logged.
+    shown: String,
     resource: Resource,
     exported: Counter,
     dropped: Counter,
@@ -338,7 +353,7 @@ impl Task {
                     self.exported.inc_by(n);
                     if failing {
                         failing = false;
-                        tracing::info!(evt = "otel_export_recovered", url = %self.url);
+                        tracing::info!(evt = "otel_export_recovered", url = %self.shown);
                     }
                 }
                 Err(e) => {
@@ -346,7 +361,7 @@ impl Task {
                     self.dropped.inc_by(n);
                     if !failing {
                         failing = true;
-                        tracing::warn!(evt = "otel_export_failed", url = %self.url, spans = n, error = %e);
+                        tracing::warn!(evt = "otel_export_failed", url = %self.shown, spans = n, error = %e);
                     }
                 }
             }
@@ -376,7 +391,8 @@ impl Task {
             .body(req.encode_to_vec())
             .send()
             .await
-            .map_err(|e| e.to_string())?;
+            // Without the URL: it may hold credentials.
+            .map_err(|e| e.without_url().to_string())?;
         let status = resp.status();
         // The body is read (and dropped) so the connection can be reused.
         let _ = resp.bytes().await;
@@ -421,6 +437,15 @@ mod tests {
             traces_url("http://127.0.0.1:4318/v1/traces/"),
             "http://127.0.0.1:4318/v1/traces"
         );
+    }
+
+    #[test]
+    fn credentials_in_the_url_are_not_logged() {
+        assert_eq!(
+            shown("https://u:p@collector.example:4318/v1/traces"),
+            "https://***@collector.example:4318/v1/traces"
+        );
+        assert_eq!(shown("http://127.0.0.1:4318/v1/traces"), "http://127.0.0.1:4318/v1/traces");
     }
 
     #[test]

@@ -60,6 +60,7 @@ pub async fn run(
         .context("cannot open the store")?;
     let redactor = Arc::new(Redactor::new(cfg.logging.redact_keys.iter()));
     let metrics = Arc::new(Metrics::default());
+    sentinel_pipeline::otel::start(&metrics, &cfg.tracing);
     let (audit_log, log_task) = open_audit_log(&cfg).await?;
     metrics.audit_log.set(audit_log.clone());
     let witness = start_witness(&cfg, &audit_log, &metrics)?;
