@@ -30,7 +30,12 @@ pub(crate) async fn layer(State(state): State<AppState>, mut req: Request, next:
     let span = tracing::info_span!("request", trace = %trace);
     // Probes are not traced (as they are not logged): they would bury the traces that matter.
     let probe = path == "/health" || path == "/ready";
-    let mut root = (!probe).then(|| state.metrics.otel.request_span(&trace, method.as_str(), &path));
+    let mut root = (!probe).then(|| {
+        state
+            .metrics
+            .otel
+            .request_span(&trace, method.as_str(), &path)
+    });
     let mut resp = next.run(req).instrument(span.clone()).await;
     if let Ok(v) = HeaderValue::from_str(trace.as_str()) {
         resp.headers_mut().insert(HEADER, v);

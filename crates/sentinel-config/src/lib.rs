@@ -54,12 +54,12 @@ pub use model::{
     LogLevel, LoggingConfig, PipelineConfig, PolicyConfig, RiskBands, Rule, StoreConfig, StoreSync,
     ValidatedConfig, WitnessConfig,
 };
+pub use otlp::TracingConfig;
 pub use respond::{ActuatorConfig, RespondConfig};
 pub use sentinel_ingest::config::{
     Fail2banFilterConfig, FileSourceConfig, Glob, JournaldSourceConfig, LineFormat, LogFormat,
     SyslogSourceConfig,
 };
-pub use otlp::TracingConfig;
 pub use sentinel_intel::IntelConfig;
 pub use sentinel_notify::NotifyConfig;
 pub use sentinel_respond::actuators::nft::FilterHook;

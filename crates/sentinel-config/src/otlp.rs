@@ -48,7 +48,9 @@ pub(crate) fn tracing(r: &mut Reader, s: Option<&Node<'_>>) -> Option<TracingCon
         if !ok {
             r.fail(
                 &n.path,
-                format!("must be 1 to {MAX_SERVICE_NAME} characters, none of them control characters"),
+                format!(
+                    "must be 1 to {MAX_SERVICE_NAME} characters, none of them control characters"
+                ),
             );
             return None;
         }
@@ -90,7 +92,10 @@ mod tests {
     fn a_collector_is_taken() {
         let c = load("tracing: { otlp_endpoint: http://127.0.0.1:4318, sample: 0.25, queue: 10 }")
             .unwrap();
-        assert_eq!(c.tracing.otlp_endpoint.as_deref(), Some("http://127.0.0.1:4318"));
+        assert_eq!(
+            c.tracing.otlp_endpoint.as_deref(),
+            Some("http://127.0.0.1:4318")
+        );
         assert!((c.tracing.sample - 0.25).abs() < f64::EPSILON);
         assert_eq!(c.tracing.queue, 10);
     }
@@ -98,7 +103,10 @@ mod tests {
     #[test]
     fn bad_values_are_named() {
         for (yaml, key) in [
-            ("tracing: { otlp_endpoint: 'ftp://x' }", "tracing.otlp_endpoint"),
+            (
+                "tracing: { otlp_endpoint: 'ftp://x' }",
+                "tracing.otlp_endpoint",
+            ),
             ("tracing: { otlp_endpoint: '' }", "tracing.otlp_endpoint"),
             ("tracing: { sample: 1.5 }", "tracing.sample"),
             ("tracing: { sample: -0.1 }", "tracing.sample"),

@@ -147,7 +147,8 @@ impl Otel {
             span.span_id = root_span_id(&id).to_vec();
             span.attributes.push(kv("http.request.method", method));
             span.attributes.push(kv("url.path", path));
-            span.attributes.push(kv("sentinel.trace_id", trace.as_str()));
+            span.attributes
+                .push(kv("sentinel.trace_id", trace.as_str()));
         }
         g
     }
@@ -445,7 +446,10 @@ mod tests {
             shown("https://u:p@collector.example:4318/v1/traces"),
             "https://***@collector.example:4318/v1/traces"
         );
-        assert_eq!(shown("http://127.0.0.1:4318/v1/traces"), "http://127.0.0.1:4318/v1/traces");
+        assert_eq!(
+            shown("http://127.0.0.1:4318/v1/traces"),
+            "http://127.0.0.1:4318/v1/traces"
+        );
     }
 
     #[test]

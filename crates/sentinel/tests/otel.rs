@@ -41,9 +41,7 @@ async fn collector() -> (String, Received) {
             let sink = sink.clone();
             async move {
                 // OTLP/HTTP protobuf: the content type is part of the protocol.
-                if headers
-                    .get("content-type")
-                    .and_then(|v| v.to_str().ok())
+                if headers.get("content-type").and_then(|v| v.to_str().ok())
                     != Some("application/x-protobuf")
                 {
                     return (StatusCode::UNSUPPORTED_MEDIA_TYPE, Vec::new());
@@ -199,7 +197,10 @@ async fn one_defend_request_is_one_trace_with_a_span_per_stage() {
         sample(&text, "sentinel_otel_spans_exported_total").unwrap() >= 6.0,
         "{text}"
     );
-    assert_eq!(sample(&text, "sentinel_otel_spans_dropped_total"), Some(0.0));
+    assert_eq!(
+        sample(&text, "sentinel_otel_spans_dropped_total"),
+        Some(0.0)
+    );
     assert_eq!(
         sample(&text, "sentinel_otel_export_failures_total"),
         Some(0.0)
@@ -217,7 +218,10 @@ async fn export_is_off_by_default() {
         sample(&text, "sentinel_otel_spans_exported_total"),
         Some(0.0)
     );
-    assert_eq!(sample(&text, "sentinel_otel_spans_dropped_total"), Some(0.0));
+    assert_eq!(
+        sample(&text, "sentinel_otel_spans_dropped_total"),
+        Some(0.0)
+    );
     assert!(!d.output().contains("otel_export_on"));
 }
 
