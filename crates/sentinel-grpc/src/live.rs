@@ -10,13 +10,13 @@
 
 use crate::convert;
 use crate::proto::{stream_item::Item, StreamItem};
+use prometheus_client::metrics::counter::Counter;
 use sentinel_core::{ActionId, AlertId};
 use sentinel_store::{ActionFilter, AlertFilter, Store, StoreError};
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::sync::OwnedSemaphorePermit;
-use prometheus_client::metrics::counter::Counter;
 use tonic::Status;
 
 /// Rows read per page.

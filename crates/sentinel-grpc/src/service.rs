@@ -13,7 +13,7 @@ use sentinel_api::decisions::{DecisionSelector, Decisions};
 use sentinel_api::{ApiError, ApiSettings, AppState};
 use sentinel_core::{ActionRecord, Timestamp, TraceId};
 use sentinel_pipeline::intake::Submission;
-use sentinel_store::{ActionFilter, AckGroup, AlertFilter};
+use sentinel_store::{AckGroup, ActionFilter, AlertFilter};
 use serde_json::{json, Value};
 use std::net::IpAddr;
 use std::pin::Pin;
@@ -131,10 +131,7 @@ impl GrpcService {
             }
         };
         if p.role < min {
-            return Err(self.refuse(
-                "permission_denied",
-                Status::permission_denied("forbidden"),
-            ));
+            return Err(self.refuse("permission_denied", Status::permission_denied("forbidden")));
         }
         Ok(p)
     }
@@ -207,6 +204,16 @@ fn withdraw(sub: Submission) {
     if let Some(t) = sub.ack {
         t.withdraw();
     }
+}
+
+/// The call's trace id: the caller's `x-trace-id` if well formed (as REST takes the header), else a
+/// new one.
+fn trace_of<T>(req: &Request<T>) -> TraceId {
+    req.metadata()
+        .get("x-trace-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(TraceId::parse)
+        .unwrap_or_default()
 }
 
 fn with_trace<T>(body: T, trace: &TraceId) -> Response<T> {
@@ -286,7 +293,7 @@ impl Sentinel for GrpcService {
     ) -> Result<Response<proto::IngestReport>, Status> {
         self.allow(&req, Role::Operator)?;
         let _slot = self.slot()?;
-        let trace = TraceId::new();
+        let trace = trace_of(&req);
         let s = &self.state;
         let mut stream = req.into_inner();
         let group = AckGroup::new();
@@ -346,11 +353,19 @@ impl Sentinel for GrpcService {
                     match self.submit(sub).await {
                         Ok(()) => {}
                         Err("busy") => {
-                            cut = Some(("busy", format!("the pipeline is busy; resend the items from index {i}")));
+                            cut = Some((
+                                "busy",
+                                format!("the pipeline is busy; resend the items from index {i}"),
+                            ));
                             break;
                         }
                         Err(_) => {
-                            cut = Some(("closed", format!("Sentinel is shutting down; resend the items from index {i}")));
+                            cut = Some((
+                                "closed",
+                                format!(
+                                    "Sentinel is shutting down; resend the items from index {i}"
+                                ),
+                            ));
                             break;
                         }
                     }
@@ -540,7 +555,7 @@ impl Sentinel for GrpcService {
     ) -> Result<Response<proto::Action>, Status> {
         self.allow(&req, Role::Operator)?;
         let _slot = self.slot()?;
-        let trace = TraceId::new();
+        let trace = trace_of(&req);
         let q = req.into_inner();
         let params = if q.params_json.trim().is_empty() {
             Value::Null
@@ -555,13 +570,18 @@ impl Sentinel for GrpcService {
             "params": params,
             "dry_run": q.dry_run,
         });
-        for (k, v) in [("ip", q.ip), ("container", q.container), ("file", q.file), ("kind", q.kind)] {
+        for (k, v) in [
+            ("ip", q.ip),
+            ("container", q.container),
+            ("file", q.file),
+            ("kind", q.kind),
+        ] {
             if let (Some(v), Some(m)) = (v, body.as_object_mut()) {
                 m.insert(k.into(), Value::String(v));
             }
         }
-        let request =
-            sentinel_api::decisions::add_request(&self.state, body, trace.clone()).map_err(status)?;
+        let request = sentinel_api::decisions::add_request(&self.state, body, trace.clone())
+            .map_err(status)?;
         self.bounded(async {
             let rec: ActionRecord = self
                 .desk()?
@@ -580,7 +600,7 @@ impl Sentinel for GrpcService {
         use proto::delete_decision_request::Selector;
         self.allow(&req, Role::Operator)?;
         let _slot = self.slot()?;
-        let trace = TraceId::new();
+        let trace = trace_of(&req);
         let sel = match req.into_inner().selector {
             Some(Selector::Ip(ip)) => DecisionSelector::Ip(
                 ip.parse::<IpAddr>()

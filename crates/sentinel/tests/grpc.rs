@@ -111,7 +111,8 @@ async fn grpc_matches_rest_on_the_same_data_and_refuses_as_rest_does() {
     assert_eq!(e2.code(), Code::Unauthenticated);
     assert_eq!(e.message(), e2.message(), "one answer for both");
     let mut x = Request::new(ListDecisionsRequest {});
-    x.metadata_mut().insert("x-api-key", "snl_wrong".parse().unwrap());
+    x.metadata_mut()
+        .insert("x-api-key", "snl_wrong".parse().unwrap());
     assert_eq!(
         c.list_decisions(x).await.unwrap_err().code(),
         Code::Unauthenticated
@@ -161,7 +162,11 @@ async fn grpc_matches_rest_on_the_same_data_and_refuses_as_rest_does() {
         .unwrap();
     assert_eq!(r.status(), 403);
     // Nothing a refused call tried was done.
-    assert!(rest(&d, &admin, "/v1/decisions").await.as_array().unwrap().is_empty());
+    assert!(rest(&d, &admin, "/v1/decisions")
+        .await
+        .as_array()
+        .unwrap()
+        .is_empty());
 
     // A live stream opened before anything happens sees what follows.
     let mut live = c
@@ -212,7 +217,10 @@ async fn grpc_matches_rest_on_the_same_data_and_refuses_as_rest_does() {
         .map(|e| e["src_ip"].as_str().unwrap_or(""))
         .collect();
     assert_eq!(ips.len(), 2, "{events}");
-    assert!(ips.contains(&"203.0.113.7") && ips.contains(&"192.0.2.44"), "{events}");
+    assert!(
+        ips.contains(&"203.0.113.7") && ips.contains(&"192.0.2.44"),
+        "{events}"
+    );
 
     // The attack raised an alert: gRPC and REST list the same alerts, record for record.
     let rest_alerts = eventually(Duration::from_secs(10), || async {
@@ -228,7 +236,11 @@ async fn grpc_matches_rest_on_the_same_data_and_refuses_as_rest_does() {
     let grpc_alerts: Vec<Value> = page.items.iter().map(|a| parse(&a.json)).collect();
     assert_eq!(&Value::Array(grpc_alerts), &rest_alerts["items"]);
     assert_eq!(page.items[0].trace_id, trace);
-    assert!(page.items[0].subject.contains("203.0.113.7"), "{:?}", page.items[0]);
+    assert!(
+        page.items[0].subject.contains("203.0.113.7"),
+        "{:?}",
+        page.items[0]
+    );
     // Filters mean the same: by trace, and a bad value is refused naming the field.
     let by_trace = c
         .list_alerts(authed(
@@ -241,7 +253,10 @@ async fn grpc_matches_rest_on_the_same_data_and_refuses_as_rest_does() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(by_trace.items.len(), rest_alerts["items"].as_array().unwrap().len());
+    assert_eq!(
+        by_trace.items.len(),
+        rest_alerts["items"].as_array().unwrap().len()
+    );
     let e = c
         .list_alerts(authed(
             ListAlertsRequest {
@@ -280,7 +295,10 @@ async fn grpc_matches_rest_on_the_same_data_and_refuses_as_rest_does() {
         .into_inner();
     let grpc_list: Vec<Value> = grpc_list.items.iter().map(|a| parse(&a.json)).collect();
     assert_eq!(Value::Array(grpc_list.clone()), rest_list);
-    let ids: Vec<&str> = grpc_list.iter().map(|a| a["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = grpc_list
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
     assert!(ids.contains(&added.id.as_str()) && ids.contains(&rest_rec["id"].as_str().unwrap()));
     // A bad decision is refused with REST's words.
     let e = c
