@@ -14,6 +14,8 @@ use prometheus_client::metrics::counter::Counter;
 use sentinel_core::{ActionId, AlertId};
 use sentinel_store::{ActionFilter, AlertFilter, Store, StoreError};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::sync::OwnedSemaphorePermit;
@@ -37,6 +39,7 @@ pub(crate) async fn start(
     poll: Duration,
     permit: OwnedSemaphorePermit,
     skipped: Counter,
+    ready: Arc<AtomicBool>,
 ) -> Result<mpsc::Receiver<Result<StreamItem, Status>>, StoreError> {
     let mut last_alert: Option<AlertId> = None;
     if alerts {
@@ -64,6 +67,7 @@ pub(crate) async fn start(
         }
     }
     let (tx, rx) = mpsc::channel(64);
+    let was_ready = ready.load(Ordering::Acquire);
     tokio::spawn(async move {
         let _permit = permit;
         let mut tick = tokio::time::interval(poll);
@@ -72,6 +76,16 @@ pub(crate) async fn start(
             tokio::select! {
                 _ = tx.closed() => break,
                 _ = tick.tick() => {}
+            }
+            if was_ready && !ready.load(Ordering::Acquire) {
+                // Sentinel is stopping: the stream ends with a reason instead of holding the
+                // server's shutdown until it is cut.
+                let _ = tx
+                    .send(Err(Status::unavailable(
+                        "Sentinel is stopping; reconnect later",
+                    )))
+                    .await;
+                break;
             }
             let r = async {
                 if alerts {

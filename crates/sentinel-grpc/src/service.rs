@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::str::FromStr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc::error::{SendTimeoutError, TrySendError};
@@ -283,6 +284,38 @@ impl Report {
     }
 }
 
+/// Why an ingest stream's next item did not come.
+enum Stop {
+    /// Nothing for [`crate::INGEST_IDLE`].
+    Idle,
+    /// Readiness was lost while the stream ran: Sentinel is stopping.
+    Stopping,
+}
+
+/// How often an ingest stream waiting for its next item checks whether Sentinel is stopping.
+const STOP_CHECK: Duration = Duration::from_millis(200);
+
+/// The stream's next item, unless it stays quiet for [`crate::INGEST_IDLE`] or Sentinel begins to
+/// stop (then the stream is answered with what it sent so far, as REST's NDJSON stream).
+async fn next_item(
+    s: &AppState,
+    was_ready: bool,
+    stream: &mut Streaming<proto::IngestEvent>,
+) -> Result<Option<Result<proto::IngestEvent, Status>>, Stop> {
+    let idle = tokio::time::sleep(crate::INGEST_IDLE);
+    tokio::pin!(idle);
+    loop {
+        if was_ready && !s.ready.load(Ordering::Acquire) {
+            return Err(Stop::Stopping);
+        }
+        tokio::select! {
+            m = stream.next() => return Ok(m),
+            _ = &mut idle => return Err(Stop::Idle),
+            _ = tokio::time::sleep(STOP_CHECK) => {}
+        }
+    }
+}
+
 type LiveStream = Pin<Box<dyn futures::Stream<Item = Result<proto::StreamItem, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -296,15 +329,23 @@ impl Sentinel for GrpcService {
         let trace = trace_of(&req);
         let s = &self.state;
         let mut stream = req.into_inner();
+        let was_ready = s.ready.load(Ordering::Acquire);
         let group = AckGroup::new();
         let mut report = Report::default();
         let mut index = 0u64;
         // Why the stream ended early, if it did: said in the answer (with what was stored).
         let mut cut: Option<(&'static str, String)> = None;
         loop {
-            let msg = match tokio::time::timeout(crate::INGEST_IDLE, stream.next()).await {
+            let msg = match next_item(&self.state, was_ready, &mut stream).await {
                 Ok(Some(Ok(m))) => m,
                 Ok(None) => break,
+                Err(Stop::Stopping) => {
+                    cut = Some((
+                        "closed",
+                        format!("Sentinel is stopping: items from index {index} were not read; resend them"),
+                    ));
+                    break;
+                }
                 Ok(Some(Err(e))) => {
                     // A message too large, a reset: the items before were handed over and are kept.
                     s.metrics.events_invalid.inc();
@@ -314,7 +355,7 @@ impl Sentinel for GrpcService {
                     );
                     break;
                 }
-                Err(_) => {
+                Err(Stop::Idle) => {
                     self.refused.get_or_create(&Reason { reason: "idle" }).inc();
                     tracing::warn!(evt = "grpc_refused", reason = "idle", trace = %trace, items = index);
                     report.reject(
@@ -528,6 +569,7 @@ impl Sentinel for GrpcService {
             self.settings.poll,
             permit,
             self.skipped.clone(),
+            self.state.ready.clone(),
         )
         .await
         .map_err(|e| status(ApiError::from(e)))?;

@@ -373,6 +373,23 @@ async fn grpc_matches_rest_on_the_same_data_and_refuses_as_rest_does() {
     }
     drop(live);
 
+    // Live streams have a cap of their own (64): the next one is refused at once, counted, while
+    // unary calls still pass (streams never hold the in-flight slots).
+    let mut open = Vec::new();
+    let refused = loop {
+        match c.stream(authed(StreamRequest::default(), &viewer)).await {
+            Ok(s) => open.push(s.into_inner()),
+            Err(e) => break e,
+        }
+        assert!(open.len() <= 64, "the streams cap did not hold");
+    };
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert_eq!(open.len(), 64);
+    c.list_alerts(authed(ListAlertsRequest::default(), &viewer))
+        .await
+        .unwrap();
+    drop(open);
+
     // Refusals were counted where REST's are, and by reason.
     let m = d
         .client()
@@ -400,4 +417,8 @@ async fn grpc_matches_rest_on_the_same_data_and_refuses_as_rest_does() {
         3.0
     );
     assert!(metric("sentinel_auth_failures_total") >= 3.0);
+    assert_eq!(
+        metric("sentinel_api_grpc_refused_total{reason=\"streams\"}"),
+        1.0
+    );
 }
