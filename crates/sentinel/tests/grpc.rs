@@ -421,4 +421,22 @@ async fn grpc_matches_rest_on_the_same_data_and_refuses_as_rest_does() {
         metric("sentinel_api_grpc_refused_total{reason=\"streams\"}"),
         1.0
     );
+
+    // A stream open when Sentinel stops ends with a reason (it does not hold the shutdown), and the
+    // address file goes with the server.
+    let mut last = c
+        .stream(authed(StreamRequest::default(), &viewer))
+        .await
+        .unwrap()
+        .into_inner();
+    let grpc_addr = d.data().join("grpc.addr");
+    let (_dir, out) = d.stop();
+    let end = tokio::time::timeout(Duration::from_secs(10), last.message())
+        .await
+        .expect("the stream ended");
+    let e = end.expect_err("ended with a status");
+    assert_eq!(e.code(), Code::Unavailable, "{e:?}");
+    assert!(e.message().contains("stopping"), "{e:?}");
+    assert!(!out.contains("grpc_stop_timeout"), "{out}");
+    assert!(!grpc_addr.exists());
 }
