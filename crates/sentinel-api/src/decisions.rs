@@ -96,6 +96,25 @@ pub fn check_add_body(body: &serde_json::Value) -> Result<ActionSpec, String> {
     b.into_spec().map(|(spec, _, _)| spec)
 }
 
+/// A decision to add from a body as `POST /v1/decisions` takes it, for the gRPC API: secrets masked
+/// first (counted), then checked as REST checks it; the error is the one REST answers.
+pub fn add_request(
+    s: &AppState,
+    mut body: serde_json::Value,
+    trace: TraceId,
+) -> Result<DecisionRequest, ApiError> {
+    let masked = s.redactor.redact(&mut body);
+    s.metrics.secrets_redacted.add(masked as u64);
+    let b: AddBody = typed(body).map_err(ApiError::BadRequest)?;
+    let (spec, reason, dry_run) = b.into_spec().map_err(ApiError::BadRequest)?;
+    Ok(DecisionRequest {
+        spec,
+        reason,
+        dry_run,
+        trace_id: trace,
+    })
+}
+
 /// `` `field`: reason `` for a problem in the action, named as the request names it.
 fn named(e: &SpecError, subject_key: &str) -> String {
     match e.field {

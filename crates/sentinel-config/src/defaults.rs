@@ -15,6 +15,7 @@ api:
   allow_insecure_no_auth: false    # never true outside a lab
   tls_terminated_by_proxy: false   # set once TLS is terminated in front of the API
   max_connections: 1024
+  grpc_listen: null                # the gRPC API's address (e.g. 127.0.0.1:50051); null: no gRPC API
 pipeline:
   queue_capacity: 1024             # 1..=1000000
   defend_timeout: 2s

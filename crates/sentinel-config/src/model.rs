@@ -161,6 +161,8 @@ pub struct ApiConfig {
     pub tls_terminated_by_proxy: bool,
     /// Most concurrent connections.
     pub max_connections: usize,
+    /// Where the gRPC API listens (`None`: no gRPC API).
+    pub grpc_listen: Option<SocketAddr>,
 }
 
 /// `pipeline`: the event pipeline.

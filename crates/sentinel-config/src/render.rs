@@ -33,6 +33,13 @@ impl ValidatedConfig {
                 self.api.listen
             ));
         }
+        if let Some(g) = self.api.grpc_listen.filter(|g| !g.ip().is_loopback()) {
+            if !self.api.tls_terminated_by_proxy {
+                out.push(format!(
+                    "api.grpc_listen {g} is not loopback and no TLS is in front (set api.tls_terminated_by_proxy once it is)"
+                ));
+            }
+        }
         for (i, src) in self.sources.iter().enumerate() {
             if let crate::SourceConfig::Syslog { syslog, .. } = src {
                 let allowed_peers = &syslog.allowed_peers;

@@ -128,6 +128,7 @@ fn api(r: &mut Reader, s: Option<&Node<'_>>) -> Option<ApiConfig> {
     let max_connections = r
         .get(s, "max_connections")
         .and_then(|n| r.int(&n, 1, u64::MAX));
+    let grpc_listen = crate::api_grpc::grpc_listen(r, s);
     Some(ApiConfig {
         listen: listen?,
         max_body_bytes: max_body_bytes?,
@@ -135,6 +136,7 @@ fn api(r: &mut Reader, s: Option<&Node<'_>>) -> Option<ApiConfig> {
         allow_insecure_no_auth: allow_insecure_no_auth?,
         tls_terminated_by_proxy: tls_terminated_by_proxy?,
         max_connections: max_connections?,
+        grpc_listen: grpc_listen?,
     })
 }
 

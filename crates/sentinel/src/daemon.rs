@@ -211,6 +211,7 @@ pub async fn run(
         cfg.store.event_retention,
         cfg.store.max_events,
     );
+    let grpc = sentinel_grpc::start(cfg.api.grpc_listen, state.clone(), &data_dir).await?;
     let app = sentinel_api::router(state);
     ready.store(true, Ordering::Release);
     tracing::info!(
@@ -262,6 +263,9 @@ pub async fn run(
     // Sources stop first and hand over what they read; then HTTP intake stops.
     sources.stop().await;
     stop_server(server, stop_tx).await;
+    if let Some(g) = grpc {
+        g.stop().await;
+    }
     retention.abort();
     let _ = stop_expiry.send(true);
     if let Err(e) = expiry.await {
