@@ -354,6 +354,7 @@ pub(crate) struct Event {
 /// One telemetry object as an application posts it. The fields below are checked when present;
 /// any other field is kept as an attribute. Secrets are masked before anything is stored.
 #[derive(ToSchema)]
+#[schema(example = json!({"kind": "auth", "src_ip": "198.51.100.4", "user": "root", "failed_logins": 3}))]
 pub(crate) struct Telemetry {
     /// The kind of event (e.g. `http_request`, `auth`, `network`).
     kind: Option<String>,
@@ -363,6 +364,39 @@ pub(crate) struct Telemetry {
     source: Option<String>,
     /// The client's address.
     src_ip: Option<String>,
+    /// What it was aimed at.
+    target: Option<String>,
+    /// Failed logins seen.
+    failed_logins: Option<u64>,
+    /// Requests per second.
+    request_rate: Option<f64>,
+    /// Bytes sent out.
+    bytes_out: Option<u64>,
+    /// The destination port.
+    dst_port: Option<u16>,
+    /// The request payload.
+    payload: Option<String>,
+    /// The request path.
+    path: Option<String>,
+    /// The user agent.
+    user_agent: Option<String>,
+    /// The user.
+    user: Option<String>,
+}
+
+/// One telemetry object for `/v1/defend`: as [`Telemetry`], with the client's address required
+/// (the plan is about it).
+#[derive(ToSchema)]
+#[schema(example = json!({"kind": "http_request", "src_ip": "203.0.113.9", "path": "/login", "failed_logins": 12}))]
+pub(crate) struct DefendTelemetry {
+    /// The client's address (IPv4 or IPv6).
+    src_ip: String,
+    /// The kind of event (e.g. `http_request`, `auth`, `network`).
+    kind: Option<String>,
+    /// When it happened (RFC 3339).
+    ts: Option<String>,
+    /// Who reports it.
+    source: Option<String>,
     /// What it was aimed at.
     target: Option<String>,
     /// Failed logins seen.
@@ -449,12 +483,15 @@ pub(crate) struct DecisionBody {
     /// The action (default: by the subject).
     kind: Option<ActionKind>,
     /// How long it holds (e.g. `4h`, `30m`, `7d`).
+    #[schema(pattern = "^[1-9][0-9]{0,4}[smhd]$")]
     duration: String,
     /// Why (masked for secrets).
+    #[schema(nullable = false)]
     reason: Option<String>,
     /// Parameters of the action (e.g. `{"cidr": …}`, `{"rate": …}`).
     params: Option<serde_json::Value>,
     /// Only preview it: nothing is planned or recorded.
+    #[schema(nullable = false)]
     dry_run: Option<bool>,
 }
 
@@ -464,15 +501,27 @@ pub(crate) struct DecisionBody {
 #[serde(deny_unknown_fields)]
 pub(crate) struct NoticeBody {
     /// The title (1–200 characters, one line).
+    #[schema(min_length = 1, max_length = 200)]
     title: String,
     /// The body (at most 16 KiB).
+    #[schema(nullable = false, max_length = 16384)]
     body: Option<String>,
     /// How bad (default `info`).
     severity: Option<Severity>,
     /// `manual` (default) or `test`.
-    kind: Option<String>,
+    kind: Option<NoticeKind>,
     /// The de-duplication key.
     key: Option<String>,
+}
+
+/// What a notice sent by hand is.
+#[derive(ToSchema, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum NoticeKind {
+    /// A notice from an operator.
+    Manual,
+    /// A test of the channels.
+    Test,
 }
 
 /// A page of dead letters, newest first.

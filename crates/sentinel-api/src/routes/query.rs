@@ -127,7 +127,7 @@ pub(crate) async fn alerts(
 
 /// `GET /v1/alerts/{id}`: the alert with its investigation, plans and actions.
 #[utoipa::path(get, path = "/v1/alerts/{id}", tag = "query",
-    params(("id" = String, Path, description = "The alert's id.")),
+    params(("id" = String, Path, pattern = "^[0-9A-HJKMNP-TV-Z]{26}$", description = "The alert's id (a ULID).")),
     responses(
         (status = 200, description = "The alert with its investigation, plans and actions. Role: viewer.", body = super::openapi::AlertDetail),
         (status = 404, description = "No such alert.", body = super::openapi::Error),
@@ -182,7 +182,7 @@ pub(crate) async fn actions(
 
 /// `GET /v1/actions/{id}`.
 #[utoipa::path(get, path = "/v1/actions/{id}", tag = "query",
-    params(("id" = String, Path, description = "The action's id.")),
+    params(("id" = String, Path, pattern = "^[0-9A-HJKMNP-TV-Z]{26}$", description = "The action's id (a ULID).")),
     responses(
         (status = 200, description = "The action. Role: viewer.", body = super::openapi::ActionRecord),
         (status = 404, description = "No such action.", body = super::openapi::Error),
@@ -237,7 +237,7 @@ pub(crate) async fn events(
 /// `seq` in the audit log (`null` for a record the log does not hold) and its `content_hash` (SHA-256
 /// hex of the stored record it notes, or of the configuration loaded; `null` when there is none).
 #[utoipa::path(get, path = "/v1/audit", tag = "audit",
-    params(("trace_id" = String, Query, description = "The trace.")),
+    params(("trace_id" = String, Query, pattern = "^[0-9A-HJKMNP-TV-Z]{26}$", description = "The trace (a ULID).")),
     responses((status = 200, description = "Every audit record of the trace, in the order written. Role: viewer.", body = Vec<super::openapi::Object>)))]
 pub(crate) async fn audit(
     State(s): State<AppState>,
