@@ -108,11 +108,7 @@ fn rendered() -> Result<&'static str, ApiError> {
     responses((status = 200, description = "The OpenAPI 3.1 document.", content_type = "application/json", body = Object)),
 )]
 pub(crate) async fn openapi_json() -> Result<Response, ApiError> {
-    Ok((
-        [(header::CONTENT_TYPE, "application/json")],
-        rendered()?,
-    )
-        .into_response())
+    Ok(([(header::CONTENT_TYPE, "application/json")], rendered()?).into_response())
 }
 
 /// Paths served without a key (and outside `/v1`).
@@ -234,8 +230,7 @@ pub(crate) struct ErrorDetail {
 }
 
 /// How bad a finding is.
-#[derive(ToSchema)]
-#[derive(serde::Deserialize)]
+#[derive(ToSchema, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum Severity {
     /// Worth recording, not acting on.
@@ -251,8 +246,7 @@ pub(crate) enum Severity {
 }
 
 /// What an action does.
-#[derive(ToSchema)]
-#[derive(serde::Deserialize)]
+#[derive(ToSchema, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum ActionKind {
     /// Drop traffic from an address or range.
@@ -268,8 +262,7 @@ pub(crate) enum ActionKind {
 }
 
 /// Where an action is in its life.
-#[derive(ToSchema)]
-#[derive(serde::Deserialize)]
+#[derive(ToSchema, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum ActionState {
     /// Decided, not (yet) carried out.
@@ -470,8 +463,7 @@ pub(crate) struct IntakeRefusal {
 }
 
 /// A manual decision, or its preview (`dry_run`). Exactly one of `ip`, `container`, `file`.
-#[derive(ToSchema)]
-#[derive(serde::Deserialize)]
+#[derive(ToSchema, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DecisionBody {
     /// An address or a range (CIDR).
@@ -496,8 +488,7 @@ pub(crate) struct DecisionBody {
 }
 
 /// A notice sent by hand.
-#[derive(ToSchema)]
-#[derive(serde::Deserialize)]
+#[derive(ToSchema, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NoticeBody {
     /// The title (1–200 characters, one line).

@@ -13,7 +13,9 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::Path;
 
-const METHODS: &[&str] = &["get", "post", "put", "delete", "patch", "head", "options", "trace"];
+const METHODS: &[&str] = &[
+    "get", "post", "put", "delete", "patch", "head", "options", "trace",
+];
 
 async fn spec(h: &common::Harness) -> Value {
     let r = send(&h.app, get("/v1/openapi.json", Some(&h.viewer_key))).await;
@@ -39,7 +41,10 @@ fn operations(doc: &Value) -> BTreeSet<(String, String)> {
 /// as written (relative to where its router is nested).
 fn declared_routes() -> BTreeSet<(String, String)> {
     let mut files = Vec::new();
-    collect_rs(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut files);
+    collect_rs(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut files,
+    );
     let mut routes = BTreeSet::new();
     for f in files {
         let src = std::fs::read_to_string(&f).unwrap();
@@ -124,7 +129,11 @@ async fn the_document_is_served_to_any_role_and_not_to_anonymous_callers() {
     let admin = send(&h.app, get("/v1/openapi.json", Some(&h.admin_key))).await;
     assert_eq!(admin.json(), doc, "every role gets the same document");
 
-    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"), "{}", doc["openapi"]);
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
     let schemes = &doc["components"]["securitySchemes"];
     assert_eq!(schemes["bearer"]["scheme"], "bearer", "{schemes}");
     assert_eq!(schemes["api_key"]["name"], "X-API-Key", "{schemes}");
@@ -157,7 +166,10 @@ async fn every_declared_route_is_in_the_document() {
     let doc = spec(&h).await;
     let documented = operations(&doc);
     let declared = declared_routes();
-    assert!(declared.len() >= 25, "the source scan found too few routes: {declared:?}");
+    assert!(
+        declared.len() >= 25,
+        "the source scan found too few routes: {declared:?}"
+    );
     let mut missing = Vec::new();
     for (m, p) in &declared {
         // Routes nested under `/v1` are written without it.
@@ -167,15 +179,23 @@ async fn every_declared_route_is_in_the_document() {
             missing.push(format!("{m} {p}"));
         }
     }
-    assert!(missing.is_empty(), "routed but not in the document: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "routed but not in the document: {missing:?}"
+    );
     let mut unrouted = Vec::new();
     for (m, p) in &documented {
         let rel = p.strip_prefix("/v1").unwrap_or(p);
-        if !declared.contains(&(m.clone(), p.clone())) && !declared.contains(&(m.clone(), rel.into())) {
+        if !declared.contains(&(m.clone(), p.clone()))
+            && !declared.contains(&(m.clone(), rel.into()))
+        {
             unrouted.push(format!("{m} {p}"));
         }
     }
-    assert!(unrouted.is_empty(), "documented but declared nowhere: {unrouted:?}");
+    assert!(
+        unrouted.is_empty(),
+        "documented but declared nowhere: {unrouted:?}"
+    );
 }
 
 #[tokio::test]
