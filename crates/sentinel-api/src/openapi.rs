@@ -281,9 +281,9 @@ pub(crate) enum ActionState {
 
 /// A page of records, newest first.
 #[derive(ToSchema)]
-pub(crate) struct Page {
+pub(crate) struct Page<T: ToSchema> {
     /// The records.
-    items: Vec<serde_json::Value>,
+    items: Vec<T>,
     /// Pass back as `cursor` for the next page; `null` when there are no more.
     next_cursor: Option<String>,
 }

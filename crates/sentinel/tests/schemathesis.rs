@@ -45,6 +45,30 @@ async fn schemathesis_finds_no_server_error_and_no_answer_off_the_document() {
     let operator = add_key(&data, "01FUZZOPERATOR", "operator").await;
     let d = Daemon::start_in(dir, &[]);
 
+    // Records of every kind the queries answer, so the answers checked against the document are not
+    // only empty pages: an alert with its plan (observe mode: nothing is applied) and a decision.
+    let c = d.client();
+    let r = c
+        .post(d.url("/v1/defend"))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({
+            "kind": "auth", "src_ip": "203.0.113.9", "failed_logins": 500, "path": "/login",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let outcome: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(outcome["alerted"], true, "{outcome}");
+    let r = c
+        .post(d.url("/v1/decisions"))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({"ip": "198.51.100.7", "duration": "4h", "reason": "fuzz seed"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/schemathesis.sh");
     let reports = tempfile::tempdir().unwrap();
     let out = tokio::task::spawn_blocking({

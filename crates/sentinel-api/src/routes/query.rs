@@ -105,7 +105,7 @@ const ALERT_PARAMS: &[&str] = &[
         ("cursor" = Option<String>, Query, description = "The `next_cursor` of the previous page."),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size (1–1000)."),
     ),
-    responses((status = 200, description = "A page of alerts, newest first. Role: viewer.", body = super::openapi::Page)))]
+    responses((status = 200, description = "A page of alerts, newest first. Role: viewer.", body = super::openapi::Page<super::openapi::Alert>)))]
 pub(crate) async fn alerts(
     State(s): State<AppState>,
     Query(q): Params,
@@ -161,7 +161,7 @@ const ACTION_PARAMS: &[&str] = &[
         ("cursor" = Option<String>, Query, description = "The `next_cursor` of the previous page."),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size (1–1000)."),
     ),
-    responses((status = 200, description = "A page of actions, newest first. Role: viewer.", body = super::openapi::Page)))]
+    responses((status = 200, description = "A page of actions, newest first. Role: viewer.", body = super::openapi::Page<super::openapi::ActionRecord>)))]
 pub(crate) async fn actions(
     State(s): State<AppState>,
     Query(q): Params,
@@ -215,7 +215,7 @@ const EVENT_PARAMS: &[&str] = &[
         ("cursor" = Option<String>, Query, description = "The `next_cursor` of the previous page."),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size (1–1000)."),
     ),
-    responses((status = 200, description = "A page of events, newest first. Role: viewer.", body = super::openapi::Page)))]
+    responses((status = 200, description = "A page of events, newest first. Role: viewer.", body = super::openapi::Page<super::openapi::Event>)))]
 pub(crate) async fn events(
     State(s): State<AppState>,
     Query(q): Params,
