@@ -35,6 +35,10 @@ fi
 
 examples="${SCHEMATHESIS_MAX_EXAMPLES:-20}"
 reports="${SCHEMATHESIS_REPORTS:-$(mktemp -d)}"
+# schemathesis keeps a cache (`.schemathesis/`) in the working directory: not in the source tree.
+mkdir -p "$reports"
+reports="$(cd "$reports" && pwd)"
+cd "$reports"
 export PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}"
 export SCHEMATHESIS_HOOKS=schemathesis_hooks
 
