@@ -55,6 +55,12 @@ fn desk(s: &AppState) -> Result<&dyn Decisions, ApiError> {
 }
 
 /// `POST /v1/decisions`.
+#[utoipa::path(post, path = "/v1/decisions", tag = "decisions",
+    request_body(content = crate::routes::openapi::DecisionBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The preview (`dry_run`). Role: operator.", body = crate::routes::openapi::ActionRecord),
+        (status = 201, description = "The decision, planned or applied. Role: operator.", body = crate::routes::openapi::ActionRecord),
+    ))]
 pub(crate) async fn add(
     State(s): State<AppState>,
     Extension(trace): Extension<TraceId>,
@@ -190,11 +196,20 @@ impl AddBody {
 }
 
 /// `GET /v1/decisions`.
+#[utoipa::path(get, path = "/v1/decisions", tag = "decisions",
+    responses((status = 200, description = "The live decisions. Role: viewer.", body = Vec<crate::routes::openapi::ActionRecord>)))]
 pub(crate) async fn list(State(s): State<AppState>) -> Result<Json<Vec<ActionRecord>>, ApiError> {
     Ok(Json(desk(&s)?.list().await))
 }
 
 /// `DELETE /v1/decisions?ip=…|id=…|all=true`.
+#[utoipa::path(delete, path = "/v1/decisions", tag = "decisions",
+    params(
+        ("ip" = Option<String>, Query, description = "Every decision about this address."),
+        ("id" = Option<String>, Query, description = "This decision."),
+        ("all" = Option<bool>, Query, description = "`true`: every decision."),
+    ),
+    responses((status = 200, description = "The decisions deleted. Exactly one of `ip`, `id`, `all=true`. Role: operator.", body = Vec<crate::routes::openapi::ActionRecord>)))]
 pub(crate) async fn delete(
     State(s): State<AppState>,
     Extension(trace): Extension<TraceId>,

@@ -96,6 +96,12 @@ pub(crate) struct RecordsPage {
 }
 
 /// `GET /v1/audit/records?from=SEQ&limit=N`: records in order, from `from` (default 0).
+#[utoipa::path(get, path = "/v1/audit/records", tag = "audit",
+    params(
+        ("from" = Option<u64>, Query, description = "The first record (default 0)."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size (default 100)."),
+    ),
+    responses((status = 200, description = "Records in order. Role: viewer.", body = super::openapi::AuditRecords)))]
 pub(crate) async fn records(
     State(s): State<AppState>,
     Query(q): Params,
@@ -178,6 +184,16 @@ async fn covering(
 
 /// `GET /v1/audit/proof/{seq}?tree_size=N`: the inclusion proof of record `seq` in the tree of `N`
 /// records (default: the latest signed checkpoint, signing a new one if the record is newer).
+#[utoipa::path(get, path = "/v1/audit/proof/{seq}", tag = "audit",
+    params(
+        ("seq" = u64, Path, description = "The record."),
+        ("tree_size" = Option<u64>, Query, description = "The tree to prove it in (default: the latest checkpoint)."),
+    ),
+    responses(
+        (status = 200, description = "The inclusion proof. Role: viewer.", body = super::openapi::InclusionProof),
+        (status = 404, description = "No such record.", body = super::openapi::Error),
+        (status = 410, description = "The record's segment was archived.", body = super::openapi::Error),
+    ))]
 pub(crate) async fn proof(
     State(s): State<AppState>,
     Path(seq): Path<String>,
@@ -249,6 +265,15 @@ pub(crate) struct ConsistencyView {
 
 /// `GET /v1/audit/consistency?from=M&to=N`: proof that the tree of `M` records is a prefix of the tree
 /// of `N` (default: the latest checkpoint).
+#[utoipa::path(get, path = "/v1/audit/consistency", tag = "audit",
+    params(
+        ("from" = u64, Query, description = "The smaller tree."),
+        ("to" = Option<u64>, Query, description = "The larger tree (default: the latest checkpoint)."),
+    ),
+    responses(
+        (status = 200, description = "The consistency proof. Role: viewer.", body = super::openapi::ConsistencyProof),
+        (status = 410, description = "A segment needed was archived.", body = super::openapi::Error),
+    ))]
 pub(crate) async fn consistency(
     State(s): State<AppState>,
     Query(q): Params,
@@ -305,6 +330,12 @@ pub(crate) struct CheckpointSummary {
 
 /// `GET /v1/audit/checkpoints?from=SIZE&limit=N`: the stored checkpoints with size ≥ `from`, by size
 /// (the sizes a client can ask consistency proofs between).
+#[utoipa::path(get, path = "/v1/audit/checkpoints", tag = "audit",
+    params(
+        ("from" = Option<u64>, Query, description = "The smallest tree size (default 0)."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size (default 100)."),
+    ),
+    responses((status = 200, description = "Stored checkpoints by size. Role: viewer.", body = super::openapi::Checkpoints)))]
 pub(crate) async fn checkpoints(
     State(s): State<AppState>,
     Query(q): Params,
@@ -345,6 +376,12 @@ struct CheckpointView {
 
 /// `GET /v1/audit/checkpoint`: the latest signed checkpoint as its note text (`?format=json` for JSON
 /// with the verifier key).
+#[utoipa::path(get, path = "/v1/audit/checkpoint", tag = "audit",
+    params(("format" = Option<String>, Query, description = "`note` (default, the signed note as text) or `json`.")),
+    responses((status = 200, description = "The latest signed checkpoint. Role: viewer.", content(
+        (String = "text/plain"),
+        (super::openapi::Object = "application/json"),
+    ))))]
 pub(crate) async fn checkpoint(
     State(s): State<AppState>,
     Query(q): Params,

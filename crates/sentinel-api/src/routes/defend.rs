@@ -19,6 +19,9 @@ use sentinel_store::AckGroup;
 use tokio::sync::{mpsc::error::TrySendError, oneshot};
 use tokio::time::Instant;
 
+#[utoipa::path(post, path = "/v1/defend", tag = "intake",
+    request_body(content = super::openapi::DefendTelemetry, content_type = "application/json"),
+    responses((status = 200, description = "The detection and the plan, once stored. Role: operator.", body = super::openapi::Outcome)))]
 pub(crate) async fn defend(
     State(s): State<AppState>,
     Extension(trace): Extension<TraceId>,

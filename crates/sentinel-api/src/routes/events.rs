@@ -262,6 +262,13 @@ fn unavailable(message: String, report: Report) -> Response {
 }
 
 /// `POST /v1/events`: a JSON array of telemetry objects.
+#[utoipa::path(post, path = "/v1/events", tag = "intake",
+    request_body(content = Vec<super::openapi::Telemetry>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "What was stored and what was refused, by index. Role: operator.", body = super::openapi::IntakeReport),
+        (status = 429, description = "Busy: what was stored before; resend the rest after `Retry-After`.", body = super::openapi::IntakeRefusal),
+        (status = 503, description = "Stopping or unconfirmed: what was stored before.", body = super::openapi::IntakeRefusal),
+    ))]
 pub(crate) async fn post_batch(
     State(s): State<AppState>,
     Extension(trace): Extension<TraceId>,
@@ -305,6 +312,13 @@ pub(crate) async fn post_batch(
 }
 
 /// `POST /v1/events/stream`: NDJSON, one telemetry object per line, read as it arrives.
+#[utoipa::path(post, path = "/v1/events/stream", tag = "intake",
+    request_body(content = String, content_type = "application/x-ndjson", description = "One telemetry object per line."),
+    responses(
+        (status = 200, description = "What was stored and what was refused, by line. Role: operator.", body = super::openapi::IntakeReport),
+        (status = 429, description = "Busy: what was stored before; resend the rest after `Retry-After`.", body = super::openapi::IntakeRefusal),
+        (status = 503, description = "Stopping or unconfirmed: what was stored before.", body = super::openapi::IntakeRefusal),
+    ))]
 pub(crate) async fn post_stream(
     State(s): State<AppState>,
     Extension(trace): Extension<TraceId>,

@@ -10,12 +10,19 @@ use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
 
 /// `GET /health`: the process answers.
+#[utoipa::path(get, path = "/health", tag = "health",
+    responses((status = 200, description = "The process answers.", body = super::openapi::Object)))]
 pub(crate) async fn health() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
 /// `GET /ready`: the store answers and the pipeline runs. Not ready is a 503 with `Retry-After`, as
 /// every 503 of the API.
+#[utoipa::path(get, path = "/ready", tag = "health",
+    responses(
+        (status = 200, description = "The store answers and the pipeline runs.", body = super::openapi::Object),
+        (status = 503, description = "Not ready (starting, audit log refusing appends, store unreachable); `Retry-After`.", body = super::openapi::Object),
+    ))]
 pub(crate) async fn ready(State(s): State<AppState>) -> impl IntoResponse {
     let not_ready = |status: &str| {
         (
@@ -43,12 +50,16 @@ pub(crate) async fn ready(State(s): State<AppState>) -> impl IntoResponse {
 }
 
 /// `GET /v1/version`.
+#[utoipa::path(get, path = "/v1/version", tag = "health",
+    responses((status = 200, description = "Name, version and API version. Role: viewer.", body = super::openapi::Object)))]
 pub(crate) async fn version() -> Json<Value> {
     Json(json!({"name": "sentinel", "version": env!("CARGO_PKG_VERSION"), "api": "v1"}))
 }
 
 /// `GET /metrics`, Prometheus text format: every metric in the one registry, the intake queue's depth
 /// included (registered by whoever made the queue).
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "Every metric, Prometheus text format 0.0.4. Role: viewer.", content_type = "text/plain", body = String)))]
 pub(crate) async fn metrics(State(s): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     Ok((
         [(

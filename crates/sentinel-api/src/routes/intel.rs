@@ -22,6 +22,12 @@ fn intel(s: &AppState) -> Result<&Intel, ApiError> {
 }
 
 /// `GET /v1/intel/{ip}?severity=…` (severity of the assumed alert, default `medium`).
+#[utoipa::path(get, path = "/v1/intel/{ip}", tag = "intel",
+    params(
+        ("ip" = String, Path, description = "An IPv4 or IPv6 address."),
+        ("severity" = Option<super::openapi::Severity>, Query, description = "Severity of the assumed alert (default `medium`)."),
+    ),
+    responses((status = 200, description = "What each enricher said, the uncertainty and the explained score. Role: operator.", body = super::openapi::Object)))]
 pub(crate) async fn lookup(
     State(s): State<AppState>,
     Path(ip): Path<String>,
@@ -47,6 +53,8 @@ pub(crate) async fn lookup(
 
 /// `GET /v1/intel`: whether only local data is used, the remote providers in use, and every part's
 /// counters (providers, cache, feeds).
+#[utoipa::path(get, path = "/v1/intel", tag = "intel",
+    responses((status = 200, description = "Every part's counters. Role: viewer.", body = super::openapi::Object)))]
 pub(crate) async fn stats(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
     let intel = intel(&s)?;
     let mut v = serde_json::to_value(intel.stats())

@@ -29,6 +29,7 @@ pub fn router(state: AppState) -> Router {
     let limit = state.settings.request_timeout;
     let read = Router::new()
         .route("/version", get(health::version))
+        .route("/openapi.json", get(openapi::openapi_json))
         .route("/alerts", get(query::alerts))
         .route("/alerts/{id}", get(query::alert))
         .route("/actions", get(query::actions))
@@ -93,3 +94,7 @@ async fn not_found() -> ApiError {
 async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
 }
+
+// Declared here so it can name the handler modules above (they are private to `routes`).
+#[path = "../openapi.rs"]
+pub(crate) mod openapi;

@@ -129,6 +129,12 @@ async fn audit(s: &AppState, who: &Principal, subject: &str, trace: &TraceId, wh
 
 /// `POST /v1/notify`: 202 `{accepted, rows, channels}` once the outbox holds the notice; 200 with no
 /// channel and a `note` when no route matches it (it is logged only).
+#[utoipa::path(post, path = "/v1/notify", tag = "notify",
+    request_body(content = super::openapi::NoticeBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "No route matches: logged only. Role: operator.", body = super::openapi::Object),
+        (status = 202, description = "In the outbox. Role: operator.", body = super::openapi::Object),
+    ))]
 pub(crate) async fn send(
     State(s): State<AppState>,
     Extension(trace): Extension<TraceId>,
@@ -196,6 +202,8 @@ pub(crate) async fn send(
 }
 
 /// `GET /v1/notify`: the engine's counters.
+#[utoipa::path(get, path = "/v1/notify", tag = "notify",
+    responses((status = 200, description = "The engine's counters. Role: viewer.", body = super::openapi::Object)))]
 pub(crate) async fn stats(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
     serde_json::to_value(engine(&s)?.stats())
         .map(Json)
@@ -204,6 +212,12 @@ pub(crate) async fn stats(State(s): State<AppState>) -> Result<Json<Value>, ApiE
 
 /// `GET /v1/notify/dead-letters?limit=&before=`: newest first; `next_before` is the cursor of the
 /// next page (absent on the last).
+#[utoipa::path(get, path = "/v1/notify/dead-letters", tag = "notify",
+    params(
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Page size (default 50)."),
+        ("before" = Option<String>, Query, description = "The `next_before` of the previous page."),
+    ),
+    responses((status = 200, description = "Dead letters, newest first. Role: viewer.", body = super::openapi::DeadLetters)))]
 pub(crate) async fn dead_letters(
     State(s): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
@@ -236,6 +250,12 @@ pub(crate) async fn dead_letters(
 
 /// `POST /v1/notify/dead-letters/{delivery_id}/retry`: 200 when it is queued again, 404 when there
 /// is no such dead letter.
+#[utoipa::path(post, path = "/v1/notify/dead-letters/{delivery_id}/retry", tag = "notify",
+    params(("delivery_id" = String, Path, description = "The dead letter.")),
+    responses(
+        (status = 200, description = "Queued again. Role: operator.", body = super::openapi::Object),
+        (status = 404, description = "No such dead letter.", body = super::openapi::Error),
+    ))]
 pub(crate) async fn retry(
     State(s): State<AppState>,
     Extension(trace): Extension<TraceId>,

@@ -93,6 +93,19 @@ const ALERT_PARAMS: &[&str] = &[
 ];
 
 /// `GET /v1/alerts`.
+#[utoipa::path(get, path = "/v1/alerts", tag = "query",
+    params(
+        ("severity" = Option<super::openapi::Severity>, Query, description = "Only this severity."),
+        ("min_severity" = Option<super::openapi::Severity>, Query, description = "Only at least this severe."),
+        ("scenario" = Option<String>, Query, description = "Only this scenario."),
+        ("subject" = Option<String>, Query, description = "Only about this subject."),
+        ("trace_id" = Option<String>, Query, description = "Only of this trace."),
+        ("since" = Option<String>, Query, description = "From this time (RFC 3339 or epoch milliseconds)."),
+        ("until" = Option<String>, Query, description = "Up to this time (RFC 3339 or epoch milliseconds)."),
+        ("cursor" = Option<String>, Query, description = "The `next_cursor` of the previous page."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size (1–1000)."),
+    ),
+    responses((status = 200, description = "A page of alerts, newest first. Role: viewer.", body = super::openapi::Page<super::openapi::Alert>)))]
 pub(crate) async fn alerts(
     State(s): State<AppState>,
     Query(q): Params,
@@ -113,6 +126,12 @@ pub(crate) async fn alerts(
 }
 
 /// `GET /v1/alerts/{id}`: the alert with its investigation, plans and actions.
+#[utoipa::path(get, path = "/v1/alerts/{id}", tag = "query",
+    params(("id" = String, Path, pattern = "^[0-9A-HJKMNP-TV-Z]{26}$", description = "The alert's id (a ULID).")),
+    responses(
+        (status = 200, description = "The alert with its investigation, plans and actions. Role: viewer.", body = super::openapi::AlertDetail),
+        (status = 404, description = "No such alert.", body = super::openapi::Error),
+    ))]
 pub(crate) async fn alert(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -131,6 +150,18 @@ const ACTION_PARAMS: &[&str] = &[
 ];
 
 /// `GET /v1/actions`.
+#[utoipa::path(get, path = "/v1/actions", tag = "query",
+    params(
+        ("state" = Option<super::openapi::ActionState>, Query, description = "Only in this state."),
+        ("kind" = Option<super::openapi::ActionKind>, Query, description = "Only of this kind."),
+        ("subject" = Option<String>, Query, description = "Only about this subject."),
+        ("trace_id" = Option<String>, Query, description = "Only of this trace."),
+        ("since" = Option<String>, Query, description = "From this time (RFC 3339 or epoch milliseconds)."),
+        ("until" = Option<String>, Query, description = "Up to this time (RFC 3339 or epoch milliseconds)."),
+        ("cursor" = Option<String>, Query, description = "The `next_cursor` of the previous page."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size (1–1000)."),
+    ),
+    responses((status = 200, description = "A page of actions, newest first. Role: viewer.", body = super::openapi::Page<super::openapi::ActionRecord>)))]
 pub(crate) async fn actions(
     State(s): State<AppState>,
     Query(q): Params,
@@ -150,6 +181,12 @@ pub(crate) async fn actions(
 }
 
 /// `GET /v1/actions/{id}`.
+#[utoipa::path(get, path = "/v1/actions/{id}", tag = "query",
+    params(("id" = String, Path, pattern = "^[0-9A-HJKMNP-TV-Z]{26}$", description = "The action's id (a ULID).")),
+    responses(
+        (status = 200, description = "The action. Role: viewer.", body = super::openapi::ActionRecord),
+        (status = 404, description = "No such action.", body = super::openapi::Error),
+    ))]
 pub(crate) async fn action(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -168,6 +205,17 @@ const EVENT_PARAMS: &[&str] = &[
 ];
 
 /// `GET /v1/events`.
+#[utoipa::path(get, path = "/v1/events", tag = "query",
+    params(
+        ("trace_id" = Option<String>, Query, description = "Only of this trace."),
+        ("src_ip" = Option<String>, Query, description = "Only from this address."),
+        ("kind" = Option<String>, Query, description = "Only of this kind."),
+        ("since" = Option<String>, Query, description = "From this time (RFC 3339 or epoch milliseconds)."),
+        ("until" = Option<String>, Query, description = "Up to this time (RFC 3339 or epoch milliseconds)."),
+        ("cursor" = Option<String>, Query, description = "The `next_cursor` of the previous page."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size (1–1000)."),
+    ),
+    responses((status = 200, description = "A page of events, newest first. Role: viewer.", body = super::openapi::Page<super::openapi::Event>)))]
 pub(crate) async fn events(
     State(s): State<AppState>,
     Query(q): Params,
@@ -188,6 +236,9 @@ pub(crate) async fn events(
 /// `GET /v1/audit?trace_id=…`: every audit record of one trace, in the order written, each with its
 /// `seq` in the audit log (`null` for a record the log does not hold) and its `content_hash` (SHA-256
 /// hex of the stored record it notes, or of the configuration loaded; `null` when there is none).
+#[utoipa::path(get, path = "/v1/audit", tag = "audit",
+    params(("trace_id" = String, Query, pattern = "^[0-9A-HJKMNP-TV-Z]{26}$", description = "The trace (a ULID).")),
+    responses((status = 200, description = "Every audit record of the trace, in the order written. Role: viewer.", body = Vec<super::openapi::Object>)))]
 pub(crate) async fn audit(
     State(s): State<AppState>,
     Query(q): Params,

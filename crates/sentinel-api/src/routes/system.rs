@@ -72,6 +72,8 @@ pub(crate) async fn track(State(state): State<AppState>, req: Request, next: Nex
 }
 
 /// `GET /v1/system/heartbeat` (any role): liveness with the numbers that show a leak or a jam.
+#[utoipa::path(get, path = "/v1/system/heartbeat", tag = "system",
+    responses((status = 200, description = "Uptime, tasks, queues and children. Role: viewer.", body = super::openapi::Object)))]
 pub(crate) async fn heartbeat(State(s): State<AppState>) -> Json<Value> {
     let sys = &s.system;
     let intake_capacity = s.intake.max_capacity();
