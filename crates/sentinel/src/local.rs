@@ -100,7 +100,7 @@ impl PeerChecked {
         metrics.register(move |r| {
             r.register(
                 "sentinel_api_local_peers_refused",
-                "Connections to the API's Unix socket refused: the peer was neither root nor the daemon's user (or its credentials could not be read).",
+                "Connections to the API's Unix socket refused: the peer was neither root nor the daemon's user (or its credentials could not be read)",
                 c,
             )
         });
