@@ -66,12 +66,21 @@ mod tests {
         let on = |a: &str| listen_problem(true, a.parse().unwrap_or_else(|e| panic!("{a}: {e}")));
         assert!(on("127.0.0.1:8000").is_none());
         assert!(on("[::1]:8000").is_none());
-        for a in ["0.0.0.0:8000", "[::]:8000", "192.0.2.10:8000", "[2001:db8::1]:80"] {
+        for a in [
+            "0.0.0.0:8000",
+            "[::]:8000",
+            "192.0.2.10:8000",
+            "[2001:db8::1]:80",
+        ] {
             let e = on(a).unwrap_or_else(|| panic!("{a} accepted"));
             assert_eq!(e.path, "api.allow_insecure_no_auth");
             assert!(e.message.contains("not a loopback"), "{}", e.message);
         }
-        assert!(listen_problem(false, "0.0.0.0:8000".parse().unwrap_or_else(|e| panic!("{e}"))).is_none());
+        assert!(listen_problem(
+            false,
+            "0.0.0.0:8000".parse().unwrap_or_else(|e| panic!("{e}"))
+        )
+        .is_none());
     }
 
     #[test]
@@ -81,13 +90,21 @@ mod tests {
             ".env",
             vec![
                 ("SENTINEL_ALLOW_INSECURE_NO_AUTH".into(), "true".into()),
-                ("sentinel__api__allow_insecure_no_auth".into(), "true".into()),
+                (
+                    "sentinel__api__allow_insecure_no_auth".into(),
+                    "true".into(),
+                ),
                 ("SENTINEL__API__LISTEN".into(), "127.0.0.1:1".into()),
             ],
             &mut errors,
         );
-        assert_eq!(kept, vec![("SENTINEL__API__LISTEN".to_owned(), "127.0.0.1:1".to_owned())]);
+        assert_eq!(
+            kept,
+            vec![("SENTINEL__API__LISTEN".to_owned(), "127.0.0.1:1".to_owned())]
+        );
         assert_eq!(errors.len(), 2, "{errors:?}");
-        assert!(errors.iter().all(|e| e.message.contains("only the real environment")));
+        assert!(errors
+            .iter()
+            .all(|e| e.message.contains("only the real environment")));
     }
 }

@@ -120,7 +120,10 @@ fn allow_insecure_no_auth_plain_variable_sets_the_flag() {
     // A .env file may not turn authentication off: refused with an error naming the variable.
     let errs = load_str("", Some("SENTINEL_ALLOW_INSECURE_NO_AUTH=1\n"), &[]).unwrap_err();
     assert!(errs.mentions("SENTINEL_ALLOW_INSECURE_NO_AUTH"), "{errs}");
-    assert!(errs.to_string().contains("only the real environment"), "{errs}");
+    assert!(
+        errs.to_string().contains("only the real environment"),
+        "{errs}"
+    );
     // Off loopback the bypass is an error, not a warning.
     let errs = load_str(
         "",

@@ -180,7 +180,10 @@ impl LocalServer {
             Ok(Ok(Err(e))) => tracing::error!(evt = "local_server_error", error = %e),
             Ok(Err(e)) => tracing::error!(evt = "local_server_failed", error = %e),
             Err(_) => {
-                tracing::warn!(evt = "local_server_drain_timeout", note = "aborting the requests still open");
+                tracing::warn!(
+                    evt = "local_server_drain_timeout",
+                    note = "aborting the requests still open"
+                );
                 abort.abort();
                 let _ = task.await;
             }

@@ -40,7 +40,8 @@ impl Fake {
                 let Ok(mut s) = s else { continue };
                 let r = r.clone();
                 std::thread::spawn(move || {
-                    s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+                    s.set_read_timeout(Some(Duration::from_millis(500)))
+                        .unwrap();
                     let mut buf = [0u8; 4096];
                     loop {
                         match s.read(&mut buf) {
@@ -113,7 +114,10 @@ fn a_foreign_listener_on_a_stale_api_addr_gets_no_key() {
         .unwrap();
     let err = stderr(&out);
     assert!(!out.status.success(), "exit 0 against a fake: {err}");
-    assert!(err.contains("did not prove") && err.contains("no key was sent"), "{err}");
+    assert!(
+        err.contains("did not prove") && err.contains("no key was sent"),
+        "{err}"
+    );
     fake.assert_no_key(&key);
 }
 
@@ -125,7 +129,14 @@ fn a_stranger_on_the_configured_port_or_an_explicit_url_gets_no_key() {
     // The daemon is down: the configured listen address is held by someone else.
     let listen = fake.addr.to_string();
     let out = command(dir.path())
-        .args(["decisions", "list", "--data-dir", "data", "--listen", &listen])
+        .args([
+            "decisions",
+            "list",
+            "--data-dir",
+            "data",
+            "--listen",
+            &listen,
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success(), "{}", stderr(&out));
@@ -138,11 +149,23 @@ fn a_stranger_on_the_configured_port_or_an_explicit_url_gets_no_key() {
     for args in [
         &["decisions", "list", "--data-dir", "data", "--url", &url][..],
         &["notify", "status", "--data-dir", "data", "--url", &url],
-        &["intel", "lookup", "203.0.113.9", "--data-dir", "data", "--url", &url],
+        &[
+            "intel",
+            "lookup",
+            "203.0.113.9",
+            "--data-dir",
+            "data",
+            "--url",
+            &url,
+        ],
     ] {
         let out = command(dir.path()).args(args).output().unwrap();
         assert!(!out.status.success(), "{args:?}: {}", stderr(&out));
-        assert!(stderr(&out).contains("did not prove"), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("did not prove"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
     }
     fake.assert_no_key(&key);
     // The key given in the environment with a derived address: the same rule.
@@ -188,9 +211,10 @@ async fn the_cli_uses_the_socket_and_proves_a_tcp_daemon() {
     assert!(out.status.success(), "{}", stderr(&out));
 
     // The challenge itself: no key needed, the proof is the HMAC of this nonce, nothing else.
-    let secret =
-        sentinel_api::ServerId::parse(&std::fs::read_to_string(d.data().join("server.id")).unwrap())
-            .unwrap();
+    let secret = sentinel_api::ServerId::parse(
+        &std::fs::read_to_string(d.data().join("server.id")).unwrap(),
+    )
+    .unwrap();
     let nonce = [7u8; 32];
     let nonce_hex: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
     let c = d.client();
@@ -205,13 +229,22 @@ async fn the_cli_uses_the_socket_and_proves_a_tcp_daemon() {
     let proof = v["proof"].as_str().unwrap();
     assert!(secret.verify(&nonce, proof));
     assert!(!secret.verify(&[8u8; 32], proof));
-    assert!(!proof.contains(std::fs::read_to_string(d.data().join("server.id")).unwrap().trim()));
+    assert!(!proof.contains(
+        std::fs::read_to_string(d.data().join("server.id"))
+            .unwrap()
+            .trim()
+    ));
     for bad in [
         serde_json::json!({ "nonce": "abcd" }),
         serde_json::json!({ "nonce": "zz".repeat(32) }),
         serde_json::json!({ "nonce": nonce_hex, "extra": 1 }),
     ] {
-        let r = c.post(d.url("/v1/identity")).json(&bad).send().await.unwrap();
+        let r = c
+            .post(d.url("/v1/identity"))
+            .json(&bad)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 400, "{bad}");
     }
     // Its neighbours still need a key.
@@ -317,7 +350,10 @@ fn the_bypass_off_loopback_is_refused_by_config_check_and_at_start() {
         let out = check(listen);
         assert_eq!(out.status.code(), Some(2), "{listen}: {}", stderr(&out));
         let all = format!("{}{}", stderr(&out), String::from_utf8_lossy(&out.stdout));
-        assert!(all.contains("api.allow_insecure_no_auth") && all.contains("not a loopback"), "{all}");
+        assert!(
+            all.contains("api.allow_insecure_no_auth") && all.contains("not a loopback"),
+            "{all}"
+        );
     }
     let out = command(dir.path())
         .args(["run", "--data-dir", "data", "--listen", "0.0.0.0:0"])
@@ -337,16 +373,26 @@ fn the_bypass_from_a_dotenv_file_is_refused() {
         "SENTINEL_ALLOW_INSECURE_NO_AUTH=true\nSENTINEL__API__LISTEN=127.0.0.1:0\n",
     )
     .unwrap();
-    let out = command(dir.path()).args(["config", "check"]).output().unwrap();
+    let out = command(dir.path())
+        .args(["config", "check"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let all = format!("{}{}", stderr(&out), String::from_utf8_lossy(&out.stdout));
-    assert!(all.contains("a .env file may not turn authentication off"), "{all}");
+    assert!(
+        all.contains("a .env file may not turn authentication off"),
+        "{all}"
+    );
     let out = command(dir.path())
         .args(["run", "--data-dir", "data"])
         .output()
         .unwrap();
     assert!(!out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("only the real environment"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("only the real environment"),
+        "{}",
+        stderr(&out)
+    );
     assert!(!dir.path().join("data/admin.key").exists());
     // The same variable from the real environment, on loopback, is honoured.
     std::fs::remove_file(dir.path().join(".env")).unwrap();

@@ -579,7 +579,11 @@ fn config_check_masks_secrets_and_warns() {
         .env("SENTINEL_ALLOW_INSECURE_NO_AUTH", "true")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout)
         .lines()
         .any(|l| l.starts_with("WARNING: ") && l.contains("allow_insecure_no_auth")));

@@ -101,8 +101,8 @@ pub(crate) async fn challenge(
     };
     require_content_type(&headers, &["application/json"], "application/json")?;
     let bytes = read_limited(&headers, body, MAX_BODY).await?;
-    let c: Challenge =
-        typed(parse_json_value(&bytes).map_err(ApiError::BadRequest)?).map_err(ApiError::BadRequest)?;
+    let c: Challenge = typed(parse_json_value(&bytes).map_err(ApiError::BadRequest)?)
+        .map_err(ApiError::BadRequest)?;
     let nonce = hex::decode(&c.nonce)
         .ok()
         .filter(|n| (MIN_NONCE_BYTES..=MAX_NONCE_BYTES).contains(&n.len()))
