@@ -30,6 +30,9 @@ pub struct ApiSettings {
     /// channel is down must not grow the store without bound. The daemon's own notices (alerts,
     /// errors, crashes) are not refused.
     pub max_notify_pending: u64,
+    /// The per-install identity secret `POST /v1/identity` proves possession of (`None`: no such
+    /// route; see `routes/identity.rs`).
+    pub server_id: Option<crate::ServerId>,
 }
 
 impl Default for ApiSettings {
@@ -41,6 +44,7 @@ impl Default for ApiSettings {
             request_timeout: Duration::from_secs(10),
             max_in_flight: 1024,
             max_notify_pending: DEFAULT_MAX_NOTIFY_PENDING,
+            server_id: None,
         }
     }
 }

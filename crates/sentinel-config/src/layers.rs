@@ -64,6 +64,7 @@ impl RawConfig {
         }
         if let Some(text) = dotenv {
             let vars = parse_dotenv(text, &mut errors);
+            let vars = crate::bypass::refuse_in_dotenv(text.name, vars, &mut errors);
             let origin = format!("in {}", text.name);
             apply_vars(
                 &mut tree,

@@ -28,6 +28,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod api_grpc;
+mod bypass;
 mod channels;
 mod defaults;
 mod error;

@@ -129,6 +129,11 @@ fn api(r: &mut Reader, s: Option<&Node<'_>>) -> Option<ApiConfig> {
         .get(s, "max_connections")
         .and_then(|n| r.int(&n, 1, u64::MAX));
     let grpc_listen = crate::api_grpc::grpc_listen(r, s);
+    if let (Some(allow), Some(listen)) = (allow_insecure_no_auth, listen) {
+        if let Some(e) = crate::bypass::listen_problem(allow, listen) {
+            r.fail(&e.path, e.message);
+        }
+    }
     Some(ApiConfig {
         listen: listen?,
         max_body_bytes: max_body_bytes?,

@@ -117,8 +117,24 @@ fn allow_insecure_no_auth_plain_variable_sets_the_flag() {
     )
     .unwrap();
     assert!(cfg.api.allow_insecure_no_auth);
-    let cfg = load_str("", Some("SENTINEL_ALLOW_INSECURE_NO_AUTH=1\n"), &[]).unwrap();
-    assert!(cfg.api.allow_insecure_no_auth);
+    // A .env file may not turn authentication off: refused with an error naming the variable.
+    let errs = load_str("", Some("SENTINEL_ALLOW_INSECURE_NO_AUTH=1\n"), &[]).unwrap_err();
+    assert!(errs.mentions("SENTINEL_ALLOW_INSECURE_NO_AUTH"), "{errs}");
+    assert!(
+        errs.to_string().contains("only the real environment"),
+        "{errs}"
+    );
+    // Off loopback the bypass is an error, not a warning.
+    let errs = load_str(
+        "",
+        None,
+        &env(&[
+            ("SENTINEL_ALLOW_INSECURE_NO_AUTH", "true"),
+            ("SENTINEL__API__LISTEN", "0.0.0.0:8000"),
+        ]),
+    )
+    .unwrap_err();
+    assert!(errs.mentions("api.allow_insecure_no_auth"), "{errs}");
     let errs = load_str(
         "",
         None,

@@ -186,7 +186,10 @@ pub async fn run(
         metrics: metrics.clone(),
         ready: ready.clone(),
         redactor,
-        settings: api_settings(&cfg),
+        settings: ApiSettings {
+            server_id: Some(crate::local::server_id(&data_dir)?),
+            ..api_settings(&cfg)
+        },
         audit: Some(audit_log.clone()),
         decisions: Some(desk),
         intel: Some(intel.clone()),
@@ -213,6 +216,12 @@ pub async fn run(
     );
     let grpc = sentinel_grpc::start(cfg.api.grpc_listen, state.clone(), &data_dir).await?;
     let app = sentinel_api::router(state);
+    let (local_listener, local_path) = crate::local::bind(&data_dir).await?;
+    let local = crate::local::LocalServer::start(
+        crate::local::PeerChecked::new(local_listener, &metrics),
+        local_path,
+        app.clone(),
+    );
     ready.store(true, Ordering::Release);
     tracing::info!(
         evt = "ready",
@@ -266,6 +275,7 @@ pub async fn run(
     if let Some(g) = grpc {
         g.stop().await;
     }
+    local.stop().await;
     retention.abort();
     let _ = stop_expiry.send(true);
     if let Err(e) = expiry.await {
@@ -726,6 +736,14 @@ async fn open_auth(
     trace: &TraceId,
 ) -> anyhow::Result<Arc<Auth>> {
     let bypass = cfg.api.allow_insecure_no_auth;
+    // Validation refuses it already; the daemon checks again rather than trust every caller to validate.
+    if bypass && !cfg.api.listen.ip().is_loopback() {
+        anyhow::bail!(
+            "{BYPASS_VAR} is refused with api.listen {} (not loopback): without keys the API must \
+             not be reachable from another host",
+            cfg.api.listen
+        );
+    }
     let secret_path = cfg.data_dir.join("auth.secret");
     let secret_is_new = !secret_path.exists();
     let auth = Arc::new(Auth::new(
@@ -748,6 +766,8 @@ fn api_settings(cfg: &ValidatedConfig) -> ApiSettings {
         request_timeout: cfg.api.request_timeout,
         max_in_flight: cfg.api.max_connections,
         max_notify_pending: cfg.notify.max_pending,
+        // Read from the data directory by `run` (see local.rs).
+        server_id: None,
     }
 }
 

@@ -383,6 +383,10 @@ fn search_dir(dir: &Path, sent: &[(String, String)]) -> Vec<String> {
                 stack.push(p);
                 continue;
             }
+            // The API's socket (api.sock) holds no bytes to read.
+            if !p.is_file() {
+                continue;
+            }
             files += 1;
             let bytes = std::fs::read(&p).unwrap();
             for (raw, shape) in sent {

@@ -4,6 +4,7 @@ mod audit;
 mod defend;
 mod events;
 mod health;
+pub mod identity;
 mod intel;
 mod notify;
 mod query;
@@ -76,6 +77,8 @@ pub fn router(state: AppState) -> Router {
     let top = Router::new()
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
+        // No key: the daemon proves who it is before a client sends one (see identity.rs).
+        .route("/v1/identity", post(identity::challenge))
         .merge(metrics);
     let app = limits::time_out(top, limit)
         .nest("/v1", v1)

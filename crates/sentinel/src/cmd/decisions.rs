@@ -183,7 +183,8 @@ impl Target {
         if let Err(e) = sentinel_api::decisions::check_add_body(&body) {
             bail!("400 Bad Request: {e}");
         }
-        let r = Self::client()?
+        let r = self
+            .client()?
             .post(format!("{}/v1/decisions", self.base))
             .bearer_auth(&self.key)
             .json(&body)
@@ -195,7 +196,8 @@ impl Target {
 
     /// `GET /v1/decisions`.
     async fn list(&self) -> anyhow::Result<Value> {
-        let r = Self::client()?
+        let r = self
+            .client()?
             .get(format!("{}/v1/decisions", self.base))
             .bearer_auth(&self.key)
             .send()
@@ -206,7 +208,8 @@ impl Target {
 
     /// `DELETE /v1/decisions?…`.
     async fn delete(&self, query: &[(&str, String)]) -> anyhow::Result<Value> {
-        let r = Self::client()?
+        let r = self
+            .client()?
             .delete(format!("{}/v1/decisions", self.base))
             .query(query)
             .bearer_auth(&self.key)

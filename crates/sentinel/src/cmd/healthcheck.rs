@@ -33,19 +33,30 @@ pub fn run(a: HealthcheckArgs) -> ExitCode {
 }
 
 fn ready(a: HealthcheckArgs) -> anyhow::Result<bool> {
-    let base = match a.url {
-        Some(u) => u.trim_end_matches('/').to_owned(),
+    let rt = super::small_runtime()?;
+    let (base, client) = match a.url {
+        Some(u) => (u.trim_end_matches('/').to_owned(), None),
         None => {
             let cfg = a.common.load().map_err(anyhow::Error::msg)?;
-            super::daemon_url(None, &cfg.data_dir, cfg.api.listen)?
+            // The local socket first: a liveness probe must not queue behind a flood on the TCP
+            // port (and over the socket nobody else can answer for the daemon).
+            match rt.block_on(super::client::local_socket(&cfg.data_dir))? {
+                Some((_, http)) => ("http://localhost".to_owned(), Some(http)),
+                None => (
+                    super::daemon_url(None, &cfg.data_dir, cfg.api.listen)?,
+                    None,
+                ),
+            }
         }
     };
-    super::small_runtime()?.block_on(async {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(3))
-            .build()?;
+    rt.block_on(async {
+        let client = match client {
+            Some(c) => c,
+            None => reqwest::Client::builder().build()?,
+        };
         let resp = client
             .get(format!("{base}/ready"))
+            .timeout(Duration::from_secs(3))
             .send()
             .await
             .context("the daemon does not answer")?;

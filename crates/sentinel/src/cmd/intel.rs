@@ -114,7 +114,7 @@ fn lookup(
         )
     })?;
     rt.block_on(async {
-        let client = Target::client().map_err(|e| Fail(2, format!("{e:#}")))?;
+        let client = target.client().map_err(|e| Fail(2, format!("{e:#}")))?;
         let resp = client
             .get(format!("{}/v1/intel/{ip}", target.base))
             .query(&[("severity", severity.as_str())])
@@ -126,7 +126,7 @@ fn lookup(
                     1,
                     format!(
                         "the daemon at {} does not answer ({}): start it (`sentinel run`) or use --local",
-                        target.base,
+                        target,
                         if e.is_connect() { "connection refused" } else if e.is_timeout() { "timed out" } else { "request failed" }
                     ),
                 )

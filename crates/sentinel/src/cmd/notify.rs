@@ -294,7 +294,8 @@ impl Target {
         path: &str,
         body: Option<Value>,
     ) -> anyhow::Result<Value> {
-        let mut req = Self::client()?
+        let mut req = self
+            .client()?
             .request(method, format!("{}{path}", self.base))
             .bearer_auth(&self.key);
         if let Some(b) = body {
