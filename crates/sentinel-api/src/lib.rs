@@ -11,6 +11,7 @@ pub mod auth;
 pub mod decisions;
 mod error;
 mod extract;
+pub mod jwt;
 pub mod keys;
 mod limits;
 mod routes;
