@@ -231,3 +231,21 @@ pub fn looks_like_jwt(s: &str) -> bool {
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
 }
+
+/// The shortest HS256 secret accepted (as many bytes as the hash's output: shorter ones can be guessed).
+pub const MIN_HS256_SECRET: usize = 32;
+
+/// Reads an HS256 secret file: its bytes without a trailing newline, at least [`MIN_HS256_SECRET`].
+pub fn read_hs256_secret(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    let mut bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+        bytes.pop();
+    }
+    if bytes.len() < MIN_HS256_SECRET {
+        return Err(format!(
+            "{}: an HS256 secret needs at least {MIN_HS256_SECRET} bytes",
+            path.display()
+        ));
+    }
+    Ok(bytes)
+}

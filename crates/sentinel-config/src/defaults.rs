@@ -15,6 +15,7 @@ api:
   allow_insecure_no_auth: false    # never true outside a lab
   tls_terminated_by_proxy: false   # set once TLS is terminated in front of the API
   max_connections: 1024
+  jwt: null                        # JWT bearer tokens: {issuer, audience, hs256_secret_file, jwks_file, role_claim: sentinel_role, leeway: 30s (<= 5m)}
 pipeline:
   queue_capacity: 1024             # 1..=1000000
   defend_timeout: 2s

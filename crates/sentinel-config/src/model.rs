@@ -159,6 +159,8 @@ pub struct ApiConfig {
     pub tls_terminated_by_proxy: bool,
     /// Most concurrent connections.
     pub max_connections: usize,
+    /// JWT bearer tokens (`None`: API keys only).
+    pub jwt: Option<crate::api_jwt::JwtConfig>,
 }
 
 /// `pipeline`: the event pipeline.

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod daemon;
+mod jwt_setup;
 pub mod loggen;
 pub mod logs;
 pub mod notices;
