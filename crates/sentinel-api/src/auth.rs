@@ -475,7 +475,8 @@ pub async fn audit_admin(
         .get::<sentinel_core::TraceId>()
         .cloned()
         .unwrap_or_default();
-    let what = format!("{} {}", req.method(), req.uri().path());
+    // Admin routes live under `/v1`, which nesting strips from the URI seen here.
+    let what = format!("{} /v1{}", req.method(), req.uri().path());
     let resp = next.run(req).await;
     let Some(who) = who else {
         return Ok(resp);

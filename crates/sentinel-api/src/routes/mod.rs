@@ -9,6 +9,9 @@ mod keys;
 mod notify;
 mod query;
 pub(crate) mod system;
+mod table;
+
+pub use table::route_table;
 
 use crate::auth::{audit_admin, authenticate, require, Role};
 use crate::error::ApiError;
