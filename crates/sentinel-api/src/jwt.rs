@@ -108,10 +108,7 @@ impl Jwt {
     /// A checker; reads the JWKS file now (a missing or broken file at start is an error).
     pub fn new(settings: JwtSettings) -> Result<Self, String> {
         if settings.leeway > MAX_LEEWAY {
-            return Err(format!(
-                "api.jwt.leeway: at most {}s",
-                MAX_LEEWAY.as_secs()
-            ));
+            return Err(format!("api.jwt.leeway: at most {}s", MAX_LEEWAY.as_secs()));
         }
         let mut jwks = Jwks {
             stamp: None,
@@ -183,22 +180,21 @@ impl Jwt {
         v.set_issuer(&[&self.settings.issuer]);
         v.set_audience(&[&self.settings.audience]);
         v.set_required_spec_claims(&["exp", "nbf", "iss", "aud"]);
-        let data = jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(
-            token, &key, &v,
-        )
-        .map_err(|e| {
-            use jsonwebtoken::errors::ErrorKind as K;
-            match e.kind() {
-                K::InvalidSignature => Refusal::JwtBadSignature,
-                K::ExpiredSignature => Refusal::JwtExpired,
-                K::ImmatureSignature => Refusal::JwtNotYetValid,
-                K::InvalidIssuer | K::InvalidAudience | K::MissingRequiredClaim(_) => {
-                    Refusal::JwtClaims
-                }
-                K::InvalidAlgorithm | K::InvalidAlgorithmName => Refusal::JwtBadAlgorithm,
-                _ => Refusal::JwtMalformed,
-            }
-        })?;
+        let data =
+            jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(token, &key, &v)
+                .map_err(|e| {
+                    use jsonwebtoken::errors::ErrorKind as K;
+                    match e.kind() {
+                        K::InvalidSignature => Refusal::JwtBadSignature,
+                        K::ExpiredSignature => Refusal::JwtExpired,
+                        K::ImmatureSignature => Refusal::JwtNotYetValid,
+                        K::InvalidIssuer | K::InvalidAudience | K::MissingRequiredClaim(_) => {
+                            Refusal::JwtClaims
+                        }
+                        K::InvalidAlgorithm | K::InvalidAlgorithmName => Refusal::JwtBadAlgorithm,
+                        _ => Refusal::JwtMalformed,
+                    }
+                })?;
         let claims = data.claims;
         let role = claims
             .get(&self.settings.role_claim)

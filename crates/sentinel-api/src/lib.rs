@@ -20,7 +20,7 @@ mod telemetry;
 mod trace;
 
 pub use error::ApiError;
-pub use routes::{route_table, router};
 pub use routes::system::{JsonHook, SystemInfo, HTTP_REQUEST_TASK};
+pub use routes::{route_table, router};
 pub use state::{ApiSettings, AppState, DEFAULT_MAX_NOTIFY_PENDING};
 pub use telemetry::TelemetryError;

@@ -3,6 +3,8 @@
 //! through `/v1/keys`; JWT bearer tokens (HS256 and EdDSA with a JWKS file rotated on disk); the auth
 //! matrix: every route of the router's table × every kind of credential.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use axum::http::Method;
 use ed25519_dalek::SigningKey;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
@@ -190,7 +192,13 @@ impl Answer {
 }
 
 impl Env {
-    async fn call(&self, method: Method, path: &str, cred: Option<&str>, body: Option<Value>) -> Answer {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        cred: Option<&str>,
+        body: Option<Value>,
+    ) -> Answer {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(c) = cred {
             req = req.bearer_auth(c);
@@ -246,7 +254,9 @@ impl Env {
     }
 
     async fn metrics_text(&self) -> String {
-        let a = self.call(Method::GET, "/metrics", Some(&self.admin), None).await;
+        let a = self
+            .call(Method::GET, "/metrics", Some(&self.admin), None)
+            .await;
         assert_eq!(a.status, 200);
         String::from_utf8(a.body).unwrap()
     }
@@ -291,7 +301,12 @@ async fn auth_matrix_every_route_by_every_credential() {
     let (_, operator) = e.create_key("operator", None).await;
     let (revoked_id, revoked) = e.create_key("admin", None).await;
     let a = e
-        .call(Method::DELETE, &format!("/v1/keys/{revoked_id}"), Some(&e.admin), None)
+        .call(
+            Method::DELETE,
+            &format!("/v1/keys/{revoked_id}"),
+            Some(&e.admin),
+            None,
+        )
         .await;
     assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
     // A stored admin key whose expiry has passed, loaded as the daemon loads it.
@@ -302,7 +317,9 @@ async fn auth_matrix_every_route_by_every_credential() {
         role: "admin".into(),
         hash: e.state.auth.hash(&expired),
         created: Timestamp::from_millis(Timestamp::now().as_millis() - 7_200_000),
-        expires: Some(Timestamp::from_millis(Timestamp::now().as_millis() - 3_600_000)),
+        expires: Some(Timestamp::from_millis(
+            Timestamp::now().as_millis() - 3_600_000,
+        )),
         revoked_at: None,
     };
     e.store.insert_api_key(&row).await.unwrap();
@@ -354,10 +371,9 @@ async fn auth_matrix_every_route_by_every_credential() {
                     let got = (a.body.clone(), a.www_authenticate.clone());
                     match &the_401 {
                         None => the_401 = Some(got),
-                        Some(first) => assert_eq!(
-                            first, &got,
-                            "{method} {path} with {what}: a different 401"
-                        ),
+                        Some(first) => {
+                            assert_eq!(first, &got, "{method} {path} with {what}: a different 401")
+                        }
                     }
                 }
             }
@@ -367,7 +383,8 @@ async fn auth_matrix_every_route_by_every_credential() {
             let a = e.call(method.clone(), &url, Some(cred), None).await;
             match need {
                 Some(need) if role < need => assert_eq!(
-                    a.status, 403,
+                    a.status,
+                    403,
                     "{method} {path} with {what}: {}",
                     String::from_utf8_lossy(&a.body)
                 ),
@@ -403,8 +420,17 @@ async fn auth_matrix_every_route_by_every_credential() {
         );
     }
     let text = e.metrics_text().await;
-    let routes = sentinel_api::route_table().iter().filter(|r| r.2.is_some()).count() as u64;
-    for reason in ["missing", "unknown_key", "expired_key", "revoked_key", "jwt_expired"] {
+    let routes = sentinel_api::route_table()
+        .iter()
+        .filter(|r| r.2.is_some())
+        .count() as u64;
+    for reason in [
+        "missing",
+        "unknown_key",
+        "expired_key",
+        "revoked_key",
+        "jwt_expired",
+    ] {
         let line = format!("sentinel_api_auth_failures_total{{reason=\"{reason}\"}} {routes}");
         assert!(text.contains(&line), "{line} not in:\n{text}");
     }
@@ -438,11 +464,16 @@ async fn keys_are_made_listed_and_revoked_at_once_and_every_change_is_audited() 
     let at = humantime::parse_rfc3339_weak(expires).unwrap();
     let ahead = at.duration_since(std::time::SystemTime::now()).unwrap();
     let ninety_days = Duration::from_secs(90 * 24 * 3600);
-    assert!(ahead <= ninety_days && ahead > ninety_days - Duration::from_secs(3600), "{expires}");
+    assert!(
+        ahead <= ninety_days && ahead > ninety_days - Duration::from_secs(3600),
+        "{expires}"
+    );
     // Creation noted twice: what changed (key_created), and that an admin acted (operator).
     let notes = e.audit_kinds(&a.trace).await;
     assert!(
-        notes.iter().any(|(k, s, _)| *k == AuditKind::KeyCreated && *s == id),
+        notes
+            .iter()
+            .any(|(k, s, _)| *k == AuditKind::KeyCreated && *s == id),
         "{notes:?}"
     );
     assert!(
@@ -451,26 +482,46 @@ async fn keys_are_made_listed_and_revoked_at_once_and_every_change_is_audited() 
             .any(|(k, _, sum)| *k == AuditKind::Operator && sum.contains("POST /v1/keys -> 201")),
         "{notes:?}"
     );
-    assert!(!notes.iter().any(|(_, _, s)| s.contains(&key)), "the key is never noted");
+    assert!(
+        !notes.iter().any(|(_, _, s)| s.contains(&key)),
+        "the key is never noted"
+    );
 
     // The new viewer key reads, but cannot manage keys (refused, and that is not an admin action).
-    assert_eq!(e.call(Method::GET, "/v1/alerts", Some(&key), None).await.status, 200);
+    assert_eq!(
+        e.call(Method::GET, "/v1/alerts", Some(&key), None)
+            .await
+            .status,
+        200
+    );
     let a = e.call(Method::GET, "/v1/keys", Some(&key), None).await;
     assert_eq!(a.status, 403);
     assert!(e.audit_kinds(&a.trace).await.is_empty());
-    let a = e.call(Method::DELETE, &format!("/v1/keys/{id}"), Some(&key), None).await;
+    let a = e
+        .call(Method::DELETE, &format!("/v1/keys/{id}"), Some(&key), None)
+        .await;
     assert_eq!(a.status, 403);
-    assert_eq!(e.call(Method::GET, "/v1/alerts", Some(&key), None).await.status, 200);
+    assert_eq!(
+        e.call(Method::GET, "/v1/alerts", Some(&key), None)
+            .await
+            .status,
+        200
+    );
 
     // Listing: never the key nor its hash; a listing is itself an audited admin action.
     let a = e.call(Method::GET, "/v1/keys", Some(&e.admin), None).await;
     assert_eq!(a.status, 200);
     let text = String::from_utf8_lossy(&a.body).to_string();
-    assert!(!text.contains(&key) && !text.contains(&e.state.auth.hash(&key)), "{text}");
+    assert!(
+        !text.contains(&key) && !text.contains(&e.state.auth.hash(&key)),
+        "{text}"
+    );
     let listed = a.json();
     let items = listed["items"].as_array().unwrap();
     assert_eq!(items.len(), 2, "{listed}");
-    assert!(items.iter().all(|k| k.get("hash").is_none() && k.get("key").is_none()));
+    assert!(items
+        .iter()
+        .all(|k| k.get("hash").is_none() && k.get("key").is_none()));
     assert_eq!(listed["next"], Value::Null);
     assert!(e
         .audit_kinds(&a.trace)
@@ -479,21 +530,40 @@ async fn keys_are_made_listed_and_revoked_at_once_and_every_change_is_audited() 
         .any(|(k, _, s)| *k == AuditKind::Operator && s.contains("GET /v1/keys -> 200")));
 
     // Revoked: refused on the very next request, without a restart; noted; listed as revoked.
-    let a = e.call(Method::DELETE, &format!("/v1/keys/{id}"), Some(&e.admin), None).await;
+    let a = e
+        .call(
+            Method::DELETE,
+            &format!("/v1/keys/{id}"),
+            Some(&e.admin),
+            None,
+        )
+        .await;
     assert_eq!(a.status, 200);
     assert_eq!(a.json()["audited"], true);
     let notes = e.audit_kinds(&a.trace).await;
     assert!(
-        notes.iter().any(|(k, s, _)| *k == AuditKind::KeyRevoked && *s == id),
+        notes
+            .iter()
+            .any(|(k, s, _)| *k == AuditKind::KeyRevoked && *s == id),
         "{notes:?}"
     );
     let before = e.state.auth.refused(Refusal::RevokedKey);
     let a = e.call(Method::GET, "/v1/alerts", Some(&key), None).await;
     assert_eq!(a.status, 401);
     assert_eq!(e.state.auth.refused(Refusal::RevokedKey), before + 1);
-    let a = e.call(Method::DELETE, &format!("/v1/keys/{id}"), Some(&e.admin), None).await;
+    let a = e
+        .call(
+            Method::DELETE,
+            &format!("/v1/keys/{id}"),
+            Some(&e.admin),
+            None,
+        )
+        .await;
     assert_eq!(a.status, 404, "revoking twice");
-    let listed = e.call(Method::GET, "/v1/keys", Some(&e.admin), None).await.json();
+    let listed = e
+        .call(Method::GET, "/v1/keys", Some(&e.admin), None)
+        .await
+        .json();
     let row = listed["items"]
         .as_array()
         .unwrap()
@@ -517,7 +587,12 @@ async fn keys_are_made_listed_and_revoked_at_once_and_every_change_is_audited() 
 async fn a_key_stops_working_when_it_expires() {
     let e = env().await;
     let (_, key) = e.create_key("operator", Some("2s")).await;
-    assert_eq!(e.call(Method::GET, "/v1/alerts", Some(&key), None).await.status, 200);
+    assert_eq!(
+        e.call(Method::GET, "/v1/alerts", Some(&key), None)
+            .await
+            .status,
+        200
+    );
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let a = e.call(Method::GET, "/v1/alerts", Some(&key), None).await;
@@ -525,12 +600,22 @@ async fn a_key_stops_working_when_it_expires() {
             break;
         }
         assert_eq!(a.status, 200);
-        assert!(Instant::now() < deadline, "the key still works a minute later");
+        assert!(
+            Instant::now() < deadline,
+            "the key still works a minute later"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(e.state.auth.refused(Refusal::ExpiredKey) >= 1);
-    let listed = e.call(Method::GET, "/v1/keys", Some(&e.admin), None).await.json();
-    assert!(listed["items"].as_array().unwrap().iter().any(|k| k["state"] == "expired"));
+    let listed = e
+        .call(Method::GET, "/v1/keys", Some(&e.admin), None)
+        .await
+        .json();
+    assert!(listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|k| k["state"] == "expired"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -540,19 +625,27 @@ async fn key_creation_refuses_bad_input_with_the_field_named() {
         (json!({"role": "root"}), "role"),
         (json!({"role": "viewer", "expires": "0s"}), "expires"),
         (json!({"role": "viewer", "expires": "soon"}), "expires"),
-        (json!({"role": "viewer", "expires": "2001-01-01T00:00:00Z"}), "expires"),
+        (
+            json!({"role": "viewer", "expires": "2001-01-01T00:00:00Z"}),
+            "expires",
+        ),
         (json!({"role": "viewer", "expires": "20000d"}), "expires"),
         (json!({"role": "viewer", "name": ""}), "name"),
         (json!({"role": "viewer", "name": "a\nb"}), "name"),
         (json!({"role": "viewer", "scope": "all"}), "scope"),
     ] {
-        let a = e.call(Method::POST, "/v1/keys", Some(&e.admin), Some(body.clone())).await;
+        let a = e
+            .call(Method::POST, "/v1/keys", Some(&e.admin), Some(body.clone()))
+            .await;
         assert_eq!(a.status, 400, "{body}");
         let msg = a.json()["error"]["message"].as_str().unwrap().to_owned();
         assert!(msg.contains(field), "{body}: {msg}");
     }
     // Nothing was made: only the admin key is listed.
-    let listed = e.call(Method::GET, "/v1/keys", Some(&e.admin), None).await.json();
+    let listed = e
+        .call(Method::GET, "/v1/keys", Some(&e.admin), None)
+        .await
+        .json();
     assert_eq!(listed["items"].as_array().unwrap().len(), 1);
 }
 
@@ -571,7 +664,10 @@ async fn key_listing_is_paged_by_id() {
             Some(a) => format!("/v1/keys?limit=2&after={a}"),
             None => "/v1/keys?limit=2".to_owned(),
         };
-        let v = e.call(Method::GET, &path, Some(&e.admin), None).await.json();
+        let v = e
+            .call(Method::GET, &path, Some(&e.admin), None)
+            .await
+            .json();
         let items = v["items"].as_array().unwrap();
         assert!(items.len() <= 2);
         seen.extend(items.iter().map(|k| k["id"].as_str().unwrap().to_owned()));
@@ -586,8 +682,17 @@ async fn key_listing_is_paged_by_id() {
     let unique: BTreeSet<_> = seen.iter().cloned().collect();
     assert_eq!(unique.len(), 6);
     assert!(made.is_subset(&unique));
-    for bad in ["/v1/keys?limit=0", "/v1/keys?limit=5000", "/v1/keys?after=x", "/v1/keys?cursor=1"] {
-        assert_eq!(e.call(Method::GET, bad, Some(&e.admin), None).await.status, 400, "{bad}");
+    for bad in [
+        "/v1/keys?limit=0",
+        "/v1/keys?limit=5000",
+        "/v1/keys?after=x",
+        "/v1/keys?cursor=1",
+    ] {
+        assert_eq!(
+            e.call(Method::GET, bad, Some(&e.admin), None).await.status,
+            400,
+            "{bad}"
+        );
     }
 }
 
@@ -597,29 +702,104 @@ async fn jwt_claims_are_checked_and_the_role_comes_from_the_claim() {
     let ok = |c: &Value| hs256(c, HS_SECRET);
     let get = |t: String| {
         let e = &e;
-        async move { e.call(Method::GET, "/v1/alerts", Some(&t), None).await.status }
+        async move {
+            e.call(Method::GET, "/v1/alerts", Some(&t), None)
+                .await
+                .status
+        }
     };
     assert_eq!(get(ok(&claims("viewer"))).await, 200);
     // Role from the claim: a viewer token cannot post, an operator token can reach the handler.
     let t = ok(&claims("viewer"));
-    assert_eq!(e.call(Method::POST, "/v1/events", Some(&t), None).await.status, 403);
+    assert_eq!(
+        e.call(Method::POST, "/v1/events", Some(&t), None)
+            .await
+            .status,
+        403
+    );
     let t = ok(&claims("operator"));
-    assert_eq!(e.call(Method::POST, "/v1/events", Some(&t), None).await.status, 415);
+    assert_eq!(
+        e.call(Method::POST, "/v1/events", Some(&t), None)
+            .await
+            .status,
+        415
+    );
 
     let cases: Vec<(&str, Value, Refusal)> = vec![
-        ("wrong issuer", { let mut c = claims("admin"); c["iss"] = json!("https://other.example.test"); c }, Refusal::JwtClaims),
-        ("wrong audience", { let mut c = claims("admin"); c["aud"] = json!("someone-else"); c }, Refusal::JwtClaims),
-        ("no nbf", { let mut c = claims("admin"); c.as_object_mut().unwrap().remove("nbf"); c }, Refusal::JwtClaims),
-        ("no exp", { let mut c = claims("admin"); c.as_object_mut().unwrap().remove("exp"); c }, Refusal::JwtClaims),
-        ("not yet valid", { let mut c = claims("admin"); c["nbf"] = json!(now_s() + 3600); c }, Refusal::JwtNotYetValid),
-        ("expired beyond the leeway", { let mut c = claims("admin"); c["exp"] = json!(now_s() - 120); c }, Refusal::JwtExpired),
-        ("no role", { let mut c = claims("admin"); c.as_object_mut().unwrap().remove("sentinel_role"); c }, Refusal::JwtNoRole),
+        (
+            "wrong issuer",
+            {
+                let mut c = claims("admin");
+                c["iss"] = json!("https://other.example.test");
+                c
+            },
+            Refusal::JwtClaims,
+        ),
+        (
+            "wrong audience",
+            {
+                let mut c = claims("admin");
+                c["aud"] = json!("someone-else");
+                c
+            },
+            Refusal::JwtClaims,
+        ),
+        (
+            "no nbf",
+            {
+                let mut c = claims("admin");
+                c.as_object_mut().unwrap().remove("nbf");
+                c
+            },
+            Refusal::JwtClaims,
+        ),
+        (
+            "no exp",
+            {
+                let mut c = claims("admin");
+                c.as_object_mut().unwrap().remove("exp");
+                c
+            },
+            Refusal::JwtClaims,
+        ),
+        (
+            "not yet valid",
+            {
+                let mut c = claims("admin");
+                c["nbf"] = json!(now_s() + 3600);
+                c
+            },
+            Refusal::JwtNotYetValid,
+        ),
+        (
+            "expired beyond the leeway",
+            {
+                let mut c = claims("admin");
+                c["exp"] = json!(now_s() - 120);
+                c
+            },
+            Refusal::JwtExpired,
+        ),
+        (
+            "no role",
+            {
+                let mut c = claims("admin");
+                c.as_object_mut().unwrap().remove("sentinel_role");
+                c
+            },
+            Refusal::JwtNoRole,
+        ),
         ("unknown role", claims("root"), Refusal::JwtNoRole),
     ];
     for (what, c, reason) in cases {
         let before = e.state.auth.refused(reason);
         assert_eq!(get(ok(&c)).await, 401, "{what}");
-        assert_eq!(e.state.auth.refused(reason), before + 1, "{what} counted as {}", reason.as_str());
+        assert_eq!(
+            e.state.auth.refused(reason),
+            before + 1,
+            "{what} counted as {}",
+            reason.as_str()
+        );
     }
     // Within the leeway (30 s) an expired token still passes: clock skew is tolerated, boundedly.
     let mut c = claims("viewer");
@@ -628,11 +808,22 @@ async fn jwt_claims_are_checked_and_the_role_comes_from_the_claim() {
     // `alg: none` and an algorithm not configured are refused.
     let none = {
         use base64::Engine;
-        let b = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap());
-        format!("{}.{}.", b(&json!({"alg": "none", "typ": "JWT"})), b(&claims("admin")))
+        let b = |v: &Value| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap())
+        };
+        format!(
+            "{}.{}.",
+            b(&json!({"alg": "none", "typ": "JWT"})),
+            b(&claims("admin"))
+        )
     };
     assert_eq!(get(none).await, 401);
-    let hs384 = encode(&Header::new(Algorithm::HS384), &claims("admin"), &EncodingKey::from_secret(HS_SECRET)).unwrap();
+    let hs384 = encode(
+        &Header::new(Algorithm::HS384),
+        &claims("admin"),
+        &EncodingKey::from_secret(HS_SECRET),
+    )
+    .unwrap();
     let before = e.state.auth.refused(Refusal::JwtBadAlgorithm);
     assert_eq!(get(hs384).await, 401);
     assert_eq!(e.state.auth.refused(Refusal::JwtBadAlgorithm), before + 1);
@@ -650,7 +841,11 @@ async fn jwks_keys_rotate_without_a_restart() {
     let by_k2 = eddsa(&claims("viewer"), "k2", &k2);
     let get = |t: &str| {
         let (e, t) = (&e, t.to_owned());
-        async move { e.call(Method::GET, "/v1/alerts", Some(&t), None).await.status }
+        async move {
+            e.call(Method::GET, "/v1/alerts", Some(&t), None)
+                .await
+                .status
+        }
     };
     assert_eq!(get(&by_k1).await, 200);
     let before = e.state.auth.refused(Refusal::JwtUnknownKid);
@@ -672,5 +867,8 @@ async fn jwks_keys_rotate_without_a_restart() {
     let (reloads, failed) = e.state.auth.jwt().unwrap().reloads();
     assert!(reloads >= 2 && failed == 1, "{reloads} {failed}");
     let text = e.metrics_text().await;
-    assert!(text.contains("sentinel_api_jwks_reloads_total{result=\"failed\"} 1"), "{text}");
+    assert!(
+        text.contains("sentinel_api_jwks_reloads_total{result=\"failed\"} 1"),
+        "{text}"
+    );
 }

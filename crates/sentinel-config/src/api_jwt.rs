@@ -87,7 +87,10 @@ pub(crate) fn read(r: &mut Reader, api: Option<&Node<'_>>) -> Option<Option<JwtC
     let leeway = match r.optional(&n, "leeway") {
         Some(v) => r.duration(&v).and_then(|d| {
             if d > MAX_LEEWAY {
-                r.fail(&v.path, "at most 5m (a larger skew keeps expired tokens alive)");
+                r.fail(
+                    &v.path,
+                    "at most 5m (a larger skew keeps expired tokens alive)",
+                );
                 None
             } else {
                 Some(d)

@@ -14,7 +14,10 @@ fn off_by_default_and_read_with_its_defaults() {
     let jwt = load_str(yaml, None, &[]).unwrap().api.jwt.unwrap();
     assert_eq!(jwt.issuer, "https://id.example.test");
     assert_eq!(jwt.audience, "sentinel");
-    assert_eq!(jwt.jwks_file, Some(PathBuf::from("/etc/sentinel/jwks.json")));
+    assert_eq!(
+        jwt.jwks_file,
+        Some(PathBuf::from("/etc/sentinel/jwks.json"))
+    );
     assert_eq!(jwt.hs256_secret_file, None);
     assert_eq!(jwt.role_claim, "sentinel_role");
     assert_eq!(jwt.leeway, Duration::from_secs(30));
@@ -24,11 +27,31 @@ fn off_by_default_and_read_with_its_defaults() {
 fn each_problem_is_named_by_its_key() {
     for (jwt, path, words) in [
         ("{audience: a, jwks_file: /x}", "api.jwt.issuer", "missing"),
-        ("{issuer: i, audience: '', jwks_file: /x}", "api.jwt.audience", "non-empty"),
-        ("{issuer: i, audience: a}", "api.jwt", "hs256_secret_file or jwks_file"),
-        ("{issuer: i, audience: a, jwks_file: /x, leeway: 10m}", "api.jwt.leeway", "at most 5m"),
-        ("{issuer: i, audience: a, jwks_file: /x, role_claim: ''}", "api.jwt.role_claim", "non-empty"),
-        ("{issuer: i, audience: a, jwks_file: /x, algorithm: none}", "api.jwt.algorithm", "unknown key"),
+        (
+            "{issuer: i, audience: '', jwks_file: /x}",
+            "api.jwt.audience",
+            "non-empty",
+        ),
+        (
+            "{issuer: i, audience: a}",
+            "api.jwt",
+            "hs256_secret_file or jwks_file",
+        ),
+        (
+            "{issuer: i, audience: a, jwks_file: /x, leeway: 10m}",
+            "api.jwt.leeway",
+            "at most 5m",
+        ),
+        (
+            "{issuer: i, audience: a, jwks_file: /x, role_claim: ''}",
+            "api.jwt.role_claim",
+            "non-empty",
+        ),
+        (
+            "{issuer: i, audience: a, jwks_file: /x, algorithm: none}",
+            "api.jwt.algorithm",
+            "unknown key",
+        ),
     ] {
         let yaml = format!("api:\n  jwt: {jwt}\n");
         let errs = load_str(&yaml, None, &[]).unwrap_err();

@@ -113,7 +113,10 @@ impl Store {
         .await?;
         let more = rows.len() > limit as usize;
         Ok((
-            rows.into_iter().take(limit as usize).map(from_row).collect(),
+            rows.into_iter()
+                .take(limit as usize)
+                .map(from_row)
+                .collect(),
             more,
         ))
     }

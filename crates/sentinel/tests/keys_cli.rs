@@ -42,11 +42,22 @@ async fn keys_made_listed_used_and_revoked_through_the_cli() {
 
     let (code, out, err) = keys(
         &d,
-        &["create", "--role", "viewer", "--expires", "90d", "--name", "dashboard"],
+        &[
+            "create",
+            "--role",
+            "viewer",
+            "--expires",
+            "90d",
+            "--name",
+            "dashboard",
+        ],
     );
     assert_eq!(code, Some(0), "{err}");
     let key = out.trim().to_owned();
-    assert!(key.starts_with("snl_") && !key.contains('\n'), "stdout is the key alone: {out}");
+    assert!(
+        key.starts_with("snl_") && !key.contains('\n'),
+        "stdout is the key alone: {out}"
+    );
     assert!(err.contains("viewer key \"dashboard\""), "{err}");
 
     let (code, out, err) = keys(&d, &["list", "--json"]);
@@ -109,7 +120,11 @@ async fn keys_made_listed_used_and_revoked_through_the_cli() {
     };
     assert_eq!(status("/v1/alerts", &sign(SECRET.as_bytes())).await, 200);
     assert_eq!(
-        status("/v1/alerts", &sign(b"another-secret-of-more-than-32-bytes!!")).await,
+        status(
+            "/v1/alerts",
+            &sign(b"another-secret-of-more-than-32-bytes!!")
+        )
+        .await,
         401
     );
 

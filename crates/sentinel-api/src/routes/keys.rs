@@ -120,8 +120,8 @@ pub(crate) async fn create(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     require_content_type(&headers, &["application/json"], "application/json")?;
     let bytes = read_limited(&headers, body, s.settings.max_body_bytes).await?;
-    let b: CreateBody =
-        typed(parse_json_value(&bytes).map_err(ApiError::BadRequest)?).map_err(ApiError::BadRequest)?;
+    let b: CreateBody = typed(parse_json_value(&bytes).map_err(ApiError::BadRequest)?)
+        .map_err(ApiError::BadRequest)?;
     let role: Role = b
         .role
         .parse()
@@ -178,9 +178,7 @@ pub(crate) async fn list(
                     .parse::<u32>()
                     .ok()
                     .filter(|n| (1..=MAX_LIMIT).contains(n))
-                    .ok_or_else(|| {
-                        ApiError::BadRequest(format!("`limit`: 1 to {MAX_LIMIT}"))
-                    })?;
+                    .ok_or_else(|| ApiError::BadRequest(format!("`limit`: 1 to {MAX_LIMIT}")))?;
             }
             "after" => {
                 ulid::Ulid::from_string(v).map_err(|_| {
@@ -222,5 +220,7 @@ pub(crate) async fn revoke(
     tracing::info!(evt = "api_key_revoked", trace = %trace, key_id = %id, by = %who.key_id);
     let why = format!("by key {} {:?}", who.key_id, who.name);
     let audited = rec.key_revoked(&trace, &id, &why).await.is_ok();
-    Ok(Json(json!({ "id": id, "revoked": true, "audited": audited })))
+    Ok(Json(
+        json!({ "id": id, "revoked": true, "audited": audited }),
+    ))
 }

@@ -36,7 +36,11 @@ static TABLE: &[(Method, &str, Option<Role>)] = &[
     (Method::DELETE, "/v1/decisions", O),
     (Method::GET, "/v1/intel/{ip}", O),
     (Method::POST, "/v1/notify", O),
-    (Method::POST, "/v1/notify/dead-letters/{delivery_id}/retry", O),
+    (
+        Method::POST,
+        "/v1/notify/dead-letters/{delivery_id}/retry",
+        O,
+    ),
     (Method::POST, "/v1/events/stream", O),
     (Method::GET, "/v1/keys", A),
     (Method::POST, "/v1/keys", A),
