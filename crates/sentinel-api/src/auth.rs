@@ -4,6 +4,12 @@
 //! secret kept in the data directory) is stored; a request's key is hashed the same way and compared in
 //! constant time. A fast keyed hash suits random keys: there is nothing to brute-force, and a slow
 //! password hash on every request would cap throughput. A missing key and a wrong key get the same 401.
+//!
+//! Keys may expire (checked at each request) and be revoked (the registry keeps the revoked key, marked,
+//! so it stops working the moment it is revoked and its refusal is counted as such). JWT bearer tokens
+//! ([`crate::jwt`]) are told from keys by their shape. Every refusal has an internal reason, counted in
+//! `sentinel_api_auth_failures_total{reason}` and logged (`evt=auth_refused`), but the client always
+//! gets the one same 401: the reason would tell an attacker which keys exist or were revoked.
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -83,12 +89,100 @@ pub struct SecretError {
     source: std::io::Error,
 }
 
+/// Why a credential was refused (internal: the client always gets the same 401).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Refusal {
+    /// No `Authorization: Bearer` nor `X-API-Key` header.
+    Missing,
+    /// Neither a key nor a token by its shape.
+    Malformed,
+    /// A key this install never made.
+    UnknownKey,
+    /// A key past its expiry.
+    ExpiredKey,
+    /// A revoked key.
+    RevokedKey,
+    /// A token, but no JWT issuer is configured.
+    JwtDisabled,
+    /// A token that does not parse.
+    JwtMalformed,
+    /// A token whose signature does not verify.
+    JwtBadSignature,
+    /// A token past `exp` (beyond the leeway).
+    JwtExpired,
+    /// A token before `nbf` (beyond the leeway).
+    JwtNotYetValid,
+    /// Wrong or missing `iss`, `aud`, `exp` or `nbf`.
+    JwtClaims,
+    /// A `kid` not in the JWKS file (or none given for EdDSA).
+    JwtUnknownKid,
+    /// An algorithm not accepted (or one with no key configured).
+    JwtBadAlgorithm,
+    /// No role claim naming a known role.
+    JwtNoRole,
+}
+
+impl Refusal {
+    /// Every reason, in declaration order.
+    pub const ALL: [Refusal; 14] = [
+        Refusal::Missing,
+        Refusal::Malformed,
+        Refusal::UnknownKey,
+        Refusal::ExpiredKey,
+        Refusal::RevokedKey,
+        Refusal::JwtDisabled,
+        Refusal::JwtMalformed,
+        Refusal::JwtBadSignature,
+        Refusal::JwtExpired,
+        Refusal::JwtNotYetValid,
+        Refusal::JwtClaims,
+        Refusal::JwtUnknownKid,
+        Refusal::JwtBadAlgorithm,
+        Refusal::JwtNoRole,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::Missing => "missing",
+            Refusal::Malformed => "malformed",
+            Refusal::UnknownKey => "unknown_key",
+            Refusal::ExpiredKey => "expired_key",
+            Refusal::RevokedKey => "revoked_key",
+            Refusal::JwtDisabled => "jwt_disabled",
+            Refusal::JwtMalformed => "jwt_malformed",
+            Refusal::JwtBadSignature => "jwt_bad_signature",
+            Refusal::JwtExpired => "jwt_expired",
+            Refusal::JwtNotYetValid => "jwt_not_yet_valid",
+            Refusal::JwtClaims => "jwt_claims",
+            Refusal::JwtUnknownKid => "jwt_unknown_kid",
+            Refusal::JwtBadAlgorithm => "jwt_bad_algorithm",
+            Refusal::JwtNoRole => "jwt_no_role",
+        }
+    }
+
+    fn index(self) -> usize {
+        Refusal::ALL.iter().position(|r| *r == self).unwrap_or(0)
+    }
+}
+
+/// One registered key.
+#[derive(Debug, Clone)]
+struct Entry {
+    principal: Principal,
+    /// Milliseconds since the epoch after which the key no longer works.
+    expires: Option<i64>,
+    revoked: bool,
+}
+
 /// The key registry.
 pub struct Auth {
     secret: [u8; 32],
-    keys: RwLock<HashMap<[u8; 32], Principal>>,
+    keys: RwLock<HashMap<[u8; 32], Entry>>,
     bypass: bool,
+    jwt: Option<crate::jwt::Jwt>,
     checks: AtomicU64,
+    refused: [AtomicU64; Refusal::ALL.len()],
     metrics_registered: std::sync::atomic::AtomicBool,
 }
 
@@ -109,9 +203,22 @@ impl Auth {
             secret,
             keys: RwLock::new(HashMap::new()),
             bypass,
+            jwt: None,
             checks: AtomicU64::new(0),
+            refused: Default::default(),
             metrics_registered: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// The same registry also accepting JWT bearer tokens checked by `jwt`.
+    pub fn with_jwt(mut self, jwt: crate::jwt::Jwt) -> Self {
+        self.jwt = Some(jwt);
+        self
+    }
+
+    /// The JWT checker, if tokens are accepted.
+    pub fn jwt(&self) -> Option<&crate::jwt::Jwt> {
+        self.jwt.as_ref()
     }
 
     /// Whether the insecure bypass is on.
@@ -144,22 +251,58 @@ impl Auth {
         hex::encode(self.digest(key))
     }
 
-    /// Registers a key by its stored hash. Hashes that are not 64 hex digits are ignored (and reported).
+    /// Registers a key that never expires by its stored hash. Hashes that are not 64 hex digits are
+    /// ignored (and reported).
     pub fn insert(&self, hash_hex: &str, p: Principal) -> bool {
+        self.insert_key(hash_hex, p, None, false)
+    }
+
+    /// Registers a key by its stored hash with its expiry; a `revoked` key is kept (so its use is
+    /// counted as such) but never lets anyone in.
+    pub fn insert_key(
+        &self,
+        hash_hex: &str,
+        p: Principal,
+        expires: Option<sentinel_core::Timestamp>,
+        revoked: bool,
+    ) -> bool {
         let mut h = [0u8; 32];
         if hex::decode_to_slice(hash_hex, &mut h).is_err() {
             return false;
         }
         if let Ok(mut keys) = self.keys.write() {
-            keys.insert(h, p);
+            keys.insert(
+                h,
+                Entry {
+                    principal: p,
+                    expires: expires.map(|t| t.as_millis()),
+                    revoked,
+                },
+            );
             return true;
         }
         false
     }
 
-    /// How many keys are registered.
+    /// Revokes the key with id `key_id` at once; `false` if none is registered.
+    pub fn revoke(&self, key_id: &str) -> bool {
+        let Ok(mut keys) = self.keys.write() else {
+            return false;
+        };
+        let mut found = false;
+        for e in keys.values_mut().filter(|e| e.principal.key_id == key_id) {
+            e.revoked = true;
+            found = true;
+        }
+        found
+    }
+
+    /// How many keys are registered and not revoked.
     pub fn len(&self) -> usize {
-        self.keys.read().map(|k| k.len()).unwrap_or(0)
+        self.keys
+            .read()
+            .map(|k| k.values().filter(|e| !e.revoked).count())
+            .unwrap_or(0)
     }
 
     /// Whether no key is registered.
@@ -167,12 +310,42 @@ impl Auth {
         self.len() == 0
     }
 
-    /// The principal a presented key belongs to.
+    /// The principal a presented key belongs to (if it is valid now).
     pub fn authenticate(&self, presented: &str) -> Option<Principal> {
+        self.identify(presented).ok()
+    }
+
+    /// The principal a presented key or token belongs to, or why it is refused (not counted).
+    pub fn identify(&self, presented: &str) -> Result<Principal, Refusal> {
+        if crate::jwt::looks_like_jwt(presented) {
+            return match &self.jwt {
+                Some(jwt) => jwt.verify(presented),
+                None => Err(Refusal::JwtDisabled),
+            };
+        }
+        if !presented.starts_with("snl_") {
+            return Err(Refusal::Malformed);
+        }
         let d = self.digest(presented);
-        let keys = self.keys.read().ok()?;
-        let (stored, p) = keys.get_key_value(&d)?;
-        bool::from(stored.ct_eq(&d)).then(|| p.clone())
+        let keys = self.keys.read().map_err(|_| Refusal::UnknownKey)?;
+        let (stored, e) = keys.get_key_value(&d).ok_or(Refusal::UnknownKey)?;
+        if !bool::from(stored.ct_eq(&d)) {
+            return Err(Refusal::UnknownKey);
+        }
+        if e.revoked {
+            return Err(Refusal::RevokedKey);
+        }
+        if e.expires
+            .is_some_and(|t| sentinel_core::Timestamp::now().as_millis() >= t)
+        {
+            return Err(Refusal::ExpiredKey);
+        }
+        Ok(e.principal.clone())
+    }
+
+    /// How many requests were refused for `reason`.
+    pub fn refused(&self, reason: Refusal) -> u64 {
+        self.refused[reason.index()].load(Ordering::Relaxed)
     }
 
     /// How many times [`Auth::check`] ran (one per authenticated request; shown at `/metrics`).
@@ -193,8 +366,18 @@ impl Auth {
         metrics.register(|r| r.register_collector(Box::new(me)));
     }
 
-    /// Authenticates a request's headers (`Authorization: Bearer …` or `X-API-Key`).
+    /// Authenticates a request's headers (`Authorization: Bearer …` or `X-API-Key`); a refusal is
+    /// counted by reason and logged, and is always the same [`ApiError::Unauthorized`].
     pub fn check(&self, headers: &HeaderMap) -> Result<Principal, ApiError> {
+        self.check_reason(headers).map_err(|reason| {
+            self.refused[reason.index()].fetch_add(1, Ordering::Relaxed);
+            tracing::info!(evt = "auth_refused", reason = reason.as_str());
+            ApiError::Unauthorized
+        })
+    }
+
+    /// [`Auth::check`] with the reason of a refusal (counted only by `check`).
+    pub fn check_reason(&self, headers: &HeaderMap) -> Result<Principal, Refusal> {
         self.checks.fetch_add(1, Ordering::Relaxed);
         if self.bypass {
             return Ok(Principal {
@@ -217,8 +400,8 @@ impl Auth {
                     })
                     .map(str::trim)
             })
-            .ok_or(ApiError::Unauthorized)?;
-        self.authenticate(presented).ok_or(ApiError::Unauthorized)
+            .ok_or(Refusal::Missing)?;
+        self.identify(presented)
     }
 }
 
@@ -276,6 +459,47 @@ pub async fn authenticate(
     };
     req.extensions_mut().insert(p);
     Ok(next.run(req).await)
+}
+
+/// Middleware behind [`require`]`(Admin)`: notes every admin action (method, path, answer, who) in
+/// the audit trail once it is answered, as an `operator` record; when it cannot be noted the failure is
+/// logged and counted by the recorder (the action already happened; it is not undone).
+pub async fn audit_admin(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let who = req.extensions().get::<Principal>().cloned();
+    let trace = req
+        .extensions()
+        .get::<sentinel_core::TraceId>()
+        .cloned()
+        .unwrap_or_default();
+    // Admin routes live under `/v1`, which nesting strips from the URI seen here.
+    let what = format!("{} /v1{}", req.method(), req.uri().path());
+    let resp = next.run(req).await;
+    let Some(who) = who else {
+        return Ok(resp);
+    };
+    let summary = format!(
+        "admin {what} -> {} (key {} {:?})",
+        resp.status().as_u16(),
+        who.key_id,
+        who.name
+    );
+    tracing::info!(evt = "admin_action", trace = %trace, key_id = %who.key_id, summary = %summary);
+    if let Some(rec) = &state.operator_audit {
+        let _ = rec
+            .note(
+                sentinel_core::AuditKind::Operator,
+                &who.key_id,
+                &trace,
+                summary,
+                None,
+            )
+            .await;
+    }
+    Ok(resp)
 }
 
 /// Middleware behind [`authenticate`]: lets the request through only if its principal has at least the
@@ -366,6 +590,30 @@ impl prometheus_client::collector::Collector for AuthChecks {
             "API keys checked (one per authenticated request).",
             None,
             c.metric_type(),
-        )?)
+        )?)?;
+        let mut family = encoder.encode_descriptor(
+            "sentinel_api_auth_failures",
+            "Requests refused at authentication, by internal reason (the client sees one 401).",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for r in Refusal::ALL {
+            let c = prometheus_client::metrics::counter::ConstCounter::new(self.0.refused(r));
+            c.encode(family.encode_family(&[("reason", r.as_str())])?)?;
+        }
+        if let Some(jwt) = self.0.jwt() {
+            let (ok, failed) = jwt.reloads();
+            let mut family = encoder.encode_descriptor(
+                "sentinel_api_jwks_reloads",
+                "Times the JWKS file was read again after it changed, by result.",
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
+            for (result, n) in [("ok", ok), ("failed", failed)] {
+                let c = prometheus_client::metrics::counter::ConstCounter::new(n);
+                c.encode(family.encode_family(&[("result", result)])?)?;
+            }
+        }
+        Ok(())
     }
 }

@@ -26,7 +26,7 @@ pub async fn bootstrap_keys(
     trace: &TraceId,
     secret_is_new: bool,
 ) -> anyhow::Result<()> {
-    let mut rows = store.api_keys().await?;
+    let rows = store.api_keys().await?;
     let orphaned = if secret_is_new { rows.len() } else { 0 };
     if orphaned > 0 {
         eprintln!(
@@ -49,6 +49,8 @@ pub async fn bootstrap_keys(
             role: Role::Admin.as_str().into(),
             hash: auth.hash(&key),
             created: Timestamp::now(),
+            expires: None,
+            revoked_at: None,
         };
         let path = data_dir.join(ADMIN_KEY_FILE);
         let _ = std::fs::remove_file(&path);
@@ -64,24 +66,29 @@ pub async fn bootstrap_keys(
             .key_created(trace, &row.id, &row.name, &row.role)
             .await
             .map_err(|e| anyhow::anyhow!("the admin key {} was created but {e}", row.id))?;
-        rows.push(row);
     }
-    for r in rows {
-        let role = match r.role.parse::<Role>() {
-            Ok(role) => role,
-            Err(e) => {
-                tracing::error!(evt = "api_key_skipped", key_id = %r.id, error = %e);
-                continue;
-            }
-        };
-        let p = Principal {
-            key_id: r.id.clone(),
-            name: r.name.clone(),
-            role,
-        };
-        if !auth.insert(&r.hash, p) {
-            tracing::error!(evt = "api_key_skipped", key_id = %r.id, error = "stored hash is not 64 hex digits");
-        }
+    // Revoked keys too: one presented later is refused as revoked (and counted so), not as unknown.
+    for r in store.api_keys_all().await? {
+        register(auth, &r);
     }
     Ok(())
+}
+
+/// Puts a stored key into the registry (skipping, with an error logged, a row that cannot be used).
+pub fn register(auth: &Auth, r: &ApiKeyRow) {
+    let role = match r.role.parse::<Role>() {
+        Ok(role) => role,
+        Err(e) => {
+            tracing::error!(evt = "api_key_skipped", key_id = %r.id, error = %e);
+            return;
+        }
+    };
+    let p = Principal {
+        key_id: r.id.clone(),
+        name: r.name.clone(),
+        role,
+    };
+    if !auth.insert_key(&r.hash, p, r.expires, r.revoked_at.is_some()) {
+        tracing::error!(evt = "api_key_skipped", key_id = %r.id, error = "stored hash is not 64 hex digits");
+    }
 }

@@ -12,6 +12,7 @@ pub mod decisions;
 mod error;
 mod extract;
 pub mod front;
+pub mod jwt;
 pub mod keys;
 mod limits;
 mod routes;
@@ -21,7 +22,7 @@ mod trace;
 
 pub use error::ApiError;
 pub use routes::identity::ServerId;
-pub use routes::router;
 pub use routes::system::{JsonHook, SystemInfo, HTTP_REQUEST_TASK};
+pub use routes::{route_table, router};
 pub use state::{ApiSettings, AppState, DEFAULT_MAX_NOTIFY_PENDING};
 pub use telemetry::TelemetryError;

@@ -16,6 +16,7 @@ api:
   tls_terminated_by_proxy: false   # set once TLS is terminated in front of the API
   max_connections: 1024
   grpc_listen: null                # the gRPC API's address (e.g. 127.0.0.1:50051); null: no gRPC API
+  jwt: null                        # JWT bearer tokens: {issuer, audience, hs256_secret_file, jwks_file, role_claim: sentinel_role, leeway: 30s (<= 5m)}
 pipeline:
   queue_capacity: 1024             # 1..=1000000
   defend_timeout: 2s

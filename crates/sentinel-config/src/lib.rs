@@ -29,6 +29,7 @@
 
 mod api_grpc;
 mod bypass;
+mod api_jwt;
 mod channels;
 mod defaults;
 mod error;
@@ -46,6 +47,7 @@ mod sources;
 mod supervise;
 mod validate;
 
+pub use api_jwt::JwtConfig;
 pub use defaults::DEFAULT_YAML;
 pub use error::{ConfigError, ConfigErrors};
 pub use layers::{

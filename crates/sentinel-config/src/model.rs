@@ -163,6 +163,8 @@ pub struct ApiConfig {
     pub max_connections: usize,
     /// Where the gRPC API listens (`None`: no gRPC API).
     pub grpc_listen: Option<SocketAddr>,
+    /// JWT bearer tokens (`None`: API keys only).
+    pub jwt: Option<crate::api_jwt::JwtConfig>,
 }
 
 /// `pipeline`: the event pipeline.

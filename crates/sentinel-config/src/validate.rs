@@ -134,6 +134,7 @@ fn api(r: &mut Reader, s: Option<&Node<'_>>) -> Option<ApiConfig> {
             r.fail(&e.path, e.message);
         }
     }
+    let jwt = crate::api_jwt::read(r, s);
     Some(ApiConfig {
         listen: listen?,
         max_body_bytes: max_body_bytes?,
@@ -142,6 +143,7 @@ fn api(r: &mut Reader, s: Option<&Node<'_>>) -> Option<ApiConfig> {
         tls_terminated_by_proxy: tls_terminated_by_proxy?,
         max_connections: max_connections?,
         grpc_listen: grpc_listen?,
+        jwt: jwt?,
     })
 }
 

@@ -1,7 +1,9 @@
-//! API keys as stored: an id, a name, a role and the hash of the secret, never the secret itself.
+//! API keys as stored: an id, a name, a role, when it expires, and the hash of the secret, never the
+//! secret itself.
 //!
 //! Hashing and comparing are the caller's job (the API crate); this module only keeps rows and marks
-//! them revoked. Revoked keys stay in the table for the record but are never listed.
+//! them revoked. Revoked keys stay in the table for the record: [`Store::api_keys`] leaves them out,
+//! [`Store::api_keys_all`] and [`Store::api_keys_page`] show them with the time of revocation.
 
 use crate::error::StoreError;
 use crate::store::Store;
@@ -21,48 +23,113 @@ pub struct ApiKeyRow {
     pub hash: String,
     /// When it was made.
     pub created: Timestamp,
+    /// When it stops working (`None`: never).
+    #[serde(default)]
+    pub expires: Option<Timestamp>,
+    /// When it was revoked (`None`: it was not).
+    #[serde(default)]
+    pub revoked_at: Option<Timestamp>,
+}
+
+type Row = (
+    String,
+    String,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    i64,
+    Option<i64>,
+);
+
+const COLUMNS: &str = "id, name, role, hash, created, expires, revoked, revoked_at";
+
+fn from_row((id, name, role, hash, created, expires, revoked, revoked_at): Row) -> ApiKeyRow {
+    ApiKeyRow {
+        id,
+        name,
+        role,
+        hash,
+        created: Timestamp::from_millis(created),
+        expires: expires.map(Timestamp::from_millis),
+        // A key revoked before revocation times were kept shows the epoch rather than nothing.
+        revoked_at: match (revoked, revoked_at) {
+            (0, _) => None,
+            (_, at) => Some(Timestamp::from_millis(at.unwrap_or(0))),
+        },
+    }
 }
 
 impl Store {
     /// Stores a new key; fails with [`StoreError::Db`] if the id or hash is already taken.
     pub async fn insert_api_key(&self, k: &ApiKeyRow) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO api_keys (id, name, role, hash, created) VALUES (?, ?, ?, ?, ?)")
-            .bind(&k.id)
-            .bind(&k.name)
-            .bind(&k.role)
-            .bind(&k.hash)
-            .bind(k.created.as_millis())
-            .execute(self.pool())
-            .await?;
+        sqlx::query(
+            "INSERT INTO api_keys (id, name, role, hash, created, expires) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&k.id)
+        .bind(&k.name)
+        .bind(&k.role)
+        .bind(&k.hash)
+        .bind(k.created.as_millis())
+        .bind(k.expires.map(|t| t.as_millis()))
+        .execute(self.pool())
+        .await?;
         Ok(())
     }
 
     /// Every key not revoked, oldest first.
     pub async fn api_keys(&self) -> Result<Vec<ApiKeyRow>, StoreError> {
-        let rows = sqlx::query_as::<_, (String, String, String, String, i64)>(
-            "SELECT id, name, role, hash, created FROM api_keys WHERE revoked = 0 \
-             ORDER BY created ASC, id ASC",
-        )
+        let rows = sqlx::query_as::<_, Row>(&format!(
+            "SELECT {COLUMNS} FROM api_keys WHERE revoked = 0 ORDER BY created ASC, id ASC"
+        ))
         .fetch_all(self.pool())
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, name, role, hash, created)| ApiKeyRow {
-                id,
-                name,
-                role,
-                hash,
-                created: Timestamp::from_millis(created),
-            })
-            .collect())
+        Ok(rows.into_iter().map(from_row).collect())
     }
 
-    /// Revokes a key; `false` when there is no such key or it was already revoked.
+    /// Every key, revoked ones included (so a revoked key presented later is known as revoked).
+    pub async fn api_keys_all(&self) -> Result<Vec<ApiKeyRow>, StoreError> {
+        let rows = sqlx::query_as::<_, Row>(&format!(
+            "SELECT {COLUMNS} FROM api_keys ORDER BY created ASC, id ASC"
+        ))
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().map(from_row).collect())
+    }
+
+    /// Up to `limit` keys (revoked ones included) with ids after `after`, by id; and whether more
+    /// follow.
+    pub async fn api_keys_page(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<(Vec<ApiKeyRow>, bool), StoreError> {
+        let rows = sqlx::query_as::<_, Row>(&format!(
+            "SELECT {COLUMNS} FROM api_keys WHERE id > ? ORDER BY id ASC LIMIT ?"
+        ))
+        .bind(after.unwrap_or(""))
+        .bind(i64::from(limit) + 1)
+        .fetch_all(self.pool())
+        .await?;
+        let more = rows.len() > limit as usize;
+        Ok((
+            rows.into_iter()
+                .take(limit as usize)
+                .map(from_row)
+                .collect(),
+            more,
+        ))
+    }
+
+    /// Revokes a key (noting when); `false` when there is no such key or it was already revoked.
     pub async fn revoke_api_key(&self, id: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE api_keys SET revoked = 1 WHERE id = ? AND revoked = 0")
-            .bind(id)
-            .execute(self.pool())
-            .await?;
+        let done = sqlx::query(
+            "UPDATE api_keys SET revoked = 1, revoked_at = ? WHERE id = ? AND revoked = 0",
+        )
+        .bind(Timestamp::now().as_millis())
+        .bind(id)
+        .execute(self.pool())
+        .await?;
         Ok(done.rows_affected() > 0)
     }
 }

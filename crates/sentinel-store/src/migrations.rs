@@ -24,6 +24,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0003_audit_index.sql"),
     ),
     (4, "outbox", include_str!("../migrations/0004_outbox.sql")),
+    (
+        5,
+        "api keys expiry",
+        include_str!("../migrations/0005_api_keys_expiry.sql"),
+    ),
 ];
 
 /// The migrations compiled into this crate.

@@ -135,6 +135,8 @@ fn key(id: &str, hash: &str, created: i64) -> ApiKeyRow {
         role: "operator".into(),
         hash: hash.into(),
         created: Timestamp::from_millis(created),
+        expires: None,
+        revoked_at: None,
     }
 }
 

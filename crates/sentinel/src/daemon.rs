@@ -746,10 +746,11 @@ async fn open_auth(
     }
     let secret_path = cfg.data_dir.join("auth.secret");
     let secret_is_new = !secret_path.exists();
-    let auth = Arc::new(Auth::new(
-        auth::load_or_create_secret(&secret_path)?,
-        bypass,
-    ));
+    let auth = Auth::new(auth::load_or_create_secret(&secret_path)?, bypass);
+    let auth = Arc::new(match &cfg.api.jwt {
+        Some(j) => auth.with_jwt(crate::jwt_setup::jwt(j)?),
+        None => auth,
+    });
     sentinel_api::keys::bootstrap_keys(store, &auth, &cfg.data_dir, recorder, trace, secret_is_new)
         .await?;
     if bypass {

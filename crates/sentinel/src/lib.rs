@@ -10,6 +10,7 @@
 
 pub mod daemon;
 pub mod local;
+mod jwt_setup;
 pub mod loggen;
 pub mod logs;
 pub mod notices;

@@ -72,6 +72,10 @@ enum Command {
     /// Exit code 0 after a clean stop (SIGTERM or SIGINT); 1 when it cannot start; 2 on a
     /// configuration error.
     Supervise(cmd::supervise::SuperviseArgs),
+    /// API keys on the running daemon: create (with a role and an expiry), list, revoke (admin key).
+    ///
+    /// Exit code 0; 1 when the daemon refuses or cannot be reached (with its message).
+    Keys(cmd::keys::KeysArgs),
 }
 
 fn main() -> ExitCode {
@@ -88,6 +92,7 @@ fn main() -> ExitCode {
         Command::Audit(args) => cmd::audit::run(args),
         Command::Backup(args) => cmd::backup::run(args),
         Command::Supervise(args) => cmd::supervise::run(args),
+        Command::Keys(args) => cmd::keys::run(args),
     }
 }
 

@@ -312,6 +312,8 @@ async fn the_daemon_keeps_its_audit_trail_in_the_merkle_log_across_restarts() {
             role: "viewer".into(),
             hash: auth.hash(&viewer),
             created: sentinel_core::Timestamp::now(),
+            expires: None,
+            revoked_at: None,
         })
         .await
         .unwrap();

@@ -6,16 +6,20 @@ mod events;
 mod health;
 pub mod identity;
 mod intel;
+mod keys;
 mod notify;
 mod query;
 pub(crate) mod system;
+mod table;
 
-use crate::auth::{authenticate, require, Role};
+pub use table::route_table;
+
+use crate::auth::{audit_admin, authenticate, require, Role};
 use crate::error::ApiError;
 use crate::limits;
 use crate::state::AppState;
 use axum::middleware::from_fn_with_state;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 
 /// Builds the whole API as a value (testable with `oneshot`, no port needed).
@@ -66,8 +70,18 @@ pub fn router(state: AppState) -> Router {
     let write = limits::time_out(write, limit)
         .route("/events/stream", post(events::post_stream))
         .route_layer(from_fn_with_state(Role::Operator, require));
+    // Admin only; every admin action is noted in the audit trail.
+    let admin = limits::time_out(
+        Router::new()
+            .route("/keys", get(keys::list).post(keys::create))
+            .route("/keys/{id}", delete(keys::revoke)),
+        limit,
+    )
+    .route_layer(from_fn_with_state(state.clone(), audit_admin))
+    .route_layer(from_fn_with_state(Role::Admin, require));
     let v1 = read
         .merge(write)
+        .merge(admin)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(from_fn_with_state(state.clone(), authenticate));

@@ -11,6 +11,7 @@ pub mod gen_logs;
 pub mod healthcheck;
 pub mod import;
 pub mod intel;
+pub mod keys;
 pub mod notify;
 pub mod replay;
 pub mod run;
