@@ -28,8 +28,8 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod api_grpc;
-mod bypass;
 mod api_jwt;
+mod bypass;
 mod channels;
 mod defaults;
 mod error;

@@ -9,8 +9,8 @@
 #![forbid(unsafe_code)]
 
 pub mod daemon;
-pub mod local;
 mod jwt_setup;
+pub mod local;
 pub mod loggen;
 pub mod logs;
 pub mod notices;

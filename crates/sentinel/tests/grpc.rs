@@ -84,6 +84,8 @@ async fn daemon_with_viewer() -> (Daemon, String) {
             role: "viewer".into(),
             hash: auth.hash(&viewer),
             created: sentinel_core::Timestamp::now(),
+            expires: None,
+            revoked_at: None,
         })
         .await
         .unwrap();

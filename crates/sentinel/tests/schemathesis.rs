@@ -27,6 +27,8 @@ async fn add_key(data: &Path, id: &str, role: &str) -> String {
             role: role.into(),
             hash: auth.hash(&key),
             created: sentinel_core::Timestamp::now(),
+            expires: None,
+            revoked_at: None,
         })
         .await
         .unwrap();

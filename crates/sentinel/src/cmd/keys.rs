@@ -83,7 +83,7 @@ fn talk(a: KeysArgs) -> anyhow::Result<String> {
     let cfg = a.common.load().map_err(anyhow::Error::msg)?;
     let target = Target::resolve(a.remote, &cfg.data_dir, cfg.api.listen)?;
     super::small_runtime()?.block_on(async {
-        let client = Target::client()?;
+        let client = target.client()?;
         match a.command {
             KeysCommand::Create {
                 role,
