@@ -30,6 +30,24 @@ pub struct ApiSettings {
     /// channel is down must not grow the store without bound. The daemon's own notices (alerts,
     /// errors, crashes) are not refused.
     pub max_notify_pending: u64,
+    /// How list answers are paged.
+    pub paging: PagingSettings,
+}
+
+/// How list answers are paged (see `paging.rs`).
+#[derive(Debug, Clone)]
+pub struct PagingSettings {
+    /// The byte budget of one list answer (`api.max_page_bytes`): a page stops before the item that
+    /// would take it over; an item larger than the whole budget is answered as a marker.
+    pub max_page_bytes: usize,
+}
+
+impl Default for PagingSettings {
+    fn default() -> Self {
+        Self {
+            max_page_bytes: crate::paging::DEFAULT_MAX_PAGE_BYTES,
+        }
+    }
 }
 
 impl Default for ApiSettings {
@@ -41,6 +59,7 @@ impl Default for ApiSettings {
             request_timeout: Duration::from_secs(10),
             max_in_flight: 1024,
             max_notify_pending: DEFAULT_MAX_NOTIFY_PENDING,
+            paging: PagingSettings::default(),
         }
     }
 }

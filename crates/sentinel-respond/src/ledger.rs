@@ -182,6 +182,22 @@ impl Ledger {
         v
     }
 
+    /// One page of live actions, newest first (by id): at most `limit` after (older than) `before`,
+    /// and whether more follow. Only the page is cloned, however many are live (a listing of 100,000
+    /// decisions must not copy them all per request).
+    pub fn live_page(&self, before: Option<ActionId>, limit: usize) -> (Vec<ActionRecord>, bool) {
+        let live = lock(&self.live);
+        let mut it = match before {
+            Some(b) => live.range(..b),
+            None => live.range(..),
+        }
+        .rev()
+        .map(|(_, r)| r);
+        let page: Vec<ActionRecord> = it.by_ref().take(limit).cloned().collect();
+        let more = it.next().is_some();
+        (page, more)
+    }
+
     /// When the next live action expires.
     pub fn next_expiry(&self) -> Option<Timestamp> {
         let retry = lock(&self.retry);

@@ -743,6 +743,9 @@ fn api_settings(cfg: &ValidatedConfig) -> ApiSettings {
         request_timeout: cfg.api.request_timeout,
         max_in_flight: cfg.api.max_connections,
         max_notify_pending: cfg.notify.max_pending,
+        paging: sentinel_api::PagingSettings {
+            max_page_bytes: cfg.api.max_page_bytes,
+        },
     }
 }
 

@@ -26,6 +26,7 @@ use axum::Router;
 /// instead) against the request timeout.
 pub fn router(state: AppState) -> Router {
     state.auth.register_metrics(&state.metrics);
+    crate::paging::register_metrics(&state.metrics);
     let limit = state.settings.request_timeout;
     let read = Router::new()
         .route("/version", get(health::version))
