@@ -15,6 +15,7 @@ api:
   allow_insecure_no_auth: false    # never true outside a lab
   tls_terminated_by_proxy: false   # set once TLS is terminated in front of the API
   max_connections: 1024
+  max_page_bytes: 1048576          # byte budget of one list answer, 4096..=64MiB
 pipeline:
   queue_capacity: 1024             # 1..=1000000
   defend_timeout: 2s

@@ -125,6 +125,9 @@ fn api(r: &mut Reader, s: Option<&Node<'_>>) -> Option<ApiConfig> {
     let max_connections = r
         .get(s, "max_connections")
         .and_then(|n| r.int(&n, 1, u64::MAX));
+    let max_page_bytes = r
+        .get(s, "max_page_bytes")
+        .and_then(|n| r.int(&n, 4096, 64 * MIB));
     Some(ApiConfig {
         listen: listen?,
         max_body_bytes: max_body_bytes?,
@@ -132,6 +135,7 @@ fn api(r: &mut Reader, s: Option<&Node<'_>>) -> Option<ApiConfig> {
         allow_insecure_no_auth: allow_insecure_no_auth?,
         tls_terminated_by_proxy: tls_terminated_by_proxy?,
         max_connections: max_connections?,
+        max_page_bytes: max_page_bytes?,
     })
 }
 

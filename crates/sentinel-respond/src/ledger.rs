@@ -1019,6 +1019,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn live_decisions_are_paged_newest_first_copying_only_the_page() {
+        let t = Table::default();
+        let l = ledger(&t, LedgerConfig::default());
+        for i in 1..=25u8 {
+            let r = l
+                .execute(&plan(Mode::Enforce, &format!("203.0.113.{i}"), 600))
+                .await;
+            assert_eq!(r[0].state, ActionState::Applied);
+        }
+        let mut all = l.live();
+        all.sort_by(|a, b| b.id.cmp(&a.id));
+        let mut walked = Vec::new();
+        let mut before = None;
+        loop {
+            let (page, more) = l.live_page(before, 10);
+            assert!(page.len() <= 10);
+            walked.extend(page.iter().map(|r| r.id));
+            if !more {
+                break;
+            }
+            before = page.last().map(|r| r.id);
+        }
+        assert_eq!(walked, all.iter().map(|r| r.id).collect::<Vec<_>>());
+        let (last, more) = l.live_page(Some(all[19].id), 10);
+        assert_eq!((last.len(), more), (5, false));
+    }
+
+    #[tokio::test]
     async fn one_live_action_per_target() {
         let t = Table::default();
         let l = ledger(&t, LedgerConfig::default());

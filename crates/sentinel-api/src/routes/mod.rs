@@ -72,6 +72,9 @@ pub fn router(state: AppState) -> Router {
         .layer(from_fn_with_state(state.clone(), authenticate));
     let metrics = Router::new()
         .route("/metrics", get(health::metrics))
+        // `/v1/` is not inside the nest below (an empty rest matches none of its routes): without
+        // this it would answer 404 to anyone, unlike every other path under `/v1`.
+        .route("/v1/", axum::routing::any(not_found))
         .layer(from_fn_with_state(state.clone(), authenticate));
     let top = Router::new()
         .route("/health", get(health::health))
