@@ -195,7 +195,11 @@ pub(crate) async fn list(
     };
     let (items, more) = desk(&s)?.list_page(before, limit).await;
     paging::answer(
-        paging::Page::new(CursorKind::Decision, limit, s.settings.paging.max_page_bytes),
+        paging::Page::new(
+            CursorKind::Decision,
+            limit,
+            s.settings.paging.max_page_bytes,
+        ),
         items.into_iter().map(|r| (r.id.to_string(), r)),
         more.then_some(paging::TruncatedBy::Count),
     )

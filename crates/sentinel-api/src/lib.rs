@@ -20,8 +20,8 @@ mod telemetry;
 mod trace;
 
 pub use error::ApiError;
+pub use paging::{DEFAULT_MAX_PAGE_BYTES, MIN_PAGE_BYTES};
 pub use routes::router;
 pub use routes::system::{JsonHook, SystemInfo, HTTP_REQUEST_TASK};
-pub use paging::{DEFAULT_MAX_PAGE_BYTES, MIN_PAGE_BYTES};
 pub use state::{ApiSettings, AppState, PagingSettings, DEFAULT_MAX_NOTIFY_PENDING};
 pub use telemetry::TelemetryError;

@@ -102,16 +102,18 @@ impl CursorKind {
                 return Ok(rest.to_owned());
             }
         }
-        Err(match KINDS.iter().find(|k| cursor.starts_with(k.prefix())) {
-            Some(other) => ApiError::BadRequest(format!(
-                "`{param}`: a cursor of {} listing, not of {} listing",
-                article(other.name()),
-                article(self.name())
-            )),
-            None => ApiError::BadRequest(format!(
-                "`{param}`: not a cursor this API gave out (pass back `next_cursor` as given)"
-            )),
-        })
+        Err(
+            match KINDS.iter().find(|k| cursor.starts_with(k.prefix())) {
+                Some(other) => ApiError::BadRequest(format!(
+                    "`{param}`: a cursor of {} listing, not of {} listing",
+                    article(other.name()),
+                    article(self.name())
+                )),
+                None => ApiError::BadRequest(format!(
+                    "`{param}`: not a cursor this API gave out (pass back `next_cursor` as given)"
+                )),
+            },
+        )
     }
 }
 
@@ -183,7 +185,11 @@ impl Page {
 
     /// Offers the next item, at `position` in the listing (what its cursor names). `false`: the page
     /// is full and the item is not in it; stop offering.
-    pub(crate) fn push<T: Serialize>(&mut self, position: &str, item: &T) -> Result<bool, ApiError> {
+    pub(crate) fn push<T: Serialize>(
+        &mut self,
+        position: &str,
+        item: &T,
+    ) -> Result<bool, ApiError> {
         if self.stopped.is_some() {
             return Ok(false);
         }
@@ -296,7 +302,11 @@ pub(crate) fn fit<T: Serialize>(
         if used + size > budget {
             if !out.is_empty() {
                 TRUNCATED_BYTES.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(evt = "page_truncated_by_bytes", items = out.len(), bytes = used);
+                tracing::info!(
+                    evt = "page_truncated_by_bytes",
+                    items = out.len(),
+                    bytes = used
+                );
                 return Ok((out, true));
             }
             ELIDED.fetch_add(1, Ordering::Relaxed);
@@ -373,7 +383,10 @@ mod tests {
             "01J0000000000000000000000A"
         );
         let e = CursorKind::Alert
-            .decode("cursor", &CursorKind::Event.encode("01J0000000000000000000000A"))
+            .decode(
+                "cursor",
+                &CursorKind::Event.encode("01J0000000000000000000000A"),
+            )
             .unwrap_err()
             .to_string();
         assert!(e.contains("an event listing"), "{e}");
@@ -386,7 +399,9 @@ mod tests {
     }
 
     fn body(r: Response) -> serde_json::Value {
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         let b = rt
             .block_on(http_body_util::BodyExt::collect(r.into_body()))
             .unwrap()

@@ -155,7 +155,10 @@ async fn a_viewer_asking_for_every_large_event_gets_bounded_pages_and_every_even
         }
     }
     assert_eq!(elided, 3, "the three events over the budget are markers");
-    assert!(by_bytes >= 5, "300 KB events fill a 1 MiB page with 3: {by_bytes}");
+    assert!(
+        by_bytes >= 5,
+        "300 KB events fill a 1 MiB page with 3: {by_bytes}"
+    );
     assert_eq!(seen.len(), events.len(), "every event once");
     let unique: HashSet<&String> = seen.iter().collect();
     assert_eq!(unique.len(), events.len());
@@ -175,7 +178,10 @@ async fn a_viewer_asking_for_every_large_event_gets_bounded_pages_and_every_even
     let text = String::from_utf8(text).unwrap();
     assert!(
         count(&text, "sentinel_api_pages_truncated_total{by=\"bytes\"}")
-            >= count(&metrics_before, "sentinel_api_pages_truncated_total{by=\"bytes\"}") + 5,
+            >= count(
+                &metrics_before,
+                "sentinel_api_pages_truncated_total{by=\"bytes\"}"
+            ) + 5,
         "{text}"
     );
     assert!(
@@ -313,13 +319,19 @@ async fn a_repeated_query_parameter_is_a_400_naming_it() {
         );
     }
     let r = client()
-        .delete(format!("http://{addr}/v1/decisions?ip=203.0.113.7&ip=203.0.113.8"))
+        .delete(format!(
+            "http://{addr}/v1/decisions?ip=203.0.113.7&ip=203.0.113.8"
+        ))
         .header("x-api-key", &h.admin_key)
         .send()
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 400);
-    assert!(r.text().await.unwrap().contains("`ip`: given more than once"));
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("`ip`: given more than once"));
     server.abort();
 }
 
@@ -428,7 +440,10 @@ async fn decisions_are_paged_by_count_and_bytes() {
         assert!(b.len() <= 64 * 1024, "{} bytes", b.len());
         let v = json(b);
         if v["next_cursor"].is_string() {
-            assert_eq!(v["truncated_by"], "bytes", "a 64 KiB budget, not 1000 items");
+            assert_eq!(
+                v["truncated_by"], "bytes",
+                "a 64 KiB budget, not 1000 items"
+            );
         }
         for r in v["items"].as_array().unwrap() {
             seen.push(r["id"].as_str().unwrap().to_owned());

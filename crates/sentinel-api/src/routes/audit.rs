@@ -106,9 +106,11 @@ pub(crate) async fn records(
         payload: payload(&r.entry),
         entry: r.entry,
     });
-    let (records, by_bytes) = crate::paging::fit(views, s.settings.paging.max_page_bytes, |r, bytes| {
-        serde_json::json!({"seq": r.seq, "leaf_hash": r.leaf_hash, "elided": true, "bytes": bytes})
-    })?;
+    let (records, by_bytes) = crate::paging::fit(
+        views,
+        s.settings.paging.max_page_bytes,
+        |r, bytes| serde_json::json!({"seq": r.seq, "leaf_hash": r.leaf_hash, "elided": true, "bytes": bytes}),
+    )?;
     let next = records
         .last()
         .and_then(|r| r["seq"].as_u64())
@@ -315,11 +317,18 @@ pub(crate) async fn checkpoints(
         time_ms: c.checkpoint.time_ms,
         note: c.text,
     });
-    let (checkpoints, by_bytes) = crate::paging::fit(summaries, s.settings.paging.max_page_bytes, |c, bytes| {
-        serde_json::json!({"size": c.size, "root_hash": c.root_hash, "elided": true, "bytes": bytes})
-    })?;
+    let (checkpoints, by_bytes) = crate::paging::fit(
+        summaries,
+        s.settings.paging.max_page_bytes,
+        |c, bytes| serde_json::json!({"size": c.size, "root_hash": c.root_hash, "elided": true, "bytes": bytes}),
+    )?;
     let next = (full || by_bytes)
-        .then(|| checkpoints.last().and_then(|c| c["size"].as_u64()).map(|n| n + 1))
+        .then(|| {
+            checkpoints
+                .last()
+                .and_then(|c| c["size"].as_u64())
+                .map(|n| n + 1)
+        })
         .flatten();
     let truncated_by = next.map(|_| if by_bytes { "bytes" } else { "count" });
     Ok(Json(CheckpointsPage {

@@ -230,9 +230,11 @@ pub(crate) async fn dead_letters(
         .dead_letters(limit, q.get("before").cloned())
         .await?;
     let full = items.len() == limit;
-    let (items, by_bytes) = crate::paging::fit(items, s.settings.paging.max_page_bytes, |d, bytes| {
-        json!({"delivery_id": d.delivery_id, "elided": true, "bytes": bytes})
-    })?;
+    let (items, by_bytes) = crate::paging::fit(
+        items,
+        s.settings.paging.max_page_bytes,
+        |d, bytes| json!({"delivery_id": d.delivery_id, "elided": true, "bytes": bytes}),
+    )?;
     let next = (full || by_bytes)
         .then(|| {
             items
@@ -240,7 +242,9 @@ pub(crate) async fn dead_letters(
                 .and_then(|d| d["delivery_id"].as_str().map(str::to_owned))
         })
         .flatten();
-    let truncated_by = next.as_ref().map(|_| if by_bytes { "bytes" } else { "count" });
+    let truncated_by = next
+        .as_ref()
+        .map(|_| if by_bytes { "bytes" } else { "count" });
     Ok(Json(
         json!({"items": items, "next_before": next, "truncated_by": truncated_by}),
     ))
