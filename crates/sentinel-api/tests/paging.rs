@@ -450,7 +450,8 @@ async fn decisions_are_paged_by_count_and_bytes() {
         }
     }
     let mut want: Vec<String> = all.iter().map(|r| r.id.to_string()).collect();
-    want.sort_unstable_by(|a, b| b.cmp(a));
+    want.sort_unstable();
+    want.reverse();
     assert_eq!(seen, want, "every decision once, newest first");
 
     let (status, body) = get(

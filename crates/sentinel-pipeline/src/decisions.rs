@@ -62,7 +62,7 @@ pub trait Decisions: Send + Sync {
     ) -> (Vec<ActionRecord>, bool) {
         let mut all = self.list().await;
         all.retain(|r| before.is_none_or(|b| r.id < b));
-        all.sort_by(|a, b| b.id.cmp(&a.id));
+        all.sort_by_key(|r| std::cmp::Reverse(r.id));
         let more = all.len() > limit;
         all.truncate(limit);
         (all, more)

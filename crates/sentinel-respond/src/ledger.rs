@@ -1029,7 +1029,7 @@ mod tests {
             assert_eq!(r[0].state, ActionState::Applied);
         }
         let mut all = l.live();
-        all.sort_by(|a, b| b.id.cmp(&a.id));
+        all.sort_by_key(|r| std::cmp::Reverse(r.id));
         let mut walked = Vec::new();
         let mut before = None;
         loop {
