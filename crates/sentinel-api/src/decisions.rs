@@ -4,10 +4,11 @@
 //! [`ActionSpec`] here (every malformed value is a 400 naming its field); the daemon adds its limits.
 
 use crate::error::ApiError;
-use crate::extract::{parse_json_value, read_limited, require_content_type, typed};
+use crate::extract::{parse_json_value, read_limited, require_content_type, typed, StrictQuery};
+use crate::paging::{self, CursorKind};
 use crate::state::AppState;
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json};
 use sentinel_core::params::{Cidr, ContainerName, QuarantinePath};
@@ -16,7 +17,6 @@ pub use sentinel_pipeline::decisions::{
     DecisionError, DecisionRequest, DecisionSelector, Decisions,
 };
 use serde::Deserialize;
-use std::collections::HashMap;
 use std::net::IpAddr;
 
 #[derive(Debug, Deserialize)]
@@ -195,11 +195,45 @@ impl AddBody {
     }
 }
 
-/// `GET /v1/decisions`.
+/// `GET /v1/decisions?limit=&cursor=`: live decisions, newest first, paged by count and bytes
+/// (`{"items", "next_cursor", "truncated_by"}`; a `dc_…` cursor).
 #[utoipa::path(get, path = "/v1/decisions", tag = "decisions",
-    responses((status = 200, description = "The live decisions. Role: viewer.", body = Vec<crate::routes::openapi::ActionRecord>)))]
-pub(crate) async fn list(State(s): State<AppState>) -> Result<Json<Vec<ActionRecord>>, ApiError> {
-    Ok(Json(desk(&s)?.list().await))
+    params(
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size (default 100)."),
+        ("cursor" = Option<String>, Query, description = "The `next_cursor` of the previous page (`dc_…`)."),
+    ),
+    responses((status = 200, description = "The live decisions, newest first. Role: viewer.", body = crate::routes::openapi::Page<crate::routes::openapi::ActionRecord>)))]
+pub(crate) async fn list(
+    State(s): State<AppState>,
+    StrictQuery(q): StrictQuery,
+) -> Result<axum::response::Response, ApiError> {
+    if let Some(k) = q.keys().find(|k| !matches!(k.as_str(), "limit" | "cursor")) {
+        return Err(ApiError::BadRequest(format!(
+            "`{k}`: unknown query parameter (limit, cursor)"
+        )));
+    }
+    let limit = paging::limit_param(q.get("limit").map(String::as_str))?;
+    let before = match q.get("cursor").filter(|c| !c.is_empty()) {
+        None => None,
+        Some(c) => Some(
+            CursorKind::Decision
+                .decode("cursor", c)?
+                .parse::<sentinel_core::ActionId>()
+                .map_err(|_| {
+                    ApiError::BadRequest("`cursor`: not a cursor this API gave out".into())
+                })?,
+        ),
+    };
+    let (items, more) = desk(&s)?.list_page(before, limit).await;
+    paging::answer(
+        paging::Page::new(
+            CursorKind::Decision,
+            limit,
+            s.settings.paging.max_page_bytes,
+        ),
+        items.into_iter().map(|r| (r.id.to_string(), r)),
+        more.then_some(paging::TruncatedBy::Count),
+    )
 }
 
 /// `DELETE /v1/decisions?ip=…|id=…|all=true`.
@@ -213,7 +247,7 @@ pub(crate) async fn list(State(s): State<AppState>) -> Result<Json<Vec<ActionRec
 pub(crate) async fn delete(
     State(s): State<AppState>,
     Extension(trace): Extension<TraceId>,
-    Query(q): Query<HashMap<String, String>>,
+    StrictQuery(q): StrictQuery,
 ) -> Result<Json<Vec<ActionRecord>>, ApiError> {
     for k in q.keys() {
         if !matches!(k.as_str(), "ip" | "id" | "all") {

@@ -91,3 +91,45 @@ pub(crate) fn typed<T: DeserializeOwned>(v: serde_json::Value) -> Result<T, Stri
         }
     })
 }
+
+/// The query string of a request, strictly: every parameter at most once.
+///
+/// `Query<HashMap<…>>` keeps one value of a repeated parameter silently (`?limit=1&limit=1000`), and a
+/// cache, proxy or log in front may read the other one: a name given twice has no one meaning, so it is
+/// a 400 naming it. A query string that does not decode is a 400 as well (never axum's plain-text
+/// rejection). Unknown names are refused by the handler ([`crate::routes`]' `Checked`), which knows its
+/// own list.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct StrictQuery(pub(crate) std::collections::HashMap<String, String>);
+
+impl StrictQuery {
+    /// Parses a query string (without the `?`).
+    pub(crate) fn parse(query: Option<&str>) -> Result<Self, ApiError> {
+        let Some(q) = query.filter(|q| !q.is_empty()) else {
+            return Ok(Self::default());
+        };
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(q)
+            .map_err(|e| ApiError::BadRequest(format!("the query string does not decode: {e}")))?;
+        let mut map = std::collections::HashMap::with_capacity(pairs.len());
+        for (k, v) in pairs {
+            if map.contains_key(&k) {
+                return Err(ApiError::BadRequest(format!(
+                    "`{k}`: given more than once (each query parameter at most once)"
+                )));
+            }
+            map.insert(k, v);
+        }
+        Ok(Self(map))
+    }
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for StrictQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Self::parse(parts.uri.query())
+    }
+}

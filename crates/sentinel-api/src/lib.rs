@@ -15,14 +15,16 @@ pub mod front;
 pub mod jwt;
 pub mod keys;
 mod limits;
+mod paging;
 mod routes;
 mod state;
 mod telemetry;
 mod trace;
 
 pub use error::ApiError;
+pub use paging::{DEFAULT_MAX_PAGE_BYTES, MIN_PAGE_BYTES};
 pub use routes::identity::ServerId;
 pub use routes::system::{JsonHook, SystemInfo, HTTP_REQUEST_TASK};
 pub use routes::{route_table, router};
-pub use state::{ApiSettings, AppState, DEFAULT_MAX_NOTIFY_PENDING};
+pub use state::{ApiSettings, AppState, PagingSettings, DEFAULT_MAX_NOTIFY_PENDING};
 pub use telemetry::TelemetryError;

@@ -282,10 +282,42 @@ pub(crate) enum ActionState {
 /// A page of records, newest first.
 #[derive(ToSchema)]
 pub(crate) struct Page<T: ToSchema> {
-    /// The records.
-    items: Vec<T>,
+    /// The records; one larger than the whole byte budget is answered as an [`Elided`] marker.
+    items: Vec<PageItem<T>>,
     /// Pass back as `cursor` for the next page; `null` when there are no more.
     next_cursor: Option<String>,
+    /// Why the page ended before the end: `count` (the limit) or `bytes` (`api.max_page_bytes`).
+    truncated_by: Option<TruncatedBy>,
+}
+
+/// One item of a page: the record, or a marker standing for one too large for any page.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Only described, never built.
+pub(crate) enum PageItem<T: ToSchema> {
+    /// The record.
+    Item(T),
+    /// A record larger than the page's byte budget (read it alone by its id).
+    Elided(Elided),
+}
+
+/// A record left out of a page because it alone is larger than the page's byte budget.
+#[derive(ToSchema)]
+pub(crate) struct Elided {
+    /// Always `true`.
+    elided: bool,
+    /// Its size in bytes.
+    bytes: u64,
+}
+
+/// What cut a page short.
+#[derive(ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)] // Only described, never built.
+pub(crate) enum TruncatedBy {
+    /// The count limit.
+    Count,
+    /// The byte budget.
+    Bytes,
 }
 
 /// An alert: what the detector found, about which subject, with its evidence.
@@ -522,6 +554,8 @@ pub(crate) struct DeadLetters {
     items: Vec<serde_json::Value>,
     /// Pass back as `before` for the next page; absent or `null` on the last.
     next_before: Option<String>,
+    /// Why the page ended before the end: `count` or `bytes`.
+    truncated_by: Option<TruncatedBy>,
 }
 
 /// A page of audit-log records.
@@ -533,6 +567,8 @@ pub(crate) struct AuditRecords {
     next: Option<u64>,
     /// Records committed now.
     size: u64,
+    /// Why the page ended before the end: `count` or `bytes`.
+    truncated_by: Option<TruncatedBy>,
 }
 
 /// An inclusion proof with what it proves.
@@ -572,6 +608,8 @@ pub(crate) struct Checkpoints {
     checkpoints: Vec<serde_json::Value>,
     /// The `from` of the next page, if there may be more.
     next: Option<u64>,
+    /// Why the page ended before the end: `count` or `bytes`.
+    truncated_by: Option<TruncatedBy>,
 }
 
 /// Any JSON object (counters and such whose fields may grow).

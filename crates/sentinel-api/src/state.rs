@@ -33,6 +33,24 @@ pub struct ApiSettings {
     /// The per-install identity secret `POST /v1/identity` proves possession of (`None`: no such
     /// route; see `routes/identity.rs`).
     pub server_id: Option<crate::ServerId>,
+    /// How list answers are paged.
+    pub paging: PagingSettings,
+}
+
+/// How list answers are paged (see `paging.rs`).
+#[derive(Debug, Clone)]
+pub struct PagingSettings {
+    /// The byte budget of one list answer (`api.max_page_bytes`): a page stops before the item that
+    /// would take it over; an item larger than the whole budget is answered as a marker.
+    pub max_page_bytes: usize,
+}
+
+impl Default for PagingSettings {
+    fn default() -> Self {
+        Self {
+            max_page_bytes: crate::paging::DEFAULT_MAX_PAGE_BYTES,
+        }
+    }
 }
 
 impl Default for ApiSettings {
@@ -45,6 +63,7 @@ impl Default for ApiSettings {
             max_in_flight: 1024,
             max_notify_pending: DEFAULT_MAX_NOTIFY_PENDING,
             server_id: None,
+            paging: PagingSettings::default(),
         }
     }
 }

@@ -121,7 +121,10 @@ async fn a_viewer_may_read_but_not_write() {
 
     let r = send(&h.app, get("/v1/alerts", Some(&h.viewer_key))).await;
     assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(r.json(), json!({"items": [], "next_cursor": null}));
+    assert_eq!(
+        r.json(),
+        json!({"items": [], "next_cursor": null, "truncated_by": null})
+    );
     assert_eq!(
         h.state.metrics.auth_failures.get(),
         0,

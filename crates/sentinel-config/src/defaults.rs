@@ -17,6 +17,7 @@ api:
   max_connections: 1024
   grpc_listen: null                # the gRPC API's address (e.g. 127.0.0.1:50051); null: no gRPC API
   jwt: null                        # JWT bearer tokens: {issuer, audience, hs256_secret_file, jwks_file, role_claim: sentinel_role, leeway: 30s (<= 5m)}
+  max_page_bytes: 1048576          # byte budget of one list answer, 4096..=64MiB
 pipeline:
   queue_capacity: 1024             # 1..=1000000
   defend_timeout: 2s

@@ -135,6 +135,9 @@ fn api(r: &mut Reader, s: Option<&Node<'_>>) -> Option<ApiConfig> {
         }
     }
     let jwt = crate::api_jwt::read(r, s);
+    let max_page_bytes = r
+        .get(s, "max_page_bytes")
+        .and_then(|n| r.int(&n, 4096, 64 * MIB));
     Some(ApiConfig {
         listen: listen?,
         max_body_bytes: max_body_bytes?,
@@ -144,6 +147,7 @@ fn api(r: &mut Reader, s: Option<&Node<'_>>) -> Option<ApiConfig> {
         max_connections: max_connections?,
         grpc_listen: grpc_listen?,
         jwt: jwt?,
+        max_page_bytes: max_page_bytes?,
     })
 }
 

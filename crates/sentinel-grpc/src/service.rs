@@ -485,8 +485,9 @@ impl Sentinel for GrpcService {
             trace_id: opt(&q.trace_id),
             since: time("since", &q.since)?,
             until: time("until", &q.until)?,
-            cursor: opt(&q.cursor),
+            cursor: cursor("al_", &q.cursor)?,
             limit: limit(q.limit)?,
+            max_bytes: self.state.settings.paging.max_page_bytes,
         };
         self.bounded(async {
             let page = self
@@ -501,7 +502,7 @@ impl Sentinel for GrpcService {
                     .iter()
                     .map(convert::alert)
                     .collect::<Result<_, _>>()?,
-                next_cursor: page.next_cursor,
+                next_cursor: page.next_cursor.map(|c| format!("al_{c}")),
             }))
         })
         .await
@@ -521,8 +522,9 @@ impl Sentinel for GrpcService {
             trace_id: opt(&q.trace_id),
             since: time("since", &q.since)?,
             until: time("until", &q.until)?,
-            cursor: opt(&q.cursor),
+            cursor: cursor("ac_", &q.cursor)?,
             limit: limit(q.limit)?,
+            max_bytes: self.state.settings.paging.max_page_bytes,
         };
         self.bounded(async {
             let page = self
@@ -537,7 +539,7 @@ impl Sentinel for GrpcService {
                     .iter()
                     .map(convert::action)
                     .collect::<Result<_, _>>()?,
-                next_cursor: page.next_cursor,
+                next_cursor: page.next_cursor.map(|c| format!("ac_{c}")),
             }))
         })
         .await
@@ -670,4 +672,20 @@ impl Sentinel for GrpcService {
         })
         .await
     }
+}
+
+/// A page cursor as REST gives it out (`al_…`, `ac_…`: the kind names the list, so a cursor of one
+/// list given to another is refused), unwrapped to the store's position.
+fn cursor(prefix: &str, c: &str) -> Result<Option<String>, Status> {
+    if c.is_empty() {
+        return Ok(None);
+    }
+    c.strip_prefix(prefix)
+        .filter(|rest| !rest.is_empty())
+        .map(|rest| Some(rest.to_owned()))
+        .ok_or_else(|| {
+            Status::invalid_argument(format!(
+                "cursor: not a cursor of this list (expected `{prefix}…`)"
+            ))
+        })
 }

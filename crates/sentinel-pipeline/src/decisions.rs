@@ -52,6 +52,21 @@ pub trait Decisions: Send + Sync {
     async fn add(&self, req: DecisionRequest) -> Result<ActionRecord, DecisionError>;
     /// Live decisions, soonest expiry first.
     async fn list(&self) -> Vec<ActionRecord>;
+    /// One page of live decisions, newest first (by id): at most `limit` older than `before`, and
+    /// whether more follow. The default pages [`Decisions::list`]; a desk over a large ledger should
+    /// copy only the page.
+    async fn list_page(
+        &self,
+        before: Option<sentinel_core::ActionId>,
+        limit: usize,
+    ) -> (Vec<ActionRecord>, bool) {
+        let mut all = self.list().await;
+        all.retain(|r| before.is_none_or(|b| r.id < b));
+        all.sort_by_key(|r| std::cmp::Reverse(r.id));
+        let more = all.len() > limit;
+        all.truncate(limit);
+        (all, more)
+    }
     /// Reverts the selected live decisions; returns them in their new state.
     async fn delete(
         &self,

@@ -316,6 +316,14 @@ impl Decisions for Desk {
         self.ledger.live()
     }
 
+    async fn list_page(
+        &self,
+        before: Option<sentinel_core::ActionId>,
+        limit: usize,
+    ) -> (Vec<ActionRecord>, bool) {
+        self.ledger.live_page(before, limit)
+    }
+
     async fn delete(
         &self,
         sel: DecisionSelector,

@@ -182,6 +182,22 @@ impl Ledger {
         v
     }
 
+    /// One page of live actions, newest first (by id): at most `limit` after (older than) `before`,
+    /// and whether more follow. Only the page is cloned, however many are live (a listing of 100,000
+    /// decisions must not copy them all per request).
+    pub fn live_page(&self, before: Option<ActionId>, limit: usize) -> (Vec<ActionRecord>, bool) {
+        let live = lock(&self.live);
+        let mut it = match before {
+            Some(b) => live.range(..b),
+            None => live.range(..),
+        }
+        .rev()
+        .map(|(_, r)| r);
+        let page: Vec<ActionRecord> = it.by_ref().take(limit).cloned().collect();
+        let more = it.next().is_some();
+        (page, more)
+    }
+
     /// When the next live action expires.
     pub fn next_expiry(&self) -> Option<Timestamp> {
         let retry = lock(&self.retry);
@@ -1000,6 +1016,34 @@ mod tests {
             .as_deref()
             .unwrap()
             .contains("attempt 2"));
+    }
+
+    #[tokio::test]
+    async fn live_decisions_are_paged_newest_first_copying_only_the_page() {
+        let t = Table::default();
+        let l = ledger(&t, LedgerConfig::default());
+        for i in 1..=25u8 {
+            let r = l
+                .execute(&plan(Mode::Enforce, &format!("203.0.113.{i}"), 600))
+                .await;
+            assert_eq!(r[0].state, ActionState::Applied);
+        }
+        let mut all = l.live();
+        all.sort_by_key(|r| std::cmp::Reverse(r.id));
+        let mut walked = Vec::new();
+        let mut before = None;
+        loop {
+            let (page, more) = l.live_page(before, 10);
+            assert!(page.len() <= 10);
+            walked.extend(page.iter().map(|r| r.id));
+            if !more {
+                break;
+            }
+            before = page.last().map(|r| r.id);
+        }
+        assert_eq!(walked, all.iter().map(|r| r.id).collect::<Vec<_>>());
+        let (last, more) = l.live_page(Some(all[19].id), 10);
+        assert_eq!((last.len(), more), (5, false));
     }
 
     #[tokio::test]

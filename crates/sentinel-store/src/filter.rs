@@ -23,6 +23,10 @@ pub struct Page<T> {
     pub items: Vec<T>,
     /// Pass back as `cursor` for the next page; `None` when there are no more rows.
     pub next_cursor: Option<String>,
+    /// The page stopped at the filter's `max_bytes` rather than its `limit` (only then can
+    /// `next_cursor` be set with fewer than `limit` items).
+    #[serde(skip)]
+    pub by_bytes: bool,
 }
 
 /// Which alerts to list.
@@ -46,6 +50,10 @@ pub struct AlertFilter {
     pub cursor: Option<String>,
     /// Page size: 0 means [`DEFAULT_LIMIT`], larger than [`MAX_LIMIT`] is clamped.
     pub limit: u32,
+    /// Stop reading rows once their stored bodies add up to more than this (the row that crosses
+    /// it is the last one returned); 0: no byte bound. A count alone does not bound memory: a
+    /// thousand 1 MB events are 1 GB.
+    pub max_bytes: usize,
 }
 
 /// Which actions to list.
@@ -67,6 +75,10 @@ pub struct ActionFilter {
     pub cursor: Option<String>,
     /// Page size: 0 means [`DEFAULT_LIMIT`], larger than [`MAX_LIMIT`] is clamped.
     pub limit: u32,
+    /// Stop reading rows once their stored bodies add up to more than this (the row that crosses
+    /// it is the last one returned); 0: no byte bound. A count alone does not bound memory: a
+    /// thousand 1 MB events are 1 GB.
+    pub max_bytes: usize,
 }
 
 /// Which events to list.
@@ -86,6 +98,10 @@ pub struct EventFilter {
     pub cursor: Option<String>,
     /// Page size: 0 means [`DEFAULT_LIMIT`], larger than [`MAX_LIMIT`] is clamped.
     pub limit: u32,
+    /// Stop reading rows once their stored bodies add up to more than this (the row that crosses
+    /// it is the last one returned); 0: no byte bound. A count alone does not bound memory: a
+    /// thousand 1 MB events are 1 GB.
+    pub max_bytes: usize,
 }
 
 /// The page size a filter's `limit` stands for.

@@ -70,17 +70,43 @@ async fn fetch_page<T: DeserializeOwned>(
     mut q: QueryBuilder<'_, Sqlite>,
     cursor: Option<String>,
     limit: u32,
+    max_bytes: usize,
 ) -> Result<Page<T>, StoreError> {
+    use futures::TryStreamExt;
     if let Some(c) = cursor {
         q.push(" AND id < ").push_bind(c);
     }
     q.push(" ORDER BY id DESC LIMIT ")
         .push_bind(i64::from(limit) + 1);
-    let rows: Vec<(String, String)> = q.build_query_as().fetch_all(store.pool()).await?;
+    // Rows are read one by one so a byte bound stops the read itself, not only the answer.
+    let mut rows: Vec<(String, String)> = Vec::new();
+    let mut bytes = 0usize;
+    let mut by_bytes = false;
+    {
+        let mut stream = q.build_query_as::<(String, String)>().fetch(store.pool());
+        while let Some(row) = stream.try_next().await? {
+            if max_bytes > 0 && bytes > max_bytes && rows.len() < limit as usize {
+                // More rows exist past the bound: the page ends at the last row read.
+                by_bytes = true;
+                break;
+            }
+            bytes = bytes.saturating_add(row.1.len());
+            rows.push(row);
+        }
+    }
+    if by_bytes {
+        let next_cursor = rows.last().map(|(id, _)| id.clone());
+        return Ok(Page {
+            items: decode_all(table, rows)?,
+            next_cursor,
+            by_bytes,
+        });
+    }
     let (rows, next_cursor) = paginate(rows, limit);
     Ok(Page {
         items: decode_all(table, rows)?,
         next_cursor,
+        by_bytes,
     })
 }
 
@@ -111,7 +137,7 @@ impl Store {
         if let Some(t) = f.until {
             q.push(" AND ts <= ").push_bind(t.as_millis());
         }
-        fetch_page(self, "alerts", q, cursor, limit).await
+        fetch_page(self, "alerts", q, cursor, limit, f.max_bytes).await
     }
 
     /// One alert with its investigation, plans and actions; `None` when there is no such alert.
@@ -181,7 +207,7 @@ impl Store {
         if let Some(t) = f.until {
             q.push(" AND created <= ").push_bind(t.as_millis());
         }
-        fetch_page(self, "actions", q, cursor, limit).await
+        fetch_page(self, "actions", q, cursor, limit, f.max_bytes).await
     }
 
     /// How often `subject` was alerted on and acted against from `since` up to (not including)
@@ -246,7 +272,7 @@ impl Store {
         if let Some(t) = f.until {
             q.push(" AND ts <= ").push_bind(t.as_millis());
         }
-        fetch_page(self, "events", q, cursor, limit).await
+        fetch_page(self, "events", q, cursor, limit, f.max_bytes).await
     }
 
     /// The audit trail of one trace in audit log order (by log seq; rows the log does not hold come

@@ -474,3 +474,57 @@ async fn subject_history_counts_alerts_and_actions_in_the_window() {
         .unwrap();
     assert_eq!((container.alerts, container.actions), (1, 0));
 }
+
+/// A byte bound stops the read itself (a count alone does not bound memory): the row that crosses
+/// it is the last one read, the page says it stopped by bytes, and walking on returns every row once.
+#[tokio::test]
+async fn a_byte_bound_stops_the_read_and_paging_still_returns_every_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let all: Vec<Alert> = (0..12)
+        .map(|n| {
+            let mut a = alert(
+                20_000 + n,
+                "scan",
+                Severity::Low,
+                ip("192.0.2.1"),
+                "t-bytes",
+            );
+            a.reasons[0].detail = "x".repeat(10_000);
+            a
+        })
+        .collect();
+    write_all(&store, all.iter().cloned().map(Record::from).collect()).await;
+
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    let mut by_bytes = 0;
+    loop {
+        let page = store
+            .list_alerts(&AlertFilter {
+                cursor: cursor.clone(),
+                limit: 1000,
+                max_bytes: 25_000,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert!(page.items.len() <= 3, "{}", page.items.len());
+        if page.by_bytes {
+            by_bytes += 1;
+            assert_eq!(
+                page.next_cursor.as_deref(),
+                Some(page.items.last().unwrap().id.to_string().as_str())
+            );
+        }
+        seen.extend(page.items);
+        cursor = page.next_cursor;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(by_bytes, 3, "12 rows of 10 KB, 3 per 25 KB page");
+    let mut expected = all;
+    expected.reverse();
+    assert_eq!(seen, expected);
+}

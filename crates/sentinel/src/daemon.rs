@@ -769,6 +769,9 @@ fn api_settings(cfg: &ValidatedConfig) -> ApiSettings {
         max_notify_pending: cfg.notify.max_pending,
         // Read from the data directory by `run` (see local.rs).
         server_id: None,
+        paging: sentinel_api::PagingSettings {
+            max_page_bytes: cfg.api.max_page_bytes,
+        },
     }
 }
 

@@ -493,11 +493,16 @@ fn no_secret_reaches_the_store_the_logs_or_an_answer() {
         events.contains("GET /login?"),
         "no access-log line was stored"
     );
-    let decisions = probe.get_one("/v1/decisions");
-    let listed = serde_json::from_str::<Value>(&decisions)
-        .unwrap()
-        .as_array()
-        .map_or(0, Vec::len);
+    // Paged like every listing: count the items of every page.
+    let listed: usize = probe
+        .get_all("/v1/decisions")
+        .iter()
+        .map(|page| {
+            serde_json::from_str::<Value>(page).unwrap()["items"]
+                .as_array()
+                .map_or(0, Vec::len)
+        })
+        .sum();
     assert!(
         listed >= CASES.min(100) as usize,
         "only {listed} decisions listed"

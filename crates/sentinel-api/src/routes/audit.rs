@@ -5,31 +5,17 @@
 
 use super::query::Checked;
 use crate::error::ApiError;
+use crate::extract::StrictQuery;
 use crate::state::AppState;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use sentinel_audit::format::LogEntry;
 use sentinel_audit::{Log, LogError};
 use serde::Serialize;
-use std::collections::HashMap;
 
-/// The query string as given, every pair kept: a repeated parameter is refused ([`unique`]).
-type Params = Query<Vec<(String, String)>>;
-
-/// The query parameters by name; a name given twice is a 400 (`?from=5&from=0` has no one meaning,
-/// and a cache or proxy in front may pick another one than Sentinel would).
-fn unique(pairs: Vec<(String, String)>) -> Result<HashMap<String, String>, ApiError> {
-    let mut map = HashMap::with_capacity(pairs.len());
-    for (k, v) in pairs {
-        if map.contains_key(&k) {
-            return Err(ApiError::BadRequest(format!("`{k}`: given more than once")));
-        }
-        map.insert(k, v);
-    }
-    Ok(map)
-}
+type Params = StrictQuery;
 
 /// Most records one `GET /v1/audit/records` answers.
 const MAX_RECORDS: u32 = 1000;
@@ -88,11 +74,13 @@ fn payload(e: &LogEntry) -> String {
 /// A page of records.
 #[derive(Debug, Serialize)]
 pub(crate) struct RecordsPage {
-    records: Vec<RecordView>,
+    records: Vec<serde_json::Value>,
     /// The `from` of the next page; `None` at the end of what is committed.
     next: Option<u64>,
     /// Records committed now.
     size: u64,
+    /// Why the page ends before `size`: `count` (`limit`) or `bytes` (`api.max_page_bytes`).
+    truncated_by: Option<&'static str>,
 }
 
 /// `GET /v1/audit/records?from=SEQ&limit=N`: records in order, from `from` (default 0).
@@ -104,9 +92,8 @@ pub(crate) struct RecordsPage {
     responses((status = 200, description = "Records in order. Role: viewer.", body = super::openapi::AuditRecords)))]
 pub(crate) async fn records(
     State(s): State<AppState>,
-    Query(q): Params,
+    StrictQuery(q): Params,
 ) -> Result<Json<RecordsPage>, ApiError> {
-    let q = unique(q)?;
     let c = Checked::new(&q, &["from", "limit"])?;
     let from = c.parsed::<u64>("from")?.unwrap_or(0);
     let limit = limit(&c)?;
@@ -119,19 +106,28 @@ pub(crate) async fn records(
     }
     let read = log.clone();
     let rows = blocking(move || read.read(from, limit)).await?;
-    let next = rows.last().map(|r| r.seq + 1).filter(|&n| n < size);
+    let views = rows.into_iter().map(|r| RecordView {
+        seq: r.seq,
+        leaf_hash: hex::encode(r.leaf),
+        payload: payload(&r.entry),
+        entry: r.entry,
+    });
+    let (records, by_bytes) = crate::paging::fit(
+        views,
+        s.settings.paging.max_page_bytes,
+        |r, bytes| serde_json::json!({"seq": r.seq, "leaf_hash": r.leaf_hash, "elided": true, "bytes": bytes}),
+    )?;
+    let next = records
+        .last()
+        .and_then(|r| r["seq"].as_u64())
+        .map(|seq| seq + 1)
+        .filter(|&n| n < size);
+    let truncated_by = next.map(|_| if by_bytes { "bytes" } else { "count" });
     Ok(Json(RecordsPage {
-        records: rows
-            .into_iter()
-            .map(|r| RecordView {
-                seq: r.seq,
-                leaf_hash: hex::encode(r.leaf),
-                payload: payload(&r.entry),
-                entry: r.entry,
-            })
-            .collect(),
+        records,
         next,
         size,
+        truncated_by,
     }))
 }
 
@@ -197,9 +193,8 @@ async fn covering(
 pub(crate) async fn proof(
     State(s): State<AppState>,
     Path(seq): Path<String>,
-    Query(q): Params,
+    StrictQuery(q): Params,
 ) -> Result<Json<InclusionView>, ApiError> {
-    let q = unique(q)?;
     let c = Checked::new(&q, &["tree_size"])?;
     let seq: u64 = seq
         .parse()
@@ -276,9 +271,8 @@ pub(crate) struct ConsistencyView {
     ))]
 pub(crate) async fn consistency(
     State(s): State<AppState>,
-    Query(q): Params,
+    StrictQuery(q): Params,
 ) -> Result<Json<ConsistencyView>, ApiError> {
-    let q = unique(q)?;
     let c = Checked::new(&q, &["from", "to"])?;
     let from = c
         .parsed::<u64>("from")?
@@ -314,9 +308,11 @@ pub(crate) async fn consistency(
 #[derive(Debug, Serialize)]
 pub(crate) struct CheckpointsPage {
     /// The signed notes, by tree size.
-    checkpoints: Vec<CheckpointSummary>,
+    checkpoints: Vec<serde_json::Value>,
     /// The `from` of the next page, if there may be more.
     next: Option<u64>,
+    /// Why there may be more: `count` (`limit`) or `bytes` (`api.max_page_bytes`).
+    truncated_by: Option<&'static str>,
 }
 
 /// One stored checkpoint: its size, root and note.
@@ -338,28 +334,38 @@ pub(crate) struct CheckpointSummary {
     responses((status = 200, description = "Stored checkpoints by size. Role: viewer.", body = super::openapi::Checkpoints)))]
 pub(crate) async fn checkpoints(
     State(s): State<AppState>,
-    Query(q): Params,
+    StrictQuery(q): Params,
 ) -> Result<Json<CheckpointsPage>, ApiError> {
-    let q = unique(q)?;
     let c = Checked::new(&q, &["from", "limit"])?;
     let from = c.parsed::<u64>("from")?.unwrap_or(0);
     let limit = limit(&c)?;
     let read = log(&s)?;
     let cps = blocking(move || read.checkpoints(from, limit)).await?;
-    let next = (cps.len() == limit)
-        .then(|| cps.last().map(|c| c.checkpoint.size + 1))
+    let full = cps.len() == limit;
+    let summaries = cps.into_iter().map(|c| CheckpointSummary {
+        size: c.checkpoint.size,
+        root_hash: hex::encode(c.checkpoint.root),
+        time_ms: c.checkpoint.time_ms,
+        note: c.text,
+    });
+    let (checkpoints, by_bytes) = crate::paging::fit(
+        summaries,
+        s.settings.paging.max_page_bytes,
+        |c, bytes| serde_json::json!({"size": c.size, "root_hash": c.root_hash, "elided": true, "bytes": bytes}),
+    )?;
+    let next = (full || by_bytes)
+        .then(|| {
+            checkpoints
+                .last()
+                .and_then(|c| c["size"].as_u64())
+                .map(|n| n + 1)
+        })
         .flatten();
+    let truncated_by = next.map(|_| if by_bytes { "bytes" } else { "count" });
     Ok(Json(CheckpointsPage {
-        checkpoints: cps
-            .into_iter()
-            .map(|c| CheckpointSummary {
-                size: c.checkpoint.size,
-                root_hash: hex::encode(c.checkpoint.root),
-                time_ms: c.checkpoint.time_ms,
-                note: c.text,
-            })
-            .collect(),
+        checkpoints,
         next,
+        truncated_by,
     }))
 }
 
@@ -384,9 +390,8 @@ struct CheckpointView {
     ))))]
 pub(crate) async fn checkpoint(
     State(s): State<AppState>,
-    Query(q): Params,
+    StrictQuery(q): Params,
 ) -> Result<Response, ApiError> {
-    let q = unique(q)?;
     let c = Checked::new(&q, &["format"])?;
     let log = log(&s)?;
     let cp = log.latest_checkpoint();

@@ -7,12 +7,11 @@
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::Json;
 use sentinel_core::Severity;
 use sentinel_intel::{Intel, LookupReport};
 use serde_json::Value;
-use std::collections::HashMap;
 use std::net::IpAddr;
 
 fn intel(s: &AppState) -> Result<&Intel, ApiError> {
@@ -31,7 +30,7 @@ fn intel(s: &AppState) -> Result<&Intel, ApiError> {
 pub(crate) async fn lookup(
     State(s): State<AppState>,
     Path(ip): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
+    crate::extract::StrictQuery(q): crate::extract::StrictQuery,
 ) -> Result<Json<LookupReport>, ApiError> {
     if let Some(k) = q.keys().find(|k| k.as_str() != "severity") {
         return Err(ApiError::BadRequest(format!(

@@ -31,6 +31,7 @@ use axum::Router;
 /// instead) against the request timeout.
 pub fn router(state: AppState) -> Router {
     state.auth.register_metrics(&state.metrics);
+    crate::paging::register_metrics(&state.metrics);
     let limit = state.settings.request_timeout;
     let read = Router::new()
         .route("/version", get(health::version))
@@ -87,6 +88,9 @@ pub fn router(state: AppState) -> Router {
         .layer(from_fn_with_state(state.clone(), authenticate));
     let metrics = Router::new()
         .route("/metrics", get(health::metrics))
+        // `/v1/` is not inside the nest below (an empty rest matches none of its routes): without
+        // this it would answer 404 to anyone, unlike every other path under `/v1`.
+        .route("/v1/", axum::routing::any(not_found))
         .layer(from_fn_with_state(state.clone(), authenticate));
     let top = Router::new()
         .route("/health", get(health::health))

@@ -9,14 +9,13 @@ use crate::error::ApiError;
 use crate::extract::{parse_json_value, read_limited, require_content_type, typed};
 use crate::state::AppState;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json};
 use sentinel_core::{AuditKind, Notice, NoticeKind, Severity, TraceId};
 use sentinel_notify::{Notifications, OutboxError};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::collections::HashMap;
 
 /// The longest title, in characters.
 pub const MAX_TITLE_CHARS: usize = 200;
@@ -211,7 +210,9 @@ pub(crate) async fn stats(State(s): State<AppState>) -> Result<Json<Value>, ApiE
 }
 
 /// `GET /v1/notify/dead-letters?limit=&before=`: newest first; `next_before` is the cursor of the
-/// next page (absent on the last).
+/// next page (absent on the last): the last delivery id of the page (kept as it was: a delivery id,
+/// which is what `retry` takes too). The answer is bounded by `api.max_page_bytes` as well
+/// (`truncated_by`: `count` or `bytes`).
 #[utoipa::path(get, path = "/v1/notify/dead-letters", tag = "notify",
     params(
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Page size (default 50)."),
@@ -220,7 +221,7 @@ pub(crate) async fn stats(State(s): State<AppState>) -> Result<Json<Value>, ApiE
     responses((status = 200, description = "Dead letters, newest first. Role: viewer.", body = super::openapi::DeadLetters)))]
 pub(crate) async fn dead_letters(
     State(s): State<AppState>,
-    Query(q): Query<HashMap<String, String>>,
+    crate::extract::StrictQuery(q): crate::extract::StrictQuery,
 ) -> Result<Json<Value>, ApiError> {
     if let Some(k) = q.keys().find(|k| !matches!(k.as_str(), "limit" | "before")) {
         return Err(ApiError::BadRequest(format!(
@@ -242,10 +243,25 @@ pub(crate) async fn dead_letters(
     let items = engine(&s)?
         .dead_letters(limit, q.get("before").cloned())
         .await?;
-    let next = (items.len() == limit)
-        .then(|| items.last().map(|d| d.delivery_id.clone()))
+    let full = items.len() == limit;
+    let (items, by_bytes) = crate::paging::fit(
+        items,
+        s.settings.paging.max_page_bytes,
+        |d, bytes| json!({"delivery_id": d.delivery_id, "elided": true, "bytes": bytes}),
+    )?;
+    let next = (full || by_bytes)
+        .then(|| {
+            items
+                .last()
+                .and_then(|d| d["delivery_id"].as_str().map(str::to_owned))
+        })
         .flatten();
-    Ok(Json(json!({"items": items, "next_before": next})))
+    let truncated_by = next
+        .as_ref()
+        .map(|_| if by_bytes { "bytes" } else { "count" });
+    Ok(Json(
+        json!({"items": items, "next_before": next, "truncated_by": truncated_by}),
+    ))
 }
 
 /// `POST /v1/notify/dead-letters/{delivery_id}/retry`: 200 when it is queued again, 404 when there

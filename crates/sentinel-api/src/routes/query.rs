@@ -1,17 +1,22 @@
 //! Queries: alerts, actions, events and the audit trail, filtered and paged by cursor.
 //!
-//! Query parameters are checked strictly: an unknown parameter or a bad value is a 400 naming it.
+//! Query parameters are checked strictly: an unknown or repeated parameter or a bad value is a 400
+//! naming it. Listings are paged by count and bytes ([`crate::paging`]); their cursors are typed.
 
 use crate::error::ApiError;
+use crate::extract::StrictQuery;
+use crate::paging::{self, CursorKind, TruncatedBy};
 use crate::state::AppState;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
+use axum::response::Response;
 use axum::Json;
-use sentinel_core::{ActionId, ActionRecord, Alert, AlertId, Event, Timestamp, TraceId};
+use sentinel_core::Timestamp;
+use sentinel_core::{ActionId, ActionRecord, AlertId, TraceId};
 use sentinel_store::{ActionFilter, AlertDetail, AlertFilter, AuditRow, EventFilter, Page};
 use std::collections::HashMap;
 use std::str::FromStr;
 
-type Params = Query<HashMap<String, String>>;
+type Params = StrictQuery;
 
 pub(super) struct Checked<'a> {
     params: &'a HashMap<String, String>,
@@ -69,15 +74,41 @@ impl<'a> Checked<'a> {
             .transpose()
     }
 
-    fn limit(&self) -> Result<u32, ApiError> {
-        match self.parsed::<u32>("limit")? {
-            Some(n) if !(1..=1000).contains(&n) => Err(ApiError::BadRequest(
-                "`limit`: must be between 1 and 1000".into(),
-            )),
-            Some(n) => Ok(n),
-            None => Ok(0),
-        }
+    /// `limit`: 1..=1000, 100 when not given.
+    pub(super) fn limit(&self) -> Result<usize, ApiError> {
+        paging::limit_param(self.text("limit").as_deref())
     }
+
+    /// `cursor`, checked to be one of `kind`'s: the position it names.
+    pub(super) fn cursor(&self, kind: CursorKind) -> Result<Option<String>, ApiError> {
+        self.text("cursor")
+            .map(|c| kind.decode("cursor", &c))
+            .transpose()
+    }
+}
+
+/// Answers a store page as a paged list: `limit` and the byte budget apply again to what the store
+/// read (it stops reading near the budget; the answer stops exactly at it).
+fn paged<T: serde::Serialize>(
+    s: &AppState,
+    kind: CursorKind,
+    limit: usize,
+    page: Page<T>,
+    position: impl Fn(&T) -> String,
+) -> Result<Response, ApiError> {
+    let more = page.next_cursor.as_ref().map(|_| {
+        if page.by_bytes {
+            TruncatedBy::Bytes
+        } else {
+            TruncatedBy::Count
+        }
+    });
+    let items = page.items.into_iter().map(|i| (position(&i), i));
+    paging::answer(
+        paging::Page::new(kind, limit, s.settings.paging.max_page_bytes),
+        items,
+        more,
+    )
 }
 
 const ALERT_PARAMS: &[&str] = &[
@@ -108,9 +139,10 @@ const ALERT_PARAMS: &[&str] = &[
     responses((status = 200, description = "A page of alerts, newest first. Role: viewer.", body = super::openapi::Page<super::openapi::Alert>)))]
 pub(crate) async fn alerts(
     State(s): State<AppState>,
-    Query(q): Params,
-) -> Result<Json<Page<Alert>>, ApiError> {
+    StrictQuery(q): Params,
+) -> Result<Response, ApiError> {
     let c = Checked::new(&q, ALERT_PARAMS)?;
+    let limit = c.limit()?;
     let f = AlertFilter {
         severity: c.parsed("severity")?,
         min_severity: c.parsed("min_severity")?,
@@ -119,10 +151,12 @@ pub(crate) async fn alerts(
         trace_id: c.text("trace_id"),
         since: c.time("since")?,
         until: c.time("until")?,
-        cursor: c.text("cursor"),
-        limit: c.limit()?,
+        cursor: c.cursor(CursorKind::Alert)?,
+        limit: limit as u32,
+        max_bytes: s.settings.paging.max_page_bytes,
     };
-    Ok(Json(s.store.list_alerts(&f).await?))
+    let page = s.store.list_alerts(&f).await?;
+    paged(&s, CursorKind::Alert, limit, page, |a| a.id.to_string())
 }
 
 /// `GET /v1/alerts/{id}`: the alert with its investigation, plans and actions.
@@ -164,9 +198,10 @@ const ACTION_PARAMS: &[&str] = &[
     responses((status = 200, description = "A page of actions, newest first. Role: viewer.", body = super::openapi::Page<super::openapi::ActionRecord>)))]
 pub(crate) async fn actions(
     State(s): State<AppState>,
-    Query(q): Params,
-) -> Result<Json<Page<ActionRecord>>, ApiError> {
+    StrictQuery(q): Params,
+) -> Result<Response, ApiError> {
     let c = Checked::new(&q, ACTION_PARAMS)?;
+    let limit = c.limit()?;
     let f = ActionFilter {
         state: c.parsed("state")?,
         kind: c.parsed("kind")?,
@@ -174,10 +209,12 @@ pub(crate) async fn actions(
         trace_id: c.text("trace_id"),
         since: c.time("since")?,
         until: c.time("until")?,
-        cursor: c.text("cursor"),
-        limit: c.limit()?,
+        cursor: c.cursor(CursorKind::Action)?,
+        limit: limit as u32,
+        max_bytes: s.settings.paging.max_page_bytes,
     };
-    Ok(Json(s.store.list_actions(&f).await?))
+    let page = s.store.list_actions(&f).await?;
+    paged(&s, CursorKind::Action, limit, page, |a| a.id.to_string())
 }
 
 /// `GET /v1/actions/{id}`.
@@ -218,19 +255,22 @@ const EVENT_PARAMS: &[&str] = &[
     responses((status = 200, description = "A page of events, newest first. Role: viewer.", body = super::openapi::Page<super::openapi::Event>)))]
 pub(crate) async fn events(
     State(s): State<AppState>,
-    Query(q): Params,
-) -> Result<Json<Page<Event>>, ApiError> {
+    StrictQuery(q): Params,
+) -> Result<Response, ApiError> {
     let c = Checked::new(&q, EVENT_PARAMS)?;
+    let limit = c.limit()?;
     let f = EventFilter {
         trace_id: c.text("trace_id"),
         src_ip: c.text("src_ip"),
         kind: c.text("kind"),
         since: c.time("since")?,
         until: c.time("until")?,
-        cursor: c.text("cursor"),
-        limit: c.limit()?,
+        cursor: c.cursor(CursorKind::Event)?,
+        limit: limit as u32,
+        max_bytes: s.settings.paging.max_page_bytes,
     };
-    Ok(Json(s.store.list_events(&f).await?))
+    let page = s.store.list_events(&f).await?;
+    paged(&s, CursorKind::Event, limit, page, |e| e.id.to_string())
 }
 
 /// `GET /v1/audit?trace_id=…`: every audit record of one trace, in the order written, each with its
@@ -241,7 +281,7 @@ pub(crate) async fn events(
     responses((status = 200, description = "Every audit record of the trace, in the order written. Role: viewer.", body = Vec<super::openapi::Object>)))]
 pub(crate) async fn audit(
     State(s): State<AppState>,
-    Query(q): Params,
+    StrictQuery(q): Params,
 ) -> Result<Json<Vec<AuditRow>>, ApiError> {
     let c = Checked::new(&q, &["trace_id"])?;
     let t = c

@@ -130,11 +130,11 @@ fn talk(a: DecisionsArgs) -> anyhow::Result<String> {
                 })
             }
             DecisionsCommand::List { json } => {
-                let v = target.list().await?;
+                let items = target.list().await?;
                 if json {
-                    Ok(format!("{}\n", serde_json::to_string_pretty(&v)?))
+                    Ok(format!("{}\n", serde_json::to_string_pretty(&items)?))
                 } else {
-                    Ok(table(v.as_array().map(Vec::as_slice).unwrap_or(&[])))
+                    Ok(table(&items))
                 }
             }
             DecisionsCommand::Delete { ip, id, all } => {
@@ -194,16 +194,38 @@ impl Target {
         Self::check(r).await
     }
 
-    /// `GET /v1/decisions`.
-    async fn list(&self) -> anyhow::Result<Value> {
-        let r = self
-            .client()?
-            .get(format!("{}/v1/decisions", self.base))
-            .bearer_auth(&self.key)
-            .send()
-            .await
-            .context("the daemon does not answer")?;
-        Self::check(r).await
+    /// `GET /v1/decisions`, every page: the answer is paged by count and bytes, so the listing
+    /// follows `next_cursor` to the end (a cursor answered twice would loop: refused).
+    async fn list(&self) -> anyhow::Result<Vec<Value>> {
+        let client = self.client()?;
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        let mut seen = std::collections::HashSet::new();
+        loop {
+            let mut req = client
+                .get(format!("{}/v1/decisions", self.base))
+                .query(&[("limit", "1000")]);
+            if let Some(c) = &cursor {
+                req = req.query(&[("cursor", c)]);
+            }
+            let r = req
+                .bearer_auth(&self.key)
+                .send()
+                .await
+                .context("the daemon does not answer")?;
+            let mut page = Self::check(r).await?;
+            match page["items"].take() {
+                Value::Array(a) => items.extend(a),
+                _ => bail!("the daemon answered a page without `items`"),
+            }
+            match page["next_cursor"].as_str() {
+                Some(c) if !seen.insert(c.to_owned()) => {
+                    bail!("the daemon answered the same page twice (cursor {c})")
+                }
+                Some(c) => cursor = Some(c.to_owned()),
+                None => return Ok(items),
+            }
+        }
     }
 
     /// `DELETE /v1/decisions?…`.
@@ -253,6 +275,15 @@ fn table(items: &[Value]) -> String {
         "ID", "KIND", "SUBJECT", "MODE", "STATE", "EXPIRES"
     );
     for r in items {
+        // A record over the answer's byte budget comes as a marker naming it.
+        if r["elided"] == true {
+            out.push_str(&format!(
+                "{:<28} (not shown: {} bytes, over the answer's byte budget)\n",
+                r["cursor"].as_str().unwrap_or("-"),
+                r["bytes"]
+            ));
+            continue;
+        }
         out.push_str(&format!(
             "{:<28} {:<20} {:<30} {:<8} {:<8} {}\n",
             r["id"].as_str().unwrap_or("-"),

@@ -117,13 +117,34 @@ fn talk(a: NotifyArgs) -> anyhow::Result<String> {
                 })
             }
             NotifyCommand::DeadLetters { json, limit } => {
-                let v = target
-                    .call(
-                        reqwest::Method::GET,
-                        &format!("/v1/notify/dead-letters?limit={limit}"),
-                        None,
-                    )
-                    .await?;
+                // An answer is bounded by bytes as well as by `limit`: follow `next_before` until
+                // `limit` dead letters are shown or there are no more.
+                let mut items: Vec<Value> = Vec::new();
+                let mut before: Option<String> = None;
+                let mut next = Value::Null;
+                while items.len() < limit {
+                    let mut path = format!("/v1/notify/dead-letters?limit={}", limit - items.len());
+                    if let Some(b) = &before {
+                        let q: String = url_form(&[("before", b.as_str())]);
+                        path.push('&');
+                        path.push_str(&q);
+                    }
+                    let mut page = target.call(reqwest::Method::GET, &path, None).await?;
+                    let got = match page["items"].take() {
+                        Value::Array(a) => a,
+                        _ => bail!("the daemon answered a page without `items`"),
+                    };
+                    let empty = got.is_empty();
+                    items.extend(got);
+                    next = page["next_before"].take();
+                    match next.as_str() {
+                        Some(b) if !empty && before.as_deref() != Some(b) => {
+                            before = Some(b.to_owned())
+                        }
+                        _ => break,
+                    }
+                }
+                let v = json!({"items": items, "next_before": next});
                 Ok(if json {
                     format!("{}\n", serde_json::to_string_pretty(&v)?)
                 } else {
@@ -304,4 +325,24 @@ impl Target {
         let r = req.send().await.context("the daemon does not answer")?;
         Self::check(r).await
     }
+}
+
+/// `k=v&…`, percent-encoded for a query string.
+fn url_form(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
