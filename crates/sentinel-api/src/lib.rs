@@ -13,10 +13,12 @@ mod error;
 mod extract;
 pub mod keys;
 mod limits;
+pub mod ratelimit;
 mod routes;
 mod state;
 mod telemetry;
 mod trace;
+pub mod webhook;
 
 pub use error::ApiError;
 pub use routes::router;

@@ -30,6 +30,10 @@ pub struct ApiSettings {
     /// channel is down must not grow the store without bound. The daemon's own notices (alerts,
     /// errors, crashes) are not refused.
     pub max_notify_pending: u64,
+    /// Rate limits per client address and per key (`api.rate_limit`; off by default here).
+    pub rate: crate::ratelimit::RateSettings,
+    /// Signed webhook routes (`api.webhooks`; none by default: a route exists only with its secret).
+    pub webhooks: crate::webhook::WebhookSettings,
 }
 
 impl Default for ApiSettings {
@@ -41,6 +45,8 @@ impl Default for ApiSettings {
             request_timeout: Duration::from_secs(10),
             max_in_flight: 1024,
             max_notify_pending: DEFAULT_MAX_NOTIFY_PENDING,
+            rate: Default::default(),
+            webhooks: Default::default(),
         }
     }
 }
