@@ -151,11 +151,7 @@ struct Keyed<K: Hash + Eq + Clone> {
 }
 
 impl<K: Hash + Eq + Clone> Keyed<K> {
-    fn new(
-        limit: Limit,
-        cap: usize,
-        on_overflow: Box<dyn Fn() + Send + Sync>,
-    ) -> Option<Self> {
+    fn new(limit: Limit, cap: usize, on_overflow: Box<dyn Fn() + Send + Sync>) -> Option<Self> {
         let quota = limit.quota()?;
         let cap = cap.max(1);
         let store = Bounded {
@@ -388,10 +384,7 @@ impl EdgeCounters {
 
     /// Adds `n` to `family{labels}`.
     pub(crate) fn add(&self, family: &Family, labels: &[&str], n: u64) {
-        let mut v = family
-            .values
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut v = family.values.lock().unwrap_or_else(PoisonError::into_inner);
         *v.entry(labels.iter().map(|s| (*s).to_owned()).collect())
             .or_insert(0) += n;
     }
@@ -479,6 +472,9 @@ mod tests {
         let k: Keyed<u32> = Keyed::new(Limit::per_second(1, 1), 10, Box::new(|| ())).unwrap();
         assert!(k.check(&1).is_ok());
         let wait = k.check(&1).unwrap_err();
-        assert!(wait > Duration::ZERO && wait <= Duration::from_secs(1), "{wait:?}");
+        assert!(
+            wait > Duration::ZERO && wait <= Duration::from_secs(1),
+            "{wait:?}"
+        );
     }
 }

@@ -174,7 +174,10 @@ fn verify(
     match source {
         Source::Github => {
             let sig = header(h, "x-hub-signature-256").ok_or(Reason::Missing)?;
-            let hex_sig = sig.trim().strip_prefix("sha256=").ok_or(Reason::Malformed)?;
+            let hex_sig = sig
+                .trim()
+                .strip_prefix("sha256=")
+                .ok_or(Reason::Malformed)?;
             body_mac_ok(secret, body, hex_sig)
         }
         Source::Gitea => {
@@ -286,7 +289,9 @@ pub(crate) fn routes(state: &AppState) -> Router<AppState> {
         let Some(secret) = secret else { continue };
         let secret = Arc::new(secret);
         let hooks = hooks.clone();
-        hooks.counters.add(&hooks.counters.webhook_accepted, &[src.name()], 0);
+        hooks
+            .counters
+            .add(&hooks.counters.webhook_accepted, &[src.name()], 0);
         r = r.route(
             path,
             post(
@@ -394,7 +399,11 @@ async fn handle(
     // From here on the sender is who it claims to be.
     let delivery = header(&h, src.delivery_header()).map(str::trim);
     let delivery = match delivery {
-        Some(d) if !d.is_empty() && d.len() <= MAX_DELIVERY_ID && d.bytes().all(|b| b.is_ascii_graphic()) => {
+        Some(d)
+            if !d.is_empty()
+                && d.len() <= MAX_DELIVERY_ID
+                && d.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
             Some(d.to_owned())
         }
         Some(_) => {
@@ -500,11 +509,13 @@ async fn accept(
     let queued = match s.intake.try_send(sub) {
         Ok(()) => Ok(()),
         Err(TrySendError::Closed(sub)) => Err((sub, false)),
-        Err(TrySendError::Full(sub)) => match s.intake.send_timeout(sub, s.settings.intake_wait).await {
-            Ok(()) => Ok(()),
-            Err(SendTimeoutError::Timeout(sub)) => Err((sub, true)),
-            Err(SendTimeoutError::Closed(sub)) => Err((sub, false)),
-        },
+        Err(TrySendError::Full(sub)) => {
+            match s.intake.send_timeout(sub, s.settings.intake_wait).await {
+                Ok(()) => Ok(()),
+                Err(SendTimeoutError::Timeout(sub)) => Err((sub, true)),
+                Err(SendTimeoutError::Closed(sub)) => Err((sub, false)),
+            }
+        }
     };
     if let Err((sub, busy)) = queued {
         if let Some(t) = sub.ack {
@@ -597,13 +608,25 @@ mod tests {
         let hexsig = hex::encode(mac.finalize().into_bytes());
         let w = Duration::from_secs(300);
         let mut h = HeaderMap::new();
-        assert_eq!(verify(Source::Github, b"s3cret", &h, body, w), Err(Reason::Missing));
-        h.insert("x-hub-signature-256", format!("sha256={hexsig}").parse().unwrap());
+        assert_eq!(
+            verify(Source::Github, b"s3cret", &h, body, w),
+            Err(Reason::Missing)
+        );
+        h.insert(
+            "x-hub-signature-256",
+            format!("sha256={hexsig}").parse().unwrap(),
+        );
         assert_eq!(verify(Source::Github, b"s3cret", &h, body, w), Ok(()));
-        assert_eq!(verify(Source::Github, b"other", &h, body, w), Err(Reason::Mismatch));
+        assert_eq!(
+            verify(Source::Github, b"other", &h, body, w),
+            Err(Reason::Mismatch)
+        );
         let mut h = HeaderMap::new();
         h.insert("x-gitea-signature", "zz".parse().unwrap());
-        assert_eq!(verify(Source::Gitea, b"s3cret", &h, body, w), Err(Reason::Malformed));
+        assert_eq!(
+            verify(Source::Gitea, b"s3cret", &h, body, w),
+            Err(Reason::Malformed)
+        );
         h.insert("x-gitea-signature", hexsig.parse().unwrap());
         assert_eq!(verify(Source::Gitea, b"s3cret", &h, body, w), Ok(()));
     }
@@ -616,7 +639,10 @@ mod tests {
             inner: Mutex::new(DeliveriesInner::default()),
         };
         assert!(d.reserve(Source::Github, "a").is_ok());
-        assert!(matches!(d.reserve(Source::Github, "a"), Err(Reserve::Duplicate)));
+        assert!(matches!(
+            d.reserve(Source::Github, "a"),
+            Err(Reserve::Duplicate)
+        ));
         assert!(d.reserve(Source::Gitea, "a").is_ok(), "ids are per source");
         assert!(matches!(d.reserve(Source::Github, "b"), Err(Reserve::Full)));
         d.release(Source::Github, "a");

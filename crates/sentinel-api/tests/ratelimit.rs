@@ -186,7 +186,10 @@ async fn per_key_limit_is_per_key_and_requests_without_a_peer_are_served() {
         sample(&text, "sentinel_api_rate_limited_total{by=\"key\"}"),
         1
     );
-    assert_eq!(sample(&text, "sentinel_api_rate_limited_total{by=\"ip\"}"), 0);
+    assert_eq!(
+        sample(&text, "sentinel_api_rate_limited_total{by=\"ip\"}"),
+        0
+    );
 }
 
 #[tokio::test]
@@ -207,10 +210,26 @@ async fn a_full_key_table_shares_one_overflow_bucket_and_counts_it() {
             role: sentinel_api::auth::Role::Viewer,
         },
     ));
-    assert_eq!(send(&h.app, get("/v1/version", Some(&h.admin_key))).await.status, 200);
-    assert_eq!(send(&h.app, get("/v1/version", Some(&h.viewer_key))).await.status, 200);
-    assert_eq!(send(&h.app, get("/v1/version", Some(&third))).await.status, 200);
-    assert_eq!(send(&h.app, get("/v1/version", Some(&third))).await.status, 429);
+    assert_eq!(
+        send(&h.app, get("/v1/version", Some(&h.admin_key)))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        send(&h.app, get("/v1/version", Some(&h.viewer_key)))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        send(&h.app, get("/v1/version", Some(&third))).await.status,
+        200
+    );
+    assert_eq!(
+        send(&h.app, get("/v1/version", Some(&third))).await.status,
+        429
+    );
     let text = h.state.metrics.render();
     assert_eq!(
         sample(&text, "sentinel_api_rate_overflow_total{by=\"key\"}"),

@@ -250,9 +250,10 @@ async fn generic_deliveries_need_a_fresh_timestamp_and_a_new_delivery_id() {
     assert_eq!(rejected_text(&h.state, "generic", "stale"), 1);
     // A timestamp that is not the signed one.
     let mut moved = generic(&body, now(), "s-1");
-    moved
-        .headers_mut()
-        .insert("x-sentinel-timestamp", (now() - 1).to_string().parse().unwrap());
+    moved.headers_mut().insert(
+        "x-sentinel-timestamp",
+        (now() - 1).to_string().parse().unwrap(),
+    );
     assert_eq!(send(&h.app, moved).await.status, 401);
     assert_eq!(rejected_text(&h.state, "generic", "mismatch"), 1);
     let mut no_ts = generic(&body, now(), "s-1");
@@ -263,7 +264,11 @@ async fn generic_deliveries_need_a_fresh_timestamp_and_a_new_delivery_id() {
     let ok = send(&h.app, generic(&body, now(), "s-1")).await;
     assert_eq!(ok.status, 200, "{}", String::from_utf8_lossy(&ok.body));
     let events = received(&mut seen);
-    assert_eq!(events.len(), 1, "only the valid delivery reached the pipeline");
+    assert_eq!(
+        events.len(),
+        1,
+        "only the valid delivery reached the pipeline"
+    );
     let ev = &events[0];
     assert_eq!(ev.kind.0, "deploy");
     assert_eq!(
@@ -272,14 +277,20 @@ async fn generic_deliveries_need_a_fresh_timestamp_and_a_new_delivery_id() {
     );
     assert_eq!(ev.src_ip, Some("198.51.100.9".parse().unwrap()));
     assert_eq!(ev.attrs["service"], "web");
-    assert_eq!(ev.attrs["password"], "***", "secrets are masked as in any event");
+    assert_eq!(
+        ev.attrs["password"], "***",
+        "secrets are masked as in any event"
+    );
     // Re-signed with a new timestamp, the same delivery id is still a replay.
     let again = send(&h.app, generic(&body, now(), "s-1")).await;
     assert_eq!(again.status, 409);
     assert_eq!(rejected_text(&h.state, "generic", "replayed"), 1);
     // A verified body that is not an object is refused and its id released: the corrected retry
     // is accepted.
-    assert_eq!(send(&h.app, generic(b"[1]", now(), "s-2")).await.status, 400);
+    assert_eq!(
+        send(&h.app, generic(b"[1]", now(), "s-2")).await.status,
+        400
+    );
     assert_eq!(rejected_text(&h.state, "generic", "bad_body"), 1);
     assert_eq!(send(&h.app, generic(b"{}", now(), "s-2")).await.status, 200);
     let events = received(&mut seen);
@@ -307,7 +318,12 @@ async fn a_route_without_a_secret_does_not_exist() {
         assert_eq!(r.body, unknown.body, "{path} answers like any unknown path");
     }
     // The configured one exists (and refuses the unsigned body).
-    assert_eq!(send(&h.app, req("/webhook/github", &[], b"{}")).await.status, 401);
+    assert_eq!(
+        send(&h.app, req("/webhook/github", &[], b"{}"))
+            .await
+            .status,
+        401
+    );
     // With no secret at all, no webhook route exists.
     let none = harness_with(hooks(WebhookSettings::default())).await;
     let r = send(&none.app, req("/webhook/github", &[], b"{}")).await;

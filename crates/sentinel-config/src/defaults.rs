@@ -15,6 +15,17 @@ api:
   allow_insecure_no_auth: false    # never true outside a lab
   tls_terminated_by_proxy: false   # set once TLS is terminated in front of the API
   max_connections: 1024
+  rate_limit:                      # GCRA limits (429 + Retry-After); a limit set to `off` is off
+    per_ip: { rate: 50/s, burst: 100 }   # per client address (IPv6 per /64), checked before the key
+    per_key: { rate: 200/s, burst: 400 } # per API key
+    exempt: ["127.0.0.0/8", "::1/128"]  # never limited per address (a local proxy or the CLI: every client behind it shares its address); their keys still are
+    max_tracked: 100000            # addresses (and keys) tracked at once (1..=10000000); more share one overflow bucket
+  webhooks:                        # signed webhook routes: a route exists only with its secret
+    github: null                   # { secret_file: /path } or { secret: ... } (X-Hub-Signature-256)
+    gitea: null                    # same shape (X-Gitea-Signature)
+    generic: null                  # same shape (X-Sentinel-Timestamp + X-Sentinel-Signature over "<ts>.<body>")
+    replay_window: 5m              # generic timestamps must be this close to now; delivery ids are remembered this long (max 24h)
+    max_deliveries: 100000         # delivery ids remembered at once (1..=10000000); when full, new deliveries get 503
 pipeline:
   queue_capacity: 1024             # 1..=1000000
   defend_timeout: 2s

@@ -35,6 +35,7 @@ mod layers;
 mod model;
 mod notify;
 mod policy;
+mod ratehook;
 mod reader;
 mod render;
 mod respond;
@@ -53,6 +54,7 @@ pub use model::{
     LogLevel, LoggingConfig, PipelineConfig, PolicyConfig, RiskBands, Rule, StoreConfig, StoreSync,
     ValidatedConfig, WitnessConfig,
 };
+pub use ratehook::{RateLimit, RateLimitConfig, WebhooksConfig};
 pub use respond::{ActuatorConfig, RespondConfig};
 pub use sentinel_ingest::config::{
     Fail2banFilterConfig, FileSourceConfig, Glob, JournaldSourceConfig, LineFormat, LogFormat,

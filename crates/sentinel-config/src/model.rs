@@ -159,6 +159,10 @@ pub struct ApiConfig {
     pub tls_terminated_by_proxy: bool,
     /// Most concurrent connections.
     pub max_connections: usize,
+    /// Rate limits per client address and per key.
+    pub rate_limit: crate::ratehook::RateLimitConfig,
+    /// Signed webhook routes (secrets masked when shown).
+    pub webhooks: crate::ratehook::WebhooksConfig,
 }
 
 /// `pipeline`: the event pipeline.

@@ -125,6 +125,8 @@ fn api(r: &mut Reader, s: Option<&Node<'_>>) -> Option<ApiConfig> {
     let max_connections = r
         .get(s, "max_connections")
         .and_then(|n| r.int(&n, 1, u64::MAX));
+    let rate_limit = crate::ratehook::rate_limit(r, s);
+    let webhooks = crate::ratehook::webhooks(r, s);
     Some(ApiConfig {
         listen: listen?,
         max_body_bytes: max_body_bytes?,
@@ -132,6 +134,8 @@ fn api(r: &mut Reader, s: Option<&Node<'_>>) -> Option<ApiConfig> {
         allow_insecure_no_auth: allow_insecure_no_auth?,
         tls_terminated_by_proxy: tls_terminated_by_proxy?,
         max_connections: max_connections?,
+        rate_limit: rate_limit?,
+        webhooks: webhooks?,
     })
 }
 

@@ -13,4 +13,5 @@ pub mod loggen;
 pub mod logs;
 pub mod notices;
 pub mod private;
+pub mod ratehook;
 pub mod supervised;
