@@ -1,6 +1,7 @@
 //! Rate limits: per client address over a real socket (the router served with `ConnectInfo`, as the
 //! daemon serves it), per key through the router, `/health` and `/ready` never limited, exempt
 //! networks, and every refusal counted.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Signed webhooks through the real router over a real store: what is refused never reaches the
 //! pipeline (and is counted per reason), what is accepted becomes a stored event, a route without a
 //! secret does not exist.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
 mod common;
 
