@@ -17,7 +17,7 @@ api:
   max_connections: 1024
   rate_limit:                      # GCRA limits (429 + Retry-After); a limit set to `off` is off
     per_ip: { rate: 50/s, burst: 100 }   # per client address (IPv6 per /64), checked before the key
-    per_key: { rate: 200/s, burst: 400 } # per API key
+    per_key: { rate: 1000/s, burst: 2000 } # per API key (one key cannot take the whole API)
     exempt: ["127.0.0.0/8", "::1/128"]  # never limited per address (a local proxy or the CLI: every client behind it shares its address); their keys still are
     max_tracked: 100000            # addresses (and keys) tracked at once (1..=10000000); more share one overflow bucket
   webhooks:                        # signed webhook routes: a route exists only with its secret

@@ -19,7 +19,7 @@ fn defaults_limit_per_address_and_key_and_mount_no_webhook() {
         (50, Duration::from_secs(1), 100)
     );
     let key = r.per_key.unwrap();
-    assert_eq!((key.count, key.burst), (200, 400));
+    assert_eq!((key.count, key.burst), (1000, 2000));
     assert_eq!(r.exempt.len(), 2);
     let w = &cfg.api.webhooks;
     assert!(w.github.is_none() && w.gitea.is_none() && w.generic.is_none());
