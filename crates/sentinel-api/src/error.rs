@@ -39,6 +39,12 @@ pub enum ApiError {
         /// Seconds to wait.
         retry_after: u64,
     },
+    /// A rate limit refused the request; retry after the given seconds.
+    #[error("too many requests; retry after {retry_after}s")]
+    TooManyRequests {
+        /// Seconds to wait (whole, at least 1).
+        retry_after: u64,
+    },
     /// Not ready, shutting down, or the pipeline did not answer in time.
     #[error("{0}")]
     Unavailable(String),
@@ -61,6 +67,7 @@ impl ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             ApiError::Busy { .. } => (StatusCode::TOO_MANY_REQUESTS, "busy"),
+            ApiError::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -98,7 +105,7 @@ impl IntoResponse for ApiError {
         )
             .into_response();
         match &self {
-            ApiError::Busy { retry_after } => {
+            ApiError::Busy { retry_after } | ApiError::TooManyRequests { retry_after } => {
                 resp.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
             }

@@ -16,10 +16,12 @@ pub mod jwt;
 pub mod keys;
 mod limits;
 mod paging;
+pub mod ratelimit;
 mod routes;
 mod state;
 mod telemetry;
 mod trace;
+pub mod webhook;
 
 pub use error::ApiError;
 pub use paging::{DEFAULT_MAX_PAGE_BYTES, MIN_PAGE_BYTES};

@@ -30,6 +30,10 @@ pub struct ApiSettings {
     /// channel is down must not grow the store without bound. The daemon's own notices (alerts,
     /// errors, crashes) are not refused.
     pub max_notify_pending: u64,
+    /// Rate limits per client address and per key (`api.rate_limit`; off by default here).
+    pub rate: crate::ratelimit::RateSettings,
+    /// Signed webhook routes (`api.webhooks`; none by default: a route exists only with its secret).
+    pub webhooks: crate::webhook::WebhookSettings,
     /// The per-install identity secret `POST /v1/identity` proves possession of (`None`: no such
     /// route; see `routes/identity.rs`).
     pub server_id: Option<crate::ServerId>,
@@ -64,6 +68,8 @@ impl Default for ApiSettings {
             max_notify_pending: DEFAULT_MAX_NOTIFY_PENDING,
             server_id: None,
             paging: PagingSettings::default(),
+            rate: Default::default(),
+            webhooks: Default::default(),
         }
     }
 }

@@ -18,6 +18,17 @@ api:
   grpc_listen: null                # the gRPC API's address (e.g. 127.0.0.1:50051); null: no gRPC API
   jwt: null                        # JWT bearer tokens: {issuer, audience, hs256_secret_file, jwks_file, role_claim: sentinel_role, leeway: 30s (<= 5m)}
   max_page_bytes: 1048576          # byte budget of one list answer, 4096..=64MiB
+  rate_limit:                      # GCRA limits (429 + Retry-After); a limit set to `off` is off
+    per_ip: { rate: 50/s, burst: 100 }   # per client address (IPv6 per /64), checked before the key
+    per_key: { rate: 1000/s, burst: 2000 } # per API key (one key cannot take the whole API)
+    exempt: ["127.0.0.0/8", "::1/128"]  # never limited per address (a local proxy or the CLI: every client behind it shares its address); their keys still are
+    max_tracked: 100000            # addresses (and keys) tracked at once (1..=10000000); more share one overflow bucket
+  webhooks:                        # signed webhook routes: a route exists only with its secret
+    github: null                   # { secret_file: /path } or { secret: ... } (X-Hub-Signature-256)
+    gitea: null                    # same shape (X-Gitea-Signature)
+    generic: null                  # same shape (X-Sentinel-Timestamp + X-Sentinel-Signature over "<ts>.<body>")
+    replay_window: 5m              # generic timestamps must be this close to now; delivery ids are remembered this long (max 24h)
+    max_deliveries: 100000         # delivery ids remembered at once (1..=10000000); when full, new deliveries get 503
 pipeline:
   queue_capacity: 1024             # 1..=1000000
   defend_timeout: 2s

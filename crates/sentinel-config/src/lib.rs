@@ -39,6 +39,7 @@ mod model;
 mod notify;
 mod otlp;
 mod policy;
+mod ratehook;
 mod reader;
 mod render;
 mod respond;
@@ -59,6 +60,7 @@ pub use model::{
     ValidatedConfig, WitnessConfig,
 };
 pub use otlp::TracingConfig;
+pub use ratehook::{RateLimit, RateLimitConfig, WebhooksConfig};
 pub use respond::{ActuatorConfig, RespondConfig};
 pub use sentinel_ingest::config::{
     Fail2banFilterConfig, FileSourceConfig, Glob, JournaldSourceConfig, LineFormat, LogFormat,

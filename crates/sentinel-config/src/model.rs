@@ -168,6 +168,10 @@ pub struct ApiConfig {
     /// The byte budget of one list answer, 4 KiB..=64 MiB: a page stops before the item that would
     /// take it over (a count alone does not bound an answer: 1,000 events of 1 MB are 1 GB).
     pub max_page_bytes: usize,
+    /// Rate limits per client address and per key.
+    pub rate_limit: crate::ratehook::RateLimitConfig,
+    /// Signed webhook routes (secrets masked when shown).
+    pub webhooks: crate::ratehook::WebhooksConfig,
 }
 
 /// `pipeline`: the event pipeline.

@@ -138,6 +138,8 @@ fn api(r: &mut Reader, s: Option<&Node<'_>>) -> Option<ApiConfig> {
     let max_page_bytes = r
         .get(s, "max_page_bytes")
         .and_then(|n| r.int(&n, 4096, 64 * MIB));
+    let rate_limit = crate::ratehook::rate_limit(r, s);
+    let webhooks = crate::ratehook::webhooks(r, s);
     Some(ApiConfig {
         listen: listen?,
         max_body_bytes: max_body_bytes?,
@@ -148,6 +150,8 @@ fn api(r: &mut Reader, s: Option<&Node<'_>>) -> Option<ApiConfig> {
         grpc_listen: grpc_listen?,
         jwt: jwt?,
         max_page_bytes: max_page_bytes?,
+        rate_limit: rate_limit?,
+        webhooks: webhooks?,
     })
 }
 

@@ -249,11 +249,15 @@ pub async fn run(
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stop_rx.await;
-            })
-            .await
+        // With each connection's peer address: the per-address rate limit keys on it.
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async {
+            let _ = stop_rx.await;
+        })
+        .await
     });
     let (sd, watchdog) = tell_systemd_ready(&addr, cfg.policy.mode.as_str(), &store, &metrics);
     shutdown.await;
@@ -772,6 +776,8 @@ fn api_settings(cfg: &ValidatedConfig) -> ApiSettings {
         paging: sentinel_api::PagingSettings {
             max_page_bytes: cfg.api.max_page_bytes,
         },
+        rate: crate::ratehook::rate_settings(&cfg.api.rate_limit),
+        webhooks: crate::ratehook::webhook_settings(&cfg.api.webhooks),
     }
 }
 

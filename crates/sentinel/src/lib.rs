@@ -15,4 +15,5 @@ pub mod loggen;
 pub mod logs;
 pub mod notices;
 pub mod private;
+pub mod ratehook;
 pub mod supervised;

@@ -33,6 +33,7 @@ pub fn router(state: AppState) -> Router {
     state.auth.register_metrics(&state.metrics);
     crate::paging::register_metrics(&state.metrics);
     let limit = state.settings.request_timeout;
+    let rate = crate::ratelimit::RateLimits::new(&state.settings.rate, &state.metrics);
     let read = Router::new()
         .route("/version", get(health::version))
         .route("/openapi.json", get(openapi::openapi_json))
@@ -85,24 +86,28 @@ pub fn router(state: AppState) -> Router {
         .merge(admin)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(from_fn_with_state(rate.clone(), crate::ratelimit::per_key))
         .layer(from_fn_with_state(state.clone(), authenticate));
     let metrics = Router::new()
         .route("/metrics", get(health::metrics))
         // `/v1/` is not inside the nest below (an empty rest matches none of its routes): without
         // this it would answer 404 to anyone, unlike every other path under `/v1`.
         .route("/v1/", axum::routing::any(not_found))
+        .layer(from_fn_with_state(rate.clone(), crate::ratelimit::per_key))
         .layer(from_fn_with_state(state.clone(), authenticate));
     let top = Router::new()
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         // No key: the daemon proves who it is before a client sends one (see identity.rs).
         .route("/v1/identity", post(identity::challenge))
-        .merge(metrics);
+        .merge(metrics)
+        .merge(crate::webhook::routes(&state));
     let app = limits::time_out(top, limit)
         .nest("/v1", v1)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
     limits::cap_in_flight(app, state.settings.max_in_flight)
+        .layer(from_fn_with_state(rate, crate::ratelimit::per_ip))
         .layer(from_fn_with_state(state.clone(), crate::trace::layer))
         .layer(from_fn_with_state(state.clone(), system::track))
         .with_state(state)
