@@ -14,6 +14,7 @@ mod extract;
 pub mod keys;
 mod limits;
 mod routes;
+pub mod serve;
 mod state;
 mod telemetry;
 mod trace;

@@ -30,6 +30,8 @@ pub struct ApiSettings {
     /// channel is down must not grow the store without bound. The daemon's own notices (alerts,
     /// errors, crashes) are not refused.
     pub max_notify_pending: u64,
+    /// The connection server's limits and the NDJSON streams' ([`crate::serve`]).
+    pub edge: crate::serve::EdgeSettings,
 }
 
 impl Default for ApiSettings {
@@ -41,6 +43,7 @@ impl Default for ApiSettings {
             request_timeout: Duration::from_secs(10),
             max_in_flight: 1024,
             max_notify_pending: DEFAULT_MAX_NOTIFY_PENDING,
+            edge: crate::serve::EdgeSettings::default(),
         }
     }
 }

@@ -27,6 +27,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+mod api_edge;
 mod channels;
 mod defaults;
 mod error;
@@ -43,6 +44,7 @@ mod sources;
 mod supervise;
 mod validate;
 
+pub use api_edge::EdgeConfig;
 pub use defaults::DEFAULT_YAML;
 pub use error::{ConfigError, ConfigErrors};
 pub use layers::{

@@ -159,6 +159,8 @@ pub struct ApiConfig {
     pub tls_terminated_by_proxy: bool,
     /// Most concurrent connections.
     pub max_connections: usize,
+    /// `api.edge`: the connection server's timeouts and the NDJSON streams' limits.
+    pub edge: crate::api_edge::EdgeConfig,
 }
 
 /// `pipeline`: the event pipeline.

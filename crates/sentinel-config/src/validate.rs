@@ -125,6 +125,7 @@ fn api(r: &mut Reader, s: Option<&Node<'_>>) -> Option<ApiConfig> {
     let max_connections = r
         .get(s, "max_connections")
         .and_then(|n| r.int(&n, 1, u64::MAX));
+    let edge = crate::api_edge::api_edge(r, s);
     Some(ApiConfig {
         listen: listen?,
         max_body_bytes: max_body_bytes?,
@@ -132,6 +133,7 @@ fn api(r: &mut Reader, s: Option<&Node<'_>>) -> Option<ApiConfig> {
         allow_insecure_no_auth: allow_insecure_no_auth?,
         tls_terminated_by_proxy: tls_terminated_by_proxy?,
         max_connections: max_connections?,
+        edge: edge?,
     })
 }
 

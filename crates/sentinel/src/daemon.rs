@@ -51,6 +51,13 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let system_started = (sentinel_core::Timestamp::now(), std::time::Instant::now());
     let cfg = expand_jails(cfg)?;
+    // The port first: with it taken, fail before anything is created or printed (no data dir, no
+    // admin key). Connections wait in the backlog until the server starts.
+    let listener = tokio::net::TcpListener::bind(cfg.api.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.api.listen))?;
+    // Many open connections need many descriptors: the soft limit up to the hard one.
+    sentinel_api::serve::raise_nofile_limit();
     let data_dir = cfg.data_dir.clone();
     // The data directory holds secrets: private whatever the umask (see `private`).
     crate::private::restrict_umask();
@@ -200,9 +207,6 @@ pub async fn run(
         },
     };
     tracing::info!(evt = "allowlist", nets = ?ledger.responder().allowlist().nets().iter().map(|n| n.to_string()).collect::<Vec<_>>());
-    let listener = tokio::net::TcpListener::bind(cfg.api.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", cfg.api.listen))?;
     let addr: SocketAddr = listener.local_addr()?;
     write_addr_file(&data_dir, addr);
     let retention = sentinel_pipeline::retention::spawn_retention(
@@ -210,6 +214,7 @@ pub async fn run(
         cfg.store.event_retention,
         cfg.store.max_events,
     );
+    let edge = sentinel_api::serve::Edge::new(state.settings.edge.clone(), &metrics);
     let app = sentinel_api::router(state);
     ready.store(true, Ordering::Release);
     tracing::info!(
@@ -238,11 +243,10 @@ pub async fn run(
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stop_rx.await;
-            })
-            .await
+        sentinel_api::serve::serve(listener, app, edge, async {
+            let _ = stop_rx.await;
+        })
+        .await
     });
     let (sd, watchdog) = tell_systemd_ready(&addr, cfg.policy.mode.as_str(), &store, &metrics);
     shutdown.await;
@@ -743,6 +747,23 @@ fn api_settings(cfg: &ValidatedConfig) -> ApiSettings {
         request_timeout: cfg.api.request_timeout,
         max_in_flight: cfg.api.max_connections,
         max_notify_pending: cfg.notify.max_pending,
+        edge: edge_settings(cfg),
+    }
+}
+
+/// The connection server's limits: `api.max_connections` caps open connections (the server lowers it
+/// below the open-files limit), `api.edge` the rest.
+fn edge_settings(cfg: &ValidatedConfig) -> sentinel_api::serve::EdgeSettings {
+    let e = &cfg.api.edge;
+    sentinel_api::serve::EdgeSettings {
+        max_connections: cfg.api.max_connections,
+        fd_reserve: e.fd_reserve,
+        header_read_timeout: e.header_read_timeout,
+        idle_timeout: e.idle_timeout,
+        stream_min_bytes: e.stream_min_bytes,
+        stream_window: e.stream_window,
+        max_streams: e.max_streams,
+        ..Default::default()
     }
 }
 

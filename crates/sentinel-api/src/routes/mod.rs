@@ -22,8 +22,8 @@ use axum::Router;
 /// `/health` and `/ready` need no key; everything under `/v1` and `/metrics` does — including
 /// routes that do not exist, so an anonymous caller learns nothing about the API. A request is
 /// authenticated once (any role may read); write routes then check the role the key carries.
-/// Every request counts against the in-flight cap; every one but an NDJSON stream (bounded per line
-/// instead) against the request timeout.
+/// Every request but `/health` and `/ready` counts against the in-flight cap; every one but an NDJSON
+/// stream (bounded by a minimum body rate and a cap on streams instead) against the request timeout.
 pub fn router(state: AppState) -> Router {
     state.auth.register_metrics(&state.metrics);
     let limit = state.settings.request_timeout;
@@ -60,9 +60,15 @@ pub fn router(state: AppState) -> Router {
             "/notify/dead-letters/{delivery_id}/retry",
             post(notify::retry),
         );
-    // The stream joins after the timeout: it is bounded per line instead.
+    // The stream joins after the timeout: it is bounded by a minimum body rate instead, and by a cap
+    // of its own on streams at once.
+    let stream = limits::cap_streams(
+        Router::new().route("/events/stream", post(events::post_stream)),
+        state.settings.edge.max_streams,
+        limits::StreamLimits::new(&state.settings.edge, &state.metrics),
+    );
     let write = limits::time_out(write, limit)
-        .route("/events/stream", post(events::post_stream))
+        .merge(stream)
         .route_layer(from_fn_with_state(Role::Operator, require));
     let v1 = read
         .merge(write)
@@ -72,15 +78,17 @@ pub fn router(state: AppState) -> Router {
     let metrics = Router::new()
         .route("/metrics", get(health::metrics))
         .layer(from_fn_with_state(state.clone(), authenticate));
-    let top = Router::new()
-        .route("/health", get(health::health))
-        .route("/ready", get(health::ready))
-        .merge(metrics);
-    let app = limits::time_out(top, limit)
+    let app = limits::time_out(metrics, limit)
         .nest("/v1", v1)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
-    limits::cap_in_flight(app, state.settings.max_in_flight)
+    // Liveness and readiness are routed outside every cap (in flight, timeout, and whatever limits
+    // join the rest): under a flood they still answer, so an orchestrator never restarts a healthy
+    // daemon. Both are cheap and bounded on their own.
+    Router::new()
+        .route("/health", get(health::health))
+        .route("/ready", get(health::ready))
+        .merge(limits::cap_in_flight(app, state.settings.max_in_flight))
         .layer(from_fn_with_state(state.clone(), crate::trace::layer))
         .layer(from_fn_with_state(state.clone(), system::track))
         .with_state(state)
