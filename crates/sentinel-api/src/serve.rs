@@ -476,32 +476,7 @@ pub async fn serve<L: EdgeListener>(
             }
         })
     };
-    let mut paused = false;
-    loop {
-        // Room first: at the cap, evict the oldest idle connection, else wait for one to close.
-        let closed = edge.closed.notified();
-        if !edge.room() {
-            if !paused {
-                paused = true;
-                edge.metrics.paused.inc();
-                tracing::warn!(
-                    evt = "accept_paused",
-                    open = edge.open(),
-                    cap = edge.cap,
-                    msg = "connection cap reached with every connection busy; accepting resumes when one closes",
-                );
-            }
-            tokio::select! {
-                _ = closed => continue,
-                // A connection may go idle without closing: look again now and then.
-                _ = tokio::time::sleep(Duration::from_millis(100)) => continue,
-                _ = &mut shutdown => break,
-            }
-        }
-        if paused {
-            paused = false;
-            tracing::info!(evt = "accept_resumed", open = edge.open(), cap = edge.cap);
-        }
+    'accept: loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
             _ = &mut shutdown => break,
@@ -518,6 +493,36 @@ pub async fn serve<L: EdgeListener>(
                 }
             }
         };
+        // Room for it: at the cap, the oldest idle connection is closed; with none idle, accepting
+        // pauses (this one waits, unserved, and no other is accepted) until one closes. Deciding after
+        // the accept keeps a connection accepted a moment ago, not yet sending, from being taken for
+        // idle before anyone else needs its place.
+        let mut paused = false;
+        loop {
+            let closed = edge.closed.notified();
+            if edge.room() {
+                break;
+            }
+            if !paused {
+                paused = true;
+                edge.metrics.paused.inc();
+                tracing::warn!(
+                    evt = "accept_paused",
+                    open = edge.open(),
+                    cap = edge.cap,
+                    msg = "connection cap reached with every connection busy; accepting resumes when one closes",
+                );
+            }
+            tokio::select! {
+                _ = closed => {}
+                // A connection may go idle without closing: look again now and then.
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                _ = &mut shutdown => break 'accept,
+            }
+        }
+        if paused {
+            tracing::info!(evt = "accept_resumed", open = edge.open(), cap = edge.cap);
+        }
         let (id, close) = edge.register();
         tokio::spawn(connection(
             edge.clone(),
