@@ -75,6 +75,10 @@ impl Default for EdgeSettings {
     }
 }
 
+/// How long a new connection that has not sent a request yet is spared from eviction while other
+/// idle connections exist.
+const NEWCOMER_GRACE: Duration = Duration::from_secs(1);
+
 /// The peer of a Unix-socket connection, in each of its requests' extensions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PeerCred {
@@ -152,6 +156,10 @@ struct Entry {
     in_flight: usize,
     /// When its last request ended (or it was accepted).
     idle_since: Instant,
+    /// When it was accepted.
+    accepted: Instant,
+    /// Whether a request came on it yet.
+    served: bool,
     /// Set when the server asks it to close; `true` once asked.
     close: Arc<Notify>,
     closing: bool,
@@ -264,11 +272,17 @@ impl Edge {
         if open - closing < self.cap {
             return true;
         }
+        // The oldest idle first, but a connection accepted a moment ago that has not sent its first
+        // request yet is spared while any other is idle: under a busy flood every kept-alive
+        // connection is idle for an instant between requests, newer than a probe that was accepted
+        // a millisecond before, and the probe would be evicted before it could ask.
+        let now = Instant::now();
+        let young = |e: &Entry| !e.served && now.duration_since(e.accepted) < NEWCOMER_GRACE;
         let victim = t
             .conns
             .iter()
             .filter(|(_, e)| e.in_flight == 0 && !e.closing)
-            .min_by_key(|(_, e)| e.idle_since)
+            .min_by_key(|(_, e)| (young(e), e.idle_since))
             .map(|(id, _)| *id);
         let Some(id) = victim else {
             return false;
@@ -310,6 +324,8 @@ impl Edge {
             Entry {
                 in_flight: 0,
                 idle_since: Instant::now(),
+                accepted: Instant::now(),
+                served: false,
                 close: close.clone(),
                 closing: false,
             },
@@ -332,6 +348,7 @@ impl Edge {
     fn begin(&self, id: u64) -> InFlight {
         if let Some(e) = self.lock().conns.get_mut(&id) {
             e.in_flight += 1;
+            e.served = true;
         }
         InFlight {
             edge: self.clone(),
