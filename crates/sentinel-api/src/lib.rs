@@ -18,6 +18,7 @@ mod limits;
 mod paging;
 pub mod ratelimit;
 mod routes;
+pub mod serve;
 mod state;
 mod telemetry;
 mod trace;

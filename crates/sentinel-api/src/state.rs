@@ -30,6 +30,8 @@ pub struct ApiSettings {
     /// channel is down must not grow the store without bound. The daemon's own notices (alerts,
     /// errors, crashes) are not refused.
     pub max_notify_pending: u64,
+    /// The connection server's limits and the NDJSON streams' ([`crate::serve`]).
+    pub edge: crate::serve::EdgeSettings,
     /// Rate limits per client address and per key (`api.rate_limit`; off by default here).
     pub rate: crate::ratelimit::RateSettings,
     /// Signed webhook routes (`api.webhooks`; none by default: a route exists only with its secret).
@@ -70,6 +72,7 @@ impl Default for ApiSettings {
             paging: PagingSettings::default(),
             rate: Default::default(),
             webhooks: Default::default(),
+            edge: crate::serve::EdgeSettings::default(),
         }
     }
 }

@@ -836,9 +836,17 @@ async fn requests_past_the_in_flight_cap_get_503() {
         .await
     });
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    let second = common::send(&h.app, common::get("/health", None)).await;
+    let second = common::send(&h.app, common::get("/v1/version", Some(&h.viewer_key))).await;
     assert_eq!(second.status, 503);
     assert_eq!(second.header("retry-after"), Some("1"));
+    // Liveness and readiness are outside the cap: they answer while it is full.
+    let health = common::send(&h.app, common::get("/health", None)).await;
+    assert_eq!(health.status, 200);
+    h.state
+        .ready
+        .store(true, std::sync::atomic::Ordering::Release);
+    let ready = common::send(&h.app, common::get("/ready", None)).await;
+    assert_eq!(ready.status, 200);
     first.abort();
 }
 

@@ -29,6 +29,13 @@ api:
     generic: null                  # same shape (X-Sentinel-Timestamp + X-Sentinel-Signature over "<ts>.<body>")
     replay_window: 5m              # generic timestamps must be this close to now; delivery ids are remembered this long (max 24h)
     max_deliveries: 100000         # delivery ids remembered at once (1..=10000000); when full, new deliveries get 503
+  edge:                            # the connection server (open connections: at most max_connections, below the open-files limit)
+    header_read_timeout: 10s       # a request head must arrive within this (100ms..=5m); also bounds a kept-alive wait
+    idle_timeout: 30s              # a connection with no request in flight this long is closed (100ms..=1h)
+    fd_reserve: 128                # descriptors kept free for the store, logs and outgoing calls (16..=100000)
+    stream_min_bytes: 1024         # NDJSON streams send at least this many bytes ...
+    stream_window: 10s             # ... per this window, or are closed (what they sent is kept)
+    max_streams: 64                # NDJSON streams at once (1..=100000)
 pipeline:
   queue_capacity: 1024             # 1..=1000000
   defend_timeout: 2s

@@ -27,6 +27,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+mod api_edge;
 mod api_grpc;
 mod api_jwt;
 mod bypass;
@@ -48,6 +49,7 @@ mod sources;
 mod supervise;
 mod validate;
 
+pub use api_edge::EdgeConfig;
 pub use api_jwt::JwtConfig;
 pub use defaults::DEFAULT_YAML;
 pub use error::{ConfigError, ConfigErrors};

@@ -172,6 +172,8 @@ pub struct ApiConfig {
     pub rate_limit: crate::ratehook::RateLimitConfig,
     /// Signed webhook routes (secrets masked when shown).
     pub webhooks: crate::ratehook::WebhooksConfig,
+    /// `api.edge`: the connection server's timeouts and the NDJSON streams' limits.
+    pub edge: crate::api_edge::EdgeConfig,
 }
 
 /// `pipeline`: the event pipeline.

@@ -140,6 +140,7 @@ fn api(r: &mut Reader, s: Option<&Node<'_>>) -> Option<ApiConfig> {
         .and_then(|n| r.int(&n, 4096, 64 * MIB));
     let rate_limit = crate::ratehook::rate_limit(r, s);
     let webhooks = crate::ratehook::webhooks(r, s);
+    let edge = crate::api_edge::api_edge(r, s);
     Some(ApiConfig {
         listen: listen?,
         max_body_bytes: max_body_bytes?,
@@ -152,6 +153,7 @@ fn api(r: &mut Reader, s: Option<&Node<'_>>) -> Option<ApiConfig> {
         max_page_bytes: max_page_bytes?,
         rate_limit: rate_limit?,
         webhooks: webhooks?,
+        edge: edge?,
     })
 }
 

@@ -51,6 +51,13 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let system_started = (sentinel_core::Timestamp::now(), std::time::Instant::now());
     let cfg = expand_jails(cfg)?;
+    // The port first: with it taken, fail before anything is created or printed (no data dir, no
+    // admin key). Connections wait in the backlog until the server starts.
+    let listener = tokio::net::TcpListener::bind(cfg.api.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.api.listen))?;
+    // Many open connections need many descriptors: the soft limit up to the hard one.
+    sentinel_api::serve::raise_nofile_limit();
     let data_dir = cfg.data_dir.clone();
     // The data directory holds secrets: private whatever the umask (see `private`).
     crate::private::restrict_umask();
@@ -204,9 +211,6 @@ pub async fn run(
         },
     };
     tracing::info!(evt = "allowlist", nets = ?ledger.responder().allowlist().nets().iter().map(|n| n.to_string()).collect::<Vec<_>>());
-    let listener = tokio::net::TcpListener::bind(cfg.api.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", cfg.api.listen))?;
     let addr: SocketAddr = listener.local_addr()?;
     write_addr_file(&data_dir, addr);
     let retention = sentinel_pipeline::retention::spawn_retention(
@@ -215,6 +219,7 @@ pub async fn run(
         cfg.store.max_events,
     );
     let grpc = sentinel_grpc::start(cfg.api.grpc_listen, state.clone(), &data_dir).await?;
+    let edge = sentinel_api::serve::Edge::new(state.settings.edge.clone(), &metrics);
     let app = sentinel_api::router(state);
     let (local_listener, local_path) = crate::local::bind(&data_dir).await?;
     let local = crate::local::LocalServer::start(
@@ -249,12 +254,7 @@ pub async fn run(
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
-        // With each connection's peer address: the per-address rate limit keys on it.
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async {
+        sentinel_api::serve::serve(listener, app, edge, async {
             let _ = stop_rx.await;
         })
         .await
@@ -778,6 +778,23 @@ fn api_settings(cfg: &ValidatedConfig) -> ApiSettings {
         },
         rate: crate::ratehook::rate_settings(&cfg.api.rate_limit),
         webhooks: crate::ratehook::webhook_settings(&cfg.api.webhooks),
+        edge: edge_settings(cfg),
+    }
+}
+
+/// The connection server's limits: `api.max_connections` caps open connections (the server lowers it
+/// below the open-files limit), `api.edge` the rest.
+fn edge_settings(cfg: &ValidatedConfig) -> sentinel_api::serve::EdgeSettings {
+    let e = &cfg.api.edge;
+    sentinel_api::serve::EdgeSettings {
+        max_connections: cfg.api.max_connections,
+        fd_reserve: e.fd_reserve,
+        header_read_timeout: e.header_read_timeout,
+        idle_timeout: e.idle_timeout,
+        stream_min_bytes: e.stream_min_bytes,
+        stream_window: e.stream_window,
+        max_streams: e.max_streams,
+        ..Default::default()
     }
 }
 

@@ -10,6 +10,7 @@
 
 use crate::error::ApiError;
 use crate::extract::{parse_json_value, read_limited, require_content_type};
+use crate::limits::StreamLimits;
 use crate::state::AppState;
 use crate::telemetry::{to_event, Posted};
 use axum::body::Body;
@@ -24,9 +25,6 @@ use sentinel_store::{AckGroup, AckToken};
 use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::sync::mpsc::error::{SendTimeoutError, TrySendError};
-
-/// An NDJSON stream that sends nothing for this long is ended (what it sent is kept and reported).
-const STREAM_IDLE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// At most this many item errors are listed in one answer (all are counted).
 const MAX_LISTED_ERRORS: usize = 1000;
@@ -48,6 +46,9 @@ struct Report {
     errors: Vec<ItemError>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     errors_truncated: bool,
+    /// Why the server ended an NDJSON stream before its end (e.g. it sent too slowly).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    closed: Option<String>,
 }
 
 impl Report {
@@ -77,30 +78,56 @@ const STOP_CHECK: std::time::Duration = std::time::Duration::from_millis(200);
 enum Next {
     Chunk(Result<axum::body::Bytes, axum::Error>),
     End,
-    Idle,
+    /// Fewer than the minimum bytes arrived in the last window: `got` of them.
+    Stalled {
+        got: u64,
+    },
     Stopping,
 }
 
-/// The stream's next chunk, unless it stays quiet for [`STREAM_IDLE`] or Sentinel begins to stop
-/// (then the stream is answered with what it sent so far, instead of being cut without an answer).
-/// Stopping is readiness lost while the stream runs (`was_ready`: ready when it began).
+/// A stream's body rate: the bytes it sent in the window now running.
+struct Rate {
+    window_start: tokio::time::Instant,
+    bytes: u64,
+}
+
+/// The stream's next chunk, unless it sends less than the minimum body rate (fewer than
+/// `limits.min_bytes` in a `limits.window`: one byte every few seconds holds a slot as surely as
+/// silence) or Sentinel begins to stop (then the stream is answered with what it sent so far, instead
+/// of being cut without an answer). Stopping is readiness lost while the stream runs (`was_ready`:
+/// ready when it began).
 async fn next_chunk(
     s: &AppState,
+    limits: &StreamLimits,
+    rate: &mut Rate,
     was_ready: bool,
     stream: &mut axum::body::BodyDataStream,
 ) -> Next {
-    let idle = tokio::time::sleep(STREAM_IDLE);
-    tokio::pin!(idle);
     loop {
         if was_ready && !s.ready.load(std::sync::atomic::Ordering::Acquire) {
             return Next::Stopping;
         }
+        let window_end = rate.window_start + limits.window;
+        if tokio::time::Instant::now() >= window_end {
+            if rate.bytes < limits.min_bytes {
+                return Next::Stalled { got: rate.bytes };
+            }
+            *rate = Rate {
+                window_start: tokio::time::Instant::now(),
+                bytes: 0,
+            };
+            continue;
+        }
         tokio::select! {
             c = stream.next() => return match c {
-                Some(c) => Next::Chunk(c),
+                Some(Ok(c)) => {
+                    rate.bytes += c.len() as u64;
+                    Next::Chunk(Ok(c))
+                }
+                Some(Err(e)) => Next::Chunk(Err(e)),
                 None => Next::End,
             },
-            _ = &mut idle => return Next::Idle,
+            _ = tokio::time::sleep_until(window_end) => {}
             _ = tokio::time::sleep(STOP_CHECK) => {}
         }
     }
@@ -322,6 +349,7 @@ pub(crate) async fn post_batch(
 pub(crate) async fn post_stream(
     State(s): State<AppState>,
     Extension(trace): Extension<TraceId>,
+    Extension(limits): Extension<StreamLimits>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -342,6 +370,10 @@ pub(crate) async fn post_stream(
     };
     let group = AckGroup::new();
     let mut stream = body.into_data_stream();
+    let mut rate = Rate {
+        window_start: tokio::time::Instant::now(),
+        bytes: 0,
+    };
     let was_ready = s.ready.load(std::sync::atomic::Ordering::Acquire);
     let mut buf: Vec<u8> = Vec::new();
     let mut line_no = 0usize;
@@ -371,7 +403,7 @@ pub(crate) async fn post_stream(
     };
     loop {
         // A stream that goes quiet does not hold its connection (and its in-flight slot) forever.
-        let chunk = match next_chunk(&s, was_ready, &mut stream).await {
+        let chunk = match next_chunk(&s, &limits, &mut rate, was_ready, &mut stream).await {
             Next::Chunk(Ok(c)) => c,
             Next::Chunk(Err(e)) => {
                 // The lines before were handed over and may be stored: the client is told which.
@@ -389,15 +421,30 @@ pub(crate) async fn post_stream(
                 let refused = Refused::Stopping { last_read: line_no };
                 return Ok(answer(&s, &group, report, Some(refused), Numbering::Line).await);
             }
-            Next::Idle => {
+            Next::Stalled { got } => {
+                // What it sent before is kept (and answered for); the rest is not read.
+                limits.stalled.inc();
+                let why = format!(
+                    "stalled: {got} bytes in the last {}s, below the minimum of {} bytes per {}s; \
+                     the stream was closed after line {line_no}; the lines before were kept",
+                    limits.window.as_secs_f64(),
+                    limits.min_bytes,
+                    limits.window.as_secs_f64(),
+                );
+                tracing::warn!(
+                    evt = "stream_stalled",
+                    trace = %report.trace_id,
+                    got,
+                    min_bytes = limits.min_bytes,
+                    window_ms = limits.window.as_millis() as u64,
+                    lines_read = line_no,
+                );
                 report.reject(ItemError {
                     line: Some(line_no + 1),
-                    error: format!(
-                        "no data for {}s: the stream was closed; the lines before were kept",
-                        STREAM_IDLE.as_secs()
-                    ),
+                    error: why.clone(),
                     ..Default::default()
                 });
+                report.closed = Some(why);
                 return Ok(answer(&s, &group, report, None, Numbering::Line).await);
             }
         };

@@ -16,6 +16,9 @@ pub(crate) async fn health() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
+/// How long `/ready` waits for the store to answer.
+const READY_STORE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// `GET /ready`: the store answers and the pipeline runs. Not ready is a 503 with `Retry-After`, as
 /// every 503 of the API.
 #[utoipa::path(get, path = "/ready", tag = "health",
@@ -40,11 +43,20 @@ pub(crate) async fn ready(State(s): State<AppState>) -> impl IntoResponse {
         // recorded from here on, until the daemon is restarted with the cause fixed.
         return not_ready("audit log refuses appends after a failed write");
     }
-    match s.store.ping().await {
-        Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))).into_response(),
-        Err(e) => {
+    // Served outside the request timeout (and every cap): bounded here instead, so a jammed store
+    // makes the probe answer "not ready" rather than hang.
+    match tokio::time::timeout(READY_STORE_WAIT, s.store.ping()).await {
+        Ok(Ok(())) => (StatusCode::OK, Json(json!({"status": "ready"}))).into_response(),
+        Ok(Err(e)) => {
             tracing::warn!(evt = "ready_store_unreachable", error = %e);
             not_ready("store unreachable")
+        }
+        Err(_) => {
+            tracing::warn!(
+                evt = "ready_store_slow",
+                wait_ms = READY_STORE_WAIT.as_millis() as u64
+            );
+            not_ready("store did not answer in time")
         }
     }
 }

@@ -27,8 +27,8 @@ use axum::Router;
 /// `/health` and `/ready` need no key; everything under `/v1` and `/metrics` does — including
 /// routes that do not exist, so an anonymous caller learns nothing about the API. A request is
 /// authenticated once (any role may read); write routes then check the role the key carries.
-/// Every request counts against the in-flight cap; every one but an NDJSON stream (bounded per line
-/// instead) against the request timeout.
+/// Every request but `/health` and `/ready` counts against the in-flight cap; every one but an NDJSON
+/// stream (bounded by a minimum body rate and a cap on streams instead) against the request timeout.
 pub fn router(state: AppState) -> Router {
     state.auth.register_metrics(&state.metrics);
     crate::paging::register_metrics(&state.metrics);
@@ -68,9 +68,15 @@ pub fn router(state: AppState) -> Router {
             "/notify/dead-letters/{delivery_id}/retry",
             post(notify::retry),
         );
-    // The stream joins after the timeout: it is bounded per line instead.
+    // The stream joins after the timeout: it is bounded by a minimum body rate instead, and by a cap
+    // of its own on streams at once.
+    let stream = limits::cap_streams(
+        Router::new().route("/events/stream", post(events::post_stream)),
+        state.settings.edge.max_streams,
+        limits::StreamLimits::new(&state.settings.edge, &state.metrics),
+    );
     let write = limits::time_out(write, limit)
-        .route("/events/stream", post(events::post_stream))
+        .merge(stream)
         .route_layer(from_fn_with_state(Role::Operator, require));
     // Admin only; every admin action is noted in the audit trail.
     let admin = limits::time_out(
@@ -96,8 +102,6 @@ pub fn router(state: AppState) -> Router {
         .layer(from_fn_with_state(rate.clone(), crate::ratelimit::per_key))
         .layer(from_fn_with_state(state.clone(), authenticate));
     let top = Router::new()
-        .route("/health", get(health::health))
-        .route("/ready", get(health::ready))
         // No key: the daemon proves who it is before a client sends one (see identity.rs).
         .route("/v1/identity", post(identity::challenge))
         .merge(metrics)
@@ -106,8 +110,17 @@ pub fn router(state: AppState) -> Router {
         .nest("/v1", v1)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
-    limits::cap_in_flight(app, state.settings.max_in_flight)
-        .layer(from_fn_with_state(rate, crate::ratelimit::per_ip))
+    // Liveness and readiness are routed outside every cap (in flight, timeout, rate limits): under a
+    // flood they still answer, so an orchestrator never restarts a healthy daemon. Both are cheap and
+    // bounded on their own. The per-address limit sits outside the in-flight cap, so a limited client
+    // never holds a slot.
+    Router::new()
+        .route("/health", get(health::health))
+        .route("/ready", get(health::ready))
+        .merge(
+            limits::cap_in_flight(app, state.settings.max_in_flight)
+                .layer(from_fn_with_state(rate, crate::ratelimit::per_ip)),
+        )
         .layer(from_fn_with_state(state.clone(), crate::trace::layer))
         .layer(from_fn_with_state(state.clone(), system::track))
         .with_state(state)
