@@ -201,8 +201,10 @@ impl<K: Hash + Eq + Clone> Keyed<K> {
     }
 }
 
-/// The limiters of one router.
-pub(crate) struct RateLimits {
+/// The limiters of the API: one instance per daemon, shared by every front end (the REST router on
+/// TCP and on the Unix socket, and the gRPC service), so a client's budget is the same whichever door
+/// it uses — a flooder cannot double its rate by splitting it over REST and gRPC.
+pub struct RateLimits {
     per_ip: Option<Keyed<IpAddr>>,
     per_key: Option<Keyed<String>>,
     exempt: Vec<IpNet>,
@@ -210,7 +212,10 @@ pub(crate) struct RateLimits {
 }
 
 impl RateLimits {
-    pub(crate) fn new(s: &RateSettings, metrics: &Arc<Metrics>) -> Arc<Self> {
+    /// The limiters of `s`, counting refusals in `metrics` (`sentinel_api_rate_limited_total{by}`,
+    /// `sentinel_api_rate_overflow_total{by}`). Make one per daemon and hand it to every front end
+    /// ([`crate::router_with_limits`], the gRPC service).
+    pub fn new(s: &RateSettings, metrics: &Arc<Metrics>) -> Arc<Self> {
         let counters = EdgeCounters::of(metrics);
         let overflow = |by: &'static str| -> Box<dyn Fn() + Send + Sync> {
             let c = counters.clone();
@@ -228,6 +233,35 @@ impl RateLimits {
             exempt: s.exempt.clone(),
             counters,
         })
+    }
+
+    /// The limit per client address for a request from `ip`: `Ok` when it may go on (no limit
+    /// configured, an exempt network, or within its budget), else the refusal (`TooManyRequests`
+    /// with the whole seconds to wait), already counted and logged.
+    pub fn check_ip(&self, ip: IpAddr) -> Result<(), ApiError> {
+        let Some(keyed) = &self.per_ip else {
+            return Ok(());
+        };
+        if self.exempt.iter().any(|n| n.contains(&ip)) {
+            return Ok(());
+        }
+        let key = ip_key(ip);
+        keyed
+            .check(&key)
+            .map_err(|wait| self.refuse("ip", &key.to_string(), wait))
+    }
+
+    /// The limit per API key for a request authenticated as `key_id` (the key's id, never the key):
+    /// as [`RateLimits::check_ip`].
+    pub fn check_key(&self, key_id: &str) -> Result<(), ApiError> {
+        let Some(keyed) = &self.per_key else {
+            return Ok(());
+        };
+        // The map is keyed by owned strings; governor's `check_key` takes `&K`.
+        let key = key_id.to_owned();
+        keyed
+            .check(&key)
+            .map_err(|wait| self.refuse("key", key_id, wait))
     }
 
     fn refuse(&self, by: &'static str, who: &str, wait: Duration) -> ApiError {
@@ -267,20 +301,13 @@ pub(crate) async fn per_ip(
     req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    if let Some(keyed) = &limits.per_ip {
-        let peer = req
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip());
-        if let Some(ip) = peer {
-            let exempt =
-                never_limited(req.uri().path()) || limits.exempt.iter().any(|n| n.contains(&ip));
-            if !exempt {
-                let key = ip_key(ip);
-                if let Err(wait) = keyed.check(&key) {
-                    return Err(limits.refuse("ip", &key.to_string(), wait));
-                }
-            }
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    if let Some(ip) = peer {
+        if !never_limited(req.uri().path()) {
+            limits.check_ip(ip)?;
         }
     }
     Ok(next.run(req).await)
@@ -292,10 +319,8 @@ pub(crate) async fn per_key(
     req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    if let (Some(keyed), Some(p)) = (&limits.per_key, req.extensions().get::<Principal>()) {
-        if let Err(wait) = keyed.check(&p.key_id) {
-            return Err(limits.refuse("key", &p.key_id, wait));
-        }
+    if let Some(p) = req.extensions().get::<Principal>() {
+        limits.check_key(&p.key_id)?;
     }
     Ok(next.run(req).await)
 }

@@ -198,35 +198,46 @@ impl Edge {
     /// `..._closed_total{reason}`, `sentinel_api_accept_paused_total`, `sentinel_api_accept_errors_total`).
     /// The cap is decided here, from the settings and the open-files limit now in force.
     pub fn new(settings: EdgeSettings, metrics: &sentinel_pipeline::metrics::Metrics) -> Self {
+        Self::with_prefix(settings, metrics, "sentinel_api")
+    }
+
+    /// A second, separate server state whose metrics are named `<prefix>_connections_open`, ... (a
+    /// door with a cap of its own, such as the daemon's Unix socket: `sentinel_api_local`), so
+    /// its connections neither count against another door's cap nor share its metric names.
+    pub fn with_prefix(
+        settings: EdgeSettings,
+        metrics: &sentinel_pipeline::metrics::Metrics,
+        prefix: &str,
+    ) -> Self {
         let m = Arc::new(EdgeMetrics::default());
         metrics.register(|r| {
             r.register(
-                "sentinel_api_connections_open",
+                format!("{prefix}_connections_open"),
                 "Connections the API holds open now.",
                 m.open.clone(),
             );
             r.register(
-                "sentinel_api_connections_accepted",
+                format!("{prefix}_connections_accepted"),
                 "Connections accepted by the API.",
                 m.accepted.clone(),
             );
             r.register(
-                "sentinel_api_connections_evicted",
+                format!("{prefix}_connections_evicted"),
                 "Idle connections closed to make room at the connection cap.",
                 m.evicted.clone(),
             );
             r.register(
-                "sentinel_api_accept_paused",
+                format!("{prefix}_accept_paused"),
                 "Times accepting paused at the connection cap with no idle connection to close.",
                 m.paused.clone(),
             );
             r.register(
-                "sentinel_api_accept_errors",
+                format!("{prefix}_accept_errors"),
                 "Failed accepts (e.g. out of file descriptors).",
                 m.accept_errors.clone(),
             );
             r.register(
-                "sentinel_api_connections_closed",
+                format!("{prefix}_connections_closed"),
                 "Connections closed by the server, by reason (header_timeout, idle, evicted, error).",
                 m.closed.clone(),
             );
@@ -234,6 +245,7 @@ impl Edge {
         let cap = connection_cap(&settings);
         tracing::info!(
             evt = "edge_limits",
+            door = prefix,
             max_connections = cap,
             header_read_timeout_ms = settings.header_read_timeout.as_millis() as u64,
             idle_timeout_ms = settings.idle_timeout.as_millis() as u64,

@@ -14,7 +14,9 @@ const MAX_QUEUE: u64 = 1_000_000;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TracingConfig {
     /// The collector's OTLP/HTTP base URL (`http://127.0.0.1:4318`; `/v1/traces` is appended unless
-    /// the path already ends with it); `None`: no export (the default).
+    /// the path already ends with it); `None`: no export (the default). Credentials in it
+    /// (`https://user:password@collector`, basic auth) are masked when the configuration is shown.
+    #[serde(serialize_with = "masked_endpoint")]
     pub otlp_endpoint: Option<String>,
     /// The `service.name` the spans are reported under.
     pub service_name: String,
@@ -23,6 +25,35 @@ pub struct TracingConfig {
     pub sample: f64,
     /// The most spans waiting for export; beyond it spans are dropped (counted), never waited for.
     pub queue: usize,
+}
+
+/// What a shown configuration puts in place of the credentials of an endpoint URL.
+const MASK: &str = "***";
+
+/// The credentials (`user:password@`, or a token alone before the `@`) of `url`'s authority, if any.
+fn userinfo(url: &str) -> Option<(usize, usize)> {
+    let start = url.find("://")? + 3;
+    let end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    let at = url[start..end].rfind('@')?;
+    Some((start, start + at))
+}
+
+/// `url` with its credentials replaced by `***` (the whole of them: a token given as the user name
+/// is as secret as a password), as `config show` and the exporter's log show it.
+pub(crate) fn mask_url(url: &str) -> String {
+    match userinfo(url) {
+        Some((start, at)) => format!("{}{MASK}{}", &url[..start], &url[at..]),
+        None => url.to_owned(),
+    }
+}
+
+fn masked_endpoint<S: serde::Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(url) => s.serialize_some(&mask_url(url)),
+        None => s.serialize_none(),
+    }
 }
 
 /// Reads and checks the `tracing` section.
@@ -34,6 +65,17 @@ pub(crate) fn tracing(r: &mut Reader, s: Option<&Node<'_>>) -> Option<TracingCon
                 r.fail(
                     &n.path,
                     "must be an http:// or https:// URL with a host (the collector's OTLP/HTTP address)",
+                );
+                None
+            }
+            // A shown configuration pasted back: `***` would go to the collector as credentials.
+            Some(u) if userinfo(u).is_some_and(|(s, at)| u[s..at].split(':').any(|p| p == MASK)) => {
+                r.fail(
+                    &n.path,
+                    format!(
+                        "`{MASK}` in the URL is the mask a shown configuration puts in place of the \
+                         credentials, not credentials: write the real ones"
+                    ),
                 );
                 None
             }
@@ -98,6 +140,41 @@ mod tests {
         );
         assert!((c.tracing.sample - 0.25).abs() < f64::EPSILON);
         assert_eq!(c.tracing.queue, 10);
+    }
+
+    #[test]
+    fn credentials_in_the_endpoint_are_masked_when_shown() {
+        for (url, shown) in [
+            (
+                "https://otel:s3cr3t-Pa55@collector.example:4318",
+                "https://***@collector.example:4318",
+            ),
+            (
+                "http://tok3n-only@127.0.0.1:4318/base?x=1",
+                "http://***@127.0.0.1:4318/base?x=1",
+            ),
+            ("http://127.0.0.1:4318/a@b", "http://127.0.0.1:4318/a@b"),
+        ] {
+            let c = load(&format!("tracing: {{ otlp_endpoint: '{url}' }}")).unwrap();
+            // The daemon still exports with the real credentials...
+            assert_eq!(c.tracing.otlp_endpoint.as_deref(), Some(url));
+            // ...but a shown configuration never has them.
+            let yaml = c.effective_yaml();
+            assert!(
+                yaml.contains(&format!("otlp_endpoint: {shown}")),
+                "{url}: {yaml}"
+            );
+            assert!(!yaml.contains("s3cr3t") && !yaml.contains("tok3n"), "{yaml}");
+        }
+        // The shown form pasted back is refused, naming the key.
+        let e = load("tracing: { otlp_endpoint: 'https://***@collector.example:4318' }")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("tracing.otlp_endpoint") && e.contains("mask"), "{e}");
+        let e = load("tracing: { otlp_endpoint: 'https://otel:***@collector.example:4318' }")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("tracing.otlp_endpoint"), "{e}");
     }
 
     #[test]

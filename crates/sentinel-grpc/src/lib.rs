@@ -8,7 +8,9 @@
 //! crate's own functions. Records carry their JSON exactly as REST answers them, so the two APIs
 //! cannot disagree about a record.
 //!
-//! Limits, as at the REST edge: requests served at once are capped by `max_in_flight` (more are
+//! Limits, as at the REST edge: the same rate limits (one instance shared with the REST router: per
+//! client address before authentication, per key after it; `RESOURCE_EXHAUSTED` with a
+//! `retry-after` in seconds), requests served at once are capped by `max_in_flight` (more are
 //! refused at once with `RESOURCE_EXHAUSTED`, never queued), a unary call is bounded by the request
 //! timeout, an ingest stream that sends nothing for [`INGEST_IDLE`] is ended (what it sent is kept
 //! and reported), messages are bounded by `max_body_bytes`, and live streams have a cap of their own
@@ -29,9 +31,11 @@ pub mod proto {
     tonic::include_proto!("sentinel.v1");
 }
 
+use sentinel_api::ratelimit::RateLimits;
 use sentinel_api::AppState;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// An ingest stream that sends nothing for this long is ended; what it sent before is kept (as REST's
@@ -76,9 +80,13 @@ impl GrpcServer {
 /// Starts the gRPC API on `listen` (nothing when `None`: it is off by default) over the REST
 /// router's state, and writes the address bound to `<data_dir>/grpc.addr`. This is the one call the
 /// daemon makes; a port that cannot be bound fails the start with the address named.
+///
+/// `rate` are the rate limits the REST router applies (the daemon makes one [`RateLimits`] for both,
+/// so a client's budget is shared between the two APIs).
 pub async fn start(
     listen: Option<SocketAddr>,
     state: AppState,
+    rate: Arc<RateLimits>,
     data_dir: &Path,
 ) -> anyhow::Result<Option<GrpcServer>> {
     let Some(listen) = listen else {
@@ -95,7 +103,7 @@ pub async fn start(
     }
     let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let settings = GrpcSettings::from_api(&state.settings);
-    let task = tokio::spawn(serve(listener, state, settings, async {
+    let task = tokio::spawn(serve(listener, state, settings, rate, async {
         let _ = stop_rx.await;
     }));
     tracing::info!(evt = "grpc_listening", addr = %addr);
@@ -107,15 +115,17 @@ pub async fn start(
     }))
 }
 
-/// Serves the gRPC API on `listener` until `shutdown` completes (then calls in progress finish).
+/// Serves the gRPC API on `listener` until `shutdown` completes (then calls in progress finish),
+/// limited by `rate` (per client address, the TCP peer, and per key).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     settings: GrpcSettings,
+    rate: Arc<RateLimits>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let max_message = settings.max_message_bytes;
-    let svc = proto::sentinel_server::SentinelServer::new(GrpcService::new(state, settings))
+    let svc = proto::sentinel_server::SentinelServer::new(GrpcService::new(state, settings, rate))
         .max_decoding_message_size(max_message);
     tonic::transport::Server::builder()
         .add_service(svc)

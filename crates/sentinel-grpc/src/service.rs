@@ -10,6 +10,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use sentinel_api::auth::{Principal, Role};
 use sentinel_api::decisions::{DecisionSelector, Decisions};
+use sentinel_api::ratelimit::RateLimits;
 use sentinel_api::{ApiError, ApiSettings, AppState};
 use sentinel_core::{ActionRecord, Timestamp, TraceId};
 use sentinel_pipeline::intake::Submission;
@@ -81,17 +82,21 @@ pub struct GrpcService {
     streams: Arc<Semaphore>,
     refused: Family<Reason, Counter>,
     skipped: Counter,
+    /// The REST edge's rate limits (the same instance in the daemon: one budget per client address
+    /// and per key, whichever API it uses).
+    rate: Arc<RateLimits>,
 }
 
 impl GrpcService {
-    /// A service over `state` with `settings`; registers its metrics.
-    pub fn new(state: AppState, settings: GrpcSettings) -> Self {
+    /// A service over `state` with `settings` and the rate limits `rate` (give it the REST router's,
+    /// see [`sentinel_api::router_with_limits`]); registers its metrics.
+    pub fn new(state: AppState, settings: GrpcSettings, rate: Arc<RateLimits>) -> Self {
         let refused = Family::<Reason, Counter>::default();
         let r = refused.clone();
         state.metrics.register(|reg| {
             reg.register(
                 "sentinel_api_grpc_refused",
-                "gRPC calls refused, by reason (unauthenticated, permission_denied, busy, streams, timeout, idle).",
+                "gRPC calls refused, by reason (rate_limited, unauthenticated, permission_denied, busy, streams, timeout, idle).",
                 r,
             )
         });
@@ -105,6 +110,7 @@ impl GrpcService {
             )
         });
         Self {
+            rate,
             skipped,
             in_flight: Arc::new(Semaphore::new(settings.max_in_flight.max(1))),
             streams: Arc::new(Semaphore::new(settings.max_streams.max(1))),
@@ -120,9 +126,18 @@ impl GrpcService {
         s
     }
 
-    /// Authenticates the call as REST does (same keys, same counter of failures, one answer for a
-    /// missing and a wrong key) and checks the role.
+    /// Applies the rate limits, authenticates the call as REST does (same keys, same counter of
+    /// failures, one answer for a missing and a wrong key) and checks the role — in REST's order: the
+    /// limit per client address before authentication (a flood of bad keys costs the flooder a
+    /// refusal, not us a key check each), the limit per key after it, the role last.
     fn allow<T>(&self, req: &Request<T>, min: Role) -> Result<Principal, Status> {
+        // `None` only for a transport without addresses (not the TCP server `serve` runs): exempt, as
+        // a REST request over the Unix socket is.
+        if let Some(peer) = req.remote_addr() {
+            self.rate
+                .check_ip(peer.ip())
+                .map_err(|e| self.rate_limited(e))?;
+        }
         let headers = req.metadata().clone().into_headers();
         let p = match self.state.auth.check(&headers) {
             Ok(p) => p,
@@ -131,10 +146,33 @@ impl GrpcService {
                 return Err(self.refuse("unauthenticated", unauthenticated()));
             }
         };
+        self.rate
+            .check_key(&p.key_id)
+            .map_err(|e| self.rate_limited(e))?;
         if p.role < min {
             return Err(self.refuse("permission_denied", Status::permission_denied("forbidden")));
         }
         Ok(p)
+    }
+
+    /// A rate limit's refusal as gRPC says it: `RESOURCE_EXHAUSTED` with the whole seconds to wait in
+    /// the message and in `retry-after` metadata (REST's header). Counted twice over, as every REST
+    /// 429 is: in `sentinel_api_rate_limited_total{by}` (by the limits, shared with REST) and here in
+    /// `sentinel_api_grpc_refused_total{reason="rate_limited"}`; logged by the limits at debug level
+    /// (a flood must not become a flood of log lines).
+    fn rate_limited(&self, e: ApiError) -> Status {
+        self.refused
+            .get_or_create(&Reason {
+                reason: "rate_limited",
+            })
+            .inc();
+        let secs = match e {
+            ApiError::TooManyRequests { retry_after } => retry_after,
+            _ => 1,
+        };
+        let mut s = Status::resource_exhausted(format!("rate limited; retry after {secs}s"));
+        s.metadata_mut().insert("retry-after", secs.into());
+        s
     }
 
     /// A slot of the in-flight cap, or a refusal at once (never a queue).
@@ -583,12 +621,40 @@ impl Sentinel for GrpcService {
     async fn list_decisions(
         &self,
         req: Request<proto::ListDecisionsRequest>,
-    ) -> Result<Response<proto::ActionList>, Status> {
+    ) -> Result<Response<proto::ActionPage>, Status> {
         self.allow(&req, Role::Viewer)?;
         let _slot = self.slot()?;
+        let q = req.into_inner();
+        let before = match cursor("dc_", &q.cursor)? {
+            None => None,
+            Some(c) => Some(c.parse::<sentinel_core::ActionId>().map_err(|_| {
+                Status::invalid_argument("cursor: not a cursor of this list (expected `dc_…`)")
+            })?),
+        };
+        // Paged as REST pages it (same order, same cursors), so a viewer cannot take the whole
+        // ledger in one answer here either: a count, then the byte budget (at least one item).
+        let limit = match limit(q.limit)? {
+            0 => 100,
+            n => n as usize,
+        };
+        let budget = self.state.settings.paging.max_page_bytes;
         self.bounded(async {
-            let list = self.desk()?.list().await;
-            Ok(Response::new(convert::actions(&list)?))
+            let (records, mut more) = self.desk()?.list_page(before, limit).await;
+            let mut items = Vec::with_capacity(records.len());
+            let mut bytes = 0usize;
+            for r in &records {
+                let a = convert::action(r)?;
+                bytes = bytes.saturating_add(a.json.len());
+                if bytes > budget && !items.is_empty() {
+                    more = true;
+                    break;
+                }
+                items.push(a);
+            }
+            let next_cursor = more
+                .then(|| items.last().map(|a: &proto::Action| format!("dc_{}", a.id)))
+                .flatten();
+            Ok(Response::new(proto::ActionPage { items, next_cursor }))
         })
         .await
     }

@@ -218,14 +218,19 @@ pub async fn run(
         cfg.store.event_retention,
         cfg.store.max_events,
     );
-    let grpc = sentinel_grpc::start(cfg.api.grpc_listen, state.clone(), &data_dir).await?;
+    // One set of rate limits for every door (TCP, the socket, gRPC): one budget per client and key.
+    let rate = sentinel_api::ratelimit::RateLimits::new(&state.settings.rate, &metrics);
+    let grpc =
+        sentinel_grpc::start(cfg.api.grpc_listen, state.clone(), rate.clone(), &data_dir).await?;
     let edge = sentinel_api::serve::Edge::new(state.settings.edge.clone(), &metrics);
-    let app = sentinel_api::router(state);
+    let local_edge = crate::local::edge(&state.settings.edge, &metrics);
+    let app = sentinel_api::router_with_limits(state, rate);
     let (local_listener, local_path) = crate::local::bind(&data_dir).await?;
     let local = crate::local::LocalServer::start(
         crate::local::PeerChecked::new(local_listener, &metrics),
         local_path,
         app.clone(),
+        local_edge,
     );
     ready.store(true, Ordering::Release);
     tracing::info!(

@@ -10,11 +10,14 @@
 //! the same of the daemon before it sends a key (`cmd/client.rs`). A local liveness probe
 //! (`sentinel healthcheck`) also uses it, so it never competes with a flood on the TCP port.
 //!
-//! The same router is served on both doors; a request over the socket passes the same
-//! authentication (the CLI still sends its key), so the socket widens nothing.
+//! The same router is served on both doors, by the same connection server (`sentinel_api::serve`,
+//! with the header-read and idle timeouts of the TCP port and a small cap of its own, see [`edge`]);
+//! a request over the socket passes the same authentication (the CLI still sends its key) and the
+//! same limit per key, so the socket widens nothing.
 
 use anyhow::Context;
 use prometheus_client::metrics::counter::Counter;
+use sentinel_api::serve::{Edge, EdgeListener, EdgeSettings, Peer, PeerCred};
 use sentinel_api::ServerId;
 use sentinel_pipeline::metrics::Metrics;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
@@ -85,7 +88,8 @@ pub async fn bind(data_dir: &Path) -> anyhow::Result<(UnixListener, PathBuf)> {
     Ok((listener, path))
 }
 
-/// A Unix listener that hands axum only the connections of allowed peers (see [`peer_allowed`]).
+/// A Unix listener that hands the connection server only the connections of allowed peers (see
+/// [`peer_allowed`]), with their credentials.
 pub struct PeerChecked {
     inner: UnixListener,
     daemon_uid: u32,
@@ -112,16 +116,22 @@ impl PeerChecked {
     }
 }
 
-impl axum::serve::Listener for PeerChecked {
+impl EdgeListener for PeerChecked {
     type Io = UnixStream;
-    type Addr = tokio::net::unix::SocketAddr;
 
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+    async fn accept(&mut self) -> std::io::Result<(Self::Io, Peer)> {
         loop {
-            // axum's own accept retries (and logs) accept errors.
-            let (stream, addr) = axum::serve::Listener::accept(&mut self.inner).await;
+            // An accept error goes back to the server's loop, which counts, logs and retries it.
+            let (stream, _) = self.inner.accept().await?;
             match stream.peer_cred() {
-                Ok(cred) if peer_allowed(cred.uid(), self.daemon_uid) => return (stream, addr),
+                Ok(cred) if peer_allowed(cred.uid(), self.daemon_uid) => {
+                    let peer = PeerCred {
+                        uid: cred.uid(),
+                        gid: cred.gid(),
+                        pid: cred.pid(),
+                    };
+                    return Ok((stream, Peer::Unix(Some(peer))));
+                }
                 Ok(cred) => {
                     self.refused.inc();
                     tracing::warn!(
@@ -138,13 +148,33 @@ impl axum::serve::Listener for PeerChecked {
                     tracing::warn!(evt = "local_peer_refused", error = %e, reason = "no peer credentials");
                 }
             }
-            // Dropping the stream closes it: the peer reads nothing.
+            // Dropping the stream closes it: the peer reads nothing. A refused peer never takes a
+            // place under the socket's connection cap.
         }
     }
+}
 
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        self.inner.local_addr()
-    }
+/// Most connections the socket holds open at once. Its users are the CLI (one connection per
+/// command) and local probes, so a few dozen is plenty; see [`edge`] for why it has a cap of its own.
+pub const MAX_LOCAL_CONNECTIONS: usize = 32;
+
+/// The socket's connection server: the same accept loop as the TCP port (`sentinel_api::serve`),
+/// with the TCP edge's header-read and idle timeouts but a cap of its own
+/// ([`MAX_LOCAL_CONNECTIONS`]) and its own metrics (`sentinel_api_local_connections_open`,
+/// `sentinel_api_local_connections_closed_total{reason}`, `sentinel_api_local_accept_paused_total`, ...).
+///
+/// Why not share the TCP port's cap: a flood on the port holds every place there, and the CLI and
+/// `sentinel healthcheck` use the socket precisely so they never queue behind such a flood. Why a cap
+/// and timeouts at all, when only root and the daemon's user get past the peer check (and they can
+/// stop the daemon anyway): a client of theirs that hangs or dies half-way through a request — a
+/// stuck script, a killed CLI whose socket lingers — must not hold a descriptor forever, nor, piling
+/// up, take the descriptors the store and the TCP port need.
+pub fn edge(tcp: &EdgeSettings, metrics: &Metrics) -> Edge {
+    let settings = EdgeSettings {
+        max_connections: MAX_LOCAL_CONNECTIONS,
+        ..tcp.clone()
+    };
+    Edge::with_prefix(settings, metrics, "sentinel_api_local")
 }
 
 /// The API served on the Unix socket, until [`LocalServer::stop`].
@@ -155,17 +185,13 @@ pub struct LocalServer {
 }
 
 impl LocalServer {
-    /// Serves `app` on `listener` (bound at `path`).
-    // The one line to switch to the edge's own accept loop (serve.rs) when it lands.
-    pub fn start(listener: PeerChecked, path: PathBuf, app: axum::Router) -> Self {
+    /// Serves `app` on `listener` (bound at `path`) with the connection server `edge` (see [`edge`]):
+    /// each request carries its peer's [`PeerCred`] in its extensions.
+    pub fn start(listener: PeerChecked, path: PathBuf, app: axum::Router, edge: Edge) -> Self {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await
-        });
+        let task = tokio::spawn(sentinel_api::serve::serve(listener, app, edge, async {
+            let _ = stopped.await;
+        }));
         tracing::info!(evt = "local_socket_ready", path = %path.display());
         Self { task, stop, path }
     }

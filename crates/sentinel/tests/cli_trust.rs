@@ -403,3 +403,61 @@ fn the_bypass_from_a_dotenv_file_is_refused() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+/// The socket is served by the edge's connection server, with its header-read timeout: a local
+/// client that starts a request and never finishes it is cut off (not held forever), counted in the
+/// socket's own metrics, while the socket goes on serving.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_socket_closes_a_request_head_never_completed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("sentinel.yml"),
+        "api:\n  edge:\n    header_read_timeout: 1s\n",
+    )
+    .unwrap();
+    let d = Daemon::start_in(dir, &[]);
+    let sock = d.data().join("api.sock");
+    let mut slow = tokio::net::UnixStream::connect(&sock).await.unwrap();
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\n")
+        .await
+        .unwrap();
+    // The server closes it (an EOF, maybe after a 408): well within a minute on a loaded machine.
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), slow.read_to_end(&mut got))
+        .await
+        .expect("the half-sent request was never cut off")
+        .unwrap();
+    assert!(
+        got.is_empty() || String::from_utf8_lossy(&got).starts_with("HTTP/1.1 408"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+    // The socket still serves, and says what it closed.
+    let local = reqwest::Client::builder()
+        .unix_socket(sock.as_path())
+        .build()
+        .unwrap();
+    let metrics = local
+        .get("http://localhost/metrics")
+        .bearer_auth(&d.key)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l
+                == "sentinel_api_local_connections_closed_total{reason=\"header_timeout\"} 1"),
+        "{metrics}"
+    );
+    // The TCP port's own counters are apart (nothing timed out there).
+    assert!(
+        !metrics.lines().any(|l| l
+            .starts_with("sentinel_api_connections_closed_total{reason=\"header_timeout\"}")),
+        "{metrics}"
+    );
+}

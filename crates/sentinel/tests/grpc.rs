@@ -112,7 +112,7 @@ async fn grpc_matches_rest_on_the_same_data_and_refuses_as_rest_does() {
         .unwrap_err();
     assert_eq!(e2.code(), Code::Unauthenticated);
     assert_eq!(e.message(), e2.message(), "one answer for both");
-    let mut x = Request::new(ListDecisionsRequest {});
+    let mut x = Request::new(ListDecisionsRequest::default());
     x.metadata_mut()
         .insert("x-api-key", "snl_wrong".parse().unwrap());
     assert_eq!(
@@ -164,8 +164,7 @@ async fn grpc_matches_rest_on_the_same_data_and_refuses_as_rest_does() {
         .unwrap();
     assert_eq!(r.status(), 403);
     // Nothing a refused call tried was done.
-    assert!(rest(&d, &admin, "/v1/decisions")
-        .await
+    assert!(rest(&d, &admin, "/v1/decisions").await["items"]
         .as_array()
         .unwrap()
         .is_empty());
@@ -291,17 +290,41 @@ async fn grpc_matches_rest_on_the_same_data_and_refuses_as_rest_does() {
     let rest_rec: Value = r.json().await.unwrap();
     let rest_list = rest(&d, &viewer, "/v1/decisions").await;
     let grpc_list = c
-        .list_decisions(authed(ListDecisionsRequest {}, &viewer))
+        .list_decisions(authed(ListDecisionsRequest::default(), &viewer))
         .await
         .unwrap()
         .into_inner();
     let grpc_list: Vec<Value> = grpc_list.items.iter().map(|a| parse(&a.json)).collect();
-    assert_eq!(Value::Array(grpc_list.clone()), rest_list);
+    assert_eq!(Value::Array(grpc_list.clone()), rest_list["items"]);
     let ids: Vec<&str> = grpc_list
         .iter()
         .map(|a| a["id"].as_str().unwrap())
         .collect();
     assert!(ids.contains(&added.id.as_str()) && ids.contains(&rest_rec["id"].as_str().unwrap()));
+    // Paged as REST pages it: one at a time, the same records in the same order, then the end.
+    let mut walked = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = c
+            .list_decisions(authed(
+                ListDecisionsRequest {
+                    cursor: cursor.clone(),
+                    limit: 1,
+                },
+                &viewer,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(page.items.len() <= 1);
+        walked.extend(page.items.iter().map(|a| parse(&a.json)));
+        match page.next_cursor {
+            Some(next) => cursor = next,
+            None => break,
+        }
+        assert!(walked.len() <= grpc_list.len(), "the walk never ends");
+    }
+    assert_eq!(walked, grpc_list);
     // A bad decision is refused with REST's words.
     let e = c
         .add_decision(authed(
@@ -342,7 +365,7 @@ async fn grpc_matches_rest_on_the_same_data_and_refuses_as_rest_does() {
     assert_eq!(removed.items[0].id, rest_rec["id"].as_str().unwrap());
     let after = rest(&d, &viewer, "/v1/decisions").await;
     assert!(
-        after
+        after["items"]
             .as_array()
             .unwrap()
             .iter()
@@ -441,4 +464,182 @@ async fn grpc_matches_rest_on_the_same_data_and_refuses_as_rest_does() {
     assert!(e.message().contains("stopping"), "{e:?}");
     assert!(!out.contains("grpc_stop_timeout"), "{out}");
     assert!(!grpc_addr.exists());
+}
+
+/// The value of `series` (name and labels, as rendered) in a Prometheus text answer.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// A new key of `role`, made by the admin over REST.
+async fn new_key(d: &Daemon, role: &str) -> String {
+    let r = d
+        .client()
+        .post(d.url("/v1/keys"))
+        .bearer_auth(&d.key)
+        .json(&serde_json::json!({ "name": format!("grpc-{role}"), "role": role }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let v: Value = r.json().await.unwrap();
+    v["key"].as_str().unwrap().to_owned()
+}
+
+/// The REST edge's rate limits hold over gRPC, with the same budget: a flood on one key is refused
+/// with `RESOURCE_EXHAUSTED` and a retry hint while another key goes on, the key's REST requests are
+/// refused too (one budget for both APIs), and the refusals are counted.
+#[tokio::test(flavor = "multi_thread")]
+async fn grpc_applies_the_rest_rate_limits_per_key_and_per_address() {
+    let dir = tempfile::tempdir().unwrap();
+    // Loopback is exempt from the limit per address by default: only the limit per key is in play.
+    // One request an hour after a burst of 5: the refusals below cannot depend on timing.
+    std::fs::write(
+        dir.path().join("sentinel.yml"),
+        "api:\n  grpc_listen: 127.0.0.1:0\n  rate_limit:\n    per_key: { rate: 1/h, burst: 5 }\n",
+    )
+    .unwrap();
+    let d = Daemon::start_in(dir, &[]);
+    let flooder = new_key(&d, "viewer").await;
+    let other = new_key(&d, "viewer").await;
+    let mut c = client(&d).await;
+
+    let mut ok = 0;
+    let mut refused = None;
+    for _ in 0..20 {
+        match c
+            .list_alerts(authed(ListAlertsRequest::default(), &flooder))
+            .await
+        {
+            Ok(_) => ok += 1,
+            Err(e) => {
+                refused = Some(e);
+                break;
+            }
+        }
+    }
+    assert_eq!(ok, 5, "the burst, then refusals");
+    let e = refused.expect("the flood was never refused");
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+    let retry: u64 = e
+        .metadata()
+        .get("retry-after")
+        .expect("a retry hint")
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry >= 1, "{retry}");
+    assert!(e.message().contains("retry after"), "{}", e.message());
+    // Every call of the key is refused now, streams as well.
+    let e = c
+        .stream(authed(StreamRequest::default(), &flooder))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+    // One budget for both APIs: the key's REST requests are refused as well.
+    let r = d
+        .client()
+        .get(d.url("/v1/alerts"))
+        .bearer_auth(&flooder)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().get("retry-after").is_some());
+
+    // Another key is not limited by the first one's flood.
+    c.list_alerts(authed(ListAlertsRequest::default(), &other))
+        .await
+        .unwrap();
+    let m = d
+        .client()
+        .get(d.url("/metrics"))
+        .bearer_auth(&other)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // Two gRPC refusals and the REST one, in the counter both APIs share.
+    assert_eq!(
+        sample(&m, "sentinel_api_rate_limited_total{by=\"key\"}"),
+        Some(3.0),
+        "{m}"
+    );
+    assert_eq!(
+        sample(&m, "sentinel_api_grpc_refused_total{reason=\"rate_limited\"}"),
+        Some(2.0),
+        "{m}"
+    );
+    d.stop();
+
+    // The limit per client address, checked before the key: with loopback not exempt, a flood from
+    // this address is refused whatever the key (even none), over gRPC and then REST alike.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("sentinel.yml"),
+        "api:\n  grpc_listen: 127.0.0.1:0\n  rate_limit:\n    per_ip: { rate: 1/h, burst: 4 }\n    exempt: []\n",
+    )
+    .unwrap();
+    let d = Daemon::start_in(dir, &[]);
+    let mut c = client(&d).await;
+    let mut codes = Vec::new();
+    for _ in 0..6 {
+        let r = c.list_alerts(ListAlertsRequest::default()).await;
+        codes.push(r.map(|_| Code::Ok).unwrap_or_else(|e| e.code()));
+    }
+    assert_eq!(
+        codes,
+        [
+            Code::Unauthenticated,
+            Code::Unauthenticated,
+            Code::Unauthenticated,
+            Code::Unauthenticated,
+            Code::ResourceExhausted,
+            Code::ResourceExhausted,
+        ],
+        "bad keys spend the address's budget, then the address is refused before any key check"
+    );
+    let e = c
+        .list_alerts(authed(ListAlertsRequest::default(), &d.key))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted);
+    let r = d
+        .client()
+        .get(d.url("/v1/version"))
+        .bearer_auth(&d.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429, "one budget per address for REST and gRPC");
+    // Counted. `/metrics` over TCP is refused from here too: read it over the Unix socket, which
+    // has no client address to limit (its peers are checked by their credentials).
+    let local = reqwest::Client::builder()
+        .unix_socket(d.data().join("api.sock"))
+        .build()
+        .unwrap();
+    let m = local
+        .get("http://localhost/metrics")
+        .bearer_auth(&d.key)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        sample(&m, "sentinel_api_rate_limited_total{by=\"ip\"}"),
+        Some(4.0),
+        "{m}"
+    );
+    assert_eq!(
+        sample(&m, "sentinel_api_grpc_refused_total{reason=\"rate_limited\"}"),
+        Some(3.0),
+        "{m}"
+    );
+    d.stop();
 }

@@ -290,6 +290,50 @@ async fn lookup_exit_codes_say_what_went_wrong() {
     assert!(r.err.contains("deadline"), "{}", r.err);
 }
 
+/// With the daemon down and nothing given but the data directory, a lookup says the daemon does
+/// not answer and exits 1 (as documented), whether the daemon never ran here (no key) or ran and
+/// stopped (its identity cannot be proven: nothing holds its address).
+#[tokio::test(flavor = "multi_thread")]
+async fn lookup_with_the_daemon_down_exits_1() {
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .to_string()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let listen = free();
+    let args = [
+        "intel",
+        "lookup",
+        "203.0.113.7",
+        "--data-dir",
+        "data",
+        "--listen",
+        &listen,
+    ];
+    let r = run(dir.path(), &args, &[]).await;
+    assert_eq!(r.code, Some(1), "never ran: {}", r.err);
+    assert!(r.err.contains("is the daemon running"), "{}", r.err);
+
+    let (dir, _) = Daemon::start(&[]).stop();
+    assert!(dir.path().join("data/server.id").exists());
+    let listen = free();
+    let args = [
+        "intel",
+        "lookup",
+        "203.0.113.7",
+        "--data-dir",
+        "data",
+        "--listen",
+        &listen,
+    ];
+    let r = run(dir.path(), &args, &[]).await;
+    assert_eq!(r.code, Some(1), "stopped: {}", r.err);
+    assert!(r.err.contains("did not prove"), "{}", r.err);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn feeds_reports_every_feed_and_fails_when_one_did_not_load() {
     let dir = tempfile::tempdir().unwrap();

@@ -30,10 +30,22 @@ use axum::Router;
 /// Every request but `/health` and `/ready` counts against the in-flight cap; every one but an NDJSON
 /// stream (bounded by a minimum body rate and a cap on streams instead) against the request timeout.
 pub fn router(state: AppState) -> Router {
+    let rate = crate::ratelimit::RateLimits::new(&state.settings.rate, &state.metrics);
+    router_with_limits(state, rate)
+}
+
+/// [`router`] with rate limits made by the caller: the daemon makes one [`RateLimits`] and gives it
+/// to every front end (this router on TCP and on the Unix socket, and gRPC), so a client has one
+/// budget whichever door it uses.
+///
+/// [`RateLimits`]: crate::ratelimit::RateLimits
+pub fn router_with_limits(
+    state: AppState,
+    rate: std::sync::Arc<crate::ratelimit::RateLimits>,
+) -> Router {
     state.auth.register_metrics(&state.metrics);
     crate::paging::register_metrics(&state.metrics);
     let limit = state.settings.request_timeout;
-    let rate = crate::ratelimit::RateLimits::new(&state.settings.rate, &state.metrics);
     let read = Router::new()
         .route("/version", get(health::version))
         .route("/openapi.json", get(openapi::openapi_json))

@@ -105,16 +105,20 @@ fn lookup(
     if local {
         return rt.block_on(lookup_local(&cfg, ip, severity));
     }
+    // Every failure to find the daemon and have it prove itself is "the daemon cannot be reached"
+    // (exit 1, as documented): nothing listens, a stale `api.addr` or another program holds the
+    // port, the socket or its peer is not this install's, or no admin key exists because the daemon
+    // never ran here. Usage and configuration errors were caught above (exit 2).
     let target = Target::resolve(remote, &cfg.data_dir, cfg.api.listen).map_err(|e| {
         Fail(
-            2,
+            1,
             format!(
                 "{e:#}\n(is the daemon running here? start it with `sentinel run`, or use --local)"
             ),
         )
     })?;
     rt.block_on(async {
-        let client = target.client().map_err(|e| Fail(2, format!("{e:#}")))?;
+        let client = target.client().map_err(|e| Fail(1, format!("{e:#}")))?;
         let resp = client
             .get(format!("{}/v1/intel/{ip}", target.base))
             .query(&[("severity", severity.as_str())])
