@@ -164,13 +164,19 @@ mod tests {
                 yaml.contains(&format!("otlp_endpoint: {shown}")),
                 "{url}: {yaml}"
             );
-            assert!(!yaml.contains("s3cr3t") && !yaml.contains("tok3n"), "{yaml}");
+            assert!(
+                !yaml.contains("s3cr3t") && !yaml.contains("tok3n"),
+                "{yaml}"
+            );
         }
         // The shown form pasted back is refused, naming the key.
         let e = load("tracing: { otlp_endpoint: 'https://***@collector.example:4318' }")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("tracing.otlp_endpoint") && e.contains("mask"), "{e}");
+        assert!(
+            e.contains("tracing.otlp_endpoint") && e.contains("mask"),
+            "{e}"
+        );
         let e = load("tracing: { otlp_endpoint: 'https://otel:***@collector.example:4318' }")
             .unwrap_err()
             .to_string();

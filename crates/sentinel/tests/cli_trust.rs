@@ -448,16 +448,17 @@ async fn the_socket_closes_a_request_head_never_completed() {
         .await
         .unwrap();
     assert!(
-        metrics
-            .lines()
-            .any(|l| l
-                == "sentinel_api_local_connections_closed_total{reason=\"header_timeout\"} 1"),
+        metrics.lines().any(
+            |l| l == "sentinel_api_local_connections_closed_total{reason=\"header_timeout\"} 1"
+        ),
         "{metrics}"
     );
     // The TCP port's own counters are apart (nothing timed out there).
     assert!(
-        !metrics.lines().any(|l| l
-            .starts_with("sentinel_api_connections_closed_total{reason=\"header_timeout\"}")),
+        !metrics
+            .lines()
+            .any(|l| l
+                .starts_with("sentinel_api_connections_closed_total{reason=\"header_timeout\"}")),
         "{metrics}"
     );
 }

@@ -570,7 +570,10 @@ async fn grpc_applies_the_rest_rate_limits_per_key_and_per_address() {
         "{m}"
     );
     assert_eq!(
-        sample(&m, "sentinel_api_grpc_refused_total{reason=\"rate_limited\"}"),
+        sample(
+            &m,
+            "sentinel_api_grpc_refused_total{reason=\"rate_limited\"}"
+        ),
         Some(2.0),
         "{m}"
     );
@@ -637,7 +640,10 @@ async fn grpc_applies_the_rest_rate_limits_per_key_and_per_address() {
         "{m}"
     );
     assert_eq!(
-        sample(&m, "sentinel_api_grpc_refused_total{reason=\"rate_limited\"}"),
+        sample(
+            &m,
+            "sentinel_api_grpc_refused_total{reason=\"rate_limited\"}"
+        ),
         Some(3.0),
         "{m}"
     );
