@@ -163,8 +163,9 @@ pub const MAX_LOCAL_CONNECTIONS: usize = 32;
 /// ([`MAX_LOCAL_CONNECTIONS`]) and its own metrics (`sentinel_api_local_connections_open`,
 /// `sentinel_api_local_connections_closed_total{reason}`, `sentinel_api_local_accept_paused_total`, ...).
 ///
-/// Why not share the TCP port's cap: a flood on the port holds every place there, and the CLI and
-/// `sentinel healthcheck` use the socket precisely so they never queue behind such a flood. Why a cap
+/// Why not share the TCP port's cap: a flood of connections on the port holds every place there, and
+/// the CLI and `sentinel healthcheck` use the socket precisely so they can still connect then (their
+/// requests still share the router's in-flight cap, which `/health` and `/ready` are outside). Why a cap
 /// and timeouts at all, when only root and the daemon's user get past the peer check (and they can
 /// stop the daemon anyway): a client of theirs that hangs or dies half-way through a request — a
 /// stuck script, a killed CLI whose socket lingers — must not hold a descriptor forever, nor, piling
