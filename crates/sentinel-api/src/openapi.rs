@@ -181,7 +181,10 @@ const EDGE_ANSWERS: &[(&str, &str)] = &[
 const KEYLESS_ANSWERS: &[(&str, &str)] = &[
     ("400", "A malformed request (the message names what)."),
     ("429", RATE_LIMITED),
-    ("503", "Not available now (busy, out of time, or shutting down): retry after `Retry-After`."),
+    (
+        "503",
+        "Not available now (busy, out of time, or shutting down): retry after `Retry-After`.",
+    ),
 ];
 
 /// The answers of a signed webhook.
@@ -195,7 +198,8 @@ const SIGNED_ANSWERS: &[(&str, &str)] = &[
 ];
 
 /// Why a 429.
-const RATE_LIMITED: &str = "`rate_limited`: this client address (any route but `/health` and `/ready`) or this key \
+const RATE_LIMITED: &str =
+    "`rate_limited`: this client address (any route but `/health` and `/ready`) or this key \
     (after authentication) is over its rate; or `busy`: the intake queue is full. Retry after the \
     `Retry-After` seconds.";
 
@@ -225,7 +229,9 @@ fn retry_after() -> Header {
         .build();
     HeaderBuilder::new()
         .schema(seconds)
-        .description(Some("Seconds to wait before retrying (a whole number, at least 1)."))
+        .description(Some(
+            "Seconds to wait before retrying (a whole number, at least 1).",
+        ))
         .build()
 }
 
@@ -290,9 +296,7 @@ impl Modify for Shared {
         );
         for (_, scheme, header, how) in SIGNED_PATHS {
             let mut value = ApiKeyValue::new(*header);
-            value.description = Some(format!(
-                "Not an API key: the delivery's signature, {how}"
-            ));
+            value.description = Some(format!("Not an API key: the delivery's signature, {how}"));
             components.add_security_scheme(*scheme, SecurityScheme::ApiKey(ApiKey::Header(value)));
         }
         for (path, item) in doc.paths.paths.iter_mut() {
@@ -302,6 +306,7 @@ impl Modify for Shared {
                 if OPEN_PATHS.contains(&path) {
                     // No key needed: an empty requirement overrides the document's.
                     op.security = Some(vec![Default::default()]);
+                    add_retry_after(op);
                     continue;
                 }
                 let webhook = path.starts_with("/webhook/");
@@ -325,7 +330,14 @@ impl Modify for Shared {
                 }
                 if op.request_body.is_some() {
                     // A webhook reads any content type (the signature covers the raw bytes).
-                    add_answers(op, if webhook { &BODY_ANSWERS[..1] } else { BODY_ANSWERS });
+                    add_answers(
+                        op,
+                        if webhook {
+                            &BODY_ANSWERS[..1]
+                        } else {
+                            BODY_ANSWERS
+                        },
+                    );
                 }
                 add_retry_after(op);
             }
@@ -782,7 +794,11 @@ pub(crate) enum KeyState {
 #[serde(deny_unknown_fields)]
 pub(crate) struct KeyCreate {
     /// A name for people (1–64 characters, no control characters; default: the role).
-    #[schema(min_length = 1, max_length = 64, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$")]
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"
+    )]
     name: Option<String>,
     /// Its role.
     role: KeyRole,
@@ -849,7 +865,10 @@ pub(crate) struct KeyRevoked {
 #[serde(deny_unknown_fields)]
 pub(crate) struct IdentityChallenge {
     /// 16 to 64 random bytes, in hex.
-    #[schema(pattern = "^([0-9a-fA-F]{2}){16,64}$", example = "00112233445566778899aabbccddeeff")]
+    #[schema(
+        pattern = "^([0-9a-fA-F]{2}){16,64}$",
+        example = "00112233445566778899aabbccddeeff"
+    )]
     nonce: String,
 }
 

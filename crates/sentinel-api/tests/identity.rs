@@ -12,8 +12,8 @@ use sentinel_api::auth::{Auth, Principal, Refusal, Role};
 use sentinel_api::jwt::{Jwt, JwtSettings};
 use sentinel_api::webhook::WebhookSettings;
 use sentinel_api::{ApiSettings, AppState, ServerId, WebhookAuth};
-use sentinel_notify::config::Secret;
 use sentinel_core::{AuditKind, Redactor, Timestamp, TraceId};
+use sentinel_notify::config::Secret;
 use sentinel_pipeline::metrics::Metrics;
 use sentinel_pipeline::recorder::{LogAudit, Recorder};
 use sentinel_store::{ApiKeyRow, Store};
@@ -323,7 +323,10 @@ fn the_route_table_names_exactly_the_routed_paths() {
     let mut hooks = BTreeSet::new();
     routed_paths(src, &mut hooks);
     for (_, p, _) in sentinel_api::webhook_table() {
-        assert!(src.contains(&format!("\"{p}\"")), "{p} is not routed in webhook.rs");
+        assert!(
+            src.contains(&format!("\"{p}\"")),
+            "{p} is not routed in webhook.rs"
+        );
         hooks.insert((*p).to_owned());
     }
     assert_eq!(
@@ -402,7 +405,8 @@ async fn auth_matrix_every_route_by_every_credential() {
                 // Liveness and readiness: up or not ready. The identity challenge: no key is
                 // looked at; without a body it is a 415, never a 401.
                 None if *path == "/v1/identity" => assert_eq!(
-                    a.status, 415,
+                    a.status,
+                    415,
                     "{method} {path} with {what}: {}",
                     String::from_utf8_lossy(&a.body)
                 ),
@@ -461,7 +465,11 @@ async fn auth_matrix_every_route_by_every_credential() {
             match auth {
                 WebhookAuth::Signed => {
                     assert_eq!(a.status, 401, "{method} {path} with {what}");
-                    assert_eq!(a.www_authenticate.as_deref(), Some("Signature"), "{method} {path}");
+                    assert_eq!(
+                        a.www_authenticate.as_deref(),
+                        Some("Signature"),
+                        "{method} {path}"
+                    );
                 }
                 // Unsigned: an empty body is no JSON object, a 400 from the handler itself.
                 WebhookAuth::Unsigned => assert_eq!(

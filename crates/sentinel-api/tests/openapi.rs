@@ -59,7 +59,10 @@ fn table_operations() -> BTreeSet<(String, String)> {
 /// The full path of a path as written in the source (routes nested under `/v1` are written without
 /// it).
 fn full_path(p: &str) -> String {
-    if p.starts_with("/v1") || p.starts_with("/webhook/") || ["/health", "/ready", "/metrics"].contains(&p) {
+    if p.starts_with("/v1")
+        || p.starts_with("/webhook/")
+        || ["/health", "/ready", "/metrics"].contains(&p)
+    {
         p.to_owned()
     } else {
         format!("/v1{p}")
@@ -228,7 +231,10 @@ async fn the_document_is_served_to_any_role_and_not_to_anonymous_callers() {
             assert!(scheme.ends_with("_signature"), "{m} {p}: {scheme}");
             assert_eq!(schemes[&scheme]["in"], "header", "{m} {p}");
             assert!(
-                op["description"].as_str().unwrap_or_default().contains("Exists only when")
+                op["description"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("Exists only when")
                     || responses["200"]["description"]
                         .as_str()
                         .unwrap()
@@ -261,7 +267,10 @@ async fn the_document_is_served_to_any_role_and_not_to_anonymous_callers() {
     }
     // The 429 names the rate limit's code.
     let too_many = &doc["paths"]["/v1/alerts"]["get"]["responses"]["429"]["description"];
-    assert!(too_many.as_str().unwrap().contains("rate_limited"), "{too_many}");
+    assert!(
+        too_many.as_str().unwrap().contains("rate_limited"),
+        "{too_many}"
+    );
 }
 
 /// Every list answers the page shape: `items` (a record or an elided marker), `next_cursor`,
@@ -286,9 +295,14 @@ async fn every_list_is_documented_as_a_page() {
         let schema = resolve(
             &doc["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"],
         );
-        let props = schema["properties"].as_object().unwrap_or_else(|| panic!("{path}: {schema}"));
+        let props = schema["properties"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{path}: {schema}"));
         for field in ["items", "next_cursor", "truncated_by"] {
-            assert!(props.contains_key(field), "{path}: no `{field}` in {schema}");
+            assert!(
+                props.contains_key(field),
+                "{path}: no `{field}` in {schema}"
+            );
         }
         // An item is the record or the elided marker, told apart by their fields (no tag).
         let item = resolve(&props["items"]["items"]);
@@ -297,10 +311,17 @@ async fn every_list_is_documented_as_a_page() {
             .unwrap_or_else(|| panic!("{path}: items are not one of record/marker: {item}"));
         let names: Vec<String> = choices
             .iter()
-            .map(|c| resolve(c)["properties"].as_object().map(|p| p.keys().cloned().collect::<Vec<_>>().join(",")).unwrap_or_default())
+            .map(|c| {
+                resolve(c)["properties"]
+                    .as_object()
+                    .map(|p| p.keys().cloned().collect::<Vec<_>>().join(","))
+                    .unwrap_or_default()
+            })
             .collect();
         assert!(
-            names.iter().any(|n| n.contains("elided") && n.contains("cursor")),
+            names
+                .iter()
+                .any(|n| n.contains("elided") && n.contains("cursor")),
             "{path}: no elided marker among {names:?}"
         );
     }
@@ -328,11 +349,20 @@ async fn the_document_the_route_table_and_the_source_name_the_same_routes() {
     let doc = spec(&h).await;
     let documented = operations(&doc);
     let table = table_operations();
-    assert!(table.len() >= 35, "the route tables are too short: {table:?}");
+    assert!(
+        table.len() >= 35,
+        "the route tables are too short: {table:?}"
+    );
     let missing: Vec<_> = table.difference(&documented).collect();
-    assert!(missing.is_empty(), "in the route table but not in the document: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "in the route table but not in the document: {missing:?}"
+    );
     let extra: Vec<_> = documented.difference(&table).collect();
-    assert!(extra.is_empty(), "in the document but not in the route table: {extra:?}");
+    assert!(
+        extra.is_empty(),
+        "in the document but not in the route table: {extra:?}"
+    );
 
     // Every route the source declares is in the table. The webhooks with a secret are routed from a
     // list of `(source, "path", secret)` in webhook.rs (one `.route` call for the configured ones):
@@ -346,7 +376,10 @@ async fn the_document_the_route_table_and_the_source_name_the_same_routes() {
         "the source scan found too few routes: {declared:?}"
     );
     let unlisted: Vec<_> = declared.difference(&table).collect();
-    assert!(unlisted.is_empty(), "routed but not in routes/table.rs: {unlisted:?}");
+    assert!(
+        unlisted.is_empty(),
+        "routed but not in routes/table.rs: {unlisted:?}"
+    );
     let webhook_src = include_str!("../src/webhook.rs");
     for (m, p) in table.difference(&declared) {
         assert!(
@@ -381,7 +414,10 @@ async fn routes_that_exist_only_when_configured_are_absent_otherwise() {
         )
         .await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{m} {p}");
-        assert_eq!(r.body, unknown.body, "{m} {p}: not the answer of an unknown path");
+        assert_eq!(
+            r.body, unknown.body,
+            "{m} {p}: not the answer of an unknown path"
+        );
     }
     let r = send(
         &h.app,
@@ -389,11 +425,17 @@ async fn routes_that_exist_only_when_configured_are_absent_otherwise() {
             .method(Method::POST)
             .uri("/v1/identity")
             .header("content-type", "application/json")
-            .body(Body::from(r#"{"nonce":"00112233445566778899aabbccddeeff"}"#))
+            .body(Body::from(
+                r#"{"nonce":"00112233445566778899aabbccddeeff"}"#,
+            ))
             .unwrap(),
     )
     .await;
-    assert_eq!(r.status, StatusCode::NOT_FOUND, "no server identity: no challenge");
+    assert_eq!(
+        r.status,
+        StatusCode::NOT_FOUND,
+        "no server identity: no challenge"
+    );
 }
 
 #[tokio::test]

@@ -8,14 +8,14 @@
 
 use crate::auth::{Auth, Principal, Role};
 use crate::error::ApiError;
+use crate::extract::StrictQuery;
 use crate::extract::{parse_json_value, read_limited, require_content_type, typed};
+use crate::paging::{self, CursorKind};
 use crate::state::AppState;
 use axum::body::Body;
-use crate::extract::StrictQuery;
-use crate::paging::{self, CursorKind};
 use axum::extract::{Path, State};
-use axum::response::Response;
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::{Extension, Json};
 use sentinel_core::{Timestamp, TraceId};
 use sentinel_store::ApiKeyRow;
