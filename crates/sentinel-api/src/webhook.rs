@@ -343,7 +343,7 @@ pub(crate) mod doc {
     #[utoipa::path(post, path = "/webhook/github", tag = "webhooks",
         params(
             ("X-Hub-Signature-256" = String, Header, description = "`sha256=<hex HMAC-SHA256(secret, raw body)>`."),
-            ("X-GitHub-Delivery" = String, Header, description = "The delivery id (1–200 printable characters), de-duplicated within the replay window."),
+            ("X-GitHub-Delivery" = String, Header, pattern = "^[!-~]{1,200}$", description = "The delivery id (1–200 printable characters), de-duplicated within the replay window."),
             ("X-GitHub-Event" = Option<String>, Header, description = "The event type, kept in the event."),
         ),
         request_body(content = crate::routes::openapi::Object, content_type = "application/json", description = "GitHub's payload (a JSON object); its summary becomes an event."),
@@ -354,7 +354,7 @@ pub(crate) mod doc {
     #[utoipa::path(post, path = "/webhook/gitea", tag = "webhooks",
         params(
             ("X-Gitea-Signature" = String, Header, description = "`<hex HMAC-SHA256(secret, raw body)>`."),
-            ("X-Gitea-Delivery" = String, Header, description = "The delivery id (1–200 printable characters), de-duplicated within the replay window."),
+            ("X-Gitea-Delivery" = String, Header, pattern = "^[!-~]{1,200}$", description = "The delivery id (1–200 printable characters), de-duplicated within the replay window."),
             ("X-Gitea-Event" = Option<String>, Header, description = "The event type, kept in the event."),
         ),
         request_body(content = crate::routes::openapi::Object, content_type = "application/json", description = "Gitea's payload (a JSON object); its summary becomes an event."),
@@ -364,9 +364,9 @@ pub(crate) mod doc {
     /// `POST /webhook/generic`: a delivery signed the way Sentinel's own webhook channel signs.
     #[utoipa::path(post, path = "/webhook/generic", tag = "webhooks",
         params(
-            ("X-Sentinel-Timestamp" = String, Header, description = "Unix seconds; outside the replay window (default 5 min) the signature is refused."),
+            ("X-Sentinel-Timestamp" = String, Header, pattern = "^[0-9]{1,20}$", description = "Unix seconds; outside the replay window (default 5 min) the signature is refused."),
             ("X-Sentinel-Signature" = String, Header, description = "`sha256=<hex HMAC-SHA256(secret, \"<timestamp>.<raw body>\")>`."),
-            ("X-Sentinel-Delivery" = String, Header, description = "The delivery id (1–200 printable characters), de-duplicated within the replay window."),
+            ("X-Sentinel-Delivery" = String, Header, pattern = "^[!-~]{1,200}$", description = "The delivery id (1–200 printable characters), de-duplicated within the replay window."),
         ),
         request_body(content = crate::routes::openapi::Telemetry, content_type = "application/json", description = "One telemetry object (kind `webhook` unless it names one; its `source` is replaced by the route's)."),
         responses((status = 200, description = "Accepted and stored as an event (source `webhook/generic`). Exists only when `api.webhooks.generic` is configured.", body = crate::routes::openapi::WebhookAccepted)))]
@@ -374,7 +374,7 @@ pub(crate) mod doc {
 
     /// `POST /webhook/test`: unsigned, for trying the event path.
     #[utoipa::path(post, path = "/webhook/test", tag = "webhooks",
-        params(("X-Sentinel-Delivery" = Option<String>, Header, description = "An optional delivery id, de-duplicated within the replay window.")),
+        params(("X-Sentinel-Delivery" = Option<String>, Header, pattern = "^[!-~]{1,200}$", description = "An optional delivery id, de-duplicated within the replay window.")),
         request_body(content = crate::routes::openapi::Telemetry, content_type = "application/json", description = "One telemetry object."),
         responses(
             (status = 200, description = "Stored as an event (source `webhook/test`). NO SIGNATURE: exists only when the daemon runs with `SENTINEL_ENABLE_WEBHOOK_TEST=true` (logged as a WARNING at start); never on a reachable address.", body = crate::routes::openapi::WebhookAccepted),
