@@ -16,14 +16,18 @@
 // The schema-only types below are never built: they exist for their derived schemas.
 #![allow(dead_code)]
 
-use super::{audit, defend, events, health, intel, notify, query, system};
+use super::{audit, defend, events, health, identity, intel, keys, notify, query, system};
 use crate::error::ApiError;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use std::sync::OnceLock;
+use utoipa::openapi::header::{Header, HeaderBuilder};
 use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::response::{Response as OaResponse, ResponseBuilder};
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
 use utoipa::openapi::{Content, OpenApi as Doc, Ref, RefOr};
 use utoipa::{Modify, OpenApi, ToSchema};
 
@@ -34,7 +38,12 @@ use utoipa::{Modify, OpenApi, ToSchema};
         title = "Sentinel API",
         description = "Sentinel's HTTP API: telemetry in, detections, plans and the audit trail out. \
             Every route under `/v1` and `/metrics` needs an API key (`Authorization: Bearer <key>` or \
-            `X-API-Key: <key>`); roles are viewer < operator < admin. `/health` and `/ready` need none.",
+            `X-API-Key: <key>`, or a JWT bearer token); roles are viewer < operator < admin. `/health`, \
+            `/ready` and `POST /v1/identity` need none; the `/webhook/*` routes are authenticated by \
+            their signature instead, and exist only when configured. Every route but `/health` and \
+            `/ready` may answer 429 `rate_limited` with `Retry-After` (per client address, and per key \
+            after authentication). Every list is a page: `{items, next_cursor, truncated_by}` bounded \
+            by a count (`limit`) and a byte budget; an item larger than the budget is an elided marker.",
         license(name = "Proprietary")
     ),
     paths(
@@ -67,6 +76,14 @@ use utoipa::{Modify, OpenApi, ToSchema};
         defend::defend,
         events::post_batch,
         events::post_stream,
+        keys::list,
+        keys::create,
+        keys::revoke,
+        identity::challenge,
+        crate::webhook::doc::github,
+        crate::webhook::doc::gitea,
+        crate::webhook::doc::generic,
+        crate::webhook::doc::test,
     ),
     components(schemas(Error, ErrorDetail)),
     modifiers(&Shared),
@@ -78,7 +95,11 @@ use utoipa::{Modify, OpenApi, ToSchema};
         (name = "decisions", description = "Manual decisions (block, rate-limit, isolate, quarantine)."),
         (name = "intel", description = "The investigation: lookups and counters."),
         (name = "notify", description = "Notifications: counters, manual notices, dead letters."),
-        (name = "system", description = "The daemon's own state."),
+        (name = "system", description = "The daemon's own state, its identity and this document."),
+        (name = "keys", description = "API keys: made, listed and revoked (admin only; each change audited)."),
+        (name = "webhooks", description = "Signed webhooks as an event source. Not API-key routes: the \
+            signature over the raw body is the authentication. Each exists only when its secret is \
+            configured (`api.webhooks`); otherwise it answers 404 like any unknown path."),
     )
 )]
 pub(crate) struct ApiDoc;
@@ -111,8 +132,38 @@ pub(crate) async fn openapi_json() -> Result<Response, ApiError> {
     Ok(([(header::CONTENT_TYPE, "application/json")], rendered()?).into_response())
 }
 
-/// Paths served without a key (and outside `/v1`).
+/// Paths served without a key and outside every limit (liveness and readiness).
 const OPEN_PATHS: &[&str] = &["/health", "/ready"];
+
+/// Paths served without a key but behind the per-address rate limit, the in-flight cap and the
+/// timeout: the identity challenge (it runs before a client may present a key). The unsigned
+/// `/webhook/test` is keyless too (only with `SENTINEL_ENABLE_WEBHOOK_TEST=true`), with a webhook's
+/// answers.
+const KEYLESS_PATHS: &[&str] = &["/v1/identity"];
+
+/// The signed webhooks: `(path, security scheme, signature header, how it is signed)`.
+const SIGNED_PATHS: &[(&str, &str, &str, &str)] = &[
+    (
+        "/webhook/github",
+        "github_signature",
+        "X-Hub-Signature-256",
+        "`sha256=<hex HMAC-SHA256(secret, raw body)>` (GitHub's scheme); the secret is `api.webhooks.github`.",
+    ),
+    (
+        "/webhook/gitea",
+        "gitea_signature",
+        "X-Gitea-Signature",
+        "`<hex HMAC-SHA256(secret, raw body)>` (Gitea's scheme); the secret is `api.webhooks.gitea`.",
+    ),
+    (
+        "/webhook/generic",
+        "generic_signature",
+        "X-Sentinel-Signature",
+        "`sha256=<hex HMAC-SHA256(secret, \"<X-Sentinel-Timestamp>.<raw body>\")>` with \
+         `X-Sentinel-Timestamp` (unix seconds) inside the replay window; the secret is \
+         `api.webhooks.generic`.",
+    ),
+];
 
 /// Adds what every route shares: the security schemes and the edge's own answers.
 struct Shared;
@@ -120,11 +171,37 @@ struct Shared;
 /// The answers the edge gives to any authenticated route, with why.
 const EDGE_ANSWERS: &[(&str, &str)] = &[
     ("400", "A malformed request: a bad, unknown or repeated query parameter or path segment (the message names it)."),
-    ("401", "No API key, or one that is not valid (always the same answer)."),
-    ("403", "A valid key without the role this route needs."),
-    ("429", "Busy: retry after the `Retry-After` seconds."),
+    ("401", "No valid credentials: no key, an unknown, expired or revoked key, or a JWT that does not verify (always the same answer)."),
+    ("403", "Valid credentials without the role this route needs."),
+    ("429", RATE_LIMITED),
     ("503", "Not available now (busy, out of time, not in this role, or shutting down): retry after `Retry-After`."),
 ];
+
+/// The answers of a route that needs no key but is rate limited and capped.
+const KEYLESS_ANSWERS: &[(&str, &str)] = &[
+    ("400", "A malformed request (the message names what)."),
+    ("429", RATE_LIMITED),
+    (
+        "503",
+        "Not available now (busy, out of time, or shutting down): retry after `Retry-After`.",
+    ),
+];
+
+/// The answers of a signed webhook.
+const SIGNED_ANSWERS: &[(&str, &str)] = &[
+    ("400", "The delivery id header is missing (signed routes) or malformed, or the body is not a JSON object."),
+    ("401", "A missing, malformed, stale or wrong signature (always the same answer, `WWW-Authenticate: Signature`); the body was not looked at."),
+    ("404", "No secret is configured for this source: the route does not exist."),
+    ("409", "`duplicate_delivery`: this delivery id was accepted within the replay window."),
+    ("429", RATE_LIMITED),
+    ("503", "Not available now (the intake is full, the store did not confirm in time, too many deliveries to de-duplicate, or shutting down): retry after `Retry-After`."),
+];
+
+/// Why a 429.
+const RATE_LIMITED: &str =
+    "`rate_limited`: this client address (any route but `/health` and `/ready`) or this key \
+    (after authentication) is over its rate; or `busy`: the intake queue is full. Retry after the \
+    `Retry-After` seconds.";
 
 /// Answers of routes that read a body.
 const BODY_ANSWERS: &[(&str, &str)] = &[
@@ -142,6 +219,34 @@ fn error_response(description: &str) -> RefOr<OaResponse> {
             ))),
         )
         .into()
+}
+
+/// `Retry-After`: whole seconds, at least 1.
+fn retry_after() -> Header {
+    let seconds = ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(1))
+        .build();
+    HeaderBuilder::new()
+        .schema(seconds)
+        .description(Some(
+            "Seconds to wait before retrying (a whole number, at least 1).",
+        ))
+        .build()
+}
+
+/// Every 429 and 503 of `op` says it carries `Retry-After`.
+fn add_retry_after(op: &mut Operation) {
+    for (code, answer) in op.responses.responses.iter_mut() {
+        if code == "429" || code == "503" {
+            if let RefOr::T(answer) = answer {
+                answer
+                    .headers
+                    .entry("Retry-After".to_string())
+                    .or_insert_with(retry_after);
+            }
+        }
+    }
 }
 
 fn add_answers(op: &mut Operation, answers: &[(&str, &str)]) {
@@ -176,7 +281,9 @@ impl Modify for Shared {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("An API key (`snl_…`) as a bearer token."))
+                    .description(Some(
+                        "An API key (`snl_…`) or a JWT (EdDSA or HS256; its role in a claim) as a bearer token.",
+                    ))
                     .build(),
             ),
         );
@@ -187,23 +294,57 @@ impl Modify for Shared {
                 "An API key (`snl_…`) in its own header.",
             ))),
         );
+        for (_, scheme, header, how) in SIGNED_PATHS {
+            let mut value = ApiKeyValue::new(*header);
+            value.description = Some(format!("Not an API key: the delivery's signature, {how}"));
+            components.add_security_scheme(*scheme, SecurityScheme::ApiKey(ApiKey::Header(value)));
+        }
         for (path, item) in doc.paths.paths.iter_mut() {
-            let open = OPEN_PATHS.contains(&path.as_str());
+            let path = path.as_str();
+            let signed = SIGNED_PATHS.iter().find(|s| s.0 == path);
             for op in operations(item) {
-                if open {
+                if OPEN_PATHS.contains(&path) {
                     // No key needed: an empty requirement overrides the document's.
                     op.security = Some(vec![Default::default()]);
+                    add_retry_after(op);
                     continue;
                 }
-                add_answers(op, EDGE_ANSWERS);
-                if op.request_body.is_some() {
-                    add_answers(op, BODY_ANSWERS);
+                let webhook = path.starts_with("/webhook/");
+                if path == "/webhook/test" {
+                    // Unsigned (only with SENTINEL_ENABLE_WEBHOOK_TEST=true), otherwise a webhook.
+                    op.security = Some(vec![Default::default()]);
+                    add_answers(op, &SIGNED_ANSWERS[..1]);
+                    add_answers(op, &SIGNED_ANSWERS[3..]);
+                } else if KEYLESS_PATHS.contains(&path) {
+                    op.security = Some(vec![Default::default()]);
+                    add_answers(op, KEYLESS_ANSWERS);
+                } else if let Some((_, scheme, _, _)) = signed {
+                    // The signature is the authentication: no API key is asked for (nor looked at).
+                    op.security = Some(vec![SecurityRequirement::new(
+                        *scheme,
+                        Vec::<String>::new(),
+                    )]);
+                    add_answers(op, SIGNED_ANSWERS);
+                } else {
+                    add_answers(op, EDGE_ANSWERS);
                 }
+                if op.request_body.is_some() {
+                    // A webhook reads any content type (the signature covers the raw bytes).
+                    add_answers(
+                        op,
+                        if webhook {
+                            &BODY_ANSWERS[..1]
+                        } else {
+                            BODY_ANSWERS
+                        },
+                    );
+                }
+                add_retry_after(op);
             }
         }
         doc.security = Some(vec![
-            utoipa::openapi::security::SecurityRequirement::new("bearer", Vec::<String>::new()),
-            utoipa::openapi::security::SecurityRequirement::new("api_key", Vec::<String>::new()),
+            SecurityRequirement::new("bearer", Vec::<String>::new()),
+            SecurityRequirement::new("api_key", Vec::<String>::new()),
         ]);
     }
 }
@@ -222,8 +363,8 @@ pub(crate) struct Error {
 #[derive(ToSchema)]
 pub(crate) struct ErrorDetail {
     /// A stable code: `bad_request`, `unauthorized`, `forbidden`, `not_found`, `gone`,
-    /// `method_not_allowed`, `payload_too_large`, `unsupported_media_type`, `busy`, `unavailable`,
-    /// `internal`.
+    /// `method_not_allowed`, `payload_too_large`, `unsupported_media_type`, `busy`, `rate_limited`,
+    /// `duplicate_delivery`, `unavailable`, `internal`.
     code: String,
     /// A short message for a person; it names the failing field or parameter.
     message: String,
@@ -292,6 +433,7 @@ pub(crate) struct Page<T: ToSchema> {
 
 /// One item of a page: the record, or a marker standing for one too large for any page.
 #[derive(ToSchema)]
+#[serde(untagged)]
 #[allow(dead_code)] // Only described, never built.
 pub(crate) enum PageItem<T: ToSchema> {
     /// The record.
@@ -305,8 +447,12 @@ pub(crate) enum PageItem<T: ToSchema> {
 pub(crate) struct Elided {
     /// Always `true`.
     elided: bool,
+    /// The cursor just past it (where the listing goes on).
+    cursor: String,
     /// Its size in bytes.
     bytes: u64,
+    /// Why it is left out.
+    reason: String,
 }
 
 /// What cut a page short.
@@ -550,7 +696,8 @@ pub(crate) enum NoticeKind {
 /// A page of dead letters, newest first.
 #[derive(ToSchema)]
 pub(crate) struct DeadLetters {
-    /// The dead letters.
+    /// The dead letters; one larger than the whole byte budget stands as
+    /// `{"delivery_id", "elided": true, "bytes"}`.
     items: Vec<serde_json::Value>,
     /// Pass back as `before` for the next page; absent or `null` on the last.
     next_before: Option<String>,
@@ -561,7 +708,8 @@ pub(crate) struct DeadLetters {
 /// A page of audit-log records.
 #[derive(ToSchema)]
 pub(crate) struct AuditRecords {
-    /// The records, in order.
+    /// The records, in order; one larger than the whole byte budget stands as
+    /// `{"seq", "leaf_hash", "elided": true, "bytes"}`.
     records: Vec<serde_json::Value>,
     /// The `from` of the next page; `null` at the end of what is committed.
     next: Option<u64>,
@@ -604,7 +752,8 @@ pub(crate) struct ConsistencyProof {
 /// A page of stored checkpoints.
 #[derive(ToSchema)]
 pub(crate) struct Checkpoints {
-    /// The signed notes, by tree size.
+    /// The signed notes, by tree size; one larger than the whole byte budget stands as
+    /// `{"size", "root_hash", "elided": true, "bytes"}`.
     checkpoints: Vec<serde_json::Value>,
     /// The `from` of the next page, if there may be more.
     next: Option<u64>,
@@ -615,3 +764,130 @@ pub(crate) struct Checkpoints {
 /// Any JSON object (counters and such whose fields may grow).
 #[derive(ToSchema)]
 pub(crate) struct Object {}
+
+/// A role: viewer < operator < admin.
+#[derive(ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum KeyRole {
+    /// Reads everything.
+    Viewer,
+    /// Reads, and posts telemetry, decisions and notices.
+    Operator,
+    /// Everything, including keys.
+    Admin,
+}
+
+/// Where a key is in its life.
+#[derive(ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum KeyState {
+    /// It works.
+    Active,
+    /// Its `expires` has passed.
+    Expired,
+    /// Revoked.
+    Revoked,
+}
+
+/// A new key.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct KeyCreate {
+    /// A name for people (1–64 characters, no control characters; default: the role).
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"
+    )]
+    name: Option<String>,
+    /// Its role.
+    role: KeyRole,
+    /// A lifetime (`90d`, `12h`, at most 10 years) or an RFC 3339 time; absent or `null`: never.
+    #[schema(example = "90d")]
+    expires: Option<String>,
+}
+
+/// A key as listed: never its hash, never the key itself.
+#[derive(ToSchema)]
+pub(crate) struct KeyView {
+    /// Its id (a ULID).
+    id: String,
+    /// Its name.
+    name: String,
+    /// Its role.
+    role: KeyRole,
+    /// When it was made (RFC 3339).
+    created: String,
+    /// When it stops working (RFC 3339); `null`: never.
+    expires: Option<String>,
+    /// When it was revoked (RFC 3339); `null`: it was not.
+    revoked_at: Option<String>,
+    /// Active, expired or revoked.
+    state: KeyState,
+}
+
+/// A key just made: as listed, with the key itself (shown only this once).
+#[derive(ToSchema)]
+pub(crate) struct KeyCreated {
+    /// Its id (a ULID).
+    id: String,
+    /// Its name.
+    name: String,
+    /// Its role.
+    role: KeyRole,
+    /// When it was made (RFC 3339).
+    created: String,
+    /// When it stops working (RFC 3339); `null`: never.
+    expires: Option<String>,
+    /// Always `null` here.
+    revoked_at: Option<String>,
+    /// Always `active` here.
+    state: KeyState,
+    /// The key (`snl_…`): shown only in this answer; only its keyed hash is stored.
+    key: String,
+    /// A reminder that the key is shown only once.
+    note: String,
+}
+
+/// A key revoked.
+#[derive(ToSchema)]
+pub(crate) struct KeyRevoked {
+    /// Its id.
+    id: String,
+    /// Always `true`.
+    revoked: bool,
+    /// Whether the audit trail took the note (the key is revoked either way).
+    audited: bool,
+}
+
+/// The identity challenge: a fresh random nonce.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct IdentityChallenge {
+    /// 16 to 64 random bytes, in hex.
+    #[schema(
+        pattern = "^([0-9a-fA-F]{2}){16,64}$",
+        example = "00112233445566778899aabbccddeeff"
+    )]
+    nonce: String,
+}
+
+/// The daemon's answer to the identity challenge.
+#[derive(ToSchema)]
+pub(crate) struct IdentityProof {
+    /// `HMAC-SHA256(server.id, nonce ‖ "sentinel-identity")`, hex.
+    proof: String,
+}
+
+/// A webhook delivery accepted: stored as an event.
+#[derive(ToSchema)]
+pub(crate) struct WebhookAccepted {
+    /// Always `true`.
+    accepted: bool,
+    /// The event made of it.
+    event_id: String,
+    /// Its trace.
+    trace_id: String,
+    /// The delivery id (`null` only on `/webhook/test` without one).
+    delivery: Option<String>,
+}

@@ -332,6 +332,57 @@ pub(crate) fn routes(state: &AppState) -> Router<AppState> {
     r
 }
 
+/// The webhook routes as the OpenAPI document describes them. The routes themselves are closures
+/// built in [`routes`] (one per configured secret), so their attributes sit on these stand-ins, never
+/// called. What every webhook shares (401, 404, 409, 429, 503 and the signature's security scheme) is
+/// added by the document's modifier in `openapi.rs`.
+pub(crate) mod doc {
+    #![allow(dead_code)]
+
+    /// `POST /webhook/github`: a GitHub delivery.
+    #[utoipa::path(post, path = "/webhook/github", tag = "webhooks",
+        params(
+            ("X-Hub-Signature-256" = String, Header, description = "`sha256=<hex HMAC-SHA256(secret, raw body)>`."),
+            ("X-GitHub-Delivery" = String, Header, pattern = "^[!-~]{1,200}$", description = "The delivery id (1–200 printable characters), de-duplicated within the replay window."),
+            ("X-GitHub-Event" = Option<String>, Header, description = "The event type, kept in the event."),
+        ),
+        request_body(content = crate::routes::openapi::Object, content_type = "application/json", description = "GitHub's payload (a JSON object); its summary becomes an event."),
+        responses((status = 200, description = "Accepted and stored as an event (source `webhook/github`). Exists only when `api.webhooks.github` is configured.", body = crate::routes::openapi::WebhookAccepted)))]
+    pub(crate) async fn github() {}
+
+    /// `POST /webhook/gitea`: a Gitea delivery.
+    #[utoipa::path(post, path = "/webhook/gitea", tag = "webhooks",
+        params(
+            ("X-Gitea-Signature" = String, Header, description = "`<hex HMAC-SHA256(secret, raw body)>`."),
+            ("X-Gitea-Delivery" = String, Header, pattern = "^[!-~]{1,200}$", description = "The delivery id (1–200 printable characters), de-duplicated within the replay window."),
+            ("X-Gitea-Event" = Option<String>, Header, description = "The event type, kept in the event."),
+        ),
+        request_body(content = crate::routes::openapi::Object, content_type = "application/json", description = "Gitea's payload (a JSON object); its summary becomes an event."),
+        responses((status = 200, description = "Accepted and stored as an event (source `webhook/gitea`). Exists only when `api.webhooks.gitea` is configured.", body = crate::routes::openapi::WebhookAccepted)))]
+    pub(crate) async fn gitea() {}
+
+    /// `POST /webhook/generic`: a delivery signed the way Sentinel's own webhook channel signs.
+    #[utoipa::path(post, path = "/webhook/generic", tag = "webhooks",
+        params(
+            ("X-Sentinel-Timestamp" = String, Header, pattern = "^[0-9]{1,20}$", description = "Unix seconds; outside the replay window (default 5 min) the signature is refused."),
+            ("X-Sentinel-Signature" = String, Header, description = "`sha256=<hex HMAC-SHA256(secret, \"<timestamp>.<raw body>\")>`."),
+            ("X-Sentinel-Delivery" = String, Header, pattern = "^[!-~]{1,200}$", description = "The delivery id (1–200 printable characters), de-duplicated within the replay window."),
+        ),
+        request_body(content = crate::routes::openapi::Telemetry, content_type = "application/json", description = "One telemetry object (kind `webhook` unless it names one; its `source` is replaced by the route's)."),
+        responses((status = 200, description = "Accepted and stored as an event (source `webhook/generic`). Exists only when `api.webhooks.generic` is configured.", body = crate::routes::openapi::WebhookAccepted)))]
+    pub(crate) async fn generic() {}
+
+    /// `POST /webhook/test`: unsigned, for trying the event path.
+    #[utoipa::path(post, path = "/webhook/test", tag = "webhooks",
+        params(("X-Sentinel-Delivery" = Option<String>, Header, pattern = "^[!-~]{1,200}$", description = "An optional delivery id, de-duplicated within the replay window.")),
+        request_body(content = crate::routes::openapi::Telemetry, content_type = "application/json", description = "One telemetry object."),
+        responses(
+            (status = 200, description = "Stored as an event (source `webhook/test`). NO SIGNATURE: exists only when the daemon runs with `SENTINEL_ENABLE_WEBHOOK_TEST=true` (logged as a WARNING at start); never on a reachable address.", body = crate::routes::openapi::WebhookAccepted),
+            (status = 404, description = "`SENTINEL_ENABLE_WEBHOOK_TEST` is not `true`: the route does not exist.", body = crate::routes::openapi::Error),
+        ))]
+    pub(crate) async fn test() {}
+}
+
 /// The same 401 for a missing, malformed, stale or wrong signature.
 fn unauthorized() -> Response {
     let mut r = (

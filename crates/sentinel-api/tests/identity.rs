@@ -10,8 +10,10 @@ use ed25519_dalek::SigningKey;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use sentinel_api::auth::{Auth, Principal, Refusal, Role};
 use sentinel_api::jwt::{Jwt, JwtSettings};
-use sentinel_api::{ApiSettings, AppState};
+use sentinel_api::webhook::WebhookSettings;
+use sentinel_api::{ApiSettings, AppState, ServerId, WebhookAuth};
 use sentinel_core::{AuditKind, Redactor, Timestamp, TraceId};
+use sentinel_notify::config::Secret;
 use sentinel_pipeline::metrics::Metrics;
 use sentinel_pipeline::recorder::{LogAudit, Recorder};
 use sentinel_store::{ApiKeyRow, Store};
@@ -149,7 +151,19 @@ async fn env() -> Env {
         metrics,
         ready: Arc::new(AtomicBool::new(true)),
         redactor: Arc::new(Redactor::default()),
-        settings: ApiSettings::default(),
+        // Every route that exists only when configured exists here: the identity challenge and the
+        // webhooks (the auth matrix walks them all).
+        settings: ApiSettings {
+            server_id: Some(ServerId::new([3u8; 32])),
+            webhooks: WebhookSettings {
+                github: Some(Secret::new("github-secret-for-tests")),
+                gitea: Some(Secret::new("gitea-secret-for-tests")),
+                generic: Some(Secret::new("generic-secret-for-tests")),
+                enable_test: true,
+                ..WebhookSettings::default()
+            },
+            ..ApiSettings::default()
+        },
         audit: None,
         decisions: None,
         intel: None,
@@ -270,28 +284,56 @@ fn concrete(path: &str) -> String {
         .replace("{delivery_id}", "01ARZ3NDEKTSV4RRFFQ69G5FAV")
 }
 
-#[test]
-fn the_route_table_names_exactly_the_routed_paths() {
-    let src = include_str!("../src/routes/mod.rs");
-    let mut routed = BTreeSet::new();
+/// The literal paths of every `.route("…"` in `src`, as full paths (routes nested under `/v1` are
+/// written without it), leaving out the `/v1/` catch-all (no operation: any method, 401 without a
+/// key, 404 with one).
+fn routed_paths(src: &str, into: &mut BTreeSet<String>) {
     for part in src.split(".route(").skip(1) {
         let part = part.trim_start();
         let Some(part) = part.strip_prefix('"') else {
             continue;
         };
         let path = &part[..part.find('"').unwrap()];
-        let full = if ["/health", "/ready", "/metrics"].contains(&path) {
+        if path == "/v1/" {
+            continue;
+        }
+        let top = path.starts_with("/v1/")
+            || path.starts_with("/webhook/")
+            || ["/health", "/ready", "/metrics"].contains(&path);
+        into.insert(if top {
             path.to_owned()
         } else {
             format!("/v1{path}")
-        };
-        routed.insert(full);
+        });
     }
+}
+
+#[test]
+fn the_route_table_names_exactly_the_routed_paths() {
+    let mut routed = BTreeSet::new();
+    routed_paths(include_str!("../src/routes/mod.rs"), &mut routed);
     let table: BTreeSet<String> = sentinel_api::route_table()
         .iter()
         .map(|(_, p, _)| (*p).to_owned())
         .collect();
     assert_eq!(table, routed, "routes/table.rs and routes/mod.rs differ");
+    // The webhooks: `/webhook/test` is a `.route` call, the signed ones a list of paths with their
+    // secrets, routed when the secret is configured.
+    let src = include_str!("../src/webhook.rs");
+    let mut hooks = BTreeSet::new();
+    routed_paths(src, &mut hooks);
+    for (_, p, _) in sentinel_api::webhook_table() {
+        assert!(
+            src.contains(&format!("\"{p}\"")),
+            "{p} is not routed in webhook.rs"
+        );
+        hooks.insert((*p).to_owned());
+    }
+    assert_eq!(
+        hooks.len(),
+        sentinel_api::webhook_table().len(),
+        "webhook.rs routes a path routes/table.rs does not list: {hooks:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -360,6 +402,14 @@ async fn auth_matrix_every_route_by_every_credential() {
         for (what, cred) in &refused {
             let a = e.call(method.clone(), &url, *cred, None).await;
             match need {
+                // Liveness and readiness: up or not ready. The identity challenge: no key is
+                // looked at; without a body it is a 415, never a 401.
+                None if *path == "/v1/identity" => assert_eq!(
+                    a.status,
+                    415,
+                    "{method} {path} with {what}: {}",
+                    String::from_utf8_lossy(&a.body)
+                ),
                 None => assert!(
                     a.status == 200 || a.status == 503,
                     "{method} {path} with {what}: public route answered {}",
@@ -382,6 +432,7 @@ async fn auth_matrix_every_route_by_every_credential() {
         for (what, cred, role) in &granted {
             let a = e.call(method.clone(), &url, Some(cred), None).await;
             match need {
+                None if *path == "/v1/identity" => assert_eq!(a.status, 415, "{method} {path}"),
                 Some(need) if role < need => assert_eq!(
                     a.status,
                     403,
@@ -399,6 +450,39 @@ async fn auth_matrix_every_route_by_every_credential() {
         }
     }
     assert_eq!(checked, sentinel_api::route_table().len() * 12);
+
+    // The webhooks: no credential of the API opens a signed one (the signature is the only
+    // authentication, and a key is not even looked at: the refusal counters below do not move for
+    // them); the unsigned test route needs none (it exists only with SENTINEL_ENABLE_WEBHOOK_TEST).
+    let mut hooks_checked = 0;
+    for (method, path, auth) in sentinel_api::webhook_table() {
+        let creds = refused
+            .iter()
+            .map(|(w, c)| (*w, *c))
+            .chain(granted.iter().map(|(w, c, _)| (*w, Some(*c))));
+        for (what, cred) in creds {
+            let a = e.call(method.clone(), path, cred, None).await;
+            match auth {
+                WebhookAuth::Signed => {
+                    assert_eq!(a.status, 401, "{method} {path} with {what}");
+                    assert_eq!(
+                        a.www_authenticate.as_deref(),
+                        Some("Signature"),
+                        "{method} {path}"
+                    );
+                }
+                // Unsigned: an empty body is no JSON object, a 400 from the handler itself.
+                WebhookAuth::Unsigned => assert_eq!(
+                    a.status,
+                    400,
+                    "{method} {path} with {what}: {}",
+                    String::from_utf8_lossy(&a.body)
+                ),
+            }
+            hooks_checked += 1;
+        }
+    }
+    assert_eq!(hooks_checked, sentinel_api::webhook_table().len() * 12);
     let body: Value = serde_json::from_slice(&the_401.unwrap().0).unwrap();
     assert_eq!(body["error"]["code"], "unauthorized");
 
@@ -661,7 +745,7 @@ async fn key_listing_is_paged_by_id() {
     let mut pages = 0;
     loop {
         let path = match &after {
-            Some(a) => format!("/v1/keys?limit=2&after={a}"),
+            Some(a) => format!("/v1/keys?limit=2&cursor={a}"),
             None => "/v1/keys?limit=2".to_owned(),
         };
         let v = e
@@ -672,9 +756,17 @@ async fn key_listing_is_paged_by_id() {
         assert!(items.len() <= 2);
         seen.extend(items.iter().map(|k| k["id"].as_str().unwrap().to_owned()));
         pages += 1;
-        match v["next"].as_str() {
-            Some(n) => after = Some(n.to_owned()),
-            None => break,
+        // The page shape of every list: `next_cursor` (a key cursor) and why the page stopped.
+        match v["next_cursor"].as_str() {
+            Some(n) => {
+                assert!(n.starts_with("ky_"), "{n}");
+                assert_eq!(v["truncated_by"], "count");
+                after = Some(n.to_owned());
+            }
+            None => {
+                assert_eq!(v["truncated_by"], Value::Null);
+                break;
+            }
         }
     }
     assert_eq!(pages, 3);
@@ -687,6 +779,9 @@ async fn key_listing_is_paged_by_id() {
         "/v1/keys?limit=5000",
         "/v1/keys?after=x",
         "/v1/keys?cursor=1",
+        "/v1/keys?cursor=ky_x",
+        "/v1/keys?cursor=al_01ARZ3NDEKTSV4RRFFQ69G5FAV",
+        "/v1/keys?limit=2&limit=3",
     ] {
         assert_eq!(
             e.call(Method::GET, bad, Some(&e.admin), None).await.status,

@@ -1,17 +1,73 @@
 //! The OpenAPI document against the router it describes: served to any role (not to anonymous
-//! callers), every route the source declares is in it with its methods, and every path and method in
-//! it is routed (asked of the real router: a method the document does not name is a 405 from the
-//! route, not the 404 of an unknown path; a method it names is never a 405).
+//! callers), it names exactly the operations of the route table (`routes/table.rs`: the key routes
+//! and the webhooks), every route the source declares is in the table, and every path and method in
+//! the document is routed (asked of the real router: a method the document does not name is a 405
+//! from the route, not the 404 of an unknown path; a method it names is never a 405).
+//!
+//! Routes that exist only when configured (the webhooks, each with its secret; `/webhook/test` with
+//! `SENTINEL_ENABLE_WEBHOOK_TEST=true`; `/v1/identity` with a server identity) are documented always,
+//! with their 404 when absent: the router under test is built with all of them configured, so the
+//! document's every operation must be routed there; without the configuration they are 404 like any
+//! unknown path (checked too). The `/v1` and `/v1/` catch-all (any method) is no operation: the
+//! source scan leaves it out (see `declared_routes`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use common::{get, harness, send};
+use common::{get, harness, harness_with, send, Harness, Setup};
+use sentinel_api::webhook::WebhookSettings;
+use sentinel_api::{ApiSettings, ServerId, WebhookAuth};
+use sentinel_notify::config::Secret;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::Path;
+
+/// The router with every route that exists only when configured: all three webhook secrets, the
+/// unsigned test route, and a server identity.
+async fn configured() -> Harness {
+    let d = Setup::default();
+    harness_with(Setup {
+        settings: ApiSettings {
+            webhooks: WebhookSettings {
+                github: Some(Secret::new("github-secret-for-tests")),
+                gitea: Some(Secret::new("gitea-secret-for-tests")),
+                generic: Some(Secret::new("generic-secret-for-tests")),
+                enable_test: true,
+                ..WebhookSettings::default()
+            },
+            server_id: Some(ServerId::new([5u8; 32])),
+            ..d.settings
+        },
+        ..d
+    })
+    .await
+}
+
+/// `(METHOD, full path)` of every row of the route tables.
+fn table_operations() -> BTreeSet<(String, String)> {
+    let keyed = sentinel_api::route_table()
+        .iter()
+        .map(|(m, p, _)| (m.to_string(), (*p).to_owned()));
+    let hooks = sentinel_api::webhook_table()
+        .iter()
+        .map(|(m, p, _)| (m.to_string(), (*p).to_owned()));
+    keyed.chain(hooks).collect()
+}
+
+/// The full path of a path as written in the source (routes nested under `/v1` are written without
+/// it).
+fn full_path(p: &str) -> String {
+    if p.starts_with("/v1")
+        || p.starts_with("/webhook/")
+        || ["/health", "/ready", "/metrics"].contains(&p)
+    {
+        p.to_owned()
+    } else {
+        format!("/v1{p}")
+    }
+}
 
 const METHODS: &[&str] = &[
     "get", "post", "put", "delete", "patch", "head", "options", "trace",
@@ -75,6 +131,12 @@ fn declared_routes() -> BTreeSet<(String, String)> {
                 }
             }
             let methods = &rest[end + 1..close];
+            // The `/v1/` catch-all (`any(not_found)`: 401 without a key, 404 with one) is no API
+            // operation: it is what a path naming none answers.
+            if methods.contains("any(") {
+                rest = &rest[close..];
+                continue;
+            }
             let mut found = false;
             for m in METHODS {
                 for token in [format!(" {m}("), format!(".{m}("), format!("({m}(")] {
@@ -119,7 +181,7 @@ fn concrete(path: &str) -> String {
 
 #[tokio::test]
 async fn the_document_is_served_to_any_role_and_not_to_anonymous_callers() {
-    let h = harness().await;
+    let h = configured().await;
     let anon = send(&h.app, get("/v1/openapi.json", None)).await;
     assert_eq!(anon.status, StatusCode::UNAUTHORIZED);
     let bad = send(&h.app, get("/v1/openapi.json", Some("snl_not_a_key"))).await;
@@ -138,7 +200,9 @@ async fn the_document_is_served_to_any_role_and_not_to_anonymous_callers() {
     assert_eq!(schemes["bearer"]["scheme"], "bearer", "{schemes}");
     assert_eq!(schemes["api_key"]["name"], "X-API-Key", "{schemes}");
     assert!(doc["security"].as_array().unwrap().len() == 2);
-    // Liveness and readiness need no key; every other operation carries the edge's answers.
+    // Liveness and readiness need no key and are never limited; the identity challenge and the
+    // unsigned test webhook need no key but are rate limited; the signed webhooks carry their own
+    // signature scheme; every other operation carries the edge's answers for a key route.
     for (m, p) in operations(&doc) {
         let op = &doc["paths"][&p][m.to_lowercase()];
         let responses = op["responses"].as_object().unwrap();
@@ -146,61 +210,238 @@ async fn the_document_is_served_to_any_role_and_not_to_anonymous_callers() {
             responses.keys().any(|c| c.starts_with('2')),
             "{m} {p}: no success answer"
         );
-        if p == "/health" || p == "/ready" {
+        let hook = sentinel_api::webhook_table()
+            .iter()
+            .find(|(_, path, _)| *path == p)
+            .map(|r| r.2);
+        let expected: &[&str] = if p == "/health" || p == "/ready" {
             assert_eq!(op["security"], serde_json::json!([{}]), "{m} {p}");
+            assert!(!responses.contains_key("429"), "{m} {p} is never limited");
+            &[]
+        } else if p == "/v1/identity" {
+            assert_eq!(op["security"], serde_json::json!([{}]), "{m} {p}");
+            &["400", "404", "413", "415", "429", "503"][..]
+        } else if hook == Some(WebhookAuth::Unsigned) {
+            assert_eq!(op["security"], serde_json::json!([{}]), "{m} {p}");
+            &["400", "404", "409", "413", "429", "503"][..]
+        } else if hook == Some(WebhookAuth::Signed) {
+            let req = op["security"].as_array().unwrap();
+            assert_eq!(req.len(), 1, "{m} {p}: {req:?}");
+            let scheme = req[0].as_object().unwrap().keys().next().unwrap().clone();
+            assert!(scheme.ends_with("_signature"), "{m} {p}: {scheme}");
+            assert_eq!(schemes[&scheme]["in"], "header", "{m} {p}");
+            assert!(
+                op["description"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("Exists only when")
+                    || responses["200"]["description"]
+                        .as_str()
+                        .unwrap()
+                        .contains("Exists only when"),
+                "{m} {p}: the document must say the route exists only when configured"
+            );
+            &["400", "401", "404", "409", "413", "429", "503"][..]
         } else {
-            for code in ["400", "401", "403", "429", "503"] {
-                assert!(responses.contains_key(code), "{m} {p}: no {code}");
-            }
+            &["400", "401", "403", "429", "503"][..]
+        };
+        for code in expected {
+            assert!(responses.contains_key(*code), "{m} {p}: no {code}");
+        }
+        if !expected.is_empty() && p != "/v1/identity" && hook != Some(WebhookAuth::Unsigned) {
             assert_eq!(
                 responses["401"]["content"]["application/json"]["schema"]["$ref"],
-                "#/components/schemas/Error"
+                "#/components/schemas/Error",
+                "{m} {p}"
+            );
+        }
+        // Every answer that says "retry later" says when.
+        for code in ["429", "503"] {
+            if let Some(r) = responses.get(code) {
+                assert_eq!(
+                    r["headers"]["Retry-After"]["schema"]["type"], "integer",
+                    "{m} {p}: {code} without Retry-After"
+                );
+            }
+        }
+    }
+    // The 429 names the rate limit's code.
+    let too_many = &doc["paths"]["/v1/alerts"]["get"]["responses"]["429"]["description"];
+    assert!(
+        too_many.as_str().unwrap().contains("rate_limited"),
+        "{too_many}"
+    );
+}
+
+/// Every list answers the page shape: `items` (a record or an elided marker), `next_cursor`,
+/// `truncated_by`.
+#[tokio::test]
+async fn every_list_is_documented_as_a_page() {
+    let h = harness().await;
+    let doc = spec(&h).await;
+    let resolve = |v: &Value| -> Value {
+        match v["$ref"].as_str() {
+            Some(r) => doc["components"]["schemas"][r.rsplit('/').next().unwrap()].clone(),
+            None => v.clone(),
+        }
+    };
+    for path in [
+        "/v1/alerts",
+        "/v1/actions",
+        "/v1/events",
+        "/v1/decisions",
+        "/v1/keys",
+    ] {
+        let schema = resolve(
+            &doc["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"],
+        );
+        let props = schema["properties"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{path}: {schema}"));
+        for field in ["items", "next_cursor", "truncated_by"] {
+            assert!(
+                props.contains_key(field),
+                "{path}: no `{field}` in {schema}"
+            );
+        }
+        // An item is the record or the elided marker, told apart by their fields (no tag).
+        let item = resolve(&props["items"]["items"]);
+        let choices = item["oneOf"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{path}: items are not one of record/marker: {item}"));
+        let names: Vec<String> = choices
+            .iter()
+            .map(|c| {
+                resolve(c)["properties"]
+                    .as_object()
+                    .map(|p| p.keys().cloned().collect::<Vec<_>>().join(","))
+                    .unwrap_or_default()
+            })
+            .collect();
+        assert!(
+            names
+                .iter()
+                .any(|n| n.contains("elided") && n.contains("cursor")),
+            "{path}: no elided marker among {names:?}"
+        );
+    }
+    // Offset-paged lists say why they stopped too.
+    for (path, items) in [
+        ("/v1/audit/records", "records"),
+        ("/v1/audit/checkpoints", "checkpoints"),
+        ("/v1/notify/dead-letters", "items"),
+    ] {
+        let schema = resolve(
+            &doc["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"],
+        );
+        for field in [items, "truncated_by"] {
+            assert!(
+                schema["properties"].get(field).is_some(),
+                "{path}: no `{field}` in {schema}"
             );
         }
     }
 }
 
 #[tokio::test]
-async fn every_declared_route_is_in_the_document() {
+async fn the_document_the_route_table_and_the_source_name_the_same_routes() {
     let h = harness().await;
     let doc = spec(&h).await;
     let documented = operations(&doc);
-    let declared = declared_routes();
+    let table = table_operations();
     assert!(
-        declared.len() >= 25,
-        "the source scan found too few routes: {declared:?}"
+        table.len() >= 35,
+        "the route tables are too short: {table:?}"
     );
-    let mut missing = Vec::new();
-    for (m, p) in &declared {
-        // Routes nested under `/v1` are written without it.
-        let found = documented.contains(&(m.clone(), p.clone()))
-            || documented.contains(&(m.clone(), format!("/v1{p}")));
-        if !found {
-            missing.push(format!("{m} {p}"));
-        }
-    }
+    let missing: Vec<_> = table.difference(&documented).collect();
     assert!(
         missing.is_empty(),
-        "routed but not in the document: {missing:?}"
+        "in the route table but not in the document: {missing:?}"
     );
-    let mut unrouted = Vec::new();
-    for (m, p) in &documented {
-        let rel = p.strip_prefix("/v1").unwrap_or(p);
-        if !declared.contains(&(m.clone(), p.clone()))
-            && !declared.contains(&(m.clone(), rel.into()))
-        {
-            unrouted.push(format!("{m} {p}"));
-        }
-    }
+    let extra: Vec<_> = documented.difference(&table).collect();
     assert!(
-        unrouted.is_empty(),
-        "documented but declared nowhere: {unrouted:?}"
+        extra.is_empty(),
+        "in the document but not in the route table: {extra:?}"
+    );
+
+    // Every route the source declares is in the table. The webhooks with a secret are routed from a
+    // list of `(source, "path", secret)` in webhook.rs (one `.route` call for the configured ones):
+    // their paths must be written there.
+    let declared: BTreeSet<(String, String)> = declared_routes()
+        .into_iter()
+        .map(|(m, p)| (m, full_path(&p)))
+        .collect();
+    assert!(
+        declared.len() >= 30,
+        "the source scan found too few routes: {declared:?}"
+    );
+    let unlisted: Vec<_> = declared.difference(&table).collect();
+    assert!(
+        unlisted.is_empty(),
+        "routed but not in routes/table.rs: {unlisted:?}"
+    );
+    let webhook_src = include_str!("../src/webhook.rs");
+    for (m, p) in table.difference(&declared) {
+        assert!(
+            p.starts_with("/webhook/") && webhook_src.contains(&format!("\"{p}\"")),
+            "{m} {p} is in routes/table.rs but routed nowhere"
+        );
+    }
+}
+
+#[tokio::test]
+async fn routes_that_exist_only_when_configured_are_absent_otherwise() {
+    let h = harness().await;
+    let unknown = send(
+        &h.app,
+        Request::builder()
+            .method(Method::POST)
+            .uri("/no-such-route")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    for (m, p, _) in sentinel_api::webhook_table() {
+        let r = send(
+            &h.app,
+            Request::builder()
+                .method(m.clone())
+                .uri(*p)
+                .header("content-type", "application/json")
+                .body(Body::from("{}"))
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{m} {p}");
+        assert_eq!(
+            r.body, unknown.body,
+            "{m} {p}: not the answer of an unknown path"
+        );
+    }
+    let r = send(
+        &h.app,
+        Request::builder()
+            .method(Method::POST)
+            .uri("/v1/identity")
+            .header("content-type", "application/json")
+            .body(Body::from(
+                r#"{"nonce":"00112233445566778899aabbccddeeff"}"#,
+            ))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::NOT_FOUND,
+        "no server identity: no challenge"
     );
 }
 
 #[tokio::test]
 async fn every_documented_path_and_method_is_routed() {
-    let h = harness().await;
+    // Every route that exists only when configured is configured here.
+    let h = configured().await;
     let doc = spec(&h).await;
     let ops = operations(&doc);
     let paths: BTreeSet<&String> = ops.iter().map(|(_, p)| p).collect();

@@ -45,7 +45,26 @@ async fn schemathesis_finds_no_server_error_and_no_answer_off_the_document() {
     let data = dir.path().join("data");
     let viewer = add_key(&data, "01FUZZVIEWER", "viewer").await;
     let operator = add_key(&data, "01FUZZOPERATOR", "operator").await;
-    let d = Daemon::start_in(dir, &[]);
+    // Every route that exists only when configured is fuzzed too: the three signed webhooks (their
+    // secrets in ./sentinel.yml, read from the working directory; the fuzzer cannot sign, so these
+    // show that refusals are as documented) and the unsigned test route, whose bodies become events.
+    std::fs::write(
+        dir.path().join("sentinel.yml"),
+        "api:\n  webhooks:\n    github: { secret: fuzz-github-secret }\n    \
+         gitea: { secret: fuzz-gitea-secret }\n    generic: { secret: fuzz-generic-secret }\n",
+    )
+    .unwrap();
+    let d = Daemon::start_in(dir, &[("SENTINEL_ENABLE_WEBHOOK_TEST", "true")]);
+    // The startup WARNING for the unsigned route (waited for: the log is read as it comes).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !d.output().contains("webhook_test_enabled") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no startup warning for /webhook/test:\n{}",
+            d.output()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 
     // Records of every kind the queries answer, so the answers checked against the document are not
     // only empty pages: an alert with its plan (observe mode: nothing is applied) and a decision.
@@ -104,6 +123,14 @@ async fn schemathesis_finds_no_server_error_and_no_answer_off_the_document() {
         let junit = std::fs::read_to_string(reports.path().join(format!("{role}.xml"))).unwrap();
         assert!(junit.contains("/v1/decisions"), "{role}: {junit}");
         assert!(junit.contains("/v1/events/stream"), "{role}: {junit}");
+        for path in [
+            "/v1/keys",
+            "/v1/identity",
+            "/webhook/github",
+            "/webhook/test",
+        ] {
+            assert!(junit.contains(path), "{role}: {path} not fuzzed: {junit}");
+        }
     }
     // The daemon stayed up through it and stops cleanly.
     let (_, out) = d.stop();

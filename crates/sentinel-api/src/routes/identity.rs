@@ -91,6 +91,12 @@ struct Challenge {
 }
 
 /// `POST /v1/identity {"nonce": "<hex>"}` → `{"proof": "<hex>"}`.
+#[utoipa::path(post, path = "/v1/identity", tag = "system",
+    request_body(content = super::openapi::IdentityChallenge, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The proof: `HMAC-SHA256(server.id, nonce ‖ \"sentinel-identity\")` in hex. No key needed.", body = super::openapi::IdentityProof),
+        (status = 404, description = "This daemon has no identity (`server.id`): the route does not exist.", body = super::openapi::Error),
+    ))]
 pub(crate) async fn challenge(
     State(state): State<AppState>,
     headers: HeaderMap,

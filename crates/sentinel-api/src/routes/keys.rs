@@ -8,26 +8,25 @@
 
 use crate::auth::{Auth, Principal, Role};
 use crate::error::ApiError;
+use crate::extract::StrictQuery;
 use crate::extract::{parse_json_value, read_limited, require_content_type, typed};
+use crate::paging::{self, CursorKind};
 use crate::state::AppState;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::{Extension, Json};
 use sentinel_core::{Timestamp, TraceId};
 use sentinel_store::ApiKeyRow;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use std::time::Duration;
 
 /// The longest life a key may be given.
 pub const MAX_KEY_LIFE: Duration = Duration::from_secs(10 * 366 * 24 * 3600);
 /// The longest key name.
 const MAX_NAME_CHARS: usize = 64;
-/// The default and largest page of `GET /v1/keys`.
-const DEFAULT_LIMIT: u32 = 100;
-const MAX_LIMIT: u32 = 1000;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -111,6 +110,9 @@ fn recorder(s: &AppState) -> Result<&sentinel_pipeline::recorder::Recorder, ApiE
 }
 
 /// `POST /v1/keys {name, role, expires}`: 201 with the new key (shown only this once).
+#[utoipa::path(post, path = "/v1/keys", tag = "keys",
+    request_body(content = super::openapi::KeyCreate, content_type = "application/json"),
+    responses((status = 201, description = "The new key, shown only this once. Role: admin.", body = super::openapi::KeyCreated)))]
 pub(crate) async fn create(
     State(s): State<AppState>,
     Extension(trace): Extension<TraceId>,
@@ -164,47 +166,54 @@ pub(crate) async fn create(
     Ok((StatusCode::CREATED, Json(v)))
 }
 
-/// `GET /v1/keys?limit=&after=`: `{items, next}` by id; revoked keys are listed as such.
+/// `GET /v1/keys?limit=&cursor=`: a page of keys by id, `{items, next_cursor, truncated_by}` like
+/// every list (`ky_…` cursors); revoked and expired keys are listed as such, never with their hash.
+#[utoipa::path(get, path = "/v1/keys", tag = "keys",
+    params(
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size (default 100)."),
+        ("cursor" = Option<String>, Query, description = "The `next_cursor` of the previous page (`ky_…`)."),
+    ),
+    responses((status = 200, description = "A page of keys by id (never their hashes). Role: admin.", body = super::openapi::Page<super::openapi::KeyView>)))]
 pub(crate) async fn list(
     State(s): State<AppState>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
-    let mut limit = DEFAULT_LIMIT;
-    let mut after = None;
-    for (k, v) in &q {
-        match k.as_str() {
-            "limit" => {
-                limit = v
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|n| (1..=MAX_LIMIT).contains(n))
-                    .ok_or_else(|| ApiError::BadRequest(format!("`limit`: 1 to {MAX_LIMIT}")))?;
-            }
-            "after" => {
-                ulid::Ulid::from_string(v).map_err(|_| {
-                    ApiError::BadRequest("`after`: not a key id this API gave out".into())
-                })?;
-                after = Some(v.as_str());
-            }
-            other => {
-                return Err(ApiError::BadRequest(format!(
-                    "unknown query parameter `{other}` (limit, after)"
-                )))
-            }
-        }
+    StrictQuery(q): StrictQuery,
+) -> Result<Response, ApiError> {
+    if let Some(k) = q.keys().find(|k| !matches!(k.as_str(), "limit" | "cursor")) {
+        return Err(ApiError::BadRequest(format!(
+            "`{k}`: unknown query parameter (limit, cursor)"
+        )));
     }
-    let (rows, more) = s.store.api_keys_page(after, limit).await?;
-    let now = Timestamp::now();
-    let next = if more {
-        rows.last().map(|r| json!(r.id)).unwrap_or(Value::Null)
-    } else {
-        Value::Null
+    let limit = paging::limit_param(q.get("limit").map(String::as_str))?;
+    let after = match q.get("cursor") {
+        Some(c) => {
+            let id = CursorKind::Key.decode("cursor", c)?;
+            ulid::Ulid::from_string(&id).map_err(|_| {
+                ApiError::BadRequest("`cursor`: not a cursor this API gave out".into())
+            })?;
+            Some(id)
+        }
+        None => None,
     };
-    let items: Vec<Value> = rows.iter().map(|r| view(r, now)).collect();
-    Ok(Json(json!({ "items": items, "next": next })))
+    // `limit` is at most 1000: it fits.
+    let (rows, more) = s
+        .store
+        .api_keys_page(after.as_deref(), u32::try_from(limit).unwrap_or(1000))
+        .await?;
+    let now = Timestamp::now();
+    paging::answer(
+        paging::Page::new(CursorKind::Key, limit, s.settings.paging.max_page_bytes),
+        rows.iter().map(|r| (r.id.clone(), view(r, now))),
+        more.then_some(paging::TruncatedBy::Count),
+    )
 }
 
 /// `DELETE /v1/keys/{id}`: revokes the key at once; 404 when there is no such active key.
+#[utoipa::path(delete, path = "/v1/keys/{id}", tag = "keys",
+    params(("id" = String, Path, description = "The key's id (as `GET /v1/keys` lists it).")),
+    responses(
+        (status = 200, description = "Revoked: the key stops working at once. Role: admin.", body = super::openapi::KeyRevoked),
+        (status = 404, description = "No such key, or it is revoked already.", body = super::openapi::Error),
+    ))]
 pub(crate) async fn revoke(
     State(s): State<AppState>,
     Extension(trace): Extension<TraceId>,

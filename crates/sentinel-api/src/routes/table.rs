@@ -1,6 +1,10 @@
 //! Every route of the router with the least role it needs (`None`: no key needed), for the tests that
-//! walk the whole API (the auth matrix checks each row against the real router, and that the rows
-//! name exactly the paths `routes/mod.rs` routes). A route added to the router is added here too.
+//! walk the whole API (the auth matrix checks each row against the real router, the OpenAPI test that
+//! the document names exactly these operations, and both that the rows name exactly the paths
+//! `routes/mod.rs` and `webhook.rs` route). A route added to the router is added here too.
+//!
+//! Not in the tables: the `/v1` and `/v1/` catch-all (any method, 401 without a key and 404 with one),
+//! which is no operation but the answer for a path that names none.
 
 use crate::auth::Role;
 use axum::http::Method;
@@ -13,7 +17,9 @@ static TABLE: &[(Method, &str, Option<Role>)] = &[
     (Method::GET, "/health", None),
     (Method::GET, "/ready", None),
     (Method::GET, "/metrics", V),
+    (Method::POST, "/v1/identity", None),
     (Method::GET, "/v1/version", V),
+    (Method::GET, "/v1/openapi.json", V),
     (Method::GET, "/v1/alerts", V),
     (Method::GET, "/v1/alerts/{id}", V),
     (Method::GET, "/v1/actions", V),
@@ -47,7 +53,32 @@ static TABLE: &[(Method, &str, Option<Role>)] = &[
     (Method::DELETE, "/v1/keys/{id}", A),
 ];
 
-/// `(method, path, least role)` for every route; paths in the router's `{param}` syntax.
+/// `(method, path, least role)` for every route authenticated by an API key or JWT, or open (`None`:
+/// `/health`, `/ready`, and the identity challenge `POST /v1/identity`); paths in the router's
+/// `{param}` syntax.
 pub fn route_table() -> &'static [(Method, &'static str, Option<Role>)] {
     TABLE
+}
+
+/// How a webhook route is authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookAuth {
+    /// A signature over the raw body with the route's secret: no API key opens it, none is needed.
+    Signed,
+    /// None at all: `/webhook/test`, only with `SENTINEL_ENABLE_WEBHOOK_TEST=true`.
+    Unsigned,
+}
+
+static WEBHOOKS: &[(Method, &str, WebhookAuth)] = &[
+    (Method::POST, "/webhook/github", WebhookAuth::Signed),
+    (Method::POST, "/webhook/gitea", WebhookAuth::Signed),
+    (Method::POST, "/webhook/generic", WebhookAuth::Signed),
+    (Method::POST, "/webhook/test", WebhookAuth::Unsigned),
+];
+
+/// The webhook routes: not API-key routes, and each exists only when configured (its secret in
+/// `api.webhooks`, or `SENTINEL_ENABLE_WEBHOOK_TEST=true` for the test route); unconfigured, it
+/// answers 404 like any unknown path.
+pub fn webhook_table() -> &'static [(Method, &'static str, WebhookAuth)] {
+    WEBHOOKS
 }

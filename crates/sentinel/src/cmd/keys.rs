@@ -120,18 +120,18 @@ fn talk(a: KeysArgs) -> anyhow::Result<String> {
             KeysCommand::List { json } => {
                 let mut items: Vec<Value> = Vec::new();
                 let mut after: Option<String> = None;
-                // Follow `next` to the end: every key, page by page.
+                // Follow `next_cursor` to the end: every key, page by page.
                 loop {
                     let mut req = client
                         .get(format!("{}/v1/keys", target.base))
                         .bearer_auth(&target.key);
                     if let Some(a) = &after {
-                        req = req.query(&[("after", a.as_str())]);
+                        req = req.query(&[("cursor", a.as_str())]);
                     }
                     let v = Target::check(req.send().await.context("the daemon does not answer")?)
                         .await?;
                     items.extend(v["items"].as_array().cloned().unwrap_or_default());
-                    match v["next"].as_str() {
+                    match v["next_cursor"].as_str() {
                         Some(n) if after.as_deref() != Some(n) => after = Some(n.to_owned()),
                         _ => break,
                     }
