@@ -170,7 +170,7 @@ struct Entry {
 enum Room {
     /// Below the cap.
     Now,
-    /// At the cap, but a connection asked to close (evicted) is about to go.
+    /// At the cap, and past the slack for connections asked to close: wait for one to go.
     Soon,
     /// At the cap with every connection busy: accepting pauses.
     Full,
@@ -285,10 +285,21 @@ impl Edge {
             return Room::Now;
         }
         let closing = t.conns.values().filter(|e| e.closing).count();
+        // Sockets of connections asked to close may overshoot the cap by a bounded slack (a quarter
+        // of the reserve), so accepting need not wait for each evicted socket to be closed (under a
+        // churn that wait would make a probe queue behind every flooder in the backlog); past the
+        // slack, it waits.
+        let fits = |open: usize| {
+            if open < self.max_sockets() {
+                Room::Now
+            } else {
+                Room::Soon
+            }
+        };
         // Connections already asked to close will go: one eviction makes room for exactly one
         // newcomer (and an evicted connection is not evicted twice).
         if open - closing < self.cap {
-            return Room::Soon;
+            return fits(open);
         }
         // The oldest idle first, but a connection accepted a moment ago that has not sent its first
         // request yet is spared while any other is idle: under a busy flood every kept-alive
@@ -313,7 +324,13 @@ impl Edge {
         drop(t);
         self.metrics.evicted.inc();
         tracing::info!(evt = "connection_evicted", conn = id, open, cap = self.cap);
-        Room::Soon
+        fits(open)
+    }
+
+    /// The most sockets the server holds at once: the cap, plus a slack of a quarter of
+    /// [`EdgeSettings::fd_reserve`] for connections asked to close that are not gone yet.
+    pub fn max_sockets(&self) -> usize {
+        self.cap + (self.settings.fd_reserve / 4).max(1)
     }
 
     /// Asks every connection idle longer than the idle timeout to close.
