@@ -103,7 +103,11 @@ impl CursorKind {
             }
         }
         Err(
-            match KINDS.iter().find(|k| cursor.starts_with(k.prefix())) {
+            // Its own prefix with an empty or over-long position is a forgery, not another kind.
+            match KINDS
+                .iter()
+                .find(|k| **k != self && cursor.starts_with(k.prefix()))
+            {
                 Some(other) => ApiError::BadRequest(format!(
                     "`{param}`: a cursor of {} listing, not of {} listing",
                     article(other.name()),

@@ -165,6 +165,17 @@ struct Entry {
     closing: bool,
 }
 
+/// Whether a newcomer fits under the cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Room {
+    /// Below the cap.
+    Now,
+    /// At the cap, and past the slack for connections asked to close: wait for one to go.
+    Soon,
+    /// At the cap with every connection busy: accepting pauses.
+    Full,
+}
+
 /// Why a connection was asked to close.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum CloseWhy {
@@ -274,15 +285,33 @@ impl Edge {
         self.table.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Makes room for one more connection: `true` when there is room now.
-    fn room(&self) -> bool {
+    /// Makes room for one more connection: [`Room::Now`] when there is room now, [`Room::Soon`] when
+    /// a connection asked to close will make it, [`Room::Full`] when every connection is busy.
+    fn room(&self) -> Room {
         let mut t = self.lock();
         let open = t.conns.len();
+        // The cap bounds descriptors: a connection asked to close still holds its socket until its
+        // task drops it, so it counts until then (a churn of newcomers would otherwise push the open
+        // sockets far past the cap, into the reserve kept for the store and logs).
+        if open < self.cap {
+            return Room::Now;
+        }
         let closing = t.conns.values().filter(|e| e.closing).count();
-        // Connections already asked to close will go: count them as gone, so one eviction makes
-        // room for exactly one newcomer (and an evicted connection is not evicted twice).
+        // Sockets of connections asked to close may overshoot the cap by a bounded slack (a quarter
+        // of the reserve), so accepting need not wait for each evicted socket to be closed (under a
+        // churn that wait would make a probe queue behind every flooder in the backlog); past the
+        // slack, it waits.
+        let fits = |open: usize| {
+            if open < self.max_sockets() {
+                Room::Now
+            } else {
+                Room::Soon
+            }
+        };
+        // Connections already asked to close will go: one eviction makes room for exactly one
+        // newcomer (and an evicted connection is not evicted twice).
         if open - closing < self.cap {
-            return true;
+            return fits(open);
         }
         // The oldest idle first, but a connection accepted a moment ago that has not sent its first
         // request yet is spared while any other is idle: under a busy flood every kept-alive
@@ -297,7 +326,7 @@ impl Edge {
             .min_by_key(|(_, e)| (young(e), e.idle_since))
             .map(|(id, _)| *id);
         let Some(id) = victim else {
-            return false;
+            return Room::Full;
         };
         if let Some(e) = t.conns.get_mut(&id) {
             e.closing = true;
@@ -307,7 +336,13 @@ impl Edge {
         drop(t);
         self.metrics.evicted.inc();
         tracing::info!(evt = "connection_evicted", conn = id, open, cap = self.cap);
-        true
+        fits(open)
+    }
+
+    /// The most sockets the server holds at once: the cap, plus a slack of a quarter of
+    /// [`EdgeSettings::fd_reserve`] for connections asked to close that are not gone yet.
+    pub fn max_sockets(&self) -> usize {
+        self.cap + (self.settings.fd_reserve / 4).max(1)
     }
 
     /// Asks every connection idle longer than the idle timeout to close.
@@ -529,18 +564,21 @@ pub async fn serve<L: EdgeListener>(
         let mut paused = false;
         loop {
             let closed = edge.closed.notified();
-            if edge.room() {
-                break;
-            }
-            if !paused {
-                paused = true;
-                edge.metrics.paused.inc();
-                tracing::warn!(
+            match edge.room() {
+                Room::Now => break,
+                // An evicted connection closes at once: wait for it (not a pause).
+                Room::Soon => {}
+                Room::Full if paused => {}
+                Room::Full => {
+                    paused = true;
+                    edge.metrics.paused.inc();
+                    tracing::warn!(
                     evt = "accept_paused",
                     open = edge.open(),
                     cap = edge.cap,
                     msg = "connection cap reached with every connection busy; accepting resumes when one closes",
                 );
+                }
             }
             tokio::select! {
                 _ = closed => {}
@@ -632,7 +670,10 @@ async fn connection<I: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
         Some(Err(_)) => Some("error"),
         None => {
             let why = edge.why(id);
-            if edge.in_flight(id) > 0 || why.is_none() {
+            // An evicted connection goes at once, even if a request raced in after it was chosen
+            // (it was idle then): the newcomer it makes room for waits on its socket being closed,
+            // and a client that never reads its answer would hold both for the whole grace.
+            if why != Some(CloseWhy::Evicted) && (edge.in_flight(id) > 0 || why.is_none()) {
                 // A request is being served (or the server stops): let it finish, then close.
                 conn.as_mut().graceful_shutdown();
                 let _ = tokio::time::timeout(edge.settings.shutdown_grace, conn.as_mut()).await;
