@@ -8,17 +8,17 @@
 
 use crate::auth::{Auth, Principal, Role};
 use crate::error::ApiError;
-use crate::extract::{parse_json_value, read_limited, require_content_type, typed};
+use crate::extract::{parse_json_value, read_limited, require_content_type, typed, StrictQuery};
 use crate::state::AppState;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use sentinel_core::{Timestamp, TraceId};
 use sentinel_store::ApiKeyRow;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use std::time::Duration;
 
 /// The longest life a key may be given.
@@ -167,7 +167,8 @@ pub(crate) async fn create(
 /// `GET /v1/keys?limit=&after=`: `{items, next}` by id; revoked keys are listed as such.
 pub(crate) async fn list(
     State(s): State<AppState>,
-    Query(q): Query<HashMap<String, String>>,
+    // Strict: `?limit=1&limit=1000` is a 400 naming `limit`, as on every other list route.
+    StrictQuery(q): StrictQuery,
 ) -> Result<Json<Value>, ApiError> {
     let mut limit = DEFAULT_LIMIT;
     let mut after = None;
@@ -204,23 +205,42 @@ pub(crate) async fn list(
     Ok(Json(json!({ "items": items, "next": next })))
 }
 
-/// `DELETE /v1/keys/{id}`: revokes the key at once; 404 when there is no such active key.
+/// `DELETE /v1/keys/{id}`: revokes the key at once. Revoking a key that is already revoked changes
+/// nothing and says so (`already_revoked: true`, 200: the caller's goal holds, and a retried request
+/// must not look like a failure); an id no key has is a 404 naming it.
 pub(crate) async fn revoke(
     State(s): State<AppState>,
     Extension(trace): Extension<TraceId>,
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let rec = recorder(&s)?;
     if !s.store.revoke_api_key(&id).await? {
-        return Err(ApiError::NotFound);
+        // Nothing was revoked: tell "already revoked" from "no such key" rather than a bare
+        // "not found" for a key `keys list` shows.
+        let rows = s.store.api_keys_all().await?;
+        return Ok(match rows.iter().find(|r| r.id == id) {
+            Some(r) => Json(json!({
+                "id": id,
+                "revoked": true,
+                "already_revoked": true,
+                "revoked_at": r.revoked_at,
+            }))
+            .into_response(),
+            None => (
+                StatusCode::NOT_FOUND,
+                Json(json!({ "error": {
+                    "code": "not_found",
+                    "message": format!("no key has the id {id:?} (see `sentinel keys list`)"),
+                }})),
+            )
+                .into_response(),
+        });
     }
     // In memory first of all: the key stops working before anything else can go wrong.
     s.auth.revoke(&id);
     tracing::info!(evt = "api_key_revoked", trace = %trace, key_id = %id, by = %who.key_id);
     let why = format!("by key {} {:?}", who.key_id, who.name);
     let audited = rec.key_revoked(&trace, &id, &why).await.is_ok();
-    Ok(Json(
-        json!({ "id": id, "revoked": true, "audited": audited }),
-    ))
+    Ok(Json(json!({ "id": id, "revoked": true, "audited": audited })).into_response())
 }
