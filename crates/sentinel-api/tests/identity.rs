@@ -831,7 +831,7 @@ async fn jwt_claims_are_checked_and_the_role_comes_from_the_claim() {
     // The principal is named after the subject.
     let p: Principal = e.state.auth.identify(&ok(&claims("operator"))).unwrap();
     assert_eq!(p.role, Role::Operator);
-    assert_eq!(p.key_id, "jwt:alice@example.test");
+    assert_eq!(p.key_id, "jwt/alice@example.test");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -949,4 +949,23 @@ async fn key_listing_is_strict_and_revoking_twice_says_already_revoked() {
         v["error"]["message"].as_str().unwrap().contains(unknown),
         "{v}"
     );
+}
+
+/// An admin action by a JWT holder is audited under the token's subject, readable: the principal's
+/// id used to be `jwt:<sub>`, which the audit trail's redaction took for a token and masked
+/// ("admin GET /v1/keys -> 200 (key jwt:***").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_jwt_action_is_audited_under_its_subject() {
+    let e = env().await;
+    let token = hs256(&claims("admin"), HS_SECRET);
+    let a = e.call(Method::GET, "/v1/keys", Some(&token), None).await;
+    assert_eq!(a.status, 200);
+    let kinds = e.audit_kinds(&a.trace).await;
+    let (_, subject, summary) = kinds
+        .iter()
+        .find(|(k, _, _)| *k == AuditKind::Operator)
+        .unwrap_or_else(|| panic!("no admin action noted: {kinds:?}"));
+    assert_eq!(subject, "jwt/alice@example.test");
+    assert!(summary.contains("jwt/alice@example.test"), "{summary}");
+    assert!(!summary.contains("***"), "{summary}");
 }
