@@ -210,7 +210,9 @@ impl Jwt {
             .take(128)
             .collect::<String>();
         Ok(Principal {
-            key_id: format!("jwt:{sub}"),
+            // `jwt/`, not `jwt:`: the redactor reads `jwt:<value>` as a token and masked the
+            // subject in the audit trail and the logs ("admin GET /v1/keys (key jwt:***").
+            key_id: format!("jwt/{sub}"),
             name: sub,
             role,
         })

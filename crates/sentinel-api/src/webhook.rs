@@ -517,7 +517,21 @@ async fn accept(
     bytes: &[u8],
     delivery: Option<&str>,
 ) -> Response {
-    let value = match parse_json_value(bytes) {
+    // GitHub's and Gitea's hook settings offer (and GitHub defaults to) a form body whose `payload`
+    // field holds the JSON; the signature was checked over the raw form bytes above.
+    let form;
+    let json_bytes = match form_payload(src, h, bytes) {
+        Ok(Some(p)) => {
+            form = p;
+            form.as_bytes()
+        }
+        Ok(None) => bytes,
+        Err(msg) => {
+            hooks.reject(src, "bad_body", trace);
+            return ApiError::BadRequest(msg).into_response();
+        }
+    };
+    let value = match parse_json_value(json_bytes) {
         Ok(Value::Object(m)) => m,
         Ok(_) => {
             hooks.reject(src, "bad_body", trace);
@@ -617,6 +631,29 @@ async fn accept(
             ))
         }
     }
+}
+
+/// The JSON of a GitHub or Gitea delivery sent as `application/x-www-form-urlencoded` (its `payload`
+/// field); `None` for any other content type.
+fn form_payload(src: Source, h: &HeaderMap, bytes: &[u8]) -> Result<Option<String>, String> {
+    let form = header(h, "content-type").is_some_and(|ct| {
+        ct.split(';').next().is_some_and(|m| {
+            m.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+    });
+    if !form || !matches!(src, Source::Github | Source::Gitea) {
+        return Ok(None);
+    }
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(bytes)
+        .map_err(|e| format!("the form body does not decode: {e}"))?;
+    pairs
+        .into_iter()
+        .find(|(k, _)| k == "payload")
+        .map(|(_, v)| Some(v))
+        .ok_or_else(|| {
+            "a form delivery needs a `payload` field holding the JSON (or set the hook's content type to application/json)".to_string()
+        })
 }
 
 /// The fields of a GitHub or Gitea delivery kept in the event (the payload itself can be large and

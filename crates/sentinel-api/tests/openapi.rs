@@ -500,3 +500,24 @@ async fn every_documented_path_and_method_is_routed() {
         }
     }
 }
+
+/// OpenAPI requires every `operationId` to be unique (validators refuse the document, and code
+/// generators would emit two functions of one name); utoipa names an operation after its handler,
+/// so two handlers both called `stats` collided.
+#[tokio::test]
+async fn every_operation_id_is_unique() {
+    let h = harness().await;
+    let doc = spec(&h).await;
+    let mut seen: std::collections::BTreeMap<String, String> = Default::default();
+    for (m, p) in operations(&doc) {
+        let op = &doc["paths"][&p][m.to_lowercase()];
+        let id = op["operationId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{m} {p}: no operationId"))
+            .to_owned();
+        if let Some(first) = seen.insert(id.clone(), format!("{m} {p}")) {
+            panic!("operationId {id:?} is used by {first} and {m} {p}");
+        }
+    }
+    assert!(seen.contains_key("intel_stats") && seen.contains_key("notify_stats"));
+}

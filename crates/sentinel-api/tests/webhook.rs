@@ -354,3 +354,42 @@ async fn the_test_route_exists_only_when_enabled() {
         1
     );
 }
+
+/// GitHub's webhook form defaults to `application/x-www-form-urlencoded`: the JSON arrives in the
+/// form's `payload` field and the signature covers the form bytes. Such a delivery is read (before,
+/// a user who kept GitHub's default got "malformed JSON at line 1 column 1"); a form without
+/// `payload` is a 400 saying what is missing, counted, and never handled.
+#[tokio::test]
+async fn a_github_form_delivery_is_read_from_its_payload_field() {
+    let h = harness_with(hooks(all_secrets())).await;
+    let mut seen = spawn_pipeline(h.rx, &h.store);
+    let json = github_body("acme/form");
+    let form =
+        serde_urlencoded::to_string([("payload", String::from_utf8(json).unwrap())]).unwrap();
+    let form_req = |body: &str, id: &str| {
+        let mut r = github(body.as_bytes(), id);
+        r.headers_mut().insert(
+            "content-type",
+            "application/x-www-form-urlencoded".parse().unwrap(),
+        );
+        r
+    };
+    let r = send(&h.app, form_req(&form, "f-1")).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let events = received(&mut seen);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].attrs["repo"], "acme/form");
+    assert_eq!(events[0].attrs["sender"], "octocat");
+    assert_eq!(accepted(&h.state, "github"), 1);
+
+    let r = send(&h.app, form_req("other=1", "f-2")).await;
+    assert_eq!(r.status, 400);
+    let msg = r.error("bad_request");
+    assert!(msg.contains("`payload`"), "{msg}");
+    assert_eq!(rejected_text(&h.state, "github", "bad_body"), 1);
+    assert_eq!(accepted(&h.state, "github"), 1);
+    assert!(
+        received(&mut seen).is_empty(),
+        "nothing refused was handled"
+    );
+}

@@ -115,3 +115,32 @@ pub(crate) fn read(r: &mut Reader, api: Option<&Node<'_>>) -> Option<Option<JwtC
         leeway: leeway?,
     }))
 }
+
+#[cfg(test)]
+mod render_tests {
+    /// `config check` shows what `api.jwt` is (the built-in secret word `jwt` used to mask the whole
+    /// section as `***`), and still masks what a user marks secret with `logging.redact_keys`.
+    #[test]
+    fn the_effective_configuration_shows_api_jwt() {
+        let c = crate::load_str(
+            "api: { jwt: { issuer: https://idp.example, audience: sentinel, hs256_secret_file: /etc/sentinel/jwt.secret, jwks_file: /etc/sentinel/jwks.json } }\nlogging: { redact_keys: [audience] }",
+            None,
+            &[],
+        )
+        .unwrap();
+        let y = c.effective_yaml();
+        assert!(y.contains("issuer: https://idp.example"), "{y}");
+        assert!(
+            y.contains("hs256_secret_file: /etc/sentinel/jwt.secret"),
+            "{y}"
+        );
+        assert!(y.contains("jwks_file: /etc/sentinel/jwks.json"), "{y}");
+        assert!(y.contains("role_claim: sentinel_role"), "{y}");
+        assert!(y.contains("leeway: 30s"), "{y}");
+        assert!(!y.contains("audience: sentinel"), "{y}");
+        assert!(y.contains("audience: '***'"), "{y}");
+        // Off: shown as null.
+        let y = crate::load_str("{}", None, &[]).unwrap().effective_yaml();
+        assert!(y.contains("jwt: null"), "{y}");
+    }
+}

@@ -67,13 +67,44 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
-/// Drops repeated problems (same path and message), keeping first-seen order.
+/// Drops repeated problems (same path and message), keeping first-seen order. A bare
+/// "unknown key" (from the schema walk) is also dropped when the section's own reader reported the
+/// same key with the keys it knows: one mistake, one line, the more helpful one.
 pub(crate) fn dedup(errors: Vec<ConfigError>) -> Vec<ConfigError> {
+    const UNKNOWN: &str = "unknown key";
     let mut out: Vec<ConfigError> = Vec::with_capacity(errors.len());
-    for e in errors {
-        if !out.contains(&e) {
-            out.push(e);
+    for e in &errors {
+        let shadowed = e.message == UNKNOWN
+            && errors.iter().any(|o| {
+                o.path == e.path
+                    && o.message.len() > UNKNOWN.len()
+                    && o.message.starts_with(UNKNOWN)
+            });
+        if !shadowed && !out.contains(e) {
+            out.push(e.clone());
         }
     }
     out
+}
+
+#[cfg(test)]
+mod dedup_tests {
+    #[test]
+    fn an_unknown_key_is_reported_once_with_the_known_keys() {
+        for yaml in [
+            "api: { rate_limit: { foo: 1 } }",
+            "api: { webhooks: { gitlab: { secret: abcdefghijklmnopqrstuvwxyz } } }",
+        ] {
+            let e = crate::load_str(yaml, None, &[]).unwrap_err();
+            assert_eq!(e.0.len(), 1, "{yaml}: {e}");
+            assert!(
+                e.0[0].message.starts_with("unknown key (known here:"),
+                "{e}"
+            );
+        }
+        // A bare "unknown key" with nothing better stays.
+        let e = crate::load_str("api: { nope: 1 }", None, &[]).unwrap_err();
+        assert_eq!(e.0.len(), 1, "{e}");
+        assert_eq!(e.0[0].path, "api.nope");
+    }
 }

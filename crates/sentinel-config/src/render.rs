@@ -13,7 +13,30 @@ impl ValidatedConfig {
             Ok(tree) => tree,
             Err(e) => return format!("# cannot render the configuration: {e}\n"),
         };
-        Redactor::new(&self.logging.redact_keys).redact(&mut tree);
+        // `api.jwt` holds no secret value (the HS256 secret and the JWKS are in files), but its
+        // name is a built-in secret word, which masked the whole section (issuer, audience, files,
+        // leeway) as one `***`: redact its fields one by one instead, the file paths shown as
+        // every other `*_file` path is.
+        let jwt = tree
+            .get_mut("api")
+            .and_then(|a| a.get_mut("jwt"))
+            .map(serde_json::Value::take);
+        let redactor = Redactor::new(&self.logging.redact_keys);
+        redactor.redact(&mut tree);
+        if let Some(mut jwt) = jwt {
+            if let serde_json::Value::Object(fields) = &mut jwt {
+                for (k, v) in fields.iter_mut().filter(|(k, _)| !k.ends_with("_file")) {
+                    let mut one = serde_json::Map::new();
+                    one.insert(k.clone(), v.take());
+                    let mut one = serde_json::Value::Object(one);
+                    redactor.redact(&mut one);
+                    *v = one[k.as_str()].take();
+                }
+            }
+            if let Some(api) = tree.get_mut("api").and_then(|a| a.as_object_mut()) {
+                api.insert("jwt".into(), jwt);
+            }
+        }
         serde_norway::to_string(&tree)
             .unwrap_or_else(|e| format!("# cannot render the configuration: {e}\n"))
     }

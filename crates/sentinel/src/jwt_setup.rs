@@ -34,3 +34,17 @@ pub(crate) fn jwt(cfg: &JwtConfig) -> anyhow::Result<Jwt> {
     );
     Ok(jwt)
 }
+
+/// What `sentinel config check` reports for `api.jwt`: the daemon refuses to start when the HS256
+/// secret file or the JWKS file does not load, so the check loads them the same way (`None`: fine
+/// or off). The file's path is named, never its content (so the message needs no redaction, which
+/// would mask it whole: the key's name holds the word `secret`).
+pub fn jwt_problem(cfg: &sentinel_config::ValidatedConfig) -> Option<String> {
+    let j = cfg.api.jwt.as_ref()?;
+    let e = jwt(j).err()?;
+    // `api.jwt.hs256_secret_file` then the path and what is wrong, like every other config error.
+    let mut chain = e.chain().map(ToString::to_string);
+    let key = chain.next().unwrap_or_default();
+    let why: Vec<String> = chain.collect();
+    Some(format!("`{key}`: {}", why.join(": ")))
+}

@@ -9,7 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod daemon;
-mod jwt_setup;
+pub mod jwt_setup;
 pub mod local;
 pub mod loggen;
 pub mod logs;

@@ -93,9 +93,17 @@ async fn keys_made_listed_used_and_revoked_through_the_cli() {
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains(&id));
     assert_eq!(status("/v1/alerts", &key).await, 401, "revoked at once");
-    let (code, _, err) = keys(&d, &["revoke", &id]);
+    // Again: nothing to do, and it says so (not "not found" for a key `keys list` shows).
+    let (code, out, err) = keys(&d, &["revoke", &id]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("already revoked"), "{out}");
+    // An id no key has: exit 1, the id named.
+    let (code, _, err) = keys(&d, &["revoke", "01ARZ3NDEKTSV4RRFFQ69G5FAV"]);
     assert_eq!(code, Some(1));
-    assert!(err.contains("404"), "{err}");
+    assert!(
+        err.contains("404") && err.contains("01ARZ3NDEKTSV4RRFFQ69G5FAV"),
+        "{err}"
+    );
 
     // Refused by the CLI itself, before the daemon: an unknown role.
     let (code, _, err) = keys(&d, &["create", "--role", "root"]);

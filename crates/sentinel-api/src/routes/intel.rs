@@ -52,7 +52,7 @@ pub(crate) async fn lookup(
 
 /// `GET /v1/intel`: whether only local data is used, the remote providers in use, and every part's
 /// counters (providers, cache, feeds).
-#[utoipa::path(get, path = "/v1/intel", tag = "intel",
+#[utoipa::path(get, path = "/v1/intel", tag = "intel", operation_id = "intel_stats",
     responses((status = 200, description = "Every part's counters. Role: viewer.", body = super::openapi::Object)))]
 pub(crate) async fn stats(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
     let intel = intel(&s)?;

@@ -8,14 +8,13 @@
 
 use crate::auth::{Auth, Principal, Role};
 use crate::error::ApiError;
-use crate::extract::StrictQuery;
-use crate::extract::{parse_json_value, read_limited, require_content_type, typed};
+use crate::extract::{parse_json_value, read_limited, require_content_type, typed, StrictQuery};
 use crate::paging::{self, CursorKind};
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use sentinel_core::{Timestamp, TraceId};
 use sentinel_store::ApiKeyRow;
@@ -207,29 +206,48 @@ pub(crate) async fn list(
     )
 }
 
-/// `DELETE /v1/keys/{id}`: revokes the key at once; 404 when there is no such active key.
+/// `DELETE /v1/keys/{id}`: revokes the key at once. Revoking a key that is already revoked changes
+/// nothing and says so (`already_revoked: true`, 200: the caller's goal holds, and a retried request
+/// must not look like a failure); an id no key has is a 404 naming it.
 #[utoipa::path(delete, path = "/v1/keys/{id}", tag = "keys",
     params(("id" = String, Path, description = "The key's id (as `GET /v1/keys` lists it).")),
     responses(
         (status = 200, description = "Revoked: the key stops working at once. Role: admin.", body = super::openapi::KeyRevoked),
-        (status = 404, description = "No such key, or it is revoked already.", body = super::openapi::Error),
+        (status = 404, description = "No such key.", body = super::openapi::Error),
     ))]
 pub(crate) async fn revoke(
     State(s): State<AppState>,
     Extension(trace): Extension<TraceId>,
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let rec = recorder(&s)?;
     if !s.store.revoke_api_key(&id).await? {
-        return Err(ApiError::NotFound);
+        // Nothing was revoked: tell "already revoked" from "no such key" rather than a bare
+        // "not found" for a key `keys list` shows.
+        let rows = s.store.api_keys_all().await?;
+        return Ok(match rows.iter().find(|r| r.id == id) {
+            Some(r) => Json(json!({
+                "id": id,
+                "revoked": true,
+                "already_revoked": true,
+                "revoked_at": r.revoked_at,
+            }))
+            .into_response(),
+            None => (
+                StatusCode::NOT_FOUND,
+                Json(json!({ "error": {
+                    "code": "not_found",
+                    "message": format!("no key has the id {id:?} (see `sentinel keys list`)"),
+                }})),
+            )
+                .into_response(),
+        });
     }
     // In memory first of all: the key stops working before anything else can go wrong.
     s.auth.revoke(&id);
     tracing::info!(evt = "api_key_revoked", trace = %trace, key_id = %id, by = %who.key_id);
     let why = format!("by key {} {:?}", who.key_id, who.name);
     let audited = rec.key_revoked(&trace, &id, &why).await.is_ok();
-    Ok(Json(
-        json!({ "id": id, "revoked": true, "audited": audited }),
-    ))
+    Ok(Json(json!({ "id": id, "revoked": true, "audited": audited })).into_response())
 }

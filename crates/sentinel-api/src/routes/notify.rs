@@ -201,7 +201,7 @@ pub(crate) async fn send(
 }
 
 /// `GET /v1/notify`: the engine's counters.
-#[utoipa::path(get, path = "/v1/notify", tag = "notify",
+#[utoipa::path(get, path = "/v1/notify", tag = "notify", operation_id = "notify_stats",
     responses((status = 200, description = "The engine's counters. Role: viewer.", body = super::openapi::Object)))]
 pub(crate) async fn stats(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
     serde_json::to_value(engine(&s)?.stats())

@@ -61,12 +61,22 @@ pub fn run(command: ConfigCommand) -> ExitCode {
     }
     errors.extend(sentinel::daemon::audit_origin_problem(&cfg));
     errors.extend(super::notify::channel_build_problems(&cfg.notify));
-    if errors.is_empty() {
+    // The daemon reads api.jwt's files at start and refuses to start when one does not load. Its
+    // message names a path and a reason only, so it is printed as is (redacting it would leave
+    // "`api.jwt.hs256_secret_file`: ***", which says nothing).
+    let jwt = sentinel::jwt_setup::jwt_problem(&cfg);
+    if errors.is_empty() && jwt.is_none() {
         return ExitCode::SUCCESS;
     }
-    eprintln!("the configuration has {} problem(s):", errors.len());
+    eprintln!(
+        "the configuration has {} problem(s):",
+        errors.len() + usize::from(jwt.is_some())
+    );
     for e in errors {
         eprintln!("{}", sentinel_core::redact::builtin().redact_text(&e));
+    }
+    if let Some(e) = jwt {
+        eprintln!("{e}");
     }
     ExitCode::from(2)
 }

@@ -149,7 +149,14 @@ fn talk(a: KeysArgs) -> anyhow::Result<String> {
                     .send()
                     .await
                     .context("the daemon does not answer")?;
-                Target::check(r).await?;
+                let v = Target::check(r).await?;
+                if v["already_revoked"].as_bool() == Some(true) {
+                    // Nothing changed: say so rather than claim a revocation that did not happen now.
+                    return Ok(format!(
+                        "key {id} was already revoked (at {})\n",
+                        v["revoked_at"].as_str().unwrap_or("an unknown time")
+                    ));
+                }
                 Ok(format!("key {id} revoked\n"))
             }
         }
