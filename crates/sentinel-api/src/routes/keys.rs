@@ -80,6 +80,14 @@ fn check_name(name: &str) -> Result<(), String> {
     if name.chars().any(char::is_control) {
         return Err("`name`: control characters are not allowed".into());
     }
+    // Invisible characters that reorder or hide text where names are shown (`keys list`, logs):
+    // a name could otherwise pass for another.
+    if name.chars().any(|c| {
+        matches!(c, '\u{061c}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
+            | '\u{2060}'..='\u{2069}' | '\u{feff}')
+    }) {
+        return Err("`name`: invisible or direction-changing characters are not allowed".into());
+    }
     Ok(())
 }
 
@@ -212,8 +220,17 @@ pub(crate) async fn revoke(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let rec = recorder(&s)?;
-    if !s.store.revoke_api_key(&id).await? {
-        return Err(ApiError::NotFound);
+    // Never the last active admin key: nothing but editing the database would bring an admin back
+    // (a restart makes a new admin key only when no key at all is left).
+    match s.store.revoke_api_key_keeping_an_admin(&id).await? {
+        sentinel_store::Revoke::Done => {}
+        sentinel_store::Revoke::NotFound => return Err(ApiError::NotFound),
+        sentinel_store::Revoke::LastAdmin => {
+            tracing::warn!(evt = "api_key_revoke_refused", trace = %trace, key_id = %id, by = %who.key_id, reason = "last_admin");
+            return Err(ApiError::Conflict(
+                "refused: this is the last active admin key; create another admin key first".into(),
+            ));
+        }
     }
     // In memory first of all: the key stops working before anything else can go wrong.
     s.auth.revoke(&id);
