@@ -13,7 +13,6 @@ use hmac::{Hmac, Mac};
 use sentinel_api::webhook::WebhookSettings;
 use sentinel_api::ApiSettings;
 use sentinel_notify::config::Secret;
-use serde_json::json;
 use sha2::Sha256;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
