@@ -21,6 +21,9 @@ pub enum ApiError {
     /// No such record.
     #[error("not found")]
     NotFound,
+    /// The request conflicts with the current state (e.g. revoking the last admin key).
+    #[error("{0}")]
+    Conflict(String),
     /// The record exists but is no longer served here (its segment was archived).
     #[error("{0}")]
     Gone(String),
@@ -60,6 +63,7 @@ impl ApiError {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::Gone(_) => (StatusCode::GONE, "gone"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),

@@ -90,11 +90,16 @@ pub struct PeerCred {
     pub pid: Option<i32>,
 }
 
+/// The address a TCP connection reached on this host (its local address), in each of its requests'
+/// extensions: what `POST /v1/identity` binds its proof to (see routes/identity.rs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalAddr(pub SocketAddr);
+
 /// Who is at the other end of an accepted connection.
 #[derive(Debug, Clone, Copy)]
 pub enum Peer {
-    /// A TCP peer: its address.
-    Tcp(SocketAddr),
+    /// A TCP peer: its address, and the local address it reached (when the kernel said).
+    Tcp(SocketAddr, Option<SocketAddr>),
     /// A Unix-socket peer: its credentials (`None` when the kernel would not say).
     Unix(Option<PeerCred>),
 }
@@ -113,7 +118,8 @@ impl EdgeListener for tokio::net::TcpListener {
         let (io, addr) = tokio::net::TcpListener::accept(self).await?;
         // Small answers go out at once instead of waiting for Nagle.
         let _ = io.set_nodelay(true);
-        Ok((io, Peer::Tcp(addr)))
+        let local = io.local_addr().ok();
+        Ok((io, Peer::Tcp(addr, local)))
     }
 }
 
@@ -631,8 +637,11 @@ async fn connection<I: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     let svc_edge = edge.clone();
     let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
         match peer {
-            Peer::Tcp(addr) => {
+            Peer::Tcp(addr, local) => {
                 req.extensions_mut().insert(ConnectInfo(addr));
+                if let Some(l) = local {
+                    req.extensions_mut().insert(LocalAddr(l));
+                }
             }
             Peer::Unix(cred) => {
                 if let Some(c) = cred {

@@ -12,8 +12,12 @@
 //! (`sentinel_webhook_rejected_total{source,reason}`) and logged (`evt=webhook_rejected`).
 //!
 //! Replays: the generic route refuses a timestamp outside the replay window; every route refuses a
-//! delivery id it accepted within the window (409, counted `reason="replayed"`). GitHub and Gitea sign
-//! no timestamp, so for them the delivery id within the window is the only replay guard.
+//! delivery id it accepted, and a signature it accepted, within the memory span (409, counted
+//! `reason="replayed"`). The delivery-id headers are signed by no one, so a captured delivery sent
+//! again under a fresh id is caught by its signature, not its id. The memory span is twice the
+//! replay window: a generic timestamp may lie up to one window ahead of the clock, so a signed
+//! delivery stays valid for two windows and must be remembered as long. GitHub and Gitea sign no
+//! timestamp: their deliveries are remembered as long, and no longer.
 //! The table of delivery ids is bounded (`max_deliveries`): when it is full of ids still inside the
 //! window, new deliveries are refused with 503 (only a holder of a secret can fill it), never let
 //! through unchecked.
@@ -273,7 +277,8 @@ pub(crate) fn routes(state: &AppState) -> Router<AppState> {
     let s = &state.settings.webhooks;
     let hooks = Arc::new(Hooks {
         deliveries: Deliveries {
-            window: s.replay_window,
+            // Twice the window: as long as a signed delivery can stay valid (see the module docs).
+            window: s.replay_window.saturating_mul(2),
             max: s.max_deliveries.max(1),
             inner: Mutex::new(DeliveriesInner::default()),
         },
@@ -475,36 +480,62 @@ async fn handle(
             .into_response();
         }
     };
-    if let Some(d) = &delivery {
-        match hooks.deliveries.reserve(src, d) {
-            Ok(()) => {}
+    // What a replay is known by: the signature (the id header is signed by no one, so a captured
+    // delivery could come again under any id) and the delivery id (the sender's own retries).
+    let keys: Vec<String> = signature_key(src, &h)
+        .into_iter()
+        .chain(delivery.as_ref().map(|d| format!("id:{d}")))
+        .collect();
+    for (i, k) in keys.iter().enumerate() {
+        let refused = match hooks.deliveries.reserve(src, k) {
+            Ok(()) => continue,
             Err(Reserve::Duplicate) => {
                 hooks.reject(src, "replayed", &trace);
-                return error(
+                error(
                     StatusCode::CONFLICT,
                     "duplicate_delivery",
                     "this delivery was already accepted",
-                );
+                )
             }
             Err(Reserve::Full) => {
                 hooks.reject(src, "deliveries_full", &trace);
-                return retry_later(error(
+                retry_later(error(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "unavailable",
                     "too many recent deliveries to de-duplicate; retry later",
-                ));
+                ))
             }
+        };
+        for k in &keys[..i] {
+            hooks.deliveries.release(src, k);
         }
+        return refused;
     }
     let answer = accept(hooks, src, &s, &trace, &h, &bytes, delivery.as_deref()).await;
     if answer.status() != StatusCode::OK && answer.status() != StatusCode::SERVICE_UNAVAILABLE {
         // Not accepted: the sender's retry must not count as a replay. (A 503 may have been stored
         // without confirmation: the id stays, so a retry cannot store it twice.)
-        if let Some(d) = &delivery {
-            hooks.deliveries.release(src, d);
+        for k in &keys {
+            hooks.deliveries.release(src, k);
         }
     }
     answer
+}
+
+/// The verified signature of a delivery in one canonical form (its bytes in lower-case hex: the hex
+/// may be sent in either case), as a de-duplication key; `None` for the unsigned test route.
+fn signature_key(src: Source, h: &HeaderMap) -> Option<String> {
+    let name = match src {
+        Source::Github => "x-hub-signature-256",
+        Source::Gitea => "x-gitea-signature",
+        Source::Generic => "x-sentinel-signature",
+        Source::Test => return None,
+    };
+    let v = header(h, name)?.trim();
+    let v = v.strip_prefix("sha256=").unwrap_or(v);
+    hex::decode(v)
+        .ok()
+        .map(|b| format!("sig:{}", hex::encode(b)))
 }
 
 /// The event of a verified delivery, handed to the pipeline and waited for.

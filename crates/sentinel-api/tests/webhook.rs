@@ -191,7 +191,13 @@ async fn github_deliveries_are_verified_before_anything_and_replays_refused() {
     assert_eq!(send(&h.app, no_id).await.status, 400);
     assert_eq!(rejected_text(&h.state, "github", "no_delivery_id"), 1);
     // The next accepted delivery is the next event seen: nothing refused slipped in between.
-    assert_eq!(send(&h.app, github(&body, "d-2")).await.status, 200);
+    // (A new delivery has a new body: the same signed body again would be a replay.)
+    assert_eq!(
+        send(&h.app, github(&github_body("acme/next"), "d-2"))
+            .await
+            .status,
+        200
+    );
     let events = received(&mut seen);
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].attrs["delivery"], "d-2");

@@ -43,6 +43,62 @@ pub(crate) fn refuse_in_dotenv(
         .collect()
 }
 
+/// The bypass's value in a layered tree (compared before and after the `.env` layer).
+pub(crate) fn value_in(tree: &serde_json::Value) -> Option<serde_json::Value> {
+    tree.get("api")?.get("allow_insecure_no_auth").cloned()
+}
+
+/// Undoes, with an error, a change the `.env` layer made to the bypass through a variable other than
+/// its own names: `SENTINEL__API={allow_insecure_no_auth: true}` sets the whole `api` mapping, and
+/// would otherwise carry the bypass past [`refuse_in_dotenv`]. Compared on the merged tree, so no
+/// spelling of a variable can get around it.
+pub(crate) fn undo_dotenv_change(
+    file: &str,
+    before: Option<serde_json::Value>,
+    tree: &mut serde_json::Value,
+    errors: &mut Vec<ConfigError>,
+) {
+    if value_in(tree) == before {
+        return;
+    }
+    errors.push(ConfigError::new(
+        "api.allow_insecure_no_auth",
+        format!(
+            "refused in {file} (set through a mapping): a .env file may not turn authentication \
+             off; only the real environment may set {ALLOW_INSECURE_VAR} (and only for a loopback \
+             api.listen)"
+        ),
+    ));
+    if let Some(api) = tree
+        .get_mut("api")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        match before {
+            Some(v) => {
+                api.insert("allow_insecure_no_auth".into(), v);
+            }
+            None => {
+                api.remove("allow_insecure_no_auth");
+            }
+        }
+    }
+}
+
+/// The problem with the bypass and a gRPC API on `grpc`, if any: the gRPC API authenticates with the
+/// same registry, so the bypass opens it too; it is allowed only when gRPC listens on loopback.
+pub(crate) fn grpc_problem(allow: bool, grpc: SocketAddr) -> Option<ConfigError> {
+    (allow && !grpc.ip().is_loopback()).then(|| {
+        ConfigError::new(
+            "api.allow_insecure_no_auth",
+            format!(
+                "the gRPC API would accept calls without a key on {grpc} (api.grpc_listen), which is \
+                 not a loopback address: the bypass ({ALLOW_INSECURE_VAR}) is allowed only with \
+                 every API address on loopback; turn it off, or set api.grpc_listen to loopback or null"
+            ),
+        )
+    })
+}
+
 /// The problem with the bypass on `listen`, if any: it is allowed on loopback addresses only.
 pub(crate) fn listen_problem(allow: bool, listen: SocketAddr) -> Option<ConfigError> {
     (allow && !listen.ip().is_loopback()).then(|| {

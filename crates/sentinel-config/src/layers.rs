@@ -66,6 +66,7 @@ impl RawConfig {
             let vars = parse_dotenv(text, &mut errors);
             let vars = crate::bypass::refuse_in_dotenv(text.name, vars, &mut errors);
             let origin = format!("in {}", text.name);
+            let bypass_before = crate::bypass::value_in(&tree);
             apply_vars(
                 &mut tree,
                 &defaults,
@@ -74,6 +75,7 @@ impl RawConfig {
                 &origin,
                 &mut errors,
             );
+            crate::bypass::undo_dotenv_change(text.name, bypass_before, &mut tree, &mut errors);
         }
         apply_vars(
             &mut tree,

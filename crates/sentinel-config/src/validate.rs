@@ -134,6 +134,11 @@ fn api(r: &mut Reader, s: Option<&Node<'_>>) -> Option<ApiConfig> {
             r.fail(&e.path, e.message);
         }
     }
+    if let (Some(allow), Some(Some(grpc))) = (allow_insecure_no_auth, grpc_listen) {
+        if let Some(e) = crate::bypass::grpc_problem(allow, grpc) {
+            r.fail(&e.path, e.message);
+        }
+    }
     let jwt = crate::api_jwt::read(r, s);
     let max_page_bytes = r
         .get(s, "max_page_bytes")

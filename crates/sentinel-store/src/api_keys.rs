@@ -132,4 +132,43 @@ impl Store {
         .await?;
         Ok(done.rows_affected() > 0)
     }
+
+    /// Revokes a key unless it is the last active admin key (not revoked, not expired): one
+    /// statement, so two admins revoking each other at once cannot both succeed and leave none.
+    pub async fn revoke_api_key_keeping_an_admin(&self, id: &str) -> Result<Revoke, StoreError> {
+        let now = Timestamp::now().as_millis();
+        let done = sqlx::query(
+            "UPDATE api_keys SET revoked = 1, revoked_at = ?1 WHERE id = ?2 AND revoked = 0 \
+             AND (role <> 'admin' OR EXISTS (SELECT 1 FROM api_keys WHERE role = 'admin' \
+             AND revoked = 0 AND id <> ?2 AND (expires IS NULL OR expires > ?1)))",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        if done.rows_affected() > 0 {
+            return Ok(Revoke::Done);
+        }
+        let active: Option<(i64,)> =
+            sqlx::query_as("SELECT 1 FROM api_keys WHERE id = ? AND revoked = 0")
+                .bind(id)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(if active.is_some() {
+            Revoke::LastAdmin
+        } else {
+            Revoke::NotFound
+        })
+    }
+}
+
+/// What [`Store::revoke_api_key_keeping_an_admin`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revoke {
+    /// The key is revoked.
+    Done,
+    /// No such key, or it was already revoked.
+    NotFound,
+    /// Refused: it is the last active admin key.
+    LastAdmin,
 }

@@ -25,7 +25,7 @@ mod store;
 mod writer;
 
 pub use ack::{AckFailure, AckGroup, AckSummary, AckToken, MAX_LISTED_FAILURES};
-pub use api_keys::ApiKeyRow;
+pub use api_keys::{ApiKeyRow, Revoke};
 pub use backup::{backup_to, StoreBackup};
 pub use digest::StoreDigest;
 pub use error::{StoreError, TryWriteError};

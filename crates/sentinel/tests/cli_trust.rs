@@ -227,8 +227,11 @@ async fn the_cli_uses_the_socket_and_proves_a_tcp_daemon() {
     assert_eq!(r.status(), 200);
     let v: serde_json::Value = r.json().await.unwrap();
     let proof = v["proof"].as_str().unwrap();
-    assert!(secret.verify(&nonce, proof));
-    assert!(!secret.verify(&[8u8; 32], proof));
+    // Bound to the address the connection reached (the daemon's own), so a relay cannot pass it.
+    let at: std::net::SocketAddr = d.base.trim_start_matches("http://").parse().unwrap();
+    assert!(secret.verify(&nonce, Some(at), proof));
+    assert!(!secret.verify(&nonce, None, proof));
+    assert!(!secret.verify(&[8u8; 32], Some(at), proof));
     assert!(!proof.contains(
         std::fs::read_to_string(d.data().join("server.id"))
             .unwrap()

@@ -8,6 +8,13 @@
 //! that holds the secret can answer; the answer reveals nothing of the secret, and a recorded answer
 //! is useless for another nonce. The route needs no key (it runs before anyone may present one) and
 //! exists only when the daemon has an identity (`ApiSettings::server_id`).
+//!
+//! The proof is bound to the address the connection reached, as the daemon's kernel saw it (its
+//! local address, [`crate::serve::LocalAddr`]): the route answers anyone, so without the binding a
+//! program on another port could pass the challenge by relaying it to the daemon and its answer back,
+//! and then receive the key. A relay's client reached the relay's address, not the daemon's, and the
+//! CLI checks the proof for the address it connected to. (The flip side: a daemon reached through a
+//! port forward or proxy cannot prove itself either; there `--url` with `--api-key` is the way.)
 
 use crate::error::ApiError;
 use crate::extract::{parse_json_value, read_limited, require_content_type, typed};
@@ -15,11 +22,12 @@ use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::Json;
+use axum::{Extension, Json};
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::Sha256;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// Appended to the nonce before it is signed, so the proof can never be mistaken for (or replayed
@@ -61,26 +69,40 @@ impl ServerId {
         format!("{}\n", hex::encode(secret))
     }
 
-    fn mac(&self, nonce: &[u8]) -> Hmac<Sha256> {
+    fn mac(&self, nonce: &[u8], at: Option<SocketAddr>) -> Hmac<Sha256> {
         // HMAC takes a key of any length: this cannot fail.
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0[..])
             .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
         mac.update(nonce);
         mac.update(IDENTITY_CONTEXT);
+        mac.update(b"\n");
+        mac.update(bound_to(at).as_bytes());
         mac
     }
 
-    /// The proof for `nonce`: `HMAC-SHA256(secret, nonce ‖ "sentinel-identity")`, hex.
-    pub fn proof(&self, nonce: &[u8]) -> String {
-        hex::encode(self.mac(nonce).finalize().into_bytes())
+    /// The proof for `nonce` on a connection that reached `at` (`None`: not a TCP connection):
+    /// `HMAC-SHA256(secret, nonce ‖ "sentinel-identity" ‖ "\n" ‖ at)`, hex, with `at` written as
+    /// `ip:port` (an IPv4-mapped IPv6 address as IPv4) or `-`.
+    pub fn proof(&self, nonce: &[u8], at: Option<SocketAddr>) -> String {
+        hex::encode(self.mac(nonce, at).finalize().into_bytes())
     }
 
-    /// Whether `proof` (hex) is the proof for `nonce`, compared in constant time.
-    pub fn verify(&self, nonce: &[u8], proof: &str) -> bool {
+    /// Whether `proof` (hex) is the proof for `nonce` given on a connection to `at`, compared in
+    /// constant time.
+    pub fn verify(&self, nonce: &[u8], at: Option<SocketAddr>, proof: &str) -> bool {
         match hex::decode(proof.trim()) {
-            Ok(p) => self.mac(nonce).verify_slice(&p).is_ok(),
+            Ok(p) => self.mac(nonce, at).verify_slice(&p).is_ok(),
             Err(_) => false,
         }
+    }
+}
+
+/// The address a proof is bound to, in one spelling for both ends (the daemon listening on `[::]`
+/// sees an IPv4 client's connection at an IPv4-mapped address; a scope id is not part of it).
+fn bound_to(at: Option<SocketAddr>) -> String {
+    match at {
+        Some(a) => SocketAddr::new(a.ip().to_canonical(), a.port()).to_string(),
+        None => "-".into(),
     }
 }
 
@@ -99,6 +121,7 @@ struct Challenge {
     ))]
 pub(crate) async fn challenge(
     State(state): State<AppState>,
+    local: Option<Extension<crate::serve::LocalAddr>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
@@ -117,7 +140,8 @@ pub(crate) async fn challenge(
                 "`nonce`: {MIN_NONCE_BYTES} to {MAX_NONCE_BYTES} random bytes in hex"
             ))
         })?;
-    Ok(Json(json!({ "proof": id.proof(&nonce) })))
+    let at = local.map(|Extension(crate::serve::LocalAddr(a))| a);
+    Ok(Json(json!({ "proof": id.proof(&nonce, at) })))
 }
 
 #[cfg(test)]
@@ -128,11 +152,20 @@ mod tests {
     fn a_proof_verifies_for_its_nonce_and_secret_only() {
         let a = ServerId::parse(&ServerId::generate_text()).unwrap();
         let b = ServerId::parse(&ServerId::generate_text()).unwrap();
-        let p = a.proof(b"0123456789abcdef");
-        assert!(a.verify(b"0123456789abcdef", &p));
-        assert!(!a.verify(b"0123456789abcdeF", &p));
-        assert!(!b.verify(b"0123456789abcdef", &p));
-        assert!(!a.verify(b"0123456789abcdef", "zz"));
+        let at: SocketAddr = "127.0.0.1:8000".parse().unwrap();
+        let p = a.proof(b"0123456789abcdef", Some(at));
+        assert!(a.verify(b"0123456789abcdef", Some(at), &p));
+        let mapped: SocketAddr = "[::ffff:127.0.0.1]:8000".parse().unwrap();
+        assert!(a.verify(b"0123456789abcdef", Some(mapped), &p));
+        assert!(!a.verify(
+            b"0123456789abcdef",
+            Some("127.0.0.1:8001".parse().unwrap()),
+            &p
+        ));
+        assert!(!a.verify(b"0123456789abcdef", None, &p));
+        assert!(!a.verify(b"0123456789abcdeF", Some(at), &p));
+        assert!(!b.verify(b"0123456789abcdef", Some(at), &p));
+        assert!(!a.verify(b"0123456789abcdef", Some(at), "zz"));
         assert_eq!(format!("{a:?}"), "ServerId(***)");
         assert!(ServerId::parse("abcd").is_none());
     }

@@ -78,6 +78,14 @@ fn check_name(name: &str) -> Result<(), String> {
     if name.chars().any(char::is_control) {
         return Err("`name`: control characters are not allowed".into());
     }
+    // Invisible characters that reorder or hide text where names are shown (`keys list`, logs):
+    // a name could otherwise pass for another.
+    if name.chars().any(|c| {
+        matches!(c, '\u{061c}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
+            | '\u{2060}'..='\u{2069}' | '\u{feff}')
+    }) {
+        return Err("`name`: invisible or direction-changing characters are not allowed".into());
+    }
     Ok(())
 }
 
@@ -214,6 +222,7 @@ pub(crate) async fn list(
     responses(
         (status = 200, description = "Revoked: the key stops working at once. Role: admin.", body = super::openapi::KeyRevoked),
         (status = 404, description = "No such key.", body = super::openapi::Error),
+        (status = 409, description = "Refused: the last active admin key.", body = super::openapi::Error),
     ))]
 pub(crate) async fn revoke(
     State(s): State<AppState>,
@@ -222,27 +231,38 @@ pub(crate) async fn revoke(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let rec = recorder(&s)?;
-    if !s.store.revoke_api_key(&id).await? {
-        // Nothing was revoked: tell "already revoked" from "no such key" rather than a bare
-        // "not found" for a key `keys list` shows.
-        let rows = s.store.api_keys_all().await?;
-        return Ok(match rows.iter().find(|r| r.id == id) {
-            Some(r) => Json(json!({
-                "id": id,
-                "revoked": true,
-                "already_revoked": true,
-                "revoked_at": r.revoked_at,
-            }))
-            .into_response(),
-            None => (
-                StatusCode::NOT_FOUND,
-                Json(json!({ "error": {
-                    "code": "not_found",
-                    "message": format!("no key has the id {id:?} (see `sentinel keys list`)"),
-                }})),
-            )
+    // Never the last active admin key: nothing but editing the database would bring an admin back
+    // (a restart makes a new admin key only when no key at all is left).
+    match s.store.revoke_api_key_keeping_an_admin(&id).await? {
+        sentinel_store::Revoke::Done => {}
+        sentinel_store::Revoke::NotFound => {
+            // Nothing was revoked: tell "already revoked" from "no such key" rather than a bare
+            // "not found" for a key `keys list` shows.
+            let rows = s.store.api_keys_all().await?;
+            return Ok(match rows.iter().find(|r| r.id == id) {
+                Some(r) => Json(json!({
+                    "id": id,
+                    "revoked": true,
+                    "already_revoked": true,
+                    "revoked_at": r.revoked_at,
+                }))
                 .into_response(),
-        });
+                None => (
+                    StatusCode::NOT_FOUND,
+                    Json(json!({ "error": {
+                        "code": "not_found",
+                        "message": format!("no key has the id {id:?} (see `sentinel keys list`)"),
+                    }})),
+                )
+                    .into_response(),
+            });
+        }
+        sentinel_store::Revoke::LastAdmin => {
+            tracing::warn!(evt = "api_key_revoke_refused", trace = %trace, key_id = %id, by = %who.key_id, reason = "last_admin");
+            return Err(ApiError::Conflict(
+                "refused: this is the last active admin key; create another admin key first".into(),
+            ));
+        }
     }
     // In memory first of all: the key stops working before anything else can go wrong.
     s.auth.revoke(&id);

@@ -94,8 +94,10 @@ impl Target {
                 http,
             });
         }
-        // The same client (and so, kept alive, the same connection) then carries the key.
-        rt.block_on(prove(&http, &base, data_dir))?;
+        // The key then goes to the very address that proved itself: a host name is not looked up
+        // again (it could answer another address the second time).
+        let proven = rt.block_on(prove(&http, &base, data_dir))?;
+        let base = pinned(&base, proven)?;
         Ok(Self {
             base,
             key,
@@ -211,8 +213,24 @@ pub(crate) async fn local_socket(
     Ok(Some((path, http)))
 }
 
-/// Asks the server at `base` to prove it holds this install's `server.id` (no key is sent).
-async fn prove(http: &reqwest::Client, base: &str, data_dir: &Path) -> anyhow::Result<()> {
+/// `base` with its host replaced by the address that proved itself.
+fn pinned(base: &str, at: std::net::SocketAddr) -> anyhow::Result<String> {
+    let mut url = reqwest::Url::parse(base).with_context(|| format!("{base}: not a URL"))?;
+    url.set_ip_host(at.ip())
+        .map_err(|()| anyhow::anyhow!("{base}: cannot address {at}"))?;
+    url.set_port(Some(at.port()))
+        .map_err(|()| anyhow::anyhow!("{base}: cannot address {at}"))?;
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+/// Asks the server at `base` to prove it holds this install's `server.id` (no key is sent); the proof
+/// must be bound to the address this connection reached (so a relay to the daemon fails), which is
+/// returned.
+async fn prove(
+    http: &reqwest::Client,
+    base: &str,
+    data_dir: &Path,
+) -> anyhow::Result<std::net::SocketAddr> {
     let id_path = data_dir.join(sentinel::local::SERVER_ID_FILE);
     let refuse = |why: String| {
         anyhow::anyhow!(
@@ -246,13 +264,18 @@ async fn prove(http: &reqwest::Client, base: &str, data_dir: &Path) -> anyhow::R
     if !status.is_success() {
         return Err(refuse(format!("it answered {status}")));
     }
+    let at = resp
+        .remote_addr()
+        .ok_or_else(|| refuse("the address it answered from is unknown".into()))?;
     let body: Value = resp
         .json()
         .await
         .map_err(|_| refuse("its answer is not JSON".into()))?;
     match body["proof"].as_str() {
-        Some(p) if id.verify(&nonce, p) => Ok(()),
-        Some(_) => Err(refuse("wrong proof".into())),
+        Some(p) if id.verify(&nonce, Some(at), p) => Ok(at),
+        Some(_) => Err(refuse(format!(
+            "wrong proof for {at}: not the daemon, or one relaying it"
+        ))),
         None => Err(refuse("no proof in its answer".into())),
     }
 }
