@@ -142,7 +142,10 @@ anon() { awk '$1 == "RssAnon:" { a = $2 } $1 == "RssFile:" { f = $2 } END { prin
 peak_between() { awk -v a="$1" -v b="$2" '$1 >= a && $1 <= b && $2 > m { m = $2 } END { print m + 0 }' "$SAMPLES"; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-metrics() { curl -s --max-time 5 -H "X-API-Key: $ADMIN" "http://$ADDR/metrics" || true; }
+# /metrics, empty when it did not answer 200 within 5 s (during the LOAD floods it comes from 127.0.0.1,
+# the flood's address, so its per-address limit may refuse it with a 429).
+metrics() { curl -fs --max-time 5 -H "X-API-Key: $ADMIN" "http://$ADDR/metrics" || true; }
+metrics_final() { local m i; for i in 1 2 3 4 5; do m=$(metrics); [ -n "$m" ] && break; sleep 1; done; printf '%s' "$m"; }
 metric() { printf '%s\n' "$2" | awk -v m="$1" 'index($1, m) == 1 { s += $2 } END { print s + 0 }'; }
 
 wrk_lua() { # wrk_lua FILE KEY: POST /v1/defend (sources in 203.0.113.0/24), statuses counted
@@ -364,7 +367,7 @@ logging:
         fok+=("$(wrk_field "$TMP/load/flood$r.txt" ok_rps)")
     done
     lpeak=$(peak_between "$t0" "$(now_ms)")
-    M=$(metrics)
+    M=$(metrics_final)
     overflows=$(awk '/^TcpExt:/ { if (!h) { for (i = 1; i <= NF; i++) n[i] = $i; h = 1 } else for (i = 1; i <= NF; i++) if (n[i] == "ListenOverflows") print $i }' /proc/net/netstat)
     sleep 5; lafter5=$(rss)
     fr=$(printf '%s\n' "${frps[@]}" | median)
