@@ -3,11 +3,11 @@
 
 mod cmd;
 
-// The global allocator, chosen by measurement (bench/edge.sh, debug build, 2 cores: RSS before / peak /
-// 10 s after three /v1/defend floods at 10x the connection cap and 5,000 idle connections):
-// glibc 46.5 / 93.5 / 93.5 MiB, mimalloc 74.8 / 135.6 / 132.6, jemalloc 49.0 / 103.9 / 95.4. Only
-// jemalloc (with its background purge thread) gave memory back, and little of it: most of what stays
-// is held above the allocator. Re-measure on a release build before drawing more from it.
+// The global allocator, chosen by measurement (bench/edge.sh, release build, 2 cores; bench/README.md):
+// RSS idle / peak / 30 s after three /v1/defend floods of 1,000 connections: jemalloc 32.6 / 192.6 /
+// 131.3 MiB, glibc 29.9 / 184.1 / 184.4 (nothing given back), mimalloc 59.2 / 210.7 / 187.1. jemalloc
+// (with its background purge threads) returns the most, 53 MiB more than glibc; what it keeps is live
+// allocations held above the allocator, not free pages.
 #[cfg(feature = "jemalloc")]
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
