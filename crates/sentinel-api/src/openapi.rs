@@ -856,8 +856,13 @@ pub(crate) struct KeyRevoked {
     id: String,
     /// Always `true`.
     revoked: bool,
-    /// Whether the audit trail took the note (the key is revoked either way).
-    audited: bool,
+    /// Whether the audit trail took the note (the key is revoked either way); absent when the key
+    /// was revoked already (nothing changed, nothing noted).
+    audited: Option<bool>,
+    /// `true` when the key was revoked before this request (it changed nothing).
+    already_revoked: Option<bool>,
+    /// When it was revoked, for a key revoked already.
+    revoked_at: Option<String>,
 }
 
 /// The identity challenge: a fresh random nonce.

@@ -27,7 +27,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -143,6 +143,7 @@ struct EdgeMetrics {
     open: Gauge,
     accepted: Counter,
     evicted: Counter,
+    refused_share: Counter,
     paused: Counter,
     accept_errors: Counter,
     closed: Family<Vec<(String, String)>, Counter>,
@@ -169,6 +170,23 @@ struct Entry {
     /// Set when the server asks it to close; `true` once asked.
     close: Arc<Notify>,
     closing: bool,
+    /// Where it comes from ([`share_key`]; `None` for a Unix-socket peer).
+    from: Option<IpAddr>,
+}
+
+/// The address a connection's share of the cap is counted under: IPv4 (an IPv4-mapped IPv6 address
+/// as IPv4), IPv6 by its /64 (one host holds a whole /64). Unix-socket peers count under none.
+fn share_key(peer: &Peer) -> Option<IpAddr> {
+    match peer {
+        Peer::Tcp(a, _) => Some(match a.ip().to_canonical() {
+            IpAddr::V6(v6) => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+            v4 => v4,
+        }),
+        Peer::Unix(_) => None,
+    }
 }
 
 /// Whether a newcomer fits under the cap.
@@ -180,6 +198,9 @@ enum Room {
     Soon,
     /// At the cap with every connection busy: accepting pauses.
     Full,
+    /// At the cap, and the newcomer's address already holds more of it than any address with an
+    /// idle connection: the newcomer is closed (counted), nobody else's connection is.
+    OverShare,
 }
 
 /// Why a connection was asked to close.
@@ -244,6 +265,11 @@ impl Edge {
                 m.evicted.clone(),
             );
             r.register(
+                format!("{prefix}_connections_refused_over_share"),
+                "New connections closed at the cap because their address already held more of it than any address with an idle connection.",
+                m.refused_share.clone(),
+            );
+            r.register(
                 format!("{prefix}_accept_paused"),
                 "Times accepting paused at the connection cap with no idle connection to close.",
                 m.paused.clone(),
@@ -293,7 +319,7 @@ impl Edge {
 
     /// Makes room for one more connection: [`Room::Now`] when there is room now, [`Room::Soon`] when
     /// a connection asked to close will make it, [`Room::Full`] when every connection is busy.
-    fn room(&self) -> Room {
+    fn room(&self, from: Option<IpAddr>) -> Room {
         let mut t = self.lock();
         let open = t.conns.len();
         // The cap bounds descriptors: a connection asked to close still holds its socket until its
@@ -323,16 +349,50 @@ impl Edge {
         // request yet is spared while any other is idle: under a busy flood every kept-alive
         // connection is idle for an instant between requests, newer than a probe that was accepted
         // a millisecond before, and the probe would be evicted before it could ask.
+        //
+        // Fair shares first: the victim is an idle connection of the address holding the most
+        // connections, and a newcomer may only take the place of a connection whose address holds at
+        // least as many as its own (with it). A flood from one address then churns its own
+        // connections, never a neighbour's kept-alive one; a newcomer from an address already
+        // holding more than any other with an idle connection is refused instead (counted).
         let now = Instant::now();
         let young = |e: &Entry| !e.served && now.duration_since(e.accepted) < NEWCOMER_GRACE;
+        let mut held: HashMap<Option<IpAddr>, usize> = HashMap::new();
+        for e in t.conns.values().filter(|e| !e.closing) {
+            *held.entry(e.from).or_default() += 1;
+        }
+        let own = held.get(&from).copied().unwrap_or(0) + 1;
+        let share = |e: &Entry| {
+            // Unix-socket peers (no address) are never someone else's flood.
+            if e.from.is_none() && from.is_some() {
+                0
+            } else {
+                held.get(&e.from).copied().unwrap_or(0)
+            }
+        };
+        let idle = |e: &&Entry| e.in_flight == 0 && !e.closing;
         let victim = t
             .conns
             .iter()
-            .filter(|(_, e)| e.in_flight == 0 && !e.closing)
-            .min_by_key(|(_, e)| (young(e), e.idle_since))
-            .map(|(id, _)| *id);
-        let Some(id) = victim else {
-            return Room::Full;
+            .filter(|(_, e)| idle(e))
+            .min_by_key(|(_, e)| {
+                (
+                    young(e),
+                    std::cmp::Reverse(share(e)),
+                    e.from != from,
+                    e.idle_since,
+                )
+            })
+            .map(|(id, e)| (*id, e.from, share(e)));
+        let id = match victim {
+            None => return Room::Full,
+            // Its own idle connection it may always replace.
+            Some((_, victim_from, victim_share))
+                if from.is_some() && victim_from != from && victim_share < own =>
+            {
+                return Room::OverShare
+            }
+            Some((id, _, _)) => id,
         };
         if let Some(e) = t.conns.get_mut(&id) {
             e.closing = true;
@@ -343,6 +403,15 @@ impl Edge {
         self.metrics.evicted.inc();
         tracing::info!(evt = "connection_evicted", conn = id, open, cap = self.cap);
         fits(open)
+    }
+
+    /// Connections with a request in flight now.
+    pub fn busy(&self) -> usize {
+        self.lock()
+            .conns
+            .values()
+            .filter(|e| e.in_flight > 0)
+            .count()
     }
 
     /// The most sockets the server holds at once: the cap, plus a slack of a quarter of
@@ -369,7 +438,7 @@ impl Edge {
         }
     }
 
-    fn register(&self) -> (u64, Arc<Notify>) {
+    fn register(&self, from: Option<IpAddr>) -> (u64, Arc<Notify>) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let close = Arc::new(Notify::new());
         self.lock().conns.insert(
@@ -381,6 +450,7 @@ impl Edge {
                 served: false,
                 close: close.clone(),
                 closing: false,
+                from,
             },
         );
         self.metrics.open.inc();
@@ -570,8 +640,14 @@ pub async fn serve<L: EdgeListener>(
         let mut paused = false;
         loop {
             let closed = edge.closed.notified();
-            match edge.room() {
+            match edge.room(share_key(&peer)) {
                 Room::Now => break,
+                Room::OverShare => {
+                    edge.metrics.refused_share.inc();
+                    tracing::debug!(evt = "connection_refused_over_share", peer = ?share_key(&peer), open = edge.open(), cap = edge.cap);
+                    drop(io);
+                    continue 'accept;
+                }
                 // An evicted connection closes at once: wait for it (not a pause).
                 Room::Soon => {}
                 Room::Full if paused => {}
@@ -596,7 +672,7 @@ pub async fn serve<L: EdgeListener>(
         if paused {
             tracing::info!(evt = "accept_resumed", open = edge.open(), cap = edge.cap);
         }
-        let (id, close) = edge.register();
+        let (id, close) = edge.register(share_key(&peer));
         tokio::spawn(connection(
             edge.clone(),
             id,

@@ -171,8 +171,10 @@ async fn at_the_cap_with_no_idle_connection_accept_pauses() {
         s.write_all(head.as_bytes()).await.unwrap();
         busy.push(s);
     }
-    until("every busy connection accepted", || {
-        metric(&h, "sentinel_api_connections_accepted_total") >= cap as f64
+    // In flight, not only accepted: a connection whose head is still being read is idle, and the
+    // late one would take its place instead of waiting.
+    until("every busy connection's request in flight", || {
+        edge.busy() >= cap
     })
     .await;
     let mut late = TcpStream::connect(addr).await.unwrap();

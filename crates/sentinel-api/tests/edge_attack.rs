@@ -123,3 +123,70 @@ async fn a_churn_of_never_reading_clients_never_holds_more_than_the_cap() {
     drop(held);
     let _ = stop_tx.send(());
 }
+
+/// One HTTP/1.1 request on a kept-alive connection; the status line of the answer.
+async fn ask(s: &mut TcpStream, path: &str) -> std::io::Result<String> {
+    use tokio::io::AsyncReadExt;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").as_bytes())
+        .await?;
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+        .await
+        .map_err(|_| std::io::Error::other("no answer"))??;
+    let text = String::from_utf8_lossy(&buf[..n]).to_string();
+    Ok(text.lines().next().unwrap_or_default().to_owned())
+}
+
+/// A flood of connections from one address at the cap churns that address's own connections: a
+/// neighbour's kept-alive connection (another address, idle between its requests and older than
+/// every flooder) is never the one closed, and the flood's newcomers beyond its share are refused
+/// and counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_from_one_address_never_evicts_a_neighbours_connection() {
+    let cap = 8;
+    let h = harness().await;
+    let settings = EdgeSettings {
+        max_connections: cap,
+        header_read_timeout: Duration::from_secs(60),
+        idle_timeout: Duration::from_secs(60),
+        fd_reserve: 16,
+        ..EdgeSettings::default()
+    };
+    let edge = Edge::new(settings, &h.state.metrics);
+    let app = Router::new().route("/ok", get(|| async { "ok" }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(listener, app, edge.clone(), async {
+        let _ = stop_rx.await;
+    }));
+    // The neighbour: from 127.0.0.2, one request, then idle and kept alive.
+    let neighbour_sock = tokio::net::TcpSocket::new_v4().unwrap();
+    neighbour_sock.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut neighbour = neighbour_sock.connect(addr).await.unwrap();
+    assert!(ask(&mut neighbour, "/ok").await.unwrap().contains("200"));
+    // The flood: from 127.0.0.1, five times the cap, each connection asks once and stays open.
+    let mut flood = Vec::new();
+    for _ in 0..cap * 5 {
+        let Ok(mut s) = TcpStream::connect(addr).await else {
+            continue;
+        };
+        let _ = ask(&mut s, "/ok").await;
+        flood.push(s);
+    }
+    // The neighbour's connection is still open and served.
+    let status = ask(&mut neighbour, "/ok").await;
+    assert!(
+        status.as_ref().is_ok_and(|s| s.contains("200")),
+        "the neighbour's kept-alive connection was closed by a flood from another address: {status:?}"
+    );
+    assert!(edge.open() <= edge.max_sockets(), "{}", edge.open());
+    let evicted = metric(&h, "sentinel_api_connections_evicted_total");
+    assert!(
+        evicted >= 1.0,
+        "the flood churns its own connections (evictions counted): {evicted}"
+    );
+    drop(flood);
+    let _ = stop_tx.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+}

@@ -51,6 +51,18 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let system_started = (sentinel_core::Timestamp::now(), std::time::Instant::now());
     let cfg = expand_jails(cfg)?;
+    // The unsigned test webhook turns any body into an event: like the auth bypass, never on an
+    // address other hosts can reach (refused before anything is created).
+    if crate::ratehook::webhook_settings(&cfg.api.webhooks).enable_test
+        && !cfg.api.listen.ip().to_canonical().is_loopback()
+    {
+        anyhow::bail!(
+            "{}=true is refused with api.listen {}: the unsigned /webhook/test route is for a \
+             loopback address only",
+            sentinel_api::webhook::ENABLE_TEST_ENV,
+            cfg.api.listen
+        );
+    }
     // The port first: with it taken, fail before anything is created or printed (no data dir, no
     // admin key). Connections wait in the backlog until the server starts.
     let listener = tokio::net::TcpListener::bind(cfg.api.listen)

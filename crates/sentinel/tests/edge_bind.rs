@@ -40,3 +40,38 @@ fn a_port_in_use_fails_with_nothing_created() {
     );
     drop(taken);
 }
+
+/// The unsigned test webhook is, like the auth bypass, refused on an address other hosts can reach:
+/// the daemon fails before it binds or creates anything.
+#[test]
+fn the_test_webhook_is_refused_off_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = common::command(dir.path())
+        .args(["run", "--data-dir", "data", "--listen", "0.0.0.0:0"])
+        .env("SENTINEL_ENABLE_WEBHOOK_TEST", "true")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut child = out;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the daemon started with the test webhook on 0.0.0.0");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("SENTINEL_ENABLE_WEBHOOK_TEST=true is refused"),
+        "{text}"
+    );
+    assert!(!dir.path().join("data").exists(), "{text}");
+}

@@ -117,7 +117,7 @@ fn recorder(s: &AppState) -> Result<&sentinel_pipeline::recorder::Recorder, ApiE
 }
 
 /// `POST /v1/keys {name, role, expires}`: 201 with the new key (shown only this once).
-#[utoipa::path(post, path = "/v1/keys", tag = "keys",
+#[utoipa::path(post, path = "/v1/keys", tag = "keys", operation_id = "keys_create",
     request_body(content = super::openapi::KeyCreate, content_type = "application/json"),
     responses((status = 201, description = "The new key, shown only this once. Role: admin.", body = super::openapi::KeyCreated)))]
 pub(crate) async fn create(
@@ -175,7 +175,7 @@ pub(crate) async fn create(
 
 /// `GET /v1/keys?limit=&cursor=`: a page of keys by id, `{items, next_cursor, truncated_by}` like
 /// every list (`ky_…` cursors); revoked and expired keys are listed as such, never with their hash.
-#[utoipa::path(get, path = "/v1/keys", tag = "keys",
+#[utoipa::path(get, path = "/v1/keys", tag = "keys", operation_id = "keys_list",
     params(
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Page size (default 100)."),
         ("cursor" = Option<String>, Query, description = "The `next_cursor` of the previous page (`ky_…`)."),
@@ -217,7 +217,7 @@ pub(crate) async fn list(
 /// `DELETE /v1/keys/{id}`: revokes the key at once. Revoking a key that is already revoked changes
 /// nothing and says so (`already_revoked: true`, 200: the caller's goal holds, and a retried request
 /// must not look like a failure); an id no key has is a 404 naming it.
-#[utoipa::path(delete, path = "/v1/keys/{id}", tag = "keys",
+#[utoipa::path(delete, path = "/v1/keys/{id}", tag = "keys", operation_id = "keys_revoke",
     params(("id" = String, Path, description = "The key's id (as `GET /v1/keys` lists it).")),
     responses(
         (status = 200, description = "Revoked: the key stops working at once. Role: admin.", body = super::openapi::KeyRevoked),
