@@ -29,9 +29,12 @@ version="${SCHEMATHESIS_VERSION:-4.32.5}"
 venv="${SCHEMATHESIS_VENV:-${CARGO_TARGET_DIR:-$root/target}/schemathesis-venv}"
 if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "version $version\$"; then
   echo "schemathesis.sh: installing schemathesis $version into $venv" >&2
+  # A venv that no longer runs (moved, or its python replaced) is made anew, not reused.
+  rm -rf "$venv"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$version"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "schemathesis==$version"
 fi
+"$venv/bin/schemathesis" --version >/dev/null
 
 examples="${SCHEMATHESIS_MAX_EXAMPLES:-20}"
 reports="${SCHEMATHESIS_REPORTS:-$(mktemp -d)}"
