@@ -39,6 +39,7 @@ set -euo pipefail
 
 WHAT=${WHAT:-all}
 DURATION=${DURATION:-15}
+PROBE_FROM=${PROBE_FROM:-127.0.0.4}
 RUNS=${RUNS:-3}
 FLOODS=${FLOODS:-3}
 FLOOD_CONNS=${FLOOD_CONNS:-1000}
@@ -240,7 +241,8 @@ probe_health() { # probe_health SECONDS OUT: PROBE_HZ /health a second, a fresh 
     local n=$(($1 * PROBE_HZ)) gap
     gap=$(awk -v h="$PROBE_HZ" 'BEGIN { printf "%.3f", 1 / h }')
     for _ in $(seq 1 "$n"); do
-        curl -s -o /dev/null --max-time 5 -w '%{http_code} %{time_total}\n' "http://$ADDR/health" >>"$2" || echo "fail 5" >>"$2"
+        # From its own address (PROBE_FROM), as an orchestrator is another host than the flood.
+        curl -s -o /dev/null --max-time 5 --interface "$PROBE_FROM" -w '%{http_code} %{time_total}\n' "http://$ADDR/health" >>"$2" || echo "fail 5" >>"$2"
         sleep "$gap"
     done
 }
