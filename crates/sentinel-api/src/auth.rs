@@ -297,6 +297,23 @@ impl Auth {
         found
     }
 
+    /// Whether the key behind `p` still lets its holder in now (registered, not revoked, not
+    /// expired): a dashboard session checks it on every request, so it dies with its key. A JWT
+    /// principal (no key behind it) is valid here; its session ends at the token's `exp`. With the
+    /// insecure bypass every principal is valid.
+    pub fn still_valid(&self, p: &Principal) -> bool {
+        if self.bypass || p.key_id.starts_with("jwt/") {
+            return true;
+        }
+        let Ok(keys) = self.keys.read() else {
+            return false;
+        };
+        let now = sentinel_core::Timestamp::now().as_millis();
+        keys.values().any(|e| {
+            e.principal.key_id == p.key_id && !e.revoked && e.expires.is_none_or(|t| now < t)
+        })
+    }
+
     /// How many keys are registered and not revoked.
     pub fn len(&self) -> usize {
         self.keys

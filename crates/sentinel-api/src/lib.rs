@@ -22,6 +22,7 @@ pub mod serve;
 mod state;
 mod telemetry;
 mod trace;
+pub mod ui;
 pub mod webhook;
 
 pub use error::ApiError;

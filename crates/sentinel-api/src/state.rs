@@ -107,4 +107,6 @@ pub struct AppState {
     pub operator_audit: Option<sentinel_pipeline::recorder::Recorder>,
     /// Process facts and hooks for `GET /v1/system/heartbeat` (`SystemInfo::default()` where none).
     pub system: crate::SystemInfo,
+    /// The dashboard's sessions and settings (`api.ui`).
+    pub ui: crate::ui::UiState,
 }

@@ -73,6 +73,7 @@ async fn env() -> Env {
         notify: None,
         operator_audit: Some(recorder),
         system: Default::default(),
+        ui: Default::default(),
     };
     let app = sentinel_api::router(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -221,6 +221,7 @@ pub async fn run(
             children,
             notify: Some(crate::notices::heartbeat_hook(notifications.clone())),
         },
+        ui: Default::default(),
     };
     tracing::info!(evt = "allowlist", nets = ?ledger.responder().allowlist().nets().iter().map(|n| n.to_string()).collect::<Vec<_>>());
     let addr: SocketAddr = listener.local_addr()?;

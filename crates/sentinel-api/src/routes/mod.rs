@@ -117,7 +117,8 @@ pub fn router_with_limits(
         // No key: the daemon proves who it is before a client sends one (see identity.rs).
         .route("/v1/identity", post(identity::challenge))
         .merge(metrics)
-        .merge(crate::webhook::routes(&state));
+        .merge(crate::webhook::routes(&state))
+        .merge(crate::ui::routes(&state));
     let app = limits::time_out(top, limit)
         .nest("/v1", v1)
         .fallback(not_found)

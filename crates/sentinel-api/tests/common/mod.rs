@@ -93,6 +93,7 @@ pub async fn harness_with(setup: Setup) -> Harness {
         notify: None,
         operator_audit: None,
         system: Default::default(),
+        ui: Default::default(),
     };
     Harness {
         app: sentinel_api::router(state.clone()),
