@@ -52,6 +52,10 @@ pub trait Decisions: Send + Sync {
     async fn add(&self, req: DecisionRequest) -> Result<ActionRecord, DecisionError>;
     /// Live decisions, soonest expiry first.
     async fn list(&self) -> Vec<ActionRecord>;
+    /// The kinds of action this ledger can take (a front end offers these). The default is every kind.
+    fn kinds(&self) -> Vec<sentinel_core::ActionKind> {
+        sentinel_core::ActionKind::ALL.to_vec()
+    }
     /// One page of live decisions, newest first (by id): at most `limit` older than `before`, and
     /// whether more follow. The default pages [`Decisions::list`]; a desk over a large ledger should
     /// copy only the page.

@@ -316,6 +316,13 @@ impl Decisions for Desk {
         self.ledger.live()
     }
 
+    fn kinds(&self) -> Vec<ActionKind> {
+        ActionKind::ALL
+            .into_iter()
+            .filter(|k| self.ledger.responder().actuator(*k).is_some())
+            .collect()
+    }
+
     async fn list_page(
         &self,
         before: Option<sentinel_core::ActionId>,
