@@ -32,6 +32,7 @@ struct Env {
     ns: Netns,
     ledger: Arc<Ledger>,
     desk: Arc<Desk>,
+    recorder: Recorder,
     op: (String, String),
     viewer: (String, String),
     _dir: tempfile::TempDir,
@@ -106,10 +107,11 @@ async fn env() -> Env {
         decisions: Some(desk.clone()),
         intel: None,
         notify: None,
-        operator_audit: Some(recorder),
+        operator_audit: Some(recorder.clone()),
         system: Default::default(),
         ui: Default::default(),
     };
+    let recorder_kept = recorder;
     let op = session(&state, "k-op", Role::Operator);
     let viewer = session(&state, "k-viewer", Role::Viewer);
     Env {
@@ -118,6 +120,7 @@ async fn env() -> Env {
         ns,
         ledger,
         desk,
+        recorder: recorder_kept,
         op,
         viewer,
         _dir: dir,
@@ -646,4 +649,57 @@ async fn the_list_is_paged() {
     for id in &ids[..5] {
         assert!(row(&second.body, &id.to_string()).is_some());
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plan_decision_links_its_alert_and_shows_the_plan_reason() {
+    use sentinel_core::{AlertId, InvestigationId, Plan, PlanId, Severity};
+    use sentinel_pipeline::recorder::Change;
+    let env = env().await;
+    let body = serde_json::json!({"ip": "203.0.113.70", "duration": "1h"});
+    let spec = sentinel_api::decisions::check_add_body(&body).unwrap();
+    let plan = Plan {
+        id: PlanId::new(),
+        ts: sentinel_core::Timestamp::now(),
+        alert_id: AlertId::new(),
+        investigation_id: InvestigationId::new(),
+        mode: Mode::Enforce,
+        severity: Severity::High,
+        risk_band: "high".into(),
+        confidence_band: "high".into(),
+        actions: vec![spec],
+        reason: format!("rule ssh-brute {XSS}"),
+        trace_id: TraceId::new(),
+    };
+    let recs = env.ledger.execute(&plan).await;
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0].state, ActionState::Applied, "{:?}", recs[0].error);
+    let mut entries: Vec<sentinel_pipeline::recorder::Entry> = vec![(&plan).into()];
+    entries.push((&recs[0], Change::Acted).into());
+    env.recorder.record_committed(entries).await.unwrap();
+
+    let page = env.get(&env.op, "/ui/decisions").await;
+    let tr = row(&page.body, &recs[0].id.to_string()).unwrap();
+    let link = format!("<a href=\"/ui/alerts/{}\">", plan.alert_id);
+    assert!(tr.contains("plan") && tr.contains(&link), "{tr}");
+    assert!(tr.contains("rule ssh-brute &lt;script&gt;"), "{tr}");
+    assert!(!page.body.contains("<script>alert") && !page.body.contains("<img src=x"));
+
+    // Reverted from the alert's story page: back there, the element gone.
+    let next = format!("/ui/alerts/{}", plan.alert_id);
+    let a = env
+        .post(
+            &env.op,
+            &format!("/ui/decisions/{}/revert", recs[0].id),
+            &[("next", &next)],
+            true,
+            "http://sentinel.test",
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER);
+    assert!(a
+        .location
+        .unwrap()
+        .starts_with(&format!("{next}?done=reverted&id=")));
+    assert!(!env.ruleset().contains("203.0.113.70"), "{}", env.ruleset());
 }

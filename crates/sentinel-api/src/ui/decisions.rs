@@ -315,8 +315,8 @@ fn manual_section(
             p class="hint" { "Operators can revert decisions and add manual ones here." }
         };
     }
-    let subjects = kinds.iter().any(|k| *k == ActionKind::IsolateContainer);
-    let files = kinds.iter().any(|k| *k == ActionKind::QuarantineFile);
+    let subjects = kinds.contains(&ActionKind::IsolateContainer);
+    let files = kinds.contains(&ActionKind::QuarantineFile);
     let kind_err = error.filter(|(f, _)| *f == Some("kind")).map(|(_, m)| m);
     let general = error.filter(|(f, _)| f.is_none()).map(|(_, m)| m);
     html! {
