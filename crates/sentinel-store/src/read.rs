@@ -377,7 +377,7 @@ impl Store {
 }
 
 /// An `audit` row as selected: seq, ts, kind, subject_id, trace_id, summary, log_seq, content_hash.
-type AuditIndexRow = (
+pub(crate) type AuditIndexRow = (
     i64,
     i64,
     String,
@@ -388,7 +388,7 @@ type AuditIndexRow = (
     Option<String>,
 );
 
-fn audit_row(
+pub(crate) fn audit_row(
     (seq, ts, kind, subject_id, trace_id, summary, log_seq, content_hash): AuditIndexRow,
 ) -> Result<AuditRow, StoreError> {
     let corrupt = |what: &str, e: &dyn std::fmt::Display| {

@@ -12,6 +12,7 @@
 //! content is `<main id="main">`; the navigation is `<nav aria-label="Sections">` with
 //! `aria-current="page"` on the current section; logging out is `<form id="logout">`.
 
+pub mod alerts;
 pub mod session;
 
 use crate::auth::{Principal, Role};
@@ -365,5 +366,6 @@ pub fn routes(state: &AppState) -> Router<AppState> {
             "/ui",
             axum::routing::get(|| async { Redirect::permanent("/ui/") }),
         )
+        .merge(alerts::routes())
         .layer(axum::middleware::from_fn(security_headers))
 }
