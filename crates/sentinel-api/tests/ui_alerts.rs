@@ -100,9 +100,7 @@ fn html(r: &Reply) -> String {
 /// The inner HTML of `<section id="ID" …>…</section>` (sections do not nest on these pages).
 fn section<'a>(doc: &'a str, id: &str) -> &'a str {
     let open = format!("<section id=\"{id}\"");
-    let start = doc
-        .find(&open)
-        .unwrap_or_else(|| panic!("no section#{id}"));
+    let start = doc.find(&open).unwrap_or_else(|| panic!("no section#{id}"));
     let end = doc[start..].find("</section>").unwrap() + start;
     &doc[start..end]
 }
@@ -314,7 +312,10 @@ async fn the_story_shows_every_part_with_verified_proofs() {
     let r = page(&f.app, &format!("/ui/alerts/{}", s.alert.id), &admin).await;
     assert_eq!(r.status, StatusCode::OK, "{}", html(&r));
     let doc = html(&r);
-    assert!(doc.contains("<h1>Alert: ssh_bruteforce on ip:203.0.113.7</h1>"), "{doc}");
+    assert!(
+        doc.contains("<h1>Alert: ssh_bruteforce on ip:203.0.113.7</h1>"),
+        "{doc}"
+    );
     assert!(doc.contains("<dd>scenario</dd>"), "the detector");
     assert!(doc.contains("<span class=\"sev sev-high\">high</span>"));
     assert!(doc.contains("70 / 100") && doc.contains("0.80"));
@@ -323,7 +324,10 @@ async fn the_story_shows_every_part_with_verified_proofs() {
     let ev = section(&doc, "evidence");
     for e in &s.alert.evidence {
         let line = e.attrs["line"].as_str().unwrap();
-        assert!(ev.contains(&format!("<pre><code>{line}</code></pre>")), "{ev}");
+        assert!(
+            ev.contains(&format!("<pre><code>{line}</code></pre>")),
+            "{ev}"
+        );
     }
     assert!(ev.contains("file:/var/log/auth.log") && ev.contains("sshd"));
 
@@ -335,20 +339,29 @@ async fn the_story_shows_every_part_with_verified_proofs() {
     assert!(providers[0].1.contains("reports: 42") && providers[0].1.contains("usage: hosting"));
     assert_eq!(providers[1].0, "local_context");
     assert!(providers[1].1.contains(">suspicious<") && providers[1].1.contains("seen 3 times"));
-    assert!(v.contains("greynoise did not answer in time"), "uncertainty");
+    assert!(
+        v.contains("greynoise did not answer in time"),
+        "uncertainty"
+    );
 
     let sc = section(&doc, "score");
     for c in &s.inv.contributions {
         assert!(sc.contains(&c.detail), "{sc}");
     }
-    assert!(sc.contains(">+70<") && sc.contains(">+20<") && sc.contains(">-5<"), "{sc}");
+    assert!(
+        sc.contains(">+70<") && sc.contains(">+20<") && sc.contains(">-5<"),
+        "{sc}"
+    );
     assert!(sc.contains("+0.30"), "{sc}");
     assert!(sc.contains("data-risk=\"85\">85 / 100"), "{sc}");
 
     let p = section(&doc, "plan");
     assert!(p.contains(&s.plan.reason), "{p}");
     assert!(p.contains(">enforce<") && p.contains("<dd>high</dd>"));
-    assert!(p.contains("block_ip on <code>ip:203.0.113.7</code> for 1h"), "{p}");
+    assert!(
+        p.contains("block_ip on <code>ip:203.0.113.7</code> for 1h"),
+        "{p}"
+    );
 
     let a = section(&doc, "actions");
     let acts = rows(a, "data-action-id");
@@ -358,15 +371,24 @@ async fn the_story_shows_every_part_with_verified_proofs() {
         .find(|(id, _)| *id == s.applied.id.to_string())
         .unwrap();
     assert!(applied.1.contains(">applied<"));
-    assert!(applied
-        .1
-        .contains(&format!("datetime=\"{}\"", s.applied.expires_at.to_rfc3339())));
-    let csrf = f.h.state.ui.sessions.get(admin.split('=').nth(1).unwrap()).unwrap().csrf;
+    assert!(applied.1.contains(&format!(
+        "datetime=\"{}\"",
+        s.applied.expires_at.to_rfc3339()
+    )));
+    let csrf =
+        f.h.state
+            .ui
+            .sessions
+            .get(admin.split('=').nth(1).unwrap())
+            .unwrap()
+            .csrf;
     assert!(applied.1.contains(&format!(
         "<form class=\"revert\" method=\"post\" action=\"/ui/decisions/{}/revert\">",
         s.applied.id
     )));
-    assert!(applied.1.contains(&format!("name=\"csrf\" value=\"{csrf}\"")));
+    assert!(applied
+        .1
+        .contains(&format!("name=\"csrf\" value=\"{csrf}\"")));
     assert!(applied.1.contains(&format!(
         "name=\"next\" value=\"/ui/alerts/{}\"",
         s.alert.id
@@ -376,7 +398,10 @@ async fn the_story_shows_every_part_with_verified_proofs() {
         .find(|(id, _)| *id == s.expired.id.to_string())
         .unwrap();
     assert!(expired.1.contains(">expired<"));
-    assert!(!expired.1.contains("form"), "no revert for an expired action");
+    assert!(
+        !expired.1.contains("form"),
+        "no revert for an expired action"
+    );
     assert_eq!(a.matches("class=\"revert\"").count(), 1);
 
     let au = section(&doc, "audit");
@@ -458,6 +483,49 @@ async fn proofs_say_why_they_cannot_be_checked() {
     assert!(section(&doc, "actions").contains("No action"));
     let au = section(&doc, "audit");
     assert!(au.contains("not in the audit log"), "{au}");
+    assert_eq!(f.h.state.metrics.audit_proof_failures.get(), 0);
+
+    // An index row that does not say what the log holds at its seq is caught and counted.
+    let other = sentinel_core::AuditRecord {
+        ts: Timestamp::now(),
+        kind: sentinel_core::AuditKind::AlertRaised,
+        subject_id: "another".into(),
+        trace_id: TraceId::new(),
+        summary: "what the log holds".into(),
+        content_hash: None,
+    };
+    let seq = f.log.append(other.clone()).await.unwrap().seq;
+    let forged = sentinel_core::AuditRecord {
+        summary: "what the index claims".into(),
+        trace_id: s.alert.trace_id.clone(),
+        ..other
+    };
+    let group = sentinel_store::AckGroup::new();
+    f.writer
+        .write_acked(
+            Record::Audit(sentinel_store::AuditRow::logged(seq, forged)),
+            group.token(0),
+        )
+        .await
+        .unwrap();
+    assert_eq!(group.settled().await.failed, 0);
+    f.log.checkpoint_now().await.unwrap();
+    let doc = html(&page(&f.app, &format!("/ui/alerts/{}", s.alert.id), &admin).await);
+    let au = section(&doc, "audit");
+    let recs = rows(au, "data-seq");
+    assert_eq!(recs.len(), 6, "{au}");
+    assert_eq!(
+        au.matches("proof verified against checkpoint").count(),
+        5,
+        "{au}"
+    );
+    let bad = recs.iter().find(|(s, _)| *s == seq.to_string()).unwrap().1;
+    assert!(
+        bad.contains("NOT verified: the store&#39;s copy differs")
+            || bad.contains("NOT verified: the store's copy differs"),
+        "{bad}"
+    );
+    assert_eq!(f.h.state.metrics.audit_proof_failures.get(), 1);
 }
 
 /// The page once the writer has committed what it was given (it writes in batches).
@@ -504,7 +572,9 @@ async fn bad_requests_are_pages_naming_the_problem() {
     // Without a session: to the login page, coming back here after.
     let r = send(
         &f.app,
-        Request::get("/ui/alerts?scenario=x").body(Body::empty()).unwrap(),
+        Request::get("/ui/alerts?scenario=x")
+            .body(Body::empty())
+            .unwrap(),
     )
     .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
@@ -580,8 +650,14 @@ async fn filters_and_paging_list_every_alert_exactly_once() {
         .find(|(id, _)| *id == s.alert.id.to_string())
         .unwrap()
         .1;
-    assert!(row.contains("block_ip: <span class=\"state state-applied\">applied</span>"), "{row}");
-    assert!(row.contains("block_ip: <span class=\"state state-expired\">expired</span>"), "{row}");
+    assert!(
+        row.contains("block_ip: <span class=\"state state-applied\">applied</span>"),
+        "{row}"
+    );
+    assert!(
+        row.contains("block_ip: <span class=\"state state-expired\">expired</span>"),
+        "{row}"
+    );
     assert!(row.contains("<span class=\"sev sev-high\">high</span>"));
     assert!(doc.contains("<table id=\"alerts\">") && doc.contains("<caption>"));
     assert!(doc.contains("<th scope=\"col\">Severity</th>"));
@@ -590,9 +666,18 @@ async fn filters_and_paging_list_every_alert_exactly_once() {
     let since = all[10].ts;
     let until = all[30].ts;
     let cases: Vec<(String, Box<dyn Fn(&Alert) -> bool>)> = vec![
-        ("scenario=http_attack".into(), Box::new(|a: &Alert| a.scenario == "http_attack")),
-        ("severity=medium".into(), Box::new(|a: &Alert| a.severity == Severity::Medium)),
-        ("min_severity=high".into(), Box::new(|a: &Alert| a.severity >= Severity::High)),
+        (
+            "scenario=http_attack".into(),
+            Box::new(|a: &Alert| a.scenario == "http_attack"),
+        ),
+        (
+            "severity=medium".into(),
+            Box::new(|a: &Alert| a.severity == Severity::Medium),
+        ),
+        (
+            "min_severity=high".into(),
+            Box::new(|a: &Alert| a.severity >= Severity::High),
+        ),
         (
             "subject=198.51.100.2".into(),
             Box::new(|a: &Alert| a.subject.key() == "ip:198.51.100.2"),
@@ -631,7 +716,12 @@ async fn filters_and_paging_list_every_alert_exactly_once() {
     // A browser's datetime-local value is read as UTC.
     let local = since.to_rfc3339();
     let local = &local[..19];
-    let (got, _) = walk(&f.app, &format!("/ui/alerts?since={local}&limit=50"), &viewer).await;
+    let (got, _) = walk(
+        &f.app,
+        &format!("/ui/alerts?since={local}&limit=50"),
+        &viewer,
+    )
+    .await;
     let want: Vec<&Alert> = expected
         .iter()
         .copied()
@@ -641,7 +731,14 @@ async fn filters_and_paging_list_every_alert_exactly_once() {
 }
 
 fn assert_inert(doc: &str) {
-    for bad in ["<script", "<img", "onerror=alert(1)>", "<style", " style=", "javascript:"] {
+    for bad in [
+        "<script",
+        "<img",
+        "onerror=alert(1)>",
+        "<style",
+        " style=",
+        "javascript:",
+    ] {
         assert!(!doc.contains(bad), "{bad:?} in the page:\n{doc}");
     }
     assert!(doc.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
@@ -659,9 +756,17 @@ async fn every_field_of_a_hostile_story_renders_inert() {
     let admin = cookie(&f.h, Role::Admin);
     for s in [&s1, &s2] {
         let doc = html(&page(&f.app, &format!("/ui/alerts/{}", s.alert.id), &admin).await);
-        let x = if std::ptr::eq(s, &s1) { "&lt;script&gt;alert(1)&lt;/script&gt;" } else { "&quot;&gt;&lt;img src=x onerror=alert(1)&gt;" };
+        let x = if std::ptr::eq(s, &s1) {
+            "&lt;script&gt;alert(1)&lt;/script&gt;"
+        } else {
+            "&quot;&gt;&lt;img src=x onerror=alert(1)&gt;"
+        };
         for id in ["evidence", "verdicts", "score", "plan", "actions", "audit"] {
-            assert!(section(&doc, id).contains(x), "section#{id} lost the text:\n{}", section(&doc, id));
+            assert!(
+                section(&doc, id).contains(x),
+                "section#{id} lost the text:\n{}",
+                section(&doc, id)
+            );
         }
         // The payload's text stays (escaped); no tag or attribute of it does.
         for bad in ["<script", "<img", "<style", " style=", "=alert(1)>"] {
@@ -677,7 +782,14 @@ async fn every_field_of_a_hostile_story_renders_inert() {
     // Hostile filter values echoed into the form and the next link stay inert too.
     for q in [SCRIPT, IMG] {
         let enc = sentinel_api::ui::urlencode(q);
-        let doc = html(&page(&f.app, &format!("/ui/alerts?scenario={enc}&subject={enc}"), &admin).await);
+        let doc = html(
+            &page(
+                &f.app,
+                &format!("/ui/alerts?scenario={enc}&subject={enc}"),
+                &admin,
+            )
+            .await,
+        );
         for bad in ["<script", "<img"] {
             assert!(!doc.contains(bad), "{bad:?} echoed:\n{doc}");
         }

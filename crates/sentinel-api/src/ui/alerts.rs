@@ -453,6 +453,23 @@ fn prove(
     )
 }
 
+/// Counts (`audit_proof_failures`) and logs every record found not matching the audit log, and a
+/// checkpoint whose signature does not verify.
+fn report_failures(s: &AppState, trace: &str, rows: &[AuditRow], checked: &ProofContext) {
+    if checked.checkpoint.is_some() {
+        if let Some(why) = &checked.none {
+            s.metrics.audit_proof_failures.inc();
+            tracing::warn!(evt = "ui_audit_proof_failed", trace, error = %why);
+        }
+    }
+    for (row, p) in rows.iter().zip(&checked.proofs) {
+        if let Proof::Failed(why) = p {
+            s.metrics.audit_proof_failures.inc();
+            tracing::warn!(evt = "ui_audit_proof_failed", trace, seq = ?row.log_seq, error = %why);
+        }
+    }
+}
+
 async fn proofs(s: &AppState, rows: &[AuditRow]) -> ProofContext {
     let Some(log) = s.audit.clone() else {
         return ProofContext {
@@ -465,6 +482,7 @@ async fn proofs(s: &AppState, rows: &[AuditRow]) -> ProofContext {
     match tokio::task::spawn_blocking(move || check_proofs(&log, &rows)).await {
         Ok(p) => p,
         Err(e) => {
+            s.metrics.audit_proof_failures.inc();
             tracing::warn!(evt = "ui_audit_proof_failed", error = %e);
             ProofContext {
                 checkpoint: None,
@@ -489,6 +507,7 @@ async fn story(
         .audit_trail(&detail.alert.trace_id, AUDIT_SHOWN)
         .await?;
     let checked = proofs(&s, &trail.rows).await;
+    report_failures(&s, detail.alert.trace_id.as_str(), &trail.rows, &checked);
     let a = &detail.alert;
     let title = format!("Alert: {} on {}", a.scenario, a.subject.key());
     let body = html! {
