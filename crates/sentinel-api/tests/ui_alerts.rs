@@ -665,7 +665,8 @@ async fn filters_and_paging_list_every_alert_exactly_once() {
     // Each filter, paged 4 at a time; the next link carries the filters.
     let since = all[10].ts;
     let until = all[30].ts;
-    let cases: Vec<(String, Box<dyn Fn(&Alert) -> bool>)> = vec![
+    type Keep = Box<dyn Fn(&Alert) -> bool>;
+    let cases: Vec<(String, Keep)> = vec![
         (
             "scenario=http_attack".into(),
             Box::new(|a: &Alert| a.scenario == "http_attack"),

@@ -38,7 +38,7 @@ use std::str::FromStr;
 /// Alerts per page when the request names no `limit`.
 const DEFAULT_PAGE: u32 = 50;
 /// The largest `limit` a request may name.
-const MAX_PAGE: u32 = 200;
+const MAX_PAGE: u32 = 100;
 /// Audit records shown on a story page (a note says when the trace has more).
 const AUDIT_SHOWN: u32 = 200;
 /// Evidence events, plans and actions shown on a story page.
