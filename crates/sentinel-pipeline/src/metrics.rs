@@ -679,6 +679,7 @@ metrics! {
     scenario_keys_expired: "Scenario keys dropped as idle by event time.",
     scenario_keys_evicted: "Live scenario keys evicted at the per-scenario cap.",
     audit_index_failures: "Audit records the store's index row was not written for (the audit log holds them; they are indexed again at the next start).",
+    audit_proof_failures: "Audit records a dashboard page found not matching the audit log (the store's copy differs, the inclusion proof or the checkpoint's signature does not verify, or the log could not be read).",
 }
 
 #[cfg(test)]

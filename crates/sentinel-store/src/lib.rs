@@ -22,6 +22,7 @@ mod outbox;
 mod read;
 mod record;
 mod store;
+mod ui_alerts;
 mod writer;
 
 pub use ack::{AckFailure, AckGroup, AckSummary, AckToken, MAX_LISTED_FAILURES};
@@ -36,6 +37,7 @@ pub use outbox::{
 pub use read::{AlertDetail, SubjectHistory, AUDIT_PER_TRACE_LIMIT};
 pub use record::{audited_table, content_hash, sha256_hex, stored_body, AuditRow, Record};
 pub use store::{Store, StoreOptions, SyncMode};
+pub use ui_alerts::{AlertActions, AuditTrail};
 pub use writer::{
     BatchSizes, StoreWriter, WriterMonitor, WriterOptions, WriterStats, WriterTask, BATCH_BUCKETS,
 };

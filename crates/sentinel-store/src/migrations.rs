@@ -29,6 +29,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "api keys expiry",
         include_str!("../migrations/0005_api_keys_expiry.sql"),
     ),
+    (
+        7,
+        "alert list indexes",
+        include_str!("../migrations/0007_alert_list_indexes.sql"),
+    ),
 ];
 
 /// The migrations compiled into this crate.

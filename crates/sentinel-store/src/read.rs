@@ -115,7 +115,19 @@ impl Store {
     pub async fn list_alerts(&self, f: &AlertFilter) -> Result<Page<Alert>, StoreError> {
         let limit = effective_limit(f.limit);
         let cursor = parse_cursor::<AlertId>(f.cursor.as_deref())?;
-        let mut q = QueryBuilder::new("SELECT id, body FROM alerts WHERE 1 = 1");
+        // Filtered only by time or minimum severity, the page is found in the (id, ts, severity_rank)
+        // index without reading the rows it skips (SQLite would otherwise walk the table, or sort a
+        // whole time range); an equality filter has its own (column, id) index (migration 7).
+        let by_range_only = f.scenario.is_none()
+            && f.subject.is_none()
+            && f.severity.is_none()
+            && f.trace_id.is_none()
+            && (f.since.is_some() || f.until.is_some() || f.min_severity.is_some());
+        let mut q = QueryBuilder::new(if by_range_only {
+            "SELECT id, body FROM alerts INDEXED BY alerts_id_ts_rank WHERE 1 = 1"
+        } else {
+            "SELECT id, body FROM alerts WHERE 1 = 1"
+        });
         if let Some(s) = f.min_severity {
             q.push(" AND severity_rank >= ").push_bind(severity_rank(s));
         }
@@ -377,7 +389,7 @@ impl Store {
 }
 
 /// An `audit` row as selected: seq, ts, kind, subject_id, trace_id, summary, log_seq, content_hash.
-type AuditIndexRow = (
+pub(crate) type AuditIndexRow = (
     i64,
     i64,
     String,
@@ -388,7 +400,7 @@ type AuditIndexRow = (
     Option<String>,
 );
 
-fn audit_row(
+pub(crate) fn audit_row(
     (seq, ts, kind, subject_id, trace_id, summary, log_seq, content_hash): AuditIndexRow,
 ) -> Result<AuditRow, StoreError> {
     let corrupt = |what: &str, e: &dyn std::fmt::Display| {

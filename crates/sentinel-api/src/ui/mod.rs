@@ -13,6 +13,7 @@
 //! `aria-current="page"` on the current section; logging out is `<form id="logout">`.
 
 pub mod decisions;
+pub mod alerts;
 pub mod session;
 
 use crate::auth::{Principal, Role};
@@ -367,5 +368,6 @@ pub fn routes(state: &AppState) -> Router<AppState> {
             axum::routing::get(|| async { Redirect::permanent("/ui/") }),
         )
         .merge(decisions::routes())
+        .merge(alerts::routes())
         .layer(axum::middleware::from_fn(security_headers))
 }
