@@ -13,6 +13,7 @@
 //! `aria-current="page"` on the current section; logging out is `<form id="logout">`.
 
 pub mod session;
+pub mod sources;
 
 use crate::auth::{Principal, Role};
 use crate::state::AppState;
@@ -365,5 +366,6 @@ pub fn routes(state: &AppState) -> Router<AppState> {
             "/ui",
             axum::routing::get(|| async { Redirect::permanent("/ui/") }),
         )
+        .merge(sources::routes())
         .layer(axum::middleware::from_fn(security_headers))
 }
