@@ -114,14 +114,12 @@ async fn page(viewer: Viewer, State(state): State<AppState>) -> Result<Markup, U
         );
     }
     for w in &window.scenarios {
-        let row = scenarios
-            .entry(w.scenario.clone())
-            .or_insert(ScenarioRow {
-                matched: None,
-                alerts: 0,
-                window: 0,
-                last: None,
-            });
+        let row = scenarios.entry(w.scenario.clone()).or_insert(ScenarioRow {
+            matched: None,
+            alerts: 0,
+            window: 0,
+            last: None,
+        });
         row.window = w.alerts;
         row.last = Some(w.last);
     }
@@ -229,5 +227,10 @@ async fn page(viewer: Viewer, State(state): State<AppState>) -> Result<Markup, U
             }
         }
     };
-    Ok(layout("Sources and scenarios", Nav::Sources, Some(&viewer), body))
+    Ok(layout(
+        "Sources and scenarios",
+        Nav::Sources,
+        Some(&viewer),
+        body,
+    ))
 }
