@@ -160,3 +160,60 @@ impl Metrics {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sentinel_detect::scenario::{parse_scenarios, BUILTIN};
+    use sentinel_detect::{EngineOptions, ScenarioEngine};
+
+    #[test]
+    fn the_snapshot_joins_sources_parsers_reasons_and_scenarios() {
+        let m = Metrics::new();
+        assert_eq!(m.sources_snapshot(), SourcesSnapshot::default());
+        m.log_sources
+            .register("file:/var/log/a.log", || SourceCounts {
+                lines_read: 7,
+                errors: 1,
+                ..SourceCounts::default()
+            });
+        let c = m.source_lines.counts("file:/var/log/a.log", "sshd");
+        c.matched.add(4);
+        c.unmatched_because("no_match");
+        c.unmatched_because("no_match");
+        c.unmatched_because("ignored");
+        // A parser counted under a label no reader registered: still listed, without a start time.
+        m.source_lines.counts("jail:x", "x");
+        m.log_lines_parsed.add(4);
+        m.events_accepted.add(10);
+        m.events_invalid.add(2);
+        m.by_scenario.add("alerts_by_scenario", "heuristic", 3);
+        let engine = ScenarioEngine::new(
+            parse_scenarios("builtin", BUILTIN).unwrap(),
+            EngineOptions::default(),
+        );
+        m.scenarios.set(engine.tally()).unwrap();
+        let s = m.sources_snapshot();
+        assert_eq!(s.sources.len(), 2);
+        let a = &s.sources[0];
+        assert_eq!(a.source, "file:/var/log/a.log");
+        assert!(a.since.is_some());
+        assert_eq!((a.read.lines_read, a.read.errors), (7, 1));
+        assert_eq!((a.parsed(), a.unparsed()), (4, 3));
+        assert_eq!(
+            a.filters[0].unmatched_by_reason,
+            vec![("ignored".to_owned(), 1), ("no_match".to_owned(), 2)]
+        );
+        assert_eq!(s.sources[1].since, None);
+        assert_eq!(s.http.accepted, 6);
+        assert_eq!(s.http.invalid, 2);
+        let h = s.scenarios.iter().find(|x| x.name == "heuristic").unwrap();
+        assert_eq!((h.matched, h.alerts), (None, 3));
+        let ssh = s
+            .scenarios
+            .iter()
+            .find(|x| x.name == "ssh_bruteforce")
+            .unwrap();
+        assert_eq!((ssh.matched, ssh.alerts), (Some(0), 0));
+    }
+}
