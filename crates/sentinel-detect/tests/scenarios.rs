@@ -795,3 +795,29 @@ fn a_tick_expires_idle_keys_without_new_events() {
     assert_eq!(e.stats().live_keys, 0);
     assert_eq!(e.state_counts().expired, live);
 }
+
+/// The shared tally follows the engine from another owner: per scenario, what it counted and what it
+/// raised; a whitelisted source is not counted; scenarios never touched stay at 0.
+#[test]
+fn the_tally_counts_matches_and_alerts_per_scenario() {
+    let mut e = engine(EngineOptions {
+        whitelist: vec!["192.0.2.0/24".parse().unwrap()],
+        ..EngineOptions::default()
+    });
+    let tally = e.tally();
+    assert!(tally.read().iter().all(|c| c.matched == 0 && c.alerts == 0));
+    let mut obs: Vec<Obs> = (0..6).map(|i| ssh_fail(i, "203.0.113.7", "root")).collect();
+    obs.push(ssh_fail(7, "192.0.2.1", "root"));
+    let out = run(&mut e, &obs);
+    let read = tally.read();
+    let ssh = read.iter().find(|c| c.name == "ssh_bruteforce").unwrap();
+    assert_eq!((ssh.matched, ssh.alerts), (6, 1));
+    let fired = out
+        .iter()
+        .filter(|a| a.scenario == "ssh_bruteforce")
+        .count() as u64;
+    assert_eq!(ssh.alerts, fired);
+    let web = read.iter().find(|c| c.name == "http_probing").unwrap();
+    assert_eq!((web.matched, web.alerts), (0, 0));
+    assert_eq!(read.len(), e.names().len());
+}

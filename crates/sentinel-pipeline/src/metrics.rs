@@ -22,8 +22,10 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Instant;
 
 mod intel;
+mod snapshot;
 mod sources;
 pub use intel::IntelMetrics;
+pub use snapshot::{FilterStats, HttpIntakeStats, ScenarioStats, SourceStats, SourcesSnapshot};
 pub use sources::{Fail2banFilters, LogSources, SessionReading, SourceReading};
 
 /// The `Content-Type` of [`Metrics::render`]'s text.
@@ -97,6 +99,14 @@ impl Labeled {
         self.counter(name, label).set(v);
     }
 
+    /// Every label of family `name` with its value, sorted by label.
+    pub fn family(&self, name: &str) -> Vec<(String, u64)> {
+        let m = self.families.lock().unwrap_or_else(PoisonError::into_inner);
+        m.get(name)
+            .map(|f| f.iter().map(|(l, c)| (l.clone(), c.get())).collect())
+            .unwrap_or_default()
+    }
+
     /// The value of `sentinel_{name}_total{key="label"}` (0 when never counted).
     pub fn get(&self, name: &'static str, label: &str) -> u64 {
         let m = self.families.lock().unwrap_or_else(PoisonError::into_inner);
@@ -134,6 +144,23 @@ pub struct LineCounts {
     pub matched: Counter,
     /// Lines it did not (no match, ignored, malformed).
     pub unmatched: Counter,
+    /// [`LineCounts::unmatched`] by reason (reasons are code constants: bounded).
+    reasons: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl LineCounts {
+    /// Counts one line the parser did not match, for `reason` (a code constant).
+    pub fn unmatched_because(&self, reason: &'static str) {
+        self.unmatched.inc();
+        let mut m = self.reasons.lock().unwrap_or_else(PoisonError::into_inner);
+        *m.entry(reason).or_default() += 1;
+    }
+
+    /// The unmatched lines counted with [`LineCounts::unmatched_because`], by reason.
+    pub fn unmatched_by_reason(&self) -> Vec<(&'static str, u64)> {
+        let m = self.reasons.lock().unwrap_or_else(PoisonError::into_inner);
+        m.iter().map(|(r, n)| (*r, *n)).collect()
+    }
 }
 
 /// A `(source, filter)` label pair.
@@ -144,6 +171,12 @@ type SourceFilter = (String, String);
 pub struct SourceLines(Arc<Mutex<BTreeMap<SourceFilter, Arc<LineCounts>>>>);
 
 impl SourceLines {
+    /// Every `(source, filter)` and its counters, sorted.
+    pub fn all(&self) -> Vec<(SourceFilter, Arc<LineCounts>)> {
+        let m = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
     /// The counters of `(source, filter)`, created at zero (so they are rendered before the first line).
     pub fn counts(&self, source: &str, filter: &str) -> Arc<LineCounts> {
         let mut m = self.0.lock().unwrap_or_else(PoisonError::into_inner);
@@ -559,6 +592,9 @@ macro_rules! metrics {
             pub tasks: Tasks,
             /// The OTLP trace exporter and its counters (`sentinel_otel_*`; off until started).
             pub otel: crate::otel::Otel,
+            /// The scenario engine's per-scenario counters, once the daemon has built it (read by
+            /// [`Metrics::sources_snapshot`], not rendered at `/metrics`).
+            pub scenarios: Arc<OnceLock<Arc<sentinel_detect::scenario::ScenarioTally>>>,
             stage_latency: StageLatency,
             registry: Mutex<Registry>,
         }
@@ -594,6 +630,7 @@ macro_rules! metrics {
                     intel: IntelMetrics::default(),
                     tasks: Tasks::new(),
                     otel: crate::otel::Otel::default(),
+                    scenarios: Arc::default(),
                     stage_latency: StageLatency::default(),
                     registry: Mutex::new(Registry::default()),
                 };

@@ -435,7 +435,7 @@ async fn parse_lines(
             }
             Err(u) => {
                 metrics.log_lines_unparsed.inc();
-                counts.unmatched.inc();
+                counts.unmatched_because(u.reason());
                 metrics
                     .by_reason
                     .add("log_lines_unparsed_by_reason", u.reason(), 1);

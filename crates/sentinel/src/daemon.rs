@@ -116,6 +116,7 @@ pub async fn run(
     }
 
     let scenarios = sentinel_pipeline::scenarios::engine(&cfg, &redactor)?;
+    let _ = metrics.scenarios.set(scenarios.tally());
     let ledger = Arc::new(sentinel_respond::Ledger::new(
         sentinel_pipeline::ledger::responder(&cfg, allowlist(&cfg)).await?,
         sentinel_pipeline::ledger::ledger_config(&cfg),

@@ -15,6 +15,7 @@
 pub mod decisions;
 pub mod alerts;
 pub mod session;
+pub mod sources;
 
 use crate::auth::{Principal, Role};
 use crate::state::AppState;
@@ -369,5 +370,6 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         )
         .merge(decisions::routes())
         .merge(alerts::routes())
+        .merge(sources::routes())
         .layer(axum::middleware::from_fn(security_headers))
 }

@@ -11,6 +11,59 @@ use sentinel_core::{
 };
 use std::hash::Hasher;
 use std::net::{IpAddr, Ipv6Addr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Per-scenario counters an engine keeps in atomics, readable from another task while the engine runs
+/// (the dashboard's sources page): observations each scenario counted, and alerts it raised. The set of
+/// scenarios is fixed when the engine is built (the configuration), never by input.
+#[derive(Debug, Default)]
+pub struct ScenarioTally {
+    names: Vec<String>,
+    matched: Vec<AtomicU64>,
+    alerts: Vec<AtomicU64>,
+}
+
+/// One scenario's figures in a [`ScenarioTally::read`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScenarioCounts {
+    /// The scenario's name.
+    pub name: String,
+    /// Observations it counted (not whitelisted, not a cancel).
+    pub matched: u64,
+    /// Alerts it raised.
+    pub alerts: u64,
+}
+
+impl ScenarioTally {
+    fn new(names: Vec<String>) -> Self {
+        let n = names.len();
+        Self {
+            names,
+            matched: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            alerts: (0..n).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    fn bump(v: &[AtomicU64], idx: usize) {
+        if let Some(c) = v.get(idx) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Every running scenario's figures now, in definition order.
+    pub fn read(&self) -> Vec<ScenarioCounts> {
+        self.names
+            .iter()
+            .zip(self.matched.iter().zip(&self.alerts))
+            .map(|(name, (m, a))| ScenarioCounts {
+                name: name.clone(),
+                matched: m.load(Ordering::Relaxed),
+                alerts: a.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
+}
 
 /// Evidence of a key with no new line for this long (event time) may be dropped when space is needed.
 const EVIDENCE_IDLE_MS: i64 = 3_600_000;
@@ -78,6 +131,7 @@ pub struct ScenarioEngine {
     evidence: FxHashMap<(usize, u128), Vec<(i64, String)>>,
     redactor: Redactor,
     stats: EngineStats,
+    tally: Arc<ScenarioTally>,
 }
 
 fn hash_str(h: &mut FxHasher, s: &str) {
@@ -161,7 +215,11 @@ impl ScenarioEngine {
             list.sort_unstable();
             list.dedup_by_key(|l| l.0);
         }
+        let tally = Arc::new(ScenarioTally::new(
+            scenarios.iter().map(|c| c.def.name.clone()).collect(),
+        ));
         Self {
+            tally,
             scenarios,
             views,
             by_kind,
@@ -203,6 +261,11 @@ impl ScenarioEngine {
     /// The names of the scenarios that run.
     pub fn names(&self) -> Vec<&str> {
         self.scenarios.iter().map(|s| s.def.name.as_str()).collect()
+    }
+
+    /// The per-scenario counters, shared: they keep moving while the engine runs elsewhere.
+    pub fn tally(&self) -> Arc<ScenarioTally> {
+        self.tally.clone()
     }
 
     /// Counters, with the current number of live keys.
@@ -330,6 +393,7 @@ impl ScenarioEngine {
                 continue;
             }
             matched = true;
+            ScenarioTally::bump(&self.tally.matched, hit.idx);
             if let Some((detail, subject)) = self.count(hit, key, subject_ip, now, o, line) {
                 let evidence = self.evidence.remove(&(hit.idx, key)).unwrap_or_default();
                 out.push(self.alert(hit.idx, subject, o, detail, evidence, line));
@@ -407,6 +471,7 @@ impl ScenarioEngine {
         mut evidence: Vec<(i64, String)>,
         line: Option<&str>,
     ) -> Alert {
+        ScenarioTally::bump(&self.tally.alerts, idx);
         let def = &self.scenarios[idx].def;
         *self.stats.alerts.entry(def.name.clone()).or_default() += 1;
         if let Some(line) = line {

@@ -22,4 +22,4 @@ pub use def::{
     parse_scenarios, Condition, Counting, FieldSpec, Filter, Part, ScenarioDef, ScenarioError,
     BUILTIN,
 };
-pub use engine::{EngineOptions, EngineStats, ScenarioEngine};
+pub use engine::{EngineOptions, EngineStats, ScenarioCounts, ScenarioEngine, ScenarioTally};

@@ -89,8 +89,8 @@ const SOURCE_COUNTERS: &[SourceCounter] = &[
     },
 ];
 
-/// A source's `source` label and how to read its counters.
-type SourceEntry = (String, Read<SourceReading>);
+/// A source's `source` label, when it was registered (started) and how to read its counters.
+type SourceEntry = (String, sentinel_core::Timestamp, Read<SourceReading>);
 
 /// The running log sources, each under its `source` label (clones share the list).
 #[derive(Default, Clone)]
@@ -106,15 +106,33 @@ impl LogSources {
     /// Adds a source: `read` is called at every render. Sources that share a label are summed.
     pub fn register(&self, source: &str, read: impl Fn() -> SourceReading + Send + Sync + 'static) {
         let mut v = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        v.push((source.to_owned(), Box::new(read)));
+        v.push((
+            source.to_owned(),
+            sentinel_core::Timestamp::now(),
+            Box::new(read),
+        ));
     }
 
     /// Every source's counters by label, read now.
     pub fn read(&self) -> BTreeMap<String, SourceReading> {
-        let mut by_label: BTreeMap<String, SourceReading> = BTreeMap::new();
+        self.read_since()
+            .into_iter()
+            .map(|(label, (_, r))| (label, r))
+            .collect()
+    }
+
+    /// Every source's counters by label, read now, with when the source (the earliest of those under
+    /// the label) was registered.
+    pub fn read_since(&self) -> BTreeMap<String, (sentinel_core::Timestamp, SourceReading)> {
+        let mut by_label: BTreeMap<String, (sentinel_core::Timestamp, SourceReading)> =
+            BTreeMap::new();
         let v = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        for (label, read) in v.iter() {
-            *by_label.entry(label.clone()).or_default() += read();
+        for (label, since, read) in v.iter() {
+            let e = by_label
+                .entry(label.clone())
+                .or_insert((*since, SourceReading::default()));
+            e.0 = e.0.min(*since);
+            e.1 += read();
         }
         by_label
     }
