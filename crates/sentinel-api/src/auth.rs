@@ -469,13 +469,45 @@ pub async fn authenticate(
 ) -> Result<Response, ApiError> {
     let p = match state.auth.check(req.headers()) {
         Ok(p) => p,
-        Err(e) => {
-            state.metrics.auth_failures.inc();
-            return Err(e);
-        }
+        Err(e) => match stream_session(&state, &req) {
+            Some(Ok(p)) => p,
+            Some(Err(refused)) => {
+                state.metrics.auth_failures.inc();
+                return Err(refused);
+            }
+            None => {
+                state.metrics.auth_failures.inc();
+                return Err(e);
+            }
+        },
     };
     req.extensions_mut().insert(p);
     Ok(next.run(req).await)
+}
+
+/// The one route a browser reaches with its dashboard session instead of a key: the live stream
+/// (`/v1/stream`, seen here without its `/v1` nest), since a browser cannot set headers on a
+/// WebSocket. Only a request with no key or token at all and a live session cookie qualifies
+/// (`None` otherwise: the usual 401); then it must come from our own origin
+/// ([`crate::stream::cookie_origin_ok`]), or it is refused with a 403 (cross-site WebSocket hijacking).
+fn stream_session(state: &AppState, req: &Request) -> Option<Result<Principal, ApiError>> {
+    let headers = req.headers();
+    if req.uri().path() != "/stream"
+        || headers.contains_key(axum::http::header::AUTHORIZATION)
+        || headers.contains_key("x-api-key")
+    {
+        return None;
+    }
+    let viewer = crate::ui::session_of(state, headers)?;
+    if !crate::stream::cookie_origin_ok(headers) {
+        tracing::warn!(
+            evt = "stream_cross_origin_refused",
+            key_id = %viewer.principal.key_id,
+            "a live stream with a session cookie from another origin"
+        );
+        return Some(Err(ApiError::Forbidden));
+    }
+    Some(Ok(viewer.principal))
 }
 
 /// Middleware behind [`require`]`(Admin)`: notes every admin action (method, path, answer, who) in

@@ -20,6 +20,7 @@ pub mod ratelimit;
 mod routes;
 pub mod serve;
 mod state;
+pub mod stream;
 mod telemetry;
 mod trace;
 pub mod ui;

@@ -73,6 +73,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
         notify::dead_letters,
         notify::retry,
         system::heartbeat,
+        crate::stream::stream,
         defend::defend,
         events::post_batch,
         events::post_stream,

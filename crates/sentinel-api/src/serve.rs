@@ -58,6 +58,14 @@ pub struct EdgeSettings {
     /// Most NDJSON streams at once (more are refused with a 503), so streams can never hold every
     /// in-flight slot.
     pub max_streams: usize,
+    /// Most live WebSocket streams (`GET /v1/stream`) at once (more are refused with a 503).
+    pub ws_max_streams: usize,
+    /// A live-stream frame not sent within this time (the client stopped reading) closes the stream
+    /// with code 4008.
+    pub ws_send_timeout: Duration,
+    /// The server pings each live stream this often; a stream whose client did not answer the
+    /// previous ping is closed.
+    pub ws_ping_interval: Duration,
 }
 
 impl Default for EdgeSettings {
@@ -71,6 +79,9 @@ impl Default for EdgeSettings {
             stream_min_bytes: 1024,
             stream_window: Duration::from_secs(10),
             max_streams: 64,
+            ws_max_streams: 64,
+            ws_send_timeout: Duration::from_secs(10),
+            ws_ping_interval: Duration::from_secs(20),
         }
     }
 }
@@ -742,7 +753,11 @@ async fn connection<I: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
         .timer(TokioTimer::new())
         .header_read_timeout(edge.settings.header_read_timeout)
         .keep_alive(true);
-    let conn = builder.serve_connection(TokioIo::new(io), svc);
+    // With upgrades: the live stream (`GET /v1/stream`) is a WebSocket. An upgraded connection leaves
+    // this server's accounting; the stream bounds itself (its own cap, send timeout and pings).
+    let conn = builder
+        .serve_connection(TokioIo::new(io), svc)
+        .with_upgrades();
     tokio::pin!(conn);
     let outcome = tokio::select! {
         r = conn.as_mut() => Some(r),

@@ -15,6 +15,7 @@ mod api_keys;
 mod backup;
 mod digest;
 mod error;
+mod feed;
 mod filter;
 mod metrics;
 mod migrations;
@@ -31,6 +32,7 @@ pub use api_keys::{ApiKeyRow, Revoke};
 pub use backup::{backup_to, StoreBackup};
 pub use digest::StoreDigest;
 pub use error::{StoreError, TryWriteError};
+pub use feed::{FeedCursor, FeedFilter, FeedItem, FeedKind, FeedPage, FEED_MAX_LIMIT};
 pub use filter::{ActionFilter, AlertFilter, EventFilter, Page, DEFAULT_LIMIT, MAX_LIMIT};
 pub use outbox::{
     DeadDelivery, NewOutboxRow, OutboxCount, OutboxGroup, OutboxRow, OutboxState, MAX_GROUP_ROWS,

@@ -72,6 +72,8 @@ fn create_private(path: &Path) -> std::io::Result<()> {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: SqlitePool,
+    /// Bumped by the writer after each committed transaction ([`Store::commits`]).
+    commits: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl Store {
@@ -106,11 +108,26 @@ impl Store {
             .await?;
         crate::migrations::migrator().await?.run(&pool).await?;
         tracing::debug!(path = %path.display(), sync = ?opts.sync, "store opened");
-        Ok(Store { pool })
+        Ok(Store {
+            pool,
+            commits: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
+        })
     }
 
     pub(crate) fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// A receiver told of every transaction the batched writer commits (the value counts them): a
+    /// reader following the store (the live stream) wakes on it instead of polling. Cheap; any number
+    /// of receivers.
+    pub fn commits(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.commits.subscribe()
+    }
+
+    /// Tells every [`Store::commits`] receiver that a transaction was committed.
+    pub(crate) fn committed(&self) {
+        self.commits.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Checks the database answers (`SELECT 1`).

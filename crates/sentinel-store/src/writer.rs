@@ -362,6 +362,7 @@ async fn write_batch(store: &Store, batch: &[&Record]) -> Result<(), StoreError>
         persist_same_kind(&mut tx, group).await?;
     }
     tx.commit().await?;
+    store.committed();
     Ok(())
 }
 
@@ -375,6 +376,7 @@ impl Store {
         let mut tx = self.pool().begin().await?;
         let added = persist_same_kind(&mut tx, &refs).await?;
         tx.commit().await?;
+        self.committed();
         Ok(added)
     }
 }

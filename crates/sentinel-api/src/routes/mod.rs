@@ -99,7 +99,15 @@ pub fn router_with_limits(
     )
     .route_layer(from_fn_with_state(state.clone(), audit_admin))
     .route_layer(from_fn_with_state(Role::Admin, require));
+    // The live stream (a WebSocket) also lives long: no request timeout, a cap of its own.
+    let live = Router::new()
+        .route("/stream", get(crate::stream::stream))
+        .route_layer(axum::Extension(crate::stream::Hub::new(
+            &state.settings.edge,
+            &state.metrics,
+        )));
     let v1 = read
+        .merge(live)
         .merge(write)
         .merge(admin)
         .fallback(not_found)

@@ -36,6 +36,7 @@ static TABLE: &[(Method, &str, Option<Role>)] = &[
     (Method::GET, "/v1/notify", V),
     (Method::GET, "/v1/notify/dead-letters", V),
     (Method::GET, "/v1/system/heartbeat", V),
+    (Method::GET, "/v1/stream", V),
     (Method::POST, "/v1/defend", O),
     (Method::POST, "/v1/events", O),
     (Method::POST, "/v1/decisions", O),
