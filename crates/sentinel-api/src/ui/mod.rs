@@ -12,6 +12,9 @@
 //! content is `<main id="main">`; the navigation is `<nav aria-label="Sections">` with
 //! `aria-current="page"` on the current section; logging out is `<form id="logout">`.
 
+pub mod assets;
+pub mod live;
+pub mod login;
 pub mod session;
 
 use crate::auth::{Principal, Role};
@@ -25,15 +28,20 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Router;
 use maud::{html, Markup, DOCTYPE};
 use serde::de::DeserializeOwned;
-pub use session::{Session, Sessions, UiSettings};
+pub use session::{LoginResult, LoginThrottle, Session, Sessions, UiCounters, UiSettings};
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
-/// The dashboard's shared state inside [`AppState`]: the session table.
+/// The dashboard's shared state inside [`AppState`]: the session table, the login backoff and the
+/// counters.
 #[derive(Debug, Clone, Default)]
 pub struct UiState {
     /// Live sessions.
     pub sessions: Arc<Sessions>,
+    /// The per-address backoff on failed logins.
+    pub throttle: Arc<LoginThrottle>,
+    /// `sentinel_ui_logins_total{result}`, `sentinel_ui_forms_refused_total{reason}`.
+    pub counters: Arc<UiCounters>,
 }
 
 impl UiState {
@@ -41,6 +49,7 @@ impl UiState {
     pub fn new(settings: UiSettings) -> Self {
         Self {
             sessions: Arc::new(Sessions::new(settings)),
+            ..Self::default()
         }
     }
 }
@@ -202,6 +211,7 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for CsrfForm<T> {
         let viewer = Viewer::from_request_parts(&mut parts, state).await?;
         if !same_origin(&parts.headers) {
             tracing::info!(evt = "ui_csrf_refused", reason = "origin");
+            state.ui.counters.form_refused(true);
             return Err(
                 UiError::Forbidden("cross-origin form posts are refused".into()).into_response(),
             );
@@ -219,6 +229,7 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for CsrfForm<T> {
             .unwrap_or("");
         if sent.is_empty() || !bool::from(sent.as_bytes().ct_eq(viewer.csrf.as_bytes())) {
             tracing::info!(evt = "ui_csrf_refused", reason = "token");
+            state.ui.counters.form_refused(false);
             return Err(UiError::Forbidden(
                 "the form's security token is missing or stale: reload the page".into(),
             )
@@ -360,10 +371,22 @@ pub fn routes(state: &AppState) -> Router<AppState> {
     if !state.ui.sessions.settings().enabled {
         return Router::new();
     }
+    state
+        .ui
+        .counters
+        .register(&state.metrics, &state.ui.sessions);
     Router::new()
         .route(
             "/ui",
             axum::routing::get(|| async { Redirect::permanent("/ui/") }),
+        )
+        .merge(login::routes())
+        .merge(assets::routes())
+        .merge(live::routes())
+        // Any other path under /ui/ is the dashboard's own 404 page (with the strict headers).
+        .route(
+            "/ui/{*rest}",
+            axum::routing::any(|| async { UiError::NotFound }),
         )
         .layer(axum::middleware::from_fn(security_headers))
 }
