@@ -384,7 +384,11 @@ impl Auth {
     /// `sentinel_api_auth_failures_total{reason}` sees every refused credential.
     pub fn count_refusal(&self, reason: Refusal) {
         self.refused[reason.index()].fetch_add(1, Ordering::Relaxed);
-        tracing::info!(evt = "auth_refused", reason = reason.as_str(), via = "ui_login");
+        tracing::info!(
+            evt = "auth_refused",
+            reason = reason.as_str(),
+            via = "ui_login"
+        );
     }
 
     /// How many requests were refused for `reason`.

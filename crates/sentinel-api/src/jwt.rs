@@ -220,13 +220,16 @@ impl Jwt {
             .filter(|c| !c.is_control())
             .take(128)
             .collect::<String>();
-        Ok((Principal {
-            // `jwt/`, not `jwt:`: the redactor reads `jwt:<value>` as a token and masked the
-            // subject in the audit trail and the logs ("admin GET /v1/keys (key jwt:***").
-            key_id: format!("jwt/{sub}"),
-            name: sub,
-            role,
-        }, exp))
+        Ok((
+            Principal {
+                // `jwt/`, not `jwt:`: the redactor reads `jwt:<value>` as a token and masked the
+                // subject in the audit trail and the logs ("admin GET /v1/keys (key jwt:***").
+                key_id: format!("jwt/{sub}"),
+                name: sub,
+                role,
+            },
+            exp,
+        ))
     }
 }
 

@@ -38,8 +38,14 @@ static JS: LazyLock<Asset> = LazyLock::new(|| asset(LIVE_JS, "text/javascript; c
 /// The static routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/ui/static/app.css", get(|h: HeaderMap| async move { serve(&CSS, &h) }))
-        .route("/ui/static/live.js", get(|h: HeaderMap| async move { serve(&JS, &h) }))
+        .route(
+            "/ui/static/app.css",
+            get(|h: HeaderMap| async move { serve(&CSS, &h) }),
+        )
+        .route(
+            "/ui/static/live.js",
+            get(|h: HeaderMap| async move { serve(&JS, &h) }),
+        )
 }
 
 fn serve(a: &Asset, headers: &HeaderMap) -> Response {
@@ -58,7 +64,10 @@ fn serve(a: &Asset, headers: &HeaderMap) -> Response {
         (StatusCode::OK, a.body).into_response()
     };
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(a.content_type));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(a.content_type),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     if let Ok(v) = HeaderValue::from_str(&a.etag) {
         h.insert(header::ETAG, v);

@@ -157,12 +157,11 @@ async fn login_post(State(state): State<AppState>, req: Request) -> Response {
     if !same_origin(headers) {
         return forged(&state, "origin");
     }
-    let bytes = match crate::extract::read_limited(headers, body, state.settings.max_body_bytes)
-        .await
-    {
-        Ok(b) => b,
-        Err(_) => return UiError::BadRequest("the form is too large".into()).into_response(),
-    };
+    let bytes =
+        match crate::extract::read_limited(headers, body, state.settings.max_body_bytes).await {
+            Ok(b) => b,
+            Err(_) => return UiError::BadRequest("the form is too large".into()).into_response(),
+        };
     let form: LoginForm = match serde_urlencoded::from_bytes(&bytes) {
         Ok(f) => f,
         Err(_) => return UiError::BadRequest("malformed form".into()).into_response(),
@@ -181,7 +180,10 @@ async fn login_post(State(state): State<AppState>, req: Request) -> Response {
         .map(|c| c.0.ip().to_canonical());
     if let Some(wait) = ip.and_then(|ip| state.ui.throttle.wait(ip)) {
         state.ui.counters.login(LoginResult::Throttled);
-        tracing::info!(evt = "ui_login_throttled", wait_ms = wait.as_millis() as u64);
+        tracing::info!(
+            evt = "ui_login_throttled",
+            wait_ms = wait.as_millis() as u64
+        );
         let secs = wait.as_secs().max(1);
         let mut resp = form_page(
             &state,
@@ -227,7 +229,10 @@ async fn login_post(State(state): State<AppState>, req: Request) -> Response {
         Instant::now() + left
     });
     let (token, s) = sessions.open(principal.clone(), not_after);
-    let max_age = s.expires.saturating_duration_since(Instant::now()).as_secs();
+    // Rounded to the nearest second (a fresh 12h session says 43200, not 43199).
+    let max_age = (s.expires.saturating_duration_since(Instant::now())
+        + Duration::from_millis(500))
+    .as_secs();
     state.ui.counters.login(LoginResult::Ok);
     tracing::info!(evt = "ui_login", key_id = %principal.key_id, role = principal.role.as_str());
     note(

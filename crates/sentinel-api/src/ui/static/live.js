@@ -1,5 +1,5 @@
 // Sentinel live feed. Vanilla, no inline script (the CSP forbids it): configuration comes from the
-// data- attributes of ol#feed. Items are built with DOM APIs and textContent only, never innerHTML:
+// data- attributes of ol#feed. Items are built with DOM APIs and textContent only (no HTML parsing):
 // whatever a log line carried is shown as text.
 (function () {
   "use strict";
