@@ -28,7 +28,7 @@ pub fn routes() -> Router<AppState> {
 
 enum Item {
     Alert(Alert),
-    Action(ActionRecord),
+    Action(Box<ActionRecord>),
 }
 
 impl Item {
@@ -106,7 +106,7 @@ async fn latest(state: &AppState, n: u32) -> Result<Vec<Item>, UiError> {
         .items
         .into_iter()
         .map(Item::Alert)
-        .chain(actions.items.into_iter().map(Item::Action))
+        .chain(actions.items.into_iter().map(|a| Item::Action(Box::new(a))))
         .collect();
     items.sort_by_key(|i| std::cmp::Reverse(i.ts()));
     items.truncate(n as usize);

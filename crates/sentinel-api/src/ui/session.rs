@@ -294,7 +294,6 @@ impl prometheus_client::collector::Collector for Collector {
             ConstCounter::new(self.0.logins(r))
                 .encode(family.encode_family(&[("result", r.as_str())])?)?;
         }
-        drop(family);
         let mut family = encoder.encode_descriptor(
             "sentinel_ui_forms_refused",
             "Dashboard form posts refused, by reason (origin: cross-site; token: missing or stale CSRF token).",
@@ -306,7 +305,6 @@ impl prometheus_client::collector::Collector for Collector {
             .encode(family.encode_family(&[("reason", "origin")])?)?;
         ConstCounter::new(self.0.forms_token.load(Relaxed))
             .encode(family.encode_family(&[("reason", "token")])?)?;
-        drop(family);
         let g = prometheus_client::metrics::gauge::ConstGauge::new(self.1.len() as i64);
         g.encode(encoder.encode_descriptor(
             "sentinel_ui_sessions",
