@@ -360,6 +360,37 @@ impl Auth {
         Ok(e.principal.clone())
     }
 
+    /// [`Auth::identify`], also giving when the credential stops working by itself (a JWT's `exp`;
+    /// `None` for a key: its expiry and revocation are checked on every use instead).
+    pub fn identify_until(
+        &self,
+        presented: &str,
+    ) -> Result<(Principal, Option<std::time::SystemTime>), Refusal> {
+        if crate::jwt::looks_like_jwt(presented) {
+            return match &self.jwt {
+                Some(jwt) => jwt.verify_until(presented).map(|(p, exp)| {
+                    (
+                        p,
+                        Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(exp)),
+                    )
+                }),
+                None => Err(Refusal::JwtDisabled),
+            };
+        }
+        self.identify(presented).map(|p| (p, None))
+    }
+
+    /// Counts and logs a refusal found outside [`Auth::check`] (the dashboard's login form), so
+    /// `sentinel_api_auth_failures_total{reason}` sees every refused credential.
+    pub fn count_refusal(&self, reason: Refusal) {
+        self.refused[reason.index()].fetch_add(1, Ordering::Relaxed);
+        tracing::info!(
+            evt = "auth_refused",
+            reason = reason.as_str(),
+            via = "ui_login"
+        );
+    }
+
     /// How many requests were refused for `reason`.
     pub fn refused(&self, reason: Refusal) -> u64 {
         self.refused[reason.index()].load(Ordering::Relaxed)

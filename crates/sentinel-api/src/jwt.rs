@@ -164,6 +164,12 @@ impl Jwt {
 
     /// Checks a token and names its principal, or says why it is refused.
     pub fn verify(&self, token: &str) -> Result<Principal, Refusal> {
+        self.verify_until(token).map(|(p, _)| p)
+    }
+
+    /// [`Jwt::verify`], also giving the token's `exp` (seconds since the epoch): a dashboard
+    /// session opened with a token ends no later than the token.
+    pub fn verify_until(&self, token: &str) -> Result<(Principal, u64), Refusal> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| Refusal::JwtMalformed)?;
         let key = match header.alg {
             Algorithm::HS256 => self.hs256.clone().ok_or(Refusal::JwtBadAlgorithm)?,
@@ -196,6 +202,11 @@ impl Jwt {
                     }
                 })?;
         let claims = data.claims;
+        // Required and validated above, so present; a non-integer `exp` fails validation first.
+        let exp = claims
+            .get("exp")
+            .and_then(|v| v.as_u64().or_else(|| v.as_f64().map(|f| f as u64)))
+            .ok_or(Refusal::JwtClaims)?;
         let role = claims
             .get(&self.settings.role_claim)
             .and_then(|r| r.as_str())
@@ -209,13 +220,16 @@ impl Jwt {
             .filter(|c| !c.is_control())
             .take(128)
             .collect::<String>();
-        Ok(Principal {
-            // `jwt/`, not `jwt:`: the redactor reads `jwt:<value>` as a token and masked the
-            // subject in the audit trail and the logs ("admin GET /v1/keys (key jwt:***").
-            key_id: format!("jwt/{sub}"),
-            name: sub,
-            role,
-        })
+        Ok((
+            Principal {
+                // `jwt/`, not `jwt:`: the redactor reads `jwt:<value>` as a token and masked the
+                // subject in the audit trail and the logs ("admin GET /v1/keys (key jwt:***").
+                key_id: format!("jwt/{sub}"),
+                name: sub,
+                role,
+            },
+            exp,
+        ))
     }
 }
 

@@ -30,6 +30,6 @@ pub use error::ApiError;
 pub use paging::{DEFAULT_MAX_PAGE_BYTES, MIN_PAGE_BYTES};
 pub use routes::identity::ServerId;
 pub use routes::system::{JsonHook, SystemInfo, HTTP_REQUEST_TASK};
-pub use routes::{route_table, router, router_with_limits, webhook_table, WebhookAuth};
+pub use routes::{route_table, router, router_with_limits, ui_table, webhook_table, WebhookAuth};
 pub use state::{ApiSettings, AppState, PagingSettings, DEFAULT_MAX_NOTIFY_PENDING};
 pub use telemetry::TelemetryError;

@@ -36,6 +36,12 @@ api:
     stream_min_bytes: 1024         # NDJSON streams send at least this many bytes ...
     stream_window: 10s             # ... per this window, or are closed (what they sent is kept)
     max_streams: 64                # NDJSON streams at once (1..=100000)
+  ui:                              # the dashboard under /ui/ (log in with an API key or JWT)
+    enabled: true
+    session_ttl: 12h               # a session ends this long after login whatever happens (1m..=30d; a JWT's exp ends it sooner)
+    idle_timeout: 1h               # ... or after this long unused (1m..=session_ttl)
+    max_sessions: 10000            # sessions held at once (1..=1000000); past it the least recently used ends
+    secure_cookie: false           # true behind a TLS-terminating proxy (Secure, __Host- cookie); on by itself when the API serves TLS
 pipeline:
   queue_capacity: 1024             # 1..=1000000
   defend_timeout: 2s

@@ -30,6 +30,7 @@
 mod api_edge;
 mod api_grpc;
 mod api_jwt;
+mod api_ui;
 mod bypass;
 mod channels;
 mod defaults;
@@ -51,6 +52,7 @@ mod validate;
 
 pub use api_edge::EdgeConfig;
 pub use api_jwt::JwtConfig;
+pub use api_ui::UiConfig;
 pub use defaults::DEFAULT_YAML;
 pub use error::{ConfigError, ConfigErrors};
 pub use layers::{

@@ -222,7 +222,7 @@ pub async fn run(
             children,
             notify: Some(crate::notices::heartbeat_hook(notifications.clone())),
         },
-        ui: Default::default(),
+        ui: sentinel_api::ui::UiState::new(ui_settings(&cfg)),
     };
     tracing::info!(evt = "allowlist", nets = ?ledger.responder().allowlist().nets().iter().map(|n| n.to_string()).collect::<Vec<_>>());
     let addr: SocketAddr = listener.local_addr()?;
@@ -798,6 +798,18 @@ fn api_settings(cfg: &ValidatedConfig) -> ApiSettings {
         rate: crate::ratehook::rate_settings(&cfg.api.rate_limit),
         webhooks: crate::ratehook::webhook_settings(&cfg.api.webhooks),
         edge: edge_settings(cfg),
+    }
+}
+
+/// The dashboard's settings (`api.ui`).
+fn ui_settings(cfg: &ValidatedConfig) -> sentinel_api::ui::UiSettings {
+    let u = &cfg.api.ui;
+    sentinel_api::ui::UiSettings {
+        enabled: u.enabled,
+        session_ttl: u.session_ttl,
+        idle_timeout: u.idle_timeout,
+        max_sessions: u.max_sessions,
+        secure_cookie: u.secure_cookie,
     }
 }
 

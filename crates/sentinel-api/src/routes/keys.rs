@@ -266,7 +266,9 @@ pub(crate) async fn revoke(
     }
     // In memory first of all: the key stops working before anything else can go wrong.
     s.auth.revoke(&id);
-    tracing::info!(evt = "api_key_revoked", trace = %trace, key_id = %id, by = %who.key_id);
+    // Its dashboard sessions end with it (they would be refused at their next request anyway).
+    let sessions = s.ui.sessions.close_key(&id);
+    tracing::info!(evt = "api_key_revoked", trace = %trace, key_id = %id, by = %who.key_id, sessions_closed = sessions);
     let why = format!("by key {} {:?}", who.key_id, who.name);
     let audited = rec.key_revoked(&trace, &id, &why).await.is_ok();
     Ok(Json(json!({ "id": id, "revoked": true, "audited": audited })).into_response())

@@ -12,7 +12,7 @@ mod query;
 pub(crate) mod system;
 mod table;
 
-pub use table::{route_table, webhook_table, WebhookAuth};
+pub use table::{route_table, ui_table, webhook_table, WebhookAuth};
 
 use crate::auth::{audit_admin, authenticate, require, Role};
 use crate::error::ApiError;

@@ -83,3 +83,31 @@ static WEBHOOKS: &[(Method, &str, WebhookAuth)] = &[
 pub fn webhook_table() -> &'static [(Method, &'static str, WebhookAuth)] {
     WEBHOOKS
 }
+
+static UI: &[(Method, &str, Option<Role>)] = &[
+    (Method::GET, "/ui", None),
+    (Method::GET, "/ui/login", None),
+    (Method::POST, "/ui/login", None),
+    (Method::POST, "/ui/logout", V),
+    (Method::GET, "/ui/static/app.css", None),
+    (Method::GET, "/ui/static/live.js", None),
+    (Method::GET, "/ui/live", V),
+    (Method::GET, "/ui/", V),
+    (Method::GET, "/ui/alerts", V),
+    (Method::GET, "/ui/alerts/{id}", V),
+    (Method::GET, "/ui/decisions", V),
+    (Method::POST, "/ui/decisions", O),
+    (Method::POST, "/ui/decisions/{action_id}/revert", O),
+    (Method::GET, "/ui/sources", V),
+    // Page helpers add their rows here: a GET page its least role to see it, a form POST the
+    // least role to use it (the POST refuses a lesser role with the 403 page).
+];
+
+/// `(method, path, least role)` of every dashboard route (`/ui…`, authenticated by the session
+/// cookie, not by an API key; `None`: no session needed — the login form, the static files, the
+/// `/ui` redirect). The `ui_auth` test walks it: a GET page without a session redirects to the login
+/// page, a POST without a session or without its CSRF token or from another origin is a 403, and
+/// every answer carries the strict headers.
+pub fn ui_table() -> &'static [(Method, &'static str, Option<Role>)] {
+    UI
+}

@@ -14,6 +14,9 @@
 
 pub mod decisions;
 pub mod alerts;
+pub mod assets;
+pub mod live;
+pub mod login;
 pub mod session;
 pub mod sources;
 
@@ -28,15 +31,20 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Router;
 use maud::{html, Markup, DOCTYPE};
 use serde::de::DeserializeOwned;
-pub use session::{Session, Sessions, UiSettings};
+pub use session::{LoginResult, LoginThrottle, Session, Sessions, UiCounters, UiSettings};
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
-/// The dashboard's shared state inside [`AppState`]: the session table.
+/// The dashboard's shared state inside [`AppState`]: the session table, the login backoff and the
+/// counters.
 #[derive(Debug, Clone, Default)]
 pub struct UiState {
     /// Live sessions.
     pub sessions: Arc<Sessions>,
+    /// The per-address backoff on failed logins.
+    pub throttle: Arc<LoginThrottle>,
+    /// `sentinel_ui_logins_total{result}`, `sentinel_ui_forms_refused_total{reason}`.
+    pub counters: Arc<UiCounters>,
 }
 
 impl UiState {
@@ -44,6 +52,7 @@ impl UiState {
     pub fn new(settings: UiSettings) -> Self {
         Self {
             sessions: Arc::new(Sessions::new(settings)),
+            ..Self::default()
         }
     }
 }
@@ -205,6 +214,7 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for CsrfForm<T> {
         let viewer = Viewer::from_request_parts(&mut parts, state).await?;
         if !same_origin(&parts.headers) {
             tracing::info!(evt = "ui_csrf_refused", reason = "origin");
+            state.ui.counters.form_refused(true);
             return Err(
                 UiError::Forbidden("cross-origin form posts are refused".into()).into_response(),
             );
@@ -222,6 +232,7 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for CsrfForm<T> {
             .unwrap_or("");
         if sent.is_empty() || !bool::from(sent.as_bytes().ct_eq(viewer.csrf.as_bytes())) {
             tracing::info!(evt = "ui_csrf_refused", reason = "token");
+            state.ui.counters.form_refused(false);
             return Err(UiError::Forbidden(
                 "the form's security token is missing or stale: reload the page".into(),
             )
@@ -363,6 +374,10 @@ pub fn routes(state: &AppState) -> Router<AppState> {
     if !state.ui.sessions.settings().enabled {
         return Router::new();
     }
+    state
+        .ui
+        .counters
+        .register(&state.metrics, &state.ui.sessions);
     Router::new()
         .route(
             "/ui",
@@ -371,5 +386,13 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .merge(decisions::routes())
         .merge(alerts::routes())
         .merge(sources::routes())
+        .merge(login::routes())
+        .merge(assets::routes())
+        .merge(live::routes())
+        // Any other path under /ui/ is the dashboard's own 404 page (with the strict headers).
+        .route(
+            "/ui/{*rest}",
+            axum::routing::any(|| async { UiError::NotFound }),
+        )
         .layer(axum::middleware::from_fn(security_headers))
 }

@@ -180,3 +180,195 @@ impl Sessions {
         self.len() == 0
     }
 }
+
+/// Why a login or a form post ended as it did, for `sentinel_ui_logins_total{result}` and
+/// `sentinel_ui_forms_refused_total{reason}`.
+#[derive(Debug, Default)]
+pub struct UiCounters {
+    logins_ok: std::sync::atomic::AtomicU64,
+    logins_refused: std::sync::atomic::AtomicU64,
+    logins_throttled: std::sync::atomic::AtomicU64,
+    logins_forged: std::sync::atomic::AtomicU64,
+    forms_origin: std::sync::atomic::AtomicU64,
+    forms_token: std::sync::atomic::AtomicU64,
+    registered: std::sync::atomic::AtomicBool,
+}
+
+/// How a login attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginResult {
+    /// A session was opened.
+    Ok,
+    /// The key or token was refused.
+    Refused,
+    /// Too many failures from the client's address: not even checked.
+    Throttled,
+    /// The form's own token or origin was wrong (a cross-site login attempt).
+    Forged,
+}
+
+impl LoginResult {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoginResult::Ok => "ok",
+            LoginResult::Refused => "refused",
+            LoginResult::Throttled => "throttled",
+            LoginResult::Forged => "forged",
+        }
+    }
+}
+
+impl UiCounters {
+    fn login_cell(&self, r: LoginResult) -> &std::sync::atomic::AtomicU64 {
+        match r {
+            LoginResult::Ok => &self.logins_ok,
+            LoginResult::Refused => &self.logins_refused,
+            LoginResult::Throttled => &self.logins_throttled,
+            LoginResult::Forged => &self.logins_forged,
+        }
+    }
+
+    /// Counts a login attempt.
+    pub fn login(&self, r: LoginResult) {
+        self.login_cell(r)
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Login attempts that ended with `r`.
+    pub fn logins(&self, r: LoginResult) -> u64 {
+        self.login_cell(r)
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Counts a form post refused for its origin (`true`) or its CSRF token (`false`).
+    pub fn form_refused(&self, origin: bool) {
+        let c = if origin {
+            &self.forms_origin
+        } else {
+            &self.forms_token
+        };
+        c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Registers the counters on `metrics` once (however many routers are built over them).
+    pub fn register(
+        self: &std::sync::Arc<Self>,
+        metrics: &sentinel_pipeline::metrics::Metrics,
+        sessions: &std::sync::Arc<Sessions>,
+    ) {
+        if self
+            .registered
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            return;
+        }
+        let me = Collector(self.clone(), sessions.clone());
+        metrics.register(|r| r.register_collector(Box::new(me)));
+    }
+}
+
+#[derive(Debug)]
+struct Collector(std::sync::Arc<UiCounters>, std::sync::Arc<Sessions>);
+
+impl prometheus_client::collector::Collector for Collector {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric;
+        use prometheus_client::metrics::counter::ConstCounter;
+        use prometheus_client::metrics::MetricType;
+        let mut family = encoder.encode_descriptor(
+            "sentinel_ui_logins",
+            "Dashboard login attempts, by result (ok, refused, throttled, forged).",
+            None,
+            MetricType::Counter,
+        )?;
+        for r in [
+            LoginResult::Ok,
+            LoginResult::Refused,
+            LoginResult::Throttled,
+            LoginResult::Forged,
+        ] {
+            ConstCounter::new(self.0.logins(r))
+                .encode(family.encode_family(&[("result", r.as_str())])?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "sentinel_ui_forms_refused",
+            "Dashboard form posts refused, by reason (origin: cross-site; token: missing or stale CSRF token).",
+            None,
+            MetricType::Counter,
+        )?;
+        use std::sync::atomic::Ordering::Relaxed;
+        ConstCounter::new(self.0.forms_origin.load(Relaxed))
+            .encode(family.encode_family(&[("reason", "origin")])?)?;
+        ConstCounter::new(self.0.forms_token.load(Relaxed))
+            .encode(family.encode_family(&[("reason", "token")])?)?;
+        let g = prometheus_client::metrics::gauge::ConstGauge::new(self.1.len() as i64);
+        g.encode(encoder.encode_descriptor(
+            "sentinel_ui_sessions",
+            "Dashboard sessions held (live or not yet swept).",
+            None,
+            g.metric_type(),
+        )?)?;
+        Ok(())
+    }
+}
+
+/// Consecutive failed logins from one address before it must wait.
+pub const FREE_FAILURES: u32 = 5;
+/// The longest wait a failing address is given.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// Addresses tracked at once by the login backoff.
+const MAX_TRACKED: usize = 10_000;
+
+/// A per-address backoff on failed logins: after [`FREE_FAILURES`] consecutive failures an address
+/// waits 1 s, then 2 s, 4 s, … up to [`MAX_BACKOFF`] before its next attempt is even checked; a
+/// success clears it. On top of the per-address rate limit of the whole API (`api.rate_limit`), it
+/// makes guessing at the form slow. The table is bounded: when full, the entry seen longest ago goes.
+#[derive(Debug, Default)]
+pub struct LoginThrottle {
+    table: Mutex<HashMap<std::net::IpAddr, (u32, Instant)>>,
+}
+
+impl LoginThrottle {
+    /// How long `ip` must still wait before an attempt is checked (`None`: it may try now).
+    pub fn wait(&self, ip: std::net::IpAddr) -> Option<Duration> {
+        let t = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        let (_, until) = t.get(&ip)?;
+        until.checked_duration_since(Instant::now())
+    }
+
+    /// Notes a failed attempt from `ip`.
+    pub fn failed(&self, ip: std::net::IpAddr) {
+        let now = Instant::now();
+        let mut t = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        if !t.contains_key(&ip) && t.len() >= MAX_TRACKED {
+            // Forget addresses whose wait is over first, then the one that failed longest ago.
+            t.retain(|_, (_, until)| *until > now);
+            if t.len() >= MAX_TRACKED {
+                if let Some(k) = t.iter().min_by_key(|(_, (_, u))| *u).map(|(k, _)| *k) {
+                    t.remove(&k);
+                }
+            }
+        }
+        let e = t.entry(ip).or_insert((0, now));
+        if now.checked_duration_since(e.1).unwrap_or_default() > 3 * MAX_BACKOFF {
+            // Quiet for long enough: the slate is clean again.
+            *e = (0, now);
+        }
+        e.0 = e.0.saturating_add(1);
+        if e.0 >= FREE_FAILURES {
+            let shift = (e.0 - FREE_FAILURES).min(16);
+            let wait = Duration::from_secs(1u64 << shift).min(MAX_BACKOFF);
+            e.1 = now + wait;
+        }
+    }
+
+    /// Clears `ip` after a success.
+    pub fn succeeded(&self, ip: std::net::IpAddr) {
+        let mut t = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        t.remove(&ip);
+    }
+}

@@ -1,0 +1,135 @@
+//! `GET /ui/live`: the live feed. The page is rendered on the server with the latest
+//! [`LATEST`] alerts and actions (two indexed, `LIMIT`ed reads: fast whatever the store holds), so it
+//! is useful without JavaScript; `/ui/static/live.js` then opens the WebSocket `/v1/stream` (the
+//! session cookie authenticates it) and puts each new item at the top of `ol#feed`, keeping at most
+//! [`KEPT`], reconnecting with its last cursor and saying so in the `role=status` line.
+//!
+//! DOM contract: `ol#feed`, newest first, one `li` per item with `data-kind` (`alert`|`action`) and
+//! `data-cursor`; an alert links `/ui/alerts/<id>`; the text says the scenario, subject and severity
+//! of an alert, the kind, subject and state of an action.
+
+use super::{layout, Nav, UiError, Viewer};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::routing::get;
+use axum::Router;
+use maud::{html, Markup};
+use sentinel_core::{ActionRecord, Alert, Timestamp};
+
+/// Items rendered by the server.
+pub const LATEST: u32 = 50;
+/// Items the page keeps as new ones arrive.
+pub const KEPT: u32 = 200;
+
+/// The live feed's route.
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/ui/live", get(page))
+}
+
+enum Item {
+    Alert(Alert),
+    Action(Box<ActionRecord>),
+}
+
+impl Item {
+    fn ts(&self) -> Timestamp {
+        match self {
+            Item::Alert(a) => a.ts,
+            Item::Action(a) => a.created,
+        }
+    }
+}
+
+/// `<time datetime="RFC 3339">2026-11-27 19:56:49 UTC</time>`.
+pub fn time(ts: Timestamp) -> Markup {
+    let iso = ts.to_rfc3339();
+    let human = format!("{} UTC", iso.get(..19).unwrap_or(&iso).replace('T', " "));
+    html! { time datetime=(iso) { (human) } }
+}
+
+/// A class name built only from `[a-z0-9_-]` (values from records never reach a class otherwise).
+fn class(prefix: &str, v: &str) -> String {
+    let clean: String = v
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    format!("{prefix}{clean}")
+}
+
+fn item(i: &Item) -> Markup {
+    match i {
+        Item::Alert(a) => {
+            let sev = a.severity.as_str();
+            html! {
+                li data-kind="alert" data-cursor=(a.id) {
+                    (time(a.ts))
+                    span class="kind" { "alert" }
+                    span class={ "sev " (class("sev-", sev)) } { (sev) }
+                    a href={ "/ui/alerts/" (a.id) } { (a.scenario) }
+                    span class="subject" { (a.subject) }
+                }
+            }
+        }
+        Item::Action(r) => {
+            let state = r.state.as_str();
+            html! {
+                li data-kind="action" data-cursor=(r.id) {
+                    (time(r.created))
+                    span class="kind" { "action" }
+                    span class="action-kind" { (r.spec.kind) }
+                    span class="subject" { (r.spec.subject) }
+                    span class={ "state " (class("state-", state)) } { (state) }
+                }
+            }
+        }
+    }
+}
+
+/// The latest `n` alerts and actions together, newest first.
+async fn latest(state: &AppState, n: u32) -> Result<Vec<Item>, UiError> {
+    let alerts = state
+        .store
+        .list_alerts(&sentinel_store::AlertFilter {
+            limit: n,
+            ..Default::default()
+        })
+        .await?;
+    let actions = state
+        .store
+        .list_actions(&sentinel_store::ActionFilter {
+            limit: n,
+            ..Default::default()
+        })
+        .await?;
+    let mut items: Vec<Item> = alerts
+        .items
+        .into_iter()
+        .map(Item::Alert)
+        .chain(actions.items.into_iter().map(|a| Item::Action(Box::new(a))))
+        .collect();
+    items.sort_by_key(|i| std::cmp::Reverse(i.ts()));
+    items.truncate(n as usize);
+    Ok(items)
+}
+
+async fn page(viewer: Viewer, State(state): State<AppState>) -> Result<Markup, UiError> {
+    let items = latest(&state, LATEST).await?;
+    let body = html! {
+        p id="live-status" class="live-status" role="status" aria-live="polite" data-state="static" {
+            "Showing the latest items. New ones appear here when JavaScript is on."
+        }
+        section aria-labelledby="feed-title" {
+            h2 id="feed-title" { "Alerts and actions, newest first" }
+            @if items.is_empty() {
+                p id="feed-empty" class="empty" { "Nothing yet: no alert or action is stored." }
+            }
+            ol id="feed" class="feed" data-stream="/v1/stream" data-kinds="alert,action"
+                data-max=(KEPT) {
+                @for i in &items { (item(i)) }
+            }
+        }
+        script src="/ui/static/live.js" defer {}
+    };
+    Ok(layout("Live feed", Nav::Live, Some(&viewer), body))
+}
