@@ -21,6 +21,7 @@ mod migrations;
 mod outbox;
 mod read;
 mod record;
+mod rollup;
 mod store;
 mod writer;
 
@@ -35,6 +36,9 @@ pub use outbox::{
 };
 pub use read::{AlertDetail, SubjectHistory, AUDIT_PER_TRACE_LIMIT};
 pub use record::{audited_table, content_hash, sha256_hex, stored_body, AuditRow, Record};
+pub use rollup::{
+    bucket_of, RollupPoint, RollupSeries, RollupTotals, BUCKET_MS, SUBJECT_BUCKET_MS,
+};
 pub use store::{Store, StoreOptions, SyncMode};
 pub use writer::{
     BatchSizes, StoreWriter, WriterMonitor, WriterOptions, WriterStats, WriterTask, BATCH_BUCKETS,
