@@ -275,3 +275,58 @@ impl Store {
         Ok(count(n))
     }
 }
+
+impl Store {
+    /// Every stored bucket of `series`, ordered by bucket then key: the rollups as they are.
+    pub async fn rollup_buckets(
+        &self,
+        series: RollupSeries,
+    ) -> Result<Vec<RollupPoint>, StoreError> {
+        let rows: Vec<(i64, String, i64)> = sqlx::query_as(
+            "SELECT bucket, key, n FROM rollups WHERE series = ? ORDER BY bucket, key",
+        )
+        .bind(series.as_str())
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(bucket, key, n)| RollupPoint {
+                bucket,
+                key,
+                n: count(n),
+            })
+            .collect())
+    }
+
+    /// The buckets of `series` counted afresh from the record tables, in the order of
+    /// [`Store::rollup_buckets`]: what the rollups should hold. A full scan, for checking the rollups
+    /// (tests, repairs); never for serving a page.
+    pub async fn rollup_recount(
+        &self,
+        series: RollupSeries,
+    ) -> Result<Vec<RollupPoint>, StoreError> {
+        let (table, ts, key) = match series {
+            RollupSeries::EventKind => ("events", "ts", "kind"),
+            RollupSeries::AlertScenario => ("alerts", "ts", "scenario"),
+            RollupSeries::AlertSeverity => ("alerts", "ts", "severity"),
+            RollupSeries::AlertSubject => ("alerts", "ts", "subject"),
+            RollupSeries::ActionKind => ("actions", "created", "kind"),
+        };
+        let sql = format!(
+            "SELECT {ts} - ({ts} % ?) AS b, {key} AS k, COUNT(*) FROM {table} \
+             GROUP BY b, k ORDER BY b, k"
+        );
+        let rows: Vec<(i64, String, i64)> = sqlx::query_as(&sql)
+            .bind(series.bucket_ms())
+            .fetch_all(self.pool())
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(bucket, key, n)| RollupPoint {
+                bucket,
+                key,
+                n: count(n),
+            })
+            .collect())
+    }
+}
