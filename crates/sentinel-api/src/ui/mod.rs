@@ -12,6 +12,8 @@
 //! content is `<main id="main">`; the navigation is `<nav aria-label="Sections">` with
 //! `aria-current="page"` on the current section; logging out is `<form id="logout">`.
 
+pub mod charts;
+pub mod overview;
 pub mod session;
 
 use crate::auth::{Principal, Role};
@@ -365,5 +367,6 @@ pub fn routes(state: &AppState) -> Router<AppState> {
             "/ui",
             axum::routing::get(|| async { Redirect::permanent("/ui/") }),
         )
+        .merge(overview::routes())
         .layer(axum::middleware::from_fn(security_headers))
 }
