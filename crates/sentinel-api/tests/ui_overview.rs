@@ -45,7 +45,12 @@ fn session(h: &Harness, role: Role) -> String {
     let (token, _) = h.state.ui.sessions.open(
         Principal {
             // A key the harness registered, so the session's key is still valid.
-            key_id: if role == Role::Viewer { "k-viewer" } else { "k-admin" }.into(),
+            key_id: if role == Role::Viewer {
+                "k-viewer"
+            } else {
+                "k-admin"
+            }
+            .into(),
             name: "ui tester".into(),
             role,
         },
@@ -64,7 +69,9 @@ async fn page(h: &Harness, path: &str, cookie: Option<&str>) -> Reply {
 
 /// The text of the element with `id`, up to its first `<`.
 fn text_of(html: &str, id: &str) -> String {
-    let at = html.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("no #{id}"));
+    let at = html
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no #{id}"));
     let rest = &html[at..];
     let start = rest.find('>').unwrap() + 1;
     let end = rest[start..].find('<').unwrap();
@@ -122,7 +129,12 @@ async fn rollups_equal_the_counts_of_the_tables_over_random_batches() {
             );
         }
     }
-    assert!(!h.store.rollup_buckets(RollupSeries::ActionKind).await.unwrap().is_empty());
+    assert!(!h
+        .store
+        .rollup_buckets(RollupSeries::ActionKind)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 /// 30 `auth_failure` and 12 `http_request` events, 5 alerts (3 on one address), 2 applied actions
@@ -131,23 +143,52 @@ async fn known_store(h: &Harness) {
     let now = Timestamp::now().as_millis();
     let mut batch = Vec::new();
     for i in 0..42 {
-        let kind = if i < 30 { "auth_failure" } else { "http_request" };
-        batch.push(Record::Event(fixtures::event(now - 60_000 - i * 1000, "198.51.100.4", kind, "trace-k")));
+        let kind = if i < 30 {
+            "auth_failure"
+        } else {
+            "http_request"
+        };
+        batch.push(Record::Event(fixtures::event(
+            now - 60_000 - i * 1000,
+            "198.51.100.4",
+            kind,
+            "trace-k",
+        )));
     }
     for i in 0..7 {
-        batch.push(Record::Event(fixtures::event(now - 20 * 3_600_000 - i, "198.51.100.5", "auth_failure", "trace-k")));
+        batch.push(Record::Event(fixtures::event(
+            now - 20 * 3_600_000 - i,
+            "198.51.100.5",
+            "auth_failure",
+            "trace-k",
+        )));
     }
     for i in 0..5 {
         let subject = if i < 3 { "203.0.113.9" } else { "203.0.113.10" };
         let scenario = if i < 4 { "ssh_bruteforce" } else { "http_scan" };
-        let a = fixtures::alert(now - 120_000 - i, scenario, Severity::High, fixtures::ip(subject), "trace-k");
+        let a = fixtures::alert(
+            now - 120_000 - i,
+            scenario,
+            Severity::High,
+            fixtures::ip(subject),
+            "trace-k",
+        );
         let inv = fixtures::investigation(&a);
         let p = fixtures::plan(&a, &inv);
         batch.push(Record::Alert(a));
         batch.push(Record::Investigation(inv));
         if i < 3 {
-            let state = if i < 2 { ActionState::Applied } else { ActionState::Reverted };
-            let mut act = fixtures::action(&p, ActionKind::BlockIp, ActionState::Planned, now - 100_000 - i);
+            let state = if i < 2 {
+                ActionState::Applied
+            } else {
+                ActionState::Reverted
+            };
+            let mut act = fixtures::action(
+                &p,
+                ActionKind::BlockIp,
+                ActionState::Planned,
+                now - 100_000 - i,
+            );
             batch.push(Record::Action(act.clone()));
             act.state = state;
             batch.push(Record::Action(act));
@@ -173,8 +214,12 @@ async fn the_page_shows_the_counts_the_top_lists_and_the_window() {
     assert_eq!(text_of(&html, "count-active-subjects"), "1");
     // The top lists, most first, linking to the alerts filtered by them.
     let sources = &html[html.find("id=\"top-sources\"").unwrap()..];
-    let a = sources.find("href=\"/ui/alerts?subject=ip%3A203.0.113.9\"").unwrap();
-    let b = sources.find("href=\"/ui/alerts?subject=ip%3A203.0.113.10\"").unwrap();
+    let a = sources
+        .find("href=\"/ui/alerts?subject=ip%3A203.0.113.9\"")
+        .unwrap();
+    let b = sources
+        .find("href=\"/ui/alerts?subject=ip%3A203.0.113.10\"")
+        .unwrap();
     assert!(a < b);
     assert!(html.contains("href=\"/ui/alerts?scenario=ssh_bruteforce\""));
     // Five figures, each an image with a title and a caption, each with its numbers as a table.
@@ -199,7 +244,10 @@ async fn the_page_shows_the_counts_the_top_lists_and_the_window() {
         let r = page(&h, bad, Some(&cookie)).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
         let html = String::from_utf8(r.body.clone()).unwrap();
-        assert!(html.contains("window") || html.contains("since"), "{bad}: {html}");
+        assert!(
+            html.contains("window") || html.contains("since"),
+            "{bad}: {html}"
+        );
     }
 }
 
@@ -209,11 +257,27 @@ async fn hostile_names_are_escaped_and_nothing_is_styled_inline() {
     let now = Timestamp::now().as_millis();
     let mut batch = Vec::new();
     for hostile in [SCRIPT, IMG] {
-        batch.push(Record::Event(fixtures::event(now - 5_000, "198.51.100.7", hostile, "trace-x")));
-        let a = fixtures::alert(now - 4_000, hostile, Severity::Critical, Subject::User(hostile.into()), "trace-x");
+        batch.push(Record::Event(fixtures::event(
+            now - 5_000,
+            "198.51.100.7",
+            hostile,
+            "trace-x",
+        )));
+        let a = fixtures::alert(
+            now - 4_000,
+            hostile,
+            Severity::Critical,
+            Subject::User(hostile.into()),
+            "trace-x",
+        );
         let inv = fixtures::investigation(&a);
         let p = fixtures::plan(&a, &inv);
-        batch.push(Record::Action(fixtures::action(&p, ActionKind::BlockIp, ActionState::Applied, now - 3_000)));
+        batch.push(Record::Action(fixtures::action(
+            &p,
+            ActionKind::BlockIp,
+            ActionState::Applied,
+            now - 3_000,
+        )));
         batch.push(Record::Alert(a));
     }
     write(&h.store, batch, 8).await;
@@ -227,7 +291,10 @@ async fn hostile_names_are_escaped_and_nothing_is_styled_inline() {
     // The names are there, escaped: in the tables (by maud) and in the charts (by plotters).
     assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
     assert!(html.contains("&quot;&gt;&lt;img src=x onerror=alert(1)&gt;"));
-    assert!(html.contains("href=\"/ui/alerts?subject=user%3A"), "subject link percent-encoded");
+    assert!(
+        html.contains("href=\"/ui/alerts?subject=user%3A"),
+        "subject link percent-encoded"
+    );
     // No inline style anywhere (the CSP forbids it) and no chart fell back to the note.
     assert!(!html.contains("style="), "an inline style attribute");
     assert!(!html.contains("<style"), "a <style> element");

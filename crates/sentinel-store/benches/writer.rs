@@ -15,7 +15,12 @@ use std::time::Instant;
 
 const ROUNDS: usize = 5;
 const EVENTS: usize = 100_000;
-const KINDS: [&str; 4] = ["ssh_auth_failed", "http_request", "ssh_auth_ok", "port_scan"];
+const KINDS: [&str; 4] = [
+    "ssh_auth_failed",
+    "http_request",
+    "ssh_auth_ok",
+    "port_scan",
+];
 
 async fn round() -> f64 {
     let dir = tempfile::tempdir().unwrap();

@@ -95,8 +95,7 @@ pub struct RollupTotals {
 const ROWS_PER_STATEMENT: usize = 256;
 
 const UPSERT_HEAD: &str = "INSERT INTO rollups (series, bucket, key, n) VALUES ";
-const UPSERT_TAIL: &str =
-    " ON CONFLICT (series, bucket, key) DO UPDATE SET n = n + excluded.n";
+const UPSERT_TAIL: &str = " ON CONFLICT (series, bucket, key) DO UPDATE SET n = n + excluded.n";
 
 /// Adds the events among `records` to the `event_kind` series, in the caller's transaction: counted
 /// per (bucket, kind) in memory first, then one multi-row upsert. Other records are ignored (their
@@ -119,7 +118,8 @@ pub(crate) async fn add_events(
     let rows: Vec<((i64, &str), i64)> = counts.into_iter().collect();
     let series = RollupSeries::EventKind.as_str();
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let mut sql = String::with_capacity(UPSERT_HEAD.len() + chunk.len() * 16 + UPSERT_TAIL.len());
+        let mut sql =
+            String::with_capacity(UPSERT_HEAD.len() + chunk.len() * 16 + UPSERT_TAIL.len());
         sql.push_str(UPSERT_HEAD);
         for i in 0..chunk.len() {
             if i > 0 {

@@ -44,8 +44,16 @@ fn records() -> Vec<Record> {
         )));
     }
     for i in 0..40i64 {
-        let sev = if i % 4 == 0 { Severity::Critical } else { Severity::Medium };
-        let scenario = if i % 2 == 0 { "ssh_bruteforce" } else { "http_scan" };
+        let sev = if i % 4 == 0 {
+            Severity::Critical
+        } else {
+            Severity::Medium
+        };
+        let scenario = if i % 2 == 0 {
+            "ssh_bruteforce"
+        } else {
+            "http_scan"
+        };
         let a = alert(
             T0 + i * 250_000,
             scenario,
@@ -55,7 +63,11 @@ fn records() -> Vec<Record> {
         );
         let inv = investigation(&a);
         let p = plan(&a, &inv);
-        let kind = if i % 3 == 0 { ActionKind::RateLimit } else { ActionKind::BlockIp };
+        let kind = if i % 3 == 0 {
+            ActionKind::RateLimit
+        } else {
+            ActionKind::BlockIp
+        };
         let mut act = action(&p, kind, ActionState::Planned, T0 + i * 250_000 + 3);
         out.push(Record::Alert(a));
         out.push(Record::Action(act.clone()));
@@ -82,12 +94,22 @@ async fn the_writer_keeps_rollups_equal_to_the_tables_and_counts_an_action_once(
     write(&store, records()).await;
     assert_consistent(&store).await;
     let totals = store
-        .rollup_totals(Timestamp::from_millis(T0), Timestamp::from_millis(T0 + 86_400_000))
+        .rollup_totals(
+            Timestamp::from_millis(T0),
+            Timestamp::from_millis(T0 + 86_400_000),
+        )
         .await
         .unwrap();
-    assert_eq!((totals.events, totals.alerts, totals.actions), (600, 40, 40));
+    assert_eq!(
+        (totals.events, totals.alerts, totals.actions),
+        (600, 40, 40)
+    );
     // The same alert written again (a retried write) is not counted again.
-    let again: Vec<Record> = records().into_iter().filter(|r| matches!(r, Record::Action(_))).take(2).collect();
+    let again: Vec<Record> = records()
+        .into_iter()
+        .filter(|r| matches!(r, Record::Action(_)))
+        .take(2)
+        .collect();
     write(&store, again).await;
     assert_consistent(&store).await;
 }
@@ -108,18 +130,37 @@ async fn reads_sum_steps_rank_keys_and_bound_windows() {
     let first_hour_buckets = (T0 + 3_600_000 - sentinel_store::bucket_of(T0, BUCKET_MS)) / 17_000;
     assert!(sum > 0 && sum as i64 <= first_hour_buckets + 20, "{sum}");
     let all = store
-        .rollup_top(RollupSeries::AlertScenario, since, Timestamp::from_millis(T0 + 86_400_000), 10)
+        .rollup_top(
+            RollupSeries::AlertScenario,
+            since,
+            Timestamp::from_millis(T0 + 86_400_000),
+            10,
+        )
         .await
         .unwrap();
-    assert_eq!(all, vec![("http_scan".to_string(), 20), ("ssh_bruteforce".to_string(), 20)]);
+    assert_eq!(
+        all,
+        vec![
+            ("http_scan".to_string(), 20),
+            ("ssh_bruteforce".to_string(), 20)
+        ]
+    );
     let one = store
-        .rollup_top(RollupSeries::AlertSeverity, since, Timestamp::from_millis(T0 + 86_400_000), 1)
+        .rollup_top(
+            RollupSeries::AlertSeverity,
+            since,
+            Timestamp::from_millis(T0 + 86_400_000),
+            1,
+        )
         .await
         .unwrap();
     assert_eq!(one, vec![("medium".to_string(), 30)]);
     // A window before everything is empty.
     let none = store
-        .rollup_totals(Timestamp::from_millis(T0 - 7_200_000), Timestamp::from_millis(T0 - 3_600_000))
+        .rollup_totals(
+            Timestamp::from_millis(T0 - 7_200_000),
+            Timestamp::from_millis(T0 - 3_600_000),
+        )
         .await
         .unwrap();
     assert_eq!((none.events, none.alerts, none.actions), (0, 0, 0));
@@ -158,7 +199,10 @@ async fn pruning_events_by_age_prunes_the_rollups_of_that_age() {
     let store = open(&dir).await;
     write(&store, records()).await;
     let cutoff = T0 + 2 * SUBJECT_BUCKET_MS + 1;
-    store.prune_events(Timestamp::from_millis(cutoff), u64::MAX).await.unwrap();
+    store
+        .prune_events(Timestamp::from_millis(cutoff), u64::MAX)
+        .await
+        .unwrap();
     for s in ALL {
         for p in store.rollup_buckets(s).await.unwrap() {
             assert!(p.bucket + s.bucket_ms() > cutoff, "{s:?} kept {p:?}");

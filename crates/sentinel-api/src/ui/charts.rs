@@ -154,7 +154,10 @@ fn draw_time(root: &Area<'_>, c: &TimeChart<'_>) -> Result<(), String> {
         let style = ink.stroke_width(2);
         match i % 4 {
             0 => chart.draw_series(pts.iter().map(|p| Circle::new(*p, 4, style))),
-            1 => chart.draw_series(pts.iter().map(|p| TriangleMarker::new(*p, 5, style.filled()))),
+            1 => chart.draw_series(
+                pts.iter()
+                    .map(|p| TriangleMarker::new(*p, 5, style.filled())),
+            ),
             2 => chart.draw_series(pts.iter().map(|p| Cross::new(*p, 4, style))),
             _ => chart.draw_series(pts.iter().map(|p| {
                 EmptyElement::at(*p) + Rectangle::new([(-4, -4), (4, 4)], style.filled())
@@ -168,12 +171,19 @@ fn draw_time(root: &Area<'_>, c: &TimeChart<'_>) -> Result<(), String> {
             0 => root.draw(&Circle::new(key, 4, style)),
             1 => root.draw(&TriangleMarker::new(key, 5, style.filled())),
             2 => root.draw(&Cross::new(key, 4, style)),
-            _ => root.draw(&Rectangle::new([(key.0 - 4, key.1 - 4), (key.0 + 4, key.1 + 4)], style.filled())),
+            _ => root.draw(&Rectangle::new(
+                [(key.0 - 4, key.1 - 4), (key.0 + 4, key.1 + 4)],
+                style.filled(),
+            )),
         }
         .map_err(|e| e.to_string())?;
         let shown: String = s.name.chars().take(18).collect();
-        root.draw(&Text::new(shown, (at.0 + 14, at.1), ("sans-serif", 12).into_font().color(&BLACK)))
-            .map_err(|e| e.to_string())?;
+        root.draw(&Text::new(
+            shown,
+            (at.0 + 14, at.1),
+            ("sans-serif", 12).into_font().color(&BLACK),
+        ))
+        .map_err(|e| e.to_string())?;
     }
     root.present().map_err(|e| e.to_string())?;
     Ok(())
@@ -232,7 +242,11 @@ fn render(
         return None;
     }
     if !svg_is_safe(&buf) {
-        tracing::warn!(evt = "ui_chart_failed", chart = id, error = "unexpected markup in the SVG");
+        tracing::warn!(
+            evt = "ui_chart_failed",
+            chart = id,
+            error = "unexpected markup in the SVG"
+        );
         CHART_FAILURES.fetch_add(1, Ordering::Relaxed);
         return None;
     }
@@ -257,7 +271,9 @@ fn render(
 /// `line`, `polyline`, `polygon`, `rect`, `text` with presentation attributes, text content without
 /// markup. Anything else (a `<script>`, a `style=`, an `on…=` handler) fails it.
 pub fn svg_is_safe(svg: &str) -> bool {
-    const TAGS: &[&str] = &["svg", "circle", "line", "polyline", "polygon", "rect", "text"];
+    const TAGS: &[&str] = &[
+        "svg", "circle", "line", "polyline", "polygon", "rect", "text",
+    ];
     const ATTRS: &[&str] = &[
         "width",
         "height",
@@ -396,7 +412,9 @@ fn chart_or_note(svg: Option<String>) -> Markup {
     match svg {
         // Checked by `svg_is_safe`; the only text in it is escaped by plotters-svg.
         Some(s) => PreEscaped(s),
-        None => html! { p class="chart-failed" role="status" { "The chart could not be drawn; the numbers are below." } },
+        None => {
+            html! { p class="chart-failed" role="status" { "The chart could not be drawn; the numbers are below." } }
+        }
     }
 }
 
@@ -436,13 +454,18 @@ mod tests {
         };
         let svg = render("c2", "Over time", |root| draw_time(root, &time)).unwrap();
         assert!(!svg.contains("<script") && !svg.contains("<img"), "{svg}");
-        assert!(svg.starts_with("<svg class=\"chart\" role=\"img\""), "{svg}");
+        assert!(
+            svg.starts_with("<svg class=\"chart\" role=\"img\""),
+            "{svg}"
+        );
         assert!(svg.contains("<title id=\"c2-title\">Over time</title>"));
     }
 
     #[test]
     fn the_check_refuses_markup_plotters_does_not_write() {
-        assert!(svg_is_safe("<svg width=\"1\"><rect x=\"1\"/><text x=\"2\">a &lt;b</text></svg>"));
+        assert!(svg_is_safe(
+            "<svg width=\"1\"><rect x=\"1\"/><text x=\"2\">a &lt;b</text></svg>"
+        ));
         assert!(!svg_is_safe("<svg><script>alert(1)</script></svg>"));
         assert!(!svg_is_safe("<svg onload=\"alert(1)\"></svg>"));
         assert!(!svg_is_safe("<svg><rect style=\"fill:red\"/></svg>"));

@@ -87,13 +87,13 @@ const TOP: u32 = 10;
 /// Every value of a series per step, in the order of `steps`.
 fn per_step(points: &[RollupPoint], steps: &[i64], step: i64, key: Option<&str>) -> Vec<u64> {
     let mut by: BTreeMap<i64, u64> = BTreeMap::new();
-    for p in points
-        .iter()
-        .filter(|p| key.is_none_or(|k| p.key == k))
-    {
+    for p in points.iter().filter(|p| key.is_none_or(|k| p.key == k)) {
         *by.entry(bucket_of(p.bucket, step)).or_default() += p.n;
     }
-    steps.iter().map(|s| by.get(s).copied().unwrap_or(0)).collect()
+    steps
+        .iter()
+        .map(|s| by.get(s).copied().unwrap_or(0))
+        .collect()
 }
 
 async fn page(
@@ -109,28 +109,37 @@ async fn page(
     }
     let window = match q.0.get("window") {
         None => Window::Day,
-        Some(w) => Window::parse(w).ok_or_else(|| {
-            UiError::BadRequest("`window`: must be 1h, 24h or 7d".into())
-        })?,
+        Some(w) => Window::parse(w)
+            .ok_or_else(|| UiError::BadRequest("`window`: must be 1h, 24h or 7d".into()))?,
     };
     let now = Timestamp::now();
     let since = Timestamp::from_millis(now.as_millis() - window.ms());
     let until = Timestamp::from_millis(now.as_millis() + 1);
     let step = window.step_ms();
     let store = &state.store;
-    let (totals, active, subjects, investigations, events, alerts, actions, sources, scenarios, kinds) =
-        futures::try_join!(
-            store.rollup_totals(since, until),
-            store.count_active_actions(now),
-            store.count_active_subjects(now),
-            store.count_investigations_since(since),
-            store.rollup_series(RollupSeries::EventKind, since, until, step),
-            store.rollup_series(RollupSeries::AlertSeverity, since, until, step),
-            store.rollup_series(RollupSeries::ActionKind, since, until, step),
-            store.rollup_top(RollupSeries::AlertSubject, since, until, TOP),
-            store.rollup_top(RollupSeries::AlertScenario, since, until, TOP),
-            store.rollup_top(RollupSeries::ActionKind, since, until, TOP),
-        )?;
+    let (
+        totals,
+        active,
+        subjects,
+        investigations,
+        events,
+        alerts,
+        actions,
+        sources,
+        scenarios,
+        kinds,
+    ) = futures::try_join!(
+        store.rollup_totals(since, until),
+        store.count_active_actions(now),
+        store.count_active_subjects(now),
+        store.count_investigations_since(since),
+        store.rollup_series(RollupSeries::EventKind, since, until, step),
+        store.rollup_series(RollupSeries::AlertSeverity, since, until, step),
+        store.rollup_series(RollupSeries::ActionKind, since, until, step),
+        store.rollup_top(RollupSeries::AlertSubject, since, until, TOP),
+        store.rollup_top(RollupSeries::AlertScenario, since, until, TOP),
+        store.rollup_top(RollupSeries::ActionKind, since, until, TOP),
+    )?;
 
     let first = bucket_of(since.as_millis(), step);
     let last = bucket_of(now.as_millis(), step);
