@@ -144,7 +144,7 @@ fn draw_time(root: &Area<'_>, c: &TimeChart<'_>) -> Result<(), String> {
         } else {
             chart
                 .draw_series(std::iter::once(DashedPathElement::new(
-                    pts.clone().into_iter(),
+                    pts.clone(),
                     6,
                     4,
                     line,
