@@ -29,6 +29,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "api keys expiry",
         include_str!("../migrations/0005_api_keys_expiry.sql"),
     ),
+    (6, "rollups", include_str!("../migrations/0006_rollups.sql")),
     (
         7,
         "alert list indexes",

@@ -155,7 +155,7 @@ impl Store {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
-    /// Bounded retention: deletes events older than `older_than`, then the oldest (by time, then id)
+    /// Bounded retention: deletes events (and the rollup buckets) older than `older_than`, then the oldest (by time, then id)
     /// beyond `max_events`, in one transaction. Returns how many were deleted.
     pub async fn prune_events(
         &self,
@@ -168,6 +168,8 @@ impl Store {
             .execute(&mut *tx)
             .await?
             .rows_affected();
+        // The rollups counting those events go with them.
+        crate::rollup::prune_before(&mut tx, older_than).await?;
         let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
             .fetch_one(&mut *tx)
             .await?;

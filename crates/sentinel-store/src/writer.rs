@@ -361,6 +361,8 @@ async fn write_batch(store: &Store, batch: &[&Record]) -> Result<(), StoreError>
     for group in &groups {
         persist_same_kind(&mut tx, group).await?;
     }
+    // The overview's counts, in the same transaction (alerts and actions are counted by triggers).
+    crate::rollup::add_events(&mut tx, &groups[0]).await?;
     tx.commit().await?;
     store.committed();
     Ok(())

@@ -17,6 +17,8 @@ pub mod alerts;
 pub mod assets;
 pub mod live;
 pub mod login;
+pub mod charts;
+pub mod overview;
 pub mod session;
 pub mod sources;
 
@@ -389,6 +391,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .merge(login::routes())
         .merge(assets::routes())
         .merge(live::routes())
+        .merge(overview::routes())
         // Any other path under /ui/ is the dashboard's own 404 page (with the strict headers).
         .route(
             "/ui/{*rest}",

@@ -1,0 +1,158 @@
+//! A big store for the dashboard's page benchmarks, and a router over it with a live session.
+//!
+//! [`seed`] fills a store through the real store writer (big batches, so the rollups are kept as in
+//! production) with `events` events over the last 7 days (6 kinds, 5,000 source addresses) and `alerts`
+//! alerts (12 scenarios, 300 subjects), each with its investigation, plan and action (applied,
+//! reverted or expired). [`app`] builds the router with an admin session and returns the cookie to send.
+//! Other page benches reuse both (`mod common;`).
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../../../sentinel-store/tests/common/mod.rs"]
+pub mod fixtures;
+
+use axum::Router;
+use sentinel_api::auth::{Auth, Principal, Role};
+use sentinel_api::{ApiSettings, AppState};
+use sentinel_core::{ActionKind, ActionState, Redactor, Severity, Timestamp};
+use sentinel_pipeline::intake::Submission;
+use sentinel_pipeline::metrics::Metrics;
+use sentinel_store::{Record, Store, WriterOptions};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// What [`seed`] stores.
+#[derive(Debug, Clone, Copy)]
+pub struct Seed {
+    /// Events, spread evenly over the last 7 days.
+    pub events: usize,
+    /// Alerts (each with an investigation, a plan and an action), spread over the last 7 days.
+    pub alerts: usize,
+}
+
+impl Default for Seed {
+    fn default() -> Self {
+        Self {
+            events: 1_000_000,
+            alerts: 10_000,
+        }
+    }
+}
+
+const KINDS: [&str; 6] = [
+    "auth_failure",
+    "auth_success",
+    "http_request",
+    "http_error",
+    "port_probe",
+    "sudo",
+];
+const WEEK_MS: i64 = 7 * 86_400_000;
+
+/// Fills `store` as [`Seed`] says, through the store writer; returns how long it took.
+pub async fn seed(store: &Store, s: Seed) -> Duration {
+    let t = Instant::now();
+    let (w, task) = store.writer(WriterOptions {
+        queue_capacity: 32_768,
+        batch_size: 8_192,
+        flush_interval: Duration::from_millis(50),
+    });
+    let now = Timestamp::now().as_millis();
+    let start = now - WEEK_MS;
+    let producer = {
+        let w = w.clone();
+        tokio::spawn(async move {
+            for i in 0..s.events {
+                let ts = start + (i as i64) * WEEK_MS / s.events.max(1) as i64;
+                let ip = format!("198.51.{}.{}", 100 + i % 20, (i / 20) % 250 + 1);
+                let kind = KINDS[(i * 7 + i / 13) % KINDS.len()];
+                w.write(Record::Event(fixtures::event(ts, &ip, kind, "trace-bench")))
+                    .await
+                    .unwrap();
+            }
+        })
+    };
+    for i in 0..s.alerts {
+        let ts = start + (i as i64) * WEEK_MS / s.alerts.max(1) as i64;
+        let sev = [
+            Severity::Low,
+            Severity::Medium,
+            Severity::High,
+            Severity::Critical,
+        ][i % 4];
+        let subject = fixtures::ip(&format!("203.0.113.{}", (i * 31) % 250 + 1));
+        let subject = if i % 5 == 0 {
+            fixtures::ip(&format!("2001:db8::{:x}", i % 50))
+        } else {
+            subject
+        };
+        let a = fixtures::alert(
+            ts,
+            &format!("scenario_{:02}", (i * 3) % 12),
+            sev,
+            subject,
+            "trace-bench",
+        );
+        let inv = fixtures::investigation(&a);
+        let p = fixtures::plan(&a, &inv);
+        let state = match i % 3 {
+            0 => ActionState::Applied,
+            1 => ActionState::Reverted,
+            _ => ActionState::Expired,
+        };
+        let kind = if i % 4 == 0 {
+            ActionKind::RateLimit
+        } else {
+            ActionKind::BlockIp
+        };
+        let act = fixtures::action(&p, kind, state, ts + 3);
+        for r in [
+            Record::Alert(a),
+            Record::Investigation(inv),
+            Record::Plan(p),
+            Record::Action(act),
+        ] {
+            w.write(r).await.unwrap();
+        }
+    }
+    producer.await.unwrap();
+    drop(w);
+    let stats = task.finish().await.unwrap();
+    assert_eq!(stats.dropped, 0);
+    t.elapsed()
+}
+
+/// The router over `store` with the dashboard on, and the cookie of a live admin session.
+pub fn app(store: &Store) -> (Router, String) {
+    let (intake, rx) = mpsc::channel::<Submission>(16);
+    // Nobody plays the pipeline: the pages only read.
+    std::mem::forget(rx);
+    let auth = Auth::new([7u8; 32], false);
+    let key = Auth::generate_key();
+    let principal = Principal {
+        key_id: "k-bench".into(),
+        name: "bench".into(),
+        role: Role::Admin,
+    };
+    assert!(auth.insert(&auth.hash(&key), principal.clone()));
+    let state = AppState {
+        store: store.clone(),
+        intake,
+        auth: Arc::new(auth),
+        metrics: Arc::new(Metrics::default()),
+        ready: Arc::new(AtomicBool::new(true)),
+        redactor: Arc::new(Redactor::default()),
+        settings: ApiSettings::default(),
+        audit: None,
+        decisions: None,
+        intel: None,
+        notify: None,
+        operator_audit: None,
+        system: Default::default(),
+        ui: Default::default(),
+    };
+    let (token, _) = state.ui.sessions.open(principal, None);
+    let cookie = format!("{}={token}", state.ui.sessions.settings().cookie_name());
+    (sentinel_api::router(state), cookie)
+}
