@@ -22,8 +22,8 @@ mod migrations;
 mod outbox;
 mod read;
 mod record;
-mod scenario_window;
 mod rollup;
+mod scenario_window;
 mod store;
 mod ui_alerts;
 mod writer;
@@ -40,10 +40,10 @@ pub use outbox::{
 };
 pub use read::{AlertDetail, SubjectHistory, AUDIT_PER_TRACE_LIMIT};
 pub use record::{audited_table, content_hash, sha256_hex, stored_body, AuditRow, Record};
-pub use scenario_window::{ScenarioAlerts, ScenarioWindow, SCENARIO_WINDOW_SQL};
 pub use rollup::{
     bucket_of, RollupPoint, RollupSeries, RollupTotals, BUCKET_MS, SUBJECT_BUCKET_MS,
 };
+pub use scenario_window::{ScenarioAlerts, ScenarioWindow, SCENARIO_WINDOW_SQL};
 pub use store::{Store, StoreOptions, SyncMode};
 pub use ui_alerts::{AlertActions, AuditTrail};
 pub use writer::{

@@ -12,12 +12,12 @@
 //! content is `<main id="main">`; the navigation is `<nav aria-label="Sections">` with
 //! `aria-current="page"` on the current section; logging out is `<form id="logout">`.
 
-pub mod decisions;
 pub mod alerts;
 pub mod assets;
+pub mod charts;
+pub mod decisions;
 pub mod live;
 pub mod login;
-pub mod charts;
 pub mod overview;
 pub mod session;
 pub mod sources;
