@@ -95,7 +95,7 @@ async fn page(
         (table(&viewer, &items, &reasons, &here))
         @if more {
             @if let Some(last) = items.last() {
-                nav aria-label="Pages" {
+                nav class="pager" aria-label="Pages" {
                     a rel="next" href={ "/ui/decisions?before=" (last.id) } { "Older decisions" }
                 }
             }
@@ -383,7 +383,7 @@ async fn form_again(
         (table(viewer, &items, &reasons, "/ui/decisions"))
         @if more {
             @if let Some(last) = items.last() {
-                nav aria-label="Pages" {
+                nav class="pager" aria-label="Pages" {
                     a rel="next" href={ "/ui/decisions?before=" (last.id) } { "Older decisions" }
                 }
             }
