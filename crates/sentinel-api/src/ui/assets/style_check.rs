@@ -48,6 +48,53 @@ pub(crate) fn rules(css: &str) -> Vec<(String, String)> {
     out
 }
 
+/// Where `css` is malformed for this reader: a block opened inside a rule, an unbalanced brace, a
+/// selector with `@` or `;` in it (a rule broken by an edit), a declaration without a `:`.
+pub(crate) fn problems(css: &str) -> Vec<String> {
+    let css = strip_comments(css);
+    let mut out = Vec::new();
+    // true: a rule; false: an at-rule (`@media`) holding rules.
+    let mut open: Vec<bool> = Vec::new();
+    let mut start = 0;
+    for (i, c) in css.char_indices() {
+        match c {
+            '{' => {
+                let head = css[start..i].trim();
+                if open.last() == Some(&true) {
+                    out.push(format!("a block opened inside a rule: {head:.60}"));
+                }
+                let rule = !head.starts_with('@');
+                if rule && (head.is_empty() || head.contains('@') || head.contains(';')) {
+                    out.push(format!("not a selector: {head:.60}"));
+                }
+                open.push(rule);
+                start = i + 1;
+            }
+            '}' => {
+                let inner = css[start..i].trim();
+                match open.pop() {
+                    Some(true) => {
+                        for d in inner.split(';').map(str::trim).filter(|d| !d.is_empty()) {
+                            if !d.contains(':') {
+                                out.push(format!("not a declaration: {d:.60}"));
+                            }
+                        }
+                    }
+                    Some(false) if inner.is_empty() => {}
+                    Some(false) => out.push(format!("text outside a rule: {inner:.60}")),
+                    None => out.push("a } that closes nothing".to_string()),
+                }
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if !open.is_empty() {
+        out.push(format!("{} block(s) not closed", open.len()));
+    }
+    out
+}
+
 fn is_class_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '-' || c == '_'
 }

@@ -7,7 +7,9 @@
 //! expanded with every value of that kind; a class built in a way this reader does not know fails
 //! the test, so nothing slips past it.
 
-use super::style_check::{contrast, defined_classes, hex, property, rules, used_classes};
+use super::style_check::{
+    contrast, defined_classes, hex, problems, property, rules, used_classes,
+};
 use super::{APP_CSS, LIVE_JS};
 use sentinel_core::{ActionState, Mode, Severity, Verdict};
 use std::collections::{BTreeMap, BTreeSet};
@@ -292,6 +294,16 @@ fn no_template_writes_an_inline_style() {
         );
     }
     assert!(!LIVE_JS.contains(".style"), "live.js: use classes, not inline styles");
+}
+
+#[test]
+fn the_stylesheet_is_well_formed() {
+    assert_eq!(problems(APP_CSS), Vec::<String>::new());
+    // What an edit that cut a rule in half looks like.
+    let broken = "td.num, th@media (max-width: 40rem) {\n  table { display: block; }\n}\n";
+    assert!(!problems(broken).is_empty());
+    assert!(!problems(".a { color: red").is_empty());
+    assert!(!problems(".a { color red }").is_empty());
 }
 
 #[test]
