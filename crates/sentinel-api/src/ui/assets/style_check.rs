@@ -50,6 +50,7 @@ pub(crate) fn rules(css: &str) -> Vec<(String, String)> {
 
 /// Where `css` is malformed for this reader: a block opened inside a rule, an unbalanced brace, a
 /// selector with `@` or `;` in it (a rule broken by an edit), a declaration without a `:`.
+#[cfg(test)]
 pub(crate) fn problems(css: &str) -> Vec<String> {
     let css = strip_comments(css);
     let mut out = Vec::new();
@@ -157,6 +158,7 @@ pub fn undefined_classes(html: &str) -> Vec<String> {
 }
 
 /// An sRGB colour, `#rgb` or `#rrggbb`.
+#[cfg(test)]
 pub(crate) fn hex(v: &str) -> Option<[u8; 3]> {
     let h = v.trim().strip_prefix('#')?;
     let digit = |i: usize, n: usize| u8::from_str_radix(h.get(i..i + n)?, 16).ok();
@@ -168,6 +170,7 @@ pub(crate) fn hex(v: &str) -> Option<[u8; 3]> {
 }
 
 /// WCAG 2 relative luminance.
+#[cfg(test)]
 fn luminance(c: [u8; 3]) -> f64 {
     let f = |v: u8| {
         let v = f64::from(v) / 255.0;
@@ -181,6 +184,7 @@ fn luminance(c: [u8; 3]) -> f64 {
 }
 
 /// WCAG 2 contrast ratio of two colours (1 to 21).
+#[cfg(test)]
 pub(crate) fn contrast(a: [u8; 3], b: [u8; 3]) -> f64 {
     let (la, lb) = (luminance(a), luminance(b));
     let (hi, lo) = if la > lb { (la, lb) } else { (lb, la) };
@@ -188,6 +192,7 @@ pub(crate) fn contrast(a: [u8; 3], b: [u8; 3]) -> f64 {
 }
 
 /// The value of property `name` in a declaration block (the last one wins, as in CSS).
+#[cfg(test)]
 pub(crate) fn property<'a>(decls: &'a str, name: &str) -> Option<&'a str> {
     decls
         .split(';')

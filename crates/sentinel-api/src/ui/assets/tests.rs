@@ -322,7 +322,7 @@ fn the_stylesheet_reader_reads_selectors() {
     let mut found = Found::default();
     template_classes(
         "t.rs",
-        "html! { span class={ \"sev sev-\" (s) } {} p.note { } tr class=[x.then_some(\"silent\")] {} }",
+        "html! { span class={ \"sev sev-\" (s) } {}\n    p.note { }\n    tr class=[x.then_some(\"silent\")] {} }",
         &mut found,
     );
     assert_eq!(
