@@ -571,9 +571,17 @@ async fn streams_past_the_cap_are_refused_and_counted() {
 #[tokio::test]
 async fn the_live_page_cursor_resumes_exactly_after_what_it_shows() {
     let s = start().await;
-    let shown = alert("ssh_bruteforce", Severity::High, "203.0.113.7", "old".into());
+    let shown = alert(
+        "ssh_bruteforce",
+        Severity::High,
+        "203.0.113.7",
+        "old".into(),
+    );
     raise(&s, &shown).await;
-    until("the first alert committed", || s.writer.stats().records >= 2).await;
+    until("the first alert committed", || {
+        s.writer.stats().records >= 2
+    })
+    .await;
 
     let (token, _) = s.h.state.ui.sessions.open(
         Principal {
@@ -608,9 +616,17 @@ async fn the_live_page_cursor_resumes_exactly_after_what_it_shows() {
     );
 
     // Committed after the page was rendered, before the socket opens.
-    let after = alert("port_scan", Severity::Critical, "198.51.100.9", "new".into());
+    let after = alert(
+        "port_scan",
+        Severity::Critical,
+        "198.51.100.9",
+        "new".into(),
+    );
     raise(&s, &after).await;
-    until("the second alert committed", || s.writer.stats().records >= 4).await;
+    until("the second alert committed", || {
+        s.writer.stats().records >= 4
+    })
+    .await;
 
     let mut ws = connect(
         &s,

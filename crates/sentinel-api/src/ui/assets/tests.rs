@@ -7,9 +7,7 @@
 //! expanded with every value of that kind; a class built in a way this reader does not know fails
 //! the test, so nothing slips past it.
 
-use super::style_check::{
-    contrast, defined_classes, hex, problems, property, rules, used_classes,
-};
+use super::style_check::{contrast, defined_classes, hex, problems, property, rules, used_classes};
 use super::{APP_CSS, LIVE_JS};
 use sentinel_core::{ActionState, Mode, Severity, Verdict};
 use std::collections::{BTreeMap, BTreeSet};
@@ -44,7 +42,10 @@ fn prefix_values() -> BTreeMap<&'static str, Vec<String>> {
     BTreeMap::from([
         (
             "sev-",
-            Severity::ALL.iter().map(|s| s.as_str().to_string()).collect(),
+            Severity::ALL
+                .iter()
+                .map(|s| s.as_str().to_string())
+                .collect(),
         ),
         (
             "state-",
@@ -80,7 +81,10 @@ fn templates() -> Vec<(String, String)> {
         }
         let text = std::fs::read_to_string(&path).unwrap();
         let code = text.split("#[cfg(test)]").next().unwrap_or("").to_string();
-        out.push((path.file_name().unwrap().to_string_lossy().into_owned(), code));
+        out.push((
+            path.file_name().unwrap().to_string_lossy().into_owned(),
+            code,
+        ));
     }
     assert!(
         out.iter().any(|(n, _)| n == "alerts.rs") && out.len() >= 8,
@@ -228,7 +232,10 @@ fn script_classes(js: &str, found: &mut Found) {
         1,
         "live.js sets classes only through text(tag, cls, value)"
     );
-    assert!(!js.contains("classList"), "live.js sets classes only through text()");
+    assert!(
+        !js.contains("classList"),
+        "live.js sets classes only through text()"
+    );
     let mut rest = js;
     while let Some(at) = rest.find("text(\"") {
         rest = &rest[at + 5..];
@@ -293,7 +300,10 @@ fn no_template_writes_an_inline_style() {
             "{name}: the CSP (style-src 'self') drops inline styles; use a class"
         );
     }
-    assert!(!LIVE_JS.contains(".style"), "live.js: use classes, not inline styles");
+    assert!(
+        !LIVE_JS.contains(".style"),
+        "live.js: use classes, not inline styles"
+    );
 }
 
 #[test]
@@ -366,7 +376,9 @@ fn text_colours_keep_a_contrast_of_at_least_4_5() {
     }
     assert!(checked >= 15, "only {checked} rules with both colours");
     // The page's text colours on the page's backgrounds.
-    for fg in ["--fg", "--muted", "--link", "--ok", "--warn", "--bad", "--accent"] {
+    for fg in [
+        "--fg", "--muted", "--link", "--ok", "--warn", "--bad", "--accent",
+    ] {
         for bg in ["--bg", "--panel"] {
             let (f, b) = (hex(&vars[fg]).unwrap(), hex(&vars[bg]).unwrap());
             let r = contrast(f, b);
@@ -407,6 +419,9 @@ fn a_source_that_matched_nothing_stands_out_without_colour() {
     );
     // The words "matched nothing" carry a warning sign and a border of their own.
     let badge = decls(".state-silent::before");
-    assert!(property(&badge, "content").is_some_and(|c| c.contains("\\26A0")), "{badge}");
+    assert!(
+        property(&badge, "content").is_some_and(|c| c.contains("\\26A0")),
+        "{badge}"
+    );
     assert!(property(&decls(".state-silent"), "border").is_some());
 }
