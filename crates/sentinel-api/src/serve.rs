@@ -58,7 +58,8 @@ pub struct EdgeSettings {
     /// Most NDJSON streams at once (more are refused with a 503), so streams can never hold every
     /// in-flight slot.
     pub max_streams: usize,
-    /// Most live WebSocket streams (`GET /v1/stream`) at once (more are refused with a 503).
+    /// Most live WebSocket streams (`GET /v1/stream`) at once (more are refused with a 503). This and
+    /// the two below are `api.stream` in the configuration.
     pub ws_max_streams: usize,
     /// A live-stream frame not sent within this time (the client stopped reading) closes the stream
     /// with code 4008.

@@ -25,12 +25,13 @@
 //! `Origin` header naming the host is required; another origin is a 403: no cross-site WebSocket
 //! hijacking).
 //!
-//! Limits: at most `api.edge` [`crate::serve::EdgeSettings::ws_max_streams`] streams at once (one more
-//! is a 503, counted); a frame that cannot be sent within
-//! [`crate::serve::EdgeSettings::ws_send_timeout`] (a client that stops reading) closes the stream with
-//! code 4008, reason "slow client"; the server pings every
-//! [`crate::serve::EdgeSettings::ws_ping_interval`] and closes a stream whose client did not answer the
-//! previous ping. Each end is counted in `sentinel_api_stream_disconnected_total{reason}`
+//! Limits (`api.stream` in the configuration): at most `api.stream.max_streams`
+//! ([`crate::serve::EdgeSettings::ws_max_streams`]) streams at once (one more is a 503, counted); a
+//! frame that cannot be sent within `api.stream.send_timeout`
+//! ([`crate::serve::EdgeSettings::ws_send_timeout`]; a client that stops reading) closes the stream
+//! with code 4008, reason "slow client"; the server pings every `api.stream.ping_interval`
+//! ([`crate::serve::EdgeSettings::ws_ping_interval`]) and closes a stream whose client did not answer
+//! the previous ping. Each end is counted in `sentinel_api_stream_disconnected_total{reason}`
 //! (`client_closed`, `slow`, `pong_timeout`, `error`); `sentinel_api_stream_open` is the streams open.
 
 use crate::error::ApiError;

@@ -564,3 +564,81 @@ async fn streams_past_the_cap_are_refused_and_counted() {
     let mut two = connect(&s, "", &key(&s)).await.unwrap();
     hello(&mut two).await;
 }
+
+/// The dashboard's live feed: the page carries a real stream cursor (`ol#feed[data-resume]`), and a
+/// stream opened from it — as live.js does, with the session cookie from the same origin — sends
+/// exactly what was committed after the page was read: not what the page shows, nothing missed.
+#[tokio::test]
+async fn the_live_page_cursor_resumes_exactly_after_what_it_shows() {
+    let s = start().await;
+    let shown = alert(
+        "ssh_bruteforce",
+        Severity::High,
+        "203.0.113.7",
+        "old".into(),
+    );
+    raise(&s, &shown).await;
+    until("the first alert committed", || {
+        s.writer.stats().records >= 2
+    })
+    .await;
+
+    let (token, _) = s.h.state.ui.sessions.open(
+        Principal {
+            key_id: "k-viewer".into(),
+            name: "viewer".into(),
+            role: Role::Viewer,
+        },
+        None,
+    );
+    let cookie = format!("{}={token}", s.h.state.ui.sessions.settings().cookie_name());
+    let page = reqwest::Client::new()
+        .get(format!("http://{}/ui/live", s.addr))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains(&format!("data-id=\"{}\"", shown.id)),
+        "the page shows the alert already stored:\n{html}"
+    );
+    let resume = html
+        .split("data-resume=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or_else(|| panic!("no data-resume on the feed:\n{html}"))
+        .to_owned();
+    assert!(
+        resume.parse::<sentinel_store::FeedCursor>().is_ok(),
+        "not a stream cursor: {resume}"
+    );
+
+    // Committed after the page was rendered, before the socket opens.
+    let after = alert(
+        "port_scan",
+        Severity::Critical,
+        "198.51.100.9",
+        "new".into(),
+    );
+    raise(&s, &after).await;
+    until("the second alert committed", || {
+        s.writer.stats().records >= 4
+    })
+    .await;
+
+    let mut ws = connect(
+        &s,
+        &format!("?kind=alert,action&cursor={resume}"),
+        &[("cookie", cookie), ("origin", format!("http://{}", s.addr))],
+    )
+    .await
+    .unwrap();
+    assert_eq!(hello(&mut ws).await, resume);
+    let got = items(&mut ws, 1).await;
+    assert_eq!(ids(&got), vec![after.id.to_string()]);
+    quiet(&mut ws).await;
+    drop(ws);
+    gauge_back_to_zero(&s).await;
+}

@@ -316,6 +316,11 @@ async fn the_story_shows_every_part_with_verified_proofs() {
         doc.contains("<h1>Alert: ssh_bruteforce on ip:203.0.113.7</h1>"),
         "{doc}"
     );
+    // Every class the story uses is styled (legible without colour: see app.css).
+    assert_eq!(
+        sentinel_api::ui::assets::style_check::undefined_classes(&doc),
+        Vec::<String>::new()
+    );
     assert!(doc.contains("<dd>scenario</dd>"), "the detector");
     assert!(doc.contains("<span class=\"sev sev-high\">high</span>"));
     assert!(doc.contains("70 / 100") && doc.contains("0.80"));

@@ -35,6 +35,8 @@ struct Env {
     recorder: Recorder,
     op: (String, String),
     viewer: (String, String),
+    /// The viewer's API key (for `/metrics`).
+    viewer_key: String,
     _dir: tempfile::TempDir,
 }
 
@@ -84,9 +86,13 @@ async fn env() -> Env {
         },
     });
     let auth = Auth::new([9u8; 32], false);
-    for (id, role) in [("k-op", Role::Operator), ("k-viewer", Role::Viewer)] {
+    let viewer_key = Auth::generate_key();
+    for (id, role, key) in [
+        ("k-op", Role::Operator, Auth::generate_key()),
+        ("k-viewer", Role::Viewer, viewer_key.clone()),
+    ] {
         assert!(auth.insert(
-            &auth.hash(&Auth::generate_key()),
+            &auth.hash(&key),
             Principal {
                 key_id: id.into(),
                 name: id.into(),
@@ -123,6 +129,7 @@ async fn env() -> Env {
         recorder: recorder_kept,
         op,
         viewer,
+        viewer_key,
         _dir: dir,
     }
 }
@@ -163,6 +170,23 @@ impl Env {
                 .unwrap(),
         )
         .await
+    }
+
+    /// The value of the sample `line` (name and labels) in `GET /metrics`.
+    async fn metric(&self, line: &str) -> u64 {
+        let a = self
+            .send(
+                Request::get("/metrics")
+                    .header("x-api-key", &self.viewer_key)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+        a.body
+            .lines()
+            .find_map(|l| l.strip_prefix(line)?.trim().parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no {line} in /metrics:\n{}", a.body)) as u64
     }
 
     /// A same-origin form post; `csrf` is added unless `with_csrf` is false.
@@ -445,6 +469,8 @@ async fn a_preview_applies_nothing_and_apply_adds() {
 async fn a_viewer_sees_no_forms_and_is_refused() {
     let env = env().await;
     let rec = env.block("203.0.113.30", "r").await;
+    let role = "sentinel_ui_forms_refused_total{reason=\"role\"}";
+    assert_eq!(env.metric(role).await, 0);
     let page = env.get(&env.viewer, "/ui/decisions").await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(row(&page.body, &rec.id.to_string()).is_some());
@@ -474,6 +500,18 @@ async fn a_viewer_sees_no_forms_and_is_refused() {
     assert_eq!(env.ledger.live().len(), 1);
     assert!(env.ruleset().contains("203.0.113.30"));
     assert!(!env.ruleset().contains("203.0.113.31"));
+    // Both refusals counted as the role's, none as a forged form.
+    assert_eq!(env.metric(role).await, 2);
+    assert_eq!(
+        env.metric("sentinel_ui_forms_refused_total{reason=\"token\"}")
+            .await,
+        0
+    );
+    assert_eq!(
+        env.metric("sentinel_ui_forms_refused_total{reason=\"origin\"}")
+            .await,
+        0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

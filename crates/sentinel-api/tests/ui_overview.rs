@@ -206,6 +206,10 @@ async fn the_page_shows_the_counts_the_top_lists_and_the_window() {
     let r = page(&h, "/ui/?window=1h", Some(&cookie)).await;
     assert_eq!(r.status, StatusCode::OK);
     let html = String::from_utf8(r.body.clone()).unwrap();
+    assert_eq!(
+        sentinel_api::ui::assets::style_check::undefined_classes(&html),
+        Vec::<String>::new()
+    );
     assert_eq!(text_of(&html, "count-events"), "42");
     assert_eq!(text_of(&html, "count-alerts"), "5");
     assert_eq!(text_of(&html, "count-investigations"), "5");

@@ -276,6 +276,10 @@ async fn real_sources_show_their_lines_reasons_and_a_silent_filter() {
         r.contains("<span class=\"reason\">no_match</span>: 1</li>"),
         "{r}"
     );
+    assert_eq!(
+        sentinel_api::ui::assets::style_check::undefined_classes(&html),
+        Vec::<String>::new()
+    );
     // The filter that matched nothing: class and words, with what it read and for how long.
     let r = row(&html, &format!("data-source=\"{other_label}\""));
     assert!(r.contains("data-filter=\"never\""), "{r}");

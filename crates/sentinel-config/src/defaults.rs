@@ -36,6 +36,10 @@ api:
     stream_min_bytes: 1024         # NDJSON streams send at least this many bytes ...
     stream_window: 10s             # ... per this window, or are closed (what they sent is kept)
     max_streams: 64                # NDJSON streams at once (1..=100000)
+  stream:                          # the live WebSocket stream GET /v1/stream (and the dashboard's live feed)
+    max_streams: 64                # streams open at once (1..=100000); one more is refused with 503
+    send_timeout: 10s              # a frame not sent within this (the client stopped reading) closes the stream with code 4008 (100ms..=5m)
+    ping_interval: 20s             # ping each stream this often; a client that missed the previous pong is closed (1s..=1h)
   ui:                              # the dashboard under /ui/ (log in with an API key or JWT)
     enabled: true
     session_ttl: 12h               # a session ends this long after login whatever happens (1m..=30d; a JWT's exp ends it sooner)

@@ -30,6 +30,7 @@
 mod api_edge;
 mod api_grpc;
 mod api_jwt;
+mod api_stream;
 mod api_ui;
 mod bypass;
 mod channels;
@@ -52,6 +53,7 @@ mod validate;
 
 pub use api_edge::EdgeConfig;
 pub use api_jwt::JwtConfig;
+pub use api_stream::StreamConfig;
 pub use api_ui::UiConfig;
 pub use defaults::DEFAULT_YAML;
 pub use error::{ConfigError, ConfigErrors};

@@ -174,6 +174,8 @@ pub struct ApiConfig {
     pub webhooks: crate::ratehook::WebhooksConfig,
     /// `api.edge`: the connection server's timeouts and the NDJSON streams' limits.
     pub edge: crate::api_edge::EdgeConfig,
+    /// `api.stream`: the live WebSocket stream's limits.
+    pub stream: crate::api_stream::StreamConfig,
     /// `api.ui`: the dashboard and its sessions.
     pub ui: crate::api_ui::UiConfig,
 }

@@ -146,6 +146,7 @@ fn api(r: &mut Reader, s: Option<&Node<'_>>) -> Option<ApiConfig> {
     let rate_limit = crate::ratehook::rate_limit(r, s);
     let webhooks = crate::ratehook::webhooks(r, s);
     let edge = crate::api_edge::api_edge(r, s);
+    let stream = crate::api_stream::api_stream(r, s);
     let ui = crate::api_ui::api_ui(r, s);
     Some(ApiConfig {
         listen: listen?,
@@ -160,6 +161,7 @@ fn api(r: &mut Reader, s: Option<&Node<'_>>) -> Option<ApiConfig> {
         rate_limit: rate_limit?,
         webhooks: webhooks?,
         edge: edge?,
+        stream: stream?,
         ui: ui?,
     })
 }

@@ -814,9 +814,10 @@ fn ui_settings(cfg: &ValidatedConfig) -> sentinel_api::ui::UiSettings {
 }
 
 /// The connection server's limits: `api.max_connections` caps open connections (the server lowers it
-/// below the open-files limit), `api.edge` the rest.
+/// below the open-files limit), `api.edge` the rest; `api.stream` the live WebSocket stream's.
 fn edge_settings(cfg: &ValidatedConfig) -> sentinel_api::serve::EdgeSettings {
     let e = &cfg.api.edge;
+    let ws = &cfg.api.stream;
     sentinel_api::serve::EdgeSettings {
         max_connections: cfg.api.max_connections,
         fd_reserve: e.fd_reserve,
@@ -825,6 +826,9 @@ fn edge_settings(cfg: &ValidatedConfig) -> sentinel_api::serve::EdgeSettings {
         stream_min_bytes: e.stream_min_bytes,
         stream_window: e.stream_window,
         max_streams: e.max_streams,
+        ws_max_streams: ws.max_streams,
+        ws_send_timeout: ws.send_timeout,
+        ws_ping_interval: ws.ping_interval,
         ..Default::default()
     }
 }
@@ -866,5 +870,20 @@ mod tests {
             "{o}"
         );
         assert!(sentinel_audit::note::Signer::generate(&o).is_ok(), "{o}");
+    }
+
+    /// `api.stream` reaches the live stream's limits.
+    #[test]
+    fn the_stream_limits_come_from_api_stream() {
+        let cfg = sentinel_config::load_str(
+            "api:\n  stream:\n    max_streams: 3\n    send_timeout: 1500ms\n    ping_interval: 45s\n",
+            None,
+            &[],
+        )
+        .expect("a valid config");
+        let e = edge_settings(&cfg);
+        assert_eq!(e.ws_max_streams, 3);
+        assert_eq!(e.ws_send_timeout, Duration::from_millis(1500));
+        assert_eq!(e.ws_ping_interval, Duration::from_secs(45));
     }
 }

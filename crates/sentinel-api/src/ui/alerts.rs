@@ -797,7 +797,7 @@ fn actions(viewer: &Viewer, alert: AlertId, actions: &[ActionRecord]) -> Markup 
                                             form class="revert" method="post" action={ "/ui/decisions/" (r.id.to_string()) "/revert" } {
                                                 (csrf_input(viewer))
                                                 input type="hidden" name="next" value=(next);
-                                                button type="submit" { "Revert" }
+                                                button type="submit" aria-label={ "Revert " (r.spec.kind.as_str()) " on " (r.spec.subject.key()) } { "Revert" }
                                             }
                                         }
                                     }

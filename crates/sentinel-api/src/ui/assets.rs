@@ -4,6 +4,10 @@
 //! `ETag` (a hash of the content): browsers revalidate with `If-None-Match` and get a `304` until the
 //! daemon is upgraded, so a new version is never hidden behind a stale cache.
 
+pub mod style_check;
+#[cfg(test)]
+mod tests;
+
 use crate::state::AppState;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};

@@ -361,7 +361,7 @@ pub fn time_figure(c: &TimeChart<'_>) -> Markup {
                         @for (i, at) in c.steps.iter().enumerate() {
                             tr {
                                 th scope="row" { time datetime=(sentinel_core::Timestamp::from_millis(*at).to_rfc3339()) { (label_time(*at, c.dated)) } }
-                                @for s in &c.series { td { (s.values.get(i).copied().unwrap_or(0)) } }
+                                @for s in &c.series { td class="num" { (s.values.get(i).copied().unwrap_or(0)) } }
                             }
                         }
                     }
@@ -393,12 +393,12 @@ pub fn bar_figure(
                 (chart_or_note(svg))
                 table id=(table_id) {
                     caption { (c.caption) }
-                    thead { tr { th scope="col" { (c.key_header) } th scope="col" { "Count" } } }
+                    thead { tr { th scope="col" { (c.key_header) } th scope="col" class="num" { "Count" } } }
                     tbody {
                         @for (name, v) in &c.items {
                             tr {
-                                td { @if let Some(href) = link(name) { a href=(href) { (name) } } @else { (name) } }
-                                td { (v) }
+                                th scope="row" { @if let Some(href) = link(name) { a href=(href) { (name) } } @else { (name) } }
+                                td class="num" { (v) }
                             }
                         }
                     }

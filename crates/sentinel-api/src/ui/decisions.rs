@@ -17,7 +17,7 @@ use crate::decisions::{DecisionError, DecisionSelector, Decisions};
 use crate::error::ApiError;
 use crate::extract::StrictQuery;
 use crate::state::AppState;
-use crate::ui::{csrf_input, layout, urlencode, CsrfForm, Nav, UiError, Viewer};
+use crate::ui::{csrf_input, layout, urlencode, CsrfForm, FormRefusal, Nav, UiError, Viewer};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -95,7 +95,7 @@ async fn page(
         (table(&viewer, &items, &reasons, &here))
         @if more {
             @if let Some(last) = items.last() {
-                nav aria-label="Pages" {
+                nav class="pager" aria-label="Pages" {
                     a rel="next" href={ "/ui/decisions?before=" (last.id) } { "Older decisions" }
                 }
             }
@@ -383,7 +383,7 @@ async fn form_again(
         (table(viewer, &items, &reasons, "/ui/decisions"))
         @if more {
             @if let Some(last) = items.last() {
-                nav aria-label="Pages" {
+                nav class="pager" aria-label="Pages" {
                     a rel="next" href={ "/ui/decisions?before=" (last.id) } { "Older decisions" }
                 }
             }
@@ -434,7 +434,7 @@ async fn manual(
     Extension(trace): Extension<TraceId>,
     CsrfForm(viewer, v): CsrfForm<FormValues>,
 ) -> Result<Response, UiError> {
-    require_operator(&viewer, "manual decision")?;
+    require_operator(&state, &viewer, "manual decision")?;
     let dry_run = match v.op.as_str() {
         "preview" => true,
         "apply" => false,
@@ -528,9 +528,11 @@ async fn manual(
     }
 }
 
-/// The 403 page for a viewer, logged with who tried.
-fn require_operator(viewer: &Viewer, what: &str) -> Result<(), UiError> {
+/// The 403 page for a viewer, logged with who tried and counted in
+/// `sentinel_ui_forms_refused_total{reason="role"}`.
+fn require_operator(state: &AppState, viewer: &Viewer, what: &str) -> Result<(), UiError> {
     viewer.require(Role::Operator).inspect_err(|_| {
+        state.ui.counters.form_refused(FormRefusal::Role);
         tracing::info!(evt = "ui_forbidden", what, key_id = %viewer.principal.key_id,
             role = viewer.principal.role.as_str());
     })
@@ -568,7 +570,7 @@ async fn revert(
     Path(action_id): Path<String>,
     CsrfForm(viewer, form): CsrfForm<RevertForm>,
 ) -> Result<Response, UiError> {
-    require_operator(&viewer, "revert")?;
+    require_operator(&state, &viewer, "revert")?;
     let Ok(id) = action_id.parse::<ActionId>() else {
         return Err(UiError::NotFound);
     };

@@ -33,7 +33,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Router;
 use maud::{html, Markup, DOCTYPE};
 use serde::de::DeserializeOwned;
-pub use session::{LoginResult, LoginThrottle, Session, Sessions, UiCounters, UiSettings};
+pub use session::{
+    FormRefusal, LoginResult, LoginThrottle, Session, Sessions, UiCounters, UiSettings,
+};
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
@@ -216,7 +218,7 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for CsrfForm<T> {
         let viewer = Viewer::from_request_parts(&mut parts, state).await?;
         if !same_origin(&parts.headers) {
             tracing::info!(evt = "ui_csrf_refused", reason = "origin");
-            state.ui.counters.form_refused(true);
+            state.ui.counters.form_refused(FormRefusal::Origin);
             return Err(
                 UiError::Forbidden("cross-origin form posts are refused".into()).into_response(),
             );
@@ -234,7 +236,7 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for CsrfForm<T> {
             .unwrap_or("");
         if sent.is_empty() || !bool::from(sent.as_bytes().ct_eq(viewer.csrf.as_bytes())) {
             tracing::info!(evt = "ui_csrf_refused", reason = "token");
-            state.ui.counters.form_refused(false);
+            state.ui.counters.form_refused(FormRefusal::Token);
             return Err(UiError::Forbidden(
                 "the form's security token is missing or stale: reload the page".into(),
             )

@@ -191,6 +191,7 @@ pub struct UiCounters {
     logins_forged: std::sync::atomic::AtomicU64,
     forms_origin: std::sync::atomic::AtomicU64,
     forms_token: std::sync::atomic::AtomicU64,
+    forms_role: std::sync::atomic::AtomicU64,
     registered: std::sync::atomic::AtomicBool,
 }
 
@@ -219,6 +220,32 @@ impl LoginResult {
     }
 }
 
+/// Why a form post was refused (the `reason` label of `sentinel_ui_forms_refused_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FormRefusal {
+    /// Posted from another origin (cross-site).
+    Origin,
+    /// The CSRF token was missing or stale.
+    Token,
+    /// A valid post by a session whose role may not do it (a viewer reverting a decision or adding
+    /// a manual one).
+    Role,
+}
+
+impl FormRefusal {
+    /// Every reason, in label order.
+    pub const ALL: [FormRefusal; 3] = [FormRefusal::Origin, FormRefusal::Token, FormRefusal::Role];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FormRefusal::Origin => "origin",
+            FormRefusal::Token => "token",
+            FormRefusal::Role => "role",
+        }
+    }
+}
+
 impl UiCounters {
     fn login_cell(&self, r: LoginResult) -> &std::sync::atomic::AtomicU64 {
         match r {
@@ -241,14 +268,24 @@ impl UiCounters {
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Counts a form post refused for its origin (`true`) or its CSRF token (`false`).
-    pub fn form_refused(&self, origin: bool) {
-        let c = if origin {
-            &self.forms_origin
-        } else {
-            &self.forms_token
-        };
-        c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    fn form_cell(&self, why: FormRefusal) -> &std::sync::atomic::AtomicU64 {
+        match why {
+            FormRefusal::Origin => &self.forms_origin,
+            FormRefusal::Token => &self.forms_token,
+            FormRefusal::Role => &self.forms_role,
+        }
+    }
+
+    /// Counts a form post refused for `why`.
+    pub fn form_refused(&self, why: FormRefusal) {
+        self.form_cell(why)
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Form posts refused for `why`.
+    pub fn forms_refused(&self, why: FormRefusal) -> u64 {
+        self.form_cell(why)
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Registers the counters on `metrics` once (however many routers are built over them).
@@ -296,15 +333,14 @@ impl prometheus_client::collector::Collector for Collector {
         }
         let mut family = encoder.encode_descriptor(
             "sentinel_ui_forms_refused",
-            "Dashboard form posts refused, by reason (origin: cross-site; token: missing or stale CSRF token).",
+            "Dashboard form posts refused, by reason (origin: cross-site; token: missing or stale CSRF token; role: a viewer's post of an operator's action).",
             None,
             MetricType::Counter,
         )?;
-        use std::sync::atomic::Ordering::Relaxed;
-        ConstCounter::new(self.0.forms_origin.load(Relaxed))
-            .encode(family.encode_family(&[("reason", "origin")])?)?;
-        ConstCounter::new(self.0.forms_token.load(Relaxed))
-            .encode(family.encode_family(&[("reason", "token")])?)?;
+        for why in FormRefusal::ALL {
+            ConstCounter::new(self.0.forms_refused(why))
+                .encode(family.encode_family(&[("reason", why.as_str())])?)?;
+        }
         let g = prometheus_client::metrics::gauge::ConstGauge::new(self.1.len() as i64);
         g.encode(encoder.encode_descriptor(
             "sentinel_ui_sessions",

@@ -1,6 +1,11 @@
 // Sentinel live feed. Vanilla, no inline script (the CSP forbids it): configuration comes from the
 // data- attributes of ol#feed. Items are built with DOM APIs and textContent only (no HTML parsing):
 // whatever a log line carried is shown as text.
+//
+// The stream starts after ol#feed's data-resume (the store's feed head when the page was read), so
+// nothing committed between the render and the socket opening is missed; each reconnect (after 1 s,
+// doubling to 30 s while the server cannot be reached) resumes after the last cursor received. An
+// item already shown (same kind, id and, for an action, state) is not shown twice.
 (function () {
   "use strict";
   var feed = document.getElementById("feed");
@@ -53,6 +58,8 @@
     var li = document.createElement("li");
     li.setAttribute("data-kind", String(msg.kind || "item"));
     li.setAttribute("data-cursor", String(msg.cursor || ""));
+    if (d.id != null) { li.setAttribute("data-id", String(d.id)); }
+    if (msg.kind === "action" && d.state != null) { li.setAttribute("data-state", String(d.state)); }
     li.appendChild(timeEl(d.ts || d.created || d.updated));
     li.appendChild(text("span", "kind", msg.kind || "item"));
     if (msg.kind === "alert") {
@@ -75,7 +82,25 @@
     return li;
   }
 
+  // Whether the feed already shows this item (the page and the stream may both hold an item
+  // committed while the page was read). Attributes are compared, never put into a selector.
+  function shown(msg) {
+    var d = msg.data || {};
+    if (d.id == null) { return false; }
+    var kind = String(msg.kind || "item");
+    var id = String(d.id);
+    var state = msg.kind === "action" && d.state != null ? String(d.state) : null;
+    for (var el = feed.firstElementChild; el; el = el.nextElementSibling) {
+      if (el.getAttribute("data-kind") === kind && el.getAttribute("data-id") === id &&
+          (state === null || el.getAttribute("data-state") === state)) {
+        return true;
+      }
+    }
+    return false;
+  }
+
   function add(msg) {
+    if (shown(msg)) { return; }
     var empty = document.getElementById("feed-empty");
     if (empty) { empty.parentNode.removeChild(empty); }
     feed.insertBefore(build(msg), feed.firstChild);
