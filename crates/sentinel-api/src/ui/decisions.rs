@@ -543,13 +543,14 @@ struct RevertForm {
     next: Option<String>,
 }
 
-/// Where a form may send the browser back to: a path under `/ui/` only, never another host.
+/// Where a form may send the browser back to: a path under `/ui/` only (printable ASCII, no
+/// backslash), never another host.
 pub fn safe_next(next: Option<&str>) -> Option<&str> {
     let n = next?;
     let ok = n.starts_with("/ui/")
         && !n.starts_with("//")
         && !n.contains('\\')
-        && !n.chars().any(|c| c.is_control() || c.is_whitespace());
+        && n.bytes().all(|b| b.is_ascii_graphic());
     ok.then_some(n)
 }
 

@@ -371,6 +371,18 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
     resp
 }
 
+/// Middleware over the whole router: [`security_headers`] on every answer to a `/ui` path, also those
+/// made outside the dashboard's own routes (405 for a method a route does not take, the rate limit's
+/// 429, the in-flight cap's 503, the request timeout).
+pub async fn ui_paths_headers(req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    if path == "/ui" || path.starts_with("/ui/") {
+        security_headers(req, next).await
+    } else {
+        next.run(req).await
+    }
+}
+
 /// The `/ui` routes (empty when the dashboard is off). Each page module adds its routes here.
 pub fn routes(state: &AppState) -> Router<AppState> {
     if !state.ui.sessions.settings().enabled {

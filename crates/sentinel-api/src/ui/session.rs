@@ -323,7 +323,8 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// Addresses tracked at once by the login backoff.
 const MAX_TRACKED: usize = 10_000;
 
-/// A per-address backoff on failed logins: after [`FREE_FAILURES`] consecutive failures an address
+/// A per-address backoff on failed logins (IPv6 per /64, what one host is usually given, as the API's
+/// rate limit counts it; an IPv4-mapped address as its IPv4 address): after [`FREE_FAILURES`] consecutive failures an address
 /// waits 1 s, then 2 s, 4 s, … up to [`MAX_BACKOFF`] before its next attempt is even checked; a
 /// success clears it. On top of the per-address rate limit of the whole API (`api.rate_limit`), it
 /// makes guessing at the form slow. The table is bounded: when full, the entry seen longest ago goes.
@@ -335,6 +336,7 @@ pub struct LoginThrottle {
 impl LoginThrottle {
     /// How long `ip` must still wait before an attempt is checked (`None`: it may try now).
     pub fn wait(&self, ip: std::net::IpAddr) -> Option<Duration> {
+        let ip = crate::ratelimit::ip_key(ip);
         let t = self.table.lock().unwrap_or_else(|e| e.into_inner());
         let (_, until) = t.get(&ip)?;
         until.checked_duration_since(Instant::now())
@@ -342,6 +344,7 @@ impl LoginThrottle {
 
     /// Notes a failed attempt from `ip`.
     pub fn failed(&self, ip: std::net::IpAddr) {
+        let ip = crate::ratelimit::ip_key(ip);
         let now = Instant::now();
         let mut t = self.table.lock().unwrap_or_else(|e| e.into_inner());
         if !t.contains_key(&ip) && t.len() >= MAX_TRACKED {
@@ -368,6 +371,7 @@ impl LoginThrottle {
 
     /// Clears `ip` after a success.
     pub fn succeeded(&self, ip: std::net::IpAddr) {
+        let ip = crate::ratelimit::ip_key(ip);
         let mut t = self.table.lock().unwrap_or_else(|e| e.into_inner());
         t.remove(&ip);
     }
