@@ -238,7 +238,11 @@ async fn hostile_queries_are_clear_400_pages_never_500s() {
         "/ui/?window=99999999999d".into(),
         "/ui/?window=1&window=2".into(),
         "/ui/login?next=a&next=b".into(),
+        // The confirmation line names an action id, nothing a link could make it say.
+        "/ui/decisions?done=applied&id=203.0.113.7%20was%20NOT%20blocked".into(),
+        "/ui/decisions?done=reverted".into(),
     ];
+    let before = metric(&h, "sentinel_ui_bad_requests_total");
     for path in &bad {
         let r = get_page(&h, path, &cookie).await;
         let shown = &path[..path.len().min(80)];
@@ -255,6 +259,8 @@ async fn hostile_queries_are_clear_400_pages_never_500s() {
             "{shown}: the page does not echo 10k of input"
         );
     }
+    // Each counted (the counter is the process's: other tests may add to it meanwhile).
+    assert!(metric(&h, "sentinel_ui_bad_requests_total") - before >= bad.len() as u64);
     // Long but well-formed filters are fine (and echoed escaped).
     for path in [
         format!("/ui/alerts?scenario={long}"),

@@ -305,6 +305,13 @@ impl prometheus_client::collector::Collector for Collector {
             .encode(family.encode_family(&[("reason", "origin")])?)?;
         ConstCounter::new(self.0.forms_token.load(Relaxed))
             .encode(family.encode_family(&[("reason", "token")])?)?;
+        let c = ConstCounter::new(super::bad_requests());
+        c.encode(encoder.encode_descriptor(
+            "sentinel_ui_bad_requests",
+            "Dashboard requests answered with the 400 page (a malformed filter, cursor, form or query).",
+            None,
+            c.metric_type(),
+        )?)?;
         let g = prometheus_client::metrics::gauge::ConstGauge::new(self.1.len() as i64);
         g.encode(encoder.encode_descriptor(
             "sentinel_ui_sessions",
