@@ -13,6 +13,7 @@ use axum::http::{Method, Request, StatusCode};
 use common::{harness, send, Harness, Reply};
 use sentinel_api::ui::{UiSettings, UiState};
 use std::net::SocketAddr;
+use std::time::Duration;
 
 const HOST: &str = "sentinel.test";
 
@@ -381,4 +382,28 @@ async fn forms_posted_in_other_encodings_are_refused() {
         get_page(&h, "/ui/alerts", &cookie).await.status,
         StatusCode::OK
     );
+}
+
+#[tokio::test]
+async fn logging_in_again_and_again_never_pushes_out_another_keys_session() {
+    let h = with_ui(UiSettings {
+        max_sessions: 2,
+        ..Default::default()
+    })
+    .await;
+    let admin = login(&h, &h.admin_key).await;
+    // The short pauses only order the sessions' clocks; nothing is timed.
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    let mut last = String::new();
+    for _ in 0..5 {
+        last = login(&h, &h.viewer_key).await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert_eq!(h.state.ui.sessions.len(), 2);
+    assert_eq!(
+        get_page(&h, "/ui/live", &admin).await.status,
+        StatusCode::OK,
+        "the admin's session survives a viewer's logins"
+    );
+    assert_eq!(get_page(&h, "/ui/live", &last).await.status, StatusCode::OK);
 }

@@ -21,7 +21,8 @@ pub struct UiSettings {
     pub session_ttl: Duration,
     /// A session unused this long expires.
     pub idle_timeout: Duration,
-    /// Sessions kept at once; past it the least recently used one is dropped.
+    /// Sessions kept at once; past it the least recently used one of the key logging in is dropped
+    /// (the least recently used of all when that key has none).
     pub max_sessions: usize,
     /// Mark the cookie `Secure` (and name it `__Host-…`): on when the API serves TLS, or by
     /// configuration behind a TLS-terminating proxy.
@@ -126,7 +127,15 @@ impl Sessions {
             s.expires > now && now.duration_since(s.last_seen) < self.settings.idle_timeout
         });
         while t.len() >= self.settings.max_sessions.max(1) {
-            let Some(oldest) = t.iter().min_by_key(|(_, s)| s.last_seen).map(|(k, _)| *k) else {
+            // The key logging in gives up its own least recently used session first: logging in
+            // again and again with one (even a viewer's) key never pushes out other keys' sessions.
+            let lru = |own: bool| {
+                t.iter()
+                    .filter(|(_, o)| !own || o.principal.key_id == s.principal.key_id)
+                    .min_by_key(|(_, o)| o.last_seen)
+                    .map(|(k, _)| *k)
+            };
+            let Some(oldest) = lru(true).or_else(|| lru(false)) else {
                 break;
             };
             t.remove(&oldest);
