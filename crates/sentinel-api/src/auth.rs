@@ -434,23 +434,27 @@ impl Auth {
                 role: Role::Admin,
             });
         }
-        let presented = headers
-            .get("x-api-key")
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .or_else(|| {
-                headers
-                    .get(axum::http::header::AUTHORIZATION)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| {
-                        v.strip_prefix("Bearer ")
-                            .or_else(|| v.strip_prefix("bearer "))
-                    })
-                    .map(str::trim)
-            })
-            .ok_or(Refusal::Missing)?;
+        let presented = presented(headers).ok_or(Refusal::Missing)?;
         self.identify(presented)
     }
+}
+
+/// The key or token a request presents (`X-API-Key`, else `Authorization: Bearer …`), if any.
+pub(crate) fn presented(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .or_else(|| {
+            headers
+                .get(axum::http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| {
+                    v.strip_prefix("Bearer ")
+                        .or_else(|| v.strip_prefix("bearer "))
+                })
+                .map(str::trim)
+        })
 }
 
 /// Reads the hashing secret from `path`, creating it (mode 0600) on first use.
@@ -501,7 +505,12 @@ pub async fn authenticate(
     let p = match state.auth.check(req.headers()) {
         Ok(p) => p,
         Err(e) => match stream_session(&state, &req) {
-            Some(Ok(p)) => p,
+            Some(Ok((p, token))) => {
+                // The stream checks the session again at each wake-up: a logout ends it.
+                req.extensions_mut()
+                    .insert(crate::stream::SessionToken(token));
+                p
+            }
             Some(Err(refused)) => {
                 state.metrics.auth_failures.inc();
                 return Err(refused);
@@ -521,7 +530,10 @@ pub async fn authenticate(
 /// WebSocket. Only a request with no key or token at all and a live session cookie qualifies
 /// (`None` otherwise: the usual 401); then it must come from our own origin
 /// ([`crate::stream::cookie_origin_ok`]), or it is refused with a 403 (cross-site WebSocket hijacking).
-fn stream_session(state: &AppState, req: &Request) -> Option<Result<Principal, ApiError>> {
+fn stream_session(
+    state: &AppState,
+    req: &Request,
+) -> Option<Result<(Principal, String), ApiError>> {
     let headers = req.headers();
     if req.uri().path() != "/stream"
         || headers.contains_key(axum::http::header::AUTHORIZATION)
@@ -538,7 +550,7 @@ fn stream_session(state: &AppState, req: &Request) -> Option<Result<Principal, A
         );
         return Some(Err(ApiError::Forbidden));
     }
-    Some(Ok(viewer.principal))
+    Some(Ok((viewer.principal, viewer.token)))
 }
 
 /// Middleware behind [`require`]`(Admin)`: notes every admin action (method, path, answer, who) in

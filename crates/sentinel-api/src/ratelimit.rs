@@ -277,7 +277,7 @@ impl RateLimits {
 }
 
 /// The key an address is limited under: IPv6 by its /64, IPv4-mapped IPv6 as IPv4.
-fn ip_key(ip: IpAddr) -> IpAddr {
+pub(crate) fn ip_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

@@ -25,15 +25,30 @@
 //! `Origin` header naming the host is required; another origin is a 403: no cross-site WebSocket
 //! hijacking).
 //!
+//! The credential is checked again at every wake-up, not only at the handshake: a key revoked or
+//! expired, a dashboard session logged out or expired (an open stream counts as use of its session),
+//! or a JWT past its `exp` ends the stream with close code 1008, reason "credential no longer valid"
+//! (`reason="revoked"`).
+//!
+//! A cursor ahead of the store's head (one this store never gave out) is a 400; an event position past
+//! the head (events pruned since) is read from the head.
+//!
+//! The client sends nothing but control frames: a text or binary frame closes the stream with 1003
+//! (filters go in the query string), a frame over [`MAX_CLIENT_FRAME`] bytes with 1009 (both
+//! `reason="protocol"`), and what a client sends never causes a store read.
+//!
 //! Limits (`api.stream` in the configuration): at most `api.stream.max_streams`
 //! ([`crate::serve::EdgeSettings::ws_max_streams`]) streams at once (one more is a 503, counted); a
 //! frame that cannot be sent within `api.stream.send_timeout`
 //! ([`crate::serve::EdgeSettings::ws_send_timeout`]; a client that stops reading) closes the stream
 //! with code 4008, reason "slow client"; the server pings every `api.stream.ping_interval`
-//! ([`crate::serve::EdgeSettings::ws_ping_interval`]) and closes a stream whose client did not answer
-//! the previous ping. Each end is counted in `sentinel_api_stream_disconnected_total{reason}`
-//! (`client_closed`, `slow`, `pong_timeout`, `error`); `sentinel_api_stream_open` is the streams open.
+//! ([`crate::serve::EdgeSettings::ws_ping_interval`]) and closes a stream whose client did not answer the
+//! previous ping. Each end is counted in `sentinel_api_stream_disconnected_total{reason}`
+//! (`client_closed`, `slow`, `pong_timeout`, `revoked`, `protocol`, `error`);
+//! `sentinel_api_stream_open` is the streams open, `sentinel_api_stream_reads_total` the store reads
+//! the streams made.
 
+use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::extract::StrictQuery;
 use crate::state::AppState;
@@ -47,7 +62,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use sentinel_store::{FeedCursor, FeedFilter, FeedKind, Store};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// The close code sent to a client that stopped reading.
@@ -58,6 +73,9 @@ const READ_BATCH: usize = 256;
 const TICK: Duration = Duration::from_secs(1);
 /// How long the best-effort close of a slow client may take.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
+/// The largest frame or message a client may send (it sends only pongs and a close, each at most
+/// 125 bytes): the server never buffers more than this for a client.
+pub const MAX_CLIENT_FRAME: usize = 1024;
 
 const PARAMS: &[&str] = &["kind", "severity", "scenario", "subject", "cursor"];
 const SEVERITIES: &[&str] = &["info", "low", "medium", "high", "critical"];
@@ -68,6 +86,12 @@ enum End {
     ClientClosed,
     Slow,
     PongTimeout,
+    /// The key, session or token that opened the stream is no longer valid.
+    Revoked,
+    /// The client sent a text or binary frame.
+    Unsupported,
+    /// The client sent a frame over [`MAX_CLIENT_FRAME`].
+    TooBig,
     Error,
 }
 
@@ -77,6 +101,8 @@ impl End {
             End::ClientClosed => "client_closed",
             End::Slow => "slow",
             End::PongTimeout => "pong_timeout",
+            End::Revoked => "revoked",
+            End::Unsupported | End::TooBig => "protocol",
             End::Error => "error",
         }
     }
@@ -90,6 +116,7 @@ pub(crate) struct Hub {
     send_timeout: Duration,
     ping_interval: Duration,
     open: Gauge,
+    reads: Counter,
     refused: Counter,
     missing: Counter,
     disconnected: Family<Vec<(String, String)>, Counter>,
@@ -108,12 +135,20 @@ impl Hub {
             send_timeout: edge.ws_send_timeout,
             ping_interval: edge.ws_ping_interval,
             open: Gauge::default(),
+            reads: Counter::default(),
             refused: Counter::default(),
             missing: Counter::default(),
             disconnected: Family::default(),
         });
         // Every reason shows from the start (at 0), so a dashboard can rate them.
-        for r in [End::ClientClosed, End::Slow, End::PongTimeout, End::Error] {
+        for r in [
+            End::ClientClosed,
+            End::Slow,
+            End::PongTimeout,
+            End::Revoked,
+            End::Unsupported,
+            End::Error,
+        ] {
             let _ = hub.disconnected.get_or_create(&label(r));
         }
         metrics.register(|r| {
@@ -121,6 +156,11 @@ impl Hub {
                 "sentinel_api_stream_open",
                 "Live WebSocket streams (GET /v1/stream) open now.",
                 hub.open.clone(),
+            );
+            r.register(
+                "sentinel_api_stream_reads",
+                "Store reads made by live streams (on a commit or the once-a-second tick).",
+                hub.reads.clone(),
             );
             r.register(
                 "sentinel_api_stream_refused",
@@ -134,7 +174,7 @@ impl Hub {
             );
             r.register(
                 "sentinel_api_stream_disconnected",
-                "Live streams ended, by reason (client_closed, slow, pong_timeout, error).",
+                "Live streams ended, by reason (client_closed, slow, pong_timeout, revoked, protocol, error).",
                 hub.disconnected.clone(),
             );
         });
@@ -154,6 +194,35 @@ fn label(why: End) -> Vec<(String, String)> {
 /// sends `Origin` on a WebSocket handshake, and it must name this host ([`crate::ui::same_origin`]).
 pub(crate) fn cookie_origin_ok(headers: &HeaderMap) -> bool {
     headers.contains_key(axum::http::header::ORIGIN) && crate::ui::same_origin(headers)
+}
+
+/// Marks a stream request authenticated by a dashboard session (the session's cookie token), put
+/// there by [`crate::auth::authenticate`].
+#[derive(Debug, Clone)]
+pub(crate) struct SessionToken(pub(crate) String);
+
+/// Who a stream was opened for, checked again at each wake-up.
+#[derive(Debug, Clone)]
+struct Holder {
+    principal: Principal,
+    /// The session's cookie token, when a session opened the stream.
+    session: Option<String>,
+    /// When the credential stops working by itself (a JWT's `exp`).
+    until: Option<SystemTime>,
+}
+
+impl Holder {
+    fn still_valid(&self, s: &AppState) -> bool {
+        if self.until.is_some_and(|t| SystemTime::now() >= t) {
+            return false;
+        }
+        if let Some(token) = &self.session {
+            if s.ui.sessions.get(token).is_none() {
+                return false;
+            }
+        }
+        s.auth.still_valid(&self.principal)
+    }
 }
 
 /// What a stream request asks for.
@@ -248,13 +317,27 @@ fn parse(q: &std::collections::HashMap<String, String>) -> Result<Ask, ApiError>
 pub(crate) async fn stream(
     State(s): State<AppState>,
     Extension(hub): Extension<Arc<Hub>>,
+    Extension(principal): Extension<Principal>,
+    session: Option<Extension<SessionToken>>,
+    headers: HeaderMap,
     StrictQuery(q): StrictQuery,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let ask = parse(&q)?;
-    let ws = ws.map_err(|e| {
-        ApiError::BadRequest(format!("not a WebSocket handshake: {}", e.body_text()))
-    })?;
+    let ws = ws
+        .map_err(|e| ApiError::BadRequest(format!("not a WebSocket handshake: {}", e.body_text())))?
+        .max_frame_size(MAX_CLIENT_FRAME)
+        .max_message_size(MAX_CLIENT_FRAME);
+    let session = session.map(|Extension(SessionToken(t))| t);
+    let until = match (&session, crate::auth::presented(&headers)) {
+        (None, Some(p)) => s.auth.identify_until(p).ok().and_then(|(_, until)| until),
+        _ => None,
+    };
+    let holder = Holder {
+        principal,
+        session,
+        until,
+    };
     let Ok(permit) = Arc::clone(&hub.slots).try_acquire_owned() else {
         hub.refused.inc();
         tracing::warn!(
@@ -267,16 +350,27 @@ pub(crate) async fn stream(
             hub.max
         )));
     };
+    let head = s
+        .store
+        .feed_head()
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     let cursor = match ask.cursor {
-        Some(c) => c,
-        None => s
-            .store
-            .feed_head()
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?,
+        // Never given out by this store (or the store was replaced): following it would send nothing
+        // until the store caught up with it.
+        Some(c) if c.audit_seq > head.audit_seq => {
+            return Err(ApiError::BadRequest(format!(
+                "`cursor`: {c} is ahead of this store (its head is {head}); reconnect without a cursor"
+            )));
+        }
+        // Events past the head were pruned since: what comes next is after the head.
+        Some(c) => FeedCursor {
+            audit_seq: c.audit_seq,
+            event_rowid: c.event_rowid.min(head.event_rowid),
+        },
+        None => head,
     };
-    let store = s.store.clone();
-    Ok(ws.on_upgrade(move |socket| run(socket, store, ask.filter, cursor, hub, permit)))
+    Ok(ws.on_upgrade(move |socket| run(socket, s, holder, ask.filter, cursor, hub, permit)))
 }
 
 /// Keeps the open-streams gauge right however the stream ends.
@@ -290,7 +384,8 @@ impl Drop for Open {
 
 async fn run(
     mut socket: WebSocket,
-    store: Store,
+    state: AppState,
+    holder: Holder,
     filter: FeedFilter,
     cursor: FeedCursor,
     hub: Arc<Hub>,
@@ -298,9 +393,38 @@ async fn run(
 ) {
     hub.open.inc();
     let _open = Open(Arc::clone(&hub));
-    let why = follow(&mut socket, &store, &filter, cursor, &hub).await;
+    let why = follow(&mut socket, &state, &holder, &filter, cursor, &hub).await;
     hub.ended(why);
+    let close = |code: u16, reason: &'static str| {
+        Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        }))
+    };
     match why {
+        End::Revoked => {
+            tracing::info!(evt = "stream_closed", reason = why.as_str(),
+                key_id = %holder.principal.key_id, "the credential of a live stream is no longer valid; closed");
+            let _ = tokio::time::timeout(
+                CLOSE_WAIT,
+                socket.send(close(1008, "credential no longer valid")),
+            )
+            .await;
+        }
+        End::Unsupported | End::TooBig => {
+            tracing::info!(evt = "stream_closed", reason = why.as_str(),
+                key_id = %holder.principal.key_id, too_big = why == End::TooBig,
+                "a live-stream client sent a frame the stream does not take; closed");
+            let c = if why == End::TooBig {
+                close(1009, "frame too large")
+            } else {
+                close(
+                    1003,
+                    "this stream takes no messages: filter with the query string",
+                )
+            };
+            let _ = tokio::time::timeout(CLOSE_WAIT, socket.send(c)).await;
+        }
         End::Slow => {
             tracing::warn!(
                 evt = "stream_closed",
@@ -344,13 +468,22 @@ async fn send(socket: &mut WebSocket, hub: &Hub, frame: String) -> Result<(), En
     }
 }
 
+/// Whether a receive error is a client frame over [`MAX_CLIENT_FRAME`].
+fn too_big(e: axum::Error) -> bool {
+    e.into_inner()
+        .downcast_ref::<tungstenite::Error>()
+        .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)))
+}
+
 async fn follow(
     socket: &mut WebSocket,
-    store: &Store,
+    state: &AppState,
+    holder: &Holder,
     filter: &FeedFilter,
     mut cursor: FeedCursor,
     hub: &Hub,
 ) -> End {
+    let store: &Store = &state.store;
     let hello = serde_json::json!({"type": "hello", "cursor": cursor.to_string()});
     if let Err(why) = send(socket, hub, hello.to_string()).await {
         return why;
@@ -363,49 +496,38 @@ async fn follow(
     let mut ping = tokio::time::interval_at(start, hub.ping_interval);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut awaiting_pong = false;
+    // Read the store on this pass: at the start, after a commit, at each tick; never because of what
+    // the client sent.
+    let mut wake = true;
     loop {
-        commits.borrow_and_update();
-        // Everything committed after the cursor, a bounded read at a time.
-        loop {
-            let page = match store.feed_after(cursor, filter, READ_BATCH).await {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::error!(evt = "stream_read_failed", error = %e);
-                    return End::Error;
-                }
-            };
-            hub.missing.inc_by(page.missing);
-            for item in page.items {
-                let frame = serde_json::json!({
-                    "type": "item",
-                    "cursor": item.cursor.to_string(),
-                    "kind": item.kind.as_str(),
-                    "data": item.data,
-                });
-                if let Err(why) = send(socket, hub, frame.to_string()).await {
-                    return why;
-                }
+        if wake {
+            wake = false;
+            if !holder.still_valid(state) {
+                return End::Revoked;
             }
-            cursor = page.next;
-            if !page.more {
-                break;
+            commits.borrow_and_update();
+            if let Err(why) = catch_up(socket, store, filter, &mut cursor, hub).await {
+                return why;
             }
         }
         tokio::select! {
             m = socket.recv() => match m {
                 None | Some(Ok(Message::Close(_))) => return End::ClientClosed,
-                Some(Err(_)) => return End::ClientClosed,
+                Some(Err(e)) => return if too_big(e) { End::TooBig } else { End::ClientClosed },
                 Some(Ok(Message::Pong(_))) => awaiting_pong = false,
-                // Anything else a client sends is ignored (pings are answered by the protocol).
+                Some(Ok(Message::Text(_) | Message::Binary(_))) => return End::Unsupported,
+                // Pings are answered by the protocol.
                 Some(Ok(_)) => {}
             },
             r = commits.changed(), if commits_open => {
                 // The store is gone: the tick alone wakes the stream from now on.
                 if r.is_err() {
                     commits_open = false;
+                } else {
+                    wake = true;
                 }
             }
-            _ = tick.tick() => {}
+            _ = tick.tick() => wake = true,
             _ = ping.tick() => {
                 if awaiting_pong {
                     return End::PongTimeout;
@@ -417,6 +539,41 @@ async fn follow(
                     Err(_) => return End::Slow,
                 }
             }
+        }
+    }
+}
+
+/// Sends everything committed after `cursor` that `filter` matches, a bounded read at a time,
+/// moving `cursor` on.
+async fn catch_up(
+    socket: &mut WebSocket,
+    store: &Store,
+    filter: &FeedFilter,
+    cursor: &mut FeedCursor,
+    hub: &Hub,
+) -> Result<(), End> {
+    loop {
+        hub.reads.inc();
+        let page = match store.feed_after(*cursor, filter, READ_BATCH).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(evt = "stream_read_failed", error = %e);
+                return Err(End::Error);
+            }
+        };
+        hub.missing.inc_by(page.missing);
+        for item in page.items {
+            let frame = serde_json::json!({
+                "type": "item",
+                "cursor": item.cursor.to_string(),
+                "kind": item.kind.as_str(),
+                "data": item.data,
+            });
+            send(socket, hub, frame.to_string()).await?;
+        }
+        *cursor = page.next;
+        if !page.more {
+            return Ok(());
         }
     }
 }

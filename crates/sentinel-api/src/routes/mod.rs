@@ -144,6 +144,7 @@ pub fn router_with_limits(
         )
         .layer(from_fn_with_state(state.clone(), crate::trace::layer))
         .layer(from_fn_with_state(state.clone(), system::track))
+        .layer(axum::middleware::from_fn(crate::ui::ui_paths_headers))
         .with_state(state)
 }
 

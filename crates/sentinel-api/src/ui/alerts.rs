@@ -94,7 +94,7 @@ fn state_text(s: ActionState) -> Markup {
 }
 
 /// At most `max` characters of `s`, and how many bytes were left out.
-fn clip(s: &str, max: usize) -> (&str, usize) {
+pub(crate) fn clip(s: &str, max: usize) -> (&str, usize) {
     match s.char_indices().nth(max) {
         Some((at, _)) => (&s[..at], s.len() - at),
         None => (s, 0),

@@ -78,7 +78,19 @@ async fn page(
         Some("applied") => Some("applied"),
         Some(_) => return Err(UiError::BadRequest("`done`: reverted or applied".into())),
     };
-    let notice = done.map(|d| (d, q.get("id").cloned().unwrap_or_default()));
+    // The confirmation names a decision by its id only: a link cannot make the page say anything else.
+    let notice = match done {
+        None => None,
+        Some(d) => {
+            let id = q
+                .get("id")
+                .and_then(|i| i.parse::<ActionId>().ok())
+                .ok_or_else(|| {
+                    UiError::BadRequest("`id`: not an action id (with `done`)".into())
+                })?;
+            Some((d, id.to_string()))
+        }
+    };
     let desk = desk(&state)?;
     let (items, more) = desk.list_page(before, PAGE_SIZE).await;
     let reasons = reasons(&state, &items).await?;
@@ -545,13 +557,14 @@ struct RevertForm {
     next: Option<String>,
 }
 
-/// Where a form may send the browser back to: a path under `/ui/` only, never another host.
+/// Where a form may send the browser back to: a path under `/ui/` only (printable ASCII, no
+/// backslash), never another host.
 pub fn safe_next(next: Option<&str>) -> Option<&str> {
     let n = next?;
     let ok = n.starts_with("/ui/")
         && !n.starts_with("//")
         && !n.contains('\\')
-        && !n.chars().any(|c| c.is_control() || c.is_whitespace());
+        && n.bytes().all(|b| b.is_ascii_graphic());
     ok.then_some(n)
 }
 

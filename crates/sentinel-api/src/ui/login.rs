@@ -41,15 +41,16 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/logout", post(logout))
 }
 
-/// Where to go after login: `next` when it is a dashboard path (`/ui/…`, not `//…` nor `/\…`, no
-/// control characters or backslashes anywhere), else `/ui/`. Never another host.
+/// Where to go after login: `next` when it is a dashboard path (`/ui/…`, not `//…` nor `/\…`, only
+/// printable ASCII: no control characters, spaces or backslashes anywhere, nothing a `Location`
+/// header cannot carry as is), else `/ui/`. Never another host.
 pub fn safe_next(next: Option<&str>) -> String {
     match next {
         Some(n)
             if n.starts_with("/ui/")
                 && !n.starts_with("//")
                 && !n.contains('\\')
-                && !n.chars().any(|c| c.is_control() || c.is_whitespace()) =>
+                && n.bytes().all(|b| b.is_ascii_graphic()) =>
         {
             n.to_string()
         }
@@ -121,8 +122,13 @@ fn form_page(state: &AppState, status: StatusCode, next: &str, error: Option<&st
 async fn login_page(
     State(state): State<AppState>,
     headers: HeaderMap,
-    crate::extract::StrictQuery(q): crate::extract::StrictQuery,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
 ) -> Response {
+    // A query that does not decode, or names `next` twice, is the dashboard's own 400 page.
+    let q = match crate::extract::StrictQuery::parse(raw.as_deref()) {
+        Ok(q) => q.0,
+        Err(e) => return UiError::BadRequest(e.to_string()).into_response(),
+    };
     let next = safe_next(q.get("next").map(String::as_str));
     if session_of(&state, &headers).is_some() {
         return see_other(&next);

@@ -325,8 +325,22 @@ impl From<sentinel_store::StoreError> for UiError {
     }
 }
 
+/// Dashboard requests answered with the 400 page (`sentinel_ui_bad_requests_total`): one count for
+/// the process, however many routers are built.
+static BAD_REQUESTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many dashboard requests were answered with the 400 page.
+pub fn bad_requests() -> u64 {
+    BAD_REQUESTS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 impl IntoResponse for UiError {
     fn into_response(self) -> Response {
+        if let UiError::BadRequest(why) = &self {
+            BAD_REQUESTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let (shown, _) = alerts::clip(why, 200);
+            tracing::info!(evt = "ui_bad_request", why = %shown);
+        }
         let (status, title) = match &self {
             UiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "Bad request"),
             UiError::Forbidden(_) => (StatusCode::FORBIDDEN, "Forbidden"),
@@ -371,6 +385,18 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     resp
+}
+
+/// Middleware over the whole router: [`security_headers`] on every answer to a `/ui` path, also those
+/// made outside the dashboard's own routes (405 for a method a route does not take, the rate limit's
+/// 429, the in-flight cap's 503, the request timeout).
+pub async fn ui_paths_headers(req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    if path == "/ui" || path.starts_with("/ui/") {
+        security_headers(req, next).await
+    } else {
+        next.run(req).await
+    }
 }
 
 /// The `/ui` routes (empty when the dashboard is off). Each page module adds its routes here.

@@ -21,7 +21,8 @@ pub struct UiSettings {
     pub session_ttl: Duration,
     /// A session unused this long expires.
     pub idle_timeout: Duration,
-    /// Sessions kept at once; past it the least recently used one is dropped.
+    /// Sessions kept at once; past it the least recently used one of the key logging in is dropped
+    /// (the least recently used of all when that key has none).
     pub max_sessions: usize,
     /// Mark the cookie `Secure` (and name it `__Host-…`): on when the API serves TLS, or by
     /// configuration behind a TLS-terminating proxy.
@@ -126,7 +127,15 @@ impl Sessions {
             s.expires > now && now.duration_since(s.last_seen) < self.settings.idle_timeout
         });
         while t.len() >= self.settings.max_sessions.max(1) {
-            let Some(oldest) = t.iter().min_by_key(|(_, s)| s.last_seen).map(|(k, _)| *k) else {
+            // The key logging in gives up its own least recently used session first: logging in
+            // again and again with one (even a viewer's) key never pushes out other keys' sessions.
+            let lru = |own: bool| {
+                t.iter()
+                    .filter(|(_, o)| !own || o.principal.key_id == s.principal.key_id)
+                    .min_by_key(|(_, o)| o.last_seen)
+                    .map(|(k, _)| *k)
+            };
+            let Some(oldest) = lru(true).or_else(|| lru(false)) else {
                 break;
             };
             t.remove(&oldest);
@@ -341,6 +350,13 @@ impl prometheus_client::collector::Collector for Collector {
             ConstCounter::new(self.0.forms_refused(why))
                 .encode(family.encode_family(&[("reason", why.as_str())])?)?;
         }
+        let c = ConstCounter::new(super::bad_requests());
+        c.encode(encoder.encode_descriptor(
+            "sentinel_ui_bad_requests",
+            "Dashboard requests answered with the 400 page (a malformed filter, cursor, form or query).",
+            None,
+            c.metric_type(),
+        )?)?;
         let g = prometheus_client::metrics::gauge::ConstGauge::new(self.1.len() as i64);
         g.encode(encoder.encode_descriptor(
             "sentinel_ui_sessions",
@@ -359,7 +375,8 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// Addresses tracked at once by the login backoff.
 const MAX_TRACKED: usize = 10_000;
 
-/// A per-address backoff on failed logins: after [`FREE_FAILURES`] consecutive failures an address
+/// A per-address backoff on failed logins (IPv6 per /64, what one host is usually given, as the API's
+/// rate limit counts it; an IPv4-mapped address as its IPv4 address): after [`FREE_FAILURES`] consecutive failures an address
 /// waits 1 s, then 2 s, 4 s, … up to [`MAX_BACKOFF`] before its next attempt is even checked; a
 /// success clears it. On top of the per-address rate limit of the whole API (`api.rate_limit`), it
 /// makes guessing at the form slow. The table is bounded: when full, the entry seen longest ago goes.
@@ -371,6 +388,7 @@ pub struct LoginThrottle {
 impl LoginThrottle {
     /// How long `ip` must still wait before an attempt is checked (`None`: it may try now).
     pub fn wait(&self, ip: std::net::IpAddr) -> Option<Duration> {
+        let ip = crate::ratelimit::ip_key(ip);
         let t = self.table.lock().unwrap_or_else(|e| e.into_inner());
         let (_, until) = t.get(&ip)?;
         until.checked_duration_since(Instant::now())
@@ -378,6 +396,7 @@ impl LoginThrottle {
 
     /// Notes a failed attempt from `ip`.
     pub fn failed(&self, ip: std::net::IpAddr) {
+        let ip = crate::ratelimit::ip_key(ip);
         let now = Instant::now();
         let mut t = self.table.lock().unwrap_or_else(|e| e.into_inner());
         if !t.contains_key(&ip) && t.len() >= MAX_TRACKED {
@@ -404,6 +423,7 @@ impl LoginThrottle {
 
     /// Clears `ip` after a success.
     pub fn succeeded(&self, ip: std::net::IpAddr) {
+        let ip = crate::ratelimit::ip_key(ip);
         let mut t = self.table.lock().unwrap_or_else(|e| e.into_inner());
         t.remove(&ip);
     }
