@@ -44,6 +44,15 @@ pub enum RollupSeries {
 }
 
 impl RollupSeries {
+    /// Every series.
+    pub const ALL: [RollupSeries; 5] = [
+        RollupSeries::EventKind,
+        RollupSeries::AlertScenario,
+        RollupSeries::AlertSeverity,
+        RollupSeries::AlertSubject,
+        RollupSeries::ActionKind,
+    ];
+
     /// The series' name in the `rollups` table.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -160,6 +169,17 @@ fn count(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
+/// `(bucket, key, n)` rows as points.
+fn points(rows: Vec<(i64, String, i64)>) -> Vec<RollupPoint> {
+    rows.into_iter()
+        .map(|(bucket, key, n)| RollupPoint {
+            bucket,
+            key,
+            n: count(n),
+        })
+        .collect()
+}
+
 impl Store {
     /// The counts of `series` in `[since, until)`, summed per step of `step_ms` (rounded up to a
     /// multiple of the series' bucket) and key, oldest step first. A step is the start of its buckets;
@@ -184,14 +204,7 @@ impl Store {
         .bind(until.as_millis())
         .fetch_all(self.pool())
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(bucket, key, n)| RollupPoint {
-                bucket,
-                key,
-                n: count(n),
-            })
-            .collect())
+        Ok(points(rows))
     }
 
     /// The `limit` keys of `series` with the most counts in `[since, until)`, most first (ties by
@@ -246,30 +259,32 @@ impl Store {
 
     /// Actions applied and not expired at `now` (an indexed count over the `applied` actions).
     pub async fn count_active_actions(&self, now: Timestamp) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar(
+        self.count_at(
             "SELECT COUNT(*) FROM actions WHERE state = 'applied' AND expires_at > ?",
+            now,
         )
-        .bind(now.as_millis())
-        .fetch_one(self.pool())
-        .await?;
-        Ok(count(n))
+        .await
     }
 
     /// Distinct subjects under an applied, unexpired action at `now`: the decisions in force.
     pub async fn count_active_subjects(&self, now: Timestamp) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar(
+        self.count_at(
             "SELECT COUNT(DISTINCT subject) FROM actions WHERE state = 'applied' AND expires_at > ?",
+            now,
         )
-        .bind(now.as_millis())
-        .fetch_one(self.pool())
-        .await?;
-        Ok(count(n))
+        .await
     }
 
     /// Investigations concluded at or after `since` (an index range count).
     pub async fn count_investigations_since(&self, since: Timestamp) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM investigations WHERE ts >= ?")
-            .bind(since.as_millis())
+        self.count_at("SELECT COUNT(*) FROM investigations WHERE ts >= ?", since)
+            .await
+    }
+
+    /// The one count `sql` answers with its one parameter bound to `at` (ms).
+    async fn count_at(&self, sql: &'static str, at: Timestamp) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar(sql)
+            .bind(at.as_millis())
             .fetch_one(self.pool())
             .await?;
         Ok(count(n))
@@ -288,14 +303,7 @@ impl Store {
         .bind(series.as_str())
         .fetch_all(self.pool())
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(bucket, key, n)| RollupPoint {
-                bucket,
-                key,
-                n: count(n),
-            })
-            .collect())
+        Ok(points(rows))
     }
 
     /// The buckets of `series` counted afresh from the record tables, in the order of
@@ -320,13 +328,6 @@ impl Store {
             .bind(series.bucket_ms())
             .fetch_all(self.pool())
             .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(bucket, key, n)| RollupPoint {
-                bucket,
-                key,
-                n: count(n),
-            })
-            .collect())
+        Ok(points(rows))
     }
 }

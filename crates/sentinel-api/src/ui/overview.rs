@@ -7,8 +7,7 @@
 //! `cargo bench -p sentinel-api --bench ui_pages`).
 
 use super::charts::{bar_figure, time_figure, BarChart, Series, TimeChart};
-use super::{layout, urlencode, Nav, UiError, Viewer};
-use crate::extract::StrictQuery;
+use super::{layout, page_query, urlencode, Nav, UiError, Viewer};
 use crate::state::AppState;
 use axum::extract::{RawQuery, State};
 use axum::routing::get;
@@ -101,13 +100,8 @@ async fn page(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
 ) -> Result<Markup, UiError> {
-    let q = StrictQuery::parse(query.as_deref()).map_err(|e| UiError::BadRequest(e.to_string()))?;
-    if let Some(k) = q.0.keys().find(|k| k.as_str() != "window") {
-        return Err(UiError::BadRequest(format!(
-            "`{k}`: unknown parameter (this page takes `window`)"
-        )));
-    }
-    let window = match q.0.get("window") {
+    let q = page_query(query.as_deref(), &["window"])?;
+    let window = match q.get("window") {
         None => Window::Day,
         Some(w) => Window::parse(w)
             .ok_or_else(|| UiError::BadRequest("`window`: must be 1h, 24h or 7d".into()))?,

@@ -264,3 +264,28 @@ pub fn post(path: &str, key: &str, content_type: &str, body: impl Into<Body>) ->
 pub fn post_json(path: &str, key: &str, body: impl Into<Body>) -> Request<Body> {
     post(path, key, "application/json", body)
 }
+
+/// A recorder as the daemon wires it: records through a writer of `store`, audit entries into a real
+/// audit log under `dir/audit` (named `origin`), indexed in `store`.
+pub async fn audit_recorder(
+    store: &Store,
+    dir: &std::path::Path,
+    origin: &str,
+    metrics: Arc<Metrics>,
+) -> sentinel_pipeline::recorder::Recorder {
+    let (writer, _task) = store.writer(sentinel_store::WriterOptions::default());
+    let (log, _log_task) = sentinel_audit::Log::open(sentinel_audit::AuditSettings::new(
+        dir.join("audit"),
+        origin,
+    ))
+    .await
+    .unwrap();
+    let (audit, _index) =
+        sentinel_pipeline::recorder::LogAudit::start(log, writer.clone(), metrics.clone());
+    sentinel_pipeline::recorder::Recorder::new(
+        writer,
+        Arc::new(audit),
+        Arc::new(Redactor::default()),
+        metrics,
+    )
+}
