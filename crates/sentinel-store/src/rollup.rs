@@ -165,6 +165,13 @@ pub(crate) async fn prune_before(
     Ok(done)
 }
 
+/// The SQL of [`Store::count_active_actions`] (public for `EXPLAIN QUERY PLAN` checks).
+pub const ACTIVE_ACTIONS_SQL: &str =
+    "SELECT COUNT(*) FROM actions WHERE state = 'applied' AND expires_at > ?";
+/// The SQL of [`Store::count_active_subjects`] (public for `EXPLAIN QUERY PLAN` checks).
+pub const ACTIVE_SUBJECTS_SQL: &str =
+    "SELECT COUNT(DISTINCT subject) FROM actions WHERE state = 'applied' AND expires_at > ?";
+
 fn count(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
@@ -257,22 +264,15 @@ impl Store {
         Ok(t)
     }
 
-    /// Actions applied and not expired at `now` (an indexed count over the `applied` actions).
+    /// Actions applied and not expired at `now` (a range of the `actions_state_expires` index).
     pub async fn count_active_actions(&self, now: Timestamp) -> Result<u64, StoreError> {
-        self.count_at(
-            "SELECT COUNT(*) FROM actions WHERE state = 'applied' AND expires_at > ?",
-            now,
-        )
-        .await
+        self.count_at(ACTIVE_ACTIONS_SQL, now).await
     }
 
-    /// Distinct subjects under an applied, unexpired action at `now`: the decisions in force.
+    /// Distinct subjects under an applied, unexpired action at `now`: the decisions in force (the
+    /// same range of the same index, which holds the subject too).
     pub async fn count_active_subjects(&self, now: Timestamp) -> Result<u64, StoreError> {
-        self.count_at(
-            "SELECT COUNT(DISTINCT subject) FROM actions WHERE state = 'applied' AND expires_at > ?",
-            now,
-        )
-        .await
+        self.count_at(ACTIVE_SUBJECTS_SQL, now).await
     }
 
     /// Investigations concluded at or after `since` (an index range count).

@@ -66,3 +66,31 @@ async fn alert_filters_walk_an_index_in_id_order() {
     .await;
     assert!(!p.contains("TEMP B-TREE"), "{p}");
 }
+
+/// The overview's counts of the decisions in force read a range of one index that holds every column
+/// they need (`COVERING INDEX`), never the actions' rows.
+#[tokio::test]
+async fn active_counts_read_only_an_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    drop(Store::open(&path).await.unwrap());
+    let mut conn = SqliteConnection::connect_with(&SqliteConnectOptions::new().filename(&path))
+        .await
+        .unwrap();
+    for sql in [
+        sentinel_store::ACTIVE_ACTIONS_SQL,
+        sentinel_store::ACTIVE_SUBJECTS_SQL,
+    ] {
+        let rows: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .bind(1_764_000_000_000i64)
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+        let p = rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("\n");
+        assert!(
+            p.contains("COVERING INDEX actions_state_expires (state=? AND expires_at>?)"),
+            "{sql}:\n{p}"
+        );
+    }
+}
