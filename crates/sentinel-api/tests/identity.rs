@@ -16,7 +16,6 @@ use sentinel_api::webhook::WebhookSettings;
 use sentinel_api::{ApiSettings, AppState, ServerId, WebhookAuth};
 use sentinel_core::{AuditKind, Redactor, Timestamp, TraceId};
 use sentinel_notify::config::Secret;
-use sentinel_pipeline::metrics::Metrics;
 use sentinel_store::{ApiKeyRow, Store};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -99,16 +98,7 @@ fn signing_key(byte: u8) -> SigningKey {
 }
 
 async fn env() -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("s.db")).await.unwrap();
-    let metrics = Arc::new(Metrics::default());
-    let recorder = common::audit_recorder(
-        &store,
-        dir.path(),
-        "sentinel/identity-test",
-        metrics.clone(),
-    )
-    .await;
+    let (dir, store, metrics, recorder) = common::audited_store("sentinel/identity-test").await;
 
     let jwks = dir.path().join("jwks.json");
     let ed_k1 = signing_key(1);

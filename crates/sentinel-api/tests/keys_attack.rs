@@ -11,7 +11,6 @@ use axum::http::Method;
 use sentinel_api::auth::Auth;
 use sentinel_api::{ApiSettings, AppState};
 use sentinel_core::{AuditKind, Redactor, Timestamp, TraceId};
-use sentinel_pipeline::metrics::Metrics;
 use sentinel_store::{ApiKeyRow, Store};
 use serde_json::{json, Value};
 use std::sync::atomic::AtomicBool;
@@ -29,16 +28,7 @@ struct Env {
 }
 
 async fn env() -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("s.db")).await.unwrap();
-    let metrics = Arc::new(Metrics::default());
-    let recorder = common::audit_recorder(
-        &store,
-        dir.path(),
-        "sentinel/keys-attack-test",
-        metrics.clone(),
-    )
-    .await;
+    let (dir, store, metrics, recorder) = common::audited_store("sentinel/keys-attack-test").await;
     let auth = Auth::new([5u8; 32], false);
     let admin = Auth::generate_key();
     let row = ApiKeyRow {

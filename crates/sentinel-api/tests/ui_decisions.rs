@@ -16,7 +16,6 @@ use sentinel_api::decisions::Decisions;
 use sentinel_api::{ApiSettings, AppState};
 use sentinel_core::{ActionLimits, ActionState, Mode, Redactor, TraceId};
 use sentinel_pipeline::ledger::Desk;
-use sentinel_pipeline::metrics::Metrics;
 use sentinel_pipeline::recorder::Recorder;
 use sentinel_respond::actuators::nft::{NftBlockIp, NftTable};
 use sentinel_respond::{Allowlist, Ledger, LedgerConfig, Responder};
@@ -55,16 +54,7 @@ fn session(state: &AppState, key_id: &str, role: Role) -> (String, String) {
 
 async fn env() -> Env {
     let ns = Netns::new("uidec").expect("these tests need root: they create a network namespace");
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("s.db")).await.unwrap();
-    let metrics = Arc::new(Metrics::default());
-    let recorder = common::audit_recorder(
-        &store,
-        dir.path(),
-        "sentinel/ui-decisions-test",
-        metrics.clone(),
-    )
-    .await;
+    let (dir, store, metrics, recorder) = common::audited_store("sentinel/ui-decisions-test").await;
     let table = NftTable::default().in_netns(ns.name()).unwrap();
     let responder = Responder::new(Allowlist::new(["192.0.2.0/24".parse().unwrap()]))
         .with_actuator(Box::new(NftBlockIp::new(table)));
