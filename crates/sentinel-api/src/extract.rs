@@ -121,6 +121,24 @@ impl StrictQuery {
         }
         Ok(Self(map))
     }
+
+    /// The first key (in sorted order) not in `allowed`, if any ([`first_unknown`]).
+    pub(crate) fn unknown_key(&self, allowed: &[&str]) -> Option<&str> {
+        first_unknown(&self.0, allowed)
+    }
+}
+
+/// The first key of `params` (in sorted order, so the same one whatever the map's order) that is not
+/// in `allowed`: the parameter a refusal names.
+pub(crate) fn first_unknown<'a>(
+    params: &'a std::collections::HashMap<String, String>,
+    allowed: &[&str],
+) -> Option<&'a str> {
+    params
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !allowed.contains(k))
+        .min()
 }
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for StrictQuery {

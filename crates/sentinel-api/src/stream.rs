@@ -243,13 +243,7 @@ fn list(v: Option<&String>) -> Vec<&str> {
 }
 
 fn parse(q: &std::collections::HashMap<String, String>) -> Result<Ask, ApiError> {
-    let mut unknown: Vec<&str> = q
-        .keys()
-        .map(String::as_str)
-        .filter(|k| !PARAMS.contains(k))
-        .collect();
-    unknown.sort_unstable();
-    if let Some(k) = unknown.first() {
+    if let Some(k) = crate::extract::first_unknown(q, PARAMS) {
         return Err(ApiError::BadRequest(format!(
             "`{k}`: unknown query parameter (expected one of {})",
             PARAMS.join(", ")

@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use axum::http::Method;
 use ed25519_dalek::SigningKey;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
@@ -14,8 +16,6 @@ use sentinel_api::webhook::WebhookSettings;
 use sentinel_api::{ApiSettings, AppState, ServerId, WebhookAuth};
 use sentinel_core::{AuditKind, Redactor, Timestamp, TraceId};
 use sentinel_notify::config::Secret;
-use sentinel_pipeline::metrics::Metrics;
-use sentinel_pipeline::recorder::{LogAudit, Recorder};
 use sentinel_store::{ApiKeyRow, Store};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -98,23 +98,7 @@ fn signing_key(byte: u8) -> SigningKey {
 }
 
 async fn env() -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("s.db")).await.unwrap();
-    let metrics = Arc::new(Metrics::default());
-    let (writer, _task) = store.writer(sentinel_store::WriterOptions::default());
-    let (log, _log_task) = sentinel_audit::Log::open(sentinel_audit::AuditSettings::new(
-        dir.path().join("audit"),
-        "sentinel/identity-test",
-    ))
-    .await
-    .unwrap();
-    let (audit, _index) = LogAudit::start(log, writer.clone(), metrics.clone());
-    let recorder = Recorder::new(
-        writer,
-        Arc::new(audit),
-        Arc::new(Redactor::default()),
-        metrics.clone(),
-    );
+    let (dir, store, metrics, recorder) = common::audited_store("sentinel/identity-test").await;
 
     let jwks = dir.path().join("jwks.json");
     let ed_k1 = signing_key(1);

@@ -5,12 +5,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use axum::http::Method;
 use sentinel_api::auth::Auth;
 use sentinel_api::{ApiSettings, AppState};
 use sentinel_core::{AuditKind, Redactor, Timestamp, TraceId};
-use sentinel_pipeline::metrics::Metrics;
-use sentinel_pipeline::recorder::{LogAudit, Recorder};
 use sentinel_store::{ApiKeyRow, Store};
 use serde_json::{json, Value};
 use std::sync::atomic::AtomicBool;
@@ -28,23 +28,7 @@ struct Env {
 }
 
 async fn env() -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("s.db")).await.unwrap();
-    let metrics = Arc::new(Metrics::default());
-    let (writer, _task) = store.writer(sentinel_store::WriterOptions::default());
-    let (log, _log_task) = sentinel_audit::Log::open(sentinel_audit::AuditSettings::new(
-        dir.path().join("audit"),
-        "sentinel/keys-attack-test",
-    ))
-    .await
-    .unwrap();
-    let (audit, _index) = LogAudit::start(log, writer.clone(), metrics.clone());
-    let recorder = Recorder::new(
-        writer,
-        Arc::new(audit),
-        Arc::new(Redactor::default()),
-        metrics.clone(),
-    );
+    let (dir, store, metrics, recorder) = common::audited_store("sentinel/keys-attack-test").await;
     let auth = Auth::new([5u8; 32], false);
     let admin = Auth::generate_key();
     let row = ApiKeyRow {

@@ -5,6 +5,8 @@
 //! text comes out escaped, and a bad duration is a 400 next to its field. Needs root (namespaces).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use axum::Router;
@@ -14,8 +16,7 @@ use sentinel_api::decisions::Decisions;
 use sentinel_api::{ApiSettings, AppState};
 use sentinel_core::{ActionLimits, ActionState, Mode, Redactor, TraceId};
 use sentinel_pipeline::ledger::Desk;
-use sentinel_pipeline::metrics::Metrics;
-use sentinel_pipeline::recorder::{LogAudit, Recorder};
+use sentinel_pipeline::recorder::Recorder;
 use sentinel_respond::actuators::nft::{NftBlockIp, NftTable};
 use sentinel_respond::{Allowlist, Ledger, LedgerConfig, Responder};
 use sentinel_store::Store;
@@ -55,23 +56,7 @@ fn session(state: &AppState, key_id: &str, role: Role) -> (String, String) {
 
 async fn env() -> Env {
     let ns = Netns::new("uidec").expect("these tests need root: they create a network namespace");
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("s.db")).await.unwrap();
-    let metrics = Arc::new(Metrics::default());
-    let (writer, _writer_task) = store.writer(sentinel_store::WriterOptions::default());
-    let (log, _log_task) = sentinel_audit::Log::open(sentinel_audit::AuditSettings::new(
-        dir.path().join("audit"),
-        "sentinel/ui-decisions-test",
-    ))
-    .await
-    .unwrap();
-    let (audit, _index) = LogAudit::start(log, writer.clone(), metrics.clone());
-    let recorder = Recorder::new(
-        writer,
-        Arc::new(audit),
-        Arc::new(Redactor::default()),
-        metrics.clone(),
-    );
+    let (dir, store, metrics, recorder) = common::audited_store("sentinel/ui-decisions-test").await;
     let table = NftTable::default().in_netns(ns.name()).unwrap();
     let responder = Responder::new(Allowlist::new(["192.0.2.0/24".parse().unwrap()]))
         .with_actuator(Box::new(NftBlockIp::new(table)));

@@ -16,14 +16,6 @@ use sentinel_core::{ActionKind, ActionState, Severity, Subject, Timestamp};
 use sentinel_store::{Record, RollupSeries, Store, WriterOptions};
 use std::time::Duration;
 
-const ALL: [RollupSeries; 5] = [
-    RollupSeries::EventKind,
-    RollupSeries::AlertScenario,
-    RollupSeries::AlertSeverity,
-    RollupSeries::AlertSubject,
-    RollupSeries::ActionKind,
-];
-
 const SCRIPT: &str = "<script>alert(1)</script>";
 const IMG: &str = "\"><img src=x onerror=alert(1)>";
 
@@ -121,7 +113,7 @@ async fn rollups_equal_the_counts_of_the_tables_over_random_batches() {
             batch.push(Record::Action(act.clone()));
         }
         write(&h.store, batch, rng.gen_range(1..600)).await;
-        for s in ALL {
+        for s in RollupSeries::ALL {
             assert_eq!(
                 h.store.rollup_buckets(s).await.unwrap(),
                 h.store.rollup_recount(s).await.unwrap(),

@@ -41,7 +41,8 @@ pub use outbox::{
 pub use read::{AlertDetail, SubjectHistory, AUDIT_PER_TRACE_LIMIT};
 pub use record::{audited_table, content_hash, sha256_hex, stored_body, AuditRow, Record};
 pub use rollup::{
-    bucket_of, RollupPoint, RollupSeries, RollupTotals, BUCKET_MS, SUBJECT_BUCKET_MS,
+    bucket_of, RollupPoint, RollupSeries, RollupTotals, ACTIVE_ACTIONS_SQL, ACTIVE_SUBJECTS_SQL,
+    BUCKET_MS, SUBJECT_BUCKET_MS,
 };
 pub use scenario_window::{ScenarioAlerts, ScenarioWindow, SCENARIO_WINDOW_SQL};
 pub use store::{Store, StoreOptions, SyncMode};

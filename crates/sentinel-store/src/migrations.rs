@@ -35,6 +35,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "alert list indexes",
         include_str!("../migrations/0007_alert_list_indexes.sql"),
     ),
+    (
+        8,
+        "active actions index",
+        include_str!("../migrations/0008_active_actions_index.sql"),
+    ),
 ];
 
 /// The migrations compiled into this crate.

@@ -292,15 +292,10 @@ impl Store {
     /// audit log seq (when the log holds it) and content hash. Log order holds even for rows the index
     /// caught up after a crash, which are stored later than the rows around them.
     pub async fn audit_for_trace(&self, trace: &TraceId) -> Result<Vec<AuditRow>, StoreError> {
-        let rows = sqlx::query_as::<_, AuditIndexRow>(
-            "SELECT seq, ts, kind, subject_id, trace_id, summary, log_seq, content_hash FROM audit \
-             WHERE trace_id = ? ORDER BY log_seq IS NULL, log_seq ASC, seq ASC LIMIT ?",
-        )
-        .bind(trace.as_str())
-        .bind(AUDIT_PER_TRACE_LIMIT)
-        .fetch_all(self.pool())
-        .await?;
-        rows.into_iter().map(audit_row).collect()
+        Ok(self
+            .audit_trail(trace, AUDIT_PER_TRACE_LIMIT as u32)
+            .await?
+            .rows)
     }
 
     /// Up to `limit` indexed audit records the audit log holds, from log seq `from` on, in log seq

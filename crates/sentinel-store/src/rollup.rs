@@ -44,6 +44,15 @@ pub enum RollupSeries {
 }
 
 impl RollupSeries {
+    /// Every series.
+    pub const ALL: [RollupSeries; 5] = [
+        RollupSeries::EventKind,
+        RollupSeries::AlertScenario,
+        RollupSeries::AlertSeverity,
+        RollupSeries::AlertSubject,
+        RollupSeries::ActionKind,
+    ];
+
     /// The series' name in the `rollups` table.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -156,8 +165,26 @@ pub(crate) async fn prune_before(
     Ok(done)
 }
 
+/// The SQL of [`Store::count_active_actions`] (public for `EXPLAIN QUERY PLAN` checks).
+pub const ACTIVE_ACTIONS_SQL: &str =
+    "SELECT COUNT(*) FROM actions WHERE state = 'applied' AND expires_at > ?";
+/// The SQL of [`Store::count_active_subjects`] (public for `EXPLAIN QUERY PLAN` checks).
+pub const ACTIVE_SUBJECTS_SQL: &str =
+    "SELECT COUNT(DISTINCT subject) FROM actions WHERE state = 'applied' AND expires_at > ?";
+
 fn count(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
+}
+
+/// `(bucket, key, n)` rows as points.
+fn points(rows: Vec<(i64, String, i64)>) -> Vec<RollupPoint> {
+    rows.into_iter()
+        .map(|(bucket, key, n)| RollupPoint {
+            bucket,
+            key,
+            n: count(n),
+        })
+        .collect()
 }
 
 impl Store {
@@ -184,14 +211,7 @@ impl Store {
         .bind(until.as_millis())
         .fetch_all(self.pool())
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(bucket, key, n)| RollupPoint {
-                bucket,
-                key,
-                n: count(n),
-            })
-            .collect())
+        Ok(points(rows))
     }
 
     /// The `limit` keys of `series` with the most counts in `[since, until)`, most first (ties by
@@ -244,32 +264,27 @@ impl Store {
         Ok(t)
     }
 
-    /// Actions applied and not expired at `now` (an indexed count over the `applied` actions).
+    /// Actions applied and not expired at `now` (a range of the `actions_state_expires` index).
     pub async fn count_active_actions(&self, now: Timestamp) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM actions WHERE state = 'applied' AND expires_at > ?",
-        )
-        .bind(now.as_millis())
-        .fetch_one(self.pool())
-        .await?;
-        Ok(count(n))
+        self.count_at(ACTIVE_ACTIONS_SQL, now).await
     }
 
-    /// Distinct subjects under an applied, unexpired action at `now`: the decisions in force.
+    /// Distinct subjects under an applied, unexpired action at `now`: the decisions in force (the
+    /// same range of the same index, which holds the subject too).
     pub async fn count_active_subjects(&self, now: Timestamp) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(DISTINCT subject) FROM actions WHERE state = 'applied' AND expires_at > ?",
-        )
-        .bind(now.as_millis())
-        .fetch_one(self.pool())
-        .await?;
-        Ok(count(n))
+        self.count_at(ACTIVE_SUBJECTS_SQL, now).await
     }
 
     /// Investigations concluded at or after `since` (an index range count).
     pub async fn count_investigations_since(&self, since: Timestamp) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM investigations WHERE ts >= ?")
-            .bind(since.as_millis())
+        self.count_at("SELECT COUNT(*) FROM investigations WHERE ts >= ?", since)
+            .await
+    }
+
+    /// The one count `sql` answers with its one parameter bound to `at` (ms).
+    async fn count_at(&self, sql: &'static str, at: Timestamp) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar(sql)
+            .bind(at.as_millis())
             .fetch_one(self.pool())
             .await?;
         Ok(count(n))
@@ -288,14 +303,7 @@ impl Store {
         .bind(series.as_str())
         .fetch_all(self.pool())
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(bucket, key, n)| RollupPoint {
-                bucket,
-                key,
-                n: count(n),
-            })
-            .collect())
+        Ok(points(rows))
     }
 
     /// The buckets of `series` counted afresh from the record tables, in the order of
@@ -320,13 +328,6 @@ impl Store {
             .bind(series.bucket_ms())
             .fetch_all(self.pool())
             .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(bucket, key, n)| RollupPoint {
-                bucket,
-                key,
-                n: count(n),
-            })
-            .collect())
+        Ok(points(rows))
     }
 }

@@ -23,14 +23,20 @@ async fn plan_from(conn: &mut SqliteConnection, from: &str, where_: &str) -> Str
     rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("\n")
 }
 
-#[tokio::test]
-async fn alert_filters_walk_an_index_in_id_order() {
+/// A connection to a new store's database (all migrations run); keep the tempdir.
+async fn schema() -> (tempfile::TempDir, SqliteConnection) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.db");
     drop(Store::open(&path).await.unwrap());
-    let mut conn = SqliteConnection::connect_with(&SqliteConnectOptions::new().filename(&path))
+    let conn = SqliteConnection::connect_with(&SqliteConnectOptions::new().filename(&path))
         .await
         .unwrap();
+    (dir, conn)
+}
+
+#[tokio::test]
+async fn alert_filters_walk_an_index_in_id_order() {
+    let (_dir, mut conn) = schema().await;
     let cursor = " AND id < '01KBDN3R0000000000000000'";
     for (filter, index) in [
         (" AND scenario = 'ssh_bruteforce'", "alerts_scenario_id"),
@@ -65,4 +71,27 @@ async fn alert_filters_walk_an_index_in_id_order() {
     )
     .await;
     assert!(!p.contains("TEMP B-TREE"), "{p}");
+}
+
+/// The overview's counts of the decisions in force read a range of one index that holds every column
+/// they need (`COVERING INDEX`), never the actions' rows.
+#[tokio::test]
+async fn active_counts_read_only_an_index() {
+    let (_dir, mut conn) = schema().await;
+    for sql in [
+        sentinel_store::ACTIVE_ACTIONS_SQL,
+        sentinel_store::ACTIVE_SUBJECTS_SQL,
+    ] {
+        let rows: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .bind(1_764_000_000_000i64)
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+        let p = rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("\n");
+        assert!(
+            p.contains("COVERING INDEX actions_state_expires (state=? AND expires_at>?)"),
+            "{sql}:\n{p}"
+        );
+    }
 }

@@ -10,14 +10,6 @@ use sentinel_store::{Record, RollupSeries, Store, BUCKET_MS, SUBJECT_BUCKET_MS};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Connection, SqliteConnection};
 
-const ALL: [RollupSeries; 5] = [
-    RollupSeries::EventKind,
-    RollupSeries::AlertScenario,
-    RollupSeries::AlertSeverity,
-    RollupSeries::AlertSubject,
-    RollupSeries::ActionKind,
-];
-
 const T0: i64 = 1_780_000_000_000;
 
 async fn write(store: &Store, records: Vec<Record>) {
@@ -79,7 +71,7 @@ fn records() -> Vec<Record> {
 }
 
 async fn assert_consistent(store: &Store) {
-    for s in ALL {
+    for s in RollupSeries::ALL {
         let kept = store.rollup_buckets(s).await.unwrap();
         let counted = store.rollup_recount(s).await.unwrap();
         assert!(!counted.is_empty(), "{s:?}: nothing stored");
@@ -203,7 +195,7 @@ async fn pruning_events_by_age_prunes_the_rollups_of_that_age() {
         .prune_events(Timestamp::from_millis(cutoff), u64::MAX)
         .await
         .unwrap();
-    for s in ALL {
+    for s in RollupSeries::ALL {
         for p in store.rollup_buckets(s).await.unwrap() {
             assert!(p.bucket + s.bucket_ms() > cutoff, "{s:?} kept {p:?}");
         }

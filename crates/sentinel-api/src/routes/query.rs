@@ -28,13 +28,7 @@ impl<'a> Checked<'a> {
         params: &'a HashMap<String, String>,
         allowed: &'static [&'static str],
     ) -> Result<Self, ApiError> {
-        let mut unknown: Vec<&str> = params
-            .keys()
-            .map(String::as_str)
-            .filter(|k| !allowed.contains(k))
-            .collect();
-        unknown.sort_unstable();
-        if let Some(k) = unknown.first() {
+        if let Some(k) = crate::extract::first_unknown(params, allowed) {
             return Err(ApiError::BadRequest(format!(
                 "`{k}`: unknown query parameter (expected one of {})",
                 allowed.join(", ")

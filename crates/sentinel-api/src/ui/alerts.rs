@@ -15,10 +15,10 @@
 //! of the last alert shown), the actions of that page by alert id, and one alert's records by its id
 //! and trace.
 
-use super::{csrf_input, layout, urlencode, Nav, UiError, Viewer};
+use super::{
+    csrf_input, head_row, layout, page_query, state_text, time_tag, urlencode, Nav, UiError, Viewer,
+};
 use crate::auth::Role;
-use crate::error::ApiError;
-use crate::extract::StrictQuery;
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::Uri;
@@ -67,30 +67,8 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/alerts/{id}", get(story))
 }
 
-fn bad(e: ApiError) -> UiError {
-    match e {
-        ApiError::BadRequest(m) => UiError::BadRequest(m),
-        other => UiError::BadRequest(other.to_string()),
-    }
-}
-
-/// A time as the pages show it: `<time datetime="RFC 3339">` with a readable UTC form.
-fn when(ts: Timestamp) -> Markup {
-    let iso = ts.to_rfc3339();
-    // `2026-11-30T18:30:04.123Z` reads as `2026-11-30 18:30:04 UTC`.
-    let human = match (iso.get(..10), iso.get(11..19)) {
-        (Some(d), Some(t)) => format!("{d} {t} UTC"),
-        _ => iso.clone(),
-    };
-    html! { time datetime=(iso) { (human) } }
-}
-
 fn severity(s: Severity) -> Markup {
     html! { span class={ "sev sev-" (s.as_str()) } { (s.as_str()) } }
-}
-
-fn state_text(s: ActionState) -> Markup {
-    html! { span class={ "state state-" (s.as_str()) } { (s.as_str()) } }
 }
 
 /// At most `max` characters of `s`, and how many bytes were left out.
@@ -135,20 +113,7 @@ struct ListQuery {
 
 impl ListQuery {
     fn parse(query: Option<&str>) -> Result<Self, UiError> {
-        let StrictQuery(q) = StrictQuery::parse(query).map_err(bad)?;
-        let mut unknown: Vec<&str> = q
-            .keys()
-            .map(String::as_str)
-            .filter(|k| !LIST_PARAMS.contains(k))
-            .collect();
-        unknown.sort_unstable();
-        if let Some(k) = unknown.first() {
-            let (k, _) = clip(k, 40);
-            return Err(UiError::BadRequest(format!(
-                "`{k}`: unknown filter (expected one of {})",
-                LIST_PARAMS.join(", ")
-            )));
-        }
+        let q = page_query(query, LIST_PARAMS)?;
         let text = |k: &str| q.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
         let sev = |k: &str| {
             text(k)
@@ -307,18 +272,11 @@ async fn list(viewer: Viewer, State(s): State<AppState>, uri: Uri) -> Result<Mar
         } @else {
             table id="alerts" {
                 caption { "Alerts, newest first" }
-                thead { tr {
-                    th scope="col" { "Time" }
-                    th scope="col" { "Scenario" }
-                    th scope="col" { "Severity" }
-                    th scope="col" { "Subject" }
-                    th scope="col" { "Score" }
-                    th scope="col" { "Actions" }
-                } }
+                (head_row(["Time", "Scenario", "Severity", "Subject", "Score", "Actions"]))
                 tbody {
                     @for a in &page.items {
                         tr data-alert-id=(a.id.to_string()) {
-                            td { (when(a.ts)) }
+                            td { (time_tag(a.ts)) }
                             td { a href={ "/ui/alerts/" (a.id.to_string()) } { (a.scenario) } }
                             td { (severity(a.severity)) }
                             td { code { (a.subject.key()) } }
@@ -545,7 +503,7 @@ fn facts(a: &Alert) -> Markup {
         p { a href="/ui/alerts" { "All alerts" } }
         dl class="facts" {
             dt { "Alert" } dd { code { (a.id.to_string()) } }
-            dt { "When" } dd { (when(a.ts)) }
+            dt { "When" } dd { (time_tag(a.ts)) }
             dt { "Detector" } dd { (a.detector) }
             dt { "Scenario" } dd { (a.scenario) }
             dt { "Severity" } dd { (severity(a.severity)) }
@@ -584,7 +542,7 @@ fn evidence(events: &[Event]) -> Markup {
                     @for e in events.iter().take(ROWS_SHOWN) {
                         li data-event-id=(e.id.to_string()) {
                             p class="meta" {
-                                (when(e.ts)) " · " (e.kind.0) " · from " code { (e.source) }
+                                (time_tag(e.ts)) " · " (e.kind.0) " · from " code { (e.source) }
                                 @if let Some(ip) = e.src_ip { " · address " code { (ip.to_string()) } }
                                 @if let Some(t) = &e.target { " · target " code { (t) } }
                             }
@@ -636,12 +594,7 @@ fn verdicts(inv: Option<&Investigation>) -> Markup {
                     } @else {
                         table {
                             caption { "Each provider's verdict on " code { (inv.alert.subject.key()) } }
-                            thead { tr {
-                                th scope="col" { "Provider" }
-                                th scope="col" { "Verdict" }
-                                th scope="col" { "Score" }
-                                th scope="col" { "Details" }
-                            } }
+                            (head_row(["Provider", "Verdict", "Score", "Details"]))
                             tbody {
                                 @for e in inv.evidence.iter().take(ROWS_SHOWN) {
                                     @let verdict = serde_json::to_value(e.verdict).ok().map(|v| value_text(&v)).unwrap_or_default();
@@ -689,12 +642,7 @@ fn score(a: &Alert, inv: Option<&Investigation>) -> Markup {
                     } @else {
                         table {
                             caption { "Each input's part, in the order applied" }
-                            thead { tr {
-                                th scope="col" { "Input" }
-                                th scope="col" { "What it said" }
-                                th scope="col" { "Risk" }
-                                th scope="col" { "Confidence" }
-                            } }
+                            (head_row(["Input", "What it said", "Risk", "Confidence"]))
                             tbody {
                                 @for c in &inv.contributions {
                                     tr {
@@ -713,7 +661,7 @@ fn score(a: &Alert, inv: Option<&Investigation>) -> Markup {
                     p class="final" {
                         "Risk score " strong data-risk=(inv.risk_score) { (inv.risk_score) " / 100" }
                         ", confidence " strong { (format!("{:.2}", inv.confidence)) }
-                        " (investigated " (when(inv.ts)) ")."
+                        " (investigated " (time_tag(inv.ts)) ")."
                     }
                 }
             }
@@ -731,7 +679,7 @@ fn plans(plans: &[Plan]) -> Markup {
             @for p in plans.iter().take(ROWS_SHOWN) {
                 article class="plan" data-plan-id=(p.id.to_string()) {
                     dl class="facts" {
-                        dt { "Decided" } dd { (when(p.ts)) }
+                        dt { "Decided" } dd { (time_tag(p.ts)) }
                         dt { "Mode" } dd { span class={ "mode mode-" (p.mode.as_str()) } { (p.mode.as_str()) } }
                         dt { "Severity" } dd { (severity(p.severity)) }
                         dt { "Risk band" } dd { (p.risk_band) }
@@ -770,15 +718,7 @@ fn actions(viewer: &Viewer, alert: AlertId, actions: &[ActionRecord]) -> Markup 
             } @else {
                 table {
                     caption { "Every action, oldest first, in its latest state" }
-                    thead { tr {
-                        th scope="col" { "Kind" }
-                        th scope="col" { "Subject" }
-                        th scope="col" { "Mode" }
-                        th scope="col" { "State" }
-                        th scope="col" { "Created" }
-                        th scope="col" { "Expires" }
-                        @if operator { th scope="col" { "Undo" } }
-                    } }
+                    (head_row(["Kind", "Subject", "Mode", "State", "Created", "Expires"].into_iter().chain(operator.then_some("Undo"))))
                     tbody {
                         @for r in actions.iter().take(ROWS_SHOWN) {
                             tr data-action-id=(r.id.to_string()) {
@@ -789,8 +729,8 @@ fn actions(viewer: &Viewer, alert: AlertId, actions: &[ActionRecord]) -> Markup 
                                     (state_text(r.state))
                                     @if let Some(e) = &r.error { " — " (clipped(e, DETAILS_SHOWN)) }
                                 }
-                                td { (when(r.created)) }
-                                td { (when(r.expires_at)) }
+                                td { (time_tag(r.created)) }
+                                td { (time_tag(r.expires_at)) }
                                 @if operator {
                                     td {
                                         @if r.state == ActionState::Applied {
@@ -838,19 +778,12 @@ fn audit(rows: &[AuditRow], more: bool, checked: &ProofContext) -> Markup {
             } @else {
                 table {
                     caption { "The trace's audit records, in log order, with their inclusion proofs" }
-                    thead { tr {
-                        th scope="col" { "Log seq" }
-                        th scope="col" { "Time" }
-                        th scope="col" { "Kind" }
-                        th scope="col" { "About" }
-                        th scope="col" { "Summary" }
-                        th scope="col" { "Inclusion proof" }
-                    } }
+                    (head_row(["Log seq", "Time", "Kind", "About", "Summary", "Inclusion proof"]))
                     tbody {
                         @for (i, row) in rows.iter().enumerate() {
                             tr data-seq=[row.log_seq] {
                                 td { @if let Some(seq) = row.log_seq { (seq) } @else { "—" } }
-                                td { (when(row.record.ts)) }
+                                td { (time_tag(row.record.ts)) }
                                 td { (row.record.kind.as_str()) }
                                 td { code { (row.record.subject_id) } }
                                 td { (clipped(&row.record.summary, DETAILS_SHOWN)) }

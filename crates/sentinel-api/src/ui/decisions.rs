@@ -14,17 +14,21 @@
 
 use crate::auth::Role;
 use crate::decisions::{DecisionError, DecisionSelector, Decisions};
-use crate::error::ApiError;
-use crate::extract::StrictQuery;
 use crate::state::AppState;
-use crate::ui::{csrf_input, layout, urlencode, CsrfForm, FormRefusal, Nav, UiError, Viewer};
+use crate::ui::{
+    csrf_input, head_row, layout, note_operator, page_query, safe_next, state_text, time_tag,
+    urlencode, CsrfForm, FormRefusal, Nav, UiError, Viewer,
+};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use maud::{html, Markup};
-use sentinel_core::{ActionId, ActionKind, ActionRecord, ActionState, Origin, Timestamp, TraceId};
+use sentinel_core::{
+    ActionId, ActionKind, ActionRecord, ActionState, AuditKind, Origin, Timestamp, TraceId,
+};
+use sentinel_store::AuditRow;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -46,25 +50,13 @@ fn desk(state: &AppState) -> Result<&dyn Decisions, UiError> {
         .ok_or_else(|| UiError::Unavailable("decisions are not available in this role".into()))
 }
 
-fn bad_query(e: ApiError) -> UiError {
-    UiError::BadRequest(e.to_string())
-}
-
 /// `GET /ui/decisions?before=&done=&id=`.
 async fn page(
     viewer: Viewer,
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
 ) -> Result<Markup, UiError> {
-    let q = StrictQuery::parse(raw.as_deref()).map_err(bad_query)?.0;
-    if let Some(k) = q
-        .keys()
-        .find(|k| !matches!(k.as_str(), "before" | "done" | "id"))
-    {
-        return Err(UiError::BadRequest(format!(
-            "`{k}`: unknown query parameter (before, done, id)"
-        )));
-    }
+    let q = page_query(raw.as_deref(), &["before", "done", "id"])?;
     let before = match q.get("before").filter(|b| !b.is_empty()) {
         None => None,
         Some(b) => Some(
@@ -105,6 +97,15 @@ async fn page(
             }
         }
         (table(&viewer, &items, &reasons, &here))
+        (older_link(&items, more))
+        (manual_section(&viewer, &desk.kinds(), &FormValues::default(), None, None))
+    };
+    Ok(layout("Decisions", Nav::Decisions, Some(&viewer), body))
+}
+
+/// The link to the next page of decisions, when there is one.
+fn older_link(items: &[ActionRecord], more: bool) -> Markup {
+    html! {
         @if more {
             @if let Some(last) = items.last() {
                 nav class="pager" aria-label="Pages" {
@@ -112,9 +113,7 @@ async fn page(
                 }
             }
         }
-        (manual_section(&viewer, &desk.kinds(), &FormValues::default(), None, None))
-    };
-    Ok(layout("Decisions", Nav::Decisions, Some(&viewer), body))
+    }
 }
 
 /// Why each decision was taken, from the audit trail of its trace: an operator's reason, or the
@@ -123,7 +122,7 @@ async fn reasons(
     state: &AppState,
     items: &[ActionRecord],
 ) -> Result<HashMap<ActionId, String>, UiError> {
-    let mut by_trace: HashMap<TraceId, Vec<sentinel_store::AuditRow>> = HashMap::new();
+    let mut by_trace: HashMap<TraceId, Vec<AuditRow>> = HashMap::new();
     let mut out = HashMap::new();
     for r in items {
         if !by_trace.contains_key(&r.trace_id) {
@@ -132,33 +131,14 @@ async fn reasons(
         }
         let rows = by_trace.get(&r.trace_id).map(Vec::as_slice).unwrap_or(&[]);
         let found = match &r.origin {
-            Origin::Operator => {
-                let id = r.id.to_string();
-                rows.iter()
-                    .filter(|a| {
-                        a.record.kind == sentinel_core::AuditKind::Operator
-                            && a.record.subject_id == id
-                    })
-                    .find_map(|a| {
-                        a.record
-                            .summary
-                            .split_once(": manual decision: ")
-                            .map(|(_, why)| why.to_string())
-                    })
-            }
+            Origin::Operator => reason_in(
+                rows,
+                AuditKind::Operator,
+                &r.id.to_string(),
+                ": manual decision: ",
+            ),
             Origin::Plan { plan_id, .. } => {
-                let id = plan_id.to_string();
-                rows.iter()
-                    .filter(|a| {
-                        a.record.kind == sentinel_core::AuditKind::PlanDecided
-                            && a.record.subject_id == id
-                    })
-                    .find_map(|a| {
-                        a.record
-                            .summary
-                            .split_once("]: ")
-                            .map(|(_, why)| why.to_string())
-                    })
+                reason_in(rows, AuditKind::PlanDecided, &plan_id.to_string(), "]: ")
             }
             Origin::Reconcile => Some("reconciled at start-up".to_string()),
         };
@@ -167,6 +147,18 @@ async fn reasons(
         }
     }
     Ok(out)
+}
+
+/// What the first audit record of `kind` about `subject_id` says after `sep` in its summary.
+fn reason_in(rows: &[AuditRow], kind: AuditKind, subject_id: &str, sep: &str) -> Option<String> {
+    rows.iter()
+        .filter(|a| a.record.kind == kind && a.record.subject_id == subject_id)
+        .find_map(|a| {
+            a.record
+                .summary
+                .split_once(sep)
+                .map(|(_, why)| why.to_string())
+        })
 }
 
 /// `in 3h 59m` (seconds under an hour only), `due now`.
@@ -183,11 +175,6 @@ fn time_left(at: Timestamp, now: Timestamp) -> String {
     )
 }
 
-fn time_tag(at: Timestamp) -> Markup {
-    let s = at.to_rfc3339();
-    html! { time datetime=(s) { (s.replace('T', " ")) } }
-}
-
 fn origin_cell(r: &ActionRecord) -> Markup {
     match &r.origin {
         Origin::Plan { alert_id, .. } => html! {
@@ -198,6 +185,11 @@ fn origin_cell(r: &ActionRecord) -> Markup {
         Origin::Reconcile => html! { "reconcile" },
     }
 }
+
+/// The columns of `table#decisions` (an operator's has "Revert" too).
+const COLUMNS: &[&str] = &[
+    "Kind", "Subject", "Origin", "State", "Created", "Expires", "Reason",
+];
 
 fn table(
     viewer: &Viewer,
@@ -213,18 +205,7 @@ fn table(
         }
         table id="decisions" {
             caption { "Live decisions, newest first" }
-            thead {
-                tr {
-                    th scope="col" { "Kind" }
-                    th scope="col" { "Subject" }
-                    th scope="col" { "Origin" }
-                    th scope="col" { "State" }
-                    th scope="col" { "Created" }
-                    th scope="col" { "Expires" }
-                    th scope="col" { "Reason" }
-                    @if operator { th scope="col" { "Revert" } }
-                }
-            }
+            (head_row(COLUMNS.iter().copied().chain(operator.then_some("Revert"))))
             tbody {
                 @for r in items {
                     tr data-action-id=(r.id) {
@@ -233,8 +214,7 @@ fn table(
                             @if let Some(c) = r.spec.params.cidr() { " (range " (c.to_string()) ")" }
                         }
                         td { (origin_cell(r)) }
-                        td { span class={ "state state-" (r.state.as_str()) } { (r.state.as_str()) }
-                            " (" (r.mode.as_str()) ")" }
+                        td { (state_text(r.state)) " (" (r.mode.as_str()) ")" }
                         td { (time_tag(r.created)) }
                         td { (time_tag(r.expires_at)) " " span class="left" { "(" (time_left(r.expires_at, now)) ")" } }
                         td {
@@ -393,13 +373,7 @@ async fn form_again(
     let body = html! {
         (manual_section(viewer, &desk.kinds(), values, error.as_ref(), preview))
         (table(viewer, &items, &reasons, "/ui/decisions"))
-        @if more {
-            @if let Some(last) = items.last() {
-                nav class="pager" aria-label="Pages" {
-                    a rel="next" href={ "/ui/decisions?before=" (last.id) } { "Older decisions" }
-                }
-            }
-        }
+        (older_link(&items, more))
     };
     Ok((
         status,
@@ -447,15 +421,14 @@ async fn manual(
     CsrfForm(viewer, v): CsrfForm<FormValues>,
 ) -> Result<Response, UiError> {
     require_operator(&state, &viewer, "manual decision")?;
+    // The page again with the form as sent, an error and/or a preview.
+    let again = |status, error, preview| form_again(&state, &viewer, status, &v, error, preview);
     let dry_run = match v.op.as_str() {
         "preview" => true,
         "apply" => false,
         _ => {
-            return form_again(
-                &state,
-                &viewer,
+            return again(
                 StatusCode::BAD_REQUEST,
-                &v,
                 Some((None, "`op`: preview or apply".into())),
                 None,
             )
@@ -483,55 +456,21 @@ async fn manual(
         Ok(r) => r,
         Err(e) => {
             let msg = e.to_string();
-            return form_again(
-                &state,
-                &viewer,
-                StatusCode::BAD_REQUEST,
-                &v,
-                Some((field_of(&msg), msg)),
-                None,
-            )
-            .await;
+            return again(StatusCode::BAD_REQUEST, Some((field_of(&msg), msg)), None).await;
         }
     };
     match desk(&state)?.add(req).await {
-        Ok(rec) if dry_run => {
-            form_again(
-                &state,
-                &viewer,
-                StatusCode::OK,
-                &v,
-                None,
-                Some(preview_section(&rec)),
-            )
-            .await
-        }
+        Ok(rec) if dry_run => again(StatusCode::OK, None, Some(preview_section(&rec))).await,
         Ok(rec) => {
             tracing::info!(evt = "ui_decision_added", trace = %trace, key_id = %viewer.principal.key_id,
                 action = %rec.id, kind = %rec.spec.kind, subject = %rec.spec.subject);
             Ok(Redirect::to(&format!("/ui/decisions?done=applied&id={}", rec.id)).into_response())
         }
         Err(DecisionError::Invalid(why)) if dry_run => {
-            form_again(
-                &state,
-                &viewer,
-                StatusCode::OK,
-                &v,
-                None,
-                Some(refusal_section(&why)),
-            )
-            .await
+            again(StatusCode::OK, None, Some(refusal_section(&why))).await
         }
         Err(DecisionError::Invalid(why)) => {
-            form_again(
-                &state,
-                &viewer,
-                StatusCode::BAD_REQUEST,
-                &v,
-                Some((field_of(&why), why)),
-                None,
-            )
-            .await
+            again(StatusCode::BAD_REQUEST, Some((field_of(&why), why)), None).await
         }
         Err(DecisionError::NotStored(why)) => {
             tracing::warn!(evt = "ui_decision_not_stored", trace = %trace, error = %why);
@@ -555,17 +494,6 @@ fn require_operator(state: &AppState, viewer: &Viewer, what: &str) -> Result<(),
 struct RevertForm {
     #[serde(default)]
     next: Option<String>,
-}
-
-/// Where a form may send the browser back to: a path under `/ui/` only (printable ASCII, no
-/// backslash), never another host.
-pub fn safe_next(next: Option<&str>) -> Option<&str> {
-    let n = next?;
-    let ok = n.starts_with("/ui/")
-        && !n.starts_with("//")
-        && !n.contains('\\')
-        && n.bytes().all(|b| b.is_ascii_graphic());
-    ok.then_some(n)
 }
 
 fn page_with(status: StatusCode, title: &str, viewer: &Viewer, msg: String) -> Response {
@@ -626,18 +554,8 @@ async fn revert(
         viewer.principal.name
     );
     tracing::info!(evt = "ui_decision_reverted", trace = %trace, key_id = %key_id, summary = %summary);
-    if let Some(audit) = &state.operator_audit {
-        // Who asked, next to the ledger's own record of the revert (same trace).
-        let _ = audit
-            .note(
-                sentinel_core::AuditKind::Operator,
-                key_id,
-                &trace,
-                summary,
-                None,
-            )
-            .await;
-    }
+    // Who asked, next to the ledger's own record of the revert (same trace).
+    note_operator(&state, key_id, &trace, summary).await;
     if rec.state != ActionState::Reverted {
         // The actuator could not undo it: the ledger keeps it live and retries.
         return Ok(page_with(
@@ -663,23 +581,6 @@ async fn revert(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn next_stays_on_the_dashboard() {
-        assert_eq!(safe_next(Some("/ui/alerts/abc")), Some("/ui/alerts/abc"));
-        for bad in [
-            "//evil.example/ui/",
-            "/\\evil.example",
-            "https://evil.example/ui/",
-            "/v1/decisions",
-            "/ui/\\x",
-            "/ui/a b",
-            "",
-        ] {
-            assert_eq!(safe_next(Some(bad)), None, "{bad}");
-        }
-        assert_eq!(safe_next(None), None);
-    }
 
     #[test]
     fn fields_are_found_in_messages() {

@@ -17,14 +17,14 @@
 //! also carry their `data-cursor`; an alert links `/ui/alerts/<id>`; the text says the scenario,
 //! subject and severity of an alert, the kind, subject and state of an action.
 
-use super::{layout, Nav, UiError, Viewer};
+use super::{layout, time_tag, Nav, UiError, Viewer};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
 use maud::{html, Markup};
 use sentinel_core::{ActionRecord, Alert, Timestamp};
-use sentinel_store::FeedCursor;
+use sentinel_store::{ActionFilter, AlertFilter, FeedCursor};
 
 /// Items rendered by the server.
 pub const LATEST: u32 = 50;
@@ -55,13 +55,6 @@ impl Item {
     }
 }
 
-/// `<time datetime="RFC 3339">2026-11-27 19:56:49 UTC</time>`.
-pub fn time(ts: Timestamp) -> Markup {
-    let iso = ts.to_rfc3339();
-    let human = format!("{} UTC", iso.get(..19).unwrap_or(&iso).replace('T', " "));
-    html! { time datetime=(iso) { (human) } }
-}
-
 /// A class name built only from `[a-z0-9_-]` (values from records never reach a class otherwise).
 fn class(prefix: &str, v: &str) -> String {
     let clean: String = v
@@ -78,7 +71,7 @@ fn item(i: &Item) -> Markup {
             let sev = a.severity.as_str();
             html! {
                 li data-kind="alert" data-id=(a.id) {
-                    (time(a.ts))
+                    (time_tag(a.ts))
                     span class="kind" { "alert" }
                     span class={ "sev " (class("sev-", sev)) } { (sev) }
                     a href={ "/ui/alerts/" (a.id) } { (a.scenario) }
@@ -90,7 +83,7 @@ fn item(i: &Item) -> Markup {
             let state = r.state.as_str();
             html! {
                 li data-kind="action" data-id=(r.id) data-state=(state) {
-                    (time(r.created))
+                    (time_tag(r.created))
                     span class="kind" { "action" }
                     span class="action-kind" { (r.spec.kind) }
                     span class="subject" { (r.spec.subject) }
@@ -103,20 +96,18 @@ fn item(i: &Item) -> Markup {
 
 /// The latest `n` alerts and actions together, newest first.
 async fn latest(state: &AppState, n: u32) -> Result<Vec<Item>, UiError> {
-    let alerts = state
-        .store
-        .list_alerts(&sentinel_store::AlertFilter {
-            limit: n,
-            ..Default::default()
-        })
-        .await?;
-    let actions = state
-        .store
-        .list_actions(&sentinel_store::ActionFilter {
-            limit: n,
-            ..Default::default()
-        })
-        .await?;
+    let alerts = AlertFilter {
+        limit: n,
+        ..Default::default()
+    };
+    let actions = ActionFilter {
+        limit: n,
+        ..Default::default()
+    };
+    let (alerts, actions) = futures::try_join!(
+        state.store.list_alerts(&alerts),
+        state.store.list_actions(&actions)
+    )?;
     let mut items: Vec<Item> = alerts
         .items
         .into_iter()

@@ -41,21 +41,9 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/logout", post(logout))
 }
 
-/// Where to go after login: `next` when it is a dashboard path (`/ui/…`, not `//…` nor `/\…`, only
-/// printable ASCII: no control characters, spaces or backslashes anywhere, nothing a `Location`
-/// header cannot carry as is), else `/ui/`. Never another host.
-pub fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(n)
-            if n.starts_with("/ui/")
-                && !n.starts_with("//")
-                && !n.contains('\\')
-                && n.bytes().all(|b| b.is_ascii_graphic()) =>
-        {
-            n.to_string()
-        }
-        _ => "/ui/".to_string(),
-    }
+/// Where to go after login: `next` when it is a dashboard path ([`super::safe_next`]), else `/ui/`.
+fn next_or_home(next: Option<&str>) -> String {
+    super::safe_next(next).unwrap_or("/ui/").to_string()
 }
 
 fn cookie_attrs(state: &AppState) -> &'static str {
@@ -129,7 +117,7 @@ async fn login_page(
         Ok(q) => q.0,
         Err(e) => return UiError::BadRequest(e.to_string()).into_response(),
     };
-    let next = safe_next(q.get("next").map(String::as_str));
+    let next = next_or_home(q.get("next").map(String::as_str));
     if session_of(&state, &headers).is_some() {
         return see_other(&next);
     }
@@ -179,7 +167,7 @@ async fn login_post(State(state): State<AppState>, req: Request) -> Response {
     {
         return forged(&state, "token");
     }
-    let next = safe_next(form.next.as_deref());
+    let next = next_or_home(form.next.as_deref());
     let ip = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
@@ -267,28 +255,13 @@ async fn login_post(State(state): State<AppState>, req: Request) -> Response {
     resp
 }
 
-/// Notes a login or logout in the audit trail as an `operator` record (when there is a trail).
+/// Notes a login or logout in the audit trail, in the request's trace.
 async fn note(state: &AppState, ext: &axum::http::Extensions, key_id: &str, summary: String) {
-    let Some(rec) = &state.operator_audit else {
-        return;
-    };
     let trace = ext
         .get::<sentinel_core::TraceId>()
         .cloned()
         .unwrap_or_default();
-    if let Err(e) = rec
-        .note(
-            sentinel_core::AuditKind::Operator,
-            key_id,
-            &trace,
-            summary,
-            None,
-        )
-        .await
-    {
-        // The recorder counts its own failures; the login itself stands.
-        tracing::warn!(evt = "ui_audit_note_failed", error = %e);
-    }
+    super::note_operator(state, key_id, &trace, summary).await;
 }
 
 /// `POST /ui/logout` (CSRF-checked): closes the session on the server, clears the cookie.
@@ -324,28 +297,4 @@ async fn logout(
         ),
     );
     resp
-}
-
-#[cfg(test)]
-mod tests {
-    use super::safe_next;
-
-    #[test]
-    fn next_stays_on_the_dashboard() {
-        assert_eq!(safe_next(Some("/ui/alerts?x=1")), "/ui/alerts?x=1");
-        for bad in [
-            "//evil.example/ui/",
-            "/\\evil.example",
-            "https://evil.example/ui/",
-            "/v1/keys",
-            "/ui",
-            "",
-            "/ui/\\\\evil",
-            "/ui/\tx",
-            "javascript:alert(1)",
-        ] {
-            assert_eq!(safe_next(Some(bad)), "/ui/", "{bad:?}");
-        }
-        assert_eq!(safe_next(None), "/ui/");
-    }
 }

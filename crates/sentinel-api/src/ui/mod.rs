@@ -23,6 +23,7 @@ pub mod session;
 pub mod sources;
 
 use crate::auth::{Principal, Role};
+use crate::extract::StrictQuery;
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -32,10 +33,12 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Router;
 use maud::{html, Markup, DOCTYPE};
+use sentinel_core::{ActionState, AuditKind, Timestamp, TraceId};
 use serde::de::DeserializeOwned;
 pub use session::{
     FormRefusal, LoginResult, LoginThrottle, Session, Sessions, UiCounters, UiSettings,
 };
+use std::collections::HashMap;
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
@@ -202,6 +205,70 @@ pub fn urlencode(s: &str) -> String {
         }
     }
     out
+}
+
+/// A page's query string, read strictly ([`StrictQuery`]: each parameter at most once); a parameter
+/// not in `allowed` is refused by name (the first, in sorted order).
+pub fn page_query(raw: Option<&str>, allowed: &[&str]) -> Result<HashMap<String, String>, UiError> {
+    let q = StrictQuery::parse(raw).map_err(|e| UiError::BadRequest(e.to_string()))?;
+    if let Some(k) = q.unknown_key(allowed) {
+        let k: String = k.chars().take(40).collect();
+        return Err(UiError::BadRequest(format!(
+            "`{k}`: unknown query parameter (expected one of {})",
+            allowed.join(", ")
+        )));
+    }
+    Ok(q.0)
+}
+
+/// Where a page may send the browser back to (the login's and the revert form's `next`): `next` when
+/// it is a dashboard path (`/ui/…`, not `//…` nor `/\…`, no control character, white space or
+/// backslash anywhere), else `None`. Never another host.
+pub fn safe_next(next: Option<&str>) -> Option<&str> {
+    let n = next?;
+    let ok = n.starts_with("/ui/")
+        && !n.starts_with("//")
+        && !n.contains('\\')
+        && n.bytes().all(|b| b.is_ascii_graphic());
+    ok.then_some(n)
+}
+
+/// A time as every page shows it: `<time datetime="RFC 3339">` with a readable UTC form
+/// (`2026-11-30T18:30:04.123Z` reads as `2026-11-30 18:30:04 UTC`).
+pub fn time_tag(ts: Timestamp) -> Markup {
+    let iso = ts.to_rfc3339();
+    let human = match (iso.get(..10), iso.get(11..19)) {
+        (Some(d), Some(t)) => format!("{d} {t} UTC"),
+        _ => iso.clone(),
+    };
+    html! { time datetime=(iso) { (human) } }
+}
+
+/// A table's header: one `th scope="col"` per column, in a `thead` row.
+pub fn head_row<'a>(columns: impl IntoIterator<Item = &'a str>) -> Markup {
+    html! {
+        thead { tr { @for c in columns { th scope="col" { (c) } } } }
+    }
+}
+
+/// An action's state, worded and classed (`state state-applied`).
+pub fn state_text(s: ActionState) -> Markup {
+    html! { span class={ "state state-" (s.as_str()) } { (s.as_str()) } }
+}
+
+/// Notes what an operator did (a login, a logout, a revert) in the audit trail as an `operator`
+/// record, in `trace`, when there is a trail. A failure is logged (the recorder counts it); what the
+/// operator did stands.
+pub async fn note_operator(state: &AppState, key_id: &str, trace: &TraceId, summary: String) {
+    let Some(rec) = &state.operator_audit else {
+        return;
+    };
+    if let Err(e) = rec
+        .note(AuditKind::Operator, key_id, trace, summary, None)
+        .await
+    {
+        tracing::warn!(evt = "ui_audit_note_failed", error = %e);
+    }
 }
 
 /// A form posted by a logged-in viewer, its CSRF token and origin checked: the body
@@ -426,4 +493,41 @@ pub fn routes(state: &AppState) -> Router<AppState> {
             axum::routing::any(|| async { UiError::NotFound }),
         )
         .layer(axum::middleware::from_fn(security_headers))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_stays_on_the_dashboard() {
+        for good in ["/ui/alerts/abc", "/ui/alerts?x=1"] {
+            assert_eq!(safe_next(Some(good)), Some(good));
+        }
+        for bad in [
+            "//evil.example/ui/",
+            "/\\evil.example",
+            "https://evil.example/ui/",
+            "/v1/decisions",
+            "/ui",
+            "/ui/\\x",
+            "/ui/\\\\evil",
+            "/ui/a b",
+            "/ui/\tx",
+            "javascript:alert(1)",
+            "",
+        ] {
+            assert_eq!(safe_next(Some(bad)), None, "{bad:?}");
+        }
+        assert_eq!(safe_next(None), None);
+    }
+
+    #[test]
+    fn times_read_as_utc() {
+        let t = Timestamp::parse_rfc3339("2026-11-30T18:30:04.123Z").unwrap();
+        assert_eq!(
+            time_tag(t).into_string(),
+            "<time datetime=\"2026-11-30T18:30:04.123Z\">2026-11-30 18:30:04 UTC</time>"
+        );
+    }
 }

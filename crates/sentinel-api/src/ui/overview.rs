@@ -1,21 +1,21 @@
 //! The overview page, `GET /ui/`: counters, and charts of events, alerts and actions over a window
 //! (`?window=1h|24h|7d`, 24 hours by default), the top sources and scenarios, and actions by kind.
 //!
-//! Everything comes from the store's rollups (a few hundred rows for a week) and from indexed counts
-//! (active actions by the `state` index, investigations by the `ts` index): nothing on this page scans
-//! the events table, so it renders in the same time with a million events as with none (measured by
-//! `cargo bench -p sentinel-api --bench ui_pages`).
+//! Everything comes from the store's rollups (five reads: three series, two tops; the totals and the
+//! actions by kind are summed from the series) and from counts read from indexes alone (active
+//! actions and subjects from `actions_state_expires`, investigations from the `ts` index): nothing on
+//! this page scans a record table, so it renders in the same time with a million events as with none
+//! (measured by `cargo bench -p sentinel-api --bench ui_pages`).
 
 use super::charts::{bar_figure, time_figure, BarChart, Series, TimeChart};
-use super::{layout, urlencode, Nav, UiError, Viewer};
-use crate::extract::StrictQuery;
+use super::{layout, page_query, urlencode, Nav, UiError, Viewer};
 use crate::state::AppState;
 use axum::extract::{RawQuery, State};
 use axum::routing::get;
 use axum::Router;
 use maud::{html, Markup};
 use sentinel_core::Timestamp;
-use sentinel_store::{bucket_of, RollupPoint, RollupSeries, BUCKET_MS};
+use sentinel_store::{bucket_of, RollupPoint, RollupSeries, RollupTotals, BUCKET_MS};
 use std::collections::BTreeMap;
 
 /// The window the page shows.
@@ -84,6 +84,19 @@ const KINDS_DRAWN: usize = 3;
 /// Rows of the top tables.
 const TOP: u32 = 10;
 
+/// The `n` keys of `points` with the most counts, most first (ties by key), as
+/// [`sentinel_store::Store::rollup_top`] ranks them.
+fn top(points: &[RollupPoint], n: usize) -> Vec<(String, u64)> {
+    let mut by: BTreeMap<&str, u64> = BTreeMap::new();
+    for p in points {
+        *by.entry(p.key.as_str()).or_default() += p.n;
+    }
+    let mut ranked: Vec<(String, u64)> = by.into_iter().map(|(k, n)| (k.to_owned(), n)).collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    ranked.truncate(n);
+    ranked
+}
+
 /// Every value of a series per step, in the order of `steps`.
 fn per_step(points: &[RollupPoint], steps: &[i64], step: i64, key: Option<&str>) -> Vec<u64> {
     let mut by: BTreeMap<i64, u64> = BTreeMap::new();
@@ -101,13 +114,8 @@ async fn page(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
 ) -> Result<Markup, UiError> {
-    let q = StrictQuery::parse(query.as_deref()).map_err(|e| UiError::BadRequest(e.to_string()))?;
-    if let Some(k) = q.0.keys().find(|k| k.as_str() != "window") {
-        return Err(UiError::BadRequest(format!(
-            "`{k}`: unknown parameter (this page takes `window`)"
-        )));
-    }
-    let window = match q.0.get("window") {
+    let q = page_query(query.as_deref(), &["window"])?;
+    let window = match q.get("window") {
         None => Window::Day,
         Some(w) => Window::parse(w)
             .ok_or_else(|| UiError::BadRequest("`window`: must be 1h, 24h or 7d".into()))?,
@@ -117,19 +125,9 @@ async fn page(
     let until = Timestamp::from_millis(now.as_millis() + 1);
     let step = window.step_ms();
     let store = &state.store;
-    let (
-        totals,
-        active,
-        subjects,
-        investigations,
-        events,
-        alerts,
-        actions,
-        sources,
-        scenarios,
-        kinds,
-    ) = futures::try_join!(
-        store.rollup_totals(since, until),
+    // Totals and actions by kind are summed from the series read for the charts (the same rollup
+    // rows over the same buckets), not read again.
+    let (active, subjects, investigations, events, alerts, actions, sources, scenarios) = futures::try_join!(
         store.count_active_actions(now),
         store.count_active_subjects(now),
         store.count_investigations_since(since),
@@ -138,8 +136,14 @@ async fn page(
         store.rollup_series(RollupSeries::ActionKind, since, until, step),
         store.rollup_top(RollupSeries::AlertSubject, since, until, TOP),
         store.rollup_top(RollupSeries::AlertScenario, since, until, TOP),
-        store.rollup_top(RollupSeries::ActionKind, since, until, TOP),
     )?;
+    let total = |points: &[RollupPoint]| points.iter().map(|p| p.n).sum::<u64>();
+    let totals = RollupTotals {
+        events: total(&events),
+        alerts: total(&alerts),
+        actions: total(&actions),
+    };
+    let kinds = top(&actions, TOP as usize);
 
     let first = bucket_of(since.as_millis(), step);
     let last = bucket_of(now.as_millis(), step);
@@ -149,22 +153,16 @@ async fn page(
         .collect();
 
     // Events by kind: the busiest kinds each a series, the rest as "other".
-    let mut kind_totals: BTreeMap<&str, u64> = BTreeMap::new();
-    for p in &events {
-        *kind_totals.entry(p.key.as_str()).or_default() += p.n;
-    }
-    let mut ranked: Vec<(&str, u64)> = kind_totals.into_iter().collect();
-    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
     let mut event_series: Vec<Series> = Vec::new();
     let total_values = per_step(&events, &steps, step, None);
     event_series.push(Series {
         name: "all events".into(),
         values: total_values.clone(),
     });
-    for (k, _) in ranked.iter().take(KINDS_DRAWN) {
+    for (k, _) in top(&events, KINDS_DRAWN) {
         event_series.push(Series {
-            name: (*k).to_string(),
-            values: per_step(&events, &steps, step, Some(k)),
+            values: per_step(&events, &steps, step, Some(&k)),
+            name: k,
         });
     }
     let dated = window == Window::Week;

@@ -9,7 +9,7 @@
 //! `alerts_ts` index, at most [`WINDOW_CAP`]).
 
 use crate::state::AppState;
-use crate::ui::{layout, urlencode, Nav, UiError, Viewer};
+use crate::ui::{head_row, layout, time_tag, urlencode, Nav, UiError, Viewer};
 use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
@@ -27,13 +27,6 @@ pub const WINDOW_CAP: u32 = 20_000;
 /// The page's routes.
 pub fn routes() -> Router<AppState> {
     Router::new().route("/ui/sources", get(page))
-}
-
-/// A time as `<time datetime="RFC 3339">` with a readable form.
-fn time(t: Timestamp) -> Markup {
-    let rfc = t.to_rfc3339();
-    let human = rfc.replace('T', " ");
-    html! { time datetime=(rfc) { (human) } }
 }
 
 /// How long since `t`, to the second.
@@ -65,7 +58,7 @@ fn source_row(s: &SourceStats, f: Option<&FilterStats>, now: Timestamp) -> Marku
         tr data-source=(s.source) data-filter=[f.map(|f| f.filter.as_str())] class=[silent.then_some("silent")] {
             th scope="row" { (s.source) }
             td { @if let Some(f) = f { (f.filter) } @else { "none" } }
-            td { @if let Some(t) = s.since { (time(t)) } @else { "unknown" } }
+            td { @if let Some(t) = s.since { (time_tag(t)) } @else { "unknown" } }
             td class="num" { (s.read.lines_read) }
             td class="num" { (matched) }
             td class="num" { (f.map_or(0, |f| f.unmatched)) }
@@ -126,26 +119,14 @@ async fn page(viewer: Viewer, State(state): State<AppState>) -> Result<Markup, U
     let started = state.system.started_at;
     let body = html! {
         p class="summary" {
-            "Running for " (since(started, now)) " (since " (time(started)) "). "
+            "Running for " (since(started, now)) " (since " (time_tag(started)) "). "
             "Log lines parsed: " (snap.lines_parsed) "; not parsed: " (snap.lines_unparsed) "."
         }
         section aria-labelledby="h-sources" {
             h2 id="h-sources" { "Log sources" }
             table id="sources" {
                 caption { "Lines read, parsed and not parsed, per source and parser (since the source started)" }
-                thead {
-                    tr {
-                        th scope="col" { "Source" }
-                        th scope="col" { "Parser or filter" }
-                        th scope="col" { "Running since" }
-                        th scope="col" { "Lines read" }
-                        th scope="col" { "Parsed" }
-                        th scope="col" { "Not parsed" }
-                        th scope="col" { "Not parsed, by reason" }
-                        th scope="col" { "Errors" }
-                        th scope="col" { "State" }
-                    }
-                }
+                (head_row(["Source", "Parser or filter", "Running since", "Lines read", "Parsed", "Not parsed", "Not parsed, by reason", "Errors", "State"]))
                 tbody {
                     @for s in &snap.sources {
                         @if s.filters.is_empty() {
@@ -157,7 +138,7 @@ async fn page(viewer: Viewer, State(state): State<AppState>) -> Result<Markup, U
                     tr data-source="http" {
                         th scope="row" { "HTTP intake (API and webhooks)" }
                         td { "JSON events" }
-                        td { (time(started)) }
+                        td { (time_tag(started)) }
                         td class="num" { (snap.http.accepted + snap.http.invalid + snap.http.rejected_busy) }
                         td class="num" { (snap.http.accepted) }
                         td class="num" { (snap.http.invalid + snap.http.rejected_busy) }
@@ -185,21 +166,12 @@ async fn page(viewer: Viewer, State(state): State<AppState>) -> Result<Markup, U
             @if let Some(t) = window.truncated_at {
                 p class="note" {
                     "More than " (WINDOW_CAP) " alerts in the last 24 hours: the window columns count the newest "
-                    (WINDOW_CAP) ", raised since " (time(t)) "."
+                    (WINDOW_CAP) ", raised since " (time_tag(t)) "."
                 }
             }
             table id="scenarios" {
                 caption { "Observations counted and alerts raised, per scenario" }
-                thead {
-                    tr {
-                        th scope="col" { "Scenario" }
-                        th scope="col" { "Matched since start" }
-                        th scope="col" { "Alerts since start" }
-                        th scope="col" { "Alerts, last 24 h" }
-                        th scope="col" { "Last alert" }
-                        th scope="col" { "State" }
-                    }
-                }
+                (head_row(["Scenario", "Matched since start", "Alerts since start", "Alerts, last 24 h", "Last alert", "State"]))
                 tbody {
                     @for (name, r) in &scenarios {
                         @let silent = r.matched == Some(0);
@@ -210,7 +182,7 @@ async fn page(viewer: Viewer, State(state): State<AppState>) -> Result<Markup, U
                             td class="num" { @if let Some(m) = r.matched { (m) } @else { "not counted here" } }
                             td class="num" { (r.alerts) }
                             td class="num" { (r.window) }
-                            td { @if let Some(t) = r.last { (time(t)) } @else { "none in 24 h" } }
+                            td { @if let Some(t) = r.last { (time_tag(t)) } @else { "none in 24 h" } }
                             td {
                                 @if silent {
                                     strong class="state state-silent" { "matched nothing" }

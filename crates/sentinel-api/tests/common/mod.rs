@@ -264,3 +264,36 @@ pub fn post(path: &str, key: &str, content_type: &str, body: impl Into<Body>) ->
 pub fn post_json(path: &str, key: &str, body: impl Into<Body>) -> Request<Body> {
     post(path, key, "application/json", body)
 }
+
+/// A store in a new tempdir and a recorder over it as the daemon wires it: records through a writer
+/// of the store, audit entries into a real audit log under the tempdir (named `origin`), indexed in
+/// the store. Returns the tempdir (keep it), the store, the metrics the recorder counts in, and the
+/// recorder.
+pub async fn audited_store(
+    origin: &str,
+) -> (
+    tempfile::TempDir,
+    Store,
+    Arc<Metrics>,
+    sentinel_pipeline::recorder::Recorder,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.db")).await.unwrap();
+    let metrics = Arc::new(Metrics::default());
+    let (writer, _task) = store.writer(sentinel_store::WriterOptions::default());
+    let (log, _log_task) = sentinel_audit::Log::open(sentinel_audit::AuditSettings::new(
+        dir.path().join("audit"),
+        origin,
+    ))
+    .await
+    .unwrap();
+    let (audit, _index) =
+        sentinel_pipeline::recorder::LogAudit::start(log, writer.clone(), metrics.clone());
+    let recorder = sentinel_pipeline::recorder::Recorder::new(
+        writer,
+        Arc::new(audit),
+        Arc::new(Redactor::default()),
+        metrics.clone(),
+    );
+    (dir, store, metrics, recorder)
+}
