@@ -150,10 +150,10 @@ impl Tls {
         };
         // Every reason and result shows from the start (at 0), so a rate over them needs no first event.
         for r in HANDSHAKE_REASONS {
-            tls.handshake_failures.get_or_create(&label("reason", r));
+            let _ = tls.handshake_failures.get_or_create(&label("reason", r));
         }
         for r in ["ok", "error"] {
-            tls.reloads.get_or_create(&label("result", r));
+            let _ = tls.reloads.get_or_create(&label("result", r));
         }
         metrics.register(|r| {
             r.register(
