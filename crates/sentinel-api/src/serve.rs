@@ -764,7 +764,9 @@ async fn connection<I: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
                 _ = stop.wait_for(|s| *s) => None,
             };
             match handshake {
-                Some(Ok(Ok(io))) => http(&edge, id, &close, io, peer, router, &mut stop, true).await,
+                Some(Ok(Ok(io))) => {
+                    http(&edge, id, &close, io, peer, router, &mut stop, true).await
+                }
                 // Counted (by its reason) in `Tls::accept`.
                 Some(Ok(Err(_))) => Some("tls_handshake"),
                 Some(Err(_)) => {

@@ -16,7 +16,9 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use sentinel_config::{certified_key, read_tls_files, TlsConfig, TlsFileError, TlsFiles, TlsVersion};
+use sentinel_config::{
+    certified_key, read_tls_files, TlsConfig, TlsFileError, TlsFiles, TlsVersion,
+};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
@@ -60,7 +62,12 @@ struct InForce(RwLock<Arc<CertifiedKey>>);
 
 impl ResolvesServerCert for InForce {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.0.read().unwrap_or_else(PoisonError::into_inner).clone())
+        Some(
+            self.0
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+        )
     }
 }
 
@@ -231,7 +238,11 @@ impl Tls {
         drop(seen);
         match parsed {
             Ok(key) => {
-                *self.in_force.0.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(key);
+                *self
+                    .in_force
+                    .0
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner) = Arc::new(key);
                 self.reloaded("ok");
                 tracing::info!(evt = "tls_reloaded", cert = %s.cert.display());
                 Reload::Loaded

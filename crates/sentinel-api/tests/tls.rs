@@ -83,7 +83,10 @@ impl Served {
     }
 
     fn files(&self) -> (PathBuf, PathBuf) {
-        (self._dir.path().join("cert.pem"), self._dir.path().join("key.pem"))
+        (
+            self._dir.path().join("cert.pem"),
+            self._dir.path().join("key.pem"),
+        )
     }
 
     /// The sum of every sample of `name` whose labels contain `label` (any when empty).
@@ -203,13 +206,11 @@ fn rustls_client(
     for c in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
         roots.add(c.unwrap()).unwrap();
     }
-    rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_protocol_versions(versions)
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth()
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -268,7 +269,8 @@ async fn failed_handshakes_are_counted_by_reason() {
     let mut got = Vec::new();
     let _ = tokio::time::timeout(SOON, t.read_to_end(&mut got)).await;
     assert!(!String::from_utf8_lossy(&got).contains("200 OK"));
-    s.until("not_tls", |s| s.metric(failures, "not_tls") == 1.0).await;
+    s.until("not_tls", |s| s.metric(failures, "not_tls") == 1.0)
+        .await;
     // A client that does not trust the certificate (another CA) gives up: its alert is counted.
     let stranger = pki("stranger");
     let err = client(&stranger.ca_pem, s.addr)
@@ -281,7 +283,8 @@ async fn failed_handshakes_are_counted_by_reason() {
         .await;
     // A client that never says anything is cut after the header timeout.
     let _idle = tokio::net::TcpStream::connect(s.addr).await.unwrap();
-    s.until("timeout", |s| s.metric(failures, "timeout") == 1.0).await;
+    s.until("timeout", |s| s.metric(failures, "timeout") == 1.0)
+        .await;
     assert_eq!(
         s.metric("sentinel_api_connections_closed_total", "tls_handshake"),
         3.0
@@ -515,7 +518,10 @@ async fn the_dashboard_login_sets_a_secure_host_cookie() {
     for attr in ["; Secure", "; HttpOnly", "; SameSite=Strict", "; Path=/"] {
         assert!(session.contains(attr), "{attr} not in {session}");
     }
-    assert!(!session.to_ascii_lowercase().contains("domain="), "{session}");
+    assert!(
+        !session.to_ascii_lowercase().contains("domain="),
+        "{session}"
+    );
     assert_eq!(
         r.headers()
             .get("strict-transport-security")

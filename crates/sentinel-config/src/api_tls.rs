@@ -99,8 +99,12 @@ impl std::fmt::Debug for TlsFiles {
 
 /// Reads the certificate and key files; a key file readable by group or others is refused.
 pub fn read_tls_files(cert: &Path, key: &Path) -> Result<TlsFiles, TlsFileError> {
-    let cert_pem = std::fs::read(cert)
-        .map_err(|e| fail(TlsFile::Cert, format!("cannot read {}: {e}", cert.display())))?;
+    let cert_pem = std::fs::read(cert).map_err(|e| {
+        fail(
+            TlsFile::Cert,
+            format!("cannot read {}: {e}", cert.display()),
+        )
+    })?;
     let key_pem = read_private(key)?;
     Ok(TlsFiles { cert_pem, key_pem })
 }

@@ -33,7 +33,10 @@ fn tls_is_off_by_default_and_on_with_good_files() {
     let (cert, key) = pair(dir.path(), "a");
     let c = load_str(&yaml(&cert, &key, ""), None, &[]).unwrap();
     let t = c.api.tls.clone().expect("api.tls");
-    assert_eq!((t.cert.as_path(), t.key.as_path()), (cert.as_path(), key.as_path()));
+    assert_eq!(
+        (t.cert.as_path(), t.key.as_path()),
+        (cert.as_path(), key.as_path())
+    );
     assert_eq!(t.min_version, TlsVersion::V1_2);
     // Shown as it is (the word `key` would otherwise mask the path), and read back the same.
     let y = c.effective_yaml();
@@ -102,7 +105,10 @@ fn a_key_that_is_not_the_certificates_is_refused() {
     let errs = load_str(&yaml(&cert, &other_key, ""), None, &[]).unwrap_err();
     assert_eq!(errs.0.len(), 1, "{errs}");
     assert!(errs.mentions("api.tls.key"), "{errs}");
-    assert!(errs.0[0].message.contains("not the key of the certificate"), "{errs}");
+    assert!(
+        errs.0[0].message.contains("not the key of the certificate"),
+        "{errs}"
+    );
 }
 
 #[test]
@@ -121,7 +127,10 @@ fn files_that_are_not_pem_are_refused() {
     // The certificate given as the key (and the key as the certificate) is no better.
     std::fs::set_permissions(&cert, std::fs::Permissions::from_mode(0o600)).unwrap();
     let errs = load_str(&yaml(&key, &cert, ""), None, &[]).unwrap_err();
-    assert!(errs.mentions("api.tls.cert") || errs.mentions("api.tls.key"), "{errs}");
+    assert!(
+        errs.mentions("api.tls.cert") || errs.mentions("api.tls.key"),
+        "{errs}"
+    );
 }
 
 #[test]
@@ -129,12 +138,30 @@ fn bad_shapes_are_errors_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = pair(dir.path(), "a");
     let cases = [
-        (yaml(&cert, &key, "    min_version: 1.1\n"), "api.tls.min_version"),
-        (yaml(&cert, &key, "    min_version: tls13\n"), "api.tls.min_version"),
+        (
+            yaml(&cert, &key, "    min_version: 1.1\n"),
+            "api.tls.min_version",
+        ),
+        (
+            yaml(&cert, &key, "    min_version: tls13\n"),
+            "api.tls.min_version",
+        ),
         (yaml(&cert, &key, "    ciphers: all\n"), "api.tls.ciphers"),
-        (format!("api:\n  tls:\n    cert: {}\n", cert.display()), "api.tls.key"),
-        (format!("api:\n  tls:\n    cert: {}\n    key: null\n", cert.display()), "api.tls.key"),
-        (format!("api:\n  tls:\n    cert: ''\n    key: {}\n", key.display()), "api.tls.cert"),
+        (
+            format!("api:\n  tls:\n    cert: {}\n", cert.display()),
+            "api.tls.key",
+        ),
+        (
+            format!(
+                "api:\n  tls:\n    cert: {}\n    key: null\n",
+                cert.display()
+            ),
+            "api.tls.key",
+        ),
+        (
+            format!("api:\n  tls:\n    cert: ''\n    key: {}\n", key.display()),
+            "api.tls.cert",
+        ),
         ("api:\n  tls: on\n".to_string(), "api.tls"),
     ];
     for (y, path) in cases {

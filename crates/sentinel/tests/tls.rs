@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 /// A self-signed certificate for `localhost` and `127.0.0.1`, and `sentinel.yml` naming it.
 fn setup(dir: &Path) -> String {
-    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
-        .unwrap();
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
     let (cert, key) = (dir.join("tls.crt"), dir.join("tls.key"));
     std::fs::write(&cert, ck.cert.pem()).unwrap();
     std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();

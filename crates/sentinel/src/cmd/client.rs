@@ -152,10 +152,18 @@ pub(crate) fn tcp_client(
         .timeout(Duration::from_secs(30))
         .redirect(reqwest::redirect::Policy::none());
     if let Some(path) = tls_cert {
-        let pem = std::fs::read(path)
-            .with_context(|| format!("cannot read the API's certificate {} (api.tls.cert)", path.display()))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .with_context(|| format!("{} (api.tls.cert): not a PEM certificate chain", path.display()))?;
+        let pem = std::fs::read(path).with_context(|| {
+            format!(
+                "cannot read the API's certificate {} (api.tls.cert)",
+                path.display()
+            )
+        })?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).with_context(|| {
+            format!(
+                "{} (api.tls.cert): not a PEM certificate chain",
+                path.display()
+            )
+        })?;
         for c in certs {
             b = b.add_root_certificate(c);
         }
