@@ -22,6 +22,7 @@ pub mod serve;
 mod state;
 pub mod stream;
 mod telemetry;
+pub mod tls;
 mod trace;
 pub mod ui;
 pub mod webhook;

@@ -11,6 +11,9 @@
 //!   the audit log, outgoing connections, ...). At the cap the oldest idle connection is closed to make
 //!   room; if none is idle, accepting pauses until one closes. Both are counted and logged.
 //!
+//! With [`serve_tls`], each connection first completes a TLS handshake in its own task (see
+//! [`crate::tls`]), under the header-read timeout.
+//!
 //! It is generic over the listener ([`EdgeListener`]): the same loop serves TCP (the peer address is
 //! passed to handlers as axum's `ConnectInfo<SocketAddr>`) and a Unix socket (the peer's credentials
 //! as [`PeerCred`]).
@@ -293,7 +296,7 @@ impl Edge {
             );
             r.register(
                 format!("{prefix}_connections_closed"),
-                "Connections closed by the server, by reason (header_timeout, idle, evicted, error).",
+                "Connections closed by the server, by reason (header_timeout, idle, evicted, error, tls_handshake).",
                 m.closed.clone(),
             );
         });
@@ -608,9 +611,36 @@ impl http_body::Body for Guarded {
 /// Serves `router` on `listener` until `shutdown` completes, then stops accepting, lets open
 /// connections finish their requests for up to [`EdgeSettings::shutdown_grace`], and returns.
 pub async fn serve<L: EdgeListener>(
+    listener: L,
+    router: Router,
+    edge: Edge,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    serve_inner(listener, router, edge, None, shutdown).await
+}
+
+/// Like [`serve`], over TLS: each connection's handshake runs in its own task under
+/// [`EdgeSettings::header_read_timeout`] (a failure is counted by `tls` and closes the connection,
+/// `sentinel_api_connections_closed_total{reason="tls_handshake"}`), every answer carries
+/// `Strict-Transport-Security`, and the certificate files are watched for changes while it serves.
+pub async fn serve_tls<L: EdgeListener>(
+    listener: L,
+    router: Router,
+    edge: Edge,
+    tls: crate::tls::Tls,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let watch = tls.spawn_watch();
+    let r = serve_inner(listener, router, edge, Some(tls), shutdown).await;
+    watch.abort();
+    r
+}
+
+async fn serve_inner<L: EdgeListener>(
     mut listener: L,
     router: Router,
     edge: Edge,
+    tls: Option<crate::tls::Tls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -693,6 +723,7 @@ pub async fn serve<L: EdgeListener>(
             peer,
             router.clone(),
             stop_rx.clone(),
+            tls.clone(),
         ));
     }
     drop(listener);
@@ -712,7 +743,9 @@ pub async fn serve<L: EdgeListener>(
     Ok(())
 }
 
-/// Serves one connection until it ends, is asked to close, or the server stops.
+/// Serves one connection until it ends, is asked to close, or the server stops (after its TLS
+/// handshake, with `tls`).
+#[allow(clippy::too_many_arguments)]
 async fn connection<I: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     edge: Edge,
     id: u64,
@@ -721,7 +754,59 @@ async fn connection<I: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     peer: Peer,
     router: Router,
     mut stop: watch::Receiver<bool>,
+    tls: Option<crate::tls::Tls>,
 ) {
+    let reason = match tls {
+        None => http(&edge, id, &close, io, peer, router, &mut stop, false).await,
+        Some(tls) => {
+            let handshake = tokio::select! {
+                r = tokio::time::timeout(edge.settings.header_read_timeout, tls.accept(io)) => Some(r),
+                _ = close.notified() => None,
+                _ = stop.wait_for(|s| *s) => None,
+            };
+            match handshake {
+                Some(Ok(Ok(io))) => {
+                    http(&edge, id, &close, io, peer, router, &mut stop, true).await
+                }
+                // Counted (by its reason) in `Tls::accept`.
+                Some(Ok(Err(_))) => Some("tls_handshake"),
+                Some(Err(_)) => {
+                    tls.failed("timeout");
+                    Some("tls_handshake")
+                }
+                // Asked to close (evicted while idle in its handshake, or the server stops).
+                None => match edge.why(id) {
+                    Some(CloseWhy::Evicted) => Some("evicted"),
+                    Some(CloseWhy::Idle) => Some("idle"),
+                    None => None,
+                },
+            }
+        }
+    };
+    if let Some(reason) = reason {
+        edge.metrics.closed(reason);
+        if reason == "idle" || reason == "tls_handshake" {
+            tracing::debug!(evt = "connection_closed", conn = id, reason);
+        } else {
+            tracing::info!(evt = "connection_closed", conn = id, reason);
+        }
+    }
+    edge.unregister(id);
+}
+
+/// Serves HTTP/1.1 on `io` (`hsts`: over TLS, every answer says so); the reason it was closed, if
+/// the server closed it.
+#[allow(clippy::too_many_arguments)]
+async fn http<I: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    edge: &Edge,
+    id: u64,
+    close: &Notify,
+    io: I,
+    peer: Peer,
+    router: Router,
+    stop: &mut watch::Receiver<bool>,
+    hsts: bool,
+) -> Option<&'static str> {
     let svc_edge = edge.clone();
     let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
         match peer {
@@ -740,7 +825,12 @@ async fn connection<I: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
         let guard = svc_edge.begin(id);
         let router = router.clone();
         async move {
-            let Ok(resp) = router.oneshot(req.map(Body::new)).await;
+            let Ok(mut resp) = router.oneshot(req.map(Body::new)).await;
+            if hsts {
+                resp.headers_mut()
+                    .entry(axum::http::header::STRICT_TRANSPORT_SECURITY)
+                    .or_insert(axum::http::HeaderValue::from_static(crate::tls::HSTS));
+            }
             Ok::<_, std::convert::Infallible>(resp.map(|b| {
                 Body::new(Guarded {
                     inner: b,
@@ -765,7 +855,7 @@ async fn connection<I: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
         _ = close.notified() => None,
         _ = stop.wait_for(|s| *s) => None,
     };
-    let reason = match outcome {
+    match outcome {
         Some(Ok(())) => None,
         Some(Err(e)) if e.is_timeout() => Some("header_timeout"),
         Some(Err(_)) => Some("error"),
@@ -785,14 +875,5 @@ async fn connection<I: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
                 None => None,
             }
         }
-    };
-    if let Some(reason) = reason {
-        edge.metrics.closed(reason);
-        if reason == "idle" {
-            tracing::debug!(evt = "connection_closed", conn = id, reason);
-        } else {
-            tracing::info!(evt = "connection_closed", conn = id, reason);
-        }
     }
-    edge.unregister(id);
 }

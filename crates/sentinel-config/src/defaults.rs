@@ -14,6 +14,12 @@ api:
   request_timeout: 10s
   allow_insecure_no_auth: false    # never true outside a lab
   tls_terminated_by_proxy: false   # set once TLS is terminated in front of the API
+  tls: null                        # serve the API and dashboard over TLS (HTTP/1.1, HSTS, the files re-read when they change), e.g.
+                                   #   tls:
+                                   #     cert: /etc/sentinel/tls/cert.pem   # PEM chain, the server's certificate first
+                                   #     key: /etc/sentinel/tls/key.pem     # its PEM private key, mode 0600 (group/others readable: refused)
+                                   #     min_version: "1.2"                 # or "1.3"
+                                   #   gRPC (api.grpc_listen) stays plaintext: keep it on loopback
   max_connections: 1024
   grpc_listen: null                # the gRPC API's address (e.g. 127.0.0.1:50051); null: no gRPC API
   jwt: null                        # JWT bearer tokens: {issuer, audience, hs256_secret_file, jwks_file, role_claim: sentinel_role, leeway: 30s (<= 5m)}

@@ -7,7 +7,8 @@
 //! `logging.redact_keys`. Other variables (such as `SENTINEL_API_KEY`) are not configuration and are
 //! ignored. The flow is parse/merge ([`RawConfig`]) → [`validate`] (pure, reports every problem) →
 //! [`ValidatedConfig`]. This crate reads the two files it is pointed at, and the API key files
-//! `intel.<provider>.key_file` names, and nothing else: it never reads the process environment itself
+//! `intel.<provider>.key_file` names, and the certificate and key `api.tls` names (parsed and matched, so a bad one is
+//! found by `sentinel config check`), and nothing else: it never reads the process environment itself
 //! (callers pass it in). The secrets it holds (API keys, a Redis password, the witness secret) never
 //! show in errors or in the rendered configuration.
 //!
@@ -31,6 +32,7 @@ mod api_edge;
 mod api_grpc;
 mod api_jwt;
 mod api_stream;
+mod api_tls;
 mod api_ui;
 mod bypass;
 mod channels;
@@ -54,6 +56,9 @@ mod validate;
 pub use api_edge::EdgeConfig;
 pub use api_jwt::JwtConfig;
 pub use api_stream::StreamConfig;
+pub use api_tls::{
+    certified_key, read_tls_files, TlsConfig, TlsFile, TlsFileError, TlsFiles, TlsVersion,
+};
 pub use api_ui::UiConfig;
 pub use defaults::DEFAULT_YAML;
 pub use error::{ConfigError, ConfigErrors};

@@ -165,6 +165,8 @@ pub struct ApiConfig {
     pub grpc_listen: Option<SocketAddr>,
     /// JWT bearer tokens (`None`: API keys only).
     pub jwt: Option<crate::api_jwt::JwtConfig>,
+    /// `api.tls`: serve the API over TLS (`None`: plain HTTP).
+    pub tls: Option<crate::api_tls::TlsConfig>,
     /// The byte budget of one list answer, 4 KiB..=64 MiB: a page stops before the item that would
     /// take it over (a count alone does not bound an answer: 1,000 events of 1 MB are 1 GB).
     pub max_page_bytes: usize,

@@ -21,8 +21,19 @@ impl ValidatedConfig {
             .get_mut("api")
             .and_then(|a| a.get_mut("jwt"))
             .map(serde_json::Value::take);
+        // `api.tls` holds two paths and a version, no secret, but `key` is a built-in secret word:
+        // shown as it is.
+        let tls = tree
+            .get_mut("api")
+            .and_then(|a| a.get_mut("tls"))
+            .map(serde_json::Value::take);
         let redactor = Redactor::new(&self.logging.redact_keys);
         redactor.redact(&mut tree);
+        if let Some(tls) = tls {
+            if let Some(api) = tree.get_mut("api").and_then(|a| a.as_object_mut()) {
+                api.insert("tls".into(), tls);
+            }
+        }
         if let Some(mut jwt) = jwt {
             if let serde_json::Value::Object(fields) = &mut jwt {
                 for (k, v) in fields.iter_mut().filter(|(k, _)| !k.ends_with("_file")) {
@@ -50,16 +61,20 @@ impl ValidatedConfig {
                     .to_string(),
             );
         }
-        if !self.api.listen.ip().is_loopback() && !self.api.tls_terminated_by_proxy {
+        if !self.api.listen.ip().is_loopback()
+            && !self.api.tls_terminated_by_proxy
+            && self.api.tls.is_none()
+        {
             out.push(format!(
-                "api.listen {} is not loopback and no TLS is in front (set api.tls_terminated_by_proxy once it is)",
+                "api.listen {} is not loopback and no TLS is in front (set api.tls, or api.tls_terminated_by_proxy once a proxy terminates it)",
                 self.api.listen
             ));
         }
         if let Some(g) = self.api.grpc_listen.filter(|g| !g.ip().is_loopback()) {
             if !self.api.tls_terminated_by_proxy {
+                // api.tls covers the HTTP listener only: the gRPC listener stays plaintext.
                 out.push(format!(
-                    "api.grpc_listen {g} is not loopback and no TLS is in front (set api.tls_terminated_by_proxy once it is)"
+                    "api.grpc_listen {g} is not loopback and no TLS is in front (gRPC is plaintext even with api.tls; set api.tls_terminated_by_proxy once a proxy terminates it)"
                 ));
             }
         }

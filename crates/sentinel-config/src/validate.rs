@@ -140,6 +140,7 @@ fn api(r: &mut Reader, s: Option<&Node<'_>>) -> Option<ApiConfig> {
         }
     }
     let jwt = crate::api_jwt::read(r, s);
+    let tls = crate::api_tls::read(r, s);
     let max_page_bytes = r
         .get(s, "max_page_bytes")
         .and_then(|n| r.int(&n, 4096, 64 * MIB));
@@ -157,6 +158,7 @@ fn api(r: &mut Reader, s: Option<&Node<'_>>) -> Option<ApiConfig> {
         max_connections: max_connections?,
         grpc_listen: grpc_listen?,
         jwt: jwt?,
+        tls: tls?,
         max_page_bytes: max_page_bytes?,
         rate_limit: rate_limit?,
         webhooks: webhooks?,

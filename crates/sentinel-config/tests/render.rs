@@ -128,7 +128,7 @@ fn warns_about_public_listen_without_tls_in_front() {
     let w = cfg("api:\n  listen: 0.0.0.0:8000\n").warnings();
     assert_eq!(
         w,
-        ["api.listen 0.0.0.0:8000 is not loopback and no TLS is in front (set api.tls_terminated_by_proxy once it is)"]
+        ["api.listen 0.0.0.0:8000 is not loopback and no TLS is in front (set api.tls, or api.tls_terminated_by_proxy once a proxy terminates it)"]
     );
     let w = cfg("api:\n  listen: 0.0.0.0:8000\n  tls_terminated_by_proxy: true\n").warnings();
     assert!(w.is_empty(), "{w:?}");

@@ -237,6 +237,14 @@ pub async fn run(
     let grpc =
         sentinel_grpc::start(cfg.api.grpc_listen, state.clone(), rate.clone(), &data_dir).await?;
     let edge = sentinel_api::serve::Edge::new(state.settings.edge.clone(), &metrics);
+    // `api.tls`: the files were checked by the configuration; one changed since is refused here.
+    let tls = match &cfg.api.tls {
+        Some(t) => Some(
+            sentinel_api::tls::Tls::new(sentinel_api::tls::TlsSettings::new(t), &metrics)
+                .context("cannot serve TLS (api.tls)")?,
+        ),
+        None => None,
+    };
     let local_edge = crate::local::edge(&state.settings.edge, &metrics);
     let app = sentinel_api::router_with_limits(state, rate);
     let (local_listener, local_path) = crate::local::bind(&data_dir).await?;
@@ -250,6 +258,7 @@ pub async fn run(
     tracing::info!(
         evt = "ready",
         addr = %addr,
+        tls = cfg.api.tls.is_some(),
         mode = cfg.policy.mode.as_str(),
         data_dir = %data_dir.display(),
         version = env!("CARGO_PKG_VERSION"),
@@ -273,10 +282,13 @@ pub async fn run(
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
-        sentinel_api::serve::serve(listener, app, edge, async {
+        let stop = async {
             let _ = stop_rx.await;
-        })
-        .await
+        };
+        match tls {
+            Some(tls) => sentinel_api::serve::serve_tls(listener, app, edge, tls, stop).await,
+            None => sentinel_api::serve::serve(listener, app, edge, stop).await,
+        }
     });
     let (sd, watchdog) = tell_systemd_ready(&addr, cfg.policy.mode.as_str(), &store, &metrics);
     shutdown.await;
@@ -809,7 +821,8 @@ fn ui_settings(cfg: &ValidatedConfig) -> sentinel_api::ui::UiSettings {
         session_ttl: u.session_ttl,
         idle_timeout: u.idle_timeout,
         max_sessions: u.max_sessions,
-        secure_cookie: u.secure_cookie,
+        // `Secure` (and `__Host-`) whenever browsers reach the dashboard over TLS: ours, or a proxy's.
+        secure_cookie: u.secure_cookie || cfg.api.tls.is_some(),
     }
 }
 

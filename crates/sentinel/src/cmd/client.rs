@@ -11,6 +11,10 @@
 //!    chose both), the server must first answer `POST /v1/identity` with the HMAC of a fresh nonce
 //!    under `<data-dir>/server.id`. A stale `api.addr`, or whatever holds `127.0.0.1:8000` while the
 //!    daemon is down, cannot, and receives no key: the command fails with exit code 1.
+//!
+//! With `api.tls`, TCP is https and the certificates in `api.tls.cert` are trusted (besides the usual
+//! roots): the certificate must name the address connected to (`127.0.0.1` for the defaults), or give
+//! `--url https://NAME:PORT` with a name it holds.
 
 use anyhow::{bail, Context};
 use clap::Args;
@@ -60,8 +64,9 @@ impl Target {
     pub fn resolve(
         remote: Remote,
         data_dir: &Path,
-        listen: std::net::SocketAddr,
+        api: &sentinel_config::ApiConfig,
     ) -> anyhow::Result<Self> {
+        let tls_cert = api.tls.as_ref().map(|t| t.cert.as_path());
         let key_path = data_dir.join(sentinel_api::keys::ADMIN_KEY_FILE);
         let explicit_key = remote.api_key.is_some();
         let key = match remote.api_key {
@@ -84,8 +89,8 @@ impl Target {
             }
         }
         let explicit = remote.url.is_some() && explicit_key;
-        let base = super::daemon_url(remote.url, data_dir, listen)?;
-        let http = tcp_client()?;
+        let base = super::daemon_url(remote.url, data_dir, api.listen, tls_cert.is_some())?;
+        let http = tcp_client(tls_cert, None)?;
         if explicit {
             return Ok(Self {
                 base,
@@ -97,7 +102,7 @@ impl Target {
         // The key then goes to the very address that proved itself: a host name is not looked up
         // again (it could answer another address the second time).
         let proven = rt.block_on(prove(&http, &base, data_dir))?;
-        let base = pinned(&base, proven)?;
+        let (base, http) = pinned(&base, proven, tls_cert, http)?;
         Ok(Self {
             base,
             key,
@@ -135,12 +140,38 @@ impl std::fmt::Display for Target {
     }
 }
 
-/// A TCP client that never follows a redirect (a key must not travel on to another address).
-fn tcp_client() -> anyhow::Result<reqwest::Client> {
-    Ok(reqwest::Client::builder()
+/// A TCP client that never follows a redirect (a key must not travel on to another address). With
+/// `tls_cert` (`api.tls.cert`), the certificates in that file are trusted besides the usual roots (a
+/// self-signed certificate then verifies); with `pin`, that host name is connected to that address
+/// only.
+pub(crate) fn tcp_client(
+    tls_cert: Option<&Path>,
+    pin: Option<(&str, std::net::SocketAddr)>,
+) -> anyhow::Result<reqwest::Client> {
+    let mut b = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?)
+        .redirect(reqwest::redirect::Policy::none());
+    if let Some(path) = tls_cert {
+        let pem = std::fs::read(path).with_context(|| {
+            format!(
+                "cannot read the API's certificate {} (api.tls.cert)",
+                path.display()
+            )
+        })?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).with_context(|| {
+            format!(
+                "{} (api.tls.cert): not a PEM certificate chain",
+                path.display()
+            )
+        })?;
+        for c in certs {
+            b = b.add_root_certificate(c);
+        }
+    }
+    if let Some((host, at)) = pin {
+        b = b.resolve(host, at);
+    }
+    Ok(b.build()?)
 }
 
 /// The uids the CLI trusts at the other end of the socket: root, itself, and the owner of the data
@@ -213,14 +244,26 @@ pub(crate) async fn local_socket(
     Ok(Some((path, http)))
 }
 
-/// `base` with its host replaced by the address that proved itself.
-fn pinned(base: &str, at: std::net::SocketAddr) -> anyhow::Result<String> {
+/// `base` bound to the address that proved itself: its host replaced by that address, or over https
+/// to a host name (which the certificate names), that name pinned to the address in a new client.
+fn pinned(
+    base: &str,
+    at: std::net::SocketAddr,
+    tls_cert: Option<&Path>,
+    http: reqwest::Client,
+) -> anyhow::Result<(String, reqwest::Client)> {
     let mut url = reqwest::Url::parse(base).with_context(|| format!("{base}: not a URL"))?;
+    if url.scheme() == "https" {
+        if let Some(name) = url.domain() {
+            let pinned = tcp_client(tls_cert, Some((name, at)))?;
+            return Ok((base.to_owned(), pinned));
+        }
+    }
     url.set_ip_host(at.ip())
         .map_err(|()| anyhow::anyhow!("{base}: cannot address {at}"))?;
     url.set_port(Some(at.port()))
         .map_err(|()| anyhow::anyhow!("{base}: cannot address {at}"))?;
-    Ok(url.as_str().trim_end_matches('/').to_owned())
+    Ok((url.as_str().trim_end_matches('/').to_owned(), http))
 }
 
 /// Asks the server at `base` to prove it holds this install's `server.id` (no key is sent); the proof

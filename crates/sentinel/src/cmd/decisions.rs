@@ -101,7 +101,7 @@ pub fn run(a: DecisionsArgs) -> ExitCode {
 
 fn talk(a: DecisionsArgs) -> anyhow::Result<String> {
     let cfg = a.common.load().map_err(anyhow::Error::msg)?;
-    let target = Target::resolve(a.remote, &cfg.data_dir, cfg.api.listen)?;
+    let target = Target::resolve(a.remote, &cfg.data_dir, &cfg.api)?;
     super::small_runtime()?.block_on(async {
         match a.command {
             DecisionsCommand::Add {

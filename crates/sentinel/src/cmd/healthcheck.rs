@@ -42,10 +42,13 @@ fn ready(a: HealthcheckArgs) -> anyhow::Result<bool> {
             // port (and over the socket nobody else can answer for the daemon).
             match rt.block_on(super::client::local_socket(&cfg.data_dir))? {
                 Some((_, http)) => ("http://localhost".to_owned(), Some(http)),
-                None => (
-                    super::daemon_url(None, &cfg.data_dir, cfg.api.listen)?,
-                    None,
-                ),
+                None => {
+                    let cert = cfg.api.tls.as_ref().map(|t| t.cert.as_path());
+                    (
+                        super::daemon_url(None, &cfg.data_dir, cfg.api.listen, cert.is_some())?,
+                        Some(super::client::tcp_client(cert, None)?),
+                    )
+                }
             }
         }
     };

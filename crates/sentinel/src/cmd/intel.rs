@@ -109,7 +109,7 @@ fn lookup(
     // (exit 1, as documented): nothing listens, a stale `api.addr` or another program holds the
     // port, the socket or its peer is not this install's, or no admin key exists because the daemon
     // never ran here. Usage and configuration errors were caught above (exit 2).
-    let target = Target::resolve(remote, &cfg.data_dir, cfg.api.listen).map_err(|e| {
+    let target = Target::resolve(remote, &cfg.data_dir, &cfg.api).map_err(|e| {
         Fail(
             1,
             format!(

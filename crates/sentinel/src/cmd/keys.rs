@@ -81,7 +81,7 @@ pub fn run(a: KeysArgs) -> ExitCode {
 
 fn talk(a: KeysArgs) -> anyhow::Result<String> {
     let cfg = a.common.load().map_err(anyhow::Error::msg)?;
-    let target = Target::resolve(a.remote, &cfg.data_dir, cfg.api.listen)?;
+    let target = Target::resolve(a.remote, &cfg.data_dir, &cfg.api)?;
     super::small_runtime()?.block_on(async {
         let client = target.client()?;
         match a.command {

@@ -103,12 +103,13 @@ impl Common {
 }
 
 /// The running daemon's base URL: `url` if given, else the address it wrote to `<data_dir>/api.addr`,
-/// else (no such file) the configured `listen`; an unspecified address becomes loopback. An `api.addr`
+/// else (no such file) the configured `listen`; an unspecified address becomes loopback; `https` with `tls` (`api.tls`). An `api.addr`
 /// that cannot be read or does not hold an address is an error, not a silent fall back to `listen`.
 pub fn daemon_url(
     url: Option<String>,
     data_dir: &Path,
     listen: SocketAddr,
+    tls: bool,
 ) -> anyhow::Result<String> {
     if let Some(u) = url {
         return Ok(u.trim_end_matches('/').to_owned());
@@ -125,7 +126,7 @@ pub fn daemon_url(
     if addr.ip().is_unspecified() {
         addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
-    Ok(format!("http://{addr}"))
+    Ok(format!("{}://{addr}", if tls { "https" } else { "http" }))
 }
 
 /// A single-threaded runtime for the subcommands that make a few HTTP calls.

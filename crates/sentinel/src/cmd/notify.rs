@@ -82,7 +82,7 @@ fn talk(a: NotifyArgs) -> anyhow::Result<String> {
     if let NotifyCommand::Test { channel } = &a.command {
         return super::small_runtime()?.block_on(test_channel(&cfg.notify, channel));
     }
-    let target = Target::resolve(a.remote, &cfg.data_dir, cfg.api.listen)?;
+    let target = Target::resolve(a.remote, &cfg.data_dir, &cfg.api)?;
     super::small_runtime()?.block_on(async {
         match a.command {
             NotifyCommand::Send {
