@@ -157,17 +157,23 @@ impl Store {
 
     /// Bounded retention: deletes events (and the rollup buckets) older than `older_than`, then the oldest (by time, then id)
     /// beyond `max_events`, in one transaction. Returns how many were deleted.
+    ///
+    /// The newest stored event (the highest row id) is always kept: SQLite gives a new row the highest
+    /// row id plus one, so deleting it would hand its row id to the next event, and a stream cursor
+    /// (`st_<audit_seq>_<event_rowid>`) past it would silently skip the events that reuse those ids.
     pub async fn prune_events(
         &self,
         older_than: Timestamp,
         max_events: u64,
     ) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let by_age = sqlx::query("DELETE FROM events WHERE ts < ?")
-            .bind(older_than.as_millis())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let by_age = sqlx::query(
+            "DELETE FROM events WHERE ts < ? AND rowid < (SELECT max(rowid) FROM events)",
+        )
+        .bind(older_than.as_millis())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         // The rollups counting those events go with them.
         crate::rollup::prune_before(&mut tx, older_than).await?;
         let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
@@ -178,7 +184,8 @@ impl Store {
         let by_count = if excess > 0 {
             sqlx::query(
                 "DELETE FROM events WHERE id IN \
-                 (SELECT id FROM events ORDER BY ts ASC, id ASC LIMIT ?)",
+                 (SELECT id FROM events WHERE rowid < (SELECT max(rowid) FROM events) \
+                  ORDER BY ts ASC, id ASC LIMIT ?)",
             )
             .bind(excess)
             .execute(&mut *tx)

@@ -6,7 +6,8 @@ mod common;
 use common::*;
 use sentinel_core::{ActionKind, ActionState, Alert, Severity, Subject, Timestamp};
 use sentinel_store::{
-    ActionFilter, AlertFilter, EventFilter, Record, Store, StoreError, DEFAULT_LIMIT,
+    ActionFilter, AlertFilter, EventFilter, FeedFilter, FeedKind, Record, Store, StoreError,
+    DEFAULT_LIMIT,
 };
 use std::collections::HashSet;
 
@@ -388,6 +389,42 @@ async fn prune_events_by_age_then_by_count() {
             .unwrap(),
         0
     );
+}
+
+/// Pruning every event keeps the newest row: SQLite would otherwise give its row id to the next
+/// event, and a stream resuming from a cursor taken before the prune would skip the new events.
+#[tokio::test]
+async fn a_full_prune_never_lets_a_stream_cursor_skip_new_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let old: Vec<_> = (0..5)
+        .map(|n| event(1_000 * (n + 1), "192.0.2.9", "flow", "t-old"))
+        .collect();
+    write_all(&store, old.into_iter().map(Record::from).collect()).await;
+    let cursor = store.feed_head().await.unwrap();
+
+    // Everything is older than the cutoff, and the count limit is 0: only the newest row stays.
+    let deleted = store
+        .prune_events(Timestamp::from_millis(1_000_000), 0)
+        .await
+        .unwrap();
+    assert_eq!(deleted, 4);
+    assert_eq!(store.count_events().await.unwrap(), 1);
+
+    let fresh: Vec<_> = (0..3)
+        .map(|n| event(2_000_000 + n, "198.51.100.4", "flow", "t-new"))
+        .collect();
+    write_all(&store, fresh.into_iter().map(Record::from).collect()).await;
+    let filter = FeedFilter {
+        kinds: vec![FeedKind::Event],
+        ..Default::default()
+    };
+    let page = store.feed_after(cursor, &filter, 100).await.unwrap();
+    assert_eq!(page.items.len(), 3, "{:?}", page.items);
+    assert!(page
+        .items
+        .iter()
+        .all(|i| i.data.to_string().contains("198.51.100.4")));
 }
 
 /// A subject's history counts its alerts and actions in `[since, before)` and nobody else's, and
