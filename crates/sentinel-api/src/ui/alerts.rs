@@ -239,7 +239,7 @@ fn actions_cell(a: Option<&AlertActions>) -> Markup {
         @match a {
             None => span class="muted" { "none" },
             Some(a) => {
-                ul class="inline" {
+                ul class="cell-list" {
                     @for (kind, state) in &a.actions {
                         li { (kind.as_str()) ": " (state_text(*state)) }
                     }

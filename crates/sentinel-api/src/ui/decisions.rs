@@ -202,31 +202,34 @@ fn table(
     html! {
         @if items.is_empty() {
             p class="empty" { "No live decisions." }
-        }
-        table id="decisions" {
-            caption { "Live decisions, newest first" }
-            (head_row(COLUMNS.iter().copied().chain(operator.then_some("Revert"))))
-            tbody {
-                @for r in items {
-                    tr data-action-id=(r.id) {
-                        td { (r.spec.kind.as_str()) }
-                        td { (r.spec.subject)
-                            @if let Some(c) = r.spec.params.cidr() { " (range " (c.to_string()) ")" }
-                        }
-                        td { (origin_cell(r)) }
-                        td { (state_text(r.state)) " (" (r.mode.as_str()) ")" }
-                        td { (time_tag(r.created)) }
-                        td { (time_tag(r.expires_at)) " " span class="left" { "(" (time_left(r.expires_at, now)) ")" } }
-                        td {
-                            @if let Some(why) = reasons.get(&r.id) { (why) } @else { "—" }
-                            @if let Some(note) = &r.error { br; span class="note" { "note: " (note) } }
-                        }
-                        @if operator {
-                            td {
-                                form class="revert" method="post" action={ "/ui/decisions/" (r.id) "/revert" } {
-                                    (csrf_input(viewer))
-                                    input type="hidden" name="next" value=(here);
-                                    button type="submit" aria-label={ "Revert " (r.spec.kind.as_str()) " on " (r.spec.subject) } { "Revert" }
+        } @else {
+            div class="table-wrap" {
+                table id="decisions" {
+                    caption { "Live decisions, newest first" }
+                    (head_row(COLUMNS.iter().copied().chain(operator.then_some("Revert"))))
+                    tbody {
+                        @for r in items {
+                            tr data-action-id=(r.id) {
+                                td { (r.spec.kind.as_str()) }
+                                td { (r.spec.subject)
+                                    @if let Some(c) = r.spec.params.cidr() { " (range " (c.to_string()) ")" }
+                                }
+                                td { (origin_cell(r)) }
+                                td { (state_text(r.state)) " (" (r.mode.as_str()) ")" }
+                                td { (time_tag(r.created)) }
+                                td { (time_tag(r.expires_at)) " " span class="left" { "(" (time_left(r.expires_at, now)) ")" } }
+                                td {
+                                    @if let Some(why) = reasons.get(&r.id) { (why) } @else { "—" }
+                                    @if let Some(note) = &r.error { br; span class="note" { "note: " (note) } }
+                                }
+                                @if operator {
+                                    td {
+                                        form class="revert" method="post" action={ "/ui/decisions/" (r.id) "/revert" } {
+                                            (csrf_input(viewer))
+                                            input type="hidden" name="next" value=(here);
+                                            button type="submit" aria-label={ "Revert " (r.spec.kind.as_str()) " on " (r.spec.subject) } { "Revert" }
+                                        }
+                                    }
                                 }
                             }
                         }
@@ -387,7 +390,7 @@ fn preview_section(r: &ActionRecord) -> Markup {
     html! {
         section id="preview" aria-labelledby="preview-title" {
             h3 id="preview-title" { "Preview: nothing was applied" }
-            dl {
+            dl class="facts" {
                 dt { "Kind" } dd { (r.spec.kind.as_str()) }
                 dt { "Subject" } dd { (r.spec.subject)
                     @if let Some(c) = r.spec.params.cidr() { " (range " (c.to_string()) ")" } }

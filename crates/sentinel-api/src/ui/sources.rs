@@ -40,9 +40,9 @@ fn reasons(list: &[(String, u64)]) -> Markup {
         @if list.is_empty() {
             "none"
         } @else {
-            ul class="reasons" {
+            ul class="reasons counts" {
                 @for (reason, n) in list {
-                    li { span class="reason" { (reason) } ": " (n) }
+                    li class="pair" { span class="reason" { (reason) } ": " (n) }
                 }
             }
         }
@@ -143,9 +143,9 @@ async fn page(viewer: Viewer, State(state): State<AppState>) -> Result<Markup, U
                         td class="num" { (snap.http.accepted) }
                         td class="num" { (snap.http.invalid + snap.http.rejected_busy) }
                         td {
-                            ul class="reasons" {
-                                li { span class="reason" { "invalid" } ": " (snap.http.invalid) }
-                                li { span class="reason" { "queue_full" } ": " (snap.http.rejected_busy) }
+                            ul class="reasons counts" {
+                                li class="pair" { span class="reason" { "invalid" } ": " (snap.http.invalid) }
+                                li class="pair" { span class="reason" { "queue_full" } ": " (snap.http.rejected_busy) }
                             }
                         }
                         td class="num" { "0" }
