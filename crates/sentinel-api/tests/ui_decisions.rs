@@ -311,6 +311,13 @@ async fn a_revert_from_the_page_removes_the_nft_element_and_is_audited() {
         .await;
     assert!(page.body.contains("role=\"status\""), "{}", page.body);
     assert!(row(&page.body, &rec.id.to_string()).is_none());
+    // Nothing is live: the message alone, no empty table under it.
+    assert!(page.body.contains("No live decisions."), "{}", page.body);
+    assert!(
+        !page.body.contains("<table id=\"decisions\">"),
+        "{}",
+        page.body
+    );
 
     // Again: not live any more, a 409 and nothing changed; an unknown id is a 404.
     let again = env
