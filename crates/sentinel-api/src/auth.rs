@@ -542,7 +542,7 @@ fn stream_session(
         return None;
     }
     let viewer = crate::ui::session_of(state, headers)?;
-    if !crate::stream::cookie_origin_ok(headers) {
+    if !crate::stream::cookie_origin_ok(headers, &state.ui.sessions.settings().public_origins) {
         tracing::warn!(
             evt = "stream_cross_origin_refused",
             key_id = %viewer.principal.key_id,

@@ -191,9 +191,10 @@ fn label(why: End) -> Vec<(String, String)> {
 }
 
 /// Whether a request authenticated by the session cookie may open the stream: a browser always
-/// sends `Origin` on a WebSocket handshake, and it must name this host ([`crate::ui::same_origin`]).
-pub(crate) fn cookie_origin_ok(headers: &HeaderMap) -> bool {
-    headers.contains_key(axum::http::header::ORIGIN) && crate::ui::same_origin(headers)
+/// sends `Origin` on a WebSocket handshake, and it must name this host or one of `public`
+/// ([`crate::ui::same_origin`]).
+pub(crate) fn cookie_origin_ok(headers: &HeaderMap, public: &[String]) -> bool {
+    headers.contains_key(axum::http::header::ORIGIN) && crate::ui::same_origin(headers, public)
 }
 
 /// Marks a stream request authenticated by a dashboard session (the session's cookie token), put

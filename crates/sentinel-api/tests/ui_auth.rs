@@ -593,3 +593,62 @@ async fn every_ui_route_is_guarded_and_has_strict_headers() {
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert_strict_headers(&r, "404");
 }
+
+/// Behind a proxy that rewrites `Host` (the request names `127.0.0.1:8000`, the browser's `Origin`
+/// the proxy's address), a login post is refused unless `api.ui.public_origins` lists the proxy's
+/// origin; listed, it is accepted (in any case), and another origin is still refused. The live stream's
+/// cookie check goes through the same test.
+#[tokio::test]
+async fn a_host_rewriting_proxy_is_ours_only_when_listed() {
+    async fn post_via_proxy(h: &Harness, origin: &str) -> Reply {
+        let token = login_form(h).await;
+        let form = serde_urlencoded::to_string([
+            ("key", h.viewer_key.as_str()),
+            ("csrf", token.as_str()),
+            ("next", "/ui/"),
+        ])
+        .unwrap();
+        let r = Request::builder()
+            .method(Method::POST)
+            .uri("/ui/login")
+            .header("host", "127.0.0.1:8000")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("cookie", format!("sentinel_login_csrf={token}"))
+            .header("origin", origin)
+            .header("sec-fetch-site", "same-origin")
+            .body(Body::from(form))
+            .unwrap();
+        send(&h.app, r).await
+    }
+    let unlisted = with_ui(UiSettings::default()).await;
+    let r = post_via_proxy(&unlisted, "https://sentinel.example.org").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", body(&r));
+
+    let listed = with_ui(UiSettings {
+        public_origins: vec!["https://sentinel.example.org".into()],
+        ..Default::default()
+    })
+    .await;
+    let r = post_via_proxy(&listed, "https://Sentinel.Example.org").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", body(&r));
+    assert!(set_cookie(&r, "sentinel_session").is_some());
+    for other in [
+        "https://evil.example",
+        "http://sentinel.example.org",
+        "https://sentinel.example.org:8443",
+        "https://sentinel.example.org.evil.example",
+        "null",
+    ] {
+        let r = post_via_proxy(&listed, other).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{other}");
+    }
+    // The headers alone decide, as for the stream's session check.
+    let mut hd = axum::http::HeaderMap::new();
+    hd.insert("host", "127.0.0.1:8000".parse().unwrap());
+    hd.insert("origin", "https://sentinel.example.org".parse().unwrap());
+    assert!(!sentinel_api::ui::same_origin(&hd, &[]));
+    assert!(sentinel_api::ui::same_origin(
+        &hd,
+        &["https://sentinel.example.org".to_string()]
+    ));
+}

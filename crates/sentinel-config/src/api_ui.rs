@@ -20,6 +20,75 @@ pub struct UiConfig {
     /// Mark the session cookie `Secure` (named `__Host-sentinel_session`): set it behind a
     /// TLS-terminating proxy; it is on by itself when the API serves TLS.
     pub secure_cookie: bool,
+    /// Origins (`http[s]://host[:port]`, lower case) a proxy that rewrites `Host` serves the
+    /// dashboard at: form posts and the live stream whose `Origin` is one of them are accepted.
+    pub public_origins: Vec<String>,
+}
+
+/// Most origins `api.ui.public_origins` may list.
+pub const MAX_PUBLIC_ORIGINS: usize = 16;
+
+/// An origin as a browser sends it in `Origin`: `http://` or `https://`, a host name, IPv4 or
+/// bracketed IPv6 address, an optional port; no path, query, user or trailing slash. Lower-cased.
+fn origin(s: &str) -> Result<String, String> {
+    let lower = s.to_ascii_lowercase();
+    let Some(rest) = lower
+        .strip_prefix("https://")
+        .or_else(|| lower.strip_prefix("http://"))
+    else {
+        return Err("must start with http:// or https://".into());
+    };
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) if !h.is_empty() && !p.contains(']') => (h, Some(p)),
+        _ => (rest, None),
+    };
+    let host_ok = if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        inner.parse::<std::net::Ipv6Addr>().is_ok()
+    } else {
+        !host.is_empty()
+            && host.len() <= 253
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    };
+    if !host_ok {
+        return Err(
+            "must be scheme://host[:port] with a host name or address, and nothing after it (no path, no trailing slash)"
+                .into(),
+        );
+    }
+    if let Some(p) = port {
+        if p.parse::<u16>().map_or(true, |p| p == 0) {
+            return Err("has a port that is not 1..=65535".into());
+        }
+    }
+    Ok(lower)
+}
+
+/// Reads `api.ui.public_origins`: a list of at most [`MAX_PUBLIC_ORIGINS`] origins.
+fn public_origins(r: &mut Reader, n: Option<&Node<'_>>) -> Option<Vec<String>> {
+    let node = r.get(n, "public_origins")?;
+    let items = r.list(&node)?;
+    if items.len() > MAX_PUBLIC_ORIGINS {
+        r.fail(&node.path, format!("at most {MAX_PUBLIC_ORIGINS} origins"));
+        return None;
+    }
+    let mut out = Vec::with_capacity(items.len());
+    let mut ok = true;
+    for item in &items {
+        let Some(s) = r.string(item) else {
+            ok = false;
+            continue;
+        };
+        match origin(s) {
+            Ok(o) => out.push(o),
+            Err(why) => {
+                r.fail(&item.path, format!("{s:?} {why}"));
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(out)
 }
 
 /// Reads `api.ui` (every value range-checked, errors naming the key).
@@ -33,6 +102,7 @@ pub(crate) fn api_ui(r: &mut Reader, api: Option<&Node<'_>>) -> Option<UiConfig>
         .get(n, "max_sessions")
         .and_then(|v| r.int(&v, 1, 1_000_000));
     let secure_cookie = r.get(n, "secure_cookie").and_then(|v| r.boolean(&v));
+    let public_origins = public_origins(r, n);
     if let (Some(ttl), Some(idle)) = (session_ttl, idle_timeout) {
         if idle > ttl {
             if let Some(node) = r.get(n, "idle_timeout") {
@@ -53,6 +123,7 @@ pub(crate) fn api_ui(r: &mut Reader, api: Option<&Node<'_>>) -> Option<UiConfig>
         idle_timeout: idle_timeout?,
         max_sessions: max_sessions?,
         secure_cookie: secure_cookie?,
+        public_origins: public_origins?,
     })
 }
 

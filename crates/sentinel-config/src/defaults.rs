@@ -52,6 +52,7 @@ api:
     idle_timeout: 1h               # ... or after this long unused (1m..=session_ttl)
     max_sessions: 10000            # sessions held at once (1..=1000000); past it the least recently used ends
     secure_cookie: false           # true behind a TLS-terminating proxy (Secure, __Host- cookie); on by itself when the API serves TLS
+    public_origins: []             # origins a Host-rewriting proxy serves the dashboard at, e.g. [https://sentinel.example.org]; form posts and the live feed from them are accepted (at most 16)
 pipeline:
   queue_capacity: 1024             # 1..=1000000
   defend_timeout: 2s

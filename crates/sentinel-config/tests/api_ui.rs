@@ -43,3 +43,61 @@ fn bad_ui_values_name_the_key() {
         assert!(errs.mentions(key), "{bad}: {errs}");
     }
 }
+
+#[test]
+fn public_origins_are_origins() {
+    let d = load_str("", None, &[]).unwrap();
+    assert!(d.api.ui.public_origins.is_empty());
+    let c = load_str(
+        "api:\n  ui:\n    public_origins: [\"https://Sentinel.Example.org\", \"http://[2001:db8::1]:8080\", \"http://192.0.2.7:8000\"]\n",
+        None,
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        c.api.ui.public_origins,
+        vec![
+            "https://sentinel.example.org",
+            "http://[2001:db8::1]:8080",
+            "http://192.0.2.7:8000"
+        ]
+    );
+    assert_eq!(load_str(&c.effective_yaml(), None, &[]).unwrap(), c);
+    for bad in [
+        "sentinel.example.org",
+        "https://sentinel.example.org/",
+        "https://sentinel.example.org/ui",
+        "https://user@sentinel.example.org",
+        "https://sentinel.example.org:0",
+        "https://sentinel.example.org:99999",
+        "https://",
+        "ftp://sentinel.example.org",
+        "https://[not-v6]",
+        "https://a b",
+    ] {
+        let errs = load_str(
+            &format!("api:\n  ui:\n    public_origins: [\"{bad}\"]\n"),
+            None,
+            &[],
+        )
+        .unwrap_err();
+        assert!(errs.mentions("api.ui.public_origins[0]"), "{bad}: {errs}");
+    }
+    let many: Vec<String> = (0..17)
+        .map(|i| format!("\"https://h{i}.example\""))
+        .collect();
+    let errs = load_str(
+        &format!("api:\n  ui:\n    public_origins: [{}]\n", many.join(", ")),
+        None,
+        &[],
+    )
+    .unwrap_err();
+    assert!(errs.mentions("api.ui.public_origins"), "{errs}");
+    let errs = load_str(
+        "api:\n  ui:\n    public_origins: https://x.example\n",
+        None,
+        &[],
+    )
+    .unwrap_err();
+    assert!(errs.mentions("api.ui.public_origins"), "{errs}");
+}

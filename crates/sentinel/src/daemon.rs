@@ -823,6 +823,7 @@ fn ui_settings(cfg: &ValidatedConfig) -> sentinel_api::ui::UiSettings {
         max_sessions: u.max_sessions,
         // `Secure` (and `__Host-`) whenever browsers reach the dashboard over TLS: ours, or a proxy's.
         secure_cookie: u.secure_cookie || cfg.api.tls.is_some(),
+        public_origins: u.public_origins.clone(),
     }
 }
 

@@ -148,7 +148,7 @@ fn forged(state: &AppState, why: &'static str) -> Response {
 async fn login_post(State(state): State<AppState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let headers = &parts.headers;
-    if !same_origin(headers) {
+    if !same_origin(headers, &state.ui.sessions.settings().public_origins) {
         return forged(&state, "origin");
     }
     let bytes =

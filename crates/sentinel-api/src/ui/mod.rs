@@ -151,9 +151,11 @@ pub fn session_of(state: &AppState, headers: &HeaderMap) -> Option<Viewer> {
 }
 
 /// Whether a browser request comes from our own origin: `Sec-Fetch-Site`, when sent, must be
-/// `same-origin`; `Origin`, when sent, must name the host the request was sent to. A request with
-/// neither (not a browser) passes this check; the CSRF token still stands in its way.
-pub fn same_origin(headers: &HeaderMap) -> bool {
+/// `same-origin`; `Origin`, when sent, must name the host the request was sent to, or be one of
+/// `public` (`api.ui.public_origins`, the addresses a `Host`-rewriting proxy serves the dashboard at;
+/// compared without regard to case). A request with neither header (not a browser) passes this
+/// check; the CSRF token still stands in its way.
+pub fn same_origin(headers: &HeaderMap, public: &[String]) -> bool {
     if let Some(site) = headers.get("sec-fetch-site") {
         if site.as_bytes() != b"same-origin" {
             return false;
@@ -162,6 +164,12 @@ pub fn same_origin(headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return true;
     };
+    if origin
+        .to_str()
+        .is_ok_and(|o| public.iter().any(|p| p.eq_ignore_ascii_case(o)))
+    {
+        return true;
+    }
     let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
         return false;
     };
@@ -283,7 +291,7 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for CsrfForm<T> {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
         let (mut parts, body) = req.into_parts();
         let viewer = Viewer::from_request_parts(&mut parts, state).await?;
-        if !same_origin(&parts.headers) {
+        if !same_origin(&parts.headers, &state.ui.sessions.settings().public_origins) {
             tracing::info!(evt = "ui_csrf_refused", reason = "origin");
             state.ui.counters.form_refused(FormRefusal::Origin);
             return Err(

@@ -27,6 +27,10 @@ pub struct UiSettings {
     /// Mark the cookie `Secure` (and name it `__Host-…`): on when the API serves TLS, or by
     /// configuration behind a TLS-terminating proxy.
     pub secure_cookie: bool,
+    /// Origins (`https://host[:port]`, lower case) the dashboard is also reached at, besides the
+    /// `Host` a request names: behind a proxy that rewrites `Host`, the browser's `Origin` names the
+    /// proxy's address, and a form post or the live stream from it is ours (`api.ui.public_origins`).
+    pub public_origins: Vec<String>,
 }
 
 impl Default for UiSettings {
@@ -37,6 +41,7 @@ impl Default for UiSettings {
             idle_timeout: Duration::from_secs(3600),
             max_sessions: 10_000,
             secure_cookie: false,
+            public_origins: Vec::new(),
         }
     }
 }
