@@ -37,7 +37,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// Numbers the subscriptions of this process, so that every consumer name is unique in it.
+/// Numbers the subscriptions and dedupers of this process, so that every consumer and claim owner
+/// name is unique in it.
 static NEXT_CONSUMER: AtomicU64 = AtomicU64::new(1);
 
 /// The bus on Redis Streams. Dropping it closes it (see [`RedisBus::close`]).
@@ -113,7 +114,9 @@ impl RedisBus {
     /// handled messages `keep` (longer than a message can be redelivered).
     pub fn deduper(&self, lease: Duration, keep: Duration) -> Deduper {
         let link = Self::link_with(&self.client, &self.config, self.config.timeout, &self.stats);
-        Deduper::new(link, self.config.prefix.clone(), lease, keep)
+        let n = NEXT_CONSUMER.fetch_add(1, Ordering::Relaxed);
+        let owner = format!("{}-{n}", self.config.consumer);
+        Deduper::new(link, self.config.prefix.clone(), &owner, lease, keep)
     }
 
     /// Stops the bus: publishing is refused, subscriptions end (`recv` gives `None`), and what is still

@@ -237,11 +237,23 @@ async fn the_deduper_lets_one_handler_act_and_a_lapsed_claim_act_again() {
     let bus = bus(config(&redis.url()));
     let d: Deduper = bus.deduper(Duration::from_millis(300), Duration::from_secs(60));
     assert_eq!(d.mark_key("g", "k"), "sentinel:done:g:k");
+    // Another process's deduper.
+    let other = RedisBus::new(config(&redis.url())).unwrap();
+    let d2 = other.deduper(Duration::from_millis(300), Duration::from_secs(60));
     assert_eq!(d.begin("g", "k").await.unwrap(), Claim::First);
     assert_eq!(d.begin("g", "k").await.unwrap(), Claim::Busy);
-    assert_eq!(d.begin("other", "k").await.unwrap(), Claim::First);
+    assert_eq!(d2.begin("g", "k").await.unwrap(), Claim::Busy);
+    assert_eq!(d2.begin("other", "k").await.unwrap(), Claim::First);
     d.finish("g", "k").await.unwrap();
     assert_eq!(d.begin("g", "k").await.unwrap(), Claim::Done);
+    assert_eq!(d2.begin("g", "k").await.unwrap(), Claim::Done);
+    assert_eq!(d.begin("g", "lapsed").await.unwrap(), Claim::First);
+    assert_eq!(d2.begin("g", "lapsed").await.unwrap(), Claim::Busy);
+    sleep(Duration::from_millis(450)).await;
+    assert_eq!(d2.begin("g", "lapsed").await.unwrap(), Claim::First);
+    assert_eq!(d.begin("g", "lapsed").await.unwrap(), Claim::Busy);
+    d2.abandon("g", "lapsed").await.unwrap();
+    // A claim whose handler vanished lapses for its own deduper too.
     assert_eq!(d.begin("g", "lapsed").await.unwrap(), Claim::First);
     sleep(Duration::from_millis(450)).await;
     assert_eq!(d.begin("g", "lapsed").await.unwrap(), Claim::First);
