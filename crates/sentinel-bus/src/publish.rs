@@ -4,7 +4,7 @@
 //! A message goes straight to Redis when the buffer is empty and the link is up. Otherwise it joins
 //! the end of the buffer (so that nothing overtakes what waits there), and a flusher task (one at a
 //! time, started by the first buffered message, ended when the buffer is empty) sends the buffer in
-//! order once the link is back. A full buffer refuses the message with [`BusError::BufferFull`] and
+//! order once the link is back; a publish that finds the link back sends the buffer first itself. A full buffer refuses the message with [`BusError::BufferFull`] and
 //! counts it; it never drops what it already holds. This module never reads.
 
 use crate::link::{describe, Failure, Link};
@@ -79,6 +79,10 @@ impl Publisher {
             return Err(BusError::Unavailable("the bus is closed".into()));
         }
         let mut st = self.state.lock().await;
+        // Redis back and messages waiting: they go first (the flusher may still be asleep).
+        if !st.buffer.is_empty() && st.link.retry_at().is_none() {
+            self.drain(&mut st).await;
+        }
         if st.buffer.is_empty() && st.link.retry_at().is_none() {
             match xadd(&mut st.link, &key, &payload, self.maxlen).await {
                 Ok(()) => {
@@ -106,6 +110,26 @@ impl Publisher {
         Ok(())
     }
 
+    /// Sends buffered messages in order until the buffer is empty or Redis is away.
+    async fn drain(&self, st: &mut State) {
+        let State { link, buffer } = st;
+        while let Some((key, payload)) = buffer.front() {
+            match xadd(link, key, payload, self.maxlen).await {
+                Ok(()) => add(&self.stats.published, 1),
+                Err(Failure::Refused(e)) => {
+                    add(&self.stats.refused, 1);
+                    tracing::warn!(
+                        "bus: Redis refused a buffered message for {key}: {}",
+                        describe(&e)
+                    );
+                }
+                Err(Failure::Away(_)) => return,
+            }
+            buffer.pop_front();
+            self.stats.waiting.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
     fn start_flusher(self: &Arc<Self>) {
         if !self.flushing.swap(true, Ordering::AcqRel) {
             tokio::spawn(Arc::clone(self).flush());
@@ -127,27 +151,12 @@ impl Publisher {
                     self.flushing.store(false, Ordering::Release);
                     return;
                 }
-                let State { link, buffer } = &mut *st;
-                loop {
-                    // Decided under the lock: a publisher that finds the buffer empty after this
-                    // sends directly, and one that finds it not empty knows a flusher will run.
-                    let Some((key, payload)) = buffer.front() else {
-                        self.flushing.store(false, Ordering::Release);
-                        return;
-                    };
-                    match xadd(link, key, payload, self.maxlen).await {
-                        Ok(()) => add(&self.stats.published, 1),
-                        Err(Failure::Refused(e)) => {
-                            add(&self.stats.refused, 1);
-                            tracing::warn!(
-                                "bus: Redis refused a buffered message for {key}: {}",
-                                describe(&e)
-                            );
-                        }
-                        Err(Failure::Away(_)) => break,
-                    }
-                    buffer.pop_front();
-                    self.stats.waiting.fetch_sub(1, Ordering::Relaxed);
+                self.drain(&mut st).await;
+                // Decided under the lock: a publisher that finds the buffer empty after this sends
+                // directly, and one that finds it not empty knows a flusher will run.
+                if st.buffer.is_empty() {
+                    self.flushing.store(false, Ordering::Release);
+                    return;
                 }
             }
             // Redis is away: wait for the backoff (outside the lock: publishers keep buffering).
