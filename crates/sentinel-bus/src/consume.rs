@@ -212,7 +212,9 @@ impl RedisRx {
 impl BusRx for RedisRx {
     /// The next message: queued ones first, then reclaimed, then new. Waits out Redis being away;
     /// `None` once the bus is closed (what was read and not handed out stays pending in Redis and is
-    /// reclaimed by the group's other consumers).
+    /// reclaimed by the group's other consumers). Cancelling it (a `select!`, a timeout) loses nothing
+    /// either: a message read from Redis and not handed out stays pending and comes back after
+    /// `claim_idle`.
     async fn recv(&mut self) -> Option<Result<Delivery, BusError>> {
         loop {
             if self.is_closed() {

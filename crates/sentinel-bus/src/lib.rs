@@ -11,7 +11,9 @@
 //! out; publishing goes to a bounded local buffer that is flushed in order when Redis is back, and a
 //! full buffer refuses (and counts) what does not fit. [`BusStats`] counts all of it.
 //!
-//! The crate owns no configuration parsing and no stage logic: it carries bytes.
+//! Needs Redis 6.2 or later (`XAUTOCLAIM`); 7.0 or later also reports pending entries trimmed away
+//! before anyone acknowledged them. The crate owns no configuration parsing and no stage logic: it
+//! carries bytes.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
