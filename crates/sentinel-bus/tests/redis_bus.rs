@@ -99,6 +99,7 @@ async fn every_group_gets_every_message_and_consumers_of_a_group_share_them() {
     let redis = RedisServer::start();
     let mut c = config(&redis.url());
     c.batch = 1; // one message per read: the two consumers below take turns
+    c.consumer = "node-a".into();
     let bus = bus(c);
     let t = topic("alerts");
     let mut audit = bus.subscribe(&t, "audit").await.unwrap();
@@ -138,6 +139,18 @@ async fn every_group_gets_every_message_and_consumers_of_a_group_share_them() {
         pending(&redis.url(), "sentinel:alerts", "investigate").await,
         0
     );
+    // Two consumers in the group, named after the configured name, each its own.
+    let mut conn = redis_conn(&redis.url()).await;
+    let info: redis::streams::StreamInfoConsumersReply = redis::cmd("XINFO")
+        .arg("CONSUMERS")
+        .arg("sentinel:alerts")
+        .arg("investigate")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let names: BTreeSet<String> = info.consumers.into_iter().map(|c| c.name).collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names.iter().all(|n| n.starts_with("node-a-")), "{names:?}");
     assert_eq!(pending(&redis.url(), "sentinel:alerts", "audit").await, 0);
     let s = bus.stats().snapshot();
     assert_eq!((s.published, s.delivered, s.acked), (10, 20, 20));
