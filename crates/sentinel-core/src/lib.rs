@@ -34,8 +34,8 @@ pub use observed::Observed;
 pub use params::{ActionLimits, ActionParams, SpecError, SpecField};
 pub use redact::Redactor;
 pub use seams::{
-    ActError, Actuator, AuditError, AuditLog, Bus, BusError, BusRx, Detector, EnrichError,
-    Enricher, LineTx, Notifier, NotifyError, Policy, RawLine, Receipt, Scored, Shutdown,
-    SinkClosed, Source, SourceError, StateCounts, Topic,
+    ActError, Actuator, AuditError, AuditLog, Bus, BusError, BusRx, Delivery, Detector,
+    EnrichError, Enricher, LineTx, Notifier, NotifyError, Policy, RawLine, Receipt, Scored,
+    Shutdown, SinkClosed, Source, SourceError, StateCounts, Topic,
 };
 pub use time::Timestamp;

@@ -237,24 +237,58 @@ pub enum BusError {
     /// The bus is unreachable or closed.
     #[error("bus unavailable: {0}")]
     Unavailable(String),
+    /// The bus is away and the local buffer that keeps messages until it is back is full: this
+    /// message was refused (and counted), nothing already buffered was dropped.
+    #[error("bus buffer full: {capacity} messages already wait for the bus, this one was refused")]
+    BufferFull {
+        /// How many messages the buffer holds.
+        capacity: usize,
+    },
+    /// The bus answered, and said no (a wrong key type, a malformed entry): retrying will not help.
+    #[error("bus refused: {0}")]
+    Refused(String),
 }
 
 /// A named stream on the bus (`events`, `alerts`, `decisions`, …).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Topic(pub String);
 
-/// A subscription's receiving end.
+/// One message as a consumer received it.
+///
+/// Delivery is at least once: a message stays pending in its consumer group until a consumer
+/// acknowledges it with [`BusRx::ack`]. A message never acknowledged (its consumer died, or gave up
+/// on it) is delivered again, to this or another consumer of the group, with `attempts` raised; so
+/// handlers must be idempotent (key what they do on a domain id, or on `id`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The message's id on its topic: the same for every group and every redelivery of this message,
+    /// unique on the topic. The handle [`BusRx::ack`] takes.
+    pub id: String,
+    /// The message as published.
+    pub payload: Vec<u8>,
+    /// How many times the group has delivered this message, this time included (1 the first time).
+    pub attempts: u32,
+}
+
+/// A subscription's receiving end: one consumer of a consumer group.
 #[async_trait]
 pub trait BusRx: Send {
-    /// The next message, or `None` when the bus is closed.
-    async fn recv(&mut self) -> Option<Result<Vec<u8>, BusError>>;
+    /// The next message, or `None` when the bus is closed. Transient trouble (the bus away for a while)
+    /// is waited out inside; an error is something retrying will not mend.
+    async fn recv(&mut self) -> Option<Result<Delivery, BusError>>;
+    /// Acknowledges a message by its [`Delivery::id`]: the group will not deliver it again. Call it once
+    /// the message's effect is durable (stored, applied). Acknowledging twice, or an id the group no
+    /// longer holds, is `Ok`. An error leaves the message pending: it will be delivered again.
+    async fn ack(&mut self, id: &str) -> Result<(), BusError>;
 }
 
 /// Carries messages between roles.
 #[async_trait]
 pub trait Bus: Send + Sync {
-    /// Publishes one message.
+    /// Publishes one message. `Ok` means the bus took it (or, for a bus that buffers while its server is
+    /// away, that it is buffered and will be sent in order).
     async fn publish(&self, topic: &Topic, m: Vec<u8>) -> Result<(), BusError>;
-    /// Subscribes as part of a consumer group.
+    /// Subscribes as one more consumer of `group` on `topic`; the consumers of a group share its
+    /// messages, and every group gets every message.
     async fn subscribe(&self, topic: &Topic, group: &str) -> Result<Box<dyn BusRx>, BusError>;
 }

@@ -7,26 +7,35 @@
 //! would be kept nowhere), and so is publishing after [`MemoryBus::close`]; after closing, consumers
 //! still receive what was queued, then `None`.
 //!
+//! Each message gets an id (a counter, the same in every group) and is delivered once, with
+//! `attempts` 1: [`BusRx::ack`] is a no-op here, because a message taken from an in-process queue cannot
+//! outlive the consumer that took it anyway (when the process dies, so does the queue).
+//!
 //! It never persists, and never crosses a process: a message lives until a consumer takes it.
 
 use async_trait::async_trait;
-use sentinel_core::{Bus, BusError, BusRx, Topic};
+use sentinel_core::{Bus, BusError, BusRx, Delivery, Topic};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
-type Shared = Arc<tokio::sync::Mutex<mpsc::Receiver<Vec<u8>>>>;
+/// A queued message: its id and payload.
+type Queued = (String, Vec<u8>);
+type Shared = Arc<tokio::sync::Mutex<mpsc::Receiver<Queued>>>;
 
 /// One consumer group's queue on one topic.
 struct Group {
     name: String,
-    tx: mpsc::Sender<Vec<u8>>,
+    tx: mpsc::Sender<Queued>,
     rx: Shared,
 }
 
 /// The in-process bus.
 pub struct MemoryBus {
     capacity: usize,
+    /// The id of the next message.
+    next_id: AtomicU64,
     /// `None` once closed.
     topics: Mutex<Option<HashMap<Topic, Vec<Group>>>>,
 }
@@ -36,6 +45,7 @@ impl MemoryBus {
     pub fn new(capacity: usize) -> Self {
         MemoryBus {
             capacity: capacity.max(1),
+            next_id: AtomicU64::new(1),
             topics: Mutex::new(Some(HashMap::new())),
         }
     }
@@ -47,7 +57,7 @@ impl MemoryBus {
         }
     }
 
-    fn senders(&self, topic: &Topic) -> Result<Vec<mpsc::Sender<Vec<u8>>>, BusError> {
+    fn senders(&self, topic: &Topic) -> Result<Vec<mpsc::Sender<Queued>>, BusError> {
         let guard = self
             .topics
             .lock()
@@ -72,8 +82,18 @@ struct MemoryRx {
 
 #[async_trait]
 impl BusRx for MemoryRx {
-    async fn recv(&mut self) -> Option<Result<Vec<u8>, BusError>> {
-        self.rx.lock().await.recv().await.map(Ok)
+    async fn recv(&mut self) -> Option<Result<Delivery, BusError>> {
+        let (id, payload) = self.rx.lock().await.recv().await?;
+        Some(Ok(Delivery {
+            id,
+            payload,
+            attempts: 1,
+        }))
+    }
+
+    /// A no-op: a message taken from the queue is gone from it already (see the module doc).
+    async fn ack(&mut self, _id: &str) -> Result<(), BusError> {
+        Ok(())
     }
 }
 
@@ -81,14 +101,16 @@ impl BusRx for MemoryRx {
 impl Bus for MemoryBus {
     async fn publish(&self, topic: &Topic, m: Vec<u8>) -> Result<(), BusError> {
         let senders = self.senders(topic)?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed).to_string();
         let last = senders.len() - 1;
         let mut m = Some(m);
         for (i, tx) in senders.iter().enumerate() {
-            let msg = if i == last {
+            let payload = if i == last {
                 m.take().unwrap_or_default()
             } else {
                 m.clone().unwrap_or_default()
             };
+            let msg = (id.clone(), payload);
             // Waits while this group's queue is full.
             tx.send(msg)
                 .await
@@ -134,7 +156,10 @@ mod tests {
     }
 
     async fn take(rx: &mut Box<dyn BusRx>) -> Vec<u8> {
-        rx.recv().await.unwrap().unwrap()
+        let d = rx.recv().await.unwrap().unwrap();
+        assert_eq!(d.attempts, 1);
+        rx.ack(&d.id).await.unwrap();
+        d.payload
     }
 
     /// Every group gets every message; the consumers of one group share them, each message once.
@@ -163,6 +188,31 @@ mod tests {
         bus.close();
         assert!(a.recv().await.is_none());
         assert!(b.recv().await.is_none());
+    }
+
+    /// A message has one id in every group, and ids differ between messages.
+    #[tokio::test]
+    async fn a_message_has_the_same_id_in_every_group() {
+        let bus = MemoryBus::new(8);
+        let t = topic("plans");
+        let mut a = bus.subscribe(&t, "act").await.unwrap();
+        let mut b = bus.subscribe(&t, "audit").await.unwrap();
+        bus.publish(&t, vec![1]).await.unwrap();
+        bus.publish(&t, vec![2]).await.unwrap();
+        let (a1, a2) = (
+            a.recv().await.unwrap().unwrap(),
+            a.recv().await.unwrap().unwrap(),
+        );
+        let (b1, b2) = (
+            b.recv().await.unwrap().unwrap(),
+            b.recv().await.unwrap().unwrap(),
+        );
+        assert_eq!(
+            (a1.id.as_str(), a2.id.as_str()),
+            (b1.id.as_str(), b2.id.as_str())
+        );
+        assert_ne!(a1.id, a2.id);
+        assert_eq!((a1.payload, b2.payload), (vec![1], vec![2]));
     }
 
     /// A full group queue makes publishing wait until a consumer takes a message.

@@ -1,11 +1,13 @@
-//! A real Redis for tests: the `redis-server` binary on a free loopback port, with persistence off,
-//! killed and reaped on drop (also when the test panics).
+//! A real Redis for tests: the `redis-server` binary on a free loopback port, with persistence off
+//! (or, from [`RedisServer::start_durable`], an fsynced append-only file), killed and reaped on drop
+//! (also when the test panics), and restartable on the same port ([`RedisServer::restart`]).
 //!
 //! Needs Debian's `redis-server` package (`scripts/test` installs it). Without it
 //! [`RedisServer::start`] panics with a message that says so: tests fail loudly, they never skip.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -18,6 +20,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(20);
 pub struct RedisServer {
     child: Option<Child>,
     port: u16,
+    /// Settings beyond the common ones (persistence), kept for [`RedisServer::restart`].
+    extra: Vec<String>,
 }
 
 impl RedisServer {
@@ -25,8 +29,33 @@ impl RedisServer {
     ///
     /// # Panics
     /// When `redis-server` is not installed, or the server does not come up.
-    #[allow(clippy::panic)]
     pub fn start() -> RedisServer {
+        Self::start_with(&["--save", "", "--appendonly", "no"])
+    }
+
+    /// Starts a server that writes every command to an append-only file under `dir` before it answers
+    /// (`appendfsync always`), so that after [`RedisServer::kill`] and [`RedisServer::restart`] it holds
+    /// everything it acknowledged: streams, consumer groups, pending entries.
+    ///
+    /// # Panics
+    /// As [`RedisServer::start`].
+    pub fn start_durable(dir: &Path) -> RedisServer {
+        let dir = dir.display().to_string();
+        Self::start_with(&[
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+            "--dir",
+            &dir,
+        ])
+    }
+
+    #[allow(clippy::panic)]
+    fn start_with(extra: &[&str]) -> RedisServer {
+        let extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
         let mut last = String::new();
         // A port found free may be taken before the server binds it: try a few.
         for _ in 0..5 {
@@ -34,35 +63,10 @@ impl RedisServer {
                 Ok(p) => p,
                 Err(e) => panic!("no free loopback port for redis-server: {e}"),
             };
-            let spawned = Command::new("redis-server")
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--daemonize",
-                    "no",
-                    "--protected-mode",
-                    "yes",
-                ])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn();
-            let child = match spawned {
-                Ok(c) => c,
-                Err(e) if e.kind() == ErrorKind::NotFound => panic!(
-                    "redis-server not found: install Debian's redis-server (scripts/test does)"
-                ),
-                Err(e) => panic!("cannot run redis-server: {e}"),
-            };
             let mut server = RedisServer {
-                child: Some(child),
+                child: Some(spawn(port, &extra)),
                 port,
+                extra: extra.clone(),
             };
             match server.wait_ready() {
                 Ok(()) => return server,
@@ -70,6 +74,27 @@ impl RedisServer {
             }
         }
         panic!("redis-server did not start: {last}");
+    }
+
+    /// Starts the server again on the same port with the same settings (killing it first if it still
+    /// runs), and waits until it answers PING: what a client sees when Redis restarts under it.
+    ///
+    /// # Panics
+    /// When the server does not come back.
+    #[allow(clippy::panic)]
+    pub fn restart(&mut self) {
+        self.kill();
+        let mut last = String::new();
+        // The port was just released: binding it again may take a moment.
+        for _ in 0..20 {
+            self.child = Some(spawn(self.port, &self.extra));
+            match self.wait_ready() {
+                Ok(()) => return,
+                Err(e) => last = e,
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+        panic!("redis-server did not restart on port {}: {last}", self.port);
     }
 
     fn wait_ready(&mut self) -> Result<(), String> {
@@ -137,6 +162,34 @@ impl Drop for RedisServer {
     }
 }
 
+/// Runs `redis-server` on `port` with the common settings and `extra`.
+#[allow(clippy::panic)]
+fn spawn(port: u16, extra: &[String]) -> Child {
+    let spawned = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--daemonize",
+            "no",
+            "--protected-mode",
+            "yes",
+        ])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn();
+    match spawned {
+        Ok(c) => c,
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            panic!("redis-server not found: install Debian's redis-server (scripts/test does)")
+        }
+        Err(e) => panic!("cannot run redis-server: {e}"),
+    }
+}
+
 fn free_port() -> std::io::Result<u16> {
     let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
     Ok(l.local_addr()?.port())
@@ -144,6 +197,7 @@ fn free_port() -> std::io::Result<u16> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
@@ -158,5 +212,27 @@ mod tests {
         let port = b.port();
         drop(b);
         assert!(TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err());
+    }
+
+    /// A durable server keeps what it acknowledged across a kill and a restart on the same port.
+    #[test]
+    fn a_durable_server_restarts_on_its_port_with_its_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = RedisServer::start_durable(dir.path());
+        let port = r.port();
+        let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
+        s.write_all(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$4\r\nkept\r\n")
+            .unwrap();
+        let mut buf = [0u8; 16];
+        let n = s.read(&mut buf).unwrap();
+        assert!(buf[..n].starts_with(b"+OK"));
+        r.kill();
+        assert!(!r.ping());
+        r.restart();
+        assert_eq!(r.port(), port);
+        let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
+        s.write_all(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n").unwrap();
+        let n = s.read(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"$4\r\nkept\r\n");
     }
 }
