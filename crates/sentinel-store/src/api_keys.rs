@@ -72,7 +72,7 @@ impl Store {
         .bind(&k.hash)
         .bind(k.created.as_millis())
         .bind(k.expires.map(|t| t.as_millis()))
-        .execute(self.pool())
+        .execute(self.sqlite("Store::insert_api_key")?)
         .await?;
         Ok(())
     }
@@ -82,7 +82,7 @@ impl Store {
         let rows = sqlx::query_as::<_, Row>(&format!(
             "SELECT {COLUMNS} FROM api_keys WHERE revoked = 0 ORDER BY created ASC, id ASC"
         ))
-        .fetch_all(self.pool())
+        .fetch_all(self.sqlite("Store::api_keys")?)
         .await?;
         Ok(rows.into_iter().map(from_row).collect())
     }
@@ -92,7 +92,7 @@ impl Store {
         let rows = sqlx::query_as::<_, Row>(&format!(
             "SELECT {COLUMNS} FROM api_keys ORDER BY created ASC, id ASC"
         ))
-        .fetch_all(self.pool())
+        .fetch_all(self.sqlite("Store::api_keys_all")?)
         .await?;
         Ok(rows.into_iter().map(from_row).collect())
     }
@@ -109,7 +109,7 @@ impl Store {
         ))
         .bind(after.unwrap_or(""))
         .bind(i64::from(limit) + 1)
-        .fetch_all(self.pool())
+        .fetch_all(self.sqlite("Store::api_keys_page")?)
         .await?;
         let more = rows.len() > limit as usize;
         Ok((
@@ -128,7 +128,7 @@ impl Store {
         )
         .bind(Timestamp::now().as_millis())
         .bind(id)
-        .execute(self.pool())
+        .execute(self.sqlite("Store::revoke_api_key")?)
         .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -144,7 +144,7 @@ impl Store {
         )
         .bind(now)
         .bind(id)
-        .execute(self.pool())
+        .execute(self.sqlite("Store::revoke_api_key_keeping_an_admin")?)
         .await?;
         if done.rows_affected() > 0 {
             return Ok(Revoke::Done);
@@ -152,7 +152,7 @@ impl Store {
         let active: Option<(i64,)> =
             sqlx::query_as("SELECT 1 FROM api_keys WHERE id = ? AND revoked = 0")
                 .bind(id)
-                .fetch_optional(self.pool())
+                .fetch_optional(self.sqlite("Store::revoke_api_key_keeping_an_admin")?)
                 .await?;
         Ok(if active.is_some() {
             Revoke::LastAdmin

@@ -51,13 +51,13 @@ impl Store {
             sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE ts >= ? AND ts < ?")
                 .bind(s)
                 .bind(u)
-                .fetch_one(self.pool())
+                .fetch_one(self.sqlite("Store::digest")?)
                 .await?;
         let alerts: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM alerts WHERE ts >= ? AND ts < ?")
                 .bind(s)
                 .bind(u)
-                .fetch_one(self.pool())
+                .fetch_one(self.sqlite("Store::digest")?)
                 .await?;
         let by_scenario: Vec<(String, i64)> = sqlx::query_as(
             "SELECT scenario, COUNT(*) AS n FROM alerts WHERE ts >= ? AND ts < ? \
@@ -65,7 +65,7 @@ impl Store {
         )
         .bind(s)
         .bind(u)
-        .fetch_all(self.pool())
+        .fetch_all(self.sqlite("Store::digest")?)
         .await?;
         let by_kind: Vec<(String, i64)> = sqlx::query_as(
             "SELECT kind, COUNT(*) AS n FROM actions WHERE created >= ? AND created < ? \
@@ -73,7 +73,7 @@ impl Store {
         )
         .bind(s)
         .bind(u)
-        .fetch_all(self.pool())
+        .fetch_all(self.sqlite("Store::digest")?)
         .await?;
         let sources: Vec<(String, i64)> = sqlx::query_as(
             "SELECT subject, COUNT(*) AS n FROM alerts WHERE ts >= ? AND ts < ? \
@@ -82,7 +82,7 @@ impl Store {
         .bind(s)
         .bind(u)
         .bind(top)
-        .fetch_all(self.pool())
+        .fetch_all(self.sqlite("Store::digest")?)
         .await?;
         let reverted: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM actions WHERE state IN ('reverted', 'expired') \
@@ -90,7 +90,7 @@ impl Store {
         )
         .bind(s)
         .bind(u)
-        .fetch_one(self.pool())
+        .fetch_one(self.sqlite("Store::digest")?)
         .await?;
         let recent: Vec<(String, String)> = sqlx::query_as(
             "SELECT kind, subject FROM actions WHERE state IN ('reverted', 'expired') \
@@ -99,7 +99,7 @@ impl Store {
         .bind(s)
         .bind(u)
         .bind(top)
-        .fetch_all(self.pool())
+        .fetch_all(self.sqlite("Store::digest")?)
         .await?;
         Ok(StoreDigest {
             events: count(events),

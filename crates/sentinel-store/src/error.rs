@@ -8,7 +8,7 @@ use crate::record::Record;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    /// SQLite refused or failed the statement.
+    /// The database (SQLite or PostgreSQL) refused or failed the statement, or could not be reached.
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
     /// The embedded schema migrations could not be applied.
@@ -32,6 +32,9 @@ pub enum StoreError {
     /// The writer task panicked or was cancelled.
     #[error("store writer task failed: {0}")]
     Task(String),
+    /// The call (named) has no PostgreSQL form yet; it works on SQLite only.
+    #[error("not supported on PostgreSQL yet: {0}")]
+    Unsupported(&'static str),
 }
 
 /// Why [`StoreWriter::try_write`](crate::StoreWriter::try_write) did not queue a record; the record is

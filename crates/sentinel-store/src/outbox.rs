@@ -206,7 +206,7 @@ impl Store {
     /// is left as it is (so a fixed id makes an insert happen at most once). Returns how many rows
     /// were added.
     pub async fn insert_outbox(&self, rows: &[NewOutboxRow]) -> Result<u64, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.sqlite("Store::insert_outbox")?.begin().await?;
         let mut added = 0;
         for chunk in rows.chunks(ID_CHUNK / 6) {
             let mut q: QueryBuilder<Sqlite> =
@@ -240,7 +240,7 @@ impl Store {
             .bind(channel)
             .bind(now.as_millis())
             .bind(limit(max_groups))
-            .fetch_all(self.pool())
+            .fetch_all(self.sqlite("Store::outbox_due_groups")?)
             .await?;
         for (delivery, key) in deliveries {
             let rows = sqlx::query_as::<_, RowTuple>(&format!(
@@ -248,7 +248,7 @@ impl Store {
                  ORDER BY created, rowid"
             ))
             .bind(&delivery)
-            .fetch_all(self.pool())
+            .fetch_all(self.sqlite("Store::outbox_due_groups")?)
             .await?;
             groups.push(OutboxGroup {
                 channel: channel.to_owned(),
@@ -268,7 +268,7 @@ impl Store {
             .bind(channel)
             .bind(now.as_millis())
             .bind(limit(room.saturating_mul(KEY_SCAN_ROWS)))
-            .fetch_all(self.pool())
+            .fetch_all(self.sqlite("Store::outbox_due_groups")?)
             .await?;
         let mut seen = std::collections::HashSet::new();
         let mut keys = Vec::new();
@@ -288,7 +288,7 @@ impl Store {
             .bind(channel)
             .bind(&key)
             .bind(limit(MAX_GROUP_ROWS))
-            .fetch_all(self.pool())
+            .fetch_all(self.sqlite("Store::outbox_due_groups")?)
             .await?;
             groups.push(OutboxGroup {
                 channel: channel.to_owned(),
@@ -310,7 +310,7 @@ impl Store {
              AND p.delivery IS NOT NULL))",
         )
         .bind(channel)
-        .fetch_one(self.pool())
+        .fetch_one(self.sqlite("Store::outbox_next_due")?)
         .await?;
         Ok(due.map(Timestamp::from_millis))
     }
@@ -318,7 +318,7 @@ impl Store {
     /// Writes `delivery` to the given pending, unassigned rows (one transaction, committed before
     /// returning). Returns how many rows took it.
     pub async fn outbox_assign(&self, delivery: &str, ids: &[String]) -> Result<u64, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.sqlite("Store::outbox_assign")?.begin().await?;
         let mut n = 0;
         for chunk in ids.chunks(ID_CHUNK) {
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("UPDATE outbox SET delivery = ");
@@ -351,7 +351,7 @@ impl Store {
         .bind(channel)
         .bind(key)
         .bind(due.as_millis())
-        .execute(self.pool())
+        .execute(self.sqlite("Store::outbox_defer")?)
         .await?;
         Ok(done.rows_affected())
     }
@@ -365,7 +365,7 @@ impl Store {
         )
         .bind(at.as_millis())
         .bind(delivery)
-        .execute(self.pool())
+        .execute(self.sqlite("Store::outbox_delivered")?)
         .await?;
         Ok(done.rows_affected())
     }
@@ -385,7 +385,7 @@ impl Store {
         .bind(error)
         .bind(due.as_millis())
         .bind(delivery)
-        .execute(self.pool())
+        .execute(self.sqlite("Store::outbox_retry")?)
         .await?;
         Ok(done.rows_affected())
     }
@@ -405,7 +405,7 @@ impl Store {
         .bind(at.as_millis())
         .bind(error)
         .bind(delivery)
-        .execute(self.pool())
+        .execute(self.sqlite("Store::outbox_dead")?)
         .await?;
         Ok(done.rows_affected())
     }
@@ -428,7 +428,7 @@ impl Store {
                      ORDER BY MAX(done_at) DESC, delivery DESC LIMIT ?",
                 )
                 .bind(limit(limit_n))
-                .fetch_all(self.pool())
+                .fetch_all(self.sqlite("Store::outbox_dead_letters")?)
                 .await?
             }
             Some(cursor) => {
@@ -436,7 +436,7 @@ impl Store {
                     "SELECT MAX(done_at) FROM outbox WHERE state = 'dead' AND delivery = ?",
                 )
                 .bind(cursor)
-                .fetch_one(self.pool())
+                .fetch_one(self.sqlite("Store::outbox_dead_letters")?)
                 .await?;
                 let at = at.ok_or(StoreError::BadCursor)?;
                 sqlx::query_as(
@@ -450,7 +450,7 @@ impl Store {
                 .bind(at)
                 .bind(cursor)
                 .bind(limit(limit_n))
-                .fetch_all(self.pool())
+                .fetch_all(self.sqlite("Store::outbox_dead_letters")?)
                 .await?
             }
         };
@@ -462,7 +462,7 @@ impl Store {
             ))
             .bind(&delivery)
             .bind(limit(MAX_GROUP_ROWS))
-            .fetch_all(self.pool())
+            .fetch_all(self.sqlite("Store::outbox_dead_letters")?)
             .await?;
             out.push(DeadDelivery {
                 delivery,
@@ -487,7 +487,7 @@ impl Store {
         )
         .bind(now.as_millis())
         .bind(delivery)
-        .execute(self.pool())
+        .execute(self.sqlite("Store::outbox_requeue")?)
         .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -503,7 +503,7 @@ impl Store {
         )
         .bind(channel)
         .bind(key)
-        .fetch_one(self.pool())
+        .fetch_one(self.sqlite("Store::outbox_last_delivered")?)
         .await?;
         Ok(at.map(Timestamp::from_millis))
     }
@@ -514,7 +514,7 @@ impl Store {
             "SELECT channel, state, COUNT(*) FROM outbox GROUP BY channel, state \
              ORDER BY channel, state",
         )
-        .fetch_all(self.pool())
+        .fetch_all(self.sqlite("Store::outbox_counts")?)
         .await?;
         rows.into_iter()
             .map(|(channel, state, n)| {
@@ -533,7 +533,7 @@ impl Store {
             "SELECT {ROW_COLUMNS} FROM outbox WHERE id = ?"
         ))
         .bind(id)
-        .fetch_optional(self.pool())
+        .fetch_optional(self.sqlite("Store::outbox_row")?)
         .await?;
         row.map(to_row).transpose()
     }
@@ -544,7 +544,7 @@ impl Store {
             "SELECT {ROW_COLUMNS} FROM outbox WHERE delivery = ? ORDER BY created, rowid"
         ))
         .bind(delivery)
-        .fetch_all(self.pool())
+        .fetch_all(self.sqlite("Store::outbox_delivery_rows")?)
         .await?;
         to_rows(rows)
     }
@@ -553,7 +553,7 @@ impl Store {
     pub async fn outbox_prune_delivered(&self, older_than: Timestamp) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM outbox WHERE state = 'delivered' AND done_at < ?")
             .bind(older_than.as_millis())
-            .execute(self.pool())
+            .execute(self.sqlite("Store::outbox_prune_delivered")?)
             .await?;
         Ok(done.rows_affected())
     }
@@ -579,7 +579,7 @@ mod tests {
                     .bind("c")
                     .bind(0i64)
                     .bind(16i64)
-                    .fetch_all(store.pool())
+                    .fetch_all(store.sqlite("test").unwrap())
                     .await
                     .unwrap();
             let text: Vec<&str> = plan.iter().map(|p| p.3.as_str()).collect();

@@ -42,7 +42,7 @@ impl Store {
         let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(SCENARIO_WINDOW_SQL)
             .bind(since.as_millis())
             .bind(i64::from(cap))
-            .fetch_all(self.pool())
+            .fetch_all(self.sqlite("Store::alerts_by_scenario_since")?)
             .await?;
         let total: i64 = rows.iter().map(|r| r.1).sum();
         let oldest = rows.iter().map(|r| r.3).min();
@@ -74,7 +74,7 @@ impl Store {
             sqlx::query_as(&format!("EXPLAIN QUERY PLAN {SCENARIO_WINDOW_SQL}"))
                 .bind(0i64)
                 .bind(1i64)
-                .fetch_all(self.pool())
+                .fetch_all(self.sqlite("Store::scenario_window_plan")?)
                 .await?;
         Ok(rows.into_iter().map(|r| r.3).collect())
     }

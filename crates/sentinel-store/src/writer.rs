@@ -10,11 +10,14 @@
 //! by themselves under load, while the previous commit runs. Only when nobody waits for an
 //! acknowledgement does a batch wait up to `flush_interval` to fill. A failed batch is logged, counted
 //! and retried one record at a time so one bad record does not lose the rest. The sizes of committed
-//! batches are kept in a histogram ([`WriterMonitor`]). This module must not read.
+//! batches are kept in a histogram ([`WriterMonitor`]). The same writer runs on SQLite and PostgreSQL
+//! (its statements go through `backend::Tx`). This module must not read.
 
 use crate::ack::AckToken;
+use crate::backend::Tx;
 use crate::error::{StoreError, TryWriteError};
-use crate::record::{persist_same_kind, AuditRow, Record};
+use crate::persist::persist_same_kind;
+use crate::record::{AuditRow, Record};
 use crate::store::Store;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -351,8 +354,11 @@ async fn run(
     tracing::debug!(stats = ?counters.snapshot(), "store writer stopped");
 }
 
+/// Stores `batch` in one transaction; `Ok` only once it has committed. On PostgreSQL the transaction
+/// holds the feed lock ([`Tx::begin_in_feed_order`]) so batches of every writer commit in the order of
+/// their row ids.
 async fn write_batch(store: &Store, batch: &[&Record]) -> Result<(), StoreError> {
-    let mut tx = store.pool().begin().await?;
+    let mut tx = Tx::begin_in_feed_order(store).await?;
     // One multi-row statement per kind (order within a kind kept; kinds are independent tables).
     let mut groups: [Vec<&Record>; 6] = Default::default();
     for record in batch {
@@ -375,7 +381,7 @@ impl Store {
     pub async fn insert_audit_index_batch(&self, rows: &[AuditRow]) -> Result<u64, StoreError> {
         let records: Vec<Record> = rows.iter().cloned().map(Record::Audit).collect();
         let refs: Vec<&Record> = records.iter().collect();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = Tx::begin_in_feed_order(self).await?;
         let added = persist_same_kind(&mut tx, &refs).await?;
         tx.commit().await?;
         self.committed();
