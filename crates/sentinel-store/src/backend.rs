@@ -45,21 +45,30 @@ pub(crate) enum Engine {
 }
 
 impl Engine {
-    /// `sql`, written with `?` placeholders, in this engine's form. Store SQL never has a `?` inside a
-    /// string literal, so every `?` is a placeholder.
+    /// `sql`, written with `?` placeholders (or numbered ones, `?1`, `?2`, …; not both in one
+    /// statement), in this engine's form. Store SQL never has a `?` inside a string literal, so every
+    /// `?` is a placeholder.
     pub(crate) fn sql(self, sql: &str) -> Cow<'_, str> {
         match self {
             Engine::Sqlite => Cow::Borrowed(sql),
             Engine::Postgres => {
                 let mut out = String::with_capacity(sql.len() + 16);
                 let mut n = 0u32;
-                for c in sql.chars() {
-                    if c == '?' {
-                        n += 1;
-                        out.push('$');
-                        out.push_str(&n.to_string());
-                    } else {
+                let mut chars = sql.chars().peekable();
+                while let Some(c) = chars.next() {
+                    if c != '?' {
                         out.push(c);
+                        continue;
+                    }
+                    out.push('$');
+                    if chars.peek().is_some_and(char::is_ascii_digit) {
+                        // Numbered: `?2` is `$2`.
+                        while let Some(d) = chars.next_if(char::is_ascii_digit) {
+                            out.push(d);
+                        }
+                    } else {
+                        n += 1;
+                        out.push_str(&n.to_string());
                     }
                 }
                 Cow::Owned(out)
@@ -167,6 +176,22 @@ impl Tx {
         Ok(tx)
     }
 
+    /// Makes every other transaction that writes `table` wait until this one ends (reads go on). On
+    /// SQLite there is one writer at a time anyway; on PostgreSQL, whose default isolation lets two
+    /// transactions each check a condition on rows the other is changing, this is what makes a
+    /// check-then-write in one transaction safe. `table` is one of the store's fixed table names.
+    pub(crate) async fn serialise_writes_to(
+        &mut self,
+        table: &'static str,
+    ) -> Result<(), StoreError> {
+        if let Tx::Postgres(t) = self {
+            sqlx::query(&format!("LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE"))
+                .execute(&mut **t)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// The engine the transaction runs on.
     pub(crate) fn engine(&self) -> Engine {
         match self {
@@ -235,6 +260,10 @@ mod tests {
         assert_eq!(
             Engine::Postgres.sql(sql),
             "SELECT a FROM t WHERE b = $1 AND c IN ($2, $3)"
+        );
+        assert_eq!(
+            Engine::Postgres.sql("SET a = ?1 WHERE b = ?2 AND c > ?1"),
+            "SET a = $1 WHERE b = $2 AND c > $1"
         );
         assert_eq!(tuples(2, 3), "(?, ?, ?), (?, ?, ?)");
         assert_eq!(Engine::Postgres.sql(&tuples(2, 2)), "($1, $2), ($3, $4)");

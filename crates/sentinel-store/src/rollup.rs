@@ -15,6 +15,9 @@
 //! An event written twice with the same id (it is an upsert) is counted twice; ingestion mints each
 //! event's id once and writes it once. Pruning events by age prunes the rollups of the same age
 //! ([`prune_before`]); events pruned by count (over `max_events`) stay counted in their buckets.
+//!
+//! Every call runs on SQLite and PostgreSQL alike (PostgreSQL's triggers are in `migrations_pg/`;
+//! sums are cast back to BIGINT, as PostgreSQL sums BIGINTs into NUMERIC).
 
 use crate::backend::{on_backend, tuples, Tx, Val};
 use crate::error::StoreError;
@@ -185,17 +188,20 @@ impl Store {
     ) -> Result<Vec<RollupPoint>, StoreError> {
         let width = series.bucket_ms();
         let step = (step_ms.max(width) + width - 1) / width * width;
-        let rows: Vec<(i64, String, i64)> = sqlx::query_as(
-            "SELECT bucket - (bucket % ?) AS step, key, SUM(n) FROM rollups \
+        let sql = self.engine().sql(
+            "SELECT bucket - (bucket % ?) AS step, key, CAST(SUM(n) AS BIGINT) FROM rollups \
              WHERE series = ? AND bucket >= ? AND bucket < ? \
              GROUP BY step, key ORDER BY step, key",
-        )
-        .bind(step)
-        .bind(series.as_str())
-        .bind(bucket_of(since.as_millis(), width))
-        .bind(until.as_millis())
-        .fetch_all(self.sqlite("Store::rollup_series")?)
-        .await?;
+        );
+        let rows: Vec<(i64, String, i64)> = on_backend!(self, |pool| {
+            sqlx::query_as(&sql)
+                .bind(step)
+                .bind(series.as_str())
+                .bind(bucket_of(since.as_millis(), width))
+                .bind(until.as_millis())
+                .fetch_all(pool)
+                .await?
+        });
         Ok(points(rows))
     }
 
@@ -208,17 +214,20 @@ impl Store {
         until: Timestamp,
         limit: u32,
     ) -> Result<Vec<(String, u64)>, StoreError> {
-        let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT key, SUM(n) AS total FROM rollups \
+        let sql = self.engine().sql(
+            "SELECT key, CAST(SUM(n) AS BIGINT) AS total FROM rollups \
              WHERE series = ? AND bucket >= ? AND bucket < ? \
              GROUP BY key ORDER BY total DESC, key LIMIT ?",
-        )
-        .bind(series.as_str())
-        .bind(bucket_of(since.as_millis(), series.bucket_ms()))
-        .bind(until.as_millis())
-        .bind(i64::from(limit))
-        .fetch_all(self.sqlite("Store::rollup_top")?)
-        .await?;
+        );
+        let rows: Vec<(String, i64)> = on_backend!(self, |pool| {
+            sqlx::query_as(&sql)
+                .bind(series.as_str())
+                .bind(bucket_of(since.as_millis(), series.bucket_ms()))
+                .bind(until.as_millis())
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await?
+        });
         Ok(rows.into_iter().map(|(k, n)| (k, count(n))).collect())
     }
 
@@ -228,15 +237,18 @@ impl Store {
         since: Timestamp,
         until: Timestamp,
     ) -> Result<RollupTotals, StoreError> {
-        let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT series, SUM(n) FROM rollups \
+        let sql = self.engine().sql(
+            "SELECT series, CAST(SUM(n) AS BIGINT) FROM rollups \
              WHERE series IN ('event_kind', 'alert_severity', 'action_kind') \
              AND bucket >= ? AND bucket < ? GROUP BY series",
-        )
-        .bind(bucket_of(since.as_millis(), BUCKET_MS))
-        .bind(until.as_millis())
-        .fetch_all(self.sqlite("Store::rollup_totals")?)
-        .await?;
+        );
+        let rows: Vec<(String, i64)> = on_backend!(self, |pool| {
+            sqlx::query_as(&sql)
+                .bind(bucket_of(since.as_millis(), BUCKET_MS))
+                .bind(until.as_millis())
+                .fetch_all(pool)
+                .await?
+        });
         let mut t = RollupTotals::default();
         for (series, n) in rows {
             match series.as_str() {
@@ -285,12 +297,15 @@ impl Store {
         &self,
         series: RollupSeries,
     ) -> Result<Vec<RollupPoint>, StoreError> {
-        let rows: Vec<(i64, String, i64)> = sqlx::query_as(
-            "SELECT bucket, key, n FROM rollups WHERE series = ? ORDER BY bucket, key",
-        )
-        .bind(series.as_str())
-        .fetch_all(self.sqlite("Store::rollup_buckets")?)
-        .await?;
+        let sql = self
+            .engine()
+            .sql("SELECT bucket, key, n FROM rollups WHERE series = ? ORDER BY bucket, key");
+        let rows: Vec<(i64, String, i64)> = on_backend!(self, |pool| {
+            sqlx::query_as(&sql)
+                .bind(series.as_str())
+                .fetch_all(pool)
+                .await?
+        });
         Ok(points(rows))
     }
 
@@ -312,10 +327,12 @@ impl Store {
             "SELECT {ts} - ({ts} % ?) AS b, {key} AS k, COUNT(*) FROM {table} \
              GROUP BY b, k ORDER BY b, k"
         );
-        let rows: Vec<(i64, String, i64)> = sqlx::query_as(&sql)
-            .bind(series.bucket_ms())
-            .fetch_all(self.sqlite("Store::rollup_recount")?)
-            .await?;
+        let rows: Vec<(i64, String, i64)> = on_backend!(self, |pool| {
+            sqlx::query_as(&self.engine().sql(&sql))
+                .bind(series.bucket_ms())
+                .fetch_all(pool)
+                .await?
+        });
         Ok(points(rows))
     }
 }

@@ -12,13 +12,19 @@ mod common;
 mod case;
 #[path = "backends/feed.rs"]
 mod feed;
+#[path = "backends/keys.rs"]
+mod keys;
 #[path = "backends/listings.rs"]
 mod listings;
+#[path = "backends/overview.rs"]
+mod overview;
 
 use case::*;
 use common::*;
 use feed::*;
+use keys::*;
 use listings::*;
+use overview::*;
 use sentinel_core::{ActionKind, ActionState, AuditKind, Severity, Timestamp};
 use sentinel_store::{AckGroup, AuditRow, EventFilter, Record, Store, StoreError, WriterOptions};
 use std::time::Duration;
@@ -50,6 +56,8 @@ on_both_engines!(
     the_feed_follows_commit_order,
     two_writers_feed_every_event_once,
     a_slow_commit_is_not_overtaken_in_the_feed,
+    rollups_equal_the_tables_and_count_an_action_once,
+    api_keys_are_kept_and_the_last_admin_is_never_revoked,
     calls_not_ported_fail_clearly,
 );
 
@@ -252,8 +260,8 @@ async fn a_failed_record_is_reported_and_the_rest_stored(c: Case) {
 async fn calls_not_ported_fail_clearly(c: Case) {
     let s = &c.store;
     let results = [
-        s.api_keys().await.map(|_| ()),
         s.outbox_counts().await.map(|_| ()),
+        s.scenario_window_plan().await.map(|_| ()),
     ];
     for r in results {
         if c.is_postgres() {
