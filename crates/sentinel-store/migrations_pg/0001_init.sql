@@ -134,7 +134,9 @@ CREATE TABLE outbox (
     attempts   BIGINT NOT NULL DEFAULT 0,
     last_error TEXT,
     state      TEXT COLLATE "C" NOT NULL DEFAULT 'pending',
-    done_at    BIGINT
+    done_at    BIGINT,
+    -- SQLite's implicit rowid: rows of one key created in the same millisecond keep their order.
+    rowid      BIGINT GENERATED ALWAYS AS IDENTITY NOT NULL UNIQUE
 );
 CREATE INDEX outbox_due ON outbox (channel, state, due);
 CREATE INDEX outbox_channel_key ON outbox (channel, key, state, done_at);

@@ -23,6 +23,7 @@ mod filter;
 mod metrics;
 mod migrations;
 mod outbox;
+mod outbox_dead;
 mod persist;
 mod read;
 mod record;
