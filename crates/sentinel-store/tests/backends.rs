@@ -2,7 +2,7 @@
 //! (a throw-away cluster from `sentinel_testkit::postgres`), and must pass on both. A case is an async
 //! fn taking a [`Case`]; [`on_both_engines!`] makes the two tests of each. The expectations are
 //! computed from the records written, never from one engine's answer, so the engines agree because
-//! each is right.
+//! each is right. One test (`schema`) opens both and compares their schemas from their catalogs.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
 mod common;
@@ -20,6 +20,8 @@ mod listings;
 mod outbox;
 #[path = "backends/overview.rs"]
 mod overview;
+#[path = "backends/schema.rs"]
+mod schema;
 
 use case::*;
 use common::*;
