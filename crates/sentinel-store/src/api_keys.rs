@@ -65,7 +65,7 @@ fn from_row((id, name, role, hash, created, expires, revoked, revoked_at): Row) 
 impl Store {
     /// Stores a new key; fails with [`StoreError::Db`] if the id or hash is already taken.
     pub async fn insert_api_key(&self, k: &ApiKeyRow) -> Result<(), StoreError> {
-        let sql = self.engine().sql(
+        let sql = self.sql(
             "INSERT INTO api_keys (id, name, role, hash, created, expires) VALUES (?, ?, ?, ?, ?, ?)",
         );
         on_backend!(self, |pool| {
@@ -110,7 +110,7 @@ impl Store {
         limit: u32,
     ) -> Result<(Vec<ApiKeyRow>, bool), StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE id > ? ORDER BY id ASC LIMIT ?");
-        let sql = self.engine().sql(&sql);
+        let sql = self.sql(&sql);
         let rows = on_backend!(self, |pool| {
             sqlx::query_as::<_, Row>(&sql)
                 .bind(after.unwrap_or(""))

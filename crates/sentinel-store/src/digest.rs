@@ -49,31 +49,23 @@ impl Store {
         let (s, u) = (since.as_millis(), until.as_millis());
         let top = i64::try_from(top).unwrap_or(i64::MAX);
         let events: i64 = on_backend!(self, |pool| {
-            sqlx::query_scalar(
-                &self
-                    .engine()
-                    .sql("SELECT COUNT(*) FROM events WHERE ts >= ? AND ts < ?"),
-            )
-            .bind(s)
-            .bind(u)
-            .fetch_one(pool)
-            .await?
+            sqlx::query_scalar(&self.sql("SELECT COUNT(*) FROM events WHERE ts >= ? AND ts < ?"))
+                .bind(s)
+                .bind(u)
+                .fetch_one(pool)
+                .await?
         });
         let alerts: i64 = on_backend!(self, |pool| {
-            sqlx::query_scalar(
-                &self
-                    .engine()
-                    .sql("SELECT COUNT(*) FROM alerts WHERE ts >= ? AND ts < ?"),
-            )
-            .bind(s)
-            .bind(u)
-            .fetch_one(pool)
-            .await?
+            sqlx::query_scalar(&self.sql("SELECT COUNT(*) FROM alerts WHERE ts >= ? AND ts < ?"))
+                .bind(s)
+                .bind(u)
+                .fetch_one(pool)
+                .await?
         });
         let by_scenario: Vec<(String, i64)> = on_backend!(self, |pool| {
-            sqlx::query_as(&self.engine().sql(
+            sqlx::query_as(&self.sql(
                 "SELECT scenario, COUNT(*) AS n FROM alerts WHERE ts >= ? AND ts < ? \
-             GROUP BY scenario ORDER BY n DESC, scenario ASC",
+                 GROUP BY scenario ORDER BY n DESC, scenario ASC",
             ))
             .bind(s)
             .bind(u)
@@ -81,9 +73,9 @@ impl Store {
             .await?
         });
         let by_kind: Vec<(String, i64)> = on_backend!(self, |pool| {
-            sqlx::query_as(&self.engine().sql(
+            sqlx::query_as(&self.sql(
                 "SELECT kind, COUNT(*) AS n FROM actions WHERE created >= ? AND created < ? \
-             GROUP BY kind ORDER BY n DESC, kind ASC",
+                 GROUP BY kind ORDER BY n DESC, kind ASC",
             ))
             .bind(s)
             .bind(u)
@@ -91,9 +83,9 @@ impl Store {
             .await?
         });
         let sources: Vec<(String, i64)> = on_backend!(self, |pool| {
-            sqlx::query_as(&self.engine().sql(
+            sqlx::query_as(&self.sql(
                 "SELECT subject, COUNT(*) AS n FROM alerts WHERE ts >= ? AND ts < ? \
-             GROUP BY subject ORDER BY n DESC, subject ASC LIMIT ?",
+                 GROUP BY subject ORDER BY n DESC, subject ASC LIMIT ?",
             ))
             .bind(s)
             .bind(u)
@@ -102,9 +94,9 @@ impl Store {
             .await?
         });
         let reverted: i64 = on_backend!(self, |pool| {
-            sqlx::query_scalar(&self.engine().sql(
+            sqlx::query_scalar(&self.sql(
                 "SELECT COUNT(*) FROM actions WHERE state IN ('reverted', 'expired') \
-             AND updated >= ? AND updated < ?",
+                 AND updated >= ? AND updated < ?",
             ))
             .bind(s)
             .bind(u)
@@ -112,9 +104,9 @@ impl Store {
             .await?
         });
         let recent: Vec<(String, String)> = on_backend!(self, |pool| {
-            sqlx::query_as(&self.engine().sql(
+            sqlx::query_as(&self.sql(
                 "SELECT kind, subject FROM actions WHERE state IN ('reverted', 'expired') \
-             AND updated >= ? AND updated < ? ORDER BY updated DESC, id DESC LIMIT ?",
+                 AND updated >= ? AND updated < ? ORDER BY updated DESC, id DESC LIMIT ?",
             ))
             .bind(s)
             .bind(u)

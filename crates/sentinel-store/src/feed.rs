@@ -177,6 +177,26 @@ pub struct FeedPage {
     pub missing: u64,
 }
 
+/// The head of the feed's read of audit-noted records: each audit row with the body of the record it
+/// notes (NULL when that record is not stored) and, through `ra`, the alert that record is tied to
+/// (for the severity, scenario and subject filters). The caller appends the seq range and filters.
+const FEED_AUDIT_HEAD: &str = "SELECT au.seq, au.kind, CASE au.kind \
+       WHEN 'alert_raised' THEN al.body \
+       WHEN 'investigation_concluded' THEN inv.body \
+       WHEN 'plan_decided' THEN pl.body \
+       WHEN 'action_changed' THEN ac.body END \
+     FROM audit au \
+     LEFT JOIN alerts al ON au.kind = 'alert_raised' AND al.id = au.subject_id \
+     LEFT JOIN investigations inv ON au.kind = 'investigation_concluded' AND inv.id = au.subject_id \
+     LEFT JOIN plans pl ON au.kind = 'plan_decided' AND pl.id = au.subject_id \
+     LEFT JOIN actions ac ON au.kind = 'action_changed' AND ac.id = au.subject_id \
+     LEFT JOIN alerts ra ON ra.id = CASE au.kind \
+       WHEN 'alert_raised' THEN au.subject_id \
+       WHEN 'investigation_concluded' THEN inv.alert_id \
+       WHEN 'plan_decided' THEN pl.alert_id \
+       WHEN 'action_changed' THEN ac.alert_id END \
+     WHERE au.seq > ";
+
 impl Store {
     /// The head of the feed now: a cursor after everything committed.
     pub async fn feed_head(&self) -> Result<FeedCursor, StoreError> {
@@ -212,24 +232,7 @@ impl Store {
         let mut next_audit = after.audit_seq.max(head.audit_seq);
         if !audit_kinds.is_empty() && head.audit_seq > after.audit_seq {
             let rows: Vec<(i64, String, Option<String>)> = on_backend!(self, |pool| {
-                let mut q = QueryBuilder::new(
-                "SELECT au.seq, au.kind, CASE au.kind \
-                   WHEN 'alert_raised' THEN al.body \
-                   WHEN 'investigation_concluded' THEN inv.body \
-                   WHEN 'plan_decided' THEN pl.body \
-                   WHEN 'action_changed' THEN ac.body END \
-                 FROM audit au \
-                 LEFT JOIN alerts al ON au.kind = 'alert_raised' AND al.id = au.subject_id \
-                 LEFT JOIN investigations inv ON au.kind = 'investigation_concluded' AND inv.id = au.subject_id \
-                 LEFT JOIN plans pl ON au.kind = 'plan_decided' AND pl.id = au.subject_id \
-                 LEFT JOIN actions ac ON au.kind = 'action_changed' AND ac.id = au.subject_id \
-                 LEFT JOIN alerts ra ON ra.id = CASE au.kind \
-                   WHEN 'alert_raised' THEN au.subject_id \
-                   WHEN 'investigation_concluded' THEN inv.alert_id \
-                   WHEN 'plan_decided' THEN pl.alert_id \
-                   WHEN 'action_changed' THEN ac.alert_id END \
-                 WHERE au.seq > ",
-            );
+                let mut q = QueryBuilder::new(FEED_AUDIT_HEAD);
                 q.push_bind(after.audit_seq);
                 q.push(" AND au.seq <= ");
                 q.push_bind(head.audit_seq);
@@ -252,7 +255,8 @@ impl Store {
                     q.push_bind(s.clone());
                 }
                 if let Some(s) = &subject {
-                    q.push(" AND (CASE au.kind WHEN 'action_changed' THEN ac.subject ELSE ra.subject END) = ");
+                    q.push(" AND (CASE au.kind WHEN 'action_changed' THEN ac.subject ");
+                    q.push("ELSE ra.subject END) = ");
                     q.push_bind(s.clone());
                 }
                 q.push(" ORDER BY au.seq ASC LIMIT ");

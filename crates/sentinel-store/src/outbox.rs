@@ -28,8 +28,8 @@ const DUE_DELIVERIES_SQL: &str =
 /// [`DUE_DELIVERIES_SQL`] for PostgreSQL, which has no `INDEXED BY` (its planner picks the partial
 /// index by itself).
 const DUE_DELIVERIES_SQL_PG: &str = "SELECT delivery, MIN(key) FROM outbox \
-     WHERE channel = ? AND state = 'pending' AND delivery IS NOT NULL AND due <= ? \
-     GROUP BY delivery ORDER BY MIN(due) LIMIT ?";
+                                     WHERE channel = ? AND state = 'pending' AND delivery IS NOT NULL AND due <= ? \
+                                     GROUP BY delivery ORDER BY MIN(due) LIMIT ?";
 
 fn due_deliveries_sql(engine: Engine) -> &'static str {
     match engine {
@@ -41,9 +41,9 @@ fn due_deliveries_sql(engine: Engine) -> &'static str {
 /// The keys of due unassigned rows with no delivery in flight, one per row in `due` order (read
 /// along `outbox_due`, stopping at the limit; no aggregation over every pending row).
 const DUE_KEY_ROWS_SQL: &str = "SELECT o.key FROM outbox o WHERE o.channel = ? \
-     AND o.state = 'pending' AND o.delivery IS NULL AND o.due <= ? AND NOT EXISTS \
-     (SELECT 1 FROM outbox p WHERE p.channel = o.channel AND p.key = o.key \
-     AND p.state = 'pending' AND p.delivery IS NOT NULL) ORDER BY o.due LIMIT ?";
+                                AND o.state = 'pending' AND o.delivery IS NULL AND o.due <= ? AND NOT EXISTS \
+                                (SELECT 1 FROM outbox p WHERE p.channel = o.channel AND p.key = o.key \
+                                AND p.state = 'pending' AND p.delivery IS NOT NULL) ORDER BY o.due LIMIT ?";
 
 /// Due rows read per group wanted when looking for the next keys (a key with many due rows takes
 /// several; a scan that finds fewer keys than wanted returns fewer groups, the rest come next scan).
@@ -254,7 +254,7 @@ impl Store {
     ) -> Result<Vec<OutboxGroup>, StoreError> {
         let mut groups = Vec::new();
         let deliveries: Vec<(String, String)> = on_backend!(self, |pool| {
-            sqlx::query_as(&self.engine().sql(due_deliveries_sql(self.engine())))
+            sqlx::query_as(&self.sql(due_deliveries_sql(self.engine())))
                 .bind(channel)
                 .bind(now.as_millis())
                 .bind(limit(max_groups))
@@ -263,9 +263,9 @@ impl Store {
         });
         for (delivery, key) in deliveries {
             let rows = on_backend!(self, |pool| {
-                sqlx::query_as::<_, RowTuple>(&self.engine().sql(&format!(
+                sqlx::query_as::<_, RowTuple>(&self.sql(&format!(
                     "SELECT {ROW_COLUMNS} FROM outbox WHERE delivery = ? AND state = 'pending' \
-                 ORDER BY created, rowid"
+                     ORDER BY created, rowid"
                 )))
                 .bind(&delivery)
                 .fetch_all(pool)
@@ -286,7 +286,7 @@ impl Store {
         // read in `due` order along the `outbox_due` index. A `GROUP BY key` would aggregate every
         // pending row on each scan, which made draining a flood of distinct keys quadratic.
         let candidates: Vec<(String,)> = on_backend!(self, |pool| {
-            sqlx::query_as(&self.engine().sql(DUE_KEY_ROWS_SQL))
+            sqlx::query_as(&self.sql(DUE_KEY_ROWS_SQL))
                 .bind(channel)
                 .bind(now.as_millis())
                 .bind(limit(room.saturating_mul(KEY_SCAN_ROWS)))
@@ -305,9 +305,9 @@ impl Store {
         }
         for key in keys {
             let rows = on_backend!(self, |pool| {
-                sqlx::query_as::<_, RowTuple>(&self.engine().sql(&format!(
+                sqlx::query_as::<_, RowTuple>(&self.sql(&format!(
                     "SELECT {ROW_COLUMNS} FROM outbox WHERE channel = ? AND key = ? \
-                 AND state = 'pending' AND delivery IS NULL ORDER BY created, rowid LIMIT ?"
+                     AND state = 'pending' AND delivery IS NULL ORDER BY created, rowid LIMIT ?"
                 )))
                 .bind(channel)
                 .bind(&key)
@@ -329,11 +329,11 @@ impl Store {
     /// earliest due row of a key with no delivery in flight. `None` when nothing is pending.
     pub async fn outbox_next_due(&self, channel: &str) -> Result<Option<Timestamp>, StoreError> {
         let due: Option<i64> = on_backend!(self, |pool| {
-            sqlx::query_scalar(&self.engine().sql(
+            sqlx::query_scalar(&self.sql(
                 "SELECT MIN(o.due) FROM outbox o WHERE o.channel = ? AND o.state = 'pending' \
-             AND (o.delivery IS NOT NULL OR NOT EXISTS (SELECT 1 FROM outbox p \
-             WHERE p.channel = o.channel AND p.key = o.key AND p.state = 'pending' \
-             AND p.delivery IS NOT NULL))",
+                 AND (o.delivery IS NOT NULL OR NOT EXISTS (SELECT 1 FROM outbox p \
+                 WHERE p.channel = o.channel AND p.key = o.key AND p.state = 'pending' \
+                 AND p.delivery IS NOT NULL))",
             ))
             .bind(channel)
             .fetch_one(pool)
@@ -373,9 +373,9 @@ impl Store {
         due: Timestamp,
     ) -> Result<u64, StoreError> {
         let done = on_backend!(self, |pool| {
-            sqlx::query(&self.engine().sql(
+            sqlx::query(&self.sql(
                 "UPDATE outbox SET due = ? WHERE channel = ? AND key = ? AND state = 'pending' \
-             AND delivery IS NULL AND due < ?",
+                 AND delivery IS NULL AND due < ?",
             ))
             .bind(due.as_millis())
             .bind(channel)
@@ -392,9 +392,9 @@ impl Store {
     /// many rows changed.
     pub async fn outbox_delivered(&self, delivery: &str, at: Timestamp) -> Result<u64, StoreError> {
         let done = on_backend!(self, |pool| {
-            sqlx::query(&self.engine().sql(
+            sqlx::query(&self.sql(
                 "UPDATE outbox SET state = 'delivered', done_at = ?, attempts = attempts + 1, \
-             last_error = NULL WHERE delivery = ? AND state = 'pending'",
+                 last_error = NULL WHERE delivery = ? AND state = 'pending'",
             ))
             .bind(at.as_millis())
             .bind(delivery)
@@ -414,9 +414,9 @@ impl Store {
         error: &str,
     ) -> Result<u64, StoreError> {
         let done = on_backend!(self, |pool| {
-            sqlx::query(&self.engine().sql(
+            sqlx::query(&self.sql(
                 "UPDATE outbox SET attempts = attempts + 1, last_error = ?, due = ? \
-             WHERE delivery = ? AND state = 'pending'",
+                 WHERE delivery = ? AND state = 'pending'",
             ))
             .bind(error)
             .bind(due.as_millis())
@@ -435,7 +435,7 @@ impl Store {
         key: &str,
     ) -> Result<Option<Timestamp>, StoreError> {
         let at: Option<i64> = on_backend!(self, |pool| {
-            sqlx::query_scalar(&self.engine().sql("SELECT MAX(done_at) FROM outbox WHERE channel = ? AND key = ? AND state = 'delivered'",))
+            sqlx::query_scalar(&self.sql("SELECT MAX(done_at) FROM outbox WHERE channel = ? AND key = ? AND state = 'delivered'",))
         .bind(channel)
         .bind(key)
         .fetch_one(pool).await?
@@ -446,9 +446,9 @@ impl Store {
     /// Row counts by channel and state.
     pub async fn outbox_counts(&self) -> Result<Vec<OutboxCount>, StoreError> {
         let rows: Vec<(String, String, i64)> = on_backend!(self, |pool| {
-            sqlx::query_as(&self.engine().sql(
+            sqlx::query_as(&self.sql(
                 "SELECT channel, state, COUNT(*) FROM outbox GROUP BY channel, state \
-             ORDER BY channel, state",
+                 ORDER BY channel, state",
             ))
             .fetch_all(pool)
             .await?
@@ -468,9 +468,7 @@ impl Store {
     pub async fn outbox_row(&self, id: &str) -> Result<Option<OutboxRow>, StoreError> {
         let row = on_backend!(self, |pool| {
             sqlx::query_as::<_, RowTuple>(
-                &self
-                    .engine()
-                    .sql(&format!("SELECT {ROW_COLUMNS} FROM outbox WHERE id = ?")),
+                &self.sql(&format!("SELECT {ROW_COLUMNS} FROM outbox WHERE id = ?")),
             )
             .bind(id)
             .fetch_optional(pool)
@@ -482,7 +480,7 @@ impl Store {
     /// Every row of `delivery`, oldest first.
     pub async fn outbox_delivery_rows(&self, delivery: &str) -> Result<Vec<OutboxRow>, StoreError> {
         let rows = on_backend!(self, |pool| {
-            sqlx::query_as::<_, RowTuple>(&self.engine().sql(&format!(
+            sqlx::query_as::<_, RowTuple>(&self.sql(&format!(
                 "SELECT {ROW_COLUMNS} FROM outbox WHERE delivery = ? ORDER BY created, rowid"
             )))
             .bind(delivery)
@@ -495,15 +493,11 @@ impl Store {
     /// Deletes delivered rows done before `older_than`. Returns how many were deleted.
     pub async fn outbox_prune_delivered(&self, older_than: Timestamp) -> Result<u64, StoreError> {
         let done = on_backend!(self, |pool| {
-            sqlx::query(
-                &self
-                    .engine()
-                    .sql("DELETE FROM outbox WHERE state = 'delivered' AND done_at < ?"),
-            )
-            .bind(older_than.as_millis())
-            .execute(pool)
-            .await?
-            .rows_affected()
+            sqlx::query(&self.sql("DELETE FROM outbox WHERE state = 'delivered' AND done_at < ?"))
+                .bind(older_than.as_millis())
+                .execute(pool)
+                .await?
+                .rows_affected()
         });
         Ok(done)
     }

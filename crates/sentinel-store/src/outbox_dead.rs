@@ -20,9 +20,9 @@ impl Store {
         error: &str,
     ) -> Result<u64, StoreError> {
         let done = on_backend!(self, |pool| {
-            sqlx::query(&self.engine().sql(
+            sqlx::query(&self.sql(
                 "UPDATE outbox SET state = 'dead', done_at = ?, attempts = attempts + 1, \
-             last_error = ? WHERE delivery = ? AND state = 'pending'",
+                 last_error = ? WHERE delivery = ? AND state = 'pending'",
             ))
             .bind(at.as_millis())
             .bind(error)
@@ -46,11 +46,11 @@ impl Store {
         let heads: Vec<Head> = match before {
             None => {
                 on_backend!(self, |pool| {
-                    sqlx::query_as(&self.engine().sql(
+                    sqlx::query_as(&self.sql(
                         "SELECT delivery, MIN(channel), MIN(key), MAX(attempts), MAX(last_error), \
-                     MIN(created), MAX(done_at) FROM outbox WHERE state = 'dead' \
-                     AND delivery IS NOT NULL GROUP BY delivery \
-                     ORDER BY MAX(done_at) DESC, delivery DESC LIMIT ?",
+                         MIN(created), MAX(done_at) FROM outbox WHERE state = 'dead' \
+                         AND delivery IS NOT NULL GROUP BY delivery \
+                         ORDER BY MAX(done_at) DESC, delivery DESC LIMIT ?",
                     ))
                     .bind(limit(limit_n))
                     .fetch_all(pool)
@@ -59,7 +59,7 @@ impl Store {
             }
             Some(cursor) => {
                 let at: Option<i64> = on_backend!(self, |pool| {
-                    sqlx::query_scalar(&self.engine().sql(
+                    sqlx::query_scalar(&self.sql(
                         "SELECT MAX(done_at) FROM outbox WHERE state = 'dead' AND delivery = ?",
                     ))
                     .bind(cursor)
@@ -68,12 +68,12 @@ impl Store {
                 });
                 let at = at.ok_or(StoreError::BadCursor)?;
                 on_backend!(self, |pool| {
-                    sqlx::query_as(&self.engine().sql(
+                    sqlx::query_as(&self.sql(
                         "SELECT delivery, MIN(channel), MIN(key), MAX(attempts), MAX(last_error), \
-                     MIN(created), MAX(done_at) FROM outbox WHERE state = 'dead' \
-                     AND delivery IS NOT NULL GROUP BY delivery \
-                     HAVING MAX(done_at) < ? OR (MAX(done_at) = ? AND delivery < ?) \
-                     ORDER BY MAX(done_at) DESC, delivery DESC LIMIT ?",
+                         MIN(created), MAX(done_at) FROM outbox WHERE state = 'dead' \
+                         AND delivery IS NOT NULL GROUP BY delivery \
+                         HAVING MAX(done_at) < ? OR (MAX(done_at) = ? AND delivery < ?) \
+                         ORDER BY MAX(done_at) DESC, delivery DESC LIMIT ?",
                     ))
                     .bind(at)
                     .bind(at)
@@ -87,9 +87,9 @@ impl Store {
         let mut out = Vec::with_capacity(heads.len());
         for (delivery, channel, key, attempts, last_error, created, died) in heads {
             let rows = on_backend!(self, |pool| {
-                sqlx::query_as::<_, RowTuple>(&self.engine().sql(&format!(
+                sqlx::query_as::<_, RowTuple>(&self.sql(&format!(
                     "SELECT {ROW_COLUMNS} FROM outbox WHERE delivery = ? AND state = 'dead' \
-                 ORDER BY created, rowid LIMIT ?"
+                     ORDER BY created, rowid LIMIT ?"
                 )))
                 .bind(&delivery)
                 .bind(limit(MAX_GROUP_ROWS))
@@ -114,9 +114,9 @@ impl Store {
     /// attempts reset and the same delivery id. `false` when no dead delivery has that id.
     pub async fn outbox_requeue(&self, delivery: &str, now: Timestamp) -> Result<bool, StoreError> {
         let done = on_backend!(self, |pool| {
-            sqlx::query(&self.engine().sql(
+            sqlx::query(&self.sql(
                 "UPDATE outbox SET state = 'pending', attempts = 0, due = ?, done_at = NULL \
-             WHERE delivery = ? AND state = 'dead'",
+                 WHERE delivery = ? AND state = 'dead'",
             ))
             .bind(now.as_millis())
             .bind(delivery)

@@ -169,7 +169,7 @@ impl Store {
     /// One alert with its investigation, plans and actions; `None` when there is no such alert.
     pub async fn get_alert(&self, id: AlertId) -> Result<Option<AlertDetail>, StoreError> {
         let id = id.to_string();
-        let sql = |s: &'static str| self.engine().sql(s);
+        let sql = |s: &'static str| self.sql(s);
         let (alert_sql, inv_sql, plans_sql, actions_sql) = (
             sql("SELECT id, body FROM alerts WHERE id = ?"),
             sql("SELECT id, body FROM investigations WHERE alert_id = ? ORDER BY id DESC LIMIT 1"),
@@ -254,10 +254,8 @@ impl Store {
     ) -> Result<SubjectHistory, StoreError> {
         let key = subject.key();
         let alerts_sql = self
-            .engine()
             .sql("SELECT COUNT(*), MAX(ts) FROM alerts WHERE subject = ? AND ts >= ? AND ts < ?");
         let actions_sql = self
-            .engine()
             .sql("SELECT COUNT(*) FROM actions WHERE subject = ? AND created >= ? AND created < ?");
         let ((alerts, last), actions): ((i64, Option<i64>), i64) = on_backend!(self, |pool| {
             let alerts = sqlx::query_as(&alerts_sql)
@@ -283,9 +281,7 @@ impl Store {
 
     /// One action in its latest state.
     pub async fn get_action(&self, id: ActionId) -> Result<Option<ActionRecord>, StoreError> {
-        let sql = self
-            .engine()
-            .sql("SELECT id, body FROM actions WHERE id = ?");
+        let sql = self.sql("SELECT id, body FROM actions WHERE id = ?");
         let row = on_backend!(self, |pool| {
             sqlx::query_as::<_, (String, String)>(&sql)
                 .bind(id.to_string())
@@ -340,7 +336,7 @@ impl Store {
         from: u64,
         limit: u32,
     ) -> Result<Vec<AuditRow>, StoreError> {
-        let sql = self.engine().sql(
+        let sql = self.sql(
             "SELECT seq, ts, kind, subject_id, trace_id, summary, log_seq, content_hash FROM audit \
              WHERE log_seq >= ? ORDER BY log_seq ASC LIMIT ?",
         );
@@ -378,7 +374,7 @@ impl Store {
         if from >= to {
             return Ok(Vec::new());
         }
-        let sql = self.engine().sql(
+        let sql = self.sql(
             "SELECT log_seq FROM audit WHERE log_seq >= ? AND log_seq < ? ORDER BY log_seq ASC",
         );
         let (from_col, to_col) = (seq_column(from)?, seq_column(to)?);
@@ -419,7 +415,7 @@ impl Store {
         };
         // `table` is one of the fixed names `audited_table` answers, never caller text.
         let sql = format!("SELECT body FROM {table} WHERE id = ?");
-        let sql = self.engine().sql(&sql);
+        let sql = self.sql(&sql);
         let body: Option<String> = on_backend!(self, |pool| {
             sqlx::query_scalar(&sql)
                 .bind(subject_id)

@@ -188,7 +188,7 @@ impl Store {
     ) -> Result<Vec<RollupPoint>, StoreError> {
         let width = series.bucket_ms();
         let step = (step_ms.max(width) + width - 1) / width * width;
-        let sql = self.engine().sql(
+        let sql = self.sql(
             "SELECT bucket - (bucket % ?) AS step, key, CAST(SUM(n) AS BIGINT) FROM rollups \
              WHERE series = ? AND bucket >= ? AND bucket < ? \
              GROUP BY step, key ORDER BY step, key",
@@ -214,7 +214,7 @@ impl Store {
         until: Timestamp,
         limit: u32,
     ) -> Result<Vec<(String, u64)>, StoreError> {
-        let sql = self.engine().sql(
+        let sql = self.sql(
             "SELECT key, CAST(SUM(n) AS BIGINT) AS total FROM rollups \
              WHERE series = ? AND bucket >= ? AND bucket < ? \
              GROUP BY key ORDER BY total DESC, key LIMIT ?",
@@ -237,7 +237,7 @@ impl Store {
         since: Timestamp,
         until: Timestamp,
     ) -> Result<RollupTotals, StoreError> {
-        let sql = self.engine().sql(
+        let sql = self.sql(
             "SELECT series, CAST(SUM(n) AS BIGINT) FROM rollups \
              WHERE series IN ('event_kind', 'alert_severity', 'action_kind') \
              AND bucket >= ? AND bucket < ? GROUP BY series",
@@ -280,7 +280,7 @@ impl Store {
 
     /// The one count `sql` answers with its one parameter bound to `at` (ms).
     async fn count_at(&self, sql: &'static str, at: Timestamp) -> Result<u64, StoreError> {
-        let sql = self.engine().sql(sql);
+        let sql = self.sql(sql);
         let n: i64 = on_backend!(self, |pool| {
             sqlx::query_scalar(&sql)
                 .bind(at.as_millis())
@@ -297,9 +297,8 @@ impl Store {
         &self,
         series: RollupSeries,
     ) -> Result<Vec<RollupPoint>, StoreError> {
-        let sql = self
-            .engine()
-            .sql("SELECT bucket, key, n FROM rollups WHERE series = ? ORDER BY bucket, key");
+        let sql =
+            self.sql("SELECT bucket, key, n FROM rollups WHERE series = ? ORDER BY bucket, key");
         let rows: Vec<(i64, String, i64)> = on_backend!(self, |pool| {
             sqlx::query_as(&sql)
                 .bind(series.as_str())
@@ -328,7 +327,7 @@ impl Store {
              GROUP BY b, k ORDER BY b, k"
         );
         let rows: Vec<(i64, String, i64)> = on_backend!(self, |pool| {
-            sqlx::query_as(&self.engine().sql(&sql))
+            sqlx::query_as(&self.sql(&sql))
                 .bind(series.bucket_ms())
                 .fetch_all(pool)
                 .await?

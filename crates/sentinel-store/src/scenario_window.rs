@@ -42,7 +42,7 @@ impl Store {
         cap: u32,
     ) -> Result<ScenarioWindow, StoreError> {
         let rows: Vec<(String, i64, i64, i64)> = on_backend!(self, |pool| {
-            sqlx::query_as(&self.engine().sql(SCENARIO_WINDOW_SQL))
+            sqlx::query_as(&self.sql(SCENARIO_WINDOW_SQL))
                 .bind(since.as_millis())
                 .bind(i64::from(cap))
                 .fetch_all(pool)

@@ -165,6 +165,11 @@ impl Store {
         }
     }
 
+    /// `sql`, written with SQLite's `?` placeholders, in the form of the store's engine.
+    pub(crate) fn sql<'a>(&self, sql: &'a str) -> std::borrow::Cow<'a, str> {
+        self.engine().sql(sql)
+    }
+
     /// Whether the store runs on PostgreSQL (else on SQLite).
     pub fn is_postgres(&self) -> bool {
         self.engine() == Engine::Postgres

@@ -81,7 +81,7 @@ impl Store {
     /// The audit trail of one trace in audit log order (as [`Store::audit_for_trace`]), at most
     /// `limit` records, and whether more exist.
     pub async fn audit_trail(&self, trace: &TraceId, limit: u32) -> Result<AuditTrail, StoreError> {
-        let sql = self.engine().sql(
+        let sql = self.sql(
             "SELECT seq, ts, kind, subject_id, trace_id, summary, log_seq, content_hash FROM audit \
              WHERE trace_id = ? ORDER BY log_seq IS NULL, log_seq ASC, seq ASC LIMIT ?",
         );
