@@ -97,7 +97,14 @@ impl PostgresServer {
             .stdin(Stdio::null())
             .output()
             .map_err(|e| spawn_error("initdb", &e))?;
-        check("initdb", &out)?;
+        check("initdb", &out).map_err(|e| match run_as {
+            Some(_) => format!(
+                "{e} (initdb runs as the postgres user, who must be able to reach {}: \
+                 is TMPDIR a directory only root may enter?)",
+                data.display()
+            ),
+            None => e,
+        })?;
 
         let mut server = PostgresServer {
             child: None,
@@ -303,12 +310,17 @@ fn check(name: &str, out: &Output) -> Result<(), String> {
     if out.status.success() {
         return Ok(());
     }
-    Err(format!(
-        "{name} failed ({}): {}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout).trim(),
-        String::from_utf8_lossy(&out.stderr).trim()
-    ))
+    // The error is on stderr; stdout (initdb's progress) only when stderr is empty.
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    let said = if stderr.trim().is_empty() {
+        stdout.trim()
+    } else {
+        stderr.trim()
+    };
+    Err(format!("{name} failed ({}): {said}", out.status))
 }
 
 fn free_port() -> std::io::Result<u16> {
