@@ -68,6 +68,11 @@ on_both_engines!(
     calls_not_ported_fail_clearly,
 );
 
+/// An alert id no stored alert has.
+fn unknown_alert_id() -> sentinel_core::AlertId {
+    alert(T0, "none", Severity::Low, ip("192.0.2.1"), "t-none").id
+}
+
 async fn every_record_kind_round_trips(c: Case) {
     let s = &c.store;
     let ev = event(T0 - 5, "203.0.113.7", "auth_failure", "t-round");
@@ -158,6 +163,18 @@ async fn every_record_kind_round_trips(c: Case) {
             .unwrap();
         assert_eq!(stored, row.record.content_hash, "{row:?}");
     }
+    let page = s.audit_trail(&trace("t-round"), 2).await.unwrap();
+    assert_eq!((page.rows, page.more), (trail[..2].to_vec(), true));
+    // The dashboard's action states of a page of alerts.
+    let states = s
+        .alert_action_states(&[a.id, unknown_alert_id()])
+        .await
+        .unwrap();
+    assert_eq!(states.len(), 1);
+    assert_eq!(
+        states[&a.id].actions,
+        vec![(ActionKind::BlockIp, ActionState::Applied)]
+    );
     assert_eq!(s.max_audit_log_seq().await.unwrap(), Some(2));
     assert_eq!(s.audit_log_seq_gaps(1, 5).await.unwrap(), vec![3..5]);
     // Catching the index up again: seq 2 is kept as it was, seq 3 is added.
@@ -179,12 +196,7 @@ async fn every_record_kind_round_trips(c: Case) {
         .unwrap();
     assert_eq!((h.alerts, h.actions), (1, 1));
     assert_eq!(h.last_alert, Some(a.ts));
-    assert_eq!(
-        s.get_alert(alert(T0, "x", Severity::Low, ip("192.0.2.1"), "t").id)
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(s.get_alert(unknown_alert_id()).await.unwrap(), None);
 }
 
 async fn an_ack_is_given_only_after_commit(c: Case) {
