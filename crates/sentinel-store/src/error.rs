@@ -32,6 +32,9 @@ pub enum StoreError {
     /// The writer task panicked or was cancelled.
     #[error("store writer task failed: {0}")]
     Task(String),
+    /// A store URL names an engine the store does not run on (the scheme is given).
+    #[error("unsupported store URL scheme {0:?}: use postgres://, postgresql://, sqlite: or a file path")]
+    UnsupportedUrl(String),
     /// The call (named) has no PostgreSQL form yet; it works on SQLite only.
     #[error("not supported on PostgreSQL yet: {0}")]
     Unsupported(&'static str),

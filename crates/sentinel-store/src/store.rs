@@ -127,7 +127,8 @@ impl Store {
     /// Opens the store `url` names and brings its schema up to date: a `postgres://` or
     /// `postgresql://` URL opens that PostgreSQL database (which must exist); `sqlite:<path>`,
     /// `sqlite://<path>` or a plain path opens (creating if needed) that SQLite file, as
-    /// [`Store::open_with`] does. `opts.sync` applies to SQLite only.
+    /// [`Store::open_with`] does; any other `scheme://` is [`StoreError::UnsupportedUrl`].
+    /// `opts.sync` applies to SQLite only.
     pub async fn open_url_with(url: &str, opts: StoreOptions) -> Result<Store, StoreError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let pool = PgPoolOptions::new()
@@ -140,10 +141,14 @@ impl Store {
             tracing::debug!(engine = "postgres", "store opened");
             return Ok(Store::with_backend(Backend::Postgres(pool)));
         }
-        let path = url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-            .unwrap_or(url);
+        let path = match url.strip_prefix("sqlite:") {
+            Some(rest) => rest.strip_prefix("//").unwrap_or(rest),
+            None => match url.split_once("://") {
+                // Any other scheme is a mistake, not a file name.
+                Some((scheme, _)) => return Err(StoreError::UnsupportedUrl(scheme.to_owned())),
+                None => url,
+            },
+        };
         Store::open_with(Path::new(path), opts).await
     }
 
@@ -290,6 +295,30 @@ mod tests {
         assert_eq!(mode, "wal");
         store.close().await;
         v
+    }
+
+    #[tokio::test]
+    async fn urls_choose_the_engine_and_other_schemes_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for url in [
+            format!("sqlite:{}", dir.path().join("a.db").display()),
+            format!("sqlite://{}", dir.path().join("b.db").display()),
+            dir.path().join("c.db").display().to_string(),
+        ] {
+            let store = Store::open_url(&url).await.unwrap();
+            assert!(!store.is_postgres(), "{url}");
+            store.close().await;
+        }
+        for name in ["a.db", "b.db", "c.db"] {
+            assert!(dir.path().join(name).is_file(), "{name}");
+        }
+        let err = Store::open_url("mysql://db.example/sentinel")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::UnsupportedUrl(ref s) if s == "mysql"),
+            "{err}"
+        );
     }
 
     #[tokio::test]
