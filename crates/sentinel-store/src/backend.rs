@@ -164,7 +164,7 @@ impl Tx {
 
     /// Begins a transaction that may add events or audit rows: on PostgreSQL it first takes
     /// [`FEED_LOCK`], held until it ends, so such transactions commit one at a time, in the order they
-    /// drew their identities.
+    /// drew their identities, and it notifies the other store handles of its commit (`listen`).
     pub(crate) async fn begin_in_feed_order(store: &Store) -> Result<Tx, StoreError> {
         let mut tx = Tx::begin(store).await?;
         if let Tx::Postgres(t) = &mut tx {
@@ -172,6 +172,14 @@ impl Tx {
                 .bind(FEED_LOCK)
                 .execute(&mut **t)
                 .await?;
+            // Delivered to every listening handle at commit (dropped on rollback).
+            if let Some(id) = store.commit_signal_id() {
+                sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(crate::listen::CHANNEL)
+                    .bind(id)
+                    .execute(&mut **t)
+                    .await?;
+            }
         }
         Ok(tx)
     }

@@ -20,6 +20,7 @@ mod digest;
 mod error;
 mod feed;
 mod filter;
+mod listen;
 mod metrics;
 mod migrations;
 mod outbox;

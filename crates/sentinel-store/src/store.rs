@@ -9,6 +9,7 @@
 
 use crate::backend::{on_backend, Backend, Engine, Tx};
 use crate::error::StoreError;
+use crate::listen::CommitListener;
 use crate::writer::{StoreWriter, WriterOptions, WriterTask};
 use sentinel_core::Timestamp;
 use sqlx::postgres::PgPoolOptions;
@@ -16,6 +17,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long a statement waits for another connection's write lock before failing.
@@ -81,7 +83,10 @@ fn create_private(path: &Path) -> std::io::Result<()> {
 pub struct Store {
     backend: Backend,
     /// Bumped by the writer after each committed transaction ([`Store::commits`]).
-    commits: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
+    commits: Arc<tokio::sync::watch::Sender<u64>>,
+    /// On PostgreSQL: the task ticking `commits` for other processes' commits; it stops with the
+    /// last clone.
+    listener: Option<Arc<CommitListener>>,
 }
 
 impl Store {
@@ -132,14 +137,21 @@ impl Store {
     pub async fn open_url_with(url: &str, opts: StoreOptions) -> Result<Store, StoreError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let pool = PgPoolOptions::new()
-                .max_connections(MAX_CONNECTIONS)
+                // One more: the commit listener holds one for as long as the store is open.
+                .max_connections(MAX_CONNECTIONS + 1)
                 .acquire_timeout(PG_ACQUIRE_TIMEOUT)
                 .connect(url)
                 .await?;
             crate::migrations::migrator_pg().await?.run(&pool).await?;
+            let commits = Arc::new(tokio::sync::watch::Sender::new(0));
+            let listener = CommitListener::start(&pool, Arc::downgrade(&commits)).await?;
             // The URL may hold a password: it is not logged.
             tracing::debug!(engine = "postgres", "store opened");
-            return Ok(Store::with_backend(Backend::Postgres(pool)));
+            return Ok(Store {
+                backend: Backend::Postgres(pool),
+                commits,
+                listener: Some(Arc::new(listener)),
+            });
         }
         let path = match url.strip_prefix("sqlite:") {
             Some(rest) => rest.strip_prefix("//").unwrap_or(rest),
@@ -155,8 +167,14 @@ impl Store {
     fn with_backend(backend: Backend) -> Store {
         Store {
             backend,
-            commits: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
+            commits: Arc::new(tokio::sync::watch::Sender::new(0)),
+            listener: None,
         }
+    }
+
+    /// On PostgreSQL, the id this handle's commit notifications carry (see `listen`).
+    pub(crate) fn commit_signal_id(&self) -> Option<&str> {
+        self.listener.as_deref().map(CommitListener::id)
     }
 
     pub(crate) fn backend(&self) -> &Backend {
@@ -191,7 +209,8 @@ impl Store {
 
     /// A receiver told of every transaction the batched writer commits (the value counts them): a
     /// reader following the store (the live stream) wakes on it instead of polling. Cheap; any number
-    /// of receivers.
+    /// of receivers. On PostgreSQL it is also told of the commits of every other store handle on the
+    /// same database, in this process or another (they notify; see `listen`).
     pub fn commits(&self) -> tokio::sync::watch::Receiver<u64> {
         self.commits.subscribe()
     }
@@ -211,6 +230,9 @@ impl Store {
 
     /// Closes every connection, waiting for ones in use; later calls on any clone fail.
     pub async fn close(&self) {
+        if let Some(l) = &self.listener {
+            l.stop();
+        }
         on_backend!(self, |pool| { pool.close().await })
     }
 

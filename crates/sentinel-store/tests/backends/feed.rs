@@ -269,3 +269,29 @@ pub async fn a_slow_commit_is_not_overtaken_in_the_feed(c: Case) {
     ta.finish().await.unwrap();
     tb.finish().await.unwrap();
 }
+
+/// On PostgreSQL, sensors and the API are separate processes: a follower of one store handle wakes
+/// when another handle (another process) commits, and reads what it committed.
+#[tokio::test]
+async fn postgres_wakes_a_follower_on_another_handles_commit() {
+    let c = Case::postgres().await;
+    let other = Store::open_url(&c.url()).await.unwrap();
+    let mut follower = c.store.commits();
+    follower.borrow_and_update();
+    let ev = event(T0, "192.0.2.40", "flow", "t-wake");
+    store_all(&other, vec![ev.clone().into()]).await;
+    tokio::time::timeout(Duration::from_secs(10), follower.changed())
+        .await
+        .expect("woken within 10 s")
+        .unwrap();
+    let page = c
+        .store
+        .feed_after(FeedCursor::default(), &all_kinds(), 10)
+        .await
+        .unwrap();
+    let ids: Vec<_> = page.items.iter().map(|i| i.data["id"].clone()).collect();
+    assert_eq!(ids, vec![serde_json::json!(ev.id.to_string())]);
+    // Closed, the store stops listening: nothing is left running for it.
+    c.store.close().await;
+    other.close().await;
+}
