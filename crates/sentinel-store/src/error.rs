@@ -40,6 +40,25 @@ pub enum StoreError {
     Unsupported(&'static str),
 }
 
+impl StoreError {
+    /// Whether the database could not be reached rather than refusing the statement: the
+    /// connection broke or could not be made (PostgreSQL restarting, the network), so the same
+    /// statement may succeed a moment later.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            StoreError::Db(
+                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_),
+            ) => true,
+            // PostgreSQL's class 08 (connection exception) and 57P (the server is shutting down
+            // or starting up).
+            StoreError::Db(sqlx::Error::Database(e)) => e
+                .code()
+                .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+            _ => false,
+        }
+    }
+}
+
 /// Why [`StoreWriter::try_write`](crate::StoreWriter::try_write) did not queue a record; the record is
 /// handed back.
 #[derive(Debug, thiserror::Error)]

@@ -16,6 +16,8 @@ mod feed;
 mod keys;
 #[path = "backends/listings.rs"]
 mod listings;
+#[path = "backends/outage.rs"]
+mod outage;
 #[path = "backends/outbox.rs"]
 mod outbox;
 #[path = "backends/overview.rs"]

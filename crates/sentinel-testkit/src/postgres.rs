@@ -33,6 +33,7 @@ pub struct PostgresServer {
     child: Option<Child>,
     port: u16,
     bin: PathBuf,
+    run_as: Option<RunAs>,
     /// Declared last: deleted after the server is killed.
     dir: tempfile::TempDir,
 }
@@ -110,12 +111,14 @@ impl PostgresServer {
             child: None,
             port: 0,
             bin,
+            run_as,
             dir,
         };
         let mut last = String::new();
         // A port found free may be taken before the server binds it: try a few.
         for _ in 0..5 {
-            match server.spawn(run_as) {
+            let port = free_port().map_err(|e| format!("no free loopback port: {e}"))?;
+            match server.spawn_on(port) {
                 Ok(()) => {
                     server.create_database()?;
                     return Ok(server);
@@ -126,14 +129,13 @@ impl PostgresServer {
         Err(format!("postgres did not start: {last}"))
     }
 
-    fn spawn(&mut self, run_as: Option<RunAs>) -> Result<(), String> {
-        let port = free_port().map_err(|e| format!("no free loopback port: {e}"))?;
+    fn spawn_on(&mut self, port: u16) -> Result<(), String> {
         let log_path = self.dir.path().join(format!("postgres-{port}.log"));
         let log = fs::File::create(&log_path).map_err(|e| format!("cannot make the log: {e}"))?;
         let log_err = log
             .try_clone()
             .map_err(|e| format!("cannot share the log: {e}"))?;
-        let child = command(&self.bin, "postgres", run_as)
+        let child = command(&self.bin, "postgres", self.run_as)
             .arg("-D")
             .arg(self.dir.path().join("data"))
             .args(["-p", &port.to_string()])
@@ -215,6 +217,25 @@ impl PostgresServer {
     /// The directory holding the cluster (`data/`), its socket (`sock/`) and the server's log.
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// Starts the server again on the same port and cluster after [`PostgresServer::kill`] (it
+    /// recovers from its WAL, as after a crash), and waits until it accepts connections.
+    ///
+    /// # Panics
+    /// When it does not come back.
+    #[allow(clippy::panic)]
+    pub fn restart(&mut self) {
+        self.kill();
+        let until = Instant::now() + START_TIMEOUT;
+        loop {
+            // The killed server's backends may hold its shared memory for a moment: try again.
+            match self.spawn_on(self.port) {
+                Ok(()) => return,
+                Err(e) if Instant::now() >= until => panic!("postgres did not restart: {e}"),
+                Err(_) => thread::sleep(Duration::from_millis(200)),
+            }
+        }
     }
 
     /// Kills the server now (as a crash would) and reaps it; the port then refuses connections.
@@ -351,6 +372,13 @@ mod tests {
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), DATABASE);
         a.kill();
         assert!(!a.accepts());
+        // Back on the same port, with the same cluster (the database is still there).
+        a.restart();
+        let out = Command::new(a.bin.join("psql"))
+            .args([&a.url(), "-tAc", "SELECT 1"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
         let (port, dir) = (b.port(), b.dir().to_owned());
         drop(b);
         assert!(TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err());
