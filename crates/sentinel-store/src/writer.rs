@@ -9,9 +9,9 @@
 //! transaction, so a crash never leaves half a batch and many requests share one commit; batches grow
 //! by themselves under load, while the previous commit runs. Only when nobody waits for an
 //! acknowledgement does a batch wait up to `flush_interval` to fill. While the database cannot be
-//! reached (a PostgreSQL restart), a batch is tried again for a while before it counts as failed. A
-//! failed batch is logged, counted and retried one record at a time so one bad record does not lose
-//! the rest. The sizes of committed batches are kept in a histogram ([`WriterMonitor`]). The same
+//! reached (a PostgreSQL restart), a batch is tried again for a while before it fails whole. Any
+//! other failed batch is logged, counted and retried one record at a time so one bad record does not
+//! lose the rest. The sizes of committed batches are kept in a histogram ([`WriterMonitor`]). The same
 //! writer runs on SQLite and PostgreSQL (its statements go through `backend::Tx`). This module must
 //! not read.
 
@@ -439,6 +439,18 @@ async fn commit(store: &Store, batch: &mut Vec<Queued>, counters: &Counters) {
             for q in batch.drain(..) {
                 if let Some(t) = q.ack {
                     t.committed();
+                }
+            }
+        }
+        Err(error) if error.is_unreachable() => {
+            // Still unreachable after the writer's patience: trying each record alone would wait
+            // as long again per record. The batch fails whole.
+            tracing::error!(%error, records = batch.len(), "store unreachable; batch dropped");
+            counters.failed_batches.fetch_add(1, Ordering::Relaxed);
+            for q in batch.drain(..) {
+                counters.dropped.fetch_add(1, Ordering::Relaxed);
+                if let Some(t) = q.ack {
+                    t.failed("the store could not be reached");
                 }
             }
         }

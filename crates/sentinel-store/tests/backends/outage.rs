@@ -1,6 +1,7 @@
 //! PostgreSQL going away under the writer: the batch in flight waits for the server to come back and
 //! is committed then, so an outage shorter than the writer's patience loses nothing and fails nothing;
-//! what was acknowledged before the crash is still there after it.
+//! what was acknowledged before the crash is still there after it. A server gone for good fails the
+//! batch whole once the writer gives up, each record saying why.
 
 use crate::case::*;
 use crate::common::*;
@@ -62,4 +63,36 @@ async fn postgres_restart_under_the_writer_loses_and_fails_nothing() {
         (2, 0, 0)
     );
     store.close().await;
+}
+
+#[tokio::test]
+async fn postgres_gone_for_good_fails_the_batch_whole() {
+    let mut server = PostgresServer::start();
+    let store = Store::open_url(&server.url()).await.unwrap();
+    let (writer, task) = store.writer(WriterOptions::default());
+    server.kill();
+    let group = AckGroup::new();
+    for n in 0..3 {
+        let ev = event(T0 + n, "192.0.2.51", "flow", "t-gone");
+        writer
+            .write_acked(ev.into(), group.token(n as u64))
+            .await
+            .unwrap();
+    }
+    // After the writer's patience (30 s, plus the pool's last wait), every record is failed, each
+    // saying why, and the writer goes on.
+    let done = tokio::time::timeout(Duration::from_secs(120), group.settled())
+        .await
+        .expect("settled once the writer gives up");
+    assert_eq!((done.committed, done.failed), (0, 3));
+    let failures = group.failures();
+    assert!(
+        failures
+            .iter()
+            .all(|f| f.error.contains("could not be reached")),
+        "{failures:?}"
+    );
+    drop(writer);
+    let stats = task.finish().await.unwrap();
+    assert_eq!((stats.records, stats.dropped), (0, 3), "{stats:?}");
 }
