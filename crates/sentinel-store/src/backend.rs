@@ -9,8 +9,9 @@
 //!   engine, so sqlx's typed queries, `QueryBuilder`s (which number their own placeholders) and row
 //!   decoding are checked for each engine by the compiler.
 //!
-//! A store method that has no PostgreSQL form yet reaches its pool through [`Store::sqlite`], which
-//! answers [`StoreError::Unsupported`] on PostgreSQL: it fails clearly, never returns an empty answer.
+//! A store method that has no PostgreSQL form (today only SQLite's own query plan,
+//! [`Store::scenario_window_plan`]) reaches its pool through [`Store::sqlite`], which answers
+//! [`StoreError::Unsupported`] on PostgreSQL: it fails clearly, never returns an empty answer.
 //! This module must not know record layouts.
 
 use crate::error::StoreError;

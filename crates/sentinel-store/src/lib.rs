@@ -4,7 +4,9 @@
 //! This crate owns the schema (embedded migrations), the batched [`StoreWriter`] the pipeline writes
 //! through (with commit acknowledgements, [`AckGroup`]), and the typed, filtered, paged reads the API
 //! serves. [`Store::open_url`] picks the engine; callers see the same [`Store`] and [`StoreWriter`]
-//! on both, and a call not yet ported to PostgreSQL fails there with [`StoreError::Unsupported`].
+//! on both. Every call runs on both but SQLite's own query plan ([`Store::scenario_window_plan`]),
+//! which fails on PostgreSQL with [`StoreError::Unsupported`], and [`backup_to`], which copies an
+//! SQLite file.
 //! Each record is kept whole as JSON in a `body` column with the fields reads filter on copied into
 //! indexed columns. The writer's metrics (batch sizes, failures) are named here and registered by
 //! [`WriterMonitor::register_metrics`]. It must not make pipeline decisions, hash secrets or know
