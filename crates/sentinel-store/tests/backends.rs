@@ -108,6 +108,9 @@ async fn every_record_kind_round_trips(c: Case) {
     );
     let applied_rec = Record::Action(applied.clone());
     let act_id = applied.id.to_string();
+    // An operator's action: no plan, no alert (NULL columns).
+    let mut op = action(&p, ActionKind::RateLimit, ActionState::Applied, T0 + 20);
+    op.origin = sentinel_core::Origin::Operator;
     let act_audit = noted(
         None,
         AuditKind::ActionChanged,
@@ -126,6 +129,7 @@ async fn every_record_kind_round_trips(c: Case) {
             rp,
             planned.clone().into(),
             applied_rec.clone(),
+            op.clone().into(),
             rp_audit.clone(),
             ra_audit.clone(),
         ],
@@ -137,7 +141,20 @@ async fn every_record_kind_round_trips(c: Case) {
     assert_eq!(d.investigation, Some(i));
     assert_eq!(d.plans, vec![p.clone()]);
     assert_eq!(d.actions, vec![applied.clone()]);
-    assert_eq!(s.get_action(applied.id).await.unwrap(), Some(applied));
+    assert_eq!(
+        s.get_action(applied.id).await.unwrap(),
+        Some(applied.clone())
+    );
+    assert_eq!(s.get_action(op.id).await.unwrap(), Some(op.clone()));
+    let by_trace = sentinel_store::ActionFilter {
+        trace_id: Some("t-round".into()),
+        ..Default::default()
+    };
+    // Newest first: the operator's action was created last.
+    assert_eq!(
+        s.list_actions(&by_trace).await.unwrap().items,
+        vec![op, applied]
+    );
     let events = s
         .list_events(&EventFilter {
             trace_id: Some("t-round".into()),
@@ -196,7 +213,8 @@ async fn every_record_kind_round_trips(c: Case) {
         )
         .await
         .unwrap();
-    assert_eq!((h.alerts, h.actions), (1, 1));
+    // Both actions are against the subject, the operator's too.
+    assert_eq!((h.alerts, h.actions), (1, 2));
     assert_eq!(h.last_alert, Some(a.ts));
     assert_eq!(s.get_alert(unknown_alert_id()).await.unwrap(), None);
 }
