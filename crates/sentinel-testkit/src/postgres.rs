@@ -8,7 +8,8 @@
 //! cluster is made and run as the `postgres` system user (the package creates it), with the temp dir
 //! handed to that user. Without the binaries or that user [`PostgresServer::start`] panics with a
 //! message that says so: tests fail loudly, they never skip. The cluster trusts every local
-//! connection and syncs nothing to disk (`fsync=off`): it lives only as long as the test.
+//! connection and, unless made with [`PostgresServer::start_synced`] (for benchmarks), syncs nothing
+//! to disk (`fsync=off`): it lives only as long as the test.
 
 use std::fs;
 use std::io::ErrorKind;
@@ -34,6 +35,8 @@ pub struct PostgresServer {
     port: u16,
     bin: PathBuf,
     run_as: Option<RunAs>,
+    /// Whether the server syncs to disk (off for tests).
+    fsync: bool,
     /// Declared last: deleted after the server is killed.
     dir: tempfile::TempDir,
 }
@@ -52,15 +55,28 @@ impl PostgresServer {
     /// # Panics
     /// When PostgreSQL is not installed, the `postgres` user is missing while running as root, or the
     /// server does not come up.
-    #[allow(clippy::panic)]
     pub fn start() -> PostgresServer {
-        match Self::try_start() {
+        Self::start_syncing(false)
+    }
+
+    /// As [`PostgresServer::start`], with PostgreSQL's own durability (`fsync` on, a flushed WAL
+    /// per commit): what a benchmark should measure.
+    ///
+    /// # Panics
+    /// As [`PostgresServer::start`].
+    pub fn start_synced() -> PostgresServer {
+        Self::start_syncing(true)
+    }
+
+    #[allow(clippy::panic)]
+    fn start_syncing(fsync: bool) -> PostgresServer {
+        match Self::try_start(fsync) {
             Ok(s) => s,
             Err(e) => panic!("PostgreSQL for tests: {e}"),
         }
     }
 
-    fn try_start() -> Result<PostgresServer, String> {
+    fn try_start(fsync: bool) -> Result<PostgresServer, String> {
         let bin = bin_dir().ok_or_else(|| {
             "initdb/postgres not found in /usr/lib/postgresql/*/bin nor on PATH: \
              install Debian's postgresql package (scripts/test does)"
@@ -112,6 +128,7 @@ impl PostgresServer {
             port: 0,
             bin,
             run_as,
+            fsync,
             dir,
         };
         let mut last = String::new();
@@ -135,6 +152,11 @@ impl PostgresServer {
         let log_err = log
             .try_clone()
             .map_err(|e| format!("cannot share the log: {e}"))?;
+        let durability: &[&str] = if self.fsync {
+            &[]
+        } else {
+            &["-c", "fsync=off", "-c", "full_page_writes=off"]
+        };
         let child = command(&self.bin, "postgres", self.run_as)
             .arg("-D")
             .arg(self.dir.path().join("data"))
@@ -142,7 +164,7 @@ impl PostgresServer {
             .arg("-k")
             .arg(self.dir.path().join("sock"))
             .args(["-c", "listen_addresses=127.0.0.1"])
-            .args(["-c", "fsync=off", "-c", "full_page_writes=off"])
+            .args(durability)
             .args(["-c", "max_connections=40", "-c", "shared_buffers=16MB"])
             .stdin(Stdio::null())
             .stdout(log)
