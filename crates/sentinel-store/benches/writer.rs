@@ -1,9 +1,13 @@
 //! The store writer's throughput: events queued through [`StoreWriter`] and committed in batches (the
-//! default [`WriterOptions`]), into a fresh database in a tempdir. Run:
+//! default [`WriterOptions`]), into a fresh database: an SQLite file in a tempdir, then a PostgreSQL
+//! cluster of its own on loopback (`sentinel_testkit::postgres`, started outside the timing). Run:
 //! `cargo bench -p sentinel-store --bench writer`.
 //!
 //! A plain timing harness: `ROUNDS` rounds of `EVENTS` events each (a few kinds, many addresses, spread
-//! over an hour), each into its own new database; the median round is printed as events per second.
+//! over an hour), each into its own new database; the median round of each engine is printed as
+//! events per second. Each engine with its default durability: SQLite `sync: normal` (WAL, synced at
+//! checkpoints), PostgreSQL `fsync` on with `synchronous_commit` on (its WAL flushed at every commit,
+//! as SQLite's `sync: full` would be).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 #[path = "../tests/common/mod.rs"]
@@ -11,6 +15,7 @@ mod common;
 
 use common::*;
 use sentinel_store::{Record, Store, WriterOptions};
+use sentinel_testkit::postgres::PostgresServer;
 use std::time::Instant;
 
 const ROUNDS: usize = 5;
@@ -22,9 +27,14 @@ const KINDS: [&str; 4] = [
     "port_scan",
 ];
 
-async fn round() -> f64 {
+async fn round(postgres: bool) -> f64 {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("bench.db")).await.unwrap();
+    let server = postgres.then(PostgresServer::start_synced);
+    let url = match &server {
+        Some(s) => s.url(),
+        None => dir.path().join("bench.db").display().to_string(),
+    };
+    let store = Store::open_url(&url).await.unwrap();
     let base = 1_780_000_000_000_i64;
     let events: Vec<Record> = (0..EVENTS)
         .map(|i| {
@@ -51,12 +61,14 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let mut rates: Vec<f64> = (0..ROUNDS).map(|_| rt.block_on(round())).collect();
-    rates.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    println!(
-        "store writer: {EVENTS} events per round, {ROUNDS} rounds: median {:.0} events/s (min {:.0}, max {:.0})",
-        rates[ROUNDS / 2],
-        rates[0],
-        rates[ROUNDS - 1]
-    );
+    for (name, postgres) in [("sqlite", false), ("postgres", true)] {
+        let mut rates: Vec<f64> = (0..ROUNDS).map(|_| rt.block_on(round(postgres))).collect();
+        rates.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        println!(
+            "store writer ({name}): {EVENTS} events per round, {ROUNDS} rounds: median {:.0} events/s (min {:.0}, max {:.0})",
+            rates[ROUNDS / 2],
+            rates[0],
+            rates[ROUNDS - 1]
+        );
+    }
 }

@@ -3,8 +3,10 @@
 //!
 //! Hashing and comparing are the caller's job (the API crate); this module only keeps rows and marks
 //! them revoked. Revoked keys stay in the table for the record: [`Store::api_keys`] leaves them out,
-//! [`Store::api_keys_all`] and [`Store::api_keys_page`] show them with the time of revocation.
+//! [`Store::api_keys_all`] and [`Store::api_keys_page`] show them with the time of revocation. Every
+//! call runs on SQLite and PostgreSQL alike.
 
+use crate::backend::{on_backend, Tx};
 use crate::error::StoreError;
 use crate::store::Store;
 use sentinel_core::Timestamp;
@@ -63,37 +65,40 @@ fn from_row((id, name, role, hash, created, expires, revoked, revoked_at): Row) 
 impl Store {
     /// Stores a new key; fails with [`StoreError::Db`] if the id or hash is already taken.
     pub async fn insert_api_key(&self, k: &ApiKeyRow) -> Result<(), StoreError> {
-        sqlx::query(
+        let sql = self.sql(
             "INSERT INTO api_keys (id, name, role, hash, created, expires) VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&k.id)
-        .bind(&k.name)
-        .bind(&k.role)
-        .bind(&k.hash)
-        .bind(k.created.as_millis())
-        .bind(k.expires.map(|t| t.as_millis()))
-        .execute(self.pool())
-        .await?;
+        );
+        on_backend!(self, |pool| {
+            sqlx::query(&sql)
+                .bind(&k.id)
+                .bind(&k.name)
+                .bind(&k.role)
+                .bind(&k.hash)
+                .bind(k.created.as_millis())
+                .bind(k.expires.map(|t| t.as_millis()))
+                .execute(pool)
+                .await?;
+        });
         Ok(())
     }
 
     /// Every key not revoked, oldest first.
     pub async fn api_keys(&self) -> Result<Vec<ApiKeyRow>, StoreError> {
-        let rows = sqlx::query_as::<_, Row>(&format!(
+        let sql = format!(
             "SELECT {COLUMNS} FROM api_keys WHERE revoked = 0 ORDER BY created ASC, id ASC"
-        ))
-        .fetch_all(self.pool())
-        .await?;
+        );
+        let rows = on_backend!(self, |pool| {
+            sqlx::query_as::<_, Row>(&sql).fetch_all(pool).await?
+        });
         Ok(rows.into_iter().map(from_row).collect())
     }
 
     /// Every key, revoked ones included (so a revoked key presented later is known as revoked).
     pub async fn api_keys_all(&self) -> Result<Vec<ApiKeyRow>, StoreError> {
-        let rows = sqlx::query_as::<_, Row>(&format!(
-            "SELECT {COLUMNS} FROM api_keys ORDER BY created ASC, id ASC"
-        ))
-        .fetch_all(self.pool())
-        .await?;
+        let sql = format!("SELECT {COLUMNS} FROM api_keys ORDER BY created ASC, id ASC");
+        let rows = on_backend!(self, |pool| {
+            sqlx::query_as::<_, Row>(&sql).fetch_all(pool).await?
+        });
         Ok(rows.into_iter().map(from_row).collect())
     }
 
@@ -104,13 +109,15 @@ impl Store {
         after: Option<&str>,
         limit: u32,
     ) -> Result<(Vec<ApiKeyRow>, bool), StoreError> {
-        let rows = sqlx::query_as::<_, Row>(&format!(
-            "SELECT {COLUMNS} FROM api_keys WHERE id > ? ORDER BY id ASC LIMIT ?"
-        ))
-        .bind(after.unwrap_or(""))
-        .bind(i64::from(limit) + 1)
-        .fetch_all(self.pool())
-        .await?;
+        let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE id > ? ORDER BY id ASC LIMIT ?");
+        let sql = self.sql(&sql);
+        let rows = on_backend!(self, |pool| {
+            sqlx::query_as::<_, Row>(&sql)
+                .bind(after.unwrap_or(""))
+                .bind(i64::from(limit) + 1)
+                .fetch_all(pool)
+                .await?
+        });
         let more = rows.len() > limit as usize;
         Ok((
             rows.into_iter()
@@ -123,38 +130,45 @@ impl Store {
 
     /// Revokes a key (noting when); `false` when there is no such key or it was already revoked.
     pub async fn revoke_api_key(&self, id: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE api_keys SET revoked = 1, revoked_at = ? WHERE id = ? AND revoked = 0",
-        )
-        .bind(Timestamp::now().as_millis())
-        .bind(id)
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected() > 0)
+        let mut tx = Tx::begin(self).await?;
+        let done = tx
+            .execute(
+                "UPDATE api_keys SET revoked = 1, revoked_at = ? WHERE id = ? AND revoked = 0",
+                vec![Timestamp::now().as_millis().into(), id.into()],
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(done > 0)
     }
 
     /// Revokes a key unless it is the last active admin key (not revoked, not expired): one
-    /// statement, so two admins revoking each other at once cannot both succeed and leave none.
+    /// transaction that no other write to the keys can interleave with, so two admins revoking each
+    /// other at once cannot both succeed and leave none.
     pub async fn revoke_api_key_keeping_an_admin(&self, id: &str) -> Result<Revoke, StoreError> {
         let now = Timestamp::now().as_millis();
-        let done = sqlx::query(
-            "UPDATE api_keys SET revoked = 1, revoked_at = ?1 WHERE id = ?2 AND revoked = 0 \
-             AND (role <> 'admin' OR EXISTS (SELECT 1 FROM api_keys WHERE role = 'admin' \
-             AND revoked = 0 AND id <> ?2 AND (expires IS NULL OR expires > ?1)))",
-        )
-        .bind(now)
-        .bind(id)
-        .execute(self.pool())
-        .await?;
-        if done.rows_affected() > 0 {
-            return Ok(Revoke::Done);
-        }
-        let active: Option<(i64,)> =
-            sqlx::query_as("SELECT 1 FROM api_keys WHERE id = ? AND revoked = 0")
-                .bind(id)
-                .fetch_optional(self.pool())
-                .await?;
-        Ok(if active.is_some() {
+        let mut tx = Tx::begin(self).await?;
+        tx.serialise_writes_to("api_keys").await?;
+        let done = tx
+            .execute(
+                "UPDATE api_keys SET revoked = 1, revoked_at = ?1 WHERE id = ?2 AND revoked = 0 \
+                 AND (role <> 'admin' OR EXISTS (SELECT 1 FROM api_keys WHERE role = 'admin' \
+                 AND revoked = 0 AND id <> ?2 AND (expires IS NULL OR expires > ?1)))",
+                vec![now.into(), id.into()],
+            )
+            .await?;
+        let active = if done > 0 {
+            0
+        } else {
+            tx.fetch_i64(
+                "SELECT COUNT(*) FROM api_keys WHERE id = ? AND revoked = 0",
+                vec![id.into()],
+            )
+            .await?
+        };
+        tx.commit().await?;
+        Ok(if done > 0 {
+            Revoke::Done
+        } else if active > 0 {
             Revoke::LastAdmin
         } else {
             Revoke::NotFound

@@ -140,7 +140,7 @@ mod tests {
 
     async fn count(store: &Store) -> i64 {
         sqlx::query_scalar("SELECT COUNT(*) FROM audit")
-            .fetch_one(store.pool())
+            .fetch_one(store.sqlite("test").unwrap())
             .await
             .unwrap()
     }

@@ -4,6 +4,7 @@
 //! `actions.created`/`updated`/`kind`/`state`); this module computes figures only and must not format
 //! or send anything.
 
+use crate::backend::on_backend;
 use crate::error::StoreError;
 use crate::store::Store;
 use sentinel_core::Timestamp;
@@ -47,60 +48,72 @@ impl Store {
     ) -> Result<StoreDigest, StoreError> {
         let (s, u) = (since.as_millis(), until.as_millis());
         let top = i64::try_from(top).unwrap_or(i64::MAX);
-        let events: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE ts >= ? AND ts < ?")
+        let events: i64 = on_backend!(self, |pool| {
+            sqlx::query_scalar(&self.sql("SELECT COUNT(*) FROM events WHERE ts >= ? AND ts < ?"))
                 .bind(s)
                 .bind(u)
-                .fetch_one(self.pool())
-                .await?;
-        let alerts: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM alerts WHERE ts >= ? AND ts < ?")
+                .fetch_one(pool)
+                .await?
+        });
+        let alerts: i64 = on_backend!(self, |pool| {
+            sqlx::query_scalar(&self.sql("SELECT COUNT(*) FROM alerts WHERE ts >= ? AND ts < ?"))
                 .bind(s)
                 .bind(u)
-                .fetch_one(self.pool())
-                .await?;
-        let by_scenario: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT scenario, COUNT(*) AS n FROM alerts WHERE ts >= ? AND ts < ? \
-             GROUP BY scenario ORDER BY n DESC, scenario ASC",
-        )
-        .bind(s)
-        .bind(u)
-        .fetch_all(self.pool())
-        .await?;
-        let by_kind: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT kind, COUNT(*) AS n FROM actions WHERE created >= ? AND created < ? \
-             GROUP BY kind ORDER BY n DESC, kind ASC",
-        )
-        .bind(s)
-        .bind(u)
-        .fetch_all(self.pool())
-        .await?;
-        let sources: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT subject, COUNT(*) AS n FROM alerts WHERE ts >= ? AND ts < ? \
-             GROUP BY subject ORDER BY n DESC, subject ASC LIMIT ?",
-        )
-        .bind(s)
-        .bind(u)
-        .bind(top)
-        .fetch_all(self.pool())
-        .await?;
-        let reverted: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM actions WHERE state IN ('reverted', 'expired') \
-             AND updated >= ? AND updated < ?",
-        )
-        .bind(s)
-        .bind(u)
-        .fetch_one(self.pool())
-        .await?;
-        let recent: Vec<(String, String)> = sqlx::query_as(
-            "SELECT kind, subject FROM actions WHERE state IN ('reverted', 'expired') \
-             AND updated >= ? AND updated < ? ORDER BY updated DESC, id DESC LIMIT ?",
-        )
-        .bind(s)
-        .bind(u)
-        .bind(top)
-        .fetch_all(self.pool())
-        .await?;
+                .fetch_one(pool)
+                .await?
+        });
+        let by_scenario: Vec<(String, i64)> = on_backend!(self, |pool| {
+            sqlx::query_as(&self.sql(
+                "SELECT scenario, COUNT(*) AS n FROM alerts WHERE ts >= ? AND ts < ? \
+                 GROUP BY scenario ORDER BY n DESC, scenario ASC",
+            ))
+            .bind(s)
+            .bind(u)
+            .fetch_all(pool)
+            .await?
+        });
+        let by_kind: Vec<(String, i64)> = on_backend!(self, |pool| {
+            sqlx::query_as(&self.sql(
+                "SELECT kind, COUNT(*) AS n FROM actions WHERE created >= ? AND created < ? \
+                 GROUP BY kind ORDER BY n DESC, kind ASC",
+            ))
+            .bind(s)
+            .bind(u)
+            .fetch_all(pool)
+            .await?
+        });
+        let sources: Vec<(String, i64)> = on_backend!(self, |pool| {
+            sqlx::query_as(&self.sql(
+                "SELECT subject, COUNT(*) AS n FROM alerts WHERE ts >= ? AND ts < ? \
+                 GROUP BY subject ORDER BY n DESC, subject ASC LIMIT ?",
+            ))
+            .bind(s)
+            .bind(u)
+            .bind(top)
+            .fetch_all(pool)
+            .await?
+        });
+        let reverted: i64 = on_backend!(self, |pool| {
+            sqlx::query_scalar(&self.sql(
+                "SELECT COUNT(*) FROM actions WHERE state IN ('reverted', 'expired') \
+                 AND updated >= ? AND updated < ?",
+            ))
+            .bind(s)
+            .bind(u)
+            .fetch_one(pool)
+            .await?
+        });
+        let recent: Vec<(String, String)> = on_backend!(self, |pool| {
+            sqlx::query_as(&self.sql(
+                "SELECT kind, subject FROM actions WHERE state IN ('reverted', 'expired') \
+                 AND updated >= ? AND updated < ? ORDER BY updated DESC, id DESC LIMIT ?",
+            ))
+            .bind(s)
+            .bind(u)
+            .bind(top)
+            .fetch_all(pool)
+            .await?
+        });
         Ok(StoreDigest {
             events: count(events),
             alerts: count(alerts),

@@ -8,7 +8,7 @@ use crate::record::Record;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    /// SQLite refused or failed the statement.
+    /// The database (SQLite or PostgreSQL) refused or failed the statement, or could not be reached.
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
     /// The embedded schema migrations could not be applied.
@@ -32,6 +32,31 @@ pub enum StoreError {
     /// The writer task panicked or was cancelled.
     #[error("store writer task failed: {0}")]
     Task(String),
+    /// A store URL names an engine the store does not run on (the scheme is given).
+    #[error("unsupported store URL scheme {0:?}: use postgres://, postgresql://, sqlite: or a file path")]
+    UnsupportedUrl(String),
+    /// The call (named) has no PostgreSQL form yet; it works on SQLite only.
+    #[error("not supported on PostgreSQL yet: {0}")]
+    Unsupported(&'static str),
+}
+
+impl StoreError {
+    /// Whether the database could not be reached rather than refusing the statement: the
+    /// connection broke or could not be made (PostgreSQL restarting, the network), so the same
+    /// statement may succeed a moment later.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            StoreError::Db(
+                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_),
+            ) => true,
+            // PostgreSQL's class 08 (connection exception) and 57P (the server is shutting down
+            // or starting up).
+            StoreError::Db(sqlx::Error::Database(e)) => e
+                .code()
+                .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+            _ => false,
+        }
+    }
 }
 
 /// Why [`StoreWriter::try_write`](crate::StoreWriter::try_write) did not queue a record; the record is

@@ -5,10 +5,12 @@
 //!   changes are followed through the audit rows that note them (`alert_raised`,
 //!   `investigation_concluded`, `plan_decided`, `action_changed`), joined to the record by
 //!   `subject_id`;
-//! - `event_rowid`, the `events` table's implicit `rowid`: events have no audit row.
+//! - `event_rowid`, the `events` table's `rowid` (SQLite's implicit one; an identity column on
+//!   PostgreSQL): events have no audit row.
 //!
-//! Both grow in commit order: the store has one writer at a time (SQLite's write lock), and a row's
-//! `seq`/`rowid` is assigned inside the transaction that commits it. The pipeline's recorder queues a
+//! Both grow in commit order: the store has one writer at a time (SQLite's write lock; on PostgreSQL
+//! the advisory lock every transaction adding events or audit rows holds until it commits, whichever
+//! process runs it), and a row's `seq`/`rowid` is assigned inside the transaction that commits it. The pipeline's recorder queues a
 //! record on the batched writer before it appends the audit entry noting it, and the audit index row
 //! reaches the same FIFO writer after that, so an audit row is committed in the same transaction as
 //! its record (where it is written last) or a later one: when an audit row is visible, its record is.
@@ -18,6 +20,7 @@
 //! Each read is bounded (`LIMIT`), filters are applied in SQL, and a read never goes past the head it
 //! saw first, so a row committed during the read is not skipped but read next time.
 
+use crate::backend::on_backend;
 use crate::error::StoreError;
 use crate::filter::subject_key;
 use crate::store::Store;
@@ -174,15 +177,34 @@ pub struct FeedPage {
     pub missing: u64,
 }
 
+/// The head of the feed's read of audit-noted records: each audit row with the body of the record it
+/// notes (NULL when that record is not stored) and, through `ra`, the alert that record is tied to
+/// (for the severity, scenario and subject filters). The caller appends the seq range and filters.
+const FEED_AUDIT_HEAD: &str = "SELECT au.seq, au.kind, CASE au.kind \
+       WHEN 'alert_raised' THEN al.body \
+       WHEN 'investigation_concluded' THEN inv.body \
+       WHEN 'plan_decided' THEN pl.body \
+       WHEN 'action_changed' THEN ac.body END \
+     FROM audit au \
+     LEFT JOIN alerts al ON au.kind = 'alert_raised' AND al.id = au.subject_id \
+     LEFT JOIN investigations inv ON au.kind = 'investigation_concluded' AND inv.id = au.subject_id \
+     LEFT JOIN plans pl ON au.kind = 'plan_decided' AND pl.id = au.subject_id \
+     LEFT JOIN actions ac ON au.kind = 'action_changed' AND ac.id = au.subject_id \
+     LEFT JOIN alerts ra ON ra.id = CASE au.kind \
+       WHEN 'alert_raised' THEN au.subject_id \
+       WHEN 'investigation_concluded' THEN inv.alert_id \
+       WHEN 'plan_decided' THEN pl.alert_id \
+       WHEN 'action_changed' THEN ac.alert_id END \
+     WHERE au.seq > ";
+
 impl Store {
     /// The head of the feed now: a cursor after everything committed.
     pub async fn feed_head(&self) -> Result<FeedCursor, StoreError> {
-        let audit_seq: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM audit")
-            .fetch_one(self.pool())
-            .await?;
-        let event_rowid: Option<i64> = sqlx::query_scalar("SELECT MAX(rowid) FROM events")
-            .fetch_one(self.pool())
-            .await?;
+        let (audit_seq, event_rowid): (Option<i64>, Option<i64>) = on_backend!(self, |pool| {
+            sqlx::query_as("SELECT (SELECT MAX(seq) FROM audit), (SELECT MAX(rowid) FROM events)")
+                .fetch_one(pool)
+                .await?
+        });
         Ok(FeedCursor {
             audit_seq: audit_seq.unwrap_or(0),
             event_rowid: event_rowid.unwrap_or(0),
@@ -209,53 +231,38 @@ impl Store {
             filter.kinds.iter().filter_map(|k| k.audit_kind()).collect();
         let mut next_audit = after.audit_seq.max(head.audit_seq);
         if !audit_kinds.is_empty() && head.audit_seq > after.audit_seq {
-            let mut q = QueryBuilder::new(
-                "SELECT au.seq, au.kind, CASE au.kind \
-                   WHEN 'alert_raised' THEN al.body \
-                   WHEN 'investigation_concluded' THEN inv.body \
-                   WHEN 'plan_decided' THEN pl.body \
-                   WHEN 'action_changed' THEN ac.body END \
-                 FROM audit au \
-                 LEFT JOIN alerts al ON au.kind = 'alert_raised' AND al.id = au.subject_id \
-                 LEFT JOIN investigations inv ON au.kind = 'investigation_concluded' AND inv.id = au.subject_id \
-                 LEFT JOIN plans pl ON au.kind = 'plan_decided' AND pl.id = au.subject_id \
-                 LEFT JOIN actions ac ON au.kind = 'action_changed' AND ac.id = au.subject_id \
-                 LEFT JOIN alerts ra ON ra.id = CASE au.kind \
-                   WHEN 'alert_raised' THEN au.subject_id \
-                   WHEN 'investigation_concluded' THEN inv.alert_id \
-                   WHEN 'plan_decided' THEN pl.alert_id \
-                   WHEN 'action_changed' THEN ac.alert_id END \
-                 WHERE au.seq > ",
-            );
-            q.push_bind(after.audit_seq);
-            q.push(" AND au.seq <= ");
-            q.push_bind(head.audit_seq);
-            q.push(" AND au.kind IN (");
-            let mut sep = q.separated(", ");
-            for k in &audit_kinds {
-                sep.push_bind(*k);
-            }
-            q.push(")");
-            if !filter.severities.is_empty() {
-                q.push(" AND ra.severity IN (");
+            let rows: Vec<(i64, String, Option<String>)> = on_backend!(self, |pool| {
+                let mut q = QueryBuilder::new(FEED_AUDIT_HEAD);
+                q.push_bind(after.audit_seq);
+                q.push(" AND au.seq <= ");
+                q.push_bind(head.audit_seq);
+                q.push(" AND au.kind IN (");
                 let mut sep = q.separated(", ");
-                for s in &filter.severities {
-                    sep.push_bind(s.clone());
+                for k in &audit_kinds {
+                    sep.push_bind(*k);
                 }
                 q.push(")");
-            }
-            if let Some(s) = &filter.scenario {
-                q.push(" AND ra.scenario = ");
-                q.push_bind(s.clone());
-            }
-            if let Some(s) = &subject {
-                q.push(" AND (CASE au.kind WHEN 'action_changed' THEN ac.subject ELSE ra.subject END) = ");
-                q.push_bind(s.clone());
-            }
-            q.push(" ORDER BY au.seq ASC LIMIT ");
-            q.push_bind(limit as i64);
-            let rows: Vec<(i64, String, Option<String>)> =
-                q.build_query_as().fetch_all(self.pool()).await?;
+                if !filter.severities.is_empty() {
+                    q.push(" AND ra.severity IN (");
+                    let mut sep = q.separated(", ");
+                    for s in &filter.severities {
+                        sep.push_bind(s.clone());
+                    }
+                    q.push(")");
+                }
+                if let Some(s) = &filter.scenario {
+                    q.push(" AND ra.scenario = ");
+                    q.push_bind(s.clone());
+                }
+                if let Some(s) = &subject {
+                    q.push(" AND (CASE au.kind WHEN 'action_changed' THEN ac.subject ");
+                    q.push("ELSE ra.subject END) = ");
+                    q.push_bind(s.clone());
+                }
+                q.push(" ORDER BY au.seq ASC LIMIT ");
+                q.push_bind(limit as i64);
+                q.build_query_as().fetch_all(pool).await?
+            });
             if rows.len() == limit {
                 more = true;
                 next_audit = rows.last().map(|r| r.0).unwrap_or(next_audit);
@@ -292,17 +299,19 @@ impl Store {
             && filter.severities.is_empty()
             && filter.scenario.is_none();
         if events_wanted && head.event_rowid > after.event_rowid {
-            let mut q = QueryBuilder::new("SELECT rowid, body FROM events WHERE rowid > ");
-            q.push_bind(after.event_rowid);
-            q.push(" AND rowid <= ");
-            q.push_bind(head.event_rowid);
-            if let Some(ip) = &event_ip {
-                q.push(" AND src_ip = ");
-                q.push_bind(ip.clone());
-            }
-            q.push(" ORDER BY rowid ASC LIMIT ");
-            q.push_bind(limit as i64);
-            let rows: Vec<(i64, String)> = q.build_query_as().fetch_all(self.pool()).await?;
+            let rows: Vec<(i64, String)> = on_backend!(self, |pool| {
+                let mut q = QueryBuilder::new("SELECT rowid, body FROM events WHERE rowid > ");
+                q.push_bind(after.event_rowid);
+                q.push(" AND rowid <= ");
+                q.push_bind(head.event_rowid);
+                if let Some(ip) = &event_ip {
+                    q.push(" AND src_ip = ");
+                    q.push_bind(ip.clone());
+                }
+                q.push(" ORDER BY rowid ASC LIMIT ");
+                q.push_bind(limit as i64);
+                q.build_query_as().fetch_all(pool).await?
+            });
             if rows.len() == limit {
                 more = true;
                 next_event = rows.last().map(|r| r.0).unwrap_or(next_event);

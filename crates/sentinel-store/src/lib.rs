@@ -1,25 +1,33 @@
-//! Sentinel's embedded store: every event, alert, investigation, plan, action and audit record in one
-//! SQLite file, plus the API keys.
+//! Sentinel's store: every event, alert, investigation, plan, action and audit record, plus the API
+//! keys, in one SQLite file (the embedded default) or one PostgreSQL database (scale-out).
 //!
 //! This crate owns the schema (embedded migrations), the batched [`StoreWriter`] the pipeline writes
 //! through (with commit acknowledgements, [`AckGroup`]), and the typed, filtered, paged reads the API
-//! serves. Each record is kept whole as JSON in a `body` column with the fields reads filter on copied
-//! into indexed columns. The writer's metrics (batch sizes, failures) are named here and registered by
-//! [`WriterMonitor::register_metrics`]. It must not make pipeline
-//! decisions, hash secrets or know about HTTP: callers hand it finished records and hashes.
+//! serves. [`Store::open_url`] picks the engine; callers see the same [`Store`] and [`StoreWriter`]
+//! on both. Every call runs on both but SQLite's own query plan ([`Store::scenario_window_plan`]),
+//! which fails on PostgreSQL with [`StoreError::Unsupported`], and [`backup_to`], which copies an
+//! SQLite file.
+//! Each record is kept whole as JSON in a `body` column with the fields reads filter on copied into
+//! indexed columns. The writer's metrics (batch sizes, failures) are named here and registered by
+//! [`WriterMonitor::register_metrics`]. It must not make pipeline decisions, hash secrets or know
+//! about HTTP: callers hand it finished records and hashes.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 mod ack;
 mod api_keys;
+mod backend;
 mod backup;
 mod digest;
 mod error;
 mod feed;
 mod filter;
+mod listen;
 mod metrics;
 mod migrations;
 mod outbox;
+mod outbox_dead;
+mod persist;
 mod read;
 mod record;
 mod rollup;

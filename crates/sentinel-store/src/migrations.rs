@@ -1,8 +1,12 @@
-//! The schema migrations, embedded in the binary so the daemon needs no files besides its database.
+//! The schema migrations, embedded in the binary so the daemon needs no files besides its database:
+//! one set for SQLite (`migrations/`) and one for PostgreSQL (`migrations_pg/`), each run by sqlx's
+//! migrator when a store opens.
 //!
 //! `sqlx::migrate!` needs sqlx's `macros` feature, which the workspace does not enable; this module
 //! builds the same [`Migrator`] from `include_str!`'d files instead. Add a migration by adding a file to
-//! `migrations/` and a line to [`MIGRATIONS`]; never edit one that has shipped (its checksum is recorded).
+//! `migrations/` and a line to [`MIGRATIONS`], and its PostgreSQL form to `migrations_pg/` and
+//! [`MIGRATIONS_PG`] (the two sets are numbered independently: PostgreSQL started at SQLite's version 8);
+//! never edit one that has shipped (its checksum is recorded).
 
 use sqlx::error::BoxDynError;
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
@@ -42,16 +46,27 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
-/// The migrations compiled into this crate.
+/// The PostgreSQL migrations, oldest first: the SQLite schema at its version 8.
+const MIGRATIONS_PG: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../migrations_pg/0001_init.sql")),
+    (
+        2,
+        "rollups",
+        include_str!("../migrations_pg/0002_rollups.sql"),
+    ),
+];
+
+/// One set of migrations compiled into this crate.
 #[derive(Debug, Clone, Copy)]
-struct Embedded;
+struct Embedded(&'static [(i64, &'static str, &'static str)]);
 
 impl MigrationSource<'static> for Embedded {
     fn resolve(
         self,
     ) -> Pin<Box<dyn Future<Output = Result<Vec<Migration>, BoxDynError>> + Send + 'static>> {
         Box::pin(async move {
-            Ok(MIGRATIONS
+            Ok(self
+                .0
                 .iter()
                 .map(|(version, description, sql)| {
                     Migration::new(
@@ -67,7 +82,12 @@ impl MigrationSource<'static> for Embedded {
     }
 }
 
-/// A migrator holding every embedded migration.
+/// A migrator holding every embedded SQLite migration.
 pub(crate) async fn migrator() -> Result<Migrator, sqlx::migrate::MigrateError> {
-    Migrator::new(Embedded).await
+    Migrator::new(Embedded(MIGRATIONS)).await
+}
+
+/// A migrator holding every embedded PostgreSQL migration.
+pub(crate) async fn migrator_pg() -> Result<Migrator, sqlx::migrate::MigrateError> {
+    Migrator::new(Embedded(MIGRATIONS_PG)).await
 }

@@ -5,13 +5,15 @@
 //! dead delivery back to `pending`); routing, folding rows into messages, backoff and sending are the
 //! notify crate's job. Rows folded into one message share a delivery id, assigned before the first
 //! send and kept across retries and restarts. Every call that changes rows runs in one transaction
-//! that is committed before it returns.
+//! that is committed before it returns. Every call runs on SQLite and PostgreSQL alike (rows of one
+//! key keep their insertion order by `rowid`: SQLite's implicit one, an identity column on PostgreSQL).
 
+use crate::backend::{on_backend, Engine};
 use crate::error::StoreError;
 use crate::store::Store;
 use sentinel_core::Timestamp;
 use serde::{Deserialize, Serialize};
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::QueryBuilder;
 
 /// The most rows one group holds; a larger burst of one key becomes several messages.
 pub const MAX_GROUP_ROWS: usize = 10_000;
@@ -23,12 +25,25 @@ const DUE_DELIVERIES_SQL: &str =
      WHERE channel = ? AND state = 'pending' AND delivery IS NOT NULL AND due <= ? \
      GROUP BY delivery ORDER BY MIN(due) LIMIT ?";
 
+/// [`DUE_DELIVERIES_SQL`] for PostgreSQL, which has no `INDEXED BY` (its planner picks the partial
+/// index by itself).
+const DUE_DELIVERIES_SQL_PG: &str = "SELECT delivery, MIN(key) FROM outbox \
+                                     WHERE channel = ? AND state = 'pending' AND delivery IS NOT NULL AND due <= ? \
+                                     GROUP BY delivery ORDER BY MIN(due) LIMIT ?";
+
+fn due_deliveries_sql(engine: Engine) -> &'static str {
+    match engine {
+        Engine::Sqlite => DUE_DELIVERIES_SQL,
+        Engine::Postgres => DUE_DELIVERIES_SQL_PG,
+    }
+}
+
 /// The keys of due unassigned rows with no delivery in flight, one per row in `due` order (read
 /// along `outbox_due`, stopping at the limit; no aggregation over every pending row).
 const DUE_KEY_ROWS_SQL: &str = "SELECT o.key FROM outbox o WHERE o.channel = ? \
-     AND o.state = 'pending' AND o.delivery IS NULL AND o.due <= ? AND NOT EXISTS \
-     (SELECT 1 FROM outbox p WHERE p.channel = o.channel AND p.key = o.key \
-     AND p.state = 'pending' AND p.delivery IS NOT NULL) ORDER BY o.due LIMIT ?";
+                                AND o.state = 'pending' AND o.delivery IS NULL AND o.due <= ? AND NOT EXISTS \
+                                (SELECT 1 FROM outbox p WHERE p.channel = o.channel AND p.key = o.key \
+                                AND p.state = 'pending' AND p.delivery IS NOT NULL) ORDER BY o.due LIMIT ?";
 
 /// Due rows read per group wanted when looking for the next keys (a key with many due rows takes
 /// several; a scan that finds fewer keys than wanted returns fewer groups, the rest come next scan).
@@ -159,7 +174,7 @@ pub struct OutboxCount {
     pub rows: u64,
 }
 
-type RowTuple = (
+pub(crate) type RowTuple = (
     String,
     String,
     String,
@@ -173,10 +188,10 @@ type RowTuple = (
     Option<i64>,
 );
 
-const ROW_COLUMNS: &str =
+pub(crate) const ROW_COLUMNS: &str =
     "id, channel, key, body, created, due, delivery, attempts, last_error, state, done_at";
 
-fn to_row(t: RowTuple) -> Result<OutboxRow, StoreError> {
+pub(crate) fn to_row(t: RowTuple) -> Result<OutboxRow, StoreError> {
     let (id, channel, key, body, created, due, delivery, attempts, last_error, state, done_at) = t;
     Ok(OutboxRow {
         id,
@@ -193,11 +208,11 @@ fn to_row(t: RowTuple) -> Result<OutboxRow, StoreError> {
     })
 }
 
-fn to_rows(ts: Vec<RowTuple>) -> Result<Vec<OutboxRow>, StoreError> {
+pub(crate) fn to_rows(ts: Vec<RowTuple>) -> Result<Vec<OutboxRow>, StoreError> {
     ts.into_iter().map(to_row).collect()
 }
 
-fn limit(n: usize) -> i64 {
+pub(crate) fn limit(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
@@ -206,24 +221,26 @@ impl Store {
     /// is left as it is (so a fixed id makes an insert happen at most once). Returns how many rows
     /// were added.
     pub async fn insert_outbox(&self, rows: &[NewOutboxRow]) -> Result<u64, StoreError> {
-        let mut tx = self.pool().begin().await?;
-        let mut added = 0;
-        for chunk in rows.chunks(ID_CHUNK / 6) {
-            let mut q: QueryBuilder<Sqlite> =
-                QueryBuilder::new("INSERT INTO outbox (id, channel, key, body, created, due) ");
-            q.push_values(chunk, |mut b, r| {
-                b.push_bind(&r.id)
-                    .push_bind(&r.channel)
-                    .push_bind(&r.key)
-                    .push_bind(&r.body)
-                    .push_bind(r.created.as_millis())
-                    .push_bind(r.due.as_millis());
-            });
-            q.push(" ON CONFLICT(id) DO NOTHING");
-            added += q.build().execute(&mut *tx).await?.rows_affected();
-        }
-        tx.commit().await?;
-        Ok(added)
+        on_backend!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let mut added = 0;
+            for chunk in rows.chunks(ID_CHUNK / 6) {
+                let mut q =
+                    QueryBuilder::new("INSERT INTO outbox (id, channel, key, body, created, due) ");
+                q.push_values(chunk, |mut b, r| {
+                    b.push_bind(&r.id)
+                        .push_bind(&r.channel)
+                        .push_bind(&r.key)
+                        .push_bind(&r.body)
+                        .push_bind(r.created.as_millis())
+                        .push_bind(r.due.as_millis());
+                });
+                q.push(" ON CONFLICT(id) DO NOTHING");
+                added += q.build().execute(&mut *tx).await?.rows_affected();
+            }
+            tx.commit().await?;
+            Ok(added)
+        })
     }
 
     /// The groups of `channel` ready at `now`, at most `max_groups`: first the deliveries already
@@ -236,20 +253,24 @@ impl Store {
         max_groups: usize,
     ) -> Result<Vec<OutboxGroup>, StoreError> {
         let mut groups = Vec::new();
-        let deliveries: Vec<(String, String)> = sqlx::query_as(DUE_DELIVERIES_SQL)
-            .bind(channel)
-            .bind(now.as_millis())
-            .bind(limit(max_groups))
-            .fetch_all(self.pool())
-            .await?;
+        let deliveries: Vec<(String, String)> = on_backend!(self, |pool| {
+            sqlx::query_as(&self.sql(due_deliveries_sql(self.engine())))
+                .bind(channel)
+                .bind(now.as_millis())
+                .bind(limit(max_groups))
+                .fetch_all(pool)
+                .await?
+        });
         for (delivery, key) in deliveries {
-            let rows = sqlx::query_as::<_, RowTuple>(&format!(
-                "SELECT {ROW_COLUMNS} FROM outbox WHERE delivery = ? AND state = 'pending' \
-                 ORDER BY created, rowid"
-            ))
-            .bind(&delivery)
-            .fetch_all(self.pool())
-            .await?;
+            let rows = on_backend!(self, |pool| {
+                sqlx::query_as::<_, RowTuple>(&self.sql(&format!(
+                    "SELECT {ROW_COLUMNS} FROM outbox WHERE delivery = ? AND state = 'pending' \
+                     ORDER BY created, rowid"
+                )))
+                .bind(&delivery)
+                .fetch_all(pool)
+                .await?
+            });
             groups.push(OutboxGroup {
                 channel: channel.to_owned(),
                 key,
@@ -264,12 +285,14 @@ impl Store {
         // The keys in the order of their earliest due row: the first distinct keys of the due rows
         // read in `due` order along the `outbox_due` index. A `GROUP BY key` would aggregate every
         // pending row on each scan, which made draining a flood of distinct keys quadratic.
-        let candidates: Vec<(String,)> = sqlx::query_as(DUE_KEY_ROWS_SQL)
-            .bind(channel)
-            .bind(now.as_millis())
-            .bind(limit(room.saturating_mul(KEY_SCAN_ROWS)))
-            .fetch_all(self.pool())
-            .await?;
+        let candidates: Vec<(String,)> = on_backend!(self, |pool| {
+            sqlx::query_as(&self.sql(DUE_KEY_ROWS_SQL))
+                .bind(channel)
+                .bind(now.as_millis())
+                .bind(limit(room.saturating_mul(KEY_SCAN_ROWS)))
+                .fetch_all(pool)
+                .await?
+        });
         let mut seen = std::collections::HashSet::new();
         let mut keys = Vec::new();
         for (key,) in candidates {
@@ -281,15 +304,17 @@ impl Store {
             }
         }
         for key in keys {
-            let rows = sqlx::query_as::<_, RowTuple>(&format!(
-                "SELECT {ROW_COLUMNS} FROM outbox WHERE channel = ? AND key = ? \
-                 AND state = 'pending' AND delivery IS NULL ORDER BY created, rowid LIMIT ?"
-            ))
-            .bind(channel)
-            .bind(&key)
-            .bind(limit(MAX_GROUP_ROWS))
-            .fetch_all(self.pool())
-            .await?;
+            let rows = on_backend!(self, |pool| {
+                sqlx::query_as::<_, RowTuple>(&self.sql(&format!(
+                    "SELECT {ROW_COLUMNS} FROM outbox WHERE channel = ? AND key = ? \
+                     AND state = 'pending' AND delivery IS NULL ORDER BY created, rowid LIMIT ?"
+                )))
+                .bind(channel)
+                .bind(&key)
+                .bind(limit(MAX_GROUP_ROWS))
+                .fetch_all(pool)
+                .await?
+            });
             groups.push(OutboxGroup {
                 channel: channel.to_owned(),
                 key,
@@ -303,36 +328,40 @@ impl Store {
     /// When the next group of `channel` is due: the earliest retry of an assigned delivery, or the
     /// earliest due row of a key with no delivery in flight. `None` when nothing is pending.
     pub async fn outbox_next_due(&self, channel: &str) -> Result<Option<Timestamp>, StoreError> {
-        let due: Option<i64> = sqlx::query_scalar(
-            "SELECT MIN(o.due) FROM outbox o WHERE o.channel = ? AND o.state = 'pending' \
-             AND (o.delivery IS NOT NULL OR NOT EXISTS (SELECT 1 FROM outbox p \
-             WHERE p.channel = o.channel AND p.key = o.key AND p.state = 'pending' \
-             AND p.delivery IS NOT NULL))",
-        )
-        .bind(channel)
-        .fetch_one(self.pool())
-        .await?;
+        let due: Option<i64> = on_backend!(self, |pool| {
+            sqlx::query_scalar(&self.sql(
+                "SELECT MIN(o.due) FROM outbox o WHERE o.channel = ? AND o.state = 'pending' \
+                 AND (o.delivery IS NOT NULL OR NOT EXISTS (SELECT 1 FROM outbox p \
+                 WHERE p.channel = o.channel AND p.key = o.key AND p.state = 'pending' \
+                 AND p.delivery IS NOT NULL))",
+            ))
+            .bind(channel)
+            .fetch_one(pool)
+            .await?
+        });
         Ok(due.map(Timestamp::from_millis))
     }
 
     /// Writes `delivery` to the given pending, unassigned rows (one transaction, committed before
     /// returning). Returns how many rows took it.
     pub async fn outbox_assign(&self, delivery: &str, ids: &[String]) -> Result<u64, StoreError> {
-        let mut tx = self.pool().begin().await?;
-        let mut n = 0;
-        for chunk in ids.chunks(ID_CHUNK) {
-            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("UPDATE outbox SET delivery = ");
-            q.push_bind(delivery);
-            q.push(" WHERE state = 'pending' AND delivery IS NULL AND id IN (");
-            let mut sep = q.separated(", ");
-            for id in chunk {
-                sep.push_bind(id);
+        on_backend!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let mut n = 0;
+            for chunk in ids.chunks(ID_CHUNK) {
+                let mut q = QueryBuilder::new("UPDATE outbox SET delivery = ");
+                q.push_bind(delivery);
+                q.push(" WHERE state = 'pending' AND delivery IS NULL AND id IN (");
+                let mut sep = q.separated(", ");
+                for id in chunk {
+                    sep.push_bind(id);
+                }
+                q.push(")");
+                n += q.build().execute(&mut *tx).await?.rows_affected();
             }
-            q.push(")");
-            n += q.build().execute(&mut *tx).await?.rows_affected();
-        }
-        tx.commit().await?;
-        Ok(n)
+            tx.commit().await?;
+            Ok(n)
+        })
     }
 
     /// Moves the unassigned pending rows of `key` on `channel` due before `due` to `due` (a
@@ -343,31 +372,37 @@ impl Store {
         key: &str,
         due: Timestamp,
     ) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "UPDATE outbox SET due = ? WHERE channel = ? AND key = ? AND state = 'pending' \
-             AND delivery IS NULL AND due < ?",
-        )
-        .bind(due.as_millis())
-        .bind(channel)
-        .bind(key)
-        .bind(due.as_millis())
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected())
+        let done = on_backend!(self, |pool| {
+            sqlx::query(&self.sql(
+                "UPDATE outbox SET due = ? WHERE channel = ? AND key = ? AND state = 'pending' \
+                 AND delivery IS NULL AND due < ?",
+            ))
+            .bind(due.as_millis())
+            .bind(channel)
+            .bind(key)
+            .bind(due.as_millis())
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(done)
     }
 
     /// Marks the pending rows of `delivery` delivered at `at` (counting the attempt). Returns how
     /// many rows changed.
     pub async fn outbox_delivered(&self, delivery: &str, at: Timestamp) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "UPDATE outbox SET state = 'delivered', done_at = ?, attempts = attempts + 1, \
-             last_error = NULL WHERE delivery = ? AND state = 'pending'",
-        )
-        .bind(at.as_millis())
-        .bind(delivery)
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected())
+        let done = on_backend!(self, |pool| {
+            sqlx::query(&self.sql(
+                "UPDATE outbox SET state = 'delivered', done_at = ?, attempts = attempts + 1, \
+                 last_error = NULL WHERE delivery = ? AND state = 'pending'",
+            ))
+            .bind(at.as_millis())
+            .bind(delivery)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(done)
     }
 
     /// Counts a failed attempt of `delivery` and sets its next try to `due`. Returns how many rows
@@ -378,118 +413,19 @@ impl Store {
         due: Timestamp,
         error: &str,
     ) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "UPDATE outbox SET attempts = attempts + 1, last_error = ?, due = ? \
-             WHERE delivery = ? AND state = 'pending'",
-        )
-        .bind(error)
-        .bind(due.as_millis())
-        .bind(delivery)
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected())
-    }
-
-    /// Counts the last failed attempt of `delivery` and makes it a dead letter at `at`. Returns how
-    /// many rows changed.
-    pub async fn outbox_dead(
-        &self,
-        delivery: &str,
-        at: Timestamp,
-        error: &str,
-    ) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "UPDATE outbox SET state = 'dead', done_at = ?, attempts = attempts + 1, \
-             last_error = ? WHERE delivery = ? AND state = 'pending'",
-        )
-        .bind(at.as_millis())
-        .bind(error)
-        .bind(delivery)
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected())
-    }
-
-    /// Dead deliveries, newest first (by when they died, then delivery id), at most `limit`;
-    /// `before` is the last delivery id of the previous page. An unknown or live cursor is
-    /// [`StoreError::BadCursor`].
-    pub async fn outbox_dead_letters(
-        &self,
-        limit_n: usize,
-        before: Option<&str>,
-    ) -> Result<Vec<DeadDelivery>, StoreError> {
-        type Head = (String, String, String, i64, Option<String>, i64, i64);
-        let heads: Vec<Head> = match before {
-            None => {
-                sqlx::query_as(
-                    "SELECT delivery, MIN(channel), MIN(key), MAX(attempts), MAX(last_error), \
-                     MIN(created), MAX(done_at) FROM outbox WHERE state = 'dead' \
-                     AND delivery IS NOT NULL GROUP BY delivery \
-                     ORDER BY MAX(done_at) DESC, delivery DESC LIMIT ?",
-                )
-                .bind(limit(limit_n))
-                .fetch_all(self.pool())
-                .await?
-            }
-            Some(cursor) => {
-                let at: Option<i64> = sqlx::query_scalar(
-                    "SELECT MAX(done_at) FROM outbox WHERE state = 'dead' AND delivery = ?",
-                )
-                .bind(cursor)
-                .fetch_one(self.pool())
-                .await?;
-                let at = at.ok_or(StoreError::BadCursor)?;
-                sqlx::query_as(
-                    "SELECT delivery, MIN(channel), MIN(key), MAX(attempts), MAX(last_error), \
-                     MIN(created), MAX(done_at) FROM outbox WHERE state = 'dead' \
-                     AND delivery IS NOT NULL GROUP BY delivery \
-                     HAVING MAX(done_at) < ? OR (MAX(done_at) = ? AND delivery < ?) \
-                     ORDER BY MAX(done_at) DESC, delivery DESC LIMIT ?",
-                )
-                .bind(at)
-                .bind(at)
-                .bind(cursor)
-                .bind(limit(limit_n))
-                .fetch_all(self.pool())
-                .await?
-            }
-        };
-        let mut out = Vec::with_capacity(heads.len());
-        for (delivery, channel, key, attempts, last_error, created, died) in heads {
-            let rows = sqlx::query_as::<_, RowTuple>(&format!(
-                "SELECT {ROW_COLUMNS} FROM outbox WHERE delivery = ? AND state = 'dead' \
-                 ORDER BY created, rowid LIMIT ?"
+        let done = on_backend!(self, |pool| {
+            sqlx::query(&self.sql(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, due = ? \
+                 WHERE delivery = ? AND state = 'pending'",
             ))
-            .bind(&delivery)
-            .bind(limit(MAX_GROUP_ROWS))
-            .fetch_all(self.pool())
-            .await?;
-            out.push(DeadDelivery {
-                delivery,
-                channel,
-                key,
-                attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-                last_error,
-                created: Timestamp::from_millis(created),
-                died_at: Timestamp::from_millis(died),
-                rows: to_rows(rows)?,
-            });
-        }
-        Ok(out)
-    }
-
-    /// Puts a dead delivery back in line: its rows become pending again, due at `now`, with their
-    /// attempts reset and the same delivery id. `false` when no dead delivery has that id.
-    pub async fn outbox_requeue(&self, delivery: &str, now: Timestamp) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE outbox SET state = 'pending', attempts = 0, due = ?, done_at = NULL \
-             WHERE delivery = ? AND state = 'dead'",
-        )
-        .bind(now.as_millis())
-        .bind(delivery)
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected() > 0)
+            .bind(error)
+            .bind(due.as_millis())
+            .bind(delivery)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(done)
     }
 
     /// When a message with `key` was last delivered on `channel`, if one was (and not yet pruned).
@@ -498,24 +434,25 @@ impl Store {
         channel: &str,
         key: &str,
     ) -> Result<Option<Timestamp>, StoreError> {
-        let at: Option<i64> = sqlx::query_scalar(
-            "SELECT MAX(done_at) FROM outbox WHERE channel = ? AND key = ? AND state = 'delivered'",
-        )
+        let at: Option<i64> = on_backend!(self, |pool| {
+            sqlx::query_scalar(&self.sql("SELECT MAX(done_at) FROM outbox WHERE channel = ? AND key = ? AND state = 'delivered'",))
         .bind(channel)
         .bind(key)
-        .fetch_one(self.pool())
-        .await?;
+        .fetch_one(pool).await?
+        });
         Ok(at.map(Timestamp::from_millis))
     }
 
     /// Row counts by channel and state.
     pub async fn outbox_counts(&self) -> Result<Vec<OutboxCount>, StoreError> {
-        let rows: Vec<(String, String, i64)> = sqlx::query_as(
-            "SELECT channel, state, COUNT(*) FROM outbox GROUP BY channel, state \
-             ORDER BY channel, state",
-        )
-        .fetch_all(self.pool())
-        .await?;
+        let rows: Vec<(String, String, i64)> = on_backend!(self, |pool| {
+            sqlx::query_as(&self.sql(
+                "SELECT channel, state, COUNT(*) FROM outbox GROUP BY channel, state \
+                 ORDER BY channel, state",
+            ))
+            .fetch_all(pool)
+            .await?
+        });
         rows.into_iter()
             .map(|(channel, state, n)| {
                 Ok(OutboxCount {
@@ -529,33 +466,40 @@ impl Store {
 
     /// The row with `id`, in any state.
     pub async fn outbox_row(&self, id: &str) -> Result<Option<OutboxRow>, StoreError> {
-        let row = sqlx::query_as::<_, RowTuple>(&format!(
-            "SELECT {ROW_COLUMNS} FROM outbox WHERE id = ?"
-        ))
-        .bind(id)
-        .fetch_optional(self.pool())
-        .await?;
+        let row = on_backend!(self, |pool| {
+            sqlx::query_as::<_, RowTuple>(
+                &self.sql(&format!("SELECT {ROW_COLUMNS} FROM outbox WHERE id = ?")),
+            )
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
+        });
         row.map(to_row).transpose()
     }
 
     /// Every row of `delivery`, oldest first.
     pub async fn outbox_delivery_rows(&self, delivery: &str) -> Result<Vec<OutboxRow>, StoreError> {
-        let rows = sqlx::query_as::<_, RowTuple>(&format!(
-            "SELECT {ROW_COLUMNS} FROM outbox WHERE delivery = ? ORDER BY created, rowid"
-        ))
-        .bind(delivery)
-        .fetch_all(self.pool())
-        .await?;
+        let rows = on_backend!(self, |pool| {
+            sqlx::query_as::<_, RowTuple>(&self.sql(&format!(
+                "SELECT {ROW_COLUMNS} FROM outbox WHERE delivery = ? ORDER BY created, rowid"
+            )))
+            .bind(delivery)
+            .fetch_all(pool)
+            .await?
+        });
         to_rows(rows)
     }
 
     /// Deletes delivered rows done before `older_than`. Returns how many were deleted.
     pub async fn outbox_prune_delivered(&self, older_than: Timestamp) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM outbox WHERE state = 'delivered' AND done_at < ?")
-            .bind(older_than.as_millis())
-            .execute(self.pool())
-            .await?;
-        Ok(done.rows_affected())
+        let done = on_backend!(self, |pool| {
+            sqlx::query(&self.sql("DELETE FROM outbox WHERE state = 'delivered' AND done_at < ?"))
+                .bind(older_than.as_millis())
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(done)
     }
 }
 
@@ -579,7 +523,7 @@ mod tests {
                     .bind("c")
                     .bind(0i64)
                     .bind(16i64)
-                    .fetch_all(store.pool())
+                    .fetch_all(store.sqlite("test").unwrap())
                     .await
                     .unwrap();
             let text: Vec<&str> = plan.iter().map(|p| p.3.as_str()).collect();

@@ -2,8 +2,9 @@
 //!
 //! Rows are rebuilt from their JSON `body`; the indexed columns only select and order them. A body
 //! that no longer parses is reported as [`StoreError::Corrupt`] naming the table and id, never skipped
-//! silently. This module must not write.
+//! silently. Every read here runs on SQLite and PostgreSQL alike. This module must not write.
 
+use crate::backend::{on_backend, Engine};
 use crate::error::StoreError;
 use crate::filter::{
     effective_limit, ip_text, paginate, parse_cursor, subject_key, ActionFilter, AlertFilter,
@@ -19,7 +20,7 @@ use sentinel_core::{
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::QueryBuilder;
 
 /// At most this many audit records are returned for one trace.
 pub const AUDIT_PER_TRACE_LIMIT: i64 = 10_000;
@@ -64,36 +65,44 @@ fn decode_all<T: DeserializeOwned>(
         .collect()
 }
 
-async fn fetch_page<T: DeserializeOwned>(
-    store: &Store,
+/// Rows of a listing as they stream from either engine: `(id, body)`.
+type RowStream<'a> = futures::stream::BoxStream<'a, Result<(String, String), sqlx::Error>>;
+
+/// Appends the paging tail to a listing's query (`id` below the cursor, newest first, one row more
+/// than the page) and streams its rows. A macro: the same code for each engine's `QueryBuilder`.
+macro_rules! page_rows {
+    ($q:ident, $pool:ident, $cursor:expr, $limit:expr) => {{
+        if let Some(c) = $cursor {
+            $q.push(" AND id < ").push_bind(c);
+        }
+        $q.push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from($limit) + 1);
+        $q.build_query_as::<(String, String)>().fetch($pool)
+    }};
+}
+
+/// Reads one page from `rows` (the listing's `limit + 1` rows, newest first).
+async fn collect_page<T: DeserializeOwned>(
     table: &str,
-    mut q: QueryBuilder<'_, Sqlite>,
-    cursor: Option<String>,
+    mut stream: RowStream<'_>,
     limit: u32,
     max_bytes: usize,
 ) -> Result<Page<T>, StoreError> {
     use futures::TryStreamExt;
-    if let Some(c) = cursor {
-        q.push(" AND id < ").push_bind(c);
-    }
-    q.push(" ORDER BY id DESC LIMIT ")
-        .push_bind(i64::from(limit) + 1);
     // Rows are read one by one so a byte bound stops the read itself, not only the answer.
     let mut rows: Vec<(String, String)> = Vec::new();
     let mut bytes = 0usize;
     let mut by_bytes = false;
-    {
-        let mut stream = q.build_query_as::<(String, String)>().fetch(store.pool());
-        while let Some(row) = stream.try_next().await? {
-            if max_bytes > 0 && bytes > max_bytes && rows.len() < limit as usize {
-                // More rows exist past the bound: the page ends at the last row read.
-                by_bytes = true;
-                break;
-            }
-            bytes = bytes.saturating_add(row.1.len());
-            rows.push(row);
+    while let Some(row) = stream.try_next().await? {
+        if max_bytes > 0 && bytes > max_bytes && rows.len() < limit as usize {
+            // More rows exist past the bound: the page ends at the last row read.
+            by_bytes = true;
+            break;
         }
+        bytes = bytes.saturating_add(row.1.len());
+        rows.push(row);
     }
+    drop(stream);
     if by_bytes {
         let next_cursor = rows.last().map(|(id, _)| id.clone());
         return Ok(Page {
@@ -123,71 +132,81 @@ impl Store {
             && f.severity.is_none()
             && f.trace_id.is_none()
             && (f.since.is_some() || f.until.is_some() || f.min_severity.is_some());
-        let mut q = QueryBuilder::new(if by_range_only {
+        // `INDEXED BY` is SQLite's; PostgreSQL's planner picks its own index.
+        let head = if by_range_only && self.engine() == Engine::Sqlite {
             "SELECT id, body FROM alerts INDEXED BY alerts_id_ts_rank WHERE 1 = 1"
         } else {
             "SELECT id, body FROM alerts WHERE 1 = 1"
-        });
-        if let Some(s) = f.min_severity {
-            q.push(" AND severity_rank >= ").push_bind(severity_rank(s));
-        }
-        if let Some(s) = f.severity {
-            q.push(" AND severity = ").push_bind(s.as_str());
-        }
-        if let Some(s) = &f.scenario {
-            q.push(" AND scenario = ").push_bind(s.clone());
-        }
-        if let Some(s) = &f.subject {
-            q.push(" AND subject = ").push_bind(subject_key(s));
-        }
-        if let Some(t) = &f.trace_id {
-            q.push(" AND trace_id = ").push_bind(t.clone());
-        }
-        if let Some(t) = f.since {
-            q.push(" AND ts >= ").push_bind(t.as_millis());
-        }
-        if let Some(t) = f.until {
-            q.push(" AND ts <= ").push_bind(t.as_millis());
-        }
-        fetch_page(self, "alerts", q, cursor, limit, f.max_bytes).await
+        };
+        on_backend!(self, |pool| {
+            let mut q = QueryBuilder::new(head);
+            if let Some(s) = f.min_severity {
+                q.push(" AND severity_rank >= ").push_bind(severity_rank(s));
+            }
+            if let Some(s) = f.severity {
+                q.push(" AND severity = ").push_bind(s.as_str());
+            }
+            if let Some(s) = &f.scenario {
+                q.push(" AND scenario = ").push_bind(s.clone());
+            }
+            if let Some(s) = &f.subject {
+                q.push(" AND subject = ").push_bind(subject_key(s));
+            }
+            if let Some(t) = &f.trace_id {
+                q.push(" AND trace_id = ").push_bind(t.clone());
+            }
+            if let Some(t) = f.since {
+                q.push(" AND ts >= ").push_bind(t.as_millis());
+            }
+            if let Some(t) = f.until {
+                q.push(" AND ts <= ").push_bind(t.as_millis());
+            }
+            let rows = page_rows!(q, pool, cursor, limit);
+            collect_page("alerts", rows, limit, f.max_bytes).await
+        })
     }
 
     /// One alert with its investigation, plans and actions; `None` when there is no such alert.
     pub async fn get_alert(&self, id: AlertId) -> Result<Option<AlertDetail>, StoreError> {
         let id = id.to_string();
-        let Some((alert_id, body)) =
-            sqlx::query_as::<_, (String, String)>("SELECT id, body FROM alerts WHERE id = ?")
+        let sql = |s: &'static str| self.sql(s);
+        let (alert_sql, inv_sql, plans_sql, actions_sql) = (
+            sql("SELECT id, body FROM alerts WHERE id = ?"),
+            sql("SELECT id, body FROM investigations WHERE alert_id = ? ORDER BY id DESC LIMIT 1"),
+            sql("SELECT id, body FROM plans WHERE alert_id = ? ORDER BY id ASC LIMIT ?"),
+            sql("SELECT id, body FROM actions WHERE alert_id = ? ORDER BY id ASC LIMIT ?"),
+        );
+        let (alert, investigation, plans, actions) = on_backend!(self, |pool| {
+            let Some(alert) = sqlx::query_as::<_, (String, String)>(&alert_sql)
                 .bind(&id)
-                .fetch_optional(self.pool())
+                .fetch_optional(pool)
                 .await?
-        else {
-            return Ok(None);
-        };
-        let alert: Alert = decode("alerts", &alert_id, &body)?;
-        let investigation = sqlx::query_as::<_, (String, String)>(
-            "SELECT id, body FROM investigations WHERE alert_id = ? ORDER BY id DESC LIMIT 1",
-        )
-        .bind(&id)
-        .fetch_optional(self.pool())
-        .await?
-        .map(|(iid, body)| {
-            decode::<ReadInvestigation>("investigations", &iid, &body).map(|i| i.with_alert(&alert))
-        })
-        .transpose()?;
-        let plans = sqlx::query_as::<_, (String, String)>(
-            "SELECT id, body FROM plans WHERE alert_id = ? ORDER BY id ASC LIMIT ?",
-        )
-        .bind(&id)
-        .bind(DETAIL_LIMIT)
-        .fetch_all(self.pool())
-        .await?;
-        let actions = sqlx::query_as::<_, (String, String)>(
-            "SELECT id, body FROM actions WHERE alert_id = ? ORDER BY id ASC LIMIT ?",
-        )
-        .bind(&id)
-        .bind(DETAIL_LIMIT)
-        .fetch_all(self.pool())
-        .await?;
+            else {
+                return Ok(None);
+            };
+            let investigation = sqlx::query_as::<_, (String, String)>(&inv_sql)
+                .bind(&id)
+                .fetch_optional(pool)
+                .await?;
+            let plans = sqlx::query_as::<_, (String, String)>(&plans_sql)
+                .bind(&id)
+                .bind(DETAIL_LIMIT)
+                .fetch_all(pool)
+                .await?;
+            let actions = sqlx::query_as::<_, (String, String)>(&actions_sql)
+                .bind(&id)
+                .bind(DETAIL_LIMIT)
+                .fetch_all(pool)
+                .await?;
+            (alert, investigation, plans, actions)
+        });
+        let alert: Alert = decode("alerts", &alert.0, &alert.1)?;
+        let investigation = investigation
+            .map(|(iid, body)| {
+                decode::<ReadInvestigation>("investigations", &iid, &body)
+                    .map(|i| i.with_alert(&alert))
+            })
+            .transpose()?;
         Ok(Some(AlertDetail {
             alert,
             investigation,
@@ -200,26 +219,29 @@ impl Store {
     pub async fn list_actions(&self, f: &ActionFilter) -> Result<Page<ActionRecord>, StoreError> {
         let limit = effective_limit(f.limit);
         let cursor = parse_cursor::<ActionId>(f.cursor.as_deref())?;
-        let mut q = QueryBuilder::new("SELECT id, body FROM actions WHERE 1 = 1");
-        if let Some(s) = f.state {
-            q.push(" AND state = ").push_bind(s.as_str());
-        }
-        if let Some(k) = f.kind {
-            q.push(" AND kind = ").push_bind(k.as_str());
-        }
-        if let Some(s) = &f.subject {
-            q.push(" AND subject = ").push_bind(subject_key(s));
-        }
-        if let Some(t) = &f.trace_id {
-            q.push(" AND trace_id = ").push_bind(t.clone());
-        }
-        if let Some(t) = f.since {
-            q.push(" AND created >= ").push_bind(t.as_millis());
-        }
-        if let Some(t) = f.until {
-            q.push(" AND created <= ").push_bind(t.as_millis());
-        }
-        fetch_page(self, "actions", q, cursor, limit, f.max_bytes).await
+        on_backend!(self, |pool| {
+            let mut q = QueryBuilder::new("SELECT id, body FROM actions WHERE 1 = 1");
+            if let Some(s) = f.state {
+                q.push(" AND state = ").push_bind(s.as_str());
+            }
+            if let Some(k) = f.kind {
+                q.push(" AND kind = ").push_bind(k.as_str());
+            }
+            if let Some(s) = &f.subject {
+                q.push(" AND subject = ").push_bind(subject_key(s));
+            }
+            if let Some(t) = &f.trace_id {
+                q.push(" AND trace_id = ").push_bind(t.clone());
+            }
+            if let Some(t) = f.since {
+                q.push(" AND created >= ").push_bind(t.as_millis());
+            }
+            if let Some(t) = f.until {
+                q.push(" AND created <= ").push_bind(t.as_millis());
+            }
+            let rows = page_rows!(q, pool, cursor, limit);
+            collect_page("actions", rows, limit, f.max_bytes).await
+        })
     }
 
     /// How often `subject` was alerted on and acted against from `since` up to (not including)
@@ -231,22 +253,25 @@ impl Store {
         before: Timestamp,
     ) -> Result<SubjectHistory, StoreError> {
         let key = subject.key();
-        let (alerts, last): (i64, Option<i64>) = sqlx::query_as(
-            "SELECT COUNT(*), MAX(ts) FROM alerts WHERE subject = ? AND ts >= ? AND ts < ?",
-        )
-        .bind(&key)
-        .bind(since.as_millis())
-        .bind(before.as_millis())
-        .fetch_one(self.pool())
-        .await?;
-        let actions: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM actions WHERE subject = ? AND created >= ? AND created < ?",
-        )
-        .bind(&key)
-        .bind(since.as_millis())
-        .bind(before.as_millis())
-        .fetch_one(self.pool())
-        .await?;
+        let alerts_sql = self
+            .sql("SELECT COUNT(*), MAX(ts) FROM alerts WHERE subject = ? AND ts >= ? AND ts < ?");
+        let actions_sql = self
+            .sql("SELECT COUNT(*) FROM actions WHERE subject = ? AND created >= ? AND created < ?");
+        let ((alerts, last), actions): ((i64, Option<i64>), i64) = on_backend!(self, |pool| {
+            let alerts = sqlx::query_as(&alerts_sql)
+                .bind(&key)
+                .bind(since.as_millis())
+                .bind(before.as_millis())
+                .fetch_one(pool)
+                .await?;
+            let actions = sqlx::query_scalar(&actions_sql)
+                .bind(&key)
+                .bind(since.as_millis())
+                .bind(before.as_millis())
+                .fetch_one(pool)
+                .await?;
+            (alerts, actions)
+        });
         Ok(SubjectHistory {
             alerts: u64::try_from(alerts).unwrap_or(0),
             actions: u64::try_from(actions).unwrap_or(0),
@@ -256,11 +281,14 @@ impl Store {
 
     /// One action in its latest state.
     pub async fn get_action(&self, id: ActionId) -> Result<Option<ActionRecord>, StoreError> {
-        sqlx::query_as::<_, (String, String)>("SELECT id, body FROM actions WHERE id = ?")
-            .bind(id.to_string())
-            .fetch_optional(self.pool())
-            .await?
-            .map(|(id, body)| decode("actions", &id, &body))
+        let sql = self.sql("SELECT id, body FROM actions WHERE id = ?");
+        let row = on_backend!(self, |pool| {
+            sqlx::query_as::<_, (String, String)>(&sql)
+                .bind(id.to_string())
+                .fetch_optional(pool)
+                .await?
+        });
+        row.map(|(id, body)| decode("actions", &id, &body))
             .transpose()
     }
 
@@ -268,23 +296,26 @@ impl Store {
     pub async fn list_events(&self, f: &EventFilter) -> Result<Page<Event>, StoreError> {
         let limit = effective_limit(f.limit);
         let cursor = parse_cursor::<EventId>(f.cursor.as_deref())?;
-        let mut q = QueryBuilder::new("SELECT id, body FROM events WHERE 1 = 1");
-        if let Some(t) = &f.trace_id {
-            q.push(" AND trace_id = ").push_bind(t.clone());
-        }
-        if let Some(ip) = &f.src_ip {
-            q.push(" AND src_ip = ").push_bind(ip_text(ip));
-        }
-        if let Some(k) = &f.kind {
-            q.push(" AND kind = ").push_bind(k.clone());
-        }
-        if let Some(t) = f.since {
-            q.push(" AND ts >= ").push_bind(t.as_millis());
-        }
-        if let Some(t) = f.until {
-            q.push(" AND ts <= ").push_bind(t.as_millis());
-        }
-        fetch_page(self, "events", q, cursor, limit, f.max_bytes).await
+        on_backend!(self, |pool| {
+            let mut q = QueryBuilder::new("SELECT id, body FROM events WHERE 1 = 1");
+            if let Some(t) = &f.trace_id {
+                q.push(" AND trace_id = ").push_bind(t.clone());
+            }
+            if let Some(ip) = &f.src_ip {
+                q.push(" AND src_ip = ").push_bind(ip_text(ip));
+            }
+            if let Some(k) = &f.kind {
+                q.push(" AND kind = ").push_bind(k.clone());
+            }
+            if let Some(t) = f.since {
+                q.push(" AND ts >= ").push_bind(t.as_millis());
+            }
+            if let Some(t) = f.until {
+                q.push(" AND ts <= ").push_bind(t.as_millis());
+            }
+            let rows = page_rows!(q, pool, cursor, limit);
+            collect_page("events", rows, limit, f.max_bytes).await
+        })
     }
 
     /// The audit trail of one trace in audit log order (by log seq; rows the log does not hold come
@@ -305,24 +336,29 @@ impl Store {
         from: u64,
         limit: u32,
     ) -> Result<Vec<AuditRow>, StoreError> {
-        let rows = sqlx::query_as::<_, AuditIndexRow>(
+        let sql = self.sql(
             "SELECT seq, ts, kind, subject_id, trace_id, summary, log_seq, content_hash FROM audit \
              WHERE log_seq >= ? ORDER BY log_seq ASC LIMIT ?",
-        )
-        .bind(seq_column(from)?)
-        .bind(limit)
-        .fetch_all(self.pool())
-        .await?;
+        );
+        let from = seq_column(from)?;
+        let rows = on_backend!(self, |pool| {
+            sqlx::query_as::<_, AuditIndexRow>(&sql)
+                .bind(from)
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await?
+        });
         rows.into_iter().map(audit_row).collect()
     }
 
     /// The highest audit log seq indexed, `None` when no indexed record came from the log. Catching
     /// the index up from the log starts after it (see also [`Store::audit_log_seq_gaps`]).
     pub async fn max_audit_log_seq(&self) -> Result<Option<u64>, StoreError> {
-        let max: Option<i64> =
+        let max: Option<i64> = on_backend!(self, |pool| {
             sqlx::query_scalar("SELECT MAX(log_seq) FROM audit WHERE log_seq IS NOT NULL")
-                .fetch_one(self.pool())
-                .await?;
+                .fetch_one(pool)
+                .await?
+        });
         max.map(|m| u64::try_from(m).map_err(|_| StoreError::Corrupt(format!("audit log_seq {m}"))))
             .transpose()
     }
@@ -338,13 +374,17 @@ impl Store {
         if from >= to {
             return Ok(Vec::new());
         }
-        let present: Vec<i64> = sqlx::query_scalar(
+        let sql = self.sql(
             "SELECT log_seq FROM audit WHERE log_seq >= ? AND log_seq < ? ORDER BY log_seq ASC",
-        )
-        .bind(seq_column(from)?)
-        .bind(seq_column(to)?)
-        .fetch_all(self.pool())
-        .await?;
+        );
+        let (from_col, to_col) = (seq_column(from)?, seq_column(to)?);
+        let present: Vec<i64> = on_backend!(self, |pool| {
+            sqlx::query_scalar(&sql)
+                .bind(from_col)
+                .bind(to_col)
+                .fetch_all(pool)
+                .await?
+        });
         let mut gaps = Vec::new();
         let mut next = from;
         for seq in present {
@@ -374,11 +414,14 @@ impl Store {
             return Ok(None);
         };
         // `table` is one of the fixed names `audited_table` answers, never caller text.
-        let body: Option<String> =
-            sqlx::query_scalar(&format!("SELECT body FROM {table} WHERE id = ?"))
+        let sql = format!("SELECT body FROM {table} WHERE id = ?");
+        let sql = self.sql(&sql);
+        let body: Option<String> = on_backend!(self, |pool| {
+            sqlx::query_scalar(&sql)
                 .bind(subject_id)
-                .fetch_optional(self.pool())
-                .await?;
+                .fetch_optional(pool)
+                .await?
+        });
         Ok(body.map(|b| sha256_hex(b.as_bytes())))
     }
 }

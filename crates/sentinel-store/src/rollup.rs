@@ -15,12 +15,15 @@
 //! An event written twice with the same id (it is an upsert) is counted twice; ingestion mints each
 //! event's id once and writes it once. Pruning events by age prunes the rollups of the same age
 //! ([`prune_before`]); events pruned by count (over `max_events`) stay counted in their buckets.
+//!
+//! Every call runs on SQLite and PostgreSQL alike (PostgreSQL's triggers are in `migrations_pg/`;
+//! sums are cast back to BIGINT, as PostgreSQL sums BIGINTs into NUMERIC).
 
+use crate::backend::{on_backend, tuples, Tx, Val};
 use crate::error::StoreError;
 use crate::record::Record;
 use crate::store::Store;
 use sentinel_core::Timestamp;
-use sqlx::SqliteConnection;
 use std::collections::HashMap;
 
 /// Width of a bucket of every series but [`RollupSeries::AlertSubject`], in ms (5 minutes).
@@ -104,15 +107,13 @@ pub struct RollupTotals {
 const ROWS_PER_STATEMENT: usize = 256;
 
 const UPSERT_HEAD: &str = "INSERT INTO rollups (series, bucket, key, n) VALUES ";
-const UPSERT_TAIL: &str = " ON CONFLICT (series, bucket, key) DO UPDATE SET n = n + excluded.n";
+const UPSERT_TAIL: &str =
+    " ON CONFLICT (series, bucket, key) DO UPDATE SET n = rollups.n + excluded.n";
 
 /// Adds the events among `records` to the `event_kind` series, in the caller's transaction: counted
 /// per (bucket, kind) in memory first, then one multi-row upsert. Other records are ignored (their
 /// rollups are kept by triggers).
-pub(crate) async fn add_events(
-    conn: &mut SqliteConnection,
-    records: &[&Record],
-) -> Result<(), StoreError> {
+pub(crate) async fn add_events(tx: &mut Tx, records: &[&Record]) -> Result<(), StoreError> {
     let mut counts: HashMap<(i64, &str), i64> = HashMap::new();
     for r in records {
         if let Record::Event(e) = r {
@@ -127,42 +128,29 @@ pub(crate) async fn add_events(
     let rows: Vec<((i64, &str), i64)> = counts.into_iter().collect();
     let series = RollupSeries::EventKind.as_str();
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let mut sql =
-            String::with_capacity(UPSERT_HEAD.len() + chunk.len() * 16 + UPSERT_TAIL.len());
-        sql.push_str(UPSERT_HEAD);
-        for i in 0..chunk.len() {
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str("(?, ?, ?, ?)");
-        }
-        sql.push_str(UPSERT_TAIL);
-        let mut q = sqlx::query(&sql);
+        let sql = format!("{UPSERT_HEAD}{}{UPSERT_TAIL}", tuples(chunk.len(), 4));
+        let mut vals = Vec::with_capacity(chunk.len() * 4);
         for ((bucket, kind), n) in chunk {
-            q = q.bind(series).bind(*bucket).bind(*kind).bind(*n);
+            vals.extend([series.into(), (*bucket).into(), (*kind).into(), (*n).into()]);
         }
-        q.execute(&mut *conn).await?;
+        tx.execute(&sql, vals).await?;
     }
     Ok(())
 }
 
 /// Deletes, in the caller's transaction, the rollup buckets that end at or before `older_than` (the
 /// events they counted are pruned by age in the same transaction). Returns the rows deleted.
-pub(crate) async fn prune_before(
-    conn: &mut SqliteConnection,
-    older_than: Timestamp,
-) -> Result<u64, StoreError> {
-    let done = sqlx::query(
+pub(crate) async fn prune_before(tx: &mut Tx, older_than: Timestamp) -> Result<u64, StoreError> {
+    tx.execute(
         "DELETE FROM rollups WHERE bucket + \
          CASE series WHEN 'alert_subject' THEN ? ELSE ? END <= ?",
+        vec![
+            Val::Int(SUBJECT_BUCKET_MS),
+            Val::Int(BUCKET_MS),
+            Val::Int(older_than.as_millis()),
+        ],
     )
-    .bind(SUBJECT_BUCKET_MS)
-    .bind(BUCKET_MS)
-    .bind(older_than.as_millis())
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    Ok(done)
+    .await
 }
 
 /// The SQL of [`Store::count_active_actions`] (public for `EXPLAIN QUERY PLAN` checks).
@@ -200,17 +188,20 @@ impl Store {
     ) -> Result<Vec<RollupPoint>, StoreError> {
         let width = series.bucket_ms();
         let step = (step_ms.max(width) + width - 1) / width * width;
-        let rows: Vec<(i64, String, i64)> = sqlx::query_as(
-            "SELECT bucket - (bucket % ?) AS step, key, SUM(n) FROM rollups \
+        let sql = self.sql(
+            "SELECT bucket - (bucket % ?) AS step, key, CAST(SUM(n) AS BIGINT) FROM rollups \
              WHERE series = ? AND bucket >= ? AND bucket < ? \
              GROUP BY step, key ORDER BY step, key",
-        )
-        .bind(step)
-        .bind(series.as_str())
-        .bind(bucket_of(since.as_millis(), width))
-        .bind(until.as_millis())
-        .fetch_all(self.pool())
-        .await?;
+        );
+        let rows: Vec<(i64, String, i64)> = on_backend!(self, |pool| {
+            sqlx::query_as(&sql)
+                .bind(step)
+                .bind(series.as_str())
+                .bind(bucket_of(since.as_millis(), width))
+                .bind(until.as_millis())
+                .fetch_all(pool)
+                .await?
+        });
         Ok(points(rows))
     }
 
@@ -223,17 +214,20 @@ impl Store {
         until: Timestamp,
         limit: u32,
     ) -> Result<Vec<(String, u64)>, StoreError> {
-        let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT key, SUM(n) AS total FROM rollups \
+        let sql = self.sql(
+            "SELECT key, CAST(SUM(n) AS BIGINT) AS total FROM rollups \
              WHERE series = ? AND bucket >= ? AND bucket < ? \
              GROUP BY key ORDER BY total DESC, key LIMIT ?",
-        )
-        .bind(series.as_str())
-        .bind(bucket_of(since.as_millis(), series.bucket_ms()))
-        .bind(until.as_millis())
-        .bind(i64::from(limit))
-        .fetch_all(self.pool())
-        .await?;
+        );
+        let rows: Vec<(String, i64)> = on_backend!(self, |pool| {
+            sqlx::query_as(&sql)
+                .bind(series.as_str())
+                .bind(bucket_of(since.as_millis(), series.bucket_ms()))
+                .bind(until.as_millis())
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await?
+        });
         Ok(rows.into_iter().map(|(k, n)| (k, count(n))).collect())
     }
 
@@ -243,15 +237,18 @@ impl Store {
         since: Timestamp,
         until: Timestamp,
     ) -> Result<RollupTotals, StoreError> {
-        let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT series, SUM(n) FROM rollups \
+        let sql = self.sql(
+            "SELECT series, CAST(SUM(n) AS BIGINT) FROM rollups \
              WHERE series IN ('event_kind', 'alert_severity', 'action_kind') \
              AND bucket >= ? AND bucket < ? GROUP BY series",
-        )
-        .bind(bucket_of(since.as_millis(), BUCKET_MS))
-        .bind(until.as_millis())
-        .fetch_all(self.pool())
-        .await?;
+        );
+        let rows: Vec<(String, i64)> = on_backend!(self, |pool| {
+            sqlx::query_as(&sql)
+                .bind(bucket_of(since.as_millis(), BUCKET_MS))
+                .bind(until.as_millis())
+                .fetch_all(pool)
+                .await?
+        });
         let mut t = RollupTotals::default();
         for (series, n) in rows {
             match series.as_str() {
@@ -283,10 +280,13 @@ impl Store {
 
     /// The one count `sql` answers with its one parameter bound to `at` (ms).
     async fn count_at(&self, sql: &'static str, at: Timestamp) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar(sql)
-            .bind(at.as_millis())
-            .fetch_one(self.pool())
-            .await?;
+        let sql = self.sql(sql);
+        let n: i64 = on_backend!(self, |pool| {
+            sqlx::query_scalar(&sql)
+                .bind(at.as_millis())
+                .fetch_one(pool)
+                .await?
+        });
         Ok(count(n))
     }
 }
@@ -297,12 +297,14 @@ impl Store {
         &self,
         series: RollupSeries,
     ) -> Result<Vec<RollupPoint>, StoreError> {
-        let rows: Vec<(i64, String, i64)> = sqlx::query_as(
-            "SELECT bucket, key, n FROM rollups WHERE series = ? ORDER BY bucket, key",
-        )
-        .bind(series.as_str())
-        .fetch_all(self.pool())
-        .await?;
+        let sql =
+            self.sql("SELECT bucket, key, n FROM rollups WHERE series = ? ORDER BY bucket, key");
+        let rows: Vec<(i64, String, i64)> = on_backend!(self, |pool| {
+            sqlx::query_as(&sql)
+                .bind(series.as_str())
+                .fetch_all(pool)
+                .await?
+        });
         Ok(points(rows))
     }
 
@@ -324,10 +326,12 @@ impl Store {
             "SELECT {ts} - ({ts} % ?) AS b, {key} AS k, COUNT(*) FROM {table} \
              GROUP BY b, k ORDER BY b, k"
         );
-        let rows: Vec<(i64, String, i64)> = sqlx::query_as(&sql)
-            .bind(series.bucket_ms())
-            .fetch_all(self.pool())
-            .await?;
+        let rows: Vec<(i64, String, i64)> = on_backend!(self, |pool| {
+            sqlx::query_as(&self.sql(&sql))
+                .bind(series.bucket_ms())
+                .fetch_all(pool)
+                .await?
+        });
         Ok(points(rows))
     }
 }

@@ -1,8 +1,10 @@
 //! Alerts per scenario in a recent window, for the dashboard's sources page: bounded work whatever
 //! the store holds. The newest alerts at or after `since` are read through the `alerts_ts` index
 //! (newest first, at most `cap` of them) and grouped; when the cap is reached the figures cover only
-//! the newest `cap` alerts, and [`ScenarioWindow::truncated_at`] says from when.
+//! the newest `cap` alerts, and [`ScenarioWindow::truncated_at`] says from when. The window runs on
+//! SQLite and PostgreSQL alike; [`Store::scenario_window_plan`] is SQLite's query plan, so SQLite only.
 
+use crate::backend::on_backend;
 use crate::error::StoreError;
 use crate::store::Store;
 use sentinel_core::Timestamp;
@@ -30,7 +32,7 @@ pub struct ScenarioWindow {
 
 /// The SQL of [`Store::alerts_by_scenario_since`] (public for `EXPLAIN QUERY PLAN` checks).
 pub const SCENARIO_WINDOW_SQL: &str = "SELECT scenario, COUNT(*), MAX(ts), MIN(ts) FROM \
-     (SELECT scenario, ts FROM alerts WHERE ts >= ? ORDER BY ts DESC LIMIT ?) GROUP BY scenario";
+     (SELECT scenario, ts FROM alerts WHERE ts >= ? ORDER BY ts DESC LIMIT ?) AS w GROUP BY scenario";
 
 impl Store {
     /// Alerts per scenario at or after `since`, reading at most `cap` alerts (the newest).
@@ -39,11 +41,13 @@ impl Store {
         since: Timestamp,
         cap: u32,
     ) -> Result<ScenarioWindow, StoreError> {
-        let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(SCENARIO_WINDOW_SQL)
-            .bind(since.as_millis())
-            .bind(i64::from(cap))
-            .fetch_all(self.pool())
-            .await?;
+        let rows: Vec<(String, i64, i64, i64)> = on_backend!(self, |pool| {
+            sqlx::query_as(&self.sql(SCENARIO_WINDOW_SQL))
+                .bind(since.as_millis())
+                .bind(i64::from(cap))
+                .fetch_all(pool)
+                .await?
+        });
         let total: i64 = rows.iter().map(|r| r.1).sum();
         let oldest = rows.iter().map(|r| r.3).min();
         let mut scenarios: Vec<ScenarioAlerts> = rows
@@ -74,7 +78,7 @@ impl Store {
             sqlx::query_as(&format!("EXPLAIN QUERY PLAN {SCENARIO_WINDOW_SQL}"))
                 .bind(0i64)
                 .bind(1i64)
-                .fetch_all(self.pool())
+                .fetch_all(self.sqlite("Store::scenario_window_plan")?)
                 .await?;
         Ok(rows.into_iter().map(|r| r.3).collect())
     }

@@ -4,6 +4,7 @@
 //! Every query here is an indexed lookup bounded by a LIMIT (or by the ids of one page). This module
 //! must not write.
 
+use crate::backend::on_backend;
 use crate::error::StoreError;
 use crate::read::{audit_row, AuditIndexRow};
 use crate::record::AuditRow;
@@ -44,17 +45,19 @@ impl Store {
         if ids.is_empty() {
             return Ok(out);
         }
-        let mut q =
-            QueryBuilder::new("SELECT id, alert_id, kind, state FROM actions WHERE alert_id IN (");
-        let mut sep = q.separated(", ");
-        for id in ids {
-            sep.push_bind(id.to_string());
-        }
-        // No ORDER BY: it could lead SQLite to walk the whole table in id order; a page's actions are
-        // few, sorted here.
-        q.push(")");
-        let mut rows: Vec<(String, String, String, String)> =
-            q.build_query_as().fetch_all(self.pool()).await?;
+        let mut rows: Vec<(String, String, String, String)> = on_backend!(self, |pool| {
+            let mut q = QueryBuilder::new(
+                "SELECT id, alert_id, kind, state FROM actions WHERE alert_id IN (",
+            );
+            let mut sep = q.separated(", ");
+            for id in ids {
+                sep.push_bind(id.to_string());
+            }
+            // No ORDER BY: it could lead SQLite to walk the whole table in id order; a page's actions
+            // are few, sorted here.
+            q.push(")");
+            q.build_query_as().fetch_all(pool).await?
+        });
         rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         for (_, alert, kind, state) in rows {
             let corrupt = |what: &str, e: String| {
@@ -78,14 +81,17 @@ impl Store {
     /// The audit trail of one trace in audit log order (as [`Store::audit_for_trace`]), at most
     /// `limit` records, and whether more exist.
     pub async fn audit_trail(&self, trace: &TraceId, limit: u32) -> Result<AuditTrail, StoreError> {
-        let rows = sqlx::query_as::<_, AuditIndexRow>(
+        let sql = self.sql(
             "SELECT seq, ts, kind, subject_id, trace_id, summary, log_seq, content_hash FROM audit \
              WHERE trace_id = ? ORDER BY log_seq IS NULL, log_seq ASC, seq ASC LIMIT ?",
-        )
-        .bind(trace.as_str())
-        .bind(i64::from(limit) + 1)
-        .fetch_all(self.pool())
-        .await?;
+        );
+        let rows = on_backend!(self, |pool| {
+            sqlx::query_as::<_, AuditIndexRow>(&sql)
+                .bind(trace.as_str())
+                .bind(i64::from(limit) + 1)
+                .fetch_all(pool)
+                .await?
+        });
         let more = rows.len() > limit as usize;
         let rows = rows
             .into_iter()

@@ -8,13 +8,18 @@
 //! Group commit: the task takes everything queued (up to `batch_size`) and commits it in one
 //! transaction, so a crash never leaves half a batch and many requests share one commit; batches grow
 //! by themselves under load, while the previous commit runs. Only when nobody waits for an
-//! acknowledgement does a batch wait up to `flush_interval` to fill. A failed batch is logged, counted
-//! and retried one record at a time so one bad record does not lose the rest. The sizes of committed
-//! batches are kept in a histogram ([`WriterMonitor`]). This module must not read.
+//! acknowledgement does a batch wait up to `flush_interval` to fill. While the database cannot be
+//! reached (a PostgreSQL restart), a batch is tried again for a while before it fails whole. Any
+//! other failed batch is logged, counted and retried one record at a time so one bad record does not
+//! lose the rest. The sizes of committed batches are kept in a histogram ([`WriterMonitor`]). The same
+//! writer runs on SQLite and PostgreSQL (its statements go through `backend::Tx`). This module must
+//! not read.
 
 use crate::ack::AckToken;
+use crate::backend::Tx;
 use crate::error::{StoreError, TryWriteError};
-use crate::record::{persist_same_kind, AuditRow, Record};
+use crate::persist::persist_same_kind;
+use crate::record::{AuditRow, Record};
 use crate::store::Store;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -351,8 +356,11 @@ async fn run(
     tracing::debug!(stats = ?counters.snapshot(), "store writer stopped");
 }
 
+/// Stores `batch` in one transaction; `Ok` only once it has committed. On PostgreSQL the transaction
+/// holds the feed lock ([`Tx::begin_in_feed_order`]) so batches of every writer commit in the order of
+/// their row ids.
 async fn write_batch(store: &Store, batch: &[&Record]) -> Result<(), StoreError> {
-    let mut tx = store.pool().begin().await?;
+    let mut tx = Tx::begin_in_feed_order(store).await?;
     // One multi-row statement per kind (order within a kind kept; kinds are independent tables).
     let mut groups: [Vec<&Record>; 6] = Default::default();
     for record in batch {
@@ -375,7 +383,7 @@ impl Store {
     pub async fn insert_audit_index_batch(&self, rows: &[AuditRow]) -> Result<u64, StoreError> {
         let records: Vec<Record> = rows.iter().cloned().map(Record::Audit).collect();
         let refs: Vec<&Record> = records.iter().collect();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = Tx::begin_in_feed_order(self).await?;
         let added = persist_same_kind(&mut tx, &refs).await?;
         tx.commit().await?;
         self.committed();
@@ -394,10 +402,36 @@ fn kind_index(r: &Record) -> usize {
     }
 }
 
+/// How long the writer keeps trying a batch while the database cannot be reached (a PostgreSQL
+/// restart, a network blip) before it fails the batch as it would any other failure.
+const OUTAGE_WAIT: Duration = Duration::from_secs(30);
+/// The first pause between those tries; it doubles up to [`OUTAGE_MAX_PAUSE`].
+const OUTAGE_FIRST_PAUSE: Duration = Duration::from_millis(100);
+/// The longest pause between those tries.
+const OUTAGE_MAX_PAUSE: Duration = Duration::from_secs(2);
+
+/// Writes `batch`, trying again with growing pauses for up to [`OUTAGE_WAIT`] while the database
+/// cannot be reached. Meanwhile nothing is taken from the queue, so producers feel back pressure
+/// rather than losing records.
+async fn write_through_outage(store: &Store, batch: &[&Record]) -> Result<(), StoreError> {
+    let until = Instant::now() + OUTAGE_WAIT;
+    let mut pause = OUTAGE_FIRST_PAUSE;
+    loop {
+        match write_batch(store, batch).await {
+            Err(error) if error.is_unreachable() && Instant::now() + pause < until => {
+                tracing::warn!(%error, records = batch.len(), retry_in = ?pause, "store unreachable; trying the batch again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(OUTAGE_MAX_PAUSE);
+            }
+            result => return result,
+        }
+    }
+}
+
 /// Commits `batch` (emptying it) and settles its tokens.
 async fn commit(store: &Store, batch: &mut Vec<Queued>, counters: &Counters) {
     let records: Vec<&Record> = batch.iter().map(|q| &q.record).collect();
-    let result = write_batch(store, &records).await;
+    let result = write_through_outage(store, &records).await;
     drop(records);
     match result {
         Ok(()) => {
@@ -405,6 +439,18 @@ async fn commit(store: &Store, batch: &mut Vec<Queued>, counters: &Counters) {
             for q in batch.drain(..) {
                 if let Some(t) = q.ack {
                     t.committed();
+                }
+            }
+        }
+        Err(error) if error.is_unreachable() => {
+            // Still unreachable after the writer's patience: trying each record alone would wait
+            // as long again per record. The batch fails whole.
+            tracing::error!(%error, records = batch.len(), "store unreachable; batch dropped");
+            counters.failed_batches.fetch_add(1, Ordering::Relaxed);
+            for q in batch.drain(..) {
+                counters.dropped.fetch_add(1, Ordering::Relaxed);
+                if let Some(t) = q.ack {
+                    t.failed("the store could not be reached");
                 }
             }
         }
