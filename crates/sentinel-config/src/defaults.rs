@@ -62,6 +62,7 @@ store:
   event_retention: 7d
   max_events: 1000000              # >= 1000
   sync: normal                     # normal: survives a killed process; full: also power loss (fsync per commit)
+  url: null                        # null: SQLite in <data_dir>/sentinel.db; postgres://user:password@host:5432/db: PostgreSQL (credentials masked when shown)
 audit:
   origin: null                     # names the log and its signing key; null: a new log is named sentinel/<hostname>, an existing one keeps its key's name
   checkpoint_every: 1000           # records between signed checkpoints (1..=1000000)

@@ -70,7 +70,7 @@ pub use model::{
     LogLevel, LoggingConfig, PipelineConfig, PolicyConfig, RiskBands, Rule, StoreConfig, StoreSync,
     ValidatedConfig, WitnessConfig,
 };
-pub use otlp::TracingConfig;
+pub use otlp::{mask_url, TracingConfig};
 pub use ratehook::{RateLimit, RateLimitConfig, WebhooksConfig};
 pub use respond::{ActuatorConfig, RespondConfig};
 pub use sentinel_ingest::config::{

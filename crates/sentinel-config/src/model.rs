@@ -205,8 +205,13 @@ pub struct StoreConfig {
     pub event_retention: Duration,
     /// Most events kept.
     pub max_events: u64,
-    /// How hard each commit is pushed to disk before it is acknowledged.
+    /// How hard each commit is pushed to disk before it is acknowledged (SQLite; PostgreSQL commits
+    /// as the server's own `synchronous_commit` says).
     pub sync: StoreSync,
+    /// `None`: the SQLite file `<data_dir>/sentinel.db` (the default). `postgres://…`: that
+    /// PostgreSQL database; its credentials are masked when the configuration is shown.
+    #[serde(serialize_with = "crate::otlp::masked_url")]
+    pub url: Option<String>,
 }
 
 /// `audit`: the tamper-evident audit log.

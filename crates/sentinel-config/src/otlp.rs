@@ -42,11 +42,24 @@ fn userinfo(url: &str) -> Option<(usize, usize)> {
 
 /// `url` with its credentials replaced by `***` (the whole of them: a token given as the user name
 /// is as secret as a password), as `config show` and the exporter's log show it.
-pub(crate) fn mask_url(url: &str) -> String {
+pub fn mask_url(url: &str) -> String {
     match userinfo(url) {
         Some((start, at)) => format!("{}{MASK}{}", &url[..start], &url[at..]),
         None => url.to_owned(),
     }
+}
+
+/// Serializes an optional URL with its credentials masked ([`mask_url`]).
+pub(crate) fn masked_url<S: serde::Serializer>(
+    v: &Option<String>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    masked_endpoint(v, s)
+}
+
+/// Whether `url` carries the mask in place of its credentials: a shown configuration pasted back.
+pub(crate) fn has_masked_credentials(url: &str) -> bool {
+    userinfo(url).is_some_and(|(s, at)| url[s..at].split(':').any(|p| p == MASK))
 }
 
 fn masked_endpoint<S: serde::Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {

@@ -187,13 +187,57 @@ fn store(r: &mut Reader, s: Option<&Node<'_>>) -> Option<StoreConfig> {
         .get(s, "max_events")
         .and_then(|n| r.int(&n, 1000, u64::MAX));
     let sync = r.get(s, "sync").and_then(|n| r.named::<StoreSync>(&n));
+    let url = r.get(s, "url").and_then(|n| {
+        let url = r.optional_string(&n)?;
+        match url {
+            Some(u) if !postgres_url(u) => {
+                r.fail(
+                    &n.path,
+                    "must be a PostgreSQL URL (postgres://[user[:password]@]host[:port]/database), \
+                     or null for the SQLite file in the data directory",
+                );
+                None
+            }
+            Some(u) if crate::otlp::has_masked_credentials(u) => {
+                r.fail(
+                    &n.path,
+                    "`***` in the URL is the mask a shown configuration puts in place of the \
+                     credentials, not credentials: write the real ones",
+                );
+                None
+            }
+            u => Some(u.map(str::to_owned)),
+        }
+    });
     Some(StoreConfig {
         batch_size: batch_size?,
         flush_interval: flush_interval?,
         event_retention: event_retention?,
         max_events: max_events?,
         sync: sync?,
+        url: url?,
     })
+}
+
+/// `postgres://` or `postgresql://`, a host, and a database name after it; no whitespace or
+/// control characters. The rest (options in the query) is PostgreSQL's to judge when connecting.
+fn postgres_url(u: &str) -> bool {
+    let Some(rest) = u
+        .strip_prefix("postgres://")
+        .or_else(|| u.strip_prefix("postgresql://"))
+    else {
+        return false;
+    };
+    if u.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return false;
+    }
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let db = rest[authority_end..]
+        .strip_prefix('/')
+        .map(|d| d.split(['?', '#']).next().unwrap_or(""));
+    !host.is_empty() && !host.starts_with(':') && db.is_some_and(|d| !d.is_empty())
 }
 
 fn logging(r: &mut Reader, s: Option<&Node<'_>>) -> Option<LoggingConfig> {

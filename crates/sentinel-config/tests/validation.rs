@@ -555,3 +555,43 @@ fn duplicate_yaml_keys_are_errors() {
         assert!(errs.to_string().contains("duplicate entry"), "{errs}");
     }
 }
+
+/// `store.url`: null by default (SQLite in the data directory); a PostgreSQL URL is kept whole and
+/// shown with its credentials masked; anything else, or a pasted-back mask, names the key.
+#[test]
+fn store_url_is_postgresql_or_null_and_shown_masked() {
+    let d = sentinel_config::load_str("", None, &[]).unwrap();
+    assert_eq!(d.store.url, None);
+    let url = "postgres://sentinel:s3cret-pw@db.example.org:5432/sentinel?sslmode=require";
+    let c = sentinel_config::load_str(&format!("store:\n  url: \"{url}\"\n"), None, &[]).unwrap();
+    assert_eq!(c.store.url.as_deref(), Some(url));
+    let shown = c.effective_yaml();
+    assert!(!shown.contains("s3cret-pw"), "{shown}");
+    assert!(
+        shown.contains("postgres://***@db.example.org:5432/sentinel?sslmode=require"),
+        "{shown}"
+    );
+    for good in [
+        "postgresql://db.example.org/sentinel",
+        "postgres://u@[2001:db8::5]:5433/s",
+    ] {
+        let c = sentinel_config::load_str(&format!("store:\n  url: \"{good}\"\n"), None, &[])
+            .unwrap_or_else(|e| panic!("{good}: {e}"));
+        assert_eq!(c.store.url.as_deref(), Some(good));
+    }
+    for bad in [
+        "sqlite:///var/lib/sentinel/x.db",
+        "mysql://db.example.org/sentinel",
+        "postgres://db.example.org",
+        "postgres://db.example.org/",
+        "postgres:///sentinel",
+        "postgres://***@db.example.org/sentinel",
+        "postgres://u:***@db.example.org/sentinel",
+        "postgres://db.example.org/sen tinel",
+        "",
+    ] {
+        let errs = sentinel_config::load_str(&format!("store:\n  url: \"{bad}\"\n"), None, &[])
+            .unwrap_err();
+        assert!(errs.mentions("store.url"), "{bad}: {errs}");
+    }
+}

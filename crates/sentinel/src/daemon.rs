@@ -74,9 +74,7 @@ pub async fn run(
     // The data directory holds secrets: private whatever the umask (see `private`).
     crate::private::restrict_umask();
     crate::private::prepare_data_dir(&data_dir)?;
-    let store = Store::open_with(&data_dir.join("sentinel.db"), store_options(&cfg))
-        .await
-        .context("cannot open the store")?;
+    let store = open_store(&cfg).await?;
     let redactor = Arc::new(Redactor::new(cfg.logging.redact_keys.iter()));
     let metrics = Arc::new(Metrics::default());
     sentinel_pipeline::otel::start(&metrics, &cfg.tracing);
@@ -865,6 +863,29 @@ fn write_addr_file(data_dir: &Path, addr: SocketAddr) {
         crate::private::write_private(&data_dir.join(ADDR_FILE), format!("{addr}\n").as_bytes())
     {
         tracing::warn!(evt = "addr_file_failed", error = %e);
+    }
+}
+
+/// The store `store.url` names (PostgreSQL), else the SQLite file `<data_dir>/sentinel.db`. The log
+/// says which, with a PostgreSQL URL's credentials masked.
+async fn open_store(cfg: &ValidatedConfig) -> anyhow::Result<Store> {
+    match &cfg.store.url {
+        Some(url) => {
+            let shown = sentinel_config::mask_url(url);
+            let store = Store::open_url_with(url, store_options(cfg))
+                .await
+                .with_context(|| format!("cannot open the store at {shown}"))?;
+            tracing::info!(evt = "store_opened", backend = "postgresql", url = %shown);
+            Ok(store)
+        }
+        None => {
+            let path = cfg.data_dir.join("sentinel.db");
+            let store = Store::open_with(&path, store_options(cfg))
+                .await
+                .context("cannot open the store")?;
+            tracing::info!(evt = "store_opened", backend = "sqlite", path = %path.display());
+            Ok(store)
+        }
     }
 }
 

@@ -113,7 +113,7 @@ fn fill(dest: &Path, data_dir: &Path, src_audit: &Path) -> Result<String, Fail> 
         Some((dest_db, copied))
     } else {
         text.push_str(&format!(
-            "  store: none at {} (not copied)\n",
+            "  store: none at {} (not copied; a PostgreSQL store, store.url, is backed up with pg_dump)\n",
             src_db.display()
         ));
         None

@@ -150,7 +150,14 @@ async fn lookup_local(
     severity: Severity,
 ) -> Result<Value, Fail> {
     let db = cfg.data_dir.join("sentinel.db");
-    let store = if db.is_file() {
+    let store = if let Some(url) = &cfg.store.url {
+        let shown = sentinel_config::mask_url(url);
+        let s = sentinel_store::Store::open_url(url)
+            .await
+            .map_err(|e| Fail(2, format!("{shown}: {e}")))?;
+        eprintln!("history: from the store at {shown}");
+        Some(s)
+    } else if db.is_file() {
         let s = sentinel_store::Store::open(&db)
             .await
             .map_err(|e| Fail(2, format!("{}: {e}", db.display())))?;

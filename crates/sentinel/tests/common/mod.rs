@@ -177,6 +177,13 @@ impl Daemon {
         }
     }
 
+    /// Kills the daemon (SIGKILL: no draining) and hands back its data directory.
+    pub fn kill(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap())
+    }
+
     /// Stops the daemon and hands back its data directory.
     pub fn stop(mut self) -> (tempfile::TempDir, String) {
         let s = self.terminate(Duration::from_secs(10));
