@@ -142,6 +142,16 @@ impl Outcomes {
         .is_ok()
     }
 
+    /// Sends the outcome filed under `event` as detection left it (no investigation, no plan): for a
+    /// sensor, whose alerts are investigated on another node. False when no caller waits.
+    pub fn detected(&self, event: EventId) -> bool {
+        let entry = self.waiting.lock().ok().and_then(|mut w| w.remove(&event));
+        match entry {
+            Some((tx, detected)) => tx.send(detected).is_ok(),
+            None => false,
+        }
+    }
+
     /// How many callers wait.
     pub fn len(&self) -> usize {
         self.waiting.lock().map(|w| w.len()).unwrap_or(0)
