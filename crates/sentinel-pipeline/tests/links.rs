@@ -8,10 +8,11 @@
 //! investigation row and one plan per alert); every global plan carried out once by every responder;
 //! a host-scoped plan only by its host; a plan published twice, a duplicate of an already-applied
 //! plan and a malformed message make no second action (counted as duplicates, skips and dead
-//! letters), the malformed one crashing nothing.
+//! letters), the malformed one crashing nothing; and a plan a responder died holding is reclaimed by
+//! its successor and applied once.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests fail loudly by design.
 
-use sentinel_audit::{AuditSettings, Log};
+use sentinel_audit::{AuditSettings, Log, LogTask};
 use sentinel_bus::{RedisBus, RedisBusConfig};
 use sentinel_core::{
     ActionKind, ActionSpec, ActionState, AlertId, BusRx, Event, EventId, EventKind,
@@ -26,12 +27,12 @@ use sentinel_pipeline::links::wire::{self, DecisionMsg, PlanMsg};
 use sentinel_pipeline::links::{BusLink, Idempotency, LinkCounts, LinkStats, SeenSet};
 use sentinel_pipeline::metrics::Metrics;
 use sentinel_pipeline::policy::{heuristic_settings, policy_matrix};
-use sentinel_pipeline::recorder::{LogAudit, Recorder};
+use sentinel_pipeline::recorder::{IndexTask, LogAudit, Recorder};
 use sentinel_pipeline::roles::{self, InvestigatorStages, ResponderStages, SensorStages};
 use sentinel_pipeline::stages::{Detectors, LogNotifier};
 use sentinel_respond::actuators::nft::{NftBlockIp, NftTable};
 use sentinel_respond::{Allowlist, Ledger, LedgerConfig, PlanOnly, Responder};
-use sentinel_store::{Store, WriterOptions};
+use sentinel_store::{Store, StoreWriter, WriterOptions, WriterTask};
 use sentinel_testkit::redis::RedisServer;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -187,33 +188,91 @@ async fn rows(db: &std::path::Path, table: &str) -> i64 {
     n
 }
 
-async fn fleet(f: &dyn Fleet) {
-    let cfg = sentinel_config::load_str("", None, &[]).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("s.db");
-    let store = Store::open(&db).await.unwrap();
-    let (writer, writer_task) = store.writer(WriterOptions {
-        flush_interval: Duration::from_millis(20),
-        ..WriterOptions::default()
-    });
-    let trail_metrics = Arc::new(Metrics::default());
-    let (log, log_task) = Log::open(AuditSettings::new(
-        dir.path().join("audit"),
-        "sentinel/test",
-    ))
-    .await
-    .unwrap();
-    let (audit, index) = LogAudit::start(log, writer.clone(), trail_metrics);
-    let audit = Arc::new(audit);
-    let redactor = Redactor::new(Vec::<String>::new());
-    let recorder = |m: &Arc<Metrics>| {
+/// One real store and audit log every role of a test records into.
+struct Trail {
+    dir: tempfile::TempDir,
+    writer: StoreWriter,
+    writer_task: WriterTask,
+    audit: Arc<LogAudit>,
+    index: IndexTask,
+    log_task: LogTask,
+    redactor: Redactor,
+}
+
+impl Trail {
+    async fn open() -> Trail {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).await.unwrap();
+        let (writer, writer_task) = store.writer(WriterOptions {
+            flush_interval: Duration::from_millis(20),
+            ..WriterOptions::default()
+        });
+        let (log, log_task) = Log::open(AuditSettings::new(
+            dir.path().join("audit"),
+            "sentinel/test",
+        ))
+        .await
+        .unwrap();
+        let (audit, index) = LogAudit::start(log, writer.clone(), Arc::new(Metrics::default()));
+        Trail {
+            dir,
+            writer,
+            writer_task,
+            audit: Arc::new(audit),
+            index,
+            log_task,
+            redactor: Redactor::new(Vec::<String>::new()),
+        }
+    }
+
+    fn recorder(&self, m: &Arc<Metrics>) -> Recorder {
         Recorder::new(
-            writer.clone(),
-            audit.clone(),
-            Arc::new(redactor.clone()),
+            self.writer.clone(),
+            self.audit.clone(),
+            Arc::new(self.redactor.clone()),
             m.clone(),
         )
-    };
+    }
+
+    /// Flushes everything (after every role has ended); the directory holding `s.db`.
+    async fn finish(self) -> tempfile::TempDir {
+        drop(self.audit);
+        self.index.close().await;
+        self.log_task.finish().await.unwrap();
+        drop(self.writer);
+        self.writer_task.finish().await.unwrap();
+        self.dir
+    }
+}
+
+/// A responder on `node`, with its ledger.
+async fn responder(
+    node: &str,
+    link: BusLink,
+    trail: &Trail,
+) -> (sentinel_pipeline::roles::Role, Arc<Ledger>) {
+    let m = Arc::new(Metrics::default());
+    let ledger = ledger();
+    let role = roles::responder(
+        ResponderStages {
+            node: node.into(),
+            ledger: ledger.clone(),
+            notifier: Box::new(LogNotifier),
+            recorder: trail.recorder(&m),
+            metrics: m,
+        },
+        link,
+        16,
+    )
+    .await
+    .unwrap();
+    (role, ledger)
+}
+
+async fn fleet(f: &dyn Fleet) {
+    let cfg = sentinel_config::load_str("", None, &[]).unwrap();
+    let trail = Trail::open().await;
+    let recorder = |m: &Arc<Metrics>| trail.recorder(m);
 
     // An observer of every plan and every report, joined before anything is published.
     let watch = f.link("observer");
@@ -232,21 +291,7 @@ async fn fleet(f: &dyn Fleet) {
     for node in NODES {
         let link = f.link(node);
         let stats = link.stats.clone();
-        let m = Arc::new(Metrics::default());
-        let ledger = ledger();
-        let role = roles::responder(
-            ResponderStages {
-                node: node.into(),
-                ledger: ledger.clone(),
-                notifier: Box::new(LogNotifier),
-                recorder: recorder(&m),
-                metrics: m,
-            },
-            link,
-            16,
-        )
-        .await
-        .unwrap();
+        let (role, ledger) = responder(node, link, &trail).await;
         responders.push((node, role, stats, ledger));
     }
     let mut investigators = Vec::new();
@@ -277,7 +322,7 @@ async fn fleet(f: &dyn Fleet) {
                 Heuristic::new(heuristic_settings(&cfg)),
                 ScenarioEngine::new(Vec::new(), EngineOptions::default()),
             ),
-            redactor: redactor.clone(),
+            redactor: trail.redactor.clone(),
             recorder: recorder(&m),
             metrics: m,
         },
@@ -396,7 +441,8 @@ async fn fleet(f: &dyn Fleet) {
         assert!(c.duplicates >= 1, "{node}: {c:?}");
         if *node == "web-2" {
             assert_eq!(c.skipped, 0, "{node}: {c:?}");
-            assert_eq!(c.duplicates + c.busy, 2, "{node}: {c:?}");
+            // (A copy left to the bus may come back, after `claim_idle`, as a duplicate.)
+            assert!((2..=3).contains(&(c.duplicates + c.busy)), "{node}: {c:?}");
         } else {
             assert_eq!((c.skipped, c.duplicates), (2, 1), "{node}: {c:?}");
         }
@@ -408,11 +454,8 @@ async fn fleet(f: &dyn Fleet) {
         assert_eq!(*live, ALERTS + 1 + usize::from(*node == "web-2"), "{node}");
     }
 
-    drop(audit);
-    index.close().await;
-    log_task.finish().await.unwrap();
-    drop(writer);
-    writer_task.finish().await.unwrap();
+    let dir = trail.finish().await;
+    let db = dir.path().join("s.db");
     // Exactly one investigation and one plan per alert, whichever investigator took it; one action
     // record per plan and responder that applied it.
     assert_eq!(rows(&db, "alerts").await, ALERTS as i64);
@@ -437,4 +480,76 @@ async fn roles_over_redis() {
         buses: std::sync::Mutex::new(Vec::new()),
     })
     .await;
+}
+
+/// A responder that died holding a plan (delivered, its act-once claim taken, never acknowledged)
+/// loses nothing and doubles nothing: a live responder of the same node reclaims the plan once the
+/// dead one's claim lease ran out, applies it once, and a plan behind it still goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_a_dead_responder_held_is_reclaimed_and_applied_once() {
+    let redis = RedisServer::start();
+    let f = Redis {
+        url: redis.url(),
+        buses: std::sync::Mutex::new(Vec::new()),
+    };
+    let trail = Trail::open().await;
+    let watch = f.link("observer");
+    let mut decisions = watch
+        .bus
+        .subscribe(&Topic(wire::DECISIONS.into()), "observer")
+        .await
+        .unwrap();
+    let plans = Topic(wire::PLANS.into());
+    let group = roles::responder_group("web-1");
+
+    // The first responder of web-1 takes the plan and its claim, then dies.
+    let dead = f.link("web-1-dead");
+    let mut held = dead.bus.subscribe(&plans, &group).await.unwrap();
+    let bytes = plan("198.51.100.20", Scope::Global);
+    let alert = wire::decode::<PlanMsg>(&bytes).unwrap().plan.alert_id;
+    watch.bus.publish(&plans, bytes).await.unwrap();
+    let d = timeout(Duration::from_secs(30), held.recv())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(d.attempts, 1);
+    let claim = dead
+        .idempotency
+        .begin(&group, &alert.to_string())
+        .await
+        .unwrap();
+    assert_eq!(claim, sentinel_pipeline::links::Claim::First);
+    drop(held);
+    drop(dead);
+
+    // Its successor: the plan comes back to it (reclaimed), and is applied once the lease ran out.
+    let link = f.link("web-1");
+    let stats = link.stats.clone();
+    let (role, ledger) = responder("web-1", link, &trail).await;
+    let mut seen = BTreeMap::new();
+    collect(&mut decisions, &mut seen, |s| {
+        s.contains_key(&("web-1".to_string(), alert))
+    })
+    .await;
+    let marker = plan("198.51.100.21", Scope::Global);
+    let marker_alert = wire::decode::<PlanMsg>(&marker).unwrap().plan.alert_id;
+    watch.bus.publish(&plans, marker).await.unwrap();
+    collect(&mut decisions, &mut seen, |s| {
+        s.contains_key(&("web-1".to_string(), marker_alert))
+    })
+    .await;
+    role.stop();
+    role.join().await;
+    f.close();
+    assert_eq!(seen.len(), 2);
+    assert!(seen.values().all(|r| r == &vec![1]), "{seen:?}");
+    assert_eq!(ledger.live().len(), 2);
+    let c = stats.snapshot();
+    // The held plan came back at least once (more while the dead claim was still leased), the
+    // marker once; each applied and acknowledged once.
+    assert!(c.received >= 2, "{c:?}");
+    assert_eq!(c.received, 2 + c.busy, "{c:?}");
+    assert_eq!((c.published, c.acked, c.duplicates), (2, 2, 0), "{c:?}");
+    trail.finish().await;
 }
