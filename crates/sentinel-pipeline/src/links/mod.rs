@@ -35,6 +35,10 @@
 //! the same way every time. A message already handled is counted as a duplicate and acknowledged;
 //! one another consumer holds is left pending for the bus to hand again.
 //!
+//! A read error the bus reports as permanent (it says retrying will not mend it; a bus that is
+//! only away is waited out inside the bus) is logged and counted, and stops the link reading: its
+//! stages drain and the role ends, for its supervisor to restart it.
+//!
 //! **Bounds.** A consuming link keeps at most `max_in_flight` unacknowledged messages and waits on the
 //! stage queue (pressure travels back to the bus, which keeps the rest); the notices of settled
 //! messages are at most that many.
