@@ -8,14 +8,14 @@
 //! investigation row and one plan per alert); every global plan carried out once by every responder;
 //! a host-scoped plan only by its host; a plan published twice, a duplicate of an already-applied
 //! plan and a malformed message make no second action (counted as duplicates, skips and dead
-//! letters), the malformed one crashing nothing; and a plan a responder died holding is reclaimed by
-//! its successor and applied once.
+//! letters), the malformed one crashing nothing; and an alert an investigator, or a plan a responder,
+//! died holding is reclaimed by a live one and handled once.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Tests fail loudly by design.
 
 use sentinel_audit::{AuditSettings, Log, LogTask};
 use sentinel_bus::{RedisBus, RedisBusConfig};
 use sentinel_core::{
-    ActionKind, ActionSpec, ActionState, AlertId, BusRx, Event, EventId, EventKind,
+    ActionKind, ActionSpec, ActionState, Alert, AlertId, BusRx, Event, EventId, EventKind,
     InvestigationId, Mode, Plan, PlanId, Redactor, Scope, Severity, Subject, Timestamp, Topic,
     TraceId,
 };
@@ -23,7 +23,7 @@ use sentinel_detect::{EngineOptions, Heuristic, ScenarioEngine};
 use sentinel_intel::Investigator;
 use sentinel_pipeline::bus::MemoryBus;
 use sentinel_pipeline::intake::Submission;
-use sentinel_pipeline::links::wire::{self, DecisionMsg, PlanMsg};
+use sentinel_pipeline::links::wire::{self, AlertMsg, DecisionMsg, PlanMsg};
 use sentinel_pipeline::links::{BusLink, Idempotency, LinkCounts, LinkStats, SeenSet};
 use sentinel_pipeline::metrics::Metrics;
 use sentinel_pipeline::policy::{heuristic_settings, policy_matrix};
@@ -110,8 +110,8 @@ fn attack(ip: &str) -> Event {
     }
 }
 
-/// A plan as an investigator would publish it, blocking `ip` in observe mode.
-fn plan(ip: &str, scope: Scope) -> Vec<u8> {
+/// A plan as an investigator would publish it, blocking `ip` in observe mode; its alert and bytes.
+fn plan(ip: &str, scope: Scope) -> (AlertId, Vec<u8>) {
     let plan = Plan {
         id: PlanId::new(),
         ts: Timestamp::now(),
@@ -130,11 +130,12 @@ fn plan(ip: &str, scope: Scope) -> Vec<u8> {
         trace_id: TraceId::new(),
         scope,
     };
-    wire::encode(&PlanMsg {
+    let alert = plan.alert_id;
+    let m = PlanMsg {
         plan,
         notice_key: "test".into(),
-    })
-    .unwrap()
+    };
+    (alert, wire::encode(&m).unwrap())
 }
 
 fn ledger() -> Arc<Ledger> {
@@ -144,6 +145,21 @@ fn ledger() -> Arc<Ledger> {
         )))),
         LedgerConfig::default(),
     ))
+}
+
+/// A subscription of the test's own group `observer` on `topic`.
+async fn observe(link: &BusLink, topic: &str) -> Box<dyn BusRx> {
+    link.bus
+        .subscribe(&Topic(topic.into()), "observer")
+        .await
+        .unwrap()
+}
+
+fn alert_msg(alert: &Alert) -> Vec<u8> {
+    wire::encode(&AlertMsg {
+        alert: alert.clone(),
+    })
+    .unwrap()
 }
 
 /// The next message on an observer's subscription, failing after 30 s without one.
@@ -269,6 +285,19 @@ async fn responder(
     (role, ledger)
 }
 
+/// An investigator with no providers and the default policy.
+async fn investigator(link: BusLink, trail: &Trail) -> sentinel_pipeline::roles::Role {
+    let cfg = sentinel_config::load_str("", None, &[]).unwrap();
+    let m = Arc::new(Metrics::default());
+    let stages = InvestigatorStages {
+        investigator: Arc::new(Investigator::new(Vec::new(), Duration::from_secs(2))),
+        policy: policy_matrix(&cfg),
+        recorder: trail.recorder(&m),
+        metrics: m,
+    };
+    roles::investigator(stages, link, 16).await.unwrap()
+}
+
 async fn fleet(f: &dyn Fleet) {
     let cfg = sentinel_config::load_str("", None, &[]).unwrap();
     let trail = Trail::open().await;
@@ -276,16 +305,8 @@ async fn fleet(f: &dyn Fleet) {
 
     // An observer of every plan and every report, joined before anything is published.
     let watch = f.link("observer");
-    let mut plans_seen = watch
-        .bus
-        .subscribe(&Topic(wire::PLANS.into()), "observer")
-        .await
-        .unwrap();
-    let mut decisions = watch
-        .bus
-        .subscribe(&Topic(wire::DECISIONS.into()), "observer")
-        .await
-        .unwrap();
+    let mut plans_seen = observe(&watch, wire::PLANS).await;
+    let mut decisions = observe(&watch, wire::DECISIONS).await;
 
     let mut responders = Vec::new();
     for node in NODES {
@@ -298,20 +319,7 @@ async fn fleet(f: &dyn Fleet) {
     for name in ["investigator-a", "investigator-b"] {
         let link = f.link(name);
         let stats = link.stats.clone();
-        let m = Arc::new(Metrics::default());
-        let role = roles::investigator(
-            InvestigatorStages {
-                investigator: Arc::new(Investigator::new(Vec::new(), Duration::from_secs(2))),
-                policy: policy_matrix(&cfg),
-                recorder: recorder(&m),
-                metrics: m,
-            },
-            link,
-            16,
-        )
-        .await
-        .unwrap();
-        investigators.push((role, stats));
+        investigators.push((investigator(link, &trail).await, stats));
     }
     let sensor_link = f.link("sensor");
     let sensor_stats = sensor_link.stats.clone();
@@ -361,8 +369,7 @@ async fn fleet(f: &dyn Fleet) {
     // message, then a global marker: when every responder has reported the marker, it has handled
     // everything published before it (one consumer per group, in order).
     let plans = Topic(wire::PLANS.into());
-    let host_plan = plan("198.51.100.7", Scope::Host("web-2".into()));
-    let host_alert = wire::decode::<PlanMsg>(&host_plan).unwrap().plan.alert_id;
+    let (host_alert, host_plan) = plan("198.51.100.7", Scope::Host("web-2".into()));
     watch.bus.publish(&plans, host_plan.clone()).await.unwrap();
     watch.bus.publish(&plans, host_plan).await.unwrap();
     watch
@@ -375,8 +382,7 @@ async fn fleet(f: &dyn Fleet) {
         .publish(&plans, b"{not a plan".to_vec())
         .await
         .unwrap();
-    let marker = plan("198.51.100.9", Scope::Global);
-    let marker_alert = wire::decode::<PlanMsg>(&marker).unwrap().plan.alert_id;
+    let (marker_alert, marker) = plan("198.51.100.9", Scope::Global);
     watch.bus.publish(&plans, marker).await.unwrap();
     collect(&mut decisions, &mut seen, |s| {
         NODES
@@ -475,11 +481,38 @@ async fn roles_over_the_in_process_bus() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn roles_over_redis() {
     let redis = RedisServer::start();
-    fleet(&Redis {
+    fleet(&redis_fleet(&redis)).await;
+}
+
+/// A consumer of `group` on `topic` that takes the message `bytes` (published by `by`) and its
+/// act-once claim on `key`, then dies without acknowledging it.
+async fn die_holding(
+    f: &Redis,
+    by: &BusLink,
+    topic: &str,
+    group: &str,
+    key: String,
+    bytes: Vec<u8>,
+) {
+    let topic = Topic(topic.into());
+    let dead = f.link(&format!("{group}-dead"));
+    let mut held = dead.bus.subscribe(&topic, group).await.unwrap();
+    by.bus.publish(&topic, bytes).await.unwrap();
+    let d = timeout(Duration::from_secs(30), held.recv())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(d.attempts, 1);
+    let claim = dead.idempotency.begin(group, &key).await.unwrap();
+    assert_eq!(claim, sentinel_pipeline::links::Claim::First);
+}
+
+fn redis_fleet(redis: &RedisServer) -> Redis {
+    Redis {
         url: redis.url(),
         buses: std::sync::Mutex::new(Vec::new()),
-    })
-    .await;
+    }
 }
 
 /// A responder that died holding a plan (delivered, its act-once claim taken, never acknowledged)
@@ -488,40 +521,14 @@ async fn roles_over_redis() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plan_a_dead_responder_held_is_reclaimed_and_applied_once() {
     let redis = RedisServer::start();
-    let f = Redis {
-        url: redis.url(),
-        buses: std::sync::Mutex::new(Vec::new()),
-    };
+    let f = redis_fleet(&redis);
     let trail = Trail::open().await;
     let watch = f.link("observer");
-    let mut decisions = watch
-        .bus
-        .subscribe(&Topic(wire::DECISIONS.into()), "observer")
-        .await
-        .unwrap();
+    let mut decisions = observe(&watch, wire::DECISIONS).await;
     let plans = Topic(wire::PLANS.into());
     let group = roles::responder_group("web-1");
-
-    // The first responder of web-1 takes the plan and its claim, then dies.
-    let dead = f.link("web-1-dead");
-    let mut held = dead.bus.subscribe(&plans, &group).await.unwrap();
-    let bytes = plan("198.51.100.20", Scope::Global);
-    let alert = wire::decode::<PlanMsg>(&bytes).unwrap().plan.alert_id;
-    watch.bus.publish(&plans, bytes).await.unwrap();
-    let d = timeout(Duration::from_secs(30), held.recv())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    assert_eq!(d.attempts, 1);
-    let claim = dead
-        .idempotency
-        .begin(&group, &alert.to_string())
-        .await
-        .unwrap();
-    assert_eq!(claim, sentinel_pipeline::links::Claim::First);
-    drop(held);
-    drop(dead);
+    let (alert, bytes) = plan("198.51.100.20", Scope::Global);
+    die_holding(&f, &watch, wire::PLANS, &group, alert.to_string(), bytes).await;
 
     // Its successor: the plan comes back to it (reclaimed), and is applied once the lease ran out.
     let link = f.link("web-1");
@@ -532,8 +539,7 @@ async fn a_plan_a_dead_responder_held_is_reclaimed_and_applied_once() {
         s.contains_key(&("web-1".to_string(), alert))
     })
     .await;
-    let marker = plan("198.51.100.21", Scope::Global);
-    let marker_alert = wire::decode::<PlanMsg>(&marker).unwrap().plan.alert_id;
+    let (marker_alert, marker) = plan("198.51.100.21", Scope::Global);
     watch.bus.publish(&plans, marker).await.unwrap();
     collect(&mut decisions, &mut seen, |s| {
         s.contains_key(&("web-1".to_string(), marker_alert))
@@ -551,5 +557,67 @@ async fn a_plan_a_dead_responder_held_is_reclaimed_and_applied_once() {
     assert!(c.received >= 2, "{c:?}");
     assert_eq!(c.received, 2 + c.busy, "{c:?}");
     assert_eq!((c.published, c.acked, c.duplicates), (2, 2, 0), "{c:?}");
+    trail.finish().await;
+}
+
+/// An investigator that died holding an alert: the live one reclaims it and decides exactly one plan
+/// for it, and an alert behind it still goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_a_dead_investigator_held_is_reclaimed_and_investigated_once() {
+    let redis = RedisServer::start();
+    let f = redis_fleet(&redis);
+    let trail = Trail::open().await;
+    let watch = f.link("observer");
+    let mut plans = observe(&watch, wire::PLANS).await;
+    let alert = |ip: &str| Alert {
+        id: AlertId::new(),
+        ts: Timestamp::now(),
+        detector: "heuristic".into(),
+        scenario: "web_attack".into(),
+        severity: Severity::High,
+        score: 90,
+        confidence: 0.9,
+        subject: Subject::Ip(ip.parse().unwrap()),
+        reasons: Vec::new(),
+        evidence: Vec::new(),
+        trace_id: TraceId::new(),
+    };
+    let held = alert("198.51.100.30");
+    let bytes = alert_msg(&held);
+    die_holding(
+        &f,
+        &watch,
+        wire::ALERTS,
+        roles::INVESTIGATORS,
+        held.id.to_string(),
+        bytes,
+    )
+    .await;
+
+    let link = f.link("investigator");
+    let stats = link.stats.clone();
+    let role = investigator(link, &trail).await;
+    let mut decided = Vec::new();
+    let mut next_plan = async |decided: &mut Vec<AlertId>| {
+        let p: PlanMsg = wire::decode(&next(&mut plans).await).unwrap();
+        decided.push(p.plan.alert_id);
+    };
+    next_plan(&mut decided).await;
+    let marker = alert("198.51.100.31");
+    let bytes = alert_msg(&marker);
+    watch
+        .bus
+        .publish(&Topic(wire::ALERTS.into()), bytes)
+        .await
+        .unwrap();
+    next_plan(&mut decided).await;
+    role.stop();
+    role.join().await;
+    f.close();
+    // One plan each, the held alert's first (the marker was published after it was decided).
+    assert_eq!(decided, vec![held.id, marker.id]);
+    let c = stats.snapshot();
+    assert_eq!((c.published, c.acked, c.duplicates), (2, 2, 0), "{c:?}");
+    assert_eq!(c.received, 2 + c.busy, "{c:?}");
     trail.finish().await;
 }
