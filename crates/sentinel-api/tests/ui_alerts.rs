@@ -257,6 +257,7 @@ fn story(x: Option<&str>) -> Story {
         actions: vec![spec.clone()],
         reason: t("matrix: high risk x high confidence: block for 1h"),
         trace_id: trace.clone(),
+        scope: sentinel_core::Scope::Global,
     };
     let action = |state: ActionState, expires: i64| ActionRecord {
         id: sentinel_core::ActionId::new(),

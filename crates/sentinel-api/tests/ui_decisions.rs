@@ -703,6 +703,7 @@ async fn a_plan_decision_links_its_alert_and_shows_the_plan_reason() {
         actions: vec![spec],
         reason: format!("rule ssh-brute {XSS}"),
         trace_id: TraceId::new(),
+        scope: sentinel_core::Scope::Global,
     };
     let recs = env.ledger.execute(&plan).await;
     assert_eq!(recs.len(), 1);

@@ -211,6 +211,37 @@ pub struct Plan {
     pub reason: String,
     /// The trace it belongs to.
     pub trace_id: TraceId,
+    /// Which responders apply it: every one (the default, and what plans stored before the scope
+    /// was kept read as), or only the named host's. Written only when it names a host, so a global
+    /// plan keeps the JSON it always had.
+    #[serde(default, skip_serializing_if = "Scope::is_global")]
+    pub scope: Scope,
+}
+
+/// Which responders a [`Plan`] is for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Every responder applies it, each on its own host.
+    #[default]
+    Global,
+    /// Only the responder of this node (host) applies it.
+    Host(String),
+}
+
+impl Scope {
+    /// Whether every responder applies it.
+    pub fn is_global(&self) -> bool {
+        matches!(self, Scope::Global)
+    }
+
+    /// Whether the responder of `node` applies it.
+    pub fn includes(&self, node: &str) -> bool {
+        match self {
+            Scope::Global => true,
+            Scope::Host(h) => h == node,
+        }
+    }
 }
 
 /// Where an action is in its life.
@@ -517,6 +548,34 @@ mod tests {
             }
             assert_eq!(serde_json::from_value::<ActionRecord>(v).unwrap(), rec);
         }
+    }
+
+    /// A plan stored before the scope was kept reads as global, and a global plan is written
+    /// without it; a host scope is written and read back.
+    #[test]
+    fn a_plan_without_a_scope_is_global_and_a_host_scope_round_trips() {
+        let old = json!({
+            "id": "01J0000000000000000000000B",
+            "ts": "1970-01-01T00:00:01.000Z",
+            "alert_id": "01J0000000000000000000000C",
+            "investigation_id": "01J0000000000000000000000D",
+            "mode": "observe",
+            "severity": "high",
+            "risk_band": "high",
+            "confidence_band": "high",
+            "actions": [],
+            "reason": "r",
+            "trace_id": "t-1"
+        });
+        let mut plan: Plan = serde_json::from_value(old.clone()).unwrap();
+        assert_eq!(plan.scope, Scope::Global);
+        assert!(plan.scope.includes("web-1"));
+        assert_eq!(serde_json::to_value(&plan).unwrap(), old);
+        plan.scope = Scope::Host("web-2".into());
+        let v = serde_json::to_value(&plan).unwrap();
+        assert_eq!(v["scope"], json!({"host": "web-2"}));
+        assert_eq!(serde_json::from_value::<Plan>(v).unwrap(), plan);
+        assert!(plan.scope.includes("web-2") && !plan.scope.includes("web-1"));
     }
 
     /// A plan origin without its ids, or an unknown origin, is an error naming it, not a guess.

@@ -23,7 +23,7 @@ pub mod tasks;
 pub mod time;
 
 pub use action::{
-    ActionKind, ActionRecord, ActionSpec, ActionState, Applied, Mode, Origin, Plan, Preview,
+    ActionKind, ActionRecord, ActionSpec, ActionState, Applied, Mode, Origin, Plan, Preview, Scope,
 };
 pub use alert::{Alert, Contribution, Evidence, Investigation, Reason, Severity, Subject, Verdict};
 pub use audit::{AuditKind, AuditRecord, Notice, NoticeKind};

@@ -142,6 +142,16 @@ impl Outcomes {
         .is_ok()
     }
 
+    /// Sends the outcome filed under `event` as detection left it (no investigation, no plan): for a
+    /// sensor, whose alerts are investigated on another node. False when no caller waits.
+    pub fn detected(&self, event: EventId) -> bool {
+        let entry = self.waiting.lock().ok().and_then(|mut w| w.remove(&event));
+        match entry {
+            Some((tx, detected)) => tx.send(detected).is_ok(),
+            None => false,
+        }
+    }
+
     /// How many callers wait.
     pub fn len(&self) -> usize {
         self.waiting.lock().map(|w| w.len()).unwrap_or(0)
@@ -150,5 +160,46 @@ impl Outcomes {
     /// Whether no caller waits.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn detected(event: EventId) -> Outcome {
+        Outcome {
+            trace_id: TraceId::new(),
+            event_id: event,
+            score: 90,
+            severity: Severity::High,
+            alerted: true,
+            scenario: "web_attack".into(),
+            reasons: Vec::new(),
+            alert_id: Some(AlertId::new()),
+            risk_score: None,
+            confidence: None,
+            uncertainty: Vec::new(),
+            plan: None,
+        }
+    }
+
+    /// A sensor answers a waiting caller with the detection alone, once; nobody waits after that.
+    #[test]
+    fn a_detection_alone_answers_a_waiting_caller_once() {
+        let o = Outcomes::default();
+        let event = EventId::new();
+        let (tx, mut rx) = oneshot::channel();
+        o.wait(event, tx, detected(event));
+        assert_eq!(o.len(), 1);
+        assert!(o.detected(event));
+        let got = rx.try_recv().unwrap();
+        assert_eq!(
+            (got.event_id, got.alerted, got.plan.is_none()),
+            (event, true, true)
+        );
+        assert!(o.is_empty());
+        assert!(!o.detected(event));
     }
 }

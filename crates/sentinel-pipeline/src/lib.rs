@@ -6,7 +6,8 @@
 //! the actuators the configuration asks for ([`actuators`]), a source's history in the store for the
 //! investigator ([`history`]), the ledger's tasks (manual decisions, expiry, reconcile: [`ledger`]), the
 //! policy ([`policy`]), fail2ban jails as sources, scenarios and rules ([`jails`]), offline replay
-//! ([`replay`]), event retention ([`retention`]), the manual-decision contract front ends call
+//! ([`replay`]), the stage boundaries over a bus ([`links`]) and the roles they let run apart
+//! ([`roles`]), event retention ([`retention`]), the manual-decision contract front ends call
 //! ([`decisions`]), the metrics every stage moves ([`metrics`]) and the OTLP export of each trace
 //! ([`otel`]).
 //!
@@ -22,12 +23,14 @@ pub mod history;
 pub mod intake;
 pub mod jails;
 pub mod ledger;
+pub mod links;
 pub mod metrics;
 pub mod otel;
 pub mod policy;
 pub mod recorder;
 pub mod replay;
 pub mod retention;
+pub mod roles;
 pub mod scenarios;
 pub mod sources;
 pub mod stages;

@@ -89,8 +89,8 @@ pub struct Stages {
 
 /// The running stage tasks.
 pub struct Running {
-    tasks: Vec<(&'static str, JoinHandle<()>)>,
-    close_intake: Arc<tokio::sync::Notify>,
+    pub(crate) tasks: Vec<(&'static str, JoinHandle<()>)>,
+    pub(crate) close_intake: Arc<tokio::sync::Notify>,
 }
 
 impl Running {
@@ -111,13 +111,17 @@ impl Running {
 }
 
 /// An alert on its way, with the id of the event a `/v1/defend` caller waits on (if any).
-struct Pending<T> {
-    item: T,
+pub(crate) struct Pending<T> {
+    pub(crate) item: T,
     /// The key of the caller's entry in [`Outcomes`].
-    waiting: Option<EventId>,
+    pub(crate) waiting: Option<EventId>,
     /// The token the next stage stores its record with (the caller waits for it).
-    ack: Option<AckToken>,
+    pub(crate) ack: Option<AckToken>,
 }
+
+/// A plan the act stage carried out, with its action records, once they are queued to the store
+/// writer: what a responder reports back (see [`crate::links`]).
+pub(crate) type Acted = (Plan, Vec<ActionRecord>);
 
 /// The task kind of each running stage (`sentinel_tasks_active{kind="pipeline_stage"}` is 5 while the
 /// pipeline runs).
@@ -214,6 +218,7 @@ pub fn start(stages: Stages, capacity: usize) -> (mpsc::Sender<Submission>, Runn
                     ledger,
                     plan_rx,
                     notice_tx,
+                    None,
                     recorder.clone(),
                     metrics.clone(),
                 ),
@@ -234,10 +239,10 @@ pub fn start(stages: Stages, capacity: usize) -> (mpsc::Sender<Submission>, Runn
 }
 
 /// The intake queue's receiving end, which can be closed from outside.
-struct Intake {
-    rx: mpsc::Receiver<Submission>,
-    close: Arc<tokio::sync::Notify>,
-    closed: bool,
+pub(crate) struct Intake {
+    pub(crate) rx: mpsc::Receiver<Submission>,
+    pub(crate) close: Arc<tokio::sync::Notify>,
+    pub(crate) closed: bool,
 }
 
 impl Intake {
@@ -273,7 +278,7 @@ fn redact_reasons(r: &Redactor, reasons: &mut [Reason]) {
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn detect(
+pub(crate) async fn detect(
     mut detectors: Detectors,
     redactor: Redactor,
     mut rx: Intake,
@@ -485,7 +490,7 @@ async fn raise(
 /// and hands them on in the order their alerts arrived. No alert is taken from the queue while that
 /// many are in flight (finished or not, until handed on), so pressure still travels back to detect.
 /// When the alert queue closes, everything in flight is finished and handed on before the stage ends.
-async fn investigate(
+pub(crate) async fn investigate(
     inv: Arc<Investigator>,
     mut rx: mpsc::Receiver<Pending<Alert>>,
     out: mpsc::Sender<Pending<Investigation>>,
@@ -556,7 +561,7 @@ async fn investigate(
     }
 }
 
-async fn decide(
+pub(crate) async fn decide(
     policy: ScenarioPolicy,
     mut rx: mpsc::Receiver<Pending<Investigation>>,
     out: mpsc::Sender<(Plan, String)>,
@@ -594,10 +599,13 @@ fn notice_key(alert: &Alert) -> String {
     }
 }
 
-async fn act(
+/// Applies queued plans in batches. With `acted` (a responder), each plan and its records are handed
+/// there once the records are queued to the store writer; the stage ends when that receiver is gone.
+pub(crate) async fn act(
     ledger: Arc<Ledger>,
     mut rx: mpsc::Receiver<(Plan, String)>,
     out: mpsc::Sender<Notice>,
+    acted: Option<mpsc::Sender<Acted>>,
     rec: Recorder,
     m: Arc<Metrics>,
 ) {
@@ -616,6 +624,11 @@ async fn act(
         for (((plan, key), records), span) in plans.into_iter().zip(keys).zip(all).zip(spans) {
             if !act_one(&plan, key, &records, &out, &rec, &m).await {
                 return;
+            }
+            if let Some(acted) = &acted {
+                if acted.send((plan, records)).await.is_err() {
+                    return;
+                }
             }
             drop(span);
             m.stage_latency(Stage::Act)
@@ -692,7 +705,7 @@ async fn act_one(
     true
 }
 
-async fn notify(
+pub(crate) async fn notify(
     n: Box<dyn Notifier>,
     mut rx: mpsc::Receiver<Notice>,
     rec: Recorder,

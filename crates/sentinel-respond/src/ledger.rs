@@ -897,6 +897,7 @@ mod tests {
             )],
             reason: "test".into(),
             trace_id: TraceId::new(),
+            scope: sentinel_core::Scope::Global,
         }
     }
 

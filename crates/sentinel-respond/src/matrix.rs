@@ -201,6 +201,7 @@ impl Policy for PolicyMatrix {
             actions,
             reason,
             trace_id: inv.trace_id.clone(),
+            scope: sentinel_core::Scope::Global,
         }
     }
 }

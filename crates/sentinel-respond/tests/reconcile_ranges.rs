@@ -36,6 +36,7 @@ fn plan(ip: &str, cidr: &str, ttl: u64) -> Plan {
         .unwrap()],
         reason: "test".into(),
         trace_id: TraceId::new(),
+        scope: sentinel_core::Scope::Global,
     }
 }
 

@@ -128,6 +128,7 @@ pub fn plan(a: &Alert, i: &Investigation) -> Plan {
         }],
         reason: "high risk, medium confidence".into(),
         trace_id: a.trace_id.clone(),
+        scope: sentinel_core::Scope::Global,
     }
 }
 
