@@ -16,8 +16,8 @@ pub enum GroupStart {
     Oldest,
 }
 
-/// The settings of a [`crate::RedisBus`].
-#[derive(Debug, Clone)]
+/// The settings of a [`crate::RedisBus`]. Its `Debug` shows the URL with its credentials masked.
+#[derive(Clone)]
 pub struct RedisBusConfig {
     /// `redis://host:port/db` (or `rediss://`).
     pub url: String,
@@ -49,6 +49,40 @@ pub struct RedisBusConfig {
     pub timeout: Duration,
     /// Where a group this bus makes starts reading.
     pub group_start: GroupStart,
+}
+
+impl std::fmt::Debug for RedisBusConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisBusConfig")
+            .field("url", &masked_url(&self.url))
+            .field("prefix", &self.prefix)
+            .field("consumer", &self.consumer)
+            .field("maxlen", &self.maxlen)
+            .field("claim_idle", &self.claim_idle)
+            .field("block", &self.block)
+            .field("batch", &self.batch)
+            .field("buffer", &self.buffer)
+            .field("backoff_min", &self.backoff_min)
+            .field("backoff_max", &self.backoff_max)
+            .field("timeout", &self.timeout)
+            .field("group_start", &self.group_start)
+            .finish()
+    }
+}
+
+/// `url` with what stands before an `@` in its authority (`user:password`, or a password alone)
+/// replaced by `***`.
+fn masked_url(url: &str) -> String {
+    let Some(start) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    match url[start..end].rfind('@') {
+        Some(at) => format!("{}***{}", &url[..start], &url[start + at..]),
+        None => url.to_owned(),
+    }
 }
 
 impl RedisBusConfig {
@@ -130,6 +164,23 @@ mod tests {
         assert_eq!(waits, vec![ms(50), ms(100), ms(200), ms(300), ms(300)]);
         b.reset();
         assert_eq!(b.next_wait(), ms(50));
+    }
+
+    /// `RedisBus::config` hands the settings out: their `Debug` (a log line, a panic message) must
+    /// not show the password in the URL, as `RedisBus`'s own `Debug` does not.
+    #[test]
+    fn debug_does_not_show_the_credentials_of_the_url() {
+        for url in [
+            "redis://sentinel:hunter2-pw@redis.example:6379/0",
+            "rediss://:hunter2-pw@redis.example/",
+            "redis://hunter2-pw@redis.example",
+        ] {
+            let shown = format!("{:?}", RedisBusConfig::new(url));
+            assert!(!shown.contains("hunter2-pw"), "{shown}");
+            assert!(shown.contains("redis.example"), "{shown}");
+        }
+        let shown = format!("{:?}", RedisBusConfig::new("redis://127.0.0.1:6379/2"));
+        assert!(shown.contains("redis://127.0.0.1:6379/2"), "{shown}");
     }
 
     #[test]
