@@ -33,7 +33,9 @@ impl Failure {
     }
 }
 
-/// Whether an error means the connection is unusable or Redis is not serving yet.
+/// Whether an error means the connection is unusable or Redis is not serving yet. `READONLY` is one:
+/// the address now leads to a replica (a failover moved the primary), and connecting again later
+/// reaches the new primary once the name or proxy points there.
 pub(crate) fn is_transient(e: &RedisError) -> bool {
     e.is_io_error()
         || e.is_timeout()
@@ -41,7 +43,10 @@ pub(crate) fn is_transient(e: &RedisError) -> bool {
         || e.is_unrecoverable_error()
         || matches!(
             e.kind(),
-            ErrorKind::BusyLoadingError | ErrorKind::TryAgain | ErrorKind::MasterDown
+            ErrorKind::BusyLoadingError
+                | ErrorKind::TryAgain
+                | ErrorKind::MasterDown
+                | ErrorKind::ReadOnly
         )
 }
 

@@ -481,3 +481,38 @@ async fn a_full_buffer_refuses_and_counts_and_the_rest_is_flushed_in_order() {
         Err(BusError::Unavailable(_))
     ));
 }
+
+/// The address the bus uses answers `READONLY` (a failover made it a replica): Redis is away for the
+/// bus, as while it restarts, not refusing: a publish is buffered, never dropped, and sent once the
+/// node is a primary again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_turned_read_only_replica_is_waited_out_not_refused() {
+    let primary = RedisServer::start();
+    let node = RedisServer::start();
+    let url = node.url();
+    let bus = bus(config(&url));
+    let t = topic("alerts");
+    let mut c = redis_conn(&url).await;
+    let () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(primary.port())
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    bus.publish(&t, b"1".to_vec())
+        .await
+        .expect("buffered while the node is read-only, not refused");
+    let s = bus.stats().snapshot();
+    assert_eq!((s.refused, s.buffered), (0, 1), "{s:?}");
+    let () = redis::cmd("REPLICAOF")
+        .arg("NO")
+        .arg("ONE")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(10);
+    while bus.stats().snapshot().published < 1 && Instant::now() < until {
+        sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(stream_numbers(&url, "sentinel:alerts").await, vec![1]);
+}
