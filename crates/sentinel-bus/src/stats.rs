@@ -39,7 +39,8 @@ pub struct BusCounts {
     pub waiting: u64,
     /// Connections made again after one was lost or could not be made.
     pub reconnects: u64,
-    /// Messages Redis refused (a wrong key type) or entries without a payload: logged and dropped.
+    /// Messages Redis refused (a wrong key type), entries without a payload, and pending entries
+    /// trimmed from the stream before anyone acknowledged them: logged and dropped.
     pub refused: u64,
 }
 
