@@ -42,11 +42,62 @@ fn userinfo(url: &str) -> Option<(usize, usize)> {
 
 /// `url` with its credentials replaced by `***` (the whole of them: a token given as the user name
 /// is as secret as a password), as `config show` and the exporter's log show it.
+///
+/// A password given as a query parameter (`?password=…`, which PostgreSQL and sqlx take in a
+/// connection URL) is masked as well.
 pub fn mask_url(url: &str) -> String {
-    match userinfo(url) {
+    let url = match userinfo(url) {
         Some((start, at)) => format!("{}{MASK}{}", &url[..start], &url[at..]),
         None => url.to_owned(),
+    };
+    let Some(q) = url.find('?') else {
+        return url;
+    };
+    let (head, rest) = url.split_at(q + 1);
+    let (query, fragment) = rest.split_at(rest.find('#').unwrap_or(rest.len()));
+    let query: Vec<String> = query
+        .split('&')
+        .map(|p| match p.split_once('=') {
+            Some((k, _)) if secret_param(k) => format!("{k}={MASK}"),
+            _ => p.to_owned(),
+        })
+        .collect();
+    format!("{head}{}{fragment}", query.join("&"))
+}
+
+/// Whether a query parameter's name (percent-decoded, in any case) names a password.
+fn secret_param(key: &str) -> bool {
+    let mut name = Vec::with_capacity(key.len());
+    let mut bytes = key.bytes();
+    while let Some(b) = bytes.next() {
+        let hex = |c: u8| char::from(c).to_digit(16);
+        match b {
+            b'%' => {
+                let (hi, lo) = (bytes.next(), bytes.next());
+                match (hi.and_then(hex), lo.and_then(hex)) {
+                    (Some(h), Some(l)) => name.push(u8::try_from(h * 16 + l).unwrap_or(b'?')),
+                    _ => name.extend([b'%'].into_iter().chain(hi).chain(lo)),
+                }
+            }
+            b'+' => name.push(b' '),
+            _ => name.push(b),
+        }
     }
+    String::from_utf8_lossy(&name)
+        .to_ascii_lowercase()
+        .contains("password")
+}
+
+/// Whether a query parameter of `url` that names a password holds the mask.
+fn has_masked_query_password(url: &str) -> bool {
+    let Some((_, rest)) = url.split_once('?') else {
+        return false;
+    };
+    let query = rest.split('#').next().unwrap_or("");
+    query
+        .split('&')
+        .filter_map(|p| p.split_once('='))
+        .any(|(k, v)| secret_param(k) && v == MASK)
 }
 
 /// Serializes an optional URL with its credentials masked ([`mask_url`]).
@@ -60,6 +111,7 @@ pub(crate) fn masked_url<S: serde::Serializer>(
 /// Whether `url` carries the mask in place of its credentials: a shown configuration pasted back.
 pub(crate) fn has_masked_credentials(url: &str) -> bool {
     userinfo(url).is_some_and(|(s, at)| url[s..at].split(':').any(|p| p == MASK))
+        || has_masked_query_password(url)
 }
 
 fn masked_endpoint<S: serde::Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {

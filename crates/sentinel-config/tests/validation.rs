@@ -571,6 +571,24 @@ fn store_url_is_postgresql_or_null_and_shown_masked() {
         shown.contains("postgres://***@db.example.org:5432/sentinel?sslmode=require"),
         "{shown}"
     );
+    // PostgreSQL (and sqlx) also take the password as a query parameter: masked as well, and a
+    // pasted-back mask there is refused too.
+    let url = "postgres://sentinel@db.example.org/sentinel?sslmode=require&password=s3cret-qp";
+    let c = sentinel_config::load_str(&format!("store:\n  url: \"{url}\"\n"), None, &[]).unwrap();
+    assert_eq!(c.store.url.as_deref(), Some(url));
+    let shown = c.effective_yaml();
+    assert!(!shown.contains("s3cret-qp"), "{shown}");
+    assert!(
+        shown.contains("postgres://***@db.example.org/sentinel?sslmode=require&password=***"),
+        "{shown}"
+    );
+    assert!(!sentinel_config::mask_url(url).contains("s3cret-qp"));
+    assert!(
+        !sentinel_config::mask_url("postgres://h/db?PassWord=s3cret-qp#x").contains("s3cret-qp")
+    );
+    assert!(
+        !sentinel_config::mask_url("postgres://h/db?pass%77ord=s3cret-qp").contains("s3cret-qp")
+    );
     for good in [
         "postgresql://db.example.org/sentinel",
         "postgres://u@[2001:db8::5]:5433/s",
@@ -587,6 +605,7 @@ fn store_url_is_postgresql_or_null_and_shown_masked() {
         "postgres:///sentinel",
         "postgres://***@db.example.org/sentinel",
         "postgres://u:***@db.example.org/sentinel",
+        "postgres://db.example.org/sentinel?password=***",
         "postgres://db.example.org/sen tinel",
         "",
     ] {
