@@ -19,7 +19,7 @@ pub enum GroupStart {
 /// The settings of a [`crate::RedisBus`]. Its `Debug` shows the URL with its credentials masked.
 #[derive(Clone)]
 pub struct RedisBusConfig {
-    /// `redis://host:port/db` (or `rediss://`).
+    /// `redis://host:port/db` (no TLS: the `redis` client is built without it, so `rediss://` fails to connect).
     pub url: String,
     /// Put before every key: topic `events` is the stream `<prefix>events`, the deduper's marks are
     /// `<prefix>done:<group>:<key>`. Default `sentinel:`.

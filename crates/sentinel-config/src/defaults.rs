@@ -137,7 +137,7 @@ intel:                             # investigation: what others know about an al
   breaker: { failures: 5, cooldown: 30s }  # opens after this many failures in a row; one trial request after cooldown
   cache:
     max_entries: 100000            # answers kept in memory
-    redis: null                    # redis:// or rediss:// URL of a cache shared by every node
+    redis: null                    # redis:// URL of a cache shared by every node (no TLS: rediss:// is refused)
     prefix: "sentinel:intel:"      # of every Redis key
   feeds: []                        # at most 64, e.g. - { name: firehol_level1, path: /var/lib/sentinel/firehol_level1.netset, format: list, verdict: malicious, score: 90 }
                                    #   name: a-z 0-9 _ -; format: list | spamhaus_json | tor_exit_addresses | csv; verdict: malicious | suspicious | benign; score: 0..=100

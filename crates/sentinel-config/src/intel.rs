@@ -376,8 +376,16 @@ fn cache(r: &mut Reader, s: Option<&Node<'_>>) -> Option<CacheSettings> {
         if !redis_url_ok(url.expose()) {
             r.fail(
                 &u.path,
+                format!("`{}` must be a redis:// URL with a host", url.masked()),
+            );
+            return None;
+        }
+        if url.expose().starts_with("rediss://") {
+            r.fail(
+                &u.path,
                 format!(
-                    "`{}` must be a redis:// or rediss:// URL with a host",
+                    "`{}`: TLS to Redis (rediss://) is not built into Sentinel; use redis:// on a \
+                     trusted network or through a TLS tunnel",
                     url.masked()
                 ),
             );
@@ -403,7 +411,8 @@ fn cache(r: &mut Reader, s: Option<&Node<'_>>) -> Option<CacheSettings> {
     })
 }
 
-/// `redis://` or `rediss://` with a host (after any `user:password@`), nothing URL parsers disagree on.
+/// `redis://` or `rediss://` with a host (after any `user:password@`), nothing URL parsers disagree on
+/// (`rediss://` is then refused with its own message: the client is built without TLS).
 fn redis_url_ok(url: &str) -> bool {
     if url
         .chars()

@@ -82,7 +82,7 @@ intel:
     base_url: "http://[::1]:9999"
   retry: { attempts: 5, base: 50ms, max: 2s }
   breaker: { failures: 3, cooldown: 1m }
-  cache: { max_entries: 5000, redis: "rediss://cache.example:6380/2", prefix: "s1:" }
+  cache: { max_entries: 5000, redis: "redis://cache.example:6380/2", prefix: "s1:" }
   feeds:
     - { name: firehol_level1, path: /var/lib/sentinel/firehol_level1.netset, format: list, verdict: malicious, score: 90 }
     - { name: drop, path: feeds/drop_v4.json, format: spamhaus_json, verdict: malicious, score: 100 }
@@ -141,8 +141,19 @@ fn a_full_custom_block_is_read_as_written() {
     assert_eq!(c.cache.max_entries, 5000);
     assert_eq!(
         c.cache.redis.as_ref().unwrap().expose(),
-        "rediss://cache.example:6380/2"
+        "redis://cache.example:6380/2"
     );
+    let errs = load_str(
+        "intel:\n  cache: { redis: \"rediss://:pw@cache.example:6380/2\" }\n",
+        None,
+        &[],
+    )
+    .unwrap_err();
+    assert!(
+        errs.mentions("intel.cache.redis") && errs.to_string().contains("not built into Sentinel"),
+        "{errs}"
+    );
+    assert!(!errs.to_string().contains(":pw@"), "{errs}");
     assert_eq!(c.cache.prefix, "s1:");
     let names: Vec<&str> = c.feeds.iter().map(|f| f.name.as_str()).collect();
     assert_eq!(

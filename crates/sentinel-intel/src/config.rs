@@ -190,7 +190,7 @@ pub struct CacheSettings {
 pub struct RedisUrl(String);
 
 impl RedisUrl {
-    /// Wraps a URL (checked by the configuration: `redis://` or `rediss://`).
+    /// Wraps a URL (checked by the configuration: `redis://`; `rediss://` is refused, the client has no TLS).
     pub fn new(url: impl Into<String>) -> Self {
         RedisUrl(url.into())
     }
