@@ -183,6 +183,15 @@ tracing:                           # OpenTelemetry: each trace's spans (the HTTP
   service_name: sentinel           # service.name of the spans
   sample: 1.0                      # share of traces exported, 0.0..=1.0
   queue: 2048                      # spans waiting for export at most (1..=1000000); beyond it they are dropped and counted, never waited for
+bus: memory                        # memory: every stage in one process; redis://[user:password@]host:6379/0 (or `redis`: redis://127.0.0.1:6379/0): processes started with `sentinel run --role …` share Redis Streams (also BUS=memory|redis|redis://…)
+node: null                         # this node's name in the fleet (plans scoped to a host name it); null: the hostname
+fleet:                             # the Redis bus (bus: redis://…)
+  prefix: "sentinel:"              # before every key (streams, act-once marks, heartbeats, expiry leases)
+  stream_maxlen: 100000            # entries each stream keeps, about (1000..=100000000)
+  claim_idle: 30s                  # a message unacknowledged this long (its consumer died) goes to a live consumer of the group (1s..=1h)
+  buffer: 10000                    # messages kept while Redis is away (1..=10000000); more are refused and counted
+  max_in_flight: 256               # unacknowledged messages one consuming link holds (1..=100000)
+  heartbeat: 5s                    # each node's heartbeat (1s..=5m); three missed and `sentinel cluster status` shows it gone
 "#;
 
 /// The defaults as a JSON tree.

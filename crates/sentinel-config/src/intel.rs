@@ -413,7 +413,7 @@ fn cache(r: &mut Reader, s: Option<&Node<'_>>) -> Option<CacheSettings> {
 
 /// `redis://` or `rediss://` with a host (after any `user:password@`), nothing URL parsers disagree on
 /// (`rediss://` is then refused with its own message: the client is built without TLS).
-fn redis_url_ok(url: &str) -> bool {
+pub(crate) fn redis_url_ok(url: &str) -> bool {
     if url
         .chars()
         .any(|c| c.is_whitespace() || c.is_control() || c == '\\')

@@ -16,6 +16,8 @@ pub const ENV_PREFIX: &str = "SENTINEL__";
 pub const SUPERVISE_ENV_PREFIX: &str = "SENTINEL_SUPERVISE__";
 /// Plain variable that sets `api.allow_insecure_no_auth`.
 pub const ALLOW_INSECURE_VAR: &str = "SENTINEL_ALLOW_INSECURE_NO_AUTH";
+/// Plain variable that sets `bus` (`memory`, `redis` or a `redis://` URL).
+pub const BUS_VAR: &str = "BUS";
 /// Plain variable whose comma-separated fragments are appended to `logging.redact_keys`.
 pub const REDACT_KEYS_VAR: &str = "REDACT_KEYS";
 
@@ -246,6 +248,8 @@ fn apply_vars(
             segs
         } else if daemon && name == ALLOW_INSECURE_VAR {
             vec!["api".into(), "allow_insecure_no_auth".into()]
+        } else if daemon && name == BUS_VAR {
+            vec!["bus".into()]
         } else if daemon && name == REDACT_KEYS_VAR {
             append_redact_keys(tree, value);
             continue;

@@ -38,6 +38,7 @@ mod bypass;
 mod channels;
 mod defaults;
 mod error;
+mod fleet;
 mod intel;
 mod layers;
 mod model;
@@ -62,8 +63,9 @@ pub use api_tls::{
 pub use api_ui::UiConfig;
 pub use defaults::DEFAULT_YAML;
 pub use error::{ConfigError, ConfigErrors};
+pub use fleet::{BusSetting, FleetConfig, DEFAULT_REDIS_BUS};
 pub use layers::{
-    RawConfig, Text, ALLOW_INSECURE_VAR, ENV_PREFIX, REDACT_KEYS_VAR, SUPERVISE_ENV_PREFIX,
+    RawConfig, Text, ALLOW_INSECURE_VAR, BUS_VAR, ENV_PREFIX, REDACT_KEYS_VAR, SUPERVISE_ENV_PREFIX,
 };
 pub use model::{
     ActionRule, ApiConfig, AuditConfig, Band, ConfidenceBands, DetectConfig, HeuristicConfig,

@@ -143,6 +143,12 @@ pub struct ValidatedConfig {
     pub supervise: Option<sentinel_supervise::SuperviseConfig>,
     /// OpenTelemetry export of each trace (off unless a collector is named).
     pub tracing: crate::otlp::TracingConfig,
+    /// What joins the stages: in-process queues, or a Redis bus shared by a fleet.
+    pub bus: crate::fleet::BusSetting,
+    /// This node's name in the fleet (`None`: the hostname).
+    pub node: Option<String>,
+    /// The Redis bus's tuning and the heartbeat.
+    pub fleet: crate::fleet::FleetConfig,
 }
 
 /// `api`: the HTTP API.

@@ -84,6 +84,10 @@ fn build(r: &mut Reader, tree: &Value) -> Option<ValidatedConfig> {
     let supervise = crate::supervise::section(r, section.as_ref());
     let section = r.get(root, "tracing");
     let tracing = crate::otlp::tracing(r, section.as_ref());
+    let bus = r.get(root, "bus").and_then(|n| crate::fleet::bus(r, &n));
+    let node = r.get(root, "node").and_then(|n| crate::fleet::node(r, &n));
+    let section = r.get(root, "fleet");
+    let fleet = crate::fleet::fleet(r, section.as_ref());
     let sources = r
         .get(root, "sources")
         .and_then(|n| r.each(&n, crate::sources::source));
@@ -108,6 +112,9 @@ fn build(r: &mut Reader, tree: &Value) -> Option<ValidatedConfig> {
         notify: notify?,
         supervise: supervise?,
         tracing: tracing?,
+        bus: bus?,
+        node: node?,
+        fleet: fleet?,
     })
 }
 
