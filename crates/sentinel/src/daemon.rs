@@ -18,7 +18,7 @@ use sentinel_detect::Heuristic;
 use sentinel_pipeline::metrics::Metrics;
 use sentinel_pipeline::policy::{allowlist, heuristic_settings, policy_matrix};
 use sentinel_pipeline::recorder::{catch_up_index, LogAudit, Recorder};
-use sentinel_pipeline::stages::{self as pipeline, Detectors, Stages};
+use sentinel_pipeline::stages::Detectors;
 use sentinel_store::{Store, StoreOptions, SyncMode, WriterOptions};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -47,6 +47,7 @@ pub struct ConfigOrigin {
 pub async fn run(
     cfg: ValidatedConfig,
     origin: ConfigOrigin,
+    roles: crate::fleet::RoleSet,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let system_started = (sentinel_core::Timestamp::now(), std::time::Instant::now());
@@ -65,6 +66,8 @@ pub async fn run(
     }
     // The port first: with it taken, fail before anything is created or printed (no data dir, no
     // admin key). Connections wait in the backlog until the server starts.
+    // The bus next: roles it cannot join are refused before anything is created.
+    let mut fleet = crate::fleet::Fleet::open(&cfg, roles)?;
     let listener = tokio::net::TcpListener::bind(cfg.api.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cfg.api.listen))?;
@@ -115,17 +118,26 @@ pub async fn run(
 
     let scenarios = sentinel_pipeline::scenarios::engine(&cfg, &redactor)?;
     let _ = metrics.scenarios.set(scenarios.tally());
-    let ledger = Arc::new(sentinel_respond::Ledger::new(
-        sentinel_pipeline::ledger::responder(&cfg, allowlist(&cfg)).await?,
-        sentinel_pipeline::ledger::ledger_config(&cfg),
-    ));
-    sentinel_pipeline::ledger::reconcile(&ledger, &store, &recorder).await?;
+    // Only a responder touches this host's firewall, containers and files.
+    let ledger = match roles.responder {
+        true => {
+            let ledger = Arc::new(sentinel_respond::Ledger::new(
+                sentinel_pipeline::ledger::responder(&cfg, allowlist(&cfg)).await?,
+                sentinel_pipeline::ledger::ledger_config(&cfg),
+            ));
+            sentinel_pipeline::ledger::reconcile(&ledger, &store, &recorder).await?;
+            Some(ledger)
+        }
+        false => None,
+    };
     let (stop_expiry, expiry_stopped) = tokio::sync::watch::channel(false);
-    let desk = Arc::new(sentinel_pipeline::ledger::Desk {
-        ledger: ledger.clone(),
-        recorder: recorder.clone(),
-        mode: cfg.policy.mode,
-        limits: sentinel_pipeline::ledger::action_limits(&cfg),
+    let desk = ledger.as_ref().map(|ledger| {
+        Arc::new(sentinel_pipeline::ledger::Desk {
+            ledger: ledger.clone(),
+            recorder: recorder.clone(),
+            mode: cfg.policy.mode,
+            limits: sentinel_pipeline::ledger::action_limits(&cfg),
+        })
     });
     let history: Arc<dyn sentinel_intel::History> =
         Arc::new(sentinel_pipeline::history::StoreHistory::new(store.clone()));
@@ -167,13 +179,15 @@ pub async fn run(
     let feed_watcher = intel
         .feeds()
         .spawn_watcher(cfg.intel.feed_poll, stop_expiry.subscribe());
-    let expiry = sentinel_pipeline::ledger::spawn_expiry_notifying(
-        ledger.clone(),
-        recorder.clone(),
-        expiry_stopped,
-        Some(Arc::new(notifications.clone())),
-    );
-    let stages = Stages {
+    let expiry = ledger.as_ref().map(|ledger| {
+        sentinel_pipeline::ledger::spawn_expiry_notifying(
+            ledger.clone(),
+            recorder.clone(),
+            expiry_stopped,
+            Some(Arc::new(notifications.clone())),
+        )
+    });
+    let parts = crate::fleet::Parts {
         detectors: Detectors::new(Heuristic::new(heuristic_settings(&cfg)), scenarios),
         investigator: intel.investigator(),
         policy: policy_matrix(&cfg),
@@ -183,11 +197,22 @@ pub async fn run(
         metrics: metrics.clone(),
         redactor: (*redactor).clone(),
     };
-    let (intake, running) = pipeline::start(stages, cfg.pipeline.queue_capacity);
+    let (intake, running) = fleet.start(parts, cfg.pipeline.queue_capacity).await?;
+    crate::fleet::register_metrics(&fleet, &metrics);
 
-    let sources =
-        sentinel_pipeline::sources::start(&cfg, intake.clone(), metrics.clone(), redactor.clone())
-            .await?;
+    // Log sources feed a sensor.
+    let sources = match roles.sensor {
+        true => Some(
+            sentinel_pipeline::sources::start(
+                &cfg,
+                intake.clone(),
+                metrics.clone(),
+                redactor.clone(),
+            )
+            .await?,
+        ),
+        false => None,
+    };
     // The supervisor (a `supervise:` section) runs its children under the daemon's notifier.
     let (supervisor, children) =
         match crate::supervised::start(cfg.supervise.clone(), Arc::new(notifications.clone()))
@@ -209,7 +234,7 @@ pub async fn run(
             ..api_settings(&cfg)
         },
         audit: Some(audit_log.clone()),
-        decisions: Some(desk),
+        decisions: desk.map(|d| d as Arc<dyn sentinel_api::decisions::Decisions>),
         intel: Some(intel.clone()),
         notify: Some(notifications.clone()),
         operator_audit: Some(recorder.clone()),
@@ -222,7 +247,9 @@ pub async fn run(
         },
         ui: sentinel_api::ui::UiState::new(ui_settings(&cfg)),
     };
-    tracing::info!(evt = "allowlist", nets = ?ledger.responder().allowlist().nets().iter().map(|n| n.to_string()).collect::<Vec<_>>());
+    if let Some(ledger) = &ledger {
+        tracing::info!(evt = "allowlist", nets = ?ledger.responder().allowlist().nets().iter().map(|n| n.to_string()).collect::<Vec<_>>());
+    }
     let addr: SocketAddr = listener.local_addr()?;
     write_addr_file(&data_dir, addr);
     let retention = sentinel_pipeline::retention::spawn_retention(
@@ -288,7 +315,13 @@ pub async fn run(
             None => sentinel_api::serve::serve(listener, app, edge, stop).await,
         }
     });
-    let (sd, watchdog) = tell_systemd_ready(&addr, cfg.policy.mode.as_str(), &store, &metrics);
+    let (sd, watchdog) = tell_systemd_ready(
+        &addr,
+        cfg.policy.mode.as_str(),
+        &store,
+        &metrics,
+        running.stages(),
+    );
     shutdown.await;
     let started = std::time::Instant::now();
     tracing::info!(evt = "shutting_down");
@@ -303,7 +336,9 @@ pub async fn run(
     // Supervised children stop before the pipeline drains (their crash notices are queued first).
     crate::supervised::stop(supervisor).await;
     // Sources stop first and hand over what they read; then HTTP intake stops.
-    sources.stop().await;
+    if let Some(sources) = sources {
+        sources.stop().await;
+    }
     stop_server(server, stop_tx).await;
     if let Some(g) = grpc {
         g.stop().await;
@@ -311,7 +346,10 @@ pub async fn run(
     local.stop().await;
     retention.abort();
     let _ = stop_expiry.send(true);
-    if let Err(e) = expiry.await {
+    if let Some(Err(e)) = match expiry {
+        Some(t) => Some(t.await),
+        None => None,
+    } {
         tracing::error!(evt = "expiry_task_failed", error = %e);
     }
     if let Err(e) = feed_watcher.await {
@@ -322,6 +360,7 @@ pub async fn run(
     // close both queues instead of waiting for them, so what was queued is committed and nothing hangs.
     running.close_intake();
     running.join().await;
+    fleet.close();
     if let Some(a) = anchors {
         a.stop().await;
     }
@@ -387,6 +426,7 @@ fn tell_systemd_ready(
     mode: &str,
     store: &Store,
     metrics: &Arc<Metrics>,
+    expected_stages: u64,
 ) -> (
     Option<sentinel_supervise::sdnotify::SdNotify>,
     Option<tokio::task::JoinHandle<()>>,
@@ -409,11 +449,11 @@ fn tell_systemd_ready(
         let store = store.clone();
         let stages = tasks
             .by_kind()
-            .get(pipeline::STAGE_TASK)
+            .get(sentinel_pipeline::stages::STAGE_TASK)
             .copied()
             .unwrap_or(0);
         async move {
-            if stages < pipeline::STAGES {
+            if stages < expected_stages {
                 tracing::error!(
                     evt = "watchdog_unhealthy",
                     stages_running = stages,

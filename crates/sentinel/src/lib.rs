@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod daemon;
+pub mod fleet;
 pub mod jwt_setup;
 pub mod local;
 pub mod loggen;

@@ -32,8 +32,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run every role in one process on the embedded defaults (SQLite, in-memory queues).
-    Run(cmd::Common),
+    /// Run the daemon: every role in one process on the embedded defaults (SQLite, in-memory
+    /// queues), or the roles given with `--role` on a shared bus (`bus: redis://…`).
+    Run(cmd::run::RunArgs),
     /// Work with the configuration.
     Config {
         #[command(subcommand)]
@@ -93,7 +94,7 @@ enum Command {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Run(common) => cmd::run::run(common),
+        Command::Run(args) => cmd::run::run(args),
         Command::Config { command } => cmd::config::run(command),
         Command::Decisions(args) => cmd::decisions::run(args),
         Command::Intel(args) => cmd::intel::run(args),

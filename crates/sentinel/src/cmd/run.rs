@@ -6,8 +6,27 @@ use sentinel_core::Redactor;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+/// `sentinel run`'s arguments.
+#[derive(clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    common: Common,
+    /// The roles this process runs: sensor, investigator, responder, api (repeat the flag or list
+    /// them comma-separated; default: all). Roles in separate processes need `bus: redis://…`.
+    #[arg(long = "role", env = "SENTINEL_ROLE", value_delimiter = ',')]
+    roles: Vec<String>,
+}
+
 /// Runs the daemon in the foreground.
-pub fn run(common: Common) -> ExitCode {
+pub fn run(args: RunArgs) -> ExitCode {
+    let RunArgs { common, roles } = args;
+    let roles = match sentinel::fleet::RoleSet::parse(&roles) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("sentinel run: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let (cfg, origin) = match common.load_with_origin() {
         Ok(loaded) => loaded,
         Err(e) => {
@@ -31,7 +50,7 @@ pub fn run(common: Common) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let code = match rt.block_on(sentinel::daemon::run(cfg, origin, shutdown_signal())) {
+    let code = match rt.block_on(sentinel::daemon::run(cfg, origin, roles, shutdown_signal())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(evt = "fatal", error = format!("{e:#}"));

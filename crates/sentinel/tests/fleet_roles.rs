@@ -1,0 +1,203 @@
+//! `sentinel run --role …`: the pipeline split into processes joined by a real Redis bus (sensor →
+//! investigator → responder, each its own daemon with its own store), the same roles in one process
+//! on the in-process bus, and the roles a memory bus cannot join refused before anything starts.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{command, eventually, Daemon};
+use sentinel_testkit::redis::RedisServer;
+use serde_json::Value;
+use std::time::Duration;
+
+const ATTACK: &str =
+    r#"{"src_ip":"203.0.113.7","failed_logins":40,"user_agent":"hydra v9","path":"/login"}"#;
+
+async fn post(d: &Daemon, path: &str, body: &str) -> reqwest::Response {
+    d.client()
+        .post(d.url(path))
+        .bearer_auth(&d.key)
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn get(d: &Daemon, path: &str) -> Value {
+    let r = d
+        .client()
+        .get(d.url(path))
+        .bearer_auth(&d.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "GET {path}");
+    r.json().await.unwrap()
+}
+
+async fn metric(d: &Daemon, line_start: &str) -> Option<f64> {
+    let text = d
+        .client()
+        .get(d.url("/metrics"))
+        .bearer_auth(&d.key)
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_processes_on_redis_detect_investigate_and_act() {
+    let redis = RedisServer::start();
+    let bus = redis.url();
+    let with = |role: &'static str, node: &'static str| {
+        vec![
+            ("BUS", bus.clone()),
+            ("SENTINEL_ROLE", role.to_owned()),
+            ("SENTINEL__NODE", node.to_owned()),
+        ]
+    };
+    let start = |env: Vec<(&'static str, String)>| {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        Daemon::start(&env)
+    };
+    let responder = start(with("responder", "edge-1"));
+    let investigator = start(with("investigator", "intel-1"));
+    let sensor = start(with("sensor", "web-1"));
+    assert!(
+        sensor.output().contains(r#""evt":"roles_started""#),
+        "{}",
+        sensor.output()
+    );
+
+    let r = post(&sensor, "/v1/events", &format!("[{ATTACK}]")).await;
+    assert_eq!(r.status(), 200);
+
+    // The alert is recorded by the sensor, the plan by the investigator, the action by the responder.
+    let alerts = eventually(Duration::from_secs(15), || async {
+        let a = get(&sensor, "/v1/alerts").await;
+        (a["items"].as_array()?.len() == 1).then_some(a)
+    })
+    .await;
+    let alert_id = alerts["items"][0]["id"].as_str().unwrap().to_owned();
+    let decisions = eventually(Duration::from_secs(15), || async {
+        let d = get(&responder, "/v1/decisions").await;
+        (!d["items"].as_array()?.is_empty()).then_some(d)
+    })
+    .await;
+    let item = &decisions["items"][0];
+    assert_eq!(
+        item["spec"]["subject"]["value"], "203.0.113.7",
+        "{decisions}"
+    );
+    assert_eq!(item["alert_id"], alert_id.as_str(), "the sensor's alert");
+    assert_eq!(
+        decisions["items"].as_array().unwrap().len(),
+        1,
+        "one action"
+    );
+    // The investigator took the alert once and acknowledged it once its plan was on the bus.
+    let taken = eventually(Duration::from_secs(10), || async {
+        metric(
+            &investigator,
+            r#"sentinel_bus_link_messages_total{role="investigator",outcome="acked"}"#,
+        )
+        .await
+        .filter(|v| *v >= 1.0)
+    })
+    .await;
+    assert_eq!(taken, 1.0);
+
+    // Each role's links counted what crossed the bus.
+    let published = metric(
+        &sensor,
+        r#"sentinel_bus_link_messages_total{role="sensor",outcome="published"}"#,
+    )
+    .await;
+    assert_eq!(published, Some(1.0));
+    let acked = eventually(Duration::from_secs(10), || async {
+        metric(
+            &responder,
+            r#"sentinel_bus_link_messages_total{role="responder",outcome="acked"}"#,
+        )
+        .await
+        .filter(|v| *v >= 1.0)
+    })
+    .await;
+    assert_eq!(acked, 1.0);
+    assert_eq!(
+        metric(&investigator, "sentinel_bus_published_total").await,
+        Some(1.0),
+        "the investigator's bus wrote the plan"
+    );
+
+    // A sensor-less node refuses events: they belong to a sensor.
+    let r = post(&investigator, "/v1/events", &format!("[{ATTACK}]")).await;
+    assert_eq!(r.status(), 503);
+
+    for mut d in [sensor, investigator, responder] {
+        let s = d.terminate(Duration::from_secs(15));
+        assert!(s.success(), "{}", d.output());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_roles_run_together_on_the_in_process_bus() {
+    let d = Daemon::start(&[("SENTINEL_ROLE", "sensor,investigator,responder,api")]);
+    assert!(
+        !d.output().contains(r#""evt":"roles_started""#),
+        "every role on memory is the embedded pipeline"
+    );
+    let d2 = Daemon::start(&[("SENTINEL_ROLE", "sensor,investigator,responder")]);
+    assert!(
+        d2.output().contains(r#""evt":"roles_started""#),
+        "{}",
+        d2.output()
+    );
+    let r = post(&d2, "/v1/defend", ATTACK).await;
+    assert_eq!(r.status(), 200);
+    let decisions = eventually(Duration::from_secs(10), || async {
+        let v = get(&d2, "/v1/decisions").await;
+        (!v["items"].as_array()?.is_empty()).then_some(v)
+    })
+    .await;
+    assert_eq!(
+        decisions["items"][0]["spec"]["subject"]["value"],
+        "203.0.113.7"
+    );
+    drop(d);
+}
+
+#[test]
+fn roles_a_memory_bus_cannot_join_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = command(dir.path())
+        .args([
+            "run",
+            "--data-dir",
+            "data",
+            "--listen",
+            "127.0.0.1:0",
+            "--role",
+            "sensor",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("bus: redis"), "{err}");
+    assert!(!dir.path().join("data").exists(), "nothing was created");
+    let out = command(dir.path())
+        .args(["run", "--role", "sensor,collector"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown role `collector`"));
+}
