@@ -64,6 +64,9 @@ impl Role {
 
 /// What a sensor runs.
 pub struct SensorStages {
+    /// This node's name, sent with each alert (host-local actions decided from it are scoped to
+    /// this host).
+    pub node: Option<String>,
     /// The detectors.
     pub detectors: Detectors,
     /// Masks what detectors derive from events as posted.
@@ -107,7 +110,10 @@ pub fn sensor(s: SensorStages, link: BusLink, capacity: usize) -> (mpsc::Sender<
         ),
         (
             "publish_alerts",
-            tracker.spawn(LINK_TASK, links::publish_alerts(alert_rx, outcomes, link)),
+            tracker.spawn(
+                LINK_TASK,
+                links::publish_alerts(alert_rx, outcomes, s.node, link),
+            ),
         ),
     ];
     let (stop, _) = watch::channel(false);
@@ -141,16 +147,21 @@ pub async fn investigator(
     link: BusLink,
     capacity: usize,
 ) -> Result<Role, LinkError> {
+    let origins = links::Origins::default();
+    let noted = origins.clone();
     let consumer = Consumer::<AlertMsg, Pending<Alert>>::subscribe(
         &link,
         INVESTIGATORS,
-        Box::new(|m: AlertMsg| Accept::Take {
-            key: m.alert.id.to_string(),
-            item: Pending {
-                item: m.alert,
-                waiting: None,
-                ack: None,
-            },
+        Box::new(move |m: AlertMsg| {
+            noted.note(m.alert.id, m.node);
+            Accept::Take {
+                key: m.alert.id.to_string(),
+                item: Pending {
+                    item: m.alert,
+                    waiting: None,
+                    ack: None,
+                },
+            }
         }),
     )
     .await?;
@@ -198,7 +209,10 @@ pub async fn investigator(
         ),
         (
             "publish_plans",
-            tracker.spawn(LINK_TASK, links::publish_plans(plan_rx, settled_tx, link)),
+            tracker.spawn(
+                LINK_TASK,
+                links::publish_plans(plan_rx, origins, settled_tx, link),
+            ),
         ),
     ];
     Ok(Role {
@@ -238,7 +252,7 @@ pub async fn responder(
         Box::new(move |m: PlanMsg| {
             if m.plan.scope.includes(&node) {
                 Accept::Take {
-                    key: m.plan.alert_id.to_string(),
+                    key: links::plan_key(&m.plan),
                     item: (m.plan, m.notice_key),
                 }
             } else {

@@ -157,6 +157,7 @@ async fn observe(link: &BusLink, topic: &str) -> Box<dyn BusRx> {
 
 fn alert_msg(alert: &Alert) -> Vec<u8> {
     wire::encode(&AlertMsg {
+        node: None,
         alert: alert.clone(),
     })
     .unwrap()
@@ -326,6 +327,7 @@ async fn fleet(f: &dyn Fleet) {
     let m = Arc::new(Metrics::default());
     let (intake, sensor) = roles::sensor(
         SensorStages {
+            node: None,
             detectors: Detectors::new(
                 Heuristic::new(heuristic_settings(&cfg)),
                 ScenarioEngine::new(Vec::new(), EngineOptions::default()),

@@ -307,6 +307,7 @@ impl Fleet {
             let link = self.link("sensor");
             let (tx, role) = roles::sensor(
                 SensorStages {
+                    node: Some(self.node.clone()),
                     detectors,
                     redactor,
                     recorder,

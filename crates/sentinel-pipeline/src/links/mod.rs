@@ -27,8 +27,14 @@
 //! A sensor's alert that the bus refuses (its local buffer full while Redis is away) is counted
 //! ([`LinkCounts::publish_failed`]) and logged; it stays in the sensor's store, uninvestigated.
 //!
+//! **Scope.** A sensor sends its node with each alert. The investigator publishes a plan's network
+//! actions (block, rate limit, honeypot redirect) as one global plan, which every responder
+//! applies on its own host, and its host-local actions (isolating a container, quarantining a
+//! file) as a plan scoped to that sensor's node ([`split_by_scope`]), which only that node's
+//! responder applies; the others acknowledge it as skipped.
+//!
 //! **Idempotency.** Keys are alert ids (an investigator's, and a responder's, via the plan's
-//! `alert_id`): one alert yields one plan, and a plan decided again after an investigator crash has
+//! `alert_id`, with `@<host>` for a host-scoped part: [`plan_key`]): one alert yields one plan, and a plan decided again after an investigator crash has
 //! a new plan id but the same alert, so keying on the alert keeps it from acting twice as well. A
 //! message that fails (the plan could not be published) is abandoned, so its redelivery acts. A
 //! malformed message is counted ([`LinkCounts::malformed`]), logged and acknowledged: it would fail
@@ -56,7 +62,9 @@ pub use wire::{AlertMsg, DecisionMsg, PlanMsg, WireError, WireMessage};
 
 use crate::intake::Outcomes;
 use crate::stages::{Acted, Pending};
-use sentinel_core::{Alert, Bus, BusError, BusRx, Delivery, Plan, Topic};
+use sentinel_core::{
+    ActionKind, ActionSpec, Alert, AlertId, Bus, BusError, BusRx, Delivery, Plan, Scope, Topic,
+};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -199,6 +207,7 @@ async fn publish<T: WireMessage>(link: &BusLink, m: &T) -> bool {
 pub(crate) async fn publish_alerts(
     mut rx: mpsc::Receiver<Pending<Alert>>,
     outcomes: Arc<Outcomes>,
+    node: Option<String>,
     link: BusLink,
 ) {
     while let Some(Pending { item, waiting, ack }) = rx.recv().await {
@@ -209,7 +218,11 @@ pub(crate) async fn publish_alerts(
         if let Some(token) = ack {
             token.withdraw();
         }
-        publish(&link, &AlertMsg { alert: item }).await;
+        let msg = AlertMsg {
+            alert: item,
+            node: node.clone(),
+        };
+        publish(&link, &msg).await;
     }
 }
 
@@ -217,13 +230,95 @@ pub(crate) async fn publish_alerts(
 /// link that the alert behind it is handed on (or, when the bus refused the plan, that it failed).
 pub(crate) async fn publish_plans(
     mut rx: mpsc::Receiver<(Plan, String)>,
+    origins: Origins,
     settled: mpsc::UnboundedSender<Settled>,
     link: BusLink,
 ) {
     while let Some((plan, notice_key)) = rx.recv().await {
         let key = plan.alert_id.to_string();
-        let ok = publish(&link, &PlanMsg { plan, notice_key }).await;
+        let origin = origins.take(plan.alert_id);
+        let mut ok = true;
+        for plan in split_by_scope(plan, origin) {
+            let msg = PlanMsg {
+                plan,
+                notice_key: notice_key.clone(),
+            };
+            ok &= publish(&link, &msg).await;
+        }
         let _ = settled.send(Settled { key, ok });
+    }
+}
+
+/// Whether an action of `kind` acts on one host's own things (its containers, its files) rather
+/// than on traffic every host sees.
+pub fn host_local(kind: ActionKind) -> bool {
+    matches!(
+        kind,
+        ActionKind::IsolateContainer | ActionKind::QuarantineFile
+    )
+}
+
+/// A plan as it goes on the bus: its network actions for every responder (global), its host-local
+/// actions ([`host_local`]) for the responder of the node whose sensor raised the alert. Without
+/// that node (an alert from an older sensor) the whole plan stays global. A plan with no action is
+/// published as it is (the responders record that nothing was asked).
+pub fn split_by_scope(plan: Plan, origin: Option<String>) -> Vec<Plan> {
+    let Some(node) = origin else {
+        return vec![plan];
+    };
+    let (local, network): (Vec<ActionSpec>, Vec<ActionSpec>) = plan
+        .actions
+        .iter()
+        .cloned()
+        .partition(|a| host_local(a.kind));
+    if local.is_empty() {
+        return vec![plan];
+    }
+    let mut out = Vec::with_capacity(2);
+    if !network.is_empty() {
+        out.push(Plan {
+            actions: network,
+            ..plan.clone()
+        });
+    }
+    out.push(Plan {
+        actions: local,
+        scope: Scope::Host(node),
+        ..plan
+    });
+    out
+}
+
+/// A responder's idempotency key of a plan: its alert (a plan decided again after an investigator
+/// crash has a new id, the same alert), and the host of a host-scoped part.
+pub fn plan_key(plan: &Plan) -> String {
+    match &plan.scope {
+        Scope::Global => plan.alert_id.to_string(),
+        Scope::Host(h) => format!("{}@{h}", plan.alert_id),
+    }
+}
+
+const MAX_ORIGINS: usize = 65_536;
+
+/// The node each alert in an investigator's hands came from, from the alerts' link to the plans'
+/// (bounded by what the link holds in flight: each entry is taken when its plan is published).
+#[derive(Clone, Default)]
+pub(crate) struct Origins(Arc<std::sync::Mutex<HashMap<AlertId, String>>>);
+
+impl Origins {
+    pub(crate) fn note(&self, alert: AlertId, node: Option<String>) {
+        if let (Some(node), Ok(mut m)) = (node, self.0.lock()) {
+            // An alert whose plan never came (its investigation failed) leaves its entry: bounded.
+            if m.len() >= MAX_ORIGINS {
+                tracing::warn!(evt = "alert_origins_reset", entries = m.len());
+                m.clear();
+            }
+            m.insert(alert, node);
+        }
+    }
+
+    fn take(&self, alert: AlertId) -> Option<String> {
+        self.0.lock().ok().and_then(|mut m| m.remove(&alert))
     }
 }
 
@@ -423,5 +518,58 @@ impl<T: WireMessage, U: Send + 'static> Consumer<T, U> {
                 tracing::warn!(evt = "bus_ack_failed", topic = T::TOPIC, group = %self.group, id = %id, error = %e);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use serde_json::json;
+
+    fn plan(kinds: &[ActionKind]) -> Plan {
+        let mut p: Plan = serde_json::from_value(json!({
+            "id": sentinel_core::PlanId::new(), "ts": sentinel_core::Timestamp::now(),
+            "alert_id": AlertId::new(), "investigation_id": sentinel_core::InvestigationId::new(),
+            "mode": "enforce", "severity": "high", "risk_band": "high", "confidence_band": "high",
+            "actions": [], "reason": "test", "trace_id": sentinel_core::TraceId::new(),
+        }))
+        .unwrap();
+        p.actions = kinds
+            .iter()
+            .map(|k| {
+                let subject = match k {
+                    ActionKind::IsolateContainer => json!({"type": "container", "value": "web"}),
+                    ActionKind::QuarantineFile => json!({"type": "file", "value": "/srv/x.php"}),
+                    _ => json!({"type": "ip", "value": "203.0.113.9"}),
+                };
+                serde_json::from_value::<ActionSpec>(
+                    json!({"kind": k.to_string(), "subject": subject, "ttl_secs": 60}),
+                )
+                .unwrap()
+            })
+            .collect();
+        p
+    }
+
+    #[test]
+    fn host_local_actions_go_to_the_sensor_host_and_network_actions_to_all() {
+        let p = plan(&[ActionKind::BlockIp, ActionKind::IsolateContainer]);
+        let parts = split_by_scope(p.clone(), Some("web-1".into()));
+        assert_eq!(parts.len(), 2);
+        assert_eq!(parts[0].scope, Scope::Global);
+        assert_eq!(parts[0].actions[0].kind, ActionKind::BlockIp);
+        assert_eq!(parts[1].scope, Scope::Host("web-1".into()));
+        assert_eq!(parts[1].actions[0].kind, ActionKind::IsolateContainer);
+        assert_eq!(plan_key(&parts[0]), p.alert_id.to_string());
+        assert_eq!(plan_key(&parts[1]), format!("{}@web-1", p.alert_id));
+        // Only host-local: one host plan. No origin: unchanged and global.
+        let q = plan(&[ActionKind::QuarantineFile]);
+        let parts = split_by_scope(q.clone(), Some("db-1".into()));
+        assert_eq!(parts.len(), 1);
+        assert_eq!(parts[0].scope, Scope::Host("db-1".into()));
+        assert_eq!(split_by_scope(q.clone(), None), vec![q]);
+        let n = plan(&[ActionKind::BlockIp, ActionKind::RateLimit]);
+        assert_eq!(split_by_scope(n.clone(), Some("x".into())), vec![n]);
     }
 }

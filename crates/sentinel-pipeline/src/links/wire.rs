@@ -38,6 +38,10 @@ pub trait WireMessage: Serialize + DeserializeOwned + Send + 'static {
 pub struct AlertMsg {
     /// The alert as stored on the sensor.
     pub alert: Alert,
+    /// The node of the sensor that raised it: host-local actions (isolating a container,
+    /// quarantining a file) decided from it are for that host's responder only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 impl WireMessage for AlertMsg {
