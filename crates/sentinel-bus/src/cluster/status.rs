@@ -444,20 +444,21 @@ fn table(out: &mut String, header: &[&str], rows: Vec<Vec<String>>) {
     }
     let header: Vec<String> = header.iter().map(|h| (*h).to_owned()).collect();
     for r in std::iter::once(&header).chain(rows.iter()) {
-        let mut line = String::from(" ");
+        let mut line = String::from("  ");
         for (w, c) in widths.iter().zip(r) {
-            let _ = write!(line, " {c:<w$}");
+            let _ = write!(line, "{c:<w$}  ");
         }
         out.push_str(line.trim_end());
         out.push('\n');
     }
 }
 
-/// `850ms`, `12.3s`, `4m05s`, `2h07m`, `3d04h`.
+/// `850ms`, `5s`, `12.3s`, `4m05s`, `2h07m`, `3d04h`.
 fn age(ms: u64) -> String {
     let s = ms / 1000;
     match ms {
         0..=999 => format!("{ms}ms"),
+        1000..=59_999 if ms % 1000 < 100 => format!("{s}s"),
         1000..=59_999 => format!("{}.{}s", s, (ms % 1000) / 100),
         60_000..=3_599_999 => format!("{}m{:02}s", s / 60, s % 60),
         3_600_000..=86_399_999 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
@@ -473,6 +474,7 @@ mod tests {
     fn ages_read_at_a_glance() {
         assert_eq!(age(850), "850ms");
         assert_eq!(age(12_345), "12.3s");
+        assert_eq!(age(5_000), "5s");
         assert_eq!(age(245_000), "4m05s");
         assert_eq!(age(2 * 3_600_000 + 7 * 60_000), "2h07m");
         assert_eq!(age(3 * 86_400_000 + 4 * 3_600_000), "3d04h");
