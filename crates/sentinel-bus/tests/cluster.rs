@@ -10,10 +10,50 @@ use sentinel_bus::{
 };
 use sentinel_testkit::redis::RedisServer;
 use std::future::Future;
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::time::{sleep, Instant};
 
 const BEAT: Duration = Duration::from_millis(100);
+
+/// Every log line of this test binary (one global subscriber: the heartbeat logs on runtime
+/// threads). Tests pick their own lines by node name.
+fn logs() -> Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&buf);
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || Sink(Arc::clone(&sink)))
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+        buf
+    })
+    .clone()
+}
+
+struct Sink(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Sink {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The log lines that hold every one of `words`.
+fn lines_with(words: &[&str]) -> Vec<String> {
+    let all = String::from_utf8_lossy(&logs().lock().unwrap()).into_owned();
+    all.lines()
+        .filter(|l| words.iter().all(|w| l.contains(w)))
+        .map(str::to_owned)
+        .collect()
+}
 
 fn config(url: &str) -> RedisBusConfig {
     let mut c = RedisBusConfig::new(url);
@@ -137,6 +177,7 @@ async fn heartbeats_show_nodes_alive_then_stopped_or_gone() {
 /// it changes, which shows the misconfiguration.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_duplicate_node_name_shows_the_last_writers_pid() {
+    logs();
     let redis = RedisServer::start();
     let c = config(&redis.url());
     let first = Heartbeat::start(&c, info("twin", 111), BEAT);
@@ -154,6 +195,20 @@ async fn a_duplicate_node_name_shows_the_last_writers_pid() {
     // Both keep beating: the hash flips between them, the fleet still counts one node.
     let st = status(&c, BEAT).await.unwrap();
     assert_eq!(st.nodes.len(), 1, "{st:?}");
+    // Each sees the other overwrite its hash: an error, once per other process.
+    eventually(Duration::from_secs(5), "duplicate_node logged", || async {
+        let l = lines_with(&["duplicate_node", "node=twin"]);
+        (l.iter()
+            .any(|l| l.contains("other_pid=\"111\"") || l.contains("other_pid=111"))
+            && l.iter()
+                .any(|l| l.contains("other_pid=\"222\"") || l.contains("other_pid=222")))
+        .then_some(())
+    })
+    .await;
+    sleep(BEAT * 5).await;
+    let l = lines_with(&["duplicate_node", "node=twin"]);
+    assert_eq!(l.len(), 2, "{l:#?}");
+    assert!(l.iter().all(|l| l.contains("ERROR")), "{l:#?}");
     drop(first);
     second.stop().await.unwrap();
     let st = status(&c, BEAT).await.unwrap();
@@ -345,6 +400,7 @@ async fn a_lease_is_won_by_exactly_one_contender_until_it_runs_out() {
 /// heartbeat, and the node is alive again. A lease asked while Redis is down is an error, not a win.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heartbeat_failures_are_counted_while_redis_is_down_and_it_recovers() {
+    logs();
     let mut redis = RedisServer::start();
     let c = config(&redis.url());
     let hb = Heartbeat::start(&c, info("node-r", 303), Duration::from_millis(50));
@@ -380,5 +436,11 @@ async fn heartbeat_failures_are_counted_while_redis_is_down_and_it_recovers() {
     sleep(Duration::from_millis(300)).await;
     assert_eq!(hb.failures(), settled);
     assert!(lease.acquire("k", BEAT).await.unwrap());
+    // One warning for the whole outage, however many beats failed; one line when it ended.
+    let failed = lines_with(&["heartbeat_failed", "node=node-r"]);
+    assert_eq!(failed.len(), 1, "{failed:#?}");
+    assert!(failed[0].contains("WARN"), "{failed:#?}");
+    let back = lines_with(&["heartbeat_recovered", "node=node-r"]);
+    assert_eq!(back.len(), 1, "{back:#?}");
     hb.stop().await.unwrap();
 }

@@ -82,6 +82,9 @@ impl Heartbeat {
     /// Starts beating now and then every `every` (at least 10 ms), on a task of the current tokio
     /// runtime (it must be called inside one). Never fails: a Redis that is away, or a URL that
     /// cannot work, shows as counted [`Heartbeat::failures`] and a warning.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime (as `tokio::spawn` does).
     pub fn start(config: &RedisBusConfig, info: NodeInfo, every: Duration) -> Heartbeat {
         let every = every.max(Duration::from_millis(10));
         let counts = Arc::new(Counts::default());
