@@ -17,6 +17,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod cluster;
 mod config;
 mod consume;
 mod dedupe;
@@ -24,6 +25,10 @@ mod link;
 mod publish;
 mod stats;
 
+pub use cluster::{
+    status, ClusterStatus, ConsumerStatus, GroupStatus, Heartbeat, Lease, NodeInfo, NodeState,
+    NodeStatus, StreamStatus, TOPICS,
+};
 pub use config::{GroupStart, RedisBusConfig};
 pub use dedupe::{Claim, Deduper};
 pub use stats::{BusCounts, BusStats};
@@ -119,6 +124,15 @@ impl RedisBus {
         let n = NEXT_CONSUMER.fetch_add(1, Ordering::Relaxed);
         let owner = format!("{}-{n}", self.config.consumer);
         Deduper::new(link, self.config.prefix.clone(), &owner, lease, keep)
+    }
+
+    /// A [`Lease`] taker with its own link, owning its leases as `<consumer>-<n>` (unique in the
+    /// fleet as the consumer names are).
+    pub fn lease(&self) -> Lease {
+        let link = Self::link_with(&self.client, &self.config, self.config.timeout, &self.stats);
+        let n = NEXT_CONSUMER.fetch_add(1, Ordering::Relaxed);
+        let owner = format!("{}-{n}", self.config.consumer);
+        Lease::from_link(link, self.config.prefix.clone(), owner)
     }
 
     /// Stops the bus: publishing is refused, subscriptions end (`recv` gives `None`), and what is still

@@ -90,6 +90,14 @@ enum Command {
     ///
     /// Exit code 0; 1 when the daemon refuses or cannot be reached (with its message).
     Keys(cmd::keys::KeysArgs),
+    /// The fleet on the Redis bus: nodes (alive, gone, stopped) and consumer groups (pending, lag).
+    ///
+    /// Exit code 0 when Redis answered; 1 when it cannot be reached; 2 on a configuration error or
+    /// with `bus: memory` (one process, no fleet).
+    Cluster {
+        #[command(subcommand)]
+        command: cmd::cluster::ClusterCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -107,6 +115,7 @@ fn main() -> ExitCode {
         Command::Backup(args) => cmd::backup::run(args),
         Command::Supervise(args) => cmd::supervise::run(args),
         Command::Keys(args) => cmd::keys::run(args),
+        Command::Cluster { command } => cmd::cluster::run(command),
     }
 }
 

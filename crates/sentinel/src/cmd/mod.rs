@@ -5,6 +5,7 @@ pub mod audit;
 mod audit_store;
 pub mod backup;
 pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod decisions;
 pub mod gen_logs;
