@@ -142,8 +142,39 @@ pub fn spawn_expiry(
 pub fn spawn_expiry_notifying(
     ledger: Arc<Ledger>,
     rec: Recorder,
+    stop: tokio::sync::watch::Receiver<bool>,
+    notifier: Option<Arc<dyn sentinel_core::Notifier>>,
+) -> tokio::task::JoinHandle<()> {
+    spawn_fleet_expiry(ledger, rec, stop, notifier, None)
+}
+
+/// How long a fleet's expiry lease on one plan's action is held: every responder reverts the same
+/// global action within moments of the others, so an hour covers them all (and clock skew).
+pub const EXPIRY_LEASE: Duration = Duration::from_secs(3600);
+
+/// The lease key of the expiry of `r`: its plan, kind and subject (the same on every responder
+/// that applied the plan), or `None` for an action outside any plan (an operator's, on this host).
+pub fn expiry_lease_key(r: &sentinel_core::ActionRecord) -> Option<String> {
+    match &r.origin {
+        sentinel_core::Origin::Plan { plan_id, .. } => Some(format!(
+            "expire:{plan_id}:{}:{}",
+            r.spec.kind, r.spec.subject
+        )),
+        _ => None,
+    }
+}
+
+/// [`spawn_expiry_notifying`] for a responder of a fleet: every responder reverts its own copy of a
+/// global action (each host holds its own rule), but the `action_reverted` notice is sent once,
+/// by whichever responder takes `lease` for it first (leader-free: a `SET NX` in Redis). A failed
+/// revert is always notified (it is that host's own failure); a lease that cannot be asked (Redis
+/// away) sends the notice anyway: twice is better than never.
+pub fn spawn_fleet_expiry(
+    ledger: Arc<Ledger>,
+    rec: Recorder,
     mut stop: tokio::sync::watch::Receiver<bool>,
     notifier: Option<Arc<dyn sentinel_core::Notifier>>,
+    lease: Option<sentinel_bus::Lease>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
@@ -160,6 +191,23 @@ pub fn spawn_expiry_notifying(
                 tracing::info!(evt = "action_expired", action = %r.id, kind = %r.spec.kind, subject = %r.spec.subject, state = r.state.as_str());
                 drop(_span);
                 rec.record((&r, Change::Expired), None).await;
+                let failed = r.state == sentinel_core::ActionState::Failed || r.error.is_some();
+                let first = match (&lease, expiry_lease_key(&r), failed) {
+                    (Some(lease), Some(key), false) => {
+                        match lease.acquire(&key, EXPIRY_LEASE).await {
+                            Ok(won) => won,
+                            Err(e) => {
+                                tracing::warn!(evt = "expiry_lease_failed", trace = %r.trace_id, key = %key, error = %e);
+                                true
+                            }
+                        }
+                    }
+                    _ => true,
+                };
+                if !first {
+                    tracing::info!(evt = "expiry_notice_skipped", trace = %r.trace_id, action = %r.id, reason = "another responder took the lease");
+                    continue;
+                }
                 if let Some(n) = &notifier {
                     let notice = expiry_notice(&r);
                     if let Err(e) = n.notify(&notice).await {

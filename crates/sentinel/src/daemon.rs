@@ -180,11 +180,12 @@ pub async fn run(
         .feeds()
         .spawn_watcher(cfg.intel.feed_poll, stop_expiry.subscribe());
     let expiry = ledger.as_ref().map(|ledger| {
-        sentinel_pipeline::ledger::spawn_expiry_notifying(
+        sentinel_pipeline::ledger::spawn_fleet_expiry(
             ledger.clone(),
             recorder.clone(),
             expiry_stopped,
             Some(Arc::new(notifications.clone())),
+            fleet.redis().map(|r| r.lease()),
         )
     });
     let parts = crate::fleet::Parts {
@@ -315,6 +316,25 @@ pub async fn run(
             None => sentinel_api::serve::serve(listener, app, edge, stop).await,
         }
     });
+    // A fleet's nodes beat in Redis (`sentinel cluster status`).
+    let heartbeat = fleet.redis().map(|r| {
+        sentinel_bus::Heartbeat::start(
+            r.config(),
+            sentinel_bus::NodeInfo {
+                node: fleet.node.clone(),
+                roles: fleet
+                    .roles
+                    .names()
+                    .iter()
+                    .map(|s| (*s).to_owned())
+                    .collect(),
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                pid: std::process::id(),
+                api: Some(addr.to_string()),
+            },
+            cfg.fleet.heartbeat,
+        )
+    });
     let (sd, watchdog) = tell_systemd_ready(
         &addr,
         cfg.policy.mode.as_str(),
@@ -360,6 +380,11 @@ pub async fn run(
     // close both queues instead of waiting for them, so what was queued is committed and nothing hangs.
     running.close_intake();
     running.join().await;
+    if let Some(h) = heartbeat {
+        if let Err(e) = h.stop().await {
+            tracing::warn!(evt = "heartbeat_stop_failed", error = %e);
+        }
+    }
     fleet.close();
     if let Some(a) = anchors {
         a.stop().await;

@@ -201,3 +201,97 @@ fn roles_a_memory_bus_cannot_join_are_refused() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown role `collector`"));
 }
+
+/// Two responders apply the same global block; when it expires each reverts its own copy, and the
+/// `action_reverted` notice is sent once (the first to take the expiry lease in Redis). The fleet
+/// shows in `sentinel cluster status` while it runs.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_global_decision_expires_on_every_responder_and_is_notified_once() {
+    use sentinel_testkit::receivers::WebhookReceiver;
+    const SECRET: &str = "fleet-expiry-hook-secret";
+    let redis = RedisServer::start();
+    let hook = WebhookReceiver::start(SECRET).await;
+    let yaml = format!(
+        "policy:\n  rules:\n    - {{ severity: [critical, high], risk: [low, medium, high], confidence: [low, medium, high], actions: [{{kind: block_ip, ttl: 2s}}] }}\n\
+         notify:\n  channels:\n    hook: {{type: webhook, url: \"{}\", secret: \"{SECRET}\"}}\n  \
+         routes:\n    - {{kinds: [action_reverted], channels: [hook], group_wait: 0s}}\n",
+        hook.url()
+    );
+    let bus = redis.url();
+    let start = |role: &str, node: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("sentinel.yml"), &yaml).unwrap();
+        Daemon::start_in(
+            dir,
+            &[
+                ("BUS", bus.as_str()),
+                ("SENTINEL_ROLE", role),
+                ("SENTINEL__NODE", node),
+                ("SENTINEL__FLEET__HEARTBEAT", "1s"),
+            ],
+        )
+    };
+    let edges = [start("responder", "edge-1"), start("responder", "edge-2")];
+    let brain = start("investigator,sensor", "brain-1");
+
+    // The fleet as an operator sees it.
+    let conf = brain.dir.path().join("sentinel.yml");
+    let status = eventually(Duration::from_secs(10), || {
+        let conf = conf.clone();
+        let bus = bus.clone();
+        async move {
+            let out = command(std::path::Path::new("/"))
+                .env("BUS", &bus)
+                .args(["cluster", "status", "--json", "--config"])
+                .arg(&conf)
+                .output()
+                .unwrap();
+            let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+            let alive = v["nodes"]
+                .as_array()?
+                .iter()
+                .filter(|n| n["state"] == "alive")
+                .count();
+            (alive == 3).then_some(v)
+        }
+    })
+    .await;
+    let nodes = status["nodes"].to_string();
+    assert!(
+        nodes.contains("edge-1") && nodes.contains("edge-2") && nodes.contains("brain-1"),
+        "{status}"
+    );
+
+    let r = post(&brain, "/v1/events", &format!("[{ATTACK}]")).await;
+    assert_eq!(r.status(), 200);
+    // Both responders hold the decision, then revert it on expiry.
+    for e in &edges {
+        let d = eventually(Duration::from_secs(15), || async {
+            let v = get(e, "/v1/actions").await;
+            let items = v["items"].as_array()?.clone();
+            (items.len() == 1 && items[0]["state"] == "expired").then_some(items)
+        })
+        .await;
+        assert_eq!(d[0]["spec"]["subject"]["value"], "203.0.113.7");
+    }
+    let reverted = eventually(Duration::from_secs(15), || async {
+        let r = hook.received();
+        (!r.is_empty()).then_some(r)
+    })
+    .await;
+    // Give a second notice time to arrive: there must be none.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let all = hook.received();
+    assert_eq!(
+        all.len(),
+        1,
+        "one action_reverted notice for the fleet: {:?}",
+        all.iter().map(|d| d.json.clone()).collect::<Vec<_>>()
+    );
+    assert!(reverted[0].json.to_string().contains("203.0.113.7"));
+    let skipped = edges
+        .iter()
+        .filter(|e| e.output().contains(r#""evt":"expiry_notice_skipped""#))
+        .count();
+    assert_eq!(skipped, 1, "the other responder stayed silent");
+}
