@@ -9,10 +9,12 @@
 //! reads and writes only those keys and the streams' metadata (`XINFO`): it never reads, acknowledges
 //! or trims messages.
 
+mod checkpoints;
 mod heartbeat;
 mod lease;
 mod status;
 
+pub use checkpoints::{CheckpointBoard, NodeCheckpoint};
 pub use heartbeat::{Heartbeat, NodeInfo};
 pub use lease::Lease;
 pub use status::{

@@ -26,8 +26,8 @@ mod publish;
 mod stats;
 
 pub use cluster::{
-    status, ClusterStatus, ConsumerStatus, GroupStatus, Heartbeat, Lease, NodeInfo, NodeState,
-    NodeStatus, StreamStatus, TOPICS,
+    status, CheckpointBoard, ClusterStatus, ConsumerStatus, GroupStatus, Heartbeat, Lease,
+    NodeCheckpoint, NodeInfo, NodeState, NodeStatus, StreamStatus, TOPICS,
 };
 pub use config::{GroupStart, RedisBusConfig};
 pub use dedupe::{Claim, Deduper};

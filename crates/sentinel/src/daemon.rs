@@ -335,6 +335,8 @@ pub async fn run(
             cfg.fleet.heartbeat,
         )
     });
+    let collect =
+        crate::fleet::spawn_checkpoint_collection(&fleet, &audit_log, stop_expiry.subscribe());
     let (sd, watchdog) = tell_systemd_ready(
         &addr,
         cfg.policy.mode.as_str(),
@@ -380,6 +382,11 @@ pub async fn run(
     // close both queues instead of waiting for them, so what was queued is committed and nothing hangs.
     running.close_intake();
     running.join().await;
+    if let Some(c) = collect {
+        if let Err(e) = c.await {
+            tracing::error!(evt = "checkpoint_collection_failed", error = %e);
+        }
+    }
     if let Some(h) = heartbeat {
         if let Err(e) = h.stop().await {
             tracing::warn!(evt = "heartbeat_stop_failed", error = %e);

@@ -515,6 +515,53 @@ impl Collector for FleetMetrics {
     }
 }
 
+/// Puts every checkpoint the node's audit log signs on the fleet's [`CheckpointBoard`] (the log
+/// stays here; its checkpoints are collected centrally), until `stop`. A checkpoint that cannot be
+/// put (Redis away) is logged once per outage; the next one put covers it.
+pub fn spawn_checkpoint_collection(
+    fleet: &Fleet,
+    log: &sentinel_audit::Log,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let redis = fleet.redis()?;
+    let board = match sentinel_bus::CheckpointBoard::new(redis.config()) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!(evt = "checkpoint_collection_failed", error = %e);
+            return None;
+        }
+    };
+    let node = fleet.node.clone();
+    let mut checkpoints = log.subscribe_checkpoints();
+    Some(tokio::spawn(async move {
+        let mut failing = false;
+        loop {
+            let cp = checkpoints.borrow_and_update().clone();
+            if cp.checkpoint.size > 0 {
+                match board.put(&node, cp.checkpoint.size, &cp.text).await {
+                    Ok(()) if failing => {
+                        failing = false;
+                        tracing::info!(
+                            evt = "checkpoint_collection_recovered",
+                            size = cp.checkpoint.size
+                        );
+                    }
+                    Ok(()) => {}
+                    Err(e) if !failing => {
+                        failing = true;
+                        tracing::warn!(evt = "checkpoint_collection_failed", size = cp.checkpoint.size, error = %e);
+                    }
+                    Err(_) => {}
+                }
+            }
+            tokio::select! {
+                changed = checkpoints.changed() => if changed.is_err() { return },
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        }
+    }))
+}
+
 /// Registers the fleet's collector on the daemon's metrics.
 pub fn register_metrics(fleet: &Fleet, metrics: &Metrics) {
     let collector = fleet.collector();

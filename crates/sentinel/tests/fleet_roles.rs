@@ -228,6 +228,7 @@ async fn a_global_decision_expires_on_every_responder_and_is_notified_once() {
                 ("SENTINEL_ROLE", role),
                 ("SENTINEL__NODE", node),
                 ("SENTINEL__FLEET__HEARTBEAT", "1s"),
+                ("SENTINEL__AUDIT__CHECKPOINT_INTERVAL", "1s"),
             ],
         )
     };
@@ -294,4 +295,51 @@ async fn a_global_decision_expires_on_every_responder_and_is_notified_once() {
         .filter(|e| e.output().contains(r#""evt":"expiry_notice_skipped""#))
         .count();
     assert_eq!(skipped, 1, "the other responder stayed silent");
+
+    // Each node's audit checkpoints are collected in Redis; the brain's log verifies against its
+    // collected checkpoint after it stops.
+    let out_dir = tempfile::tempdir().unwrap();
+    let collected = eventually(Duration::from_secs(15), || {
+        let conf = conf.clone();
+        let bus = bus.clone();
+        let out = out_dir.path().to_owned();
+        async move {
+            let o = command(std::path::Path::new("/"))
+                .env("BUS", &bus)
+                .args(["cluster", "checkpoints", "--config"])
+                .arg(&conf)
+                .arg("--out")
+                .arg(&out)
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&o.stdout).to_string();
+            (o.status.success()
+                && ["brain-1", "edge-1", "edge-2"]
+                    .iter()
+                    .all(|n| text.contains(n)))
+            .then_some(text)
+        }
+    })
+    .await;
+    assert!(collected.contains("brain-1.checkpoint"), "{collected}");
+    let mut brain = brain;
+    assert!(brain.terminate(Duration::from_secs(15)).success());
+    let v = command(brain.dir.path())
+        .args(["audit", "verify", "--data-dir", "data", "--checkpoint"])
+        .arg(out_dir.path().join("brain-1.checkpoint"))
+        .output()
+        .unwrap();
+    assert!(
+        v.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&v.stdout),
+        String::from_utf8_lossy(&v.stderr)
+    );
+    // Another node's checkpoint does not verify the brain's log.
+    let v = command(brain.dir.path())
+        .args(["audit", "verify", "--data-dir", "data", "--checkpoint"])
+        .arg(out_dir.path().join("edge-1.checkpoint"))
+        .output()
+        .unwrap();
+    assert!(!v.status.success());
 }
