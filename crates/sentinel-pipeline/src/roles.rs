@@ -17,10 +17,11 @@ use crate::links::{self, Accept, AlertMsg, BusLink, Consumer, LinkError, PlanMsg
 use crate::metrics::Metrics;
 use crate::policy::ScenarioPolicy;
 use crate::recorder::Recorder;
-use crate::stages::{self, Acted, Detectors, Intake, Pending, STAGE_TASK};
-use sentinel_core::{Alert, Investigation, Notice, Notifier, Plan, Redactor};
+use crate::stages::{self, Acted, Detectors, Intake, Pending, ToAct, STAGE_TASK};
+use sentinel_core::{Alert, Investigation, Notice, Notifier, Redactor};
 use sentinel_intel::Investigator;
 use sentinel_respond::Ledger;
+use sentinel_store::AckGroup;
 use std::sync::Arc;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
@@ -153,14 +154,20 @@ pub async fn investigator(
         &link,
         INVESTIGATORS,
         Box::new(move |m: AlertMsg| {
-            noted.note(m.alert.id, m.node);
+            // The investigation and the plan are committed in this group before the alert is
+            // acknowledged.
+            let group = AckGroup::new();
+            let ack = Some(group.token(0));
+            let noted = noted.clone();
+            let (id, node) = (m.alert.id, m.node);
             Accept::Take {
-                key: m.alert.id.to_string(),
+                key: id.to_string(),
                 item: Pending {
                     item: m.alert,
                     waiting: None,
-                    ack: None,
+                    ack,
                 },
+                first: Some(Box::new(move || noted.note(id, node, group))),
             }
         }),
     )
@@ -168,7 +175,7 @@ pub async fn investigator(
     let cap = capacity.max(1);
     let (alert_tx, alert_rx) = mpsc::channel::<Pending<Alert>>(cap);
     let (inv_tx, inv_rx) = mpsc::channel::<Pending<Investigation>>(cap);
-    let (plan_tx, plan_rx) = mpsc::channel::<(Plan, String)>(cap);
+    let (plan_tx, plan_rx) = mpsc::channel::<ToAct>(cap);
     let (settled_tx, settled_rx) = mpsc::unbounded_channel::<Settled>();
     s.metrics.register_queue("alerts", &alert_tx);
     s.metrics.register_queue("investigations", &inv_tx);
@@ -246,14 +253,17 @@ pub async fn responder(
     capacity: usize,
 ) -> Result<Role, LinkError> {
     let node = s.node.clone();
-    let consumer = Consumer::<PlanMsg, (Plan, String)>::subscribe(
+    let consumer = Consumer::<PlanMsg, ToAct>::subscribe(
         &link,
         &responder_group(&s.node),
         Box::new(move |m: PlanMsg| {
             if m.plan.scope.includes(&node) {
                 Accept::Take {
                     key: links::plan_key(&m.plan),
-                    item: (m.plan, m.notice_key),
+                    // The action records are committed in this group before the plan is
+                    // acknowledged.
+                    item: (m.plan, m.notice_key, Some(AckGroup::new())),
+                    first: None,
                 }
             } else {
                 Accept::Skip
@@ -262,7 +272,7 @@ pub async fn responder(
     )
     .await?;
     let cap = capacity.max(1);
-    let (plan_tx, plan_rx) = mpsc::channel::<(Plan, String)>(cap);
+    let (plan_tx, plan_rx) = mpsc::channel::<ToAct>(cap);
     let (notice_tx, notice_rx) = mpsc::channel::<Notice>(cap);
     let (acted_tx, acted_rx) = mpsc::channel::<Acted>(cap);
     let (settled_tx, settled_rx) = mpsc::unbounded_channel::<Settled>();

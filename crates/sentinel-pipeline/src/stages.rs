@@ -28,7 +28,7 @@ use sentinel_core::{
 use sentinel_detect::{Heuristic, ScenarioEngine};
 use sentinel_intel::Investigator;
 use sentinel_respond::Ledger;
-use sentinel_store::AckToken;
+use sentinel_store::{AckGroup, AckToken};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -121,7 +121,11 @@ pub(crate) struct Pending<T> {
 
 /// A plan the act stage carried out, with its action records, once they are queued to the store
 /// writer: what a responder reports back (see [`crate::links`]).
-pub(crate) type Acted = (Plan, Vec<ActionRecord>);
+pub(crate) type Acted = (Plan, Vec<ActionRecord>, Option<Arc<AckGroup>>);
+
+/// A plan for the act stage, with its notice key and, on a responder, the group its action records
+/// are committed in (the bus message is acknowledged once they are).
+pub(crate) type ToAct = (Plan, String, Option<Arc<AckGroup>>);
 
 /// The task kind of each running stage (`sentinel_tasks_active{kind="pipeline_stage"}` is 5 while the
 /// pipeline runs).
@@ -142,7 +146,7 @@ pub fn start(stages: Stages, capacity: usize) -> (mpsc::Sender<Submission>, Runn
     let (alert_tx, alert_rx) = mpsc::channel::<Pending<Alert>>(cap);
     let (inv_tx, inv_rx) = mpsc::channel::<Pending<Investigation>>(cap);
     // Each plan travels with its notice key (the alert's scenario, else its detector).
-    let (plan_tx, plan_rx) = mpsc::channel::<(Plan, String)>(cap);
+    let (plan_tx, plan_rx) = mpsc::channel::<ToAct>(cap);
     let (notice_tx, notice_rx) = mpsc::channel::<Notice>(cap);
     let Stages {
         detectors,
@@ -564,7 +568,7 @@ pub(crate) async fn investigate(
 pub(crate) async fn decide(
     policy: ScenarioPolicy,
     mut rx: mpsc::Receiver<Pending<Investigation>>,
-    out: mpsc::Sender<(Plan, String)>,
+    out: mpsc::Sender<ToAct>,
     outcomes: Arc<Outcomes>,
     rec: Recorder,
     m: Arc<Metrics>,
@@ -584,7 +588,11 @@ pub(crate) async fn decide(
         if let Some(id) = waiting {
             outcomes.answer(id, &inv, &plan);
         }
-        if out.send((plan, notice_key(&inv.alert))).await.is_err() {
+        if out
+            .send((plan, notice_key(&inv.alert), None))
+            .await
+            .is_err()
+        {
             break;
         }
     }
@@ -603,30 +611,38 @@ fn notice_key(alert: &Alert) -> String {
 /// there once the records are queued to the store writer; the stage ends when that receiver is gone.
 pub(crate) async fn act(
     ledger: Arc<Ledger>,
-    mut rx: mpsc::Receiver<(Plan, String)>,
+    mut rx: mpsc::Receiver<ToAct>,
     out: mpsc::Sender<Notice>,
     acted: Option<mpsc::Sender<Acted>>,
     rec: Recorder,
     m: Arc<Metrics>,
 ) {
     // Plans queued together are applied together: one nftables transaction for all their blocks.
-    let mut batch: Vec<(Plan, String)> = Vec::with_capacity(256);
+    let mut batch: Vec<ToAct> = Vec::with_capacity(256);
     while rx.recv_many(&mut batch, 256).await > 0 {
         let started = std::time::Instant::now();
         let _task = m.tasks.track(ACTION_BATCH_TASK);
-        let (plans, keys): (Vec<Plan>, Vec<String>) = batch.drain(..).unzip();
+        let mut plans = Vec::with_capacity(batch.len());
+        let mut keys = Vec::with_capacity(batch.len());
+        let mut groups = Vec::with_capacity(batch.len());
+        for (p, k, g) in batch.drain(..) {
+            plans.push(p);
+            keys.push(k);
+            groups.push(g);
+        }
         // One span per plan, from the batch's start to the plan's notice handed on.
         let spans: Vec<_> = plans
             .iter()
             .map(|p| m.otel.stage_span(&p.trace_id, "act"))
             .collect();
         let all = ledger.execute_many(&plans).await;
-        for (((plan, key), records), span) in plans.into_iter().zip(keys).zip(all).zip(spans) {
-            if !act_one(&plan, key, &records, &out, &rec, &m).await {
+        let each = plans.into_iter().zip(keys).zip(groups).zip(all).zip(spans);
+        for ((((plan, key), group), records), span) in each {
+            if !act_one(&plan, key, &records, group.as_ref(), &out, &rec, &m).await {
                 return;
             }
             if let Some(acted) = &acted {
-                if acted.send((plan, records)).await.is_err() {
+                if acted.send((plan, records, group)).await.is_err() {
                     return;
                 }
             }
@@ -642,11 +658,12 @@ async fn act_one(
     plan: &Plan,
     key: String,
     records: &[ActionRecord],
+    group: Option<&Arc<AckGroup>>,
     out: &mpsc::Sender<Notice>,
     rec: &Recorder,
     m: &Metrics,
 ) -> bool {
-    for r in records {
+    for (i, r) in records.iter().enumerate() {
         m.actions_recorded.inc();
         if matches!(r.state, ActionState::Refused | ActionState::Failed) {
             m.actions_refused.inc();
@@ -662,7 +679,8 @@ async fn act_one(
             error = r.error.as_deref().unwrap_or(""),
         );
         drop(_span);
-        rec.record((r, Change::Acted), None).await;
+        let token = group.map(|g| g.token(i as u64));
+        rec.record((r, Change::Acted), token).await;
     }
     if plan.severity >= Severity::High || !plan.actions.is_empty() {
         let lines: Vec<String> = records

@@ -446,13 +446,14 @@ async fn fleet(f: &dyn Fleet) {
         // the other hosts, and its second copy is a duplicate (or, while the first is in hand, left
         // to the bus) on web-2; the malformed message is dead-lettered by every responder.
         assert_eq!(c.malformed, 1, "{node}: {c:?}");
-        assert!(c.duplicates >= 1, "{node}: {c:?}");
+        // (A copy that arrives before the first's records are committed finds it still held: busy.)
+        assert!(c.duplicates + c.busy >= 1, "{node}: {c:?}");
         if *node == "web-2" {
             assert_eq!(c.skipped, 0, "{node}: {c:?}");
             // (A copy left to the bus may come back, after `claim_idle`, as a duplicate.)
             assert!((2..=3).contains(&(c.duplicates + c.busy)), "{node}: {c:?}");
         } else {
-            assert_eq!((c.skipped, c.duplicates), (2, 1), "{node}: {c:?}");
+            assert_eq!((c.skipped, c.duplicates + c.busy), (2, 1), "{node}: {c:?}");
         }
         assert_eq!(
             c.published,

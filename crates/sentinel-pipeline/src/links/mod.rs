@@ -8,21 +8,23 @@
 //! in-process queue fed it before.
 //!
 //! **When a delivery is acknowledged.** Only once the work it started has been handed on for good:
-//! - an alert (investigators) once the plan decided from it is recorded (queued to the store writer)
-//!   *and* the bus took that plan on `plans`;
-//! - a plan (responders) once the ledger carried it out and its action records are queued to the
-//!   store writer (the report on `decisions` follows; if the bus refuses it, that is counted and
-//!   logged, and the plan is still acknowledged: its actions are in place).
+//! - an alert (investigators) once the investigation and the plan decided from it are committed to
+//!   the store (their commit acknowledgements, an [`AckGroup`], settled) *and* the bus took that
+//!   plan on `plans`;
+//! - a plan (responders) once the ledger carried it out and its action records are committed to
+//!   the store (the report on `decisions` goes out first; if the bus refuses it, that is counted
+//!   and logged, and the plan is still acknowledged: its actions are in place).
 //!
-//! Then the idempotency key is marked done ([`Idempotency::finish`]) and the delivery acknowledged,
-//! in that order. Delivery is at least once: a role that dies before the acknowledgement leaves the
-//! message pending, and the bus hands it again (on Redis, to a live consumer of the group after
-//! `claim_idle`, once the dead handler's claim lease ran out). What a crash costs is one repetition:
-//! an alert investigated again (a second investigation record, and a fresh plan), or a plan applied
-//! again on that host (the actuators hold one live action per target, so the kernel holds one rule).
-//! A crash after the mark but before the acknowledgement costs nothing: the redelivery finds the
-//! mark and is only acknowledged. Records queued but not yet committed when the process dies are
-//! lost from that node's store (the ledger's reconcile at start-up sees what the kernel holds).
+//! A record that fails to commit (or takes longer than a minute) fails the message: it is
+//! abandoned and redelivered. Then the idempotency key is marked done ([`Idempotency::finish`]) and
+//! the delivery acknowledged, in that order. Delivery is at least once: a role that dies before the
+//! acknowledgement leaves the message pending, and the bus hands it again (on Redis, to a live
+//! consumer of the group after `claim_idle`, once the dead handler's claim lease ran out). What a
+//! crash costs is one repetition: an alert investigated again (a second investigation record, and a
+//! fresh plan), or a plan applied again on that host (the actuators hold one live action per
+//! target, so the kernel holds one rule). A crash after the mark but before the acknowledgement
+//! costs nothing: the redelivery finds the mark and is only acknowledged. Nothing acknowledged is
+//! missing from the store that acknowledged it.
 //!
 //! A sensor's alert that the bus refuses (its local buffer full while Redis is away) is counted
 //! ([`LinkCounts::publish_failed`]) and logged; it stays in the sensor's store, uninvestigated.
@@ -61,10 +63,11 @@ pub use seen::{Claim, Idempotency, SeenSet};
 pub use wire::{AlertMsg, DecisionMsg, PlanMsg, WireError, WireMessage};
 
 use crate::intake::Outcomes;
-use crate::stages::{Acted, Pending};
+use crate::stages::{Acted, Pending, ToAct};
 use sentinel_core::{
     ActionKind, ActionSpec, Alert, AlertId, Bus, BusError, BusRx, Delivery, Plan, Scope, Topic,
 };
+use sentinel_store::AckGroup;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -172,7 +175,12 @@ pub(crate) struct Settled {
 /// What a consuming link does with a message it read.
 pub(crate) enum Accept<U> {
     /// Hand `item` to the stage, keyed for idempotency.
-    Take { key: String, item: U },
+    Take {
+        key: String,
+        item: U,
+        /// Run when this consumer is the first to take `key` (the item goes to the stage).
+        first: Option<Box<dyn FnOnce() + Send>>,
+    },
     /// Not for this consumer (a plan for another host): acknowledge it only.
     Skip,
 }
@@ -229,14 +237,14 @@ pub(crate) async fn publish_alerts(
 /// Investigator: publishes every plan the decide stage recorded on `plans`, then tells the alerts'
 /// link that the alert behind it is handed on (or, when the bus refused the plan, that it failed).
 pub(crate) async fn publish_plans(
-    mut rx: mpsc::Receiver<(Plan, String)>,
+    mut rx: mpsc::Receiver<ToAct>,
     origins: Origins,
     settled: mpsc::UnboundedSender<Settled>,
     link: BusLink,
 ) {
-    while let Some((plan, notice_key)) = rx.recv().await {
+    while let Some((plan, notice_key, _)) = rx.recv().await {
         let key = plan.alert_id.to_string();
-        let origin = origins.take(plan.alert_id);
+        let (origin, group) = origins.take(plan.alert_id);
         let mut ok = true;
         for plan in split_by_scope(plan, origin) {
             let msg = PlanMsg {
@@ -245,8 +253,44 @@ pub(crate) async fn publish_plans(
             };
             ok &= publish(&link, &msg).await;
         }
-        let _ = settled.send(Settled { key, ok });
+        settle_when_committed(group, key, ok, &settled);
     }
+}
+
+/// The longest wait for a message's records to be committed before it counts as failed (and is
+/// left for a redelivery).
+const COMMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Tells the consuming link `key` is settled once `group`'s records are committed (at once without
+/// a group): ok only when the work was handed on and every record was stored.
+fn settle_when_committed(
+    group: Option<Arc<AckGroup>>,
+    key: String,
+    ok: bool,
+    settled: &mpsc::UnboundedSender<Settled>,
+) {
+    let Some(group) = group else {
+        let _ = settled.send(Settled { key, ok });
+        return;
+    };
+    let settled = settled.clone();
+    tokio::spawn(async move {
+        let stored = match tokio::time::timeout(COMMIT_WAIT, group.settled()).await {
+            Ok(sum) if sum.failed == 0 => true,
+            Ok(sum) => {
+                tracing::warn!(evt = "bus_commit_failed", key = %key, failed = sum.failed, errors = ?group.failures());
+                false
+            }
+            Err(_) => {
+                tracing::warn!(evt = "bus_commit_timeout", key = %key, wait_ms = COMMIT_WAIT.as_millis() as u64);
+                false
+            }
+        };
+        let _ = settled.send(Settled {
+            key,
+            ok: ok && stored,
+        });
+    });
 }
 
 /// Whether an action of `kind` acts on one host's own things (its containers, its files) rather
@@ -303,22 +347,28 @@ const MAX_ORIGINS: usize = 65_536;
 /// The node each alert in an investigator's hands came from, from the alerts' link to the plans'
 /// (bounded by what the link holds in flight: each entry is taken when its plan is published).
 #[derive(Clone, Default)]
-pub(crate) struct Origins(Arc<std::sync::Mutex<HashMap<AlertId, String>>>);
+pub(crate) struct Origins(Arc<std::sync::Mutex<HashMap<AlertId, Origin>>>);
+
+type Origin = (Option<String>, Arc<AckGroup>);
 
 impl Origins {
-    pub(crate) fn note(&self, alert: AlertId, node: Option<String>) {
-        if let (Some(node), Ok(mut m)) = (node, self.0.lock()) {
+    pub(crate) fn note(&self, alert: AlertId, node: Option<String>, group: Arc<AckGroup>) {
+        if let Ok(mut m) = self.0.lock() {
             // An alert whose plan never came (its investigation failed) leaves its entry: bounded.
             if m.len() >= MAX_ORIGINS {
                 tracing::warn!(evt = "alert_origins_reset", entries = m.len());
                 m.clear();
             }
-            m.insert(alert, node);
+            m.insert(alert, (node, group));
         }
     }
 
-    fn take(&self, alert: AlertId) -> Option<String> {
-        self.0.lock().ok().and_then(|mut m| m.remove(&alert))
+    /// The alert's origin node and commit group (none for an alert this link did not note).
+    fn take(&self, alert: AlertId) -> (Option<String>, Option<Arc<AckGroup>>) {
+        match self.0.lock().ok().and_then(|mut m| m.remove(&alert)) {
+            Some((node, group)) => (node, Some(group)),
+            None => (None, None),
+        }
     }
 }
 
@@ -330,8 +380,8 @@ pub(crate) async fn publish_decisions(
     settled: mpsc::UnboundedSender<Settled>,
     link: BusLink,
 ) {
-    while let Some((plan, records)) = rx.recv().await {
-        let key = plan.alert_id.to_string();
+    while let Some((plan, records, group)) = rx.recv().await {
+        let key = plan_key(&plan);
         let report = DecisionMsg {
             node: node.clone(),
             plan_id: plan.id,
@@ -339,7 +389,7 @@ pub(crate) async fn publish_decisions(
             records,
         };
         publish(&link, &report).await;
-        let _ = settled.send(Settled { key, ok: true });
+        settle_when_committed(group, key, true, &settled);
     }
 }
 
@@ -456,8 +506,8 @@ impl<T: WireMessage, U: Send + 'static> Consumer<T, U> {
                 return true;
             }
         };
-        let (key, item) = match (self.accept)(msg) {
-            Accept::Take { key, item } => (key, item),
+        let (key, item, first) = match (self.accept)(msg) {
+            Accept::Take { key, item, first } => (key, item, first),
             Accept::Skip => {
                 inc(&stats.skipped);
                 self.ack(&d.id).await;
@@ -466,6 +516,9 @@ impl<T: WireMessage, U: Send + 'static> Consumer<T, U> {
         };
         match self.link.idempotency.begin(&self.group, &key).await {
             Ok(Claim::First) => {
+                if let Some(f) = first {
+                    f();
+                }
                 in_flight.insert(key, d.id);
                 into.send(item).await.is_ok()
             }
