@@ -145,7 +145,7 @@ pub fn spawn_expiry_notifying(
     stop: tokio::sync::watch::Receiver<bool>,
     notifier: Option<Arc<dyn sentinel_core::Notifier>>,
 ) -> tokio::task::JoinHandle<()> {
-    spawn_fleet_expiry(ledger, rec, stop, notifier, None)
+    spawn_fleet_expiry(ledger, rec, stop, notifier, None, None)
 }
 
 /// How long a fleet's expiry lease on one plan's action is held: every responder reverts the same
@@ -168,13 +168,15 @@ pub fn expiry_lease_key(r: &sentinel_core::ActionRecord) -> Option<String> {
 /// global action (each host holds its own rule), but the `action_reverted` notice is sent once,
 /// by whichever responder takes `lease` for it first (leader-free: a `SET NX` in Redis). A failed
 /// revert is always notified (it is that host's own failure); a lease that cannot be asked (Redis
-/// away) sends the notice anyway: twice is better than never.
+/// away) sends the notice anyway: twice is better than never. With `reporter`, each expired
+/// action of a plan is reported on `decisions`, so the API nodes' copies follow.
 pub fn spawn_fleet_expiry(
     ledger: Arc<Ledger>,
     rec: Recorder,
     mut stop: tokio::sync::watch::Receiver<bool>,
     notifier: Option<Arc<dyn sentinel_core::Notifier>>,
     lease: Option<sentinel_bus::Lease>,
+    reporter: Option<crate::links::Reporter>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
@@ -191,6 +193,9 @@ pub fn spawn_fleet_expiry(
                 tracing::info!(evt = "action_expired", action = %r.id, kind = %r.spec.kind, subject = %r.spec.subject, state = r.state.as_str());
                 drop(_span);
                 rec.record((&r, Change::Expired), None).await;
+                if let Some(reporter) = &reporter {
+                    reporter.report(&r).await;
+                }
                 let failed = r.state == sentinel_core::ActionState::Failed || r.error.is_some();
                 let first = match (&lease, expiry_lease_key(&r), failed) {
                     (Some(lease), Some(key), false) => {

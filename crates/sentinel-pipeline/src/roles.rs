@@ -13,7 +13,10 @@
 //! reads no configuration.
 
 use crate::intake::{Outcomes, Submission};
-use crate::links::{self, Accept, AlertMsg, BusLink, Consumer, LinkError, PlanMsg, Settled};
+use crate::links::{
+    self, collect, Accept, AlertMsg, BusLink, Consumer, DecisionMsg, InvestigationMsg, LinkError,
+    PlanMsg, Settled,
+};
 use crate::metrics::Metrics;
 use crate::policy::ScenarioPolicy;
 use crate::recorder::Recorder;
@@ -174,6 +177,7 @@ pub async fn investigator(
     .await?;
     let cap = capacity.max(1);
     let (alert_tx, alert_rx) = mpsc::channel::<Pending<Alert>>(cap);
+    let (investigated_tx, investigated_rx) = mpsc::channel::<Pending<Investigation>>(cap);
     let (inv_tx, inv_rx) = mpsc::channel::<Pending<Investigation>>(cap);
     let (plan_tx, plan_rx) = mpsc::channel::<ToAct>(cap);
     let (settled_tx, settled_rx) = mpsc::unbounded_channel::<Settled>();
@@ -194,10 +198,17 @@ pub async fn investigator(
                 stages::investigate(
                     s.investigator,
                     alert_rx,
-                    inv_tx,
+                    investigated_tx,
                     s.recorder.clone(),
                     s.metrics.clone(),
                 ),
+            ),
+        ),
+        (
+            "publish_investigations",
+            tracker.spawn(
+                LINK_TASK,
+                links::publish_investigations(investigated_rx, inv_tx, link.clone()),
             ),
         ),
         (
@@ -314,6 +325,59 @@ pub async fn responder(
             ),
         ),
     ];
+    Ok(Role {
+        tasks,
+        stop,
+        close_intake: None,
+    })
+}
+
+/// What an API node collects.
+pub struct CollectorStages {
+    /// This node's name (its consumer group is `api:<node>`).
+    pub node: String,
+    /// Where the fleet's records are recorded.
+    pub recorder: Recorder,
+    /// Whether to collect the responders' action records: not on a node that is also a responder,
+    /// whose start-up reconcile would take other hosts' actions for its own.
+    pub decisions: bool,
+}
+
+/// Starts an API node's collector: alerts, investigations, plans and (unless told not to) the
+/// responders' action records, from every node, recorded in this node's store (see
+/// [`crate::links::collect`]).
+pub async fn collector(s: CollectorStages, link: BusLink) -> Result<Role, LinkError> {
+    let (stop, stop_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    let rec = &s.recorder;
+    let [a, b] =
+        collect::collect::<AlertMsg>(&link, &s.node, rec.clone(), collect::alert, stop_rx.clone())
+            .await?;
+    tasks.extend([("collect_alerts", a), ("record_alerts", b)]);
+    let [a, b] = collect::collect::<InvestigationMsg>(
+        &link,
+        &s.node,
+        rec.clone(),
+        collect::investigation,
+        stop_rx.clone(),
+    )
+    .await?;
+    tasks.extend([("collect_investigations", a), ("record_investigations", b)]);
+    let [a, b] =
+        collect::collect::<PlanMsg>(&link, &s.node, rec.clone(), collect::plan, stop_rx.clone())
+            .await?;
+    tasks.extend([("collect_plans", a), ("record_plans", b)]);
+    if s.decisions {
+        let [a, b] = collect::collect::<DecisionMsg>(
+            &link,
+            &s.node,
+            rec.clone(),
+            collect::decision,
+            stop_rx,
+        )
+        .await?;
+        tasks.extend([("collect_decisions", a), ("record_decisions", b)]);
+    }
     Ok(Role {
         tasks,
         stop,

@@ -186,6 +186,7 @@ pub async fn run(
             expiry_stopped,
             Some(Arc::new(notifications.clone())),
             fleet.redis().map(|r| r.lease()),
+            fleet.reporter(),
         )
     });
     let parts = crate::fleet::Parts {

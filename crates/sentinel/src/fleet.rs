@@ -21,11 +21,14 @@ use sentinel_config::{BusSetting, ValidatedConfig};
 use sentinel_core::Bus;
 use sentinel_pipeline::bus::MemoryBus;
 use sentinel_pipeline::intake::Submission;
+use sentinel_pipeline::links::wire;
 use sentinel_pipeline::links::{BusLink, Idempotency, LinkCounts, LinkStats, SeenSet};
 use sentinel_pipeline::metrics::Metrics;
 use sentinel_pipeline::policy::ScenarioPolicy;
 use sentinel_pipeline::recorder::Recorder;
-use sentinel_pipeline::roles::{self, InvestigatorStages, ResponderStages, Role, SensorStages};
+use sentinel_pipeline::roles::{
+    self, CollectorStages, InvestigatorStages, ResponderStages, Role, SensorStages,
+};
 use sentinel_pipeline::stages::{self, Detectors, Running, Stages};
 use std::sync::Arc;
 use std::time::Duration;
@@ -116,6 +119,25 @@ pub struct Fleet {
     idempotency: Arc<dyn Idempotency>,
     max_in_flight: usize,
     stats: Vec<(&'static str, Arc<LinkStats>)>,
+    drains: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Reads `topics` of the in-process bus and drops what they carry.
+async fn drain(
+    memory: &Arc<MemoryBus>,
+    topics: &[&str],
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    let mut out = Vec::new();
+    for t in topics {
+        let mut rx = memory
+            .subscribe(&sentinel_core::Topic((*t).to_owned()), "drop")
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot read `{t}` on the in-process bus: {e}"))?;
+        out.push(tokio::spawn(
+            async move { while rx.recv().await.is_some() {} },
+        ));
+    }
+    Ok(out)
 }
 
 /// A bus config for this node: consumer names `<node>-<pid>-<random>` (a container's pid is 1 on
@@ -174,6 +196,7 @@ impl Fleet {
                     idempotency: Arc::new(SeenSet::new(100_000)),
                     max_in_flight,
                     stats: Vec::new(),
+                    drains: Vec::new(),
                 })
             }
             BusSetting::Redis(url) => {
@@ -195,6 +218,7 @@ impl Fleet {
                     idempotency: Arc::new(deduper),
                     max_in_flight,
                     stats: Vec::new(),
+                    drains: Vec::new(),
                 })
             }
         }
@@ -270,6 +294,25 @@ impl Fleet {
         let mut running = Vec::new();
         // Consumers first: on the in-process bus a message published before its group exists is
         // refused.
+        if self.roles.api && self.redis.is_some() {
+            let link = self.link("api");
+            let role = roles::collector(
+                CollectorStages {
+                    node: self.node.clone(),
+                    recorder: recorder.clone(),
+                    decisions: !self.roles.responder,
+                },
+                link,
+            )
+            .await
+            .context("cannot start the API node's collector")?;
+            running.push(("api", role));
+        }
+        if let Some(memory) = &self.memory {
+            // In one process the store already holds every record: what is published for API
+            // nodes elsewhere is read and dropped.
+            self.drains = drain(memory, &[wire::INVESTIGATIONS, wire::DECISIONS]).await?;
+        }
         if let (true, Some(ledger)) = (self.roles.responder, ledger) {
             let link = self.link("responder");
             let role = roles::responder(
@@ -337,6 +380,18 @@ impl Fleet {
         ))
     }
 
+    /// The reporter of a responder's later changes (expiries) for the API nodes, on a Redis bus.
+    pub fn reporter(&mut self) -> Option<sentinel_pipeline::links::Reporter> {
+        if self.redis.is_none() || !self.roles.responder {
+            return None;
+        }
+        let link = self.link("expiry");
+        Some(sentinel_pipeline::links::Reporter::new(
+            link,
+            self.node.clone(),
+        ))
+    }
+
     /// Closes the bus (after the pipeline has drained).
     pub fn close(&self) {
         if let Some(r) = &self.redis {
@@ -344,6 +399,9 @@ impl Fleet {
         }
         if let Some(m) = &self.memory {
             m.close();
+        }
+        for d in &self.drains {
+            d.abort();
         }
     }
 }

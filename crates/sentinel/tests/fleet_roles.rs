@@ -134,8 +134,8 @@ async fn three_processes_on_redis_detect_investigate_and_act() {
     assert_eq!(acked, 1.0);
     assert_eq!(
         metric(&investigator, "sentinel_bus_published_total").await,
-        Some(1.0),
-        "the investigator's bus wrote the plan"
+        Some(2.0),
+        "the investigator's bus wrote the investigation and the plan"
     );
 
     // A sensor-less node refuses events: they belong to a sensor.
@@ -234,6 +234,7 @@ async fn a_global_decision_expires_on_every_responder_and_is_notified_once() {
     };
     let edges = [start("responder", "edge-1"), start("responder", "edge-2")];
     let brain = start("investigator,sensor", "brain-1");
+    let api = start("api", "api-1");
 
     // The fleet as an operator sees it.
     let conf = brain.dir.path().join("sentinel.yml");
@@ -253,7 +254,7 @@ async fn a_global_decision_expires_on_every_responder_and_is_notified_once() {
                 .iter()
                 .filter(|n| n["state"] == "alive")
                 .count();
-            (alive == 3).then_some(v)
+            (alive == 4).then_some(v)
         }
     })
     .await;
@@ -290,6 +291,28 @@ async fn a_global_decision_expires_on_every_responder_and_is_notified_once() {
         all.iter().map(|d| d.json.clone()).collect::<Vec<_>>()
     );
     assert!(reverted[0].json.to_string().contains("203.0.113.7"));
+    // The API node holds the fleet's picture: the sensor's alert, the investigator's investigation
+    // and plan, and both responders' actions, as they are now (expired).
+    let picture = eventually(Duration::from_secs(15), || async {
+        let actions = get(&api, "/v1/actions").await;
+        let items = actions["items"].as_array()?.clone();
+        let expired = items.iter().filter(|a| a["state"] == "expired").count();
+        (expired == 2).then_some(items)
+    })
+    .await;
+    assert!(picture
+        .iter()
+        .all(|a| a["spec"]["subject"]["value"] == "203.0.113.7"));
+    let alerts = get(&api, "/v1/alerts").await;
+    assert_eq!(alerts["items"].as_array().unwrap().len(), 1, "{alerts}");
+    let alert_id = alerts["items"][0]["id"].as_str().unwrap().to_owned();
+    let one = get(&api, &format!("/v1/alerts/{alert_id}")).await;
+    assert!(
+        !one["investigation"].is_null(),
+        "the alert's investigation: {one}"
+    );
+    assert_eq!(one["plans"].as_array().map(Vec::len), Some(1), "{one}");
+    assert_eq!(one["actions"].as_array().map(Vec::len), Some(2), "{one}");
     let skipped = edges
         .iter()
         .filter(|e| e.output().contains(r#""evt":"expiry_notice_skipped""#))
@@ -327,6 +350,19 @@ async fn a_global_decision_expires_on_every_responder_and_is_notified_once() {
     let v = command(brain.dir.path())
         .args(["audit", "verify", "--data-dir", "data", "--checkpoint"])
         .arg(out_dir.path().join("brain-1.checkpoint"))
+        .output()
+        .unwrap();
+    assert!(
+        v.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&v.stdout),
+        String::from_utf8_lossy(&v.stderr)
+    );
+    // The API node's store and audit log agree (every collected record was noted in its log).
+    let mut api = api;
+    assert!(api.terminate(Duration::from_secs(15)).success());
+    let v = command(api.dir.path())
+        .args(["audit", "verify", "--data-dir", "data", "--store"])
         .output()
         .unwrap();
     assert!(

@@ -56,11 +56,12 @@
 //! and the node name from the configuration; the all-in-one `sentinel run` keeps the in-process
 //! queues of [`crate::stages::start`] and uses no link. This module parses no configuration.
 
+pub mod collect;
 pub mod seen;
 pub mod wire;
 
 pub use seen::{Claim, Idempotency, SeenSet};
-pub use wire::{AlertMsg, DecisionMsg, PlanMsg, WireError, WireMessage};
+pub use wire::{AlertMsg, DecisionMsg, InvestigationMsg, PlanMsg, WireError, WireMessage};
 
 use crate::intake::Outcomes;
 use crate::stages::{Acted, Pending, ToAct};
@@ -234,6 +235,25 @@ pub(crate) async fn publish_alerts(
     }
 }
 
+/// Investigator: publishes a copy of every investigation (recorded by the investigate stage) on
+/// `investigations`, for the API nodes, and hands it on to the decide stage. A refusal is counted
+/// and logged; the investigation goes on to be decided either way.
+pub(crate) async fn publish_investigations(
+    mut rx: mpsc::Receiver<Pending<sentinel_core::Investigation>>,
+    out: mpsc::Sender<Pending<sentinel_core::Investigation>>,
+    link: BusLink,
+) {
+    while let Some(p) = rx.recv().await {
+        let msg = InvestigationMsg {
+            investigation: p.item.clone(),
+        };
+        publish(&link, &msg).await;
+        if out.send(p).await.is_err() {
+            break;
+        }
+    }
+}
+
 /// Investigator: publishes every plan the decide stage recorded on `plans`, then tells the alerts'
 /// link that the alert behind it is handed on (or, when the bus refused the plan, that it failed).
 pub(crate) async fn publish_plans(
@@ -263,7 +283,7 @@ const COMMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Tells the consuming link `key` is settled once `group`'s records are committed (at once without
 /// a group): ok only when the work was handed on and every record was stored.
-fn settle_when_committed(
+pub(crate) fn settle_when_committed(
     group: Option<Arc<AckGroup>>,
     key: String,
     ok: bool,
@@ -368,6 +388,37 @@ impl Origins {
         match self.0.lock().ok().and_then(|mut m| m.remove(&alert)) {
             Some((node, group)) => (node, Some(group)),
             None => (None, None),
+        }
+    }
+}
+
+/// Publishes what a responder's action records became later (reverted on expiry), so the API
+/// nodes' copies follow.
+#[derive(Clone)]
+pub struct Reporter {
+    link: BusLink,
+    node: String,
+}
+
+impl Reporter {
+    /// Reports for `node` on `link`.
+    pub fn new(link: BusLink, node: String) -> Self {
+        Reporter { link, node }
+    }
+
+    /// Reports one record that belongs to a plan (others are this host's own: not reported).
+    pub async fn report(&self, r: &sentinel_core::ActionRecord) {
+        if let sentinel_core::Origin::Plan {
+            plan_id, alert_id, ..
+        } = &r.origin
+        {
+            let msg = DecisionMsg {
+                node: self.node.clone(),
+                plan_id: *plan_id,
+                alert_id: *alert_id,
+                records: vec![r.clone()],
+            };
+            publish(&self.link, &msg).await;
         }
     }
 }

@@ -9,7 +9,7 @@
 //! kind, or with a body that does not parse is a [`WireError`], which the consuming link counts, logs
 //! and acknowledges (dead-lettered into a counter). This module does no I/O.
 
-use sentinel_core::{ActionRecord, Alert, AlertId, Plan, PlanId};
+use sentinel_core::{ActionRecord, Alert, AlertId, Investigation, Plan, PlanId};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +24,8 @@ pub const ALERTS: &str = "alerts";
 pub const PLANS: &str = "plans";
 /// Topic of responders' action records, reported back (responders publish).
 pub const DECISIONS: &str = "decisions";
+/// Topic of investigations (investigators publish, for the API nodes' picture of the fleet).
+pub const INVESTIGATIONS: &str = "investigations";
 
 /// A message type carried on one topic.
 pub trait WireMessage: Serialize + DeserializeOwned + Send + 'static {
@@ -62,6 +64,18 @@ pub struct PlanMsg {
 impl WireMessage for PlanMsg {
     const KIND: &'static str = "plan";
     const TOPIC: &'static str = PLANS;
+}
+
+/// An investigation an investigator made (and stored), for the API nodes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InvestigationMsg {
+    /// The investigation as stored on the investigator.
+    pub investigation: Investigation,
+}
+
+impl WireMessage for InvestigationMsg {
+    const KIND: &'static str = "investigation";
+    const TOPIC: &'static str = INVESTIGATIONS;
 }
 
 /// What one responder did with one plan: its action records, once queued to its store.
