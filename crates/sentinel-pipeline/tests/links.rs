@@ -308,6 +308,7 @@ async fn fleet(f: &dyn Fleet) {
     let watch = f.link("observer");
     let mut plans_seen = observe(&watch, wire::PLANS).await;
     let mut decisions = observe(&watch, wire::DECISIONS).await;
+    let mut investigations = observe(&watch, wire::INVESTIGATIONS).await;
 
     let mut responders = Vec::new();
     for node in NODES {
@@ -401,6 +402,13 @@ async fn fleet(f: &dyn Fleet) {
         let host = seen.contains_key(&(node.to_string(), host_alert));
         assert_eq!(host, node == "web-2", "the host plan on {node}");
         assert_eq!(mine, ALERTS + 1 + usize::from(host), "{node}");
+    }
+
+    // Each alert's investigation was published once, for the API nodes.
+    let mut investigated = std::collections::BTreeSet::new();
+    for _ in 0..ALERTS {
+        let m: wire::InvestigationMsg = wire::decode(&next(&mut investigations).await).unwrap();
+        assert!(investigated.insert(m.investigation.alert.id), "investigated twice");
     }
 
     // Drain and stop: sensor, investigators, responders; then the buses, the audit log and store.
@@ -620,7 +628,8 @@ async fn an_alert_a_dead_investigator_held_is_reclaimed_and_investigated_once() 
     // One plan each, the held alert's first (the marker was published after it was decided).
     assert_eq!(decided, vec![held.id, marker.id]);
     let c = stats.snapshot();
-    assert_eq!((c.published, c.acked, c.duplicates), (2, 2, 0), "{c:?}");
+    // Two investigations and two plans published.
+    assert_eq!((c.published, c.acked, c.duplicates), (4, 2, 0), "{c:?}");
     assert_eq!(c.received, 2 + c.busy, "{c:?}");
     trail.finish().await;
 }
