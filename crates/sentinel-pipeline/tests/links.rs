@@ -24,7 +24,7 @@ use sentinel_intel::Investigator;
 use sentinel_pipeline::bus::MemoryBus;
 use sentinel_pipeline::intake::Submission;
 use sentinel_pipeline::links::wire::{self, AlertMsg, DecisionMsg, PlanMsg};
-use sentinel_pipeline::links::{BusLink, Idempotency, LinkCounts, LinkStats, SeenSet};
+use sentinel_pipeline::links::{self, BusLink, Idempotency, LinkCounts, LinkStats, SeenSet};
 use sentinel_pipeline::metrics::Metrics;
 use sentinel_pipeline::policy::{heuristic_settings, policy_matrix};
 use sentinel_pipeline::recorder::{IndexTask, LogAudit, Recorder};
@@ -408,7 +408,10 @@ async fn fleet(f: &dyn Fleet) {
     let mut investigated = std::collections::BTreeSet::new();
     for _ in 0..ALERTS {
         let m: wire::InvestigationMsg = wire::decode(&next(&mut investigations).await).unwrap();
-        assert!(investigated.insert(m.investigation.alert.id), "investigated twice");
+        assert!(
+            investigated.insert(m.investigation.alert.id),
+            "investigated twice"
+        );
     }
 
     // Drain and stop: sensor, investigators, responders; then the buses, the audit log and store.
@@ -631,5 +634,78 @@ async fn an_alert_a_dead_investigator_held_is_reclaimed_and_investigated_once() 
     // Two investigations and two plans published.
     assert_eq!((c.published, c.acked, c.duplicates), (4, 2, 0), "{c:?}");
     assert_eq!(c.received, 2 + c.busy, "{c:?}");
+    trail.finish().await;
+}
+
+/// A plan delivered more than `MAX_ATTEMPTS` times (its handlers kept dying) is given up: logged,
+/// counted as poisoned, marked done and acknowledged, never applied; the plan behind it goes
+/// through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_delivered_too_many_times_is_given_up_and_the_group_goes_on() {
+    let redis = RedisServer::start();
+    let f = redis_fleet(&redis);
+    let trail = Trail::open().await;
+    let watch = f.link("observer");
+    let mut decisions = observe(&watch, wire::DECISIONS).await;
+    let plans = Topic(wire::PLANS.into());
+    let group = roles::responder_group("web-1");
+    let (poison, bytes) = plan("198.51.100.30", Scope::Global);
+    let dead = f.link("dead");
+    let mut held = dead.bus.subscribe(&plans, &group).await.unwrap();
+    watch.bus.publish(&plans, bytes).await.unwrap();
+    let d = timeout(Duration::from_secs(30), held.recv())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    // As if it had been handed out and lost `MAX_ATTEMPTS` + 5 times.
+    let out = std::process::Command::new("redis-cli")
+        .args([
+            "-p",
+            &redis.port().to_string(),
+            "XCLAIM",
+            "sentinel:plans",
+            &group,
+            "dead-0",
+            "0",
+            &d.id,
+        ])
+        .args([
+            "RETRYCOUNT",
+            &(links::MAX_ATTEMPTS + 5).to_string(),
+            "JUSTID",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+
+    let link = f.link("web-1");
+    let stats = link.stats.clone();
+    let (role, ledger) = responder("web-1", link, &trail).await;
+    let (marker_alert, marker) = plan("198.51.100.31", Scope::Global);
+    watch.bus.publish(&plans, marker).await.unwrap();
+    let mut seen = BTreeMap::new();
+    collect(&mut decisions, &mut seen, |s| {
+        s.contains_key(&("web-1".to_string(), marker_alert))
+    })
+    .await;
+    // The poisoned plan comes back after `claim_idle`: wait for it to be given up.
+    let given_up = timeout(Duration::from_secs(30), async {
+        while stats.snapshot().poisoned == 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    role.stop();
+    role.join().await;
+    f.close();
+    assert!(given_up.is_ok(), "{:?}", stats.snapshot());
+    assert!(
+        !seen.contains_key(&("web-1".to_string(), poison)),
+        "never applied"
+    );
+    assert_eq!(ledger.live().len(), 1, "only the marker");
+    let c = stats.snapshot();
+    assert_eq!((c.poisoned, c.acked), (1, 2), "{c:?}");
     trail.finish().await;
 }

@@ -513,7 +513,7 @@ pub struct FleetMetrics {
 
 type LinkPick = fn(&LinkCounts) -> u64;
 
-const LINK_OUTCOMES: [(&str, LinkPick); 10] = [
+const LINK_OUTCOMES: [(&str, LinkPick); 11] = [
     ("received", |c| c.received),
     ("malformed", |c| c.malformed),
     ("skipped", |c| c.skipped),
@@ -524,6 +524,7 @@ const LINK_OUTCOMES: [(&str, LinkPick); 10] = [
     ("published", |c| c.published),
     ("publish_failed", |c| c.publish_failed),
     ("bus_error", |c| c.bus_errors),
+    ("poisoned", |c| c.poisoned),
 ];
 
 impl Collector for FleetMetrics {
@@ -533,7 +534,8 @@ impl Collector for FleetMetrics {
                 "sentinel_bus_link_messages",
                 "Messages a role's bus links handled, per role and outcome (received, malformed, \
                  skipped: for another host, duplicate: already handled, busy: held by another \
-                 handler, acked, abandoned, published, publish_failed, bus_error).",
+                 handler, acked, abandoned, published, publish_failed, bus_error, poisoned: \
+                 delivered too many times and given up).",
                 None,
                 prometheus_client::metrics::MetricType::Counter,
             )?;

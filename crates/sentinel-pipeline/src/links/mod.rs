@@ -103,6 +103,7 @@ pub struct LinkStats {
     published: AtomicU64,
     publish_failed: AtomicU64,
     bus_errors: AtomicU64,
+    poisoned: AtomicU64,
 }
 
 /// A snapshot of [`LinkStats`].
@@ -128,7 +129,14 @@ pub struct LinkCounts {
     pub publish_failed: u64,
     /// Bus errors while reading, acknowledging or marking.
     pub bus_errors: u64,
+    /// Messages delivered more than [`MAX_ATTEMPTS`] times (each time their handler died or gave
+    /// up): logged with their content, marked done and acknowledged, so one message cannot stop a
+    /// group.
+    pub poisoned: u64,
 }
+
+/// Deliveries of one message after which it is given up ([`LinkCounts::poisoned`]).
+pub const MAX_ATTEMPTS: u32 = 20;
 
 impl LinkStats {
     /// The counts now.
@@ -145,6 +153,7 @@ impl LinkStats {
             published: g(&self.published),
             publish_failed: g(&self.publish_failed),
             bus_errors: g(&self.bus_errors),
+            poisoned: g(&self.poisoned),
         }
     }
 }
@@ -566,6 +575,18 @@ impl<T: WireMessage, U: Send + 'static> Consumer<T, U> {
             }
         };
         match self.link.idempotency.begin(&self.group, &key).await {
+            Ok(Claim::First) if d.attempts > MAX_ATTEMPTS => {
+                inc(&stats.poisoned);
+                let head =
+                    String::from_utf8_lossy(&d.payload[..d.payload.len().min(512)]).into_owned();
+                tracing::error!(evt = "bus_message_poisoned", topic = T::TOPIC, group = %self.group, id = %d.id, key = %key, attempts = d.attempts, message = %head, "delivered too many times: given up");
+                if let Err(e) = self.link.idempotency.finish(&self.group, &key).await {
+                    inc(&stats.bus_errors);
+                    tracing::warn!(evt = "bus_mark_failed", group = %self.group, key = %key, error = %e);
+                }
+                self.ack(&d.id).await;
+                true
+            }
             Ok(Claim::First) => {
                 if let Some(f) = first {
                     f();
