@@ -100,7 +100,7 @@ fn timeout(r: &mut Reader, c: &Node<'_>, default: u64) -> Option<Duration> {
 
 /// What a secret must look like beyond being non-empty.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum SecretShape {
+pub(crate) enum SecretShape {
     /// Any text on one line (an HMAC secret, a password).
     Line,
     /// Printable ASCII without spaces (it goes in a header).
@@ -110,7 +110,7 @@ enum SecretShape {
 }
 
 /// `key` or `key_file` (exactly one when `required`, at most one otherwise), never echoed.
-fn secret(
+pub(crate) fn secret(
     r: &mut Reader,
     c: &Node<'_>,
     key: &str,

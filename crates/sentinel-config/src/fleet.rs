@@ -58,7 +58,13 @@ pub struct FleetConfig {
     /// gone after three missed beats.
     #[serde(with = "humantime_serde")]
     pub heartbeat: Duration,
+    /// The key every bus message is signed with (HMAC-SHA256) and checked against; messages
+    /// without a valid signature are refused. `None`: messages are not signed (warned).
+    pub secret: Option<sentinel_notify::config::Secret>,
 }
+
+/// The shortest `fleet.secret` accepted.
+pub const MIN_SECRET: usize = 16;
 
 pub(crate) fn bus(r: &mut Reader, n: &Node<'_>) -> Option<BusSetting> {
     let s = r.string(n)?.trim();
@@ -145,7 +151,27 @@ pub(crate) fn fleet(r: &mut Reader, s: Option<&Node<'_>>) -> Option<FleetConfig>
     let heartbeat = r
         .get(s, "heartbeat")
         .and_then(|n| bounded(r, &n, Duration::from_secs(1), Duration::from_secs(300)));
+    let secret = match s {
+        Some(n) => {
+            crate::channels::secret(r, n, "secret", false, crate::channels::SecretShape::Line)
+                .and_then(|sec| match sec {
+                    Some(k) if k.expose().len() < MIN_SECRET => {
+                        r.fail(
+                            &n.child_path("secret"),
+                            format!(
+                                "is shorter than {MIN_SECRET} characters (the value is not shown): \
+                                 use a long random key, e.g. `openssl rand -hex 32`"
+                            ),
+                        );
+                        None
+                    }
+                    k => Some(k),
+                })
+        }
+        None => Some(None),
+    };
     Some(FleetConfig {
+        secret: secret?,
         prefix: prefix?,
         stream_maxlen: stream_maxlen?,
         claim_idle: claim_idle?,

@@ -78,6 +78,14 @@ impl ValidatedConfig {
                 ));
             }
         }
+        if self.bus.redis_url().is_some() && self.fleet.secret.is_none() {
+            out.push(
+                "bus is Redis and fleet.secret is not set: bus messages are not signed, so anyone \
+                 who can write to that Redis can have every responder block an address or isolate \
+                 a container (set fleet.secret or fleet.secret_file, the same on every node)"
+                    .to_string(),
+            );
+        }
         for (i, src) in self.sources.iter().enumerate() {
             if let crate::SourceConfig::Syslog { syslog, .. } = src {
                 let allowed_peers = &syslog.allowed_peers;

@@ -75,3 +75,46 @@ fn bad_fleet_values_name_the_key() {
     let errs = load_str("", None, &env("BUS", "nats://192.0.2.1")).unwrap_err();
     assert!(errs.mentions("bus"), "{errs}");
 }
+
+#[test]
+fn the_fleet_secret_is_long_enough_masked_and_read_from_a_file() {
+    let c = load_str(
+        "bus: redis\nfleet:\n  secret: fleet-key-0123456789\n",
+        None,
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        c.fleet.secret.as_ref().map(|s| s.expose()),
+        Some("fleet-key-0123456789")
+    );
+    assert!(!c.effective_yaml().contains("fleet-key-0123456789"));
+    assert!(c.warnings().iter().all(|w| !w.contains("fleet.secret")));
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("fleet.key");
+    std::fs::write(&f, "from-a-file-0123456789\n").unwrap();
+    std::fs::set_permissions(&f, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let c = load_str(
+        &format!("bus: redis\nfleet:\n  secret_file: {}\n", f.display()),
+        None,
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        c.fleet.secret.as_ref().map(|s| s.expose()),
+        Some("from-a-file-0123456789")
+    );
+    for yaml in [
+        "fleet:\n  secret: short",
+        "fleet:\n  secret: fleet-key-0123456789\n  secret_file: /etc/x",
+    ] {
+        let errs = load_str(yaml, None, &[]).unwrap_err();
+        assert!(errs.mentions("fleet.secret"), "{yaml}: {errs}");
+        assert!(!errs.to_string().contains("fleet-key-0123456789"));
+    }
+    let unsigned = load_str("bus: redis", None, &[]).unwrap();
+    assert!(unsigned
+        .warnings()
+        .iter()
+        .any(|w| w.contains("fleet.secret is not set")));
+}

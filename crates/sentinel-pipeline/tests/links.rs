@@ -57,6 +57,7 @@ impl Fleet for Memory {
             idempotency: Arc::new(SeenSet::new(10_000)),
             stats: Arc::new(LinkStats::default()),
             max_in_flight: 64,
+            sealer: None,
         }
     }
     fn close(&self) {
@@ -84,6 +85,7 @@ impl Fleet for Redis {
             idempotency,
             stats: Arc::new(LinkStats::default()),
             max_in_flight: 64,
+            sealer: None,
         }
     }
     fn close(&self) {

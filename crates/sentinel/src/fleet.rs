@@ -120,6 +120,7 @@ pub struct Fleet {
     max_in_flight: usize,
     stats: Vec<(&'static str, Arc<LinkStats>)>,
     drains: Vec<tokio::task::JoinHandle<()>>,
+    sealer: Option<Arc<wire::Sealer>>,
 }
 
 /// Reads `topics` of the in-process bus and drops what they carry.
@@ -197,9 +198,17 @@ impl Fleet {
                     max_in_flight,
                     stats: Vec::new(),
                     drains: Vec::new(),
+                    sealer: None,
                 })
             }
             BusSetting::Redis(url) => {
+                let sealer = match &cfg.fleet.secret {
+                    Some(k) => Some(Arc::new(
+                        wire::Sealer::new(k.expose().as_bytes())
+                            .map_err(|e| anyhow::anyhow!("fleet.secret: {e}"))?,
+                    )),
+                    None => None,
+                };
                 let config = redis_config(cfg, url, &node);
                 let redis = Arc::new(RedisBus::new(config).map_err(|e| {
                     anyhow::anyhow!("cannot use the bus {}: {e}", sentinel_config::mask_url(url))
@@ -219,6 +228,7 @@ impl Fleet {
                     max_in_flight,
                     stats: Vec::new(),
                     drains: Vec::new(),
+                    sealer,
                 })
             }
         }
@@ -242,6 +252,7 @@ impl Fleet {
             idempotency: self.idempotency.clone(),
             stats,
             max_in_flight: self.max_in_flight,
+            sealer: self.sealer.clone(),
         }
     }
 
@@ -513,7 +524,7 @@ pub struct FleetMetrics {
 
 type LinkPick = fn(&LinkCounts) -> u64;
 
-const LINK_OUTCOMES: [(&str, LinkPick); 11] = [
+const LINK_OUTCOMES: [(&str, LinkPick); 12] = [
     ("received", |c| c.received),
     ("malformed", |c| c.malformed),
     ("skipped", |c| c.skipped),
@@ -525,6 +536,7 @@ const LINK_OUTCOMES: [(&str, LinkPick); 11] = [
     ("publish_failed", |c| c.publish_failed),
     ("bus_error", |c| c.bus_errors),
     ("poisoned", |c| c.poisoned),
+    ("forged", |c| c.forged),
 ];
 
 impl Collector for FleetMetrics {
@@ -535,7 +547,8 @@ impl Collector for FleetMetrics {
                 "Messages a role's bus links handled, per role and outcome (received, malformed, \
                  skipped: for another host, duplicate: already handled, busy: held by another \
                  handler, acked, abandoned, published, publish_failed, bus_error, poisoned: \
-                 delivered too many times and given up).",
+                 delivered too many times and given up, forged: \
+                 unsigned or signed with another key).",
                 None,
                 prometheus_client::metrics::MetricType::Counter,
             )?;

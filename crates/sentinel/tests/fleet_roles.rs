@@ -77,6 +77,11 @@ async fn three_processes_on_redis_detect_investigate_and_act() {
         sensor.output()
     );
 
+    assert!(
+        sensor.output().contains("fleet.secret is not set"),
+        "an unsigned bus is warned about: {}",
+        sensor.output()
+    );
     let r = post(&sensor, "/v1/events", &format!("[{ATTACK}]")).await;
     assert_eq!(r.status(), 200);
 
@@ -378,4 +383,78 @@ async fn a_global_decision_expires_on_every_responder_and_is_notified_once() {
         .output()
         .unwrap();
     assert!(!v.status.success());
+}
+
+/// With `fleet.secret` every message is signed: a plan written straight into Redis by someone
+/// without the key, and a genuine plan read by a responder holding another key, are refused
+/// (counted as forged, never applied); the fleet's own plans go through.
+#[tokio::test(flavor = "multi_thread")]
+async fn with_a_fleet_secret_forged_plans_are_refused() {
+    let redis = RedisServer::start();
+    let bus = redis.url();
+    let start = |role: &str, node: &str, secret: &str| {
+        Daemon::start(&[
+            ("BUS", bus.as_str()),
+            ("SENTINEL_ROLE", role),
+            ("SENTINEL__NODE", node),
+            ("SENTINEL__FLEET__SECRET", secret),
+        ])
+    };
+    const KEY: &str = "0123456789abcdef-fleet-key";
+    let good = start("responder", "edge-1", KEY);
+    let wrong = start("responder", "edge-2", "another-key-0123456789");
+    let brain = start("sensor,investigator", "brain-1", KEY);
+    assert!(
+        !brain.output().contains("fleet.secret is not set"),
+        "no warning with a key"
+    );
+
+    // A forged plan, unsigned, straight into the stream.
+    let forged = serde_json::json!({"v": 1, "kind": "plan", "body": {"notice_key": "x", "plan": {
+        "id": "01J0000000000000000000000B", "ts": "2026-12-01T03:00:00.000Z",
+        "alert_id": "01J0000000000000000000000C", "investigation_id": "01J0000000000000000000000D",
+        "mode": "enforce", "severity": "high", "risk_band": "high", "confidence_band": "high",
+        "actions": [{"kind": "block_ip", "subject": {"type": "ip", "value": "198.51.100.66"}, "ttl_secs": 600}],
+        "reason": "forged", "trace_id": "t-forged"}}});
+    let out = std::process::Command::new("redis-cli")
+        .args([
+            "-p",
+            &redis.port().to_string(),
+            "XADD",
+            "sentinel:plans",
+            "*",
+            "p",
+        ])
+        .arg(forged.to_string())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let r = post(&brain, "/v1/events", &format!("[{ATTACK}]")).await;
+    assert_eq!(r.status(), 200);
+
+    let applied = eventually(Duration::from_secs(15), || async {
+        let v = get(&good, "/v1/decisions").await;
+        let items = v["items"].as_array()?.clone();
+        (!items.is_empty()).then_some(items)
+    })
+    .await;
+    assert_eq!(applied.len(), 1, "only the genuine plan: {applied:?}");
+    assert_eq!(applied[0]["spec"]["subject"]["value"], "203.0.113.7");
+    const FORGED: &str = r#"sentinel_bus_link_messages_total{role="responder",outcome="forged"}"#;
+    let f = eventually(Duration::from_secs(10), || async {
+        metric(&good, FORGED).await.filter(|v| *v >= 1.0)
+    })
+    .await;
+    assert_eq!(f, 1.0, "the forged plan");
+    let f = eventually(Duration::from_secs(10), || async {
+        metric(&wrong, FORGED).await.filter(|v| *v >= 2.0)
+    })
+    .await;
+    assert_eq!(
+        f, 2.0,
+        "the forged plan and the one signed with another key"
+    );
+    let none = get(&wrong, "/v1/decisions").await;
+    assert_eq!(none["items"].as_array().map(Vec::len), Some(0), "{none}");
+    assert!(wrong.output().contains(r#""evt":"bus_message_forged""#));
 }

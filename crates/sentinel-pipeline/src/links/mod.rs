@@ -104,6 +104,7 @@ pub struct LinkStats {
     publish_failed: AtomicU64,
     bus_errors: AtomicU64,
     poisoned: AtomicU64,
+    forged: AtomicU64,
 }
 
 /// A snapshot of [`LinkStats`].
@@ -133,6 +134,9 @@ pub struct LinkCounts {
     /// up): logged with their content, marked done and acknowledged, so one message cannot stop a
     /// group.
     pub poisoned: u64,
+    /// Messages refused for a missing or wrong signature (`fleet.secret`): logged, acknowledged,
+    /// never acted on.
+    pub forged: u64,
 }
 
 /// Deliveries of one message after which it is given up ([`LinkCounts::poisoned`]).
@@ -154,6 +158,7 @@ impl LinkStats {
             publish_failed: g(&self.publish_failed),
             bus_errors: g(&self.bus_errors),
             poisoned: g(&self.poisoned),
+            forged: g(&self.forged),
         }
     }
 }
@@ -173,6 +178,8 @@ pub struct BusLink {
     pub stats: Arc<LinkStats>,
     /// Unacknowledged deliveries a consuming link holds at most.
     pub max_in_flight: usize,
+    /// Signs what is published and checks what is read (`fleet.secret`); `None`: unsigned.
+    pub sealer: Option<Arc<wire::Sealer>>,
 }
 
 /// Word from downstream that the work keyed `key` was handed on (`ok`) or failed.
@@ -201,7 +208,7 @@ async fn publish<T: WireMessage>(link: &BusLink, m: &T) -> bool {
     let sent = match wire::encode(m) {
         Ok(bytes) => link
             .bus
-            .publish(&topic, bytes)
+            .publish(&topic, wire::seal(link.sealer.as_deref(), T::TOPIC, bytes))
             .await
             .map_err(|e| e.to_string()),
         Err(e) => Err(e.to_string()),
@@ -557,8 +564,16 @@ impl<T: WireMessage, U: Send + 'static> Consumer<T, U> {
     ) -> bool {
         let stats = Arc::clone(&self.link.stats);
         inc(&stats.received);
-        let msg = match wire::decode::<T>(&d.payload) {
+        let msg = match wire::unseal(self.link.sealer.as_deref(), T::TOPIC, &d.payload)
+            .and_then(wire::decode::<T>)
+        {
             Ok(m) => m,
+            Err(e @ WireError::Forged(_)) => {
+                inc(&stats.forged);
+                tracing::error!(evt = "bus_message_forged", topic = T::TOPIC, group = %self.group, id = %d.id, error = %e);
+                self.ack(&d.id).await;
+                return true;
+            }
             Err(e) => {
                 inc(&stats.malformed);
                 tracing::warn!(evt = "bus_message_malformed", topic = T::TOPIC, group = %self.group, id = %d.id, error = %e);
