@@ -20,6 +20,7 @@ mod common;
 use common::Daemon;
 use sentinel_testkit::netns::Netns;
 use sentinel_testkit::redis::RedisServer;
+use sentinel_testkit::ti::{Behaviour, FakeProvider, TiKind};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
@@ -34,14 +35,17 @@ static TURN: Mutex<()> = Mutex::new(());
 const BRIDGE_IP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
 const BATCH: usize = 1000;
 
-fn config() -> String {
+/// Every node's configuration; `intel` is the `intel:` block (investigators use it).
+fn config(intel: &str) -> String {
     "policy:\n  allowlist: [198.51.100.0/24, 127.0.0.0/8]\n  rules:\n    - { severity: [critical, high], risk: [low, medium, high], confidence: [low, medium, high], actions: [{kind: block_ip, ttl: 1h}] }\n\
      detect:\n  scenarios: { builtin: false }\n\
      respond:\n  actuators:\n    block_ip: { mode: enforce, max_live: 100000 }\n\
-     intel: { offline: true }\n\
      api:\n  rate_limit:\n    exempt: [\"127.0.0.0/8\", \"::1/128\", \"198.51.100.0/24\"]\n"
         .to_owned()
+        + intel
 }
+
+const OFFLINE: &str = "intel: { offline: true }\n";
 
 fn ip(args: &[&str]) {
     let out = Command::new("ip").args(args).output().unwrap();
@@ -124,7 +128,7 @@ struct Fleet {
 }
 
 impl Fleet {
-    fn start(durable: bool) -> Fleet {
+    fn start(durable: bool, intel: &str) -> Fleet {
         let bridge = Bridge::new(3);
         let redis_dir = tempfile::tempdir().unwrap();
         let redis = if durable {
@@ -136,7 +140,7 @@ impl Fleet {
         let start =
             |role: &str, node: &str, bus_host: Ipv4Addr, netns: Option<(&str, Ipv4Addr)>| {
                 let dir = tempfile::tempdir().unwrap();
-                std::fs::write(dir.path().join("sentinel.yml"), config()).unwrap();
+                std::fs::write(dir.path().join("sentinel.yml"), config(intel)).unwrap();
                 let bus = format!("redis://{bus_host}:{port}/0");
                 let env = [
                     ("BUS", bus.as_str()),
@@ -288,15 +292,29 @@ async fn post_all(
     batches: &[(String, Vec<IpAddr>)],
     parallel: usize,
 ) -> (HashSet<IpAddr>, HashSet<IpAddr>, usize) {
+    post_to(targets(sensors), batches.to_vec(), parallel).await
+}
+
+/// Where and how to post events to each sensor.
+fn targets(sensors: &[Daemon]) -> Vec<(String, String)> {
+    sensors
+        .iter()
+        .map(|s| (s.url("/v1/events"), s.key.clone()))
+        .collect()
+}
+
+async fn post_to(
+    targets: Vec<(String, String)>,
+    batches: Vec<(String, Vec<IpAddr>)>,
+    parallel: usize,
+) -> (HashSet<IpAddr>, HashSet<IpAddr>, usize) {
     let next = Arc::new(AtomicUsize::new(0));
-    let targets: Arc<Vec<(String, String)>> = Arc::new(
-        sensors
-            .iter()
-            .map(|s| (s.url("/v1/events"), s.key.clone()))
-            .collect(),
-    );
-    let batches = Arc::new(batches.to_vec());
-    let client = sensors[0].client();
+    let targets = Arc::new(targets);
+    let batches = Arc::new(batches);
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
     let mut tasks = Vec::new();
     for _ in 0..parallel {
         let (next, targets, batches, client) = (
@@ -384,17 +402,37 @@ async fn sum(ds: impl IntoIterator<Item = &Daemon>, series: &str) -> u64 {
     n
 }
 
-/// Waits until the investigators and the responders have acknowledged every one of the `alerts`
-/// the sensors published (plus what each must skip or see twice).
+async fn redis_cmd<T: redis::FromRedisValue>(redis: &RedisServer, c: &mut redis::Cmd) -> T {
+    let mut conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    c.query_async(&mut conn).await.unwrap()
+}
+
+/// Whether `group` has read everything `stream` holds and acknowledged all of it.
+async fn group_settled(redis: &RedisServer, stream: &str, group: &str) -> bool {
+    type Info = HashMap<String, redis::Value>;
+    let text = |i: &Info, k: &str| redis::from_redis_value::<String>(&i[k]).unwrap();
+    let info: Info = redis_cmd(redis, redis::cmd("XINFO").arg("STREAM").arg(stream)).await;
+    let last = text(&info, "last-generated-id");
+    let groups: Vec<Info> = redis_cmd(redis, redis::cmd("XINFO").arg("GROUPS").arg(stream)).await;
+    groups.iter().any(|g| {
+        text(g, "name") == group
+            && text(g, "last-delivered-id") == last
+            && redis::from_redis_value::<u64>(&g["pending"]).unwrap() == 0
+    })
+}
+
+/// Waits until the investigators' group and every responder's group have read and acknowledged
+/// everything on their streams.
 async fn wait_settled(f: &Fleet, within: Duration) {
     let t = Instant::now();
     loop {
-        let alerts = sum(&f.sensors, &link("sensor", "published")).await;
-        let inv_acked = sum(f.investigators(), &link("investigator", "acked")).await;
-        let mut done = inv_acked >= alerts;
-        for r in &f.responders {
-            let acked = metric(r, &link("responder", "acked")).await;
-            done &= acked >= alerts;
+        let mut done = group_settled(&f.redis, "sentinel:alerts", "investigators").await;
+        for i in 1..=f.responders.len() {
+            done &= group_settled(&f.redis, "sentinel:plans", &format!("responder:edge-{i}")).await;
         }
         if done {
             return;
@@ -566,7 +604,7 @@ async fn stop_and_read(f: Fleet, killed: Vec<tempfile::TempDir>) -> Stores {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_hundred_thousand_events_over_the_fleet_act_once_on_every_responder() {
     let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
-    let f = Fleet::start(false);
+    let f = Fleet::start(false, OFFLINE);
     let w = Workload::new(100_000, 200, 100);
     let attackers: HashSet<IpAddr> = w.attackers.iter().copied().collect();
 
@@ -610,17 +648,13 @@ async fn a_hundred_thousand_events_over_the_fleet_act_once_on_every_responder() 
 
 /// XPENDING of the investigators' group: (total, by consumer).
 async fn pending(redis: &RedisServer) -> (u64, Vec<(String, u64)>) {
-    let mut conn = redis::Client::open(redis.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let v: redis::Value = redis::cmd("XPENDING")
-        .arg("sentinel:alerts")
-        .arg("investigators")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let v: redis::Value = redis_cmd(
+        redis,
+        redis::cmd("XPENDING")
+            .arg("sentinel:alerts")
+            .arg("investigators"),
+    )
+    .await;
     let redis::Value::Array(parts) = v else {
         panic!("XPENDING: {v:?}")
     };
@@ -638,37 +672,68 @@ async fn pending(redis: &RedisServer) -> (u64, Vec<(String, u64)>) {
     (total, by)
 }
 
+/// Investigations wait 300ms on a (fake) AbuseIPDB, so that an investigator holds alerts in flight.
+async fn slow_intel() -> (FakeProvider, String) {
+    let abuse = FakeProvider::start(TiKind::AbuseIpDb).await;
+    abuse.set_default(Behaviour::Slow(
+        Duration::from_millis(300),
+        Box::new(Behaviour::listed(100, 50)),
+    ));
+    let yaml = format!(
+        "intel:\n  abuseipdb:\n    key: \"{}\"\n    base_url: \"{}\"\n    rate: {{ requests: 1000000, per: 1s, burst: 1000000 }}\n",
+        abuse.key(),
+        abuse.base_url()
+    );
+    (abuse, yaml)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_investigator_killed_mid_stream_loses_nothing_and_doubles_no_action() {
     let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
-    let mut f = Fleet::start(false);
+    let (_abuse, intel) = slow_intel().await;
+    let mut f = Fleet::start(false, &intel);
     let w = Workload::new(30_000, 200, 100);
     let attackers: HashSet<IpAddr> = w.attackers.iter().copied().collect();
-    let half = w.batches.len() / 2;
 
-    let (ok1, _, _) = post_all(&f.sensors, &w.batches[..half], 6).await;
-    let victim = f.investigators[0].take().unwrap();
-    let killed = victim.kill();
-    let (held, by) = pending(&f.redis).await;
-    println!("kill: pending in the group when intel-1 was killed: {held} ({by:?})");
-    let (ok2, failed, _) = post_all(&f.sensors, &w.batches[half..], 6).await;
+    // Kill intel-1 once it has taken a share of the stream, while events keep coming.
+    let t = Instant::now();
+    let posting = tokio::spawn(post_to(targets(&f.sensors), w.batches.clone(), 3));
+    let victim = f.investigators[0].as_ref().unwrap();
+    common::eventually(Duration::from_secs(60), || async {
+        (metric(victim, &link("investigator", "received")).await >= 40).then_some(())
+    })
+    .await;
+    let killed = f.investigators[0].take().unwrap().kill();
+    let at = t.elapsed();
+    let (_, by) = pending(&f.redis).await;
+    let held: u64 = by
+        .iter()
+        .filter(|(c, _)| c.starts_with("intel-1-"))
+        .map(|(_, n)| n)
+        .sum();
+    let (ok, failed, accepted) = posting.await.unwrap();
+    println!(
+        "kill: intel-1 killed {at:?} into the stream holding {held} alerts ({by:?}); {accepted} events posted"
+    );
     assert!(failed.is_empty());
-    assert_eq!(&ok1 | &ok2, attackers);
+    assert_eq!(ok, attackers);
 
     // The survivor reclaims after claim_idle, and acts once the dead one's claims ran out (30s).
-    let last = f.wait_blocked(&attackers, Duration::from_secs(120)).await;
+    f.wait_blocked(&attackers, Duration::from_secs(120)).await;
+    let last = t.elapsed();
     wait_settled(&f, Duration::from_secs(30)).await;
     let survivor = f.investigators().next().unwrap();
     let reclaimed = metric(survivor, "sentinel_bus_reclaimed_total").await;
     let (left, _) = pending(&f.redis).await;
-    println!("kill: survivor reclaimed {reclaimed}, pending now {left}, all blocked {last:?} after the second half");
+    println!(
+        "kill: survivor reclaimed {reclaimed}; pending now {left}; every block on every responder {last:?} after the first post"
+    );
     assert_eq!(left, 0, "nothing left pending");
-    if held > 0 {
-        assert!(
-            reclaimed > 0,
-            "the survivor reclaimed the dead one's messages"
-        );
-    }
+    assert!(held > 0, "the killed investigator held alerts");
+    assert!(
+        reclaimed >= held,
+        "the survivor reclaimed the dead one's messages"
+    );
 
     let s = stop_and_read(f, vec![killed]).await;
     s.check_alerts(&attackers);
@@ -680,11 +745,10 @@ async fn an_investigator_killed_mid_stream_loses_nothing_and_doubles_no_action()
     );
     s.check_blocks();
 }
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_restarted_mid_stream_every_accepted_attack_is_blocked_everywhere() {
     let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
-    let mut f = Fleet::start(true);
+    let mut f = Fleet::start(true, OFFLINE);
     let w = Workload::new(30_000, 200, 100);
     let third = w.batches.len() / 3;
 
