@@ -503,7 +503,7 @@ impl<T: WireMessage, U: Send + 'static> Consumer<T, U> {
             return;
         }
         if let Err(e) = idem.finish(&self.group, &s.key).await {
-            // The claim runs out with its lease: a redelivery would act again (at least once).
+            // The deduper remembers it as handled: the copy Redis hands again is only acknowledged.
             inc(&self.link.stats.bus_errors);
             tracing::warn!(evt = "bus_mark_failed", group = %self.group, key = %s.key, error = %e);
         }
