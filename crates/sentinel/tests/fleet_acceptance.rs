@@ -27,10 +27,11 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-static TURN: Mutex<()> = Mutex::new(());
+/// The tests take turns: each starts eight daemons.
+static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const BRIDGE_IP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
 const BATCH: usize = 1000;
@@ -244,7 +245,15 @@ fn addresses(v: &Value, out: &mut HashSet<IpAddr>) {
 /// (203.0.113.1.., 2001:db8:a77::1..), spread evenly; the rest from benign clients in 192.0.2.0/24.
 struct Workload {
     attackers: Vec<IpAddr>,
-    batches: Vec<(String, Vec<IpAddr>)>,
+    batches: Vec<Batch>,
+}
+
+/// One request's body, how many events it holds, and the attackers among them.
+#[derive(Clone)]
+struct Batch {
+    body: String,
+    events: usize,
+    attackers: Vec<IpAddr>,
 }
 
 impl Workload {
@@ -275,10 +284,11 @@ impl Workload {
                 }),
             });
             if items.len() == BATCH || n + 1 == events {
-                batches.push((
-                    Value::Array(std::mem::take(&mut items)).to_string(),
-                    std::mem::take(&mut in_batch),
-                ));
+                batches.push(Batch {
+                    events: items.len(),
+                    body: Value::Array(std::mem::take(&mut items)).to_string(),
+                    attackers: std::mem::take(&mut in_batch),
+                });
             }
         }
         Workload { attackers, batches }
@@ -286,10 +296,11 @@ impl Workload {
 }
 
 /// Posts `batches` over the sensors (batch `k` to sensor `k % 3`), `parallel` requests at a time.
-/// Returns the attackers of the batches answered 200 with every item accepted, and of the others.
+/// Returns the attackers of the batches answered 200 with every item accepted, those of the others,
+/// and how many events were accepted.
 async fn post_all(
     sensors: &[Daemon],
-    batches: &[(String, Vec<IpAddr>)],
+    batches: &[Batch],
     parallel: usize,
 ) -> (HashSet<IpAddr>, HashSet<IpAddr>, usize) {
     post_to(targets(sensors), batches.to_vec(), parallel).await
@@ -305,7 +316,7 @@ fn targets(sensors: &[Daemon]) -> Vec<(String, String)> {
 
 async fn post_to(
     targets: Vec<(String, String)>,
-    batches: Vec<(String, Vec<IpAddr>)>,
+    batches: Vec<Batch>,
     parallel: usize,
 ) -> (HashSet<IpAddr>, HashSet<IpAddr>, usize) {
     let next = Arc::new(AtomicUsize::new(0));
@@ -327,7 +338,7 @@ async fn post_to(
             let mut results = Vec::new();
             loop {
                 let k = next.fetch_add(1, Ordering::Relaxed);
-                let Some((body, _)) = batches.get(k) else {
+                let Some(Batch { body, .. }) = batches.get(k) else {
                     return results;
                 };
                 let (url, key) = &targets[k % targets.len()];
@@ -352,17 +363,12 @@ async fn post_to(
     let (mut ok, mut failed, mut events) = (HashSet::new(), HashSet::new(), 0);
     for t in tasks {
         for (k, accepted) in t.await.unwrap() {
-            let (body, attackers) = &batches[k];
-            let len = serde_json::from_str::<Value>(body)
-                .unwrap()
-                .as_array()
-                .unwrap()
-                .len();
+            let b = &batches[k];
             events += accepted;
-            if accepted == len {
-                ok.extend(attackers.iter().copied());
+            if accepted == b.events {
+                ok.extend(b.attackers.iter().copied());
             } else {
-                failed.extend(attackers.iter().copied());
+                failed.extend(b.attackers.iter().copied());
             }
         }
     }
@@ -392,14 +398,6 @@ async fn metric(d: &Daemon, series: &str) -> u64 {
 
 fn link(role: &str, outcome: &str) -> String {
     format!(r#"sentinel_bus_link_messages_total{{role="{role}",outcome="{outcome}"}}"#)
-}
-
-async fn sum(ds: impl IntoIterator<Item = &Daemon>, series: &str) -> u64 {
-    let mut n = 0;
-    for d in ds {
-        n += metric(d, series).await;
-    }
-    n
 }
 
 async fn redis_cmd<T: redis::FromRedisValue>(redis: &RedisServer, c: &mut redis::Cmd) -> T {
@@ -603,7 +601,7 @@ async fn stop_and_read(f: Fleet, killed: Vec<tempfile::TempDir>) -> Stores {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_hundred_thousand_events_over_the_fleet_act_once_on_every_responder() {
-    let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    let _turn = TURN.lock().await;
     let f = Fleet::start(false, OFFLINE);
     let w = Workload::new(100_000, 200, 100);
     let attackers: HashSet<IpAddr> = w.attackers.iter().copied().collect();
@@ -614,8 +612,16 @@ async fn a_hundred_thousand_events_over_the_fleet_act_once_on_every_responder() 
     assert_eq!(accepted, 100_000, "every event accepted");
     assert!(failed.is_empty());
     assert_eq!(ok, attackers);
-    let last = t.elapsed() + f.wait_blocked(&attackers, Duration::from_secs(90)).await;
+    f.wait_blocked(&attackers, Duration::from_secs(90)).await;
+    let last = t.elapsed();
     wait_settled(&f, Duration::from_secs(30)).await;
+    for i in 0..f.responders.len() {
+        assert_eq!(
+            f.blocked(i),
+            attackers,
+            "responder {i} blocks the attackers only"
+        );
+    }
     println!(
         "100k: {accepted} events in {posted:?} ({:.0} events/s in), last block on every responder {last:?} after the first post",
         accepted as f64 / posted.as_secs_f64()
@@ -689,7 +695,7 @@ async fn slow_intel() -> (FakeProvider, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_investigator_killed_mid_stream_loses_nothing_and_doubles_no_action() {
-    let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    let _turn = TURN.lock().await;
     let (_abuse, intel) = slow_intel().await;
     let mut f = Fleet::start(false, &intel);
     let w = Workload::new(30_000, 200, 100);
@@ -747,7 +753,7 @@ async fn an_investigator_killed_mid_stream_loses_nothing_and_doubles_no_action()
 }
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_restarted_mid_stream_every_accepted_attack_is_blocked_everywhere() {
-    let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    let _turn = TURN.lock().await;
     let mut f = Fleet::start(true, OFFLINE);
     let w = Workload::new(30_000, 200, 100);
     let third = w.batches.len() / 3;
@@ -757,8 +763,16 @@ async fn redis_restarted_mid_stream_every_accepted_attack_is_blocked_everywhere(
     let down = Instant::now();
     let (ok2, failed2, _) = post_all(&f.sensors, &w.batches[third..2 * third], 6).await;
     tokio::time::sleep(Duration::from_secs(1).saturating_sub(down.elapsed())).await;
-    f.redis.restart();
-    println!("restart: Redis down for {:?}", down.elapsed());
+    tokio::task::block_in_place(|| f.redis.restart());
+    println!(
+        "restart: Redis down for {:?}; attackers in requests accepted meanwhile {}",
+        down.elapsed(),
+        ok2.len()
+    );
+    assert!(
+        !ok2.is_empty(),
+        "the sensors took events while Redis was away"
+    );
     let (ok3, failed3, _) = post_all(&f.sensors, &w.batches[2 * third..], 6).await;
     ok.extend(ok2.into_iter().chain(ok3));
     failed.extend(failed2.into_iter().chain(failed3));
@@ -774,6 +788,9 @@ async fn redis_restarted_mid_stream_every_accepted_attack_is_blocked_everywhere(
     println!(
         "restart: every accepted attack blocked on every responder {last:?} after the last post"
     );
+    for i in 0..f.responders.len() {
+        assert_eq!(f.blocked(i), ok, "responder {i} blocks the attackers only");
+    }
     for d in f
         .sensors
         .iter()
@@ -783,6 +800,14 @@ async fn redis_restarted_mid_stream_every_accepted_attack_is_blocked_everywhere(
         let n = metric(d, "sentinel_bus_reconnects_total").await;
         assert!(n > 0, "{} reconnected", d.base);
     }
+    let mut buffered = 0;
+    for d in &f.sensors {
+        buffered += metric(d, "sentinel_bus_buffered_total").await;
+    }
+    println!(
+        "restart: messages the sensors buffered (Redis away or not yet reconnected): {buffered}"
+    );
+    assert!(buffered > 0);
     let s = stop_and_read(f, Vec::new()).await;
     let sources: HashSet<IpAddr> = s.alerts.values().copied().collect();
     assert!(ok.is_subset(&sources), "an alert for every accepted attack");
