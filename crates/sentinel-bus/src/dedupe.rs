@@ -9,7 +9,10 @@
 //! later copy is only acknowledged. When Redis goes away in the middle of `begin`, the claim may
 //! have been made without its answer arriving; the next `begin` of the same deduper recognises its own
 //! mark (and that no handler of its own holds it) and answers [`Claim::First`] instead of waiting
-//! for the lease to run out. Key the mark on a domain id (the event, alert or plan id) to catch
+//! for the lease to run out. When Redis goes away in the middle of `finish`, the deduper remembers
+//! the key (at most 65,536 of them): the copy Redis hands again is answered
+//! [`Claim::Done`] and the mark written then, rather than acted on again once the lease ran out.
+//! Key the mark on a domain id (the event, alert or plan id) to catch
 //! a message published twice as well; the delivery id catches redeliveries only.
 //!
 //! The usual handler:
@@ -24,7 +27,7 @@
 use crate::link::{Failure, Link};
 use redis::Value;
 use sentinel_core::BusError;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -41,6 +44,17 @@ pub enum Claim {
 
 const DONE: &str = "done";
 
+/// Keys a deduper remembers as handled while Redis did not take their `done` mark; past this many
+/// the oldest are forgotten (a redelivery of one of those acts again, as after a crash).
+const MAX_UNMARKED: usize = 65_536;
+
+/// Marks whose `finish` Redis did not take, oldest first.
+#[derive(Default)]
+struct Unmarked {
+    set: HashSet<String>,
+    order: VecDeque<String>,
+}
+
 /// Marks of handled messages in Redis, shared by every consumer of a group on every host.
 pub struct Deduper {
     link: tokio::sync::Mutex<Link>,
@@ -51,6 +65,8 @@ pub struct Deduper {
     busy: String,
     /// The marks claimed here whose handlers have not finished or abandoned them yet, and when.
     mine: Mutex<HashMap<String, Instant>>,
+    /// The marks handled here whose `done` did not reach Redis.
+    unmarked: Mutex<Unmarked>,
 }
 
 impl Deduper {
@@ -69,12 +85,18 @@ impl Deduper {
             keep: keep.max(Duration::from_millis(1)),
             busy: format!("busy:{owner}"),
             mine: Mutex::new(HashMap::new()),
+            unmarked: Mutex::new(Unmarked::default()),
         }
     }
 
     fn mine(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
         // A map of strings is consistent after any panic: use it as it is.
         self.mine.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn unmarked(&self) -> std::sync::MutexGuard<'_, Unmarked> {
+        // A set of strings is consistent after any panic: use it as it is.
+        self.unmarked.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Notes a claim of this deduper unless a handler here holds it within its lease. Claims whose
@@ -103,6 +125,11 @@ impl Deduper {
     /// [`Deduper::abandon`]. An error means Redis is away: do not act (the message comes back).
     pub async fn begin(&self, group: &str, key: &str) -> Result<Claim, BusError> {
         let mark = self.mark_key(group, key);
+        if self.unmarked().set.contains(&mark) {
+            // Handled here; Redis did not take the mark then: write it now (an error: not now).
+            self.mark_done(&mark).await?;
+            return Ok(Claim::Done);
+        }
         if !self.hold(&mark) {
             return Ok(Claim::Busy);
         }
@@ -155,15 +182,37 @@ impl Deduper {
 
     /// Records that `key` was handled: every later [`Deduper::begin`] within `keep` answers
     /// [`Claim::Done`].
+    /// On an error (Redis away) the key is remembered here as handled: a later `begin` of this
+    /// deduper answers [`Claim::Done`] and writes the mark then.
     pub async fn finish(&self, group: &str, key: &str) -> Result<(), BusError> {
         let mark = self.mark_key(group, key);
+        let done = self.mark_done(&mark).await;
+        if done.is_err() {
+            let mut u = self.unmarked();
+            if u.set.insert(mark.clone()) {
+                u.order.push_back(mark);
+                while u.order.len() > MAX_UNMARKED {
+                    if let Some(old) = u.order.pop_front() {
+                        u.set.remove(&old);
+                    }
+                }
+            }
+        }
+        done
+    }
+
+    /// Sets `mark` to `done` for `keep`; forgets it as claimed or unmarked here.
+    async fn mark_done(&self, mark: &str) -> Result<(), BusError> {
         let mut set = redis::cmd("SET");
-        set.arg(&mark).arg(DONE).arg("PX").arg(millis(self.keep));
+        set.arg(mark).arg(DONE).arg("PX").arg(millis(self.keep));
         let mut link = self.link.lock().await;
         link.run::<Value>(&set)
             .await
             .map_err(Failure::into_bus_error)?;
-        self.mine().remove(&mark);
+        drop(link);
+        self.mine().remove(mark);
+        // Its place in `order` goes when it is the oldest.
+        self.unmarked().set.remove(mark);
         Ok(())
     }
 

@@ -288,6 +288,38 @@ async fn the_deduper_lets_one_handler_act_and_a_lapsed_claim_act_again() {
     assert_eq!(d.begin("g", "k").await.unwrap(), Claim::Done);
 }
 
+/// A key handled while Redis went away (its `finish` refused) is not handled again when its message
+/// comes back after the lease: the same deduper answers Done and writes the mark then, for everyone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finish_redis_did_not_take_is_done_for_the_redelivery() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut redis = RedisServer::start_durable(dir.path());
+    let bus = bus(config(&redis.url()));
+    let d: Deduper = bus.deduper(Duration::from_millis(300), Duration::from_secs(60));
+    assert_eq!(d.begin("g", "k").await.unwrap(), Claim::First);
+    redis.kill();
+    assert!(d.finish("g", "k").await.is_err(), "Redis is away");
+    // Still away: not answered either way.
+    assert!(d.begin("g", "k").await.is_err());
+    tokio::task::block_in_place(|| redis.restart());
+    // Past the claim's lease: the handler here finished, so the copy is only acknowledged.
+    sleep(Duration::from_millis(450)).await;
+    let claim = loop {
+        if let Ok(c) = d.begin("g", "k").await {
+            break c;
+        }
+        sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(claim, Claim::Done);
+    let other = RedisBus::new(config(&redis.url())).unwrap();
+    let d2 = other.deduper(Duration::from_millis(300), Duration::from_secs(60));
+    assert_eq!(
+        d2.begin("g", "k").await.unwrap(),
+        Claim::Done,
+        "the mark is in Redis"
+    );
+}
+
 /// Publishing trims the stream to about `maxlen` entries: at least that many, at most one node more.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn maxlen_bounds_the_stream() {

@@ -53,6 +53,37 @@ impl RedisServer {
         ])
     }
 
+    /// As [`RedisServer::start`], listening on each of `bind` (127.0.0.1 among them, for [`RedisServer::ping`])
+    /// with protected mode off, so that clients in other network namespaces reach it over a bridge.
+    /// [`RedisServer::url`] still names 127.0.0.1.
+    ///
+    /// # Panics
+    /// As [`RedisServer::start`], and when an address of `bind` is not on this host.
+    pub fn start_on(bind: &[Ipv4Addr]) -> RedisServer {
+        Self::start_with(&strs(&bound(bind, &["--save", "", "--appendonly", "no"])))
+    }
+
+    /// [`RedisServer::start_durable`] listening on each of `bind`, as [`RedisServer::start_on`].
+    ///
+    /// # Panics
+    /// As [`RedisServer::start_on`].
+    pub fn start_durable_on(dir: &Path, bind: &[Ipv4Addr]) -> RedisServer {
+        let dir = dir.display().to_string();
+        Self::start_with(&strs(&bound(
+            bind,
+            &[
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--dir",
+                &dir,
+            ],
+        )))
+    }
+
     #[allow(clippy::panic)]
     fn start_with(extra: &[&str]) -> RedisServer {
         let extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
@@ -160,6 +191,25 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// `extra` with a `--bind` of 127.0.0.1 and every address in `bind`, and protected mode off (later
+/// settings override the common ones).
+fn bound(bind: &[Ipv4Addr], extra: &[&str]) -> Vec<String> {
+    let mut out: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
+    out.push("--bind".into());
+    out.push(Ipv4Addr::LOCALHOST.to_string());
+    out.extend(
+        bind.iter()
+            .filter(|a| !a.is_loopback())
+            .map(|a| a.to_string()),
+    );
+    out.extend(["--protected-mode".into(), "no".into()]);
+    out
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
 }
 
 /// Runs `redis-server` on `port` with the common settings and `extra`.

@@ -448,6 +448,7 @@ pub(crate) async fn publish_decisions(
     link: BusLink,
 ) {
     while let Some((plan, records, group)) = rx.recv().await {
+        // The key the plans' link took it under (a host-scoped part has its own).
         let key = plan_key(&plan);
         let report = DecisionMsg {
             node: node.clone(),
@@ -643,7 +644,7 @@ impl<T: WireMessage, U: Send + 'static> Consumer<T, U> {
             return;
         }
         if let Err(e) = idem.finish(&self.group, &s.key).await {
-            // The claim runs out with its lease: a redelivery would act again (at least once).
+            // The deduper remembers it as handled: the copy Redis hands again is only acknowledged.
             inc(&self.link.stats.bus_errors);
             tracing::warn!(evt = "bus_mark_failed", group = %self.group, key = %s.key, error = %e);
         }
@@ -690,6 +691,35 @@ mod tests {
             })
             .collect();
         p
+    }
+
+    /// A responder settles a host-scoped plan under the key its plans' link took it with, so that
+    /// it is marked done and acknowledged (not left in flight and redelivered).
+    #[tokio::test]
+    async fn a_responder_settles_each_part_under_its_own_key() {
+        let link = BusLink {
+            bus: Arc::new(crate::bus::MemoryBus::new(16)),
+            idempotency: Arc::new(SeenSet::new(16)),
+            stats: Arc::new(LinkStats::default()),
+            max_in_flight: 16,
+            sealer: None,
+        };
+        let parts = split_by_scope(
+            plan(&[ActionKind::BlockIp, ActionKind::IsolateContainer]),
+            Some("web-1".into()),
+        );
+        let (tx, rx) = mpsc::channel(4);
+        let (settled_tx, mut settled) = mpsc::unbounded_channel();
+        for p in &parts {
+            tx.send((p.clone(), Vec::new(), None)).await.unwrap();
+        }
+        drop(tx);
+        publish_decisions(rx, "web-1".into(), settled_tx, link).await;
+        for p in &parts {
+            let s = settled.recv().await.unwrap();
+            assert_eq!(s.key, plan_key(p));
+            assert!(s.ok);
+        }
     }
 
     #[test]

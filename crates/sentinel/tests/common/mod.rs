@@ -75,9 +75,31 @@ impl Daemon {
     }
 
     pub fn start_in(dir: tempfile::TempDir, env: &[(&str, &str)]) -> Daemon {
+        Self::start_at(dir, env, "127.0.0.1:0", None)
+    }
+
+    /// As [`Daemon::start_in`], with the API on `listen`, and inside the network namespace `netns`
+    /// when one is given (`ip netns exec` execs the daemon: the child's pid is the daemon's). The API
+    /// address must be reachable from the test's namespace.
+    pub fn start_at(
+        dir: tempfile::TempDir,
+        env: &[(&str, &str)],
+        listen: &str,
+        netns: Option<&str>,
+    ) -> Daemon {
         let started = Instant::now();
-        let mut cmd = command(dir.path());
-        cmd.args(["run", "--data-dir", "data", "--listen", "127.0.0.1:0"])
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, BIN])
+                    .env_clear()
+                    .env("PATH", std::env::var("PATH").unwrap_or_default())
+                    .current_dir(dir.path());
+                c
+            }
+            None => command(dir.path()),
+        };
+        cmd.args(["run", "--data-dir", "data", "--listen", listen])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for (k, v) in env {
