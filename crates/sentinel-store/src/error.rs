@@ -35,6 +35,12 @@ pub enum StoreError {
     /// A store URL names an engine the store does not run on (the scheme is given).
     #[error("unsupported store URL scheme {0:?}: use postgres://, postgresql://, sqlite: or a file path")]
     UnsupportedUrl(String),
+    /// Another daemon holds this PostgreSQL database (named): one daemon per database.
+    #[error(
+        "the database is in use by {0}: each Sentinel daemon needs a database of its own (its audit \
+         index and its actions are its node's); give this node another database, or stop the other"
+    )]
+    Held(String),
     /// The call (named) has no PostgreSQL form yet; it works on SQLite only.
     #[error("not supported on PostgreSQL yet: {0}")]
     Unsupported(&'static str),

@@ -22,6 +22,7 @@ mod digest;
 mod error;
 mod feed;
 mod filter;
+mod hold;
 mod listen;
 mod metrics;
 mod migrations;
@@ -43,6 +44,7 @@ pub use digest::StoreDigest;
 pub use error::{StoreError, TryWriteError};
 pub use feed::{FeedCursor, FeedFilter, FeedItem, FeedKind, FeedPage, FEED_MAX_LIMIT};
 pub use filter::{ActionFilter, AlertFilter, EventFilter, Page, DEFAULT_LIMIT, MAX_LIMIT};
+pub use hold::StoreHold;
 pub use outbox::{
     DeadDelivery, NewOutboxRow, OutboxCount, OutboxGroup, OutboxRow, OutboxState, MAX_GROUP_ROWS,
 };

@@ -78,6 +78,11 @@ pub async fn run(
     crate::private::restrict_umask();
     crate::private::prepare_data_dir(&data_dir)?;
     let store = open_store(&cfg).await?;
+    // One daemon per PostgreSQL database (a no-op on the SQLite file of this data directory).
+    let hold = store
+        .hold_exclusive(&fleet.node)
+        .await
+        .context("cannot take the store")?;
     let redactor = Arc::new(Redactor::new(cfg.logging.redact_keys.iter()));
     let metrics = Arc::new(Metrics::default());
     sentinel_pipeline::otel::start(&metrics, &cfg.tracing);
@@ -424,6 +429,7 @@ pub async fn run(
     }
     let stats = writer_task.close().await.context("flushing the store")?;
     store.close().await;
+    drop(hold);
     let _ = std::fs::remove_file(data_dir.join(ADDR_FILE));
     tracing::info!(
         evt = "stopped",

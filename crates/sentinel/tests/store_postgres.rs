@@ -68,6 +68,25 @@ async fn the_daemon_runs_on_postgresql_and_keeps_what_it_acknowledged() {
         "the alert {alert_id} is in PostgreSQL"
     );
 
+    // A second daemon on the same database is refused, naming the one that holds it.
+    let other = tempfile::tempdir().unwrap();
+    let out = command(other.path())
+        .args(["run", "--data-dir", "data", "--listen", "127.0.0.1:0"])
+        .env("SENTINEL__STORE__URL", &url)
+        .env("SENTINEL__NODE", "intruder-1")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a second daemon started on the same database"
+    );
+    assert!(
+        text.contains("the database is in use by `sentinel daemon "),
+        "{text}"
+    );
+    assert!(!text.contains("hunter2-secret"), "{text}");
+
     // Acknowledged events survive a SIGKILL: three rounds of posting, killing, restarting.
     let mut dir = d.kill();
     let mut acked: Vec<String> = Vec::new();
