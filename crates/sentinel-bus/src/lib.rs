@@ -135,6 +135,14 @@ impl RedisBus {
         Lease::from_link(link, self.config.prefix.clone(), owner)
     }
 
+    /// Gives what is still in the local buffer (Redis away) until `within` to reach Redis, for a
+    /// graceful stop before [`RedisBus::close`]; the number of messages still waiting after it.
+    pub async fn flush(&self, within: Duration) -> usize {
+        self.publisher
+            .flush_until(tokio::time::Instant::now() + within)
+            .await
+    }
+
     /// Stops the bus: publishing is refused, subscriptions end (`recv` gives `None`), and what is still
     /// in the local buffer is not sent (a warning says how much). What was read and not acknowledged
     /// stays pending in Redis for the group's other consumers.

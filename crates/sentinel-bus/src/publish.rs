@@ -69,6 +69,31 @@ impl Publisher {
         self.closed.store(true, Ordering::Relaxed);
     }
 
+    /// Tries to send what is buffered until `deadline` (Redis may come back meanwhile); the number
+    /// of messages still waiting.
+    pub(crate) async fn flush_until(&self, deadline: tokio::time::Instant) -> usize {
+        loop {
+            let retry = {
+                let mut st = self.state.lock().await;
+                if st.link.retry_at().is_none() {
+                    self.drain(&mut st).await;
+                }
+                if st.buffer.is_empty() {
+                    return 0;
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return st.buffer.len();
+                }
+                st.link.retry_at()
+            };
+            let until = retry.map_or(deadline, |t| t.min(deadline));
+            tokio::time::sleep_until(
+                until.max(tokio::time::Instant::now() + std::time::Duration::from_millis(10)),
+            )
+            .await;
+        }
+    }
+
     /// Sends one message to Redis, or buffers it while Redis is away.
     pub(crate) async fn publish(
         self: &Arc<Self>,

@@ -595,3 +595,32 @@ async fn a_node_turned_read_only_replica_is_waited_out_not_refused() {
     }
     assert_eq!(stream_numbers(&url, "sentinel:alerts").await, vec![1]);
 }
+
+/// A graceful stop gives the local buffer time to reach Redis: what was buffered while Redis was
+/// away goes out once it is back; what still cannot go out when the time is up is counted back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_sends_what_waits_when_redis_comes_back_and_counts_what_cannot() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut redis = RedisServer::start_durable(dir.path());
+    let url = redis.url();
+    let b = bus(config(&url));
+    b.publish(&topic("flushed"), b"0".to_vec()).await.unwrap();
+    redis.kill();
+    for i in 1..=3u8 {
+        b.publish(&topic("flushed"), vec![b'0' + i]).await.unwrap();
+    }
+    assert_eq!(b.stats().snapshot().waiting, 3);
+    // Still away: nothing goes out within the wait, and all three are counted back.
+    assert_eq!(b.flush(Duration::from_millis(300)).await, 3);
+    // Back within the wait: all three go out.
+    let restarting = tokio::spawn(async move {
+        sleep(Duration::from_millis(300)).await;
+        tokio::task::block_in_place(|| redis.restart());
+        redis
+    });
+    assert_eq!(b.flush(Duration::from_secs(10)).await, 0);
+    let _redis = restarting.await.unwrap();
+    assert_eq!(b.stats().snapshot().waiting, 0);
+    assert_eq!(xlen(&url, "sentinel:flushed").await, 4);
+    b.close();
+}

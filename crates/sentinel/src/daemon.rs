@@ -398,7 +398,7 @@ pub async fn run(
             tracing::warn!(evt = "heartbeat_stop_failed", error = %e);
         }
     }
-    fleet.close();
+    fleet.close().await;
     if let Some(a) = anchors {
         a.stop().await;
     }

@@ -103,6 +103,9 @@ impl RoleSet {
     }
 }
 
+/// How long a stopping process waits for Redis to take what its local buffer holds.
+const FLUSH_WAIT: Duration = Duration::from_secs(10);
+
 /// How long a stopping process waits for its downstream roles to take what its upstream roles
 /// published (in-process bus: what is not taken is lost with the process).
 const DRAIN_WAIT: Duration = Duration::from_secs(5);
@@ -403,9 +406,19 @@ impl Fleet {
         ))
     }
 
-    /// Closes the bus (after the pipeline has drained).
-    pub fn close(&self) {
+    /// Closes the bus (after the pipeline has drained). What waits in the local buffer because
+    /// Redis is away is given [`FLUSH_WAIT`] to go out; what cannot is logged as lost.
+    pub async fn close(&self) {
         if let Some(r) = &self.redis {
+            let left = r.flush(FLUSH_WAIT).await;
+            if left > 0 {
+                tracing::error!(
+                    evt = "bus_messages_lost",
+                    messages = left,
+                    wait_ms = FLUSH_WAIT.as_millis() as u64,
+                    "Redis did not come back before the stop: these messages were never published"
+                );
+            }
             r.close();
         }
         if let Some(m) = &self.memory {
