@@ -129,6 +129,30 @@ impl From<Option<String>> for Val {
     }
 }
 
+/// PostgreSQL's `text` holds no NUL byte (SQLite's does): in the columns a record is indexed by, a NUL
+/// is written as U+FFFD (the record's body, JSON, keeps it exactly as `\u0000`).
+pub(crate) fn pg_text(vals: Vec<Val>) -> Vec<Val> {
+    vals.into_iter()
+        .map(|v| match v {
+            Val::Text(t) if t.contains('\0') => Val::Text(t.replace('\0', "\u{FFFD}")),
+            Val::OptText(Some(t)) if t.contains('\0') => {
+                Val::OptText(Some(t.replace('\0', "\u{FFFD}")))
+            }
+            v => v,
+        })
+        .collect()
+}
+
+impl Store {
+    /// Text bound as a filter: as [`pg_text`] writes it on PostgreSQL, as it is on SQLite.
+    pub(crate) fn text_param(&self, t: &str) -> String {
+        match self.backend() {
+            Backend::Postgres(_) if t.contains('\0') => t.replace('\0', "\u{FFFD}"),
+            _ => t.to_owned(),
+        }
+    }
+}
+
 /// Binds `vals` in order to a query of either engine (the same code, expanded per query type).
 macro_rules! bind_vals {
     ($q:expr, $vals:expr) => {{
@@ -217,7 +241,7 @@ impl Tx {
                 .execute(&mut **t)
                 .await?
                 .rows_affected(),
-            Tx::Postgres(t) => bind_vals!(sqlx::query(&sql), vals)
+            Tx::Postgres(t) => bind_vals!(sqlx::query(&sql), pg_text(vals))
                 .execute(&mut **t)
                 .await?
                 .rows_affected(),
@@ -234,7 +258,7 @@ impl Tx {
                     .await?
             }
             Tx::Postgres(t) => {
-                bind_vals!(sqlx::query_scalar(&sql), vals)
+                bind_vals!(sqlx::query_scalar(&sql), pg_text(vals))
                     .fetch_one(&mut **t)
                     .await?
             }

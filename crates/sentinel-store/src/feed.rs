@@ -252,7 +252,7 @@ impl Store {
                 }
                 if let Some(s) = &filter.scenario {
                     q.push(" AND ra.scenario = ");
-                    q.push_bind(s.clone());
+                    q.push_bind(self.text_param(s));
                 }
                 if let Some(s) = &subject {
                     q.push(" AND (CASE au.kind WHEN 'action_changed' THEN ac.subject ");

@@ -147,13 +147,13 @@ impl Store {
                 q.push(" AND severity = ").push_bind(s.as_str());
             }
             if let Some(s) = &f.scenario {
-                q.push(" AND scenario = ").push_bind(s.clone());
+                q.push(" AND scenario = ").push_bind(self.text_param(s));
             }
             if let Some(s) = &f.subject {
                 q.push(" AND subject = ").push_bind(subject_key(s));
             }
             if let Some(t) = &f.trace_id {
-                q.push(" AND trace_id = ").push_bind(t.clone());
+                q.push(" AND trace_id = ").push_bind(self.text_param(t));
             }
             if let Some(t) = f.since {
                 q.push(" AND ts >= ").push_bind(t.as_millis());
@@ -231,7 +231,7 @@ impl Store {
                 q.push(" AND subject = ").push_bind(subject_key(s));
             }
             if let Some(t) = &f.trace_id {
-                q.push(" AND trace_id = ").push_bind(t.clone());
+                q.push(" AND trace_id = ").push_bind(self.text_param(t));
             }
             if let Some(t) = f.since {
                 q.push(" AND created >= ").push_bind(t.as_millis());
@@ -299,13 +299,13 @@ impl Store {
         on_backend!(self, |pool| {
             let mut q = QueryBuilder::new("SELECT id, body FROM events WHERE 1 = 1");
             if let Some(t) = &f.trace_id {
-                q.push(" AND trace_id = ").push_bind(t.clone());
+                q.push(" AND trace_id = ").push_bind(self.text_param(t));
             }
             if let Some(ip) = &f.src_ip {
                 q.push(" AND src_ip = ").push_bind(ip_text(ip));
             }
             if let Some(k) = &f.kind {
-                q.push(" AND kind = ").push_bind(k.clone());
+                q.push(" AND kind = ").push_bind(self.text_param(k));
             }
             if let Some(t) = f.since {
                 q.push(" AND ts >= ").push_bind(t.as_millis());

@@ -68,7 +68,30 @@ on_both_engines!(
     outbox_rows_are_grouped_delivered_and_retried,
     outbox_dead_letters_requeue_and_prune,
     calls_not_ported_fail_clearly,
+    text_with_nul_bytes_is_stored,
 );
+
+/// Text with NUL bytes (PostgreSQL's `text` holds none) in an event's kind, source and target, and
+/// in a filter: stored on both engines (the body keeps it exactly; the indexed columns hold U+FFFD
+/// in its place on PostgreSQL), and a filter with one is answered, not an error.
+async fn text_with_nul_bytes_is_stored(c: Case) {
+    let s = &c.store;
+    let mut ev = event(T0, "203.0.113.8", "auth\0failure", "t-nul");
+    ev.source = "file:/var/log/a\0b".into();
+    ev.target = Some("ssh\0d".into());
+    store_all(s, vec![ev.clone().into()]).await;
+    let got = s.list_events(&EventFilter::default()).await.unwrap();
+    assert_eq!(got.items.len(), 1);
+    assert_eq!(got.items[0], ev, "the body keeps the text exactly");
+    let none = s
+        .list_events(&EventFilter {
+            kind: Some("no\0such".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(none.items.is_empty());
+}
 
 /// An alert id no stored alert has.
 fn unknown_alert_id() -> sentinel_core::AlertId {
