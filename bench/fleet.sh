@@ -209,6 +209,35 @@ EOF
     stop_fleet
 fi
 
+# ---------------------------------------------------------------- 5b. drain: the investigators alone
+# The sensor's alerts are posted first (the group `investigators` made beforehand at the stream's end,
+# so it holds them all), with no investigator running; then k investigators start and drain the
+# backlog while nothing else works but the responder taking their plans.
+if [ "$WHAT" = all ] || [ "$WHAT" = throughput ] || [ "$WHAT" = drain ]; then
+    tag=100
+    for k in $INVESTIGATORS; do
+        for run in $(seq 1 "$RUNS"); do
+            new_fleet 0 1
+            sensor=${NODE_DIRS[1]}
+            redis-cli -p "$PORT" xgroup create sentinel:alerts investigators '$' mkstream >/dev/null
+            posted=$($LOAD throughput --sensors "$sensor" --events "$EVENTS" --batch "$BATCH" \
+                --conns "$CONNS" --tag "$tag" --no-wait)
+            for _ in $(seq 1 100); do
+                [ "$(redis-cli -p "$PORT" xlen sentinel:alerts)" -ge "$EVENTS" ] && break
+                sleep 0.1
+            done
+            backlog=$(redis-cli -p "$PORT" xlen sentinel:alerts)
+            dirs=()
+            for j in $(seq 1 "$k"); do start_node investigator "intel-$j"; dirs+=("$TMP/fleet/intel-$j/data"); done
+            out=$($LOAD drain --investigators "$(join_dirs "${dirs[@]}")" --expect "$backlog")
+            echo "$k $run $out" >>"$RESULTS/drain"
+            log "drain investigators=$k run=$run: backlog $backlog; $out"
+            tag=$((tag + 1))
+        done
+    done
+    stop_fleet
+fi
+
 # ---------------------------------------------------------------- 6. latency
 if [ "$WHAT" = all ] || [ "$WHAT" = latency ]; then
     new_fleet 1 "$LAT_RESPONDERS"
@@ -227,11 +256,11 @@ python3 - "$RESULTS" "$HZ" "$EVENTS" "$BATCH" "$CONNS" "$RUNS" "$LAT_RATE" "$LAT
 import json, os, statistics, sys
 res, hz = sys.argv[1], int(sys.argv[2])
 events, batch, conns, runs, rate, secs, nresp = sys.argv[3:10]
-print()
-print(f"=== fleet throughput: sensor -> Redis -> investigators (1 sensor, 1 responder, {events} events "
-      f"in batches of {batch} on {conns} connections, median of {runs} runs) ===")
 tp = os.path.join(res, "throughput")
 if os.path.exists(tp):
+    print()
+    print(f"=== fleet throughput: sensor -> Redis -> investigators (1 sensor, 1 responder, {events} events "
+          f"in batches of {batch} on {conns} connections, median of {runs} runs) ===")
     rows = {}
     for line in open(tp):
         k, run, rest = line.split(" ", 2)
@@ -253,6 +282,26 @@ if os.path.exists(tp):
         print(f"{k:>13} | {med:>9.0f} | {med / base:>5.2f} | {' '.join('%.0f' % r['eps'] for r in rs):<24} | "
               f"{intake:>15.0f} | {mid['cpu_s']:>7.1f}/{mid['cpu_i']:.1f}/{mid['cpu_r']:.1f}{'':>9} | {rs[-1]['shares']}"
               + (f"  !! {len(bad)} run(s) incomplete: {bad}" if bad else ""))
+dp = os.path.join(res, "drain")
+if os.path.exists(dp):
+    rows = {}
+    for line in open(dp):
+        k, run, js = line.split(" ", 2)
+        rows.setdefault(int(k), []).append(json.loads(js))
+    print()
+    print(f"=== drain: investigators alone on a backlog of {events} alerts (sensor idle, 1 responder, median of {runs} runs) ===")
+    print(f"{'investigators':>13} | {'alerts/s':>9} | {'ratio':>5} | {'runs (alerts/s)':<24} | backlog gone after start (s)")
+    base = None
+    for k in sorted(rows):
+        rs = rows[k]
+        ok = [r for r in rs if not r["timed_out"] and "eps" in r]
+        if not ok:
+            print(f"{k:>13} | incomplete: {rs}")
+            continue
+        med = statistics.median(r["eps"] for r in ok)
+        base = base or med
+        print(f"{k:>13} | {med:>9.0f} | {med / base:>5.2f} | {' '.join('%.0f' % r['eps'] for r in ok):<24} | "
+              f"{' '.join('%.2f' % r['from_start_secs'] for r in ok)}" + (f"  !! {len(rs) - len(ok)} incomplete" if len(ok) < len(rs) else ""))
 lp = os.path.join(res, "latency")
 if os.path.exists(lp):
     d = json.load(open(lp))

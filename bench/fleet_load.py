@@ -94,7 +94,7 @@ def nodes(arg):
 
 
 def throughput(a):
-    sensors, invs = nodes(a.sensors), nodes(a.investigators)
+    sensors, invs = nodes(a.sensors), nodes(a.investigators) if a.investigators else []
     pub0 = summed(sensors, "sensor", "published")
     ack0 = summed(invs, "investigator", "acked")
     batches = []
@@ -145,6 +145,11 @@ def throughput(a):
     for t in threads:
         t.join()
     t_posted = time.monotonic() - t0
+    if a.no_wait:
+        print(json.dumps({"events": a.events, "accepted": stats["accepted"], "non2xx": stats["non2xx"],
+                          "retries": stats["retries"], "post_secs": round(t_posted, 3),
+                          "published": summed(sensors, "sensor", "published") - pub0}))
+        return
     cand, cand_pub, pub, ack, t_done = None, None, 0.0, 0.0, None
     deadline = time.monotonic() + a.timeout
     timed_out = False
@@ -185,6 +190,43 @@ def throughput(a):
             }
         )
     )
+
+
+def drain(a):
+    """Investigators (being started now) drain a backlog of --expect alerts: the rate from the
+    first poll that sees an ack to the one that sees them all, and the time from now to the end."""
+    dirs = [d for d in a.investigators.split(",") if d]
+    t0 = time.monotonic()
+    deadline = t0 + a.timeout
+    up = {}
+    t_first = a_first = t_end = None
+    while time.monotonic() < deadline:
+        for d in dirs:
+            if d not in up:
+                try:
+                    up[d] = Node(d)
+                except (OSError, ValueError):
+                    pass
+        total = 0.0
+        now = time.monotonic() - t0
+        for n in up.values():
+            try:
+                total += link_counter(n.metrics(), "investigator", "acked")
+            except (OSError, http.client.HTTPException, RuntimeError):
+                pass
+        if t_first is None and total > 0:
+            t_first, a_first = now, total
+        if total >= a.expect:
+            t_end = now
+            break
+        time.sleep(0.02)
+    out = {"expect": a.expect, "acked": total, "timed_out": t_end is None,
+           "first_seen_secs": None if t_first is None else round(t_first, 3), "acked_at_first": a_first}
+    if t_end is not None and t_first is not None and t_end > t_first:
+        out["eps"] = round((a.expect - a_first) / (t_end - t_first), 1)
+        out["secs"] = round(t_end - t_first, 3)
+        out["from_start_secs"] = round(t_end, 3)
+    print(json.dumps(out))
 
 
 def parse_ts(s):
@@ -288,7 +330,8 @@ def main():
     sub = p.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("throughput")
     t.add_argument("--sensors", required=True)
-    t.add_argument("--investigators", required=True)
+    t.add_argument("--investigators", default="")
+    t.add_argument("--no-wait", action="store_true", help="only post (the backlog for `drain`)")
     t.add_argument("--events", type=int, default=5000)
     t.add_argument("--batch", type=int, default=50)
     t.add_argument("--conns", type=int, default=4)
@@ -302,8 +345,12 @@ def main():
     l.add_argument("--tag", type=int, default=0xF00)
     l.add_argument("--settle", type=float, default=20)
     l.add_argument("--v4", action="store_true", help="the first 250 sources from 198.51.100.0/24")
+    dr = sub.add_parser("drain")
+    dr.add_argument("--investigators", required=True)
+    dr.add_argument("--expect", type=int, required=True)
+    dr.add_argument("--timeout", type=float, default=120)
     a = p.parse_args()
-    (throughput if a.cmd == "throughput" else latency)(a)
+    {"throughput": throughput, "latency": latency, "drain": drain}[a.cmd](a)
 
 
 if __name__ == "__main__":
