@@ -11,6 +11,11 @@
 #      the investigators' summed sentinel_bus_link_messages_total{role="investigator",outcome="acked"}
 #      reaches the sensor's outcome="published" (read from /metrics every 20 ms). RUNS runs per
 #      configuration; the median is reported, and the scaling as a ratio to 1 investigator.
+#   1b. DRAIN: the investigator stage alone. One sensor, one responder, no investigator: the group
+#      `investigators` is made at the stream's end, EVENTS alerts are posted (they wait in the
+#      stream), then a /metrics poller starts, then k investigators; alerts/s from the first poll that
+#      sees an ack to the one that sees them all (the sensor idle meanwhile). CPU seconds used by the
+#      investigators, the responder and redis-server while draining are shown beside.
 #   2. LATENCY: one sensor, one investigator, LAT_RESPONDERS responders; one attack event per
 #      request at LAT_RATE/s for LAT_SECONDS s; per event, the time from the sensor's HTTP answer
 #      to the LAST responder's decision record (its `created` in GET /v1/decisions, matched by
@@ -23,7 +28,7 @@
 # Knobs (environment):
 #   EVENTS=10000 BATCH=100 CONNS=4 RUNS=3 INVESTIGATORS="1 2 4"   the throughput runs
 #   LAT_RATE=20 LAT_SECONDS=10 LAT_RESPONDERS=3                   the latency run
-#   WHAT=all|throughput|latency                                   which part(s)
+#   WHAT=all|throughput|drain|latency                             which part(s) (throughput: also drain)
 #   LOG_LEVEL=warn                                                the daemons' logging.level
 #   SKIP_BUILD=1 / BIN=path                                       use an existing release binary
 #   KEEP_TMP=1                                                    keep the temp dir (logs) for inspection
@@ -228,8 +233,19 @@ if [ "$WHAT" = all ] || [ "$WHAT" = throughput ] || [ "$WHAT" = drain ]; then
             done
             backlog=$(redis-cli -p "$PORT" xlen sentinel:alerts)
             dirs=()
-            for j in $(seq 1 "$k"); do start_node investigator "intel-$j"; dirs+=("$TMP/fleet/intel-$j/data"); done
-            out=$($LOAD drain --investigators "$(join_dirs "${dirs[@]}")" --expect "$backlog")
+            for j in $(seq 1 "$k"); do dirs+=("$TMP/fleet/intel-$j/data"); done
+            # the poller first (it sees the first ack), then the investigators
+            $LOAD drain --investigators "$(join_dirs "${dirs[@]}")" --expect "$backlog" >"$TMP/drain.out" &
+            poller=$!
+            sleep 0.5
+            r0=$(cpu_ticks "${NODE_PIDS[0]}") x0=$(cpu_ticks "$REDIS_PID")
+            for j in $(seq 1 "$k"); do start_node investigator "intel-$j"; done
+            wait "$poller" || true
+            # CPU used while draining: the investigators (since their start), the responder, redis
+            cpu_i=0
+            for pid in "${NODE_PIDS[@]:2}"; do cpu_i=$((cpu_i + $(cpu_ticks "$pid"))); done
+            cpu_r=$(( $(cpu_ticks "${NODE_PIDS[0]}") - r0 )) cpu_x=$(( $(cpu_ticks "$REDIS_PID") - x0 ))
+            out=$(cat "$TMP/drain.out" | sed "s/}\$/, \"cpu_i\": $cpu_i, \"cpu_r\": $cpu_r, \"cpu_redis\": $cpu_x}/")
             echo "$k $run $out" >>"$RESULTS/drain"
             log "drain investigators=$k run=$run: backlog $backlog; $out"
             tag=$((tag + 1))
@@ -290,7 +306,7 @@ if os.path.exists(dp):
         rows.setdefault(int(k), []).append(json.loads(js))
     print()
     print(f"=== drain: investigators alone on a backlog of {events} alerts (sensor idle, 1 responder, median of {runs} runs) ===")
-    print(f"{'investigators':>13} | {'alerts/s':>9} | {'ratio':>5} | {'runs (alerts/s)':<24} | backlog gone after start (s)")
+    print(f"{'investigators':>13} | {'alerts/s':>9} | {'ratio':>5} | {'runs (alerts/s)':<24} | {'first→last ack (s)':<20} | CPU s: invs/resp/redis (median run)")
     base = None
     for k in sorted(rows):
         rs = rows[k]
@@ -301,7 +317,8 @@ if os.path.exists(dp):
         med = statistics.median(r["eps"] for r in ok)
         base = base or med
         print(f"{k:>13} | {med:>9.0f} | {med / base:>5.2f} | {' '.join('%.0f' % r['eps'] for r in ok):<24} | "
-              f"{' '.join('%.2f' % r['from_start_secs'] for r in ok)}" + (f"  !! {len(rs) - len(ok)} incomplete" if len(ok) < len(rs) else ""))
+              f"{' '.join('%.2f' % r['secs'] for r in ok):<20} | "
+              + (lambda m: f"{m['cpu_i'] / hz:.1f}/{m['cpu_r'] / hz:.1f}/{m['cpu_redis'] / hz:.1f}")(sorted(ok, key=lambda r: r['eps'])[len(ok) // 2]) + (f"  !! {len(rs) - len(ok)} incomplete" if len(ok) < len(rs) else ""))
 lp = os.path.join(res, "latency")
 if os.path.exists(lp):
     d = json.load(open(lp))

@@ -12,6 +12,12 @@ Subcommands (each prints one JSON object on stdout):
       reaches the sensors' summed outcome="published" (delta), that sum being stable.
       Reports the time from the first post to that moment and events/s.
 
+  throughput --no-wait: only posts (the backlog for `drain`).
+
+  drain --investigators DIR,... --expect N
+      Polls the investigators' /metrics (they may not be started yet) every 20 ms; reports the
+      acked rate from the first poll that sees an ack to the one that sees N.
+
   latency --sensor DIR --responders DIR,... --rate R --seconds S --tag T [--settle S]
       Posts one attack event per request at R/s for S s (from distinct 198.51.100.0/24 and
       2001:db8:T::/48 addresses), notes the wall-clock time of each HTTP answer, then reads every
