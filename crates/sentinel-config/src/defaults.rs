@@ -191,6 +191,7 @@ fleet:                             # the Redis bus (bus: redis://…)
   claim_idle: 30s                  # a message unacknowledged this long (its consumer died) goes to a live consumer of the group (1s..=1h)
   buffer: 10000                    # messages kept while Redis is away (1..=10000000); more are refused and counted
   max_in_flight: 256               # unacknowledged messages one consuming link holds (1..=100000)
+  done_keep: 24h                   # how long each group remembers an alert as handled (its act-once mark in Redis, ~120 bytes per alert and group) (1m..=30d)
   heartbeat: 5s                    # each node's heartbeat (1s..=5m); three missed and `sentinel cluster status` shows it gone
   secret: null                     # the HMAC-SHA256 key every bus message is signed with and checked against (>= 16 characters; or secret_file: /run/secrets/fleet); the same on every node
   secret_file: null                # null on both: messages are unsigned, and anyone who can write to the Redis can have every responder act (warned)

@@ -54,6 +54,10 @@ pub struct FleetConfig {
     pub buffer: usize,
     /// Unacknowledged messages one consuming link holds at most (1..=100000).
     pub max_in_flight: usize,
+    /// How long a consumer group remembers a message as handled (its act-once mark in Redis):
+    /// longer than any redelivery or re-decision of the same alert can come (1m..=30d).
+    #[serde(with = "humantime_serde")]
+    pub done_keep: Duration,
     /// How often a node writes its heartbeat (1s..=5m); `sentinel cluster status` calls a node
     /// gone after three missed beats.
     #[serde(with = "humantime_serde")]
@@ -148,6 +152,14 @@ pub(crate) fn fleet(r: &mut Reader, s: Option<&Node<'_>>) -> Option<FleetConfig>
     let max_in_flight = r
         .get(s, "max_in_flight")
         .and_then(|n| r.int(&n, 1, 100_000));
+    let done_keep = r.get(s, "done_keep").and_then(|n| {
+        bounded(
+            r,
+            &n,
+            Duration::from_secs(60),
+            Duration::from_secs(30 * 86400),
+        )
+    });
     let heartbeat = r
         .get(s, "heartbeat")
         .and_then(|n| bounded(r, &n, Duration::from_secs(1), Duration::from_secs(300)));
@@ -178,6 +190,7 @@ pub(crate) fn fleet(r: &mut Reader, s: Option<&Node<'_>>) -> Option<FleetConfig>
         buffer: buffer?,
         max_in_flight: max_in_flight?,
         heartbeat: heartbeat?,
+        done_keep: done_keep?,
     })
 }
 

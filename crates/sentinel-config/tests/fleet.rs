@@ -17,6 +17,7 @@ fn the_default_is_one_process_on_in_memory_queues() {
     assert_eq!(d.fleet.claim_idle, Duration::from_secs(30));
     assert_eq!(d.fleet.heartbeat, Duration::from_secs(5));
     assert_eq!(d.fleet.stream_maxlen, 100_000);
+    assert_eq!(d.fleet.done_keep, Duration::from_secs(86_400));
 }
 
 #[test]
@@ -68,6 +69,7 @@ fn bad_fleet_values_name_the_key() {
         ("fleet:\n  max_in_flight: 0", "fleet.max_in_flight"),
         ("fleet:\n  prefix: \"a b\"", "fleet.prefix"),
         ("fleet:\n  lag: 3", "fleet.lag"),
+        ("fleet:\n  done_keep: 5s", "fleet.done_keep"),
     ] {
         let errs = load_str(yaml, None, &[]).unwrap_err();
         assert!(errs.mentions(key), "{yaml}: {errs}");

@@ -219,7 +219,7 @@ impl Fleet {
                 // A claim outlives any handler; a mark outlives any redelivery.
                 let deduper = redis.deduper(
                     cfg.fleet.claim_idle.max(Duration::from_secs(30)),
-                    Duration::from_secs(7 * 24 * 3600),
+                    cfg.fleet.done_keep,
                 );
                 Ok(Fleet {
                     node,
