@@ -15,8 +15,13 @@
 //!   the store (the report on `decisions` goes out first; if the bus refuses it, that is counted
 //!   and logged, and the plan is still acknowledged: its actions are in place).
 //!
+//! An investigator marks the alert done as soon as its plan is on the bus (before its own records
+//! commit): a copy reclaimed after this node dies is then only acknowledged, never investigated a
+//! second time (the plan went out; the API nodes record the investigation and plan from the bus).
+//! A responder marks a plan done only once its action records are committed: a responder that dies
+//! between applying and committing applies it again on redelivery (the kernel keeps one rule).
 //! A record that fails to commit (or takes longer than a minute) fails the message: it is
-//! abandoned and redelivered. Then the idempotency key is marked done ([`Idempotency::finish`]) and
+//! abandoned and, unless already marked done, redelivered. Then the idempotency key is marked done ([`Idempotency::finish`]) and
 //! the delivery acknowledged, in that order. Delivery is at least once: a role that dies before the
 //! acknowledgement leaves the message pending, and the bus hands it again (on Redis, to a live
 //! consumer of the group after `claim_idle`, once the dead handler's claim lease ran out). What a
@@ -187,6 +192,9 @@ pub struct BusLink {
 pub(crate) struct Settled {
     pub(crate) key: String,
     pub(crate) ok: bool,
+    /// Only mark `key` done (its work is handed on; its records are not committed yet): a copy
+    /// delivered meanwhile is then a duplicate. The acknowledgement follows with another word.
+    pub(crate) mark_only: bool,
 }
 
 /// What a consuming link does with a message it read.
@@ -289,6 +297,16 @@ pub(crate) async fn publish_plans(
             };
             ok &= publish(&link, &msg).await;
         }
+        // The plan is on the bus: the alert is handled, whatever becomes of this node (a copy
+        // reclaimed after a crash here is only acknowledged, not investigated again). The
+        // acknowledgement waits for this node's records.
+        if ok {
+            let _ = settled.send(Settled {
+                key: key.clone(),
+                ok: true,
+                mark_only: true,
+            });
+        }
         settle_when_committed(group, key, ok, &settled);
     }
 }
@@ -306,7 +324,11 @@ pub(crate) fn settle_when_committed(
     settled: &mpsc::UnboundedSender<Settled>,
 ) {
     let Some(group) = group else {
-        let _ = settled.send(Settled { key, ok });
+        let _ = settled.send(Settled {
+            key,
+            ok,
+            mark_only: false,
+        });
         return;
     };
     let settled = settled.clone();
@@ -325,6 +347,7 @@ pub(crate) fn settle_when_committed(
         let _ = settled.send(Settled {
             key,
             ok: ok && stored,
+            mark_only: false,
         });
     });
 }
@@ -520,7 +543,7 @@ impl<T: WireMessage, U: Send + 'static> Consumer<T, U> {
         });
         let mut into = Some(into);
         // Idempotency key → delivery id, for messages handed to the stage and not settled yet.
-        let mut in_flight: HashMap<String, String> = HashMap::new();
+        let mut in_flight: HashMap<String, (String, bool)> = HashMap::new();
         let limit = self.link.max_in_flight.max(1);
         loop {
             let reading = into.is_some();
@@ -561,7 +584,7 @@ impl<T: WireMessage, U: Send + 'static> Consumer<T, U> {
         &mut self,
         d: Delivery,
         into: &mpsc::Sender<U>,
-        in_flight: &mut HashMap<String, String>,
+        in_flight: &mut HashMap<String, (String, bool)>,
     ) -> bool {
         let stats = Arc::clone(&self.link.stats);
         inc(&stats.received);
@@ -607,7 +630,7 @@ impl<T: WireMessage, U: Send + 'static> Consumer<T, U> {
                 if let Some(f) = first {
                     f();
                 }
-                in_flight.insert(key, d.id);
+                in_flight.insert(key, (d.id, false));
                 into.send(item).await.is_ok()
             }
             Ok(Claim::Done) => {
@@ -630,11 +653,23 @@ impl<T: WireMessage, U: Send + 'static> Consumer<T, U> {
     }
 
     /// Marks done and acknowledges (or abandons) a settled message of this link.
-    async fn settle(&mut self, s: Settled, in_flight: &mut HashMap<String, String>) {
-        let Some(id) = in_flight.remove(&s.key) else {
+    async fn settle(&mut self, s: Settled, in_flight: &mut HashMap<String, (String, bool)>) {
+        let idem = Arc::clone(&self.link.idempotency);
+        if s.mark_only {
+            if let Some((_, marked)) = in_flight.get_mut(&s.key) {
+                match idem.finish(&self.group, &s.key).await {
+                    Ok(()) => *marked = true,
+                    Err(e) => {
+                        inc(&self.link.stats.bus_errors);
+                        tracing::warn!(evt = "bus_mark_failed", group = %self.group, key = %s.key, error = %e);
+                    }
+                }
+            }
+            return;
+        }
+        let Some((id, marked)) = in_flight.remove(&s.key) else {
             return;
         };
-        let idem = Arc::clone(&self.link.idempotency);
         if !s.ok {
             inc(&self.link.stats.abandoned);
             if let Err(e) = idem.abandon(&self.group, &s.key).await {
@@ -643,10 +678,13 @@ impl<T: WireMessage, U: Send + 'static> Consumer<T, U> {
             }
             return;
         }
-        if let Err(e) = idem.finish(&self.group, &s.key).await {
-            // The deduper remembers it as handled: the copy Redis hands again is only acknowledged.
-            inc(&self.link.stats.bus_errors);
-            tracing::warn!(evt = "bus_mark_failed", group = %self.group, key = %s.key, error = %e);
+        if !marked {
+            if let Err(e) = idem.finish(&self.group, &s.key).await {
+                // The deduper remembers it as handled: the copy Redis hands again is only
+                // acknowledged.
+                inc(&self.link.stats.bus_errors);
+                tracing::warn!(evt = "bus_mark_failed", group = %self.group, key = %s.key, error = %e);
+            }
         }
         self.ack(&id).await;
     }
