@@ -41,6 +41,20 @@ pub struct ApiSettings {
     pub server_id: Option<crate::ServerId>,
     /// How list answers are paged.
     pub paging: PagingSettings,
+    /// Set on a node whose roles take no events (no sensor): why, for the 503 its event routes
+    /// answer (instead of "shutting down").
+    pub no_intake: Option<String>,
+}
+
+impl ApiSettings {
+    /// What an event route answers when the intake is closed: this node takes no events, or it is
+    /// shutting down.
+    pub fn intake_closed(&self, then: &str) -> String {
+        match &self.no_intake {
+            Some(why) => why.clone(),
+            None => format!("Sentinel is shutting down{then}"),
+        }
+    }
 }
 
 /// How list answers are paged (see `paging.rs`).
@@ -73,6 +87,7 @@ impl Default for ApiSettings {
             rate: Default::default(),
             webhooks: Default::default(),
             edge: crate::serve::EdgeSettings::default(),
+            no_intake: None,
         }
     }
 }

@@ -626,7 +626,7 @@ async fn accept(
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
-            "Sentinel is shutting down; retry later",
+            &s.settings.intake_closed("; retry later"),
         );
     }
     s.metrics.events_accepted.inc();

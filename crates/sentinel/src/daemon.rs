@@ -238,6 +238,13 @@ pub async fn run(
         redactor,
         settings: ApiSettings {
             server_id: Some(crate::local::server_id(&data_dir)?),
+            no_intake: (!roles.sensor).then(|| {
+                format!(
+                    "this node takes no events (roles: {}): send them to a sensor, a node started \
+                     with --role sensor",
+                    roles.names().join(",")
+                )
+            }),
             ..api_settings(&cfg)
         },
         audit: Some(audit_log.clone()),
@@ -887,6 +894,8 @@ fn api_settings(cfg: &ValidatedConfig) -> ApiSettings {
         rate: crate::ratehook::rate_settings(&cfg.api.rate_limit),
         webhooks: crate::ratehook::webhook_settings(&cfg.api.webhooks),
         edge: edge_settings(cfg),
+        // Set by `run` from the roles.
+        no_intake: None,
     }
 }
 

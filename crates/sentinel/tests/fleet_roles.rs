@@ -146,6 +146,14 @@ async fn three_processes_on_redis_detect_investigate_and_act() {
     // A sensor-less node refuses events: they belong to a sensor.
     let r = post(&investigator, "/v1/events", &format!("[{ATTACK}]")).await;
     assert_eq!(r.status(), 503);
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("takes no events (roles: investigator)"),
+        "{body}"
+    );
+    let r = post(&investigator, "/v1/defend", ATTACK).await;
+    assert_eq!(r.status(), 503);
+    assert!(r.text().await.unwrap().contains("send them to a sensor"));
 
     for mut d in [sensor, investigator, responder] {
         let s = d.terminate(Duration::from_secs(15));

@@ -61,7 +61,7 @@ pub(crate) async fn defend(
             if let Some(t) = sub.ack {
                 t.withdraw();
             }
-            return Err(ApiError::Unavailable("Sentinel is shutting down".into()));
+            return Err(ApiError::Unavailable(s.settings.intake_closed("")));
         }
     }
     let outcome = match tokio::time::timeout_at(deadline, rx).await {

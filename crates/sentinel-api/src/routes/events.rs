@@ -64,7 +64,8 @@ impl Report {
 
 enum Refused {
     Busy,
-    Closed,
+    /// The intake is closed: why (this node takes no events, or it is shutting down).
+    Closed(String),
     /// Sentinel began to stop during an NDJSON stream: the lines after the last one read were not.
     Stopping {
         last_read: usize,
@@ -160,7 +161,10 @@ async fn submit(s: &AppState, posted: Posted, ack: AckToken) -> Result<(), Refus
         }
         Err(TrySendError::Closed(sub)) => {
             withdraw(sub);
-            return Err(Refused::Closed);
+            return Err(Refused::Closed(
+                s.settings
+                    .intake_closed("; resend the items after the accepted ones"),
+            ));
         }
         Err(TrySendError::Full(sub)) => sub,
     };
@@ -176,7 +180,9 @@ async fn submit(s: &AppState, posted: Posted, ack: AckToken) -> Result<(), Refus
         }
         Err(SendTimeoutError::Closed(sub)) => {
             withdraw(sub);
-            Err(Refused::Closed)
+            Err(Refused::Closed(s.settings.intake_closed(
+                "; resend the items after the accepted ones",
+            )))
         }
     }
 }
@@ -259,10 +265,7 @@ fn finish(report: Report, refused: Option<Refused>) -> Response {
                 .insert(header::RETRY_AFTER, HeaderValue::from(1u64));
             r
         }
-        Some(Refused::Closed) => unavailable(
-            "Sentinel is shutting down; resend the items after the accepted ones".into(),
-            report,
-        ),
+        Some(Refused::Closed(why)) => unavailable(why, report),
         Some(Refused::Stopping { last_read }) => unavailable(
             format!(
                 "Sentinel is stopping: lines after line {last_read} were not read; resend them \
