@@ -104,7 +104,7 @@ impl RedisRx {
                     e.id,
                     self.at.key
                 );
-                let _ = self.xack(&e.id).await;
+                let _ = self.xack(std::slice::from_ref(&e.id)).await;
             }
         }
     }
@@ -197,9 +197,12 @@ impl RedisRx {
         self.read().await
     }
 
-    async fn xack(&mut self, id: &str) -> Result<(), Failure> {
+    async fn xack<S: AsRef<str>>(&mut self, ids: &[S]) -> Result<(), Failure> {
         let mut cmd = redis::cmd("XACK");
-        cmd.arg(&self.at.key).arg(&self.at.group).arg(id);
+        cmd.arg(&self.at.key).arg(&self.at.group);
+        for id in ids {
+            cmd.arg(id.as_ref());
+        }
         let n: u64 = self.link.run(&cmd).await?;
         add(&self.stats.acked, n);
         Ok(())
@@ -263,7 +266,17 @@ impl BusRx for RedisRx {
 
     /// `XACK`: one attempt; when Redis is away the message stays pending and comes back later.
     async fn ack(&mut self, id: &str) -> Result<(), BusError> {
-        self.xack(id).await.map_err(Failure::into_bus_error)
+        self.xack(std::slice::from_ref(&id))
+            .await
+            .map_err(Failure::into_bus_error)
+    }
+
+    /// One `XACK` for every id.
+    async fn ack_many(&mut self, ids: &[String]) -> Result<(), BusError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.xack(ids).await.map_err(Failure::into_bus_error)
     }
 }
 

@@ -201,6 +201,55 @@ impl Deduper {
         done
     }
 
+    /// [`Deduper::finish`] for several keys of `group`, in one round trip. On an error every key
+    /// is remembered here as handled (as `finish` does).
+    pub async fn finish_many(&self, group: &str, keys: &[String]) -> Result<(), BusError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let marks: Vec<String> = keys.iter().map(|k| self.mark_key(group, k)).collect();
+        let mut eval = redis::cmd("EVAL");
+        eval.arg(MARK_ALL).arg(marks.len());
+        for m in &marks {
+            eval.arg(m);
+        }
+        eval.arg(DONE).arg(millis(self.keep));
+        let mut link = self.link.lock().await;
+        let done = link
+            .run::<Value>(&eval)
+            .await
+            .map(|_| ())
+            .map_err(Failure::into_bus_error);
+        drop(link);
+        match &done {
+            Ok(()) => {
+                let mut mine = self.mine();
+                for m in &marks {
+                    mine.remove(m);
+                }
+                drop(mine);
+                let mut u = self.unmarked();
+                for m in &marks {
+                    u.set.remove(m);
+                }
+            }
+            Err(_) => {
+                let mut u = self.unmarked();
+                for m in marks {
+                    if u.set.insert(m.clone()) {
+                        u.order.push_back(m);
+                    }
+                }
+                while u.order.len() > MAX_UNMARKED {
+                    if let Some(old) = u.order.pop_front() {
+                        u.set.remove(&old);
+                    }
+                }
+            }
+        }
+        done
+    }
+
     /// Sets `mark` to `done` for `keep`; forgets it as claimed or unmarked here.
     async fn mark_done(&self, mark: &str) -> Result<(), BusError> {
         let mut set = redis::cmd("SET");
@@ -230,6 +279,10 @@ impl Deduper {
         Ok(())
     }
 }
+
+/// Sets every key to ARGV[1] for ARGV[2] ms.
+const MARK_ALL: &str =
+    "for _, k in ipairs(KEYS) do redis.call('SET', k, ARGV[1], 'PX', ARGV[2]) end return #KEYS";
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)

@@ -624,3 +624,37 @@ async fn flush_sends_what_waits_when_redis_comes_back_and_counts_what_cannot() {
     assert_eq!(xlen(&url, "sentinel:flushed").await, 4);
     b.close();
 }
+
+/// Several marks in one round trip, several acknowledgements in one: every key is done for the
+/// group's later copies, every message leaves the pending list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn marks_and_acknowledgements_go_in_batches() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let b = bus(config(&url));
+    let d: Deduper = b.deduper(Duration::from_secs(10), Duration::from_secs(60));
+    let keys: Vec<String> = (0..5).map(|i| format!("k{i}")).collect();
+    for k in &keys {
+        assert_eq!(d.begin("g", k).await.unwrap(), Claim::First);
+    }
+    d.finish_many("g", &keys).await.unwrap();
+    for k in &keys {
+        assert_eq!(d.begin("g", k).await.unwrap(), Claim::Done, "{k}");
+    }
+    d.finish_many("g", &[]).await.unwrap();
+
+    let mut rx = b.subscribe(&topic("batched"), "g").await.unwrap();
+    for i in 0..5u8 {
+        b.publish(&topic("batched"), vec![b'0' + i]).await.unwrap();
+    }
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(next(&mut rx).await.id);
+    }
+    assert_eq!(pending(&url, "sentinel:batched", "g").await, 5);
+    rx.ack_many(&ids[..3]).await.unwrap();
+    assert_eq!(pending(&url, "sentinel:batched", "g").await, 2);
+    rx.ack_many(&ids).await.unwrap();
+    assert_eq!(pending(&url, "sentinel:batched", "g").await, 0);
+    b.close();
+}

@@ -280,6 +280,15 @@ pub trait BusRx: Send {
     /// the message's effect is durable (stored, applied). Acknowledging twice, or an id the group no
     /// longer holds, is `Ok`. An error leaves the message pending: it will be delivered again.
     async fn ack(&mut self, id: &str) -> Result<(), BusError>;
+
+    /// Acknowledges several messages (one round trip where the bus allows); an error leaves them
+    /// all pending. The default acknowledges them one by one, stopping at the first error.
+    async fn ack_many(&mut self, ids: &[String]) -> Result<(), BusError> {
+        for id in ids {
+            self.ack(id).await?;
+        }
+        Ok(())
+    }
 }
 
 /// Carries messages between roles.

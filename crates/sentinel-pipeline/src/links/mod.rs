@@ -144,6 +144,9 @@ pub struct LinkCounts {
     pub forged: u64,
 }
 
+/// Settled messages marked and acknowledged together at most.
+const SETTLE_BATCH: usize = 256;
+
 /// Deliveries of one message after which it is given up ([`LinkCounts::poisoned`]).
 pub const MAX_ATTEMPTS: u32 = 20;
 
@@ -551,7 +554,18 @@ impl<T: WireMessage, U: Send + 'static> Consumer<T, U> {
             tokio::select! {
                 biased;
                 s = settled.recv() => match s {
-                    Some(s) => self.settle(s, &mut in_flight).await,
+                    Some(s) => {
+                        // Whatever else settled meanwhile goes with it: one mark and one
+                        // acknowledgement round trip for the lot.
+                        let mut batch = vec![s];
+                        while batch.len() < SETTLE_BATCH {
+                            match settled.try_recv() {
+                                Ok(more) => batch.push(more),
+                                Err(_) => break,
+                            }
+                        }
+                        self.settle(batch, &mut in_flight).await;
+                    }
                     // Every downstream stage has ended.
                     None => break,
                 },
@@ -652,41 +666,71 @@ impl<T: WireMessage, U: Send + 'static> Consumer<T, U> {
         }
     }
 
-    /// Marks done and acknowledges (or abandons) a settled message of this link.
-    async fn settle(&mut self, s: Settled, in_flight: &mut HashMap<String, (String, bool)>) {
+    /// Marks done and acknowledges (or abandons) settled messages of this link: the marks in one
+    /// round trip, then the acknowledgements in one.
+    async fn settle(
+        &mut self,
+        batch: Vec<Settled>,
+        in_flight: &mut HashMap<String, (String, bool)>,
+    ) {
         let idem = Arc::clone(&self.link.idempotency);
-        if s.mark_only {
-            if let Some((_, marked)) = in_flight.get_mut(&s.key) {
-                match idem.finish(&self.group, &s.key).await {
-                    Ok(()) => *marked = true,
-                    Err(e) => {
-                        inc(&self.link.stats.bus_errors);
-                        tracing::warn!(evt = "bus_mark_failed", group = %self.group, key = %s.key, error = %e);
+        let stats = Arc::clone(&self.link.stats);
+        let mut to_mark: Vec<String> = Vec::new();
+        let mut marked_only: Vec<String> = Vec::new();
+        let mut to_ack: Vec<String> = Vec::new();
+        for s in batch {
+            if s.mark_only {
+                if matches!(in_flight.get(&s.key), Some((_, false))) && !to_mark.contains(&s.key) {
+                    to_mark.push(s.key.clone());
+                    marked_only.push(s.key);
+                }
+                continue;
+            }
+            let Some((id, marked)) = in_flight.remove(&s.key) else {
+                continue;
+            };
+            if !s.ok {
+                inc(&stats.abandoned);
+                if let Err(e) = idem.abandon(&self.group, &s.key).await {
+                    inc(&stats.bus_errors);
+                    tracing::warn!(evt = "bus_abandon_failed", group = %self.group, key = %s.key, error = %e);
+                }
+                continue;
+            }
+            if !marked && !to_mark.contains(&s.key) {
+                to_mark.push(s.key);
+            }
+            to_ack.push(id);
+        }
+        match idem.finish_many(&self.group, &to_mark).await {
+            Ok(()) => {
+                for k in &marked_only {
+                    if let Some((_, marked)) = in_flight.get_mut(k) {
+                        *marked = true;
                     }
                 }
             }
-            return;
-        }
-        let Some((id, marked)) = in_flight.remove(&s.key) else {
-            return;
-        };
-        if !s.ok {
-            inc(&self.link.stats.abandoned);
-            if let Err(e) = idem.abandon(&self.group, &s.key).await {
-                inc(&self.link.stats.bus_errors);
-                tracing::warn!(evt = "bus_abandon_failed", group = %self.group, key = %s.key, error = %e);
-            }
-            return;
-        }
-        if !marked {
-            if let Err(e) = idem.finish(&self.group, &s.key).await {
-                // The deduper remembers it as handled: the copy Redis hands again is only
+            Err(e) => {
+                // The deduper remembers them as handled: copies Redis hands again are only
                 // acknowledged.
-                inc(&self.link.stats.bus_errors);
-                tracing::warn!(evt = "bus_mark_failed", group = %self.group, key = %s.key, error = %e);
+                inc(&stats.bus_errors);
+                tracing::warn!(evt = "bus_mark_failed", group = %self.group, keys = to_mark.len(), error = %e);
             }
         }
-        self.ack(&id).await;
+        if to_ack.is_empty() {
+            return;
+        }
+        match self.acker.ack_many(&to_ack).await {
+            Ok(()) => {
+                stats
+                    .acked
+                    .fetch_add(to_ack.len() as u64, Ordering::Relaxed);
+            }
+            Err(e) => {
+                inc(&stats.bus_errors);
+                tracing::warn!(evt = "bus_ack_failed", topic = T::TOPIC, group = %self.group, messages = to_ack.len(), error = %e);
+            }
+        }
     }
 
     async fn ack(&mut self, id: &str) {

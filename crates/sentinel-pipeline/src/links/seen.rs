@@ -26,6 +26,14 @@ pub trait Idempotency: Send + Sync {
     async fn begin(&self, group: &str, key: &str) -> Result<Claim, BusError>;
     /// `key` was handled: later copies answer [`Claim::Done`].
     async fn finish(&self, group: &str, key: &str) -> Result<(), BusError>;
+    /// [`Idempotency::finish`] for several keys (one round trip where the store allows). The
+    /// default finishes them one by one, stopping at the first error.
+    async fn finish_many(&self, group: &str, keys: &[String]) -> Result<(), BusError> {
+        for k in keys {
+            self.finish(group, k).await?;
+        }
+        Ok(())
+    }
     /// Gives a claim up: a later copy may act.
     async fn abandon(&self, group: &str, key: &str) -> Result<(), BusError>;
 }
@@ -37,6 +45,9 @@ impl Idempotency for Deduper {
     }
     async fn finish(&self, group: &str, key: &str) -> Result<(), BusError> {
         Deduper::finish(self, group, key).await
+    }
+    async fn finish_many(&self, group: &str, keys: &[String]) -> Result<(), BusError> {
+        Deduper::finish_many(self, group, keys).await
     }
     async fn abandon(&self, group: &str, key: &str) -> Result<(), BusError> {
         Deduper::abandon(self, group, key).await
