@@ -50,7 +50,7 @@ pub(crate) fn api_edge(r: &mut Reader, api: Option<&Node<'_>>) -> Option<EdgeCon
 }
 
 /// The duration `key` of `n`, within `min..=max`.
-fn within(
+pub(crate) fn within(
     r: &mut Reader,
     n: Option<&Node<'_>>,
     key: &str,

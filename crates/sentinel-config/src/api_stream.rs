@@ -27,35 +27,11 @@ pub(crate) fn api_stream(r: &mut Reader, api: Option<&Node<'_>>) -> Option<Strea
     let ms = Duration::from_millis;
     let s = Duration::from_secs;
     let max_streams = r.get(n, "max_streams").and_then(|v| r.int(&v, 1, 100_000));
-    let send_timeout = within(r, n, "send_timeout", ms(100), s(300));
-    let ping_interval = within(r, n, "ping_interval", s(1), s(3600));
+    let send_timeout = crate::api_edge::within(r, n, "send_timeout", ms(100), s(300));
+    let ping_interval = crate::api_edge::within(r, n, "ping_interval", s(1), s(3600));
     Some(StreamConfig {
         max_streams: max_streams?,
         send_timeout: send_timeout?,
         ping_interval: ping_interval?,
     })
-}
-
-/// The duration `key` of `n`, within `min..=max`.
-fn within(
-    r: &mut Reader,
-    n: Option<&Node<'_>>,
-    key: &str,
-    min: Duration,
-    max: Duration,
-) -> Option<Duration> {
-    let node = r.get(n, key)?;
-    let d = r.duration(&node)?;
-    if d < min || d > max {
-        r.fail(
-            &node.path,
-            format!(
-                "must be between {} and {}",
-                humantime::format_duration(min),
-                humantime::format_duration(max)
-            ),
-        );
-        return None;
-    }
-    Some(d)
 }

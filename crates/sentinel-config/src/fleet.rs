@@ -5,6 +5,7 @@
 //! many) through Redis Streams. `node` names this process's host in the fleet: a plan scoped to a
 //! host names it, consumers and heartbeats carry it.
 
+use crate::api_edge::within;
 use crate::reader::{Node, Reader};
 use serde::Serialize;
 use std::time::Duration;
@@ -145,24 +146,13 @@ pub(crate) fn fleet(r: &mut Reader, s: Option<&Node<'_>>) -> Option<FleetConfig>
     let stream_maxlen = r
         .get(s, "stream_maxlen")
         .and_then(|n| r.int(&n, 1000, 100_000_000));
-    let claim_idle = r
-        .get(s, "claim_idle")
-        .and_then(|n| bounded(r, &n, Duration::from_secs(1), Duration::from_secs(3600)));
+    let claim_idle = within(r, s, "claim_idle", secs(1), secs(3600));
     let buffer = r.get(s, "buffer").and_then(|n| r.int(&n, 1, 10_000_000));
     let max_in_flight = r
         .get(s, "max_in_flight")
         .and_then(|n| r.int(&n, 1, 100_000));
-    let done_keep = r.get(s, "done_keep").and_then(|n| {
-        bounded(
-            r,
-            &n,
-            Duration::from_secs(60),
-            Duration::from_secs(30 * 86400),
-        )
-    });
-    let heartbeat = r
-        .get(s, "heartbeat")
-        .and_then(|n| bounded(r, &n, Duration::from_secs(1), Duration::from_secs(300)));
+    let done_keep = within(r, s, "done_keep", secs(60), secs(30 * 86400));
+    let heartbeat = within(r, s, "heartbeat", secs(1), secs(300));
     let secret = match s {
         Some(n) => {
             crate::channels::secret(r, n, "secret", false, crate::channels::SecretShape::Line)
@@ -194,18 +184,6 @@ pub(crate) fn fleet(r: &mut Reader, s: Option<&Node<'_>>) -> Option<FleetConfig>
     })
 }
 
-fn bounded(r: &mut Reader, n: &Node<'_>, min: Duration, max: Duration) -> Option<Duration> {
-    let d = r.duration(n)?;
-    if d < min || d > max {
-        r.fail(
-            &n.path,
-            format!(
-                "must be between {} and {}",
-                humantime::format_duration(min),
-                humantime::format_duration(max)
-            ),
-        );
-        return None;
-    }
-    Some(d)
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
 }
