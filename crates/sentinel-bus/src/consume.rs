@@ -6,7 +6,8 @@
 //! consumer died with them, or is stuck) become its own, with their delivery count raised, and are
 //! delivered before new messages. A message is acknowledged (`XACK`) only when the handler says so.
 //! While Redis is away, [`RedisRx::recv`] waits and reconnects; if Redis comes back without the group
-//! (it lost its data), the group is made again from the start of the stream. This module never
+//! (it lost its data), or the stream or group is deleted under a blocked read (`UNBLOCKED`), the group
+//! is made again from the start of the stream. This module never
 //! publishes.
 
 use crate::link::{describe, Failure, Link};
@@ -241,7 +242,7 @@ impl BusRx for RedisRx {
                         _ = closed.changed() => return None,
                     }
                 }
-                Err(Failure::Refused(e)) if e.code() == Some("NOGROUP") => {
+                Err(Failure::Refused(e)) if group_gone(&e) => {
                     // Redis lost the group (restarted without its data, or the stream was deleted):
                     // everything the stream holds now came after the loss.
                     tracing::warn!(
@@ -265,6 +266,13 @@ impl BusRx for RedisRx {
     async fn ack(&mut self, id: &str) -> Result<(), BusError> {
         self.xack(id).await.map_err(Failure::into_bus_error)
     }
+}
+
+/// Whether Redis says the group (or its stream) is gone: `NOGROUP` on a read, or `UNBLOCKED` for a
+/// read that was blocked when the stream was deleted (`DEL`, `FLUSHALL`) or the group destroyed
+/// (`XGROUP DESTROY`), as Redis 7 answers it. Either way the group is made again.
+fn group_gone(e: &redis::RedisError) -> bool {
+    matches!(e.code(), Some("NOGROUP" | "UNBLOCKED"))
 }
 
 /// A duration in whole milliseconds, as Redis takes them.
