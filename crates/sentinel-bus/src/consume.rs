@@ -60,6 +60,8 @@ pub(crate) struct RedisRx {
     at: Reader,
     /// Read from Redis, not yet handed out (already pending under this consumer).
     queue: VecDeque<Delivery>,
+    /// The group still to be made (Redis was away when subscribing), and where it starts.
+    make_group: Option<&'static str>,
     /// Where the next XAUTOCLAIM scan starts.
     claim_cursor: String,
     next_claim: Instant,
@@ -71,12 +73,14 @@ impl RedisRx {
     pub(crate) fn new(
         link: Link,
         at: Reader,
+        make_group: Option<&'static str>,
         closed: watch::Receiver<bool>,
         stats: Arc<BusStats>,
     ) -> Self {
         RedisRx {
             link,
             at,
+            make_group,
             queue: VecDeque::new(),
             claim_cursor: "0-0".into(),
             next_claim: Instant::now(),
@@ -189,6 +193,12 @@ impl RedisRx {
 
     /// Fills the queue: reclaimed entries first when it is time, then new ones.
     async fn fill(&mut self) -> Result<(), Failure> {
+        if let Some(start) = self.make_group {
+            let (key, group) = (self.at.key.clone(), self.at.group.clone());
+            create_group(&mut self.link, &key, &group, start).await?;
+            tracing::info!("bus: made group {group} on {key}");
+            self.make_group = None;
+        }
         if Instant::now() >= self.next_claim {
             self.reclaim().await?;
             if !self.queue.is_empty() {

@@ -680,3 +680,29 @@ async fn a_stream_deleted_under_a_blocked_read_is_made_again_and_read_on() {
             .unwrap();
     }
 }
+
+/// A node that starts before its Redis: subscribing does not fail (the group is made on the first
+/// read once Redis answers), so a responder or investigator starts and waits, as a sensor does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribing_while_redis_is_away_waits_for_it() {
+    let mut redis = RedisServer::start();
+    let mut c = config(&redis.url());
+    c.group_start = sentinel_bus::GroupStart::Oldest;
+    let bus = bus(c);
+    let t = topic("plans");
+    redis.kill();
+    let mut rx = bus
+        .subscribe(&t, "responder:a")
+        .await
+        .expect("subscribing waits for Redis rather than failing");
+    // Buffered while Redis is away.
+    bus.publish(&t, b"7".to_vec()).await.unwrap();
+    redis.restart();
+    let d = next(&mut rx).await;
+    assert_eq!(num(&d), 7);
+    rx.ack(&d.id).await.unwrap();
+    assert_eq!(
+        pending(&redis.url(), "sentinel:plans", "responder:a").await,
+        0
+    );
+}
