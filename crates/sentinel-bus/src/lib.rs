@@ -167,7 +167,8 @@ impl Bus for RedisBus {
         self.publisher.publish(key, m).await
     }
 
-    /// Makes the group if it is new (starting where [`RedisBusConfig::group_start`] says) and joins it
+    /// Makes the group if it is new (starting where [`RedisBusConfig::group_start`] and
+    /// [`RedisBusConfig::oldest_groups`] say) and joins it
     /// as a new consumer `<consumer>-<n>`. When Redis is away, the group is made on the first read
     /// once it is back (a node may start before its Redis); only a refusal from Redis is an error.
     async fn subscribe(&self, topic: &Topic, group: &str) -> Result<Box<dyn BusRx>, BusError> {
@@ -178,10 +179,7 @@ impl Bus for RedisBus {
         // A blocking read may take `block`: the response timeout covers it.
         let response = self.config.timeout + self.config.block;
         let mut link = Self::link_with(&self.client, &self.config, response, &self.stats);
-        let start = match self.config.group_start {
-            GroupStart::New => "$",
-            GroupStart::Oldest => "0",
-        };
+        let start = self.config.start_of(group);
         // Redis away now (a node started before its Redis): the group is made on the first read
         // that reaches Redis, and reading waits for it as it waits out any outage.
         let make_group = match create_group(&mut link, &key, group, start).await {
