@@ -275,6 +275,8 @@ async fn responder(
     let role = roles::responder(
         ResponderStages {
             node: node.into(),
+            // A host in enforce: plans are carried out in the mode they were decided in.
+            mode: Mode::Enforce,
             ledger: ledger.clone(),
             notifier: Box::new(LogNotifier),
             recorder: trail.recorder(&m),

@@ -335,6 +335,7 @@ impl Fleet {
             let role = roles::responder(
                 ResponderStages {
                     node: self.node.clone(),
+                    mode: policy.mode(),
                     ledger,
                     notifier,
                     recorder: recorder.clone(),
