@@ -49,6 +49,10 @@ pub struct RedisBusConfig {
     pub timeout: Duration,
     /// Where a group this bus makes starts reading.
     pub group_start: GroupStart,
+    /// Groups that start at the oldest entry whatever `group_start` says: work queues (a fleet's
+    /// `investigators`) whose messages nobody else takes, so that what was published before their
+    /// first consumer ever ran is still handled.
+    pub oldest_groups: Vec<String>,
 }
 
 impl std::fmt::Debug for RedisBusConfig {
@@ -66,6 +70,7 @@ impl std::fmt::Debug for RedisBusConfig {
             .field("backoff_max", &self.backoff_max)
             .field("timeout", &self.timeout)
             .field("group_start", &self.group_start)
+            .field("oldest_groups", &self.oldest_groups)
             .finish()
     }
 }
@@ -101,6 +106,18 @@ impl RedisBusConfig {
             backoff_max: Duration::from_secs(5),
             timeout: Duration::from_secs(2),
             group_start: GroupStart::New,
+            oldest_groups: Vec::new(),
+        }
+    }
+
+    /// Where a new group `group` starts (`$`: new messages only; `0`: the oldest entry).
+    pub(crate) fn start_of(&self, group: &str) -> &'static str {
+        if self.oldest_groups.iter().any(|g| g == group) {
+            return "0";
+        }
+        match self.group_start {
+            GroupStart::New => "$",
+            GroupStart::Oldest => "0",
         }
     }
 

@@ -6,7 +6,8 @@
 //! consumer died with them, or is stuck) become its own, with their delivery count raised, and are
 //! delivered before new messages. A message is acknowledged (`XACK`) only when the handler says so.
 //! While Redis is away, [`RedisRx::recv`] waits and reconnects; if Redis comes back without the group
-//! (it lost its data), the group is made again from the start of the stream. This module never
+//! (it lost its data), or the stream or group is deleted under a blocked read (`UNBLOCKED`), the group
+//! is made again from the start of the stream. This module never
 //! publishes.
 
 use crate::link::{describe, Failure, Link};
@@ -59,6 +60,8 @@ pub(crate) struct RedisRx {
     at: Reader,
     /// Read from Redis, not yet handed out (already pending under this consumer).
     queue: VecDeque<Delivery>,
+    /// The group still to be made (Redis was away when subscribing), and where it starts.
+    make_group: Option<&'static str>,
     /// Where the next XAUTOCLAIM scan starts.
     claim_cursor: String,
     next_claim: Instant,
@@ -70,12 +73,14 @@ impl RedisRx {
     pub(crate) fn new(
         link: Link,
         at: Reader,
+        make_group: Option<&'static str>,
         closed: watch::Receiver<bool>,
         stats: Arc<BusStats>,
     ) -> Self {
         RedisRx {
             link,
             at,
+            make_group,
             queue: VecDeque::new(),
             claim_cursor: "0-0".into(),
             next_claim: Instant::now(),
@@ -188,6 +193,12 @@ impl RedisRx {
 
     /// Fills the queue: reclaimed entries first when it is time, then new ones.
     async fn fill(&mut self) -> Result<(), Failure> {
+        if let Some(start) = self.make_group {
+            let (key, group) = (self.at.key.clone(), self.at.group.clone());
+            create_group(&mut self.link, &key, &group, start).await?;
+            tracing::info!("bus: made group {group} on {key}");
+            self.make_group = None;
+        }
         if Instant::now() >= self.next_claim {
             self.reclaim().await?;
             if !self.queue.is_empty() {
@@ -244,7 +255,7 @@ impl BusRx for RedisRx {
                         _ = closed.changed() => return None,
                     }
                 }
-                Err(Failure::Refused(e)) if e.code() == Some("NOGROUP") => {
+                Err(Failure::Refused(e)) if group_gone(&e) => {
                     // Redis lost the group (restarted without its data, or the stream was deleted):
                     // everything the stream holds now came after the loss.
                     tracing::warn!(
@@ -278,6 +289,13 @@ impl BusRx for RedisRx {
         }
         self.xack(ids).await.map_err(Failure::into_bus_error)
     }
+}
+
+/// Whether Redis says the group (or its stream) is gone: `NOGROUP` on a read, or `UNBLOCKED` for a
+/// read that was blocked when the stream was deleted (`DEL`, `FLUSHALL`) or the group destroyed
+/// (`XGROUP DESTROY`), as Redis 7 answers it. Either way the group is made again.
+fn group_gone(e: &redis::RedisError) -> bool {
+    matches!(e.code(), Some("NOGROUP" | "UNBLOCKED"))
 }
 
 /// A duration in whole milliseconds, as Redis takes them.

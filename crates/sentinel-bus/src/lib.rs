@@ -167,8 +167,10 @@ impl Bus for RedisBus {
         self.publisher.publish(key, m).await
     }
 
-    /// Makes the group if it is new (starting where [`RedisBusConfig::group_start`] says) and joins it
-    /// as a new consumer `<consumer>-<n>`. Needs Redis now.
+    /// Makes the group if it is new (starting where [`RedisBusConfig::group_start`] and
+    /// [`RedisBusConfig::oldest_groups`] say) and joins it
+    /// as a new consumer `<consumer>-<n>`. When Redis is away, the group is made on the first read
+    /// once it is back (a node may start before its Redis); only a refusal from Redis is an error.
     async fn subscribe(&self, topic: &Topic, group: &str) -> Result<Box<dyn BusRx>, BusError> {
         if *self.closed.borrow() {
             return Err(BusError::Unavailable("the bus is closed".into()));
@@ -177,13 +179,19 @@ impl Bus for RedisBus {
         // A blocking read may take `block`: the response timeout covers it.
         let response = self.config.timeout + self.config.block;
         let mut link = Self::link_with(&self.client, &self.config, response, &self.stats);
-        let start = match self.config.group_start {
-            GroupStart::New => "$",
-            GroupStart::Oldest => "0",
+        let start = self.config.start_of(group);
+        // Redis away now (a node started before its Redis): the group is made on the first read
+        // that reaches Redis, and reading waits for it as it waits out any outage.
+        let make_group = match create_group(&mut link, &key, group, start).await {
+            Ok(()) => None,
+            Err(Failure::Away(why)) => {
+                tracing::warn!(
+                    "bus: cannot make group {group} on {key} now ({why}); it is made once Redis answers"
+                );
+                Some(start)
+            }
+            Err(e) => return Err(e.into_bus_error()),
         };
-        create_group(&mut link, &key, group, start)
-            .await
-            .map_err(Failure::into_bus_error)?;
         let n = NEXT_CONSUMER.fetch_add(1, Ordering::Relaxed);
         let reader = Reader {
             key,
@@ -196,6 +204,7 @@ impl Bus for RedisBus {
         Ok(Box::new(RedisRx::new(
             link,
             reader,
+            make_group,
             self.closed.subscribe(),
             Arc::clone(&self.stats),
         )))

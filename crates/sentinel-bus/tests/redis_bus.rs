@@ -658,3 +658,85 @@ async fn marks_and_acknowledgements_go_in_batches() {
     assert_eq!(pending(&url, "sentinel:batched", "g").await, 0);
     b.close();
 }
+
+/// A stream deleted (`DEL`, `FLUSHALL`) or a group destroyed (`XGROUP DESTROY`) while a consumer is
+/// blocked reading it: Redis 7 answers the blocked read with `UNBLOCKED`. That is the group gone,
+/// not a permanent refusal: the group is made again and what is published next is delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_deleted_under_a_blocked_read_is_made_again_and_read_on() {
+    let redis = RedisServer::start();
+    let mut c = config(&redis.url());
+    // A long read, so that the deletion below lands while it blocks.
+    c.block = Duration::from_secs(5);
+    c.claim_idle = Duration::from_secs(60);
+    let bus = bus(c);
+    let t = topic("plans");
+    let mut rx = bus.subscribe(&t, "responder:a").await.unwrap();
+    bus.publish(&t, b"1".to_vec()).await.unwrap();
+    let d = next(&mut rx).await;
+    rx.ack(&d.id).await.unwrap();
+    let mut conn = redis_conn(&redis.url()).await;
+    for how in ["DEL", "DESTROY", "FLUSHALL"] {
+        let reader = tokio::spawn(async move {
+            let got = timeout(Duration::from_secs(10), rx.recv()).await;
+            (rx, got)
+        });
+        // Let the read block first.
+        sleep(Duration::from_millis(500)).await;
+        let mut cmd = match how {
+            "DEL" => redis::cmd("DEL"),
+            "DESTROY" => redis::cmd("XGROUP"),
+            _ => redis::cmd("FLUSHALL"),
+        };
+        match how {
+            "DEL" => cmd.arg("sentinel:plans"),
+            "DESTROY" => cmd.arg("DESTROY").arg("sentinel:plans").arg("responder:a"),
+            _ => &mut cmd,
+        };
+        let _: redis::Value = cmd.query_async(&mut conn).await.unwrap();
+        sleep(Duration::from_millis(300)).await;
+        bus.publish(&t, b"2".to_vec()).await.unwrap();
+        let (back, got) = reader.await.unwrap();
+        rx = back;
+        let d = got
+            .unwrap_or_else(|_| panic!("{how}: nothing delivered within 10 s"))
+            .expect("the bus closed")
+            .unwrap_or_else(|e| panic!("{how}: the read failed: {e}"));
+        assert_eq!(num(&d), 2, "{how}");
+        rx.ack(&d.id).await.unwrap();
+        // Start the next round from an empty stream.
+        let _: redis::Value = redis::cmd("XTRIM")
+            .arg("sentinel:plans")
+            .arg("MAXLEN")
+            .arg(0)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+}
+
+/// A node that starts before its Redis: subscribing does not fail (the group is made on the first
+/// read once Redis answers), so a responder or investigator starts and waits, as a sensor does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribing_while_redis_is_away_waits_for_it() {
+    let mut redis = RedisServer::start();
+    let mut c = config(&redis.url());
+    c.group_start = sentinel_bus::GroupStart::Oldest;
+    let bus = bus(c);
+    let t = topic("plans");
+    redis.kill();
+    let mut rx = bus
+        .subscribe(&t, "responder:a")
+        .await
+        .expect("subscribing waits for Redis rather than failing");
+    // Buffered while Redis is away.
+    bus.publish(&t, b"7".to_vec()).await.unwrap();
+    redis.restart();
+    let d = next(&mut rx).await;
+    assert_eq!(num(&d), 7);
+    rx.ack(&d.id).await.unwrap();
+    assert_eq!(
+        pending(&redis.url(), "sentinel:plans", "responder:a").await,
+        0
+    );
+}

@@ -21,7 +21,7 @@ use crate::metrics::Metrics;
 use crate::policy::ScenarioPolicy;
 use crate::recorder::Recorder;
 use crate::stages::{self, Acted, Detectors, Intake, Pending, ToAct, STAGE_TASK};
-use sentinel_core::{Alert, Investigation, Notice, Notifier, Redactor};
+use sentinel_core::{Alert, Investigation, Mode, Notice, Notifier, Redactor};
 use sentinel_intel::Investigator;
 use sentinel_respond::Ledger;
 use sentinel_store::AckGroup;
@@ -244,6 +244,10 @@ pub async fn investigator(
 pub struct ResponderStages {
     /// This node's name: plans scoped to it are applied here, and its reports carry it.
     pub node: String,
+    /// This host's `policy.mode`: in `observe`, a plan decided in `enforce` by an investigator (or
+    /// written to the bus by anyone) is carried out in observe here; only an actuator this host
+    /// switched to `enforce` itself enforces, as in the one-process pipeline.
+    pub mode: Mode,
     /// The action ledger of this host (its actuators, allowlist, expiry).
     pub ledger: Arc<Ledger>,
     /// Who to tell.
@@ -264,10 +268,14 @@ pub async fn responder(
     capacity: usize,
 ) -> Result<Role, LinkError> {
     let node = s.node.clone();
+    let local_mode = s.mode;
     let consumer = Consumer::<PlanMsg, ToAct>::subscribe(
         &link,
         &responder_group(&s.node),
-        Box::new(move |m: PlanMsg| {
+        Box::new(move |mut m: PlanMsg| {
+            if local_mode == Mode::Observe {
+                m.plan.mode = Mode::Observe;
+            }
             if m.plan.scope.includes(&node) {
                 Accept::Take {
                     key: links::plan_key(&m.plan),

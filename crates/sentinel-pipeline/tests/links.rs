@@ -275,6 +275,8 @@ async fn responder(
     let role = roles::responder(
         ResponderStages {
             node: node.into(),
+            // A host in enforce: plans are carried out in the mode they were decided in.
+            mode: Mode::Enforce,
             ledger: ledger.clone(),
             notifier: Box::new(LogNotifier),
             recorder: trail.recorder(&m),
@@ -709,5 +711,63 @@ async fn a_message_delivered_too_many_times_is_given_up_and_the_group_goes_on() 
     assert_eq!(ledger.live().len(), 1, "only the marker");
     let c = stats.snapshot();
     assert_eq!((c.poisoned, c.acked), (1, 2), "{c:?}");
+    trail.finish().await;
+}
+
+/// Someone who can write to Redis replaces the plans stream with a key of another type: the
+/// responder's reads are refused (`WRONGTYPE`), counted and logged; it keeps trying, and once the
+/// stream is back the next plan is applied. Before, the first refusal ended the responder's link
+/// for good while its process (and heartbeat) ran on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_responder_reads_on_after_its_stream_was_replaced_by_another_type() {
+    let redis = RedisServer::start();
+    let f = redis_fleet(&redis);
+    let trail = Trail::open().await;
+    let watch = f.link("observer");
+    let mut decisions = observe(&watch, wire::DECISIONS).await;
+    let plans = Topic(wire::PLANS.into());
+    let link = f.link("web-1");
+    let stats = link.stats.clone();
+    let (role, _ledger) = responder("web-1", link, &trail).await;
+    let mut conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::pipe()
+        .atomic()
+        .cmd("DEL")
+        .arg("sentinel:plans")
+        .ignore()
+        .cmd("SET")
+        .arg("sentinel:plans")
+        .arg("not a stream")
+        .ignore()
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let refused = async {
+        while stats.snapshot().bus_errors < 2 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    timeout(Duration::from_secs(20), refused)
+        .await
+        .expect("the refused reads are counted, again and again");
+    let _: () = redis::cmd("DEL")
+        .arg("sentinel:plans")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let (alert, bytes) = plan("198.51.100.30", Scope::Global);
+    watch.bus.publish(&plans, bytes).await.unwrap();
+    let mut seen = BTreeMap::new();
+    collect(&mut decisions, &mut seen, |s| {
+        s.contains_key(&("web-1".to_string(), alert))
+    })
+    .await;
+    role.stop();
+    role.join().await;
+    f.close();
     trail.finish().await;
 }

@@ -157,6 +157,9 @@ pub fn redis_config(cfg: &ValidatedConfig, url: &str, node: &str) -> RedisBusCon
     c.maxlen = cfg.fleet.stream_maxlen;
     c.claim_idle = cfg.fleet.claim_idle;
     c.buffer = cfg.fleet.buffer;
+    // Alerts are work: those a sensor published before the first investigator ever ran are
+    // investigated once one does (responders and API nodes start with what comes next).
+    c.oldest_groups = vec![roles::INVESTIGATORS.to_owned()];
     c
 }
 
@@ -332,6 +335,7 @@ impl Fleet {
             let role = roles::responder(
                 ResponderStages {
                     node: self.node.clone(),
+                    mode: policy.mode(),
                     ledger,
                     notifier,
                     recorder: recorder.clone(),

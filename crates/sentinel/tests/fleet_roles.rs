@@ -466,3 +466,90 @@ async fn with_a_fleet_secret_forged_plans_are_refused() {
     assert_eq!(none["items"].as_array().map(Vec::len), Some(0), "{none}");
     assert!(wrong.output().contains(r#""evt":"bus_message_forged""#));
 }
+
+/// A fleet brought up sensor first: the alert a sensor published before any investigator ever ran
+/// is investigated once the first one starts (the shared group `investigators` reads from the
+/// oldest entry), and its plan reaches a responder started meanwhile. Before, the group was made at
+/// the end of the stream and that alert was never investigated.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_alert_published_before_any_investigator_ran_is_investigated() {
+    let redis = RedisServer::start();
+    let bus = redis.url();
+    let with = |role: &'static str, node: &'static str| {
+        vec![
+            ("BUS", bus.clone()),
+            ("SENTINEL_ROLE", role.to_owned()),
+            ("SENTINEL__NODE", node.to_owned()),
+        ]
+    };
+    let start = |env: Vec<(&'static str, String)>| {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        Daemon::start(&env)
+    };
+    let sensor = start(with("sensor", "web-1"));
+    let r = post(&sensor, "/v1/events", &format!("[{ATTACK}]")).await;
+    assert_eq!(r.status(), 200);
+    eventually(Duration::from_secs(10), || async {
+        metric(
+            &sensor,
+            r#"sentinel_bus_link_messages_total{role="sensor",outcome="published"}"#,
+        )
+        .await
+        .filter(|v| *v >= 1.0)
+    })
+    .await;
+    let responder = start(with("responder", "edge-1"));
+    let investigator = start(with("investigator", "intel-1"));
+    let decisions = eventually(Duration::from_secs(20), || async {
+        let d = get(&responder, "/v1/decisions").await;
+        (!d["items"].as_array()?.is_empty()).then_some(d)
+    })
+    .await;
+    assert_eq!(
+        decisions["items"][0]["spec"]["subject"]["value"], "203.0.113.7",
+        "{decisions}"
+    );
+    for mut d in [sensor, investigator, responder] {
+        let s = d.terminate(Duration::from_secs(15));
+        assert!(s.success(), "{}", d.output());
+    }
+}
+
+/// An investigator in `policy.mode: enforce` and a responder left in observe (the default): the
+/// responder's own mode holds, so its action is recorded as planned in observe mode. Before, the
+/// plan's mode won: the responder tried to enforce without an enforcing actuator, recorded the
+/// action as failed and sent an `action_failed` notice for every plan.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_responder_in_observe_mode_observes_an_enforce_plan() {
+    let redis = RedisServer::start();
+    let bus = redis.url();
+    let env = |role: &str, node: &str, mode: &str| -> Vec<(String, String)> {
+        vec![
+            ("BUS".into(), bus.clone()),
+            ("SENTINEL_ROLE".into(), role.into()),
+            ("SENTINEL__NODE".into(), node.into()),
+            ("SENTINEL__POLICY__MODE".into(), mode.into()),
+        ]
+    };
+    let start = |env: Vec<(String, String)>| {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        Daemon::start(&env)
+    };
+    let responder = start(env("responder", "edge-1", "observe"));
+    let investigator = start(env("investigator", "intel-1", "enforce"));
+    let sensor = start(env("sensor", "web-1", "observe"));
+    let r = post(&sensor, "/v1/events", &format!("[{ATTACK}]")).await;
+    assert_eq!(r.status(), 200);
+    let decisions = eventually(Duration::from_secs(20), || async {
+        let d = get(&responder, "/v1/decisions").await;
+        (!d["items"].as_array()?.is_empty()).then_some(d)
+    })
+    .await;
+    let item = &decisions["items"][0];
+    assert_eq!(item["mode"], "observe", "{decisions}");
+    assert_eq!(item["state"], "planned", "{decisions}");
+    for mut d in [sensor, investigator, responder] {
+        let s = d.terminate(Duration::from_secs(15));
+        assert!(s.success(), "{}", d.output());
+    }
+}

@@ -48,9 +48,10 @@
 //! the same way every time. A message already handled is counted as a duplicate and acknowledged;
 //! one another consumer holds is left pending for the bus to hand again.
 //!
-//! A read error the bus reports as permanent (it says retrying will not mend it; a bus that is
-//! only away is waited out inside the bus) is logged and counted, and stops the link reading: its
-//! stages drain and the role ends, for its supervisor to restart it.
+//! A read error the bus reports as permanent (it says retrying will not mend it, e.g. `WRONGTYPE`
+//! when the stream's key was replaced by another type; a bus that is only away is waited out inside
+//! the bus) is logged and counted every time, and the link reads again after a pause (200 ms,
+//! doubled up to 30 s): a node whose process runs never silently stops consuming.
 //!
 //! **Bounds.** A consuming link keeps at most `max_in_flight` unacknowledged messages and waits on the
 //! stage queue (pressure travels back to the bus, which keeps the rest); the notices of settled
@@ -314,6 +315,12 @@ pub(crate) async fn publish_plans(
     }
 }
 
+/// The first pause before reading again after the bus refused a read; doubled after each refusal
+/// in a row, up to [`READ_RETRY_MAX`].
+const READ_RETRY_MIN: std::time::Duration = std::time::Duration::from_millis(200);
+/// The longest pause between two reads the bus refused.
+const READ_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The longest wait for a message's records to be committed before it counts as failed (and is
 /// left for a redelivery).
 const COMMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
@@ -536,10 +543,19 @@ impl<T: WireMessage, U: Send + 'static> Consumer<T, U> {
         let (delivered, mut deliveries) = mpsc::channel::<Result<Delivery, BusError>>(1);
         let reader = self.reader.take().map(|mut rx| {
             tokio::spawn(async move {
+                let mut wait = READ_RETRY_MIN;
                 while let Some(d) = rx.recv().await {
                     let failed = d.is_err();
-                    if delivered.send(d).await.is_err() || failed {
+                    if delivered.send(d).await.is_err() {
                         break;
+                    }
+                    // A refusal is reported (above) and read again after a growing pause: the
+                    // link never stops reading while its node runs.
+                    if failed {
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(READ_RETRY_MAX);
+                    } else {
+                        wait = READ_RETRY_MIN;
                     }
                 }
             })
@@ -579,9 +595,9 @@ impl<T: WireMessage, U: Send + 'static> Consumer<T, U> {
                         }
                     }
                     Some(Err(e)) => {
+                        // Counted and logged every time; the reader tries again after a pause.
                         inc(&self.link.stats.bus_errors);
-                        tracing::error!(evt = "bus_read_failed", topic = T::TOPIC, group = %self.group, error = %e);
-                        into = None;
+                        tracing::error!(evt = "bus_read_failed", topic = T::TOPIC, group = %self.group, error = %e, "reading again after a pause");
                     }
                     None => into = None,
                 },
