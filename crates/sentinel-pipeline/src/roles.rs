@@ -159,7 +159,7 @@ pub async fn investigator(
         Box::new(move |m: AlertMsg| {
             // The investigation and the plan are committed in this group before the alert is
             // acknowledged.
-            let group = AckGroup::new();
+            let group = AckGroup::patient();
             let ack = Some(group.token(0));
             let noted = noted.clone();
             let (id, node) = (m.alert.id, m.node);
@@ -281,7 +281,7 @@ pub async fn responder(
                     key: links::plan_key(&m.plan),
                     // The action records are committed in this group before the plan is
                     // acknowledged.
-                    item: (m.plan, m.notice_key, Some(AckGroup::new())),
+                    item: (m.plan, m.notice_key, Some(AckGroup::patient())),
                     first: None,
                 }
             } else {

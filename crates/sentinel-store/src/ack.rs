@@ -46,12 +46,24 @@ struct State {
 pub struct AckGroup {
     state: Mutex<State>,
     settled: Notify,
+    /// Nobody answers a person on it: the writer may let its records wait for a fuller batch.
+    patient: bool,
 }
 
 impl AckGroup {
     /// A new, empty group.
     pub fn new() -> Arc<AckGroup> {
         Arc::new(AckGroup::default())
+    }
+
+    /// A new group whose waiter is a machine, not a person (a bus message acknowledged once its
+    /// records are stored): the writer groups its records with others for up to its flush
+    /// interval, as for records nobody waits on, instead of committing at once.
+    pub fn patient() -> Arc<AckGroup> {
+        Arc::new(AckGroup {
+            patient: true,
+            ..AckGroup::default()
+        })
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -136,6 +148,12 @@ impl AckToken {
     /// The caller's label for the item.
     pub fn item(&self) -> u64 {
         self.item
+    }
+
+    /// Whether someone waits on this record now (the writer commits at once): false for a token
+    /// of a [`AckGroup::patient`] group.
+    pub fn urgent(&self) -> bool {
+        self.group.as_ref().is_some_and(|g| !g.patient)
     }
 
     /// Another token of the same group with the same label, for a further record the same request

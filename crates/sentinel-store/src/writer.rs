@@ -159,6 +159,13 @@ struct Queued {
     ack: Option<AckToken>,
 }
 
+impl Queued {
+    /// Someone waits on this record now: commit without waiting for a fuller batch.
+    fn urgent(&self) -> bool {
+        self.ack.as_ref().is_some_and(AckToken::urgent)
+    }
+}
+
 /// Queues records for the writer task; clone freely.
 #[derive(Debug, Clone)]
 pub struct StoreWriter {
@@ -316,7 +323,7 @@ async fn run(
         let mut closed = false;
         // Nobody waits on these records: let the batch fill a little to save transactions, but stop
         // as soon as someone does.
-        if !batch.iter().any(|q| q.ack.is_some()) {
+        if !batch.iter().any(Queued::urgent) {
             let deadline = Instant::now() + opts.flush_interval;
             while batch.len() < batch_size {
                 let before = batch.len();
@@ -340,7 +347,7 @@ async fn run(
                         break;
                     }
                     Ok(_) => {
-                        if batch[before..].iter().any(|q| q.ack.is_some()) {
+                        if batch[before..].iter().any(Queued::urgent) {
                             break;
                         }
                     }

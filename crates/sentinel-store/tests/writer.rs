@@ -305,3 +305,47 @@ async fn close_commits_what_is_queued_without_waiting_for_every_clone() {
     );
     assert_eq!(group.settled().await.failed, 1);
 }
+
+/// Records a person waits on commit at once, one transaction each as they come; records of a
+/// patient group (a bus message acknowledged once they are stored) wait for a fuller batch, as
+/// records nobody waits on do, and are still all acknowledged.
+#[tokio::test]
+async fn patient_acknowledgements_keep_group_commit() {
+    for patient in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir).await;
+        let (writer, task) = store.writer(WriterOptions {
+            queue_capacity: 1024,
+            batch_size: 256,
+            flush_interval: Duration::from_millis(200),
+        });
+        let mut groups = Vec::new();
+        for n in 0..20 {
+            let group = if patient {
+                AckGroup::patient()
+            } else {
+                AckGroup::new()
+            };
+            let ev = event(2_000_000 + n, "192.0.2.45", "flow", "t-patient");
+            writer
+                .write_acked(Record::Event(ev), group.token(0))
+                .await
+                .unwrap();
+            groups.push(group);
+            // Spaced out, as bus messages arrive.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        for g in &groups {
+            let s = g.settled().await;
+            assert_eq!((s.committed, s.failed), (1, 0));
+        }
+        drop(writer);
+        let stats = task.finish().await.unwrap();
+        assert_eq!(stats.records, 20);
+        if patient {
+            assert!(stats.batches <= 2, "grouped: {stats:?}");
+        } else {
+            assert!(stats.batches >= 10, "committed as they came: {stats:?}");
+        }
+    }
+}

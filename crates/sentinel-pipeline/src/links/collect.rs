@@ -89,7 +89,7 @@ async fn record_all(
     settled: mpsc::UnboundedSender<Settled>,
 ) {
     while let Some((key, entries)) = rx.recv().await {
-        let group = AckGroup::new();
+        let group = AckGroup::patient();
         for (i, e) in entries.into_iter().enumerate() {
             rec.record(e, Some(group.token(i as u64))).await;
         }
