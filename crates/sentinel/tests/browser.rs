@@ -521,6 +521,8 @@ fn csrf_posts_without_the_token_or_from_another_origin_are_refused() {
         ))
         .await;
         click(&b, &format!("{row_css} form.revert button[type=submit]")).await;
+        // The click returns before the refusal page has loaded: wait for it.
+        wait_text(&b, "h1", "Forbidden").await;
         assert_eq!(b.h1().await, "Forbidden");
         assert!(
             b.text().await.contains("security token"),
@@ -597,6 +599,8 @@ fn csrf_posts_without_the_token_or_from_another_origin_are_refused() {
             b.c.goto(&format!("http://127.0.0.1:8081/{page}"))
                 .await
                 .unwrap();
+            // The forged form submits itself after the page loads: wait for the answer.
+            wait_text(&b, "h1", "Forbidden").await;
             assert_eq!(b.h1().await, "Forbidden", "{page}");
             let text = b.text().await;
             assert!(text.contains("cross-origin"), "{page}: {text}");
