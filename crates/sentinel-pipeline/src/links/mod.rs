@@ -15,11 +15,10 @@
 //!   the store (the report on `decisions` goes out first; if the bus refuses it, that is counted
 //!   and logged, and the plan is still acknowledged: its actions are in place).
 //!
-//! An investigator marks the alert done as soon as its plan is on the bus (before its own records
-//! commit): a copy reclaimed after this node dies is then only acknowledged, never investigated a
-//! second time (the plan went out; the API nodes record the investigation and plan from the bus).
-//! A responder marks a plan done only once its action records are committed: a responder that dies
-//! between applying and committing applies it again on redelivery (the kernel keeps one rule).
+//! Both roles mark a message done only once its records are committed: an investigator that dies
+//! between committing and marking leaves an alert that the survivor investigates again (its first
+//! investigation stays in the dead node's store); a responder that dies between applying and
+//! committing applies the plan again on redelivery (the kernel keeps one rule).
 //! A record that fails to commit (or takes longer than a minute) fails the message: it is
 //! abandoned and, unless already marked done, redelivered. Then the idempotency key is marked done ([`Idempotency::finish`]) and
 //! the delivery acknowledged, in that order. Delivery is at least once: a role that dies before the
@@ -300,16 +299,6 @@ pub(crate) async fn publish_plans(
                 notice_key: notice_key.clone(),
             };
             ok &= publish(&link, &msg).await;
-        }
-        // The plan is on the bus: the alert is handled, whatever becomes of this node (a copy
-        // reclaimed after a crash here is only acknowledged, not investigated again). The
-        // acknowledgement waits for this node's records.
-        if ok {
-            let _ = settled.send(Settled {
-                key: key.clone(),
-                ok: true,
-                mark_only: true,
-            });
         }
         settle_when_committed(group, key, ok, &settled);
     }
