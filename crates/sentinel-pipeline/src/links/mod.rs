@@ -20,7 +20,7 @@
 //! investigation stays in the dead node's store); a responder that dies between applying and
 //! committing applies the plan again on redelivery (the kernel keeps one rule).
 //! A record that fails to commit (or takes longer than a minute) fails the message: it is
-//! abandoned and, unless already marked done, redelivered. Then the idempotency key is marked done ([`Idempotency::finish`]) and
+//! abandoned and redelivered. Then the idempotency key is marked done ([`Idempotency::finish`]) and
 //! the delivery acknowledged, in that order. Delivery is at least once: a role that dies before the
 //! acknowledgement leaves the message pending, and the bus hands it again (on Redis, to a live
 //! consumer of the group after `claim_idle`, once the dead handler's claim lease ran out). What a
@@ -195,9 +195,6 @@ pub struct BusLink {
 pub(crate) struct Settled {
     pub(crate) key: String,
     pub(crate) ok: bool,
-    /// Only mark `key` done (its work is handed on; its records are not committed yet): a copy
-    /// delivered meanwhile is then a duplicate. The acknowledgement follows with another word.
-    pub(crate) mark_only: bool,
 }
 
 /// What a consuming link does with a message it read.
@@ -323,11 +320,7 @@ pub(crate) fn settle_when_committed(
     settled: &mpsc::UnboundedSender<Settled>,
 ) {
     let Some(group) = group else {
-        let _ = settled.send(Settled {
-            key,
-            ok,
-            mark_only: false,
-        });
+        let _ = settled.send(Settled { key, ok });
         return;
     };
     let settled = settled.clone();
@@ -346,7 +339,6 @@ pub(crate) fn settle_when_committed(
         let _ = settled.send(Settled {
             key,
             ok: ok && stored,
-            mark_only: false,
         });
     });
 }
@@ -551,7 +543,7 @@ impl<T: WireMessage, U: Send + 'static> Consumer<T, U> {
         });
         let mut into = Some(into);
         // Idempotency key → delivery id, for messages handed to the stage and not settled yet.
-        let mut in_flight: HashMap<String, (String, bool)> = HashMap::new();
+        let mut in_flight: HashMap<String, String> = HashMap::new();
         let limit = self.link.max_in_flight.max(1);
         loop {
             let reading = into.is_some();
@@ -603,7 +595,7 @@ impl<T: WireMessage, U: Send + 'static> Consumer<T, U> {
         &mut self,
         d: Delivery,
         into: &mpsc::Sender<U>,
-        in_flight: &mut HashMap<String, (String, bool)>,
+        in_flight: &mut HashMap<String, String>,
     ) -> bool {
         let stats = Arc::clone(&self.link.stats);
         inc(&stats.received);
@@ -649,7 +641,7 @@ impl<T: WireMessage, U: Send + 'static> Consumer<T, U> {
                 if let Some(f) = first {
                     f();
                 }
-                in_flight.insert(key, (d.id, false));
+                in_flight.insert(key, d.id);
                 into.send(item).await.is_ok()
             }
             Ok(Claim::Done) => {
@@ -673,25 +665,13 @@ impl<T: WireMessage, U: Send + 'static> Consumer<T, U> {
 
     /// Marks done and acknowledges (or abandons) settled messages of this link: the marks in one
     /// round trip, then the acknowledgements in one.
-    async fn settle(
-        &mut self,
-        batch: Vec<Settled>,
-        in_flight: &mut HashMap<String, (String, bool)>,
-    ) {
+    async fn settle(&mut self, batch: Vec<Settled>, in_flight: &mut HashMap<String, String>) {
         let idem = Arc::clone(&self.link.idempotency);
         let stats = Arc::clone(&self.link.stats);
         let mut to_mark: Vec<String> = Vec::new();
-        let mut marked_only: Vec<String> = Vec::new();
         let mut to_ack: Vec<String> = Vec::new();
         for s in batch {
-            if s.mark_only {
-                if matches!(in_flight.get(&s.key), Some((_, false))) && !to_mark.contains(&s.key) {
-                    to_mark.push(s.key.clone());
-                    marked_only.push(s.key);
-                }
-                continue;
-            }
-            let Some((id, marked)) = in_flight.remove(&s.key) else {
+            let Some(id) = in_flight.remove(&s.key) else {
                 continue;
             };
             if !s.ok {
@@ -702,25 +682,14 @@ impl<T: WireMessage, U: Send + 'static> Consumer<T, U> {
                 }
                 continue;
             }
-            if !marked && !to_mark.contains(&s.key) {
-                to_mark.push(s.key);
-            }
+            to_mark.push(s.key);
             to_ack.push(id);
         }
-        match idem.finish_many(&self.group, &to_mark).await {
-            Ok(()) => {
-                for k in &marked_only {
-                    if let Some((_, marked)) = in_flight.get_mut(k) {
-                        *marked = true;
-                    }
-                }
-            }
-            Err(e) => {
-                // The deduper remembers them as handled: copies Redis hands again are only
-                // acknowledged.
-                inc(&stats.bus_errors);
-                tracing::warn!(evt = "bus_mark_failed", group = %self.group, keys = to_mark.len(), error = %e);
-            }
+        if let Err(e) = idem.finish_many(&self.group, &to_mark).await {
+            // The deduper remembers them as handled: copies Redis hands again are only
+            // acknowledged.
+            inc(&stats.bus_errors);
+            tracing::warn!(evt = "bus_mark_failed", group = %self.group, keys = to_mark.len(), error = %e);
         }
         if to_ack.is_empty() {
             return;
