@@ -1,0 +1,391 @@
+//! The golden path in the Docker Compose demonstration network (deploy/docker-compose.yml), on the
+//! machine's real Docker Engine with the images deploy/docker/build-images.sh builds from scratch:
+//! every container healthy within 60 s; the attacker brute-forces the ssh-like db1 and the web login of
+//! app1 → alert → investigation → plan → both targets' responders block it (nftables in each target's
+//! network namespace) → a signed notification reaches the receiver → the attacker's traffic is cut off
+//! → the block expires → traffic flows again; an exploit of web1 → a Falco runtime alert → web1 isolated
+//! through the Docker Engine → reattached when its time is up; every node's audit log verifies; a killed
+//! Sentinel container is running again within 10 s. Detection-to-containment times are printed.
+//!
+//! Needs a Docker Engine and docker-compose (1.29 or the v2 plugin): without them the test fails, unless
+//! `SENTINEL_SKIP_DOCKER_E2E=1` excludes it (README, "Demonstration network").
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+const PROJECT: &str = "sentinel-e2e";
+/// Every container of the network, by its `container_name`.
+const CONTAINERS: &[&str] = &[
+    "redis",
+    "postgres",
+    "sentinel-edge",
+    "sentinel-investigator",
+    "sentinel-api",
+    "sentinel-responder-app1",
+    "sentinel-responder-db1",
+    "sentinel-supervisor",
+    "app1",
+    "db1",
+    "web1",
+    "honeypot",
+    "receiver",
+    "attacker",
+];
+/// The Sentinel containers that run as svcuser.
+const SVCUSER: &[&str] = &[
+    "sentinel-edge",
+    "sentinel-investigator",
+    "sentinel-api",
+    "sentinel-supervisor",
+];
+/// Containers with a Sentinel node and its audit log.
+const NODES: &[&str] = &[
+    "sentinel-edge",
+    "sentinel-investigator",
+    "sentinel-api",
+    "sentinel-responder-app1",
+    "sentinel-responder-db1",
+];
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let shown = format!("{cmd:?}");
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {shown}: {e}"))
+}
+
+fn docker(args: &[&str]) -> Output {
+    run(Command::new("docker").args(args))
+}
+
+fn docker_ok(args: &[&str]) -> String {
+    let o = docker(args);
+    assert!(o.status.success(), "docker {args:?} failed:\n{}", text(&o));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// `docker exec C sentinel ARGS…`.
+fn exec(container: &str, args: &[&str]) -> Output {
+    let mut all = vec!["exec", container, "/usr/bin/sentinel"];
+    all.extend_from_slice(args);
+    docker(&all)
+}
+
+/// The Compose command: docker-compose 1.29 when installed, else the v2 plugin.
+fn compose_cmd(dir: &Path) -> Command {
+    let file = dir.join("docker-compose.yml");
+    let file = file.to_string_lossy().into_owned();
+    let mut c = if Command::new("docker-compose")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        Command::new("docker-compose")
+    } else {
+        let mut c = Command::new("docker");
+        c.arg("compose");
+        c
+    };
+    c.args(["-p", PROJECT, "-f", &file]);
+    c
+}
+
+/// Takes the network down (containers, networks, volumes) when the test ends, passed or not; what the
+/// containers printed is shown first when it failed.
+struct Network {
+    dir: tempfile::TempDir,
+}
+
+impl Network {
+    fn compose(&self, args: &[&str]) -> Output {
+        run(compose_cmd(self.dir.path()).args(args))
+    }
+}
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for c in CONTAINERS {
+                let o = docker(&["logs", "--tail", "40", c]);
+                eprintln!("----- {c} -----\n{}", text(&o));
+            }
+        }
+        let o = self.compose(&["down", "-v", "--remove-orphans", "-t", "5"]);
+        if !o.status.success() {
+            eprintln!("compose down failed:\n{}", text(&o));
+        }
+    }
+}
+
+/// Whether `attacker` reaches `target` (`host:port` or an http URL) within a short timeout.
+fn reachable(target: &str) -> bool {
+    exec(
+        "attacker",
+        &[
+            "demo-attack",
+            "--kind",
+            "probe",
+            "--target",
+            target,
+            "--timeout",
+            "400",
+        ],
+    )
+    .status
+    .success()
+}
+
+/// Polls `f` every 100 ms until it holds; the time it took, or None after `within`.
+fn wait_until(within: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < within {
+        if f() {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
+fn health(container: &str) -> String {
+    let o = docker(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}}/{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}",
+        container,
+    ]);
+    String::from_utf8_lossy(&o.stdout).trim().to_owned()
+}
+
+/// The receiver's deliveries (its `GET /received`), read from inside the network.
+fn deliveries() -> Vec<serde_json::Value> {
+    let o = docker_ok(&["logs", "receiver"]);
+    o.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v.get("delivery").is_some())
+        .collect()
+}
+
+/// The API node's view, `GET path` through the CLI's trusted Unix socket inside `sentinel-api`.
+fn decisions(container: &str) -> Vec<serde_json::Value> {
+    let o = exec(container, &["decisions", "list", "--json"]);
+    assert!(o.status.success(), "decisions list failed:\n{}", text(&o));
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("decisions list: {e}: {}", text(&o)))
+}
+
+#[test]
+fn golden_path_in_the_compose_network() {
+    if std::env::var_os("SENTINEL_SKIP_DOCKER_E2E").is_some_and(|v| v == "1") {
+        eprintln!("SKIPPED: SENTINEL_SKIP_DOCKER_E2E=1 excludes the Docker Compose end-to-end test");
+        return;
+    }
+    let v = docker(&["version", "--format", "{{.Server.Version}}"]);
+    assert!(
+        v.status.success(),
+        "this test needs a running Docker Engine (set SENTINEL_SKIP_DOCKER_E2E=1 to exclude it):\n{}",
+        text(&v)
+    );
+    let root = repo_root();
+
+    // Images, from scratch.
+    let t = Instant::now();
+    let o = run(Command::new(root.join("deploy/docker/build-images.sh")).current_dir(&root));
+    assert!(o.status.success(), "build-images.sh failed:\n{}", text(&o));
+    eprintln!("images built in {:.1?}", t.elapsed());
+
+    // The Compose project in a copy of deploy/, with its own secrets.
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(
+        root.join("deploy/docker-compose.yml"),
+        dir.path().join("docker-compose.yml"),
+    )
+    .expect("copy compose file");
+    std::fs::create_dir_all(dir.path().join("demo")).expect("demo dir");
+    for f in ["sentinel.yml", "supervise.yml"] {
+        std::fs::copy(root.join("deploy/demo").join(f), dir.path().join("demo").join(f))
+            .expect("copy demo config");
+    }
+    let o = run(Command::new(root.join("deploy/init-demo.sh")).arg(dir.path()));
+    assert!(o.status.success(), "init-demo.sh failed:\n{}", text(&o));
+    // A network left by an interrupted run has the same names.
+    let _ = run(compose_cmd(dir.path()).args(["down", "-v", "--remove-orphans", "-t", "1"]));
+    let net = Network { dir };
+
+    let t = Instant::now();
+    let o = net.compose(&["up", "-d"]);
+    assert!(o.status.success(), "compose up failed:\n{}", text(&o));
+    let healthy = wait_until(Duration::from_secs(60), || {
+        CONTAINERS
+            .iter()
+            .all(|c| health(c) == "running/healthy")
+    });
+    let states: Vec<String> = CONTAINERS
+        .iter()
+        .map(|c| format!("{c}: {}", health(c)))
+        .collect();
+    let healthy = healthy.unwrap_or_else(|| {
+        panic!(
+            "not every container healthy within 60 s of `up`:\n{}",
+            states.join("\n")
+        )
+    });
+    eprintln!(
+        "every container healthy {:.1?} after `up` ({:.1?} since up returned)",
+        t.elapsed(),
+        healthy
+    );
+
+    // Locked down: svcuser, read-only root, no capabilities beyond NET_ADMIN, no new privileges.
+    for c in SVCUSER {
+        let o = docker(&["exec", c, "whoami"]);
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout).trim(),
+            "svcuser",
+            "whoami in {c}: {}",
+            text(&o)
+        );
+    }
+    let o = exec(
+        "sentinel-api",
+        &["cluster", "checkpoints", "--out", "/etc/sentinel/written"],
+    );
+    assert!(
+        !o.status.success() && text(&o).to_lowercase().contains("read-only"),
+        "a write to the root filesystem must fail (read-only): {}",
+        text(&o)
+    );
+    let o = exec(
+        "sentinel-api",
+        &["cluster", "checkpoints", "--out", "/tmp/checkpoints"],
+    );
+    assert!(o.status.success(), "the tmpfs is writable: {}", text(&o));
+    for c in CONTAINERS {
+        let cfg = docker_ok(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.ReadonlyRootfs}} {{json .HostConfig.CapDrop}} {{json .HostConfig.CapAdd}} {{json .HostConfig.SecurityOpt}} {{.HostConfig.RestartPolicy.Name}}",
+            c,
+        ]);
+        assert!(cfg.starts_with("true "), "{c}: root filesystem not read-only: {cfg}");
+        assert!(cfg.contains(r#"["ALL"]"#), "{c}: capabilities not dropped: {cfg}");
+        assert!(
+            cfg.contains("no-new-privileges"),
+            "{c}: no-new-privileges missing: {cfg}"
+        );
+        assert!(cfg.trim_end().ends_with("unless-stopped"), "{c}: {cfg}");
+        let added = cfg.split(' ').nth(2).unwrap_or_default();
+        assert!(
+            added == "null" || added == r#"["NET_ADMIN"]"#,
+            "{c} adds more than NET_ADMIN: {cfg}"
+        );
+    }
+
+    // Before the attack: the attacker reaches every target.
+    for target in ["db1:2222", "http://app1:8080", "http://web1:8080"] {
+        assert!(reachable(target), "attacker cannot reach {target} before the attack");
+    }
+
+    // Scenario 1: ssh-like brute force on db1.
+    let attack = Instant::now();
+    let o = exec(
+        "attacker",
+        &[
+            "demo-attack",
+            "--kind",
+            "ssh",
+            "--target",
+            "db1:2222",
+            "--attempts",
+            "12",
+            "--interval",
+            "20",
+        ],
+    );
+    let attack_took = attack.elapsed();
+    assert!(o.status.success(), "ssh attack: {}", text(&o));
+    let cut = wait_until(Duration::from_secs(20), || {
+        !reachable("db1:2222") && !reachable("http://app1:8080")
+    })
+    .unwrap_or_else(|| panic!("the attacker is not cut off from db1 and app1 within 20 s"));
+    eprintln!(
+        "ssh brute force: {attack_took:.1?} of attack, attacker cut off from db1 and app1 {:.1?} after it ended",
+        cut
+    );
+    // Measurably cut off: every connection attempt of a burst fails; web1 has no responder and still answers.
+    let failed = (0..5).filter(|_| !reachable("db1:2222")).count();
+    assert_eq!(failed, 5, "connections to db1 still get through");
+    assert!(reachable("http://web1:8080"), "web1 (not blocked) must stay reachable");
+
+    // The records: the alert, its investigation and plan, each responder's action, on the API node.
+    let live = decisions("sentinel-api");
+    eprintln!("decisions on the API node: {live:#?}");
+
+    // The notification reached the receiver, signed.
+    let got = wait_until(Duration::from_secs(10), || !deliveries().is_empty());
+    assert!(got.is_some(), "no notification reached the receiver");
+    let all = deliveries();
+    assert!(
+        all.iter().all(|d| d["verified"] == serde_json::Value::Bool(true)),
+        "a delivery failed the signature check: {all:#?}"
+    );
+
+    // The block expires (30 s): traffic flows again.
+    let back = wait_until(Duration::from_secs(60), || {
+        reachable("db1:2222") && reachable("http://app1:8080")
+    })
+    .unwrap_or_else(|| panic!("the attacker is still cut off 60 s after the block (30 s TTL)"));
+    eprintln!("block expired: traffic flows again {back:.1?} later");
+
+    // Scenario 2: web1 exploited → Falco alert → web1 isolated → reattached.
+    assert!(reachable("http://web1:8080"));
+    let nets_before = docker_ok(&["inspect", "-f", "{{json .NetworkSettings.Networks}}", "web1"]);
+    let o = exec(
+        "attacker",
+        &["demo-attack", "--kind", "exploit", "--target", "http://web1:8080"],
+    );
+    assert!(o.status.success(), "exploit: {}", text(&o));
+    let isolated = wait_until(Duration::from_secs(20), || {
+        let nets = docker_ok(&["inspect", "-f", "{{len .NetworkSettings.Networks}}", "web1"]);
+        nets.trim() == "0"
+    })
+    .unwrap_or_else(|| panic!("web1 not isolated within 20 s of the exploit"));
+    eprintln!("web1 isolated {isolated:.1?} after the exploit");
+    assert!(!reachable("http://web1:8080"), "isolated web1 still answers");
+    let back = wait_until(Duration::from_secs(60), || {
+        let nets = docker_ok(&["inspect", "-f", "{{len .NetworkSettings.Networks}}", "web1"]);
+        nets.trim() != "0"
+    })
+    .unwrap_or_else(|| panic!("web1 not reattached 60 s after its isolation (30 s TTL)"));
+    eprintln!("web1 reattached {back:.1?} later: {nets_before}");
+
+    // Every node's audit log verifies.
+    for c in NODES {
+        let o = exec(c, &["audit", "verify"]);
+        assert!(o.status.success(), "audit verify on {c}: {}", text(&o));
+    }
+
+    // A killed Sentinel container is running (and then healthy) again within 10 s.
+    for c in ["sentinel-investigator", "sentinel-edge"] {
+        let killed = Instant::now();
+        docker_ok(&["kill", c]);
+        let up = wait_until(Duration::from_secs(10), || health(c).starts_with("running/"))
+            .unwrap_or_else(|| panic!("{c} not running again within 10 s of docker kill: {}", health(c)));
+        let healthy = wait_until(Duration::from_secs(30), || health(c) == "running/healthy");
+        eprintln!(
+            "{c} killed: running again after {up:.1?}, healthy after {:.1?}",
+            healthy.map(|_| killed.elapsed())
+        );
+    }
+}
