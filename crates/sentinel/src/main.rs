@@ -98,9 +98,23 @@ enum Command {
         #[command(subcommand)]
         command: cmd::cluster::ClusterCommand,
     },
+    /// Demonstration network: play a target that logs like the real software (a web app with an
+    /// nginx access log, an ssh-like login service with sshd's auth.log, a webhook receiver).
+    ///
+    /// Exit code 0 after a clean stop (SIGTERM or SIGINT); 1 when it cannot run; 2 on a usage error.
+    DemoTarget(cmd::demo_target::DemoTargetArgs),
+    /// Demonstration network: failed logins, one exploit request, or a reachability probe against a
+    /// demo target; prints one JSON line.
+    ///
+    /// Exit code 0 when the target was reached; 1 when nothing could be reached; 2 on a usage error.
+    DemoAttack(cmd::demo_attack::DemoAttackArgs),
 }
 
 fn main() -> ExitCode {
+    // Multi-call: scratch images link /usr/bin/whoami to this binary.
+    if cmd::whoami::called_as_whoami() {
+        return cmd::whoami::run();
+    }
     match Cli::parse().command {
         Command::Run(args) => cmd::run::run(args),
         Command::Config { command } => cmd::config::run(command),
@@ -116,6 +130,8 @@ fn main() -> ExitCode {
         Command::Supervise(args) => cmd::supervise::run(args),
         Command::Keys(args) => cmd::keys::run(args),
         Command::Cluster { command } => cmd::cluster::run(command),
+        Command::DemoTarget(args) => cmd::demo_target::run(args),
+        Command::DemoAttack(args) => cmd::demo_attack::run(args),
     }
 }
 
