@@ -88,6 +88,8 @@ detect:
     max_keys: 250000               # per-scenario state cap; the stalest keys are evicted past it
     whitelist: []                  # CIDRs, addresses or hostnames never counted
     define: []                     # scenarios written inline (same format as the files in `dir`)
+  falco:                           # Falco's alerts (sources with format: falco): one alert each, about the container (or a host event's remote address)
+    ignore_rules: []               # Falco rule names (as Falco writes them) that raise no alert
 respond:
   nft_table: sentinel              # table `inet <name>`, owned by Sentinel; nothing else is touched
   nft_hooks: [input, forward]      # plus a prerouting chain that also catches Docker-published ports
@@ -171,6 +173,7 @@ policy:
   default_ttl: 1h
   max_ttl: 30d
   rules:                           # first match wins; none acts below medium confidence (an alert nobody could corroborate is only recorded)
+    - { name: isolate_container_threat, scenario: container_runtime_threat, severity: [critical], risk: [high, medium], confidence: [high, medium], actions: [{kind: isolate_container, ttl: 1h}] }
     - { severity: [critical], risk: [high, medium], confidence: [high, medium], actions: [{kind: block_ip, ttl: 24h}] }
     - { severity: [critical, high], risk: [high], confidence: [high, medium], actions: [{kind: block_ip, ttl: 4h}] }
     - { severity: [high], risk: [medium, high], confidence: [medium, high], actions: [{kind: rate_limit, ttl: 1h, params: {rate_per_sec: 10}}] }
@@ -211,7 +214,7 @@ mod tests {
     fn defaults_parse_to_a_mapping() {
         let tree = defaults_tree().unwrap();
         assert_eq!(tree["api"]["listen"], "127.0.0.1:8000");
-        assert_eq!(tree["policy"]["rules"].as_array().unwrap().len(), 5);
+        assert_eq!(tree["policy"]["rules"].as_array().unwrap().len(), 6);
         assert!(tree["policy"]["confidence_bands"]["high"].is_f64());
     }
 }

@@ -68,9 +68,9 @@ pub use layers::{
     RawConfig, Text, ALLOW_INSECURE_VAR, BUS_VAR, ENV_PREFIX, REDACT_KEYS_VAR, SUPERVISE_ENV_PREFIX,
 };
 pub use model::{
-    ActionRule, ApiConfig, AuditConfig, Band, ConfidenceBands, DetectConfig, HeuristicConfig,
-    LogLevel, LoggingConfig, PipelineConfig, PolicyConfig, RiskBands, Rule, StoreConfig, StoreSync,
-    ValidatedConfig, WitnessConfig,
+    ActionRule, ApiConfig, AuditConfig, Band, ConfidenceBands, DetectConfig, FalcoConfig,
+    HeuristicConfig, LogLevel, LoggingConfig, PipelineConfig, PolicyConfig, RiskBands, Rule,
+    StoreConfig, StoreSync, ValidatedConfig, WitnessConfig,
 };
 pub use otlp::{mask_url, TracingConfig};
 pub use ratehook::{RateLimit, RateLimitConfig, WebhooksConfig};

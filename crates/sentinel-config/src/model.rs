@@ -269,10 +269,15 @@ pub struct DetectConfig {
     pub heuristic: HeuristicConfig,
     /// The scenario engine.
     pub scenarios: crate::sources::ScenarioConfig,
+    /// The Falco detector.
+    pub falco: FalcoConfig,
 }
 
 /// `detect.heuristic`: the heuristic detector's thresholds, the detector's own settings type.
 pub use sentinel_detect::HeuristicSettings as HeuristicConfig;
+
+/// `detect.falco`: what the Falco detector ignores, the detector's own settings type.
+pub use sentinel_detect::FalcoSettings as FalcoConfig;
 
 /// `policy`: how alerts become plans.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -306,7 +311,8 @@ impl PolicyConfig {
         self.allowlist.iter().any(|net| net.contains(&ip))
     }
 
-    /// The first rule matching an alert, with its index.
+    /// The first rule matching an alert of a scenario no rule names, with its index (rules naming a
+    /// scenario are left out).
     pub fn first_match(
         &self,
         severity: Severity,
@@ -318,7 +324,7 @@ impl PolicyConfig {
         self.rules
             .iter()
             .enumerate()
-            .find(|(_, r)| r.matches(severity, risk, conf))
+            .find(|(_, r)| r.scenario.is_empty() && r.matches(severity, risk, conf))
     }
 }
 

@@ -7,8 +7,8 @@ use crate::defaults::defaults_tree;
 use crate::error::{dedup, ConfigError, ConfigErrors};
 use crate::layers::RawConfig;
 use crate::model::{
-    ApiConfig, AuditConfig, DetectConfig, HeuristicConfig, LogLevel, LoggingConfig, PipelineConfig,
-    StoreConfig, StoreSync, ValidatedConfig, WitnessConfig,
+    ApiConfig, AuditConfig, DetectConfig, FalcoConfig, HeuristicConfig, LogLevel, LoggingConfig,
+    PipelineConfig, StoreConfig, StoreSync, ValidatedConfig, WitnessConfig,
 };
 use crate::policy::policy;
 use crate::reader::{Node, Reader};
@@ -408,8 +408,22 @@ fn detect(r: &mut Reader, s: Option<&Node<'_>>) -> Option<DetectConfig> {
         .and_then(|n| r.each(&n, |r, p| r.int(p, 1, 65535)));
     let sc = r.get(s, "scenarios");
     let scenarios = crate::sources::scenarios(r, sc.as_ref());
+    let falco = r.get(s, "falco");
+    let ignore_rules = r.get(falco.as_ref(), "ignore_rules").and_then(|n| {
+        r.each(&n, |r, item| {
+            let v = r.string(item)?.trim();
+            if v.is_empty() {
+                r.fail(&item.path, "must not be empty");
+                return None;
+            }
+            Some(v.to_owned())
+        })
+    });
     Some(DetectConfig {
         scenarios: scenarios?,
+        falco: FalcoConfig {
+            ignore_rules: ignore_rules?,
+        },
         heuristic: HeuristicConfig {
             min_score: min_score?,
             failed_logins_threshold: failed_logins_threshold?,

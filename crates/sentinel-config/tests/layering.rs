@@ -28,7 +28,12 @@ fn defaults_validate() {
         cfg.detect.heuristic.bad_ports,
         [23, 2323, 4444, 5555, 6667, 31337]
     );
-    assert_eq!(cfg.policy.rules.len(), 5);
+    assert_eq!(cfg.policy.rules.len(), 6);
+    assert_eq!(
+        cfg.policy.rules[0].scenario,
+        ["container_runtime_threat".to_string()]
+    );
+    assert!(cfg.detect.falco.ignore_rules.is_empty());
     assert_eq!(cfg.policy.max_ttl, Duration::from_secs(30 * 86_400));
     assert!(cfg.logging.redact_keys.is_empty());
 }

@@ -70,6 +70,34 @@ fn bad_cidr_in_allowlist() {
 }
 
 #[test]
+fn falco_ignore_rules_are_names() {
+    let cfg = load_str(
+        "detect:\n  falco:\n    ignore_rules: [\"Terminal shell in container\"]\n",
+        None,
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        cfg.detect.falco.ignore_rules,
+        ["Terminal shell in container"]
+    );
+    let errs = load_str(
+        "detect:\n  falco:\n    ignore_rules: [\" \", 7]\n    ignore: []\n",
+        None,
+        &[],
+    )
+    .unwrap_err();
+    let paths: Vec<&str> = errs.0.iter().map(|e| e.path.as_str()).collect();
+    for want in [
+        "detect.falco.ignore_rules[0]",
+        "detect.falco.ignore_rules[1]",
+        "detect.falco.ignore",
+    ] {
+        assert!(paths.contains(&want), "{want} not in {errs}");
+    }
+}
+
+#[test]
 fn rule_with_unknown_action_kind() {
     let yaml = r#"
 policy:
@@ -253,14 +281,15 @@ policy:
 fn default_policy_picks_the_first_matching_rule() {
     let cfg = load_str("", None, &[]).unwrap();
     let policy = &cfg.policy;
+    // Rule 0 is the Falco detector's (scenario `container_runtime_threat`): not for other alerts.
     let (i, rule) = policy.first_match(Severity::Critical, 90, 0.9).unwrap();
-    assert_eq!(i, 0);
+    assert_eq!(i, 1);
     assert_eq!(
         policy.ttl_for(&rule.actions[0]),
         Duration::from_secs(86_400)
     );
     let (i, rule) = policy.first_match(Severity::Low, 10, 0.1).unwrap();
-    assert_eq!(i, 4);
+    assert_eq!(i, 5);
     assert!(rule.actions.is_empty());
     assert_eq!(policy.risk_bands.band(40), Band::Medium);
     assert_eq!(policy.confidence_bands.band(0.79), Band::Medium);

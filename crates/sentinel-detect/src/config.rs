@@ -1,5 +1,6 @@
 //! The detectors' own configuration values and the `build` that turns them into running detectors: the
-//! heuristic's thresholds ([`HeuristicSettings`], as written under `detect.heuristic`). The configuration
+//! heuristic's thresholds ([`HeuristicSettings`], as written under `detect.heuristic`) and what the Falco
+//! detector ignores ([`crate::FalcoSettings`], under `detect.falco`, built by its own `build`). The configuration
 //! crate reads and validates them and composes them; this module never reads configuration text.
 
 use crate::{Heuristic, HeuristicSettings};

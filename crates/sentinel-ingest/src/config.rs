@@ -6,6 +6,7 @@
 //! configuration text and never decides a default another crate relies on.
 
 use crate::fail2ban::{Fail2banFilter, FilterError, FilterOptions};
+use crate::parse::falco::Falco;
 use crate::parse::http::{AccessLog, Caddy, ErrorLog, ErrorLogFlavor, Haproxy, Traefik};
 use crate::parse::json::JsonLines;
 use crate::parse::mail::{Dovecot, Postfix};
@@ -85,6 +86,9 @@ pub enum LogFormat {
     /// HAProxy's HTTP log.
     #[strum(serialize = "haproxy")]
     Haproxy,
+    /// Falco's JSON alerts (`json_output: true`).
+    #[strum(serialize = "falco")]
+    Falco,
 }
 
 impl LogFormat {
@@ -114,6 +118,7 @@ impl LogFormat {
             LogFormat::Traefik => Box::new(Traefik),
             LogFormat::Caddy => Box::new(Caddy),
             LogFormat::Haproxy => Box::new(Haproxy),
+            LogFormat::Falco => Box::new(Falco),
         }
     }
 

@@ -31,6 +31,8 @@ pub enum LogKind {
     MailAuthFailure,
     /// A line matched by a user rule (fail2ban filter) as a failure.
     RuleMatch,
+    /// A runtime security alert (a Falco rule fired on a container or the host).
+    RuntimeAlert,
     /// Anything else worth keeping.
     Other,
 }
@@ -50,6 +52,7 @@ impl LogKind {
             LogKind::HttpRateLimited => "http_rate_limited",
             LogKind::MailAuthFailure => "mail_auth_failure",
             LogKind::RuleMatch => "rule_match",
+            LogKind::RuntimeAlert => "runtime_alert",
             LogKind::Other => "other",
         }
     }

@@ -41,7 +41,17 @@
 //! evidence (feeds, the source's history and address class), then clamped. The flag
 //! `"offline: local evidence only"` (or `"no threat-intelligence provider answered (none configured)"`
 //! when not explicitly offline, or `"no threat-intelligence provider asked: … not asked about this
-//! subject …"` when the providers that are on do not look up this subject, e.g. a private address) says so. The same inputs always give the same result.
+//! subject …"` when the providers that are on do not look up this subject, e.g. a private address, or
+//! `"no threat-intelligence provider asked: container:web1 is not an address …"` for a subject that is
+//! not an address) says so. The same inputs always give the same result.
+//!
+//! # A subject that is not an address
+//!
+//! A container (Falco's alerts), a file or a user is looked up by no provider and no feed, and has no
+//! address class: its risk is the alert's points, the asset's and the subject's history, and its
+//! confidence the detector's, moved only by that history. A critical Falco alert (score 95, +10) is
+//! therefore high risk (100 after the clamp) at the detector's confidence (0.9), which the default
+//! policy's `isolate_container_threat` rule acts on.
 
 use crate::config::Criticality;
 use crate::history::SourceHistory;
@@ -378,12 +388,9 @@ pub fn correlate(
                 (r, c, l, format!("feeds: {d}"))
             }
             "local_context" => {
-                let class = e
-                    .details
-                    .get("address_class")
-                    .and_then(|c| c.as_str())
-                    .unwrap_or("unknown");
-                let class_pts = match class {
+                let class = e.details.get("address_class").and_then(|c| c.as_str());
+                let what = class.map_or("not an address".to_owned(), |c| format!("{c} address"));
+                let class_pts = match class.unwrap_or("") {
                     "loopback" => LOOPBACK,
                     "private" => PRIVATE,
                     _ => 0,
@@ -400,7 +407,7 @@ pub fn correlate(
                         0,
                         // With the store, local context only classifies; naming its (always 0)
                         // in-process count read as "no earlier alerts" next to a history of several.
-                        format!("{class} address (earlier alerts: see `history`, from the store)"),
+                        format!("{what} (earlier alerts: see `history`, from the store)"),
                     )
                 } else {
                     let conf = if prior > 0 { CONF_HISTORY } else { 0.0 };
@@ -408,7 +415,7 @@ pub fn correlate(
                         class_pts + history_points(prior, 0),
                         conf,
                         0,
-                        format!("{class} address, {prior} earlier alerts in this process's window"),
+                        format!("{what}, {prior} earlier alerts in this process's window"),
                     )
                 }
             }
@@ -505,7 +512,13 @@ pub fn correlate(
             flags.push(flag);
         }
     } else if remote_answered == 0 {
-        flags.push(if ctx.offline {
+        flags.push(if alert.subject.ip().is_none() {
+            // A container, file or user: every provider and feed looks up addresses only.
+            format!(
+                "no threat-intelligence provider asked: {} is not an address (providers and feeds look up addresses only; the risk rests on the alert, the asset and the subject's history)",
+                alert.subject
+            )
+        } else if ctx.offline {
             "offline: local evidence only".into()
         } else if !ctx.out_of_reach.is_empty() {
             format!(
@@ -640,6 +653,40 @@ mod tests {
         assert_eq!(info.risk_score, 0, "10 − 10 for info severity");
         adds_up(&info);
         assert!(s.flags.iter().any(|f| f.contains("none configured")));
+    }
+
+    #[test]
+    fn a_container_is_judged_on_the_alert_and_its_history() {
+        let mut a = alert(95, 0.9);
+        a.severity = Severity::Critical;
+        a.subject = Subject::Container("web1".into());
+        // What the local context answers about a subject without an address (and feeds and providers
+        // do not answer: not applicable).
+        let local = Evidence {
+            provider: "local_context".into(),
+            verdict: Verdict::Unknown,
+            score: Some(0),
+            details: json!({"address_class": null}),
+        };
+        let ctx = Context {
+            history: Some(SourceHistory::default()),
+            out_of_reach: vec!["abuseipdb".into()],
+            ..Context::default()
+        };
+        let s = correlate(&a, &[local], &[], &ctx);
+        assert_eq!(s.risk_score, 100, "95 + 10 for critical, clamped");
+        assert!((s.confidence - 0.9).abs() < 1e-6, "the detector's");
+        assert_eq!(
+            part(&s, "local_context").detail,
+            "not an address (earlier alerts: see `history`, from the store)"
+        );
+        assert_eq!(
+            s.flags,
+            ["no threat-intelligence provider asked: container:web1 is not an address (providers \
+              and feeds look up addresses only; the risk rests on the alert, the asset and the \
+              subject's history)"]
+        );
+        adds_up(&s);
     }
 
     #[test]

@@ -328,6 +328,41 @@ mod tests {
         );
     }
 
+    /// A container (a Falco alert's subject): no provider or feed is asked, the flag says why, and a
+    /// critical alert keeps a risk and confidence the default policy acts on.
+    #[tokio::test]
+    async fn a_container_is_investigated_without_providers() {
+        let inv = Investigator::new(
+            vec![
+                Box::new(LocalContext::addresses_only()),
+                Box::new(PublicOnly),
+            ],
+            Duration::from_secs(1),
+        )
+        .with_history(
+            history(Duration::ZERO, Ok(SourceHistory::default())),
+            Duration::from_secs(3600),
+        );
+        let mut a = alert("203.0.113.7", 95);
+        a.subject = Subject::Container("web1".into());
+        a.confidence = 0.9;
+        let i = inv.investigate(a).await;
+        assert_eq!(i.risk_score, 100);
+        assert!((i.confidence - 0.9).abs() < 1e-6, "{i:?}");
+        assert_eq!(
+            i.uncertainty.len(),
+            1,
+            "one honest flag, no missing provider: {:?}",
+            i.uncertainty
+        );
+        assert!(
+            i.uncertainty[0].contains("container:web1 is not an address"),
+            "{:?}",
+            i.uncertainty
+        );
+        adds_up(&i);
+    }
+
     #[tokio::test]
     async fn repeat_offenders_gain_risk() {
         let inv = Investigator::new(

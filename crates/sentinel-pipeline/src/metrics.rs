@@ -399,6 +399,27 @@ impl Collector for LateWriter {
     }
 }
 
+/// What became of each Falco alert the Falco detector saw (`sentinel_falco_events_total{outcome}`: an
+/// alert about a container or a host event's remote address, or why none was raised), read at each
+/// scrape. The daemon registers it with [`Metrics::register`] once it has built the detector.
+#[derive(Debug)]
+pub struct FalcoMetrics(pub Arc<sentinel_detect::FalcoTally>);
+
+impl Collector for FalcoMetrics {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let mut family = encoder.encode_descriptor(
+            "sentinel_falco_events",
+            "Falco alerts the Falco detector looked at, by outcome (container_alert, host_alert, or why no alert was raised).",
+            None,
+            MetricType::Counter,
+        )?;
+        for (outcome, n) in self.0.read() {
+            ConstCounter::new(n).encode(family.encode_family(&[("outcome", outcome)])?)?;
+        }
+        Ok(())
+    }
+}
+
 /// The audit log's counters (`sentinel_audit_*`), read from the log at each scrape once the daemon has
 /// opened it ([`AuditLogMetrics::set`]); nothing is rendered before.
 #[derive(Debug, Clone, Default)]
@@ -1067,6 +1088,40 @@ pub(crate) mod tests {
         assert!(
             text.contains("sentinel_store_records_dropped_total 1\n")
                 && text.contains("sentinel_store_failed_batches_total 1\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn renders_the_falco_outcomes() {
+        use sentinel_core::{Detector, Event, EventId, EventKind, Timestamp, TraceId};
+        let m = Metrics::default();
+        let mut d = sentinel_detect::FalcoSettings::default().build();
+        m.register(|r| r.register_collector(Box::new(FalcoMetrics(d.tally()))));
+        let mut attrs = serde_json::Map::new();
+        for (k, v) in [
+            ("service", "falco"),
+            ("rule", "r"),
+            ("priority", "Critical"),
+        ] {
+            attrs.insert(k.into(), v.into());
+        }
+        let host = Event {
+            id: EventId::new(),
+            kind: EventKind("runtime_alert".into()),
+            ts: Timestamp::now(),
+            source: "t".into(),
+            src_ip: None,
+            target: None,
+            attrs,
+            trace_id: TraceId::new(),
+        };
+        let mut out = Vec::new();
+        d.observe(&host, &mut out);
+        let text = m.render();
+        assert!(
+            text.contains("sentinel_falco_events_total{outcome=\"host_without_address\"} 1\n")
+                && text.contains("sentinel_falco_events_total{outcome=\"container_alert\"} 0\n"),
             "{text}"
         );
     }

@@ -118,6 +118,80 @@ pub(crate) fn local_addresses() -> std::io::Result<Vec<std::net::IpAddr>> {
 
 #[cfg(test)]
 mod tests {
+    use sentinel_core::{
+        ActionKind, Alert, AlertId, Investigation, InvestigationId, Policy, Severity, Subject,
+        Timestamp, TraceId,
+    };
+
+    fn investigation(scenario: &str, subject: Subject, severity: Severity) -> Investigation {
+        let alert = Alert {
+            id: AlertId::new(),
+            ts: Timestamp::now(),
+            detector: "falco".into(),
+            scenario: scenario.into(),
+            severity,
+            score: 95,
+            confidence: 0.9,
+            subject,
+            reasons: vec![],
+            evidence: vec![],
+            trace_id: TraceId::new(),
+        };
+        Investigation {
+            id: InvestigationId::new(),
+            ts: Timestamp::now(),
+            trace_id: alert.trace_id.clone(),
+            alert,
+            evidence: vec![],
+            risk_score: 100,
+            confidence: 0.9,
+            uncertainty: vec![],
+            contributions: vec![],
+        }
+    }
+
+    /// The default rules: a critical container alert (the Falco detector's) is isolated for an hour; a
+    /// critical alert about an address is blocked as before and never isolated, and a container is never
+    /// blocked.
+    #[test]
+    fn default_rules_isolate_a_critical_container_and_only_that() {
+        let cfg = sentinel_config::load_str("policy:\n  mode: enforce\n", None, &[]).unwrap();
+        let p = super::policy_matrix(&cfg);
+        let c = Subject::Container("web1".into());
+        let plan = p.decide(&investigation(
+            sentinel_detect::falco::CONTAINER_SCENARIO,
+            c.clone(),
+            Severity::Critical,
+        ));
+        assert_eq!(plan.actions.len(), 1, "{plan:?}");
+        assert_eq!(plan.actions[0].kind, ActionKind::IsolateContainer);
+        assert_eq!(
+            (&plan.actions[0].subject, plan.actions[0].ttl_secs),
+            (&c, 3600)
+        );
+        assert!(
+            plan.reason.starts_with("isolate_container_threat matched"),
+            "{}",
+            plan.reason
+        );
+        // High (Falco's Error) is recorded: the general rules only block addresses.
+        let plan = p.decide(&investigation(
+            sentinel_detect::falco::CONTAINER_SCENARIO,
+            c.clone(),
+            Severity::High,
+        ));
+        assert!(plan.actions.is_empty(), "{plan:?}");
+        assert!(plan.reason.contains("skipped block_ip"), "{}", plan.reason);
+
+        let ip = Subject::Ip("203.0.113.7".parse().unwrap());
+        for scenario in ["ssh_bruteforce", sentinel_detect::falco::HOST_SCENARIO] {
+            let plan = p.decide(&investigation(scenario, ip.clone(), Severity::Critical));
+            let kinds: Vec<_> = plan.actions.iter().map(|a| a.kind).collect();
+            assert_eq!(kinds, [ActionKind::BlockIp], "{scenario}: {plan:?}");
+            assert_eq!(plan.actions[0].ttl_secs, 24 * 3600);
+            assert!(!plan.reason.contains("isolate"), "{}", plan.reason);
+        }
+    }
 
     #[test]
     fn a_wildcard_listen_protects_every_local_address() {

@@ -55,6 +55,12 @@ impl Detectors {
         }
     }
 
+    /// Adds a detector that sees every event (the Falco detector).
+    pub fn with(mut self, detector: impl Detector + 'static) -> Self {
+        self.every.push(Box::new(detector));
+        self
+    }
+
     /// What the `every` detectors dropped, together.
     fn state_counts(&self) -> StateCounts {
         self.every

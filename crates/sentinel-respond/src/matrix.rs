@@ -308,6 +308,42 @@ mod tests {
     }
 
     #[test]
+    fn a_container_is_isolated_never_blocked_and_an_address_never_isolated() {
+        let c = Subject::Container("web1".into());
+        let p = matrix().decide(&inv(Severity::Critical, 100, 0.9, c.clone()));
+        assert_eq!(p.actions.len(), 1, "{:?}", p.actions);
+        assert_eq!(p.actions[0].kind, ActionKind::IsolateContainer);
+        assert_eq!(p.actions[0].subject, c);
+        assert_eq!(p.actions[0].ttl_secs, 60);
+        assert!(
+            p.reason
+                .contains("skipped block_ip (not applicable to container:web1)"),
+            "{}",
+            p.reason
+        );
+        // Every kind, against each subject: only the kinds that fit it survive.
+        for subject in [
+            Subject::Ip("203.0.113.7".parse().unwrap()),
+            c.clone(),
+            Subject::File("/srv/x".into()),
+            Subject::User("bob".into()),
+        ] {
+            for kind in ActionKind::ALL {
+                let ok = fits(kind, &subject);
+                let isolate = kind == ActionKind::IsolateContainer;
+                let block = kind == ActionKind::BlockIp;
+                if matches!(subject, Subject::Ip(_)) {
+                    assert!(!(isolate && ok), "an address is never isolated");
+                }
+                if matches!(subject, Subject::Container(_)) {
+                    assert_eq!(ok, isolate, "{kind} on a container");
+                    assert!(!(block && ok));
+                }
+            }
+        }
+    }
+
+    #[test]
     fn nothing_matches_records_only() {
         let p = matrix().decide(&inv(
             Severity::Low,

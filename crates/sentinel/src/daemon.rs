@@ -15,7 +15,7 @@ use sentinel_api::{ApiSettings, AppState, SystemInfo};
 use sentinel_config::{StoreSync, ValidatedConfig};
 use sentinel_core::{AuditKind, Redactor, TraceId};
 use sentinel_detect::Heuristic;
-use sentinel_pipeline::metrics::Metrics;
+use sentinel_pipeline::metrics::{FalcoMetrics, Metrics};
 use sentinel_pipeline::policy::{allowlist, heuristic_settings, policy_matrix};
 use sentinel_pipeline::recorder::{catch_up_index, LogAudit, Recorder};
 use sentinel_pipeline::stages::Detectors;
@@ -123,6 +123,9 @@ pub async fn run(
 
     let scenarios = sentinel_pipeline::scenarios::engine(&cfg, &redactor)?;
     let _ = metrics.scenarios.set(scenarios.tally());
+    let falco = cfg.detect.falco.build();
+    let falco_tally = falco.tally();
+    metrics.register(|r| r.register_collector(Box::new(FalcoMetrics(falco_tally))));
     // Only a responder touches this host's firewall, containers and files.
     let ledger = match roles.responder {
         true => {
@@ -195,7 +198,7 @@ pub async fn run(
         )
     });
     let parts = crate::fleet::Parts {
-        detectors: Detectors::new(Heuristic::new(heuristic_settings(&cfg)), scenarios),
+        detectors: Detectors::new(Heuristic::new(heuristic_settings(&cfg)), scenarios).with(falco),
         investigator: intel.investigator(),
         policy: policy_matrix(&cfg),
         ledger: ledger.clone(),

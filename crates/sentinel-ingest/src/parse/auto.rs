@@ -1,6 +1,7 @@
 //! `--format auto` and the by-name registry of parsers. [`Auto`] tries each log family in turn and
 //! remembers the one that recognised the last line, so a homogeneous file costs one parser per line.
 
+use super::falco::{self, Falco};
 use super::http::{self, AccessLog, Caddy, ErrorLog, Haproxy, Traefik};
 use super::json::JsonLines;
 use super::mail::{Dovecot, Postfix};
@@ -32,7 +33,8 @@ const ORDER: [u8; 5] = [SYSLOG, ACCESS, ERROR, HAPROXY, JSON];
 /// A syslog line is handed to sshd, postfix, an HTTP server (nginx, apache/httpd, traefik, caddy, haproxy:
 /// see [`http::parse_syslog`]) or dovecot by its program; a syslog line of any other program is
 /// [`Unparsed::Ignored`]. Other lines are tried as access log (with or without a leading virtual host),
-/// nginx/apache error log, Traefik or Caddy JSON access log or HAProxy line without header, and JSON.
+/// nginx/apache error log, Traefik or Caddy JSON access log, Falco JSON alert or HAProxy line without
+/// header, and JSON.
 /// The first family that does not answer [`Unparsed::NoMatch`] decides, and is tried first next time.
 #[derive(Debug, Default)]
 pub struct Auto {
@@ -67,13 +69,16 @@ impl Auto {
             ERROR => self.error.parse(line, ctx),
             HAPROXY => Haproxy.parse_raw(line, ctx),
             JSON => {
-                // Access logs are told from other JSON by a key only they write, so a file mixing
-                // Traefik's access and application lines reads each right whatever came before.
+                // Access logs and Falco alerts are told from other JSON by keys only they write, so a
+                // file mixing Traefik's access and application lines reads each right whatever came
+                // before.
                 let trimmed = line.trim_start();
                 if http::traefik_json(trimmed) {
                     Traefik.parse_message(trimmed, ctx)
                 } else if http::caddy_json(trimmed) {
                     Caddy.parse_message(trimmed, ctx)
+                } else if falco::looks_like_alert(trimmed) {
+                    Falco.parse(trimmed, ctx)
                 } else {
                     self.json.parse(line, ctx)
                 }

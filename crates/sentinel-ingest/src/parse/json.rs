@@ -134,6 +134,7 @@ fn kind_named(name: &str) -> Option<LogKind> {
         HttpRateLimited,
         MailAuthFailure,
         RuleMatch,
+        RuntimeAlert,
         Other,
     ]
     .into_iter()
