@@ -98,6 +98,11 @@ enum Command {
         #[command(subcommand)]
         command: cmd::cluster::ClusterCommand,
     },
+    /// An HTTP CONNECT proxy that tunnels only to the allowed HOST:PORT pairs (the way out of a
+    /// network with none; `GET /ready` for health checks).
+    ///
+    /// Exit code 0 after a clean stop (SIGTERM or SIGINT); 1 when it cannot listen; 2 on a usage error.
+    EgressProxy(cmd::egress_proxy::EgressProxyArgs),
 }
 
 fn main() -> ExitCode {
@@ -116,6 +121,7 @@ fn main() -> ExitCode {
         Command::Supervise(args) => cmd::supervise::run(args),
         Command::Keys(args) => cmd::keys::run(args),
         Command::Cluster { command } => cmd::cluster::run(command),
+        Command::EgressProxy(args) => cmd::egress_proxy::run(args),
     }
 }
 

@@ -8,6 +8,7 @@ pub mod client;
 pub mod cluster;
 pub mod config;
 pub mod decisions;
+pub mod egress_proxy;
 pub mod gen_logs;
 pub mod healthcheck;
 pub mod import;
