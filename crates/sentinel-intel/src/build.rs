@@ -11,7 +11,7 @@ use crate::history::History;
 use crate::investigator::Investigator;
 use crate::local::LocalContext;
 use crate::provider::Provider;
-use crate::providers::{http_client, AbuseIpDb, Otx, VirusTotal};
+use crate::providers::{http_client_via, AbuseIpDb, EnvProxy, Otx, VirusTotal};
 use crate::CacheStats;
 use sentinel_core::{
     Alert, AlertId, Contribution, Enricher, Evidence, Severity, Subject, Timestamp, TraceId,
@@ -28,6 +28,7 @@ pub struct Intel {
     feeds: Feeds,
     cache: Arc<AnswerCache>,
     offline: bool,
+    proxy: Option<String>,
 }
 
 impl std::fmt::Debug for Intel {
@@ -35,14 +36,15 @@ impl std::fmt::Debug for Intel {
         f.debug_struct("Intel")
             .field("offline", &self.offline)
             .field("providers", &self.provider_names())
+            .field("proxy", &self.proxy)
             .finish_non_exhaustive()
     }
 }
 
 /// Builds the investigation, with the source's history from `history` (the store) when given. Feeds
 /// that did not load are in the reports (loud, not fatal: the file may appear later and is picked up
-/// by the watcher); a provider that cannot be built (a bad base URL) or a Redis URL that cannot be used
-/// is an error.
+/// by the watcher); a provider that cannot be built (a bad base URL), an unusable `HTTPS_PROXY` or a
+/// Redis URL that cannot be used is an error.
 pub fn build(
     cfg: &IntelConfig,
     history: Option<Arc<dyn History>>,
@@ -53,8 +55,11 @@ pub fn build(
     });
     let offline = cfg.is_offline();
     let mut providers = Vec::new();
+    let mut proxy = None;
     if !offline {
-        let client = http_client()?;
+        let via = EnvProxy::from_env()?;
+        let client = http_client_via(via.as_ref())?;
+        proxy = via.map(|p| p.shown());
         let remote: [(&str, &ProviderSettings); 3] = [
             ("abuseipdb", &cfg.abuseipdb),
             ("virustotal", &cfg.virustotal),
@@ -108,12 +113,19 @@ pub fn build(
             feeds,
             cache,
             offline,
+            proxy,
         },
         reports,
     ))
 }
 
 impl Intel {
+    /// The proxy the providers are reached through (`scheme://host:port (VAR)`, no credentials), read
+    /// from the environment when the investigation was built; `None`: direct, or offline.
+    pub fn proxy(&self) -> Option<&str> {
+        self.proxy.as_deref()
+    }
+
     /// The investigator the pipeline's investigate stage runs.
     pub fn investigator(&self) -> Arc<Investigator> {
         self.investigator.clone()

@@ -48,4 +48,4 @@ pub use local::{AddressClass, LocalContext};
 pub use provider::{
     Answer, ApiKey, Provider, ProviderError, Quota, RateInfo, Reply, MAX_PROVIDER_WAIT,
 };
-pub use providers::{http_client, AbuseIpDb, Otx, VirusTotal};
+pub use providers::{http_client, http_client_via, AbuseIpDb, EnvProxy, Otx, VirusTotal};

@@ -167,6 +167,7 @@ pub async fn run(
         offline = intel.is_offline(),
         investigation,
         providers = ?intel.provider_names(),
+        proxy = intel.proxy().unwrap_or("none"),
         feeds = cfg.intel.feeds.len(),
         cache = %cfg.intel.cache.redis.as_ref().map_or("memory".to_owned(), |u| format!("memory + {u}")),
         deadline_ms = cfg.intel.deadline.as_millis() as u64,

@@ -98,16 +98,15 @@ enum Command {
         #[command(subcommand)]
         command: cmd::cluster::ClusterCommand,
     },
-    /// Demonstration network: play a target that logs like the real software (a web app with an
-    /// nginx access log, an ssh-like login service with sshd's auth.log, a webhook receiver).
-    ///
-    /// Exit code 0 after a clean stop (SIGTERM or SIGINT); 1 when it cannot run; 2 on a usage error.
+    /// Demonstration network: a target that logs like the real software (web app, ssh-like login,
+    /// webhook receiver). Exit 0 after SIGTERM/SIGINT; 1 when it cannot run; 2 on a usage error.
     DemoTarget(cmd::demo_target::DemoTargetArgs),
-    /// Demonstration network: failed logins, one exploit request, or a reachability probe against a
-    /// demo target; prints one JSON line.
-    ///
-    /// Exit code 0 when the target was reached; 1 when nothing could be reached; 2 on a usage error.
+    /// Demonstration network: failed logins, an exploit or a reachability probe against a target
+    /// (one JSON line). Exit 0 when reached; 1 when nothing could be; 2 on a usage error.
     DemoAttack(cmd::demo_attack::DemoAttackArgs),
+    /// An HTTP CONNECT proxy tunnelling only to the allowed HOST:PORT pairs (`GET /ready` for health
+    /// checks). Exit 0 after SIGTERM/SIGINT; 1 when it cannot listen; 2 on a usage error.
+    EgressProxy(cmd::egress_proxy::EgressProxyArgs),
 }
 
 fn main() -> ExitCode {
@@ -132,6 +131,7 @@ fn main() -> ExitCode {
         Command::Cluster { command } => cmd::cluster::run(command),
         Command::DemoTarget(args) => cmd::demo_target::run(args),
         Command::DemoAttack(args) => cmd::demo_attack::run(args),
+        Command::EgressProxy(args) => cmd::egress_proxy::run(args),
     }
 }
 

@@ -8,25 +8,37 @@
 mod abuseipdb;
 mod http;
 mod otx;
+mod proxy;
 mod virustotal;
 
 pub use abuseipdb::AbuseIpDb;
 pub use otx::Otx;
+pub use proxy::EnvProxy;
 pub use virustotal::VirusTotal;
 
 use std::net::IpAddr;
 
 /// The HTTP client every provider shares: rustls with the bundled Mozilla roots, redirects not
 /// followed (a provider API does not redirect; following one could carry the key header elsewhere),
-/// `User-Agent: sentinel/<version>`, and no proxy taken from the environment (`HTTPS_PROXY` and the
-/// like are ignored, so where the key goes is decided by `base_url` alone).
+/// `User-Agent: sentinel/<version>`, and the environment's proxy for https ([`EnvProxy`]: `HTTPS_PROXY`
+/// as curl reads it, `NO_PROXY` honoured; a plain-http loopback `base_url` always goes direct).
 pub fn http_client() -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
+    http_client_via(EnvProxy::from_env()?.as_ref())
+}
+
+/// [`http_client`] with the proxy given here instead of the environment's (`None`: direct).
+pub fn http_client_via(proxy: Option<&EnvProxy>) -> Result<reqwest::Client, String> {
+    // `no_proxy()` first: reqwest would otherwise also take HTTP_PROXY (for http) on its own.
+    let mut builder = reqwest::Client::builder()
         .use_rustls_tls()
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("sentinel/", env!("CARGO_PKG_VERSION")))
         .no_proxy()
-        .pool_idle_timeout(std::time::Duration::from_secs(60))
+        .pool_idle_timeout(std::time::Duration::from_secs(60));
+    if let Some(p) = proxy {
+        builder = builder.proxy(p.to_reqwest()?);
+    }
+    builder
         .build()
         .map_err(|e| format!("cannot build the HTTP client: {e}"))
 }

@@ -13,6 +13,7 @@ mod demo_receiver;
 mod demo_ssh;
 pub mod demo_target;
 mod demo_web;
+pub mod egress_proxy;
 pub mod gen_logs;
 pub mod healthcheck;
 pub mod import;
