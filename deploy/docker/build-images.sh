@@ -74,7 +74,7 @@ bundle() {
             [[ -n $lib && -e $lib ]] || continue
             mkdir -p "$dest$(dirname "$lib")"
             cp -L "$lib" "$dest$lib"
-        done < <(ldd "$f" 2>/dev/null | awk '/=>/ {print $3} /^\s*\/lib/ {print $1}')
+        done < <(ldd "$f" 2>/dev/null | awk '/=>/ {print $3} /^[ \t]*\// {print $1}')
     done
 }
 
@@ -83,6 +83,8 @@ S=$STAGE/sentinel
 mkdir -p "$S/rootfs/usr/bin" "$S/data" "$S/rootfs/tmp"
 cp -a deploy/docker/rootfs/. "$S/rootfs/"
 install -m 0755 "$BIN" "$S/rootfs/usr/bin/sentinel"
+# The release profile keeps line tables for backtraces on the host; the image does without (230 → ~40 MB).
+strip --strip-debug "$S/rootfs/usr/bin/sentinel"
 chmod 0644 "$S/rootfs/etc/passwd" "$S/rootfs/etc/group" "$S/rootfs/etc/sentinel/sentinel.yml"
 chmod 1777 "$S/rootfs/tmp"
 chmod 0700 "$S/data"

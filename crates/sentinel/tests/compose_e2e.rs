@@ -15,6 +15,8 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 const PROJECT: &str = "sentinel-e2e";
+/// The notification receiver's address on the `control` network (deploy/docker-compose.yml).
+const RECEIVER: &str = "192.0.2.50:8080";
 /// Every container of the network, by its `container_name`.
 const CONTAINERS: &[&str] = &[
     "redis",
@@ -25,6 +27,7 @@ const CONTAINERS: &[&str] = &[
     "sentinel-responder-app1",
     "sentinel-responder-db1",
     "sentinel-supervisor",
+    "egress",
     "app1",
     "db1",
     "web1",
@@ -169,26 +172,45 @@ fn health(container: &str) -> String {
     String::from_utf8_lossy(&o.stdout).trim().to_owned()
 }
 
-/// The receiver's deliveries (its `GET /received`), read from inside the network.
-fn deliveries() -> Vec<serde_json::Value> {
-    let o = docker_ok(&["logs", "receiver"]);
-    o.lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v.get("delivery").is_some())
-        .collect()
+/// A plain HTTP/1.0 GET from this host to a container's address on the Compose networks (the test's own
+/// documentation-range subnets): the status and the body.
+fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s =
+        std::net::TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).ok()?;
+    let raw = String::from_utf8_lossy(&buf);
+    let (head, body) = raw.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, body.to_owned()))
 }
 
-/// The API node's view, `GET path` through the CLI's trusted Unix socket inside `sentinel-api`.
-fn decisions(container: &str) -> Vec<serde_json::Value> {
+/// The receiver's deliveries (its `GET /received`).
+fn deliveries() -> Vec<serde_json::Value> {
+    match http_get(RECEIVER, "/received") {
+        Some((200, body)) => serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("receiver's /received is not JSON ({e}): {body}")),
+        other => panic!("receiver's /received: {other:?}"),
+    }
+}
+
+/// Live decisions, through the CLI (its trusted Unix socket) inside `container`.
+fn decisions(container: &str) -> serde_json::Value {
     let o = exec(container, &["decisions", "list", "--json"]);
     assert!(o.status.success(), "decisions list failed:\n{}", text(&o));
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("decisions list: {e}: {}", text(&o)))
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("decisions list: {e}: {}", text(&o)))
 }
 
 #[test]
 fn golden_path_in_the_compose_network() {
     if std::env::var_os("SENTINEL_SKIP_DOCKER_E2E").is_some_and(|v| v == "1") {
-        eprintln!("SKIPPED: SENTINEL_SKIP_DOCKER_E2E=1 excludes the Docker Compose end-to-end test");
+        eprintln!(
+            "SKIPPED: SENTINEL_SKIP_DOCKER_E2E=1 excludes the Docker Compose end-to-end test"
+        );
         return;
     }
     let v = docker(&["version", "--format", "{{.Server.Version}}"]);
@@ -214,8 +236,11 @@ fn golden_path_in_the_compose_network() {
     .expect("copy compose file");
     std::fs::create_dir_all(dir.path().join("demo")).expect("demo dir");
     for f in ["sentinel.yml", "supervise.yml"] {
-        std::fs::copy(root.join("deploy/demo").join(f), dir.path().join("demo").join(f))
-            .expect("copy demo config");
+        std::fs::copy(
+            root.join("deploy/demo").join(f),
+            dir.path().join("demo").join(f),
+        )
+        .expect("copy demo config");
     }
     let o = run(Command::new(root.join("deploy/init-demo.sh")).arg(dir.path()));
     assert!(o.status.success(), "init-demo.sh failed:\n{}", text(&o));
@@ -227,9 +252,7 @@ fn golden_path_in_the_compose_network() {
     let o = net.compose(&["up", "-d"]);
     assert!(o.status.success(), "compose up failed:\n{}", text(&o));
     let healthy = wait_until(Duration::from_secs(60), || {
-        CONTAINERS
-            .iter()
-            .all(|c| health(c) == "running/healthy")
+        CONTAINERS.iter().all(|c| health(c) == "running/healthy")
     });
     let states: Vec<String> = CONTAINERS
         .iter()
@@ -278,8 +301,14 @@ fn golden_path_in_the_compose_network() {
             "{{.HostConfig.ReadonlyRootfs}} {{json .HostConfig.CapDrop}} {{json .HostConfig.CapAdd}} {{json .HostConfig.SecurityOpt}} {{.HostConfig.RestartPolicy.Name}}",
             c,
         ]);
-        assert!(cfg.starts_with("true "), "{c}: root filesystem not read-only: {cfg}");
-        assert!(cfg.contains(r#"["ALL"]"#), "{c}: capabilities not dropped: {cfg}");
+        assert!(
+            cfg.starts_with("true "),
+            "{c}: root filesystem not read-only: {cfg}"
+        );
+        assert!(
+            cfg.contains(r#"["ALL"]"#),
+            "{c}: capabilities not dropped: {cfg}"
+        );
         assert!(
             cfg.contains("no-new-privileges"),
             "{c}: no-new-privileges missing: {cfg}"
@@ -294,7 +323,10 @@ fn golden_path_in_the_compose_network() {
 
     // Before the attack: the attacker reaches every target.
     for target in ["db1:2222", "http://app1:8080", "http://web1:8080"] {
-        assert!(reachable(target), "attacker cannot reach {target} before the attack");
+        assert!(
+            reachable(target),
+            "attacker cannot reach {target} before the attack"
+        );
     }
 
     // Scenario 1: ssh-like brute force on db1.
@@ -326,20 +358,38 @@ fn golden_path_in_the_compose_network() {
     // Measurably cut off: every connection attempt of a burst fails; web1 has no responder and still answers.
     let failed = (0..5).filter(|_| !reachable("db1:2222")).count();
     assert_eq!(failed, 5, "connections to db1 still get through");
-    assert!(reachable("http://web1:8080"), "web1 (not blocked) must stay reachable");
+    assert!(
+        reachable("http://web1:8080"),
+        "web1 (not blocked) must stay reachable"
+    );
 
     // The records: the alert, its investigation and plan, each responder's action, on the API node.
-    let live = decisions("sentinel-api");
-    eprintln!("decisions on the API node: {live:#?}");
+    for node in ["sentinel-responder-app1", "sentinel-responder-db1"] {
+        let live = decisions(node);
+        let text = live.to_string();
+        assert!(
+            text.contains("198.51.100.66"),
+            "{node} holds no decision on the attacker: {live:#}"
+        );
+    }
 
     // The notification reached the receiver, signed.
-    let got = wait_until(Duration::from_secs(10), || !deliveries().is_empty());
-    assert!(got.is_some(), "no notification reached the receiver");
+    let applied = |d: &serde_json::Value| {
+        d["body"].to_string().contains("action_applied")
+            && d["body"].to_string().contains("198.51.100.66")
+    };
+    let got = wait_until(Duration::from_secs(10), || deliveries().iter().any(applied));
     let all = deliveries();
     assert!(
-        all.iter().all(|d| d["verified"] == serde_json::Value::Bool(true)),
+        got.is_some(),
+        "no action_applied notice about the attacker reached the receiver: {all:#?}"
+    );
+    assert!(
+        all.iter()
+            .all(|d| d["verified"] == serde_json::Value::Bool(true)),
         "a delivery failed the signature check: {all:#?}"
     );
+    eprintln!("{} signed notices delivered to the receiver", all.len());
 
     // The block expires (30 s): traffic flows again.
     let back = wait_until(Duration::from_secs(60), || {
@@ -350,10 +400,21 @@ fn golden_path_in_the_compose_network() {
 
     // Scenario 2: web1 exploited → Falco alert → web1 isolated → reattached.
     assert!(reachable("http://web1:8080"));
-    let nets_before = docker_ok(&["inspect", "-f", "{{json .NetworkSettings.Networks}}", "web1"]);
+    let nets_before = docker_ok(&[
+        "inspect",
+        "-f",
+        "{{json .NetworkSettings.Networks}}",
+        "web1",
+    ]);
     let o = exec(
         "attacker",
-        &["demo-attack", "--kind", "exploit", "--target", "http://web1:8080"],
+        &[
+            "demo-attack",
+            "--kind",
+            "exploit",
+            "--target",
+            "http://web1:8080",
+        ],
     );
     assert!(o.status.success(), "exploit: {}", text(&o));
     let isolated = wait_until(Duration::from_secs(20), || {
@@ -362,7 +423,10 @@ fn golden_path_in_the_compose_network() {
     })
     .unwrap_or_else(|| panic!("web1 not isolated within 20 s of the exploit"));
     eprintln!("web1 isolated {isolated:.1?} after the exploit");
-    assert!(!reachable("http://web1:8080"), "isolated web1 still answers");
+    assert!(
+        !reachable("http://web1:8080"),
+        "isolated web1 still answers"
+    );
     let back = wait_until(Duration::from_secs(60), || {
         let nets = docker_ok(&["inspect", "-f", "{{len .NetworkSettings.Networks}}", "web1"]);
         nets.trim() != "0"
@@ -380,8 +444,15 @@ fn golden_path_in_the_compose_network() {
     for c in ["sentinel-investigator", "sentinel-edge"] {
         let killed = Instant::now();
         docker_ok(&["kill", c]);
-        let up = wait_until(Duration::from_secs(10), || health(c).starts_with("running/"))
-            .unwrap_or_else(|| panic!("{c} not running again within 10 s of docker kill: {}", health(c)));
+        let up = wait_until(Duration::from_secs(10), || {
+            health(c).starts_with("running/")
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "{c} not running again within 10 s of docker kill: {}",
+                health(c)
+            )
+        });
         let healthy = wait_until(Duration::from_secs(30), || health(c) == "running/healthy");
         eprintln!(
             "{c} killed: running again after {up:.1?}, healthy after {:.1?}",
