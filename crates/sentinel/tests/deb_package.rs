@@ -47,20 +47,24 @@ const FILES: [(&str, &str, &str); 9] = [
         "0/0",
     ),
 ];
-/// Where the package leaves anything: compared before the install and after the purge. /var/lib/dpkg
-/// (dpkg's own records) and /var/lib/apt are left out; so are the backups the shadow tools keep
-/// (/etc/passwd-, …) and their lock file, which any account change may create.
-const SNAPSHOT_ROOTS: [&str; 8] = [
+/// Where the package, dpkg, adduser and deb-systemd-helper may leave anything: compared before the install
+/// and after the purge (the trees whole; /var/lib only one level deep, as other services keep changing
+/// state there, with the subtrees ours may touch whole). Left out: the backups the shadow tools keep
+/// (/etc/passwd-, …) and their lock file, which any account change may create; dpkg's own records.
+const SNAPSHOT_TREES: [&str; 11] = [
     "/etc",
     "/usr/bin",
     "/usr/sbin",
     "/usr/lib/systemd",
     "/usr/share/doc",
-    "/var/lib",
     "/var/mail",
     "/home",
+    "/var/lib/sentinel",
+    "/var/lib/sentinel-supervise",
+    "/var/lib/systemd/deb-systemd-helper-enabled",
+    "/var/lib/systemd/deb-systemd-helper-masked",
 ];
-const SNAPSHOT_SKIP: [&str; 2] = ["/var/lib/dpkg", "/var/lib/apt"];
+const SNAPSHOT_SHALLOW: [&str; 2] = ["/var/lib", "/var/lib/systemd"];
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -98,13 +102,14 @@ fn dpkg(args: &[&str]) -> Command {
     c
 }
 
-/// `dpkg-query`'s status abbreviation for the package (`ii`, `rc`), or `None` when dpkg does not know it.
+/// `dpkg-query`'s status abbreviation for the package (`ii`, `rc`), or `None` when it is not on this
+/// machine (unknown to dpkg, or its status, the second letter, is `n`: not installed).
 fn package_status() -> Option<String> {
     let o = run(Command::new("dpkg-query").args(["-W", "-f=${db:Status-Abbrev}", "sentinel"]));
     o.status
         .success()
         .then(|| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .filter(|s| !s.is_empty() && !s.starts_with("un"))
+        .filter(|s| s.len() >= 2 && !s[1..].starts_with('n'))
 }
 
 /// A `getent` entry split at `:`, or `None` when there is none.
@@ -119,33 +124,33 @@ fn getent(db: &str, name: &str) -> Option<Vec<String>> {
     })
 }
 
-/// Every path under the roots (symlinks not followed), without the skipped trees and the shadow tools'
-/// backups.
+/// Every path in the trees and directly in the shallow directories (symlinks not followed), without the
+/// shadow tools' backups.
 fn snapshot() -> BTreeSet<PathBuf> {
-    fn walk(dir: &Path, out: &mut BTreeSet<PathBuf>) {
+    fn walk(dir: &Path, deep: bool, out: &mut BTreeSet<PathBuf>) {
         let Ok(entries) = std::fs::read_dir(dir) else {
             return;
         };
         for e in entries.flatten() {
             let p = e.path();
             let s = p.to_string_lossy();
-            if SNAPSHOT_SKIP.iter().any(|k| p.starts_with(k))
-                || (s.starts_with("/etc/") && (s.ends_with('-') || s.ends_with(".pwd.lock")))
-            {
+            if s.starts_with("/etc/") && (s.ends_with('-') || s.ends_with(".pwd.lock")) {
                 continue;
             }
             out.insert(p.clone());
-            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                walk(&p, out);
+            if deep && e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                walk(&p, deep, out);
             }
         }
     }
     let mut out = BTreeSet::new();
-    for root in SNAPSHOT_ROOTS {
-        let root = Path::new(root);
-        if root.symlink_metadata().is_ok() {
-            out.insert(root.to_path_buf());
-            walk(root, &mut out);
+    for (roots, deep) in [(&SNAPSHOT_TREES[..], true), (&SNAPSHOT_SHALLOW[..], false)] {
+        for root in roots {
+            let root = Path::new(root);
+            if root.symlink_metadata().is_ok() {
+                out.insert(root.to_path_buf());
+                walk(root, deep, &mut out);
+            }
         }
     }
     out
@@ -191,7 +196,11 @@ impl Drop for Installed {
     fn drop(&mut self) {
         if package_status().is_some() {
             let o = run(dpkg(&["--purge", "sentinel"]).env("PATH", system_path()));
-            eprintln!("clean-up: dpkg --purge sentinel: {}\n{}", o.status, said(&o));
+            eprintln!(
+                "clean-up: dpkg --purge sentinel: {}\n{}",
+                o.status,
+                said(&o)
+            );
         }
     }
 }
@@ -223,17 +232,14 @@ fn system_path() -> &'static str {
     "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 }
 
-/// The unit's identity and privileges as `setpriv` arguments, checked against what a fresh Debian has.
-fn setpriv_args(d: &[(String, String, String)]) -> Vec<String> {
-    let user = service(d, "User").expect("User=");
-    let group = service(d, "Group").expect("Group=");
-    assert_eq!((user, group), ("sentinel", "sentinel"));
+/// The unit's supplementary groups. systemd refuses to start a unit whose group does not exist
+/// (status=216/GROUP): only groups every Debian with systemd has (base-passwd's adm, systemd's
+/// systemd-journal), so that `systemctl start` works on a host without Docker.
+fn supplementary_groups(d: &[(String, String, String)]) -> Vec<&str> {
     let groups: Vec<&str> = service(d, "SupplementaryGroups")
         .unwrap_or("")
         .split_whitespace()
         .collect();
-    // systemd refuses to start a unit whose supplementary group does not exist (status=216/GROUP):
-    // only groups every Debian with systemd has (base-passwd's adm, systemd's systemd-journal).
     for g in &groups {
         assert!(
             ["adm", "systemd-journal"].contains(g),
@@ -241,6 +247,15 @@ fn setpriv_args(d: &[(String, String, String)]) -> Vec<String> {
         );
         assert!(getent("group", g).is_some(), "no group {g} here");
     }
+    groups
+}
+
+/// The unit's identity and privileges as `setpriv` arguments, checked against what a fresh Debian has.
+fn setpriv_args(d: &[(String, String, String)]) -> Vec<String> {
+    let user = service(d, "User").expect("User=");
+    let group = service(d, "Group").expect("Group=");
+    assert_eq!((user, group), ("sentinel", "sentinel"));
+    let groups = supplementary_groups(d);
     let caps = service(d, "AmbientCapabilities").unwrap_or("");
     assert_eq!(service(d, "CapabilityBoundingSet"), Some(caps));
     let caps: Vec<String> = caps
@@ -279,11 +294,16 @@ fn setpriv_args(d: &[(String, String, String)]) -> Vec<String> {
 /// A command run as the `sentinel` user with its groups, in the data directory, with systemd's PATH.
 fn as_sentinel(args: &[&str]) -> Command {
     let mut c = Command::new("setpriv");
-    c.args(["--reuid=sentinel", "--regid=sentinel", "--init-groups", "--"])
-        .args(args)
-        .env_clear()
-        .env("PATH", system_path())
-        .current_dir("/var/lib/sentinel");
+    c.args([
+        "--reuid=sentinel",
+        "--regid=sentinel",
+        "--init-groups",
+        "--",
+    ])
+    .args(args)
+    .env_clear()
+    .env("PATH", system_path())
+    .current_dir("/var/lib/sentinel");
     c
 }
 
@@ -346,10 +366,7 @@ fn inspect_package(deb: &Path, dir: &Path) {
             .to_owned()
     };
     assert_eq!(field("Package"), "sentinel");
-    assert_eq!(
-        field("Version"),
-        format!("{}-1", env!("CARGO_PKG_VERSION"))
-    );
+    assert_eq!(field("Version"), format!("{}-1", env!("CARGO_PKG_VERSION")));
     assert_eq!(field("Section"), "admin");
     let depends: Vec<String> = field("Depends")
         .split(',')
@@ -436,10 +453,12 @@ fn check_installed(before_uid: Option<u32>) -> (u32, u32) {
     for unit in ["sentinel.service", "sentinel-supervise.service"] {
         let installed = format!("/lib/systemd/system/{unit}");
         assert_eq!(owner_mode(&installed), (0, 0, 0o644));
+        let text = std::fs::read_to_string(&installed).unwrap();
         assert_eq!(
-            std::fs::read_to_string(&installed).unwrap(),
+            text,
             std::fs::read_to_string(workspace().join("deploy").join(unit)).unwrap()
         );
+        supplementary_groups(&directives(&text));
     }
     let binary = std::fs::metadata("/usr/bin/sentinel").unwrap();
     assert!(binary.len() > 0);
@@ -567,12 +586,7 @@ fn run_like_the_unit(dir: &Path) -> String {
         .unwrap_or_else(|e| panic!("api.addr: {e}\n{}", daemon.output()));
     let addr = addr.trim();
     assert!(addr.starts_with("127.0.0.1:"), "{addr}");
-    assert_eq!(
-        get_status(addr, "/ready"),
-        Some(200),
-        "{}",
-        daemon.output()
-    );
+    assert_eq!(get_status(addr, "/ready"), Some(200), "{}", daemon.output());
     let health = run(&mut as_sentinel(&[
         "/usr/bin/sentinel",
         "healthcheck",
@@ -636,7 +650,9 @@ fn run_like_the_unit(dir: &Path) -> String {
 #[test]
 fn the_debian_package_installs_runs_and_purges_cleanly() {
     if std::env::var("SENTINEL_SKIP_DEB").as_deref() == Ok("1") {
-        println!("SKIPPED: SENTINEL_SKIP_DEB=1 (the Debian package is not built, installed or purged)");
+        println!(
+            "SKIPPED: SENTINEL_SKIP_DEB=1 (the Debian package is not built, installed or purged)"
+        );
         return;
     }
     assert!(
@@ -668,8 +684,12 @@ fn the_debian_package_installs_runs_and_purges_cleanly() {
             "{p} exists: this machine has Sentinel installed; the test would replace and purge it"
         );
     }
-    assert!(getent("passwd", "sentinel").is_none(), "a user sentinel exists");
-    assert!(getent("group", "sentinel").is_none(), "a group sentinel exists");
+    for db in ["passwd", "group"] {
+        assert!(
+            getent(db, "sentinel").is_none(),
+            "{db} has an entry sentinel: Sentinel is (or was) installed here; the purge would delete it"
+        );
+    }
 
     let dir = tempfile::tempdir().unwrap();
     let deb = build_package(dir.path());
@@ -695,7 +715,10 @@ fn the_debian_package_installs_runs_and_purges_cleanly() {
     assert!(check.status.success(), "{}\n{check_said}", check.status);
     assert!(!check_said.contains("WARNING"), "{check_said}");
     assert!(check_said.contains("mode: observe"), "{check_said}");
-    assert!(check_said.contains("listen: 127.0.0.1:8000"), "{check_said}");
+    assert!(
+        check_said.contains("listen: 127.0.0.1:8000"),
+        "{check_said}"
+    );
 
     // The installed units, as systemd would read them.
     let verify = run(Command::new("systemd-analyze").args([
@@ -739,7 +762,10 @@ fn the_debian_package_installs_runs_and_purges_cleanly() {
         "/var/lib/sentinel/sentinel.db",
         "/var/lib/sentinel/audit/key.pub",
     ] {
-        assert!(Path::new(kept).exists(), "{kept} did not survive the removal");
+        assert!(
+            Path::new(kept).exists(),
+            "{kept} did not survive the removal"
+        );
     }
     assert!(getent("passwd", "sentinel").is_some());
 
