@@ -15,8 +15,8 @@ const PROXY_VARS: [&str; 4] = ["https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_P
 /// The variables read for the hosts that bypass it.
 const NO_PROXY_VARS: [&str; 2] = ["no_proxy", "NO_PROXY"];
 
-/// A proxy the provider clients tunnel through.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A proxy the provider clients tunnel through. `Debug` shows [`EnvProxy::shown`] (no credentials).
+#[derive(Clone, PartialEq, Eq)]
 pub struct EnvProxy {
     url: Url,
     var: &'static str,
@@ -70,6 +70,12 @@ impl EnvProxy {
                 .as_deref()
                 .and_then(reqwest::NoProxy::from_string),
         ))
+    }
+}
+
+impl std::fmt::Debug for EnvProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("EnvProxy").field(&self.shown()).finish()
     }
 }
 
@@ -162,7 +168,8 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(p.shown(), "http://192.0.2.1:3128 (HTTPS_PROXY)");
-        assert!(!format!("{}", p.shown()).contains("s3cret"));
+        assert!(!format!("{p:?}").contains("s3cret"));
+        assert!(p.to_reqwest().is_ok());
     }
 
     #[test]

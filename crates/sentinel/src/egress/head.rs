@@ -112,13 +112,12 @@ mod tests {
 
     #[test]
     fn requests_are_told_apart() {
-        let (r, len) = parse(
-            b"CONNECT api.example.com:443 HTTP/1.1\r\nHost: api.example.com:443\r\n\r\n\x16\x03",
-        )
-        .unwrap()
-        .unwrap();
+        // What follows the head (a TLS record sent early) is not part of it.
+        let bytes =
+            b"CONNECT api.example.com:443 HTTP/1.1\r\nHost: api.example.com:443\r\n\r\n\x16\x03";
+        let (r, len) = parse(bytes).unwrap().unwrap();
         assert_eq!(r, Request::Connect("api.example.com:443".parse().unwrap()));
-        assert_eq!(len, 65);
+        assert_eq!(len, bytes.len() - 2);
         let ready = parse(b"GET /ready HTTP/1.1\r\nHost: x\r\n\r\n")
             .unwrap()
             .unwrap();
