@@ -270,6 +270,27 @@ async fn a_falco_alert_isolates_its_container_until_the_ttl_runs_out() {
     assert_eq!(items[0]["subject"]["value"], web.as_str());
     assert_eq!(items[0]["severity"], "critical");
     assert_eq!(items[0]["detector"], "falco");
+    // Investigated without providers, and said so; the plan is the isolation, nothing else.
+    let detail = get(
+        &d,
+        &format!("/v1/alerts/{}", items[0]["id"].as_str().unwrap()),
+    )
+    .await;
+    let flags = detail["investigation"]["uncertainty"].to_string();
+    assert!(
+        flags.contains(&format!("container:{web} is not an address")),
+        "{detail}"
+    );
+    let plan = &detail["plans"][0];
+    assert_eq!(plan["actions"].as_array().unwrap().len(), 1, "{plan}");
+    assert_eq!(plan["actions"][0]["kind"], "isolate_container");
+    assert!(
+        plan["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("isolate_container_threat matched severity=critical risk=high"),
+        "{plan}"
+    );
 
     let live = isolations(&d, &web).await;
     assert_eq!(live.len(), 1, "{live:?}");
