@@ -205,6 +205,49 @@ fn decisions(container: &str) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("decisions list: {e}: {}", text(&o)))
 }
 
+/// The JSON log lines of `container` with `evt` equal to `event`.
+fn log_events(container: &str, event: &str) -> Vec<serde_json::Value> {
+    let o = docker(&["logs", container]);
+    let all = text(&o);
+    all.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["evt"] == event)
+        .collect()
+}
+
+fn ts_ms(v: &serde_json::Value) -> i64 {
+    let ts = v["ts"].as_str().unwrap_or_default();
+    time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339)
+        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+        .unwrap_or_else(|e| panic!("bad ts {ts:?}: {e}"))
+}
+
+/// Detection to containment, from the nodes' own logs: the sensor's first `alert_raised` about `subject`
+/// in `scenario`, then each responder's `action_recorded` (applied) of that alert's trace. Milliseconds.
+fn detection_to_containment(
+    scenario: &str,
+    subject: &str,
+    responders: &[&str],
+) -> Vec<(String, i64)> {
+    let alert = log_events("sentinel-edge", "alert_raised")
+        .into_iter()
+        .find(|a| a["scenario"] == scenario && a["subject"] == subject)
+        .unwrap_or_else(|| panic!("the sensor raised no {scenario} alert about {subject}"));
+    let trace = alert["trace"].clone();
+    responders
+        .iter()
+        .map(|r| {
+            let applied = log_events(r, "action_recorded")
+                .into_iter()
+                .find(|a| a["trace"] == trace && a["state"] == "applied")
+                .unwrap_or_else(|| {
+                    panic!("{r} applied nothing for the {scenario} alert ({trace})")
+                });
+            (r.to_string(), ts_ms(&applied) - ts_ms(&alert))
+        })
+        .collect()
+}
+
 #[test]
 fn golden_path_in_the_compose_network() {
     if std::env::var_os("SENTINEL_SKIP_DOCKER_E2E").is_some_and(|v| v == "1") {
@@ -356,6 +399,18 @@ fn golden_path_in_the_compose_network() {
         cut
     );
     // Measurably cut off: every connection attempt of a burst fails; web1 has no responder and still answers.
+    let times = detection_to_containment(
+        "ssh_bruteforce",
+        "ip:198.51.100.66",
+        &["sentinel-responder-db1", "sentinel-responder-app1"],
+    );
+    for (node, ms) in &times {
+        eprintln!("DETECTION-TO-CONTAINMENT ssh_bruteforce → block_ip on {node}: {ms} ms");
+        assert!(
+            *ms < 10_000,
+            "{node} contained the attacker {ms} ms after detection (target: < 10 s)"
+        );
+    }
     let failed = (0..5).filter(|_| !reachable("db1:2222")).count();
     assert_eq!(failed, 5, "connections to db1 still get through");
     assert!(
@@ -423,6 +478,17 @@ fn golden_path_in_the_compose_network() {
     })
     .unwrap_or_else(|| panic!("web1 not isolated within 20 s of the exploit"));
     eprintln!("web1 isolated {isolated:.1?} after the exploit");
+    for (node, ms) in detection_to_containment(
+        "container_runtime_threat",
+        "container:web1",
+        &["sentinel-edge"],
+    ) {
+        eprintln!("DETECTION-TO-CONTAINMENT container_runtime_threat → isolate_container on {node}: {ms} ms");
+        assert!(
+            ms < 10_000,
+            "{node} isolated web1 {ms} ms after detection (target: < 10 s)"
+        );
+    }
     assert!(
         !reachable("http://web1:8080"),
         "isolated web1 still answers"
@@ -432,7 +498,24 @@ fn golden_path_in_the_compose_network() {
         nets.trim() != "0"
     })
     .unwrap_or_else(|| panic!("web1 not reattached 60 s after its isolation (30 s TTL)"));
-    eprintln!("web1 reattached {back:.1?} later: {nets_before}");
+    let ip = |c: &str| {
+        docker_ok(&[
+            "inspect",
+            "-f",
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
+            c,
+        ])
+    };
+    assert_eq!(
+        ip("web1").trim(),
+        "198.51.100.12",
+        "web1 back with another address"
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || reachable("http://web1:8080")).is_some(),
+        "web1 reattached but does not answer"
+    );
+    eprintln!("web1 reattached {back:.1?} later and answers again (was {nets_before} networks)");
 
     // Every node's audit log verifies.
     for c in NODES {
