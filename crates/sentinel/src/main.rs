@@ -57,8 +57,7 @@ enum Command {
     /// Exit code 0; 1 when some file could not be read (the others' results stand, PARTIAL); 2 on a usage
     /// or configuration error, or when no file could be read at all.
     Replay(cmd::replay::ReplayArgs),
-    /// Write synthetic logs with a known answer (for benchmarks and tests).
-    #[command(hide = true)]
+    /// Write synthetic logs with a known answer, to try `replay` on (and for benchmarks and tests).
     GenLogs(cmd::gen_logs::GenArgs),
     /// Check Sentinel's tamper-evident records offline: the audit log (verify, show, tail, archive)
     /// and the JSON log file's hash chain (verify-logs). Works without the daemon.

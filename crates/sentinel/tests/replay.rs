@@ -262,6 +262,48 @@ fn cli_outputs_matches_json_and_reads_gzip_and_stdin() {
     );
 }
 
+/// `sentinel replay --matches auth.log | head` (the README's example): the reader closing the pipe
+/// early is no error. Both outputs here (the matches, the JSON summary of some 3,000 alerts) are far
+/// more than a pipe holds, so the writes after the close fail with EPIPE; replay exits 0 and says
+/// nothing, as ripgrep does.
+#[test]
+fn a_reader_that_closes_the_pipe_early_is_no_error() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = write_sshd(dir.path(), 20_000, 1_000, 200);
+    let path = path.to_str().unwrap();
+    for args in [["--matches", path], ["--json", path]] {
+        let full = command(dir.path())
+            .arg("replay")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(full.status.success(), "{args:?}: {full:?}");
+        assert!(
+            full.stdout.len() > 256 * 1024,
+            "{args:?}: {} bytes fit in a pipe: the test would prove nothing",
+            full.stdout.len()
+        );
+        let mut child = command(dir.path())
+            .arg("replay")
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        assert!(!first.is_empty(), "{args:?}: no output");
+        // The reader was dropped with its BufReader: the pipe is closed after one line.
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(stderr.is_empty(), "{args:?}: {stderr}");
+    }
+}
+
 fn replay_cli(dir: &Path, args: &[&str]) -> (Option<i32>, serde_json::Value, String) {
     let out = command(dir)
         .arg("replay")

@@ -1,5 +1,6 @@
-//! `sentinel gen-logs` (hidden): write synthetic logs with a known answer to standard output, for the
-//! benchmarks in `bench/` and for tests. The generators live in [`sentinel::loggen`].
+//! `sentinel gen-logs`: write synthetic logs with a known answer to standard output, to try `sentinel
+//! replay` on (the README does), for the benchmarks in `bench/` and for tests. The generators live in
+//! [`sentinel::loggen`].
 
 use clap::{Args, ValueEnum};
 use std::io::Write;

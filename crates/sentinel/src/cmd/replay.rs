@@ -98,9 +98,23 @@ pub fn run(a: ReplayArgs) -> ExitCode {
         Ok(summary) if summary.nothing_read() => ExitCode::from(2),
         Ok(summary) if summary.is_partial() => ExitCode::from(1),
         Ok(_) => ExitCode::SUCCESS,
+        // The reader closed the pipe (`sentinel replay --matches auth.log | head`): it has what it
+        // wanted. Exit 0 quietly, as ripgrep does, not with an error the reader did not make.
+        Err(e) if closed_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("sentinel replay: {e:#}");
             ExitCode::from(2)
         }
     }
+}
+
+/// Whether writing the output failed because its reader went away (EPIPE), in the matches or the
+/// summary (the JSON summary's error wraps the I/O error).
+fn closed_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .map(std::io::Error::kind)
+            .or_else(|| c.downcast_ref::<serde_json::Error>()?.io_error_kind())
+            == Some(std::io::ErrorKind::BrokenPipe)
+    })
 }
