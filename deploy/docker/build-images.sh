@@ -28,7 +28,8 @@ need_packages=()
 [[ -x /usr/sbin/nft ]] || need_packages+=(nftables)
 [[ -x /usr/bin/redis-server ]] || need_packages+=(redis-server)
 compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || need_packages+=(postgresql)
-[[ -x /bin/busybox ]] || need_packages+=(busybox-static)
+# busybox-static, not Debian's dynamically linked busybox: it is /bin/sh in an image without its libraries.
+{ ldd /bin/busybox 2>&1 || true; } | grep -Eq "statically linked|not a dynamic executable" || need_packages+=(busybox-static)
 if ((${#need_packages[@]})); then
     if [[ $(id -u) -ne 0 ]]; then
         echo "build-images: install ${need_packages[*]} (Debian packages) first" >&2
@@ -53,7 +54,7 @@ else
     RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --locked --target "$TRIPLE" -p sentinel
     BIN=$ROOT/target/$TRIPLE/release/sentinel
 fi
-if ! ldd "$BIN" 2>&1 | grep -Eq "statically linked|not a dynamic executable"; then
+if ! { ldd "$BIN" 2>&1 || true; } | grep -Eq "statically linked|not a dynamic executable"; then
     echo "build-images: $BIN is not statically linked:" >&2
     ldd "$BIN" >&2 || true
     exit 1
@@ -68,6 +69,11 @@ bundle() {
     shift
     local f lib
     for f in "$@"; do
+        if ldd "$f" 2>/dev/null | grep -q "not found"; then
+            echo "build-images: $f needs a library this machine does not have:" >&2
+            ldd "$f" | grep "not found" >&2
+            exit 1
+        fi
         mkdir -p "$dest$(dirname "$f")"
         cp -L "$f" "$dest$f"
         while read -r lib; do

@@ -1,9 +1,9 @@
 //! The golden path in the Docker Compose demonstration network (deploy/docker-compose.yml), on the
 //! machine's real Docker Engine with the images deploy/docker/build-images.sh builds from scratch:
-//! every container healthy within 60 s; the attacker brute-forces the ssh-like db1 and the web login of
-//! app1 → alert → investigation → plan → both targets' responders block it (nftables in each target's
-//! network namespace) → a signed notification reaches the receiver → the attacker's traffic is cut off
-//! → the block expires → traffic flows again; an exploit of web1 → a Falco runtime alert → web1 isolated
+//! every container healthy within 60 s; the attacker brute-forces the ssh-like db1 → alert →
+//! investigation → plan → both targets' responders block it (nftables in each target's network
+//! namespace) → a signed notification reaches the receiver → the attacker's traffic is cut off (others'
+//! is not) → the block expires → traffic flows again; then the web login of app1 → blocked again; an exploit of web1 → a Falco runtime alert → web1 isolated
 //! through the Docker Engine → reattached when its time is up; every node's audit log verifies; a killed
 //! Sentinel container is running again within 10 s. Detection-to-containment times are printed.
 //!
@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 
 const PROJECT: &str = "sentinel-e2e";
 /// The notification receiver's address on the `control` network (deploy/docker-compose.yml).
-const RECEIVER: &str = "192.0.2.50:8080";
+const RECEIVER: &str = "198.51.100.170:8080";
+/// The API node's address on the `control` network.
+const API: &str = "198.51.100.152:8080";
 /// Every container of the network, by its `container_name`.
 const CONTAINERS: &[&str] = &[
     "redis",
@@ -175,11 +177,18 @@ fn health(container: &str) -> String {
 /// A plain HTTP/1.0 GET from this host to a container's address on the Compose networks (the test's own
 /// documentation-range subnets): the status and the body.
 fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    http_get_with(addr, path, None)
+}
+
+fn http_get_with(addr: &str, path: &str, key: Option<&str>) -> Option<(u16, String)> {
     use std::io::{Read, Write};
     let mut s =
         std::net::TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_secs(2)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let auth = key
+        .map(|k| format!("Authorization: Bearer {k}\r\n"))
+        .unwrap_or_default();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n{auth}\r\n").ok()?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).ok()?;
     let raw = String::from_utf8_lossy(&buf);
@@ -353,14 +362,15 @@ fn golden_path_in_the_compose_network() {
             "{c}: capabilities not dropped: {cfg}"
         );
         assert!(
-            cfg.contains("no-new-privileges"),
+            cfg.contains(r#"["no-new-privileges:true"]"#),
             "{c}: no-new-privileges missing: {cfg}"
         );
         assert!(cfg.trim_end().ends_with("unless-stopped"), "{c}: {cfg}");
         let added = cfg.split(' ').nth(2).unwrap_or_default();
+        let responder = c.starts_with("sentinel-responder-");
         assert!(
-            added == "null" || added == r#"["NET_ADMIN"]"#,
-            "{c} adds more than NET_ADMIN: {cfg}"
+            (responder && added == r#"["NET_ADMIN"]"#) || (!responder && added == "null"),
+            "{c} adds capabilities it should not (only the responders add NET_ADMIN): {cfg}"
         );
     }
 
@@ -370,6 +380,15 @@ fn golden_path_in_the_compose_network() {
             reachable(target),
             "attacker cannot reach {target} before the attack"
         );
+    }
+
+    // The attacker has no way to Sentinel's control network or out of the lan.
+    for target in [
+        "198.51.100.140:6379",
+        "198.51.100.141:5432",
+        "198.51.100.194:3128",
+    ] {
+        assert!(!reachable(target), "the attacker reaches {target}");
     }
 
     // Scenario 1: ssh-like brute force on db1.
@@ -428,6 +447,45 @@ fn golden_path_in_the_compose_network() {
         );
     }
 
+    // The API node's picture (its PostgreSQL store): the alert, its investigation, its plan and the actions.
+    let key = exec("sentinel-api", &["keys", "create", "--role", "viewer"]);
+    assert!(key.status.success(), "keys create: {}", text(&key));
+    let key = String::from_utf8_lossy(&key.stdout).trim().to_owned();
+    let mut story = serde_json::Value::Null;
+    let found = wait_until(Duration::from_secs(10), || {
+        let Some((200, page)) =
+            http_get_with(API, "/v1/alerts?scenario=ssh_bruteforce", Some(&key))
+        else {
+            return false;
+        };
+        let page: serde_json::Value = serde_json::from_str(&page).unwrap_or_default();
+        let Some(id) = page["items"][0]["id"].as_str() else {
+            return false;
+        };
+        let Some((200, detail)) = http_get_with(API, &format!("/v1/alerts/{id}"), Some(&key))
+        else {
+            return false;
+        };
+        story = serde_json::from_str(&detail).unwrap_or_default();
+        let applied = story["actions"]
+            .as_array()
+            .map(|a| a.iter().filter(|r| r["state"] == "applied").count())
+            .unwrap_or(0);
+        !story["investigation"].is_null()
+            && story["plans"].as_array().is_some_and(|p| !p.is_empty())
+            && applied >= 1
+    });
+    assert!(
+        found.is_some(),
+        "the API node does not show the alert with its investigation, plan and applied actions: {story:#}"
+    );
+    eprintln!(
+        "the API node shows the alert, its investigation (risk {}), {} plan(s) and {} action record(s)",
+        story["investigation"]["risk_score"],
+        story["plans"].as_array().map_or(0, Vec::len),
+        story["actions"].as_array().map_or(0, Vec::len)
+    );
+
     // The notification reached the receiver, signed.
     let applied = |d: &serde_json::Value| {
         d["body"].to_string().contains("action_applied")
@@ -453,8 +511,54 @@ fn golden_path_in_the_compose_network() {
     .unwrap_or_else(|| panic!("the attacker is still cut off 60 s after the block (30 s TTL)"));
     eprintln!("block expired: traffic flows again {back:.1?} later");
 
-    // Scenario 2: web1 exploited → Falco alert → web1 isolated → reattached.
-    assert!(reachable("http://web1:8080"));
+    // Scenario 2: the web login of app1, brute-forced → blocked again (a repeat offender: longer).
+    let o = exec(
+        "attacker",
+        &[
+            "demo-attack",
+            "--kind",
+            "http",
+            "--target",
+            "http://app1:8080",
+            "--attempts",
+            "25",
+            "--interval",
+            "20",
+            "--timeout",
+            "1000",
+        ],
+    );
+    assert!(o.status.success(), "http attack: {}", text(&o));
+    let cut = wait_until(Duration::from_secs(20), || !reachable("http://app1:8080"))
+        .unwrap_or_else(|| {
+            panic!("the attacker is not cut off from app1 within 20 s of the http brute force")
+        });
+    eprintln!("http brute force: attacker cut off from app1 {cut:.1?} after it ended");
+    let alert = log_events("sentinel-edge", "alert_raised")
+        .into_iter()
+        .find(|a| {
+            a["subject"] == "ip:198.51.100.66"
+                && a["scenario"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with("http_"))
+        })
+        .unwrap_or_else(|| panic!("no http alert about the attacker"));
+    let scenario = alert["scenario"].as_str().unwrap_or_default().to_owned();
+    for (node, ms) in
+        detection_to_containment(&scenario, "ip:198.51.100.66", &["sentinel-responder-app1"])
+    {
+        eprintln!("DETECTION-TO-CONTAINMENT {scenario} → block_ip on {node}: {ms} ms");
+        assert!(
+            ms < 10_000,
+            "{node} contained the attacker {ms} ms after detection (target: < 10 s)"
+        );
+    }
+
+    // Scenario 3: web1 exploited → Falco alert → web1 isolated → reattached.
+    assert!(
+        reachable("http://web1:8080"),
+        "web1 does not answer the attacker before the exploit"
+    );
     let nets_before = docker_ok(&[
         "inspect",
         "-f",
@@ -536,10 +640,17 @@ fn golden_path_in_the_compose_network() {
                 health(c)
             )
         });
-        let healthy = wait_until(Duration::from_secs(30), || health(c) == "running/healthy");
+        wait_until(Duration::from_secs(30), || health(c) == "running/healthy").unwrap_or_else(
+            || {
+                panic!(
+                    "{c} not healthy again within 30 s of docker kill: {}",
+                    health(c)
+                )
+            },
+        );
         eprintln!(
             "{c} killed: running again after {up:.1?}, healthy after {:.1?}",
-            healthy.map(|_| killed.elapsed())
+            killed.elapsed()
         );
     }
 }
