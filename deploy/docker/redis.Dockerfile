@@ -8,4 +8,5 @@ VOLUME ["/data"]
 EXPOSE 6379
 HEALTHCHECK --interval=2s --timeout=3s --start-period=10s --retries=3 CMD ["/usr/bin/redis-cli", "ping"]
 ENTRYPOINT ["/usr/bin/redis-server"]
-CMD ["--bind", "0.0.0.0", "--protected-mode", "no", "--dir", "/data", "--appendonly", "yes"]
+# Alone, it answers only on loopback (protected mode, no password); the Compose file sets a password.
+CMD ["--protected-mode", "yes", "--dir", "/data", "--appendonly", "yes"]
